@@ -1,0 +1,155 @@
+"""Emulator configuration: profile, lifetimes, tenants, apps and users (TOML)."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .faults import FaultRule
+from .identity import ALL_ROLES
+from .store import MailboxSpec
+from .throttle import Limits
+
+
+class EmulatorConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    client_id: str
+    name: str = "copyengine"
+    secret: str | None = None
+    certificate: str | None = None  # "generate" or a path to a PEM certificate
+    roles: tuple[str, ...] = ALL_ROLES
+
+
+@dataclass(frozen=True)
+class UserConfig:
+    upn: str
+    mailbox: MailboxSpec = field(default_factory=MailboxSpec)
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    name: str
+    domain: str
+    id: str | None = None
+    apps: tuple[AppConfig, ...] = ()
+    users: tuple[UserConfig, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    profile: str = "exchange"
+    time_scale: float = 60.0
+    limits: dict[str, Any] = field(default_factory=dict)
+    token_lifetime: float = 3600.0
+    session_lifetime: float = 900.0
+    delta_token_ttl: float = 7 * 86400.0
+    max_body_bytes: int = 150 * 1024 * 1024
+    default_page_size: int = 10
+    shuffle_exports: bool = True
+    tls: bool = True
+    state_dir: Path | None = None
+    seed: int = 0
+    tenants: tuple[TenantConfig, ...] = ()
+    faults: tuple[dict[str, Any], ...] = ()
+
+    def make_limits(self) -> Limits:
+        try:
+            return Limits.profile(self.profile, self.time_scale, **self.limits)
+        except TypeError as exc:
+            raise EmulatorConfigError(f"emulator.limits: {exc}") from exc
+
+
+def _take(raw: dict[str, Any], where: str, allowed: set[str]) -> None:
+    extra = set(raw) - allowed
+    if extra:
+        raise EmulatorConfigError(f"{where}: unknown keys {sorted(extra)}")
+
+
+def parse_user(raw: dict[str, Any], where: str) -> UserConfig:
+    _take(raw, where, {"upn", "mailbox"})
+    if "upn" not in raw or "@" not in str(raw["upn"]):
+        raise EmulatorConfigError(f"{where}.upn: a user principal name is required")
+    try:
+        spec = MailboxSpec.parse(raw.get("mailbox"))
+    except (TypeError, ValueError) as exc:
+        raise EmulatorConfigError(f"{where}.mailbox: {exc}") from exc
+    return UserConfig(upn=str(raw["upn"]), mailbox=spec)
+
+
+def parse_tenant(raw: dict[str, Any], where: str) -> TenantConfig:
+    _take(raw, where, {"name", "domain", "id", "apps", "users", "user_sets"})
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise EmulatorConfigError(f"{where}.name: required")
+    domain = str(raw.get("domain", f"{name}.example"))
+    apps = []
+    for i, a in enumerate(raw.get("apps", [])):
+        w = f"{where}.apps[{i}]"
+        _take(a, w, {"client_id", "name", "secret", "certificate", "roles"})
+        if "client_id" not in a:
+            raise EmulatorConfigError(f"{w}.client_id: required")
+        roles = tuple(a.get("roles", ALL_ROLES))
+        unknown = set(roles) - set(ALL_ROLES)
+        if unknown:
+            raise EmulatorConfigError(f"{w}.roles: unknown permissions {sorted(unknown)}")
+        apps.append(
+            AppConfig(
+                client_id=str(a["client_id"]),
+                name=str(a.get("name", "copyengine")),
+                secret=a.get("secret"),
+                certificate=a.get("certificate"),
+                roles=roles,
+            )
+        )
+    users = [parse_user(u, f"{where}.users[{i}]") for i, u in enumerate(raw.get("users", []))]
+    for i, s in enumerate(raw.get("user_sets", [])):
+        w = f"{where}.user_sets[{i}]"
+        _take(s, w, {"prefix", "count", "mailbox", "start"})
+        start = int(s.get("start", 1))
+        for n in range(start, start + int(s.get("count", 1))):
+            users.append(parse_user({"upn": f"{s.get('prefix', 'user')}{n:04d}@{domain}",
+                                     "mailbox": s.get("mailbox")}, w))
+    return TenantConfig(
+        name=name, domain=domain, id=raw.get("id"), apps=tuple(apps), users=tuple(users)
+    )
+
+
+def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> EmulatorConfig:
+    _take(raw, "<root>", {"emulator", "tenants", "faults"})
+    emu = dict(raw.get("emulator", {}))
+    allowed = set(EmulatorConfig.__dataclass_fields__) - {"tenants", "faults"}
+    _take(emu, "emulator", allowed)
+    if "state_dir" in emu:
+        p = Path(emu["state_dir"])
+        emu["state_dir"] = p if p.is_absolute() or base_dir is None else base_dir / p
+    tenants = tuple(
+        parse_tenant(t, f"tenants[{i}]") for i, t in enumerate(raw.get("tenants", []))
+    )
+    faults = tuple(raw.get("faults", []))
+    for i, f in enumerate(faults):
+        try:
+            FaultRule.parse(f)
+        except (TypeError, ValueError) as exc:
+            raise EmulatorConfigError(f"faults[{i}]: {exc}") from exc
+    try:
+        cfg = EmulatorConfig(tenants=tenants, faults=faults, **emu)
+    except TypeError as exc:
+        raise EmulatorConfigError(f"emulator: {exc}") from exc
+    cfg.make_limits()
+    return cfg
+
+
+def load_config(path: Path) -> EmulatorConfig:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise EmulatorConfigError(f"{path}: file not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise EmulatorConfigError(f"{path}: {exc}") from exc
+    return parse_config(raw, path.parent)

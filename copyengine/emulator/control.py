@@ -1,0 +1,253 @@
+"""Identity endpoints (discovery + token) and the ``/_emulator`` control surface."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from aiohttp import web
+
+from .config import EmulatorConfigError, parse_tenant, parse_user
+from .faults import FaultRule
+from .graph import EMU, json_response
+from .identity import AuthError
+from .throttle import Limits
+
+
+def _origin(request: web.Request) -> str:
+    return f"{request.scheme}://{request.host}"
+
+
+# -- identity ----------------------------------------------------------------------------------
+async def instance_discovery(request: web.Request) -> web.Response:
+    """``/common/discovery/instance`` as msal calls it when given a discovery URL."""
+    auth_ep = request.query.get("authorization_endpoint", "")
+    parts = [p for p in urlsplit(auth_ep).path.split("/") if p]
+    tenant = parts[0] if parts else "common"
+    origin = _origin(request)
+    host = request.host
+    return json_response({
+        "tenant_discovery_endpoint": f"{origin}/{tenant}/v2.0/.well-known/openid-configuration",
+        "api-version": "1.1",
+        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+    })
+
+
+async def openid_configuration(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    ref = request.match_info["tenant"]
+    tenant = emu.tokens.tenant(ref)
+    if tenant is None:
+        return json_response({"error": "invalid_tenant",
+                              "error_description": f"AADSTS90002: Tenant '{ref}' not found."},
+                             400)
+    origin = _origin(request)
+    base = f"{origin}/{tenant.id}"
+    return json_response({
+        "token_endpoint": f"{base}/oauth2/v2.0/token",
+        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+        "issuer": f"{origin}/{tenant.id}/v2.0",
+        "jwks_uri": f"{base}/discovery/v2.0/keys",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
+                                                  "client_secret_basic"],
+        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+        "grant_types_supported": ["client_credentials"],
+        "tenant_region_scope": "EU",
+    })
+
+
+async def token(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    ref = request.match_info["tenant"]
+    form = {k: str(v) for k, v in (await request.post()).items()}
+    tenant = emu.tokens.tenant(ref)
+    token_url = f"{_origin(request)}/{tenant.id if tenant else ref}/oauth2/v2.0/token"
+    # msal signs the assertion for the endpoint it discovered; accept the URL as requested too.
+    requested_url = f"{_origin(request)}{request.path}"
+    try:
+        try:
+            body = emu.tokens.issue(ref, form, token_url)
+        except AuthError as first:
+            if requested_url == token_url or "client_assertion" not in form:
+                raise
+            try:
+                body = emu.tokens.issue(ref, form, requested_url)
+            except AuthError:
+                raise first from None
+    except AuthError as err:
+        emu.stats.token_requests[err.status] += 1
+        return json_response({
+            "error": err.error,
+            "error_description": err.description,
+            "error_codes": [int(err.description[6:].split(":")[0])]
+            if err.description.startswith("AADSTS") else [],
+            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+            "trace_id": str(uuid.uuid4()),
+            "correlation_id": request.headers.get("client-request-id", str(uuid.uuid4())),
+        }, err.status)
+    emu.stats.token_requests[200] += 1
+    return json_response(body)
+
+
+# -- control -----------------------------------------------------------------------------------
+async def _json(request: web.Request) -> Any:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise web.HTTPBadRequest(text=f"invalid JSON: {exc}") from exc
+
+
+def _bad(msg: str) -> web.Response:
+    return json_response({"error": msg}, 400)
+
+
+async def get_directory(request: web.Request) -> web.Response:
+    return json_response(request.app[EMU].directory())
+
+
+async def post_tenant(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    try:
+        tc = parse_tenant(await _json(request), "tenant")
+        tenant = emu.add_tenant(tc)
+    except (EmulatorConfigError, ValueError) as exc:
+        return _bad(str(exc))
+    return json_response({"id": tenant.id, "name": tenant.name}, 201)
+
+
+async def post_user(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    tenant = emu.tokens.tenant(request.match_info["tenant"])
+    if tenant is None:
+        return json_response({"error": "unknown tenant"}, 404)
+    try:
+        uc = parse_user(await _json(request), "user")
+        mbx = emu.add_user(tenant, uc)
+    except (EmulatorConfigError, ValueError) as exc:
+        return _bad(str(exc))
+    return json_response({"upn": mbx.upn, "mailboxId": mbx.id, "items": len(mbx.items)}, 201)
+
+
+async def get_snapshot(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    mbx = emu.mailbox(request.match_info["mailbox"])
+    if mbx is None:
+        return json_response({"error": "unknown mailbox"}, 404)
+    return json_response(mbx.snapshot())
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    body = emu.stats.as_dict()
+    body["limits"] = emu.limits.as_dict()
+    body["sessions"] = len(emu.sessions)
+    return json_response(body)
+
+
+async def reset_stats(request: web.Request) -> web.Response:
+    request.app[EMU].stats.reset()
+    return web.Response(status=204)
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return json_response({"rules": [r.as_dict() for r in request.app[EMU].faults.rules]})
+
+
+async def put_faults(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    body = await _json(request)
+    try:
+        rules = [FaultRule.parse(r) for r in body.get("rules", [])]
+    except (TypeError, ValueError) as exc:
+        return _bad(str(exc))
+    emu.faults.replace(rules, int(body.get("seed", emu.config.seed)))
+    return json_response({"rules": [r.as_dict() for r in rules]})
+
+
+async def delete_faults(request: web.Request) -> web.Response:
+    request.app[EMU].faults.replace([])
+    return web.Response(status=204)
+
+
+async def put_limits(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    body = dict(await _json(request))
+    profile = body.pop("profile", emu.limits.name)
+    scale = float(body.pop("time_scale", emu.config.time_scale))
+    try:
+        limits = Limits.profile(profile, scale, **body)
+    except (TypeError, ValueError) as exc:
+        return _bad(str(exc))
+    emu.set_limits(limits)
+    return json_response(limits.as_dict())
+
+
+async def revoke_tokens(request: web.Request) -> web.Response:
+    body = await _json(request)
+    n = request.app[EMU].tokens.revoke_all(body.get("client_id"))
+    return json_response({"revoked": n})
+
+
+async def expire_sessions(request: web.Request) -> web.Response:
+    body = await _json(request)
+    n = request.app[EMU].expire_sessions(body.get("mailboxId"))
+    return json_response({"expired": n})
+
+
+async def expire_delta(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    body = await _json(request)
+    ref = body.get("mailboxId")
+    boxes = [emu.mailbox(ref)] if ref else list(emu.mailboxes.values())
+    for m in boxes:
+        if m is None:
+            return json_response({"error": "unknown mailbox"}, 404)
+        m.delta_epoch += 1
+    return json_response({"expired": len(boxes)})
+
+
+async def post_mailbox_change(request: web.Request) -> web.Response:
+    """Test helper: delete (``{"delete": [ids]}``) items in a mailbox behind the API's back."""
+    emu = request.app[EMU]
+    mbx = emu.mailbox(request.match_info["mailbox"])
+    if mbx is None:
+        return json_response({"error": "unknown mailbox"}, 404)
+    body = await _json(request)
+    deleted = 0
+    for item_id in body.get("delete", []):
+        it = mbx.items.get(item_id)
+        if it is not None:
+            mbx.delete_item(it)
+            deleted += 1
+    return json_response({"deleted": deleted})
+
+
+def add_identity_routes(app: web.Application) -> None:
+    app.router.add_get("/common/discovery/instance", instance_discovery)
+    app.router.add_get("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration)
+    app.router.add_post("/{tenant}/oauth2/v2.0/token", token)
+
+
+def add_control_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/_emulator/directory", get_directory)
+    r.add_post("/_emulator/tenants", post_tenant)
+    r.add_post("/_emulator/tenants/{tenant}/users", post_user)
+    r.add_get("/_emulator/mailboxes/{mailbox}/snapshot", get_snapshot)
+    r.add_post("/_emulator/mailboxes/{mailbox}/changes", post_mailbox_change)
+    r.add_get("/_emulator/stats", get_stats)
+    r.add_post("/_emulator/stats/reset", reset_stats)
+    r.add_get("/_emulator/faults", get_faults)
+    r.add_put("/_emulator/faults", put_faults)
+    r.add_delete("/_emulator/faults", delete_faults)
+    r.add_put("/_emulator/limits", put_limits)
+    r.add_post("/_emulator/tokens/revoke", revoke_tokens)
+    r.add_post("/_emulator/import-sessions/expire", expire_sessions)
+    r.add_post("/_emulator/delta/expire", expire_delta)

@@ -1,0 +1,126 @@
+"""Fault injection: rules matched per call, by probability and/or scripted counts.
+
+A rule is a table such as ``{"kind": "drop_after", "calls": ["importItem"], "count": 2}`` or
+``{"kind": "http_503", "probability": 0.02, "retry_after": 1.5}``. Kinds:
+
+``http_503`` / ``http_504``   answer the error (``retry_after`` seconds, optional)
+``drop_before``               close the connection without processing the request
+``drop_after``                process the request (an import is committed), then drop
+``slow``                      add ``delay`` seconds before answering
+``export_item_error``         in exportItems, one listed item was deleted meanwhile: it comes
+                              back as a per-item ``ErrorItemNotFound``
+``session_expire``            the import session dies before this import (401, or ``status``)
+``token_revoke``              the caller's access token is revoked (401)
+``delta_expire``              the delta token is gone (410 ``syncStateNotFound``)
+``mailbox_not_found``         the mailbox does not exist (404)
+
+Matching fields: ``calls`` (call names, default all), ``mailbox`` (id or UPN), ``after``
+(skip the first N matches), ``count`` (fire at most N times), ``probability`` (default 1).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = frozenset(
+    {
+        "http_503",
+        "http_504",
+        "drop_before",
+        "drop_after",
+        "slow",
+        "export_item_error",
+        "session_expire",
+        "token_revoke",
+        "delta_expire",
+        "mailbox_not_found",
+    }
+)
+
+CALLS = frozenset(
+    {
+        "resolveMailbox", "listFolders", "getFolder", "listChildFolders", "folderDelta",
+        "createFolder", "updateFolder", "deleteFolder", "listItems", "getItem", "itemDelta",
+        "deleteItem", "exportItems", "createImportSession", "importItem",
+    }
+)
+
+
+@dataclass
+class FaultRule:
+    kind: str
+    calls: frozenset[str] = field(default_factory=frozenset)
+    mailbox: str | None = None
+    after: int = 0
+    count: int | None = None
+    probability: float = 1.0
+    retry_after: float | None = None
+    delay: float = 1.0
+    status: int = 401
+    seen: int = 0
+    fired: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> FaultRule:
+        raw = dict(raw)
+        kind = raw.pop("kind", None)
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; expected one of {sorted(KINDS)}")
+        calls = frozenset(raw.pop("calls", ()) or ())
+        unknown = calls - CALLS
+        if unknown:
+            raise ValueError(f"unknown call names in fault rule: {sorted(unknown)}")
+        allowed = {"mailbox", "after", "count", "probability", "retry_after", "delay", "status"}
+        extra = set(raw) - allowed
+        if extra:
+            raise ValueError(f"unknown fault rule keys: {sorted(extra)}")
+        rule = cls(kind=kind, calls=calls, **raw)
+        if not 0.0 <= rule.probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1")
+        return rule
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "calls": sorted(self.calls), "mailbox": self.mailbox,
+            "after": self.after, "count": self.count, "probability": self.probability,
+            "retry_after": self.retry_after, "delay": self.delay, "status": self.status,
+            "seen": self.seen, "fired": self.fired,
+        }
+
+
+class Faults:
+    """The active rules; ``pick`` decides which fire for one call (at most one per kind)."""
+
+    def __init__(self, rules: list[FaultRule] | None = None, seed: int = 0) -> None:
+        self.rules = rules or []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def replace(self, rules: list[FaultRule], seed: int = 0) -> None:
+        self.rules = rules
+        self._rng = random.Random(seed)
+
+    def pick(self, call: str, mailbox_ids: tuple[str, ...]) -> dict[str, FaultRule]:
+        fired: dict[str, FaultRule] = {}
+        if not self.rules:
+            return fired
+        for rule in self.rules:
+            if rule.kind in fired:
+                continue
+            if rule.calls and call not in rule.calls:
+                continue
+            if rule.mailbox and rule.mailbox.lower() not in mailbox_ids:
+                continue
+            if rule.count is not None and rule.fired >= rule.count:
+                continue
+            rule.seen += 1
+            if rule.seen <= rule.after:
+                continue
+            if rule.probability < 1.0 and self._rng.random() >= rule.probability:
+                continue
+            rule.fired += 1
+            fired[rule.kind] = rule
+        return fired

@@ -1,0 +1,144 @@
+"""Assembling and running the emulator: aiohttp application, TLS, ready file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import trustme
+from aiohttp import web
+
+from .config import EmulatorConfig
+from .control import add_control_routes, add_identity_routes
+from .graph import EMU, Dropped, add_graph_routes
+from .state import Emulator
+
+log = logging.getLogger("copyengine.emulator")
+
+
+@web.middleware
+async def _swallow_drops(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)  # type: ignore[no-any-return]
+    except Dropped:
+        # The transport is already aborted; nothing can be sent. Returning a response object
+        # keeps aiohttp from logging the deliberate drop as a server error.
+        return web.Response(status=499)
+
+
+def build_app(emulator: Emulator) -> web.Application:
+    app = web.Application(
+        client_max_size=emulator.config.max_body_bytes + 1024 * 1024,
+        middlewares=[_swallow_drops],
+    )
+    app[EMU] = emulator
+    add_graph_routes(app)
+    add_identity_routes(app)
+    add_control_routes(app)
+    return app
+
+
+def make_tls(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
+    """A fresh local CA and a server certificate for 127.0.0.1/localhost; returns the server
+    context and the path of the CA certificate clients should trust."""
+    ca = trustme.CA(organization_name="copyengine emulator")
+    cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    ca_path = state_dir / "emulator-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_path))
+    return ctx, ca_path
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where a running emulator answers; what the ready file holds."""
+
+    origin: str
+    ca_cert: str | None
+    directory: dict[str, Any]
+
+    @property
+    def graph_url(self) -> str:
+        return f"{self.origin}/beta"
+
+    @property
+    def graph_v1_url(self) -> str:
+        return f"{self.origin}/v1.0"
+
+    @property
+    def authority_host(self) -> str:
+        return self.origin
+
+    @property
+    def control_url(self) -> str:
+        return f"{self.origin}/_emulator"
+
+    def authority(self, tenant: str) -> str:
+        return f"{self.origin}/{tenant}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "graph_url": self.graph_url,
+            "graph_v1_url": self.graph_v1_url,
+            "authority_url": self.authority_host,
+            "authority_template": f"{self.origin}/{{tenant}}",
+            "ca_cert": self.ca_cert,
+            "control_url": self.control_url,
+            "tenants": self.directory["tenants"],
+        }
+
+
+class EmulatorServer:
+    """Runs an emulator inside the current event loop (``async with``)."""
+
+    def __init__(self, config: EmulatorConfig, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.emulator = Emulator(config)
+        self.host = host
+        self.port = port
+        self._runner: web.AppRunner | None = None
+        self.endpoints: Endpoints | None = None
+
+    async def start(self) -> Endpoints:
+        app = build_app(self.emulator)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        ssl_ctx = None
+        ca_path = None
+        if self.emulator.config.tls:
+            ssl_ctx, ca_path = make_tls(self.emulator.state_dir)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_ctx,
+                           backlog=1024)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        scheme = "https" if ssl_ctx else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.endpoints = Endpoints(
+            origin=f"{scheme}://{host}:{port}",
+            ca_cert=str(ca_path) if ca_path else None,
+            directory=self.emulator.directory(),
+        )
+        return self.endpoints
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Endpoints:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def write_ready_file(path: Path, endpoints: Endpoints) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(endpoints.as_dict(), indent=2), encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,213 @@
+"""The whole mutable state of one emulator: directory, mailboxes, sessions, throttle, stats."""
+
+from __future__ import annotations
+
+import random
+import secrets
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import EmulatorConfig, TenantConfig, UserConfig
+from .faults import FaultRule, Faults
+from .identity import App, AppCertificate, Tenant, TokenService, generate_app_certificate, \
+    tenant_guid
+from .store import Mailbox, new_mailbox, seed_mailbox
+from .throttle import Limits, Throttle
+
+
+@dataclass
+class ImportSession:
+    token: str
+    app: str
+    mailbox: Mailbox
+    expires: float  # wall clock
+    version: str
+
+
+class Stats:
+    """What the emulator saw; served at ``/_emulator/stats``."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.started = time.time()
+        self.requests: Counter[tuple[str, int]] = Counter()
+        self.by_mailbox: Counter[str] = Counter()
+        self.status_by_mailbox: Counter[tuple[str, int]] = Counter()
+        self.throttled: Counter[str] = Counter()
+        self.throttled_by_mailbox: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.inflight: Counter[str] = Counter()
+        self.max_inflight: dict[str, int] = {}
+        self.early: Counter[str] = Counter()
+        self.retry_until: dict[tuple[str, str], float] = {}
+        self.token_requests: Counter[int] = Counter()
+
+    def enter(self, mailbox: str) -> None:
+        n = self.inflight[mailbox] + 1
+        self.inflight[mailbox] = n
+        if n > self.max_inflight.get(mailbox, 0):
+            self.max_inflight[mailbox] = n
+
+    def leave(self, mailbox: str) -> None:
+        self.inflight[mailbox] -= 1
+
+    def as_dict(self) -> dict[str, Any]:
+        by_call: dict[str, dict[str, int]] = {}
+        for (call, status), n in self.requests.items():
+            by_call.setdefault(call, {})[str(status)] = n
+        by_mbx: dict[str, dict[str, int]] = {}
+        for (mbx, status), n in self.status_by_mailbox.items():
+            by_mbx.setdefault(mbx, {})[str(status)] = n
+        total = sum(self.requests.values())
+        return {
+            "since": self.started,
+            "total_requests": total,
+            "requests": by_call,
+            "requests_by_mailbox": dict(self.by_mailbox),
+            "status_by_mailbox": by_mbx,
+            "throttled": dict(self.throttled),
+            "throttled_total": sum(self.throttled.values()),
+            "throttled_by_mailbox": dict(self.throttled_by_mailbox),
+            "early_requests": dict(self.early),
+            "faults": dict(self.faults),
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "max_inflight": dict(self.max_inflight),
+            "token_requests": {str(k): v for k, v in self.token_requests.items()},
+        }
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig) -> None:
+        self.config = config
+        self.limits: Limits = config.make_limits()
+        self.throttle = Throttle(self.limits)
+        self.tokens = TokenService(config.token_lifetime)
+        self.stats = Stats()
+        self.faults = Faults([FaultRule.parse(f) for f in config.faults], seed=config.seed)
+        self.rng = random.Random(config.seed)
+        self.mailboxes: dict[str, Mailbox] = {}  # by id
+        self.sessions: dict[str, ImportSession] = {}
+        if config.state_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="copyengine-emulator-")
+            self.state_dir = Path(self._tmp.name)
+        else:
+            self.state_dir = config.state_dir
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+        for t in config.tenants:
+            self.add_tenant(t)
+
+    # -- directory ---------------------------------------------------------------------------
+    def add_tenant(self, tc: TenantConfig) -> Tenant:
+        tid = tc.id or tenant_guid(tc.name)
+        tenant = self.tokens.tenant(tid)
+        if tenant is None:
+            tenant = Tenant(id=tid, name=tc.name, domain=tc.domain)
+            self.tokens.add_tenant(tenant)
+        for ac in tc.apps:
+            app = App(client_id=ac.client_id, display_name=ac.name, roles=ac.roles,
+                      secret=ac.secret)
+            if ac.certificate == "generate":
+                app.key_path, app.cert_path, pem = generate_app_certificate(
+                    ac.client_id, self.state_dir / "apps"
+                )
+                app.certificates.append(AppCertificate.load(pem))
+            elif ac.certificate:
+                pem = Path(ac.certificate).read_bytes()
+                app.cert_path = Path(ac.certificate)
+                app.certificates.append(AppCertificate.load(pem))
+            tenant.apps[app.client_id] = app
+        for uc in tc.users:
+            self.add_user(tenant, uc)
+        return tenant
+
+    def add_user(self, tenant: Tenant, uc: UserConfig) -> Mailbox:
+        key = uc.upn.lower()
+        if key in tenant.users:
+            raise ValueError(f"user {uc.upn} already exists in tenant {tenant.name}")
+        mbx = new_mailbox(tenant.id, uc.upn)
+        seed_mailbox(mbx, uc.mailbox)
+        tenant.users[key] = mbx
+        self.mailboxes[mbx.id] = mbx
+        return mbx
+
+    def mailbox(self, ref: str) -> Mailbox | None:
+        """By mailbox id or by UPN."""
+        m = self.mailboxes.get(ref)
+        if m is not None:
+            return m
+        low = ref.lower()
+        for t in self.tokens.tenants.values():
+            if low in t.users:
+                return t.users[low]
+        return None
+
+    def directory(self) -> dict[str, Any]:
+        return {
+            "tenants": [
+                {
+                    "id": t.id,
+                    "name": t.name,
+                    "domain": t.domain,
+                    "apps": [
+                        {
+                            "client_id": a.client_id,
+                            "name": a.display_name,
+                            "roles": list(a.roles),
+                            "has_secret": a.secret is not None,
+                            "certificate_path": str(a.cert_path) if a.cert_path else None,
+                            "private_key_path": str(a.key_path) if a.key_path else None,
+                        }
+                        for a in t.apps.values()
+                    ],
+                    "users": [
+                        {"upn": m.upn, "mailboxId": m.id, "items": len(m.items)}
+                        for m in t.users.values()
+                    ],
+                }
+                for t in self.tokens.tenants.values()
+            ]
+        }
+
+    # -- import sessions ---------------------------------------------------------------------
+    def new_session(self, app: str, mbx: Mailbox, version: str) -> ImportSession:
+        s = ImportSession(
+            token=secrets.token_urlsafe(32),
+            app=app,
+            mailbox=mbx,
+            expires=time.time() + self.config.session_lifetime,
+            version=version,
+        )
+        self.sessions[s.token] = s
+        if len(self.sessions) > 5000:
+            now = time.time()
+            for tok, old in list(self.sessions.items()):
+                if old.expires < now:
+                    del self.sessions[tok]
+        return s
+
+    def session(self, token: str) -> ImportSession | None:
+        s = self.sessions.get(token)
+        if s is None or s.expires <= time.time():
+            return None
+        return s
+
+    def expire_sessions(self, mailbox_id: str | None = None) -> int:
+        n = 0
+        for tok, s in list(self.sessions.items()):
+            if mailbox_id is None or s.mailbox.id == mailbox_id:
+                del self.sessions[tok]
+                n += 1
+        return n
+
+    def set_limits(self, limits: Limits) -> None:
+        self.limits = limits
+        self.throttle.limits = limits
