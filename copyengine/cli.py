@@ -25,12 +25,21 @@ def emulator() -> None:
 
 
 @emulator.command("serve")
-@click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
-              help="Emulator configuration (TOML).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Emulator configuration (TOML).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port.")
-@click.option("--ready-file", type=click.Path(path_type=Path), default=None,
-              help="Written (JSON: URLs, CA path, directory) once connections are accepted.")
+@click.option(
+    "--ready-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Written (JSON: URLs, CA path, directory) once connections are accepted.",
+)
 def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> None:
     """Serve the emulator until interrupted."""
     from .emulator import EmulatorConfigError, EmulatorServer, load_config, write_ready_file

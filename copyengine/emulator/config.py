@@ -113,8 +113,15 @@ def parse_tenant(raw: dict[str, Any], where: str) -> TenantConfig:
         _take(s, w, {"prefix", "count", "mailbox", "start"})
         start = int(s.get("start", 1))
         for n in range(start, start + int(s.get("count", 1))):
-            users.append(parse_user({"upn": f"{s.get('prefix', 'user')}{n:04d}@{domain}",
-                                     "mailbox": s.get("mailbox")}, w))
+            users.append(
+                parse_user(
+                    {
+                        "upn": f"{s.get('prefix', 'user')}{n:04d}@{domain}",
+                        "mailbox": s.get("mailbox"),
+                    },
+                    w,
+                )
+            )
     return TenantConfig(
         name=name, domain=domain, id=raw.get("id"), apps=tuple(apps), users=tuple(users)
     )
@@ -128,9 +135,7 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> EmulatorC
     if "state_dir" in emu:
         p = Path(emu["state_dir"])
         emu["state_dir"] = p if p.is_absolute() or base_dir is None else base_dir / p
-    tenants = tuple(
-        parse_tenant(t, f"tenants[{i}]") for i, t in enumerate(raw.get("tenants", []))
-    )
+    tenants = tuple(parse_tenant(t, f"tenants[{i}]") for i, t in enumerate(raw.get("tenants", [])))
     faults = tuple(raw.get("faults", []))
     for i, f in enumerate(faults):
         try:

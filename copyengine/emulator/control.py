@@ -29,11 +29,13 @@ async def instance_discovery(request: web.Request) -> web.Response:
     tenant = parts[0] if parts else "common"
     origin = _origin(request)
     host = request.host
-    return json_response({
-        "tenant_discovery_endpoint": f"{origin}/{tenant}/v2.0/.well-known/openid-configuration",
-        "api-version": "1.1",
-        "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
-    })
+    return json_response(
+        {
+            "tenant_discovery_endpoint": f"{origin}/{tenant}/v2.0/.well-known/openid-configuration",
+            "api-version": "1.1",
+            "metadata": [{"preferred_network": host, "preferred_cache": host, "aliases": [host]}],
+        }
+    )
 
 
 async def openid_configuration(request: web.Request) -> web.Response:
@@ -41,23 +43,32 @@ async def openid_configuration(request: web.Request) -> web.Response:
     ref = request.match_info["tenant"]
     tenant = emu.tokens.tenant(ref)
     if tenant is None:
-        return json_response({"error": "invalid_tenant",
-                              "error_description": f"AADSTS90002: Tenant '{ref}' not found."},
-                             400)
+        return json_response(
+            {
+                "error": "invalid_tenant",
+                "error_description": f"AADSTS90002: Tenant '{ref}' not found.",
+            },
+            400,
+        )
     origin = _origin(request)
     base = f"{origin}/{tenant.id}"
-    return json_response({
-        "token_endpoint": f"{base}/oauth2/v2.0/token",
-        "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-        "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-        "issuer": f"{origin}/{tenant.id}/v2.0",
-        "jwks_uri": f"{base}/discovery/v2.0/keys",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt",
-                                                  "client_secret_basic"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "grant_types_supported": ["client_credentials"],
-        "tenant_region_scope": "EU",
-    })
+    return json_response(
+        {
+            "token_endpoint": f"{base}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+            "issuer": f"{origin}/{tenant.id}/v2.0",
+            "jwks_uri": f"{base}/discovery/v2.0/keys",
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_post",
+                "private_key_jwt",
+                "client_secret_basic",
+            ],
+            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+            "grant_types_supported": ["client_credentials"],
+            "tenant_region_scope": "EU",
+        }
+    )
 
 
 async def token(request: web.Request) -> web.Response:
@@ -80,15 +91,19 @@ async def token(request: web.Request) -> web.Response:
                 raise first from None
     except AuthError as err:
         emu.stats.token_requests[err.status] += 1
-        return json_response({
-            "error": err.error,
-            "error_description": err.description,
-            "error_codes": [int(err.description[6:].split(":")[0])]
-            if err.description.startswith("AADSTS") else [],
-            "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
-            "trace_id": str(uuid.uuid4()),
-            "correlation_id": request.headers.get("client-request-id", str(uuid.uuid4())),
-        }, err.status)
+        return json_response(
+            {
+                "error": err.error,
+                "error_description": err.description,
+                "error_codes": [int(err.description[6:].split(":")[0])]
+                if err.description.startswith("AADSTS")
+                else [],
+                "timestamp": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+                "trace_id": str(uuid.uuid4()),
+                "correlation_id": request.headers.get("client-request-id", str(uuid.uuid4())),
+            },
+            err.status,
+        )
     emu.stats.token_requests[200] += 1
     return json_response(body)
 

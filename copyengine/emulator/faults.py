@@ -21,7 +21,6 @@ Matching fields: ``calls`` (call names, default all), ``mailbox`` (id or UPN), `
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,9 +41,21 @@ KINDS = frozenset(
 
 CALLS = frozenset(
     {
-        "resolveMailbox", "listFolders", "getFolder", "listChildFolders", "folderDelta",
-        "createFolder", "updateFolder", "deleteFolder", "listItems", "getItem", "itemDelta",
-        "deleteItem", "exportItems", "createImportSession", "importItem",
+        "resolveMailbox",
+        "listFolders",
+        "getFolder",
+        "listChildFolders",
+        "folderDelta",
+        "createFolder",
+        "updateFolder",
+        "deleteFolder",
+        "listItems",
+        "getItem",
+        "itemDelta",
+        "deleteItem",
+        "exportItems",
+        "createImportSession",
+        "importItem",
     }
 )
 
@@ -84,10 +95,17 @@ class FaultRule:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "calls": sorted(self.calls), "mailbox": self.mailbox,
-            "after": self.after, "count": self.count, "probability": self.probability,
-            "retry_after": self.retry_after, "delay": self.delay, "status": self.status,
-            "seen": self.seen, "fired": self.fired,
+            "kind": self.kind,
+            "calls": sorted(self.calls),
+            "mailbox": self.mailbox,
+            "after": self.after,
+            "count": self.count,
+            "probability": self.probability,
+            "retry_after": self.retry_after,
+            "delay": self.delay,
+            "status": self.status,
+            "seen": self.seen,
+            "fired": self.fired,
         }
 
 
@@ -97,7 +115,6 @@ class Faults:
     def __init__(self, rules: list[FaultRule] | None = None, seed: int = 0) -> None:
         self.rules = rules or []
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()
 
     def replace(self, rules: list[FaultRule], seed: int = 0) -> None:
         self.rules = rules

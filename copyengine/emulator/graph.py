@@ -40,14 +40,31 @@ P_EXPORT = {"MailboxItem.Export.All", "MailboxItem.ImportExport.All"}
 P_IMPORT = {"MailboxItem.ImportExport.All"}
 
 FOLDER_PROPS = {
-    "id", "displayName", "parentFolderId", "childFolderCount", "totalItemCount", "type",
-    "wellKnownName", "parentMailboxUrl", "isHidden",
+    "id",
+    "displayName",
+    "parentFolderId",
+    "childFolderCount",
+    "totalItemCount",
+    "type",
+    "wellKnownName",
+    "parentMailboxUrl",
+    "isHidden",
 }
 ITEM_PROPS = {
-    "id", "changeKey", "createdDateTime", "lastModifiedDateTime", "categories", "type", "size",
+    "id",
+    "changeKey",
+    "createdDateTime",
+    "lastModifiedDateTime",
+    "categories",
+    "type",
+    "size",
 }
-ITEM_FILTERS = {"createdDateTime": "date", "lastModifiedDateTime": "date", "type": "str",
-                "size": "int"}
+ITEM_FILTERS = {
+    "createdDateTime": "date",
+    "lastModifiedDateTime": "date",
+    "type": "str",
+    "size": "int",
+}
 FOLDER_FILTERS = {"type": "str", "displayName": "str", "wellKnownName": "str"}
 PROP_SEARCH_KEY = "Binary 0x300B"
 PROP_MESSAGE_ID = "String 0x1035"
@@ -56,7 +73,11 @@ PROP_SUBJECT = "String 0x0037"
 
 class GraphError(Exception):
     def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
         envelope: bool = True,
     ) -> None:
         super().__init__(message)
@@ -107,8 +128,9 @@ class Ctx:
         return data
 
 
-def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None
-                  ) -> web.Response:
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
     resp = web.Response(body=orjson.dumps(data), status=status, headers=headers)
     resp.headers["Content-Type"] = JSON_TYPE
     return resp
@@ -198,8 +220,13 @@ def folder_get(f: Folder, prop: str) -> Any:
 
 
 # -- paging ------------------------------------------------------------------------------------
-def collection(ctx: Ctx, tail: str, rows: Iterable[Any], render: Callable[[Any], dict[str, Any]],
-               count: int | None = None) -> web.Response:
+def collection(
+    ctx: Ctx,
+    tail: str,
+    rows: Iterable[Any],
+    render: Callable[[Any], dict[str, Any]],
+    count: int | None = None,
+) -> web.Response:
     q = ctx.request.query
     size = odata.page_size(q, ctx.request.headers.get("Prefer"), ctx.emu.config.default_page_size)
     try:
@@ -223,7 +250,9 @@ def _folder_or_404(ctx: Ctx, ref: str) -> Folder:
     assert ctx.mailbox is not None
     f = ctx.mailbox.find_folder(ref)
     if f is None:
-        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        raise GraphError(
+            404, "ErrorItemNotFound", "The specified object was not found in the store."
+        )
     return f
 
 
@@ -238,7 +267,8 @@ async def resolve_mailbox(ctx: Ctx) -> web.Response:
     mbx = ctx.tenant.users.get(upn.lower())
     if mbx is None or "mailbox_not_found" in ctx.faults:
         raise GraphError(
-            404, "Request_ResourceNotFound",
+            404,
+            "Request_ResourceNotFound",
             f"Resource '{upn}' does not exist or one of its queried reference-property objects "
             "are not present.",
         )
@@ -325,8 +355,9 @@ async def update_folder(ctx: Ctx) -> web.Response:
             raise GraphError(403, "ErrorAccessDenied", "A distinguished folder cannot be renamed.")
         other = mbx.child_named(f.parent, name)
         if other is not None and other is not f:
-            raise GraphError(409, "ErrorFolderExists",
-                             "A folder with the specified name already exists.")
+            raise GraphError(
+                409, "ErrorFolderExists", "A folder with the specified name already exists."
+            )
         mbx.rename_folder(f, name)
     body = {"@odata.context": ctx.context(f"{ctx.mailbox_path()}/folders/$entity")}
     body.update(folder_json(ctx, f, None))
@@ -338,8 +369,9 @@ async def delete_folder(ctx: Ctx) -> web.Response:
     assert mbx is not None
     f = _folder_or_404(ctx, ctx.request.match_info["folder"])
     if f.well_known or f.parent is None:
-        raise GraphError(403, "ErrorDeleteDistinguishedFolder",
-                         "Distinguished folders cannot be deleted.")
+        raise GraphError(
+            403, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted."
+        )
     mbx.delete_folder(f)
     return web.Response(status=204)
 
@@ -353,8 +385,9 @@ async def list_items(ctx: Ctx) -> web.Response:
     if "$filter" in q:
         clauses = odata.parse_filter(q["$filter"], ITEM_FILTERS)
         rows = (i for i in rows if odata.matches(clauses, item_get, i))
-    order = odata.parse_orderby(q.get("$orderby"),
-                                {"createdDateTime", "lastModifiedDateTime", "size"})
+    order = odata.parse_orderby(
+        q.get("$orderby"), {"createdDateTime", "lastModifiedDateTime", "size"}
+    )
     if order:
         rows = sorted(rows, key=lambda i: item_get(i, order[0]), reverse=order[1])
     count = None
@@ -370,14 +403,20 @@ def _item_or_404(ctx: Ctx) -> Item:
     assert ctx.mailbox is not None
     it = ctx.mailbox.items.get(ctx.request.match_info["item"])
     if it is None or it.folder is not f:
-        raise GraphError(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        raise GraphError(
+            404, "ErrorItemNotFound", "The specified object was not found in the store."
+        )
     return it
 
 
 async def get_item(ctx: Ctx) -> web.Response:
     it = _item_or_404(ctx)
     q = ctx.request.query
-    body = {"@odata.context": ctx.context(f"{ctx.mailbox_path()}/folders('{it.folder.id}')/items/$entity")}
+    body = {
+        "@odata.context": ctx.context(
+            f"{ctx.mailbox_path()}/folders('{it.folder.id}')/items/$entity"
+        )
+    }
     body.update(item_json(it, _select(ctx, ITEM_PROPS), odata.parse_expand(q.get("$expand"))))
     return json_response(body)
 
@@ -386,8 +425,11 @@ async def delete_item(ctx: Ctx) -> web.Response:
     it = _item_or_404(ctx)
     disposal = ctx.request.query.get("disposalType")
     if disposal not in ("softDelete", "hardDelete"):
-        raise GraphError(400, "ErrorInvalidRequest",
-                         "The disposalType parameter is required: softDelete or hardDelete.")
+        raise GraphError(
+            400,
+            "ErrorInvalidRequest",
+            "The disposalType parameter is required: softDelete or hardDelete.",
+        )
     assert ctx.mailbox is not None
     ctx.mailbox.delete_item(it)
     return web.Response(status=204)
@@ -403,8 +445,15 @@ def _delta_state(ctx: Ctx, kind: str, scope: str) -> tuple[dict[str, Any], bool]
     if raw is None:
         select = q.get("$select")
         odata.parse_select(select, ITEM_PROPS if kind == "items" else FOLDER_PROPS)
-        return {"since": 0, "snap": mbx.seq, "after": 0, "phase": "rows", "ri": 0,
-                "sel": select, "t": time.time()}, True
+        return {
+            "since": 0,
+            "snap": mbx.seq,
+            "after": 0,
+            "phase": "rows",
+            "ri": 0,
+            "sel": select,
+            "t": time.time(),
+        }, True
     st = odata.unpack_token(raw)
     ttl = ctx.emu.config.delta_token_ttl
     if (
@@ -416,19 +465,33 @@ def _delta_state(ctx: Ctx, kind: str, scope: str) -> tuple[dict[str, Any], bool]
         or time.time() - float(st.get("t", 0)) > ttl
         or "delta_expire" in ctx.faults
     ):
-        raise GraphError(410, "syncStateNotFound",
-                         "The sync state generation is not found or has expired.")
+        raise GraphError(
+            410, "syncStateNotFound", "The sync state generation is not found or has expired."
+        )
     if "$deltatoken" in q:
-        return {"since": st["snap"], "snap": mbx.seq, "after": 0, "phase": "rows", "ri": 0,
-                "sel": st.get("sel"), "t": time.time()}, True
+        return {
+            "since": st["snap"],
+            "snap": mbx.seq,
+            "after": 0,
+            "phase": "rows",
+            "ri": 0,
+            "sel": st.get("sel"),
+            "t": time.time(),
+        }, True
     return st, False
 
 
-def _delta_page(ctx: Ctx, kind: str, scope: str, tail: str,
-                rows: Callable[[int], Iterator[Any]], ord_of: Callable[[Any], int],
-                seq_of: Callable[[Any], int], render: Callable[[Any, set[str] | None],
-                                                               dict[str, Any]],
-                removals: list[tuple[int, str]]) -> web.Response:
+def _delta_page(
+    ctx: Ctx,
+    kind: str,
+    scope: str,
+    tail: str,
+    rows: Callable[[int], Iterator[Any]],
+    ord_of: Callable[[Any], int],
+    seq_of: Callable[[Any], int],
+    render: Callable[[Any, set[str] | None], dict[str, Any]],
+    removals: list[tuple[int, str]],
+) -> web.Response:
     mbx = ctx.mailbox
     assert mbx is not None
     st, _ = _delta_state(ctx, kind, scope)
@@ -456,19 +519,29 @@ def _delta_page(ctx: Ctx, kind: str, scope: str, tail: str,
     base_url = ctx.request.url.with_query(None)
     finished = st["phase"] == "removed" and (since == 0 or st["ri"] >= len(removals))
     if finished:
-        body["@odata.deltaLink"] = str(base_url.with_query(
-            {"$deltatoken": odata.pack_token({**token, "snap": snap, "sel": st.get("sel"),
-                                              "t": time.time()})}))
+        body["@odata.deltaLink"] = str(
+            base_url.with_query(
+                {
+                    "$deltatoken": odata.pack_token(
+                        {**token, "snap": snap, "sel": st.get("sel"), "t": time.time()}
+                    )
+                }
+            )
+        )
     else:
-        body["@odata.nextLink"] = str(base_url.with_query(
-            {"$skiptoken": odata.pack_token({**token, **st})}))
+        body["@odata.nextLink"] = str(
+            base_url.with_query({"$skiptoken": odata.pack_token({**token, **st})})
+        )
     return json_response(body)
 
 
 async def item_delta(ctx: Ctx) -> web.Response:
     f = _folder_or_404(ctx, ctx.request.match_info["folder"])
     return _delta_page(
-        ctx, "items", f.id, f"{ctx.mailbox_path()}/folders('{f.id}')/items",
+        ctx,
+        "items",
+        f.id,
+        f"{ctx.mailbox_path()}/folders('{f.id}')/items",
         rows=f.items_after,
         ord_of=lambda i: i.ord,
         seq_of=lambda i: i.seq,
@@ -497,8 +570,17 @@ async def folder_delta(ctx: Ctx) -> web.Response:
     def rows(after: int) -> Iterator[Folder]:
         return (f for f in candidates if f.ord > after)
 
-    return _delta_page(ctx, "folders", scope, tail, rows, lambda f: f.ord, lambda f: f.seq,
-                       lambda f, sel: folder_json(ctx, f, sel), removals)
+    return _delta_page(
+        ctx,
+        "folders",
+        scope,
+        tail,
+        rows,
+        lambda f: f.ord,
+        lambda f: f.seq,
+        lambda f, sel: folder_json(ctx, f, sel),
+        removals,
+    )
 
 
 # -- export and import -------------------------------------------------------------------------
@@ -510,8 +592,11 @@ async def export_items(ctx: Ctx) -> web.Response:
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise GraphError(400, "ErrorInvalidRequest", "itemIds must be a list of 1 to 20 ids.")
     if len(ids) > 20:
-        raise GraphError(400, "ErrorInvalidRequest",
-                         "The number of items in the request exceeds the limit of 20.")
+        raise GraphError(
+            400,
+            "ErrorInvalidRequest",
+            "The number of items in the request exceeds the limit of 20.",
+        )
     unique = list(dict.fromkeys(ids))
     if "export_item_error" in ctx.faults:
         present = [i for i in unique if i in mbx.items]
@@ -525,16 +610,23 @@ async def export_items(ctx: Ctx) -> web.Response:
     for item_id in unique:
         it = mbx.items.get(item_id)
         if it is None:
-            value.append({
-                "itemId": item_id,
-                err_key: {"code": "ErrorItemNotFound",
-                          "message": "The specified object was not found in the store."},
-            })
+            value.append(
+                {
+                    "itemId": item_id,
+                    err_key: {
+                        "code": "ErrorItemNotFound",
+                        "message": "The specified object was not found in the store.",
+                    },
+                }
+            )
         else:
-            value.append({"itemId": it.id, "changeKey": it.change_key,
-                          "data": stream.encode(it.content)})
-    body = {"@odata.context": ctx.context("Collection(microsoft.graph.exportItemResponse)"),
-            "value": value}
+            value.append(
+                {"itemId": it.id, "changeKey": it.change_key, "data": stream.encode(it.content)}
+            )
+    body = {
+        "@odata.context": ctx.context("Collection(microsoft.graph.exportItemResponse)"),
+        "value": value,
+    }
     return json_response(body)
 
 
@@ -546,11 +638,13 @@ async def create_import_session(ctx: Ctx) -> web.Response:
     ver = "gbeta" if ctx.version == "beta" else "gv1.0"
     url = f"{r.scheme}://{r.host}/api/{ver}/Mailboxes('{mbx.id}')/importItem?authtoken={s.token}"
     exp = datetime.fromtimestamp(s.expires, UTC)
-    return json_response({
-        "@odata.context": ctx.context("microsoft.graph.mailboxItemImportSession"),
-        "importUrl": url,
-        "expirationDateTime": iso(exp),
-    })
+    return json_response(
+        {
+            "@odata.context": ctx.context("microsoft.graph.mailboxItemImportSession"),
+            "importUrl": url,
+            "expirationDateTime": iso(exp),
+        }
+    )
 
 
 async def import_item(ctx: Ctx) -> web.Response:
@@ -572,11 +666,13 @@ async def import_item(ctx: Ctx) -> web.Response:
     if folder is None:
         raise GraphError(404, "ErrorFolderNotFound", "The specified folder could not be found.")
     if mode == "create" and ("ItemId" in get or "ChangeKey" in get):
-        raise GraphError(400, "ErrorInvalidRequest",
-                         "ItemId and ChangeKey must not be given with Mode=create.")
+        raise GraphError(
+            400, "ErrorInvalidRequest", "ItemId and ChangeKey must not be given with Mode=create."
+        )
     if mode == "update" and not ("ItemId" in get and "ChangeKey" in get):
-        raise GraphError(400, "ErrorInvalidRequest",
-                         "ItemId and ChangeKey are required with Mode=update.")
+        raise GraphError(
+            400, "ErrorInvalidRequest", "ItemId and ChangeKey are required with Mode=update."
+        )
     try:
         content = stream.decode(get["Data"])
     except stream.CorruptStream as exc:
@@ -586,13 +682,17 @@ async def import_item(ctx: Ctx) -> web.Response:
     else:
         it_or_none = mbx.items.get(get["ItemId"])
         if it_or_none is None or it_or_none.folder is not folder:
-            raise GraphError(404, "ErrorItemNotFound",
-                             "The specified object was not found in the store.")
+            raise GraphError(
+                404, "ErrorItemNotFound", "The specified object was not found in the store."
+            )
         it = it_or_none
         if it.change_key != get["ChangeKey"]:
-            raise GraphError(409, "ErrorIrresolvableConflict",
-                             "The change key passed in the request does not match the current "
-                             "change key for the item.")
+            raise GraphError(
+                409,
+                "ErrorIrresolvableConflict",
+                "The change key passed in the request does not match the current "
+                "change key for the item.",
+            )
         mbx.update_item(it, content)
     return json_response({"itemId": it.id, "changeKey": it.change_key})
 
@@ -613,32 +713,69 @@ class Route:
 
 M = "/admin/exchange/mailboxes/{mailbox}"
 ROUTES = (
-    Route("GET", "/users/{user}/settings/exchange", "resolveMailbox", frozenset(P_USER),
-          resolve_mailbox, mailbox=False),
+    Route(
+        "GET",
+        "/users/{user}/settings/exchange",
+        "resolveMailbox",
+        frozenset(P_USER),
+        resolve_mailbox,
+        mailbox=False,
+    ),
     Route("GET", M + "/folders", "listFolders", frozenset(P_FOLDER_READ), list_folders),
     Route("POST", M + "/folders", "createFolder", frozenset(P_FOLDER_WRITE), create_folder),
     Route("GET", M + "/folders/delta", "folderDelta", frozenset(P_FOLDER_READ), folder_delta),
     Route("GET", M + "/folders/{folder}", "getFolder", frozenset(P_FOLDER_READ), get_folder),
-    Route("PATCH", M + "/folders/{folder}", "updateFolder", frozenset(P_FOLDER_WRITE),
-          update_folder),
-    Route("DELETE", M + "/folders/{folder}/$ref", "deleteFolder", frozenset(P_FOLDER_WRITE),
-          delete_folder),
-    Route("GET", M + "/folders/{folder}/childFolders", "listChildFolders",
-          frozenset(P_FOLDER_READ), list_child_folders),
-    Route("GET", M + "/folders/{folder}/childFolders/delta", "folderDelta",
-          frozenset(P_FOLDER_READ), folder_delta),
-    Route("POST", M + "/folders/{folder}/childFolders", "createFolder",
-          frozenset(P_FOLDER_WRITE), create_folder),
+    Route(
+        "PATCH", M + "/folders/{folder}", "updateFolder", frozenset(P_FOLDER_WRITE), update_folder
+    ),
+    Route(
+        "DELETE",
+        M + "/folders/{folder}/$ref",
+        "deleteFolder",
+        frozenset(P_FOLDER_WRITE),
+        delete_folder,
+    ),
+    Route(
+        "GET",
+        M + "/folders/{folder}/childFolders",
+        "listChildFolders",
+        frozenset(P_FOLDER_READ),
+        list_child_folders,
+    ),
+    Route(
+        "GET",
+        M + "/folders/{folder}/childFolders/delta",
+        "folderDelta",
+        frozenset(P_FOLDER_READ),
+        folder_delta,
+    ),
+    Route(
+        "POST",
+        M + "/folders/{folder}/childFolders",
+        "createFolder",
+        frozenset(P_FOLDER_WRITE),
+        create_folder,
+    ),
     Route("GET", M + "/folders/{folder}/items", "listItems", frozenset(P_ITEM_READ), list_items),
-    Route("GET", M + "/folders/{folder}/items/delta", "itemDelta", frozenset(P_ITEM_READ),
-          item_delta),
-    Route("GET", M + "/folders/{folder}/items/{item}", "getItem", frozenset(P_ITEM_READ),
-          get_item),
-    Route("DELETE", M + "/folders/{folder}/items/{item}", "deleteItem", frozenset(P_IMPORT),
-          delete_item),
+    Route(
+        "GET", M + "/folders/{folder}/items/delta", "itemDelta", frozenset(P_ITEM_READ), item_delta
+    ),
+    Route("GET", M + "/folders/{folder}/items/{item}", "getItem", frozenset(P_ITEM_READ), get_item),
+    Route(
+        "DELETE",
+        M + "/folders/{folder}/items/{item}",
+        "deleteItem",
+        frozenset(P_IMPORT),
+        delete_item,
+    ),
     Route("POST", M + "/exportItems", "exportItems", frozenset(P_EXPORT), export_items),
-    Route("POST", M + "/createImportSession", "createImportSession", frozenset(P_IMPORT),
-          create_import_session),
+    Route(
+        "POST",
+        M + "/createImportSession",
+        "createImportSession",
+        frozenset(P_IMPORT),
+        create_import_session,
+    ),
 )
 
 
@@ -690,8 +827,9 @@ def _auth_bearer(ctx: Ctx, route: Route) -> None:
     ctx.token = header[7:]
     claims = emu.tokens.verify(ctx.token)
     if claims is None:
-        raise GraphError(401, "InvalidAuthenticationToken",
-                         "Access token has expired or is not yet valid.")
+        raise GraphError(
+            401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid."
+        )
     tenant = emu.tokens.tenant(claims["tid"])
     assert tenant is not None
     ctx.tenant = tenant
@@ -701,20 +839,25 @@ def _auth_bearer(ctx: Ctx, route: Route) -> None:
         ref = ctx.request.match_info["mailbox"]
         mbx = emu.mailboxes.get(ref)
         if mbx is None or mbx.tenant_id != tenant.id:
-            raise GraphError(404, "ErrorNonExistentMailbox",
-                             f"The SMTP address or mailbox id '{ref}' has no mailbox associated.")
+            raise GraphError(
+                404,
+                "ErrorNonExistentMailbox",
+                f"The SMTP address or mailbox id '{ref}' has no mailbox associated.",
+            )
         ctx.mailbox = mbx
     if not (ctx.roles & route.perms):
-        raise GraphError(403, "ErrorAccessDenied",
-                         "Access is denied. Check credentials and try again.")
+        raise GraphError(
+            403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+        )
 
 
 def _auth_import(ctx: Ctx) -> None:
     token = ctx.request.query.get("authtoken", "")
     s = ctx.emu.session(token)
     if s is None:
-        raise GraphError(401, "InvalidAuthenticationToken",
-                         "The import session token is invalid or has expired.")
+        raise GraphError(
+            401, "InvalidAuthenticationToken", "The import session token is invalid or has expired."
+        )
     quoted = ctx.request.match_info["mailbox"]
     if quoted != s.mailbox.id:
         raise GraphError(404, "ErrorNonExistentMailbox", "The mailbox in the URL is unknown.")
@@ -727,7 +870,7 @@ def _auth_import(ctx: Ctx) -> None:
 async def _admitted(ctx: Ctx, route: Route) -> web.Response:
     emu = ctx.emu
     request = ctx.request
-    ids = (ctx.mailbox.id.lower(), ctx.mailbox.upn.lower()) if ctx.mailbox else ()
+    ids: tuple[str, ...] = (ctx.mailbox.id.lower(), ctx.mailbox.upn.lower()) if ctx.mailbox else ()
     if route.call == "resolveMailbox":
         ids = (request.match_info["user"].lower(),)
     ctx.faults = emu.faults.pick(route.call, ids)
@@ -745,8 +888,11 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
     if "session_expire" in f and route.call == "importItem":
         emu.sessions.pop(ctx.token, None)
         status = f["session_expire"].status
-        code = {401: "InvalidAuthenticationToken", 403: "ErrorAccessDenied",
-                404: "ErrorItemNotFound"}.get(status, "InvalidAuthenticationToken")
+        code = {
+            401: "InvalidAuthenticationToken",
+            403: "ErrorAccessDenied",
+            404: "ErrorItemNotFound",
+        }.get(status, "InvalidAuthenticationToken")
         raise GraphError(status, code, "The import session has expired.")
     if "mailbox_not_found" in f and route.mailbox:
         raise GraphError(404, "ErrorNonExistentMailbox", "The mailbox was not found.")
@@ -760,8 +906,9 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
 
     length = request.content_length or 0
     if length > emu.config.max_body_bytes:
-        raise GraphError(413, "ErrorMessageSizeExceeded",
-                         "The request body exceeds the maximum allowed size.")
+        raise GraphError(
+            413, "ErrorMessageSizeExceeded", "The request body exceeds the maximum allowed size."
+        )
     mbx_id = ctx.mailbox.id if ctx.mailbox else None
     now = time.monotonic()
     key = (ctx.app, mbx_id or "-")
@@ -778,8 +925,12 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
         if verdict.reason != CONCURRENCY:
             # Tolerance for clock granularity between client and server.
             emu.stats.retry_until[key] = now + verdict.retry_after - 0.005
-        raise GraphError(429, "ApplicationThrottled", MESSAGES[verdict.reason],
-                         {"Retry-After": f"{max(verdict.retry_after, 0.001):.3f}"})
+        raise GraphError(
+            429,
+            "ApplicationThrottled",
+            MESSAGES[verdict.reason],
+            {"Retry-After": f"{max(verdict.retry_after, 0.001):.3f}"},
+        )
     if mbx_id:
         emu.stats.enter(mbx_id)
     try:
@@ -804,12 +955,12 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
 def add_graph_routes(app: web.Application) -> None:
     for version in ("v1.0", "beta"):
         for route in ROUTES:
-            app.router.add_route(route.method, f"/{version}{route.path}",
-                                 _bind(route, version))
+            app.router.add_route(route.method, f"/{version}{route.path}", _bind(route, version))
     imp = Route("POST", "", "importItem", frozenset(), import_item)
     for ver, version in (("gv1.0", "v1.0"), ("gbeta", "beta")):
         app.router.add_route(
-            "POST", "/api/" + ver + r"/Mailboxes('{mailbox:[^']+}')/importItem",
+            "POST",
+            "/api/" + ver + r"/Mailboxes('{mailbox:[^']+}')/importItem",
             _bind(imp, version),
         )
 

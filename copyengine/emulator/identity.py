@@ -59,7 +59,7 @@ class AppCertificate:
         cert = x509.load_pem_x509_certificate(pem)
         return cls(
             pem=pem,
-            sha1=cert.fingerprint(hashes.SHA1()),  # noqa: S303 - x5t is SHA-1 by definition
+            sha1=cert.fingerprint(hashes.SHA1()),
             sha256=cert.fingerprint(hashes.SHA256()),
             public_key=cert.public_key(),
         )
@@ -151,21 +151,26 @@ class TokenService:
         tenant = self.tenant(tenant_ref)
         if tenant is None:
             raise AuthError(
-                400, "invalid_tenant",
+                400,
+                "invalid_tenant",
                 f"AADSTS90002: Tenant '{tenant_ref}' not found.",
             )
         if form.get("grant_type") != "client_credentials":
             raise AuthError(
-                400, "unsupported_grant_type",
+                400,
+                "unsupported_grant_type",
                 "AADSTS70003: The app requested an unsupported grant type.",
             )
         scope = form.get("scope", "")
         scopes = scope.split()
-        if not scopes or not all(s.rstrip("/").endswith(".default") for s in scopes) or not any(
-            s.startswith(GRAPH_RESOURCE) for s in scopes
+        if (
+            not scopes
+            or not all(s.rstrip("/").endswith(".default") for s in scopes)
+            or not any(s.startswith(GRAPH_RESOURCE) for s in scopes)
         ):
             raise AuthError(
-                400, "invalid_scope",
+                400,
+                "invalid_scope",
                 f"AADSTS1002012: The provided value for scope {scope} is not valid. Client "
                 "credential flows must have a scope value with /.default suffixed to the "
                 "resource identifier.",
@@ -174,7 +179,8 @@ class TokenService:
         app = tenant.apps.get(client_id)
         if app is None:
             raise AuthError(
-                400, "unauthorized_client",
+                400,
+                "unauthorized_client",
                 f"AADSTS700016: Application with identifier '{client_id}' was not found in "
                 f"the directory '{tenant.name}'.",
             )
@@ -183,7 +189,8 @@ class TokenService:
                 form["client_secret"].encode(), app.secret.encode()
             ):
                 raise AuthError(
-                    401, "invalid_client",
+                    401,
+                    "invalid_client",
                     "AADSTS7000215: Invalid client secret provided. Ensure the secret being "
                     "sent in the request is the client secret value, not the client secret ID.",
                 )
@@ -191,7 +198,8 @@ class TokenService:
             self._check_assertion(app, form, token_url)
         else:
             raise AuthError(
-                401, "invalid_client",
+                401,
+                "invalid_client",
                 "AADSTS7000218: The request body must contain the following parameter: "
                 "'client_assertion' or 'client_secret'.",
             )
@@ -230,15 +238,17 @@ class TokenService:
                 401, "invalid_client", "AADSTS50027: JWT token is invalid or malformed."
             ) from exc
         cert = None
+        # msal keeps the base64 padding in x5t; RFC 7515 drops it: accept both.
+        x5t256 = str(header.get("x5t#S256", "")).rstrip("=")
+        x5t = str(header.get("x5t", "")).rstrip("=")
         for c in app.certificates:
-            if header.get("x5t#S256") == _b64url(c.sha256) or header.get("x5t") == _b64url(
-                c.sha1
-            ):
+            if x5t256 == _b64url(c.sha256) or x5t == _b64url(c.sha1):
                 cert = c
                 break
         if cert is None:
             raise AuthError(
-                401, "invalid_client",
+                401,
+                "invalid_client",
                 f"AADSTS700027: The certificate with identifier used to sign the client "
                 f"assertion is not registered on application {app.client_id}.",
             )
@@ -253,12 +263,14 @@ class TokenService:
             )
         except jwt.PyJWTError as exc:
             raise AuthError(
-                401, "invalid_client",
+                401,
+                "invalid_client",
                 f"AADSTS700027: Client assertion failed signature validation: {exc}.",
             ) from exc
         if claims.get("iss") != app.client_id or claims.get("sub") != app.client_id:
             raise AuthError(
-                401, "invalid_client",
+                401,
+                "invalid_client",
                 "AADSTS700021: Client assertion application identifier doesn't match "
                 "'client_id' parameter.",
             )
@@ -269,9 +281,7 @@ class TokenService:
         claims = self._verified.get(token)
         if claims is None:
             try:
-                claims = jwt.decode(
-                    token, self._key, algorithms=["HS256"], audience=GRAPH_RESOURCE
-                )
+                claims = jwt.decode(token, self._key, algorithms=["HS256"], audience=GRAPH_RESOURCE)
             except jwt.PyJWTError:
                 return None
             if len(self._verified) > 10_000:
@@ -288,7 +298,7 @@ class TokenService:
 
     def revoke_all(self, client_id: str | None = None) -> int:
         n = 0
-        for tok, claims in list(self._verified.items()):
+        for _tok, claims in list(self._verified.items()):
             if client_id is None or claims["appid"] == client_id:
                 self._revoked.add(claims["jti"])
                 n += 1

@@ -99,8 +99,10 @@ def parse_orderby(text: str | None, known: set[str]) -> tuple[str, bool] | None:
     if not text:
         return None
     parts = text.split()
-    if len(parts) > 2 or parts[0] not in known or (
-        len(parts) == 2 and parts[1].lower() not in ("asc", "desc")
+    if (
+        len(parts) > 2
+        or parts[0] not in known
+        or (len(parts) == 2 and parts[1].lower() not in ("asc", "desc"))
     ):
         raise ODataError(f"Invalid $orderby: '{text}'")
     return parts[0], len(parts) == 2 and parts[1].lower() == "desc"

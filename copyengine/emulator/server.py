@@ -111,12 +111,11 @@ class EmulatorServer:
         ca_path = None
         if self.emulator.config.tls:
             ssl_ctx, ca_path = make_tls(self.emulator.state_dir)
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_ctx,
-                           backlog=1024)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_ctx, backlog=1024)
         await site.start()
         server = site._server
         assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         scheme = "https" if ssl_ctx else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.endpoints = Endpoints(

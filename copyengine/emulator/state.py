@@ -13,8 +13,14 @@ from typing import Any
 
 from .config import EmulatorConfig, TenantConfig, UserConfig
 from .faults import FaultRule, Faults
-from .identity import App, AppCertificate, Tenant, TokenService, generate_app_certificate, \
-    tenant_guid
+from .identity import (
+    App,
+    AppCertificate,
+    Tenant,
+    TokenService,
+    generate_app_certificate,
+    tenant_guid,
+)
 from .store import Mailbox, new_mailbox, seed_mailbox
 from .throttle import Limits, Throttle
 
@@ -113,8 +119,9 @@ class Emulator:
             tenant = Tenant(id=tid, name=tc.name, domain=tc.domain)
             self.tokens.add_tenant(tenant)
         for ac in tc.apps:
-            app = App(client_id=ac.client_id, display_name=ac.name, roles=ac.roles,
-                      secret=ac.secret)
+            app = App(
+                client_id=ac.client_id, display_name=ac.name, roles=ac.roles, secret=ac.secret
+            )
             if ac.certificate == "generate":
                 app.key_path, app.cert_path, pem = generate_app_certificate(
                     ac.client_id, self.state_dir / "apps"

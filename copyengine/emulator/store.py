@@ -99,8 +99,22 @@ CLASS_SIZES: dict[str, tuple[int, float, int]] = {
 
 CATEGORIES = ("Red category", "Blue category", "Finance", "Kundenprojekt", "顧客", "Follow up")
 SUBJECT_WORDS = (
-    "quarterly", "report", "invoice", "meeting", "re:", "fwd:", "budget", "Überprüfung",
-    "contract", "draft", "launch", "résumé", "日程", "roadmap", "minutes", "offsite",
+    "quarterly",
+    "report",
+    "invoice",
+    "meeting",
+    "re:",
+    "fwd:",
+    "budget",
+    "Überprüfung",
+    "contract",
+    "draft",
+    "launch",
+    "résumé",
+    "日程",
+    "roadmap",
+    "minutes",
+    "offsite",
 )
 
 
@@ -412,8 +426,12 @@ class Mailbox:
                             "digest": c.digest(),
                         }
                     )
-        return {"mailboxId": self.id, "userPrincipalName": self.upn, "folders": folders,
-                "items": items}
+        return {
+            "mailboxId": self.id,
+            "userPrincipalName": self.upn,
+            "folders": folders,
+            "items": items,
+        }
 
     def total_bytes(self) -> int:
         return sum(i.content.size for i in self.items.values())

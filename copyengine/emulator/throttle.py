@@ -64,8 +64,14 @@ class Limits:
             base = cls()
         elif name == "unlimited":
             base = cls(
-                name="unlimited", concurrency=None, requests=None, upload_bytes=None,
-                app_requests=None, latency_base=0.0, latency_per_mb=0.0, latency_jitter=0.0,
+                name="unlimited",
+                concurrency=None,
+                requests=None,
+                upload_bytes=None,
+                app_requests=None,
+                latency_base=0.0,
+                latency_per_mb=0.0,
+                latency_jitter=0.0,
             )
         elif name == "exchange-fast":
             e = cls()
@@ -152,9 +158,7 @@ class Throttle:
             over = w.total >= lim.requests
             w.add(now, 1)  # throttled calls count too
             if over:
-                return Verdict(
-                    REQUEST_RATE, w.wait_for(now, lim.request_window, 1, lim.requests)
-                )
+                return Verdict(REQUEST_RATE, w.wait_for(now, lim.request_window, 1, lim.requests))
         if lim.concurrency is not None and self.inflight.get(key, 0) >= lim.concurrency:
             return Verdict(CONCURRENCY, lim.concurrency_retry_after)
         if lim.upload_bytes is not None and body_bytes:
@@ -182,4 +186,6 @@ class Throttle:
     def latency(self, bytes_moved: int, jitter: float) -> float:
         """Service time for a request moving ``bytes_moved``; ``jitter`` in [0, 1)."""
         lim = self.limits
-        return lim.latency_base + lim.latency_per_mb * bytes_moved / MB + lim.latency_jitter * jitter
+        return (
+            lim.latency_base + lim.latency_per_mb * bytes_moved / MB + lim.latency_jitter * jitter
+        )
