@@ -1,0 +1,114 @@
+"""Shared benchmark plumbing: emulator in its own process, machine description, results."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def machine() -> dict[str, Any]:
+    import aiohttp
+
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        mem = int(Path("/proc/meminfo").read_text().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**30, 1),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process in KiB, from /proc."""
+    cur = peak = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            cur = int(line.split()[1])
+        elif line.startswith("VmHWM:"):
+            peak = int(line.split()[1])
+    return cur, peak
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+@contextmanager
+def emulator_process(
+    config_toml: str, timeout: float = 300.0
+) -> Iterator[tuple[dict[str, Any], int]]:
+    """Start ``copyengine emulator serve`` in its own process; yield (ready info, pid)."""
+    with tempfile.TemporaryDirectory(prefix="ce-bench-") as tmp:
+        cfg = Path(tmp) / "emulator.toml"
+        cfg.write_text(config_toml, encoding="utf-8")
+        ready = Path(tmp) / "ready.json"
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "copyengine",
+                "emulator",
+                "serve",
+                "--config",
+                str(cfg),
+                "--ready-file",
+                str(ready),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not ready.exists():
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"emulator exited: {proc.stderr.read().decode()[-2000:]}"
+                        if proc.stderr
+                        else "emulator exited"
+                    )
+                if time.monotonic() > deadline:
+                    raise TimeoutError("emulator did not become ready")
+                time.sleep(0.05)
+            yield json.loads(ready.read_text()), proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def write_result(name: str, data: dict[str, Any], table: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    (RESULTS / f"{name}.md").write_text(table, encoding="utf-8")
+    return path
