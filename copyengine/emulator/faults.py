@@ -60,6 +60,14 @@ CALLS = frozenset(
 )
 
 
+# Kinds that only make sense for some calls never fire (or count) on others.
+APPLIES_TO: dict[str, frozenset[str]] = {
+    "session_expire": frozenset({"importItem"}),
+    "export_item_error": frozenset({"exportItems"}),
+    "delta_expire": frozenset({"itemDelta", "folderDelta"}),
+}
+
+
 @dataclass
 class FaultRule:
     kind: str
@@ -128,6 +136,8 @@ class Faults:
             if rule.kind in fired:
                 continue
             if rule.calls and call not in rule.calls:
+                continue
+            if rule.kind in APPLIES_TO and call not in APPLIES_TO[rule.kind]:
                 continue
             if rule.mailbox and rule.mailbox.lower() not in mailbox_ids:
                 continue

@@ -1,0 +1,128 @@
+"""What went wrong, classified by what the engine does next (one hierarchy, one place).
+
+CopyEngineError
+├── ConfigError             bad configuration: nothing was sent
+├── StateError              the state store cannot be used (disk full, corrupt)
+└── ServiceError            anything the service (or the way to it) answered
+    ├── Throttled           429: wait ``retry_after`` (the pacer does), then retry
+    ├── Transient           503/504, connection or timeout before the server acted: back off
+    ├── AuthExpired         401 on a Graph call: renew the token once, retry
+    ├── SessionExpired      401/403/404 from an import URL: renew the session once, retry
+    ├── ItemFailed          this item cannot be copied (export error, corrupt data): record
+    ├── OutcomeUnknown      an import may or may not have happened: reconcile first
+    ├── DeltaExpired        410: the delta link is dead; enumerate in full
+    ├── NotFound            404 on a folder or item
+    └── Fatal               stop this mailbox pair (or the job)
+        ├── AuthFailed          the identity platform refuses the credential
+        ├── PermissionDenied    403 ErrorAccessDenied: a permission is missing
+        └── MailboxNotFound     the user or mailbox does not exist
+"""
+
+from __future__ import annotations
+
+
+class CopyEngineError(Exception):
+    pass
+
+
+class ConfigError(CopyEngineError):
+    """``where`` is the key path (``tenants.source.client_id``) or file."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+class StateError(CopyEngineError):
+    pass
+
+
+class ServiceError(CopyEngineError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        request_id: str | None = None,
+        client_request_id: str | None = None,
+        call: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.client_request_id = client_request_id
+        self.call = call
+
+    def __str__(self) -> str:
+        parts = [self.message]
+        if self.call:
+            parts.append(f"call={self.call}")
+        if self.status is not None:
+            parts.append(f"status={self.status}")
+        if self.code:
+            parts.append(f"code={self.code}")
+        if self.request_id:
+            parts.append(f"request-id={self.request_id}")
+        return " ".join(parts)
+
+
+class Throttled(ServiceError):
+    def __init__(
+        self, message: str, *, retry_after: float | None, reason: str, **kw: object
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.reason = reason
+
+
+class Transient(ServiceError):
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, cause: str = "server", **kw: object
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        self.cause = cause
+
+
+class AuthExpired(ServiceError):
+    pass
+
+
+class SessionExpired(ServiceError):
+    pass
+
+
+class ItemFailed(ServiceError):
+    pass
+
+
+class OutcomeUnknown(ServiceError):
+    pass
+
+
+class DeltaExpired(ServiceError):
+    pass
+
+
+class NotFound(ServiceError):
+    pass
+
+
+class Fatal(ServiceError):
+    pass
+
+
+class AuthFailed(Fatal):
+    pass
+
+
+class PermissionDenied(Fatal):
+    pass
+
+
+class MailboxNotFound(Fatal):
+    pass

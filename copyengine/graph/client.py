@@ -1,0 +1,347 @@
+"""The typed Graph mailbox client: the engine's one seam to the service.
+
+Every call of the contract as an async method returning typed values (``models.py``). Paging
+follows ``@odata.nextLink`` verbatim; delta signals 410 as ``DeltaExpired``; exportItems
+results are matched to requests by id. Pacing and retries happen in ``transport.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import orjson
+
+from ..auth import TokenProvider
+from ..errors import Fatal, ItemFailed, NotFound
+from ..pacing.pacer import MailboxPacer, Pacers
+from ..pacing.policy import RetryPolicy
+from ..timefmt import parse_graph_time
+from .models import (
+    EXPAND_KEYS,
+    DeltaPage,
+    Exported,
+    Folder,
+    FolderNode,
+    Imported,
+    ImportSession,
+    Item,
+    MailboxRef,
+    Removed,
+)
+from .transport import Call, Transport
+
+MAX_PAGES = 1_000_000
+MAX_EXPORT = 20
+
+
+def seg(value: str) -> str:
+    """Percent-encode one path segment (ids contain ``/``, ``+`` and ``=``)."""
+    return quote(value, safe="")
+
+
+class GraphClient:
+    """Talks to one Graph endpoint as one app (one tenant)."""
+
+    def __init__(
+        self,
+        graph_url: str,
+        tokens: TokenProvider,
+        http: aiohttp.ClientSession,
+        pacers: Pacers,
+        *,
+        retry: RetryPolicy | None = None,
+        app_key: str | None = None,
+    ) -> None:
+        self.graph_url = graph_url.rstrip("/")
+        self.tokens = tokens
+        self.pacers = pacers
+        self.app_key = app_key or tokens.client_id
+        self.transport = Transport(http, tokens, retry=retry)
+
+    # -- plumbing ----------------------------------------------------------------------------
+    def pacer(self, mailbox_id: str) -> MailboxPacer:
+        return self.pacers.get(self.app_key, mailbox_id)
+
+    def _m(self, mailbox_id: str) -> str:
+        return f"{self.graph_url}/admin/exchange/mailboxes/{quote(mailbox_id, safe=':@')}"
+
+    async def _get(
+        self, name: str, url: str, mailbox_id: str | None, headers: dict[str, str] | None = None
+    ) -> Any:
+        pacer = self.pacer(mailbox_id) if mailbox_id else None
+        return await self.transport.request(Call(name, "GET", url, pacer, headers=headers))
+
+    async def _pages(
+        self, name: str, url: str, mailbox_id: str, headers: dict[str, str] | None = None
+    ) -> AsyncIterator[list[Any]]:
+        next_url: str | None = url
+        for _ in range(MAX_PAGES):
+            if next_url is None:
+                return
+            body = await self._get(name, next_url, mailbox_id, headers)
+            yield body.get("value", [])
+            next_url = body.get("@odata.nextLink")
+        raise Fatal(f"{name}: paging did not end after {MAX_PAGES} pages", call=name)
+
+    @staticmethod
+    def _query(**params: Any) -> str:
+        clean = {k: v for k, v in params.items() if v is not None}
+        return ("?" + urlencode(clean, quote_via=quote, safe="$,'()=")) if clean else ""
+
+    # -- mailboxes and folders -------------------------------------------------------------
+    async def resolve_mailbox(self, upn: str) -> MailboxRef:
+        body = await self._get(
+            "resolveMailbox", f"{self.graph_url}/users/{seg(upn)}/settings/exchange", None
+        )
+        return MailboxRef(
+            upn=upn,
+            primary_id=body["primaryMailboxId"],
+            archive_id=body.get("inPlaceArchiveMailboxId"),
+        )
+
+    async def list_folders(self, mailbox_id: str, parent_id: str | None = None) -> list[Folder]:
+        base = self._m(mailbox_id) + "/folders"
+        url = base if parent_id is None else f"{base}/{seg(parent_id)}/childFolders"
+        out: list[Folder] = []
+        async for page in self._pages("listFolders", url + "?$top=250", mailbox_id):
+            out.extend(Folder.from_json(f) for f in page)
+        return out
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        body = await self._get("getFolder", f"{self._m(mailbox_id)}/folders/{seg(ref)}", mailbox_id)
+        return Folder.from_json(body)
+
+    async def walk_folders(self, mailbox_id: str, max_folders: int = 100_000) -> list[FolderNode]:
+        """The whole folder tree under the root, parents before children."""
+        out: list[FolderNode] = []
+        stack: list[tuple[str | None, str, int]] = [(None, "", 0)]
+        while stack:
+            parent, prefix, depth = stack.pop()
+            children = await self.list_folders(mailbox_id, parent)
+            for f in children:
+                node = FolderNode(f, f"{prefix}/{f.name}", depth + 1)
+                out.append(node)
+                if len(out) > max_folders:
+                    raise Fatal(f"more than {max_folders} folders in {mailbox_id}")
+                if f.child_count > 0:
+                    stack.append((f.id, node.path, depth + 1))
+        return out
+
+    async def create_folder(
+        self, mailbox_id: str, parent_id: str | None, name: str, folder_type: str = "IPF.Note"
+    ) -> Folder:
+        """Create a folder; if the name exists under the parent (409), return that folder."""
+        base = self._m(mailbox_id) + "/folders"
+        url = base if parent_id is None else f"{base}/{seg(parent_id)}/childFolders"
+        call = Call(
+            "createFolder",
+            "POST",
+            url,
+            self.pacer(mailbox_id),
+            json={"displayName": name, "type": folder_type},
+        )
+        try:
+            return Folder.from_json(await self.transport.request(call))
+        except ItemFailed as exc:
+            if exc.code != "ErrorFolderExists":
+                raise
+        for f in await self.list_folders(mailbox_id, parent_id):
+            if f.name.casefold() == name.casefold():
+                return f
+        raise NotFound(
+            f"createFolder: '{name}' exists but was not found by listing", call="createFolder"
+        )
+
+    async def rename_folder(self, mailbox_id: str, folder_id: str, name: str) -> Folder:
+        call = Call(
+            "updateFolder",
+            "PATCH",
+            f"{self._m(mailbox_id)}/folders/{seg(folder_id)}",
+            self.pacer(mailbox_id),
+            json={"displayName": name},
+        )
+        return Folder.from_json(await self.transport.request(call))
+
+    async def delete_folder(self, mailbox_id: str, folder_id: str) -> None:
+        call = Call(
+            "deleteFolder",
+            "DELETE",
+            f"{self._m(mailbox_id)}/folders/{seg(folder_id)}/$ref",
+            self.pacer(mailbox_id),
+        )
+        await self.transport.request(call)
+
+    # -- items ---------------------------------------------------------------------------------
+    def _items_url(self, mailbox_id: str, folder_id: str) -> str:
+        return f"{self._m(mailbox_id)}/folders/{seg(folder_id)}/items"
+
+    async def list_items(
+        self,
+        mailbox_id: str,
+        folder_id: str,
+        *,
+        select: tuple[str, ...] | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        with_keys: bool = False,
+        page_size: int = 250,
+    ) -> AsyncIterator[list[Item]]:
+        """Items of a folder, page by page (``with_keys`` adds search key and message id)."""
+        flt = []
+        if created_from is not None:
+            flt.append(f"createdDateTime ge {created_from.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        if created_before is not None:
+            flt.append(f"createdDateTime lt {created_before.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        url = self._items_url(mailbox_id, folder_id) + self._query(
+            **{
+                "$top": page_size,
+                "$select": ",".join(select) if select else None,
+                "$filter": " and ".join(flt) if flt else None,
+                "$expand": EXPAND_KEYS if with_keys else None,
+            }
+        )
+        async for page in self._pages("listItems", url, mailbox_id):
+            yield [Item.from_json(i) for i in page]
+
+    async def get_item(
+        self, mailbox_id: str, folder_id: str, item_id: str, with_keys: bool = False
+    ) -> Item:
+        url = f"{self._items_url(mailbox_id, folder_id)}/{seg(item_id)}"
+        if with_keys:
+            url += self._query(**{"$expand": EXPAND_KEYS})
+        return Item.from_json(await self._get("getItem", url, mailbox_id))
+
+    async def delete_item(
+        self, mailbox_id: str, folder_id: str, item_id: str, hard: bool = False
+    ) -> None:
+        url = (
+            f"{self._items_url(mailbox_id, folder_id)}/{seg(item_id)}"
+            f"?disposalType={'hardDelete' if hard else 'softDelete'}"
+        )
+        await self.transport.request(Call("deleteItem", "DELETE", url, self.pacer(mailbox_id)))
+
+    async def _delta(
+        self, name: str, url: str, mailbox_id: str, page_size: int, kind: str
+    ) -> AsyncIterator[DeltaPage]:
+        headers = {"Prefer": f"odata.maxpagesize={page_size}"}
+        next_url: str | None = url
+        for _ in range(MAX_PAGES):
+            if next_url is None:
+                return
+            body = await self._get(name, next_url, mailbox_id, headers)
+            rows: list[Any] = []
+            for v in body.get("value", []):
+                if "@removed" in v:
+                    rows.append(Removed(v["id"], str(v["@removed"].get("reason", "deleted"))))
+                elif kind == "items":
+                    rows.append(Item.from_json(v))
+                else:
+                    rows.append(Folder.from_json(v))
+            next_url = body.get("@odata.nextLink")
+            yield DeltaPage(rows, next_url, body.get("@odata.deltaLink"))
+        raise Fatal(f"{name}: delta paging did not end", call=name)
+
+    def item_delta(
+        self, mailbox_id: str, folder_id: str, delta_link: str | None = None, page_size: int = 200
+    ) -> AsyncIterator[DeltaPage]:
+        """Item changes: from ``delta_link`` (a previous round) or a full first round. The
+        last page carries the new delta link. Raises DeltaExpired (410) when the link is dead."""
+        url = delta_link or self._items_url(mailbox_id, folder_id) + "/delta"
+        return self._delta("itemDelta", url, mailbox_id, page_size, "items")
+
+    def folder_delta(
+        self, mailbox_id: str, delta_link: str | None = None, page_size: int = 200
+    ) -> AsyncIterator[DeltaPage]:
+        url = delta_link or self._m(mailbox_id) + "/folders/delta"
+        return self._delta("folderDelta", url, mailbox_id, page_size, "folders")
+
+    # -- export and import ---------------------------------------------------------------------
+    async def export_items(self, mailbox_id: str, item_ids: list[str]) -> list[Exported]:
+        """Export up to 20 items. One result per requested id, matched by id: a per-item
+        error (``error`` or ``Error``) or an id missing from the answer is a failed result."""
+        if not 1 <= len(item_ids) <= MAX_EXPORT:
+            raise ValueError(f"exportItems takes 1 to {MAX_EXPORT} ids, not {len(item_ids)}")
+        call = Call(
+            "exportItems",
+            "POST",
+            self._m(mailbox_id) + "/exportItems",
+            self.pacer(mailbox_id),
+            json={"itemIds": item_ids},
+        )
+        body = await self.transport.request(call)
+        by_id: dict[str, Exported] = {}
+        for v in body.get("value", []):
+            item_id = v.get("itemId")
+            if not item_id:
+                continue
+            err = next((v[k] for k in v if k.lower() == "error" and v[k]), None)
+            if err is not None or v.get("data") is None:
+                err = err or {}
+                by_id[item_id] = Exported(
+                    item_id,
+                    None,
+                    None,
+                    str(err.get("code") or "ExportFailed"),
+                    str(err.get("message") or "no data returned"),
+                )
+            else:
+                by_id[item_id] = Exported(item_id, v.get("changeKey"), v["data"])
+        return [
+            by_id.get(i)
+            or Exported(
+                i, None, None, "MissingFromResponse", "the service returned no result for this id"
+            )
+            for i in item_ids
+        ]
+
+    async def create_import_session(self, mailbox_id: str) -> ImportSession:
+        call = Call(
+            "createImportSession",
+            "POST",
+            self._m(mailbox_id) + "/createImportSession",
+            self.pacer(mailbox_id),
+        )
+        body = await self.transport.request(call)
+        return ImportSession(
+            url=body["importUrl"],
+            expires=parse_graph_time(body["expirationDateTime"]),
+            mailbox_id=mailbox_id,
+        )
+
+    async def import_item(
+        self,
+        session: ImportSession,
+        folder_id: str,
+        data: str,
+        *,
+        item_id: str | None = None,
+        change_key: str | None = None,
+    ) -> Imported:
+        """POST one item to the session's import URL (no Authorization header; the URL is
+        pre-authenticated and used verbatim). ``data`` goes into the body untouched. Create
+        mode is not idempotent: a lost response raises OutcomeUnknown, never a resend."""
+        if (item_id is None) != (change_key is None):
+            raise ValueError("update mode needs both item_id and change_key")
+        body: dict[str, str] = {
+            "FolderId": folder_id,
+            "Mode": "update" if item_id else "create",
+            "Data": data,
+        }
+        if item_id is not None and change_key is not None:
+            body["ItemId"], body["ChangeKey"] = item_id, change_key
+        call = Call(
+            "importItem",
+            "POST",
+            session.url,
+            self.pacer(session.mailbox_id),
+            body=orjson.dumps(body),
+            auth=False,
+            idempotent=item_id is not None,
+            import_call=True,
+        )
+        resp = await self.transport.request(call)
+        return Imported(resp["itemId"], resp["changeKey"])

@@ -1,0 +1,134 @@
+"""Typed values the Graph client returns (contract §3)."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+PROP_SEARCH_KEY = "Binary 0x300B"
+PROP_MESSAGE_ID = "String 0x1035"
+EXPAND_KEYS = (
+    f"singleValueExtendedProperties($filter=id eq '{PROP_SEARCH_KEY}' or id eq '{PROP_MESSAGE_ID}')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxRef:
+    upn: str
+    primary_id: str
+    archive_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    id: str
+    name: str
+    parent_id: str | None
+    type: str
+    well_known: str | None
+    child_count: int
+    item_count: int
+    hidden: bool = False
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Folder:
+        return cls(
+            id=d["id"],
+            name=d.get("displayName", ""),
+            parent_id=d.get("parentFolderId"),
+            type=d.get("type") or "",
+            well_known=d.get("wellKnownName"),
+            child_count=int(d.get("childFolderCount") or 0),
+            item_count=int(d.get("totalItemCount") or 0),
+            hidden=bool(d.get("isHidden", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FolderNode:
+    """A folder with its path from the mailbox root (``/Inbox/Projects``)."""
+
+    folder: Folder
+    path: str
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    change_key: str
+    type: str
+    size: int
+    created: str
+    modified: str
+    categories: tuple[str, ...]
+    search_key: bytes | None = None
+    message_id: str | None = None
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Item:
+        sk = mid = None
+        for p in d.get("singleValueExtendedProperties") or ():
+            pid = str(p.get("id", "")).lower()
+            if pid == PROP_SEARCH_KEY.lower() and p.get("value"):
+                sk = base64.b64decode(p["value"])
+            elif pid == PROP_MESSAGE_ID.lower():
+                mid = p.get("value")
+        return cls(
+            id=d["id"],
+            change_key=d.get("changeKey", ""),
+            type=d.get("type", ""),
+            size=int(d.get("size") or 0),
+            created=d.get("createdDateTime", ""),
+            modified=d.get("lastModifiedDateTime", ""),
+            categories=tuple(d.get("categories") or ()),
+            search_key=sk,
+            message_id=mid,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A delta entry for an item or folder that is gone."""
+
+    id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaPage:
+    items: list[Any]  # Item | Folder | Removed
+    next_link: str | None
+    delta_link: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exported:
+    """One exportItems result: ``data`` (opaque, passed to import untouched) or an error."""
+
+    item_id: str
+    change_key: str | None
+    data: str | None
+    error_code: str | None = None
+    error_message: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.data is not None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportSession:
+    url: str
+    expires: float  # epoch seconds
+    mailbox_id: str
+
+    def __repr__(self) -> str:  # the URL carries a token
+        return f"ImportSession(mailbox={self.mailbox_id!r}, expires={self.expires})"
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    item_id: str
+    change_key: str

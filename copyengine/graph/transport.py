@@ -1,0 +1,289 @@
+"""The HTTP edge: one request, paced, retried by policy, errors translated.
+
+Everything the engine knows about status codes, error envelopes and aiohttp exceptions lives
+here. Callers get parsed JSON or an exception from ``copyengine.errors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+from yarl import URL
+
+from ..auth import TokenProvider
+from ..errors import (
+    AuthExpired,
+    DeltaExpired,
+    Fatal,
+    ItemFailed,
+    MailboxNotFound,
+    NotFound,
+    OutcomeUnknown,
+    PermissionDenied,
+    ServiceError,
+    SessionExpired,
+    Throttled,
+    Transient,
+)
+from ..pacing.pacer import CONCURRENCY_REASON, MailboxPacer
+from ..pacing.policy import Cause, RetriesExhausted, RetryPolicy, may_resend, parse_retry_after
+from ..secrets import redact
+
+log = structlog.get_logger("copyengine.graph")
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Every HTTP timeout, in one place."""
+
+    connect: float = 15.0
+    sock_read: float = 300.0  # an export of 20 large items can take a while
+    total: float | None = None
+
+    def client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(
+            total=self.total, sock_connect=self.connect, sock_read=self.sock_read
+        )
+
+
+def _reason_of(message: str) -> str:
+    for reason in ("MailboxConcurrency", "RequestRate", "IncomingBytes", "ApplicationRequestRate"):
+        if reason in message:
+            return reason
+    return "Unknown"
+
+
+def parse_error(status: int, body: bytes) -> tuple[str, str]:
+    """(code, message) from a Graph envelope or the import host's ``{"Message": …}``."""
+    try:
+        data = orjson.loads(body) if body else {}
+    except orjson.JSONDecodeError:
+        return f"Http{status}", redact(body[:200].decode("utf-8", "replace"))
+    if isinstance(data, dict):
+        err = data.get("error")
+        if isinstance(err, dict):
+            return str(err.get("code") or f"Http{status}"), str(err.get("message") or "")
+        if "Message" in data or "message" in data:
+            return f"Http{status}", str(data.get("Message") or data.get("message"))
+        if isinstance(err, str):
+            return err, str(data.get("error_description", ""))
+    return f"Http{status}", ""
+
+
+@dataclass
+class Call:
+    """One logical call: what to send and how it may be retried."""
+
+    name: str
+    method: str
+    url: str  # absolute, already encoded
+    pacer: MailboxPacer | None
+    json: Any = None
+    body: bytes | None = None
+    headers: dict[str, str] | None = None
+    auth: bool = True
+    idempotent: bool = True
+    import_call: bool = False
+
+
+class Transport:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        tokens: TokenProvider | None,
+        *,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self.http = http
+        self.tokens = tokens
+        self.retry = retry or RetryPolicy()
+        self._sleep = sleep
+        self._rand = rand
+        self.requests = 0
+        self.latencies: list[float] = []
+
+    async def request(self, call: Call) -> Any:
+        """Send ``call`` until it succeeds or the policy says stop. Returns parsed JSON (or
+        None for an empty body)."""
+        policy = self.retry
+        body = (
+            call.body
+            if call.body is not None
+            else (orjson.dumps(call.json) if call.json is not None else None)
+        )
+        size = len(body) if body is not None and call.method != "GET" else 0
+        for _ in range(1000):
+            try:
+                return await self._once(call, body, size)
+            except Throttled as exc:
+                cause, retry_after, sent = Cause.THROTTLED, exc.retry_after, False
+                err: ServiceError = exc
+                if call.pacer is not None:
+                    call.pacer.on_throttled(exc.reason, exc.retry_after)
+                    if exc.reason == CONCURRENCY_REASON:
+                        policy = self._next(policy, cause, exc)
+                        await call.pacer.wait_for_release()
+                        continue
+                    # The pacer now holds the whole mailbox until Retry-After.
+                    policy = self._next(policy, cause, exc)
+                    continue
+            except Transient as exc:
+                cause = Cause(exc.cause) if exc.cause in {c.value for c in Cause} else Cause.SERVER
+                retry_after, err = exc.retry_after, exc
+                sent = exc.cause in ("connection", "timeout")
+            except AuthExpired as exc:
+                if self.tokens is None:
+                    raise
+                cause, retry_after, sent, err = Cause.AUTH, 0.0, False, exc
+            if not may_resend(cause, call.idempotent, sent):
+                raise OutcomeUnknown(
+                    f"{call.name}: the outcome is unknown ({err.message})",
+                    call=call.name,
+                    status=err.status,
+                    code=err.code,
+                    request_id=err.request_id,
+                    client_request_id=err.client_request_id,
+                ) from err
+            policy = self._next(policy, cause, err)
+            wait = policy.wait(cause, retry_after, self._rand())
+            log.debug(
+                "graph.retry",
+                call=call.name,
+                cause=cause.value,
+                attempt=policy.attempts(cause),
+                wait_s=round(wait, 3),
+            )
+            if wait > 0:
+                await self._sleep(wait)
+        raise Fatal(f"{call.name}: retry loop did not end", call=call.name)  # pragma: no cover
+
+    @staticmethod
+    def _next(policy: RetryPolicy, cause: Cause, err: ServiceError) -> RetryPolicy:
+        try:
+            return policy.increment(cause)
+        except RetriesExhausted as exc:
+            if cause is Cause.AUTH:
+                raise Fatal(
+                    f"{err.call}: the service keeps refusing fresh tokens ({err.code})",
+                    call=err.call,
+                    status=err.status,
+                    code=err.code,
+                    request_id=err.request_id,
+                ) from err
+            raise err from exc
+
+    async def _once(self, call: Call, body: bytes | None, size: int) -> Any:
+        headers = dict(call.headers or {})
+        crid = str(uuid.uuid4())
+        headers["client-request-id"] = crid
+        if body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        token = None
+        if call.auth and self.tokens is not None:
+            token = await self.tokens.token()
+            headers["Authorization"] = f"Bearer {token}"
+        url = URL(call.url, encoded=True)
+        if call.pacer is not None:
+            async with call.pacer.slot(size):
+                status, resp_headers, payload, elapsed = await self._send(
+                    call, url, headers, body, crid
+                )
+        else:
+            status, resp_headers, payload, elapsed = await self._send(
+                call, url, headers, body, crid
+            )
+        self.latencies.append(elapsed)
+        if status < 300:
+            if call.pacer is not None:
+                call.pacer.on_success()
+            return orjson.loads(payload) if payload else None
+        self._raise(call, status, resp_headers, payload, crid, token)
+
+    async def _send(
+        self, call: Call, url: URL, headers: dict[str, str], body: bytes | None, crid: str
+    ) -> tuple[int, Any, bytes, float]:
+        self.requests += 1
+        t0 = time.perf_counter()
+        try:
+            async with self.http.request(call.method, url, data=body, headers=headers) as resp:
+                payload = await resp.read()
+                return resp.status, resp.headers, payload, time.perf_counter() - t0
+        except TimeoutError:
+            raise Transient(
+                f"{call.name}: timed out", cause="timeout", call=call.name, client_request_id=crid
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            # Nothing reached the server: always safe to resend.
+            raise Transient(
+                f"{call.name}: cannot connect ({type(exc).__name__})",
+                cause="server",
+                call=call.name,
+                client_request_id=crid,
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise Transient(
+                f"{call.name}: connection lost ({type(exc).__name__})",
+                cause="connection",
+                call=call.name,
+                client_request_id=crid,
+            ) from None
+
+    def _raise(
+        self, call: Call, status: int, headers: Any, payload: bytes, crid: str, token: str | None
+    ) -> None:
+        code, message = parse_error(status, payload)
+        message = redact(message)
+        kw: dict[str, Any] = {
+            "status": status,
+            "code": code,
+            "call": call.name,
+            "request_id": headers.get("request-id"),
+            "client_request_id": crid,
+        }
+        text = f"{call.name}: {message or code}"
+        retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
+        if status == 429:
+            raise Throttled(text, retry_after=retry_after, reason=_reason_of(message), **kw)
+        if call.import_call and status in (401, 403, 404):
+            raise SessionExpired(text, **kw)
+        if status == 401:
+            if token is not None and self.tokens is not None:
+                self.tokens.invalidate(token)
+            raise AuthExpired(text, **kw)
+        if status in (500, 503):
+            raise Transient(text, retry_after=retry_after, cause="server", **kw)
+        if status in (502, 504):
+            raise Transient(text, retry_after=retry_after, cause="gateway", **kw)
+        if status == 403:
+            raise PermissionDenied(
+                f"{call.name}: access denied ({code}); the app is missing a permission "
+                f"for this call",
+                **kw,
+            )
+        if status == 410:
+            raise DeltaExpired(text, **kw)
+        if status == 404:
+            if code in (
+                "ErrorNonExistentMailbox",
+                "Request_ResourceNotFound",
+                "MailboxNotEnabledForRESTAPI",
+                "ErrorInvalidUser",
+            ):
+                raise MailboxNotFound(text, **kw)
+            raise NotFound(text, **kw)
+        if call.import_call and status in (400, 409, 413):
+            raise ItemFailed(text, **kw)
+        if status == 409:
+            raise ItemFailed(text, **kw)
+        raise Fatal(text, **kw)

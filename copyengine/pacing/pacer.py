@@ -1,0 +1,171 @@
+"""One pacer per (app, mailbox), shared by every task that touches that mailbox.
+
+It keeps the mailbox under all of Exchange's limits at once: at most ``concurrency`` of our
+requests in flight, the request and upload-bytes budgets over their sliding windows, any
+``Retry-After`` the service gave, and (through ``aiolimiter``) the app-wide rate. Time is
+injected (``clock``/``sleep``) so tests run without sleeping.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+from aiolimiter import AsyncLimiter
+
+from .policy import AdaptiveRate, PacerLimits, SlidingWindow
+
+CONCURRENCY_REASON = "MailboxConcurrency"
+MAX_WAIT_ROUNDS = 100_000
+
+
+@dataclass
+class PacerStats:
+    requests: int = 0
+    throttled: Counter[str] = field(default_factory=Counter)
+    throttle_wait_s: float = 0.0  # time spent waiting on budgets and Retry-After
+    slot_wait_s: float = 0.0  # time spent waiting for one of our own calls to finish
+    max_inflight: int = 0
+
+
+class MailboxPacer:
+    def __init__(
+        self,
+        key: str,
+        limits: PacerLimits | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        app_limiter: AsyncLimiter | None = None,
+    ) -> None:
+        self.key = key
+        self.limits = limits or PacerLimits()
+        self._clock = clock
+        self._sleep = sleep
+        self._app = app_limiter
+        lim = self.limits
+        self._req = SlidingWindow(lim.requests, lim.request_window + lim.window_slack)
+        self._bytes = SlidingWindow(lim.upload_bytes, lim.upload_window + lim.window_slack)
+        self._inflight = 0
+        self._released = anyio.Event()
+        self.blocked_until = 0.0
+        self.rate = AdaptiveRate()
+        self.stats = PacerStats()
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def delay(self, now: float, body_bytes: int) -> float:
+        """Seconds until a request with ``body_bytes`` of body may be sent (pure in ``now``)."""
+        lim = self.limits
+        f = self.rate.factor * lim.margin
+        wait = max(
+            self.blocked_until - now,
+            self._req.delay(now, 1, max(1.0, lim.requests * f)),
+        )
+        if body_bytes:
+            wait = max(wait, self._bytes.delay(now, body_bytes, max(1.0, lim.upload_bytes * f)))
+        return max(0.0, wait)
+
+    @asynccontextmanager
+    async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
+        """Hold one of the mailbox's request slots for one request."""
+        for _ in range(MAX_WAIT_ROUNDS):
+            now = self._clock()
+            wait = self.delay(now, body_bytes)
+            if wait > 0:
+                await self._sleep(wait)
+                self.stats.throttle_wait_s += wait
+                continue
+            if self._inflight >= self.limits.concurrency:
+                t0 = self._clock()
+                await self._released.wait()
+                self.stats.slot_wait_s += self._clock() - t0
+                continue
+            break
+        else:  # pragma: no cover - bounded loop guard
+            raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
+        # No await between the checks above and the reservation: this is atomic.
+        now = self._clock()
+        self._inflight += 1
+        self.stats.max_inflight = max(self.stats.max_inflight, self._inflight)
+        self._req.record(now, 1)
+        if body_bytes:
+            self._bytes.record(now, body_bytes)
+        self.stats.requests += 1
+        try:
+            if self._app is not None:
+                await self._app.acquire()
+            yield
+        finally:
+            self._inflight -= 1
+            released, self._released = self._released, anyio.Event()
+            released.set()
+
+    def on_success(self) -> None:
+        self.rate = self.rate.on_success()
+
+    def on_throttled(self, reason: str, retry_after: float | None) -> None:
+        """Record a 429. Time-based reasons block the whole mailbox until Retry-After."""
+        self.stats.throttled[reason] += 1
+        if reason == CONCURRENCY_REASON:
+            return
+        wait = retry_after if retry_after is not None else 1.0
+        self.blocked_until = max(self.blocked_until, self._clock() + wait)
+        self.rate = self.rate.on_throttled()
+
+    async def wait_for_release(self, at_least: float = 0.0, at_most: float = 5.0) -> None:
+        """After a MailboxConcurrency 429: wait until one of our own calls to this mailbox
+        finishes (bounded), and no less than ``at_least``."""
+        t0 = self._clock()
+        if self._inflight > 0:
+            with anyio.move_on_after(at_most):
+                await self._released.wait()
+        rest = at_least - (self._clock() - t0)
+        if rest > 0:
+            await self._sleep(rest)
+        self.stats.slot_wait_s += self._clock() - t0
+
+
+class Pacers:
+    """The registry: one pacer per (app, mailbox), one app-wide limiter per app."""
+
+    def __init__(
+        self,
+        limits: PacerLimits | None = None,
+        app_rate: tuple[float, float] = (120_000, 10.0),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+    ) -> None:
+        self.limits = limits or PacerLimits()
+        self._app_rate = app_rate
+        self._clock = clock
+        self._sleep = sleep
+        self._pacers: dict[tuple[str, str], MailboxPacer] = {}
+        self._apps: dict[str, AsyncLimiter] = {}
+        self.rand = random.Random()
+
+    def get(self, app: str, mailbox: str) -> MailboxPacer:
+        key = (app, mailbox)
+        p = self._pacers.get(key)
+        if p is None:
+            lim = self._apps.get(app)
+            if lim is None:
+                lim = self._apps[app] = AsyncLimiter(*self._app_rate)
+            p = self._pacers[key] = MailboxPacer(
+                f"{app}/{mailbox}",
+                self.limits,
+                clock=self._clock,
+                sleep=self._sleep,
+                app_limiter=lim,
+            )
+        return p
+
+    def all(self) -> list[MailboxPacer]:
+        return list(self._pacers.values())

@@ -1,0 +1,194 @@
+"""Pacing and retry decisions: pure functions and values over an explicit ``now``.
+
+Nothing here sleeps or does I/O; ``pacer.py`` applies these decisions. Unit tests drive them
+with a fake clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
+from enum import Enum
+
+MB = 1024 * 1024
+
+
+def parse_retry_after(value: str | None, now_wall: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds (possibly fractional, as
+    Graph sends ``2.128``) or an HTTP date. None when absent or unreadable."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        return max(0.0, when.timestamp() - now_wall)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+@dataclass(frozen=True)
+class PacerLimits:
+    """What one (app, mailbox) may do; defaults are Exchange Online's documented limits with a
+    safety margin applied by the pacer (``margin``)."""
+
+    concurrency: int = 4
+    requests: int = 10_000
+    request_window: float = 600.0
+    upload_bytes: int = 150 * MB
+    upload_window: float = 300.0
+    # Fraction of each budget we allow ourselves, and extra window width, so that the
+    # server (which counts on arrival, a little after we count on sending) never sees more.
+    margin: float = 0.97
+    window_slack: float = 0.5
+
+
+class SlidingWindow:
+    """Amounts sent over a sliding window: how long until ``amount`` more fits."""
+
+    __slots__ = ("_events", "limit", "total", "width")
+
+    def __init__(self, limit: int, width: float) -> None:
+        self.limit = limit
+        self.width = width
+        self._events: deque[tuple[float, int]] = deque()
+        self.total = 0
+
+    def _expire(self, now: float) -> None:
+        ev = self._events
+        while ev and ev[0][0] <= now - self.width:
+            self.total -= ev.popleft()[1]
+
+    def delay(self, now: float, amount: int, limit: float | None = None) -> float:
+        """Seconds from ``now`` until ``amount`` fits under ``limit`` (default: own limit).
+        An amount larger than the whole limit fits once the window is empty."""
+        self._expire(now)
+        cap = self.limit if limit is None else limit
+        excess = self.total + amount - cap
+        if excess <= 0:
+            return 0.0
+        if amount >= cap:
+            excess = self.total  # wait for an empty window
+        for t, a in self._events:
+            excess -= a
+            if excess <= 0:
+                return max(0.0, t + self.width - now)
+        return 0.0
+
+    def record(self, now: float, amount: int) -> None:
+        self._expire(now)
+        self._events.append((now, amount))
+        self.total += amount
+
+
+@dataclass(frozen=True)
+class AdaptiveRate:
+    """A factor in (floor, 1] applied to the budgets: cut after a 429, crept back on success.
+
+    A 429 means our model of the server's window was wrong (other clients of the same app,
+    clock skew, a smaller limit than configured). Cutting the budget makes the next 429 rarer;
+    creeping back recovers the ceiling when the cause goes away."""
+
+    factor: float = 1.0
+    cut: float = 0.8
+    floor: float = 0.25
+    creep: float = 0.002  # per successful request: ~350 requests to recover from one cut
+
+    def on_throttled(self) -> AdaptiveRate:
+        return replace(self, factor=max(self.floor, self.factor * self.cut))
+
+    def on_success(self) -> AdaptiveRate:
+        if self.factor >= 1.0:
+            return self
+        return replace(self, factor=min(1.0, self.factor * (1.0 + self.creep)))
+
+
+class Cause(Enum):
+    THROTTLED = "throttled"
+    SERVER = "server"  # 500/503
+    GATEWAY = "gateway"  # 502/504
+    CONNECTION = "connection"  # refused, reset, dropped
+    TIMEOUT = "timeout"
+    AUTH = "auth"  # token renewal
+    SESSION = "session"  # import-session renewal
+
+
+DEFAULT_BUDGETS: dict[Cause, int] = {
+    Cause.THROTTLED: 50,
+    Cause.SERVER: 8,
+    Cause.GATEWAY: 8,
+    Cause.CONNECTION: 6,
+    Cause.TIMEOUT: 4,
+    Cause.AUTH: 1,
+    Cause.SESSION: 1,
+}
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter: ``uniform(0, min(cap, base * factor**n))``, but
+    never less than ``floor`` of it (so a burst of retries does not all land at once)."""
+
+    base: float = 0.5
+    factor: float = 2.0
+    cap: float = 30.0
+    floor: float = 0.5
+
+    def delay(self, attempt: int, rand: float) -> float:
+        ceiling = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
+        return ceiling * (self.floor + (1.0 - self.floor) * rand)
+
+
+class RetriesExhausted(Exception):
+    def __init__(self, cause: Cause, attempts: int) -> None:
+        super().__init__(f"gave up after {attempts} {cause.value} retries")
+        self.cause = cause
+        self.attempts = attempts
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Per-request retry state: a budget per cause and the history of what happened.
+    ``increment`` returns the next state or raises RetriesExhausted."""
+
+    budgets: tuple[tuple[Cause, int], ...] = tuple(DEFAULT_BUDGETS.items())
+    backoff: Backoff = field(default_factory=Backoff)
+    history: tuple[Cause, ...] = ()
+
+    def attempts(self, cause: Cause) -> int:
+        return sum(1 for c in self.history if c is cause)
+
+    def budget(self, cause: Cause) -> int:
+        return dict(self.budgets).get(cause, 0)
+
+    def increment(self, cause: Cause) -> RetryPolicy:
+        n = self.attempts(cause) + 1
+        if n > self.budget(cause):
+            raise RetriesExhausted(cause, n - 1)
+        return replace(self, history=(*self.history, cause))
+
+    def wait(self, cause: Cause, retry_after: float | None, rand: float) -> float:
+        """How long to wait before the retry just counted by ``increment``."""
+        if retry_after is not None:
+            return retry_after
+        if cause in (Cause.AUTH, Cause.SESSION):
+            return 0.0
+        return self.backoff.delay(self.attempts(cause), rand)
+
+
+def may_resend(cause: Cause, idempotent: bool, sent: bool) -> bool:
+    """Whether a request may be sent again after ``cause``: anything the server rejected
+    without acting (429, 401, 503 with a response) may; a request that may have been acted
+    upon (connection lost or timeout after the body went out) only if resending is harmless."""
+    if cause in (Cause.CONNECTION, Cause.TIMEOUT) and sent:
+        return idempotent
+    return True

@@ -1,0 +1,230 @@
+"""Pacer and retry decisions, with a fake clock: no sleeping, no sockets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import anyio
+import pytest
+
+from copyengine.pacing import AdaptiveRate, Backoff, Cause, MailboxPacer, PacerLimits, RetryPolicy
+from copyengine.pacing.policy import (
+    RetriesExhausted,
+    SlidingWindow,
+    may_resend,
+    parse_retry_after,
+)
+
+
+class FakeClock:
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+        await anyio.lowlevel.checkpoint()
+
+
+# -- Retry-After ----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2", 2.0),
+        ("2.128", 2.128),
+        ("0", 0.0),
+        (" 1.5 ", 1.5),
+        ("-3", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("nan", None),
+    ],
+)
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert parse_retry_after(value, 0.0) == expected
+
+
+def test_retry_after_http_date() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    later = format_datetime(datetime(2026, 1, 1, 12, 0, 7, tzinfo=UTC), usegmt=True)
+    assert parse_retry_after(later, now) == pytest.approx(7.0)
+    earlier = format_datetime(datetime(2026, 1, 1, 11, 0, 0, tzinfo=UTC), usegmt=True)
+    assert parse_retry_after(earlier, now) == 0.0
+
+
+# -- windows ---------------------------------------------------------------------------------
+def test_sliding_window_delay_and_expiry() -> None:
+    w = SlidingWindow(limit=3, width=10.0)
+    for t in (0.0, 1.0, 2.0):
+        assert w.delay(t, 1) == 0.0
+        w.record(t, 1)
+    assert w.delay(3.0, 1) == pytest.approx(7.0)  # the call at 0.0 leaves at 10.0
+    assert w.delay(10.0, 1) == 0.0
+    assert w.delay(3.0, 1, limit=2) == pytest.approx(8.0)  # a cut budget waits longer
+
+
+def test_bytes_window_lets_an_oversized_item_through_an_empty_window() -> None:
+    w = SlidingWindow(limit=100, width=5.0)
+    assert w.delay(0.0, 500) == 0.0
+    w.record(0.0, 500)
+    assert w.delay(1.0, 10) == pytest.approx(4.0)
+    assert w.delay(5.0, 10) == 0.0
+
+
+# -- adaptive rate ---------------------------------------------------------------------------
+def test_adaptive_rate_cuts_and_creeps_back() -> None:
+    r = AdaptiveRate()
+    r = r.on_throttled()
+    assert r.factor == pytest.approx(0.8)
+    for _ in range(10):
+        r = r.on_throttled()
+    assert r.factor == r.floor
+    steps = 0
+    while r.factor < 1.0 and steps < 10_000:
+        r = r.on_success()
+        steps += 1
+    assert r.factor == 1.0 and 100 < steps < 10_000
+
+
+# -- retry policy ----------------------------------------------------------------------------
+def test_retry_budget_per_cause_is_independent_and_exhausts() -> None:
+    p = RetryPolicy(budgets=((Cause.SERVER, 2), (Cause.CONNECTION, 1)))
+    p = p.increment(Cause.SERVER).increment(Cause.CONNECTION).increment(Cause.SERVER)
+    assert p.history == (Cause.SERVER, Cause.CONNECTION, Cause.SERVER)
+    with pytest.raises(RetriesExhausted) as exc:
+        p.increment(Cause.SERVER)
+    assert exc.value.attempts == 2
+    with pytest.raises(RetriesExhausted):
+        p.increment(Cause.TIMEOUT)  # no budget at all
+
+
+def test_retry_wait_prefers_retry_after_then_backoff_with_jitter() -> None:
+    p = RetryPolicy(backoff=Backoff(base=1.0, factor=2.0, cap=8.0, floor=0.5))
+    p = p.increment(Cause.SERVER)
+    assert p.wait(Cause.SERVER, 3.25, 0.9) == 3.25
+    assert p.wait(Cause.SERVER, None, 0.0) == pytest.approx(0.5)
+    assert p.wait(Cause.SERVER, None, 1.0) == pytest.approx(1.0)
+    for _ in range(5):
+        p = p.increment(Cause.SERVER)
+    assert p.wait(Cause.SERVER, None, 1.0) == pytest.approx(8.0)  # capped
+    assert p.increment(Cause.AUTH).wait(Cause.AUTH, None, 0.5) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("cause", "idempotent", "sent", "ok"),
+    [
+        (Cause.CONNECTION, False, True, False),  # an import may have been committed
+        (Cause.TIMEOUT, False, True, False),
+        (Cause.CONNECTION, True, True, True),  # a GET may be repeated
+        (Cause.THROTTLED, False, False, True),  # the server refused: nothing happened
+        (Cause.SERVER, False, False, True),
+        (Cause.SESSION, False, False, True),
+    ],
+)
+def test_may_resend_knows_what_the_server_may_have_done(
+    cause: Cause, idempotent: bool, sent: bool, ok: bool
+) -> None:
+    assert may_resend(cause, idempotent, sent) is ok
+
+
+# -- the pacer -------------------------------------------------------------------------------
+def _pacer(clock: FakeClock, **kw: object) -> MailboxPacer:
+    limits = PacerLimits(margin=1.0, window_slack=0.0, **kw)  # type: ignore[arg-type]
+    return MailboxPacer("app/m", limits, clock=clock, sleep=clock.sleep)
+
+
+@pytest.mark.anyio
+async def test_pacer_never_exceeds_the_in_flight_cap() -> None:
+    clock = FakeClock()
+    pacer = _pacer(clock, concurrency=4)
+    peak = 0
+
+    async def work() -> None:
+        nonlocal peak
+        async with pacer.slot():
+            peak = max(peak, pacer.inflight)
+            await anyio.lowlevel.checkpoint()
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(50):
+            tg.start_soon(work)
+    assert peak == 4 and pacer.stats.max_inflight == 4 and pacer.stats.requests == 50
+
+
+@pytest.mark.anyio
+async def test_pacer_obeys_retry_after_exactly_for_the_whole_mailbox() -> None:
+    clock = FakeClock()
+    pacer = _pacer(clock)
+    pacer.on_throttled("RequestRate", 2.128)
+    assert pacer.delay(clock.now, 0) == pytest.approx(2.128)
+    async with pacer.slot():
+        assert clock.now == pytest.approx(1002.128)
+    assert pacer.stats.throttle_wait_s == pytest.approx(2.128)
+    assert pacer.rate.factor < 1.0  # the next 429 is made rarer
+    pacer.on_throttled("IncomingBytes", None)  # no header: a default wait, still obeyed
+    assert pacer.delay(clock.now, 0) == pytest.approx(1.0)
+
+
+@pytest.mark.anyio
+async def test_pacer_request_budget_spreads_calls_over_the_window() -> None:
+    clock = FakeClock()
+    pacer = _pacer(clock, requests=10, request_window=5.0, concurrency=100)
+    for _ in range(25):
+        async with pacer.slot():
+            pass
+    # 10 at once, then each next one when the oldest leaves the 5 s window
+    assert clock.now - 1000.0 == pytest.approx(10.0)
+
+
+@pytest.mark.anyio
+async def test_pacer_upload_budget_counts_body_bytes() -> None:
+    clock = FakeClock()
+    pacer = _pacer(clock, upload_bytes=1000, upload_window=10.0, concurrency=100)
+    for _ in range(3):
+        async with pacer.slot(400):
+            pass
+    assert clock.now - 1000.0 == pytest.approx(10.0)  # the third waited for the first two
+    async with pacer.slot(0):  # a GET carries no body: not held back by the byte budget
+        pass
+    assert clock.now - 1000.0 == pytest.approx(10.0)
+
+
+@pytest.mark.anyio
+async def test_adaptive_cut_lowers_the_effective_budget() -> None:
+    clock = FakeClock()
+    pacer = _pacer(clock, requests=10, request_window=5.0, concurrency=100)
+    pacer.rate = AdaptiveRate(factor=0.5)
+    for _ in range(5):
+        async with pacer.slot():
+            pass
+    assert clock.now == 1000.0
+    assert pacer.delay(clock.now, 0) == pytest.approx(5.0)
+
+
+@pytest.mark.anyio
+async def test_concurrency_429_waits_for_one_of_our_calls_to_finish() -> None:
+    clock = FakeClock()
+    pacer = _pacer(clock, concurrency=4)
+    pacer.on_throttled("MailboxConcurrency", 0.05)
+    assert pacer.delay(clock.now, 0) == 0.0  # not a time block
+    order: list[str] = []
+
+    async def holder() -> None:
+        async with pacer.slot():
+            order.append("holding")
+            await clock.sleep(3.0)
+        order.append("released")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(holder)
+        await anyio.lowlevel.checkpoint()
+        await pacer.wait_for_release(at_least=0.05)
+        order.append("retry")
+    assert order == ["holding", "released", "retry"]
