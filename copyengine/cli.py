@@ -3,20 +3,177 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import anyio
 import click
 
-from . import __version__
+from . import __version__, logs
+from .config import JobConfig, load_job
+from .errors import ConfigError, CopyEngineError
 from .exitcodes import ExitCode
+from .pipeline.embedded import embedded_emulator
+from .pipeline.job import run_job, watch_signals
+from .pipeline.pair import StopFlag
+from .progress import print_summary, show_progress
+from .report import JobStats
+from .state import SQLiteStore
+from .verify import verify_job
 
 
 @click.group()
 @click.version_option(__version__, prog_name="copyengine")
 def main() -> None:
     """Copy Exchange Online mailboxes in bulk through the Graph mailbox import/export API."""
+
+
+def _load(config: Path, **overrides: object) -> JobConfig:
+    try:
+        return load_job(config, **overrides)  # type: ignore[arg-type]
+    except ConfigError as exc:
+        click.echo(f"error: configuration: {exc}", err=True)
+        sys.exit(ExitCode.CONFIG)
+
+
+def _with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
+    """Run ``body`` against the job's embedded emulator when a tenant asks for one."""
+    if not cfg.needs_emulator:
+        return body(cfg)
+    try:
+        with embedded_emulator(cfg) as (pointed, info, pid):
+            click.echo(f"embedded emulator (pid {pid}) at {info['graph_url']}", err=True)
+            return body(pointed)
+    except ConfigError as exc:
+        click.echo(f"error: configuration: {exc}", err=True)
+        return ExitCode.CONFIG
+    except CopyEngineError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return ExitCode.FATAL
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
+@click.option("--report", type=click.Path(path_type=Path), help="Override [job].report.")
+@click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--no-progress", is_flag=True, help="No live table, even on a terminal.")
+def run(
+    config: Path,
+    state: Path | None,
+    report: Path | None,
+    log_format: str | None,
+    log_level: str | None,
+    no_progress: bool,
+) -> None:
+    """Copy every mailbox pair of the job CONFIG (TOML)."""
+    overrides: dict[str, object] = {}
+    if state:
+        overrides["state_path"] = state.resolve()
+    if report:
+        overrides["report_path"] = report.resolve()
+    if log_format:
+        overrides["log_format"] = log_format
+    if log_level:
+        overrides["log_level"] = log_level
+    cfg = _load(config, **overrides)
+    logs.configure(cfg.log_format, cfg.log_level)
+
+    def body(c: JobConfig) -> int:
+        stats = anyio.run(_run, c, not no_progress)
+        print_summary(stats)
+        click.echo(f"report: {c.report_path}", err=True)
+        if stats.fatal:
+            click.echo(f"error: {stats.fatal}", err=True)
+        return int(stats.exit_code())
+
+    sys.exit(_with_emulator(cfg, body))
+
+
+async def _run(cfg: JobConfig, progress: bool) -> JobStats:
+    stop = StopFlag()
+    stats = JobStats()
+    with anyio.CancelScope() as abort:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch_signals, stop, abort)
+            if progress:
+                tg.start_soon(show_progress, stats)
+            await run_job(cfg, stop, stats)
+            tg.cancel_scope.cancel()
+    if abort.cancel_called:
+        stats.interrupted = True
+    return stats
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
+)
+def verify(config: Path, json_output: Path | None) -> None:
+    """Compare source and target of every pair, per folder, by search key."""
+    cfg = _load(config)
+    logs.configure(cfg.log_format, "warning")
+
+    def body(c: JobConfig) -> int:
+        checks = anyio.run(verify_job, c)
+        bad = 0
+        for pc in checks:
+            if pc.error:
+                click.echo(f"FAIL {pc.source} -> {pc.target}: {pc.error}")
+                bad += 1
+                continue
+            for fc in pc.folders:
+                if not fc.ok:
+                    bad += 1
+                    click.echo(
+                        f"FAIL {pc.source} -> {pc.target} {fc.source_path}: "
+                        f"{len(fc.missing)} missing, {len(fc.extra)} extra "
+                        f"(expected {fc.expected}, found {fc.found})"
+                    )
+            if pc.ok:
+                n = sum(f.expected for f in pc.folders)
+                click.echo(
+                    f"ok   {pc.source} -> {pc.target}: {n} items in {len(pc.folders)} folders"
+                )
+        if json_output:
+            json_output.write_text(
+                json.dumps([pc.as_dict() for pc in checks], indent=2), encoding="utf-8"
+            )
+        if any(pc.error and "AuthFailed" in pc.error for pc in checks):
+            return ExitCode.AUTH
+        return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
+
+    sys.exit(_with_emulator(cfg, body))
+
+
+@main.command()
+@click.argument("config", type=click.Path(path_type=Path))
+def status(config: Path) -> None:
+    """Show what the job's state store knows, without contacting the service."""
+    cfg = _load(config, resolve_secrets=False)
+    if not cfg.state_path.exists():
+        click.echo(f"no state yet at {cfg.state_path}")
+        return
+
+    async def show() -> None:
+        store = SQLiteStore(cfg.state_path)
+        await store.open()
+        try:
+            for p in await store.pairs():
+                counts = await store.summary(p["pair"])
+                click.echo(
+                    f"{p['pair']}: {p['status']} {counts}"
+                    + (f" error: {p['error']}" if p["error"] else "")
+                )
+        finally:
+            await store.close()
+
+    anyio.run(show)
 
 
 @main.group()

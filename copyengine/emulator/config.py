@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,9 @@ class EmulatorConfig:
     shuffle_exports: bool = True
     tls: bool = True
     state_dir: Path | None = None
+    # Where mailboxes are saved when the emulator stops and loaded from when it starts, so
+    # that successive runs of a job see the same tenants (None: nothing persists).
+    persist: Path | None = None
     seed: int = 0
     tenants: tuple[TenantConfig, ...] = ()
     faults: tuple[dict[str, Any], ...] = ()
@@ -132,9 +136,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> EmulatorC
     emu = dict(raw.get("emulator", {}))
     allowed = set(EmulatorConfig.__dataclass_fields__) - {"tenants", "faults"}
     _take(emu, "emulator", allowed)
-    if "state_dir" in emu:
-        p = Path(emu["state_dir"])
-        emu["state_dir"] = p if p.is_absolute() or base_dir is None else base_dir / p
+    for key in ("state_dir", "persist"):
+        if emu.get(key):
+            p = Path(emu[key])
+            emu[key] = p if p.is_absolute() or base_dir is None else base_dir / p
     tenants = tuple(parse_tenant(t, f"tenants[{i}]") for i, t in enumerate(raw.get("tenants", [])))
     faults = tuple(raw.get("faults", []))
     for i, f in enumerate(faults):
@@ -152,9 +157,10 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> EmulatorC
 
 def load_config(path: Path) -> EmulatorConfig:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except FileNotFoundError as exc:
         raise EmulatorConfigError(f"{path}: file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise EmulatorConfigError(f"{path}: {exc}") from exc
     return parse_config(raw, path.parent)

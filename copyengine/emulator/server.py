@@ -129,6 +129,7 @@ class EmulatorServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+            self.emulator.save()
 
     async def __aenter__(self) -> Endpoints:
         return await self.start()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pickle
 import random
 import secrets
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -108,8 +110,34 @@ class Emulator:
         else:
             self.state_dir = config.state_dir
             self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._saved: dict[str, Mailbox] = self._load_saved()
         for t in config.tenants:
             self.add_tenant(t)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _load_saved(self) -> dict[str, Mailbox]:
+        path = self.config.persist
+        if path is None or not path.exists():
+            return {}
+        with path.open("rb") as fh:
+            saved = pickle.load(fh)
+        return saved if isinstance(saved, dict) else {}
+
+    def save(self) -> None:
+        """Write every mailbox to ``config.persist`` (atomically)."""
+        path = self.config.persist
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
+        with tmp.open("wb") as fh:
+            pickle.dump(
+                {f"{m.tenant_id}/{m.upn.lower()}": m for m in self.mailboxes.values()},
+                fh,
+                protocol=pickle.HIGHEST_PROTOCOL,
+            )
+        tmp.replace(path)
 
     # -- directory ---------------------------------------------------------------------------
     def add_tenant(self, tc: TenantConfig) -> Tenant:
@@ -140,8 +168,10 @@ class Emulator:
         key = uc.upn.lower()
         if key in tenant.users:
             raise ValueError(f"user {uc.upn} already exists in tenant {tenant.name}")
-        mbx = new_mailbox(tenant.id, uc.upn)
-        seed_mailbox(mbx, uc.mailbox)
+        saved = self._saved.pop(f"{tenant.id}/{key}", None)
+        mbx = saved or new_mailbox(tenant.id, uc.upn)
+        if saved is None:
+            seed_mailbox(mbx, uc.mailbox)
         tenant.users[key] = mbx
         self.mailboxes[mbx.id] = mbx
         return mbx

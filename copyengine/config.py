@@ -1,0 +1,482 @@
+"""Job configuration: TOML -> frozen, validated values. Errors name the key path.
+
+Validation happens entirely at load, before any request is sent: unknown keys, wrong types,
+bad regular expressions, missing files and unresolvable secret references are all
+``ConfigError``s (exit code 3).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .secrets import Secret, resolve_secret
+
+EMULATOR = "emulator"
+FOLDER_CLASSES = {
+    "mail": ("IPF.Note", "IPF", ""),
+    "calendar": ("IPF.Appointment",),
+    "contacts": ("IPF.Contact",),
+    "tasks": ("IPF.Task",),
+    "notes": ("IPF.StickyNote",),
+    "journal": ("IPF.Journal",),
+}
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    name: str
+    tenant_id: str
+    client_id: str
+    graph_url: str = "https://graph.microsoft.com/beta"
+    authority: str = "https://login.microsoftonline.com"
+    client_secret: Secret | None = None
+    certificate_key: Secret | None = None
+    certificate: Path | None = None
+    pfx: Path | None = None
+    pfx_password: Secret | None = None
+    ca_bundle: Path | None = None
+
+    @property
+    def uses_emulator(self) -> bool:
+        return self.graph_url == EMULATOR or self.authority == EMULATOR
+
+
+@dataclass(frozen=True)
+class RenameRule:
+    pattern: re.Pattern[str]
+    to: str
+
+
+@dataclass(frozen=True)
+class FolderRules:
+    include: tuple[re.Pattern[str], ...] = ()
+    exclude: tuple[re.Pattern[str], ...] = ()
+    rename: tuple[RenameRule, ...] = ()
+    target_root: str = ""  # "" = the target's root; "/Migrated/{source}" = a subfolder
+    map_well_known: bool = True
+    classes: tuple[str, ...] = ("mail", "calendar", "contacts", "tasks", "notes")
+    skip_hidden: bool = True
+
+
+@dataclass(frozen=True)
+class ItemFilters:
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    types: tuple[str, ...] = ()  # message-class prefixes; empty: all
+    max_size: int | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    pairs_in_parallel: int = 8
+    in_flight_per_mailbox: int = 4
+    requests_per_window: int = 10_000
+    request_window_s: float = 600.0
+    upload_bytes_per_window: int = 150 * MB
+    upload_window_s: float = 300.0
+    bytes_in_flight: int = 256 * MB
+    batch_items: int = 20
+    batch_bytes: int = 32 * MB
+    exporters_per_pair: int = 2
+    importers_per_pair: int = 4
+
+
+@dataclass(frozen=True)
+class Pair:
+    source: str
+    target: str
+    folders: FolderRules
+    items: ItemFilters
+
+    @property
+    def key(self) -> str:
+        return f"{self.source.lower()}->{self.target.lower()}"
+
+
+@dataclass(frozen=True)
+class EmulatorMailbox:
+    upn: str
+    spec: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EmbeddedEmulator:
+    profile: str = "exchange"
+    time_scale: float = 60.0
+    seed: int = 0
+    tls: bool = True
+    mailboxes: tuple[EmulatorMailbox, ...] = ()
+    faults: tuple[dict[str, Any], ...] = ()
+    limits: dict[str, Any] = field(default_factory=dict)
+    session_lifetime: float = 900.0
+    token_lifetime: float = 3600.0
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    path: Path
+    source: TenantConfig
+    target: TenantConfig
+    pairs: tuple[Pair, ...]
+    limits: Limits
+    state_path: Path
+    report_path: Path
+    log_format: str = "auto"
+    log_level: str = "info"
+    emulator: EmbeddedEmulator | None = None
+
+    @property
+    def needs_emulator(self) -> bool:
+        return self.source.uses_emulator or self.target.uses_emulator
+
+
+# -- helpers ---------------------------------------------------------------------------------
+class _Table:
+    """A TOML table being read: typed getters that name the key path, and a check that
+    nothing unknown is left over."""
+
+    def __init__(self, raw: Any, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(where, f"must be a table, not {type(raw).__name__}")
+        self.raw = raw
+        self.where = where
+        self.used: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            if required:
+                raise ConfigError(self.path(key), "is required")
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if (
+            isinstance(value, bool)
+            and kind is not bool
+            and bool not in (kind if isinstance(kind, tuple) else (kind,))
+        ):
+            raise ConfigError(self.path(key), f"must be {_kind_name(kind)}, not a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(
+                self.path(key), f"must be {_kind_name(kind)}, not {type(value).__name__}"
+            )
+        return value
+
+    def table(self, key: str) -> _Table:
+        self.used.add(key)
+        return _Table(self.raw.get(key, {}), self.path(key))
+
+    def positive(self, key: str, kind: type, default: Any) -> Any:
+        v = self.get(key, kind, default)
+        if v <= 0:
+            raise ConfigError(self.path(key), "must be greater than 0")
+        return v
+
+    def done(self) -> None:
+        extra = sorted(set(self.raw) - self.used)
+        if extra:
+            raise ConfigError(self.path(extra[0]), "unknown key")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _regex(value: Any, where: str) -> re.Pattern[str]:
+    if not isinstance(value, str):
+        raise ConfigError(where, "must be a regular expression string")
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ConfigError(where, f"invalid regular expression: {exc}") from None
+
+
+def _date(value: Any, where: str) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    if isinstance(value, str):
+        try:
+            return _date(datetime.fromisoformat(value.replace("Z", "+00:00")), where)
+        except ValueError:
+            pass
+    raise ConfigError(where, "must be a date (2021-08-21) or a date-time")
+
+
+def _file(value: str, where: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    p = p if p.is_absolute() else base / p
+    if not p.is_file():
+        raise ConfigError(where, f"file {p} does not exist")
+    return p
+
+
+# -- sections --------------------------------------------------------------------------------
+def _tenant(t: _Table, name: str, base: Path, resolve: bool) -> TenantConfig:
+    def secret(key: str) -> Secret | None:
+        ref = t.get(key, str)
+        if ref is None:
+            return None
+        if not resolve:
+            return Secret("", ref)
+        return resolve_secret(ref, t.path(key), base)
+
+    graph_url = t.get("graph_url", str, "https://graph.microsoft.com/beta")
+    authority = t.get("authority", str, "https://login.microsoftonline.com")
+    for key, url in (("graph_url", graph_url), ("authority", authority)):
+        if url != EMULATOR and not re.match(r"^https?://[^/\s]+", url):
+            raise ConfigError(t.path(key), f'must be an http(s) URL or "{EMULATOR}"')
+    ca = t.get("ca_bundle", str)
+    cert = t.get("certificate", str)
+    pfx = t.get("pfx", str)
+    cfg = TenantConfig(
+        name=name,
+        tenant_id=t.get("tenant_id", str, required=True),
+        client_id=t.get("client_id", str, required=True),
+        graph_url=graph_url.rstrip("/"),
+        authority=authority.rstrip("/"),
+        client_secret=secret("client_secret"),
+        certificate_key=secret("certificate_key"),
+        certificate=_file(cert, t.path("certificate"), base) if cert else None,
+        pfx=_file(pfx, t.path("pfx"), base) if pfx else None,
+        pfx_password=secret("pfx_password"),
+        ca_bundle=_file(ca, t.path("ca_bundle"), base) if ca else None,
+    )
+    t.done()
+    kinds = [k for k in ("client_secret", "certificate_key", "pfx") if getattr(cfg, k)]
+    if len(kinds) != 1:
+        raise ConfigError(
+            t.where,
+            "give exactly one credential: client_secret, certificate_key (+ certificate) or pfx",
+        )
+    if cfg.certificate_key and not cfg.certificate:
+        raise ConfigError(t.path("certificate"), "is required with certificate_key")
+    return cfg
+
+
+def _folders(t: _Table, base: FolderRules | None = None) -> FolderRules:
+    b = base or FolderRules()
+    include = t.get("include", list)
+    exclude = t.get("exclude", list)
+    rename_raw = t.get("rename", list)
+    classes = t.get("classes", list)
+    rules = FolderRules(
+        include=tuple(_regex(v, f"{t.path('include')}[{i}]") for i, v in enumerate(include))
+        if include is not None
+        else b.include,
+        exclude=tuple(_regex(v, f"{t.path('exclude')}[{i}]") for i, v in enumerate(exclude))
+        if exclude is not None
+        else b.exclude,
+        rename=tuple(_rename(v, f"{t.path('rename')}[{i}]") for i, v in enumerate(rename_raw))
+        if rename_raw is not None
+        else b.rename,
+        target_root=t.get("target_root", str, b.target_root).rstrip("/"),
+        map_well_known=t.get("map_well_known", bool, b.map_well_known),
+        classes=tuple(classes) if classes is not None else b.classes,
+        skip_hidden=t.get("skip_hidden", bool, b.skip_hidden),
+    )
+    for i, c in enumerate(rules.classes):
+        if c not in FOLDER_CLASSES:
+            raise ConfigError(
+                f"{t.path('classes')}[{i}]",
+                f"unknown folder class {c!r}; one of {sorted(FOLDER_CLASSES)}",
+            )
+    if rules.target_root and not rules.target_root.startswith("/"):
+        raise ConfigError(t.path("target_root"), "must start with /")
+    t.done()
+    return rules
+
+
+def _rename(v: Any, where: str) -> RenameRule:
+    t = _Table(v, where)
+    rule = RenameRule(
+        _regex(t.get("from", str, required=True), f"{where}.from"), t.get("to", str, required=True)
+    )
+    t.done()
+    try:
+        rule.pattern.sub(rule.to, "/probe")
+    except (re.error, IndexError) as exc:
+        raise ConfigError(f"{where}.to", f"invalid replacement: {exc}") from None
+    return rule
+
+
+def _items(t: _Table, base: ItemFilters | None = None) -> ItemFilters:
+    b = base or ItemFilters()
+    after = t.get("created_after", (str, date, datetime))
+    before = t.get("created_before", (str, date, datetime))
+    types = t.get("types", list)
+    max_mb = t.get("max_size_mb", (int, float))
+    f = ItemFilters(
+        created_after=_date(after, t.path("created_after"))
+        if after is not None
+        else b.created_after,
+        created_before=_date(before, t.path("created_before"))
+        if before is not None
+        else b.created_before,
+        types=tuple(str(x) for x in types) if types is not None else b.types,
+        max_size=int(max_mb * MB) if max_mb is not None else b.max_size,
+    )
+    if max_mb is not None and max_mb <= 0:
+        raise ConfigError(t.path("max_size_mb"), "must be greater than 0")
+    if f.created_after and f.created_before and f.created_after >= f.created_before:
+        raise ConfigError(t.path("created_before"), "must be later than created_after")
+    t.done()
+    return f
+
+
+def _limits(t: _Table) -> Limits:
+    d = Limits()
+    lim = Limits(
+        pairs_in_parallel=t.positive("pairs_in_parallel", int, d.pairs_in_parallel),
+        in_flight_per_mailbox=t.positive("in_flight_per_mailbox", int, d.in_flight_per_mailbox),
+        requests_per_window=t.positive("requests_per_window", int, d.requests_per_window),
+        request_window_s=t.positive("request_window_s", float, d.request_window_s),
+        upload_bytes_per_window=int(t.positive("upload_mb_per_window", float, 150.0) * MB),
+        upload_window_s=t.positive("upload_window_s", float, d.upload_window_s),
+        bytes_in_flight=int(t.positive("bytes_in_flight_mb", float, 256.0) * MB),
+        batch_items=t.positive("batch_items", int, d.batch_items),
+        batch_bytes=int(t.positive("batch_mb", float, 32.0) * MB),
+        exporters_per_pair=t.positive("exporters_per_pair", int, d.exporters_per_pair),
+        importers_per_pair=t.positive("importers_per_pair", int, d.importers_per_pair),
+    )
+    if lim.batch_items > 20:
+        raise ConfigError(t.path("batch_items"), "exportItems takes at most 20 items")
+    t.done()
+    return lim
+
+
+def _pairs(root: _Table, base: Path, rules: FolderRules, filters: ItemFilters) -> tuple[Pair, ...]:
+    pairs: list[Pair] = []
+    raw = root.get("pairs", list, [])
+    for i, p in enumerate(raw):
+        t = _Table(p, f"pairs[{i}]")
+        src = t.get("source", str, required=True)
+        dst = t.get("target", str, required=True)
+        fr = _folders(t.table("folders"), rules) if "folders" in p else rules
+        itf = _items(t.table("items"), filters) if "items" in p else filters
+        t.done()
+        pairs.append(Pair(src, dst, fr, itf))
+    csv_path = root.get("pairs_csv", str)
+    if csv_path:
+        path = _file(csv_path, "pairs_csv", base)
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            for n, row in enumerate(csv.reader(fh), start=1):
+                if not row or row[0].strip().startswith("#"):
+                    continue
+                if n == 1 and row[0].strip().lower() == "source":
+                    continue
+                if len(row) < 2 or not row[0].strip() or not row[1].strip():
+                    raise ConfigError(f"{path}:{n}", "expected: source,target")
+                pairs.append(Pair(row[0].strip(), row[1].strip(), rules, filters))
+    if not pairs:
+        raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
+    seen: dict[str, int] = {}
+    for i, p in enumerate(pairs):
+        for upn, where in ((p.source, "source"), (p.target, "target")):
+            if "@" not in upn:
+                raise ConfigError(f"pairs[{i}].{where}", f"{upn!r} is not a user principal name")
+        if p.key in seen:
+            raise ConfigError(f"pairs[{i}]", f"duplicate of pairs[{seen[p.key]}] ({p.key})")
+        seen[p.key] = i
+    return tuple(pairs)
+
+
+def _emulator(t: _Table) -> EmbeddedEmulator:
+    boxes = []
+    for i, m in enumerate(t.get("mailboxes", list, [])):
+        mt = _Table(m, f"{t.path('mailboxes')}[{i}]")
+        upn = mt.get("upn", str, required=True)
+        spec = {k: v for k, v in m.items() if k != "upn"}
+        mt.used.update(spec)
+        boxes.append(EmulatorMailbox(upn, spec))
+    faults = tuple(t.get("faults", list, []))
+    e = EmbeddedEmulator(
+        profile=t.get("profile", str, "exchange"),
+        time_scale=t.get("time_scale", float, 60.0),
+        seed=t.get("seed", int, 0),
+        tls=t.get("tls", bool, True),
+        mailboxes=tuple(boxes),
+        faults=faults,
+        limits=t.get("limits", dict, {}),
+        session_lifetime=t.get("session_lifetime", float, 900.0),
+        token_lifetime=t.get("token_lifetime", float, 3600.0),
+    )
+    t.done()
+    return e
+
+
+def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobConfig:
+    """Read and validate a job file; ConfigError names the key path on any problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+    base = path.resolve().parent
+    root = _Table(raw, "")
+    job = root.table("job")
+    tenants = root.table("tenants")
+    src = _tenant(tenants.table("source"), "source", base, resolve_secrets)
+    dst = _tenant(tenants.table("target"), "target", base, resolve_secrets)
+    tenants.done()
+    rules = _folders(root.table("folders"))
+    filters = _items(root.table("items"))
+    pairs = _pairs(root, base, rules, filters)
+    limits = _limits(root.table("limits"))
+    emu = _emulator(root.table("emulator")) if "emulator" in raw else None
+    fmt = job.get("log_format", str, "auto")
+    if fmt not in ("auto", "json", "console"):
+        raise ConfigError(job.path("log_format"), "must be auto, json or console")
+    level = job.get("log_level", str, "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(job.path("log_level"), "must be debug, info, warning or error")
+    state = Path(job.get("state", str, ".copyengine/state.sqlite"))
+    report = Path(job.get("report", str, ".copyengine/report.json"))
+    job.done()
+    root.done()
+    cfg = JobConfig(
+        path=path,
+        source=src,
+        target=dst,
+        pairs=pairs,
+        limits=limits,
+        state_path=state if state.is_absolute() else base / state,
+        report_path=report if report.is_absolute() else base / report,
+        log_format=fmt,
+        log_level=level,
+        emulator=emu,
+    )
+    if cfg.needs_emulator and emu is None:
+        raise ConfigError(
+            "emulator", "a tenant points at the emulator but there is no [emulator] section"
+        )
+    return replace(cfg, **overrides) if overrides else cfg

@@ -1,0 +1,143 @@
+"""The emulator a job starts itself when a tenant says ``graph_url = "emulator"``.
+
+It runs in its own process (the copy engine keeps its core), with a directory built from the
+job: each emulated tenant gets the job's app registration with the job's own credential, and
+the mailboxes listed under ``[emulator]``. The process is stopped by PID when the job ends and
+dies with its parent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from ..config import JobConfig, TenantConfig
+from ..errors import ConfigError, CopyEngineError
+
+READY_TIMEOUT = 120.0
+
+
+def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
+    emu = cfg.emulator
+    assert emu is not None
+    tenants: dict[str, dict[str, Any]] = {}
+    for t in (cfg.source, cfg.target):
+        if not t.uses_emulator:
+            continue
+        entry = tenants.setdefault(
+            t.tenant_id.lower(),
+            {"name": t.tenant_id, "domain": t.tenant_id, "apps": [], "users": []},
+        )
+        app: dict[str, Any] = {"client_id": t.client_id, "name": f"copyengine-{t.name}"}
+        if t.client_secret is not None:
+            app["secret"] = t.client_secret.reveal()
+        elif t.certificate is not None:
+            app["certificate"] = str(t.certificate)
+        else:
+            raise ConfigError(
+                f"tenants.{t.name}",
+                "the embedded emulator supports client secrets and PEM certificates",
+            )
+        if all(a["client_id"] != t.client_id for a in entry["apps"]):
+            entry["apps"].append(app)
+    for i, m in enumerate(emu.mailboxes):
+        domain = m.upn.split("@")[-1].lower()
+        if domain not in tenants:
+            raise ConfigError(
+                f"emulator.mailboxes[{i}].upn",
+                f"no emulated tenant has the domain {domain!r} (tenant_id)",
+            )
+        tenants[domain]["users"].append({"upn": m.upn, "mailbox": m.spec})
+    return {
+        "emulator": {
+            "profile": emu.profile,
+            "time_scale": emu.time_scale,
+            "seed": emu.seed,
+            "tls": emu.tls,
+            "limits": emu.limits,
+            "state_dir": str(state_dir),
+            "persist": str(cfg.state_path.with_suffix(".emulator.pickle")),
+            "session_lifetime": emu.session_lifetime,
+            "token_lifetime": emu.token_lifetime,
+        },
+        "tenants": list(tenants.values()),
+        "faults": list(emu.faults),
+    }
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def point_at(t: TenantConfig, ready: dict[str, Any]) -> TenantConfig:
+    if not t.uses_emulator:
+        return t
+    ca = Path(ready["ca_cert"]) if ready.get("ca_cert") else None
+    return replace(t, graph_url=ready["graph_url"], authority=ready["authority_url"], ca_bundle=ca)
+
+
+@contextmanager
+def embedded_emulator(cfg: JobConfig) -> Iterator[tuple[JobConfig, dict[str, Any], int]]:
+    """Start the job's emulator; yield the job config pointed at it, the ready info and PID."""
+    with tempfile.TemporaryDirectory(prefix="copyengine-emulator-") as tmp:
+        tmpdir = Path(tmp)
+        conf = tmpdir / "emulator.json"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(emulator_config(cfg, tmpdir / "state"), fh)
+        ready = tmpdir / "ready.json"
+        log = (tmpdir / "emulator.log").open("wb")
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "copyengine",
+                "emulator",
+                "serve",
+                "--config",
+                str(conf),
+                "--ready-file",
+                str(ready),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT
+            while not ready.exists():
+                if proc.poll() is not None:
+                    log.flush()
+                    tail = (tmpdir / "emulator.log").read_text(errors="replace")[-1500:]
+                    raise CopyEngineError(f"the embedded emulator exited: {tail}")
+                if time.monotonic() > deadline:
+                    raise CopyEngineError("the embedded emulator did not start in time")
+                time.sleep(0.05)
+            info = json.loads(ready.read_text(encoding="utf-8"))
+            pointed = replace(
+                cfg, source=point_at(cfg.source, info), target=point_at(cfg.target, info)
+            )
+            yield pointed, info, proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()

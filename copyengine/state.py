@@ -1,0 +1,337 @@
+"""The durable record of a job.
+
+Every copied item goes through: intent (written and committed *before* its import is sent)
+-> outcome (done / failed / skipped, group-committed every ``flush_interval``). After a crash,
+an item left in ``INTENT`` may or may not exist in the target: the pipeline settles it by
+looking the item up in the target folder by its search key before anything is resent.
+
+``Store`` is the interface; ``SQLiteStore`` the embedded implementation (WAL). A PostgreSQL
+store for multi-host jobs implements the same methods.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import anyio
+
+from .errors import StateError
+
+T = TypeVar("T")
+
+
+class Status(IntEnum):
+    INTENT = 1  # import about to be sent (or sent, outcome not recorded)
+    DONE = 2  # copied by us
+    ADOPTED = 3  # found already present in the target (matched by search key)
+    FAILED = 4
+    SKIPPED = 5
+    UNKNOWN = 6  # import outcome unknown at run time: to be settled
+
+
+SETTLED = (Status.DONE, Status.ADOPTED, Status.SKIPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    source_id: str
+    folder_id: str
+    search_key: bytes | None
+    size: int
+    target_folder_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    source_id: str
+    status: Status
+    target_id: str | None = None
+    target_change_key: str | None = None
+    error: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    source_id: str
+    folder_id: str
+    status: Status
+    search_key: bytes | None
+    target_folder_id: str | None
+    target_id: str | None
+    attempts: int
+
+
+class Store(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def pair_started(self, pair: str, source: str, target: str) -> None: ...
+    async def pair_finished(self, pair: str, status: str, error: str | None) -> None: ...
+    async def folder_mapped(
+        self,
+        pair: str,
+        source_folder_id: str,
+        source_path: str,
+        target_folder_id: str,
+        target_path: str,
+    ) -> None: ...
+    async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]: ...
+    async def unsettled(self, pair: str) -> list[ItemRecord]: ...
+    async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None: ...
+    def record_outcome(self, pair: str, outcome: Outcome) -> None: ...
+    async def flush(self) -> None: ...
+    async def summary(self, pair: str) -> dict[str, int]: ...
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS pairs (
+    pair TEXT PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL,
+    status TEXT NOT NULL, started REAL, finished REAL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS folders (
+    pair TEXT NOT NULL, source_folder_id TEXT NOT NULL, source_path TEXT NOT NULL,
+    target_folder_id TEXT NOT NULL, target_path TEXT NOT NULL, delta_link TEXT,
+    PRIMARY KEY (pair, source_folder_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS items (
+    pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
+    search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
+    status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT, updated REAL NOT NULL,
+    PRIMARY KEY (pair, source_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_by_folder ON items (pair, folder_id);
+CREATE INDEX IF NOT EXISTS items_by_status ON items (pair, status);
+"""
+SCHEMA_VERSION = "1"
+
+
+class SQLiteStore:
+    """SQLite in WAL mode; every statement runs in a worker thread so the event loop never
+    waits on the disk. Outcomes are buffered and committed together."""
+
+    def __init__(self, path: Path, flush_interval: float = 0.05, max_buffer: int = 2000) -> None:
+        self.path = path
+        self.flush_interval = flush_interval
+        self.max_buffer = max_buffer
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[str, Outcome]] = []
+        self.commits = 0
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            if self._db is None:
+                raise StateError(f"state store {self.path} is closed")
+            try:
+                return fn(self._db)
+            except sqlite3.Error as exc:
+                try:
+                    self._db.rollback()
+                except sqlite3.Error:
+                    pass
+                raise StateError(f"state store {self.path}: {exc}") from exc
+
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await anyio.to_thread.run_sync(self._run, fn)
+
+    async def open(self) -> None:
+        def _open() -> sqlite3.Connection:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute("PRAGMA busy_timeout=10000")
+                db.executescript(SCHEMA)
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                if row is None:
+                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+                elif row[0] != SCHEMA_VERSION:
+                    raise StateError(
+                        f"state store {self.path} has schema {row[0]}, "
+                        f"this version needs {SCHEMA_VERSION}"
+                    )
+                return db
+            except (sqlite3.Error, OSError) as exc:
+                raise StateError(f"cannot open state store {self.path}: {exc}") from exc
+
+        self._db = await anyio.to_thread.run_sync(_open)
+
+    async def close(self) -> None:
+        if self._db is None:
+            return
+        await self.flush()
+        db, self._db = self._db, None
+        await anyio.to_thread.run_sync(db.close)
+
+    async def run_flusher(self) -> None:
+        """Commit buffered outcomes every ``flush_interval`` until cancelled."""
+        while True:
+            await anyio.sleep(self.flush_interval)
+            if self._buffer:
+                await self.flush()
+
+    # -- pairs and folders -----------------------------------------------------------------
+    async def pair_started(self, pair: str, source: str, target: str) -> None:
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO pairs (pair, source, target, status, started) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(pair) DO UPDATE SET status=excluded.status, "
+                "started=excluded.started, finished=NULL, error=NULL",
+                (pair, source, target, "running", time.time()),
+            )
+
+        await self._call(fn)
+
+    async def pair_finished(self, pair: str, status: str, error: str | None) -> None:
+        await self.flush()
+        await self._call(
+            lambda db: db.execute(
+                "UPDATE pairs SET status=?, finished=?, error=? WHERE pair=?",
+                (status, time.time(), error, pair),
+            )
+        )
+
+    async def folder_mapped(
+        self,
+        pair: str,
+        source_folder_id: str,
+        source_path: str,
+        target_folder_id: str,
+        target_path: str,
+    ) -> None:
+        await self._call(
+            lambda db: db.execute(
+                "INSERT INTO folders (pair, source_folder_id, source_path, target_folder_id, "
+                "target_path) VALUES (?,?,?,?,?) ON CONFLICT(pair, source_folder_id) DO UPDATE "
+                "SET source_path=excluded.source_path, target_folder_id=excluded.target_folder_id,"
+                " target_path=excluded.target_path",
+                (pair, source_folder_id, source_path, target_folder_id, target_path),
+            )
+        )
+
+    # -- items -------------------------------------------------------------------------------
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> ItemRecord:
+        return ItemRecord(row[0], row[1], Status(row[2]), row[3], row[4], row[5], row[6])
+
+    _COLS = "source_id, folder_id, status, search_key, target_folder_id, target_id, attempts"
+
+    async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
+        rows = await self._call(
+            lambda db: db.execute(
+                f"SELECT {self._COLS} FROM items WHERE pair=? AND folder_id=?", (pair, folder_id)
+            ).fetchall()
+        )
+        return {r[0]: self._record(r) for r in rows}
+
+    async def unsettled(self, pair: str) -> list[ItemRecord]:
+        rows = await self._call(
+            lambda db: db.execute(
+                f"SELECT {self._COLS} FROM items WHERE pair=? AND status IN (?, ?)",
+                (pair, int(Status.INTENT), int(Status.UNKNOWN)),
+            ).fetchall()
+        )
+        return [self._record(r) for r in rows]
+
+    async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:
+        """Durable before returning: the imports may be sent once this returns."""
+        now = time.time()
+        rows = [
+            (
+                pair,
+                i.source_id,
+                i.folder_id,
+                i.search_key,
+                i.size,
+                i.target_folder_id,
+                int(Status.INTENT),
+                now,
+            )
+            for i in intents
+        ]
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
+                "target_folder_id, status, attempts, updated) VALUES (?,?,?,?,?,?,?,1,?) "
+                "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
+                "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
+                "updated=excluded.updated, search_key=excluded.search_key",
+                rows,
+            )
+            db.execute("COMMIT")
+            self.commits += 1
+
+        await self._call(fn)
+
+    def record_outcome(self, pair: str, outcome: Outcome) -> None:
+        self._buffer.append((pair, outcome))
+
+    def needs_flush(self) -> bool:
+        return len(self._buffer) >= self.max_buffer
+
+    async def flush(self) -> None:
+        if not self._buffer or self._db is None:
+            return
+        batch, self._buffer = self._buffer, []
+        now = time.time()
+        rows = [
+            (
+                int(o.status),
+                o.target_id,
+                o.target_change_key,
+                o.error,
+                o.request_id,
+                now,
+                pair,
+                o.source_id,
+            )
+            for pair, o in batch
+        ]
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.executemany(
+                "UPDATE items SET status=?, target_id=COALESCE(?, target_id), "
+                "target_change_key=COALESCE(?, target_change_key), error=?, request_id=?, "
+                "updated=? WHERE pair=? AND source_id=?",
+                rows,
+            )
+            db.execute("COMMIT")
+            self.commits += 1
+
+        try:
+            await self._call(fn)
+        except StateError:
+            self._buffer[:0] = batch  # keep them for the next try
+            raise
+
+    async def summary(self, pair: str) -> dict[str, int]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT status, COUNT(*) FROM items WHERE pair=? GROUP BY status", (pair,)
+            ).fetchall()
+        )
+        return {Status(s).name.lower(): n for s, n in rows}
+
+    async def pairs(self) -> list[dict[str, Any]]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT pair, source, target, status, started, finished, error FROM pairs "
+                "ORDER BY pair"
+            ).fetchall()
+        )
+        keys = ("pair", "source", "target", "status", "started", "finished", "error")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
