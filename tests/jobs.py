@@ -1,0 +1,89 @@
+"""Job files pointed at a running emulator, and snapshot comparisons."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from copyengine.emulator import Endpoints
+from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET
+
+
+def write_job(
+    tmp: Path, ep: Endpoints, pairs: list[tuple[str, str]], extra: str = "", limits: str = ""
+) -> Path:
+    (tmp / "src.secret").write_text(SRC_SECRET)
+    (tmp / "dst.secret").write_text(DST_SECRET)
+    pair_toml = "".join(f'[[pairs]]\nsource = "{s}"\ntarget = "{t}"\n' for s, t in pairs)
+    text = f'''
+[job]
+state = "state.sqlite"
+report = "report.json"
+log_format = "json"
+log_level = "warning"
+
+[tenants.source]
+graph_url = "{ep.graph_url}"
+authority = "{ep.origin}"
+tenant_id = "contoso.example"
+client_id = "{SRC_APP}"
+client_secret = "file:src.secret"
+ca_bundle = "{ep.ca_cert}"
+
+[tenants.target]
+graph_url = "{ep.graph_url}"
+authority = "{ep.origin}"
+tenant_id = "fabrikam.example"
+client_id = "{DST_APP}"
+client_secret = "file:dst.secret"
+ca_bundle = "{ep.ca_cert}"
+
+{pair_toml}
+[limits]
+request_window_s = 600
+{limits}
+{extra}
+'''
+    path = tmp / "job.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def by_key(snapshot: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in snapshot["items"]:
+        out[row["searchKey"]].append(row)
+    return out
+
+
+def duplicates(snapshot: dict[str, Any]) -> int:
+    counts = Counter(row["searchKey"] for row in snapshot["items"])
+    return sum(n - 1 for n in counts.values() if n > 1)
+
+
+def check_copy(
+    src: dict[str, Any], dst: dict[str, Any], path_map: Any = None, selected: Any = None
+) -> tuple[int, int, int]:
+    """(lost, duplicated, wrong) comparing selected source items with the target."""
+    target = by_key(dst)
+    lost = dup = wrong = 0
+    for row in src["items"]:
+        if selected is not None and not selected(row):
+            continue
+        copies = target.get(row["searchKey"], [])
+        if not copies:
+            lost += 1
+            continue
+        if len(copies) > 1:
+            dup += len(copies) - 1
+        want = path_map(row["folderPath"]) if path_map else row["folderPath"]
+        for c in copies:
+            if (c["folderPath"], c["digest"], c["size"], c["type"]) != (
+                want,
+                row["digest"],
+                row["size"],
+                row["type"],
+            ):
+                wrong += 1
+    return lost, dup, wrong

@@ -1,0 +1,142 @@
+"""The job under faults, kills and stops: zero lost, zero duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.pipeline.job import run_job
+from tests.emu import base_config, running
+from tests.jobs import check_copy, duplicates, write_job
+
+pytestmark = pytest.mark.anyio
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
+PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
+FAULT_MIX = [
+    {"kind": "drop_after", "calls": ["importItem"], "probability": 0.06},
+    {"kind": "drop_after", "calls": ["exportItems", "listItems"], "probability": 0.03},
+    {"kind": "drop_before", "probability": 0.02},
+    {"kind": "http_503", "probability": 0.03, "retry_after": 0.05},
+    {"kind": "http_504", "probability": 0.02},
+    {"kind": "slow", "probability": 0.03, "delay": 0.2},
+    {"kind": "session_expire", "probability": 0.03},
+    {"kind": "token_revoke", "probability": 0.01},
+]
+
+
+def _selected(row: dict[str, Any]) -> bool:
+    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
+
+
+def _assert_exact(emu_state: Any) -> None:
+    for s, t in PAIRS:
+        src = emu_state.mailbox(s).snapshot()
+        dst = emu_state.mailbox(t).snapshot()
+        assert check_copy(src, dst, selected=_selected) == (0, 0, 0), (s, t)
+        assert duplicates(dst) == 0
+        assert len(dst["items"]) == sum(map(_selected, src["items"]))
+
+
+async def test_fault_storm_loses_and_duplicates_nothing(emu: Any, tmp_path: Path) -> None:
+    r = await emu.src.control("PUT", "/faults", {"rules": FAULT_MIX, "seed": 11})
+    assert r.status == 200
+    cfg = load_job(write_job(tmp_path, emu.ep, PAIRS))
+    stats = await run_job(cfg)
+    fired = (await emu.src.control("GET", "/stats")).body["faults"]
+    assert fired.get("drop_after", 0) >= 3 and fired.get("session_expire", 0) >= 1
+    assert stats.exit_code() == ExitCode.OK, json.dumps(stats.as_dict()["totals"])
+    _assert_exact(emu.state)
+
+
+def _job_process(job: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "copyengine",
+            "run",
+            str(job),
+            "--no-progress",
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
+    import anyio
+
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("job did not finish")
+        await anyio.sleep(0.05)
+    return proc.returncode
+
+
+async def test_sigkill_at_random_moments_then_rerun_ends_exact(tmp_path: Path) -> None:
+    # The emulator lives in this process and persists across the job's deaths; the job runs
+    # as a child process that is killed with SIGKILL at random moments.
+    cfg = base_config(profile="exchange", seed=5)
+    cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 400
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
+    async with running(cfg) as (server, ep, _):
+        job = write_job(tmp_path, ep, PAIRS, limits="importers_per_pair = 6")
+        kills = 0
+        for _ in range(4):
+            proc = _job_process(job)
+            import anyio
+
+            await anyio.sleep(rng.uniform(1.2, 3.0))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            await _wait(proc, 30)
+        assert kills >= 2
+        partial = len(server.emulator.mailbox(T_ADELE).items)
+        proc = _job_process(job)
+        code = await _wait(proc, 120)
+        assert code == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else code
+        assert partial > 0
+        _assert_exact(server.emulator)
+
+
+async def test_sigterm_drains_then_rerun_completes(tmp_path: Path) -> None:
+    cfg = base_config(profile="exchange", seed=5)
+    cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 400
+    async with running(cfg) as (server, ep, _):
+        job = write_job(tmp_path, ep, PAIRS)
+        proc = _job_process(job)
+        import anyio
+
+        await anyio.sleep(2.0)
+        proc.send_signal(signal.SIGTERM)
+        code = await _wait(proc, 60)
+        assert code == ExitCode.INTERRUPTED
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert report["interrupted"] is True
+        copied_first = report["totals"]["copied"]
+        assert 0 < copied_first < 430
+        assert (
+            len(server.emulator.mailbox(T_ADELE).items)
+            + len(server.emulator.mailbox(T_BIANCA).items)
+            == copied_first
+        )
+        proc = _job_process(job)
+        assert await _wait(proc, 120) == 0
+        _assert_exact(server.emulator)
