@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from copyengine.config import load_job
@@ -77,10 +78,8 @@ def _job_process(job: Path) -> subprocess.Popen[bytes]:
     )
 
 
-async def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
-    import anyio
-
-    deadline = time.monotonic() + timeout
+async def _wait(proc: subprocess.Popen[bytes], limit_s: float) -> int:
+    deadline = time.monotonic() + limit_s
     while proc.poll() is None:
         if time.monotonic() > deadline:
             proc.kill()
@@ -100,8 +99,6 @@ async def test_sigkill_at_random_moments_then_rerun_ends_exact(tmp_path: Path) -
         kills = 0
         for _ in range(4):
             proc = _job_process(job)
-            import anyio
-
             await anyio.sleep(rng.uniform(1.2, 3.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
@@ -122,8 +119,6 @@ async def test_sigterm_drains_then_rerun_completes(tmp_path: Path) -> None:
     async with running(cfg) as (server, ep, _):
         job = write_job(tmp_path, ep, PAIRS)
         proc = _job_process(job)
-        import anyio
-
         await anyio.sleep(2.0)
         proc.send_signal(signal.SIGTERM)
         code = await _wait(proc, 60)
