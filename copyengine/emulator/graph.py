@@ -792,6 +792,7 @@ async def _dispatch(request: web.Request, route: Route, version: str) -> web.Str
     rid = str(uuid.uuid4())
     status = 500
     mailbox_key = "-"
+    t0 = time.perf_counter()
     try:
         try:
             if route.call == "importItem":
@@ -814,6 +815,7 @@ async def _dispatch(request: web.Request, route: Route, version: str) -> web.Str
         status = 0
         raise
     finally:
+        emu.stats.observe(route.call, time.perf_counter() - t0)
         emu.stats.requests[(route.call, status)] += 1
         emu.stats.by_mailbox[mailbox_key] += 1
         emu.stats.status_by_mailbox[(mailbox_key, status)] += 1

@@ -57,6 +57,23 @@ class Stats:
         self.early: Counter[str] = Counter()
         self.retry_until: dict[tuple[str, str], float] = {}
         self.token_requests: Counter[int] = Counter()
+        self.latency: dict[str, list[float]] = {}
+
+    def observe(self, call: str, seconds: float) -> None:
+        samples = self.latency.setdefault(call, [])
+        if len(samples) < 200_000:
+            samples.append(seconds)
+
+    def latency_ms(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for call, xs in self.latency.items():
+            s = sorted(xs)
+            out[call] = {
+                "n": len(s),
+                "p50": round(1000 * s[len(s) // 2], 3),
+                "p99": round(1000 * s[min(len(s) - 1, int(len(s) * 0.99))], 3),
+            }
+        return out
 
     def enter(self, mailbox: str) -> None:
         n = self.inflight[mailbox] + 1
@@ -90,6 +107,7 @@ class Stats:
             "bytes_out": self.bytes_out,
             "max_inflight": dict(self.max_inflight),
             "token_requests": {str(k): v for k, v in self.token_requests.items()},
+            "latency_ms": self.latency_ms(),
         }
 
 
