@@ -86,7 +86,9 @@ class Limits:
     batch_items: int = 20
     batch_bytes: int = 32 * MB
     exporters_per_pair: int = 2
-    importers_per_pair: int = 4
+    # More importers than the in-flight cap: a task sleeping in a retry backoff holds no
+    # pacer slot, so the others keep the mailbox busy.
+    importers_per_pair: int = 6
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class Endpoints:
     origin: str
     ca_cert: str | None
     directory: dict[str, Any]
+    # msal only talks to an https authority: with TLS off for Graph, identity still has an
+    # HTTPS listener of its own.
+    identity_origin: str = ""
 
     @property
     def graph_url(self) -> str:
@@ -72,21 +75,21 @@ class Endpoints:
 
     @property
     def authority_host(self) -> str:
-        return self.origin
+        return self.identity_origin or self.origin
 
     @property
     def control_url(self) -> str:
         return f"{self.origin}/_emulator"
 
     def authority(self, tenant: str) -> str:
-        return f"{self.origin}/{tenant}"
+        return f"{self.authority_host}/{tenant}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "graph_url": self.graph_url,
             "graph_v1_url": self.graph_v1_url,
             "authority_url": self.authority_host,
-            "authority_template": f"{self.origin}/{{tenant}}",
+            "authority_template": f"{self.authority_host}/{{tenant}}",
             "ca_cert": self.ca_cert,
             "control_url": self.control_url,
             "tenants": self.directory["tenants"],
@@ -107,23 +110,28 @@ class EmulatorServer:
         app = build_app(self.emulator)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        ssl_ctx = None
-        ca_path = None
-        if self.emulator.config.tls:
-            ssl_ctx, ca_path = make_tls(self.emulator.state_dir)
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=ssl_ctx, backlog=1024)
+        tls_ctx, ca_path = make_tls(self.emulator.state_dir)
+        tls = self.emulator.config.tls
+        port = await self._listen(self.port, tls_ctx if tls else None)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        identity = ""
+        if not tls:
+            identity = f"https://{host}:{await self._listen(0, tls_ctx)}"
+        self.endpoints = Endpoints(
+            origin=f"{'https' if tls else 'http'}://{host}:{port}",
+            ca_cert=str(ca_path),
+            directory=self.emulator.directory(),
+            identity_origin=identity,
+        )
+        return self.endpoints
+
+    async def _listen(self, port: int, ssl_ctx: ssl.SSLContext | None) -> int:
+        assert self._runner is not None
+        site = web.TCPSite(self._runner, self.host, port, ssl_context=ssl_ctx, backlog=1024)
         await site.start()
         server = site._server
         assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-        scheme = "https" if ssl_ctx else "http"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        self.endpoints = Endpoints(
-            origin=f"{scheme}://{host}:{port}",
-            ca_cert=str(ca_path) if ca_path else None,
-            directory=self.emulator.directory(),
-        )
-        return self.endpoints
+        return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         if self._runner is not None:

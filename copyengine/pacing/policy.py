@@ -48,7 +48,7 @@ class PacerLimits:
     upload_window: float = 300.0
     # Fraction of each budget we allow ourselves, and extra window width, so that the
     # server (which counts on arrival, a little after we count on sending) never sees more.
-    margin: float = 0.97
+    margin: float = 0.99
     window_slack: float = 0.5
 
 

@@ -64,7 +64,7 @@ async def open_clients(cfg: JobConfig, timeouts: Timeouts | None = None) -> Asyn
             request_window=lim.request_window_s,
             upload_bytes=lim.upload_bytes_per_window,
             upload_window=lim.upload_window_s,
-            window_slack=min(0.5, lim.upload_window_s / 20),
+            window_slack=min(0.5, lim.upload_window_s / 100),
         )
     )
     conn = aiohttp.TCPConnector(ssl=ssl_context(cfg), limit=0, ttl_dns_cache=300)

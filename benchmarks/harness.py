@@ -1,0 +1,319 @@
+"""The benchmark harness: one emulator process, one process per contender run.
+
+Each run gets fresh, empty target mailboxes; the emulator's stats are reset before it. The
+contender's own CPU time and peak RSS come from ``wait4`` (that child only); RSS and the
+emulator's import count are sampled every 0.25 s for the charts. A warm-up run comes first
+and is discarded; then ``repeats`` runs per contender; medians with min and max.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from benchmarks.common import RESULTS, emulator_process, machine, rss_kib
+
+SRC_APP, DST_APP = "bench-source-app", "bench-target-app"
+SRC_SECRET, DST_SECRET = "bench-source-secret", "bench-target-secret"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Scenario:
+    name: str
+    description: str
+    pairs: int
+    items_per_mailbox: int
+    sizes: Any = "realistic"
+    layout: str = "flat"
+    profile: str = "unlimited"
+    time_scale: float = 60.0
+    tls: bool = False
+    contenders: tuple[str, ...] = ("copyengine",)
+    naive_pairs: int = 1
+    repeats: int = 3
+    warmup: bool = True
+    limits: dict[str, Any] = field(default_factory=dict)
+    emulator_limits: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 900.0
+
+
+def emulator_toml(s: Scenario) -> str:
+    sizes = json.dumps(s.sizes) if isinstance(s.sizes, str) else (
+        "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in s.sizes.items()) + " }")
+    lim = "".join(f"{k} = {json.dumps(v)}\n" for k, v in s.emulator_limits.items())
+    return f"""
+[emulator]
+profile = "{s.profile}"
+time_scale = {s.time_scale}
+tls = {"true" if s.tls else "false"}
+seed = 1
+max_body_bytes = 209715200
+{("[emulator.limits]" + chr(10) + lim) if lim else ""}
+[[tenants]]
+name = "source"
+domain = "source.example"
+[[tenants.apps]]
+client_id = "{SRC_APP}"
+secret = "{SRC_SECRET}"
+[[tenants.user_sets]]
+prefix = "src"
+count = {s.pairs}
+mailbox = {{ seed = 7, items = {s.items_per_mailbox}, sizes = {sizes}, layout = "{s.layout}" }}
+
+[[tenants]]
+name = "target"
+domain = "target.example"
+[[tenants.apps]]
+client_id = "{DST_APP}"
+secret = "{DST_SECRET}"
+"""
+
+
+class Control:
+    """Synchronous access to the emulator's control surface."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.base = info["control_url"]
+        self.ctx = ssl.create_default_context(cafile=info["ca_cert"]) if info["ca_cert"] else None
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, context=self.ctx, timeout=600) as r:  # noqa: S310
+            raw = r.read()
+        return json.loads(raw) if raw else None
+
+    def snapshot(self, upn: str) -> dict[str, Any]:
+        return self.call("GET", f"/mailboxes/{quote(upn, safe='')}/snapshot")  # type: ignore[no-any-return]
+
+
+def _job_toml(info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path,
+              limits: dict[str, Any], profile: str) -> Path:
+    (tmp / "src.secret").write_text(SRC_SECRET)
+    (tmp / "dst.secret").write_text(DST_SECRET)
+    ca = f'ca_bundle = "{info["ca_cert"]}"' if info["ca_cert"] else ""
+    lim: dict[str, Any] = {"pairs_in_parallel": len(pairs)}
+    if profile == "unlimited" or "exchange" not in profile:
+        # The engine is told the service's limits, as an operator would: none here.
+        lim.update(requests_per_window=10**9, upload_mb_per_window=10**7)
+    lim.update(limits)
+    text = f"""
+[job]
+state = "state.sqlite"
+report = "report.json"
+log_format = "json"
+log_level = "warning"
+[tenants.source]
+graph_url = "{info['graph_url']}"
+authority = "{info['authority_url']}"
+tenant_id = "source.example"
+client_id = "{SRC_APP}"
+client_secret = "file:src.secret"
+{ca}
+[tenants.target]
+graph_url = "{info['graph_url']}"
+authority = "{info['authority_url']}"
+tenant_id = "target.example"
+client_id = "{DST_APP}"
+client_secret = "file:dst.secret"
+{ca}
+[folders]
+classes = ["mail", "calendar", "contacts", "tasks", "notes", "journal"]
+[limits]
+""" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in lim.items()) + "".join(
+        f'[[pairs]]\nsource = "{s}"\ntarget = "{t}"\n' for s, t in pairs)
+    path = tmp / "job.toml"
+    path.write_text(text)
+    return path
+
+
+def _spec(info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path) -> Path:
+    spec = {"graph_url": info["graph_url"], "authority": info["authority_url"],
+            "ca_cert": info["ca_cert"], "pairs": pairs,
+            "source": {"tenant": "source.example", "client_id": SRC_APP, "secret": SRC_SECRET},
+            "target": {"tenant": "target.example", "client_id": DST_APP, "secret": DST_SECRET}}
+    path = tmp / "spec.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def run_once(s: Scenario, info: dict[str, Any], ctl: Control, contender: str, run_id: str,
+             pairs_n: int, faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    pairs = [(f"src{i:04d}@source.example", f"{run_id}-{i:04d}@target.example")
+             for i in range(1, pairs_n + 1)]
+    for _, t in pairs:
+        ctl.call("POST", "/tenants/target/users", {"upn": t, "mailbox": {"layout": "empty"}})
+    ctl.call("POST", "/stats/reset")
+    with_faults = contender.endswith("-faults")
+    ctl.call("PUT", "/faults", {"rules": faults if with_faults and faults else [], "seed": 3})
+    engine = contender.removesuffix("-faults")
+    with tempfile.TemporaryDirectory(prefix="ce-run-") as tmp_:
+        tmp = Path(tmp_)
+        if engine == "copyengine":
+            cmd = [sys.executable, "-m", "copyengine", "run", str(_job_toml(info, pairs, tmp,
+                                                                          s.limits, s.profile)),
+                   "--no-progress"]
+        else:
+            cmd = [sys.executable, "-m", f"benchmarks.contenders.{contender}",
+                   str(_spec(info, pairs, tmp))]
+        t0 = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        samples: list[tuple[float, float, int, int]] = []  # t, rss MiB, imports ok, 429s
+        deadline = t0 + s.timeout
+        rusage = None
+        status = 0
+        while True:
+            pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                rusage = ru
+                break
+            try:
+                rss = rss_kib(proc.pid)[0] / 1024
+                c = ctl.call("GET", "/stats/counters")
+                samples.append((time.monotonic() - t0, rss, c["imports_ok"], c["throttled"]))
+            except (OSError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise TimeoutError(f"{contender} exceeded {s.timeout}s")
+            time.sleep(0.25)
+        wall = time.monotonic() - t0
+        out = proc.stdout.read().decode() if proc.stdout else ""
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        code = os.waitstatus_to_exitcode(status)
+        ctl.call("DELETE", "/faults")
+        if engine == "copyengine":
+            report = json.loads((tmp / "report.json").read_text())
+            tot = report["totals"]
+            copied, nbytes, duration = tot["copied"], tot["copied_bytes"], report["duration_s"]
+            wait = tot["throttle_wait_s"]
+        else:
+            res = json.loads(out.strip().splitlines()[-1])
+            copied, nbytes, duration, wait = res["copied"], res["bytes"], res["duration_s"], 0.0
+    if code != 0:
+        raise RuntimeError(f"{contender} exited {code}: {err[-2000:]}")
+    stats = ctl.call("GET", "/stats")
+    lat = stats["latency_ms"]
+    requests = stats["total_requests"]
+    cpu = rusage.ru_utime + rusage.ru_stime
+    return {
+        "contender": contender,
+        "pairs": pairs_n,
+        "items": copied,
+        "bytes": nbytes,
+        "duration_s": round(duration, 3),
+        "wall_s": round(wall, 3),
+        "items_per_s": round(copied / duration, 1),
+        "mb_per_s": round(nbytes / duration / 1e6, 2),
+        "gb_per_hour_job": round(nbytes / duration * 3600 / 1e9, 2),
+        "gb_per_hour_per_mailbox": round(nbytes / duration * 3600 / 1e9 / pairs_n, 3),
+        "requests_per_item": round(requests / max(1, copied), 3),
+        "share_429": round(stats["throttled_total"] / max(1, requests), 5),
+        "throttled_429": stats["throttled_total"],
+        "early_requests": sum(stats["early_requests"].values()),
+        "throttle_wait_s": wait,
+        "import_p50_ms": lat.get("importItem", {}).get("p50"),
+        "import_p99_ms": lat.get("importItem", {}).get("p99"),
+        "export_p50_ms": lat.get("exportItems", {}).get("p50"),
+        "export_p99_ms": lat.get("exportItems", {}).get("p99"),
+        "cpu_s": round(cpu, 2),
+        "cpu_s_per_1000_items": round(cpu / max(1, copied) * 1000, 3),
+        "peak_rss_mb": round(rusage.ru_maxrss / 1024, 1),
+        "target_upns": [t for _, t in pairs],
+        "samples": samples,
+    }
+
+
+METRICS = ("items_per_s", "mb_per_s", "gb_per_hour_job", "gb_per_hour_per_mailbox",
+           "requests_per_item", "share_429", "throttle_wait_s", "import_p50_ms",
+           "import_p99_ms", "cpu_s_per_1000_items", "peak_rss_mb", "duration_s")
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    out: dict[str, dict[str, float | None]] = {}
+    for m in METRICS:
+        xs = [r[m] for r in runs if r.get(m) is not None]
+        out[m] = ({"median": statistics.median(xs), "min": min(xs), "max": max(xs)} if xs
+                  else {"median": None, "min": None, "max": None})
+    return out
+
+
+def run_scenario(s: Scenario, repeats: int | None = None, ceiling: Any = None,
+                 faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    repeats = repeats or s.repeats
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
+    t_start = time.time()
+    with emulator_process(emulator_toml(s), timeout=600) as (info, emu_pid):
+        ctl = Control(info)
+        if s.warmup:
+            for c in s.contenders:
+                run_once(s, info, ctl, c, f"w{c[:2]}", 1)
+        for r in range(repeats):
+            for c in s.contenders:
+                n = s.naive_pairs if c == "naive" else s.pairs
+                res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
+                runs[c].append(res)
+                print(f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
+                      f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
+                      f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB",
+                      flush=True)
+        emu_rss = rss_kib(emu_pid)[1] / 1024
+        extra = scenario_checks(s, ctl, runs)
+        if ceiling is not None:
+            extra["extra"] = {"ceiling_s": round(ceiling(s, ctl), 3)}
+    return {
+        "scenario": s.name,
+        "description": s.description,
+        "command": f"python -m benchmarks run {s.name}" + (
+            f" --repeats {repeats}" if repeats != s.repeats else ""),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
+        "machine": machine(),
+        "parameters": {k: v for k, v in s.__dict__.items()},
+        "emulator_peak_rss_mb": round(emu_rss, 1),
+        "summary": {c: summarize(rs) for c, rs in runs.items()},
+        "runs": {c: [{k: v for k, v in r.items() if k != "samples"} for r in rs]
+                 for c, rs in runs.items()},
+        "samples": {c: rs[-1]["samples"] for c, rs in runs.items() if rs},
+        **extra,
+    }
+
+
+def scenario_checks(s: Scenario, ctl: Control, runs: dict[str, list[dict[str, Any]]]
+                    ) -> dict[str, Any]:
+    """Ground truth for the copyengine runs: lost and duplicated items from snapshots."""
+    lost = dup = 0
+    checked = 0
+    for r in [r for c, rs in runs.items() if c.startswith("copyengine") for r in rs]:
+        for i, t in enumerate(r["target_upns"], start=1):
+            src = ctl.snapshot(f"src{i:04d}@source.example")
+            dst = ctl.snapshot(t)
+            keys: dict[str, int] = {}
+            for row in dst["items"]:
+                keys[row["searchKey"]] = keys.get(row["searchKey"], 0) + 1
+            for row in src["items"]:
+                n = keys.get(row["searchKey"], 0)
+                lost += n == 0
+                dup += max(0, n - 1)
+            checked += len(src["items"])
+    return {"integrity": {"items_checked": checked, "lost": lost, "duplicated": dup}}
+
+
+def write(result: dict[str, Any], table: str) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{result['scenario']}.json"
+    path.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    (RESULTS / f"{result['scenario']}.md").write_text(table, encoding="utf-8")
+    return path
