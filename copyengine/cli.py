@@ -25,10 +25,25 @@ from .state import SQLiteStore
 from .verify import verify_job
 
 
+def _return_large_blocks_to_the_os() -> None:
+    """glibc raises its mmap threshold after large blocks are freed, after which multi-MB
+    item buffers come from the heap and are not returned to the OS: RSS keeps the high-water
+    mark of the largest items forever. A fixed threshold keeps large buffers mmapped."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD = 1 MiB
+        libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD = 1 MiB
+    except (OSError, AttributeError):
+        pass
+
+
 @click.group()
 @click.version_option(__version__, prog_name="copyengine")
 def main() -> None:
     """Copy Exchange Online mailboxes in bulk through the Graph mailbox import/export API."""
+    _return_large_blocks_to_the_os()
 
 
 def _load(config: Path, **overrides: object) -> JobConfig:

@@ -109,7 +109,7 @@ class Exported:
 
     item_id: str
     change_key: str | None
-    data: str | None
+    data: Any  # msgspec.Raw: the JSON string token, opaque, passed to import untouched
     error_code: str | None = None
     error_message: str | None = None
 

@@ -93,6 +93,22 @@ class Call:
     auth: bool = True
     idempotent: bool = True
     import_call: bool = False
+    # A body sent as these parts in order (streamed, never joined), and whether to return
+    # the raw response bytes instead of parsed JSON.
+    parts: tuple[bytes | memoryview, ...] | None = None
+    raw: bool = False
+
+
+CHUNK = 1 << 20
+
+
+async def _stream(parts: tuple[bytes | memoryview, ...]) -> Any:
+    """Yield the parts in slices of at most 1 MiB: the socket buffer never holds a copy of a
+    whole large item, and nothing is concatenated."""
+    for part in parts:
+        view = memoryview(part)
+        for k in range(0, len(view), CHUNK):
+            yield view[k : k + CHUNK]
 
 
 class Transport:
@@ -122,7 +138,10 @@ class Transport:
             if call.body is not None
             else (orjson.dumps(call.json) if call.json is not None else None)
         )
-        size = len(body) if body is not None and call.method != "GET" else 0
+        if call.parts is not None:
+            size = sum(len(p) for p in call.parts)
+        else:
+            size = len(body) if body is not None and call.method != "GET" else 0
         for _ in range(1000):
             try:
                 return await self._once(call, body, size)
@@ -187,7 +206,7 @@ class Transport:
         headers = dict(call.headers or {})
         crid = str(uuid.uuid4())
         headers["client-request-id"] = crid
-        if body is not None:
+        if body is not None or call.parts is not None:
             headers.setdefault("Content-Type", "application/json")
         token = None
         if call.auth and self.tokens is not None:
@@ -207,6 +226,8 @@ class Transport:
         if status < 300:
             if call.pacer is not None:
                 call.pacer.on_success()
+            if call.raw:
+                return payload
             return orjson.loads(payload) if payload else None
         self._raise(call, status, resp_headers, payload, crid, token)
 
@@ -215,8 +236,12 @@ class Transport:
     ) -> tuple[int, Any, bytes, float]:
         self.requests += 1
         t0 = time.perf_counter()
+        data: Any = body
+        if call.parts is not None:
+            data = _stream(call.parts)
+            headers["Content-Length"] = str(sum(len(p) for p in call.parts))
         try:
-            async with self.http.request(call.method, url, data=body, headers=headers) as resp:
+            async with self.http.request(call.method, url, data=data, headers=headers) as resp:
                 payload = await resp.read()
                 return resp.status, resp.headers, payload, time.perf_counter() - t0
         except TimeoutError:

@@ -119,7 +119,7 @@ class FolderJob:
 class Exportable:
     work: Work
     folder: FolderJob
-    data: str | None
+    data: Any  # msgspec.Raw from the export, None once imported
     share: int  # bytes held in the budget until imported
 
 
