@@ -23,14 +23,22 @@ def chart(res: dict[str, Any]) -> None:
         if len(rows) < 3:
             continue
         t = [r[0] for r in rows]
-        rate = [0.0] + [(rows[k][2] - rows[k - 1][2]) / max(1e-6, rows[k][0] - rows[k - 1][0])
-                        for k in range(1, len(rows))]
+        rate = [0.0] + [
+            (rows[k][2] - rows[k - 1][2]) / max(1e-6, rows[k][0] - rows[k - 1][0])
+            for k in range(1, len(rows))
+        ]
         ax1.plot(t, rate, label=f"{name} imports/s", linewidth=1)
-        thr = [(rows[k][0], rate[k]) for k in range(1, len(rows))
-               if rows[k][3] > rows[k - 1][3]]
+        thr = [(rows[k][0], rate[k]) for k in range(1, len(rows)) if rows[k][3] > rows[k - 1][3]]
         if thr:
-            ax1.scatter([x for x, _ in thr], [y for _, y in thr], marker="x", color="red",
-                        s=18, label=f"{name}: 429 answered", zorder=3)
+            ax1.scatter(
+                [x for x, _ in thr],
+                [y for _, y in thr],
+                marker="x",
+                color="red",
+                s=18,
+                label=f"{name}: 429 answered",
+                zorder=3,
+            )
         ax2.plot(t, [r[1] for r in rows], label=f"{name} RSS MiB", linewidth=1)
     ax1.set_title(f"{res['scenario']}: throughput over time (last run of each contender)")
     ax1.set_xlabel("seconds")

@@ -50,8 +50,11 @@ class Scenario:
 
 
 def emulator_toml(s: Scenario) -> str:
-    sizes = json.dumps(s.sizes) if isinstance(s.sizes, str) else (
-        "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in s.sizes.items()) + " }")
+    sizes = (
+        json.dumps(s.sizes)
+        if isinstance(s.sizes, str)
+        else ("{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in s.sizes.items()) + " }")
+    )
     lim = "".join(f"{k} = {json.dumps(v)}\n" for k, v in s.emulator_limits.items())
     return f"""
 [emulator]
@@ -90,8 +93,9 @@ class Control:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(req, context=self.ctx, timeout=600) as r:  # noqa: S310
             raw = r.read()
         return json.loads(raw) if raw else None
@@ -100,8 +104,13 @@ class Control:
         return self.call("GET", f"/mailboxes/{quote(upn, safe='')}/snapshot")  # type: ignore[no-any-return]
 
 
-def _job_toml(info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path,
-              limits: dict[str, Any], profile: str) -> Path:
+def _job_toml(
+    info: dict[str, Any],
+    pairs: list[tuple[str, str]],
+    tmp: Path,
+    limits: dict[str, Any],
+    profile: str,
+) -> Path:
     (tmp / "src.secret").write_text(SRC_SECRET)
     (tmp / "dst.secret").write_text(DST_SECRET)
     ca = f'ca_bundle = "{info["ca_cert"]}"' if info["ca_cert"] else ""
@@ -110,22 +119,23 @@ def _job_toml(info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path,
         # The engine is told the service's limits, as an operator would: none here.
         lim.update(requests_per_window=10**9, upload_mb_per_window=10**7)
     lim.update(limits)
-    text = f"""
+    text = (
+        f"""
 [job]
 state = "state.sqlite"
 report = "report.json"
 log_format = "json"
 log_level = "warning"
 [tenants.source]
-graph_url = "{info['graph_url']}"
-authority = "{info['authority_url']}"
+graph_url = "{info["graph_url"]}"
+authority = "{info["authority_url"]}"
 tenant_id = "source.example"
 client_id = "{SRC_APP}"
 client_secret = "file:src.secret"
 {ca}
 [tenants.target]
-graph_url = "{info['graph_url']}"
-authority = "{info['authority_url']}"
+graph_url = "{info["graph_url"]}"
+authority = "{info["authority_url"]}"
 tenant_id = "target.example"
 client_id = "{DST_APP}"
 client_secret = "file:dst.secret"
@@ -133,27 +143,42 @@ client_secret = "file:dst.secret"
 [folders]
 classes = ["mail", "calendar", "contacts", "tasks", "notes", "journal"]
 [limits]
-""" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in lim.items()) + "".join(
-        f'[[pairs]]\nsource = "{s}"\ntarget = "{t}"\n' for s, t in pairs)
+"""
+        + "".join(f"{k} = {json.dumps(v)}\n" for k, v in lim.items())
+        + "".join(f'[[pairs]]\nsource = "{s}"\ntarget = "{t}"\n' for s, t in pairs)
+    )
     path = tmp / "job.toml"
     path.write_text(text)
     return path
 
 
 def _spec(info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path) -> Path:
-    spec = {"graph_url": info["graph_url"], "authority": info["authority_url"],
-            "ca_cert": info["ca_cert"], "pairs": pairs,
-            "source": {"tenant": "source.example", "client_id": SRC_APP, "secret": SRC_SECRET},
-            "target": {"tenant": "target.example", "client_id": DST_APP, "secret": DST_SECRET}}
+    spec = {
+        "graph_url": info["graph_url"],
+        "authority": info["authority_url"],
+        "ca_cert": info["ca_cert"],
+        "pairs": pairs,
+        "source": {"tenant": "source.example", "client_id": SRC_APP, "secret": SRC_SECRET},
+        "target": {"tenant": "target.example", "client_id": DST_APP, "secret": DST_SECRET},
+    }
     path = tmp / "spec.json"
     path.write_text(json.dumps(spec))
     return path
 
 
-def run_once(s: Scenario, info: dict[str, Any], ctl: Control, contender: str, run_id: str,
-             pairs_n: int, faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    pairs = [(f"src{i:04d}@source.example", f"{run_id}-{i:04d}@target.example")
-             for i in range(1, pairs_n + 1)]
+def run_once(
+    s: Scenario,
+    info: dict[str, Any],
+    ctl: Control,
+    contender: str,
+    run_id: str,
+    pairs_n: int,
+    faults: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    pairs = [
+        (f"src{i:04d}@source.example", f"{run_id}-{i:04d}@target.example")
+        for i in range(1, pairs_n + 1)
+    ]
     for _, t in pairs:
         ctl.call("POST", "/tenants/target/users", {"upn": t, "mailbox": {"layout": "empty"}})
     ctl.call("POST", "/stats/reset")
@@ -163,12 +188,21 @@ def run_once(s: Scenario, info: dict[str, Any], ctl: Control, contender: str, ru
     with tempfile.TemporaryDirectory(prefix="ce-run-") as tmp_:
         tmp = Path(tmp_)
         if engine == "copyengine":
-            cmd = [sys.executable, "-m", "copyengine", "run", str(_job_toml(info, pairs, tmp,
-                                                                          s.limits, s.profile)),
-                   "--no-progress"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "copyengine",
+                "run",
+                str(_job_toml(info, pairs, tmp, s.limits, s.profile)),
+                "--no-progress",
+            ]
         else:
-            cmd = [sys.executable, "-m", f"benchmarks.contenders.{contender}",
-                   str(_spec(info, pairs, tmp))]
+            cmd = [
+                sys.executable,
+                "-m",
+                f"benchmarks.contenders.{contender}",
+                str(_spec(info, pairs, tmp)),
+            ]
         t0 = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         samples: list[tuple[float, float, int, int]] = []  # t, rss MiB, imports ok, 429s
@@ -237,22 +271,40 @@ def run_once(s: Scenario, info: dict[str, Any], ctl: Control, contender: str, ru
     }
 
 
-METRICS = ("items_per_s", "mb_per_s", "gb_per_hour_job", "gb_per_hour_per_mailbox",
-           "requests_per_item", "share_429", "throttle_wait_s", "import_p50_ms",
-           "import_p99_ms", "cpu_s_per_1000_items", "peak_rss_mb", "duration_s")
+METRICS = (
+    "items_per_s",
+    "mb_per_s",
+    "gb_per_hour_job",
+    "gb_per_hour_per_mailbox",
+    "requests_per_item",
+    "share_429",
+    "throttle_wait_s",
+    "import_p50_ms",
+    "import_p99_ms",
+    "cpu_s_per_1000_items",
+    "peak_rss_mb",
+    "duration_s",
+)
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     for m in METRICS:
         xs = [r[m] for r in runs if r.get(m) is not None]
-        out[m] = ({"median": statistics.median(xs), "min": min(xs), "max": max(xs)} if xs
-                  else {"median": None, "min": None, "max": None})
+        out[m] = (
+            {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+            if xs
+            else {"median": None, "min": None, "max": None}
+        )
     return out
 
 
-def run_scenario(s: Scenario, repeats: int | None = None, ceiling: Any = None,
-                 faults: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_scenario(
+    s: Scenario,
+    repeats: int | None = None,
+    ceiling: Any = None,
+    faults: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     repeats = repeats or s.repeats
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
     t_start = time.time()
@@ -266,10 +318,12 @@ def run_scenario(s: Scenario, repeats: int | None = None, ceiling: Any = None,
                 n = s.naive_pairs if c == "naive" else s.pairs
                 res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
                 runs[c].append(res)
-                print(f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
-                      f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
-                      f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB",
-                      flush=True)
+                print(
+                    f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
+                    f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
+                    f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB",
+                    flush=True,
+                )
         emu_rss = rss_kib(emu_pid)[1] / 1024
         extra = scenario_checks(s, ctl, runs)
         if ceiling is not None:
@@ -277,22 +331,25 @@ def run_scenario(s: Scenario, repeats: int | None = None, ceiling: Any = None,
     return {
         "scenario": s.name,
         "description": s.description,
-        "command": f"python -m benchmarks run {s.name}" + (
-            f" --repeats {repeats}" if repeats != s.repeats else ""),
+        "command": f"python -m benchmarks run {s.name}"
+        + (f" --repeats {repeats}" if repeats != s.repeats else ""),
         "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
         "machine": machine(),
         "parameters": {k: v for k, v in s.__dict__.items()},
         "emulator_peak_rss_mb": round(emu_rss, 1),
         "summary": {c: summarize(rs) for c, rs in runs.items()},
-        "runs": {c: [{k: v for k, v in r.items() if k != "samples"} for r in rs]
-                 for c, rs in runs.items()},
+        "runs": {
+            c: [{k: v for k, v in r.items() if k != "samples"} for r in rs]
+            for c, rs in runs.items()
+        },
         "samples": {c: rs[-1]["samples"] for c, rs in runs.items() if rs},
         **extra,
     }
 
 
-def scenario_checks(s: Scenario, ctl: Control, runs: dict[str, list[dict[str, Any]]]
-                    ) -> dict[str, Any]:
+def scenario_checks(
+    s: Scenario, ctl: Control, runs: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
     """Ground truth for the copyengine runs: lost and duplicated items from snapshots."""
     lost = dup = 0
     checked = 0

@@ -89,6 +89,9 @@ class Limits:
     # More importers than the in-flight cap: a task sleeping in a retry backoff holds no
     # pacer slot, so the others keep the mailbox busy.
     importers_per_pair: int = 6
+    # Open connections, job-wide. Pacers bound requests per mailbox; this bounds sockets and
+    # their buffers when thousands of pairs run at once.
+    connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -364,6 +367,7 @@ def _limits(t: _Table) -> Limits:
         batch_bytes=int(t.positive("batch_mb", float, 32.0) * MB),
         exporters_per_pair=t.positive("exporters_per_pair", int, d.exporters_per_pair),
         importers_per_pair=t.positive("importers_per_pair", int, d.importers_per_pair),
+        connections=t.positive("connections", int, d.connections),
     )
     if lim.batch_items > 20:
         raise ConfigError(t.path("batch_items"), "exportItems takes at most 20 items")

@@ -23,10 +23,15 @@ def connector(spec: dict[str, Any], limit: int) -> aiohttp.TCPConnector:
 
 async def token(http: aiohttp.ClientSession, spec: dict[str, Any], side: str) -> str:
     t = spec[side]
-    async with http.post(f"{spec['authority']}/{t['tenant']}/oauth2/v2.0/token", data={
-        "grant_type": "client_credentials", "client_id": t["client_id"],
-        "client_secret": t["secret"], "scope": "https://graph.microsoft.com/.default",
-    }) as r:
+    async with http.post(
+        f"{spec['authority']}/{t['tenant']}/oauth2/v2.0/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": t["client_id"],
+            "client_secret": t["secret"],
+            "scope": "https://graph.microsoft.com/.default",
+        },
+    ) as r:
         return str((await r.json())["access_token"])
 
 
@@ -35,5 +40,4 @@ def mbx_url(spec: dict[str, Any], mailbox_id: str) -> str:
 
 
 def report(copied: int, nbytes: int, seconds: float, errors: int = 0) -> None:
-    print(json.dumps({"copied": copied, "bytes": nbytes, "duration_s": seconds,
-                      "errors": errors}))
+    print(json.dumps({"copied": copied, "bytes": nbytes, "duration_s": seconds, "errors": errors}))

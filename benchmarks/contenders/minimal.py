@@ -20,8 +20,14 @@ from benchmarks.contenders.common import connector, load_spec, mbx_url, report, 
 CONCURRENCY_PER_PAIR = 8
 
 
-async def copy_pair(http: aiohttp.ClientSession, spec: dict[str, Any], src_auth: dict[str, str],
-                    dst_auth: dict[str, str], src_upn: str, dst_upn: str) -> tuple[int, int]:
+async def copy_pair(
+    http: aiohttp.ClientSession,
+    spec: dict[str, Any],
+    src_auth: dict[str, str],
+    dst_auth: dict[str, str],
+    src_upn: str,
+    dst_upn: str,
+) -> tuple[int, int]:
     g = spec["graph_url"]
     async with http.get(f"{g}/users/{src_upn}/settings/exchange", headers=src_auth) as r:
         s = mbx_url(spec, (await r.json())["primaryMailboxId"])
@@ -41,7 +47,7 @@ async def copy_pair(http: aiohttp.ClientSession, spec: dict[str, Any], src_auth:
                 body = orjson.loads(await r.read())
             rows = body["value"]
             for k in range(0, len(rows), 20):
-                await queue.put(rows[k:k + 20])
+                await queue.put(rows[k : k + 20])
             url = body.get("@odata.nextLink")
         for _ in range(CONCURRENCY_PER_PAIR):
             await queue.put(None)
@@ -49,13 +55,15 @@ async def copy_pair(http: aiohttp.ClientSession, spec: dict[str, Any], src_auth:
     async def worker() -> None:
         nonlocal copied, nbytes
         while (batch := await queue.get()) is not None:
-            async with http.post(f"{s}/exportItems", headers=src_auth,
-                                 json={"itemIds": [i["id"] for i in batch]}) as r:
+            async with http.post(
+                f"{s}/exportItems", headers=src_auth, json={"itemIds": [i["id"] for i in batch]}
+            ) as r:
                 exported = orjson.loads(await r.read())["value"]
             for e in exported:
                 body = orjson.dumps({"FolderId": "inbox", "Mode": "create", "Data": e["data"]})
-                async with http.post(import_url, data=body,
-                                     headers={"Content-Type": "application/json"}) as r:
+                async with http.post(
+                    import_url, data=body, headers={"Content-Type": "application/json"}
+                ) as r:
                     await r.read()
                 copied += 1
             nbytes += sum(i["size"] for i in batch)
@@ -70,10 +78,10 @@ async def main() -> None:
         src_auth = {"Authorization": f"Bearer {await token(http, spec, 'source')}"}
         dst_auth = {"Authorization": f"Bearer {await token(http, spec, 'target')}"}
         t0 = time.perf_counter()
-        results = await asyncio.gather(*(copy_pair(http, spec, src_auth, dst_auth, s, d)
-                                         for s, d in spec["pairs"]))
-        report(sum(c for c, _ in results), sum(b for _, b in results),
-               time.perf_counter() - t0)
+        results = await asyncio.gather(
+            *(copy_pair(http, spec, src_auth, dst_auth, s, d) for s, d in spec["pairs"])
+        )
+        report(sum(c for c, _ in results), sum(b for _, b in results), time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

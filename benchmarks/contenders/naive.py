@@ -39,24 +39,36 @@ async def main() -> None:
         da = {"Authorization": f"Bearer {await token(http, spec, 'target')}"}
         t0 = time.perf_counter()
         for src_upn, dst_upn in spec["pairs"]:
-            s = mbx_url(spec, (await call(http, "GET", f"{g}/users/{src_upn}/settings/exchange",
-                                          headers=sa))["primaryMailboxId"])
-            d = mbx_url(spec, (await call(http, "GET", f"{g}/users/{dst_upn}/settings/exchange",
-                                          headers=da))["primaryMailboxId"])
+            s = mbx_url(
+                spec,
+                (await call(http, "GET", f"{g}/users/{src_upn}/settings/exchange", headers=sa))[
+                    "primaryMailboxId"
+                ],
+            )
+            d = mbx_url(
+                spec,
+                (await call(http, "GET", f"{g}/users/{dst_upn}/settings/exchange", headers=da))[
+                    "primaryMailboxId"
+                ],
+            )
             imp = await call(http, "POST", f"{d}/createImportSession", headers=da)
             import_url = aiohttp.client.URL(imp["importUrl"], encoded=True)
-            fid = quote((await call(http, "GET", f"{s}/folders/inbox", headers=sa))["id"],
-                        safe="")
+            fid = quote((await call(http, "GET", f"{s}/folders/inbox", headers=sa))["id"], safe="")
             url: str | None = f"{s}/folders/{fid}/items"
             while url:
                 page = await call(http, "GET", aiohttp.client.URL(url, encoded=True), headers=sa)
                 for item in page["value"]:
-                    exp = await call(http, "POST", f"{s}/exportItems", headers=sa,
-                                     json={"itemIds": [item["id"]]})
+                    exp = await call(
+                        http, "POST", f"{s}/exportItems", headers=sa, json={"itemIds": [item["id"]]}
+                    )
                     raw = base64.b64decode(exp["value"][0]["data"])
                     data = base64.b64encode(raw).decode()
-                    await call(http, "POST", import_url, json={
-                        "FolderId": "inbox", "Mode": "create", "Data": data})
+                    await call(
+                        http,
+                        "POST",
+                        import_url,
+                        json={"FolderId": "inbox", "Mode": "create", "Data": data},
+                    )
                     copied += 1
                     nbytes += item["size"]
                 url = page.get("@odata.nextLink")

@@ -170,8 +170,13 @@ async def get_counters(request: web.Request) -> web.Response:
     """A cheap subset of the stats, for sampling during benchmarks."""
     st = request.app[EMU].stats
     ok_imports = st.requests.get(("importItem", 200), 0)
-    return json_response({"imports_ok": ok_imports, "requests": sum(st.requests.values()),
-                          "throttled": sum(st.throttled.values())})
+    return json_response(
+        {
+            "imports_ok": ok_imports,
+            "requests": sum(st.requests.values()),
+            "throttled": sum(st.throttled.values()),
+        }
+    )
 
 
 async def reset_stats(request: web.Request) -> web.Response:

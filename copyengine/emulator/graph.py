@@ -30,6 +30,7 @@ from .store import Folder, Item, Mailbox, iso
 from .throttle import CONCURRENCY, MESSAGES
 
 EMU: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
+EARLY_GRACE = 0.02
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;charset=utf-8"
 
 P_USER = {"User.Read.All"}
@@ -914,11 +915,14 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
     mbx_id = ctx.mailbox.id if ctx.mailbox else None
     now = time.monotonic()
     key = (ctx.app, mbx_id or "-")
-    until = emu.stats.retry_until.get(key)
-    if until is not None:
-        if now < until:
+    window = emu.stats.retry_until.get(key)
+    if window is not None:
+        issued, until = window
+        # A request arriving within EARLY_GRACE of the 429 was sent before the client could
+        # have read it: not early. Anything later and before Retry-After elapsed is.
+        if issued + EARLY_GRACE < now < until:
             emu.stats.early[mbx_id or "-"] += 1
-        else:
+        elif now >= until:
             del emu.stats.retry_until[key]
     verdict = emu.throttle.admit(now, ctx.app, mbx_id, length if request.method != "GET" else 0)
     if verdict.reason is not None:
@@ -926,7 +930,7 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
         emu.stats.throttled_by_mailbox[mbx_id or "-"] += 1
         if verdict.reason != CONCURRENCY:
             # Tolerance for clock granularity between client and server.
-            emu.stats.retry_until[key] = now + verdict.retry_after - 0.005
+            emu.stats.retry_until[key] = (now, now + verdict.retry_after - 0.005)
         raise GraphError(
             429,
             "ApplicationThrottled",

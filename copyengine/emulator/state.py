@@ -55,7 +55,7 @@ class Stats:
         self.inflight: Counter[str] = Counter()
         self.max_inflight: dict[str, int] = {}
         self.early: Counter[str] = Counter()
-        self.retry_until: dict[tuple[str, str], float] = {}
+        self.retry_until: dict[tuple[str, str], tuple[float, float]] = {}
         self.token_requests: Counter[int] = Counter()
         self.latency: dict[str, list[float]] = {}
 

@@ -40,11 +40,11 @@ MAX_EXPORT = 20
 
 
 class _ExportRow(msgspec.Struct):
-    itemId: str | None = None  # noqa: N815 - wire names
-    changeKey: str | None = None  # noqa: N815
+    itemId: str | None = None
+    changeKey: str | None = None
     # The JSON string token of ``data``, quotes included, as a zero-copy slice of the
     # response: it goes into the import body as it came, never decoded.
-    data: msgspec.Raw | None = None
+    data: msgspec.Raw = msgspec.Raw()  # empty when absent (Raw cannot sit in a union)
     error: dict[str, Any] | None = None
     Error: dict[str, Any] | None = None  # the documented example spells it so
 
@@ -289,25 +289,34 @@ class GraphClient:
             self._m(mailbox_id) + "/exportItems",
             self.pacer(mailbox_id),
             json={"itemIds": item_ids},
+            raw=True,
         )
-        body = await self.transport.request(call)
+        payload = await self.transport.request(call)
+        try:
+            rows = _EXPORT_DECODER.decode(payload).value
+        except msgspec.DecodeError as exc:
+            raise Transient(
+                f"exportItems: the response is not valid JSON ({exc})",
+                call="exportItems",
+                cause="server",
+            ) from None
         by_id: dict[str, Exported] = {}
-        for v in body.get("value", []):
-            item_id = v.get("itemId")
-            if not item_id:
+        for v in rows:
+            if not v.itemId:
                 continue
-            err = next((v[k] for k in v if k.lower() == "error" and v[k]), None)
-            if err is not None or v.get("data") is None:
+            err = v.error or v.Error
+            token = memoryview(v.data)
+            if err is not None or len(token) < 2 or token[0] != 0x22:  # not a JSON string
                 err = err or {}
-                by_id[item_id] = Exported(
-                    item_id,
+                by_id[v.itemId] = Exported(
+                    v.itemId,
                     None,
                     None,
                     str(err.get("code") or "ExportFailed"),
                     str(err.get("message") or "no data returned"),
                 )
             else:
-                by_id[item_id] = Exported(item_id, v.get("changeKey"), v["data"])
+                by_id[v.itemId] = Exported(v.itemId, v.changeKey, v.data)
         return [
             by_id.get(i)
             or Exported(
@@ -344,19 +353,18 @@ class GraphClient:
         mode is not idempotent: a lost response raises OutcomeUnknown, never a resend."""
         if (item_id is None) != (change_key is None):
             raise ValueError("update mode needs both item_id and change_key")
-        body: dict[str, str] = {
-            "FolderId": folder_id,
-            "Mode": "update" if item_id else "create",
-            "Data": data,
-        }
+        head: dict[str, str] = {"FolderId": folder_id, "Mode": "update" if item_id else "create"}
         if item_id is not None and change_key is not None:
-            body["ItemId"], body["ChangeKey"] = item_id, change_key
+            head["ItemId"], head["ChangeKey"] = item_id, change_key
+        # {"FolderId":…,"Mode":…,"Data":<the export's JSON string token, untouched>}
+        token = data if isinstance(data, msgspec.Raw) else orjson.dumps(data)
+        prefix = orjson.dumps(head)[:-1] + b',"Data":'
         call = Call(
             "importItem",
             "POST",
             session.url,
             self.pacer(session.mailbox_id),
-            body=orjson.dumps(body),
+            parts=(prefix, memoryview(token), b"}"),
             auth=False,
             idempotent=item_id is not None,
             import_call=True,

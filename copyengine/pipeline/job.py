@@ -67,7 +67,7 @@ async def open_clients(cfg: JobConfig, timeouts: Timeouts | None = None) -> Asyn
             window_slack=min(0.5, lim.upload_window_s / 100),
         )
     )
-    conn = aiohttp.TCPConnector(ssl=ssl_context(cfg), limit=0, ttl_dns_cache=300)
+    conn = aiohttp.TCPConnector(ssl=ssl_context(cfg), limit=lim.connections, ttl_dns_cache=300)
     timeout = (timeouts or Timeouts()).client_timeout()
     async with aiohttp.ClientSession(connector=conn, timeout=timeout, auto_decompress=True) as http:
 

@@ -148,6 +148,7 @@ class PairRunner:
         self.dst_id = ""
         self.log = log.bind(pair=self.key)
         self._retry: list[tuple[Work, FolderJob]] = []
+        self._last_error: dict[str, tuple[str, str | None]] = {}
         self._pool: ImportSessionPool | None = None
 
     # -- the pair ------------------------------------------------------------------------------
@@ -374,6 +375,7 @@ class PairRunner:
                         ),
                     )
                     self._retry.append((e.work, e.folder))
+                    self._last_error[item.id] = (exc.message, exc.request_id)
                     self.log.info("item.outcome_unknown", item=item.id, error=exc.message)
                 except ServiceError as exc:
                     retry = not isinstance(exc, ItemFailed | NotFound)
@@ -393,6 +395,7 @@ class PairRunner:
     def _failed(self, e: Exportable, reason: str, request_id: str | None, retry: bool) -> None:
         if retry:
             self._retry.append((e.work, e.folder))
+            self._last_error[e.work.item.id] = (reason, request_id)
             self.store.record_outcome(
                 self.key,
                 Outcome(e.work.item.id, Status.FAILED, error=reason, request_id=request_id),
@@ -467,7 +470,10 @@ class PairRunner:
             if again:
                 await self._pipeline(_aiter(again))
         for w, job in self._retry:
-            self._record_failure(w, job, "gave up after retries", None)
+            reason, request_id = self._last_error.get(w.item.id, ("outcome unknown", None))
+            self._record_failure(
+                w, job, f"gave up after {SETTLE_ROUNDS} rounds: {reason}", request_id
+            )
         self._retry = []
 
 
