@@ -134,53 +134,31 @@ def _med(res: dict[str, Any], contender: str, metric: str) -> float:
     return float(res["summary"][contender][metric]["median"])
 
 
-def _admit_times(bodies: list[int], lim: Limits) -> float:
-    """When the last of ``bodies`` can be admitted under the emulator's own rules (sliding
-    request and upload windows; an item over the whole upload budget passes once the window
-    is empty), sending each as early as allowed, in order."""
-    from collections import deque
-
-    t = 0.0
-    req: deque[float] = deque()
-    up: deque[tuple[float, int]] = deque()
-    up_total = 0
-    for b in bodies:
-        for _ in range(100_000):
-            while req and req[0] <= t - lim.request_window:
-                req.popleft()
-            while up and up[0][0] <= t - lim.upload_window:
-                up_total -= up.popleft()[1]
-            wait = []
-            if lim.requests is not None and len(req) >= lim.requests:
-                wait.append(req[0] + lim.request_window)
-            if lim.upload_bytes is not None and up_total > 0 and up_total + b > lim.upload_bytes:
-                wait.append(up[0][0] + lim.upload_window)
-            if not wait:
-                break
-            t = max(t, min(wait)) + 1e-9
-        req.append(t)
-        up.append((t, b))
-        up_total += b
-    return t
-
-
 def ceiling_seconds(s: Scenario, ctl: Control) -> float:
-    """The shortest possible job time under the profile's limits for these items: per target
-    mailbox, the emulator's admission rules applied to these exact import bodies (plus the
-    last import's service time), and 4-in-flight with the latency model; pairs run in
-    parallel, so the job takes as long as its slowest mailbox."""
+    """The shortest job time any client could reach under the profile's limits for these
+    items (a true lower bound, so copyengine's share of it is at most 100%). Per target
+    mailbox: every upload window carries at most the budget, except that an item larger than
+    the whole budget passes alone once the window is empty and then fills it, so it costs a
+    window of its own; likewise for the request window; and 4 in flight under the latency
+    model. Pairs run in parallel: the job takes as long as its slowest mailbox."""
     lim = Limits.profile(s.profile, s.time_scale)
     worst = 0.0
     for i in range(1, s.pairs + 1):
         snap = ctl.snapshot(f"src{i:04d}@source.example")
-        sizes = [row["size"] for row in snap["items"]]
-        bodies = [(n + 360) * 4 // 3 + 120 for n in sizes]
+        bodies = [(row["size"] + 360) * 4 // 3 + 120 for row in snap["items"]]
+        bounds = []
+        if lim.upload_bytes:
+            small = sum(b for b in bodies if b <= lim.upload_bytes)
+            over = sum(1 for b in bodies if b > lim.upload_bytes)
+            windows = small / lim.upload_bytes + over
+            bounds.append(max(0.0, windows - 1) * lim.upload_window)
+        if lim.requests:
+            bounds.append(max(0.0, len(bodies) / lim.requests - 1) * lim.request_window)
         lat = [
             lim.latency_base + lim.latency_per_mb * b / MB + lim.latency_jitter / 2 for b in bodies
         ]
-        t_windows = _admit_times(bodies, lim) + (lat[-1] if lat else 0.0)
-        t_conc = sum(lat) / (lim.concurrency or 4)
-        worst = max(worst, t_windows, t_conc)
+        bounds.append(sum(lat) / (lim.concurrency or 4))
+        worst = max(worst, *bounds)
     return worst
 
 

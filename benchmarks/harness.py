@@ -96,7 +96,7 @@ class Control:
         req = urllib.request.Request(
             self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, context=self.ctx, timeout=600) as r:  # noqa: S310
+        with urllib.request.urlopen(req, context=self.ctx, timeout=600) as r:
             raw = r.read()
         return json.loads(raw) if raw else None
 
@@ -152,7 +152,9 @@ classes = ["mail", "calendar", "contacts", "tasks", "notes", "journal"]
     return path
 
 
-def _spec(info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path) -> Path:
+def _spec(
+    info: dict[str, Any], pairs: list[tuple[str, str]], tmp: Path, concurrency: int | None = None
+) -> Path:
     spec = {
         "graph_url": info["graph_url"],
         "authority": info["authority_url"],
@@ -204,7 +206,10 @@ def run_once(
                 str(_spec(info, pairs, tmp)),
             ]
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # Files, not pipes: a pipe nobody reads until exit fills up and blocks the child.
+        out_f = (tmp / "stdout").open("w+b")
+        err_f = (tmp / "stderr").open("w+b")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out_f, stderr=err_f)
         samples: list[tuple[float, float, int, int]] = []  # t, rss MiB, imports ok, 429s
         deadline = t0 + s.timeout
         rusage = None
@@ -225,8 +230,12 @@ def run_once(
                 raise TimeoutError(f"{contender} exceeded {s.timeout}s")
             time.sleep(0.25)
         wall = time.monotonic() - t0
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        err = proc.stderr.read().decode() if proc.stderr else ""
+        out_f.seek(0)
+        err_f.seek(0)
+        out = out_f.read().decode(errors="replace")
+        err = err_f.read().decode(errors="replace")
+        out_f.close()
+        err_f.close()
         code = os.waitstatus_to_exitcode(status)
         ctl.call("DELETE", "/faults")
         if engine == "copyengine":

@@ -80,7 +80,11 @@ def live_table(stats: JobStats) -> Table:
     return t
 
 
+SUMMARY_ROWS = 50
+
+
 def summary_table(stats: JobStats) -> Table:
+    """At most SUMMARY_ROWS pairs, the unhealthy first; the report has every pair."""
     t = Table(title="summary")
     for col in (
         "pair",
@@ -95,7 +99,8 @@ def summary_table(stats: JobStats) -> Table:
         "duration",
     ):
         t.add_column(col, justify="left" if col in ("pair", "status") else "right")
-    for p in stats.pairs.values():
+    pairs = sorted(stats.pairs.values(), key=lambda p: p.status == "done" and not p.failed)
+    for p in pairs[:SUMMARY_ROWS]:
         t.add_row(
             f"{p.source} → {p.target}",
             p.status + (f": {p.error_code}" if p.error_code else ""),
@@ -107,6 +112,13 @@ def summary_table(stats: JobStats) -> Table:
             _mb(p.total("copied_bytes")),
             f"{p.throttled:,}",
             f"{p.duration():,.1f}s",
+        )
+    if len(pairs) > SUMMARY_ROWS:
+        tot = stats.as_dict()["totals"]
+        t.caption = (
+            f"{len(pairs) - SUMMARY_ROWS} more pairs in the report; all pairs: "
+            f"{tot['copied']:,} copied, {tot['failed']:,} failed, "
+            f"{tot['pairs_failed']} pairs failed"
         )
     return t
 

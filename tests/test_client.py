@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -278,3 +279,47 @@ async def test_wrong_secret_is_auth_failed(emu: Any, cl: Clients) -> None:
 def test_graph_time_parsing() -> None:
     dt = parse_graph_datetime("2024-10-17T19:00:48.1052906Z")
     assert dt == datetime(2024, 10, 17, 19, 0, 48, 105290, tzinfo=UTC)
+
+
+async def test_pfx_credential_obtains_a_token(emu: Any, tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    from copyengine.auth import Credential, TokenProvider
+    from copyengine.secrets import Secret
+    from tests.emu import SRC_APP
+
+    app = emu.state.tokens.tenant("contoso").apps[SRC_APP]
+    key = serialization.load_pem_private_key(Path(app.key_path).read_bytes(), None)
+    cert = x509.load_pem_x509_certificate(Path(app.cert_path).read_bytes())
+    pfx = tmp_path / "app.pfx"
+    pfx.write_bytes(
+        pkcs12.serialize_key_and_certificates(
+            b"app",
+            key,
+            cert,
+            None,  # type: ignore[arg-type]
+            serialization.BestAvailableEncryption(b"pfx-pass"),
+        )
+    )
+    tokens = TokenProvider(
+        tenant="contoso",
+        client_id=SRC_APP,
+        authority_host=emu.ep.origin,
+        ca_bundle=emu.ep.ca_cert,
+        credential=Credential(pfx_path=pfx, pfx_password=Secret("pfx-pass", "env:P")),
+    )
+    assert await tokens.token()
+    bad = TokenProvider(
+        tenant="contoso",
+        client_id=SRC_APP,
+        authority_host=emu.ep.origin,
+        ca_bundle=emu.ep.ca_cert,
+        credential=Credential(pfx_path=pfx, pfx_password=Secret("nope", "x")),
+    )
+    from copyengine.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        await bad.token()
+    assert "nope" not in str(exc.value)

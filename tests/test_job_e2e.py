@@ -193,3 +193,14 @@ async def test_verify_reports_missing_and_extra(emu: Any, tmp_path: Path) -> Non
     assert not check.ok
     bad = [f for f in check.folders if not f.ok]
     assert len(bad) == 1 and len(bad[0].missing) == 1 and not bad[0].extra
+
+
+async def test_first_item_is_imported_before_enumeration_finishes(emu: Any, tmp_path: Path) -> None:
+    # One pair: the source listing (listItems on the source) is still going on when the
+    # first import arrives, because stages are pipelined, not run one after the other.
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)]))
+    emu.state.stats.reset()
+    await run_job(cfg)
+    st = emu.state.stats
+    assert st.first_seen["importItem"] < st.last_seen["listItems"]
+    assert st.first_seen["importItem"] < st.last_seen["exportItems"]

@@ -36,6 +36,8 @@ async def copy_pair(
     async with http.post(f"{d}/createImportSession", headers=dst_auth) as r:
         import_url = aiohttp.client.URL((await r.json())["importUrl"], encoded=True)
     queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(64)
+    # A service that enforces 4 in flight per mailbox would refuse a 5th: stay at its limit.
+    workers = int(spec.get("concurrency") or CONCURRENCY_PER_PAIR)
     copied = nbytes = 0
 
     async def lister() -> None:
@@ -49,7 +51,7 @@ async def copy_pair(
             for k in range(0, len(rows), 20):
                 await queue.put(rows[k : k + 20])
             url = body.get("@odata.nextLink")
-        for _ in range(CONCURRENCY_PER_PAIR):
+        for _ in range(workers):
             await queue.put(None)
 
     async def worker() -> None:
@@ -68,7 +70,7 @@ async def copy_pair(
                 copied += 1
             nbytes += sum(i["size"] for i in batch)
 
-    await asyncio.gather(lister(), *(worker() for _ in range(CONCURRENCY_PER_PAIR)))
+    await asyncio.gather(lister(), *(worker() for _ in range(workers)))
     return copied, nbytes
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import pickle
 import random
 import secrets
@@ -58,8 +59,13 @@ class Stats:
         self.retry_until: dict[tuple[str, str], tuple[float, float]] = {}
         self.token_requests: Counter[int] = Counter()
         self.latency: dict[str, list[float]] = {}
+        self.first_seen: dict[str, float] = {}  # call -> monotonic time of its first arrival
+        self.last_seen: dict[str, float] = {}
 
     def observe(self, call: str, seconds: float) -> None:
+        now = time.monotonic()
+        self.first_seen.setdefault(call, now - seconds)
+        self.last_seen[call] = now - seconds
         samples = self.latency.setdefault(call, [])
         if len(samples) < 200_000:
             samples.append(seconds)
@@ -131,6 +137,12 @@ class Emulator:
         self._saved: dict[str, Mailbox] = self._load_saved()
         for t in config.tenants:
             self.add_tenant(t)
+        # Hundreds of thousands of long-lived items would make every full GC pass walk them
+        # all, slowing the emulator as mailboxes grow: seeded objects are frozen, and full
+        # passes are made rarer for what imports add later.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(50_000, 50, 1000)
 
     # -- persistence ---------------------------------------------------------------------------
     def _load_saved(self) -> dict[str, Mailbox]:

@@ -111,6 +111,23 @@ async def _stream(parts: tuple[bytes | memoryview, ...]) -> Any:
             yield view[k : k + CHUNK]
 
 
+async def _read_into(resp: aiohttp.ClientResponse, length: int) -> Any:
+    """Read a large body straight into one buffer of its announced length. ``read()`` would
+    hold every chunk and then join them: two copies of a multi-megabyte export at once."""
+    buf = bytearray(length)
+    view = memoryview(buf)
+    pos = 0
+    async for chunk in resp.content.iter_any():
+        end = pos + len(chunk)
+        if end > length:
+            raise aiohttp.ClientPayloadError("response longer than its Content-Length")
+        view[pos:end] = chunk
+        pos = end
+    if pos != length:
+        raise aiohttp.ClientPayloadError("response shorter than its Content-Length")
+    return buf
+
+
 class Transport:
     def __init__(
         self,
@@ -242,7 +259,10 @@ class Transport:
             headers["Content-Length"] = str(sum(len(p) for p in call.parts))
         try:
             async with self.http.request(call.method, url, data=data, headers=headers) as resp:
-                payload = await resp.read()
+                if call.raw and resp.status < 300 and (resp.content_length or 0) > CHUNK:
+                    payload = await _read_into(resp, resp.content_length or 0)
+                else:
+                    payload = await resp.read()
                 return resp.status, resp.headers, payload, time.perf_counter() - t0
         except TimeoutError:
             raise Transient(
