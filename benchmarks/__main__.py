@@ -172,7 +172,7 @@ def table(res: dict[str, Any]) -> str:
     )
     for c, sm in res["summary"].items():
 
-        def f(m: str, d: int = 1) -> str:
+        def f(m: str, d: int = 1, sm: dict[str, Any] = sm) -> str:
             v = sm[m]
             if v["median"] is None:
                 return "-"

@@ -35,7 +35,9 @@ async def copy_pair(
         d = mbx_url(spec, (await r.json())["primaryMailboxId"])
     async with http.post(f"{d}/createImportSession", headers=dst_auth) as r:
         import_url = aiohttp.client.URL((await r.json())["importUrl"], encoded=True)
-    queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(64)
+    queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(
+        0 if spec.get("concurrency") else 64
+    )
     # A service that enforces 4 in flight per mailbox would refuse a 5th: stay at its limit.
     workers = int(spec.get("concurrency") or CONCURRENCY_PER_PAIR)
     copied = nbytes = 0
@@ -70,7 +72,13 @@ async def copy_pair(
                 copied += 1
             nbytes += sum(i["size"] for i in batch)
 
-    await asyncio.gather(lister(), *(worker() for _ in range(workers)))
+    if spec.get("concurrency"):
+        # With the service enforcing the in-flight limit, listing alongside the workers
+        # would be a request too many: list first, then copy.
+        await lister()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    else:
+        await asyncio.gather(lister(), *(worker() for _ in range(workers)))
     return copied, nbytes
 
 

@@ -116,11 +116,20 @@ class FolderJob:
 
 
 @dataclass
+class BatchShare:
+    """One export response: its items' data are slices of one buffer, which lives until the
+    last of them is imported, so the budget is held per response, not per item."""
+
+    left: int
+    nbytes: int
+
+
+@dataclass
 class Exportable:
     work: Work
     folder: FolderJob
     data: Any  # msgspec.Raw from the export, None once imported
-    share: int  # bytes held in the budget until imported
+    batch: BatchShare | None = None  # the export response this item's data lives in
 
 
 class PairRunner:
@@ -266,12 +275,12 @@ class PairRunner:
                 full = len(pending) - len(pending) % lim.batch_items
                 if full:
                     for b in batches(pending[:full], lim.batch_items, lim.batch_bytes):
-                        yield [Exportable(w, job, None, 0) for w in b]
+                        yield [Exportable(w, job, None) for w in b]
                     pending = pending[full:]
                 if self.stop.draining:
                     return
             for b in batches(pending, lim.batch_items, lim.batch_bytes):
-                yield [Exportable(w, job, None, 0) for w in b]
+                yield [Exportable(w, job, None) for w in b]
 
     async def _adopt(self, job: FolderJob, adopted: list[tuple[Item, str]]) -> None:
         """Record items found in the target by search key as copied (no import)."""
@@ -325,21 +334,23 @@ class PairRunner:
                         self._failed(e, exc.message, exc.request_id, retry=True)
                     continue
                 ok: list[Exportable] = []
-                freed = 0
-                for e, r, share in zip(batch, results, shares, strict=True):
+                for e, r in zip(batch, results, strict=True):
                     if r.ok:
-                        e.data, e.share = r.data, share
+                        e.data = r.data
                         ok.append(e)
                         continue
-                    freed += share
                     if r.error_code == "ErrorItemNotFound":
                         e.folder.stats.skipped[VANISHED] += 1
                     else:
                         self._failed(
                             e, f"export: {r.error_code}: {r.error_message}", None, retry=True
                         )
-                if freed:
-                    await self.budget.release(freed)
+                if not ok:
+                    await self.budget.release(sum(shares))
+                    continue
+                share = BatchShare(len(ok), sum(shares))
+                for e in ok:
+                    e.batch = share
                 if ok:
                     await self.store.record_intents(
                         self.key,
@@ -388,7 +399,11 @@ class PairRunner:
                     e.folder.stats.copied_bytes += item.size
                 finally:
                     e.data = None
-                    await self.budget.release(e.share)
+                    b = e.batch
+                    if b is not None:
+                        b.left -= 1
+                        if b.left == 0:
+                            await self.budget.release(b.nbytes)
                 if self.store.needs_flush():
                     await self.store.flush()
 
@@ -466,7 +481,7 @@ class PairRunner:
                     else:
                         copy.append(w)
                 for b in batches(copy, self.limits.batch_items, self.limits.batch_bytes):
-                    again.append([Exportable(w, job, None, 0) for w in b])
+                    again.append([Exportable(w, job, None) for w in b])
             if again:
                 await self._pipeline(_aiter(again))
         for w, job in self._retry:
