@@ -238,6 +238,8 @@ def run_once(
         err_f.close()
         code = os.waitstatus_to_exitcode(status)
         ctl.call("DELETE", "/faults")
+        if code != 0:
+            raise RuntimeError(f"{contender} exited {code}: {err[-2000:]}")
         if engine == "copyengine":
             report = json.loads((tmp / "report.json").read_text())
             tot = report["totals"]

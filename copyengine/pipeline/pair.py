@@ -345,6 +345,9 @@ class PairRunner:
                         self._failed(
                             e, f"export: {r.error_code}: {r.error_message}", None, retry=True
                         )
+                # The results hold views of the whole response buffer: drop them now, or this
+                # frame keeps the buffer alive while it waits for the next batch.
+                del results
                 if not ok:
                     await self.budget.release(sum(shares))
                     continue
