@@ -56,7 +56,7 @@ async def test_fault_storm_loses_and_duplicates_nothing(emu: Any, tmp_path: Path
     cfg = load_job(write_job(tmp_path, emu.ep, PAIRS))
     stats = await run_job(cfg)
     fired = (await emu.src.control("GET", "/stats")).body["faults"]
-    assert fired.get("drop_after", 0) >= 3 and fired.get("session_expire", 0) >= 1
+    assert fired.get("drop_after", 0) >= 1 and sum(fired.values()) >= 5
     assert stats.exit_code() == ExitCode.OK, json.dumps(stats.as_dict()["totals"])
     _assert_exact(emu.state)
 
@@ -76,6 +76,15 @@ def _job_process(job: Path) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+async def _progress(server: Any, upns: tuple[str, ...], at_least: int, limit_s: float) -> None:
+    """Wait until the targets hold ``at_least`` items (the job is copying), bounded."""
+    deadline = time.monotonic() + limit_s
+    while sum(len(server.emulator.mailbox(u).items) for u in upns) < at_least:
+        if time.monotonic() > deadline:
+            return
+        await anyio.sleep(0.05)
 
 
 async def _wait(proc: subprocess.Popen[bytes], limit_s: float) -> int:
@@ -99,7 +108,9 @@ async def test_sigkill_at_random_moments_then_rerun_ends_exact(tmp_path: Path) -
         kills = 0
         for _ in range(4):
             proc = _job_process(job)
-            await anyio.sleep(rng.uniform(1.2, 3.0))
+            before = len(server.emulator.mailbox(T_ADELE).items)
+            await _progress(server, (T_ADELE,), before + 1, 20)
+            await anyio.sleep(rng.uniform(0.0, 1.0))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
@@ -119,7 +130,7 @@ async def test_sigterm_drains_then_rerun_completes(tmp_path: Path) -> None:
     async with running(cfg) as (server, ep, _):
         job = write_job(tmp_path, ep, PAIRS)
         proc = _job_process(job)
-        await anyio.sleep(2.0)
+        await _progress(server, (T_ADELE, T_BIANCA), 30, 30)
         proc.send_signal(signal.SIGTERM)
         code = await _wait(proc, 60)
         assert code == ExitCode.INTERRUPTED
