@@ -27,7 +27,7 @@ from ..errors import (
     ServiceError,
     StateError,
 )
-from ..graph import Folder, GraphClient, ImportSessionPool, Item
+from ..graph import Exported, Folder, GraphClient, ImportSessionPool, Item
 from ..report import FolderStats, PairStats
 from ..state import Intent, ItemRecord, Outcome, SQLiteStore, Status
 from .budget import ByteBudget
@@ -322,8 +322,11 @@ class PairRunner:
                 shares = [encoded_size(e.work.item.size) for e in batch]
                 await self.budget.acquire(sum(shares))
                 try:
-                    results = await self.src.export_items(
-                        self.src_id, [e.work.item.id for e in batch]
+                    # The results hold views of one response buffer; handled in a helper so
+                    # that no frame of this loop keeps them (and the buffer) alive afterwards.
+                    ok = self._accept(
+                        batch,
+                        await self.src.export_items(self.src_id, [e.work.item.id for e in batch]),
                     )
                 except Fatal:
                     await self.budget.release(sum(shares))
@@ -333,21 +336,6 @@ class PairRunner:
                     for e in batch:
                         self._failed(e, exc.message, exc.request_id, retry=True)
                     continue
-                ok: list[Exportable] = []
-                for e, r in zip(batch, results, strict=True):
-                    if r.ok:
-                        e.data = r.data
-                        ok.append(e)
-                        continue
-                    if r.error_code == "ErrorItemNotFound":
-                        e.folder.stats.skipped[VANISHED] += 1
-                    else:
-                        self._failed(
-                            e, f"export: {r.error_code}: {r.error_message}", None, retry=True
-                        )
-                # The results hold views of the whole response buffer: drop them now, or this
-                # frame keeps the buffer alive while it waits for the next batch.
-                del results
                 if not ok:
                     await self.budget.release(sum(shares))
                     continue
@@ -370,6 +358,19 @@ class PairRunner:
                     )
                 for e in ok:
                     await send.send(e)
+
+    def _accept(self, batch: list[Exportable], results: list[Exported]) -> list[Exportable]:
+        """Attach exported data to its items; record per-item export failures."""
+        ok: list[Exportable] = []
+        for e, r in zip(batch, results, strict=True):
+            if r.ok:
+                e.data = r.data
+                ok.append(e)
+            elif r.error_code == "ErrorItemNotFound":
+                e.folder.stats.skipped[VANISHED] += 1
+            else:
+                self._failed(e, f"export: {r.error_code}: {r.error_message}", None, retry=True)
+        return ok
 
     async def _importer(self, recv: ObjectReceiveStream[Exportable]) -> None:
         assert self._pool is not None
