@@ -218,7 +218,7 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
         out.append(
             f"copyengine / naive = {ce / na:.1f}x (target 10x: "
             f"{'met' if ce >= 10 * na else 'MISSED'}); copyengine / minimal = "
-            f"{ce / mi:.0%} (minimal ignores the 4-in-flight limit: 8 per pair)"
+            f"{ce / mi:.0%} (minimal at the enforced 4 in flight per mailbox)"
         )
     elif s.name == "ceiling":
         share = extra["ceiling_s"] / _med(res, "copyengine", "duration_s")

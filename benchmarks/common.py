@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,45 +62,17 @@ def emulator_process(
     config_toml: str, timeout: float = 300.0
 ) -> Iterator[tuple[dict[str, Any], int]]:
     """Start ``copyengine emulator serve`` in its own process; yield (ready info, pid)."""
+    from copyengine.emulator.process import emulator_process as start
+
     with tempfile.TemporaryDirectory(prefix="ce-bench-") as tmp:
         cfg = Path(tmp) / "emulator.toml"
         cfg.write_text(config_toml, encoding="utf-8")
-        ready = Path(tmp) / "ready.json"
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "copyengine",
-                "emulator",
-                "serve",
-                "--config",
-                str(cfg),
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            deadline = time.monotonic() + timeout
-            while not ready.exists():
-                if proc.poll() is not None:
-                    raise RuntimeError(
-                        f"emulator exited: {proc.stderr.read().decode()[-2000:]}"
-                        if proc.stderr
-                        else "emulator exited"
-                    )
-                if time.monotonic() > deadline:
-                    raise TimeoutError("emulator did not become ready")
-                time.sleep(0.05)
-            yield json.loads(ready.read_text()), proc.pid
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        log = Path(tmp) / "emulator.log"
+        with (
+            log.open("wb") as out,
+            start(cfg, Path(tmp) / "ready.json", out, timeout, log) as (info, pid),
+        ):
+            yield info, pid
 
 
 def write_result(name: str, data: dict[str, Any], table: str) -> Path:

@@ -159,6 +159,7 @@ def _spec(
         "graph_url": info["graph_url"],
         "authority": info["authority_url"],
         "ca_cert": info["ca_cert"],
+        "concurrency": concurrency,
         "pairs": pairs,
         "source": {"tenant": "source.example", "client_id": SRC_APP, "secret": SRC_SECRET},
         "target": {"tenant": "target.example", "client_id": DST_APP, "secret": DST_SECRET},
@@ -203,7 +204,7 @@ def run_once(
                 sys.executable,
                 "-m",
                 f"benchmarks.contenders.{contender}",
-                str(_spec(info, pairs, tmp)),
+                str(_spec(info, pairs, tmp, s.emulator_limits.get("concurrency"))),
             ]
         t0 = time.monotonic()
         # Files, not pipes: a pipe nobody reads until exit fills up and blocks the child.

@@ -8,14 +8,9 @@ dies with its parent.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -23,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import JobConfig, TenantConfig
+from ..emulator.process import EmulatorStartError, emulator_process
 from ..errors import ConfigError, CopyEngineError
 
 READY_TIMEOUT = 120.0
@@ -76,14 +72,6 @@ def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
     }
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
 def point_at(t: TenantConfig, ready: dict[str, Any]) -> TenantConfig:
     if not t.uses_emulator:
         return t
@@ -100,44 +88,15 @@ def embedded_emulator(cfg: JobConfig) -> Iterator[tuple[JobConfig, dict[str, Any
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(emulator_config(cfg, tmpdir / "state"), fh)
-        ready = tmpdir / "ready.json"
-        log = (tmpdir / "emulator.log").open("wb")
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "copyengine",
-                "emulator",
-                "serve",
-                "--config",
-                str(conf),
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        try:
-            deadline = time.monotonic() + READY_TIMEOUT
-            while not ready.exists():
-                if proc.poll() is not None:
-                    log.flush()
-                    tail = (tmpdir / "emulator.log").read_text(errors="replace")[-1500:]
-                    raise CopyEngineError(f"the embedded emulator exited: {tail}")
-                if time.monotonic() > deadline:
-                    raise CopyEngineError("the embedded emulator did not start in time")
-                time.sleep(0.05)
-            info = json.loads(ready.read_text(encoding="utf-8"))
-            pointed = replace(
-                cfg, source=point_at(cfg.source, info), target=point_at(cfg.target, info)
-            )
-            yield pointed, info, proc.pid
-        finally:
-            proc.terminate()
+        log_path = tmpdir / "emulator.log"
+        with log_path.open("wb") as log:
             try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            log.close()
+                with emulator_process(
+                    conf, tmpdir / "ready.json", log, READY_TIMEOUT, log_path
+                ) as (info, pid):
+                    pointed = replace(
+                        cfg, source=point_at(cfg.source, info), target=point_at(cfg.target, info)
+                    )
+                    yield pointed, info, pid
+            except EmulatorStartError as exc:
+                raise CopyEngineError(f"the embedded emulator: {exc}") from None

@@ -1,0 +1,48 @@
+"""The README's benchmark table, from ``benchmarks/results/*.json``:
+``python -m benchmarks.summary``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from benchmarks.__main__ import SCENARIOS, TARGETS
+from benchmarks.common import RESULTS
+
+
+def _m(res: dict[str, Any], c: str, k: str) -> float:
+    return float(res["summary"][c][k]["median"])
+
+
+def row(name: str, res: dict[str, Any]) -> str:
+    contenders = list(res["summary"])
+    main = contenders[0]
+    s = res["summary"][main]
+    figures = (
+        f"{_m(res, main, 'items_per_s'):,.0f} items/s, {_m(res, main, 'mb_per_s'):.1f} "
+        f"MB/s, peak RSS {s['peak_rss_mb']['max']:.0f} MB, 429 share "
+        f"{_m(res, main, 'share_429'):.2%}"
+    )
+    verdict = "; ".join(v for v in res.get("verdict", []) if not v.startswith("integrity"))
+    integ = res.get("integrity") or {}
+    lost = (
+        f"{integ.get('lost', '-')} lost / {integ.get('duplicated', '-')} dup of "
+        f"{integ.get('items_checked', '-')}"
+    )
+    return f"| {name} | {figures} | {verdict} | {lost} | {res['date']} |"
+
+
+def main() -> None:
+    print("| scenario | copyengine (median) | against target | integrity | run (UTC) |")
+    print("|---|---|---|---|---|")
+    for name in SCENARIOS:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            print(row(name, json.loads(path.read_text())))
+    print()
+    for name in SCENARIOS:
+        print(f"- `{name}` target: {TARGETS[name]}")
+
+
+if __name__ == "__main__":
+    main()
