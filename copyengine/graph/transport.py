@@ -11,6 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,6 @@ class Transport:
         self._sleep = sleep
         self._rand = rand
         self.requests = 0
-        self.latencies: list[float] = []
 
     async def request(self, call: Call) -> Any:
         """Send ``call`` until it succeeds or the policy says stop. Returns parsed JSON (or
@@ -230,16 +230,9 @@ class Transport:
             token = await self.tokens.token()
             headers["Authorization"] = f"Bearer {token}"
         url = URL(call.url, encoded=True)
-        if call.pacer is not None:
-            async with call.pacer.slot(size):
-                status, resp_headers, payload, elapsed = await self._send(
-                    call, url, headers, body, crid
-                )
-        else:
-            status, resp_headers, payload, elapsed = await self._send(
-                call, url, headers, body, crid
-            )
-        self.latencies.append(elapsed)
+        slot = call.pacer.slot(size) if call.pacer is not None else nullcontext()
+        async with slot:
+            status, resp_headers, payload, _ = await self._send(call, url, headers, body, crid)
         if status < 300:
             if call.pacer is not None:
                 call.pacer.on_success()
