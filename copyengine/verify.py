@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,14 +85,20 @@ def _find(tree: TargetTree, ref: TargetRef, fallback_top: str) -> str | None:
 
 async def _keys(
     client: GraphClient, mbx: str, folder_id: str, pair: Pair | None
-) -> Counter[bytes | str]:
-    keys: Counter[bytes | str] = Counter()
+) -> dict[bytes | str, list[str]]:
+    """Item ids of a folder by search key (selected items only when ``pair`` is given)."""
+    keys: dict[bytes | str, list[str]] = defaultdict(list)
     async for page in client.list_items(mbx, folder_id, with_keys=True):
         for it in page:
             if pair is not None and filter_item(it, pair.items) is not None:
                 continue
-            keys[it.search_key if it.search_key is not None else f"id:{it.id}"] += 1
+            keys[it.search_key if it.search_key is not None else f"id:{it.id}"].append(it.id)
     return keys
+
+
+def _surplus(a: dict[bytes | str, list[str]], b: dict[bytes | str, list[str]]) -> list[str]:
+    """Ids in ``a`` beyond what ``b`` holds under the same key."""
+    return [i for k, ids in a.items() for i in ids[len(b.get(k, ())) :]]
 
 
 async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairCheck:
@@ -106,24 +112,12 @@ async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairChe
         for plan in plans:
             fc = FolderCheck(plan.source.path, plan.target.path)
             want = await _keys(src, s, plan.source.folder.id, pair)
-            fc.expected = sum(want.values())
             target_id = _find(tree, plan.target, plan.source.path.split("/")[1])
-            have: Counter[bytes | str] = Counter()
-            if target_id is not None:
-                have = await _keys(dst, d, target_id, None)
-            fc.found = sum(have.values())
-            missing = want - have
-            extra = have - want
-            if missing:
-                async for page in src.list_items(s, plan.source.folder.id, with_keys=True):
-                    fc.missing += [
-                        i.id
-                        for i in page
-                        if i.search_key in missing and filter_item(i, pair.items) is None
-                    ]
-            if extra and target_id is not None:
-                async for page in dst.list_items(d, target_id, with_keys=True):
-                    fc.extra += [i.id for i in page if i.search_key in extra]
+            have = await _keys(dst, d, target_id, None) if target_id is not None else {}
+            fc.expected = sum(map(len, want.values()))
+            fc.found = sum(map(len, have.values()))
+            fc.missing = _surplus(want, have)
+            fc.extra = _surplus(have, want)
             check.folders.append(fc)
     except Fatal as exc:
         check.error = str(exc)

@@ -14,7 +14,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import format_datetime
 from itertools import islice
 from typing import Any
 from urllib.parse import quote
@@ -976,7 +975,3 @@ def _bind(route: Route, version: str) -> Callable[[web.Request], Awaitable[web.S
         return await _dispatch(request, route, version)
 
     return handler
-
-
-def http_date(ts: float) -> str:
-    return format_datetime(datetime.fromtimestamp(ts, UTC), usegmt=True)

@@ -9,7 +9,6 @@ client secret or a certificate (a signed JWT client assertion, as msal builds it
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 import time
@@ -297,21 +296,13 @@ class TokenService:
             self._revoked.add(claims["jti"])
 
     def revoke_all(self, client_id: str | None = None) -> int:
-        n = 0
-        for _tok, claims in list(self._verified.items()):
-            if client_id is None or claims["appid"] == client_id:
-                self._revoked.add(claims["jti"])
-                n += 1
-        # Tokens never presented yet are not in the cache; make them fail too.
-        self._key_epoch_bump(client_id)
-        return n
-
-    def _key_epoch_bump(self, client_id: str | None) -> None:
+        """Revoke the tokens of one app, or of everyone (a new signing key: even tokens
+        never presented yet stop working)."""
         if client_id is None:
+            n = len(self._verified)
             self._key = secrets.token_bytes(32)
             self._verified.clear()
-
-
-def secret_fingerprint(secret: str) -> str:
-    """What the directory listing shows instead of a secret."""
-    return hashlib.sha256(secret.encode()).hexdigest()[:8]
+            return n
+        mine = [c["jti"] for c in self._verified.values() if c["appid"] == client_id]
+        self._revoked.update(mine)
+        return len(mine)

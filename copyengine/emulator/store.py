@@ -433,9 +433,6 @@ class Mailbox:
             "items": items,
         }
 
-    def total_bytes(self) -> int:
-        return sum(i.content.size for i in self.items.values())
-
 
 def mailbox_guid(tenant_id: str, upn: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"copyengine-emulator/{tenant_id}/{upn.lower()}"))

@@ -195,14 +195,11 @@ class PairRunner:
             )
 
     def _collect_pacing(self) -> None:
+        pacers = [c.pacer(m) for c, m in ((self.src, self.src_id), (self.dst, self.dst_id)) if m]
         st = self.stats
-        st.throttled = st.throttle_wait_s = st.requests = 0  # type: ignore[assignment]
-        for client, mbx in ((self.src, self.src_id), (self.dst, self.dst_id)):
-            if mbx:
-                p = client.pacer(mbx)
-                st.throttled += sum(p.stats.throttled.values())
-                st.throttle_wait_s += p.stats.throttle_wait_s
-                st.requests += p.stats.requests
+        st.throttled = sum(sum(p.stats.throttled.values()) for p in pacers)
+        st.throttle_wait_s = sum(p.stats.throttle_wait_s for p in pacers)
+        st.requests = sum(p.stats.requests for p in pacers)
 
     async def _prepare(self) -> list[FolderJob]:
         src_ref = await self.src.resolve_mailbox(self.pair.source)

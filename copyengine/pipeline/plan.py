@@ -145,11 +145,6 @@ class TargetIndex:
                 return i
         return None
 
-    def add(self, key: bytes | None, target_id: str) -> None:
-        if key is not None:
-            self.by_key[key].append(target_id)
-            self.claimed.add(target_id)
-
 
 def decide(
     item: Item, record: ItemRecord | None, index: TargetIndex
