@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
 
 from . import __version__, logs
 from .config import JobConfig, load_job
-from .errors import ConfigError, CopyEngineError
+from .errors import ConfigError, CopyEngineError, ForeignState, StateError
 from .exitcodes import ExitCode
+from .failures import classify
 from .pipeline.embedded import embedded_emulator
 from .pipeline.job import run_job, watch_signals
 from .pipeline.pair import StopFlag
-from .progress import print_summary, show_progress
+from .progress import outcome_line, print_summary, show_progress
 from .report import JobStats
 from .state import SQLiteStore
 from .verify import verify_job
@@ -39,8 +42,58 @@ def _return_large_blocks_to_the_os() -> None:
         pass
 
 
-@click.group()
+EXIT_CODES_HELP = """\b
+Exit codes:
+  0    every selected item is in the target
+  1    the job ran; some items failed or are unknown, or some pairs failed (see the report)
+  2    bad command line
+  3    configuration error, or a state store of another job (nothing was sent)
+  4    authentication or permission refused for every pair
+  5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
+  6    verify found missing or extra items
+  7    another run of this job is in progress (its lock is held)
+  130  interrupted (Ctrl-C / SIGTERM); run again to finish
+"""
+
+
+class _Cli(click.Group):
+    """Every failure reaches the operator as a message and an exit code, never a traceback
+    (``--debug`` or ``COPYENGINE_DEBUG=1`` shows it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(ExitCode.INTERRUPTED)
+        except Exception as exc:
+            if ctx.meta.get("debug") or os.environ.get("COPYENGINE_DEBUG") == "1":
+                raise
+            verdict = classify(exc)
+            click.echo(f"error: {verdict.message}", err=True)
+            ctx.exit(verdict.code)
+
+
+def _debug_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.meta["debug"] = True
+        return value
+
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=remember,
+        help="Log at debug level and show tracebacks.",
+    )(f)
+
+
+@click.group(cls=_Cli, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="copyengine")
+@_debug_option
 def main() -> None:
     """Copy Exchange Online mailboxes in bulk through the Graph mailbox import/export API."""
 
@@ -69,13 +122,27 @@ def _with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
         return ExitCode.FATAL
 
 
-@main.command()
+def _state_override(state: Path | None) -> dict[str, object]:
+    return {"state_path": state.resolve()} if state else {}
+
+
+def _is_debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("debug"))
+
+
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
 @click.option("--report", type=click.Path(path_type=Path), help="Override [job].report.")
 @click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option("--no-progress", is_flag=True, help="No live table, even on a terminal.")
+@click.option(
+    "--no-progress",
+    is_flag=True,
+    help="No live table on a terminal (progress events are still logged).",
+)
+@_debug_option
 def run(
     config: Path,
     state: Path | None,
@@ -88,37 +155,39 @@ def run(
     # The engine only: the emulator reuses its multi-MB response buffers and is faster with
     # glibc's default (it serves exports at half speed with every large buffer mmapped).
     _return_large_blocks_to_the_os()
-    overrides: dict[str, object] = {}
-    if state:
-        overrides["state_path"] = state.resolve()
+    overrides: dict[str, object] = _state_override(state)
     if report:
         overrides["report_path"] = report.resolve()
     if log_format:
         overrides["log_format"] = log_format
     if log_level:
         overrides["log_level"] = log_level
+    if _is_debug():
+        overrides["log_level"] = "debug"
     cfg = _load(config, **overrides)
     logs.configure(cfg.log_format, cfg.log_level)
 
     def body(c: JobConfig) -> int:
         stats = anyio.run(_run, c, not no_progress)
         print_summary(stats)
-        click.echo(f"report: {c.report_path}", err=True)
+        code = stats.exit_code()
+        if stats.fatal_code is not ExitCode.LOCKED or not stats.fatal:
+            click.echo(f"report: {c.report_path}", err=True)
         if stats.fatal:
             click.echo(f"error: {stats.fatal}", err=True)
-        return int(stats.exit_code())
+        click.echo(outcome_line(stats), err=True)
+        return int(code)
 
     sys.exit(_with_emulator(cfg, body))
 
 
-async def _run(cfg: JobConfig, progress: bool) -> JobStats:
+async def _run(cfg: JobConfig, live_table: bool) -> JobStats:
     stop = StopFlag()
     stats = JobStats()
     with anyio.CancelScope() as abort:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, stop, abort)
-            if progress:
-                tg.start_soon(show_progress, stats)
+            tg.start_soon(show_progress, stats, live_table)
             await run_job(cfg, stop, stats)
             tg.cancel_scope.cancel()
     if abort.cancel_called:
@@ -126,15 +195,21 @@ async def _run(cfg: JobConfig, progress: bool) -> JobStats:
     return stats
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    help="The state given to `run --state` (the embedded emulator's data lives beside it).",
+)
 @click.option(
     "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
 )
-def verify(config: Path, json_output: Path | None) -> None:
+@_debug_option
+def verify(config: Path, state: Path | None, json_output: Path | None) -> None:
     """Compare source and target of every pair, per folder, by search key."""
-    cfg = _load(config)
-    logs.configure(cfg.log_format, "warning")
+    cfg = _load(config, **_state_override(state))
+    logs.configure(cfg.log_format, "debug" if _is_debug() else "warning")
 
     def body(c: JobConfig) -> int:
         checks = anyio.run(verify_job, c)
@@ -161,36 +236,58 @@ def verify(config: Path, json_output: Path | None) -> None:
             json_output.write_text(
                 json.dumps([pc.as_dict() for pc in checks], indent=2), encoding="utf-8"
             )
-        if any(pc.error and "AuthFailed" in pc.error for pc in checks):
+        if checks and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
             return ExitCode.AUTH
         return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
 
     sys.exit(_with_emulator(cfg, body))
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("config", type=click.Path(path_type=Path))
-def status(config: Path) -> None:
-    """Show what the job's state store knows, without contacting the service."""
-    cfg = _load(config, resolve_secrets=False)
+@click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@_debug_option
+def status(config: Path, state: Path | None, as_json: bool) -> None:
+    """Show what the job's state store knows, without contacting the service (safe while a
+    run is in progress)."""
+    cfg = _load(config, resolve_secrets=False, **_state_override(state))
     if not cfg.state_path.exists():
-        click.echo(f"no state yet at {cfg.state_path}")
+        if as_json:
+            click.echo(json.dumps({"state": str(cfg.state_path), "pairs": []}))
+        else:
+            click.echo(f"no state yet at {cfg.state_path}")
         return
 
-    async def show() -> None:
-        store = SQLiteStore(cfg.state_path)
+    async def read() -> list[dict[str, Any]]:
+        store = SQLiteStore(cfg.state_path, identity=cfg.identity(), exclusive=False)
         await store.open()
         try:
+            out = []
             for p in await store.pairs():
-                counts = await store.summary(p["pair"])
-                click.echo(
-                    f"{p['pair']}: {p['status']} {counts}"
-                    + (f" error: {p['error']}" if p["error"] else "")
-                )
+                p["items"] = await store.summary(p["pair"])
+                out.append(p)
+            return out
         finally:
             await store.close()
 
-    anyio.run(show)
+    try:
+        pairs = anyio.run(read)
+    except StateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL)
+    if as_json:
+        click.echo(
+            json.dumps({"state": str(cfg.state_path), "pairs": pairs}, indent=2, default=str)
+        )
+        return
+    for p in pairs:
+        counts = p["items"]
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no items yet"
+        click.echo(
+            f"{p['source']} -> {p['target']}: {p['status']} ({shown})"
+            + (f" error: {p['error']}" if p["error"] else "")
+        )
 
 
 @main.group()

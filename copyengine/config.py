@@ -8,7 +8,11 @@ bad regular expressions, missing files and unresolvable secret references are al
 from __future__ import annotations
 
 import csv
+import io
+import ipaddress
+import math
 import re
+import string
 import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
@@ -17,6 +21,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .secrets import Secret, resolve_secret
+from .textfiles import decode_text
 
 EMULATOR = "emulator"
 FOLDER_CLASSES = {
@@ -28,6 +33,12 @@ FOLDER_CLASSES = {
     "journal": ("IPF.Journal",),
 }
 MB = 1024 * 1024
+# Placeholders target_root may use: {source} is the local part of the source UPN,
+# {source_upn} the whole UPN, {target} the local part of the target UPN.
+ROOT_PLACEHOLDERS = ("source", "source_upn", "target")
+# A user principal name: one @, a non-empty local part, a domain of dot-separated labels.
+UPN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
 
 @dataclass(frozen=True)
@@ -92,6 +103,9 @@ class Limits:
     # Open connections, job-wide. Pacers bound requests per mailbox; this bounds sockets and
     # their buffers when thousands of pairs run at once.
     connections: int = 256
+    # A drain (first Ctrl-C / SIGTERM) lets in-flight work finish for at most this long;
+    # then whatever is still waiting (a service that does not answer) is left for the next run.
+    drain_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,17 @@ class JobConfig:
     log_format: str = "auto"
     log_level: str = "info"
     emulator: EmbeddedEmulator | None = None
+    name: str = ""  # optional; part of the job's identity in its state
+    keep_reports: int = 20  # reports of earlier runs kept beside the latest
+    consolidate: bool = False  # several pairs may write one target mailbox
+
+    def identity(self) -> dict[str, str]:
+        """What makes a state store this job's: the tenants and apps, and the name."""
+        return {
+            "name": self.name,
+            "source": f"{self.source.tenant_id.lower()}/{self.source.client_id.lower()}",
+            "target": f"{self.target.tenant_id.lower()}/{self.target.client_id.lower()}",
+        }
 
     @property
     def needs_emulator(self) -> bool:
@@ -179,6 +204,8 @@ class _Table:
             raise ConfigError(
                 self.path(key), f"must be {_kind_name(kind)}, not {type(value).__name__}"
             )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(self.path(key), f"must be a finite number, not {value}")
         return value
 
     def table(self, key: str) -> _Table:
@@ -232,6 +259,52 @@ def _date(value: Any, where: str) -> datetime:
     raise ConfigError(where, "must be a date (2021-08-21) or a date-time")
 
 
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(url: str, where: str) -> None:
+    """https, or plain http to a loopback emulator only: bearer tokens and client secrets
+    never travel in clear text."""
+    m = re.match(r"^(https?)://([^/\s:]+|\[[0-9a-fA-F:.]+\])(:\d+)?(/\S*)?$", url)
+    if m is None:
+        raise ConfigError(where, f'must be an https URL or "{EMULATOR}", not {url!r}')
+    if m.group(1) == "http" and not is_loopback(m.group(2)):
+        raise ConfigError(
+            where,
+            f"{url!r} is plain HTTP: tokens and secrets would travel in clear text; use "
+            "https (plain http is accepted only for an emulator on a loopback address)",
+        )
+
+
+def _target_root(value: str, where: str) -> str:
+    if value and not value.startswith("/"):
+        raise ConfigError(where, "must start with /")
+    try:
+        fields = [f for _, f, spec, conv in string.Formatter().parse(value) if f is not None]
+    except ValueError as exc:
+        raise ConfigError(where, f"{exc}; write {{{{ and }}}} for literal braces") from None
+    for f in fields:
+        if f not in ROOT_PLACEHOLDERS:
+            known = ", ".join("{" + p + "}" for p in ROOT_PLACEHOLDERS)
+            raise ConfigError(where, f"unknown placeholder {{{f}}}; known: {known}")
+    return value
+
+
+def _upn(value: str, where: str) -> str:
+    if not UPN.match(value):
+        raise ConfigError(
+            where, f"{value!r} is not a user principal name (expected name@domain.tld)"
+        )
+    return value
+
+
 def _file(value: str, where: str, base: Path) -> Path:
     p = Path(value).expanduser()
     p = p if p.is_absolute() else base / p
@@ -253,8 +326,8 @@ def _tenant(t: _Table, name: str, base: Path, resolve: bool) -> TenantConfig:
     graph_url = t.get("graph_url", str, "https://graph.microsoft.com/beta")
     authority = t.get("authority", str, "https://login.microsoftonline.com")
     for key, url in (("graph_url", graph_url), ("authority", authority)):
-        if url != EMULATOR and not re.match(r"^https?://[^/\s]+", url):
-            raise ConfigError(t.path(key), f'must be an http(s) URL or "{EMULATOR}"')
+        if url != EMULATOR:
+            _check_url(url, t.path(key))
     ca = t.get("ca_bundle", str)
     cert = t.get("certificate", str)
     pfx = t.get("pfx", str)
@@ -299,7 +372,9 @@ def _folders(t: _Table, base: FolderRules | None = None) -> FolderRules:
         rename=tuple(_rename(v, f"{t.path('rename')}[{i}]") for i, v in enumerate(rename_raw))
         if rename_raw is not None
         else b.rename,
-        target_root=t.get("target_root", str, b.target_root).rstrip("/"),
+        target_root=_target_root(
+            t.get("target_root", str, b.target_root).rstrip("/"), t.path("target_root")
+        ),
         map_well_known=t.get("map_well_known", bool, b.map_well_known),
         classes=tuple(classes) if classes is not None else b.classes,
         skip_hidden=t.get("skip_hidden", bool, b.skip_hidden),
@@ -310,8 +385,6 @@ def _folders(t: _Table, base: FolderRules | None = None) -> FolderRules:
                 f"{t.path('classes')}[{i}]",
                 f"unknown folder class {c!r}; one of {sorted(FOLDER_CLASSES)}",
             )
-    if rules.target_root and not rules.target_root.startswith("/"):
-        raise ConfigError(t.path("target_root"), "must start with /")
     t.done()
     return rules
 
@@ -368,6 +441,7 @@ def _limits(t: _Table) -> Limits:
         exporters_per_pair=t.positive("exporters_per_pair", int, d.exporters_per_pair),
         importers_per_pair=t.positive("importers_per_pair", int, d.importers_per_pair),
         connections=t.positive("connections", int, d.connections),
+        drain_timeout_s=t.positive("drain_timeout_s", float, d.drain_timeout_s),
     )
     if lim.batch_items > 20:
         raise ConfigError(t.path("batch_items"), "exportItems takes at most 20 items")
@@ -375,74 +449,147 @@ def _limits(t: _Table) -> Limits:
     return lim
 
 
-def _pairs(root: _Table, base: Path, rules: FolderRules, filters: ItemFilters) -> tuple[Pair, ...]:
+def _pairs(
+    root: _Table, base: Path, rules: FolderRules, filters: ItemFilters, consolidate: bool
+) -> tuple[Pair, ...]:
     pairs: list[Pair] = []
+    where: list[str] = []  # per pair: its key path, or file:line for a CSV row
     raw = root.get("pairs", list, [])
     for i, p in enumerate(raw):
         t = _Table(p, f"pairs[{i}]")
-        src = t.get("source", str, required=True)
-        dst = t.get("target", str, required=True)
+        src = _upn(t.get("source", str, required=True).strip(), t.path("source"))
+        dst = _upn(t.get("target", str, required=True).strip(), t.path("target"))
         fr = _folders(t.table("folders"), rules) if "folders" in p else rules
         itf = _items(t.table("items"), filters) if "items" in p else filters
         t.done()
         pairs.append(Pair(src, dst, fr, itf))
+        where.append(f"pairs[{i}]")
     csv_path = root.get("pairs_csv", str)
-    if csv_path:
+    if csv_path is not None:
+        if not csv_path.strip():
+            raise ConfigError("pairs_csv", "must not be empty")
         path = _file(csv_path, "pairs_csv", base)
-        with path.open(newline="", encoding="utf-8-sig") as fh:
-            for n, row in enumerate(csv.reader(fh), start=1):
-                if not row or row[0].strip().startswith("#"):
-                    continue
-                if n == 1 and row[0].strip().lower() == "source":
-                    continue
-                if len(row) < 2 or not row[0].strip() or not row[1].strip():
-                    raise ConfigError(f"{path}:{n}", "expected: source,target")
-                pairs.append(Pair(row[0].strip(), row[1].strip(), rules, filters))
+        try:
+            raw_csv = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+        text = decode_text(raw_csv, str(path))
+        try:
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except csv.Error as exc:
+            raise ConfigError(str(path), f"not a valid CSV file: {exc}") from None
+        for n, row in enumerate(rows, start=1):
+            row = [c.strip() for c in row]
+            if not any(row) or row[0].startswith("#"):
+                continue
+            if n == 1 and row[0].lower() == "source":
+                continue
+            at = f"{path}:{n}"
+            if len(row) == 1 and ";" in row[0]:
+                raise ConfigError(at, "separate source and target with a comma, not a semicolon")
+            if len(row) < 2 or not row[0] or not row[1]:
+                raise ConfigError(at, "expected: source,target")
+            if any(row[2:]):
+                raise ConfigError(at, f"expected 2 columns (source,target), found {len(row)}")
+            pairs.append(Pair(_upn(row[0], at), _upn(row[1], at), rules, filters))
+            where.append(at)
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
     seen: dict[str, int] = {}
+    writers: dict[str, int] = {}
     for i, p in enumerate(pairs):
-        for upn, where in ((p.source, "source"), (p.target, "target")):
-            if "@" not in upn:
-                raise ConfigError(f"pairs[{i}].{where}", f"{upn!r} is not a user principal name")
+        if p.source.lower() == p.target.lower():
+            raise ConfigError(
+                where[i],
+                f"source and target are the same mailbox ({p.source}): a mailbox copied into "
+                "itself grows on every run",
+            )
         if p.key in seen:
-            raise ConfigError(f"pairs[{i}]", f"duplicate of pairs[{seen[p.key]}] ({p.key})")
+            raise ConfigError(where[i], f"duplicate of {where[seen[p.key]]} ({p.key})")
         seen[p.key] = i
+        tgt = p.target.lower()
+        if tgt in writers and not consolidate:
+            raise ConfigError(
+                where[i],
+                f"target {p.target} is also the target of {where[writers[tgt]]}: two sources "
+                "would be merged into one mailbox; set [job] consolidate = true if that is "
+                "intended",
+            )
+        writers.setdefault(tgt, i)
     return tuple(pairs)
 
 
 def _emulator(t: _Table) -> EmbeddedEmulator:
+    # The emulator's own parser knows its keys; its errors are re-issued with the job's key
+    # path so that a typo reads like every other configuration error.
+    from .emulator.config import EmulatorConfigError, parse_config, parse_user
+
     boxes = []
     for i, m in enumerate(t.get("mailboxes", list, [])):
-        mt = _Table(m, f"{t.path('mailboxes')}[{i}]")
-        upn = mt.get("upn", str, required=True)
+        where = f"{t.path('mailboxes')}[{i}]"
+        mt = _Table(m, where)
+        upn = _upn(mt.get("upn", str, required=True), mt.path("upn"))
         spec = {k: v for k, v in m.items() if k != "upn"}
         mt.used.update(spec)
+        try:
+            parse_user({"upn": upn, "mailbox": spec}, where)
+        except EmulatorConfigError as exc:
+            raise ConfigError(where, _emulator_message(exc, where)) from None
         boxes.append(EmulatorMailbox(upn, spec))
     faults = tuple(t.get("faults", list, []))
     e = EmbeddedEmulator(
         profile=t.get("profile", str, "exchange"),
-        time_scale=t.get("time_scale", float, 60.0),
+        time_scale=t.positive("time_scale", float, 60.0),
         seed=t.get("seed", int, 0),
         tls=t.get("tls", bool, True),
         mailboxes=tuple(boxes),
         faults=faults,
         limits=t.get("limits", dict, {}),
-        session_lifetime=t.get("session_lifetime", float, 900.0),
-        token_lifetime=t.get("token_lifetime", float, 3600.0),
+        session_lifetime=t.positive("session_lifetime", float, 900.0),
+        token_lifetime=t.positive("token_lifetime", float, 3600.0),
     )
     t.done()
+    try:
+        parse_config(
+            {
+                "emulator": {
+                    "profile": e.profile,
+                    "time_scale": e.time_scale,
+                    "limits": e.limits,
+                },
+                "faults": list(e.faults),
+            }
+        )
+    except EmulatorConfigError as exc:
+        where, sep, message = str(exc).partition(": ")
+        if not sep or not where.startswith(("emulator", "faults")):
+            where, message = t.where, str(exc)
+        if where.startswith("faults"):
+            where = f"{t.where}.{where}"
+        raise ConfigError(where, _emulator_message(Exception(message), "")) from None
     return e
+
+
+def _emulator_message(exc: Exception, where: str) -> str:
+    text = str(exc)
+    if where and text.startswith(where):
+        text = text[len(where) :].lstrip(".: ")
+    # Python's own wording for an unknown field, said the way an operator reads it
+    text = re.sub(
+        r"\S*__init__\(\) got an unexpected keyword argument '(\w+)'", r"unknown key \1", text
+    )
+    return text
 
 
 def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobConfig:
     """Read and validate a job file; ConfigError names the key path on any problem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(str(path), "configuration file not found") from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    text = decode_text(data, str(path))
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -456,7 +603,8 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     tenants.done()
     rules = _folders(root.table("folders"))
     filters = _items(root.table("items"))
-    pairs = _pairs(root, base, rules, filters)
+    consolidate = job.get("consolidate", bool, False)
+    pairs = _pairs(root, base, rules, filters, consolidate)
     limits = _limits(root.table("limits"))
     emu = _emulator(root.table("emulator")) if "emulator" in raw else None
     fmt = job.get("log_format", str, "auto")
@@ -465,8 +613,16 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     level = job.get("log_level", str, "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(job.path("log_level"), "must be debug, info, warning or error")
-    state = Path(job.get("state", str, ".copyengine/state.sqlite"))
-    report = Path(job.get("report", str, ".copyengine/report.json"))
+    state_s = job.get("state", str, ".copyengine/state.sqlite")
+    report_s = job.get("report", str, ".copyengine/report.json")
+    for key, value in (("state", state_s), ("report", report_s)):
+        if not value.strip():
+            raise ConfigError(job.path(key), "must be a file path, not empty")
+    state, report = Path(state_s).expanduser(), Path(report_s).expanduser()
+    name = job.get("name", str, "")
+    keep = job.get("keep_reports", int, 20)
+    if keep < 1:
+        raise ConfigError(job.path("keep_reports"), "must be at least 1")
     job.done()
     root.done()
     cfg = JobConfig(
@@ -480,6 +636,9 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         log_format=fmt,
         log_level=level,
         emulator=emu,
+        name=name,
+        keep_reports=keep,
+        consolidate=consolidate,
     )
     if cfg.needs_emulator and emu is None:
         raise ConfigError(

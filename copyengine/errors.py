@@ -3,6 +3,8 @@
 CopyEngineError
 ├── ConfigError             bad configuration: nothing was sent
 ├── StateError              the state store cannot be used (disk full, corrupt)
+│   ├── JobLocked               another run of the same job holds the job's lock
+│   └── ForeignState            the state store belongs to another job
 └── ServiceError            anything the service (or the way to it) answered
     ├── Throttled           429: wait ``retry_after`` (the pacer does), then retry
     ├── Transient           503/504, connection or timeout before the server acted: back off
@@ -35,6 +37,14 @@ class ConfigError(CopyEngineError):
 
 
 class StateError(CopyEngineError):
+    pass
+
+
+class JobLocked(StateError):
+    pass
+
+
+class ForeignState(StateError):
     pass
 
 

@@ -11,4 +11,5 @@ class ExitCode(IntEnum):
     AUTH = 4  # authentication or permission refused
     FATAL = 5  # the job could not go on (state, disk, service)
     VERIFY_MISMATCH = 6  # verify found missing or extra items
+    LOCKED = 7  # another run of the same job is in progress (the state's lock is held)
     INTERRUPTED = 130

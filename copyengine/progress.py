@@ -4,6 +4,8 @@ summary table at the end. All of it is computed from ``JobStats``."""
 from __future__ import annotations
 
 import sys
+import time
+from collections import deque
 from typing import Any
 
 import anyio
@@ -12,6 +14,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from .exitcodes import ExitCode
 from .report import JobStats, PairStats
 
 log = structlog.get_logger("copyengine.progress")
@@ -32,14 +35,52 @@ def _eta(p: PairStats) -> str:
     return f"{rest / rate:,.0f}s" + ("" if p.status != "running" else "+")
 
 
-def live_table(stats: JobStats) -> Table:
+class Rate:
+    """Bytes per second over the last ``window`` seconds, from samples of a running total."""
+
+    def __init__(self, window: float = 10.0) -> None:
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque(maxlen=1000)
+
+    def add(self, now: float, total: int) -> None:
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and self._samples[0][0] < now - self.window:
+            self._samples.popleft()
+
+    def per_s(self) -> float:
+        if len(self._samples) < 2:
+            return 0.0
+        (t0, v0), (t1, v1) = self._samples[0], self._samples[-1]
+        return (v1 - v0) / (t1 - t0) if t1 > t0 else 0.0
+
+
+def job_line(stats: JobStats, rate: Rate | None = None) -> str:
+    """The job in one line: items done of those listed, MB/s now, ETA once listing is done."""
+    listed = stats.total("source_items")
+    done = sum(p.done_items for p in stats.pairs.values())
+    pairs = list(stats.pairs.values())
+    finished = sum(p.status not in ("pending", "running") for p in pairs)
+    all_listed = all(p.enumerated_all or p.status not in ("pending", "running") for p in pairs)
+    pct = f"{100 * done / listed:.0f}%" if listed else "-"
+    mbps = rate.per_s() / 1e6 if rate else 0.0
     d = stats.duration()
-    copied = stats.total("copied")
-    t = Table(
-        title=f"copyengine  {copied:,} items copied  "
-        f"{_mb(stats.total('copied_bytes'))} MB  {d:,.0f}s  "
-        f"{copied / d if d else 0:,.0f} items/s"
+    eta = "after listing"
+    if all_listed and listed:
+        left = max(0, listed - done)
+        speed = done / d if d > 0 else 0.0
+        eta = "0s" if left == 0 else (f"{left / speed:,.0f}s" if speed > 0 else "-")
+    throttled = sum(p.throttled_now for p in pairs)
+    return (
+        f"{done:,}/{listed:,} items ({pct}){'' if all_listed else ' listed so far'} · "
+        f"{stats.total('copied'):,} copied · {mbps:,.1f} MB/s now · ETA {eta} · "
+        f"pairs {finished}/{len(pairs)} finished"
+        + (f" · {throttled} throttled now" if throttled else "")
+        + f" · {d:,.0f}s"
     )
+
+
+def live_table(stats: JobStats, rate: Rate | None = None) -> Table:
+    t = Table(title=f"copyengine  {job_line(stats, rate)}")
     for col in (
         "pair",
         "status",
@@ -48,6 +89,7 @@ def live_table(stats: JobStats) -> Table:
         "present",
         "skipped",
         "failed",
+        "unknown",
         "MB",
         "items/s",
         "ETA",
@@ -59,14 +101,16 @@ def live_table(stats: JobStats) -> Table:
     shown = active[:20] or list(stats.pairs.values())[:20]
     for p in shown:
         pd = p.duration()
+        status = "throttled" if p.throttled_now else p.status
         t.add_row(
             f"{p.source} → {p.target}",
-            p.status,
-            f"{p.total('source_items'):,}",
+            status,
+            f"{p.total('source_items'):,}" + ("" if p.enumerated_all else "+"),
             f"{p.total('copied'):,}",
             f"{p.total('already_present'):,}",
             f"{p.skipped:,}",
             f"{p.failed:,}",
+            f"{p.unknown:,}",
             _mb(p.total("copied_bytes")),
             f"{p.total('copied') / pd:,.0f}" if pd else "-",
             _eta(p),
@@ -75,7 +119,7 @@ def live_table(stats: JobStats) -> Table:
         )
     rest = len(stats.pairs) - len(shown)
     if rest > 0:
-        done = sum(p.status in ("done", "failed") for p in stats.pairs.values())
+        done = sum(p.status not in ("pending", "running") for p in stats.pairs.values())
         t.caption = f"{rest} more pairs; {done} finished"
     return t
 
@@ -94,6 +138,7 @@ def summary_table(stats: JobStats) -> Table:
         "already present",
         "skipped",
         "failed",
+        "unknown",
         "MB copied",
         "429s",
         "duration",
@@ -109,12 +154,27 @@ def summary_table(stats: JobStats) -> Table:
             f"{p.total('already_present'):,}",
             f"{p.skipped:,}",
             f"{p.failed:,}",
+            f"{p.unknown:,}",
             _mb(p.total("copied_bytes")),
             f"{p.throttled:,}",
             f"{p.duration():,.1f}s",
         )
+    tot = stats.as_dict()["totals"]
+    t.add_section()
+    t.add_row(
+        f"total ({len(pairs)} pairs)",
+        f"{tot['pairs_failed']} failed" if tot["pairs_failed"] else "",
+        f"{tot['source_items']:,}",
+        f"{tot['copied']:,}",
+        f"{tot['already_present']:,}",
+        f"{tot['skipped']:,}",
+        f"{tot['failed']:,}",
+        f"{tot['unknown']:,}",
+        _mb(tot["copied_bytes"]),
+        f"{tot['throttled_429']:,}",
+        f"{stats.duration():,.1f}s",
+    )
     if len(pairs) > SUMMARY_ROWS:
-        tot = stats.as_dict()["totals"]
         t.caption = (
             f"{len(pairs) - SUMMARY_ROWS} more pairs in the report; all pairs: "
             f"{tot['copied']:,} copied, {tot['failed']:,} failed, "
@@ -123,28 +183,71 @@ def summary_table(stats: JobStats) -> Table:
     return t
 
 
-async def show_progress(stats: JobStats, interval: float = 10.0, console: Any = None) -> None:
-    """Until cancelled: a live table on a terminal, else a ``job.progress`` event per interval."""
+async def show_progress(
+    stats: JobStats, live: bool = True, interval: float = 10.0, console: Any = None
+) -> None:
+    """Until cancelled: a live table on a terminal (unless ``live`` is False), else a
+    ``job.progress`` event per ``interval``. Log lines go above the table, never through
+    it (rich redirects stderr while the table is live; ``logs`` writes to the current
+    stderr), and the last frame drawn is the final state."""
     console = console or Console(stderr=True)
-    if console.is_terminal:
+    rate = Rate()
+    if live and console.is_terminal:
         with Live(
-            live_table(stats), console=console, refresh_per_second=2, transient=False
-        ) as live:
-            while True:
-                await anyio.sleep(0.5)
-                live.update(live_table(stats))
-    while True:
+            live_table(stats, rate),
+            console=console,
+            refresh_per_second=2,
+            transient=False,
+            redirect_stderr=True,
+        ) as view:
+            try:
+                for _ in range(100_000_000):
+                    await anyio.sleep(0.5)
+                    rate.add(time.monotonic(), stats.total("copied_bytes"))
+                    view.update(live_table(stats, rate))
+            finally:
+                view.update(live_table(stats, rate), refresh=True)
+        return
+    for _ in range(100_000_000):
         await anyio.sleep(interval)
+        rate.add(time.monotonic(), stats.total("copied_bytes"))
         totals = stats.as_dict()["totals"]
         log.info(
             "job.progress",
             copied=totals["copied"],
             source_items=totals["source_items"],
+            done=sum(p.done_items for p in stats.pairs.values()),
             failed=totals["failed"],
+            unknown=totals["unknown"],
             items_per_s=totals["items_per_s"],
-            mb_per_s=totals["mb_per_s"],
+            mb_per_s_now=round(rate.per_s() / 1e6, 2),
             throttled_429=totals["throttled_429"],
+            throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
+            line=job_line(stats, rate),
         )
+
+
+def outcome_line(stats: JobStats) -> str:
+    """What happened, in the words the exit code means."""
+    code = stats.exit_code()
+    tot = stats.as_dict()["totals"]
+    if code is ExitCode.OK:
+        what = (
+            f"every selected item is in the target ({tot['copied']:,} copied, "
+            f"{tot['already_present']:,} already present)"
+        )
+    elif code is ExitCode.INTERRUPTED:
+        what = "interrupted" + (f" ({stats.stop_reason})" if stats.stop_reason else "")
+        what += f": {tot['copied']:,} copied; run again to finish"
+    elif stats.fatal:
+        what = "stopped: " + stats.fatal.split(";")[0]
+    else:
+        what = (
+            f"{tot['copied']:,} copied, {tot['failed']:,} failed, {tot['unknown']:,} unknown, "
+            f"{tot['not_done']:,} not done, {tot['pairs_failed']} of {tot['pairs']} pairs "
+            "failed: see the report"
+        )
+    return f"exit {int(code)}: {what}"
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:

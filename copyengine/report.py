@@ -8,12 +8,32 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .exitcodes import ExitCode
 
 MAX_FAILURES_LISTED = 1000
+
+
+def iso(wall: float | None) -> str | None:
+    if wall is None:
+        return None
+    return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class PacerView(Protocol):
+    """What the stats read from a mailbox's pacer, live."""
+
+    @property
+    def waiting(self) -> bool: ...
+
+    def throttle_wall_s(self) -> float: ...
+
+    def throttled_total(self) -> int: ...
+
+    def requests_total(self) -> int: ...
 
 
 @dataclass
@@ -28,10 +48,17 @@ class FolderStats:
     skipped: Counter[str] = field(default_factory=Counter)
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
     failed: list[dict[str, Any]] = field(default_factory=list)
+    # outcome unknown at the end of the run (an import was sent; whether it landed could not
+    # be established): never counted as failed, settled by the next run
+    unknown: list[dict[str, Any]] = field(default_factory=list)
+    # selected but not attempted in this run (stopped first); the next run copies them
+    not_attempted: int = 0
+    names: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "source_path": self.source_path,
+            "source_names": list(self.names),
             "target_path": self.target_path,
             "source_items": self.source_items,
             "source_bytes": self.source_bytes,
@@ -42,6 +69,9 @@ class FolderStats:
             "skipped_items": self.skipped_items[:MAX_FAILURES_LISTED],
             "failed": len(self.failed),
             "failures": self.failed[:MAX_FAILURES_LISTED],
+            "unknown": len(self.unknown),
+            "unknown_items": self.unknown[:MAX_FAILURES_LISTED],
+            "not_attempted": self.not_attempted,
         }
 
 
@@ -55,16 +85,48 @@ class PairStats:
     started: float | None = None
     finished: float | None = None
     folders: dict[str, FolderStats] = field(default_factory=dict)
-    throttled: int = 0
-    throttle_wait_s: float = 0.0
-    requests: int = 0
     enumerated_all: bool = False
+    # the pair's two mailboxes' pacers (source, target), read live; frozen values at the end
+    pacers: list[PacerView] = field(default_factory=list, repr=False)
+    _final: tuple[int, float, int] | None = None
 
-    def folder(self, path: str) -> FolderStats:
+    def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
         fs = self.folders.get(path)
         if fs is None:
-            fs = self.folders[path] = FolderStats(path)
+            fs = self.folders[path] = FolderStats(path, names=names)
         return fs
+
+    @property
+    def throttled(self) -> int:
+        """429s answered to this pair's requests so far."""
+        if self._final is not None:
+            return self._final[0]
+        return sum(p.throttled_total() for p in self.pacers)
+
+    @property
+    def throttle_wait_s(self) -> float:
+        """Wall-clock seconds the pair was held back by throttling: the larger of its two
+        mailboxes' (each a union over tasks, so never more than the pair lasted)."""
+        if self._final is not None:
+            return self._final[1]
+        return max((p.throttle_wall_s() for p in self.pacers), default=0.0)
+
+    @property
+    def requests(self) -> int:
+        if self._final is not None:
+            return self._final[2]
+        return sum(p.requests_total() for p in self.pacers)
+
+    @property
+    def throttled_now(self) -> bool:
+        return self._final is None and any(p.waiting for p in self.pacers)
+
+    def freeze_pacing(self) -> None:
+        self._final = (self.throttled, self.throttle_wait_s, self.requests)
+
+    @property
+    def unknown(self) -> int:
+        return sum(len(f.unknown) for f in self.folders.values())
 
     def total(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.folders.values())
@@ -80,6 +142,12 @@ class PairStats:
     @property
     def done_items(self) -> int:
         return self.total("copied") + self.total("already_present") + self.skipped + self.failed
+
+    @property
+    def not_done(self) -> int:
+        """Listed items with no final outcome in this run (unknown, not attempted, or left
+        behind when the pair stopped)."""
+        return max(0, self.total("source_items") - self.done_items)
 
     def duration(self) -> float:
         if self.started is None:
@@ -100,9 +168,12 @@ class PairStats:
             "already_present": self.total("already_present"),
             "skipped": self.skipped,
             "failed": self.failed,
+            "unknown": self.unknown,
+            "not_done": self.not_done,
             "throttled_429": self.throttled,
             "throttle_wait_s": round(self.throttle_wait_s, 3),
             "requests": self.requests,
+            "enumerated_all": self.enumerated_all,
             "duration_s": round(self.duration(), 3),
             "folders": [f.as_dict() for f in self.folders.values()],
         }
@@ -116,6 +187,12 @@ class JobStats:
     finished: float | None = None
     interrupted: bool = False
     fatal: str | None = None
+    fatal_code: ExitCode = ExitCode.FATAL
+    # why a drain ended early (e.g. "service unreachable: …"), said in the report and log
+    stop_reason: str | None = None
+    run_id: str = field(
+        default_factory=lambda: time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
+    )
 
     def pair(self, key: str, source: str, target: str) -> PairStats:
         p = self.pairs.get(key)
@@ -131,7 +208,7 @@ class JobStats:
 
     def exit_code(self) -> ExitCode:
         if self.fatal:
-            return ExitCode.FATAL
+            return self.fatal_code
         if self.interrupted:
             return ExitCode.INTERRUPTED
         auth = [
@@ -147,7 +224,7 @@ class JobStats:
                 if not any(p.status == "done" for p in self.pairs.values())
                 else ExitCode.ITEMS_FAILED
             )
-        if any(p.failed for p in self.pairs.values()):
+        if any(p.failed or p.unknown or p.not_done for p in self.pairs.values()):
             return ExitCode.ITEMS_FAILED
         return ExitCode.OK
 
@@ -156,10 +233,13 @@ class JobStats:
         copied_bytes = self.total("copied_bytes")
         copied = self.total("copied")
         return {
-            "started": self.started_wall,
+            "run_id": self.run_id,
+            "started": iso(self.started_wall),
+            "finished": iso(self.started_wall + d) if self.finished is not None else None,
             "duration_s": round(d, 3),
             "exit_code": int(self.exit_code()),
             "interrupted": self.interrupted,
+            "stop_reason": self.stop_reason,
             "fatal": self.fatal,
             "totals": {
                 "pairs": len(self.pairs),
@@ -171,6 +251,8 @@ class JobStats:
                 "already_present": self.total("already_present"),
                 "skipped": sum(p.skipped for p in self.pairs.values()),
                 "failed": sum(p.failed for p in self.pairs.values()),
+                "unknown": sum(p.unknown for p in self.pairs.values()),
+                "not_done": sum(p.not_done for p in self.pairs.values()),
                 "throttled_429": sum(p.throttled for p in self.pairs.values()),
                 "throttle_wait_s": round(sum(p.throttle_wait_s for p in self.pairs.values()), 3),
                 "requests": sum(p.requests for p in self.pairs.values()),
@@ -181,12 +263,38 @@ class JobStats:
         }
 
 
-def write_report(path: Path, stats: JobStats) -> None:
-    """Written to a temporary file and renamed: a reader never sees half a report."""
+def check_writable(path: Path) -> None:
+    """Raise OSError now if the report could not be written at the end of the run."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        json.dump(stats.as_dict(), fh, indent=2, ensure_ascii=False)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    with probe.open("w", encoding="utf-8") as fh:
+        fh.write("probe")
+    probe.unlink()
+
+
+def history_path(path: Path, run_id: str) -> Path:
+    return path.with_name(f"{path.stem}.{run_id}{path.suffix}")
+
+
+def write_report(path: Path, stats: JobStats, keep: int = 20) -> Path:
+    """Write this run's report as ``<stem>.<run id><suffix>`` beside ``path``, keep the
+    newest ``keep`` of those, and make ``path`` the latest (a copy, replaced atomically: a
+    reader never sees half a report). Returns this run's own file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.dumps(stats.as_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+    own = history_path(path, stats.run_id)
+    for target in (own, path):
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(target)
+    runs = sorted(path.parent.glob(f"{path.stem}.*{path.suffix}"))
+    runs = [r for r in runs if r != path and not r.name.endswith(".tmp")]
+    for old in runs[: max(0, len(runs) - keep)]:
+        try:
+            old.unlink()
+        except OSError:
+            pass
+    return own

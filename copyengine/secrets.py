@@ -52,6 +52,8 @@ def resolve_secret(ref: str, where: str, base_dir: Path | None = None) -> Secret
         value = os.environ.get(rest)
         if value is None:
             raise ConfigError(where, f"environment variable {rest} is not set")
+        if not value.strip():
+            raise ConfigError(where, f"environment variable {rest} is empty")
         return Secret(value, ref)
     path = Path(rest).expanduser()
     if not path.is_absolute() and base_dir is not None:
@@ -62,6 +64,10 @@ def resolve_secret(ref: str, where: str, base_dir: Path | None = None) -> Secret
         raise ConfigError(where, f"secret file {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(where, f"secret file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(where, f"secret file {path} is not UTF-8 text") from None
+    if not value:
+        raise ConfigError(where, f"secret file {path} is empty")
     return Secret(value, ref)
 
 

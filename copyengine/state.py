@@ -11,6 +11,10 @@ store for multi-host jobs implements the same methods.
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -22,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 import anyio
 
-from .errors import StateError
+from .errors import ForeignState, JobLocked, StateError
 
 T = TypeVar("T")
 
@@ -34,6 +38,7 @@ class Status(IntEnum):
     FAILED = 4
     SKIPPED = 5
     UNKNOWN = 6  # import outcome unknown at run time: to be settled
+    PENDING = 7  # intent recorded, but the run stopped before the import was sent
 
 
 SETTLED = (Status.DONE, Status.ADOPTED, Status.SKIPPED)
@@ -114,14 +119,42 @@ CREATE INDEX IF NOT EXISTS items_by_status ON items (pair, status);
 SCHEMA_VERSION = "1"
 
 
+def _explain(exc: BaseException) -> str:
+    """The SQLite or OS error, with what the operator can do about it."""
+    text = str(exc)
+    low = text.lower()
+    if "malformed" in low or "not a database" in low:
+        return (
+            f"{text}: the file is damaged; restore it from a backup, or move it aside and run "
+            "again (a run without state matches every item in the target by search key and "
+            "copies nothing twice)"
+        )
+    if "disk is full" in low or "no space" in low:
+        return f"{text}: free some space on that disk and run again (nothing is lost)"
+    if "readonly" in low or "read-only" in low or "permission" in low:
+        return f"{text}: the state file or its directory is not writable"
+    return text
+
+
 class SQLiteStore:
     """SQLite in WAL mode; every statement runs in a worker thread so the event loop never
     waits on the disk. Outcomes are buffered and committed together."""
 
-    def __init__(self, path: Path, flush_interval: float = 0.05, max_buffer: int = 2000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        flush_interval: float = 0.05,
+        max_buffer: int = 2000,
+        *,
+        identity: dict[str, str] | None = None,
+        exclusive: bool = True,
+    ) -> None:
         self.path = path
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
+        self.identity = identity
+        self.exclusive = exclusive
+        self._lock_fd: int | None = None
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, Outcome]] = []
@@ -139,40 +172,132 @@ class SQLiteStore:
                     self._db.rollback()
                 except sqlite3.Error:
                     pass
-                raise StateError(f"state store {self.path}: {exc}") from exc
+                raise StateError(f"state store {self.path}: {_explain(exc)}") from exc
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._run, fn)
 
-    async def open(self) -> None:
-        def _open() -> sqlite3.Connection:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.execute("PRAGMA busy_timeout=10000")
-                db.executescript(SCHEMA)
-                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-                if row is None:
-                    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-                elif row[0] != SCHEMA_VERSION:
-                    raise StateError(
-                        f"state store {self.path} has schema {row[0]}, "
-                        f"this version needs {SCHEMA_VERSION}"
-                    )
-                return db
-            except (sqlite3.Error, OSError) as exc:
-                raise StateError(f"cannot open state store {self.path}: {exc}") from exc
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
-        self._db = await anyio.to_thread.run_sync(_open)
+    def _take_lock(self) -> None:
+        """The job's lock: an exclusive ``flock`` on a file beside the state, held until close
+        (the kernel releases it when the process dies, so a kill -9 leaves no stale lock).
+        The file says who holds it."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StateError(f"cannot create the job lock {self.lock_path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            except (OSError, ValueError):
+                holder = {}
+            os.close(fd)
+            who = (
+                f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+                if holder
+                else "another process"
+            )
+            raise JobLocked(
+                f"another run of this job is in progress ({who}); its state {self.path} is "
+                "locked. Wait for it to finish, or stop it; two runs of one job at once would "
+                "copy items twice"
+            ) from None
+        except OSError as exc:
+            os.close(fd)
+            raise StateError(f"cannot lock {self.lock_path}: {exc}") from exc
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError:
+            pass  # who holds it is a courtesy; the flock is the lock
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            try:
+                os.ftruncate(fd, 0)
+            except OSError:
+                pass
+            os.close(fd)  # closing the descriptor releases the flock
+
+    async def open(self) -> None:
+        if self.exclusive:
+            await anyio.to_thread.run_sync(self._take_lock)
+        try:
+            self._db = await anyio.to_thread.run_sync(self._open)
+        except BaseException:
+            self._release_lock()
+            raise
+
+    def _open(self) -> sqlite3.Connection:
+        if not self.exclusive and not self.path.exists():
+            raise StateError(f"no state store at {self.path}")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=10000")
+            db.executescript(SCHEMA)
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is None:
+                db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            elif row[0] != SCHEMA_VERSION:
+                raise StateError(
+                    f"state store {self.path} has schema {row[0]}, "
+                    f"this version needs {SCHEMA_VERSION}"
+                )
+            self._check_identity(db)
+            return db
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"cannot open state store {self.path}: {_explain(exc)}") from exc
+
+    def _check_identity(self, db: sqlite3.Connection) -> None:
+        if self.identity is None:
+            return
+        row = db.execute("SELECT value FROM meta WHERE key='job'").fetchone()
+        if row is None:
+            if self.exclusive:
+                db.execute("INSERT INTO meta VALUES ('job', ?)", (json.dumps(self.identity),))
+            return
+        try:
+            stored = json.loads(row[0])
+        except ValueError:
+            stored = {}
+        if stored != self.identity:
+
+            def show(d: dict[str, str]) -> str:
+                name = f" named {d.get('name')!r}" if d.get("name") else ""
+                return f"{d.get('source')} -> {d.get('target')}{name}"
+
+            raise ForeignState(
+                f"state store {self.path} belongs to another job ({show(stored)}); this job "
+                f"is {show(self.identity)}. Give this job its own [job].state (or --state)"
+            )
 
     async def close(self) -> None:
-        if self._db is None:
-            return
-        await self.flush()
-        db, self._db = self._db, None
-        await anyio.to_thread.run_sync(db.close)
+        try:
+            if self._db is None:
+                return
+            try:
+                await self.flush()
+            finally:
+                db, self._db = self._db, None
+                await anyio.to_thread.run_sync(db.close)
+        finally:
+            self._release_lock()
 
     async def run_flusher(self) -> None:
         """Commit buffered outcomes every ``flush_interval`` until cancelled."""
@@ -324,7 +449,20 @@ class SQLiteStore:
                 "SELECT status, COUNT(*) FROM items WHERE pair=? GROUP BY status", (pair,)
             ).fetchall()
         )
-        return {Status(s).name.lower(): n for s, n in rows}
+        names = {
+            Status.DONE: "copied",
+            Status.ADOPTED: "already present",
+            Status.FAILED: "failed",
+            Status.SKIPPED: "skipped",
+            Status.INTENT: "unknown",  # an import was (about to be) sent: settled next run
+            Status.UNKNOWN: "unknown",
+            Status.PENDING: "not attempted",
+        }
+        out: dict[str, int] = {}
+        for s, n in rows:
+            name = names[Status(s)]
+            out[name] = out.get(name, 0) + n
+        return out
 
     async def pairs(self) -> list[dict[str, Any]]:
         rows = await self._call(

@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 
 from .config import JobConfig, Pair
-from .errors import Fatal
+from .failures import classify
 from .graph import GraphClient
 from .pipeline.job import open_clients
 from .pipeline.pair import TargetTree
@@ -51,6 +51,7 @@ class PairCheck:
     target: str
     folders: list[FolderCheck] = field(default_factory=list)
     error: str | None = None
+    error_code: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,6 +63,7 @@ class PairCheck:
             "target": self.target,
             "ok": self.ok,
             "error": self.error,
+            "error_code": self.error_code,
             "folders": [f.as_dict() for f in self.folders],
         }
 
@@ -119,8 +121,11 @@ async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairChe
             fc.missing = _surplus(want, have)
             fc.extra = _surplus(have, want)
             check.folders.append(fc)
-    except Fatal as exc:
-        check.error = str(exc)
+    except Exception as exc:  # one pair's failure is that pair's verdict
+        verdict = classify(exc)
+        if verdict.job_wide:
+            raise
+        check.error, check.error_code = verdict.message, verdict.error_type
     return check
 
 

@@ -34,6 +34,7 @@ target = "a@fabrikam.example"
 def job(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("CE_TEST_SECRET", "s3cret-value")
     (tmp_path / "secret.txt").write_text("other-secret\n")
+    (tmp_path / "empty.txt").write_text("\n")
     return tmp_path
 
 
@@ -92,7 +93,67 @@ CASES = [
     (
         GOOD.replace('graph_url = "https://graph.microsoft.com/beta"', 'graph_url = "graph"'),
         "tenants.source.graph_url",
-        "http(s) URL",
+        "https URL",
+    ),
+    # issue 8, case 7: a bearer token never travels over plain HTTP
+    (
+        GOOD.replace("https://graph.microsoft.com/beta", "http://graph.microsoft.com/beta"),
+        "tenants.source.graph_url",
+        "plain HTTP",
+    ),
+    (
+        GOOD.replace(
+            'tenant_id = "fabrikam.example"',
+            'tenant_id = "fabrikam.example"\nauthority = "http://login.example.com"',
+        ),
+        "tenants.target.authority",
+        "plain HTTP",
+    ),
+    # issue 8, case 6: what validation used to let through
+    (GOOD + "\n[limits]\nrequest_window_s = nan\n", "limits.request_window_s", "finite"),
+    (GOOD + "\n[limits]\nupload_mb_per_window = inf\n", "limits.upload_mb_per_window", "finite"),
+    (GOOD + '\n[job]\nstate = ""\n', "job.state", "not empty"),
+    (GOOD + '\n[job]\nreport = "  "\n', "job.report", "not empty"),
+    (
+        GOOD + '\n[[pairs]]\nsource = "adele@"\ntarget = "b@fabrikam.example"\n',
+        "pairs[1].source",
+        "not a user principal name",
+    ),
+    (
+        GOOD + '\n[[pairs]]\nsource = "x@y@z.example"\ntarget = "b@fabrikam.example"\n',
+        "pairs[1].source",
+        "not a user principal name",
+    ),
+    (
+        GOOD + '\n[folders]\ntarget_root = "/Migrated/{sourec}"\n',
+        "folders.target_root",
+        "unknown placeholder {sourec}",
+    ),
+    (
+        GOOD.replace("file:secret.txt", "file:empty.txt"),
+        "tenants.target.client_secret",
+        "is empty",
+    ),
+    # issue 8, case 1: pairs that cannot be right
+    (
+        GOOD + '\n[[pairs]]\nsource = "b@contoso.example"\ntarget = "A@fabrikam.example"\n',
+        "pairs[1]",
+        "also the target of pairs[0]",
+    ),
+    (
+        GOOD + '\n[[pairs]]\nsource = "a@contoso.example"\ntarget = "A@Contoso.example"\n',
+        "pairs[1]",
+        "same mailbox",
+    ),
+    (
+        GOOD + '\n[emulator]\nmailboxes = [{ upn = "a@contoso.example", itemz = 5 }]\n',
+        "emulator.mailboxes[0]",
+        "unknown key itemz",
+    ),
+    (
+        GOOD + '\n[emulator]\nprofile = "warp"\n',
+        "emulator",
+        "warp",
     ),
     (GOOD + "\n[limits]\nbatch_items = 50\n", "limits.batch_items", "at most 20"),
     (GOOD + "\n[limits]\npairs_in_parallel = 0\n", "limits.pairs_in_parallel", "greater than 0"),
@@ -194,3 +255,60 @@ def test_example_config_is_valid() -> None:
     cfg = load_job(Path(__file__).parent.parent / "config.example.toml")
     assert cfg.needs_emulator and len(cfg.pairs) >= 3
     assert cfg.emulator is not None and len(cfg.emulator.mailboxes) >= 6
+
+
+def test_consolidation_is_allowed_when_the_job_says_so(job: Path) -> None:
+    text = GOOD + '\n[[pairs]]\nsource = "b@contoso.example"\ntarget = "a@fabrikam.example"\n'
+    cfg = load_job(_write(job, "[job]\nconsolidate = true\n" + text))
+    assert len(cfg.pairs) == 2 and cfg.consolidate
+
+
+def test_loopback_emulator_may_use_plain_http(job: Path) -> None:
+    for host in ("127.0.0.1:8080", "localhost", "[::1]:9000"):
+        text = GOOD.replace("https://graph.microsoft.com/beta", f"http://{host}/beta")
+        assert load_job(_write(job, text)).source.graph_url == f"http://{host}/beta"
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_pairs_csv_saved_by_excel_is_read(job: Path, encoding: str) -> None:
+    # Excel's "CSV UTF-8" has a BOM; its "Unicode text" is UTF-16 with a BOM; CRLF lines
+    rows = "source,target\r\nzoë@contoso.example,zoë@fabrikam.example\r\n"
+    (job / "pairs.csv").write_bytes(rows.encode(encoding))
+    cfg = load_job(_write(job, 'pairs_csv = "pairs.csv"\n' + GOOD))
+    assert [p.source for p in cfg.pairs] == ["a@contoso.example", "zoë@contoso.example"]
+
+
+def test_pairs_csv_in_cp1252_is_refused_with_file_line_and_advice(job: Path) -> None:
+    rows = "source,target\nb@contoso.example,b@fabrikam.example\nzoë@contoso.example,z@fabrikam.example\n"
+    (job / "pairs.csv").write_bytes(rows.encode("cp1252"))
+    path = _write(job, 'pairs_csv = "pairs.csv"\n' + GOOD)
+    result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert "pairs.csv" in result.output and "line 3" in result.output
+    assert "save it as UTF-8" in result.output and "Traceback" not in result.output
+
+
+def test_csv_errors_name_file_and_line(job: Path) -> None:
+    (job / "pairs.csv").write_text(
+        "source,target\nb@contoso.example,b@fabrikam.example\nbroken@,c@fabrikam.example\n"
+    )
+    with pytest.raises(ConfigError, match=r"pairs.csv:3: 'broken@' is not a user principal"):
+        load_job(_write(job, 'pairs_csv = "pairs.csv"\n' + GOOD))
+    (job / "pairs.csv").write_text("a@contoso.example;a@fabrikam.example\n")
+    with pytest.raises(ConfigError, match=r"pairs.csv:1: .*semicolon"):
+        load_job(_write(job, 'pairs_csv = "pairs.csv"\n' + GOOD))
+
+
+def test_config_in_latin1_is_refused_clearly(job: Path) -> None:
+    path = job / "job.toml"
+    path.write_bytes((GOOD + '\n[job]\nname = "Müller"\n').encode("latin-1"))
+    result = CliRunner().invoke(main, ["run", str(path), "--no-progress"])
+    assert result.exit_code == ExitCode.CONFIG
+    assert "job.toml" in result.output and "UTF-8" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_exit_codes_are_listed_in_help() -> None:
+    result = CliRunner().invoke(main, ["run", "--help"])
+    for code in ExitCode:
+        assert f"  {int(code)} " in result.output, code

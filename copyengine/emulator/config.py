@@ -67,6 +67,8 @@ class EmulatorConfig:
             return Limits.profile(self.profile, self.time_scale, **self.limits)
         except TypeError as exc:
             raise EmulatorConfigError(f"emulator.limits: {exc}") from exc
+        except ValueError as exc:
+            raise EmulatorConfigError(f"emulator.profile: {exc}") from exc
 
 
 def _take(raw: dict[str, Any], where: str, allowed: set[str]) -> None:

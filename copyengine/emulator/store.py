@@ -157,6 +157,7 @@ class SizeSpec:
             return cls(distribution="fixed", value=raw)
         if not isinstance(raw, dict):
             raise ValueError("sizes must be a string, an integer or a table")
+        _known_keys(cls, raw, "sizes.")
         spec = cls(**raw)
         if spec.distribution not in ("realistic", "fixed", "uniform"):
             raise ValueError(f"unknown size distribution {spec.distribution!r}")
@@ -172,6 +173,13 @@ class SizeSpec:
         return max(300, min(size, cap, self.max))
 
 
+def _known_keys(cls: type, raw: dict[str, Any], prefix: str = "") -> None:
+    known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    extra = sorted(set(raw) - known)
+    if extra:
+        raise ValueError(f"unknown key {prefix}{extra[0]}; known: {', '.join(sorted(known))}")
+
+
 @dataclass(frozen=True)
 class MailboxSpec:
     seed: int = 1
@@ -182,7 +190,10 @@ class MailboxSpec:
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> MailboxSpec:
+        if raw is not None and not isinstance(raw, dict):
+            raise ValueError("must be a table")
         raw = dict(raw or {})
+        _known_keys(cls, raw)
         sizes = SizeSpec.parse(raw.pop("sizes", None))
         spec = cls(sizes=sizes, **raw)
         if spec.layout not in ("standard", "flat", "empty"):

@@ -33,7 +33,7 @@ from .models import (
     MailboxRef,
     Removed,
 )
-from .transport import Call, Transport
+from .transport import Call, Health, Transport
 
 MAX_PAGES = 1_000_000
 MAX_EXPORT = 20
@@ -73,12 +73,13 @@ class GraphClient:
         *,
         retry: RetryPolicy | None = None,
         app_key: str | None = None,
+        health: Health | None = None,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
         self.tokens = tokens
         self.pacers = pacers
         self.app_key = app_key or tokens.client_id
-        self.transport = Transport(http, tokens, retry=retry)
+        self.transport = Transport(http, tokens, retry=retry, health=health)
 
     # -- plumbing ----------------------------------------------------------------------------
     def pacer(self, mailbox_id: str) -> MailboxPacer:

@@ -1,8 +1,10 @@
 """Import sessions: one per target mailbox, shared by all of its importers.
 
 Renewed ``margin`` seconds before ``expirationDateTime``, one renewal at a time; an import
-refused by the import host (401/403/404: the session died early) renews once and retries that
-item once. The refusal means the server did not act, so the retry cannot duplicate.
+refused by the import host (401/403/404: the session died early) renews the session and
+retries the item, as often as the retry policy's session budget allows. One renewal serves
+every importer that saw the same dead session. The refusal means the server did not act, so
+the retry cannot duplicate.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import anyio
 import structlog
 
 from ..errors import SessionExpired
+from ..pacing.policy import Cause, RetriesExhausted
 from .client import GraphClient
 from .models import Imported, ImportSession
 
@@ -75,14 +78,18 @@ class ImportSessionPool:
         item_id: str | None = None,
         change_key: str | None = None,
     ) -> Imported:
+        policy = self.client.transport.retry
         session = await self.get()
-        try:
-            return await self.client.import_item(
-                session, folder_id, data, item_id=item_id, change_key=change_key
-            )
-        except SessionExpired as exc:
-            log.info("import_session.renewing", mailbox=self.mailbox_id, status=exc.status)
-            session = await self.renew(session)
-        return await self.client.import_item(
-            session, folder_id, data, item_id=item_id, change_key=change_key
-        )
+        for _ in range(1000):
+            try:
+                return await self.client.import_item(
+                    session, folder_id, data, item_id=item_id, change_key=change_key
+                )
+            except SessionExpired as exc:
+                try:
+                    policy = policy.increment(Cause.SESSION)
+                except RetriesExhausted:
+                    raise exc from None
+                log.info("import_session.renewing", mailbox=self.mailbox_id, status=exc.status)
+                session = await self.renew(session)
+        raise AssertionError("unreachable: the session budget bounds the loop")  # pragma: no cover

@@ -103,6 +103,28 @@ class Call:
 CHUNK = 1 << 20
 
 
+class Health:
+    """Whether the service answers at all, from the fate of every request: any HTTP answer
+    (even an error) means it is reachable; refused, reset or timed-out connections with no
+    answer since mean it is down. Read by the drain, which must not wait on a dead service."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.down_since: float | None = None
+        self.last_error = ""
+
+    def answered(self) -> None:
+        self.down_since = None
+
+    def failed(self, message: str) -> None:
+        if self.down_since is None:
+            self.down_since = self._clock()
+        self.last_error = message
+
+    def down_for(self) -> float:
+        return 0.0 if self.down_since is None else self._clock() - self.down_since
+
+
 async def _stream(parts: tuple[bytes | memoryview, ...]) -> Any:
     """Yield the parts in slices of at most 1 MiB: the socket buffer never holds a copy of a
     whole large item, and nothing is concatenated."""
@@ -138,7 +160,9 @@ class Transport:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        health: Health | None = None,
     ) -> None:
+        self.health = health or Health()
         self.http = http
         self.tokens = tokens
         self.retry = retry or RetryPolicy()
@@ -256,13 +280,16 @@ class Transport:
                     payload = await _read_into(resp, resp.content_length or 0)
                 else:
                     payload = await resp.read()
+                self.health.answered()
                 return resp.status, resp.headers, payload, time.perf_counter() - t0
         except TimeoutError:
+            self.health.failed(f"{call.name}: timed out")
             raise Transient(
                 f"{call.name}: timed out", cause="timeout", call=call.name, client_request_id=crid
             ) from None
         except aiohttp.ClientConnectorError as exc:
             # Nothing reached the server: always safe to resend.
+            self.health.failed(f"{call.name}: cannot connect ({type(exc).__name__})")
             raise Transient(
                 f"{call.name}: cannot connect ({type(exc).__name__})",
                 cause="server",
@@ -270,6 +297,7 @@ class Transport:
                 client_request_id=crid,
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
+            self.health.failed(f"{call.name}: connection lost ({type(exc).__name__})")
             raise Transient(
                 f"{call.name}: connection lost ({type(exc).__name__})",
                 cause="connection",

@@ -28,7 +28,10 @@ MAX_WAIT_ROUNDS = 100_000
 class PacerStats:
     requests: int = 0
     throttled: Counter[str] = field(default_factory=Counter)
-    throttle_wait_s: float = 0.0  # time spent waiting on budgets and Retry-After
+    throttle_wait_s: float = 0.0  # task-seconds spent waiting on budgets and Retry-After
+    # wall-clock seconds during which at least one task waited on budgets or Retry-After
+    # (what an operator means by "time lost to throttling"; never more than the run lasted)
+    throttle_wall_s: float = 0.0
     slot_wait_s: float = 0.0  # time spent waiting for one of our own calls to finish
     max_inflight: int = 0
 
@@ -56,10 +59,40 @@ class MailboxPacer:
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
         self.stats = PacerStats()
+        self._waiters = 0
+        self._wait_since = 0.0
 
     @property
     def inflight(self) -> int:
         return self._inflight
+
+    @property
+    def waiting(self) -> bool:
+        """Whether a task is held back by a budget or a Retry-After right now."""
+        return self._waiters > 0
+
+    def throttled_total(self) -> int:
+        return sum(self.stats.throttled.values())
+
+    def requests_total(self) -> int:
+        return self.stats.requests
+
+    def throttle_wall_s(self) -> float:
+        """Wall-clock time throttled so far, the current wait included (live)."""
+        extra = self._clock() - self._wait_since if self._waiters else 0.0
+        return self.stats.throttle_wall_s + extra
+
+    async def _throttle_sleep(self, wait: float) -> None:
+        if self._waiters == 0:
+            self._wait_since = self._clock()
+        self._waiters += 1
+        try:
+            await self._sleep(wait)
+        finally:
+            self._waiters -= 1
+            if self._waiters == 0:
+                self.stats.throttle_wall_s += self._clock() - self._wait_since
+        self.stats.throttle_wait_s += wait
 
     def delay(self, now: float, body_bytes: int) -> float:
         """Seconds until a request with ``body_bytes`` of body may be sent (pure in ``now``)."""
@@ -80,8 +113,7 @@ class MailboxPacer:
             now = self._clock()
             wait = self.delay(now, body_bytes)
             if wait > 0:
-                await self._sleep(wait)
-                self.stats.throttle_wait_s += wait
+                await self._throttle_sleep(wait)
                 continue
             if self._inflight >= self.limits.concurrency:
                 t0 = self._clock()

@@ -129,7 +129,9 @@ DEFAULT_BUDGETS: dict[Cause, int] = {
     Cause.CONNECTION: 6,
     Cause.TIMEOUT: 4,
     Cause.AUTH: 1,
-    Cause.SESSION: 1,
+    # An import session refused or expired early: renewed as often as renewals succeed, up
+    # to this many times for one item (each renewal is shared by every importer that saw it).
+    Cause.SESSION: 12,
 }
 
 

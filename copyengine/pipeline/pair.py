@@ -27,6 +27,7 @@ from ..errors import (
     ServiceError,
     StateError,
 )
+from ..failures import classify
 from ..graph import Exported, Folder, GraphClient, ImportSessionPool, Item
 from ..report import FolderStats, PairStats
 from ..state import Intent, ItemRecord, Outcome, SQLiteStore, Status
@@ -46,15 +47,32 @@ from .plan import (
 )
 
 log = structlog.get_logger("copyengine.pipeline")
-SETTLE_ROUNDS = 3
+SETTLE_ROUNDS = 4
 VANISHED = "deleted at source during the copy"
 
 
 class StopFlag:
-    """Drain: stop taking new work, finish what is in flight. Abort is a cancellation."""
+    """Drain: stop taking new work, finish what is in flight. Abort is a cancellation.
+    ``reason`` says why in-flight work was cut short (the drain's deadline passed, or the
+    service stopped answering), for the report."""
 
     def __init__(self) -> None:
         self.draining = False
+        self.reason: str | None = None
+        self._event: anyio.Event | None = None
+
+    def drain(self) -> None:
+        self.draining = True
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        """Until a drain is asked for."""
+        if self.draining:
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
 
 
 class TargetTree:
@@ -159,6 +177,9 @@ class PairRunner:
         self._retry: list[tuple[Work, FolderJob]] = []
         self._last_error: dict[str, tuple[str, str | None]] = {}
         self._pool: ImportSessionPool | None = None
+        self._inflight: dict[str, Exportable] = {}  # imports sent, no answer yet
+        self._queued: dict[str, Exportable] = {}  # intent recorded, import not yet sent
+        self._sent: set[str] = set()  # items with at least one import sent in this run
 
     # -- the pair ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -172,39 +193,78 @@ class PairRunner:
             await self._pipeline(self._produce(folders))
             await self._settle()
             st.status = "interrupted" if self.stop.draining else "done"
-        except Fatal as exc:
-            st.status, error = "failed", str(exc)
-            st.error, st.error_code = error, type(exc).__name__
-            self.log.error("pair.failed", error=error, error_type=type(exc).__name__)
+        except anyio.get_cancelled_exc_class():
+            st.status = "interrupted"
+            self._cut_short()
+            raise
+        except Exception as exc:  # one pair's failure fails that pair only
+            verdict = classify(exc)
+            if verdict.job_wide:
+                st.status, st.error, st.error_code = "failed", verdict.message, verdict.error_type
+                raise
+            st.status, error = "failed", verdict.message
+            st.error, st.error_code = error, verdict.error_type
+            self._cut_short(f"not copied: the pair stopped ({verdict.error_type})")
+            self.log.error(
+                "pair.failed", error=error, error_type=verdict.error_type, exc_info=_debug()
+            )
         finally:
             st.finished = time.monotonic()
-            self._collect_pacing()
+            st.freeze_pacing()
             with anyio.CancelScope(shield=True):
                 try:
                     await self.store.pair_finished(self.key, st.status, error)
                 except StateError:
-                    pass
+                    # the job sees the store's failure on its next write; this pair's
+                    # status is in the report either way
+                    self.log.warning("pair.status_not_saved", status=st.status)
             self.log.info(
                 "pair.finished",
                 status=st.status,
                 copied=st.total("copied"),
                 already_present=st.total("already_present"),
                 failed=st.failed,
+                unknown=st.unknown,
                 skipped=st.skipped,
                 duration_s=round(st.duration(), 2),
             )
 
-    def _collect_pacing(self) -> None:
-        pacers = [c.pacer(m) for c, m in ((self.src, self.src_id), (self.dst, self.dst_id)) if m]
-        st = self.stats
-        st.throttled = sum(sum(p.stats.throttled.values()) for p in pacers)
-        st.throttle_wait_s = sum(p.stats.throttle_wait_s for p in pacers)
-        st.requests = sum(p.stats.requests for p in pacers)
+    def _cut_short(self, reason: str | None = None) -> None:
+        """The pair stopped with work under way: imports in flight have an unknown outcome
+        (their intents are durable; the next run settles them), retries are left undone."""
+        why = reason or self.stop.reason or "interrupted"
+        for e in list(self._inflight.values()):
+            self._unknown(e.work, e.folder, f"{why}: the import was in flight", None)
+        self._inflight.clear()
+        for e in list(self._queued.values()):
+            e.folder.stats.not_attempted += 1
+            self.store.record_outcome(self.key, Outcome(e.work.item.id, Status.PENDING))
+        self._queued.clear()
+        self._leave(why)
+
+    def _leave(self, why: str) -> None:
+        """Items waiting for a retry when the run stops: unknown when an import of theirs was
+        sent, else simply not attempted."""
+        for w, job in self._retry:
+            last = self._last_error.get(w.item.id)
+            if w.item.id in self._sent:
+                reason = f"{why}; last error: {last[0]}" if last else why
+                self._unknown(w, job, reason, last[1] if last else None)
+            else:
+                job.stats.not_attempted += 1
+        self._retry = []
+
+    def _unknown(self, w: Work, job: FolderJob, reason: str, request_id: str | None) -> None:
+        job.stats.unknown.append(
+            {"id": w.item.id, "size": w.item.size, "reason": reason, "request_id": request_id}
+        )
+        self.log.warning("item.outcome_unknown", item=w.item.id, reason=reason)
 
     async def _prepare(self) -> list[FolderJob]:
         src_ref = await self.src.resolve_mailbox(self.pair.source)
         dst_ref = await self.dst.resolve_mailbox(self.pair.target)
         self.src_id, self.dst_id = src_ref.primary_id, dst_ref.primary_id
+        self.stats.pacers = [self.src.pacer(self.src_id), self.dst.pacer(self.dst_id)]
         self._pool = ImportSessionPool(self.dst, self.dst_id)
         tree = await self.src.walk_folders(self.src_id)
         plans = plan_folders(tree, self.pair.folders, self.pair.source)
@@ -278,6 +338,7 @@ class PairRunner:
                     return
             for b in batches(pending, lim.batch_items, lim.batch_bytes):
                 yield [Exportable(w, job, None) for w in b]
+        self.stats.enumerated_all = True
 
     async def _adopt(self, job: FolderJob, adopted: list[tuple[Item, str]]) -> None:
         """Record items found in the target by search key as copied (no import)."""
@@ -354,6 +415,8 @@ class PairRunner:
                         ],
                     )
                 for e in ok:
+                    self._queued[e.work.item.id] = e
+                for e in ok:
                     await send.send(e)
 
     def _accept(self, batch: list[Exportable], results: list[Exported]) -> list[Exportable]:
@@ -374,6 +437,9 @@ class PairRunner:
         async with recv:
             async for e in recv:
                 item = e.work.item
+                self._queued.pop(item.id, None)
+                self._inflight[item.id] = e
+                self._sent.add(item.id)
                 try:
                     assert e.data is not None
                     res = await self._pool.import_item(e.folder.target.id, e.data)
@@ -388,7 +454,7 @@ class PairRunner:
                     )
                     self._retry.append((e.work, e.folder))
                     self._last_error[item.id] = (exc.message, exc.request_id)
-                    self.log.info("item.outcome_unknown", item=item.id, error=exc.message)
+                    self.log.info("item.import_unanswered", item=item.id, error=exc.message)
                 except ServiceError as exc:
                     retry = not isinstance(exc, ItemFailed | NotFound)
                     self._failed(e, exc.message, exc.request_id, retry=retry)
@@ -399,6 +465,7 @@ class PairRunner:
                     e.folder.stats.copied += 1
                     e.folder.stats.copied_bytes += item.size
                 finally:
+                    self._inflight.pop(item.id, None)
                     e.data = None
                     b = e.batch
                     if b is not None:
@@ -410,12 +477,10 @@ class PairRunner:
 
     def _failed(self, e: Exportable, reason: str, request_id: str | None, retry: bool) -> None:
         if retry:
+            # Not a failure yet: settled (and retried) at the end of the pair. The state keeps
+            # its intent, if any, so that a run stopped now settles it next time.
             self._retry.append((e.work, e.folder))
             self._last_error[e.work.item.id] = (reason, request_id)
-            self.store.record_outcome(
-                self.key,
-                Outcome(e.work.item.id, Status.FAILED, error=reason, request_id=request_id),
-            )
             return
         self._record_failure(e.work, e.folder, reason, request_id)
 
@@ -442,21 +507,63 @@ class PairRunner:
 
     # -- settling ------------------------------------------------------------------------------
     async def _settle(self) -> None:
-        """Items whose outcome is unknown or that failed transiently: look in the target by
-        search key first (adopt what is there), copy again only what is not."""
+        """Items whose import outcome is unknown or that failed transiently: look in the target
+        by search key first (adopt what is there), copy again only what is not. After the
+        last round, one more look without resending: an item is reported failed only when
+        it is not in the target, and unknown (never failed) when even that look fails."""
         for round_ in range(SETTLE_ROUNDS):
             todo, self._retry = self._retry, []
-            if not todo or self.stop.draining:
+            if not todo:
+                return
+            if self.stop.draining:
                 self._retry = todo
-                break
+                self._leave(self.stop.reason or "interrupted before it could be settled")
+                return
             self.log.info("pair.settling", items=len(todo), round=round_ + 1)
-            await self.store.flush()
-            by_folder: dict[str, list[tuple[Work, FolderJob]]] = defaultdict(list)
-            for w, job in todo:
-                by_folder[job.target.id].append((w, job))
-            again: list[list[Exportable]] = []
-            for entries in by_folder.values():
-                job = entries[0][1]
+            again = await self._look_up(todo)
+            if again:
+                await self._pipeline(
+                    _aiter(
+                        [
+                            [Exportable(w, job, None) for w in b]
+                            for job, works in again
+                            for b in batches(
+                                works, self.limits.batch_items, self.limits.batch_bytes
+                            )
+                        ]
+                    )
+                )
+        todo, self._retry = self._retry, []
+        if not todo:
+            return
+        if self.stop.draining:
+            self._retry = todo
+            self._leave(self.stop.reason or "interrupted before it could be settled")
+            return
+        for job, works in await self._look_up(todo):
+            for w in works:
+                reason, request_id = self._last_error.get(w.item.id, ("outcome unknown", None))
+                self._record_failure(
+                    w,
+                    job,
+                    f"not in the target after {SETTLE_ROUNDS + 1} attempts; last error: {reason}",
+                    request_id,
+                )
+
+    async def _look_up(
+        self, todo: list[tuple[Work, FolderJob]]
+    ) -> list[tuple[FolderJob, list[Work]]]:
+        """Adopt the items of ``todo`` found in their target folder by search key (target
+        items already recorded for other source items excluded); returns the rest, by folder.
+        Items of a folder that cannot be listed are reported unknown."""
+        await self.store.flush()
+        by_folder: dict[str, list[tuple[Work, FolderJob]]] = defaultdict(list)
+        for w, job in todo:
+            by_folder[job.target.id].append((w, job))
+        rest: list[tuple[FolderJob, list[Work]]] = []
+        for entries in by_folder.values():
+            job = entries[0][1]
+            try:
                 known = {
                     r.target_id
                     for r in (
@@ -465,32 +572,39 @@ class PairRunner:
                     if r.status in (Status.DONE, Status.ADOPTED) and r.target_id
                 }
                 fresh = await self._target_index(job)
-                index = TargetIndex()
-                for key, ids in fresh.by_key.items():
-                    for i in ids:
-                        if i not in known:
-                            index.by_key[key].append(i)
-                copy: list[Work] = []
+            except Fatal:
+                raise
+            except ServiceError as exc:
                 for w, _ in entries:
-                    found = index.claim(w.item.search_key)
-                    if found is not None:
-                        self.store.record_outcome(
-                            self.key, Outcome(w.item.id, Status.ADOPTED, found)
-                        )
-                        job.stats.copied += 1
-                        job.stats.copied_bytes += w.item.size
+                    if w.item.id in self._sent:
+                        self._unknown(w, job, f"could not be settled: {exc.message}", None)
                     else:
-                        copy.append(w)
-                for b in batches(copy, self.limits.batch_items, self.limits.batch_bytes):
-                    again.append([Exportable(w, job, None) for w in b])
-            if again:
-                await self._pipeline(_aiter(again))
-        for w, job in self._retry:
-            reason, request_id = self._last_error.get(w.item.id, ("outcome unknown", None))
-            self._record_failure(
-                w, job, f"gave up after {SETTLE_ROUNDS} rounds: {reason}", request_id
-            )
-        self._retry = []
+                        self._record_failure(w, job, f"not copied: {exc.message}", None)
+                continue
+            index = TargetIndex()
+            for key, ids in fresh.by_key.items():
+                for i in ids:
+                    if i not in known:
+                        index.by_key[key].append(i)
+            copy: list[Work] = []
+            for w, _ in entries:
+                found = index.claim(w.item.search_key)
+                if found is not None:
+                    self.store.record_outcome(self.key, Outcome(w.item.id, Status.ADOPTED, found))
+                    job.stats.copied += 1
+                    job.stats.copied_bytes += w.item.size
+                else:
+                    copy.append(w)
+            if copy:
+                rest.append((job, copy))
+        return rest
+
+
+def _debug() -> bool:
+    """Tracebacks in the log only at debug level: an operator sees the message."""
+    import logging
+
+    return logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
 async def _aiter(items: list[Any]) -> AsyncIterator[Any]:
