@@ -108,13 +108,13 @@ async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairChe
     try:
         s = (await src.resolve_mailbox(pair.source)).primary_id
         d = (await dst.resolve_mailbox(pair.target)).primary_id
-        plans = plan_folders(await src.walk_folders(s), pair.folders, pair.source)
+        plans = plan_folders(await src.walk_folders(s), pair.folders, pair.source, pair.target)
         tree = TargetTree(dst, d)
         await tree.load()
         for plan in plans:
             fc = FolderCheck(plan.source.path, plan.target.path)
             want = await _keys(src, s, plan.source.folder.id, pair)
-            target_id = _find(tree, plan.target, plan.source.path.split("/")[1])
+            target_id = _find(tree, plan.target, plan.source.names[0])
             have = await _keys(dst, d, target_id, None) if target_id is not None else {}
             fc.expected = sum(map(len, want.values()))
             fc.found = sum(map(len, have.values()))

@@ -50,6 +50,9 @@ def emulator_process(
         stdout=output,
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent,
+        # Its own session and process group: a Ctrl-C at the terminal is the job's to handle
+        # (drain, then stop the emulator), not a signal that kills the service mid-drain.
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + timeout

@@ -232,14 +232,23 @@ class Folder:
     tombstones: list[tuple[int, str]] = field(default_factory=list)
     deleted: bool = False
 
-    def path(self) -> str:
+    def names(self) -> list[str]:
+        """The chain of names from the mailbox root (the recoverable-items root included)."""
         parts: list[str] = []
         f: Folder | None = self
         while f is not None and f.parent is not None:
             parts.append(f.name)
             f = f.parent
-        root = f.name if f is not None and f.well_known != "msgfolderroot" else ""
-        return (f"/{root}" if root else "") + "/" + "/".join(reversed(parts))
+        if f is not None and f.well_known != "msgfolderroot":
+            parts.append(f.name)
+        return list(reversed(parts))
+
+    def path(self) -> str:
+        """The names joined by ``/``, a ``/`` or ``\\`` inside a name escaped by ``\\``:
+        unambiguous (``a/b`` under Inbox is ``/Inbox/a\\/b``)."""
+        return (
+            "".join("/" + n.replace("\\", "\\\\").replace("/", "\\/") for n in self.names()) or "/"
+        )
 
     def live_children(self) -> list[Folder]:
         return [c for c in self.children if not c.deleted]
@@ -413,9 +422,11 @@ class Mailbox:
                 if f is self.root:
                     continue
                 path = f.path()
+                names = f.names()
                 folders.append(
                     {
                         "path": path,
+                        "names": names,
                         "id": f.id,
                         "type": f.type,
                         "wellKnownName": f.well_known,
@@ -428,6 +439,7 @@ class Mailbox:
                     items.append(
                         {
                             "folderPath": path,
+                            "folderNames": names,
                             "id": it.id,
                             "type": c.type,
                             "size": c.size,

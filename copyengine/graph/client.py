@@ -137,17 +137,17 @@ class GraphClient:
     async def walk_folders(self, mailbox_id: str, max_folders: int = 100_000) -> list[FolderNode]:
         """The whole folder tree under the root, parents before children."""
         out: list[FolderNode] = []
-        stack: list[tuple[str | None, str, int]] = [(None, "", 0)]
+        stack: list[tuple[str | None, tuple[str, ...], int]] = [(None, (), 0)]
         while stack:
             parent, prefix, depth = stack.pop()
             children = await self.list_folders(mailbox_id, parent)
             for f in children:
-                node = FolderNode(f, f"{prefix}/{f.name}", depth + 1)
+                node = FolderNode(f, (*prefix, f.name), depth + 1)
                 out.append(node)
                 if len(out) > max_folders:
                     raise Fatal(f"more than {max_folders} folders in {mailbox_id}")
                 if f.child_count > 0:
-                    stack.append((f.id, node.path, depth + 1))
+                    stack.append((f.id, node.names, depth + 1))
         return out
 
     async def create_folder(

@@ -6,6 +6,8 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
+from ..folderpath import display
+
 PROP_SEARCH_KEY = "Binary 0x300B"
 PROP_MESSAGE_ID = "String 0x1035"
 EXPAND_KEYS = (
@@ -47,11 +49,17 @@ class Folder:
 
 @dataclass(frozen=True, slots=True)
 class FolderNode:
-    """A folder with its path from the mailbox root (``/Inbox/Projects``)."""
+    """A folder with its chain of names from the mailbox root (``("Inbox", "a/b")``) and
+    that chain's display path (``/Inbox/a\\/b``: ``/`` in a name is escaped; see
+    ``copyengine.folderpath``)."""
 
     folder: Folder
-    path: str
+    names: tuple[str, ...]
     depth: int
+
+    @property
+    def path(self) -> str:
+        return display(self.names)
 
 
 @dataclass(frozen=True, slots=True)

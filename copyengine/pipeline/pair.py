@@ -267,14 +267,14 @@ class PairRunner:
         self.stats.pacers = [self.src.pacer(self.src_id), self.dst.pacer(self.dst_id)]
         self._pool = ImportSessionPool(self.dst, self.dst_id)
         tree = await self.src.walk_folders(self.src_id)
-        plans = plan_folders(tree, self.pair.folders, self.pair.source)
+        plans = plan_folders(tree, self.pair.folders, self.pair.source, self.pair.target)
         target = TargetTree(self.dst, self.dst_id)
         await target.load()
         jobs: list[FolderJob] = []
         for plan in plans:
-            top = plan.source.path.split("/")[1]
+            top = plan.source.names[0]
             folder, new = await target.ensure(plan.target, plan.type, top)
-            fs = self.stats.folder(plan.source.path)
+            fs = self.stats.folder(plan.source.path, plan.source.names)
             fs.target_path = plan.target.path
             await self.store.folder_mapped(
                 self.key, plan.source.folder.id, plan.source.path, folder.id, plan.target.path

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..config import FOLDER_CLASSES, FolderRules, ItemFilters
+from ..folderpath import display, split
 from ..graph.models import FolderNode, Item
 from ..state import SETTLED, ItemRecord, Status
 from ..timefmt import parse_graph_datetime
@@ -25,7 +26,7 @@ class TargetRef:
     @property
     def path(self) -> str:
         head = f"<{self.anchor}>" if self.anchor else ""
-        return head + "".join(f"/{p}" for p in self.parts)
+        return head + (display(self.parts) if self.parts else "")
 
 
 @dataclass(frozen=True)
@@ -48,37 +49,56 @@ def folder_class(folder_type: str) -> str | None:
     return "mail" if t in ("", "IPF") else None
 
 
+def root_names(target_root: str, source_upn: str, target_upn: str = "") -> tuple[str, ...]:
+    """The names of ``target_root`` with its placeholders filled (checked at load)."""
+    if not target_root:
+        return ()
+    filled = target_root.format(
+        source=source_upn.split("@")[0],
+        source_upn=source_upn,
+        target=target_upn.split("@")[0],
+    )
+    return split(filled)
+
+
 def plan_folders(
-    tree: Iterable[FolderNode], rules: FolderRules, source_upn: str
+    tree: Iterable[FolderNode], rules: FolderRules, source_upn: str, target_upn: str = ""
 ) -> list[FolderPlan]:
-    """Select and place source folders. ``tree`` lists parents before children."""
+    """Select and place source folders. ``tree`` lists parents before children.
+
+    Folders are handled as chains of names; rules match the display path (``/`` inside a
+    name escaped as ``\\/``), and a renamed path is split back on unescaped ``/`` only."""
     plans: list[FolderPlan] = []
-    hidden_prefixes: list[str] = []
+    hidden: list[tuple[str, ...]] = []
     wk_top: dict[str, str] = {}  # top-level source folder name -> its well-known name
+    root = root_names(rules.target_root, source_upn, target_upn)
     for node in tree:
         f = node.folder
+        names = node.names
         if node.depth == 1 and f.well_known:
-            wk_top[f.name] = f.well_known
-        if any(node.path == h or node.path.startswith(h + "/") for h in hidden_prefixes):
+            wk_top[names[0]] = f.well_known
+        if any(names[: len(h)] == h for h in hidden):
             continue
         if rules.skip_hidden and f.hidden:
-            hidden_prefixes.append(node.path)
+            hidden.append(names)
             continue
         if folder_class(f.type) not in rules.classes:
             continue
-        if rules.include and not any(r.search(node.path) for r in rules.include):
-            continue
-        if any(r.search(node.path) for r in rules.exclude):
-            continue
         path = node.path
-        for rule in rules.rename:
-            path = rule.pattern.sub(rule.to, path)
-        parts = tuple(p for p in path.split("/") if p)
+        if rules.include and not any(r.search(path) for r in rules.include):
+            continue
+        if any(r.search(path) for r in rules.exclude):
+            continue
+        if rules.rename:
+            for rule in rules.rename:
+                path = rule.pattern.sub(rule.to, path)
+            parts = split(path)
+        else:
+            parts = names
         if not parts:
             continue
-        if rules.target_root:
-            root = rules.target_root.replace("{source}", source_upn.split("@")[0])
-            ref = TargetRef(None, tuple(p for p in root.split("/") if p) + parts)
+        if root:
+            ref = TargetRef(None, root + parts)
         elif rules.map_well_known and parts[0] in wk_top:
             ref = TargetRef(wk_top[parts[0]], parts[1:])
         else:
