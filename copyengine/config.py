@@ -106,6 +106,9 @@ class Limits:
     # A drain (first Ctrl-C / SIGTERM) lets in-flight work finish for at most this long;
     # then whatever is still waiting (a service that does not answer) is left for the next run.
     drain_timeout_s: float = 60.0
+    # Longest wait between two retries of a failing call (503/504, connection failures);
+    # Retry-After from the service is always obeyed as given.
+    retry_backoff_cap_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -442,6 +445,7 @@ def _limits(t: _Table) -> Limits:
         importers_per_pair=t.positive("importers_per_pair", int, d.importers_per_pair),
         connections=t.positive("connections", int, d.connections),
         drain_timeout_s=t.positive("drain_timeout_s", float, d.drain_timeout_s),
+        retry_backoff_cap_s=t.positive("retry_backoff_cap_s", float, d.retry_backoff_cap_s),
     )
     if lim.batch_items > 20:
         raise ConfigError(t.path("batch_items"), "exportItems takes at most 20 items")

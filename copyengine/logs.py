@@ -41,8 +41,24 @@ def _dumps(obj: Any, **_: Any) -> str:
     return orjson.dumps(obj, default=str).decode()
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of the write: while the live table
+    is shown, rich replaces it with a proxy that prints log lines above the table instead
+    of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(fmt: str = "auto", level: str = "info", stream: TextIO | None = None) -> None:
-    stream = stream or sys.stderr
+    stream = stream or _CurrentStderr()  # type: ignore[assignment]
+    assert stream is not None
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     renderer: Any = (

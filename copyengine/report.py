@@ -23,6 +23,13 @@ def iso(wall: float | None) -> str | None:
     return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def new_run_id() -> str:
+    """Sortable by start time, unique across processes and runs: 20261201T213028.123Z-ab12."""
+    now = time.time()
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
+    return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.urandom(2).hex()}"
+
+
 class PacerView(Protocol):
     """What the stats read from a mailbox's pacer, live."""
 
@@ -190,9 +197,7 @@ class JobStats:
     fatal_code: ExitCode = ExitCode.FATAL
     # why a drain ended early (e.g. "service unreachable: …"), said in the report and log
     stop_reason: str | None = None
-    run_id: str = field(
-        default_factory=lambda: time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + f"-{os.getpid()}"
-    )
+    run_id: str = field(default_factory=new_run_id)
 
     def pair(self, key: str, source: str, target: str) -> PairStats:
         p = self.pairs.get(key)

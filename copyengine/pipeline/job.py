@@ -21,6 +21,7 @@ from ..failures import classify
 from ..graph import GraphClient, Timeouts
 from ..graph.transport import Health
 from ..pacing import PacerLimits, Pacers
+from ..pacing.policy import Backoff, RetryPolicy
 from ..report import JobStats, check_writable, write_report
 from ..state import SQLiteStore
 from .budget import ByteBudget
@@ -89,7 +90,9 @@ async def open_clients(
                 authority_host=t.authority,
                 ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
             )
-            return GraphClient(t.graph_url, tokens, http, pacers, health=health)
+            cap = lim.retry_backoff_cap_s
+            retry = RetryPolicy(backoff=Backoff(base=min(0.5, cap), cap=cap))
+            return GraphClient(t.graph_url, tokens, http, pacers, retry=retry, health=health)
 
         src = client(cfg.source)
         same = (cfg.source.tenant_id, cfg.source.client_id, cfg.source.graph_url) == (
