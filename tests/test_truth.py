@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -93,6 +95,19 @@ async def _wait_for(cond: Any, limit_s: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await anyio.sleep(0.05)
+
+
+@asynccontextmanager
+async def _in_background(cfg: Any, stop: StopFlag | None = None) -> AsyncIterator[list[Any]]:
+    """Run the job in a task while the body acts on it; the box holds its stats after."""
+    box: list[Any] = []
+
+    async def go() -> None:
+        box.append(await run_job(cfg, stop))
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(go)
+        yield box
 
 
 def _run_args(job: Path) -> list[str]:
@@ -185,14 +200,7 @@ async def test_a_revoked_token_fails_the_pairs_and_nothing_is_left_running(
 ) -> None:
     cfg = load_job(write_job(tmp_path, emu.ep, PAIRS, limits=FAST_RETRY))
     target_tenant = emu.state.tokens.tenant("fabrikam.example")
-    stop = StopFlag()
-    stats_box: list[Any] = []
-
-    async def job() -> None:
-        stats_box.append(await run_job(cfg, stop))
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(job)
+    async with _in_background(cfg) as stats_box:
         await _wait_for(lambda: len(emu.state.mailbox(T_ADELE).items) > 5, 30)
         # the target tenant's app loses its credential: every new token is refused
         for app in target_tenant.apps.values():
@@ -214,13 +222,7 @@ async def test_the_service_going_away_mid_run_fails_the_pairs_truthfully(
     cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 400
     async with running(cfg) as (server, ep, _):
         job = load_job(write_job(tmp_path, ep, PAIRS, limits=FAST_RETRY))
-        box: list[Any] = []
-
-        async def go() -> None:
-            box.append(await run_job(job))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(go)
+        async with _in_background(job) as box:
             await _wait_for(lambda: len(server.emulator.mailbox(T_ADELE).items) > 20, 30)
             await server.stop()
     stats = box[0]
@@ -352,13 +354,7 @@ async def test_a_drain_ends_promptly_when_the_service_is_gone(tmp_path: Path) ->
         job = load_job(write_job(tmp_path, ep, PAIRS))
         job = replace(job, limits=replace(job.limits, drain_timeout_s=120.0))
         stop = StopFlag()
-        box: list[Any] = []
-
-        async def go() -> None:
-            box.append(await run_job(job, stop))
-
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(go)
+        async with _in_background(job, stop) as box:
             await _wait_for(lambda: len(server.emulator.mailbox(T_ADELE).items) > 20, 30)
             await server.stop()  # the service goes away (network outage)
             t0 = time.monotonic()

@@ -511,7 +511,7 @@ class PairRunner:
         by search key first (adopt what is there), copy again only what is not. After the
         last round, one more look without resending: an item is reported failed only when
         it is not in the target, and unknown (never failed) when even that look fails."""
-        for round_ in range(SETTLE_ROUNDS):
+        for round_ in range(SETTLE_ROUNDS + 1):
             todo, self._retry = self._retry, []
             if not todo:
                 return
@@ -519,6 +519,8 @@ class PairRunner:
                 self._retry = todo
                 self._leave(self.stop.reason or "interrupted before it could be settled")
                 return
+            if round_ == SETTLE_ROUNDS:
+                break  # the last look, below, resends nothing
             self.log.info("pair.settling", items=len(todo), round=round_ + 1)
             again = await self._look_up(todo)
             if again:
@@ -533,13 +535,6 @@ class PairRunner:
                         ]
                     )
                 )
-        todo, self._retry = self._retry, []
-        if not todo:
-            return
-        if self.stop.draining:
-            self._retry = todo
-            self._leave(self.stop.reason or "interrupted before it could be settled")
-            return
         for job, works in await self._look_up(todo):
             for w in works:
                 reason, request_id = self._last_error.get(w.item.id, ("outcome unknown", None))
