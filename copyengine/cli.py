@@ -16,16 +16,15 @@ import click
 
 from . import __version__, logs
 from .config import JobConfig, load_job
+from .embedded import embedded_emulator
 from .errors import ConfigError, CopyEngineError, ForeignState, StateError
 from .exitcodes import ExitCode
 from .failures import classify
-from .pipeline.embedded import embedded_emulator
-from .pipeline.job import run_job, watch_signals
-from .pipeline.pair import StopFlag
+from .pipeline.job import watch_signals
+from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_summary, show_progress
 from .report import JobStats
-from .state import SQLiteStore
-from .verify import verify_job
+from .wiring import run_job, store, verify_job
 
 
 def _return_large_blocks_to_the_os() -> None:
@@ -260,16 +259,16 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
         return
 
     async def read() -> list[dict[str, Any]]:
-        store = SQLiteStore(cfg.state_path, identity=cfg.identity(), exclusive=False)
-        await store.open()
+        state = store(cfg, exclusive=False)
+        await state.open()
         try:
             out = []
-            for p in await store.pairs():
-                p["items"] = await store.summary(p["pair"])
+            for p in await state.pairs():
+                p["items"] = await state.summary(p["pair"])
                 out.append(p)
             return out
         finally:
-            await store.close()
+            await state.close()
 
     try:
         pairs = anyio.run(read)

@@ -9,6 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,11 +83,19 @@ class FolderStats:
         }
 
 
+class PairStatus(StrEnum):
+    PENDING = "pending"  # not started (yet)
+    RUNNING = "running"
+    DONE = "done"  # every listed item has its outcome (see failed/unknown per item)
+    FAILED = "failed"  # the pair stopped on an error (``error``, ``error_code``)
+    INTERRUPTED = "interrupted"  # a drain or an abort stopped it; run again to finish
+
+
 @dataclass
 class PairStats:
     source: str
     target: str
-    status: str = "pending"  # pending | running | done | failed | interrupted
+    status: PairStatus = PairStatus.PENDING
     error: str | None = None
     error_code: str | None = None
     started: float | None = None

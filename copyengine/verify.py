@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,10 +9,8 @@ import structlog
 
 from .config import JobConfig, Pair
 from .failures import classify
-from .graph import GraphClient
-from .pipeline.job import open_clients
-from .pipeline.pair import TargetTree
-from .pipeline.plan import TargetRef, filter_item, plan_folders
+from .graph import Clients, Item, MailboxApi, TargetTree
+from .plan import TargetIndex, filter_item, plan_folders, surplus
 
 log = structlog.get_logger("copyengine.verify")
 MAX_LISTED = 100
@@ -68,42 +65,15 @@ class PairCheck:
         }
 
 
-def _find(tree: TargetTree, ref: TargetRef, fallback_top: str) -> str | None:
-    parent: str | None = None
-    parts = ref.parts
-    if ref.anchor:
-        wk = tree.well_known.get(ref.anchor)
-        if wk is None:
-            parts = (fallback_top, *parts)
-        else:
-            parent = wk.id
-    for name in parts:
-        child = tree.children[parent].get(name.casefold())
-        if child is None:
-            return None
-        parent = child.id
-    return parent
-
-
-async def _keys(
-    client: GraphClient, mbx: str, folder_id: str, pair: Pair | None
-) -> dict[bytes | str, list[str]]:
-    """Item ids of a folder by search key (selected items only when ``pair`` is given)."""
-    keys: dict[bytes | str, list[str]] = defaultdict(list)
+async def _index(client: MailboxApi, mbx: str, folder_id: str, pair: Pair | None) -> TargetIndex:
+    """A folder's items by search key (selected items only when ``pair`` is given)."""
+    items: list[Item] = []
     async for page in client.list_items(mbx, folder_id, with_keys=True):
-        for it in page:
-            if pair is not None and filter_item(it, pair.items) is not None:
-                continue
-            keys[it.search_key if it.search_key is not None else f"id:{it.id}"].append(it.id)
-    return keys
+        items.extend(it for it in page if pair is None or filter_item(it, pair.items) is None)
+    return TargetIndex.of(items)
 
 
-def _surplus(a: dict[bytes | str, list[str]], b: dict[bytes | str, list[str]]) -> list[str]:
-    """Ids in ``a`` beyond what ``b`` holds under the same key."""
-    return [i for k, ids in a.items() for i in ids[len(b.get(k, ())) :]]
-
-
-async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairCheck:
+async def verify_pair(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairCheck:
     check = PairCheck(pair.source, pair.target)
     try:
         s = (await src.resolve_mailbox(pair.source)).primary_id
@@ -113,13 +83,12 @@ async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairChe
         await tree.load()
         for plan in plans:
             fc = FolderCheck(plan.source.path, plan.target.path)
-            want = await _keys(src, s, plan.source.folder.id, pair)
-            target_id = _find(tree, plan.target, plan.source.names[0])
-            have = await _keys(dst, d, target_id, None) if target_id is not None else {}
-            fc.expected = sum(map(len, want.values()))
-            fc.found = sum(map(len, have.values()))
-            fc.missing = _surplus(want, have)
-            fc.extra = _surplus(have, want)
+            want = await _index(src, s, plan.source.folder.id, pair)
+            target_id = (await tree.find(plan.target, plan.source.names[0])).existing
+            have = await _index(dst, d, target_id, None) if target_id else TargetIndex()
+            fc.expected, fc.found = want.count(), have.count()
+            fc.missing = surplus(want, have)
+            fc.extra = surplus(have, want)
             check.folders.append(fc)
     except Exception as exc:  # one pair's failure is that pair's verdict
         verdict = classify(exc)
@@ -129,10 +98,9 @@ async def verify_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairChe
     return check
 
 
-async def verify_job(cfg: JobConfig) -> list[PairCheck]:
+async def verify_pairs(cfg: JobConfig, c: Clients) -> list[PairCheck]:
     out: list[PairCheck] = []
-    async with open_clients(cfg) as c:
-        for pair in cfg.pairs:
-            out.append(await verify_pair(c.src, c.dst, pair))
-            log.info("verify.pair", pair=pair.key, ok=out[-1].ok)
+    for pair in cfg.pairs:
+        out.append(await verify_pair(c.src, c.dst, pair))
+        log.info("verify.pair", pair=pair.key, ok=out[-1].ok)
     return out

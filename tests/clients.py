@@ -14,6 +14,7 @@ from copyengine.emulator import Endpoints
 from copyengine.graph import GraphClient, Timeouts
 from copyengine.pacing import PacerLimits, Pacers
 from copyengine.secrets import Secret
+from copyengine.wiring import graph_client
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET, client_ssl
 
 
@@ -45,10 +46,10 @@ async def clients(
     async with aiohttp.ClientSession(
         connector=conn, timeout=Timeouts(sock_read=20).client_timeout()
     ) as http:
-        src = GraphClient(
+        src = graph_client(
             ep.graph_url, provider(ep, "contoso", SRC_APP, SRC_SECRET, **token_kw), http, pacers
         )
-        dst = GraphClient(
+        dst = graph_client(
             ep.graph_url, provider(ep, "fabrikam", DST_APP, DST_SECRET, **token_kw), http, pacers
         )
         yield Clients(src, dst, pacers, http)

@@ -23,6 +23,7 @@ from copyengine.errors import (
 from copyengine.graph import ImportSessionPool, Item, Removed
 from copyengine.pacing.policy import Backoff, RetryPolicy
 from copyengine.timefmt import parse_graph_datetime
+from copyengine.wiring import graph_client
 from tests.clients import Clients, clients, provider
 from tests.emu import RO_APP, RO_SECRET, base_config, running
 
@@ -259,7 +260,7 @@ async def test_persistent_503_gives_up_with_transient(emu: Any, cl: Clients) -> 
 
 
 async def test_missing_permission_is_fatal_permission_denied(emu: Any, cl: Clients) -> None:
-    ro = type(cl.src)(
+    ro = graph_client(
         emu.ep.graph_url, provider(emu.ep, "contoso", RO_APP, RO_SECRET), cl.http, cl.pacers
     )
     m = (await ro.resolve_mailbox(ADELE)).primary_id
@@ -269,7 +270,7 @@ async def test_missing_permission_is_fatal_permission_denied(emu: Any, cl: Clien
 
 
 async def test_wrong_secret_is_auth_failed(emu: Any, cl: Clients) -> None:
-    bad = type(cl.src)(
+    bad = graph_client(
         emu.ep.graph_url, provider(emu.ep, "contoso", RO_APP, "wrong"), cl.http, cl.pacers
     )
     with pytest.raises(AuthFailed) as exc:

@@ -10,8 +10,7 @@ import pytest
 
 from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
-from copyengine.pipeline.job import run_job
-from copyengine.verify import verify_job
+from copyengine.wiring import run_job, verify_job
 from tests.emu import q
 from tests.jobs import by_key, check_copy, duplicates, write_job
 

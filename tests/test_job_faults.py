@@ -17,7 +17,7 @@ import pytest
 
 from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
-from copyengine.pipeline.job import run_job
+from copyengine.wiring import run_job
 from tests.emu import base_config, running
 from tests.jobs import check_copy, duplicates, write_job
 

@@ -14,9 +14,10 @@ import pytest
 from copyengine import logs
 from copyengine.auth import Credential, TokenProvider
 from copyengine.errors import OutcomeUnknown
-from copyengine.graph import GraphClient, ImportSessionPool
+from copyengine.graph import ImportSessionPool
 from copyengine.pacing import Pacers
 from copyengine.secrets import Secret, redact
+from copyengine.wiring import graph_client
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, client_ssl
 
 pytestmark = pytest.mark.anyio
@@ -47,8 +48,8 @@ async def test_no_secret_in_any_log_line(emu: Any, caplog: pytest.LogCaptureFixt
     conn = aiohttp.TCPConnector(ssl=client_ssl(emu.ep))
     async with aiohttp.ClientSession(connector=conn) as http:
         pacers = Pacers()
-        src = GraphClient(emu.ep.graph_url, src_tokens, http, pacers)
-        dst = GraphClient(emu.ep.graph_url, dst_tokens, http, pacers)
+        src = graph_client(emu.ep.graph_url, src_tokens, http, pacers)
+        dst = graph_client(emu.ep.graph_url, dst_tokens, http, pacers)
         s = (await src.resolve_mailbox("adele@contoso.example")).primary_id
         d = (await dst.resolve_mailbox("adele@fabrikam.example")).primary_id
         await emu.src.control(

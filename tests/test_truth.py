@@ -21,9 +21,9 @@ import pytest
 
 from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
-from copyengine.pipeline.job import run_job
-from copyengine.pipeline.pair import StopFlag
+from copyengine.pipeline.stop import StopFlag
 from copyengine.state import SQLiteStore
+from copyengine.wiring import run_job
 from tests.emu import DST_APP, base_config, running
 from tests.jobs import check_copy, duplicates, write_job
 
@@ -371,7 +371,7 @@ async def test_a_drain_ends_promptly_when_the_service_is_gone(tmp_path: Path) ->
 
 
 def test_the_embedded_emulator_has_its_own_process_group(tmp_path: Path) -> None:
-    from copyengine.pipeline.embedded import embedded_emulator
+    from copyengine.embedded import embedded_emulator
 
     example = Path(__file__).parent.parent / "config.example.toml"
     cfg = load_job(example, state_path=tmp_path / "s.sqlite", report_path=tmp_path / "r.json")
@@ -542,7 +542,7 @@ async def test_folder_names_with_slashes_are_never_taken_apart(emu: Any, tmp_pat
     assert len(folders) == len({f["source_path"] for f in folders})
     assert {tuple(f["source_names"]) for f in folders} >= {tuple(n) for n, _ in shapes}
     assert len(folders) <= len(selected)
-    from copyengine.verify import verify_job
+    from copyengine.wiring import verify_job
 
     checks = await verify_job(cfg)
     assert all(pc.ok for pc in checks), [
@@ -565,7 +565,7 @@ def test_rename_rules_see_escaped_slashes() -> None:
 
     from copyengine.config import FolderRules, RenameRule
     from copyengine.graph.models import Folder, FolderNode
-    from copyengine.pipeline.plan import plan_folders
+    from copyengine.plan import plan_folders
 
     def node(names: tuple[str, ...], wk: str | None = None) -> FolderNode:
         f = Folder(

@@ -1,5 +1,6 @@
 """The Graph mailbox client (the engine's one seam to the service)."""
 
+from .api import Clients, MailboxApi
 from .client import GraphClient
 from .models import (
     DeltaPage,
@@ -13,20 +14,25 @@ from .models import (
     Removed,
 )
 from .sessions import ImportSessionPool
-from .transport import Timeouts, Transport
+from .transport import Health, Timeouts, Transport
+from .tree import TargetTree
 
 __all__ = [
+    "Clients",
     "DeltaPage",
     "Exported",
     "Folder",
     "FolderNode",
     "GraphClient",
+    "Health",
     "ImportSession",
     "ImportSessionPool",
     "Imported",
     "Item",
+    "MailboxApi",
     "MailboxRef",
     "Removed",
+    "TargetTree",
     "Timeouts",
     "Transport",
 ]

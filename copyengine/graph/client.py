@@ -12,14 +12,12 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import aiohttp
 import msgspec
 import orjson
 
-from ..auth import TokenProvider
 from ..errors import Fatal, ItemFailed, NotFound, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
-from ..pacing.policy import RetryPolicy
+from ..pacing.policy import Cause
 from ..timefmt import parse_graph_time
 from .models import (
     EXPAND_KEYS,
@@ -33,7 +31,7 @@ from .models import (
     MailboxRef,
     Removed,
 )
-from .transport import Call, Health, Transport
+from .transport import Call, Transport
 
 MAX_PAGES = 1_000_000
 MAX_EXPORT = 20
@@ -67,19 +65,17 @@ class GraphClient:
     def __init__(
         self,
         graph_url: str,
-        tokens: TokenProvider,
-        http: aiohttp.ClientSession,
+        transport: Transport,
         pacers: Pacers,
         *,
-        retry: RetryPolicy | None = None,
         app_key: str | None = None,
-        health: Health | None = None,
     ) -> None:
         self.graph_url = graph_url.rstrip("/")
-        self.tokens = tokens
+        self.transport = transport
         self.pacers = pacers
-        self.app_key = app_key or tokens.client_id
-        self.transport = Transport(http, tokens, retry=retry, health=health)
+        self.tokens = tokens = transport.tokens
+        self.app_key = app_key or (tokens.client_id if tokens is not None else "anonymous")
+        self.session_renewals = transport.retry.budget(Cause.SESSION)
 
     # -- plumbing ----------------------------------------------------------------------------
     def pacer(self, mailbox_id: str) -> MailboxPacer:

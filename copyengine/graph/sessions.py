@@ -16,8 +16,7 @@ import anyio
 import structlog
 
 from ..errors import SessionExpired
-from ..pacing.policy import Cause, RetriesExhausted
-from .client import GraphClient
+from .api import MailboxApi
 from .models import Imported, ImportSession
 
 log = structlog.get_logger("copyengine.sessions")
@@ -26,7 +25,7 @@ log = structlog.get_logger("copyengine.sessions")
 class ImportSessionPool:
     def __init__(
         self,
-        client: GraphClient,
+        client: MailboxApi,
         mailbox_id: str,
         margin: float = 120.0,
         clock: Callable[[], float] = time.time,
@@ -78,18 +77,16 @@ class ImportSessionPool:
         item_id: str | None = None,
         change_key: str | None = None,
     ) -> Imported:
-        policy = self.client.transport.retry
         session = await self.get()
-        for _ in range(1000):
+        renewals = self.client.session_renewals
+        for attempt in range(renewals + 1):
             try:
                 return await self.client.import_item(
                     session, folder_id, data, item_id=item_id, change_key=change_key
                 )
             except SessionExpired as exc:
-                try:
-                    policy = policy.increment(Cause.SESSION)
-                except RetriesExhausted:
-                    raise exc from None
+                if attempt == renewals:
+                    raise
                 log.info("import_session.renewing", mailbox=self.mailbox_id, status=exc.status)
                 session = await self.renew(session)
-        raise AssertionError("unreachable: the session budget bounds the loop")  # pragma: no cover
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

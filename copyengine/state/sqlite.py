@@ -1,12 +1,10 @@
-"""The durable record of a job.
+"""The embedded Store: SQLite in WAL mode, one file per job, and the job's lock beside it.
 
 Every copied item goes through: intent (written and committed *before* its import is sent)
--> outcome (done / failed / skipped, group-committed every ``flush_interval``). After a crash,
-an item left in ``INTENT`` may or may not exist in the target: the pipeline settles it by
-looking the item up in the target folder by its search key before anything is resent.
-
-``Store`` is the interface; ``SQLiteStore`` the embedded implementation (WAL). A PostgreSQL
-store for multi-host jobs implements the same methods.
+-> outcome (done / adopted / failed / unknown, group-committed every ``flush_interval``).
+After a crash, an item left in ``INTENT`` may or may not exist in the target: the pipeline
+settles it by looking the item up in the target folder by its search key before anything is
+resent.
 """
 
 from __future__ import annotations
@@ -19,80 +17,17 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from types import TracebackType
+from typing import Any, Self, TypeVar
 
 import anyio
+from anyio.abc import TaskGroup
 
-from .errors import ForeignState, JobLocked, StateError
+from ..errors import ForeignState, JobLocked, StateError
+from .records import FolderRecord, Intent, ItemRecord, Outcome, Status
 
 T = TypeVar("T")
-
-
-class Status(IntEnum):
-    INTENT = 1  # import about to be sent (or sent, outcome not recorded)
-    DONE = 2  # copied by us
-    ADOPTED = 3  # found already present in the target (matched by search key)
-    FAILED = 4
-    SKIPPED = 5
-    UNKNOWN = 6  # import outcome unknown at run time: to be settled
-    PENDING = 7  # intent recorded, but the run stopped before the import was sent
-
-
-SETTLED = (Status.DONE, Status.ADOPTED, Status.SKIPPED)
-
-
-@dataclass(frozen=True, slots=True)
-class Intent:
-    source_id: str
-    folder_id: str
-    search_key: bytes | None
-    size: int
-    target_folder_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    source_id: str
-    status: Status
-    target_id: str | None = None
-    target_change_key: str | None = None
-    error: str | None = None
-    request_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ItemRecord:
-    source_id: str
-    folder_id: str
-    status: Status
-    search_key: bytes | None
-    target_folder_id: str | None
-    target_id: str | None
-    attempts: int
-
-
-class Store(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def pair_started(self, pair: str, source: str, target: str) -> None: ...
-    async def pair_finished(self, pair: str, status: str, error: str | None) -> None: ...
-    async def folder_mapped(
-        self,
-        pair: str,
-        source_folder_id: str,
-        source_path: str,
-        target_folder_id: str,
-        target_path: str,
-    ) -> None: ...
-    async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]: ...
-    async def unsettled(self, pair: str) -> list[ItemRecord]: ...
-    async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None: ...
-    def record_outcome(self, pair: str, outcome: Outcome) -> None: ...
-    async def flush(self) -> None: ...
-    async def summary(self, pair: str) -> dict[str, int]: ...
 
 
 SCHEMA = """
@@ -111,12 +46,15 @@ CREATE TABLE IF NOT EXISTS items (
     search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
     status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT, updated REAL NOT NULL,
+    source_change_key TEXT,
     PRIMARY KEY (pair, source_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_folder ON items (pair, folder_id);
 CREATE INDEX IF NOT EXISTS items_by_status ON items (pair, status);
 """
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# Version 1 had no source change key; adding the column is the whole migration.
+MIGRATIONS = {"1": ("ALTER TABLE items ADD COLUMN source_change_key TEXT",)}
 
 
 def _explain(exc: BaseException) -> str:
@@ -155,6 +93,7 @@ class SQLiteStore:
         self.identity = identity
         self.exclusive = exclusive
         self._lock_fd: int | None = None
+        self._tg: TaskGroup | None = None
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, Outcome]] = []
@@ -176,6 +115,29 @@ class SQLiteStore:
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._run, fn)
+
+    async def __aenter__(self) -> Self:
+        """Open, and commit buffered outcomes every ``flush_interval`` until exited."""
+        await self.open()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._flusher)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        try:
+            if tg is not None:
+                tg.cancel_scope.cancel()
+                await tg.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
 
     @property
     def lock_path(self) -> Path:
@@ -250,8 +212,15 @@ class SQLiteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=10000")
+            row = None
+            if db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
+                row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            if row is not None and row[0] in MIGRATIONS and self.exclusive:
+                for stmt in MIGRATIONS[row[0]]:
+                    db.execute(stmt)
+                db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
+                row = (SCHEMA_VERSION,)
             db.executescript(SCHEMA)
-            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
@@ -299,7 +268,7 @@ class SQLiteStore:
         finally:
             self._release_lock()
 
-    async def run_flusher(self) -> None:
+    async def _flusher(self) -> None:
         """Commit buffered outcomes every ``flush_interval`` until cancelled."""
         while True:
             await anyio.sleep(self.flush_interval)
@@ -345,12 +314,32 @@ class SQLiteStore:
             )
         )
 
+    async def folders(self, pair: str) -> list[FolderRecord]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link "
+                "FROM folders WHERE pair=? ORDER BY source_path",
+                (pair,),
+            ).fetchall()
+        )
+        return [FolderRecord(*r) for r in rows]
+
+    async def set_delta_link(self, pair: str, source_folder_id: str, link: str | None) -> None:
+        await self._call(
+            lambda db: db.execute(
+                "UPDATE folders SET delta_link=? WHERE pair=? AND source_folder_id=?",
+                (link, pair, source_folder_id),
+            )
+        )
+
     # -- items -------------------------------------------------------------------------------
     @staticmethod
     def _record(row: tuple[Any, ...]) -> ItemRecord:
         return ItemRecord(row[0], row[1], Status(row[2]), row[3], row[4], row[5], row[6])
 
-    _COLS = "source_id, folder_id, status, search_key, target_folder_id, target_id, attempts"
+    _COLS = (
+        "source_id, folder_id, status, search_key, target_folder_id, target_id, source_change_key"
+    )
 
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
         rows = await self._call(
@@ -382,6 +371,7 @@ class SQLiteStore:
                 i.target_folder_id,
                 int(Status.INTENT),
                 now,
+                i.change_key,
             )
             for i in intents
         ]
@@ -390,10 +380,12 @@ class SQLiteStore:
             db.execute("BEGIN")
             db.executemany(
                 "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
-                "target_folder_id, status, attempts, updated) VALUES (?,?,?,?,?,?,?,1,?) "
+                "target_folder_id, status, attempts, updated, source_change_key) "
+                "VALUES (?,?,?,?,?,?,?,1,?,?) "
                 "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
                 "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
-                "updated=excluded.updated, search_key=excluded.search_key",
+                "updated=excluded.updated, search_key=excluded.search_key, "
+                "source_change_key=excluded.source_change_key",
                 rows,
             )
             db.execute("COMMIT")
@@ -453,7 +445,6 @@ class SQLiteStore:
             Status.DONE: "copied",
             Status.ADOPTED: "already present",
             Status.FAILED: "failed",
-            Status.SKIPPED: "skipped",
             Status.INTENT: "unknown",  # an import was (about to be) sent: settled next run
             Status.UNKNOWN: "unknown",
             Status.PENDING: "not attempted",

@@ -17,9 +17,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import JobConfig, TenantConfig
-from ..emulator.process import EmulatorStartError, emulator_process
-from ..errors import ConfigError, CopyEngineError
+from .config import JobConfig, TenantConfig
+from .emulator.process import EmulatorStartError, emulator_process
+from .errors import ConfigError, CopyEngineError
 
 READY_TIMEOUT = 120.0
 

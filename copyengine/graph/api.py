@@ -1,0 +1,82 @@
+"""``MailboxApi``: the engine's one seam to the mailbox service, as a protocol.
+
+The pipeline, the target tree and ``verify`` are typed against it. ``GraphClient`` speaks
+HTTP to Graph (or the emulator); tests may pass a scripted in-memory fake
+(``tests/fake_api.py``) to drive pipeline stages without sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import msgspec
+
+from ..report import PacerView
+from .models import (
+    DeltaPage,
+    Exported,
+    Folder,
+    FolderNode,
+    Imported,
+    ImportSession,
+    Item,
+    MailboxRef,
+)
+from .transport import Health
+
+
+@dataclass
+class Clients:
+    """The built clients a job runs with (``wiring`` builds them): one per tenant (the same
+    object when both tenants are one app) and the service's health, read by the drain."""
+
+    src: MailboxApi
+    dst: MailboxApi
+    health: Health
+
+
+class MailboxApi(Protocol):
+    # how often an item's import may renew a dead import session (the retry policy's budget)
+    session_renewals: int
+
+    def pacer(self, mailbox_id: str) -> PacerView: ...
+
+    async def resolve_mailbox(self, upn: str) -> MailboxRef: ...
+    async def walk_folders(
+        self, mailbox_id: str, max_folders: int = 100_000
+    ) -> list[FolderNode]: ...
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder: ...
+    async def create_folder(
+        self, mailbox_id: str, parent_id: str | None, name: str, folder_type: str = "IPF.Note"
+    ) -> Folder: ...
+
+    def list_items(
+        self,
+        mailbox_id: str,
+        folder_id: str,
+        *,
+        select: tuple[str, ...] | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        with_keys: bool = False,
+        page_size: int = 250,
+    ) -> AsyncIterator[list[Item]]: ...
+
+    def item_delta(
+        self, mailbox_id: str, folder_id: str, delta_link: str | None = None, page_size: int = 200
+    ) -> AsyncIterator[DeltaPage]: ...
+
+    async def export_items(self, mailbox_id: str, item_ids: list[str]) -> list[Exported]: ...
+    async def create_import_session(self, mailbox_id: str) -> ImportSession: ...
+    async def import_item(
+        self,
+        session: ImportSession,
+        folder_id: str,
+        data: msgspec.Raw | str,
+        *,
+        item_id: str | None = None,
+        change_key: str | None = None,
+    ) -> Imported: ...

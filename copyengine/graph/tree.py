@@ -1,0 +1,68 @@
+"""A target mailbox's folder tree as the copy and ``verify`` see it: loaded once, extended as
+folders are created. Where a folder goes is decided by ``plan.place`` (pure); this class only
+does the I/O around it, for both callers alike."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from ..errors import NotFound
+from ..plan import Placement, TargetRef, place
+from .api import MailboxApi
+from .models import Folder
+
+
+class TargetTree:
+    def __init__(self, client: MailboxApi, mailbox_id: str) -> None:
+        self.client = client
+        self.mailbox_id = mailbox_id
+        self.children: dict[str | None, dict[str, str]] = defaultdict(dict)
+        self.folders: dict[str, Folder] = {}
+        self.anchors: dict[str, str] = {}  # well-known name -> folder id
+        self._missing_anchors: set[str] = set()
+
+    async def load(self) -> None:
+        for node in await self.client.walk_folders(self.mailbox_id):
+            f = node.folder
+            parent = None if node.depth == 1 else f.parent_id
+            self._add(parent, f)
+            if f.well_known:
+                self.anchors[f.well_known] = f.id
+
+    def _add(self, parent: str | None, f: Folder) -> None:
+        self.children[parent][f.name.casefold()] = f.id
+        self.folders[f.id] = f
+
+    async def _resolve_anchor(self, anchor: str | None) -> None:
+        """A well-known folder not seen in the walk (hidden under another parent, say) is
+        asked for by name once; the answer is remembered either way."""
+        if not anchor or anchor in self.anchors or anchor in self._missing_anchors:
+            return
+        try:
+            f = await self.client.get_folder(self.mailbox_id, anchor)
+        except NotFound:
+            self._missing_anchors.add(anchor)
+            return
+        self.anchors[anchor] = f.id
+        self.folders[f.id] = f
+
+    async def find(self, ref: TargetRef, fallback_top: str) -> Placement:
+        await self._resolve_anchor(ref.anchor)
+        return place(ref, fallback_top, self.anchors, self.children)
+
+    async def ensure(
+        self, ref: TargetRef, folder_type: str, fallback_top: str
+    ) -> tuple[Folder, bool]:
+        """The target folder for ``ref``, created (with parents) if missing; (folder, new)."""
+        where = await self.find(ref, fallback_top)
+        if where.existing is not None:
+            return self.folders[where.existing], False
+        parent = where.parent
+        folder: Folder | None = None
+        for k, name in enumerate(where.missing):
+            kind = folder_type if k == len(where.missing) - 1 else "IPF.Note"
+            folder = await self.client.create_folder(self.mailbox_id, parent, name, kind)
+            self._add(parent, folder)
+            parent = folder.id
+        assert folder is not None
+        return folder, True

@@ -1,0 +1,116 @@
+"""The one writer of a pair's outcomes and statistics: every item's fate goes through here,
+to the state store and to the report's counters together, so they cannot disagree."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..graph import Item
+from ..plan import Skip
+from ..state import Intent, Outcome, Status, Store
+from .work import FolderJob
+
+VANISHED = "deleted at source during the copy"
+
+
+class Ledger:
+    def __init__(self, pair: str, store: Store, log: Any) -> None:
+        self.pair = pair
+        self.store = store
+        self.log = log
+
+    # -- enumeration ---------------------------------------------------------------------------
+    def listed(self, job: FolderJob, item: Item) -> None:
+        job.stats.source_items += 1
+        job.stats.source_bytes += item.size
+
+    def skipped(self, job: FolderJob, item: Item, why: Skip) -> None:
+        job.stats.skipped[why.value] += 1
+        if why is Skip.TOO_LARGE:
+            job.stats.skipped_items.append(
+                {"id": item.id, "size": item.size, "folder": job.plan.source.path}
+            )
+
+    def present(self, job: FolderJob) -> None:
+        job.stats.already_present += 1
+
+    async def adopted(self, job: FolderJob, found: list[tuple[Item, str]]) -> None:
+        """Items found in the target by search key while listing: recorded, not copied."""
+        await self.intents(job, [i for i, _ in found])
+        for item, target_id in found:
+            self.store.record_outcome(self.pair, Outcome(item.id, Status.ADOPTED, target_id))
+
+    # -- copying -------------------------------------------------------------------------------
+    async def intents(self, job: FolderJob, items: Iterable[Item]) -> None:
+        """Durable before returning: imports of these items may be sent once it returns."""
+        await self.store.record_intents(
+            self.pair,
+            [
+                Intent(i.id, job.source_id, i.search_key, i.size, job.target.id, i.change_key)
+                for i in items
+            ],
+        )
+
+    def copied(self, job: FolderJob, item: Item, target_id: str, change_key: str) -> None:
+        self.store.record_outcome(self.pair, Outcome(item.id, Status.DONE, target_id, change_key))
+        job.stats.copied += 1
+        job.stats.copied_bytes += item.size
+
+    def found_in_target(self, job: FolderJob, item: Item, target_id: str) -> None:
+        """Settlement found the item's copy: an earlier import did land."""
+        self.store.record_outcome(self.pair, Outcome(item.id, Status.ADOPTED, target_id))
+        job.stats.copied += 1
+        job.stats.copied_bytes += item.size
+
+    def vanished(self, job: FolderJob) -> None:
+        job.stats.skipped[VANISHED] += 1
+
+    def unanswered(self, item: Item, message: str, request_id: str | None) -> None:
+        """An import whose response was lost: settled later, never resent blindly."""
+        self.store.record_outcome(
+            self.pair, Outcome(item.id, Status.UNKNOWN, error=message, request_id=request_id)
+        )
+        self.log.info("item.import_unanswered", item=item.id, error=message)
+
+    # -- final fates ---------------------------------------------------------------------------
+    def failed(self, job: FolderJob, item: Item, reason: str, request_id: str | None) -> None:
+        self.store.record_outcome(
+            self.pair, Outcome(item.id, Status.FAILED, error=reason, request_id=request_id)
+        )
+        job.stats.failed.append(
+            {
+                "id": item.id,
+                "size": item.size,
+                "type": item.type,
+                "reason": reason,
+                "request_id": request_id,
+            }
+        )
+        self.log.warning(
+            "item.failed",
+            item=item.id,
+            folder=job.plan.source.path,
+            reason=reason,
+            request_id=request_id,
+        )
+
+    def unknown(self, job: FolderJob, item: Item, reason: str, request_id: str | None) -> None:
+        """Sent, and whether it landed could not be established (the state keeps its
+        intent; the next run settles it). Never counted as failed."""
+        job.stats.unknown.append(
+            {"id": item.id, "size": item.size, "reason": reason, "request_id": request_id}
+        )
+        self.log.warning("item.outcome_unknown", item=item.id, reason=reason)
+
+    def not_sent(self, job: FolderJob, item: Item) -> None:
+        """Its intent was recorded, but the run stopped before its import was sent."""
+        self.store.record_outcome(self.pair, Outcome(item.id, Status.PENDING))
+        job.stats.not_attempted += 1
+
+    def not_attempted(self, job: FolderJob) -> None:
+        job.stats.not_attempted += 1
+
+    async def flush_if_needed(self) -> None:
+        if self.store.needs_flush():
+            await self.store.flush()

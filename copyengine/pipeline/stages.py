@@ -1,0 +1,152 @@
+"""Exporters and importers of one pair, joined by bounded anyio memory streams; exported data
+is also bounded in bytes by the job-wide budget (``ByteShares``). Intent is committed before
+an import is sent and the outcome after; an item that cannot be finished now waits in
+``retry`` for settlement."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+
+from ..config import Limits
+from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
+from ..graph import Exported, ImportSessionPool, MailboxApi
+from ..plan import encoded_size
+from .ledger import Ledger
+from .work import ByteShares, Exportable
+
+
+class Stages:
+    def __init__(
+        self,
+        src: MailboxApi,
+        src_id: str,
+        pool: ImportSessionPool,
+        limits: Limits,
+        shares: ByteShares,
+        ledger: Ledger,
+    ) -> None:
+        self.src = src
+        self.src_id = src_id
+        self.pool = pool
+        self.limits = limits
+        self.shares = shares
+        self.ledger = ledger
+        self.retry: list[Exportable] = []  # to settle, then perhaps resend
+        self.last_error: dict[str, tuple[str, str | None]] = {}
+        self.inflight: dict[str, Exportable] = {}  # imports sent, no answer yet
+        self.queued: dict[str, Exportable] = {}  # intent recorded, import not yet sent
+        self.sent: set[str] = set()  # items with at least one import sent in this run
+
+    async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
+        lim = self.limits
+        send_b, recv_b = anyio.create_memory_object_stream[list[Exportable]](lim.exporters_per_pair)
+        send_i, recv_i = anyio.create_memory_object_stream[Exportable](lim.importers_per_pair * 2)
+
+        async def produce() -> None:
+            async with send_b:
+                async for batch in source:
+                    await send_b.send(batch)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            async with send_i, recv_b:
+                for _ in range(lim.exporters_per_pair):
+                    tg.start_soon(self._exporter, recv_b.clone(), send_i.clone())
+            async with recv_i:
+                for _ in range(lim.importers_per_pair):
+                    tg.start_soon(self._importer, recv_i.clone())
+
+    def later(self, e: Exportable, reason: str, request_id: str | None) -> None:
+        """Not a failure yet: settled (and perhaps resent) at the end of the pair. The state
+        keeps its intent, if any, so that a run stopped now settles it next time."""
+        e.data = None
+        self.retry.append(e)
+        self.last_error[e.item.id] = (reason, request_id)
+
+    # -- exporters -----------------------------------------------------------------------------
+    async def _exporter(
+        self, recv: ObjectReceiveStream[list[Exportable]], send: ObjectSendStream[Exportable]
+    ) -> None:
+        async with recv, send:
+            async for batch in recv:
+                nbytes = sum(encoded_size(e.item.size) for e in batch)
+                share = await self.shares.take(len(batch), nbytes)
+                for e in batch:
+                    e.share = share
+                try:
+                    # The results hold views of one response buffer; handled in a helper so
+                    # that no frame of this loop keeps them (and the buffer) alive afterwards.
+                    ok = await self._accept(
+                        batch,
+                        await self.src.export_items(self.src_id, [e.item.id for e in batch]),
+                    )
+                except Fatal:
+                    await self.shares.done(share, len(batch))
+                    raise
+                except ServiceError as exc:
+                    await self.shares.done(share, len(batch))
+                    for e in batch:
+                        self.later(e, exc.message, exc.request_id)
+                    continue
+                if not ok:
+                    continue
+                await self._intents(ok)
+                for e in ok:
+                    self.queued[e.item.id] = e
+                for e in ok:
+                    await send.send(e)
+
+    async def _intents(self, ok: list[Exportable]) -> None:
+        """One durable write per folder in the batch (a batch is almost always one folder)."""
+        by: dict[int, list[Exportable]] = {}
+        for e in ok:
+            by.setdefault(id(e.folder), []).append(e)
+        for group in by.values():
+            await self.ledger.intents(group[0].folder, [e.item for e in group])
+
+    async def _accept(self, batch: list[Exportable], results: list[Exported]) -> list[Exportable]:
+        """Attach exported data to its items; the others leave the pipeline here."""
+        ok: list[Exportable] = []
+        for e, r in zip(batch, results, strict=True):
+            if r.ok:
+                e.data = r.data
+                ok.append(e)
+                continue
+            if r.error_code == "ErrorItemNotFound":
+                self.ledger.vanished(e.folder)
+            else:
+                self.later(e, f"export: {r.error_code}: {r.error_message}", None)
+            await self.shares.done(e.share)
+        return ok
+
+    # -- importers -----------------------------------------------------------------------------
+    async def _importer(self, recv: ObjectReceiveStream[Exportable]) -> None:
+        async with recv:
+            async for e in recv:
+                item = e.item
+                self.queued.pop(item.id, None)
+                self.inflight[item.id] = e
+                self.sent.add(item.id)
+                try:
+                    assert e.data is not None
+                    res = await self.pool.import_item(e.folder.target.id, e.data)
+                except Fatal:
+                    raise
+                except OutcomeUnknown as exc:
+                    self.ledger.unanswered(item, exc.message, exc.request_id)
+                    self.later(e, exc.message, exc.request_id)
+                except (ItemFailed, NotFound) as exc:
+                    self.ledger.failed(e.folder, item, exc.message, exc.request_id)
+                except ServiceError as exc:
+                    self.later(e, exc.message, exc.request_id)
+                else:
+                    self.ledger.copied(e.folder, item, res.item_id, res.change_key)
+                finally:
+                    self.inflight.pop(item.id, None)
+                    e.data = None
+                    await self.shares.done(e.share)
+                    e.share = None
+                await self.ledger.flush_if_needed()

@@ -1,0 +1,75 @@
+"""What flows through a pair's pipeline: folders with their target, and items with their
+exported data and the share of the byte budget that data holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..graph import Folder, Item
+from ..plan import FolderPlan, TargetIndex
+from ..report import FolderStats
+from .budget import ByteBudget
+
+
+@dataclass
+class FolderJob:
+    plan: FolderPlan
+    target: Folder
+    stats: FolderStats
+    new: bool  # created in this run: nothing to match against
+    index: TargetIndex = field(default_factory=TargetIndex)
+
+    @property
+    def source_id(self) -> str:
+        return self.plan.source.folder.id
+
+
+@dataclass(eq=False)
+class BatchShare:
+    """One export response: its items' data are slices of one buffer, which lives until the
+    last of them has left the pipeline, so the budget is held per response."""
+
+    left: int
+    nbytes: int
+
+
+@dataclass(eq=False)
+class Exportable:
+    item: Item
+    folder: FolderJob
+    data: Any = None  # msgspec.Raw from the export; None once imported
+    share: BatchShare | None = None
+
+
+class ByteShares:
+    """The pair's shares of the job-wide byte budget, released in one place: when the last
+    item of an export response leaves the pipeline (imported, failed, gone), or all at once
+    when the pair stops with data still queued."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self.budget = budget
+        self._open: set[BatchShare] = set()
+
+    async def take(self, items: int, nbytes: int) -> BatchShare:
+        await self.budget.acquire(nbytes)
+        share = BatchShare(items, nbytes)
+        self._open.add(share)
+        return share
+
+    async def done(self, share: BatchShare | None, items: int = 1) -> None:
+        if share is None or share not in self._open:
+            return
+        share.left -= items
+        if share.left <= 0:
+            self._open.discard(share)
+            await self.budget.release(share.nbytes)
+
+    async def release_all(self) -> None:
+        shares, self._open = self._open, set()
+        for s in shares:
+            await self.budget.release(s.nbytes)
+
+    @property
+    def held(self) -> int:
+        return sum(s.nbytes for s in self._open)

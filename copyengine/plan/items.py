@@ -1,0 +1,137 @@
+"""Pure item decisions: filters, what to do with a source item given its state record and
+the target folder's index, how target items are matched (one rule for items without a
+search key), and how items are batched for exportItems."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import Enum
+
+from ..config import ItemFilters
+from ..graph.models import Item
+from ..state import SETTLED, ItemRecord
+from ..timefmt import parse_graph_datetime
+
+
+class Skip(Enum):
+    TOO_LARGE = "larger than max_size"
+    OUT_OF_RANGE = "created outside the date range"
+    TYPE = "item type not selected"
+
+
+def filter_item(item: Item, f: ItemFilters) -> Skip | None:
+    if f.max_size is not None and item.size > f.max_size:
+        return Skip.TOO_LARGE
+    if f.types and not any(item.type == t or item.type.startswith(t + ".") for t in f.types):
+        return Skip.TYPE
+    if f.created_after or f.created_before:
+        created = parse_graph_datetime(item.created) if item.created else None
+        if created is not None:
+            if f.created_after and created < f.created_after:
+                return Skip.OUT_OF_RANGE
+            if f.created_before and created >= f.created_before:
+                return Skip.OUT_OF_RANGE
+    return None
+
+
+class Decision(Enum):
+    COPY = "copy"
+    ALREADY_DONE = "already done"  # state says it was copied
+    ADOPT = "adopt"  # found in the target by search key: record, do not copy
+
+
+@dataclass
+class TargetIndex:
+    """The items of one folder by search key (several may share one key). An item without a
+    search key cannot be matched to a source item: it is kept apart in ``keyless`` and only
+    counted (``surplus``), never claimed. The copy, settlement and ``verify`` all use this
+    one rule."""
+
+    by_key: dict[bytes, list[str]] = field(default_factory=lambda: defaultdict(list))
+    keyless: list[str] = field(default_factory=list)
+    claimed: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(
+        cls, items: Iterable[Item], exclude: set[str] | frozenset[str] = frozenset()
+    ) -> TargetIndex:
+        """The index of ``items``, leaving out the ids in ``exclude`` (target items already
+        recorded for other source items, during settlement)."""
+        idx = cls()
+        for it in items:
+            if it.id in exclude:
+                continue
+            if it.search_key is None:
+                idx.keyless.append(it.id)
+            else:
+                idx.by_key[it.search_key].append(it.id)
+        return idx
+
+    def count(self) -> int:
+        return sum(map(len, self.by_key.values())) + len(self.keyless)
+
+    def claim(self, key: bytes | None, prefer: str | None = None) -> str | None:
+        """Take one unclaimed target item with this search key (``prefer`` first)."""
+        if key is None:
+            return None
+        ids = self.by_key.get(key)
+        if not ids:
+            return None
+        if prefer is not None and prefer in ids and prefer not in self.claimed:
+            self.claimed.add(prefer)
+            return prefer
+        for i in ids:
+            if i not in self.claimed:
+                self.claimed.add(i)
+                return i
+        return None
+
+
+def surplus(a: TargetIndex, b: TargetIndex) -> list[str]:
+    """Ids of ``a`` beyond what ``b`` holds: per search key, and for keyless items by count
+    (``verify``: source surplus = missing, target surplus = extra)."""
+    out = [i for k, ids in a.by_key.items() for i in ids[len(b.by_key.get(k, ())) :]]
+    out.extend(a.keyless[len(b.keyless) :])
+    return out
+
+
+def decide(
+    item: Item, record: ItemRecord | None, index: TargetIndex
+) -> tuple[Decision, str | None]:
+    """What to do with a source item, given its state record and the target folder's index.
+
+    A settled record whose target item still exists is done. Anything else (no record, an
+    intent left by a crash, an unknown outcome, a failure, or a record whose target copy is
+    gone) is settled against the target first: a target item with the same search key is
+    adopted; only an item absent from the target is copied."""
+    if record is not None and record.status in SETTLED:
+        got = index.claim(item.search_key, prefer=record.target_id)
+        if got is not None or item.search_key is None:
+            return Decision.ALREADY_DONE, record.target_id
+        return Decision.COPY, None  # the copy was deleted from the target: copy again
+    got = index.claim(item.search_key)
+    if got is not None:
+        return Decision.ADOPT, got
+    return Decision.COPY, None
+
+
+def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[list[Item]]:
+    """Group items for exportItems: at most ``max_items`` and about ``max_bytes`` (from the
+    listed sizes) per batch; an item larger than ``max_bytes`` travels alone."""
+    batch: list[Item] = []
+    size = 0
+    for it in items:
+        if batch and (len(batch) >= max_items or size + it.size > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(it)
+        size += it.size
+    if batch:
+        yield batch
+
+
+def encoded_size(size: int) -> int:
+    """Bytes of a base64 ``data`` string for an item of ``size`` (plus stream overhead)."""
+    return (size + 1024) * 4 // 3 + 256

@@ -1,0 +1,63 @@
+"""What the state store records: per item an intent before its import and an outcome after,
+per folder its mapping and delta link. Plain values, shared by every Store implementation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Status(IntEnum):
+    INTENT = 1  # import about to be sent (or sent, outcome not recorded)
+    DONE = 2  # copied by us
+    ADOPTED = 3  # found already present in the target (matched by search key)
+    FAILED = 4
+    # 5 was SKIPPED, never written: filtered items are not recorded
+    UNKNOWN = 6  # import outcome unknown at run time: to be settled
+    PENDING = 7  # intent recorded, but the run stopped before the import was sent
+
+
+SETTLED = (Status.DONE, Status.ADOPTED)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    source_id: str
+    folder_id: str
+    search_key: bytes | None
+    size: int
+    target_folder_id: str
+    change_key: str | None = None  # the source item's change key when it was exported
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    source_id: str
+    status: Status
+    target_id: str | None = None
+    target_change_key: str | None = None
+    error: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    source_id: str
+    folder_id: str
+    status: Status
+    search_key: bytes | None
+    target_folder_id: str | None
+    target_id: str | None
+    change_key: str | None = None  # the source change key of the copy recorded
+
+
+@dataclass(frozen=True, slots=True)
+class FolderRecord:
+    """A source folder of a pair, where it went, and its item delta link (stored only once
+    the round it closes is settled)."""
+
+    source_folder_id: str
+    source_path: str
+    target_folder_id: str
+    target_path: str
+    delta_link: str | None = None

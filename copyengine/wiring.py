@@ -1,0 +1,141 @@
+"""The composition root: configuration in, built objects out. Token providers, the TLS
+context, pacers (the one place config limits become pacer limits), Graph clients and the
+state store are assembled here and nowhere else; ``run``, ``verify``, ``status`` and the
+tests receive what this builds."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+
+from .auth import Credential, TokenProvider
+from .config import JobConfig, Limits, Pair, TenantConfig
+from .graph import Clients, GraphClient, Health, Timeouts, Transport
+from .pacing import PacerLimits, Pacers
+from .pacing.policy import Backoff, RetryPolicy
+from .pipeline.job import run_pairs
+from .pipeline.stop import StopFlag
+from .report import JobStats
+from .state import SQLiteStore
+from .verify import PairCheck, verify_pairs
+
+# The server counts a request against its windows when it arrives, a little after we count
+# it on sending; our windows are this much wider so that the server never sees more than the
+# budget. For time-scaled windows (seconds long) the slack is at most this share of one.
+ARRIVAL_SLACK_S = 0.5
+ARRIVAL_SLACK_SHARE = 0.01
+
+
+def credential_of(t: TenantConfig) -> Credential:
+    if t.client_secret is not None:
+        return Credential(secret=t.client_secret)
+    if t.pfx is not None:
+        return Credential(pfx_path=t.pfx, pfx_password=t.pfx_password)
+    assert t.certificate_key is not None and t.certificate is not None
+    return Credential(
+        private_key=t.certificate_key, certificate=t.certificate.read_text(encoding="utf-8")
+    )
+
+
+def ssl_context(cfg: JobConfig) -> ssl.SSLContext:
+    """System trust plus every configured CA bundle; verification is never switched off."""
+    ctx = ssl.create_default_context()
+    for t in (cfg.source, cfg.target):
+        if t.ca_bundle is not None:
+            ctx.load_verify_locations(cafile=str(t.ca_bundle))
+    return ctx
+
+
+def pacer_limits(lim: Limits) -> PacerLimits:
+    slack = min(
+        ARRIVAL_SLACK_S,
+        ARRIVAL_SLACK_SHARE * min(lim.upload_window_s, lim.request_window_s),
+    )
+    return PacerLimits(
+        concurrency=lim.in_flight_per_mailbox,
+        requests=lim.requests_per_window,
+        request_window=lim.request_window_s,
+        upload_bytes=lim.upload_bytes_per_window,
+        upload_window=lim.upload_window_s,
+        window_slack=slack,
+    )
+
+
+def retry_policy(lim: Limits) -> RetryPolicy:
+    cap = lim.retry_backoff_cap_s
+    return RetryPolicy(backoff=Backoff(base=min(Backoff.base, cap), cap=cap))
+
+
+def token_provider(t: TenantConfig) -> TokenProvider:
+    return TokenProvider(
+        tenant=t.tenant_id,
+        client_id=t.client_id,
+        credential=credential_of(t),
+        authority_host=t.authority,
+        ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
+    )
+
+
+def graph_client(
+    graph_url: str,
+    tokens: TokenProvider,
+    http: aiohttp.ClientSession,
+    pacers: Pacers,
+    *,
+    retry: RetryPolicy | None = None,
+    health: Health | None = None,
+) -> GraphClient:
+    return GraphClient(graph_url, Transport(http, tokens, retry=retry, health=health), pacers)
+
+
+@asynccontextmanager
+async def clients(
+    cfg: JobConfig, timeouts: Timeouts | None = None, health: Health | None = None
+) -> AsyncIterator[Clients]:
+    """The job's clients over one HTTP session (bounded by ``[limits] connections``)."""
+    health = health or Health()
+    lim = cfg.limits
+    pacers = Pacers(pacer_limits(lim))
+    conn = aiohttp.TCPConnector(ssl=ssl_context(cfg), limit=lim.connections, ttl_dns_cache=300)
+    timeout = (timeouts or Timeouts()).client_timeout()
+    async with aiohttp.ClientSession(connector=conn, timeout=timeout, auto_decompress=True) as http:
+        retry = retry_policy(lim)
+
+        def build(t: TenantConfig) -> GraphClient:
+            return graph_client(
+                t.graph_url, token_provider(t), http, pacers, retry=retry, health=health
+            )
+
+        src = build(cfg.source)
+        same = (cfg.source.tenant_id, cfg.source.client_id, cfg.source.graph_url) == (
+            cfg.target.tenant_id,
+            cfg.target.client_id,
+            cfg.target.graph_url,
+        )
+        dst = src if same else build(cfg.target)
+        yield Clients(src, dst, health)
+
+
+def store(cfg: JobConfig, *, exclusive: bool = True) -> SQLiteStore:
+    """The job's state store; ``exclusive`` takes the job's lock (a run), else reads only."""
+    return SQLiteStore(cfg.state_path, identity=cfg.identity(), exclusive=exclusive)
+
+
+async def run_job(
+    cfg: JobConfig,
+    stop: StopFlag | None = None,
+    stats: JobStats | None = None,
+    pairs: tuple[Pair, ...] | None = None,
+) -> JobStats:
+    """Build the job's clients and store, and run it (see ``pipeline.job.run_pairs``)."""
+    async with clients(cfg) as built:
+        return await run_pairs(cfg, built, store(cfg), stop, stats, pairs)
+
+
+async def verify_job(cfg: JobConfig) -> list[PairCheck]:
+    """Build the job's clients and compare source and target of every pair."""
+    async with clients(cfg) as built:
+        return await verify_pairs(cfg, built)
