@@ -11,7 +11,7 @@ from enum import Enum
 
 from ..config import ItemFilters
 from ..graph.models import Item
-from ..state import SETTLED, ItemRecord
+from ..state.records import SETTLED, ItemRecord
 from ..timefmt import parse_graph_datetime
 
 

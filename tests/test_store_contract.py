@@ -1,0 +1,172 @@
+"""The Store contract: what every state store implementation must do (SQLite today; the
+PostgreSQL store for several hosts will be added to ``IMPLEMENTATIONS`` and pass the same)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.errors import ForeignState, JobLocked
+from copyengine.state import Intent, Outcome, SQLiteStore, Status, Store
+
+pytestmark = pytest.mark.anyio
+JOB = {"name": "", "source": "contoso/app1", "target": "fabrikam/app2"}
+P = "a@contoso.example->a@fabrikam.example"
+
+Factory = Callable[..., Store]
+
+
+def sqlite_factory(tmp_path: Path) -> Factory:
+    def make(identity: dict[str, str] = JOB, exclusive: bool = True) -> Store:
+        return SQLiteStore(
+            tmp_path / "state.sqlite", flush_interval=0.02, identity=identity, exclusive=exclusive
+        )
+
+    return make
+
+
+IMPLEMENTATIONS = {"sqlite": sqlite_factory}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def make(request: Any, tmp_path: Path) -> Factory:
+    return IMPLEMENTATIONS[request.param](tmp_path)
+
+
+def _intent(i: int, folder: str = "F1", key: bytes | None = b"k") -> Intent:
+    return Intent(f"s{i}", folder, key + bytes([i]) if key else None, 100 + i, "T1", f"ck{i}")
+
+
+async def test_pairs_are_recorded_with_their_status(make: Factory) -> None:
+    async with make() as st:
+        await st.pair_started(P, "a@contoso.example", "a@fabrikam.example")
+        assert [(p["pair"], p["status"]) for p in await st.pairs()] == [(P, "running")]
+        await st.pair_finished(P, "failed", "mailbox not found")
+        (p,) = await st.pairs()
+        assert p["status"] == "failed" and p["error"] == "mailbox not found" and p["finished"]
+        await st.pair_started(P, "a@contoso.example", "a@fabrikam.example")
+        (p,) = await st.pairs()
+        assert p["status"] == "running" and p["error"] is None and p["finished"] is None
+
+
+async def test_intents_are_durable_when_recorded(make: Factory) -> None:
+    async with make() as st:
+        await st.record_intents(P, [_intent(1), _intent(2)])
+        reader = make(exclusive=False)
+        await reader.open()
+        try:
+            recs = await reader.items_in_folder(P, "F1")
+        finally:
+            await reader.close()
+    assert {r.source_id: r.status for r in recs.values()} == {
+        "s1": Status.INTENT,
+        "s2": Status.INTENT,
+    }
+    assert recs["s1"].change_key == "ck1" and recs["s1"].search_key == b"k\x01"
+
+
+async def test_outcomes_are_group_committed_and_flushed_on_close(make: Factory) -> None:
+    async with make() as st:
+        await st.record_intents(P, [_intent(1), _intent(2), _intent(3)])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "tck1"))
+        for _ in range(500):  # the store's own group commit, within a few intervals
+            if (await st.items_in_folder(P, "F1"))["s1"].status is Status.DONE:
+                break
+            await anyio.sleep(0.01)
+        assert (await st.items_in_folder(P, "F1"))["s1"].status is Status.DONE
+        st.record_outcome(P, Outcome("s2", Status.FAILED, error="corrupt", request_id="r1"))
+        st.record_outcome(P, Outcome("s9", Status.DONE, "t9"))  # no intent: ignored
+    async with make() as st:
+        recs = await st.items_in_folder(P, "F1")
+        assert recs["s1"].status is Status.DONE and recs["s1"].target_id == "t1"
+        assert recs["s2"].status is Status.FAILED
+        assert "s9" not in recs
+        assert {r.source_id for r in await st.unsettled(P)} == {"s3"}
+        assert await st.summary(P) == {"copied": 1, "failed": 1, "unknown": 1}
+
+
+async def test_an_intent_again_reopens_the_item(make: Factory) -> None:
+    async with make() as st:
+        await st.record_intents(P, [_intent(1)])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1"))
+        await st.flush()
+        await st.record_intents(P, [_intent(1)])
+        rec = (await st.items_in_folder(P, "F1"))["s1"]
+        assert rec.status is Status.INTENT and rec.target_id == "t1"
+
+
+async def test_unknown_and_pending_items_are_unsettled_or_not_attempted(make: Factory) -> None:
+    async with make() as st:
+        await st.record_intents(P, [_intent(1), _intent(2), _intent(3, key=None)])
+        st.record_outcome(P, Outcome("s1", Status.UNKNOWN, error="response lost"))
+        st.record_outcome(P, Outcome("s2", Status.PENDING))
+        await st.flush()
+        assert {r.source_id for r in await st.unsettled(P)} == {"s1", "s3"}
+        assert await st.summary(P) == {"unknown": 2, "not attempted": 1}
+        assert (await st.items_in_folder(P, "F1"))["s3"].search_key is None
+
+
+async def test_folders_and_their_delta_links(make: Factory) -> None:
+    async with make() as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.folder_mapped(P, "F2", "/Inbox/a\\/b", "T2", "<inbox>/a\\/b")
+        await st.set_delta_link(P, "F1", "https://graph/delta?token=1")
+        await st.folder_mapped(P, "F1", "/Inbox", "T1b", "<inbox>")  # remapped: link kept
+        got = {f.source_folder_id: f for f in await st.folders(P)}
+        assert got["F1"].target_folder_id == "T1b"
+        assert got["F1"].delta_link == "https://graph/delta?token=1"
+        assert got["F2"].delta_link is None and got["F2"].source_path == "/Inbox/a\\/b"
+        await st.set_delta_link(P, "F1", None)
+        assert {f.source_folder_id: f.delta_link for f in await st.folders(P)}["F1"] is None
+
+
+async def test_one_run_at_a_time(make: Factory) -> None:
+    async with make():
+        with pytest.raises(JobLocked, match="another run of this job is in progress"):
+            async with make():
+                pass
+        reader = make(exclusive=False)  # status may read while a run holds the lock
+        await reader.open()
+        await reader.close()
+    async with make():
+        pass  # released
+
+
+async def test_another_jobs_state_is_refused(make: Factory) -> None:
+    async with make():
+        pass
+    with pytest.raises(ForeignState, match="belongs to another job"):
+        async with make(identity={**JOB, "target": "northwind/app3"}):
+            pass
+
+
+def test_sqlite_schema_1_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '1');
+        CREATE TABLE items (
+            pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
+            search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
+            status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT,
+            updated REAL NOT NULL, PRIMARY KEY (pair, source_id)) WITHOUT ROWID;
+        INSERT INTO items VALUES ('p','s1','F1',NULL,1,'T1',2,'t1',NULL,1,NULL,NULL,0);
+        """
+    )
+    db.commit()
+    db.close()
+
+    async def check() -> None:
+        async with SQLiteStore(path, identity=JOB) as st:
+            rec = (await st.items_in_folder("p", "F1"))["s1"]
+            assert rec.status is Status.DONE and rec.change_key is None
+
+    anyio.run(check)
