@@ -1,0 +1,236 @@
+"""A scripted, in-memory ``MailboxApi`` for stage tests: no sockets, no emulator.
+
+Mailboxes hold folders and items; an export's ``data`` names its source item, and an import
+creates a target item with the source's search key and size. ``script(call, outcomes)``
+makes the next calls of ``call`` raise (an exception), apply-then-raise (``Applied(exc)``:
+the service acted, the answer was lost), or run (None); ``gate(call)`` blocks calls until
+released."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+import anyio.lowlevel
+import msgspec
+
+from copyengine.errors import NotFound
+from copyengine.graph.models import (
+    DeltaPage,
+    Exported,
+    Folder,
+    FolderNode,
+    Imported,
+    ImportSession,
+    Item,
+    MailboxRef,
+)
+
+WELL_KNOWN = (("Inbox", "inbox"), ("Sent Items", "sentitems"), ("Archive", "archive"))
+
+
+@dataclass
+class Applied:
+    """Do the call, then raise ``exc`` (the service acted; its answer was lost)."""
+
+    exc: Exception
+
+
+class FakePacer:
+    waiting = False
+
+    def throttle_wall_s(self) -> float:
+        return 0.0
+
+    def throttled_total(self) -> int:
+        return 0
+
+    def requests_total(self) -> int:
+        return 0
+
+
+@dataclass
+class FakeMailbox:
+    id: str
+    upn: str
+    folders: dict[str, Folder] = field(default_factory=dict)
+    items: dict[str, dict[str, Item]] = field(default_factory=lambda: defaultdict(dict))
+
+
+class FakeApi:
+    session_renewals = 3
+
+    def __init__(self) -> None:
+        self.mailboxes: dict[str, FakeMailbox] = {}
+        self._ids = itertools.count(1)
+        self._script: dict[str, list[Any]] = defaultdict(list)
+        self._gates: dict[str, anyio.Event] = {}
+        self.calls: dict[str, int] = defaultdict(int)
+
+    # -- set-up ----------------------------------------------------------------------------
+    def mailbox(self, upn: str) -> FakeMailbox:
+        m = self.mailboxes.get(upn)
+        if m is None:
+            m = self.mailboxes[upn] = FakeMailbox(f"MBX:{upn}", upn)
+            for name, wk in WELL_KNOWN:
+                fid = f"{m.id}/{wk}"
+                m.folders[fid] = Folder(fid, name, None, "IPF.Note", wk, 0, 0)
+        return m
+
+    def add_items(self, upn: str, folder: str, n: int, size: int = 1000) -> list[Item]:
+        m = self.mailbox(upn)
+        fid = f"{m.id}/{folder}"
+        out = []
+        for _ in range(n):
+            k = next(self._ids)
+            it = Item(
+                f"i{k}",
+                "ck1",
+                "IPM.Note",
+                size,
+                "2024-01-01T00:00:00Z",
+                "2024-01-01T00:00:00Z",
+                (),
+                k.to_bytes(16, "big"),
+            )
+            m.items[fid][it.id] = it
+            out.append(it)
+        return out
+
+    def script(self, call: str, outcomes: list[Any]) -> None:
+        self._script[call].extend(outcomes)
+
+    def gate(self, call: str) -> anyio.Event:
+        self._gates[call] = ev = anyio.Event()
+        return ev
+
+    async def _enter(self, call: str) -> Any:
+        self.calls[call] += 1
+        gate = self._gates.get(call)
+        if gate is not None:
+            await gate.wait()
+        await anyio.lowlevel.checkpoint()
+        plan = self._script[call]
+        return plan.pop(0) if plan else None
+
+    def keys(self, upn: str) -> list[bytes]:
+        m = self.mailbox(upn)
+        return sorted(i.search_key or b"" for f in m.items.values() for i in f.values())
+
+    # -- MailboxApi ------------------------------------------------------------------------
+    def pacer(self, mailbox_id: str) -> FakePacer:
+        return FakePacer()
+
+    async def resolve_mailbox(self, upn: str) -> MailboxRef:
+        await self._enter("resolve_mailbox")
+        return MailboxRef(upn, self.mailbox(upn).id)
+
+    def _box(self, mailbox_id: str) -> FakeMailbox:
+        return next(m for m in self.mailboxes.values() if m.id == mailbox_id)
+
+    async def walk_folders(self, mailbox_id: str, max_folders: int = 100_000) -> list[FolderNode]:
+        m = self._box(mailbox_id)
+        out: list[FolderNode] = []
+
+        def walk(parent: str | None, names: tuple[str, ...]) -> None:
+            for f in m.folders.values():
+                if f.parent_id == parent:
+                    node = FolderNode(f, (*names, f.name), len(names) + 1)
+                    out.append(node)
+                    walk(f.id, node.names)
+
+        walk(None, ())
+        return out
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        for f in self._box(mailbox_id).folders.values():
+            if ref in (f.id, f.well_known):
+                return f
+        raise NotFound(f"getFolder: {ref} not found", status=404, code="ErrorItemNotFound")
+
+    async def create_folder(
+        self, mailbox_id: str, parent_id: str | None, name: str, folder_type: str = "IPF.Note"
+    ) -> Folder:
+        m = self._box(mailbox_id)
+        fid = f"{m.id}/f{next(self._ids)}"
+        m.folders[fid] = f = Folder(fid, name, parent_id, folder_type, None, 0, 0)
+        return f
+
+    async def list_items(
+        self,
+        mailbox_id: str,
+        folder_id: str,
+        *,
+        select: tuple[str, ...] | None = None,
+        created_from: datetime | None = None,
+        created_before: datetime | None = None,
+        with_keys: bool = False,
+        page_size: int = 250,
+    ) -> AsyncIterator[list[Item]]:
+        outcome = await self._enter("list_items")
+        if isinstance(outcome, Exception):
+            raise outcome
+        items = list(self._box(mailbox_id).items[folder_id].values())
+        for k in range(0, len(items), page_size):
+            yield items[k : k + page_size]
+
+    def item_delta(
+        self, mailbox_id: str, folder_id: str, delta_link: str | None = None, page_size: int = 200
+    ) -> AsyncIterator[DeltaPage]:
+        raise NotImplementedError
+
+    async def export_items(self, mailbox_id: str, item_ids: list[str]) -> list[Exported]:
+        outcome = await self._enter("export_items")
+        if isinstance(outcome, Exception):
+            raise outcome
+        m = self._box(mailbox_id)
+        found = {i.id: i for f in m.items.values() for i in f.values()}
+        out = []
+        for i in item_ids:
+            it = found.get(i)
+            if it is None:
+                out.append(Exported(i, None, None, "ErrorItemNotFound", "gone"))
+            else:
+                out.append(Exported(i, it.change_key, msgspec.Raw(f'"{m.upn}|{i}"'.encode())))
+        return out
+
+    async def create_import_session(self, mailbox_id: str) -> ImportSession:
+        await self._enter("create_import_session")
+        return ImportSession(f"fake://{mailbox_id}", time.time() + 3600, mailbox_id)
+
+    async def import_item(
+        self,
+        session: ImportSession,
+        folder_id: str,
+        data: msgspec.Raw | str,
+        *,
+        item_id: str | None = None,
+        change_key: str | None = None,
+    ) -> Imported:
+        outcome = await self._enter("import_item")
+        if isinstance(outcome, Exception):
+            raise outcome
+        upn, src_id = bytes(data)[1:-1].decode().split("|")  # type: ignore[arg-type]
+        src = self.mailbox(upn)
+        it = next(i for f in src.items.values() for i in f.values() if i.id == src_id)
+        m = self._box(session.mailbox_id)
+        new = Item(
+            f"t{next(self._ids)}",
+            "tck",
+            it.type,
+            it.size,
+            it.created,
+            it.modified,
+            it.categories,
+            it.search_key,
+        )
+        m.items[folder_id][new.id] = new
+        if isinstance(outcome, Applied):
+            raise outcome.exc
+        return Imported(new.id, new.change_key)

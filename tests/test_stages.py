@@ -1,0 +1,155 @@
+"""Pipeline stages on the scripted in-memory MailboxApi: no sockets, no emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+
+from copyengine.config import FolderRules, ItemFilters, Limits, Pair
+from copyengine.errors import ItemFailed, OutcomeUnknown, Transient
+from copyengine.graph import Exported
+from copyengine.pipeline.budget import ByteBudget
+from copyengine.pipeline.pair import PairRunner
+from copyengine.pipeline.stop import StopFlag
+from copyengine.report import PairStats, PairStatus
+from copyengine.state import SQLiteStore, Status
+from tests.fake_api import Applied, FakeApi
+
+pytestmark = pytest.mark.anyio
+SRC, DST = "adele@contoso.example", "adele@fabrikam.example"
+PAIR = Pair(SRC, DST, FolderRules(), ItemFilters())
+LIMITS = Limits(batch_items=5, exporters_per_pair=2, importers_per_pair=3)
+
+
+def _api(n: int = 23) -> FakeApi:
+    api = FakeApi()
+    api.add_items(SRC, "inbox", n)
+    api.add_items(SRC, "archive", 4)
+    api.mailbox(DST)
+    return api
+
+
+async def _run(
+    api: FakeApi, tmp: Path, budget: ByteBudget | None = None, stop: StopFlag | None = None
+) -> PairStats:
+    stats = PairStats(SRC, DST)
+    async with SQLiteStore(tmp / "state.sqlite") as store:
+        await PairRunner(
+            PAIR, api, api, store, stats, LIMITS, budget or ByteBudget(1 << 30), stop or StopFlag()
+        ).run()
+    return stats
+
+
+def _exact(api: FakeApi) -> None:
+    assert api.keys(DST) == api.keys(SRC)
+
+
+async def test_every_item_is_copied_once(tmp_path: Path) -> None:
+    api = _api()
+    stats = await _run(api, tmp_path)
+    assert stats.status is PairStatus.DONE and stats.total("copied") == 27
+    _exact(api)
+    again = await _run(api, tmp_path)
+    assert again.total("copied") == 0 and again.total("already_present") == 27
+    _exact(api)
+
+
+async def test_an_import_applied_but_unanswered_is_settled_not_resent(tmp_path: Path) -> None:
+    api = _api()
+    api.script("import_item", [None, Applied(OutcomeUnknown("importItem: response lost"))] * 3)
+    stats = await _run(api, tmp_path)
+    _exact(api)  # no duplicate: found by search key, never resent
+    assert stats.failed == 0 and stats.unknown == 0 and stats.total("copied") == 27
+
+
+async def test_an_import_lost_before_it_landed_is_resent_after_a_look(tmp_path: Path) -> None:
+    api = _api()
+    api.script("import_item", [OutcomeUnknown("importItem: connection reset")] * 4)
+    stats = await _run(api, tmp_path)
+    _exact(api)
+    assert stats.failed == 0 and stats.total("copied") == 27
+
+
+async def test_a_refused_item_is_reported_failed_with_its_reason(tmp_path: Path) -> None:
+    api = _api()
+    api.script("import_item", [ItemFailed("importItem: corrupt data", code="ErrorCorruptData")])
+    stats = await _run(api, tmp_path)
+    assert stats.failed == 1 and stats.total("copied") == 26
+    (failure,) = [f for fs in stats.folders.values() for f in fs.failed]
+    assert "corrupt data" in failure["reason"]
+
+
+async def test_export_failures_are_retried_in_settlement(tmp_path: Path) -> None:
+    api = _api()
+    api.script("export_items", [Transient("exportItems: 503", status=503)] * 2)
+    stats = await _run(api, tmp_path)
+    _exact(api)
+    assert stats.failed == 0
+
+
+async def test_an_item_missing_from_the_export_answer_is_exported_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = _api()
+    real = api.export_items
+    dropped: list[str] = []
+
+    async def drop_one(mailbox_id: str, ids: list[str]) -> list[Exported]:
+        rows = await real(mailbox_id, ids)
+        if not dropped:
+            dropped.append(ids[0])
+            rows[0] = Exported(ids[0], None, None, "MissingFromResponse", "no row")
+        return rows
+
+    monkeypatch.setattr(api, "export_items", drop_one)
+    stats = await _run(api, tmp_path)
+    _exact(api)
+    assert dropped and stats.failed == 0
+
+
+async def test_a_listing_that_keeps_failing_fails_the_pair_only_with_a_verdict(
+    tmp_path: Path,
+) -> None:
+    api = _api()
+    api.script("list_items", [Transient("listItems: 503", status=503)] * 50)
+    stats = await _run(api, tmp_path)
+    assert stats.status is PairStatus.FAILED and stats.error_code == "ServiceFailed"
+
+
+async def test_a_pair_cancelled_mid_pipeline_leaves_budget_and_state_consistent(
+    tmp_path: Path,
+) -> None:
+    api = _api(60)
+    budget = ByteBudget(1 << 30)
+    gate = api.gate("import_item")
+    stats = PairStats(SRC, DST)
+    async with SQLiteStore(tmp_path / "state.sqlite") as store:
+        with anyio.move_on_after(5) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(
+                    PairRunner(PAIR, api, api, store, stats, LIMITS, budget, StopFlag()).run
+                )
+                for _ in range(500):  # until exports have filled the budget and queue
+                    if budget.in_use > 0 and api.calls["export_items"] >= 3:
+                        break
+                    await anyio.sleep(0.01)
+                assert budget.in_use > 0
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught  # the pair ended promptly on cancellation
+        assert budget.in_use == 0  # every share returned
+        assert stats.status is PairStatus.INTERRUPTED
+        counts = await store.summary(PAIR.key)
+    assert counts.get("not attempted", 0) + counts.get("unknown", 0) > 0
+    assert counts.get("copied", 0) == 0
+    gate.set()
+    del api._gates["import_item"]
+    after = await _run(api, tmp_path)  # the next run ends exact
+    assert after.status is PairStatus.DONE and after.failed == 0
+    _exact(api)
+    async with SQLiteStore(tmp_path / "state.sqlite") as store:
+        assert set(await store.summary(PAIR.key)) <= {"copied", "already present"}
+        assert Status.PENDING not in {
+            r.status for r in (await store.items_in_folder(PAIR.key, f"MBX:{SRC}/inbox")).values()
+        }
