@@ -19,7 +19,7 @@ import anyio
 import msal
 import requests
 
-from .errors import AuthFailed, ConfigError, Transient
+from .errors import AuthFailed, Cause, ConfigError, Transient
 from .secrets import Secret
 from .tlshttp import PinnedVerifySession
 
@@ -176,7 +176,8 @@ class TokenProvider:
             raise Transient(
                 f"cannot reach the identity platform for tenant {self.tenant}: "
                 f"{type(exc).__name__}",
-                cause="connection",
+                cause=Cause.CONNECTION,
+                sent=False,  # the Graph request itself never went out
                 call="token",
             ) from None
         except ValueError as exc:

@@ -22,6 +22,20 @@ CopyEngineError
 
 from __future__ import annotations
 
+from enum import Enum
+
+
+class Cause(Enum):
+    """Why a request may be retried (each has its own budget in the retry policy)."""
+
+    THROTTLED = "throttled"
+    SERVER = "server"  # 500/503, or nothing answered at all (refused before sending)
+    GATEWAY = "gateway"  # 502/504
+    CONNECTION = "connection"  # reset or dropped after the request went out
+    TIMEOUT = "timeout"
+    AUTH = "auth"  # token renewal
+    SESSION = "session"  # import-session renewal
+
 
 class CopyEngineError(Exception):
     pass
@@ -90,12 +104,23 @@ class Throttled(ServiceError):
 
 
 class Transient(ServiceError):
+    """Worth retrying. ``sent``: the request may have reached the service and been acted on
+    (connection lost or timed out after it went out); a non-idempotent request is then never
+    resent blindly."""
+
     def __init__(
-        self, message: str, *, retry_after: float | None = None, cause: str = "server", **kw: object
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        cause: Cause = Cause.SERVER,
+        sent: bool = False,
+        **kw: object,
     ) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
         self.cause = cause
+        self.sent = sent
 
 
 class AuthExpired(ServiceError):

@@ -15,9 +15,8 @@ from urllib.parse import quote, urlencode
 import msgspec
 import orjson
 
-from ..errors import Fatal, ItemFailed, NotFound, Transient
+from ..errors import Cause, Fatal, ItemFailed, NotFound, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
-from ..pacing.policy import Cause
 from ..timefmt import parse_graph_time
 from .models import (
     EXPAND_KEYS,
@@ -295,7 +294,7 @@ class GraphClient:
             raise Transient(
                 f"exportItems: the response is not valid JSON ({exc})",
                 call="exportItems",
-                cause="server",
+                cause=Cause.SERVER,
             ) from None
         by_id: dict[str, Exported] = {}
         for v in rows:

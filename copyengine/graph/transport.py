@@ -23,6 +23,7 @@ from yarl import URL
 from ..auth import TokenProvider
 from ..errors import (
     AuthExpired,
+    Cause,
     DeltaExpired,
     Fatal,
     ItemFailed,
@@ -36,7 +37,7 @@ from ..errors import (
     Transient,
 )
 from ..pacing.pacer import CONCURRENCY_REASON, MailboxPacer
-from ..pacing.policy import Cause, RetriesExhausted, RetryPolicy, may_resend, parse_retry_after
+from ..pacing.policy import RetriesExhausted, RetryPolicy, may_resend, parse_retry_after
 from ..secrets import redact
 
 log = structlog.get_logger("copyengine.graph")
@@ -199,9 +200,7 @@ class Transport:
                     policy = self._next(policy, cause, exc)
                     continue
             except Transient as exc:
-                cause = Cause(exc.cause) if exc.cause in {c.value for c in Cause} else Cause.SERVER
-                retry_after, err = exc.retry_after, exc
-                sent = exc.cause in ("connection", "timeout")
+                cause, retry_after, sent, err = exc.cause, exc.retry_after, exc.sent, exc
             except AuthExpired as exc:
                 if self.tokens is None:
                     raise
@@ -256,20 +255,22 @@ class Transport:
         url = URL(call.url, encoded=True)
         slot = call.pacer.slot(size) if call.pacer is not None else nullcontext()
         async with slot:
-            status, resp_headers, payload, _ = await self._send(call, url, headers, body, crid)
+            status, resp_headers, payload = await self._send(call, url, headers, body, crid)
         if status < 300:
             if call.pacer is not None:
                 call.pacer.on_success()
             if call.raw:
                 return payload
             return orjson.loads(payload) if payload else None
-        self._raise(call, status, resp_headers, payload, crid, token)
+        err = classify_response(call, status, resp_headers, payload, crid, time.time())
+        if isinstance(err, AuthExpired) and token is not None and self.tokens is not None:
+            self.tokens.invalidate(token)
+        raise err
 
     async def _send(
         self, call: Call, url: URL, headers: dict[str, str], body: bytes | None, crid: str
-    ) -> tuple[int, Any, bytes, float]:
+    ) -> tuple[int, Any, bytes]:
         self.requests += 1
-        t0 = time.perf_counter()
         data: Any = body
         if call.parts is not None:
             data = _stream(call.parts)
@@ -281,75 +282,80 @@ class Transport:
                 else:
                     payload = await resp.read()
                 self.health.answered()
-                return resp.status, resp.headers, payload, time.perf_counter() - t0
-        except TimeoutError:
-            self.health.failed(f"{call.name}: timed out")
-            raise Transient(
-                f"{call.name}: timed out", cause="timeout", call=call.name, client_request_id=crid
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            # Nothing reached the server: always safe to resend.
-            self.health.failed(f"{call.name}: cannot connect ({type(exc).__name__})")
-            raise Transient(
-                f"{call.name}: cannot connect ({type(exc).__name__})",
-                cause="server",
-                call=call.name,
-                client_request_id=crid,
-            ) from None
-        except (aiohttp.ClientError, OSError) as exc:
-            self.health.failed(f"{call.name}: connection lost ({type(exc).__name__})")
-            raise Transient(
-                f"{call.name}: connection lost ({type(exc).__name__})",
-                cause="connection",
-                call=call.name,
-                client_request_id=crid,
-            ) from None
+                return resp.status, resp.headers, payload
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            err = classify_exception(call.name, exc, crid)
+            self.health.failed(err.message)
+            raise err from exc
 
-    def _raise(
-        self, call: Call, status: int, headers: Any, payload: bytes, crid: str, token: str | None
-    ) -> None:
-        code, message = parse_error(status, payload)
-        message = redact(message)
-        kw: dict[str, Any] = {
-            "status": status,
-            "code": code,
-            "call": call.name,
-            "request_id": headers.get("request-id"),
-            "client_request_id": crid,
-        }
-        text = f"{call.name}: {message or code}"
-        retry_after = parse_retry_after(headers.get("Retry-After"), time.time())
-        if status == 429:
-            raise Throttled(text, retry_after=retry_after, reason=_reason_of(message), **kw)
-        if call.import_call and status in (401, 403, 404):
-            raise SessionExpired(text, **kw)
-        if status == 401:
-            if token is not None and self.tokens is not None:
-                self.tokens.invalidate(token)
-            raise AuthExpired(text, **kw)
-        if status in (500, 503):
-            raise Transient(text, retry_after=retry_after, cause="server", **kw)
-        if status in (502, 504):
-            raise Transient(text, retry_after=retry_after, cause="gateway", **kw)
-        if status == 403:
-            raise PermissionDenied(
-                f"{call.name}: access denied ({code}); the app is missing a permission "
-                f"for this call",
-                **kw,
-            )
-        if status == 410:
-            raise DeltaExpired(text, **kw)
-        if status == 404:
-            if code in (
-                "ErrorNonExistentMailbox",
-                "Request_ResourceNotFound",
-                "MailboxNotEnabledForRESTAPI",
-                "ErrorInvalidUser",
-            ):
-                raise MailboxNotFound(text, **kw)
-            raise NotFound(text, **kw)
-        if call.import_call and status in (400, 409, 413):
-            raise ItemFailed(text, **kw)
-        if status == 409:
-            raise ItemFailed(text, **kw)
-        raise Fatal(text, **kw)
+
+def classify_exception(name: str, exc: BaseException, crid: str) -> Transient:
+    """A request that got no HTTP answer: whether it may have reached the service (``sent``)
+    decides whether a non-idempotent request may be resent."""
+    if isinstance(exc, TimeoutError):
+        return Transient(
+            f"{name}: timed out", cause=Cause.TIMEOUT, sent=True, call=name, client_request_id=crid
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # Nothing reached the server: always safe to resend.
+        return Transient(
+            f"{name}: cannot connect ({type(exc).__name__})",
+            cause=Cause.SERVER,
+            sent=False,
+            call=name,
+            client_request_id=crid,
+        )
+    return Transient(
+        f"{name}: connection lost ({type(exc).__name__})",
+        cause=Cause.CONNECTION,
+        sent=True,
+        call=name,
+        client_request_id=crid,
+    )
+
+
+def classify_response(
+    call: Call, status: int, headers: Any, payload: bytes, crid: str, now_wall: float
+) -> ServiceError:
+    """What an HTTP error answer means for the engine, decided on status and error code
+    (the message is read only for the throttling reason, which Graph gives nowhere else)."""
+    code, message = parse_error(status, payload)
+    message = redact(message)
+    kw: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "call": call.name,
+        "request_id": headers.get("request-id"),
+        "client_request_id": crid,
+    }
+    text = f"{call.name}: {message or code}"
+    retry_after = parse_retry_after(headers.get("Retry-After"), now_wall)
+    if status == 429:
+        return Throttled(text, retry_after=retry_after, reason=_reason_of(message), **kw)
+    if call.import_call and status in (401, 403, 404):
+        return SessionExpired(text, **kw)
+    if status == 401:
+        return AuthExpired(text, **kw)
+    if status in (500, 503):
+        return Transient(text, retry_after=retry_after, cause=Cause.SERVER, **kw)
+    if status in (502, 504):
+        return Transient(text, retry_after=retry_after, cause=Cause.GATEWAY, **kw)
+    if status == 403:
+        return PermissionDenied(
+            f"{call.name}: access denied ({code}); the app is missing a permission for this call",
+            **kw,
+        )
+    if status == 410:
+        return DeltaExpired(text, **kw)
+    if status == 404:
+        if code in (
+            "ErrorNonExistentMailbox",
+            "Request_ResourceNotFound",
+            "MailboxNotEnabledForRESTAPI",
+            "ErrorInvalidUser",
+        ):
+            return MailboxNotFound(text, **kw)
+        return NotFound(text, **kw)
+    if (status in (400, 409, 413) and call.import_call) or status == 409:
+        return ItemFailed(text, **kw)
+    return Fatal(text, **kw)

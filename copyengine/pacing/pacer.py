@@ -8,7 +8,6 @@ injected (``clock``/``sleep``) so tests run without sleeping.
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -181,7 +180,6 @@ class Pacers:
         self._sleep = sleep
         self._pacers: dict[tuple[str, str], MailboxPacer] = {}
         self._apps: dict[str, AsyncLimiter] = {}
-        self.rand = random.Random()
 
     def get(self, app: str, mailbox: str) -> MailboxPacer:
         key = (app, mailbox)

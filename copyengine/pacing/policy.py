@@ -10,7 +10,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from enum import Enum
+
+from ..errors import Cause as Cause  # re-exported: the policy budgets per cause
 
 MB = 1024 * 1024
 
@@ -110,16 +111,6 @@ class AdaptiveRate:
         if self.factor >= 1.0:
             return self
         return replace(self, factor=min(1.0, self.factor * (1.0 + self.creep)))
-
-
-class Cause(Enum):
-    THROTTLED = "throttled"
-    SERVER = "server"  # 500/503
-    GATEWAY = "gateway"  # 502/504
-    CONNECTION = "connection"  # refused, reset, dropped
-    TIMEOUT = "timeout"
-    AUTH = "auth"  # token renewal
-    SESSION = "session"  # import-session renewal
 
 
 DEFAULT_BUDGETS: dict[Cause, int] = {
