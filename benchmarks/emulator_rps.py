@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from benchmarks.common import cpu_seconds, emulator_process, machine, rss_kib, write_result
 
@@ -69,7 +70,7 @@ async def _run(info: dict[str, Any], pid: int, seconds: float, concurrency: int)
         ids: list[str] = []
         url: str | None = f"{sm}/folders/inbox/items?$top=999&$select=id"
         while url and len(ids) < 4000:
-            async with http.get(aiohttp.client.URL(url, encoded=True), headers=auth) as r:
+            async with http.get(URL(url, encoded=True), headers=auth) as r:
                 body = await r.json()
             ids += [v["id"] for v in body["value"]]
             url = body.get("@odata.nextLink")

@@ -33,6 +33,8 @@ FOLDER_CLASSES = {
     "journal": ("IPF.Journal",),
 }
 MB = 1024 * 1024
+DEFAULT_STATE = ".copyengine/state.sqlite"  # relative to the job file
+DEFAULT_REPORT = ".copyengine/report.json"
 # Placeholders target_root may use: {source} is the local part of the source UPN,
 # {source_upn} the whole UPN, {target} the local part of the target UPN.
 ROOT_PLACEHOLDERS = ("source", "source_upn", "target")
@@ -326,8 +328,8 @@ def _tenant(t: _Table, name: str, base: Path, resolve: bool) -> TenantConfig:
             return Secret("", ref)
         return resolve_secret(ref, t.path(key), base)
 
-    graph_url = t.get("graph_url", str, "https://graph.microsoft.com/beta")
-    authority = t.get("authority", str, "https://login.microsoftonline.com")
+    graph_url = t.get("graph_url", str, TenantConfig.graph_url)
+    authority = t.get("authority", str, TenantConfig.authority)
     for key, url in (("graph_url", graph_url), ("authority", authority)):
         if url != EMULATOR:
             _check_url(url, t.path(key))
@@ -436,11 +438,11 @@ def _limits(t: _Table) -> Limits:
         in_flight_per_mailbox=t.positive("in_flight_per_mailbox", int, d.in_flight_per_mailbox),
         requests_per_window=t.positive("requests_per_window", int, d.requests_per_window),
         request_window_s=t.positive("request_window_s", float, d.request_window_s),
-        upload_bytes_per_window=int(t.positive("upload_mb_per_window", float, 150.0) * MB),
+        upload_bytes_per_window=int(t.positive("upload_mb_per_window", float, d.upload_bytes_per_window / MB) * MB),
         upload_window_s=t.positive("upload_window_s", float, d.upload_window_s),
-        bytes_in_flight=int(t.positive("bytes_in_flight_mb", float, 256.0) * MB),
+        bytes_in_flight=int(t.positive("bytes_in_flight_mb", float, d.bytes_in_flight / MB) * MB),
         batch_items=t.positive("batch_items", int, d.batch_items),
-        batch_bytes=int(t.positive("batch_mb", float, 32.0) * MB),
+        batch_bytes=int(t.positive("batch_mb", float, d.batch_bytes / MB) * MB),
         exporters_per_pair=t.positive("exporters_per_pair", int, d.exporters_per_pair),
         importers_per_pair=t.positive("importers_per_pair", int, d.importers_per_pair),
         connections=t.positive("connections", int, d.connections),
@@ -541,16 +543,17 @@ def _emulator(t: _Table) -> EmbeddedEmulator:
             raise ConfigError(where, _emulator_message(exc, where)) from None
         boxes.append(EmulatorMailbox(upn, spec))
     faults = tuple(t.get("faults", list, []))
+    d = EmbeddedEmulator()
     e = EmbeddedEmulator(
-        profile=t.get("profile", str, "exchange"),
-        time_scale=t.positive("time_scale", float, 60.0),
-        seed=t.get("seed", int, 0),
-        tls=t.get("tls", bool, True),
+        profile=t.get("profile", str, d.profile),
+        time_scale=t.positive("time_scale", float, d.time_scale),
+        seed=t.get("seed", int, d.seed),
+        tls=t.get("tls", bool, d.tls),
         mailboxes=tuple(boxes),
         faults=faults,
         limits=t.get("limits", dict, {}),
-        session_lifetime=t.positive("session_lifetime", float, 900.0),
-        token_lifetime=t.positive("token_lifetime", float, 3600.0),
+        session_lifetime=t.positive("session_lifetime", float, d.session_lifetime),
+        token_lifetime=t.positive("token_lifetime", float, d.token_lifetime),
     )
     t.done()
     try:
@@ -611,20 +614,20 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     pairs = _pairs(root, base, rules, filters, consolidate)
     limits = _limits(root.table("limits"))
     emu = _emulator(root.table("emulator")) if "emulator" in raw else None
-    fmt = job.get("log_format", str, "auto")
+    fmt = job.get("log_format", str, JobConfig.log_format)
     if fmt not in ("auto", "json", "console"):
         raise ConfigError(job.path("log_format"), "must be auto, json or console")
-    level = job.get("log_level", str, "info")
+    level = job.get("log_level", str, JobConfig.log_level)
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(job.path("log_level"), "must be debug, info, warning or error")
-    state_s = job.get("state", str, ".copyengine/state.sqlite")
-    report_s = job.get("report", str, ".copyengine/report.json")
+    state_s = job.get("state", str, DEFAULT_STATE)
+    report_s = job.get("report", str, DEFAULT_REPORT)
     for key, value in (("state", state_s), ("report", report_s)):
         if not value.strip():
             raise ConfigError(job.path(key), "must be a file path, not empty")
     state, report = Path(state_s).expanduser(), Path(report_s).expanduser()
     name = job.get("name", str, "")
-    keep = job.get("keep_reports", int, 20)
+    keep = job.get("keep_reports", int, JobConfig.keep_reports)
     if keep < 1:
         raise ConfigError(job.path("keep_reports"), "must be at least 1")
     job.done()

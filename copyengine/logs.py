@@ -1,7 +1,8 @@
 """structlog configuration: JSON off a terminal, console on one; secrets redacted everywhere.
 
-Event names are stable (``pair.started``, ``item.failed``, ``pacer.throttled``…); context
-(run, pair, folder) is bound per task through contextvars.
+Event names are stable (``pair.started``, ``item.failed``, ``job.finished``…); context is
+bound per task through contextvars: ``run`` (the run id, by the job) and ``pair`` (by each
+pair, inherited by the tasks it starts); item events name their folder.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from copyengine.emulator import EmulatorServer, Endpoints, parse_config
 
@@ -122,7 +123,7 @@ class Api:
         if data is not None:
             h["Content-Type"] = "application/json"
         async with self.http.request(
-            method, aiohttp.client.URL(url, encoded=True), data=data, headers=h
+            method, URL(url, encoded=True), data=data, headers=h
         ) as r:
             text = await r.read()
             body = orjson.loads(text) if text else None

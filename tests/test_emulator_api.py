@@ -206,7 +206,7 @@ async def test_create_reuse_rename_delete_folder(emu: Any) -> None:
 async def test_export_limits_and_per_item_errors_by_id(emu: Any) -> None:
     mbx = await emu.src.mailbox_id(ADELE)
     m = emu.src.m(mbx)
-    ids = [i.id for i in list(emu.state.mailbox(ADELE).items.values())[:19]]
+    ids = [i.id for i in list(emu.state.require_mailbox(ADELE).items.values())[:19]]
     r = await emu.src.post(m + "/exportItems", {"itemIds": [*ids, "AAMkDoesNotExist=="]})
     assert r.status == 200
     by_id = {v["itemId"]: v for v in r.body["value"]}
@@ -216,7 +216,7 @@ async def test_export_limits_and_per_item_errors_by_id(emu: Any) -> None:
     assert err["code"] == "ErrorItemNotFound" and "data" not in bad
     for i in ids:
         content = stream.decode(by_id[i]["data"])
-        assert content == emu.state.mailbox(ADELE).items[i].content
+        assert content == emu.state.require_mailbox(ADELE).items[i].content
     r = await emu.src.post(m + "/exportItems", {"itemIds": ids + ids[:2]})  # 21 ids
     assert r.status == 400
     r = await emu.src.post(m + "/exportItems", {"itemIds": []})
@@ -226,7 +226,7 @@ async def test_export_limits_and_per_item_errors_by_id(emu: Any) -> None:
 async def test_import_create_update_and_errors(emu: Any) -> None:
     src = await emu.src.mailbox_id(ADELE)
     dst = await emu.dst.mailbox_id("adele@fabrikam.example")
-    item = next(iter(emu.state.mailbox(ADELE).items.values()))
+    item = next(iter(emu.state.require_mailbox(ADELE).items.values()))
     exp = await emu.src.post(emu.src.m(src) + "/exportItems", {"itemIds": [item.id]})
     data = exp.body["value"][0]["data"]
     s = await emu.dst.post(emu.dst.m(dst) + "/createImportSession")

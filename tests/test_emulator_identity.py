@@ -40,7 +40,7 @@ async def _token(make: Any) -> dict[str, Any]:
 async def _graph_status(emu: Any, token: str) -> int:
     emu.src.token = token
     r = await emu.src.get("/users/adele@contoso.example/settings/exchange")
-    return r.status
+    return int(r.status)
 
 
 async def test_msal_client_secret(emu: Any) -> None:

@@ -152,7 +152,7 @@ async def test_503_with_and_without_retry_after_and_504(emu: Any) -> None:
 
 async def _import_setup(emu: Any) -> tuple[str, str, str]:
     m = emu.src.m(await emu.src.mailbox_id(BIANCA))
-    it = next(iter(emu.state.mailbox(BIANCA).items.values()))
+    it = next(iter(emu.state.require_mailbox(BIANCA).items.values()))
     exp = await emu.src.post(m + "/exportItems", {"itemIds": [it.id]})
     s = await emu.src.post(m + "/createImportSession")
     return m, s.body["importUrl"], exp.body["value"][0]["data"]
@@ -190,7 +190,7 @@ async def test_slow_response(emu: Any) -> None:
 
 async def test_export_item_error_is_per_item(emu: Any) -> None:
     m = emu.src.m(await emu.src.mailbox_id(ADELE))
-    ids = [i.id for i in list(emu.state.mailbox(ADELE).items.values())[:6]]
+    ids = [i.id for i in list(emu.state.require_mailbox(ADELE).items.values())[:6]]
     await _faults(emu, {"kind": "export_item_error", "count": 1})
     r = await emu.src.post(m + "/exportItems", {"itemIds": ids})
     assert r.status == 200
@@ -198,7 +198,7 @@ async def test_export_item_error_is_per_item(emu: Any) -> None:
     assert len(errors) == 1
     err = errors[0].get("error") or errors[0].get("Error")
     assert err["code"] == "ErrorItemNotFound"
-    assert errors[0]["itemId"] not in emu.state.mailbox(ADELE).items  # it was deleted
+    assert errors[0]["itemId"] not in emu.state.require_mailbox(ADELE).items  # it was deleted
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
@@ -256,7 +256,7 @@ async def test_probabilistic_faults_and_after(emu: Any) -> None:
 
 async def test_unknown_delete_item_after_listing_is_item_not_found(emu: Any) -> None:
     mbx = await emu.src.mailbox_id(BIANCA)
-    it = next(iter(emu.state.mailbox(BIANCA).items.values()))
+    it = next(iter(emu.state.require_mailbox(BIANCA).items.values()))
     await emu.src.control("POST", f"/mailboxes/{q(mbx)}/changes", {"delete": [it.id]})
     r = await emu.src.get(f"{emu.src.m(mbx)}/folders/{q(it.folder.id)}/items/{q(it.id)}")
     assert r.status == 404 and r.body["error"]["code"] == "ErrorItemNotFound"

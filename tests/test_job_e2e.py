@@ -21,7 +21,7 @@ EXCLUDED_BY_DEFAULT = ("/Recoverable Items", "/Journal")
 
 
 async def _snap(emu: Any, upn: str) -> dict[str, Any]:
-    return emu.state.mailbox(upn).snapshot()  # type: ignore[no-any-return]
+    return emu.state.require_mailbox(upn).snapshot()  # type: ignore[no-any-return]
 
 
 def _selected(row: dict[str, Any]) -> bool:
@@ -102,7 +102,7 @@ target_root = "/Migrated/{source}"
         ):
             return False
         t = row["type"]
-        return row["size"] <= 0.03 * 1024 * 1024 and (
+        return bool(row["size"] <= 0.03 * 1024 * 1024) and (
             t == "IPM.Note" or t.startswith("IPM.Note.") or t == "IPM.Appointment"
         )
 

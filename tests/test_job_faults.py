@@ -43,8 +43,8 @@ def _selected(row: dict[str, Any]) -> bool:
 
 def _assert_exact(emu_state: Any) -> None:
     for s, t in PAIRS:
-        src = emu_state.mailbox(s).snapshot()
-        dst = emu_state.mailbox(t).snapshot()
+        src = emu_state.require_mailbox(s).snapshot()
+        dst = emu_state.require_mailbox(t).snapshot()
         assert check_copy(src, dst, selected=_selected) == (0, 0, 0), (s, t)
         assert duplicates(dst) == 0
         assert len(dst["items"]) == sum(map(_selected, src["items"]))
@@ -81,7 +81,7 @@ def _job_process(job: Path) -> subprocess.Popen[bytes]:
 async def _progress(server: Any, upns: tuple[str, ...], at_least: int, limit_s: float) -> None:
     """Wait until the targets hold ``at_least`` items (the job is copying), bounded."""
     deadline = time.monotonic() + limit_s
-    while sum(len(server.emulator.mailbox(u).items) for u in upns) < at_least:
+    while sum(len(server.emulator.require_mailbox(u).items) for u in upns) < at_least:
         if time.monotonic() > deadline:
             return
         await anyio.sleep(0.05)
@@ -108,7 +108,7 @@ async def test_sigkill_at_random_moments_then_rerun_ends_exact(tmp_path: Path) -
         kills = 0
         for _ in range(4):
             proc = _job_process(job)
-            before = len(server.emulator.mailbox(T_ADELE).items)
+            before = len(server.emulator.require_mailbox(T_ADELE).items)
             await _progress(server, (T_ADELE,), before + 1, 20)
             await anyio.sleep(rng.uniform(0.0, 1.0))
             if proc.poll() is None:
@@ -116,7 +116,7 @@ async def test_sigkill_at_random_moments_then_rerun_ends_exact(tmp_path: Path) -
                 kills += 1
             await _wait(proc, 30)
         assert kills >= 2
-        partial = len(server.emulator.mailbox(T_ADELE).items)
+        partial = len(server.emulator.require_mailbox(T_ADELE).items)
         proc = _job_process(job)
         code = await _wait(proc, 120)
         assert code == 0, proc.stderr.read().decode()[-2000:] if proc.stderr else code
@@ -139,8 +139,8 @@ async def test_sigterm_drains_then_rerun_completes(tmp_path: Path) -> None:
         copied_first = report["totals"]["copied"]
         assert 0 < copied_first < 430
         assert (
-            len(server.emulator.mailbox(T_ADELE).items)
-            + len(server.emulator.mailbox(T_BIANCA).items)
+            len(server.emulator.require_mailbox(T_ADELE).items)
+            + len(server.emulator.require_mailbox(T_BIANCA).items)
             == copied_first
         )
         proc = _job_process(job)

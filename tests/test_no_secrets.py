@@ -64,7 +64,7 @@ async def test_no_secret_in_any_log_line(emu: Any, caplog: pytest.LogCaptureFixt
             },
         )
         pool = ImportSessionPool(dst, d)
-        ids = list(emu.state.mailbox("adele@contoso.example").items)[:10]
+        ids = list(emu.state.require_mailbox("adele@contoso.example").items)[:10]
         for e in await src.export_items(s, ids):
             assert e.data is not None
             try:

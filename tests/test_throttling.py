@@ -20,7 +20,7 @@ T_ADELE = "adele@fabrikam.example"
 async def test_exchange_profile_in_flight_cap_holds_under_many_tasks() -> None:
     async with running(base_config(profile="exchange")) as (server, ep, _), clients(ep) as c:
         m = (await c.src.resolve_mailbox(ADELE)).primary_id
-        ids = list(server.emulator.mailbox(ADELE).items)
+        ids = list(server.emulator.require_mailbox(ADELE).items)
         done = 0
 
         async def worker(w: int) -> None:
@@ -57,7 +57,7 @@ async def test_request_and_byte_windows_paced_at_the_ceiling_with_rare_429s() ->
     async with running(cfg) as (server, ep, _), clients(ep, limits) as c:
         src = (await c.src.resolve_mailbox(ADELE)).primary_id
         dst = (await c.dst.resolve_mailbox(T_ADELE)).primary_id
-        box = server.emulator.mailbox(ADELE)
+        box = server.emulator.require_mailbox(ADELE)
         small = [i.id for i in box.items.values() if i.content.size < 40_000][:60]
         exported = [
             e for k in range(0, 40, 20) for e in await c.src.export_items(src, small[k : k + 20])

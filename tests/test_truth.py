@@ -40,8 +40,8 @@ def _selected(row: dict[str, Any]) -> bool:
 
 def _exact(emu_state: Any, pairs: list[tuple[str, str]] = PAIRS) -> None:
     for s, t in pairs:
-        src = emu_state.mailbox(s).snapshot()
-        dst = emu_state.mailbox(t).snapshot()
+        src = emu_state.require_mailbox(s).snapshot()
+        dst = emu_state.require_mailbox(t).snapshot()
         assert check_copy(src, dst, selected=_selected) == (0, 0, 0), (s, t)
         assert duplicates(dst) == 0
         assert len(dst["items"]) == sum(map(_selected, src["items"]))
@@ -121,7 +121,7 @@ async def test_second_concurrent_run_is_refused_and_the_target_ends_exact(tmp_pa
     async with running(cfg) as (server, ep, _):
         job = write_job(tmp_path, ep, PAIRS)
         first = _cli(*_run_args(job))
-        await _wait_for(lambda: len(server.emulator.mailbox(T_ADELE).items) > 0, 30)
+        await _wait_for(lambda: len(server.emulator.require_mailbox(T_ADELE).items) > 0, 30)
         second = _cli(*_run_args(job))
         code2, out2 = await _finish(second, 30)
         assert code2 == ExitCode.LOCKED, out2[-2000:]
@@ -201,7 +201,7 @@ async def test_a_revoked_token_fails_the_pairs_and_nothing_is_left_running(
     cfg = load_job(write_job(tmp_path, emu.ep, PAIRS, limits=FAST_RETRY))
     target_tenant = emu.state.tokens.tenant("fabrikam.example")
     async with _in_background(cfg) as stats_box:
-        await _wait_for(lambda: len(emu.state.mailbox(T_ADELE).items) > 5, 30)
+        await _wait_for(lambda: len(emu.state.require_mailbox(T_ADELE).items) > 5, 30)
         # the target tenant's app loses its credential: every new token is refused
         for app in target_tenant.apps.values():
             app.secret = "rotated-by-the-admin"
@@ -223,7 +223,7 @@ async def test_the_service_going_away_mid_run_fails_the_pairs_truthfully(
     async with running(cfg) as (server, ep, _):
         job = load_job(write_job(tmp_path, ep, PAIRS, limits=FAST_RETRY))
         async with _in_background(job) as box:
-            await _wait_for(lambda: len(server.emulator.mailbox(T_ADELE).items) > 20, 30)
+            await _wait_for(lambda: len(server.emulator.require_mailbox(T_ADELE).items) > 20, 30)
             await server.stop()
     stats = box[0]
     report = _report(tmp_path)
@@ -301,12 +301,12 @@ async def test_connection_drops_never_report_an_item_failed_that_is_in_the_targe
     present = {
         row["searchKey"]
         for t in (T_ADELE, T_BIANCA)
-        for row in emu.state.mailbox(t).snapshot()["items"]
+        for row in emu.state.require_mailbox(t).snapshot()["items"]
     }
     src_keys = {
         row["id"]: row["searchKey"]
         for s in (ADELE, BIANCA)
-        for row in emu.state.mailbox(s).snapshot()["items"]
+        for row in emu.state.require_mailbox(s).snapshot()["items"]
     }
     for p in report["pairs"]:
         for f in p["folders"]:
@@ -314,7 +314,7 @@ async def test_connection_drops_never_report_an_item_failed_that_is_in_the_targe
                 assert src_keys[failure["id"]] not in present, failure  # failed = not in target
     if stats.exit_code() == ExitCode.OK:
         _exact(emu.state)
-    assert duplicates(emu.state.mailbox(T_ADELE).snapshot()) == 0
+    assert duplicates(emu.state.require_mailbox(T_ADELE).snapshot()) == 0
 
 
 async def test_after_an_interrupt_report_and_status_agree(tmp_path: Path) -> None:
@@ -327,7 +327,7 @@ async def test_after_an_interrupt_report_and_status_agree(tmp_path: Path) -> Non
     async with running(cfg) as (server, ep, _):
         job = write_job(tmp_path, ep, PAIRS, limits=FAST_RETRY)
         proc = _cli(*_run_args(job))
-        await _wait_for(lambda: len(server.emulator.mailbox(T_ADELE).items) > 30, 60)
+        await _wait_for(lambda: len(server.emulator.require_mailbox(T_ADELE).items) > 30, 60)
         proc.send_signal(signal.SIGTERM)
         code, out = await _finish(proc, 90)
         assert code == ExitCode.INTERRUPTED
@@ -355,7 +355,7 @@ async def test_a_drain_ends_promptly_when_the_service_is_gone(tmp_path: Path) ->
         job = replace(job, limits=replace(job.limits, drain_timeout_s=120.0))
         stop = StopFlag()
         async with _in_background(job, stop) as box:
-            await _wait_for(lambda: len(server.emulator.mailbox(T_ADELE).items) > 20, 30)
+            await _wait_for(lambda: len(server.emulator.require_mailbox(T_ADELE).items) > 20, 30)
             await server.stop()  # the service goes away (network outage)
             t0 = time.monotonic()
             stop.drain()
@@ -416,7 +416,7 @@ async def test_unwritable_report_is_found_before_anything_is_copied(
         _cli(*_run_args(job), "--report", str(tmp_path / "blocker/r.json")), 60
     )
     assert code == ExitCode.CONFIG and "job.report" in out and "Traceback" not in out
-    assert len(emu.state.mailbox(T_ADELE).items) == 0
+    assert len(emu.state.require_mailbox(T_ADELE).items) == 0
 
 
 async def test_each_run_keeps_its_own_report_with_iso_times(emu: Any, tmp_path: Path) -> None:
@@ -458,11 +458,11 @@ def test_summary_has_a_totals_row_and_the_live_table_a_job_line() -> None:
     from io import StringIO
 
     from copyengine.progress import live_table, print_summary
-    from copyengine.report import JobStats
+    from copyengine.report import JobStats, PairStatus
 
     stats = JobStats()
     p = stats.pair("a->b", "a@x.example", "b@y.example")
-    p.status = "running"
+    p.status = PairStatus.RUNNING
     f = p.folder("/Inbox", ("Inbox",))
     f.source_items, f.copied = 10, 4
     buf = StringIO()
@@ -529,7 +529,7 @@ async def test_folder_names_with_slashes_are_never_taken_apart(emu: Any, tmp_pat
     stats = await run_job(cfg)
     assert stats.exit_code() == ExitCode.OK, json.dumps(stats.as_dict()["totals"])
     _exact(emu.state, [(ADELE, T_ADELE)])
-    s, d = src.snapshot(), emu.state.mailbox(T_ADELE).snapshot()
+    s, d = src.snapshot(), emu.state.require_mailbox(T_ADELE).snapshot()
     by_names = {tuple(f["names"]): f for f in d["folders"]}
     for names, cls in shapes:
         f = by_names[tuple(names)]  # the very same chain of names exists in the target

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from benchmarks.contenders.common import connector, load_spec, mbx_url, report, token
 
@@ -34,7 +35,7 @@ async def copy_pair(
     async with http.get(f"{g}/users/{dst_upn}/settings/exchange", headers=dst_auth) as r:
         d = mbx_url(spec, (await r.json())["primaryMailboxId"])
     async with http.post(f"{d}/createImportSession", headers=dst_auth) as r:
-        import_url = aiohttp.client.URL((await r.json())["importUrl"], encoded=True)
+        import_url = URL((await r.json())["importUrl"], encoded=True)
     queue: asyncio.Queue[list[dict[str, Any]] | None] = asyncio.Queue(
         0 if spec.get("concurrency") else 64
     )
@@ -47,7 +48,7 @@ async def copy_pair(
             fid = quote((await r.json())["id"], safe="")
         url: str | None = f"{s}/folders/{fid}/items?$top=999&$select=id,size"
         while url:
-            async with http.get(aiohttp.client.URL(url, encoded=True), headers=src_auth) as r:
+            async with http.get(URL(url, encoded=True), headers=src_auth) as r:
                 body = orjson.loads(await r.read())
             rows = body["value"]
             for k in range(0, len(rows), 20):

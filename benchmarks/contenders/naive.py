@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
+from yarl import URL
 
 from benchmarks.contenders.common import connector, load_spec, mbx_url, report, token
 
@@ -52,11 +53,11 @@ async def main() -> None:
                 ],
             )
             imp = await call(http, "POST", f"{d}/createImportSession", headers=da)
-            import_url = aiohttp.client.URL(imp["importUrl"], encoded=True)
+            import_url = URL(imp["importUrl"], encoded=True)
             fid = quote((await call(http, "GET", f"{s}/folders/inbox", headers=sa))["id"], safe="")
             url: str | None = f"{s}/folders/{fid}/items"
             while url:
-                page = await call(http, "GET", aiohttp.client.URL(url, encoded=True), headers=sa)
+                page = await call(http, "GET", URL(url, encoded=True), headers=sa)
                 for item in page["value"]:
                     exp = await call(
                         http, "POST", f"{s}/exportItems", headers=sa, json={"itemIds": [item["id"]]}

@@ -217,6 +217,13 @@ class Emulator:
                 return t.users[low]
         return None
 
+    def require_mailbox(self, ref: str) -> Mailbox:
+        """Like ``mailbox``, for callers that know it exists (tests, benchmarks)."""
+        m = self.mailbox(ref)
+        if m is None:
+            raise KeyError(f"no mailbox {ref!r}")
+        return m
+
     def directory(self) -> dict[str, Any]:
         return {
             "tenants": [

@@ -72,8 +72,10 @@ class GraphClient:
         self.graph_url = graph_url.rstrip("/")
         self.transport = transport
         self.pacers = pacers
-        self.tokens = tokens = transport.tokens
-        self.app_key = app_key or (tokens.client_id if tokens is not None else "anonymous")
+        if transport.tokens is None:
+            raise ValueError("a GraphClient needs a transport with a token provider")
+        self.tokens = transport.tokens
+        self.app_key = app_key or self.tokens.client_id
         self.session_renewals = transport.retry.budget(Cause.SESSION)
 
     # -- plumbing ----------------------------------------------------------------------------

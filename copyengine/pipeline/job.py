@@ -53,6 +53,7 @@ async def run_pairs(
                 "job.report", f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
             ) from exc
         async with store:
+            structlog.contextvars.bind_contextvars(run=stats.run_id)
             try:
                 log.info(
                     "job.started", pairs=len(todo), state=str(cfg.state_path), run=stats.run_id
@@ -74,6 +75,7 @@ async def run_pairs(
         )
     finally:
         _finish(cfg, stats, stop, report)  # synchronous: nothing to shield
+        structlog.contextvars.unbind_contextvars("run")
     return stats
 
 

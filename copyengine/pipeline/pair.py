@@ -55,11 +55,16 @@ class PairRunner:
         self.limits = limits
         self.shares = ByteShares(budget)
         self.stop = stop
-        self.log = log.bind(pair=self.key)
+        self.log = log  # the pair is bound per task (contextvars) in run()
         self.ledger = Ledger(self.key, store, self.log)
         self.stages: Stages | None = None
 
     async def run(self) -> None:
+        # Every event of this pair, from every task it starts, carries ``pair``.
+        with structlog.contextvars.bound_contextvars(pair=self.key):
+            await self._run()
+
+    async def _run(self) -> None:
         st = self.stats
         st.status, st.started = PairStatus.RUNNING, time.monotonic()
         await self.store.pair_started(self.key, self.pair.source, self.pair.target)
