@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from typing import Any
 
 from benchmarks.common import RESULTS
-from benchmarks.harness import Control, Scenario, run_scenario, write
+from benchmarks.harness import BASE_PREFIX, Control, Scenario, run_scenario, write
 from copyengine.emulator.throttle import Limits
 
 MB = 1024 * 1024
@@ -289,8 +290,10 @@ def run_growth(s: Scenario, repeats: int | None) -> dict[str, Any]:
     return res
 
 
-def run_named(name: str, repeats: int | None) -> dict[str, Any]:
+def run_named(name: str, repeats: int | None, base: str | None = None) -> dict[str, Any]:
     s = SCENARIOS[name]
+    if base:
+        s = replace(s, contenders=(*s.contenders, f"{BASE_PREFIX}{base}"))
     print(f"== {name}: {s.description}", flush=True)
     if name == "growth":
         res = run_growth(s, repeats)
@@ -331,6 +334,11 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run")
     r.add_argument("scenario", choices=[*SCENARIOS, "all"])
     r.add_argument("--repeats", type=int, default=None)
+    r.add_argument(
+        "--base",
+        metavar="REV",
+        help="also run the engine at git revision REV (a worktree) in the same run",
+    )
     sub.add_parser("list")
     a = p.parse_args(argv)
     if a.cmd == "list":
@@ -341,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     failed = []
     for n in names:
         try:
-            run_named(n, a.repeats)
+            run_named(n, a.repeats, a.base)
         except Exception as exc:  # one broken scenario must not hide the others
             print(f"!! {n} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             failed.append(n)

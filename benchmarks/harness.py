@@ -27,6 +27,31 @@ from benchmarks.common import RESULTS, emulator_process, machine, rss_kib
 SRC_APP, DST_APP = "bench-source-app", "bench-target-app"
 SRC_SECRET, DST_SECRET = "bench-source-secret", "bench-target-secret"
 ROOT = Path(__file__).resolve().parent.parent
+BASE_PREFIX = "copyengine@"  # a contender "copyengine@REV": the engine at git revision REV
+_base_trees: dict[str, Path] = {}
+
+
+def base_tree(rev: str) -> Path:
+    """A detached git worktree of ``rev`` (made once per process, removed at exit): the
+    engine's code at that revision, run the same way in the same run as the current code."""
+    tree = _base_trees.get(rev)
+    if tree is None:
+        import atexit
+
+        tree = Path(tempfile.mkdtemp(prefix="ce-base-")) / "tree"
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", "--quiet", str(tree), rev],
+            cwd=ROOT,
+            check=True,
+        )
+        atexit.register(
+            subprocess.run,
+            ["git", "worktree", "remove", "--force", str(tree)],
+            cwd=ROOT,
+            check=False,
+        )
+        _base_trees[rev] = tree
+    return tree
 
 
 @dataclass
@@ -188,6 +213,10 @@ def run_once(
     with_faults = contender.endswith("-faults")
     ctl.call("PUT", "/faults", {"rules": faults if with_faults and faults else [], "seed": 3})
     engine = contender.removesuffix("-faults")
+    cwd = ROOT
+    if engine.startswith(BASE_PREFIX):
+        # ``python -m copyengine`` from the worktree imports that revision's code
+        cwd, engine = base_tree(engine.removeprefix(BASE_PREFIX)), "copyengine"
     with tempfile.TemporaryDirectory(prefix="ce-run-") as tmp_:
         tmp = Path(tmp_)
         if engine == "copyengine":
@@ -210,7 +239,7 @@ def run_once(
         # Files, not pipes: a pipe nobody reads until exit fills up and blocks the child.
         out_f = (tmp / "stdout").open("w+b")
         err_f = (tmp / "stderr").open("w+b")
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out_f, stderr=err_f)
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out_f, stderr=err_f)
         samples: list[tuple[float, float, int, int]] = []  # t, rss MiB, imports ok, 429s
         deadline = t0 + s.timeout
         rusage = None
