@@ -353,7 +353,7 @@ def run_scenario(
         ctl = Control(info)
         if s.warmup:
             for c in s.contenders:
-                run_once(s, info, ctl, c, f"w{c[:2]}", 1)
+                run_once(s, info, ctl, c, f"w{c[:2]}{c[-2:]}", 1)
         for r in range(repeats):
             for c in s.contenders:
                 n = s.naive_pairs if c == "naive" else s.pairs
