@@ -373,7 +373,12 @@ def run_scenario(
         "scenario": s.name,
         "description": s.description,
         "command": f"python -m benchmarks run {s.name}"
-        + (f" --repeats {repeats}" if repeats != s.repeats else ""),
+        + (f" --repeats {repeats}" if repeats != s.repeats else "")
+        + "".join(
+            f" --base {c.removeprefix(BASE_PREFIX)}"
+            for c in s.contenders
+            if c.startswith(BASE_PREFIX)
+        ),
         "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
         "machine": machine(),
         "parameters": {k: v for k, v in s.__dict__.items()},

@@ -438,7 +438,9 @@ def _limits(t: _Table) -> Limits:
         in_flight_per_mailbox=t.positive("in_flight_per_mailbox", int, d.in_flight_per_mailbox),
         requests_per_window=t.positive("requests_per_window", int, d.requests_per_window),
         request_window_s=t.positive("request_window_s", float, d.request_window_s),
-        upload_bytes_per_window=int(t.positive("upload_mb_per_window", float, d.upload_bytes_per_window / MB) * MB),
+        upload_bytes_per_window=int(
+            t.positive("upload_mb_per_window", float, d.upload_bytes_per_window / MB) * MB
+        ),
         upload_window_s=t.positive("upload_window_s", float, d.upload_window_s),
         bytes_in_flight=int(t.positive("bytes_in_flight_mb", float, d.bytes_in_flight / MB) * MB),
         batch_items=t.positive("batch_items", int, d.batch_items),

@@ -122,9 +122,7 @@ class Api:
         data = raw if raw is not None else (orjson.dumps(json) if json is not None else None)
         if data is not None:
             h["Content-Type"] = "application/json"
-        async with self.http.request(
-            method, URL(url, encoded=True), data=data, headers=h
-        ) as r:
+        async with self.http.request(method, URL(url, encoded=True), data=data, headers=h) as r:
             text = await r.read()
             body = orjson.loads(text) if text else None
             return Reply(r.status, body, r.headers)

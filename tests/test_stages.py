@@ -153,3 +153,27 @@ async def test_a_pair_cancelled_mid_pipeline_leaves_budget_and_state_consistent(
         assert Status.PENDING not in {
             r.status for r in (await store.items_in_folder(PAIR.key, f"MBX:{SRC}/inbox")).values()
         }
+
+
+async def test_an_item_left_out_of_every_multi_item_answer_is_exported_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = _api()
+    real = api.export_items
+    victim = sorted(i.id for f in api.mailbox(SRC).items.values() for i in f.values())[3]
+    sizes: list[int] = []
+
+    async def drop_victim(mailbox_id: str, ids: list[str]) -> list[Exported]:
+        rows = await real(mailbox_id, ids)
+        if victim in ids:
+            sizes.append(len(ids))
+            if len(ids) > 1:  # the service leaves it out of every multi-item answer
+                k = ids.index(victim)
+                rows[k] = Exported(victim, None, None, "MissingFromResponse", "no row")
+        return rows
+
+    monkeypatch.setattr(api, "export_items", drop_victim)
+    stats = await _run(api, tmp_path)
+    _exact(api)
+    assert stats.failed == 0
+    assert sizes[-1] == 1 and all(n > 1 for n in sizes[:-1])  # alone after the second miss

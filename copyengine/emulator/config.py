@@ -25,6 +25,9 @@ class AppConfig:
     secret: str | None = None
     certificate: str | None = None  # "generate" or a path to a PEM certificate
     roles: tuple[str, ...] = ALL_ROLES
+    # Exchange RBAC for Applications: the grant is scoped to these mailboxes (UPNs); None is
+    # an unscoped grant. Outside the scope every mailbox call answers 403 ErrorAccessDenied.
+    mailboxes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def parse_tenant(raw: dict[str, Any], where: str) -> TenantConfig:
     apps = []
     for i, a in enumerate(raw.get("apps", [])):
         w = f"{where}.apps[{i}]"
-        _take(a, w, {"client_id", "name", "secret", "certificate", "roles"})
+        _take(a, w, {"client_id", "name", "secret", "certificate", "roles", "mailboxes"})
         if "client_id" not in a:
             raise EmulatorConfigError(f"{w}.client_id: required")
         roles = tuple(a.get("roles", ALL_ROLES))
@@ -111,6 +114,9 @@ def parse_tenant(raw: dict[str, Any], where: str) -> TenantConfig:
                 secret=a.get("secret"),
                 certificate=a.get("certificate"),
                 roles=roles,
+                mailboxes=tuple(str(m).lower() for m in a["mailboxes"])
+                if a.get("mailboxes") is not None
+                else None,
             )
         )
     users = [parse_user(u, f"{where}.users[{i}]") for i, u in enumerate(raw.get("users", []))]

@@ -7,6 +7,8 @@ A rule is a table such as ``{"kind": "drop_after", "calls": ["importItem"], "cou
 ``drop_before``               close the connection without processing the request
 ``drop_after``                process the request (an import is committed), then drop
 ``slow``                      add ``delay`` seconds before answering
+``export_drop``               in a multi-item exportItems, the 200 answer silently omits one
+                              requested item: no row and no error row (seen in production)
 ``export_item_error``         in exportItems, one listed item was deleted meanwhile: it comes
                               back as a per-item ``ErrorItemNotFound``
 ``session_expire``            the import session dies before this import (401, or ``status``)
@@ -32,6 +34,7 @@ KINDS = frozenset(
         "drop_after",
         "slow",
         "export_item_error",
+        "export_drop",
         "session_expire",
         "token_revoke",
         "delta_expire",
@@ -64,6 +67,7 @@ CALLS = frozenset(
 APPLIES_TO: dict[str, frozenset[str]] = {
     "session_expire": frozenset({"importItem"}),
     "export_item_error": frozenset({"exportItems"}),
+    "export_drop": frozenset({"exportItems"}),
     "delta_expire": frozenset({"itemDelta", "folderDelta"}),
 }
 

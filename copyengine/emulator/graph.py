@@ -12,7 +12,7 @@ import base64
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
@@ -118,14 +118,24 @@ class Ctx:
         assert self.mailbox is not None
         return f"admin/exchange/mailboxes('{self.mailbox.id}')"
 
-    def json_body(self) -> dict[str, Any]:
+    def json_body(self, *canonical: str) -> dict[str, Any]:
+        """The request's JSON object, its property names matched to ``canonical`` in any
+        casing (Graph reads request property names case-insensitively: Microsoft's
+        metadata-generated clients send ``ItemIds`` where the docs write ``itemIds``)."""
         try:
             data = orjson.loads(self.body) if self.body else {}
         except orjson.JSONDecodeError as exc:
             raise GraphError(400, "BadRequest", "Unable to read JSON request payload.") from exc
         if not isinstance(data, dict):
             raise GraphError(400, "BadRequest", "The request payload must be a JSON object.")
-        return data
+        names = {c.lower(): c for c in canonical}
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            name = names.get(str(k).lower()) or str(k)
+            if name in out:
+                raise GraphError(400, "BadRequest", f"Property '{name}' is given twice.")
+            out[name] = v
+        return out
 
 
 def json_response(
@@ -317,7 +327,7 @@ async def create_folder(ctx: Ctx) -> web.Response:
     assert mbx is not None
     ref = ctx.request.match_info.get("folder")
     parent = _folder_or_404(ctx, ref) if ref else mbx.root
-    data = ctx.json_body()
+    data = ctx.json_body("displayName", "type")
     name = data.get("displayName")
     cls = data.get("type", "IPF.Note")
     extra = set(data) - {"displayName", "type"}
@@ -341,7 +351,7 @@ async def update_folder(ctx: Ctx) -> web.Response:
     mbx = ctx.mailbox
     assert mbx is not None
     f = _folder_or_404(ctx, ctx.request.match_info["folder"])
-    data = ctx.json_body()
+    data = ctx.json_body("displayName", "type")
     if "type" in data and data["type"] != f.type:
         raise GraphError(400, "ErrorInvalidRequest", "The folder type cannot be changed.")
     extra = set(data) - {"displayName", "type"}
@@ -587,7 +597,7 @@ async def folder_delta(ctx: Ctx) -> web.Response:
 async def export_items(ctx: Ctx) -> web.Response:
     mbx = ctx.mailbox
     assert mbx is not None
-    data = ctx.json_body()
+    data = ctx.json_body("itemIds")
     ids = data.get("itemIds")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
         raise GraphError(400, "ErrorInvalidRequest", "itemIds must be a list of 1 to 20 ids.")
@@ -606,6 +616,8 @@ async def export_items(ctx: Ctx) -> web.Response:
     if ctx.emu.config.shuffle_exports:
         rng.shuffle(unique)
     err_key = "Error" if rng.random() < 0.5 else "error"
+    if "export_drop" in ctx.faults and len(unique) > 1:
+        unique.remove(rng.choice(unique))  # no row, no error row: the caller must notice
     value: list[dict[str, Any]] = []
     for item_id in unique:
         it = mbx.items.get(item_id)
@@ -650,11 +662,9 @@ async def create_import_session(ctx: Ctx) -> web.Response:
 async def import_item(ctx: Ctx) -> web.Response:
     mbx = ctx.mailbox
     assert mbx is not None
-    data = ctx.json_body()
-    known = {"FolderId", "Mode", "Data", "ItemId", "ChangeKey"}
-    lower = {k.lower(): k for k in data}
-    get = {k: data[lower[k.lower()]] for k in known if k.lower() in lower}
-    extra = {k for k in data if k.lower() not in {x.lower() for x in known}}
+    known = ("FolderId", "Mode", "Data", "ItemId", "ChangeKey")
+    get = ctx.json_body(*known)
+    extra = set(get) - set(known)
     if extra:
         raise GraphError(400, "ErrorInvalidRequest", f"Unknown property '{sorted(extra)[0]}'.")
     mode = str(get.get("Mode", "")).lower()
@@ -712,7 +722,7 @@ class Route:
 
 
 M = "/admin/exchange/mailboxes/{mailbox}"
-ROUTES = (
+ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/users/{user}/settings/exchange",
@@ -777,6 +787,21 @@ ROUTES = (
         create_import_session,
     ),
 )
+
+
+def _with_function_spellings(routes: tuple[Route, ...]) -> tuple[Route, ...]:
+    """Every ``…/delta`` route also as ``…/delta()``: clients generated from Graph's metadata
+    (Microsoft's SDKs among them) call delta as an OData function. Same handler, same
+    pages; registered right beside the plain spelling, before any ``{id}`` route."""
+    out: list[Route] = []
+    for r in routes:
+        out.append(r)
+        if r.path.endswith("/delta"):
+            out.append(replace(r, path=r.path + "()"))
+    return tuple(out)
+
+
+ROUTES = _with_function_spellings(ROUTES)
 
 
 def _drop(request: web.Request) -> None:
@@ -847,6 +872,12 @@ def _auth_bearer(ctx: Ctx, route: Route) -> None:
                 f"The SMTP address or mailbox id '{ref}' has no mailbox associated.",
             )
         ctx.mailbox = mbx
+        app = tenant.apps.get(ctx.app)
+        if app is not None and app.scope is not None and mbx.upn.lower() not in app.scope:
+            # RBAC for Applications: the grant does not reach this mailbox
+            raise GraphError(
+                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+            )
     if not (ctx.roles & route.perms):
         raise GraphError(
             403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."

@@ -72,6 +72,7 @@ class App:
     secret: str | None = None
     certificates: list[AppCertificate] = field(default_factory=list)
     key_path: Path | None = None  # where a generated private key was written
+    scope: frozenset[str] | None = None  # RBAC for Applications: lower-case UPNs, None = all
     cert_path: Path | None = None
 
 

@@ -178,7 +178,11 @@ class Emulator:
             self.tokens.add_tenant(tenant)
         for ac in tc.apps:
             app = App(
-                client_id=ac.client_id, display_name=ac.name, roles=ac.roles, secret=ac.secret
+                client_id=ac.client_id,
+                display_name=ac.name,
+                roles=ac.roles,
+                secret=ac.secret,
+                scope=frozenset(ac.mailboxes) if ac.mailboxes is not None else None,
             )
             if ac.certificate == "generate":
                 app.key_path, app.cert_path, pem = generate_app_certificate(

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import aiohttp
 import orjson
@@ -289,6 +291,26 @@ class Transport:
             raise err from exc
 
 
+# The least permission each call needs (contract §7), named in an access-denied message.
+PERMISSION_FOR = {
+    "resolveMailbox": "User.Read.All",
+    "listFolders": "MailboxFolder.Read.All",
+    "listChildFolders": "MailboxFolder.Read.All",
+    "getFolder": "MailboxFolder.Read.All",
+    "folderDelta": "MailboxFolder.Read.All",
+    "createFolder": "MailboxFolder.ReadWrite.All",
+    "updateFolder": "MailboxFolder.ReadWrite.All",
+    "deleteFolder": "MailboxFolder.ReadWrite.All",
+    "listItems": "MailboxItem.Read.All",
+    "getItem": "MailboxItem.Read.All",
+    "itemDelta": "MailboxItem.Read.All",
+    "exportItems": "MailboxItem.Export.All (or MailboxItem.ImportExport.All)",
+    "createImportSession": "MailboxItem.ImportExport.All",
+    "deleteItem": "MailboxItem.ImportExport.All",
+}
+_MAILBOX_IN_URL = re.compile(r"/mailboxes/([^/?]+)")
+
+
 def classify_exception(name: str, exc: BaseException, crid: str) -> Transient:
     """A request that got no HTTP answer: whether it may have reached the service (``sent``)
     decides whether a non-idempotent request may be resent."""
@@ -341,8 +363,12 @@ def classify_response(
     if status in (502, 504):
         return Transient(text, retry_after=retry_after, cause=Cause.GATEWAY, **kw)
     if status == 403:
+        m = _MAILBOX_IN_URL.search(call.url)
+        where = f" to mailbox {unquote(m.group(1))}" if m else ""
+        need = PERMISSION_FOR.get(call.name, "a permission for this call")
         return PermissionDenied(
-            f"{call.name}: access denied ({code}); the app is missing a permission for this call",
+            f"{call.name}: access denied{where} ({code}): the app needs {need} there; check "
+            "its Graph application permissions and any Exchange RBAC for Applications scope",
             **kw,
         )
     if status == 410:

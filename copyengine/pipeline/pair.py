@@ -58,6 +58,7 @@ class PairRunner:
         self.log = log  # the pair is bound per task (contextvars) in run()
         self.ledger = Ledger(self.key, store, self.log)
         self.stages: Stages | None = None
+        self._names: dict[str, str] = {}  # mailbox id -> UPN, once resolved
 
     async def run(self) -> None:
         # Every event of this pair, from every task it starts, carries ``pair``.
@@ -79,14 +80,13 @@ class PairRunner:
             raise
         except Exception as exc:  # one pair's failure fails that pair only
             verdict = classify(exc)
-            st.status, st.error, st.error_code = (
-                PairStatus.FAILED,
-                verdict.message,
-                verdict.error_type,
-            )
+            message = verdict.message
+            for mailbox_id, upn in self._names.items():
+                message = message.replace(mailbox_id, upn)  # the operator knows the UPN
+            st.status, st.error, st.error_code = PairStatus.FAILED, message, verdict.error_type
             if verdict.job_wide:
                 raise
-            error = verdict.message
+            error = message
             self._cut_short(f"not copied: the pair stopped ({verdict.error_type})")
             self.log.error(
                 "pair.failed", error=error, error_type=verdict.error_type, exc_info=debug_logging()
@@ -116,6 +116,10 @@ class PairRunner:
     async def _copy(self) -> None:
         src_id = (await self.src.resolve_mailbox(self.pair.source)).primary_id
         dst_id = (await self.dst.resolve_mailbox(self.pair.target)).primary_id
+        self._names = {
+            src_id: f"{self.pair.source} (source)",
+            dst_id: f"{self.pair.target} (target)",
+        }
         self.stats.pacers = [self.src.pacer(src_id), self.dst.pacer(dst_id)]
         folders = await mirror(
             self.src, self.dst, src_id, dst_id, self.pair, self.store, self.stats

@@ -78,7 +78,12 @@ class Settler:
     ) -> AsyncIterator[list[Exportable]]:
         lim = self.limits
         for job, entries in again:
-            for b in batches([e.item for e in entries], lim.batch_items, lim.batch_bytes):
+            # an item an export answer left out twice goes alone from now on
+            alone = [e.item for e in entries if self.stages.missing.get(e.item.id, 0) >= 2]
+            rest = [e.item for e in entries if self.stages.missing.get(e.item.id, 0) < 2]
+            for i in alone:
+                yield [Exportable(i, job)]
+            for b in batches(rest, lim.batch_items, lim.batch_bytes):
                 yield [Exportable(i, job) for i in b]
 
     async def _look_up(self, todo: list[Exportable]) -> list[tuple[FolderJob, list[Exportable]]]:

@@ -17,6 +17,8 @@ from ..plan import encoded_size
 from .ledger import Ledger
 from .work import ByteShares, Exportable
 
+MISSING = "MissingFromResponse"  # the client's code for a requested id the answer left out
+
 
 class Stages:
     def __init__(
@@ -39,6 +41,9 @@ class Stages:
         self.inflight: dict[str, Exportable] = {}  # imports sent, no answer yet
         self.queued: dict[str, Exportable] = {}  # intent recorded, import not yet sent
         self.sent: set[str] = set()  # items with at least one import sent in this run
+        # requested ids an export answer left out (no row, no error): exported again, alone
+        # once they have gone missing twice
+        self.missing: dict[str, int] = {}
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -117,6 +122,9 @@ class Stages:
                 continue
             if r.error_code == "ErrorItemNotFound":
                 self.ledger.vanished(e.folder)
+            elif r.error_code == MISSING:
+                self.missing[e.item.id] = self.missing.get(e.item.id, 0) + 1
+                self.later(e, "export: the answer had no row for this item", None)
             else:
                 self.later(e, f"export: {r.error_code}: {r.error_message}", None)
             await self.shares.done(e.share)

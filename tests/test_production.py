@@ -1,0 +1,90 @@
+"""What production has shown (issue 10 §2), against the emulator over real HTTP: the
+emulator reproduces it, the engine copes, nothing is lost or duplicated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.wiring import run_job
+from tests.jobs import check_copy, duplicates, write_job
+
+pytestmark = pytest.mark.anyio
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
+PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
+
+
+def _selected(row: dict[str, Any]) -> bool:
+    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
+
+
+def _exact(emu: Any) -> None:
+    for s, t in PAIRS:
+        src = emu.state.require_mailbox(s).snapshot()
+        dst = emu.state.require_mailbox(t).snapshot()
+        assert check_copy(src, dst, selected=_selected) == (0, 0, 0), (s, t)
+        assert duplicates(dst) == 0
+
+
+async def test_export_answers_that_silently_drop_rows(emu: Any, tmp_path: Path) -> None:
+    m = emu.src.m(await emu.src.mailbox_id(ADELE))
+    rule = {"kind": "export_drop", "probability": 1.0, "count": 1}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    ids = list(emu.state.require_mailbox(ADELE).items)[:5]
+    r = await emu.src.post(m + "/exportItems", {"itemIds": ids})
+    assert r.status == 200 and len(r.body["value"]) == 4  # one id: no row, no error row
+    assert all("error" not in v and "Error" not in v for v in r.body["value"])
+    rule = {"kind": "export_drop", "probability": 0.5}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule], "seed": 4})).status == 200
+    stats = await run_job(load_job(write_job(tmp_path, emu.ep, PAIRS)))
+    fired = (await emu.src.control("GET", "/stats")).body["faults"]
+    assert fired.get("export_drop", 0) >= 5
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert stats.exit_code() == ExitCode.OK == report["exit_code"]
+    assert report["totals"]["failed"] == 0 and report["totals"]["unknown"] == 0
+    _exact(emu)
+
+
+async def test_rbac_scoped_grant_fails_only_the_pair_outside_it(emu: Any, tmp_path: Path) -> None:
+    from tests.emu import DST_APP
+
+    app = emu.state.tokens.tenant("fabrikam.example").apps[DST_APP]
+    app.scope = frozenset({T_ADELE})  # RBAC for Applications: only adele's target mailbox
+    dst = await emu.dst.mailbox_id(T_BIANCA)
+    r = await emu.dst.get(emu.dst.m(dst) + "/folders")
+    assert r.status == 403 and r.body["error"]["code"] == "ErrorAccessDenied"
+    ok = await emu.dst.get(emu.dst.m(await emu.dst.mailbox_id(T_ADELE)) + "/folders")
+    assert ok.status == 200
+    stats = await run_job(load_job(write_job(tmp_path, emu.ep, PAIRS)))
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED == report["exit_code"]
+    by = {p["target"]: p for p in report["pairs"]}
+    assert by[T_ADELE]["status"] == "done" and by[T_ADELE]["failed"] == 0
+    bad = by[T_BIANCA]
+    assert bad["status"] == "failed" and bad["error_code"] == "PermissionDenied"
+    assert f"{T_BIANCA} (target)" in bad["error"]  # names the mailbox as the operator knows it
+    assert "MailboxFolder.Read.All" in bad["error"] and "RBAC" in bad["error"]
+    src = emu.state.require_mailbox(ADELE).snapshot()
+    assert check_copy(src, emu.state.require_mailbox(T_ADELE).snapshot(), selected=_selected) == (
+        0,
+        0,
+        0,
+    )
+
+
+async def test_rbac_scope_from_the_emulator_configuration() -> None:
+    from tests.emu import DST_APP, DST_SECRET, Api, base_config, running
+
+    cfg = base_config()
+    cfg["tenants"][1]["apps"][0]["mailboxes"] = [T_ADELE]
+    async with running(cfg) as (_, ep, session):
+        api = Api(ep, session, "fabrikam.example", DST_APP, DST_SECRET)
+        await api.login()
+        assert (await api.get(api.m(await api.mailbox_id(T_BIANCA)) + "/folders")).status == 403
+        assert (await api.get(api.m(await api.mailbox_id(T_ADELE)) + "/folders")).status == 200
