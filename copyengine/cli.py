@@ -313,6 +313,7 @@ def emulator() -> None:
 def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> None:
     """Serve the emulator until interrupted."""
     from .emulator import EmulatorConfigError, EmulatorServer, load_config, write_ready_file
+    from .emulator.server import tune_process_for_serving
 
     try:
         config = load_config(config_path)
@@ -323,6 +324,7 @@ def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> N
     async def run() -> None:
         server = EmulatorServer(config, host, port)
         endpoints = await server.start()
+        tune_process_for_serving()
         if ready_file is not None:
             write_ready_file(ready_file, endpoints)
         click.echo(f"emulator listening on {endpoints.origin}", err=True)

@@ -88,3 +88,36 @@ async def test_rbac_scope_from_the_emulator_configuration() -> None:
         await api.login()
         assert (await api.get(api.m(await api.mailbox_id(T_BIANCA)) + "/folders")).status == 403
         assert (await api.get(api.m(await api.mailbox_id(T_ADELE)) + "/folders")).status == 200
+
+
+async def test_imported_items_get_a_new_date_and_size_and_nothing_compares_them(
+    emu: Any, tmp_path: Path
+) -> None:
+    from copyengine.wiring import verify_job
+
+    cfg = load_job(write_job(tmp_path, emu.ep, [(BIANCA, T_BIANCA)]))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    src = {r["searchKey"]: r for r in emu.state.require_mailbox(BIANCA).snapshot()["items"]}
+    dst = emu.state.require_mailbox(T_BIANCA).snapshot()["items"]
+    assert dst and all(r["searchKey"] in src for r in dst)
+    for r in dst:  # as Exchange does: same search key, new created date and reported size
+        s = src[r["searchKey"]]
+        assert r["createdDateTime"] != s["createdDateTime"]
+        assert r["reportedSize"] != s["reportedSize"] and r["digest"] == s["digest"]
+    m = emu.dst.m(await emu.dst.mailbox_id(T_BIANCA))
+    listed = await emu.dst.collect(m + "/folders/inbox/items?$top=100")
+    reported = {r["id"]: r["reportedSize"] for r in dst}
+    assert listed and all(i["size"] == reported[i["id"]] for i in listed)  # what Graph lists
+    again = await run_job(cfg)  # settlement and skip-if-present match by search key only
+    assert again.total("copied") == 0 and again.total("already_present") == len(dst)
+    assert all(pc.ok for pc in await verify_job(cfg))
+
+
+async def test_embedding_the_emulator_leaves_the_process_gc_alone() -> None:
+    import gc
+
+    from tests.emu import base_config, running
+
+    before = (gc.get_threshold(), gc.get_freeze_count())
+    async with running(base_config()):
+        assert (gc.get_threshold(), gc.get_freeze_count()) == before

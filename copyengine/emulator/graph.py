@@ -25,7 +25,7 @@ from . import odata, stream
 from .faults import FaultRule
 from .identity import Tenant
 from .state import Emulator
-from .store import Folder, Item, Mailbox, iso
+from .store import Folder, Item, Mailbox, iso, stored_size
 from .throttle import CONCURRENCY, MESSAGES
 
 EMU: web.AppKey[Emulator] = web.AppKey("emulator", Emulator)
@@ -190,12 +190,12 @@ def item_json(it: Item, select: set[str] | None, expand: set[str] | None) -> dic
     d: dict[str, Any] = {
         "@odata.etag": f'W/"{it.change_key}"',
         "id": it.id,
-        "createdDateTime": c.created,
+        "createdDateTime": it.api_created,
         "lastModifiedDateTime": it.modified,
         "changeKey": it.change_key,
         "categories": list(c.categories),
         "type": c.type,
-        "size": c.size,
+        "size": it.api_size,
     }
     if select is not None:
         d = {k: v for k, v in d.items() if k in select or k == "@odata.etag"}
@@ -215,13 +215,13 @@ def item_json(it: Item, select: set[str] | None, expand: set[str] | None) -> dic
 
 def item_get(it: Item, prop: str) -> Any:
     if prop == "createdDateTime":
-        return it.content.created
+        return it.api_created
     if prop == "lastModifiedDateTime":
         return it.modified
     if prop == "type":
         return it.content.type
     if prop == "size":
-        return it.content.size
+        return it.api_size
     raise KeyError(prop)
 
 
@@ -689,6 +689,7 @@ async def import_item(ctx: Ctx) -> web.Response:
         raise GraphError(400, "ErrorCorruptData", f"The import data is corrupt: {exc}.") from exc
     if mode == "create":
         it = mbx.add_item(folder, content)
+        it.created = iso(datetime.now(UTC))  # a new item, created now, in the target
     else:
         it_or_none = mbx.items.get(get["ItemId"])
         if it_or_none is None or it_or_none.folder is not folder:
@@ -704,6 +705,7 @@ async def import_item(ctx: Ctx) -> web.Response:
                 "change key for the item.",
             )
         mbx.update_item(it, content)
+    it.size = stored_size(content.size)
     return json_response({"itemId": it.id, "changeKey": it.change_key})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import ssl
@@ -150,3 +151,14 @@ def write_ready_file(path: Path, endpoints: Endpoints) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(endpoints.as_dict(), indent=2), encoding="utf-8")
     tmp.replace(path)
+
+
+def tune_process_for_serving() -> None:
+    """For a process that only serves the emulator (``copyengine emulator serve``), called
+    once its mailboxes are seeded: hundreds of thousands of long-lived items would make every
+    full GC pass walk them all, slowing the emulator as mailboxes grow, so the seeded objects
+    are frozen and full passes are made rarer for what imports add later. Process-wide, so
+    never done by a process that merely embeds the emulator (tests)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 1000)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import pickle
 import random
 import secrets
@@ -137,12 +136,6 @@ class Emulator:
         self._saved: dict[str, Mailbox] = self._load_saved()
         for t in config.tenants:
             self.add_tenant(t)
-        # Hundreds of thousands of long-lived items would make every full GC pass walk them
-        # all, slowing the emulator as mailboxes grow: seeded objects are frozen, and full
-        # passes are made rarer for what imports add later.
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(50_000, 50, 1000)
 
     # -- persistence ---------------------------------------------------------------------------
     def _load_saved(self) -> dict[str, Mailbox]:
@@ -160,13 +153,17 @@ class Emulator:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 20_000))
-        with tmp.open("wb") as fh:
-            pickle.dump(
-                {f"{m.tenant_id}/{m.upn.lower()}": m for m in self.mailboxes.values()},
-                fh,
-                protocol=pickle.HIGHEST_PROTOCOL,
-            )
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))  # deep folder trees; restored below
+        try:
+            with tmp.open("wb") as fh:
+                pickle.dump(
+                    {f"{m.tenant_id}/{m.upn.lower()}": m for m in self.mailboxes.values()},
+                    fh,
+                    protocol=pickle.HIGHEST_PROTOCOL,
+                )
+        finally:
+            sys.setrecursionlimit(limit)
         tmp.replace(path)
 
     # -- directory ---------------------------------------------------------------------------

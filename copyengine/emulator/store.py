@@ -213,6 +213,26 @@ class Item:
     seq: int
     ord: int
     deleted: bool = False
+    # What the service reports, when it differs from what the item's data carries: an
+    # imported item gets a new createdDateTime and a size Exchange computes for its own
+    # storage (the search key is preserved). None: the content's own.
+    created: str | None = None
+    size: int | None = None
+
+    @property
+    def api_created(self) -> str:
+        return getattr(self, "created", None) or self.content.created
+
+    @property
+    def api_size(self) -> int:
+        size = getattr(self, "size", None)
+        return self.content.size if size is None else size
+
+
+def stored_size(content_size: int) -> int:
+    """The size Exchange reports for an imported item: its own storage, not the source's
+    figure (properties added on import, different compression)."""
+    return content_size + 384 + content_size // 40
 
 
 @dataclass(slots=True, eq=False)
@@ -438,6 +458,7 @@ class Mailbox:
                     c = it.content
                     items.append(
                         {
+                            "reportedSize": it.api_size,
                             "folderPath": path,
                             "folderNames": names,
                             "id": it.id,
@@ -445,7 +466,7 @@ class Mailbox:
                             "size": c.size,
                             "searchKey": base64.b64encode(c.search_key).decode(),
                             "internetMessageId": c.message_id,
-                            "createdDateTime": c.created,
+                            "createdDateTime": it.api_created,
                             "digest": c.digest(),
                         }
                     )
