@@ -216,7 +216,7 @@ class FakeApi:
         outcome = await self._enter("import_item")
         if isinstance(outcome, Exception):
             raise outcome
-        upn, src_id = bytes(data)[1:-1].decode().split("|")  # type: ignore[arg-type]
+        upn, src_id = bytes(data)[1:-1].decode().split("|")[:2]  # type: ignore[arg-type]
         src = self.mailbox(upn)
         it = next(i for f in src.items.values() for i in f.values() if i.id == src_id)
         m = self._box(session.mailbox_id)

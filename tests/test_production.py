@@ -121,3 +121,24 @@ async def test_embedding_the_emulator_leaves_the_process_gc_alone() -> None:
     before = (gc.get_threshold(), gc.get_freeze_count())
     async with running(base_config()):
         assert (gc.get_threshold(), gc.get_freeze_count()) == before
+
+
+async def test_export_data_is_larger_than_the_items_size() -> None:
+    import base64
+
+    from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, running
+
+    cfg = base_config()
+    cfg["tenants"][0]["users"][1]["mailbox"]["data_ratio"] = 1.5
+    async with running(cfg) as (server, ep, session):
+        api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
+        await api.login()
+        for upn, ratio in ((ADELE, 1.1), (BIANCA, 1.5)):  # default, and configured
+            m = api.m(await api.mailbox_id(upn))
+            box = server.emulator.require_mailbox(upn)
+            items = sorted(box.items.values(), key=lambda i: i.content.size)[-3:]
+            r = await api.post(m + "/exportItems", {"itemIds": [i.id for i in items]})
+            sizes = {i.id: i.content.size for i in items}
+            for v in r.body["value"]:
+                raw = len(base64.b64decode(v["data"]))
+                assert raw >= sizes[v["itemId"]] * ratio, (upn, raw, sizes[v["itemId"]])

@@ -177,3 +177,33 @@ async def test_an_item_left_out_of_every_multi_item_answer_is_exported_alone(
     _exact(api)
     assert stats.failed == 0
     assert sizes[-1] == 1 and all(n > 1 for n in sizes[:-1])  # alone after the second miss
+
+
+async def test_the_budget_holds_the_datas_real_length_not_the_listed_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import msgspec
+
+    from copyengine.plan import encoded_size
+
+    api = _api(10)
+    real = api.export_items
+    lengths: list[int] = []
+
+    async def larger_data(mailbox_id: str, ids: list[str]) -> list[Exported]:
+        out = []
+        for r in await real(mailbox_id, ids):  # the stream is 3x the listed size's estimate
+            data = bytes(r.data)[:-1] + b"|" + b"A" * (3 * encoded_size(1000)) + b'"'
+            out.append(Exported(r.item_id, r.change_key, msgspec.Raw(data)))
+            lengths.append(len(data))
+        return out
+
+    monkeypatch.setattr(api, "export_items", larger_data)
+    budget = ByteBudget(1 << 30)
+    stats = await _run(api, tmp_path, budget)
+    _exact(api)
+    assert stats.failed == 0
+    # a full batch's real bytes were held at once, not the estimate from the listed size
+    assert budget.peak >= sum(sorted(lengths)[: LIMITS.batch_items])
+    assert budget.peak > LIMITS.batch_items * encoded_size(1000)
+    assert budget.in_use == 0

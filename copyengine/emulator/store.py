@@ -187,6 +187,9 @@ class MailboxSpec:
     sizes: SizeSpec = field(default_factory=SizeSpec)
     layout: str = "standard"  # standard | flat (every item in the Inbox) | empty
     years: int = 6
+    # The export stream's length over the item's size (properties and stream structure):
+    # Exchange's data is larger than the size it reports. 1.0 = no overhead.
+    data_ratio: float = 1.1
 
     @classmethod
     def parse(cls, raw: dict[str, Any] | None) -> MailboxSpec:
@@ -200,6 +203,8 @@ class MailboxSpec:
             raise ValueError(f"unknown mailbox layout {spec.layout!r}")
         if spec.items < 0:
             raise ValueError("items must be >= 0")
+        if not 1.0 <= spec.data_ratio <= 4.0:
+            raise ValueError("data_ratio must be between 1.0 and 4.0")
         return spec
 
 
@@ -522,6 +527,7 @@ def seed_mailbox(mbx: Mailbox, spec: MailboxSpec) -> None:
             message_id=f"<{rng.getrandbits(64):016x}.{n}@{domain}>" if is_mail else None,
             subject=" ".join(rng.choices(SUBJECT_WORDS, k=rng.randint(2, 6))),
             payload_key=rng.getrandbits(48),
-            size=spec.sizes.draw(rng, folder.type),
+            size=(size := spec.sizes.draw(rng, folder.type)),
+            overhead=round(size * (spec.data_ratio - 1.0)),
         )
         mbx.add_item(folder, content, modified=iso(created))

@@ -58,10 +58,19 @@ class ItemContent:
     subject: str
     payload_key: int
     size: int
+    # Bytes the stream carries beyond the item's size (its properties and the stream's own
+    # structure): an export's data is larger than the item's reported size.
+    overhead: int = 0
+
+    @property
+    def stream_length(self) -> int:
+        return self.size + self.overhead
 
     def header(self) -> bytes:
+        extra = {"streamOverhead": self.overhead} if self.overhead else {}
         raw = orjson.dumps(
             {
+                **extra,
                 "v": 1,
                 "type": self.type,
                 "createdDateTime": self.created,
@@ -113,7 +122,7 @@ def encode(content: ItemContent) -> str:
         (MAGIC, struct.pack(">I", len(header)), header, struct.pack(">I", zlib.crc32(header)))
     )
     return base64.b64encode(prefix).decode("ascii") + _payload_b64(
-        content.payload_key, content.size
+        content.payload_key, content.stream_length
     )
 
 
@@ -155,12 +164,13 @@ def decode(data: str | bytes) -> ItemContent:
             subject=str(h["subject"]),
             payload_key=int(h["payloadKey"]),
             size=int(h["payloadLength"]),
+            overhead=int(h.get("streamOverhead", 0)),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, binascii.Error) as exc:
         raise CorruptStream("Item stream header is malformed") from exc
-    if content.size < 0 or content.header() != header:
+    if content.size < 0 or content.overhead < 0 or content.header() != header:
         raise CorruptStream("Item stream header is not canonical")
-    expected = _payload_b64(content.payload_key, content.size)
+    expected = _payload_b64(content.payload_key, content.stream_length)
     body = data[prefix_len // 3 * 4 :]
     if len(body) != len(expected):
         raise CorruptStream("Item stream payload length mismatch")

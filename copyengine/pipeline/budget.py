@@ -22,6 +22,12 @@ class ByteBudget:
             self.in_use += n
             self.peak = max(self.peak, self.in_use)
 
+    def add(self, n: int) -> None:
+        """Account ``n`` more bytes already held, without waiting (data turned out larger
+        than estimated: waiting here, holding it, could wait on ourselves)."""
+        self.in_use += n
+        self.peak = max(self.peak, self.in_use)
+
     async def release(self, n: int) -> None:
         async with self._cond:
             self.in_use -= n

@@ -98,6 +98,9 @@ class Stages:
                     continue
                 if not ok:
                     continue
+                # The budget was taken on an estimate from the listed sizes; the data is
+                # what is held in memory (larger than the size: properties, structure).
+                await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
                 await self._intents(ok)
                 for e in ok:
                     self.queued[e.item.id] = e

@@ -65,6 +65,16 @@ class ByteShares:
             self._open.discard(share)
             await self.budget.release(share.nbytes)
 
+    async def true_up(self, share: BatchShare, nbytes: int) -> None:
+        """Hold ``nbytes`` (the export's real data length) instead of the estimate."""
+        if share not in self._open or nbytes == share.nbytes:
+            return
+        if nbytes > share.nbytes:
+            self.budget.add(nbytes - share.nbytes)
+        else:
+            await self.budget.release(share.nbytes - nbytes)
+        share.nbytes = nbytes
+
     async def release_all(self) -> None:
         shares, self._open = self._open, set()
         for s in shares:
