@@ -5,6 +5,7 @@ as the metadata does (``ItemIds``); Graph reads property names case-insensitivel
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -69,3 +70,51 @@ async def test_folder_and_import_bodies_in_any_casing(emu: Any) -> None:
         s.body["importUrl"], {"folderId": folder, "mode": "create", "data": data}, auth=False
     )
     assert r.status == 200 and set(r.body) == {"itemId", "changeKey"}
+
+
+# -- delta as production has shown it (issue 10 §2) ------------------------------------------
+async def test_a_round_may_return_an_item_twice_and_the_engine_collapses_it(emu: Any) -> None:
+    from copyengine.graph.models import Item, Removed
+    from copyengine.plan import collapse_delta
+
+    rule = {"kind": "delta_duplicate", "calls": ["itemDelta"], "count": 2}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    m = emu.src.m(await emu.src.mailbox_id(ADELE))
+    rows, _ = await _round(emu.src, m + "/folders/inbox/items/delta")
+    ids = [r["id"] for r in rows]
+    assert len(ids) > len(set(ids))  # the same item twice in one round
+    parsed = [Removed(r["id"], "deleted") if "@removed" in r else Item.from_json(r) for r in rows]
+    assert sorted(r.id for r in collapse_delta(parsed)) == sorted(set(ids))
+
+
+async def test_filtered_item_delta_stops_at_the_cap(emu: Any, monkeypatch: Any) -> None:
+    from copyengine.emulator import graph
+
+    monkeypatch.setattr(graph, "FILTERED_DELTA_CAP", 5)
+    m = emu.src.m(await emu.src.mailbox_id(ADELE))
+    flt = quote("createdDateTime ge 2000-01-01T00:00:00Z")
+    rows, _ = await _round(emu.src, m + f"/folders/inbox/items/delta?$filter={flt}")
+    assert len(rows) == 5  # silently capped: the reason never to filter a delta
+    everything, _ = await _round(emu.src, m + "/folders/inbox/items/delta")
+    assert len(everything) > 5
+
+
+async def test_change_type_option_selects_created_updated_or_deleted(emu: Any) -> None:
+    m = emu.src.m(await emu.src.mailbox_id(ADELE))
+    box = emu.state.require_mailbox(ADELE)
+    inbox = box.well_known["inbox"]
+    links = {}
+    for ct in ("created", "updated", "deleted"):
+        rows, links[ct] = await _round(emu.src, m + f"/folders/inbox/items/delta?changeType={ct}")
+        assert (len(rows) > 0) == (ct == "created")  # a first round: everything is new
+    items = list(inbox.live_items())
+    changed, gone = items[0], items[1]
+    box.update_item(changed, changed.content)
+    box.delete_item(gone)
+    new = box.add_item(inbox, items[2].content)
+    got = {ct: (await _round(emu.src, links[ct]))[0] for ct in links}
+    assert [r["id"] for r in got["created"]] == [new.id]
+    assert [r["id"] for r in got["updated"]] == [changed.id]
+    assert [(r["id"], "@removed" in r) for r in got["deleted"]] == [(gone.id, True)]
+    bad = await emu.src.get(m + "/folders/inbox/items/delta?changeType=moved")
+    assert bad.status == 400

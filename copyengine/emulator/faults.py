@@ -14,6 +14,8 @@ A rule is a table such as ``{"kind": "drop_after", "calls": ["importItem"], "cou
 ``session_expire``            the import session dies before this import (401, or ``status``)
 ``token_revoke``              the caller's access token is revoked (401)
 ``delta_expire``              the delta token is gone (410 ``syncStateNotFound``)
+``delta_duplicate``           an item delta page repeats one of its rows: the same item twice
+                              in one round (seen in production)
 ``mailbox_not_found``         the mailbox does not exist (404)
 
 Matching fields: ``calls`` (call names, default all), ``mailbox`` (id or UPN), ``after``
@@ -38,6 +40,7 @@ KINDS = frozenset(
         "session_expire",
         "token_revoke",
         "delta_expire",
+        "delta_duplicate",
         "mailbox_not_found",
     }
 )
@@ -69,6 +72,7 @@ APPLIES_TO: dict[str, frozenset[str]] = {
     "export_item_error": frozenset({"exportItems"}),
     "export_drop": frozenset({"exportItems"}),
     "delta_expire": frozenset({"itemDelta", "folderDelta"}),
+    "delta_duplicate": frozenset({"itemDelta"}),
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from ..config import ItemFilters
-from ..graph.models import Item
+from ..graph.models import Item, Removed
 from ..state.records import SETTLED, ItemRecord
 from ..timefmt import parse_graph_datetime
 
@@ -135,3 +135,13 @@ def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[l
 def encoded_size(size: int) -> int:
     """Bytes of a base64 ``data`` string for an item of ``size`` (plus stream overhead)."""
     return (size + 1024) * 4 // 3 + 256
+
+
+def collapse_delta(rows: Iterable[Item | Removed]) -> list[Item | Removed]:
+    """One change per item in a delta round: a round may return the same item twice (seen in
+    production); the last row for an id is its state at the end of the round, in the
+    position of its first row."""
+    last: dict[str, Item | Removed] = {}
+    for r in rows:
+        last[r.id] = r
+    return list(last.values())
