@@ -64,6 +64,8 @@ class EmulatorConfig:
     seed: int = 0
     tenants: tuple[TenantConfig, ...] = ()
     faults: tuple[dict[str, Any], ...] = ()
+    # a seeded churn started with the service: {"rate", "mailboxes", "mix", "seed"}
+    churn: dict[str, Any] | None = None
 
     def make_limits(self) -> Limits:
         try:

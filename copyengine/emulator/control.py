@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import orjson
 from aiohttp import web
 
+from . import changes
 from .config import EmulatorConfigError, parse_tenant, parse_user
 from .faults import FaultRule
 from .graph import EMU, json_response
@@ -242,7 +243,8 @@ async def expire_delta(request: web.Request) -> web.Response:
 
 
 async def post_mailbox_change(request: web.Request) -> web.Response:
-    """Test helper: delete (``{"delete": [ids]}``) items in a mailbox behind the API's back."""
+    """Change a mailbox as its owner would (``{"ops": [...]}``, see ``changes.py``); the
+    older ``{"delete": [ids]}`` hard-deletes items behind the API's back."""
     emu = request.app[EMU]
     mbx = emu.mailbox(request.match_info["mailbox"])
     if mbx is None:
@@ -254,7 +256,37 @@ async def post_mailbox_change(request: web.Request) -> web.Response:
         if it is not None:
             mbx.delete_item(it)
             deleted += 1
-    return json_response({"deleted": deleted})
+    results: list[dict[str, Any]] = []
+    for i, op in enumerate(body.get("ops", [])):
+        try:
+            results.append(changes.apply(mbx, op, emu.rng))
+        except (changes.ChangeError, KeyError, TypeError, ValueError) as exc:
+            return json_response({"error": f"ops[{i}]: {exc}", "applied": results}, 400)
+    return json_response({"deleted": deleted, "results": results})
+
+
+async def put_churn(request: web.Request) -> web.Response:
+    """Start (or replace) a seeded churn: ``{"rate": N, "mailboxes": [upn|id], "mix": {...},
+    "seed": S}``."""
+    emu = request.app[EMU]
+    body = await _json(request)
+    try:
+        emu.start_churn(body)
+    except (ValueError, KeyError, TypeError) as exc:
+        return json_response({"error": str(exc)}, 400)
+    return json_response({"churning": True})
+
+
+async def get_churn(request: web.Request) -> web.Response:
+    c = request.app[EMU].churn
+    return json_response({"churning": c is not None, "applied": c.applied if c else {}})
+
+
+async def delete_churn(request: web.Request) -> web.Response:
+    emu = request.app[EMU]
+    applied = emu.churn.applied if emu.churn else {}
+    emu.stop_churn()
+    return json_response({"churning": False, "applied": applied})
 
 
 def add_identity_routes(app: web.Application) -> None:
@@ -270,6 +302,9 @@ def add_control_routes(app: web.Application) -> None:
     r.add_post("/_emulator/tenants/{tenant}/users", post_user)
     r.add_get("/_emulator/mailboxes/{mailbox}/snapshot", get_snapshot)
     r.add_post("/_emulator/mailboxes/{mailbox}/changes", post_mailbox_change)
+    r.add_put("/_emulator/churn", put_churn)
+    r.add_get("/_emulator/churn", get_churn)
+    r.add_delete("/_emulator/churn", delete_churn)
     r.add_get("/_emulator/stats", get_stats)
     r.add_post("/_emulator/stats/reset", reset_stats)
     r.add_get("/_emulator/stats/counters", get_counters)

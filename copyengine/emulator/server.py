@@ -118,6 +118,8 @@ class EmulatorServer:
         identity = ""
         if not tls:
             identity = f"https://{host}:{await self._listen(0, tls_ctx)}"
+        if self.emulator.config.churn:
+            self.emulator.start_churn(self.emulator.config.churn)
         self.endpoints = Endpoints(
             origin=f"{'https' if tls else 'http'}://{host}:{port}",
             ca_cert=str(ca_path),
@@ -135,6 +137,7 @@ class EmulatorServer:
         return int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
+        self.emulator.stop_churn()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

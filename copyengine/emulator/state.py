@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import pickle
 import random
 import secrets
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .changes import Churn
 from .config import EmulatorConfig, TenantConfig, UserConfig
 from .faults import FaultRule, Faults
 from .identity import (
@@ -136,6 +138,36 @@ class Emulator:
         self._saved: dict[str, Mailbox] = self._load_saved()
         for t in config.tenants:
             self.add_tenant(t)
+
+    # -- churn -------------------------------------------------------------------------------
+    churn: Churn | None = None
+    _churn_task: asyncio.Task[None] | None = None
+
+    def start_churn(self, spec: dict[str, Any]) -> None:
+        """Change the given mailboxes at ``rate`` changes per second while the emulator runs
+        (``[emulator] churn`` or ``PUT /_emulator/churn``)."""
+        boxes = [self.mailbox(str(m)) for m in spec.get("mailboxes", [])]
+        if not boxes or any(b is None for b in boxes):
+            raise ValueError("churn.mailboxes: give existing mailboxes (UPNs or ids)")
+        rate = float(spec.get("rate", 1.0))
+        if not 0 < rate <= 10_000:
+            raise ValueError("churn.rate: changes per second, more than 0")
+        mix = {str(k): float(v) for k, v in spec.get("mix", {}).items()}
+        unknown = set(mix) - {"add", "modify", "delete", "move"}
+        if unknown:
+            raise ValueError(f"churn.mix: unknown change {sorted(unknown)[0]!r}")
+        self.stop_churn()
+        churn = Churn([b for b in boxes if b is not None], rate, seed=int(spec.get("seed", 0)))
+        if mix:
+            churn.mix = mix
+        self.churn = churn
+        self._churn_task = asyncio.get_running_loop().create_task(churn.run())
+
+    def stop_churn(self) -> None:
+        if self._churn_task is not None:
+            self._churn_task.cancel()
+        self._churn_task = None
+        self.churn = None
 
     # -- persistence ---------------------------------------------------------------------------
     def _load_saved(self) -> dict[str, Mailbox]:

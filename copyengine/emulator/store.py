@@ -428,6 +428,27 @@ class Mailbox:
         item.modified = iso(datetime.now(UTC))
         item.seq = self.bump()
 
+    def move_item(self, item: Item, to: Folder) -> Item:
+        """As Exchange moves an item: a new item (new id) in ``to`` with the same content and
+        search key, the old one gone (delta: a removal and an addition)."""
+        moved = self.add_item(to, item.content, modified=item.modified)
+        moved.created = getattr(item, "created", None)
+        moved.size = getattr(item, "size", None)
+        self.delete_item(item)
+        return moved
+
+    def move_folder(self, folder: Folder, to: Folder) -> None:
+        node: Folder | None = to
+        while node is not None:
+            if node is folder:
+                raise ValueError("a folder cannot move under itself")
+            node = node.parent
+        assert folder.parent is not None
+        folder.parent.children.remove(folder)
+        to.children.append(folder)
+        folder.parent = to
+        folder.seq = self.bump()
+
     def delete_item(self, item: Item) -> None:
         if item.deleted:
             return
