@@ -732,8 +732,10 @@ async def import_item(ctx: Ctx) -> web.Response:
     except stream.CorruptStream as exc:
         raise GraphError(400, "ErrorCorruptData", f"The import data is corrupt: {exc}.") from exc
     if mode == "create":
-        it = mbx.add_item(folder, content)
-        it.created = iso(datetime.now(UTC))  # a new item, created now, in the target
+        # a new item, created now, with the size Exchange computes for its own storage
+        it = mbx.add_item(
+            folder, content, created=iso(datetime.now(UTC)), size=stored_size(content.size)
+        )
     else:
         it_or_none = mbx.items.get(get["ItemId"])
         if it_or_none is None or it_or_none.folder is not folder:
@@ -748,8 +750,7 @@ async def import_item(ctx: Ctx) -> web.Response:
                 "The change key passed in the request does not match the current "
                 "change key for the item.",
             )
-        mbx.update_item(it, content)
-    it.size = stored_size(content.size)
+        mbx.update_item(it, content, size=stored_size(content.size))
     return json_response({"itemId": it.id, "changeKey": it.change_key})
 
 

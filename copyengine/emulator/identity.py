@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from .journal import signing_key
 from .store import Mailbox
 
 GRAPH_RESOURCE = "https://graph.microsoft.com"
@@ -131,11 +132,17 @@ class TokenService:
     def __init__(self, lifetime: float = 3600.0) -> None:
         self.lifetime = lifetime
         self._key = secrets.token_bytes(32)
+        self._key_path: Path | None = None
         self.tenants: dict[str, Tenant] = {}  # by id
         self._names: dict[str, str] = {}  # name/domain -> id
         self._revoked: set[str] = set()
         self._verified: dict[str, dict[str, Any]] = {}
         self.issued = 0
+
+    def use_key_file(self, path: Path) -> None:
+        """Sign with the key kept at ``path``: tokens stay valid across a restart."""
+        self._key_path = path
+        self._key = signing_key(path)
 
     def add_tenant(self, tenant: Tenant) -> None:
         self.tenants[tenant.id] = tenant
@@ -302,6 +309,9 @@ class TokenService:
         if client_id is None:
             n = len(self._verified)
             self._key = secrets.token_bytes(32)
+            if self._key_path is not None:  # the new key is the one a restart comes back with
+                self._key_path.unlink(missing_ok=True)
+                self._key = signing_key(self._key_path)
             self._verified.clear()
             return n
         mine = [c["jti"] for c in self._verified.values() if c["appid"] == client_id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,16 +44,34 @@ def build_app(emulator: Emulator) -> web.Application:
     return app
 
 
-def make_tls(state_dir: Path) -> tuple[ssl.SSLContext, Path]:
-    """A fresh local CA and a server certificate for 127.0.0.1/localhost; returns the server
-    context and the path of the CA certificate clients should trust."""
-    ca = trustme.CA(organization_name="copyengine emulator")
+def make_tls(state_dir: Path, keep: Path | None = None) -> tuple[ssl.SSLContext, Path]:
+    """A local CA and a server certificate for 127.0.0.1/localhost; returns the server
+    context and the path of the CA certificate clients should trust. With ``keep`` (a path
+    prefix) the CA is kept there and reused by every start: clients that trust it reconnect
+    to a restarted emulator."""
+    ca = _kept_ca(keep) if keep is not None else trustme.CA(organization_name=CA_NAME)
     cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
     ca_path = state_dir / "emulator-ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
     return ctx, ca_path
+
+
+CA_NAME = "copyengine emulator"
+
+
+def _kept_ca(prefix: Path) -> trustme.CA:
+    cert, key = prefix.with_name(prefix.name + ".ca.pem"), prefix.with_name(prefix.name + ".ca.key")
+    if cert.exists() and key.exists():
+        return trustme.CA.from_pem(cert.read_bytes(), key.read_bytes())
+    ca = trustme.CA(organization_name=CA_NAME)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(cert))
+    fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(ca.private_key_pem.bytes())
+    return ca
 
 
 @dataclass(frozen=True)
@@ -111,7 +130,7 @@ class EmulatorServer:
         app = build_app(self.emulator)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        tls_ctx, ca_path = make_tls(self.emulator.state_dir)
+        tls_ctx, ca_path = make_tls(self.emulator.state_dir, self.emulator.config.persist)
         tls = self.emulator.config.tls
         port = await self._listen(self.port, tls_ctx if tls else None)
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -25,6 +25,7 @@ from .identity import (
     generate_app_certificate,
     tenant_guid,
 )
+from .journal import Journal
 from .store import Mailbox, new_mailbox, seed_mailbox
 from .throttle import Limits, Throttle
 
@@ -136,6 +137,14 @@ class Emulator:
             self.state_dir = config.state_dir
             self.state_dir.mkdir(parents=True, exist_ok=True)
         self._saved: dict[str, Mailbox] = self._load_saved()
+        # Durability across a crash: every change journaled beside the snapshot (journal.py)
+        self.journal: Journal | None = None
+        self._pending: dict[str, list[tuple[tuple[Any, ...], int, int]]] = {}
+        if config.persist is not None:
+            jpath = config.persist.with_name(config.persist.name + ".journal")
+            self._pending = Journal.read(jpath)
+            self.journal = Journal(jpath)
+            self.tokens.use_key_file(config.persist.with_name(config.persist.name + ".signing"))
         for t in config.tenants:
             self.add_tenant(t)
 
@@ -197,6 +206,8 @@ class Emulator:
         finally:
             sys.setrecursionlimit(limit)
         tmp.replace(path)
+        if self.journal is not None:
+            self.journal.truncate()  # the snapshot holds it all now
 
     # -- directory ---------------------------------------------------------------------------
     def add_tenant(self, tc: TenantConfig) -> Tenant:
@@ -235,6 +246,10 @@ class Emulator:
         mbx = saved or new_mailbox(tenant.id, uc.upn)
         if saved is None:
             seed_mailbox(mbx, uc.mailbox)
+        if self.journal is not None:
+            for record, seq, counter in self._pending.pop(mbx.id, []):
+                mbx.replay(record, seq, counter)
+            mbx.attach_journal(self.journal.write)
         tenant.users[key] = mbx
         self.mailboxes[mbx.id] = mbx
         return mbx

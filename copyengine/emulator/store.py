@@ -357,6 +357,7 @@ class Mailbox:
             self.well_known[well_known] = folder
         if parent is not None:
             parent.children.append(folder)
+        self._log_folder(folder)
         return folder
 
     def find_folder(self, ref: str) -> Folder | None:
@@ -379,6 +380,7 @@ class Mailbox:
     def rename_folder(self, folder: Folder, name: str) -> None:
         folder.name = name
         folder.seq = self.bump()
+        self._log_folder(folder)
 
     def delete_folder(self, folder: Folder) -> None:
         for child in folder.live_children():
@@ -387,7 +389,9 @@ class Mailbox:
             self.delete_item(item)
         folder.deleted = True
         parent_id = folder.parent.id if folder.parent else ""
-        self.folder_tombstones.append((self.bump(), folder.id, parent_id))
+        seq = self.bump()
+        self.folder_tombstones.append((seq, folder.id, parent_id))
+        self._log(("folder_del", folder.id, seq, parent_id))
 
     def folder_by_path(self, path: str) -> Folder | None:
         folder = self.root
@@ -406,7 +410,15 @@ class Mailbox:
             stack.extend(reversed(f.live_children()))
 
     # -- items -------------------------------------------------------------------------------
-    def add_item(self, folder: Folder, content: ItemContent, modified: str | None = None) -> Item:
+    def add_item(
+        self,
+        folder: Folder,
+        content: ItemContent,
+        modified: str | None = None,
+        *,
+        created: str | None = None,
+        size: int | None = None,
+    ) -> Item:
         seq = self.bump()
         item = Item(
             id=self._next_id("item"),
@@ -416,24 +428,115 @@ class Mailbox:
             modified=modified or iso(datetime.now(UTC)),
             seq=seq,
             ord=seq,
+            created=created,
+            size=size,
         )
         self.items[item.id] = item
         folder.items.append(item)
         folder.live += 1
+        self._log_item(item)
         return item
 
-    def update_item(self, item: Item, content: ItemContent) -> None:
+    def update_item(self, item: Item, content: ItemContent, *, size: int | None = None) -> None:
         item.content = content
         item.change_key = self.change_key()
         item.modified = iso(datetime.now(UTC))
         item.seq = self.bump()
+        if size is not None:
+            item.size = size
+        self._log_item(item)
+
+    # -- durability: every change journaled as it happens (see ``journal.py``) ----------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_journal", None)  # an open file, not state
+        return state
+
+    def attach_journal(self, write: Any) -> None:
+        self.__dict__["_journal"] = write
+
+    def _log(self, record: tuple[Any, ...]) -> None:
+        write = self.__dict__.get("_journal")
+        if write is not None:
+            write(self.id, record, self.seq, self._counter)
+
+    def _log_item(self, it: Item) -> None:
+        self._log(
+            (
+                "item",
+                it.id,
+                it.folder.id,
+                it.content,
+                it.change_key,
+                it.modified,
+                it.seq,
+                it.ord,
+                getattr(it, "created", None),
+                getattr(it, "size", None),
+            )
+        )
+
+    def _log_folder(self, f: Folder) -> None:
+        parent = f.parent.id if f.parent is not None else None
+        self._log(("folder", f.id, f.name, f.type, parent, f.well_known, f.hidden, f.seq, f.ord))
+
+    def replay(self, record: tuple[Any, ...], seq: int, counter: int) -> None:
+        """Apply one journaled change (as recorded: ids, sequence numbers and all)."""
+        kind = record[0]
+        if kind == "item":
+            _, iid, fid, content, ck, modified, iseq, iord, created, size = record
+            it = self.items.get(iid)
+            if it is None:
+                folder = self.folders[fid]
+                it = Item(iid, folder, content, ck, modified, iseq, iord, False, created, size)
+                self.items[iid] = it
+                folder.items.append(it)
+                folder.live += 1
+            else:
+                it.content, it.change_key, it.modified, it.seq = content, ck, modified, iseq
+                it.created, it.size = created, size
+        elif kind == "item_del":
+            it = self.items.pop(record[1], None)
+            if it is not None and not it.deleted:
+                it.deleted = True
+                it.folder.live -= 1
+                it.folder.tombstones.append((record[2], it.id))
+                it.folder.compact()
+        elif kind == "folder":
+            _, fid, name, cls, parent_id, wk, hidden, fseq, ford = record
+            parent = self.folders.get(parent_id) if parent_id else None
+            f = self.folders.get(fid)
+            if f is None:
+                f = Folder(fid, name, cls, parent, wk, hidden, fseq, ford)
+                self.folders[fid] = f
+                if wk:
+                    self.well_known[wk] = f
+                if parent is not None:
+                    parent.children.append(f)
+            else:
+                if f.parent is not parent and f.parent is not None and parent is not None:
+                    f.parent.children.remove(f)
+                    parent.children.append(f)
+                    f.parent = parent
+                f.name, f.seq = name, fseq
+        elif kind == "folder_del":
+            f = self.folders.get(record[1])
+            if f is not None and not f.deleted:
+                f.deleted = True
+                self.folder_tombstones.append((record[2], f.id, record[3]))
+        self.seq = max(self.seq, seq)
+        self._counter = max(self._counter, counter)
 
     def move_item(self, item: Item, to: Folder) -> Item:
         """As Exchange moves an item: a new item (new id) in ``to`` with the same content and
         search key, the old one gone (delta: a removal and an addition)."""
-        moved = self.add_item(to, item.content, modified=item.modified)
-        moved.created = getattr(item, "created", None)
-        moved.size = getattr(item, "size", None)
+        moved = self.add_item(
+            to,
+            item.content,
+            modified=item.modified,
+            created=getattr(item, "created", None),
+            size=getattr(item, "size", None),
+        )
         self.delete_item(item)
         return moved
 
@@ -448,6 +551,7 @@ class Mailbox:
         to.children.append(folder)
         folder.parent = to
         folder.seq = self.bump()
+        self._log_folder(folder)
 
     def delete_item(self, item: Item) -> None:
         if item.deleted:
@@ -456,8 +560,10 @@ class Mailbox:
         del self.items[item.id]
         folder = item.folder
         folder.live -= 1
-        folder.tombstones.append((self.bump(), item.id))
+        seq = self.bump()
+        folder.tombstones.append((seq, item.id))
         folder.compact()
+        self._log(("item_del", item.id, seq))
 
     # -- ground truth ------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
