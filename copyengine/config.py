@@ -119,6 +119,8 @@ class Pair:
     target: str
     folders: FolderRules
     items: ItemFilters
+    # also copy the source's in-place archive into the target's (Graph beta only)
+    archive: bool = False
 
     @property
     def key(self) -> str:
@@ -469,8 +471,9 @@ def _pairs(
         dst = _upn(t.get("target", str, required=True).strip(), t.path("target"))
         fr = _folders(t.table("folders"), rules) if "folders" in p else rules
         itf = _items(t.table("items"), filters) if "items" in p else filters
+        archive = t.get("archive", bool, False)
         t.done()
-        pairs.append(Pair(src, dst, fr, itf))
+        pairs.append(Pair(src, dst, fr, itf, archive))
         where.append(f"pairs[{i}]")
     csv_path = root.get("pairs_csv", str)
     if csv_path is not None:
@@ -540,7 +543,7 @@ def _emulator(t: _Table) -> EmbeddedEmulator:
         spec = {k: v for k, v in m.items() if k != "upn"}
         mt.used.update(spec)
         try:
-            parse_user({"upn": upn, "mailbox": spec}, where)
+            parse_user(emulator_user(upn, spec), where)
         except EmulatorConfigError as exc:
             raise ConfigError(where, _emulator_message(exc, where)) from None
         boxes.append(EmulatorMailbox(upn, spec))
@@ -577,6 +580,16 @@ def _emulator(t: _Table) -> EmbeddedEmulator:
             where = f"{t.where}.{where}"
         raise ConfigError(where, _emulator_message(Exception(message), "")) from None
     return e
+
+
+def emulator_user(upn: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An ``[emulator] mailboxes`` entry as the emulator's directory takes it: ``archive``
+    (true, or a mailbox spec) gives the user an in-place archive."""
+    mailbox = {k: v for k, v in spec.items() if k != "archive"}
+    user: dict[str, Any] = {"upn": upn, "mailbox": mailbox}
+    if "archive" in spec:
+        user["archive"] = spec["archive"]
+    return user
 
 
 def _emulator_message(exc: Exception, where: str) -> str:
@@ -649,6 +662,15 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         keep_reports=keep,
         consolidate=consolidate,
     )
+    for i, p in enumerate(cfg.pairs):
+        if p.archive:
+            for t in (cfg.source, cfg.target):
+                if t.graph_url.endswith("/v1.0"):
+                    raise ConfigError(
+                        f"pairs[{i}].archive",
+                        f"archive mailboxes are reachable only on Graph beta; tenants.{t.name}"
+                        f".graph_url is {t.graph_url} (use …/beta)",
+                    )
     if cfg.needs_emulator and emu is None:
         raise ConfigError(
             "emulator", "a tenant points at the emulator but there is no [emulator] section"

@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import JobConfig, TenantConfig
+from .config import JobConfig, TenantConfig, emulator_user
 from .emulator.process import EmulatorStartError, emulator_process
 from .errors import ConfigError, CopyEngineError
 
@@ -54,7 +54,7 @@ def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
                 f"emulator.mailboxes[{i}].upn",
                 f"no emulated tenant has the domain {domain!r} (tenant_id)",
             )
-        tenants[domain]["users"].append({"upn": m.upn, "mailbox": m.spec})
+        tenants[domain]["users"].append(emulator_user(m.upn, m.spec))
     return {
         "emulator": {
             "profile": emu.profile,

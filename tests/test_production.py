@@ -142,3 +142,73 @@ async def test_export_data_is_larger_than_the_items_size() -> None:
             for v in r.body["value"]:
                 raw = len(base64.b64decode(v["data"]))
                 assert raw >= sizes[v["itemId"]] * ratio, (upn, raw, sizes[v["itemId"]])
+
+
+async def test_archives_on_beta_are_copied_when_a_pair_asks(tmp_path: Path) -> None:
+    from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, running
+
+    cfg = base_config()
+    cfg["tenants"][0]["users"][0]["archive"] = {"items": 25, "seed": 9}
+    cfg["tenants"][1]["users"][0]["archive"] = {"layout": "empty"}
+    async with running(cfg) as (server, ep, session):
+        api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
+        await api.login()
+        r = await api.get(f"/users/{ADELE}/settings/exchange")
+        archive_id = r.body["inPlaceArchiveMailboxId"]
+        assert archive_id and archive_id != r.body["primaryMailboxId"]
+        v1 = await api.get(ep.graph_v1_url + f"/users/{ADELE}/settings/exchange")
+        assert "inPlaceArchiveMailboxId" not in v1.body
+        gone = await api.get(ep.graph_v1_url + api.m(archive_id) + "/folders")
+        assert gone.status == 400 and "not supported on v1.0" in gone.body["error"]["message"]
+        job = write_job(tmp_path, ep, [(ADELE, T_ADELE), (BIANCA, T_BIANCA)])
+        text = job.read_text().replace(
+            f'target = "{T_ADELE}"\n', f'target = "{T_ADELE}"\narchive = true\n'
+        )
+        job.write_text(text)
+        stats = await run_job(load_job(job))
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert stats.exit_code() == ExitCode.OK == report["exit_code"]
+        emu = server.emulator
+        src_arch = emu.require_mailbox(archive_id).snapshot()
+        dst_primary = emu.require_mailbox(T_ADELE)
+        dst_arch = emu.require_mailbox(dst_primary.archive_id or "").snapshot()
+        assert check_copy(src_arch, dst_arch) == (0, 0, 0) and len(dst_arch["items"]) == 25
+        adele = next(p for p in report["pairs"] if p["source"] == ADELE)
+        assert any(f["source_path"].startswith("[archive]/") for f in adele["folders"])
+        # an archive has throttling budgets of its own: it is paced as a mailbox apart
+        assert any(archive_id in str(k) for k in emu.stats.by_mailbox)
+        # a pair asking for an archive the target lacks fails that pair, saying so
+        text = job.read_text().replace(
+            f'target = "{T_BIANCA}"\n', f'target = "{T_BIANCA}"\narchive = true\n'
+        )
+        job.write_text(text)
+        again = await run_job(load_job(job))
+        report = json.loads((tmp_path / "report.json").read_text())
+        bianca = next(p for p in report["pairs"] if p["source"] == BIANCA)
+        assert bianca["status"] == "failed" and "no in-place archive" in bianca["error"]
+        assert again.exit_code() == ExitCode.ITEMS_FAILED == report["exit_code"]
+
+
+def test_archive_on_v1_is_refused_at_load(tmp_path: Path) -> None:
+    from copyengine.errors import ConfigError
+    from tests.emu import base_config  # noqa: F401
+
+    (tmp_path / "s").write_text("x")
+    text = f"""
+[tenants.source]
+graph_url = "https://graph.microsoft.com/v1.0"
+tenant_id = "a"
+client_id = "b"
+client_secret = "file:s"
+[tenants.target]
+tenant_id = "c"
+client_id = "d"
+client_secret = "file:s"
+[[pairs]]
+source = "{ADELE}"
+target = "{T_ADELE}"
+archive = true
+"""
+    (tmp_path / "job.toml").write_text(text)
+    with pytest.raises(ConfigError, match=r"pairs\[0\]\.archive: .*only on Graph beta"):
+        load_job(tmp_path / "job.toml")

@@ -34,6 +34,7 @@ class AppConfig:
 class UserConfig:
     upn: str
     mailbox: MailboxSpec = field(default_factory=MailboxSpec)
+    archive: MailboxSpec | None = None  # an in-place archive (reachable on /beta only)
 
 
 @dataclass(frozen=True)
@@ -83,14 +84,23 @@ def _take(raw: dict[str, Any], where: str, allowed: set[str]) -> None:
 
 
 def parse_user(raw: dict[str, Any], where: str) -> UserConfig:
-    _take(raw, where, {"upn", "mailbox"})
+    _take(raw, where, {"upn", "mailbox", "archive"})
     if "upn" not in raw or "@" not in str(raw["upn"]):
         raise EmulatorConfigError(f"{where}.upn: a user principal name is required")
     try:
         spec = MailboxSpec.parse(raw.get("mailbox"))
     except (TypeError, ValueError) as exc:
         raise EmulatorConfigError(f"{where}.mailbox: {exc}") from exc
-    return UserConfig(upn=str(raw["upn"]), mailbox=spec)
+    archive = raw.get("archive")
+    try:
+        arch = (
+            None
+            if archive in (None, False)
+            else MailboxSpec.parse({"layout": "flat"} if archive is True else archive)
+        )
+    except (TypeError, ValueError) as exc:
+        raise EmulatorConfigError(f"{where}.archive: {exc}") from exc
+    return UserConfig(upn=str(raw["upn"]), mailbox=spec, archive=arch)
 
 
 def parse_tenant(raw: dict[str, Any], where: str) -> TenantConfig:

@@ -287,7 +287,7 @@ async def resolve_mailbox(ctx: Ctx) -> web.Response:
         "primaryMailboxId": mbx.id,
     }
     if ctx.version == "beta":
-        body["inPlaceArchiveMailboxId"] = None
+        body["inPlaceArchiveMailboxId"] = mbx.archive_id
     return json_response(body)
 
 
@@ -917,6 +917,12 @@ def _auth_bearer(ctx: Ctx, route: Route) -> None:
                 404,
                 "ErrorNonExistentMailbox",
                 f"The SMTP address or mailbox id '{ref}' has no mailbox associated.",
+            )
+        if mbx.is_archive and ctx.version != "beta":
+            raise GraphError(
+                400,
+                "ErrorInvalidRequest",
+                "Archive mailboxes are not supported on v1.0; use the beta endpoint.",
             )
         ctx.mailbox = mbx
         app = tenant.apps.get(ctx.app)

@@ -26,7 +26,7 @@ from .identity import (
     tenant_guid,
 )
 from .journal import Journal
-from .store import Mailbox, new_mailbox, seed_mailbox
+from .store import Mailbox, MailboxSpec, new_mailbox, seed_mailbox
 from .throttle import Limits, Throttle
 
 
@@ -199,7 +199,10 @@ class Emulator:
         try:
             with tmp.open("wb") as fh:
                 pickle.dump(
-                    {f"{m.tenant_id}/{m.upn.lower()}": m for m in self.mailboxes.values()},
+                    {
+                        _saved_key(m.tenant_id, m.upn, m.is_archive): m
+                        for m in self.mailboxes.values()
+                    },
                     fh,
                     protocol=pickle.HIGHEST_PROTOCOL,
                 )
@@ -242,16 +245,26 @@ class Emulator:
         key = uc.upn.lower()
         if key in tenant.users:
             raise ValueError(f"user {uc.upn} already exists in tenant {tenant.name}")
-        saved = self._saved.pop(f"{tenant.id}/{key}", None)
-        mbx = saved or new_mailbox(tenant.id, uc.upn)
+        mbx = self._restore_or_seed(tenant, uc.upn, uc.mailbox, archive=False)
+        if uc.archive is not None:
+            arch = self._restore_or_seed(tenant, uc.upn, uc.archive, archive=True)
+            mbx.archive_id = arch.id
+            self.mailboxes[arch.id] = arch
+        tenant.users[key] = mbx
+        self.mailboxes[mbx.id] = mbx
+        return mbx
+
+    def _restore_or_seed(
+        self, tenant: Tenant, upn: str, spec: MailboxSpec, *, archive: bool
+    ) -> Mailbox:
+        saved = self._saved.pop(_saved_key(tenant.id, upn, archive), None)
+        mbx = saved or new_mailbox(tenant.id, upn, archive=archive)
         if saved is None:
-            seed_mailbox(mbx, uc.mailbox)
+            seed_mailbox(mbx, spec)
         if self.journal is not None:
             for record, seq, counter in self._pending.pop(mbx.id, []):
                 mbx.replay(record, seq, counter)
             mbx.attach_journal(self.journal.write)
-        tenant.users[key] = mbx
-        self.mailboxes[mbx.id] = mbx
         return mbx
 
     def mailbox(self, ref: str) -> Mailbox | None:
@@ -333,3 +346,7 @@ class Emulator:
     def set_limits(self, limits: Limits) -> None:
         self.limits = limits
         self.throttle.limits = limits
+
+
+def _saved_key(tenant_id: str, upn: str, archive: bool) -> str:
+    return f"{tenant_id}/{upn.lower()}" + ("#archive" if archive else "")

@@ -296,6 +296,11 @@ class Folder:
 class Mailbox:
     """One mailbox: a folder tree, items, and a sequence number per change."""
 
+    # an in-place archive is a mailbox of its own (own id, folders, items and throttling
+    # budgets), reached through its owner's inPlaceArchiveMailboxId on /beta
+    is_archive = False
+    archive_id: str | None = None
+
     def __init__(self, mailbox_id: str, upn: str, tenant_id: str, id_seed: str) -> None:
         self.id = mailbox_id
         self.upn = upn
@@ -614,9 +619,11 @@ def mailbox_guid(tenant_id: str, upn: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"copyengine-emulator/{tenant_id}/{upn.lower()}"))
 
 
-def new_mailbox(tenant_id: str, upn: str) -> Mailbox:
-    guid = mailbox_guid(tenant_id, upn)
-    return Mailbox(f"MBX:{guid}@{tenant_id}", upn, tenant_id, id_seed=guid)
+def new_mailbox(tenant_id: str, upn: str, *, archive: bool = False) -> Mailbox:
+    guid = mailbox_guid(tenant_id, upn + ("#archive" if archive else ""))
+    mbx = Mailbox(f"MBX:{guid}@{tenant_id}", upn, tenant_id, id_seed=guid)
+    mbx.is_archive = archive
+    return mbx
 
 
 def seed_mailbox(mbx: Mailbox, spec: MailboxSpec) -> None:

@@ -20,7 +20,9 @@ async def mirror(
     pair: Pair,
     store: Store,
     stats: PairStats,
+    label: str = "",
 ) -> list[FolderJob]:
+    """``label`` prefixes the report's folder paths (an archive's folders are apart)."""
     tree = await src.walk_folders(src_id)
     plans = plan_folders(tree, pair.folders, pair.source, pair.target)
     target = TargetTree(dst, dst_id)
@@ -28,7 +30,7 @@ async def mirror(
     jobs: list[FolderJob] = []
     for plan in plans:
         folder, new = await target.ensure(plan.target, plan.type, plan.source.names[0])
-        fs = stats.folder(plan.source.path, plan.source.names)
+        fs = stats.folder(label + plan.source.path, plan.source.names)
         fs.target_path = plan.target.path
         await store.folder_mapped(
             pair.key, plan.source.folder.id, plan.source.path, folder.id, plan.target.path

@@ -11,7 +11,7 @@ import anyio
 import structlog
 
 from ..config import Limits, Pair
-from ..errors import StateError
+from ..errors import MailboxNotFound, StateError
 from ..failures import classify
 from ..graph import ImportSessionPool, MailboxApi
 from ..report import PairStats, PairStatus
@@ -27,6 +27,7 @@ from .stop import StopFlag
 from .work import ByteShares
 
 log = structlog.get_logger("copyengine.pipeline")
+ARCHIVE_LABEL = "[archive]"  # the report's folder paths of a pair's archive start with it
 
 
 def debug_logging() -> bool:
@@ -114,17 +115,35 @@ class PairRunner:
             )
 
     async def _copy(self) -> None:
-        src_id = (await self.src.resolve_mailbox(self.pair.source)).primary_id
-        dst_id = (await self.dst.resolve_mailbox(self.pair.target)).primary_id
+        src = await self.src.resolve_mailbox(self.pair.source)
+        dst = await self.dst.resolve_mailbox(self.pair.target)
         self._names = {
-            src_id: f"{self.pair.source} (source)",
-            dst_id: f"{self.pair.target} (target)",
+            src.primary_id: f"{self.pair.source} (source)",
+            dst.primary_id: f"{self.pair.target} (target)",
         }
-        self.stats.pacers = [self.src.pacer(src_id), self.dst.pacer(dst_id)]
+        self.stats.pacers = [self.src.pacer(src.primary_id), self.dst.pacer(dst.primary_id)]
+        await self._copy_mailbox(src.primary_id, dst.primary_id, "")
+        if not self.pair.archive or self.stop.draining:
+            return
+        for ref, side in ((src, "source"), (dst, "target")):
+            if ref.archive_id is None:
+                raise MailboxNotFound(
+                    f"the {side} {ref.upn} has no in-place archive (the pair asks for "
+                    "archive = true); enable it, or drop archive from this pair",
+                    call="resolveMailbox",
+                )
+        assert src.archive_id is not None and dst.archive_id is not None
+        self._names[src.archive_id] = f"{self.pair.source} (source archive)"
+        self._names[dst.archive_id] = f"{self.pair.target} (target archive)"
+        # an archive has throttling budgets of its own: its own pacers
+        self.stats.pacers += [self.src.pacer(src.archive_id), self.dst.pacer(dst.archive_id)]
+        await self._copy_mailbox(src.archive_id, dst.archive_id, ARCHIVE_LABEL)
+
+    async def _copy_mailbox(self, src_id: str, dst_id: str, label: str) -> None:
         folders = await mirror(
-            self.src, self.dst, src_id, dst_id, self.pair, self.store, self.stats
+            self.src, self.dst, src_id, dst_id, self.pair, self.store, self.stats, label
         )
-        self.log.info("pair.folders_mirrored", folders=len(folders))
+        self.log.info("pair.folders_mirrored", folders=len(folders), mailbox=label or "primary")
         self.stages = stages = Stages(
             self.src,
             src_id,
