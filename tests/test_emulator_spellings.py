@@ -88,7 +88,7 @@ async def test_a_round_may_return_an_item_twice_and_the_engine_collapses_it(emu:
 
 
 async def test_filtered_item_delta_stops_at_the_cap(emu: Any, monkeypatch: Any) -> None:
-    from copyengine.emulator import graph
+    from copyengine.emulator import delta as graph
 
     monkeypatch.setattr(graph, "FILTERED_DELTA_CAP", 5)
     m = emu.src.m(await emu.src.mailbox_id(ADELE))
