@@ -243,17 +243,32 @@ def _auth_import(ctx: Ctx) -> None:
 
 
 async def _admitted(ctx: Ctx, route: Route) -> web.Response:
+    """Faults first (as a failing front end would answer), then the throttle, then the call
+    itself with its latency and any fault that strikes after it."""
+    _faults_before(ctx, route)
+    mbx_id = _admit(ctx)
     emu = ctx.emu
-    request = ctx.request
+    if mbx_id:
+        emu.stats.enter(mbx_id)
+    try:
+        return await _run(ctx, route)
+    finally:
+        emu.throttle.release(ctx.app, mbx_id)
+        if mbx_id:
+            emu.stats.leave(mbx_id)
+
+
+def _faults_before(ctx: Ctx, route: Route) -> None:
+    """Pick this call's faults (counted) and answer those that strike before it runs."""
+    emu = ctx.emu
     ids: tuple[str, ...] = (ctx.mailbox.id.lower(), ctx.mailbox.upn.lower()) if ctx.mailbox else ()
     if route.call == "resolveMailbox":
-        ids = (request.match_info["user"].lower(),)
-    ctx.faults = emu.faults.pick(route.call, ids)
-    for kind in ctx.faults:
+        ids = (ctx.request.match_info["user"].lower(),)
+    ctx.faults = f = emu.faults.pick(route.call, ids)
+    for kind in f:
         emu.stats.faults[kind] += 1
-    f = ctx.faults
     if "drop_before" in f:
-        _drop(request)
+        _drop(ctx.request)
     if "token_revoke" in f:
         if route.call == "importItem":
             emu.expire_sessions(ctx.mailbox.id if ctx.mailbox else None)
@@ -279,6 +294,12 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
             code = "ErrorServerBusy" if status == 503 else "GatewayTimeout"
             raise GraphError(status, code, "The service is temporarily unavailable.", headers)
 
+
+def _admit(ctx: Ctx) -> str | None:
+    """The throttle's verdict on this request (429 with Retry-After when refused), and the
+    bookkeeping of requests that arrive before a Retry-After elapsed; the mailbox id."""
+    emu = ctx.emu
+    request = ctx.request
     length = request.content_length or 0
     if length > emu.config.max_body_bytes:
         raise GraphError(
@@ -309,25 +330,25 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
             MESSAGES[verdict.reason],
             {"Retry-After": f"{max(verdict.retry_after, 0.001):.3f}"},
         )
-    if mbx_id:
-        emu.stats.enter(mbx_id)
-    try:
-        ctx.body = await request.read() if request.can_read_body else b""
-        emu.stats.bytes_in += len(ctx.body)
-        resp = await route.handler(ctx)
-        out = len(resp.body) if isinstance(resp.body, bytes | bytearray) else 0
-        delay = emu.throttle.latency(len(ctx.body) + out, emu.rng.random())
-        if "slow" in f:
-            delay += f["slow"].delay
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if "drop_after" in f:
-            _drop(request)
-        return resp
-    finally:
-        emu.throttle.release(ctx.app, mbx_id)
-        if mbx_id:
-            emu.stats.leave(mbx_id)
+    return mbx_id
+
+
+async def _run(ctx: Ctx, route: Route) -> web.Response:
+    """The handler, then the latency model (and a ``slow`` fault), then ``drop_after``."""
+    emu = ctx.emu
+    request = ctx.request
+    ctx.body = await request.read() if request.can_read_body else b""
+    emu.stats.bytes_in += len(ctx.body)
+    resp = await route.handler(ctx)
+    out = len(resp.body) if isinstance(resp.body, bytes | bytearray) else 0
+    delay = emu.throttle.latency(len(ctx.body) + out, emu.rng.random())
+    if "slow" in ctx.faults:
+        delay += ctx.faults["slow"].delay
+    if delay > 0:
+        await asyncio.sleep(delay)
+    if "drop_after" in ctx.faults:
+        _drop(request)
+    return resp
 
 
 def add_graph_routes(app: web.Application) -> None:
