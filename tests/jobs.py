@@ -87,3 +87,18 @@ def check_copy(
             ):
                 wrong += 1
     return lost, dup, wrong
+
+
+def selected_by_default(row: dict[str, Any]) -> bool:
+    """What a job copies with default folder rules (hidden and journal folders are not)."""
+    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
+
+
+def assert_exact(emu_state: Any, pairs: list[tuple[str, str]]) -> None:
+    """Every selected source item once in the target, in the right folder, nothing else."""
+    for s, t in pairs:
+        src = emu_state.require_mailbox(s).snapshot()
+        dst = emu_state.require_mailbox(t).snapshot()
+        assert check_copy(src, dst, selected=selected_by_default) == (0, 0, 0), (s, t)
+        assert duplicates(dst) == 0
+        assert len(dst["items"]) == sum(map(selected_by_default, src["items"]))

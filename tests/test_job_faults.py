@@ -19,7 +19,7 @@ from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
 from copyengine.wiring import run_job
 from tests.emu import base_config, running
-from tests.jobs import check_copy, duplicates, write_job
+from tests.jobs import assert_exact, write_job
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -42,12 +42,7 @@ def _selected(row: dict[str, Any]) -> bool:
 
 
 def _assert_exact(emu_state: Any) -> None:
-    for s, t in PAIRS:
-        src = emu_state.require_mailbox(s).snapshot()
-        dst = emu_state.require_mailbox(t).snapshot()
-        assert check_copy(src, dst, selected=_selected) == (0, 0, 0), (s, t)
-        assert duplicates(dst) == 0
-        assert len(dst["items"]) == sum(map(_selected, src["items"]))
+    assert_exact(emu_state, PAIRS)
 
 
 async def test_fault_storm_loses_and_duplicates_nothing(emu: Any, tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ from copyengine.pipeline.stop import StopFlag
 from copyengine.state import SQLiteStore
 from copyengine.wiring import run_job
 from tests.emu import DST_APP, base_config, running
-from tests.jobs import check_copy, duplicates, write_job
+from tests.jobs import assert_exact, duplicates, write_job
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -39,12 +39,7 @@ def _selected(row: dict[str, Any]) -> bool:
 
 
 def _exact(emu_state: Any, pairs: list[tuple[str, str]] = PAIRS) -> None:
-    for s, t in pairs:
-        src = emu_state.require_mailbox(s).snapshot()
-        dst = emu_state.require_mailbox(t).snapshot()
-        assert check_copy(src, dst, selected=_selected) == (0, 0, 0), (s, t)
-        assert duplicates(dst) == 0
-        assert len(dst["items"]) == sum(map(_selected, src["items"]))
+    assert_exact(emu_state, pairs)
 
 
 def _cli(*args: str) -> subprocess.Popen[bytes]:
