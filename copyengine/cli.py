@@ -23,7 +23,7 @@ from .failures import classify
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_summary, show_progress
-from .report import JobStats
+from .report import JobStats, iso
 from .wiring import run_job, store, verify_job
 
 
@@ -265,6 +265,7 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             out = []
             for p in await state.pairs():
                 p["items"] = await state.summary(p["pair"])
+                p["started"], p["finished"] = iso(p["started"]), iso(p["finished"])
                 out.append(p)
             return out
         finally:

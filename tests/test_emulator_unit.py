@@ -110,3 +110,29 @@ def test_user_sets_expand() -> None:
         "u0002@t.example",
         "u0003@t.example",
     ]
+
+
+def test_contents_pickled_before_stream_overhead_still_load() -> None:
+    import pickle
+
+    from copyengine.emulator.stream import ItemContent, decode, encode
+
+    c = ItemContent("IPM.Note", "2024-01-01T00:00:00.0000000Z", (), b"k" * 16, None, "s", 7, 500)
+    old = ItemContent.__new__(ItemContent)
+    old.__setstate__(
+        [
+            getattr(c, f)
+            for f in (
+                "type",
+                "created",
+                "categories",
+                "search_key",
+                "message_id",
+                "subject",
+                "payload_key",
+                "size",
+            )
+        ]
+    )  # as the previous version saved it
+    assert old == c and old.overhead == 0
+    assert decode(encode(pickle.loads(pickle.dumps(old)))) == c

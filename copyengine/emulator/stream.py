@@ -27,7 +27,7 @@ import hashlib
 import random
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import orjson
 
@@ -65,6 +65,14 @@ class ItemContent:
     @property
     def stream_length(self) -> int:
         return self.size + self.overhead
+
+    def __setstate__(self, state: list[object]) -> None:
+        """Unpickle by field order; contents saved before ``overhead`` existed get 0 (a demo's
+        persisted emulator from an earlier version keeps loading)."""
+        values = dict(zip((f.name for f in fields(self)), state, strict=False))
+        values.setdefault("overhead", 0)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
 
     def header(self) -> bytes:
         extra = {"streamOverhead": self.overhead} if self.overhead else {}
