@@ -15,7 +15,7 @@ import anyio
 import click
 
 from . import __version__, logs
-from .config import JobConfig, load_job
+from .config import JobConfig, Pair, load_job
 from .embedded import embedded_emulator
 from .errors import ConfigError, CopyEngineError, ForeignState, StateError
 from .exitcodes import ExitCode
@@ -141,6 +141,18 @@ def _is_debug() -> bool:
     is_flag=True,
     help="No live table on a terminal (progress events are still logged).",
 )
+@click.option(
+    "--pair",
+    "only",
+    multiple=True,
+    metavar="UPN",
+    help="Only the pairs with this source or target (repeatable).",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Only the items that failed or stayed unknown in the last run.",
+)
 @_debug_option
 def run(
     config: Path,
@@ -149,6 +161,8 @@ def run(
     log_format: str | None,
     log_level: str | None,
     no_progress: bool,
+    only: tuple[str, ...],
+    retry_failed: bool,
 ) -> None:
     """Copy every mailbox pair of the job CONFIG (TOML)."""
     # The engine only: the emulator reuses its multi-MB response buffers and is faster with
@@ -164,10 +178,11 @@ def run(
     if _is_debug():
         overrides["log_level"] = "debug"
     cfg = _load(config, **overrides)
+    pairs = _select_pairs(cfg, only)
     logs.configure(cfg.log_format, cfg.log_level)
 
     def body(c: JobConfig) -> int:
-        stats = anyio.run(_run, c, not no_progress)
+        stats = anyio.run(_run, c, not no_progress, pairs, retry_failed)
         print_summary(stats)
         code = stats.exit_code()
         if stats.fatal_code is not ExitCode.LOCKED or not stats.fatal:
@@ -180,14 +195,37 @@ def run(
     sys.exit(_with_emulator(cfg, body))
 
 
-async def _run(cfg: JobConfig, live_table: bool) -> JobStats:
+def _select_pairs(cfg: JobConfig, only: tuple[str, ...]) -> tuple[Pair, ...] | None:
+    """The pairs ``--pair`` names (by source or target); every one must match a pair."""
+    if not only:
+        return None
+    wanted = {u.strip().lower() for u in only}
+    chosen = tuple(p for p in cfg.pairs if {p.source.lower(), p.target.lower()} & wanted)
+    known = {u.lower() for p in cfg.pairs for u in (p.source, p.target)}
+    missing = sorted(wanted - known)
+    if missing:
+        click.echo(
+            f"error: configuration: --pair {missing[0]}: no pair of the job has this source or "
+            "target",
+            err=True,
+        )
+        sys.exit(ExitCode.CONFIG)
+    return chosen
+
+
+async def _run(
+    cfg: JobConfig,
+    live_table: bool,
+    pairs: tuple[Pair, ...] | None = None,
+    retry_failed: bool = False,
+) -> JobStats:
     stop = StopFlag()
     stats = JobStats()
     with anyio.CancelScope() as abort:
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch_signals, stop, abort)
             tg.start_soon(show_progress, stats, live_table)
-            await run_job(cfg, stop, stats)
+            await run_job(cfg, stop, stats, pairs, retry_failed)
             tg.cancel_scope.cancel()
     if abort.cancel_called:
         stats.interrupted = True

@@ -111,6 +111,9 @@ class Limits:
     # Longest wait between two retries of a failing call (503/504, connection failures);
     # Retry-After from the service is always obeyed as given.
     retry_backoff_cap_s: float = 30.0
+    # Like Microsoft's BadItemLimit: past this many failed items a pair stops and is reported
+    # failed (None: no limit).
+    max_failed_items_per_pair: int | None = None
 
 
 @dataclass(frozen=True)
@@ -452,7 +455,10 @@ def _limits(t: _Table) -> Limits:
         connections=t.positive("connections", int, d.connections),
         drain_timeout_s=t.positive("drain_timeout_s", float, d.drain_timeout_s),
         retry_backoff_cap_s=t.positive("retry_backoff_cap_s", float, d.retry_backoff_cap_s),
+        max_failed_items_per_pair=t.get("max_failed_items_per_pair", int, None),
     )
+    if lim.max_failed_items_per_pair is not None and lim.max_failed_items_per_pair < 0:
+        raise ConfigError(t.path("max_failed_items_per_pair"), "must be 0 or more")
     if lim.batch_items > 20:
         raise ConfigError(t.path("batch_items"), "exportItems takes at most 20 items")
     t.done()

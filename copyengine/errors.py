@@ -17,7 +17,8 @@ CopyEngineError
     └── Fatal               stop this mailbox pair (or the job)
         ├── AuthFailed          the identity platform refuses the credential
         ├── PermissionDenied    403 ErrorAccessDenied: a permission is missing
-        └── MailboxNotFound     the user or mailbox does not exist
+        ├── MailboxNotFound     the user or mailbox does not exist
+        └── BadItemLimit        a pair's failed items passed max_failed_items_per_pair
 """
 
 from __future__ import annotations
@@ -161,3 +162,7 @@ class PermissionDenied(Fatal):
 
 class MailboxNotFound(Fatal):
     pass
+
+
+class BadItemLimit(Fatal):
+    """More items of a pair failed than ``[limits] max_failed_items_per_pair`` allows."""

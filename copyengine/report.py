@@ -104,6 +104,7 @@ class PairStats:
     enumerated_all: bool = False
     # the pair's two mailboxes' pacers (source, target), read live; frozen values at the end
     pacers: list[PacerView] = field(default_factory=list, repr=False)
+    policy: dict[str, Any] = field(default_factory=dict)  # large items, bad-item limit
     _final: tuple[int, float, int] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
@@ -190,6 +191,7 @@ class PairStats:
             "throttle_wait_s": round(self.throttle_wait_s, 3),
             "requests": self.requests,
             "enumerated_all": self.enumerated_all,
+            "policy": self.policy,
             "duration_s": round(self.duration(), 3),
             "folders": [f.as_dict() for f in self.folders.values()],
         }

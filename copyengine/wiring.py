@@ -129,10 +129,11 @@ async def run_job(
     stop: StopFlag | None = None,
     stats: JobStats | None = None,
     pairs: tuple[Pair, ...] | None = None,
+    retry_only: bool = False,
 ) -> JobStats:
     """Build the job's clients and store, and run it (see ``pipeline.job.run_pairs``)."""
     async with clients(cfg) as built:
-        return await run_pairs(cfg, built, store(cfg), stop, stats, pairs)
+        return await run_pairs(cfg, built, store(cfg), stop, stats, pairs, retry_only)
 
 
 async def verify_job(cfg: JobConfig) -> list[PairCheck]:

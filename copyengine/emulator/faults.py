@@ -12,6 +12,7 @@ A rule is a table such as ``{"kind": "drop_after", "calls": ["importItem"], "cou
 ``export_item_error``         in exportItems, one listed item was deleted meanwhile: it comes
                               back as a per-item ``ErrorItemNotFound``
 ``session_expire``            the import session dies before this import (401, or ``status``)
+``import_reject``             the import host refuses this item for good (400 ErrorCorruptData)
 ``token_revoke``              the caller's access token is revoked (401)
 ``delta_expire``              the delta token is gone (410 ``syncStateNotFound``)
 ``delta_duplicate``           an item delta page repeats one of its rows: the same item twice
@@ -38,6 +39,7 @@ KINDS = frozenset(
         "export_item_error",
         "export_drop",
         "session_expire",
+        "import_reject",
         "token_revoke",
         "delta_expire",
         "delta_duplicate",
@@ -69,6 +71,7 @@ CALLS = frozenset(
 # Kinds that only make sense for some calls never fire (or count) on others.
 APPLIES_TO: dict[str, frozenset[str]] = {
     "session_expire": frozenset({"importItem"}),
+    "import_reject": frozenset({"importItem"}),
     "export_item_error": frozenset({"exportItems"}),
     "export_drop": frozenset({"exportItems"}),
     "delta_expire": frozenset({"itemDelta", "folderDelta"}),

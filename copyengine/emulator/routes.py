@@ -284,6 +284,8 @@ def _faults_before(ctx: Ctx, route: Route) -> None:
             404: "ErrorItemNotFound",
         }.get(status, "InvalidAuthenticationToken")
         raise GraphError(status, code, "The import session has expired.")
+    if "import_reject" in f and route.call == "importItem":
+        raise GraphError(400, "ErrorCorruptData", "The item could not be imported.")
     if "mailbox_not_found" in f and route.mailbox:
         raise GraphError(404, "ErrorNonExistentMailbox", "The mailbox was not found.")
     for kind, status in (("http_503", 503), ("http_504", 504)):

@@ -9,7 +9,7 @@ import time
 import anyio
 import structlog
 
-from ..config import JobConfig, Limits, Pair
+from ..config import MB, JobConfig, Limits, Pair
 from ..errors import ConfigError
 from ..exitcodes import ExitCode
 from ..failures import classify
@@ -33,8 +33,10 @@ async def run_pairs(
     stop: StopFlag | None = None,
     stats: JobStats | None = None,
     pairs: tuple[Pair, ...] | None = None,
+    retry_only: bool = False,
 ) -> JobStats:
-    """Copy every pair of ``cfg`` (or ``pairs``); returns the stats (also the report).
+    """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
+    or stayed unknown last time); returns the stats (also the report).
 
     Never raises for a failure of the job: whatever happens is classified once
     (``failures.classify``) into the stats, so that the exit code, the report and the
@@ -43,7 +45,19 @@ async def run_pairs(
     stats = stats or JobStats()
     todo = pairs if pairs is not None else cfg.pairs
     for p in todo:
-        stats.pair(p.key, p.source, p.target)
+        ps = stats.pair(p.key, p.source, p.target)
+        ps.policy = {
+            "large_items": (
+                f"items over {round(p.items.max_size / MB, 3):g} MB are skipped and listed "
+                "per folder"
+                if p.items.max_size is not None
+                else "no size limit: every item is copied (Exchange itself caps messages at 150 MB)"
+            ),
+            "max_failed_items": cfg.limits.max_failed_items_per_pair,
+            "selection": "only items that failed or stayed unknown last time"
+            if retry_only
+            else "every selected item",
+        }
     report = True
     try:
         try:
@@ -58,7 +72,7 @@ async def run_pairs(
                 log.info(
                     "job.started", pairs=len(todo), state=str(cfg.state_path), run=stats.run_id
                 )
-                await _run(cfg, clients, store, todo, stats, stop)
+                await _run(cfg, clients, store, todo, stats, stop, retry_only)
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
     except Exception as exc:
@@ -86,6 +100,7 @@ async def _run(
     todo: tuple[Pair, ...],
     stats: JobStats,
     stop: StopFlag,
+    retry_only: bool,
 ) -> None:
     budget = ByteBudget(cfg.limits.bytes_in_flight)
     limiter = anyio.CapacityLimiter(cfg.limits.pairs_in_parallel)
@@ -95,7 +110,15 @@ async def _run(
             if stop.draining:
                 return
             await PairRunner(
-                p, clients.src, clients.dst, store, stats.pairs[p.key], cfg.limits, budget, stop
+                p,
+                clients.src,
+                clients.dst,
+                store,
+                stats.pairs[p.key],
+                cfg.limits,
+                budget,
+                stop,
+                retry_only,
             ).run()
 
     async with anyio.create_task_group() as tg:

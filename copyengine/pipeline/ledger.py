@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import BadItemLimit
 from ..graph import Item
 from ..plan import Skip
 from ..state import Intent, Outcome, Status, Store
@@ -15,10 +16,12 @@ VANISHED = "deleted at source during the copy"
 
 
 class Ledger:
-    def __init__(self, pair: str, store: Store, log: Any) -> None:
+    def __init__(self, pair: str, store: Store, log: Any, max_failed: int | None = None) -> None:
         self.pair = pair
         self.store = store
         self.log = log
+        self.max_failed = max_failed
+        self.failures = 0
 
     # -- enumeration ---------------------------------------------------------------------------
     def listed(self, job: FolderJob, item: Item) -> None:
@@ -94,6 +97,12 @@ class Ledger:
             reason=reason,
             request_id=request_id,
         )
+        self.failures += 1
+        if self.max_failed is not None and self.failures > self.max_failed:
+            raise BadItemLimit(
+                f"more than {self.max_failed} items failed in this pair "
+                "([limits] max_failed_items_per_pair): the pair stopped; see its failures"
+            )
 
     def unknown(self, job: FolderJob, item: Item, reason: str, request_id: str | None) -> None:
         """Sent, and whether it landed could not be established (the state keeps its

@@ -46,7 +46,9 @@ class PairRunner:
         limits: Limits,
         budget: ByteBudget,
         stop: StopFlag,
+        retry_only: bool = False,
     ) -> None:
+        self.retry_only = retry_only
         self.pair = pair
         self.key = pair.key
         self.src = src
@@ -57,7 +59,7 @@ class PairRunner:
         self.shares = ByteShares(budget)
         self.stop = stop
         self.log = log  # the pair is bound per task (contextvars) in run()
-        self.ledger = Ledger(self.key, store, self.log)
+        self.ledger = Ledger(self.key, store, self.log, limits.max_failed_items_per_pair)
         self.stages: Stages | None = None
         self._names: dict[str, str] = {}  # mailbox id -> UPN, once resolved
 
@@ -164,6 +166,7 @@ class PairRunner:
                 self.limits,
                 self.stats,
                 self.stop,
+                self.retry_only,
             )
         )
         settler = Settler(

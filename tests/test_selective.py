@@ -1,0 +1,89 @@
+"""Selective runs (issue 13): --pair, --retry-failed, the bad-item limit, the large-item
+policy stated in the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.wiring import run_job
+from tests.jobs import assert_exact, write_job
+
+pytestmark = pytest.mark.anyio
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
+PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
+
+
+def _report(tmp: Path) -> dict[str, Any]:
+    return json.loads((tmp / "report.json").read_text())  # type: ignore[no-any-return]
+
+
+def _imports(emu: Any) -> int:
+    return sum(n for (call, _), n in emu.state.stats.requests.items() if call == "importItem")
+
+
+async def test_retry_failed_sends_only_the_failed_items(emu: Any, tmp_path: Path) -> None:
+    rule = {"kind": "import_reject", "calls": ["importItem"], "count": 3}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    cfg = load_job(write_job(tmp_path, emu.ep, PAIRS))
+    first = await run_job(cfg)
+    assert first.exit_code() == ExitCode.ITEMS_FAILED and _report(tmp_path)["totals"]["failed"] == 3
+    await emu.src.control("DELETE", "/faults")
+    await emu.src.control("POST", "/stats/reset")
+    again = await run_job(cfg, retry_only=True)
+    report = _report(tmp_path)
+    assert again.exit_code() == ExitCode.OK == report["exit_code"]
+    assert report["totals"]["copied"] == 3 and report["totals"]["source_items"] == 3
+    assert _imports(emu) == 3  # only the three failed items were sent again
+    assert all(p["policy"]["selection"].startswith("only items") for p in report["pairs"])
+    assert_exact(emu.state, PAIRS)
+
+
+async def test_the_bad_item_limit_stops_a_pair(emu: Any, tmp_path: Path) -> None:
+    adele = await emu.dst.mailbox_id(T_ADELE)
+    rule = {"kind": "import_reject", "calls": ["importItem"], "mailbox": adele, "count": 5}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    cfg = load_job(write_job(tmp_path, emu.ep, PAIRS, limits="max_failed_items_per_pair = 2"))
+    stats = await run_job(cfg)
+    report = _report(tmp_path)
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED == report["exit_code"]
+    by = {p["source"]: p for p in report["pairs"]}
+    assert by[ADELE]["status"] == "failed" and by[ADELE]["error_code"] == "BadItemLimit"
+    assert "more than 2 items failed" in by[ADELE]["error"]
+    # the pair stopped: imports already in flight (6 importers) may still have failed
+    assert 3 <= by[ADELE]["failed"] <= 2 + 6 and by[ADELE]["copied"] < 100
+    assert by[ADELE]["policy"]["max_failed_items"] == 2
+    assert by[BIANCA]["status"] == "done"
+    assert_exact(emu.state, [(BIANCA, T_BIANCA)])
+
+
+async def test_large_item_policy_is_stated(emu: Any, tmp_path: Path) -> None:
+    cfg = load_job(write_job(tmp_path, emu.ep, PAIRS, extra="[items]\nmax_size_mb = 0.05\n"))
+    await run_job(cfg)
+    policy = _report(tmp_path)["pairs"][0]["policy"]
+    assert policy["large_items"] == "items over 0.05 MB are skipped and listed per folder"
+
+
+async def test_run_only_the_named_pairs(emu: Any, tmp_path: Path) -> None:
+    import sys
+
+    import anyio
+
+    job = write_job(tmp_path, emu.ep, PAIRS)
+    args = [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"]
+    with anyio.fail_after(60):
+        bad = await anyio.run_process([*args, "--pair", "nobody@contoso.example"], check=False)
+        assert bad.returncode == ExitCode.CONFIG
+        assert b"--pair nobody@contoso.example" in bad.stderr
+        ok = await anyio.run_process([*args, "--pair", T_BIANCA.upper()], check=False)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    report = _report(tmp_path)
+    assert [p["source"] for p in report["pairs"]] == [BIANCA]
+    assert len(emu.state.require_mailbox(T_ADELE).items) == 0
+    assert_exact(emu.state, [(BIANCA, T_BIANCA)])
