@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from .exitcodes import ExitCode
 
 MAX_FAILURES_LISTED = 1000
+MAX_TIMELINE = 1000
 
 
 def iso(wall: float | None) -> str | None:
@@ -209,6 +210,20 @@ class JobStats:
     # why a drain ended early (e.g. "service unreachable: …"), said in the report and log
     stop_reason: str | None = None
     run_id: str = field(default_factory=new_run_id)
+    # (seconds since start, items copied, bytes copied, 429s): for the report's charts
+    timeline: list[tuple[float, int, int, int]] = field(default_factory=list)
+
+    def sample(self) -> None:
+        self.timeline.append(
+            (
+                round(self.duration(), 2),
+                self.total("copied"),
+                self.total("copied_bytes"),
+                sum(p.throttled for p in self.pairs.values()),
+            )
+        )
+        if len(self.timeline) > 2 * MAX_TIMELINE:  # keep it bounded: every other sample
+            self.timeline = self.timeline[::2]
 
     def pair(self, key: str, source: str, target: str) -> PairStats:
         p = self.pairs.get(key)
@@ -276,6 +291,10 @@ class JobStats:
                 "mb_per_s": round(copied_bytes / d / 1e6, 2) if d > 0 else 0.0,
             },
             "pairs": [p.as_dict() for p in self.pairs.values()],
+            "timeline": [
+                {"t": t, "copied": c, "copied_bytes": b, "throttled_429": k}
+                for t, c, b, k in self.timeline
+            ],
         }
 
 
@@ -293,24 +312,46 @@ def history_path(path: Path, run_id: str) -> Path:
 
 
 def write_report(path: Path, stats: JobStats, keep: int = 20) -> Path:
-    """Write this run's report as ``<stem>.<run id><suffix>`` beside ``path``, keep the
-    newest ``keep`` of those, and make ``path`` the latest (a copy, replaced atomically: a
-    reader never sees half a report). Returns this run's own file."""
+    """Write this run's report as ``<stem>.<run id><suffix>`` beside ``path`` with its HTML
+    rendering and CSV exports (failed and unknown items, skipped large items), keep the newest
+    ``keep`` runs, and make ``path`` (and ``<stem>.html``, …) the latest — copies replaced
+    atomically: a reader never sees half a report. Returns this run's own JSON file."""
+    from .htmlreport import failure_rows, render, skip_rows, to_csv
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = json.dumps(stats.as_dict(), indent=2, ensure_ascii=False).encode("utf-8")
+    report = stats.as_dict()
+    files = {
+        path.suffix: json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"),
+        ".html": render(report).encode("utf-8"),
+        ".failed.csv": to_csv(
+            failure_rows(report), ("pair", "folder", "id", "outcome", "reason", "request_id")
+        ).encode("utf-8"),
+        ".skipped.csv": to_csv(
+            skip_rows(report), ("pair", "folder", "id", "size", "reason")
+        ).encode("utf-8"),
+    }
     own = history_path(path, stats.run_id)
-    for target in (own, path):
-        tmp = target.with_name(target.name + ".tmp")
-        with tmp.open("wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(target)
-    runs = sorted(path.parent.glob(f"{path.stem}.*{path.suffix}"))
-    runs = [r for r in runs if r != path and not r.name.endswith(".tmp")]
+    for suffix, data in files.items():
+        for target in (
+            own.with_name(f"{path.stem}.{stats.run_id}{suffix}"),
+            path.with_name(f"{path.stem}{suffix}"),
+        ):
+            tmp = target.with_name(target.name + ".tmp")
+            with tmp.open("wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            tmp.replace(target)
+    runs = sorted(
+        r
+        for r in path.parent.glob(f"{path.stem}.*{path.suffix}")
+        if r != path and not r.name.endswith(".tmp")
+    )
     for old in runs[: max(0, len(runs) - keep)]:
-        try:
-            old.unlink()
-        except OSError:
-            pass
+        run_id = old.name[len(path.stem) + 1 : -len(path.suffix)]
+        for suffix in files:
+            try:
+                path.with_name(f"{path.stem}.{run_id}{suffix}").unlink()
+            except OSError:
+                pass
     return own

@@ -87,3 +87,39 @@ async def test_run_only_the_named_pairs(emu: Any, tmp_path: Path) -> None:
     assert [p["source"] for p in report["pairs"]] == [BIANCA]
     assert len(emu.state.require_mailbox(T_ADELE).items) == 0
     assert_exact(emu.state, [(BIANCA, T_BIANCA)])
+
+
+async def test_the_html_report_and_csv_exports(emu: Any, tmp_path: Path) -> None:
+    import csv
+    from html.parser import HTMLParser
+
+    rule = {"kind": "import_reject", "calls": ["importItem"], "count": 2}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    extra = "[items]\nmax_size_mb = 0.05\n"
+    stats = await run_job(load_job(write_job(tmp_path, emu.ep, PAIRS, extra=extra)))
+    html = (tmp_path / "report.html").read_text()
+    own = (tmp_path / f"report.{stats.run_id}.html").read_text()
+    assert html == own and html.startswith("<!doctype html>")
+    assert "http://" not in html and "https://" not in html and "<script" not in html
+
+    class Text(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.text: list[str] = []
+
+        def handle_data(self, data: str) -> None:
+            self.text.append(data)
+
+    parser = Text()
+    parser.feed(html)
+    text = " ".join(parser.text)
+    report = _report(tmp_path)
+    assert f"{report['totals']['copied']:,}" in text and "items copied" in text
+    assert f"{ADELE} → {T_ADELE}" in text and "exit 1" in text
+    assert "The item could not be imported" in text  # the failures, with reasons
+    assert "<svg" in html and len(report["timeline"]) >= 2
+    failed = list(csv.DictReader((tmp_path / "report.failed.csv").open()))
+    assert len(failed) == 2 and all(r["outcome"] == "failed" and r["id"] for r in failed)
+    skipped = list(csv.DictReader((tmp_path / "report.skipped.csv").open()))
+    assert len(skipped) == report["totals"]["skipped"] > 0
+    assert all(int(r["size"]) > 0.05 * 1024 * 1024 for r in skipped)

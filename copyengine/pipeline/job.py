@@ -122,11 +122,22 @@ async def _run(
             ).run()
 
     async with anyio.create_task_group() as tg:
+        tg.start_soon(_sample, stats)
         async with anyio.create_task_group() as pairs_tg:
             tg.start_soon(_watch_drain, stop, pairs_tg.cancel_scope, clients.health, cfg.limits)
             for p in todo:
                 pairs_tg.start_soon(one, p)
         tg.cancel_scope.cancel()  # stop the drain watch
+
+
+async def _sample(stats: JobStats, interval: float = 1.0) -> None:
+    """The report's timeline: totals once per ``interval`` until cancelled (and at the end)."""
+    try:
+        while True:
+            stats.sample()
+            await anyio.sleep(interval)
+    finally:
+        stats.sample()
 
 
 async def _watch_drain(
