@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .embedded import embedded_emulator
 from .errors import ConfigError, CopyEngineError, ForeignState, StateError
 from .exitcodes import ExitCode
 from .failures import classify
+from .metrics import parse_address, serve_metrics
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_summary, show_progress
@@ -153,6 +155,11 @@ def _is_debug() -> bool:
     is_flag=True,
     help="Only the items that failed or stayed unknown in the last run.",
 )
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
+)
 @_debug_option
 def run(
     config: Path,
@@ -163,6 +170,7 @@ def run(
     no_progress: bool,
     only: tuple[str, ...],
     retry_failed: bool,
+    metrics: str | None,
 ) -> None:
     """Copy every mailbox pair of the job CONFIG (TOML)."""
     # The engine only: the emulator reuses its multi-MB response buffers and is faster with
@@ -179,10 +187,17 @@ def run(
         overrides["log_level"] = "debug"
     cfg = _load(config, **overrides)
     pairs = _select_pairs(cfg, only)
+    address = None
+    if metrics:
+        try:
+            address = parse_address(metrics)
+        except ValueError as exc:
+            click.echo(f"error: configuration: --metrics: {exc}", err=True)
+            sys.exit(ExitCode.CONFIG)
     logs.configure(cfg.log_format, cfg.log_level)
 
     def body(c: JobConfig) -> int:
-        stats = anyio.run(_run, c, not no_progress, pairs, retry_failed)
+        stats = anyio.run(_run, c, not no_progress, pairs, retry_failed, address)
         print_summary(stats)
         code = stats.exit_code()
         if stats.fatal_code is not ExitCode.LOCKED or not stats.fatal:
@@ -218,15 +233,27 @@ async def _run(
     live_table: bool,
     pairs: tuple[Pair, ...] | None = None,
     retry_failed: bool = False,
+    metrics: tuple[str, int] | None = None,
 ) -> JobStats:
     stop = StopFlag()
     stats = JobStats()
     with anyio.CancelScope() as abort:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(watch_signals, stop, abort)
-            tg.start_soon(show_progress, stats, live_table)
-            await run_job(cfg, stop, stats, pairs, retry_failed)
-            tg.cancel_scope.cancel()
+        async with AsyncExitStack() as stack:
+            if metrics is not None:
+                try:
+                    port = await stack.enter_async_context(serve_metrics(stats, *metrics))
+                except OSError as exc:
+                    stats.fatal, stats.fatal_code = (
+                        f"--metrics {metrics[0]}:{metrics[1]}: cannot listen ({exc.strerror})",
+                        ExitCode.CONFIG,
+                    )
+                    return stats
+                click.echo(f"metrics at http://{metrics[0]}:{port}/metrics", err=True)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch_signals, stop, abort)
+                tg.start_soon(show_progress, stats, live_table)
+                await run_job(cfg, stop, stats, pairs, retry_failed)
+                tg.cancel_scope.cancel()
     if abort.cancel_called:
         stats.interrupted = True
     return stats

@@ -42,7 +42,12 @@ class PacerView(Protocol):
 
     def throttled_total(self) -> int: ...
 
+    def throttled_by_reason(self) -> dict[str, int]: ...
+
     def requests_total(self) -> int: ...
+
+    @property
+    def inflight(self) -> int: ...
 
 
 @dataclass
@@ -134,6 +139,13 @@ class PairStats:
         if self._final is not None:
             return self._final[2]
         return sum(p.requests_total() for p in self.pacers)
+
+    def throttled_by_reason(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for p in self.pacers:
+            for reason, n in p.throttled_by_reason().items():
+                out[reason] = out.get(reason, 0) + n
+        return out
 
     @property
     def throttled_now(self) -> bool:

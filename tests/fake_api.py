@@ -51,6 +51,11 @@ class FakePacer:
     def throttled_total(self) -> int:
         return 0
 
+    def throttled_by_reason(self) -> dict[str, int]:
+        return {}
+
+    inflight = 0
+
     def requests_total(self) -> int:
         return 0
 

@@ -123,3 +123,64 @@ async def test_the_html_report_and_csv_exports(emu: Any, tmp_path: Path) -> None
     skipped = list(csv.DictReader((tmp_path / "report.skipped.csv").open()))
     assert len(skipped) == report["totals"]["skipped"] > 0
     assert all(int(r["size"]) > 0.05 * 1024 * 1024 for r in skipped)
+
+
+async def test_metrics_endpoint_serves_the_documented_names_during_a_run(
+    emu: Any, tmp_path: Path
+) -> None:
+    import aiohttp
+    import anyio
+
+    from copyengine.metrics import serve_metrics
+    from copyengine.report import JobStats
+
+    cfg = load_job(
+        write_job(tmp_path, emu.ep, PAIRS, limits="upload_mb_per_window = 5\nupload_window_s = 1\n")
+    )
+    stats = JobStats()
+    seen: list[str] = []
+    async with serve_metrics(stats, "127.0.0.1", 0) as port, aiohttp.ClientSession() as http:
+
+        async def scrape_while_running() -> None:
+            for _ in range(400):
+                if stats.total("copied") > 0:
+                    async with http.get(f"http://127.0.0.1:{port}/metrics") as r:
+                        assert r.status == 200
+                        seen.append(await r.text())
+                    return
+                await anyio.sleep(0.02)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(scrape_while_running)
+            await run_job(cfg, None, stats)
+    assert seen, "no scrape happened while the job ran"
+    body = seen[0]
+    for name in (
+        "copyengine_items_total",
+        "copyengine_source_items",
+        "copyengine_bytes_copied_total",
+        "copyengine_throttle_wait_seconds",
+        "copyengine_requests_total",
+        "copyengine_inflight_requests",
+        "copyengine_pair_status",
+        "copyengine_job_duration_seconds",
+    ):
+        assert name in body, name
+    copied = [
+        line
+        for line in body.splitlines()
+        if line.startswith("copyengine_items_total{")
+        and f'pair="{ADELE}->{T_ADELE}"' in line
+        and 'outcome="copied"' in line
+    ]
+    assert len(copied) == 1
+    assert 'status="running"} 1.0' in body
+
+
+def test_metrics_address_is_checked() -> None:
+    from click.testing import CliRunner
+
+    from copyengine.cli import main
+
+    result = CliRunner().invoke(main, ["run", "config.example.toml", "--metrics", "nowhere"])
+    assert result.exit_code == ExitCode.CONFIG and "--metrics" in result.output

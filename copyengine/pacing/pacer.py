@@ -73,6 +73,9 @@ class MailboxPacer:
     def throttled_total(self) -> int:
         return sum(self.stats.throttled.values())
 
+    def throttled_by_reason(self) -> dict[str, int]:
+        return dict(self.stats.throttled)
+
     def requests_total(self) -> int:
         return self.stats.requests
 

@@ -1,0 +1,122 @@
+"""Prometheus metrics for watching a long job (``copyengine run --metrics HOST:PORT``).
+
+Read from the job's statistics at scrape time (no bookkeeping on the hot path), served by a
+small aiohttp endpoint in the job's own event loop, so a scrape never races the copy.
+
+Names (all labelled by ``pair`` = ``source->target``):
+
+- ``copyengine_items_total{outcome}`` — copied, already_present, skipped, failed, unknown
+- ``copyengine_source_items`` — items listed at the source so far
+- ``copyengine_bytes_copied_total``
+- ``copyengine_throttled_total{reason}`` — 429 answers by reason (MailboxConcurrency,
+  RequestRate, IncomingBytes, ApplicationRequestRate)
+- ``copyengine_throttle_wait_seconds`` — wall-clock time held back by throttling
+- ``copyengine_requests_total``
+- ``copyengine_inflight_requests{role}`` — requests in flight now, per mailbox (role: source,
+  target, source-archive, target-archive)
+- ``copyengine_pair_status{status}`` — 1 for the pair's current status
+- ``copyengine_job_duration_seconds`` (no pair label)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .report import JobStats, PairStatus
+
+ROLES = ("source", "target", "source-archive", "target-archive")
+OUTCOMES = ("copied", "already_present", "skipped", "failed", "unknown")
+
+
+class JobCollector(Collector):
+    def __init__(self, stats: JobStats) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        items = CounterMetricFamily(
+            "copyengine_items", "Items by outcome", labels=["pair", "outcome"]
+        )
+        listed = GaugeMetricFamily(
+            "copyengine_source_items", "Items listed at the source so far", labels=["pair"]
+        )
+        nbytes = CounterMetricFamily(
+            "copyengine_bytes_copied", "Bytes of items copied", labels=["pair"]
+        )
+        throttled = CounterMetricFamily(
+            "copyengine_throttled", "429 answers by reason", labels=["pair", "reason"]
+        )
+        wait = GaugeMetricFamily(
+            "copyengine_throttle_wait_seconds",
+            "Wall-clock seconds held back by throttling",
+            labels=["pair"],
+        )
+        requests = CounterMetricFamily("copyengine_requests", "Requests sent", labels=["pair"])
+        inflight = GaugeMetricFamily(
+            "copyengine_inflight_requests",
+            "Requests in flight now, per mailbox",
+            labels=["pair", "role"],
+        )
+        status = GaugeMetricFamily(
+            "copyengine_pair_status", "1 for the pair's status", labels=["pair", "status"]
+        )
+        for key, p in self.stats.pairs.items():
+            values = {
+                "copied": p.total("copied"),
+                "already_present": p.total("already_present"),
+                "skipped": p.skipped,
+                "failed": p.failed,
+                "unknown": p.unknown,
+            }
+            for outcome in OUTCOMES:
+                items.add_metric([key, outcome], values[outcome])
+            listed.add_metric([key], p.total("source_items"))
+            nbytes.add_metric([key], p.total("copied_bytes"))
+            for reason, n in sorted(p.throttled_by_reason().items()):
+                throttled.add_metric([key, reason], n)
+            wait.add_metric([key], p.throttle_wait_s)
+            requests.add_metric([key], p.requests)
+            for role, pacer in zip(ROLES, p.pacers, strict=False):
+                inflight.add_metric([key, role], pacer.inflight)
+            for s in PairStatus:
+                status.add_metric([key, s.value], 1.0 if p.status == s else 0.0)
+        duration = GaugeMetricFamily("copyengine_job_duration_seconds", "Seconds since start")
+        duration.add_metric([], self.stats.duration())
+        yield from (items, listed, nbytes, throttled, wait, requests, inflight, status, duration)
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:9100`` for IPv6); ValueError with the reason otherwise."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"{text!r} is not HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+@asynccontextmanager
+async def serve_metrics(stats: JobStats, host: str, port: int) -> AsyncIterator[int]:
+    """Serve ``/metrics`` while the body runs; yields the bound port."""
+    registry = CollectorRegistry()
+    registry.register(JobCollector(stats))
+
+    async def metrics(_: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+        server = site._server
+        bound = int(server.sockets[0].getsockname()[1]) if server else port  # type: ignore[attr-defined]
+        yield bound
+    finally:
+        await runner.cleanup()
