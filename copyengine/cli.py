@@ -24,9 +24,9 @@ from .failures import classify
 from .metrics import parse_address, serve_metrics
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
-from .progress import outcome_line, print_summary, show_progress
+from .progress import outcome_line, print_plan, print_summary, show_progress
 from .report import JobStats, iso
-from .wiring import run_job, store, verify_job
+from .wiring import plan_job, run_job, store, verify_job
 
 
 def _return_large_blocks_to_the_os() -> None:
@@ -303,6 +303,31 @@ def verify(config: Path, state: Path | None, json_output: Path | None) -> None:
         if checks and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
             return ExitCode.AUTH
         return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
+
+    sys.exit(_with_emulator(cfg, body))
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@_debug_option
+def plan(config: Path, state: Path | None, as_json: bool) -> None:
+    """Size the job without copying anything: per pair and folder, what would be copied,
+    what is already there, what is skipped and why, and an ETA from the per-mailbox budgets.
+    Writes nothing to the target or the state."""
+    cfg = _load(config, **_state_override(state))
+    logs.configure(cfg.log_format, "debug" if _is_debug() else "warning")
+
+    def body(c: JobConfig) -> int:
+        pairs, summary = anyio.run(plan_job, c)
+        if as_json:
+            click.echo(
+                json.dumps({"summary": summary, "pairs": [p.as_dict() for p in pairs]}, indent=2)
+            )
+        else:
+            print_plan(pairs, summary)
+        return ExitCode.FATAL if summary["pairs_failing"] else ExitCode.OK
 
     sys.exit(_with_emulator(cfg, body))
 

@@ -256,3 +256,55 @@ def print_summary(stats: JobStats, stream: Any = None) -> None:
     if not console.is_terminal:
         console = Console(file=out, width=160)
     console.print(summary_table(stats))
+
+
+def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) -> None:
+    """``copyengine plan`` on a terminal: pairs, their folders, the ETA and its binding limit."""
+    console = Console(file=stream or sys.stdout)
+    t = Table(title="plan: nothing was copied")
+    for col in (
+        "pair / folder",
+        "target",
+        "items",
+        "MB",
+        "to copy",
+        "MB to copy",
+        "present",
+        "skipped",
+        "ETA",
+    ):
+        t.add_column(col, justify="left" if col in ("pair / folder", "target") else "right")
+    for p in pairs:
+        if p.error:
+            t.add_row(f"{p.source} → {p.target}", f"[red]{p.error}[/]", *[""] * 7)
+            continue
+        t.add_row(
+            f"[b]{p.source} → {p.target}[/]",
+            p.binding,
+            f"{p.total('items'):,}",
+            _mb(p.total("bytes")),
+            f"{p.total('copy'):,}",
+            _mb(p.total("copy_bytes")),
+            f"{p.total('present'):,}",
+            f"{sum(sum(f.skipped.values()) for f in p.folders):,}",
+            f"{p.eta_s:,.0f}s",
+        )
+        for f in p.folders:
+            t.add_row(
+                f"  {f.source_path}",
+                f.target_path + ("" if f.exists else " (new)"),
+                f"{f.items:,}",
+                _mb(f.bytes),
+                f"{f.copy:,}",
+                _mb(f.copy_bytes),
+                f"{f.present:,}",
+                f"{sum(f.skipped.values()):,}",
+                "",
+            )
+    console.print(t)
+    console.print(
+        f"{summary['copy']:,} items ({summary['copy_bytes'] / 1e6:,.1f} MB) to copy, "
+        f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
+        f"{summary['pairs_in_parallel']} pairs at once, bound by "
+        f"{', '.join(summary['binding_limits']) or '-'}"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aiohttp
 
@@ -18,6 +19,7 @@ from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
 from .pipeline.job import run_pairs
 from .pipeline.stop import StopFlag
+from .planning import PairPlanned, plan_pairs
 from .report import JobStats
 from .state import SQLiteStore
 from .verify import PairCheck, verify_pairs
@@ -140,3 +142,16 @@ async def verify_job(cfg: JobConfig) -> list[PairCheck]:
     """Build the job's clients and compare source and target of every pair."""
     async with clients(cfg) as built:
         return await verify_pairs(cfg, built)
+
+
+async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:
+    """What a run would do; reads the state if there is one (never creates or writes it)."""
+    async with clients(cfg) as built:
+        if not cfg.state_path.exists():
+            return await plan_pairs(cfg, built, None)
+        state = store(cfg, exclusive=False)
+        await state.open()
+        try:
+            return await plan_pairs(cfg, built, state)
+        finally:
+            await state.close()

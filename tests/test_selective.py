@@ -184,3 +184,33 @@ def test_metrics_address_is_checked() -> None:
 
     result = CliRunner().invoke(main, ["run", "config.example.toml", "--metrics", "nowhere"])
     assert result.exit_code == ExitCode.CONFIG and "--metrics" in result.output
+
+
+async def test_plan_equals_what_the_run_copies_and_writes_nothing(emu: Any, tmp_path: Path) -> None:
+    from copyengine.wiring import plan_job
+
+    extra = "[items]\nmax_size_mb = 0.05\n"
+    cfg = load_job(write_job(tmp_path, emu.ep, PAIRS, extra=extra))
+    # a first partial copy, so that the plan sees items already present
+    await run_job(cfg, pairs=(cfg.pairs[1],))
+    before = {u: emu.state.require_mailbox(u).snapshot() for u in (T_ADELE, T_BIANCA)}
+    state_before = (tmp_path / "state.sqlite").read_bytes()
+    planned, summary = await plan_job(cfg)
+    after = {u: emu.state.require_mailbox(u).snapshot() for u in (T_ADELE, T_BIANCA)}
+    assert after == before  # nothing written to the target
+    assert (tmp_path / "state.sqlite").read_bytes() == state_before  # nor to the state
+    assert summary["eta_s"] > 0 and summary["binding_limits"]
+    stats = await run_job(cfg)
+    report = _report(tmp_path)
+    assert stats.exit_code() == ExitCode.OK
+    for pp, rp in zip(planned, report["pairs"], strict=True):
+        got = {f["source_path"]: f for f in rp["folders"]}
+        for f in pp.folders:
+            r = got[f.source_path]
+            assert (f.copy, f.present, sum(f.skipped.values())) == (
+                r["copied"],
+                r["already_present"],
+                sum(r["skipped"].values()),
+            ), f.source_path
+    assert summary["copy"] == report["totals"]["copied"] > 0
+    assert summary["already_present"] == report["totals"]["already_present"] > 0
