@@ -26,6 +26,7 @@ from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_plan, print_summary, show_progress
 from .report import JobStats, iso
+from .wiring import doctor as run_doctor
 from .wiring import plan_job, run_job, store, verify_job
 
 
@@ -303,6 +304,52 @@ def verify(config: Path, state: Path | None, json_output: Path | None) -> None:
         if checks and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
             return ExitCode.AUTH
         return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
+
+    sys.exit(_with_emulator(cfg, body))
+
+
+@main.command(name="doctor", epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@_debug_option
+def doctor_cmd(config: Path, as_json: bool) -> None:
+    """Preflight every tenant and pair without writing anything: token, mailboxes, each
+    permission probed, least privilege against the token's roles, and the RBAC for
+    Applications commands that scope the apps to the job's mailboxes. Exits 4 when a pair
+    would fail for a permission, 5 for anything else."""
+    cfg = _load(config)
+    logs.configure(cfg.log_format, "debug" if _is_debug() else "error")
+
+    def body(c: JobConfig) -> int:
+        result = anyio.run(run_doctor, c)
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+        else:
+            for side, t in result["tenants"].items():
+                if not t.get("token"):
+                    click.echo(f"FAIL {side} app {t['app']}: {t.get('error')}")
+                    continue
+                click.echo(
+                    f"ok   {side} app {t['app']}: token; missing {t['missing'] or 'nothing'}; "
+                    f"beyond least privilege {t['excess'] or 'nothing'}"
+                )
+            for p in result["pairs"]:
+                for ch in p["checks"]:
+                    if not ch["ok"]:
+                        click.echo(
+                            f"FAIL {p['source']} -> {p['target']}: {ch['what']}: {ch['detail']}"
+                        )
+                if p["ok"]:
+                    click.echo(f"ok   {p['source']} -> {p['target']}")
+            click.echo("\n".join(["", *result["rbac"]]))
+        if result["ok"]:
+            return ExitCode.OK
+        details = " ".join(
+            ch["detail"] for p in result["pairs"] for ch in p["checks"] if not ch["ok"]
+        ) + " ".join(str(t.get("error", "")) for t in result["tenants"].values())
+        return (
+            ExitCode.AUTH if "access denied" in details or "refused" in details else ExitCode.FATAL
+        )
 
     sys.exit(_with_emulator(cfg, body))
 

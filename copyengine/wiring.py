@@ -14,6 +14,7 @@ import aiohttp
 
 from .auth import Credential, TokenProvider
 from .config import JobConfig, Limits, Pair, TenantConfig
+from .doctor import doctor_job
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
 from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
@@ -155,3 +156,9 @@ async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:
             return await plan_pairs(cfg, built, state)
         finally:
             await state.close()
+
+
+async def doctor(cfg: JobConfig) -> dict[str, Any]:
+    """The preflight (``copyengine doctor``): tokens, mailboxes, permissions probed."""
+    async with clients(cfg) as built:
+        return await doctor_job(cfg, built)

@@ -214,3 +214,42 @@ async def test_plan_equals_what_the_run_copies_and_writes_nothing(emu: Any, tmp_
             ), f.source_path
     assert summary["copy"] == report["totals"]["copied"] > 0
     assert summary["already_present"] == report["totals"]["already_present"] > 0
+
+
+async def test_doctor_finds_a_missing_permission_and_an_out_of_scope_mailbox(
+    emu: Any, tmp_path: Path
+) -> None:
+    from copyengine.doctor import least_privilege
+    from copyengine.wiring import doctor
+    from tests.emu import DST_APP
+
+    cfg = load_job(write_job(tmp_path, emu.ep, PAIRS))
+    healthy = await doctor(cfg)
+    assert healthy["ok"], healthy
+    assert healthy["tenants"]["target"]["missing"] == []
+    assert healthy["tenants"]["source"]["excess"] == [
+        "MailboxFolder.ReadWrite.All",
+        "MailboxItem.ImportExport.All",
+    ]  # the source app may do more than a source needs
+    app = emu.state.tokens.tenant("fabrikam.example").apps[DST_APP]
+    app.roles = ("User.Read.All", "MailboxFolder.ReadWrite.All", "MailboxItem.Read.All")
+    app.scope = frozenset({T_ADELE})
+    before = {u: emu.state.require_mailbox(u).snapshot() for u in (T_ADELE, T_BIANCA)}
+    sick = await doctor(cfg)
+    assert not sick["ok"]
+    assert sick["tenants"]["target"]["missing"] == ["MailboxItem.ImportExport.All"]
+    by = {p["target"]: p for p in sick["pairs"]}
+    failing = {c["what"]: c["detail"] for c in by[T_ADELE]["checks"] if not c["ok"]}
+    assert list(failing) == ["target: create an import session"]
+    assert "MailboxItem.ImportExport.All" in failing["target: create an import session"]
+    out_of_scope = [c for c in by[T_BIANCA]["checks"] if not c["ok"]]
+    assert out_of_scope and all("access denied" in c["detail"] for c in out_of_scope)
+    assert "target: list folders" in {c["what"] for c in out_of_scope}
+    after = {u: emu.state.require_mailbox(u).snapshot() for u in (T_ADELE, T_BIANCA)}
+    assert after == before  # the preflight wrote nothing
+    assert any("New-ManagementScope" in line and T_BIANCA in line for line in sick["rbac"])
+    assert least_privilege("target", {"MailboxItem.ImportExport.All"})[0] == [
+        "MailboxFolder.ReadWrite.All",
+        "MailboxItem.Read.All",
+        "User.Read.All",
+    ]
