@@ -51,7 +51,7 @@ def _chart(timeline: list[dict[str, Any]], key: str, label: str, width: int = 76
     """An inline SVG line chart of a cumulative series as a rate per interval."""
     if len(timeline) < 2:
         return f'<p class="muted">{escape(label)}: not enough samples.</p>'
-    pts: list[tuple[float, float]] = []
+    pts: list[tuple[float, float]] = [(timeline[0]["t"], 0.0)]
     for a, b in pairwise(timeline):
         dt = b["t"] - a["t"]
         if dt > 0:
@@ -60,14 +60,15 @@ def _chart(timeline: list[dict[str, Any]], key: str, label: str, width: int = 76
         return ""
     height, pad = 160, 30
     t0, t1 = timeline[0]["t"], timeline[-1]["t"] or 1
-    top = max(v for _, v in pts) or 1
+    peak = max(v for _, v in pts)
+    top = peak or 1.0
     xs = [pad + (t - t0) / ((t1 - t0) or 1) * (width - 2 * pad) for t, _ in pts]
     ys = [height - pad - v / top * (height - 2 * pad) for _, v in pts]
     line = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
     return (
         f'<svg role="img" aria-label="{escape(label)}" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}"><text x="{pad}" y="18" font-size="12">'
-        f"{escape(label)} (peak {top:,.1f})</text>"
+        f"{escape(label)} (peak {peak:,.1f})</text>"
         f'<polyline fill="none" stroke="#0969da" stroke-width="2" points="{line}"/>'
         f'<text x="{pad}" y="{height - 8}" font-size="11">0 s</text>'
         f'<text x="{width - pad}" y="{height - 8}" font-size="11" text-anchor="end">'
