@@ -31,6 +31,10 @@ def _n(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else escape(str(v))
 
 
+def _pct(v: Any) -> str:
+    return "-" if v is None else f"{v:,.0f}%"
+
+
 def _mb(v: int) -> str:
     return f"{v / 1e6:,.1f}"
 
@@ -107,7 +111,8 @@ def render(report: dict[str, Any]) -> str:
         + "</div>",
         "<h2>Pairs</h2><table><tr><th class=l>source → target</th><th class=l>status</th>"
         "<th>items</th><th>MB</th><th>copied</th><th>present</th><th>skipped</th>"
-        "<th>failed</th><th>unknown</th><th>429s</th><th>throttled s</th><th>duration s</th></tr>",
+        "<th>failed</th><th>unknown</th><th>% of ceiling</th><th>429s</th><th>throttled s</th>"
+        "<th>duration s</th></tr>",
     ]
     for p in report["pairs"][:MAX_ROWS]:
         status = p["status"] + (f": {p['error_code']}" if p.get("error_code") else "")
@@ -118,6 +123,7 @@ def render(report: dict[str, Any]) -> str:
             f"<td>{_mb(p['source_bytes'])}</td><td>{_n(p['copied'])}</td>"
             f"<td>{_n(p['already_present'])}</td><td>{_n(p['skipped'])}</td>"
             f"<td>{_n(p['failed'])}</td><td>{_n(p.get('unknown', 0))}</td>"
+            f"<td>{_pct(p.get('ceiling_pct'))}</td>"
             f"<td>{_n(p['throttled_429'])}</td><td>{p['throttle_wait_s']:,.1f}</td>"
             f"<td>{p['duration_s']:,.1f}</td></tr>"
         )

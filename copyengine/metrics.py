@@ -14,6 +14,8 @@ Names (all labelled by ``pair`` = ``source->target``):
 - ``copyengine_requests_total``
 - ``copyengine_inflight_requests{role}`` — requests in flight now, per mailbox (role: source,
   target, source-archive, target-archive)
+- ``copyengine_ceiling_percent`` — % of Exchange's per-mailbox budget used while active,
+  the busiest target mailbox's (upload or request budget, whichever is nearer its limit)
 - ``copyengine_pair_status{status}`` — 1 for the pair's current status
 - ``copyengine_job_duration_seconds`` (no pair label)
 """
@@ -62,6 +64,11 @@ class JobCollector(Collector):
             "Requests in flight now, per mailbox",
             labels=["pair", "role"],
         )
+        ceiling = GaugeMetricFamily(
+            "copyengine_ceiling_percent",
+            "% of Exchange's per-mailbox budget used while active (busiest target mailbox)",
+            labels=["pair"],
+        )
         status = GaugeMetricFamily(
             "copyengine_pair_status", "1 for the pair's status", labels=["pair", "status"]
         )
@@ -83,11 +90,24 @@ class JobCollector(Collector):
             requests.add_metric([key], p.requests)
             for role, pacer in zip(ROLES, p.pacers, strict=False):
                 inflight.add_metric([key, role], pacer.inflight)
+            if p.ceiling_pct is not None:
+                ceiling.add_metric([key], p.ceiling_pct)
             for s in PairStatus:
                 status.add_metric([key, s.value], 1.0 if p.status == s else 0.0)
         duration = GaugeMetricFamily("copyengine_job_duration_seconds", "Seconds since start")
         duration.add_metric([], self.stats.duration())
-        yield from (items, listed, nbytes, throttled, wait, requests, inflight, status, duration)
+        yield from (
+            items,
+            listed,
+            nbytes,
+            throttled,
+            wait,
+            requests,
+            inflight,
+            ceiling,
+            status,
+            duration,
+        )
 
 
 def parse_address(text: str) -> tuple[str, int]:

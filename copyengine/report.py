@@ -49,6 +49,8 @@ class PacerView(Protocol):
     @property
     def inflight(self) -> int: ...
 
+    def ceiling_share(self) -> float | None: ...
+
 
 @dataclass
 class FolderStats:
@@ -112,6 +114,7 @@ class PairStats:
     pacers: list[PacerView] = field(default_factory=list, repr=False)
     policy: dict[str, Any] = field(default_factory=dict)  # large items, bad-item limit
     _final: tuple[int, float, int] | None = None
+    _final_ceiling: float | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
         fs = self.folders.get(path)
@@ -151,7 +154,17 @@ class PairStats:
     def throttled_now(self) -> bool:
         return self._final is None and any(p.waiting for p in self.pacers)
 
+    @property
+    def ceiling_pct(self) -> float | None:
+        """% of the ceiling while active, of the pair's busiest target mailbox (the import
+        side is what Exchange's budgets bind)."""
+        if self._final_ceiling is not None:
+            return self._final_ceiling
+        shares = [s for s in (p.ceiling_share() for p in self.pacers[1::2]) if s is not None]
+        return round(100 * max(shares), 1) if shares else None
+
     def freeze_pacing(self) -> None:
+        self._final_ceiling = self.ceiling_pct
         self._final = (self.throttled, self.throttle_wait_s, self.requests)
 
     @property
@@ -203,6 +216,7 @@ class PairStats:
             "throttled_429": self.throttled,
             "throttle_wait_s": round(self.throttle_wait_s, 3),
             "requests": self.requests,
+            "ceiling_pct": self.ceiling_pct,
             "enumerated_all": self.enumerated_all,
             "policy": self.policy,
             "duration_s": round(self.duration(), 3),

@@ -56,6 +56,9 @@ class FakePacer:
 
     inflight = 0
 
+    def ceiling_share(self) -> float | None:
+        return None
+
     def requests_total(self) -> int:
         return 0
 

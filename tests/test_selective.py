@@ -163,6 +163,7 @@ async def test_metrics_endpoint_serves_the_documented_names_during_a_run(
         "copyengine_requests_total",
         "copyengine_inflight_requests",
         "copyengine_pair_status",
+        "copyengine_ceiling_percent",
         "copyengine_job_duration_seconds",
     ):
         assert name in body, name

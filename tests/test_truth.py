@@ -399,6 +399,8 @@ async def test_throttle_wait_is_live_and_wall_clock(emu: Any, tmp_path: Path) ->
     assert seen_live, "the throttle wait was not visible while the pair ran"
     pair = _report(tmp_path)["pairs"][0]
     assert 0 < pair["throttle_wait_s"] <= pair["duration_s"]
+    # held at its upload budget, the target mailbox ran near its ceiling while active
+    assert 60 <= pair["ceiling_pct"] <= 110, pair["ceiling_pct"]
 
 
 # -- 8. report and status ------------------------------------------------------------------------

@@ -31,6 +31,9 @@ class PacerStats:
     # wall-clock seconds during which at least one task waited on budgets or Retry-After
     # (what an operator means by "time lost to throttling"; never more than the run lasted)
     throttle_wall_s: float = 0.0
+    upload_bytes: int = 0  # request bodies sent (what the upload budget counts)
+    first_at: float | None = None  # clock of the first and the latest request
+    last_at: float | None = None
     slot_wait_s: float = 0.0  # time spent waiting for one of our own calls to finish
     max_inflight: int = 0
 
@@ -78,6 +81,27 @@ class MailboxPacer:
 
     def requests_total(self) -> int:
         return self.stats.requests
+
+    def ceiling_share(self) -> float | None:
+        """How close this mailbox ran to its budget while active (first to latest request):
+        upload bytes against the upload budget available over that time, or requests against
+        the request budget, whichever is nearer its limit (1.0 = at the ceiling). None
+        before two requests. Issue 14 refines "active" to the time it had items ready."""
+        st, lim = self.stats, self.limits
+        if st.first_at is None or st.last_at is None or st.last_at <= st.first_at:
+            return None
+        active = st.last_at - st.first_at
+        # a sliding window lets a whole window's budget go at once: over ``active`` seconds
+        # the budget available is (active + window) / window windows' worth
+        by_bytes = (
+            st.upload_bytes
+            / ((active + lim.upload_window) / lim.upload_window)
+            / (lim.upload_bytes)
+        )
+        by_requests = (
+            st.requests / ((active + lim.request_window) / lim.request_window) / (lim.requests)
+        )
+        return max(by_bytes, by_requests)
 
     def throttle_wall_s(self) -> float:
         """Wall-clock time throttled so far, the current wait included (live)."""
@@ -132,7 +156,11 @@ class MailboxPacer:
         self._req.record(now, 1)
         if body_bytes:
             self._bytes.record(now, body_bytes)
-        self.stats.requests += 1
+        st = self.stats
+        st.requests += 1
+        st.upload_bytes += body_bytes
+        st.first_at = now if st.first_at is None else st.first_at
+        st.last_at = now
         try:
             if self._app is not None:
                 await self._app.acquire()
