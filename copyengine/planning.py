@@ -11,8 +11,9 @@ from typing import Any
 
 from .config import JobConfig, Limits, Pair
 from .failures import classify
-from .graph import Clients, Item, MailboxApi, TargetTree
-from .plan import Decision, Skip, TargetIndex, decide, encoded_size, filter_item, plan_folders
+from .graph import Clients, Item, MailboxApi
+from .graph.tree import survey
+from .plan import Decision, Skip, TargetIndex, decide, encoded_size, filter_item
 from .state import ItemRecord, Store
 
 # The data an export carries is larger than the item's size (properties, stream structure);
@@ -98,11 +99,7 @@ async def plan_pair(
 ) -> PairPlanned:
     out = PairPlanned(pair.source, pair.target)
     try:
-        s = (await src.resolve_mailbox(pair.source)).primary_id
-        d = (await dst.resolve_mailbox(pair.target)).primary_id
-        plans = plan_folders(await src.walk_folders(s), pair.folders, pair.source, pair.target)
-        tree = TargetTree(dst, d)
-        await tree.load()
+        s, d, plans, tree = await survey(src, dst, pair)
         for plan in plans:
             where = await tree.find(plan.target, plan.source.names[0])
             fp = FolderPlanned(plan.source.path, plan.target.path, where.existing is not None)

@@ -9,8 +9,9 @@ import structlog
 
 from .config import JobConfig, Pair
 from .failures import classify
-from .graph import Clients, Item, MailboxApi, TargetTree
-from .plan import TargetIndex, filter_item, plan_folders, surplus
+from .graph import Clients, Item, MailboxApi
+from .graph.tree import survey
+from .plan import TargetIndex, filter_item, surplus
 
 log = structlog.get_logger("copyengine.verify")
 MAX_LISTED = 100
@@ -76,11 +77,7 @@ async def _index(client: MailboxApi, mbx: str, folder_id: str, pair: Pair | None
 async def verify_pair(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairCheck:
     check = PairCheck(pair.source, pair.target)
     try:
-        s = (await src.resolve_mailbox(pair.source)).primary_id
-        d = (await dst.resolve_mailbox(pair.target)).primary_id
-        plans = plan_folders(await src.walk_folders(s), pair.folders, pair.source, pair.target)
-        tree = TargetTree(dst, d)
-        await tree.load()
+        s, d, plans, tree = await survey(src, dst, pair)
         for plan in plans:
             fc = FolderCheck(plan.source.path, plan.target.path)
             want = await _index(src, s, plan.source.folder.id, pair)

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..config import Pair
 from ..errors import NotFound
-from ..plan import Placement, TargetRef, place
+from ..plan import FolderPlan, Placement, TargetRef, place, plan_folders
 from .api import MailboxApi
 from .models import Folder
 
@@ -66,3 +67,16 @@ class TargetTree:
             parent = folder.id
         assert folder is not None
         return folder, True
+
+
+async def survey(
+    src: MailboxApi, dst: MailboxApi, pair: Pair
+) -> tuple[str, str, list[FolderPlan], TargetTree]:
+    """A pair as ``verify`` and ``plan`` read it (nothing written): both mailboxes resolved,
+    the source folders selected and placed, the target tree loaded."""
+    s = (await src.resolve_mailbox(pair.source)).primary_id
+    d = (await dst.resolve_mailbox(pair.target)).primary_id
+    plans = plan_folders(await src.walk_folders(s), pair.folders, pair.source, pair.target)
+    tree = TargetTree(dst, d)
+    await tree.load()
+    return s, d, plans, tree
