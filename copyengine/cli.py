@@ -342,14 +342,7 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
                 if p["ok"]:
                     click.echo(f"ok   {p['source']} -> {p['target']}")
             click.echo("\n".join(["", *result["rbac"]]))
-        if result["ok"]:
-            return ExitCode.OK
-        details = " ".join(
-            ch["detail"] for p in result["pairs"] for ch in p["checks"] if not ch["ok"]
-        ) + " ".join(str(t.get("error", "")) for t in result["tenants"].values())
-        return (
-            ExitCode.AUTH if "access denied" in details or "refused" in details else ExitCode.FATAL
-        )
+        return int(result["exit_code"])
 
     sys.exit(_with_emulator(cfg, body))
 

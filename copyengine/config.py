@@ -602,10 +602,6 @@ def _emulator_message(exc: Exception, where: str) -> str:
     text = str(exc)
     if where and text.startswith(where):
         text = text[len(where) :].lstrip(".: ")
-    # Python's own wording for an unknown field, said the way an operator reads it
-    text = re.sub(
-        r"\S*__init__\(\) got an unexpected keyword argument '(\w+)'", r"unknown key \1", text
-    )
     return text
 
 

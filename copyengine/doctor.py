@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import JobConfig, Pair
+from .exitcodes import ExitCode
 from .failures import classify
 from .graph import Clients, GraphClient
 
@@ -69,6 +70,7 @@ class Check:
     what: str
     ok: bool
     detail: str = ""
+    exit_code: int | None = None  # the failure's verdict, when it failed
 
 
 @dataclass
@@ -97,7 +99,7 @@ async def _probe(out: PairDoctor, what: str, call: Any) -> Any:
         verdict = classify(exc)
         if verdict.job_wide:
             raise
-        out.checks.append(Check(what, False, verdict.message))
+        out.checks.append(Check(what, False, verdict.message, int(verdict.code)))
         return None
     out.checks.append(Check(what, True))
     return result
@@ -162,17 +164,26 @@ async def doctor_job(cfg: JobConfig, clients: Clients) -> dict[str, Any]:
             token = await client.tokens.token()
         except Exception as exc:
             verdict = classify(exc)
-            entry.update(token=False, error=verdict.message)
+            entry.update(token=False, error=verdict.message, exit_code=int(verdict.code))
         else:
             granted = granted_roles(token)
             missing, excess = least_privilege(side, granted)
             entry.update(token=True, granted=sorted(granted), missing=missing, excess=excess)
         tenants[side] = entry
     pairs = [await doctor_pair(clients.src, clients.dst, p) for p in cfg.pairs]  # type: ignore[arg-type]
+    failing = [c["exit_code"] for p in pairs for c in p.as_dict()["checks"] if not c["ok"]]
+    failing += [t["exit_code"] for t in tenants.values() if not t.get("token")]
     return {
+        "exit_code": (
+            0
+            if not failing
+            else int(ExitCode.AUTH)
+            if ExitCode.AUTH in failing
+            else int(ExitCode.FATAL)
+        ),
         "tenants": tenants,
         "pairs": [p.as_dict() for p in pairs],
-        "ok": all(p.ok for p in pairs) and all(t.get("token") for t in tenants.values()),
+        "ok": not failing,
         "rbac": rbac_commands(cfg),
     }
 

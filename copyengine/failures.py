@@ -35,10 +35,6 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-def first(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    return next((e for e in leaves(exc) if isinstance(e, kind)), None)
-
-
 @dataclass(frozen=True)
 class Verdict:
     code: ExitCode

@@ -173,9 +173,8 @@ def render(report: dict[str, Any]) -> str:
         out.append("</table>")
     if skipped:
         out.append(f'<p class="muted">{len(skipped):,} large items listed in the CSV export.</p>')
-    policies = {str(p.get("policy")) for p in report["pairs"] if p.get("policy")}
-    if policies:
-        p0 = report["pairs"][0].get("policy") or {}
+    p0 = report["pairs"][0].get("policy") if report["pairs"] else None
+    if p0:
         out.append(
             f"<h2>Policy</h2><p>Large items: {escape(str(p0.get('large_items')))}. "
             f"Bad-item limit: {escape(str(p0.get('max_failed_items')))}. Selection: "

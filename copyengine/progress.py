@@ -4,8 +4,6 @@ summary table at the end. All of it is computed from ``JobStats``."""
 from __future__ import annotations
 
 import sys
-import time
-from collections import deque
 from typing import Any
 
 import anyio
@@ -35,26 +33,7 @@ def _eta(p: PairStats) -> str:
     return f"{rest / rate:,.0f}s" + ("" if p.status != "running" else "+")
 
 
-class Rate:
-    """Bytes per second over the last ``window`` seconds, from samples of a running total."""
-
-    def __init__(self, window: float = 10.0) -> None:
-        self.window = window
-        self._samples: deque[tuple[float, int]] = deque(maxlen=1000)
-
-    def add(self, now: float, total: int) -> None:
-        self._samples.append((now, total))
-        while len(self._samples) > 2 and self._samples[0][0] < now - self.window:
-            self._samples.popleft()
-
-    def per_s(self) -> float:
-        if len(self._samples) < 2:
-            return 0.0
-        (t0, v0), (t1, v1) = self._samples[0], self._samples[-1]
-        return (v1 - v0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def job_line(stats: JobStats, rate: Rate | None = None) -> str:
+def job_line(stats: JobStats) -> str:
     """The job in one line: items done of those listed, MB/s now, ETA once listing is done."""
     listed = stats.total("source_items")
     done = sum(p.done_items for p in stats.pairs.values())
@@ -62,7 +41,7 @@ def job_line(stats: JobStats, rate: Rate | None = None) -> str:
     finished = sum(p.status not in ("pending", "running") for p in pairs)
     all_listed = all(p.enumerated_all or p.status not in ("pending", "running") for p in pairs)
     pct = f"{100 * done / listed:.0f}%" if listed else "-"
-    mbps = rate.per_s() / 1e6 if rate else 0.0
+    mbps = stats.bytes_per_s() / 1e6
     d = stats.duration()
     eta = "after listing"
     if all_listed and listed:
@@ -79,8 +58,8 @@ def job_line(stats: JobStats, rate: Rate | None = None) -> str:
     )
 
 
-def live_table(stats: JobStats, rate: Rate | None = None) -> Table:
-    t = Table(title=f"copyengine  {job_line(stats, rate)}")
+def live_table(stats: JobStats) -> Table:
+    t = Table(title=f"copyengine  {job_line(stats)}")
     for col in (
         "pair",
         "status",
@@ -191,10 +170,9 @@ async def show_progress(
     it (rich redirects stderr while the table is live; ``logs`` writes to the current
     stderr), and the last frame drawn is the final state."""
     console = console or Console(stderr=True)
-    rate = Rate()
     if live and console.is_terminal:
         with Live(
-            live_table(stats, rate),
+            live_table(stats),
             console=console,
             refresh_per_second=2,
             transient=False,
@@ -203,14 +181,12 @@ async def show_progress(
             try:
                 for _ in range(100_000_000):
                     await anyio.sleep(0.5)
-                    rate.add(time.monotonic(), stats.total("copied_bytes"))
-                    view.update(live_table(stats, rate))
+                    view.update(live_table(stats))
             finally:
-                view.update(live_table(stats, rate), refresh=True)
+                view.update(live_table(stats), refresh=True)
         return
     for _ in range(100_000_000):
         await anyio.sleep(interval)
-        rate.add(time.monotonic(), stats.total("copied_bytes"))
         totals = stats.as_dict()["totals"]
         log.info(
             "job.progress",
@@ -220,10 +196,10 @@ async def show_progress(
             failed=totals["failed"],
             unknown=totals["unknown"],
             items_per_s=totals["items_per_s"],
-            mb_per_s_now=round(rate.per_s() / 1e6, 2),
+            mb_per_s_now=round(stats.bytes_per_s() / 1e6, 2),
             throttled_429=totals["throttled_429"],
             throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
-            line=job_line(stats, rate),
+            line=job_line(stats),
         )
 
 

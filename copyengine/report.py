@@ -113,8 +113,7 @@ class PairStats:
     # the pair's two mailboxes' pacers (source, target), read live; frozen values at the end
     pacers: list[PacerView] = field(default_factory=list, repr=False)
     policy: dict[str, Any] = field(default_factory=dict)  # large items, bad-item limit
-    _final: tuple[int, float, int] | None = None
-    _final_ceiling: float | None = None
+    _final: tuple[int, float, int, float | None] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
         fs = self.folders.get(path)
@@ -158,14 +157,13 @@ class PairStats:
     def ceiling_pct(self) -> float | None:
         """% of the ceiling while active, of the pair's busiest target mailbox (the import
         side is what Exchange's budgets bind)."""
-        if self._final_ceiling is not None:
-            return self._final_ceiling
+        if self._final is not None:
+            return self._final[3]
         shares = [s for s in (p.ceiling_share() for p in self.pacers[1::2]) if s is not None]
         return round(100 * max(shares), 1) if shares else None
 
     def freeze_pacing(self) -> None:
-        self._final_ceiling = self.ceiling_pct
-        self._final = (self.throttled, self.throttle_wait_s, self.requests)
+        self._final = (self.throttled, self.throttle_wait_s, self.requests, self.ceiling_pct)
 
     @property
     def unknown(self) -> int:
@@ -238,6 +236,15 @@ class JobStats:
     run_id: str = field(default_factory=new_run_id)
     # (seconds since start, items copied, bytes copied, 429s): for the report's charts
     timeline: list[tuple[float, int, int, int]] = field(default_factory=list)
+
+    def bytes_per_s(self, window: float = 10.0) -> float:
+        """Bytes copied per second over the last ``window`` seconds of the timeline."""
+        tl = self.timeline
+        if len(tl) < 2:
+            return 0.0
+        last = tl[-1]
+        first = next((s for s in tl if s[0] >= last[0] - window), tl[0])
+        return (last[2] - first[2]) / (last[0] - first[0]) if last[0] > first[0] else 0.0
 
     def sample(self) -> None:
         self.timeline.append(

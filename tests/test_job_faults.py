@@ -37,10 +37,6 @@ FAULT_MIX = [
 ]
 
 
-def _selected(row: dict[str, Any]) -> bool:
-    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
-
-
 def _assert_exact(emu_state: Any) -> None:
     assert_exact(emu_state, PAIRS)
 

@@ -12,7 +12,7 @@ import pytest
 from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
 from copyengine.wiring import run_job
-from tests.jobs import assert_exact, check_copy, write_job
+from tests.jobs import assert_exact, check_copy, selected_by_default, write_job
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -20,8 +20,7 @@ BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
 PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
 
 
-def _selected(row: dict[str, Any]) -> bool:
-    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
+_selected = selected_by_default
 
 
 def _exact(emu: Any) -> None:

@@ -25,7 +25,7 @@ from copyengine.pipeline.stop import StopFlag
 from copyengine.state import SQLiteStore
 from copyengine.wiring import run_job
 from tests.emu import DST_APP, base_config, running
-from tests.jobs import assert_exact, duplicates, write_job
+from tests.jobs import assert_exact, duplicates, selected_by_default, write_job
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -34,8 +34,7 @@ PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
 FAST_RETRY = "retry_backoff_cap_s = 0.05\n"
 
 
-def _selected(row: dict[str, Any]) -> bool:
-    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
+_selected = selected_by_default
 
 
 def _exact(emu_state: Any, pairs: list[tuple[str, str]] = PAIRS) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 
 import anyio
 
-from .store import Folder, Mailbox, iso
+from .store import Folder, Mailbox, MailboxSpec, iso
 from .stream import ItemContent
 
 
@@ -52,7 +52,7 @@ def new_content(rng: random.Random, like: ItemContent | None, size: int | None) 
         subject=f"new {rng.getrandbits(32):08x}",
         payload_key=rng.getrandbits(48),
         size=s,
-        overhead=round(s * 0.1),
+        overhead=round(s * (MailboxSpec.data_ratio - 1.0)),
     )
 
 
