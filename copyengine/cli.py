@@ -24,7 +24,7 @@ from .failures import classify
 from .metrics import parse_address, serve_metrics
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
-from .progress import outcome_line, print_plan, print_summary, show_progress
+from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
 from .report import JobStats, iso
 from .wiring import doctor as run_doctor
 from .wiring import plan_job, run_job, store, verify_job
@@ -157,6 +157,18 @@ def _is_debug() -> bool:
     help="Only the items that failed or stayed unknown in the last run.",
 )
 @click.option(
+    "--full",
+    is_flag=True,
+    help="List every folder in full instead of reading what changed, and reconcile the target "
+    "by search key (finds copies deleted or edited in the target); new delta links are made.",
+)
+@click.option(
+    "--cutover",
+    is_flag=True,
+    help="The last pass: copy what changed, then verify every pair and write the sign-off "
+    "(every source item accounted for) into the report.",
+)
+@click.option(
     "--metrics",
     metavar="HOST:PORT",
     help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
@@ -171,9 +183,22 @@ def run(
     no_progress: bool,
     only: tuple[str, ...],
     retry_failed: bool,
+    full: bool,
+    cutover: bool,
     metrics: str | None,
 ) -> None:
-    """Copy every mailbox pair of the job CONFIG (TOML)."""
+    """Copy every mailbox pair of the job CONFIG (TOML).
+
+    The first run copies everything; each later run is a pass that applies only what
+    changed at the source since the last one (new, changed, moved and, with [sync]
+    deletions = "mirror", deleted items; folder changes). --cutover ends a migration."""
+    if sum((retry_failed, full, cutover)) > 1:
+        click.echo(
+            "error: configuration: --retry-failed, --full and --cutover are separate kinds "
+            "of pass; give one",
+            err=True,
+        )
+        sys.exit(ExitCode.CONFIG)
     # The engine only: the emulator reuses its multi-MB response buffers and is faster with
     # glibc's default (it serves exports at half speed with every large buffer mmapped).
     _return_large_blocks_to_the_os()
@@ -198,8 +223,10 @@ def run(
     logs.configure(cfg.log_format, cfg.log_level)
 
     def body(c: JobConfig) -> int:
-        stats = anyio.run(_run, c, not no_progress, pairs, retry_failed, address)
+        stats = anyio.run(_run, c, not no_progress, pairs, retry_failed, address, full, cutover)
         print_summary(stats)
+        if stats.sign_off is not None:
+            print_sign_off(stats.sign_off)
         code = stats.exit_code()
         if stats.fatal_code is not ExitCode.LOCKED or not stats.fatal:
             click.echo(f"report: {c.report_path}", err=True)
@@ -235,6 +262,8 @@ async def _run(
     pairs: tuple[Pair, ...] | None = None,
     retry_failed: bool = False,
     metrics: tuple[str, int] | None = None,
+    full: bool = False,
+    cutover: bool = False,
 ) -> JobStats:
     stop = StopFlag()
     stats = JobStats()
@@ -253,7 +282,7 @@ async def _run(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch_signals, stop, abort)
                 tg.start_soon(show_progress, stats, live_table)
-                await run_job(cfg, stop, stats, pairs, retry_failed)
+                await run_job(cfg, stop, stats, pairs, retry_failed, full, cutover)
                 tg.cancel_scope.cancel()
     if abort.cancel_called:
         stats.interrupted = True

@@ -117,6 +117,16 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class SyncOptions:
+    """How later passes treat the source's changes (``[sync]``)."""
+
+    # deleted at the source: "keep" the target's copy, or "mirror" (soft-delete it)
+    deletions: str = "keep"
+    # later passes read changes through delta links; false: every pass lists in full
+    delta: bool = True
+
+
+@dataclass(frozen=True)
 class Pair:
     source: str
     target: str
@@ -164,6 +174,7 @@ class JobConfig:
     name: str = ""  # optional; part of the job's identity in its state
     keep_reports: int = 20  # reports of earlier runs kept beside the latest
     consolidate: bool = False  # several pairs may write one target mailbox
+    sync: SyncOptions = field(default_factory=SyncOptions)
 
     def identity(self) -> dict[str, str]:
         """What makes a state store this job's: the tenants and apps, and the name."""
@@ -605,6 +616,19 @@ def _emulator_message(exc: Exception, where: str) -> str:
     return text
 
 
+def _sync(t: _Table) -> SyncOptions:
+    deletions = t.get("deletions", str, SyncOptions.deletions)
+    if deletions not in ("keep", "mirror"):
+        raise ConfigError(
+            t.path("deletions"),
+            f'must be "keep" or "mirror", not {deletions!r} (what a later pass does with '
+            "the target's copy of an item deleted at the source)",
+        )
+    delta = t.get("delta", bool, SyncOptions.delta)
+    t.done()
+    return SyncOptions(deletions, delta)
+
+
 def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobConfig:
     """Read and validate a job file; ConfigError names the key path on any problem."""
     try:
@@ -630,6 +654,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     consolidate = job.get("consolidate", bool, False)
     pairs = _pairs(root, base, rules, filters, consolidate)
     limits = _limits(root.table("limits"))
+    sync = _sync(root.table("sync"))
     emu = _emulator(root.table("emulator")) if "emulator" in raw else None
     fmt = job.get("log_format", str, JobConfig.log_format)
     if fmt not in ("auto", "json", "console"):
@@ -663,6 +688,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         name=name,
         keep_reports=keep,
         consolidate=consolidate,
+        sync=sync,
     )
     for i, p in enumerate(cfg.pairs):
         if p.archive:

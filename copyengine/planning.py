@@ -6,15 +6,27 @@ and the run cannot disagree; then an ETA from the per-mailbox budgets.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import JobConfig, Limits, Pair
+from .errors import DeltaExpired
 from .failures import classify
-from .graph import Clients, Item, MailboxApi
+from .graph import Clients, Item, MailboxApi, Removed
 from .graph.tree import survey
-from .plan import Decision, Skip, TargetIndex, decide, encoded_size, filter_item
-from .state import ItemRecord, Store
+from .plan import (
+    Change,
+    Decision,
+    Skip,
+    TargetIndex,
+    classify_row,
+    decide,
+    encoded_size,
+    filter_item,
+    fingerprint,
+)
+from .state import FolderRecord, ItemRecord, Store
 
 # The data an export carries is larger than the item's size (properties, stream structure);
 # the upload budget counts import bodies: base64 of that.
@@ -33,10 +45,14 @@ class FolderPlanned:
     present: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
+    mode: str = "full"  # how the next run reads it: full, or delta (only what changed)
+    removed: int = 0  # delta: items that left the folder since the last pass
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "source_path": self.source_path,
+            "mode": self.mode,
+            "removed": self.removed,
             "target_path": self.target_path,
             "target_exists": self.exists,
             "items": self.items,
@@ -100,18 +116,34 @@ async def plan_pair(
     out = PairPlanned(pair.source, pair.target)
     try:
         s, d, plans, tree = await survey(src, dst, pair)
+        # folders with a stored link, made under the job's current rules, are read by delta
+        # by the next run: the plan reads the same rounds (reading one changes nothing)
+        links: dict[str, FolderRecord] = {}
+        if store is not None:
+            sync = await store.sync_state(pair.key, "primary")
+            if sync is not None and sync.fingerprint == fingerprint(pair):
+                links = {r.source_folder_id: r for r in await store.folders(pair.key)}
         for plan in plans:
             where = await tree.find(plan.target, plan.source.names[0])
             fp = FolderPlanned(plan.source.path, plan.target.path, where.existing is not None)
+            records: dict[str, ItemRecord] = (
+                await store.items_in_folder(pair.key, plan.source.folder.id) if store else {}
+            )
+            rec = links.get(plan.source.folder.id)
+            if (
+                rec is not None
+                and rec.delta_link
+                and where.existing == rec.target_folder_id
+                and await _plan_delta(src, s, rec.delta_link, pair, records, fp)
+            ):
+                out.folders.append(fp)
+                continue
             index = TargetIndex()
             if where.existing is not None:
                 items: list[Item] = []
                 async for page in dst.list_items(d, where.existing, with_keys=True):
                     items.extend(page)
                 index = TargetIndex.of(items)
-            records: dict[str, ItemRecord] = (
-                await store.items_in_folder(pair.key, plan.source.folder.id) if store else {}
-            )
             async for page in src.list_items(s, plan.source.folder.id, with_keys=True):
                 for it in page:
                     fp.items += 1
@@ -136,6 +168,43 @@ async def plan_pair(
             raise
         out.error = verdict.message
     return out
+
+
+async def _plan_delta(
+    src: MailboxApi,
+    mailbox_id: str,
+    link: str,
+    pair: Pair,
+    records: dict[str, ItemRecord],
+    fp: FolderPlanned,
+) -> bool:
+    """Count what the folder's delta round holds, as the run would apply it; False when the
+    link has expired (the run lists the folder in full then, and so does the plan)."""
+    rows: dict[str, Item | Removed] = {}
+    try:
+        pages: AsyncIterator[Any] = src.item_delta(mailbox_id, "", link, with_keys=True)
+        async for page in pages:
+            for row in page.items:
+                rows[row.id] = row
+    except DeltaExpired:
+        return False
+    fp.mode = "delta"
+    for row in rows.values():
+        if isinstance(row, Removed):
+            fp.removed += int(row.id in records)
+            continue
+        fp.items += 1
+        fp.bytes += row.size
+        skip = filter_item(row, pair.items)
+        if skip is not None:
+            fp.skipped[skip.value] = fp.skipped.get(skip.value, 0) + 1
+            continue
+        if classify_row(row, records.get(row.id)) is Change.UNCHANGED:
+            fp.present += 1
+        else:
+            fp.copy += 1
+            fp.copy_bytes += row.size
+    return True
 
 
 async def plan_pairs(

@@ -108,7 +108,8 @@ SUMMARY_ROWS = 50
 
 def summary_table(stats: JobStats) -> Table:
     """At most SUMMARY_ROWS pairs, the unhealthy first; the report has every pair."""
-    t = Table(title="summary")
+    info = stats.pass_info
+    t = Table(title=f"summary of pass {info['number']} ({info['kind']})" if info else "summary")
     for col in (
         "pair",
         "status",
@@ -207,11 +208,30 @@ def outcome_line(stats: JobStats) -> str:
     """What happened, in the words the exit code means."""
     code = stats.exit_code()
     tot = stats.as_dict()["totals"]
-    if code is ExitCode.OK:
+    ch = stats.changes()
+    kind = stats.pass_info.get("kind", "first")
+    if code is ExitCode.OK and kind not in ("first", "retry"):
+        what = (
+            f"pass {stats.pass_info.get('number')} ({kind}) applied {ch['created']:,} new, "
+            f"{ch['updated']:,} updated, {ch['moved']:,} moved, {ch['deleted']:,} deleted "
+            f"({ch['kept']:,} deleted at the source and kept)"
+        )
+        if stats.sign_off is not None:
+            what += "; sign-off complete: every source item accounted for"
+    elif code is ExitCode.OK:
         what = (
             f"every selected item is in the target ({tot['copied']:,} copied, "
             f"{tot['already_present']:,} already present)"
         )
+    elif (
+        stats.sign_off is not None
+        and not stats.sign_off.get("complete")
+        and not (
+            tot["failed"] or tot["unknown"] or tot["not_done"] or stats.fatal or stats.interrupted
+        )
+    ):
+        n = sum(p["unaccounted"] for p in stats.sign_off["pairs"])
+        what = f"sign-off incomplete: {n:,} source items unaccounted for; see the report"
     elif code is ExitCode.INTERRUPTED:
         what = "interrupted" + (f" ({stats.stop_reason})" if stats.stop_reason else "")
         what += f": {tot['copied']:,} copied; run again to finish"
@@ -224,6 +244,25 @@ def outcome_line(stats: JobStats) -> str:
             "failed: see the report"
         )
     return f"exit {int(code)}: {what}"
+
+
+def print_sign_off(sign_off: dict[str, Any], stream: Any = None) -> None:
+    """``run --cutover``: per pair, where every selected source item is."""
+    console = Console(file=stream or sys.stderr)
+    t = Table(title=f"sign-off: changes captured until {sign_off['changes_captured_until']}")
+    for col in ("pair", "selected", "in target", "skipped", "failed", "unaccounted", "complete"):
+        t.add_column(col, justify="left" if col in ("pair", "complete") else "right")
+    for p in sign_off["pairs"]:
+        t.add_row(
+            f"{p['source']} → {p['target']}",
+            f"{p['selected']:,}",
+            f"{p['in_target']:,}",
+            f"{sum(p['skipped'].values()):,}",
+            f"{p['failed']:,}",
+            f"{p['unaccounted']:,}",
+            "yes" if p["complete"] else f"[red]no[/] {p['error'] or ''}",
+        )
+    console.print(t)
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:

@@ -70,6 +70,14 @@ class FolderStats:
     # selected but not attempted in this run (stopped first); the next run copies them
     not_attempted: int = 0
     names: tuple[str, ...] = ()
+    # later passes: how the folder was read, and the changes applied to its copy
+    mode: str = "full"  # full | delta | expired (the stored link was refused: full)
+    updated: int = 0  # changed at the source: updated in place in the target
+    moved_in: int = 0  # arrived from another folder (the old copy removed)
+    moved_out: int = 0
+    deleted: int = 0  # deleted at the source, deleted in the target (deletions = "mirror")
+    kept: int = 0  # deleted at the source, kept in the target (deletions = "keep")
+    drift: list[dict[str, Any]] = field(default_factory=list)  # the target changed under us
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +96,16 @@ class FolderStats:
             "unknown": len(self.unknown),
             "unknown_items": self.unknown[:MAX_FAILURES_LISTED],
             "not_attempted": self.not_attempted,
+            "mode": self.mode,
+            "changes": {
+                "created": self.copied,
+                "updated": self.updated,
+                "moved": self.moved_in,
+                "deleted": self.deleted,
+                "kept": self.kept,
+            },
+            "drift": len(self.drift),
+            "drift_items": self.drift[:MAX_FAILURES_LISTED],
         }
 
 
@@ -113,6 +131,10 @@ class PairStats:
     # the pair's two mailboxes' pacers (source, target), read live; frozen values at the end
     pacers: list[PacerView] = field(default_factory=list, repr=False)
     policy: dict[str, Any] = field(default_factory=dict)  # large items, bad-item limit
+    # later passes: folders created, renamed, moved, deleted in the target; and notes on
+    # what the pass found (rules changed, target folders deleted under us)
+    folder_changes: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
     _final: tuple[int, float, int, float | None] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
@@ -182,7 +204,14 @@ class PairStats:
 
     @property
     def done_items(self) -> int:
-        return self.total("copied") + self.total("already_present") + self.skipped + self.failed
+        return (
+            self.total("copied")
+            + self.total("moved_in")
+            + self.total("updated")
+            + self.total("already_present")
+            + self.skipped
+            + self.failed
+        )
 
     @property
     def not_done(self) -> int:
@@ -217,6 +246,16 @@ class PairStats:
             "ceiling_pct": self.ceiling_pct,
             "enumerated_all": self.enumerated_all,
             "policy": self.policy,
+            "changes": {
+                "created": self.total("copied"),
+                "updated": self.total("updated"),
+                "moved": self.total("moved_in"),
+                "deleted": self.total("deleted"),
+                "kept": self.total("kept"),
+                "folders": dict(self.folder_changes),
+            },
+            "drift": sum(len(f.drift) for f in self.folders.values()),
+            "notes": self.notes,
             "duration_s": round(self.duration(), 3),
             "folders": [f.as_dict() for f in self.folders.values()],
         }
@@ -236,6 +275,26 @@ class JobStats:
     run_id: str = field(default_factory=new_run_id)
     # (seconds since start, items copied, bytes copied, 429s): for the report's charts
     timeline: list[tuple[float, int, int, int]] = field(default_factory=list)
+    # this run as a pass of the job: number, kind (first, delta, full, cutover, retry), start
+    pass_info: dict[str, Any] = field(default_factory=dict)
+    # ``run --cutover``: per pair, every source item accounted for (see ``signoff.py``)
+    sign_off: dict[str, Any] | None = None
+
+    def changes(self) -> dict[str, int]:
+        """This pass's changes applied to the targets, by kind."""
+        out = {
+            "created": self.total("copied"),
+            "updated": self.total("updated"),
+            "moved": self.total("moved_in"),
+            "deleted": self.total("deleted"),
+            "kept": self.total("kept"),
+            "failed": sum(p.failed for p in self.pairs.values()),
+            "unknown": sum(p.unknown for p in self.pairs.values()),
+        }
+        for p in self.pairs.values():
+            for k, n in p.folder_changes.items():
+                out[f"folders_{k}"] = out.get(f"folders_{k}", 0) + n
+        return out
 
     def bytes_per_s(self, window: float = 10.0) -> float:
         """Bytes copied per second over the last ``window`` seconds of the timeline."""
@@ -290,6 +349,8 @@ class JobStats:
             )
         if any(p.failed or p.unknown or p.not_done for p in self.pairs.values()):
             return ExitCode.ITEMS_FAILED
+        if self.sign_off is not None and not self.sign_off.get("complete"):
+            return ExitCode.ITEMS_FAILED
         return ExitCode.OK
 
     def as_dict(self) -> dict[str, Any]:
@@ -305,6 +366,9 @@ class JobStats:
             "interrupted": self.interrupted,
             "stop_reason": self.stop_reason,
             "fatal": self.fatal,
+            "pass": self.pass_info,
+            "changes": self.changes(),
+            "sign_off": self.sign_off,
             "totals": {
                 "pairs": len(self.pairs),
                 "pairs_failed": sum(p.status == "failed" for p in self.pairs.values()),

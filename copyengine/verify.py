@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ class FolderCheck:
     found: int = 0
     missing: list[str] = field(default_factory=list)  # source ids
     extra: list[str] = field(default_factory=list)  # target ids
+    source_folder_id: str = ""
+    skipped: Counter[str] = field(default_factory=Counter)  # not selected, by reason
 
     @property
     def ok(self) -> bool:
@@ -66,11 +69,23 @@ class PairCheck:
         }
 
 
-async def _index(client: MailboxApi, mbx: str, folder_id: str, pair: Pair | None) -> TargetIndex:
-    """A folder's items by search key (selected items only when ``pair`` is given)."""
+async def _index(
+    client: MailboxApi,
+    mbx: str,
+    folder_id: str,
+    pair: Pair | None,
+    skipped: Counter[str] | None = None,
+) -> TargetIndex:
+    """A folder's items by search key (selected items only when ``pair`` is given; the
+    others counted by reason in ``skipped``)."""
     items: list[Item] = []
     async for page in client.list_items(mbx, folder_id, with_keys=True):
-        items.extend(it for it in page if pair is None or filter_item(it, pair.items) is None)
+        for it in page:
+            why = filter_item(it, pair.items) if pair is not None else None
+            if why is None:
+                items.append(it)
+            elif skipped is not None:
+                skipped[why.value] += 1
     return TargetIndex.of(items)
 
 
@@ -80,7 +95,8 @@ async def verify_pair(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairCheck
         s, d, plans, tree = await survey(src, dst, pair)
         for plan in plans:
             fc = FolderCheck(plan.source.path, plan.target.path)
-            want = await _index(src, s, plan.source.folder.id, pair)
+            fc.source_folder_id = plan.source.folder.id
+            want = await _index(src, s, plan.source.folder.id, pair, fc.skipped)
             target_id = (await tree.find(plan.target, plan.source.names[0])).existing
             have = await _index(dst, d, target_id, None) if target_id else TargetIndex()
             fc.expected, fc.found = want.count(), have.count()

@@ -133,10 +133,15 @@ async def run_job(
     stats: JobStats | None = None,
     pairs: tuple[Pair, ...] | None = None,
     retry_only: bool = False,
+    full: bool = False,
+    cutover: bool = False,
 ) -> JobStats:
-    """Build the job's clients and store, and run it (see ``pipeline.job.run_pairs``)."""
+    """Build the job's clients and store, and run it as one pass (see
+    ``pipeline.job.run_pairs``)."""
     async with clients(cfg) as built:
-        return await run_pairs(cfg, built, store(cfg), stop, stats, pairs, retry_only)
+        return await run_pairs(
+            cfg, built, store(cfg), stop, stats, pairs, retry_only, full, cutover
+        )
 
 
 async def verify_job(cfg: JobConfig) -> list[PairCheck]:

@@ -188,9 +188,52 @@ class FakeApi:
         for k in range(0, len(items), page_size):
             yield items[k : k + page_size]
 
-    def item_delta(
-        self, mailbox_id: str, folder_id: str, delta_link: str | None = None, page_size: int = 200
+    async def item_delta(
+        self,
+        mailbox_id: str,
+        folder_id: str,
+        delta_link: str | None = None,
+        page_size: int = 200,
+        *,
+        with_keys: bool = True,
     ) -> AsyncIterator[DeltaPage]:
+        """A first round lists every item (scripted like ``list_items``); a later round
+        from its link brings nothing (this fake does not change)."""
+        if delta_link is not None:
+            yield DeltaPage([], None, delta_link)
+            return
+        outcome = await self._enter("list_items")
+        if isinstance(outcome, Exception):
+            raise outcome
+        items = list(self._box(mailbox_id).items[folder_id].values())
+        for k in range(0, len(items), page_size):
+            last = k + page_size >= len(items)
+            yield DeltaPage(
+                list(items[k : k + page_size]), None, f"fake://{folder_id}/delta" if last else None
+            )
+        if not items:
+            yield DeltaPage([], None, f"fake://{folder_id}/delta")
+
+    async def folder_delta(
+        self, mailbox_id: str, delta_link: str | None = None, page_size: int = 200
+    ) -> AsyncIterator[DeltaPage]:
+        rows = [] if delta_link else list(self._box(mailbox_id).folders.values())
+        yield DeltaPage(list(rows), None, f"fake://{mailbox_id}/folders/delta")
+
+    async def get_item(
+        self, mailbox_id: str, folder_id: str, item_id: str, with_keys: bool = False
+    ) -> Item:
+        raise NotImplementedError
+
+    async def delete_item(
+        self, mailbox_id: str, folder_id: str, item_id: str, hard: bool = False
+    ) -> None:
+        raise NotImplementedError
+
+    async def rename_folder(self, mailbox_id: str, folder_id: str, name: str) -> Folder:
+        raise NotImplementedError
+
+    async def delete_folder(self, mailbox_id: str, folder_id: str) -> None:
         raise NotImplementedError
 
     async def export_items(self, mailbox_id: str, item_ids: list[str]) -> list[Exported]:

@@ -37,8 +37,13 @@ def test_example_job_runs_reruns_and_verifies(tmp_path: Path) -> None:
     again = _cli("run", "config.example.toml", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0
     report2 = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
-    assert report2["totals"]["copied"] == 0
-    assert report2["totals"]["already_present"] == totals["copied"]
+    assert report2["pass"]["kind"] == "delta" and report2["totals"]["copied"] == 0
+    assert "pass 2 (delta) applied 0 new" in again.stderr
+    full = _cli("run", "config.example.toml", "--no-progress", "--full", cwd=tmp_path)
+    assert full.returncode == 0
+    report3 = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    assert report3["totals"]["copied"] == 0
+    assert report3["totals"]["already_present"] == totals["copied"]
     verified = _cli("verify", "config.example.toml", cwd=tmp_path)
     assert verified.returncode == 0, verified.stdout + verified.stderr[-2000:]
     assert verified.stdout.count("ok ") == totals["pairs"]
@@ -47,6 +52,7 @@ def test_example_job_runs_reruns_and_verifies(tmp_path: Path) -> None:
     for text in (
         first.stderr,
         again.stderr,
+        full.stderr,
         verified.stdout,
         status.stdout,
         (tmp_path / ".copyengine/example-report.json").read_text(),

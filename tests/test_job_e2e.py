@@ -57,10 +57,14 @@ async def test_copy_every_item_once_into_the_same_folders(emu: Any, tmp_path: Pa
     } <= set(pair)
     inbox = next(f for f in pair["folders"] if f["source_path"] == "/Inbox")
     assert inbox["copied"] == inbox["source_items"] > 0
-    # a second run copies nothing and finds everything present
+    # a second run is a delta pass: nothing changed, nothing listed, nothing copied
     again = await run_job(cfg)
-    assert again.total("copied") == 0
-    assert again.total("already_present") == stats.total("copied")
+    assert again.total("copied") == 0 and again.total("source_items") == 0
+    assert again.pass_info["kind"] == "delta" and again.exit_code() == ExitCode.OK
+    # a full pass lists everything, copies nothing and finds everything present
+    full = await run_job(cfg, full=True)
+    assert full.total("copied") == 0
+    assert full.total("already_present") == stats.total("copied")
     assert duplicates(await _snap(emu, T_ADELE)) == 0
     assert all(pc.ok for pc in await verify_job(cfg))
 
@@ -165,8 +169,12 @@ async def test_items_deleted_from_the_target_are_copied_again(emu: Any, tmp_path
     box = emu.state.mailbox(T_BIANCA)
     gone = list(box.items)[:3]
     await emu.src.control("POST", f"/mailboxes/{q(box.id)}/changes", {"delete": gone})
-    again = await run_job(cfg)
+    delta = await run_job(cfg)  # the source did not change: a delta pass has nothing to do
+    assert delta.total("copied") == 0
+    again = await run_job(cfg, full=True)  # a full pass reconciles the target: drift found
     assert again.total("copied") == 3
+    report = json.loads(cfg.report_path.read_text())
+    assert report["pairs"][0]["drift"] == 3
     src, dst = await _snap(emu, BIANCA), await _snap(emu, T_BIANCA)
     assert check_copy(src, dst, selected=_selected) == (0, 0, 0)
     assert len(by_key(dst)) == len(dst["items"])

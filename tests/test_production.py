@@ -103,7 +103,8 @@ async def test_imported_items_get_a_new_date_and_size_and_nothing_compares_them(
     listed = await emu.dst.collect(m + "/folders/inbox/items?$top=100")
     reported = {r["id"]: r["reportedSize"] for r in dst}
     assert listed and all(i["size"] == reported[i["id"]] for i in listed)  # what Graph lists
-    again = await run_job(cfg)  # settlement and skip-if-present match by search key only
+    # a full pass: settlement and skip-if-present match by search key only
+    again = await run_job(cfg, full=True)
     assert again.total("copied") == 0 and again.total("already_present") == len(dst)
     assert all(pc.ok for pc in await verify_job(cfg))
 

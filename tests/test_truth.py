@@ -176,7 +176,7 @@ async def test_unreachable_authority_fails_every_pair_with_the_true_exit_code(
 
 async def test_a_listing_that_keeps_failing_fails_its_pair_only(emu: Any, tmp_path: Path) -> None:
     adele = await emu.src.mailbox_id(ADELE)
-    rule = {"kind": "http_503", "calls": ["listItems"], "mailbox": adele}
+    rule = {"kind": "http_503", "calls": ["listItems", "itemDelta"], "mailbox": adele}
     assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
     cfg = load_job(write_job(tmp_path, emu.ep, PAIRS, limits=FAST_RETRY))
     stats = await run_job(cfg)

@@ -31,6 +31,7 @@ class Cursor:
     sel: str | None = None
     flt: str | None = None  # $filter, kept for the whole sync (capped rounds)
     ct: str | None = None  # changeType custom option
+    exp: str | None = None  # $expand (message delta documents it), kept for the whole sync
     t: float = field(default_factory=time.time)
 
     @classmethod
@@ -38,7 +39,7 @@ class Cursor:
         return cls(**{f.name: raw[f.name] for f in fields(cls) if f.name in raw})
 
     def next_round(self, snap: int) -> Cursor:
-        return Cursor(self.snap, snap, sel=self.sel, flt=self.flt, ct=self.ct)
+        return Cursor(self.snap, snap, sel=self.sel, flt=self.flt, ct=self.ct, exp=self.exp)
 
 
 def _delta_state(ctx: Ctx, kind: str, scope: str) -> Cursor:
@@ -58,7 +59,9 @@ def _delta_state(ctx: Ctx, kind: str, scope: str) -> Cursor:
             raise GraphError(
                 400, "ErrorInvalidRequest", "changeType must be created, updated or deleted."
             )
-        return Cursor(0, mbx.seq, sel=select, flt=flt, ct=change)
+        expand = q.get("$expand") if kind == "items" else None
+        odata.parse_expand(expand)
+        return Cursor(0, mbx.seq, sel=select, flt=flt, ct=change, exp=expand)
     st = odata.unpack_token(raw)
     ttl = ctx.emu.config.delta_token_ttl
     if (
@@ -85,7 +88,7 @@ def _delta_page(
     rows: Callable[[int], Iterator[Any]],
     ord_of: Callable[[Any], int],
     seq_of: Callable[[Any], int],
-    render: Callable[[Any, set[str] | None], dict[str, Any]],
+    render: Callable[[Any, set[str] | None, set[str] | None], dict[str, Any]],
     removals: list[tuple[int, str]],
 ) -> web.Response:
     mbx = ctx.mailbox
@@ -96,6 +99,7 @@ def _delta_page(
     since, snap = st.since, st.snap
     clauses = odata.parse_filter(st.flt, ITEM_FILTERS) if st.flt else None
     change = st.ct
+    expand = odata.parse_expand(st.exp)
     out: list[dict[str, Any]] = []
     if st.phase == "rows" and change == "deleted":
         st.phase = "removed"
@@ -109,7 +113,7 @@ def _delta_page(
             created = ord_of(r) > since
             if (change == "created" and not created) or (change == "updated" and created):
                 continue
-            out.append(render(r, select))
+            out.append(render(r, select, expand))
             st.n += 1
             if clauses is not None and st.n >= FILTERED_DELTA_CAP:
                 # documented for message delta: a filtered round stops at 5,000 rows; what
@@ -163,7 +167,7 @@ async def item_delta(ctx: Ctx) -> web.Response:
         rows=f.items_after,
         ord_of=lambda i: i.ord,
         seq_of=lambda i: i.seq,
-        render=lambda i, sel: item_json(i, sel, None),
+        render=item_json,
         removals=f.tombstones,
     )
 
@@ -196,6 +200,6 @@ async def folder_delta(ctx: Ctx) -> web.Response:
         rows,
         lambda f: f.ord,
         lambda f: f.seq,
-        lambda f, sel: folder_json(ctx, f, sel),
+        lambda f, sel, _exp: folder_json(ctx, f, sel),
         removals,
     )

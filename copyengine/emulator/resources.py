@@ -302,6 +302,11 @@ async def delete_item(ctx: Ctx) -> web.Response:
             "ErrorInvalidRequest",
             "The disposalType parameter is required: softDelete or hardDelete.",
         )
-    assert ctx.mailbox is not None
-    ctx.mailbox.delete_item(it)
+    mbx = ctx.mailbox
+    assert mbx is not None
+    bin_ = mbx.well_known.get("recoverableitemsdeletions")
+    if disposal == "softDelete" and bin_ is not None and it.folder is not bin_:
+        mbx.move_item(it, bin_)  # as Exchange does: recoverable, under Recoverable Items
+    else:
+        mbx.delete_item(it)
     return web.Response(status=204)

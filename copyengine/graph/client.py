@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import msgspec
 import orjson
 
-from ..errors import Cause, Fatal, ItemFailed, NotFound, Transient
+from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
 from ..timefmt import parse_graph_time
 from .models import (
@@ -258,21 +258,55 @@ class GraphClient:
                 else:
                     rows.append(Folder.from_json(v))
             next_url = body.get("@odata.nextLink")
-            yield DeltaPage(rows, next_url, body.get("@odata.deltaLink"))
+            delta_link = body.get("@odata.deltaLink")
+            yield DeltaPage(rows, next_url, self._stored_link(delta_link) if delta_link else None)
         raise Fatal(f"{name}: delta paging did not end", call=name)
 
+    def _stored_link(self, link: str) -> str:
+        """A delta link as the state keeps it: relative to ``graph_url`` (the job's endpoint
+        decides where it goes, and a bearer token is never sent to a host that is not it)."""
+        if link.startswith(self.graph_url + "/"):
+            return link[len(self.graph_url) :]
+        raise Fatal(
+            f"the service returned a delta link outside {self.graph_url}; refusing to follow it",
+            call="delta",
+        )
+
+    def _link_url(self, stored: str) -> str:
+        if stored.startswith("/"):
+            return self.graph_url + stored
+        if stored.startswith(self.graph_url + "/"):
+            return stored
+        # made against another endpoint: unusable here, as if it had expired
+        raise DeltaExpired(f"delta: the stored link is not under {self.graph_url}", call="delta")
+
     def item_delta(
-        self, mailbox_id: str, folder_id: str, delta_link: str | None = None, page_size: int = 200
+        self,
+        mailbox_id: str,
+        folder_id: str,
+        delta_link: str | None = None,
+        page_size: int = 200,
+        *,
+        with_keys: bool = True,
     ) -> AsyncIterator[DeltaPage]:
         """Item changes: from ``delta_link`` (a previous round) or a full first round. The
-        last page carries the new delta link. Raises DeltaExpired (410) when the link is dead."""
-        url = delta_link or self._items_url(mailbox_id, folder_id) + "/delta"
+        last page carries the new delta link. Raises DeltaExpired (410) when the link is dead.
+        Query options go on the first call only (``with_keys``: search key and message id,
+        through ``$expand``, which message delta supports); the links carry them on. Never
+        ``$filter``: a filtered round stops at 5,000 rows."""
+        url = (
+            self._link_url(delta_link)
+            if delta_link
+            else self._items_url(mailbox_id, folder_id)
+            + "/delta"
+            + (self._query(**{"$expand": EXPAND_KEYS}) if with_keys else "")
+        )
         return self._delta("itemDelta", url, mailbox_id, page_size, "items")
 
     def folder_delta(
         self, mailbox_id: str, delta_link: str | None = None, page_size: int = 200
     ) -> AsyncIterator[DeltaPage]:
-        url = delta_link or self._m(mailbox_id) + "/folders/delta"
+        url = self._link_url(delta_link) if delta_link else self._m(mailbox_id) + "/folders/delta"
         return self._delta("folderDelta", url, mailbox_id, page_size, "folders")
 
     # -- export and import ---------------------------------------------------------------------

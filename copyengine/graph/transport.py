@@ -354,6 +354,10 @@ def classify_response(
     retry_after = parse_retry_after(headers.get("Retry-After"), now_wall)
     if status == 429:
         return Throttled(text, retry_after=retry_after, reason=_reason_of(message), **kw)
+    if call.import_call and status == 404 and code == "ErrorFolderNotFound":
+        # the import host found the session but not the target folder (deleted in the
+        # target): renewing the session would not help
+        return NotFound(text, **kw)
     if call.import_call and status in (401, 403, 404):
         return SessionExpired(text, **kw)
     if status == 401:

@@ -34,6 +34,17 @@ class TargetTree:
         self.children[parent][f.name.casefold()] = f.id
         self.folders[f.id] = f
 
+    async def rename(self, folder_id: str, name: str) -> Folder:
+        """Rename a target folder in place (its items and children stay)."""
+        folder = await self.client.rename_folder(self.mailbox_id, folder_id, name)
+        for names in self.children.values():
+            for k, v in list(names.items()):
+                if v == folder_id:
+                    del names[k]
+                    names[name.casefold()] = folder_id
+        self.folders[folder_id] = folder
+        return folder
+
     async def _resolve_anchor(self, anchor: str | None) -> None:
         """A well-known folder not seen in the walk (hidden under another parent, say) is
         asked for by name once; the answer is remembered either way."""

@@ -1,19 +1,27 @@
-"""How a source folder's items are enumerated. ``FullListing`` lists every item (the first
-pass, and any folder without a usable delta link); a delta enumerator will sit beside it
-behind the same interface."""
+"""How a source folder's items are enumerated.
+
+``DeltaListing`` reads a folder through item delta: from the folder's stored link (only what
+changed since the last pass) or, without one, a first round that lists every item and ends
+with the link the next pass starts from. ``FullListing`` lists every item and makes no link
+(``[sync] delta = false``). Both hand on pages of items with their search keys; removals are
+noted on the folder's job; rows are collapsed by id (a round may repeat an item)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from ..graph import Item, MailboxApi
+from ..errors import DeltaExpired
+from ..graph import Item, MailboxApi, Removed
 from .work import FolderJob
+
+PAGE = 250
 
 
 class Enumerator(Protocol):
     def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
-        """The folder's items, page by page, with their search keys."""
+        """The folder's items (all, or what changed), page by page, with their search keys.
+        Sets ``job.complete`` when it ran to the end."""
         ...
 
 
@@ -22,5 +30,46 @@ class FullListing:
         self.api = api
         self.mailbox_id = mailbox_id
 
-    def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
-        return self.api.list_items(self.mailbox_id, job.source_id, with_keys=True)
+    async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        async for page in self.api.list_items(
+            self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
+        ):
+            yield page
+        job.complete = True
+
+
+class DeltaListing:
+    def __init__(self, api: MailboxApi, mailbox_id: str) -> None:
+        self.api = api
+        self.mailbox_id = mailbox_id
+
+    async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        """A stored link the service no longer knows (410) sets ``job.expired`` and ends the
+        round: the caller lists the folder in full instead. Rows of one round are applied
+        once per id: an item seen again in a later page replaces nothing already handed on
+        (its last version is what the export reads anyway)."""
+        link = job.link if job.mode == "delta" else None
+        seen: set[str] = set()
+        try:
+            async for page in self.api.item_delta(
+                self.mailbox_id, job.source_id, link, PAGE, with_keys=True
+            ):
+                out: list[Item] = []
+                for row in page.items:
+                    if isinstance(row, Removed):
+                        job.removed_ids.add(row.id)
+                        seen.discard(row.id)
+                    elif row.id not in seen:
+                        seen.add(row.id)
+                        job.removed_ids.discard(row.id)
+                        out.append(row)
+                if out:
+                    yield out
+                if page.delta_link:
+                    job.next_link = page.delta_link
+        except DeltaExpired:
+            if link is None:
+                raise
+            job.expired = True
+            return
+        job.complete = True

@@ -14,10 +14,12 @@ from ..errors import ConfigError
 from ..exitcodes import ExitCode
 from ..failures import classify
 from ..graph import Clients, Health
-from ..report import JobStats, check_writable, write_report
+from ..report import JobStats, check_writable, iso, write_report
 from ..state import Store
 from .budget import ByteBudget
 from .pair import PairRunner, debug_logging
+from .passes import PassMode
+from .signoff import sign_off
 from .stop import StopFlag
 
 log = structlog.get_logger("copyengine.job")
@@ -34,6 +36,8 @@ async def run_pairs(
     stats: JobStats | None = None,
     pairs: tuple[Pair, ...] | None = None,
     retry_only: bool = False,
+    full: bool = False,
+    cutover: bool = False,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -68,13 +72,43 @@ async def run_pairs(
             ) from exc
         async with store:
             structlog.contextvars.bind_contextvars(run=stats.run_id)
+            kind = (
+                "cutover"
+                if cutover
+                else "full"
+                if full
+                else "retry"
+                if retry_only
+                else "delta"
+                if await store.passes()
+                else "first"
+            )
+            number = await store.pass_started(kind)
+            stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
+            mode = PassMode(
+                kind=kind,
+                full=full,
+                delta=cfg.sync.delta,
+                deletions=cfg.sync.deletions,
+            )
             try:
                 log.info(
-                    "job.started", pairs=len(todo), state=str(cfg.state_path), run=stats.run_id
+                    "job.started",
+                    pairs=len(todo),
+                    state=str(cfg.state_path),
+                    run=stats.run_id,
+                    pass_number=number,
+                    pass_kind=kind,
                 )
-                await _run(cfg, clients, store, todo, stats, stop, retry_only)
+                await _run(cfg, clients, store, todo, stats, stop, retry_only, mode)
+                if cutover and not stop.draining:
+                    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
+                with anyio.CancelScope(shield=True):
+                    await store.pass_finished(
+                        number, stats.exit_code().name.lower(), stats.changes()
+                    )
     except Exception as exc:
         verdict = classify(exc)
         stats.fatal = stats.fatal or verdict.message
@@ -101,6 +135,7 @@ async def _run(
     stats: JobStats,
     stop: StopFlag,
     retry_only: bool,
+    mode: PassMode,
 ) -> None:
     budget = ByteBudget(cfg.limits.bytes_in_flight)
     limiter = anyio.CapacityLimiter(cfg.limits.pairs_in_parallel)
@@ -119,6 +154,7 @@ async def _run(
                 budget,
                 stop,
                 retry_only,
+                mode,
             ).run()
 
     async with anyio.create_task_group() as tg:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import BadItemLimit
 from ..graph import Item
 from ..plan import Skip
-from ..state import Intent, Outcome, Status, Store
+from ..state import Intent, ItemRecord, Outcome, Status, Store
 from .work import FolderJob
 
 VANISHED = "deleted at source during the copy"
@@ -22,6 +22,19 @@ class Ledger:
         self.log = log
         self.max_failed = max_failed
         self.failures = 0
+        # this pass's arrivals by search key: (source id, target id, folder) of items copied,
+        # adopted or updated; an item that left another folder with the same key was moved
+        self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
+        # search keys of items whose import failed or is unknown in this pass
+        self.unsettled_keys: set[bytes] = set()
+
+    def _arrived(self, job: FolderJob, item: Item, target_id: str | None) -> None:
+        if item.search_key is not None:
+            self.arrived[item.search_key] = (item.id, target_id, job)
+
+    def _unsettled(self, item: Item) -> None:
+        if item.search_key is not None:
+            self.unsettled_keys.add(item.search_key)
 
     # -- enumeration ---------------------------------------------------------------------------
     def listed(self, job: FolderJob, item: Item) -> None:
@@ -43,6 +56,7 @@ class Ledger:
         await self.intents(job, [i for i, _ in found])
         for item, target_id in found:
             self.store.record_outcome(self.pair, Outcome(item.id, Status.ADOPTED, target_id))
+            self._arrived(job, item, target_id)
 
     # -- copying -------------------------------------------------------------------------------
     async def intents(self, job: FolderJob, items: Iterable[Item]) -> None:
@@ -59,12 +73,42 @@ class Ledger:
         self.store.record_outcome(self.pair, Outcome(item.id, Status.DONE, target_id, change_key))
         job.stats.copied += 1
         job.stats.copied_bytes += item.size
+        self._arrived(job, item, target_id)
+
+    def updated(self, job: FolderJob, item: Item, target_id: str, change_key: str) -> None:
+        """Changed at the source: its copy updated in place (same target id)."""
+        self.store.record_outcome(self.pair, Outcome(item.id, Status.DONE, target_id, change_key))
+        job.stats.updated += 1
+        job.stats.copied_bytes += item.size
+        self._arrived(job, item, target_id)
+
+    def drift(self, job: FolderJob, item: Item, reason: str) -> None:
+        """The target changed under us between passes (a user deleted or edited a copy)."""
+        job.stats.drift.append({"id": item.id, "reason": reason})
+        self.log.warning("item.target_drift", item=item.id, reason=reason)
+
+    # -- items that left the source ------------------------------------------------------------
+    def moved(self, job: FolderJob, record: ItemRecord, to: FolderJob) -> None:
+        """Its new copy arrived in ``to`` in this pass; the old copy is gone (counted once,
+        as a move, not as a copy)."""
+        job.stats.moved_out += 1
+        to.stats.moved_in += 1
+        to.stats.copied = max(0, to.stats.copied - 1)
+        to.stats.copied_bytes = max(0, to.stats.copied_bytes - record.size)
+
+    def deleted(self, job: FolderJob) -> None:
+        job.stats.deleted += 1
+
+    def kept(self, job: FolderJob, record: ItemRecord) -> None:
+        self.store.record_outcome(self.pair, Outcome(record.source_id, Status.REMOVED))
+        job.stats.kept += 1
 
     def found_in_target(self, job: FolderJob, item: Item, target_id: str) -> None:
         """Settlement found the item's copy: an earlier import did land."""
         self.store.record_outcome(self.pair, Outcome(item.id, Status.ADOPTED, target_id))
         job.stats.copied += 1
         job.stats.copied_bytes += item.size
+        self._arrived(job, item, target_id)
 
     def vanished(self, job: FolderJob) -> None:
         job.stats.skipped[VANISHED] += 1
@@ -75,6 +119,7 @@ class Ledger:
             self.pair, Outcome(item.id, Status.UNKNOWN, error=message, request_id=request_id)
         )
         self.log.info("item.import_unanswered", item=item.id, error=message)
+        self._unsettled(item)
 
     # -- final fates ---------------------------------------------------------------------------
     def failed(self, job: FolderJob, item: Item, reason: str, request_id: str | None) -> None:
@@ -98,6 +143,7 @@ class Ledger:
             request_id=request_id,
         )
         self.failures += 1
+        self._unsettled(item)
         if self.max_failed is not None and self.failures > self.max_failed:
             raise BadItemLimit(
                 f"more than {self.max_failed} items failed in this pair "
@@ -110,6 +156,7 @@ class Ledger:
         job.stats.unknown.append(
             {"id": item.id, "size": item.size, "reason": reason, "request_id": request_id}
         )
+        self._unsettled(item)
         self.log.warning("item.outcome_unknown", item=item.id, reason=reason)
 
     def not_sent(self, job: FolderJob, item: Item) -> None:

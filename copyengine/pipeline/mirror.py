@@ -1,42 +1,10 @@
-"""The target's folder tree made to mirror the selected source folders (created where
-missing, well-known folders mapped to the target's own), and target folders indexed by
-search key."""
+"""Target folders indexed by search key (the folder tree itself is mirrored by
+``passes.MailboxPass``)."""
 
 from __future__ import annotations
 
-from ..config import Pair
-from ..graph import Item, MailboxApi, TargetTree
-from ..plan import TargetIndex, plan_folders
-from ..report import PairStats
-from ..state import Store
-from .work import FolderJob
-
-
-async def mirror(
-    src: MailboxApi,
-    dst: MailboxApi,
-    src_id: str,
-    dst_id: str,
-    pair: Pair,
-    store: Store,
-    stats: PairStats,
-    label: str = "",
-) -> list[FolderJob]:
-    """``label`` prefixes the report's folder paths (an archive's folders are apart)."""
-    tree = await src.walk_folders(src_id)
-    plans = plan_folders(tree, pair.folders, pair.source, pair.target)
-    target = TargetTree(dst, dst_id)
-    await target.load()
-    jobs: list[FolderJob] = []
-    for plan in plans:
-        folder, new = await target.ensure(plan.target, plan.type, plan.source.names[0])
-        fs = stats.folder(label + plan.source.path, plan.source.names)
-        fs.target_path = plan.target.path
-        await store.folder_mapped(
-            pair.key, plan.source.folder.id, plan.source.path, folder.id, plan.target.path
-        )
-        jobs.append(FolderJob(plan, folder, fs, new))
-    return jobs
+from ..graph import Item, MailboxApi
+from ..plan import TargetIndex
 
 
 async def target_index(

@@ -17,10 +17,10 @@ from ..graph import ImportSessionPool, MailboxApi
 from ..report import PairStats, PairStatus
 from ..state import Store
 from .budget import ByteBudget
-from .enumerate import FullListing
+from .enumerate import DeltaListing, Enumerator, FullListing
 from .ledger import Ledger
-from .mirror import mirror
-from .produce import produce
+from .passes import MailboxPass, PassMode
+from .produce import Producer
 from .settle import Settler
 from .stages import Stages
 from .stop import StopFlag
@@ -47,8 +47,10 @@ class PairRunner:
         budget: ByteBudget,
         stop: StopFlag,
         retry_only: bool = False,
+        mode: PassMode | None = None,
     ) -> None:
         self.retry_only = retry_only
+        self.mode = mode or PassMode()
         self.pair = pair
         self.key = pair.key
         self.src = src
@@ -142,10 +144,29 @@ class PairRunner:
         await self._copy_mailbox(src.archive_id, dst.archive_id, ARCHIVE_LABEL)
 
     async def _copy_mailbox(self, src_id: str, dst_id: str, label: str) -> None:
-        folders = await mirror(
-            self.src, self.dst, src_id, dst_id, self.pair, self.store, self.stats, label
+        this = MailboxPass(
+            self.src,
+            self.dst,
+            src_id,
+            dst_id,
+            self.pair,
+            self.store,
+            self.stats,
+            self.ledger,
+            self.mode,
+            label,
+            self.log,
         )
-        self.log.info("pair.folders_mirrored", folders=len(folders), mailbox=label or "primary")
+        folders = await this.folders()
+        if self.retry_only:
+            for job in folders:
+                job.mode = "full"  # failed items are found by listing, not by what changed
+        self.log.info(
+            "pair.folders_mirrored",
+            folders=len(folders),
+            delta=sum(j.mode == "delta" for j in folders),
+            mailbox=label or "primary",
+        )
         self.stages = stages = Stages(
             self.src,
             src_id,
@@ -154,21 +175,24 @@ class PairRunner:
             self.shares,
             self.ledger,
         )
-        await stages.run(
-            produce(
-                folders,
-                FullListing(self.src, src_id),
-                self.dst,
-                dst_id,
-                self.pair,
-                self.store,
-                self.ledger,
-                self.limits,
-                self.stats,
-                self.stop,
-                self.retry_only,
-            )
+        enumerator: Enumerator = (
+            DeltaListing(self.src, src_id) if self.mode.delta else FullListing(self.src, src_id)
         )
+        producer = Producer(
+            folders,
+            enumerator,
+            self.dst,
+            dst_id,
+            self.pair,
+            self.store,
+            self.ledger,
+            self.limits,
+            self.stats,
+            self.stop,
+            stages,
+            self.retry_only,
+        )
+        await stages.run(producer.batches())
         settler = Settler(
             stages,
             self.dst,
@@ -181,6 +205,8 @@ class PairRunner:
             self.log,
         )
         await settler.settle(self._leave)
+        if not self.stop.draining and not self.retry_only:
+            await this.finish(folders)
 
     def _cut_short(self, reason: str | None = None) -> None:
         """The pair stopped with work under way: imports in flight have an unknown outcome

@@ -1,5 +1,12 @@
-"""The producer: enumerate each folder, filter, decide against the state and the target,
-and hand on batches for exportItems. Decisions are ``plan``'s; this only applies them."""
+"""The producer: enumerate each folder, filter, decide against the state (and, when listing in
+full, the target), and hand on batches for exportItems. Decisions are ``plan``'s; this only
+applies them.
+
+A folder listed in full is reconciled by search key: what the target already holds is
+adopted, what the state says was copied and is still there is done, everything else is
+copied. A folder read through its delta link sees only what changed: new items are created,
+changed items updated in place, earlier imports without an outcome settled first. Either
+way the items that left the folder are noted on its job for the end of the pass."""
 
 from __future__ import annotations
 
@@ -7,56 +14,97 @@ from collections.abc import AsyncIterator
 
 from ..config import Limits, Pair
 from ..graph import Item, MailboxApi
-from ..plan import Decision, TargetIndex, batches, decide, filter_item
+from ..plan import Change, Decision, TargetIndex, batches, classify_row, decide, filter_item
 from ..report import PairStats
-from ..state import ItemRecord, Status, Store
+from ..state import SETTLED, ItemRecord, Status, Store
 from .enumerate import Enumerator
 from .ledger import Ledger
 from .mirror import target_index
+from .stages import Stages
 from .stop import StopFlag
 from .work import Exportable, FolderJob
 
 # what ``run --retry-failed`` takes again: failed, unknown, or left pending
 RETRIABLE = (Status.FAILED, Status.UNKNOWN, Status.INTENT, Status.PENDING)
+UNSETTLED_BEFORE = "an earlier run's import of it has no recorded outcome"
 
 
-async def produce(
-    folders: list[FolderJob],
-    enumerator: Enumerator,
-    dst: MailboxApi,
-    dst_id: str,
-    pair: Pair,
-    store: Store,
-    ledger: Ledger,
-    limits: Limits,
-    stats: PairStats,
-    stop: StopFlag,
-    retry_only: bool = False,
-) -> AsyncIterator[list[Exportable]]:
-    """``retry_only`` (``run --retry-failed``): only items whose last outcome was a failure
-    or unknown (or left pending) are considered; a folder with none is not listed."""
-    for job in folders:
-        if stop.draining:
-            return
-        records: dict[str, ItemRecord] = await store.items_in_folder(pair.key, job.source_id)
-        if retry_only:
-            records = {k: r for k, r in records.items() if r.status in RETRIABLE}
-            if not records:
-                continue
-        job.index = TargetIndex() if job.new else await target_index(dst, dst_id, job.target.id)
+class Producer:
+    def __init__(
+        self,
+        folders: list[FolderJob],
+        enumerator: Enumerator,
+        dst: MailboxApi,
+        dst_id: str,
+        pair: Pair,
+        store: Store,
+        ledger: Ledger,
+        limits: Limits,
+        stats: PairStats,
+        stop: StopFlag,
+        stages: Stages,
+        retry_only: bool = False,
+    ) -> None:
+        self.folders = folders
+        self.enumerator = enumerator
+        self.dst = dst
+        self.dst_id = dst_id
+        self.pair = pair
+        self.store = store
+        self.ledger = ledger
+        self.limits = limits
+        self.stats = stats
+        self.stop = stop
+        self.stages = stages
+        self.retry_only = retry_only
+
+    async def batches(self) -> AsyncIterator[list[Exportable]]:
+        """``retry_only`` (``run --retry-failed``): only items whose last outcome was a failure
+        or unknown (or left pending) are considered; a folder with none is not listed."""
+        for job in self.folders:
+            if self.stop.draining:
+                return
+            records = await self.store.items_in_folder(self.pair.key, job.source_id)
+            if self.retry_only:
+                records = {k: r for k, r in records.items() if r.status in RETRIABLE}
+                if not records:
+                    continue
+            elif job.mode == "delta":
+                async for b in self._delta(job, records):
+                    yield b
+                if not job.expired:
+                    continue
+                job.mode = "full"  # the link was refused: a new baseline, by search key
+                job.stats.mode = "expired"
+                records = await self.store.items_in_folder(self.pair.key, job.source_id)
+            async for b in self._full(job, records):
+                yield b
+        self.stats.enumerated_all = not self.stop.draining
+
+    async def _full(
+        self, job: FolderJob, records: dict[str, ItemRecord]
+    ) -> AsyncIterator[list[Exportable]]:
+        lim, ledger = self.limits, self.ledger
+        job.index = (
+            TargetIndex() if job.new else await target_index(self.dst, self.dst_id, job.target.id)
+        )
+        unseen = dict(records)
         pending: list[Item] = []
         found: list[tuple[Item, str]] = []
-        async for page in enumerator.items(job):
+        async for page in self.enumerator.items(job):
             for item in page:
-                if retry_only and item.id not in records:
+                if self.retry_only and item.id not in records:
                     continue
+                record = unseen.pop(item.id, None)
                 ledger.listed(job, item)
-                skip = filter_item(item, pair.items)
+                skip = filter_item(item, self.pair.items)
                 if skip is not None:
                     ledger.skipped(job, item, skip)
                     continue
-                decision, target_id = decide(item, records.get(item.id), job.index)
+                decision, target_id = decide(item, record, job.index)
                 if decision is Decision.COPY:
+                    if record is not None and record.status in SETTLED and not job.sweep_from:
+                        ledger.drift(job, item, "deleted in the target since it was copied")
                     pending.append(item)
                     continue
                 ledger.present(job)
@@ -65,13 +113,73 @@ async def produce(
             if found:
                 await ledger.adopted(job, found)
                 found = []
-            full = len(pending) - len(pending) % limits.batch_items
+            full = len(pending) - len(pending) % lim.batch_items
             if full:
-                for b in batches(pending[:full], limits.batch_items, limits.batch_bytes):
+                for b in batches(pending[:full], lim.batch_items, lim.batch_bytes):
                     yield [Exportable(i, job) for i in b]
                 pending = pending[full:]
-            if stop.draining:
+            if self.stop.draining:
                 return
-        for b in batches(pending, limits.batch_items, limits.batch_bytes):
+        for b in batches(pending, lim.batch_items, lim.batch_bytes):
             yield [Exportable(i, job) for i in b]
-    stats.enumerated_all = True
+        if job.complete and not self.retry_only:
+            # copied before, not listed now: gone from this folder (moved or deleted)
+            job.removed = [
+                r for r in unseen.values() if r.target_id and r.status is not Status.REMOVED
+            ]
+
+    async def _delta(
+        self, job: FolderJob, records: dict[str, ItemRecord]
+    ) -> AsyncIterator[list[Exportable]]:
+        lim, ledger = self.limits, self.ledger
+        pending: list[Item] = []
+        updates: dict[str, tuple[str, str]] = {}
+        rows: set[str] = set()
+
+        def take(item: Item, record: ItemRecord | None) -> None:
+            change = classify_row(item, record)
+            if change is Change.UNCHANGED:
+                ledger.present(job)
+            elif change is Change.SETTLE:
+                # a create whose outcome was never recorded: looked up in the target by
+                # search key before anything is resent (settlement)
+                self.stages.later(Exportable(item, job), UNSETTLED_BEFORE, None)
+            else:
+                if change is Change.UPDATE and record is not None and record.target_id:
+                    updates[item.id] = (record.target_folder_id or job.target.id, record.target_id)
+                pending.append(item)
+
+        async for page in self.enumerator.items(job):
+            for item in page:
+                rows.add(item.id)
+                ledger.listed(job, item)
+                skip = filter_item(item, self.pair.items)
+                if skip is not None:
+                    ledger.skipped(job, item, skip)
+                    continue
+                take(item, records.get(item.id))
+            full = len(pending) - len(pending) % lim.batch_items
+            if full:
+                for b in batches(pending[:full], lim.batch_items, lim.batch_bytes):
+                    yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
+                pending = pending[full:]
+            if self.stop.draining:
+                return
+        if job.expired:
+            return
+        # what earlier passes left unfinished in this folder (failed, unknown, not sent) and
+        # the round did not bring again: taken up once more
+        again = rows | job.removed_ids
+        for rec in records.values():
+            if rec.status in RETRIABLE and rec.source_id not in again:
+                item = Item(
+                    rec.source_id, rec.change_key or "", "", rec.size, "", "", (), rec.search_key
+                )
+                ledger.listed(job, item)
+                take(item, rec)
+        for b in batches(pending, lim.batch_items, lim.batch_bytes):
+            yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
+        gone = (records.get(i) for i in job.removed_ids)
+        job.removed = [
+            r for r in gone if r is not None and r.target_id and r.status is not Status.REMOVED
+        ]

@@ -12,7 +12,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from ..config import Limits
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
-from ..graph import Exported, ImportSessionPool, MailboxApi
+from ..graph import Exported, Imported, ImportSessionPool, MailboxApi
 from ..plan import encoded_size
 from .ledger import Ledger
 from .work import ByteShares, Exportable
@@ -134,6 +134,20 @@ class Stages:
         return ok
 
     # -- importers -----------------------------------------------------------------------------
+    async def _update(self, e: Exportable) -> Imported | None:
+        """Import in update mode onto the target's copy (it keeps its id), with that item's
+        current change key read just before; None when the copy is no longer there."""
+        assert e.update is not None and e.data is not None
+        folder_id, target_id = e.update
+        dst = self.pool.client
+        try:
+            current = await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
+        except NotFound:
+            return None
+        return await self.pool.import_item(
+            folder_id, e.data, item_id=target_id, change_key=current.change_key
+        )
+
     async def _importer(self, recv: ObjectReceiveStream[Exportable]) -> None:
         async with recv:
             async for e in recv:
@@ -143,6 +157,13 @@ class Stages:
                 self.sent.add(item.id)
                 try:
                     assert e.data is not None
+                    if e.update is not None:
+                        upd = await self._update(e)
+                        if upd is not None:
+                            self.ledger.updated(e.folder, item, upd.item_id, upd.change_key)
+                            continue
+                        # the copy to update is gone from the target: created again
+                        self.ledger.drift(e.folder, item, "deleted in the target: copied again")
                     res = await self.pool.import_item(e.folder.target.id, e.data)
                 except Fatal:
                     raise

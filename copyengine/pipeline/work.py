@@ -9,6 +9,7 @@ from typing import Any
 from ..graph import Folder, Item
 from ..plan import FolderPlan, TargetIndex
 from ..report import FolderStats
+from ..state import ItemRecord
 from .budget import ByteBudget
 
 
@@ -19,6 +20,17 @@ class FolderJob:
     stats: FolderStats
     new: bool  # created in this run: nothing to match against
     index: TargetIndex = field(default_factory=TargetIndex)
+    # "full": every item listed and reconciled by search key; "delta": only what changed
+    # since ``link`` (the item delta link stored by the last pass)
+    mode: str = "full"
+    link: str | None = None
+    next_link: str | None = None  # this round's delta link, stored once the pass is settled
+    expired: bool = False  # the stored link was refused (410): listed in full instead
+    complete: bool = False  # the enumeration ran to its end
+    removed_ids: set[str] = field(default_factory=set)  # delta rows: gone from the folder
+    removed: list[ItemRecord] = field(default_factory=list)  # their records (copied before)
+    deferred: bool = False  # a change could not be finished: keep the old link
+    sweep_from: str | None = None  # moved folder: the old target folder, emptied after
 
     @property
     def source_id(self) -> str:
@@ -39,6 +51,8 @@ class Exportable:
     item: Item
     folder: FolderJob
     data: Any = None  # msgspec.Raw from the export; None once imported
+    # update mode: (target folder id, target item id) of the copy to update in place
+    update: tuple[str, str] | None = None
     share: BatchShare | None = None
 
 

@@ -1,7 +1,7 @@
 """The durable record of a job: records, the Store protocol, the SQLite store."""
 
 from .base import Store
-from .records import SETTLED, FolderRecord, Intent, ItemRecord, Outcome, Status
+from .records import SETTLED, FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "SQLiteStore",
     "Status",
     "Store",
+    "SyncRecord",
 ]

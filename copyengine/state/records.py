@@ -15,6 +15,7 @@ class Status(IntEnum):
     # 5 was SKIPPED, never written: filtered items are not recorded
     UNKNOWN = 6  # import outcome unknown at run time: to be settled
     PENDING = 7  # intent recorded, but the run stopped before the import was sent
+    REMOVED = 8  # deleted at the source after it was copied; the target's copy kept
 
 
 SETTLED = (Status.DONE, Status.ADOPTED)
@@ -49,6 +50,9 @@ class ItemRecord:
     target_folder_id: str | None
     target_id: str | None
     change_key: str | None = None  # the source change key of the copy recorded
+    target_change_key: str | None = None
+    size: int = 0
+    error: str | None = None  # the last failure's reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +65,14 @@ class FolderRecord:
     target_folder_id: str
     target_path: str
     delta_link: str | None = None
+    scope: str = "primary"  # the pair's primary mailbox or its archive
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRecord:
+    """Per pair and mailbox (primary or archive): the folder delta link, and the fingerprint
+    of the folder rules and item filters the links were made under (a change of those makes
+    a new baseline)."""
+
+    folder_link: str | None
+    fingerprint: str

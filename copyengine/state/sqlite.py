@@ -25,7 +25,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from ..errors import ForeignState, JobLocked, StateError
-from .records import FolderRecord, Intent, ItemRecord, Outcome, Status
+from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
 
 T = TypeVar("T")
 
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS pairs (
 CREATE TABLE IF NOT EXISTS folders (
     pair TEXT NOT NULL, source_folder_id TEXT NOT NULL, source_path TEXT NOT NULL,
     target_folder_id TEXT NOT NULL, target_path TEXT NOT NULL, delta_link TEXT,
+    scope TEXT NOT NULL DEFAULT 'primary',
     PRIMARY KEY (pair, source_folder_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS items (
@@ -51,10 +52,30 @@ CREATE TABLE IF NOT EXISTS items (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS items_by_folder ON items (pair, folder_id);
 CREATE INDEX IF NOT EXISTS items_by_status ON items (pair, status);
+CREATE TABLE IF NOT EXISTS syncs (
+    pair TEXT NOT NULL, scope TEXT NOT NULL, folder_link TEXT, fingerprint TEXT NOT NULL,
+    PRIMARY KEY (pair, scope)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS passes (
+    pass INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
+    status TEXT NOT NULL, changes TEXT
+);
 """
-SCHEMA_VERSION = "2"
-# Version 1 had no source change key; adding the column is the whole migration.
-MIGRATIONS = {"1": ("ALTER TABLE items ADD COLUMN source_change_key TEXT",)}
+SCHEMA_VERSION = "3"
+# Each step takes a schema to the next: 1 had no source change key; 2 had no passes or
+# folder delta links (new tables, created by SCHEMA itself).
+MIGRATIONS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
+    "1": ("2", (("items", "source_change_key", "TEXT"),)),
+    "2": ("3", (("folders", "scope", "TEXT NOT NULL DEFAULT 'primary'"),)),
+}
+
+
+def _add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+    """A migration step: the column added to an existing table that lacks it (a table not
+    there yet is made whole by SCHEMA)."""
+    cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
+    if cols and column not in cols:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
 
 
 def _explain(exc: BaseException) -> str:
@@ -215,11 +236,12 @@ class SQLiteStore:
             row = None
             if db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            if row is not None and row[0] in MIGRATIONS and self.exclusive:
-                for stmt in MIGRATIONS[row[0]]:
-                    db.execute(stmt)
-                db.execute("UPDATE meta SET value=? WHERE key='schema'", (SCHEMA_VERSION,))
-                row = (SCHEMA_VERSION,)
+            while row is not None and row[0] in MIGRATIONS and self.exclusive:
+                nxt, steps = MIGRATIONS[row[0]]
+                for table, column, decl in steps:
+                    _add_column(db, table, column, decl)
+                db.execute("UPDATE meta SET value=? WHERE key='schema'", (nxt,))
+                row = (nxt,)
             db.executescript(SCHEMA)
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
@@ -303,22 +325,24 @@ class SQLiteStore:
         source_path: str,
         target_folder_id: str,
         target_path: str,
+        scope: str = "primary",
     ) -> None:
         await self._call(
             lambda db: db.execute(
                 "INSERT INTO folders (pair, source_folder_id, source_path, target_folder_id, "
-                "target_path) VALUES (?,?,?,?,?) ON CONFLICT(pair, source_folder_id) DO UPDATE "
-                "SET source_path=excluded.source_path, target_folder_id=excluded.target_folder_id,"
-                " target_path=excluded.target_path",
-                (pair, source_folder_id, source_path, target_folder_id, target_path),
+                "target_path, scope) VALUES (?,?,?,?,?,?) ON CONFLICT(pair, source_folder_id) "
+                "DO UPDATE SET source_path=excluded.source_path, "
+                "target_folder_id=excluded.target_folder_id, target_path=excluded.target_path, "
+                "scope=excluded.scope",
+                (pair, source_folder_id, source_path, target_folder_id, target_path, scope),
             )
         )
 
     async def folders(self, pair: str) -> list[FolderRecord]:
         rows = await self._call(
             lambda db: db.execute(
-                "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link "
-                "FROM folders WHERE pair=? ORDER BY source_path",
+                "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link, "
+                "scope FROM folders WHERE pair=? ORDER BY source_path",
                 (pair,),
             ).fetchall()
         )
@@ -332,14 +356,100 @@ class SQLiteStore:
             )
         )
 
+    async def forget_folder(self, pair: str, source_folder_id: str) -> None:
+        await self._call(
+            lambda db: db.execute(
+                "DELETE FROM folders WHERE pair=? AND source_folder_id=?", (pair, source_folder_id)
+            )
+        )
+
+    async def sync_state(self, pair: str, scope: str) -> SyncRecord | None:
+        row = await self._call(
+            lambda db: db.execute(
+                "SELECT folder_link, fingerprint FROM syncs WHERE pair=? AND scope=?",
+                (pair, scope),
+            ).fetchone()
+        )
+        return SyncRecord(row[0], row[1]) if row else None
+
+    async def set_sync_state(self, pair: str, scope: str, record: SyncRecord | None) -> None:
+        def fn(db: sqlite3.Connection) -> None:
+            if record is None:
+                db.execute("DELETE FROM syncs WHERE pair=? AND scope=?", (pair, scope))
+                return
+            db.execute(
+                "INSERT INTO syncs (pair, scope, folder_link, fingerprint) VALUES (?,?,?,?) "
+                "ON CONFLICT(pair, scope) DO UPDATE SET folder_link=excluded.folder_link, "
+                "fingerprint=excluded.fingerprint",
+                (pair, scope, record.folder_link, record.fingerprint),
+            )
+
+        await self._call(fn)
+
+    # -- passes ------------------------------------------------------------------------------
+    async def pass_started(self, kind: str) -> int:
+        def fn(db: sqlite3.Connection) -> int:
+            cur = db.execute(
+                "INSERT INTO passes (kind, started, status) VALUES (?,?,?)",
+                (kind, time.time(), "running"),
+            )
+            return int(cur.lastrowid or 0)
+
+        return await self._call(fn)
+
+    async def pass_finished(self, number: int, status: str, changes: dict[str, int]) -> None:
+        await self._call(
+            lambda db: db.execute(
+                "UPDATE passes SET finished=?, status=?, changes=? WHERE pass=?",
+                (time.time(), status, json.dumps(changes, sort_keys=True), number),
+            )
+        )
+
+    async def passes(self) -> list[dict[str, Any]]:
+        rows = await self._call(
+            lambda db: db.execute(
+                "SELECT pass, kind, started, finished, status, changes FROM passes ORDER BY pass"
+            ).fetchall()
+        )
+        return [
+            {
+                "pass": r[0],
+                "kind": r[1],
+                "started": r[2],
+                "finished": r[3],
+                "status": r[4],
+                "changes": json.loads(r[5]) if r[5] else {},
+            }
+            for r in rows
+        ]
+
     # -- items -------------------------------------------------------------------------------
     @staticmethod
     def _record(row: tuple[Any, ...]) -> ItemRecord:
-        return ItemRecord(row[0], row[1], Status(row[2]), row[3], row[4], row[5], row[6])
+        return ItemRecord(
+            row[0], row[1], Status(row[2]), row[3], row[4], row[5], row[6], row[7], row[8], row[9]
+        )
 
     _COLS = (
-        "source_id, folder_id, status, search_key, target_folder_id, target_id, source_change_key"
+        "source_id, folder_id, status, search_key, target_folder_id, target_id, "
+        "source_change_key, target_change_key, size, error"
     )
+
+    async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
+        """Drop the records of items that are gone from both sides (mirrored deletions,
+        completed moves). Durable when it returns."""
+        if not source_ids:
+            return
+        await self.flush()
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.executemany(
+                "DELETE FROM items WHERE pair=? AND source_id=?", [(pair, i) for i in source_ids]
+            )
+            db.execute("COMMIT")
+
+        await self._call(fn)
 
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
         rows = await self._call(
@@ -448,6 +558,7 @@ class SQLiteStore:
             Status.INTENT: "unknown",  # an import was (about to be) sent: settled next run
             Status.UNKNOWN: "unknown",
             Status.PENDING: "not attempted",
+            Status.REMOVED: "deleted at source (kept)",
         }
         out: dict[str, int] = {}
         for s, n in rows:

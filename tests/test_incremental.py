@@ -1,0 +1,371 @@
+"""Incremental passes (issue 11): a first pass, the source changed through the emulator's
+mutation API, a later pass that reads only what changed, and source and target snapshots
+equal at the end (folder paths and types, search keys, content digests, counts)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.wiring import run_job
+from tests.emu import base_config, q, running
+from tests.jobs import selected_by_default, write_job
+
+pytestmark = pytest.mark.anyio
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
+MIRROR = '[sync]\ndeletions = "mirror"\n'
+
+
+def _selected_path(path: str) -> bool:
+    return selected_by_default({"folderPath": path})
+
+
+def assert_same(emu_state: Any, source: str, target: str) -> None:
+    """Source and target alike in everything a migration carries over."""
+    src = emu_state.require_mailbox(source).snapshot()
+    dst = emu_state.require_mailbox(target).snapshot()
+
+    def folders(s: dict[str, Any]) -> set[tuple[str, str]]:
+        return {(f["path"], f["type"]) for f in s["folders"] if _selected_path(f["path"])}
+
+    def items(s: dict[str, Any]) -> Counter[tuple[Any, ...]]:
+        return Counter(
+            (r["folderPath"], r["searchKey"], r["digest"], r["type"], r["size"])
+            for r in s["items"]
+            if _selected_path(r["folderPath"])
+        )
+
+    assert folders(src) == folders(dst)
+    want, have = items(src), items(dst)
+    assert want == have, {"missing": want - have, "extra": have - want}
+
+
+async def _ops(emu: Any, upn: str, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    mbx = emu.state.require_mailbox(upn).id
+    r = await emu.src.control("POST", f"/mailboxes/{q(mbx)}/changes", {"ops": ops})
+    assert r.status == 200, r.body
+    return list(r.body["results"])
+
+
+def _inbox(emu: Any, upn: str = ADELE) -> list[str]:
+    return [i.id for i in emu.state.require_mailbox(upn).well_known["inbox"].live_items()]
+
+
+async def _first(emu: Any, tmp: Path, extra: str = MIRROR) -> Any:
+    cfg = load_job(write_job(tmp, emu.ep, [(ADELE, T_ADELE)], extra=extra))
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK and stats.pass_info["kind"] == "first"
+    assert_same(emu.state, ADELE, T_ADELE)
+    return cfg
+
+
+def _target_of(emu: Any, upn: str, search_key: bytes) -> list[Any]:
+    box = emu.state.require_mailbox(upn)
+    return [i for i in box.items.values() if i.content.search_key == search_key]
+
+
+async def _requests(emu: Any) -> int:
+    return int((await emu.src.control("GET", "/stats/counters")).body["requests"])
+
+
+# -- every change kind alone --------------------------------------------------------------------
+async def test_new_item(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    await _ops(emu, ADELE, [{"op": "add", "folder": "inbox", "count": 3}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK and stats.pass_info["kind"] == "delta"
+    assert stats.changes()["created"] == 3
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_changed_item_is_updated_in_place(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    item = _inbox(emu)[0]
+    key = emu.state.require_mailbox(ADELE).items[item].content.search_key
+    (copy,) = _target_of(emu, T_ADELE, key)
+    await _ops(emu, ADELE, [{"op": "modify", "id": item}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    assert stats.changes()["updated"] == 1 and stats.changes()["created"] == 0
+    (after,) = _target_of(emu, T_ADELE, key)
+    assert after.id == copy.id  # update mode: the target item keeps its id
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_changed_item_whose_copy_was_deleted_is_created_again(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = await _first(emu, tmp_path)
+    item = _inbox(emu)[0]
+    key = emu.state.require_mailbox(ADELE).items[item].content.search_key
+    (copy,) = _target_of(emu, T_ADELE, key)
+    await _ops(emu, T_ADELE, [{"op": "delete", "id": copy.id, "hard": True}])
+    await _ops(emu, ADELE, [{"op": "modify", "id": item}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    assert stats.as_dict()["pairs"][0]["drift"] == 1
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+@pytest.mark.parametrize("hard", [False, True])
+async def test_deleted_item_is_mirrored(emu: Any, tmp_path: Path, hard: bool) -> None:
+    cfg = await _first(emu, tmp_path)
+    await _ops(emu, ADELE, [{"op": "delete", "id": _inbox(emu)[0], "hard": hard}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK and stats.changes()["deleted"] == 1
+    assert_same(emu.state, ADELE, T_ADELE)
+    if not hard:  # soft-deleted in the target too: recoverable there, as at the source
+        rec = emu.state.require_mailbox(T_ADELE).well_known["recoverableitemsdeletions"]
+        assert len(list(rec.live_items())) == 1
+
+
+async def test_deleted_item_is_kept_by_default(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path, extra="")
+    victim = _inbox(emu)[0]
+    key = emu.state.require_mailbox(ADELE).items[victim].content.search_key
+    await _ops(emu, ADELE, [{"op": "delete", "id": victim, "hard": True}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    assert stats.changes()["kept"] == 1 and stats.changes()["deleted"] == 0
+    assert len(_target_of(emu, T_ADELE, key)) == 1  # the target's copy stays
+    # a later pass does not count it again
+    again = await run_job(cfg)
+    assert again.changes()["kept"] == 0 and again.exit_code() == ExitCode.OK
+
+
+async def test_moved_item_follows_without_a_second_copy(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path, extra="")  # even under keep: a move is not a deletion
+    item = _inbox(emu)[0]
+    key = emu.state.require_mailbox(ADELE).items[item].content.search_key
+    await _ops(emu, ADELE, [{"op": "move", "id": item, "to": "archive"}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    ch = stats.changes()
+    assert ch["moved"] == 1 and ch["created"] == 0 and ch["kept"] == 0
+    (copy,) = _target_of(emu, T_ADELE, key)
+    assert copy.folder.path() == "/Archive"
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_folder_created_renamed_moved_deleted(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    box = emu.state.require_mailbox(ADELE)
+    inbox = box.well_known["inbox"]
+    user = [f for f in inbox.live_children()]
+    assert len(user) >= 2, "the seeded layout has folders under Inbox"
+    (made,) = await _ops(emu, ADELE, [{"op": "createFolder", "parent": "inbox", "name": "Fresh"}])
+    await _ops(
+        emu,
+        ADELE,
+        [
+            {"op": "add", "folder": made["id"], "count": 2},
+            {"op": "renameFolder", "id": user[0].id, "name": user[0].name + " renamed"},
+            {"op": "moveFolder", "id": user[1].id, "to": "archive"},
+        ],
+    )
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK, stats.as_dict()["pairs"][0]
+    folders = stats.as_dict()["pairs"][0]["changes"]["folders"]
+    assert folders == {"created": 1, "renamed": 1, "moved": 1}
+    assert_same(emu.state, ADELE, T_ADELE)
+    await _ops(emu, ADELE, [{"op": "deleteFolder", "id": made["id"]}])
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    assert stats.as_dict()["pairs"][0]["changes"]["folders"] == {"deleted": 1}
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+# -- mixed, and what a later pass costs -------------------------------------------------------------
+async def test_mixed_changes_cost_what_changed(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    ids = _inbox(emu)
+    ops: list[dict[str, Any]] = [
+        {"op": "add", "folder": "inbox", "count": 4},
+        {"op": "add", "folder": "archive", "count": 2},
+        {"op": "modify", "id": ids[0]},
+        {"op": "modify", "id": ids[1]},
+        {"op": "delete", "id": ids[2]},
+        {"op": "move", "id": ids[3], "to": "archive"},
+        {"op": "modify", "id": ids[4]},
+        {"op": "delete", "id": ids[4], "hard": True},  # edited then deleted: one removal
+    ]
+    await _ops(emu, ADELE, ops)
+    before = await _requests(emu)
+    stats = await run_job(cfg)
+    used = await _requests(emu) - before
+    assert stats.exit_code() == ExitCode.OK
+    ch = stats.changes()
+    assert (ch["created"], ch["updated"], ch["moved"], ch["deleted"]) == (6, 2, 1, 2)
+    assert_same(emu.state, ADELE, T_ADELE)
+    folders = len(stats.pairs[next(iter(stats.pairs))].folders)
+    changes = len(ops) - 1
+    # resolve 2 + folder round 1 + one delta round per folder, then about one call per change
+    assert used <= 2 * changes + 2 * folders, (used, changes, folders)
+
+
+async def test_a_round_with_duplicate_rows_applies_each_once(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    ids = _inbox(emu)
+    await _ops(
+        emu,
+        ADELE,
+        [{"op": "add", "folder": "inbox", "count": 3}, {"op": "modify", "id": ids[0]}],
+    )
+    rule = {"kind": "delta_duplicate", "calls": ["itemDelta"], "count": 50}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    stats = await run_job(cfg)
+    fired = (await emu.src.control("GET", "/stats")).body["faults"]
+    assert fired.get("delta_duplicate", 0) >= 1
+    assert stats.exit_code() == ExitCode.OK
+    assert (stats.changes()["created"], stats.changes()["updated"]) == (3, 1)
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_an_expired_link_means_a_full_listing_reconciled(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    await _ops(emu, ADELE, [{"op": "add", "folder": "inbox", "count": 2}])
+    rule = {"kind": "delta_expire", "calls": ["itemDelta"], "count": 1}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    modes = Counter(f.mode for p in stats.pairs.values() for f in p.folders.values())
+    assert modes["expired"] == 1
+    assert stats.changes()["created"] == 2
+    assert_same(emu.state, ADELE, T_ADELE)
+    # the folder has a fresh link again: the next pass reads it by delta
+    again = await run_job(cfg)
+    assert (
+        Counter(f.mode for p in again.pairs.values() for f in p.folders.values())["expired"] == 0
+        and again.exit_code() == ExitCode.OK
+    )
+
+
+async def test_a_filter_change_makes_a_new_baseline_without_duplicates(
+    emu: Any, tmp_path: Path
+) -> None:
+    narrow = MIRROR + '[items]\ntypes = ["IPM.Note"]\n'
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=narrow))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    await _ops(emu, ADELE, [{"op": "add", "folder": "inbox", "count": 2}])
+    wide = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR))
+    stats = await run_job(wide)
+    assert stats.exit_code() == ExitCode.OK
+    assert any("rules or item filters changed" in n for p in stats.pairs.values() for n in p.notes)
+    assert all(f.mode == "full" for p in stats.pairs.values() for f in p.folders.values())
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_churn_during_a_pass_then_one_more_pass_is_exact(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path)
+    r = await emu.src.control("PUT", "/churn", {"rate": 40, "mailboxes": [ADELE], "seed": 3})
+    assert r.status == 200, r.body
+    try:
+        await anyio.sleep(0.3)
+        stats = await run_job(cfg)  # changes land while it reads and copies
+        assert stats.exit_code() == ExitCode.OK
+    finally:
+        stopped = await emu.src.control("DELETE", "/churn")
+    assert stopped.status == 200 and sum(stopped.body["applied"].values()) >= 10
+    final = await run_job(cfg)
+    assert final.exit_code() == ExitCode.OK
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_cutover_signs_off_every_source_item(emu: Any, tmp_path: Path) -> None:
+    cfg = await _first(emu, tmp_path, extra="")
+    await _ops(
+        emu,
+        ADELE,
+        [
+            {"op": "add", "folder": "inbox", "count": 2},
+            {"op": "delete", "id": _inbox(emu)[0], "hard": True},
+        ],
+    )
+    stats = await run_job(cfg, cutover=True)
+    assert stats.exit_code() == ExitCode.OK
+    so = stats.sign_off
+    assert so is not None and so["complete"] and so["changes_captured_until"]
+    (p,) = so["pairs"]
+    src = emu.state.require_mailbox(ADELE).snapshot()
+    selected = sum(map(selected_by_default, src["items"]))
+    assert p["selected"] + sum(p["skipped"].values()) == selected
+    assert p["in_target"] == p["selected"] and p["unaccounted"] == 0
+    assert p["kept_deleted_at_source"] == 1 and p["extra_in_target"] == 1
+    report = json.loads(cfg.report_path.read_text())
+    assert report["sign_off"]["complete"] is True and report["pass"]["kind"] == "cutover"
+
+
+async def test_cutover_is_not_complete_when_a_source_item_is_missing(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = await _first(emu, tmp_path)
+    # a copy removed behind the engine's back, and no change at the source: a delta pass
+    # cannot see it, the sign-off does
+    key = emu.state.require_mailbox(ADELE).items[_inbox(emu)[0]].content.search_key
+    (copy,) = _target_of(emu, T_ADELE, key)
+    await _ops(emu, T_ADELE, [{"op": "delete", "id": copy.id, "hard": True}])
+    stats = await run_job(cfg, cutover=True)
+    assert stats.sign_off is not None and not stats.sign_off["complete"]
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED
+    assert stats.sign_off["pairs"][0]["unaccounted"] == 1
+    fixed = await run_job(cfg, full=True)
+    assert fixed.exit_code() == ExitCode.OK
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+# -- killed in the middle of a delta pass -------------------------------------------------------------
+def _job_process(job: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_a_pass_killed_mid_delta_then_rerun_ends_exact(tmp_path: Path) -> None:
+    cfg = base_config(profile="exchange", seed=5)
+    cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 300
+    async with running(cfg) as (server, ep, session):
+        emu_state = server.emulator
+        job = write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=MIRROR)
+        assert (await run_job(load_job(job))).exit_code() == ExitCode.OK
+        box = emu_state.require_mailbox(ADELE)
+        inbox = [i for i in box.well_known["inbox"].live_items()]
+        from tests.emu import SRC_APP, SRC_SECRET, Api
+
+        api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
+        ops: list[dict[str, Any]] = [{"op": "add", "folder": "inbox", "count": 60}]
+        ops += [{"op": "modify", "id": i.id} for i in inbox[:30]]
+        ops += [{"op": "move", "id": i.id, "to": "archive"} for i in inbox[30:45]]
+        ops += [{"op": "delete", "id": i.id} for i in inbox[45:55]]
+        r = await api.control("POST", f"/mailboxes/{q(box.id)}/changes", {"ops": ops})
+        assert r.status == 200, r.body
+        target = emu_state.require_mailbox(T_ADELE)
+        before = target.seq
+        proc = _job_process(job)
+        for _ in range(1500):  # until it has made 20 changes in the target (30 s at most)
+            if target.seq >= before + 20 or proc.poll() is not None:
+                break
+            await anyio.sleep(0.02)
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert killed, "the pass ended before it could be killed"
+        again = _job_process(job)
+        for _ in range(1200):
+            if again.poll() is not None:
+                break
+            await anyio.sleep(0.1)
+        assert again.returncode == 0, (again.stderr.read() if again.stderr else b"")[-2000:]
+        assert_same(emu_state, ADELE, T_ADELE)
