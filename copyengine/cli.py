@@ -417,7 +417,7 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             click.echo(f"no state yet at {cfg.state_path}")
         return
 
-    async def read() -> list[dict[str, Any]]:
+    async def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         state = store(cfg, exclusive=False)
         await state.open()
         try:
@@ -425,26 +425,43 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             for p in await state.pairs():
                 p["items"] = await state.summary(p["pair"])
                 p["started"], p["finished"] = iso(p["started"]), iso(p["finished"])
+                folders = await state.folders(p["pair"])
+                p["folders"] = len(folders)
+                p["folders_with_delta_link"] = sum(f.delta_link is not None for f in folders)
                 out.append(p)
-            return out
+            passes = await state.passes()
+            for ps in passes:
+                ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
+            return out, passes
         finally:
             await state.close()
 
     try:
-        pairs = anyio.run(read)
+        pairs, passes = anyio.run(read)
     except StateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL)
     if as_json:
         click.echo(
-            json.dumps({"state": str(cfg.state_path), "pairs": pairs}, indent=2, default=str)
+            json.dumps(
+                {"state": str(cfg.state_path), "passes": passes, "pairs": pairs},
+                indent=2,
+                default=str,
+            )
         )
         return
+    for ps in passes:
+        changes = ", ".join(f"{k} {v}" for k, v in ps["changes"].items() if v) or "no changes"
+        click.echo(
+            f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
+            f"{ps['status']} ({changes})"
+        )
     for p in pairs:
         counts = p["items"]
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no items yet"
         click.echo(
-            f"{p['source']} -> {p['target']}: {p['status']} ({shown})"
+            f"{p['source']} -> {p['target']}: {p['status']} ({shown}; "
+            f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
             + (f" error: {p['error']}" if p["error"] else "")
         )
 

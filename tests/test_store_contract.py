@@ -12,7 +12,7 @@ import anyio
 import pytest
 
 from copyengine.errors import ForeignState, JobLocked
-from copyengine.state import Intent, Outcome, SQLiteStore, Status, Store
+from copyengine.state import Intent, Outcome, SQLiteStore, Status, Store, SyncRecord
 
 pytestmark = pytest.mark.anyio
 JOB = {"name": "", "source": "contoso/app1", "target": "fabrikam/app2"}
@@ -125,6 +125,75 @@ async def test_folders_and_their_delta_links(make: Factory) -> None:
         assert {f.source_folder_id: f.delta_link for f in await st.folders(P)}["F1"] is None
 
 
+async def test_folders_belong_to_a_mailbox_of_the_pair_and_can_be_forgotten(
+    make: Factory,
+) -> None:
+    async with make() as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.folder_mapped(P, "A1", "/Inbox", "TA1", "<inbox>", "archive")
+        assert {f.source_folder_id: f.scope for f in await st.folders(P)} == {
+            "F1": "primary",
+            "A1": "archive",
+        }
+        await st.forget_folder(P, "A1")
+        assert [f.source_folder_id for f in await st.folders(P)] == ["F1"]
+
+
+async def test_sync_state_per_pair_and_mailbox(make: Factory) -> None:
+    async with make() as st:
+        assert await st.sync_state(P, "primary") is None
+        await st.set_sync_state(P, "primary", SyncRecord("/folders/delta?t=1", "fp1"))
+        await st.set_sync_state(P, "archive", SyncRecord(None, "fp1"))
+        await st.set_sync_state(P, "primary", SyncRecord("/folders/delta?t=2", "fp2"))
+        assert await st.sync_state(P, "primary") == SyncRecord("/folders/delta?t=2", "fp2")
+        assert await st.sync_state(P, "archive") == SyncRecord(None, "fp1")
+        await st.set_sync_state(P, "archive", None)
+        assert await st.sync_state(P, "archive") is None
+
+
+async def test_passes_are_numbered_and_record_their_changes(make: Factory) -> None:
+    async with make() as st:
+        first = await st.pass_started("first")
+        await st.pass_finished(first, "ok", {"created": 3})
+        second = await st.pass_started("delta")
+        assert second == first + 1
+        got = await st.passes()
+        assert [(p["pass"], p["kind"], p["status"]) for p in got] == [
+            (first, "first", "ok"),
+            (second, "delta", "running"),
+        ]
+        assert got[0]["changes"] == {"created": 3} and got[0]["finished"] is not None
+        assert got[1]["finished"] is None
+
+
+async def test_records_carry_what_a_later_pass_needs_and_can_be_forgotten(
+    make: Factory,
+) -> None:
+    async with make() as st:
+        await st.record_intents(P, [_intent(1), _intent(2)])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "tck1"))
+        st.record_outcome(P, Outcome("s2", Status.FAILED, error="refused"))
+        await st.flush()
+        recs = await st.items_in_folder(P, "F1")
+        r1, r2 = recs["s1"], recs["s2"]
+        assert (r1.target_id, r1.target_change_key, r1.change_key, r1.size) == (
+            "t1",
+            "tck1",
+            "ck1",
+            101,
+        )
+        assert r2.error == "refused"
+        # an update's intent keeps the target item it updates
+        await st.record_intents(P, [Intent("s1", "F1", b"k\x01", 101, "T1", "ck1b")])
+        assert (await st.items_in_folder(P, "F1"))["s1"].target_id == "t1"
+        st.record_outcome(P, Outcome("s1", Status.REMOVED))
+        await st.flush()
+        assert (await st.items_in_folder(P, "F1"))["s1"].status is Status.REMOVED
+        assert (await st.summary(P))["deleted at source (kept)"] == 1
+        await st.forget_items(P, ["s1", "s2"])
+        assert await st.items_in_folder(P, "F1") == {}
+
+
 async def test_one_run_at_a_time(make: Factory) -> None:
     async with make():
         with pytest.raises(JobLocked, match="another run of this job is in progress"):
@@ -168,5 +237,31 @@ def test_sqlite_schema_1_is_migrated(tmp_path: Path) -> None:
         async with SQLiteStore(path, identity=JOB) as st:
             rec = (await st.items_in_folder("p", "F1"))["s1"]
             assert rec.status is Status.DONE and rec.change_key is None
+
+    anyio.run(check)
+
+
+def test_sqlite_schema_2_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '2');
+        CREATE TABLE folders (
+            pair TEXT NOT NULL, source_folder_id TEXT NOT NULL, source_path TEXT NOT NULL,
+            target_folder_id TEXT NOT NULL, target_path TEXT NOT NULL, delta_link TEXT,
+            PRIMARY KEY (pair, source_folder_id)) WITHOUT ROWID;
+        INSERT INTO folders VALUES ('p','F1','/Inbox','T1','<inbox>',NULL);
+        """
+    )
+    db.commit()
+    db.close()
+
+    async def check() -> None:
+        async with SQLiteStore(path, identity=JOB) as st:
+            (f,) = await st.folders("p")
+            assert f.scope == "primary" and f.target_folder_id == "T1"
+            assert await st.passes() == []
 
     anyio.run(check)
