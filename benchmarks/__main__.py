@@ -121,6 +121,8 @@ SCENARIOS: dict[str, Scenario] = {
 }
 
 TARGETS = {
+    "incremental": "second-pass requests <= 2 x changes + 2 x folders; second-pass time "
+    "<= 5% of the first pass",
     "throughput": "copyengine >= 80% of minimal and >= 10x naive",
     "latency": "copyengine >= 10x naive (the throughput target's second half, with latency)",
     "ceiling": ">= 95% of the theoretical ceiling, < 1% of requests answered 429",
@@ -291,6 +293,15 @@ def run_growth(s: Scenario, repeats: int | None) -> dict[str, Any]:
 
 
 def run_named(name: str, repeats: int | None, base: str | None = None) -> dict[str, Any]:
+    if name == "incremental":
+        from benchmarks import incremental
+
+        print(f"== {name}: {incremental.SCENARIO.description}", flush=True)
+        res = incremental.run(repeats)
+        write(res, incremental.table(res))
+        collect()
+        print(incremental.table(res), flush=True)
+        return res
     s = SCENARIOS[name]
     if base:
         s = replace(s, contenders=(*s.contenders, f"{BASE_PREFIX}{base}"))
@@ -319,7 +330,7 @@ def collect() -> None:
         "# Benchmark results\n\nEach table: `python -m benchmarks run <scenario>`. "
         "Machine and date are in each scenario's JSON.\n"
     ]
-    for name in SCENARIOS:
+    for name in [*SCENARIOS, "incremental"]:
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts.append(md.read_text(encoding="utf-8"))
@@ -332,7 +343,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("scenario", choices=[*SCENARIOS, "all"])
+    r.add_argument("scenario", choices=[*SCENARIOS, "incremental", "all"])
     r.add_argument("--repeats", type=int, default=None)
     r.add_argument(
         "--base",
@@ -342,10 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("list")
     a = p.parse_args(argv)
     if a.cmd == "list":
-        for n, s in SCENARIOS.items():
+        from benchmarks.incremental import SCENARIO
+
+        for n, s in [*SCENARIOS.items(), ("incremental", SCENARIO)]:
             print(f"{n:12} {s.description}\n{'':12} target: {TARGETS[n]}")
         return
-    names = list(SCENARIOS) if a.scenario == "all" else [a.scenario]
+    names = [*SCENARIOS, "incremental"] if a.scenario == "all" else [a.scenario]
     failed = []
     for n in names:
         try:
