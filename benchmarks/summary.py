@@ -14,6 +14,17 @@ def _m(res: dict[str, Any], c: str, k: str) -> float:
     return float(res["summary"][c][k]["median"])
 
 
+def incremental_row(res: dict[str, Any]) -> str:
+    a, b = res["first_pass"], res["second_pass"]
+    figures = (
+        f"first pass {a['copied']:,} items in {a['duration_s']:.1f} s; second pass "
+        f"{res['changes_made']:,} changes in {b['duration_s']:.2f} s, {b['requests']:,} requests"
+    )
+    verdict = "; ".join(v for v in res["verdict"] if not v.startswith("snapshots"))
+    integ = res["verdict"][0].removeprefix("snapshots ")
+    return f"| incremental | {figures} | {verdict} | {integ} | {res['date']} |"
+
+
 def row(name: str, res: dict[str, Any]) -> str:
     contenders = list(res["summary"])
     main = contenders[0]
@@ -39,8 +50,11 @@ def main() -> None:
         path = RESULTS / f"{name}.json"
         if path.exists():
             print(row(name, json.loads(path.read_text())))
+    inc = RESULTS / "incremental.json"
+    if inc.exists():
+        print(incremental_row(json.loads(inc.read_text())))
     print()
-    for name in SCENARIOS:
+    for name in [*SCENARIOS, "incremental"]:
         print(f"- `{name}` target: {TARGETS[name]}")
 
 
