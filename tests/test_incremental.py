@@ -369,3 +369,27 @@ async def test_a_pass_killed_mid_delta_then_rerun_ends_exact(tmp_path: Path) -> 
             await anyio.sleep(0.1)
         assert again.returncode == 0, (again.stderr.read() if again.stderr else b"")[-2000:]
         assert_same(emu_state, ADELE, T_ADELE)
+
+
+async def test_a_full_pass_reports_copies_edited_or_deleted_in_the_target(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = await _first(emu, tmp_path)
+    ids = _inbox(emu)
+    box = emu.state.require_mailbox(ADELE)
+    edited, deleted = (
+        _target_of(emu, T_ADELE, box.items[i].content.search_key)[0] for i in ids[:2]
+    )
+    await _ops(
+        emu, T_ADELE, [{"op": "modify", "id": edited.id}, {"op": "delete", "id": deleted.id}]
+    )
+    stats = await run_job(cfg, full=True)
+    assert stats.exit_code() == ExitCode.OK
+    drift = [d for p in stats.pairs.values() for f in p.folders.values() for d in f.drift]
+    assert sorted(d["reason"].split(" since")[0] for d in drift) == [
+        "deleted in the target",
+        "edited in the target",
+    ]
+    assert stats.changes()["created"] == 1  # the deleted copy is back, once
+    key = box.items[ids[0]].content.search_key
+    assert len(_target_of(emu, T_ADELE, key)) == 1  # the edited copy is kept, not duplicated

@@ -12,6 +12,7 @@ async def target_index(
 ) -> TargetIndex:
     """The target folder's items by search key (``exclude``: ids already accounted for)."""
     items: list[Item] = []
-    async for page in dst.list_items(dst_id, folder_id, with_keys=True, select=("id", "size")):
+    select = ("id", "size", "changeKey")
+    async for page in dst.list_items(dst_id, folder_id, with_keys=True, select=select):
         items.extend(page)
     return TargetIndex.of(items, exclude)

@@ -110,6 +110,8 @@ class Producer:
                 ledger.present(job)
                 if decision is Decision.ADOPT and target_id:
                     found.append((item, target_id))
+                elif record is not None and _edited_in_target(record, job.index):
+                    ledger.drift(job, item, "edited in the target since it was copied (kept)")
             if found:
                 await ledger.adopted(job, found)
                 found = []
@@ -183,3 +185,11 @@ class Producer:
         job.removed = [
             r for r in gone if r is not None and r.target_id and r.status is not Status.REMOVED
         ]
+
+
+def _edited_in_target(record: ItemRecord, index: TargetIndex) -> bool:
+    """The copy's change key moved on since we wrote it: someone edited it in the target."""
+    if not record.target_id or not record.target_change_key:
+        return False
+    now = index.change_keys.get(record.target_id)
+    return now is not None and now != record.target_change_key

@@ -52,6 +52,7 @@ class TargetIndex:
     by_key: dict[bytes, list[str]] = field(default_factory=lambda: defaultdict(list))
     keyless: list[str] = field(default_factory=list)
     claimed: set[str] = field(default_factory=set)
+    change_keys: dict[str, str] = field(default_factory=dict)  # id -> its change key, if listed
 
     @classmethod
     def of(
@@ -63,6 +64,8 @@ class TargetIndex:
         for it in items:
             if it.id in exclude:
                 continue
+            if it.change_key:
+                idx.change_keys[it.id] = it.change_key
             if it.search_key is None:
                 idx.keyless.append(it.id)
             else:
