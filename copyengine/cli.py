@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -27,7 +28,7 @@ from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
 from .report import JobStats, iso
 from .wiring import doctor as run_doctor
-from .wiring import plan_job, run_job, store, verify_job
+from .wiring import plan_job, run_job, state_exists, store, verify_job
 
 
 def _return_large_blocks_to_the_os() -> None:
@@ -410,7 +411,7 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
     run is in progress)."""
     cfg = _load(config, resolve_secrets=False, **_state_override(state))
-    if not cfg.state_path.exists():
+    if not state_exists(cfg):
         if as_json:
             click.echo(json.dumps({"state": str(cfg.state_path), "pairs": []}))
         else:
@@ -436,20 +437,41 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
         finally:
             await state.close()
 
+    groups: list[dict[str, Any]] = []
     try:
         pairs, passes = anyio.run(read)
+        if cfg.state_url is not None:
+            from .cluster.app import read_groups
+
+            groups = anyio.run(read_groups, cfg)
     except StateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL)
     if as_json:
         click.echo(
             json.dumps(
-                {"state": str(cfg.state_path), "passes": passes, "pairs": pairs},
+                {
+                    "state": cfg.state_url or str(cfg.state_path),
+                    "passes": passes,
+                    "groups": groups,
+                    "pairs": pairs,
+                },
                 indent=2,
                 default=str,
             )
         )
         return
+    now = time.time()
+    for g in groups:
+        beat = f", heartbeat {now - g['heartbeat']:.0f}s ago" if g["heartbeat"] else ""
+        click.echo(
+            f"group {g['group']} ({len(g['pairs'])} pairs): {g['state']}"
+            + (f" on {g['host']}" if g["host"] else "")
+            + f"{beat}; copied {g['copied']}, failed {g['failed']}, unknown {g['unknown']}, "
+            f"{g['items_per_s']} items/s, {g['segments']} segments"
+            + (f", retried {g['retried']}x" if g["retried"] else "")
+            + (f"; {g['error']}" if g["error"] else "")
+        )
     for ps in passes:
         changes = ", ".join(f"{k} {v}" for k, v in ps["changes"].items() if v) or "no changes"
         click.echo(
@@ -464,6 +486,99 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
             + (f" error: {p['error']}" if p["error"] else "")
         )
+
+
+def _shared(config: Path) -> JobConfig:
+    cfg = _load(config)
+    if cfg.state_url is None:
+        click.echo(
+            "error: configuration: job.state: several hosts share a job through PostgreSQL: "
+            'set [job] state = "postgresql://user@host:5432/db" (see the README)',
+            err=True,
+        )
+        sys.exit(ExitCode.CONFIG)
+    return cfg
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@_debug_option
+def submit(config: Path) -> None:
+    """Queue the job's mailbox groups in PostgreSQL for `copyengine worker` processes on any
+    host. Creates the schema if needed; running it again queues only unfinished groups (and,
+    once every group of a pass is done, starts the next pass)."""
+    from .cluster.app import submit as do_submit
+
+    cfg = _shared(config)
+    logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
+    try:
+        out = anyio.run(do_submit, cfg)
+    except StateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.FATAL)
+    click.echo(
+        f"pass {out['pass']} ({out['kind']}): {out['groups']} mailbox groups, {out['queued']} "
+        f"queued, {out['running']} running, {out['done']} done (queue {out['queue']})"
+    )
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1000),
+    default=None,
+    help="Mailbox groups this process runs at once ([workers] concurrency).",
+)
+@_debug_option
+def worker(config: Path, concurrency: int | None) -> None:
+    """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
+    segments drain and their continuation is queued for any worker)."""
+    from .cluster.app import run_worker
+    from .wiring import clients
+
+    cfg = _shared(config)
+    logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
+
+    async def body() -> None:
+        async with clients(cfg) as built:
+            await run_worker(cfg, built, concurrency or cfg.workers.concurrency)
+
+    try:
+        anyio.run(body)
+    except StateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.FATAL)
+
+
+@main.command(epilog=EXIT_CODES_HELP)
+@click.argument("config", type=click.Path(path_type=Path))
+@click.option("--output", type=click.Path(path_type=Path), help="Override [job].report.")
+@_debug_option
+def report(config: Path, output: Path | None) -> None:
+    """Write the job's JSON report from its state (every host's work, from the database)."""
+    from .cluster.report import build_report
+
+    cfg = _load(config, resolve_secrets=False)
+    logs.configure(cfg.log_format, "warning")
+    if not state_exists(cfg):
+        click.echo(f"error: no state yet at {cfg.state_path}", err=True)
+        sys.exit(ExitCode.CONFIG)
+    try:
+        data = anyio.run(build_report, cfg)
+    except StateError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(ExitCode.FATAL)
+    path = (output or cfg.report_path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+    t = data["totals"]
+    click.echo(
+        f"report: {path} ({t['pairs']} pairs: {t['copied']} copied, {t['failed']} failed, "
+        f"{t['unknown']} unknown; groups {t['groups_done']} done of {t['groups']})"
+    )
 
 
 @main.group()

@@ -127,6 +127,17 @@ class SyncOptions:
 
 
 @dataclass(frozen=True)
+class Workers:
+    """``[workers]``: one job shared by many hosts (``submit``, ``worker``)."""
+
+    concurrency: int = 4  # mailbox groups a worker process runs at once
+    segment_minutes: float = 15.0  # a group's time box before its continuation is queued
+    heartbeat_s: float = 10.0  # how often a worker says it is alive
+    stalled_after_s: float = 30.0  # silent this long: its groups are retried elsewhere
+    drain_timeout_s: float = 120.0  # SIGTERM: how long running segments get to end cleanly
+
+
+@dataclass(frozen=True)
 class Pair:
     source: str
     target: str
@@ -175,6 +186,11 @@ class JobConfig:
     keep_reports: int = 20  # reports of earlier runs kept beside the latest
     consolidate: bool = False  # several pairs may write one target mailbox
     sync: SyncOptions = field(default_factory=SyncOptions)
+    # ``[job] state = "postgresql://…"``: the job's state in PostgreSQL (several hosts);
+    # the password by reference in ``[job] state_password`` (or libpq's own ~/.pgpass)
+    state_url: str | None = None
+    state_password: Secret | None = None
+    workers: Workers = field(default_factory=Workers)
 
     def identity(self) -> dict[str, str]:
         """What makes a state store this job's: the tenants and apps, and the name."""
@@ -616,6 +632,41 @@ def _emulator_message(exc: Exception, where: str) -> str:
     return text
 
 
+def _postgres_url(url: str, where: str) -> str:
+    """A libpq URL without a password in it (the password goes by reference)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(where, f"not a valid postgresql:// URL ({exc})") from None
+    if parts.password:
+        raise ConfigError(
+            where,
+            "the URL holds a password: remove it and give [job] state_password = "
+            '"env:NAME" or "file:PATH" (or use ~/.pgpass); configuration files get copied',
+        )
+    if not parts.hostname or not parts.path.strip("/"):
+        raise ConfigError(where, "needs a host and a database: postgresql://user@host:5432/db")
+    del port
+    return url
+
+
+def _workers(t: _Table) -> Workers:
+    w = Workers(
+        concurrency=t.positive("concurrency", int, Workers.concurrency),
+        segment_minutes=t.positive("segment_minutes", float, Workers.segment_minutes),
+        heartbeat_s=t.positive("heartbeat_s", float, Workers.heartbeat_s),
+        stalled_after_s=t.positive("stalled_after_s", float, Workers.stalled_after_s),
+        drain_timeout_s=t.positive("drain_timeout_s", float, Workers.drain_timeout_s),
+    )
+    if w.stalled_after_s <= w.heartbeat_s:
+        raise ConfigError(t.path("stalled_after_s"), "must be longer than heartbeat_s")
+    t.done()
+    return w
+
+
 def _sync(t: _Table) -> SyncOptions:
     deletions = t.get("deletions", str, SyncOptions.deletions)
     if deletions not in ("keep", "mirror"):
@@ -667,6 +718,16 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     for key, value in (("state", state_s), ("report", report_s)):
         if not value.strip():
             raise ConfigError(job.path(key), "must be a file path, not empty")
+    state_url = None
+    if state_s.startswith(("postgresql://", "postgres://")):
+        state_url = _postgres_url(state_s, job.path("state"))
+        state_s = DEFAULT_STATE  # beside the job file: the embedded emulator's data only
+    pw_ref = job.get("state_password", str)
+    if pw_ref is not None and state_url is None:
+        raise ConfigError(job.path("state_password"), "only for a postgresql:// state")
+    # resolved even when the tenants' secrets are not (``status`` reads the state with it)
+    state_password = resolve_secret(pw_ref, job.path("state_password"), base) if pw_ref else None
+    workers = _workers(root.table("workers"))
     state, report = Path(state_s).expanduser(), Path(report_s).expanduser()
     name = job.get("name", str, "")
     keep = job.get("keep_reports", int, JobConfig.keep_reports)
@@ -689,6 +750,9 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         keep_reports=keep,
         consolidate=consolidate,
         sync=sync,
+        state_url=state_url,
+        state_password=state_password,
+        workers=workers,
     )
     for i, p in enumerate(cfg.pairs):
         if p.archive:

@@ -22,7 +22,7 @@ from .pipeline.job import run_pairs
 from .pipeline.stop import StopFlag
 from .planning import PairPlanned, plan_pairs
 from .report import JobStats
-from .state import SQLiteStore
+from .state import SQLiteStore, Store
 from .verify import PairCheck, verify_pairs
 
 # The server counts a request against its windows when it arrives, a little after we count
@@ -122,9 +122,22 @@ async def clients(
         yield Clients(src, dst, health)
 
 
-def store(cfg: JobConfig, *, exclusive: bool = True) -> SQLiteStore:
-    """The job's state store; ``exclusive`` takes the job's lock (a run), else reads only."""
+def store(cfg: JobConfig, *, exclusive: bool = True) -> Store:
+    """The job's state store: SQLite beside the job file, or PostgreSQL when ``[job] state``
+    is a ``postgresql://`` URL. ``exclusive`` takes the job's lock (a run); without it the
+    SQLite store only reads (``status``, ``plan``)."""
+    if cfg.state_url is not None:
+        from .state.postgres import PostgresStore  # psycopg only when a job asks for it
+
+        return PostgresStore(
+            cfg.state_url, cfg.state_password, identity=cfg.identity(), exclusive=exclusive
+        )
     return SQLiteStore(cfg.state_path, identity=cfg.identity(), exclusive=exclusive)
+
+
+def state_exists(cfg: JobConfig) -> bool:
+    """Whether there is a state to read (a database is always there to ask)."""
+    return cfg.state_url is not None or cfg.state_path.exists()
 
 
 async def run_job(
@@ -153,7 +166,7 @@ async def verify_job(cfg: JobConfig) -> list[PairCheck]:
 async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:
     """What a run would do; reads the state if there is one (never creates or writes it)."""
     async with clients(cfg) as built:
-        if not cfg.state_path.exists():
+        if not state_exists(cfg):
             return await plan_pairs(cfg, built, None)
         state = store(cfg, exclusive=False)
         await state.open()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -39,3 +40,32 @@ class Env:
     @property
     def state(self) -> Any:
         return self.server.emulator
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """A PostgreSQL server with the template database loaded (see ``tests/pg.py``). Where
+    PostgreSQL is not installed the tests that need it are skipped, except under ``.ci/run``
+    (``COPYENGINE_REQUIRE_PG=1``), which installs and starts it: there they always run."""
+    from tests import pg
+
+    try:
+        ctx = pg.server()
+        url = ctx.__enter__()
+    except RuntimeError as exc:
+        if os.environ.get("COPYENGINE_REQUIRE_PG"):
+            raise
+        pytest.skip(f"PostgreSQL: {exc}")
+    try:
+        pg.make_template(url)
+        yield url
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> str:
+    """A fresh database of its own, cloned from the template."""
+    from tests import pg
+
+    return pg.new_database(pg_server)

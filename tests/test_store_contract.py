@@ -1,5 +1,6 @@
-"""The Store contract: what every state store implementation must do (SQLite today; the
-PostgreSQL store for several hosts will be added to ``IMPLEMENTATIONS`` and pass the same)."""
+"""The Store contract: what every state store implementation must do, run on each of
+``IMPLEMENTATIONS``: SQLite (one host) and PostgreSQL (several hosts; a real server, see
+``tests/pg.py``)."""
 
 from __future__ import annotations
 
@@ -30,12 +31,23 @@ def sqlite_factory(tmp_path: Path) -> Factory:
     return make
 
 
-IMPLEMENTATIONS = {"sqlite": sqlite_factory}
+def postgres_factory(url: str) -> Factory:
+    from copyengine.state.postgres import PostgresStore
+
+    def make(identity: dict[str, str] = JOB, exclusive: bool = True) -> Store:
+        return PostgresStore(url, identity=identity, exclusive=exclusive, flush_interval=0.02)
+
+    return make
 
 
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+IMPLEMENTATIONS = ("sqlite", "postgres")
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
 def make(request: Any, tmp_path: Path) -> Factory:
-    return IMPLEMENTATIONS[request.param](tmp_path)
+    if request.param == "postgres":
+        return postgres_factory(request.getfixturevalue("pg_url"))
+    return sqlite_factory(tmp_path)
 
 
 def _intent(i: int, folder: str = "F1", key: bytes | None = b"k") -> Intent:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import structlog
@@ -38,6 +39,10 @@ async def run_pairs(
     retry_only: bool = False,
     full: bool = False,
     cutover: bool = False,
+    *,
+    pass_number: int | None = None,
+    write_report: bool = True,
+    on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -62,18 +67,22 @@ async def run_pairs(
             if retry_only
             else "every selected item",
         }
-    report = True
+    report = write_report
     try:
         try:
-            check_writable(cfg.report_path)
+            if write_report:
+                check_writable(cfg.report_path)
         except OSError as exc:
             raise ConfigError(
                 "job.report", f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
             ) from exc
         async with store:
             structlog.contextvars.bind_contextvars(run=stats.run_id)
+            given = await store.passes() if pass_number is not None else []
             kind = (
-                "cutover"
+                next((str(p["kind"]) for p in given if p["pass"] == pass_number), "delta")
+                if pass_number is not None
+                else "cutover"
                 if cutover
                 else "full"
                 if full
@@ -83,7 +92,9 @@ async def run_pairs(
                 if await store.passes()
                 else "first"
             )
-            number = await store.pass_started(kind)
+            # a worker's segment is part of the pass ``submit`` started (and the last
+            # group to finish ends it)
+            number = pass_number if pass_number is not None else await store.pass_started(kind)
             stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
             mode = PassMode(
                 kind=kind,
@@ -100,15 +111,16 @@ async def run_pairs(
                     pass_number=number,
                     pass_kind=kind,
                 )
-                await _run(cfg, clients, store, todo, stats, stop, retry_only, mode)
+                await _run(cfg, clients, store, todo, stats, stop, retry_only, mode, on_pair)
                 if cutover and not stop.draining:
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
-                with anyio.CancelScope(shield=True):
-                    await store.pass_finished(
-                        number, stats.exit_code().name.lower(), stats.changes()
-                    )
+                if pass_number is None:
+                    with anyio.CancelScope(shield=True):
+                        await store.pass_finished(
+                            number, stats.exit_code().name.lower(), stats.changes()
+                        )
     except Exception as exc:
         verdict = classify(exc)
         stats.fatal = stats.fatal or verdict.message
@@ -136,6 +148,7 @@ async def _run(
     stop: StopFlag,
     retry_only: bool,
     mode: PassMode,
+    on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
 ) -> None:
     budget = ByteBudget(cfg.limits.bytes_in_flight)
     limiter = anyio.CapacityLimiter(cfg.limits.pairs_in_parallel)
@@ -144,18 +157,25 @@ async def _run(
         async with limiter:
             if stop.draining:
                 return
-            await PairRunner(
-                p,
-                clients.src,
-                clients.dst,
-                store,
-                stats.pairs[p.key],
-                cfg.limits,
-                budget,
-                stop,
-                retry_only,
-                mode,
-            ).run()
+            if on_pair is not None:
+                await on_pair(p.key, True)
+            try:
+                await PairRunner(
+                    p,
+                    clients.src,
+                    clients.dst,
+                    store,
+                    stats.pairs[p.key],
+                    cfg.limits,
+                    budget,
+                    stop,
+                    retry_only,
+                    mode,
+                ).run()
+            finally:
+                if on_pair is not None:
+                    with anyio.CancelScope(shield=True):
+                        await on_pair(p.key, False)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(_sample, stats)

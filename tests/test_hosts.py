@@ -1,0 +1,218 @@
+"""One job shared by several worker processes through PostgreSQL and procrastinate (issue 12):
+every item exactly once, never more than 4 requests in flight on a mailbox, the pairs of a
+shared mailbox never at the same time, a worker killed with SIGKILL replaced, and a drain of
+every worker picked up by new ones. A real PostgreSQL (``tests/pg.py``), the emulator in this
+process, the workers as child processes."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.cluster.app import group_runs, read_groups, submit
+from copyengine.cluster.groups import mailbox_groups
+from copyengine.config import load_job
+from tests.emu import base_config, running
+from tests.jobs import assert_exact, write_job
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+SHARED = "s00@contoso.example"
+
+
+def _config(n: int, items: int, big: int = 0) -> dict[str, Any]:
+    cfg = base_config(profile="unlimited", seed=9)
+    src, dst = cfg["tenants"][0], cfg["tenants"][1]
+    src["users"] = [
+        {
+            "upn": f"s{i:02d}@contoso.example",
+            "mailbox": {
+                "seed": 100 + i,
+                "items": big if i < 2 and big else items,
+                "sizes": {"distribution": "fixed", "value": 3000},
+            },
+        }
+        for i in range(n)
+    ]
+    dst["users"] = [
+        {"upn": f"t{i:02d}@fabrikam.example", "mailbox": {"layout": "empty"}} for i in range(n)
+    ] + [{"upn": "t00b@fabrikam.example", "mailbox": {"layout": "empty"}}]
+    return cfg
+
+
+def _pairs(n: int) -> list[tuple[str, str]]:
+    pairs = [(f"s{i:02d}@contoso.example", f"t{i:02d}@fabrikam.example") for i in range(n)]
+    return [*pairs, (SHARED, "t00b@fabrikam.example")]  # one source mailbox in two pairs
+
+
+def _job(tmp: Path, ep: Any, url: str, n: int, workers: str) -> Path:
+    job = write_job(
+        tmp,
+        ep,
+        _pairs(n),
+        extra=f"[workers]\n{workers}\n",
+        limits="upload_mb_per_window = 100000\nrequests_per_window = 10000000",
+    )
+    text = job.read_text().replace('state = "state.sqlite"', f'state = "{url}"')
+    job.write_text(text)
+    return job
+
+
+def _worker(job: Path, tmp: Path, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
+    log = (tmp / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "copyengine",
+            "worker",
+            str(job),
+            "--concurrency",
+            str(concurrency),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def _until(cond: Any, limit_s: float, what: str, tmp: Path | None = None) -> None:
+    for _ in range(int(limit_s / 0.1)):
+        if await cond():
+            return
+        await anyio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}: " + (_logs(tmp) if tmp else ""))
+
+
+async def _all_done(cfg: Any) -> bool:
+    groups = await read_groups(cfg)
+    return bool(groups) and all(g["state"] == "done" for g in groups)
+
+
+async def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for _ in range(300):
+        if all(p.poll() is not None for p in procs):
+            return
+        await anyio.sleep(0.1)
+    for p in procs:
+        p.kill()
+
+
+def _logs(tmp: Path) -> str:
+    return "\n".join(f.read_text(errors="replace")[-3000:] for f in tmp.glob("w*.log"))
+
+
+def test_groups_join_pairs_that_share_a_mailbox() -> None:
+    from copyengine.config import FolderRules, ItemFilters, Pair
+
+    def p(s: str, t: str) -> Pair:
+        return Pair(s, t, FolderRules(), ItemFilters())
+
+    pairs = (p("a@x", "a@y"), p("b@x", "b@y"), p("a@x", "c@y"), p("d@x", "c@y"), p("e@x", "e@y"))
+    groups = mailbox_groups(pairs)
+    assert sorted(len(g.pairs) for g in groups) == [1, 1, 3]
+    # the same groups, whatever the order of the pairs
+    assert {g.key for g in mailbox_groups(tuple(reversed(pairs)))} == {g.key for g in groups}
+    # a source and a target with the same address are different mailboxes (two tenants)
+    assert len(mailbox_groups((p("a@x", "b@y"), p("b@y", "c@z")))) == 2
+
+
+async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -> None:
+    n = 21
+    async with running(_config(n, 40, big=400)) as (server, ep, _):
+        job = _job(
+            tmp_path, ep, pg_url, n, "heartbeat_s = 1\nstalled_after_s = 4\nsegment_minutes = 0.02"
+        )
+        cfg = load_job(job)
+        out = await submit(cfg)
+        assert out["groups"] == n and out["queued"] == n
+        again = await submit(cfg)  # queued once, whatever the number of submits
+        assert again["pass"] == out["pass"] and again["queued"] == n
+        workers = [_worker(job, tmp_path, f"w{i}") for i in range(3)]
+        try:
+            await _until(lambda: _all_done(cfg), 120, "every group done", tmp_path)
+        finally:
+            await _stop(workers)
+        assert all(p.returncode == 0 for p in workers), _logs(tmp_path)
+        assert_exact(server.emulator, _pairs(n))
+        stats = server.emulator.stats.as_dict()
+        assert max(stats["max_inflight"].values()) <= 4, stats["max_inflight"]
+        groups = await read_groups(cfg)
+        assert len({g["host"] for g in groups}) == 3  # every worker took some
+        assert any(g["segments"] > 1 for g in groups)  # the big groups ran in segments
+        runs = [r for r in await group_runs(cfg) if r["pair"].startswith(SHARED)]
+        spans = sorted((r["started"], r["finished"]) for r in runs)
+        assert len({r["pair"] for r in runs}) == 2
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end is not None and end <= start  # the shared mailbox: one pair at a time
+        nxt = await submit(cfg)  # the pass is over: the next submit starts a delta pass
+        assert nxt["pass"] == out["pass"] + 1 and nxt["kind"] == "delta"
+
+
+async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url: str) -> None:
+    n = 4
+    async with running(_config(n, 30, big=1500)) as (server, ep, _):
+        job = _job(tmp_path, ep, pg_url, n, "heartbeat_s = 1\nstalled_after_s = 3\n")
+        cfg = load_job(job)
+        await submit(cfg)
+        victim = _worker(job, tmp_path, "w-victim", concurrency=1)
+        target = server.emulator.require_mailbox("t00@fabrikam.example")
+
+        async def busy() -> bool:
+            return len(target.items) > 50
+
+        await _until(busy, 60, "the victim copying", tmp_path)
+        victim.send_signal(signal.SIGKILL)
+        killed_at = time.monotonic()
+        victim.wait(10)
+        survivors = [_worker(job, tmp_path, f"w{i}") for i in range(2)]
+
+        async def retried() -> bool:
+            return any(g["retried"] for g in await read_groups(cfg))
+
+        try:
+            await _until(retried, 60, "the dead worker's group queued again")
+            to_retry = time.monotonic() - killed_at
+            await _until(lambda: _all_done(cfg), 180, "every group done", tmp_path)
+        finally:
+            await _stop(survivors)
+        assert to_retry < 60
+        (tmp_path / "retry.json").write_text(json.dumps({"kill_to_retry_s": to_retry}))
+        print(f"kill -9 to retry: {to_retry:.1f} s")
+        assert_exact(server.emulator, _pairs(n))
+
+
+async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, pg_url: str) -> None:
+    n = 4
+    async with running(_config(n, 30, big=1200)) as (server, ep, _):
+        job = _job(tmp_path, ep, pg_url, n, "heartbeat_s = 1\nstalled_after_s = 3\n")
+        cfg = load_job(job)
+        await submit(cfg)
+        first = [_worker(job, tmp_path, f"w{i}") for i in range(2)]
+        target = server.emulator.require_mailbox("t00@fabrikam.example")
+
+        async def busy() -> bool:
+            return len(target.items) > 50
+
+        await _until(busy, 60, "copying", tmp_path)
+        await _stop(first)
+        assert all(p.returncode == 0 for p in first), _logs(tmp_path)
+        groups = await read_groups(cfg)
+        assert not any(g["state"] == "running" for g in groups)  # drained, not abandoned
+        assert any(g["state"] == "queued" for g in groups)  # its continuation waits
+        second = [_worker(job, tmp_path, f"w{i + 2}") for i in range(2)]
+        try:
+            await _until(lambda: _all_done(cfg), 180, "every group done", tmp_path)
+        finally:
+            await _stop(second)
+        assert_exact(server.emulator, _pairs(n))
