@@ -120,7 +120,10 @@ SCENARIOS: dict[str, Scenario] = {
     ),
 }
 
+EXTRA = ("incremental", "hosts")  # scenarios with a runner of their own (benchmarks/<name>.py)
 TARGETS = {
+    "hosts": "2 workers >= 1.7x one worker; PostgreSQL store engine CPU per 1,000 items "
+    "<= 115% of SQLite's",
     "incremental": "second-pass requests <= 2 x changes + 2 x folders; second-pass time "
     "<= 5% of the first pass",
     "throughput": "copyengine >= 80% of minimal and >= 10x naive",
@@ -293,15 +296,16 @@ def run_growth(s: Scenario, repeats: int | None) -> dict[str, Any]:
 
 
 def run_named(name: str, repeats: int | None, base: str | None = None) -> dict[str, Any]:
-    if name == "incremental":
-        from benchmarks import incremental
+    if name in EXTRA:
+        import importlib
 
-        print(f"== {name}: {incremental.SCENARIO.description}", flush=True)
-        res = incremental.run(repeats)
-        write(res, incremental.table(res))
+        mod: Any = importlib.import_module(f"benchmarks.{name}")
+        print(f"== {name}", flush=True)
+        res = mod.run(repeats)
+        write(res, mod.table(res))
         collect()
-        print(incremental.table(res), flush=True)
-        return res
+        print(mod.table(res), flush=True)
+        return dict(res)
     s = SCENARIOS[name]
     if base:
         s = replace(s, contenders=(*s.contenders, f"{BASE_PREFIX}{base}"))
@@ -330,7 +334,7 @@ def collect() -> None:
         "# Benchmark results\n\nEach table: `python -m benchmarks run <scenario>`. "
         "Machine and date are in each scenario's JSON.\n"
     ]
-    for name in [*SCENARIOS, "incremental"]:
+    for name in [*SCENARIOS, *EXTRA]:
         md = RESULTS / f"{name}.md"
         if md.exists():
             parts.append(md.read_text(encoding="utf-8"))
@@ -343,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("scenario", choices=[*SCENARIOS, "incremental", "all"])
+    r.add_argument("scenario", choices=[*SCENARIOS, *EXTRA, "all"])
     r.add_argument("--repeats", type=int, default=None)
     r.add_argument(
         "--base",
@@ -353,12 +357,13 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("list")
     a = p.parse_args(argv)
     if a.cmd == "list":
+        from benchmarks.hosts import HOSTS
         from benchmarks.incremental import SCENARIO
 
-        for n, s in [*SCENARIOS.items(), ("incremental", SCENARIO)]:
+        for n, s in [*SCENARIOS.items(), ("incremental", SCENARIO), ("hosts", HOSTS)]:
             print(f"{n:12} {s.description}\n{'':12} target: {TARGETS[n]}")
         return
-    names = [*SCENARIOS, "incremental"] if a.scenario == "all" else [a.scenario]
+    names = [*SCENARIOS, *EXTRA] if a.scenario == "all" else [a.scenario]
     failed = []
     for n in names:
         try:

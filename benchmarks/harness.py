@@ -135,6 +135,8 @@ def _job_toml(
     tmp: Path,
     limits: dict[str, Any],
     profile: str,
+    state: str = "state.sqlite",
+    extra: str = "",
 ) -> Path:
     (tmp / "src.secret").write_text(SRC_SECRET)
     (tmp / "dst.secret").write_text(DST_SECRET)
@@ -147,7 +149,7 @@ def _job_toml(
     text = (
         f"""
 [job]
-state = "state.sqlite"
+state = "{state}"
 report = "report.json"
 log_format = "json"
 log_level = "warning"
@@ -171,6 +173,7 @@ classes = ["mail", "calendar", "contacts", "tasks", "notes", "journal"]
 """
         + "".join(f"{k} = {json.dumps(v)}\n" for k, v in lim.items())
         + "".join(f'[[pairs]]\nsource = "{s}"\ntarget = "{t}"\n' for s, t in pairs)
+        + extra
     )
     path = tmp / "job.toml"
     path.write_text(text)
@@ -202,6 +205,7 @@ def run_once(
     run_id: str,
     pairs_n: int,
     faults: list[dict[str, Any]] | None = None,
+    state: str = "state.sqlite",
 ) -> dict[str, Any]:
     pairs = [
         (f"src{i:04d}@source.example", f"{run_id}-{i:04d}@target.example")
@@ -225,7 +229,7 @@ def run_once(
                 "-m",
                 "copyengine",
                 "run",
-                str(_job_toml(info, pairs, tmp, s.limits, s.profile)),
+                str(_job_toml(info, pairs, tmp, s.limits, s.profile, state)),
                 "--no-progress",
             ]
         else:

@@ -25,6 +25,14 @@ def incremental_row(res: dict[str, Any]) -> str:
     return f"| incremental | {figures} | {verdict} | {integ} | {res['date']} |"
 
 
+def hosts_row(res: dict[str, Any]) -> str:
+    h = {x["workers"]: x for x in res["hosts"]}
+    figures = ", ".join(f"{n} worker(s) {x['items_per_s']:.1f} items/s" for n, x in h.items())
+    verdict = "; ".join(v for v in res["verdict"] if not v.startswith("snapshots"))
+    integ = res["verdict"][0].removeprefix("snapshots: ")
+    return f"| hosts | {figures} | {verdict} | {integ} | {res['date']} |"
+
+
 def row(name: str, res: dict[str, Any]) -> str:
     contenders = list(res["summary"])
     main = contenders[0]
@@ -53,8 +61,11 @@ def main() -> None:
     inc = RESULTS / "incremental.json"
     if inc.exists():
         print(incremental_row(json.loads(inc.read_text())))
+    hosts = RESULTS / "hosts.json"
+    if hosts.exists():
+        print(hosts_row(json.loads(hosts.read_text())))
     print()
-    for name in [*SCENARIOS, "incremental"]:
+    for name in [*SCENARIOS, "incremental", "hosts"]:
         print(f"- `{name}` target: {TARGETS[name]}")
 
 
