@@ -188,6 +188,19 @@ CASES = [
         "no [emulator] section",
     ),
     (GOOD + '\n[job]\nlog_level = "loud"\n', "job.log_level", "must be"),
+    (GOOD + '\n[sync]\ndeletions = "purge"\n', "sync.deletions", "keep"),
+    (
+        GOOD + '\n[job]\nstate = "postgresql://ce:s3cret-value@db.example:5432/wave1"\n',
+        "job.state",
+        "holds a password",
+    ),
+    (GOOD + '\n[job]\nstate = "postgresql://db.example"\n', "job.state", "a database"),
+    (GOOD + '\n[job]\nstate_password = "env:X"\n', "job.state_password", "postgresql"),
+    (
+        GOOD + "\n[workers]\nheartbeat_s = 30\nstalled_after_s = 10\n",
+        "workers.stalled_after_s",
+        "longer than heartbeat_s",
+    ),
 ]
 
 

@@ -22,7 +22,7 @@ from copyengine.cluster.app import group_runs, read_groups, submit
 from copyengine.cluster.groups import mailbox_groups
 from copyengine.config import load_job
 from tests.emu import base_config, running
-from tests.jobs import assert_exact, write_job
+from tests.jobs import assert_exact, selected_by_default, write_job
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 SHARED = "s00@contoso.example"
@@ -155,6 +155,26 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert len({r["pair"] for r in runs}) == 2
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert end is not None and end <= start  # the shared mailbox: one pair at a time
+        from copyengine.cluster.report import build_report
+
+        report = await build_report(cfg)  # from the database: every worker's work
+        src_items = sum(
+            sum(map(selected_by_default, server.emulator.require_mailbox(s).snapshot()["items"]))
+            for s, _ in _pairs(n)
+        )
+        assert report["totals"]["copied"] == src_items
+        assert report["totals"]["groups_done"] == report["totals"]["groups"] == n
+        assert report["totals"]["failed"] == report["totals"]["unknown"] == 0
+        (ps,) = report["passes"]
+        assert ps["status"] == "ok" and ps["finished"] and ps["changes"]["created"] == src_items
+        status = subprocess.run(
+            [sys.executable, "-m", "copyengine", "status", str(job)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert status.returncode == 0, status.stderr
+        assert status.stdout.count("group g-") == n and "done on" in status.stdout
         nxt = await submit(cfg)  # the pass is over: the next submit starts a delta pass
         assert nxt["pass"] == out["pass"] + 1 and nxt["kind"] == "delta"
 
