@@ -167,14 +167,12 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert report["totals"]["failed"] == report["totals"]["unknown"] == 0
         (ps,) = report["passes"]
         assert ps["status"] == "ok" and ps["finished"] and ps["changes"]["created"] == src_items
-        status = subprocess.run(
-            [sys.executable, "-m", "copyengine", "status", str(job)],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        status = await anyio.run_process(
+            [sys.executable, "-m", "copyengine", "status", str(job)], check=False
         )
-        assert status.returncode == 0, status.stderr
-        assert status.stdout.count("group g-") == n and "done on" in status.stdout
+        out_text = status.stdout.decode()
+        assert status.returncode == 0, status.stderr.decode()
+        assert out_text.count("group g-") == n and "done on" in out_text
         nxt = await submit(cfg)  # the pass is over: the next submit starts a delta pass
         assert nxt["pass"] == out["pass"] + 1 and nxt["kind"] == "delta"
 
