@@ -279,9 +279,14 @@ def run_once(
             tot = report["totals"]
             copied, nbytes, duration = tot["copied"], tot["copied_bytes"], report["duration_s"]
             wait = tot["throttle_wait_s"]
+            # the engine's own measure: each target mailbox's % of its ceiling while active
+            shares = sorted(
+                p["ceiling_pct"] for p in report["pairs"] if p.get("ceiling_pct") is not None
+            )
         else:
             res = json.loads(out.strip().splitlines()[-1])
             copied, nbytes, duration, wait = res["copied"], res["bytes"], res["duration_s"], 0.0
+            shares = []
     if code != 0:
         raise RuntimeError(f"{contender} exited {code}: {err[-2000:]}")
     stats = ctl.call("GET", "/stats")
@@ -311,6 +316,8 @@ def run_once(
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000_items": round(cpu / max(1, copied) * 1000, 3),
         "peak_rss_mb": round(rusage.ru_maxrss / 1024, 1),
+        "ceiling_pct_median": statistics.median(shares) if shares else None,
+        "ceiling_pct_worst": shares[0] if shares else None,
         "target_upns": [t for _, t in pairs],
         "samples": samples,
     }
@@ -329,6 +336,8 @@ METRICS = (
     "cpu_s_per_1000_items",
     "peak_rss_mb",
     "duration_s",
+    "ceiling_pct_median",
+    "ceiling_pct_worst",
 )
 
 
