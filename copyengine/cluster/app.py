@@ -37,6 +37,7 @@ from procrastinate import App, JobContext, PsycopgConnector, exceptions
 from ..config import JobConfig, Pair
 from ..errors import StateError
 from ..graph import Clients
+from ..pipeline.budget import ByteBudget
 from ..pipeline.job import run_pairs
 from ..pipeline.stop import StopFlag
 from ..report import JobStats
@@ -124,6 +125,7 @@ class Runtime:
     groups: dict[str, Group]
     queue: str
     host: str
+    budget: ByteBudget
 
 
 _runtime: Runtime | None = None
@@ -206,6 +208,7 @@ async def run_segment(
             pass_number=pass_number,
             write_report=False,
             on_pair=lambda pair, start: _record_run(url, pw, g.key, pair, rt.host, start),
+            budget=rt.budget,
         )
         tg.cancel_scope.cancel()
     copied = stats.total("copied")
@@ -469,7 +472,13 @@ async def run_worker(cfg: JobConfig, clients: Clients, concurrency: int) -> None
     host = f"{socket.gethostname()}:{os.getpid()}"
     stop = StopFlag()
     _runtime = Runtime(
-        cfg, clients, stop, {g.key: g for g in mailbox_groups(cfg.pairs)}, queue, host
+        cfg,
+        clients,
+        stop,
+        {g.key: g for g in mailbox_groups(cfg.pairs)},
+        queue,
+        host,
+        ByteBudget(cfg.limits.bytes_in_flight),
     )
     app = make_app(cfg.state_url, cfg.state_password)
     w = cfg.workers

@@ -43,6 +43,7 @@ async def run_pairs(
     pass_number: int | None = None,
     write_report: bool = True,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
+    budget: ByteBudget | None = None,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -111,7 +112,9 @@ async def run_pairs(
                     pass_number=number,
                     pass_kind=kind,
                 )
-                await _run(cfg, clients, store, todo, stats, stop, retry_only, mode, on_pair)
+                await _run(
+                    cfg, clients, store, todo, stats, stop, retry_only, mode, on_pair, budget
+                )
                 if cutover and not stop.draining:
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
             finally:
@@ -149,8 +152,10 @@ async def _run(
     retry_only: bool,
     mode: PassMode,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
+    budget: ByteBudget | None = None,
 ) -> None:
-    budget = ByteBudget(cfg.limits.bytes_in_flight)
+    # one budget per process: a worker's groups share it, as a run's pairs do
+    budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
     limiter = anyio.CapacityLimiter(cfg.limits.pairs_in_parallel)
 
     async def one(p: Pair) -> None:
