@@ -371,6 +371,13 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
                         )
                 if p["ok"]:
                     click.echo(f"ok   {p['source']} -> {p['target']}")
+            st = result.get("state") or {}
+            if st:
+                click.echo(
+                    f"ok   state {st['where']}"
+                    if st["ok"]
+                    else f"FAIL state {st['where']}: {st.get('error')}"
+                )
             click.echo("\n".join(["", *result["rbac"]]))
         return int(result["exit_code"])
 

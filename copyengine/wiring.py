@@ -15,6 +15,8 @@ import aiohttp
 from .auth import Credential, TokenProvider
 from .config import JobConfig, Limits, Pair, TenantConfig
 from .doctor import doctor_job
+from .errors import StateError
+from .exitcodes import ExitCode
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
 from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
@@ -177,6 +179,20 @@ async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:
 
 
 async def doctor(cfg: JobConfig) -> dict[str, Any]:
-    """The preflight (``copyengine doctor``): tokens, mailboxes, permissions probed."""
+    """The preflight (``copyengine doctor``): tokens, mailboxes, permissions probed, and the
+    state store reachable (a PostgreSQL state: connect, schema, the job's identity)."""
     async with clients(cfg) as built:
-        return await doctor_job(cfg, built)
+        result = await doctor_job(cfg, built)
+    check: dict[str, Any] = {"where": cfg.state_url or str(cfg.state_path), "ok": True}
+    if state_exists(cfg):
+        st = store(cfg, exclusive=False)
+        try:
+            await st.open()
+            await st.close()
+        except StateError as exc:
+            check.update(ok=False, error=str(exc))
+            result["ok"] = False
+            if not result["exit_code"]:
+                result["exit_code"] = int(ExitCode.FATAL)
+    result["state"] = check
+    return result

@@ -234,3 +234,17 @@ async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, p
         finally:
             await _stop(second)
         assert_exact(server.emulator, _pairs(n))
+
+
+async def test_doctor_checks_the_shared_state(emu: Any, tmp_path: Path, pg_url: str) -> None:
+    from copyengine.wiring import doctor
+
+    job = write_job(tmp_path, emu.ep, [("adele@contoso.example", "adele@fabrikam.example")])
+    job.write_text(job.read_text().replace('state = "state.sqlite"', f'state = "{pg_url}"'))
+    text = job.read_text()
+    good = await doctor(load_job(job))
+    assert good["state"]["ok"] is True
+    job.write_text(text.replace(pg_url, pg_url.rsplit("/", 1)[0] + "/no_such_db"))
+    bad = await doctor(load_job(job))
+    assert bad["state"]["ok"] is False and bad["exit_code"] == 5
+    assert "create the database first" in bad["state"]["error"]

@@ -185,6 +185,15 @@ class PostgresStore:
         try:
             if self.exclusive:
                 await self._take_lock()
+            # one direct attempt first: a wrong URL, role or password is said at once and
+            # plainly (a pool would retry it until its timeout)
+            try:
+                probe = await psycopg.AsyncConnection.connect(
+                    self.url, connect_timeout=10, **self._kwargs()
+                )
+                await probe.close()
+            except psycopg.Error as exc:
+                raise StateError(f"cannot open state store {self.where}: {_explain(exc)}") from None
             pool = AsyncConnectionPool(
                 self.url,
                 kwargs=self._kwargs(),
@@ -197,18 +206,8 @@ class PostgresStore:
                 await pool.open(wait=True, timeout=15.0)
             except PoolTimeout:
                 await pool.close()
-                # the pool's own error says little: one direct attempt says why
-                try:
-                    conn = await psycopg.AsyncConnection.connect(
-                        self.url, connect_timeout=10, **self._kwargs()
-                    )
-                    await conn.close()
-                except psycopg.Error as exc:
-                    raise StateError(
-                        f"cannot open state store {self.where}: {_explain(exc)}"
-                    ) from None
                 raise StateError(
-                    f"cannot open state store {self.where}: the pool timed out"
+                    f"cannot open state store {self.where}: no connection within 15 s"
                 ) from None
             self._pool = pool
             await self._run(self._prepare)
