@@ -537,8 +537,14 @@ def submit(config: Path) -> None:
     default=None,
     help="Mailbox groups this process runs at once ([workers] concurrency).",
 )
+@click.option(
+    "--until-done",
+    is_flag=True,
+    help="Exit once every group of the current pass is finished (exit 1 if one failed); "
+    "without it a worker waits for work until stopped.",
+)
 @_debug_option
-def worker(config: Path, concurrency: int | None) -> None:
+def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
     """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
     segments drain and their continuation is queued for any worker)."""
     from .cluster.app import run_worker
@@ -547,15 +553,16 @@ def worker(config: Path, concurrency: int | None) -> None:
     cfg = _shared(config)
     logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
 
-    async def body() -> None:
+    async def body() -> int:
         async with clients(cfg) as built:
-            await run_worker(cfg, built, concurrency or cfg.workers.concurrency)
+            return await run_worker(cfg, built, concurrency or cfg.workers.concurrency, until_done)
 
     try:
-        anyio.run(body)
+        code = anyio.run(body)
     except StateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.FATAL)
+    sys.exit(code)
 
 
 @main.command(epilog=EXIT_CODES_HELP)

@@ -66,7 +66,9 @@ def _job(tmp: Path, ep: Any, url: str, n: int, workers: str) -> Path:
     return job
 
 
-def _worker(job: Path, tmp: Path, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
+def _worker(
+    job: Path, tmp: Path, name: str, concurrency: int = 2, *extra: str
+) -> subprocess.Popen[bytes]:
     log = (tmp / f"{name}.log").open("wb")
     return subprocess.Popen(
         [
@@ -77,6 +79,7 @@ def _worker(job: Path, tmp: Path, name: str, concurrency: int = 2) -> subprocess
             str(job),
             "--concurrency",
             str(concurrency),
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -228,11 +231,18 @@ async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, p
         groups = await read_groups(cfg)
         assert not any(g["state"] == "running" for g in groups)  # drained, not abandoned
         assert any(g["state"] == "queued" for g in groups)  # its continuation waits
-        second = [_worker(job, tmp_path, f"w{i + 2}") for i in range(2)]
+        # new workers that leave by themselves once the job is done
+        second = [_worker(job, tmp_path, f"w{i + 2}", 2, "--until-done") for i in range(2)]
+
+        async def exited() -> bool:
+            return all(p.poll() is not None for p in second)
+
         try:
-            await _until(lambda: _all_done(cfg), 180, "every group done", tmp_path)
+            await _until(exited, 180, "the workers leaving once every group is done", tmp_path)
         finally:
             await _stop(second)
+        assert [p.returncode for p in second] == [0, 0], _logs(tmp_path)
+        assert await _all_done(cfg)
         assert_exact(server.emulator, _pairs(n))
 
 

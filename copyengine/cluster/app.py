@@ -464,7 +464,34 @@ async def _signals(stop: StopFlag, worker: asyncio.Task[Any]) -> AsyncIterator[N
             loop.remove_signal_handler(s)
 
 
-async def run_worker(cfg: JobConfig, clients: Clients, concurrency: int) -> None:
+async def _until_done(
+    cfg: JobConfig, stop: StopFlag, worker: asyncio.Task[Any], out: dict[str, Any]
+) -> None:
+    """``worker --until-done``: once every group of the job's current pass is finished,
+    stop like a SIGTERM would (nothing is running then, so nothing drains)."""
+    while True:
+        await anyio.sleep(cfg.workers.heartbeat_s)
+        try:
+            groups = await read_groups(cfg)
+        except StateError as exc:
+            log.warning("worker.poll_failed", error=str(exc))
+            continue
+        current = max((g["pass"] for g in groups), default=None)
+        mine = [g for g in groups if g["pass"] == current]
+        if mine and all(g["state"] in ("done", "failed") for g in mine):
+            out["failed"] = sum(g["state"] == "failed" for g in mine)
+            log.info("worker.all_done", groups=len(mine), failed=out["failed"])
+            stop.reason = "every group is finished"
+            stop.drain()
+            worker.cancel()
+            return
+
+
+async def run_worker(
+    cfg: JobConfig, clients: Clients, concurrency: int, until_done: bool = False
+) -> int:
+    """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
+    pass failed)."""
     global _runtime
     assert cfg.state_url is not None
     await apply_schema(cfg.state_url, cfg.state_password)
@@ -498,8 +525,11 @@ async def run_worker(cfg: JobConfig, clients: Clients, concurrency: int) -> None
             )
         )
         log.info("worker.started", queue=queue, concurrency=concurrency, host=host)
+        done: dict[str, Any] = {}
         async with _signals(stop, worker), anyio.create_task_group() as tg:
             tg.start_soon(_reaper, app, cfg, queue)
+            if until_done:
+                tg.start_soon(_until_done, cfg, stop, worker, done)
             try:
                 await worker
             except asyncio.CancelledError:
@@ -507,6 +537,7 @@ async def run_worker(cfg: JobConfig, clients: Clients, concurrency: int) -> None
             tg.cancel_scope.cancel()
     _runtime = None
     log.info("worker.stopped", host=host)
+    return 1 if done.get("failed") else 0
 
 
 # -- status and report ---------------------------------------------------------------------------
