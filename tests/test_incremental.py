@@ -393,3 +393,21 @@ async def test_a_full_pass_reports_copies_edited_or_deleted_in_the_target(
     assert stats.changes()["created"] == 1  # the deleted copy is back, once
     key = box.items[ids[0]].content.search_key
     assert len(_target_of(emu, T_ADELE, key)) == 1  # the edited copy is kept, not duplicated
+
+
+async def test_a_target_folder_deleted_between_passes_is_reported_then_made_again(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = await _first(emu, tmp_path)
+    src_folder = emu.state.require_mailbox(ADELE).well_known["inbox"].live_children()[0]
+    path = src_folder.path()
+    gone = emu.state.require_mailbox(T_ADELE).folder_by_path(path)
+    await _ops(emu, T_ADELE, [{"op": "deleteFolder", "id": gone.id}])
+    await _ops(emu, ADELE, [{"op": "add", "folder": src_folder.id, "count": 1}])
+    stats = await run_job(cfg)  # the delta pass cannot know: the import fails, saying why
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED
+    (failure,) = [f for p in stats.pairs.values() for fs in p.folders.values() for f in fs.failed]
+    assert "--full" in failure["reason"]
+    fixed = await run_job(cfg, full=True)
+    assert fixed.exit_code() == ExitCode.OK
+    assert_same(emu.state, ADELE, T_ADELE)

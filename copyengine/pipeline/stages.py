@@ -171,7 +171,13 @@ class Stages:
                     self.ledger.unanswered(item, exc.message, exc.request_id)
                     self.later(e, exc.message, exc.request_id)
                 except (ItemFailed, NotFound) as exc:
-                    self.ledger.failed(e.folder, item, exc.message, exc.request_id)
+                    reason = exc.message
+                    if exc.code == "ErrorFolderNotFound":
+                        reason += (
+                            "; the target folder is gone (deleted in the target?): "
+                            "`copyengine run --full` makes it again and copies its items"
+                        )
+                    self.ledger.failed(e.folder, item, reason, exc.request_id)
                 except ServiceError as exc:
                     self.later(e, exc.message, exc.request_id)
                 else:
