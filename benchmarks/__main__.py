@@ -306,7 +306,12 @@ def run_growth(s: Scenario, repeats: int | None) -> dict[str, Any]:
     return res
 
 
-def run_named(name: str, repeats: int | None, base: str | None = None) -> dict[str, Any]:
+def run_named(
+    name: str,
+    repeats: int | None,
+    base: str | None = None,
+    limits: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     if name in EXTRA:
         import importlib
 
@@ -318,6 +323,8 @@ def run_named(name: str, repeats: int | None, base: str | None = None) -> dict[s
         print(mod.table(res), flush=True)
         return dict(res)
     s = SCENARIOS[name]
+    if limits:
+        s = replace(s, limits={**s.limits, **limits})
     if base:
         s = replace(s, contenders=(*s.contenders, f"{BASE_PREFIX}{base}"))
     print(f"== {name}: {s.description}", flush=True)
@@ -329,6 +336,7 @@ def run_named(name: str, repeats: int | None, base: str | None = None) -> dict[s
             repeats,
             ceiling=ceiling_seconds if name == "ceiling" else None,
             faults=FAULT_MIX if name == "faults" else None,
+            overrides=limits,
         )
         res["verdict"] = verdicts(s, res, res.get("extra", {}))
     from benchmarks.charts import chart
@@ -354,6 +362,14 @@ def collect() -> None:
     (RESULTS / "README.md").write_text("\n".join(parts), encoding="utf-8")
 
 
+def _limits(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        key, _, value = kv.partition("=")
+        out[key.strip()] = json.loads(value)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -364,6 +380,13 @@ def main(argv: list[str] | None = None) -> None:
         "--base",
         metavar="REV",
         help="also run the engine at git revision REV (a worktree) in the same run",
+    )
+    r.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a [limits] key of the engine's job (e.g. bytes_in_flight_mb=48)",
     )
     sub.add_parser("list")
     a = p.parse_args(argv)
@@ -378,7 +401,7 @@ def main(argv: list[str] | None = None) -> None:
     failed = []
     for n in names:
         try:
-            run_named(n, a.repeats, a.base)
+            run_named(n, a.repeats, a.base, _limits(a.limit))
         except Exception as exc:  # one broken scenario must not hide the others
             print(f"!! {n} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             failed.append(n)

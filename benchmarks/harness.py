@@ -358,7 +358,10 @@ def run_scenario(
     repeats: int | None = None,
     ceiling: Any = None,
     faults: list[dict[str, Any]] | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``overrides``: the ``--limit`` values already applied to ``s.limits`` (named in the
+    result's command so that it reproduces the run)."""
     repeats = repeats or s.repeats
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
     t_start = time.time()
@@ -387,6 +390,7 @@ def run_scenario(
         "description": s.description,
         "command": f"python -m benchmarks run {s.name}"
         + (f" --repeats {repeats}" if repeats != s.repeats else "")
+        + "".join(f" --limit {k}={json.dumps(v)}" for k, v in (overrides or {}).items())
         + "".join(
             f" --base {c.removeprefix(BASE_PREFIX)}"
             for c in s.contenders
