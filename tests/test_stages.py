@@ -222,3 +222,31 @@ async def test_the_budget_holds_the_datas_real_length_not_the_listed_size(
     assert budget.peak >= sum(sorted(lengths)[: LIMITS.batch_items])
     assert budget.peak > LIMITS.batch_items * encoded_size(1000)
     assert budget.in_use == 0
+
+
+async def test_the_byte_budget_serves_waiters_in_order_and_only_those_that_fit() -> None:
+    budget = ByteBudget(100)
+    await budget.acquire(80)
+    order: list[str] = []
+
+    async def take(name: str, n: int) -> None:
+        await budget.acquire(n)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, "a", 50)
+        await anyio.sleep(0.01)
+        tg.start_soon(take, "b", 10)  # would fit now, but waits behind "a" (no starvation)
+        await anyio.sleep(0.01)
+        assert order == [] and budget.in_use == 80
+        await budget.release(80)
+        await anyio.sleep(0.01)
+        assert order == ["a", "b"] and budget.in_use == 60
+    await budget.release(60)
+    # one item larger than the whole budget passes alone
+    await budget.acquire(500)
+    assert budget.in_use == 500
+    with anyio.move_on_after(0.05):
+        await budget.acquire(1)  # waits: the budget is over
+    await budget.release(500)
+    assert budget.in_use == 0  # the cancelled waiter left nothing behind
