@@ -25,11 +25,14 @@ class Ledger:
         # this pass's arrivals by search key: (source id, target id, folder) of items copied,
         # adopted or updated; an item that left another folder with the same key was moved
         self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
+        # a first pass has nothing that could have moved: it keeps no arrivals (their memory
+        # would grow with the mailbox)
+        self.track_arrivals = True
         # search keys of items whose import failed or is unknown in this pass
         self.unsettled_keys: set[bytes] = set()
 
     def _arrived(self, job: FolderJob, item: Item, target_id: str | None) -> None:
-        if item.search_key is not None:
+        if self.track_arrivals and item.search_key is not None:
             self.arrived[item.search_key] = (item.id, target_id, job)
 
     def _unsettled(self, item: Item) -> None:

@@ -85,6 +85,8 @@ class MailboxPass:
     async def folders(self) -> list[FolderJob]:
         sync = await self.store.sync_state(self.key, self.scope) if self.mode.delta else None
         stored = [r for r in await self.store.folders(self.key) if r.scope == self.scope]
+        self.ledger.arrived.clear()  # arrivals match removals within one mailbox's pass
+        self.ledger.track_arrivals = bool(stored)
         if sync is not None and sync.fingerprint != self.fingerprint:
             self.log.info("pass.rules_changed", mailbox=self.scope, folders=len(stored))
             self.stats.notes.append(

@@ -85,7 +85,8 @@ class Producer:
         self, job: FolderJob, records: dict[str, ItemRecord]
     ) -> AsyncIterator[list[Exportable]]:
         lim, ledger = self.limits, self.ledger
-        job.index = (
+        # the target folder's index lives while the folder is listed, not with the pair
+        index = (
             TargetIndex() if job.new else await target_index(self.dst, self.dst_id, job.target.id)
         )
         unseen = dict(records)
@@ -101,7 +102,7 @@ class Producer:
                 if skip is not None:
                     ledger.skipped(job, item, skip)
                     continue
-                decision, target_id = decide(item, record, job.index)
+                decision, target_id = decide(item, record, index)
                 if decision is Decision.COPY:
                     if record is not None and record.status in SETTLED and not job.sweep_from:
                         ledger.drift(job, item, "deleted in the target since it was copied")
@@ -110,7 +111,7 @@ class Producer:
                 ledger.present(job)
                 if decision is Decision.ADOPT and target_id:
                     found.append((item, target_id))
-                elif record is not None and _edited_in_target(record, job.index):
+                elif record is not None and _edited_in_target(record, index):
                     ledger.drift(job, item, "edited in the target since it was copied (kept)")
             if found:
                 await ledger.adopted(job, found)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..graph import Folder, Item
-from ..plan import FolderPlan, TargetIndex
+from ..plan import FolderPlan
 from ..report import FolderStats
 from ..state import ItemRecord
 from .budget import ByteBudget
@@ -19,7 +19,6 @@ class FolderJob:
     target: Folder
     stats: FolderStats
     new: bool  # created in this run: nothing to match against
-    index: TargetIndex = field(default_factory=TargetIndex)
     # "full": every item listed and reconciled by search key; "delta": only what changed
     # since ``link`` (the item delta link stored by the last pass)
     mode: str = "full"
