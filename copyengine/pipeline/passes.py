@@ -23,7 +23,6 @@ from ..folderpath import split
 from ..graph import Folder, FolderNode, MailboxApi, TargetTree
 from ..plan import (
     Fate,
-    FolderChanges,
     FolderPlan,
     fingerprint,
     plan_folders,
@@ -77,8 +76,9 @@ class MailboxPass:
         self.log = log
         self.fingerprint = fingerprint(pair)
         self.folder_link: str | None = None
-        self.changes: FolderChanges | None = None
-        self.tree: TargetTree | None = None
+        # mapped folders no longer selected, dealt with at the end (the rest of the folder
+        # reconciliation is not kept: a pair's working state stays small)
+        self.gone: list[FolderRecord] = []
         self.incremental = False
 
     # -- before --------------------------------------------------------------------------------
@@ -140,8 +140,9 @@ class MailboxPass:
     async def _walk(self, stored: list[FolderRecord]) -> list[FolderJob]:
         tree = await self.src.walk_folders(self.src_id)
         plans = plan_folders(tree, self.pair.folders, self.pair.source, self.pair.target)
-        changes = self.changes = reconcile_folders(plans, stored)
-        target = self.tree = TargetTree(self.dst, self.dst_id)
+        changes = reconcile_folders(plans, stored)
+        self.gone = changes.gone
+        target = TargetTree(self.dst, self.dst_id)
         await target.load()
         kind: dict[str, tuple[str, FolderRecord | None, str | None]] = {}
         what: str
@@ -214,10 +215,9 @@ class MailboxPass:
         for job in reversed(jobs):  # children first: an emptied parent can then go too
             if job.sweep_from is not None and not await self._sweep(job):
                 clean = False
-        if self.changes is not None:
-            for gone in self.changes.gone:
-                if not await self._gone(gone, arrived, forget):
-                    clean = False
+        for gone in self.gone:
+            if not await self._gone(gone, arrived, forget):
+                clean = False
         await self.store.forget_items(self.key, forget)
         await self.store.flush()
         if not self.mode.delta:
