@@ -80,6 +80,38 @@ def _chart(timeline: list[dict[str, Any]], key: str, label: str, width: int = 76
     )
 
 
+def _pass_section(report: dict[str, Any]) -> list[str]:
+    """This run as a pass of the job: the changes it applied, and the cutover's sign-off."""
+    info = report.get("pass") or {}
+    ch = report.get("changes") or {}
+    out: list[str] = []
+    if info:
+        shown = ", ".join(f"{k.replace('_', ' ')} {_n(v)}" for k, v in ch.items() if v)
+        out.append(
+            f"<h2>Pass {escape(str(info.get('number')))} ({escape(str(info.get('kind')))})</h2>"
+            f"<p>changes applied: {escape(shown or 'none')}</p>"
+        )
+    so = report.get("sign_off")
+    if so:
+        cls = "ok" if so.get("complete") else "bad"
+        verdict = "every source item is accounted for" if so.get("complete") else "NOT complete"
+        out.append(
+            f'<h2>Sign-off</h2><p class="{cls}">every source change made before '
+            f"{escape(str(so.get('changes_captured_until')))} was read; {verdict}</p>"
+            "<table><tr><th class=l>source → target</th><th>selected</th><th>in target</th>"
+            "<th>skipped</th><th>failed</th><th>unaccounted</th><th>extra in target</th></tr>"
+        )
+        for p in so.get("pairs", [])[:MAX_ROWS]:
+            out.append(
+                f"<tr><td class=l>{escape(p['source'])} → {escape(p['target'])}</td>"
+                f"<td>{_n(p['selected'])}</td><td>{_n(p['in_target'])}</td>"
+                f"<td>{_n(sum(p['skipped'].values()))}</td><td>{_n(p['failed'])}</td>"
+                f"<td>{_n(p['unaccounted'])}</td><td>{_n(p['extra_in_target'])}</td></tr>"
+            )
+        out.append("</table>")
+    return out
+
+
 def render(report: dict[str, Any]) -> str:
     tot = report["totals"]
     cls, what = _verdict(int(report["exit_code"]))
@@ -128,6 +160,7 @@ def render(report: dict[str, Any]) -> str:
             f"<td>{p['duration_s']:,.1f}</td></tr>"
         )
     out.append("</table>")
+    out += _pass_section(report)
     errors = [p for p in report["pairs"] if p.get("error")]
     if errors:
         out.append(

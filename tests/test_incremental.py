@@ -304,6 +304,9 @@ async def test_cutover_signs_off_every_source_item(emu: Any, tmp_path: Path) -> 
     assert p["kept_deleted_at_source"] == 1 and p["extra_in_target"] == 1
     report = json.loads(cfg.report_path.read_text())
     assert report["sign_off"]["complete"] is True and report["pass"]["kind"] == "cutover"
+    html = cfg.report_path.with_name(f"{cfg.report_path.stem}.html").read_text()
+    assert "Sign-off" in html and "every source item is accounted for" in html
+    assert "Pass 2 (cutover)" in html
 
 
 async def test_cutover_is_not_complete_when_a_source_item_is_missing(
