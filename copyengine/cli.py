@@ -504,6 +504,14 @@ def _shared(config: Path) -> JobConfig:
             err=True,
         )
         sys.exit(ExitCode.CONFIG)
+    if cfg.needs_emulator:
+        click.echo(
+            'error: configuration: tenants: a tenant says "emulator", whose embedded emulator '
+            "lives inside one process; workers on several hosts need the real service or a "
+            "standalone emulator (`copyengine emulator serve`, its URLs in the job file)",
+            err=True,
+        )
+        sys.exit(ExitCode.CONFIG)
     return cfg
 
 

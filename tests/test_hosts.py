@@ -258,3 +258,26 @@ async def test_doctor_checks_the_shared_state(emu: Any, tmp_path: Path, pg_url: 
     bad = await doctor(load_job(job))
     assert bad["state"]["ok"] is False and bad["exit_code"] == 5
     assert "create the database first" in bad["state"]["error"]
+
+
+def test_submit_and_worker_say_what_a_shared_job_needs(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from copyengine.cli import main
+    from copyengine.exitcodes import ExitCode
+
+    root = Path(__file__).parent.parent
+    example = (root / "config.example.toml").read_text()
+    (tmp_path / "examples").symlink_to(root / "examples")
+    job = tmp_path / "job.toml"
+    job.write_text(example)
+    for cmd in ("submit", "worker"):
+        r = CliRunner().invoke(main, [cmd, str(job)])
+        assert r.exit_code == ExitCode.CONFIG and "PostgreSQL" in r.output, r.output
+    lines = [
+        'state = "postgresql://ce@127.0.0.1:1/wave"' if ln.startswith("state = ") else ln
+        for ln in example.splitlines()
+    ]
+    job.write_text("\n".join(lines) + "\n")
+    r = CliRunner().invoke(main, ["submit", str(job)])
+    assert r.exit_code == ExitCode.CONFIG and "standalone emulator" in r.output, r.output
