@@ -5,6 +5,7 @@ equal at the end (folder paths and types, search keys, content digests, counts).
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 import sys
@@ -414,3 +415,46 @@ async def test_a_target_folder_deleted_between_passes_is_reported_then_made_agai
     fixed = await run_job(cfg, full=True)
     assert fixed.exit_code() == ExitCode.OK
     assert_same(emu.state, ADELE, T_ADELE)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_six_passes_of_random_changes_stay_exact(emu: Any, tmp_path: Path, seed: int) -> None:
+    """A seeded mix between passes: the churn's item changes (new, edited, deleted, moved)
+    and folders renamed, created and moved; after every pass the target equals the source."""
+    rng = random.Random(seed)
+    cfg = await _first(emu, tmp_path)
+    box = emu.state.require_mailbox(ADELE)
+
+    def user_folders() -> list[Any]:
+        return [
+            f
+            for f in box.walk()
+            if f is not box.root
+            and not f.hidden
+            and not f.well_known
+            and f.type in ("IPF.Note", "")
+        ]
+
+    for rnd in range(6):
+        ops: list[dict[str, Any]] = []
+        if user_folders() and rng.random() < 0.5:
+            f = rng.choice(user_folders())
+            ops.append({"op": "renameFolder", "id": f.id, "name": f"{f.name} r{rnd}"})
+        if rng.random() < 0.5:
+            ops.append({"op": "createFolder", "parent": "inbox", "name": f"New {rnd}"})
+        if ops:
+            await _ops(emu, ADELE, ops)
+        churn = {"rate": 200, "mailboxes": [ADELE], "seed": seed * 10 + rnd}
+        assert (await emu.src.control("PUT", "/churn", churn)).status == 200
+        await anyio.sleep(0.2)
+        assert (await emu.src.control("DELETE", "/churn")).status == 200
+        if user_folders() and rng.random() < 0.3:
+            f = rng.choice(user_folders())
+            await _ops(
+                emu,
+                ADELE,
+                [{"op": "moveFolder", "id": f.id, "to": rng.choice(["archive", "inbox"])}],
+            )
+        stats = await run_job(cfg)
+        assert stats.exit_code() == ExitCode.OK, (rnd, stats.as_dict()["pairs"][0]["notes"])
+        assert_same(emu.state, ADELE, T_ADELE)
