@@ -1,0 +1,114 @@
+"""The ``fleet`` scenario (issue 14): how many pairs this machine carries at once with every
+mailbox at its throttling ceiling.
+
+The time-scaled exchange profile (x60), item sizes scaled with its window as in ``ceiling``;
+the emulator in its own process. The same job at 50, 100, 200 and 400 pairs at once: per run
+the engine's own per-mailbox % of ceiling while active (median and worst mailbox), the
+engine's and the emulator's CPU (share of one core over the run: which one ran out first),
+and engine CPU seconds per GB copied. Targets: the largest pair count at which the worst
+mailbox stays >= 95% of its ceiling (at least 200), engine CPU <= 6 s per GB.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from benchmarks.common import cpu_seconds, emulator_process, machine
+from benchmarks.harness import Control, Scenario, emulator_toml, run_once
+
+STEPS = (50, 100, 200, 400)
+FLEET = Scenario(
+    "fleet",
+    "50 to 400 pairs at once under the time-scaled exchange profile (x60), 100 items each, "
+    "realistic sizes capped at a quarter of the scaled upload window",
+    pairs=max(STEPS),
+    items_per_mailbox=100,
+    sizes={"distribution": "realistic", "max": 625_000},
+    profile="exchange-fast",
+    time_scale=60.0,
+    repeats=1,
+    warmup=False,
+    limits={
+        "requests_per_window": 167,
+        "request_window_s": 10.0,
+        "upload_mb_per_window": 2.5,
+        "upload_window_s": 5.0,
+    },
+    timeout=1800,
+)
+
+
+def run(repeats: int | None = None) -> dict[str, Any]:
+    del repeats
+    t_start = time.time()
+    steps: list[dict[str, Any]] = []
+    with emulator_process(emulator_toml(FLEET), timeout=900) as (info, emu_pid):
+        ctl = Control(info)
+        for n in STEPS:
+            s = Scenario(**{**FLEET.__dict__, "limits": {**FLEET.limits, "pairs_in_parallel": n}})
+            emu_cpu0 = cpu_seconds(emu_pid)
+            res = run_once(s, info, ctl, "copyengine", f"f{n}", n)
+            emu_cpu = cpu_seconds(emu_pid) - emu_cpu0
+            wall = res["wall_s"]
+            gb = res["bytes"] / 1e9
+            step = {
+                "pairs": n,
+                "items": res["items"],
+                "wall_s": wall,
+                "mb_per_s": res["mb_per_s"],
+                "ceiling_pct_median": res["ceiling_pct_median"],
+                "ceiling_pct_worst": res["ceiling_pct_worst"],
+                "share_429": res["share_429"],
+                "engine_cpu_share": round(res["cpu_s"] / wall, 2),
+                "emulator_cpu_share": round(emu_cpu / wall, 2),
+                "engine_cpu_s_per_gb": round(res["cpu_s"] / gb, 2) if gb else None,
+                "peak_rss_mb": res["peak_rss_mb"],
+            }
+            steps.append(step)
+            print(f"  fleet {n} pairs: {step}", flush=True)
+    ok = [s for s in steps if (s["ceiling_pct_worst"] or 0) >= 95]
+    largest = max((s["pairs"] for s in ok), default=None)
+    top = steps[-1]
+    first_out = "engine" if top["engine_cpu_share"] >= top["emulator_cpu_share"] else "emulator"
+    per_gb = [s["engine_cpu_s_per_gb"] for s in steps if s["engine_cpu_s_per_gb"]]
+    verdict = [
+        "largest pair count with the worst mailbox >= 95% of its ceiling: "
+        + (f"{largest}" if largest else "none of " + ", ".join(str(n) for n in STEPS))
+        + f" (target >= 200: {'met' if largest and largest >= 200 else 'MISSED'}); worst "
+        "mailbox per step: " + ", ".join(f"{s['pairs']}: {s['ceiling_pct_worst']}%" for s in steps),
+        f"at {top['pairs']} pairs the {first_out} used more of its core (engine "
+        f"{top['engine_cpu_share']:.0%}, emulator {top['emulator_cpu_share']:.0%} of one core)",
+        f"engine CPU per GB copied: {min(per_gb):.1f}-{max(per_gb):.1f} s (target <= 6: "
+        f"{'met' if per_gb and max(per_gb) <= 6 else 'MISSED'})",
+    ]
+    return {
+        "scenario": "fleet",
+        "description": FLEET.description,
+        "command": "python -m benchmarks run fleet",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
+        "machine": machine(),
+        "steps": steps,
+        "verdict": verdict,
+    }
+
+
+def table(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    rows = "\n".join(
+        f"| {s['pairs']} | {s['items']:,} | {s['wall_s']:.1f} | {s['mb_per_s']:.2f} | "
+        f"{s['ceiling_pct_median']} | {s['ceiling_pct_worst']} | {s['share_429']:.4f} | "
+        f"{s['engine_cpu_share']:.2f} | {s['emulator_cpu_share']:.2f} | "
+        f"{s['engine_cpu_s_per_gb']} | {s['peak_rss_mb']:.0f} |"
+        for s in res["steps"]
+    )
+    verdict = "\n".join(f"- {v}" for v in res["verdict"])
+    return (
+        f"### fleet\n\n{res['description']}. Command: `{res['command']}` ({res['date']} UTC, "
+        f"{m['cores']} cores, {m['cpu']}, Python {m['python']}).\n\n"
+        "| pairs | items | wall s | MB/s | % of ceiling, median mailbox | worst mailbox | 429 "
+        "share | engine CPU (cores) | emulator CPU (cores) | engine CPU s/GB | peak RSS MB |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        f"{rows}\n\nTarget: the worst mailbox >= 95% of its ceiling at >= 200 pairs; engine CPU "
+        f"<= 6 s per GB.\n\n{verdict}\n"
+    )
