@@ -316,7 +316,7 @@ def run_once(
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000_items": round(cpu / max(1, copied) * 1000, 3),
         "peak_rss_mb": round(rusage.ru_maxrss / 1024, 1),
-        "ceiling_pct_median": statistics.median(shares) if shares else None,
+        "ceiling_pct_median": round(statistics.median(shares), 1) if shares else None,
         "ceiling_pct_worst": shares[0] if shares else None,
         "target_upns": [t for _, t in pairs],
         "samples": samples,

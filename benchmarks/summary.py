@@ -33,6 +33,14 @@ def hosts_row(res: dict[str, Any]) -> str:
     return f"| hosts | {figures} | {verdict} | {integ} | {res['date']} |"
 
 
+def fleet_row(res: dict[str, Any]) -> str:
+    figures = ", ".join(
+        f"{x['pairs']} pairs: {x['mb_per_s']:.1f} MB/s, worst mailbox {x['ceiling_pct_worst']}%"
+        for x in res["steps"]
+    )
+    return f"| fleet | {figures} | {'; '.join(res['verdict'])} | - | {res['date']} |"
+
+
 def row(name: str, res: dict[str, Any]) -> str:
     contenders = list(res["summary"])
     main = contenders[0]
@@ -64,8 +72,11 @@ def main() -> None:
     hosts = RESULTS / "hosts.json"
     if hosts.exists():
         print(hosts_row(json.loads(hosts.read_text())))
+    fleet = RESULTS / "fleet.json"
+    if fleet.exists():
+        print(fleet_row(json.loads(fleet.read_text())))
     print()
-    for name in [*SCENARIOS, "incremental", "hosts"]:
+    for name in [*SCENARIOS, "incremental", "hosts", "fleet"]:
         print(f"- `{name}` target: {TARGETS[name]}")
 
 
