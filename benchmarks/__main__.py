@@ -13,7 +13,15 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.common import RESULTS
-from benchmarks.harness import BASE_PREFIX, Control, Scenario, run_scenario, write
+from benchmarks.harness import (
+    BASE_PREFIX,
+    TIME_SCALED_LIMITS,
+    WINDOW_SCALED_SIZES,
+    Control,
+    Scenario,
+    run_scenario,
+    write,
+)
 from copyengine.emulator.throttle import Limits
 
 MB = 1024 * 1024
@@ -66,17 +74,12 @@ SCENARIOS: dict[str, Scenario] = {
         "upload window, as a 35 MB item is of Exchange's 150 MB",
         pairs=20,
         items_per_mailbox=300,
-        sizes={"distribution": "realistic", "max": 625_000},
+        sizes=WINDOW_SCALED_SIZES,
         profile="exchange-fast",
         time_scale=60.0,
         repeats=2,
         warmup=False,
-        limits={
-            "requests_per_window": 167,
-            "request_window_s": 10.0,
-            "upload_mb_per_window": 2.5,
-            "upload_window_s": 5.0,
-        },
+        limits=TIME_SCALED_LIMITS,
     ),
     "scale": Scenario(
         "scale",

@@ -15,7 +15,14 @@ import time
 from typing import Any
 
 from benchmarks.common import cpu_seconds, emulator_process, machine
-from benchmarks.harness import Control, Scenario, emulator_toml, run_once
+from benchmarks.harness import (
+    TIME_SCALED_LIMITS,
+    WINDOW_SCALED_SIZES,
+    Control,
+    Scenario,
+    emulator_toml,
+    run_once,
+)
 
 STEPS = (50, 100, 200, 400)
 FLEET = Scenario(
@@ -24,17 +31,12 @@ FLEET = Scenario(
     "realistic sizes capped at a quarter of the scaled upload window",
     pairs=max(STEPS),
     items_per_mailbox=100,
-    sizes={"distribution": "realistic", "max": 625_000},
+    sizes=WINDOW_SCALED_SIZES,
     profile="exchange-fast",
     time_scale=60.0,
     repeats=1,
     warmup=False,
-    limits={
-        "requests_per_window": 167,
-        "request_window_s": 10.0,
-        "upload_mb_per_window": 2.5,
-        "upload_window_s": 5.0,
-    },
+    limits=TIME_SCALED_LIMITS,
     timeout=1800,
 )
 

@@ -54,6 +54,19 @@ def base_tree(rev: str) -> Path:
     return tree
 
 
+# The engine told the time-scaled exchange profile's limits (x60: 10,000 requests per 10 min
+# and 150 MB per 5 min become 167 per 10 s and 2.5 MB per 5 s), as an operator would.
+TIME_SCALED_LIMITS: dict[str, Any] = {
+    "requests_per_window": 167,
+    "request_window_s": 10.0,
+    "upload_mb_per_window": 2.5,
+    "upload_window_s": 5.0,
+}
+# Item sizes scaled with that window: the largest a quarter of it, as a 35 MB item is of
+# Exchange's 150 MB.
+WINDOW_SCALED_SIZES: dict[str, Any] = {"distribution": "realistic", "max": 625_000}
+
+
 @dataclass
 class Scenario:
     name: str

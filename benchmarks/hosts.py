@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import emulator_process, machine
-from benchmarks.harness import ROOT, Control, Scenario, _job_toml, emulator_toml, run_once
+from benchmarks.harness import (
+    ROOT,
+    TIME_SCALED_LIMITS,
+    Control,
+    Scenario,
+    _job_toml,
+    emulator_toml,
+    run_once,
+    scenario_checks,
+)
 
 HOSTS = Scenario(
     "hosts",
@@ -40,12 +49,7 @@ HOSTS = Scenario(
     time_scale=60.0,
     repeats=1,
     warmup=False,
-    limits={
-        "requests_per_window": 167,
-        "request_window_s": 10.0,
-        "upload_mb_per_window": 2.5,
-        "upload_window_s": 5.0,
-    },
+    limits=TIME_SCALED_LIMITS,
     timeout=900,
 )
 THROUGHPUT = Scenario(
@@ -144,16 +148,8 @@ def _hosts_run(info: dict[str, Any], ctl: Control, url: str, n_workers: int) -> 
             raise RuntimeError(f"groups failed: {failed[:2]}")
     stats = ctl.call("GET", "/stats")
     copied = sum(int(g["copied"]) for g in groups)
-    lost = dup = 0
-    for i, (src, dst) in enumerate(pairs, start=1):
-        del i
-        keys: dict[str, int] = {}
-        for row in ctl.snapshot(dst)["items"]:
-            keys[row["searchKey"]] = keys.get(row["searchKey"], 0) + 1
-        for row in ctl.snapshot(src)["items"]:
-            n = keys.get(row["searchKey"], 0)
-            lost += n == 0
-            dup += max(0, n - 1)
+    integ = scenario_checks(s, ctl, {"copyengine": [{"target_upns": [t for _, t in pairs]}]})
+    lost, dup = integ["integrity"]["lost"], integ["integrity"]["duplicated"]
     return {
         "workers": n_workers,
         "concurrency": CONCURRENCY,

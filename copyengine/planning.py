@@ -21,6 +21,7 @@ from .plan import (
     Skip,
     TargetIndex,
     classify_row,
+    collapse_delta,
     decide,
     encoded_size,
     filter_item,
@@ -180,16 +181,15 @@ async def _plan_delta(
 ) -> bool:
     """Count what the folder's delta round holds, as the run would apply it; False when the
     link has expired (the run lists the folder in full then, and so does the plan)."""
-    rows: dict[str, Item | Removed] = {}
+    rows: list[Item | Removed] = []
     try:
         pages: AsyncIterator[Any] = src.item_delta(mailbox_id, "", link, with_keys=True)
         async for page in pages:
-            for row in page.items:
-                rows[row.id] = row
+            rows.extend(page.items)
     except DeltaExpired:
         return False
     fp.mode = "delta"
-    for row in rows.values():
+    for row in collapse_delta(rows):  # an item seen twice in a round is one change
         if isinstance(row, Removed):
             fp.removed += int(row.id in records)
             continue

@@ -66,7 +66,7 @@ async def test_every_item_is_copied_once(tmp_path: Path) -> None:
     _exact(api)
     again = await _run(api, tmp_path)  # nothing changed: the delta rounds bring nothing
     assert again.total("source_items") == 0 and again.total("copied") == 0
-    full = await _run(api, tmp_path, mode=PassMode(kind="full", full=True))
+    full = await _run(api, tmp_path, mode=PassMode(full=True))
     assert full.total("copied") == 0 and full.total("already_present") == 27
     _exact(api)
 

@@ -76,6 +76,13 @@ def _kwargs(password: Secret | None) -> dict[str, Any]:
     return kw
 
 
+async def _connect(url: str, password: Secret | None) -> psycopg.AsyncConnection[Any]:
+    """A connection of its own, in autocommit (the group table's short statements)."""
+    return await psycopg.AsyncConnection.connect(
+        url, autocommit=True, connect_timeout=15, **_kwargs(password)
+    )
+
+
 def make_app(url: str, password: Secret | None) -> App:
     connector = PsycopgConnector(conninfo=url, kwargs=_kwargs(password), min_size=1, max_size=8)
     app = App(connector=connector)
@@ -86,9 +93,7 @@ def make_app(url: str, password: Secret | None) -> App:
 async def apply_schema(url: str, password: Secret | None) -> None:
     """procrastinate's schema and the group table, once (concurrent callers wait)."""
     try:
-        async with await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=15, **_kwargs(password)
-        ) as conn:
+        async with await _connect(url, password) as conn:
             await conn.execute("SELECT pg_advisory_lock(%s)", (0x636F7070,))
             try:
                 cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
@@ -143,9 +148,7 @@ async def copy_group(context: JobContext, group: str, pass_number: int, segment:
 
 
 async def _execute(url: str, password: Secret | None, sql: str, params: tuple[Any, ...]) -> None:
-    async with await psycopg.AsyncConnection.connect(
-        url, autocommit=True, connect_timeout=15, **_kwargs(password)
-    ) as conn:
+    async with await _connect(url, password) as conn:
         await conn.execute(sql, params)
 
 
@@ -281,9 +284,7 @@ async def _record_run(
 
 
 async def _maybe_finish_pass(url: str, pw: Secret | None, pass_number: int) -> None:
-    async with await psycopg.AsyncConnection.connect(
-        url, autocommit=True, connect_timeout=15, **_kwargs(pw)
-    ) as conn:
+    async with await _connect(url, pw) as conn:
         cur = await conn.execute(
             "SELECT state, count(*), sum(copied), sum(failed), sum(unknown) FROM ce_groups "
             "WHERE pass = %s GROUP BY state",
@@ -337,9 +338,7 @@ async def submit(cfg: JobConfig) -> dict[str, Any]:
     queued = skipped_running = already_done = 0
     async with (
         app.open_async(),
-        await psycopg.AsyncConnection.connect(
-            url, autocommit=True, connect_timeout=15, **_kwargs(pw)
-        ) as conn,
+        await _connect(url, pw) as conn,
     ):
         cur = await conn.execute("SELECT group_key, pass, state FROM ce_groups")
         known = {r[0]: (int(r[1]), str(r[2])) for r in await cur.fetchall()}
@@ -384,9 +383,7 @@ async def submit(cfg: JobConfig) -> dict[str, Any]:
 # -- worker ----------------------------------------------------------------------------------------
 async def _group_alive(cfg: JobConfig, group: str) -> bool:
     assert cfg.state_url is not None
-    async with await psycopg.AsyncConnection.connect(
-        cfg.state_url, autocommit=True, connect_timeout=15, **_kwargs(cfg.state_password)
-    ) as conn:
+    async with await _connect(cfg.state_url, cfg.state_password) as conn:
         cur = await conn.execute("SELECT heartbeat FROM ce_groups WHERE group_key = %s", (group,))
         row = await cur.fetchone()
     beat = row[0] if row else None
@@ -544,9 +541,7 @@ async def run_worker(
 async def read_groups(cfg: JobConfig) -> list[dict[str, Any]]:
     assert cfg.state_url is not None
     try:
-        async with await psycopg.AsyncConnection.connect(
-            cfg.state_url, autocommit=True, connect_timeout=15, **_kwargs(cfg.state_password)
-        ) as conn:
+        async with await _connect(cfg.state_url, cfg.state_password) as conn:
             cur = await conn.execute("SELECT to_regclass('ce_groups') IS NOT NULL")
             row = await cur.fetchone()
             if not (row and row[0]):
@@ -587,9 +582,7 @@ async def read_groups(cfg: JobConfig) -> list[dict[str, Any]]:
 
 async def group_runs(cfg: JobConfig) -> list[dict[str, Any]]:
     assert cfg.state_url is not None
-    async with await psycopg.AsyncConnection.connect(
-        cfg.state_url, autocommit=True, connect_timeout=15, **_kwargs(cfg.state_password)
-    ) as conn:
+    async with await _connect(cfg.state_url, cfg.state_password) as conn:
         cur = await conn.execute(
             "SELECT group_key, pair, host, started, finished FROM ce_group_runs ORDER BY id"
         )

@@ -79,26 +79,9 @@ async def run_pairs(
             ) from exc
         async with store:
             structlog.contextvars.bind_contextvars(run=stats.run_id)
-            given = await store.passes() if pass_number is not None else []
-            kind = (
-                next((str(p["kind"]) for p in given if p["pass"] == pass_number), "delta")
-                if pass_number is not None
-                else "cutover"
-                if cutover
-                else "full"
-                if full
-                else "retry"
-                if retry_only
-                else "delta"
-                if await store.passes()
-                else "first"
-            )
-            # a worker's segment is part of the pass ``submit`` started (and the last
-            # group to finish ends it)
-            number = pass_number if pass_number is not None else await store.pass_started(kind)
+            number, kind = await _this_pass(store, pass_number, cutover, full, retry_only)
             stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
             mode = PassMode(
-                kind=kind,
                 full=full,
                 delta=cfg.sync.delta,
                 deletions=cfg.sync.deletions,
@@ -140,6 +123,26 @@ async def run_pairs(
         _finish(cfg, stats, stop, report)  # synchronous: nothing to shield
         structlog.contextvars.unbind_contextvars("run")
     return stats
+
+
+async def _this_pass(
+    store: Store, pass_number: int | None, cutover: bool, full: bool, retry_only: bool
+) -> tuple[int, str]:
+    """This run's pass: a new one of the kind its options say, or (a worker's segment) the
+    pass ``submit`` started, which the last group to finish ends."""
+    passes = await store.passes()
+    if pass_number is not None:
+        kind = next((str(p["kind"]) for p in passes if p["pass"] == pass_number), "delta")
+        return pass_number, kind
+    if cutover:
+        kind = "cutover"
+    elif full:
+        kind = "full"
+    elif retry_only:
+        kind = "retry"
+    else:
+        kind = "delta" if passes else "first"
+    return await store.pass_started(kind), kind
 
 
 async def _run(

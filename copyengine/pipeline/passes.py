@@ -42,7 +42,6 @@ MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once m
 class PassMode:
     """How this run treats what earlier passes left."""
 
-    kind: str = "first"  # first | delta | full | cutover (for the report)
     full: bool = False  # ``run --full``: list every folder in full, reconcile, new links
     delta: bool = True  # ``[sync] delta``: false lists in full and stores no link
     deletions: str = "keep"  # ``[sync] deletions``

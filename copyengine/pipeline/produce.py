@@ -81,6 +81,15 @@ class Producer:
                 yield b
         self.stats.enumerated_all = not self.stop.draining
 
+    def _full_batches(self, pending: list[Item]) -> tuple[list[list[Item]], list[Item]]:
+        """The whole batches of ``pending`` to hand on now, and the rest (kept for the next
+        page: a page's tail joins the next page's items in one batch)."""
+        lim = self.limits
+        full = len(pending) - len(pending) % lim.batch_items
+        if not full:
+            return [], pending
+        return list(batches(pending[:full], lim.batch_items, lim.batch_bytes)), pending[full:]
+
     async def _full(
         self, job: FolderJob, records: dict[str, ItemRecord]
     ) -> AsyncIterator[list[Exportable]]:
@@ -116,11 +125,9 @@ class Producer:
             if found:
                 await ledger.adopted(job, found)
                 found = []
-            full = len(pending) - len(pending) % lim.batch_items
-            if full:
-                for b in batches(pending[:full], lim.batch_items, lim.batch_bytes):
-                    yield [Exportable(i, job) for i in b]
-                pending = pending[full:]
+            ready, pending = self._full_batches(pending)
+            for b in ready:
+                yield [Exportable(i, job) for i in b]
             if self.stop.draining:
                 return
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
@@ -161,11 +168,9 @@ class Producer:
                     ledger.skipped(job, item, skip)
                     continue
                 take(item, records.get(item.id))
-            full = len(pending) - len(pending) % lim.batch_items
-            if full:
-                for b in batches(pending[:full], lim.batch_items, lim.batch_bytes):
-                    yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
-                pending = pending[full:]
+            ready, pending = self._full_batches(pending)
+            for b in ready:
+                yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
             if self.stop.draining:
                 return
         if job.expired:

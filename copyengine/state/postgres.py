@@ -25,9 +25,10 @@ import psycopg
 from anyio.abc import TaskGroup
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from ..errors import ForeignState, JobLocked, StateError
+from ..errors import JobLocked, StateError
 from ..secrets import Secret
 from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
+from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_of, summary
 
 T = TypeVar("T")
 
@@ -64,11 +65,6 @@ CREATE TABLE IF NOT EXISTS ce_passes (
 );
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
-
-_COLS = (
-    "source_id, folder_id, status, search_key, target_folder_id, target_id, "
-    "source_change_key, target_change_key, size, error"
-)
 
 
 def _explain(exc: BaseException) -> str:
@@ -290,20 +286,7 @@ class PostgresStore:
                     (json.dumps(self.identity),),
                 )
                 return
-        try:
-            stored = json.loads(row[0])
-        except ValueError:
-            stored = {}
-        if stored != self.identity:
-
-            def show(d: dict[str, str]) -> str:
-                name = f" named {d.get('name')!r}" if d.get("name") else ""
-                return f"{d.get('source')} -> {d.get('target')}{name}"
-
-            raise ForeignState(
-                f"state store {self.where} belongs to another job ({show(stored)}); this job "
-                f"is {show(self.identity)}. Give this job its own database"
-            )
+        check_identity(self.where, row[0], self.identity, "Give this job its own database")
 
     async def close(self) -> None:
         try:
@@ -419,41 +402,23 @@ class PostgresStore:
         )
 
     async def passes(self) -> list[dict[str, Any]]:
-        rows = await self._fetchall(
-            "SELECT pass, kind, started, finished, status, changes FROM ce_passes ORDER BY pass"
-        )
-        return [
-            {
-                "pass": r[0],
-                "kind": r[1],
-                "started": r[2],
-                "finished": r[3],
-                "status": r[4],
-                "changes": json.loads(r[5]) if r[5] else {},
-            }
-            for r in rows
-        ]
+        rows = await self._fetchall(f"SELECT {PASS_COLUMNS} FROM ce_passes ORDER BY pass")
+        return [pass_of(r) for r in rows]
 
     # -- items -------------------------------------------------------------------------------
-    @staticmethod
-    def _record(row: tuple[Any, ...]) -> ItemRecord:
-        key = bytes(row[3]) if row[3] is not None else None
-        return ItemRecord(
-            row[0], row[1], Status(row[2]), key, row[4], row[5], row[6], row[7], row[8], row[9]
-        )
-
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
         rows = await self._fetchall(
-            f"SELECT {_COLS} FROM ce_items WHERE pair = %s AND folder_id = %s", (pair, folder_id)
+            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND folder_id = %s",
+            (pair, folder_id),
         )
-        return {r[0]: self._record(r) for r in rows}
+        return {r[0]: item_record(r) for r in rows}
 
     async def unsettled(self, pair: str) -> list[ItemRecord]:
         rows = await self._fetchall(
-            f"SELECT {_COLS} FROM ce_items WHERE pair = %s AND status IN (%s, %s)",
+            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND status IN (%s, %s)",
             (pair, int(Status.INTENT), int(Status.UNKNOWN)),
         )
-        return [self._record(r) for r in rows]
+        return [item_record(r) for r in rows]
 
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:
         """Durable before returning (one statement, committed): imports may then be sent."""
@@ -551,20 +516,7 @@ class PostgresStore:
         rows = await self._fetchall(
             "SELECT status, COUNT(*) FROM ce_items WHERE pair = %s GROUP BY status", (pair,)
         )
-        names = {
-            Status.DONE: "copied",
-            Status.ADOPTED: "already present",
-            Status.FAILED: "failed",
-            Status.INTENT: "unknown",
-            Status.UNKNOWN: "unknown",
-            Status.PENDING: "not attempted",
-            Status.REMOVED: "deleted at source (kept)",
-        }
-        out: dict[str, int] = {}
-        for s, n in rows:
-            name = names[Status(s)]
-            out[name] = out.get(name, 0) + int(n)
-        return out
+        return summary(rows)
 
 
 def host_id() -> str:

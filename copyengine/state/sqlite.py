@@ -24,8 +24,9 @@ from typing import Any, Self, TypeVar
 import anyio
 from anyio.abc import TaskGroup
 
-from ..errors import ForeignState, JobLocked, StateError
+from ..errors import JobLocked, StateError
 from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
+from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_of, summary
 
 T = TypeVar("T")
 
@@ -263,20 +264,12 @@ class SQLiteStore:
             if self.exclusive:
                 db.execute("INSERT INTO meta VALUES ('job', ?)", (json.dumps(self.identity),))
             return
-        try:
-            stored = json.loads(row[0])
-        except ValueError:
-            stored = {}
-        if stored != self.identity:
-
-            def show(d: dict[str, str]) -> str:
-                name = f" named {d.get('name')!r}" if d.get("name") else ""
-                return f"{d.get('source')} -> {d.get('target')}{name}"
-
-            raise ForeignState(
-                f"state store {self.path} belongs to another job ({show(stored)}); this job "
-                f"is {show(self.identity)}. Give this job its own [job].state (or --state)"
-            )
+        check_identity(
+            str(self.path),
+            row[0],
+            self.identity,
+            "Give this job its own [job].state (or --state)",
+        )
 
     async def close(self) -> None:
         try:
@@ -407,34 +400,11 @@ class SQLiteStore:
 
     async def passes(self) -> list[dict[str, Any]]:
         rows = await self._call(
-            lambda db: db.execute(
-                "SELECT pass, kind, started, finished, status, changes FROM passes ORDER BY pass"
-            ).fetchall()
+            lambda db: db.execute(f"SELECT {PASS_COLUMNS} FROM passes ORDER BY pass").fetchall()
         )
-        return [
-            {
-                "pass": r[0],
-                "kind": r[1],
-                "started": r[2],
-                "finished": r[3],
-                "status": r[4],
-                "changes": json.loads(r[5]) if r[5] else {},
-            }
-            for r in rows
-        ]
+        return [pass_of(r) for r in rows]
 
     # -- items -------------------------------------------------------------------------------
-    @staticmethod
-    def _record(row: tuple[Any, ...]) -> ItemRecord:
-        return ItemRecord(
-            row[0], row[1], Status(row[2]), row[3], row[4], row[5], row[6], row[7], row[8], row[9]
-        )
-
-    _COLS = (
-        "source_id, folder_id, status, search_key, target_folder_id, target_id, "
-        "source_change_key, target_change_key, size, error"
-    )
-
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
         """Drop the records of items that are gone from both sides (mirrored deletions,
         completed moves). Durable when it returns."""
@@ -454,19 +424,19 @@ class SQLiteStore:
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
         rows = await self._call(
             lambda db: db.execute(
-                f"SELECT {self._COLS} FROM items WHERE pair=? AND folder_id=?", (pair, folder_id)
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND folder_id=?", (pair, folder_id)
             ).fetchall()
         )
-        return {r[0]: self._record(r) for r in rows}
+        return {r[0]: item_record(r) for r in rows}
 
     async def unsettled(self, pair: str) -> list[ItemRecord]:
         rows = await self._call(
             lambda db: db.execute(
-                f"SELECT {self._COLS} FROM items WHERE pair=? AND status IN (?, ?)",
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND status IN (?, ?)",
                 (pair, int(Status.INTENT), int(Status.UNKNOWN)),
             ).fetchall()
         )
-        return [self._record(r) for r in rows]
+        return [item_record(r) for r in rows]
 
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:
         """Durable before returning: the imports may be sent once this returns."""
@@ -551,20 +521,7 @@ class SQLiteStore:
                 "SELECT status, COUNT(*) FROM items WHERE pair=? GROUP BY status", (pair,)
             ).fetchall()
         )
-        names = {
-            Status.DONE: "copied",
-            Status.ADOPTED: "already present",
-            Status.FAILED: "failed",
-            Status.INTENT: "unknown",  # an import was (about to be) sent: settled next run
-            Status.UNKNOWN: "unknown",
-            Status.PENDING: "not attempted",
-            Status.REMOVED: "deleted at source (kept)",
-        }
-        out: dict[str, int] = {}
-        for s, n in rows:
-            name = names[Status(s)]
-            out[name] = out.get(name, 0) + n
-        return out
+        return summary(rows)
 
     async def pairs(self) -> list[dict[str, Any]]:
         rows = await self._call(

@@ -1,0 +1,74 @@
+"""What every Store implementation turns its rows into the same way: item records, the
+``summary`` counts, the passes, and the refusal of another job's state."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from ..errors import ForeignState
+from .records import ItemRecord, Status
+
+# the columns of an item record, in ``item_record``'s order
+ITEM_COLUMNS = (
+    "source_id, folder_id, status, search_key, target_folder_id, target_id, "
+    "source_change_key, target_change_key, size, error"
+)
+PASS_COLUMNS = "pass, kind, started, finished, status, changes"
+
+SUMMARY_NAMES = {
+    Status.DONE: "copied",
+    Status.ADOPTED: "already present",
+    Status.FAILED: "failed",
+    Status.INTENT: "unknown",  # an import was (about to be) sent: settled next run
+    Status.UNKNOWN: "unknown",
+    Status.PENDING: "not attempted",
+    Status.REMOVED: "deleted at source (kept)",
+}
+
+
+def item_record(row: tuple[Any, ...]) -> ItemRecord:
+    key = bytes(row[3]) if row[3] is not None else None
+    return ItemRecord(
+        row[0], row[1], Status(row[2]), key, row[4], row[5], row[6], row[7], row[8], row[9]
+    )
+
+
+def summary(rows: Iterable[tuple[Any, Any]]) -> dict[str, int]:
+    """(status, count) rows -> counts by the names ``status`` and the report use."""
+    out: dict[str, int] = {}
+    for s, n in rows:
+        name = SUMMARY_NAMES[Status(s)]
+        out[name] = out.get(name, 0) + int(n)
+    return out
+
+
+def pass_of(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "pass": row[0],
+        "kind": row[1],
+        "started": row[2],
+        "finished": row[3],
+        "status": row[4],
+        "changes": json.loads(row[5]) if row[5] else {},
+    }
+
+
+def check_identity(where: str, stored_json: str, identity: dict[str, str], fix: str) -> None:
+    """Refuse another job's state (``stored_json``: the identity the state recorded)."""
+    try:
+        stored = json.loads(stored_json)
+    except ValueError:
+        stored = {}
+    if stored == identity:
+        return
+
+    def show(d: dict[str, str]) -> str:
+        name = f" named {d.get('name')!r}" if d.get("name") else ""
+        return f"{d.get('source')} -> {d.get('target')}{name}"
+
+    raise ForeignState(
+        f"state store {where} belongs to another job ({show(stored)}); this job is "
+        f"{show(identity)}. {fix}"
+    )
