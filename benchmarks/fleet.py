@@ -41,14 +41,17 @@ FLEET = Scenario(
 )
 
 
-def run(repeats: int | None = None) -> dict[str, Any]:
+def run(repeats: int | None = None, limits: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``limits``: ``--limit`` overrides of the engine's [limits] at every step."""
     del repeats
+    extra = limits or {}
     t_start = time.time()
     steps: list[dict[str, Any]] = []
     with emulator_process(emulator_toml(FLEET), timeout=900) as (info, emu_pid):
         ctl = Control(info)
         for n in STEPS:
-            s = Scenario(**{**FLEET.__dict__, "limits": {**FLEET.limits, "pairs_in_parallel": n}})
+            lim = {**FLEET.limits, "pairs_in_parallel": n, **extra}
+            s = Scenario(**{**FLEET.__dict__, "limits": lim})
             emu_cpu0 = cpu_seconds(emu_pid)
             res = run_once(s, info, ctl, "copyengine", f"f{n}", n)
             emu_cpu = cpu_seconds(emu_pid) - emu_cpu0
@@ -87,7 +90,8 @@ def run(repeats: int | None = None) -> dict[str, Any]:
     return {
         "scenario": "fleet",
         "description": FLEET.description,
-        "command": "python -m benchmarks run fleet",
+        "command": "python -m benchmarks run fleet"
+        + "".join(f" --limit {k}={v}" for k, v in extra.items()),
         "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
         "machine": machine(),
         "steps": steps,
