@@ -220,9 +220,14 @@ class PostgresStore:
         except psycopg.Error as exc:
             raise StateError(f"cannot open state store {self.where}: {_explain(exc)}") from None
         key = lock_key(self.identity, self.url)
-        cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-        row = await cur.fetchone()
-        if not row or not row[0]:
+        holder = None
+        # A run that just closed may still hold the lock for a moment while its server
+        # session ends; a lock whose holder is already gone is asked again (bounded).
+        for attempt in range(20):
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            row = await cur.fetchone()
+            if row and row[0]:
+                break
             cur = await conn.execute(
                 "SELECT a.application_name, a.client_addr::text, a.backend_start "
                 "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -231,6 +236,10 @@ class PostgresStore:
                 (key,),
             )
             holder = await cur.fetchone()
+            if holder is not None or attempt == 19:
+                break
+            await anyio.sleep(0.05)
+        if not row or not row[0]:
             await conn.close()
             who = (
                 f"{holder[0]} from {holder[1] or 'a local socket'} since "
@@ -249,7 +258,15 @@ class PostgresStore:
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
             try:
-                await conn.close()  # closing the session releases the advisory lock
+                # Released explicitly: closing the session alone releases it only once the
+                # server has ended the session, which a run opened right after can race.
+                await conn.execute(
+                    "SELECT pg_advisory_unlock(%s)", (lock_key(self.identity, self.url),)
+                )
+            except psycopg.Error:
+                pass
+            try:
+                await conn.close()
             except psycopg.Error:
                 pass
 
