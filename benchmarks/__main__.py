@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from typing import Any
@@ -155,9 +156,10 @@ def _med(res: dict[str, Any], contender: str, metric: str) -> float:
 def ceiling_seconds(s: Scenario, ctl: Control) -> float:
     """The shortest job time any client could reach under the profile's limits for these
     items (a true lower bound, so copyengine's share of it is at most 100%). Per target
-    mailbox: every upload window carries at most the budget, except that an item larger than
-    the whole budget passes alone once the window is empty and then fills it, so it costs a
-    window of its own; likewise for the request window; and 4 in flight under the latency
+    mailbox: every upload window carries at most the budget (so its bytes need a whole number
+    of windows, the last sent at the start of the last window), except that an item larger
+    than the whole budget passes alone once the window is empty and then fills it, so it costs
+    a window of its own; likewise for the request window; and 4 in flight under the latency
     model. Pairs run in parallel: the job takes as long as its slowest mailbox."""
     lim = Limits.profile(s.profile, s.time_scale)
     worst = 0.0
@@ -168,10 +170,11 @@ def ceiling_seconds(s: Scenario, ctl: Control) -> float:
         if lim.upload_bytes:
             small = sum(b for b in bodies if b <= lim.upload_bytes)
             over = sum(1 for b in bodies if b > lim.upload_bytes)
-            windows = small / lim.upload_bytes + over
+            # a window carries at most the budget, so the bytes need whole windows
+            windows = math.ceil(small / lim.upload_bytes) + over
             bounds.append(max(0.0, windows - 1) * lim.upload_window)
         if lim.requests:
-            bounds.append(max(0.0, len(bodies) / lim.requests - 1) * lim.request_window)
+            bounds.append(max(0, math.ceil(len(bodies) / lim.requests) - 1) * lim.request_window)
         lat = [
             lim.latency_base + lim.latency_per_mb * b / MB + lim.latency_jitter / 2 for b in bodies
         ]

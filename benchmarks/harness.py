@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -287,6 +288,9 @@ def run_once(
         ctl.call("DELETE", "/faults")
         if code != 0:
             raise RuntimeError(f"{contender} exited {code}: {err[-2000:]}")
+        keep = os.environ.get("CE_BENCH_KEEP")
+        if keep:  # diagnostics: the run's job file, report and log kept under this folder
+            shutil.copytree(tmp, Path(keep) / f"{run_id}-{contender}", dirs_exist_ok=True)
         if engine == "copyengine":
             report = json.loads((tmp / "report.json").read_text())
             tot = report["totals"]

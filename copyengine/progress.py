@@ -74,6 +74,7 @@ def live_table(stats: JobStats) -> Table:
         "ETA",
         "429s",
         "throttle wait",
+        "% of ceiling",
     ):
         t.add_column(col, justify="left" if col in ("pair", "status") else "right")
     active = [p for p in stats.pairs.values() if p.status == "running"]
@@ -95,6 +96,7 @@ def live_table(stats: JobStats) -> Table:
             _eta(p),
             f"{p.throttled:,}",
             f"{p.throttle_wait_s:,.1f}s",
+            "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
         )
     rest = len(stats.pairs) - len(shown)
     if rest > 0:
@@ -121,6 +123,7 @@ def summary_table(stats: JobStats) -> Table:
         "unknown",
         "MB copied",
         "429s",
+        "% of ceiling",
         "duration",
     ):
         t.add_column(col, justify="left" if col in ("pair", "status") else "right")
@@ -137,6 +140,7 @@ def summary_table(stats: JobStats) -> Table:
             f"{p.unknown:,}",
             _mb(p.total("copied_bytes")),
             f"{p.throttled:,}",
+            "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
             f"{p.duration():,.1f}s",
         )
     tot = stats.as_dict()["totals"]
@@ -152,6 +156,7 @@ def summary_table(stats: JobStats) -> Table:
         f"{tot['unknown']:,}",
         _mb(tot["copied_bytes"]),
         f"{tot['throttled_429']:,}",
+        "",
         f"{stats.duration():,.1f}s",
     )
     if len(pairs) > SUMMARY_ROWS:

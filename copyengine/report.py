@@ -51,6 +51,8 @@ class PacerView(Protocol):
 
     def ceiling_share(self) -> float | None: ...
 
+    def upload_room(self) -> float: ...
+
 
 @dataclass
 class FolderStats:

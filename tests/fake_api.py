@@ -59,6 +59,9 @@ class FakePacer:
     def ceiling_share(self) -> float | None:
         return None
 
+    def upload_room(self) -> float:
+        return float("inf")
+
     def requests_total(self) -> int:
         return 0
 

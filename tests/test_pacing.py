@@ -228,3 +228,62 @@ async def test_concurrency_429_waits_for_one_of_our_calls_to_finish() -> None:
         await pacer.wait_for_release(at_least=0.05)
         order.append("retry")
     assert order == ["holding", "released", "retry"]
+
+
+# -- % of ceiling while active -----------------------------------------------------------------
+async def _send(p: MailboxPacer, clock: FakeClock, nbytes: int, latency: float = 0.0) -> None:
+    async with p.slot(nbytes):
+        clock.now += latency
+
+
+@pytest.mark.anyio
+async def test_ceiling_share_is_full_for_a_client_that_fills_every_window_and_ends() -> None:
+    """Bursts of a whole window every window, then nothing left: 100%, whatever the last
+    window held (the mailbox had nothing more to send)."""
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    for _ in range(5):
+        await _send(p, clock, 1000)  # a full window's worth, waiting for room each time
+    await _send(p, clock, 300)  # the last, partial window
+    assert p.stats.upload_bytes == 5300
+    assert p.ceiling_share() == pytest.approx(1.0, abs=0.01)
+    assert p.active_s() == pytest.approx(50.0)
+
+
+@pytest.mark.anyio
+async def test_ceiling_share_counts_room_left_unused_while_items_were_ready() -> None:
+    """Spells of one half-window send each, lasting a window (a slow pipeline): each spell
+    could have carried a window's budget and carried half of it."""
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    for _ in range(6):
+        await _send(p, clock, 500, latency=10.0)  # one half-window send per window, busy
+    assert p.ceiling_share() == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.anyio
+async def test_idle_time_between_spells_is_not_active() -> None:
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    await _send(p, clock, 1000, latency=1.0)
+    clock.now += 3600.0  # nothing ready for an hour
+    await _send(p, clock, 1000, latency=1.0)
+    assert p.active_s() == pytest.approx(2.0)
+    # each spell: the whole room when it began, plus the budget's rate over the second it
+    # lasted (1,100 bytes), of which the send used 1,000; the idle hour is not counted
+    assert p.ceiling_share() == pytest.approx(2000 / 2200, abs=0.01)
+
+
+@pytest.mark.anyio
+async def test_upload_room_tracks_the_window() -> None:
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    assert p.upload_room() == float("inf")  # an empty window lets anything through
+    await _send(p, clock, 400)
+    assert p.upload_room() == pytest.approx(600)
+    clock.now += 10.0
+    assert p.upload_room() == float("inf")

@@ -470,6 +470,7 @@ def test_summary_has_a_totals_row_and_the_live_table_a_job_line() -> None:
     c.print(live_table(stats))
     text = c.file.getvalue()  # type: ignore[attr-defined]
     assert "4/10 items (40%) listed so far" in text and "MB/s now" in text
+    assert "% of ceiling" in text  # each mailbox's share of its budget while active, live
 
 
 async def test_no_progress_keeps_the_progress_events(caplog: Any) -> None:

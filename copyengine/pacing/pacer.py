@@ -36,6 +36,13 @@ class PacerStats:
     last_at: float | None = None
     slot_wait_s: float = 0.0  # time spent waiting for one of our own calls to finish
     max_inflight: int = 0
+    # "active": at least one request wanted a slot or was in flight (on a target mailbox:
+    # the pair had items ready to import). The budget available while active, per budget:
+    # the room in the window when a spell of activity begins, plus the budget's rate over
+    # the spell, minus the room left unused when it ends (nothing more was ready).
+    active_s: float = 0.0
+    capacity_bytes: float = 0.0
+    capacity_requests: float = 0.0
 
 
 class MailboxPacer:
@@ -63,6 +70,8 @@ class MailboxPacer:
         self.stats = PacerStats()
         self._waiters = 0
         self._wait_since = 0.0
+        self._demand = 0  # tasks in slot(): waiting for it or holding it
+        self._active_since = 0.0
 
     @property
     def inflight(self) -> int:
@@ -82,26 +91,62 @@ class MailboxPacer:
     def requests_total(self) -> int:
         return self.stats.requests
 
+    def active_s(self) -> float:
+        """Seconds during which a request to this mailbox wanted a slot or was in flight
+        (the current spell included: live)."""
+        extra = self._clock() - self._active_since if self._demand else 0.0
+        return self.stats.active_s + extra
+
     def ceiling_share(self) -> float | None:
-        """How close this mailbox ran to its budget while active (first to latest request):
-        upload bytes against the upload budget available over that time, or requests against
-        the request budget, whichever is nearer its limit (1.0 = at the ceiling). None
-        before two requests. Issue 14 refines "active" to the time it had items ready."""
+        """How close this mailbox ran to its budget while it had work (rclone measures speed
+        over active time the same way): upload bytes sent against the upload budget available
+        while active, or requests against the request budget, whichever is nearer its limit
+        (1.0 = at the ceiling). Active: at least one request wanted a slot or was in flight,
+        waits on the budgets included. The budget available over a spell of activity is the
+        room in the window when it began, plus the budget's rate over the spell, minus the
+        room unused when it ended (the mailbox had nothing more to send): a client that
+        sends a full window the moment it has room scores 100%, one that leaves room unused
+        while it has items ready scores less. None before any request."""
         st, lim = self.stats, self.limits
-        if st.first_at is None or st.last_at is None or st.last_at <= st.first_at:
+        cap_b, cap_r = st.capacity_bytes, st.capacity_requests
+        if self._demand:
+            spell = self._clock() - self._active_since
+            cap_b += lim.upload_bytes * spell / lim.upload_window
+            cap_r += lim.requests * spell / lim.request_window
+        if st.requests == 0:
             return None
-        active = st.last_at - st.first_at
-        # a sliding window lets a whole window's budget go at once: over ``active`` seconds
-        # the budget available is (active + window) / window windows' worth
-        by_bytes = (
-            st.upload_bytes
-            / ((active + lim.upload_window) / lim.upload_window)
-            / (lim.upload_bytes)
+        shares = [u / c for u, c in ((st.upload_bytes, cap_b), (st.requests, cap_r)) if c > 0]
+        return min(1.0, max(shares)) if shares else None
+
+    def _room(self, now: float) -> tuple[float, float]:
+        """Unused budget in both windows now, against the service's own limits."""
+        lim = self.limits
+        self._bytes.expire(now)
+        self._req.expire(now)
+        return (
+            max(0.0, lim.upload_bytes - self._bytes.total),
+            max(0.0, lim.requests - self._req.total),
         )
-        by_requests = (
-            st.requests / ((active + lim.request_window) / lim.request_window) / (lim.requests)
-        )
-        return max(by_bytes, by_requests)
+
+    def _enter(self) -> None:
+        if self._demand == 0:
+            now = self._clock()
+            room_b, room_r = self._room(now)
+            self.stats.capacity_bytes += room_b
+            self.stats.capacity_requests += room_r
+            self._active_since = now
+        self._demand += 1
+
+    def _leave(self) -> None:
+        self._demand -= 1
+        if self._demand == 0:
+            now = self._clock()
+            lim, st = self.limits, self.stats
+            spell = now - self._active_since
+            room_b, room_r = self._room(now)
+            st.active_s += spell
+            st.capacity_bytes += lim.upload_bytes * spell / lim.upload_window - room_b
+            st.capacity_requests += lim.requests * spell / lim.request_window - room_r
 
     def throttle_wall_s(self) -> float:
         """Wall-clock time throttled so far, the current wait included (live)."""
@@ -132,23 +177,38 @@ class MailboxPacer:
             wait = max(wait, self._bytes.delay(now, body_bytes, max(1.0, lim.upload_bytes * f)))
         return max(0.0, wait)
 
+    def upload_room(self) -> float:
+        """Request-body bytes that could be sent now without waiting on the upload budget
+        (infinite while the window is empty: anything passes then)."""
+        now = self._clock()
+        w = self._bytes
+        w.expire(now)
+        if w.total == 0:
+            return float("inf")
+        return self.limits.upload_bytes * self.rate.factor * self.limits.margin - w.total
+
     @asynccontextmanager
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
         """Hold one of the mailbox's request slots for one request."""
-        for _ in range(MAX_WAIT_ROUNDS):
-            now = self._clock()
-            wait = self.delay(now, body_bytes)
-            if wait > 0:
-                await self._throttle_sleep(wait)
-                continue
-            if self._inflight >= self.limits.concurrency:
-                t0 = self._clock()
-                await self._released.wait()
-                self.stats.slot_wait_s += self._clock() - t0
-                continue
-            break
-        else:  # pragma: no cover - bounded loop guard
-            raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
+        self._enter()
+        try:
+            for _ in range(MAX_WAIT_ROUNDS):
+                now = self._clock()
+                wait = self.delay(now, body_bytes)
+                if wait > 0:
+                    await self._throttle_sleep(wait)
+                    continue
+                if self._inflight >= self.limits.concurrency:
+                    t0 = self._clock()
+                    await self._released.wait()
+                    self.stats.slot_wait_s += self._clock() - t0
+                    continue
+                break
+            else:  # pragma: no cover - bounded loop guard
+                raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
+        except BaseException:
+            self._leave()
+            raise
         # No await between the checks above and the reservation: this is atomic.
         now = self._clock()
         self._inflight += 1
@@ -169,6 +229,7 @@ class MailboxPacer:
             self._inflight -= 1
             released, self._released = self._released, anyio.Event()
             released.set()
+            self._leave()
 
     def on_success(self) -> None:
         self.rate = self.rate.on_success()

@@ -64,7 +64,7 @@ class SlidingWindow:
         self._events: deque[tuple[float, int]] = deque()
         self.total = 0
 
-    def _expire(self, now: float) -> None:
+    def expire(self, now: float) -> None:
         ev = self._events
         while ev and ev[0][0] <= now - self.width:
             self.total -= ev.popleft()[1]
@@ -72,7 +72,7 @@ class SlidingWindow:
     def delay(self, now: float, amount: int, limit: float | None = None) -> float:
         """Seconds from ``now`` until ``amount`` fits under ``limit`` (default: own limit).
         An amount larger than the whole limit fits once the window is empty."""
-        self._expire(now)
+        self.expire(now)
         cap = self.limit if limit is None else limit
         excess = self.total + amount - cap
         if excess <= 0:
@@ -86,7 +86,7 @@ class SlidingWindow:
         return 0.0
 
     def record(self, now: float, amount: int) -> None:
-        self._expire(now)
+        self.expire(now)
         self._events.append((now, amount))
         self.total += amount
 

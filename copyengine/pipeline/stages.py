@@ -8,15 +8,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from anyio.abc import ObjectReceiveStream
 
 from ..config import Limits
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool, MailboxApi
 from ..plan import encoded_size
 from .ledger import Ledger
+from .ready import ReadyItems
 from .work import ByteShares, Exportable
 
+# Items ready to import per importer task: enough choice to keep the upload window full.
+READY_PER_IMPORTER = 4
 MISSING = "MissingFromResponse"  # the client's code for a requested id the answer left out
 
 
@@ -48,7 +51,12 @@ class Stages:
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
         send_b, recv_b = anyio.create_memory_object_stream[list[Exportable]](lim.exporters_per_pair)
-        send_i, recv_i = anyio.create_memory_object_stream[Exportable](lim.importers_per_pair * 2)
+        pacer = self.pool.client.pacer(self.pool.mailbox_id)
+        ready = ReadyItems(
+            lim.importers_per_pair * READY_PER_IMPORTER,
+            pacer.upload_room,
+            overdue_s=2 * lim.upload_window_s,
+        )
 
         async def produce() -> None:
             async with send_b:
@@ -57,12 +65,12 @@ class Stages:
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(produce)
-            async with send_i, recv_b:
+            async with recv_b:
                 for _ in range(lim.exporters_per_pair):
-                    tg.start_soon(self._exporter, recv_b.clone(), send_i.clone())
-            async with recv_i:
-                for _ in range(lim.importers_per_pair):
-                    tg.start_soon(self._importer, recv_i.clone())
+                    ready.producer()
+                    tg.start_soon(self._exporter, recv_b.clone(), ready)
+            for _ in range(lim.importers_per_pair):
+                tg.start_soon(self._importer, ready)
 
     def later(self, e: Exportable, reason: str, request_id: str | None) -> None:
         """Not a failure yet: settled (and perhaps resent) at the end of the pair. The state
@@ -73,39 +81,47 @@ class Stages:
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
-        self, recv: ObjectReceiveStream[list[Exportable]], send: ObjectSendStream[Exportable]
+        self, recv: ObjectReceiveStream[list[Exportable]], ready: ReadyItems
     ) -> None:
-        async with recv, send:
-            async for batch in recv:
-                nbytes = sum(encoded_size(e.item.size) for e in batch)
-                share = await self.shares.take(len(batch), nbytes)
+        try:
+            async with recv:
+                await self._export_all(recv, ready)
+        finally:
+            ready.done()
+
+    async def _export_all(
+        self, recv: ObjectReceiveStream[list[Exportable]], ready: ReadyItems
+    ) -> None:
+        async for batch in recv:
+            nbytes = sum(encoded_size(e.item.size) for e in batch)
+            share = await self.shares.take(len(batch), nbytes)
+            for e in batch:
+                e.share = share
+            try:
+                # The results hold views of one response buffer; handled in a helper so
+                # that no frame of this loop keeps them (and the buffer) alive afterwards.
+                ok = await self._accept(
+                    batch,
+                    await self.src.export_items(self.src_id, [e.item.id for e in batch]),
+                )
+            except Fatal:
+                await self.shares.done(share, len(batch))
+                raise
+            except ServiceError as exc:
+                await self.shares.done(share, len(batch))
                 for e in batch:
-                    e.share = share
-                try:
-                    # The results hold views of one response buffer; handled in a helper so
-                    # that no frame of this loop keeps them (and the buffer) alive afterwards.
-                    ok = await self._accept(
-                        batch,
-                        await self.src.export_items(self.src_id, [e.item.id for e in batch]),
-                    )
-                except Fatal:
-                    await self.shares.done(share, len(batch))
-                    raise
-                except ServiceError as exc:
-                    await self.shares.done(share, len(batch))
-                    for e in batch:
-                        self.later(e, exc.message, exc.request_id)
-                    continue
-                if not ok:
-                    continue
-                # The budget was taken on an estimate from the listed sizes; the data is
-                # what is held in memory (larger than the size: properties, structure).
-                await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
-                await self._intents(ok)
-                for e in ok:
-                    self.queued[e.item.id] = e
-                for e in ok:
-                    await send.send(e)
+                    self.later(e, exc.message, exc.request_id)
+                continue
+            if not ok:
+                continue
+            # The budget was taken on an estimate from the listed sizes; the data is
+            # what is held in memory (larger than the size: properties, structure).
+            await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
+            await self._intents(ok)
+            for e in ok:
+                self.queued[e.item.id] = e
+            for e in ok:
+                await ready.put(e)
 
     async def _intents(self, ok: list[Exportable]) -> None:
         """One durable write per folder in the batch (a batch is almost always one folder)."""
@@ -148,43 +164,42 @@ class Stages:
             folder_id, e.data, item_id=target_id, change_key=current.change_key
         )
 
-    async def _importer(self, recv: ObjectReceiveStream[Exportable]) -> None:
-        async with recv:
-            async for e in recv:
-                item = e.item
-                self.queued.pop(item.id, None)
-                self.inflight[item.id] = e
-                self.sent.add(item.id)
-                try:
-                    assert e.data is not None
-                    if e.update is not None:
-                        upd = await self._update(e)
-                        if upd is not None:
-                            self.ledger.updated(e.folder, item, upd.item_id, upd.change_key)
-                            continue
-                        # the copy to update is gone from the target: created again
-                        self.ledger.drift(e.folder, item, "deleted in the target: copied again")
-                    res = await self.pool.import_item(e.folder.target.id, e.data)
-                except Fatal:
-                    raise
-                except OutcomeUnknown as exc:
-                    self.ledger.unanswered(item, exc.message, exc.request_id)
-                    self.later(e, exc.message, exc.request_id)
-                except (ItemFailed, NotFound) as exc:
-                    reason = exc.message
-                    if exc.code == "ErrorFolderNotFound":
-                        reason += (
-                            "; the target folder is gone (deleted in the target?): "
-                            "`copyengine run --full` makes it again and copies its items"
-                        )
-                    self.ledger.failed(e.folder, item, reason, exc.request_id)
-                except ServiceError as exc:
-                    self.later(e, exc.message, exc.request_id)
-                else:
-                    self.ledger.copied(e.folder, item, res.item_id, res.change_key)
-                finally:
-                    self.inflight.pop(item.id, None)
-                    e.data = None
-                    await self.shares.done(e.share)
-                    e.share = None
-                await self.ledger.flush_if_needed()
+    async def _importer(self, ready: ReadyItems) -> None:
+        while (e := await ready.get()) is not None:
+            item = e.item
+            self.queued.pop(item.id, None)
+            self.inflight[item.id] = e
+            self.sent.add(item.id)
+            try:
+                assert e.data is not None
+                if e.update is not None:
+                    upd = await self._update(e)
+                    if upd is not None:
+                        self.ledger.updated(e.folder, item, upd.item_id, upd.change_key)
+                        continue
+                    # the copy to update is gone from the target: created again
+                    self.ledger.drift(e.folder, item, "deleted in the target: copied again")
+                res = await self.pool.import_item(e.folder.target.id, e.data)
+            except Fatal:
+                raise
+            except OutcomeUnknown as exc:
+                self.ledger.unanswered(item, exc.message, exc.request_id)
+                self.later(e, exc.message, exc.request_id)
+            except (ItemFailed, NotFound) as exc:
+                reason = exc.message
+                if exc.code == "ErrorFolderNotFound":
+                    reason += (
+                        "; the target folder is gone (deleted in the target?): "
+                        "`copyengine run --full` makes it again and copies its items"
+                    )
+                self.ledger.failed(e.folder, item, reason, exc.request_id)
+            except ServiceError as exc:
+                self.later(e, exc.message, exc.request_id)
+            else:
+                self.ledger.copied(e.folder, item, res.item_id, res.change_key)
+            finally:
+                self.inflight.pop(item.id, None)
+                e.data = None
+                await self.shares.done(e.share)
+                e.share = None
+            await self.ledger.flush_if_needed()

@@ -1,0 +1,118 @@
+"""Exported items waiting for an importer, and which one an importer takes next.
+
+A target mailbox's upload budget is a sliding window: whatever room it has now and is not
+used is lost. Importers that each hold one item and wait until it fits leave room unused
+whenever every held item is bigger than the room (the window then ran at 70-90% of its
+budget). Here an importer chooses when it is free, from every item ready:
+
+- the oldest item, when every ready item fits now (first in, first out whenever the budget
+  does not bind: the unthrottled order is unchanged);
+- else the largest that fits (large items start early, while there is room for them, and
+  small ones fill the gaps);
+- else the smallest (it fits soonest; the importer waits for it in the pacer, which counts
+  that wait as throttling and the mailbox as active);
+- an item passed over for ``overdue_s`` (two upload windows) is taken first whatever its size,
+  so no item waits for ever behind smaller ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
+from .work import Exportable
+
+# An import's body is the export's data plus the folder id and a few JSON keys.
+BODY_OVERHEAD = 96
+
+
+def body_estimate(e: Exportable) -> int:
+    data = e.data
+    if data is None:
+        n = 0
+    elif isinstance(data, str):
+        n = len(data)
+    else:
+        n = len(memoryview(data))
+    return n + len(e.folder.target.id) + BODY_OVERHEAD
+
+
+@dataclass(eq=False, slots=True)
+class _Ready:
+    e: Exportable
+    nbytes: int
+    since: float
+
+
+class ReadyItems:
+    def __init__(
+        self,
+        capacity: int,
+        room: Callable[[], float],
+        overdue_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.capacity = max(1, capacity)
+        self._room = room
+        self._overdue = overdue_s
+        self._clock = clock
+        self._items: list[_Ready] = []  # oldest first
+        self._producers = 0
+        self._closed = False
+        self._changed = anyio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def producer(self) -> None:
+        """One more task will put items (``done`` when it has finished)."""
+        self._producers += 1
+
+    def done(self) -> None:
+        self._producers -= 1
+        if self._producers <= 0:
+            self._closed = True
+            self._signal()
+
+    def _signal(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
+
+    async def put(self, e: Exportable) -> None:
+        while len(self._items) >= self.capacity:
+            await self._changed.wait()
+        self._items.append(_Ready(e, body_estimate(e), self._clock()))
+        self._signal()
+
+    async def get(self) -> Exportable | None:
+        """The next item to import, or None once every producer is done and nothing is left."""
+        while not self._items:
+            if self._closed:
+                return None
+            await self._changed.wait()
+        r = self._items.pop(self._choose())
+        self._signal()
+        return r.e
+
+    def _choose(self) -> int:
+        items = self._items
+        first = items[0]
+        if len(items) == 1 or self._clock() - first.since >= self._overdue:
+            return 0
+        room = self._room()
+        best, best_n = -1, -1
+        large_n = 0
+        small, small_n = 0, first.nbytes
+        for i, r in enumerate(items):
+            n = r.nbytes
+            large_n = max(large_n, n)
+            if best_n < n <= room:
+                best, best_n = i, n
+            if n < small_n:
+                small, small_n = i, n
+        if large_n <= room:
+            return 0  # everything fits: first in, first out
+        return best if best >= 0 else small

@@ -1,0 +1,125 @@
+"""Which exported item an importer takes next (pipeline/ready.py): first in, first out while
+the upload budget does not bind; the largest that fits when it does; the smallest when none
+fits; an item passed over too long first."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from copyengine.pipeline.ready import BODY_OVERHEAD, ReadyItems
+from copyengine.pipeline.work import Exportable
+
+pytestmark = pytest.mark.anyio
+
+
+class _Target:
+    id = "F"
+
+
+class _Folder:
+    target = _Target()
+
+
+def _item(name: str, nbytes: int) -> Exportable:
+    e = Exportable.__new__(Exportable)
+    e.item = name  # type: ignore[assignment]
+    e.folder = _Folder()  # type: ignore[assignment]
+    e.data = b"x" * (nbytes - BODY_OVERHEAD - 1)
+    e.update = None
+    e.share = None
+    return e
+
+
+def _name(e: Exportable) -> str:
+    return cast(str, e.item)
+
+
+class Clock:
+    now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _fill(ready: ReadyItems, sizes: dict[str, int]) -> None:
+    ready.producer()
+    for name, n in sizes.items():
+        await ready.put(_item(name, n))
+    ready.done()
+
+
+async def _order(room: Any, sizes: dict[str, int], clock: Clock | None = None) -> list[str]:
+    ready = ReadyItems(64, room, overdue_s=10.0, clock=clock or Clock())
+    await _fill(ready, sizes)
+    out = []
+    while (e := await ready.get()) is not None:
+        out.append(_name(e))
+    return out
+
+
+async def test_first_in_first_out_when_everything_fits() -> None:
+    sizes = {"a": 500, "b": 100, "c": 900, "d": 50}
+    assert await _order(lambda: float("inf"), sizes) == ["a", "b", "c", "d"]
+    assert await _order(lambda: 1000.0, sizes) == ["a", "b", "c", "d"]
+
+
+async def test_largest_that_fits_when_the_budget_binds() -> None:
+    sizes = {"big": 900, "mid": 400, "small": 100, "tiny": 50}
+    # room for 450 bytes: the mid item, not the oldest (900 would wait) nor a small one
+    assert (await _order(lambda: 450.0, sizes))[0] == "mid"
+
+
+async def test_smallest_when_nothing_fits() -> None:
+    sizes = {"big": 900, "mid": 400, "small": 100}
+    assert (await _order(lambda: 10.0, sizes))[0] == "small"
+
+
+async def test_an_item_passed_over_too_long_goes_first() -> None:
+    clock = Clock()
+    ready = ReadyItems(64, lambda: 450.0, overdue_s=10.0, clock=clock)
+    await _fill(ready, {"big": 900, "mid": 400, "small": 100})
+    first = await ready.get()
+    assert first is not None and _name(first) == "mid"
+    clock.now = 11.0  # "big" has waited more than overdue_s
+    second = await ready.get()
+    assert second is not None and _name(second) == "big"
+
+
+async def test_put_waits_for_capacity_and_get_ends_when_producers_are_done() -> None:
+    ready = ReadyItems(2, lambda: float("inf"), overdue_s=10.0)
+    ready.producer()
+    got: list[str] = []
+
+    async def consume() -> None:
+        while (e := await ready.get()) is not None:
+            got.append(_name(e))
+            await anyio.lowlevel.checkpoint()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(consume)
+        for i in range(10):
+            await ready.put(_item(f"i{i}", 200))
+            assert len(ready) <= 2
+        ready.done()
+    assert got == [f"i{i}" for i in range(10)]
+
+
+@pytest.mark.parametrize("capacity", [1, 3])
+async def test_every_item_comes_out_once(capacity: int) -> None:
+    ready = ReadyItems(capacity, lambda: 300.0, overdue_s=10.0)
+    sizes = {f"i{i}": 100 + (i * 97) % 600 for i in range(40)}
+    out: list[str] = []
+
+    async def consume() -> None:
+        while (e := await ready.get()) is not None:
+            out.append(_name(e))
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(consume)
+        await _fill(ready, sizes)
+    assert sorted(out) == sorted(sizes)
