@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import ssl
 import statistics
@@ -246,6 +247,8 @@ def run_once(
                 str(_job_toml(info, pairs, tmp, s.limits, s.profile, state)),
                 "--no-progress",
             ]
+            # diagnostics: the engine run under a profiler, e.g. "py-spy record -o p.svg --"
+            cmd = shlex.split(os.environ.get("CE_BENCH_WRAP", "")) + cmd
         else:
             cmd = [
                 sys.executable,

@@ -65,6 +65,7 @@ class MailboxPacer:
         self._bytes = SlidingWindow(lim.upload_bytes, lim.upload_window + lim.window_slack)
         self._inflight = 0
         self._released = anyio.Event()
+        self._release_waiters = 0
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
         self.stats = PacerStats()
@@ -200,7 +201,7 @@ class MailboxPacer:
                     continue
                 if self._inflight >= self.limits.concurrency:
                     t0 = self._clock()
-                    await self._released.wait()
+                    await self._wait_released()
                     self.stats.slot_wait_s += self._clock() - t0
                     continue
                 break
@@ -227,9 +228,18 @@ class MailboxPacer:
             yield
         finally:
             self._inflight -= 1
-            released, self._released = self._released, anyio.Event()
-            released.set()
+            if self._release_waiters:  # a new event only when someone waits on this one
+                released, self._released = self._released, anyio.Event()
+                released.set()
             self._leave()
+
+    async def _wait_released(self) -> None:
+        """Until one of our calls to this mailbox finishes."""
+        self._release_waiters += 1
+        try:
+            await self._released.wait()
+        finally:
+            self._release_waiters -= 1
 
     def on_success(self) -> None:
         self.rate = self.rate.on_success()
@@ -249,7 +259,7 @@ class MailboxPacer:
         t0 = self._clock()
         if self._inflight > 0:
             with anyio.move_on_after(at_most):
-                await self._released.wait()
+                await self._wait_released()
         rest = at_least - (self._clock() - t0)
         if rest > 0:
             await self._sleep(rest)

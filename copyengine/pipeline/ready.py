@@ -63,6 +63,7 @@ class ReadyItems:
         self._producers = 0
         self._closed = False
         self._changed = anyio.Event()
+        self._waiters = 0
 
     def __len__(self) -> int:
         return len(self._items)
@@ -78,12 +79,20 @@ class ReadyItems:
             self._signal()
 
     def _signal(self) -> None:
-        changed, self._changed = self._changed, anyio.Event()
-        changed.set()
+        if self._waiters:  # a new event only when someone waits on this one
+            changed, self._changed = self._changed, anyio.Event()
+            changed.set()
+
+    async def _wait(self) -> None:
+        self._waiters += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiters -= 1
 
     async def put(self, e: Exportable) -> None:
         while len(self._items) >= self.capacity:
-            await self._changed.wait()
+            await self._wait()
         self._items.append(_Ready(e, body_estimate(e), self._clock()))
         self._signal()
 
@@ -92,7 +101,7 @@ class ReadyItems:
         while not self._items:
             if self._closed:
                 return None
-            await self._changed.wait()
+            await self._wait()
         r = self._items.pop(self._choose())
         self._signal()
         return r.e

@@ -17,6 +17,8 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -96,6 +98,15 @@ def _explain(exc: BaseException) -> str:
     return text
 
 
+@dataclass(eq=False, slots=True)
+class _Intents:
+    """One caller's intents waiting for the group commit."""
+
+    rows: list[tuple[Any, ...]]
+    written: bool = False
+    error: StateError | None = None
+
+
 class SQLiteStore:
     """SQLite in WAL mode; every statement runs in a worker thread so the event loop never
     waits on the disk. Outcomes are buffered and committed together."""
@@ -119,6 +130,8 @@ class SQLiteStore:
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, Outcome]] = []
+        self._intents_queued: list[_Intents] = []
+        self._intents_lock = anyio.Lock()
         self.commits = 0
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -456,22 +469,40 @@ class SQLiteStore:
             for i in intents
         ]
 
-        def fn(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            db.executemany(
-                "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
-                "target_folder_id, status, attempts, updated, source_change_key) "
-                "VALUES (?,?,?,?,?,?,?,1,?,?) "
-                "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
-                "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
-                "updated=excluded.updated, search_key=excluded.search_key, "
-                "source_change_key=excluded.source_change_key",
-                rows,
-            )
-            db.execute("COMMIT")
-            self.commits += 1
+        # Group commit: callers that arrive while a transaction is being written wait for
+        # the lock; the first of them then writes every batch queued meanwhile in one
+        # transaction (one commit for many exporters instead of one each).
+        mine = _Intents(rows)
+        self._intents_queued.append(mine)
+        async with self._intents_lock:
+            if not mine.written:
+                batch, self._intents_queued = self._intents_queued, []
+                all_rows = [r for b in batch for r in b.rows]
+                try:
+                    await self._call(partial(self._write_intents, all_rows))
+                except StateError as exc:
+                    for b in batch:
+                        b.error = exc
+                finally:
+                    for b in batch:
+                        b.written = True
+        if mine.error is not None:
+            raise mine.error
 
-        await self._call(fn)
+    def _write_intents(self, rows: list[tuple[Any, ...]], db: sqlite3.Connection) -> None:
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
+            "target_folder_id, status, attempts, updated, source_change_key) "
+            "VALUES (?,?,?,?,?,?,?,1,?,?) "
+            "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
+            "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
+            "updated=excluded.updated, search_key=excluded.search_key, "
+            "source_change_key=excluded.source_change_key",
+            rows,
+        )
+        db.execute("COMMIT")
+        self.commits += 1
 
     def record_outcome(self, pair: str, outcome: Outcome) -> None:
         self._buffer.append((pair, outcome))
