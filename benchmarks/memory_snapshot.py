@@ -22,7 +22,7 @@ from tests.emu import base_config, running
 from tests.jobs import write_job
 
 
-async def snapshot(pairs_n: int, top: int) -> None:
+async def snapshot(pairs_n: int, top: int, by: str = "filename") -> None:
     cfg = base_config(profile="unlimited")
     cfg["tenants"][0]["user_sets"] = [
         {"prefix": "s", "count": pairs_n, "mailbox": {"items": 20, "sizes": 2000}}
@@ -56,7 +56,7 @@ async def snapshot(pairs_n: int, top: int) -> None:
                 tg.cancel_scope.cancel()
     print(f"copied {stats.total('copied')} items; snapshot taken: {bool(taken)}")
     if taken:
-        for stat in taken[0].compare_to(base, "filename")[:top]:
+        for stat in taken[0].compare_to(base, by)[:top]:
             print(stat)
 
 
@@ -64,8 +64,9 @@ def main() -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.memory_snapshot")
     p.add_argument("--pairs", type=int, default=300)
     p.add_argument("--top", type=int, default=15)
+    p.add_argument("--by", choices=("filename", "lineno", "traceback"), default="filename")
     a = p.parse_args()
-    anyio.run(snapshot, a.pairs, a.top)
+    anyio.run(snapshot, a.pairs, a.top, a.by)
 
 
 if __name__ == "__main__":

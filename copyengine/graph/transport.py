@@ -17,8 +17,10 @@ from typing import Any
 from urllib.parse import unquote
 
 import aiohttp
+import aiohttp.payload
 import orjson
 import structlog
+from aiohttp.abc import AbstractStreamWriter
 from yarl import URL
 
 from ..auth import TokenProvider
@@ -103,8 +105,8 @@ class Call:
 
 
 CHUNK = 1 << 20
-# A body of parts up to this size is joined and sent in one write; larger ones are streamed
-# (no copy of a large item is ever made).
+# A body of parts up to this size is joined as it is written, in one write; larger ones are
+# streamed (no copy of a large item is ever made).
 JOIN_MAX = 256 << 10
 
 
@@ -138,13 +140,32 @@ def _request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
 
 
-async def _stream(parts: tuple[bytes | memoryview, ...]) -> Any:
-    """Yield the parts in slices of at most 1 MiB: the socket buffer never holds a copy of a
-    whole large item, and nothing is concatenated."""
-    for part in parts:
-        view = memoryview(part)
-        for k in range(0, len(view), CHUNK):
-            yield view[k : k + CHUNK]
+class _Parts(aiohttp.payload.Payload):
+    """A request body sent as its parts, never held joined: a small body is joined only for
+    the moment it is written (one write, with the headers: cheaper than streaming it), a
+    large one is streamed in slices of at most 1 MiB, so the socket buffer never holds a copy
+    of a whole large item. Nothing is copied while the request waits for a connection."""
+
+    def __init__(self, parts: tuple[bytes | memoryview, ...]) -> None:
+        super().__init__(parts, content_type="application/json")
+        self._size = self._total = sum(len(p) for p in parts)
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return b"".join(self._value).decode(encoding, errors)
+
+    async def write(self, writer: AbstractStreamWriter) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(
+        self, writer: AbstractStreamWriter, content_length: int | None
+    ) -> None:
+        if self._total <= JOIN_MAX:
+            await writer.write(b"".join(self._value))
+            return
+        for part in self._value:
+            view = memoryview(part)
+            for k in range(0, len(view), CHUNK):
+                await writer.write(view[k : k + CHUNK])
 
 
 async def _read_into(resp: aiohttp.ClientResponse, length: int) -> Any:
@@ -285,13 +306,7 @@ class Transport:
         self.requests += 1
         data: Any = body
         if call.parts is not None:
-            size = sum(len(p) for p in call.parts)
-            if size <= JOIN_MAX:
-                # one short copy, sent with the headers in one write: cheaper than streaming
-                data = b"".join(call.parts)
-            else:
-                data = _stream(call.parts)
-                headers["Content-Length"] = str(size)
+            data = _Parts(call.parts)
         try:
             async with self.http.request(call.method, url, data=data, headers=headers) as resp:
                 if call.raw and resp.status < 300 and (resp.content_length or 0) > CHUNK:
