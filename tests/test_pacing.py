@@ -287,3 +287,19 @@ async def test_upload_room_tracks_the_window() -> None:
     assert p.upload_room() == pytest.approx(600)
     clock.now += 10.0
     assert p.upload_room() == float("inf")
+
+
+@pytest.mark.anyio
+async def test_requests_without_a_body_do_not_count_as_time_with_items_ready() -> None:
+    """Setting a mailbox up (folders, an import session: requests without a body) is not
+    time the upload budget could have been used: only uploads count for the byte share."""
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    for _ in range(30):
+        await _send(p, clock, 0, latency=1.0)  # 30 s of setup
+    for _ in range(3):
+        await _send(p, clock, 1000)
+    assert p.active_s() == pytest.approx(50.0)
+    assert p.stats.upload_active_s == pytest.approx(20.0)
+    assert p.ceiling_share() == pytest.approx(1.0, abs=0.01)

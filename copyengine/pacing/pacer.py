@@ -36,13 +36,46 @@ class PacerStats:
     last_at: float | None = None
     slot_wait_s: float = 0.0  # time spent waiting for one of our own calls to finish
     max_inflight: int = 0
-    # "active": at least one request wanted a slot or was in flight (on a target mailbox:
-    # the pair had items ready to import). The budget available while active, per budget:
-    # the room in the window when a spell of activity begins, plus the budget's rate over
-    # the spell, minus the room left unused when it ends (nothing more was ready).
+    # time a request wanted a slot or was in flight, and time an upload (a request with a
+    # body: on a target mailbox, an item ready to import) did; see ``Activity``
     active_s: float = 0.0
-    capacity_bytes: float = 0.0
-    capacity_requests: float = 0.0
+    upload_active_s: float = 0.0
+
+
+class Activity:
+    """Spells during which at least one request of a kind wanted a slot or was in flight, and
+    the budget available over them: the room in the window when a spell began, plus the
+    budget's rate over the spell, minus the room left unused when it ended (nothing more
+    of that kind was ready)."""
+
+    __slots__ = ("active_s", "capacity", "demand", "rate", "since")
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate  # budget per second: limit / window
+        self.demand = 0
+        self.since = 0.0
+        self.active_s = 0.0
+        self.capacity = 0.0
+
+    def enter(self, now: float, room: float) -> None:
+        if self.demand == 0:
+            self.capacity += room
+            self.since = now
+        self.demand += 1
+
+    def leave(self, now: float, room: float) -> None:
+        self.demand -= 1
+        if self.demand == 0:
+            spell = now - self.since
+            self.active_s += spell
+            self.capacity += self.rate * spell - room
+
+    def totals(self, now: float) -> tuple[float, float]:
+        """(active seconds, budget available), the current spell included."""
+        if self.demand == 0:
+            return self.active_s, self.capacity
+        spell = now - self.since
+        return self.active_s + spell, self.capacity + self.rate * spell
 
 
 class MailboxPacer:
@@ -71,8 +104,9 @@ class MailboxPacer:
         self.stats = PacerStats()
         self._waiters = 0
         self._wait_since = 0.0
-        self._demand = 0  # tasks in slot(): waiting for it or holding it
-        self._active_since = 0.0
+        lim = self.limits
+        self._req_act = Activity(lim.requests / lim.request_window)
+        self._up_act = Activity(lim.upload_bytes / lim.upload_window)
 
     @property
     def inflight(self) -> int:
@@ -95,59 +129,56 @@ class MailboxPacer:
     def active_s(self) -> float:
         """Seconds during which a request to this mailbox wanted a slot or was in flight
         (the current spell included: live)."""
-        extra = self._clock() - self._active_since if self._demand else 0.0
-        return self.stats.active_s + extra
+        return self._req_act.totals(self._clock())[0]
 
     def ceiling_share(self) -> float | None:
         """How close this mailbox ran to its budget while it had work (rclone measures speed
-        over active time the same way): upload bytes sent against the upload budget available
-        while active, or requests against the request budget, whichever is nearer its limit
-        (1.0 = at the ceiling). Active: at least one request wanted a slot or was in flight,
-        waits on the budgets included. The budget available over a spell of activity is the
+        over active time the same way): upload bytes against the upload budget available
+        while an upload was ready (waiting for a slot, on the budget, or in flight), or
+        requests against the request budget available while any request was, whichever is
+        nearer its limit (1.0 = at the ceiling). The budget available over a spell is the
         room in the window when it began, plus the budget's rate over the spell, minus the
-        room unused when it ended (the mailbox had nothing more to send): a client that
-        sends a full window the moment it has room scores 100%, one that leaves room unused
-        while it has items ready scores less. None before any request."""
-        st, lim = self.stats, self.limits
-        cap_b, cap_r = st.capacity_bytes, st.capacity_requests
-        if self._demand:
-            spell = self._clock() - self._active_since
-            cap_b += lim.upload_bytes * spell / lim.upload_window
-            cap_r += lim.requests * spell / lim.request_window
+        room unused when it ended (nothing more was ready): a client that sends a full
+        window the moment it has room scores 100%, one that leaves room unused while it has
+        items ready scores less. Capped at 100% (over a spell shorter than a window, the
+        window may give back more than its average rate). None before any request."""
+        st = self.stats
         if st.requests == 0:
             return None
-        shares = [u / c for u, c in ((st.upload_bytes, cap_b), (st.requests, cap_r)) if c > 0]
+        now = self._clock()
+        shares = [
+            used / cap
+            for used, (_, cap) in (
+                (st.upload_bytes, self._up_act.totals(now)),
+                (st.requests, self._req_act.totals(now)),
+            )
+            if cap > 0
+        ]
         return min(1.0, max(shares)) if shares else None
 
-    def _room(self, now: float) -> tuple[float, float]:
-        """Unused budget in both windows now, against the service's own limits."""
+    def _enter(self, body_bytes: int) -> None:
+        now = self._clock()
         lim = self.limits
-        self._bytes.expire(now)
-        self._req.expire(now)
-        return (
-            max(0.0, lim.upload_bytes - self._bytes.total),
-            max(0.0, lim.requests - self._req.total),
-        )
+        if self._req_act.demand == 0:
+            self._req.expire(now)
+        self._req_act.enter(now, max(0.0, lim.requests - self._req.total))
+        if body_bytes:
+            if self._up_act.demand == 0:
+                self._bytes.expire(now)
+            self._up_act.enter(now, max(0.0, lim.upload_bytes - self._bytes.total))
 
-    def _enter(self) -> None:
-        if self._demand == 0:
-            now = self._clock()
-            room_b, room_r = self._room(now)
-            self.stats.capacity_bytes += room_b
-            self.stats.capacity_requests += room_r
-            self._active_since = now
-        self._demand += 1
-
-    def _leave(self) -> None:
-        self._demand -= 1
-        if self._demand == 0:
-            now = self._clock()
-            lim, st = self.limits, self.stats
-            spell = now - self._active_since
-            room_b, room_r = self._room(now)
-            st.active_s += spell
-            st.capacity_bytes += lim.upload_bytes * spell / lim.upload_window - room_b
-            st.capacity_requests += lim.requests * spell / lim.request_window - room_r
+    def _leave(self, body_bytes: int) -> None:
+        now = self._clock()
+        lim = self.limits
+        if self._req_act.demand == 1:
+            self._req.expire(now)
+        self._req_act.leave(now, max(0.0, lim.requests - self._req.total))
+        if body_bytes:
+            if self._up_act.demand == 1:
+                self._bytes.expire(now)
+            self._up_act.leave(now, max(0.0, lim.upload_bytes - self._bytes.total))
+        st = self.stats
+        st.active_s, st.upload_active_s = self._req_act.active_s, self._up_act.active_s
 
     def throttle_wall_s(self) -> float:
         """Wall-clock time throttled so far, the current wait included (live)."""
@@ -191,7 +222,7 @@ class MailboxPacer:
     @asynccontextmanager
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
         """Hold one of the mailbox's request slots for one request."""
-        self._enter()
+        self._enter(body_bytes)
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
@@ -208,7 +239,7 @@ class MailboxPacer:
             else:  # pragma: no cover - bounded loop guard
                 raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
         except BaseException:
-            self._leave()
+            self._leave(body_bytes)
             raise
         # No await between the checks above and the reservation: this is atomic.
         now = self._clock()
@@ -231,7 +262,7 @@ class MailboxPacer:
             if self._release_waiters:  # a new event only when someone waits on this one
                 released, self._released = self._released, anyio.Event()
                 released.set()
-            self._leave()
+            self._leave(body_bytes)
 
     async def _wait_released(self) -> None:
         """Until one of our calls to this mailbox finishes."""
