@@ -254,13 +254,14 @@ async def test_ceiling_share_is_full_for_a_client_that_fills_every_window_and_en
 @pytest.mark.anyio
 async def test_ceiling_share_counts_room_left_unused_while_items_were_ready() -> None:
     """Spells of one half-window send each, lasting a window (a slow pipeline): each spell
-    could have carried a window's budget and carried half of it."""
+    could have carried a window's budget (the first one the empty window's too) and carried
+    half a window."""
     clock = FakeClock()
     lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
     p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
     for _ in range(6):
         await _send(p, clock, 500, latency=10.0)  # one half-window send per window, busy
-    assert p.ceiling_share() == pytest.approx(0.5, abs=0.01)
+    assert p.ceiling_share() == pytest.approx(3000 / (1000 + 5 * 1000 + 500), abs=0.01)
 
 
 @pytest.mark.anyio
@@ -303,3 +304,62 @@ async def test_requests_without_a_body_do_not_count_as_time_with_items_ready() -
     assert p.active_s() == pytest.approx(50.0)
     assert p.stats.upload_active_s == pytest.approx(20.0)
     assert p.ceiling_share() == pytest.approx(1.0, abs=0.01)
+
+
+def test_sliding_window_keeps_few_entries_and_never_expires_early() -> None:
+    """A busy mailbox's 10-minute request window: 20,000 sends are kept as at most ~1,000
+    buckets, and the wait computed is never shorter than the exact one (nor longer by more
+    than one bucket's span)."""
+    import random
+
+    rng = random.Random(5)
+    width, limit = 600.0, 10_000
+    w = SlidingWindow(limit=limit, width=width)
+    exact: list[tuple[float, int]] = []
+    t = 0.0
+    for _ in range(20_000):
+        t += rng.expovariate(30.0)  # ~30 requests a second
+        if w.delay(t, 1) == 0.0:
+            w.record(t, 1)
+            exact.append((t, 1))
+        assert len(w) <= SlidingWindow.BUCKETS + 1
+        if rng.random() < 0.01:
+            live = [(s, a) for s, a in exact if s > t - width]
+            excess = sum(a for _, a in live) + 1 - limit
+            want = 0.0
+            for s, a in live:
+                if excess <= 0:
+                    break
+                excess -= a
+                want = s + width - t
+            got = w.delay(t, 1)
+            assert want - 1e-9 <= got <= want + width / SlidingWindow.BUCKETS + 1e-9
+
+
+@pytest.mark.anyio
+async def test_a_request_in_flight_holds_its_budget_until_answered() -> None:
+    """The service counts a request when it arrives, after we send it: its budget is held
+    while it is in flight and given back a window after its answer, never a window after
+    it was sent (a slow upload would otherwise be counted out before the service does)."""
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    await _send(p, clock, 600, latency=3.0)  # sent at 1000, answered at 1003
+    assert p.upload_room() == pytest.approx(400)
+    assert p.delay(clock.now, 600) == pytest.approx(10.0)  # 1003 + 10, not 1000 + 10
+    entered = anyio.Event()
+    order: list[str] = []
+
+    async def slow() -> None:
+        async with p.slot(300):
+            entered.set()
+            await anyio.lowlevel.checkpoint()
+            order.append("slow answered")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(slow)
+        await entered.wait()
+        # 300 bytes in flight + 600 recorded: another 300 does not fit until something
+        # is answered and then expires
+        assert p.delay(clock.now, 300) > 0
+    assert order == ["slow answered"]

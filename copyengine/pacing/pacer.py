@@ -8,6 +8,7 @@ injected (``clock``/``sleep``) so tests run without sleeping.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -78,6 +79,23 @@ class Activity:
         return self.active_s + spell, self.capacity + self.rate * spell
 
 
+def _wait(w: SlidingWindow, now: float, amount: int, held: int, cap: float) -> float:
+    """Seconds until ``amount`` more fits in window ``w`` with ``held`` in flight (not yet in
+    the window: they enter it when answered); ``inf`` when only an answer can make room. An
+    amount larger than the whole budget goes alone, once the window is empty."""
+    w.expire(now)
+    if amount >= cap:
+        if held:
+            return math.inf
+        return w.delay(now, amount, cap)
+    need = w.total + held + amount - cap
+    if need <= 0:
+        return 0.0
+    if held + amount > cap:
+        return math.inf
+    return w.delay(now, held + amount, cap)
+
+
 class MailboxPacer:
     def __init__(
         self,
@@ -99,6 +117,8 @@ class MailboxPacer:
         self._inflight = 0
         self._released = anyio.Event()
         self._release_waiters = 0
+        self._held_requests = 0  # in flight: counted against the budgets until answered
+        self._held_bytes = 0
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
         self.stats = PacerStats()
@@ -198,26 +218,28 @@ class MailboxPacer:
         self.stats.throttle_wait_s += wait
 
     def delay(self, now: float, body_bytes: int) -> float:
-        """Seconds until a request with ``body_bytes`` of body may be sent (pure in ``now``)."""
+        """Seconds until a request with ``body_bytes`` of body may be sent (pure in ``now``;
+        ``inf``: not before one of our requests in flight has been answered)."""
         lim = self.limits
         f = self.rate.factor * lim.margin
         wait = max(
             self.blocked_until - now,
-            self._req.delay(now, 1, max(1.0, lim.requests * f)),
+            _wait(self._req, now, 1, self._held_requests, max(1.0, lim.requests * f)),
         )
         if body_bytes:
-            wait = max(wait, self._bytes.delay(now, body_bytes, max(1.0, lim.upload_bytes * f)))
+            cap = max(1.0, lim.upload_bytes * f)
+            wait = max(wait, _wait(self._bytes, now, body_bytes, self._held_bytes, cap))
         return max(0.0, wait)
 
     def upload_room(self) -> float:
         """Request-body bytes that could be sent now without waiting on the upload budget
-        (infinite while the window is empty: anything passes then)."""
-        now = self._clock()
+        (infinite while the window is empty and nothing is in flight: anything passes)."""
         w = self._bytes
-        w.expire(now)
-        if w.total == 0:
+        w.expire(self._clock())
+        if w.total == 0 and self._held_bytes == 0:
             return float("inf")
-        return self.limits.upload_bytes * self.rate.factor * self.limits.margin - w.total
+        lim = self.limits
+        return lim.upload_bytes * self.rate.factor * lim.margin - w.total - self._held_bytes
 
     @asynccontextmanager
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
@@ -227,6 +249,11 @@ class MailboxPacer:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
                 wait = self.delay(now, body_bytes)
+                if wait == math.inf:  # the budget frees up once a request in flight is answered
+                    t0 = self._clock()
+                    await self._wait_released()
+                    self.stats.throttle_wait_s += self._clock() - t0
+                    continue
                 if wait > 0:
                     await self._throttle_sleep(wait)
                     continue
@@ -245,9 +272,11 @@ class MailboxPacer:
         now = self._clock()
         self._inflight += 1
         self.stats.max_inflight = max(self.stats.max_inflight, self._inflight)
-        self._req.record(now, 1)
-        if body_bytes:
-            self._bytes.record(now, body_bytes)
+        # Held while in flight, and counted in the windows from the answer on: the service
+        # counts a request when it arrives, which is after we send it and before we have its
+        # answer, so its budget is never given back earlier than the service gives it back.
+        self._held_requests += 1
+        self._held_bytes += body_bytes
         st = self.stats
         st.requests += 1
         st.upload_bytes += body_bytes
@@ -259,6 +288,12 @@ class MailboxPacer:
             yield
         finally:
             self._inflight -= 1
+            self._held_requests -= 1
+            self._held_bytes -= body_bytes
+            done = self._clock()
+            self._req.record(done, 1)
+            if body_bytes:
+                self._bytes.record(done, body_bytes)
             if self._release_waiters:  # a new event only when someone waits on this one
                 released, self._released = self._released, anyio.Event()
                 released.set()

@@ -54,15 +54,27 @@ class PacerLimits:
 
 
 class SlidingWindow:
-    """Amounts sent over a sliding window: how long until ``amount`` more fits."""
+    """Amounts sent over a sliding window: how long until ``amount`` more fits.
 
-    __slots__ = ("_events", "limit", "total", "width")
+    Sends close together are kept as one bucket (at most ``width / BUCKETS`` apart), counted
+    as sent at the latest of them: the window then holds at most ``BUCKETS`` entries however
+    many requests a busy mailbox makes (Exchange's request window is 10 minutes and 10,000
+    requests long: thousands of mailboxes would otherwise keep millions of entries), and an
+    amount is never treated as expired before the service would expire it."""
+
+    BUCKETS = 1000
+    __slots__ = ("_events", "_grain", "limit", "total", "width")
 
     def __init__(self, limit: int, width: float) -> None:
         self.limit = limit
         self.width = width
-        self._events: deque[tuple[float, int]] = deque()
+        self._grain = width / self.BUCKETS
+        # (counted as sent at, amount, bucket opened at)
+        self._events: deque[tuple[float, int, float]] = deque()
         self.total = 0
+
+    def __len__(self) -> int:
+        return len(self._events)
 
     def expire(self, now: float) -> None:
         ev = self._events
@@ -79,7 +91,7 @@ class SlidingWindow:
             return 0.0
         if amount >= cap:
             excess = self.total  # wait for an empty window
-        for t, a in self._events:
+        for t, a, _ in self._events:
             excess -= a
             if excess <= 0:
                 return max(0.0, t + self.width - now)
@@ -87,7 +99,12 @@ class SlidingWindow:
 
     def record(self, now: float, amount: int) -> None:
         self.expire(now)
-        self._events.append((now, amount))
+        ev = self._events
+        if ev and now - ev[-1][2] < self._grain:
+            _, a, opened = ev[-1]
+            ev[-1] = (now, a + amount, opened)
+        else:
+            ev.append((now, amount, now))
         self.total += amount
 
 
