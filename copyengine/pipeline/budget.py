@@ -19,6 +19,7 @@ class ByteBudget:
         self.limit = limit
         self.in_use = 0
         self.peak = 0
+        self.holders = 0  # pairs holding (or about to hold) part of the budget: fair shares
         self._waiters: deque[tuple[int, anyio.Event]] = deque()
 
     def _fits(self, n: int) -> bool:

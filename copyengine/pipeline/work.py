@@ -6,11 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from ..graph import Folder, Item
 from ..plan import FolderPlan
 from ..report import FolderStats
 from ..state import ItemRecord
 from .budget import ByteBudget
+
+MAX_SHARE_WAITS = 1_000_000  # bound on a pair's waits for its own imports to free bytes
 
 
 @dataclass
@@ -58,17 +62,48 @@ class Exportable:
 class ByteShares:
     """The pair's shares of the job-wide byte budget, released in one place: when the last
     item of an export response leaves the pipeline (imported, failed, gone), or all at once
-    when the pair stops with data still queued."""
+    when the pair stops with data still queued.
+
+    A pair holds at most its fair part of the budget (the budget over the pairs holding some
+    of it) while it holds anything: a pair whose items wait on its mailbox's throttling
+    budget does not keep the bytes another pair's ready work needs (an empty pair may always
+    take one response, so nothing stalls)."""
 
     def __init__(self, budget: ByteBudget) -> None:
         self.budget = budget
         self._open: set[BatchShare] = set()
+        self.held = 0
+        self._joined = False
+        self._freed = anyio.Event()
+        self._waiting = 0
+
+    def _fair(self) -> float:
+        return self.budget.limit / max(1, self.budget.holders)
 
     async def take(self, items: int, nbytes: int) -> BatchShare:
+        if not self._joined:
+            self._joined = True
+            self.budget.holders += 1
+        for _ in range(MAX_SHARE_WAITS):
+            if self.held == 0 or self.held + nbytes <= self._fair():
+                break
+            self._waiting += 1
+            try:
+                await self._freed.wait()
+            finally:
+                self._waiting -= 1
         await self.budget.acquire(nbytes)
         share = BatchShare(items, nbytes)
         self._open.add(share)
+        self.held += nbytes
         return share
+
+    async def _give_back(self, nbytes: int) -> None:
+        self.held -= nbytes
+        await self.budget.release(nbytes)
+        if self._waiting:
+            freed, self._freed = self._freed, anyio.Event()
+            freed.set()
 
     async def done(self, share: BatchShare | None, items: int = 1) -> None:
         if share is None or share not in self._open:
@@ -76,7 +111,7 @@ class ByteShares:
         share.left -= items
         if share.left <= 0:
             self._open.discard(share)
-            await self.budget.release(share.nbytes)
+            await self._give_back(share.nbytes)
 
     async def true_up(self, share: BatchShare, nbytes: int) -> None:
         """Hold ``nbytes`` (the export's real data length) instead of the estimate."""
@@ -84,15 +119,15 @@ class ByteShares:
             return
         if nbytes > share.nbytes:
             self.budget.add(nbytes - share.nbytes)
+            self.held += nbytes - share.nbytes
         else:
-            await self.budget.release(share.nbytes - nbytes)
+            await self._give_back(share.nbytes - nbytes)
         share.nbytes = nbytes
 
     async def release_all(self) -> None:
         shares, self._open = self._open, set()
         for s in shares:
-            await self.budget.release(s.nbytes)
-
-    @property
-    def held(self) -> int:
-        return sum(s.nbytes for s in self._open)
+            await self._give_back(s.nbytes)
+        if self._joined:
+            self._joined = False
+            self.budget.holders -= 1
