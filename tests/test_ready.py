@@ -123,3 +123,33 @@ async def test_every_item_comes_out_once(capacity: int) -> None:
             tg.start_soon(consume)
         await _fill(ready, sizes)
     assert sorted(out) == sorted(sizes)
+
+
+async def test_a_pair_holds_at_most_its_fair_part_of_the_byte_budget() -> None:
+    """With the budget shared by several pairs, a pair whose earlier responses are not yet
+    imported waits for them before holding more than its part; batches larger than half its
+    part are exported in parts (one imported while the next is exported)."""
+    from copyengine.pipeline.budget import ByteBudget
+    from copyengine.pipeline.work import ByteShares
+
+    budget = ByteBudget(1000)
+    a, b = ByteShares(budget), ByteShares(budget)
+    first = await a.take(1, 400)  # alone so far: its part is the whole budget
+    await b.take(1, 100)  # now two pairs: 500 each
+    assert a.split(list(range(6)), [100] * 6) == [[0, 1], [2, 3], [4, 5]]
+    took = anyio.Event()
+
+    async def more() -> None:
+        await a.take(1, 200)  # 400 + 200 > 500: waits for its own first response
+        took.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(more)
+        await anyio.wait_all_tasks_blocked()
+        assert not took.is_set()
+        await a.done(first)
+        await took.wait()
+    assert a.held == 200 and budget.in_use == 300
+    await a.release_all()
+    await b.release_all()
+    assert budget.in_use == 0 and budget.holders == 0

@@ -92,36 +92,40 @@ class Stages:
     async def _export_all(
         self, recv: ObjectReceiveStream[list[Exportable]], ready: ReadyItems
     ) -> None:
-        async for batch in recv:
-            nbytes = sum(encoded_size(e.item.size) for e in batch)
-            share = await self.shares.take(len(batch), nbytes)
+        async for whole in recv:
+            for batch in self.shares.split(whole, [encoded_size(e.item.size) for e in whole]):
+                await self._export(batch, ready)
+
+    async def _export(self, batch: list[Exportable], ready: ReadyItems) -> None:
+        nbytes = sum(encoded_size(e.item.size) for e in batch)
+        share = await self.shares.take(len(batch), nbytes)
+        for e in batch:
+            e.share = share
+        try:
+            # The results hold views of one response buffer; handled in a helper so
+            # that no frame of this loop keeps them (and the buffer) alive afterwards.
+            ok = await self._accept(
+                batch,
+                await self.src.export_items(self.src_id, [e.item.id for e in batch]),
+            )
+        except Fatal:
+            await self.shares.done(share, len(batch))
+            raise
+        except ServiceError as exc:
+            await self.shares.done(share, len(batch))
             for e in batch:
-                e.share = share
-            try:
-                # The results hold views of one response buffer; handled in a helper so
-                # that no frame of this loop keeps them (and the buffer) alive afterwards.
-                ok = await self._accept(
-                    batch,
-                    await self.src.export_items(self.src_id, [e.item.id for e in batch]),
-                )
-            except Fatal:
-                await self.shares.done(share, len(batch))
-                raise
-            except ServiceError as exc:
-                await self.shares.done(share, len(batch))
-                for e in batch:
-                    self.later(e, exc.message, exc.request_id)
-                continue
-            if not ok:
-                continue
-            # The budget was taken on an estimate from the listed sizes; the data is
-            # what is held in memory (larger than the size: properties, structure).
-            await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
-            await self._intents(ok)
-            for e in ok:
-                self.queued[e.item.id] = e
-            for e in ok:
-                await ready.put(e)
+                self.later(e, exc.message, exc.request_id)
+            return
+        if not ok:
+            return
+        # The budget was taken on an estimate from the listed sizes; the data is
+        # what is held in memory (larger than the size: properties, structure).
+        await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
+        await self._intents(ok)
+        for e in ok:
+            self.queued[e.item.id] = e
+        for e in ok:
+            await ready.put(e)
 
     async def _intents(self, ok: list[Exportable]) -> None:
         """One durable write per folder in the batch (a batch is almost always one folder)."""

@@ -4,7 +4,7 @@ exported data and the share of the byte budget that data holds."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -14,6 +14,7 @@ from ..report import FolderStats
 from ..state import ItemRecord
 from .budget import ByteBudget
 
+T = TypeVar("T")
 MAX_SHARE_WAITS = 1_000_000  # bound on a pair's waits for its own imports to free bytes
 
 
@@ -79,6 +80,23 @@ class ByteShares:
 
     def _fair(self) -> float:
         return self.budget.limit / max(1, self.budget.holders)
+
+    def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
+        """``batch`` in parts of at most half the pair's fair share each (one item at least):
+        while one part is imported the next is exported (a batch larger than the share
+        would wait for the whole previous one to be imported first)."""
+        most = self._fair() / 2
+        if sum(sizes) <= most:
+            return [batch]
+        parts: list[list[T]] = [[]]
+        held = 0
+        for e, n in zip(batch, sizes, strict=True):
+            if parts[-1] and held + n > most:
+                parts.append([])
+                held = 0
+            parts[-1].append(e)
+            held += n
+        return parts
 
     async def take(self, items: int, nbytes: int) -> BatchShare:
         if not self._joined:
