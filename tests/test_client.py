@@ -152,6 +152,24 @@ async def test_import_create_update_passes_data_untouched(emu: Any, cl: Clients)
     assert upd.item_id == made.item_id and upd.change_key != made.change_key
 
 
+async def test_large_import_body_is_streamed_byte_exact(emu: Any, cl: Clients) -> None:
+    """A body above the join limit (and above one 1 MiB slice) is streamed in slices, not
+    joined: the target's copy is byte-exact."""
+    import dataclasses
+
+    from copyengine.graph.transport import CHUNK, JOIN_MAX
+
+    mbx = emu.state.require_mailbox(ADELE)
+    first = next(iter(mbx.items.values()))
+    big = mbx.add_item(first.folder, dataclasses.replace(first.content, size=3 * CHUNK))
+    src = (await cl.src.resolve_mailbox(ADELE)).primary_id
+    dst = (await cl.dst.resolve_mailbox(T_ADELE)).primary_id
+    (exp,) = await cl.src.export_items(src, [big.id])
+    assert exp.data is not None and len(memoryview(exp.data)) > max(JOIN_MAX, 2 * CHUNK)
+    made = await ImportSessionPool(cl.dst, dst).import_item("inbox", exp.data)
+    assert emu.state.require_mailbox(T_ADELE).items[made.item_id].content == big.content
+
+
 @pytest.mark.parametrize("frozen", [False, True], ids=["renewed-ahead", "stale-clock-401"])
 async def test_token_expiring_mid_run_is_renewed_without_failed_item(frozen: bool) -> None:
     # With a frozen clock the client believes its token never expires, so the service answers
