@@ -82,6 +82,31 @@ async def test_intents_are_durable_when_recorded(make: Factory) -> None:
     assert recs["s1"].change_key == "ck1" and recs["s1"].search_key == b"k\x01"
 
 
+async def test_intents_recorded_at_once_by_many_tasks_are_all_durable(make: Factory) -> None:
+    """Exporters of many pairs record intents at the same time (the SQLite store commits
+    them in groups): every one is durable when its call returns."""
+    async with make() as st:
+        durable: list[int] = []
+
+        async def record(i: int) -> None:
+            await st.record_intents(P, [_intent(i)])
+            durable.append(i)
+
+        async with anyio.create_task_group() as tg:
+            for i in range(1, 41):
+                tg.start_soon(record, i)
+        reader = make(exclusive=False)
+        await reader.open()
+        try:
+            recs = await reader.items_in_folder(P, "F1")
+        finally:
+            await reader.close()
+    assert sorted(durable) == list(range(1, 41))
+    assert {r.source_id for r in recs.values() if r.status is Status.INTENT} == {
+        f"s{i}" for i in range(1, 41)
+    }
+
+
 async def test_outcomes_are_group_committed_and_flushed_on_close(make: Factory) -> None:
     async with make() as st:
         await st.record_intents(P, [_intent(1), _intent(2), _intent(3)])

@@ -483,6 +483,14 @@ class SQLiteStore:
                 except StateError as exc:
                     for b in batch:
                         b.error = exc
+                except BaseException as exc:
+                    # never let a caller believe its intents durable when they may not be
+                    lost = StateError(
+                        f"state store {self.path}: intents not written ({type(exc).__name__})"
+                    )
+                    for b in batch:
+                        b.error = lost
+                    raise
                 finally:
                     for b in batch:
                         b.written = True
