@@ -6,12 +6,18 @@ import json
 import os
 import platform
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def stamp(t_start: float) -> dict[str, Any]:
+    """When a result's run started (UTC) and on what machine: every result carries both."""
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)), "machine": machine()}
 
 
 def machine() -> dict[str, Any]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from benchmarks.common import cpu_seconds, emulator_process, machine
+from benchmarks.common import cpu_seconds, emulator_process, stamp
 from benchmarks.harness import (
     TIME_SCALED_LIMITS,
     WINDOW_SCALED_SIZES,
@@ -92,8 +92,7 @@ def run(repeats: int | None = None, limits: dict[str, Any] | None = None) -> dic
         "description": FLEET.description,
         "command": "python -m benchmarks run fleet"
         + "".join(f" --limit {k}={v}" for k, v in extra.items()),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
-        "machine": machine(),
+        **stamp(t_start),
         "steps": steps,
         "verdict": verdict,
     }

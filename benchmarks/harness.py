@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.common import RESULTS, emulator_process, machine, rss_kib
+from benchmarks.common import RESULTS, emulator_process, rss_kib, stamp
 
 SRC_APP, DST_APP = "bench-source-app", "bench-target-app"
 SRC_SECRET, DST_SECRET = "bench-source-secret", "bench-target-secret"
@@ -416,8 +416,7 @@ def run_scenario(
             for c in s.contenders
             if c.startswith(BASE_PREFIX)
         ),
-        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
-        "machine": machine(),
+        **stamp(t_start),
         "parameters": {k: v for k, v in s.__dict__.items()},
         "emulator_peak_rss_mb": round(emu_rss, 1),
         "summary": {c: summarize(rs) for c, rs in runs.items()},

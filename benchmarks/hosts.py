@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import emulator_process, machine
+from benchmarks.common import emulator_process, stamp
 from benchmarks.harness import (
     ROOT,
     TIME_SCALED_LIMITS,
@@ -230,8 +230,7 @@ def run(repeats: int | None = None) -> dict[str, Any]:
         "scenario": "hosts",
         "description": HOSTS.description,
         "command": "python -m benchmarks run hosts",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
-        "machine": machine(),
+        **stamp(t_start),
         **out,
         "verdict": verdict,
     }

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.common import emulator_process, machine
+from benchmarks.common import emulator_process, stamp
 from benchmarks.harness import ROOT, Control, Scenario, _job_toml, emulator_toml
 
 SCENARIO = Scenario(
@@ -166,8 +166,7 @@ def run(repeats: int | None = None) -> dict[str, Any]:
         "scenario": s.name,
         "description": s.description,
         "command": "python -m benchmarks run incremental",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)),
-        "machine": machine(),
+        **stamp(t_start),
         "parameters": {k: v for k, v in s.__dict__.items()},
         "changes_made": changes,
         "first_pass": first,

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from copyengine.errors import ForeignState, JobLocked
-from copyengine.state import Intent, Outcome, SQLiteStore, Status, Store, SyncRecord
+from copyengine.state import Intent, ItemRecord, Outcome, SQLiteStore, Status, Store, SyncRecord
 
 pytestmark = pytest.mark.anyio
 JOB = {"name": "", "source": "contoso/app1", "target": "fabrikam/app2"}
@@ -54,6 +54,16 @@ def _intent(i: int, folder: str = "F1", key: bytes | None = b"k") -> Intent:
     return Intent(f"s{i}", folder, key + bytes([i]) if key else None, 100 + i, "T1", f"ck{i}")
 
 
+async def _read_folder(make: Factory, folder: str) -> dict[str, ItemRecord]:
+    """The folder's records as another process sees them (a reader beside the run)."""
+    reader = make(exclusive=False)
+    await reader.open()
+    try:
+        return await reader.items_in_folder(P, folder)
+    finally:
+        await reader.close()
+
+
 async def test_pairs_are_recorded_with_their_status(make: Factory) -> None:
     async with make() as st:
         await st.pair_started(P, "a@contoso.example", "a@fabrikam.example")
@@ -69,12 +79,7 @@ async def test_pairs_are_recorded_with_their_status(make: Factory) -> None:
 async def test_intents_are_durable_when_recorded(make: Factory) -> None:
     async with make() as st:
         await st.record_intents(P, [_intent(1), _intent(2)])
-        reader = make(exclusive=False)
-        await reader.open()
-        try:
-            recs = await reader.items_in_folder(P, "F1")
-        finally:
-            await reader.close()
+        recs = await _read_folder(make, "F1")
     assert {r.source_id: r.status for r in recs.values()} == {
         "s1": Status.INTENT,
         "s2": Status.INTENT,
@@ -95,12 +100,7 @@ async def test_intents_recorded_at_once_by_many_tasks_are_all_durable(make: Fact
         async with anyio.create_task_group() as tg:
             for i in range(1, 41):
                 tg.start_soon(record, i)
-        reader = make(exclusive=False)
-        await reader.open()
-        try:
-            recs = await reader.items_in_folder(P, "F1")
-        finally:
-            await reader.close()
+        recs = await _read_folder(make, "F1")
     assert sorted(durable) == list(range(1, 41))
     assert {r.source_id for r in recs.values() if r.status is Status.INTENT} == {
         f"s{i}" for i in range(1, 41)

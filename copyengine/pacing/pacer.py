@@ -18,10 +18,53 @@ from dataclasses import dataclass, field
 import anyio
 from aiolimiter import AsyncLimiter
 
+from ..wakeup import Wakeup
 from .policy import AdaptiveRate, PacerLimits, SlidingWindow
 
 CONCURRENCY_REASON = "MailboxConcurrency"
 MAX_WAIT_ROUNDS = 100_000
+
+
+class Activity:
+    """Spells during which at least one request of a kind wanted a slot or was in flight, and
+    the budget available over them: the room in ``window`` when a spell began, plus the
+    budget's rate over the spell, minus the room left unused when it ended (nothing more
+    of that kind was ready). Room is counted against the service's own ``limit``."""
+
+    __slots__ = ("active_s", "capacity", "demand", "limit", "rate", "since", "window")
+
+    def __init__(self, window: SlidingWindow, limit: int, period: float) -> None:
+        self.window = window
+        self.limit = limit
+        self.rate = limit / period  # budget per second
+        self.demand = 0
+        self.since = 0.0
+        self.active_s = 0.0
+        self.capacity = 0.0
+
+    def _room(self, now: float) -> float:
+        self.window.expire(now)
+        return max(0.0, self.limit - self.window.total)
+
+    def enter(self, now: float) -> None:
+        if self.demand == 0:
+            self.capacity += self._room(now)
+            self.since = now
+        self.demand += 1
+
+    def leave(self, now: float) -> None:
+        self.demand -= 1
+        if self.demand == 0:
+            spell = now - self.since
+            self.active_s += spell
+            self.capacity += self.rate * spell - self._room(now)
+
+    def totals(self, now: float) -> tuple[float, float]:
+        """(active seconds, budget available), the current spell included."""
+        if self.demand == 0:
+            return self.active_s, self.capacity
+        spell = now - self.since
+        return self.active_s + spell, self.capacity + self.rate * spell
 
 
 @dataclass
@@ -33,50 +76,20 @@ class PacerStats:
     # (what an operator means by "time lost to throttling"; never more than the run lasted)
     throttle_wall_s: float = 0.0
     upload_bytes: int = 0  # request bodies sent (what the upload budget counts)
-    first_at: float | None = None  # clock of the first and the latest request
-    last_at: float | None = None
     slot_wait_s: float = 0.0  # time spent waiting for one of our own calls to finish
     max_inflight: int = 0
-    # time a request wanted a slot or was in flight, and time an upload (a request with a
-    # body: on a target mailbox, an item ready to import) did; see ``Activity``
-    active_s: float = 0.0
-    upload_active_s: float = 0.0
+    # spells in which a request, and an upload (a request with a body: on a target mailbox,
+    # an item ready to import), wanted a slot or was in flight
+    activity: Activity | None = None
+    upload_activity: Activity | None = None
 
+    @property
+    def active_s(self) -> float:
+        return self.activity.active_s if self.activity else 0.0
 
-class Activity:
-    """Spells during which at least one request of a kind wanted a slot or was in flight, and
-    the budget available over them: the room in the window when a spell began, plus the
-    budget's rate over the spell, minus the room left unused when it ended (nothing more
-    of that kind was ready)."""
-
-    __slots__ = ("active_s", "capacity", "demand", "rate", "since")
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate  # budget per second: limit / window
-        self.demand = 0
-        self.since = 0.0
-        self.active_s = 0.0
-        self.capacity = 0.0
-
-    def enter(self, now: float, room: float) -> None:
-        if self.demand == 0:
-            self.capacity += room
-            self.since = now
-        self.demand += 1
-
-    def leave(self, now: float, room: float) -> None:
-        self.demand -= 1
-        if self.demand == 0:
-            spell = now - self.since
-            self.active_s += spell
-            self.capacity += self.rate * spell - room
-
-    def totals(self, now: float) -> tuple[float, float]:
-        """(active seconds, budget available), the current spell included."""
-        if self.demand == 0:
-            return self.active_s, self.capacity
-        spell = now - self.since
-        return self.active_s + spell, self.capacity + self.rate * spell
+    @property
+    def upload_active_s(self) -> float:
+        return self.upload_activity.active_s if self.upload_activity else 0.0
 
 
 def _wait(w: SlidingWindow, now: float, amount: int, held: int, cap: float) -> float:
@@ -115,18 +128,16 @@ class MailboxPacer:
         self._req = SlidingWindow(lim.requests, lim.request_window + lim.window_slack)
         self._bytes = SlidingWindow(lim.upload_bytes, lim.upload_window + lim.window_slack)
         self._inflight = 0
-        self._released = anyio.Event()
-        self._release_waiters = 0
+        self._released = Wakeup()  # one of our calls to this mailbox finished
         self._held_requests = 0  # in flight: counted against the budgets until answered
         self._held_bytes = 0
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
-        self.stats = PacerStats()
+        self._req_act = Activity(self._req, lim.requests, lim.request_window)
+        self._up_act = Activity(self._bytes, lim.upload_bytes, lim.upload_window)
+        self.stats = PacerStats(activity=self._req_act, upload_activity=self._up_act)
         self._waiters = 0
         self._wait_since = 0.0
-        lim = self.limits
-        self._req_act = Activity(lim.requests / lim.request_window)
-        self._up_act = Activity(lim.upload_bytes / lim.upload_window)
 
     @property
     def inflight(self) -> int:
@@ -178,27 +189,14 @@ class MailboxPacer:
 
     def _enter(self, body_bytes: int) -> None:
         now = self._clock()
-        lim = self.limits
-        if self._req_act.demand == 0:
-            self._req.expire(now)
-        self._req_act.enter(now, max(0.0, lim.requests - self._req.total))
+        self._req_act.enter(now)
         if body_bytes:
-            if self._up_act.demand == 0:
-                self._bytes.expire(now)
-            self._up_act.enter(now, max(0.0, lim.upload_bytes - self._bytes.total))
+            self._up_act.enter(now)
 
-    def _leave(self, body_bytes: int) -> None:
-        now = self._clock()
-        lim = self.limits
-        if self._req_act.demand == 1:
-            self._req.expire(now)
-        self._req_act.leave(now, max(0.0, lim.requests - self._req.total))
+    def _leave(self, body_bytes: int, now: float) -> None:
+        self._req_act.leave(now)
         if body_bytes:
-            if self._up_act.demand == 1:
-                self._bytes.expire(now)
-            self._up_act.leave(now, max(0.0, lim.upload_bytes - self._bytes.total))
-        st = self.stats
-        st.active_s, st.upload_active_s = self._req_act.active_s, self._up_act.active_s
+            self._up_act.leave(now)
 
     def throttle_wall_s(self) -> float:
         """Wall-clock time throttled so far, the current wait included (live)."""
@@ -251,7 +249,7 @@ class MailboxPacer:
                 wait = self.delay(now, body_bytes)
                 if wait == math.inf:  # the budget frees up once a request in flight is answered
                     t0 = self._clock()
-                    await self._wait_released()
+                    await self._released.wait()
                     self.stats.throttle_wait_s += self._clock() - t0
                     continue
                 if wait > 0:
@@ -259,14 +257,14 @@ class MailboxPacer:
                     continue
                 if self._inflight >= self.limits.concurrency:
                     t0 = self._clock()
-                    await self._wait_released()
+                    await self._released.wait()
                     self.stats.slot_wait_s += self._clock() - t0
                     continue
                 break
             else:  # pragma: no cover - bounded loop guard
                 raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
         except BaseException:
-            self._leave(body_bytes)
+            self._leave(body_bytes, self._clock())
             raise
         # No await between the checks above and the reservation: this is atomic.
         now = self._clock()
@@ -280,8 +278,6 @@ class MailboxPacer:
         st = self.stats
         st.requests += 1
         st.upload_bytes += body_bytes
-        st.first_at = now if st.first_at is None else st.first_at
-        st.last_at = now
         try:
             if self._app is not None:
                 await self._app.acquire()
@@ -294,18 +290,8 @@ class MailboxPacer:
             self._req.record(done, 1)
             if body_bytes:
                 self._bytes.record(done, body_bytes)
-            if self._release_waiters:  # a new event only when someone waits on this one
-                released, self._released = self._released, anyio.Event()
-                released.set()
-            self._leave(body_bytes)
-
-    async def _wait_released(self) -> None:
-        """Until one of our calls to this mailbox finishes."""
-        self._release_waiters += 1
-        try:
-            await self._released.wait()
-        finally:
-            self._release_waiters -= 1
+            self._released.set()
+            self._leave(body_bytes, done)
 
     def on_success(self) -> None:
         self.rate = self.rate.on_success()
@@ -325,7 +311,7 @@ class MailboxPacer:
         t0 = self._clock()
         if self._inflight > 0:
             with anyio.move_on_after(at_most):
-                await self._wait_released()
+                await self._released.wait()
         rest = at_least - (self._clock() - t0)
         if rest > 0:
             await self._sleep(rest)

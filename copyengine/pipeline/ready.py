@@ -21,8 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
-
+from ..wakeup import Wakeup
 from .work import Exportable
 
 # An import's body is the export's data plus the folder id and a few JSON keys.
@@ -62,8 +61,7 @@ class ReadyItems:
         self._items: list[_Ready] = []  # oldest first
         self._producers = 0
         self._closed = False
-        self._changed = anyio.Event()
-        self._waiters = 0
+        self._changed = Wakeup()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -76,34 +74,22 @@ class ReadyItems:
         self._producers -= 1
         if self._producers <= 0:
             self._closed = True
-            self._signal()
-
-    def _signal(self) -> None:
-        if self._waiters:  # a new event only when someone waits on this one
-            changed, self._changed = self._changed, anyio.Event()
-            changed.set()
-
-    async def _wait(self) -> None:
-        self._waiters += 1
-        try:
-            await self._changed.wait()
-        finally:
-            self._waiters -= 1
+            self._changed.set()
 
     async def put(self, e: Exportable) -> None:
         while len(self._items) >= self.capacity:
-            await self._wait()
+            await self._changed.wait()
         self._items.append(_Ready(e, body_estimate(e), self._clock()))
-        self._signal()
+        self._changed.set()
 
     async def get(self) -> Exportable | None:
         """The next item to import, or None once every producer is done and nothing is left."""
         while not self._items:
             if self._closed:
                 return None
-            await self._wait()
+            await self._changed.wait()
         r = self._items.pop(self._choose())
-        self._signal()
+        self._changed.set()
         return r.e
 
     def _choose(self) -> int:

@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import anyio
-
 from ..graph import Folder, Item
 from ..plan import FolderPlan
 from ..report import FolderStats
 from ..state import ItemRecord
+from ..wakeup import Wakeup
 from .budget import ByteBudget
 
 T = TypeVar("T")
@@ -75,8 +74,7 @@ class ByteShares:
         self._open: set[BatchShare] = set()
         self.held = 0
         self._joined = False
-        self._freed = anyio.Event()
-        self._waiting = 0
+        self._freed = Wakeup()  # some of this pair's bytes were given back
 
     def _fair(self) -> float:
         return self.budget.limit / max(1, self.budget.holders)
@@ -105,11 +103,7 @@ class ByteShares:
         for _ in range(MAX_SHARE_WAITS):
             if self.held == 0 or self.held + nbytes <= self._fair():
                 break
-            self._waiting += 1
-            try:
-                await self._freed.wait()
-            finally:
-                self._waiting -= 1
+            await self._freed.wait()
         await self.budget.acquire(nbytes)
         share = BatchShare(items, nbytes)
         self._open.add(share)
@@ -119,9 +113,7 @@ class ByteShares:
     async def _give_back(self, nbytes: int) -> None:
         self.held -= nbytes
         await self.budget.release(nbytes)
-        if self._waiting:
-            freed, self._freed = self._freed, anyio.Event()
-            freed.set()
+        self._freed.set()
 
     async def done(self, share: BatchShare | None, items: int = 1) -> None:
         if share is None or share not in self._open:

@@ -9,6 +9,9 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+import anyio
+from anyio.abc import TaskGroup
+
 from .records import FolderRecord, Intent, ItemRecord, Outcome, SyncRecord
 
 
@@ -60,3 +63,50 @@ class Store(Protocol):
     def needs_flush(self) -> bool: ...
     async def flush(self) -> None: ...
     async def summary(self, pair: str) -> dict[str, int]: ...
+
+
+class GroupCommitting:
+    """What both stores do when entered: open, commit buffered outcomes every
+    ``flush_interval`` until exited, then flush and close (shielded from cancellation)."""
+
+    flush_interval: float
+    _buffer: list[Any]
+    _tg: TaskGroup | None = None
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        self._tg = anyio.create_task_group()
+        await self._tg.__aenter__()
+        self._tg.start_soon(self._flusher)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tg, self._tg = self._tg, None
+        try:
+            if tg is not None:
+                tg.cancel_scope.cancel()
+                await tg.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close()
+
+    async def _flusher(self) -> None:
+        """Commit buffered outcomes every ``flush_interval`` until cancelled."""
+        while True:
+            await anyio.sleep(self.flush_interval)
+            if self._buffer:
+                await self.flush()

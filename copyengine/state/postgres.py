@@ -17,16 +17,15 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import psycopg
-from anyio.abc import TaskGroup
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import JobLocked, StateError
 from ..secrets import Secret
+from .base import GroupCommitting
 from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
 from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_of, summary
 
@@ -89,7 +88,7 @@ def lock_key(identity: dict[str, str] | None, url: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresStore:
+class PostgresStore(GroupCommitting):
     def __init__(
         self,
         url: str,
@@ -110,7 +109,6 @@ class PostgresStore:
         self.pool_size = pool_size
         self._pool: AsyncConnectionPool | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
-        self._tg: TaskGroup | None = None
         self._buffer: list[tuple[str, Outcome]] = []
         self._flushing = anyio.Lock()
         self.commits = 0
@@ -154,28 +152,6 @@ class PostgresStore:
             await conn.execute(sql, params)
 
         await self._run(fn)
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._flusher)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        tg, self._tg = self._tg, None
-        try:
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.close()
 
     async def open(self) -> None:
         try:
@@ -315,12 +291,6 @@ class PostgresStore:
                 await self._close_pool()
         finally:
             await self._release_lock()
-
-    async def _flusher(self) -> None:
-        while True:
-            await anyio.sleep(self.flush_interval)
-            if self._buffer:
-                await self.flush()
 
     # -- pairs and folders -------------------------------------------------------------------
     async def pair_started(self, pair: str, source: str, target: str) -> None:

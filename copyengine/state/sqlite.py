@@ -20,13 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import anyio
-from anyio.abc import TaskGroup
 
 from ..errors import JobLocked, StateError
+from .base import GroupCommitting
 from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
 from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_of, summary
 
@@ -107,7 +106,7 @@ class _Intents:
     error: StateError | None = None
 
 
-class SQLiteStore:
+class SQLiteStore(GroupCommitting):
     """SQLite in WAL mode; every statement runs in a worker thread so the event loop never
     waits on the disk. Outcomes are buffered and committed together."""
 
@@ -126,7 +125,6 @@ class SQLiteStore:
         self.identity = identity
         self.exclusive = exclusive
         self._lock_fd: int | None = None
-        self._tg: TaskGroup | None = None
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, Outcome]] = []
@@ -150,29 +148,6 @@ class SQLiteStore:
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._run, fn)
-
-    async def __aenter__(self) -> Self:
-        """Open, and commit buffered outcomes every ``flush_interval`` until exited."""
-        await self.open()
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
-        self._tg.start_soon(self._flusher)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        tg, self._tg = self._tg, None
-        try:
-            if tg is not None:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await self.close()
 
     @property
     def lock_path(self) -> Path:
@@ -295,13 +270,6 @@ class SQLiteStore:
                 await anyio.to_thread.run_sync(db.close)
         finally:
             self._release_lock()
-
-    async def _flusher(self) -> None:
-        """Commit buffered outcomes every ``flush_interval`` until cancelled."""
-        while True:
-            await anyio.sleep(self.flush_interval)
-            if self._buffer:
-                await self.flush()
 
     # -- pairs and folders -----------------------------------------------------------------
     async def pair_started(self, pair: str, source: str, target: str) -> None:
