@@ -643,7 +643,9 @@ def seed_mailbox(mbx: Mailbox, spec: MailboxSpec) -> None:
     else:
         targets = [mbx.well_known["inbox"]]
         weights = [1.0]
-    now = datetime.now(UTC).replace(microsecond=0)
+    # the day, not the second: one seed gives the same mailbox all day (two mailboxes
+    # seeded across a second boundary differed, and the determinism test flaked)
+    now = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     span = timedelta(days=365 * spec.years).total_seconds()
     domain = mbx.upn.split("@")[-1]
     folders = rng.choices(targets, weights=weights, k=spec.items)
