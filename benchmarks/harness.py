@@ -86,6 +86,8 @@ class Scenario:
     warmup: bool = True
     limits: dict[str, Any] = field(default_factory=dict)
     emulator_limits: dict[str, Any] = field(default_factory=dict)
+    # contenders that are copyengine with some limits of their own (name -> limits)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout: float = 900.0
 
 
@@ -231,7 +233,7 @@ def run_once(
     ctl.call("POST", "/stats/reset")
     with_faults = contender.endswith("-faults")
     ctl.call("PUT", "/faults", {"rules": faults if with_faults and faults else [], "seed": 3})
-    engine = contender.removesuffix("-faults")
+    engine = "copyengine" if contender in s.variants else contender.removesuffix("-faults")
     cwd = ROOT
     if engine.startswith(BASE_PREFIX):
         # ``python -m copyengine`` from the worktree imports that revision's code
@@ -244,11 +246,22 @@ def run_once(
                 "-m",
                 "copyengine",
                 "run",
-                str(_job_toml(info, pairs, tmp, s.limits, s.profile, state)),
+                str(
+                    _job_toml(
+                        info,
+                        pairs,
+                        tmp,
+                        {**s.limits, **s.variants.get(contender, {})},
+                        s.profile,
+                        state,
+                    )
+                ),
                 "--no-progress",
             ]
-            # diagnostics: the engine run under a profiler, e.g. "py-spy record -o p.svg --"
-            cmd = shlex.split(os.environ.get("CE_BENCH_WRAP", "")) + cmd
+            # diagnostics: the engine run under a profiler, e.g. "py-spy record -o p.svg --";
+            # a wrapper that ends in "-m" runs the module itself ("memray run -o m.bin -m")
+            wrap = shlex.split(os.environ.get("CE_BENCH_WRAP", ""))
+            cmd = wrap + (cmd[2:] if wrap[-1:] == ["-m"] else cmd)
         else:
             cmd = [
                 sys.executable,

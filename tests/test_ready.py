@@ -133,7 +133,7 @@ async def test_a_pair_holds_at_most_its_fair_part_of_the_byte_budget() -> None:
     from copyengine.pipeline.work import ByteShares
 
     budget = ByteBudget(1000)
-    a, b = ByteShares(budget), ByteShares(budget)
+    a, b = ByteShares(budget, min_part=0), ByteShares(budget, min_part=0)
     first = await a.take(1, 400)  # alone so far: its part is the whole budget
     await b.take(1, 100)  # now two pairs: 500 each
     assert a.split(list(range(6)), [100] * 6) == [[0, 1], [2, 3], [4, 5]]
@@ -153,3 +153,28 @@ async def test_a_pair_holds_at_most_its_fair_part_of_the_byte_budget() -> None:
     await a.release_all()
     await b.release_all()
     assert budget.in_use == 0 and budget.holders == 0
+
+
+async def test_export_parts_are_never_smaller_than_the_floor() -> None:
+    """With a thousand pairs a fair share is a few kB; a batch is still exported in parts
+    of at least ``min_part`` bytes, not one request per item."""
+    from copyengine.pipeline.budget import ByteBudget
+    from copyengine.pipeline.work import ByteShares
+
+    budget = ByteBudget(10_000)
+    shares = [ByteShares(budget, min_part=1_000) for _ in range(100)]
+    for s in shares:
+        await s.take(1, 10)  # 100 pairs hold some: a fair share is 100 bytes
+    parts = shares[0].split(list(range(20)), [300] * 20)
+    assert parts == [
+        [0, 1, 2],
+        [3, 4, 5],
+        [6, 7, 8],
+        [9, 10, 11],
+        [12, 13, 14],
+        [15, 16, 17],
+        [18, 19],
+    ]
+    assert shares[1].split([0, 1], [300, 300]) == [[0, 1]]  # within the floor: one request
+    for s in shares:
+        await s.release_all()

@@ -14,7 +14,10 @@ from ..wakeup import Wakeup
 from .budget import ByteBudget
 
 T = TypeVar("T")
-MAX_SHARE_WAITS = 1_000_000  # bound on a pair's waits for its own imports to free bytes
+MAX_SHARE_WAITS = 1_000_000
+MIN_PART = (
+    256 * 1024
+)  # bytes: the smallest export part worth its own request  # bound on a pair's waits for its own imports to free bytes
 
 
 @dataclass
@@ -69,8 +72,9 @@ class ByteShares:
     budget does not keep the bytes another pair's ready work needs (an empty pair may always
     take one response, so nothing stalls)."""
 
-    def __init__(self, budget: ByteBudget) -> None:
+    def __init__(self, budget: ByteBudget, min_part: int = MIN_PART) -> None:
         self.budget = budget
+        self.min_part = min_part
         self._open: set[BatchShare] = set()
         self.held = 0
         self._joined = False
@@ -82,8 +86,10 @@ class ByteShares:
     def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
         """``batch`` in parts of at most half the pair's fair share each (one item at least):
         while one part is imported the next is exported (a batch larger than the share
-        would wait for the whole previous one to be imported first)."""
-        most = self._fair() / 2
+        would wait for the whole previous one to be imported first). Never in parts smaller
+        than ``min_part``: with thousands of pairs the share is a few kB, and an export
+        request per item costs both sides more CPU than the bytes it saves."""
+        most = max(self._fair() / 2, self.min_part)
         if sum(sizes) <= most:
             return [batch]
         parts: list[list[T]] = [[]]
