@@ -136,3 +136,13 @@ def test_contents_pickled_before_stream_overhead_still_load() -> None:
     )  # as the previous version saved it
     assert old == c and old.overhead == 0
     assert decode(encode(pickle.loads(pickle.dumps(old)))) == c
+
+
+def test_data_length_is_the_encoded_length() -> None:
+    """What the snapshot reports as an item's dataLength (the ceiling benchmark's bound is
+    computed from it) is the length of the data string an export returns."""
+    m = _mailbox(items=40)
+    for item in m.items.values():  # type: ignore[attr-defined]
+        assert stream.data_length(item.content) == len(stream.encode(item.content))
+    rows = m.snapshot()["items"]  # type: ignore[attr-defined]
+    assert all(r["dataLength"] > r["size"] * 4 // 3 for r in rows)

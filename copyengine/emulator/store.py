@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .stream import ItemContent
+from .stream import ItemContent, data_length
 
 MiB = 1024 * 1024
 
@@ -601,6 +601,8 @@ class Mailbox:
                             "id": it.id,
                             "type": c.type,
                             "size": c.size,
+                            # the length of the export's data string (base64 of the stream)
+                            "dataLength": data_length(c),
                             "searchKey": base64.b64encode(c.search_key).decode(),
                             "internetMessageId": c.message_id,
                             "createdDateTime": it.api_created,

@@ -123,6 +123,13 @@ def _payload_b64(key: int, length: int) -> str:
     return body
 
 
+def data_length(content: ItemContent) -> int:
+    """Characters of ``encode(content)``, without building it: the header is padded to a
+    whole number of base64 groups, then the payload's base64 follows."""
+    prefix = _PREFIX + len(content.header())
+    return prefix * 4 // 3 + 4 * -(-content.stream_length // 3)
+
+
 def encode(content: ItemContent) -> str:
     """The base64 ``data`` string of an item."""
     header = content.header()
