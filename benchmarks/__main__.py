@@ -346,7 +346,7 @@ def run_named(
 
         mod: Any = importlib.import_module(f"benchmarks.{name}")
         print(f"== {name}", flush=True)
-        res = mod.run(repeats, limits) if name == "fleet" else mod.run(repeats)
+        res = mod.run(repeats, limits, base) if name == "fleet" else mod.run(repeats)
         write(res, mod.table(res))
         collect()
         print(mod.table(res), flush=True)

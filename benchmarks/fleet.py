@@ -11,11 +11,13 @@ mailbox stays >= 95% of its ceiling (at least 200), engine CPU <= 6 s per GB.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
 from benchmarks.common import cpu_seconds, emulator_process, stamp
 from benchmarks.harness import (
+    BASE_PREFIX,
     TIME_SCALED_LIMITS,
     WINDOW_SCALED_SIZES,
     Control,
@@ -41,37 +43,70 @@ FLEET = Scenario(
 )
 
 
-def run(repeats: int | None = None, limits: dict[str, Any] | None = None) -> dict[str, Any]:
-    """``limits``: ``--limit`` overrides of the engine's [limits] at every step."""
+def run(
+    repeats: int | None = None, limits: dict[str, Any] | None = None, base: str | None = None
+) -> dict[str, Any]:
+    """``limits``: ``--limit`` overrides of the engine's [limits] at every step. ``base``: the
+    engine at that git revision runs each step too, right after (an A/B in one run; its
+    steps are reported beside, and the verdict is the current engine's). ``CE_FLEET_STEPS``
+    ("200" or "50,400") runs only those steps (diagnostics)."""
     del repeats
     extra = limits or {}
+    wanted = os.environ.get("CE_FLEET_STEPS")
+    step_list = tuple(int(x) for x in wanted.split(",")) if wanted else STEPS
+    contenders = ["copyengine"] + ([f"{BASE_PREFIX}{base}"] if base else [])
     t_start = time.time()
     steps: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
     with emulator_process(emulator_toml(FLEET), timeout=900) as (info, emu_pid):
         ctl = Control(info)
-        for n in STEPS:
-            lim = {**FLEET.limits, "pairs_in_parallel": n, **extra}
-            s = Scenario(**{**FLEET.__dict__, "limits": lim})
-            emu_cpu0 = cpu_seconds(emu_pid)
-            res = run_once(s, info, ctl, "copyengine", f"f{n}", n)
-            emu_cpu = cpu_seconds(emu_pid) - emu_cpu0
-            wall = res["wall_s"]
-            gb = res["bytes"] / 1e9
-            step = {
-                "pairs": n,
-                "items": res["items"],
-                "wall_s": wall,
-                "mb_per_s": res["mb_per_s"],
-                "ceiling_pct_median": res["ceiling_pct_median"],
-                "ceiling_pct_worst": res["ceiling_pct_worst"],
-                "share_429": res["share_429"],
-                "engine_cpu_share": round(res["cpu_s"] / wall, 2),
-                "emulator_cpu_share": round(emu_cpu / wall, 2),
-                "engine_cpu_s_per_gb": round(res["cpu_s"] / gb, 2) if gb else None,
-                "peak_rss_mb": res["peak_rss_mb"],
-            }
-            steps.append(step)
-            print(f"  fleet {n} pairs: {step}", flush=True)
+        for n in step_list:
+            for k, contender in enumerate(contenders):
+                step = _step(info, ctl, emu_pid, contender, n, extra, f"f{n}{'b' * k}")
+                (steps if k == 0 else others).append(step)
+                print(f"  fleet {n} pairs ({contender}): {step}", flush=True)
+    return _result(steps, others, extra, base, t_start)
+
+
+def _step(
+    info: dict[str, Any],
+    ctl: Control,
+    emu_pid: int,
+    contender: str,
+    n: int,
+    extra: dict[str, Any],
+    run_id: str,
+) -> dict[str, Any]:
+    lim = {**FLEET.limits, "pairs_in_parallel": n, **extra}
+    s = Scenario(**{**FLEET.__dict__, "limits": lim})
+    emu_cpu0 = cpu_seconds(emu_pid)
+    res = run_once(s, info, ctl, contender, run_id, n)
+    emu_cpu = cpu_seconds(emu_pid) - emu_cpu0
+    wall = res["wall_s"]
+    gb = res["bytes"] / 1e9
+    return {
+        "contender": contender,
+        "pairs": n,
+        "items": res["items"],
+        "wall_s": wall,
+        "mb_per_s": res["mb_per_s"],
+        "ceiling_pct_median": res["ceiling_pct_median"],
+        "ceiling_pct_worst": res["ceiling_pct_worst"],
+        "share_429": res["share_429"],
+        "engine_cpu_share": round(res["cpu_s"] / wall, 2),
+        "emulator_cpu_share": round(emu_cpu / wall, 2),
+        "engine_cpu_s_per_gb": round(res["cpu_s"] / gb, 2) if gb else None,
+        "peak_rss_mb": res["peak_rss_mb"],
+    }
+
+
+def _result(
+    steps: list[dict[str, Any]],
+    others: list[dict[str, Any]],
+    extra: dict[str, Any],
+    base: str | None,
+    t_start: float,
+) -> dict[str, Any]:
     ok = [s for s in steps if (s["ceiling_pct_worst"] or 0) >= 95]
     largest = max((s["pairs"] for s in ok), default=None)
     top = steps[-1]
@@ -79,7 +114,7 @@ def run(repeats: int | None = None, limits: dict[str, Any] | None = None) -> dic
     per_gb = [s["engine_cpu_s_per_gb"] for s in steps if s["engine_cpu_s_per_gb"]]
     verdict = [
         "largest pair count with the worst mailbox >= 95% of its ceiling: "
-        + (f"{largest}" if largest else "none of " + ", ".join(str(n) for n in STEPS))
+        + (f"{largest}" if largest else "none of " + ", ".join(str(s["pairs"]) for s in steps))
         + f" (target >= 200: {'met' if largest and largest >= 200 else 'MISSED'}); worst "
         "mailbox per step: " + ", ".join(f"{s['pairs']}: {s['ceiling_pct_worst']}%" for s in steps),
         f"at {top['pairs']} pairs the {first_out} used more of its core (engine "
@@ -87,13 +122,26 @@ def run(repeats: int | None = None, limits: dict[str, Any] | None = None) -> dic
         f"engine CPU per GB copied: {min(per_gb):.1f}-{max(per_gb):.1f} s (target <= 6: "
         f"{'met' if per_gb and max(per_gb) <= 6 else 'MISSED'})",
     ]
+    if others:
+        verdict.append(
+            "against "
+            + others[0]["contender"]
+            + " in the same run (wall s, engine CPU s/GB, worst mailbox %): "
+            + "; ".join(
+                f"{a['pairs']} pairs: {a['wall_s']:.1f} vs {b['wall_s']:.1f}, "
+                f"{a['engine_cpu_s_per_gb']} vs {b['engine_cpu_s_per_gb']}, "
+                f"{a['ceiling_pct_worst']} vs {b['ceiling_pct_worst']}"
+                for a, b in zip(steps, others, strict=True)
+            )
+        )
     return {
         "scenario": "fleet",
         "description": FLEET.description,
         "command": "python -m benchmarks run fleet"
-        + "".join(f" --limit {k}={v}" for k, v in extra.items()),
+        + "".join(f" --limit {k}={v}" for k, v in extra.items())
+        + (f" --base {base}" if base else ""),
         **stamp(t_start),
-        "steps": steps,
+        "steps": steps + others,
         "verdict": verdict,
     }
 
@@ -101,7 +149,7 @@ def run(repeats: int | None = None, limits: dict[str, Any] | None = None) -> dic
 def table(res: dict[str, Any]) -> str:
     m = res["machine"]
     rows = "\n".join(
-        f"| {s['pairs']} | {s['items']:,} | {s['wall_s']:.1f} | {s['mb_per_s']:.2f} | "
+        f"| {s.get('contender', 'copyengine')} | {s['pairs']} | {s['items']:,} | {s['wall_s']:.1f} | {s['mb_per_s']:.2f} | "
         f"{s['ceiling_pct_median']} | {s['ceiling_pct_worst']} | {s['share_429']:.4f} | "
         f"{s['engine_cpu_share']:.2f} | {s['emulator_cpu_share']:.2f} | "
         f"{s['engine_cpu_s_per_gb']} | {s['peak_rss_mb']:.0f} |"
@@ -111,9 +159,9 @@ def table(res: dict[str, Any]) -> str:
     return (
         f"### fleet\n\n{res['description']}. Command: `{res['command']}` ({res['date']} UTC, "
         f"{m['cores']} cores, {m['cpu']}, Python {m['python']}).\n\n"
-        "| pairs | items | wall s | MB/s | % of ceiling, median mailbox | worst mailbox | 429 "
+        "| engine | pairs | items | wall s | MB/s | % of ceiling, median mailbox | worst mailbox | 429 "
         "share | engine CPU (cores) | emulator CPU (cores) | engine CPU s/GB | peak RSS MB |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n\nTarget: the worst mailbox >= 95% of its ceiling at >= 200 pairs; engine CPU "
         f"<= 6 s per GB.\n\n{verdict}\n"
     )

@@ -37,6 +37,7 @@ def fleet_row(res: dict[str, Any]) -> str:
     figures = ", ".join(
         f"{x['pairs']} pairs: {x['mb_per_s']:.1f} MB/s, worst mailbox {x['ceiling_pct_worst']}%"
         for x in res["steps"]
+        if x.get("contender", "copyengine") == "copyengine"
     )
     return f"| fleet | {figures} | {'; '.join(res['verdict'])} | - | {res['date']} |"
 
