@@ -94,14 +94,19 @@ class Producer:
         self, job: FolderJob, records: dict[str, ItemRecord]
     ) -> AsyncIterator[list[Exportable]]:
         lim, ledger = self.limits, self.ledger
-        # the target folder's index lives while the folder is listed, not with the pair
-        index = (
-            TargetIndex() if job.new else await target_index(self.dst, self.dst_id, job.target.id)
-        )
+        # The target folder's index lives while the folder is listed, not with the pair, and
+        # is read only once the source folder has an item to decide: most folders of a
+        # mailbox (Junk, Outbox, Journal, ...) are empty, and listing each one's target copy
+        # cost a request per folder per pair (half a request per item with 20-item mailboxes).
+        index: TargetIndex | None = TargetIndex() if job.new else None
         unseen = dict(records)
         pending: list[Item] = []
         found: list[tuple[Item, str]] = []
         async for page in self.enumerator.items(job):
+            if not page:
+                continue
+            if index is None:
+                index = await target_index(self.dst, self.dst_id, job.target.id)
             for item in page:
                 if self.retry_only and item.id not in records:
                     continue
