@@ -259,6 +259,14 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
                 f"median {cm:.1f}%, worst {cw:.1f}% (target >= 95%: "
                 f"{'met' if cw >= 95 else 'MISSED'})"
             )
+        bm = res["summary"]["copyengine"].get("bound_pct_median", {}).get("median")
+        bw = res["summary"]["copyengine"].get("bound_pct_worst", {}).get("min")
+        if bm is not None and bw is not None:
+            out.append(
+                f"per target mailbox, the shortest time any client could take for its bytes "
+                f"against its first-to-last upload as the service saw them: median {bm:.1f}%, "
+                f"worst {bw:.1f}%"
+            )
         out.append(
             f"theoretical ceiling {extra['ceiling_s']:.1f} s of job time; copyengine "
             f"took {_med(res, 'copyengine', 'duration_s'):.1f} s = {share:.0%} of the "

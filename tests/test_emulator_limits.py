@@ -111,6 +111,11 @@ async def test_upload_bytes_window_counts_request_bodies(emu: Any) -> None:
     assert 0 < float(r3.headers["Retry-After"]) <= 60
     # a GET carries no body and passes
     assert (await emu.src.get(src + "/folders/inbox")).status == 200
+    # what the budget counted is in the stats per mailbox (the refused body is not)
+    up = (await emu.src.control("GET", "/stats")).body["uploads_by_mailbox"][BIANCA]
+    admitted = len(datas[0]) + len(datas[1])
+    assert admitted < up["bytes"] < admitted + len(datas[2])
+    assert up["span_s"] > 0
 
 
 async def test_app_wide_window(emu: Any) -> None:

@@ -319,7 +319,10 @@ def _admit(ctx: Ctx) -> str | None:
             emu.stats.early[mbx_id or "-"] += 1
         elif now >= until:
             del emu.stats.retry_until[key]
-    verdict = emu.throttle.admit(now, ctx.app, mbx_id, length if request.method != "GET" else 0)
+    body = length if request.method != "GET" else 0
+    verdict = emu.throttle.admit(now, ctx.app, mbx_id, body)
+    if verdict.reason is None and body and ctx.mailbox is not None:
+        emu.stats.uploaded(ctx.mailbox.upn.lower(), body, now)
     if verdict.reason is not None:
         emu.stats.throttled[verdict.reason] += 1
         emu.stats.throttled_by_mailbox[mbx_id or "-"] += 1

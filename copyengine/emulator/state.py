@@ -63,6 +63,18 @@ class Stats:
         self.latency: dict[str, list[float]] = {}
         self.first_seen: dict[str, float] = {}  # call -> monotonic time of its first arrival
         self.last_seen: dict[str, float] = {}
+        # mailbox (UPN) -> [body bytes admitted, first and last admitted upload's arrival]: what the
+        # upload budget counted, and over how long (benchmarks compare the span with the
+        # shortest any client could need for those bytes)
+        self.uploads: dict[str, list[float]] = {}
+
+    def uploaded(self, mailbox: str, nbytes: int, now: float) -> None:
+        u = self.uploads.get(mailbox)
+        if u is None:
+            self.uploads[mailbox] = [nbytes, now, now]
+        else:
+            u[0] += nbytes
+            u[2] = now
 
     def observe(self, call: str, seconds: float) -> None:
         now = time.monotonic()
@@ -116,6 +128,10 @@ class Stats:
             "max_inflight": dict(self.max_inflight),
             "token_requests": {str(k): v for k, v in self.token_requests.items()},
             "latency_ms": self.latency_ms(),
+            "uploads_by_mailbox": {
+                m: {"bytes": int(u[0]), "span_s": round(u[2] - u[1], 4)}
+                for m, u in self.uploads.items()
+            },
         }
 
 
