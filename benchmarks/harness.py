@@ -361,10 +361,11 @@ def run_once(
 
 def _bound_shares(s: Scenario, stats: dict[str, Any], targets: list[str]) -> dict[str, Any]:
     """The service's view of each target mailbox that needed more than one upload window:
-    the shortest time any client could take for the body bytes the mailbox was sent (from
-    its first upload, with an empty window: ceil(B / L) windows, the last sent at the start
-    of the last one) against the time from its first to its last upload, as the emulator saw
-    them. At most 100%; independent of the engine's own measure."""
+    the shortest time any client could take for the import bodies the mailbox was sent
+    (from its first import, with an empty window: ceil(B / L) windows, the last sent at the
+    start of the last one) against the time from its first to its last import, as the
+    emulator saw them. At most 100%; independent of the engine's own measure, and unlike it
+    this counts the time a mailbox waited for items to be exported."""
     lim = Limits.profile(s.profile, s.time_scale)
     uploads = stats.get("uploads_by_mailbox", {})
     if not lim.upload_bytes:

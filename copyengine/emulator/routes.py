@@ -321,7 +321,7 @@ def _admit(ctx: Ctx) -> str | None:
             del emu.stats.retry_until[key]
     body = length if request.method != "GET" else 0
     verdict = emu.throttle.admit(now, ctx.app, mbx_id, body)
-    if verdict.reason is None and body and ctx.mailbox is not None:
+    if verdict.reason is None and ctx.call == "importItem" and ctx.mailbox is not None:
         emu.stats.uploaded(ctx.mailbox.upn.lower(), body, now)
     if verdict.reason is not None:
         emu.stats.throttled[verdict.reason] += 1

@@ -63,9 +63,10 @@ class Stats:
         self.latency: dict[str, list[float]] = {}
         self.first_seen: dict[str, float] = {}  # call -> monotonic time of its first arrival
         self.last_seen: dict[str, float] = {}
-        # mailbox (UPN) -> [body bytes admitted, first and last admitted upload's arrival]: what the
-        # upload budget counted, and over how long (benchmarks compare the span with the
-        # shortest any client could need for those bytes)
+        # mailbox (UPN) -> [import bodies admitted, first and last admitted import's arrival]:
+        # what the upload budget counted of the items, and over how long (benchmarks compare
+        # the span with the shortest any client could need for those bytes; setup calls with
+        # a body, such as createImportSession, would start the span before any item is ready)
         self.uploads: dict[str, list[float]] = {}
 
     def uploaded(self, mailbox: str, nbytes: int, now: float) -> None:
