@@ -21,6 +21,7 @@ from benchmarks.harness import (
     Control,
     Scenario,
     run_scenario,
+    upload_bound_s,
     write,
 )
 from copyengine.emulator.throttle import Limits
@@ -177,9 +178,7 @@ def ceiling_seconds(s: Scenario, ctl: Control) -> float:
         if lim.upload_bytes:
             small = sum(b for b in bodies if b <= lim.upload_bytes)
             over = sum(1 for b in bodies if b > lim.upload_bytes)
-            # a window carries at most the budget, so the bytes need whole windows
-            windows = math.ceil(small / lim.upload_bytes) + over
-            bounds.append(max(0.0, windows - 1) * lim.upload_window)
+            bounds.append(upload_bound_s(lim, small, over))
         if lim.requests:
             bounds.append(max(0, math.ceil(len(bodies) / lim.requests) - 1) * lim.request_window)
         lat = [

@@ -157,7 +157,8 @@ def _result(
 def table(res: dict[str, Any]) -> str:
     m = res["machine"]
     rows = "\n".join(
-        f"| {s.get('contender', 'copyengine')} | {s['pairs']} | {s['items']:,} | {s['wall_s']:.1f} | {s['mb_per_s']:.2f} | "
+        f"| {s.get('contender', 'copyengine')} | {s['pairs']} | {s['items']:,} | "
+        f"{s['wall_s']:.1f} | {s['mb_per_s']:.2f} | "
         f"{s['ceiling_pct_median']} | {s['ceiling_pct_worst']} | "
         f"{s.get('bound_pct_median')} / {s.get('bound_pct_worst')} | {s['share_429']:.4f} | "
         f"{s['engine_cpu_share']:.2f} | {s['emulator_cpu_share']:.2f} | "
@@ -168,8 +169,8 @@ def table(res: dict[str, Any]) -> str:
     return (
         f"### fleet\n\n{res['description']}. Command: `{res['command']}` ({res['date']} UTC, "
         f"{m['cores']} cores, {m['cpu']}, Python {m['python']}).\n\n"
-        "| engine | pairs | items | wall s | MB/s | % of ceiling, median mailbox | worst mailbox | % of the whole-window "
-        "bound, median / worst mailbox | 429 "
+        "| engine | pairs | items | wall s | MB/s | % of ceiling, median mailbox | worst "
+        "mailbox | % of the whole-window bound, median / worst mailbox | 429 "
         "share | engine CPU (cores) | emulator CPU (cores) | engine CPU s/GB | peak RSS MB |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
         f"{rows}\n\nTarget: the worst mailbox >= 95% of its ceiling at >= 200 pairs; engine CPU "

@@ -359,6 +359,16 @@ def run_once(
     }
 
 
+def upload_bound_s(lim: Limits, nbytes: int, alone: int = 0) -> float:
+    """The shortest time from a mailbox's first upload to its last for ``nbytes`` of bodies
+    (plus ``alone`` bodies larger than the whole budget, a window each), from an empty
+    window: a window carries at most the budget, so the bytes need whole windows, the last
+    sent at the start of the last one."""
+    assert lim.upload_bytes
+    windows = math.ceil(nbytes / lim.upload_bytes) + alone
+    return max(0, windows - 1) * lim.upload_window
+
+
 def _bound_shares(s: Scenario, stats: dict[str, Any], targets: list[str]) -> dict[str, Any]:
     """The service's view of each target mailbox that needed more than one upload window:
     the shortest time any client could take for the import bodies the mailbox was sent
@@ -375,7 +385,7 @@ def _bound_shares(s: Scenario, stats: dict[str, Any], targets: list[str]) -> dic
         u = uploads.get(upn.lower())
         if u is None or u["bytes"] <= lim.upload_bytes or u["span_s"] <= 0:
             continue
-        bound = (math.ceil(u["bytes"] / lim.upload_bytes) - 1) * lim.upload_window
+        bound = upload_bound_s(lim, u["bytes"])
         shares.append(round(min(100.0, 100 * bound / u["span_s"]), 1))
     shares.sort()
     return {

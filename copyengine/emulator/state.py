@@ -39,6 +39,15 @@ class ImportSession:
     version: str
 
 
+@dataclass(slots=True)
+class Uploads:
+    """Import bodies one mailbox's upload budget admitted, and the first and last arrival."""
+
+    nbytes: int
+    first: float
+    last: float
+
+
 class Stats:
     """What the emulator saw; served at ``/_emulator/stats``."""
 
@@ -63,19 +72,19 @@ class Stats:
         self.latency: dict[str, list[float]] = {}
         self.first_seen: dict[str, float] = {}  # call -> monotonic time of its first arrival
         self.last_seen: dict[str, float] = {}
-        # mailbox (UPN) -> [import bodies admitted, first and last admitted import's arrival]:
-        # what the upload budget counted of the items, and over how long (benchmarks compare
-        # the span with the shortest any client could need for those bytes; setup calls with
-        # a body, such as createImportSession, would start the span before any item is ready)
-        self.uploads: dict[str, list[float]] = {}
+        # mailbox (UPN) -> the imports its upload budget admitted: what the budget counted of
+        # the items, and over how long (benchmarks compare the span with the shortest any
+        # client could need for those bytes; setup calls with a body, such as
+        # createImportSession, would start the span before any item is ready)
+        self.uploads: dict[str, Uploads] = {}
 
     def uploaded(self, mailbox: str, nbytes: int, now: float) -> None:
         u = self.uploads.get(mailbox)
         if u is None:
-            self.uploads[mailbox] = [nbytes, now, now]
+            self.uploads[mailbox] = Uploads(nbytes, now, now)
         else:
-            u[0] += nbytes
-            u[2] = now
+            u.nbytes += nbytes
+            u.last = now
 
     def observe(self, call: str, seconds: float) -> None:
         now = time.monotonic()
@@ -130,7 +139,7 @@ class Stats:
             "token_requests": {str(k): v for k, v in self.token_requests.items()},
             "latency_ms": self.latency_ms(),
             "uploads_by_mailbox": {
-                m: {"bytes": int(u[0]), "span_s": round(u[2] - u[1], 4)}
+                m: {"bytes": u.nbytes, "span_s": round(u.last - u.first, 4)}
                 for m, u in self.uploads.items()
             },
         }

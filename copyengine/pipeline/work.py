@@ -14,10 +14,8 @@ from ..wakeup import Wakeup
 from .budget import ByteBudget
 
 T = TypeVar("T")
-MAX_SHARE_WAITS = 1_000_000
-MIN_PART = (
-    256 * 1024
-)  # bytes: the smallest export part worth its own request  # bound on a pair's waits for its own imports to free bytes
+MAX_SHARE_WAITS = 1_000_000  # bound on a pair's waits for its own imports to free bytes
+MIN_PART = 256 * 1024  # bytes: the smallest export part worth its own request
 
 
 @dataclass
