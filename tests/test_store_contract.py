@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import pytest
 
-from copyengine.errors import ForeignState, JobLocked
+from copyengine.errors import ForeignState, JobLocked, StateError
 from copyengine.state import Intent, ItemRecord, Outcome, SQLiteStore, Status, Store, SyncRecord
 
 pytestmark = pytest.mark.anyio
@@ -302,3 +302,74 @@ def test_sqlite_schema_2_is_migrated(tmp_path: Path) -> None:
             assert await st.passes() == []
 
     anyio.run(check)
+
+
+def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
+    """Schema 3 kept items WITHOUT ROWID with a status index; 4 rebuilds the table, keeps
+    every row and column, and the upsert on (pair, source_id) still works."""
+    path = tmp_path / "state.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '3');
+        CREATE TABLE items (
+            pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
+            search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
+            status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT,
+            updated REAL NOT NULL, source_change_key TEXT,
+            PRIMARY KEY (pair, source_id)) WITHOUT ROWID;
+        CREATE INDEX items_by_folder ON items (pair, folder_id);
+        CREATE INDEX items_by_status ON items (pair, status);
+        INSERT INTO items VALUES ('p','s1','F1',x'0a0b',7,'T1',2,'t1','ck1',1,NULL,'r1',5,'sck1');
+        INSERT INTO items VALUES ('p','s2','F1',NULL,9,'T1',1,NULL,NULL,1,NULL,NULL,6,NULL);
+        """
+    )
+    db.commit()
+    db.close()
+
+    async def check() -> None:
+        async with SQLiteStore(path, identity=JOB) as st:
+            recs = await st.items_in_folder("p", "F1")
+            assert recs["s1"].status is Status.DONE and recs["s1"].target_id == "t1"
+            assert recs["s1"].search_key == b"\n\x0b" and recs["s1"].change_key == "sck1"
+            assert [r.source_id for r in await st.unsettled("p")] == ["s2"]
+            await st.record_intents("p", [Intent("s1", "F1", b"k", 7, "T1", "ck2")])
+            assert (await st.items_in_folder("p", "F1"))["s1"].status is Status.INTENT
+
+    anyio.run(check)
+    db = sqlite3.connect(path)
+    sql = db.execute("SELECT sql FROM sqlite_master WHERE name='items'").fetchone()[0]
+    names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "WITHOUT ROWID" not in sql and "items_by_status" not in names
+    assert "items_by_folder" in names and "items_v3" not in names
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
+    assert db.execute("SELECT attempts FROM items WHERE source_id='s1'").fetchone() == (2,)
+    db.close()
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '3');
+        CREATE TABLE items (pair TEXT, source_id TEXT, PRIMARY KEY (pair, source_id));
+        INSERT INTO items VALUES ('p', 's1');
+        """
+    )
+    db.commit()
+    db.close()
+
+    async def check() -> None:
+        async with SQLiteStore(path, identity=JOB):
+            pass
+
+    with pytest.raises(StateError, match="cannot open state store"):
+        anyio.run(check)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
+    assert db.execute("SELECT pair, source_id FROM items").fetchall() == [("p", "s1")]
+    db.close()

@@ -32,6 +32,10 @@ from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_
 T = TypeVar("T")
 
 SCHEMA_VERSION = "3"
+# Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
+# PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
+# for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
+# dropped (an engine that still wants it creates it again, so the schema stays 3).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
@@ -53,7 +57,7 @@ CREATE TABLE IF NOT EXISTS ce_items (
     PRIMARY KEY (pair, source_id)
 );
 CREATE INDEX IF NOT EXISTS ce_items_by_folder ON ce_items (pair, folder_id);
-CREATE INDEX IF NOT EXISTS ce_items_by_status ON ce_items (pair, status);
+DROP INDEX IF EXISTS ce_items_by_status;
 CREATE TABLE IF NOT EXISTS ce_syncs (
     pair TEXT NOT NULL, scope TEXT NOT NULL, folder_link TEXT, fingerprint TEXT NOT NULL,
     PRIMARY KEY (pair, scope)

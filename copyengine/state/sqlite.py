@@ -32,7 +32,25 @@ from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_
 T = TypeVar("T")
 
 
-SCHEMA = """
+# An item row is large (four Graph ids of ~150 characters), so the table keeps its rowid: rows
+# are appended in insertion order and the key (pair, source_id) is a narrow index of its own.
+# A WITHOUT ROWID table stores whole rows in a B-tree ordered by that random id, and each
+# commit rewrote a page of it for every item. Nothing indexes status: it changes on every
+# outcome, and only a pair's start and its report ask for it, by reading the pair's rows.
+ITEMS_TABLE = """CREATE TABLE IF NOT EXISTS items (
+    pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
+    search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
+    status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT, updated REAL NOT NULL,
+    source_change_key TEXT,
+    UNIQUE (pair, source_id)
+);"""
+ITEM_TABLE_COLUMNS = (
+    "pair, source_id, folder_id, search_key, size, target_folder_id, status, target_id, "
+    "target_change_key, attempts, error, request_id, updated, source_change_key"
+)
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pairs (
     pair TEXT PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL,
@@ -44,16 +62,8 @@ CREATE TABLE IF NOT EXISTS folders (
     scope TEXT NOT NULL DEFAULT 'primary',
     PRIMARY KEY (pair, source_folder_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS items (
-    pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
-    search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
-    status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT, updated REAL NOT NULL,
-    source_change_key TEXT,
-    PRIMARY KEY (pair, source_id)
-) WITHOUT ROWID;
+{ITEMS_TABLE}
 CREATE INDEX IF NOT EXISTS items_by_folder ON items (pair, folder_id);
-CREATE INDEX IF NOT EXISTS items_by_status ON items (pair, status);
 CREATE TABLE IF NOT EXISTS syncs (
     pair TEXT NOT NULL, scope TEXT NOT NULL, folder_link TEXT, fingerprint TEXT NOT NULL,
     PRIMARY KEY (pair, scope)
@@ -63,21 +73,44 @@ CREATE TABLE IF NOT EXISTS passes (
     status TEXT NOT NULL, changes TEXT
 );
 """
-SCHEMA_VERSION = "3"
-# Each step takes a schema to the next: 1 had no source change key; 2 had no passes or
-# folder delta links (new tables, created by SCHEMA itself).
-MIGRATIONS: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {
-    "1": ("2", (("items", "source_change_key", "TEXT"),)),
-    "2": ("3", (("folders", "scope", "TEXT NOT NULL DEFAULT 'primary'"),)),
-}
+SCHEMA_VERSION = "4"
 
 
-def _add_column(db: sqlite3.Connection, table: str, column: str, decl: str) -> None:
+def _add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
     """A migration step: the column added to an existing table that lacks it (a table not
     there yet is made whole by SCHEMA)."""
-    cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
-    if cols and column not in cols:
-        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+    def step(db: sqlite3.Connection) -> None:
+        cols = {r[1] for r in db.execute(f"PRAGMA table_info({table})").fetchall()}
+        if cols and column not in cols:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
+    return step
+
+
+def _items_with_rowid(db: sqlite3.Connection) -> None:
+    """A migration step: the items table rebuilt as a rowid table (see ITEMS_TABLE), its rows
+    copied, and the status index dropped."""
+    db.execute("DROP INDEX IF EXISTS items_by_status")
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='items'").fetchone():
+        return
+    db.execute("DROP INDEX IF EXISTS items_by_folder")
+    db.execute("ALTER TABLE items RENAME TO items_v3")
+    db.execute(ITEMS_TABLE)
+    db.execute(
+        f"INSERT INTO items ({ITEM_TABLE_COLUMNS}) SELECT {ITEM_TABLE_COLUMNS} FROM items_v3"
+    )
+    db.execute("DROP TABLE items_v3")
+
+
+# Each step takes a schema to the next: 1 had no source change key; 2 had no passes or
+# folder delta links (new tables, created by SCHEMA itself); 3 kept items WITHOUT ROWID and
+# indexed their status. All steps run in one transaction: a failure leaves the file as it was.
+MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
+    "1": ("2", _add_column("items", "source_change_key", "TEXT")),
+    "2": ("3", _add_column("folders", "scope", "TEXT NOT NULL DEFAULT 'primary'")),
+    "3": ("4", _items_with_rowid),
+}
 
 
 def _explain(exc: BaseException) -> str:
@@ -225,12 +258,18 @@ class SQLiteStore(GroupCommitting):
             row = None
             if db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            while row is not None and row[0] in MIGRATIONS and self.exclusive:
-                nxt, steps = MIGRATIONS[row[0]]
-                for table, column, decl in steps:
-                    _add_column(db, table, column, decl)
-                db.execute("UPDATE meta SET value=? WHERE key='schema'", (nxt,))
-                row = (nxt,)
+            if row is not None and row[0] in MIGRATIONS and self.exclusive:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    while row[0] in MIGRATIONS:
+                        nxt, step = MIGRATIONS[row[0]]
+                        step(db)
+                        db.execute("UPDATE meta SET value=? WHERE key='schema'", (nxt,))
+                        row = (nxt,)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.rollback()
+                    raise
             db.executescript(SCHEMA)
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
