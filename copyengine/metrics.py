@@ -14,8 +14,9 @@ Names (all labelled by ``pair`` = ``source->target``):
 - ``copyengine_requests_total``
 - ``copyengine_inflight_requests{role}`` — requests in flight now, per mailbox (role: source,
   target, source-archive, target-archive)
-- ``copyengine_ceiling_percent`` — % of Exchange's per-mailbox budget used while active,
-  the busiest target mailbox's (upload or request budget, whichever is nearer its limit)
+- ``copyengine_ceiling_percent`` — while the busiest target mailbox had work, the shortest
+  time Exchange's per-mailbox budget allowed for what it sent, as % of the time it took
+  (upload or request budget, whichever is nearer its limit)
 - ``copyengine_pair_status{status}`` — 1 for the pair's current status
 - ``copyengine_job_duration_seconds`` (no pair label)
 """

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from copyengine.pacing import AdaptiveRate, Backoff, Cause, MailboxPacer, PacerLimits, RetryPolicy
+from copyengine.pacing.pacer import Activity
 from copyengine.pacing.policy import (
     RetriesExhausted,
     SlidingWindow,
@@ -251,17 +252,71 @@ async def test_ceiling_share_is_full_for_a_client_that_fills_every_window_and_en
     assert p.active_s() == pytest.approx(50.0)
 
 
-@pytest.mark.anyio
-async def test_ceiling_share_counts_room_left_unused_while_items_were_ready() -> None:
-    """Spells of one half-window send each, lasting a window (a slow pipeline): each spell
-    could have carried a window's budget (the first one the empty window's too) and carried
-    half a window."""
-    clock = FakeClock()
-    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, margin=1.0, window_slack=0.0)
-    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
-    for _ in range(6):
-        await _send(p, clock, 500, latency=10.0)  # one half-window send per window, busy
-    assert p.ceiling_share() == pytest.approx(3000 / (1000 + 5 * 1000 + 500), abs=0.01)
+def _spell(sends: list[tuple[float, int]], start: float, end: float) -> float:
+    """An upload spell from ``start`` to ``end`` (items ready all along) with these sends,
+    against a budget of 1,000 per 10 s: the shortest time possible over the time taken."""
+    w = SlidingWindow(1000, 10.0)
+    act = Activity(w, 1000, 10.0)
+    act.enter(start)
+    for t, n in sends:
+        act.sent(t, n)
+        w.record(t, n)
+    act.leave(end)
+    _, best, taken = act.totals(end)
+    return best / taken
+
+
+def test_ceiling_share_counts_room_left_unused_while_items_were_ready() -> None:
+    """Six half-window sends one window apart while the next item was always ready (a slow
+    pipeline): a client sending whenever the budget allows had sent the 3,000 bytes by the
+    start of the third window (20 s); the last send went out at 50 s."""
+    assert _spell([(10.0 * k, 500) for k in range(6)], 0.0, 60.0) == pytest.approx(20 / 50)
+
+
+def test_a_partial_last_window_sent_at_once_scores_full_and_holding_it_back_does_not() -> None:
+    """3.1 windows of bytes need a fourth window whatever the client. Sending the last part
+    the moment the budget allows is the best possible (100%); holding it back until the
+    window has emptied ends later and scores less. A measure of bytes against the budget's
+    average rate scored these the other way round (88% and 98%)."""
+    whole = [(0.0, 1000), (10.0, 1000), (20.0, 600), (20.5, 400)]
+    at_once = _spell([*whole, (30.0, 100)], 0.0, 30.1)
+    held = _spell([*whole, (30.6, 100)], 0.0, 30.7)
+    assert at_once == pytest.approx(1.0)
+    assert held == pytest.approx(30 / 30.6)
+
+
+def test_the_shortest_time_starts_from_the_window_the_spell_found() -> None:
+    """A spell that begins at 4 s with 800 of the 1,000 budget still in the window (sent at
+    0 s) can send 200 at once, 800 more at 10 s, 200 more at 14 s and 800 more at 20 s."""
+    w = SlidingWindow(1000, 10.0)
+    w.record(0.0, 800)
+    act = Activity(w, 1000, 10.0)
+    act.enter(4.0)
+    assert act.shortest(200) == pytest.approx(0.0)
+    assert act.shortest(1000) == pytest.approx(6.0)
+    assert act.shortest(1200) == pytest.approx(10.0)
+    assert act.shortest(1800) == pytest.approx(16.0)
+
+
+@pytest.mark.parametrize(("late", "share"), [(0.0, 1.0), (0.5, 1.0 / 1.5)])
+def test_a_spell_bound_by_the_concurrency_limit_is_at_its_ceiling(
+    late: float, share: float
+) -> None:
+    """Four small uploads with two slots, each answered after 1 s: the budget never binds,
+    but no client sends the last two before the first two are answered (1 s). Sending them
+    then is 100%; sending them 0.5 s after the slots came free is not."""
+    w = SlidingWindow(1000, 10.0)
+    act = Activity(w, 1000, 10.0, slots=2)
+    act.enter(0.0)
+    act.sent(0.0, 10)
+    act.sent(0.0, 10)
+    act.answered(1.0)
+    act.answered(1.0)
+    act.sent(1.0 + late, 10)
+    act.sent(1.0 + late, 10)
+    act.leave(2.0 + late)
+    _, best, taken = act.totals(3.0)
+    assert best / taken == pytest.approx(share)
 
 
 @pytest.mark.anyio
@@ -273,9 +328,9 @@ async def test_idle_time_between_spells_is_not_active() -> None:
     clock.now += 3600.0  # nothing ready for an hour
     await _send(p, clock, 1000, latency=1.0)
     assert p.active_s() == pytest.approx(2.0)
-    # each spell: the whole room when it began, plus the budget's rate over the second it
-    # lasted (1,100 bytes), of which the send used 1,000; the idle hour is not counted
-    assert p.ceiling_share() == pytest.approx(2000 / 2200, abs=0.01)
+    # each spell sent its item the moment it had it: nothing was held back, and the idle
+    # hour counts neither way
+    assert p.ceiling_share() == pytest.approx(1.0)
 
 
 @pytest.mark.anyio

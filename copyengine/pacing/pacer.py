@@ -26,45 +26,123 @@ MAX_WAIT_ROUNDS = 100_000
 
 
 class Activity:
-    """Spells during which at least one request of a kind wanted a slot or was in flight, and
-    the budget available over them: the room in ``window`` when a spell began, plus the
-    budget's rate over the spell, minus the room left unused when it ended (nothing more
-    of that kind was ready). Room is counted against the service's own ``limit``."""
+    """Spells during which at least one request of a kind wanted a slot or was in flight,
+    and how close each ran to the fastest any client could have been.
 
-    __slots__ = ("active_s", "capacity", "demand", "limit", "rate", "since", "window")
+    A spell that sent ``B`` (bytes, or requests) between its start ``a`` and its last send
+    took ``t_last - a``. The fastest any client could send ``B`` from the window the spell
+    found is that of a client that sends whatever the budget allows the moment it allows it:
+    the room at ``a`` at once, each amount still in the window again when it leaves it, and
+    the whole budget every ``period`` after. The measure is the sum of those shortest times
+    over the sum of the times taken (time with nothing ready is in neither).
 
-    def __init__(self, window: SlidingWindow, limit: int, period: float) -> None:
+    Exchange also allows only ``concurrency`` requests in flight per mailbox, so no client
+    sends its last request before the requests answered until then have had their slots:
+    the spell's shortest time is at least their durations (as the service answered them)
+    over the concurrency. A spell that sent everything the moment it had it scores 100%.
+
+    It is a ratio of times, not of bytes to the budget's average rate: a sliding window hands
+    its budget back in whole windows, so a mailbox of 3.1 windows needs a fourth whatever
+    the client; over those four windows the average rate offers a full fourth window, and a
+    bytes measure scored the best client 88% unless it held its last item back until the
+    window emptied (98%, and the job ended no sooner)."""
+
+    __slots__ = (
+        "_busy",
+        "_busy_at_last",
+        "_old",
+        "_sent",
+        "active_s",
+        "best_s",
+        "demand",
+        "last",
+        "limit",
+        "period",
+        "since",
+        "slots",
+        "taken_s",
+        "total",
+        "window",
+    )
+
+    def __init__(self, window: SlidingWindow, limit: int, period: float, slots: int = 4) -> None:
         self.window = window
         self.limit = limit
-        self.rate = limit / period  # budget per second
+        self.period = period
+        self.slots = max(1, slots)
+        self._busy = 0.0  # request-seconds answered in this spell
+        self._busy_at_last = 0.0  # ... by its latest send
         self.demand = 0
         self.since = 0.0
         self.active_s = 0.0
-        self.capacity = 0.0
-
-    def _room(self, now: float) -> float:
-        self.window.expire(now)
-        return max(0.0, self.limit - self.window.total)
+        self.best_s = 0.0  # shortest times possible for what the ended spells sent
+        self.taken_s = 0.0  # what those spells took, from their start to their last send
+        self._old: list[tuple[float, int]] = []  # (leaves the service's window at, amount)
+        self._sent = 0
+        self.total = 0  # sent over every spell
+        self.last = 0.0
 
     def enter(self, now: float) -> None:
         if self.demand == 0:
-            self.capacity += self._room(now)
             self.since = now
+            self._sent = 0
+            self._busy = self._busy_at_last = 0.0
+            # what the window held when the spell began, by when the service lets it go
+            self._old = [
+                (t + self.period, n) for t, n, _ in self.window.events() if t + self.period > now
+            ]
         self.demand += 1
+
+    def sent(self, now: float, amount: int) -> None:
+        self._sent += amount
+        self.total += amount
+        self.last = now
+        self._busy_at_last = self._busy
+
+    def answered(self, duration: float) -> None:
+        """A request answered after ``duration`` seconds in flight (any kind: it held a
+        slot)."""
+        if self.demand:
+            self._busy += duration
 
     def leave(self, now: float) -> None:
         self.demand -= 1
         if self.demand == 0:
-            spell = now - self.since
-            self.active_s += spell
-            self.capacity += self.rate * spell - self._room(now)
+            self.active_s += now - self.since
+            best, taken = self._spell()
+            self.best_s += best
+            self.taken_s += taken
+            self._old = []
 
-    def totals(self, now: float) -> tuple[float, float]:
-        """(active seconds, budget available), the current spell included."""
+    def _spell(self) -> tuple[float, float]:
+        if self._sent == 0:
+            return 0.0, 0.0
+        taken = max(0.0, self.last - self.since)
+        best = max(self.shortest(self._sent), self._busy_at_last / self.slots)
+        return min(best, taken), taken
+
+    def shortest(self, amount: int) -> float:
+        """Seconds from the spell's start until a client sending whatever the budget allows
+        the moment it allows it has sent ``amount``."""
+        lim = self.limit
+        whole = max(0, math.ceil(amount / lim) - 1)  # windows wholly used before the last
+        need = amount - whole * lim  # in (0, limit]
+        left = sum(n for _, n in self._old)  # still in the window at the spell's start
+        at = self.since
+        for leaves, n in self._old:
+            if lim - left >= need:
+                break
+            left -= n
+            at = leaves
+        return whole * self.period + (at - self.since)
+
+    def totals(self, now: float) -> tuple[float, float, float]:
+        """(active seconds, shortest seconds possible, seconds taken), the current spell
+        included."""
         if self.demand == 0:
-            return self.active_s, self.capacity
-        spell = now - self.since
-        return self.active_s + spell, self.capacity + self.rate * spell
+            return self.active_s, self.best_s, self.taken_s
+        best, taken = self._spell()
+        return self.active_s + now - self.since, self.best_s + best, self.taken_s + taken
 
 
 @dataclass
@@ -133,8 +211,8 @@ class MailboxPacer:
         self._held_bytes = 0
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
-        self._req_act = Activity(self._req, lim.requests, lim.request_window)
-        self._up_act = Activity(self._bytes, lim.upload_bytes, lim.upload_window)
+        self._req_act = Activity(self._req, lim.requests, lim.request_window, lim.concurrency)
+        self._up_act = Activity(self._bytes, lim.upload_bytes, lim.upload_window, lim.concurrency)
         self.stats = PacerStats(activity=self._req_act, upload_activity=self._up_act)
         self._waiters = 0
         self._wait_since = 0.0
@@ -163,29 +241,25 @@ class MailboxPacer:
         return self._req_act.totals(self._clock())[0]
 
     def ceiling_share(self) -> float | None:
-        """How close this mailbox ran to its budget while it had work (rclone measures speed
-        over active time the same way): upload bytes against the upload budget available
-        while an upload was ready (waiting for a slot, on the budget, or in flight), or
-        requests against the request budget available while any request was, whichever is
-        nearer its limit (1.0 = at the ceiling). The budget available over a spell is the
-        room in the window when it began, plus the budget's rate over the spell, minus the
-        room unused when it ended (nothing more was ready): a client that sends a full
-        window the moment it has room scores 100%, one that leaves room unused while it has
-        items ready scores less. Capped at 100% (over a spell shorter than a window, the
-        window may give back more than its average rate). None before any request."""
+        """How close this mailbox ran to its budget while it had work (1.0 = at the
+        ceiling): over the spells in which an upload was ready (waiting for a slot, on the
+        budget, or in flight), the shortest time any client could have taken to upload what
+        they uploaded, starting from the window each found, against the time they took; or
+        the same for requests over the spells in which any request was, whichever is nearer
+        its limit (see ``Activity``). None before any request; 1.0 when every spell sent
+        what it had the moment it had it."""
         st = self.stats
         if st.requests == 0:
             return None
         now = self._clock()
-        shares = [
-            used / cap
-            for used, (_, cap) in (
-                (st.upload_bytes, self._up_act.totals(now)),
-                (st.requests, self._req_act.totals(now)),
-            )
-            if cap > 0
-        ]
-        return min(1.0, max(shares)) if shares else None
+        shares = []
+        for act in (self._up_act, self._req_act):
+            _, best, taken = act.totals(now)
+            if taken > 0:
+                shares.append(best / taken)
+        if not shares:
+            return 1.0  # every spell sent what it had the moment it had it
+        return min(1.0, max(shares))
 
     def _enter(self, body_bytes: int) -> None:
         now = self._clock()
@@ -278,6 +352,9 @@ class MailboxPacer:
         st = self.stats
         st.requests += 1
         st.upload_bytes += body_bytes
+        self._req_act.sent(now, 1)
+        if body_bytes:
+            self._up_act.sent(now, body_bytes)
         try:
             if self._app is not None:
                 await self._app.acquire()
@@ -290,6 +367,8 @@ class MailboxPacer:
             self._req.record(done, 1)
             if body_bytes:
                 self._bytes.record(done, body_bytes)
+            self._req_act.answered(done - now)
+            self._up_act.answered(done - now)
             self._released.set()
             self._leave(body_bytes, done)
 

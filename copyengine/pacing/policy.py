@@ -76,6 +76,10 @@ class SlidingWindow:
     def __len__(self) -> int:
         return len(self._events)
 
+    def events(self) -> deque[tuple[float, int, float]]:
+        """(counted as sent at, amount, bucket opened at), oldest first (do not modify)."""
+        return self._events
+
     def expire(self, now: float) -> None:
         ev = self._events
         while ev and ev[0][0] <= now - self.width:
