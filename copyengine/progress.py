@@ -143,7 +143,7 @@ def summary_table(stats: JobStats) -> Table:
             "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
             f"{p.duration():,.1f}s",
         )
-    tot = stats.as_dict()["totals"]
+    tot = stats.totals()
     t.add_section()
     t.add_row(
         f"total ({len(pairs)} pairs)",
@@ -193,7 +193,7 @@ async def show_progress(
         return
     for _ in range(100_000_000):
         await anyio.sleep(interval)
-        totals = stats.as_dict()["totals"]
+        totals = stats.totals()
         log.info(
             "job.progress",
             copied=totals["copied"],
@@ -212,7 +212,7 @@ async def show_progress(
 def outcome_line(stats: JobStats) -> str:
     """What happened, in the words the exit code means."""
     code = stats.exit_code()
-    tot = stats.as_dict()["totals"]
+    tot = stats.totals()
     ch = stats.changes()
     kind = stats.pass_info.get("kind", "first")
     if code is ExitCode.OK and kind not in ("first", "retry"):

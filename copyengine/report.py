@@ -355,10 +355,33 @@ class JobStats:
             return ExitCode.ITEMS_FAILED
         return ExitCode.OK
 
-    def as_dict(self) -> dict[str, Any]:
+    def totals(self) -> dict[str, Any]:
+        """The job's totals (the report's ``totals``), without building every pair's and
+        folder's entry: the progress line asks for them every few seconds."""
         d = self.duration()
         copied_bytes = self.total("copied_bytes")
         copied = self.total("copied")
+        return {
+            "pairs": len(self.pairs),
+            "pairs_failed": sum(p.status == "failed" for p in self.pairs.values()),
+            "source_items": self.total("source_items"),
+            "source_bytes": self.total("source_bytes"),
+            "copied": copied,
+            "copied_bytes": copied_bytes,
+            "already_present": self.total("already_present"),
+            "skipped": sum(p.skipped for p in self.pairs.values()),
+            "failed": sum(p.failed for p in self.pairs.values()),
+            "unknown": sum(p.unknown for p in self.pairs.values()),
+            "not_done": sum(p.not_done for p in self.pairs.values()),
+            "throttled_429": sum(p.throttled for p in self.pairs.values()),
+            "throttle_wait_s": round(sum(p.throttle_wait_s for p in self.pairs.values()), 3),
+            "requests": sum(p.requests for p in self.pairs.values()),
+            "items_per_s": round(copied / d, 1) if d > 0 else 0.0,
+            "mb_per_s": round(copied_bytes / d / 1e6, 2) if d > 0 else 0.0,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.duration()
         return {
             "run_id": self.run_id,
             "started": iso(self.started_wall),
@@ -371,24 +394,7 @@ class JobStats:
             "pass": self.pass_info,
             "changes": self.changes(),
             "sign_off": self.sign_off,
-            "totals": {
-                "pairs": len(self.pairs),
-                "pairs_failed": sum(p.status == "failed" for p in self.pairs.values()),
-                "source_items": self.total("source_items"),
-                "source_bytes": self.total("source_bytes"),
-                "copied": copied,
-                "copied_bytes": copied_bytes,
-                "already_present": self.total("already_present"),
-                "skipped": sum(p.skipped for p in self.pairs.values()),
-                "failed": sum(p.failed for p in self.pairs.values()),
-                "unknown": sum(p.unknown for p in self.pairs.values()),
-                "not_done": sum(p.not_done for p in self.pairs.values()),
-                "throttled_429": sum(p.throttled for p in self.pairs.values()),
-                "throttle_wait_s": round(sum(p.throttle_wait_s for p in self.pairs.values()), 3),
-                "requests": sum(p.requests for p in self.pairs.values()),
-                "items_per_s": round(copied / d, 1) if d > 0 else 0.0,
-                "mb_per_s": round(copied_bytes / d / 1e6, 2) if d > 0 else 0.0,
-            },
+            "totals": self.totals(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
                 {"t": t, "copied": c, "copied_bytes": b, "throttled_429": k}
