@@ -252,11 +252,13 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
         s429 = _med(res, "copyengine", "share_429")
         cm = res["summary"]["copyengine"]["ceiling_pct_median"]["median"]
         cw = res["summary"]["copyengine"]["ceiling_pct_worst"]["min"]
+        c95 = res["summary"]["copyengine"].get("ceiling_95_share", {}).get("min")
         if cm is not None and cw is not None:
             out.append(
                 f"per target mailbox, % of its ceiling while active (the engine's own measure): "
                 f"median {cm:.1f}%, worst {cw:.1f}% (target >= 95%: "
                 f"{'met' if cw >= 95 else 'MISSED'})"
+                + (f"; {c95:.0%} of the mailboxes at >= 95% (worst run)" if c95 is not None else "")
             )
         bm = res["summary"]["copyengine"].get("bound_pct_median", {}).get("median")
         bw = res["summary"]["copyengine"].get("bound_pct_worst", {}).get("min")

@@ -92,6 +92,7 @@ def _step(
         "mb_per_s": res["mb_per_s"],
         "ceiling_pct_median": res["ceiling_pct_median"],
         "ceiling_pct_worst": res["ceiling_pct_worst"],
+        "ceiling_95_share": res.get("ceiling_95_share"),
         "bound_pct_median": res.get("bound_pct_median"),
         "bound_pct_worst": res.get("bound_pct_worst"),
         "share_429": res["share_429"],
@@ -119,6 +120,12 @@ def _result(
         + (f"{largest}" if largest else "none of " + ", ".join(str(s["pairs"]) for s in steps))
         + f" (target >= 200: {'met' if largest and largest >= 200 else 'MISSED'}); worst "
         "mailbox per step: " + ", ".join(f"{s['pairs']}: {s['ceiling_pct_worst']}%" for s in steps),
+        "mailboxes at >= 95% of their ceiling per step: "
+        + ", ".join(
+            f"{s['pairs']}: {s['ceiling_95_share']:.0%}"
+            for s in steps
+            if s.get("ceiling_95_share") is not None
+        ),
         f"at {top['pairs']} pairs the {first_out} used more of its core (engine "
         f"{top['engine_cpu_share']:.0%}, emulator {top['emulator_cpu_share']:.0%} of one core)",
         "the service's view, per target mailbox: the shortest time any client could take "
