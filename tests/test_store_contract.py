@@ -251,10 +251,19 @@ async def test_another_jobs_state_is_refused(make: Factory) -> None:
             pass
 
 
-def test_sqlite_schema_1_is_migrated(tmp_path: Path) -> None:
+def _old_state(tmp_path: Path, script: str) -> Path:
+    """A state file as an earlier engine left it."""
     path = tmp_path / "state.sqlite"
     db = sqlite3.connect(path)
-    db.executescript(
+    db.executescript(script)
+    db.commit()
+    db.close()
+    return path
+
+
+def test_sqlite_schema_1_is_migrated(tmp_path: Path) -> None:
+    path = _old_state(
+        tmp_path,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema', '1');
@@ -265,10 +274,8 @@ def test_sqlite_schema_1_is_migrated(tmp_path: Path) -> None:
             attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT,
             updated REAL NOT NULL, PRIMARY KEY (pair, source_id)) WITHOUT ROWID;
         INSERT INTO items VALUES ('p','s1','F1',NULL,1,'T1',2,'t1',NULL,1,NULL,NULL,0);
-        """
+        """,
     )
-    db.commit()
-    db.close()
 
     async def check() -> None:
         async with SQLiteStore(path, identity=JOB) as st:
@@ -279,9 +286,8 @@ def test_sqlite_schema_1_is_migrated(tmp_path: Path) -> None:
 
 
 def test_sqlite_schema_2_is_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript(
+    path = _old_state(
+        tmp_path,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema', '2');
@@ -290,10 +296,8 @@ def test_sqlite_schema_2_is_migrated(tmp_path: Path) -> None:
             target_folder_id TEXT NOT NULL, target_path TEXT NOT NULL, delta_link TEXT,
             PRIMARY KEY (pair, source_folder_id)) WITHOUT ROWID;
         INSERT INTO folders VALUES ('p','F1','/Inbox','T1','<inbox>',NULL);
-        """
+        """,
     )
-    db.commit()
-    db.close()
 
     async def check() -> None:
         async with SQLiteStore(path, identity=JOB) as st:
@@ -307,9 +311,8 @@ def test_sqlite_schema_2_is_migrated(tmp_path: Path) -> None:
 def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
     """Schema 3 kept items WITHOUT ROWID with a status index; 4 rebuilds the table, keeps
     every row and column, and the upsert on (pair, source_id) still works."""
-    path = tmp_path / "state.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript(
+    path = _old_state(
+        tmp_path,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema', '3');
@@ -324,10 +327,8 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
         CREATE INDEX items_by_status ON items (pair, status);
         INSERT INTO items VALUES ('p','s1','F1',x'0a0b',7,'T1',2,'t1','ck1',1,NULL,'r1',5,'sck1');
         INSERT INTO items VALUES ('p','s2','F1',NULL,9,'T1',1,NULL,NULL,1,NULL,NULL,6,NULL);
-        """
+        """,
     )
-    db.commit()
-    db.close()
 
     async def check() -> None:
         async with SQLiteStore(path, identity=JOB) as st:
@@ -350,18 +351,15 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
 
 
 def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
-    path = tmp_path / "state.sqlite"
-    db = sqlite3.connect(path)
-    db.executescript(
+    path = _old_state(
+        tmp_path,
         """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         INSERT INTO meta VALUES ('schema', '3');
         CREATE TABLE items (pair TEXT, source_id TEXT, PRIMARY KEY (pair, source_id));
         INSERT INTO items VALUES ('p', 's1');
-        """
+        """,
     )
-    db.commit()
-    db.close()
 
     async def check() -> None:
         async with SQLiteStore(path, identity=JOB):
