@@ -160,6 +160,15 @@ async def test_folders_and_their_delta_links(make: Factory) -> None:
         assert got["F2"].delta_link is None and got["F2"].source_path == "/Inbox/a\\/b"
         await st.set_delta_link(P, "F1", None)
         assert {f.source_folder_id: f.delta_link for f in await st.folders(P)}["F1"] is None
+        # a pass stores every folder's link at once; another pair's folders are untouched
+        await st.folder_mapped("other", "F1", "/Inbox", "T9", "<inbox>")
+        await st.set_delta_links(P, [("F1", "https://graph/delta?token=2"), ("F2", "t3")])
+        assert {f.source_folder_id: f.delta_link for f in await st.folders(P)} == {
+            "F1": "https://graph/delta?token=2",
+            "F2": "t3",
+        }
+        assert [f.delta_link for f in await st.folders("other")] == [None]
+        await st.set_delta_links(P, [])
 
 
 async def test_folders_belong_to_a_mailbox_of_the_pair_and_can_be_forgotten(

@@ -51,6 +51,7 @@ class Activity:
         "_busy",
         "_busy_at_last",
         "_old",
+        "_old_total",
         "_sent",
         "active_s",
         "best_s",
@@ -77,7 +78,9 @@ class Activity:
         self.active_s = 0.0
         self.best_s = 0.0  # shortest times possible for what the ended spells sent
         self.taken_s = 0.0  # what those spells took, from their start to their last send
-        self._old: list[tuple[float, int]] = []  # (leaves the service's window at, amount)
+        # the window's entries when the spell began: (counted as sent at, amount, opened)
+        self._old: list[tuple[float, int, float]] = []
+        self._old_total = 0
         self._sent = 0
         self.total = 0  # sent over every spell
         self.last = 0.0
@@ -87,10 +90,11 @@ class Activity:
             self.since = now
             self._sent = 0
             self._busy = self._busy_at_last = 0.0
-            # what the window held when the spell began, by when the service lets it go
-            self._old = [
-                (t + self.period, n) for t, n, _ in self.window.events() if t + self.period > now
-            ]
+            # what the window held when the spell began (a plain copy: this runs whenever
+            # a mailbox goes from idle to busy; what has left by then is skipped later)
+            self.window.expire(now)
+            self._old_total = self.window.total
+            self._old = list(self.window.events()) if self._old_total else []
         self.demand += 1
 
     def sent(self, now: float, amount: int) -> None:
@@ -127,14 +131,18 @@ class Activity:
         lim = self.limit
         whole = max(0, math.ceil(amount / lim) - 1)  # windows wholly used before the last
         need = amount - whole * lim  # in (0, limit]
-        left = sum(n for _, n in self._old)  # still in the window at the spell's start
-        at = self.since
-        for leaves, n in self._old:
+        period, since = self.period, self.since
+        if lim - self._old_total >= need:
+            return whole * period  # the room the spell found was enough
+        old = [(t + period, n) for t, n, _ in self._old if t + period > since]
+        left = sum(n for _, n in old)  # still in the service's window at the spell's start
+        at = since
+        for leaves, n in old:
             if lim - left >= need:
                 break
             left -= n
             at = leaves
-        return whole * self.period + (at - self.since)
+        return whole * period + (at - since)
 
     def totals(self, now: float) -> tuple[float, float, float]:
         """(active seconds, shortest seconds possible, seconds taken), the current spell

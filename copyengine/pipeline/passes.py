@@ -221,13 +221,15 @@ class MailboxPass:
         await self.store.flush()
         if not self.mode.delta:
             return
+        links: list[tuple[str, str | None]] = []
         for job in jobs:
             st = job.stats
             settled = not st.unknown and not st.not_attempted and not job.deferred
             if job.next_link and job.complete and settled:
-                await self.store.set_delta_link(self.key, job.source_id, job.next_link)
+                links.append((job.source_id, job.next_link))
             elif job.expired:
-                await self.store.set_delta_link(self.key, job.source_id, None)
+                links.append((job.source_id, None))
+        await self.store.set_delta_links(self.key, links)
         if clean:
             await self.store.set_sync_state(
                 self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)

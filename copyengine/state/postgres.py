@@ -347,10 +347,23 @@ class PostgresStore(GroupCommitting):
         return [FolderRecord(*r) for r in rows]
 
     async def set_delta_link(self, pair: str, source_folder_id: str, link: str | None) -> None:
-        await self._execute(
-            "UPDATE ce_folders SET delta_link = %s WHERE pair = %s AND source_folder_id = %s",
-            (link, pair, source_folder_id),
-        )
+        await self.set_delta_links(pair, [(source_folder_id, link)])
+
+    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
+        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
+        if not links:
+            return
+        rows = [(link, pair, folder_id) for folder_id, link in links]
+
+        async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(
+                    "UPDATE ce_folders SET delta_link = %s WHERE pair = %s "
+                    "AND source_folder_id = %s",
+                    rows,
+                )
+
+        await self._run(fn)
 
     async def forget_folder(self, pair: str, source_folder_id: str) -> None:
         await self._execute(

@@ -362,12 +362,22 @@ class SQLiteStore(GroupCommitting):
         return [FolderRecord(*r) for r in rows]
 
     async def set_delta_link(self, pair: str, source_folder_id: str, link: str | None) -> None:
-        await self._call(
-            lambda db: db.execute(
-                "UPDATE folders SET delta_link=? WHERE pair=? AND source_folder_id=?",
-                (link, pair, source_folder_id),
+        await self.set_delta_links(pair, [(source_folder_id, link)])
+
+    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
+        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
+        if not links:
+            return
+        rows = [(link, pair, folder_id) for folder_id, link in links]
+
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN")
+            db.executemany(
+                "UPDATE folders SET delta_link=? WHERE pair=? AND source_folder_id=?", rows
             )
-        )
+            db.execute("COMMIT")
+
+        await self._call(fn)
 
     async def forget_folder(self, pair: str, source_folder_id: str) -> None:
         await self._call(
