@@ -38,8 +38,9 @@ class Activity:
 
     Exchange also allows only ``concurrency`` requests in flight per mailbox, so no client
     sends its last request before the requests answered until then have had their slots:
-    the spell's shortest time is at least their durations (as the service answered them)
-    over the concurrency. A spell that sent everything the moment it had it scores 100%.
+    the spell's shortest time is at least their durations (from send to answer, as this
+    client saw them) over the concurrency. A spell that sent everything the moment it had
+    it scores 100%.
 
     It is a ratio of times, not of bytes to the budget's average rate: a sliding window hands
     its budget back in whole windows, so a mailbox of 3.1 windows needs a fourth whatever
