@@ -418,3 +418,12 @@ async def test_a_request_in_flight_holds_its_budget_until_answered() -> None:
         # is answered and then expires
         assert p.delay(clock.now, 300) > 0
     assert order == ["slow answered"]
+
+
+def test_the_shortest_time_survives_a_budget_rounded_to_nothing() -> None:
+    """A budget configured below a byte (``upload_mb_per_window`` = 1e-9) is one byte a
+    window, not a division by zero in the pacer's ``finally``."""
+    act = Activity(SlidingWindow(0, 10.0), 0, 10.0)
+    act.enter(0.0)
+    act.sent(0.0, 3)
+    assert act.shortest(3) == pytest.approx(20.0)

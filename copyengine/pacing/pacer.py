@@ -129,7 +129,7 @@ class Activity:
     def shortest(self, amount: int) -> float:
         """Seconds from the spell's start until a client sending whatever the budget allows
         the moment it allows it has sent ``amount``."""
-        lim = self.limit
+        lim = max(1, self.limit)
         whole = max(0, math.ceil(amount / lim) - 1)  # windows wholly used before the last
         need = amount - whole * lim  # in (0, limit]
         period, since = self.period, self.since
