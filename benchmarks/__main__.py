@@ -250,9 +250,10 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
     elif s.name == "ceiling":
         share = extra["ceiling_s"] / _med(res, "copyengine", "duration_s")
         s429 = _med(res, "copyengine", "share_429")
-        cm = res["summary"]["copyengine"]["ceiling_pct_median"]["median"]
-        cw = res["summary"]["copyengine"]["ceiling_pct_worst"]["min"]
-        c95 = res["summary"]["copyengine"].get("ceiling_95_share", {}).get("min")
+        summ = res["summary"]["copyengine"]
+        cm = summ["ceiling_pct_median"]["median"]
+        cw = summ["ceiling_pct_worst"]["min"]
+        c95 = summ.get("ceiling_95_share", {}).get("min")
         if cm is not None and cw is not None:
             out.append(
                 f"per target mailbox, % of its ceiling while active (the engine's own measure): "
@@ -260,8 +261,8 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
                 f"{'met' if cw >= 95 else 'MISSED'})"
                 + (f"; {c95:.0%} of the mailboxes at >= 95% (worst run)" if c95 is not None else "")
             )
-        bm = res["summary"]["copyengine"].get("bound_pct_median", {}).get("median")
-        bw = res["summary"]["copyengine"].get("bound_pct_worst", {}).get("min")
+        bm = summ.get("bound_pct_median", {}).get("median")
+        bw = summ.get("bound_pct_worst", {}).get("min")
         if bm is not None and bw is not None:
             out.append(
                 f"per target mailbox, the shortest time any client could take for its bytes "

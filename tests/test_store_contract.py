@@ -152,13 +152,13 @@ async def test_folders_and_their_delta_links(make: Factory) -> None:
     async with make() as st:
         await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
         await st.folder_mapped(P, "F2", "/Inbox/a\\/b", "T2", "<inbox>/a\\/b")
-        await st.set_delta_link(P, "F1", "https://graph/delta?token=1")
+        await st.set_delta_links(P, [("F1", "https://graph/delta?token=1")])
         await st.folder_mapped(P, "F1", "/Inbox", "T1b", "<inbox>")  # remapped: link kept
         got = {f.source_folder_id: f for f in await st.folders(P)}
         assert got["F1"].target_folder_id == "T1b"
         assert got["F1"].delta_link == "https://graph/delta?token=1"
         assert got["F2"].delta_link is None and got["F2"].source_path == "/Inbox/a\\/b"
-        await st.set_delta_link(P, "F1", None)
+        await st.set_delta_links(P, [("F1", None)])
         assert {f.source_folder_id: f.delta_link for f in await st.folders(P)}["F1"] is None
         # a pass stores every folder's link at once; another pair's folders are untouched
         await st.folder_mapped("other", "F1", "/Inbox", "T9", "<inbox>")

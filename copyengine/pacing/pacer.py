@@ -63,7 +63,6 @@ class Activity:
         "since",
         "slots",
         "taken_s",
-        "total",
         "window",
     )
 
@@ -83,7 +82,6 @@ class Activity:
         self._old: list[tuple[float, int, float]] = []
         self._old_total = 0
         self._sent = 0
-        self.total = 0  # sent over every spell
         self.last = 0.0
 
     def enter(self, now: float) -> None:
@@ -100,7 +98,6 @@ class Activity:
 
     def sent(self, now: float, amount: int) -> None:
         self._sent += amount
-        self.total += amount
         self.last = now
         self._busy_at_last = self._busy
 

@@ -367,9 +367,6 @@ class SQLiteStore(GroupCommitting):
         )
         return [FolderRecord(*r) for r in rows]
 
-    async def set_delta_link(self, pair: str, source_folder_id: str, link: str | None) -> None:
-        await self.set_delta_links(pair, [(source_folder_id, link)])
-
     async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
         """Each folder's link, all in one transaction (a pass stores a link per folder)."""
         if not links:
