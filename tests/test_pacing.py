@@ -160,6 +160,29 @@ async def test_pacer_never_exceeds_the_in_flight_cap() -> None:
 
 
 @pytest.mark.anyio
+async def test_default_limits_use_the_whole_budget_and_give_it_back_only_after_the_answer() -> None:
+    # No margin on top of the configured budget: the timing alone keeps the service from
+    # seeing more (a body is held from its slot on, and leaves the window a slack after its
+    # answer, which is after the service counted it on arrival).
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0)
+    assert lim.margin == 1.0
+    pacer = MailboxPacer("app/m", lim, clock=clock, sleep=clock.sleep)
+    async with pacer.slot(600):
+        assert pacer.upload_room() == 400  # held while in flight
+        clock.now += 0.25  # the answer comes a quarter of a second after the send
+    answered = clock.now
+    assert pacer.delay(clock.now, 400) == 0.0  # the whole budget, to the byte
+    async with pacer.slot(400):
+        pass
+    assert pacer.delay(clock.now, 1) == pytest.approx(
+        answered + 10.0 + lim.window_slack - clock.now
+    )
+    clock.now = answered + 10.0 + lim.window_slack
+    assert pacer.delay(clock.now, 600) == 0.0
+
+
+@pytest.mark.anyio
 async def test_pacer_obeys_retry_after_exactly_for_the_whole_mailbox() -> None:
     clock = FakeClock()
     pacer = _pacer(clock)
