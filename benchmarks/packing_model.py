@@ -4,9 +4,10 @@ with no sockets, no emulator and no pacer.
 
 Time advances in ``DT`` ticks. Two exporters hand on batches of 20 items after
 ``EXPORT_S``; the ready pool holds 24; four slots each take an item (the engine's own
-``ReadyItems._choose`` picks it) and send it once it fits the room: the budget less the
-margin, less what is in the window and in flight (counted in the window from its answer
-on, as the pacer does). Item sizes are the ceiling scenario's (realistic, capped at
+``ReadyItems._choose`` picks it) and send it once it fits the room: the budget less what is
+in the window and in flight (counted in the window from its answer on, as the pacer does),
+less the room the pacer keeps for a body that has waited a tenth of a window for it (the
+others go only beside it; ``PacerLimits.reserve_after_share``). Item sizes are the ceiling scenario's (realistic, capped at
 625 KB); a body is the size with the data's 10% of properties, in base64, plus 400 bytes.
 
 Three figures per mailbox: the engine's "% of ceiling while active" (the shortest time any
@@ -32,12 +33,13 @@ from copyengine.pipeline.ready import ReadyItems, _Ready
 MiB = 1024 * 1024
 LIMIT = 2.5 * MiB  # the time-scaled upload window: 150 MB per 5 min, x60
 WINDOW_S = 5.0
-MARGIN, SLACK = 0.99, 1.002  # the pacer's share of the budget, and its window slack
+MARGIN, SLACK = 1.0, 1.002  # the pacer's share of the budget (all of it), and its window slack
 CAP = 625_000
 DT = 0.002
 EXPORT_S = 0.15
 BATCH, POOL, SLOTS, EXPORTERS = 20, 24, 4, 2
 PAGE = 250
+RESERVE_AFTER_S = 0.1 * WINDOW_S
 MAX_TICKS = 2_000_000
 
 
@@ -94,13 +96,18 @@ def run(xs: list[int]) -> tuple[float, float, float]:
     window: list[tuple[float, int]] = []  # (expires at, bytes)
     inflight: list[tuple[float, int]] = []  # (answered at, bytes)
 
-    def room() -> float:
+    reserved = [-1, 0]  # (the slot holding the reservation, its bytes)
+
+    def room(slot: int = -1) -> float:
         used = sum(n for _, n in window) + sum(n for _, n in inflight)
-        return math.inf if used == 0 else LIMIT * MARGIN - used
+        if used == 0 and reserved[1] == 0:
+            return math.inf
+        return LIMIT * MARGIN - used - (reserved[1] if reserved[0] != slot else 0)
 
     ready = ReadyItems(POOL, room, overdue_s=2 * WINDOW_S, clock=lambda: clock[0])
     pool = ready._items  # the model fills and drains the engine's pool without awaiting
     held: list[int | None] = [None] * SLOTS
+    since = [0.0] * SLOTS  # when the slot took its item
     busy = [0.0] * SLOTS
     exports: list[tuple[float, list[int]]] = []
     exporter_free = [0.0] * EXPORTERS
@@ -129,15 +136,22 @@ def run(xs: list[int]) -> tuple[float, float, float]:
                 continue
             if held[k] is None and pool:
                 held[k] = pool.pop(ready._choose()).nbytes
+                since[k] = t
             n = held[k]
-            if n is not None and n <= room():
+            if n is None:
+                continue
+            if n <= room(k):
                 answered = t + 0.030 + n / MiB * 0.010
                 inflight.append((answered, n))
                 busy[k] = answered
                 held[k] = None
+                if reserved[0] == k:
+                    reserved[:] = [-1, 0]
                 sent += 1
                 first = t if first is None else first
                 last = t
+            elif reserved[0] < 0 and t - since[k] >= RESERVE_AFTER_S:
+                reserved[:] = [k, n]
         clock[0] = t + DT
     assert first is not None
     t = max(a for a, _ in inflight) if inflight else clock[0]

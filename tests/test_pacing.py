@@ -183,6 +183,33 @@ async def test_default_limits_use_the_whole_budget_and_give_it_back_only_after_t
 
 
 @pytest.mark.anyio
+async def test_a_body_that_waited_for_room_gets_it_reserved_against_later_smaller_ones() -> None:
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, window_slack=0.0)  # after 1 s
+    pacer = MailboxPacer("app/m", lim, clock=clock, sleep=clock.sleep)
+    async with pacer.slot(900):
+        pass  # the window holds 900 until t0 + 10
+    t0 = clock.now
+    assert pacer.delay(t0, 80) == 0.0 and pacer.upload_room() == 100
+    async with pacer.slot(500):
+        # it waited on the budget, re-checking each second: after the first it kept its room
+        assert clock.now - t0 == pytest.approx(10.0)
+        assert clock.sleeps[-2:] == [pytest.approx(1.0), pytest.approx(9.0)]
+    assert pacer._reserved == 0  # its room is now the body's own, then back in the window
+
+    # while a body holds a reservation, smaller ones go only beside it
+    clock.now += 20.0
+    async with pacer.slot(900):
+        pass
+    now = clock.now
+    assert pacer._reserve(500) == 500
+    assert pacer._reserve(300) == 0  # one reservation at a time
+    assert pacer.delay(now, 80) == pytest.approx(10.0)  # the 100 left are promised
+    assert pacer.delay(now, 80, reserving=True) == 0.0
+    assert pacer.upload_room() == 1000 - 900 - 500  # what an importer may still choose for
+
+
+@pytest.mark.anyio
 async def test_pacer_obeys_retry_after_exactly_for_the_whole_mailbox() -> None:
     clock = FakeClock()
     pacer = _pacer(clock)

@@ -215,6 +215,7 @@ class MailboxPacer:
         self._released = Wakeup()  # one of our calls to this mailbox finished
         self._held_requests = 0  # in flight: counted against the budgets until answered
         self._held_bytes = 0
+        self._reserved = 0  # upload room kept for the body that has waited longest
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
         self._req_act = Activity(self._req, lim.requests, lim.request_window, lim.concurrency)
@@ -295,9 +296,10 @@ class MailboxPacer:
                 self.stats.throttle_wall_s += self._clock() - self._wait_since
         self.stats.throttle_wait_s += wait
 
-    def delay(self, now: float, body_bytes: int) -> float:
+    def delay(self, now: float, body_bytes: int, reserving: bool = False) -> float:
         """Seconds until a request with ``body_bytes`` of body may be sent (pure in ``now``;
-        ``inf``: not before one of our requests in flight has been answered)."""
+        ``inf``: not before one of our requests in flight has been answered). A body goes
+        beside the room reserved for another (``reserving``: it holds the reservation)."""
         lim = self.limits
         f = self.rate.factor * lim.margin
         wait = max(
@@ -306,8 +308,18 @@ class MailboxPacer:
         )
         if body_bytes:
             cap = max(1.0, lim.upload_bytes * f)
-            wait = max(wait, _wait(self._bytes, now, body_bytes, self._held_bytes, cap))
+            held = self._held_bytes + (0 if reserving else self._reserved)
+            wait = max(wait, _wait(self._bytes, now, body_bytes, held, cap))
         return max(0.0, wait)
+
+    def _reserve(self, body_bytes: int) -> int:
+        """Keep the room ``body_bytes`` needs for it (at most the whole budget); 0 when
+        another body holds the reservation."""
+        if self._reserved:
+            return 0
+        lim = self.limits
+        self._reserved = int(min(body_bytes, lim.upload_bytes * self.rate.factor * lim.margin))
+        return self._reserved
 
     def upload_room(self) -> float:
         """Request-body bytes that could be sent now without waiting on the upload budget
@@ -317,23 +329,36 @@ class MailboxPacer:
         if w.total == 0 and self._held_bytes == 0:
             return float("inf")
         lim = self.limits
-        return lim.upload_bytes * self.rate.factor * lim.margin - w.total - self._held_bytes
+        used = w.total + self._held_bytes + self._reserved
+        return lim.upload_bytes * self.rate.factor * lim.margin - used
 
     @asynccontextmanager
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
         """Hold one of the mailbox's request slots for one request."""
         self._enter(body_bytes)
+        reserved = 0  # the room kept for this body, once it has waited long enough for it
+        waiting_since: float | None = None
+        reserve_after = self.limits.upload_window * self.limits.reserve_after_share
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
-                wait = self.delay(now, body_bytes)
+                wait = self.delay(now, body_bytes, reserving=reserved > 0)
+                if wait > 0 and body_bytes and not reserved:
+                    if waiting_since is None:
+                        waiting_since = now
+                    elif now - waiting_since >= reserve_after:
+                        reserved = self._reserve(body_bytes)
+                        if reserved:
+                            continue
                 if wait == math.inf:  # the budget frees up once a request in flight is answered
                     t0 = self._clock()
                     await self._released.wait()
                     self.stats.throttle_wait_s += self._clock() - t0
                     continue
                 if wait > 0:
-                    await self._throttle_sleep(wait)
+                    await self._throttle_sleep(
+                        min(wait, reserve_after) if not reserved and body_bytes else wait
+                    )
                     continue
                 if self._inflight >= self.limits.concurrency:
                     t0 = self._clock()
@@ -344,8 +369,12 @@ class MailboxPacer:
             else:  # pragma: no cover - bounded loop guard
                 raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
         except BaseException:
+            if reserved:
+                self._reserved = 0
             self._leave(body_bytes, self._clock())
             raise
+        if reserved:
+            self._reserved = 0  # its room is now held by the body itself
         # No await between the checks above and the reservation: this is atomic.
         now = self._clock()
         self._inflight += 1

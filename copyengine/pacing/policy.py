@@ -58,6 +58,12 @@ class PacerLimits:
     # factor (``AdaptiveRate``).
     margin: float = 1.0
     window_slack: float = 0.5
+    # A body that has waited this share of the upload window for room gets the room it needs
+    # reserved: later bodies then go only in what is left beside it. Otherwise every bit of
+    # room the window gives back is taken at once by smaller bodies, a large one waits until
+    # the small ones run out, and a mailbox's largest items all go last, in windows they
+    # cannot fill.
+    reserve_after_share: float = 0.1
 
 
 class SlidingWindow:
