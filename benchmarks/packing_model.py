@@ -12,7 +12,8 @@ others go only beside it; ``PacerLimits.reserve_after_share``). Item sizes are t
 
 Three figures per mailbox: the engine's "% of ceiling while active" (the shortest time any
 client could take for its bytes at the service's full budget, against the time it took),
-the same with the pacer's margin ("bound"), and the measure the engine used before (room at
+the same against the pacer's share of the budget ("bound": the same figure since the pacer
+uses the whole budget), and the measure the engine used before (room at
 the start, plus the budget's rate over the spell, minus the room left at the end), which
 scored a mailbox higher for holding its last item back.
 
