@@ -210,6 +210,44 @@ async def test_a_body_that_waited_for_room_gets_it_reserved_against_later_smalle
 
 
 @pytest.mark.anyio
+async def test_a_reservation_given_up_wakes_the_bodies_it_held_back() -> None:
+    clock = FakeClock()
+    stall = anyio.Event()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        if pacer._reserved:
+            await stall.wait()  # the reserving body waits here until it is cancelled
+        await anyio.lowlevel.checkpoint()
+
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, window_slack=0.0)
+    pacer = MailboxPacer("app/m", lim, clock=clock, sleep=sleep)
+    async with pacer.slot(900):
+        pass
+    sent: list[int] = []
+
+    async def send(n: int) -> None:
+        async with pacer.slot(n):
+            sent.append(n)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg, anyio.create_task_group() as big:
+            big.start_soon(send, 500)
+            for _ in range(1000):
+                if pacer._reserved:
+                    break
+                await anyio.lowlevel.checkpoint()
+            assert pacer._reserved == 500
+            # the window has emptied; 600 fits beside nothing but the reservation: held
+            tg.start_soon(send, 600)
+            for _ in range(20):
+                await anyio.lowlevel.checkpoint()
+            assert sent == []
+            big.cancel_scope.cancel()  # the reserving body is given up
+    assert sent == [600] and pacer._reserved == 0
+
+
+@pytest.mark.anyio
 async def test_pacer_obeys_retry_after_exactly_for_the_whole_mailbox() -> None:
     clock = FakeClock()
     pacer = _pacer(clock)

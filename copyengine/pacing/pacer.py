@@ -369,8 +369,9 @@ class MailboxPacer:
             else:  # pragma: no cover - bounded loop guard
                 raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
         except BaseException:
-            if reserved:
+            if reserved:  # given up: the bodies it held back may fit now
                 self._reserved = 0
+                self._released.set()
             self._leave(body_bytes, self._clock())
             raise
         if reserved:
