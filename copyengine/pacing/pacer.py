@@ -216,6 +216,8 @@ class MailboxPacer:
         self._held_requests = 0  # in flight: counted against the budgets until answered
         self._held_bytes = 0
         self._reserved = 0  # upload room kept for the body that has waited longest
+        # how long a body waits for room before it gets that room reserved
+        self._reserve_after = lim.upload_window * lim.reserve_after_share
         self.blocked_until = 0.0
         self.rate = AdaptiveRate()
         self._req_act = Activity(self._req, lim.requests, lim.request_window, lim.concurrency)
@@ -307,7 +309,7 @@ class MailboxPacer:
             _wait(self._req, now, 1, self._held_requests, max(1.0, lim.requests * f)),
         )
         if body_bytes:
-            cap = max(1.0, lim.upload_bytes * f)
+            cap = max(1.0, self._upload_cap())
             held = self._held_bytes + (0 if reserving else self._reserved)
             wait = max(wait, _wait(self._bytes, now, body_bytes, held, cap))
         return max(0.0, wait)
@@ -317,9 +319,12 @@ class MailboxPacer:
         another body holds the reservation."""
         if self._reserved:
             return 0
-        lim = self.limits
-        self._reserved = int(min(body_bytes, lim.upload_bytes * self.rate.factor * lim.margin))
+        self._reserved = int(min(body_bytes, self._upload_cap()))
         return self._reserved
+
+    def _upload_cap(self) -> float:
+        """The upload budget we allow ourselves now (cut after a 429)."""
+        return self.limits.upload_bytes * self.rate.factor * self.limits.margin
 
     def upload_room(self) -> float:
         """Request-body bytes that could be sent now without waiting on the upload budget
@@ -328,9 +333,7 @@ class MailboxPacer:
         w.expire(self._clock())
         if w.total == 0 and self._held_bytes == 0:
             return float("inf")
-        lim = self.limits
-        used = w.total + self._held_bytes + self._reserved
-        return lim.upload_bytes * self.rate.factor * lim.margin - used
+        return self._upload_cap() - w.total - self._held_bytes - self._reserved
 
     @asynccontextmanager
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
@@ -338,7 +341,7 @@ class MailboxPacer:
         self._enter(body_bytes)
         reserved = 0  # the room kept for this body, once it has waited long enough for it
         waiting_since: float | None = None
-        reserve_after = self.limits.upload_window * self.limits.reserve_after_share
+        reserve_after = self._reserve_after
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
