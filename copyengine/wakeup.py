@@ -1,29 +1,89 @@
-"""A wake-up call that can be waited on again and again."""
+"""Wake-up calls for the hot paths: one that wakes every waiter (``Wakeup``) and a queue
+that wakes one waiter at a time, in turn (``Turns``).
+
+Both are bare asyncio futures, not ``anyio.Event``: the engine runs on asyncio (aiohttp
+ties it there), every request and every item passes through them, and an ``anyio.Event``
+looks up the running async library each time one is made. Cancellation is asyncio's, which
+is what anyio's cancel scopes use on this backend.
+"""
 
 from __future__ import annotations
 
-import anyio
+import asyncio
+from collections import deque
 
 
 class Wakeup:
-    """``wait()`` until the next ``set()``. A new event is made only when someone waits: the
-    hot paths that call ``set()`` after every request or item pay nothing when nobody does
-    (with thousands of pairs, an event per call cost measurable CPU)."""
+    """``wait()`` until the next ``set()``, which wakes every waiter. A future is made only
+    when someone waits: the hot paths that call ``set()`` after every request or item pay
+    nothing when nobody does."""
 
-    __slots__ = ("_event", "waiters")
+    __slots__ = ("_futures",)
 
     def __init__(self) -> None:
-        self._event = anyio.Event()
-        self.waiters = 0
+        self._futures: list[asyncio.Future[None]] = []
 
     def set(self) -> None:
-        if self.waiters:
-            event, self._event = self._event, anyio.Event()
-            event.set()
+        if self._futures:
+            futures, self._futures = self._futures, []
+            for f in futures:
+                if not f.done():
+                    f.set_result(None)
 
     async def wait(self) -> None:
-        self.waiters += 1
+        f: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures.append(f)
         try:
-            await self._event.wait()
-        finally:
-            self.waiters -= 1
+            await f
+        except BaseException:
+            if not f.done() or f.cancelled():
+                try:
+                    self._futures.remove(f)
+                except ValueError:
+                    pass
+            raise
+
+
+class Turns:
+    """Tasks waiting for something that only one of them can use (a free request slot, an
+    item to take): ``wake_one()`` wakes the one that has waited longest, where a broadcast
+    would wake them all for one to win and the rest to go back to sleep. A task woken and
+    cancelled before it ran passes its turn on, so a wake-up is never lost; a task that was
+    woken and finds it cannot use its turn after all calls ``wake_one()`` itself."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: deque[asyncio.Future[None]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def wake_one(self) -> None:
+        q = self._queue
+        while q:
+            f = q.popleft()
+            if not f.done():
+                f.set_result(None)
+                return
+
+    def wake_all(self) -> None:
+        q, self._queue = self._queue, deque()
+        for f in q:
+            if not f.done():
+                f.set_result(None)
+
+    async def wait(self) -> None:
+        f: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(f)
+        try:
+            await f
+        except BaseException:
+            if f.done() and not f.cancelled():
+                self.wake_one()  # woken, then cancelled before it ran: the turn goes on
+            else:
+                try:
+                    self._queue.remove(f)
+                except ValueError:
+                    pass
+            raise

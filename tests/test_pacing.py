@@ -248,6 +248,43 @@ async def test_a_reservation_given_up_wakes_the_bodies_it_held_back() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_freed_slot_wakes_one_waiter_and_a_waiter_that_cannot_use_it_passes_it_on() -> None:
+    clock = FakeClock()
+
+    async def sleep(seconds: float) -> None:
+        clock.now += seconds
+        for _ in range(20):  # a budget wait long enough for the other task to run
+            await anyio.lowlevel.checkpoint()
+
+    lim = PacerLimits(upload_bytes=1000, upload_window=10.0, window_slack=0.0, concurrency=1)
+    pacer = MailboxPacer("app/m", lim, clock=clock, sleep=sleep)
+    async with pacer.slot(500):
+        pass
+    hold = anyio.Event()
+    sent: list[str] = []
+
+    async def send(name: str, n: int, wait: anyio.Event | None = None) -> None:
+        async with pacer.slot(n):
+            sent.append(name)
+            if wait is not None:
+                await wait.wait()
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send, "holder", 0, hold)
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(send, "upload", 400)  # fits the window now; waits for the slot
+            await anyio.wait_all_tasks_blocked()
+            tg.start_soon(send, "get", 0)
+            await anyio.wait_all_tasks_blocked()
+            assert len(pacer._slot_free) == 2
+            pacer._bytes.record(clock.now, 300)  # the window fills while they wait
+            hold.set()  # one slot freed: one waiter woken, the upload, which no longer fits
+    # ...and passed its turn on instead of keeping the get waiting behind its budget wait
+    assert sent == ["holder", "get", "upload"]
+
+
+@pytest.mark.anyio
 async def test_pacer_obeys_retry_after_exactly_for_the_whole_mailbox() -> None:
     clock = FakeClock()
     pacer = _pacer(clock)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import anyio
 from aiolimiter import AsyncLimiter
 
-from ..wakeup import Wakeup
+from ..wakeup import Turns, Wakeup
 from .policy import AdaptiveRate, PacerLimits, SlidingWindow
 
 CONCURRENCY_REASON = "MailboxConcurrency"
@@ -213,6 +213,9 @@ class MailboxPacer:
         self._bytes = SlidingWindow(lim.upload_bytes, lim.upload_window + lim.window_slack)
         self._inflight = 0
         self._released = Wakeup()  # one of our calls to this mailbox finished
+        # tasks waiting only for a free request slot: a call answered frees one slot, so it
+        # wakes one of them (all would wake for one to win)
+        self._slot_free = Turns()
         self._held_requests = 0  # in flight: counted against the budgets until answered
         self._held_bytes = 0
         self._reserved = 0  # upload room kept for the body that has waited longest
@@ -342,6 +345,7 @@ class MailboxPacer:
         reserved = 0  # the room kept for this body, once it has waited long enough for it
         waiting_since: float | None = None
         reserve_after = self._reserve_after
+        turn = False  # woken for a slot freed: passed on if this task does not take it
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
@@ -353,6 +357,9 @@ class MailboxPacer:
                         reserved = self._reserve(body_bytes)
                         if reserved:
                             continue
+                if wait > 0 and turn:
+                    turn = False
+                    self._slot_free.wake_one()
                 if wait == math.inf:  # the budget frees up once a request in flight is answered
                     t0 = self._clock()
                     await self._released.wait()
@@ -364,14 +371,19 @@ class MailboxPacer:
                     )
                     continue
                 if self._inflight >= self.limits.concurrency:
+                    # a turn woken for a slot another task took at once: that task used it
+                    turn = False
                     t0 = self._clock()
-                    await self._released.wait()
+                    await self._slot_free.wait()
+                    turn = True
                     self.stats.slot_wait_s += self._clock() - t0
                     continue
                 break
             else:  # pragma: no cover - bounded loop guard
                 raise RuntimeError(f"pacer {self.key}: could not obtain a slot")
         except BaseException:
+            if turn:
+                self._slot_free.wake_one()
             if reserved:  # given up: the bodies it held back may fit now
                 self._reserved = 0
                 self._released.set()
@@ -409,6 +421,7 @@ class MailboxPacer:
             self._req_act.answered(done - now)
             self._up_act.answered(done - now)
             self._released.set()
+            self._slot_free.wake_one()
             self._leave(body_bytes, done)
 
     def on_success(self) -> None:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..wakeup import Wakeup
+from ..wakeup import Turns
 from .work import Exportable
 
 # An import's body is the export's data plus the folder id and a few JSON keys.
@@ -61,7 +61,11 @@ class ReadyItems:
         self._items: list[_Ready] = []  # oldest first
         self._producers = 0
         self._closed = False
-        self._changed = Wakeup()
+        # importers waiting for an item and exporters waiting for room, woken one per item
+        # put or taken (not all of them for one to win). A task that finds on waking that
+        # another took what it was woken for waits again: that task used it, so nothing is lost.
+        self._takers = Turns()
+        self._putters = Turns()
 
     def __len__(self) -> int:
         return len(self._items)
@@ -74,22 +78,24 @@ class ReadyItems:
         self._producers -= 1
         if self._producers <= 0:
             self._closed = True
-            self._changed.set()
+            self._takers.wake_all()
 
     async def put(self, e: Exportable) -> None:
-        while len(self._items) >= self.capacity:
-            await self._changed.wait()
-        self._items.append(_Ready(e, body_estimate(e), self._clock()))
-        self._changed.set()
+        items = self._items
+        while len(items) >= self.capacity:
+            await self._putters.wait()
+        items.append(_Ready(e, body_estimate(e), self._clock()))
+        self._takers.wake_one()
 
     async def get(self) -> Exportable | None:
         """The next item to import, or None once every producer is done and nothing is left."""
-        while not self._items:
+        items = self._items
+        while not items:
             if self._closed:
                 return None
-            await self._changed.wait()
-        r = self._items.pop(self._choose())
-        self._changed.set()
+            await self._takers.wait()
+        r = items.pop(self._choose())
+        self._putters.wake_one()
         return r.e
 
     def _choose(self) -> int:
