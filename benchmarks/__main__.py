@@ -16,10 +16,12 @@ from typing import Any
 from benchmarks.common import RESULTS
 from benchmarks.harness import (
     BASE_PREFIX,
+    ROOT,
     TIME_SCALED_LIMITS,
     WINDOW_SCALED_SIZES,
     Control,
     Scenario,
+    compile_tree,
     run_scenario,
     upload_bound_s,
     write,
@@ -439,6 +441,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{n:12} {s.description}\n{'':12} target: {TARGETS[n]}")
         return
     names = [*SCENARIOS, *EXTRA] if a.scenario == "all" else [a.scenario]
+    compile_tree(ROOT)
     failed = []
     for n in names:
         try:

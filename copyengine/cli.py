@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -43,6 +44,16 @@ def _return_large_blocks_to_the_os() -> None:
         libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD = 1 MiB
     except (OSError, AttributeError):
         pass
+
+
+def _collect_cycles_less_often() -> None:
+    """Almost everything a copy allocates is freed by reference counting as soon as it is
+    done with; the cycle collector's default (a young collection every 700 net allocations)
+    ran about 250 times in a 20,000-item run for 2-3% of the engine's CPU, finding next to
+    nothing. Young objects are collected every 20,000 instead, and what start-up made
+    (modules, classes) is frozen out of the rare full collections."""
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
 
 
 EXIT_CODES_HELP = """\b
@@ -203,6 +214,7 @@ def run(
     # The engine only: the emulator reuses its multi-MB response buffers and is faster with
     # glibc's default (it serves exports at half speed with every large buffer mmapped).
     _return_large_blocks_to_the_os()
+    _collect_cycles_less_often()
     overrides: dict[str, object] = _state_override(state)
     if report:
         overrides["report_path"] = report.resolve()
@@ -526,6 +538,8 @@ def submit(config: Path) -> None:
 
     cfg = _shared(config)
     logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
+    _return_large_blocks_to_the_os()
+    _collect_cycles_less_often()
     try:
         out = anyio.run(do_submit, cfg)
     except StateError as exc:

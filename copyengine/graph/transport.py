@@ -170,14 +170,20 @@ class _Parts(aiohttp.payload.Payload):
 
 async def _read_into(resp: aiohttp.ClientResponse, length: int) -> Any:
     """Read a large body straight into one buffer of its announced length. ``read()`` would
-    hold every chunk and then join them: two copies of a multi-megabyte export at once."""
+    hold every chunk and then join them: two copies of a multi-megabyte export at once.
+
+    Each ``read(n)`` asks for all that is left: the stream then buffers up to that much
+    instead of pausing the socket every 128 KiB (``iter_any`` at the default buffer size
+    paused and resumed it eight times a megabyte, two ``epoll_ctl`` calls each)."""
     buf = bytearray(length)
     view = memoryview(buf)
+    content = resp.content
     pos = 0
-    async for chunk in resp.content.iter_any():
+    while pos < length:
+        chunk = await content.read(length - pos)
+        if not chunk:
+            break
         end = pos + len(chunk)
-        if end > length:
-            raise aiohttp.ClientPayloadError("response longer than its Content-Length")
         view[pos:end] = chunk
         pos = end
     if pos != length:

@@ -59,6 +59,7 @@ class ReadyItems:
         self._overdue = overdue_s
         self._clock = clock
         self._items: list[_Ready] = []  # oldest first
+        self._largest = 0  # no ready item is larger (0 when none is ready)
         self._producers = 0
         self._closed = False
         # importers waiting for an item and exporters waiting for room, woken one per item
@@ -84,7 +85,10 @@ class ReadyItems:
         items = self._items
         while len(items) >= self.capacity:
             await self._putters.wait()
-        items.append(_Ready(e, body_estimate(e), self._clock()))
+        n = body_estimate(e)
+        items.append(_Ready(e, n, self._clock()))
+        if n > self._largest:
+            self._largest = n
         self._takers.wake_one()
 
     async def get(self) -> Exportable | None:
@@ -95,6 +99,8 @@ class ReadyItems:
                 return None
             await self._takers.wait()
         r = items.pop(self._choose())
+        if not items:
+            self._largest = 0
         self._putters.wake_one()
         return r.e
 
@@ -104,6 +110,8 @@ class ReadyItems:
         if len(items) == 1 or self._clock() - first.since >= self._overdue:
             return 0
         room = self._room()
+        if self._largest <= room:
+            return 0  # everything fits: first in, first out (without looking at each)
         best, best_n = -1, -1
         large_n = 0
         small, small_n = 0, first.nbytes
@@ -114,6 +122,7 @@ class ReadyItems:
                 best, best_n = i, n
             if n < small_n:
                 small, small_n = i, n
+        self._largest = large_n  # the bound made exact again
         if large_n <= room:
             return 0  # everything fits: first in, first out
         return best if best >= 0 else small
