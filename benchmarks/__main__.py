@@ -146,7 +146,7 @@ TARGETS = {
     "<= 115% of SQLite's",
     "incremental": "second-pass requests <= 2 x changes + 2 x folders; second-pass time "
     "<= 5% of the first pass",
-    "throughput": "copyengine >= 80% of minimal and >= 10x naive",
+    "throughput": "copyengine >= 80% of minimal and >= 10x naive; CPU per item <= 1.2x minimal",
     "latency": "copyengine >= 10x naive (the throughput target's second half, with latency)",
     "ceiling": ">= 95% of the theoretical ceiling, < 1% of requests answered 429",
     "scale": "peak RSS < 300 MB at 1,000 concurrent pairs (32 MB budget) at the default "
@@ -241,6 +241,16 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
         out.append(
             f"copyengine / naive = {ce / na:.1f}x (target 10x: "
             f"{'met' if ce >= 10 * na else 'MISSED'})"
+        )
+        cpu_ce, cpu_mi = (_med(res, c, "cpu_s_per_1000_items") for c in ("copyengine", "minimal"))
+        side = [
+            a["cpu_s_per_1000_items"] / b["cpu_s_per_1000_items"]
+            for a, b in zip(res["runs"]["copyengine"], res["runs"]["minimal"], strict=True)
+        ]
+        out.append(
+            f"CPU per 1,000 items, copyengine / minimal = {cpu_ce / cpu_mi:.2f}x (target "
+            f"1.2x: {'met' if cpu_ce <= 1.2 * cpu_mi else 'MISSED'}); in each repeat, run "
+            f"side by side: {', '.join(f'{r:.2f}x' for r in side)}"
         )
     elif s.name == "latency":
         ce, mi, na = (_med(res, c, "items_per_s") for c in ("copyengine", "minimal", "naive"))

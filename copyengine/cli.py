@@ -23,7 +23,6 @@ from .embedded import embedded_emulator
 from .errors import ConfigError, CopyEngineError, ForeignState, StateError
 from .exitcodes import ExitCode
 from .failures import classify
-from .metrics import parse_address, serve_metrics
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
@@ -228,6 +227,8 @@ def run(
     pairs = _select_pairs(cfg, only)
     address = None
     if metrics:
+        from .metrics import parse_address  # prometheus_client and aiohttp.web: only here
+
         try:
             address = parse_address(metrics)
         except ValueError as exc:
@@ -284,6 +285,8 @@ async def _run(
         async with AsyncExitStack() as stack:
             if metrics is not None:
                 try:
+                    from .metrics import serve_metrics
+
                     port = await stack.enter_async_context(serve_metrics(stats, *metrics))
                 except OSError as exc:
                     stats.fatal, stats.fatal_code = (
