@@ -13,37 +13,6 @@ import asyncio
 from collections import deque
 
 
-class Wakeup:
-    """``wait()`` until the next ``set()``, which wakes every waiter. A future is made only
-    when someone waits: the hot paths that call ``set()`` after every request or item pay
-    nothing when nobody does."""
-
-    __slots__ = ("_futures",)
-
-    def __init__(self) -> None:
-        self._futures: list[asyncio.Future[None]] = []
-
-    def set(self) -> None:
-        if self._futures:
-            futures, self._futures = self._futures, []
-            for f in futures:
-                if not f.done():
-                    f.set_result(None)
-
-    async def wait(self) -> None:
-        f: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._futures.append(f)
-        try:
-            await f
-        except BaseException:
-            if not f.done() or f.cancelled():
-                try:
-                    self._futures.remove(f)
-                except ValueError:
-                    pass
-            raise
-
-
 class Turns:
     """Tasks waiting for something that only one of them can use (a free request slot, an
     item to take): ``wake_one()`` wakes the one that has waited longest, where a broadcast
@@ -52,6 +21,7 @@ class Turns:
     woken and finds it cannot use its turn after all calls ``wake_one()`` itself."""
 
     __slots__ = ("_queue",)
+    _pass_on = True  # a turn woken and cancelled goes to the next waiter
 
     def __init__(self) -> None:
         self._queue: deque[asyncio.Future[None]] = deque()
@@ -68,6 +38,8 @@ class Turns:
                 return
 
     def wake_all(self) -> None:
+        if not self._queue:
+            return
         q, self._queue = self._queue, deque()
         for f in q:
             if not f.done():
@@ -80,10 +52,23 @@ class Turns:
             await f
         except BaseException:
             if f.done() and not f.cancelled():
-                self.wake_one()  # woken, then cancelled before it ran: the turn goes on
+                if self._pass_on:
+                    self.wake_one()  # woken, then cancelled before it ran: the turn goes on
             else:
                 try:
                     self._queue.remove(f)
                 except ValueError:
                     pass
             raise
+
+
+class Wakeup(Turns):
+    """``wait()`` until the next ``set()``, which wakes every waiter (a waiter cancelled on
+    the way out passes nothing on: everyone was woken). Nothing is made or kept when nobody
+    waits: the hot paths that call ``set()`` after every request or item pay next to nothing
+    then."""
+
+    __slots__ = ()
+    _pass_on = False
+
+    set = Turns.wake_all

@@ -19,18 +19,18 @@ async def _settle() -> None:
         await anyio.lowlevel.checkpoint()
 
 
+async def _wait_and_note(w: Turns, k: int, woke: list[int]) -> None:
+    await w.wait()
+    woke.append(k)
+
+
 async def test_wakeup_wakes_every_waiter_and_a_set_with_nobody_waiting_is_not_kept() -> None:
     w = Wakeup()
     w.set()  # nobody waits: nothing to remember
     woke: list[int] = []
-
-    async def waiter(k: int) -> None:
-        await w.wait()
-        woke.append(k)
-
     async with anyio.create_task_group() as tg:
         for k in range(3):
-            tg.start_soon(waiter, k)
+            tg.start_soon(_wait_and_note, w, k, woke)
         await _settle()
         assert woke == []
         w.set()
@@ -38,24 +38,12 @@ async def test_wakeup_wakes_every_waiter_and_a_set_with_nobody_waiting_is_not_ke
         assert sorted(woke) == [0, 1, 2]
 
 
-async def test_a_cancelled_wakeup_waiter_leaves_nothing_behind() -> None:
-    w = Wakeup()
-    with anyio.move_on_after(0.01):
-        await w.wait()
-    assert w._futures == []
-
-
 async def test_turns_wake_one_waiter_per_call_in_the_order_they_came() -> None:
     t = Turns()
     woke: list[int] = []
-
-    async def waiter(k: int) -> None:
-        await t.wait()
-        woke.append(k)
-
     async with anyio.create_task_group() as tg:
         for k in range(3):
-            tg.start_soon(waiter, k)
+            tg.start_soon(_wait_and_note, t, k, woke)
             await _settle()
         assert len(t) == 3
         t.wake_one()
@@ -90,9 +78,9 @@ async def test_a_turn_given_to_a_task_cancelled_before_it_ran_goes_to_the_next()
     await second
 
 
-async def test_a_cancelled_turns_waiter_leaves_the_queue() -> None:
-    t = Turns()
+@pytest.mark.parametrize("kind", [Turns, Wakeup])
+async def test_a_cancelled_waiter_leaves_the_queue(kind: type[Turns]) -> None:
+    t = kind()
     with anyio.move_on_after(0.01):
         await t.wait()
     assert len(t) == 0
-    t.wake_all()
