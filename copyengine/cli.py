@@ -31,10 +31,20 @@ from .wiring import doctor as run_doctor
 from .wiring import plan_job, run_job, state_exists, store, verify_job
 
 
-def _return_large_blocks_to_the_os() -> None:
-    """glibc raises its mmap threshold after large blocks are freed, after which multi-MB
-    item buffers come from the heap and are not returned to the OS: RSS keeps the high-water
-    mark of the largest items forever. A fixed threshold keeps large buffers mmapped."""
+def _tune_for_copying() -> None:
+    """Memory and garbage collection for a process that copies (``run``, ``worker``); not
+    for the emulator, which reuses its multi-MB response buffers and is faster with glibc's
+    default (it serves exports at half speed with every large buffer mmapped).
+
+    - glibc raises its mmap threshold after large blocks are freed, after which multi-MB
+      item buffers come from the heap and are not returned to the OS: RSS keeps the
+      high-water mark of the largest items forever. A fixed threshold keeps large buffers
+      mmapped.
+    - Almost everything a copy allocates is freed by reference counting as soon as it is
+      done with; the cycle collector's default (a young collection every 700 net
+      allocations) ran about 250 times in a 20,000-item run for 2-3% of the engine's CPU,
+      finding next to nothing. Young objects are collected every 20,000 instead, and what
+      start-up made (modules, classes) is frozen out of the rare full collections."""
     try:
         import ctypes
 
@@ -43,14 +53,6 @@ def _return_large_blocks_to_the_os() -> None:
         libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD = 1 MiB
     except (OSError, AttributeError):
         pass
-
-
-def _collect_cycles_less_often() -> None:
-    """Almost everything a copy allocates is freed by reference counting as soon as it is
-    done with; the cycle collector's default (a young collection every 700 net allocations)
-    ran about 250 times in a 20,000-item run for 2-3% of the engine's CPU, finding next to
-    nothing. Young objects are collected every 20,000 instead, and what start-up made
-    (modules, classes) is frozen out of the rare full collections."""
     gc.freeze()
     gc.set_threshold(20_000, 50, 100)
 
@@ -210,10 +212,7 @@ def run(
             err=True,
         )
         sys.exit(ExitCode.CONFIG)
-    # The engine only: the emulator reuses its multi-MB response buffers and is faster with
-    # glibc's default (it serves exports at half speed with every large buffer mmapped).
-    _return_large_blocks_to_the_os()
-    _collect_cycles_less_often()
+    _tune_for_copying()
     overrides: dict[str, object] = _state_override(state)
     if report:
         overrides["report_path"] = report.resolve()
@@ -541,8 +540,6 @@ def submit(config: Path) -> None:
 
     cfg = _shared(config)
     logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
-    _return_large_blocks_to_the_os()
-    _collect_cycles_less_often()
     try:
         out = anyio.run(do_submit, cfg)
     except StateError as exc:
@@ -577,6 +574,7 @@ def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
 
     cfg = _shared(config)
     logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
+    _tune_for_copying()
 
     async def body() -> int:
         async with clients(cfg) as built:
