@@ -1,0 +1,710 @@
+"""Randomized owner histories checked against ground truth (issue 22).
+
+A *history* is: a source mailbox (the emulator's standard layout: nested user folders under
+Inbox and Archive, unicode names, 50-110 items), a first pass, then K rounds of
+(a batch of random owner operations, some other events, a pass), then a cutover pass. After
+every completed pass the *oracle* compares the emulator's snapshots of source and target over
+the selected folders (default rules: not /Recoverable Items, not /Journal) and counts what is
+wrong. Every choice comes from ``random.Random(seed)``: a failing seed is reproduced from its
+number alone (``python -m tests.histories SEED [--deletions keep]``), except for what depends
+on timing (when churn lands during a pass, the moment of the kill), which the log records.
+
+Owner operations go through the emulator's change code (``copyengine/emulator/changes.py``,
+what ``POST /_emulator/mailboxes/{id}/changes`` applies), on the source, or on the target
+for drift. Other events: delta links expired (``POST /_emulator/delta/expire`` or a
+``delta_expire`` fault rule), ``run --full`` instead of a delta pass, target drift (a copy
+edited or deleted, a target folder deleted) followed by a ``--full`` pass (a delta pass cannot
+see the target; one may run first, its findings excused), churn during a pass (then a settling
+pass, checked), and once per history a pass in a subprocess killed with SIGKILL after a random
+number of target changes, then a re-run.
+
+Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
+search key more than once in the target's selected folders), ``misplaced`` (copy not at the
+source item's folder path), ``stale`` (copy's digest differs; a copy edited in the target and
+kept by design is counted apart as ``stale_drift_kept``, not a failure), ``extra_items``
+(target items whose key is at the source's selected region elsewhere... i.e. not a source
+item: under mirror any; under keep only those whose key still exists at the source),
+``leftover_folders`` (target folders not in the source: under mirror any; under keep those
+that hold no items), ``missing_folders`` (source folders absent from the target).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from copyengine.config import load_job
+from copyengine.emulator import changes
+from copyengine.wiring import run_job
+from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, q, running
+from tests.jobs import selected_by_default, write_job
+
+SRC, DST = "adele@contoso.example", "adele@fabrikam.example"
+
+NAMES = [
+    "Projects",
+    "PROJECTS",
+    "Receipts",
+    "receipts",
+    "a/b",
+    "x\\y",
+    "Ünïcødé ☃",
+    "日本語",
+    "Q3 — Ausschreibung",
+    "Reports",
+    "2024",
+    "Inbox",
+    "Archive",
+    "tmp",
+    "a\\/b",
+    "Old / New",
+]
+
+FAIL_KINDS = (
+    "lost",
+    "duplicated",
+    "misplaced",
+    "stale",
+    "extra_items",
+    "leftover_folders",
+    "missing_folders",
+)
+
+
+def _sel(path: str) -> bool:
+    return selected_by_default({"folderPath": path})
+
+
+# -- the oracle ----------------------------------------------------------------------------------
+def oracle(
+    src: dict[str, Any], dst: dict[str, Any], deletions: str, drift_edited: set[str] | None = None
+) -> dict[str, Any]:
+    """Counts of what is wrong in ``dst`` against ``src`` (emulator snapshots), with a few
+    samples of each kind."""
+    drift_edited = drift_edited or set()
+    s_items = [r for r in src["items"] if _sel(r["folderPath"])]
+    d_items = [r for r in dst["items"] if _sel(r["folderPath"])]
+    s_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    d_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in s_items:
+        s_by[r["searchKey"]].append(r)
+    for r in d_items:
+        d_by[r["searchKey"]].append(r)
+    all_src_keys = {r["searchKey"] for r in src["items"]}  # incl. Recoverable Items
+    counts: Counter[str] = Counter({k: 0 for k in (*FAIL_KINDS, "stale_drift_kept", "kept")})
+    samples: dict[str, list[str]] = defaultdict(list)
+
+    def note(kind: str, what: str, n: int = 1) -> None:
+        counts[kind] += n
+        if len(samples[kind]) < 4:
+            samples[kind].append(what)
+
+    for key, rows in s_by.items():
+        copies = d_by.get(key, [])
+        if not copies:
+            for r in rows:
+                note("lost", f"{r['folderPath']} {key[:8]}")
+            continue
+        for r, c in zip(rows, copies, strict=False):
+            if c["folderPath"] != r["folderPath"]:
+                note("misplaced", f"{key[:8]} src {r['folderPath']!r} dst {c['folderPath']!r}")
+            if c["digest"] != r["digest"]:
+                if key in drift_edited:
+                    note("stale_drift_kept", f"{r['folderPath']} {key[:8]}")
+                else:
+                    note("stale", f"{r['folderPath']} {key[:8]}")
+    for key, copies in d_by.items():
+        if len(copies) > 1:
+            note("duplicated", f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}", len(copies) - 1)
+        if key not in s_by:
+            # under keep, a copy of an item deleted at the source stays (kept deletion)
+            if deletions == "mirror":
+                where = "soft-deleted at source" if key in all_src_keys else "gone at source"
+                note("extra_items", f"{copies[0]['folderPath']} {key[:8]} ({where})", len(copies))
+            else:
+                counts["kept"] += len(copies)
+    s_folders = {f["path"]: f for f in src["folders"] if _sel(f["path"])}
+    d_folders = {f["path"]: f for f in dst["folders"] if _sel(f["path"])}
+    held = [r["folderPath"] for r in d_items]
+    for path in sorted(d_folders):
+        if path in s_folders:
+            continue
+        if deletions == "keep" and any(h == path or h.startswith(path + "/") for h in held):
+            continue
+        note("leftover_folders", path)
+    for path in sorted(s_folders):
+        if path not in d_folders:
+            note("missing_folders", path)
+    out: dict[str, Any] = dict(counts)
+    out["source_items"] = len(s_items)
+    out["target_items"] = len(d_items)
+    out["samples"] = {k: v for k, v in samples.items()}
+    return out
+
+
+def wrong(counts: dict[str, Any]) -> list[str]:
+    return [k for k in FAIL_KINDS if counts.get(k)]
+
+
+# -- records -------------------------------------------------------------------------------------
+@dataclass
+class PassRecord:
+    round: int
+    kind: str  # first, delta, full, cutover, killed, rerun, churn, settle, drift-delta
+    exit_code: int | None
+    seconds: float
+    checked: bool  # False: findings excused (drift not yet repaired, churn during the pass)
+    counts: dict[str, Any] = field(default_factory=dict)
+    signoff_complete: bool | None = None
+    note: str = ""
+
+    def line(self) -> str:
+        bad = {k: self.counts[k] for k in wrong(self.counts)}
+        extra = f" drift_kept={self.counts['stale_drift_kept']}" if self.counts.get(
+            "stale_drift_kept"
+        ) else ""
+        so = "" if self.signoff_complete is None else f" signoff={self.signoff_complete}"
+        chk = "" if self.checked else " (excused)"
+        return (
+            f"r{self.round} {self.kind:<11} exit={self.exit_code} {self.seconds:.1f}s "
+            f"src={self.counts.get('source_items')} dst={self.counts.get('target_items')} "
+            f"{bad or 'ok'}{extra}{so}{chk}{(' ' + self.note) if self.note else ''}"
+        )
+
+
+@dataclass
+class History:
+    seed: int
+    deletions: str
+    ops: list[str] = field(default_factory=list)
+    passes: list[PassRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    def failures(self) -> list[str]:
+        """Distinct failure kinds: oracle kinds on checked passes, a nonzero exit where the
+        oracle found nothing wrong, a sign-off that disagrees with the oracle, an error."""
+        out: list[str] = []
+        for p in self.passes:
+            if not p.checked:
+                continue
+            out += wrong(p.counts)
+            if p.exit_code not in (0, None) and not wrong(p.counts):
+                out.append("exit_nonzero")
+            if p.signoff_complete is not None and p.signoff_complete != (not wrong(p.counts)):
+                out.append("signoff_mismatch")
+        if self.error:
+            out.append("error")
+        return sorted(set(out))
+
+    def first_failure(self) -> PassRecord | None:
+        for p in self.passes:
+            if p.checked and (
+                wrong(p.counts)
+                or (p.exit_code not in (0, None))
+                or (p.signoff_complete is not None and p.signoff_complete != (not wrong(p.counts)))
+            ):
+                return p
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["failures"] = self.failures()
+        return d
+
+    def text(self) -> str:
+        lines = [f"seed {self.seed} deletions={self.deletions} {self.seconds:.1f}s "
+                 f"failures={self.failures() or 'none'}"]
+        by_round: dict[int, list[str]] = defaultdict(list)
+        for o in self.ops:
+            by_round[int(o.split(" ", 1)[0][1:])].append(o)
+        for p in self.passes:
+            for o in by_round.pop(p.round, []):
+                lines.append("   " + o)
+            lines.append(" = " + p.line())
+            if p.checked and wrong(p.counts):
+                for k in wrong(p.counts):
+                    lines.append(f"     {k}: {p.counts['samples'].get(k)}")
+        if self.error:
+            lines.append(" ! " + self.error)
+        return "\n".join(lines)
+
+
+# -- the generator -------------------------------------------------------------------------------
+class Generator:
+    """Random owner operations on the source mailbox, every choice from ``rng``."""
+
+    def __init__(self, rng: random.Random, box: Any, tbox: Any, log: list[str]) -> None:
+        self.rng = rng
+        self.box = box
+        self.tbox = tbox
+        self.content_rng = random.Random(rng.getrandbits(64))
+        self.log = log
+        self.round = 0
+        self.drift_edited: set[str] = set()
+
+    # views of the source
+    def mail_folders(self) -> list[Any]:
+        return [
+            f
+            for f in self.box.walk()
+            if f is not self.box.root
+            and not f.hidden
+            and f.type in ("IPF.Note", "")
+            and _sel(f.path())
+        ]
+
+    def user_folders(self) -> list[Any]:
+        return [f for f in self.mail_folders() if not f.well_known]
+
+    def live_items(self) -> list[Any]:
+        return [i for i in self.box.items.values() if not i.folder.hidden and _sel(i.folder.path())]
+
+    def emit(self, text: str) -> None:
+        self.log.append(f"r{self.round} {text}")
+
+    def apply(self, op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
+        box = box or self.box
+        try:
+            res = changes.apply(box, op, self.content_rng)
+        except (changes.ChangeError, ValueError) as exc:
+            self.emit(f"{text}  [refused: {exc}]")
+            return None
+        self.emit(text)
+        if op["op"] == "modify" and box is self.box:
+            self.drift_edited.discard(_key(box.items[op["id"]]))
+        return res
+
+    def free_name(self, parent: Any, want: str, keep: Any = None) -> str:
+        name = want
+        for n in range(2, 50):
+            other = self.box.child_named(parent, name)
+            if other is None or other is keep:
+                return name
+            name = f"{want} {n}"
+        return f"{want} {self.rng.getrandbits(24):x}"
+
+    def movable_to(self, f: Any) -> list[Any]:
+        """Folders ``f`` may move under (not itself, not its subtree, not its parent)."""
+        sub = set(id(x) for x in self.box.walk(f))
+        return [d for d in self.mail_folders() if id(d) not in sub and d is not f.parent]
+
+    # primitive ops
+    def add(self) -> None:
+        f = self.rng.choice(self.mail_folders())
+        n = self.rng.choice((1, 1, 2, 3, 5))
+        self.apply({"op": "add", "folder": f.id, "count": n}, f"add {n} -> {f.path()}")
+
+    def modify(self) -> None:
+        items = self.live_items()
+        if items:
+            it = self.rng.choice(items)
+            self.apply({"op": "modify", "id": it.id}, f"modify {_k(it)} in {it.folder.path()}")
+
+    def delete(self, hard: bool | None = None) -> None:
+        items = self.live_items()
+        if items:
+            it = self.rng.choice(items)
+            hard = self.rng.random() < 0.4 if hard is None else hard
+            self.apply(
+                {"op": "delete", "id": it.id, "hard": hard},
+                f"delete{' hard' if hard else ' soft'} {_k(it)} in {it.folder.path()}",
+            )
+
+    def move_item(self, to: Any = None) -> None:
+        items = self.live_items()
+        if not items:
+            return
+        it = self.rng.choice(items)
+        if to is None:
+            others = [f for f in self.mail_folders() if f is not it.folder]
+            if not others:
+                return
+            to = self.rng.choice(others)
+        if to is it.folder:
+            return
+        self.apply(
+            {"op": "move", "id": it.id, "to": to.id},
+            f"move {_k(it)} {it.folder.path()} -> {to.path()}",
+        )
+
+    def create_folder(self) -> None:
+        parent = self.rng.choice(self.mail_folders())
+        name = self.free_name(parent, self.rng.choice(NAMES))
+        res = self.apply(
+            {"op": "createFolder", "parent": parent.id, "name": name},
+            f"createFolder {parent.path()} + {name!r}",
+        )
+        if res and self.rng.random() < 0.6:
+            n = self.rng.randint(1, 3)
+            f = self.box.folders[res["id"]]
+            self.apply({"op": "add", "folder": f.id, "count": n}, f"add {n} -> {f.path()}")
+
+    def rename_folder(self, f: Any = None, name: str | None = None) -> None:
+        users = self.user_folders()
+        if not users:
+            return
+        f = f or self.rng.choice(users)
+        assert f.parent is not None
+        name = self.free_name(f.parent, name or self.rng.choice(NAMES), keep=f)
+        self.apply({"op": "renameFolder", "id": f.id, "name": name}, f"renameFolder {f.path()} -> {name!r}")
+
+    def case_rename(self) -> None:
+        users = [f for f in self.user_folders() if f.name.upper() != f.name.lower()]
+        if not users:
+            return
+        f = self.rng.choice(users)
+        name = f.name.upper() if f.name != f.name.upper() else f.name.lower()
+        self.apply({"op": "renameFolder", "id": f.id, "name": name}, f"caseRename {f.path()} -> {name!r}")
+
+    def move_folder(self, f: Any = None) -> Any:
+        users = self.user_folders()
+        if not users:
+            return None
+        f = f or self.rng.choice(users)
+        dests = self.movable_to(f)
+        if not dests:
+            return None
+        to = self.rng.choice(dests)
+        if self.box.child_named(to, f.name) is not None:
+            self.rename_folder(f, self.free_name(to, f.name))
+        old = f.path()
+        self.apply({"op": "moveFolder", "id": f.id, "to": to.id}, f"moveFolder {old} -> under {to.path()}")
+        return f
+
+    def delete_folder(self, f: Any = None) -> None:
+        users = self.user_folders()
+        if not users:
+            return
+        f = f or self.rng.choice(users)
+        self.apply({"op": "deleteFolder", "id": f.id}, f"deleteFolder {f.path()}")
+
+    # hazards
+    def _sibling_pair(self) -> tuple[Any, Any] | None:
+        groups: dict[int, list[Any]] = defaultdict(list)
+        for f in self.user_folders():
+            groups[id(f.parent)].append(f)
+        pairs = [g for g in groups.values() if len(g) >= 2]
+        if not pairs:
+            return None
+        g = self.rng.choice(pairs)
+        a, b = self.rng.sample(g, 2)
+        return a, b
+
+    def reuse_name(self) -> None:
+        """Delete a folder, then give its name to a sibling (or a new folder) at once."""
+        pair = self._sibling_pair()
+        if pair is None:
+            return
+        gone, other = pair
+        name, parent = gone.name, gone.parent
+        self.delete_folder(gone)
+        if self.rng.random() < 0.6:
+            self.rename_folder(other, name)
+        else:
+            self.apply(
+                {"op": "createFolder", "parent": parent.id, "name": name},
+                f"createFolder {parent.path()} + {name!r} (reused)",
+            )
+
+    def swap(self) -> None:
+        pair = self._sibling_pair()
+        if pair is None:
+            return
+        a, b = pair
+        na, nb = a.name, b.name
+        self.rename_folder(a, self.free_name(a.parent, "~swap"))
+        self.rename_folder(b, na)
+        self.rename_folder(a, nb)
+
+    def chain(self) -> None:
+        pair = self._sibling_pair()
+        if pair is None or self.rng.random() < 0.4:
+            users = self.user_folders()
+            if users:
+                f = self.rng.choice(users)
+                self.rename_folder(f)
+                self.rename_folder(f)
+            return
+        a, b = pair
+        old = b.name
+        self.rename_folder(b)  # B -> something
+        self.rename_folder(a, old)  # A takes B's old name
+
+    def move_and_delete_sub(self) -> None:
+        parents = [f for f in self.user_folders() if f.live_children()]
+        if not parents:
+            return
+        f = self.rng.choice(parents)
+        sub = self.rng.choice(f.live_children())
+        if self.move_folder(f) is not None:
+            self.delete_folder(sub)
+
+    def item_then_folder(self) -> None:
+        users = self.user_folders()
+        if not users:
+            return
+        f = self.rng.choice(users)
+        self.move_item(to=f)
+        self.move_folder(f)
+
+    def round_ops(self, n: int) -> None:
+        kinds = [
+            (self.add, 3.0),
+            (self.modify, 2.0),
+            (lambda: self.delete(False), 1.5),
+            (lambda: self.delete(True), 1.0),
+            (self.move_item, 2.0),
+            (self.create_folder, 1.0),
+            (self.rename_folder, 1.0),
+            (self.case_rename, 0.5),
+            (self.move_folder, 1.0),
+            (self.delete_folder, 0.6),
+            (self.reuse_name, 0.5),
+            (self.swap, 0.4),
+            (self.chain, 0.4),
+            (self.move_and_delete_sub, 0.4),
+            (self.item_then_folder, 0.4),
+        ]
+        fns, weights = zip(*kinds, strict=True)
+        for _ in range(n):
+            self.rng.choices(fns, weights=weights)[0]()
+
+    # target drift
+    def drift(self) -> None:
+        kind = self.rng.choice(("edit", "delete", "delete", "folder"))
+        tbox = self.tbox
+        if kind == "folder":
+            users = [
+                f
+                for f in tbox.walk()
+                if f is not tbox.root and not f.hidden and not f.well_known and _sel(f.path())
+            ]
+            if users:
+                f = self.rng.choice(users)
+                self.apply({"op": "deleteFolder", "id": f.id}, f"DRIFT target deleteFolder {f.path()}", tbox)
+            return
+        copies = [i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())]
+        if not copies:
+            return
+        c = self.rng.choice(copies)
+        if kind == "edit":
+            if self.apply({"op": "modify", "id": c.id}, f"DRIFT target modify {_k(c)} in {c.folder.path()}", tbox):
+                self.drift_edited.add(_key(c))
+        else:
+            self.apply({"op": "delete", "id": c.id, "hard": True}, f"DRIFT target delete {_k(c)} in {c.folder.path()}", tbox)
+
+
+def _key(it: Any) -> str:
+    import base64
+
+    return base64.b64encode(it.content.search_key).decode()
+
+
+def _k(it: Any) -> str:
+    return _key(it)[:8]
+
+
+# -- one history ---------------------------------------------------------------------------------
+@dataclass
+class Options:
+    rounds: tuple[int, int] = (4, 7)
+    items: tuple[int, int] = (50, 110)
+    ops: tuple[int, int] = (2, 10)
+    kill: bool | None = None  # None: by the seed (half the histories)
+    churn: bool = True
+    p_expire: float = 0.25
+    p_full: float = 0.15
+    p_drift: float = 0.2
+    p_churn: float = 0.12
+    kill_timeout_s: float = 30.0
+
+
+async def run_history(
+    seed: int, deletions: str, workdir: Path, opts: Options | None = None
+) -> History:
+    opts = opts or Options()
+    rng = random.Random(seed)
+    hist = History(seed, deletions)
+    t0 = time.monotonic()
+    cfg = base_config(seed=seed % 1000 + 1)
+    tenants = cfg["tenants"]
+    tenants[0]["users"] = [
+        {"upn": SRC, "mailbox": {"seed": seed, "items": rng.randint(*opts.items)}}
+    ]
+    tenants[1]["users"] = [{"upn": DST, "mailbox": {"layout": "empty"}}]
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        async with running(cfg) as (server, ep, session):
+            await _history(server, ep, session, rng, hist, deletions, workdir, opts)
+    except Exception as exc:  # recorded: a history that breaks is a finding too
+        import traceback
+
+        hist.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
+    hist.seconds = time.monotonic() - t0
+    return hist
+
+
+async def _history(
+    server: Any,
+    ep: Any,
+    session: Any,
+    rng: random.Random,
+    hist: History,
+    deletions: str,
+    workdir: Path,
+    opts: Options,
+) -> None:
+    emu = server.emulator
+    box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
+    api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
+    job = write_job(workdir, ep, [(SRC, DST)], extra=f'[sync]\ndeletions = "{deletions}"\n')
+    cfg = load_job(job)
+    gen = Generator(rng, box, tbox, hist.ops)
+
+    def check(rnd: int, kind: str, exit_code: int | None, secs: float, checked: bool,
+              signoff: bool | None = None, note: str = "") -> PassRecord:
+        counts = oracle(box.snapshot(), tbox.snapshot(), deletions, gen.drift_edited)
+        rec = PassRecord(rnd, kind, exit_code, secs, checked, counts, signoff, note)
+        hist.passes.append(rec)
+        return rec
+
+    async def a_pass(rnd: int, kind: str, checked: bool = True, **kw: Any) -> PassRecord:
+        t = time.monotonic()
+        stats = await run_job(cfg, **kw)
+        so = stats.sign_off.get("complete") if stats.sign_off is not None else None
+        return check(rnd, kind, int(stats.exit_code()), time.monotonic() - t, checked, so)
+
+    await a_pass(0, "first")
+    rounds = rng.randint(*opts.rounds)
+    kill = opts.kill if opts.kill is not None else rng.random() < 0.5
+    kill_round = rng.randint(1, rounds) if kill else -1
+    for rnd in range(1, rounds + 2):
+        gen.round = rnd
+        last = rnd == rounds + 1
+        gen.round_ops(rng.randint(*opts.ops))
+        if last:
+            await a_pass(rnd, "cutover", cutover=True)
+            break
+        full = rng.random() < opts.p_full
+        drift = rng.random() < opts.p_drift
+        churn = opts.churn and rng.random() < opts.p_churn and rnd != kill_round
+        if rng.random() < opts.p_expire:
+            if rng.random() < 0.5:
+                r = await api.control("POST", "/delta/expire", {"mailboxId": box.id})
+                gen.emit(f"EXPIRE all delta links ({r.status})")
+            else:
+                n = rng.randint(1, 3)
+                calls = rng.choice((["itemDelta"], ["folderDelta"], ["itemDelta", "folderDelta"]))
+                rule = {"kind": "delta_expire", "calls": calls, "count": n, "mailbox": box.id}
+                r = await api.control("PUT", "/faults", {"rules": [rule]})
+                gen.emit(f"EXPIRE fault {calls} x{n} ({r.status})")
+        if drift:
+            for _ in range(rng.randint(1, 3)):
+                gen.drift()
+        if rnd == kill_round:
+            for _ in range(rng.randint(1, 3)):
+                gen.add()
+            await killed_pass(rnd, rng, hist, job, tbox, full, opts)
+            await api.control("DELETE", "/faults")
+            await a_pass(rnd, "rerun", full=full or drift)
+        elif churn:
+            spec = {"rate": rng.choice((20, 50, 100)), "mailboxes": [SRC], "seed": rng.getrandbits(31)}
+            await api.control("PUT", "/churn", spec)
+            gen.emit(f"CHURN {spec['rate']}/s seed {spec['seed']} during the pass")
+            try:
+                await a_pass(rnd, "churn", checked=False, full=full)
+            finally:
+                r = await api.control("DELETE", "/churn")
+                gen.emit(f"CHURN applied {r.body.get('applied')}")
+            await api.control("DELETE", "/faults")
+            await a_pass(rnd, "settle", full=drift)
+        elif drift and not full and rng.random() < 0.5:
+            await a_pass(rnd, "drift-delta", checked=False)
+            await api.control("DELETE", "/faults")
+            await a_pass(rnd, "full", full=True)
+        else:
+            await a_pass(rnd, "full" if full or drift else "delta", full=full or drift)
+        await api.control("DELETE", "/faults")
+
+
+async def killed_pass(
+    rnd: int, rng: random.Random, hist: History, job: Path, tbox: Any, full: bool, opts: Options
+) -> None:
+    """The pass in a subprocess, killed with SIGKILL after ``k`` changes in the target."""
+    k = rng.randint(1, 12)
+    before = tbox.seq
+    cmd = [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"]
+    if full:
+        cmd.append("--full")
+    t = time.monotonic()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + opts.kill_timeout_s
+        while time.monotonic() < deadline:
+            if tbox.seq >= before + k or proc.poll() is not None:
+                break
+            await anyio.sleep(0.005)
+        alive = proc.poll() is None
+        if alive:
+            proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+    note = (
+        f"SIGKILL after {tbox.seq - before} target changes (wanted {k})"
+        if alive
+        else f"ended before the kill (exit {proc.returncode}, {tbox.seq - before} target changes)"
+    )
+    hist.ops.append(f"r{rnd} KILL {'--full ' if full else ''}pass: {note}")
+    hist.passes.append(
+        PassRecord(rnd, "killed", None if alive else proc.returncode, time.monotonic() - t, False, {}, None, note)
+    )
+
+
+def quiet() -> None:
+    """The engine's log lines off (a run in-process logs to stdout otherwise)."""
+    import io
+
+    from copyengine.logs import configure
+
+    configure("json", "error", stream=io.StringIO() if False else open("/dev/null", "w"))  # noqa: SIM115
+
+
+def run_one(seed: int, deletions: str, workdir: Path, opts: Options | None = None) -> History:
+    return anyio.run(run_history, seed, deletions, workdir, opts)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.histories SEED [SEED...] [--deletions mirror|keep] [--json]``"""
+    import argparse
+    import tempfile
+
+    p = argparse.ArgumentParser(prog="python -m tests.histories")
+    p.add_argument("seeds", type=int, nargs="+")
+    p.add_argument("--deletions", choices=("mirror", "keep"), default="mirror")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    quiet()
+    for seed in a.seeds:
+        with tempfile.TemporaryDirectory(prefix=f"hist-{seed}-") as tmp:
+            h = run_one(seed, a.deletions, Path(tmp))
+        print(json.dumps(h.summary(), indent=1) if a.json else h.text(), flush=True)
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["History", "Options", "PassRecord", "oracle", "run_history", "run_one", "q"]
