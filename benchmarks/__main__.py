@@ -440,7 +440,19 @@ def main(argv: list[str] | None = None) -> None:
         help="override a [limits] key of the engine's job (e.g. bytes_in_flight_mb=48)",
     )
     sub.add_parser("list")
+    so = sub.add_parser("soak", help="randomized owner histories (tests/histories.py)")
+    so.add_argument("what", choices=["passes"])
+    so.add_argument("--seeds", type=int, default=100)
+    so.add_argument("--start", type=int, default=1)
+    so.add_argument("--deletions", choices=["mirror", "keep", "both"], default="both")
+    so.add_argument("--budget-s", type=float, default=None, help="stop after this long")
+    so.add_argument("--name", default="soak-passes", help="results file name")
     a = p.parse_args(argv)
+    if a.cmd == "soak":
+        from benchmarks import soak
+
+        soak.main(a)
+        return
     if a.cmd == "list":
         from benchmarks.fleet import FLEET
         from benchmarks.hosts import HOSTS

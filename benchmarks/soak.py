@@ -1,0 +1,135 @@
+"""``python -m benchmarks soak passes --seeds N [--start S] [--deletions mirror|keep|both]``:
+N randomized owner histories per mode (``tests/histories.py``), each against a fresh
+in-process emulator, checked by the oracle after every pass. Writes
+``benchmarks/results/soak-passes.{json,md}`` (every history's seed, failures and first failing
+pass; the full op log of failing ones) and prints one line per history. A failing seed is
+reproduced with ``python -m tests.histories SEED --deletions MODE``."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import stamp, write_result
+
+
+def _rev() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "copyengine"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=10,
+        )
+        return out.stdout.strip() + ("+dirty(copyengine)" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run(
+    seeds: int,
+    start: int = 1,
+    deletions: str = "both",
+    budget_s: float | None = None,
+    name: str = "soak-passes",
+) -> dict[str, Any]:
+    from tests.histories import quiet, run_one
+
+    quiet()
+    modes = ["mirror", "keep"] if deletions == "both" else [deletions]
+    t0 = time.time()
+    command = f"python -m benchmarks soak passes --seeds {seeds} --start {start} --deletions {deletions}"
+    histories: list[dict[str, Any]] = []
+    stopped_early = False
+    for seed in range(start, start + seeds):
+        for mode in modes:
+            if budget_s is not None and time.time() - t0 > budget_s:
+                stopped_early = True
+                break
+            with tempfile.TemporaryDirectory(prefix=f"soak-{seed}-") as tmp:
+                h = run_one(seed, mode, Path(tmp))
+            fails = h.failures()
+            first = h.first_failure()
+            row: dict[str, Any] = {
+                "seed": seed,
+                "deletions": mode,
+                "seconds": round(h.seconds, 2),
+                "passes": len(h.passes),
+                "failures": fails,
+                "first_failure": first.line() if first else None,
+                "error": h.error,
+            }
+            if fails:
+                row["log"] = h.text()
+            histories.append(row)
+            print(
+                f"seed {seed:5} {mode:6} {h.seconds:5.1f}s passes={len(h.passes):2} "
+                f"{fails or 'ok'}",
+                flush=True,
+            )
+        if stopped_early:
+            break
+    wall = time.time() - t0
+    by_kind: dict[str, list[str]] = defaultdict(list)
+    for r in histories:
+        for k in r["failures"]:
+            by_kind[k].append(f"{r['seed']}/{r['deletions']}")
+    per_mode = Counter(r["deletions"] for r in histories)
+    failed_mode = Counter(r["deletions"] for r in histories if r["failures"])
+    res: dict[str, Any] = {
+        "scenario": name,
+        "description": "randomized owner histories (tests/histories.py) checked against "
+        "emulator snapshots after every pass",
+        "command": command,
+        **stamp(t0),
+        "git_revision": _rev(),
+        "wall_s": round(wall, 1),
+        "stopped_early_at_budget": stopped_early,
+        "histories": len(histories),
+        "per_mode": {m: {"histories": per_mode[m], "failed": failed_mode[m]} for m in modes},
+        "failures_by_kind": {k: v for k, v in sorted(by_kind.items())},
+        "runs": histories,
+    }
+    return res
+
+
+def table(res: dict[str, Any]) -> str:
+    m = res["machine"]
+    lines = [
+        "### soak passes\n",
+        f"{res['description']}. Command: `{res['command']}` ({res['date']} UTC, "
+        f"{m['cores']} cores, {m['cpu']}, Python {m['python']}, git {res['git_revision']}). "
+        f"{res['histories']} histories in {res['wall_s']:.0f} s"
+        f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}.\n",
+        "| mode | histories | failed |",
+        "|---|---|---|",
+    ]
+    for mode, v in res["per_mode"].items():
+        lines.append(f"| {mode} | {v['histories']} | {v['failed']} |")
+    lines += ["", "| failure kind | histories | seeds (seed/mode) |", "|---|---|---|"]
+    for k, seeds in res["failures_by_kind"].items():
+        shown = ", ".join(seeds[:25]) + (" …" if len(seeds) > 25 else "")
+        lines.append(f"| {k} | {len(seeds)} | {shown} |")
+    lines.append(
+        "\nReproduce one: `python -m tests.histories SEED --deletions MODE` (prints the op log "
+        "and the oracle's counts after every pass).\n"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(a: Any) -> None:
+    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name)
+    write_result(a.name, res, table(res))
+    print(table(res), flush=True)
