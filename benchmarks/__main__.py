@@ -447,6 +447,9 @@ def main(argv: list[str] | None = None) -> None:
     so.add_argument("--deletions", choices=["mirror", "keep", "both"], default="both")
     so.add_argument("--budget-s", type=float, default=None, help="stop after this long")
     so.add_argument("--name", default="soak-passes", help="results file name")
+    so.add_argument(
+        "--exclude", default="", help="op kinds / events left out (tests/histories.py Options)"
+    )
     a = p.parse_args(argv)
     if a.cmd == "soak":
         from benchmarks import soak

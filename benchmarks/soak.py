@@ -44,13 +44,18 @@ def run(
     deletions: str = "both",
     budget_s: float | None = None,
     name: str = "soak-passes",
+    exclude: str = "",
 ) -> dict[str, Any]:
-    from tests.histories import quiet, run_one
+    from tests.histories import Options, quiet, run_one
+
+    opts = Options(exclude=frozenset(x for x in exclude.split(",") if x))
 
     quiet()
     modes = ["mirror", "keep"] if deletions == "both" else [deletions]
     t0 = time.time()
     command = f"python -m benchmarks soak passes --seeds {seeds} --start {start} --deletions {deletions}"
+    if exclude:
+        command += f" --exclude {exclude}"
     histories: list[dict[str, Any]] = []
     stopped_early = False
     for seed in range(start, start + seeds):
@@ -59,7 +64,7 @@ def run(
                 stopped_early = True
                 break
             with tempfile.TemporaryDirectory(prefix=f"soak-{seed}-") as tmp:
-                h = run_one(seed, mode, Path(tmp))
+                h = run_one(seed, mode, Path(tmp), opts)
             fails = h.failures()
             first = h.first_failure()
             row: dict[str, Any] = {
@@ -123,13 +128,14 @@ def table(res: dict[str, Any]) -> str:
         shown = ", ".join(seeds[:25]) + (" …" if len(seeds) > 25 else "")
         lines.append(f"| {k} | {len(seeds)} | {shown} |")
     lines.append(
-        "\nReproduce one: `python -m tests.histories SEED --deletions MODE` (prints the op log "
+        "\nReproduce one: `python -m tests.histories SEED --deletions MODE` (add the same "
+        "`--exclude` if any; prints the op log "
         "and the oracle's counts after every pass).\n"
     )
     return "\n".join(lines) + "\n"
 
 
 def main(a: Any) -> None:
-    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name)
+    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude)
     write_result(a.name, res, table(res))
     print(table(res), flush=True)
