@@ -27,8 +27,9 @@ from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
 from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
 from .report import JobStats, iso
+from .verify import PairCheck, verify_pairs
+from .wiring import clients, plan_job, run_job, state_exists, store, verify_job
 from .wiring import doctor as run_doctor
-from .wiring import plan_job, run_job, state_exists, store, verify_job
 
 
 def _tune_for_copying() -> None:
@@ -65,7 +66,7 @@ Exit codes:
   3    configuration error, or a state store of another job (nothing was sent)
   4    authentication or permission refused for every pair
   5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
-  6    verify found missing or extra items
+  6    verify found missing, extra or misplaced items (stale copies with --content)
   7    another run of this job is in progress (its lock is held)
   130  interrupted (Ctrl-C / SIGTERM); run again to finish
 """
@@ -304,6 +305,72 @@ async def _run(
     return stats
 
 
+async def verify_with_state(cfg: JobConfig) -> list[PairCheck]:
+    """``verify --content``: the comparison with the job's state read (never written): the
+    versions of the copies compared through change keys (source listing, state record,
+    target listing), and copies kept of items deleted at the source told apart."""
+    async with clients(cfg) as built:
+        st = store(cfg, exclusive=False)
+        await st.open()
+        try:
+            return await verify_pairs(cfg, built, st)
+        finally:
+            await st.close()
+
+
+def _verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
+    """What ``verify`` prints for a pair, and whether it is a mismatch."""
+    head = f"{pc.source} -> {pc.target}"
+    if pc.error:
+        return [f"FAIL {head}: {pc.error}"], True
+    v = pc.verdict
+    out: list[str] = []
+    for fc in pc.folders:
+        if fc.ok:
+            continue
+        said = [f"{len(fc.missing)} missing", f"{len(fc.extra)} extra"]
+        if fc.misplaced or fc.misplaced_in:
+            said.append(f"{len(fc.misplaced)} misplaced, {len(fc.misplaced_in)} from elsewhere")
+        if fc.duplicated:
+            said.append(f"{len(fc.duplicated)} duplicated")
+        if fc.stale:
+            said.append(f"{len(fc.stale)} stale")
+        out.append(
+            f"FAIL {head} {fc.source_path}: {', '.join(said)} "
+            f"(expected {fc.expected}, found {fc.found})"
+        )
+    for r in v.missing_folders[:MAX_SHOWN]:
+        out.append(f"FAIL {head} {r['folder']}: no target folder ({r['target_path']})")
+    in_mapped = {i for fc in pc.folders for i in fc.extra}
+    elsewhere = [r for r in v.extra if r["id"] not in in_mapped]
+    if elsewhere:
+        out.append(
+            f"FAIL {head}: {len(elsewhere)} extra items in target folders no selected source "
+            "folder maps to, e.g. "
+            + ", ".join(f"{r['folder']} {r['id']}" for r in elsewhere[:MAX_SHOWN])
+        )
+    if pc.content:  # (without a state there are no versions to compare: nothing is stale)
+        for r in v.stale[:MAX_SHOWN]:
+            out.append(f"STALE {head} {r['folder']} {r['id']}: {r['reason']}")
+        if len(v.stale) > MAX_SHOWN:
+            out.append(f"STALE {head}: ... and {len(v.stale) - MAX_SHOWN} more (--json-output)")
+    for r in v.leftover_folders[:MAX_SHOWN]:
+        out.append(f"note {head}: target folder {r['path']} is no selected folder's copy")
+    if pc.ok:
+        n = v.selected
+        what = "current" if pc.content else "present"
+        out.insert(0, f"ok   {head}: {n} items in {len(pc.folders)} folders ({what})")
+        if pc.content and v.content_unchecked:
+            out.append(
+                f"note {head}: {len(v.content_unchecked)} copies have no record of their "
+                "version (adopted, or never seen by a pass): present, content not compared"
+            )
+    return out, not pc.ok
+
+
+MAX_SHOWN = 20
+
+
 @main.command(epilog=EXIT_CODES_HELP)
 @click.argument("config", type=click.Path(path_type=Path))
 @click.option(
@@ -312,35 +379,41 @@ async def _run(
     help="The state given to `run --state` (the embedded emulator's data lives beside it).",
 )
 @click.option(
+    "--content",
+    is_flag=True,
+    help="Also check that every copy holds its source item's current version (change keys "
+    "from the listings against the state's records; nothing is exported). Needs the state.",
+)
+@click.option(
     "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
 )
 @_debug_option
-def verify(config: Path, state: Path | None, json_output: Path | None) -> None:
-    """Compare source and target of every pair, per folder, by search key."""
+def verify(config: Path, state: Path | None, content: bool, json_output: Path | None) -> None:
+    """Compare source and target of every pair (its archive too when the pair has one): every
+    selected item once, in its folder, by search key; with --content, every copy current."""
     cfg = _load(config, **_state_override(state))
     logs.configure(cfg.log_format, "debug" if _is_debug() else "warning")
+    if content and not state_exists(cfg):
+        click.echo(
+            f"error: --content needs the job's state (none at {cfg.state_path}): the "
+            "versions copied are recorded there, so without it content cannot be checked; "
+            "give --state PATH, or run verify without --content (presence only)",
+            err=True,
+        )
+        sys.exit(ExitCode.CONFIG)
 
     def body(c: JobConfig) -> int:
-        checks = anyio.run(verify_job, c)
+        try:
+            checks = anyio.run(verify_with_state if content else verify_job, c)
+        except (StateError, ForeignState) as exc:
+            click.echo(f"error: state: {exc}", err=True)
+            return ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL
         bad = 0
         for pc in checks:
-            if pc.error:
-                click.echo(f"FAIL {pc.source} -> {pc.target}: {pc.error}")
-                bad += 1
-                continue
-            for fc in pc.folders:
-                if not fc.ok:
-                    bad += 1
-                    click.echo(
-                        f"FAIL {pc.source} -> {pc.target} {fc.source_path}: "
-                        f"{len(fc.missing)} missing, {len(fc.extra)} extra "
-                        f"(expected {fc.expected}, found {fc.found})"
-                    )
-            if pc.ok:
-                n = sum(f.expected for f in pc.folders)
-                click.echo(
-                    f"ok   {pc.source} -> {pc.target}: {n} items in {len(pc.folders)} folders"
-                )
+            lines, mismatch = _verify_lines(pc)
+            for line in lines:
+                click.echo(line)
+            bad += mismatch
         if json_output:
             json_output.write_text(
                 json.dumps([pc.as_dict() for pc in checks], indent=2), encoding="utf-8"

@@ -12,6 +12,8 @@ from html import escape
 from itertools import pairwise
 from typing import Any
 
+from .report import sign_off_problems
+
 MAX_ROWS = 500  # per table in the HTML; the CSV exports have every row the JSON has
 
 CSS = """
@@ -95,20 +97,59 @@ def _pass_section(report: dict[str, Any]) -> list[str]:
     if so:
         cls = "ok" if so.get("complete") else "bad"
         verdict = "every source item is accounted for" if so.get("complete") else "NOT complete"
+        heads = (
+            "selected",
+            "in target",
+            "skipped",
+            "failed",
+            "unaccounted",
+            "stale",
+            "duplicated",
+            "misplaced",
+            "leftover folders",
+            "extra in target",
+            "kept",
+        )
         out.append(
             f'<h2>Sign-off</h2><p class="{cls}">every source change made before '
             f"{escape(str(so.get('changes_captured_until')))} was read; {verdict}</p>"
-            "<table><tr><th class=l>source → target</th><th>selected</th><th>in target</th>"
-            "<th>skipped</th><th>failed</th><th>unaccounted</th><th>extra in target</th></tr>"
+            "<table><tr><th class=l>source → target</th>"
+            + "".join(f"<th>{h}</th>" for h in heads)
+            + "</tr>"
         )
         for p in so.get("pairs", [])[:MAX_ROWS]:
+            nums = (
+                p["selected"],
+                p["in_target"],
+                sum(p["skipped"].values()),
+                p["failed"],
+                p["unaccounted"],
+                p.get("stale", 0),
+                p.get("duplicated", 0),
+                p.get("misplaced", 0),
+                p.get("leftover_folders", 0),
+                p["extra_in_target"],
+                p.get("kept", 0),
+            )
+            arch = " (+archive)" if p.get("archive") else ""
             out.append(
-                f"<tr><td class=l>{escape(p['source'])} → {escape(p['target'])}</td>"
-                f"<td>{_n(p['selected'])}</td><td>{_n(p['in_target'])}</td>"
-                f"<td>{_n(sum(p['skipped'].values()))}</td><td>{_n(p['failed'])}</td>"
-                f"<td>{_n(p['unaccounted'])}</td><td>{_n(p['extra_in_target'])}</td></tr>"
+                f"<tr><td class=l>{escape(p['source'])} → {escape(p['target'])}{arch}</td>"
+                + "".join(f"<td>{_n(n)}</td>" for n in nums)
+                + "</tr>"
             )
         out.append("</table>")
+        for p in so.get("pairs", [])[:MAX_ROWS]:
+            problems = sign_off_problems(p)
+            if not problems:
+                continue
+            out.append(
+                f'<h3 class="bad">{escape(p["source"])} → {escape(p["target"])}: '
+                + (escape(p["error"]) if p.get("error") else "not complete")
+                + "</h3>"
+            )
+            for heading, lines in problems:
+                items = "".join(f"<li><code>{escape(x)}</code></li>" for x in lines)
+                out.append(f"<p>{escape(heading)}</p><ul>{items}</ul>")
     return out
 
 

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .exitcodes import ExitCode
-from .report import JobStats, PairStats
+from .report import JobStats, PairStats, sign_off_problems
 
 log = structlog.get_logger("copyengine.progress")
 
@@ -235,8 +235,7 @@ def outcome_line(stats: JobStats) -> str:
             tot["failed"] or tot["unknown"] or tot["not_done"] or stats.fatal or stats.interrupted
         )
     ):
-        n = sum(p["unaccounted"] for p in stats.sign_off["pairs"])
-        what = f"sign-off incomplete: {n:,} source items unaccounted for; see the report"
+        what = "sign-off incomplete: " + sign_off_shortfall(stats.sign_off) + "; see the report"
     elif code is ExitCode.INTERRUPTED:
         what = "interrupted" + (f" ({stats.stop_reason})" if stats.stop_reason else "")
         what += f": {tot['copied']:,} copied; run again to finish"
@@ -251,23 +250,76 @@ def outcome_line(stats: JobStats) -> str:
     return f"exit {int(code)}: {what}"
 
 
+def sign_off_shortfall(sign_off: dict[str, Any]) -> str:
+    """What an incomplete sign-off lacks, in a few words (the outcome line)."""
+    pairs = sign_off.get("pairs", [])
+    said = []
+    for key, what in (
+        ("unaccounted", "source items missing"),
+        ("failed", "failed"),
+        ("stale", "stale copies"),
+        ("duplicated", "duplicated"),
+        ("misplaced", "misplaced"),
+        ("missing_folders", "folders missing"),
+        ("leftover_folders", "leftover folders"),
+    ):
+        n = sum(int(p.get(key) or 0) for p in pairs)
+        if n:
+            said.append(f"{n:,} {what}")
+    errors = sum(1 for p in pairs if p.get("error"))
+    if errors:
+        said.append(f"{errors} pairs not checked")
+    return ", ".join(said) or "see the pairs"
+
+
 def print_sign_off(sign_off: dict[str, Any], stream: Any = None) -> None:
-    """``run --cutover``: per pair, where every selected source item is."""
+    """``run --cutover``: per pair, where every selected source item is, and what keeps the
+    sign-off from being complete (ids and paths, a few of each kind)."""
     console = Console(file=stream or sys.stderr)
     t = Table(title=f"sign-off: changes captured until {sign_off['changes_captured_until']}")
-    for col in ("pair", "selected", "in target", "skipped", "failed", "unaccounted", "complete"):
+    cols = (
+        "pair",
+        "selected",
+        "in target",
+        "skipped",
+        "failed",
+        "unaccounted",
+        "stale",
+        "dup",
+        "misplaced",
+        "leftover folders",
+        "extra",
+        "kept",
+        "complete",
+    )
+    for col in cols:
         t.add_column(col, justify="left" if col in ("pair", "complete") else "right")
     for p in sign_off["pairs"]:
         t.add_row(
-            f"{p['source']} → {p['target']}",
+            f"{p['source']} → {p['target']}" + (" (+archive)" if p.get("archive") else ""),
             f"{p['selected']:,}",
             f"{p['in_target']:,}",
             f"{sum(p['skipped'].values()):,}",
             f"{p['failed']:,}",
             f"{p['unaccounted']:,}",
+            f"{p.get('stale', 0):,}",
+            f"{p.get('duplicated', 0):,}",
+            f"{p.get('misplaced', 0):,}",
+            f"{p.get('leftover_folders', 0):,}",
+            f"{p['extra_in_target']:,}",
+            f"{p.get('kept', 0):,}",
             "yes" if p["complete"] else f"[red]no[/] {p['error'] or ''}",
         )
     console.print(t)
+    for p in sign_off["pairs"]:
+        problems = sign_off_problems(p)
+        if not problems:
+            continue
+        console.print(f"[b]{p['source']} → {p['target']}[/]: not complete")
+        for heading, lines in problems:
+            console.print(f"  {heading}:", highlight=False)
+            for line in lines:
+                console.print(f"    {line}", highlight=False, markup=False)
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:
