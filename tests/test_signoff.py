@@ -1,0 +1,367 @@
+"""The cutover's sign-off and ``verify`` (issue 22, case 10): one check, from listings of both
+sides and the state's records, never from counters. Table tests of the pure decision
+(``verify.judge``), then the whole engine against the emulator, every number of the sign-off
+held against the emulator's snapshots; wrong target states are made directly through the
+emulator's change API on the target mailbox (never by relying on an engine defect)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.graph.models import Item
+from copyengine.htmlreport import render
+from copyengine.state import ItemRecord, Status
+from copyengine.verify import SourceFolder, TargetFolder, judge
+from copyengine.wiring import run_job, verify_job
+from tests.emu import base_config, q, running
+from tests.jobs import selected_by_default, write_job
+
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+MIRROR = '[sync]\ndeletions = "mirror"\n'
+
+
+# -- the decision, table-tested ---------------------------------------------------------------
+def it(i: str, key: bytes | None, ck: str = "c1") -> Item:
+    return Item(i, ck, "IPM.Note", 10, "", "", (), key)
+
+
+def rec(
+    sid: str,
+    tid: str | None,
+    ck: str = "c1",
+    tck: str | None = "t1",
+    status: Status = Status.DONE,
+    key: bytes | None = None,
+    error: str | None = None,
+) -> ItemRecord:
+    return ItemRecord(sid, "SF", status, key, "TF", tid, ck, tck, 10, error)
+
+
+def src(*items: Item, fid: str = "SF", target: str | None = "TF") -> SourceFolder:
+    return SourceFolder(fid, f"/{fid}", target, f"/{target}", items)
+
+
+def dst(*items: Item, fid: str = "TF", allowed: bool = False) -> TargetFolder:
+    return TargetFolder(fid, f"/{fid}", items, allowed)
+
+
+def counts(v: Any) -> dict[str, int]:
+    return {
+        k: len(getattr(v, k))
+        for k in (
+            "missing",
+            "misplaced",
+            "duplicated",
+            "stale",
+            "extra",
+            "kept",
+            "leftover_folders",
+            "missing_folders",
+            "content_unchecked",
+        )
+        if getattr(v, k)
+    }
+
+
+A, B, C = b"a" * 16, b"b" * 16, b"c" * 16
+
+CASES: list[tuple[str, Any, Any, Any, str, dict[str, int]]] = [
+    ("current copy", [src(it("s1", A))], [dst(it("t1", A, "t1"))], {"s1": rec("s1", "t1")},
+     "mirror", {}),
+    ("no state: presence only, content not compared", [src(it("s1", A, "new"))],
+     [dst(it("t1", A, "edited"))], None, "mirror", {}),
+    ("missing", [src(it("s1", A))], [dst()], {}, "mirror", {"missing": 1}),
+    ("changed at the source after the copy", [src(it("s1", A, "c2"))],
+     [dst(it("t1", A, "t1"))], {"s1": rec("s1", "t1")}, "mirror", {"stale": 1}),
+    ("edited in the target", [src(it("s1", A))], [dst(it("t1", A, "t9"))],
+     {"s1": rec("s1", "t1")}, "mirror", {"stale": 1}),
+    ("adopted copy: present, version not vouched for", [src(it("s1", A))],
+     [dst(it("t1", A, "t9"))], {"s1": rec("s1", "t1", status=Status.ADOPTED)}, "mirror",
+     {"content_unchecked": 1}),
+    ("a second copy", [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", A))],
+     {"s1": rec("s1", "t1")}, "mirror", {"duplicated": 1}),
+    ("in another folder", [src(it("s1", A)), src(fid="S2", target="T2")],
+     [dst(), dst(it("t1", A, "t1"), fid="T2")], {"s1": rec("s1", "t1")}, "mirror",
+     {"misplaced": 1}),
+    ("the recorded copy wins over one in the right folder",
+     [src(it("s1", A)), src(fid="S2", target="T2")],
+     [dst(it("t2", A)), dst(it("t1", A, "t1"), fid="T2")], {"s1": rec("s1", "t1")}, "mirror",
+     {"misplaced": 1, "duplicated": 1}),
+    ("no target folder", [src(it("s1", A), target=None)], [], {}, "mirror",
+     {"missing": 1, "missing_folders": 1}),
+    ("keyless: matched by count in its folder", [src(it("s1", None), it("s2", None))],
+     [dst(it("t1", None), it("t2", None), it("t3", None))], None, "mirror", {"extra": 1}),
+    ("mirror: a copy of a deleted item is extra, not kept", [src(it("s1", A))],
+     [dst(it("t1", A, "t1"), it("t2", B))], {"s1": rec("s1", "t1"), "g": rec("g", "t2")},
+     "mirror", {"extra": 1}),
+    ("keep: the state knows the copy of a deleted item", [src(it("s1", A))],
+     [dst(it("t1", A, "t1"), it("t2", B))],
+     {"s1": rec("s1", "t1"), "g": rec("g", "t2", status=Status.REMOVED)}, "keep",
+     {"extra": 1, "kept": 1}),
+    ("keep: an item nobody copied is extra, not kept", [src(it("s1", A))],
+     [dst(it("t1", A, "t1"), it("t2", B))], {"s1": rec("s1", "t1")}, "keep", {"extra": 1}),
+    ("keep: copies in a folder whose source was deleted are kept", [src(it("s1", A))],
+     [dst(it("t1", A, "t1")), dst(it("t2", B), it("t3", C), fid="OLD")],
+     {"s1": rec("s1", "t1")}, "keep", {"extra": 2, "kept": 2}),
+    ("keep: an empty folder whose source was deleted is a leftover", [src(it("s1", A))],
+     [dst(it("t1", A, "t1")), dst(fid="OLD")], {"s1": rec("s1", "t1")}, "keep",
+     {"leftover_folders": 1}),
+    ("mirror: a folder no source folder maps to is a leftover", [src(it("s1", A))],
+     [dst(it("t1", A, "t1")), dst(it("t2", B), fid="OLD")], {"s1": rec("s1", "t1")},
+     "mirror", {"leftover_folders": 1, "extra": 1}),
+    ("an ancestor or well-known folder is no leftover", [src(it("s1", A))],
+     [dst(it("t1", A, "t1")), dst(fid="ROOT", allowed=True)], {"s1": rec("s1", "t1")},
+     "mirror", {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "records", "deletions", "want"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_judge(
+    source: Any, target: Any, records: Any, deletions: str, want: dict[str, int]
+) -> None:
+    v = judge(source, target, records, deletions)
+    assert counts(v) == want
+    assert v.selected == sum(len(s.items) for s in source)
+    assert v.in_target == v.selected - len(v.missing)
+
+
+def test_judge_lists_ids_and_paths() -> None:
+    v = judge(
+        [src(it("s1", A, "c2")), src(it("s2", B))],
+        [dst(it("t1", A, "t1"))],
+        {"s1": rec("s1", "t1"), "s2": rec("s2", None, status=Status.FAILED, error="too big")},
+        "mirror",
+    )
+    assert v.stale == [
+        {
+            "id": "s1",
+            "target_id": "t1",
+            "folder": "/SF",
+            "reason": "changed at the source after it was copied",
+        }
+    ]
+    assert v.missing == [{"id": "s2", "folder": "/SF"}]
+    (fc,) = {f.source_path: f for f in v.folders}.values()
+    assert fc.stale == ["s1"] and fc.missing == ["s2"] and not fc.ok
+
+
+# -- against the emulator ---------------------------------------------------------------------
+async def _ops(emu: Any, upn: str, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    mbx = emu.state.require_mailbox(upn).id
+    r = await emu.src.control("POST", f"/mailboxes/{q(mbx)}/changes", {"ops": ops})
+    assert r.status == 200, r.body
+    return list(r.body["results"])
+
+
+def _truth(emu_state: Any, source: str, target: str) -> dict[str, Any]:
+    """What the sign-off must say, counted from the two snapshots: per selected source item
+    its copies (by search key) among the target's selected folders."""
+    s = emu_state.require_mailbox(source).snapshot()
+    d = emu_state.require_mailbox(target).snapshot()
+    chosen = [r for r in s["items"] if selected_by_default(r)]
+    have = [r for r in d["items"] if selected_by_default(r)]
+    want = Counter(r["searchKey"] for r in chosen)
+    copies = Counter(r["searchKey"] for r in have)
+    return {
+        "selected": len(chosen),
+        "in_target": sum(min(n, copies[k]) for k, n in want.items()),
+        "duplicated": sum(max(0, copies[k] - n) for k, n in want.items()),
+        "extra": [r for r in have if r["searchKey"] not in want],
+    }
+
+
+def _check_numbers(p: dict[str, Any], truth: dict[str, Any]) -> None:
+    assert p["selected"] + sum(p["skipped"].values()) == truth["selected"]
+    assert p["in_target"] == truth["in_target"]
+    assert p["duplicated"] == truth["duplicated"]
+    assert p["extra_in_target"] == len(truth["extra"])
+    assert p["unaccounted"] + p["failed"] == p["selected"] - p["in_target"]
+
+
+@pytest.mark.anyio
+async def test_sign_off_numbers_are_the_snapshots_and_a_copy_edited_in_the_target_is_stale(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    inbox = [i.id for i in emu.state.require_mailbox(ADELE).well_known["inbox"].live_items()]
+    await _ops(emu, ADELE, [{"op": "add", "folder": "inbox", "count": 2}])
+    stats = await run_job(cfg, cutover=True)
+    so = stats.sign_off
+    assert so is not None
+    (p,) = so["pairs"]
+    _check_numbers(p, _truth(emu.state, ADELE, T_ADELE))
+    assert so["complete"] and stats.exit_code() == ExitCode.OK, p
+    assert p["stale"] == 0 and p["current"] == p["in_target"] and not p["leftover_folders"]
+
+    # a copy edited in the target: the engine cannot see it (nothing changed at the source)
+    key = emu.state.require_mailbox(ADELE).items[inbox[0]].content.search_key
+    box = emu.state.require_mailbox(T_ADELE)
+    (copy,) = [i for i in box.items.values() if i.content.search_key == key]
+    await _ops(emu, T_ADELE, [{"op": "modify", "id": copy.id}])
+    stats = await run_job(cfg, cutover=True)
+    so = stats.sign_off
+    assert so is not None and not so["complete"]
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED
+    (p,) = so["pairs"]
+    _check_numbers(p, _truth(emu.state, ADELE, T_ADELE))
+    assert p["stale"] == 1 and p["unaccounted"] == 0
+    (row,) = p["stale_items"]
+    assert row["id"] == inbox[0] and row["target_id"] == copy.id and row["folder"] == "/Inbox"
+    assert "target" in row["reason"]
+    report = json.loads(cfg.report_path.read_text())
+    assert report["sign_off"]["pairs"][0]["stale_items"][0]["id"] == inbox[0]
+    html = render(report)
+    assert "NOT complete" in html and inbox[0] in html and "stale" in html
+
+
+@pytest.mark.anyio
+async def test_keep_counts_kept_and_extra_from_the_target_including_deleted_folders(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)]))  # deletions = keep
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    src = emu.state.require_mailbox(ADELE)
+    receipts = src.folder_by_path("/Inbox/Receipts")
+    assert receipts is not None and len(list(receipts.live_items())) > 0
+    inbox = [i.id for i in src.well_known["inbox"].live_items()]
+    await _ops(
+        emu,
+        ADELE,
+        [
+            {"op": "delete", "id": inbox[0], "hard": True},
+            {"op": "delete", "id": inbox[1]},
+            {"op": "deleteFolder", "id": receipts.id},
+        ],
+    )
+    # something no pass copied, put into the target by someone else: extra, not kept
+    await _ops(emu, T_ADELE, [{"op": "add", "folder": "drafts", "count": 1}])
+    stats = await run_job(cfg, cutover=True)
+    so = stats.sign_off
+    assert so is not None
+    (p,) = so["pairs"]
+    truth = _truth(emu.state, ADELE, T_ADELE)
+    _check_numbers(p, truth)
+    drafts = [r for r in truth["extra"] if r["folderPath"] == "/Drafts"]
+    in_receipts = [r for r in truth["extra"] if r["folderPath"] == "/Inbox/Receipts"]
+    assert len(drafts) == 1 and in_receipts  # the copies in the folder deleted at the source
+    assert p["kept"] == p["kept_deleted_at_source"] == len(truth["extra"]) - 1
+    assert p["extra_in_target"] == len(truth["extra"])
+    kept_ids = {r["id"] for r in p["extra_items"]}
+    assert {r["id"] for r in in_receipts} <= kept_ids
+
+
+@pytest.mark.anyio
+async def test_a_leftover_target_folder_under_mirror_is_not_complete(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    await _ops(emu, T_ADELE, [{"op": "createFolder", "parent": "inbox", "name": "Leftover"}])
+    stats = await run_job(cfg, cutover=True)
+    so = stats.sign_off
+    assert so is not None and not so["complete"]
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED
+    (p,) = so["pairs"]
+    assert p["leftover_folders"] == 1 and p["unaccounted"] == 0 and p["stale"] == 0
+    assert p["leftover_folder_list"][0]["path"] == "/Inbox/Leftover"
+
+
+@pytest.mark.anyio
+async def test_an_archive_pair_whose_archive_copy_lacks_an_item_is_not_complete(
+    tmp_path: Path,
+) -> None:
+    cfg = base_config()
+    cfg["tenants"][0]["users"][0]["archive"] = {"items": 25, "seed": 9}
+    cfg["tenants"][1]["users"][0]["archive"] = {"layout": "empty"}
+    async with running(cfg) as (server, ep, _):
+        job = write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=MIRROR)
+        job.write_text(
+            job.read_text().replace(
+                f'target = "{T_ADELE}"\n', f'target = "{T_ADELE}"\narchive = true\n'
+            )
+        )
+        cfg_job = load_job(job)
+        assert (await run_job(cfg_job)).exit_code() == ExitCode.OK
+        assert all(pc.ok for pc in await verify_job(cfg_job))
+        emu = server.emulator
+        arch = emu.require_mailbox(emu.require_mailbox(T_ADELE).archive_id or "")
+        gone = next(i for i in arch.items.values() if not i.deleted and i.folder is not None)
+        arch.delete_item(gone)
+        stats = await run_job(cfg_job, cutover=True)
+        so = stats.sign_off
+        assert so is not None and not so["complete"]
+        assert stats.exit_code() == ExitCode.ITEMS_FAILED
+        (p,) = so["pairs"]
+        assert p["unaccounted"] == 1 and p["unaccounted_items"][0]["folder"].startswith(
+            "[archive]/"
+        )
+        (check,) = await verify_job(cfg_job)
+        assert not check.ok
+        bad = [f for f in check.folders if not f.ok]
+        assert len(bad) == 1 and bad[0].source_path.startswith("[archive]/")
+        assert len(bad[0].missing) == 1
+
+
+def _cli(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "copyengine", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def _finish(proc: subprocess.Popen[bytes], limit_s: float = 60) -> tuple[int, str]:
+    deadline = time.monotonic() + limit_s
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the process did not finish in time")
+        await anyio.sleep(0.05)
+    out = (proc.stdout.read() if proc.stdout else b"") + (
+        proc.stderr.read() if proc.stderr else b""
+    )
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+@pytest.mark.anyio
+async def test_verify_content_reports_a_stale_copy_and_plain_verify_stays_presence_only(
+    emu: Any, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR)
+    code, out = await _finish(_cli("verify", str(job), "--content"))
+    assert code == ExitCode.CONFIG and "content cannot be checked" in out, out
+    assert (await run_job(load_job(job))).exit_code() == ExitCode.OK
+    code, out = await _finish(_cli("verify", str(job), "--content"))
+    assert code == ExitCode.OK and "(current)" in out, out
+    src = emu.state.require_mailbox(ADELE)
+    first = next(iter(src.well_known["inbox"].live_items()))
+    (copy,) = [
+        i
+        for i in emu.state.require_mailbox(T_ADELE).items.values()
+        if i.content.search_key == first.content.search_key
+    ]
+    await _ops(emu, T_ADELE, [{"op": "modify", "id": copy.id}])
+    code, out = await _finish(_cli("verify", str(job)))
+    assert code == ExitCode.OK and "(present)" in out, out
+    report = tmp_path / "verify.json"
+    code, out = await _finish(_cli("verify", str(job), "--content", "--json-output", str(report)))
+    assert code == ExitCode.VERIFY_MISMATCH, out
+    assert f"STALE {ADELE} -> {T_ADELE} /Inbox {first.id}" in out, out
+    (pair,) = json.loads(report.read_text())
+    assert pair["stale"] == 1 and pair["stale_items"][0]["target_id"] == copy.id
