@@ -212,6 +212,64 @@ async def test_passes_are_numbered_and_record_their_changes(make: Factory) -> No
         assert got[1]["finished"] is None
 
 
+async def test_a_pass_s_counters_come_from_its_item_records(make: Factory) -> None:
+    """Each item write is stamped with the pass and what it did to the target (issue 22,
+    defect 9): the counters include what a writer that died before saying anything did."""
+    async with make() as dead:  # a segment killed with -9: intents, some outcomes, no end
+        first = await dead.pass_started("first")
+        await dead.record_intents(P, [_intent(i) for i in range(1, 7)])
+        dead.record_outcome(P, Outcome("s1", Status.DONE, "t1", "c"))  # committed, then killed
+        dead.record_outcome(P, Outcome("s6", Status.UNKNOWN, error="reset"))
+        await dead.flush()
+        # s2..s5 stay INTENT: s2 and s3 landed, s4 did not, s5 was never sent
+    fresh = make()
+    fresh.pass_number = first  # the next segment of the same pass (another writer)
+    async with fresh as st:
+        # found by search key while listing (s2) or by settlement (s3): ours, created
+        await st.record_intents(P, [_intent(2)])
+        st.record_outcome(P, Outcome("s2", Status.ADOPTED, "t2"))
+        st.record_outcome(P, Outcome("s3", Status.ADOPTED, "t3"))
+        st.record_outcome(P, Outcome("s6", Status.ADOPTED, "t6"))  # its import had gone out
+        await st.record_intents(P, [_intent(4)])
+        st.record_outcome(P, Outcome("s4", Status.DONE, "t4", "c"))
+        st.record_outcome(P, Outcome("s5", Status.FAILED, error="refused"))
+        # already in the target, never ours (no record before this writer's own intent)
+        await st.record_intents(P, [_intent(7)])
+        st.record_outcome(P, Outcome("s7", Status.ADOPTED, "t7"))
+        # an import whose answer was lost, then found by settlement, in one flush
+        await st.record_intents(P, [_intent(8)])
+        st.record_outcome(P, Outcome("s8", Status.UNKNOWN, error="timeout"))
+        st.record_outcome(P, Outcome("s8", Status.ADOPTED, "t8"))
+        got = await st.pass_counts(first)
+        assert got == {
+            "created": 6,  # s1, s2, s3, s4, s6, s8
+            "updated": 0,
+            "failed": 1,
+            "unknown": 0,
+            "kept": 0,
+            "not_attempted": 0,
+        }, got
+        assert (await st.pass_counts(first, [P]))["created"] == 6
+        assert (await st.pass_counts(first, ["other"]))["created"] == 0
+        await st.pass_finished(first, "ok", got)
+        # the next pass: an update in place, a new item, a removal, one left unknown
+        second = await st.pass_started("delta")
+        await st.record_intents(P, [_intent(1), _intent(9), _intent(5)])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "c2"))  # same target copy
+        st.record_outcome(P, Outcome("s9", Status.DONE, "t9", "c"))
+        st.record_outcome(P, Outcome("s2", Status.REMOVED))
+        got2 = await st.pass_counts(second)
+        assert got2 == {
+            "created": 1,
+            "updated": 1,
+            "failed": 0,
+            "unknown": 1,  # s5: intent, no outcome
+            "kept": 1,
+            "not_attempted": 0,
+        }, got2
+        assert (await st.pass_counts(first))["created"] == 4  # s1, s2 are pass 2's now
+
+
 async def test_records_carry_what_a_later_pass_needs_and_can_be_forgotten(
     make: Factory,
 ) -> None:
@@ -354,8 +412,11 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "WITHOUT ROWID" not in sql and "items_by_status" not in names
     assert "items_by_folder" in names and "items_v3" not in names
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("4",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("5",)
     assert db.execute("SELECT attempts FROM items WHERE source_id='s1'").fetchone() == (2,)
+    # schema 5: each item's pass, fate and writer (a pass's counters from the records)
+    cols = {r[1] for r in db.execute("PRAGMA table_info(items)")}
+    assert {"pass", "fate", "writer"} <= cols
     db.close()
 
 

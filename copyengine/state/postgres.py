@@ -7,13 +7,24 @@ imports are sent; outcomes are buffered and group-committed, the same contract a
 database the URL names: one job per database. ``exclusive`` takes the job's lock (a session
 advisory lock, released by the server if the process dies): a second ``copyengine run`` of
 the job is refused; workers of a shared job do not take it (procrastinate locks each mailbox
-group instead)."""
+group instead).
+
+**The server going away** (restart, failover, network): every statement is retried, with
+backoff, while the server is unreachable, for at most ``outage_s`` (then
+``StoreUnavailable``). Every statement of the store is an upsert or an update that may run
+twice, so a commit whose answer was lost is safe to send again; meanwhile the pipeline waits
+(intents not durable: no import is sent; the outcome buffer waits for its flush).
+
+**Item records carry their pass** (``pass``) and what that pass did to the target (``fate``:
+created, updated), so a pass's counters are computed from the records (``pass_counts``): they
+include what every segment did, even one killed with -9 before it said anything."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -21,21 +32,34 @@ from typing import Any, TypeVar
 
 import anyio
 import psycopg
+import structlog
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import JobLocked, StateError
 from ..secrets import Secret
 from .base import GroupCommitting
 from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
-from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_of, summary
+from .rows import (
+    FATE,
+    ITEM_COLUMNS,
+    PASS_COLUMNS,
+    check_identity,
+    item_record,
+    pass_counts,
+    pass_of,
+    summary,
+)
 
 T = TypeVar("T")
+log = structlog.get_logger("copyengine.state")
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 # Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
 # PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
 # for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
-# dropped (an engine that still wants it creates it again, so the schema stays 3).
+# dropped (an engine that still wants it creates it again, so the schema stays 3). Schema 4
+# adds each item's pass, fate and writer (``rows.FATE``); a schema-3 database gets them in
+# place (three nullable or defaulted columns: no table rewrite).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
@@ -54,8 +78,12 @@ CREATE TABLE IF NOT EXISTS ce_items (
     status SMALLINT NOT NULL, target_id TEXT, target_change_key TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT,
     updated DOUBLE PRECISION NOT NULL, source_change_key TEXT,
+    pass INTEGER, fate SMALLINT NOT NULL DEFAULT 0, writer BIGINT,
     PRIMARY KEY (pair, source_id)
 );
+ALTER TABLE ce_items ADD COLUMN IF NOT EXISTS pass INTEGER,
+    ADD COLUMN IF NOT EXISTS fate SMALLINT NOT NULL DEFAULT 0,
+    ADD COLUMN IF NOT EXISTS writer BIGINT;
 CREATE INDEX IF NOT EXISTS ce_items_by_folder ON ce_items (pair, folder_id);
 DROP INDEX IF EXISTS ce_items_by_status;
 CREATE TABLE IF NOT EXISTS ce_syncs (
@@ -68,6 +96,91 @@ CREATE TABLE IF NOT EXISTS ce_passes (
 );
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
+MIGRATES_FROM = ("3",)  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
+OUTAGE_S = 120.0  # how long the store waits for an unreachable server before giving up
+
+
+class StoreUnavailable(StateError):
+    """The server stayed unreachable longer than the store waits (``outage_s``)."""
+
+
+class Outage:
+    """When this process last saw the server unreachable (monotonic; 0: never), and how
+    often: the cluster's reaper waits for heartbeats to resume after an outage before it
+    calls any worker dead."""
+
+    last: float = 0.0
+    count: int = 0
+
+    @classmethod
+    def seen(cls) -> None:
+        cls.last = time.monotonic()
+        cls.count += 1
+
+    @classmethod
+    def within(cls, seconds: float) -> bool:
+        return cls.last > 0 and time.monotonic() - cls.last < seconds
+
+
+_PERMANENT = (
+    "password authentication failed",
+    "no password supplied",
+    "does not exist",
+    "permission denied",
+    "no pg_hba.conf entry",
+    "role",
+)
+
+
+def transient(exc: BaseException) -> bool:
+    """A failure that waiting may cure: the server unreachable, restarting, shutting down,
+    the connection cut, no connection from the pool in time. Not: a refused login, a missing
+    database, a statement the server rejects."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, psycopg.InterfaceError):
+        return "closed" in str(exc).lower()
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    low = str(exc).lower()
+    return not any(m in low for m in _PERMANENT)
+
+
+def backoff(attempt: int, cap: float = 2.0) -> float:
+    """0.1 s doubling up to ``cap``, with jitter (workers reconnect at different moments)."""
+    return min(cap, 0.1 * 2.0 ** min(attempt, 10)) * (0.5 + random.random() / 2)
+
+
+async def patiently(
+    what: str,
+    fn: Callable[[float], Awaitable[T]],
+    outage_s: float,
+    on_retry: Callable[[BaseException, float], None] | None = None,
+) -> T:
+    """``fn(timeout)`` again, with backoff, while it fails transiently, for at most
+    ``outage_s`` from the first failure (bounded in time, and so in attempts); then
+    ``StoreUnavailable``. ``timeout`` is what is left, for ``fn``'s own waits."""
+    first: float | None = None
+    for attempt in range(10_000):
+        left = outage_s if first is None else outage_s - (time.monotonic() - first)
+        try:
+            return await fn(max(1.0, min(10.0, left)))
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            Outage.seen()
+            now = time.monotonic()
+            first = first if first is not None else now
+            down = now - first
+            if down >= outage_s:
+                raise StoreUnavailable(
+                    f"{what}: unreachable for {down:.0f} s (the limit is {outage_s:.0f} s): "
+                    f"{_explain(exc)}"
+                ) from None
+            if on_retry is not None:
+                on_retry(exc, down)
+            await anyio.sleep(min(backoff(attempt), max(0.05, outage_s - down)))
+    raise StoreUnavailable(f"{what}: unreachable")  # pragma: no cover (bounded above)
 
 
 def _explain(exc: BaseException) -> str:
@@ -103,6 +216,9 @@ class PostgresStore(GroupCommitting):
         flush_interval: float = 0.05,
         max_buffer: int = 2000,
         pool_size: int = 4,
+        pass_number: int | None = None,
+        outage_s: float = OUTAGE_S,
+        wait_on_open: bool = False,
     ) -> None:
         self.url = url
         self.password = password
@@ -111,6 +227,13 @@ class PostgresStore(GroupCommitting):
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
         self.pool_size = pool_size
+        # the pass this store's item writes are stamped with (``pass_started`` sets it; a
+        # worker's segment is given the pass ``submit`` started)
+        self.pass_number = pass_number
+        self.outage_s = outage_s
+        self.wait_on_open = wait_on_open  # a worker waits for the server; `run` says at once
+        self.writer = random.getrandbits(62)  # who wrote an intent (rows.FATE)
+        self.unavailable: str | None = None  # why the store gave up, once it has
         self._pool: AsyncConnectionPool | None = None
         self._lock_conn: psycopg.AsyncConnection[Any] | None = None
         self._buffer: list[tuple[str, Outcome]] = []
@@ -133,16 +256,32 @@ class PostgresStore(GroupCommitting):
 
     # -- plumbing ----------------------------------------------------------------------------
     async def _run(self, fn: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """``fn`` on a pooled connection, in one transaction; again while the server is
+        unreachable (every statement here may run twice), for at most ``outage_s``."""
         pool = self._pool
         if pool is None:
             raise StateError(f"state store {self.where} is closed")
-        try:
-            async with pool.connection() as conn:
+
+        async def once(wait_s: float) -> T:
+            async with pool.connection(timeout=wait_s) as conn:
                 return await fn(conn)
-        except PoolTimeout as exc:
-            raise StateError(f"state store {self.where}: {_explain(exc)}") from None
+
+        try:
+            return await patiently(f"state store {self.where}", once, self.outage_s, self._waiting)
+        except StoreUnavailable as exc:
+            self.unavailable = str(exc)
+            raise
         except psycopg.Error as exc:
             raise StateError(f"state store {self.where}: {_explain(exc)}") from exc
+
+    def _waiting(self, exc: BaseException, down: float) -> None:
+        if down == 0.0:
+            log.warning(
+                "state.unreachable",
+                store=self.where,
+                error=_explain(exc),
+                waiting_up_to_s=self.outage_s,
+            )
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         async def fn(conn: psycopg.AsyncConnection[Any]) -> list[tuple[Any, ...]]:
@@ -161,13 +300,28 @@ class PostgresStore(GroupCommitting):
         try:
             if self.exclusive:
                 await self._take_lock()
+
             # one direct attempt first: a wrong URL, role or password is said at once and
             # plainly (a pool would retry it until its timeout)
-            try:
-                probe = await psycopg.AsyncConnection.connect(
-                    self.url, connect_timeout=10, **self._kwargs()
+            async def probe(wait_s: float) -> None:
+                conn = await psycopg.AsyncConnection.connect(
+                    self.url, connect_timeout=max(2, int(wait_s)), **self._kwargs()
                 )
-                await probe.close()
+                await conn.close()
+
+            try:
+                if self.wait_on_open:
+                    await patiently(
+                        f"cannot open state store {self.where}",
+                        probe,
+                        self.outage_s,
+                        self._waiting,
+                    )
+                else:
+                    await probe(10)
+            except StoreUnavailable as exc:
+                self.unavailable = str(exc)
+                raise
             except psycopg.Error as exc:
                 raise StateError(f"cannot open state store {self.where}: {_explain(exc)}") from None
             pool = AsyncConnectionPool(
@@ -267,6 +421,10 @@ class PostgresStore(GroupCommitting):
                 await conn.execute(
                     "INSERT INTO ce_meta VALUES ('schema', %s) ON CONFLICT DO NOTHING",
                     (SCHEMA_VERSION,),
+                )
+            elif row[0] in MIGRATES_FROM:  # SCHEMA above added what it lacked
+                await conn.execute(
+                    "UPDATE ce_meta SET value = %s WHERE key = 'schema'", (SCHEMA_VERSION,)
                 )
             elif row[0] != SCHEMA_VERSION:
                 raise StateError(
@@ -394,7 +552,8 @@ class PostgresStore(GroupCommitting):
             "INSERT INTO ce_passes (kind, started, status) VALUES (%s,%s,%s) RETURNING pass",
             (kind, time.time(), "running"),
         )
-        return int(rows[0][0])
+        self.pass_number = int(rows[0][0])
+        return self.pass_number
 
     async def pass_finished(self, number: int, status: str, changes: dict[str, int]) -> None:
         await self._execute(
@@ -405,6 +564,18 @@ class PostgresStore(GroupCommitting):
     async def passes(self) -> list[dict[str, Any]]:
         rows = await self._fetchall(f"SELECT {PASS_COLUMNS} FROM ce_passes ORDER BY pass")
         return [pass_of(r) for r in rows]
+
+    async def pass_counts(self, number: int, pairs: Sequence[str] | None = None) -> dict[str, int]:
+        """What pass ``number`` did, from the item records (of ``pairs``, or all)."""
+        await self.flush()
+        if pairs is None:
+            rows = await self._fetchall(PASS_COUNTS_SQL + " GROUP BY status, fate", (number,))
+        else:
+            rows = await self._fetchall(
+                PASS_COUNTS_SQL + " AND pair = ANY(%s) GROUP BY status, fate",
+                (number, list(pairs)),
+            )
+        return pass_counts(rows)
 
     # -- items -------------------------------------------------------------------------------
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
@@ -431,19 +602,13 @@ class PostgresStore(GroupCommitting):
 
         async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(
-                "INSERT INTO ce_items (pair, source_id, folder_id, search_key, size, "
-                "target_folder_id, status, attempts, updated, source_change_key) "
-                "SELECT %s, s, f, k, z, t, %s, 1, %s, c FROM unnest("
-                "%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::text[], %s::text[]"
-                ") AS v(s, f, k, z, t, c) "
-                "ON CONFLICT (pair, source_id) DO UPDATE SET status = excluded.status, "
-                "target_folder_id = excluded.target_folder_id, attempts = ce_items.attempts + 1, "
-                "updated = excluded.updated, search_key = excluded.search_key, "
-                "source_change_key = excluded.source_change_key",
+                INTENTS_SQL,
                 (
                     pair,
                     int(Status.INTENT),
                     now,
+                    self.pass_number,
+                    self.writer,
                     [i.source_id for i in rows],
                     [i.folder_id for i in rows],
                     [i.search_key for i in rows],
@@ -479,31 +644,31 @@ class PostgresStore(GroupCommitting):
             if not batch:
                 return
             last: dict[tuple[str, str], Outcome] = {}
+            sent: set[tuple[str, str]] = set()
             for pair, o in batch:  # the later outcome of an item wins, as in order
                 last.pop((pair, o.source_id), None)
                 last[(pair, o.source_id)] = o
+                if o.status is Status.UNKNOWN:  # its import went out (rows.FATE)
+                    sent.add((pair, o.source_id))
             keys = list(last)
             outs = list(last.values())
 
             async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
                 await conn.execute(
-                    "UPDATE ce_items AS i SET status = v.st, "
-                    "target_id = COALESCE(v.tid, i.target_id), "
-                    "target_change_key = COALESCE(v.tck, i.target_change_key), "
-                    "error = v.err, request_id = v.rid, updated = %s "
-                    "FROM unnest(%s::text[], %s::text[], %s::smallint[], %s::text[], %s::text[], "
-                    "%s::text[], %s::text[]) AS v(p, s, st, tid, tck, err, rid) "
-                    "WHERE i.pair = v.p AND i.source_id = v.s",
-                    (
-                        time.time(),
-                        [k[0] for k in keys],
-                        [k[1] for k in keys],
-                        [int(o.status) for o in outs],
-                        [o.target_id for o in outs],
-                        [o.target_change_key for o in outs],
-                        [o.error for o in outs],
-                        [o.request_id for o in outs],
-                    ),
+                    OUTCOMES_SQL,
+                    {
+                        "now": time.time(),
+                        "pass": self.pass_number,
+                        "writer": self.writer,
+                        "sent": [k in sent for k in keys],
+                        "p": [k[0] for k in keys],
+                        "s": [k[1] for k in keys],
+                        "st": [int(o.status) for o in outs],
+                        "tid": [o.target_id for o in outs],
+                        "tck": [o.target_change_key for o in outs],
+                        "err": [o.error for o in outs],
+                        "rid": [o.request_id for o in outs],
+                    },
                 )
 
             try:
@@ -518,6 +683,48 @@ class PostgresStore(GroupCommitting):
             "SELECT status, COUNT(*) FROM ce_items WHERE pair = %s GROUP BY status", (pair,)
         )
         return summary(rows)
+
+
+# The statements of the per-item write path; the fate rules are ``rows.FATE``'s.
+INTENTS_SQL = (
+    "INSERT INTO ce_items AS i (pair, source_id, folder_id, search_key, size, "
+    "target_folder_id, status, attempts, updated, pass, writer, source_change_key) "
+    "SELECT %s, s, f, k, z, t, %s, 1, %s, %s::integer, %s::bigint, c FROM unnest("
+    "%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::text[], %s::text[]"
+    ") AS v(s, f, k, z, t, c) "
+    "ON CONFLICT (pair, source_id) DO UPDATE SET status = excluded.status, "
+    "target_folder_id = excluded.target_folder_id, attempts = i.attempts + 1, "
+    "updated = excluded.updated, search_key = excluded.search_key, "
+    "source_change_key = excluded.source_change_key, "
+    f"fate = CASE WHEN i.status IN ({int(Status.INTENT)}, {int(Status.UNKNOWN)}) "
+    f"OR i.fate = {FATE.MAYBE_SENT} THEN {FATE.MAYBE_SENT} "
+    f"WHEN i.fate = {FATE.CREATED} AND i.pass = excluded.pass THEN {FATE.CREATED} ELSE 0 END, "
+    "pass = excluded.pass, writer = excluded.writer"
+)
+OUTCOMES_SQL = (
+    "UPDATE ce_items AS i SET status = v.st, "
+    "target_id = COALESCE(v.tid, i.target_id), "
+    "target_change_key = COALESCE(v.tck, i.target_change_key), "
+    "error = v.err, request_id = v.rid, updated = %(now)s, pass = %(pass)s::integer, "
+    "fate = CASE v.st "
+    f"WHEN {int(Status.DONE)} THEN CASE WHEN i.target_id = v.tid AND NOT "
+    f"(i.fate = {FATE.CREATED} AND i.pass IS NOT DISTINCT FROM %(pass)s::integer) "
+    f"THEN {FATE.UPDATED} ELSE {FATE.CREATED} END "
+    f"WHEN {int(Status.ADOPTED)} THEN CASE WHEN v.sent OR i.status = {int(Status.UNKNOWN)} "
+    f"OR i.fate = {FATE.MAYBE_SENT} OR (i.status = {int(Status.INTENT)} AND "
+    "i.writer IS DISTINCT FROM %(writer)s::bigint) "
+    f"OR (i.fate = {FATE.CREATED} AND i.pass IS NOT DISTINCT FROM %(pass)s::integer) "
+    f"THEN {FATE.CREATED} ELSE 0 END "
+    f"WHEN {int(Status.UNKNOWN)} THEN {FATE.MAYBE_SENT} "
+    f"WHEN {int(Status.PENDING)} THEN CASE WHEN i.fate = {FATE.MAYBE_SENT} "
+    f"OR i.status = {int(Status.UNKNOWN)} THEN {FATE.MAYBE_SENT} ELSE 0 END "
+    "ELSE 0 END "
+    "FROM unnest(%(sent)s::boolean[], %(p)s::text[], %(s)s::text[], %(st)s::smallint[], "
+    "%(tid)s::text[], %(tck)s::text[], %(err)s::text[], %(rid)s::text[]) "
+    "AS v(sent, p, s, st, tid, tck, err, rid) "
+    "WHERE i.pair = v.p AND i.source_id = v.s"
+)
+PASS_COUNTS_SQL = "SELECT status, fate, count(*) FROM ce_items WHERE pass = %s"
 
 
 def host_id() -> str:

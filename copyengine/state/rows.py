@@ -17,6 +17,54 @@ ITEM_COLUMNS = (
 )
 PASS_COLUMNS = "pass, kind, started, finished, status, changes"
 
+
+class FATE:
+    """What an item's last write in its pass (``pass`` column) did to the target, kept on
+    the record itself so that a pass's counters are computed from the records
+    (``pass_counts``), whatever happened to the processes that wrote them.
+
+    - CREATED: a DONE outcome that gave the item a new target copy; or an ADOPTED one (its
+      copy found by search key) after an import of ours may have gone out: the item's record
+      was INTENT from another writer (a segment killed, or cut off by an outage), or UNKNOWN,
+      or MAYBE_SENT.
+    - UPDATED: a DONE outcome onto the same target copy (an update in place).
+    - MAYBE_SENT: an intent recorded over an unsettled one (INTENT or UNKNOWN), or an UNKNOWN
+      outcome: an import may have landed; a later ADOPTED is then a copy of ours.
+    - 0: nothing (adopted while listing a target that had the item already, failed,
+      not attempted, removed).
+
+    An outcome's fate is decided by the store from the record as it was before the outcome,
+    in the statement that writes it (no read, no extra round trip)."""
+
+    NONE = 0
+    CREATED = 1
+    UPDATED = 2
+    MAYBE_SENT = 3
+
+
+PASS_COUNT_KEYS = ("created", "updated", "failed", "unknown", "kept", "not_attempted")
+
+
+def pass_counts(rows: Iterable[tuple[Any, Any, Any]]) -> dict[str, int]:
+    """(status, fate, count) rows of one pass's records -> the pass's counters."""
+    out = dict.fromkeys(PASS_COUNT_KEYS, 0)
+    for status, fate, n in rows:
+        s, f, k = Status(status), int(fate), int(n)
+        if s in (Status.DONE, Status.ADOPTED) and f == FATE.CREATED:
+            out["created"] += k
+        elif s is Status.DONE and f == FATE.UPDATED:
+            out["updated"] += k
+        elif s is Status.FAILED:
+            out["failed"] += k
+        elif s in (Status.INTENT, Status.UNKNOWN):
+            out["unknown"] += k
+        elif s is Status.REMOVED:
+            out["kept"] += k
+        elif s is Status.PENDING:
+            out["not_attempted"] += k
+    return out
+
+
 SUMMARY_NAMES = {
     Status.DONE: "copied",
     Status.ADOPTED: "already present",

@@ -27,7 +27,16 @@ import anyio
 from ..errors import JobLocked, StateError
 from .base import GroupCommitting
 from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
-from .rows import ITEM_COLUMNS, PASS_COLUMNS, check_identity, item_record, pass_of, summary
+from .rows import (
+    FATE,
+    ITEM_COLUMNS,
+    PASS_COLUMNS,
+    check_identity,
+    item_record,
+    pass_counts,
+    pass_of,
+    summary,
+)
 
 T = TypeVar("T")
 
@@ -42,9 +51,10 @@ ITEMS_TABLE = """CREATE TABLE IF NOT EXISTS items (
     search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
     status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT, updated REAL NOT NULL,
-    source_change_key TEXT,
+    source_change_key TEXT, pass INTEGER, fate INTEGER NOT NULL DEFAULT 0, writer INTEGER,
     UNIQUE (pair, source_id)
 );"""
+# the columns schema 4 had (its migration to a rowid table copies these)
 ITEM_TABLE_COLUMNS = (
     "pair, source_id, folder_id, search_key, size, target_folder_id, status, target_id, "
     "target_change_key, attempts, error, request_id, updated, source_change_key"
@@ -73,7 +83,7 @@ CREATE TABLE IF NOT EXISTS passes (
     status TEXT NOT NULL, changes TEXT
 );
 """
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 
 def _add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
@@ -103,14 +113,56 @@ def _items_with_rowid(db: sqlite3.Connection) -> None:
     db.execute("DROP TABLE items_v3")
 
 
+def _item_pass_and_fate(db: sqlite3.Connection) -> None:
+    """A migration step: each item's pass, fate and writer (``rows.FATE``), empty for the
+    records written before (an earlier pass's counters were computed when it ended)."""
+    _add_column("items", "pass", "INTEGER")(db)
+    _add_column("items", "fate", "INTEGER NOT NULL DEFAULT 0")(db)
+    _add_column("items", "writer", "INTEGER")(db)
+
+
 # Each step takes a schema to the next: 1 had no source change key; 2 had no passes or
 # folder delta links (new tables, created by SCHEMA itself); 3 kept items WITHOUT ROWID and
-# indexed their status. All steps run in one transaction: a failure leaves the file as it was.
+# indexed their status; 4 had no pass, fate or writer per item. All steps run in one
+# transaction: a failure leaves the file as it was.
 MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "1": ("2", _add_column("items", "source_change_key", "TEXT")),
     "2": ("3", _add_column("folders", "scope", "TEXT NOT NULL DEFAULT 'primary'")),
     "3": ("4", _items_with_rowid),
+    "4": ("5", _item_pass_and_fate),
 }
+
+# The per-item write path; the fate rules are ``rows.FATE``'s (the same as PostgreSQL's:
+# outcomes are applied one by one, in order, so an UNKNOWN before an ADOPTED is seen).
+INTENTS_SQL = (
+    "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
+    "target_folder_id, status, attempts, updated, source_change_key, pass, writer) "
+    "VALUES (?,?,?,?,?,?,?,1,?,?,?,?) "
+    "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
+    "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
+    "updated=excluded.updated, search_key=excluded.search_key, "
+    "source_change_key=excluded.source_change_key, "
+    f"fate=CASE WHEN items.status IN ({int(Status.INTENT)}, {int(Status.UNKNOWN)}) "
+    f"OR items.fate = {FATE.MAYBE_SENT} THEN {FATE.MAYBE_SENT} "
+    f"WHEN items.fate = {FATE.CREATED} AND items.pass IS excluded.pass THEN {FATE.CREATED} "
+    "ELSE 0 END, pass=excluded.pass, writer=excluded.writer"
+)
+# ?1 status, ?2 target id, ?3 target change key, ?4 error, ?5 request id, ?6 now, ?7 pass,
+# ?8 writer, ?9 pair, ?10 source id
+OUTCOMES_SQL = (
+    "UPDATE items SET status=?1, target_id=COALESCE(?2, target_id), "
+    "target_change_key=COALESCE(?3, target_change_key), error=?4, request_id=?5, "
+    "updated=?6, pass=?7, fate=CASE ?1 "
+    f"WHEN {int(Status.DONE)} THEN CASE WHEN target_id = ?2 AND NOT "
+    f"(fate = {FATE.CREATED} AND pass IS ?7) THEN {FATE.UPDATED} ELSE {FATE.CREATED} END "
+    f"WHEN {int(Status.ADOPTED)} THEN CASE WHEN status = {int(Status.UNKNOWN)} "
+    f"OR fate = {FATE.MAYBE_SENT} OR (status = {int(Status.INTENT)} AND writer IS NOT ?8) "
+    f"OR (fate = {FATE.CREATED} AND pass IS ?7) THEN {FATE.CREATED} ELSE 0 END "
+    f"WHEN {int(Status.UNKNOWN)} THEN {FATE.MAYBE_SENT} "
+    f"WHEN {int(Status.PENDING)} THEN CASE WHEN fate = {FATE.MAYBE_SENT} "
+    f"OR status = {int(Status.UNKNOWN)} THEN {FATE.MAYBE_SENT} ELSE 0 END "
+    "ELSE 0 END WHERE pair=?9 AND source_id=?10"
+)
 
 
 def _explain(exc: BaseException) -> str:
@@ -151,8 +203,12 @@ class SQLiteStore(GroupCommitting):
         *,
         identity: dict[str, str] | None = None,
         exclusive: bool = True,
+        pass_number: int | None = None,
     ) -> None:
         self.path = path
+        # the pass this store's item writes are stamped with (``pass_started`` sets it)
+        self.pass_number = pass_number
+        self.writer = int.from_bytes(os.urandom(7), "big")  # who wrote an intent (rows.FATE)
         self.flush_interval = flush_interval
         self.max_buffer = max_buffer
         self.identity = identity
@@ -421,7 +477,8 @@ class SQLiteStore(GroupCommitting):
             )
             return int(cur.lastrowid or 0)
 
-        return await self._call(fn)
+        self.pass_number = await self._call(fn)
+        return self.pass_number
 
     async def pass_finished(self, number: int, status: str, changes: dict[str, int]) -> None:
         await self._call(
@@ -436,6 +493,19 @@ class SQLiteStore(GroupCommitting):
             lambda db: db.execute(f"SELECT {PASS_COLUMNS} FROM passes ORDER BY pass").fetchall()
         )
         return [pass_of(r) for r in rows]
+
+    async def pass_counts(self, number: int, pairs: Sequence[str] | None = None) -> dict[str, int]:
+        """What pass ``number`` did, from the item records (of ``pairs``, or all)."""
+        await self.flush()
+        sql = "SELECT status, fate, COUNT(*) FROM items WHERE pass=?"
+        args: list[Any] = [number]
+        if pairs is not None:
+            sql += f" AND pair IN ({','.join('?' * len(pairs))})"
+            args.extend(pairs)
+        rows = await self._call(
+            lambda db: db.execute(sql + " GROUP BY status, fate", args).fetchall()
+        )
+        return pass_counts(rows)
 
     # -- items -------------------------------------------------------------------------------
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
@@ -485,6 +555,8 @@ class SQLiteStore(GroupCommitting):
                 int(Status.INTENT),
                 now,
                 i.change_key,
+                self.pass_number,
+                self.writer,
             )
             for i in intents
         ]
@@ -519,16 +591,7 @@ class SQLiteStore(GroupCommitting):
 
     def _write_intents(self, rows: list[tuple[Any, ...]], db: sqlite3.Connection) -> None:
         db.execute("BEGIN")
-        db.executemany(
-            "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
-            "target_folder_id, status, attempts, updated, source_change_key) "
-            "VALUES (?,?,?,?,?,?,?,1,?,?) "
-            "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
-            "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
-            "updated=excluded.updated, search_key=excluded.search_key, "
-            "source_change_key=excluded.source_change_key",
-            rows,
-        )
+        db.executemany(INTENTS_SQL, rows)
         db.execute("COMMIT")
         self.commits += 1
 
@@ -543,6 +606,7 @@ class SQLiteStore(GroupCommitting):
             return
         batch, self._buffer = self._buffer, []
         now = time.time()
+        number, writer = self.pass_number, self.writer
         rows = [
             (
                 int(o.status),
@@ -551,6 +615,8 @@ class SQLiteStore(GroupCommitting):
                 o.error,
                 o.request_id,
                 now,
+                number,
+                writer,
                 pair,
                 o.source_id,
             )
@@ -559,12 +625,7 @@ class SQLiteStore(GroupCommitting):
 
         def fn(db: sqlite3.Connection) -> None:
             db.execute("BEGIN")
-            db.executemany(
-                "UPDATE items SET status=?, target_id=COALESCE(?, target_id), "
-                "target_change_key=COALESCE(?, target_change_key), error=?, request_id=?, "
-                "updated=? WHERE pair=? AND source_id=?",
-                rows,
-            )
+            db.executemany(OUTCOMES_SQL, rows)
             db.execute("COMMIT")
             self.commits += 1
 
