@@ -31,6 +31,7 @@ that hold no items), ``missing_folders`` (source folders absent from the target)
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -46,7 +47,7 @@ import anyio
 from copyengine.config import load_job
 from copyengine.emulator import changes
 from copyengine.wiring import run_job
-from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, q, running
+from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, running
 from tests.jobs import selected_by_default, write_job
 
 SRC, DST = "adele@contoso.example", "adele@fabrikam.example"
@@ -122,7 +123,10 @@ def oracle(
         for r, c in zip(rows, copies, strict=False):
             if c["folderPath"] != r["folderPath"]:
                 case = c["folderPath"].casefold() == r["folderPath"].casefold()
-                note("misplaced_case" if case else "misplaced", f"{key[:8]} src {r['folderPath']!r} dst {c['folderPath']!r}")
+                note(
+                    "misplaced_case" if case else "misplaced",
+                    f"{key[:8]} src {r['folderPath']!r} dst {c['folderPath']!r}",
+                )
             if c["digest"] != r["digest"]:
                 if key in drift_edited:
                     note("stale_drift_kept", f"{r['folderPath']} {key[:8]}")
@@ -130,7 +134,11 @@ def oracle(
                     note("stale", f"{r['folderPath']} {key[:8]}")
     for key, copies in d_by.items():
         if len(copies) > 1:
-            note("duplicated", f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}", len(copies) - 1)
+            note(
+                "duplicated",
+                f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}",
+                len(copies) - 1,
+            )
         if key not in s_by:
             # under keep, a copy of an item deleted at the source stays (kept deletion)
             if deletions == "mirror":
@@ -179,9 +187,11 @@ class PassRecord:
 
     def line(self) -> str:
         bad = {k: self.counts[k] for k in wrong(self.counts)}
-        extra = f" drift_kept={self.counts['stale_drift_kept']}" if self.counts.get(
-            "stale_drift_kept"
-        ) else ""
+        extra = (
+            f" drift_kept={self.counts['stale_drift_kept']}"
+            if self.counts.get("stale_drift_kept")
+            else ""
+        )
         so = "" if self.signoff_complete is None else f" signoff={self.signoff_complete}"
         chk = "" if self.checked else " (excused)"
         return (
@@ -212,7 +222,9 @@ class History:
                 out.append("exit_nonzero")
             if p.signoff_complete is not None and p.signoff_complete != (not wrong(p.counts)):
                 out.append(
-                    "signoff_complete_but_wrong" if p.signoff_complete else "signoff_incomplete_but_exact"
+                    "signoff_complete_but_wrong"
+                    if p.signoff_complete
+                    else "signoff_incomplete_but_exact"
                 )
         if self.error:
             out.append("error")
@@ -234,8 +246,10 @@ class History:
         return d
 
     def text(self) -> str:
-        lines = [f"seed {self.seed} deletions={self.deletions} {self.seconds:.1f}s "
-                 f"failures={self.failures() or 'none'}"]
+        lines = [
+            f"seed {self.seed} deletions={self.deletions} {self.seconds:.1f}s "
+            f"failures={self.failures() or 'none'}"
+        ]
         by_round: dict[int, list[str]] = defaultdict(list)
         for o in self.ops:
             by_round[int(o.split(" ", 1)[0][1:])].append(o)
@@ -369,7 +383,9 @@ class Generator:
         f = f or self.rng.choice(users)
         assert f.parent is not None
         name = self.free_name(f.parent, name or self.rng.choice(NAMES), keep=f)
-        self.apply({"op": "renameFolder", "id": f.id, "name": name}, f"renameFolder {f.path()} -> {name!r}")
+        self.apply(
+            {"op": "renameFolder", "id": f.id, "name": name}, f"renameFolder {f.path()} -> {name!r}"
+        )
 
     def case_rename(self) -> None:
         users = [f for f in self.user_folders() if f.name.upper() != f.name.lower()]
@@ -377,7 +393,9 @@ class Generator:
             return
         f = self.rng.choice(users)
         name = f.name.upper() if f.name != f.name.upper() else f.name.lower()
-        self.apply({"op": "renameFolder", "id": f.id, "name": name}, f"caseRename {f.path()} -> {name!r}")
+        self.apply(
+            {"op": "renameFolder", "id": f.id, "name": name}, f"caseRename {f.path()} -> {name!r}"
+        )
 
     def move_folder(self, f: Any = None) -> Any:
         users = self.user_folders()
@@ -391,7 +409,9 @@ class Generator:
         if self.box.child_named(to, f.name) is not None:
             self.rename_folder(f, self.free_name(to, f.name))
         old = f.path()
-        self.apply({"op": "moveFolder", "id": f.id, "to": to.id}, f"moveFolder {old} -> under {to.path()}")
+        self.apply(
+            {"op": "moveFolder", "id": f.id, "to": to.id}, f"moveFolder {old} -> under {to.path()}"
+        )
         return f
 
     def delete_folder(self, f: Any = None) -> None:
@@ -499,7 +519,9 @@ class Generator:
             "rename_folder", "case_rename", "move_folder", "delete_folder", "reuse_name",
             "swap", "chain", "move_and_delete_sub", "item_then_folder",
         ]  # fmt: skip
-        return [(f, 0.0 if n in self.exclude else w) for (f, w), n in zip(kinds, names, strict=True)]
+        return [
+            (f, 0.0 if n in self.exclude else w) for (f, w), n in zip(kinds, names, strict=True)
+        ]
 
     # target drift
     def drift(self) -> None:
@@ -513,17 +535,29 @@ class Generator:
             ]
             if users:
                 f = self.rng.choice(users)
-                self.apply({"op": "deleteFolder", "id": f.id}, f"DRIFT target deleteFolder {f.path()}", tbox)
+                self.apply(
+                    {"op": "deleteFolder", "id": f.id},
+                    f"DRIFT target deleteFolder {f.path()}",
+                    tbox,
+                )
             return
         copies = [i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())]
         if not copies:
             return
         c = self.rng.choice(copies)
         if kind == "edit":
-            if self.apply({"op": "modify", "id": c.id}, f"DRIFT target modify {_k(c)} in {c.folder.path()}", tbox):
+            if self.apply(
+                {"op": "modify", "id": c.id},
+                f"DRIFT target modify {_k(c)} in {c.folder.path()}",
+                tbox,
+            ):
                 self.drift_edited.add(_key(c))
         else:
-            self.apply({"op": "delete", "id": c.id, "hard": True}, f"DRIFT target delete {_k(c)} in {c.folder.path()}", tbox)
+            self.apply(
+                {"op": "delete", "id": c.id, "hard": True},
+                f"DRIFT target delete {_k(c)} in {c.folder.path()}",
+                tbox,
+            )
 
 
 def _key(it: Any) -> str:
@@ -598,8 +632,15 @@ async def _history(
     gen.exclude = opts.exclude
     ex = opts.exclude
 
-    def check(rnd: int, kind: str, exit_code: int | None, secs: float, checked: bool,
-              signoff: bool | None = None, note: str = "") -> PassRecord:
+    def check(
+        rnd: int,
+        kind: str,
+        exit_code: int | None,
+        secs: float,
+        checked: bool,
+        signoff: bool | None = None,
+        note: str = "",
+    ) -> PassRecord:
         counts = oracle(box.snapshot(), tbox.snapshot(), deletions, gen.drift_edited)
         rec = PassRecord(rnd, kind, exit_code, secs, checked, counts, signoff, note)
         hist.passes.append(rec)
@@ -613,7 +654,8 @@ async def _history(
 
     await a_pass(0, "first")
     rounds = rng.randint(*opts.rounds)
-    kill = opts.kill if opts.kill is not None else rng.random() < 0.5
+    drawn = rng.random() < 0.5  # drawn always: forcing the kill changes nothing else
+    kill = opts.kill if opts.kill is not None else drawn
     kill = kill and "kill" not in ex
     kill_round = rng.randint(1, rounds) if kill else -1
     for rnd in range(1, rounds + 2):
@@ -647,7 +689,11 @@ async def _history(
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or drift)
         elif churn:
-            spec = {"rate": rng.choice((20, 50, 100)), "mailboxes": [SRC], "seed": rng.getrandbits(31)}
+            spec = {
+                "rate": rng.choice((20, 50, 100)),
+                "mailboxes": [SRC],
+                "seed": rng.getrandbits(31),
+            }
             await api.control("PUT", "/churn", spec)
             gen.emit(f"CHURN {spec['rate']}/s seed {spec['seed']} during the pass")
             try:
@@ -666,6 +712,10 @@ async def _history(
         await api.control("DELETE", "/faults")
 
 
+def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def killed_pass(
     rnd: int, rng: random.Random, hist: History, job: Path, tbox: Any, full: bool, opts: Options
 ) -> None:
@@ -676,7 +726,7 @@ async def killed_pass(
     if full:
         cmd.append("--full")
     t = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = _spawn(cmd)
     try:
         deadline = time.monotonic() + opts.kill_timeout_s
         while time.monotonic() < deadline:
@@ -697,17 +747,24 @@ async def killed_pass(
     )
     hist.ops.append(f"r{rnd} KILL {'--full ' if full else ''}pass: {note}")
     hist.passes.append(
-        PassRecord(rnd, "killed", None if alive else proc.returncode, time.monotonic() - t, False, {}, None, note)
+        PassRecord(
+            rnd,
+            "killed",
+            None if alive else proc.returncode,
+            time.monotonic() - t,
+            False,
+            {},
+            None,
+            note,
+        )
     )
 
 
 def quiet() -> None:
     """The engine's log lines off (a run in-process logs to stdout otherwise)."""
-    import io
-
     from copyengine.logs import configure
 
-    configure("json", "error", stream=io.StringIO() if False else open("/dev/null", "w"))  # noqa: SIM115
+    configure("json", "error", stream=open(os.devnull, "w"))  # noqa: SIM115
 
 
 def run_one(seed: int, deletions: str, workdir: Path, opts: Options | None = None) -> History:
@@ -735,9 +792,6 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-
-
-__all__ = ["History", "Options", "PassRecord", "oracle", "run_history", "run_one", "q"]
 
 
 # -- hand-written scripts (minimal reproductions) ------------------------------------------------
@@ -774,8 +828,14 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
             return v
 
         stats = await run_job(jc)
-        rec = PassRecord(0, "first", int(stats.exit_code()), 0, True,
-                         oracle(box.snapshot(), tbox.snapshot(), deletions))
+        rec = PassRecord(
+            0,
+            "first",
+            int(stats.exit_code()),
+            0,
+            True,
+            oracle(box.snapshot(), tbox.snapshot(), deletions),
+        )
         hist.passes.append(rec)
         for rnd, step in enumerate(script, 1):
             gen.round = rnd
@@ -794,8 +854,16 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 stats = await run_job(jc, **kw)
                 so = stats.sign_off.get("complete") if stats.sign_off is not None else None
-                hist.passes.append(PassRecord(rnd, step[1], int(stats.exit_code()), 0, True,
-                                              oracle(box.snapshot(), tbox.snapshot(), deletions),
-                                              so))
+                hist.passes.append(
+                    PassRecord(
+                        rnd,
+                        step[1],
+                        int(stats.exit_code()),
+                        0,
+                        True,
+                        oracle(box.snapshot(), tbox.snapshot(), deletions),
+                        so,
+                    )
+                )
                 await api.control("DELETE", "/faults")
     return hist

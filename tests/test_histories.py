@@ -1,0 +1,221 @@
+"""The randomized history checker's fast tier (issue 22): the oracle itself on hand-made
+snapshots, one seed run twice gives the same history, a handful of seeded histories in both
+deletion modes (one with a pass killed by SIGKILL), and the minimal reproductions the soak
+(``python -m benchmarks soak passes``) found. Tests for what today's engine gets wrong are
+``xfail(strict=False)`` with what the oracle found; remove a mark when the engine is fixed.
+A failing seed is read with ``python -m tests.histories SEED --deletions MODE``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.histories import Options, oracle, replay, run_history, wrong
+
+pytestmark = pytest.mark.anyio
+
+
+# -- the oracle ----------------------------------------------------------------------------------
+def _snap(items: list[tuple[str, str, str]], folders: list[str]) -> dict[str, Any]:
+    return {
+        "folders": [{"path": p, "type": "IPF.Note", "id": p} for p in folders],
+        "items": [
+            {"folderPath": f, "searchKey": k, "digest": d, "size": 1, "type": "IPM.Note"}
+            for f, k, d in items
+        ],
+    }
+
+
+FOLDERS = ["/Inbox", "/Inbox/A", "/Archive", "/Recoverable Items", "/Recoverable Items/Deletions"]
+
+
+def test_the_oracle_finds_each_kind() -> None:
+    src = _snap(
+        [
+            ("/Inbox", "k1", "d1"),
+            ("/Inbox/A", "k2", "d2"),
+            ("/Archive", "k3", "d3"),
+            ("/Inbox", "k4", "d4"),
+            ("/Recoverable Items/Deletions", "k6", "d6"),  # soft-deleted: not selected
+        ],
+        FOLDERS,
+    )
+    same = _snap(
+        [
+            r
+            for r in [
+                ("/Inbox", "k1", "d1"),
+                ("/Inbox/A", "k2", "d2"),
+                ("/Archive", "k3", "d3"),
+                ("/Inbox", "k4", "d4"),
+            ]
+        ],
+        FOLDERS,
+    )
+    assert wrong(oracle(src, same, "mirror")) == []
+    dst = _snap(
+        [
+            ("/Inbox", "k1", "d1"),
+            ("/Inbox", "k1", "d1"),  # duplicated
+            ("/Inbox", "k2", "d2"),  # misplaced
+            ("/Archive", "k3", "old"),  # stale
+            # k4 lost
+            ("/Inbox", "k6", "d6"),  # soft-deleted at the source, still in the target
+            ("/Old", "k7", "d7"),  # gone at the source
+        ],
+        [*FOLDERS, "/Old", "/Empty"],
+    )
+    got = oracle(src, dst, "mirror")
+    assert {k: got[k] for k in wrong(got)} == {
+        "lost": 1,
+        "duplicated": 1,
+        "misplaced": 1,
+        "stale": 1,
+        "extra_items": 2,
+        "leftover_folders": 2,
+    }
+    keep = oracle(src, dst, "keep")  # kept deletions, and the folder that holds one, allowed
+    assert {k: keep[k] for k in wrong(keep)} == {
+        "lost": 1,
+        "duplicated": 1,
+        "misplaced": 1,
+        "stale": 1,
+        "leftover_folders": 1,  # /Empty: an extra folder with nothing kept in it
+    }
+    assert keep["kept"] == 2
+    # a copy edited in the target and kept (by design) is not counted as stale
+    assert oracle(src, dst, "keep", {"k3"})["stale"] == 0
+    # a case-only rename not carried over has kinds of its own
+    src_case = _snap([("/Inbox/A", "k2", "d2")], ["/Inbox", "/Inbox/A"])
+    dst_case = _snap([("/Inbox/a", "k2", "d2")], ["/Inbox", "/Inbox/a"])
+    got = oracle(src_case, dst_case, "mirror")
+    assert wrong(got) == ["misplaced_case", "leftover_case", "missing_case"]
+
+
+# -- the generator -------------------------------------------------------------------------------
+async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
+    """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
+    opts = Options(kill=False, churn=False, rounds=(3, 3))
+    a = await run_history(11, "mirror", tmp_path / "a", opts)
+    b = await run_history(11, "mirror", tmp_path / "b", opts)
+    assert a.error is None, a.error
+    assert a.ops == b.ops and len(a.ops) > 5
+    assert [p.counts for p in a.passes] == [p.counts for p in b.passes]
+    assert a.passes[0].kind == "first" and a.passes[-1].kind == "cutover"
+
+
+# -- seeded histories ------------------------------------------------------------------------------
+def _xf(reason: str) -> Any:
+    return pytest.mark.xfail(strict=False, reason=f"issue 22: {reason}")
+
+
+HISTORIES = [
+    # (seed, deletions, kill); the reasons are what the oracle found at 59bb88c's engine
+    pytest.param(1, "mirror", False, id="1-mirror",
+                 marks=_xf("leftover folder; cutover's sign-off complete anyway")),
+    pytest.param(2, "keep", True, id="2-keep-killed",
+                 marks=_xf("duplicated after the kill, misplaced, case-only rename lost")),
+    pytest.param(10, "mirror", False, id="10-mirror",
+                 marks=_xf("lost (name reused after a delete), stale, leftover; sign-off complete")),
+    pytest.param(10, "keep", False, id="10-keep",
+                 marks=_xf("stale (edit read by --full); sign-off complete anyway")),
+    pytest.param(3, "mirror", True, id="3-mirror-killed",
+                 marks=_xf("stale, leftover and missing folders, case-only rename lost")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
+async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) -> None:
+    h = await run_history(seed, deletions, tmp_path, Options(kill=kill))
+    assert h.error is None, h.text()
+    assert not h.failures(), h.text()
+
+
+# -- minimal reproductions found by the soak -------------------------------------------------------
+# A folder is "@<path>", an item "#<path>" (the first live item there); see ``replay``.
+REPROS = [
+    pytest.param(
+        "mirror",
+        [
+            ("ops", [{"op": "renameFolder", "id": "@/Inbox/Receipts", "name": "RECEIPTS"}]),
+            ("pass", "delta"),
+        ],
+        id="case-only-rename",
+        marks=_xf("a case-only folder rename is not carried over (misplaced_case, leftover)"),
+    ),
+    pytest.param(
+        "mirror",
+        [("ops", [{"op": "modify", "id": "#/Inbox"}]), ("pass", "full")],
+        id="edit-read-by-full-listing",
+        marks=_xf("an edit read by a full listing is matched by search key and left stale"),
+    ),
+    pytest.param(
+        "mirror",
+        [("ops", [{"op": "modify", "id": "#/Inbox"}]), ("expire",), ("pass", "delta")],
+        id="edit-after-expired-link",
+        marks=_xf("an edit read after an expired delta link is left stale"),
+    ),
+    pytest.param(
+        "mirror",
+        [
+            (
+                "ops",
+                [
+                    {"op": "deleteFolder", "id": "@/Inbox/Projects"},
+                    {"op": "renameFolder", "id": "@/Inbox/Receipts", "name": "Projects"},
+                ],
+            ),
+            ("pass", "delta"),
+        ],
+        id="name-reused-by-rename-after-delete",
+        marks=_xf(
+            "a folder renamed to the name of a folder deleted in the same interval: "
+            "its items lost, the folder missing, exit 0"
+        ),
+    ),
+    pytest.param(
+        "mirror",
+        [
+            (
+                "ops",
+                [
+                    {"op": "deleteFolder", "id": "@/Inbox/Projects"},
+                    {"op": "createFolder", "parent": "inbox", "name": "Projects"},
+                    {"op": "add", "folder": "@/Inbox/Projects", "count": 2},
+                ],
+            ),
+            ("pass", "delta"),
+        ],
+        id="name-reused-by-create-after-delete",
+        marks=_xf(
+            "a folder created with the name of a folder deleted in the same interval: "
+            "its items lost, exit 0"
+        ),
+    ),
+    pytest.param(
+        "mirror",
+        [
+            (
+                "ops",
+                [
+                    {"op": "moveFolder", "id": "@/Inbox/Projects/2024", "to": "inbox"},
+                    {"op": "deleteFolder", "id": "@/Inbox/2024/Q3 — Ausschreibung"},
+                ],
+            ),
+            ("pass", "delta"),
+        ],
+        id="move-folder-and-delete-its-subfolder",
+        marks=_xf(
+            "a folder moved and one of its subfolders deleted: the old target folder "
+            "is left (leftover_folders)"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("deletions", "script"), REPROS)
+async def test_minimal_reproduction(tmp_path: Path, deletions: str, script: list[Any]) -> None:
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
