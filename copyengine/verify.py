@@ -292,7 +292,7 @@ def judge(
             # a copy kept of an item deleted at the source: the state knows it, or its
             # folder is no selected folder's copy any more (its source folder was deleted)
             known = it.id in gone_ids or (it.search_key is not None and it.search_key in gone_keys)
-            if deletions == "keep" and (known or tf.id not in mapped):
+            if deletions == "keep" and (known or (tf.id not in mapped and not tf.allowed)):
                 v.kept.append(row)
                 kept_in[tf.id] += 1
     for tf in target:

@@ -160,6 +160,40 @@ def test_judge_lists_ids_and_paths() -> None:
     assert fc.stale == ["s1"] and fc.missing == ["s2"] and not fc.ok
 
 
+def test_the_screen_lists_what_keeps_a_sign_off_from_complete() -> None:
+    import io
+
+    from copyengine.progress import print_sign_off, sign_off_shortfall
+
+    entry = {
+        "source": ADELE,
+        "target": T_ADELE,
+        "archive": True,
+        "error": None,
+        "selected": 3,
+        "in_target": 2,
+        "skipped": {},
+        "failed": 0,
+        "unaccounted": 1,
+        "unaccounted_items": [{"id": "s9", "folder": "[archive]/Inbox", "state": "done"}],
+        "stale": 1,
+        "stale_items": [{"id": "s1", "folder": "/Inbox", "reason": "edited in the target"}],
+        "leftover_folders": 1,
+        "leftover_folder_list": [{"id": "f1", "path": "/Inbox/Old", "items": 0}],
+        "extra_in_target": 0,
+        "kept": 0,
+        "complete": False,
+    }
+    so = {"changes_captured_until": "2026-01-01T00:00:00Z", "complete": False, "pairs": [entry]}
+    out = io.StringIO()
+    print_sign_off(so, out)
+    text = out.getvalue()
+    assert "[archive]/Inbox s9" in text and "/Inbox s1 (edited in the target)" in text
+    assert "/Inbox/Old" in text
+    said = sign_off_shortfall(so)
+    assert "1 source items missing" in said and "1 stale" in said and "1 leftover" in said
+
+
 # -- against the emulator ---------------------------------------------------------------------
 async def _ops(emu: Any, upn: str, ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
     mbx = emu.state.require_mailbox(upn).id
