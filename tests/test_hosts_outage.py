@@ -1,0 +1,237 @@
+"""A shared job survives its store going away (issue 22, defect 8), and its counters come
+from the durable item records (defect 9).
+
+The stop/start test runs a PostgreSQL server of its own (the shared one of the other tests is
+left alone): real worker processes copy a shared pass, the server is stopped by its PID in the
+middle (fast shutdown: every connection cut) and started again on the same port some seconds
+later. The pass must finish with no manual step, every ``worker --until-done`` exit 0, the
+target be exact, and the pass's and groups' counters equal what the item records and the
+target's snapshot say."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import psycopg
+import pytest
+
+from copyengine.cluster.app import read_groups, submit
+from copyengine.config import load_job
+from tests import pg
+from tests.emu import running
+from tests.jobs import assert_exact, selected_by_default
+from tests.test_hosts import _config, _job, _logs, _pairs, _stop, _until
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+
+
+class OwnServer:
+    """A PostgreSQL server of this test's own, on 127.0.0.1, that can be stopped (by the
+    postmaster's PID) and started again on the same port and data directory."""
+
+    def __init__(self) -> None:
+        bindir = pg._binaries()
+        if bindir is None:
+            pytest.skip("PostgreSQL is not installed")
+        self.bindir = bindir
+        self.tmp = Path(tempfile.mkdtemp(prefix="ce-pg-outage-"))
+        self.data = self.tmp / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.tmp, "postgres", "postgres")
+        subprocess.run(
+            pg._as_postgres(
+                [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.port = pg._free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            pg._as_postgres(
+                [
+                    str(self.bindir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.tmp),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "max_connections=200",
+                ]
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(300):
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("the test PostgreSQL server did not start") from None
+                time.sleep(0.1)
+        raise RuntimeError("the test PostgreSQL server did not answer within 30 s")
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def stop(self) -> float:
+        """Fast shutdown (SIGINT to the postmaster we started: every session is cut); waits
+        for it to be gone. Returns when it stopped (monotonic)."""
+        assert self.proc is not None
+        pid = self.postmaster_pid()
+        os.kill(pid, signal.SIGINT)
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+        return time.monotonic()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                os.kill(self.postmaster_pid(), signal.SIGINT)
+            except (OSError, ValueError):
+                pass
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def own_pg() -> Iterator[OwnServer]:
+    srv = OwnServer()
+    try:
+        srv.start()
+        pg.make_template(srv.url)
+        yield srv
+    finally:
+        srv.close()
+
+
+async def _item_counts(url: str, pass_number: int) -> dict[str, int]:
+    """What the item records say this pass did, read with SQL (independent of the engine)."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT status, count(*) FROM ce_items GROUP BY status ORDER BY status"
+        )
+        by_status = {int(s): int(n) for s, n in await cur.fetchall()}
+    return {
+        "done": by_status.get(2, 0),
+        "all": sum(by_status.values()),
+        **{f"s{k}": v for k, v in by_status.items()},
+    }
+
+
+def _target_items(emulator: Any, pairs: list[tuple[str, str]]) -> int:
+    return sum(len(emulator.require_mailbox(t).snapshot()["items"]) for _, t in pairs)
+
+
+def _source_items(emulator: Any, pairs: list[tuple[str, str]]) -> int:
+    return sum(
+        sum(map(selected_by_default, emulator.require_mailbox(s).snapshot()["items"]))
+        for s, _ in pairs
+    )
+
+
+def _worker(job: Path, tmp: Path, name: str, *extra: str) -> subprocess.Popen[bytes]:
+    log = (tmp / f"{name}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "copyengine", "worker", str(job), "--concurrency", "2", *extra],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+
+
+async def _check_counters(cfg: Any, url: str, emulator: Any, n: int) -> dict[str, Any]:
+    """The pass's and the groups' counters against the item records and the snapshots."""
+    from copyengine.cluster.report import build_report
+
+    created = _target_items(emulator, _pairs(n))
+    assert created == _source_items(emulator, _pairs(n))
+    report = await build_report(cfg)
+    (ps,) = report["passes"]
+    groups = await read_groups(cfg)
+    records = await _item_counts(url, ps["pass"])
+    got = {
+        "target_items": created,
+        "pass_created": ps["changes"].get("created"),
+        "groups_copied": sum(g["copied"] for g in groups),
+        "records_done": records["done"],
+        "pass_status": ps["status"],
+        "groups": [(g["group"], g["state"], g["copied"], g["failed"]) for g in groups],
+    }
+    assert ps["status"] == "ok" and ps["finished"], got
+    assert ps["changes"]["created"] == created, got
+    assert ps["changes"].get("failed", 0) == 0 and ps["changes"].get("unknown", 0) == 0, got
+    assert sum(g["copied"] for g in groups) == created, got
+    assert all(g["state"] == "done" and g["failed"] == 0 for g in groups), got
+    return got
+
+
+async def test_a_store_restart_mid_pass_needs_no_manual_step(
+    tmp_path: Path, own_pg: OwnServer
+) -> None:
+    n = 4
+    url = pg.new_database(own_pg.url)
+    async with running(_config(n, 60, big=2500)) as (server, ep, _):
+        job = _job(
+            tmp_path, ep, url, n, "heartbeat_s = 1\nstalled_after_s = 3\nsegment_minutes = 0.05"
+        )
+        cfg = load_job(job)
+        await submit(cfg)
+        workers = [_worker(job, tmp_path, f"w{i}", "--until-done") for i in range(2)]
+        target = server.emulator.require_mailbox("t00@fabrikam.example")
+        try:
+
+            async def busy() -> bool:
+                return len(target.items) > 300
+
+            await _until(busy, 40, "the workers copying", tmp_path)
+            before = len(target.items)
+            stopped = own_pg.stop()
+            await anyio.sleep(6.0)
+            during = len(target.items)
+            own_pg.start()
+            outage = time.monotonic() - stopped
+            print(f"store down {outage:.1f} s; target t00 {before} -> {during} items meanwhile")
+
+            async def exited() -> bool:
+                return all(p.poll() is not None for p in workers)
+
+            await _until(exited, 60, "every worker leaving by itself (--until-done)", tmp_path)
+        finally:
+            await _stop(workers)
+        codes = [p.returncode for p in workers]
+        assert codes == [0, 0], (codes, _logs(tmp_path))
+        text = _logs(tmp_path)
+        assert "Traceback" not in text, text
+        assert_exact(server.emulator, _pairs(n))
+        got = await _check_counters(cfg, url, server.emulator, n)
+        print("counters:", got)
