@@ -155,8 +155,8 @@ async def plan_pair(
                         if skip is Skip.TOO_LARGE:
                             fp.skipped_items.append({"id": it.id, "size": it.size})
                         continue
-                    decision, _ = decide(it, records.get(it.id), index)
-                    if decision is Decision.COPY:
+                    what = decide(it, records.get(it.id), index, where.existing or "")
+                    if what.decision in (Decision.COPY, Decision.UPDATE):
                         fp.copy += 1
                         fp.copy_bytes += it.size
                     else:

@@ -15,6 +15,7 @@ from copyengine.plan import (
     Skip,
     TargetIndex,
     TargetRef,
+    Verdict,
     batches,
     decide,
     filter_item,
@@ -138,40 +139,77 @@ def item(i: str, key: bytes | None = b"k", size: int = 100, **kw: object) -> Ite
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
-def record(status: Status, target: str | None = "t1") -> ItemRecord:
-    return ItemRecord("s1", "F", status, b"k", "T", target)
+def record(
+    status: Status,
+    target: str | None = "t1",
+    ck: str | None = "ck",
+    tck: str | None = "tck1",
+    folder: str = "T",
+) -> ItemRecord:
+    return ItemRecord("s1", "F", status, b"k", folder, target, ck, tck)
+
+
+EDITED = "edited in the target since it was copied: restored from the source"
+GONE = "deleted in the target since it was copied"
 
 
 @pytest.mark.parametrize(
-    ("rec", "target_keys", "key", "decision", "target"),
+    ("rec", "target_keys", "key", "want"),
     [
-        (None, [], b"k", Decision.COPY, None),
-        (None, [("t1", b"k")], b"k", Decision.ADOPT, "t1"),
-        (record(Status.DONE), [("t1", b"k")], b"k", Decision.ALREADY_DONE, "t1"),
-        (record(Status.ADOPTED), [("t1", b"k")], b"k", Decision.ALREADY_DONE, "t1"),
-        (record(Status.DONE), [], b"k", Decision.COPY, None),  # its copy was deleted
-        (record(Status.INTENT), [("t9", b"k")], b"k", Decision.ADOPT, "t9"),  # crash: settle
-        (record(Status.UNKNOWN), [], b"k", Decision.COPY, None),
-        (record(Status.FAILED), [], b"k", Decision.COPY, None),
-        (record(Status.PENDING), [], b"k", Decision.COPY, None),
-        (record(Status.DONE), [], None, Decision.ALREADY_DONE, "t1"),  # keyless: trust state
-        (None, [("t1", None)], None, Decision.COPY, None),  # keyless: never matched
+        (None, [], b"k", Verdict(Decision.COPY)),
+        # a copy the state has no record of (state lost, another tool): taken as it is
+        (None, [("t1", b"k")], b"k", Verdict(Decision.ADOPT, "t1")),
+        (record(Status.DONE), [("t1", b"k")], b"k", Verdict(Decision.ALREADY_DONE, "t1")),
+        (record(Status.ADOPTED), [("t1", b"k")], b"k", Verdict(Decision.ALREADY_DONE, "t1")),
+        (record(Status.DONE), [], b"k", Verdict(Decision.COPY, drift=GONE)),
+        # changed at the source since the copy: updated in place
+        (record(Status.DONE, ck="old"), [("t1", b"k")], b"k", Verdict(Decision.UPDATE, "t1")),
+        # edited in the target (its change key moved on): restored, reported
+        (
+            record(Status.DONE, tck="tck0"),
+            [("t1", b"k")],
+            b"k",
+            Verdict(Decision.UPDATE, "t1", EDITED),
+        ),
+        # the version our copy holds was never recorded: made current once
+        (record(Status.ADOPTED, tck=None), [("t1", b"k")], b"k", Verdict(Decision.UPDATE, "t1")),
+        # our copy is gone but another with its key is here: of unknown version
+        (record(Status.DONE), [("t7", b"k")], b"k", Verdict(Decision.UPDATE, "t7")),
+        # a create of this very version, its outcome never recorded: it landed
+        (record(Status.INTENT, target=None), [("t9", b"k")], b"k", Verdict(Decision.ADOPT, "t9")),
+        (record(Status.UNKNOWN, target=None), [], b"k", Verdict(Decision.COPY)),
+        # an intent for an older version: what landed may be older: updated
+        (
+            record(Status.INTENT, target=None, ck="old"),
+            [("t9", b"k")],
+            b"k",
+            Verdict(Decision.UPDATE, "t9"),
+        ),
+        # an update whose outcome is unknown: its copy is updated again
+        (record(Status.INTENT), [("t1", b"k")], b"k", Verdict(Decision.UPDATE, "t1")),
+        (record(Status.FAILED, target=None), [], b"k", Verdict(Decision.COPY)),
+        (record(Status.PENDING, target=None), [], b"k", Verdict(Decision.COPY)),
+        # recorded in another target folder: a copy being re-homed here (moved folder)
+        (record(Status.DONE, folder="OLD"), [], b"k", Verdict(Decision.COPY)),
+        # ... whose re-homing import landed before a crash: adopted here
+        (record(Status.INTENT), [("t5", b"k")], b"k", Verdict(Decision.ADOPT, "t5")),
+        (record(Status.DONE), [], None, Verdict(Decision.ALREADY_DONE, "t1")),  # keyless
+        (None, [("t1", None)], None, Verdict(Decision.COPY)),  # keyless: never matched
     ],
 )
 def test_decide(
     rec: ItemRecord | None,
     target_keys: list[tuple[str, bytes | None]],
     key: bytes | None,
-    decision: Decision,
-    target: str | None,
+    want: Verdict,
 ) -> None:
-    index = TargetIndex.of(item(t, k) for t, k in target_keys)
-    assert decide(item("s1", key), rec, index) == (decision, target)
+    index = TargetIndex.of(item(t, k, change_key="tck1") for t, k in target_keys)
+    assert decide(item("s1", key), rec, index, "T") == want
 
 
 def test_one_target_item_is_claimed_once() -> None:
     index = TargetIndex.of([item("t1"), item("t2")])
-    assert [decide(item(f"s{i}"), None, index)[0] for i in range(3)] == [
+    assert [decide(item(f"s{i}"), None, index, "T").decision for i in range(3)] == [
         Decision.ADOPT,
         Decision.ADOPT,
         Decision.COPY,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -11,12 +12,16 @@ from copyengine.config import FolderRules, ItemFilters, Pair, RenameRule
 from copyengine.graph.models import Folder, FolderNode, Item
 from copyengine.plan import (
     Change,
+    Create,
     Fate,
     FolderPlan,
+    FolderRound,
+    Rename,
+    TNode,
     classify_row,
     fingerprint,
+    plan_folder_round,
     plan_folders,
-    reconcile_folders,
     removal_fate,
 )
 from copyengine.plan.changes import parse_target_path
@@ -51,21 +56,25 @@ def test_classify_row(record: ItemRecord | None, want: Change) -> None:
     assert classify_row(item(), record) is want
 
 
+def other(status: Status, sid: str = "s9", target: str | None = "t9") -> ItemRecord:
+    return ItemRecord(sid, "F2", status, b"k1", "T2", target, "ck1")
+
+
 @pytest.mark.parametrize(
-    ("arrived", "unsettled", "deletions", "want"),
+    ("others", "deletions", "want"),
     [
-        ({b"k1": "s9"}, set(), "keep", Fate.MOVED),  # a move, whatever the policy
-        ({b"k1": "s9"}, set(), "mirror", Fate.MOVED),
-        ({b"k1": "s1"}, set(), "keep", Fate.KEEP),  # its own arrival is not a move
-        ({}, {b"k1"}, "mirror", Fate.DEFER),  # its new copy may still be on its way
-        ({}, set(), "keep", Fate.KEEP),
-        ({}, set(), "mirror", Fate.DELETE),
+        ([other(Status.DONE)], "keep", Fate.MOVED),  # a move, whatever the policy
+        ([other(Status.ADOPTED)], "mirror", Fate.MOVED),
+        ([other(Status.DONE, sid="s1")], "keep", Fate.KEEP),  # its own record is not a move
+        ([other(Status.INTENT, target=None)], "mirror", Fate.DEFER),  # new copy on its way
+        ([other(Status.UNKNOWN, target=None)], "keep", Fate.DEFER),
+        ([other(Status.FAILED, target=None), other(Status.DONE, "s8")], "keep", Fate.MOVED),
+        ([], "keep", Fate.KEEP),
+        ([], "mirror", Fate.DELETE),
     ],
 )
-def test_removal_fate(
-    arrived: dict[bytes, str], unsettled: set[bytes], deletions: str, want: Fate
-) -> None:
-    assert removal_fate(rec(Status.DONE), arrived, unsettled, deletions) is want
+def test_removal_fate(others: list[ItemRecord], deletions: str, want: Fate) -> None:
+    assert removal_fate(rec(Status.DONE), others, deletions) is want
 
 
 def test_fingerprint_changes_with_the_rules_only() -> None:
@@ -96,8 +105,29 @@ def _stored(plans: list[FolderPlan], ids: dict[str, str]) -> list[FolderRecord]:
     ]
 
 
-def test_reconcile_folders_names_renames_moves_new_and_gone() -> None:
-    rules = FolderRules()
+def T(fid: str, name: str, parent: str | None, wk: str | None = None) -> TNode:
+    return TNode(fid, name, parent, wk)
+
+
+BASE = [T("tI", "Inbox", None, "inbox"), T("tA", "Archive", None, "archive")]
+ANCHORS = {"inbox": "tI", "archive": "tA"}
+
+
+def _round(
+    after: list[FolderNode],
+    stored: list[FolderRecord],
+    target: list[TNode],
+    keep: bool = False,
+    rules: FolderRules | None = None,
+) -> tuple[list[Any], dict[str, tuple[str, str, str | None]], FolderRound]:
+    rnd = plan_folder_round(
+        plan_folders(after, rules or FolderRules(), "a@x"), stored, BASE + target, ANCHORS, keep
+    )
+    placed = {p.plan.source.folder.id: (p.kind, p.target, p.old) for p in rnd.placed}
+    return rnd.actions, placed, rnd
+
+
+def test_folder_round_same_renamed_moved_new_and_gone() -> None:
     before = [
         node("I", "Inbox", wk="inbox"),
         node("P", "Inbox", "Projects"),
@@ -105,9 +135,14 @@ def test_reconcile_folders_names_renames_moves_new_and_gone() -> None:
         node("X", "Inbox", "Old"),
         node("G", "Gone"),
     ]
-    stored = _stored(
-        plan_folders(before, rules, "a@x"), {"I": "tI", "P": "tP", "Q": "tQ", "X": "tX", "G": "tG"}
-    )
+    ids = {"I": "tI", "P": "tP", "Q": "tQ", "X": "tX", "G": "tG"}
+    stored = _stored(plan_folders(before, FolderRules(), "a@x"), ids)
+    target = [
+        T("tP", "Projects", "tI"),
+        T("tQ", "Q1", "tP"),
+        T("tX", "Old", "tI"),
+        T("tG", "Gone", None),
+    ]
     after = [
         node("I", "Inbox", wk="inbox"),
         node("P", "Inbox", "Work"),  # renamed
@@ -116,18 +151,130 @@ def test_reconcile_folders_names_renames_moves_new_and_gone() -> None:
         node("X", "Archive", "Old"),  # moved
         node("N", "Inbox", "New"),  # created
     ]
-    ch = reconcile_folders(plan_folders(after, rules, "a@x"), stored)
-    assert [(p.source.folder.id, name) for p, _, name in ch.renamed] == [("P", "Work")]
-    assert sorted(p.source.folder.id for p, _ in ch.same) == ["I", "Q"]
-    assert [p.source.folder.id for p, _ in ch.moved] == ["X"]
-    assert sorted(p.source.folder.id for p in ch.new) == ["A", "N"]
-    assert [r.source_folder_id for r in ch.gone] == ["G"]
-    assert ch.counts() == {
-        "folders_created": 2,
-        "folders_renamed": 1,
-        "folders_moved": 1,
-        "folders_deleted": 1,
+    actions, placed, rnd = _round(after, stored, target)
+    assert actions == [
+        Rename("tP", "Work"),
+        Create("new:1", "tA", "Old", "IPF.Note"),
+        Create("new:2", "tI", "New", "IPF.Note"),
+    ]
+    assert placed == {
+        "I": ("same", "tI", None),
+        "P": ("renamed", "tP", None),
+        "Q": ("same", "tQ", None),
+        "A": ("same", "tA", None),
+        "X": ("moved", "new:1", "tX"),
+        "N": ("new", "new:2", None),
     }
+    assert [r.source_folder_id for r in rnd.gone] == ["G"]
+    assert rnd.disposal == ["tX", "tG"]  # deepest first
+    assert rnd.counts() == {"created": 1, "renamed": 1, "moved": 1, "deleted": 1}
+
+
+@pytest.mark.parametrize(
+    ("keep", "aside"), [(False, "Receipts ~copyengine"), (True, "Receipts (removed at source)")]
+)
+def test_folder_round_a_rename_onto_a_deleted_folders_name_moves_that_one_aside_first(
+    keep: bool, aside: str
+) -> None:
+    before = [
+        node("I", "Inbox", wk="inbox"),
+        node("R", "Inbox", "Receipts"),
+        node("P", "Inbox", "Projects"),
+        node("S", "Inbox", "Projects", "Sub"),
+    ]
+    stored = _stored(
+        plan_folders(before, FolderRules(), "a@x"), {"I": "tI", "R": "tR", "P": "tP", "S": "tS"}
+    )
+    target = [T("tR", "Receipts", "tI"), T("tP", "Projects", "tI"), T("tS", "Sub", "tP")]
+    after = [
+        node("I", "Inbox", wk="inbox"),
+        node("P", "Inbox", "Receipts"),
+        node("S", "Inbox", "Receipts", "Sub"),
+    ]
+    actions, placed, rnd = _round(after, stored, target, keep=keep)
+    assert actions == [Rename("tR", aside, aside=True), Rename("tP", "Receipts")]
+    assert placed["P"] == ("renamed", "tP", None) and placed["S"] == ("same", "tS", None)
+    assert rnd.disposal == ["tR"]
+
+
+def test_folder_round_a_swap_and_a_case_only_rename() -> None:
+    before = [
+        node("I", "Inbox", wk="inbox"),
+        node("A", "Inbox", "Alpha"),
+        node("B", "Inbox", "Beta"),
+        node("C", "Inbox", "Case"),
+    ]
+    stored = _stored(
+        plan_folders(before, FolderRules(), "a@x"), {"I": "tI", "A": "tA1", "B": "tB", "C": "tC"}
+    )
+    target = [T("tA1", "Alpha", "tI"), T("tB", "Beta", "tI"), T("tC", "Case", "tI")]
+    after = [
+        node("I", "Inbox", wk="inbox"),
+        node("A", "Inbox", "Beta"),
+        node("B", "Inbox", "Alpha"),
+        node("C", "Inbox", "CASE"),
+    ]
+    actions, placed, rnd = _round(after, stored, target)
+    assert actions == [
+        Rename("tB", "Beta ~copyengine", aside=True),
+        Rename("tA1", "Beta"),
+        Rename("tB", "Alpha"),
+        Rename("tC", "CASE"),
+    ]
+    assert {k: v[0] for k, v in placed.items()} == {
+        "I": "same",
+        "A": "renamed",
+        "B": "renamed",
+        "C": "renamed",
+    }
+    assert rnd.disposal == []
+
+
+def test_folder_round_a_moved_folder_and_its_children_with_one_deleted() -> None:
+    before = [
+        node("I", "Inbox", wk="inbox"),
+        node("F", "Inbox", "F"),
+        node("G", "Inbox", "F", "G"),
+        node("H", "Inbox", "F", "H"),
+    ]
+    stored = _stored(
+        plan_folders(before, FolderRules(), "a@x"), {"I": "tI", "F": "tF", "G": "tG", "H": "tH"}
+    )
+    target = [T("tF", "F", "tI"), T("tG", "G", "tF"), T("tH", "H", "tF")]
+    after = [
+        node("A", "Archive", wk="archive"),
+        node("F", "Archive", "F"),
+        node("H", "Archive", "F", "H"),
+        node("I", "Inbox", wk="inbox"),
+    ]
+    actions, placed, rnd = _round(after, stored, target)
+    assert actions == [
+        Create("new:1", "tA", "F", "IPF.Note"),
+        Create("new:2", "new:1", "H", "IPF.Note"),
+    ]
+    assert placed["F"] == ("moved", "new:1", "tF") and placed["H"] == ("moved", "new:2", "tH")
+    # children before parents: the old F goes once nothing is left in it
+    assert rnd.disposal[-1] == "tF" and set(rnd.disposal) == {"tF", "tG", "tH"}
+
+
+def test_folder_round_after_a_crash_adopts_the_new_folder_a_cut_short_move_made() -> None:
+    before = [node("I", "Inbox", wk="inbox"), node("F", "Inbox", "F")]
+    stored = _stored(plan_folders(before, FolderRules(), "a@x"), {"I": "tI", "F": "tF"})
+    target = [T("tF", "F", "tI"), T("tN", "F", "tA")]  # made by the pass that was killed
+    after = [
+        node("I", "Inbox", wk="inbox"),
+        node("A", "Archive", wk="archive"),
+        node("F", "Archive", "F"),
+    ]
+    actions, placed, rnd = _round(after, stored, target)
+    assert actions == [] and placed["F"] == ("moved", "tN", "tF")
+    assert rnd.disposal == ["tF"]
+
+
+def test_folder_round_a_folder_nobody_copied_is_adopted_not_moved_aside() -> None:
+    after = [node("I", "Inbox", wk="inbox"), node("N", "Inbox", "Reports")]
+    actions, placed, _ = _round(after, [], [T("tU", "reports", "tI")])
+    assert actions == [Rename("tU", "Reports")] and placed["N"] == ("adopted", "tU", None)
 
 
 def test_a_rename_rule_change_is_not_taken_for_a_rename() -> None:
@@ -135,5 +282,5 @@ def test_a_rename_rule_change_is_not_taken_for_a_rename() -> None:
     tree = [node("I", "Inbox", wk="inbox"), node("P", "Inbox", "Projects")]
     stored = _stored(plan_folders(tree, FolderRules(), "a@x"), {"I": "tI", "P": "tP"})
     rules = FolderRules(rename=(RenameRule(re.compile("^/Inbox/Projects"), "/Work"),))
-    ch = reconcile_folders(plan_folders(tree, rules, "a@x"), stored)
-    assert [p.source.folder.id for p, _ in ch.moved] == ["P"]
+    _, placed, _ = _round(tree, stored, [T("tP", "Projects", "tI")], rules=rules)
+    assert placed["P"][0] == "moved" and placed["P"][2] == "tP"

@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from ..config import Pair
 from ..errors import NotFound
-from ..plan import FolderPlan, Placement, TargetRef, place, plan_folders
+from ..plan import FolderPlan, Placement, TargetRef, TNode, place, plan_folders
 from .api import MailboxApi
 from .models import Folder
 
@@ -20,6 +20,7 @@ class TargetTree:
         self.children: dict[str | None, dict[str, str]] = defaultdict(dict)
         self.folders: dict[str, Folder] = {}
         self.anchors: dict[str, str] = {}  # well-known name -> folder id
+        self.parent: dict[str, str | None] = {}  # folder id -> parent id (None: the root)
         self._missing_anchors: set[str] = set()
 
     async def load(self) -> None:
@@ -33,6 +34,7 @@ class TargetTree:
     def _add(self, parent: str | None, f: Folder) -> None:
         self.children[parent][f.name.casefold()] = f.id
         self.folders[f.id] = f
+        self.parent[f.id] = parent
 
     async def rename(self, folder_id: str, name: str) -> Folder:
         """Rename a target folder in place (its items and children stay)."""
@@ -44,6 +46,17 @@ class TargetTree:
                     names[name.casefold()] = folder_id
         self.folders[folder_id] = folder
         return folder
+
+    def nodes(self) -> list[TNode]:
+        """The tree as the folder planner reads it."""
+        return [
+            TNode(f.id, f.name, self.parent.get(f.id), f.well_known)
+            for f in self.folders.values()
+            if f.id in self.parent
+        ]
+
+    async def resolve_anchor(self, anchor: str | None) -> None:
+        await self._resolve_anchor(anchor)
 
     async def _resolve_anchor(self, anchor: str | None) -> None:
         """A well-known folder not seen in the walk (hidden under another parent, say) is

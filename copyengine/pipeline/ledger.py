@@ -54,11 +54,14 @@ class Ledger:
     def present(self, job: FolderJob) -> None:
         job.stats.already_present += 1
 
-    async def adopted(self, job: FolderJob, found: list[tuple[Item, str]]) -> None:
-        """Items found in the target by search key while listing: recorded, not copied."""
-        await self.intents(job, [i for i, _ in found])
-        for item, target_id in found:
-            self.store.record_outcome(self.pair, Outcome(item.id, Status.ADOPTED, target_id))
+    async def adopted(self, job: FolderJob, found: list[tuple[Item, str, str | None]]) -> None:
+        """Items found in the target by search key while listing, of the version an earlier
+        import of ours sent: recorded (with the copy's change key), not copied."""
+        await self.intents(job, [i for i, _, _ in found])
+        for item, target_id, change_key in found:
+            self.store.record_outcome(
+                self.pair, Outcome(item.id, Status.ADOPTED, target_id, change_key)
+            )
             self._arrived(job, item, target_id)
 
     # -- copying -------------------------------------------------------------------------------
@@ -91,10 +94,12 @@ class Ledger:
         self.log.warning("item.target_drift", item=item.id, reason=reason)
 
     # -- items that left the source ------------------------------------------------------------
-    def moved(self, job: FolderJob, record: ItemRecord, to: FolderJob) -> None:
-        """Its new copy arrived in ``to`` in this pass; the old copy is gone (counted once,
-        as a move, not as a copy)."""
+    def moved(self, job: FolderJob, record: ItemRecord, to: FolderJob | None) -> None:
+        """Its new copy exists; the old copy is gone (counted once, as a move, not as a
+        copy, when the new copy arrived in ``to`` in this pass)."""
         job.stats.moved_out += 1
+        if to is None:
+            return
         to.stats.moved_in += 1
         to.stats.copied = max(0, to.stats.copied - 1)
         to.stats.copied_bytes = max(0, to.stats.copied_bytes - record.size)
@@ -106,9 +111,14 @@ class Ledger:
         self.store.record_outcome(self.pair, Outcome(record.source_id, Status.REMOVED))
         job.stats.kept += 1
 
-    def found_in_target(self, job: FolderJob, item: Item, target_id: str) -> None:
-        """Settlement found the item's copy: an earlier import did land."""
-        self.store.record_outcome(self.pair, Outcome(item.id, Status.ADOPTED, target_id))
+    def found_in_target(
+        self, job: FolderJob, item: Item, target_id: str, change_key: str | None = None
+    ) -> None:
+        """Settlement found the item's copy: an earlier import did land (the version that
+        import sent, whose copy now has ``change_key``)."""
+        self.store.record_outcome(
+            self.pair, Outcome(item.id, Status.ADOPTED, target_id, change_key)
+        )
         job.stats.copied += 1
         job.stats.copied_bytes += item.size
         self._arrived(job, item, target_id)

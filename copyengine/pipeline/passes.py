@@ -14,25 +14,29 @@ fingerprint of the rules they were made under."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import defaultdict
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import Pair
-from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
+from ..errors import DeltaExpired, Fatal, NotFound, ServiceError
 from ..folderpath import split
 from ..graph import Folder, FolderNode, MailboxApi, TargetTree
 from ..plan import (
     Fate,
     FolderPlan,
+    FolderRound,
+    Rename,
     fingerprint,
+    plan_folder_round,
     plan_folders,
-    reconcile_folders,
     removal_fate,
 )
 from ..plan.changes import parse_target_path
 from ..report import PairStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, Store, SyncRecord
 from .ledger import Ledger
+from .mirror import target_index
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once more, fresh
@@ -75,16 +79,15 @@ class MailboxPass:
         self.log = log
         self.fingerprint = fingerprint(pair)
         self.folder_link: str | None = None
-        # mapped folders no longer selected, dealt with at the end (the rest of the folder
-        # reconciliation is not kept: a pair's working state stays small)
-        self.gone: list[FolderRecord] = []
+        # this pass's folder round, when the tree was walked (None: the mapping was reused)
+        self.round: FolderRound | None = None
         self.incremental = False
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
         sync = await self.store.sync_state(self.key, self.scope) if self.mode.delta else None
         stored = [r for r in await self.store.folders(self.key) if r.scope == self.scope]
-        self.ledger.arrived.clear()  # arrivals match removals within one mailbox's pass
+        self.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
         self.ledger.track_arrivals = bool(stored)
         if sync is not None and sync.fingerprint != self.fingerprint:
             self.log.info("pass.rules_changed", mailbox=self.scope, folders=len(stored))
@@ -137,55 +140,76 @@ class MailboxPass:
         return FolderJob(plan, target, fs, False, mode=mode, link=r.delta_link)
 
     async def _walk(self, stored: list[FolderRecord]) -> list[FolderJob]:
+        """Walk the source tree, decide the folder round against the synced tree and the
+        target as it is (``plan.plan_folder_round``, pure), then apply its renames and
+        creations in the order it gives (an order in which no two folders collide)."""
         tree = await self.src.walk_folders(self.src_id)
         plans = plan_folders(tree, self.pair.folders, self.pair.source, self.pair.target)
-        changes = reconcile_folders(plans, stored)
-        self.gone = changes.gone
         target = TargetTree(self.dst, self.dst_id)
         await target.load()
-        kind: dict[str, tuple[str, FolderRecord | None, str | None]] = {}
-        what: str
-        rec: FolderRecord | None
-        name: str | None
-        for plan, rec in changes.same:
-            kind[plan.source.folder.id] = ("same", rec, None)
-        for plan, rec, name in changes.renamed:
-            kind[plan.source.folder.id] = ("renamed", rec, name)
-        for plan, rec in changes.moved:
-            kind[plan.source.folder.id] = ("moved", rec, None)
+        for anchor in {p.target.anchor for p in plans if p.target.anchor}:
+            await target.resolve_anchor(anchor)
+        rnd = plan_folder_round(
+            plans, stored, target.nodes(), target.anchors, self.mode.deletions != "mirror"
+        )
+        self.round = rnd
+        made: dict[str, Folder] = {}
+
+        def real(ref: str | None) -> str | None:
+            return made[ref].id if ref is not None and ref in made else ref
+
+        for action in rnd.actions:
+            if isinstance(action, Rename):
+                fid = real(action.folder)
+                assert fid is not None
+                made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
+                self.log.info(
+                    "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
+                )
+            else:
+                made[action.ref] = await self.dst.create_folder(
+                    self.dst_id, real(action.parent), action.name, action.type
+                )
         jobs: list[FolderJob] = []
         fc = self.stats.folder_changes
-        for plan in plans:  # parents before children: a parent is renamed before its child
-            what, rec, name = kind.get(plan.source.folder.id, ("new", None, None))
+        for placed in rnd.placed:
+            plan, rec = placed.plan, placed.record
             fs = self.stats.folder(self.label + plan.source.path, plan.source.names)
             fs.target_path = plan.target.path
-            folder: Folder | None = None
-            if rec is not None and what in ("same", "renamed"):
-                folder = target.folders.get(rec.target_folder_id)
-                if folder is None:
-                    self.stats.notes.append(
-                        f"target folder {rec.target_path} was deleted in the target: made again"
-                    )
-                elif what == "renamed" and name is not None:
-                    try:
-                        folder = await target.rename(rec.target_folder_id, name)
-                        fc["renamed"] += 1
-                    except ItemFailed:  # the new name is taken: move into that folder
-                        what, folder = "moved", None
-            if folder is not None and rec is not None:
+            fid = real(placed.target)
+            assert fid is not None
+            folder = made.get(fid) or made.get(placed.target) or target.folders.get(fid)
+            if folder is None:
+                folder = Folder(
+                    fid,
+                    plan.target.parts[-1] if plan.target.parts else "",
+                    None,
+                    plan.type,
+                    None,
+                    0,
+                    0,
+                )
+            if placed.kind in ("same", "renamed") and rec is not None:
                 link = rec.delta_link if self.incremental else None
-                mode = "delta" if link else "full"
-                job = FolderJob(plan, folder, fs, False, mode=mode, link=link)
-                await self._mapped(job)
+                job = FolderJob(
+                    plan, folder, fs, False, mode="delta" if link else "full", link=link
+                )
+                if placed.kind == "renamed":
+                    fc["renamed"] += 1
             else:
-                folder, new = await target.ensure(plan.target, plan.type, plan.source.names[0])
-                job = FolderJob(plan, folder, fs, new)
-                if what == "moved" and rec is not None and rec.target_folder_id != folder.id:
-                    job.sweep_from = rec.target_folder_id  # mapped once the old one is swept
+                job = FolderJob(plan, folder, fs, placed.created)
+                if placed.kind == "moved":
+                    job.sweep_from = placed.old
                     fc["moved"] += 1
-                else:
-                    fc["created"] += 1 if stored else 0
-                    await self._mapped(job)
+                elif placed.kind == "remade":
+                    self.stats.notes.append(
+                        f"target folder {rec.target_path if rec else plan.target.path} was "
+                        "deleted in the target: made again"
+                    )
+                elif stored:
+                    fc["created"] += 1
+            if job.sweep_from is None:
+                await self._mapped(job)  # a moved folder: once its old copy is swept
             fs.mode = job.mode
             jobs.append(job)
         return jobs
@@ -202,20 +226,46 @@ class MailboxPass:
 
     # -- after ---------------------------------------------------------------------------------
     async def finish(self, jobs: list[FolderJob]) -> None:
-        """Apply what left the source, sweep moved folders, deal with gone folders, then
-        store the links of the rounds whose changes are all settled."""
-        await self.store.flush()  # the outcomes of this pass, read back by the sweeps
+        """Apply what left the source (moves decided from the state: another live item of
+        the same search key with a settled copy), dispose of old target folders (moved
+        folders' old copies swept, folders gone from the source deleted or kept), deepest
+        first, then store the links of the rounds whose changes are all settled."""
+        await self.store.flush()  # the outcomes of this pass, read back below
+        rnd = self.round
+        gone = rnd.gone if rnd is not None else []
         forget: list[str] = []
-        arrived = {k: v[0] for k, v in self.ledger.arrived.items()}
         clean = True
-        for job in jobs:
-            for removed in job.removed:
-                await self._removal(job, removed, arrived, forget)
-        for job in reversed(jobs):  # children first: an emptied parent can then go too
-            if job.sweep_from is not None and not await self._sweep(job):
-                clean = False
-        for gone in self.gone:
-            if not await self._gone(gone, arrived, forget):
+        departing: list[tuple[FolderJob, ItemRecord]] = [
+            (job, r) for job in jobs for r in job.removed
+        ]
+        gone_jobs: dict[str, tuple[FolderJob, FolderRecord, list[ItemRecord]]] = {}
+        for rec in gone:
+            job = self._cached(rec)
+            job.stats.mode = "gone"
+            records = await self.store.items_in_folder(self.key, rec.source_folder_id)
+            mine = [r for r in records.values() if r.status is not Status.REMOVED]
+            gone_jobs[rec.target_folder_id] = (job, rec, mine)
+            departing.extend((job, r) for r in mine)
+        if departing or self.ledger.arrived:
+            by_key = await self._live_by_key(jobs, {r.source_id for _, r in departing})
+            await self._settle_departing(departing)
+            mirror = self.mode.deletions == "mirror"
+            goes = {rec.source_folder_id for rec in gone} if mirror else set()
+            for job, r in departing:
+                if r.target_id is None:
+                    if r.status in SETTLED or r.status is Status.REMOVED:
+                        continue
+                    forget.append(r.source_id)  # never landed, gone from the source
+                    continue
+                others = by_key.get(r.search_key, []) if r.search_key else []
+                await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
+            await self._drop_kept_moves(jobs, by_key, forget)
+        olds = {j.sweep_from: j for j in jobs if j.sweep_from is not None}
+        for fid in rnd.disposal if rnd is not None else []:
+            if fid in olds:
+                if not await self._sweep(olds[fid]):
+                    clean = False
+            elif fid in gone_jobs and not await self._gone(*gone_jobs[fid], forget):
                 clean = False
         await self.store.forget_items(self.key, forget)
         await self.store.flush()
@@ -230,57 +280,122 @@ class MailboxPass:
             elif job.expired:
                 links.append((job.source_id, None))
         await self.store.set_delta_links(self.key, links)
-        if clean:
+        if clean and not any(j.deferred for j in jobs):
             await self.store.set_sync_state(
                 self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
             )
+
+    async def _live_by_key(
+        self, jobs: list[FolderJob], departing: set[str]
+    ) -> dict[bytes, list[ItemRecord]]:
+        """The state's records of the items still at the source (not removed, not departing
+        in this pass), by search key, over every folder of this mailbox."""
+        out: dict[bytes, list[ItemRecord]] = defaultdict(list)
+        for job in jobs:
+            for r in (await self.store.items_in_folder(self.key, job.source_id)).values():
+                if r.search_key and r.source_id not in departing:
+                    out[r.search_key].append(r)
+        return out
+
+    async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
+        """Items gone from the source whose import's outcome was never recorded may have a
+        copy nobody knows of: looked for in their target folder by search key, so it is
+        removed (or kept) like any other copy, never left behind as an unexplained extra."""
+        todo: dict[str, list[int]] = defaultdict(list)
+        for k, (_, r) in enumerate(departing):
+            unsure = r.status not in SETTLED and r.status is not Status.REMOVED
+            if r.target_id is None and unsure and r.search_key and r.target_folder_id:
+                todo[r.target_folder_id].append(k)
+        for folder_id, ks in todo.items():
+            try:
+                index = await target_index(self.dst, self.dst_id, folder_id)
+            except NotFound:
+                continue
+            except Fatal:
+                raise
+            except ServiceError:
+                for k in ks:
+                    departing[k][0].deferred = True
+                continue
+            for k in ks:
+                job, r = departing[k]
+                found = index.claim(r.search_key)
+                if found is not None:
+                    departing[k] = (job, replace(r, target_id=found, status=Status.ADOPTED))
 
     async def _removal(
         self,
         job: FolderJob,
         rec: ItemRecord,
-        arrived: dict[bytes, str],
+        others: list[ItemRecord],
         forget: list[str],
         folder_goes: bool = False,
     ) -> None:
         """``folder_goes``: the copy's folder is deleted as a whole next (no per-item call)."""
-        fate = removal_fate(rec, arrived, self.ledger.unsettled_keys, self.mode.deletions)
+        fate = removal_fate(rec, others, self.mode.deletions)
         if fate is Fate.DEFER:
             job.deferred = True
             return
         if fate is Fate.KEEP:
             self.ledger.kept(job, rec)
             return
-        arrival = self.ledger.arrived.get(rec.search_key) if rec.search_key else None
-        same_copy = arrival is not None and arrival[1] == rec.target_id
-        if rec.target_id and rec.target_folder_id and not same_copy and not folder_goes:
-            try:
-                # a move leaves nothing behind at the source: neither here (hard delete);
-                # a deletion is mirrored as Exchange's own (Recoverable Items)
-                await self.dst.delete_item(
-                    self.dst_id, rec.target_folder_id, rec.target_id, hard=fate is Fate.MOVED
-                )
-            except NotFound:
-                pass  # already gone
-            except Fatal:
-                raise
-            except ServiceError as exc:
-                job.deferred = True
-                job.stats.unknown.append(
-                    {
-                        "id": rec.source_id,
-                        "size": rec.size,
-                        "reason": f"{fate.value}: removing the old copy failed ({exc.message}); "
-                        "the next pass tries again",
-                        "request_id": exc.request_id,
-                    }
-                )
-                return
+        same_copy = any(o.target_id == rec.target_id for o in others)
+        remove = rec.target_id and rec.target_folder_id and not same_copy and not folder_goes
+        if remove and not await self._delete_copy(
+            job, rec, hard=fate is Fate.MOVED, why=fate.value
+        ):
+            return
         forget.append(rec.source_id)
-        if fate is Fate.MOVED and arrival is not None:
-            self.ledger.moved(job, rec, arrival[2])
+        if fate is Fate.MOVED:
+            arrival = self.ledger.arrived.get(rec.search_key) if rec.search_key else None
+            self.ledger.moved(job, rec, arrival[2] if arrival is not None else None)
         else:
             self.ledger.deleted(job)
+
+    async def _delete_copy(self, job: FolderJob, rec: ItemRecord, hard: bool, why: str) -> bool:
+        """Remove one copy from the target; False (and the job deferred) when that failed.
+        A move leaves nothing behind at the source: neither here (hard delete); a deletion
+        is mirrored as Exchange's own (Recoverable Items)."""
+        assert rec.target_id and rec.target_folder_id
+        try:
+            await self.dst.delete_item(self.dst_id, rec.target_folder_id, rec.target_id, hard=hard)
+        except NotFound:
+            pass  # already gone
+        except Fatal:
+            raise
+        except ServiceError as exc:
+            job.deferred = True
+            job.stats.unknown.append(
+                {
+                    "id": rec.source_id,
+                    "size": rec.size,
+                    "reason": f"{why}: removing the old copy failed ({exc.message}); "
+                    "the next pass tries again",
+                    "request_id": exc.request_id,
+                }
+            )
+            return False
+        return True
+
+    async def _drop_kept_moves(
+        self, jobs: list[FolderJob], by_key: dict[bytes, list[ItemRecord]], forget: list[str]
+    ) -> None:
+        """A copy kept as deleted at the source (``keep``) whose search key is back at the
+        source with a settled copy of its own was a move seen in two halves: the kept copy
+        goes (one copy per item, whatever the order the passes saw the move in)."""
+        for job in jobs:
+            records = await self.store.items_in_folder(self.key, job.source_id)
+            for r in records.values():
+                if r.status is not Status.REMOVED or not r.search_key or not r.target_id:
+                    continue
+                live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
+                if not live:
+                    continue
+                other_copy = all(o.target_id != r.target_id for o in live)
+                if other_copy and not await self._delete_copy(job, r, hard=True, why="moved"):
+                    continue
+                forget.append(r.source_id)
+                job.stats.kept = max(0, job.stats.kept - 1)
 
     async def _sweep(self, job: FolderJob) -> bool:
         """A moved folder's items now live in its new target folder: remove their copies from
@@ -316,34 +431,37 @@ class MailboxPass:
         except ServiceError as exc:
             self.log.warning("pass.sweep_failed", folder=job.plan.source.path, error=exc.message)
             return False
+        if job.deferred or job.stats.unknown or job.stats.not_attempted:
+            return False  # some items may not be re-homed yet: the old mapping stays
         await self._mapped(job)
         job.sweep_from = None
         return True
 
-    async def _gone(self, rec: FolderRecord, arrived: dict[bytes, str], forget: list[str]) -> bool:
+    async def _gone(
+        self, job: FolderJob, rec: FolderRecord, records: list[ItemRecord], forget: list[str]
+    ) -> bool:
         """A folder mapped before and no longer selected (deleted at the source, or moved out
-        of the selection): its items are handled like any that left the source; under
-        ``mirror`` the target folder goes too."""
-        records = await self.store.items_in_folder(self.key, rec.source_folder_id)
-        job = self._cached(rec)
-        job.stats.mode = "gone"
-        mirror = self.mode.deletions == "mirror"
-        for r in records.values():
-            if r.target_id and r.status is not Status.REMOVED:
-                await self._removal(job, r, arrived, forget, folder_goes=mirror)
+        of the selection), once its items were dealt with like any that left the source:
+        under ``mirror`` its target folder goes; under ``keep`` it stays while it holds kept
+        copies (or folders), and goes once empty."""
         if job.deferred:
             return False
         self.stats.folder_changes["deleted"] += 1
-        if mirror:
-            try:
+        mirror = self.mode.deletions == "mirror"
+        try:
+            if not mirror:
+                folder = await self.dst.get_folder(self.dst_id, rec.target_folder_id)
+                mirror = folder.item_count == 0 and folder.child_count == 0
+            if mirror:
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
-            except NotFound:
-                pass
-            except Fatal:
-                raise
-            except ServiceError as exc:
-                self.log.warning("pass.folder_delete_failed", folder=rec.target_path, error=exc)
-                return False
-            forget.extend(r.source_id for r in records.values())
+        except NotFound:
+            pass
+        except Fatal:
+            raise
+        except ServiceError as exc:
+            self.log.warning("pass.folder_delete_failed", folder=rec.target_path, error=exc)
+            return False
+        if self.mode.deletions == "mirror":
+            forget.extend(r.source_id for r in records)
         await self.store.forget_folder(self.key, rec.source_folder_id)
         return True

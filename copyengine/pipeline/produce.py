@@ -16,7 +16,7 @@ from ..config import Limits, Pair
 from ..graph import Item, MailboxApi
 from ..plan import Change, Decision, TargetIndex, batches, classify_row, decide, filter_item
 from ..report import PairStats
-from ..state import SETTLED, ItemRecord, Status, Store
+from ..state import ItemRecord, Status, Store
 from .enumerate import Enumerator
 from .ledger import Ledger
 from .mirror import target_index
@@ -101,7 +101,8 @@ class Producer:
         index: TargetIndex | None = TargetIndex() if job.new else None
         unseen = dict(records)
         pending: list[Item] = []
-        found: list[tuple[Item, str]] = []
+        updates: dict[str, tuple[str, str]] = {}
+        found: list[tuple[Item, str, str | None]] = []
         async for page in self.enumerator.items(job):
             if not page:
                 continue
@@ -116,27 +117,33 @@ class Producer:
                 if skip is not None:
                     ledger.skipped(job, item, skip)
                     continue
-                decision, target_id = decide(item, record, index)
-                if decision is Decision.COPY:
-                    if record is not None and record.status in SETTLED and not job.sweep_from:
-                        ledger.drift(job, item, "deleted in the target since it was copied")
+                verdict = decide(item, record, index, job.target.id)
+                if verdict.drift is not None:
+                    ledger.drift(job, item, verdict.drift)
+                if verdict.decision is Decision.COPY:
                     pending.append(item)
-                    continue
-                ledger.present(job)
-                if decision is Decision.ADOPT and target_id:
-                    found.append((item, target_id))
-                elif record is not None and _edited_in_target(record, index):
-                    ledger.drift(job, item, "edited in the target since it was copied (kept)")
+                elif verdict.decision is Decision.UPDATE:
+                    assert verdict.target_id is not None
+                    updates[item.id] = (job.target.id, verdict.target_id)
+                    pending.append(item)
+                elif verdict.decision is Decision.ADOPT:
+                    assert verdict.target_id is not None
+                    found.append(
+                        (item, verdict.target_id, index.change_keys.get(verdict.target_id))
+                    )
+                    ledger.present(job)
+                else:
+                    ledger.present(job)
             if found:
                 await ledger.adopted(job, found)
                 found = []
             ready, pending = self._full_batches(pending)
             for b in ready:
-                yield [Exportable(i, job) for i in b]
+                yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
             if self.stop.draining:
                 return
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
-            yield [Exportable(i, job) for i in b]
+            yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
         if job.complete and not self.retry_only:
             # copied before, not listed now: gone from this folder (moved or deleted)
             job.removed = [
@@ -196,11 +203,3 @@ class Producer:
         job.removed = [
             r for r in gone if r is not None and r.target_id and r.status is not Status.REMOVED
         ]
-
-
-def _edited_in_target(record: ItemRecord, index: TargetIndex) -> bool:
-    """The copy's change key moved on since we wrote it: someone edited it in the target."""
-    if not record.target_id or not record.target_change_key:
-        return False
-    now = index.change_keys.get(record.target_id)
-    return now is not None and now != record.target_change_key

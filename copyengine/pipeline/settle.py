@@ -78,13 +78,15 @@ class Settler:
     ) -> AsyncIterator[list[Exportable]]:
         lim = self.limits
         for job, entries in again:
+            # an update stays an update (onto the same copy): never a second copy
+            upd = {e.item.id: e.update for e in entries}
             # an item an export answer left out twice goes alone from now on
             alone = [e.item for e in entries if self.stages.missing.get(e.item.id, 0) >= 2]
             rest = [e.item for e in entries if self.stages.missing.get(e.item.id, 0) < 2]
             for i in alone:
-                yield [Exportable(i, job)]
+                yield [Exportable(i, job, update=upd.get(i.id))]
             for b in batches(rest, lim.batch_items, lim.batch_bytes):
-                yield [Exportable(i, job) for i in b]
+                yield [Exportable(i, job, update=upd.get(i.id)) for i in b]
 
     async def _look_up(self, todo: list[Exportable]) -> list[tuple[FolderJob, list[Exportable]]]:
         """Record the items of ``todo`` found in their target folder by search key (target
@@ -119,9 +121,12 @@ class Settler:
                 continue
             copy: list[Exportable] = []
             for e in entries:
+                if e.update is not None:
+                    copy.append(e)  # an update is safe to send again; finding its copy says
+                    continue  # nothing of whether it landed
                 found = index.claim(e.item.search_key)
                 if found is not None:
-                    self.ledger.found_in_target(job, e.item, found)
+                    self.ledger.found_in_target(job, e.item, found, index.change_keys.get(found))
                 else:
                     copy.append(e)
             if copy:

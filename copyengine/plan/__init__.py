@@ -3,17 +3,17 @@
 from .changes import (
     Change,
     Fate,
-    FolderChanges,
     classify_row,
     fingerprint,
-    reconcile_folders,
     removal_fate,
 )
+from .folder_round import Create, FolderRound, Placed, Rename, TNode, plan_folder_round
 from .folders import FolderPlan, Placement, TargetRef, folder_class, place, plan_folders, root_names
 from .items import (
     Decision,
     Skip,
     TargetIndex,
+    Verdict,
     batches,
     collapse_delta,
     decide,
@@ -24,14 +24,19 @@ from .items import (
 
 __all__ = [
     "Change",
+    "Create",
     "Decision",
     "Fate",
-    "FolderChanges",
     "FolderPlan",
+    "FolderRound",
+    "Placed",
     "Placement",
+    "Rename",
     "Skip",
+    "TNode",
     "TargetIndex",
     "TargetRef",
+    "Verdict",
     "batches",
     "classify_row",
     "collapse_delta",
@@ -41,8 +46,8 @@ __all__ = [
     "fingerprint",
     "folder_class",
     "place",
+    "plan_folder_round",
     "plan_folders",
-    "reconcile_folders",
     "removal_fate",
     "root_names",
     "surplus",

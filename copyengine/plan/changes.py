@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from enum import Enum
 
 from ..config import Pair
 from ..folderpath import split
 from ..graph.models import Item
-from ..state.records import SETTLED, FolderRecord, ItemRecord, Status
-from .folders import FolderPlan, TargetRef
+from ..state.records import SETTLED, ItemRecord, Status
+from .folders import TargetRef
 
 
 class Change(Enum):
@@ -44,30 +43,28 @@ def classify_row(item: Item, record: ItemRecord | None) -> Change:
 
 
 class Fate(Enum):
-    MOVED = "moved"  # the same search key arrived elsewhere in this pass: drop the old copy
+    MOVED = "moved"  # another live source item has its search key and a copy: drop the old one
     DELETE = "delete"  # deletions = "mirror": soft-delete the target's copy
     KEEP = "keep"  # deletions = "keep": the copy stays, recorded as deleted at the source
-    DEFER = "defer"  # its key has an unsettled copy in this pass: decide next pass
+    DEFER = "defer"  # its key's new copy is not settled yet: decide next pass
 
 
-def removal_fate(
-    record: ItemRecord,
-    arrived: Mapping[bytes, str],
-    unsettled: set[bytes],
-    deletions: str,
-) -> Fate:
+def removal_fate(record: ItemRecord, others: Iterable[ItemRecord], deletions: str) -> Fate:
     """What becomes of the target's copy of an item that left its source folder.
 
-    ``arrived``: search key -> source id of items copied, adopted or updated in this pass;
-    ``unsettled``: search keys of items whose import failed or is unknown in this pass (the
-    item may be on its way to another folder: never drop the only copy before that lands)."""
-    key = record.search_key
-    if key is not None:
-        other = arrived.get(key)
-        if other is not None and other != record.source_id:
-            return Fate.MOVED
-        if key in unsettled:
-            return Fate.DEFER
+    ``others``: the state's records of the other source items with the same search key that
+    are still at the source (not recorded as removed, not departing in this pass), whatever
+    pass recorded them. A departure is a move when one of them holds a settled copy (the old
+    copy goes, under either policy); while the new copy's import is unsettled the old one is
+    kept and the decision waits (never drop the only copy). Only a departure with no other
+    item of its key is a deletion. Decided from the state, not from this pass's memory, so a
+    move is seen whichever pass saw its two halves (a move made while a pass ran, a pass
+    killed between importing the new copy and removing the old one)."""
+    live = [o for o in others if o.source_id != record.source_id]
+    if any(o.status in SETTLED and o.target_id for o in live):
+        return Fate.MOVED
+    if live:
+        return Fate.DEFER
     return Fate.DELETE if deletions == "mirror" else Fate.KEEP
 
 
@@ -100,65 +97,3 @@ def parse_target_path(path: str) -> TargetRef:
     if path.startswith("<") and ">" in path:
         anchor, rest = path[1 : path.index(">")], path[path.index(">") + 1 :]
     return TargetRef(anchor, split(rest) if rest else ())
-
-
-@dataclass
-class FolderChanges:
-    """The selected source folders against the stored mapping of this pair's mailbox."""
-
-    same: list[tuple[FolderPlan, FolderRecord]] = field(default_factory=list)
-    renamed: list[tuple[FolderPlan, FolderRecord, str]] = field(default_factory=list)
-    moved: list[tuple[FolderPlan, FolderRecord]] = field(default_factory=list)
-    new: list[FolderPlan] = field(default_factory=list)
-    # mapped before, not selected now: deleted at the source (or moved out of the selection)
-    gone: list[FolderRecord] = field(default_factory=list)
-
-    def counts(self) -> dict[str, int]:
-        return {
-            "folders_created": len(self.new),
-            "folders_renamed": len(self.renamed),
-            "folders_moved": len(self.moved),
-            "folders_deleted": len(self.gone),
-        }
-
-
-def reconcile_folders(plans: Iterable[FolderPlan], stored: Iterable[FolderRecord]) -> FolderChanges:
-    """Compare where each selected source folder goes now with where it went last pass.
-
-    A folder whose target differs only in its last name (same anchor and parents, after the
-    renames of its parents are applied) was renamed: the target folder is renamed, its items
-    stay. Any other difference is a move. ``plans`` lists parents before children."""
-    by_id = {r.source_folder_id: r for r in stored}
-    out = FolderChanges()
-    renames: list[tuple[TargetRef, TargetRef]] = []  # (old, new) of renamed target folders
-    seen: set[str] = set()
-    for plan in plans:
-        rec = by_id.get(plan.source.folder.id)
-        if rec is None:
-            out.new.append(plan)
-            continue
-        seen.add(rec.source_folder_id)
-        old = _after_renames(parse_target_path(rec.target_path), renames)
-        new = plan.target
-        if old == new:
-            out.same.append((plan, rec))
-        elif (
-            old.anchor == new.anchor
-            and len(old.parts) == len(new.parts) > 0
-            and old.parts[:-1] == new.parts[:-1]
-            and old.parts[-1].casefold() != new.parts[-1].casefold()
-        ):
-            out.renamed.append((plan, rec, new.parts[-1]))
-            renames.append((old, new))
-        else:
-            out.moved.append((plan, rec))
-    out.gone = [r for r in by_id.values() if r.source_folder_id not in seen]
-    return out
-
-
-def _after_renames(ref: TargetRef, renames: list[tuple[TargetRef, TargetRef]]) -> TargetRef:
-    for old, new in renames:
-        n = len(old.parts)
-        if ref.anchor == old.anchor and ref.parts[:n] == old.parts:
-            ref = TargetRef(ref.anchor, new.parts + ref.parts[n:])
-    return ref

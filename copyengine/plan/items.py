@@ -11,7 +11,7 @@ from enum import Enum
 
 from ..config import ItemFilters
 from ..graph.models import Item, Removed
-from ..state.records import SETTLED, ItemRecord
+from ..state.records import SETTLED, ItemRecord, Status
 from ..timefmt import parse_graph_datetime
 
 
@@ -37,9 +37,17 @@ def filter_item(item: Item, f: ItemFilters) -> Skip | None:
 
 
 class Decision(Enum):
-    COPY = "copy"
-    ALREADY_DONE = "already done"  # state says it was copied
-    ADOPT = "adopt"  # found in the target by search key: record, do not copy
+    COPY = "copy"  # no copy of it in this target folder: import (create mode)
+    UPDATE = "update"  # a copy is here, of another version (or edited in the target): update it
+    ALREADY_DONE = "already done"  # the copy recorded is here, of this version
+    ADOPT = "adopt"  # found here by search key, of the version an earlier import sent: record it
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    decision: Decision
+    target_id: str | None = None  # the copy to update, or the one adopted
+    drift: str | None = None  # how the target changed under us, when it did
 
 
 @dataclass
@@ -100,24 +108,61 @@ def surplus(a: TargetIndex, b: TargetIndex) -> list[str]:
     return out
 
 
-def decide(
-    item: Item, record: ItemRecord | None, index: TargetIndex
-) -> tuple[Decision, str | None]:
-    """What to do with a source item, given its state record and the target folder's index.
+def decide(item: Item, record: ItemRecord | None, index: TargetIndex, folder_id: str) -> Verdict:
+    """What a folder listed in full asks of the target folder ``folder_id`` for one source
+    item, given its state record and the folder's index: presence **and** content.
 
-    A settled record whose target item still exists is done. Anything else (no record, an
-    intent left by a crash, an unknown outcome, a failure, or a record whose target copy is
-    gone) is settled against the target first: a target item with the same search key is
-    adopted; only an item absent from the target is copied."""
-    if record is not None and record.status in SETTLED:
+    The copy recorded for this folder is current only when the source's change key is the one
+    it was made from and the target's change key is the one our import left (anything else:
+    updated in place, the source wins; a change made in the target is reported as drift). A
+    copy found by search key that the state does not record as ours is adopted when an
+    earlier import of ours sent this very version to this folder (its outcome was never
+    recorded), or when the state has no record of the item at all (the state was lost, or the
+    copy was made by another tool: taken as it is, as the first pass finds it); a copy found
+    against any other record is of an unknown version and is updated in place. An item
+    with no copy here is copied (a record pointing to another folder is a copy being re-homed,
+    its old one swept after)."""
+    ours = (
+        record is not None
+        and record.status in SETTLED
+        and record.target_id is not None
+        and record.target_folder_id == folder_id
+    )
+    if ours:
+        assert record is not None
         got = index.claim(item.search_key, prefer=record.target_id)
-        if got is not None or item.search_key is None:
-            return Decision.ALREADY_DONE, record.target_id
-        return Decision.COPY, None  # the copy was deleted from the target: copy again
+        if got is None:
+            if item.search_key is None:
+                return Verdict(Decision.ALREADY_DONE, record.target_id)  # cannot be looked for
+            return Verdict(Decision.COPY, drift="deleted in the target since it was copied")
+        if got != record.target_id:
+            return Verdict(Decision.UPDATE, got)  # another copy than ours: its version unknown
+        if record.change_key != item.change_key:
+            return Verdict(Decision.UPDATE, got)  # changed at the source since it was copied
+        now = index.change_keys.get(got)
+        if record.target_change_key is None:
+            return Verdict(Decision.UPDATE, got)  # the version it holds was never recorded
+        if now is not None and now != record.target_change_key:
+            return Verdict(
+                Decision.UPDATE,
+                got,
+                "edited in the target since it was copied: restored from the source",
+            )
+        return Verdict(Decision.ALREADY_DONE, got)
     got = index.claim(item.search_key)
-    if got is not None:
-        return Decision.ADOPT, got
-    return Decision.COPY, None
+    if got is None:
+        return Verdict(Decision.COPY)
+    if record is None:
+        return Verdict(Decision.ADOPT, got)  # a copy made without our state: taken as it is
+    if (
+        record.status not in SETTLED
+        and record.status is not Status.REMOVED
+        and record.target_folder_id == folder_id
+        and record.change_key == item.change_key
+        and got != record.target_id
+    ):
+        return Verdict(Decision.ADOPT, got)  # an earlier create of this version did land
+    return Verdict(Decision.UPDATE, got)
 
 
 def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[list[Item]]:

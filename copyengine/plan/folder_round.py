@@ -1,0 +1,279 @@
+"""The folder round of a pass, decided before anything is written: the three trees.
+
+Inputs are the source's selected folders (placed by the job's rules), the **synced tree**
+(what the state recorded: source folder id -> target folder id) and the **target tree as it
+is**. The output is an ordered list of renames and creations that cannot collide, and, per
+selected source folder, the target folder its items go to. Folders are matched by identity,
+never by name: the copy of a source folder is the target folder recorded for its id; a name
+seen in the target is never taken for another folder's copy.
+
+The rules, in the order a folder is met (parents before children):
+
+- its recorded copy still exists under the parent it should have: kept (``same``), or renamed
+  when the name differs at all (a case-only rename included);
+- its recorded copy exists elsewhere (the source folder moved, or a rename rule now sends it
+  elsewhere): a folder is made at the new place (``moved``); its items are re-homed there and
+  the old copy is swept once they are (Graph cannot move a folder);
+- no record, or its copy was deleted in the target: a folder is made (``new``/``remade``).
+
+A name needed at a place is freed first when the folder holding it is still to be renamed or
+moved away (a swap, a chain, a rename onto the name of a folder deleted at the source, the
+old place of a moved folder): that folder is renamed out of the way (a temporary name; a
+kept deleted folder gets a lasting one), and gets its own final name when its turn comes. A
+target folder that is nobody's copy (made by someone else, or by a pass cut short before it
+recorded it) is adopted where a folder is needed; its items are then matched by search key.
+
+A crash between any two actions leaves a state from which this same function derives the
+rest: a mapping is recorded only once its action is confirmed (a moved folder's only once
+its old copy is swept)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..state.records import FolderRecord
+from .folders import FolderPlan
+
+KEPT_SUFFIX = " (removed at source)"  # a kept folder deleted at the source, moved aside
+TEMP_SUFFIX = " ~copyengine"  # a folder moved aside for one pass, renamed or deleted after
+
+
+@dataclass(frozen=True, slots=True)
+class TNode:
+    """A target folder as the planner sees it (``parent`` None: under the root)."""
+
+    id: str
+    name: str
+    parent: str | None
+    well_known: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rename:
+    folder: str  # a target folder id
+    name: str
+    aside: bool = False  # moved out of the way of another folder's name
+
+
+@dataclass(frozen=True, slots=True)
+class Create:
+    ref: str  # placeholder ("new:N"), replaced by the created folder's id
+    parent: str | None  # a target folder id, a placeholder, or None for the root
+    name: str
+    type: str
+
+
+Action = Rename | Create
+
+
+@dataclass
+class Placed:
+    """One selected source folder: where its items go this pass."""
+
+    plan: FolderPlan
+    target: str  # a target folder id, or a Create's placeholder
+    kind: str  # same | renamed | moved | new | remade | adopted
+    record: FolderRecord | None = None
+    old: str | None = None  # moved: the old copy, swept once the items are re-homed
+
+    @property
+    def created(self) -> bool:
+        return self.target.startswith("new:")
+
+
+@dataclass
+class FolderRound:
+    actions: list[Action] = field(default_factory=list)
+    placed: list[Placed] = field(default_factory=list)
+    # mapped before, not selected now (deleted at the source or moved out of the selection)
+    gone: list[FolderRecord] = field(default_factory=list)
+    # old target folders to dispose of at the end (sweeps and gone folders), deepest first
+    disposal: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        kinds = [p.kind for p in self.placed]
+        return {
+            "created": kinds.count("new") + kinds.count("remade"),
+            "renamed": kinds.count("renamed"),
+            "moved": kinds.count("moved"),
+            "deleted": len(self.gone),
+        }
+
+
+class _Model:
+    """The target tree, changed as actions are planned."""
+
+    def __init__(self, nodes: Iterable[TNode]) -> None:
+        self.nodes: dict[str, TNode] = {}
+        self.kids: dict[str | None, dict[str, str]] = defaultdict(dict)
+        for n in nodes:
+            self.nodes[n.id] = n
+        for n in self.nodes.values():
+            self.kids[n.parent][n.name.casefold()] = n.id
+        self._new = 0
+
+    def child(self, parent: str | None, name: str) -> str | None:
+        return self.kids.get(parent, {}).get(name.casefold())
+
+    def rename(self, fid: str, name: str) -> None:
+        n = self.nodes[fid]
+        sibs = self.kids[n.parent]
+        if sibs.get(n.name.casefold()) == fid:
+            del sibs[n.name.casefold()]
+        sibs[name.casefold()] = fid
+        self.nodes[fid] = TNode(fid, name, n.parent, n.well_known)
+
+    def create(self, parent: str | None, name: str) -> str:
+        self._new += 1
+        ref = f"new:{self._new}"
+        self.nodes[ref] = TNode(ref, name, parent)
+        self.kids[parent][name.casefold()] = ref
+        return ref
+
+    def free_name(self, parent: str | None, base: str) -> str:
+        for k in range(1, 10_000):
+            name = base if k == 1 else f"{base} {k}"
+            if self.child(parent, name) is None:
+                return name
+        raise ValueError(f"no free name like {base!r}")  # pragma: no cover
+
+    def depth(self, fid: str) -> int:
+        d, cur = 0, self.nodes.get(fid)
+        for _ in range(10_000):
+            if cur is None or cur.parent is None:
+                return d
+            d += 1
+            cur = self.nodes.get(cur.parent)
+        return d  # pragma: no cover
+
+
+def plan_folder_round(
+    plans: list[FolderPlan],
+    stored: Iterable[FolderRecord],
+    target: Iterable[TNode],
+    anchors: Mapping[str, str],
+    keep_deleted: bool,
+) -> FolderRound:
+    """Decide this pass's folder changes. ``plans`` lists parents before children;
+    ``anchors`` maps well-known names to target folder ids; ``keep_deleted``: a folder gone
+    from the source keeps its copy (``deletions = "keep"``), so one moved aside gets a
+    lasting name rather than a temporary one."""
+    model = _Model(target)
+    by_source = {r.source_folder_id: r for r in stored}
+    selected = {p.source.folder.id for p in plans}
+    owners: dict[str, list[FolderRecord]] = defaultdict(list)  # target id -> records
+    for r in by_source.values():
+        if r.target_folder_id in model.nodes:
+            owners[r.target_folder_id].append(r)
+    out = FolderRound()
+    chosen: dict[str, str] = {}  # source folder id -> target (id or placeholder)
+    claimed: set[str] = set()  # targets chosen by a placed folder
+    refs = {p.source.folder.id: p.target for p in plans}
+
+    def still_to_place(fid: str) -> bool:
+        """Held by the copy of a folder that will take another name or place, or by none
+        that stays: it may be moved aside."""
+        if fid in claimed:
+            return False
+        return bool(owners.get(fid))
+
+    def aside(fid: str) -> None:
+        node = model.nodes[fid]
+        recs = owners.get(fid, [])
+        lasting = keep_deleted and all(r.source_folder_id not in selected for r in recs)
+        base = node.name + (KEPT_SUFFIX if lasting else TEMP_SUFFIX)
+        name = model.free_name(node.parent, base)
+        out.actions.append(Rename(fid, name, aside=True))
+        model.rename(fid, name)
+
+    def slot(parent: str | None, name: str, ftype: str) -> tuple[str, bool]:
+        """The folder to use for ``name`` under ``parent``: (id or placeholder, made now)."""
+        there = model.child(parent, name)
+        if there is not None and still_to_place(there):
+            aside(there)
+            there = None
+        if there is None:
+            ref = model.create(parent, name)
+            out.actions.append(Create(ref, parent, name, ftype))
+            return ref, True
+        if model.nodes[there].name != name and there not in claimed:
+            out.actions.append(Rename(there, name))
+            model.rename(there, name)
+        return there, False
+
+    def parent_of(plan: FolderPlan) -> tuple[str | None, str] | None:
+        """(the target parent, the folder's own name); None when the folder is the anchor."""
+        ref = plan.target
+        parts = ref.parts
+        base: str | None = None
+        if ref.anchor:
+            a = anchors.get(ref.anchor)
+            if a is None:
+                parts = (plan.source.names[0], *parts)
+            else:
+                base = a
+        if not parts:
+            return None
+        if len(parts) == 1:
+            return base, parts[0]
+        up = plan.source.folder.parent_id
+        if up is not None and up in chosen and refs.get(up) is not None:
+            pref = refs[up]
+            if pref.anchor == ref.anchor and pref.parts == ref.parts[:-1] and pref.parts:
+                return chosen[up], parts[-1]
+        cur = base
+        for name in parts[:-1]:
+            cur, _ = slot(cur, name, "IPF.Note")
+        return cur, parts[-1]
+
+    for plan in plans:
+        sid = plan.source.folder.id
+        rec = by_source.get(sid)
+        where = parent_of(plan)
+        if where is None:  # a well-known folder mapped onto the target's own
+            fid = anchors[plan.target.anchor]  # type: ignore[index]
+            chosen[sid] = fid
+            claimed.add(fid)
+            out.placed.append(Placed(plan, fid, "same", rec))
+            continue
+        parent, name = where
+        cur = rec.target_folder_id if rec is not None else None
+        if cur is not None and cur not in model.nodes:
+            cur = None  # deleted in the target
+        if cur is not None and cur not in claimed and model.nodes[cur].parent == parent:
+            node = model.nodes[cur]
+            kind = "same"
+            if node.name != name:
+                there = model.child(parent, name)
+                if there is not None and there != cur:
+                    if still_to_place(there):
+                        aside(there)
+                    else:  # nobody's copy, or another selected folder's: items go there
+                        chosen[sid] = there
+                        claimed.add(there)
+                        out.placed.append(Placed(plan, there, "moved", rec, old=cur))
+                        continue
+                out.actions.append(Rename(cur, name))
+                model.rename(cur, name)
+                kind = "renamed"
+            chosen[sid] = cur
+            claimed.add(cur)
+            out.placed.append(Placed(plan, cur, kind, rec))
+            continue
+        fid, made = slot(parent, name, plan.type)
+        chosen[sid] = fid
+        claimed.add(fid)
+        if cur is not None:
+            out.placed.append(Placed(plan, fid, "moved", rec, old=cur))
+        elif rec is not None:
+            out.placed.append(Placed(plan, fid, "remade", rec))
+        else:
+            out.placed.append(Placed(plan, fid, "new" if made else "adopted", rec))
+    out.gone = [r for r in by_source.values() if r.source_folder_id not in selected]
+    old = {p.old for p in out.placed if p.old is not None}
+    old.update(r.target_folder_id for r in out.gone if r.target_folder_id in model.nodes)
+    old -= claimed
+    out.disposal = sorted(old, key=model.depth, reverse=True)
+    return out

@@ -1,0 +1,255 @@
+"""Issue 22, cases 1-7: passes that converge under the histories an outside trial found
+wrong. Each test builds its case through the emulator's change API (owner-side, and on the
+target for drift), runs the passes the operator would, and judges by the emulator's
+snapshots of source and target (``assert_same``: folder paths and types, and per item its
+folder, search key, content digest, type and size)."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.config import load_job
+from copyengine.emulator.changes import apply
+from copyengine.exitcodes import ExitCode
+from copyengine.pipeline import enumerate as enumerate_mod
+from copyengine.wiring import run_job
+from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, q, running
+from tests.jobs import write_job
+from tests.test_incremental import ADELE, MIRROR, T_ADELE, _ops, assert_same
+
+pytestmark = pytest.mark.anyio
+KEEP = '[sync]\ndeletions = "keep"\n'
+
+
+async def _folder(emu: Any, upn: str, parent: str, name: str, items: int = 0) -> str:
+    (made,) = await _ops(emu, upn, [{"op": "createFolder", "parent": parent, "name": name}])
+    if items:
+        await _ops(emu, upn, [{"op": "add", "folder": made["id"], "count": items}])
+    return str(made["id"])
+
+
+def _paths(emu: Any, upn: str) -> set[str]:
+    return {f["path"] for f in emu.state.require_mailbox(upn).snapshot()["folders"]}
+
+
+def _keys(emu: Any, upn: str) -> Counter[str]:
+    return Counter(r["searchKey"] for r in emu.state.require_mailbox(upn).snapshot()["items"])
+
+
+def _job(emu: Any, tmp: Path, extra: str) -> Any:
+    return load_job(write_job(tmp, emu.ep, [(ADELE, T_ADELE)], extra=extra))
+
+
+async def _ok(cfg: Any, **kw: Any) -> Any:
+    stats = await run_job(cfg, **kw)
+    notes = [n for p in stats.pairs.values() for n in p.notes]
+    assert stats.exit_code() == ExitCode.OK, (stats.fatal, notes)
+    return stats
+
+
+# -- 1. a rename onto the name a deleted folder frees -------------------------------------------
+async def test_case1_rename_onto_the_name_of_a_deleted_folder_loses_nothing(
+    emu: Any, tmp_path: Path
+) -> None:
+    box = emu.state.require_mailbox(ADELE)
+    receipts, projects = (box.folder_by_path(p).id for p in ("/Inbox/Receipts", "/Inbox/Projects"))
+    await _ops(emu, ADELE, [{"op": "add", "folder": f, "count": 4} for f in (receipts, projects)])
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    assert_same(emu.state, ADELE, T_ADELE)
+    await _ops(
+        emu,
+        ADELE,
+        [
+            {"op": "deleteFolder", "id": receipts},
+            {"op": "renameFolder", "id": projects, "name": "Receipts"},
+        ],
+    )
+    stats = await _ok(cfg)
+    assert_same(emu.state, ADELE, T_ADELE)  # Projects' items and subfolders, now Receipts
+    assert "/Inbox/Projects" not in _paths(emu, T_ADELE)
+    assert "/Inbox/Receipts/2024" in _paths(emu, T_ADELE)
+    assert stats.changes()["folders_renamed"] == 1
+    again = await _ok(cfg)
+    assert_same(emu.state, ADELE, T_ADELE)
+    assert again.changes().get("created", 0) == 0
+
+
+# -- 2. edits behind an expired link ------------------------------------------------------------
+async def test_case2_edits_behind_an_expired_link_are_carried(emu: Any, tmp_path: Path) -> None:
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    inbox = [i.id for i in emu.state.require_mailbox(ADELE).well_known["inbox"].live_items()]
+    await _ops(emu, ADELE, [{"op": "modify", "id": i} for i in inbox[:4]])
+    mbx = emu.state.require_mailbox(ADELE).id
+    assert (await emu.src.control("POST", "/delta/expire", {"mailboxId": mbx})).status == 200
+    stats = await _ok(cfg)
+    modes = {f.mode for p in stats.pairs.values() for f in p.folders.values()}
+    assert "expired" in modes and "delta" not in modes
+    assert stats.changes()["updated"] == 4
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+# -- 3. --full carries content both ways --------------------------------------------------------
+async def test_case3_full_carries_source_edits_and_restores_copies_edited_in_the_target(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    box = emu.state.require_mailbox(ADELE)
+    inbox = [i.id for i in box.well_known["inbox"].live_items()]
+    await _ops(emu, ADELE, [{"op": "modify", "id": i} for i in inbox[:3]])
+    target = emu.state.require_mailbox(T_ADELE)
+    copies = {i.content.search_key: i.id for i in target.items.values() if not i.deleted}
+    edited = [copies[box.items[i].content.search_key] for i in inbox[5:7]]
+    await _ops(emu, T_ADELE, [{"op": "modify", "id": i} for i in edited])
+    stats = await _ok(cfg, full=True)
+    assert stats.changes()["updated"] == 5  # 3 edited at the source, 2 restored
+    drift = [d for p in stats.pairs.values() for f in p.folders.values() for d in f.drift]
+    assert len(drift) == 2 and all("edited in the target" in d["reason"] for d in drift)
+    assert_same(emu.state, ADELE, T_ADELE)
+    assert {i for i in edited} <= {i.id for i in target.items.values() if not i.deleted}
+
+
+# -- 4. kill -9 in the middle of a move, under keep ---------------------------------------------
+def _job_process(job: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def test_case4_moves_killed_midway_under_keep_leave_one_copy(tmp_path: Path) -> None:
+    cfg = base_config(profile="exchange", seed=7)
+    cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 200
+    async with running(cfg) as (server, ep, session):
+        state = server.emulator
+        job = write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=KEEP)
+        assert (await run_job(load_job(job))).exit_code() == ExitCode.OK
+        box = state.require_mailbox(ADELE)
+        inbox = list(box.well_known["inbox"].live_items())[:60]
+        api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
+        ops = [{"op": "move", "id": i.id, "to": "archive"} for i in inbox]
+        r = await api.control("POST", f"/mailboxes/{q(box.id)}/changes", {"ops": ops})
+        assert r.status == 200, r.body
+        target = state.require_mailbox(T_ADELE)
+        before = target.seq
+        proc = _job_process(job)
+        for _ in range(1500):  # until about half the moves are imported (30 s at most)
+            if target.seq >= before + 30 or proc.poll() is not None:
+                break
+            await anyio.sleep(0.01)
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        assert killed, "the pass ended before it could be killed"
+        stats = await run_job(load_job(job))
+        assert stats.exit_code() == ExitCode.OK
+        assert max(_keys_of(state, T_ADELE).values()) == 1  # no item in both folders
+        assert_same(state, ADELE, T_ADELE)
+
+
+def _keys_of(state: Any, upn: str) -> Counter[str]:
+    return Counter(r["searchKey"] for r in state.require_mailbox(upn).snapshot()["items"])
+
+
+# -- 5. a move made while a pass runs, under keep -----------------------------------------------
+async def test_case5_a_move_made_while_a_pass_runs_is_not_kept_as_a_deletion(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a = await _folder(emu, ADELE, "inbox", "A", items=4)
+    b = await _folder(emu, ADELE, "inbox", "B", items=1)
+    cfg = _job(emu, tmp_path, KEEP)
+    await _ok(cfg)
+    box = emu.state.require_mailbox(ADELE)
+    moving = next(iter(box.find_folder(a).live_items())).id
+    await _ops(emu, ADELE, [{"op": "add", "folder": a, "count": 1}])  # A's round has a row
+    real = enumerate_mod.DeltaListing.items
+    done: list[str] = []
+
+    async def items(self: Any, job: Any) -> Any:
+        if job.source_id == b and not done:  # A was read already: its departure comes later
+            done.append(apply(box, {"op": "move", "id": moving, "to": b}, random.Random(1))["id"])
+        async for page in real(self, job):
+            yield page
+
+    monkeypatch.setattr(enumerate_mod.DeltaListing, "items", items)
+    order = [f.id for f in box.walk()]
+    assert order.index(a) < order.index(b)
+    await _ok(cfg)
+    assert done, "the move was not made during the pass"
+    monkeypatch.setattr(enumerate_mod.DeltaListing, "items", real)
+    stats = await _ok(cfg)  # sees the departure from A
+    assert max(_keys(emu, T_ADELE).values()) == 1
+    assert_same(emu.state, ADELE, T_ADELE)
+    assert sum(f.kept for p in stats.pairs.values() for f in p.folders.values()) == 0
+
+
+# -- 6. a folder moved while one of its subfolders is deleted -----------------------------------
+async def test_case6_moved_folder_with_a_deleted_subfolder_leaves_no_folder_behind(
+    emu: Any, tmp_path: Path
+) -> None:
+    f = await _folder(emu, ADELE, "inbox", "Moving", items=3)
+    g = await _folder(emu, ADELE, f, "Doomed", items=2)
+    await _folder(emu, ADELE, f, "Stays", items=2)
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    await _ops(
+        emu,
+        ADELE,
+        [{"op": "moveFolder", "id": f, "to": "archive"}, {"op": "deleteFolder", "id": g}],
+    )
+    await _ok(cfg)
+    assert_same(emu.state, ADELE, T_ADELE)
+    assert not any(p.startswith("/Inbox/Moving") for p in _paths(emu, T_ADELE))
+
+
+# -- 7. a case-only rename ----------------------------------------------------------------------
+async def test_case7_case_only_rename_is_carried(emu: Any, tmp_path: Path) -> None:
+    p = await _folder(emu, ADELE, "inbox", "Plans", items=3)
+    await _folder(emu, ADELE, p, "Sub", items=1)
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    await _ops(emu, ADELE, [{"op": "renameFolder", "id": p, "name": "PLANS"}])
+    stats = await _ok(cfg)
+    assert "/Inbox/PLANS" in _paths(emu, T_ADELE)
+    assert "/Inbox/Plans" not in _paths(emu, T_ADELE)
+    ch = stats.changes()
+    assert (ch["folders_renamed"], ch.get("folders_created", 0)) == (1, 0)
+    assert_same(emu.state, ADELE, T_ADELE)
+    full = await _ok(cfg, full=True)
+    assert full.changes().get("folders_created", 0) == 0
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+# -- swaps and chains (the ordering the planner must find) --------------------------------------
+async def test_swapped_and_chained_folder_names_converge(emu: Any, tmp_path: Path) -> None:
+    a = await _folder(emu, ADELE, "inbox", "Alpha", items=2)
+    b = await _folder(emu, ADELE, "inbox", "Beta", items=3)
+    c = await _folder(emu, ADELE, "inbox", "Gamma", items=1)
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    await _ops(
+        emu,
+        ADELE,
+        [
+            {"op": "renameFolder", "id": a, "name": "tmp"},
+            {"op": "renameFolder", "id": b, "name": "Alpha"},
+            {"op": "renameFolder", "id": a, "name": "Beta"},
+            {"op": "renameFolder", "id": c, "name": "Delta"},
+        ],
+    )
+    stats = await _ok(cfg)
+    assert_same(emu.state, ADELE, T_ADELE)
+    assert stats.changes()["folders_renamed"] == 3
+    assert stats.changes().get("created", 0) == 0  # no item copied again
