@@ -213,6 +213,19 @@ async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url
         (tmp_path / "retry.json").write_text(json.dumps({"kill_to_retry_s": to_retry}))
         print(f"kill -9 to retry: {to_retry:.1f} s")
         assert_exact(server.emulator, _pairs(n))
+        # the counters include what the killed segment copied (issue 22, defect 9): they come
+        # from the item records, not from what each segment said when it ended
+        created = sum(
+            len(server.emulator.require_mailbox(t).snapshot()["items"]) for _, t in _pairs(n)
+        )
+        from copyengine.cluster.report import build_report
+
+        report = await build_report(cfg)
+        (ps,) = report["passes"]
+        groups = await read_groups(cfg)
+        counters = (ps["changes"]["created"], sum(g["copied"] for g in groups))
+        print(f"created in the targets {created}; pass, groups: {counters}")
+        assert counters == (created, created), (ps, groups)
 
 
 async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, pg_url: str) -> None:
