@@ -650,7 +650,14 @@ async def _history(
         t = time.monotonic()
         stats = await run_job(cfg, **kw)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
-        return check(rnd, kind, int(stats.exit_code()), time.monotonic() - t, checked, so)
+        code = int(stats.exit_code())
+        note = ""
+        if code:  # why, in a few words: the fatal error, or the pairs' notes
+            d = stats.as_dict()
+            why = [d.get("fatal")] + [p.get("error") for p in d.get("pairs", [])]
+            why += [n for p in d.get("pairs", []) for n in p.get("notes", [])]
+            note = "; ".join(str(w) for w in why if w)[:300]
+        return check(rnd, kind, code, time.monotonic() - t, checked, so, note)
 
     await a_pass(0, "first")
     rounds = rng.randint(*opts.rounds)
