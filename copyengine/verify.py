@@ -295,11 +295,14 @@ def judge(
             if deletions == "keep" and (known or (tf.id not in mapped and not tf.allowed)):
                 v.kept.append(row)
                 kept_in[tf.id] += 1
+    kept_paths = [tf.path for tf in target if kept_in[tf.id]]
     for tf in target:
         if tf.id in mapped or tf.allowed:
             continue
-        if deletions == "keep" and kept_in[tf.id]:
-            continue  # holds copies kept of items deleted at the source
+        if deletions == "keep" and (
+            kept_in[tf.id] or any(p.startswith(tf.path + "/") for p in kept_paths)
+        ):
+            continue  # holds copies kept of items deleted at the source, or their folders
         v.leftover_folders.append({"id": tf.id, "path": tf.path, "items": len(tf.items)})
     return v
 

@@ -31,6 +31,8 @@ from ..plan import (
     plan_folder_round,
     plan_folders,
     removal_fate,
+    retired_id,
+    retired_source,
 )
 from ..plan.changes import parse_target_path
 from ..report import PairStats
@@ -81,12 +83,16 @@ class MailboxPass:
         self.folder_link: str | None = None
         # this pass's folder round, when the tree was walked (None: the mapping was reused)
         self.round: FolderRound | None = None
+        # old target folders left in place for what they hold, checked again every pass
+        self.retired: list[FolderRecord] = []
         self.incremental = False
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
         sync = await self.store.sync_state(self.key, self.scope) if self.mode.delta else None
-        stored = [r for r in await self.store.folders(self.key) if r.scope == self.scope]
+        every = [r for r in await self.store.folders(self.key) if r.scope == self.scope]
+        stored = [r for r in every if retired_source(r.source_folder_id) is None]
+        self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
         self.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
         self.ledger.track_arrivals = bool(stored)
         if sync is not None and sync.fingerprint != self.fingerprint:
@@ -104,7 +110,7 @@ class MailboxPass:
             self.folder_link, rows = await self._folder_round(link)
         if self.incremental and rows == 0 and stored:
             return [self._cached(r) for r in stored]
-        return await self._walk(stored)
+        return await self._walk(every)
 
     async def _folder_round(self, link: str | None) -> tuple[str | None, int]:
         """Read the folder delta round; (its closing link, rows in it). A refused link
@@ -151,7 +157,7 @@ class MailboxPass:
             await target.resolve_anchor(anchor)
         rnd = plan_folder_round(
             plans, stored, target.nodes(), target.anchors, self.mode.deletions != "mirror"
-        )
+        )  # retired records are in ``stored``: never selected, they are gone folders
         self.round = rnd
         made: dict[str, Folder] = {}
 
@@ -206,7 +212,7 @@ class MailboxPass:
                         f"target folder {rec.target_path if rec else plan.target.path} was "
                         "deleted in the target: made again"
                     )
-                elif stored:
+                elif any(retired_source(r.source_folder_id) is None for r in stored):
                     fc["created"] += 1
             if job.sweep_from is None:
                 await self._mapped(job)  # a moved folder: once its old copy is swept
@@ -232,7 +238,7 @@ class MailboxPass:
         first, then store the links of the rounds whose changes are all settled."""
         await self.store.flush()  # the outcomes of this pass, read back below
         rnd = self.round
-        gone = rnd.gone if rnd is not None else []
+        gone = rnd.gone if rnd is not None else self.retired
         forget: list[str] = []
         clean = True
         departing: list[tuple[FolderJob, ItemRecord]] = [
@@ -242,6 +248,9 @@ class MailboxPass:
         for rec in gone:
             job = self._cached(rec)
             job.stats.mode = "gone"
+            if retired_source(rec.source_folder_id) is not None:
+                gone_jobs[rec.target_folder_id] = (job, rec, [])  # its copies are kept ones
+                continue
             records = await self.store.items_in_folder(self.key, rec.source_folder_id)
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id] = (job, rec, mine)
@@ -259,9 +268,14 @@ class MailboxPass:
                     continue
                 others = by_key.get(r.search_key, []) if r.search_key else []
                 await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
-            await self._drop_kept_moves(jobs, by_key, forget)
+            await self._drop_kept_moves(jobs, gone, by_key, forget)
         olds = {j.sweep_from: j for j in jobs if j.sweep_from is not None}
-        for fid in rnd.disposal if rnd is not None else []:
+        if rnd is not None:
+            disposal = rnd.disposal
+        else:  # only retired folders: the deepest first
+            deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
+            disposal = [r.target_folder_id for r in deep]
+        for fid in disposal:
             if fid in olds:
                 if not await self._sweep(olds[fid]):
                     clean = False
@@ -378,13 +392,21 @@ class MailboxPass:
         return True
 
     async def _drop_kept_moves(
-        self, jobs: list[FolderJob], by_key: dict[bytes, list[ItemRecord]], forget: list[str]
+        self,
+        jobs: list[FolderJob],
+        gone: list[FolderRecord],
+        by_key: dict[bytes, list[ItemRecord]],
+        forget: list[str],
     ) -> None:
         """A copy kept as deleted at the source (``keep``) whose search key is back at the
         source with a settled copy of its own was a move seen in two halves: the kept copy
         goes (one copy per item, whatever the order the passes saw the move in)."""
-        for job in jobs:
-            records = await self.store.items_in_folder(self.key, job.source_id)
+        folders = {j.source_id: j for j in jobs}
+        for rec in gone:
+            orig = retired_source(rec.source_folder_id) or rec.source_folder_id
+            folders.setdefault(orig, self._cached(rec))
+        for source_id, job in folders.items():
+            records = await self.store.items_in_folder(self.key, source_id)
             for r in records.values():
                 if r.status is not Status.REMOVED or not r.search_key or not r.target_id:
                     continue
@@ -419,11 +441,14 @@ class MailboxPass:
             folder = await self.dst.get_folder(self.dst_id, old)
             if left == 0 and folder.child_count == 0:
                 await self.dst.delete_folder(self.dst_id, old)
-            elif left:
-                self.stats.notes.append(
-                    f"the old target folder of {job.plan.source.path} keeps {left} items that "
-                    "are not copies of its source items; it was left in place"
-                )
+            else:
+                if left:
+                    self.stats.notes.append(
+                        f"the old target folder of {job.plan.source.path} keeps {left} items "
+                        "that are not copies of its current source items; it is left in place "
+                        "and removed by a later pass once empty"
+                    )
+                await self._retire(job.source_id, old, job.plan.source.path)
         except NotFound:
             pass  # the old folder is already gone
         except Fatal:
@@ -437,6 +462,16 @@ class MailboxPass:
         job.sweep_from = None
         return True
 
+    async def _retire(self, source_folder_id: str, target_folder_id: str, path: str) -> None:
+        await self.store.folder_mapped(
+            self.key,
+            retired_id(source_folder_id, target_folder_id),
+            path,
+            target_folder_id,
+            "",
+            self.scope,
+        )
+
     async def _gone(
         self, job: FolderJob, rec: FolderRecord, records: list[ItemRecord], forget: list[str]
     ) -> bool:
@@ -446,14 +481,20 @@ class MailboxPass:
         copies (or folders), and goes once empty."""
         if job.deferred:
             return False
-        self.stats.folder_changes["deleted"] += 1
-        mirror = self.mode.deletions == "mirror"
+        orig = retired_source(rec.source_folder_id)
+        if orig is None:
+            self.stats.folder_changes["deleted"] += 1
+        delete = self.mode.deletions == "mirror"
         try:
-            if not mirror:
+            if not delete:
                 folder = await self.dst.get_folder(self.dst_id, rec.target_folder_id)
-                mirror = folder.item_count == 0 and folder.child_count == 0
-            if mirror:
+                delete = folder.item_count == 0 and folder.child_count == 0
+            if delete:
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
+            elif orig is None:  # kept: checked again by later passes, deleted once empty
+                await self._retire(rec.source_folder_id, rec.target_folder_id, rec.source_path)
+            else:
+                return True  # still holds kept copies
         except NotFound:
             pass
         except Fatal:

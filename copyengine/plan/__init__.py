@@ -7,7 +7,16 @@ from .changes import (
     fingerprint,
     removal_fate,
 )
-from .folder_round import Create, FolderRound, Placed, Rename, TNode, plan_folder_round
+from .folder_round import (
+    Create,
+    FolderRound,
+    Placed,
+    Rename,
+    TNode,
+    plan_folder_round,
+    retired_id,
+    retired_source,
+)
 from .folders import FolderPlan, Placement, TargetRef, folder_class, place, plan_folders, root_names
 from .items import (
     Decision,
@@ -49,6 +58,8 @@ __all__ = [
     "plan_folder_round",
     "plan_folders",
     "removal_fate",
+    "retired_id",
+    "retired_source",
     "root_names",
     "surplus",
 ]

@@ -36,8 +36,23 @@ from dataclasses import dataclass, field
 from ..state.records import FolderRecord
 from .folders import FolderPlan
 
+RETIRED = "retired:"  # a record of an old target folder kept for its copies, not a source's
 KEPT_SUFFIX = " (removed at source)"  # a kept folder deleted at the source, moved aside
 TEMP_SUFFIX = " ~copyengine"  # a folder moved aside for one pass, renamed or deleted after
+
+
+def retired_id(source_folder_id: str, target_folder_id: str) -> str:
+    """The record id of an old target folder left in place (it holds copies kept under
+    ``keep``, or folders): checked by every later pass, deleted once empty, moved aside when
+    its name is needed, never taken for a source folder's copy."""
+    return f"{RETIRED}{source_folder_id}:{target_folder_id}"
+
+
+def retired_source(record_id: str) -> str | None:
+    """The source folder a retired record's copies came from (None: not a retired record)."""
+    if not record_id.startswith(RETIRED):
+        return None
+    return record_id[len(RETIRED) :].split(":", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
