@@ -160,12 +160,15 @@ def _source_items(emulator: Any, pairs: list[tuple[str, str]]) -> int:
     )
 
 
-def _worker(job: Path, tmp: Path, name: str, *extra: str) -> subprocess.Popen[bytes]:
+def _worker(
+    job: Path, tmp: Path, name: str, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     log = (tmp / f"{name}.log").open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "copyengine", "worker", str(job), "--concurrency", "2", *extra],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=env,
     )
 
 
@@ -232,6 +235,75 @@ async def test_a_store_restart_mid_pass_needs_no_manual_step(
         assert codes == [0, 0], (codes, _logs(tmp_path))
         text = _logs(tmp_path)
         assert "Traceback" not in text, text
+        assert_exact(server.emulator, _pairs(n))
+        got = await _check_counters(cfg, url, server.emulator, n)
+        print("counters:", got)
+
+
+async def test_a_store_gone_past_the_limit_ends_the_worker_with_a_clear_error(
+    tmp_path: Path, own_pg: OwnServer
+) -> None:
+    """Past ``COPYENGINE_STORE_OUTAGE_S`` the worker leaves: exit 5, one plain error line, no
+    traceback. Once the server is back, new workers finish the pass without a manual step
+    (the reaper queues the gone worker's groups again), exact, with true counters."""
+    n = 2
+    url = pg.new_database(own_pg.url)
+    async with running(_config(n, 40, big=2500)) as (server, ep, _):
+        job = _job(
+            tmp_path,
+            ep,
+            url,
+            n,
+            "heartbeat_s = 1\nstalled_after_s = 3\ndrain_timeout_s = 5",
+        )
+        cfg = load_job(job)
+        await submit(cfg)
+        env = {**os.environ, "COPYENGINE_STORE_OUTAGE_S": "4"}
+        gone = _worker(job, tmp_path, "w-gone", "--until-done", env=env)
+        target = server.emulator.require_mailbox("t00@fabrikam.example")
+        try:
+
+            async def busy() -> bool:
+                return len(target.items) > 300
+
+            await _until(busy, 40, "the worker copying", tmp_path)
+            stopped = own_pg.stop()
+
+            async def left() -> bool:
+                return gone.poll() is not None
+
+            await _until(left, 40, "the worker leaving", tmp_path)
+            took = time.monotonic() - stopped
+        finally:
+            await _stop([gone])
+        text = (tmp_path / "w-gone.log").read_text(errors="replace")
+        print(f"the worker left {took:.1f} s after the server stopped (limit 4 s)")
+        assert gone.returncode == 5, text[-3000:]
+        assert "Traceback" not in text, text[-5000:]
+        assert "unreachable for" in text and "error: " in text, text[-3000:]
+        own_pg.start()
+        workers = [_worker(job, tmp_path, f"w{i}", "--until-done") for i in range(2)]
+        try:
+
+            async def exited() -> bool:
+                return all(p.poll() is not None for p in workers)
+
+            await _until(exited, 60, "new workers finishing the pass", tmp_path)
+        finally:
+            await _stop(workers)
+        assert [p.returncode for p in workers] == [0, 0], _logs(tmp_path)
+        from tests.jobs import check_copy
+
+        for s, t in _pairs(n):
+            print(
+                s,
+                t,
+                check_copy(
+                    server.emulator.require_mailbox(s).snapshot(),
+                    server.emulator.require_mailbox(t).snapshot(),
+                    selected=selected_by_default,
+                ),
+            )
         assert_exact(server.emulator, _pairs(n))
         got = await _check_counters(cfg, url, server.emulator, n)
         print("counters:", got)

@@ -172,7 +172,7 @@ class PatientConnector(PsycopgConnector):
                 if first is None or now - last > 10.0:  # a new outage
                     first, attempt = now, 0
                 last = now
-                if now - first >= self.outage_s:
+                if now - first >= self.outage_s or Outage.gone is not None:
                     raise StoreUnavailable(
                         f"the job queue: unreachable for {now - first:.0f} s "
                         f"(the limit is {self.outage_s:.0f} s): {_explain(exc.__cause__)}"

@@ -112,6 +112,7 @@ class Outage:
 
     last: float = 0.0
     count: int = 0
+    gone: str | None = None  # once a statement gave up: every later one fails at once
 
     @classmethod
     def seen(cls) -> None:
@@ -162,10 +163,14 @@ async def patiently(
     ``outage_s`` from the first failure (bounded in time, and so in attempts); then
     ``StoreUnavailable``. ``timeout`` is what is left, for ``fn``'s own waits."""
     first: float | None = None
+    if Outage.gone is not None:
+        outage_s = 0.0  # this process gave the server up already: one attempt, no wait
     for attempt in range(10_000):
         left = outage_s if first is None else outage_s - (time.monotonic() - first)
         try:
-            return await fn(max(1.0, min(10.0, left)))
+            out = await fn(max(1.0, min(10.0, left)))
+            Outage.gone = None  # back
+            return out
         except Exception as exc:
             if not transient(exc):
                 raise
@@ -174,10 +179,13 @@ async def patiently(
             first = first if first is not None else now
             down = now - first
             if down >= outage_s:
-                raise StoreUnavailable(
+                if Outage.gone is not None:
+                    raise StoreUnavailable(Outage.gone) from None
+                Outage.gone = (
                     f"{what}: unreachable for {down:.0f} s (the limit is {outage_s:.0f} s): "
                     f"{_explain(exc)}"
-                ) from None
+                )
+                raise StoreUnavailable(Outage.gone) from None
             if on_retry is not None:
                 on_retry(exc, down)
             await anyio.sleep(min(backoff(attempt), max(0.05, outage_s - down)))
