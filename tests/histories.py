@@ -528,11 +528,15 @@ class Generator:
         kind = self.rng.choice(("edit", "delete", "delete", "folder"))
         tbox = self.tbox
         if kind == "folder":
-            users = [
-                f
-                for f in tbox.walk()
-                if f is not tbox.root and not f.hidden and not f.well_known and _sel(f.path())
-            ]
+            # the target's order is the engine's (concurrent imports): choose in a sorted one
+            users = sorted(
+                (
+                    f
+                    for f in tbox.walk()
+                    if f is not tbox.root and not f.hidden and not f.well_known and _sel(f.path())
+                ),
+                key=lambda f: f.path(),
+            )
             if users:
                 f = self.rng.choice(users)
                 self.apply(
@@ -541,7 +545,10 @@ class Generator:
                     tbox,
                 )
             return
-        copies = [i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())]
+        copies = sorted(
+            (i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())),
+            key=lambda i: (i.folder.path(), _key(i)),
+        )
         if not copies:
             return
         c = self.rng.choice(copies)

@@ -212,6 +212,35 @@ REPROS = [
             "is left (leftover_folders)"
         ),
     ),
+    # These two pass at 59bb88c's engine and failed on the working tree of 2026-12-04 14:04
+    # UTC (uncommitted engine changes): regressions to keep out.
+    pytest.param(
+        "mirror",
+        [
+            ("drift", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+            ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+            ("pass", "full"),
+            ("ops", [{"op": "add", "folder": "inbox"}]),
+            ("pass", "delta"),
+        ],
+        id="folder-deleted-in-both-then-delta",  # was: itemDelta 404 fails the pair, exit 5
+    ),
+    pytest.param(
+        "keep",
+        [
+            (
+                "ops",
+                [
+                    {"op": "moveFolder", "id": "@/Inbox/Projects", "to": "archive"},
+                    {"op": "deleteFolder", "id": "@/Archive/Projects/2024/Q3 — Ausschreibung"},
+                ],
+            ),
+            ("pass", "cutover"),
+        ],
+        # under keep the old /Inbox/Projects/2024/Q3 stays with its kept items, and so must
+        # its parents: the sign-off counted them as leftover folders (exit 1)
+        id="keep-parents-of-kept-folder-are-not-leftover",
+    ),
 ]
 
 
