@@ -17,12 +17,16 @@ from copyengine.plan import (
     FolderPlan,
     FolderRound,
     Rename,
+    RoundEnd,
+    Settled,
     TNode,
     classify_row,
     fingerprint,
+    links_to_store,
     plan_folder_round,
     plan_folders,
     removal_fate,
+    settle_verdict,
 )
 from copyengine.plan.changes import parse_target_path
 from copyengine.state import FolderRecord, ItemRecord, Status
@@ -284,3 +288,33 @@ def test_a_rename_rule_change_is_not_taken_for_a_rename() -> None:
     rules = FolderRules(rename=(RenameRule(re.compile("^/Inbox/Projects"), "/Work"),))
     _, placed, _ = _round(tree, stored, [T("tP", "Projects", "tI")], rules=rules)
     assert placed["P"][0] == "moved" and placed["P"][2] == "tP"
+
+
+@pytest.mark.parametrize(
+    ("end", "want"),
+    [
+        (RoundEnd("F", "L2", True, False, True), [("F", "L2")]),  # settled: the new link
+        (RoundEnd("F", "L2", True, False, False), []),  # unsettled: the old link stays
+        (RoundEnd("F", "L2", False, False, True), []),  # cut short: never a partial link
+        (RoundEnd("F", None, True, True, False), [("F", None)]),  # expired: cleared
+        (RoundEnd("F", "L2", True, True, True), [("F", "L2")]),  # expired, listed, settled
+        (RoundEnd("F", None, True, False, True), []),  # no link (delta off)
+    ],
+)
+def test_links_to_store(end: RoundEnd, want: list[tuple[str, str | None]]) -> None:
+    assert links_to_store([end]) == want
+
+
+@pytest.mark.parametrize(
+    ("update", "found", "last", "want"),
+    [
+        (False, "t1", False, Settled.FOUND),  # the create landed
+        (False, None, False, Settled.RESEND),
+        (False, None, True, Settled.FAILED),
+        (False, "t1", True, Settled.FOUND),
+        (True, "t1", False, Settled.RESEND),  # an update's copy was there before: resend
+        (True, None, True, Settled.FAILED),
+    ],
+)
+def test_settle_verdict(update: bool, found: str | None, last: bool, want: Settled) -> None:
+    assert settle_verdict(update, found, last) is want

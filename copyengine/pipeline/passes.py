@@ -27,7 +27,9 @@ from ..plan import (
     FolderPlan,
     FolderRound,
     Rename,
+    RoundEnd,
     fingerprint,
+    links_to_store,
     plan_folder_round,
     plan_folders,
     removal_fate,
@@ -285,16 +287,18 @@ class MailboxPass:
         await self.store.flush()
         if not self.mode.delta:
             return
-        links: list[tuple[str, str | None]] = []
-        for job in jobs:
-            st = job.stats
-            settled = not st.unknown and not st.not_attempted and not job.deferred
-            if job.next_link and job.complete and settled:
-                links.append((job.source_id, job.next_link))
-            elif job.expired:
-                links.append((job.source_id, None))
-        await self.store.set_delta_links(self.key, links)
-        if clean and not any(j.deferred for j in jobs):
+        rounds = [
+            RoundEnd(
+                job.source_id,
+                job.next_link,
+                job.complete,
+                job.expired,
+                not job.stats.unknown and not job.stats.not_attempted and not job.deferred,
+            )
+            for job in jobs
+        ]
+        await self.store.set_delta_links(self.key, links_to_store(rounds))
+        if clean:  # every folder change applied: else the next pass walks again
             await self.store.set_sync_state(
                 self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
             )

@@ -12,7 +12,7 @@ from typing import Any
 from ..config import Limits
 from ..errors import Fatal, ServiceError
 from ..graph import MailboxApi
-from ..plan import batches
+from ..plan import Settled, batches, settle_verdict
 from ..state import Status, Store
 from .ledger import Ledger
 from .mirror import target_index
@@ -121,11 +121,10 @@ class Settler:
                 continue
             copy: list[Exportable] = []
             for e in entries:
-                if e.update is not None:
-                    copy.append(e)  # an update is safe to send again; finding its copy says
-                    continue  # nothing of whether it landed
-                found = index.claim(e.item.search_key)
-                if found is not None:
+                update = e.update is not None
+                found = None if update else index.claim(e.item.search_key)
+                if settle_verdict(update, found, last_round=False) is Settled.FOUND:
+                    assert found is not None
                     self.ledger.found_in_target(job, e.item, found, index.change_keys.get(found))
                 else:
                     copy.append(e)

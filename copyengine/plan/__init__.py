@@ -3,9 +3,13 @@
 from .changes import (
     Change,
     Fate,
+    RoundEnd,
+    Settled,
     classify_row,
     fingerprint,
+    links_to_store,
     removal_fate,
+    settle_verdict,
 )
 from .folder_round import (
     Create,
@@ -41,6 +45,8 @@ __all__ = [
     "Placed",
     "Placement",
     "Rename",
+    "RoundEnd",
+    "Settled",
     "Skip",
     "TNode",
     "TargetIndex",
@@ -54,6 +60,7 @@ __all__ = [
     "filter_item",
     "fingerprint",
     "folder_class",
+    "links_to_store",
     "place",
     "plan_folder_round",
     "plan_folders",
@@ -61,5 +68,6 @@ __all__ = [
     "retired_id",
     "retired_source",
     "root_names",
+    "settle_verdict",
     "surplus",
 ]

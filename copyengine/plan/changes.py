@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import Enum
 
 from ..config import Pair
@@ -66,6 +67,45 @@ def removal_fate(record: ItemRecord, others: Iterable[ItemRecord], deletions: st
     if live:
         return Fate.DEFER
     return Fate.DELETE if deletions == "mirror" else Fate.KEEP
+
+
+@dataclass(frozen=True, slots=True)
+class RoundEnd:
+    """How one folder's round of this pass ended, as the link decision needs it."""
+
+    source_id: str
+    next_link: str | None  # the link that closes the round, when it was read to its end
+    complete: bool  # every page was read
+    expired: bool  # the stored link was refused (the folder was listed in full)
+    settled: bool  # nothing unknown, nothing left unsent, no change put off
+
+
+def links_to_store(rounds: Iterable[RoundEnd]) -> list[tuple[str, str | None]]:
+    """The item delta links a pass stores: a round's closing link only once every change it
+    brought is settled (else the next pass reads the same changes again from the old link);
+    an expired link is cleared when no new one can be stored (the next pass lists in full)."""
+    out: list[tuple[str, str | None]] = []
+    for r in rounds:
+        if r.next_link and r.complete and r.settled:
+            out.append((r.source_id, r.next_link))
+        elif r.expired:
+            out.append((r.source_id, None))
+    return out
+
+
+class Settled(Enum):
+    FOUND = "found"  # the import landed: its copy is recorded, nothing is sent
+    RESEND = "resend"  # not in the target (or an update, which is safe to repeat): send again
+    FAILED = "failed"  # not in the target after the last round: reported failed
+
+
+def settle_verdict(update: bool, found: str | None, last_round: bool) -> Settled:
+    """An item whose import's outcome is unknown (or failed transiently), after its target
+    folder was listed. A copy found by search key settles a create; it says nothing of an
+    update (the copy was there before), which is simply sent again."""
+    if found is not None and not update:
+        return Settled.FOUND
+    return Settled.FAILED if last_round else Settled.RESEND
 
 
 def fingerprint(pair: Pair) -> str:
