@@ -1,8 +1,8 @@
 """The randomized history checker's fast tier (issue 22): the oracle itself on hand-made
 snapshots, one seed run twice gives the same history, a handful of seeded histories in both
-deletion modes (one with a pass killed by SIGKILL), and the minimal reproductions the soak
-(``python -m benchmarks soak passes``) found. Tests for what today's engine gets wrong are
-``xfail(strict=False)`` with what the oracle found; remove a mark when the engine is fixed.
+deletion modes (two with a pass killed by SIGKILL), and the minimal reproductions the soak
+(``python -m benchmarks soak passes``) found. Tests for what the engine at 3432879 gets wrong
+are ``xfail(strict=False)`` with what the oracle found; remove a mark when the engine is fixed.
 A failing seed is read with ``python -m tests.histories SEED --deletions MODE``."""
 
 from __future__ import annotations
@@ -112,18 +112,16 @@ def _xf(reason: str) -> Any:
 
 
 HISTORIES = [
-    # (seed, deletions, kill); the reasons are what the oracle found at 59bb88c's engine
-    pytest.param(1, "mirror", False, id="1-mirror",
-                 marks=_xf("leftover folder; cutover's sign-off complete anyway")),
-    pytest.param(2, "keep", True, id="2-keep-killed",
-                 marks=_xf("duplicated after the kill, misplaced, case-only rename lost")),
-    pytest.param(10, "mirror", False, id="10-mirror",
-                 marks=_xf("lost (name reused after a delete), stale, leftover; sign-off complete")),
-    pytest.param(10, "keep", False, id="10-keep",
-                 marks=_xf("stale (edit read by --full); sign-off complete anyway")),
-    pytest.param(3, "mirror", True, id="3-mirror-killed",
-                 marks=_xf("stale, leftover and missing folders, case-only rename lost")),
-]  # fmt: skip
+    # (seed, deletions, kill). All five failed at da44e8f's engine (leftover folders, stale
+    # edits after full listings, items lost to a reused name, duplicates after the kill,
+    # case-only renames lost; see benchmarks/results/soak-passes-da44e8f.md); they pass at
+    # 3432879.
+    pytest.param(1, "mirror", False, id="1-mirror"),
+    pytest.param(2, "keep", True, id="2-keep-killed"),
+    pytest.param(10, "mirror", False, id="10-mirror"),
+    pytest.param(10, "keep", False, id="10-keep"),
+    pytest.param(3, "mirror", True, id="3-mirror-killed"),
+]
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -143,19 +141,19 @@ REPROS = [
             ("pass", "delta"),
         ],
         id="case-only-rename",
-        marks=_xf("a case-only folder rename is not carried over (misplaced_case, leftover)"),
+        # da44e8f: a case-only folder rename was not carried over (misplaced, leftover)
     ),
     pytest.param(
         "mirror",
         [("ops", [{"op": "modify", "id": "#/Inbox"}]), ("pass", "full")],
         id="edit-read-by-full-listing",
-        marks=_xf("an edit read by a full listing is matched by search key and left stale"),
+        # da44e8f: an edit read by a full listing was matched by search key and left stale
     ),
     pytest.param(
         "mirror",
         [("ops", [{"op": "modify", "id": "#/Inbox"}]), ("expire",), ("pass", "delta")],
         id="edit-after-expired-link",
-        marks=_xf("an edit read after an expired delta link is left stale"),
+        # da44e8f: an edit read after an expired delta link was left stale
     ),
     pytest.param(
         "mirror",
@@ -170,10 +168,8 @@ REPROS = [
             ("pass", "delta"),
         ],
         id="name-reused-by-rename-after-delete",
-        marks=_xf(
-            "a folder renamed to the name of a folder deleted in the same interval: "
-            "its items lost, the folder missing, exit 0"
-        ),
+        # da44e8f: a folder renamed to the name of a folder deleted in the same interval:
+        # its items lost, the folder missing, exit 0
     ),
     pytest.param(
         "mirror",
@@ -189,10 +185,8 @@ REPROS = [
             ("pass", "delta"),
         ],
         id="name-reused-by-create-after-delete",
-        marks=_xf(
-            "a folder created with the name of a folder deleted in the same interval: "
-            "its items lost, exit 0"
-        ),
+        # da44e8f: a folder created with the name of a folder deleted in the same interval:
+        # its items lost, exit 0
     ),
     pytest.param(
         "mirror",
@@ -207,13 +201,11 @@ REPROS = [
             ("pass", "delta"),
         ],
         id="move-folder-and-delete-its-subfolder",
-        marks=_xf(
-            "a folder moved and one of its subfolders deleted: the old target folder "
-            "is left (leftover_folders)"
-        ),
+        # da44e8f: a folder moved and one of its subfolders deleted: the old target folder
+        # was left (leftover_folders)
     ),
-    # These two pass at 59bb88c's engine and failed on the working tree of 2026-12-04 14:04
-    # UTC (uncommitted engine changes): regressions to keep out.
+    # These two passed at da44e8f's engine and failed after the "three trees" changes
+    # (8b5bfb7); the second was fixed by b8286a1.
     pytest.param(
         "mirror",
         [
@@ -223,7 +215,11 @@ REPROS = [
             ("ops", [{"op": "add", "folder": "inbox"}]),
             ("pass", "delta"),
         ],
-        id="folder-deleted-in-both-then-delta",  # was: itemDelta 404 fails the pair, exit 5
+        id="folder-deleted-in-both-then-delta",
+        marks=_xf(
+            "a folder deleted in the target and at the source in one interval, then --full: "
+            "the next delta pass reads the gone folder's item delta, 404 fails the pair (exit 5)"
+        ),
     ),
     pytest.param(
         "keep",
