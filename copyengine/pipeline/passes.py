@@ -246,16 +246,18 @@ class MailboxPass:
         departing: list[tuple[FolderJob, ItemRecord]] = [
             (job, r) for job in jobs for r in job.removed
         ]
-        gone_jobs: dict[str, tuple[FolderJob, FolderRecord, list[ItemRecord]]] = {}
+        gone_jobs: dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]] = defaultdict(
+            list
+        )
         for rec in gone:
             job = self._cached(rec)
             job.stats.mode = "gone"
             if retired_source(rec.source_folder_id) is not None:
-                gone_jobs[rec.target_folder_id] = (job, rec, [])  # its copies are kept ones
+                gone_jobs[rec.target_folder_id].append((job, rec, []))  # kept copies only
                 continue
             records = await self.store.items_in_folder(self.key, rec.source_folder_id)
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
-            gone_jobs[rec.target_folder_id] = (job, rec, mine)
+            gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
         if departing or self.ledger.arrived:
             by_key = await self._live_by_key(jobs, {r.source_id for _, r in departing})
@@ -277,12 +279,18 @@ class MailboxPass:
         else:  # only retired folders: the deepest first
             deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
             disposal = [r.target_folder_id for r in deep]
-        for fid in disposal:
-            if fid in olds:
-                if not await self._sweep(olds[fid]):
-                    clean = False
-            elif fid in gone_jobs and not await self._gone(*gone_jobs[fid], forget):
+        in_use = {job.target.id for job in jobs}
+        # gone folders whose copy is no longer in the target (deleted there) come last
+        rest = [fid for fid in gone_jobs if fid not in disposal and fid not in in_use]
+        for fid in [*disposal, *rest]:
+            if fid in olds and not await self._sweep(olds[fid]):
                 clean = False
+            for one in gone_jobs.pop(fid, []):
+                if not await self._gone(*one, forget):
+                    clean = False
+        for left in gone_jobs.values():  # their copy is now another folder's: it stays
+            for _, rec, _ in left:
+                await self.store.forget_folder(self.key, rec.source_folder_id)
         await self.store.forget_items(self.key, forget)
         await self.store.flush()
         if not self.mode.delta:
