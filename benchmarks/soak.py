@@ -53,7 +53,9 @@ def run(
     quiet()
     modes = ["mirror", "keep"] if deletions == "both" else [deletions]
     t0 = time.time()
-    command = f"python -m benchmarks soak passes --seeds {seeds} --start {start} --deletions {deletions}"
+    command = (
+        f"python -m benchmarks soak passes --seeds {seeds} --start {start} --deletions {deletions}"
+    )
     if exclude:
         command += f" --exclude {exclude}"
     histories: list[dict[str, Any]] = []
@@ -75,6 +77,8 @@ def run(
                 "failures": fails,
                 "first_failure": first.line() if first else None,
                 "error": h.error,
+                "kill": next((p.note for p in h.passes if p.kind == "killed"), None),
+                "kinds": [p.kind for p in h.passes],
             }
             if fails:
                 row["log"] = h.text()
@@ -91,6 +95,7 @@ def run(
     for r in histories:
         for k in r["failures"]:
             by_kind[k].append(f"{r['seed']}/{r['deletions']}")
+    kills = [r["kill"] for r in histories if r.get("kill")]
     per_mode = Counter(r["deletions"] for r in histories)
     failed_mode = Counter(r["deletions"] for r in histories if r["failures"])
     res: dict[str, Any] = {
@@ -105,6 +110,11 @@ def run(
         "histories": len(histories),
         "per_mode": {m: {"histories": per_mode[m], "failed": failed_mode[m]} for m in modes},
         "failures_by_kind": {k: v for k, v in sorted(by_kind.items())},
+        "passes": dict(Counter(k for r in histories for k in r["kinds"])),
+        "kills": {
+            "histories": len(kills),
+            "killed_mid_pass": sum(k.startswith("SIGKILL") for k in kills),
+        },
         "runs": histories,
     }
     return res
@@ -118,6 +128,9 @@ def table(res: dict[str, Any]) -> str:
         f"{m['cores']} cores, {m['cpu']}, Python {m['python']}, git {res['git_revision']}). "
         f"{res['histories']} histories in {res['wall_s']:.0f} s"
         f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}.\n",
+        f"Passes by kind: {res['passes']}. Histories with a SIGKILL: "
+        f"{res['kills']['histories']} ({res['kills']['killed_mid_pass']} killed mid-pass, the "
+        "others ended first).\n",
         "| mode | histories | failed |",
         "|---|---|---|",
     ]
