@@ -298,6 +298,26 @@ async def test_records_carry_what_a_later_pass_needs_and_can_be_forgotten(
         assert await st.items_in_folder(P, "F1") == {}
 
 
+async def test_records_are_found_by_search_key_and_by_status_across_folders(
+    make: Factory,
+) -> None:
+    async with make() as st:
+        # the same item in two folders (a move: new source id, same search key)
+        await st.record_intents(P, [_intent(1), _intent(2), _intent(3, folder="F2")])
+        await st.record_intents(P, [Intent("s9", "F2", b"k\x01", 101, "T2", "ck1")])
+        await st.record_intents("other", [Intent("x1", "F1", b"k\x01", 1, "T1", "c")])
+        st.record_outcome(P, Outcome("s1", Status.REMOVED))
+        st.record_outcome(P, Outcome("s9", Status.DONE, "t9", "tck9"))
+        await st.flush()
+        found = await st.items_by_keys(P, [b"k\x01", b"k\x03", b"nope"] + [b"k\x01"] * 600)
+        assert sorted(r.source_id for r in found) == ["s1", "s3", "s9"]  # this pair's only
+        assert await st.items_by_keys(P, []) == []
+        kept = await st.items_with_status(P, Status.REMOVED)
+        assert [(r.source_id, r.folder_id) for r in kept] == [("s1", "F1")]
+        many = [b"zz" + i.to_bytes(2, "big") for i in range(1_200)]  # more than one query
+        assert await st.items_by_keys(P, many) == []
+
+
 async def test_one_run_at_a_time(make: Factory) -> None:
     async with make():
         with pytest.raises(JobLocked, match="another run of this job is in progress"):

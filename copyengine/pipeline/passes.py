@@ -259,8 +259,11 @@ class MailboxPass:
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
-        if departing or self.ledger.arrived:
-            by_key = await self._live_by_key(jobs, {r.source_id for _, r in departing})
+        kept = await self._kept(jobs, gone) if self.ledger.arrived or departing else []
+        if departing or kept:
+            keys = [r.search_key for _, r in departing if r.search_key]
+            keys += [r.search_key for _, r in kept if r.search_key]
+            by_key = await self._live_by_key(keys, {r.source_id for _, r in departing})
             await self._settle_departing(departing)
             mirror = self.mode.deletions == "mirror"
             goes = {rec.source_folder_id for rec in gone} if mirror else set()
@@ -272,7 +275,7 @@ class MailboxPass:
                     continue
                 others = by_key.get(r.search_key, []) if r.search_key else []
                 await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
-            await self._drop_kept_moves(jobs, gone, by_key, forget)
+            await self._drop_kept_moves(kept, by_key, forget)
         olds = {j.sweep_from: j for j in jobs if j.sweep_from is not None}
         if rnd is not None:
             disposal = rnd.disposal
@@ -312,16 +315,29 @@ class MailboxPass:
             )
 
     async def _live_by_key(
-        self, jobs: list[FolderJob], departing: set[str]
+        self, keys: list[bytes], departing: set[str]
     ) -> dict[bytes, list[ItemRecord]]:
-        """The state's records of the items still at the source (not removed, not departing
-        in this pass), by search key, over every folder of this mailbox."""
+        """The state's records of the items with these search keys that are still at the
+        source (not removed, not departing in this pass), by key, in any folder of the pair."""
         out: dict[bytes, list[ItemRecord]] = defaultdict(list)
-        for job in jobs:
-            for r in (await self.store.items_in_folder(self.key, job.source_id)).values():
-                if r.search_key and r.source_id not in departing:
-                    out[r.search_key].append(r)
+        for r in await self.store.items_by_keys(self.key, keys):
+            if r.search_key and r.source_id not in departing and r.status is not Status.REMOVED:
+                out[r.search_key].append(r)
         return out
+
+    async def _kept(
+        self, jobs: list[FolderJob], gone: list[FolderRecord]
+    ) -> list[tuple[FolderJob, ItemRecord]]:
+        """This mailbox's copies kept as deleted at the source, with their folder's job."""
+        folders = {j.source_id: j for j in jobs}
+        for rec in [*gone, *self.retired]:
+            orig = retired_source(rec.source_folder_id) or rec.source_folder_id
+            folders.setdefault(orig, self._cached(rec))
+        return [
+            (folders[r.folder_id], r)
+            for r in await self.store.items_with_status(self.key, Status.REMOVED)
+            if r.folder_id in folders and r.search_key and r.target_id
+        ]
 
     async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
         """Items gone from the source whose import's outcome was never recorded may have a
@@ -405,31 +421,23 @@ class MailboxPass:
 
     async def _drop_kept_moves(
         self,
-        jobs: list[FolderJob],
-        gone: list[FolderRecord],
+        kept: list[tuple[FolderJob, ItemRecord]],
         by_key: dict[bytes, list[ItemRecord]],
         forget: list[str],
     ) -> None:
         """A copy kept as deleted at the source (``keep``) whose search key is back at the
         source with a settled copy of its own was a move seen in two halves: the kept copy
         goes (one copy per item, whatever the order the passes saw the move in)."""
-        folders = {j.source_id: j for j in jobs}
-        for rec in gone:
-            orig = retired_source(rec.source_folder_id) or rec.source_folder_id
-            folders.setdefault(orig, self._cached(rec))
-        for source_id, job in folders.items():
-            records = await self.store.items_in_folder(self.key, source_id)
-            for r in records.values():
-                if r.status is not Status.REMOVED or not r.search_key or not r.target_id:
-                    continue
-                live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
-                if not live:
-                    continue
-                other_copy = all(o.target_id != r.target_id for o in live)
-                if other_copy and not await self._delete_copy(job, r, hard=True, why="moved"):
-                    continue
-                forget.append(r.source_id)
-                job.stats.kept = max(0, job.stats.kept - 1)
+        for job, r in kept:
+            assert r.search_key is not None
+            live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
+            if not live:
+                continue
+            other_copy = all(o.target_id != r.target_id for o in live)
+            if other_copy and not await self._delete_copy(job, r, hard=True, why="moved"):
+                continue
+            forget.append(r.source_id)
+            job.stats.kept = max(0, job.stats.kept - 1)
 
     async def _sweep(self, job: FolderJob) -> bool:
         """A moved folder's items now live in its new target folder: remove their copies from

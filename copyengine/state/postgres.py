@@ -597,6 +597,23 @@ class PostgresStore(GroupCommitting):
         )
         return {r[0]: item_record(r) for r in rows}
 
+    async def items_by_keys(self, pair: str, keys: Sequence[bytes]) -> list[ItemRecord]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        rows = await self._fetchall(
+            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND search_key = ANY(%s)",
+            (pair, wanted),
+        )
+        return [item_record(r) for r in rows]
+
+    async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
+        rows = await self._fetchall(
+            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND status = %s",
+            (pair, int(status)),
+        )
+        return [item_record(r) for r in rows]
+
     async def unsettled(self, pair: str) -> list[ItemRecord]:
         rows = await self._fetchall(
             f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND status IN (%s, %s)",

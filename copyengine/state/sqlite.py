@@ -182,6 +182,13 @@ def _explain(exc: BaseException) -> str:
     return text
 
 
+KEYS_PER_QUERY = 500  # search keys per IN (...): under SQLite's parameter limit
+
+
+def _select(sql: str, args: tuple[Any, ...], db: sqlite3.Connection) -> list[Any]:
+    return db.execute(sql, args).fetchall()
+
+
 @dataclass(eq=False, slots=True)
 class _Intents:
     """One caller's intents waiting for the group commit."""
@@ -537,6 +544,27 @@ class SQLiteStore(GroupCommitting):
             lambda db: db.execute(
                 f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND status IN (?, ?)",
                 (pair, int(Status.INTENT), int(Status.UNKNOWN)),
+            ).fetchall()
+        )
+        return [item_record(r) for r in rows]
+
+    async def items_by_keys(self, pair: str, keys: Sequence[bytes]) -> list[ItemRecord]:
+        wanted = list(dict.fromkeys(keys))
+        out: list[ItemRecord] = []
+        for k in range(0, len(wanted), KEYS_PER_QUERY):
+            chunk = wanted[k : k + KEYS_PER_QUERY]
+            sql = (
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND search_key IN "
+                f"({','.join('?' * len(chunk))})"
+            )
+            rows = await self._call(partial(_select, sql, (pair, *chunk)))
+            out.extend(item_record(r) for r in rows)
+        return out
+
+    async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
+        rows = await self._call(
+            lambda db: db.execute(
+                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND status=?", (pair, int(status))
             ).fetchall()
         )
         return [item_record(r) for r in rows]
