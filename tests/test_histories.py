@@ -222,6 +222,22 @@ REPROS = [
         ),
     ),
     pytest.param(
+        "mirror",
+        [
+            ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects"}]),
+            ("drift", [{"op": "deleteFolder", "id": "@/Inbox/Projects/2024"}]),
+            ("pass", "full"),
+            ("ops", [{"op": "add", "folder": "inbox"}]),
+            ("pass", "delta"),
+        ],
+        id="folder-deleted-at-source-its-subfolder-in-target-then-delta",
+        marks=_xf(
+            "a folder deleted at the source and one of its subfolders in the target, then "
+            "--full: the next delta pass fails the pair on itemDelta 404 (exit 5), the new "
+            "item in /Inbox is not copied (lost)"
+        ),
+    ),
+    pytest.param(
         "keep",
         [
             (
