@@ -583,7 +583,7 @@ class Options:
     rounds: tuple[int, int] = (4, 7)
     items: tuple[int, int] = (50, 110)
     ops: tuple[int, int] = (2, 10)
-    kill: bool | None = None  # None: by the seed (half the histories)
+    kill: bool | None = True  # once per history (None: by the seed, half of them)
     churn: bool = True
     p_expire: float = 0.25
     p_full: float = 0.15
