@@ -368,7 +368,12 @@ def run_named(
 
         mod: Any = importlib.import_module(f"benchmarks.{name}")
         print(f"== {name}", flush=True)
-        res = mod.run(repeats, limits, base) if name == "fleet" else mod.run(repeats)
+        if name == "fleet":
+            res = mod.run(repeats, limits, base)
+        elif name == "incremental":
+            res = mod.run(repeats, base)
+        else:
+            res = mod.run(repeats)
         write(res, mod.table(res))
         collect()
         print(mod.table(res), flush=True)

@@ -40,12 +40,14 @@ MIX = {"add": 0.40, "modify": 0.30, "delete": 0.15, "move": 0.15}
 SELECTED = ("/Recoverable Items", "/Journal")
 
 
-def _pass(job: Path, cwd: Path, ctl: Control, timeout: float) -> dict[str, Any]:
+def _pass(job: Path, cwd: Path, ctl: Control, timeout: float, root: Path = ROOT) -> dict[str, Any]:
+    """One pass of the engine whose code is at ``root`` (this tree, or a ``--base`` worktree:
+    ``python -m copyengine`` imports the revision of its working directory)."""
     ctl.call("POST", "/stats/reset")
     t0 = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"],
-        cwd=ROOT,
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -122,9 +124,10 @@ def _exact(ctl: Control, pairs: list[tuple[str, str]]) -> dict[str, int]:
     return {"lost_or_stale": lost, "extra": extra}
 
 
-def run(repeats: int | None = None) -> dict[str, Any]:
+def _one(root: Path) -> dict[str, Any]:
+    """The scenario once, with the engine at ``root``, on an emulator of its own (same seed,
+    same changes: the two engines of an A/B meet the same mailboxes)."""
     s = SCENARIO
-    t_start = time.time()
     rng = random.Random(11)
     with emulator_process(emulator_toml(s), timeout=600) as (info, _pid):
         ctl = Control(info)
@@ -138,17 +141,31 @@ def run(repeats: int | None = None) -> dict[str, Any]:
             tmp = Path(tmp_)
             job = _job_toml(info, pairs, tmp, s.limits, s.profile)
             job.write_text(job.read_text() + '\n[sync]\ndeletions = "mirror"\n')
-            first = _pass(job, tmp, ctl, s.timeout)
+            first = _pass(job, tmp, ctl, s.timeout, root)
             print(f"  first pass: {first['copied']} items in {first['duration_s']} s", flush=True)
             first_check = _exact(ctl, pairs)
             changes = sum(_change(ctl, src, 0.01, rng) for src, _ in pairs)
-            second = _pass(job, tmp, ctl, s.timeout)
+            second = _pass(job, tmp, ctl, s.timeout, root)
             print(
                 f"  second pass: {changes} changes, {second['requests']} requests, "
                 f"{second['duration_s']} s",
                 flush=True,
             )
             second_check = _exact(ctl, pairs)
+    return {
+        "changes_made": changes,
+        "first_pass": first,
+        "second_pass": second,
+        "checks": [first_check, second_check],
+    }
+
+
+def run(repeats: int | None = None, base: str | None = None) -> dict[str, Any]:
+    s = SCENARIO
+    t_start = time.time()
+    one = _one(ROOT)
+    first, second, changes = one["first_pass"], one["second_pass"], one["changes_made"]
+    first_check, second_check = one["checks"]
     folders = second["folders"]
     budget = 2 * changes + 2 * folders
     share = second["duration_s"] / first["duration_s"]
@@ -162,10 +179,10 @@ def run(repeats: int | None = None) -> dict[str, Any]:
         f"pass's {first['duration_s']:.1f} s (target <= 5%: {'met' if share <= 0.05 else 'MISSED'});"
         f" process wall time incl. interpreter start {second['wall_s']:.2f} s = {wall_share:.1%}",
     ]
-    return {
+    res: dict[str, Any] = {
         "scenario": s.name,
         "description": s.description,
-        "command": "python -m benchmarks run incremental",
+        "command": "python -m benchmarks run incremental" + (f" --base {base}" if base else ""),
         **stamp(t_start),
         "parameters": {k: v for k, v in s.__dict__.items()},
         "changes_made": changes,
@@ -173,16 +190,39 @@ def run(repeats: int | None = None) -> dict[str, Any]:
         "second_pass": second,
         "verdict": verdict,
     }
+    if base:
+        from benchmarks.harness import base_tree
+
+        print(f"  the engine at {base}:", flush=True)
+        b = _one(base_tree(base))
+        res["base"] = {"revision": base, **b}
+        bs, b1 = b["second_pass"], b["first_pass"]
+        verdict.append(
+            f"against {base} in the same run: second pass {second['duration_s']:.2f} s vs "
+            f"{bs['duration_s']:.2f} s ({second['duration_s'] / bs['duration_s']:.2f}x), "
+            f"{second['requests']:,} vs {bs['requests']:,} requests, CPU {second['cpu_s']:.1f} "
+            f"vs {bs['cpu_s']:.1f} s; first pass {first['duration_s']:.1f} s vs "
+            f"{b1['duration_s']:.1f} s ({first['duration_s'] / b1['duration_s']:.2f}x); "
+            f"the base's snapshots: {b['checks']}"
+        )
+    return res
 
 
 def table(res: dict[str, Any]) -> str:
     m = res["machine"]
     a, b = res["first_pass"], res["second_pass"]
+    passes = [("first pass", a), ("second pass", b)]
+    if "base" in res:
+        rev = res["base"]["revision"]
+        passes += [
+            (f"first pass ({rev})", res["base"]["first_pass"]),
+            (f"second pass ({rev})", res["base"]["second_pass"]),
+        ]
     rows = "\n".join(
         f"| {name} | {p['copied']:,} | {p['changes']['updated']:,} | {p['changes']['moved']:,} | "
         f"{p['changes']['deleted']:,} | {p['requests']:,} | {p['duration_s']:.2f} | "
         f"{p['wall_s']:.2f} | {p['cpu_s']:.1f} | {p['peak_rss_mb']:.0f} |"
-        for name, p in (("first pass", a), ("second pass", b))
+        for name, p in passes
     )
     verdict = "\n".join(f"- {v}" for v in res["verdict"])
     return (
