@@ -190,8 +190,8 @@ def plan_folder_round(
     def still_to_place(fid: str) -> bool:
         """Held by the copy of a folder that will take another name or place, or by none
         that stays: it may be moved aside."""
-        if fid in claimed:
-            return False
+        if fid in claimed or model.nodes[fid].well_known:
+            return False  # a well-known folder cannot be renamed: never moved aside
         return bool(owners.get(fid))
 
     def aside(fid: str) -> None:
