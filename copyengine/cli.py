@@ -25,6 +25,7 @@ from .exitcodes import ExitCode
 from .failures import classify
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
+from .plan import retired_source
 from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
 from .report import JobStats, iso
 from .verify import PairCheck, verify_pairs
@@ -520,7 +521,8 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             for p in await state.pairs():
                 p["items"] = await state.summary(p["pair"])
                 p["started"], p["finished"] = iso(p["started"]), iso(p["finished"])
-                folders = await state.folders(p["pair"])
+                every = await state.folders(p["pair"])
+                folders = [f for f in every if retired_source(f.source_folder_id) is None]
                 p["folders"] = len(folders)
                 p["folders_with_delta_link"] = sum(f.delta_link is not None for f in folders)
                 out.append(p)

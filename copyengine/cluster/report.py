@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from ..config import JobConfig
+from ..plan import retired_source
 from ..report import iso
 from ..wiring import store
 
@@ -18,7 +19,8 @@ async def build_report(cfg: JobConfig) -> dict[str, Any]:
         pairs = []
         for p in await st.pairs():
             counts = await st.summary(p["pair"])
-            folders = await st.folders(p["pair"])
+            every = await st.folders(p["pair"])
+            folders = [f for f in every if retired_source(f.source_folder_id) is None]
             pairs.append(
                 {
                     **p,
