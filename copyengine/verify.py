@@ -60,6 +60,20 @@ class TargetFolder:
     allowed: bool = False
 
 
+# what a verdict lists, kind by kind (each a list of ids or rows)
+KINDS = (
+    "missing",
+    "misplaced",
+    "duplicated",
+    "stale",
+    "extra",
+    "kept",
+    "leftover_folders",
+    "missing_folders",
+    "content_unchecked",
+)
+
+
 # -- what was found ---------------------------------------------------------------------------
 @dataclass
 class FolderCheck:
@@ -133,17 +147,7 @@ class Verdict:
         self.selected += other.selected
         self.in_target += other.in_target
         self.content_checked += other.content_checked
-        for name in (
-            "missing",
-            "misplaced",
-            "duplicated",
-            "stale",
-            "extra",
-            "kept",
-            "leftover_folders",
-            "missing_folders",
-            "content_unchecked",
-        ):
+        for name in KINDS:
             getattr(self, name).extend(getattr(other, name))
 
 

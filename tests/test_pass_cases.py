@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,7 @@ from copyengine.pipeline import enumerate as enumerate_mod
 from copyengine.wiring import run_job
 from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, q, running
 from tests.jobs import write_job
-from tests.test_incremental import ADELE, MIRROR, T_ADELE, _ops, assert_same
+from tests.test_incremental import ADELE, MIRROR, T_ADELE, _job_process, _ops, assert_same
 
 pytestmark = pytest.mark.anyio
 KEEP = '[sync]\ndeletions = "keep"\n'
@@ -121,14 +119,6 @@ async def test_case3_full_carries_source_edits_and_restores_copies_edited_in_the
 
 
 # -- 4. kill -9 in the middle of a move, under keep ---------------------------------------------
-def _job_process(job: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
 async def test_case4_moves_killed_midway_under_keep_leave_one_copy(tmp_path: Path) -> None:
     cfg = base_config(profile="exchange", seed=7)
     cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 200

@@ -22,7 +22,7 @@ from copyengine.exitcodes import ExitCode
 from copyengine.graph.models import Item
 from copyengine.htmlreport import render
 from copyengine.state import ItemRecord, Status
-from copyengine.verify import SourceFolder, TargetFolder, judge
+from copyengine.verify import KINDS, SourceFolder, TargetFolder, judge
 from copyengine.wiring import run_job, verify_job
 from tests.emu import base_config, q, running
 from tests.jobs import selected_by_default, write_job
@@ -57,21 +57,7 @@ def dst(*items: Item, fid: str = "TF", allowed: bool = False) -> TargetFolder:
 
 
 def counts(v: Any) -> dict[str, int]:
-    return {
-        k: len(getattr(v, k))
-        for k in (
-            "missing",
-            "misplaced",
-            "duplicated",
-            "stale",
-            "extra",
-            "kept",
-            "leftover_folders",
-            "missing_folders",
-            "content_unchecked",
-        )
-        if getattr(v, k)
-    }
+    return {k: len(getattr(v, k)) for k in KINDS if getattr(v, k)}
 
 
 A, B, C = b"a" * 16, b"b" * 16, b"c" * 16
