@@ -29,7 +29,7 @@ from .failures import classify
 from .folderpath import display
 from .graph import Clients, Folder, Item, MailboxApi, TargetTree
 from .plan import TargetRef, filter_item, plan_folders, root_names
-from .state import ItemRecord, Status, Store
+from .state import SETTLED, ItemRecord, Status, Store
 
 log = structlog.get_logger("copyengine.verify")
 MAX_LISTED = 100
@@ -318,9 +318,13 @@ def _staleness(src: Item, copy: Item, rec: ItemRecord | None) -> str | None:
         return ""
     if rec.change_key != src.change_key:
         return "changed at the source after it was copied"
-    # a target change key is the copy's only when we wrote it (an adopted copy keeps the
-    # key of an earlier one) and the copy found is the one recorded
-    if rec.status is not Status.DONE or not rec.target_change_key or rec.target_id != copy.id:
+    if rec.status not in SETTLED:
+        # the last import or update of this copy failed or has no outcome: the version the
+        # copy holds is not the one recorded
+        return f"its last copy or update did not complete ({rec.status.name.lower()})"
+    # a target change key is the copy's only when we wrote or adopted it (recorded with
+    # the copy's key since 2026-12) and the copy found is the one recorded
+    if not rec.target_change_key or rec.target_id != copy.id:
         return ""
     if copy.change_key != rec.target_change_key:
         return "changed in the target after it was copied"

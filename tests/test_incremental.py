@@ -319,10 +319,13 @@ async def test_cutover_is_not_complete_when_a_source_item_is_missing(
     key = emu.state.require_mailbox(ADELE).items[_inbox(emu)[0]].content.search_key
     (copy,) = _target_of(emu, T_ADELE, key)
     await _ops(emu, T_ADELE, [{"op": "delete", "id": copy.id, "hard": True}])
+    refuse = {"kind": "import_reject", "calls": ["importItem"]}  # the repair cannot help
+    assert (await emu.src.control("PUT", "/faults", {"rules": [refuse]})).status == 200
     stats = await run_job(cfg, cutover=True)
     assert stats.sign_off is not None and not stats.sign_off["complete"]
     assert stats.exit_code() == ExitCode.ITEMS_FAILED
-    assert stats.sign_off["pairs"][0]["unaccounted"] == 1
+    assert stats.sign_off["pairs"][0]["failed"] == 1  # the repair tried, with the reason
+    assert (await emu.src.control("DELETE", "/faults")).status == 204
     fixed = await run_job(cfg, full=True)
     assert fixed.exit_code() == ExitCode.OK
     assert_same(emu.state, ADELE, T_ADELE)

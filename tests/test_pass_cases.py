@@ -243,3 +243,34 @@ async def test_swapped_and_chained_folder_names_converge(emu: Any, tmp_path: Pat
     assert_same(emu.state, ADELE, T_ADELE)
     assert stats.changes()["folders_renamed"] == 3
     assert stats.changes().get("created", 0) == 0  # no item copied again
+
+
+# -- the cutover converges under target drift ---------------------------------------------------
+async def test_cutover_repairs_what_changed_in_the_target_and_then_signs_off(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    src = emu.state.require_mailbox(ADELE)
+    inbox = [i.id for i in src.well_known["inbox"].live_items()]
+    target = emu.state.require_mailbox(T_ADELE)
+    copies = {i.content.search_key: i.id for i in target.items.values() if not i.deleted}
+    gone, edited = (copies[src.items[i].content.search_key] for i in inbox[:2])
+    folder = target.folder_by_path("/Inbox/Receipts")
+    await _ops(
+        emu,
+        T_ADELE,
+        [
+            {"op": "delete", "id": gone, "hard": True},
+            {"op": "modify", "id": edited},
+            {"op": "deleteFolder", "id": folder.id},
+        ],
+    )
+    await _ops(emu, ADELE, [{"op": "add", "folder": "inbox", "count": 2}])
+    stats = await _ok(cfg, cutover=True)
+    so = stats.sign_off
+    assert so is not None and so["complete"], so
+    (found,) = so["repaired"]
+    assert found["stale"] == 1 and found["unaccounted"] >= 1 and found["missing_folders"] == 1
+    assert any("listed in full again" in n for p in stats.pairs.values() for n in p.notes)
+    assert_same(emu.state, ADELE, T_ADELE)

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from copyengine.config import load_job
+from copyengine.emulator.faults import FaultRule
 from copyengine.exitcodes import ExitCode
 from copyengine.graph.models import Item
 from copyengine.htmlreport import render
@@ -72,9 +73,15 @@ CASES: list[tuple[str, Any, Any, Any, str, dict[str, int]]] = [
      [dst(it("t1", A, "t1"))], {"s1": rec("s1", "t1")}, "mirror", {"stale": 1}),
     ("edited in the target", [src(it("s1", A))], [dst(it("t1", A, "t9"))],
      {"s1": rec("s1", "t1")}, "mirror", {"stale": 1}),
-    ("adopted copy: present, version not vouched for", [src(it("s1", A))],
+    ("adopted copy edited since it was adopted", [src(it("s1", A))],
      [dst(it("t1", A, "t9"))], {"s1": rec("s1", "t1", status=Status.ADOPTED)}, "mirror",
+     {"stale": 1}),
+    ("adopted copy without its change key (state of an older engine): not vouched for",
+     [src(it("s1", A))], [dst(it("t1", A, "t9"))],
+     {"s1": rec("s1", "t1", tck=None, status=Status.ADOPTED)}, "mirror",
      {"content_unchecked": 1}),
+    ("a copy whose last update failed", [src(it("s1", A))], [dst(it("t1", A, "t1"))],
+     {"s1": rec("s1", "t1", status=Status.FAILED)}, "mirror", {"stale": 1}),
     ("a second copy", [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", A))],
      {"s1": rec("s1", "t1")}, "mirror", {"duplicated": 1}),
     ("in another folder", [src(it("s1", A)), src(fid="S2", target="T2")],
@@ -234,16 +241,21 @@ async def test_sign_off_numbers_are_the_snapshots_and_a_copy_edited_in_the_targe
     box = emu.state.require_mailbox(T_ADELE)
     (copy,) = [i for i in box.items.values() if i.content.search_key == key]
     await _ops(emu, T_ADELE, [{"op": "modify", "id": copy.id}])
+    # the cutover repairs drift (a full listing restores the copy); here the target refuses
+    # every import, so the copy stays stale and the sign-off must say so
+    refuse = {"kind": "import_reject", "calls": ["importItem"]}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [refuse]})).status == 200
     stats = await run_job(cfg, cutover=True)
     so = stats.sign_off
     assert so is not None and not so["complete"]
+    assert so["repaired"] == [{"pair": p["pair"], "stale": 1}]
     assert stats.exit_code() == ExitCode.ITEMS_FAILED
     (p,) = so["pairs"]
     _check_numbers(p, _truth(emu.state, ADELE, T_ADELE))
     assert p["stale"] == 1 and p["unaccounted"] == 0
     (row,) = p["stale_items"]
     assert row["id"] == inbox[0] and row["target_id"] == copy.id and row["folder"] == "/Inbox"
-    assert "target" in row["reason"]
+    assert "did not complete (failed)" in row["reason"]  # the repair's update was refused
     report = json.loads(cfg.report_path.read_text())
     assert report["sign_off"]["pairs"][0]["stale_items"][0]["id"] == inbox[0]
     html = render(report)
@@ -323,14 +335,15 @@ async def test_an_archive_pair_whose_archive_copy_lacks_an_item_is_not_complete(
         arch = emu.require_mailbox(emu.require_mailbox(T_ADELE).archive_id or "")
         gone = next(i for i in arch.items.values() if not i.deleted and i.folder is not None)
         arch.delete_item(gone)
+        # the target refuses imports: the cutover's repair cannot put the copy back
+        emu.faults.replace([FaultRule.parse({"kind": "import_reject", "calls": ["importItem"]})])
         stats = await run_job(cfg_job, cutover=True)
         so = stats.sign_off
         assert so is not None and not so["complete"]
         assert stats.exit_code() == ExitCode.ITEMS_FAILED
         (p,) = so["pairs"]
-        assert p["unaccounted"] == 1 and p["unaccounted_items"][0]["folder"].startswith(
-            "[archive]/"
-        )
+        # the repair tried to copy it again and was refused: failed, with the reason
+        assert p["failed"] == 1 and p["failed_items"][0]["folder"].startswith("[archive]/")
         (check,) = await verify_job(cfg_job)
         assert not check.ok
         bad = [f for f in check.folders if not f.ok]

@@ -6,6 +6,8 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
 
 import anyio
 import structlog
@@ -100,6 +102,7 @@ async def run_pairs(
                 )
                 if cutover and not stop.draining:
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
+                    await _repair(cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
                 if pass_number is None:
@@ -123,6 +126,55 @@ async def run_pairs(
         _finish(cfg, stats, stop, report)  # synchronous: nothing to shield
         structlog.contextvars.unbind_contextvars("run")
     return stats
+
+
+# what a sign-off can find that a pass listing every folder in full repairs (the target
+# changed under the copy: copies deleted, edited or moved there, folders deleted there, old
+# folders of ours left); a second copy or a folder someone else made there it leaves alone
+REPAIRABLE = ("unaccounted", "stale", "misplaced", "leftover_folders", "missing_folders")
+
+
+def needs_repair(entry: dict[str, Any]) -> bool:
+    """A pair whose sign-off found the target drifted from the source (pure)."""
+    return entry.get("error") is None and any(entry.get(k) for k in REPAIRABLE)
+
+
+async def _repair(
+    cfg: JobConfig,
+    clients: Clients,
+    store: Store,
+    todo: tuple[Pair, ...],
+    stats: JobStats,
+    stop: StopFlag,
+    mode: PassMode,
+    on_pair: Callable[[str, bool], Awaitable[None]] | None,
+    budget: ByteBudget | None,
+) -> None:
+    """The cutover converges too: a delta pass cannot see what changed in the target, so
+    the pairs whose sign-off found drift are listed once more in full (as ``--full``) within
+    this pass, and the sign-off is taken again; the one in the report is the last, with what
+    the first found under ``repaired``."""
+    assert stats.sign_off is not None
+    first = stats.sign_off
+    drifted = [(p, e) for p, e in zip(todo, first["pairs"], strict=True) if needs_repair(e)]
+    if not drifted or stop.draining:
+        return
+    log.warning("cutover.repairing", pairs=[p.key for p, _ in drifted])
+    for p, e in drifted:
+        found = ", ".join(f"{k.replace('_', ' ')} {e[k]}" for k in REPAIRABLE if e.get(k))
+        stats.pairs[p.key].notes.append(
+            f"the cutover's first sign-off found the target changed under the copy ({found}): "
+            "every folder was listed in full again and the sign-off taken after that"
+        )
+    pairs = tuple(p for p, _ in drifted)
+    full = replace(mode, full=True)
+    await _run(cfg, clients, store, pairs, stats, stop, False, full, on_pair, budget)
+    if stop.draining:
+        return
+    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
+    stats.sign_off["repaired"] = [
+        {"pair": e["pair"], **{k: e[k] for k in REPAIRABLE if e.get(k)}} for _, e in drifted
+    ]
 
 
 async def _this_pass(
