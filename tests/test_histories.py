@@ -1,8 +1,9 @@
 """The randomized history checker's fast tier (issue 22): the oracle itself on hand-made
 snapshots, one seed run twice gives the same history, a handful of seeded histories in both
 deletion modes (two with a pass killed by SIGKILL), and the minimal reproductions the soak
-(``python -m benchmarks soak passes``) found. Tests for what the engine at 3432879 gets wrong
-are ``xfail(strict=False)`` with what the oracle found; remove a mark when the engine is fixed.
+(``python -m benchmarks soak passes``) found (benchmarks/results/soak-passes-findings.md).
+Everything here passes at 18ea172; a test for something the engine gets wrong is marked
+``_xf(what the oracle found)`` (``xfail(strict=False)``) until it is fixed.
 A failing seed is read with ``python -m tests.histories SEED --deletions MODE``."""
 
 from __future__ import annotations
@@ -114,8 +115,8 @@ def _xf(reason: str) -> Any:
 HISTORIES = [
     # (seed, deletions, kill). All five failed at da44e8f's engine (leftover folders, stale
     # edits after full listings, items lost to a reused name, duplicates after the kill,
-    # case-only renames lost; see benchmarks/results/soak-passes-da44e8f.md); they pass at
-    # 3432879.
+    # case-only renames lost; see benchmarks/results/soak-passes-da44e8f.md); they pass
+    # since 3432879.
     pytest.param(1, "mirror", False, id="1-mirror"),
     pytest.param(2, "keep", True, id="2-keep-killed"),
     pytest.param(10, "mirror", False, id="10-mirror"),
@@ -204,8 +205,7 @@ REPROS = [
         # da44e8f: a folder moved and one of its subfolders deleted: the old target folder
         # was left (leftover_folders)
     ),
-    # These two passed at da44e8f's engine and failed after the "three trees" changes
-    # (8b5bfb7); the second was fixed by b8286a1.
+    # These passed at da44e8f's engine and failed after the "three trees" changes (8b5bfb7).
     pytest.param(
         "mirror",
         [
@@ -215,11 +215,9 @@ REPROS = [
             ("ops", [{"op": "add", "folder": "inbox"}]),
             ("pass", "delta"),
         ],
+        # 3432879: the next delta pass read the gone folder's item delta, 404 failed the
+        # pair (exit 5); fixed by 363ee67
         id="folder-deleted-in-both-then-delta",
-        marks=_xf(
-            "a folder deleted in the target and at the source in one interval, then --full: "
-            "the next delta pass reads the gone folder's item delta, 404 fails the pair (exit 5)"
-        ),
     ),
     pytest.param(
         "mirror",
@@ -230,12 +228,9 @@ REPROS = [
             ("ops", [{"op": "add", "folder": "inbox"}]),
             ("pass", "delta"),
         ],
+        # 3432879: the next delta pass failed the pair on itemDelta 404 (exit 5) and the new
+        # item in /Inbox was not copied (lost); fixed by 363ee67
         id="folder-deleted-at-source-its-subfolder-in-target-then-delta",
-        marks=_xf(
-            "a folder deleted at the source and one of its subfolders in the target, then "
-            "--full: the next delta pass fails the pair on itemDelta 404 (exit 5), the new "
-            "item in /Inbox is not copied (lost)"
-        ),
     ),
     pytest.param(
         "keep",
