@@ -274,3 +274,99 @@ async def test_cutover_repairs_what_changed_in_the_target_and_then_signs_off(
     assert found["stale"] == 1 and found["unaccounted"] >= 1 and found["missing_folders"] == 1
     assert any("listed in full again" in n for p in stats.pairs.values() for n in p.notes)
     assert_same(emu.state, ADELE, T_ADELE)
+
+
+# -- found by review: each a history that went wrong ---------------------------------------------
+async def test_a_copy_moved_in_the_target_is_not_left_as_a_second_copy(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    target = emu.state.require_mailbox(T_ADELE)
+    copy = next(iter(target.folder_by_path("/Inbox/Receipts").live_items()))
+    # the target's user deletes it in Outlook: moved to Deleted Items
+    await _ops(emu, T_ADELE, [{"op": "move", "id": copy.id, "to": "deleteditems"}])
+    stats = await _ok(cfg, full=True)
+    drift = [d for p in stats.pairs.values() for f in p.folders.values() for d in f.drift]
+    assert any("second copy" in d["reason"] for d in drift)
+    assert max(_keys(emu, T_ADELE).values()) == 1
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_a_moved_folder_whose_pass_stopped_before_its_end_then_renamed_converges(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copyengine.pipeline.passes import MailboxPass
+
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    box = emu.state.require_mailbox(ADELE)
+    receipts = box.folder_by_path("/Inbox/Receipts").id
+    await _ops(emu, ADELE, [{"op": "moveFolder", "id": receipts, "to": "archive"}])
+    real = MailboxPass.finish
+
+    async def stopped(self: Any, jobs: Any) -> None:
+        return None  # a drain, a pair failure or a kill after the imports: no finish
+
+    monkeypatch.setattr(MailboxPass, "finish", stopped)
+    await _ok(cfg)
+    monkeypatch.setattr(MailboxPass, "finish", real)
+    await _ops(emu, ADELE, [{"op": "renameFolder", "id": receipts, "name": "Bills"}])
+    await _ok(cfg)
+    assert_same(emu.state, ADELE, T_ADELE)
+    assert (await _ok(cfg, cutover=True)).sign_off["complete"]
+
+
+async def test_leaving_out_a_well_known_folder_never_deletes_the_targets_own(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = _job(emu, tmp_path, MIRROR)
+    await _ok(cfg)
+    narrow = load_job(
+        write_job(
+            tmp_path,
+            emu.ep,
+            [(ADELE, T_ADELE)],
+            extra=MIRROR + '[folders]\nexclude = ["^/Junk Email"]\n',
+        )
+    )
+    await _ok(narrow)
+    await _ok(narrow)  # and again: the pair does not fail on every later pass
+    assert "/Junk Email" in _paths(emu, T_ADELE)
+
+
+async def test_kept_copies_survive_a_switch_from_keep_to_mirror(emu: Any, tmp_path: Path) -> None:
+    cfg = _job(emu, tmp_path, KEEP)
+    await _ok(cfg)
+    box = emu.state.require_mailbox(ADELE)
+    receipts = box.folder_by_path("/Inbox/Receipts")
+    kept = {i.content.search_key for i in receipts.live_items()}
+    await _ops(emu, ADELE, [{"op": "deleteFolder", "id": receipts.id}])
+    await _ok(cfg)
+    await _ok(_job(emu, tmp_path, MIRROR))
+    target = emu.state.require_mailbox(T_ADELE)
+    assert kept <= {i.content.search_key for i in target.items.values() if not i.deleted}
+
+
+async def test_a_folder_moved_aside_and_kept_does_not_keep_a_temporary_name(
+    emu: Any, tmp_path: Path
+) -> None:
+    cfg = _job(emu, tmp_path, KEEP)
+    await _ok(cfg)
+    box = emu.state.require_mailbox(ADELE)
+    projects = box.folder_by_path("/Inbox/Projects")
+    first = next(iter(projects.live_items())).id
+    await _ops(
+        emu,
+        ADELE,
+        [
+            {"op": "delete", "id": first, "hard": True},
+            {"op": "moveFolder", "id": projects.id, "to": "archive"},
+            {"op": "createFolder", "parent": "inbox", "name": "Projects"},
+        ],
+    )
+    await _ok(cfg)
+    paths = _paths(emu, T_ADELE)
+    assert not any("~copyengine" in p for p in paths), paths
+    assert "/Inbox/Projects (removed at source)" in paths  # it holds the kept copy
+    assert (await _ok(cfg, cutover=True)).sign_off["complete"]

@@ -318,3 +318,23 @@ def test_links_to_store(end: RoundEnd, want: list[tuple[str, str | None]]) -> No
 )
 def test_settle_verdict(update: bool, found: str | None, last: bool, want: Settled) -> None:
     assert settle_verdict(update, found, last) is want
+
+
+def test_folder_round_never_disposes_of_a_well_known_folder() -> None:
+    # a rule now leaves out Junk Email: its record is gone, the target's own stays
+    before = [node("I", "Inbox", wk="inbox"), node("J", "Junk Email", wk="junkemail")]
+    stored = _stored(plan_folders(before, FolderRules(), "a@x"), {"I": "tI", "J": "tJ"})
+    target = [T("tJ", "Junk Email", None, "junkemail")]
+    rules = FolderRules(exclude=(re.compile("^/Junk Email"),))
+    _, _, rnd = _round(before, stored, target, rules=rules)
+    assert [r.source_folder_id for r in rnd.gone] == ["J"] and rnd.disposal == []
+
+
+def test_folder_round_a_rename_onto_a_case_variant_nobody_owns_takes_the_exact_name() -> None:
+    before = [node("I", "Inbox", wk="inbox"), node("R", "Inbox", "Receipts")]
+    stored = _stored(plan_folders(before, FolderRules(), "a@x"), {"I": "tI", "R": "tR"})
+    target = [T("tR", "Receipts", "tI"), T("tU", "BILLS", "tI")]  # made in the target
+    after = [node("I", "Inbox", wk="inbox"), node("R", "Inbox", "Bills")]
+    actions, placed, rnd = _round(after, stored, target)
+    assert actions == [Rename("tU", "Bills")] and placed["R"] == ("moved", "tU", "tR")
+    assert rnd.disposal == ["tR"]

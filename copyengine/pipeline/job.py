@@ -130,8 +130,15 @@ async def run_pairs(
 
 # what a sign-off can find that a pass listing every folder in full repairs (the target
 # changed under the copy: copies deleted, edited or moved there, folders deleted there, old
-# folders of ours left); a second copy or a folder someone else made there it leaves alone
-REPAIRABLE = ("unaccounted", "stale", "misplaced", "leftover_folders", "missing_folders")
+# folders of ours left); a folder someone else made there it leaves alone
+REPAIRABLE = (
+    "unaccounted",
+    "stale",
+    "misplaced",
+    "duplicated",
+    "leftover_folders",
+    "missing_folders",
+)
 
 
 def needs_repair(entry: dict[str, Any]) -> bool:

@@ -14,18 +14,20 @@ fingerprint of the rules they were made under."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..config import Pair
-from ..errors import DeltaExpired, Fatal, NotFound, ServiceError
+from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import split
 from ..graph import Folder, FolderNode, MailboxApi, TargetTree
 from ..plan import (
     Fate,
     FolderPlan,
     FolderRound,
+    Placed,
     Rename,
     RoundEnd,
     fingerprint,
@@ -37,7 +39,8 @@ from ..plan import (
     retired_source,
 )
 from ..plan.changes import parse_target_path
-from ..report import PairStats
+from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
+from ..report import FolderStats, PairStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, Store, SyncRecord
 from .ledger import Ledger
 from .mirror import target_index
@@ -131,7 +134,7 @@ class MailboxPass:
                 link = None
         raise Fatal("folderDelta: a fresh round was refused as expired", call="folderDelta")
 
-    def _cached(self, r: FolderRecord) -> FolderJob:
+    def _cached(self, r: FolderRecord, report: bool = True) -> FolderJob:
         """A folder from the stored mapping (the tree did not change since the last pass)."""
         names = split(r.source_path)
         node = FolderNode(
@@ -141,7 +144,11 @@ class MailboxPass:
         )
         plan = FolderPlan(node, parse_target_path(r.target_path), "")
         target = Folder(r.target_folder_id, "", None, "", None, 0, 0)
-        fs = self.stats.folder(self.label + r.source_path, names)
+        retired = retired_source(r.source_folder_id) is not None
+        if report and not retired:
+            fs = self.stats.folder(self.label + r.source_path, names)
+        else:  # an old folder of ours: not one of the pair's folders in the report
+            fs = FolderStats(self.label + r.source_path, names=names)
         fs.target_path = r.target_path
         mode = "delta" if r.delta_link else "full"
         fs.mode = mode
@@ -161,7 +168,10 @@ class MailboxPass:
             plans, stored, target.nodes(), target.anchors, self.mode.deletions != "mirror"
         )  # retired records are in ``stored``: never selected, they are gone folders
         self.round = rnd
+        self.tree_ids = set(target.folders)
         made: dict[str, Folder] = {}
+        by_target = {p.target: p for p in rnd.placed}
+        done: set[str] = set()  # source folders whose mapping is recorded
 
         def real(ref: str | None) -> str | None:
             return made[ref].id if ref is not None and ref in made else ref
@@ -174,10 +184,21 @@ class MailboxPass:
                 self.log.info(
                     "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
                 )
+                ref = action.folder
             else:
                 made[action.ref] = await self.dst.create_folder(
                     self.dst_id, real(action.parent), action.name, action.type
                 )
+                ref = action.ref
+            placed_here = by_target.get(ref)
+            if placed_here is not None and not (isinstance(action, Rename) and action.aside):
+                # recorded as soon as confirmed: a pass cut short anywhere after this leaves
+                # the mapping (and, for a moved folder, its old copy) for the next to finish
+                await self._map(placed_here, real(ref) or ref)
+                done.add(placed_here.plan.source.folder.id)
+        for placed in rnd.placed:
+            if placed.plan.source.folder.id not in done:
+                await self._map(placed, real(placed.target) or placed.target)
         jobs: list[FolderJob] = []
         fc = self.stats.folder_changes
         for placed in rnd.placed:
@@ -216,11 +237,24 @@ class MailboxPass:
                     )
                 elif any(retired_source(r.source_folder_id) is None for r in stored):
                     fc["created"] += 1
-            if job.sweep_from is None:
-                await self._mapped(job)  # a moved folder: once its old copy is swept
             fs.mode = job.mode
             jobs.append(job)
         return jobs
+
+    async def _map(self, placed: Placed, folder_id: str) -> None:
+        """Record where a source folder's items go now. A folder whose items are not all in
+        it yet (moved, made again, adopted, new) loses its item link, so that whichever pass
+        comes next lists it in full; a moved folder's old copy is remembered as retired
+        until it is swept."""
+        plan, rec = placed.plan, placed.record
+        sid = plan.source.folder.id
+        await self.store.folder_mapped(
+            self.key, sid, plan.source.path, folder_id, plan.target.path, self.scope
+        )
+        if placed.kind not in ("same", "renamed") and rec is not None and rec.delta_link:
+            await self.store.set_delta_links(self.key, [(sid, None)])
+        if placed.kind == "moved" and placed.old is not None:
+            await self._retire(sid, placed.old, plan.source.path)
 
     async def _mapped(self, job: FolderJob) -> None:
         await self.store.folder_mapped(
@@ -246,27 +280,40 @@ class MailboxPass:
         departing: list[tuple[FolderJob, ItemRecord]] = [
             (job, r) for job in jobs for r in job.removed
         ]
+        if rnd is not None:
+            disposal = list(rnd.disposal)
+        else:  # only retired folders: the deepest first
+            deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
+            disposal = [r.target_folder_id for r in deep]
+        in_use = {job.target.id for job in jobs}
+        mirror = self.mode.deletions == "mirror"
         gone_jobs: dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]] = defaultdict(
             list
         )
+        goes: set[str] = set()  # gone source folders whose target folder is deleted whole
         for rec in gone:
             job = self._cached(rec)
             job.stats.mode = "gone"
             if retired_source(rec.source_folder_id) is not None:
-                gone_jobs[rec.target_folder_id].append((job, rec, []))  # kept copies only
+                gone_jobs[rec.target_folder_id].append((job, rec, []))  # its copies: kept
                 continue
             records = await self.store.items_in_folder(self.key, rec.source_folder_id)
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
-        kept = await self._kept(jobs, gone) if self.ledger.arrived or departing else []
-        if departing or kept:
-            keys = [r.search_key for _, r in departing if r.search_key]
-            keys += [r.search_key for _, r in kept if r.search_key]
-            by_key = await self._live_by_key(keys, {r.source_id for _, r in departing})
+            if mirror and rec.target_folder_id in disposal:
+                goes.add(rec.source_folder_id)
+        arrived = list(self.ledger.arrived)
+        if departing or arrived:
+            keys = [r.search_key for _, r in departing if r.search_key] + arrived
+            leaving = {r.source_id for _, r in departing}
+            known = await self.store.items_by_keys(self.key, keys)
+            by_key: dict[bytes, list[ItemRecord]] = defaultdict(list)
+            for r in known:
+                if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
+                    by_key[r.search_key].append(r)
+            kept = self._kept(jobs, gone, known)
             await self._settle_departing(departing)
-            mirror = self.mode.deletions == "mirror"
-            goes = {rec.source_folder_id for rec in gone} if mirror else set()
             for job, r in departing:
                 if r.target_id is None:
                     if r.status in SETTLED or r.status is Status.REMOVED:
@@ -277,22 +324,23 @@ class MailboxPass:
                 await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
             await self._drop_kept_moves(kept, by_key, forget)
         olds = {j.sweep_from: j for j in jobs if j.sweep_from is not None}
-        if rnd is not None:
-            disposal = rnd.disposal
-        else:  # only retired folders: the deepest first
-            deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
-            disposal = [r.target_folder_id for r in deep]
-        in_use = {job.target.id for job in jobs}
         # gone folders whose copy is no longer in the target (deleted there) come last
-        rest = [fid for fid in gone_jobs if fid not in disposal and fid not in in_use]
+        tree = getattr(self, "tree_ids", None)
+        rest = [
+            fid
+            for fid in gone_jobs
+            if fid not in disposal and fid not in in_use and (tree is None or fid not in tree)
+        ]
         for fid in [*disposal, *rest]:
             if fid in olds and not await self._sweep(olds[fid]):
                 clean = False
             for one in gone_jobs.pop(fid, []):
                 if not await self._gone(*one, forget):
                     clean = False
-        for left in gone_jobs.values():  # their copy is now another folder's: it stays
+        for left in gone_jobs.values():  # a folder another uses, or a well-known one: stays
             for _, rec, _ in left:
+                if retired_source(rec.source_folder_id) is None:
+                    self.stats.folder_changes["deleted"] += 1
                 await self.store.forget_folder(self.key, rec.source_folder_id)
         await self.store.forget_items(self.key, forget)
         await self.store.flush()
@@ -314,29 +362,22 @@ class MailboxPass:
                 self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
             )
 
-    async def _live_by_key(
-        self, keys: list[bytes], departing: set[str]
-    ) -> dict[bytes, list[ItemRecord]]:
-        """The state's records of the items with these search keys that are still at the
-        source (not removed, not departing in this pass), by key, in any folder of the pair."""
-        out: dict[bytes, list[ItemRecord]] = defaultdict(list)
-        for r in await self.store.items_by_keys(self.key, keys):
-            if r.search_key and r.source_id not in departing and r.status is not Status.REMOVED:
-                out[r.search_key].append(r)
-        return out
-
-    async def _kept(
-        self, jobs: list[FolderJob], gone: list[FolderRecord]
+    def _kept(
+        self, jobs: list[FolderJob], gone: list[FolderRecord], known: list[ItemRecord]
     ) -> list[tuple[FolderJob, ItemRecord]]:
-        """This mailbox's copies kept as deleted at the source, with their folder's job."""
+        """Of the records of the keys this pass met, this mailbox's copies kept as deleted
+        at the source, with their folder's job (a move seen in two halves drops them)."""
         folders = {j.source_id: j for j in jobs}
         for rec in [*gone, *self.retired]:
             orig = retired_source(rec.source_folder_id) or rec.source_folder_id
-            folders.setdefault(orig, self._cached(rec))
+            folders.setdefault(orig, self._cached(rec, report=False))
         return [
             (folders[r.folder_id], r)
-            for r in await self.store.items_with_status(self.key, Status.REMOVED)
-            if r.folder_id in folders and r.search_key and r.target_id
+            for r in known
+            if r.status is Status.REMOVED
+            and r.folder_id in folders
+            and r.search_key
+            and r.target_id
         ]
 
     async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
@@ -440,46 +481,64 @@ class MailboxPass:
             job.stats.kept = max(0, job.stats.kept - 1)
 
     async def _sweep(self, job: FolderJob) -> bool:
-        """A moved folder's items now live in its new target folder: remove their copies from
-        the old one, and the old folder itself once it holds nothing else."""
+        """A moved folder's items now live in its new target folder: its old copy is swept
+        (``_sweep_old``). False while some of its items are not re-homed yet: the next pass
+        walks again and sweeps what is left."""
         old = job.sweep_from
         assert old is not None
-        records = await self.store.items_in_folder(self.key, job.source_id)
-        keys = {
-            r.search_key
-            for r in records.values()
-            if r.status in SETTLED and r.target_folder_id == job.target.id and r.search_key
-        }
+        if not await self._sweep_old(old, retired_id(job.source_id, old), job.plan.source.path):
+            return False
+        job.sweep_from = None
+        return not (job.deferred or job.stats.unknown or job.stats.not_attempted)
+
+    async def _sweep_old(self, folder_id: str, record_id: str, path: str) -> bool:
+        """An old target folder of ours (a moved folder's old copy, or a folder kept for its
+        copies): remove the items whose search key has a settled copy elsewhere (their item
+        lives on in another folder), then the folder itself once it holds nothing. What is
+        left (copies kept as deleted at the source, items nobody copied) stays, and so does
+        the folder, retired: every later pass looks at it again. Never deleted while it holds
+        anything, whatever the policy (``keep`` then ``mirror`` keeps what ``keep`` kept)."""
         left = 0
         try:
-            async for page in self.dst.list_items(self.dst_id, old, with_keys=True):
-                for it in page:
-                    if it.search_key in keys:
-                        await self.dst.delete_item(self.dst_id, old, it.id, hard=True)
-                    else:
-                        left += 1
-            folder = await self.dst.get_folder(self.dst_id, old)
+            items = [
+                it
+                async for page in self.dst.list_items(self.dst_id, folder_id, with_keys=True)
+                for it in page
+            ]
+            keys = [it.search_key for it in items if it.search_key]
+            live: dict[bytes, set[str]] = defaultdict(set)
+            for r in await self.store.items_by_keys(self.key, keys) if keys else []:
+                if r.search_key and r.status in SETTLED and r.target_id:
+                    live[r.search_key].add(r.target_id)
+            for it in items:
+                copies = live.get(it.search_key, set()) if it.search_key else set()
+                if copies - {it.id}:
+                    await self.dst.delete_item(self.dst_id, folder_id, it.id, hard=True)
+                else:
+                    left += 1
+            folder = await self.dst.get_folder(self.dst_id, folder_id)
             if left == 0 and folder.child_count == 0:
-                await self.dst.delete_folder(self.dst_id, old)
-            else:
-                if left:
-                    self.stats.notes.append(
-                        f"the old target folder of {job.plan.source.path} keeps {left} items "
-                        "that are not copies of its current source items; it is left in place "
-                        "and removed by a later pass once empty"
-                    )
-                await self._retire(job.source_id, old, job.plan.source.path)
+                await self.dst.delete_folder(self.dst_id, folder_id)
+                await self.store.forget_folder(self.key, record_id)
+                return True
+            if folder.name.endswith(TEMP_SUFFIX):  # moved aside for a pass, stays: say why
+                base = folder.name.removesuffix(TEMP_SUFFIX) + KEPT_SUFFIX
+                with contextlib.suppress(ItemFailed):
+                    await self.dst.rename_folder(self.dst_id, folder_id, base)
         except NotFound:
-            pass  # the old folder is already gone
+            await self.store.forget_folder(self.key, record_id)  # already gone
+            return True
         except Fatal:
             raise
         except ServiceError as exc:
-            self.log.warning("pass.sweep_failed", folder=job.plan.source.path, error=exc.message)
+            self.log.warning("pass.sweep_failed", folder=path, error=exc.message)
             return False
-        if job.deferred or job.stats.unknown or job.stats.not_attempted:
-            return False  # some items may not be re-homed yet: the old mapping stays
-        await self._mapped(job)
-        job.sweep_from = None
+        if left:
+            self.stats.notes.append(
+                f"an old target folder of {path} keeps {left} items that are no copies of "
+                "current source items (kept as deleted at the source, or not ours): it stays, "
+                "and a later pass removes it once empty"
+            )
         return True
 
     async def _retire(self, source_folder_id: str, target_folder_id: str, path: str) -> None:
@@ -498,23 +557,26 @@ class MailboxPass:
         """A folder mapped before and no longer selected (deleted at the source, or moved out
         of the selection), once its items were dealt with like any that left the source:
         under ``mirror`` its target folder goes; under ``keep`` it stays while it holds kept
-        copies (or folders), and goes once empty."""
+        copies (or folders), retired, and goes once empty. A retired folder is swept."""
         if job.deferred:
             return False
-        orig = retired_source(rec.source_folder_id)
-        if orig is None:
-            self.stats.folder_changes["deleted"] += 1
-        delete = self.mode.deletions == "mirror"
+        if retired_source(rec.source_folder_id) is not None:
+            return await self._sweep_old(
+                rec.target_folder_id, rec.source_folder_id, rec.source_path
+            )
+        self.stats.folder_changes["deleted"] += 1
         try:
-            if not delete:
-                folder = await self.dst.get_folder(self.dst_id, rec.target_folder_id)
-                delete = folder.item_count == 0 and folder.child_count == 0
-            if delete:
+            if self.mode.deletions == "mirror":
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
-            elif orig is None:  # kept: checked again by later passes, deleted once empty
-                await self._retire(rec.source_folder_id, rec.target_folder_id, rec.source_path)
+                forget.extend(r.source_id for r in records)
             else:
-                return True  # still holds kept copies
+                await self._retire(rec.source_folder_id, rec.target_folder_id, rec.source_path)
+                await self.store.forget_folder(self.key, rec.source_folder_id)
+                return await self._sweep_old(
+                    rec.target_folder_id,
+                    retired_id(rec.source_folder_id, rec.target_folder_id),
+                    rec.source_path,
+                )
         except NotFound:
             pass
         except Fatal:
@@ -522,7 +584,5 @@ class MailboxPass:
         except ServiceError as exc:
             self.log.warning("pass.folder_delete_failed", folder=rec.target_path, error=exc)
             return False
-        if self.mode.deletions == "mirror":
-            forget.extend(r.source_id for r in records)
         await self.store.forget_folder(self.key, rec.source_folder_id)
         return True

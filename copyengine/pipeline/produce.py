@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from ..config import Limits, Pair
+from ..errors import Fatal, NotFound, ServiceError
 from ..graph import Item, MailboxApi
 from ..plan import Change, Decision, TargetIndex, batches, classify_row, decide, filter_item
 from ..report import PairStats
-from ..state import ItemRecord, Status, Store
+from ..state import SETTLED, ItemRecord, Status, Store
 from .enumerate import Enumerator
 from .ledger import Ledger
 from .mirror import target_index
@@ -149,6 +150,39 @@ class Producer:
             job.removed = [
                 r for r in unseen.values() if r.target_id and r.status is not Status.REMOVED
             ]
+            if index is not None:
+                await self._second_copies(job, index)
+
+    async def _second_copies(self, job: FolderJob, index: TargetIndex) -> None:
+        """Target drift, the source wins: a target item of this folder that no source item
+        here claimed, with the search key of an item whose settled copy is another target
+        item (a copy the target's user moved here, e.g. deleted in Outlook into Deleted
+        Items, after which the item was copied again), is a second copy: removed, reported.
+        Copies kept as deleted at the source and items nobody copied are left alone."""
+        spare = {
+            tid: key for key, ids in index.by_key.items() for tid in ids if tid not in index.claimed
+        }
+        if not spare:
+            return
+        copies: dict[bytes, set[str]] = {}
+        for r in await self.store.items_by_keys(self.pair.key, list(set(spare.values()))):
+            if r.search_key and r.status in SETTLED and r.target_id:
+                copies.setdefault(r.search_key, set()).add(r.target_id)
+        for tid, key in spare.items():
+            if not copies.get(key, set()) - {tid}:
+                continue
+            try:
+                await self.dst.delete_item(self.dst_id, job.target.id, tid, hard=True)
+            except NotFound:
+                continue
+            except Fatal:
+                raise
+            except ServiceError as exc:
+                self.ledger.log.warning("item.second_copy_kept", item=tid, error=exc.message)
+                continue
+            job.stats.drift.append(
+                {"id": tid, "reason": "a second copy (moved here in the target): removed"}
+            )
 
     async def _delta(
         self, job: FolderJob, records: dict[str, ItemRecord]

@@ -213,7 +213,8 @@ def plan_folder_round(
             ref = model.create(parent, name)
             out.actions.append(Create(ref, parent, name, ftype))
             return ref, True
-        if model.nodes[there].name != name and there not in claimed:
+        node = model.nodes[there]
+        if node.name != name and there not in claimed and not node.well_known:
             out.actions.append(Rename(there, name))
             model.rename(there, name)
         return there, False
@@ -266,6 +267,10 @@ def plan_folder_round(
                     if still_to_place(there):
                         aside(there)
                     else:  # nobody's copy, or another selected folder's: items go there
+                        node = model.nodes[there]
+                        if node.name != name and there not in claimed and not node.well_known:
+                            out.actions.append(Rename(there, name))  # its exact name
+                            model.rename(there, name)
                         chosen[sid] = there
                         claimed.add(there)
                         out.placed.append(Placed(plan, there, "moved", rec, old=cur))
@@ -290,5 +295,6 @@ def plan_folder_round(
     old = {p.old for p in out.placed if p.old is not None}
     old.update(r.target_folder_id for r in out.gone if r.target_folder_id in model.nodes)
     old -= claimed
+    old -= {fid for fid in old if model.nodes[fid].well_known}  # never deleted: only forgotten
     out.disposal = sorted(old, key=model.depth, reverse=True)
     return out
