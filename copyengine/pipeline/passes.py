@@ -1,16 +1,21 @@
-"""One mailbox of a pair in one pass, before and after its items are copied.
+"""One mailbox of a pair in one pass, before and after its items are copied: the I/O around
+the pure decisions of ``plan`` (``plan_folder_round``, ``decide``, ``removal_fate``,
+``links_to_store``).
 
 Before: the folder delta round (from the stored folder link, else a first round) says whether
 the source's folder tree changed. If it did not, the folders come from the mapping the state
-remembers, with no walk of either tree; if it did (or there is no mapping), the source tree
-is walked, planned, and reconciled with the mapping: renamed folders are renamed in the
-target, moved folders get a new target folder (their items re-homed, the old folder swept),
-new folders are created, and folders gone from the source are dealt with at the end.
+remembers, with no walk of either tree; if it did (or there is no mapping), both trees are
+walked and ``plan_folder_round`` decides, from the source, the state's mapping (by folder
+id, never by name) and the target as it is, the renames and creations to make, in an order
+in which no two folders collide. Each mapping is recorded as soon as its action is
+confirmed; a moved folder's old copy is recorded as retired at once.
 
 After (only when the pair's items were settled, never after a drain): items that left their
-folder are moved, deleted or kept in the target (``[sync] deletions``), old folders are swept,
-and then, and only then, the links that close this pass's rounds are stored with the
-fingerprint of the rules they were made under."""
+folder are moved, deleted or kept in the target (``[sync] deletions``), a move being decided
+from the state's records of the same search key; old target folders (moved folders' old
+copies, folders gone from the source, retired ones) are swept and removed once empty,
+deepest first; then, and only then, the links that close this pass's rounds are stored with
+the fingerprint of the rules they were made under."""
 
 from __future__ import annotations
 
@@ -90,6 +95,7 @@ class MailboxPass:
         self.round: FolderRound | None = None
         # old target folders left in place for what they hold, checked again every pass
         self.retired: list[FolderRecord] = []
+        self.tree_ids: set[str] | None = None  # the target's folders, when walked
         self.incremental = False
 
     # -- before --------------------------------------------------------------------------------
@@ -325,7 +331,7 @@ class MailboxPass:
             await self._drop_kept_moves(kept, by_key, forget)
         olds = {j.sweep_from: j for j in jobs if j.sweep_from is not None}
         # gone folders whose copy is no longer in the target (deleted there) come last
-        tree = getattr(self, "tree_ids", None)
+        tree = self.tree_ids
         rest = [
             fid
             for fid in gone_jobs
