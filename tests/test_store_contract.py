@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from copyengine.errors import ForeignState, JobLocked, StateError
@@ -316,6 +317,21 @@ async def test_records_are_found_by_search_key_and_by_status_across_folders(
         assert [(r.source_id, r.folder_id) for r in kept] == [("s1", "F1")]
         many = [b"zz" + i.to_bytes(2, "big") for i in range(1_200)]  # more than one query
         assert await st.items_by_keys(P, many) == []
+
+
+async def test_a_flush_that_finds_nothing_waits_for_the_one_under_way(make: Factory) -> None:
+    # a pass reads outcomes back right after flushing (to decide moves): what it reads must
+    # include every outcome recorded before, even when a periodic flush took them first
+    async with make() as st:
+        await st.record_intents(P, [_intent(i) for i in range(1, 40)])
+        for i in range(1, 40):
+            st.record_outcome(P, Outcome(f"s{i}", Status.DONE, f"t{i}", f"tck{i}"))
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(st.flush)
+            await anyio.lowlevel.checkpoint()  # the first flush has taken the whole batch
+            await st.flush()  # nothing left to write: it waits for that one
+            recs = await st.items_in_folder(P, "F1")
+            assert all(r.status is Status.DONE for r in recs.values()) and len(recs) == 39
 
 
 async def test_one_run_at_a_time(make: Factory) -> None:

@@ -666,9 +666,11 @@ class PostgresStore(GroupCommitting):
         return len(self._buffer) >= self.max_buffer
 
     async def flush(self) -> None:
-        if not self._buffer or self._pool is None:
-            return
+        # the lock first: a caller that finds the buffer empty while another flush is
+        # writing waits for that write (what it reads next must include it)
         async with self._flushing:
+            if not self._buffer or self._pool is None:
+                return
             batch, self._buffer = self._buffer, []
             if not batch:
                 return

@@ -224,6 +224,7 @@ class SQLiteStore(GroupCommitting):
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, Outcome]] = []
+        self._flushing = anyio.Lock()
         self._intents_queued: list[_Intents] = []
         self._intents_lock = anyio.Lock()
         self.commits = 0
@@ -630,6 +631,14 @@ class SQLiteStore(GroupCommitting):
         return len(self._buffer) >= self.max_buffer
 
     async def flush(self) -> None:
+        """Commit the buffered outcomes. Flushes run one at a time: a caller that finds the
+        buffer empty while another flush is writing waits for that write, so what it reads
+        next includes every outcome recorded before it asked (a pass reads outcomes back to
+        decide moves); and batches commit in the order they were taken."""
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if not self._buffer or self._db is None:
             return
         batch, self._buffer = self._buffer, []
