@@ -7,14 +7,10 @@ emulator's change API on the target mailbox (never by relying on an engine defec
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from copyengine.config import load_job
@@ -27,6 +23,7 @@ from copyengine.verify import KINDS, SourceFolder, TargetFolder, judge
 from copyengine.wiring import run_job, verify_job
 from tests.emu import base_config, q, running
 from tests.jobs import selected_by_default, write_job
+from tests.test_truth import _cli, _finish
 
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
 MIRROR = '[sync]\ndeletions = "mirror"\n'
@@ -351,36 +348,15 @@ async def test_an_archive_pair_whose_archive_copy_lacks_an_item_is_not_complete(
         assert len(bad[0].missing) == 1
 
 
-def _cli(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "copyengine", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-async def _finish(proc: subprocess.Popen[bytes], limit_s: float = 60) -> tuple[int, str]:
-    deadline = time.monotonic() + limit_s
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the process did not finish in time")
-        await anyio.sleep(0.05)
-    out = (proc.stdout.read() if proc.stdout else b"") + (
-        proc.stderr.read() if proc.stderr else b""
-    )
-    return proc.returncode, out.decode("utf-8", "replace")
-
-
 @pytest.mark.anyio
 async def test_verify_content_reports_a_stale_copy_and_plain_verify_stays_presence_only(
     emu: Any, tmp_path: Path
 ) -> None:
     job = write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR)
-    code, out = await _finish(_cli("verify", str(job), "--content"))
+    code, out = await _finish(_cli("verify", str(job), "--content"), 60)
     assert code == ExitCode.CONFIG and "content cannot be checked" in out, out
     assert (await run_job(load_job(job))).exit_code() == ExitCode.OK
-    code, out = await _finish(_cli("verify", str(job), "--content"))
+    code, out = await _finish(_cli("verify", str(job), "--content"), 60)
     assert code == ExitCode.OK and "(current)" in out, out
     src = emu.state.require_mailbox(ADELE)
     first = next(iter(src.well_known["inbox"].live_items()))
@@ -390,10 +366,12 @@ async def test_verify_content_reports_a_stale_copy_and_plain_verify_stays_presen
         if i.content.search_key == first.content.search_key
     ]
     await _ops(emu, T_ADELE, [{"op": "modify", "id": copy.id}])
-    code, out = await _finish(_cli("verify", str(job)))
+    code, out = await _finish(_cli("verify", str(job)), 60)
     assert code == ExitCode.OK and "(present)" in out, out
     report = tmp_path / "verify.json"
-    code, out = await _finish(_cli("verify", str(job), "--content", "--json-output", str(report)))
+    code, out = await _finish(
+        _cli("verify", str(job), "--content", "--json-output", str(report)), 60
+    )
     assert code == ExitCode.VERIFY_MISMATCH, out
     assert f"STALE {ADELE} -> {T_ADELE} /Inbox {first.id}" in out, out
     (pair,) = json.loads(report.read_text())
