@@ -305,7 +305,7 @@ async def test_a_moved_folder_whose_pass_stopped_before_its_end_then_renamed_con
     await _ops(emu, ADELE, [{"op": "moveFolder", "id": receipts, "to": "archive"}])
     real = MailboxPass.finish
 
-    async def stopped(self: Any, jobs: Any) -> None:
+    async def stopped(self: Any, jobs: Any, elsewhere: Any = ()) -> None:
         return None  # a drain, a pair failure or a kill after the imports: no finish
 
     monkeypatch.setattr(MailboxPass, "finish", stopped)
@@ -370,3 +370,40 @@ async def test_a_folder_moved_aside_and_kept_does_not_keep_a_temporary_name(
     assert not any("~copyengine" in p for p in paths), paths
     assert "/Inbox/Projects (removed at source)" in paths  # it holds the kept copy
     assert (await _ok(cfg, cutover=True)).sign_off["complete"]
+
+
+async def test_an_item_the_archive_policy_moves_is_a_move_not_a_kept_deletion(
+    tmp_path: Path,
+) -> None:
+    cfg = base_config()
+    cfg["tenants"][0]["users"][0]["archive"] = {"items": 10, "seed": 9}
+    cfg["tenants"][1]["users"][0]["archive"] = {"layout": "empty"}
+    async with running(cfg) as (server, ep, _):
+        job = write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=KEEP)
+        job.write_text(
+            job.read_text().replace(
+                f'target = "{T_ADELE}"\n', f'target = "{T_ADELE}"\narchive = true\n'
+            )
+        )
+        jc = load_job(job)
+        await _ok(jc)
+        emu = server.emulator
+        src = emu.require_mailbox(ADELE)
+        arch = emu.require_mailbox(src.archive_id)
+        it = next(iter(src.well_known["inbox"].live_items()))
+        key = it.content.search_key
+        # what a retention policy does: the item leaves the mailbox for its archive, same key
+        arch.add_item(arch.folder_by_path("/Inbox"), it.content, modified=it.modified)
+        src.delete_item(it)
+        stats = await _ok(jc)
+        target = emu.require_mailbox(T_ADELE)
+        tarch = emu.require_mailbox(target.archive_id)
+        copies = [
+            i
+            for box in (target, tarch)
+            for i in box.items.values()
+            if not i.deleted and i.content.search_key == key
+        ]
+        assert [c.folder.path() for c in copies] == ["/Inbox"] and copies[0] in tarch.items.values()
+        assert sum(f.kept for p in stats.pairs.values() for f in p.folders.values()) == 0
+        assert (await _ok(jc, cutover=True)).sign_off["complete"]

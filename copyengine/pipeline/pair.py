@@ -24,7 +24,7 @@ from .produce import Producer
 from .settle import Settler
 from .stages import Stages
 from .stop import StopFlag
-from .work import ByteShares
+from .work import ByteShares, FolderJob
 
 log = structlog.get_logger("copyengine.pipeline")
 ARCHIVE_LABEL = "[archive]"  # the report's folder paths of a pair's archive start with it
@@ -126,24 +126,32 @@ class PairRunner:
             dst.primary_id: f"{self.pair.target} (target)",
         }
         self.stats.pacers = [self.src.pacer(src.primary_id), self.dst.pacer(dst.primary_id)]
-        await self._copy_mailbox(src.primary_id, dst.primary_id, "")
-        if not self.pair.archive or self.stop.draining:
+        done = [await self._copy_mailbox(src.primary_id, dst.primary_id, "")]
+        if self.pair.archive and not self.stop.draining:
+            for ref, side in ((src, "source"), (dst, "target")):
+                if ref.archive_id is None:
+                    raise MailboxNotFound(
+                        f"the {side} {ref.upn} has no in-place archive (the pair asks for "
+                        "archive = true); enable it, or drop archive from this pair",
+                        call="resolveMailbox",
+                    )
+            assert src.archive_id is not None and dst.archive_id is not None
+            self._names[src.archive_id] = f"{self.pair.source} (source archive)"
+            self._names[dst.archive_id] = f"{self.pair.target} (target archive)"
+            # an archive has throttling budgets of its own: its own pacers
+            self.stats.pacers += [self.src.pacer(src.archive_id), self.dst.pacer(dst.archive_id)]
+            done.append(await self._copy_mailbox(src.archive_id, dst.archive_id, ARCHIVE_LABEL))
+        if self.stop.draining or self.retry_only:
             return
-        for ref, side in ((src, "source"), (dst, "target")):
-            if ref.archive_id is None:
-                raise MailboxNotFound(
-                    f"the {side} {ref.upn} has no in-place archive (the pair asks for "
-                    "archive = true); enable it, or drop archive from this pair",
-                    call="resolveMailbox",
-                )
-        assert src.archive_id is not None and dst.archive_id is not None
-        self._names[src.archive_id] = f"{self.pair.source} (source archive)"
-        self._names[dst.archive_id] = f"{self.pair.target} (target archive)"
-        # an archive has throttling budgets of its own: its own pacers
-        self.stats.pacers += [self.src.pacer(src.archive_id), self.dst.pacer(dst.archive_id)]
-        await self._copy_mailbox(src.archive_id, dst.archive_id, ARCHIVE_LABEL)
+        # both mailboxes' items are in before either decides what left it: an item moved
+        # between the primary mailbox and the archive is then a move, seen from both sides
+        for this, folders in done:
+            elsewhere = [k for other, _ in done if other is not this for k in other.arrived]
+            await this.finish(folders, elsewhere)
 
-    async def _copy_mailbox(self, src_id: str, dst_id: str, label: str) -> None:
+    async def _copy_mailbox(
+        self, src_id: str, dst_id: str, label: str
+    ) -> tuple[MailboxPass, list[FolderJob]]:
         this = MailboxPass(
             self.src,
             self.dst,
@@ -205,8 +213,8 @@ class PairRunner:
             self.log,
         )
         await settler.settle(self._leave)
-        if not self.stop.draining and not self.retry_only:
-            await this.finish(folders)
+        this.items_done()
+        return this, folders
 
     def _cut_short(self, reason: str | None = None) -> None:
         """The pair stopped with work under way: imports in flight have an unknown outcome

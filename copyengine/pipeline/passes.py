@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -96,6 +97,8 @@ class MailboxPass:
         # old target folders left in place for what they hold, checked again every pass
         self.retired: list[FolderRecord] = []
         self.tree_ids: set[str] | None = None  # the target's folders, when walked
+        # search key -> (source id, target id, job) of this mailbox's arrivals in this pass
+        self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
         self.incremental = False
 
     # -- before --------------------------------------------------------------------------------
@@ -273,7 +276,12 @@ class MailboxPass:
         )
 
     # -- after ---------------------------------------------------------------------------------
-    async def finish(self, jobs: list[FolderJob]) -> None:
+    def items_done(self) -> None:
+        """This mailbox's items are copied and settled: keep its arrivals (the ledger is the
+        pair's, and the pair's other mailbox is copied next, before either finishes)."""
+        self.arrived = dict(self.ledger.arrived)
+
+    async def finish(self, jobs: list[FolderJob], elsewhere: Iterable[bytes] = ()) -> None:
         """Apply what left the source (moves decided from the state: another live item of
         the same search key with a settled copy), dispose of old target folders (moved
         folders' old copies swept, folders gone from the source deleted or kept), deepest
@@ -309,7 +317,9 @@ class MailboxPass:
             departing.extend((job, r) for r in mine)
             if mirror and rec.target_folder_id in disposal:
                 goes.add(rec.source_folder_id)
-        arrived = list(self.ledger.arrived)
+        # keys that arrived here, or in the pair's other mailbox (an item the archive policy
+        # moved from the primary mailbox into the archive is a move, not a deletion)
+        arrived = [*self.arrived, *elsewhere]
         if departing or arrived:
             keys = [r.search_key for _, r in departing if r.search_key] + arrived
             leaving = {r.source_id for _, r in departing}
@@ -436,7 +446,7 @@ class MailboxPass:
             return
         forget.append(rec.source_id)
         if fate is Fate.MOVED:
-            arrival = self.ledger.arrived.get(rec.search_key) if rec.search_key else None
+            arrival = self.arrived.get(rec.search_key) if rec.search_key else None
             self.ledger.moved(job, rec, arrival[2] if arrival is not None else None)
         else:
             self.ledger.deleted(job)
