@@ -389,15 +389,17 @@ async def test_an_item_the_archive_policy_moves_is_a_move_not_a_kept_deletion(
         await _ok(jc)
         emu = server.emulator
         src = emu.require_mailbox(ADELE)
-        arch = emu.require_mailbox(src.archive_id)
+        arch = emu.require_mailbox(src.archive_id or "")
+        inbox = arch.folder_by_path("/Inbox")
+        assert inbox is not None
         it = next(iter(src.well_known["inbox"].live_items()))
         key = it.content.search_key
         # what a retention policy does: the item leaves the mailbox for its archive, same key
-        arch.add_item(arch.folder_by_path("/Inbox"), it.content, modified=it.modified)
+        arch.add_item(inbox, it.content, modified=it.modified)
         src.delete_item(it)
         stats = await _ok(jc)
         target = emu.require_mailbox(T_ADELE)
-        tarch = emu.require_mailbox(target.archive_id)
+        tarch = emu.require_mailbox(target.archive_id or "")
         copies = [
             i
             for box in (target, tarch)
