@@ -50,6 +50,22 @@ request_window_s = 600
     return path
 
 
+def with_archives(cfg: dict[str, Any], items: int) -> dict[str, Any]:
+    """An emulator configuration (``tests.emu.base_config``) whose first source and target
+    users have an in-place archive: ``items`` items at the source, empty at the target."""
+    cfg["tenants"][0]["users"][0]["archive"] = {"items": items, "seed": 9}
+    cfg["tenants"][1]["users"][0]["archive"] = {"layout": "empty"}
+    return cfg
+
+
+def archive_pair(job: Path, target: str) -> Path:
+    """The job file with ``archive = true`` on the pair whose target is ``target``."""
+    job.write_text(
+        job.read_text().replace(f'target = "{target}"\n', f'target = "{target}"\narchive = true\n')
+    )
+    return job
+
+
 def by_key(snapshot: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in snapshot["items"]:

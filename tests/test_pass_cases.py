@@ -21,7 +21,7 @@ from copyengine.exitcodes import ExitCode
 from copyengine.pipeline import enumerate as enumerate_mod
 from copyengine.wiring import run_job
 from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, q, running
-from tests.jobs import write_job
+from tests.jobs import archive_pair, with_archives, write_job
 from tests.test_incremental import ADELE, MIRROR, T_ADELE, _job_process, _ops, assert_same
 
 pytestmark = pytest.mark.anyio
@@ -375,16 +375,8 @@ async def test_a_folder_moved_aside_and_kept_does_not_keep_a_temporary_name(
 async def test_an_item_the_archive_policy_moves_is_a_move_not_a_kept_deletion(
     tmp_path: Path,
 ) -> None:
-    cfg = base_config()
-    cfg["tenants"][0]["users"][0]["archive"] = {"items": 10, "seed": 9}
-    cfg["tenants"][1]["users"][0]["archive"] = {"layout": "empty"}
-    async with running(cfg) as (server, ep, _):
-        job = write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=KEEP)
-        job.write_text(
-            job.read_text().replace(
-                f'target = "{T_ADELE}"\n', f'target = "{T_ADELE}"\narchive = true\n'
-            )
-        )
+    async with running(with_archives(base_config(), 10)) as (server, ep, _):
+        job = archive_pair(write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=KEEP), T_ADELE)
         jc = load_job(job)
         await _ok(jc)
         emu = server.emulator

@@ -22,7 +22,7 @@ from copyengine.state import ItemRecord, Status
 from copyengine.verify import KINDS, SourceFolder, TargetFolder, judge
 from copyengine.wiring import run_job, verify_job
 from tests.emu import base_config, q, running
-from tests.jobs import selected_by_default, write_job
+from tests.jobs import archive_pair, selected_by_default, with_archives, write_job
 from tests.test_truth import _cli, _finish
 
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -315,16 +315,8 @@ async def test_a_leftover_target_folder_under_mirror_is_not_complete(
 async def test_an_archive_pair_whose_archive_copy_lacks_an_item_is_not_complete(
     tmp_path: Path,
 ) -> None:
-    cfg = base_config()
-    cfg["tenants"][0]["users"][0]["archive"] = {"items": 25, "seed": 9}
-    cfg["tenants"][1]["users"][0]["archive"] = {"layout": "empty"}
-    async with running(cfg) as (server, ep, _):
-        job = write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=MIRROR)
-        job.write_text(
-            job.read_text().replace(
-                f'target = "{T_ADELE}"\n', f'target = "{T_ADELE}"\narchive = true\n'
-            )
-        )
+    async with running(with_archives(base_config(), 25)) as (server, ep, _):
+        job = archive_pair(write_job(tmp_path, ep, [(ADELE, T_ADELE)], extra=MIRROR), T_ADELE)
         cfg_job = load_job(job)
         assert (await run_job(cfg_job)).exit_code() == ExitCode.OK
         assert all(pc.ok for pc in await verify_job(cfg_job))
