@@ -23,21 +23,15 @@ class Ledger:
         self.max_failed = max_failed
         self.failures = 0
         # this pass's arrivals by search key: (source id, target id, folder) of items copied,
-        # adopted or updated; an item that left another folder with the same key was moved
+        # adopted or updated (the keys a pass looks up to decide moves, and the move counts)
         self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
         # a first pass has nothing that could have moved: it keeps no arrivals (their memory
         # would grow with the mailbox)
         self.track_arrivals = True
-        # search keys of items whose import failed or is unknown in this pass
-        self.unsettled_keys: set[bytes] = set()
 
     def _arrived(self, job: FolderJob, item: Item, target_id: str | None) -> None:
         if self.track_arrivals and item.search_key is not None:
             self.arrived[item.search_key] = (item.id, target_id, job)
-
-    def _unsettled(self, item: Item) -> None:
-        if item.search_key is not None:
-            self.unsettled_keys.add(item.search_key)
 
     # -- enumeration ---------------------------------------------------------------------------
     def listed(self, job: FolderJob, item: Item) -> None:
@@ -132,7 +126,6 @@ class Ledger:
             self.pair, Outcome(item.id, Status.UNKNOWN, error=message, request_id=request_id)
         )
         self.log.info("item.import_unanswered", item=item.id, error=message)
-        self._unsettled(item)
 
     # -- final fates ---------------------------------------------------------------------------
     def failed(self, job: FolderJob, item: Item, reason: str, request_id: str | None) -> None:
@@ -156,7 +149,6 @@ class Ledger:
             request_id=request_id,
         )
         self.failures += 1
-        self._unsettled(item)
         if self.max_failed is not None and self.failures > self.max_failed:
             raise BadItemLimit(
                 f"more than {self.max_failed} items failed in this pair "
@@ -169,7 +161,6 @@ class Ledger:
         job.stats.unknown.append(
             {"id": item.id, "size": item.size, "reason": reason, "request_id": request_id}
         )
-        self._unsettled(item)
         self.log.warning("item.outcome_unknown", item=item.id, reason=reason)
 
     def not_sent(self, job: FolderJob, item: Item) -> None:

@@ -263,17 +263,8 @@ class MailboxPass:
         if placed.kind not in ("same", "renamed") and rec is not None and rec.delta_link:
             await self.store.set_delta_links(self.key, [(sid, None)])
         if placed.kind == "moved" and placed.old is not None:
-            await self._retire(sid, placed.old, plan.source.path)
-
-    async def _mapped(self, job: FolderJob) -> None:
-        await self.store.folder_mapped(
-            self.key,
-            job.source_id,
-            job.plan.source.path,
-            job.target.id,
-            job.plan.target.path,
-            self.scope,
-        )
+            old_path = rec.target_path if rec is not None else ""
+            await self._retire(sid, placed.old, plan.source.path, old_path)
 
     # -- after ---------------------------------------------------------------------------------
     def items_done(self) -> None:
@@ -557,13 +548,17 @@ class MailboxPass:
             )
         return True
 
-    async def _retire(self, source_folder_id: str, target_folder_id: str, path: str) -> None:
+    async def _retire(
+        self, source_folder_id: str, target_folder_id: str, path: str, target_path: str
+    ) -> None:
+        """Remember an old target folder of ours (its target path orders the sweeps of a
+        pass that does not walk the trees: the deepest first)."""
         await self.store.folder_mapped(
             self.key,
             retired_id(source_folder_id, target_folder_id),
             path,
             target_folder_id,
-            "",
+            target_path,
             self.scope,
         )
 
@@ -586,7 +581,9 @@ class MailboxPass:
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
                 forget.extend(r.source_id for r in records)
             else:
-                await self._retire(rec.source_folder_id, rec.target_folder_id, rec.source_path)
+                await self._retire(
+                    rec.source_folder_id, rec.target_folder_id, rec.source_path, rec.target_path
+                )
                 await self.store.forget_folder(self.key, rec.source_folder_id)
                 return await self._sweep_old(
                     rec.target_folder_id,
