@@ -14,7 +14,6 @@ from .config import JobConfig, Limits, Pair
 from .errors import DeltaExpired
 from .failures import classify
 from .graph import Clients, Item, MailboxApi, Removed
-from .graph.tree import survey
 from .plan import (
     Change,
     Decision,
@@ -28,6 +27,7 @@ from .plan import (
     fingerprint,
 )
 from .state import FolderRecord, ItemRecord, Store
+from .survey import MailboxSide, mailboxes, survey
 
 # The data an export carries is larger than the item's size (properties, stream structure);
 # the upload budget counts import bodies: base64 of that.
@@ -116,52 +116,8 @@ async def plan_pair(
 ) -> PairPlanned:
     out = PairPlanned(pair.source, pair.target)
     try:
-        s, d, plans, tree = await survey(src, dst, pair)
-        # folders with a stored link, made under the job's current rules, are read by delta
-        # by the next run: the plan reads the same rounds (reading one changes nothing)
-        links: dict[str, FolderRecord] = {}
-        if store is not None:
-            sync = await store.sync_state(pair.key, "primary")
-            if sync is not None and sync.fingerprint == fingerprint(pair):
-                links = {r.source_folder_id: r for r in await store.folders(pair.key)}
-        for plan in plans:
-            where = await tree.find(plan.target, plan.source.names[0])
-            fp = FolderPlanned(plan.source.path, plan.target.path, where.existing is not None)
-            records: dict[str, ItemRecord] = (
-                await store.items_in_folder(pair.key, plan.source.folder.id) if store else {}
-            )
-            rec = links.get(plan.source.folder.id)
-            if (
-                rec is not None
-                and rec.delta_link
-                and where.existing == rec.target_folder_id
-                and await _plan_delta(src, s, rec.delta_link, pair, records, fp)
-            ):
-                out.folders.append(fp)
-                continue
-            index = TargetIndex()
-            if where.existing is not None:
-                items: list[Item] = []
-                async for page in dst.list_items(d, where.existing, with_keys=True):
-                    items.extend(page)
-                index = TargetIndex.of(items)
-            async for page in src.list_items(s, plan.source.folder.id, with_keys=True):
-                for it in page:
-                    fp.items += 1
-                    fp.bytes += it.size
-                    skip = filter_item(it, pair.items)
-                    if skip is not None:
-                        fp.skipped[skip.value] = fp.skipped.get(skip.value, 0) + 1
-                        if skip is Skip.TOO_LARGE:
-                            fp.skipped_items.append({"id": it.id, "size": it.size})
-                        continue
-                    what = decide(it, records.get(it.id), index, where.existing or "")
-                    if what.decision in (Decision.COPY, Decision.UPDATE):
-                        fp.copy += 1
-                        fp.copy_bytes += it.size
-                    else:
-                        fp.present += 1
-            out.folders.append(fp)
+        for side in await mailboxes(src, dst, pair):
+            await _plan_mailbox(src, dst, pair, side, store, out)
         out.eta_s, out.binding = pair_eta(out.total("copy"), out.total("copy_bytes"), lim)
     except Exception as exc:  # one pair's failure is that pair's verdict
         verdict = classify(exc)
@@ -169,6 +125,66 @@ async def plan_pair(
             raise
         out.error = verdict.message
     return out
+
+
+async def _plan_mailbox(
+    src: MailboxApi,
+    dst: MailboxApi,
+    pair: Pair,
+    side: MailboxSide,
+    store: Store | None,
+    out: PairPlanned,
+) -> None:
+    """One mailbox of the pair planned, folder by folder, into ``out``."""
+    plans, tree = await survey(src, dst, pair, side)
+    s, d = side.source_id, side.target_id
+    # folders with a stored link, made under the job's current rules, are read by delta
+    # by the next run: the plan reads the same rounds (reading one changes nothing)
+    links: dict[str, FolderRecord] = {}
+    if store is not None:
+        sync = await store.sync_state(pair.key, side.scope)
+        if sync is not None and sync.fingerprint == fingerprint(pair):
+            links = {r.source_folder_id: r for r in await store.folders(pair.key)}
+    for plan in plans:
+        where = await tree.find(plan.target, plan.source.names[0])
+        fp = FolderPlanned(
+            side.label + plan.source.path, side.label + plan.target.path, where.existing is not None
+        )
+        records: dict[str, ItemRecord] = (
+            await store.items_in_folder(pair.key, plan.source.folder.id) if store else {}
+        )
+        rec = links.get(plan.source.folder.id)
+        if (
+            rec is not None
+            and rec.delta_link
+            and where.existing == rec.target_folder_id
+            and await _plan_delta(src, s, rec.delta_link, pair, records, fp)
+        ):
+            out.folders.append(fp)
+            continue
+        index = TargetIndex()
+        if where.existing is not None:
+            items: list[Item] = []
+            async for page in dst.list_items(d, where.existing, with_keys=True):
+                items.extend(page)
+            index = TargetIndex.of(items)
+        async for page in src.list_items(s, plan.source.folder.id, with_keys=True):
+            for it in page:
+                fp.items += 1
+                fp.bytes += it.size
+                skip = filter_item(it, pair.items)
+                if skip is not None:
+                    fp.skipped[skip.value] = fp.skipped.get(skip.value, 0) + 1
+                    if skip is Skip.TOO_LARGE:
+                        fp.skipped_items.append({"id": it.id, "size": it.size})
+                    continue
+                what = decide(it, records.get(it.id), index, where.existing or "")
+                if what.decision in (Decision.COPY, Decision.UPDATE):
+                    fp.copy += 1
+                    fp.copy_bytes += it.size
+                else:
+                    fp.present += 1
+        out.folders.append(fp)
 
 
 async def _plan_delta(

@@ -27,13 +27,13 @@ import structlog
 from .config import JobConfig, Pair
 from .failures import classify
 from .folderpath import display
-from .graph import Clients, Folder, Item, MailboxApi, TargetTree
+from .graph import Clients, Folder, Item, MailboxApi
 from .plan import TargetRef, filter_item, plan_folders, root_names
 from .state import SETTLED, ItemRecord, Status, Store
+from .survey import NoArchive, TargetTree, mailboxes
 
 log = structlog.get_logger("copyengine.verify")
 MAX_LISTED = 100
-ARCHIVE_LABEL = "[archive]"  # the folder paths of a pair's archive start with it
 
 
 # -- what was listed --------------------------------------------------------------------------
@@ -518,22 +518,14 @@ async def check_pair(
     With a ``store`` the versions are compared and extra copies told kept."""
     check = PairCheck(pair.source, pair.target, content=store is not None)
     try:
-        s = await src.resolve_mailbox(pair.source)
-        d = await dst.resolve_mailbox(pair.target)
-        boxes = [(s.primary_id, d.primary_id, "")]
-        if pair.archive:
-            for ref, side in ((s, "source"), (d, "target")):
-                if ref.archive_id is None:
-                    raise _NoArchive(f"the {side} {ref.upn} has no in-place archive")
-            assert s.archive_id is not None and d.archive_id is not None
-            boxes.append((s.archive_id, d.archive_id, ARCHIVE_LABEL))
+        boxes = [(m.source_id, m.target_id, m.label) for m in await mailboxes(src, dst, pair)]
         for s_id, d_id, label in boxes:
             v = await _check_mailbox(
                 src, dst, pair, s_id, d_id, label, store, deletions, check.skipped, check.records
             )
             check.verdict.merge(v)
         check.folders = check.verdict.folders
-    except _NoArchive as exc:
+    except NoArchive as exc:
         check.error, check.error_code = str(exc), "MailboxNotFound"
     except Exception as exc:  # one pair's failure is that pair's verdict
         verdict = classify(exc)
@@ -541,10 +533,6 @@ async def check_pair(
             raise
         check.error, check.error_code = verdict.message, verdict.error_type
     return check
-
-
-class _NoArchive(Exception):
-    pass
 
 
 async def verify_pair(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairCheck:

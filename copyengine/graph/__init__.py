@@ -15,7 +15,6 @@ from .models import (
 )
 from .sessions import ImportSessionPool
 from .transport import Health, Timeouts, Transport
-from .tree import TargetTree
 
 __all__ = [
     "Clients",
@@ -32,7 +31,6 @@ __all__ = [
     "MailboxApi",
     "MailboxRef",
     "Removed",
-    "TargetTree",
     "Timeouts",
     "Transport",
 ]

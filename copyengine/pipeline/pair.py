@@ -11,11 +11,12 @@ import anyio
 import structlog
 
 from ..config import Limits, Pair
-from ..errors import MailboxNotFound, StateError
+from ..errors import StateError
 from ..failures import classify
 from ..graph import ImportSessionPool, MailboxApi
 from ..report import PairStats, PairStatus
 from ..state import Store
+from ..survey import mailboxes
 from .budget import ByteBudget
 from .enumerate import DeltaListing, Enumerator, FullListing
 from .ledger import Ledger
@@ -27,7 +28,6 @@ from .stop import StopFlag
 from .work import ByteShares, FolderJob
 
 log = structlog.get_logger("copyengine.pipeline")
-ARCHIVE_LABEL = "[archive]"  # the report's folder paths of a pair's archive start with it
 
 
 def debug_logging() -> bool:
@@ -119,28 +119,16 @@ class PairRunner:
             )
 
     async def _copy(self) -> None:
-        src = await self.src.resolve_mailbox(self.pair.source)
-        dst = await self.dst.resolve_mailbox(self.pair.target)
-        self._names = {
-            src.primary_id: f"{self.pair.source} (source)",
-            dst.primary_id: f"{self.pair.target} (target)",
-        }
-        self.stats.pacers = [self.src.pacer(src.primary_id), self.dst.pacer(dst.primary_id)]
-        done = [await self._copy_mailbox(src.primary_id, dst.primary_id, "")]
-        if self.pair.archive and not self.stop.draining:
-            for ref, side in ((src, "source"), (dst, "target")):
-                if ref.archive_id is None:
-                    raise MailboxNotFound(
-                        f"the {side} {ref.upn} has no in-place archive (the pair asks for "
-                        "archive = true); enable it, or drop archive from this pair",
-                        call="resolveMailbox",
-                    )
-            assert src.archive_id is not None and dst.archive_id is not None
-            self._names[src.archive_id] = f"{self.pair.source} (source archive)"
-            self._names[dst.archive_id] = f"{self.pair.target} (target archive)"
-            # an archive has throttling budgets of its own: its own pacers
-            self.stats.pacers += [self.src.pacer(src.archive_id), self.dst.pacer(dst.archive_id)]
-            done.append(await self._copy_mailbox(src.archive_id, dst.archive_id, ARCHIVE_LABEL))
+        done = []
+        self.stats.pacers = []
+        for side in await mailboxes(self.src, self.dst, self.pair):
+            if side.archive and self.stop.draining:
+                break
+            self._names[side.source_id] = side.source_name
+            self._names[side.target_id] = side.target_name
+            # each mailbox (an archive too) has throttling budgets of its own: its own pacers
+            self.stats.pacers += [self.src.pacer(side.source_id), self.dst.pacer(side.target_id)]
+            done.append(await self._copy_mailbox(side.source_id, side.target_id, side.label))
         if self.stop.draining or self.retry_only:
             return
         # both mailboxes' items are in before either decides what left it: an item moved

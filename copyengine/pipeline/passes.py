@@ -28,7 +28,7 @@ from typing import Any
 from ..config import Pair
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import split
-from ..graph import Folder, FolderNode, MailboxApi, TargetTree
+from ..graph import Folder, FolderNode, MailboxApi
 from ..plan import (
     Fate,
     FolderPlan,
@@ -48,8 +48,8 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats, PairStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, Store, SyncRecord
+from ..survey import TargetTree, target_index
 from .ledger import Ledger
-from .mirror import target_index
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once more, fresh

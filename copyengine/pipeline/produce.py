@@ -18,9 +18,9 @@ from ..graph import Item, MailboxApi
 from ..plan import Change, Decision, TargetIndex, batches, classify_row, decide, filter_item
 from ..report import PairStats
 from ..state import SETTLED, ItemRecord, Status, Store
+from ..survey import target_index
 from .enumerate import Enumerator
 from .ledger import Ledger
-from .mirror import target_index
 from .stages import Stages
 from .stop import StopFlag
 from .work import Exportable, FolderJob

@@ -14,8 +14,8 @@ from ..errors import Fatal, ServiceError
 from ..graph import MailboxApi
 from ..plan import Settled, batches, settle_verdict
 from ..state import Status, Store
+from ..survey import target_index
 from .ledger import Ledger
-from .mirror import target_index
 from .stages import Stages
 from .stop import StopFlag
 from .work import Exportable, FolderJob

@@ -8,9 +8,9 @@ from collections import defaultdict
 
 from ..config import Pair
 from ..errors import NotFound
+from ..graph import Folder, MailboxApi
 from ..plan import FolderPlan, Placement, TargetRef, TNode, place, plan_folders
-from .api import MailboxApi
-from .models import Folder
+from .mailboxes import MailboxSide
 
 
 class TargetTree:
@@ -94,13 +94,12 @@ class TargetTree:
 
 
 async def survey(
-    src: MailboxApi, dst: MailboxApi, pair: Pair
-) -> tuple[str, str, list[FolderPlan], TargetTree]:
-    """A pair as ``verify`` and ``plan`` read it (nothing written): both mailboxes resolved,
-    the source folders selected and placed, the target tree loaded."""
-    s = (await src.resolve_mailbox(pair.source)).primary_id
-    d = (await dst.resolve_mailbox(pair.target)).primary_id
-    plans = plan_folders(await src.walk_folders(s), pair.folders, pair.source, pair.target)
-    tree = TargetTree(dst, d)
+    src: MailboxApi, dst: MailboxApi, pair: Pair, side: MailboxSide
+) -> tuple[list[FolderPlan], TargetTree]:
+    """One mailbox of a pair as ``plan`` reads it (nothing written): the source folders
+    selected and placed, the target tree loaded."""
+    folders = await src.walk_folders(side.source_id)
+    plans = plan_folders(folders, pair.folders, pair.source, pair.target)
+    tree = TargetTree(dst, side.target_id)
     await tree.load()
-    return s, d, plans, tree
+    return plans, tree

@@ -1,0 +1,79 @@
+"""The mailboxes of a pair: the primary mailbox, and the in-place archive when the pair asks
+for it. One answer for the copy, ``verify``, ``plan`` and the sign-off."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import Pair
+from ..errors import MailboxNotFound
+from ..graph import MailboxApi, MailboxRef
+
+ARCHIVE_LABEL = "[archive]"  # the folder paths of a pair's archive start with it
+
+
+class NoArchive(MailboxNotFound):
+    """The pair asks for its archive and one side has none."""
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxSide:
+    """One mailbox of a pair, both sides: the source and target mailbox ids, the label its
+    folder paths carry (``""`` for the primary mailbox, ``[archive]`` for the archive) and the
+    names the log and the live table give each side."""
+
+    source_id: str
+    target_id: str
+    label: str
+    source_name: str
+    target_name: str
+
+    @property
+    def archive(self) -> bool:
+        return self.label == ARCHIVE_LABEL
+
+    @property
+    def scope(self) -> str:
+        """The state's name for this mailbox of the pair (its delta links are kept per scope)."""
+        return "archive" if self.archive else "primary"
+
+
+def sides(pair: Pair, src: MailboxRef, dst: MailboxRef) -> list[MailboxSide]:
+    """The mailboxes of ``pair`` from its two resolved references (pure): the primary always,
+    the archive when the pair has ``archive`` (``NoArchive`` when a side has none)."""
+    out = [
+        MailboxSide(
+            src.primary_id,
+            dst.primary_id,
+            "",
+            f"{pair.source} (source)",
+            f"{pair.target} (target)",
+        )
+    ]
+    if not pair.archive:
+        return out
+    for ref, side in ((src, "source"), (dst, "target")):
+        if ref.archive_id is None:
+            raise NoArchive(
+                f"the {side} {ref.upn} has no in-place archive (the pair asks for "
+                "archive = true); enable it, or drop archive from this pair",
+                call="resolveMailbox",
+            )
+    assert src.archive_id is not None and dst.archive_id is not None
+    out.append(
+        MailboxSide(
+            src.archive_id,
+            dst.archive_id,
+            ARCHIVE_LABEL,
+            f"{pair.source} (source archive)",
+            f"{pair.target} (target archive)",
+        )
+    )
+    return out
+
+
+async def mailboxes(src: MailboxApi, dst: MailboxApi, pair: Pair) -> list[MailboxSide]:
+    """Both mailboxes of ``pair`` resolved: its primary mailbox, then its archive if asked."""
+    s = await src.resolve_mailbox(pair.source)
+    d = await dst.resolve_mailbox(pair.target)
+    return sides(pair, s, d)
