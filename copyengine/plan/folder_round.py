@@ -175,57 +175,81 @@ def plan_folder_round(
     ``anchors`` maps well-known names to target folder ids; ``keep_deleted``: a folder gone
     from the source keeps its copy (``deletions = "keep"``), so one moved aside gets a
     lasting name rather than a temporary one."""
-    model = _Model(target)
-    by_source = {r.source_folder_id: r for r in stored}
-    selected = {p.source.folder.id for p in plans}
-    owners: dict[str, list[FolderRecord]] = defaultdict(list)  # target id -> records
-    for r in by_source.values():
-        if r.target_folder_id in model.nodes:
-            owners[r.target_folder_id].append(r)
-    out = FolderRound()
-    chosen: dict[str, str] = {}  # source folder id -> target (id or placeholder)
-    claimed: set[str] = set()  # targets chosen by a placed folder
-    refs = {p.source.folder.id: p.target for p in plans}
+    r = _Round(plans, stored, target, anchors, keep_deleted)
+    for plan in plans:
+        r.place(plan)
+    return r.finish()
 
-    def still_to_place(fid: str) -> bool:
+
+class _Round:
+    """One folder round being decided: the target tree as it will be (``_Model``), and what
+    has been chosen so far."""
+
+    def __init__(
+        self,
+        plans: list[FolderPlan],
+        stored: Iterable[FolderRecord],
+        target: Iterable[TNode],
+        anchors: Mapping[str, str],
+        keep_deleted: bool,
+    ) -> None:
+        self.model = _Model(target)
+        self.anchors = anchors
+        self.keep_deleted = keep_deleted
+        self.by_source = {r.source_folder_id: r for r in stored}
+        self.selected = {p.source.folder.id for p in plans}
+        self.owners: dict[str, list[FolderRecord]] = defaultdict(list)  # target id -> records
+        for r in self.by_source.values():
+            if r.target_folder_id in self.model.nodes:
+                self.owners[r.target_folder_id].append(r)
+        self.out = FolderRound()
+        self.chosen: dict[str, str] = {}  # source folder id -> target (id or placeholder)
+        self.claimed: set[str] = set()  # targets chosen by a placed folder
+        self.refs = {p.source.folder.id: p.target for p in plans}
+
+    def still_to_place(self, fid: str) -> bool:
         """Held by the copy of a folder that will take another name or place, or by none
         that stays: it may be moved aside."""
-        if fid in claimed or model.nodes[fid].well_known:
+        if fid in self.claimed or self.model.nodes[fid].well_known:
             return False  # a well-known folder cannot be renamed: never moved aside
-        return bool(owners.get(fid))
+        return bool(self.owners.get(fid))
 
-    def aside(fid: str) -> None:
-        node = model.nodes[fid]
-        recs = owners.get(fid, [])
-        lasting = keep_deleted and all(r.source_folder_id not in selected for r in recs)
+    def aside(self, fid: str) -> None:
+        node = self.model.nodes[fid]
+        recs = self.owners.get(fid, [])
+        lasting = self.keep_deleted and all(r.source_folder_id not in self.selected for r in recs)
         base = node.name + (KEPT_SUFFIX if lasting else TEMP_SUFFIX)
-        name = model.free_name(node.parent, base)
-        out.actions.append(Rename(fid, name, aside=True))
-        model.rename(fid, name)
+        name = self.model.free_name(node.parent, base)
+        self.out.actions.append(Rename(fid, name, aside=True))
+        self.model.rename(fid, name)
 
-    def slot(parent: str | None, name: str, ftype: str) -> tuple[str, bool]:
+    def exact_name(self, fid: str, name: str) -> None:
+        """``fid`` takes ``name`` exactly (case), unless claimed already or well-known."""
+        node = self.model.nodes[fid]
+        if node.name != name and fid not in self.claimed and not node.well_known:
+            self.out.actions.append(Rename(fid, name))
+            self.model.rename(fid, name)
+
+    def slot(self, parent: str | None, name: str, ftype: str) -> tuple[str, bool]:
         """The folder to use for ``name`` under ``parent``: (id or placeholder, made now)."""
-        there = model.child(parent, name)
-        if there is not None and still_to_place(there):
-            aside(there)
+        there = self.model.child(parent, name)
+        if there is not None and self.still_to_place(there):
+            self.aside(there)
             there = None
         if there is None:
-            ref = model.create(parent, name)
-            out.actions.append(Create(ref, parent, name, ftype))
+            ref = self.model.create(parent, name)
+            self.out.actions.append(Create(ref, parent, name, ftype))
             return ref, True
-        node = model.nodes[there]
-        if node.name != name and there not in claimed and not node.well_known:
-            out.actions.append(Rename(there, name))
-            model.rename(there, name)
+        self.exact_name(there, name)
         return there, False
 
-    def parent_of(plan: FolderPlan) -> tuple[str | None, str] | None:
+    def parent_of(self, plan: FolderPlan) -> tuple[str | None, str] | None:
         """(the target parent, the folder's own name); None when the folder is the anchor."""
         ref = plan.target
         parts = ref.parts
         base: str | None = None
         if ref.anchor:
-            a = anchors.get(ref.anchor)
+            a = self.anchors.get(ref.anchor)
             if a is None:
                 parts = (plan.source.names[0], *parts)
             else:
@@ -235,66 +259,67 @@ def plan_folder_round(
         if len(parts) == 1:
             return base, parts[0]
         up = plan.source.folder.parent_id
-        if up is not None and up in chosen and refs.get(up) is not None:
-            pref = refs[up]
+        if up is not None and up in self.chosen and self.refs.get(up) is not None:
+            pref = self.refs[up]
             if pref.anchor == ref.anchor and pref.parts == ref.parts[:-1] and pref.parts:
-                return chosen[up], parts[-1]
+                return self.chosen[up], parts[-1]
         cur = base
         for name in parts[:-1]:
-            cur, _ = slot(cur, name, "IPF.Note")
+            cur, _ = self.slot(cur, name, "IPF.Note")
         return cur, parts[-1]
 
-    for plan in plans:
+    def take(self, plan: FolderPlan, fid: str, kind: str, old: str | None = None) -> None:
         sid = plan.source.folder.id
-        rec = by_source.get(sid)
-        where = parent_of(plan)
+        self.chosen[sid] = fid
+        self.claimed.add(fid)
+        self.out.placed.append(Placed(plan, fid, kind, self.by_source.get(sid), old=old))
+
+    def place(self, plan: FolderPlan) -> None:
+        """Choose the target folder of one selected source folder (its parent placed)."""
+        rec = self.by_source.get(plan.source.folder.id)
+        where = self.parent_of(plan)
         if where is None:  # a well-known folder mapped onto the target's own
-            fid = anchors[plan.target.anchor]  # type: ignore[index]
-            chosen[sid] = fid
-            claimed.add(fid)
-            out.placed.append(Placed(plan, fid, "same", rec))
-            continue
+            self.take(plan, self.anchors[plan.target.anchor], "same")  # type: ignore[index]
+            return
         parent, name = where
         cur = rec.target_folder_id if rec is not None else None
-        if cur is not None and cur not in model.nodes:
+        if cur is not None and cur not in self.model.nodes:
             cur = None  # deleted in the target
-        if cur is not None and cur not in claimed and model.nodes[cur].parent == parent:
-            node = model.nodes[cur]
-            kind = "same"
-            if node.name != name:
-                there = model.child(parent, name)
-                if there is not None and there != cur:
-                    if still_to_place(there):
-                        aside(there)
-                    else:  # nobody's copy, or another selected folder's: items go there
-                        node = model.nodes[there]
-                        if node.name != name and there not in claimed and not node.well_known:
-                            out.actions.append(Rename(there, name))  # its exact name
-                            model.rename(there, name)
-                        chosen[sid] = there
-                        claimed.add(there)
-                        out.placed.append(Placed(plan, there, "moved", rec, old=cur))
-                        continue
-                out.actions.append(Rename(cur, name))
-                model.rename(cur, name)
-                kind = "renamed"
-            chosen[sid] = cur
-            claimed.add(cur)
-            out.placed.append(Placed(plan, cur, kind, rec))
-            continue
-        fid, made = slot(parent, name, plan.type)
-        chosen[sid] = fid
-        claimed.add(fid)
+        if cur is not None and cur not in self.claimed and self.model.nodes[cur].parent == parent:
+            self.keep_place(plan, cur, parent, name)
+            return
+        fid, made = self.slot(parent, name, plan.type)
         if cur is not None:
-            out.placed.append(Placed(plan, fid, "moved", rec, old=cur))
+            self.take(plan, fid, "moved", old=cur)
         elif rec is not None:
-            out.placed.append(Placed(plan, fid, "remade", rec))
+            self.take(plan, fid, "remade")
         else:
-            out.placed.append(Placed(plan, fid, "new" if made else "adopted", rec))
-    out.gone = [r for r in by_source.values() if r.source_folder_id not in selected]
-    old = {p.old for p in out.placed if p.old is not None}
-    old.update(r.target_folder_id for r in out.gone if r.target_folder_id in model.nodes)
-    old -= claimed
-    old -= {fid for fid in old if model.nodes[fid].well_known}  # never deleted: only forgotten
-    out.disposal = sorted(old, key=model.depth, reverse=True)
-    return out
+            self.take(plan, fid, "new" if made else "adopted")
+
+    def keep_place(self, plan: FolderPlan, cur: str, parent: str | None, name: str) -> None:
+        """The folder's copy ``cur`` is already under the right parent: same, or renamed
+        (or, when another folder there holds the name and stays, moved into that one)."""
+        if self.model.nodes[cur].name == name:
+            self.take(plan, cur, "same")
+            return
+        there = self.model.child(parent, name)
+        if there is not None and there != cur:
+            if self.still_to_place(there):
+                self.aside(there)
+            else:  # nobody's copy, or another selected folder's: items go there
+                self.exact_name(there, name)  # its exact name
+                self.take(plan, there, "moved", old=cur)
+                return
+        self.out.actions.append(Rename(cur, name))
+        self.model.rename(cur, name)
+        self.take(plan, cur, "renamed")
+
+    def finish(self) -> FolderRound:
+        out, model = self.out, self.model
+        out.gone = [r for r in self.by_source.values() if r.source_folder_id not in self.selected]
+        old = {p.old for p in out.placed if p.old is not None}
+        old.update(r.target_folder_id for r in out.gone if r.target_folder_id in model.nodes)
+        old -= self.claimed
+        old -= {fid for fid in old if model.nodes[fid].well_known}  # never deleted: forgotten
+        out.disposal = sorted(old, key=model.depth, reverse=True)
+        return out
