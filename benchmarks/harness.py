@@ -162,7 +162,7 @@ class Control:
         return self.call("GET", f"/mailboxes/{quote(upn, safe='')}/snapshot")  # type: ignore[no-any-return]
 
 
-def _job_toml(
+def job_toml(
     info: dict[str, Any],
     pairs: list[tuple[str, str]],
     tmp: Path,
@@ -263,7 +263,7 @@ def run_once(
                 "copyengine",
                 "run",
                 str(
-                    _job_toml(
+                    job_toml(
                         info,
                         pairs,
                         tmp,

@@ -30,8 +30,8 @@ from benchmarks.harness import (
     TIME_SCALED_LIMITS,
     Control,
     Scenario,
-    _job_toml,
     emulator_toml,
+    job_toml,
     run_once,
     scenario_checks,
 )
@@ -105,7 +105,7 @@ def _hosts_run(info: dict[str, Any], ctl: Control, url: str, n_workers: int) -> 
     ctl.call("POST", "/stats/reset")
     with tempfile.TemporaryDirectory(prefix="ce-hosts-") as tmp_:
         tmp = Path(tmp_)
-        job = _job_toml(
+        job = job_toml(
             info,
             pairs,
             tmp,

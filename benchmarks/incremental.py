@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote
 
 from benchmarks.common import emulator_process, stamp
-from benchmarks.harness import ROOT, Control, Scenario, _job_toml, emulator_toml
+from benchmarks.harness import ROOT, Control, Scenario, emulator_toml, job_toml
 
 SCENARIO = Scenario(
     "incremental",
@@ -139,7 +139,7 @@ def _one(root: Path) -> dict[str, Any]:
             ctl.call("POST", "/tenants/target/users", {"upn": t, "mailbox": {"layout": "empty"}})
         with tempfile.TemporaryDirectory(prefix="ce-inc-") as tmp_:
             tmp = Path(tmp_)
-            job = _job_toml(info, pairs, tmp, s.limits, s.profile)
+            job = job_toml(info, pairs, tmp, s.limits, s.profile)
             job.write_text(job.read_text() + '\n[sync]\ndeletions = "mirror"\n')
             first = _pass(job, tmp, ctl, s.timeout, root)
             print(f"  first pass: {first['copied']} items in {first['duration_s']} s", flush=True)
