@@ -27,7 +27,7 @@ from .plan import (
     fingerprint,
 )
 from .state import FolderRecord, ItemRecord, Store
-from .survey import MailboxSide, mailboxes, survey
+from .survey import MailboxSide, listed_items, mailboxes, survey
 
 # The data an export carries is larger than the item's size (properties, stream structure);
 # the upload budget counts import bodies: base64 of that.
@@ -164,10 +164,7 @@ async def _plan_mailbox(
             continue
         index = TargetIndex()
         if where.existing is not None:
-            items: list[Item] = []
-            async for page in dst.list_items(d, where.existing, with_keys=True):
-                items.extend(page)
-            index = TargetIndex.of(items)
+            index = TargetIndex.of(await listed_items(dst, d, where.existing))
         async for page in src.list_items(s, plan.source.folder.id, with_keys=True):
             for it in page:
                 fp.items += 1

@@ -25,7 +25,7 @@ from .pipeline.stop import StopFlag
 from .planning import PairPlanned, plan_pairs
 from .report import JobStats
 from .state import SQLiteStore, Store
-from .verify import PairCheck, verify_pairs
+from .verify import PairCheck, sign_off, verify_pairs
 
 # The server counts a request against its windows when it arrives; the pacer enters it in
 # its own windows only when answered (later, so it leaves them later). Our windows are this
@@ -154,10 +154,10 @@ async def run_job(
     cutover: bool = False,
 ) -> JobStats:
     """Build the job's clients and store, and run it as one pass (see
-    ``pipeline.job.run_pairs``)."""
+    ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``."""
     async with clients(cfg) as built:
         return await run_pairs(
-            cfg, built, store(cfg), stop, stats, pairs, retry_only, full, cutover
+            cfg, built, store(cfg), stop, stats, pairs, retry_only, full, cutover, sign_off=sign_off
         )
 
 

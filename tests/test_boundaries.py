@@ -54,8 +54,14 @@ def test_the_pipeline_is_handed_built_clients(path: Path) -> None:
     assert not bad
 
 
-def test_verify_does_not_import_the_pipeline() -> None:
-    assert not any(m.startswith("copyengine.pipeline") for m in _imports(PKG / "verify.py"))
+@pytest.mark.parametrize("path", _files("verify"), ids=str)
+def test_verify_does_not_import_the_pipeline(path: Path) -> None:
+    assert not any(m.startswith("copyengine.pipeline") for m in _imports(path))
+
+
+@pytest.mark.parametrize("path", _files("pipeline"), ids=str)
+def test_the_pipeline_is_handed_its_sign_off_not_verify(path: Path) -> None:
+    assert not any(m.startswith("copyengine.verify") for m in _imports(path))
 
 
 @pytest.mark.parametrize("path", _files("plan"), ids=str)

@@ -22,7 +22,7 @@ from ..state import Store
 from .budget import ByteBudget
 from .pair import PairRunner, debug_logging
 from .passes import PassMode
-from .signoff import sign_off
+from .signoff import SignOff
 from .stop import StopFlag
 
 log = structlog.get_logger("copyengine.job")
@@ -46,6 +46,7 @@ async def run_pairs(
     write_report: bool = True,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
     budget: ByteBudget | None = None,
+    sign_off: SignOff | None = None,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -101,8 +102,11 @@ async def run_pairs(
                     cfg, clients, store, todo, stats, stop, retry_only, mode, on_pair, budget
                 )
                 if cutover and not stop.draining:
+                    assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
+                    await _repair(
+                        cfg, clients, store, todo, stats, stop, mode, on_pair, budget, sign_off
+                    )
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
                 if pass_number is None:
@@ -156,6 +160,7 @@ async def _repair(
     mode: PassMode,
     on_pair: Callable[[str, bool], Awaitable[None]] | None,
     budget: ByteBudget | None,
+    sign_off: SignOff,
 ) -> None:
     """The cutover converges too: a delta pass cannot see what changed in the target, so
     the pairs whose sign-off found drift are listed once more in full (as ``--full``) within

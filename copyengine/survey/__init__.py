@@ -1,11 +1,13 @@
 """Reading a pair's mailboxes, above the Graph seam: which mailboxes a pair has (primary and
-archive), the target's folder tree, the source selection placed in it, and a target folder's
-items by search key. The copy, ``verify``, ``plan`` and the sign-off all read a pair through
-this room, so none of them can forget the archive. Nothing here writes, except the
-``TargetTree`` the copy extends as it creates folders."""
+archive), the target's folder tree, the source selection placed in it, a folder's items (the
+pair's selection at the source, by search key at the target), and the copied region of a
+target tree that ``verify`` judges. The copy, ``verify``, ``plan`` and the sign-off all read a
+pair through this room, so none of them can forget the archive. Nothing here writes, except
+the ``TargetTree`` the copy extends as it creates folders."""
 
-from .index import target_index
+from .index import listed_items, target_index
 from .mailboxes import ARCHIVE_LABEL, MailboxSide, NoArchive, mailboxes
+from .region import copied_region, folder_path, region
 from .tree import TargetTree, survey
 
 __all__ = [
@@ -13,7 +15,11 @@ __all__ = [
     "MailboxSide",
     "NoArchive",
     "TargetTree",
+    "copied_region",
+    "folder_path",
+    "listed_items",
     "mailboxes",
+    "region",
     "survey",
     "target_index",
 ]

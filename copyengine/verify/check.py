@@ -1,0 +1,165 @@
+"""The one check of a pair's copy, for ``copyengine verify`` and for the cutover's sign-off
+(``verify.signoff``): a pair's primary mailbox and, when the pair asks for it, its archive,
+read as they are (listings of both sides, never an export, never a counter) through the
+reading room (``copyengine.survey``), and judged by ``verify.judge``. This module only
+lists."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from ..config import JobConfig, Pair
+from ..failures import classify
+from ..graph import Clients, MailboxApi
+from ..state import ItemRecord, Store
+from ..survey import (
+    MailboxSide,
+    NoArchive,
+    copied_region,
+    folder_path,
+    listed_items,
+    mailboxes,
+    survey,
+)
+from .judge import MAX_LISTED, FolderCheck, SourceFolder, TargetFolder, Verdict, judge
+
+log = structlog.get_logger("copyengine.verify")
+
+
+@dataclass
+class PairCheck:
+    """A pair as ``verify`` and the sign-off see it."""
+
+    source: str
+    target: str
+    folders: list[FolderCheck] = field(default_factory=list)
+    error: str | None = None
+    error_code: str | None = None
+    content: bool = False  # versions compared (a state was read)
+    verdict: Verdict = field(default_factory=Verdict)
+    records: dict[str, ItemRecord] = field(default_factory=dict)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def ok(self) -> bool:
+        """What ``verify`` calls a match: every selected item present once in its folder,
+        no other item in the copied region, and (``--content``) every copy current."""
+        v = self.verdict
+        return self.error is None and not (
+            v.missing
+            or v.extra
+            or v.misplaced
+            or v.duplicated
+            or v.missing_folders
+            or (self.content and v.stale)
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        v = self.verdict
+        out: dict[str, Any] = {
+            "source": self.source,
+            "target": self.target,
+            "ok": self.ok,
+            "error": self.error,
+            "error_code": self.error_code,
+            "content_checked": self.content,
+            "selected": v.selected,
+            "in_target": v.in_target,
+            "missing": len(v.missing),
+            "extra": len(v.extra),
+            "misplaced": len(v.misplaced),
+            "duplicated": len(v.duplicated),
+            "leftover_folders": v.leftover_folders[:MAX_LISTED],
+            "missing_folders": v.missing_folders[:MAX_LISTED],
+            "extra_items": v.extra[:MAX_LISTED],
+            "folders": [f.as_dict() for f in self.folders],
+        }
+        if self.content:
+            out["stale"] = len(v.stale)
+            out["stale_items"] = v.stale[:MAX_LISTED]
+            out["content_unchecked"] = len(v.content_unchecked)
+        return out
+
+
+async def _check_mailbox(
+    src: MailboxApi,
+    dst: MailboxApi,
+    pair: Pair,
+    side: MailboxSide,
+    store: Store | None,
+    deletions: str,
+    check: PairCheck,
+) -> Verdict:
+    """One mailbox of the pair listed and judged (its records gathered into ``check``)."""
+    label = side.label
+    plans, tree = await survey(src, dst, pair, side)
+    mapping = {}
+    if store is not None:
+        folders = await store.folders(pair.key)
+        mapping = {r.source_folder_id: r for r in folders if r.scope == side.scope}
+    source: list[SourceFolder] = []
+    for plan in plans:
+        rec = mapping.get(plan.source.folder.id)
+        if rec is not None:  # the state says where this folder went
+            tid = rec.target_folder_id if rec.target_folder_id in tree.folders else None
+        else:
+            tid = (await tree.find(plan.target, plan.source.names[0])).existing
+        fid = plan.source.folder.id
+        items = await listed_items(src, side.source_id, fid, pair, check.skipped)
+        tpath = label + (folder_path(tree.folders, tid) if tid else plan.target.path)
+        source.append(SourceFolder(fid, label + plan.source.path, tid, tpath, items))
+    mine: dict[str, ItemRecord] = {}
+    if store is not None:
+        for fid in {sf.id for sf in source} | set(mapping):
+            mine.update(await store.items_in_folder(pair.key, fid))
+        check.records.update(mine)
+    mapped = {sf.target_id for sf in source if sf.target_id}
+    listed, allowed = await copied_region(tree, pair, mapped)
+    target: list[TargetFolder] = []
+    for fid in listed:
+        items = await listed_items(dst, side.target_id, fid)
+        path = label + folder_path(tree.folders, fid)
+        target.append(TargetFolder(fid, path, items, fid in allowed))
+    return judge(source, target, mine if store is not None else None, deletions)
+
+
+async def check_pair(
+    src: MailboxApi,
+    dst: MailboxApi,
+    pair: Pair,
+    store: Store | None = None,
+    deletions: str = "keep",
+) -> PairCheck:
+    """A pair judged: its primary mailbox, and its archive when the pair has ``archive``.
+    With a ``store`` the versions are compared and extra copies told kept."""
+    check = PairCheck(pair.source, pair.target, content=store is not None)
+    try:
+        for side in await mailboxes(src, dst, pair):
+            v = await _check_mailbox(src, dst, pair, side, store, deletions, check)
+            check.verdict.merge(v)
+        check.folders = check.verdict.folders
+    except NoArchive as exc:
+        check.error, check.error_code = str(exc), "MailboxNotFound"
+    except Exception as exc:  # one pair's failure is that pair's verdict
+        verdict = classify(exc)
+        if verdict.job_wide:
+            raise
+        check.error, check.error_code = verdict.message, verdict.error_type
+    return check
+
+
+async def verify_pair(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairCheck:
+    """Presence only (no state): every selected item once, in its folder by path."""
+    return await check_pair(src, dst, pair)
+
+
+async def verify_pairs(cfg: JobConfig, c: Clients, store: Store | None = None) -> list[PairCheck]:
+    out: list[PairCheck] = []
+    for pair in cfg.pairs:
+        out.append(await check_pair(c.src, c.dst, pair, store, cfg.sync.deletions))
+        log.info("verify.pair", pair=pair.key, ok=out[-1].ok)
+    return out

@@ -1,0 +1,393 @@
+"""The judge of a pair's copy (pure): ``judge`` takes what was listed of one mailbox of a
+pair (the selected source folders with their selected items and the target folder each maps
+to, every target folder of the copied region with its items, and the state's item records
+when there is a state) and says, per selected source item, whether its copy is present once,
+in its mapped folder, with its current version; which target items are not copies of a
+selected source item (extra, and among them the copies kept of items deleted at the source);
+and which target folders of the region are leftovers. The listing around it is
+``verify.check``.
+
+A copy is current when the source item's change key is the one the state recorded for the
+version copied (``ItemRecord.change_key``) and the target copy's change key is the one the
+import or update returned (``ItemRecord.target_change_key``); else it is stale (changed at
+the source after the copy, or edited in the target)."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..graph import Item
+from ..state import SETTLED, ItemRecord, Status
+
+MAX_LISTED = 100
+
+
+# -- what was listed --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SourceFolder:
+    """A selected source folder, its selected items, and the target folder it maps to (the
+    state's folder record, else placement by path; None: no such target folder)."""
+
+    id: str
+    path: str
+    target_id: str | None
+    target_path: str
+    items: Sequence[Item] = ()
+
+
+@dataclass(frozen=True)
+class TargetFolder:
+    """A target folder of the copied region with its items. ``allowed``: never a leftover
+    (a well-known folder, or an ancestor of a mapped folder)."""
+
+    id: str
+    path: str
+    items: Sequence[Item] = ()
+    allowed: bool = False
+
+
+# what a verdict lists, kind by kind (each a list of ids or rows)
+KINDS = (
+    "missing",
+    "misplaced",
+    "duplicated",
+    "stale",
+    "extra",
+    "kept",
+    "leftover_folders",
+    "missing_folders",
+    "content_unchecked",
+)
+
+
+# -- what was found ---------------------------------------------------------------------------
+@dataclass
+class FolderCheck:
+    """One selected source folder and its mapped target folder."""
+
+    source_path: str
+    target_path: str
+    expected: int = 0  # selected source items
+    found: int = 0  # items in the mapped target folder
+    missing: list[str] = field(default_factory=list)  # source ids without a copy
+    extra: list[str] = field(default_factory=list)  # target ids here, no selected source
+    misplaced: list[str] = field(default_factory=list)  # source ids whose copy is elsewhere
+    misplaced_in: list[str] = field(default_factory=list)  # target ids here, belonging elsewhere
+    duplicated: list[str] = field(default_factory=list)  # target ids here: a second copy
+    stale: list[str] = field(default_factory=list)  # source ids whose copy is not current
+    source_folder_id: str = ""
+    target_folder_id: str | None = None
+    skipped: Counter[str] = field(default_factory=Counter)  # not selected, by reason
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing
+            or self.extra
+            or self.misplaced
+            or self.misplaced_in
+            or self.duplicated
+            or self.stale
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source_path": self.source_path,
+            "target_path": self.target_path,
+            "expected": self.expected,
+            "found": self.found,
+            "missing": len(self.missing),
+            "extra": len(self.extra),
+            "misplaced": len(self.misplaced),
+            "duplicated": len(self.duplicated),
+            "stale": len(self.stale),
+            "missing_ids": self.missing[:MAX_LISTED],
+            "extra_ids": self.extra[:MAX_LISTED],
+            "misplaced_ids": self.misplaced[:MAX_LISTED],
+            "duplicated_ids": self.duplicated[:MAX_LISTED],
+            "stale_ids": self.stale[:MAX_LISTED],
+        }
+
+
+@dataclass
+class Verdict:
+    """A mailbox (or a whole pair: ``merge``) judged. Lists hold rows for the report: ids
+    and folder paths."""
+
+    folders: list[FolderCheck] = field(default_factory=list)
+    selected: int = 0
+    in_target: int = 0
+    missing: list[dict[str, Any]] = field(default_factory=list)
+    misplaced: list[dict[str, Any]] = field(default_factory=list)
+    duplicated: list[dict[str, Any]] = field(default_factory=list)
+    stale: list[dict[str, Any]] = field(default_factory=list)
+    extra: list[dict[str, Any]] = field(default_factory=list)  # not a selected item's copy
+    kept: list[dict[str, Any]] = field(default_factory=list)  # of ``extra``: source gone
+    leftover_folders: list[dict[str, Any]] = field(default_factory=list)
+    missing_folders: list[dict[str, Any]] = field(default_factory=list)
+    content_checked: int = 0  # copies whose version was compared
+    content_unchecked: list[dict[str, Any]] = field(default_factory=list)  # no usable record
+
+    def merge(self, other: Verdict) -> None:
+        self.folders += other.folders
+        self.selected += other.selected
+        self.in_target += other.in_target
+        self.content_checked += other.content_checked
+        for name in KINDS:
+            getattr(self, name).extend(getattr(other, name))
+
+
+# what the judge works with: the selected source items, and the target region indexed
+Wanted = list[tuple[SourceFolder, Item]]
+
+
+@dataclass
+class _Region:
+    """The target region indexed (each item with its folder, items by search key, keyless
+    item ids by folder) and the matching made in it (target id -> source id, and back)."""
+
+    where: dict[str, tuple[Item, TargetFolder]] = field(default_factory=dict)
+    by_key: dict[bytes, list[str]] = field(default_factory=lambda: defaultdict(list))
+    keyless: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    claimed: dict[str, str] = field(default_factory=dict)
+    match: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, target: Sequence[TargetFolder]) -> _Region:
+        r = cls()
+        for tf in target:
+            for it in tf.items:
+                r.where[it.id] = (it, tf)
+                if it.search_key is None:
+                    r.keyless[tf.id].append(it.id)
+                else:
+                    r.by_key[it.search_key].append(it.id)
+        return r
+
+    def claim(self, sid: str, tid: str) -> None:
+        self.claimed[tid] = sid
+        self.match[sid] = tid
+
+
+@dataclass
+class _Folders:
+    """The verdict's folder checks, by source folder id and by mapped target folder id."""
+
+    checks: dict[str, FolderCheck] = field(default_factory=dict)
+    by_target: dict[str, FolderCheck] = field(default_factory=dict)
+
+
+def judge(
+    source: Sequence[SourceFolder],
+    target: Sequence[TargetFolder],
+    records: Mapping[str, ItemRecord] | None = None,
+    deletions: str = "keep",
+) -> Verdict:
+    """The verdict on one mailbox of a pair (pure). ``records``: the state's item records by
+    source id (None: no state; then no content check, and extra items cannot be told kept)."""
+    v = Verdict()
+    region = _Region.of(target)
+    wanted: Wanted = [(sf, it) for sf in source for it in sf.items]
+    _match(wanted, region, records)
+    folders = _folder_checks(source, target, v)
+    for sf, it in wanted:
+        _judge_selected(v, sf, it, region, folders, records)
+    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions)
+    _leftover_folders(v, target, folders, kept_in, deletions)
+    return v
+
+
+def _match(wanted: Wanted, region: _Region, records: Mapping[str, ItemRecord] | None) -> None:
+    """Pair each selected source item with at most one target item, most certain first."""
+    where, claimed = region.where, region.claimed
+    # 1: the copy the state recorded, when it is still there
+    if records is not None:
+        for _sf, it in wanted:
+            rec = records.get(it.id)
+            tid = rec.target_id if rec is not None else None
+            same = tid in where and (it.search_key in (None, where[tid][0].search_key))
+            if tid and same and tid not in claimed:
+                region.claim(it.id, tid)
+    # 2: by search key in the mapped folder, 3: anywhere in the region
+    for anywhere in (False, True):
+        for sf, it in wanted:
+            if it.id in region.match or it.search_key is None:
+                continue
+            for tid in region.by_key.get(it.search_key, ()):
+                if tid not in claimed and (anywhere or where[tid][1].id == sf.target_id):
+                    region.claim(it.id, tid)
+                    break
+    # 4: keyless items by count within the mapped folder
+    for sf, it in wanted:
+        if it.id in region.match or it.search_key is not None or sf.target_id is None:
+            continue
+        for tid in region.keyless.get(sf.target_id, ()):
+            if tid not in claimed:
+                region.claim(it.id, tid)
+                break
+
+
+def _folder_checks(
+    source: Sequence[SourceFolder], target: Sequence[TargetFolder], v: Verdict
+) -> _Folders:
+    """One check per selected source folder (into ``v``); a folder without a target folder
+    is a missing folder."""
+    out = _Folders()
+    for sf in source:
+        fc = FolderCheck(sf.path, sf.target_path, source_folder_id=sf.id)
+        fc.target_folder_id = sf.target_id
+        fc.expected = len(sf.items)
+        out.checks[sf.id] = fc
+        if sf.target_id is not None:
+            out.by_target.setdefault(sf.target_id, fc)
+        else:
+            v.missing_folders.append({"folder": sf.path, "target_path": sf.target_path})
+        v.folders.append(fc)
+    for tf in target:
+        if tf.id in out.by_target:
+            out.by_target[tf.id].found = len(tf.items)
+    return out
+
+
+def _judge_selected(
+    v: Verdict,
+    sf: SourceFolder,
+    it: Item,
+    region: _Region,
+    folders: _Folders,
+    records: Mapping[str, ItemRecord] | None,
+) -> None:
+    """One selected source item: missing, or present (misplaced or not; and with a state,
+    current, stale, or not to be told)."""
+    fc = folders.checks[sf.id]
+    v.selected += 1
+    tid = region.match.get(it.id)
+    if tid is None:
+        fc.missing.append(it.id)
+        v.missing.append({"id": it.id, "folder": sf.path})
+        return
+    v.in_target += 1
+    copy, tf = region.where[tid]
+    if tf.id != sf.target_id:
+        fc.misplaced.append(it.id)
+        if tf.id in folders.by_target:
+            folders.by_target[tf.id].misplaced_in.append(tid)
+        v.misplaced.append(
+            {
+                "id": it.id,
+                "target_id": tid,
+                "folder": sf.path,
+                "expected": sf.target_path,
+                "found_in": tf.path,
+            }
+        )
+    if records is None:
+        return
+    why = _staleness(it, copy, records.get(it.id))
+    if why is None:
+        v.content_checked += 1
+    elif why == "":
+        v.content_unchecked.append({"id": it.id, "target_id": tid, "folder": sf.path})
+    else:
+        fc.stale.append(it.id)
+        v.stale.append({"id": it.id, "target_id": tid, "folder": sf.path, "reason": why})
+
+
+def _gone(
+    records: Mapping[str, ItemRecord] | None, selected: set[str]
+) -> tuple[set[str], set[bytes]]:
+    """The target ids and search keys of the copies the state made of items no longer
+    selected at the source (failed items made none)."""
+    ids: set[str] = set()
+    keys: set[bytes] = set()
+    for rec in (records or {}).values():
+        if rec.source_id in selected or rec.status is Status.FAILED:
+            continue
+        if rec.target_id:
+            ids.add(rec.target_id)
+        if rec.search_key is not None:
+            keys.add(rec.search_key)
+    return ids, keys
+
+
+def _judge_unclaimed(
+    v: Verdict,
+    target: Sequence[TargetFolder],
+    region: _Region,
+    wanted: Wanted,
+    folders: _Folders,
+    records: Mapping[str, ItemRecord] | None,
+    deletions: str,
+) -> Counter[str]:
+    """Target items that are no selected item's copy: second copies, kept, extra. Returns
+    the number kept per target folder."""
+    selected_keys = {it.search_key for _, it in wanted if it.search_key is not None}
+    gone_ids, gone_keys = _gone(records, {it.id for _, it in wanted})
+    kept_in: Counter[str] = Counter()
+    for tf in target:
+        fc_here = folders.by_target.get(tf.id)
+        for it in tf.items:
+            if it.id in region.claimed:
+                continue
+            if it.search_key is not None and it.search_key in selected_keys:
+                owners = (region.claimed.get(t) for t in region.by_key[it.search_key])
+                owner = next((s for s in owners if s), None)
+                v.duplicated.append({"id": it.id, "source_id": owner, "folder": tf.path})
+                if fc_here is not None:
+                    fc_here.duplicated.append(it.id)
+                continue
+            row = {"id": it.id, "folder": tf.path}
+            v.extra.append(row)
+            if fc_here is not None:
+                fc_here.extra.append(it.id)
+            # a copy kept of an item deleted at the source: the state knows it, or its
+            # folder is no selected folder's copy any more (its source folder was deleted)
+            known = it.id in gone_ids or (it.search_key is not None and it.search_key in gone_keys)
+            orphan = tf.id not in folders.by_target and not tf.allowed
+            if deletions == "keep" and (known or orphan):
+                v.kept.append(row)
+                kept_in[tf.id] += 1
+    return kept_in
+
+
+def _leftover_folders(
+    v: Verdict,
+    target: Sequence[TargetFolder],
+    folders: _Folders,
+    kept_in: Counter[str],
+    deletions: str,
+) -> None:
+    """Target folders of the region that no selected folder maps to and that hold nothing
+    kept (nor a folder that does)."""
+    kept_paths = [tf.path for tf in target if kept_in[tf.id]]
+    for tf in target:
+        if tf.id in folders.by_target or tf.allowed:
+            continue
+        if deletions == "keep" and (
+            kept_in[tf.id] or any(p.startswith(tf.path + "/") for p in kept_paths)
+        ):
+            continue  # holds copies kept of items deleted at the source, or their folders
+        v.leftover_folders.append({"id": tf.id, "path": tf.path, "items": len(tf.items)})
+
+
+def _staleness(src: Item, copy: Item, rec: ItemRecord | None) -> str | None:
+    """Why the copy is not the source item's current version ("" when that cannot be told
+    from the record; None when it is current)."""
+    if rec is None or rec.change_key is None:
+        return ""
+    if rec.change_key != src.change_key:
+        return "changed at the source after it was copied"
+    if rec.status not in SETTLED:
+        # the last import or update of this copy failed or has no outcome: the version the
+        # copy holds is not the one recorded
+        return f"its last copy or update did not complete ({rec.status.name.lower()})"
+    # a target change key is the copy's only when we wrote or adopted it (recorded with
+    # the copy's key since 2026-12) and the copy found is the one recorded
+    if not rec.target_change_key or rec.target_id != copy.id:
+        return ""
+    if copy.change_key != rec.target_change_key:
+        return "changed in the target after it was copied"
+    return None
