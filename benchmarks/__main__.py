@@ -408,8 +408,7 @@ def run_named(
 # benchmarks/results/README.md: the hand-written part (how to run, the summary, what the
 # misses mean) above this line is kept; the tables below it are written again on every run.
 MARKER = (
-    "<!-- Everything below is written by `python -m benchmarks run`; "
-    "edit only above this line. -->"
+    "<!-- Everything below is written by `python -m benchmarks run`; edit only above this line. -->"
 )
 
 

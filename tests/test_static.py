@@ -66,9 +66,8 @@ def test_every_relative_link_resolves(md: Path) -> None:
                 continue
             path, _, anchor = target.partition("#")
             dest = (md.parent / path).resolve() if path else md
-            if not dest.exists():
-                broken.append(target)
-            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            unknown_anchor = bool(anchor) and dest.suffix == ".md"
+            if not dest.exists() or (unknown_anchor and anchor not in _anchors(dest)):
                 broken.append(target)
     assert not broken, f"{md.relative_to(ROOT)}: {broken}"
 
