@@ -1,7 +1,7 @@
 """``python -m benchmarks run <scenario>|all [--repeats N]`` and ``python -m benchmarks list``.
 
 Results go to ``benchmarks/results/<scenario>.{json,md,png}``; ``benchmarks/results/README.md``
-collects every table.
+collects every table below its hand-written part.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import json
 import math
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from benchmarks.common import RESULTS
@@ -404,18 +405,31 @@ def run_named(
     return res
 
 
-def collect() -> None:
+# benchmarks/results/README.md: the hand-written part (how to run, the summary, what the
+# misses mean) above this line is kept; the tables below it are written again on every run.
+MARKER = (
+    "<!-- Everything below is written by `python -m benchmarks run`; edit only above this line. -->"
+)
+
+
+def collect(results: Path = RESULTS) -> None:
+    readme = results / "README.md"
+    old = readme.read_text(encoding="utf-8") if readme.exists() else ""
+    head, marked, _ = old.partition(MARKER)
+    if not marked:
+        head = "# Benchmark results\n\n"
     parts = [
-        "# Benchmark results\n\nEach table: `python -m benchmarks run <scenario>`. "
+        f"{head}{MARKER}\n"
+        "Each table: `python -m benchmarks run <scenario>`. "
         "Machine and date are in each scenario's JSON.\n"
     ]
     for name in [*SCENARIOS, *EXTRA]:
-        md = RESULTS / f"{name}.md"
+        md = results / f"{name}.md"
         if md.exists():
             parts.append(md.read_text(encoding="utf-8"))
-            if (RESULTS / f"{name}.png").exists():
+            if (results / f"{name}.png").exists():
                 parts.append(f"![{name}]({name}.png)\n")
-    (RESULTS / "README.md").write_text("\n".join(parts), encoding="utf-8")
+    readme.write_text("\n".join(parts), encoding="utf-8")
 
 
 def _limits(pairs: list[str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The README's benchmark table, from ``benchmarks/results/*.json``:
+"""The summary table of ``benchmarks/results/README.md``, from ``benchmarks/results/*.json``:
 ``python -m benchmarks.summary``."""
 
 from __future__ import annotations

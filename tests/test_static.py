@@ -1,11 +1,15 @@
 """The strict tools run with the tests, so CI enforces them: ruff (incl. ASYNC and B) and
-mypy --strict over copyengine/, tests/ and benchmarks/ (configured in pyproject.toml)."""
+mypy --strict over copyengine/, tests/ and benchmarks/ (configured in pyproject.toml); and the
+documentation holds: every relative link resolves, every test named exists."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).parent.parent
 
@@ -24,3 +28,67 @@ def test_ruff() -> None:
 def test_mypy_strict() -> None:
     r = _run("mypy")
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# -- the documentation: README.md, docs/ and the benchmark results page -------------------------
+DOCS = [
+    ROOT / "README.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    ROOT / "benchmarks" / "results" / "README.md",
+]
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+NAMED_FILE = re.compile(r"`((?:tests|benchmarks)/[\w./*-]+|test_[\w*]+\.py)`")
+
+
+def _prose(md: Path) -> list[str]:
+    """The lines of ``md`` outside fenced code blocks."""
+    lines, fenced = [], False
+    for line in md.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced:
+            lines.append(line)
+    return lines
+
+
+def _anchors(md: Path) -> set[str]:
+    """GitHub's anchors for the headings of ``md``."""
+    heads = (line.lstrip("#").strip().lower() for line in _prose(md) if line.startswith("#"))
+    return {re.sub(r"[^\w\- ]", "", h).replace(" ", "-") for h in heads}
+
+
+@pytest.mark.parametrize("md", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(md: Path) -> None:
+    broken = []
+    for line in _prose(md):
+        for target in LINK.findall(re.sub(r"`[^`]*`", "", line)):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (md.parent / path).resolve() if path else md
+            unknown_anchor = bool(anchor) and dest.suffix == ".md"
+            if not dest.exists() or (unknown_anchor and anchor not in _anchors(dest)):
+                broken.append(target)
+    assert not broken, f"{md.relative_to(ROOT)}: {broken}"
+
+
+@pytest.mark.parametrize("md", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_test_and_benchmark_named_exists(md: Path) -> None:
+    """A claim backed by a test or a benchmark names a file that is there."""
+    missing = []
+    for name in NAMED_FILE.findall(md.read_text(encoding="utf-8")):
+        pattern = name if "/" in name else f"tests/{name}"
+        if not any(ROOT.glob(pattern)):
+            missing.append(name)
+    assert not missing, f"{md.relative_to(ROOT)}: {missing}"
+
+
+def test_the_results_page_keeps_its_hand_written_part(tmp_path: Path) -> None:
+    from benchmarks.__main__ import MARKER, collect
+
+    (tmp_path / "README.md").write_text(f"# Results\n\nprose\n{MARKER}\nold tables\n")
+    (tmp_path / "throughput.md").write_text("### throughput\n\nnew table\n")
+    collect(tmp_path)
+    text = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert text.startswith(f"# Results\n\nprose\n{MARKER}\n")
+    assert "new table" in text and "old tables" not in text
