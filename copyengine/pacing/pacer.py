@@ -69,9 +69,11 @@ class MailboxPacer:
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
         """Hold one of the mailbox's request slots for one request."""
         acct, b = self.account, self.budgets
-        acct.enter(self._clock(), body_bytes)
-        if await self._wait_turn(body_bytes):
-            b.reserved = 0  # its room is now held by the body itself
+        now = self._clock()
+        acct.enter(now, body_bytes)
+        # the common case (nothing holds it back) goes without the loop
+        if step(b, now, body_bytes, 0, None).kind is not Kind.GO:
+            await self._wait_turn(body_bytes)
         # No await between the step's GO and the take: this is atomic.
         now = self._clock()
         b.take(body_bytes)
@@ -88,9 +90,8 @@ class MailboxPacer:
             self._slot_free.wake_one()
             acct.leave(done, body_bytes)
 
-    async def _wait_turn(self, body_bytes: int) -> int:
-        """Apply the step until it says go; the room reserved for this body on the way (0:
-        none). Given up (cancelled), it leaves nothing held."""
+    async def _wait_turn(self, body_bytes: int) -> None:
+        """Apply the step until it says go. Given up (cancelled), it leaves nothing held."""
         b, acct = self.budgets, self.account
         reserved = 0  # the room kept for this body, once it has waited long enough for it
         since: float | None = None  # when it first waited on a budget
@@ -101,7 +102,9 @@ class MailboxPacer:
                 d = step(b, now, body_bytes, reserved, since)
                 kind = d.kind
                 if kind is Kind.GO:
-                    return reserved
+                    if reserved:
+                        b.reserved = 0  # its room is now held by the body itself
+                    return
                 if kind is Kind.RESERVE:
                     reserved = b.reserve(body_bytes)
                 elif kind is Kind.SLOT:
