@@ -162,8 +162,8 @@ def run(xs: list[int]) -> tuple[float, float, float]:
     fluid = total / (LIMIT + LIMIT / WINDOW_S * (t - first) - room_end)
     bound = (math.ceil(total / (LIMIT * MARGIN)) - 1) * WINDOW_S
     took = last - first
-    # the engine's measure (pacer.Activity): one spell from an empty window, the shortest
-    # time any client could take at the service's full budget over the time taken
+    # the engine's measure (pacing.accounting.Activity): one spell from an empty window, the
+    # shortest time any client could take at the service's full budget over the time taken
     shortest = (math.ceil(total / LIMIT) - 1) * WINDOW_S
     measure = min(1.0, shortest / took) if took > 0 else 1.0
     return (

@@ -109,8 +109,10 @@ class Limits:
     # then whatever is still waiting (a service that does not answer) is left for the next run.
     drain_timeout_s: float = 60.0
     # Longest wait between two retries of a failing call (503/504, connection failures);
-    # Retry-After from the service is always obeyed as given.
+    # Retry-After from the service is obeyed as given up to max_retry_after_s.
     retry_backoff_cap_s: float = 30.0
+    # A 429's Retry-After longer than this is cut to it (and logged once per mailbox).
+    max_retry_after_s: float = 300.0
     # Like Microsoft's BadItemLimit: past this many failed items a pair stops and is reported
     # failed (None: no limit).
     max_failed_items_per_pair: int | None = None
@@ -482,6 +484,7 @@ def _limits(t: _Table) -> Limits:
         connections=t.positive("connections", int, d.connections),
         drain_timeout_s=t.positive("drain_timeout_s", float, d.drain_timeout_s),
         retry_backoff_cap_s=t.positive("retry_backoff_cap_s", float, d.retry_backoff_cap_s),
+        max_retry_after_s=t.positive("max_retry_after_s", float, d.max_retry_after_s),
         max_failed_items_per_pair=t.get("max_failed_items_per_pair", int, None),
     )
     if lim.max_failed_items_per_pair is not None and lim.max_failed_items_per_pair < 0:

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from .exitcodes import ExitCode
+from .pacing.accounting import AccountView
 
 MAX_FAILURES_LISTED = 1000
 MAX_TIMELINE = 1000
@@ -30,28 +31,6 @@ def new_run_id() -> str:
     now = time.time()
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now))
     return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.urandom(2).hex()}"
-
-
-class PacerView(Protocol):
-    """What the stats read from a mailbox's pacer, live."""
-
-    @property
-    def waiting(self) -> bool: ...
-
-    def throttle_wall_s(self) -> float: ...
-
-    def throttled_total(self) -> int: ...
-
-    def throttled_by_reason(self) -> dict[str, int]: ...
-
-    def requests_total(self) -> int: ...
-
-    @property
-    def inflight(self) -> int: ...
-
-    def ceiling_share(self) -> float | None: ...
-
-    def upload_room(self) -> float: ...
 
 
 @dataclass
@@ -130,8 +109,9 @@ class PairStats:
     finished: float | None = None
     folders: dict[str, FolderStats] = field(default_factory=dict)
     enumerated_all: bool = False
-    # the pair's two mailboxes' pacers (source, target), read live; frozen values at the end
-    pacers: list[PacerView] = field(default_factory=list, repr=False)
+    # the accounts of the pair's mailboxes' pacers (source, target; then the archives'), read
+    # live; frozen values at the end
+    pacers: list[AccountView] = field(default_factory=list, repr=False)
     policy: dict[str, Any] = field(default_factory=dict)  # large items, bad-item limit
     # later passes: folders created, renamed, moved, deleted in the target; and notes on
     # what the pass found (rules changed, target folders deleted under us)

@@ -68,6 +68,7 @@ def pacer_limits(lim: Limits) -> PacerLimits:
         upload_bytes=lim.upload_bytes_per_window,
         upload_window=lim.upload_window_s,
         window_slack=slack,
+        max_retry_after=lim.max_retry_after_s,
     )
 
 

@@ -42,8 +42,9 @@ class Applied:
     exc: Exception
 
 
-class FakePacer:
+class FakeAccount:
     waiting = False
+    inflight = 0
 
     def throttle_wall_s(self) -> float:
         return 0.0
@@ -54,16 +55,18 @@ class FakePacer:
     def throttled_by_reason(self) -> dict[str, int]:
         return {}
 
-    inflight = 0
-
     def ceiling_share(self) -> float | None:
         return None
 
-    def upload_room(self) -> float:
-        return float("inf")
-
     def requests_total(self) -> int:
         return 0
+
+
+class FakePacer:
+    account = FakeAccount()
+
+    def upload_room(self) -> float:
+        return float("inf")
 
 
 @dataclass

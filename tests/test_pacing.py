@@ -9,7 +9,7 @@ import anyio
 import pytest
 
 from copyengine.pacing import AdaptiveRate, Backoff, Cause, MailboxPacer, PacerLimits, RetryPolicy
-from copyengine.pacing.pacer import Activity
+from copyengine.pacing.accounting import Activity
 from copyengine.pacing.policy import (
     RetriesExhausted,
     SlidingWindow,
@@ -156,7 +156,7 @@ async def test_pacer_never_exceeds_the_in_flight_cap() -> None:
     async with anyio.create_task_group() as tg:
         for _ in range(50):
             tg.start_soon(work)
-    assert peak == 4 and pacer.stats.max_inflight == 4 and pacer.stats.requests == 50
+    assert peak == 4 and pacer.account.max_inflight == 4 and pacer.account.requests == 50
 
 
 @pytest.mark.anyio
@@ -172,14 +172,14 @@ async def test_default_limits_use_the_whole_budget_and_give_it_back_only_after_t
         assert pacer.upload_room() == 400  # held while in flight
         clock.now += 0.25  # the answer comes a quarter of a second after the send
     answered = clock.now
-    assert pacer.delay(clock.now, 400) == 0.0  # the whole budget, to the byte
+    assert pacer.budgets.delay(clock.now, 400) == 0.0  # the whole budget, to the byte
     async with pacer.slot(400):
         pass
-    assert pacer.delay(clock.now, 1) == pytest.approx(
+    assert pacer.budgets.delay(clock.now, 1) == pytest.approx(
         answered + 10.0 + lim.window_slack - clock.now
     )
     clock.now = answered + 10.0 + lim.window_slack
-    assert pacer.delay(clock.now, 600) == 0.0
+    assert pacer.budgets.delay(clock.now, 600) == 0.0
 
 
 @pytest.mark.anyio
@@ -190,22 +190,22 @@ async def test_a_body_that_waited_for_room_gets_it_reserved_against_later_smalle
     async with pacer.slot(900):
         pass  # the window holds 900 until t0 + 10
     t0 = clock.now
-    assert pacer.delay(t0, 80) == 0.0 and pacer.upload_room() == 100
+    assert pacer.budgets.delay(t0, 80) == 0.0 and pacer.upload_room() == 100
     async with pacer.slot(500):
         # it waited on the budget, re-checking each second: after the first it kept its room
         assert clock.now - t0 == pytest.approx(10.0)
         assert clock.sleeps[-2:] == [pytest.approx(1.0), pytest.approx(9.0)]
-    assert pacer._reserved == 0  # its room is now the body's own, then back in the window
+    assert pacer.budgets.reserved == 0  # its room is now the body's own, then back in the window
 
     # while a body holds a reservation, smaller ones go only beside it
     clock.now += 20.0
     async with pacer.slot(900):
         pass
     now = clock.now
-    assert pacer._reserve(500) == 500
-    assert pacer._reserve(300) == 0  # one reservation at a time
-    assert pacer.delay(now, 80) == pytest.approx(10.0)  # the 100 left are promised
-    assert pacer.delay(now, 80, reserving=True) == 0.0
+    assert pacer.budgets.reserve(500) == 500
+    assert pacer.budgets.reserve(300) == 0  # one reservation at a time
+    assert pacer.budgets.delay(now, 80) == pytest.approx(10.0)  # the 100 left are promised
+    assert pacer.budgets.delay(now, 80, reserving=True) == 0.0
     assert pacer.upload_room() == 1000 - 900 - 500  # what an importer may still choose for
 
 
@@ -216,7 +216,7 @@ async def test_a_reservation_given_up_wakes_the_bodies_it_held_back() -> None:
 
     async def sleep(seconds: float) -> None:
         clock.now += seconds
-        if pacer._reserved:
+        if pacer.budgets.reserved:
             await stall.wait()  # the reserving body waits here until it is cancelled
         await anyio.lowlevel.checkpoint()
 
@@ -234,17 +234,17 @@ async def test_a_reservation_given_up_wakes_the_bodies_it_held_back() -> None:
         async with anyio.create_task_group() as tg, anyio.create_task_group() as big:
             big.start_soon(send, 500)
             for _ in range(1000):
-                if pacer._reserved:
+                if pacer.budgets.reserved:
                     break
                 await anyio.lowlevel.checkpoint()
-            assert pacer._reserved == 500
+            assert pacer.budgets.reserved == 500
             # the window has emptied; 600 fits beside nothing but the reservation: held
             tg.start_soon(send, 600)
             for _ in range(20):
                 await anyio.lowlevel.checkpoint()
             assert sent == []
             big.cancel_scope.cancel()  # the reserving body is given up
-    assert sent == [600] and pacer._reserved == 0
+    assert sent == [600] and pacer.budgets.reserved == 0
 
 
 @pytest.mark.anyio
@@ -278,7 +278,7 @@ async def test_a_freed_slot_wakes_one_waiter_and_a_waiter_that_cannot_use_it_pas
             tg.start_soon(send, "get", 0)
             await anyio.wait_all_tasks_blocked()
             assert len(pacer._slot_free) == 2
-            pacer._bytes.record(clock.now, 300)  # the window fills while they wait
+            pacer.budgets.uploads.record(clock.now, 300)  # the window fills while they wait
             hold.set()  # one slot freed: one waiter woken, the upload, which no longer fits
     # ...and passed its turn on instead of keeping the get waiting behind its budget wait
     assert sent == ["holder", "get", "upload"]
@@ -289,13 +289,13 @@ async def test_pacer_obeys_retry_after_exactly_for_the_whole_mailbox() -> None:
     clock = FakeClock()
     pacer = _pacer(clock)
     pacer.on_throttled("RequestRate", 2.128)
-    assert pacer.delay(clock.now, 0) == pytest.approx(2.128)
+    assert pacer.budgets.delay(clock.now, 0) == pytest.approx(2.128)
     async with pacer.slot():
         assert clock.now == pytest.approx(1002.128)
-    assert pacer.stats.throttle_wait_s == pytest.approx(2.128)
-    assert pacer.rate.factor < 1.0  # the next 429 is made rarer
+    assert pacer.account.throttle_wait_s == pytest.approx(2.128)
+    assert pacer.budgets.rate.factor < 1.0  # the next 429 is made rarer
     pacer.on_throttled("IncomingBytes", None)  # no header: a default wait, still obeyed
-    assert pacer.delay(clock.now, 0) == pytest.approx(1.0)
+    assert pacer.budgets.delay(clock.now, 0) == pytest.approx(1.0)
 
 
 @pytest.mark.anyio
@@ -326,12 +326,12 @@ async def test_pacer_upload_budget_counts_body_bytes() -> None:
 async def test_adaptive_cut_lowers_the_effective_budget() -> None:
     clock = FakeClock()
     pacer = _pacer(clock, requests=10, request_window=5.0, concurrency=100)
-    pacer.rate = AdaptiveRate(factor=0.5)
+    pacer.budgets.rate = AdaptiveRate(factor=0.5)
     for _ in range(5):
         async with pacer.slot():
             pass
     assert clock.now == 1000.0
-    assert pacer.delay(clock.now, 0) == pytest.approx(5.0)
+    assert pacer.budgets.delay(clock.now, 0) == pytest.approx(5.0)
 
 
 @pytest.mark.anyio
@@ -339,7 +339,7 @@ async def test_concurrency_429_waits_for_one_of_our_calls_to_finish() -> None:
     clock = FakeClock()
     pacer = _pacer(clock, concurrency=4)
     pacer.on_throttled("MailboxConcurrency", 0.05)
-    assert pacer.delay(clock.now, 0) == 0.0  # not a time block
+    assert pacer.budgets.delay(clock.now, 0) == 0.0  # not a time block
     order: list[str] = []
 
     async def holder() -> None:
@@ -372,9 +372,9 @@ async def test_ceiling_share_is_full_for_a_client_that_fills_every_window_and_en
     for _ in range(5):
         await _send(p, clock, 1000)  # a full window's worth, waiting for room each time
     await _send(p, clock, 300)  # the last, partial window
-    assert p.stats.upload_bytes == 5300
-    assert p.ceiling_share() == pytest.approx(1.0, abs=0.01)
-    assert p.active_s() == pytest.approx(50.0)
+    assert p.account.upload_bytes == 5300
+    assert p.account.ceiling_share() == pytest.approx(1.0, abs=0.01)
+    assert p.account.active_s() == pytest.approx(50.0)
 
 
 def _spell(sends: list[tuple[float, int]], start: float, end: float) -> float:
@@ -452,10 +452,10 @@ async def test_idle_time_between_spells_is_not_active() -> None:
     await _send(p, clock, 1000, latency=1.0)
     clock.now += 3600.0  # nothing ready for an hour
     await _send(p, clock, 1000, latency=1.0)
-    assert p.active_s() == pytest.approx(2.0)
+    assert p.account.active_s() == pytest.approx(2.0)
     # each spell sent its item the moment it had it: nothing was held back, and the idle
     # hour counts neither way
-    assert p.ceiling_share() == pytest.approx(1.0)
+    assert p.account.ceiling_share() == pytest.approx(1.0)
 
 
 @pytest.mark.anyio
@@ -481,9 +481,9 @@ async def test_requests_without_a_body_do_not_count_as_time_with_items_ready() -
         await _send(p, clock, 0, latency=1.0)  # 30 s of setup
     for _ in range(3):
         await _send(p, clock, 1000)
-    assert p.active_s() == pytest.approx(50.0)
-    assert p.stats.upload_active_s == pytest.approx(20.0)
-    assert p.ceiling_share() == pytest.approx(1.0, abs=0.01)
+    assert p.account.active_s() == pytest.approx(50.0)
+    assert p.account.upload_active_s == pytest.approx(20.0)
+    assert p.account.ceiling_share() == pytest.approx(1.0, abs=0.01)
 
 
 def test_sliding_window_keeps_few_entries_and_never_expires_early() -> None:
@@ -526,7 +526,7 @@ async def test_a_request_in_flight_holds_its_budget_until_answered() -> None:
     p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
     await _send(p, clock, 600, latency=3.0)  # sent at 1000, answered at 1003
     assert p.upload_room() == pytest.approx(400)
-    assert p.delay(clock.now, 600) == pytest.approx(10.0)  # 1003 + 10, not 1000 + 10
+    assert p.budgets.delay(clock.now, 600) == pytest.approx(10.0)  # 1003 + 10, not 1000 + 10
     entered = anyio.Event()
     order: list[str] = []
 
@@ -541,7 +541,7 @@ async def test_a_request_in_flight_holds_its_budget_until_answered() -> None:
         await entered.wait()
         # 300 bytes in flight + 600 recorded: another 300 does not fit until something
         # is answered and then expires
-        assert p.delay(clock.now, 300) > 0
+        assert p.budgets.delay(clock.now, 300) > 0
     assert order == ["slow answered"]
 
 

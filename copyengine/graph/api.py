@@ -14,7 +14,7 @@ from typing import Protocol
 
 import msgspec
 
-from ..report import PacerView
+from ..pacing.accounting import AccountView
 from .models import (
     DeltaPage,
     Exported,
@@ -36,6 +36,16 @@ class Clients:
     src: MailboxApi
     dst: MailboxApi
     health: Health
+
+
+class PacerView(Protocol):
+    """What the pipeline reads from a mailbox's pacer: the upload room (to choose what to
+    send next) and the account the stats read, live."""
+
+    @property
+    def account(self) -> AccountView: ...
+
+    def upload_room(self) -> float: ...
 
 
 class MailboxApi(Protocol):

@@ -64,6 +64,10 @@ class PacerLimits:
     # the small ones run out, and a mailbox's largest items all go last, in windows they
     # cannot fill.
     reserve_after_share: float = 0.1
+    # The longest Retry-After obeyed: a larger one (a service in trouble, a misread date)
+    # would hold the mailbox for hours; it is cut to this and logged (``[limits]
+    # max_retry_after_s``).
+    max_retry_after: float = 300.0
 
 
 class SlidingWindow:

@@ -127,7 +127,10 @@ class PairRunner:
             self._names[side.source_id] = side.source_name
             self._names[side.target_id] = side.target_name
             # each mailbox (an archive too) has throttling budgets of its own: its own pacers
-            self.stats.pacers += [self.src.pacer(side.source_id), self.dst.pacer(side.target_id)]
+            self.stats.pacers += [
+                self.src.pacer(side.source_id).account,
+                self.dst.pacer(side.target_id).account,
+            ]
             done.append(await self._copy_mailbox(side.source_id, side.target_id, side.label))
         if self.stop.draining or self.retry_only:
             return

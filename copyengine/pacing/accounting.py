@@ -1,0 +1,301 @@
+"""Accounting apart from pacing (as rclone keeps ``fs/accounting`` apart from its pacer):
+what one mailbox's pacer let through, counted as it happens, never consulted by the pacer's
+decisions. The stats (``report.PairStats``), the live table and the metrics read a mailbox's
+account through ``AccountView``; the pacer only writes to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+from .policy import SlidingWindow
+
+
+class AccountView(Protocol):
+    """What the stats read from a mailbox's account, live."""
+
+    @property
+    def waiting(self) -> bool: ...
+
+    @property
+    def inflight(self) -> int: ...
+
+    def throttle_wall_s(self) -> float: ...
+
+    def throttled_total(self) -> int: ...
+
+    def throttled_by_reason(self) -> dict[str, int]: ...
+
+    def requests_total(self) -> int: ...
+
+    def ceiling_share(self) -> float | None: ...
+
+
+class Activity:
+    """Spells during which at least one request of a kind wanted a slot or was in flight,
+    and how close each ran to the fastest any client could have been.
+
+    A spell that sent ``B`` (bytes, or requests) between its start ``a`` and its last send
+    took ``t_last - a``. The fastest any client could send ``B`` from the window the spell
+    found is that of a client that sends whatever the budget allows the moment it allows it:
+    the room at ``a`` at once, each amount still in the window again when it leaves it, and
+    the whole budget every ``period`` after. The measure is the sum of those shortest times
+    over the sum of the times taken (time with nothing ready is in neither).
+
+    Exchange also allows only ``concurrency`` requests in flight per mailbox, so no client
+    sends its last request before the requests answered until then have had their slots:
+    the spell's shortest time is at least their durations (from send to answer, as this
+    client saw them) over the concurrency. A spell that sent everything the moment it had
+    it scores 100%.
+
+    It is a ratio of times, not of bytes to the budget's average rate: a sliding window hands
+    its budget back in whole windows, so a mailbox of 3.1 windows needs a fourth whatever
+    the client; over those four windows the average rate offers a full fourth window, and a
+    bytes measure scored the best client 88% unless it held its last item back until the
+    window emptied (98%, and the job ended no sooner)."""
+
+    __slots__ = (
+        "_busy",
+        "_busy_at_last",
+        "_old",
+        "_old_total",
+        "_sent",
+        "active_s",
+        "best_s",
+        "demand",
+        "last",
+        "limit",
+        "period",
+        "since",
+        "slots",
+        "taken_s",
+        "window",
+    )
+
+    def __init__(self, window: SlidingWindow, limit: int, period: float, slots: int = 4) -> None:
+        self.window = window
+        self.limit = limit
+        self.period = period
+        self.slots = max(1, slots)
+        self._busy = 0.0  # request-seconds answered in this spell
+        self._busy_at_last = 0.0  # ... by its latest send
+        self.demand = 0
+        self.since = 0.0
+        self.active_s = 0.0
+        self.best_s = 0.0  # shortest times possible for what the ended spells sent
+        self.taken_s = 0.0  # what those spells took, from their start to their last send
+        # the window's entries when the spell began: (counted as sent at, amount, opened)
+        self._old: list[tuple[float, int, float]] = []
+        self._old_total = 0
+        self._sent = 0
+        self.last = 0.0
+
+    def enter(self, now: float) -> None:
+        if self.demand == 0:
+            self.since = now
+            self._sent = 0
+            self._busy = self._busy_at_last = 0.0
+            # what the window held when the spell began (a plain copy: this runs whenever
+            # a mailbox goes from idle to busy; what has left by then is skipped later)
+            self.window.expire(now)
+            self._old_total = self.window.total
+            self._old = list(self.window.events()) if self._old_total else []
+        self.demand += 1
+
+    def sent(self, now: float, amount: int) -> None:
+        self._sent += amount
+        self.last = now
+        self._busy_at_last = self._busy
+
+    def answered(self, duration: float) -> None:
+        """A request answered after ``duration`` seconds in flight (any kind: it held a
+        slot)."""
+        if self.demand:
+            self._busy += duration
+
+    def leave(self, now: float) -> None:
+        self.demand -= 1
+        if self.demand == 0:
+            self.active_s += now - self.since
+            best, taken = self._spell()
+            self.best_s += best
+            self.taken_s += taken
+            self._old = []
+
+    def _spell(self) -> tuple[float, float]:
+        if self._sent == 0:
+            return 0.0, 0.0
+        taken = max(0.0, self.last - self.since)
+        best = max(self.shortest(self._sent), self._busy_at_last / self.slots)
+        return min(best, taken), taken
+
+    def shortest(self, amount: int) -> float:
+        """Seconds from the spell's start until a client sending whatever the budget allows
+        the moment it allows it has sent ``amount``."""
+        lim = max(1, self.limit)
+        whole = max(0, math.ceil(amount / lim) - 1)  # windows wholly used before the last
+        need = amount - whole * lim  # in (0, limit]
+        period, since = self.period, self.since
+        if lim - self._old_total >= need:
+            return whole * period  # the room the spell found was enough
+        old = [(t + period, n) for t, n, _ in self._old if t + period > since]
+        left = sum(n for _, n in old)  # still in the service's window at the spell's start
+        at = since
+        for leaves, n in old:
+            if lim - left >= need:
+                break
+            left -= n
+            at = leaves
+        return whole * period + (at - since)
+
+    def totals(self, now: float) -> tuple[float, float, float]:
+        """(active seconds, shortest seconds possible, seconds taken), the current spell
+        included."""
+        if self.demand == 0:
+            return self.active_s, self.best_s, self.taken_s
+        best, taken = self._spell()
+        return self.active_s + now - self.since, self.best_s + best, self.taken_s + taken
+
+
+class MailboxAccount:
+    """One mailbox's counters: requests and bytes sent, 429s by reason, time held back, and
+    the spells of activity from which its share of the ceiling is computed. The pacer reports
+    each step of a request (``enter``, ``sent``, ``answered``, ``leave``) and each wait; what
+    the pacer decides never depends on what is here."""
+
+    __slots__ = (
+        "_clock",
+        "_wait_since",
+        "_waiters",
+        "_wall_s",
+        "activity",
+        "inflight",
+        "max_inflight",
+        "requests",
+        "slot_wait_s",
+        "throttle_wait_s",
+        "throttled",
+        "upload_activity",
+        "upload_bytes",
+    )
+
+    def __init__(
+        self,
+        requests: Activity,
+        uploads: Activity,
+        clock: Callable[[], float],
+    ) -> None:
+        self._clock = clock
+        self.requests = 0
+        self.throttled: Counter[str] = Counter()
+        self.throttle_wait_s = 0.0  # task-seconds spent waiting on budgets and Retry-After
+        # wall-clock seconds during which at least one task waited on budgets or Retry-After
+        # (what an operator means by "time lost to throttling"; never more than the run lasted)
+        self._wall_s = 0.0
+        self.upload_bytes = 0  # request bodies sent (what the upload budget counts)
+        self.slot_wait_s = 0.0  # time spent waiting for one of our own calls to finish
+        self.inflight = 0
+        self.max_inflight = 0
+        # spells in which a request, and an upload (a request with a body: on a target
+        # mailbox, an item ready to import), wanted a slot or was in flight
+        self.activity = requests
+        self.upload_activity = uploads
+        self._waiters = 0
+        self._wait_since = 0.0
+
+    # -- what the pacer reports ------------------------------------------------------------
+    def enter(self, now: float, body_bytes: int) -> None:
+        """A request wants a slot."""
+        self.activity.enter(now)
+        if body_bytes:
+            self.upload_activity.enter(now)
+
+    def sent(self, now: float, body_bytes: int) -> None:
+        """It took its slot and goes out."""
+        self.inflight += 1
+        if self.inflight > self.max_inflight:
+            self.max_inflight = self.inflight
+        self.requests += 1
+        self.upload_bytes += body_bytes
+        self.activity.sent(now, 1)
+        if body_bytes:
+            self.upload_activity.sent(now, body_bytes)
+
+    def answered(self, duration: float) -> None:
+        """It was answered after ``duration`` seconds in flight (it held a slot: both kinds
+        count it)."""
+        self.inflight -= 1
+        self.activity.answered(duration)
+        self.upload_activity.answered(duration)
+
+    def leave(self, now: float, body_bytes: int) -> None:
+        """It is done with the pacer (answered, or given up while it waited)."""
+        self.activity.leave(now)
+        if body_bytes:
+            self.upload_activity.leave(now)
+
+    def wait_began(self, now: float) -> None:
+        """A task is held back by a budget or a Retry-After."""
+        if self._waiters == 0:
+            self._wait_since = now
+        self._waiters += 1
+
+    def wait_ended(self, now: float) -> None:
+        self._waiters -= 1
+        if self._waiters == 0:
+            self._wall_s += now - self._wait_since
+
+    def on_throttled(self, reason: str) -> None:
+        self.throttled[reason] += 1
+
+    # -- what the stats read (``AccountView``) -----------------------------------------------
+    @property
+    def waiting(self) -> bool:
+        """Whether a task is held back by a budget or a Retry-After right now."""
+        return self._waiters > 0
+
+    @property
+    def upload_active_s(self) -> float:
+        return self.upload_activity.active_s
+
+    def throttle_wall_s(self) -> float:
+        """Wall-clock time throttled so far, the current wait included (live)."""
+        extra = self._clock() - self._wait_since if self._waiters else 0.0
+        return self._wall_s + extra
+
+    def throttled_total(self) -> int:
+        return sum(self.throttled.values())
+
+    def throttled_by_reason(self) -> dict[str, int]:
+        return dict(self.throttled)
+
+    def requests_total(self) -> int:
+        return self.requests
+
+    def active_s(self) -> float:
+        """Seconds during which a request to this mailbox wanted a slot or was in flight
+        (the current spell included: live)."""
+        return self.activity.totals(self._clock())[0]
+
+    def ceiling_share(self) -> float | None:
+        """How close this mailbox ran to its budget while it had work (1.0 = at the
+        ceiling): over the spells in which an upload was ready (waiting for a slot, on the
+        budget, or in flight), the shortest time any client could have taken to upload what
+        they uploaded, starting from the window each found, against the time they took; or
+        the same for requests over the spells in which any request was, whichever is nearer
+        its limit (see ``Activity``). None before any request; 1.0 when every spell sent
+        what it had the moment it had it."""
+        if self.requests == 0:
+            return None
+        now = self._clock()
+        shares = []
+        for act in (self.upload_activity, self.activity):
+            _, best, taken = act.totals(now)
+            if taken > 0:
+                shares.append(best / taken)
+        if not shares:
+            return 1.0  # every spell sent what it had the moment it had it
+        return min(1.0, max(shares))
