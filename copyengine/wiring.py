@@ -74,7 +74,10 @@ def pacer_limits(lim: Limits) -> PacerLimits:
 
 def retry_policy(lim: Limits) -> RetryPolicy:
     cap = lim.retry_backoff_cap_s
-    return RetryPolicy(backoff=Backoff(base=min(Backoff.base, cap), cap=cap))
+    return RetryPolicy(
+        backoff=Backoff(base=min(Backoff.base, cap), cap=cap),
+        max_retry_after=lim.max_retry_after_s,
+    )
 
 
 def token_provider(t: TenantConfig) -> TokenProvider:

@@ -117,6 +117,14 @@ def test_retry_wait_prefers_retry_after_then_backoff_with_jitter() -> None:
     assert p.increment(Cause.AUTH).wait(Cause.AUTH, None, 0.5) == 0.0
 
 
+def test_an_extreme_retry_after_on_any_retry_is_cut_to_the_cap() -> None:
+    """A 503's Retry-After (or an unpaced 429's) is capped like the pacer's."""
+    p = RetryPolicy(max_retry_after=120.0).increment(Cause.SERVER)
+    assert p.wait(Cause.SERVER, 3600.0, 0.5) == 120.0
+    assert p.wait(Cause.SERVER, 119.0, 0.5) == 119.0
+    assert RetryPolicy().wait(Cause.SERVER, 86400.0, 0.5) == 300.0
+
+
 @pytest.mark.parametrize(
     ("cause", "idempotent", "sent", "ok"),
     [

@@ -255,6 +255,13 @@ class Transport:
                 ) from err
             policy = self._next(policy, cause, err)
             wait = policy.wait(cause, retry_after, self._rand())
+            if retry_after is not None and wait < retry_after:
+                log.warning(
+                    "graph.retry_after_capped",
+                    call=call.name,
+                    asked_s=round(retry_after, 3),
+                    used_s=round(wait, 3),
+                )
             log.debug(
                 "graph.retry",
                 call=call.name,

@@ -194,6 +194,7 @@ class RetryPolicy:
     budgets: tuple[tuple[Cause, int], ...] = tuple(DEFAULT_BUDGETS.items())
     backoff: Backoff = field(default_factory=Backoff)
     history: tuple[Cause, ...] = ()
+    max_retry_after: float = 300.0  # a longer Retry-After (503, unpaced 429) is cut to this
 
     def attempts(self, cause: Cause) -> int:
         return sum(1 for c in self.history if c is cause)
@@ -210,7 +211,7 @@ class RetryPolicy:
     def wait(self, cause: Cause, retry_after: float | None, rand: float) -> float:
         """How long to wait before the retry just counted by ``increment``."""
         if retry_after is not None:
-            return retry_after
+            return min(retry_after, self.max_retry_after)
         if cause in (Cause.AUTH, Cause.SESSION):
             return 0.0
         return self.backoff.delay(self.attempts(cause), rand)
