@@ -25,11 +25,10 @@ from .exitcodes import ExitCode
 from .failures import classify
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
-from .plan import retired_source
 from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
-from .report import JobStats, iso
+from .report import JobStats
 from .verify import PairCheck, verify_pairs
-from .wiring import clients, plan_job, run_job, state_exists, store, verify_job
+from .wiring import clients, plan_job, read_overview, run_job, state_exists, store, verify_job
 from .wiring import doctor as run_doctor
 
 
@@ -513,36 +512,12 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             click.echo(f"no state yet at {cfg.state_path}")
         return
 
-    async def read() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        state = store(cfg, exclusive=False)
-        await state.open()
-        try:
-            out = []
-            for p in await state.pairs():
-                p["items"] = await state.summary(p["pair"])
-                p["started"], p["finished"] = iso(p["started"]), iso(p["finished"])
-                every = await state.folders(p["pair"])
-                folders = [f for f in every if retired_source(f.source_folder_id) is None]
-                p["folders"] = len(folders)
-                p["folders_with_delta_link"] = sum(f.delta_link is not None for f in folders)
-                out.append(p)
-            passes = await state.passes()
-            for ps in passes:
-                ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
-            return out, passes
-        finally:
-            await state.close()
-
-    groups: list[dict[str, Any]] = []
     try:
-        pairs, passes = anyio.run(read)
-        if cfg.state_url is not None:
-            from .cluster.app import read_groups
-
-            groups = anyio.run(read_groups, cfg)
+        ov = anyio.run(read_overview, cfg)
     except StateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL)
+    pairs, passes, groups = ov.pairs, ov.passes, ov.groups
     if as_json:
         click.echo(
             json.dumps(
@@ -669,15 +644,13 @@ def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
 @_debug_option
 def report(config: Path, output: Path | None) -> None:
     """Write the job's JSON report from its state (every host's work, from the database)."""
-    from .cluster.report import build_report
-
     cfg = _load(config, resolve_secrets=False)
     logs.configure(cfg.log_format, "warning")
     if not state_exists(cfg):
         click.echo(f"error: no state yet at {cfg.state_path}", err=True)
         sys.exit(ExitCode.CONFIG)
     try:
-        data = anyio.run(build_report, cfg)
+        data = anyio.run(read_overview, cfg).report()
     except StateError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(ExitCode.FATAL)

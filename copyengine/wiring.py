@@ -25,6 +25,7 @@ from .pipeline.stop import StopFlag
 from .planning import PairPlanned, plan_pairs
 from .report import JobStats
 from .state import SQLiteStore, Store
+from .state.overview import Overview, overview
 from .verify import PairCheck, sign_off, verify_pairs
 
 # The server counts a request against its windows when it arrives; the pacer enters it in
@@ -141,6 +142,18 @@ def store(cfg: JobConfig, *, exclusive: bool = True) -> Store:
             cfg.state_url, cfg.state_password, identity=cfg.identity(), exclusive=exclusive
         )
     return SQLiteStore(cfg.state_path, identity=cfg.identity(), exclusive=exclusive)
+
+
+async def read_overview(cfg: JobConfig) -> Overview:
+    """What the job's state knows (``status``, ``report``): its store read beside any run,
+    and, for a job shared by several hosts, its group table."""
+    groups = None
+    if cfg.state_url is not None:
+        from .state.groups import GroupStore  # psycopg only when a job asks for it
+
+        groups = GroupStore(cfg.state_url, cfg.state_password)
+    where = cfg.state_url or str(cfg.state_path)
+    return await overview(store(cfg, exclusive=False), where, groups)
 
 
 def state_exists(cfg: JobConfig) -> bool:

@@ -22,6 +22,7 @@ import pytest
 from copyengine.cluster.app import group_runs, read_groups, submit
 from copyengine.cluster.groups import mailbox_groups
 from copyengine.config import load_job
+from copyengine.wiring import read_overview
 from tests.emu import base_config, running
 from tests.jobs import assert_exact, selected_by_default, write_job
 
@@ -160,9 +161,7 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert len({r["pair"] for r in runs}) == 2
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert end is not None and end <= start  # the shared mailbox: one pair at a time
-        from copyengine.cluster.report import build_report
-
-        report = await build_report(cfg)  # from the database: every worker's work
+        report = (await read_overview(cfg)).report()  # from the database: every worker's work
         src_items = sum(
             sum(map(selected_by_default, server.emulator.require_mailbox(s).snapshot()["items"]))
             for s, _ in _pairs(n)
@@ -218,9 +217,7 @@ async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url
         created = sum(
             len(server.emulator.require_mailbox(t).snapshot()["items"]) for _, t in _pairs(n)
         )
-        from copyengine.cluster.report import build_report
-
-        report = await build_report(cfg)
+        report = (await read_overview(cfg)).report()
         (ps,) = report["passes"]
         groups = await read_groups(cfg)
         counters = (ps["changes"]["created"], sum(g["copied"] for g in groups))

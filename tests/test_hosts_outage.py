@@ -27,6 +27,7 @@ import pytest
 
 from copyengine.cluster.app import read_groups, submit
 from copyengine.config import load_job
+from copyengine.wiring import read_overview
 from tests import pg
 from tests.emu import running
 from tests.jobs import assert_exact, selected_by_default
@@ -174,11 +175,9 @@ def _worker(
 
 async def _check_counters(cfg: Any, url: str, emulator: Any, n: int) -> dict[str, Any]:
     """The pass's and the groups' counters against the item records and the snapshots."""
-    from copyengine.cluster.report import build_report
-
     created = _target_items(emulator, _pairs(n))
     assert created == _source_items(emulator, _pairs(n))
-    report = await build_report(cfg)
+    report = (await read_overview(cfg)).report()
     (ps,) = report["passes"]
     groups = await read_groups(cfg)
     records = await _item_counts(url, ps["pass"])

@@ -33,10 +33,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from ..state.records import FolderRecord
+from ..state.records import RETIRED, FolderRecord
 from .folders import FolderPlan
 
-RETIRED = "retired:"  # a record of an old target folder kept for its copies, not a source's
 KEPT_SUFFIX = " (removed at source)"  # a kept folder deleted at the source, moved aside
 TEMP_SUFFIX = " ~copyengine"  # a folder moved aside for one pass, renamed or deleted after
 

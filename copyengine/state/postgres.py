@@ -37,18 +37,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import JobLocked, StateError
 from ..secrets import Secret
-from .base import GroupCommitting
-from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
-from .rows import (
-    FATE,
-    ITEM_COLUMNS,
-    PASS_COLUMNS,
-    check_identity,
-    item_record,
-    pass_counts,
-    pass_of,
-    summary,
-)
+from .records import Intent, Outcome, Status
+from .rows import FATE, check_identity
+from .sql import POSTGRES, SqlStore, Statements
 
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
@@ -183,7 +174,7 @@ async def patiently(
                     raise StoreUnavailable(Outage.gone) from None
                 Outage.gone = (
                     f"{what}: unreachable for {down:.0f} s (the limit is {outage_s:.0f} s): "
-                    f"{_explain(exc)}"
+                    f"{explain(exc)}"
                 )
                 raise StoreUnavailable(Outage.gone) from None
             if on_retry is not None:
@@ -192,7 +183,7 @@ async def patiently(
     raise StoreUnavailable(f"{what}: unreachable")  # pragma: no cover (bounded above)
 
 
-def _explain(exc: BaseException) -> str:
+def explain(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     low = text.lower()
     if "password authentication failed" in low or "no password supplied" in low:
@@ -214,7 +205,9 @@ def lock_key(identity: dict[str, str] | None, url: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
 
-class PostgresStore(GroupCommitting):
+class PostgresStore(SqlStore):
+    sql = Statements(POSTGRES)
+
     def __init__(
         self,
         url: str,
@@ -281,14 +274,14 @@ class PostgresStore(GroupCommitting):
             self.unavailable = str(exc)
             raise
         except psycopg.Error as exc:
-            raise StateError(f"state store {self.where}: {_explain(exc)}") from exc
+            raise StateError(f"state store {self.where}: {explain(exc)}") from exc
 
     def _waiting(self, exc: BaseException, down: float) -> None:
         if down == 0.0:
             log.warning(
                 "state.unreachable",
                 store=self.where,
-                error=_explain(exc),
+                error=explain(exc),
                 waiting_up_to_s=self.outage_s,
             )
 
@@ -302,6 +295,13 @@ class PostgresStore(GroupCommitting):
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.execute(sql, params)
+
+        await self._run(fn)
+
+    async def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction(), conn.cursor() as cur:
+                await cur.executemany(sql, rows)
 
         await self._run(fn)
 
@@ -332,7 +332,7 @@ class PostgresStore(GroupCommitting):
                 self.unavailable = str(exc)
                 raise
             except psycopg.Error as exc:
-                raise StateError(f"cannot open state store {self.where}: {_explain(exc)}") from None
+                raise StateError(f"cannot open state store {self.where}: {explain(exc)}") from None
             pool = AsyncConnectionPool(
                 self.url,
                 kwargs=self._kwargs(),
@@ -364,7 +364,7 @@ class PostgresStore(GroupCommitting):
                 self.url, autocommit=True, connect_timeout=15, **self._kwargs()
             )
         except psycopg.Error as exc:
-            raise StateError(f"cannot open state store {self.where}: {_explain(exc)}") from None
+            raise StateError(f"cannot open state store {self.where}: {explain(exc)}") from None
         key = lock_key(self.identity, self.url)
         holder = None
         # A run that just closed may still hold the lock for a moment while its server
@@ -466,161 +466,7 @@ class PostgresStore(GroupCommitting):
         finally:
             await self._release_lock()
 
-    # -- pairs and folders -------------------------------------------------------------------
-    async def pair_started(self, pair: str, source: str, target: str) -> None:
-        await self._execute(
-            "INSERT INTO ce_pairs (pair, source, target, status, started) VALUES (%s,%s,%s,%s,%s) "
-            "ON CONFLICT (pair) DO UPDATE SET status = excluded.status, "
-            "started = excluded.started, finished = NULL, error = NULL",
-            (pair, source, target, "running", time.time()),
-        )
-
-    async def pair_finished(self, pair: str, status: str, error: str | None) -> None:
-        await self.flush()
-        await self._execute(
-            "UPDATE ce_pairs SET status = %s, finished = %s, error = %s WHERE pair = %s",
-            (status, time.time(), error, pair),
-        )
-
-    async def pairs(self) -> list[dict[str, Any]]:
-        rows = await self._fetchall(
-            "SELECT pair, source, target, status, started, finished, error FROM ce_pairs "
-            "ORDER BY pair"
-        )
-        keys = ("pair", "source", "target", "status", "started", "finished", "error")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
-
-    async def folder_mapped(
-        self,
-        pair: str,
-        source_folder_id: str,
-        source_path: str,
-        target_folder_id: str,
-        target_path: str,
-        scope: str = "primary",
-    ) -> None:
-        await self._execute(
-            "INSERT INTO ce_folders (pair, source_folder_id, source_path, target_folder_id, "
-            "target_path, scope) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (pair, source_folder_id) "
-            "DO UPDATE SET source_path = excluded.source_path, "
-            "target_folder_id = excluded.target_folder_id, target_path = excluded.target_path, "
-            "scope = excluded.scope",
-            (pair, source_folder_id, source_path, target_folder_id, target_path, scope),
-        )
-
-    async def folders(self, pair: str) -> list[FolderRecord]:
-        rows = await self._fetchall(
-            "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link, "
-            'scope FROM ce_folders WHERE pair = %s ORDER BY source_path COLLATE "C"',
-            (pair,),
-        )
-        return [FolderRecord(*r) for r in rows]
-
-    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
-        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
-        if not links:
-            return
-        rows = [(link, pair, folder_id) for folder_id, link in links]
-
-        async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
-            async with conn.transaction(), conn.cursor() as cur:
-                await cur.executemany(
-                    "UPDATE ce_folders SET delta_link = %s WHERE pair = %s "
-                    "AND source_folder_id = %s",
-                    rows,
-                )
-
-        await self._run(fn)
-
-    async def forget_folder(self, pair: str, source_folder_id: str) -> None:
-        await self._execute(
-            "DELETE FROM ce_folders WHERE pair = %s AND source_folder_id = %s",
-            (pair, source_folder_id),
-        )
-
-    async def sync_state(self, pair: str, scope: str) -> SyncRecord | None:
-        rows = await self._fetchall(
-            "SELECT folder_link, fingerprint FROM ce_syncs WHERE pair = %s AND scope = %s",
-            (pair, scope),
-        )
-        return SyncRecord(rows[0][0], rows[0][1]) if rows else None
-
-    async def set_sync_state(self, pair: str, scope: str, record: SyncRecord | None) -> None:
-        if record is None:
-            await self._execute(
-                "DELETE FROM ce_syncs WHERE pair = %s AND scope = %s", (pair, scope)
-            )
-            return
-        await self._execute(
-            "INSERT INTO ce_syncs (pair, scope, folder_link, fingerprint) VALUES (%s,%s,%s,%s) "
-            "ON CONFLICT (pair, scope) DO UPDATE SET folder_link = excluded.folder_link, "
-            "fingerprint = excluded.fingerprint",
-            (pair, scope, record.folder_link, record.fingerprint),
-        )
-
-    # -- passes ------------------------------------------------------------------------------
-    async def pass_started(self, kind: str) -> int:
-        rows = await self._fetchall(
-            "INSERT INTO ce_passes (kind, started, status) VALUES (%s,%s,%s) RETURNING pass",
-            (kind, time.time(), "running"),
-        )
-        self.pass_number = int(rows[0][0])
-        return self.pass_number
-
-    async def pass_finished(self, number: int, status: str, changes: dict[str, int]) -> None:
-        await self._execute(
-            "UPDATE ce_passes SET finished = %s, status = %s, changes = %s WHERE pass = %s",
-            (time.time(), status, json.dumps(changes, sort_keys=True), number),
-        )
-
-    async def passes(self) -> list[dict[str, Any]]:
-        rows = await self._fetchall(f"SELECT {PASS_COLUMNS} FROM ce_passes ORDER BY pass")
-        return [pass_of(r) for r in rows]
-
-    async def pass_counts(self, number: int, pairs: Sequence[str] | None = None) -> dict[str, int]:
-        """What pass ``number`` did, from the item records (of ``pairs``, or all)."""
-        await self.flush()
-        if pairs is None:
-            rows = await self._fetchall(PASS_COUNTS_SQL + " GROUP BY status, fate", (number,))
-        else:
-            rows = await self._fetchall(
-                PASS_COUNTS_SQL + " AND pair = ANY(%s) GROUP BY status, fate",
-                (number, list(pairs)),
-            )
-        return pass_counts(rows)
-
     # -- items -------------------------------------------------------------------------------
-    async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
-        rows = await self._fetchall(
-            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND folder_id = %s",
-            (pair, folder_id),
-        )
-        return {r[0]: item_record(r) for r in rows}
-
-    async def items_by_keys(self, pair: str, keys: Sequence[bytes]) -> list[ItemRecord]:
-        wanted = list(dict.fromkeys(keys))
-        if not wanted:
-            return []
-        rows = await self._fetchall(
-            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND search_key = ANY(%s)",
-            (pair, wanted),
-        )
-        return [item_record(r) for r in rows]
-
-    async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
-        rows = await self._fetchall(
-            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND status = %s",
-            (pair, int(status)),
-        )
-        return [item_record(r) for r in rows]
-
-    async def unsettled(self, pair: str) -> list[ItemRecord]:
-        rows = await self._fetchall(
-            f"SELECT {ITEM_COLUMNS} FROM ce_items WHERE pair = %s AND status IN (%s, %s)",
-            (pair, int(Status.INTENT), int(Status.UNKNOWN)),
-        )
-        return [item_record(r) for r in rows]
-
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:
         """Durable before returning (one statement, committed): imports may then be sent."""
         if not intents:
@@ -709,12 +555,6 @@ class PostgresStore(GroupCommitting):
                 raise
             self.commits += 1
 
-    async def summary(self, pair: str) -> dict[str, int]:
-        rows = await self._fetchall(
-            "SELECT status, COUNT(*) FROM ce_items WHERE pair = %s GROUP BY status", (pair,)
-        )
-        return summary(rows)
-
 
 # The statements of the per-item write path; the fate rules are ``rows.FATE``'s.
 INTENTS_SQL = (
@@ -755,7 +595,6 @@ OUTCOMES_SQL = (
     "AS v(sent, p, s, st, tid, tck, err, rid) "
     "WHERE i.pair = v.p AND i.source_id = v.s"
 )
-PASS_COUNTS_SQL = "SELECT status, fate, count(*) FROM ce_items WHERE pass = %s"
 
 
 def host_id() -> str:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+RETIRED = "retired:"  # the id prefix of a folder record of an old target folder
+
 
 class Status(IntEnum):
     INTENT = 1  # import about to be sent (or sent, outcome not recorded)
@@ -66,6 +68,12 @@ class FolderRecord:
     target_path: str
     delta_link: str | None = None
     scope: str = "primary"  # the pair's primary mailbox or its archive
+
+    @property
+    def retired(self) -> bool:
+        """A record of an old target folder kept for its copies (``plan.retired_id``), not
+        a source folder's."""
+        return self.source_folder_id.startswith(RETIRED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,18 +25,9 @@ from typing import Any, TypeVar
 import anyio
 
 from ..errors import JobLocked, StateError
-from .base import GroupCommitting
-from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
-from .rows import (
-    FATE,
-    ITEM_COLUMNS,
-    PASS_COLUMNS,
-    check_identity,
-    item_record,
-    pass_counts,
-    pass_of,
-    summary,
-)
+from .records import Intent, Outcome, Status
+from .rows import FATE, check_identity
+from .sql import SQLITE, SqlStore, Statements
 
 T = TypeVar("T")
 
@@ -182,11 +173,14 @@ def _explain(exc: BaseException) -> str:
     return text
 
 
-KEYS_PER_QUERY = 500  # search keys per IN (...): under SQLite's parameter limit
-
-
-def _select(sql: str, args: tuple[Any, ...], db: sqlite3.Connection) -> list[Any]:
+def _select(sql: str, args: Sequence[Any], db: sqlite3.Connection) -> list[Any]:
     return db.execute(sql, args).fetchall()
+
+
+def _many(sql: str, rows: Sequence[Sequence[Any]], db: sqlite3.Connection) -> None:
+    db.execute("BEGIN")
+    db.executemany(sql, rows)
+    db.execute("COMMIT")
 
 
 @dataclass(eq=False, slots=True)
@@ -198,9 +192,11 @@ class _Intents:
     error: StateError | None = None
 
 
-class SQLiteStore(GroupCommitting):
+class SQLiteStore(SqlStore):
     """SQLite in WAL mode; every statement runs in a worker thread so the event loop never
     waits on the disk. Outcomes are buffered and committed together."""
+
+    sql = Statements(SQLITE)
 
     def __init__(
         self,
@@ -245,6 +241,15 @@ class SQLiteStore(GroupCommitting):
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._run, fn)
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._call(partial(_select, sql, params))
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return await self._call(partial(_select, sql, params))
+
+    async def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        await self._call(partial(_many, sql, rows))
 
     @property
     def lock_path(self) -> Path:
@@ -380,141 +385,6 @@ class SQLiteStore(GroupCommitting):
         finally:
             self._release_lock()
 
-    # -- pairs and folders -----------------------------------------------------------------
-    async def pair_started(self, pair: str, source: str, target: str) -> None:
-        def fn(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO pairs (pair, source, target, status, started) VALUES (?,?,?,?,?) "
-                "ON CONFLICT(pair) DO UPDATE SET status=excluded.status, "
-                "started=excluded.started, finished=NULL, error=NULL",
-                (pair, source, target, "running", time.time()),
-            )
-
-        await self._call(fn)
-
-    async def pair_finished(self, pair: str, status: str, error: str | None) -> None:
-        await self.flush()
-        await self._call(
-            lambda db: db.execute(
-                "UPDATE pairs SET status=?, finished=?, error=? WHERE pair=?",
-                (status, time.time(), error, pair),
-            )
-        )
-
-    async def folder_mapped(
-        self,
-        pair: str,
-        source_folder_id: str,
-        source_path: str,
-        target_folder_id: str,
-        target_path: str,
-        scope: str = "primary",
-    ) -> None:
-        await self._call(
-            lambda db: db.execute(
-                "INSERT INTO folders (pair, source_folder_id, source_path, target_folder_id, "
-                "target_path, scope) VALUES (?,?,?,?,?,?) ON CONFLICT(pair, source_folder_id) "
-                "DO UPDATE SET source_path=excluded.source_path, "
-                "target_folder_id=excluded.target_folder_id, target_path=excluded.target_path, "
-                "scope=excluded.scope",
-                (pair, source_folder_id, source_path, target_folder_id, target_path, scope),
-            )
-        )
-
-    async def folders(self, pair: str) -> list[FolderRecord]:
-        rows = await self._call(
-            lambda db: db.execute(
-                "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link, "
-                "scope FROM folders WHERE pair=? ORDER BY source_path",
-                (pair,),
-            ).fetchall()
-        )
-        return [FolderRecord(*r) for r in rows]
-
-    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
-        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
-        if not links:
-            return
-        rows = [(link, pair, folder_id) for folder_id, link in links]
-
-        def fn(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            db.executemany(
-                "UPDATE folders SET delta_link=? WHERE pair=? AND source_folder_id=?", rows
-            )
-            db.execute("COMMIT")
-
-        await self._call(fn)
-
-    async def forget_folder(self, pair: str, source_folder_id: str) -> None:
-        await self._call(
-            lambda db: db.execute(
-                "DELETE FROM folders WHERE pair=? AND source_folder_id=?", (pair, source_folder_id)
-            )
-        )
-
-    async def sync_state(self, pair: str, scope: str) -> SyncRecord | None:
-        row = await self._call(
-            lambda db: db.execute(
-                "SELECT folder_link, fingerprint FROM syncs WHERE pair=? AND scope=?",
-                (pair, scope),
-            ).fetchone()
-        )
-        return SyncRecord(row[0], row[1]) if row else None
-
-    async def set_sync_state(self, pair: str, scope: str, record: SyncRecord | None) -> None:
-        def fn(db: sqlite3.Connection) -> None:
-            if record is None:
-                db.execute("DELETE FROM syncs WHERE pair=? AND scope=?", (pair, scope))
-                return
-            db.execute(
-                "INSERT INTO syncs (pair, scope, folder_link, fingerprint) VALUES (?,?,?,?) "
-                "ON CONFLICT(pair, scope) DO UPDATE SET folder_link=excluded.folder_link, "
-                "fingerprint=excluded.fingerprint",
-                (pair, scope, record.folder_link, record.fingerprint),
-            )
-
-        await self._call(fn)
-
-    # -- passes ------------------------------------------------------------------------------
-    async def pass_started(self, kind: str) -> int:
-        def fn(db: sqlite3.Connection) -> int:
-            cur = db.execute(
-                "INSERT INTO passes (kind, started, status) VALUES (?,?,?)",
-                (kind, time.time(), "running"),
-            )
-            return int(cur.lastrowid or 0)
-
-        self.pass_number = await self._call(fn)
-        return self.pass_number
-
-    async def pass_finished(self, number: int, status: str, changes: dict[str, int]) -> None:
-        await self._call(
-            lambda db: db.execute(
-                "UPDATE passes SET finished=?, status=?, changes=? WHERE pass=?",
-                (time.time(), status, json.dumps(changes, sort_keys=True), number),
-            )
-        )
-
-    async def passes(self) -> list[dict[str, Any]]:
-        rows = await self._call(
-            lambda db: db.execute(f"SELECT {PASS_COLUMNS} FROM passes ORDER BY pass").fetchall()
-        )
-        return [pass_of(r) for r in rows]
-
-    async def pass_counts(self, number: int, pairs: Sequence[str] | None = None) -> dict[str, int]:
-        """What pass ``number`` did, from the item records (of ``pairs``, or all)."""
-        await self.flush()
-        sql = "SELECT status, fate, COUNT(*) FROM items WHERE pass=?"
-        args: list[Any] = [number]
-        if pairs is not None:
-            sql += f" AND pair IN ({','.join('?' * len(pairs))})"
-            args.extend(pairs)
-        rows = await self._call(
-            lambda db: db.execute(sql + " GROUP BY status, fate", args).fetchall()
-        )
-        return pass_counts(rows)
-
     # -- items -------------------------------------------------------------------------------
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
         """Drop the records of items that are gone from both sides (mirrored deletions,
@@ -523,52 +393,8 @@ class SQLiteStore(GroupCommitting):
             return
         await self.flush()
 
-        def fn(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            db.executemany(
-                "DELETE FROM items WHERE pair=? AND source_id=?", [(pair, i) for i in source_ids]
-            )
-            db.execute("COMMIT")
-
-        await self._call(fn)
-
-    async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
-        rows = await self._call(
-            lambda db: db.execute(
-                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND folder_id=?", (pair, folder_id)
-            ).fetchall()
-        )
-        return {r[0]: item_record(r) for r in rows}
-
-    async def unsettled(self, pair: str) -> list[ItemRecord]:
-        rows = await self._call(
-            lambda db: db.execute(
-                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND status IN (?, ?)",
-                (pair, int(Status.INTENT), int(Status.UNKNOWN)),
-            ).fetchall()
-        )
-        return [item_record(r) for r in rows]
-
-    async def items_by_keys(self, pair: str, keys: Sequence[bytes]) -> list[ItemRecord]:
-        wanted = list(dict.fromkeys(keys))
-        out: list[ItemRecord] = []
-        for k in range(0, len(wanted), KEYS_PER_QUERY):
-            chunk = wanted[k : k + KEYS_PER_QUERY]
-            sql = (
-                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND search_key IN "
-                f"({','.join('?' * len(chunk))})"
-            )
-            rows = await self._call(partial(_select, sql, (pair, *chunk)))
-            out.extend(item_record(r) for r in rows)
-        return out
-
-    async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
-        rows = await self._call(
-            lambda db: db.execute(
-                f"SELECT {ITEM_COLUMNS} FROM items WHERE pair=? AND status=?", (pair, int(status))
-            ).fetchall()
-        )
-        return [item_record(r) for r in rows]
+        rows = [(pair, i) for i in source_ids]
+        await self._executemany("DELETE FROM items WHERE pair=? AND source_id=?", rows)
 
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:
         """Durable before returning: the imports may be sent once this returns."""
@@ -619,9 +445,7 @@ class SQLiteStore(GroupCommitting):
             raise mine.error
 
     def _write_intents(self, rows: list[tuple[Any, ...]], db: sqlite3.Connection) -> None:
-        db.execute("BEGIN")
-        db.executemany(INTENTS_SQL, rows)
-        db.execute("COMMIT")
+        _many(INTENTS_SQL, rows, db)
         self.commits += 1
 
     def record_outcome(self, pair: str, outcome: Outcome) -> None:
@@ -661,9 +485,7 @@ class SQLiteStore(GroupCommitting):
         ]
 
         def fn(db: sqlite3.Connection) -> None:
-            db.execute("BEGIN")
-            db.executemany(OUTCOMES_SQL, rows)
-            db.execute("COMMIT")
+            _many(OUTCOMES_SQL, rows, db)
             self.commits += 1
 
         try:
@@ -671,21 +493,3 @@ class SQLiteStore(GroupCommitting):
         except StateError:
             self._buffer[:0] = batch  # keep them for the next try
             raise
-
-    async def summary(self, pair: str) -> dict[str, int]:
-        rows = await self._call(
-            lambda db: db.execute(
-                "SELECT status, COUNT(*) FROM items WHERE pair=? GROUP BY status", (pair,)
-            ).fetchall()
-        )
-        return summary(rows)
-
-    async def pairs(self) -> list[dict[str, Any]]:
-        rows = await self._call(
-            lambda db: db.execute(
-                "SELECT pair, source, target, status, started, finished, error FROM pairs "
-                "ORDER BY pair"
-            ).fetchall()
-        )
-        keys = ("pair", "source", "target", "status", "started", "finished", "error")
-        return [dict(zip(keys, r, strict=True)) for r in rows]

@@ -1,0 +1,52 @@
+"""The job queue: procrastinate's app on the job's database, with the one task a worker
+runs (``tasks.copy_group``), and the queue's schema with the group table's."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from procrastinate import App, exceptions
+
+from ..errors import StateError
+from ..secrets import Secret
+from ..state.groups import GroupStore, connection_kwargs
+from ..state.postgres import RECONNECT_S, explain
+from .connect import PatientConnector, outage_s
+from .tasks import TASK, copy_group
+
+
+def queue_name(cfg_identity: dict[str, str]) -> str:
+    """The job's own queue: several jobs may share one database server (not one database)."""
+    digest = hashlib.sha256(json.dumps(cfg_identity, sort_keys=True).encode()).hexdigest()
+    return f"copyengine-{digest[:12]}"
+
+
+def make_app(url: str, password: Secret | None) -> App:
+    connector = PatientConnector(
+        outage_s=outage_s(),
+        conninfo=url,
+        kwargs=connection_kwargs(password),
+        min_size=1,
+        max_size=8,
+        timeout=10.0,
+        reconnect_timeout=RECONNECT_S,
+    )
+    app = App(connector=connector)
+    app.task(name=TASK, pass_context=True)(copy_group)
+    return app
+
+
+async def apply_schema(url: str, password: Secret | None) -> None:
+    """procrastinate's schema and the group table, once (concurrent callers wait; a server
+    that is not reachable yet is waited for, up to ``outage_s``)."""
+
+    async def queue_schema() -> None:
+        app = make_app(url, password)
+        async with app.open_async():
+            await app.schema_manager.apply_schema_async()
+
+    try:
+        await GroupStore(url, password, outage_s=outage_s()).prepare(queue_schema)
+    except exceptions.ProcrastinateException as exc:
+        raise StateError(f"state store {url}: {explain(exc)}") from exc

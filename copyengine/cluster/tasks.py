@@ -1,0 +1,203 @@
+"""The task a worker runs: one time-boxed segment of a mailbox group, its pairs one after the
+other; then the group's continuation queued under the same lock, or the group finished
+(``outcome.py`` decides which)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import anyio
+import psycopg
+import structlog
+from anyio.abc import TaskGroup
+from procrastinate import App, JobContext, exceptions
+
+from ..config import JobConfig
+from ..errors import StateError
+from ..graph import Clients
+from ..pipeline.budget import ByteBudget
+from ..pipeline.job import run_pairs
+from ..pipeline.stop import StopFlag
+from ..report import JobStats
+from ..state.groups import GroupStore
+from ..state.postgres import StoreUnavailable
+from .connect import store_of
+from .groups import Group
+from .outcome import Next, Outcome, PairEnd, SegmentEnd, said, segment_outcome
+
+log = structlog.get_logger("copyengine.cluster")
+TASK = "copyengine.copy_group"
+RUNTIME = "runtime"  # the key of the Runtime in the job context's ``additional_context``
+
+
+@dataclass
+class Runtime:
+    """What a worker process gives the groups it runs: its job, its clients (one pacer per
+    mailbox for the whole process), its group table, and its stop flag. ``gone``: why the
+    worker gave the database up (it then leaves, exit 5)."""
+
+    cfg: JobConfig
+    clients: Clients
+    stop: StopFlag
+    groups: dict[str, Group]
+    table: GroupStore
+    queue: str
+    host: str
+    budget: ByteBudget
+    gone: str | None = None
+    gone_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def give_up(self, why: str) -> None:
+        if self.gone is None:
+            self.gone = why
+            log.error("worker.store_gone", error=why)
+        self.gone_event.set()
+
+
+async def defer(app: App, queue: str, key: str, pass_number: int, segment: int = 1) -> bool:
+    """A segment of the group queued under its lock (False: one waits in the queue already)."""
+    task = app.configure_task(TASK, lock=key, queueing_lock=key, queue=queue)
+    try:
+        await task.defer_async(group=key, pass_number=pass_number, segment=segment)
+    except exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+async def copy_group(context: JobContext, group: str, pass_number: int, segment: int = 1) -> None:
+    """One segment of a group. Never fails the procrastinate job for what it meets: the
+    database gone past the limit makes the worker leave (its group is queued again by a
+    reaper once the database is back); anything else is recorded on the group (queued again
+    when the store was at fault, else failed, with its reason)."""
+    rt = context.additional_context.get(RUNTIME)
+    if not isinstance(rt, Runtime):
+        raise RuntimeError("copy_group runs only inside `copyengine worker`")
+    g = rt.groups.get(group)
+    if g is None:
+        log.error("group.unknown", group=group, hint="the worker's job file lacks this group")
+        return
+    try:
+        await run_segment(rt, g, pass_number, segment, context.job.id, context.app)
+    except StoreUnavailable as exc:
+        rt.give_up(str(exc))
+    except Exception as exc:
+        store_fault = isinstance(exc, (psycopg.Error, exceptions.ConnectorException, StateError))
+        log.error(
+            "group.segment_crashed",
+            group=group,
+            error=f"{type(exc).__name__}: {exc}",
+            requeued=store_fault,
+            exc_info=logging.getLogger().isEnabledFor(logging.DEBUG),
+        )
+        crash = SegmentEnd(segment, crashed=f"{type(exc).__name__}: {exc}", store_fault=store_fault)
+        try:
+            await end_segment(rt, g, pass_number, segment, context.app, segment_outcome(crash))
+        except StoreUnavailable as gone:
+            rt.give_up(str(gone))
+        except Exception as again:  # the reaper's reconciliation queues it again
+            log.error("group.not_recorded", group=group, error=str(again))
+
+
+def _watch(tg: TaskGroup, rt: Runtime, g: Group, stop: StopFlag) -> None:
+    """The segment's time box, the worker's stop, and the group's heartbeat."""
+    w = rt.cfg.workers
+
+    async def time_box() -> None:
+        await anyio.sleep(w.segment_minutes * 60)
+        stop.reason = "segment ended"
+        stop.drain()
+
+    async def follow() -> None:
+        await rt.stop.wait()
+        stop.reason = rt.stop.reason or "the worker is stopping"
+        stop.drain()
+
+    async def beat() -> None:
+        while True:
+            await anyio.sleep(w.heartbeat_s)
+            failed = await rt.table.beat(g.key, w.heartbeat_s)
+            if failed is not None:
+                log.warning("group.heartbeat_failed", group=g.key, error=failed)
+
+    tg.start_soon(time_box)
+    tg.start_soon(follow)
+    tg.start_soon(beat)
+
+
+async def run_segment(
+    rt: Runtime, g: Group, pass_number: int, segment: int, job_id: Any, app: App
+) -> None:
+    """One time box of a group: its pairs one after the other, drained when the segment's
+    time is up or the worker stops; then its continuation queued, or the group finished."""
+    seq = replace(rt.cfg, limits=replace(rt.cfg.limits, pairs_in_parallel=1))
+    stop = StopFlag()
+    stats = JobStats()
+    started = time.time()
+    await rt.table.segment_started(g.key, rt.host, job_id)
+    log.info("group.started", group=g.key, pairs=len(g.pairs), segment=segment, host=rt.host)
+
+    async def on_pair(pair: str, start: bool) -> None:
+        if start:
+            await rt.table.run_started(g.key, pair, rt.host)
+        else:
+            await rt.table.run_finished(g.key, pair)
+
+    store = store_of(rt.cfg, pass_number=pass_number)
+    async with anyio.create_task_group() as tg:
+        _watch(tg, rt, g, stop)
+        await run_pairs(
+            seq,
+            rt.clients,
+            store,
+            stop,
+            stats,
+            g.pairs,
+            pass_number=pass_number,
+            write_report=False,
+            on_pair=on_pair,
+            budget=rt.budget,
+        )
+        tg.cancel_scope.cancel()
+    end = SegmentEnd(
+        segment,
+        store_gone=store.unavailable is not None,
+        fatal=stats.fatal,
+        draining=stop.draining,
+        pairs=tuple(PairEnd(p.source, p.status == "failed", p.error) for p in stats.pairs.values()),
+    )
+    outcome = segment_outcome(end)
+    if outcome.next is Next.LEAVE:
+        # the database stayed away past the limit: this worker leaves; the group's job is
+        # still `doing` under this worker, whose heartbeat stops: a reaper queues it again
+        raise StoreUnavailable(store.unavailable or "the database is unreachable")
+    await end_segment(rt, g, pass_number, segment, app, outcome, said(stats.changes()))
+    log.info(
+        "group.segment_finished",
+        group=g.key,
+        state=str(outcome.next),
+        segment=segment,
+        copied_in_segment=stats.total("copied"),
+        duration_s=round(time.time() - started, 2),
+    )
+
+
+async def end_segment(
+    rt: Runtime,
+    g: Group,
+    pass_number: int,
+    segment: int,
+    app: App,
+    outcome: Outcome,
+    extra: dict[str, int] | None = None,
+) -> None:
+    """The group's state after a segment, and (continuing) its next segment queued under
+    the same lock; the pass ended when it was the last group."""
+    if outcome.continues:
+        await defer(app, rt.queue, g.key, pass_number, segment + 1)  # or queued already
+    await rt.table.segment_ended(
+        g.key, [p.key for p in g.pairs], pass_number, str(outcome.next), outcome.error, extra or {}
+    )

@@ -1,0 +1,268 @@
+"""``copyengine worker``: procrastinate's worker running groups (``tasks.copy_group``), beside
+a reaper that queues again the groups of silent workers, signal handling (drain, then abort),
+and ``--until-done``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import psycopg
+import structlog
+from procrastinate import App, exceptions
+
+from ..config import JobConfig
+from ..errors import StateError
+from ..graph import Clients
+from ..pipeline.budget import ByteBudget
+from ..pipeline.stop import StopFlag
+from ..state.postgres import Outage, StoreUnavailable, explain
+from .connect import group_store, outage_s
+from .groups import mailbox_groups
+from .jobqueue import apply_schema, make_app, queue_name
+from .tasks import RUNTIME, Runtime, defer
+
+log = structlog.get_logger("copyengine.cluster")
+MAX_REQUEUES = 20  # a group queued again this often in one pass without finishing: failed
+
+
+async def _group_alive(rt: Runtime, group: str) -> bool:
+    beat = await rt.table.heartbeat(group)
+    return beat is not None and time.time() - beat < rt.cfg.workers.stalled_after_s
+
+
+async def _reaper(app: App, rt: Runtime) -> None:
+    """Queue again the groups of workers that stopped sending heartbeats, and any unfinished
+    group of the pass that has no job waiting or running. Not while heartbeats may still be
+    resuming after an outage (seen here, or a server that started recently): a live worker
+    whose beats the outage held back is not dead."""
+    w = rt.cfg.workers
+    quiet = w.stalled_after_s + 2 * w.heartbeat_s
+    while True:  # as long as the worker runs; each round bounded by the store's own limit
+        await anyio.sleep(w.heartbeat_s)
+        if Outage.within(quiet):
+            continue
+        try:
+            up = await rt.table.server_up_s()
+            if up is not None and up < quiet:
+                continue
+            stalled = await app.job_manager.get_stalled_jobs(
+                queue=rt.queue, seconds_since_heartbeat=w.stalled_after_s
+            )
+            for job in stalled:
+                group = str(job.task_kwargs.get("group"))
+                if await _group_alive(rt, group):
+                    # its worker stopped beating while it drains (procrastinate stops the
+                    # heartbeat on shutdown), but the group's own heartbeat goes on: not dead
+                    continue
+                if Outage.within(quiet):
+                    break
+                await app.job_manager.retry_job(job)
+                await rt.table.requeued(
+                    group, "its worker stopped sending heartbeats: queued again"
+                )
+                log.warning("group.requeued", group=group, job=job.id, reason="worker silent")
+            if not Outage.within(quiet):
+                await _reconcile(app, rt)
+        except (psycopg.Error, exceptions.ProcrastinateException, StateError) as exc:
+            log.warning("worker.reaper_failed", error=str(exc))
+
+
+async def _reconcile(app: App, rt: Runtime) -> None:
+    """A group of the current pass that is queued or running, silent for ``stalled_after_s``,
+    with no procrastinate job waiting or running under its lock (its job failed, was
+    aborted, or ended while the database could not record the group's end): queued again,
+    at most ``MAX_REQUEUES`` times in a pass, then failed with the reason."""
+    for o in await rt.table.orphans(rt.queue, rt.cfg.workers.stalled_after_s):
+        if o.retried >= MAX_REQUEUES:
+            await rt.table.given_up(o.key, f"queued again {o.retried} times without finishing")
+            log.error("group.given_up", group=o.key, retried=o.retried)
+            await rt.table.finish_pass_if_done(o.pass_number)
+            continue
+        if not await defer(app, rt.queue, o.key, o.pass_number, o.segments + 1):
+            continue
+        why = "its job ended without finishing the group: queued again"
+        await rt.table.requeued(o.key, why, beat=True)
+        log.warning("group.requeued", group=o.key, reason="no job waiting or running")
+
+
+def _dump_tasks() -> None:
+    """SIGUSR1: where every task of this worker waits, into the log."""
+    for t in asyncio.all_tasks():
+        where: list[str] = []
+        coro: Any = t.get_coro()
+        for _ in range(64):
+            if coro is None:
+                break
+            f = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if f is not None:
+                where.append(f"{f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        log.warning("worker.task", task=t.get_name(), stack=where)
+
+
+@asynccontextmanager
+async def _signals(stop: StopFlag, worker: asyncio.Task[Any]) -> AsyncIterator[None]:
+    """First SIGTERM/SIGINT: segments drain and queue their continuation, the worker takes
+    no new group and ends once they have. A second: the worker's jobs are aborted."""
+    loop = asyncio.get_running_loop()
+    count = 0
+
+    def on_signal(sig: int) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            stop.reason = f"the worker got {signal.Signals(sig).name}"
+            stop.drain()
+            worker.cancel()  # procrastinate: stop fetching, wait for running jobs
+            log.warning("worker.draining", signal=signal.Signals(sig).name)
+        else:
+            worker.cancel()
+
+    for s in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(s, on_signal, s)
+    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
+    try:
+        yield
+    finally:
+        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            loop.remove_signal_handler(s)
+
+
+async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any]) -> None:
+    """``worker --until-done``: once every group of the job's current pass is finished,
+    stop like a SIGTERM would (nothing is running then, so nothing drains). A database that
+    cannot be read for longer than the store waits makes the worker give up."""
+    failing_since: float | None = None
+    while True:
+        await anyio.sleep(rt.cfg.workers.heartbeat_s)
+        try:
+            groups = await rt.table.read()
+            failing_since = None
+        except StateError as exc:
+            now = time.monotonic()
+            failing_since = failing_since if failing_since is not None else now
+            if now - failing_since >= outage_s():
+                rt.give_up(f"{exc} (for {now - failing_since:.0f} s)")
+                return
+            log.warning("worker.poll_failed", error=str(exc))
+            continue
+        current = max((g["pass"] for g in groups), default=None)
+        mine = [g for g in groups if g["pass"] == current]
+        if mine and all(g["state"] in ("done", "failed") for g in mine):
+            out["failed"] = sum(g["state"] == "failed" for g in mine)
+            log.info("worker.all_done", groups=len(mine), failed=out["failed"])
+            rt.stop.reason = "every group is finished"
+            rt.stop.drain()
+            worker.cancel()
+            return
+
+
+class _NoTracebackForOutages(logging.Filter):
+    """procrastinate logs a side task or a job that failed with its traceback: for the
+    database being unreachable, the message says enough (no traceback for an operator)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (StoreUnavailable, exceptions.ConnectorException, psycopg.Error)):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _procrastinate_worker(app: App, rt: Runtime, concurrency: int) -> asyncio.Task[Any]:
+    w = rt.cfg.workers
+    return asyncio.create_task(
+        app.run_worker_async(
+            queues=[rt.queue],
+            concurrency=concurrency,
+            name=rt.host,
+            wait=True,
+            install_signal_handlers=False,
+            update_heartbeat_interval=w.heartbeat_s,
+            stalled_worker_timeout=w.stalled_after_s,
+            shutdown_graceful_timeout=w.drain_timeout_s,
+            fetch_job_polling_interval=min(5.0, w.heartbeat_s),
+            listen_notify=True,
+            additional_context={RUNTIME: rt},
+        )
+    )
+
+
+async def _run(
+    app: App, rt: Runtime, concurrency: int, until_done: bool, done: dict[str, Any]
+) -> None:
+    """The worker and its side tasks until it stops (``done``: what ``--until-done`` found)."""
+    async with app.open_async():
+        worker = _procrastinate_worker(app, rt, concurrency)
+        log.info("worker.started", queue=rt.queue, concurrency=concurrency, host=rt.host)
+
+        async def on_gone() -> None:
+            await rt.gone_event.wait()
+            rt.stop.reason = "the database is unreachable"
+            rt.stop.drain()
+            worker.cancel()
+
+        async with _signals(rt.stop, worker), anyio.create_task_group() as tg:
+            tg.start_soon(_reaper, app, rt)
+            tg.start_soon(on_gone)
+            if until_done:
+                tg.start_soon(_until_done, rt, worker, done)
+            try:
+                await worker
+            except asyncio.CancelledError:
+                pass
+            except (StateError, exceptions.ProcrastinateException, psycopg.Error) as exc:
+                rt.give_up(str(exc) if isinstance(exc, StateError) else explain(exc))
+            if not rt.stop.draining and rt.gone is None:
+                # procrastinate's worker ended by itself (a side task gave up)
+                rt.give_up("the job queue's worker stopped: the database is unreachable")
+            tg.cancel_scope.cancel()
+
+
+async def run_worker(
+    cfg: JobConfig, clients: Clients, concurrency: int, until_done: bool = False
+) -> int:
+    """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
+    pass failed). Raises ``StoreUnavailable`` when the database stayed away past the limit."""
+    assert cfg.state_url is not None
+    await apply_schema(cfg.state_url, cfg.state_password)
+    rt = Runtime(
+        cfg,
+        clients,
+        StopFlag(),
+        {g.key: g for g in mailbox_groups(cfg.pairs)},
+        group_store(cfg),
+        queue_name(cfg.identity()),
+        f"{socket.gethostname()}:{os.getpid()}",
+        ByteBudget(cfg.limits.bytes_in_flight),
+    )
+    quiet = _NoTracebackForOutages()
+    plog = logging.getLogger("procrastinate")
+    plog.addFilter(quiet)
+    done: dict[str, Any] = {}
+    try:
+        app = make_app(cfg.state_url, cfg.state_password)
+        await _run(app, rt, concurrency, until_done, done)
+    except (psycopg.Error, exceptions.ProcrastinateException) as exc:
+        if rt.gone is None:
+            rt.give_up(explain(exc))
+    finally:
+        plog.removeFilter(quiet)
+    log.info("worker.stopped", host=rt.host)
+    if rt.gone is not None:
+        raise StoreUnavailable(
+            f"{rt.gone}. This worker left; its groups are queued again by any worker once "
+            "the database is back (start workers again then)"
+        )
+    return 1 if done.get("failed") else 0

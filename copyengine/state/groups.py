@@ -1,0 +1,409 @@
+"""The group table of a job shared by several hosts, on PostgreSQL: ``ce_groups`` says where
+each mailbox group is (queued, running on a host with its heartbeat, done, failed and why),
+``ce_group_runs`` when each pair of a group ran and where. The cluster (``copyengine.cluster``)
+decides; this is where it reads and writes.
+
+Each statement runs on a connection of its own, in autocommit (short statements from many
+segments at once), and is tried again with backoff while the server is unreachable, for at
+most ``outage_s`` (``postgres.patiently``). A group's counters, and those of the pass once
+its last group ends, are computed from the item records (``rows.pass_counts``), so they
+include what every segment did, even one killed with -9."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, NamedTuple
+
+import psycopg
+import structlog
+
+from ..errors import StateError
+from ..secrets import Secret
+from .postgres import OUTAGE_S, Outage, explain, patiently, transient
+from .rows import pass_counts
+from .sql import POSTGRES, Statements
+
+log = structlog.get_logger("copyengine.state")
+
+GROUPS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ce_groups (
+    group_key TEXT PRIMARY KEY, pairs TEXT NOT NULL, pass INTEGER NOT NULL,
+    state TEXT NOT NULL, host TEXT, job_id BIGINT, segments INTEGER NOT NULL DEFAULT 0,
+    started DOUBLE PRECISION, heartbeat DOUBLE PRECISION, finished DOUBLE PRECISION,
+    copied BIGINT NOT NULL DEFAULT 0, failed BIGINT NOT NULL DEFAULT 0,
+    unknown BIGINT NOT NULL DEFAULT 0, error TEXT, retried INTEGER NOT NULL DEFAULT 0
+);
+ALTER TABLE ce_groups ADD COLUMN IF NOT EXISTS extra TEXT;
+CREATE TABLE IF NOT EXISTS ce_group_runs (
+    id BIGSERIAL PRIMARY KEY, group_key TEXT NOT NULL, pair TEXT NOT NULL, host TEXT NOT NULL,
+    started DOUBLE PRECISION NOT NULL, finished DOUBLE PRECISION
+);
+"""
+SCHEMA_LOCK = 0x636F7070  # serialises the queue's and the group table's creation
+GROUP_KEYS = (
+    "group",
+    "pairs",
+    "pass",
+    "state",
+    "host",
+    "segments",
+    "started",
+    "heartbeat",
+    "finished",
+    "copied",
+    "failed",
+    "unknown",
+    "error",
+    "retried",
+)
+GROUP_COLUMNS = (
+    "group_key, pairs, pass, state, host, segments, started, heartbeat, finished, copied, "
+    "failed, unknown, error, retried"
+)
+RUN_KEYS = ("group", "pair", "host", "started", "finished")
+# what a pass's counters take from the item records; the rest (moves, deletions, folders)
+# is summed from what each segment said (``extra``)
+COUNTED_FROM_RECORDS = ("created", "updated", "failed", "unknown", "kept")
+UPSERT_GROUP = (
+    "INSERT INTO ce_groups (group_key, pairs, pass, state) VALUES (%s,%s,%s,%s) "
+    "ON CONFLICT (group_key) DO UPDATE SET pairs = excluded.pairs, "
+    "pass = excluded.pass, state = excluded.state, error = NULL, "
+    "finished = NULL, started = CASE WHEN ce_groups.pass = excluded.pass "
+    "THEN ce_groups.started END, copied = CASE WHEN ce_groups.pass = "
+    "excluded.pass THEN ce_groups.copied ELSE 0 END, extra = CASE WHEN "
+    "ce_groups.pass = excluded.pass THEN ce_groups.extra END, retried = CASE "
+    "WHEN ce_groups.pass = excluded.pass THEN ce_groups.retried ELSE 0 END"
+)
+ORPHANS = (
+    "SELECT g.group_key, g.pass, g.retried, g.segments FROM ce_groups g "
+    "WHERE g.state IN ('queued', 'running') "
+    "AND g.pass = (SELECT max(pass) FROM ce_groups) "
+    "AND COALESCE(g.heartbeat, 0) < %s "
+    "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.queue_name = %s "
+    "AND j.lock = g.group_key AND j.status IN ('todo', 'doing'))"
+)
+SQL = Statements(POSTGRES)
+
+
+class Orphan(NamedTuple):
+    """A group of the current pass that no job waits for or runs."""
+
+    key: str
+    pass_number: int
+    retried: int
+    segments: int
+
+
+def connection_kwargs(password: Secret | None) -> dict[str, Any]:
+    """How a worker's connections introduce themselves (and the password, if any)."""
+    kw: dict[str, Any] = {"application_name": f"copyengine-worker@{socket.gethostname()}"}
+    if password is not None:
+        kw["password"] = password.reveal()
+    return kw
+
+
+def copied(counts: dict[str, int], extra: dict[str, Any]) -> int:
+    """A group's items copied: created in the target, less those that were moves."""
+    return max(0, counts["created"] - int(extra.get("moved", 0)))
+
+
+def merged(into: dict[str, Any], extra: dict[str, int]) -> dict[str, int]:
+    out = {k: int(v) for k, v in into.items()}
+    for k, v in extra.items():
+        out[k] = out.get(k, 0) + int(v)
+    return out
+
+
+def pass_changes(
+    states: dict[str, int], records: dict[str, int], extras: Iterable[dict[str, Any]]
+) -> dict[str, int]:
+    """A finished pass's counters: ``records`` (its item records' ``pass_counts``), with
+    what every group's segments said (moves, deletions, folders) and how its groups ended."""
+    extra_total: dict[str, int] = {}
+    for extra in extras:
+        extra_total = merged(extra_total, extra)
+    out = {k: records[k] for k in COUNTED_FROM_RECORDS}
+    out["created"] = max(0, out["created"] - extra_total.get("moved", 0))
+    out.update(extra_total)
+    out["groups_done"] = states.get("done", 0)
+    out["groups_failed"] = states.get("failed", 0)
+    return out
+
+
+class GroupStore:
+    def __init__(
+        self, url: str, password: Secret | None = None, *, outage_s: float = OUTAGE_S
+    ) -> None:
+        self.url = url
+        self.password = password
+        self.outage_s = outage_s
+        self._conn: psycopg.AsyncConnection[Any] | None = None  # inside ``session``
+
+    def __repr__(self) -> str:
+        return f"GroupStore({self.url})"
+
+    # -- plumbing ------------------------------------------------------------------------------
+    async def connect(self, wait_s: float = 15) -> psycopg.AsyncConnection[Any]:
+        """A connection of its own, in autocommit (the group table's short statements)."""
+        return await psycopg.AsyncConnection.connect(
+            self.url,
+            autocommit=True,
+            connect_timeout=max(2, int(wait_s)),
+            **connection_kwargs(self.password),
+        )
+
+    def warn_unreachable(self, exc: BaseException, down: float) -> None:
+        if down == 0.0:
+            log.warning("store.unreachable", error=explain(exc), waiting_up_to_s=self.outage_s)
+
+    async def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """One statement (on the session's connection, or on its own, patiently)."""
+        if self._conn is not None:
+            cur = await self._conn.execute(sql, params)
+            return await cur.fetchall() if cur.description else []
+
+        async def once(wait_s: float) -> list[Any]:
+            async with await self.connect(wait_s) as conn:
+                cur = await conn.execute(sql, params)
+                return await cur.fetchall() if cur.description else []
+
+        return await patiently(
+            f"state store {self.url}", once, self.outage_s, self.warn_unreachable
+        )
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._fetch(sql, params)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[GroupStore]:
+        """One connection for many statements (``submit``), not tried again."""
+        async with await self.connect() as conn:
+            self._conn = conn
+            try:
+                yield self
+            finally:
+                self._conn = None
+
+    async def prepare(self, queue_schema: Callable[[], Awaitable[None]]) -> None:
+        """The job queue's schema (``queue_schema``, when its table is missing) and the group
+        table, once: concurrent callers wait; a server not reachable yet is waited for."""
+
+        async def once(wait_s: float) -> None:
+            async with await self.connect(wait_s) as conn:
+                await conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+                try:
+                    cur = await conn.execute("SELECT to_regclass('procrastinate_jobs') IS NOT NULL")
+                    row = await cur.fetchone()
+                    if not (row and row[0]):
+                        await queue_schema()
+                    for stmt in GROUPS_SCHEMA.split(";"):
+                        if stmt.strip():
+                            await conn.execute(stmt)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+        try:
+            await patiently(f"state store {self.url}", once, self.outage_s, self.warn_unreachable)
+        except psycopg.Error as exc:
+            raise StateError(f"state store {self.url}: {explain(exc)}") from exc
+
+    # -- a segment -----------------------------------------------------------------------------
+    async def segment_started(self, key: str, host: str, job_id: Any) -> None:
+        now = time.time()
+        await self._execute(
+            "UPDATE ce_groups SET state = 'running', host = %s, job_id = %s, "
+            "segments = segments + 1, started = COALESCE(started, %s), heartbeat = %s "
+            "WHERE group_key = %s",
+            (host, job_id, now, now, key),
+        )
+
+    async def beat(self, key: str, wait_s: float) -> str | None:
+        """The group's heartbeat, tried once: None, or why it could not be written."""
+        try:
+            async with await self.connect(wait_s) as conn:
+                await conn.execute(
+                    "UPDATE ce_groups SET heartbeat = %s WHERE group_key = %s", (time.time(), key)
+                )
+        except psycopg.Error as exc:
+            if transient(exc):
+                Outage.seen()
+            return explain(exc)
+        return None
+
+    async def run_started(self, key: str, pair: str, host: str) -> None:
+        """When each pair of a group ran, and where (the shared-mailbox guarantee, checkable)."""
+        await self._execute(
+            "INSERT INTO ce_group_runs (group_key, pair, host, started) VALUES (%s,%s,%s,%s)",
+            (key, pair, host, time.time()),
+        )
+
+    async def run_finished(self, key: str, pair: str) -> None:
+        await self._execute(
+            "UPDATE ce_group_runs SET finished = %s WHERE id = (SELECT max(id) FROM "
+            "ce_group_runs WHERE group_key = %s AND pair = %s AND finished IS NULL)",
+            (time.time(), key, pair),
+        )
+
+    async def segment_ended(
+        self,
+        key: str,
+        pairs: Sequence[str],
+        pass_number: int,
+        state: str,
+        error: str | None,
+        extra: dict[str, int],
+    ) -> None:
+        """The group's state after a segment, its counters from its item records (and from
+        ``extra``, what the segments said); the pass ended when it was the last group."""
+        rows = await self._fetch("SELECT extra FROM ce_groups WHERE group_key = %s", (key,))
+        said = merged(json.loads(rows[0][0]) if rows and rows[0][0] else {}, extra)
+        counts = pass_counts(
+            await self._fetch(
+                f"{SQL.pass_counts} AND pair = ANY(%s) GROUP BY status, fate",
+                (pass_number, list(pairs)),
+            )
+        )
+        ended = state != "queued"
+        await self._execute(
+            "UPDATE ce_groups SET state = %s, heartbeat = %s, finished = %s, copied = %s, "
+            "failed = %s, unknown = %s, error = %s, extra = %s WHERE group_key = %s",
+            (
+                state,
+                time.time(),
+                time.time() if ended else None,
+                copied(counts, said),
+                counts["failed"],
+                counts["unknown"] if ended else 0,
+                error,
+                json.dumps(said, sort_keys=True),
+                key,
+            ),
+        )
+        if ended:
+            await self.finish_pass_if_done(pass_number)
+
+    async def finish_pass_if_done(self, pass_number: int) -> None:
+        """Once every group of the pass is done or failed: the pass's counters from the item
+        records (what every segment did, killed ones included), each group's too."""
+        groups = await self._fetch(
+            "SELECT group_key, pairs, state, extra FROM ce_groups WHERE pass = %s",
+            (pass_number,),
+        )
+        states: dict[str, int] = {}
+        for _, _, st, _ in groups:
+            states[str(st)] = states.get(str(st), 0) + 1
+        if not groups or set(states) - {"done", "failed"}:
+            return
+        rows = await self._fetch(
+            "SELECT pair, status, fate, count(*) FROM ce_items WHERE pass = %s "
+            "GROUP BY pair, status, fate",
+            (pass_number,),
+        )
+        by_pair: dict[str, list[tuple[Any, Any, Any]]] = {}
+        for pair, st, fate, n in rows:
+            by_pair.setdefault(str(pair), []).append((st, fate, n))
+        extras = []
+        for key, pairs_json, _, extra_json in groups:
+            extra = json.loads(extra_json) if extra_json else {}
+            extras.append(extra)
+            mine = pass_counts(r for p in json.loads(pairs_json) for r in by_pair.get(p, []))
+            await self._execute(
+                "UPDATE ce_groups SET copied = %s, failed = %s, unknown = %s WHERE group_key = %s",
+                (copied(mine, extra), mine["failed"], mine["unknown"], key),
+            )
+        changes = pass_changes(
+            states, pass_counts(r for rs in by_pair.values() for r in rs), extras
+        )
+        await self._execute(
+            f"{SQL.pass_finished} AND finished IS NULL",
+            (
+                time.time(),
+                "ok" if not states.get("failed") else "items_failed",
+                json.dumps(changes, sort_keys=True),
+                pass_number,
+            ),
+        )
+
+    # -- the reaper ----------------------------------------------------------------------------
+    async def heartbeat(self, key: str) -> float | None:
+        rows = await self._fetch("SELECT heartbeat FROM ce_groups WHERE group_key = %s", (key,))
+        return float(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def server_up_s(self) -> float | None:
+        """How long the database server has been running."""
+        rows = await self._fetch("SELECT extract(epoch FROM now() - pg_postmaster_start_time())")
+        return float(rows[0][0]) if rows else None
+
+    async def requeued(self, key: str, why: str, beat: bool = False) -> None:
+        """Queued again (``beat``: as if it had just sent a heartbeat)."""
+        if beat:
+            await self._execute(
+                "UPDATE ce_groups SET state = 'queued', retried = retried + 1, heartbeat = %s, "
+                "error = %s WHERE group_key = %s",
+                (time.time(), why, key),
+            )
+        else:
+            await self._execute(
+                "UPDATE ce_groups SET state = 'queued', retried = retried + 1, "
+                "error = %s WHERE group_key = %s",
+                (why, key),
+            )
+
+    async def orphans(self, queue: str, silent_s: float) -> list[Orphan]:
+        """The groups of the current pass, queued or running, silent for ``silent_s``, with
+        no job of ``queue`` waiting or running under their lock."""
+        rows = await self._fetch(ORPHANS, (time.time() - silent_s, queue))
+        return [Orphan(str(k), int(p), int(r), int(s)) for k, p, r, s in rows]
+
+    async def given_up(self, key: str, why: str) -> None:
+        await self._execute(
+            "UPDATE ce_groups SET state = 'failed', finished = %s, error = %s "
+            "WHERE group_key = %s AND state IN ('queued', 'running')",
+            (time.time(), why, key),
+        )
+
+    # -- submit --------------------------------------------------------------------------------
+    async def known(self) -> dict[str, tuple[int, str]]:
+        """Each group's pass and state."""
+        rows = await self._fetch("SELECT group_key, pass, state FROM ce_groups")
+        return {r[0]: (int(r[1]), str(r[2])) for r in rows}
+
+    async def queued(self, key: str, pairs: Sequence[str], pass_number: int) -> None:
+        """The group queued for ``pass_number`` (its counters kept within the same pass)."""
+        await self._execute(UPSERT_GROUP, (key, json.dumps(list(pairs)), pass_number, "queued"))
+
+    # -- status and report ---------------------------------------------------------------------
+    async def read(self) -> list[dict[str, Any]]:
+        """Every group, with its pace (items per second while it ran)."""
+        try:
+            async with await self.connect() as conn:
+                cur = await conn.execute("SELECT to_regclass('ce_groups') IS NOT NULL")
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    return []
+                cur = await conn.execute(
+                    f"SELECT {GROUP_COLUMNS} FROM ce_groups ORDER BY group_key"
+                )
+                return [group_of(r) for r in await cur.fetchall()]
+        except psycopg.Error as exc:
+            raise StateError(f"state store {self.url}: {explain(exc)}") from exc
+
+    async def runs(self) -> list[dict[str, Any]]:
+        async with await self.connect() as conn:
+            cur = await conn.execute(
+                "SELECT group_key, pair, host, started, finished FROM ce_group_runs ORDER BY id"
+            )
+            return [dict(zip(RUN_KEYS, r, strict=True)) for r in await cur.fetchall()]
+
+
+def group_of(row: Sequence[Any]) -> dict[str, Any]:
+    d = dict(zip(GROUP_KEYS, row, strict=True))
+    d["pairs"] = json.loads(d["pairs"])
+    end = d["finished"] or time.time()
+    span = end - d["started"] if d["started"] else 0.0
+    d["items_per_s"] = round(d["copied"] / span, 1) if span > 0 else 0.0
+    return d

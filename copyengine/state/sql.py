@@ -1,0 +1,213 @@
+"""What both stores say the same way: the statements of pairs, folders, syncs, passes and
+item reads, spelled for each server (table prefix, placeholder, byte-wise ordering), and the
+Store methods built on them. Each store gives three primitives (``_execute``,
+``_fetchall``, ``_executemany``); the per-item write path (intents, outcomes), the schema
+and the job's lock stay with each store, where the servers differ."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .base import GroupCommitting
+from .records import FolderRecord, ItemRecord, Status, SyncRecord
+from .rows import ITEM_COLUMNS, PASS_COLUMNS, item_record, pass_counts, pass_of, summary
+
+PAIR_KEYS = ("pair", "source", "target", "status", "started", "finished", "error")
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How a server spells the shared statements."""
+
+    prefix: str  # of every table name: "ce_" on PostgreSQL (one database, other tables)
+    mark: str  # a positional placeholder: "%s" (psycopg) or "?" (sqlite3)
+    bytewise: str  # ORDER BY suffix that sorts text by its bytes
+    listed: bool  # a list is one parameter (``= ANY(%s)``); else one ``?`` per value
+    chunk: int  # values per statement when listed one by one (the server's parameter limit)
+
+    def marks(self, n: int) -> str:
+        return ",".join([self.mark] * n)
+
+    def one_of(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``: the condition and its parameters."""
+        if self.listed:
+            return f"{column} = ANY({self.mark})", [list(values)]
+        return f"{column} IN ({self.marks(len(values))})", list(values)
+
+    def chunks(self, values: Sequence[Any]) -> list[Sequence[Any]]:
+        if self.listed or not values:
+            return [values]
+        return [values[k : k + self.chunk] for k in range(0, len(values), self.chunk)]
+
+
+POSTGRES = Dialect(prefix="ce_", mark="%s", bytewise=' COLLATE "C"', listed=True, chunk=0)
+SQLITE = Dialect(prefix="", mark="?", bytewise="", listed=False, chunk=500)
+
+
+class Statements:
+    """The shared statements in one dialect's spelling."""
+
+    def __init__(self, d: Dialect) -> None:
+        t, m = d.prefix, d.mark
+        self.dialect = d
+        self.pair_started = (
+            f"INSERT INTO {t}pairs (pair, source, target, status, started) "
+            f"VALUES ({d.marks(5)}) ON CONFLICT (pair) DO UPDATE SET status = excluded.status, "
+            "started = excluded.started, finished = NULL, error = NULL"
+        )
+        self.pair_finished = (
+            f"UPDATE {t}pairs SET status = {m}, finished = {m}, error = {m} WHERE pair = {m}"
+        )
+        self.pairs = f"SELECT {', '.join(PAIR_KEYS)} FROM {t}pairs ORDER BY pair"
+        self.folder_mapped = (
+            f"INSERT INTO {t}folders (pair, source_folder_id, source_path, target_folder_id, "
+            f"target_path, scope) VALUES ({d.marks(6)}) ON CONFLICT (pair, source_folder_id) "
+            "DO UPDATE SET source_path = excluded.source_path, "
+            "target_folder_id = excluded.target_folder_id, target_path = excluded.target_path, "
+            "scope = excluded.scope"
+        )
+        self.folders = (
+            "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link, "
+            f"scope FROM {t}folders WHERE pair = {m} ORDER BY source_path{d.bytewise}"
+        )
+        self.delta_link = (
+            f"UPDATE {t}folders SET delta_link = {m} WHERE pair = {m} AND source_folder_id = {m}"
+        )
+        self.forget_folder = f"DELETE FROM {t}folders WHERE pair = {m} AND source_folder_id = {m}"
+        self.sync_state = (
+            f"SELECT folder_link, fingerprint FROM {t}syncs WHERE pair = {m} AND scope = {m}"
+        )
+        self.forget_sync = f"DELETE FROM {t}syncs WHERE pair = {m} AND scope = {m}"
+        self.set_sync = (
+            f"INSERT INTO {t}syncs (pair, scope, folder_link, fingerprint) VALUES ({d.marks(4)}) "
+            "ON CONFLICT (pair, scope) DO UPDATE SET folder_link = excluded.folder_link, "
+            "fingerprint = excluded.fingerprint"
+        )
+        self.pass_started = (
+            f"INSERT INTO {t}passes (kind, started, status) VALUES ({d.marks(3)}) RETURNING pass"
+        )
+        self.pass_finished = (
+            f"UPDATE {t}passes SET finished = {m}, status = {m}, changes = {m} WHERE pass = {m}"
+        )
+        self.passes = f"SELECT {PASS_COLUMNS} FROM {t}passes ORDER BY pass"
+        self.pass_counts = f"SELECT status, fate, count(*) FROM {t}items WHERE pass = {m}"
+        self.items = f"SELECT {ITEM_COLUMNS} FROM {t}items WHERE pair = {m}"
+        self.summary = f"SELECT status, count(*) FROM {t}items WHERE pair = {m} GROUP BY status"
+
+
+class SqlStore(GroupCommitting):
+    """The Store methods both stores share, on their three primitives."""
+
+    sql: Statements
+    pass_number: int | None
+
+    async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        raise NotImplementedError
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Every row, in one transaction."""
+        raise NotImplementedError
+
+    # -- pairs and folders ---------------------------------------------------------------------
+    async def pair_started(self, pair: str, source: str, target: str) -> None:
+        await self._execute(self.sql.pair_started, (pair, source, target, "running", time.time()))
+
+    async def pair_finished(self, pair: str, status: str, error: str | None) -> None:
+        await self.flush()
+        await self._execute(self.sql.pair_finished, (status, time.time(), error, pair))
+
+    async def pairs(self) -> list[dict[str, Any]]:
+        return [dict(zip(PAIR_KEYS, r, strict=True)) for r in await self._fetchall(self.sql.pairs)]
+
+    async def folder_mapped(
+        self,
+        pair: str,
+        source_folder_id: str,
+        source_path: str,
+        target_folder_id: str,
+        target_path: str,
+        scope: str = "primary",
+    ) -> None:
+        row = (pair, source_folder_id, source_path, target_folder_id, target_path, scope)
+        await self._execute(self.sql.folder_mapped, row)
+
+    async def folders(self, pair: str) -> list[FolderRecord]:
+        return [FolderRecord(*r) for r in await self._fetchall(self.sql.folders, (pair,))]
+
+    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
+        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
+        if links:
+            rows = [(link, pair, folder_id) for folder_id, link in links]
+            await self._executemany(self.sql.delta_link, rows)
+
+    async def forget_folder(self, pair: str, source_folder_id: str) -> None:
+        await self._execute(self.sql.forget_folder, (pair, source_folder_id))
+
+    async def sync_state(self, pair: str, scope: str) -> SyncRecord | None:
+        rows = await self._fetchall(self.sql.sync_state, (pair, scope))
+        return SyncRecord(rows[0][0], rows[0][1]) if rows else None
+
+    async def set_sync_state(self, pair: str, scope: str, record: SyncRecord | None) -> None:
+        if record is None:
+            await self._execute(self.sql.forget_sync, (pair, scope))
+            return
+        row = (pair, scope, record.folder_link, record.fingerprint)
+        await self._execute(self.sql.set_sync, row)
+
+    # -- passes --------------------------------------------------------------------------------
+    async def pass_started(self, kind: str) -> int:
+        rows = await self._fetchall(self.sql.pass_started, (kind, time.time(), "running"))
+        self.pass_number = int(rows[0][0])
+        return self.pass_number
+
+    async def pass_finished(self, number: int, status: str, changes: dict[str, int]) -> None:
+        text = json.dumps(changes, sort_keys=True)
+        await self._execute(self.sql.pass_finished, (time.time(), status, text, number))
+
+    async def passes(self) -> list[dict[str, Any]]:
+        return [pass_of(r) for r in await self._fetchall(self.sql.passes)]
+
+    async def pass_counts(self, number: int, pairs: Sequence[str] | None = None) -> dict[str, int]:
+        """What pass ``number`` did, from the item records (of ``pairs``, or all)."""
+        await self.flush()
+        sql, args = self.sql.pass_counts, [number]
+        if pairs is not None:
+            cond, values = self.sql.dialect.one_of("pair", pairs)
+            sql, args = f"{sql} AND {cond}", [number, *values]
+        return pass_counts(await self._fetchall(sql + " GROUP BY status, fate", args))
+
+    # -- items ---------------------------------------------------------------------------------
+    async def _items(self, where: str, params: Sequence[Any]) -> list[ItemRecord]:
+        rows = await self._fetchall(f"{self.sql.items} AND {where}", params)
+        return [item_record(r) for r in rows]
+
+    async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]:
+        m = self.sql.dialect.mark
+        found = await self._items(f"folder_id = {m}", (pair, folder_id))
+        return {r.source_id: r for r in found}
+
+    async def unsettled(self, pair: str) -> list[ItemRecord]:
+        m = self.sql.dialect.mark
+        unsettled = (pair, int(Status.INTENT), int(Status.UNKNOWN))
+        return await self._items(f"status IN ({m}, {m})", unsettled)
+
+    async def items_by_keys(self, pair: str, keys: Sequence[bytes]) -> list[ItemRecord]:
+        out: list[ItemRecord] = []
+        for chunk in self.sql.dialect.chunks(list(dict.fromkeys(keys))):
+            if chunk:
+                cond, values = self.sql.dialect.one_of("search_key", chunk)
+                out.extend(await self._items(cond, [pair, *values]))
+        return out
+
+    async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
+        return await self._items(f"status = {self.sql.dialect.mark}", (pair, int(status)))
+
+    async def summary(self, pair: str) -> dict[str, int]:
+        return summary(await self._fetchall(self.sql.summary, (pair,)))

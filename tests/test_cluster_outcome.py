@@ -1,0 +1,91 @@
+"""What becomes of a mailbox group after one of its segments (``cluster.outcome``): a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from copyengine.cluster.outcome import Next, Outcome, PairEnd, SegmentEnd, said, segment_outcome
+
+OK = PairEnd("a@contoso.example", failed=False)
+FAILED = PairEnd("b@contoso.example", failed=True, error="mailbox not found")
+NOTED = PairEnd("c@contoso.example", failed=False, error="3 items failed")
+
+CASES = [
+    ("every pair done", SegmentEnd(1, pairs=(OK, OK)), Outcome(Next.DONE)),
+    ("no pair at all", SegmentEnd(1), Outcome(Next.DONE)),
+    (
+        "time box up or worker draining: continued",
+        SegmentEnd(2, draining=True, pairs=(OK,)),
+        Outcome(Next.QUEUED),
+    ),
+    (
+        "draining keeps the pairs' errors",
+        SegmentEnd(2, draining=True, pairs=(NOTED,)),
+        Outcome(Next.QUEUED, "c@contoso.example: 3 items failed"),
+    ),
+    (
+        "draining with a failed pair: continued (it finishes next segment)",
+        SegmentEnd(2, draining=True, pairs=(FAILED,)),
+        Outcome(Next.QUEUED, "b@contoso.example: mailbox not found"),
+    ),
+    (
+        "a failed pair fails the group",
+        SegmentEnd(1, pairs=(OK, FAILED)),
+        Outcome(Next.FAILED, "b@contoso.example: mailbox not found"),
+    ),
+    (
+        "an error on a pair that did not fail: done, with the error",
+        SegmentEnd(1, pairs=(NOTED, OK)),
+        Outcome(Next.DONE, "c@contoso.example: 3 items failed"),
+    ),
+    (
+        "errors of several pairs joined",
+        SegmentEnd(1, pairs=(FAILED, NOTED)),
+        Outcome(
+            Next.FAILED, "b@contoso.example: mailbox not found; c@contoso.example: 3 items failed"
+        ),
+    ),
+    (
+        "a fatal error fails the group, even draining, and is the only error said",
+        SegmentEnd(3, fatal="credentials refused", draining=True, pairs=(FAILED,)),
+        Outcome(Next.FAILED, "credentials refused"),
+    ),
+    (
+        "the store gone past the limit: the worker leaves",
+        SegmentEnd(1, store_gone=True, fatal="x", pairs=(FAILED,)),
+        Outcome(Next.LEAVE),
+    ),
+    (
+        "a crash of the store: queued again",
+        SegmentEnd(4, crashed="OperationalError: closed", store_fault=True),
+        Outcome(Next.QUEUED, "segment 4 crashed: OperationalError: closed"),
+    ),
+    (
+        "any other crash: failed",
+        SegmentEnd(4, crashed="KeyError: 'x'", draining=True),
+        Outcome(Next.FAILED, "segment 4 crashed: KeyError: 'x'"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("why", "end", "expected"), CASES, ids=[c[0] for c in CASES])
+def test_segment_outcome(why: str, end: SegmentEnd, expected: Outcome) -> None:
+    assert segment_outcome(end) == expected, why
+
+
+@pytest.mark.parametrize(
+    ("nxt", "continues", "ends"),
+    [
+        (Next.DONE, False, True),
+        (Next.FAILED, False, True),
+        (Next.QUEUED, True, False),
+        (Next.LEAVE, False, False),
+    ],
+)
+def test_what_each_outcome_does_next(nxt: Next, continues: bool, ends: bool) -> None:
+    assert (Outcome(nxt).continues, Outcome(nxt).ends) == (continues, ends)
+
+
+def test_a_segment_says_only_what_the_item_records_cannot_tell() -> None:
+    changes = {"created": 5, "updated": 1, "failed": 2, "moved": 3, "deleted": 0, "folders": 1}
+    assert said(changes) == {"moved": 3, "folders": 1}
