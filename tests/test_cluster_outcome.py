@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from copyengine.cluster.outcome import Next, Outcome, PairEnd, SegmentEnd, said, segment_outcome
+from copyengine.state.groups import copied, pass_changes
 
 OK = PairEnd("a@contoso.example", failed=False)
 FAILED = PairEnd("b@contoso.example", failed=True, error="mailbox not found")
@@ -89,3 +90,21 @@ def test_what_each_outcome_does_next(nxt: Next, continues: bool, ends: bool) -> 
 def test_a_segment_says_only_what_the_item_records_cannot_tell() -> None:
     changes = {"created": 5, "updated": 1, "failed": 2, "moved": 3, "deleted": 0, "folders": 1}
     assert said(changes) == {"moved": 3, "folders": 1}
+
+
+def test_a_finished_pass_counts_from_records_and_from_what_segments_said() -> None:
+    records = {"created": 10, "updated": 2, "failed": 1, "unknown": 0, "kept": 4}
+    extras = [{"moved": 3, "folders": 1}, {}, {"moved": 1}]
+    got = pass_changes({"done": 2, "failed": 1}, records, extras)
+    assert got == {
+        "created": 6,  # moves are created in the target too: not copies
+        "updated": 2,
+        "failed": 1,
+        "unknown": 0,
+        "kept": 4,
+        "moved": 4,
+        "folders": 1,
+        "groups_done": 2,
+        "groups_failed": 1,
+    }
+    assert copied({"created": 2}, {"moved": 5}) == 0  # never below zero
