@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import socket
 import time
@@ -595,7 +594,3 @@ OUTCOMES_SQL = (
     "AS v(sent, p, s, st, tid, tck, err, rid) "
     "WHERE i.pair = v.p AND i.source_id = v.s"
 )
-
-
-def host_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
