@@ -4,7 +4,7 @@ with no sockets, no emulator and no pacer.
 
 Time advances in ``DT`` ticks. Two exporters hand on batches of 20 items after
 ``EXPORT_S``; the ready pool holds 24; four slots each take an item (the engine's own
-``ReadyItems._choose`` picks it) and send it once it fits the room: the budget less what is
+``ReadyItems.choose`` picks it) and send it once it fits the room: the budget less what is
 in the window and in flight (counted in the window from its answer on, as the pacer does),
 less the room the pacer keeps for a body that has waited a tenth of a window for it (the
 others go only beside it; ``PacerLimits.reserve_after_share``). Item sizes are the ceiling scenario's (realistic, capped at
@@ -29,7 +29,7 @@ import random
 import statistics
 from collections.abc import Callable
 
-from copyengine.pipeline.ready import ReadyItems, _Ready
+from copyengine.pipeline.ready import Ready, ReadyItems
 
 MiB = 1024 * 1024
 LIMIT = 2.5 * MiB  # the time-scaled upload window: 150 MB per 5 min, x60
@@ -106,7 +106,7 @@ def run(xs: list[int]) -> tuple[float, float, float]:
         return LIMIT * MARGIN - used - (reserved[1] if reserved[0] != slot else 0)
 
     ready = ReadyItems(POOL, room, overdue_s=2 * WINDOW_S, clock=lambda: clock[0])
-    pool = ready._items  # the model fills and drains the engine's pool without awaiting
+    pool = ready.pool  # the model fills and drains the engine's pool without awaiting
     held: list[int | None] = [None] * SLOTS
     since = [0.0] * SLOTS  # when the slot took its item
     busy = [0.0] * SLOTS
@@ -130,13 +130,13 @@ def run(xs: list[int]) -> tuple[float, float, float]:
                 exporter_free[k] = t + EXPORT_S
                 exports.append((t + EXPORT_S, batch))
         for _, batch in [x for x in exports if x[0] <= t]:
-            pool.extend(_Ready(None, n, t) for n in batch)  # type: ignore[arg-type]
+            pool.extend(Ready(None, n, t) for n in batch)  # type: ignore[arg-type]
         exports[:] = [x for x in exports if x[0] > t]
         for k in range(SLOTS):
             if busy[k] > t:
                 continue
             if held[k] is None and pool:
-                held[k] = pool.pop(ready._choose()).nbytes
+                held[k] = pool.pop(ready.choose()).nbytes
                 since[k] = t
             n = held[k]
             if n is None:

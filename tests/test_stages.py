@@ -11,9 +11,10 @@ from copyengine.config import FolderRules, ItemFilters, Limits, Pair
 from copyengine.errors import ItemFailed, OutcomeUnknown, Transient
 from copyengine.graph import Exported
 from copyengine.pipeline.budget import ByteBudget
+from copyengine.pipeline.context import PairContext
 from copyengine.pipeline.pair import PairRunner
-from copyengine.pipeline.passes import PassMode
 from copyengine.pipeline.stop import StopFlag
+from copyengine.plan import PassKind
 from copyengine.report import PairStats, PairStatus
 from copyengine.state import SQLiteStore, Status
 from tests.fake_api import Applied, FakeApi
@@ -37,22 +38,26 @@ async def _run(
     tmp: Path,
     budget: ByteBudget | None = None,
     stop: StopFlag | None = None,
-    mode: PassMode | None = None,
+    kind: PassKind = PassKind.DELTA,
 ) -> PairStats:
     stats = PairStats(SRC, DST)
     async with SQLiteStore(tmp / "state.sqlite") as store:
-        await PairRunner(
-            PAIR,
-            api,
-            api,
-            store,
-            stats,
-            LIMITS,
-            budget or ByteBudget(1 << 30),
-            stop or StopFlag(),
-            mode=mode,
-        ).run()
+        budget = budget or ByteBudget(1 << 30)
+        await PairRunner(_context(api, store, stats, budget, stop or StopFlag(), kind)).run()
     return stats
+
+
+def _context(
+    api: FakeApi,
+    store: SQLiteStore,
+    stats: PairStats,
+    budget: ByteBudget,
+    stop: StopFlag,
+    kind: PassKind = PassKind.DELTA,
+) -> PairContext:
+    return PairContext.of(
+        PAIR, api, api, store, stats=stats, limits=LIMITS, budget=budget, stop=stop, kind=kind
+    )
 
 
 def _exact(api: FakeApi) -> None:
@@ -66,7 +71,7 @@ async def test_every_item_is_copied_once(tmp_path: Path) -> None:
     _exact(api)
     again = await _run(api, tmp_path)  # nothing changed: the delta rounds bring nothing
     assert again.total("source_items") == 0 and again.total("copied") == 0
-    full = await _run(api, tmp_path, mode=PassMode(full=True))
+    full = await _run(api, tmp_path, kind=PassKind.FULL)
     assert full.total("copied") == 0 and full.total("already_present") == 27
     _exact(api)
 
@@ -79,7 +84,7 @@ async def test_a_target_folder_is_read_only_for_a_source_folder_with_items(tmp_p
     assert stats.total("copied") == 27
     # the three source folders, then the target's Inbox and Archive (not its Sent Items)
     assert api.calls["list_items"] == 3 + 2
-    full = await _run(api, tmp_path, mode=PassMode(full=True))
+    full = await _run(api, tmp_path, kind=PassKind.FULL)
     assert full.total("already_present") == 27 and api.calls["list_items"] == 2 * (3 + 2)
 
 
@@ -155,9 +160,7 @@ async def test_a_pair_cancelled_mid_pipeline_leaves_budget_and_state_consistent(
     async with SQLiteStore(tmp_path / "state.sqlite") as store:
         with anyio.move_on_after(5) as scope:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(
-                    PairRunner(PAIR, api, api, store, stats, LIMITS, budget, StopFlag()).run
-                )
+                tg.start_soon(PairRunner(_context(api, store, stats, budget, StopFlag())).run)
                 for _ in range(500):  # until exports have filled the budget and queue
                     if budget.in_use > 0 and api.calls["export_items"] >= 3:
                         break

@@ -4,7 +4,8 @@
 changed since the last pass) or, without one, a first round that lists every item and ends
 with the link the next pass starts from. ``FullListing`` lists every item and makes no link
 (``[sync] delta = false``). Both hand on pages of items with their search keys; removals are
-noted on the folder's job; rows are collapsed by id (a round may repeat an item)."""
+noted on the folder's job; rows are collapsed by id (a round may repeat an item:
+``plan.DeltaRound``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from collections.abc import AsyncIterator
 from typing import Protocol
 
 from ..errors import DeltaExpired
-from ..graph import Item, MailboxApi, Removed
+from ..graph import Item, MailboxApi
+from ..plan import DeltaRound
 from .work import FolderJob
 
 PAGE = 250
@@ -49,20 +51,12 @@ class DeltaListing:
         once per id: an item seen again in a later page replaces nothing already handed on
         (its last version is what the export reads anyway)."""
         link = job.link if job.mode == "delta" else None
-        seen: set[str] = set()
+        rows = DeltaRound(job.removed_ids)
         try:
             async for page in self.api.item_delta(
                 self.mailbox_id, job.source_id, link, PAGE, with_keys=True
             ):
-                out: list[Item] = []
-                for row in page.items:
-                    if isinstance(row, Removed):
-                        job.removed_ids.add(row.id)
-                        seen.discard(row.id)
-                    elif row.id not in seen:
-                        seen.add(row.id)
-                        job.removed_ids.discard(row.id)
-                        out.append(row)
+                out = rows.page(page.items)
                 if out:
                     yield out
                 if page.delta_link:

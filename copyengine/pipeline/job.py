@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -17,11 +16,12 @@ from ..errors import ConfigError
 from ..exitcodes import ExitCode
 from ..failures import classify
 from ..graph import Clients, Health
+from ..plan import PassKind
 from ..report import JobStats, check_writable, iso, write_report
 from ..state import Store
 from .budget import ByteBudget
+from .context import PairContext
 from .pair import PairRunner, debug_logging
-from .passes import PassMode
 from .signoff import SignOff
 from .stop import StopFlag
 
@@ -58,37 +58,15 @@ async def run_pairs(
     stats = stats or JobStats()
     todo = pairs if pairs is not None else cfg.pairs
     for p in todo:
-        ps = stats.pair(p.key, p.source, p.target)
-        ps.policy = {
-            "large_items": (
-                f"items over {round(p.items.max_size / MB, 3):g} MB are skipped and listed "
-                "per folder"
-                if p.items.max_size is not None
-                else "no size limit: every item is copied (Exchange itself caps messages at 150 MB)"
-            ),
-            "max_failed_items": cfg.limits.max_failed_items_per_pair,
-            "selection": "only items that failed or stayed unknown last time"
-            if retry_only
-            else "every selected item",
-        }
+        stats.pair(p.key, p.source, p.target).policy = _policy(cfg, p, retry_only)
     report = write_report
     try:
-        try:
-            if write_report:
-                check_writable(cfg.report_path)
-        except OSError as exc:
-            raise ConfigError(
-                "job.report", f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
-            ) from exc
+        if write_report:
+            _check_writable(cfg)
         async with store:
             structlog.contextvars.bind_contextvars(run=stats.run_id)
-            number, kind = await _this_pass(store, pass_number, cutover, full, retry_only)
+            number, kind, mode = await _this_pass(store, pass_number, cutover, full, retry_only)
             stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
-            mode = PassMode(
-                full=full,
-                delta=cfg.sync.delta,
-                deletions=cfg.sync.deletions,
-            )
             try:
                 log.info(
                     "job.started",
@@ -98,15 +76,11 @@ async def run_pairs(
                     pass_number=number,
                     pass_kind=kind,
                 )
-                await _run(
-                    cfg, clients, store, todo, stats, stop, retry_only, mode, on_pair, budget
-                )
+                await _run(cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
                 if cutover and not stop.draining:
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(
-                        cfg, clients, store, todo, stats, stop, mode, on_pair, budget, sign_off
-                    )
+                    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
                 if pass_number is None:
@@ -130,6 +104,30 @@ async def run_pairs(
         _finish(cfg, stats, stop, report)  # synchronous: nothing to shield
         structlog.contextvars.unbind_contextvars("run")
     return stats
+
+
+def _policy(cfg: JobConfig, p: Pair, retry_only: bool) -> dict[str, Any]:
+    """What the report says a pair's copy was asked to do."""
+    return {
+        "large_items": (
+            f"items over {round(p.items.max_size / MB, 3):g} MB are skipped and listed per folder"
+            if p.items.max_size is not None
+            else "no size limit: every item is copied (Exchange itself caps messages at 150 MB)"
+        ),
+        "max_failed_items": cfg.limits.max_failed_items_per_pair,
+        "selection": "only items that failed or stayed unknown last time"
+        if retry_only
+        else "every selected item",
+    }
+
+
+def _check_writable(cfg: JobConfig) -> None:
+    try:
+        check_writable(cfg.report_path)
+    except OSError as exc:
+        raise ConfigError(
+            "job.report", f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
+        ) from exc
 
 
 # what a sign-off can find that a pass listing every folder in full repairs (the target
@@ -157,7 +155,6 @@ async def _repair(
     todo: tuple[Pair, ...],
     stats: JobStats,
     stop: StopFlag,
-    mode: PassMode,
     on_pair: Callable[[str, bool], Awaitable[None]] | None,
     budget: ByteBudget | None,
     sign_off: SignOff,
@@ -179,8 +176,7 @@ async def _repair(
             "every folder was listed in full again and the sign-off taken after that"
         )
     pairs = tuple(p for p, _ in drifted)
-    full = replace(mode, full=True)
-    await _run(cfg, clients, store, pairs, stats, stop, False, full, on_pair, budget)
+    await _run(cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget)
     if stop.draining:
         return
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
@@ -191,22 +187,16 @@ async def _repair(
 
 async def _this_pass(
     store: Store, pass_number: int | None, cutover: bool, full: bool, retry_only: bool
-) -> tuple[int, str]:
+) -> tuple[int, str, PassKind]:
     """This run's pass: a new one of the kind its options say, or (a worker's segment) the
-    pass ``submit`` started, which the last group to finish ends."""
+    pass ``submit`` started, which the last group to finish ends; (its number, the kind it
+    is recorded as, the kind its pairs copy as)."""
     passes = await store.passes()
+    kind = PassKind.of(cutover=cutover, full=full, retry=retry_only, earlier=bool(passes))
     if pass_number is not None:
-        kind = next((str(p["kind"]) for p in passes if p["pass"] == pass_number), "delta")
-        return pass_number, kind
-    if cutover:
-        kind = "cutover"
-    elif full:
-        kind = "full"
-    elif retry_only:
-        kind = "retry"
-    else:
-        kind = "delta" if passes else "first"
-    return await store.pass_started(kind), kind
+        label = next((str(p["kind"]) for p in passes if p["pass"] == pass_number), "delta")
+        return pass_number, label, kind
+    return await store.pass_started(kind.value), kind.value, kind
 
 
 async def _run(
@@ -216,8 +206,7 @@ async def _run(
     todo: tuple[Pair, ...],
     stats: JobStats,
     stop: StopFlag,
-    retry_only: bool,
-    mode: PassMode,
+    kind: PassKind,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
     budget: ByteBudget | None = None,
 ) -> None:
@@ -232,18 +221,19 @@ async def _run(
             if on_pair is not None:
                 await on_pair(p.key, True)
             try:
-                await PairRunner(
+                ctx = PairContext.of(
                     p,
                     clients.src,
                     clients.dst,
                     store,
-                    stats.pairs[p.key],
-                    cfg.limits,
-                    budget,
-                    stop,
-                    retry_only,
-                    mode,
-                ).run()
+                    stats=stats.pairs[p.key],
+                    limits=cfg.limits,
+                    budget=budget,
+                    stop=stop,
+                    kind=kind,
+                    sync=cfg.sync,
+                )
+                await PairRunner(ctx).run()
             finally:
                 if on_pair is not None:
                     with anyio.CancelScope(shield=True):

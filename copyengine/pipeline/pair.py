@@ -10,24 +10,18 @@ import time
 import anyio
 import structlog
 
-from ..config import Limits, Pair
 from ..errors import StateError
 from ..failures import classify
-from ..graph import ImportSessionPool, MailboxApi
-from ..report import PairStats, PairStatus
-from ..state import Store
-from ..survey import mailboxes
-from .budget import ByteBudget
+from ..report import PairStatus
+from ..survey import MailboxSide, mailboxes
+from .context import PairContext
 from .enumerate import DeltaListing, Enumerator, FullListing
-from .ledger import Ledger
-from .passes import MailboxPass, PassMode
+from .passes import MailboxPass
 from .produce import Producer
 from .settle import Settler
 from .stages import Stages
-from .stop import StopFlag
-from .work import ByteShares, FolderJob
-
-log = structlog.get_logger("copyengine.pipeline")
+from .unsettled import Unsettled
+from .work import FolderJob
 
 
 def debug_logging() -> bool:
@@ -36,33 +30,16 @@ def debug_logging() -> bool:
 
 
 class PairRunner:
-    def __init__(
-        self,
-        pair: Pair,
-        src: MailboxApi,
-        dst: MailboxApi,
-        store: Store,
-        stats: PairStats,
-        limits: Limits,
-        budget: ByteBudget,
-        stop: StopFlag,
-        retry_only: bool = False,
-        mode: PassMode | None = None,
-    ) -> None:
-        self.retry_only = retry_only
-        self.mode = mode or PassMode()
-        self.pair = pair
-        self.key = pair.key
-        self.src = src
-        self.dst = dst
-        self.store = store
-        self.stats = stats
-        self.limits = limits
-        self.shares = ByteShares(budget)
-        self.stop = stop
-        self.log = log  # the pair is bound per task (contextvars) in run()
-        self.ledger = Ledger(self.key, store, self.log, limits.max_failed_items_per_pair)
-        self.stages: Stages | None = None
+    def __init__(self, ctx: PairContext) -> None:
+        self.ctx = ctx
+        self.pair = ctx.pair
+        self.key = ctx.key
+        self.store = ctx.store
+        self.stats = ctx.stats
+        self.stop = ctx.stop
+        self.log = ctx.log  # the pair is bound per task (contextvars) in run()
+        # the items of the mailbox being copied that have no known outcome yet
+        self.unsettled: Unsettled | None = None
         self._names: dict[str, str] = {}  # mailbox id -> UPN, once resolved
 
     async def run(self) -> None:
@@ -100,7 +77,7 @@ class PairRunner:
             st.finished = time.monotonic()
             st.freeze_pacing()
             with anyio.CancelScope(shield=True):
-                await self.shares.release_all()
+                await self.ctx.shares.release_all()
                 try:
                     await self.store.pair_finished(self.key, st.status, error)
                 except StateError:
@@ -121,18 +98,19 @@ class PairRunner:
     async def _copy(self) -> None:
         done = []
         self.stats.pacers = []
-        for side in await mailboxes(self.src, self.dst, self.pair):
+        ctx = self.ctx
+        for side in await mailboxes(ctx.src, ctx.dst, self.pair):
             if side.archive and self.stop.draining:
                 break
             self._names[side.source_id] = side.source_name
             self._names[side.target_id] = side.target_name
             # each mailbox (an archive too) has throttling budgets of its own: its own pacers
             self.stats.pacers += [
-                self.src.pacer(side.source_id).account,
-                self.dst.pacer(side.target_id).account,
+                ctx.src.pacer(side.source_id).account,
+                ctx.dst.pacer(side.target_id).account,
             ]
-            done.append(await self._copy_mailbox(side.source_id, side.target_id, side.label))
-        if self.stop.draining or self.retry_only:
+            done.append(await self._copy_mailbox(side))
+        if self.stop.draining or ctx.kind.retry_only:
             return
         # both mailboxes' items are in before either decides what left it: an item moved
         # between the primary mailbox and the archive is then a move, seen from both sides
@@ -140,100 +118,34 @@ class PairRunner:
             elsewhere = [k for other, _ in done if other is not this for k in other.arrived]
             await this.finish(folders, elsewhere)
 
-    async def _copy_mailbox(
-        self, src_id: str, dst_id: str, label: str
-    ) -> tuple[MailboxPass, list[FolderJob]]:
-        this = MailboxPass(
-            self.src,
-            self.dst,
-            src_id,
-            dst_id,
-            self.pair,
-            self.store,
-            self.stats,
-            self.ledger,
-            self.mode,
-            label,
-            self.log,
-        )
+    async def _copy_mailbox(self, side: MailboxSide) -> tuple[MailboxPass, list[FolderJob]]:
+        ctx = self.ctx
+        this = MailboxPass(ctx, side)
         folders = await this.folders()
-        if self.retry_only:
+        if ctx.kind.retry_only:
             for job in folders:
                 job.mode = "full"  # failed items are found by listing, not by what changed
         self.log.info(
             "pair.folders_mirrored",
             folders=len(folders),
             delta=sum(j.mode == "delta" for j in folders),
-            mailbox=label or "primary",
+            mailbox=side.label or "primary",
         )
-        self.stages = stages = Stages(
-            self.src,
-            src_id,
-            ImportSessionPool(self.dst, dst_id),
-            self.limits,
-            self.shares,
-            self.ledger,
-        )
+        self.unsettled = unsettled = Unsettled()
+        stages = Stages(ctx, side, unsettled)
         enumerator: Enumerator = (
-            DeltaListing(self.src, src_id) if self.mode.delta else FullListing(self.src, src_id)
+            DeltaListing(ctx.src, side.source_id)
+            if ctx.sync.delta
+            else FullListing(ctx.src, side.source_id)
         )
-        producer = Producer(
-            folders,
-            enumerator,
-            self.dst,
-            dst_id,
-            self.pair,
-            self.store,
-            self.ledger,
-            self.limits,
-            self.stats,
-            self.stop,
-            stages,
-            self.retry_only,
-        )
+        producer = Producer(ctx, side, folders, enumerator, unsettled)
         await stages.run(producer.batches())
-        settler = Settler(
-            stages,
-            self.dst,
-            dst_id,
-            self.key,
-            self.store,
-            self.ledger,
-            self.limits,
-            self.stop,
-            self.log,
-        )
-        await settler.settle(self._leave)
+        await Settler(ctx, side, stages, unsettled).settle()
         this.items_done()
         return this, folders
 
     def _cut_short(self, reason: str | None = None) -> None:
-        """The pair stopped with work under way: imports in flight have an unknown outcome
-        (their intents are durable; the next run settles them), items exported but not
-        sent are marked so, retries are left undone."""
-        st = self.stages
-        if st is None:
-            return
-        why = reason or self.stop.reason or "interrupted"
-        for e in list(st.inflight.values()):
-            self.ledger.unknown(e.folder, e.item, f"{why}: the import was in flight", None)
-        st.inflight.clear()
-        for e in list(st.queued.values()):
-            self.ledger.not_sent(e.folder, e.item)
-        st.queued.clear()
-        self._leave(why)
-
-    def _leave(self, why: str) -> None:
-        """Items waiting for a retry when the run stops: unknown when an import of theirs was
-        sent, else simply not attempted."""
-        st = self.stages
-        if st is None:
-            return
-        for e in st.retry:
-            last = st.last_error.get(e.item.id)
-            if e.item.id in st.sent:
-                reason = f"{why}; last error: {last[0]}" if last else why
-                self.ledger.unknown(e.folder, e.item, reason, last[1] if last else None)
-            else:
-                self.ledger.not_attempted(e.folder)
-        st.retry = []
+        """The pair stopped with work under way: what has no known outcome is handed to the
+        next run (``Unsettled.cut_short``)."""
+        if self.unsettled is not None:
+            self.unsettled.cut_short(self.ctx.ledger, reason or self.stop.reason or "interrupted")

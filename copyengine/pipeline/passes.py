@@ -1,5 +1,5 @@
 """One mailbox of a pair in one pass, before and after its items are copied: the I/O around
-the pure decisions of ``plan`` (``plan_folder_round``, ``decide``, ``removal_fate``,
+the pure decisions of ``plan`` (``plan_folder_round``, ``folder_start``, ``removal_fate``,
 ``links_to_store``).
 
 Before: the folder delta round (from the stored folder link, else a first round) says whether
@@ -22,21 +22,20 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import Any
+from dataclasses import replace
 
-from ..config import Pair
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import split
-from ..graph import Folder, FolderNode, MailboxApi
+from ..graph import Folder, FolderNode
 from ..plan import (
+    KEEPS_COPY,
     Fate,
     FolderPlan,
     FolderRound,
     Placed,
     Rename,
-    RoundEnd,
     fingerprint,
+    folder_start,
     links_to_store,
     plan_folder_round,
     plan_folders,
@@ -46,51 +45,36 @@ from ..plan import (
 )
 from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
-from ..report import FolderStats, PairStats
-from ..state import SETTLED, FolderRecord, ItemRecord, Status, Store, SyncRecord
-from ..survey import TargetTree, target_index
-from .ledger import Ledger
+from ..report import FolderStats
+from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
+from ..survey import MailboxSide, TargetTree, target_index
+from .context import PairContext
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once more, fresh
+# a gone folder's copies, the records of the items in it, and its job: by its target folder
+Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
 
 
-@dataclass(frozen=True)
-class PassMode:
-    """How this run treats what earlier passes left."""
-
-    full: bool = False  # ``run --full``: list every folder in full, reconcile, new links
-    delta: bool = True  # ``[sync] delta``: false lists in full and stores no link
-    deletions: str = "keep"  # ``[sync] deletions``
+def _real(made: dict[str, Folder], ref: str | None) -> str | None:
+    """The target folder id of ``ref``: a folder made or renamed in this round, or itself."""
+    return made[ref].id if ref is not None and ref in made else ref
 
 
 class MailboxPass:
-    def __init__(
-        self,
-        src: MailboxApi,
-        dst: MailboxApi,
-        src_id: str,
-        dst_id: str,
-        pair: Pair,
-        store: Store,
-        stats: PairStats,
-        ledger: Ledger,
-        mode: PassMode,
-        label: str,
-        log: Any,
-    ) -> None:
-        self.src, self.dst = src, dst
-        self.src_id, self.dst_id = src_id, dst_id
-        self.pair = pair
-        self.key = pair.key
-        self.store = store
-        self.stats = stats
-        self.ledger = ledger
-        self.mode = mode
-        self.label = label
-        self.scope = "archive" if label else "primary"
-        self.log = log
-        self.fingerprint = fingerprint(pair)
+    def __init__(self, ctx: PairContext, side: MailboxSide) -> None:
+        self.ctx = ctx
+        self.src, self.dst = ctx.src, ctx.dst
+        self.src_id, self.dst_id = side.source_id, side.target_id
+        self.key = ctx.key
+        self.store = ctx.store
+        self.stats = ctx.stats
+        self.ledger = ctx.ledger
+        self.deletions = ctx.sync.deletions
+        self.label = side.label
+        self.scope = side.scope
+        self.log = ctx.log
+        self.fingerprint = fingerprint(ctx.pair)
         self.folder_link: str | None = None
         # this pass's folder round, when the tree was walked (None: the mapping was reused)
         self.round: FolderRound | None = None
@@ -103,7 +87,8 @@ class MailboxPass:
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
-        sync = await self.store.sync_state(self.key, self.scope) if self.mode.delta else None
+        delta = self.ctx.sync.delta
+        sync = await self.store.sync_state(self.key, self.scope) if delta else None
         every = [r for r in await self.store.folders(self.key) if r.scope == self.scope]
         stored = [r for r in every if retired_source(r.source_folder_id) is None]
         self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
@@ -116,10 +101,12 @@ class MailboxPass:
                 "listed in full and reconciled by search key (new links made)"
             )
         self.incremental = (
-            sync is not None and sync.fingerprint == self.fingerprint and not self.mode.full
+            sync is not None
+            and sync.fingerprint == self.fingerprint
+            and not self.ctx.kind.lists_in_full
         )
         rows = -1
-        if self.mode.delta:
+        if delta:
             link = sync.folder_link if self.incremental and sync is not None else None
             self.folder_link, rows = await self._folder_round(link)
         if self.incremental and rows == 0 and stored:
@@ -159,35 +146,39 @@ class MailboxPass:
         else:  # an old folder of ours: not one of the pair's folders in the report
             fs = FolderStats(self.label + r.source_path, names=names)
         fs.target_path = r.target_path
-        mode = "delta" if r.delta_link else "full"
-        fs.mode = mode
-        return FolderJob(plan, target, fs, False, mode=mode, link=r.delta_link)
+        start = folder_start("same", r, incremental=True, mapped_before=True)
+        fs.mode = start.mode
+        return FolderJob(plan, target, fs, False, mode=start.mode, link=start.link)
 
     async def _walk(self, stored: list[FolderRecord]) -> list[FolderJob]:
         """Walk the source tree, decide the folder round against the synced tree and the
         target as it is (``plan.plan_folder_round``, pure), then apply its renames and
         creations in the order it gives (an order in which no two folders collide)."""
         tree = await self.src.walk_folders(self.src_id)
-        plans = plan_folders(tree, self.pair.folders, self.pair.source, self.pair.target)
+        pair = self.ctx.pair
+        plans = plan_folders(tree, pair.folders, pair.source, pair.target)
         target = TargetTree(self.dst, self.dst_id)
         await target.load()
         for anchor in {p.target.anchor for p in plans if p.target.anchor}:
             await target.resolve_anchor(anchor)
         rnd = plan_folder_round(
-            plans, stored, target.nodes(), target.anchors, self.mode.deletions != "mirror"
+            plans, stored, target.nodes(), target.anchors, self.deletions != "mirror"
         )  # retired records are in ``stored``: never selected, they are gone folders
         self.round = rnd
         self.tree_ids = set(target.folders)
+        made = await self._apply(rnd)
+        mapped_before = any(retired_source(r.source_folder_id) is None for r in stored)
+        return [self._job(placed, made, target, mapped_before) for placed in rnd.placed]
+
+    async def _apply(self, rnd: FolderRound) -> dict[str, Folder]:
+        """Make the round's renames and creations, recording each folder's mapping as soon
+        as it is confirmed; the folders made or renamed, by the reference the round used."""
         made: dict[str, Folder] = {}
         by_target = {p.target: p for p in rnd.placed}
         done: set[str] = set()  # source folders whose mapping is recorded
-
-        def real(ref: str | None) -> str | None:
-            return made[ref].id if ref is not None and ref in made else ref
-
         for action in rnd.actions:
             if isinstance(action, Rename):
-                fid = real(action.folder)
+                fid = _real(made, action.folder)
                 assert fid is not None
                 made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
                 self.log.info(
@@ -196,59 +187,49 @@ class MailboxPass:
                 ref = action.folder
             else:
                 made[action.ref] = await self.dst.create_folder(
-                    self.dst_id, real(action.parent), action.name, action.type
+                    self.dst_id, _real(made, action.parent), action.name, action.type
                 )
                 ref = action.ref
             placed_here = by_target.get(ref)
             if placed_here is not None and not (isinstance(action, Rename) and action.aside):
                 # recorded as soon as confirmed: a pass cut short anywhere after this leaves
                 # the mapping (and, for a moved folder, its old copy) for the next to finish
-                await self._map(placed_here, real(ref) or ref)
+                await self._map(placed_here, _real(made, ref) or ref)
                 done.add(placed_here.plan.source.folder.id)
         for placed in rnd.placed:
             if placed.plan.source.folder.id not in done:
-                await self._map(placed, real(placed.target) or placed.target)
-        jobs: list[FolderJob] = []
-        fc = self.stats.folder_changes
-        for placed in rnd.placed:
-            plan, rec = placed.plan, placed.record
-            fs = self.stats.folder(self.label + plan.source.path, plan.source.names)
-            fs.target_path = plan.target.path
-            fid = real(placed.target)
-            assert fid is not None
-            folder = made.get(fid) or made.get(placed.target) or target.folders.get(fid)
-            if folder is None:
-                folder = Folder(
-                    fid,
-                    plan.target.parts[-1] if plan.target.parts else "",
-                    None,
-                    plan.type,
-                    None,
-                    0,
-                    0,
-                )
-            if placed.kind in ("same", "renamed") and rec is not None:
-                link = rec.delta_link if self.incremental else None
-                job = FolderJob(
-                    plan, folder, fs, False, mode="delta" if link else "full", link=link
-                )
-                if placed.kind == "renamed":
-                    fc["renamed"] += 1
-            else:
-                job = FolderJob(plan, folder, fs, placed.created)
-                if placed.kind == "moved":
-                    job.sweep_from = placed.old
-                    fc["moved"] += 1
-                elif placed.kind == "remade":
-                    self.stats.notes.append(
-                        f"target folder {rec.target_path if rec else plan.target.path} was "
-                        "deleted in the target: made again"
-                    )
-                elif any(retired_source(r.source_folder_id) is None for r in stored):
-                    fc["created"] += 1
-            fs.mode = job.mode
-            jobs.append(job)
-        return jobs
+                await self._map(placed, _real(made, placed.target) or placed.target)
+        return made
+
+    def _job(
+        self, placed: Placed, made: dict[str, Folder], target: TargetTree, mapped_before: bool
+    ) -> FolderJob:
+        """One selected folder's job this pass, as ``plan.folder_start`` says."""
+        plan, rec = placed.plan, placed.record
+        fs = self.stats.folder(self.label + plan.source.path, plan.source.names)
+        fs.target_path = plan.target.path
+        fid = _real(made, placed.target)
+        assert fid is not None
+        folder = made.get(fid) or made.get(placed.target) or target.folders.get(fid)
+        if folder is None:
+            name = plan.target.parts[-1] if plan.target.parts else ""
+            folder = Folder(fid, name, None, plan.type, None, 0, 0)
+        start = folder_start(placed.kind, rec, self.incremental, mapped_before)
+        if start.kept:
+            job = FolderJob(plan, folder, fs, False, mode=start.mode, link=start.link)
+        else:
+            job = FolderJob(plan, folder, fs, placed.created)
+            if placed.kind == "moved":
+                job.sweep_from = placed.old
+        if start.change is not None:
+            self.stats.folder_changes[start.change] += 1
+        if start.remade:
+            self.stats.notes.append(
+                f"target folder {rec.target_path if rec else plan.target.path} was "
+                "deleted in the target: made again"
+            )
+        fs.mode = job.mode
+        return job
 
     async def _map(self, placed: Placed, folder_id: str) -> None:
         """Record where a source folder's items go now. A folder whose items are not all in
@@ -260,7 +241,7 @@ class MailboxPass:
         await self.store.folder_mapped(
             self.key, sid, plan.source.path, folder_id, plan.target.path, self.scope
         )
-        if placed.kind not in ("same", "renamed") and rec is not None and rec.delta_link:
+        if placed.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
             await self.store.set_delta_links(self.key, [(sid, None)])
         if placed.kind == "moved" and placed.old is not None:
             old_path = rec.target_path if rec is not None else ""
@@ -281,7 +262,6 @@ class MailboxPass:
         rnd = self.round
         gone = rnd.gone if rnd is not None else self.retired
         forget: list[str] = []
-        clean = True
         departing: list[tuple[FolderJob, ItemRecord]] = [
             (job, r) for job in jobs for r in job.removed
         ]
@@ -290,12 +270,35 @@ class MailboxPass:
         else:  # only retired folders: the deepest first
             deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
             disposal = [r.target_folder_id for r in deep]
-        in_use = {job.target.id for job in jobs}
-        mirror = self.mode.deletions == "mirror"
-        gone_jobs: dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]] = defaultdict(
-            list
-        )
-        goes: set[str] = set()  # gone source folders whose target folder is deleted whole
+        gone_jobs, goes = await self._gone_folders(gone, disposal, departing)
+        # keys that arrived here, or in the pair's other mailbox (an item the archive policy
+        # moved from the primary mailbox into the archive is a move, not a deletion)
+        arrived = [*self.arrived, *elsewhere]
+        if departing or arrived:
+            await self._departures(jobs, gone, departing, arrived, goes, forget)
+        clean = await self._dispose(jobs, gone_jobs, disposal, forget)
+        await self.store.forget_items(self.key, forget)
+        await self.store.flush()
+        if not self.ctx.sync.delta:
+            return
+        links = links_to_store(job.round_end() for job in jobs)
+        await self.store.set_delta_links(self.key, links)
+        if clean:  # every folder change applied: else the next pass walks again
+            await self.store.set_sync_state(
+                self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
+            )
+
+    async def _gone_folders(
+        self,
+        gone: list[FolderRecord],
+        disposal: list[str],
+        departing: list[tuple[FolderJob, ItemRecord]],
+    ) -> tuple[Gone, set[str]]:
+        """The folders mapped before and not selected now, by target folder, their items
+        added to ``departing``; and the source folders whose target folder is deleted whole
+        (under ``mirror``, with no per-item call)."""
+        gone_jobs: Gone = defaultdict(list)
+        goes: set[str] = set()
         for rec in gone:
             job = self._cached(rec)
             job.stats.mode = "gone"
@@ -306,31 +309,47 @@ class MailboxPass:
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
-            if mirror and rec.target_folder_id in disposal:
+            if self.deletions == "mirror" and rec.target_folder_id in disposal:
                 goes.add(rec.source_folder_id)
-        # keys that arrived here, or in the pair's other mailbox (an item the archive policy
-        # moved from the primary mailbox into the archive is a move, not a deletion)
-        arrived = [*self.arrived, *elsewhere]
-        if departing or arrived:
-            keys = [r.search_key for _, r in departing if r.search_key] + arrived
-            leaving = {r.source_id for _, r in departing}
-            known = await self.store.items_by_keys(self.key, keys)
-            by_key: dict[bytes, list[ItemRecord]] = defaultdict(list)
-            for r in known:
-                if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
-                    by_key[r.search_key].append(r)
-            kept = self._kept(jobs, gone, known)
-            await self._settle_departing(departing)
-            for job, r in departing:
-                if r.target_id is None:
-                    if r.status in SETTLED or r.status is Status.REMOVED:
-                        continue
-                    forget.append(r.source_id)  # never landed, gone from the source
+        return gone_jobs, goes
+
+    async def _departures(
+        self,
+        jobs: list[FolderJob],
+        gone: list[FolderRecord],
+        departing: list[tuple[FolderJob, ItemRecord]],
+        arrived: list[bytes],
+        goes: set[str],
+        forget: list[str],
+    ) -> None:
+        """Each item that left the source: moved, deleted or kept (``removal_fate``)."""
+        keys = [r.search_key for _, r in departing if r.search_key] + arrived
+        leaving = {r.source_id for _, r in departing}
+        known = await self.store.items_by_keys(self.key, keys)
+        by_key: dict[bytes, list[ItemRecord]] = defaultdict(list)
+        for r in known:
+            if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
+                by_key[r.search_key].append(r)
+        kept = self._kept(jobs, gone, known)
+        await self._settle_departing(departing)
+        for job, r in departing:
+            if r.target_id is None:
+                if r.status in SETTLED or r.status is Status.REMOVED:
                     continue
-                others = by_key.get(r.search_key, []) if r.search_key else []
-                await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
-            await self._drop_kept_moves(kept, by_key, forget)
+                forget.append(r.source_id)  # never landed, gone from the source
+                continue
+            others = by_key.get(r.search_key, []) if r.search_key else []
+            await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
+        await self._drop_kept_moves(kept, by_key, forget)
+
+    async def _dispose(
+        self, jobs: list[FolderJob], gone_jobs: Gone, disposal: list[str], forget: list[str]
+    ) -> bool:
+        """Sweep moved folders' old copies and deal with gone folders, in ``disposal``'s
+        order (deepest first); False when some of it is left for the next pass."""
+        clean = True
         olds = {j.sweep_from: j for j in jobs if j.sweep_from is not None}
+        in_use = {job.target.id for job in jobs}
         # gone folders whose copy is no longer in the target (deleted there) come last
         tree = self.tree_ids
         rest = [
@@ -349,25 +368,7 @@ class MailboxPass:
                 if retired_source(rec.source_folder_id) is None:
                     self.stats.folder_changes["deleted"] += 1
                 await self.store.forget_folder(self.key, rec.source_folder_id)
-        await self.store.forget_items(self.key, forget)
-        await self.store.flush()
-        if not self.mode.delta:
-            return
-        rounds = [
-            RoundEnd(
-                job.source_id,
-                job.next_link,
-                job.complete,
-                job.expired,
-                not job.stats.unknown and not job.stats.not_attempted and not job.deferred,
-            )
-            for job in jobs
-        ]
-        await self.store.set_delta_links(self.key, links_to_store(rounds))
-        if clean:  # every folder change applied: else the next pass walks again
-            await self.store.set_sync_state(
-                self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
-            )
+        return clean
 
     def _kept(
         self, jobs: list[FolderJob], gone: list[FolderRecord], known: list[ItemRecord]
@@ -422,7 +423,7 @@ class MailboxPass:
         folder_goes: bool = False,
     ) -> None:
         """``folder_goes``: the copy's folder is deleted as a whole next (no per-item call)."""
-        fate = removal_fate(rec, others, self.mode.deletions)
+        fate = removal_fate(rec, others, self.deletions)
         if fate is Fate.DEFER:
             job.deferred = True
             return
@@ -496,7 +497,7 @@ class MailboxPass:
         if not await self._sweep_old(old, retired_id(job.source_id, old), job.plan.source.path):
             return False
         job.sweep_from = None
-        return not (job.deferred or job.stats.unknown or job.stats.not_attempted)
+        return job.settled
 
     async def _sweep_old(self, folder_id: str, record_id: str, path: str) -> bool:
         """An old target folder of ours (a moved folder's old copy, or a folder kept for its
@@ -577,7 +578,7 @@ class MailboxPass:
             )
         self.stats.folder_changes["deleted"] += 1
         try:
-            if self.mode.deletions == "mirror":
+            if self.deletions == "mirror":
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
                 forget.extend(r.source_id for r in records)
             else:

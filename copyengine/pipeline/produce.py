@@ -12,17 +12,24 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..config import Limits, Pair
 from ..errors import Fatal, NotFound, ServiceError
-from ..graph import Item, MailboxApi
-from ..plan import Change, Decision, TargetIndex, batches, classify_row, decide, filter_item
-from ..report import PairStats
-from ..state import SETTLED, ItemRecord, Status, Store
-from ..survey import target_index
+from ..graph import Item
+from ..plan import (
+    Change,
+    Decision,
+    Listing,
+    TargetIndex,
+    batches,
+    classify_row,
+    decide,
+    filter_item,
+    folder_listing,
+)
+from ..state import SETTLED, ItemRecord, Status
+from ..survey import MailboxSide, target_index
+from .context import PairContext
 from .enumerate import Enumerator
-from .ledger import Ledger
-from .stages import Stages
-from .stop import StopFlag
+from .unsettled import Unsettled
 from .work import Exportable, FolderJob
 
 # what ``run --retry-failed`` takes again: failed, unknown, or left pending
@@ -33,54 +40,48 @@ UNSETTLED_BEFORE = "an earlier run's import of it has no recorded outcome"
 class Producer:
     def __init__(
         self,
+        ctx: PairContext,
+        side: MailboxSide,
         folders: list[FolderJob],
         enumerator: Enumerator,
-        dst: MailboxApi,
-        dst_id: str,
-        pair: Pair,
-        store: Store,
-        ledger: Ledger,
-        limits: Limits,
-        stats: PairStats,
-        stop: StopFlag,
-        stages: Stages,
-        retry_only: bool = False,
+        unsettled: Unsettled,
     ) -> None:
+        self.ctx = ctx
         self.folders = folders
         self.enumerator = enumerator
-        self.dst = dst
-        self.dst_id = dst_id
-        self.pair = pair
-        self.store = store
-        self.ledger = ledger
-        self.limits = limits
-        self.stats = stats
-        self.stop = stop
-        self.stages = stages
-        self.retry_only = retry_only
+        self.dst = ctx.dst
+        self.dst_id = side.target_id
+        self.filters = ctx.pair.items
+        self.ledger = ctx.ledger
+        self.limits = ctx.limits
+        self.stop = ctx.stop
+        self.unsettled = unsettled
+        self.retry_only = ctx.kind.retry_only
 
     async def batches(self) -> AsyncIterator[list[Exportable]]:
-        """``retry_only`` (``run --retry-failed``): only items whose last outcome was a failure
-        or unknown (or left pending) are considered; a folder with none is not listed."""
+        """``run --retry-failed``: only items whose last outcome was a failure or unknown
+        (or left pending) are considered; a folder with none is not listed."""
+        store, key = self.ctx.store, self.ctx.key
         for job in self.folders:
             if self.stop.draining:
                 return
-            records = await self.store.items_in_folder(self.pair.key, job.source_id)
+            records = await store.items_in_folder(key, job.source_id)
             if self.retry_only:
                 records = {k: r for k, r in records.items() if r.status in RETRIABLE}
-                if not records:
-                    continue
-            elif job.mode == "delta":
+            listing = folder_listing(self.retry_only, job.mode, bool(records))
+            if listing is Listing.SKIP:
+                continue
+            if listing is Listing.DELTA:
                 async for b in self._delta(job, records):
                     yield b
                 if not job.expired:
                     continue
                 job.mode = "full"  # the link was refused: a new baseline, by search key
                 job.stats.mode = "expired"
-                records = await self.store.items_in_folder(self.pair.key, job.source_id)
+                records = await store.items_in_folder(key, job.source_id)
             async for b in self._full(job, records):
                 yield b
-        self.stats.enumerated_all = not self.stop.draining
+        self.ctx.stats.enumerated_all = not self.stop.draining
 
     def _full_batches(self, pending: list[Item]) -> tuple[list[list[Item]], list[Item]]:
         """The whole batches of ``pending`` to hand on now, and the rest (kept for the next
@@ -114,7 +115,7 @@ class Producer:
                     continue
                 record = unseen.pop(item.id, None)
                 ledger.listed(job, item)
-                skip = filter_item(item, self.pair.items)
+                skip = filter_item(item, self.filters)
                 if skip is not None:
                     ledger.skipped(job, item, skip)
                     continue
@@ -165,7 +166,7 @@ class Producer:
         if not spare:
             return
         copies: dict[bytes, set[str]] = {}
-        for r in await self.store.items_by_keys(self.pair.key, list(set(spare.values()))):
+        for r in await self.ctx.store.items_by_keys(self.ctx.key, list(set(spare.values()))):
             if r.search_key and r.status in SETTLED and r.target_id:
                 copies.setdefault(r.search_key, set()).add(r.target_id)
         for tid, key in spare.items():
@@ -178,7 +179,7 @@ class Producer:
             except Fatal:
                 raise
             except ServiceError as exc:
-                self.ledger.log.warning("item.second_copy_kept", item=tid, error=exc.message)
+                self.ctx.log.warning("item.second_copy_kept", item=tid, error=exc.message)
                 continue
             job.stats.drift.append(
                 {"id": tid, "reason": "a second copy (moved here in the target): removed"}
@@ -199,7 +200,7 @@ class Producer:
             elif change is Change.SETTLE:
                 # a create whose outcome was never recorded: looked up in the target by
                 # search key before anything is resent (settlement)
-                self.stages.later(Exportable(item, job), UNSETTLED_BEFORE, None)
+                self.unsettled.add(Exportable(item, job), UNSETTLED_BEFORE, None)
             else:
                 if change is Change.UPDATE and record is not None and record.target_id:
                     updates[item.id] = (record.target_folder_id or job.target.id, record.target_id)
@@ -209,7 +210,7 @@ class Producer:
             for item in page:
                 rows.add(item.id)
                 ledger.listed(job, item)
-                skip = filter_item(item, self.pair.items)
+                skip = filter_item(item, self.filters)
                 if skip is not None:
                     ledger.skipped(job, item, skip)
                     continue

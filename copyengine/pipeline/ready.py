@@ -40,7 +40,9 @@ def body_estimate(e: Exportable) -> int:
 
 
 @dataclass(eq=False, slots=True)
-class _Ready:
+class Ready:
+    """An item waiting for an importer: its body's estimated size, and since when it waits."""
+
     e: Exportable
     nbytes: int
     since: float
@@ -58,7 +60,7 @@ class ReadyItems:
         self._room = room
         self._overdue = overdue_s
         self._clock = clock
-        self._items: list[_Ready] = []  # oldest first
+        self._items: list[Ready] = []  # oldest first
         self._largest = 0  # no ready item is larger (0 when none is ready)
         self._producers = 0
         self._closed = False
@@ -70,6 +72,12 @@ class ReadyItems:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    @property
+    def pool(self) -> list[Ready]:
+        """The items waiting, oldest first (a model may fill and drain it without awaiting,
+        taking what ``choose`` picks)."""
+        return self._items
 
     def producer(self) -> None:
         """One more task will put items (``done`` when it has finished)."""
@@ -86,7 +94,7 @@ class ReadyItems:
         while len(items) >= self.capacity:
             await self._putters.wait()
         n = body_estimate(e)
-        items.append(_Ready(e, n, self._clock()))
+        items.append(Ready(e, n, self._clock()))
         if n > self._largest:
             self._largest = n
         self._takers.wake_one()
@@ -98,13 +106,14 @@ class ReadyItems:
             if self._closed:
                 return None
             await self._takers.wait()
-        r = items.pop(self._choose())
+        r = items.pop(self.choose())
         if not items:
             self._largest = 0
         self._putters.wake_one()
         return r.e
 
-    def _choose(self) -> int:
+    def choose(self) -> int:
+        """The index in ``pool`` of the item an importer takes next."""
         items = self._items
         first = items[0]
         if len(items) == 1 or self._clock() - first.since >= self._overdue:

@@ -1,7 +1,7 @@
 """Exporters and importers of one pair, joined by bounded anyio memory streams; exported data
 is also bounded in bytes by the job-wide budget (``ByteShares``). Intent is committed before
 an import is sent and the outcome after; an item that cannot be finished now waits in
-``retry`` for settlement."""
+``Unsettled`` for settlement."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from collections.abc import AsyncIterator
 import anyio
 from anyio.abc import ObjectReceiveStream
 
-from ..config import Limits
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
-from ..graph import Exported, Imported, ImportSessionPool, MailboxApi
+from ..graph import Exported, Imported, ImportSessionPool
 from ..plan import encoded_size
-from .ledger import Ledger
+from ..survey import MailboxSide
+from .context import PairContext
 from .ready import ReadyItems
-from .work import ByteShares, Exportable
+from .unsettled import Unsettled
+from .work import Exportable
 
 # Items ready to import per importer task: enough choice to keep the upload window full.
 READY_PER_IMPORTER = 4
@@ -24,29 +25,14 @@ MISSING = "MissingFromResponse"  # the client's code for a requested id the answ
 
 
 class Stages:
-    def __init__(
-        self,
-        src: MailboxApi,
-        src_id: str,
-        pool: ImportSessionPool,
-        limits: Limits,
-        shares: ByteShares,
-        ledger: Ledger,
-    ) -> None:
-        self.src = src
-        self.src_id = src_id
-        self.pool = pool
-        self.limits = limits
-        self.shares = shares
-        self.ledger = ledger
-        self.retry: list[Exportable] = []  # to settle, then perhaps resend
-        self.last_error: dict[str, tuple[str, str | None]] = {}
-        self.inflight: dict[str, Exportable] = {}  # imports sent, no answer yet
-        self.queued: dict[str, Exportable] = {}  # intent recorded, import not yet sent
-        self.sent: set[str] = set()  # items with at least one import sent in this run
-        # requested ids an export answer left out (no row, no error): exported again, alone
-        # once they have gone missing twice
-        self.missing: dict[str, int] = {}
+    def __init__(self, ctx: PairContext, side: MailboxSide, unsettled: Unsettled) -> None:
+        self.src = ctx.src
+        self.src_id = side.source_id
+        self.pool = ImportSessionPool(ctx.dst, side.target_id)
+        self.limits = ctx.limits
+        self.shares = ctx.shares
+        self.ledger = ctx.ledger
+        self.unsettled = unsettled
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -71,13 +57,6 @@ class Stages:
                     tg.start_soon(self._exporter, recv_b.clone(), ready)
             for _ in range(lim.importers_per_pair):
                 tg.start_soon(self._importer, ready)
-
-    def later(self, e: Exportable, reason: str, request_id: str | None) -> None:
-        """Not a failure yet: settled (and perhaps resent) at the end of the pair. The state
-        keeps its intent, if any, so that a run stopped now settles it next time."""
-        e.data = None
-        self.retry.append(e)
-        self.last_error[e.item.id] = (reason, request_id)
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
@@ -114,7 +93,7 @@ class Stages:
         except ServiceError as exc:
             await self.shares.done(share, len(batch))
             for e in batch:
-                self.later(e, exc.message, exc.request_id)
+                self.unsettled.add(e, exc.message, exc.request_id)
             return
         if not ok:
             return
@@ -122,8 +101,9 @@ class Stages:
         # what is held in memory (larger than the size: properties, structure).
         await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
         await self._intents(ok)
+        unsettled = self.unsettled
         for e in ok:
-            self.queued[e.item.id] = e
+            unsettled.queue(e)
         for e in ok:
             await ready.put(e)
 
@@ -146,10 +126,10 @@ class Stages:
             if r.error_code == "ErrorItemNotFound":
                 self.ledger.vanished(e.folder)
             elif r.error_code == MISSING:
-                self.missing[e.item.id] = self.missing.get(e.item.id, 0) + 1
-                self.later(e, "export: the answer had no row for this item", None)
+                self.unsettled.missed(e)
+                self.unsettled.add(e, "export: the answer had no row for this item", None)
             else:
-                self.later(e, f"export: {r.error_code}: {r.error_message}", None)
+                self.unsettled.add(e, f"export: {r.error_code}: {r.error_message}", None)
             await self.shares.done(e.share)
         return ok
 
@@ -169,11 +149,10 @@ class Stages:
         )
 
     async def _importer(self, ready: ReadyItems) -> None:
+        unsettled = self.unsettled
         while (e := await ready.get()) is not None:
             item = e.item
-            self.queued.pop(item.id, None)
-            self.inflight[item.id] = e
-            self.sent.add(item.id)
+            unsettled.send(e)
             try:
                 assert e.data is not None
                 if e.update is not None:
@@ -188,7 +167,7 @@ class Stages:
                 raise
             except OutcomeUnknown as exc:
                 self.ledger.unanswered(item, exc.message, exc.request_id)
-                self.later(e, exc.message, exc.request_id)
+                self.unsettled.add(e, exc.message, exc.request_id)
             except (ItemFailed, NotFound) as exc:
                 reason = exc.message
                 if exc.code == "ErrorFolderNotFound":
@@ -198,11 +177,11 @@ class Stages:
                     )
                 self.ledger.failed(e.folder, item, reason, exc.request_id)
             except ServiceError as exc:
-                self.later(e, exc.message, exc.request_id)
+                self.unsettled.add(e, exc.message, exc.request_id)
             else:
                 self.ledger.copied(e.folder, item, res.item_id, res.change_key)
             finally:
-                self.inflight.pop(item.id, None)
+                unsettled.answered(e)
                 e.data = None
                 await self.shares.done(e.share)
                 e.share = None

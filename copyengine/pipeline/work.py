@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..graph import Folder, Item
-from ..plan import FolderPlan
+from ..plan import FolderPlan, RoundEnd
 from ..report import FolderStats
 from ..state import ItemRecord
 from ..wakeup import Wakeup
@@ -39,6 +39,15 @@ class FolderJob:
     @property
     def source_id(self) -> str:
         return self.plan.source.folder.id
+
+    @property
+    def settled(self) -> bool:
+        """Nothing unknown, nothing left unsent, no change put off."""
+        return not (self.deferred or self.stats.unknown or self.stats.not_attempted)
+
+    def round_end(self) -> RoundEnd:
+        """How this folder's round ended, for ``plan.links_to_store``."""
+        return RoundEnd(self.source_id, self.next_link, self.complete, self.expired, self.settled)
 
 
 @dataclass(eq=False)

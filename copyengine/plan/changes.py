@@ -14,7 +14,7 @@ from enum import Enum
 from ..config import Pair
 from ..folderpath import split
 from ..graph.models import Item
-from ..state.records import SETTLED, ItemRecord, Status
+from ..state.records import SETTLED, FolderRecord, ItemRecord, Status
 from .folders import TargetRef
 
 
@@ -91,6 +91,57 @@ def links_to_store(rounds: Iterable[RoundEnd]) -> list[tuple[str, str | None]]:
         elif r.expired:
             out.append((r.source_id, None))
     return out
+
+
+# placements whose target folder is the one the state maps (its copies are all in it)
+KEEPS_COPY = ("same", "renamed")
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStart:
+    """How a selected folder starts this pass: how its items are read, and which folder
+    change of the report it counts as."""
+
+    mode: str  # "delta": only what changed since ``link``; "full": every item, reconciled
+    link: str | None = None
+    change: str | None = None  # "renamed", "moved" or "created" (counted), or none
+    kept: bool = False  # its target folder is the mapped one (not one made or found now)
+    remade: bool = False  # its copy was deleted in the target: made again (a note says so)
+
+
+def folder_start(
+    placed: str, record: FolderRecord | None, incremental: bool, mapped_before: bool
+) -> FolderStart:
+    """A folder placed as ``placed`` (``plan.Placed.kind``) with its state ``record``. Its
+    copy kept (same, renamed): read through the record's link when the pass is incremental,
+    else listed in full. Any other placement is listed in full (its items are not all in its
+    new copy); a folder is counted as created only when the pair had a mapping before (a
+    first pass creates everything: nothing to report)."""
+    if placed in KEEPS_COPY and record is not None:
+        link = record.delta_link if incremental else None
+        change = "renamed" if placed == "renamed" else None
+        return FolderStart("delta" if link else "full", link, change, kept=True)
+    if placed == "moved":
+        return FolderStart("full", change="moved")
+    if placed == "remade":
+        return FolderStart("full", remade=True)
+    return FolderStart("full", change="created" if mapped_before else None)
+
+
+class Listing(Enum):
+    DELTA = "delta"  # through the folder's stored link: only what changed
+    FULL = "full"  # every item, reconciled by search key; what left the folder is noted
+    RETRY = "retry"  # every item listed, only those whose last outcome was unsettled taken
+    SKIP = "skip"  # nothing to do in it this pass
+
+
+def folder_listing(retry_only: bool, mode: str, retriable: bool) -> Listing:
+    """What the producer does with a folder this pass: ``run --retry-failed`` lists only the
+    folders holding an item to take again (``retriable``); otherwise the folder's mode says
+    (a delta round refused as expired is listed in full after it, by the producer)."""
+    if retry_only:
+        return Listing.RETRY if retriable else Listing.SKIP
+    return Listing.DELTA if mode == "delta" else Listing.FULL
 
 
 class Settled(Enum):

@@ -185,11 +185,29 @@ def encoded_size(size: int) -> int:
     return (size + 1024) * 4 // 3 + 256
 
 
-def collapse_delta(rows: Iterable[Item | Removed]) -> list[Item | Removed]:
-    """One change per item in a delta round: a round may return the same item twice (seen in
-    production); the last row for an id is its state at the end of the round, in the
-    position of its first row."""
-    last: dict[str, Item | Removed] = {}
-    for r in rows:
-        last[r.id] = r
-    return list(last.values())
+class DeltaRound:
+    """One change per item in a delta round, page by page: a round may return the same item
+    twice (seen in production). An item is handed on once, at its first row (the export
+    reads its last version anyway); a removal row notes it in ``removed`` and forgets it, so
+    an item removed and then seen again is handed on again. ``removed`` may be the folder
+    job's own set (the rows that left it)."""
+
+    __slots__ = ("removed", "seen")
+
+    def __init__(self, removed: set[str] | None = None) -> None:
+        self.seen: set[str] = set()
+        self.removed: set[str] = removed if removed is not None else set()
+
+    def page(self, rows: Iterable[Item | Removed]) -> list[Item]:
+        """The items of ``rows`` not handed on before in this round."""
+        seen, removed = self.seen, self.removed
+        out: list[Item] = []
+        for row in rows:
+            if isinstance(row, Removed):
+                removed.add(row.id)
+                seen.discard(row.id)
+            elif row.id not in seen:
+                seen.add(row.id)
+                removed.discard(row.id)
+                out.append(row)
+        return out
