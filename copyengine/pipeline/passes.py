@@ -66,14 +66,9 @@ class MailboxPass:
         self.ctx = ctx
         self.src, self.dst = ctx.src, ctx.dst
         self.src_id, self.dst_id = side.source_id, side.target_id
-        self.key = ctx.key
-        self.store = ctx.store
-        self.stats = ctx.stats
-        self.ledger = ctx.ledger
         self.deletions = ctx.sync.deletions
         self.label = side.label
         self.scope = side.scope
-        self.log = ctx.log
         self.fingerprint = fingerprint(ctx.pair)
         self.folder_link: str | None = None
         # this pass's folder round, when the tree was walked (None: the mapping was reused)
@@ -88,15 +83,15 @@ class MailboxPass:
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
         delta = self.ctx.sync.delta
-        sync = await self.store.sync_state(self.key, self.scope) if delta else None
-        every = [r for r in await self.store.folders(self.key) if r.scope == self.scope]
+        sync = await self.ctx.store.sync_state(self.ctx.key, self.scope) if delta else None
+        every = [r for r in await self.ctx.store.folders(self.ctx.key) if r.scope == self.scope]
         stored = [r for r in every if retired_source(r.source_folder_id) is None]
         self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
-        self.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
-        self.ledger.track_arrivals = bool(stored)
+        self.ctx.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
+        self.ctx.ledger.track_arrivals = bool(stored)
         if sync is not None and sync.fingerprint != self.fingerprint:
-            self.log.info("pass.rules_changed", mailbox=self.scope, folders=len(stored))
-            self.stats.notes.append(
+            self.ctx.log.info("pass.rules_changed", mailbox=self.scope, folders=len(stored))
+            self.ctx.stats.notes.append(
                 "the folder rules or item filters changed since the last pass: every folder "
                 "listed in full and reconciled by search key (new links made)"
             )
@@ -126,7 +121,7 @@ class MailboxPass:
             except DeltaExpired:
                 if link is None:
                     raise
-                self.log.info("pass.folder_link_expired", mailbox=self.scope)
+                self.ctx.log.info("pass.folder_link_expired", mailbox=self.scope)
                 link = None
         raise Fatal("folderDelta: a fresh round was refused as expired", call="folderDelta")
 
@@ -142,7 +137,7 @@ class MailboxPass:
         target = Folder(r.target_folder_id, "", None, "", None, 0, 0)
         retired = retired_source(r.source_folder_id) is not None
         if report and not retired:
-            fs = self.stats.folder(self.label + r.source_path, names)
+            fs = self.ctx.stats.folder(self.label + r.source_path, names)
         else:  # an old folder of ours: not one of the pair's folders in the report
             fs = FolderStats(self.label + r.source_path, names=names)
         fs.target_path = r.target_path
@@ -181,7 +176,7 @@ class MailboxPass:
                 fid = _real(made, action.folder)
                 assert fid is not None
                 made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
-                self.log.info(
+                self.ctx.log.info(
                     "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
                 )
                 ref = action.folder
@@ -206,7 +201,7 @@ class MailboxPass:
     ) -> FolderJob:
         """One selected folder's job this pass, as ``plan.folder_start`` says."""
         plan, rec = placed.plan, placed.record
-        fs = self.stats.folder(self.label + plan.source.path, plan.source.names)
+        fs = self.ctx.stats.folder(self.label + plan.source.path, plan.source.names)
         fs.target_path = plan.target.path
         fid = _real(made, placed.target)
         assert fid is not None
@@ -222,9 +217,9 @@ class MailboxPass:
             if placed.kind == "moved":
                 job.sweep_from = placed.old
         if start.change is not None:
-            self.stats.folder_changes[start.change] += 1
+            self.ctx.stats.folder_changes[start.change] += 1
         if start.remade:
-            self.stats.notes.append(
+            self.ctx.stats.notes.append(
                 f"target folder {rec.target_path if rec else plan.target.path} was "
                 "deleted in the target: made again"
             )
@@ -238,11 +233,11 @@ class MailboxPass:
         until it is swept."""
         plan, rec = placed.plan, placed.record
         sid = plan.source.folder.id
-        await self.store.folder_mapped(
-            self.key, sid, plan.source.path, folder_id, plan.target.path, self.scope
+        await self.ctx.store.folder_mapped(
+            self.ctx.key, sid, plan.source.path, folder_id, plan.target.path, self.scope
         )
         if placed.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
-            await self.store.set_delta_links(self.key, [(sid, None)])
+            await self.ctx.store.set_delta_links(self.ctx.key, [(sid, None)])
         if placed.kind == "moved" and placed.old is not None:
             old_path = rec.target_path if rec is not None else ""
             await self._retire(sid, placed.old, plan.source.path, old_path)
@@ -251,14 +246,14 @@ class MailboxPass:
     def items_done(self) -> None:
         """This mailbox's items are copied and settled: keep its arrivals (the ledger is the
         pair's, and the pair's other mailbox is copied next, before either finishes)."""
-        self.arrived = dict(self.ledger.arrived)
+        self.arrived = dict(self.ctx.ledger.arrived)
 
     async def finish(self, jobs: list[FolderJob], elsewhere: Iterable[bytes] = ()) -> None:
         """Apply what left the source (moves decided from the state: another live item of
         the same search key with a settled copy), dispose of old target folders (moved
         folders' old copies swept, folders gone from the source deleted or kept), deepest
         first, then store the links of the rounds whose changes are all settled."""
-        await self.store.flush()  # the outcomes of this pass, read back below
+        await self.ctx.store.flush()  # the outcomes of this pass, read back below
         rnd = self.round
         gone = rnd.gone if rnd is not None else self.retired
         forget: list[str] = []
@@ -277,15 +272,15 @@ class MailboxPass:
         if departing or arrived:
             await self._departures(jobs, gone, departing, arrived, goes, forget)
         clean = await self._dispose(jobs, gone_jobs, disposal, forget)
-        await self.store.forget_items(self.key, forget)
-        await self.store.flush()
+        await self.ctx.store.forget_items(self.ctx.key, forget)
+        await self.ctx.store.flush()
         if not self.ctx.sync.delta:
             return
         links = links_to_store(job.round_end() for job in jobs)
-        await self.store.set_delta_links(self.key, links)
+        await self.ctx.store.set_delta_links(self.ctx.key, links)
         if clean:  # every folder change applied: else the next pass walks again
-            await self.store.set_sync_state(
-                self.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
+            await self.ctx.store.set_sync_state(
+                self.ctx.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
             )
 
     async def _gone_folders(
@@ -305,7 +300,7 @@ class MailboxPass:
             if retired_source(rec.source_folder_id) is not None:
                 gone_jobs[rec.target_folder_id].append((job, rec, []))  # its copies: kept
                 continue
-            records = await self.store.items_in_folder(self.key, rec.source_folder_id)
+            records = await self.ctx.store.items_in_folder(self.ctx.key, rec.source_folder_id)
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
@@ -325,7 +320,7 @@ class MailboxPass:
         """Each item that left the source: moved, deleted or kept (``removal_fate``)."""
         keys = [r.search_key for _, r in departing if r.search_key] + arrived
         leaving = {r.source_id for _, r in departing}
-        known = await self.store.items_by_keys(self.key, keys)
+        known = await self.ctx.store.items_by_keys(self.ctx.key, keys)
         by_key: dict[bytes, list[ItemRecord]] = defaultdict(list)
         for r in known:
             if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
@@ -366,8 +361,8 @@ class MailboxPass:
         for left in gone_jobs.values():  # a folder another uses, or a well-known one: stays
             for _, rec, _ in left:
                 if retired_source(rec.source_folder_id) is None:
-                    self.stats.folder_changes["deleted"] += 1
-                await self.store.forget_folder(self.key, rec.source_folder_id)
+                    self.ctx.stats.folder_changes["deleted"] += 1
+                await self.ctx.store.forget_folder(self.ctx.key, rec.source_folder_id)
         return clean
 
     def _kept(
@@ -428,7 +423,7 @@ class MailboxPass:
             job.deferred = True
             return
         if fate is Fate.KEEP:
-            self.ledger.kept(job, rec)
+            self.ctx.ledger.kept(job, rec)
             return
         same_copy = any(o.target_id == rec.target_id for o in others)
         remove = rec.target_id and rec.target_folder_id and not same_copy and not folder_goes
@@ -439,9 +434,9 @@ class MailboxPass:
         forget.append(rec.source_id)
         if fate is Fate.MOVED:
             arrival = self.arrived.get(rec.search_key) if rec.search_key else None
-            self.ledger.moved(job, rec, arrival[2] if arrival is not None else None)
+            self.ctx.ledger.moved(job, rec, arrival[2] if arrival is not None else None)
         else:
-            self.ledger.deleted(job)
+            self.ctx.ledger.deleted(job)
 
     async def _delete_copy(self, job: FolderJob, rec: ItemRecord, hard: bool, why: str) -> bool:
         """Remove one copy from the target; False (and the job deferred) when that failed.
@@ -515,7 +510,7 @@ class MailboxPass:
             ]
             keys = [it.search_key for it in items if it.search_key]
             live: dict[bytes, set[str]] = defaultdict(set)
-            for r in await self.store.items_by_keys(self.key, keys) if keys else []:
+            for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
                 if r.search_key and r.status in SETTLED and r.target_id:
                     live[r.search_key].add(r.target_id)
             for it in items:
@@ -527,22 +522,22 @@ class MailboxPass:
             folder = await self.dst.get_folder(self.dst_id, folder_id)
             if left == 0 and folder.child_count == 0:
                 await self.dst.delete_folder(self.dst_id, folder_id)
-                await self.store.forget_folder(self.key, record_id)
+                await self.ctx.store.forget_folder(self.ctx.key, record_id)
                 return True
             if folder.name.endswith(TEMP_SUFFIX):  # moved aside for a pass, stays: say why
                 base = folder.name.removesuffix(TEMP_SUFFIX) + KEPT_SUFFIX
                 with contextlib.suppress(ItemFailed):
                     await self.dst.rename_folder(self.dst_id, folder_id, base)
         except NotFound:
-            await self.store.forget_folder(self.key, record_id)  # already gone
+            await self.ctx.store.forget_folder(self.ctx.key, record_id)  # already gone
             return True
         except Fatal:
             raise
         except ServiceError as exc:
-            self.log.warning("pass.sweep_failed", folder=path, error=exc.message)
+            self.ctx.log.warning("pass.sweep_failed", folder=path, error=exc.message)
             return False
         if left:
-            self.stats.notes.append(
+            self.ctx.stats.notes.append(
                 f"an old target folder of {path} keeps {left} items that are no copies of "
                 "current source items (kept as deleted at the source, or not ours): it stays, "
                 "and a later pass removes it once empty"
@@ -554,8 +549,8 @@ class MailboxPass:
     ) -> None:
         """Remember an old target folder of ours (its target path orders the sweeps of a
         pass that does not walk the trees: the deepest first)."""
-        await self.store.folder_mapped(
-            self.key,
+        await self.ctx.store.folder_mapped(
+            self.ctx.key,
             retired_id(source_folder_id, target_folder_id),
             path,
             target_folder_id,
@@ -576,7 +571,7 @@ class MailboxPass:
             return await self._sweep_old(
                 rec.target_folder_id, rec.source_folder_id, rec.source_path
             )
-        self.stats.folder_changes["deleted"] += 1
+        self.ctx.stats.folder_changes["deleted"] += 1
         try:
             if self.deletions == "mirror":
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
@@ -585,7 +580,7 @@ class MailboxPass:
                 await self._retire(
                     rec.source_folder_id, rec.target_folder_id, rec.source_path, rec.target_path
                 )
-                await self.store.forget_folder(self.key, rec.source_folder_id)
+                await self.ctx.store.forget_folder(self.ctx.key, rec.source_folder_id)
                 return await self._sweep_old(
                     rec.target_folder_id,
                     retired_id(rec.source_folder_id, rec.target_folder_id),
@@ -596,7 +591,7 @@ class MailboxPass:
         except Fatal:
             raise
         except ServiceError as exc:
-            self.log.warning("pass.folder_delete_failed", folder=rec.target_path, error=exc)
+            self.ctx.log.warning("pass.folder_delete_failed", folder=rec.target_path, error=exc)
             return False
-        await self.store.forget_folder(self.key, rec.source_folder_id)
+        await self.ctx.store.forget_folder(self.ctx.key, rec.source_folder_id)
         return True
