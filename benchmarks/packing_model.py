@@ -106,7 +106,7 @@ def run(xs: list[int]) -> tuple[float, float, float]:
         return LIMIT * MARGIN - used - (reserved[1] if reserved[0] != slot else 0)
 
     ready = ReadyItems(POOL, room, overdue_s=2 * WINDOW_S, clock=lambda: clock[0])
-    pool = ready.pool  # the model fills and drains the engine's pool without awaiting
+    pool = ready.pool  # the model fills (add) and drains the engine's pool without awaiting
     held: list[int | None] = [None] * SLOTS
     since = [0.0] * SLOTS  # when the slot took its item
     busy = [0.0] * SLOTS
@@ -130,7 +130,8 @@ def run(xs: list[int]) -> tuple[float, float, float]:
                 exporter_free[k] = t + EXPORT_S
                 exports.append((t + EXPORT_S, batch))
         for _, batch in [x for x in exports if x[0] <= t]:
-            pool.extend(Ready(None, n, t) for n in batch)  # type: ignore[arg-type]
+            for n in batch:
+                ready.add(Ready(None, n, t))  # type: ignore[arg-type]
         exports[:] = [x for x in exports if x[0] > t]
         for k in range(SLOTS):
             if busy[k] > t:

@@ -75,8 +75,8 @@ class ReadyItems:
 
     @property
     def pool(self) -> list[Ready]:
-        """The items waiting, oldest first (a model may fill and drain it without awaiting,
-        taking what ``choose`` picks)."""
+        """The items waiting, oldest first (a model may drain it without awaiting, taking
+        what ``choose`` picks, after filling it with ``add``)."""
         return self._items
 
     def producer(self) -> None:
@@ -93,11 +93,15 @@ class ReadyItems:
         items = self._items
         while len(items) >= self.capacity:
             await self._putters.wait()
-        n = body_estimate(e)
-        items.append(Ready(e, n, self._clock()))
-        if n > self._largest:
-            self._largest = n
+        self.add(Ready(e, body_estimate(e), self._clock()))
         self._takers.wake_one()
+
+    def add(self, r: Ready) -> None:
+        """``r`` joins the pool (room checked by the caller; a model fills the pool this way
+        without awaiting, so ``choose`` sees the same bound on the largest item)."""
+        self._items.append(r)
+        if r.nbytes > self._largest:
+            self._largest = r.nbytes
 
     async def get(self) -> Exportable | None:
         """The next item to import, or None once every producer is done and nothing is left."""
