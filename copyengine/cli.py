@@ -1,35 +1,46 @@
-"""The ``copyengine`` command line."""
+"""The ``copyengine`` command line: options in, the work done through ``wiring``, text out
+through ``console``. Every failure leaves through one door, ``failures.classify``."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import os
-import signal
 import sys
 import time
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import click
 
 from . import __version__, logs
 from .config import JobConfig, Pair, load_job
-from .embedded import embedded_emulator
-from .errors import ConfigError, CopyEngineError, ForeignState, StateError
+from .console.live import outcome_line, print_summary, show_progress
+from .console.signoff import print_sign_off
+from .console.text import (
+    doctor_lines,
+    print_plan,
+    report_line,
+    status_lines,
+    submit_line,
+    verify_lines,
+)
+from .embedded.runner import embedded_emulator
+from .errors import ConfigError
 from .exitcodes import ExitCode
 from .failures import classify
 from .pipeline.job import watch_signals
 from .pipeline.stop import StopFlag
-from .progress import outcome_line, print_plan, print_sign_off, print_summary, show_progress
-from .report import JobStats
-from .verify import PairCheck, verify_pairs
-from .wiring import clients, plan_job, read_overview, run_job, state_exists, store, verify_job
+from .plan import retired_source
+from .report import JobStats, iso
+from .wiring import clients, plan_job, run_job, state_exists, store, verify_content_job, verify_job
 from .wiring import doctor as run_doctor
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _tune_for_copying() -> None:
@@ -72,27 +83,37 @@ Exit codes:
 """
 
 
+def _is_debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("debug"))
+
+
+@contextmanager
+def exit_by_verdict(ctx: click.Context) -> Iterator[None]:
+    """The one way a failure leaves the command line: classified by ``failures.classify``,
+    its message printed, the process ended with its exit code; never a traceback unless
+    ``--debug`` (or ``COPYENGINE_DEBUG=1``) asks for one."""
+    try:
+        yield
+    except (click.exceptions.Exit, click.ClickException, click.Abort):
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        if _is_debug() or os.environ.get("COPYENGINE_DEBUG") == "1":
+            traceback.print_exception(exc)
+        verdict = classify(exc)
+        interrupted = verdict.code is ExitCode.INTERRUPTED
+        click.echo(verdict.message if interrupted else f"error: {verdict.message}", err=True)
+        ctx.exit(verdict.code)
+
+
 class _Cli(click.Group):
-    """Every failure reaches the operator as a message and an exit code, never a traceback
-    (``--debug`` or ``COPYENGINE_DEBUG=1`` shows it)."""
-
     def invoke(self, ctx: click.Context) -> Any:
-        try:
+        with exit_by_verdict(ctx):
             return super().invoke(ctx)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            ctx.exit(ExitCode.INTERRUPTED)
-        except Exception as exc:
-            if ctx.meta.get("debug") or os.environ.get("COPYENGINE_DEBUG") == "1":
-                raise
-            verdict = classify(exc)
-            click.echo(f"error: {verdict.message}", err=True)
-            ctx.exit(verdict.code)
 
 
-def _debug_option(f: Callable[..., Any]) -> Callable[..., Any]:
+# -- the options several commands share -------------------------------------------------------
+def debug_option(f: F) -> F:
     def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
         if value:
             ctx.meta["debug"] = True
@@ -107,87 +128,96 @@ def _debug_option(f: Callable[..., Any]) -> Callable[..., Any]:
     )(f)
 
 
+def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
+    return click.option("--state", type=click.Path(path_type=Path), help=help)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+
+
 @click.group(cls=_Cli, epilog=EXIT_CODES_HELP)
 @click.version_option(__version__, prog_name="copyengine")
-@_debug_option
+@debug_option
 def main() -> None:
     """Copy Exchange Online mailboxes in bulk through the Graph mailbox import/export API."""
 
 
-def _load(config: Path, **overrides: object) -> JobConfig:
-    try:
-        return load_job(config, **overrides)  # type: ignore[arg-type]
-    except ConfigError as exc:
-        click.echo(f"error: configuration: {exc}", err=True)
-        sys.exit(ExitCode.CONFIG)
+def job_command(
+    *options: Callable[[Any], Any], name: str | None = None
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A command on a job file: the CONFIG argument, ``options``, --debug, the exit codes."""
+
+    def wrap(f: Callable[..., None]) -> click.Command:
+        decorated: Any = f
+        config = click.argument("config", type=click.Path(path_type=Path))
+        for option in reversed((config, *options, debug_option)):
+            decorated = option(decorated)
+        return main.command(name=name, epilog=EXIT_CODES_HELP)(decorated)
+
+    return wrap
+
+
+def _load(config: Path, state: Path | None = None, **overrides: object) -> JobConfig:
+    if state:
+        overrides["state_path"] = state.resolve()
+    return load_job(config, **overrides)  # type: ignore[arg-type]
+
+
+def _logs(cfg: JobConfig, level: str | None = None) -> None:
+    """Logs as the job says, at ``level`` (the job's own when None); --debug: everything."""
+    logs.configure(cfg.log_format, "debug" if _is_debug() else level or cfg.log_level)
 
 
 def _with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
     """Run ``body`` against the job's embedded emulator when a tenant asks for one."""
     if not cfg.needs_emulator:
         return body(cfg)
-    try:
-        with embedded_emulator(cfg) as (pointed, info, pid):
-            click.echo(f"embedded emulator (pid {pid}) at {info['graph_url']}", err=True)
-            return body(pointed)
-    except ConfigError as exc:
-        click.echo(f"error: configuration: {exc}", err=True)
-        return ExitCode.CONFIG
-    except CopyEngineError as exc:
-        click.echo(f"error: {exc}", err=True)
-        return ExitCode.FATAL
+    with embedded_emulator(cfg) as (pointed, info, pid):
+        click.echo(f"embedded emulator (pid {pid}) at {info['graph_url']}", err=True)
+        return body(pointed)
 
 
-def _state_override(state: Path | None) -> dict[str, object]:
-    return {"state_path": state.resolve()} if state else {}
-
-
-def _is_debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.meta.get("debug"))
-
-
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
-@click.option("--report", type=click.Path(path_type=Path), help="Override [job].report.")
-@click.option("--log-format", type=click.Choice(["auto", "json", "console"]))
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
-@click.option(
-    "--no-progress",
-    is_flag=True,
-    help="No live table on a terminal (progress events are still logged).",
+@job_command(
+    state_option(),
+    click.option("--report", type=click.Path(path_type=Path), help="Override [job].report."),
+    click.option("--log-format", type=click.Choice(["auto", "json", "console"])),
+    click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"])),
+    click.option(
+        "--no-progress",
+        is_flag=True,
+        help="No live table on a terminal (progress events are still logged).",
+    ),
+    click.option(
+        "--pair",
+        "only",
+        multiple=True,
+        metavar="UPN",
+        help="Only the pairs with this source or target (repeatable).",
+    ),
+    click.option(
+        "--retry-failed",
+        is_flag=True,
+        help="Only the items that failed or stayed unknown in the last run.",
+    ),
+    click.option(
+        "--full",
+        is_flag=True,
+        help="List every folder in full instead of reading what changed, and reconcile the "
+        "target by search key (finds copies deleted or edited in the target); new delta links "
+        "are made.",
+    ),
+    click.option(
+        "--cutover",
+        is_flag=True,
+        help="The last pass: copy what changed, then verify every pair and write the sign-off "
+        "(every source item accounted for) into the report.",
+    ),
+    click.option(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
+    ),
 )
-@click.option(
-    "--pair",
-    "only",
-    multiple=True,
-    metavar="UPN",
-    help="Only the pairs with this source or target (repeatable).",
-)
-@click.option(
-    "--retry-failed",
-    is_flag=True,
-    help="Only the items that failed or stayed unknown in the last run.",
-)
-@click.option(
-    "--full",
-    is_flag=True,
-    help="List every folder in full instead of reading what changed, and reconcile the target "
-    "by search key (finds copies deleted or edited in the target); new delta links are made.",
-)
-@click.option(
-    "--cutover",
-    is_flag=True,
-    help="The last pass: copy what changed, then verify every pair and write the sign-off "
-    "(every source item accounted for) into the report.",
-)
-@click.option(
-    "--metrics",
-    metavar="HOST:PORT",
-    help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
-)
-@_debug_option
 def run(
     config: Path,
     state: Path | None,
@@ -207,47 +237,36 @@ def run(
     changed at the source since the last one (new, changed, moved and, with [sync]
     deletions = "mirror", deleted items; folder changes). --cutover ends a migration."""
     if sum((retry_failed, full, cutover)) > 1:
-        click.echo(
-            "error: configuration: --retry-failed, --full and --cutover are separate kinds "
-            "of pass; give one",
-            err=True,
-        )
-        sys.exit(ExitCode.CONFIG)
+        raise ConfigError("--retry-failed, --full, --cutover", "separate kinds of pass; give one")
     _tune_for_copying()
-    overrides: dict[str, object] = _state_override(state)
-    if report:
-        overrides["report_path"] = report.resolve()
-    if log_format:
-        overrides["log_format"] = log_format
-    if log_level:
-        overrides["log_level"] = log_level
-    if _is_debug():
-        overrides["log_level"] = "debug"
-    cfg = _load(config, **overrides)
+    given = {
+        "report_path": report and report.resolve(),
+        "log_format": log_format,
+        "log_level": "debug" if _is_debug() else log_level,
+    }
+    cfg = _load(config, state, **{k: v for k, v in given.items() if v})
     pairs = _select_pairs(cfg, only)
     address = None
     if metrics:
-        from .metrics import parse_address  # prometheus_client and aiohttp.web: only here
+        from .console.metrics import parse_address  # prometheus_client, aiohttp.web: only here
 
         try:
             address = parse_address(metrics)
         except ValueError as exc:
-            click.echo(f"error: configuration: --metrics: {exc}", err=True)
-            sys.exit(ExitCode.CONFIG)
-    logs.configure(cfg.log_format, cfg.log_level)
+            raise ConfigError("--metrics", str(exc)) from None
+    _logs(cfg)
 
     def body(c: JobConfig) -> int:
         stats = anyio.run(_run, c, not no_progress, pairs, retry_failed, address, full, cutover)
         print_summary(stats)
         if stats.sign_off is not None:
             print_sign_off(stats.sign_off)
-        code = stats.exit_code()
         if stats.fatal_code is not ExitCode.LOCKED or not stats.fatal:
             click.echo(f"report: {c.report_path}", err=True)
         if stats.fatal:
             click.echo(f"error: {stats.fatal}", err=True)
         click.echo(outcome_line(stats), err=True)
-        return int(code)
+        return int(stats.exit_code())
 
     sys.exit(_with_emulator(cfg, body))
 
@@ -261,12 +280,7 @@ def _select_pairs(cfg: JobConfig, only: tuple[str, ...]) -> tuple[Pair, ...] | N
     known = {u.lower() for p in cfg.pairs for u in (p.source, p.target)}
     missing = sorted(wanted - known)
     if missing:
-        click.echo(
-            f"error: configuration: --pair {missing[0]}: no pair of the job has this source or "
-            "target",
-            err=True,
-        )
-        sys.exit(ExitCode.CONFIG)
+        raise ConfigError(f"--pair {missing[0]}", "no pair of the job has this source or target")
     return chosen
 
 
@@ -285,7 +299,7 @@ async def _run(
         async with AsyncExitStack() as stack:
             if metrics is not None:
                 try:
-                    from .metrics import serve_metrics
+                    from .console.metrics import serve_metrics
 
                     port = await stack.enter_async_context(serve_metrics(stats, *metrics))
                 except OSError as exc:
@@ -305,112 +319,38 @@ async def _run(
     return stats
 
 
-async def verify_with_state(cfg: JobConfig) -> list[PairCheck]:
-    """``verify --content``: the comparison with the job's state read (never written): the
-    versions of the copies compared through change keys (source listing, state record,
-    target listing), and copies kept of items deleted at the source told apart."""
-    async with clients(cfg) as built:
-        st = store(cfg, exclusive=False)
-        await st.open()
-        try:
-            return await verify_pairs(cfg, built, st)
-        finally:
-            await st.close()
-
-
-def _verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
-    """What ``verify`` prints for a pair, and whether it is a mismatch."""
-    head = f"{pc.source} -> {pc.target}"
-    if pc.error:
-        return [f"FAIL {head}: {pc.error}"], True
-    v = pc.verdict
-    out: list[str] = []
-    for fc in pc.folders:
-        if fc.ok:
-            continue
-        said = [f"{len(fc.missing)} missing", f"{len(fc.extra)} extra"]
-        if fc.misplaced or fc.misplaced_in:
-            said.append(f"{len(fc.misplaced)} misplaced, {len(fc.misplaced_in)} from elsewhere")
-        if fc.duplicated:
-            said.append(f"{len(fc.duplicated)} duplicated")
-        if fc.stale:
-            said.append(f"{len(fc.stale)} stale")
-        out.append(
-            f"FAIL {head} {fc.source_path}: {', '.join(said)} "
-            f"(expected {fc.expected}, found {fc.found})"
-        )
-    for r in v.missing_folders[:MAX_SHOWN]:
-        out.append(f"FAIL {head} {r['folder']}: no target folder ({r['target_path']})")
-    in_mapped = {i for fc in pc.folders for i in fc.extra}
-    elsewhere = [r for r in v.extra if r["id"] not in in_mapped]
-    if elsewhere:
-        out.append(
-            f"FAIL {head}: {len(elsewhere)} extra items in target folders no selected source "
-            "folder maps to, e.g. "
-            + ", ".join(f"{r['folder']} {r['id']}" for r in elsewhere[:MAX_SHOWN])
-        )
-    if pc.content:  # (without a state there are no versions to compare: nothing is stale)
-        for r in v.stale[:MAX_SHOWN]:
-            out.append(f"STALE {head} {r['folder']} {r['id']}: {r['reason']}")
-        if len(v.stale) > MAX_SHOWN:
-            out.append(f"STALE {head}: ... and {len(v.stale) - MAX_SHOWN} more (--json-output)")
-    for r in v.leftover_folders[:MAX_SHOWN]:
-        out.append(f"note {head}: target folder {r['path']} is no selected folder's copy")
-    if pc.ok:
-        n = v.selected
-        what = "current" if pc.content else "present"
-        out.insert(0, f"ok   {head}: {n} items in {len(pc.folders)} folders ({what})")
-        if pc.content and v.content_unchecked:
-            out.append(
-                f"note {head}: {len(v.content_unchecked)} copies have no record of their "
-                "version (adopted, or never seen by a pass): present, content not compared"
-            )
-    return out, not pc.ok
-
-
-MAX_SHOWN = 20
-
-
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option(
-    "--state",
-    type=click.Path(path_type=Path),
-    help="The state given to `run --state` (the embedded emulator's data lives beside it).",
+@job_command(
+    state_option(
+        "The state given to `run --state` (the embedded emulator's data lives beside it)."
+    ),
+    click.option(
+        "--content",
+        is_flag=True,
+        help="Also check that every copy holds its source item's current version (change keys "
+        "from the listings against the state's records; nothing is exported). Needs the state.",
+    ),
+    click.option(
+        "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
+    ),
 )
-@click.option(
-    "--content",
-    is_flag=True,
-    help="Also check that every copy holds its source item's current version (change keys "
-    "from the listings against the state's records; nothing is exported). Needs the state.",
-)
-@click.option(
-    "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
-)
-@_debug_option
 def verify(config: Path, state: Path | None, content: bool, json_output: Path | None) -> None:
     """Compare source and target of every pair (its archive too when the pair has one): every
     selected item once, in its folder, by search key; with --content, every copy current."""
-    cfg = _load(config, **_state_override(state))
-    logs.configure(cfg.log_format, "debug" if _is_debug() else "warning")
+    cfg = _load(config, state)
+    _logs(cfg, "warning")
     if content and not state_exists(cfg):
-        click.echo(
-            f"error: --content needs the job's state (none at {cfg.state_path}): the "
-            "versions copied are recorded there, so without it content cannot be checked; "
-            "give --state PATH, or run verify without --content (presence only)",
-            err=True,
+        raise ConfigError(
+            "--content",
+            f"needs the job's state (none at {cfg.state_path}): the versions copied are "
+            "recorded there, so without it content cannot be checked; give --state PATH, or "
+            "run verify without --content (presence only)",
         )
-        sys.exit(ExitCode.CONFIG)
 
     def body(c: JobConfig) -> int:
-        try:
-            checks = anyio.run(verify_with_state if content else verify_job, c)
-        except (StateError, ForeignState) as exc:
-            click.echo(f"error: state: {exc}", err=True)
-            return ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL
+        checks = anyio.run(verify_content_job if content else verify_job, c)
         bad = 0
         for pc in checks:
-            lines, mismatch = _verify_lines(pc)
+            lines, mismatch = verify_lines(pc)
             for line in lines:
                 click.echo(line)
             bad += mismatch
@@ -425,63 +365,31 @@ def verify(config: Path, state: Path | None, content: bool, json_output: Path | 
     sys.exit(_with_emulator(cfg, body))
 
 
-@main.command(name="doctor", epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
-@_debug_option
+@job_command(json_option, name="doctor")
 def doctor_cmd(config: Path, as_json: bool) -> None:
     """Preflight every tenant and pair without writing anything: token, mailboxes, each
     permission probed, least privilege against the token's roles, and the RBAC for
     Applications commands that scope the apps to the job's mailboxes. Exits 4 when a pair
     would fail for a permission, 5 for anything else."""
     cfg = _load(config)
-    logs.configure(cfg.log_format, "debug" if _is_debug() else "error")
+    _logs(cfg, "error")
 
     def body(c: JobConfig) -> int:
         result = anyio.run(run_doctor, c)
-        if as_json:
-            click.echo(json.dumps(result, indent=2))
-        else:
-            for side, t in result["tenants"].items():
-                if not t.get("token"):
-                    click.echo(f"FAIL {side} app {t['app']}: {t.get('error')}")
-                    continue
-                click.echo(
-                    f"ok   {side} app {t['app']}: token; missing {t['missing'] or 'nothing'}; "
-                    f"beyond least privilege {t['excess'] or 'nothing'}"
-                )
-            for p in result["pairs"]:
-                for ch in p["checks"]:
-                    if not ch["ok"]:
-                        click.echo(
-                            f"FAIL {p['source']} -> {p['target']}: {ch['what']}: {ch['detail']}"
-                        )
-                if p["ok"]:
-                    click.echo(f"ok   {p['source']} -> {p['target']}")
-            st = result.get("state") or {}
-            if st:
-                click.echo(
-                    f"ok   state {st['where']}"
-                    if st["ok"]
-                    else f"FAIL state {st['where']}: {st.get('error')}"
-                )
-            click.echo("\n".join(["", *result["rbac"]]))
+        text = json.dumps(result, indent=2) if as_json else "\n".join(doctor_lines(result))
+        click.echo(text)
         return int(result["exit_code"])
 
     sys.exit(_with_emulator(cfg, body))
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
-@_debug_option
+@job_command(state_option(), json_option)
 def plan(config: Path, state: Path | None, as_json: bool) -> None:
     """Size the job without copying anything: per pair and folder, what would be copied,
     what is already there, what is skipped and why, and an ETA from the per-mailbox budgets.
     Writes nothing to the target or the state."""
-    cfg = _load(config, **_state_override(state))
-    logs.configure(cfg.log_format, "debug" if _is_debug() else "warning")
+    cfg = _load(config, state)
+    _logs(cfg, "warning")
 
     def body(c: JobConfig) -> int:
         pairs, summary = anyio.run(plan_job, c)
@@ -496,174 +404,129 @@ def plan(config: Path, state: Path | None, as_json: bool) -> None:
     sys.exit(_with_emulator(cfg, body))
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--state", type=click.Path(path_type=Path), help="Override [job].state.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
-@_debug_option
+async def read_status(cfg: JobConfig) -> dict[str, Any]:
+    """What ``status`` shows, read from the state alone (never the service): every pair's
+    items by outcome and folders read by delta next, the passes and, for a shared job, its
+    mailbox groups."""
+    state = store(cfg, exclusive=False)
+    await state.open()
+    try:
+        pairs = []
+        for p in await state.pairs():
+            p["items"] = await state.summary(p["pair"])
+            p["started"], p["finished"] = iso(p["started"]), iso(p["finished"])
+            every = await state.folders(p["pair"])
+            folders = [f for f in every if retired_source(f.source_folder_id) is None]
+            p["folders"] = len(folders)
+            p["folders_with_delta_link"] = sum(f.delta_link is not None for f in folders)
+            pairs.append(p)
+        passes = await state.passes()
+        for ps in passes:
+            ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
+    finally:
+        await state.close()
+    groups: list[dict[str, Any]] = []
+    if cfg.state_url is not None:
+        from .cluster.app import read_groups
+
+        groups = await read_groups(cfg)
+    where = cfg.state_url or str(cfg.state_path)
+    return {"state": where, "passes": passes, "groups": groups, "pairs": pairs}
+
+
+@job_command(state_option(), json_option)
 def status(config: Path, state: Path | None, as_json: bool) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
     run is in progress)."""
-    cfg = _load(config, resolve_secrets=False, **_state_override(state))
+    cfg = _load(config, state, resolve_secrets=False)
     if not state_exists(cfg):
-        if as_json:
-            click.echo(json.dumps({"state": str(cfg.state_path), "pairs": []}))
-        else:
-            click.echo(f"no state yet at {cfg.state_path}")
+        none = {"state": str(cfg.state_path), "pairs": []}
+        click.echo(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")
         return
-
-    try:
-        ov = anyio.run(read_overview, cfg)
-    except StateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.CONFIG if isinstance(exc, ForeignState) else ExitCode.FATAL)
-    pairs, passes, groups = ov.pairs, ov.passes, ov.groups
+    known = anyio.run(read_status, cfg)
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "state": cfg.state_url or str(cfg.state_path),
-                    "passes": passes,
-                    "groups": groups,
-                    "pairs": pairs,
-                },
-                indent=2,
-                default=str,
-            )
-        )
-        return
-    now = time.time()
-    for g in groups:
-        beat = f", heartbeat {now - g['heartbeat']:.0f}s ago" if g["heartbeat"] else ""
-        click.echo(
-            f"group {g['group']} ({len(g['pairs'])} pairs): {g['state']}"
-            + (f" on {g['host']}" if g["host"] else "")
-            + f"{beat}; copied {g['copied']}, failed {g['failed']}, unknown {g['unknown']}, "
-            f"{g['items_per_s']} items/s, {g['segments']} segments"
-            + (f", retried {g['retried']}x" if g["retried"] else "")
-            + (f"; {g['error']}" if g["error"] else "")
-        )
-    for ps in passes:
-        changes = ", ".join(f"{k} {v}" for k, v in ps["changes"].items() if v) or "no changes"
-        click.echo(
-            f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
-            f"{ps['status']} ({changes})"
-        )
-    for p in pairs:
-        counts = p["items"]
-        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no items yet"
-        click.echo(
-            f"{p['source']} -> {p['target']}: {p['status']} ({shown}; "
-            f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
-            + (f" error: {p['error']}" if p["error"] else "")
-        )
+        click.echo(json.dumps(known, indent=2, default=str))
+    else:
+        for line in status_lines(known, time.time()):
+            click.echo(line)
 
 
 def _shared(config: Path) -> JobConfig:
     cfg = _load(config)
     if cfg.state_url is None:
-        click.echo(
-            "error: configuration: job.state: several hosts share a job through PostgreSQL: "
-            'set [job] state = "postgresql://user@host:5432/db" (see the README)',
-            err=True,
+        raise ConfigError(
+            "job.state",
+            "several hosts share a job through PostgreSQL: set [job] state = "
+            '"postgresql://user@host:5432/db" (see the README)',
         )
-        sys.exit(ExitCode.CONFIG)
     if cfg.needs_emulator:
-        click.echo(
-            'error: configuration: tenants: a tenant says "emulator", whose embedded emulator '
-            "lives inside one process; workers on several hosts need the real service or a "
-            "standalone emulator (`copyengine emulator serve`, its URLs in the job file)",
-            err=True,
+        raise ConfigError(
+            "tenants",
+            'a tenant says "emulator", whose embedded emulator lives inside one process; '
+            "workers on several hosts need the real service or a standalone emulator "
+            "(`copyengine emulator serve`, its URLs in the job file)",
         )
-        sys.exit(ExitCode.CONFIG)
+    _logs(cfg)
     return cfg
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@_debug_option
+@job_command()
 def submit(config: Path) -> None:
     """Queue the job's mailbox groups in PostgreSQL for `copyengine worker` processes on any
     host. Creates the schema if needed; running it again queues only unfinished groups (and,
     once every group of a pass is done, starts the next pass)."""
     from .cluster.app import submit as do_submit
 
-    cfg = _shared(config)
-    logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
-    try:
-        out = anyio.run(do_submit, cfg)
-    except StateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.FATAL)
-    click.echo(
-        f"pass {out['pass']} ({out['kind']}): {out['groups']} mailbox groups, {out['queued']} "
-        f"queued, {out['running']} running, {out['done']} done (queue {out['queue']})"
-    )
+    click.echo(submit_line(anyio.run(do_submit, _shared(config))))
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option(
-    "--concurrency",
-    type=click.IntRange(1, 1000),
-    default=None,
-    help="Mailbox groups this process runs at once ([workers] concurrency).",
+@job_command(
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 1000),
+        default=None,
+        help="Mailbox groups this process runs at once ([workers] concurrency).",
+    ),
+    click.option(
+        "--until-done",
+        is_flag=True,
+        help="Exit once every group of the current pass is finished (exit 1 if one failed); "
+        "without it a worker waits for work until stopped.",
+    ),
 )
-@click.option(
-    "--until-done",
-    is_flag=True,
-    help="Exit once every group of the current pass is finished (exit 1 if one failed); "
-    "without it a worker waits for work until stopped.",
-)
-@_debug_option
 def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
     """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
     segments drain and their continuation is queued for any worker)."""
     from .cluster.app import run_worker
-    from .wiring import clients
 
     cfg = _shared(config)
-    logs.configure(cfg.log_format, "debug" if _is_debug() else cfg.log_level)
     _tune_for_copying()
 
     async def body() -> int:
         async with clients(cfg) as built:
             return await run_worker(cfg, built, concurrency or cfg.workers.concurrency, until_done)
 
-    try:
-        code = anyio.run(body)
-    except StateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.FATAL)
-    sys.exit(code)
+    sys.exit(anyio.run(body))
 
 
-@main.command(epilog=EXIT_CODES_HELP)
-@click.argument("config", type=click.Path(path_type=Path))
-@click.option("--output", type=click.Path(path_type=Path), help="Override [job].report.")
-@_debug_option
+@job_command(
+    click.option("--output", type=click.Path(path_type=Path), help="Override [job].report.")
+)
 def report(config: Path, output: Path | None) -> None:
     """Write the job's JSON report from its state (every host's work, from the database)."""
+    from .cluster.report import build_report
+
     cfg = _load(config, resolve_secrets=False)
-    logs.configure(cfg.log_format, "warning")
+    _logs(cfg, "warning")
     if not state_exists(cfg):
-        click.echo(f"error: no state yet at {cfg.state_path}", err=True)
-        sys.exit(ExitCode.CONFIG)
-    try:
-        data = anyio.run(read_overview, cfg).report()
-    except StateError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(ExitCode.FATAL)
+        raise ConfigError(str(cfg.state_path), "no state yet")
+    data = anyio.run(build_report, cfg)
     path = (output or cfg.report_path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     tmp.replace(path)
-    t = data["totals"]
-    click.echo(
-        f"report: {path} ({t['pairs']} pairs: {t['copied']} copied, {t['failed']} failed, "
-        f"{t['unknown']} unknown; groups {t['groups_done']} done of {t['groups']})"
-    )
+    click.echo(report_line(path, data["totals"]))
 
 
 @main.group()
@@ -689,37 +552,18 @@ def emulator() -> None:
 )
 def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> None:
     """Serve the emulator until interrupted."""
-    from .emulator import EmulatorConfigError, EmulatorServer, load_config, write_ready_file
-    from .emulator.server import tune_process_for_serving
+    import asyncio
+
+    from .emulator import EmulatorConfigError, load_config
+    from .emulator.server import serve_until_stopped
 
     try:
         config = load_config(config_path)
     except EmulatorConfigError as exc:
-        click.echo(f"error: emulator configuration: {exc}", err=True)
-        sys.exit(ExitCode.CONFIG)
-
-    async def run() -> None:
-        server = EmulatorServer(config, host, port)
-        endpoints = await server.start()
-        tune_process_for_serving()
-        if ready_file is not None:
-            write_ready_file(ready_file, endpoints)
-        click.echo(f"emulator listening on {endpoints.origin}", err=True)
-        click.echo(f"  graph:     {endpoints.graph_url}", err=True)
-        click.echo(f"  authority: {endpoints.origin}/<tenant>", err=True)
-        click.echo(f"  control:   {endpoints.control_url}", err=True)
-        if endpoints.ca_cert:
-            click.echo(f"  CA:        {endpoints.ca_cert}", err=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await server.stop()
-
-    asyncio.run(run())
+        raise ConfigError(f"emulator {config_path}", str(exc)) from None
+    asyncio.run(
+        serve_until_stopped(config, host, port, ready_file, lambda s: click.echo(s, err=True))
+    )
 
 
 if __name__ == "__main__":

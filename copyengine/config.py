@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import ipaddress
-import math
 import re
 import string
 import tomllib
@@ -19,9 +18,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from .embedded.schema import EmbeddedEmulator, parse_emulator
 from .errors import ConfigError
 from .secrets import Secret, resolve_secret
-from .textfiles import decode_text
+from .textfiles import Table, decode_text, upn
 
 EMULATOR = "emulator"
 FOLDER_CLASSES = {
@@ -38,8 +38,6 @@ DEFAULT_REPORT = ".copyengine/report.json"
 # Placeholders target_root may use: {source} is the local part of the source UPN,
 # {source_upn} the whole UPN, {target} the local part of the target UPN.
 ROOT_PLACEHOLDERS = ("source", "source_upn", "target")
-# A user principal name: one @, a non-empty local part, a domain of dot-separated labels.
-UPN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
 
@@ -154,25 +152,6 @@ class Pair:
 
 
 @dataclass(frozen=True)
-class EmulatorMailbox:
-    upn: str
-    spec: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class EmbeddedEmulator:
-    profile: str = "exchange"
-    time_scale: float = 60.0
-    seed: int = 0
-    tls: bool = True
-    mailboxes: tuple[EmulatorMailbox, ...] = ()
-    faults: tuple[dict[str, Any], ...] = ()
-    limits: dict[str, Any] = field(default_factory=dict)
-    session_lifetime: float = 900.0
-    token_lifetime: float = 3600.0
-
-
-@dataclass(frozen=True)
 class JobConfig:
     path: Path
     source: TenantConfig
@@ -208,74 +187,6 @@ class JobConfig:
 
 
 # -- helpers ---------------------------------------------------------------------------------
-class _Table:
-    """A TOML table being read: typed getters that name the key path, and a check that
-    nothing unknown is left over."""
-
-    def __init__(self, raw: Any, where: str) -> None:
-        if not isinstance(raw, dict):
-            raise ConfigError(where, f"must be a table, not {type(raw).__name__}")
-        self.raw = raw
-        self.where = where
-        self.used: set[str] = set()
-
-    def path(self, key: str) -> str:
-        return f"{self.where}.{key}" if self.where else key
-
-    def get(
-        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
-    ) -> Any:
-        self.used.add(key)
-        if key not in self.raw:
-            if required:
-                raise ConfigError(self.path(key), "is required")
-            return default
-        value = self.raw[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if (
-            isinstance(value, bool)
-            and kind is not bool
-            and bool not in (kind if isinstance(kind, tuple) else (kind,))
-        ):
-            raise ConfigError(self.path(key), f"must be {_kind_name(kind)}, not a boolean")
-        if not isinstance(value, kind):
-            raise ConfigError(
-                self.path(key), f"must be {_kind_name(kind)}, not {type(value).__name__}"
-            )
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(self.path(key), f"must be a finite number, not {value}")
-        return value
-
-    def table(self, key: str) -> _Table:
-        self.used.add(key)
-        return _Table(self.raw.get(key, {}), self.path(key))
-
-    def positive(self, key: str, kind: type, default: Any) -> Any:
-        v = self.get(key, kind, default)
-        if v <= 0:
-            raise ConfigError(self.path(key), "must be greater than 0")
-        return v
-
-    def done(self) -> None:
-        extra = sorted(set(self.raw) - self.used)
-        if extra:
-            raise ConfigError(self.path(extra[0]), "unknown key")
-
-
-def _kind_name(kind: type | tuple[type, ...]) -> str:
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    names = {
-        str: "a string",
-        int: "an integer",
-        float: "a number",
-        bool: "true or false",
-        list: "a list",
-        dict: "a table",
-    }
-    return " or ".join(names.get(k, k.__name__) for k in kinds)
-
-
 def _regex(value: Any, where: str) -> re.Pattern[str]:
     if not isinstance(value, str):
         raise ConfigError(where, "must be a regular expression string")
@@ -336,14 +247,6 @@ def _target_root(value: str, where: str) -> str:
     return value
 
 
-def _upn(value: str, where: str) -> str:
-    if not UPN.match(value):
-        raise ConfigError(
-            where, f"{value!r} is not a user principal name (expected name@domain.tld)"
-        )
-    return value
-
-
 def _file(value: str, where: str, base: Path) -> Path:
     p = Path(value).expanduser()
     p = p if p.is_absolute() else base / p
@@ -353,7 +256,7 @@ def _file(value: str, where: str, base: Path) -> Path:
 
 
 # -- sections --------------------------------------------------------------------------------
-def _tenant(t: _Table, name: str, base: Path, resolve: bool) -> TenantConfig:
+def _tenant(t: Table, name: str, base: Path, resolve: bool) -> TenantConfig:
     def secret(key: str) -> Secret | None:
         ref = t.get(key, str)
         if ref is None:
@@ -395,7 +298,7 @@ def _tenant(t: _Table, name: str, base: Path, resolve: bool) -> TenantConfig:
     return cfg
 
 
-def _folders(t: _Table, base: FolderRules | None = None) -> FolderRules:
+def _folders(t: Table, base: FolderRules | None = None) -> FolderRules:
     b = base or FolderRules()
     include = t.get("include", list)
     exclude = t.get("exclude", list)
@@ -429,7 +332,7 @@ def _folders(t: _Table, base: FolderRules | None = None) -> FolderRules:
 
 
 def _rename(v: Any, where: str) -> RenameRule:
-    t = _Table(v, where)
+    t = Table(v, where)
     rule = RenameRule(
         _regex(t.get("from", str, required=True), f"{where}.from"), t.get("to", str, required=True)
     )
@@ -441,7 +344,7 @@ def _rename(v: Any, where: str) -> RenameRule:
     return rule
 
 
-def _items(t: _Table, base: ItemFilters | None = None) -> ItemFilters:
+def _items(t: Table, base: ItemFilters | None = None) -> ItemFilters:
     b = base or ItemFilters()
     after = t.get("created_after", (str, date, datetime))
     before = t.get("created_before", (str, date, datetime))
@@ -465,7 +368,7 @@ def _items(t: _Table, base: ItemFilters | None = None) -> ItemFilters:
     return f
 
 
-def _limits(t: _Table) -> Limits:
+def _limits(t: Table) -> Limits:
     d = Limits()
     lim = Limits(
         pairs_in_parallel=t.positive("pairs_in_parallel", int, d.pairs_in_parallel),
@@ -496,15 +399,15 @@ def _limits(t: _Table) -> Limits:
 
 
 def _pairs(
-    root: _Table, base: Path, rules: FolderRules, filters: ItemFilters, consolidate: bool
+    root: Table, base: Path, rules: FolderRules, filters: ItemFilters, consolidate: bool
 ) -> tuple[Pair, ...]:
     pairs: list[Pair] = []
     where: list[str] = []  # per pair: its key path, or file:line for a CSV row
     raw = root.get("pairs", list, [])
     for i, p in enumerate(raw):
-        t = _Table(p, f"pairs[{i}]")
-        src = _upn(t.get("source", str, required=True).strip(), t.path("source"))
-        dst = _upn(t.get("target", str, required=True).strip(), t.path("target"))
+        t = Table(p, f"pairs[{i}]")
+        src = upn(t.get("source", str, required=True).strip(), t.path("source"))
+        dst = upn(t.get("target", str, required=True).strip(), t.path("target"))
         fr = _folders(t.table("folders"), rules) if "folders" in p else rules
         itf = _items(t.table("items"), filters) if "items" in p else filters
         archive = t.get("archive", bool, False)
@@ -538,7 +441,7 @@ def _pairs(
                 raise ConfigError(at, "expected: source,target")
             if any(row[2:]):
                 raise ConfigError(at, f"expected 2 columns (source,target), found {len(row)}")
-            pairs.append(Pair(_upn(row[0], at), _upn(row[1], at), rules, filters))
+            pairs.append(Pair(upn(row[0], at), upn(row[1], at), rules, filters))
             where.append(at)
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
@@ -566,75 +469,6 @@ def _pairs(
     return tuple(pairs)
 
 
-def _emulator(t: _Table) -> EmbeddedEmulator:
-    # The emulator's own parser knows its keys; its errors are re-issued with the job's key
-    # path so that a typo reads like every other configuration error.
-    from .emulator.config import EmulatorConfigError, parse_config, parse_user
-
-    boxes = []
-    for i, m in enumerate(t.get("mailboxes", list, [])):
-        where = f"{t.path('mailboxes')}[{i}]"
-        mt = _Table(m, where)
-        upn = _upn(mt.get("upn", str, required=True), mt.path("upn"))
-        spec = {k: v for k, v in m.items() if k != "upn"}
-        mt.used.update(spec)
-        try:
-            parse_user(emulator_user(upn, spec), where)
-        except EmulatorConfigError as exc:
-            raise ConfigError(where, _emulator_message(exc, where)) from None
-        boxes.append(EmulatorMailbox(upn, spec))
-    faults = tuple(t.get("faults", list, []))
-    d = EmbeddedEmulator()
-    e = EmbeddedEmulator(
-        profile=t.get("profile", str, d.profile),
-        time_scale=t.positive("time_scale", float, d.time_scale),
-        seed=t.get("seed", int, d.seed),
-        tls=t.get("tls", bool, d.tls),
-        mailboxes=tuple(boxes),
-        faults=faults,
-        limits=t.get("limits", dict, {}),
-        session_lifetime=t.positive("session_lifetime", float, d.session_lifetime),
-        token_lifetime=t.positive("token_lifetime", float, d.token_lifetime),
-    )
-    t.done()
-    try:
-        parse_config(
-            {
-                "emulator": {
-                    "profile": e.profile,
-                    "time_scale": e.time_scale,
-                    "limits": e.limits,
-                },
-                "faults": list(e.faults),
-            }
-        )
-    except EmulatorConfigError as exc:
-        where, sep, message = str(exc).partition(": ")
-        if not sep or not where.startswith(("emulator", "faults")):
-            where, message = t.where, str(exc)
-        if where.startswith("faults"):
-            where = f"{t.where}.{where}"
-        raise ConfigError(where, _emulator_message(Exception(message), "")) from None
-    return e
-
-
-def emulator_user(upn: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """An ``[emulator] mailboxes`` entry as the emulator's directory takes it: ``archive``
-    (true, or a mailbox spec) gives the user an in-place archive."""
-    mailbox = {k: v for k, v in spec.items() if k != "archive"}
-    user: dict[str, Any] = {"upn": upn, "mailbox": mailbox}
-    if "archive" in spec:
-        user["archive"] = spec["archive"]
-    return user
-
-
-def _emulator_message(exc: Exception, where: str) -> str:
-    text = str(exc)
-    if where and text.startswith(where):
-        text = text[len(where) :].lstrip(".: ")
-    return text
-
-
 def _postgres_url(url: str, where: str) -> str:
     """A libpq URL without a password in it (the password goes by reference)."""
     from urllib.parse import urlsplit
@@ -656,7 +490,7 @@ def _postgres_url(url: str, where: str) -> str:
     return url
 
 
-def _workers(t: _Table) -> Workers:
+def _workers(t: Table) -> Workers:
     w = Workers(
         concurrency=t.positive("concurrency", int, Workers.concurrency),
         segment_minutes=t.positive("segment_minutes", float, Workers.segment_minutes),
@@ -670,7 +504,7 @@ def _workers(t: _Table) -> Workers:
     return w
 
 
-def _sync(t: _Table) -> SyncOptions:
+def _sync(t: Table) -> SyncOptions:
     deletions = t.get("deletions", str, SyncOptions.deletions)
     if deletions not in ("keep", "mirror"):
         raise ConfigError(
@@ -697,7 +531,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
     base = path.resolve().parent
-    root = _Table(raw, "")
+    root = Table(raw, "")
     job = root.table("job")
     tenants = root.table("tenants")
     src = _tenant(tenants.table("source"), "source", base, resolve_secrets)
@@ -709,7 +543,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     pairs = _pairs(root, base, rules, filters, consolidate)
     limits = _limits(root.table("limits"))
     sync = _sync(root.table("sync"))
-    emu = _emulator(root.table("emulator")) if "emulator" in raw else None
+    emu = parse_emulator(root.table("emulator")) if "emulator" in raw else None
     fmt = job.get("log_format", str, JobConfig.log_format)
     if fmt not in ("auto", "json", "console"):
         raise ConfigError(job.path("log_format"), "must be auto, json or console")
@@ -757,6 +591,13 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         state_password=state_password,
         workers=workers,
     )
+    _check_across(cfg)
+    return replace(cfg, **overrides) if overrides else cfg
+
+
+def _check_across(cfg: JobConfig) -> None:
+    """What one table alone cannot tell: archives need Graph beta on both tenants, and a
+    tenant on the emulator needs an ``[emulator]`` table."""
     for i, p in enumerate(cfg.pairs):
         if p.archive:
             for t in (cfg.source, cfg.target):
@@ -766,8 +607,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
                         f"archive mailboxes are reachable only on Graph beta; tenants.{t.name}"
                         f".graph_url is {t.graph_url} (use …/beta)",
                     )
-    if cfg.needs_emulator and emu is None:
+    if cfg.needs_emulator and cfg.emulator is None:
         raise ConfigError(
             "emulator", "a tenant points at the emulator but there is no [emulator] section"
         )
-    return replace(cfg, **overrides) if overrides else cfg

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .errors import (
     AuthFailed,
     ConfigError,
+    CopyEngineError,
     Fatal,
     ForeignState,
     JobLocked,
@@ -50,7 +51,10 @@ def _disk_full(exc: BaseException) -> bool:
 def classify(exc: BaseException) -> Verdict:
     """The verdict on ``exc`` (or the most serious failure in an exception group)."""
     found = list(leaves(exc))
-    # Most serious first: a job-wide failure outranks a pair's.
+    # Most serious first: the operator's stop, then a job-wide failure, then a pair's.
+    for e in found:
+        if isinstance(e, KeyboardInterrupt):
+            return Verdict(ExitCode.INTERRUPTED, "Interrupted", "interrupted", True)
     for e in found:
         if isinstance(e, JobLocked):
             return Verdict(ExitCode.LOCKED, "JobLocked", str(e), True)
@@ -89,6 +93,9 @@ def classify(exc: BaseException) -> Verdict:
                 f"the service kept failing after every retry ({e}); run again later",
                 False,
             )
+    for e in found:
+        if isinstance(e, CopyEngineError):  # e.g. the embedded emulator would not start
+            return Verdict(ExitCode.FATAL, type(e).__name__, str(e), True)
     for e in found:
         if isinstance(e, OSError):
             return Verdict(ExitCode.FATAL, "OSError", redact(f"{type(e).__name__}: {e}"), False)

@@ -401,7 +401,7 @@ def write_report(path: Path, stats: JobStats, keep: int = 20) -> Path:
     rendering and CSV exports (failed and unknown items, skipped large items), keep the newest
     ``keep`` runs, and make ``path`` (and ``<stem>.html``, …) the latest — copies replaced
     atomically: a reader never sees half a report. Returns this run's own JSON file."""
-    from .htmlreport import failure_rows, render, skip_rows, to_csv
+    from .console.html import failure_rows, render, skip_rows, to_csv
 
     path.parent.mkdir(parents=True, exist_ok=True)
     report = stats.as_dict()
@@ -440,40 +440,3 @@ def write_report(path: Path, stats: JobStats, keep: int = 20) -> Path:
             except OSError:
                 pass
     return own
-
-
-# -- the cutover's sign-off, as people read it (screen and HTML) ------------------------------
-SIGN_OFF_LISTS: tuple[tuple[str, str, str], ...] = (
-    # (count key, list key, what it means)
-    ("failed", "failed_items", "failed (the reason the state recorded)"),
-    ("unaccounted", "unaccounted_items", "missing from the target"),
-    ("stale", "stale_items", "copies older than the source (or edited in the target)"),
-    ("duplicated", "duplicated_items", "second copies"),
-    ("misplaced", "misplaced_items", "copies in another folder than their source's"),
-    ("missing_folders", "missing_folder_list", "selected source folders with no target folder"),
-    ("leftover_folders", "leftover_folder_list", "leftover target folders"),
-)
-
-
-def sign_off_problems(entry: dict[str, Any], limit: int = 20) -> list[tuple[str, list[str]]]:
-    """What keeps a pair's sign-off from being complete: (heading, up to ``limit`` lines of
-    ids and paths) per kind of problem found."""
-    out: list[tuple[str, list[str]]] = []
-    for count, rows, what in SIGN_OFF_LISTS:
-        n = int(entry.get(count) or 0)
-        if not n:
-            continue
-        lines = []
-        for r in (entry.get(rows) or [])[:limit]:
-            where = r.get("path") or r.get("folder") or ""
-            ident = r.get("id", "")
-            extra = r.get("reason") or r.get("state") or ""
-            if r.get("found_in"):
-                extra = f"found in {r['found_in']}"
-            if r.get("target_path") and not ident:
-                extra = f"-> {r['target_path']}"
-            lines.append(" ".join(x for x in (where, ident, extra and f"({extra})") if x))
-        if n > len(lines):
-            lines.append(f"... and {n - len(lines):,} more (see the JSON report)")
-        out.append((f"{n:,} {what}", lines))
-    return out

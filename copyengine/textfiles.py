@@ -1,4 +1,5 @@
-"""Operator files (job TOML, pairs CSV) decoded the way spreadsheets and editors save them.
+"""Operator files (job TOML, pairs CSV): decoded the way spreadsheets and editors save them,
+and read as typed tables whose errors name the key path.
 
 UTF-8 with or without a byte-order mark, and UTF-16 with a byte-order mark (Excel's "Unicode
 text"), are read; anything else is refused with the file, the line and what to do, never
@@ -8,6 +9,9 @@ guessed (a cp1252 file read as latin-1 would silently change mailbox names).
 from __future__ import annotations
 
 import codecs
+import math
+import re
+from typing import Any
 
 from .errors import ConfigError
 
@@ -32,3 +36,84 @@ def decode_text(raw: bytes, where: str) -> str:
             "Windows-1252 or Latin-1: save it as UTF-8 (or UTF-16 with a byte-order mark) "
             "and run again",
         ) from None
+
+
+class Table:
+    """A TOML table being read: typed getters that name the key path, and a check that
+    nothing unknown is left over."""
+
+    def __init__(self, raw: Any, where: str) -> None:
+        if not isinstance(raw, dict):
+            raise ConfigError(where, f"must be a table, not {type(raw).__name__}")
+        self.raw = raw
+        self.where = where
+        self.used: set[str] = set()
+
+    def path(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def get(
+        self, key: str, kind: type | tuple[type, ...], default: Any = None, required: bool = False
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            if required:
+                raise ConfigError(self.path(key), "is required")
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if (
+            isinstance(value, bool)
+            and kind is not bool
+            and bool not in (kind if isinstance(kind, tuple) else (kind,))
+        ):
+            raise ConfigError(self.path(key), f"must be {kind_name(kind)}, not a boolean")
+        if not isinstance(value, kind):
+            raise ConfigError(
+                self.path(key), f"must be {kind_name(kind)}, not {type(value).__name__}"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(self.path(key), f"must be a finite number, not {value}")
+        return value
+
+    def table(self, key: str) -> Table:
+        self.used.add(key)
+        return Table(self.raw.get(key, {}), self.path(key))
+
+    def positive(self, key: str, kind: type, default: Any) -> Any:
+        v = self.get(key, kind, default)
+        if v <= 0:
+            raise ConfigError(self.path(key), "must be greater than 0")
+        return v
+
+    def done(self) -> None:
+        extra = sorted(set(self.raw) - self.used)
+        if extra:
+            raise ConfigError(self.path(extra[0]), "unknown key")
+
+
+def kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+    }
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+# A user principal name: one @, a non-empty local part, a domain of dot-separated labels.
+UPN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+def upn(value: str, where: str) -> str:
+    """``value`` if it is a user principal name, else a ConfigError at ``where``."""
+    if not UPN.match(value):
+        raise ConfigError(
+            where, f"{value!r} is not a user principal name (expected name@domain.tld)"
+        )
+    return value

@@ -17,12 +17,12 @@ from .config import JobConfig, Limits, Pair, TenantConfig
 from .doctor import doctor_job
 from .errors import StateError
 from .exitcodes import ExitCode
+from .forecast import PairPlanned, plan_pairs
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
 from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
 from .pipeline.job import run_pairs
 from .pipeline.stop import StopFlag
-from .planning import PairPlanned, plan_pairs
 from .report import JobStats
 from .state import SQLiteStore, Store
 from .state.overview import Overview, overview
@@ -182,6 +182,19 @@ async def verify_job(cfg: JobConfig) -> list[PairCheck]:
     """Build the job's clients and compare source and target of every pair."""
     async with clients(cfg) as built:
         return await verify_pairs(cfg, built)
+
+
+async def verify_content_job(cfg: JobConfig) -> list[PairCheck]:
+    """``verify --content``: the comparison with the job's state read (never written): the
+    versions of the copies compared through change keys (source listing, state record,
+    target listing), and copies kept of items deleted at the source told apart."""
+    async with clients(cfg) as built:
+        st = store(cfg, exclusive=False)
+        await st.open()
+        try:
+            return await verify_pairs(cfg, built, st)
+        finally:
+            await st.close()
 
 
 async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:

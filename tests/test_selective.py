@@ -131,7 +131,7 @@ async def test_metrics_endpoint_serves_the_documented_names_during_a_run(
     import aiohttp
     import anyio
 
-    from copyengine.metrics import serve_metrics
+    from copyengine.console.metrics import serve_metrics
     from copyengine.report import JobStats
 
     cfg = load_job(

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from copyengine.config import load_job
+from copyengine.console.html import render
 from copyengine.emulator.faults import FaultRule
 from copyengine.exitcodes import ExitCode
 from copyengine.graph.models import Item
-from copyengine.htmlreport import render
 from copyengine.state import ItemRecord, Status
 from copyengine.verify import KINDS, SourceFolder, TargetFolder, judge
 from copyengine.wiring import run_job, verify_job
@@ -153,7 +153,7 @@ def test_judge_lists_ids_and_paths() -> None:
 def test_the_screen_lists_what_keeps_a_sign_off_from_complete() -> None:
     import io
 
-    from copyengine.progress import print_sign_off, sign_off_shortfall
+    from copyengine.console.signoff import print_sign_off, sign_off_shortfall
 
     entry = {
         "source": ADELE,

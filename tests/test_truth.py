@@ -365,7 +365,7 @@ async def test_a_drain_ends_promptly_when_the_service_is_gone(tmp_path: Path) ->
 
 
 def test_the_embedded_emulator_has_its_own_process_group(tmp_path: Path) -> None:
-    from copyengine.embedded import embedded_emulator
+    from copyengine.embedded.runner import embedded_emulator
 
     example = Path(__file__).parent.parent / "config.example.toml"
     cfg = load_job(example, state_path=tmp_path / "s.sqlite", report_path=tmp_path / "r.json")
@@ -453,7 +453,7 @@ async def test_status_json_and_state_override_and_foreign_state(emu: Any, tmp_pa
 def test_summary_has_a_totals_row_and_the_live_table_a_job_line() -> None:
     from io import StringIO
 
-    from copyengine.progress import live_table, print_summary
+    from copyengine.console.live import live_table, print_summary
     from copyengine.report import JobStats, PairStatus
 
     stats = JobStats()
@@ -477,7 +477,7 @@ async def test_no_progress_keeps_the_progress_events(caplog: Any) -> None:
     from io import StringIO
 
     from copyengine import logs
-    from copyengine.progress import show_progress
+    from copyengine.console.live import show_progress
     from copyengine.report import JobStats
 
     buf = StringIO()

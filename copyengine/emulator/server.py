@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
 import os
+import signal
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +176,36 @@ def write_ready_file(path: Path, endpoints: Endpoints) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(endpoints.as_dict(), indent=2), encoding="utf-8")
     tmp.replace(path)
+
+
+async def serve_until_stopped(
+    config: EmulatorConfig,
+    host: str,
+    port: int,
+    ready_file: Path | None,
+    say: Callable[[str], None],
+) -> None:
+    """``copyengine emulator serve``: serve until SIGINT or SIGTERM; ``say`` tells the
+    operator where (the ready file, when given, tells a program)."""
+    server = EmulatorServer(config, host, port)
+    endpoints = await server.start()
+    tune_process_for_serving()
+    if ready_file is not None:
+        write_ready_file(ready_file, endpoints)
+    say(f"emulator listening on {endpoints.origin}")
+    say(f"  graph:     {endpoints.graph_url}")
+    say(f"  authority: {endpoints.origin}/<tenant>")
+    say(f"  control:   {endpoints.control_url}")
+    if endpoints.ca_cert:
+        say(f"  CA:        {endpoints.ca_cert}")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
 
 
 def tune_process_for_serving() -> None:

@@ -1,4 +1,4 @@
-"""The emulator a job starts itself when a tenant says ``graph_url = "emulator"``.
+"""The emulator a job starts itself when a tenant says ``graph_url = "emulator"``: the process.
 
 It runs in its own process (the copy engine keeps its core), with a directory built from the
 job: each emulated tenant gets the job's app registration with the job's own credential, and
@@ -17,9 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .config import JobConfig, TenantConfig, emulator_user
-from .emulator.process import EmulatorStartError, emulator_process
-from .errors import ConfigError, CopyEngineError
+from ..config import JobConfig, TenantConfig
+from ..emulator.process import EmulatorStartError, emulator_process
+from ..errors import ConfigError, CopyEngineError
+from .schema import emulator_user
 
 READY_TIMEOUT = 120.0
 

@@ -12,7 +12,7 @@ from html import escape
 from itertools import pairwise
 from typing import Any
 
-from .report import sign_off_problems
+from .signoff import sign_off_problems
 
 MAX_ROWS = 500  # per table in the HTML; the CSV exports have every row the JSON has
 
@@ -153,7 +153,8 @@ def _pass_section(report: dict[str, Any]) -> list[str]:
     return out
 
 
-def render(report: dict[str, Any]) -> str:
+def _head(report: dict[str, Any]) -> list[str]:
+    """The page's head, the run's verdict and the job's totals as cards."""
     tot = report["totals"]
     cls, what = _verdict(int(report["exit_code"]))
     cards = [
@@ -166,7 +167,7 @@ def render(report: dict[str, Any]) -> str:
         ("unknown", tot.get("unknown", 0)),
         ("429s", tot["throttled_429"]),
     ]
-    out = [
+    return [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         "<meta name=viewport content='width=device-width,initial-scale=1'>",
         f"<title>copyengine report {escape(report.get('run_id') or '')}</title>",
@@ -182,6 +183,12 @@ def render(report: dict[str, Any]) -> str:
         '<div class="cards">'
         + "".join(f'<div class="card"><b>{_n(v)}</b>{escape(k)}</div>' for k, v in cards)
         + "</div>",
+    ]
+
+
+def _pairs_section(report: dict[str, Any]) -> list[str]:
+    """Every pair's counts, then the pairs that stopped and why."""
+    out = [
         "<h2>Pairs</h2><table><tr><th class=l>source → target</th><th class=l>status</th>"
         "<th>items</th><th>MB</th><th>copied</th><th>present</th><th>skipped</th>"
         "<th>failed</th><th>unknown</th><th>% of ceiling</th><th>429s</th><th>throttled s</th>"
@@ -213,12 +220,13 @@ def render(report: dict[str, Any]) -> str:
             for p in errors[:MAX_ROWS]
         ]
         out.append("</table>")
-    timeline = report.get("timeline") or []
-    out.append("<h2>Throughput and throttling over time</h2>")
-    out.append(_chart(timeline, "copied", "items copied per second"))
-    out.append(_chart(timeline, "throttled_429", "429 answers per second"))
+    return out
+
+
+def _items_section(report: dict[str, Any]) -> list[str]:
+    """The failed and unknown items (a table of the first ones), then the skipped by reason."""
     failed = failure_rows(report)
-    out.append(f"<h2>Failed and unknown items ({len(failed):,})</h2>")
+    out = [f"<h2>Failed and unknown items ({len(failed):,})</h2>"]
     if failed:
         out.append(
             "<table><tr><th class=l>pair</th><th class=l>folder</th><th class=l>item</th>"
@@ -231,7 +239,6 @@ def render(report: dict[str, Any]) -> str:
             for r in failed[:MAX_ROWS]
         ]
         out.append("</table>")
-    skipped = skip_rows(report)
     out.append(f"<h2>Skipped ({sum(p['skipped'] for p in report['pairs']):,})</h2>")
     reasons: dict[str, int] = {}
     for p in report["pairs"]:
@@ -245,8 +252,20 @@ def render(report: dict[str, Any]) -> str:
             for k, v in sorted(reasons.items())
         ]
         out.append("</table>")
+    skipped = skip_rows(report)
     if skipped:
         out.append(f'<p class="muted">{len(skipped):,} large items listed in the CSV export.</p>')
+    return out
+
+
+def render(report: dict[str, Any]) -> str:
+    """The whole report as one HTML page."""
+    out = _head(report) + _pairs_section(report)
+    timeline = report.get("timeline") or []
+    out.append("<h2>Throughput and throttling over time</h2>")
+    out.append(_chart(timeline, "copied", "items copied per second"))
+    out.append(_chart(timeline, "throttled_429", "429 answers per second"))
+    out += _items_section(report)
     p0 = report["pairs"][0].get("policy") if report["pairs"] else None
     if p0:
         out.append(

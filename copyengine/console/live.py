@@ -12,13 +12,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from .exitcodes import ExitCode
-from .report import JobStats, PairStats, sign_off_problems
+from ..exitcodes import ExitCode
+from ..report import JobStats, PairStats
+from .signoff import sign_off_shortfall
 
 log = structlog.get_logger("copyengine.progress")
 
 
-def _mb(n: float) -> str:
+def mb(n: float) -> str:
     return f"{n / 1e6:,.1f}"
 
 
@@ -91,7 +92,7 @@ def live_table(stats: JobStats) -> Table:
             f"{p.skipped:,}",
             f"{p.failed:,}",
             f"{p.unknown:,}",
-            _mb(p.total("copied_bytes")),
+            mb(p.total("copied_bytes")),
             f"{p.total('copied') / pd:,.0f}" if pd else "-",
             _eta(p),
             f"{p.throttled:,}",
@@ -138,7 +139,7 @@ def summary_table(stats: JobStats) -> Table:
             f"{p.skipped:,}",
             f"{p.failed:,}",
             f"{p.unknown:,}",
-            _mb(p.total("copied_bytes")),
+            mb(p.total("copied_bytes")),
             f"{p.throttled:,}",
             "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
             f"{p.duration():,.1f}s",
@@ -154,7 +155,7 @@ def summary_table(stats: JobStats) -> Table:
         f"{tot['skipped']:,}",
         f"{tot['failed']:,}",
         f"{tot['unknown']:,}",
-        _mb(tot["copied_bytes"]),
+        mb(tot["copied_bytes"]),
         f"{tot['throttled_429']:,}",
         "",
         f"{stats.duration():,.1f}s",
@@ -250,133 +251,9 @@ def outcome_line(stats: JobStats) -> str:
     return f"exit {int(code)}: {what}"
 
 
-def sign_off_shortfall(sign_off: dict[str, Any]) -> str:
-    """What an incomplete sign-off lacks, in a few words (the outcome line)."""
-    pairs = sign_off.get("pairs", [])
-    said = []
-    for key, what in (
-        ("unaccounted", "source items missing"),
-        ("failed", "failed"),
-        ("stale", "stale copies"),
-        ("duplicated", "duplicated"),
-        ("misplaced", "misplaced"),
-        ("missing_folders", "folders missing"),
-        ("leftover_folders", "leftover folders"),
-    ):
-        n = sum(int(p.get(key) or 0) for p in pairs)
-        if n:
-            said.append(f"{n:,} {what}")
-    errors = sum(1 for p in pairs if p.get("error"))
-    if errors:
-        said.append(f"{errors} pairs not checked")
-    return ", ".join(said) or "see the pairs"
-
-
-def print_sign_off(sign_off: dict[str, Any], stream: Any = None) -> None:
-    """``run --cutover``: per pair, where every selected source item is, and what keeps the
-    sign-off from being complete (ids and paths, a few of each kind)."""
-    console = Console(file=stream or sys.stderr)
-    t = Table(title=f"sign-off: changes captured until {sign_off['changes_captured_until']}")
-    cols = (
-        "pair",
-        "selected",
-        "in target",
-        "skipped",
-        "failed",
-        "unaccounted",
-        "stale",
-        "dup",
-        "misplaced",
-        "leftover folders",
-        "extra",
-        "kept",
-        "complete",
-    )
-    for col in cols:
-        t.add_column(col, justify="left" if col in ("pair", "complete") else "right")
-    for p in sign_off["pairs"]:
-        t.add_row(
-            f"{p['source']} → {p['target']}" + (" (+archive)" if p.get("archive") else ""),
-            f"{p['selected']:,}",
-            f"{p['in_target']:,}",
-            f"{sum(p['skipped'].values()):,}",
-            f"{p['failed']:,}",
-            f"{p['unaccounted']:,}",
-            f"{p.get('stale', 0):,}",
-            f"{p.get('duplicated', 0):,}",
-            f"{p.get('misplaced', 0):,}",
-            f"{p.get('leftover_folders', 0):,}",
-            f"{p['extra_in_target']:,}",
-            f"{p.get('kept', 0):,}",
-            "yes" if p["complete"] else f"[red]no[/] {p['error'] or ''}",
-        )
-    console.print(t)
-    for p in sign_off["pairs"]:
-        problems = sign_off_problems(p)
-        if not problems:
-            continue
-        console.print(f"[b]{p['source']} → {p['target']}[/]: not complete")
-        for heading, lines in problems:
-            console.print(f"  {heading}:", highlight=False)
-            for line in lines:
-                console.print(f"    {line}", highlight=False, markup=False)
-
-
 def print_summary(stats: JobStats, stream: Any = None) -> None:
     out = stream or sys.stderr
     console = Console(file=out)
     if not console.is_terminal:
         console = Console(file=out, width=160)
     console.print(summary_table(stats))
-
-
-def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) -> None:
-    """``copyengine plan`` on a terminal: pairs, their folders, the ETA and its binding limit."""
-    console = Console(file=stream or sys.stdout)
-    t = Table(title="plan: nothing was copied")
-    for col in (
-        "pair / folder",
-        "target",
-        "items",
-        "MB",
-        "to copy",
-        "MB to copy",
-        "present",
-        "skipped",
-        "ETA",
-    ):
-        t.add_column(col, justify="left" if col in ("pair / folder", "target") else "right")
-    for p in pairs:
-        if p.error:
-            t.add_row(f"{p.source} → {p.target}", f"[red]{p.error}[/]", *[""] * 7)
-            continue
-        t.add_row(
-            f"[b]{p.source} → {p.target}[/]",
-            p.binding,
-            f"{p.total('items'):,}",
-            _mb(p.total("bytes")),
-            f"{p.total('copy'):,}",
-            _mb(p.total("copy_bytes")),
-            f"{p.total('present'):,}",
-            f"{sum(sum(f.skipped.values()) for f in p.folders):,}",
-            f"{p.eta_s:,.0f}s",
-        )
-        for f in p.folders:
-            t.add_row(
-                f"  {f.source_path}",
-                f.target_path + ("" if f.exists else " (new)"),
-                f"{f.items:,}",
-                _mb(f.bytes),
-                f"{f.copy:,}",
-                _mb(f.copy_bytes),
-                f"{f.present:,}",
-                f"{sum(f.skipped.values()):,}",
-                "",
-            )
-    console.print(t)
-    console.print(
-        f"{summary['copy']:,} items ({summary['copy_bytes'] / 1e6:,.1f} MB) to copy, "
-        f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
-        f"{summary['pairs_in_parallel']} pairs at once, bound by "
-        f"{', '.join(summary['binding_limits']) or '-'}"
-    )

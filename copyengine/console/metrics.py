@@ -31,7 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .report import JobStats, PairStatus
+from ..report import JobStats, PairStatus
 
 ROLES = ("source", "target", "source-archive", "target-archive")
 OUTCOMES = ("copied", "already_present", "skipped", "failed", "unknown")

@@ -1,0 +1,13 @@
+"""The console: everything the engine shows people, computed from plain data.
+
+- ``live``: the live table on a terminal (progress events off one), the summary table and
+  the outcome line at the end of a run;
+- ``signoff``: the cutover's sign-off (screen, outcome line, HTML);
+- ``text``: what ``plan``, ``verify``, ``doctor``, ``status``, ``submit`` and ``report`` print;
+- ``html``: the self-contained HTML report and its CSV exports;
+- ``metrics``: Prometheus metrics served while a job runs (imported only with ``--metrics``).
+
+Nothing here reads the state or the service or decides anything: the commands compute, the
+console shows. The pipeline never imports it (it counts into ``JobStats``; the JSON report's
+writer renders the HTML beside it through ``html``).
+"""

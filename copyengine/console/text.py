@@ -1,0 +1,193 @@
+"""What the commands print for people: the plan, verify's findings, doctor's checks, the
+state's status, and the one-line answers of ``submit`` and ``report``. Each renderer takes
+plain data (what the command computed) and returns or prints text; none reads or decides."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ..verify import PairCheck
+from .live import mb
+
+MAX_SHOWN = 20  # of each kind of finding verify prints per pair
+
+
+def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) -> None:
+    """``copyengine plan`` on a terminal: pairs, their folders, the ETA and its binding limit."""
+    console = Console(file=stream or sys.stdout)
+    t = Table(title="plan: nothing was copied")
+    for col in (
+        "pair / folder",
+        "target",
+        "items",
+        "MB",
+        "to copy",
+        "MB to copy",
+        "present",
+        "skipped",
+        "ETA",
+    ):
+        t.add_column(col, justify="left" if col in ("pair / folder", "target") else "right")
+    for p in pairs:
+        if p.error:
+            t.add_row(f"{p.source} → {p.target}", f"[red]{p.error}[/]", *[""] * 7)
+            continue
+        t.add_row(
+            f"[b]{p.source} → {p.target}[/]",
+            p.binding,
+            f"{p.total('items'):,}",
+            mb(p.total("bytes")),
+            f"{p.total('copy'):,}",
+            mb(p.total("copy_bytes")),
+            f"{p.total('present'):,}",
+            f"{sum(sum(f.skipped.values()) for f in p.folders):,}",
+            f"{p.eta_s:,.0f}s",
+        )
+        for f in p.folders:
+            t.add_row(
+                f"  {f.source_path}",
+                f.target_path + ("" if f.exists else " (new)"),
+                f"{f.items:,}",
+                mb(f.bytes),
+                f"{f.copy:,}",
+                mb(f.copy_bytes),
+                f"{f.present:,}",
+                f"{sum(f.skipped.values()):,}",
+                "",
+            )
+    console.print(t)
+    console.print(
+        f"{summary['copy']:,} items ({summary['copy_bytes'] / 1e6:,.1f} MB) to copy, "
+        f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
+        f"{summary['pairs_in_parallel']} pairs at once, bound by "
+        f"{', '.join(summary['binding_limits']) or '-'}"
+    )
+
+
+def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
+    """What ``verify`` prints for a pair, and whether it is a mismatch."""
+    head = f"{pc.source} -> {pc.target}"
+    if pc.error:
+        return [f"FAIL {head}: {pc.error}"], True
+    v = pc.verdict
+    out: list[str] = []
+    for fc in pc.folders:
+        if fc.ok:
+            continue
+        said = [f"{len(fc.missing)} missing", f"{len(fc.extra)} extra"]
+        if fc.misplaced or fc.misplaced_in:
+            said.append(f"{len(fc.misplaced)} misplaced, {len(fc.misplaced_in)} from elsewhere")
+        if fc.duplicated:
+            said.append(f"{len(fc.duplicated)} duplicated")
+        if fc.stale:
+            said.append(f"{len(fc.stale)} stale")
+        out.append(
+            f"FAIL {head} {fc.source_path}: {', '.join(said)} "
+            f"(expected {fc.expected}, found {fc.found})"
+        )
+    for r in v.missing_folders[:MAX_SHOWN]:
+        out.append(f"FAIL {head} {r['folder']}: no target folder ({r['target_path']})")
+    in_mapped = {i for fc in pc.folders for i in fc.extra}
+    elsewhere = [r for r in v.extra if r["id"] not in in_mapped]
+    if elsewhere:
+        out.append(
+            f"FAIL {head}: {len(elsewhere)} extra items in target folders no selected source "
+            "folder maps to, e.g. "
+            + ", ".join(f"{r['folder']} {r['id']}" for r in elsewhere[:MAX_SHOWN])
+        )
+    if pc.content:  # (without a state there are no versions to compare: nothing is stale)
+        for r in v.stale[:MAX_SHOWN]:
+            out.append(f"STALE {head} {r['folder']} {r['id']}: {r['reason']}")
+        if len(v.stale) > MAX_SHOWN:
+            out.append(f"STALE {head}: ... and {len(v.stale) - MAX_SHOWN} more (--json-output)")
+    for r in v.leftover_folders[:MAX_SHOWN]:
+        out.append(f"note {head}: target folder {r['path']} is no selected folder's copy")
+    if pc.ok:
+        n = v.selected
+        what = "current" if pc.content else "present"
+        out.insert(0, f"ok   {head}: {n} items in {len(pc.folders)} folders ({what})")
+        if pc.content and v.content_unchecked:
+            out.append(
+                f"note {head}: {len(v.content_unchecked)} copies have no record of their "
+                "version (adopted, or never seen by a pass): present, content not compared"
+            )
+    return out, not pc.ok
+
+
+def doctor_lines(result: dict[str, Any]) -> list[str]:
+    """``doctor`` on a terminal: each tenant's token and privileges, each pair's failed
+    checks, the state store, then the RBAC for Applications commands."""
+    out: list[str] = []
+    for side, t in result["tenants"].items():
+        if not t.get("token"):
+            out.append(f"FAIL {side} app {t['app']}: {t.get('error')}")
+            continue
+        out.append(
+            f"ok   {side} app {t['app']}: token; missing {t['missing'] or 'nothing'}; "
+            f"beyond least privilege {t['excess'] or 'nothing'}"
+        )
+    for p in result["pairs"]:
+        for ch in p["checks"]:
+            if not ch["ok"]:
+                out.append(f"FAIL {p['source']} -> {p['target']}: {ch['what']}: {ch['detail']}")
+        if p["ok"]:
+            out.append(f"ok   {p['source']} -> {p['target']}")
+    st = result.get("state") or {}
+    if st:
+        out.append(
+            f"ok   state {st['where']}"
+            if st["ok"]
+            else f"FAIL state {st['where']}: {st.get('error')}"
+        )
+    return [*out, "", *result["rbac"]]
+
+
+def status_lines(status: dict[str, Any], now: float) -> list[str]:
+    """``status`` on a terminal: the mailbox groups (several hosts), the passes, the pairs."""
+    out: list[str] = []
+    for g in status["groups"]:
+        beat = f", heartbeat {now - g['heartbeat']:.0f}s ago" if g["heartbeat"] else ""
+        out.append(
+            f"group {g['group']} ({len(g['pairs'])} pairs): {g['state']}"
+            + (f" on {g['host']}" if g["host"] else "")
+            + f"{beat}; copied {g['copied']}, failed {g['failed']}, unknown {g['unknown']}, "
+            f"{g['items_per_s']} items/s, {g['segments']} segments"
+            + (f", retried {g['retried']}x" if g["retried"] else "")
+            + (f"; {g['error']}" if g["error"] else "")
+        )
+    for ps in status["passes"]:
+        changes = ", ".join(f"{k} {v}" for k, v in ps["changes"].items() if v) or "no changes"
+        out.append(
+            f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
+            f"{ps['status']} ({changes})"
+        )
+    for p in status["pairs"]:
+        counts = p["items"]
+        shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no items yet"
+        out.append(
+            f"{p['source']} -> {p['target']}: {p['status']} ({shown}; "
+            f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
+            + (f" error: {p['error']}" if p["error"] else "")
+        )
+    return out
+
+
+def submit_line(out: dict[str, Any]) -> str:
+    """``submit``: the pass queued and where its mailbox groups stand."""
+    return (
+        f"pass {out['pass']} ({out['kind']}): {out['groups']} mailbox groups, {out['queued']} "
+        f"queued, {out['running']} running, {out['done']} done (queue {out['queue']})"
+    )
+
+
+def report_line(path: Any, totals: dict[str, Any]) -> str:
+    """``report``: where the report went and the job's totals."""
+    t = totals
+    return (
+        f"report: {path} ({t['pairs']} pairs: {t['copied']} copied, {t['failed']} failed, "
+        f"{t['unknown']} unknown; groups {t['groups_done']} done of {t['groups']})"
+    )
