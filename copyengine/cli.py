@@ -3,89 +3,60 @@ through ``console``. Every failure leaves through one door, ``failures.classify`
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import sys
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
 import click
 
-from . import __version__, logs
-from .config import JobConfig, Pair, load_job
-from .console.live import outcome_line, print_summary, show_progress
+from . import __version__
+from .commands.emulator import emulator
+from .commands.hosts import report, submit, worker
+from .commands.options import (
+    configure_logs,
+    debug_option,
+    is_debug,
+    job_command,
+    json_option,
+    load,
+    say,
+    state_option,
+    with_emulator,
+)
+from .config import JobConfig, select_pairs
+from .console.live import outcome_line, print_summary
 from .console.signoff import print_sign_off
 from .console.text import (
     doctor_lines,
     print_plan,
-    report_line,
     status_lines,
-    submit_line,
     verify_lines,
 )
-from .embedded.runner import embedded_emulator
 from .errors import ConfigError
+from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
 from .failures import classify
-from .pipeline.job import watch_signals
-from .pipeline.stop import StopFlag
 from .plan import retired_source
-from .report import JobStats, iso
-from .wiring import clients, plan_job, run_job, state_exists, store, verify_content_job, verify_job
+from .report import iso
 from .wiring import doctor as run_doctor
+from .wiring import (
+    plan_job,
+    run_watched,
+    state_exists,
+    store,
+    tune_for_copying,
+    verify_content_job,
+    verify_job,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _tune_for_copying() -> None:
-    """Memory and garbage collection for a process that copies (``run``, ``worker``); not
-    for the emulator, which reuses its multi-MB response buffers and is faster with glibc's
-    default (it serves exports at half speed with every large buffer mmapped).
-
-    - glibc raises its mmap threshold after large blocks are freed, after which multi-MB
-      item buffers come from the heap and are not returned to the OS: RSS keeps the
-      high-water mark of the largest items forever. A fixed threshold keeps large buffers
-      mmapped.
-    - Almost everything a copy allocates is freed by reference counting as soon as it is
-      done with; the cycle collector's default (a young collection every 700 net
-      allocations) ran about 250 times in a 20,000-item run for 2-3% of the engine's CPU,
-      finding next to nothing. Young objects are collected every 20,000 instead, and what
-      start-up made (modules, classes) is frozen out of the rare full collections."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 4 << 20)  # M_MMAP_THRESHOLD = 4 MiB: typical exports stay on the heap
-        libc.mallopt(-1, 1 << 20)  # M_TRIM_THRESHOLD = 1 MiB
-    except (OSError, AttributeError):
-        pass
-    gc.freeze()
-    gc.set_threshold(20_000, 50, 100)
-
-
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0    every selected item is in the target
-  1    the job ran; some items failed or are unknown, or some pairs failed (see the report)
-  2    bad command line
-  3    configuration error, or a state store of another job (nothing was sent)
-  4    authentication or permission refused for every pair
-  5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
-  6    verify found missing, extra or misplaced items (stale copies with --content)
-  7    another run of this job is in progress (its lock is held)
-  130  interrupted (Ctrl-C / SIGTERM); run again to finish
-"""
-
-
-def _is_debug() -> bool:
-    ctx = click.get_current_context(silent=True)
-    return bool(ctx and ctx.meta.get("debug"))
 
 
 @contextmanager
@@ -98,7 +69,7 @@ def exit_by_verdict(ctx: click.Context) -> Iterator[None]:
     except (click.exceptions.Exit, click.ClickException, click.Abort):
         raise
     except (Exception, KeyboardInterrupt) as exc:
-        if _is_debug() or os.environ.get("COPYENGINE_DEBUG") == "1":
+        if is_debug() or os.environ.get("COPYENGINE_DEBUG") == "1":
             traceback.print_exception(exc)
         verdict = classify(exc)
         interrupted = verdict.code is ExitCode.INTERRUPTED
@@ -112,69 +83,11 @@ class _Cli(click.Group):
             return super().invoke(ctx)
 
 
-# -- the options several commands share -------------------------------------------------------
-def debug_option(f: F) -> F:
-    def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
-        if value:
-            ctx.meta["debug"] = True
-        return value
-
-    return click.option(
-        "--debug",
-        is_flag=True,
-        expose_value=False,
-        callback=remember,
-        help="Log at debug level and show tracebacks.",
-    )(f)
-
-
-def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
-    return click.option("--state", type=click.Path(path_type=Path), help=help)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
-
-
-@click.group(cls=_Cli, epilog=EXIT_CODES_HELP)
+@click.group(cls=_Cli, epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="copyengine")
 @debug_option
 def main() -> None:
     """Copy Exchange Online mailboxes in bulk through the Graph mailbox import/export API."""
-
-
-def job_command(
-    *options: Callable[[Any], Any], name: str | None = None
-) -> Callable[[Callable[..., None]], click.Command]:
-    """A command on a job file: the CONFIG argument, ``options``, --debug, the exit codes."""
-
-    def wrap(f: Callable[..., None]) -> click.Command:
-        decorated: Any = f
-        config = click.argument("config", type=click.Path(path_type=Path))
-        for option in reversed((config, *options, debug_option)):
-            decorated = option(decorated)
-        return main.command(name=name, epilog=EXIT_CODES_HELP)(decorated)
-
-    return wrap
-
-
-def _load(config: Path, state: Path | None = None, **overrides: object) -> JobConfig:
-    if state:
-        overrides["state_path"] = state.resolve()
-    return load_job(config, **overrides)  # type: ignore[arg-type]
-
-
-def _logs(cfg: JobConfig, level: str | None = None) -> None:
-    """Logs as the job says, at ``level`` (the job's own when None); --debug: everything."""
-    logs.configure(cfg.log_format, "debug" if _is_debug() else level or cfg.log_level)
-
-
-def _with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
-    """Run ``body`` against the job's embedded emulator when a tenant asks for one."""
-    if not cfg.needs_emulator:
-        return body(cfg)
-    with embedded_emulator(cfg) as (pointed, info, pid):
-        click.echo(f"embedded emulator (pid {pid}) at {info['graph_url']}", err=True)
-        return body(pointed)
 
 
 @job_command(
@@ -238,14 +151,14 @@ def run(
     deletions = "mirror", deleted items; folder changes). --cutover ends a migration."""
     if sum((retry_failed, full, cutover)) > 1:
         raise ConfigError("--retry-failed, --full, --cutover", "separate kinds of pass; give one")
-    _tune_for_copying()
+    tune_for_copying()
     given = {
         "report_path": report and report.resolve(),
         "log_format": log_format,
-        "log_level": "debug" if _is_debug() else log_level,
+        "log_level": "debug" if is_debug() else log_level,
     }
-    cfg = _load(config, state, **{k: v for k, v in given.items() if v})
-    pairs = _select_pairs(cfg, only)
+    cfg = load(config, state, **{k: v for k, v in given.items() if v})
+    pairs = select_pairs(cfg, only)
     address = None
     if metrics:
         from .console.metrics import parse_address  # prometheus_client, aiohttp.web: only here
@@ -254,10 +167,12 @@ def run(
             address = parse_address(metrics)
         except ValueError as exc:
             raise ConfigError("--metrics", str(exc)) from None
-    _logs(cfg)
+    configure_logs(cfg)
 
     def body(c: JobConfig) -> int:
-        stats = anyio.run(_run, c, not no_progress, pairs, retry_failed, address, full, cutover)
+        stats = anyio.run(
+            run_watched, c, not no_progress, pairs, retry_failed, address, full, cutover, say
+        )
         print_summary(stats)
         if stats.sign_off is not None:
             print_sign_off(stats.sign_off)
@@ -268,55 +183,7 @@ def run(
         click.echo(outcome_line(stats), err=True)
         return int(stats.exit_code())
 
-    sys.exit(_with_emulator(cfg, body))
-
-
-def _select_pairs(cfg: JobConfig, only: tuple[str, ...]) -> tuple[Pair, ...] | None:
-    """The pairs ``--pair`` names (by source or target); every one must match a pair."""
-    if not only:
-        return None
-    wanted = {u.strip().lower() for u in only}
-    chosen = tuple(p for p in cfg.pairs if {p.source.lower(), p.target.lower()} & wanted)
-    known = {u.lower() for p in cfg.pairs for u in (p.source, p.target)}
-    missing = sorted(wanted - known)
-    if missing:
-        raise ConfigError(f"--pair {missing[0]}", "no pair of the job has this source or target")
-    return chosen
-
-
-async def _run(
-    cfg: JobConfig,
-    live_table: bool,
-    pairs: tuple[Pair, ...] | None = None,
-    retry_failed: bool = False,
-    metrics: tuple[str, int] | None = None,
-    full: bool = False,
-    cutover: bool = False,
-) -> JobStats:
-    stop = StopFlag()
-    stats = JobStats()
-    with anyio.CancelScope() as abort:
-        async with AsyncExitStack() as stack:
-            if metrics is not None:
-                try:
-                    from .console.metrics import serve_metrics
-
-                    port = await stack.enter_async_context(serve_metrics(stats, *metrics))
-                except OSError as exc:
-                    stats.fatal, stats.fatal_code = (
-                        f"--metrics {metrics[0]}:{metrics[1]}: cannot listen ({exc.strerror})",
-                        ExitCode.CONFIG,
-                    )
-                    return stats
-                click.echo(f"metrics at http://{metrics[0]}:{port}/metrics", err=True)
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(watch_signals, stop, abort)
-                tg.start_soon(show_progress, stats, live_table)
-                await run_job(cfg, stop, stats, pairs, retry_failed, full, cutover)
-                tg.cancel_scope.cancel()
-    if abort.cancel_called:
-        stats.interrupted = True
-    return stats
+    sys.exit(with_emulator(cfg, body))
 
 
 @job_command(
@@ -336,8 +203,8 @@ async def _run(
 def verify(config: Path, state: Path | None, content: bool, json_output: Path | None) -> None:
     """Compare source and target of every pair (its archive too when the pair has one): every
     selected item once, in its folder, by search key; with --content, every copy current."""
-    cfg = _load(config, state)
-    _logs(cfg, "warning")
+    cfg = load(config, state)
+    configure_logs(cfg, "warning")
     if content and not state_exists(cfg):
         raise ConfigError(
             "--content",
@@ -362,7 +229,7 @@ def verify(config: Path, state: Path | None, content: bool, json_output: Path | 
             return ExitCode.AUTH
         return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
 
-    sys.exit(_with_emulator(cfg, body))
+    sys.exit(with_emulator(cfg, body))
 
 
 @job_command(json_option, name="doctor")
@@ -371,8 +238,8 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
     permission probed, least privilege against the token's roles, and the RBAC for
     Applications commands that scope the apps to the job's mailboxes. Exits 4 when a pair
     would fail for a permission, 5 for anything else."""
-    cfg = _load(config)
-    _logs(cfg, "error")
+    cfg = load(config)
+    configure_logs(cfg, "error")
 
     def body(c: JobConfig) -> int:
         result = anyio.run(run_doctor, c)
@@ -380,7 +247,7 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
         click.echo(text)
         return int(result["exit_code"])
 
-    sys.exit(_with_emulator(cfg, body))
+    sys.exit(with_emulator(cfg, body))
 
 
 @job_command(state_option(), json_option)
@@ -388,8 +255,8 @@ def plan(config: Path, state: Path | None, as_json: bool) -> None:
     """Size the job without copying anything: per pair and folder, what would be copied,
     what is already there, what is skipped and why, and an ETA from the per-mailbox budgets.
     Writes nothing to the target or the state."""
-    cfg = _load(config, state)
-    _logs(cfg, "warning")
+    cfg = load(config, state)
+    configure_logs(cfg, "warning")
 
     def body(c: JobConfig) -> int:
         pairs, summary = anyio.run(plan_job, c)
@@ -401,7 +268,7 @@ def plan(config: Path, state: Path | None, as_json: bool) -> None:
             print_plan(pairs, summary)
         return ExitCode.FATAL if summary["pairs_failing"] else ExitCode.OK
 
-    sys.exit(_with_emulator(cfg, body))
+    sys.exit(with_emulator(cfg, body))
 
 
 async def read_status(cfg: JobConfig) -> dict[str, Any]:
@@ -438,7 +305,7 @@ async def read_status(cfg: JobConfig) -> dict[str, Any]:
 def status(config: Path, state: Path | None, as_json: bool) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
     run is in progress)."""
-    cfg = _load(config, state, resolve_secrets=False)
+    cfg = load(config, state, resolve_secrets=False)
     if not state_exists(cfg):
         none = {"state": str(cfg.state_path), "pairs": []}
         click.echo(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")
@@ -451,120 +318,8 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
             click.echo(line)
 
 
-def _shared(config: Path) -> JobConfig:
-    cfg = _load(config)
-    if cfg.state_url is None:
-        raise ConfigError(
-            "job.state",
-            "several hosts share a job through PostgreSQL: set [job] state = "
-            '"postgresql://user@host:5432/db" (see the README)',
-        )
-    if cfg.needs_emulator:
-        raise ConfigError(
-            "tenants",
-            'a tenant says "emulator", whose embedded emulator lives inside one process; '
-            "workers on several hosts need the real service or a standalone emulator "
-            "(`copyengine emulator serve`, its URLs in the job file)",
-        )
-    _logs(cfg)
-    return cfg
-
-
-@job_command()
-def submit(config: Path) -> None:
-    """Queue the job's mailbox groups in PostgreSQL for `copyengine worker` processes on any
-    host. Creates the schema if needed; running it again queues only unfinished groups (and,
-    once every group of a pass is done, starts the next pass)."""
-    from .cluster.app import submit as do_submit
-
-    click.echo(submit_line(anyio.run(do_submit, _shared(config))))
-
-
-@job_command(
-    click.option(
-        "--concurrency",
-        type=click.IntRange(1, 1000),
-        default=None,
-        help="Mailbox groups this process runs at once ([workers] concurrency).",
-    ),
-    click.option(
-        "--until-done",
-        is_flag=True,
-        help="Exit once every group of the current pass is finished (exit 1 if one failed); "
-        "without it a worker waits for work until stopped.",
-    ),
-)
-def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
-    """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
-    segments drain and their continuation is queued for any worker)."""
-    from .cluster.app import run_worker
-
-    cfg = _shared(config)
-    _tune_for_copying()
-
-    async def body() -> int:
-        async with clients(cfg) as built:
-            return await run_worker(cfg, built, concurrency or cfg.workers.concurrency, until_done)
-
-    sys.exit(anyio.run(body))
-
-
-@job_command(
-    click.option("--output", type=click.Path(path_type=Path), help="Override [job].report.")
-)
-def report(config: Path, output: Path | None) -> None:
-    """Write the job's JSON report from its state (every host's work, from the database)."""
-    from .cluster.report import build_report
-
-    cfg = _load(config, resolve_secrets=False)
-    _logs(cfg, "warning")
-    if not state_exists(cfg):
-        raise ConfigError(str(cfg.state_path), "no state yet")
-    data = anyio.run(build_report, cfg)
-    path = (output or cfg.report_path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
-    click.echo(report_line(path, data["totals"]))
-
-
-@main.group()
-def emulator() -> None:
-    """The local emulator of the Graph mailbox service."""
-
-
-@emulator.command("serve")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Emulator configuration (TOML).",
-)
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port.")
-@click.option(
-    "--ready-file",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Written (JSON: URLs, CA path, directory) once connections are accepted.",
-)
-def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> None:
-    """Serve the emulator until interrupted."""
-    import asyncio
-
-    from .emulator import EmulatorConfigError, load_config
-    from .emulator.server import serve_until_stopped
-
-    try:
-        config = load_config(config_path)
-    except EmulatorConfigError as exc:
-        raise ConfigError(f"emulator {config_path}", str(exc)) from None
-    asyncio.run(
-        serve_until_stopped(config, host, port, ready_file, lambda s: click.echo(s, err=True))
-    )
-
+for command in (run, verify, doctor_cmd, plan, status, submit, worker, report, emulator):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

@@ -611,3 +611,17 @@ def _check_across(cfg: JobConfig) -> None:
         raise ConfigError(
             "emulator", "a tenant points at the emulator but there is no [emulator] section"
         )
+
+
+def select_pairs(cfg: JobConfig, only: tuple[str, ...]) -> tuple[Pair, ...] | None:
+    """The pairs ``only`` names by source or target (``run --pair``): None (every pair) when
+    it names none; a ConfigError when a name matches no pair."""
+    if not only:
+        return None
+    wanted = {u.strip().lower() for u in only}
+    chosen = tuple(p for p in cfg.pairs if {p.source.lower(), p.target.lower()} & wanted)
+    known = {u.lower() for p in cfg.pairs for u in (p.source, p.target)}
+    missing = sorted(wanted - known)
+    if missing:
+        raise ConfigError(f"--pair {missing[0]}", "no pair of the job has this source or target")
+    return chosen

@@ -13,3 +13,17 @@ class ExitCode(IntEnum):
     VERIFY_MISMATCH = 6  # verify found missing or extra items
     LOCKED = 7  # another run of the same job is in progress (the state's lock is held)
     INTERRUPTED = 130
+
+
+HELP = """\b
+Exit codes:
+  0    every selected item is in the target
+  1    the job ran; some items failed or are unknown, or some pairs failed (see the report)
+  2    bad command line
+  3    configuration error, or a state store of another job (nothing was sent)
+  4    authentication or permission refused for every pair
+  5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
+  6    verify found missing, extra or misplaced items (stale copies with --content)
+  7    another run of this job is in progress (its lock is held)
+  130  interrupted (Ctrl-C / SIGTERM); run again to finish
+"""

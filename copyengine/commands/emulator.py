@@ -1,0 +1,47 @@
+"""``copyengine emulator serve``: the local emulator of the Graph mailbox service, standalone
+(the embedded one a job starts runs this command in a child process)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+
+
+@click.group()
+def emulator() -> None:
+    """The local emulator of the Graph mailbox service."""
+
+
+@emulator.command("serve")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Emulator configuration (TOML).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port.")
+@click.option(
+    "--ready-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Written (JSON: URLs, CA path, directory) once connections are accepted.",
+)
+def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> None:
+    """Serve the emulator until interrupted."""
+    import asyncio
+
+    from ..emulator import EmulatorConfigError, load_config
+    from ..emulator.server import serve_until_stopped
+
+    try:
+        config = load_config(config_path)
+    except EmulatorConfigError as exc:
+        raise ConfigError("emulator serve --config", str(exc)) from None
+    asyncio.run(
+        serve_until_stopped(config, host, port, ready_file, lambda s: click.echo(s, err=True))
+    )

@@ -1,0 +1,97 @@
+"""The commands of a job shared by several hosts through PostgreSQL: ``submit`` queues its
+mailbox groups, ``worker`` runs them, ``report`` writes the JSON report of every host's work."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import anyio
+import click
+
+from ..config import JobConfig
+from ..console.text import report_line, submit_line
+from ..errors import ConfigError
+from ..wiring import clients, state_exists, tune_for_copying
+from .options import configure_logs, job_command, load
+
+
+def shared_job(config: Path) -> JobConfig:
+    """The job file ``config``, which several hosts can share (a PostgreSQL state, no
+    embedded emulator), its logs configured."""
+    cfg = load(config)
+    if cfg.state_url is None:
+        raise ConfigError(
+            "job.state",
+            "several hosts share a job through PostgreSQL: set [job] state = "
+            '"postgresql://user@host:5432/db" (see the README)',
+        )
+    if cfg.needs_emulator:
+        raise ConfigError(
+            "tenants",
+            'a tenant says "emulator", whose embedded emulator lives inside one process; '
+            "workers on several hosts need the real service or a standalone emulator "
+            "(`copyengine emulator serve`, its URLs in the job file)",
+        )
+    configure_logs(cfg)
+    return cfg
+
+
+@job_command()
+def submit(config: Path) -> None:
+    """Queue the job's mailbox groups in PostgreSQL for `copyengine worker` processes on any
+    host. Creates the schema if needed; running it again queues only unfinished groups (and,
+    once every group of a pass is done, starts the next pass)."""
+    from ..cluster.app import submit as do_submit
+
+    click.echo(submit_line(anyio.run(do_submit, shared_job(config))))
+
+
+@job_command(
+    click.option(
+        "--concurrency",
+        type=click.IntRange(1, 1000),
+        default=None,
+        help="Mailbox groups this process runs at once ([workers] concurrency).",
+    ),
+    click.option(
+        "--until-done",
+        is_flag=True,
+        help="Exit once every group of the current pass is finished (exit 1 if one failed); "
+        "without it a worker waits for work until stopped.",
+    ),
+)
+def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
+    """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
+    segments drain and their continuation is queued for any worker)."""
+    from ..cluster.app import run_worker
+
+    cfg = shared_job(config)
+    tune_for_copying()
+
+    async def body() -> int:
+        async with clients(cfg) as built:
+            return await run_worker(cfg, built, concurrency or cfg.workers.concurrency, until_done)
+
+    sys.exit(anyio.run(body))
+
+
+@job_command(
+    click.option("--output", type=click.Path(path_type=Path), help="Override [job].report.")
+)
+def report(config: Path, output: Path | None) -> None:
+    """Write the job's JSON report from its state (every host's work, from the database)."""
+    from ..cluster.report import build_report
+
+    cfg = load(config, resolve_secrets=False)
+    configure_logs(cfg, "warning")
+    if not state_exists(cfg):
+        raise ConfigError(str(cfg.state_path), "no state yet")
+    data = anyio.run(build_report, cfg)
+    path = (output or cfg.report_path).resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+    tmp.replace(path)
+    click.echo(report_line(path, data["totals"]))

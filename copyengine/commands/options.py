@@ -1,0 +1,85 @@
+"""What the commands share: the options several take (the job file, ``--state``, ``--json``,
+``--debug``), and loading the job, its logs and its embedded emulator the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .. import logs
+from ..config import JobConfig, load_job
+from ..embedded.runner import embedded_emulator
+from ..exitcodes import HELP as EXIT_HELP
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.meta.get("debug"))
+
+
+def debug_option(f: F) -> F:
+    def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
+        if value:
+            ctx.meta["debug"] = True
+        return value
+
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        callback=remember,
+        help="Log at debug level and show tracebacks.",
+    )(f)
+
+
+def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
+    return click.option("--state", type=click.Path(path_type=Path), help=help)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+
+
+def job_command(
+    *options: Callable[[Any], Any], name: str | None = None
+) -> Callable[[Callable[..., None]], click.Command]:
+    """A command on a job file: the CONFIG argument, ``options``, --debug, the exit codes."""
+
+    def wrap(f: Callable[..., None]) -> click.Command:
+        decorated: Any = f
+        config = click.argument("config", type=click.Path(path_type=Path))
+        for option in reversed((config, *options, debug_option)):
+            decorated = option(decorated)
+        return click.command(name=name, epilog=EXIT_HELP)(decorated)
+
+    return wrap
+
+
+def load(config: Path, state: Path | None = None, **overrides: object) -> JobConfig:
+    """The job file ``config``, its state at ``state`` when given (``--state``)."""
+    if state:
+        overrides["state_path"] = state.resolve()
+    return load_job(config, **overrides)  # type: ignore[arg-type]
+
+
+def configure_logs(cfg: JobConfig, level: str | None = None) -> None:
+    """Logs as the job says, at ``level`` (the job's own when None); --debug: everything."""
+    logs.configure(cfg.log_format, "debug" if is_debug() else level or cfg.log_level)
+
+
+def say(text: str) -> None:
+    """A line for the operator, on stderr (stdout is the command's answer)."""
+    click.echo(text, err=True)
+
+
+def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
+    """Run ``body`` against the job's embedded emulator when a tenant asks for one."""
+    if not cfg.needs_emulator:
+        return body(cfg)
+    with embedded_emulator(cfg) as (pointed, info, pid):
+        click.echo(f"embedded emulator (pid {pid}) at {info['graph_url']}", err=True)
+        return body(pointed)
