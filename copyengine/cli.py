@@ -8,10 +8,10 @@ import os
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import click
@@ -48,15 +48,13 @@ from .report import iso
 from .wiring import doctor as run_doctor
 from .wiring import (
     plan_job,
+    reading_state,
     run_watched,
     state_exists,
-    store,
     tune_for_copying,
     verify_content_job,
     verify_job,
 )
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @contextmanager
@@ -275,9 +273,7 @@ async def read_status(cfg: JobConfig) -> dict[str, Any]:
     """What ``status`` shows, read from the state alone (never the service): every pair's
     items by outcome and folders read by delta next, the passes and, for a shared job, its
     mailbox groups."""
-    state = store(cfg, exclusive=False)
-    await state.open()
-    try:
+    async with reading_state(cfg) as state:
         pairs = []
         for p in await state.pairs():
             p["items"] = await state.summary(p["pair"])
@@ -290,8 +286,6 @@ async def read_status(cfg: JobConfig) -> dict[str, Any]:
         passes = await state.passes()
         for ps in passes:
             ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
-    finally:
-        await state.close()
     groups: list[dict[str, Any]] = []
     if cfg.state_url is not None:
         from .cluster.app import read_groups

@@ -159,6 +159,17 @@ async def read_overview(cfg: JobConfig) -> Overview:
     return await overview(store(cfg, exclusive=False), where, groups)
 
 
+@asynccontextmanager
+async def reading_state(cfg: JobConfig) -> AsyncIterator[Store]:
+    """The job's state store opened to read (no lock taken), closed after."""
+    state = store(cfg, exclusive=False)
+    await state.open()
+    try:
+        yield state
+    finally:
+        await state.close()
+
+
 def state_exists(cfg: JobConfig) -> bool:
     """Whether there is a state to read (a database is always there to ask)."""
     return cfg.state_url is not None or cfg.state_path.exists()
@@ -191,13 +202,8 @@ async def verify_content_job(cfg: JobConfig) -> list[PairCheck]:
     """``verify --content``: the comparison with the job's state read (never written): the
     versions of the copies compared through change keys (source listing, state record,
     target listing), and copies kept of items deleted at the source told apart."""
-    async with clients(cfg) as built:
-        st = store(cfg, exclusive=False)
-        await st.open()
-        try:
-            return await verify_pairs(cfg, built, st)
-        finally:
-            await st.close()
+    async with clients(cfg) as built, reading_state(cfg) as state:
+        return await verify_pairs(cfg, built, state)
 
 
 async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:
@@ -205,12 +211,8 @@ async def plan_job(cfg: JobConfig) -> tuple[list[PairPlanned], dict[str, Any]]:
     async with clients(cfg) as built:
         if not state_exists(cfg):
             return await plan_pairs(cfg, built, None)
-        state = store(cfg, exclusive=False)
-        await state.open()
-        try:
+        async with reading_state(cfg) as state:
             return await plan_pairs(cfg, built, state)
-        finally:
-            await state.close()
 
 
 async def doctor(cfg: JobConfig) -> dict[str, Any]:

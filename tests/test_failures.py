@@ -25,6 +25,7 @@ from copyengine.errors import (
 )
 from copyengine.exitcodes import ExitCode
 from copyengine.failures import classify, leaves
+from tests.test_config import GOOD
 
 TOKEN_URL = "https://x.example/import?authtoken=SECRETTOKEN"
 
@@ -213,23 +214,6 @@ def test_leaves_looks_through_nested_groups() -> None:
     assert list(leaves(a)) == [a]
 
 
-JOB = """
-[tenants.source]
-tenant_id = "contoso.example"
-client_id = "c1"
-client_secret = "env:CE_TEST_SECRET"
-
-[tenants.target]
-tenant_id = "fabrikam.example"
-client_id = "c2"
-client_secret = "env:CE_TEST_SECRET"
-
-[[pairs]]
-source = "a@contoso.example"
-target = "a@fabrikam.example"
-"""
-
-
 @pytest.mark.parametrize(
     ("args", "state", "code", "said"),
     [
@@ -263,7 +247,8 @@ def test_the_command_line_leaves_by_the_verdict(
     only with --debug."""
     monkeypatch.setenv("CE_TEST_SECRET", "s3cret-value")
     job = tmp_path / "job.toml"
-    job.write_text(JOB, encoding="utf-8")
+    job.write_text(GOOD, encoding="utf-8")
+    (tmp_path / "secret.txt").write_text("other-secret\n")
     if state is not None:
         (tmp_path / ".copyengine").mkdir()
         (tmp_path / ".copyengine" / "state.sqlite").write_bytes(state)

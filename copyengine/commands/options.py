@@ -18,11 +18,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def is_debug() -> bool:
+    """Whether ``--debug`` was given (to the command or to ``copyengine`` itself)."""
     ctx = click.get_current_context(silent=True)
     return bool(ctx and ctx.meta.get("debug"))
 
 
 def debug_option(f: F) -> F:
+    """``--debug``: logs at debug level, tracebacks shown (remembered for the whole run)."""
+
     def remember(ctx: click.Context, _: click.Parameter, value: bool) -> bool:
         if value:
             ctx.meta["debug"] = True
@@ -81,5 +84,5 @@ def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
     if not cfg.needs_emulator:
         return body(cfg)
     with embedded_emulator(cfg) as (pointed, info, pid):
-        click.echo(f"embedded emulator (pid {pid}) at {info['graph_url']}", err=True)
+        say(f"embedded emulator (pid {pid}) at {info['graph_url']}")
         return body(pointed)
