@@ -87,7 +87,7 @@ def report(config: Path, output: Path | None) -> None:
     cfg = load(config, resolve_secrets=False)
     configure_logs(cfg, "warning")
     if not state_exists(cfg):
-        raise ConfigError(str(cfg.state_path), "no state yet")
+        raise ConfigError("job.state", f"no state yet at {cfg.state_path}")
     data = anyio.run(build_report, cfg)
     path = (output or cfg.report_path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
