@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from copyengine.config import JobConfig, Pair, load_job
+from copyengine.console.signoff import sign_off_problems
 from copyengine.exitcodes import ExitCode
+from copyengine.forecast import plan_pair
 from copyengine.graph import Clients
 from copyengine.pipeline.job import run_pairs
-from copyengine.planning import plan_pair
-from copyengine.report import JobStats, sign_off_problems
+from copyengine.report import JobStats
 from copyengine.state import Store
 from copyengine.survey import ARCHIVE_LABEL
 from copyengine.verify import PairCheck, pair_entry, sign_off
