@@ -43,12 +43,10 @@ from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
 from .failures import classify
-from .plan import retired_source
-from .report import iso
 from .wiring import doctor as run_doctor
 from .wiring import (
     plan_job,
-    reading_state,
+    read_overview,
     run_watched,
     state_exists,
     tune_for_copying,
@@ -269,32 +267,6 @@ def plan(config: Path, state: Path | None, as_json: bool) -> None:
     sys.exit(with_emulator(cfg, body))
 
 
-async def read_status(cfg: JobConfig) -> dict[str, Any]:
-    """What ``status`` shows, read from the state alone (never the service): every pair's
-    items by outcome and folders read by delta next, the passes and, for a shared job, its
-    mailbox groups."""
-    async with reading_state(cfg) as state:
-        pairs = []
-        for p in await state.pairs():
-            p["items"] = await state.summary(p["pair"])
-            p["started"], p["finished"] = iso(p["started"]), iso(p["finished"])
-            every = await state.folders(p["pair"])
-            folders = [f for f in every if retired_source(f.source_folder_id) is None]
-            p["folders"] = len(folders)
-            p["folders_with_delta_link"] = sum(f.delta_link is not None for f in folders)
-            pairs.append(p)
-        passes = await state.passes()
-        for ps in passes:
-            ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
-    groups: list[dict[str, Any]] = []
-    if cfg.state_url is not None:
-        from .cluster.app import read_groups
-
-        groups = await read_groups(cfg)
-    where = cfg.state_url or str(cfg.state_path)
-    return {"state": where, "passes": passes, "groups": groups, "pairs": pairs}
-
-
 @job_command(state_option(), json_option)
 def status(config: Path, state: Path | None, as_json: bool) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
@@ -304,7 +276,8 @@ def status(config: Path, state: Path | None, as_json: bool) -> None:
         none = {"state": str(cfg.state_path), "pairs": []}
         click.echo(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")
         return
-    known = anyio.run(read_status, cfg)
+    ov = anyio.run(read_overview, cfg)
+    known = {"state": ov.state, "passes": ov.passes, "groups": ov.groups, "pairs": ov.pairs}
     if as_json:
         click.echo(json.dumps(known, indent=2, default=str))
     else:

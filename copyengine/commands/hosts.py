@@ -13,7 +13,7 @@ import click
 from ..config import JobConfig
 from ..console.text import report_line, submit_line
 from ..errors import ConfigError
-from ..wiring import clients, state_exists, tune_for_copying
+from ..wiring import clients, read_overview, state_exists, tune_for_copying
 from .options import configure_logs, job_command, load
 
 
@@ -82,13 +82,11 @@ def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
 )
 def report(config: Path, output: Path | None) -> None:
     """Write the job's JSON report from its state (every host's work, from the database)."""
-    from ..cluster.report import build_report
-
     cfg = load(config, resolve_secrets=False)
     configure_logs(cfg, "warning")
     if not state_exists(cfg):
         raise ConfigError("job.state", f"no state yet at {cfg.state_path}")
-    data = anyio.run(build_report, cfg)
+    data = anyio.run(read_overview, cfg).report()
     path = (output or cfg.report_path).resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
