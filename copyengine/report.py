@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -396,25 +397,24 @@ def history_path(path: Path, run_id: str) -> Path:
     return path.with_name(f"{path.stem}.{run_id}{path.suffix}")
 
 
-def write_report(path: Path, stats: JobStats, keep: int = 20) -> Path:
-    """Write this run's report as ``<stem>.<run id><suffix>`` beside ``path`` with its HTML
-    rendering and CSV exports (failed and unknown items, skipped large items), keep the newest
-    ``keep`` runs, and make ``path`` (and ``<stem>.html``, …) the latest — copies replaced
-    atomically: a reader never sees half a report. Returns this run's own JSON file."""
-    from .console.html import failure_rows, render, skip_rows, to_csv
+# The report's other files, rendered from its JSON form: suffix -> bytes (the console's
+# HTML page and CSV exports, handed to the job by ``wiring``).
+Renderings = Callable[[dict[str, Any]], Mapping[str, bytes]]
 
+
+def write_report(
+    path: Path, stats: JobStats, keep: int = 20, render: Renderings | None = None
+) -> Path:
+    """Write this run's report as ``<stem>.<run id><suffix>`` beside ``path`` with its
+    renderings (``render``: the HTML page, CSV exports of failed, unknown and skipped items),
+    keep the newest ``keep`` runs, and make ``path`` (and ``<stem>.html``, …) the latest —
+    copies replaced atomically: a reader never sees half a report. Returns this run's own JSON
+    file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     report = stats.as_dict()
-    files = {
-        path.suffix: json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8"),
-        ".html": render(report).encode("utf-8"),
-        ".failed.csv": to_csv(
-            failure_rows(report), ("pair", "folder", "id", "outcome", "reason", "request_id")
-        ).encode("utf-8"),
-        ".skipped.csv": to_csv(
-            skip_rows(report), ("pair", "folder", "id", "size", "reason")
-        ).encode("utf-8"),
-    }
+    files = {path.suffix: json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")}
+    if render is not None:
+        files.update(render(report))
     own = history_path(path, stats.run_id)
     for suffix, data in files.items():
         for target in (

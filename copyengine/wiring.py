@@ -16,6 +16,7 @@ import anyio
 
 from .auth import Credential, TokenProvider
 from .config import JobConfig, Limits, Pair, TenantConfig
+from .console.html import report_files
 from .console.live import show_progress
 from .doctor import doctor_job
 from .errors import StateError
@@ -185,10 +186,21 @@ async def run_job(
     cutover: bool = False,
 ) -> JobStats:
     """Build the job's clients and store, and run it as one pass (see
-    ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``."""
+    ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``, the report
+    rendered by the console (``console.html.report_files``)."""
     async with clients(cfg) as built:
         return await run_pairs(
-            cfg, built, store(cfg), stop, stats, pairs, retry_only, full, cutover, sign_off=sign_off
+            cfg,
+            built,
+            store(cfg),
+            stop,
+            stats,
+            pairs,
+            retry_only,
+            full,
+            cutover,
+            sign_off=sign_off,
+            render=report_files,
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -59,9 +60,128 @@ def test_verify_does_not_import_the_pipeline(path: Path) -> None:
     assert not any(m.startswith("copyengine.pipeline") for m in _imports(path))
 
 
+@pytest.mark.parametrize("path", _files("graph"), ids=str)
+def test_the_seam_knows_nothing_of_the_job(path: Path) -> None:
+    """The Graph seam is below everything: it reads no job config, no decisions, no
+    pipeline, and reports to nobody above it."""
+    above = (
+        "copyengine.config",
+        "copyengine.plan",
+        "copyengine.pipeline",
+        "copyengine.survey",
+        "copyengine.verify",
+        "copyengine.console",
+        "copyengine.report",
+        "copyengine.state",
+        "copyengine.cluster",
+    )
+    assert not {m for m in _imports(path) if m.startswith(above)}
+
+
 @pytest.mark.parametrize("path", _files("pipeline"), ids=str)
-def test_the_pipeline_is_handed_its_sign_off_not_verify(path: Path) -> None:
-    assert not any(m.startswith("copyengine.verify") for m in _imports(path))
+def test_the_pipeline_neither_judges_nor_renders(path: Path) -> None:
+    """The sign-off is handed to the job by ``wiring``; screens and files are the console's."""
+    bad = ("copyengine.verify", "copyengine.console", "copyengine.cli")
+    assert not {m for m in _imports(path) if m.startswith(bad)}
+
+
+@pytest.mark.parametrize(
+    "path", _files("pipeline", "plan", "state", "graph", "pacing", "report", "verify"), ids=str
+)
+def test_nothing_below_the_face_renders(path: Path) -> None:
+    """Renderers are handed down by ``wiring`` (the report's HTML and CSV files, too)."""
+    assert not {m for m in _imports(path) if m.startswith("copyengine.console")}
+
+
+@pytest.mark.parametrize("path", _files("survey"), ids=str)
+def test_the_reading_room_does_not_copy(path: Path) -> None:
+    bad = ("copyengine.pipeline", "copyengine.verify", "copyengine.console", "copyengine.cli")
+    assert not {m for m in _imports(path) if m.startswith(bad)}
+
+
+SQL = re.compile(
+    r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|"
+    r"CREATE\s+(TABLE|INDEX|UNIQUE)|ALTER\s+TABLE|DROP\s+TABLE)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _strings(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docs = {
+        id(n.body[0].value)
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and n.body
+        and isinstance(n.body[0], ast.Expr)
+        and isinstance(n.body[0].value, ast.Constant)
+    }
+    return [
+        n.value
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+    ]
+
+
+_ENGINE = [p for p in sorted(PKG.rglob("*.py")) if "emulator" not in p.parts]
+
+
+@pytest.mark.parametrize("path", [p for p in _ENGINE if "state" not in p.parts], ids=str)
+def test_only_the_state_writes_sql(path: Path) -> None:
+    """One owner for SQL: the stores in ``state/`` (the cluster's tables included)."""
+    assert not [s for s in _strings(path) if SQL.search(s)]
+
+
+def _private_imports(path: Path) -> list[str]:
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            out.extend(
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            )
+        elif isinstance(node, ast.Import):
+            out.extend(
+                a.name
+                for a in node.names
+                if any(
+                    part.startswith("_") and not part.startswith("__") for part in a.name.split(".")
+                )
+            )
+    return out
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(PKG.rglob("*.py")) + sorted((PKG.parent / "benchmarks").rglob("*.py")),
+    ids=str,
+)
+def test_no_private_name_crosses_a_module(path: Path) -> None:
+    """A leading underscore means "this module's own": nobody else imports it."""
+    assert not _private_imports(path)
+
+
+MAX_FUNCTION_LINES = 80
+
+
+@pytest.mark.parametrize("path", _ENGINE, ids=str)
+def test_no_function_is_a_file(path: Path) -> None:
+    long = [
+        f"{n.name} ({n.end_lineno - n.lineno + 1} lines)"  # type: ignore[operator]
+        for n in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and n.end_lineno - n.lineno + 1 > MAX_FUNCTION_LINES  # type: ignore[operator]
+    ]
+    assert not long
+
+
+@pytest.mark.parametrize(
+    ("module", "limit"),
+    [("cli.py", 350), ("cluster/app.py", 400), ("pacing/pacer.py", 320)],
+)
+def test_the_face_and_the_pacer_stay_slim(module: str, limit: int) -> None:
+    assert len((PKG / module).read_text(encoding="utf-8").splitlines()) < limit
 
 
 @pytest.mark.parametrize("path", _files("plan"), ids=str)

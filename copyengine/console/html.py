@@ -320,3 +320,17 @@ def to_csv(rows: list[dict[str, str]], columns: tuple[str, ...]) -> str:
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
+
+
+def report_files(report: dict[str, Any]) -> dict[str, bytes]:
+    """The report's files beside its JSON: the HTML page and the CSV exports of failed and
+    unknown items and of skipped large items (``report.write_report``'s renderings)."""
+    return {
+        ".html": render(report).encode("utf-8"),
+        ".failed.csv": to_csv(
+            failure_rows(report), ("pair", "folder", "id", "outcome", "reason", "request_id")
+        ).encode("utf-8"),
+        ".skipped.csv": to_csv(
+            skip_rows(report), ("pair", "folder", "id", "size", "reason")
+        ).encode("utf-8"),
+    }

@@ -17,7 +17,7 @@ from ..exitcodes import ExitCode
 from ..failures import classify
 from ..graph import Clients, Health
 from ..plan import PassKind
-from ..report import JobStats, check_writable, iso, write_report
+from ..report import JobStats, Renderings, check_writable, iso, write_report
 from ..state import Store
 from .budget import ByteBudget
 from .context import PairContext
@@ -47,6 +47,7 @@ async def run_pairs(
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
     budget: ByteBudget | None = None,
     sign_off: SignOff | None = None,
+    render: Renderings | None = None,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -101,7 +102,7 @@ async def run_pairs(
             exc_info=debug_logging(),
         )
     finally:
-        _finish(cfg, stats, stop, report)  # synchronous: nothing to shield
+        _finish(cfg, stats, stop, report, render)  # synchronous: nothing to shield
         structlog.contextvars.unbind_contextvars("run")
     return stats
 
@@ -280,7 +281,9 @@ async def _watch_drain(
     pairs.cancel()
 
 
-def _finish(cfg: JobConfig, stats: JobStats, stop: StopFlag, report: bool) -> None:
+def _finish(
+    cfg: JobConfig, stats: JobStats, stop: StopFlag, report: bool, render: Renderings | None
+) -> None:
     """Say what happened, once: the report and ``job.finished`` carry the same exit code the
     process returns."""
     stats.finished = stats.finished or time.monotonic()
@@ -289,7 +292,7 @@ def _finish(cfg: JobConfig, stats: JobStats, stop: StopFlag, report: bool) -> No
     own = None
     if report:
         try:
-            own = write_report(cfg.report_path, stats, cfg.keep_reports)
+            own = write_report(cfg.report_path, stats, cfg.keep_reports, render)
         except OSError as exc:
             stats.fatal = stats.fatal or (
                 f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
