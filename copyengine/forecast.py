@@ -13,7 +13,7 @@ from typing import Any
 from .config import JobConfig, Limits, Pair
 from .errors import DeltaExpired
 from .failures import classify
-from .graph import Clients, Item, MailboxApi
+from .graph import Clients, Item, MailboxApi, Removed
 from .plan import (
     Change,
     Decision,
@@ -194,17 +194,18 @@ async def _plan_delta(
 ) -> bool:
     """Count what the folder's delta round holds, as the run would apply it; False when the
     link has expired (the run lists the folder in full then, and so does the plan)."""
-    rows = DeltaRound()  # an item seen twice in a round is one change, as in the run
-    items: list[Item] = []
+    rows: list[Item | Removed] = []
     try:
         pages: AsyncIterator[Any] = src.item_delta(mailbox_id, "", link, with_keys=True)
         async for page in pages:
-            items.extend(rows.page(page.items))
+            rows.extend(page.items)
     except DeltaExpired:
         return False
     fp.mode = "delta"
-    fp.removed += sum(i in records for i in rows.removed)
-    for row in items:
+    for row in DeltaRound.end_state(rows):  # an item seen twice in a round is one change
+        if isinstance(row, Removed):
+            fp.removed += int(row.id in records)
+            continue
         fp.items += 1
         fp.bytes += row.size
         skip = filter_item(row, pair.items)

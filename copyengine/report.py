@@ -3,6 +3,7 @@ JSON report, the summary table and the exit code are all computed."""
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import time
@@ -434,9 +435,10 @@ def write_report(
     )
     for old in runs[: max(0, len(runs) - keep)]:
         run_id = old.name[len(path.stem) + 1 : -len(path.suffix)]
-        for suffix in files:
+        # every file of that run, whichever renderings wrote it (run ids are unique)
+        for f in path.parent.glob(f"{glob.escape(path.stem)}.{glob.escape(run_id)}.*"):
             try:
-                path.with_name(f"{path.stem}.{run_id}{suffix}").unlink()
+                f.unlink()
             except OSError:
                 pass
     return own

@@ -6,6 +6,7 @@ it was given."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from tests.jobs import archive_pair, with_archives, write_job
 from tests.test_truth import _cli, _finish
 
 pytestmark = pytest.mark.anyio
+BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
 MIRROR = '[sync]\ndeletions = "mirror"\n'
 ARCHIVED = 25  # items in the source archive (``with_archives``)
@@ -131,3 +133,24 @@ async def test_plan_counts_a_pairs_archive(tmp_path: Path) -> None:
         archive = [f for f in delta.folders if f.source_path.startswith(ARCHIVE_LABEL)]
         assert archive and {f.mode for f in archive} == {"delta"}
         assert sum(f.copy for f in archive) == 0
+
+
+async def test_primary_still_copied_when_the_target_has_no_archive(tmp_path: Path) -> None:
+    """A pair asking for an archive the target lacks copies its primary mailbox, then fails
+    with MailboxNotFound (found by the review: the reading room had refused it first)."""
+    async with running(base_config()) as (server, ep, _session):
+        job = write_job(tmp_path, ep, [(BIANCA, T_BIANCA)])
+        job.write_text(
+            job.read_text().replace(
+                f'target = "{T_BIANCA}"\n', f'target = "{T_BIANCA}"\narchive = true\n'
+            )
+        )
+        await run_job(load_job(job))
+        report = json.loads((tmp_path / "report.json").read_text())
+        p = report["pairs"][0]
+        assert p["status"] == "failed" and "no in-place archive" in p["error"]
+        assert p.get("error_code") == "MailboxNotFound"  # the stable name reports carry
+        src = server.emulator.require_mailbox(BIANCA)
+        dst = server.emulator.require_mailbox(T_BIANCA)
+        # the primary mailbox is copied before the archive is refused
+        assert len(dst.items) >= len(src.items) > 0

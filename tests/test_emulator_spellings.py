@@ -84,6 +84,7 @@ async def test_a_round_may_return_an_item_twice_and_the_engine_collapses_it(emu:
     ids = [r["id"] for r in rows]
     assert len(ids) > len(set(ids))  # the same item twice in one round
     parsed = [Removed(r["id"], "deleted") if "@removed" in r else Item.from_json(r) for r in rows]
+    assert sorted(r.id for r in DeltaRound.end_state(parsed)) == sorted(set(ids))
     collapsed = DeltaRound()
     handed_on = [r.id for r in collapsed.page(parsed)]
     assert len(handed_on) == len(set(handed_on))  # each item once

@@ -213,6 +213,31 @@ async def test_passes_are_numbered_and_record_their_changes(make: Factory) -> No
         assert got[1]["finished"] is None
 
 
+async def test_the_sqlite_store_needs_no_sqlite_3_35(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RETURNING came with SQLite 3.35; Ubuntu 20.04 ships 3.31, RHEL 8 3.26 (found by the
+    review of issue 23: the shared statements had made the SQLite store use it)."""
+    seen: list[str] = []
+    real = sqlite3.connect
+
+    def traced(*a: Any, **k: Any) -> sqlite3.Connection:
+        db = real(*a, **k)
+        db.set_trace_callback(seen.append)
+        return db
+
+    monkeypatch.setattr(sqlite3, "connect", traced)
+    async with SQLiteStore(tmp_path / "state.sqlite") as st:
+        first = await st.pass_started("first")
+        await st.record_intents(P, [_intent(i) for i in range(1, 4)])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "c"))
+        await st.flush()
+        await st.pass_finished(first, "ok", {"created": 1})
+        assert await st.pass_started("delta") == first + 1
+        await st.passes()
+    assert seen and not [q for q in seen if "RETURNING" in q.upper()]
+
+
 async def test_a_pass_s_counters_come_from_its_item_records(make: Factory) -> None:
     """Each item write is stamped with the pass and what it did to the target (issue 22,
     defect 9): the counters include what a writer that died before saying anything did."""

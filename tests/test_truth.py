@@ -427,6 +427,9 @@ async def test_each_run_keeps_its_own_report_with_iso_times(emu: Any, tmp_path: 
     cfg = replace(cfg, keep_reports=1)
     await run_job(cfg)
     assert len(list(tmp_path.glob("report.*.json"))) == 1
+    # a run's renderings go with it (the HTML page and the CSV exports)
+    for kind in ("html", "failed.csv", "skipped.csv"):
+        assert len([f for f in tmp_path.glob(f"report.*.{kind}") if f.name.count(".") > 2]) == 1
 
 
 async def test_status_json_and_state_override_and_foreign_state(emu: Any, tmp_path: Path) -> None:

@@ -99,7 +99,8 @@ class PairRunner:
         done = []
         self.stats.pacers = []
         ctx = self.ctx
-        for side in await mailboxes(ctx.src, ctx.dst, self.pair):
+        boxes = await mailboxes(ctx.src, ctx.dst, self.pair)
+        for side in boxes.found:
             if side.archive and self.stop.draining:
                 break
             self._names[side.source_id] = side.source_name
@@ -110,6 +111,8 @@ class PairRunner:
                 ctx.dst.pacer(side.target_id).account,
             ]
             done.append(await self._copy_mailbox(side))
+        if boxes.missing is not None and not self.stop.draining:
+            raise boxes.missing  # the primary mailbox copied; the archive asked for is not there
         if self.stop.draining or ctx.kind.retry_only:
             return
         # both mailboxes' items are in before either decides what left it: an item moved

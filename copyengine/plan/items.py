@@ -198,6 +198,17 @@ class DeltaRound:
         self.seen: set[str] = set()
         self.removed: set[str] = removed if removed is not None else set()
 
+    @staticmethod
+    def end_state(rows: Iterable[Item | Removed]) -> list[Item | Removed]:
+        """A whole round read before anything is decided (``plan``): one row per item, its
+        last (its state at the end of the round: the contract applies rows by id), in the
+        position of its first. The run streams rows instead (``page``) and reads the last
+        version when it exports."""
+        last: dict[str, Item | Removed] = {}
+        for r in rows:
+            last[r.id] = r
+        return list(last.values())
+
     def page(self, rows: Iterable[Item | Removed]) -> list[Item]:
         """The items of ``rows`` not handed on before in this round."""
         seen, removed = self.seen, self.removed

@@ -87,9 +87,8 @@ class Statements:
             "ON CONFLICT (pair, scope) DO UPDATE SET folder_link = excluded.folder_link, "
             "fingerprint = excluded.fingerprint"
         )
-        self.pass_started = (
-            f"INSERT INTO {t}passes (kind, started, status) VALUES ({d.marks(3)}) RETURNING pass"
-        )
+        self.pass_insert = f"INSERT INTO {t}passes (kind, started, status) VALUES ({d.marks(3)})"
+        self.pass_started = f"{self.pass_insert} RETURNING pass"  # PostgreSQL (SQLite: rowid)
         self.pass_finished = (
             f"UPDATE {t}passes SET finished = {m}, status = {m}, changes = {m} WHERE pass = {m}"
         )

@@ -386,6 +386,17 @@ class SQLiteStore(SqlStore):
             self._release_lock()
 
     # -- items -------------------------------------------------------------------------------
+    async def pass_started(self, kind: str) -> int:
+        """As the shared store's, without ``RETURNING`` (SQLite 3.35+; older systems ship
+        3.26-3.31): the row id of the insert, read on the same connection in the same call."""
+
+        def fn(db: sqlite3.Connection) -> int:
+            cur = db.execute(self.sql.pass_insert, (kind, time.time(), "running"))
+            return int(cur.lastrowid or 0)
+
+        self.pass_number = await self._call(fn)
+        return self.pass_number
+
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
         """Drop the records of items that are gone from both sides (mirrored deletions,
         completed moves). Durable when it returns."""

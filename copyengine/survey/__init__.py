@@ -6,14 +6,14 @@ pair through this room, so none of them can forget the archive. Nothing here wri
 the ``TargetTree`` the copy extends as it creates folders."""
 
 from .index import listed_items, target_index
-from .mailboxes import ARCHIVE_LABEL, MailboxSide, NoArchive, mailboxes
+from .mailboxes import ARCHIVE_LABEL, MailboxSide, PairMailboxes, mailboxes
 from .region import copied_region, folder_path, region
 from .tree import TargetTree, survey
 
 __all__ = [
     "ARCHIVE_LABEL",
     "MailboxSide",
-    "NoArchive",
+    "PairMailboxes",
     "TargetTree",
     "copied_region",
     "folder_path",

@@ -3,6 +3,7 @@ for it. One answer for the copy, ``verify``, ``plan`` and the sign-off."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..config import Pair
@@ -10,10 +11,6 @@ from ..errors import MailboxNotFound
 from ..graph import MailboxApi, MailboxRef
 
 ARCHIVE_LABEL = "[archive]"  # the folder paths of a pair's archive start with it
-
-
-class NoArchive(MailboxNotFound):
-    """The pair asks for its archive and one side has none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,41 +35,57 @@ class MailboxSide:
         return "archive" if self.archive else "primary"
 
 
-def sides(pair: Pair, src: MailboxRef, dst: MailboxRef) -> list[MailboxSide]:
+class PairMailboxes:
+    """The mailboxes of a pair, in order: iterating yields the primary mailbox, then the
+    archive; when the pair asks for an archive a side lacks, the iteration raises
+    ``MailboxNotFound`` where the archive would come (so the copy has copied the primary
+    mailbox first, and a drain that stops before the archive never asks for it)."""
+
+    def __init__(self, found: list[MailboxSide], missing: MailboxNotFound | None) -> None:
+        self.found = found
+        self.missing = missing
+
+    def __iter__(self) -> Iterator[MailboxSide]:
+        yield from self.found
+        if self.missing is not None:
+            raise self.missing
+
+
+def sides(pair: Pair, src: MailboxRef, dst: MailboxRef) -> PairMailboxes:
     """The mailboxes of ``pair`` from its two resolved references (pure): the primary always,
-    the archive when the pair has ``archive`` (``NoArchive`` when a side has none)."""
-    out = [
-        MailboxSide(
-            src.primary_id,
-            dst.primary_id,
-            "",
-            f"{pair.source} (source)",
-            f"{pair.target} (target)",
-        )
-    ]
+    the archive when the pair has ``archive`` (``MailboxNotFound`` at its place when a side
+    has none)."""
+    primary = MailboxSide(
+        src.primary_id,
+        dst.primary_id,
+        "",
+        f"{pair.source} (source)",
+        f"{pair.target} (target)",
+    )
     if not pair.archive:
-        return out
+        return PairMailboxes([primary], None)
     for ref, side in ((src, "source"), (dst, "target")):
         if ref.archive_id is None:
-            raise NoArchive(
-                f"the {side} {ref.upn} has no in-place archive (the pair asks for "
-                "archive = true); enable it, or drop archive from this pair",
-                call="resolveMailbox",
+            return PairMailboxes(
+                [primary],
+                MailboxNotFound(
+                    f"the {side} {ref.upn} has no in-place archive (the pair asks for "
+                    "archive = true); enable it, or drop archive from this pair",
+                    call="resolveMailbox",
+                ),
             )
     assert src.archive_id is not None and dst.archive_id is not None
-    out.append(
-        MailboxSide(
-            src.archive_id,
-            dst.archive_id,
-            ARCHIVE_LABEL,
-            f"{pair.source} (source archive)",
-            f"{pair.target} (target archive)",
-        )
+    archive = MailboxSide(
+        src.archive_id,
+        dst.archive_id,
+        ARCHIVE_LABEL,
+        f"{pair.source} (source archive)",
+        f"{pair.target} (target archive)",
     )
-    return out
+    return PairMailboxes([primary, archive], None)
 
 
-async def mailboxes(src: MailboxApi, dst: MailboxApi, pair: Pair) -> list[MailboxSide]:
+async def mailboxes(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairMailboxes:
     """Both mailboxes of ``pair`` resolved: its primary mailbox, then its archive if asked."""
     s = await src.resolve_mailbox(pair.source)
     d = await dst.resolve_mailbox(pair.target)

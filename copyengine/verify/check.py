@@ -18,7 +18,6 @@ from ..graph import Clients, MailboxApi
 from ..state import ItemRecord, Store
 from ..survey import (
     MailboxSide,
-    NoArchive,
     copied_region,
     folder_path,
     listed_items,
@@ -141,14 +140,12 @@ async def check_pair(
         for side in await mailboxes(src, dst, pair):
             v = await _check_mailbox(src, dst, pair, side, store, deletions, check)
             check.verdict.merge(v)
-        check.folders = check.verdict.folders
-    except NoArchive as exc:
-        check.error, check.error_code = str(exc), "MailboxNotFound"
     except Exception as exc:  # one pair's failure is that pair's verdict
         verdict = classify(exc)
         if verdict.job_wide:
             raise
         check.error, check.error_code = verdict.message, verdict.error_type
+    check.folders = check.verdict.folders
     return check
 
 
