@@ -130,8 +130,8 @@ def run(xs: list[int]) -> tuple[float, float, float]:
                 exporter_free[k] = t + EXPORT_S
                 exports.append((t + EXPORT_S, batch))
         for _, batch in [x for x in exports if x[0] <= t]:
-            for n in batch:
-                ready.add(Ready(None, n, t))  # type: ignore[arg-type]
+            for size in batch:
+                ready.add(Ready(None, size, t))  # type: ignore[arg-type]
         exports[:] = [x for x in exports if x[0] > t]
         for k in range(SLOTS):
             if busy[k] > t:

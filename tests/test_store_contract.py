@@ -222,7 +222,7 @@ async def test_the_sqlite_store_needs_no_sqlite_3_35(
     real = sqlite3.connect
 
     def traced(*a: Any, **k: Any) -> sqlite3.Connection:
-        db = real(*a, **k)
+        db: sqlite3.Connection = real(*a, **k)
         db.set_trace_callback(seen.append)
         return db
 
