@@ -20,6 +20,7 @@ from typing import Any
 
 from .embedded.schema import EmbeddedEmulator, parse_emulator
 from .errors import ConfigError
+from .paths import job_path, not_found
 from .secrets import Secret, resolve_secret
 from .textfiles import Table, decode_text, upn
 
@@ -248,10 +249,9 @@ def _target_root(value: str, where: str) -> str:
 
 
 def _file(value: str, where: str, base: Path) -> Path:
-    p = Path(value).expanduser()
-    p = p if p.is_absolute() else base / p
+    p = job_path(value, where, base)
     if not p.is_file():
-        raise ConfigError(where, f"file {p} does not exist")
+        raise ConfigError(where, not_found(p, value))
     return p
 
 
@@ -565,7 +565,8 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     # resolved even when the tenants' secrets are not (``status`` reads the state with it)
     state_password = resolve_secret(pw_ref, job.path("state_password"), base) if pw_ref else None
     workers = _workers(root.table("workers"))
-    state, report = Path(state_s).expanduser(), Path(report_s).expanduser()
+    state = job_path(state_s, job.path("state"), base)
+    report = job_path(report_s, job.path("report"), base)
     name = job.get("name", str, "")
     keep = job.get("keep_reports", int, JobConfig.keep_reports)
     if keep < 1:
@@ -578,8 +579,8 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         target=dst,
         pairs=pairs,
         limits=limits,
-        state_path=state if state.is_absolute() else base / state,
-        report_path=report if report.is_absolute() else base / report,
+        state_path=state,
+        report_path=report,
         log_format=fmt,
         log_level=level,
         emulator=emu,

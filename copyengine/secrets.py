@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .paths import job_path
 
 
 class Secret:
@@ -55,9 +56,7 @@ def resolve_secret(ref: str, where: str, base_dir: Path | None = None) -> Secret
         if not value.strip():
             raise ConfigError(where, f"environment variable {rest} is empty")
         return Secret(value, ref)
-    path = Path(rest).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
+    path = job_path(rest, where, base_dir if base_dir is not None else Path.cwd())
     try:
         value = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from ..graph import Clients
 from ..pipeline.budget import ByteBudget
 from ..pipeline.stop import StopFlag
 from ..state.postgres import Outage, StoreUnavailable, explain
+from ..stopsignals import DUMP_SIGNALS, STOP_SIGNALS, handling, signal_name
 from .connect import group_store, outage_s
 from .groups import mailbox_groups
 from .jobqueue import apply_schema, make_app, queue_name
@@ -94,7 +94,7 @@ async def _reconcile(app: App, rt: Runtime) -> None:
         log.warning("group.requeued", group=o.key, reason="no job waiting or running")
 
 
-def _dump_tasks() -> None:
+def _dump_tasks(sig: int = 0) -> None:
     """SIGUSR1: where every task of this worker waits, into the log."""
     for t in asyncio.all_tasks():
         where: list[str] = []
@@ -111,30 +111,24 @@ def _dump_tasks() -> None:
 
 @asynccontextmanager
 async def _signals(stop: StopFlag, worker: asyncio.Task[Any]) -> AsyncIterator[None]:
-    """First SIGTERM/SIGINT: segments drain and queue their continuation, the worker takes
-    no new group and ends once they have. A second: the worker's jobs are aborted."""
-    loop = asyncio.get_running_loop()
+    """First SIGTERM/SIGINT (Ctrl-Break on Windows): segments drain and queue their
+    continuation, the worker takes no new group and ends once they have. A second: the
+    worker's jobs are aborted. SIGUSR1 (not on Windows): where every task waits."""
     count = 0
 
     def on_signal(sig: int) -> None:
         nonlocal count
         count += 1
         if count == 1:
-            stop.reason = f"the worker got {signal.Signals(sig).name}"
+            stop.reason = f"the worker got {signal_name(sig)}"
             stop.drain()
             worker.cancel()  # procrastinate: stop fetching, wait for running jobs
-            log.warning("worker.draining", signal=signal.Signals(sig).name)
+            log.warning("worker.draining", signal=signal_name(sig))
         else:
             worker.cancel()
 
-    for s in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(s, on_signal, s)
-    loop.add_signal_handler(signal.SIGUSR1, _dump_tasks)
-    try:
+    with handling(on_signal, STOP_SIGNALS), handling(_dump_tasks, DUMP_SIGNALS):
         yield
-    finally:
-        for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
-            loop.remove_signal_handler(s)
 
 
 async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any]) -> None:

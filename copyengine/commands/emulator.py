@@ -31,7 +31,15 @@ def emulator() -> None:
     default=None,
     help="Written (JSON: URLs, CA path, directory) once connections are accepted.",
 )
-def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> None:
+@click.option(
+    "--stop-on-eof",
+    is_flag=True,
+    hidden=True,
+    help="Stop when standard input closes, and leave Ctrl-C to the parent (a job's emulator).",
+)
+def serve(
+    config_path: Path, host: str, port: int, ready_file: Path | None, stop_on_eof: bool
+) -> None:
     """Serve the emulator until interrupted."""
     import asyncio
 
@@ -43,5 +51,7 @@ def serve(config_path: Path, host: str, port: int, ready_file: Path | None) -> N
     except EmulatorConfigError as exc:
         raise ConfigError("emulator serve --config", str(exc)) from None
     asyncio.run(
-        serve_until_stopped(config, host, port, ready_file, lambda s: click.echo(s, err=True))
+        serve_until_stopped(
+            config, host, port, ready_file, lambda s: click.echo(s, err=True), stop_on_eof
+        )
     )

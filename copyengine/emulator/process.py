@@ -1,10 +1,17 @@
-"""Run the emulator in a process of its own (demo job, benchmarks): start, wait, stop."""
+"""Run the emulator in a process of its own (demo job, benchmarks): start, wait, stop.
+
+The same on every platform: the child serves until its standard input closes, which happens
+when the parent closes it (a stop) or dies however it dies (the system closes its end of
+the pipe), so an emulator never outlives its job. Ctrl-C at the terminal is the job's to
+handle (drain, then stop the emulator), not a signal that kills the service mid-drain: on
+POSIX the child gets a session of its own, on Windows a process group of its own, and it
+ignores the console's Ctrl-C and Ctrl-Break besides.
+"""
 
 from __future__ import annotations
 
-import ctypes
 import json
-import signal
+import os
 import subprocess
 import sys
 import time
@@ -13,16 +20,41 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+STOP_TIMEOUT = 10.0
+
 
 class EmulatorStartError(RuntimeError):
     pass
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def detach_options() -> dict[str, Any]:
+    """Popen options that keep the terminal's Ctrl-C from the child: a new session where
+    there is ``setsid`` (POSIX), else a new process group (Windows); never ``preexec_fn``
+    (unavailable on Windows, unsafe with threads)."""
+    if hasattr(os, "setsid"):
+        return {"start_new_session": True}
+    return {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0)}
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """Close the child's standard input (it stops cleanly), then terminate it by PID if it
+    has not ended within ``timeout`` (SIGTERM on POSIX, TerminateProcess on Windows), then
+    kill it."""
+    if proc.stdin is not None:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass  # it is already gone
     try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        proc.wait(timeout)
+        return
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @contextmanager
@@ -34,7 +66,7 @@ def emulator_process(
     log_tail: Path | None = None,
 ) -> Iterator[tuple[dict[str, Any], int]]:
     """``copyengine emulator serve`` in a child process that dies with its parent; yields the
-    ready-file contents and the PID once connections are accepted; stops it by PID after."""
+    ready-file contents and the PID once connections are accepted; stops it after."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -46,13 +78,12 @@ def emulator_process(
             str(config),
             "--ready-file",
             str(ready),
+            "--stop-on-eof",
         ],
+        stdin=subprocess.PIPE,
         stdout=output,
         stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
-        # Its own session and process group: a Ctrl-C at the terminal is the job's to handle
-        # (drain, then stop the emulator), not a signal that kills the service mid-drain.
-        start_new_session=True,
+        **detach_options(),
     )
     try:
         deadline = time.monotonic() + timeout
@@ -65,9 +96,4 @@ def emulator_process(
             time.sleep(0.05)
         yield json.loads(ready.read_text(encoding="utf-8")), proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -9,6 +9,8 @@ import logging
 import os
 import signal
 import ssl
+import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +186,13 @@ async def serve_until_stopped(
     port: int,
     ready_file: Path | None,
     say: Callable[[str], None],
+    stop_on_eof: bool = False,
 ) -> None:
-    """``copyengine emulator serve``: serve until SIGINT or SIGTERM; ``say`` tells the
-    operator where (the ready file, when given, tells a program)."""
+    """``copyengine emulator serve``: serve until SIGINT or SIGTERM (Ctrl-Break on Windows);
+    ``say`` tells the operator where (the ready file, when given, tells a program).
+    ``stop_on_eof`` (a job's emulator): serve until standard input closes, which it does when
+    the parent closes it or dies on any platform, and ignore Ctrl-C and Ctrl-Break: they are
+    the job's, which drains and then stops the emulator."""
     server = EmulatorServer(config, host, port)
     endpoints = await server.start()
     tune_process_for_serving()
@@ -200,12 +206,33 @@ async def serve_until_stopped(
         say(f"  CA:        {endpoints.ca_cert}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    console = [getattr(signal, n) for n in ("SIGINT", "SIGBREAK") if hasattr(signal, n)]
+    if stop_on_eof:
+        for sig in console:
+            signal.signal(sig, signal.SIG_IGN)
+        threading.Thread(target=_stop_at_eof, args=(loop, stop), daemon=True).start()
+    for sig in [signal.SIGTERM] if stop_on_eof else [*console, signal.SIGTERM]:
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except NotImplementedError:  # Windows' event loops: the C-level handler
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
     try:
         await stop.wait()
     finally:
         await server.stop()
+
+
+def _stop_at_eof(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Read standard input to its end (the parent closed it, or died), then stop."""
+    try:
+        while sys.stdin.buffer.read(4096):
+            pass
+    except (OSError, ValueError):
+        pass
+    try:
+        loop.call_soon_threadsafe(stop.set)
+    except RuntimeError:
+        pass  # the loop is closed: already stopped
 
 
 def tune_process_for_serving() -> None:

@@ -3,7 +3,6 @@ one account of what happened (report, ``job.finished``, exit code)."""
 
 from __future__ import annotations
 
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,6 +18,7 @@ from ..graph import Clients, Health
 from ..plan import PassKind
 from ..report import JobStats, Renderings, check_writable, iso, write_report
 from ..state import Store
+from ..stopsignals import STOP_SIGNALS, receiving, signal_name
 from .budget import ByteBudget
 from .context import PairContext
 from .pair import PairRunner, debug_logging
@@ -311,17 +311,17 @@ def _finish(
 
 
 async def watch_signals(stop: StopFlag, abort: anyio.CancelScope) -> None:
-    """First Ctrl-C/SIGTERM: drain (finish in-flight work, commit, report). Second: abort."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    """First Ctrl-C/SIGTERM (Ctrl-Break on Windows): drain (finish in-flight work, commit,
+    report). Second: abort. Where the event loop has no signal handlers (Windows), through
+    ``signal.signal``."""
+    with receiving(STOP_SIGNALS) as signals:
         async for sig in signals:
             if not stop.draining:
                 stop.drain()
                 log.warning(
-                    "job.draining",
-                    signal=signal.Signals(sig).name,
-                    hint="press Ctrl-C again to abort",
+                    "job.draining", signal=signal_name(sig), hint="press Ctrl-C again to abort"
                 )
             else:
-                log.warning("job.aborting", signal=signal.Signals(sig).name)
+                log.warning("job.aborting", signal=signal_name(sig))
                 abort.cancel()
                 return

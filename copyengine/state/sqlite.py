@@ -9,7 +9,6 @@ resent.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
+from filelock import BaseFileLock, FileLock, Timeout
 
 from ..errors import JobLocked, StateError
 from .records import Intent, Outcome, Status
@@ -216,7 +216,7 @@ class SQLiteStore(SqlStore):
         self.max_buffer = max_buffer
         self.identity = identity
         self.exclusive = exclusive
-        self._lock_fd: int | None = None
+        self._file_lock: BaseFileLock | None = None
         self._db: sqlite3.Connection | None = None
         self._lock = threading.Lock()
         self._buffer: list[tuple[str, Outcome]] = []
@@ -255,35 +255,27 @@ class SQLiteStore(SqlStore):
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
 
+    @property
+    def holder_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock.json")
+
     def _take_lock(self) -> None:
-        """The job's lock: an exclusive ``flock`` on a file beside the state, held until close
-        (the kernel releases it when the process dies, so a kill -9 leaves no stale lock).
-        The file says who holds it."""
+        """The job's lock: ``filelock`` on a file beside the state, held until close. It is
+        an operating-system lock (``flock`` on POSIX, ``msvcrt.locking`` on Windows) that is
+        released when the process dies, so a kill -9 or a closed console leaves no stale
+        lock. Who holds it is written to a file of its own beside it: Windows' lock makes the
+        locked file unreadable to others, and filelock truncates it when it tries."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise StateError(f"cannot create the job lock {self.lock_path}: {exc}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            except (OSError, ValueError):
-                holder = {}
-            os.close(fd)
-            who = (
-                f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
-                if holder
-                else "another process"
-            )
+            lock = FileLock(self.lock_path, thread_local=False)
+            lock.acquire(blocking=False)
+        except Timeout:
             raise JobLocked(
-                f"another run of this job is in progress ({who}); its state {self.path} is "
-                "locked. Wait for it to finish, or stop it; two runs of one job at once would "
-                "copy items twice"
+                f"another run of this job is in progress ({self._holder()}); its state "
+                f"{self.path} is locked. Wait for it to finish, or stop it; two runs of one "
+                "job at once would copy items twice"
             ) from None
         except OSError as exc:
-            os.close(fd)
             raise StateError(f"cannot lock {self.lock_path}: {exc}") from exc
         info = {
             "pid": os.getpid(),
@@ -291,20 +283,28 @@ class SQLiteStore(SqlStore):
             "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(info).encode(), 0)
+            self.holder_path.write_text(json.dumps(info), encoding="utf-8")
         except OSError:
-            pass  # who holds it is a courtesy; the flock is the lock
-        self._lock_fd = fd
+            pass  # who holds it is a courtesy; the file lock is the lock
+        self._file_lock = lock
+
+    def _holder(self) -> str:
+        try:
+            holder = json.loads(self.holder_path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            holder = {}
+        if not isinstance(holder, dict) or not holder:
+            return "another process"
+        return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
 
     def _release_lock(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
+        lock, self._file_lock = self._file_lock, None
+        if lock is not None:
             try:
-                os.ftruncate(fd, 0)
+                self.holder_path.unlink(missing_ok=True)  # before the lock: never another's
             except OSError:
                 pass
-            os.close(fd)  # closing the descriptor releases the flock
+            lock.release(force=True)
 
     async def open(self) -> None:
         if self.exclusive:
