@@ -22,12 +22,14 @@ from .commands.hosts import report, submit, worker
 from .commands.options import (
     configure_logs,
     debug_option,
+    in_waves,
     is_debug,
     job_command,
     json_option,
     load,
     say,
     state_option,
+    wave_option,
     with_emulator,
 )
 from .config import JobConfig, select_pairs
@@ -103,6 +105,7 @@ def main() -> None:
         metavar="UPN",
         help="Only the pairs with this source or target (repeatable).",
     ),
+    wave_option,
     click.option(
         "--retry-failed",
         is_flag=True,
@@ -135,6 +138,7 @@ def run(
     log_level: str | None,
     no_progress: bool,
     only: tuple[str, ...],
+    waves: tuple[str, ...],
     retry_failed: bool,
     full: bool,
     cutover: bool,
@@ -154,7 +158,7 @@ def run(
         "log_level": "debug" if is_debug() else log_level,
     }
     cfg = load(config, state, **{k: v for k, v in given.items() if v})
-    pairs = select_pairs(cfg, only)
+    pairs = select_pairs(cfg, only, waves)
     address = None
     if metrics:
         from .console.metrics import parse_address  # prometheus_client, aiohttp.web: only here
@@ -195,11 +199,18 @@ def run(
     click.option(
         "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
     ),
+    wave_option,
 )
-def verify(config: Path, state: Path | None, content: bool, json_output: Path | None) -> None:
+def verify(
+    config: Path,
+    state: Path | None,
+    content: bool,
+    json_output: Path | None,
+    waves: tuple[str, ...],
+) -> None:
     """Compare source and target of every pair (its archive too when the pair has one): every
     selected item once, in its folder, by search key; with --content, every copy current."""
-    cfg = load(config, state)
+    cfg = in_waves(load(config, state), waves)
     configure_logs(cfg, "warning")
     if content and not state_exists(cfg):
         raise ConfigError(
@@ -246,12 +257,12 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
     sys.exit(with_emulator(cfg, body))
 
 
-@job_command(state_option(), json_option)
-def plan(config: Path, state: Path | None, as_json: bool) -> None:
+@job_command(state_option(), json_option, wave_option)
+def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]) -> None:
     """Size the job without copying anything: per pair and folder, what would be copied,
     what is already there, what is skipped and why, and an ETA from the per-mailbox budgets.
     Writes nothing to the target or the state."""
-    cfg = load(config, state)
+    cfg = in_waves(load(config, state), waves)
     configure_logs(cfg, "warning")
 
     def body(c: JobConfig) -> int:
@@ -267,17 +278,19 @@ def plan(config: Path, state: Path | None, as_json: bool) -> None:
     sys.exit(with_emulator(cfg, body))
 
 
-@job_command(state_option(), json_option)
-def status(config: Path, state: Path | None, as_json: bool) -> None:
+@job_command(state_option(), json_option, wave_option)
+def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
     run is in progress)."""
-    cfg = load(config, state, resolve_secrets=False)
+    cfg = in_waves(load(config, state, resolve_secrets=False), waves)
     if not state_exists(cfg):
         none = {"state": str(cfg.state_path), "pairs": []}
         click.echo(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")
         return
     ov = anyio.run(read_overview, cfg)
-    known = {"state": ov.state, "passes": ov.passes, "groups": ov.groups, "pairs": ov.pairs}
+    keys = {p.key for p in cfg.pairs}  # --wave: that wave's pairs
+    pairs = [p for p in ov.pairs if p["pair"] in keys] if waves else ov.pairs
+    known = {"state": ov.state, "passes": ov.passes, "groups": ov.groups, "pairs": pairs}
     if as_json:
         click.echo(json.dumps(known, indent=2, default=str))
     else:

@@ -7,8 +7,6 @@ bad regular expressions, missing files and unresolvable secret references are al
 
 from __future__ import annotations
 
-import csv
-import io
 import ipaddress
 import re
 import string
@@ -20,6 +18,7 @@ from typing import Any
 
 from .embedded.schema import EmbeddedEmulator, parse_emulator
 from .errors import ConfigError
+from .pairsfile import check_encoding, read_pairs_file, wave_label
 from .paths import job_path, not_found
 from .secrets import Secret, resolve_secret
 from .textfiles import Table, decode_text, upn
@@ -146,6 +145,8 @@ class Pair:
     items: ItemFilters
     # also copy the source's in-place archive into the target's (Graph beta only)
     archive: bool = False
+    wave: str = ""  # ``run --wave``; pairsfile.wave_label's form, "" for none
+    origin: str = field(default="", compare=False)  # pairs[i], or file:line of the pairs file
 
     @property
     def key(self) -> str:
@@ -402,7 +403,6 @@ def _pairs(
     root: Table, base: Path, rules: FolderRules, filters: ItemFilters, consolidate: bool
 ) -> tuple[Pair, ...]:
     pairs: list[Pair] = []
-    where: list[str] = []  # per pair: its key path, or file:line for a CSV row
     raw = root.get("pairs", list, [])
     for i, p in enumerate(raw):
         t = Table(p, f"pairs[{i}]")
@@ -411,61 +411,47 @@ def _pairs(
         fr = _folders(t.table("folders"), rules) if "folders" in p else rules
         itf = _items(t.table("items"), filters) if "items" in p else filters
         archive = t.get("archive", bool, False)
+        wave = wave_label(t.get("wave", (int, str), ""))
         t.done()
-        pairs.append(Pair(src, dst, fr, itf, archive))
-        where.append(f"pairs[{i}]")
+        pairs.append(Pair(src, dst, fr, itf, archive, wave, origin=f"pairs[{i}]"))
     csv_path = root.get("pairs_csv", str)
+    encoding = root.get("pairs_encoding", str)
+    if encoding is not None:
+        if csv_path is None:
+            raise ConfigError("pairs_encoding", "is the encoding of pairs_csv, which is not set")
+        encoding = check_encoding(encoding, "pairs_encoding")
     if csv_path is not None:
         if not csv_path.strip():
             raise ConfigError("pairs_csv", "must not be empty")
         path = _file(csv_path, "pairs_csv", base)
-        try:
-            raw_csv = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
-        text = decode_text(raw_csv, str(path))
-        try:
-            rows = list(csv.reader(io.StringIO(text, newline="")))
-        except csv.Error as exc:
-            raise ConfigError(str(path), f"not a valid CSV file: {exc}") from None
-        for n, row in enumerate(rows, start=1):
-            row = [c.strip() for c in row]
-            if not any(row) or row[0].startswith("#"):
-                continue
-            if n == 1 and row[0].lower() == "source":
-                continue
-            at = f"{path}:{n}"
-            if len(row) == 1 and ";" in row[0]:
-                raise ConfigError(at, "separate source and target with a comma, not a semicolon")
-            if len(row) < 2 or not row[0] or not row[1]:
-                raise ConfigError(at, "expected: source,target")
-            if any(row[2:]):
-                raise ConfigError(at, f"expected 2 columns (source,target), found {len(row)}")
-            pairs.append(Pair(upn(row[0], at), upn(row[1], at), rules, filters))
-            where.append(at)
+        for r in read_pairs_file(path, encoding):
+            archive = bool(r.archive)
+            pairs.append(Pair(r.source, r.target, rules, filters, archive, r.wave, origin=r.at))
+        if not pairs:
+            raise ConfigError(str(path), "holds no pair (a header, comments or empty rows only)")
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
-    seen: dict[str, int] = {}
-    writers: dict[str, int] = {}
-    for i, p in enumerate(pairs):
+    seen: dict[str, Pair] = {}
+    writers: dict[str, Pair] = {}
+    for p in pairs:
         if p.source.lower() == p.target.lower():
             raise ConfigError(
-                where[i],
+                p.origin,
                 f"source and target are the same mailbox ({p.source}): a mailbox copied into "
                 "itself grows on every run",
             )
         if p.key in seen:
-            raise ConfigError(where[i], f"duplicate of {where[seen[p.key]]} ({p.key})")
-        seen[p.key] = i
+            raise ConfigError(p.origin, f"duplicate of {seen[p.key].origin} ({p.key})")
+        seen[p.key] = p
         tgt = p.target.lower()
         if tgt in writers and not consolidate:
             raise ConfigError(
-                where[i],
-                f"target {p.target} is also the target of {where[writers[tgt]]}: two sources "
+                p.origin,
+                f"target {p.target} is also the target of {writers[tgt].origin}: two sources "
                 "would be merged into one mailbox; set [job] consolidate = true if that is "
                 "intended",
             )
-        writers.setdefault(tgt, i)
+        writers.setdefault(tgt, p)
     return tuple(pairs)
 
 
@@ -599,12 +585,12 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
 def _check_across(cfg: JobConfig) -> None:
     """What one table alone cannot tell: archives need Graph beta on both tenants, and a
     tenant on the emulator needs an ``[emulator]`` table."""
-    for i, p in enumerate(cfg.pairs):
+    for p in cfg.pairs:
         if p.archive:
             for t in (cfg.source, cfg.target):
                 if t.graph_url.endswith("/v1.0"):
                     raise ConfigError(
-                        f"pairs[{i}].archive",
+                        f"{p.origin}.archive" if p.origin.startswith("pairs[") else p.origin,
                         f"archive mailboxes are reachable only on Graph beta; tenants.{t.name}"
                         f".graph_url is {t.graph_url} (use …/beta)",
                     )
@@ -614,15 +600,40 @@ def _check_across(cfg: JobConfig) -> None:
         )
 
 
-def select_pairs(cfg: JobConfig, only: tuple[str, ...]) -> tuple[Pair, ...] | None:
-    """The pairs ``only`` names by source or target (``run --pair``): None (every pair) when
-    it names none; a ConfigError when a name matches no pair."""
-    if not only:
+def select_pairs(
+    cfg: JobConfig, only: tuple[str, ...], waves: tuple[str, ...] = ()
+) -> tuple[Pair, ...] | None:
+    """The pairs of the waves ``waves`` (``--wave``) that ``only`` names by source or target
+    (``--pair``): None (every pair) when neither narrows; a ConfigError when a wave has no
+    pair or a name matches no pair (of those waves)."""
+    if not only and not waves:
         return None
+    pool = _in_waves(cfg.pairs, waves) if waves else cfg.pairs
+    if not only:
+        return pool
     wanted = {u.strip().lower() for u in only}
-    chosen = tuple(p for p in cfg.pairs if {p.source.lower(), p.target.lower()} & wanted)
-    known = {u.lower() for p in cfg.pairs for u in (p.source, p.target)}
-    missing = sorted(wanted - known)
-    if missing:
-        raise ConfigError(f"--pair {missing[0]}", "no pair of the job has this source or target")
+    chosen = tuple(p for p in pool if {p.source.lower(), p.target.lower()} & wanted)
+    for pairs, why in (
+        (cfg.pairs, "no pair of the job has this source or target"),
+        (pool, f"its pair is in none of the waves given (--wave {' '.join(waves)})"),
+    ):
+        missing = sorted(wanted - {u.lower() for p in pairs for u in (p.source, p.target)})
+        if missing:
+            raise ConfigError(f"--pair {missing[0]}", why)
     return chosen
+
+
+def _in_waves(pairs: tuple[Pair, ...], waves: tuple[str, ...]) -> tuple[Pair, ...]:
+    known = sorted({p.wave for p in pairs if p.wave}, key=lambda w: (not w.isdigit(), w.zfill(9)))
+    for given in waves:
+        if not wave_label(given):
+            raise ConfigError("--wave", "give a wave: its number or name, as the pairs have it")
+        if not any(p.wave == wave_label(given) for p in pairs):
+            hint = (
+                f"the job's waves: {', '.join(known)}"
+                if known
+                else "no pair has a wave: give pairs_csv a wave column, or [[pairs]] wave = N"
+            )
+            raise ConfigError(f"--wave {given}", f"no pair is in this wave ({hint})")
+    labels = {wave_label(w) for w in waves}
+    return tuple(p for p in pairs if p.wave in labels)

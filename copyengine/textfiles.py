@@ -1,9 +1,10 @@
 """Operator files (job TOML, pairs CSV): decoded the way spreadsheets and editors save them,
 and read as typed tables whose errors name the key path.
 
-UTF-8 with or without a byte-order mark, and UTF-16 with a byte-order mark (Excel's "Unicode
-text"), are read; anything else is refused with the file, the line and what to do, never
-guessed (a cp1252 file read as latin-1 would silently change mailbox names).
+UTF-8 with or without a byte-order mark, UTF-16 with a byte-order mark (Excel's "Unicode
+text") and, for the pairs file, an encoding the job declares, are read; anything else is
+refused with the file, the line and what to do, never guessed (a cp1252 file read as
+latin-1 would silently change mailbox names).
 """
 
 from __future__ import annotations
@@ -16,25 +17,40 @@ from typing import Any
 from .errors import ConfigError
 
 
-def decode_text(raw: bytes, where: str) -> str:
-    """The text of ``raw`` (a file named ``where`` in messages)."""
+def decode_text(
+    raw: bytes, where: str, declared: str | None = None, advice: str | None = None
+) -> str:
+    """The text of ``raw`` (a file named ``where`` in messages). A byte-order mark decides
+    the encoding; without one, ``declared`` (an operator's ``pairs_encoding``) or UTF-8.
+    Undecodable bytes are a ConfigError at ``where:line`` ending in ``advice``."""
     if raw.startswith(codecs.BOM_UTF8):
         encoding, body = "utf-8", raw[len(codecs.BOM_UTF8) :]
     elif raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding, body = "utf-16", raw
     else:
-        encoding, body = "utf-8", raw
+        encoding, body = declared or "utf-8", raw
     try:
         return body.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = body[: exc.start].count(b"\n") + 1 if encoding == "utf-8" else None
-        at = f" at line {line}" if line else ""
         bad = body[exc.start : exc.start + 1].hex().upper()
+        if encoding == "utf-16":
+            raise ConfigError(
+                where,
+                f"is not valid UTF-16 text (broken at byte {exc.start}): the file is cut "
+                "short or damaged; save it again (as UTF-8) and run again",
+            ) from None
+        start = body.rfind(b"\n", 0, exc.start) + 1
+        line = body[: exc.start].count(b"\n") + 1
+        column = len(body[start : exc.start].decode(encoding, errors="replace")) + 1
+        name = codecs.lookup(encoding).name.upper()
+        default = (
+            "it was probably saved as Windows-1252 or Latin-1: save it as UTF-8 (or UTF-16 "
+            "with a byte-order mark) and run again"
+        )
         raise ConfigError(
-            where,
-            f"is not {encoding.upper()} text (byte 0x{bad}{at}); it was probably saved as "
-            "Windows-1252 or Latin-1: save it as UTF-8 (or UTF-16 with a byte-order mark) "
-            "and run again",
+            f"{where}:{line}",
+            f"is not {name} text (byte 0x{bad} at line {line}, column {column}); "
+            + (advice or default),
         ) from None
 
 

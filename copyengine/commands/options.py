@@ -1,16 +1,17 @@
 """What the commands share: the options several take (the job file, ``--state``, ``--json``,
-``--debug``), and loading the job, its logs and its embedded emulator the same way."""
+``--wave``, ``--debug``), and loading the job, its logs and its embedded emulator the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from .. import logs
-from ..config import JobConfig, load_job
+from ..config import JobConfig, load_job, select_pairs
 from ..embedded.runner import embedded_emulator
 from ..exitcodes import HELP as EXIT_HELP
 
@@ -45,6 +46,14 @@ def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+wave_option = click.option(
+    "--wave",
+    "waves",
+    multiple=True,
+    metavar="N",
+    help="Only the pairs of this wave (the pairs file's wave or batch column, wave = N in "
+    "[[pairs]]); repeatable.",
+)
 
 
 def job_command(
@@ -67,6 +76,12 @@ def load(config: Path, state: Path | None = None, **overrides: object) -> JobCon
     if state:
         overrides["state_path"] = state.resolve()
     return load_job(config, **overrides)  # type: ignore[arg-type]
+
+
+def in_waves(cfg: JobConfig, waves: tuple[str, ...]) -> JobConfig:
+    """The job narrowed to the pairs of ``waves`` (``--wave``); the whole job without."""
+    chosen = select_pairs(cfg, (), waves)
+    return cfg if chosen is None else replace(cfg, pairs=chosen)
 
 
 def configure_logs(cfg: JobConfig, level: str | None = None) -> None:
