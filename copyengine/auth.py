@@ -19,21 +19,13 @@ import anyio
 import msal
 import requests
 
-from .errors import AuthFailed, Cause, ConfigError, Transient
+from .clouds import AUTHORITY_HOSTS, GLOBAL
+from .errors import AuthFailed, Cause, ConfigError, Transient, Unreachable
+from .network import Route, no_connection
 from .secrets import Secret
 from .tlshttp import PinnedVerifySession
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
-MICROSOFT_AUTHORITY_HOSTS = frozenset(
-    {
-        "login.microsoftonline.com",
-        "login.microsoft.com",
-        "login.windows.net",
-        "login.microsoftonline.us",
-        "login.chinacloudapi.cn",
-        "login.partner.microsoftonline.cn",
-    }
-)
+GRAPH_SCOPE = GLOBAL.scope
 
 
 @dataclass(frozen=True)
@@ -102,12 +94,17 @@ class TokenProvider:
         refresh_margin: float = 300.0,
         clock: Callable[[], float] = time.time,
         timeout: float = 30.0,
+        route: Route | None = None,
     ) -> None:
         self.tenant = tenant
         self.client_id = client_id
         self._credential = credential
         self._authority = f"{authority_host.rstrip('/')}/{tenant}"
-        self._known_host = (urlsplit(authority_host).hostname or "") in MICROSOFT_AUTHORITY_HOSTS
+        where = urlsplit(authority_host)
+        self._host = f"{where.hostname}:{where.port or (80 if where.scheme == 'http' else 443)}"
+        self._known_host = (where.hostname or "") in AUTHORITY_HOSTS
+        self._route = route or Route()
+        self._answered = False  # the identity platform has answered once
         self._ca = ca_bundle
         self._scope = scope
         self._margin = refresh_margin
@@ -121,6 +118,11 @@ class TokenProvider:
 
     def __repr__(self) -> str:
         return f"TokenProvider(tenant={self.tenant!r}, client_id={self.client_id!r})"
+
+    @property
+    def scope(self) -> str:
+        """What the tokens are asked for: the tenant's Graph resource (``clouds``)."""
+        return self._scope
 
     async def token(self) -> str:
         tok = self._token
@@ -140,6 +142,7 @@ class TokenProvider:
 
     async def _renew(self) -> str:
         result = await anyio.to_thread.run_sync(self._acquire_sync)
+        self._answered = True
         if "access_token" not in result:
             code = str(result.get("error", "unknown_error"))
             desc = str(result.get("error_description", "")).split("\r\n")[0].split("\n")[0]
@@ -154,10 +157,36 @@ class TokenProvider:
         self.renewals += 1
         return self._token
 
+    def _unreachable(self, exc: requests.RequestException) -> Transient:
+        """No answer from the identity platform, its host and why named; the same budgets
+        as a Graph call (``transport.classify_exception``): a host that never answered and
+        refuses, does not resolve or is not trusted is told in seconds."""
+        why = no_connection(exc)
+        host = self._host
+        where = urlsplit(self._authority)
+        proxy = self._route.for_url(where.scheme, where.hostname or "", where.port)
+        via = f" through the proxy {proxy.where}" if proxy is not None else ""
+        message = (
+            f"cannot reach the identity platform for tenant {self.tenant} at {host}{via}: "
+            f"{why.detail}"
+        )
+        if isinstance(exc, requests.ConnectionError | requests.Timeout):
+            short = why.not_worth_waiting(self._answered)
+            return Unreachable(
+                message,
+                host=host,
+                kind=why.kind,
+                advice=why.advice_when(self._answered),
+                cause=Cause.UNREACHABLE if short else Cause.CONNECTION,
+                sent=False,  # the Graph request itself never went out
+                call="token",
+            )
+        return Transient(message, cause=Cause.CONNECTION, sent=False, call="token")
+
     def _acquire_sync(self) -> dict[str, Any]:
         try:
             if self._app is None:
-                http = PinnedVerifySession(self._ca if self._ca else True)
+                http = PinnedVerifySession(self._ca if self._ca else True, self._route)
                 self._app = msal.ConfidentialClientApplication(
                     self.client_id,
                     client_credential=self._credential.for_msal(),
@@ -173,13 +202,7 @@ class TokenProvider:
                     cache.remove_at(at)
             return self._app.acquire_token_for_client(scopes=[self._scope])  # type: ignore[no-any-return]
         except requests.RequestException as exc:
-            raise Transient(
-                f"cannot reach the identity platform for tenant {self.tenant}: "
-                f"{type(exc).__name__}",
-                cause=Cause.CONNECTION,
-                sent=False,  # the Graph request itself never went out
-                call="token",
-            ) from None
+            raise self._unreachable(exc) from None
         except ValueError as exc:
             # msal raises ValueError for an unknown tenant / failed discovery.
             raise AuthFailed(

@@ -7,7 +7,6 @@ bad regular expressions, missing files and unresolvable secret references are al
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import string
 import tomllib
@@ -16,8 +15,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from .clouds import check_tenant
 from .embedded.schema import EmbeddedEmulator, parse_emulator
 from .errors import ConfigError
+from .network import NetworkConfig, is_loopback, parse_network
 from .pairsfile import check_encoding, read_pairs_file, wave_label
 from .paths import job_path, not_found
 from .secrets import Secret, resolve_secret
@@ -38,7 +39,6 @@ DEFAULT_REPORT = ".copyengine/report.json"
 # Placeholders target_root may use: {source} is the local part of the source UPN,
 # {source_upn} the whole UPN, {target} the local part of the target UPN.
 ROOT_PLACEHOLDERS = ("source", "source_upn", "target")
-LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ class TenantConfig:
     pfx: Path | None = None
     pfx_password: Secret | None = None
     ca_bundle: Path | None = None
+    scope: str | None = None  # the token scope; None: derived from graph_url (clouds)
 
     @property
     def uses_emulator(self) -> bool:
@@ -174,6 +175,7 @@ class JobConfig:
     state_url: str | None = None
     state_password: Secret | None = None
     workers: Workers = field(default_factory=Workers)
+    network: NetworkConfig = field(default_factory=NetworkConfig)  # [network]: proxy
 
     def identity(self) -> dict[str, str]:
         """What makes a state store this job's: the tenants and apps, and the name."""
@@ -209,16 +211,6 @@ def _date(value: Any, where: str) -> datetime:
         except ValueError:
             pass
     raise ConfigError(where, "must be a date (2021-08-21) or a date-time")
-
-
-def is_loopback(host: str) -> bool:
-    host = host.strip("[]").lower()
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_url(url: str, where: str) -> None:
@@ -271,6 +263,8 @@ def _tenant(t: Table, name: str, base: Path, resolve: bool) -> TenantConfig:
     for key, url in (("graph_url", graph_url), ("authority", authority)):
         if url != EMULATOR:
             _check_url(url, t.path(key))
+    scope = t.get("scope", str)
+    authority = check_tenant(t.where, graph_url, authority, scope, "authority" in t.raw)
     ca = t.get("ca_bundle", str)
     cert = t.get("certificate", str)
     pfx = t.get("pfx", str)
@@ -286,6 +280,7 @@ def _tenant(t: Table, name: str, base: Path, resolve: bool) -> TenantConfig:
         pfx=_file(pfx, t.path("pfx"), base) if pfx else None,
         pfx_password=secret("pfx_password"),
         ca_bundle=_file(ca, t.path("ca_bundle"), base) if ca else None,
+        scope=scope,
     )
     t.done()
     kinds = [k for k in ("client_secret", "certificate_key", "pfx") if getattr(cfg, k)]
@@ -551,6 +546,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     # resolved even when the tenants' secrets are not (``status`` reads the state with it)
     state_password = resolve_secret(pw_ref, job.path("state_password"), base) if pw_ref else None
     workers = _workers(root.table("workers"))
+    network = parse_network(root.table("network"), base, resolve_secrets)
     state = job_path(state_s, job.path("state"), base)
     report = job_path(report_s, job.path("report"), base)
     name = job.get("name", str, "")
@@ -577,6 +573,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         state_url=state_url,
         state_password=state_password,
         workers=workers,
+        network=network,
     )
     _check_across(cfg)
     return replace(cfg, **overrides) if overrides else cfg

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .clouds import describe
 from .config import JobConfig, Pair
 from .exitcodes import ExitCode
 from .failures import classify
@@ -157,9 +158,13 @@ async def _export(api: GraphClient, mailbox_id: str, item_id: str) -> None:
 
 async def doctor_job(cfg: JobConfig, clients: Clients) -> dict[str, Any]:
     tenants: dict[str, Any] = {}
-    for side, client in (("source", clients.src), ("target", clients.dst)):
+    for side, client, t in (
+        ("source", clients.src, cfg.source),
+        ("target", clients.dst, cfg.target),
+    ):
         assert isinstance(client, GraphClient)
-        entry: dict[str, Any] = {"app": client.tokens.client_id}
+        # the tenant's cloud, and what the contract says of the mailbox API there
+        entry: dict[str, Any] = {"app": client.tokens.client_id, **describe(t.graph_url, t.scope)}
         try:
             token = await client.tokens.token()
         except Exception as exc:

@@ -8,6 +8,7 @@ CopyEngineError
 └── ServiceError            anything the service (or the way to it) answered
     ├── Throttled           429: wait ``retry_after`` (the pacer does), then retry
     ├── Transient           503/504, connection or timeout before the server acted: back off
+    │   └── Unreachable         no connection to a host (DNS, refused, TLS, proxy, timeout)
     ├── AuthExpired         401 on a Graph call: renew the token once, retry
     ├── SessionExpired      401/403/404 from an import URL: renew the session once, retry
     ├── ItemFailed          this item cannot be copied (export error, corrupt data): record
@@ -34,6 +35,10 @@ class Cause(Enum):
     GATEWAY = "gateway"  # 502/504
     CONNECTION = "connection"  # reset or dropped after the request went out
     TIMEOUT = "timeout"
+    # no connection to a host that has not answered yet (the name does not resolve, the port
+    # refuses, its certificate is not trusted, the proxy refuses): a short budget, the
+    # operator hears of it in seconds
+    UNREACHABLE = "unreachable"
     AUTH = "auth"  # token renewal
     SESSION = "session"  # import-session renewal
 
@@ -122,6 +127,19 @@ class Transient(ServiceError):
         self.retry_after = retry_after
         self.cause = cause
         self.sent = sent
+
+
+class Unreachable(Transient):
+    """No connection to ``host`` (``host:port``): ``kind`` says why (dns, refused, tls,
+    timeout, proxy, lost), ``advice`` what to check."""
+
+    def __init__(
+        self, message: str, *, host: str, kind: str, advice: str = "", **kw: object
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.host = host
+        self.kind = kind
+        self.advice = advice
 
 
 class AuthExpired(ServiceError):

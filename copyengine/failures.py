@@ -22,6 +22,7 @@ from .errors import (
     ServiceError,
     StateError,
     Transient,
+    Unreachable,
 )
 from .exitcodes import ExitCode
 from .secrets import redact
@@ -79,6 +80,14 @@ def classify(exc: BaseException) -> Verdict:
         if isinstance(e, Fatal):
             return Verdict(ExitCode.FATAL, type(e).__name__, str(e), False)
     for e in found:
+        if isinstance(e, Unreachable):
+            return Verdict(
+                ExitCode.FATAL,
+                "ServiceUnreachable",
+                f"the service could not be reached ({e.message}); "
+                f"{e.advice or 'run again when it answers'}",
+                False,
+            )
         if isinstance(e, Transient) and e.status is None:
             return Verdict(
                 ExitCode.FATAL,

@@ -73,14 +73,18 @@ def resolve_secret(ref: str, where: str, base_dir: Path | None = None) -> Secret
 _AUTHTOKEN = re.compile(r"(authtoken=)[^&\s\"']+", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9\-_.~+/]+=*", re.IGNORECASE)
 _ASSERTION = re.compile(r"((?:client_secret|client_assertion|access_token)[\"'=:\s]+)[^&\s\"',]+")
+# a password in a URL's user information (a proxy URL from HTTPS_PROXY): scheme://user:pass@
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@/\s]+@", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """Remove import-URL tokens, bearer tokens and credential fields from a string."""
+    """Remove import-URL tokens, bearer tokens, credential fields and URL passwords from a
+    string."""
     if "=" not in text and "earer" not in text and ":" not in text:
         return text
     text = _AUTHTOKEN.sub(r"\1<redacted>", text)
     text = _BEARER.sub(r"\1<redacted>", text)
+    text = _USERINFO.sub(r"\1<redacted>@", text)
     return _ASSERTION.sub(r"\1<redacted>", text)
 
 

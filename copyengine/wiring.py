@@ -6,6 +6,7 @@ tests receive what this builds."""
 from __future__ import annotations
 
 import gc
+import os
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ import aiohttp
 import anyio
 
 from .auth import Credential, TokenProvider
+from .clouds import token_scope
 from .config import JobConfig, Limits, Pair, TenantConfig
 from .console.html import report_files
 from .console.live import show_progress
@@ -23,6 +25,7 @@ from .errors import StateError
 from .exitcodes import ExitCode
 from .forecast import PairPlanned, plan_pairs
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
+from .network import Route, job_route
 from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
 from .pipeline.job import run_pairs, watch_signals
@@ -85,13 +88,20 @@ def retry_policy(lim: Limits) -> RetryPolicy:
     )
 
 
-def token_provider(t: TenantConfig) -> TokenProvider:
+def network_route(cfg: JobConfig) -> Route:
+    """Which proxy each request of the job takes: ``[network]`` over the environment."""
+    return job_route(cfg.network, os.environ)
+
+
+def token_provider(t: TenantConfig, route: Route | None = None) -> TokenProvider:
     return TokenProvider(
         tenant=t.tenant_id,
         client_id=t.client_id,
         credential=credential_of(t),
         authority_host=t.authority,
         ca_bundle=str(t.ca_bundle) if t.ca_bundle else None,
+        scope=token_scope(t.graph_url, t.scope),
+        route=route,
     )
 
 
@@ -103,16 +113,21 @@ def graph_client(
     *,
     retry: RetryPolicy | None = None,
     health: Health | None = None,
+    route: Route | None = None,
 ) -> GraphClient:
-    return GraphClient(graph_url, Transport(http, tokens, retry=retry, health=health), pacers)
+    return GraphClient(
+        graph_url, Transport(http, tokens, retry=retry, health=health, route=route), pacers
+    )
 
 
 @asynccontextmanager
 async def clients(
     cfg: JobConfig, timeouts: Timeouts | None = None, health: Health | None = None
 ) -> AsyncIterator[Clients]:
-    """The job's clients over one HTTP session (bounded by ``[limits] connections``)."""
+    """The job's clients over one HTTP session (bounded by ``[limits] connections``), every
+    request (tokens too) through the job's proxy rule (``network_route``)."""
     health = health or Health()
+    proxies = network_route(cfg)
     lim = cfg.limits
     pacers = Pacers(pacer_limits(lim))
     conn = aiohttp.TCPConnector(ssl=ssl_context(cfg), limit=lim.connections, ttl_dns_cache=300)
@@ -122,7 +137,13 @@ async def clients(
 
         def build(t: TenantConfig) -> GraphClient:
             return graph_client(
-                t.graph_url, token_provider(t), http, pacers, retry=retry, health=health
+                t.graph_url,
+                token_provider(t, proxies),
+                http,
+                pacers,
+                retry=retry,
+                health=health,
+                route=proxies,
             )
 
         src = build(cfg.source)
@@ -232,6 +253,7 @@ async def doctor(cfg: JobConfig) -> dict[str, Any]:
     state store reachable (a PostgreSQL state: connect, schema, the job's identity)."""
     async with clients(cfg) as built:
         result = await doctor_job(cfg, built)
+    result["network"] = network_route(cfg).describe()
     check: dict[str, Any] = {"where": cfg.state_url or str(cfg.state_path), "ok": True}
     if state_exists(cfg):
         st = store(cfg, exclusive=False)

@@ -119,10 +119,17 @@ def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
 
 
 def doctor_lines(result: dict[str, Any]) -> list[str]:
-    """``doctor`` on a terminal: each tenant's token and privileges, each pair's failed
-    checks, the state store, then the RBAC for Applications commands."""
+    """``doctor`` on a terminal: the proxy rule, each tenant's cloud (and what the contract
+    says of the mailbox API there), token and privileges, each pair's failed checks, the state
+    store, then the RBAC for Applications commands."""
     out: list[str] = []
+    if result.get("network"):
+        out.append(f"note network: {result['network']}")
     for side, t in result["tenants"].items():
+        if t.get("cloud"):
+            out.append(f"note {side} tenant: {t['cloud']}, tokens for {t['scope']}")
+        if t.get("contract"):
+            out.append(f"note {side} tenant: {t['contract']}")
         if not t.get("token"):
             out.append(f"FAIL {side} app {t['app']}: {t.get('error')}")
             continue

@@ -38,7 +38,9 @@ from ..errors import (
     SessionExpired,
     Throttled,
     Transient,
+    Unreachable,
 )
+from ..network import Proxy, Route, no_connection
 from ..pacing.pacer import CONCURRENCY_REASON, MailboxPacer
 from ..pacing.policy import RetriesExhausted, RetryPolicy, may_resend, parse_retry_after
 from ..secrets import redact
@@ -113,15 +115,20 @@ JOIN_MAX = 256 << 10
 class Health:
     """Whether the service answers at all, from the fate of every request: any HTTP answer
     (even an error) means it is reachable; refused, reset or timed-out connections with no
-    answer since mean it is down. Read by the drain, which must not wait on a dead service."""
+    answer since mean it is down. Read by the drain, which must not wait on a dead service.
+    ``reached``: the hosts (``host:port``) that have answered once; a host that never did and
+    refuses is not worth a minute of retries."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.down_since: float | None = None
         self.last_error = ""
+        self.reached: set[str] = set()
 
-    def answered(self) -> None:
+    def answered(self, host: str = "") -> None:
         self.down_since = None
+        if host and host not in self.reached:
+            self.reached.add(host)
 
     def failed(self, message: str) -> None:
         if self.down_since is None:
@@ -201,10 +208,13 @@ class Transport:
         sleep: Callable[[float], Any] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         health: Health | None = None,
+        route: Route | None = None,
     ) -> None:
         self.health = health or Health()
         self.http = http
         self.tokens = tokens
+        self.route = route or Route()
+        self._proxies: dict[tuple[str, str, int | None], Proxy | None] = {}
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rand = rand
@@ -313,6 +323,14 @@ class Transport:
             self.tokens.invalidate(token)
         raise err
 
+    def _proxy(self, url: URL) -> Proxy | None:
+        key = (url.scheme, url.host or "", url.port)
+        try:
+            return self._proxies[key]
+        except KeyError:
+            found = self._proxies[key] = self.route.for_url(*key)
+            return found
+
     async def _send(
         self, call: Call, url: URL, headers: dict[str, str], body: bytes | None, crid: str
     ) -> tuple[int, Any, bytes]:
@@ -320,16 +338,32 @@ class Transport:
         data: Any = body
         if call.parts is not None:
             data = _Parts(call.parts)
+        proxy = self._proxy(url)
+        kw: dict[str, Any] = {}
+        if proxy is not None:
+            kw["proxy"] = proxy.url
+            auth = proxy.authorization()
+            if auth is not None:
+                # a tunnel (https) carries it in CONNECT; a plain request in its own headers
+                if url.scheme == "https":
+                    kw["proxy_headers"] = {"Proxy-Authorization": auth}
+                else:
+                    headers["Proxy-Authorization"] = auth
+        host = f"{url.host}:{url.port}"
         try:
-            async with self.http.request(call.method, url, data=data, headers=headers) as resp:
+            async with self.http.request(
+                call.method, url, data=data, headers=headers, **kw
+            ) as resp:
                 if call.raw and resp.status < 300 and (resp.content_length or 0) > CHUNK:
                     payload = await _read_into(resp, resp.content_length or 0)
                 else:
                     payload = await resp.read()
-                self.health.answered()
+                self.health.answered(host)
                 return resp.status, resp.headers, payload
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            err = classify_exception(call.name, exc, crid)
+            err = classify_exception(
+                call.name, exc, crid, host, proxy, reached=host in self.health.reached
+            )
             self.health.failed(err.message)
             raise err from exc
 
@@ -354,21 +388,50 @@ PERMISSION_FOR = {
 _MAILBOX_IN_URL = re.compile(r"/mailboxes/([^/?]+)")
 
 
-def classify_exception(name: str, exc: BaseException, crid: str) -> Transient:
+def classify_exception(
+    name: str,
+    exc: BaseException,
+    crid: str,
+    host: str = "",
+    proxy: Proxy | None = None,
+    *,
+    reached: bool = True,
+) -> Transient:
     """A request that got no HTTP answer: whether it may have reached the service (``sent``)
-    decides whether a non-idempotent request may be resent."""
-    if isinstance(exc, TimeoutError):
-        return Transient(
-            f"{name}: timed out", cause=Cause.TIMEOUT, sent=True, call=name, client_request_id=crid
-        )
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    decides whether a non-idempotent request may be resent.
+
+    No connection at all names the host and why (``network.no_connection``). To a host that
+    has never answered, a name that does not resolve, a refused port, an untrusted
+    certificate or a refusing proxy is a fault of the site, not a blip: a short budget
+    (``Cause.UNREACHABLE``) tells the operator in seconds. Once a host has answered, the same
+    failures are a drop mid-run and get the server budget, as before (an untrusted
+    certificate excepted: it never fixes itself). See ``NoConnection.not_worth_waiting``."""
+    no_answer = (
+        aiohttp.ClientConnectorError,
+        aiohttp.ClientHttpProxyError,
+        aiohttp.ConnectionTimeoutError,
+    )
+    if isinstance(exc, no_answer):
+        why = no_connection(exc)
+        via = f" through the proxy {proxy.where}" if proxy is not None else ""
+        if why.not_worth_waiting(reached):
+            cause = Cause.UNREACHABLE
+        else:
+            cause = Cause.TIMEOUT if why.kind == "timeout" else Cause.SERVER
         # Nothing reached the server: always safe to resend.
-        return Transient(
-            f"{name}: cannot connect ({type(exc).__name__})",
-            cause=Cause.SERVER,
+        return Unreachable(
+            f"{name}: cannot connect to {host or 'the host'}{via}: {why.detail}",
+            host=host,
+            kind=why.kind,
+            advice=why.advice_when(reached),
+            cause=cause,
             sent=False,
             call=name,
             client_request_id=crid,
+        )
+    if isinstance(exc, TimeoutError):
+        return Transient(
+            f"{name}: timed out", cause=Cause.TIMEOUT, sent=True, call=name, client_request_id=crid
         )
     return Transient(
         f"{name}: connection lost ({type(exc).__name__})",

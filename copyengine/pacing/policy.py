@@ -157,6 +157,10 @@ DEFAULT_BUDGETS: dict[Cause, int] = {
     Cause.GATEWAY: 8,
     Cause.CONNECTION: 6,
     Cause.TIMEOUT: 4,
+    # No connection to a host that never answered (DNS, refused, untrusted certificate): two
+    # quick retries (under 1.5 s of waiting) for a blip, then the operator is told. A host
+    # that has answered before is retried like any server failure (Cause.SERVER).
+    Cause.UNREACHABLE: 2,
     Cause.AUTH: 1,
     # An import session refused or expired early: renewed as often as renewals succeed, up
     # to this many times for one item (each renewal is shared by every importer that saw it).
