@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exitcodes import ExitCode
 from .pacing.accounting import AccountView
+
+if TYPE_CHECKING:
+    from .config import JobConfig
 
 MAX_FAILURES_LISTED = 1000
 MAX_TIMELINE = 1000
@@ -26,6 +29,22 @@ def iso(wall: float | None) -> str | None:
     if wall is None:
         return None
     return datetime.fromtimestamp(wall, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def job_names(cfg: JobConfig) -> dict[str, Any]:
+    """Who the report is for: the job (``[job] name``, else the job file's name without its
+    suffix) and its two tenants (their ids, and the mail domains of the job's pairs)."""
+
+    def domains(upns: list[str]) -> list[str]:
+        return sorted({u.rpartition("@")[2].lower() for u in upns if "@" in u})
+
+    return {
+        "name": cfg.name or cfg.path.stem,
+        "source_tenant": cfg.source.tenant_id,
+        "target_tenant": cfg.target.tenant_id,
+        "source_domains": domains([p.source for p in cfg.pairs]),
+        "target_domains": domains([p.target for p in cfg.pairs]),
+    }
 
 
 def new_run_id() -> str:
@@ -263,6 +282,11 @@ class JobStats:
     pass_info: dict[str, Any] = field(default_factory=dict)
     # ``run --cutover``: per pair, every source item accounted for (see ``signoff.py``)
     sign_off: dict[str, Any] | None = None
+    # the job and its tenants (``job_names``)
+    job: dict[str, Any] = field(default_factory=dict)
+    # the job across every pass, read from the state at the end of the run
+    # (``state.overview.migration``): what the customer's report leads with
+    migration: dict[str, Any] | None = None
 
     def changes(self) -> dict[str, int]:
         """This pass's changes applied to the targets, by kind."""
@@ -376,6 +400,8 @@ class JobStats:
             "pass": self.pass_info,
             "changes": self.changes(),
             "sign_off": self.sign_off,
+            "job": self.job,
+            "migration": self.migration,
             "totals": self.totals(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
@@ -398,6 +424,26 @@ def history_path(path: Path, run_id: str) -> Path:
     return path.with_name(f"{path.stem}.{run_id}{path.suffix}")
 
 
+def write_atomically(target: Path, data: bytes) -> None:
+    """``target`` replaced whole (a reader never sees half of it), its bytes on disk."""
+    tmp = target.with_name(target.name + ".tmp")
+    with tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    tmp.replace(target)
+
+
+def report_paths(output: Path) -> tuple[Path, Path]:
+    """Where ``copyengine report --output`` writes: (the JSON file, the stem its renderings
+    take their names from). ``report.html`` or ``report.json`` -> ``report.json`` beside
+    ``report.html``, ``report.pairs.csv``, ...; any other name is the JSON file's."""
+    if output.suffix.lower() in (".html", ".json"):
+        stem = output.with_suffix("")
+        return stem.with_name(stem.name + ".json"), stem
+    return output, output.with_suffix("")
+
+
 # The report's other files, rendered from its JSON form: suffix -> bytes (the console's
 # HTML page and CSV exports, handed to the job by ``wiring``).
 Renderings = Callable[[dict[str, Any]], Mapping[str, bytes]]
@@ -418,16 +464,8 @@ def write_report(
         files.update(render(report))
     own = history_path(path, stats.run_id)
     for suffix, data in files.items():
-        for target in (
-            own.with_name(f"{path.stem}.{stats.run_id}{suffix}"),
-            path.with_name(f"{path.stem}{suffix}"),
-        ):
-            tmp = target.with_name(target.name + ".tmp")
-            with tmp.open("wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(target)
+        write_atomically(own.with_name(f"{path.stem}.{stats.run_id}{suffix}"), data)
+        write_atomically(path.with_name(f"{path.stem}{suffix}"), data)
     runs = sorted(
         r
         for r in path.parent.glob(f"{path.stem}.*{path.suffix}")

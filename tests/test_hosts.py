@@ -177,6 +177,20 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         out_text = status.stdout.decode()
         assert status.returncode == 0, status.stderr.decode()
         assert out_text.count("group g-") == n and "done on" in out_text
+        # the customer's report of a shared job: HTML and CSV beside the JSON (issue 24)
+        page = tmp_path / "shared.html"
+        made = await anyio.run_process(
+            [sys.executable, "-m", "copyengine", "report", str(job), "--output", str(page)],
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr.decode()
+        shared = json.loads((tmp_path / "shared.json").read_text())
+        assert sum(m["copied"] for m in shared["migration"]["pairs"]) == src_items
+        html = page.read_text(encoding="utf-8")
+        assert f"<b>{src_items:,}</b>items copied (all passes)" in html
+        assert html.count('<td class="l ok">Completed</td>') == len(_pairs(n))
+        rows = (tmp_path / "shared.pairs.csv").read_text().splitlines()
+        assert len(rows) == len(_pairs(n)) + 1 and "<script" not in html
         nxt = await submit(cfg)  # the pass is over: the next submit starts a delta pass
         assert nxt["pass"] == out["pass"] + 1 and nxt["kind"] == "delta"
 

@@ -117,12 +117,24 @@ async def test_the_html_report_and_csv_exports(emu: Any, tmp_path: Path) -> None
     assert f"{report['totals']['copied']:,}" in text and "items copied" in text
     assert f"{ADELE} → {T_ADELE}" in text and "exit 1" in text
     assert "The item could not be imported" in text  # the failures, with reasons
+    # in words, the pair's status and colour agreeing (it was "done" in red), items by
+    # folder, type, date and size rather than by id (issue 24)
+    assert "Completed with problems: 2 failed items" in text
+    assert '<td class="l warn">Completed with ' in html and "failed item" in text
+    assert "larger than the size limit" in text
     assert "<svg" in html and len(report["timeline"]) >= 2
     failed = list(csv.DictReader((tmp_path / "report.failed.csv").open()))
     assert len(failed) == 2 and all(r["outcome"] == "failed" and r["id"] for r in failed)
+    assert all(r["folder"] and r["type"] and r["created"] and int(r["size"]) > 0 for r in failed)
     skipped = list(csv.DictReader((tmp_path / "report.skipped.csv").open()))
     assert len(skipped) == report["totals"]["skipped"] > 0
     assert all(int(r["size"]) > 0.05 * 1024 * 1024 for r in skipped)
+    assert all(r["folder"] and r["type"] and r["created"] for r in skipped)
+    pairs = list(csv.DictReader((tmp_path / "report.pairs.csv").open()))
+    assert sum(int(p["failed"]) for p in pairs) == 2 and len(pairs) == len(PAIRS)
+    for p in pairs:
+        words = f"Completed with {p['failed']} failed item" if p["failed"] != "0" else "Completed"
+        assert p["status"].startswith(words), p
 
 
 async def test_metrics_endpoint_serves_the_documented_names_during_a_run(

@@ -296,6 +296,57 @@ async def test_a_pass_s_counters_come_from_its_item_records(make: Factory) -> No
         assert (await st.pass_counts(first))["created"] == 4  # s1, s2 are pass 2's now
 
 
+async def test_a_pair_s_totals_span_every_pass_and_list_its_items(make: Factory) -> None:
+    """The customer's report across passes (issue 24): what every pass copied, counted from
+    the records (an item that failed in one pass and was copied in the next is copied, not
+    failed); the items that failed or wait to be settled, with their folder and size."""
+    from copyengine.state.overview import migration
+
+    async with make() as st:
+        await st.pair_started(P, "a@contoso.example", "a@fabrikam.example")
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "/Inbox")
+        await st.folder_mapped(P, "F2", "/Projects", "T2", "/Projects", scope="archive")
+        first = await st.pass_started("first")
+        await st.record_intents(P, [*(_intent(i) for i in range(1, 6)), _intent(6, "F2")])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "c"))
+        st.record_outcome(P, Outcome("s2", Status.DONE, "t2", "c"))
+        st.record_outcome(P, Outcome("s3", Status.ADOPTED, "t3"))  # there before us
+        st.record_outcome(P, Outcome("s4", Status.FAILED, error="refused"))
+        st.record_outcome(P, Outcome("s6", Status.FAILED, error="too large for the target"))
+        # s5: its intent, no outcome (unknown: the next pass settles it)
+        await st.pass_finished(first, "items_failed", await st.pass_counts(first))
+        second = await st.pass_started("cutover")
+        await st.record_intents(P, [_intent(4), _intent(7)])
+        st.record_outcome(P, Outcome("s4", Status.DONE, "t4", "c"))  # failed, then copied
+        st.record_outcome(P, Outcome("s7", Status.DONE, "t7", "c"))
+        st.record_outcome(P, Outcome("s1", Status.REMOVED))  # left the source, copy kept
+        st.record_outcome(P, Outcome("s2", Status.DONE, "t2", "c2"))  # updated in place
+        totals = (await st.pair_totals())[P]
+        assert totals == {
+            "copied": 3,  # s2, s4, s7
+            "current": 4,  # and s3
+            "already_present": 1,
+            "failed": 1,  # s6
+            "unknown": 1,  # s5
+            "not_attempted": 0,
+            "kept": 1,  # s1
+        }, totals
+        assert list(await st.pair_totals()) == [P]
+        await st.pass_finished(second, "ok", await st.pass_counts(second))
+        got = await migration(st)
+    (pair,) = got["pairs"]
+    assert (pair["pair"], pair["status"], pair["copied"], pair["selected"]) == (P, "running", 3, 6)
+    assert sorted((i["outcome"], i["folder"], i["size"], i["reason"]) for i in pair["items"]) == [
+        ("failed", "(archive) /Projects", 106, "too large for the target"),
+        ("unknown", "/Inbox", 105, ""),
+    ]
+    assert [(p["pass"], p["kind"], p["status"]) for p in got["passes"]] == [
+        (first, "first", "items_failed"),
+        (second, "cutover", "ok"),
+    ]
+    assert str(got["passes"][0]["started"]).endswith("Z")
+
+
 async def test_records_carry_what_a_later_pass_needs_and_can_be_forgotten(
     make: Factory,
 ) -> None:

@@ -11,8 +11,10 @@ import anyio
 import click
 
 from ..config import JobConfig
+from ..console.html import report_files
 from ..console.text import report_line, submit_line
 from ..errors import ConfigError
+from ..report import job_names, report_paths, write_atomically
 from ..wiring import clients, read_overview, state_exists, tune_for_copying
 from .options import configure_logs, job_command, load
 
@@ -78,18 +80,31 @@ def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
 
 
 @job_command(
-    click.option("--output", type=click.Path(path_type=Path), help="Override [job].report.")
+    click.option(
+        "--output",
+        type=click.Path(path_type=Path),
+        help="Override [job].report (report.html or report.json: the JSON, the HTML page and "
+        "the CSV exports side by side).",
+    )
 )
 def report(config: Path, output: Path | None) -> None:
-    """Write the job's JSON report from its state (every host's work, from the database)."""
+    """Write the job's report from its state (every pass, every host's work): JSON, the
+    customer's HTML page and CSV exports of the pairs and of the failed items."""
     cfg = load(config, resolve_secrets=False)
     configure_logs(cfg, "warning")
     if not state_exists(cfg):
         raise ConfigError("job.state", f"no state yet at {cfg.state_path}")
-    data = anyio.run(read_overview, cfg).report()
-    path = (output or cfg.report_path).resolve()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
+    data = {"job": job_names(cfg), **anyio.run(read_overview, cfg).report()}
+    path, stem = report_paths((output or cfg.report_path).resolve())
+    files = {path.name: json.dumps(data, indent=2, default=str).encode("utf-8")}
+    files.update({stem.name + suffix: blob for suffix, blob in report_files(data).items()})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for name, blob in files.items():
+            write_atomically(path.with_name(name), blob)
+    except OSError as exc:
+        raise ConfigError(
+            "--output", f"cannot write the report {path}: {exc.strerror or exc}"
+        ) from None
     click.echo(report_line(path, data["totals"]))
+    click.echo(f"report: {stem.with_name(stem.name + '.html')} (the CSV exports beside it)")

@@ -16,8 +16,9 @@ from ..exitcodes import ExitCode
 from ..failures import classify
 from ..graph import Clients, Health
 from ..plan import PassKind
-from ..report import JobStats, Renderings, check_writable, iso, write_report
+from ..report import JobStats, Renderings, check_writable, iso, job_names, write_report
 from ..state import Store
+from ..state.overview import migration
 from ..stopsignals import STOP_SIGNALS, receiving, signal_name
 from .budget import ByteBudget
 from .context import PairContext
@@ -29,6 +30,9 @@ log = structlog.get_logger("copyengine.job")
 # During a drain, a service that has not answered anything for this long is taken as gone:
 # the drain ends at once instead of retrying a dead endpoint until its deadline.
 UNREACHABLE_AFTER_S = 5.0
+# The report's view across passes is read from the state at the end; a state that does not
+# answer within this long leaves the report with this run's view alone.
+MIGRATION_READ_S = 30.0
 
 
 async def run_pairs(
@@ -84,11 +88,13 @@ async def run_pairs(
                     await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
-                if pass_number is None:
-                    with anyio.CancelScope(shield=True):
+                with anyio.CancelScope(shield=True):
+                    if pass_number is None:
                         await store.pass_finished(
                             number, stats.exit_code().name.lower(), stats.changes()
                         )
+                    if write_report:
+                        await _read_migration(store, stats)
     except Exception as exc:
         verdict = classify(exc)
         stats.fatal = stats.fatal or verdict.message
@@ -105,6 +111,16 @@ async def run_pairs(
         _finish(cfg, stats, stop, report, render)  # synchronous: nothing to shield
         structlog.contextvars.unbind_contextvars("run")
     return stats
+
+
+async def _read_migration(store: Store, stats: JobStats) -> None:
+    """The job across its passes, for the report (``state.overview.migration``); a state
+    that cannot say leaves the report with this run's view alone (said in the log)."""
+    with anyio.move_on_after(MIGRATION_READ_S):
+        try:
+            stats.migration = await migration(store)
+        except Exception as exc:  # the report must still be written
+            log.warning("report.migration_unread", error=str(exc) or type(exc).__name__)
 
 
 def _policy(cfg: JobConfig, p: Pair, retry_only: bool) -> dict[str, Any]:
@@ -289,6 +305,7 @@ def _finish(
     stats.finished = stats.finished or time.monotonic()
     stats.interrupted = stats.interrupted or stop.draining
     stats.stop_reason = stats.stop_reason or stop.reason
+    stats.job = stats.job or job_names(cfg)
     own = None
     if report:
         try:

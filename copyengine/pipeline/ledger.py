@@ -42,7 +42,13 @@ class Ledger:
         job.stats.skipped[why.value] += 1
         if why is Skip.TOO_LARGE:
             job.stats.skipped_items.append(
-                {"id": item.id, "size": item.size, "folder": job.plan.source.path}
+                {
+                    "id": item.id,
+                    "size": item.size,
+                    "folder": job.plan.source.path,
+                    "type": item.type,
+                    "created": item.created,
+                }
             )
 
     def present(self, job: FolderJob) -> None:
@@ -137,6 +143,7 @@ class Ledger:
                 "id": item.id,
                 "size": item.size,
                 "type": item.type,
+                "created": item.created,
                 "reason": reason,
                 "request_id": request_id,
             }
@@ -159,7 +166,14 @@ class Ledger:
         """Sent, and whether it landed could not be established (the state keeps its
         intent; the next run settles it). Never counted as failed."""
         job.stats.unknown.append(
-            {"id": item.id, "size": item.size, "reason": reason, "request_id": request_id}
+            {
+                "id": item.id,
+                "size": item.size,
+                "type": item.type,
+                "created": item.created,
+                "reason": reason,
+                "request_id": request_id,
+            }
         )
         self.log.warning("item.outcome_unknown", item=item.id, reason=reason)
 

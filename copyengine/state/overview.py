@@ -6,11 +6,13 @@ what every run and every host did."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..report import iso
+from ..report import MAX_FAILURES_LISTED, iso
 from .base import Store
+from .records import FolderRecord, ItemRecord, Status
+from .rows import PAIR_TOTAL_KEYS
 
 
 class GroupReader(Protocol):
@@ -25,6 +27,8 @@ class Overview:
     pairs: list[dict[str, Any]]
     passes: list[dict[str, Any]]
     groups: list[dict[str, Any]]
+    # every pair across passes (``migration``): what the customer's report shows
+    migration: dict[str, Any] = field(default_factory=dict)
 
     def total(self, name: str) -> int:
         """Items of every pair counted under ``name`` (``Store.summary``'s names)."""
@@ -55,6 +59,7 @@ class Overview:
             },
             "groups": groups,
             "pairs": self.pairs,
+            "migration": self.migration,
         }
 
 
@@ -70,14 +75,78 @@ async def _pair(store: Store, p: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _where(folder: FolderRecord | None) -> str:
+    if folder is None:
+        return ""
+    return f"(archive) {folder.source_path}" if folder.scope == "archive" else folder.source_path
+
+
+def _item(r: ItemRecord, outcome: str, folders: dict[str, FolderRecord]) -> dict[str, Any]:
+    """An item as the customer's report lists it: where it is and how large; no content."""
+    return {
+        "id": r.source_id,
+        "folder": _where(folders.get(r.folder_id)),
+        "size": r.size,
+        "outcome": outcome,
+        "reason": r.error or "",
+    }
+
+
+async def _listed(store: Store, pair: str, totals: dict[str, int]) -> list[dict[str, Any]]:
+    """The pair's items that failed or wait to be settled (at most ``MAX_FAILURES_LISTED``
+    of each), read only when it has some."""
+    if not totals["failed"] and not totals["unknown"]:
+        return []
+    folders = {f.source_folder_id: f for f in await store.folders(pair)}
+    failed = (await store.items_with_status(pair, Status.FAILED))[:MAX_FAILURES_LISTED]
+    unsettled = (await store.unsettled(pair))[:MAX_FAILURES_LISTED]
+    return [_item(r, "failed", folders) for r in failed] + [
+        _item(r, "unknown", folders) for r in unsettled
+    ]
+
+
+async def _migration_pair(
+    store: Store, p: dict[str, Any], totals: dict[str, int]
+) -> dict[str, Any]:
+    """One pair across every pass: its counts from the item records and its items that
+    failed or wait to be settled."""
+    return {
+        "pair": p["pair"],
+        "source": p["source"],
+        "target": p["target"],
+        "status": p["status"],
+        "error": p["error"],
+        "started": iso(p["started"]),
+        "finished": iso(p["finished"]),
+        **totals,
+        # every item the job took on (skipped ones are not recorded); kept ones left
+        "selected": sum(totals[k] for k in ("current", "failed", "unknown", "not_attempted")),
+        "items": await _listed(store, p["pair"], totals),
+    }
+
+
+async def migration(store: Store) -> dict[str, Any]:
+    """The job across its passes, from an open store: every pair (``_migration_pair``) and
+    every pass (ISO times)."""
+    totals = await store.pair_totals()
+    none = dict.fromkeys(PAIR_TOTAL_KEYS, 0)
+    pairs = [
+        await _migration_pair(store, p, totals.get(p["pair"], none)) for p in await store.pairs()
+    ]
+    passes = await store.passes()
+    for ps in passes:
+        ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
+    return {"pairs": pairs, "passes": passes}
+
+
 async def overview(store: Store, where: str, groups: GroupReader | None = None) -> Overview:
     """Opens ``store`` (not exclusive: safe beside a run), reads it, closes it."""
     await store.open()
     try:
         pairs = [await _pair(store, p) for p in await store.pairs()]
-        passes = await store.passes()
+        across = await migration(store)
     finally:
         await store.close()
-    for ps in passes:
-        ps["started"], ps["finished"] = iso(ps["started"]), iso(ps["finished"])
-    return Overview(where, pairs, passes, await groups.read() if groups is not None else [])
+    passes = across["passes"]
+    read = await groups.read() if groups is not None else []
+    return Overview(where, pairs, passes, read, across)

@@ -65,6 +65,45 @@ def pass_counts(rows: Iterable[tuple[Any, Any, Any]]) -> dict[str, int]:
     return out
 
 
+PAIR_TOTAL_KEYS = (
+    "copied",
+    "current",
+    "already_present",
+    "failed",
+    "unknown",
+    "not_attempted",
+    "kept",
+)
+
+
+def pair_totals(rows: Iterable[tuple[Any, Any, Any, Any]]) -> dict[str, dict[str, int]]:
+    """(pair, status, fate, count) rows of the records, over every pass -> per pair what the
+    job did to it: ``copied`` (a copy of ours in the target: imported, or an import of ours
+    found there by settlement), ``current`` (copied or already present: the target has the
+    item as the last pass left it), ``already_present`` (found there before we sent it),
+    ``failed``, ``unknown`` (to settle), ``not_attempted``, ``kept`` (deleted at the source,
+    the copy kept)."""
+    pairs: dict[str, dict[str, int]] = {}
+    for pair, status, fate, n in rows:
+        out = pairs.setdefault(str(pair), dict.fromkeys(PAIR_TOTAL_KEYS, 0))
+        s, f, k = Status(status), int(fate), int(n)
+        if s is Status.DONE or (s is Status.ADOPTED and f == FATE.CREATED):
+            out["copied"] += k
+            out["current"] += k
+        elif s is Status.ADOPTED:
+            out["already_present"] += k
+            out["current"] += k
+        elif s is Status.FAILED:
+            out["failed"] += k
+        elif s in (Status.INTENT, Status.UNKNOWN):
+            out["unknown"] += k
+        elif s is Status.PENDING:
+            out["not_attempted"] += k
+        elif s is Status.REMOVED:
+            out["kept"] += k
+    return pairs
+
+
 SUMMARY_NAMES = {
     Status.DONE: "copied",
     Status.ADOPTED: "already present",

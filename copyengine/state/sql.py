@@ -14,7 +14,15 @@ from typing import Any
 
 from .base import GroupCommitting
 from .records import FolderRecord, ItemRecord, Status, SyncRecord
-from .rows import ITEM_COLUMNS, PASS_COLUMNS, item_record, pass_counts, pass_of, summary
+from .rows import (
+    ITEM_COLUMNS,
+    PASS_COLUMNS,
+    item_record,
+    pair_totals,
+    pass_counts,
+    pass_of,
+    summary,
+)
 
 PAIR_KEYS = ("pair", "source", "target", "status", "started", "finished", "error")
 
@@ -94,6 +102,9 @@ class Statements:
         )
         self.passes = f"SELECT {PASS_COLUMNS} FROM {t}passes ORDER BY pass"
         self.pass_counts = f"SELECT status, fate, count(*) FROM {t}items WHERE pass = {m}"
+        self.pair_totals = (
+            f"SELECT pair, status, fate, count(*) FROM {t}items GROUP BY pair, status, fate"
+        )
         self.items = f"SELECT {ITEM_COLUMNS} FROM {t}items WHERE pair = {m}"
         self.summary = f"SELECT status, count(*) FROM {t}items WHERE pair = {m} GROUP BY status"
 
@@ -210,3 +221,9 @@ class SqlStore(GroupCommitting):
 
     async def summary(self, pair: str) -> dict[str, int]:
         return summary(await self._fetchall(self.sql.summary, (pair,)))
+
+    async def pair_totals(self) -> dict[str, dict[str, int]]:
+        """What every pass did to each pair, from the item records (``rows.pair_totals``),
+        in one statement."""
+        await self.flush()
+        return pair_totals(await self._fetchall(self.sql.pair_totals))
