@@ -49,8 +49,7 @@ def _axes(t0: float, t1: float, top: float, unit: str) -> list[str]:
         y = y0 - (y0 - y1) * k / 4
         out.append(f'<line x1="{x0}" y1="{y:.1f}" x2="{x1}" y2="{y:.1f}" stroke="#eaeef2"/>')
         out.append(
-            f'<text x="{x0 - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">'
-            f"{_tick(v)}</text>"
+            f'<text x="{x0 - 6}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{_tick(v)}</text>'
         )
         t = (t1 - t0) * k / 4
         x = x0 + (x1 - x0) * k / 4

@@ -83,10 +83,12 @@ def _verdict(report: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[str, s
         so = report.get("sign_off")
         if so and so.get("complete") and cls == "ok":
             text = "Completed and signed off: every source item is accounted for"
+        if cls == "ok" and said:  # this pass went well; earlier ones left items behind
+            cls, text = "warn", "This pass completed; the migration still has"
     else:
         cls, text = ("warn", "Completed with problems") if said else ("ok", "Up to date")
     if cls != "ok" and said:
-        text = f"{text}: {said}"
+        text = f"{text} {said}" if text.endswith("has") else f"{text}: {said}"
     return cls, text
 
 

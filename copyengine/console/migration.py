@@ -71,7 +71,8 @@ def pair_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     (copied in this run) and ``in_run`` (whether this run copied the pair)."""
     state = {m["pair"]: m for m in (report.get("migration") or {}).get("pairs") or []}
     signed = {
-        pair_key(e["source"], e["target"]): e for e in (report.get("sign_off") or {}).get("pairs") or []
+        pair_key(e["source"], e["target"]): e
+        for e in (report.get("sign_off") or {}).get("pairs") or []
     }
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()

@@ -11,7 +11,7 @@ import anyio
 import structlog
 
 from ..config import MB, JobConfig, Limits, Pair
-from ..errors import ConfigError
+from ..errors import ConfigError, StateError
 from ..exitcodes import ExitCode
 from ..failures import classify
 from ..graph import Clients, Health
@@ -119,7 +119,7 @@ async def _read_migration(store: Store, stats: JobStats) -> None:
     with anyio.move_on_after(MIGRATION_READ_S):
         try:
             stats.migration = await migration(store)
-        except Exception as exc:  # the report must still be written
+        except StateError as exc:  # the report is still written, with this run's view
             log.warning("report.migration_unread", error=str(exc) or type(exc).__name__)
 
 
