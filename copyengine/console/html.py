@@ -31,7 +31,7 @@ h1{font-size:1.5em;margin:0 0 .2em} h2{font-size:1.15em;margin:1.6em 0 .5em}
 .verdict{font-size:1.1em;padding:.5em .8em;border-radius:6px;border:1px solid #d0d7de}
 table{border-collapse:collapse;width:100%;margin:.4em 0}
 th,td{border-bottom:1px solid #d0d7de;padding:.3em .5em;text-align:right;white-space:nowrap}
-th{background:#f6f8fa} td.l,th.l{text-align:left;white-space:normal}
+th{background:#f6f8fa;white-space:normal} td.l,th.l{text-align:left;white-space:normal}
 .cards{display:flex;flex-wrap:wrap;gap:1em} .card{border:1px solid #d0d7de;border-radius:6px;
 padding:.6em 1em;min-width:9em} .card b{display:block;font-size:1.4em}
 svg{background:#fbfcfd;border:1px solid #d0d7de;border-radius:6px;display:block;margin:.6em 0}
@@ -69,18 +69,21 @@ def _verdict(report: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[str, s
     """The page's verdict in words: a run's by its exit code, the job's by its pairs."""
     failed = sum(r["failed"] for r in rows)
     waiting = sum(r["waiting"] for r in rows)
-    stopped = sum(1 for r in rows if r["status"] == "failed")
     problems = [
         words.plural(failed, "failed item") if failed else "",
         words.plural(waiting, "item") + " to confirm in the next pass" if waiting else "",
-        words.plural(stopped, "mailbox", "mailboxes") + " stopped" if stopped else "",
     ]
+    for status, what in (("failed", "stopped"), ("interrupted", "interrupted")):
+        n = sum(1 for r in rows if r["status"] == status)
+        problems.append(f"{words.plural(n, 'mailbox pair')} {what}" if n else "")
+    so = report.get("sign_off")
+    if so and not so.get("complete"):
+        problems.append("the sign-off is not complete")
     said = ", ".join(p for p in problems if p)
     if "exit_code" in report:
         cls, text = words.VERDICTS.get(
             int(report["exit_code"]), ("bad", f"Ended with exit code {report['exit_code']}")
         )
-        so = report.get("sign_off")
         if so and so.get("complete") and cls == "ok":
             text = "Completed and signed off: every source item is accounted for"
         if cls == "ok" and said:  # this pass went well; earlier ones left items behind
@@ -141,11 +144,12 @@ def _mailboxes(report: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
         )
         if skipped and r["skipped_from"] == "this pass":
             skipped += " (this pass)"
+        skipped = skipped or ("none" if r["skipped_from"] else "-")  # "-": the state keeps none
         out.append(
             f"<tr><td class=l>{escape(r['source'])} → {escape(r['target'])}</td>"
             f'<td class="l {scls}">{escape(status)}</td><td>{_n(r["selected"])}</td>'
             f"<td>{_n(r['copied'])}</td><td>{_n(r['current'])}</td>"
-            f"<td class=l>{escape(skipped or 'none')}</td><td>{_n(r['failed'])}</td>"
+            f"<td class=l>{escape(skipped)}</td><td>{_n(r['failed'])}</td>"
             f'<td class="l {ocls}">{escape(signed)}</td></tr>'
         )
     out.append("</table>")
@@ -362,7 +366,9 @@ def render(report: dict[str, Any]) -> str:
         timeline = report.get("timeline") or []
         out.append("<h2>Throughput and throttling over this pass</h2>")
         out.append(chart(timeline, "copied", "Items copied", "items per second"))
-        out.append(chart(timeline, "throttled_429", "Slow-down answers (429)", "per second"))
+        out.append(
+            chart(timeline, "throttled_429", "Slow-down answers (429)", "429 answers per second")
+        )
     out += _items(report) + _policy(report) + _details(report)
     out.append("</body></html>")
     return "\n".join(out)
