@@ -60,6 +60,17 @@ def _state_pair(**over: Any) -> dict[str, Any]:
     return {**base, **over}
 
 
+TOTALS = [
+    "copied",
+    "copied_bytes",
+    "already_present",
+    "skipped",
+    "failed",
+    "unknown",
+    "throttled_429",
+]
+
+
 def _run_report(state: dict[str, Any], exit_code: int = 0, failures: Any = ()) -> dict[str, Any]:
     """A run's report (``JobStats.as_dict``'s shape) of a delta pass that copied 3 items."""
     folder = {
@@ -107,16 +118,7 @@ def _run_report(state: dict[str, Any], exit_code: int = 0, failures: Any = ()) -
         "changes": {"created": 3},
         "sign_off": None,
         "job": JOB,
-        "totals": {
-            "pairs": 1,
-            "copied": 3,
-            "copied_bytes": 3000,
-            "already_present": 0,
-            "skipped": 1,
-            "failed": len(folder["failures"]),
-            "unknown": 0,
-            "throttled_429": 0,
-        },
+        "totals": {"pairs": 1, **{k: pair[k] for k in TOTALS}},
         "pairs": [pair],
         "timeline": [
             {"t": 0.0, "copied": 0, "copied_bytes": 0, "throttled_429": 0},

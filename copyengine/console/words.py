@@ -5,6 +5,7 @@ each status comes with the colour class it is shown in (``ok``, ``warn``, ``bad`
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 KINDS = {
@@ -88,19 +89,32 @@ def item_type(cls: Any) -> str:
     return s or "-"
 
 
+def _ladder(v: float, steps: tuple[tuple[float, float, str, str], ...]) -> str:
+    """``v`` in the first unit it is below: steps of (below, divisor, format, unit), the
+    last one's ``below`` infinite."""
+    _, div, fmt, unit = next(step for step in steps if v < step[0])
+    return f"{v / div:{fmt}} {unit}"
+
+
+SIZES = (
+    (1e3, 1.0, ",.0f", "bytes"),
+    (1e6, 1e3, ",.0f", "KB"),
+    (1e9, 1e6, ",.1f", "MB"),
+    (math.inf, 1e9, ",.2f", "GB"),
+)
+DURATIONS = (
+    (90.0, 1.0, ",.0f", "s"),
+    (5400.0, 60.0, ",.0f", "min"),
+    (math.inf, 3600.0, ",.1f", "h"),
+)
+
+
 def size(n: Any) -> str:
     """Bytes in the units a reader expects: ``512 bytes``, ``34 KB``, ``1.2 MB``."""
     try:
-        b = int(n)
+        return _ladder(int(n), SIZES)
     except (TypeError, ValueError):
         return "-"
-    if b < 1000:
-        return f"{b:,} bytes"
-    if b < 1_000_000:
-        return f"{b / 1000:,.0f} KB"
-    if b < 1_000_000_000:
-        return f"{b / 1e6:,.1f} MB"
-    return f"{b / 1e9:,.2f} GB"
 
 
 def when(iso: Any) -> str:
@@ -112,12 +126,7 @@ def when(iso: Any) -> str:
 
 
 def duration(seconds: Any) -> str:
-    s = float(seconds or 0)
-    if s < 90:
-        return f"{s:,.0f} s"
-    if s < 5400:
-        return f"{s / 60:,.0f} min"
-    return f"{s / 3600:,.1f} h"
+    return _ladder(float(seconds or 0), DURATIONS)
 
 
 def bad_item_limit(limit: Any) -> str:

@@ -15,6 +15,12 @@ from .work import FolderJob
 VANISHED = "deleted at source during the copy"
 
 
+def described(item: Item, **more: Any) -> dict[str, Any]:
+    """An item as the report lists it: what listing says of it (id, size, type, created
+    date), never its content, and ``more``."""
+    return {"id": item.id, "size": item.size, "type": item.type, "created": item.created, **more}
+
+
 class Ledger:
     def __init__(self, pair: str, store: Store, log: Any, max_failed: int | None = None) -> None:
         self.pair = pair
@@ -41,15 +47,7 @@ class Ledger:
     def skipped(self, job: FolderJob, item: Item, why: Skip) -> None:
         job.stats.skipped[why.value] += 1
         if why is Skip.TOO_LARGE:
-            job.stats.skipped_items.append(
-                {
-                    "id": item.id,
-                    "size": item.size,
-                    "folder": job.plan.source.path,
-                    "type": item.type,
-                    "created": item.created,
-                }
-            )
+            job.stats.skipped_items.append(described(item, folder=job.plan.source.path))
 
     def present(self, job: FolderJob) -> None:
         job.stats.already_present += 1
@@ -138,16 +136,7 @@ class Ledger:
         self.store.record_outcome(
             self.pair, Outcome(item.id, Status.FAILED, error=reason, request_id=request_id)
         )
-        job.stats.failed.append(
-            {
-                "id": item.id,
-                "size": item.size,
-                "type": item.type,
-                "created": item.created,
-                "reason": reason,
-                "request_id": request_id,
-            }
-        )
+        job.stats.failed.append(described(item, reason=reason, request_id=request_id))
         self.log.warning(
             "item.failed",
             item=item.id,
@@ -165,16 +154,7 @@ class Ledger:
     def unknown(self, job: FolderJob, item: Item, reason: str, request_id: str | None) -> None:
         """Sent, and whether it landed could not be established (the state keeps its
         intent; the next run settles it). Never counted as failed."""
-        job.stats.unknown.append(
-            {
-                "id": item.id,
-                "size": item.size,
-                "type": item.type,
-                "created": item.created,
-                "reason": reason,
-                "request_id": request_id,
-            }
-        )
+        job.stats.unknown.append(described(item, reason=reason, request_id=request_id))
         self.log.warning("item.outcome_unknown", item=item.id, reason=reason)
 
     def not_sent(self, job: FolderJob, item: Item) -> None:

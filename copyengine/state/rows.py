@@ -42,6 +42,16 @@ class FATE:
     MAYBE_SENT = 3
 
 
+# the statuses of items with no copy of this pass (or no current copy), as both counters
+# name them
+LEFT_AS = {
+    Status.FAILED: "failed",
+    Status.INTENT: "unknown",
+    Status.UNKNOWN: "unknown",
+    Status.REMOVED: "kept",
+    Status.PENDING: "not_attempted",
+}
+
 PASS_COUNT_KEYS = ("created", "updated", "failed", "unknown", "kept", "not_attempted")
 
 
@@ -54,14 +64,8 @@ def pass_counts(rows: Iterable[tuple[Any, Any, Any]]) -> dict[str, int]:
             out["created"] += k
         elif s is Status.DONE and f == FATE.UPDATED:
             out["updated"] += k
-        elif s is Status.FAILED:
-            out["failed"] += k
-        elif s in (Status.INTENT, Status.UNKNOWN):
-            out["unknown"] += k
-        elif s is Status.REMOVED:
-            out["kept"] += k
-        elif s is Status.PENDING:
-            out["not_attempted"] += k
+        elif s in LEFT_AS:
+            out[LEFT_AS[s]] += k
     return out
 
 
@@ -93,14 +97,8 @@ def pair_totals(rows: Iterable[tuple[Any, Any, Any, Any]]) -> dict[str, dict[str
         elif s is Status.ADOPTED:
             out["already_present"] += k
             out["current"] += k
-        elif s is Status.FAILED:
-            out["failed"] += k
-        elif s in (Status.INTENT, Status.UNKNOWN):
-            out["unknown"] += k
-        elif s is Status.PENDING:
-            out["not_attempted"] += k
-        elif s is Status.REMOVED:
-            out["kept"] += k
+        elif s in LEFT_AS:
+            out[LEFT_AS[s]] += k
     return pairs
 
 
