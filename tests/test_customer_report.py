@@ -157,7 +157,7 @@ def test_a_pair_s_status_in_words_and_its_colour_agree(
 
 def test_limits_types_sizes_and_dates_in_words() -> None:
     assert words.bad_item_limit(None).startswith("not set")
-    assert words.bad_item_limit(50) == "a mailbox stops after 50 failed items"
+    assert words.bad_item_limit(50) == "a mailbox pair stops once more than 50 items failed"
     assert words.item_type("IPM.Note") == "Email"
     assert words.item_type("IPM.Schedule.Meeting.Request") == "Meeting request"
     assert words.item_type("IPM.Note.SMIME.MultipartSigned") == "Email (signed or encrypted)"
@@ -184,7 +184,7 @@ def test_the_migration_counts_every_pass_not_this_one() -> None:
     assert "120 items copied (all passes)" in text and "3 items copied in this pass" in text
     assert "Completed: every selected item is in the target" in text
     assert "1 larger than the size limit (this pass)" in text
-    assert "a mailbox stops after 50 failed items" in text and "exit 0" in text
+    assert "a mailbox pair stops once more than 50 items failed" in text and "exit 0" in text
     assert "incremental pass" in text and "first copy" in text
 
 

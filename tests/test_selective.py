@@ -123,6 +123,11 @@ async def test_the_html_report_and_csv_exports(emu: Any, tmp_path: Path) -> None
     assert '<td class="l warn">Completed with ' in html and "failed item" in text
     assert "larger than the size limit" in text
     assert "<svg" in html and len(report["timeline"]) >= 2
+    # what listing says of an item, never its content (no subject)
+    listed = [r for p in report["pairs"] for f in p["folders"] for r in f["failures"]]
+    assert listed and all(
+        set(r) == {"id", "size", "type", "created", "reason", "request_id"} for r in listed
+    )
     failed = list(csv.DictReader((tmp_path / "report.failed.csv").open()))
     assert len(failed) == 2 and all(r["outcome"] == "failed" and r["id"] for r in failed)
     assert all(r["folder"] and r["type"] and r["created"] and int(r["size"]) > 0 for r in failed)

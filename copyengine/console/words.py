@@ -131,8 +131,8 @@ def duration(seconds: Any) -> str:
 
 def bad_item_limit(limit: Any) -> str:
     if limit is None:
-        return "not set (a mailbox goes on whatever the number of failed items)"
-    return f"a mailbox stops after {plural(int(limit), 'failed item')}"
+        return "not set (a mailbox pair goes on whatever the number of failed items)"
+    return f"a mailbox pair stops once more than {plural(int(limit), 'item')} failed"
 
 
 def pair_status(row: dict[str, Any]) -> tuple[str, str]:
