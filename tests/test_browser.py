@@ -62,7 +62,7 @@ async def test_the_html_report_renders_in_a_headless_browser(emu: Any, tmp_path:
     assert f"{stats.total('copied'):,}" in text and "items copied" in text
     # the pair's status in words ("done" was the engine's word), in the colour it says
     assert "adele@contoso.example → adele@fabrikam.example" in text
-    assert '<td class="l ok">Completed</td>' in text
+    assert 'adele@fabrikam.example</td><td class="l ok">Completed</td>' in text
     shot = tmp_path / "report.png"
     r = _chromium(tmp_path, "--window-size=1280,1400", f"--screenshot={shot}", html.as_uri())
     assert r.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -105,7 +105,7 @@ async def test_after_a_cutover_the_report_is_the_migration_s_across_passes(
     assert f"<b>{everything:,}</b>items copied (all passes)" in text
     assert "<b>2</b>items copied in this pass" in text
     assert "Completed and signed off: every source item is accounted for" in text
-    assert '<td class="l ok">Completed</td>' in text and ">Signed off<" in text
+    assert f'{t_adele}</td><td class="l ok">Completed</td>' in text and ">Signed off<" in text
     assert "cutover (final pass)" in text and "first copy" in text
     assert "Bad-item limit</dt><dd>not set" in text and "None" not in text
     assert "time since the run started (s)" in text and "items per second" in text
@@ -117,7 +117,7 @@ async def test_after_a_cutover_the_report_is_the_migration_s_across_passes(
     page = _dom(tmp_path, tmp_path / "job.html")
     assert "Migration report: Contoso wave 1" in page
     assert f"<b>{everything:,}</b>items copied (all passes)" in page
-    assert '<td class="l ok">Completed</td>' in page
+    assert f'{t_adele}</td><td class="l ok">Completed</td>' in page
     (row,) = csv.DictReader((tmp_path / "job.pairs.csv").open(encoding="utf-8"))
     assert row["copied"] == str(everything) and row["status"] == "Completed"
     assert (tmp_path / "job.failed.csv").read_text().startswith("pair,folder,id,outcome")

@@ -188,7 +188,7 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert sum(m["copied"] for m in shared["migration"]["pairs"]) == src_items
         html = page.read_text(encoding="utf-8")
         assert f"<b>{src_items:,}</b>items copied (all passes)" in html
-        assert html.count('<td class="l ok">Completed</td>') == len(_pairs(n))
+        assert html.count('.example</td><td class="l ok">Completed</td>') == len(_pairs(n))
         rows = (tmp_path / "shared.pairs.csv").read_text().splitlines()
         assert len(rows) == len(_pairs(n)) + 1 and "<script" not in html
         nxt = await submit(cfg)  # the pass is over: the next submit starts a delta pass
