@@ -1,7 +1,9 @@
 """``python -m benchmarks run <scenario>|all [--repeats N]`` and ``python -m benchmarks list``.
 
-Results go to ``benchmarks/results/<scenario>.{json,md,png}``; ``benchmarks/results/README.md``
-collects every table below its hand-written part.
+Results go to a fresh folder, ``benchmarks/results/runs/<UTC time>/<scenario>.{json,md,png}``
+(printed at the end, ignored by git); with ``--record`` to the committed
+``benchmarks/results/`` instead. The folder's ``README.md`` collects every table (below the
+hand-written part, which ``collect`` keeps).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS
+from benchmarks.common import RECORD_HELP, RESULTS, results_dir
 from benchmarks.harness import (
     BASE_PREFIX,
     ROOT,
@@ -361,9 +363,11 @@ def run_growth(s: Scenario, repeats: int | None) -> dict[str, Any]:
 def run_named(
     name: str,
     repeats: int | None,
+    results: Path,
     base: str | None = None,
     limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """Run one scenario and write its result, table (and chart) into ``results``."""
     if name in EXTRA:
         import importlib
 
@@ -375,8 +379,8 @@ def run_named(
             res = mod.run(repeats, base)
         else:
             res = mod.run(repeats)
-        write(res, mod.table(res))
-        collect()
+        write(res, mod.table(res), results)
+        collect(results)
         print(mod.table(res), flush=True)
         return dict(res)
     s = SCENARIOS[name]
@@ -398,9 +402,9 @@ def run_named(
         res["verdict"] = verdicts(s, res, res.get("extra", {}))
     from benchmarks.charts import chart
 
-    chart(res)
-    write(res, table(res))
-    collect()
+    chart(res, results)
+    write(res, table(res), results)
+    collect(results)
     print(table(res), flush=True)
     return res
 
@@ -458,6 +462,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="override a [limits] key of the engine's job (e.g. bytes_in_flight_mb=48)",
     )
+    r.add_argument("--record", action="store_true", help=RECORD_HELP)
     sub.add_parser("list")
     so = sub.add_parser("soak", help="randomized owner histories (tests/histories.py)")
     so.add_argument("what", choices=["passes"])
@@ -469,6 +474,7 @@ def main(argv: list[str] | None = None) -> None:
     so.add_argument(
         "--exclude", default="", help="op kinds / events left out (tests/histories.py Options)"
     )
+    so.add_argument("--record", action="store_true", help=RECORD_HELP)
     a = p.parse_args(argv)
     if a.cmd == "soak":
         from benchmarks import soak
@@ -486,13 +492,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     names = [*SCENARIOS, *EXTRA] if a.scenario == "all" else [a.scenario]
     compile_tree(ROOT)
+    results = results_dir(a.record)
     failed = []
     for n in names:
         try:
-            run_named(n, a.repeats, a.base, _limits(a.limit))
+            run_named(n, a.repeats, results, a.base, _limits(a.limit))
         except Exception as exc:  # one broken scenario must not hide the others
             print(f"!! {n} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             failed.append(n)
+    kept = "" if a.record else f" (not recorded: --record writes them to {RESULTS})"
+    print(f"results: {results}{kept}", flush=True)
     if failed:
         print(json.dumps({"failed": failed}), file=sys.stderr)
         sys.exit(1)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS
 
-
-def chart(res: dict[str, Any]) -> None:
+def chart(res: dict[str, Any], results: Path) -> None:
+    """``<scenario>.png`` in ``results`` (nothing without matplotlib, the bench extra)."""
     try:
         import matplotlib
 
@@ -49,5 +49,5 @@ def chart(res: dict[str, Any]) -> None:
     ax2.set_ylabel("RSS MiB")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(RESULTS / f"{res['scenario']}.png", dpi=90)
+    fig.savefig(results / f"{res['scenario']}.png", dpi=90)
     plt.close(fig)

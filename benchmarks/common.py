@@ -12,7 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).parent / "results"  # the recorded results (committed)
+RECORD_HELP = (
+    "write the results into benchmarks/results/ (the recorded ones, committed); without it "
+    "they go to a fresh folder under benchmarks/results/runs/"
+)
 
 
 def stamp(t_start: float) -> dict[str, Any]:
@@ -81,9 +85,28 @@ def emulator_process(
             yield info, pid
 
 
-def write_result(name: str, data: dict[str, Any], table: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}.json"
+def results_dir(record: bool, root: Path = RESULTS) -> Path:
+    """Where one invocation's results go: the committed folder ``root`` only when asked to
+    record them (``--record``); otherwise a fresh folder ``root/runs/<UTC time>/`` (ignored
+    by git), so that trying a change never overwrites the recorded results."""
+    if record:
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    now = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    for n in range(1000):
+        fresh = root / "runs" / (now if n == 0 else f"{now}-{n}")
+        try:
+            fresh.mkdir(parents=True)
+        except FileExistsError:
+            continue
+        return fresh
+    raise FileExistsError(f"no fresh folder under {root / 'runs'}")
+
+
+def write_result(name: str, data: dict[str, Any], table: str, results: Path) -> Path:
+    """``<name>.json`` and ``<name>.md`` in ``results`` (from ``results_dir``)."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{name}.json"
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
-    (RESULTS / f"{name}.md").write_text(table, encoding="utf-8")
+    (results / f"{name}.md").write_text(table, encoding="utf-8")
     return path

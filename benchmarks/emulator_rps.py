@@ -19,7 +19,15 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from benchmarks.common import cpu_seconds, emulator_process, machine, rss_kib, write_result
+from benchmarks.common import (
+    RECORD_HELP,
+    cpu_seconds,
+    emulator_process,
+    machine,
+    results_dir,
+    rss_kib,
+    write_result,
+)
 
 CONFIG = """
 [emulator]
@@ -137,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--tls", action="store_true")
+    p.add_argument("--record", action="store_true", help=RECORD_HELP)
     a = p.parse_args(argv)
     cfg = CONFIG.format(tls="true" if a.tls else "false", items=a.items, size=a.size)
     t0 = time.monotonic()
@@ -167,8 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         + f"\nRSS after seeding: {data['rss_mib_after_seed']} MiB; peak: {data['rss_mib_peak']} MiB\n"
     )
     name = f"emulator_rps_{'tls' if a.tls else 'http'}"
-    write_result(name, data, table)
+    results = results_dir(a.record)
+    write_result(name, data, table, results)
     print(table)
+    print(f"results: {results}")
 
 
 if __name__ == "__main__":

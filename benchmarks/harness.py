@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.common import RESULTS, emulator_process, rss_kib, stamp
+from benchmarks.common import emulator_process, rss_kib, stamp
 from copyengine.emulator.throttle import Limits
 
 SRC_APP, DST_APP = "bench-source-app", "bench-target-app"
@@ -522,9 +522,11 @@ def scenario_checks(
     return {"integrity": {"items_checked": checked, "lost": lost, "duplicated": dup}}
 
 
-def write(result: dict[str, Any], table: str) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{result['scenario']}.json"
+def write(result: dict[str, Any], table: str, results: Path) -> Path:
+    """A scenario's ``<scenario>.json`` and ``.md`` in ``results`` (``common.results_dir``:
+    a fresh folder, or the committed one with ``--record``)."""
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / f"{result['scenario']}.json"
     path.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    (RESULTS / f"{result['scenario']}.md").write_text(table, encoding="utf-8")
+    (results / f"{result['scenario']}.md").write_text(table, encoding="utf-8")
     return path

@@ -1,7 +1,8 @@
 """``python -m benchmarks soak passes --seeds N [--start S] [--deletions mirror|keep|both]``:
 N randomized owner histories per mode (``tests/histories.py``), each against a fresh
 in-process emulator, checked by the oracle after every pass. Writes
-``benchmarks/results/soak-passes.{json,md}`` (every history's seed, failures and first failing
+``soak-passes.{json,md}`` to a fresh folder under ``benchmarks/results/runs/`` (to
+``benchmarks/results/`` itself with ``--record``) (every history's seed, failures and first failing
 pass; the full op log of failing ones) and prints one line per history. A failing seed is
 reproduced with ``python -m tests.histories SEED --deletions MODE``."""
 
@@ -14,7 +15,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import stamp, write_result
+from benchmarks.common import results_dir, stamp, write_result
 
 
 def _rev() -> str:
@@ -150,5 +151,7 @@ def table(res: dict[str, Any]) -> str:
 
 def main(a: Any) -> None:
     res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude)
-    write_result(a.name, res, table(res))
+    results = results_dir(a.record)
+    write_result(a.name, res, table(res), results)
     print(table(res), flush=True)
+    print(f"results: {results}", flush=True)

@@ -19,6 +19,7 @@ import click
 from . import __version__
 from .commands.emulator import emulator
 from .commands.hosts import report, submit, worker
+from .commands.init import init
 from .commands.options import (
     configure_logs,
     debug_option,
@@ -176,7 +177,7 @@ def run(
         print_summary(stats)
         if stats.sign_off is not None:
             print_sign_off(stats.sign_off)
-        if stats.fatal_code is not ExitCode.LOCKED or not stats.fatal:
+        if not stats.refused:
             click.echo(f"report: {c.report_path}", err=True)
         if stats.fatal:
             click.echo(f"error: {stats.fatal}", err=True)
@@ -298,7 +299,7 @@ def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ..
             click.echo(line)
 
 
-for command in (run, verify, doctor_cmd, plan, status, submit, worker, report, emulator):
+for command in (run, verify, doctor_cmd, plan, status, submit, worker, report, emulator, init):
     main.add_command(command)
 
 if __name__ == "__main__":

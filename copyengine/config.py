@@ -34,8 +34,11 @@ FOLDER_CLASSES = {
     "journal": ("IPF.Journal",),
 }
 MB = 1024 * 1024
-DEFAULT_STATE = ".copyengine/state.sqlite"  # relative to the job file
-DEFAULT_REPORT = ".copyengine/report.json"
+# Each job file's own state and report, relative to it: ``.copyengine/<job>.state.sqlite``
+# and ``.copyengine/<job>.report.json``, <job> being ``[job] name`` or the file's name.
+DEFAULT_DIR = ".copyengine"
+# the one default state every job file of a directory shared before each had its own
+SHARED_STATE = ".copyengine/state.sqlite"
 # Placeholders target_root may use: {source} is the local part of the source UPN,
 # {source_upn} the whole UPN, {target} the local part of the target UPN.
 ROOT_PLACEHOLDERS = ("source", "source_upn", "target")
@@ -166,7 +169,7 @@ class JobConfig:
     log_format: str = "auto"
     log_level: str = "info"
     emulator: EmbeddedEmulator | None = None
-    name: str = ""  # optional; part of the job's identity in its state
+    name: str = ""  # optional; the job's identity in its state (else its file's name)
     keep_reports: int = 20  # reports of earlier runs kept beside the latest
     consolidate: bool = False  # several pairs may write one target mailbox
     sync: SyncOptions = field(default_factory=SyncOptions)
@@ -178,9 +181,11 @@ class JobConfig:
     network: NetworkConfig = field(default_factory=NetworkConfig)  # [network]: proxy
 
     def identity(self) -> dict[str, str]:
-        """What makes a state store this job's: the tenants and apps, and the name."""
+        """What makes a state store this job's: the tenants and apps, and the job's name
+        (``[job] name``, else the job file's: two job files keep apart). The pairs are not
+        part of it: a job's waves add and remove pairs between passes."""
         return {
-            "name": self.name,
+            "name": self.name or self.path.stem,
             "source": f"{self.source.tenant_id.lower()}/{self.source.client_id.lower()}",
             "target": f"{self.target.tenant_id.lower()}/{self.target.client_id.lower()}",
         }
@@ -531,15 +536,12 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     level = job.get("log_level", str, JobConfig.log_level)
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(job.path("log_level"), "must be debug, info, warning or error")
-    state_s = job.get("state", str, DEFAULT_STATE)
-    report_s = job.get("report", str, DEFAULT_REPORT)
-    for key, value in (("state", state_s), ("report", report_s)):
-        if not value.strip():
-            raise ConfigError(job.path(key), "must be a file path, not empty")
+    name = job.get("name", str, "")
+    state_s, report_s, default_state = _state_and_report(job, name or path.stem)
     state_url = None
     if state_s.startswith(("postgresql://", "postgres://")):
         state_url = _postgres_url(state_s, job.path("state"))
-        state_s = DEFAULT_STATE  # beside the job file: the embedded emulator's data only
+        state_s = default_state  # beside the job file: the embedded emulator's data only
     pw_ref = job.get("state_password", str)
     if pw_ref is not None and state_url is None:
         raise ConfigError(job.path("state_password"), "only for a postgresql:// state")
@@ -549,7 +551,6 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     network = parse_network(root.table("network"), base, resolve_secrets)
     state = job_path(state_s, job.path("state"), base)
     report = job_path(report_s, job.path("report"), base)
-    name = job.get("name", str, "")
     keep = job.get("keep_reports", int, JobConfig.keep_reports)
     if keep < 1:
         raise ConfigError(job.path("keep_reports"), "must be at least 1")
@@ -576,7 +577,42 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         network=network,
     )
     _check_across(cfg)
+    if state_s == default_state and "state_path" not in overrides:
+        _check_shared_state(cfg, base)
     return replace(cfg, **overrides) if overrides else cfg
+
+
+def _state_and_report(job: Table, own: str) -> tuple[str, str, str]:
+    """``[job] state`` and ``report`` as given, else the job's own (``own``: its name or its
+    file's); and its own state's path."""
+    default_state = f"{DEFAULT_DIR}/{job_file_name(own)}.state.sqlite"
+    state = job.get("state", str, default_state)
+    report = job.get("report", str, f"{DEFAULT_DIR}/{job_file_name(own)}.report.json")
+    for key, value in (("state", state), ("report", report)):
+        if not value.strip():
+            raise ConfigError(job.path(key), "must be a file path, not empty")
+    return state, report, default_state
+
+
+def job_file_name(job: str) -> str:
+    """``job`` (a job's name or its file's) as a file name: what a file name may not hold
+    (``/``, ``:``, spaces, …) becomes ``-``."""
+    return re.sub(r"[^\w.-]+", "-", job).strip("-.") or "job"
+
+
+def _check_shared_state(cfg: JobConfig, base: Path) -> None:
+    """A job file that had no state of its own yet, beside the one all the directory's job
+    files shared before: which job's that is, only the operator knows."""
+    shared = base / SHARED_STATE
+    if cfg.state_url is not None or cfg.state_path.exists() or not shared.exists():
+        return
+    raise ConfigError(
+        "job.state",
+        f"each job file now has its own state ({cfg.state_path.name}), and {shared} is the "
+        "one the job files of this directory shared before. If it is this job's, rename it: "
+        f"mv {shared} {cfg.state_path} (and its -wal file, if there is one); or give this "
+        "job another state with [job] state (or --state)",
+    )
 
 
 def _check_across(cfg: JobConfig) -> None:

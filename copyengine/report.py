@@ -273,6 +273,7 @@ class JobStats:
     interrupted: bool = False
     fatal: str | None = None
     fatal_code: ExitCode = ExitCode.FATAL
+    refused: bool = False  # refused before it started (lock, another job's state): no report
     # why a drain ended early (e.g. "service unreachable: …"), said in the report and log
     stop_reason: str | None = None
     run_id: str = field(default_factory=new_run_id)

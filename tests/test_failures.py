@@ -251,7 +251,7 @@ def test_the_command_line_leaves_by_the_verdict(
     (tmp_path / "secret.txt").write_text("other-secret\n")
     if state is not None:
         (tmp_path / ".copyengine").mkdir()
-        (tmp_path / ".copyengine" / "state.sqlite").write_bytes(state)
+        (tmp_path / ".copyengine" / "job.state.sqlite").write_bytes(state)
     command = [args[0], str(job), *args[1:]] + (["--debug"] if debug else [])
     result = CliRunner().invoke(main, command)
     assert result.exit_code == code, result.output

@@ -430,6 +430,29 @@ async def test_another_jobs_state_is_refused(make: Factory) -> None:
             pass
 
 
+async def test_a_state_without_a_job_name_is_taken_by_its_job_then_kept_apart(
+    make: Factory,
+) -> None:
+    """A state recorded before the job file's name was part of the identity (name "") is
+    taken by the first job with its tenants and apps that runs on it; then a job of another
+    name is refused, told both names and how to take it over."""
+    async with make():  # JOB: no name, as an earlier version recorded it
+        pass
+    wave1, wave2 = {**JOB, "name": "wave1"}, {**JOB, "name": "wave2"}
+    async with make(identity=wave1):
+        pass
+    with pytest.raises(ForeignState) as refused:
+        async with make(identity=wave2):
+            pass
+    said = str(refused.value)
+    assert "'wave1'" in said and "'wave2'" in said and '[job] name = "wave1"' in said
+    with pytest.raises(ForeignState):  # the unnamed job is another job now too
+        async with make():
+            pass
+    async with make(identity=wave1):
+        pass
+
+
 def _old_state(tmp_path: Path, script: str) -> Path:
     """A state file as an earlier engine left it."""
     path = tmp_path / "state.sqlite"

@@ -16,9 +16,12 @@ from .connect import PatientConnector, outage_s
 from .tasks import TASK, copy_group
 
 
-def queue_name(cfg_identity: dict[str, str]) -> str:
-    """The job's own queue: several jobs may share one database server (not one database)."""
-    digest = hashlib.sha256(json.dumps(cfg_identity, sort_keys=True).encode()).hexdigest()
+def queue_name(cfg_identity: dict[str, str], name: str) -> str:
+    """The job's own queue: several jobs may share one database server (not one database).
+    Named by the tenants and apps and the ``[job] name`` only (``name``), as before the job
+    file's name was part of the identity: groups queued by an earlier version still run."""
+    key = {**cfg_identity, "name": name}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return f"copyengine-{digest[:12]}"
 
 

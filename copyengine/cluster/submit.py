@@ -40,7 +40,7 @@ async def submit(cfg: JobConfig) -> dict[str, Any]:
     number, kind = await current_pass(cfg)
     groups = mailbox_groups(cfg.pairs)
     app = make_app(url, pw)
-    queue = queue_name(cfg.identity())
+    queue = queue_name(cfg.identity(), cfg.name)
     queued = skipped_running = already_done = 0
     async with app.open_async(), group_store(cfg).session() as table:
         known = await table.known()

@@ -25,7 +25,7 @@ from ..pipeline.budget import ByteBudget
 from ..pipeline.stop import StopFlag
 from ..state.postgres import Outage, StoreUnavailable, explain
 from ..stopsignals import DUMP_SIGNALS, STOP_SIGNALS, handling, signal_name
-from .connect import group_store, outage_s
+from .connect import group_store, outage_s, store_of
 from .groups import mailbox_groups
 from .jobqueue import apply_schema, make_app, queue_name
 from .tasks import RUNTIME, Runtime, defer
@@ -230,6 +230,10 @@ async def run_worker(
     """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
     pass failed). Raises ``StoreUnavailable`` when the database stayed away past the limit."""
     assert cfg.state_url is not None
+    # The job's state opened once first: a job file that is another job (another name) is
+    # refused now (ForeignState), not left waiting on a queue of its own that nobody fills.
+    async with store_of(cfg):
+        pass
     await apply_schema(cfg.state_url, cfg.state_password)
     rt = Runtime(
         cfg,
@@ -237,7 +241,7 @@ async def run_worker(
         StopFlag(),
         {g.key: g for g in mailbox_groups(cfg.pairs)},
         group_store(cfg),
-        queue_name(cfg.identity()),
+        queue_name(cfg.identity(), cfg.name),
         f"{socket.gethostname()}:{os.getpid()}",
         ByteBudget(cfg.limits.bytes_in_flight),
     )

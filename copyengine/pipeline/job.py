@@ -12,7 +12,6 @@ import structlog
 
 from ..config import MB, JobConfig, Limits, Pair
 from ..errors import ConfigError, StateError
-from ..exitcodes import ExitCode
 from ..failures import classify
 from ..graph import Clients, Health
 from ..plan import PassKind
@@ -33,6 +32,8 @@ UNREACHABLE_AFTER_S = 5.0
 # The report's view across passes is read from the state at the end; a state that does not
 # answer within this long leaves the report with this run's view alone.
 MIGRATION_READ_S = 30.0
+# what refuses a run before it starts (``failures.classify``'s names): nothing is written
+REFUSALS = ("JobLocked", "ForeignState")
 
 
 async def run_pairs(
@@ -64,11 +65,12 @@ async def run_pairs(
     todo = pairs if pairs is not None else cfg.pairs
     for p in todo:
         stats.pair(p.key, p.source, p.target).policy = _policy(cfg, p, retry_only)
-    report = write_report
+    opened = refused = False  # a run refused before it starts writes nothing (below)
     try:
         if write_report:
             _check_writable(cfg)
         async with store:
+            opened = True
             structlog.contextvars.bind_contextvars(run=stats.run_id)
             number, kind, mode = await _this_pass(store, pass_number, cutover, full, retry_only)
             stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
@@ -99,8 +101,10 @@ async def run_pairs(
         verdict = classify(exc)
         stats.fatal = stats.fatal or verdict.message
         stats.fatal_code = verdict.code
-        # A refused run (another holds the lock) leaves the running job's report alone.
-        report = verdict.code is not ExitCode.LOCKED
+        # Refused before it started (another run holds the job's lock, the state is another
+        # job's): it writes nothing, for the report at cfg.report_path may be that run's or
+        # that job's. A state that does not open is this job's failure, and reported.
+        refused = not opened and verdict.error_type in REFUSALS
         log.error(
             "job.failed",
             error=verdict.message,
@@ -108,7 +112,8 @@ async def run_pairs(
             exc_info=debug_logging(),
         )
     finally:
-        _finish(cfg, stats, stop, report, render)  # synchronous: nothing to shield
+        stats.refused = refused
+        _finish(cfg, stats, stop, write_report and not refused, render)  # synchronous
         structlog.contextvars.unbind_contextvars("run")
     return stats
 

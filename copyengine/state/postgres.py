@@ -452,7 +452,11 @@ class PostgresStore(SqlStore):
                     (json.dumps(self.identity),),
                 )
                 return
-        check_identity(self.where, row[0], self.identity, "Give this job its own database")
+            fix = "Give this job a database of its own ([job] state)"
+            if check_identity(self.where, row[0], self.identity, fix) and self.exclusive:
+                await conn.execute(  # an earlier version's record of this job
+                    "UPDATE ce_meta SET value = %s WHERE key = 'job'", (json.dumps(self.identity),)
+                )
 
     async def close(self) -> None:
         try:

@@ -140,20 +140,35 @@ def pass_of(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def check_identity(where: str, stored_json: str, identity: dict[str, str], fix: str) -> None:
-    """Refuse another job's state (``stored_json``: the identity the state recorded)."""
+def check_identity(where: str, stored_json: str, identity: dict[str, str], fix: str) -> bool:
+    """Refuse another job's state (``stored_json``: the identity the state recorded) with
+    ``ForeignState``, naming both jobs and how to move on (``fix``: a state of one's own).
+    True when the state is this job's as an earlier version recorded it (no name: the job
+    file's name was not part of it then) and is to record ``identity`` now."""
     try:
         stored = json.loads(stored_json)
     except ValueError:
         stored = {}
+    if not isinstance(stored, dict):
+        stored = {}
     if stored == identity:
-        return
+        return False
+    same_tenants = bool(stored) and all(
+        stored.get(k) == v for k, v in identity.items() if k != "name"
+    )
+    if same_tenants and not stored.get("name"):
+        return True
 
     def show(d: dict[str, str]) -> str:
-        name = f" named {d.get('name')!r}" if d.get("name") else ""
-        return f"{d.get('source')} -> {d.get('target')}{name}"
+        return f"{d.get('name')!r} ({d.get('source')} -> {d.get('target')})"
 
+    take_over = (
+        f", or set [job] name = {json.dumps(stored.get('name'))} in this job's file to take "
+        "this one over"
+        if same_tenants
+        else ""
+    )
     raise ForeignState(
-        f"state store {where} belongs to another job ({show(stored)}); this job is "
-        f"{show(identity)}. {fix}"
+        f"state store {where} belongs to another job, {show(stored) if stored else 'unknown'}"
+        f"; this job is {show(identity)}. {fix}{take_over}"
     )

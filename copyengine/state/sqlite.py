@@ -318,6 +318,7 @@ class SQLiteStore(SqlStore):
     def _open(self) -> sqlite3.Connection:
         if not self.exclusive and not self.path.exists():
             raise StateError(f"no state store at {self.path}")
+        db: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -333,6 +334,7 @@ class SQLiteStore(SqlStore):
             row = None
             if db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+                self._refuse_foreign(db)  # before anything is written to another job's state
             if row is not None and row[0] in MIGRATIONS and self.exclusive:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -353,25 +355,35 @@ class SQLiteStore(SqlStore):
                     f"state store {self.path} has schema {row[0]}, "
                     f"this version needs {SCHEMA_VERSION}"
                 )
-            self._check_identity(db)
+            self._record_identity(db)
             return db
-        except (sqlite3.Error, OSError) as exc:
-            raise StateError(f"cannot open state store {self.path}: {_explain(exc)}") from exc
+        except BaseException as exc:
+            if db is not None:
+                db.close()  # a refused state is let go at once (its WAL files too)
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise StateError(f"cannot open state store {self.path}: {_explain(exc)}") from exc
+            raise
 
-    def _check_identity(self, db: sqlite3.Connection) -> None:
+    def _refuse_foreign(self, db: sqlite3.Connection) -> bool:
+        """ForeignState when the state is another job's; True when it is to record this
+        job's identity (a new state, or one an earlier version made for this job)."""
         if self.identity is None:
-            return
+            return False
         row = db.execute("SELECT value FROM meta WHERE key='job'").fetchone()
         if row is None:
-            if self.exclusive:
-                db.execute("INSERT INTO meta VALUES ('job', ?)", (json.dumps(self.identity),))
-            return
-        check_identity(
+            return True
+        return check_identity(
             str(self.path),
             row[0],
             self.identity,
-            "Give this job its own [job].state (or --state)",
+            "Use --state PATH (or [job] state) for a state of its own",
         )
+
+    def _record_identity(self, db: sqlite3.Connection) -> None:
+        if self.exclusive and self._refuse_foreign(db):
+            db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('job', ?)", (json.dumps(self.identity),)
+            )
 
     async def close(self) -> None:
         try:

@@ -1,0 +1,98 @@
+"""``copyengine init [PATH]``: a commented job file to start from, never written over an
+existing file. It is the demo job (``config.example.toml``, shipped in the package as
+``templates/job.toml``): it runs as written on the embedded emulator, and every key is
+explained where it stands."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import click
+
+from ..config import DEFAULT_DIR, job_file_name
+from ..exitcodes import ExitCode
+
+# The demo's own state and report lines of the template; a job file written by ``init``
+# leaves them out (commented), so that it has a state and a report of its own.
+DEMO_PATHS = {
+    "state": 'state = ".copyengine/example.sqlite"\n',
+    "report": 'report = ".copyengine/example-report.json"\n',
+}
+# what the demo's tenants refer to (``file:examples/demo-secrets/…``): the embedded
+# emulator accepts them; not secrets of any real tenant
+DEMO_SECRETS = {
+    "examples/demo-secrets/source.secret": "demo-source-secret-not-a-real-one\n",
+    "examples/demo-secrets/target.secret": "demo-target-secret-not-a-real-one\n",
+}
+
+
+class FileExists(click.ClickException):
+    """PATH is there already: exit code 2 (a bad command line), nothing written."""
+
+    exit_code = int(ExitCode.USAGE)
+
+
+def template() -> str:
+    """The demo job file as shipped (the bytes of ``config.example.toml``)."""
+    return (resources.files("copyengine") / "templates" / "job.toml").read_text("utf-8")
+
+
+def job_text(path: Path) -> str:
+    """The template as the job file ``path``: named after it in its comments, with its own
+    state and report (the defaults, ``.copyengine/<file name>.state.sqlite`` …)."""
+    text = template().replace("config.example.toml", path.name)
+    own = job_file_name(path.stem)
+    for key, kind in (("state", "state.sqlite"), ("report", "report.json")):
+        line = DEMO_PATHS[key]
+        assert line in text, f"the template sets [job] {key} as {line!r}"
+        text = text.replace(line, f'# {key} = "{DEFAULT_DIR}/{own}.{kind}"   # the default\n')
+    return text
+
+
+def _create(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write ``text`` to a new file; FileExistsError if ``path`` is there (even if it
+    appeared a moment ago: the file is created exclusively)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(text.encode("utf-8"))
+
+
+@click.command()
+@click.argument(
+    "path",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    default="job.toml",
+    required=False,
+)
+def init(path: Path) -> None:
+    """Write a commented job file at PATH (default: job.toml; "-": to standard output).
+
+    The file is the demo job: `copyengine run PATH` copies four mailboxes between two tenants
+    of the embedded emulator. For a real migration, edit its [tenants.*] tables and its
+    pairs, and delete [emulator]. An existing file is never overwritten (exit code 2)."""
+    if str(path) == "-":
+        click.echo(template(), nl=False)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        _create(path, job_text(path))
+    except FileExistsError:
+        raise FileExists(
+            f"{path} exists; copyengine init never writes over a file: give another PATH, "
+            "or move that file away"
+        ) from None
+    click.echo(f"wrote {path}", err=True)
+    for name, secret in DEMO_SECRETS.items():
+        where = path.parent / name
+        if where.exists():
+            continue
+        where.parent.mkdir(parents=True, exist_ok=True)
+        _create(where, secret, 0o600)
+        click.echo(f"wrote {where} (the demo's client secret, not a real one)", err=True)
+    click.echo(
+        f"next: copyengine run {path}   (the demo, on the embedded emulator); for a real "
+        "migration edit its [tenants.*] and pairs and delete [emulator]",
+        err=True,
+    )
