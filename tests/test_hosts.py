@@ -251,7 +251,12 @@ async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, p
         async def busy() -> bool:
             return len(target.items) > 50
 
+        async def both_working() -> bool:  # each worker holds a group: both have their handlers
+            hosts = {g["host"] for g in await read_groups(cfg) if g["state"] == "running"}
+            return len(hosts) == 2
+
         await _until(busy, 60, "copying", tmp_path)
+        await _until(both_working, 120, "both workers holding groups", tmp_path)
         await _stop(first)
         assert all(p.returncode == 0 for p in first), _logs(tmp_path)
         groups = await read_groups(cfg)
