@@ -15,6 +15,7 @@ from typing import Any
 
 import anyio
 import click
+import structlog
 
 from . import __version__
 from .commands.emulator import emulator
@@ -29,6 +30,7 @@ from .commands.options import (
     json_option,
     load,
     say,
+    show,
     state_option,
     wave_option,
     with_emulator,
@@ -57,6 +59,8 @@ from .wiring import (
     verify_job,
 )
 
+log = structlog.get_logger("copyengine")
+
 
 @contextmanager
 def exit_by_verdict(ctx: click.Context) -> Iterator[None]:
@@ -72,7 +76,8 @@ def exit_by_verdict(ctx: click.Context) -> Iterator[None]:
             traceback.print_exception(exc)
         verdict = classify(exc)
         interrupted = verdict.code is ExitCode.INTERRUPTED
-        click.echo(verdict.message if interrupted else f"error: {verdict.message}", err=True)
+        text = verdict.message if interrupted else f"error: {verdict.message}"
+        say(text, "command.failed", level="error", exit_code=int(verdict.code))
         ctx.exit(verdict.code)
 
 
@@ -174,15 +179,18 @@ def run(
         stats = anyio.run(
             run_watched, c, not no_progress, pairs, retry_failed, address, full, cutover, say
         )
-        print_summary(stats)
-        if stats.sign_off is not None:
-            print_sign_off(stats.sign_off)
+        code, sign_off = stats.exit_code(), stats.sign_off
+        show(render=lambda: print_summary(stats))
+        if sign_off is not None:
+            show(render=lambda: print_sign_off(sign_off))
         if not stats.refused:
-            click.echo(f"report: {c.report_path}", err=True)
+            show(f"report: {c.report_path}")
         if stats.fatal:
-            click.echo(f"error: {stats.fatal}", err=True)
-        click.echo(outcome_line(stats), err=True)
-        return int(stats.exit_code())
+            show(f"error: {stats.fatal}")
+        show(outcome_line(stats))
+        said = log.info if code is ExitCode.OK else log.warning
+        said("job.outcome", exit_code=int(code), outcome=outcome_line(stats))
+        return int(code)
 
     sys.exit(with_emulator(cfg, body))
 
@@ -227,7 +235,7 @@ def verify(
         for pc in checks:
             lines, mismatch = verify_lines(pc)
             for line in lines:
-                click.echo(line)
+                show(line)
             bad += mismatch
         if json_output:
             json_output.write_text(
@@ -252,7 +260,7 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
     def body(c: JobConfig) -> int:
         result = anyio.run(run_doctor, c)
         text = json.dumps(result, indent=2) if as_json else "\n".join(doctor_lines(result))
-        click.echo(text)
+        show(text)
         return int(result["exit_code"])
 
     sys.exit(with_emulator(cfg, body))
@@ -269,11 +277,9 @@ def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]
     def body(c: JobConfig) -> int:
         pairs, summary = anyio.run(plan_job, c)
         if as_json:
-            click.echo(
-                json.dumps({"summary": summary, "pairs": [p.as_dict() for p in pairs]}, indent=2)
-            )
+            show(json.dumps({"summary": summary, "pairs": [p.as_dict() for p in pairs]}, indent=2))
         else:
-            print_plan(pairs, summary)
+            show(render=lambda: print_plan(pairs, summary))
         return ExitCode.FATAL if summary["pairs_failing"] else ExitCode.OK
 
     sys.exit(with_emulator(cfg, body))
@@ -284,19 +290,20 @@ def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ..
     """Show what the job's state store knows, without contacting the service (safe while a
     run is in progress)."""
     cfg = in_waves(load(config, state, resolve_secrets=False), waves)
+    configure_logs(cfg, "warning")
     if not state_exists(cfg):
         none = {"state": str(cfg.state_path), "pairs": []}
-        click.echo(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")
+        show(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")
         return
     ov = anyio.run(read_overview, cfg)
     keys = {p.key for p in cfg.pairs}  # --wave: that wave's pairs
     pairs = [p for p in ov.pairs if p["pair"] in keys] if waves else ov.pairs
     known = {"state": ov.state, "passes": ov.passes, "groups": ov.groups, "pairs": pairs}
     if as_json:
-        click.echo(json.dumps(known, indent=2, default=str))
+        show(json.dumps(known, indent=2, default=str))
     else:
         for line in status_lines(known, time.time()):
-            click.echo(line)
+            show(line)
 
 
 for command in (run, verify, doctor_cmd, plan, status, submit, worker, report, emulator, init):

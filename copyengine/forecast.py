@@ -6,9 +6,15 @@ and the run cannot disagree; then an ETA from the per-mailbox budgets.
 
 from __future__ import annotations
 
+import math
+import statistics
+import time
+from array import array
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
+
+import anyio
 
 from .config import JobConfig, Limits, Pair
 from .errors import DeltaExpired
@@ -48,6 +54,12 @@ class FolderPlanned:
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
     mode: str = "full"  # how the next run reads it: full, or delta (only what changed)
     removed: int = 0  # delta: items that left the folder since the last pass
+    copy_sizes: array[int] = field(default_factory=lambda: array("q"))  # for the ETA
+
+    def to_copy(self, size: int) -> None:
+        self.copy += 1
+        self.copy_bytes += size
+        self.copy_sizes.append(size)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -74,6 +86,7 @@ class PairPlanned:
     error: str | None = None
     eta_s: float = 0.0
     binding: str = ""
+    latencies: list[float] = field(default_factory=list)  # of the plan's own requests, s
 
     def total(self, attr: str) -> int:
         return sum(getattr(f, attr) for f in self.folders)
@@ -89,26 +102,88 @@ class PairPlanned:
             "copy_bytes": self.total("copy_bytes"),
             "already_present": self.total("present"),
             "skipped": sum(sum(f.skipped.values()) for f in self.folders),
-            "eta_s": round(self.eta_s, 1),
+            "eta_s": round(self.eta_s, 3),
             "binding_limit": self.binding,
             "folders": [f.as_dict() for f in self.folders],
         }
 
 
-def pair_eta(items: int, nbytes: int, lim: Limits) -> tuple[float, str]:
-    """Seconds to import ``items`` of ``nbytes`` into one target mailbox at its ceiling, and
-    the limit that binds: the upload window (bytes of import bodies) or the request window
-    (one import per item, plus the source's exports, 20 a call, on its own budget)."""
-    upload = (encoded_size(int(nbytes * STREAM_OVERHEAD)) if nbytes else 0) * (
-        lim.upload_window_s / lim.upload_bytes_per_window
+# A pair's survey before its first import, in requests one after the other: each side's
+# mailbox and folder tree, and the import session (the folders the target lacks come on top).
+SURVEY_REQUESTS = 5
+
+
+@dataclass(frozen=True)
+class Eta:
+    """How long a target mailbox takes for its imports, and the limit that binds."""
+
+    seconds: float
+    binding: str
+
+
+def import_body(size: int) -> int:
+    """Bytes of the import body of an item of ``size`` (what the upload budget counts)."""
+    return encoded_size(int(size * STREAM_OVERHEAD)) if size else 0
+
+
+def pair_eta(
+    items: int,
+    body_bytes: int,
+    lim: Limits,
+    latency_s: float = 0.0,
+    alone: int = 0,
+    setup: int = 0,
+) -> Eta:
+    """Seconds to import ``items`` into one target mailbox (``body_bytes``: the import bodies
+    of those that fit the upload budget; ``alone``: how many are each larger than it), starting from
+    empty windows, when each import takes ``latency_s`` and ``in_flight_per_mailbox`` go at
+    once. Three bounds, the largest binds:
+
+    - latency: ``items * latency_s / in_flight`` (no window waits at all);
+    - upload window: a window carries at most the budget, so the bytes need
+      ``ceil(bytes / budget)`` whole windows (an item larger than the budget one of its
+      own); the first window's bytes go at once, each later one when the window slides;
+      then the last window's share of the imports still takes its latency;
+    - request window: the same with ``requests_per_window`` imports a window;
+
+    plus ``setup`` requests made one after the other before the first import (the pair's
+    survey: its mailboxes, each side's folder tree, each folder the target lacks created).
+
+    A rate (bytes / budget * window) charged the first window's bytes too: a job that fits
+    one window was told minutes for what takes seconds."""
+    if items <= 0:
+        return Eta(0.0, "")
+    before = max(0, setup) * max(0.0, latency_s)
+    work = items * max(0.0, latency_s) / max(1, lim.in_flight_per_mailbox)
+    small = max(0, body_bytes)
+    uploads = math.ceil(small / lim.upload_bytes_per_window) + max(0, alone)
+    requests = math.ceil(items / lim.requests_per_window)
+    up_span = max(0, uploads - 1) * lim.upload_window_s
+    req_span = max(0, requests - 1) * lim.request_window_s
+    budget_mb = lim.upload_bytes_per_window / 2**20
+    if up_span >= req_span:
+        span, windows = up_span, uploads
+        name = f"upload budget ({budget_mb:g} MB / {lim.upload_window_s:g} s)"
+    else:
+        span, windows = req_span, requests
+        name = f"request budget ({lim.requests_per_window} / {lim.request_window_s:g} s)"
+    windowed = span + work / max(1, windows)
+    if windowed > work:
+        return Eta(before + windowed, name)
+    ms = latency_s * 1000
+    return Eta(
+        before + work, f"latency ({ms:.0f} ms a request, {lim.in_flight_per_mailbox} at once)"
     )
-    requests = items * (lim.request_window_s / lim.requests_per_window)
-    if upload >= requests:
-        return (
-            upload,
-            f"upload budget ({lim.upload_bytes_per_window // 2**20} MB / {lim.upload_window_s:g} s)",
-        )
-    return requests, f"request budget ({lim.requests_per_window} / {lim.request_window_s:g} s)"
+
+
+def pair_work_eta(p: PairPlanned, lim: Limits, latency_s: float) -> Eta:
+    """``pair_eta`` for what the plan of ``p`` found to copy."""
+    budget = lim.upload_bytes_per_window
+    bodies = [import_body(n) for f in p.folders for n in f.copy_sizes]
+    alone = sum(b > budget for b in bodies)
+    fits = sum(b for b in bodies if b <= budget)
+    new_folders = sum(not f.exists for f in p.folders)
+    return pair_eta(len(bodies), fits, lim, latency_s, alone, SURVEY_REQUESTS + new_folders)
 
 
 async def plan_pair(
@@ -118,7 +193,8 @@ async def plan_pair(
     try:
         for side in await mailboxes(src, dst, pair):
             await _plan_mailbox(src, dst, pair, side, store, out)
-        out.eta_s, out.binding = pair_eta(out.total("copy"), out.total("copy_bytes"), lim)
+        latency = statistics.median(out.latencies or [0.0])
+        out.eta_s, out.binding = astuple(pair_work_eta(out, lim, latency))
     except Exception as exc:  # one pair's failure is that pair's verdict
         verdict = classify(exc)
         if verdict.job_wide:
@@ -165,7 +241,9 @@ async def _plan_mailbox(
         index = TargetIndex()
         if where.existing is not None:
             index = TargetIndex.of(await listed_items(dst, d, where.existing))
+        asked = time.monotonic()
         async for page in src.list_items(s, plan.source.folder.id, with_keys=True):
+            out.latencies.append(time.monotonic() - asked)
             for it in page:
                 fp.items += 1
                 fp.bytes += it.size
@@ -177,10 +255,10 @@ async def _plan_mailbox(
                     continue
                 what = decide(it, records.get(it.id), index, where.existing or "")
                 if what.decision in (Decision.COPY, Decision.UPDATE):
-                    fp.copy += 1
-                    fp.copy_bytes += it.size
+                    fp.to_copy(it.size)
                 else:
                     fp.present += 1
+            asked = time.monotonic()
         out.folders.append(fp)
 
 
@@ -215,18 +293,31 @@ async def _plan_delta(
         if classify_row(row, records.get(row.id)) is Change.UNCHANGED:
             fp.present += 1
         else:
-            fp.copy += 1
-            fp.copy_bytes += row.size
+            fp.to_copy(row.size)
     return True
 
 
 async def plan_pairs(
     cfg: JobConfig, clients: Clients, store: Store | None
 ) -> tuple[list[PairPlanned], dict[str, Any]]:
-    """Every pair's plan, and the job's: its ETA with ``pairs_in_parallel`` pairs at once
-    (pairs are paced per mailbox, so the job is bounded by its longest pair and by the sum
+    """Every pair's plan (``pairs_in_parallel`` at once), and the job's: its ETA with as many
+    pairs at once (pairs are paced per mailbox, so the job is bounded by its longest pair and by the sum
     over pairs shared out over the parallel slots)."""
-    out = [await plan_pair(clients.src, clients.dst, p, store, cfg.limits) for p in cfg.pairs]
+    lim = cfg.limits
+    out = [PairPlanned(p.source, p.target) for p in cfg.pairs]
+    slots = anyio.Semaphore(max(1, lim.pairs_in_parallel))
+
+    async def one(i: int, pair: Pair) -> None:  # as many at once as the run: the latency
+        async with slots:  # measured is the one the run's requests see
+            out[i] = await plan_pair(clients.src, clients.dst, pair, store, lim)
+
+    async with anyio.create_task_group() as tg:
+        for i, pair in enumerate(cfg.pairs):
+            tg.start_soon(one, i, pair)
+    latency = statistics.median([t for p in out for t in p.latencies] or [0.0])
+    for p in out:
+        if p.error is None:
+            p.eta_s, p.binding = astuple(pair_work_eta(p, lim, latency))
     etas = [p.eta_s for p in out if p.error is None]
     parallel = cfg.limits.pairs_in_parallel
     job_eta = max(max(etas, default=0.0), sum(etas) / parallel)
@@ -238,7 +329,8 @@ async def plan_pairs(
         "copy": sum(p.total("copy") for p in out),
         "copy_bytes": sum(p.total("copy_bytes") for p in out),
         "already_present": sum(p.total("present") for p in out),
-        "eta_s": round(job_eta, 1),
+        "eta_s": round(job_eta, 3),
+        "request_latency_ms": round(latency * 1000, 1),
         "pairs_in_parallel": parallel,
         "binding_limits": sorted(binding),
     }

@@ -299,7 +299,7 @@ async def run_watched(
                 say(f"metrics at http://{metrics[0]}:{port}/metrics")
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch_signals, stop, abort)
-                tg.start_soon(show_progress, stats, live_table)
+                tg.start_soon(show_progress, stats, live_table, 10.0, None, cfg.limits)
                 await run_job(cfg, stop, stats, pairs, retry_failed, full, cutover)
                 tg.cancel_scope.cancel()
     if abort.cancel_called:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -118,3 +121,25 @@ def assert_exact(emu_state: Any, pairs: list[tuple[str, str]]) -> None:
         assert check_copy(src, dst, selected=selected_by_default) == (0, 0, 0), (s, t)
         assert duplicates(dst) == 0
         assert len(dst["items"]) == sum(map(selected_by_default, src["items"]))
+
+
+ROOT = Path(__file__).parent.parent
+
+
+def demo_job(where: Path) -> Path:
+    """The shipped example job (embedded emulator) copied into ``where``; its job file."""
+    shutil.copy(ROOT / "config.example.toml", where / "config.example.toml")
+    shutil.copytree(ROOT / "examples", where / "examples")
+    return where / "config.example.toml"
+
+
+def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """``python -m copyengine ARGS`` in ``cwd``: its exit code, stdout and stderr."""
+    return subprocess.run(
+        [sys.executable, "-m", "copyengine", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

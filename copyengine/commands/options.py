@@ -1,8 +1,10 @@
 """What the commands share: the options several take (the job file, ``--state``, ``--json``,
-``--wave``, ``--debug``), and loading the job, its logs and its embedded emulator the same way."""
+``--wave``, ``--debug``, ``--log-file``), and loading the job, its logs and its embedded emulator
+the same way; what they print for people, to a reader that may have gone (``| head``)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +15,7 @@ import click
 from .. import logs
 from ..config import JobConfig, load_job, select_pairs
 from ..embedded.runner import embedded_emulator
+from ..errors import ConfigError
 from ..exitcodes import HELP as EXIT_HELP
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +44,24 @@ def debug_option(f: F) -> F:
     )(f)
 
 
+def log_file_option(f: F) -> F:
+    """``--log-file PATH``: the log lines to PATH (appended; JSON unless --log-format or
+    [job] log_format says console); the screen keeps the human output and warnings."""
+
+    def remember(ctx: click.Context, _: click.Parameter, value: Path | None) -> Path | None:
+        if value is not None:
+            ctx.meta["log_file"] = value
+        return value
+
+    return click.option(
+        "--log-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        expose_value=False,
+        callback=remember,
+        help="Write the log lines to this file (appended) instead of stderr.",
+    )(f)
+
+
 def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
     return click.option("--state", type=click.Path(path_type=Path), help=help)
 
@@ -59,12 +80,13 @@ wave_option = click.option(
 def job_command(
     *options: Callable[[Any], Any], name: str | None = None
 ) -> Callable[[Callable[..., None]], click.Command]:
-    """A command on a job file: the CONFIG argument, ``options``, --debug, the exit codes."""
+    """A command on a job file: the CONFIG argument, ``options``, --debug, --log-file, the exit
+    codes."""
 
     def wrap(f: Callable[..., None]) -> click.Command:
         decorated: Any = f
         config = click.argument("config", type=click.Path(path_type=Path))
-        for option in reversed((config, *options, debug_option)):
+        for option in reversed((config, *options, debug_option, log_file_option)):
             decorated = option(decorated)
         return click.command(name=name, epilog=EXIT_HELP)(decorated)
 
@@ -85,13 +107,41 @@ def in_waves(cfg: JobConfig, waves: tuple[str, ...]) -> JobConfig:
 
 
 def configure_logs(cfg: JobConfig, level: str | None = None) -> None:
-    """Logs as the job says, at ``level`` (the job's own when None); --debug: everything."""
-    logs.configure(cfg.log_format, "debug" if is_debug() else level or cfg.log_level)
+    """Logs as the job says, at ``level`` (the job's own when None); --debug: everything;
+    to the file --log-file names, if any."""
+    ctx = click.get_current_context(silent=True)
+    file = ctx.meta.get("log_file") if ctx else None
+    level = "debug" if is_debug() else level or cfg.log_level
+    try:
+        logs.configure(cfg.log_format, level, file=file)
+    except OSError as exc:
+        raise ConfigError("--log-file", f"cannot write {file}: {exc.strerror}") from None
+    if ctx:
+        ctx.meta["logs"] = True
 
 
-def say(text: str) -> None:
-    """A line for the operator, on stderr (stdout is the command's answer)."""
-    click.echo(text, err=True)
+def say(text: str, event: str = "note", **fields: Any) -> None:
+    """A line for the operator, on stderr (stdout is the command's answer): plain text there,
+    or an ``event`` with ``fields`` when stderr carries JSON log lines. Before the command
+    has configured its logs (a bad option, a bad job file), plain text."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get("logs"):
+        logs.note(text, event, **fields)
+    else:
+        click.echo(text, err=True)
+
+
+def show(text: str = "", render: Callable[[], None] | None = None) -> None:
+    """The command's answer on stdout: ``text``, or what ``render`` prints there. A reader
+    that has gone (a closed pipe) loses the rest; the command goes on to its own end."""
+    try:
+        if render is not None:
+            render()
+        else:
+            click.echo(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        logs.silence(sys.stdout)
 
 
 def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
@@ -99,5 +149,6 @@ def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
     if not cfg.needs_emulator:
         return body(cfg)
     with embedded_emulator(cfg) as (pointed, info, pid):
-        say(f"embedded emulator (pid {pid}) at {info['graph_url']}")
+        url = info["graph_url"]
+        say(f"embedded emulator (pid {pid}) at {url}", "emulator.started", pid=pid, url=url)
         return body(pointed)

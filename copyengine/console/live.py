@@ -8,12 +8,13 @@ from typing import Any
 
 import anyio
 import structlog
-from rich.console import Console
 from rich.live import Live
-from rich.table import Table
 
+from ..config import Limits
 from ..exitcodes import ExitCode
+from ..forecast import import_body, pair_eta
 from ..report import JobStats, PairStats
+from .fit import Fitted, console_for
 from .signoff import sign_off_shortfall
 
 log = structlog.get_logger("copyengine.progress")
@@ -23,19 +24,38 @@ def mb(n: float) -> str:
     return f"{n / 1e6:,.1f}"
 
 
-def _eta(p: PairStats) -> str:
-    done = p.done_items
-    total = p.total("source_items")
-    d = p.duration()
-    if not p.started or done == 0 or d <= 0:
+def pair_eta_s(p: PairStats, lim: Limits) -> float | None:
+    """Seconds a running pair has left, by the plan's model (``forecast.pair_eta``): over
+    what is left from now, and over the pair's whole copy from its start (the windows it
+    needs open at their times, however fast the first one went), whichever ends later. Its
+    requests' latency is what they have taken so far: ``in flight`` at once over the time
+    not held back by throttling. None until the pair has done something."""
+    listed, done, d = p.total("source_items"), p.done_items, p.duration()
+    if not p.started or done == 0 or d <= 0 or not listed:
+        return None
+    rest = max(0, listed - done)
+    if rest == 0:
+        return 0.0
+    requests = p.requests
+    latency = lim.in_flight_per_mailbox * max(0.0, d - p.throttle_wait_s) / max(1, requests)
+    body = import_body(p.total("source_bytes") // listed)
+    copied = p.total("copied") + p.total("updated") + p.total("moved_in")
+    whole = pair_eta(copied + rest, body * (copied + rest), lim, latency).seconds
+    left = pair_eta(rest, body * rest, lim, latency).seconds
+    return max(left, whole - d)
+
+
+def _eta(p: PairStats, lim: Limits) -> str:
+    eta = pair_eta_s(p, lim)
+    if eta is None:
         return "-"
-    rate = done / d
-    rest = max(0, total - done)
-    return f"{rest / rate:,.0f}s" + ("" if p.status != "running" else "+")
+    return f"{eta:,.0f}s" + ("" if p.status != "running" else "+")
 
 
-def job_line(stats: JobStats) -> str:
-    """The job in one line: items done of those listed, MB/s now, ETA once listing is done."""
+def job_line(stats: JobStats, lim: Limits | None = None) -> str:
+    """The job in one line: items done of those listed, MB/s now, ETA once listing is done
+    (its longest pair's, or all of them shared out over ``pairs_in_parallel``, as ``plan``)."""
+    lim = lim or Limits()
     listed = stats.total("source_items")
     done = sum(p.done_items for p in stats.pairs.values())
     pairs = list(stats.pairs.values())
@@ -46,9 +66,10 @@ def job_line(stats: JobStats) -> str:
     d = stats.duration()
     eta = "after listing"
     if all_listed and listed:
-        left = max(0, listed - done)
-        speed = done / d if d > 0 else 0.0
-        eta = "0s" if left == 0 else (f"{left / speed:,.0f}s" if speed > 0 else "-")
+        etas = [pair_eta_s(p, lim) for p in pairs if p.status in ("pending", "running")]
+        known = [e for e in etas if e is not None]
+        left = max(max(known, default=0.0), sum(known) / max(1, lim.pairs_in_parallel))
+        eta = "0s" if not etas else (f"{left:,.0f}s" if known else "-")
     throttled = sum(p.throttled_now for p in pairs)
     return (
         f"{done:,}/{listed:,} items ({pct}){'' if all_listed else ' listed so far'} · "
@@ -59,25 +80,28 @@ def job_line(stats: JobStats) -> str:
     )
 
 
-def live_table(stats: JobStats) -> Table:
-    t = Table(title=f"copyengine  {job_line(stats)}")
-    for col in (
-        "pair",
-        "status",
-        "listed",
-        "copied",
-        "present",
-        "skipped",
-        "failed",
-        "unknown",
-        "MB",
-        "items/s",
-        "ETA",
-        "429s",
-        "throttle wait",
-        "% of ceiling",
-    ):
-        t.add_column(col, justify="left" if col in ("pair", "status") else "right")
+LIVE_COLUMNS = (
+    "pair",
+    "status",
+    "listed",
+    "copied",
+    "present",
+    "skipped",
+    "failed",
+    "unknown",
+    "MB",
+    "items/s",
+    "ETA",
+    "429s",
+    "throttle wait",
+    "% of ceiling",
+)
+
+
+def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
+    """The pairs running now (at most 20); a table, or a block per pair on a narrow screen."""
+    lim = lim or Limits()
+    t = Fitted(LIVE_COLUMNS, names=2, title=f"copyengine  {job_line(stats, lim)}")
     active = [p for p in stats.pairs.values() if p.status == "running"]
     shown = active[:20] or list(stats.pairs.values())[:20]
     for p in shown:
@@ -94,7 +118,7 @@ def live_table(stats: JobStats) -> Table:
             f"{p.unknown:,}",
             mb(p.total("copied_bytes")),
             f"{p.total('copied') / pd:,.0f}" if pd else "-",
-            _eta(p),
+            _eta(p, lim),
             f"{p.throttled:,}",
             f"{p.throttle_wait_s:,.1f}s",
             "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
@@ -109,25 +133,27 @@ def live_table(stats: JobStats) -> Table:
 SUMMARY_ROWS = 50
 
 
-def summary_table(stats: JobStats) -> Table:
+SUMMARY_COLUMNS = (
+    "pair",
+    "status",
+    "source items",
+    "copied",
+    "already present",
+    "skipped",
+    "failed",
+    "unknown",
+    "MB copied",
+    "429s",
+    "% of ceiling",
+    "duration",
+)
+
+
+def summary_table(stats: JobStats) -> Fitted:
     """At most SUMMARY_ROWS pairs, the unhealthy first; the report has every pair."""
     info = stats.pass_info
-    t = Table(title=f"summary of pass {info['number']} ({info['kind']})" if info else "summary")
-    for col in (
-        "pair",
-        "status",
-        "source items",
-        "copied",
-        "already present",
-        "skipped",
-        "failed",
-        "unknown",
-        "MB copied",
-        "429s",
-        "% of ceiling",
-        "duration",
-    ):
-        t.add_column(col, justify="left" if col in ("pair", "status") else "right")
+    title = f"summary of pass {info['number']} ({info['kind']})" if info else "summary"
+    t = Fitted(SUMMARY_COLUMNS, names=2, title=title)
     pairs = sorted(stats.pairs.values(), key=lambda p: p.status == "done" and not p.failed)
     for p in pairs[:SUMMARY_ROWS]:
         t.add_row(
@@ -170,16 +196,20 @@ def summary_table(stats: JobStats) -> Table:
 
 
 async def show_progress(
-    stats: JobStats, live: bool = True, interval: float = 10.0, console: Any = None
+    stats: JobStats,
+    live: bool = True,
+    interval: float = 10.0,
+    console: Any = None,
+    limits: Limits | None = None,
 ) -> None:
     """Until cancelled: a live table on a terminal (unless ``live`` is False), else a
     ``job.progress`` event per ``interval``. Log lines go above the table, never through
     it (rich redirects stderr while the table is live; ``logs`` writes to the current
     stderr), and the last frame drawn is the final state."""
-    console = console or Console(stderr=True)
+    console = console or console_for(sys.stderr)
     if live and console.is_terminal:
         with Live(
-            live_table(stats),
+            live_table(stats, limits),
             console=console,
             refresh_per_second=2,
             transient=False,
@@ -188,9 +218,9 @@ async def show_progress(
             try:
                 for _ in range(100_000_000):
                     await anyio.sleep(0.5)
-                    view.update(live_table(stats))
+                    view.update(live_table(stats, limits))
             finally:
-                view.update(live_table(stats), refresh=True)
+                view.update(live_table(stats, limits), refresh=True)
         return
     for _ in range(100_000_000):
         await anyio.sleep(interval)
@@ -206,7 +236,7 @@ async def show_progress(
             mb_per_s_now=round(stats.bytes_per_s() / 1e6, 2),
             throttled_429=totals["throttled_429"],
             throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
-            line=job_line(stats),
+            line=job_line(stats, limits),
         )
 
 
@@ -252,8 +282,5 @@ def outcome_line(stats: JobStats) -> str:
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:
-    out = stream or sys.stderr
-    console = Console(file=out)
-    if not console.is_terminal:
-        console = Console(file=out, width=160)
-    console.print(summary_table(stats))
+    """The summary table on ``stream`` (stdout): the run's answer."""
+    console_for(stream).print(summary_table(stats))

@@ -3,11 +3,11 @@ outcome line, and in the HTML report (what keeps a pair's sign-off from being co
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
+
+from .fit import Fitted, console_for
 
 SIGN_OFF_LISTS: tuple[tuple[str, str, str], ...] = (
     # (count key, list key, what it means)
@@ -67,28 +67,31 @@ def sign_off_shortfall(sign_off: dict[str, Any]) -> str:
     return ", ".join(said) or "see the pairs"
 
 
+SIGN_OFF_COLUMNS = (
+    "pair",
+    "selected",
+    "in target",
+    "skipped",
+    "failed",
+    "unaccounted",
+    "stale",
+    "dup",
+    "misplaced",
+    "leftover folders",
+    "extra",
+    "kept",
+    "complete",
+)
+
+
 def print_sign_off(sign_off: dict[str, Any], stream: Any = None) -> None:
     """``run --cutover``: per pair, where every selected source item is, and what keeps the
     sign-off from being complete (ids and paths, a few of each kind)."""
-    console = Console(file=stream or sys.stderr)
-    t = Table(title=f"sign-off: changes captured until {sign_off['changes_captured_until']}")
-    cols = (
-        "pair",
-        "selected",
-        "in target",
-        "skipped",
-        "failed",
-        "unaccounted",
-        "stale",
-        "dup",
-        "misplaced",
-        "leftover folders",
-        "extra",
-        "kept",
-        "complete",
+    console = console_for(stream)
+    t = Fitted(
+        SIGN_OFF_COLUMNS,
+        title=f"sign-off: changes captured until {sign_off['changes_captured_until']}",
     )
-    for col in cols:
-        t.add_column(col, justify="left" if col in ("pair", "complete") else "right")
     for p in sign_off["pairs"]:
         t.add_row(
             f"{p['source']} → {p['target']}" + (" (+archive)" if p.get("archive") else ""),
@@ -103,7 +106,7 @@ def print_sign_off(sign_off: dict[str, Any], stream: Any = None) -> None:
             f"{p.get('leftover_folders', 0):,}",
             f"{p['extra_in_target']:,}",
             f"{p.get('kept', 0):,}",
-            "yes" if p["complete"] else f"[red]no[/] {p['error'] or ''}",
+            "yes" if p["complete"] else f"[red]no[/] {escape(p['error'] or '')}",
         )
     console.print(t)
     for p in sign_off["pairs"]:

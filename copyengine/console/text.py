@@ -4,37 +4,37 @@ plain data (what the command computed) and returns or prints text; none reads or
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from ..verify import PairCheck
+from .fit import Fitted, console_for
 from .live import mb
 
 MAX_SHOWN = 20  # of each kind of finding verify prints per pair
 
 
+PLAN_COLUMNS = (
+    "pair / folder",
+    "target",
+    "items",
+    "MB",
+    "to copy",
+    "MB to copy",
+    "present",
+    "skipped",
+    "ETA",
+)
+
+
 def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) -> None:
     """``copyengine plan`` on a terminal: pairs, their folders, the ETA and its binding limit."""
-    console = Console(file=stream or sys.stdout)
-    t = Table(title="plan: nothing was copied")
-    for col in (
-        "pair / folder",
-        "target",
-        "items",
-        "MB",
-        "to copy",
-        "MB to copy",
-        "present",
-        "skipped",
-        "ETA",
-    ):
-        t.add_column(col, justify="left" if col in ("pair / folder", "target") else "right")
+    console = console_for(stream)
+    t = Fitted(PLAN_COLUMNS, names=2, title="plan: nothing was copied")
     for p in pairs:
         if p.error:
-            t.add_row(f"{p.source} → {p.target}", f"[red]{p.error}[/]", *[""] * 7)
+            t.add_row(f"{p.source} → {p.target}", f"[red]{escape(p.error)}[/]", *[""] * 7)
             continue
         t.add_row(
             f"[b]{p.source} → {p.target}[/]",
@@ -49,8 +49,8 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
         )
         for f in p.folders:
             t.add_row(
-                f"  {f.source_path}",
-                f.target_path + ("" if f.exists else " (new)"),
+                f"  {escape(f.source_path)}",
+                escape(f.target_path) + ("" if f.exists else " (new)"),
                 f"{f.items:,}",
                 mb(f.bytes),
                 f"{f.copy:,}",
@@ -64,7 +64,8 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
         f"{summary['copy']:,} items ({summary['copy_bytes'] / 1e6:,.1f} MB) to copy, "
         f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
         f"{summary['pairs_in_parallel']} pairs at once, bound by "
-        f"{', '.join(summary['binding_limits']) or '-'}"
+        f"{', '.join(summary['binding_limits']) or '-'} (requests took "
+        f"{summary.get('request_latency_ms', 0):,.0f} ms)"
     )
 
 

@@ -12,7 +12,7 @@ import structlog
 
 from ..config import MB, JobConfig, Limits, Pair
 from ..errors import ConfigError, StateError
-from ..failures import classify
+from ..failures import Verdict, classify
 from ..graph import Clients, Health
 from ..plan import PassKind
 from ..report import JobStats, Renderings, check_writable, iso, job_names, write_report
@@ -88,6 +88,8 @@ async def run_pairs(
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
                     await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
+            except Exception as exc:  # classified before the pass's end is recorded: the
+                _failed(stats, exc)  # state's pass, the report and the exit code agree
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
                 with anyio.CancelScope(shield=True):
@@ -98,19 +100,10 @@ async def run_pairs(
                     if write_report:
                         await _read_migration(store, stats)
     except Exception as exc:
-        verdict = classify(exc)
-        stats.fatal = stats.fatal or verdict.message
-        stats.fatal_code = verdict.code
         # Refused before it started (another run holds the job's lock, the state is another
         # job's): it writes nothing, for the report at cfg.report_path may be that run's or
         # that job's. A state that does not open is this job's failure, and reported.
-        refused = not opened and verdict.error_type in REFUSALS
-        log.error(
-            "job.failed",
-            error=verdict.message,
-            error_type=verdict.error_type,
-            exc_info=debug_logging(),
-        )
+        refused = not opened and _failed(stats, exc).error_type in REFUSALS
     finally:
         stats.refused = refused
         _finish(cfg, stats, stop, write_report and not refused, render)  # synchronous
@@ -126,6 +119,21 @@ async def _read_migration(store: Store, stats: JobStats) -> None:
             stats.migration = await migration(store)
         except StateError as exc:  # the report is still written, with this run's view
             log.warning("report.migration_unread", error=str(exc) or type(exc).__name__)
+
+
+def _failed(stats: JobStats, exc: Exception) -> Verdict:
+    """The job's failure, classified once into ``stats`` (the exit code, the report and the
+    pass the state records all read it from there)."""
+    verdict = classify(exc)
+    stats.fatal = stats.fatal or verdict.message
+    stats.fatal_code = verdict.code
+    log.error(
+        "job.failed",
+        error=verdict.message,
+        error_type=verdict.error_type,
+        exc_info=debug_logging(),
+    )
+    return verdict
 
 
 def _policy(cfg: JobConfig, p: Pair, retry_only: bool) -> dict[str, Any]:
