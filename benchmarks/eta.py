@@ -1,4 +1,4 @@
-"""``python -m benchmarks.eta [--repeats N]``: does ``plan``'s ETA hold? For two jobs, each in a
+"""``python -m benchmarks.eta [--repeats N] [--record]``: does ``plan``'s ETA hold? For two jobs, each in a
 fresh directory with its embedded emulator, ``copyengine plan --json`` then ``copyengine run``;
 the plan's ETA against the run's own duration (the report's ``duration_s``, the job without
 the emulator's start). The aim (issue 24): within 20% both ways.
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import stamp, write_result
+from benchmarks.common import RECORD_HELP, RESULTS, results_dir, stamp, write_result
 from benchmarks.harness import ROOT, TIME_SCALED_LIMITS
 
 MANY_WINDOWS = """
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.eta")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--jobs", nargs="*", default=["one-window", "many-windows"])
+    ap.add_argument("--record", action="store_true", help=RECORD_HELP)
     args = ap.parse_args(argv)
     t0 = time.time()
     rows = [measure(name) for name in args.jobs for _ in range(args.repeats)]
@@ -153,8 +154,11 @@ def main(argv: list[str] | None = None) -> None:
         f"{100 * statistics.median(r['error'] for r in rows):+.0f}%."
     )
     table = "\n".join(lines) + "\n"
-    write_result("eta", {**stamp(t0), "load_average": load, "rows": rows}, table)
+    where = write_result(
+        "eta", {**stamp(t0), "load_average": load, "rows": rows}, table, results_dir(args.record)
+    )
     print(table)
+    print(f"written to {where}" + ("" if args.record else f" (--record writes to {RESULTS})"))
 
 
 if __name__ == "__main__":
