@@ -111,12 +111,7 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
             f"{p.source} → {p.target}",
             status,
             f"{p.total('source_items'):,}" + ("" if p.enumerated_all else "+"),
-            f"{p.total('copied'):,}",
-            f"{p.total('already_present'):,}",
-            f"{p.skipped:,}",
-            f"{p.failed:,}",
-            f"{p.unknown:,}",
-            mb(p.total("copied_bytes")),
+            *_item_cells(p),
             f"{p.total('copied') / pd:,.0f}" if pd else "-",
             _eta(p, lim),
             f"{p.throttled:,}",
@@ -128,6 +123,19 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
         done = sum(p.status not in ("pending", "running") for p in stats.pairs.values())
         t.caption = f"{rest} more pairs; {done} finished"
     return t
+
+
+def _item_cells(p: PairStats) -> tuple[str, ...]:
+    """The live table's and the summary's item columns: copied, already present, skipped,
+    failed, unknown, MB copied."""
+    return (
+        f"{p.total('copied'):,}",
+        f"{p.total('already_present'):,}",
+        f"{p.skipped:,}",
+        f"{p.failed:,}",
+        f"{p.unknown:,}",
+        mb(p.total("copied_bytes")),
+    )
 
 
 SUMMARY_ROWS = 50
@@ -160,12 +168,7 @@ def summary_table(stats: JobStats) -> Fitted:
             f"{p.source} → {p.target}",
             p.status + (f": {p.error_code}" if p.error_code else ""),
             f"{p.total('source_items'):,}",
-            f"{p.total('copied'):,}",
-            f"{p.total('already_present'):,}",
-            f"{p.skipped:,}",
-            f"{p.failed:,}",
-            f"{p.unknown:,}",
-            mb(p.total("copied_bytes")),
+            *_item_cells(p),
             f"{p.throttled:,}",
             "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
             f"{p.duration():,.1f}s",
