@@ -151,6 +151,12 @@ class Pair:
     archive: bool = False
     wave: str = ""  # ``run --wave``; pairsfile.wave_label's form, "" for none
     origin: str = field(default="", compare=False)  # pairs[i], or file:line of the pairs file
+    # the operator's controls, from the pair's entry or its wave's ``[waves.<wave>]``: higher
+    # priorities take the job's slots (and the workers' queue) first
+    priority: int = 0
+    # no pass of the pair before this time; no cutover before ``complete_after`` (aware)
+    start_after: datetime | None = None
+    complete_after: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -412,8 +418,10 @@ def _pairs(
         itf = _items(t.table("items"), filters) if "items" in p else filters
         archive = t.get("archive", bool, False)
         wave = wave_label(t.get("wave", (int, str), ""))
+        own = pair_controls(t)
         t.done()
-        pairs.append(Pair(src, dst, fr, itf, archive, wave, origin=f"pairs[{i}]"))
+        pair = Pair(src, dst, fr, itf, archive, wave, origin=f"pairs[{i}]")
+        pairs.append(replace(pair, **own))
     csv_path = root.get("pairs_csv", str)
     encoding = root.get("pairs_encoding", str)
     if encoding is not None:
@@ -431,6 +439,9 @@ def _pairs(
             raise ConfigError(str(path), "holds no pair (a header, comments or empty rows only)")
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
+    pairs = _with_waves(
+        root.table("waves"), pairs, [dict(pair_controls(Table(p, ""))) for p in raw]
+    )
     seen: dict[str, Pair] = {}
     writers: dict[str, Pair] = {}
     for p in pairs:
@@ -453,6 +464,43 @@ def _pairs(
             )
         writers.setdefault(tgt, p)
     return tuple(pairs)
+
+
+# the keys of the operator's controls a pair's entry or its wave's table may give
+CONTROL_KEYS = ("priority", "start_after", "complete_after")
+
+
+def pair_controls(t: Table) -> dict[str, Any]:
+    """The controls ``t`` gives (a ``[[pairs]]`` entry or a ``[waves.<wave>]`` table), by
+    field name; keys it does not give are absent."""
+    out: dict[str, Any] = {}
+    if "priority" in t.raw:
+        out["priority"] = t.get("priority", int)
+    return out
+
+
+def _with_waves(waves: Table, pairs: list[Pair], own: list[dict[str, Any]]) -> list[Pair]:
+    """Each pair with its wave's controls (``[waves.<wave>]``) where its entry gives none."""
+    known = {p.wave for p in pairs if p.wave}
+    by_wave: dict[str, dict[str, Any]] = {}
+    for key in list(waves.raw):
+        label = wave_label(key)
+        if label not in known:
+            raise ConfigError(
+                waves.path(key),
+                f"no pair is in wave {key!r} (the pairs' waves: "
+                f"{', '.join(sorted(known)) or 'none'})",
+            )
+        t = waves.table(key)
+        by_wave[label] = pair_controls(t)
+        t.done()
+    waves.done()
+    out = []
+    for i, p in enumerate(pairs):
+        given = own[i] if i < len(own) else {}  # [[pairs]] entries come first
+        wave = {k: v for k, v in by_wave.get(p.wave, {}).items() if k not in given}
+        out.append(replace(p, **wave) if wave else p)
+    return out
 
 
 def _postgres_url(url: str, where: str) -> str:

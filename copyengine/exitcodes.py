@@ -12,6 +12,9 @@ class ExitCode(IntEnum):
     FATAL = 5  # the job could not go on (state, disk, service)
     VERIFY_MISMATCH = 6  # verify found missing or extra items
     LOCKED = 7  # another run of the same job is in progress (the state's lock is held)
+    # stopped cleanly before the end by the operator's controls (pairs suspended or waiting
+    # for their schedule, a --max-items/--max-mb cap reached); nothing failed
+    PAUSED = 8
     INTERRUPTED = 130
 
 
@@ -25,5 +28,7 @@ Exit codes:
   5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
   6    verify found missing, extra or misplaced items (stale copies with --content)
   7    another run of this job is in progress (its lock is held)
+  8    paused: stopped cleanly by the operator's controls (pairs suspended or waiting
+       for their schedule, a cap reached); nothing failed; resume / run again to go on
   130  interrupted (Ctrl-C / SIGTERM); run again to finish
 """

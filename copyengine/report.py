@@ -80,6 +80,27 @@ class FolderStats:
     deleted: int = 0  # deleted at the source, deleted in the target (deletions = "mirror")
     kept: int = 0  # deleted at the source, kept in the target (deletions = "keep")
     drift: list[dict[str, Any]] = field(default_factory=list)  # the target changed under us
+    # a pair continued after a hold may list a folder again in the same pass: the listing's
+    # counts start over there, and the items it had already done, seen again as present,
+    # are not counted twice (``continued``, ``Ledger.listed``, ``Ledger.present``)
+    relist: bool = False
+    present_offset: int = 0
+
+    def continued(self) -> None:
+        """Its pair was held and continues: if this folder is listed again, what a listing
+        counts starts over (``restart_listing``, at its first item); what was done stays
+        done, once. A folder the continuation does not list again keeps its counts."""
+        self.relist = True
+        self.not_attempted = 0
+        self.unknown.clear()  # settled again by the continuation
+
+    def restart_listing(self) -> None:
+        self.relist = False
+        self.present_offset = self.copied + self.updated + self.moved_in
+        self.source_items = self.source_bytes = self.already_present = 0
+        self.skipped.clear()
+        self.skipped_items.clear()
+        self.failed.clear()
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +138,12 @@ class PairStatus(StrEnum):
     DONE = "done"  # every listed item has its outcome (see failed/unknown per item)
     FAILED = "failed"  # the pair stopped on an error (``error``, ``error_code``)
     INTERRUPTED = "interrupted"  # a drain or an abort stopped it; run again to finish
+    SUSPENDED = "suspended"  # the operator suspended it (``copyengine resume`` continues it)
+    WAITING = "waiting"  # held by its schedule, start_after or complete_after (``hold``)
+
+
+# held by the operator's controls at the end of a run: neither failed nor done
+HELD = (PairStatus.SUSPENDED, PairStatus.WAITING)
 
 
 @dataclass
@@ -138,6 +165,7 @@ class PairStats:
     # what the pass found (rules changed, target folders deleted under us)
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    hold: str | None = None  # why it is suspended or waiting (``pipeline.gate.Hold.text``)
     _final: tuple[int, float, int, float | None] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
@@ -187,6 +215,12 @@ class PairStats:
         shares = [s for s in (p.ceiling_share() for p in self.pacers[1::2]) if s is not None]
         return round(100 * max(shares), 1) if shares else None
 
+    def continued(self) -> None:
+        """It was held (suspended, its window closed) and continues in this run."""
+        self._final, self.hold = None, None
+        for f in self.folders.values():
+            f.continued()
+
     def freeze_pacing(self) -> None:
         self._final = (self.throttled, self.throttle_wait_s, self.requests, self.ceiling_pct)
 
@@ -234,6 +268,7 @@ class PairStats:
             "status": self.status,
             "error": self.error,
             "error_code": self.error_code,
+            "hold": self.hold,
             "source_items": self.total("source_items"),
             "source_bytes": self.total("source_bytes"),
             "copied": self.total("copied"),
@@ -356,8 +391,13 @@ class JobStats:
                 if not any(p.status == "done" for p in self.pairs.values())
                 else ExitCode.ITEMS_FAILED
             )
-        if any(p.failed or p.unknown or p.not_done for p in self.pairs.values()):
+        held = [p for p in self.pairs.values() if p.status in HELD]
+        if any(p.failed for p in held) or any(
+            p.failed or p.unknown or p.not_done for p in self.pairs.values() if p not in held
+        ):
             return ExitCode.ITEMS_FAILED
+        if held:  # nothing failed; the operator's controls hold these pairs: run again
+            return ExitCode.PAUSED
         if self.sign_off is not None and not self.sign_off.get("complete"):
             return ExitCode.ITEMS_FAILED
         return ExitCode.OK

@@ -28,6 +28,7 @@ from .graph import Clients, GraphClient, Health, Timeouts, Transport
 from .network import Route, job_route
 from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
+from .pipeline.gate import Gate
 from .pipeline.job import run_pairs, watch_signals
 from .pipeline.stop import StopFlag
 from .report import JobStats
@@ -205,6 +206,7 @@ async def run_job(
     retry_only: bool = False,
     full: bool = False,
     cutover: bool = False,
+    gate: Gate | None = None,
 ) -> JobStats:
     """Build the job's clients and store, and run it as one pass (see
     ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``, the report
@@ -222,6 +224,7 @@ async def run_job(
             cutover,
             sign_off=sign_off,
             render=report_files,
+            gate=gate,
         )
 
 

@@ -13,7 +13,7 @@ from rich.live import Live
 from ..config import Limits
 from ..exitcodes import ExitCode
 from ..forecast import import_body, pair_eta
-from ..report import JobStats, PairStats
+from ..report import HELD, JobStats, PairStats, PairStatus
 from .fit import Fitted, console_for
 from .signoff import sign_off_shortfall
 
@@ -275,6 +275,8 @@ def outcome_line(stats: JobStats) -> str:
         what += f": {tot['copied']:,} copied; run again to finish"
     elif stats.fatal:
         what = "stopped: " + stats.fatal.split(";")[0]
+    elif code is ExitCode.PAUSED:
+        what = f"paused: {tot['copied']:,} copied; " + held_line(stats)
     else:
         what = (
             f"{tot['copied']:,} copied, {tot['failed']:,} failed, {tot['unknown']:,} unknown, "
@@ -282,6 +284,16 @@ def outcome_line(stats: JobStats) -> str:
             "failed: see the report"
         )
     return f"exit {int(code)}: {what}"
+
+
+def held_line(stats: JobStats) -> str:
+    """The pairs the operator's controls hold, by why (suspended, waiting)."""
+    held = [p for p in stats.pairs.values() if p.status in HELD]
+    suspended = sum(p.status is PairStatus.SUSPENDED for p in held)
+    parts = [f"{suspended} suspended (copyengine resume)"] if suspended else []
+    if len(held) > suspended:
+        parts.append(f"{len(held) - suspended} waiting for their schedule")
+    return ", ".join(parts) + "; run again to go on"
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:

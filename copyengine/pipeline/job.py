@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -15,12 +16,14 @@ from ..errors import ConfigError, StateError
 from ..failures import Verdict, classify
 from ..graph import Clients, Health
 from ..plan import PassKind
-from ..report import JobStats, Renderings, check_writable, iso, job_names, write_report
+from ..report import HELD, JobStats, Renderings, check_writable, iso, job_names, write_report
 from ..state import Store
 from ..state.overview import migration
 from ..stopsignals import STOP_SIGNALS, receiving, signal_name
+from .admit import Admission
 from .budget import ByteBudget
 from .context import PairContext
+from .gate import OPEN, Gate, PrioritySlots, Ticker
 from .pair import PairRunner, debug_logging
 from .signoff import SignOff
 from .stop import StopFlag
@@ -53,13 +56,18 @@ async def run_pairs(
     budget: ByteBudget | None = None,
     sign_off: SignOff | None = None,
     render: Renderings | None = None,
+    gate: Gate | None = None,
+    hold_waits: bool = True,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
 
     Never raises for a failure of the job: whatever happens is classified once
     (``failures.classify``) into the stats, so that the exit code, the report and the
-    ``job.finished`` event say the same thing. Only cancellation (an abort) propagates."""
+    ``job.finished`` event say the same thing. Only cancellation (an abort) propagates.
+
+    ``gate``: the operator's controls (``pipeline.admit``); ``hold_waits`` False (a
+    worker's segment): a held pair is left held, not waited for."""
     stop = stop or StopFlag()
     stats = stats or JobStats()
     todo = pairs if pairs is not None else cfg.pairs
@@ -83,8 +91,10 @@ async def run_pairs(
                     pass_number=number,
                     pass_kind=kind,
                 )
-                await _run(cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
-                if cutover and not stop.draining:
+                await _run(
+                    cfg, clients, store, todo, stats, stop, mode, on_pair, budget, gate, hold_waits
+                )
+                if cutover and not stop.draining and not _held(stats):
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
                     await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
@@ -109,6 +119,12 @@ async def run_pairs(
         _finish(cfg, stats, stop, write_report and not refused, render)  # synchronous
         structlog.contextvars.unbind_contextvars("run")
     return stats
+
+
+def _held(stats: JobStats) -> bool:
+    """Pairs the operator's controls hold: the cutover's sign-off waits for the run that
+    finishes them (this one says paused)."""
+    return any(p.status in HELD for p in stats.pairs.values())
 
 
 async def _read_migration(store: Store, stats: JobStats) -> None:
@@ -239,42 +255,53 @@ async def _run(
     kind: PassKind,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
     budget: ByteBudget | None = None,
+    gate: Gate | None = None,
+    hold_waits: bool = True,
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
-    limiter = anyio.CapacityLimiter(cfg.limits.pairs_in_parallel)
+    gate = gate or OPEN
+    ticker = Ticker(gate)
+    admission = Admission(
+        gate,
+        kind,
+        stop,
+        stats,
+        PrioritySlots(cfg.limits.pairs_in_parallel),
+        ticker,
+        cfg.limits.drain_timeout_s,
+        waits=hold_waits,
+    )
 
-    async def one(p: Pair) -> None:
-        async with limiter:
-            if stop.draining:
-                return
+    async def copy(p: Pair, own: StopFlag) -> None:
+        if on_pair is not None:
+            await on_pair(p.key, True)
+        try:
+            ctx = PairContext.of(
+                p,
+                clients.src,
+                clients.dst,
+                store,
+                stats=stats.pairs[p.key],
+                limits=cfg.limits,
+                budget=budget,
+                stop=own,
+                kind=kind,
+                sync=cfg.sync,
+            )
+            await PairRunner(ctx).run()
+        finally:
             if on_pair is not None:
-                await on_pair(p.key, True)
-            try:
-                ctx = PairContext.of(
-                    p,
-                    clients.src,
-                    clients.dst,
-                    store,
-                    stats=stats.pairs[p.key],
-                    limits=cfg.limits,
-                    budget=budget,
-                    stop=stop,
-                    kind=kind,
-                    sync=cfg.sync,
-                )
-                await PairRunner(ctx).run()
-            finally:
-                if on_pair is not None:
-                    with anyio.CancelScope(shield=True):
-                        await on_pair(p.key, False)
+                with anyio.CancelScope(shield=True):
+                    await on_pair(p.key, False)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(_sample, stats)
+        tg.start_soon(ticker.run)
         async with anyio.create_task_group() as pairs_tg:
             tg.start_soon(_watch_drain, stop, pairs_tg.cancel_scope, clients.health, cfg.limits)
-            for p in todo:
-                pairs_tg.start_soon(one, p)
+            for p in sorted(todo, key=lambda p: -p.priority):  # stable: file order among equals
+                pairs_tg.start_soon(admission.run, p, partial(copy, p))
         tg.cancel_scope.cancel()  # stop the drain watch
 
 

@@ -41,6 +41,8 @@ class Ledger:
 
     # -- enumeration ---------------------------------------------------------------------------
     def listed(self, job: FolderJob, item: Item) -> None:
+        if job.stats.relist:  # listed again after a hold: its listing counts start over
+            job.stats.restart_listing()
         job.stats.source_items += 1
         job.stats.source_bytes += item.size
 
@@ -50,7 +52,10 @@ class Ledger:
             job.stats.skipped_items.append(described(item, folder=job.plan.source.path))
 
     def present(self, job: FolderJob) -> None:
-        job.stats.already_present += 1
+        if job.stats.present_offset > 0:  # done before its pair was held: counted then
+            job.stats.present_offset -= 1
+        else:
+            job.stats.already_present += 1
 
     async def adopted(self, job: FolderJob, found: list[tuple[Item, str, str | None]]) -> None:
         """Items found in the target by search key while listing, of the version an earlier

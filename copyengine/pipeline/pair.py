@@ -49,15 +49,15 @@ class PairRunner:
 
     async def _run(self) -> None:
         st = self.stats
-        st.status, st.started = PairStatus.RUNNING, time.monotonic()
+        st.status, st.started = PairStatus.RUNNING, st.started or time.monotonic()
         await self.store.pair_started(self.key, self.pair.source, self.pair.target)
         self.log.info("pair.started", source=self.pair.source, target=self.pair.target)
         error: str | None = None
         try:
             await self._copy()
-            st.status = PairStatus.INTERRUPTED if self.stop.draining else PairStatus.DONE
+            st.status = self._stopped() if self.stop.draining else PairStatus.DONE
         except anyio.get_cancelled_exc_class():
-            st.status = PairStatus.INTERRUPTED
+            st.status = self._stopped()
             self._cut_short()
             raise
         except Exception as exc:  # one pair's failure fails that pair only
@@ -94,6 +94,15 @@ class PairRunner:
                 skipped=st.skipped,
                 duration_s=round(st.duration(), 2),
             )
+
+    def _stopped(self) -> PairStatus:
+        """A drained pair: interrupted, or held by the operator's controls (the job goes on;
+        the pair continues when its hold lifts)."""
+        hold = self.stop.hold
+        if not self.stop.held or hold is None:
+            return PairStatus.INTERRUPTED
+        self.stats.hold = hold.text
+        return PairStatus.SUSPENDED if hold.by_operator else PairStatus.WAITING
 
     async def _copy(self) -> None:
         done = []
