@@ -56,11 +56,10 @@ async def test_a_freed_slot_goes_to_the_highest_priority_waiting() -> None:
             order.append(priority)
             await anyio.sleep(0.01)
 
-    async with anyio.create_task_group() as tg:
-        async with slots.slot(0):
-            for p in (1, 5, 3, 5, 0):
-                tg.start_soon(take, p)
-                await anyio.sleep(0.01)  # each in the line before the slot frees
+    async with anyio.create_task_group() as tg, slots.slot(0):
+        for p in (1, 5, 3, 5, 0):
+            tg.start_soon(take, p)
+            await anyio.sleep(0.01)  # each in the line before the slot frees
     assert order == [5, 5, 3, 1, 0]
     assert slots.free == 1
 
@@ -83,7 +82,9 @@ def _emulator(items: int = 400) -> dict[str, Any]:
 
 async def _until(cond: Any, limit_s: float = 60.0) -> None:
     with anyio.fail_after(limit_s):
-        while not cond():
+        for _ in range(int(limit_s / 0.02) + 1):
+            if cond():
+                return
             await anyio.sleep(0.02)
 
 
