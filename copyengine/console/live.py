@@ -59,7 +59,7 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
     listed = stats.total("source_items")
     done = sum(p.done_items for p in stats.pairs.values())
     pairs = list(stats.pairs.values())
-    finished = sum(p.status not in ("pending", "running") for p in pairs)
+    finished = sum(p.status in FINISHED for p in pairs)
     all_listed = all(p.enumerated_all or p.status not in ("pending", "running") for p in pairs)
     pct = f"{100 * done / listed:.0f}%" if listed else "-"
     mbps = stats.bytes_per_s() / 1e6
@@ -76,8 +76,21 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
         f"{stats.total('copied'):,} copied · {mbps:,.1f} MB/s now · ETA {eta} · "
         f"pairs {finished}/{len(pairs)} finished"
         + (f" · {throttled} throttled now" if throttled else "")
+        + _held_counts(pairs)
         + f" · {d:,.0f}s"
     )
+
+
+FINISHED = (PairStatus.DONE, PairStatus.FAILED, PairStatus.INTERRUPTED)
+
+
+def _held_counts(pairs: list[PairStats]) -> str:
+    """`` · 2 suspended · 5 waiting`` for the pairs the operator's controls hold."""
+    out = ""
+    for status in HELD:
+        n = sum(p.status is status for p in pairs)
+        out += f" · {n} {status.value}" if n else ""
+    return out
 
 
 LIVE_COLUMNS = (
@@ -103,7 +116,8 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
     lim = lim or Limits()
     t = Fitted(LIVE_COLUMNS, names=2, title=f"copyengine  {job_line(stats, lim)}")
     active = [p for p in stats.pairs.values() if p.status == "running"]
-    shown = active[:20] or list(stats.pairs.values())[:20]
+    held = [p for p in stats.pairs.values() if p.status in HELD]  # after the running ones
+    shown = (active + held)[:20] or list(stats.pairs.values())[:20]
     for p in shown:
         pd = p.duration()
         status = "throttled" if p.throttled_now else p.status
