@@ -19,6 +19,7 @@ from .clouds import check_tenant
 from .embedded.schema import EmbeddedEmulator, parse_emulator
 from .errors import ConfigError
 from .network import NetworkConfig, is_loopback, parse_network
+from .notify.schema import NotifyConfig, parse_notify
 from .pairsfile import check_encoding, read_pairs_file, wave_label
 from .paths import job_path, not_found
 from .secrets import Secret, resolve_secret
@@ -185,6 +186,7 @@ class JobConfig:
     state_password: Secret | None = None
     workers: Workers = field(default_factory=Workers)
     network: NetworkConfig = field(default_factory=NetworkConfig)  # [network]: proxy
+    notify: NotifyConfig = field(default_factory=NotifyConfig)  # [notify]: webhooks
 
     def identity(self) -> dict[str, str]:
         """What makes a state store this job's: the tenants and apps, and the job's name
@@ -597,6 +599,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     state_password = resolve_secret(pw_ref, job.path("state_password"), base) if pw_ref else None
     workers = _workers(root.table("workers"))
     network = parse_network(root.table("network"), base, resolve_secrets)
+    notify = parse_notify(root.table("notify"), base, resolve_secrets)
     state = job_path(state_s, job.path("state"), base)
     report = job_path(report_s, job.path("report"), base)
     keep = job.get("keep_reports", int, JobConfig.keep_reports)
@@ -623,6 +626,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         state_password=state_password,
         workers=workers,
         network=network,
+        notify=notify,
     )
     _check_across(cfg)
     if state_s == default_state and "state_path" not in overrides:

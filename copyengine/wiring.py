@@ -26,6 +26,9 @@ from .exitcodes import ExitCode
 from .forecast import PairPlanned, plan_pairs
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
 from .network import Route, job_route
+from .notify.fields import progress
+from .notify.sender import Notifier, running
+from .notify.watch import Progress, watch_stalls
 from .pacing import PacerLimits, Pacers
 from .pacing.policy import Backoff, RetryPolicy
 from .pipeline.gate import Gate
@@ -198,6 +201,18 @@ def state_exists(cfg: JobConfig) -> bool:
     return cfg.state_url is not None or cfg.state_path.exists()
 
 
+@asynccontextmanager
+async def notifying(cfg: JobConfig, watched: Progress | None = None) -> AsyncIterator[Notifier]:
+    """The job's notifier (``[notify]``): its senders running (through the job's proxy
+    rule), a stall watch over ``watched``; at the end, a bounded flush of what is queued."""
+    notifier = Notifier(cfg.notify, cfg.identity()["name"])
+    async with running(notifier, network_route(cfg)) as n, anyio.create_task_group() as tg:
+        if watched is not None and cfg.notify.webhooks:
+            tg.start_soon(watch_stalls, n, watched)
+        yield n
+        tg.cancel_scope.cancel()
+
+
 async def run_job(
     cfg: JobConfig,
     stop: StopFlag | None = None,
@@ -210,8 +225,11 @@ async def run_job(
 ) -> JobStats:
     """Build the job's clients and store, and run it as one pass (see
     ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``, the report
-    rendered by the console (``console.html.report_files``)."""
-    async with clients(cfg) as built:
+    rendered by the console (``console.html.report_files``), its events told to the
+    ``[notify]`` webhooks."""
+    stats = stats or JobStats()
+    seen = stats
+    async with clients(cfg) as built, notifying(cfg, lambda: progress(seen)) as notices:
         return await run_pairs(
             cfg,
             built,
@@ -225,6 +243,7 @@ async def run_job(
             sign_off=sign_off,
             render=report_files,
             gate=gate,
+            notices=notices,
         )
 
 

@@ -19,8 +19,10 @@ from procrastinate import App, JobContext, exceptions
 from ..config import JobConfig
 from ..errors import StateError
 from ..graph import Clients
+from ..notify.fields import progress
 from ..pipeline.budget import ByteBudget
 from ..pipeline.job import run_pairs
+from ..pipeline.notices import QUIET, Notices
 from ..pipeline.stop import StopFlag
 from ..report import JobStats
 from ..state.groups import GroupStore
@@ -50,6 +52,17 @@ class Runtime:
     budget: ByteBudget
     gone: str | None = None
     gone_event: asyncio.Event = field(default_factory=asyncio.Event)
+    notices: Notices = QUIET
+    # the stall watch's view: the segments running (by group) and what ended ones did
+    live: dict[str, JobStats] = field(default_factory=dict)
+    ended: tuple[int, ...] = (0, 0, 0)
+
+    def progress(self) -> tuple[tuple[int, ...], bool]:
+        """What this worker's segments copied and listed, and whether one is running."""
+        total = self.ended
+        for stats in list(self.live.values()):
+            total = tuple(a + b for a, b in zip(total, progress(stats)[0], strict=True))
+        return total, bool(self.live)
 
     def give_up(self, why: str) -> None:
         if self.gone is None:
@@ -147,21 +160,27 @@ async def run_segment(
             await rt.table.run_finished(g.key, pair)
 
     store = store_of(rt.cfg, pass_number=pass_number)
-    async with anyio.create_task_group() as tg:
-        _watch(tg, rt, g, stop)
-        await run_pairs(
-            seq,
-            rt.clients,
-            store,
-            stop,
-            stats,
-            g.pairs,
-            pass_number=pass_number,
-            write_report=False,
-            on_pair=on_pair,
-            budget=rt.budget,
-        )
-        tg.cancel_scope.cancel()
+    rt.live[g.key] = stats
+    try:
+        async with anyio.create_task_group() as tg:
+            _watch(tg, rt, g, stop)
+            await run_pairs(
+                seq,
+                rt.clients,
+                store,
+                stop,
+                stats,
+                g.pairs,
+                pass_number=pass_number,
+                write_report=False,
+                on_pair=on_pair,
+                budget=rt.budget,
+                notices=rt.notices,
+            )
+            tg.cancel_scope.cancel()
+    finally:
+        done = progress(rt.live.pop(g.key))[0]
+        rt.ended = tuple(a + b for a, b in zip(rt.ended, done, strict=True))
     end = SegmentEnd(
         segment,
         store_gone=store.unavailable is not None,
@@ -198,6 +217,8 @@ async def end_segment(
     the same lock; the pass ended when it was the last group."""
     if outcome.continues:
         await defer(app, rt.queue, g.key, pass_number, segment + 1)  # or queued already
-    await rt.table.segment_ended(
+    summary = await rt.table.segment_ended(
         g.key, [p.key for p in g.pairs], pass_number, str(outcome.next), outcome.error, extra or {}
     )
+    if summary is not None:  # this worker ended the pass: it alone says so
+        rt.notices.shared_pass_finished(summary)

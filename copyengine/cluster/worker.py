@@ -21,6 +21,8 @@ from procrastinate import App, exceptions
 from ..config import JobConfig
 from ..errors import StateError
 from ..graph import Clients
+from ..notify.sender import Notifier
+from ..notify.watch import watch_stalls
 from ..pipeline.budget import ByteBudget
 from ..pipeline.stop import StopFlag
 from ..state.postgres import Outage, StoreUnavailable, explain
@@ -85,7 +87,9 @@ async def _reconcile(app: App, rt: Runtime) -> None:
         if o.retried >= MAX_REQUEUES:
             await rt.table.given_up(o.key, f"queued again {o.retried} times without finishing")
             log.error("group.given_up", group=o.key, retried=o.retried)
-            await rt.table.finish_pass_if_done(o.pass_number)
+            summary = await rt.table.finish_pass_if_done(o.pass_number)
+            if summary is not None:
+                rt.notices.shared_pass_finished(summary)
             continue
         if not await defer(app, rt.queue, o.key, o.pass_number, o.segments + 1):
             continue
@@ -209,6 +213,8 @@ async def _run(
 
         async with _signals(rt.stop, worker), anyio.create_task_group() as tg:
             tg.start_soon(_reaper, app, rt)
+            if isinstance(rt.notices, Notifier) and rt.notices.cfg.webhooks:
+                tg.start_soon(watch_stalls, rt.notices, rt.progress)
             tg.start_soon(on_gone)
             if until_done:
                 tg.start_soon(_until_done, rt, worker, done)
@@ -225,10 +231,16 @@ async def _run(
 
 
 async def run_worker(
-    cfg: JobConfig, clients: Clients, concurrency: int, until_done: bool = False
+    cfg: JobConfig,
+    clients: Clients,
+    concurrency: int,
+    until_done: bool = False,
+    notifier: Notifier | None = None,
 ) -> int:
     """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
-    pass failed). Raises ``StoreUnavailable`` when the database stayed away past the limit."""
+    pass failed). Raises ``StoreUnavailable`` when the database stayed away past the limit.
+    ``notifier``: the job's ``[notify]`` (a pair failed, the pass this worker ended, this
+    worker stalled)."""
     assert cfg.state_url is not None
     # The job's state opened once first: a job file that is another job (another name) is
     # refused now (ForeignState), not left waiting on a queue of its own that nobody fills.
@@ -245,6 +257,9 @@ async def run_worker(
         f"{socket.gethostname()}:{os.getpid()}",
         ByteBudget(cfg.limits.bytes_in_flight),
     )
+    if notifier is not None:
+        notifier.host = rt.host
+        rt.notices = notifier
     quiet = _NoTracebackForOutages()
     plog = logging.getLogger("procrastinate")
     plog.addFilter(quiet)

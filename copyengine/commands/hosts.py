@@ -15,7 +15,7 @@ from ..console.html import report_files
 from ..console.text import report_line, submit_line
 from ..errors import ConfigError
 from ..report import job_names, report_paths, write_atomically
-from ..wiring import clients, read_overview, state_exists, tune_for_copying
+from ..wiring import clients, notifying, read_overview, state_exists, tune_for_copying
 from .options import configure_logs, job_command, load
 
 
@@ -73,8 +73,9 @@ def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
     tune_for_copying()
 
     async def body() -> int:
-        async with clients(cfg) as built:
-            return await run_worker(cfg, built, concurrency or cfg.workers.concurrency, until_done)
+        async with clients(cfg) as built, notifying(cfg) as notifier:
+            n = concurrency or cfg.workers.concurrency
+            return await run_worker(cfg, built, n, until_done, notifier)
 
     sys.exit(anyio.run(body))
 

@@ -24,6 +24,7 @@ from .admit import Admission
 from .budget import ByteBudget
 from .context import PairContext
 from .gate import OPEN, Gate, PrioritySlots, Ticker
+from .notices import QUIET, Notices
 from .pair import PairRunner, debug_logging
 from .signoff import SignOff
 from .stop import StopFlag
@@ -58,6 +59,7 @@ async def run_pairs(
     render: Renderings | None = None,
     gate: Gate | None = None,
     hold_waits: bool = True,
+    notices: Notices = QUIET,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -67,7 +69,8 @@ async def run_pairs(
     ``job.finished`` event say the same thing. Only cancellation (an abort) propagates.
 
     ``gate``: the operator's controls (``pipeline.admit``); ``hold_waits`` False (a
-    worker's segment): a held pair is left held, not waited for."""
+    worker's segment): a held pair is left held, not waited for. ``notices`` hears of a
+    failed pair, a sign-off and (a pass of its own) the pass's end."""
     stop = stop or StopFlag()
     stats = stats or JobStats()
     todo = pairs if pairs is not None else cfg.pairs
@@ -92,12 +95,26 @@ async def run_pairs(
                     pass_kind=kind,
                 )
                 await _run(
-                    cfg, clients, store, todo, stats, stop, mode, on_pair, budget, gate, hold_waits
+                    cfg,
+                    clients,
+                    store,
+                    todo,
+                    stats,
+                    stop,
+                    mode,
+                    on_pair,
+                    budget,
+                    gate,
+                    hold_waits,
+                    notices=notices,
                 )
                 if cutover and not stop.draining and not _held(stats):
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
+                    await _repair(
+                        cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off, notices
+                    )
+                    notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
             finally:
@@ -117,6 +134,8 @@ async def run_pairs(
     finally:
         stats.refused = refused
         _finish(cfg, stats, stop, write_report and not refused, render)  # synchronous
+        if pass_number is None and not refused:  # a worker segment: the last group says it
+            notices.pass_finished(stats)
         structlog.contextvars.unbind_contextvars("run")
     return stats
 
@@ -204,6 +223,7 @@ async def _repair(
     on_pair: Callable[[str, bool], Awaitable[None]] | None,
     budget: ByteBudget | None,
     sign_off: SignOff,
+    notices: Notices,
 ) -> None:
     """The cutover converges too: a delta pass cannot see what changed in the target, so
     the pairs whose sign-off found drift are listed once more in full (as ``--full``) within
@@ -222,7 +242,9 @@ async def _repair(
             "every folder was listed in full again and the sign-off taken after that"
         )
     pairs = tuple(p for p, _ in drifted)
-    await _run(cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget)
+    await _run(
+        cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget, notices=notices
+    )
     if stop.draining:
         return
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
@@ -257,6 +279,7 @@ async def _run(
     budget: ByteBudget | None = None,
     gate: Gate | None = None,
     hold_waits: bool = True,
+    notices: Notices = QUIET,
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
@@ -291,6 +314,8 @@ async def _run(
             )
             await PairRunner(ctx).run()
         finally:
+            if stats.pairs[p.key].status == "failed":
+                notices.pair_failed(p.key, stats.pairs[p.key], cfg.limits.max_failed_items_per_pair)
             if on_pair is not None:
                 with anyio.CancelScope(shield=True):
                     await on_pair(p.key, False)

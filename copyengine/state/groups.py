@@ -256,9 +256,10 @@ class GroupStore:
         state: str,
         error: str | None,
         extra: dict[str, int],
-    ) -> None:
+    ) -> dict[str, Any] | None:
         """The group's state after a segment, its counters from its item records (and from
-        ``extra``, what the segments said); the pass ended when it was the last group."""
+        ``extra``, what the segments said); the pass ended when it was the last group (then
+        ``finish_pass_if_done``'s summary)."""
         rows = await self._fetch("SELECT extra FROM ce_groups WHERE group_key = %s", (key,))
         said = merged(json.loads(rows[0][0]) if rows and rows[0][0] else {}, extra)
         counts = pass_counts(
@@ -283,12 +284,14 @@ class GroupStore:
                 key,
             ),
         )
-        if ended:
-            await self.finish_pass_if_done(pass_number)
+        return await self.finish_pass_if_done(pass_number) if ended else None
 
-    async def finish_pass_if_done(self, pass_number: int) -> None:
+    async def finish_pass_if_done(self, pass_number: int) -> dict[str, Any] | None:
         """Once every group of the pass is done or failed: the pass's counters from the item
-        records (what every segment did, killed ones included), each group's too."""
+        records (what every segment did, killed ones included), each group's too. Returns
+        the pass's summary (number, kind, status, changes, groups by state) to the one
+        caller that ended it (two workers ending their last groups at once: one of them),
+        else None."""
         groups = await self._fetch(
             "SELECT group_key, pairs, state, extra FROM ce_groups WHERE pass = %s",
             (pass_number,),
@@ -297,7 +300,7 @@ class GroupStore:
         for _, _, st, _ in groups:
             states[str(st)] = states.get(str(st), 0) + 1
         if not groups or set(states) - {"done", "failed"}:
-            return
+            return None
         rows = await self._fetch(
             "SELECT pair, status, fate, count(*) FROM ce_items WHERE pass = %s "
             "GROUP BY pair, status, fate",
@@ -318,15 +321,21 @@ class GroupStore:
         changes = pass_changes(
             states, pass_counts(r for rs in by_pair.values() for r in rs), extras
         )
-        await self._execute(
-            f"{SQL.pass_finished} AND finished IS NULL",
-            (
-                time.time(),
-                "ok" if not states.get("failed") else "items_failed",
-                json.dumps(changes, sort_keys=True),
-                pass_number,
-            ),
+        status = "ok" if not states.get("failed") else "items_failed"
+        ended = await self._fetch(
+            f"{SQL.pass_finished} AND finished IS NULL RETURNING kind",
+            (time.time(), status, json.dumps(changes, sort_keys=True), pass_number),
         )
+        if not ended:
+            return None
+        kind = str(ended[0][0])
+        return {
+            "pass": pass_number,
+            "kind": kind,
+            "status": status,
+            "changes": changes,
+            "groups": states,
+        }
 
     # -- the reaper ----------------------------------------------------------------------------
     async def heartbeat(self, key: str) -> float | None:
