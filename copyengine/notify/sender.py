@@ -72,32 +72,40 @@ class Notifier:
 
     # -- the Notices protocol (never blocks, never raises) ------------------------------------
     def pass_finished(self, stats: JobStats) -> None:
-        self.emit(PASS_FINISHED, fields.pass_finished(stats))
+        self.emit(PASS_FINISHED, lambda: fields.pass_finished(stats))
 
     def shared_pass_finished(self, summary: dict[str, Any]) -> None:
-        self.emit(PASS_FINISHED, fields.shared_pass_finished(summary))
+        self.emit(PASS_FINISHED, lambda: fields.shared_pass_finished(summary))
 
     def pair_failed(self, key: str, pair: PairStats, limit: int | None) -> None:
         if pair.error_code == "BadItemLimit":
-            self.emit(BAD_ITEM_LIMIT, fields.bad_item_limit(key, pair, limit))
-        self.emit(PAIR_FAILED, fields.pair_failed(key, pair))
+            self.emit(BAD_ITEM_LIMIT, lambda: fields.bad_item_limit(key, pair, limit))
+        self.emit(PAIR_FAILED, lambda: fields.pair_failed(key, pair))
 
     def signed_off(self, stats: JobStats) -> None:
         so = stats.sign_off or {}
         name = SIGNOFF_COMPLETE if so.get("complete") else SIGNOFF_INCOMPLETE
-        self.emit(name, fields.signed_off(stats))
+        self.emit(name, lambda: fields.signed_off(stats))
 
     def stalled(self, minutes: float, progress: dict[str, Any]) -> None:
-        self.emit(JOB_STALLED, {"stalled_min": round(minutes, 2), **progress})
+        self.emit(JOB_STALLED, lambda: {"stalled_min": round(minutes, 2), **progress})
 
     # -- queueing ------------------------------------------------------------------------------
-    def emit(self, name: str, data: dict[str, Any]) -> None:
+    def emit(self, name: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """``name`` with ``data`` (or what ``data()`` builds, only when a webhook wants it)
+        queued for every webhook that wants it."""
+        wanted = [w for w in self.cfg.webhooks if w.wants(name)]
+        if not wanted:
+            return
+        try:
+            built = data() if callable(data) else data
+        except Exception as exc:  # an announcement's fault must never reach the copy
+            log.error("notify.failed", notice=name, error=f"{type(exc).__name__}: {exc}")
+            return
         if self.host is not None:
-            data = {**data, "host": self.host}
-        event = Event(name, self.job, now_iso(), data)
-        for w in self.cfg.webhooks:
-            if not w.wants(name):
-                continue
+            built = {**built, "host": self.host}
+        event = Event(name, self.job, now_iso(), built)
+        for w in wanted:
             queue = self.queues.get(w.name)
             try:
                 if queue is None:
@@ -110,7 +118,7 @@ class Notifier:
 
     def _drop(self, event: Event, w: Webhook, why: str) -> None:
         self.dropped += 1
-        log.warning("notify.dropped", event=event.name, webhook=w.name, host=w.host, reason=why)
+        log.warning("notify.dropped", notice=event.name, webhook=w.name, host=w.host, reason=why)
 
     # -- sending -------------------------------------------------------------------------------
     async def send_all(
@@ -118,7 +126,13 @@ class Notifier:
     ) -> None:
         async with events:
             async for event in events:
-                await self.deliver(w, event, http)
+                try:
+                    await self.deliver(w, event, http)
+                except Exception as exc:  # a notifier's fault must never reach the copy
+                    self.unsent += 1
+                    log.error(
+                        "notify.failed", notice=event.name, webhook=w.name, error=type(exc).__name__
+                    )
 
     async def deliver(self, w: Webhook, event: Event, http: aiohttp.ClientSession) -> bool:
         """One event to one webhook, tried again within the policy's bounds."""
@@ -126,7 +140,7 @@ class Notifier:
         started = time.monotonic()
         for attempt in range(1, self.retry.attempts + 1):
             status, retry_after, error = await self.attempt(w, payload, http)
-            said = {"event": event.name, "webhook": w.name, "host": w.host, "attempt": attempt}
+            said = {"notice": event.name, "webhook": w.name, "host": w.host, "attempt": attempt}
             if status is not None and delivered(status):
                 self.sent += 1
                 log.info("notify.sent", status=status, **said)
@@ -145,7 +159,7 @@ class Notifier:
                 break
             await anyio.sleep(wait)
         self.unsent += 1
-        log.error("notify.gave_up", event=event.name, webhook=w.name, host=w.host)
+        log.error("notify.gave_up", notice=event.name, webhook=w.name, host=w.host)
         return False
 
     async def attempt(
