@@ -88,7 +88,7 @@ class Notifier:
         self.emit(name, lambda: fields.signed_off(stats))
 
     def stalled(self, minutes: float, progress: dict[str, Any]) -> None:
-        self.emit(JOB_STALLED, lambda: {"stalled_min": round(minutes, 2), **progress})
+        self.emit(JOB_STALLED, lambda: {"stalled_min": minutes, **progress})
 
     # -- queueing ------------------------------------------------------------------------------
     def emit(self, name: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
