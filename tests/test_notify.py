@@ -278,3 +278,16 @@ async def test_without_webhooks_nothing_runs() -> None:
     async with running(n):
         n.emit("pass.finished", {})
     assert n.sent == n.dropped == 0
+
+
+async def test_webhooks_take_the_job_s_proxy() -> None:
+    from copyengine.network import Proxy, Route
+    from tests.proxy import CountingProxy
+
+    async with receiver() as rec, CountingProxy(credentials=("svc", "pw")) as proxy:
+        via = Proxy("127.0.0.1", proxy.port, "[network] proxy", "svc", Secret("pw", "env:PW"))
+        async with running(_notifier(rec.url("/h")), Route(http=via)) as n:
+            n.emit("pass.finished", {})
+        assert n.sent == 1 and len(rec.at("/h")) == 1
+        assert [(m, p) for m, _, p in proxy.requests] == [("POST", "/h")]
+        assert proxy.refused == 0  # it sent the proxy's credentials

@@ -168,13 +168,15 @@ class Notifier:
         """(HTTP status or None, Retry-After seconds, why no answer): never an exception's
         text, which can hold the URL."""
         url = URL(w.url.reveal(), encoded=True)
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"headers": {}}
         proxy = self.route.for_url(url.scheme, url.host or "", url.port) if self.route else None
         if proxy is not None:
             kw["proxy"] = proxy.url
             auth = proxy.authorization()
             if auth is not None:
-                kw["proxy_headers"] = {"Proxy-Authorization": auth}
+                # a tunnel (https) carries it in CONNECT; a plain request in its own headers
+                key = "proxy_headers" if url.scheme == "https" else "headers"
+                kw[key] = {"Proxy-Authorization": auth}
         try:
             with anyio.fail_after(self.retry.timeout_s):
                 async with http.post(url, json=payload, allow_redirects=False, **kw) as resp:
