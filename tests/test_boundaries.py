@@ -80,8 +80,23 @@ def test_the_seam_knows_nothing_of_the_job(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _files("pipeline"), ids=str)
 def test_the_pipeline_neither_judges_nor_renders(path: Path) -> None:
-    """The sign-off is handed to the job by ``wiring``; screens and files are the console's."""
-    bad = ("copyengine.verify", "copyengine.console", "copyengine.cli")
+    """The sign-off is handed to the job by ``wiring``; screens and files are the console's;
+    the notifier reaches it as a protocol (``pipeline.notices``)."""
+    bad = ("copyengine.verify", "copyengine.console", "copyengine.cli", "copyengine.notify")
+    assert not {m for m in _imports(path) if m.startswith(bad)}
+
+
+@pytest.mark.parametrize("path", _files("notify"), ids=str)
+def test_the_notifier_only_tells(path: Path) -> None:
+    """Webhooks hear of the job; they neither copy, judge nor render."""
+    bad = (
+        "copyengine.pipeline",
+        "copyengine.cluster",
+        "copyengine.verify",
+        "copyengine.console",
+        "copyengine.cli",
+        "copyengine.wiring",
+    )
     assert not {m for m in _imports(path) if m.startswith(bad)}
 
 
