@@ -7,13 +7,11 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from copyengine import logs
 from copyengine.config import load_job
 from copyengine.errors import ConfigError
 from copyengine.notify.events import Event, body, generic, slack, teams
@@ -21,7 +19,7 @@ from copyengine.notify.policy import Retry, StallWatch, next_wait, parse_retry_a
 from copyengine.notify.schema import NotifyConfig, Webhook
 from copyengine.notify.sender import Notifier, running
 from copyengine.secrets import Secret
-from tests.webhooks import receiver
+from tests.webhooks import json_log, logged, receiver
 
 pytestmark = pytest.mark.anyio
 KEY = "sig=K3Y-0f-The-H00k"  # what a webhook URL carries: never in a log line
@@ -48,17 +46,7 @@ target = "a@fabrikam.example"
     return path
 
 
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    buf = io.StringIO()
-    logs.configure(fmt="json", level="info", stream=buf)
-    yield buf
-    logs.configure(fmt="json", level="warning", stream=io.StringIO())
-
-
-def _logged(buf: io.StringIO, event: str) -> list[dict[str, Any]]:
-    rows = [json.loads(line) for line in buf.getvalue().splitlines() if line.startswith("{")]
-    return [r for r in rows if r.get("event") == event]
+log_lines = pytest.fixture(json_log)
 
 
 # -- the table ---------------------------------------------------------------------------------
@@ -215,9 +203,9 @@ async def test_a_500_is_retried_and_delivered_once(log_lines: io.StringIO) -> No
             n.emit("pass.finished", {"pass": 1})
         assert [r.body["event"] for r in rec.at("/h")] == ["pass.finished"] * 3
         assert n.sent == 1 and n.unsent == 0
-    failed = _logged(log_lines, "notify.attempt_failed")
+    failed = logged(log_lines, "notify.attempt_failed")
     assert [(f["attempt"], f["status"]) for f in failed] == [(1, 500), (2, 500)]
-    (sent,) = _logged(log_lines, "notify.sent")
+    (sent,) = logged(log_lines, "notify.sent")
     assert (sent["attempt"], sent["status"], sent["webhook"]) == (3, 200, "ops")
     assert sent["host"] == "127.0.0.1"
     assert KEY not in log_lines.getvalue() and "/h" not in log_lines.getvalue()
@@ -238,7 +226,7 @@ async def test_a_final_answer_is_not_retried(log_lines: io.StringIO) -> None:
         async with running(_notifier(rec.url("/h"))) as n:
             n.emit("pass.finished", {})
         assert len(rec.at("/h")) == 1 and n.unsent == 1
-    assert _logged(log_lines, "notify.gave_up")[0]["webhook"] == "ops"
+    assert logged(log_lines, "notify.gave_up")[0]["webhook"] == "ops"
 
 
 async def test_a_hanging_receiver_never_blocks_and_the_flush_is_bounded(
@@ -256,8 +244,8 @@ async def test_a_hanging_receiver_never_blocks_and_the_flush_is_bounded(
     assert emitting < 0.5  # 500 events queued (or dropped) without waiting
     assert n.dropped >= 500 - 10 - 1  # the queue holds 10 (one more in the sender's hands)
     assert took < 1 + 3  # the flush gave up after its 1 s (3 s of slack for a loaded host)
-    assert _logged(log_lines, "notify.flush_cut_short")[0]["unsent"] >= 1
-    assert _logged(log_lines, "notify.dropped")[0]["reason"] == "queue full"
+    assert logged(log_lines, "notify.flush_cut_short")[0]["unsent"] >= 1
+    assert logged(log_lines, "notify.dropped")[0]["reason"] == "queue full"
 
 
 async def test_a_receiver_that_is_down_costs_the_run_at_most_the_flush(
@@ -269,7 +257,7 @@ async def test_a_receiver_that_is_down_costs_the_run_at_most_the_flush(
     async with running(_notifier(url, flush_s=1, within_s=60, base_s=0.2)) as n:
         n.emit("pass.finished", {})
     assert time.monotonic() - started < 1 + 3
-    failed = _logged(log_lines, "notify.attempt_failed")
+    failed = logged(log_lines, "notify.attempt_failed")
     assert failed and failed[0]["status"] is None and "Connect" in failed[0]["error"]
 
 

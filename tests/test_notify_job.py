@@ -10,18 +10,16 @@ import io
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from copyengine import logs
 from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
 from copyengine.wiring import run_job
 from tests.jobs import write_job
-from tests.webhooks import Receiver, receiver
+from tests.webhooks import Receiver, json_log, receiver
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -29,12 +27,7 @@ BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
 KEY = "sig=Th1s-Is-The-Webhook-Key"
 
 
-@pytest.fixture
-def log_text() -> Iterator[io.StringIO]:
-    buf = io.StringIO()
-    logs.configure(fmt="json", level="info", stream=buf)
-    yield buf
-    logs.configure(fmt="json", level="warning", stream=io.StringIO())
+log_text = pytest.fixture(json_log)
 
 
 def _hooks(tmp: Path, rec: Receiver, formats: tuple[str, ...], extra: str = "") -> str:

@@ -4,14 +4,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 from aiohttp import web
+
+from copyengine import logs
 
 Answer = int | tuple[int, float] | str
 
@@ -72,3 +76,18 @@ async def receiver() -> AsyncIterator[Receiver]:
     finally:
         rec.closing.set()
         await runner.cleanup()
+
+
+def json_log() -> Iterator[io.StringIO]:
+    """The log as JSON lines at info level into a buffer while a test runs (a fixture:
+    ``log_lines = pytest.fixture(json_log)``)."""
+    buf = io.StringIO()
+    logs.configure(fmt="json", level="info", stream=buf)
+    yield buf
+    logs.configure(fmt="json", level="warning", stream=io.StringIO())
+
+
+def logged(buf: io.StringIO, event: str) -> list[dict[str, Any]]:
+    """The log lines of ``event`` in a ``json_log`` buffer."""
+    rows = [json.loads(line) for line in buf.getvalue().splitlines() if line.startswith("{")]
+    return [r for r in rows if r.get("event") == event]

@@ -25,19 +25,10 @@ from yarl import URL
 
 from ..network import Route
 from ..report import JobStats, PairStats
-from . import fields
+from . import fields, schema
 from .events import Event, body
 from .policy import Retry, delivered, next_wait, parse_retry_after
-from .schema import (
-    BAD_ITEM_LIMIT,
-    JOB_STALLED,
-    PAIR_FAILED,
-    PASS_FINISHED,
-    SIGNOFF_COMPLETE,
-    SIGNOFF_INCOMPLETE,
-    NotifyConfig,
-    Webhook,
-)
+from .schema import NotifyConfig, Webhook
 
 log = structlog.get_logger("copyengine.notify")
 
@@ -72,23 +63,23 @@ class Notifier:
 
     # -- the Notices protocol (never blocks, never raises) ------------------------------------
     def pass_finished(self, stats: JobStats) -> None:
-        self.emit(PASS_FINISHED, lambda: fields.pass_finished(stats))
+        self.emit(schema.PASS_FINISHED, lambda: fields.pass_finished(stats))
 
     def shared_pass_finished(self, summary: dict[str, Any]) -> None:
-        self.emit(PASS_FINISHED, lambda: fields.shared_pass_finished(summary))
+        self.emit(schema.PASS_FINISHED, lambda: fields.shared_pass_finished(summary))
 
     def pair_failed(self, key: str, pair: PairStats, limit: int | None) -> None:
         if pair.error_code == "BadItemLimit":
-            self.emit(BAD_ITEM_LIMIT, lambda: fields.bad_item_limit(key, pair, limit))
-        self.emit(PAIR_FAILED, lambda: fields.pair_failed(key, pair))
+            self.emit(schema.BAD_ITEM_LIMIT, lambda: fields.bad_item_limit(key, pair, limit))
+        self.emit(schema.PAIR_FAILED, lambda: fields.pair_failed(key, pair))
 
     def signed_off(self, stats: JobStats) -> None:
         so = stats.sign_off or {}
-        name = SIGNOFF_COMPLETE if so.get("complete") else SIGNOFF_INCOMPLETE
+        name = schema.SIGNOFF_COMPLETE if so.get("complete") else schema.SIGNOFF_INCOMPLETE
         self.emit(name, lambda: fields.signed_off(stats))
 
     def stalled(self, minutes: float, progress: dict[str, Any]) -> None:
-        self.emit(JOB_STALLED, lambda: {"stalled_min": minutes, **progress})
+        self.emit(schema.JOB_STALLED, lambda: {"stalled_min": minutes, **progress})
 
     # -- queueing ------------------------------------------------------------------------------
     def emit(self, name: str, data: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
