@@ -74,6 +74,7 @@ async def run_pairs(
     stop = stop or StopFlag()
     stats = stats or JobStats()
     todo = pairs if pairs is not None else cfg.pairs
+    on_pair = _announcing(on_pair, stats, notices, cfg.limits.max_failed_items_per_pair)
     for p in todo:
         stats.pair(p.key, p.source, p.target).policy = _policy(cfg, p, retry_only)
     opened = refused = False  # a run refused before it starts writes nothing (below)
@@ -86,34 +87,14 @@ async def run_pairs(
             number, kind, mode = await _this_pass(store, pass_number, cutover, full, retry_only)
             stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
             try:
-                log.info(
-                    "job.started",
-                    pairs=len(todo),
-                    state=str(cfg.state_path),
-                    run=stats.run_id,
-                    pass_number=number,
-                    pass_kind=kind,
-                )
+                _started(cfg, todo, stats)
                 await _run(
-                    cfg,
-                    clients,
-                    store,
-                    todo,
-                    stats,
-                    stop,
-                    mode,
-                    on_pair,
-                    budget,
-                    gate,
-                    hold_waits,
-                    notices=notices,
+                    cfg, clients, store, todo, stats, stop, mode, on_pair, budget, gate, hold_waits
                 )
                 if cutover and not stop.draining and not _held(stats):
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(
-                        cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off, notices
-                    )
+                    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
                     notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
@@ -138,6 +119,34 @@ async def run_pairs(
             notices.pass_finished(stats)
         structlog.contextvars.unbind_contextvars("run")
     return stats
+
+
+def _started(cfg: JobConfig, todo: tuple[Pair, ...], stats: JobStats) -> None:
+    log.info(
+        "job.started",
+        pairs=len(todo),
+        state=str(cfg.state_path),
+        run=stats.run_id,
+        pass_number=stats.pass_info["number"],
+        pass_kind=stats.pass_info["kind"],
+    )
+
+
+def _announcing(
+    on_pair: Callable[[str, bool], Awaitable[None]] | None,
+    stats: JobStats,
+    notices: Notices,
+    limit: int | None,
+) -> Callable[[str, bool], Awaitable[None]]:
+    """``on_pair`` (when given), and at a pair's end, its failure told to ``notices``."""
+
+    async def said(key: str, start: bool) -> None:
+        if not start and stats.pairs[key].status == "failed":
+            notices.pair_failed(key, stats.pairs[key], limit)
+        if on_pair is not None:
+            await on_pair(key, start)
+
+    return said
 
 
 def _held(stats: JobStats) -> bool:
@@ -223,7 +232,6 @@ async def _repair(
     on_pair: Callable[[str, bool], Awaitable[None]] | None,
     budget: ByteBudget | None,
     sign_off: SignOff,
-    notices: Notices,
 ) -> None:
     """The cutover converges too: a delta pass cannot see what changed in the target, so
     the pairs whose sign-off found drift are listed once more in full (as ``--full``) within
@@ -242,9 +250,7 @@ async def _repair(
             "every folder was listed in full again and the sign-off taken after that"
         )
     pairs = tuple(p for p, _ in drifted)
-    await _run(
-        cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget, notices=notices
-    )
+    await _run(cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget)
     if stop.draining:
         return
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
@@ -279,7 +285,6 @@ async def _run(
     budget: ByteBudget | None = None,
     gate: Gate | None = None,
     hold_waits: bool = True,
-    notices: Notices = QUIET,
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
@@ -314,8 +319,6 @@ async def _run(
             )
             await PairRunner(ctx).run()
         finally:
-            if stats.pairs[p.key].status == "failed":
-                notices.pair_failed(p.key, stats.pairs[p.key], cfg.limits.max_failed_items_per_pair)
             if on_pair is not None:
                 with anyio.CancelScope(shield=True):
                     await on_pair(p.key, False)
