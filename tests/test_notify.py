@@ -144,7 +144,10 @@ def test_slack_is_text_and_blocks_within_slack_s_limits() -> None:
     assert header["type"] == "header" and len(header["text"]["text"]) <= 150
     assert context["type"] == "context"
     assert len(section["fields"]) <= 10 and all(len(f["text"]) <= 2000 for f in section["fields"])
-    assert body(EVENT, "slack")["blocks"][2]["fields"][0]["text"] == "*pair*\na->b"
+    plain = body(EVENT, "slack")
+    assert plain["blocks"][2]["fields"][0]["text"] == "*pair*\na-&gt;b"  # mrkdwn's markup
+    assert plain["text"] == "wave1: pair a-&gt;b failed"
+    assert plain["blocks"][0]["text"]["text"] == "wave1: pair a->b failed"  # plain_text
 
 
 # -- retries and stalls (pure) -------------------------------------------------------------------

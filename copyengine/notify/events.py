@@ -122,6 +122,11 @@ def teams(e: Event) -> dict[str, Any]:
     }
 
 
+def slack_escaped(text: str) -> str:
+    """Slack's mrkdwn takes ``&``, ``<`` and ``>`` as markup (a pair is ``a->b``)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack(e: Event) -> dict[str, Any]:
     """``text`` (the notification's words and the fallback) and ``blocks``."""
     head = title(e)
@@ -129,7 +134,7 @@ def slack(e: Event) -> dict[str, Any]:
         {"type": "header", "text": {"type": "plain_text", "text": head[:MAX_HEADER]}},
         {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{e.name}` · {e.time}"}]},
     ]
-    fs = facts(e)
+    fs = [(k, slack_escaped(v)[:MAX_TEXT]) for k, v in facts(e)]
     if fs:
         blocks.append(
             {
@@ -137,7 +142,7 @@ def slack(e: Event) -> dict[str, Any]:
                 "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fs],
             }
         )
-    return {"text": head, "blocks": blocks}
+    return {"text": slack_escaped(head), "blocks": blocks}
 
 
 FORMATTERS = {"generic": generic, "teams": teams, "slack": slack}
