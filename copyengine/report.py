@@ -166,6 +166,11 @@ class PairStats:
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     hold: str | None = None  # why it is suspended or waiting (``pipeline.gate.Hold.text``)
+    # auto-expanding archives (not failures): items exported from an auxiliary archive after
+    # a redirect ("redirected"), import sessions made anew on the import host's 409
+    # ("sessions_renewed"), target folders found to import through an auxiliary archive
+    # ("folders_moved")
+    archive_redirects: Counter[str] = field(default_factory=Counter)
     _final: tuple[int, float, int, float | None] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
@@ -294,6 +299,7 @@ class PairStats:
             },
             "drift": sum(len(f.drift) for f in self.folders.values()),
             "notes": self.notes,
+            "archive_redirects": dict(self.archive_redirects),
             "duration_s": round(self.duration(), 3),
             "folders": [f.as_dict() for f in self.folders.values()],
         }

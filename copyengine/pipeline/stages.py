@@ -12,6 +12,7 @@ from anyio.abc import ObjectReceiveStream
 
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool
+from ..graph.archive import LOOP, REFUSED
 from ..plan import encoded_size
 from ..survey import MailboxSide
 from .context import PairContext
@@ -33,6 +34,9 @@ class Stages:
         self.shares = ctx.shares
         self.ledger = ctx.ledger
         self.unsettled = unsettled
+        self.stats = ctx.stats
+        self.log = ctx.log
+        self._moved_counted = 0  # the pool's 409 renewals already in the pair's stats
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -57,6 +61,16 @@ class Stages:
                     tg.start_soon(self._exporter, recv_b.clone(), ready)
             for _ in range(lim.importers_per_pair):
                 tg.start_soon(self._importer, ready)
+        self._count_moves()
+
+    def _count_moves(self) -> None:
+        """The import host's 409s (auto-expanding archive) into the pair's stats: notes,
+        never failures."""
+        pool, counts = self.pool, self.stats.archive_redirects
+        if pool.moved > self._moved_counted:
+            counts["sessions_renewed"] += pool.moved - self._moved_counted
+            self._moved_counted = pool.moved
+            counts["folders_moved"] = max(counts["folders_moved"], len(pool.homes))
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
@@ -118,12 +132,19 @@ class Stages:
     async def _accept(self, batch: list[Exportable], results: list[Exported]) -> list[Exportable]:
         """Attach exported data to its items; the others leave the pipeline here."""
         ok: list[Exportable] = []
+        redirected = 0
         for e, r in zip(batch, results, strict=True):
             if r.ok:
                 e.data = r.data
                 ok.append(e)
+                redirected += r.mailbox_id is not None
                 continue
-            if r.error_code == "ErrorItemNotFound":
+            if r.error_code in (REFUSED, LOOP):
+                # a redirect the client would not follow: this item's failure, recorded
+                # (its intent first, so that a retry pass finds it)
+                await self.ledger.intents(e.folder, [e.item])
+                self.ledger.failed(e.folder, e.item, f"export: {r.error_message}", None)
+            elif r.error_code == "ErrorItemNotFound":
                 self.ledger.vanished(e.folder)
             elif r.error_code == MISSING:
                 self.unsettled.missed(e)
@@ -131,6 +152,8 @@ class Stages:
             else:
                 self.unsettled.add(e, f"export: {r.error_code}: {r.error_message}", None)
             await self.shares.done(e.share)
+        if redirected:
+            self.stats.archive_redirects["redirected"] += redirected
         return ok
 
     # -- importers -----------------------------------------------------------------------------
