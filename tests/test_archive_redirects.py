@@ -17,6 +17,7 @@ import pytest
 from copyengine.config import load_job
 from copyengine.emulator import parse_config
 from copyengine.emulator.config import EmulatorConfigError
+from copyengine.emulator.faults import FaultRule
 from copyengine.exitcodes import ExitCode
 from copyengine.graph.archive import export_redirect
 from copyengine.verify import sign_off
@@ -300,3 +301,28 @@ async def test_a_seeded_mix_of_redirects_409s_and_faults(tmp_path: Path, seed: i
         emu.faults.rules = []
         (check,) = await verify_job(jc)
         assert check.ok, [f for f in check.folders if not f.ok]
+
+
+async def test_an_update_whose_answer_was_lost_is_not_failed_by_its_own_resend(
+    tmp_path: Path,
+) -> None:
+    """Found by the seeded mix (seed 34): an update lands, its answer is lost, the transport
+    resends it (update mode is safe to resend) and the import host answers 409
+    ErrorIrresolvableConflict, the change key having moved with the first. The same data
+    onto the copy's current version: updated, not failed."""
+    cfg = _expanded(base_config(), {"every": 2}, {"folders": ["/Inbox"]})
+    async with running(cfg) as (server, ep, _):
+        emu = server.emulator
+        jc = load_job(archive_pair(write_job(tmp_path, ep, [(ADELE, T_ADELE)]), T_ADELE))
+        assert (await run_job(jc)).exit_code() == ExitCode.OK
+        arch = _archive(emu, ADELE)
+        for it in list(arch.items.values())[:3]:
+            arch.update_item(it, dataclasses.replace(it.content, subject="changed"))
+        rules = [{"kind": "drop_after", "calls": ["importItem"], "count": 1}]
+        emu.faults.replace([FaultRule.parse(r) for r in rules])
+        stats = await run_job(jc)
+        (p,) = stats.as_dict()["pairs"]
+        assert stats.exit_code() == ExitCode.OK and p["failed"] == 0, p
+        assert emu.stats.faults["drop_after"] == 1
+        assert p["changes"]["updated"] == 3
+        assert _exact(emu) == (0, 0, 0, 0)

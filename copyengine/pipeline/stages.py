@@ -23,6 +23,7 @@ from .work import Exportable
 # Items ready to import per importer task: enough choice to keep the upload window full.
 READY_PER_IMPORTER = 4
 MISSING = "MissingFromResponse"  # the client's code for a requested id the answer left out
+STALE_CHANGE_KEY = "ErrorIrresolvableConflict"  # update mode: the change key is not current
 
 
 class Stages:
@@ -163,13 +164,24 @@ class Stages:
         assert e.update is not None and e.data is not None
         folder_id, target_id = e.update
         dst = self.pool.client
-        try:
-            current = await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
-        except NotFound:
-            return None
-        return await self.pool.import_item(
-            folder_id, e.data, item_id=target_id, change_key=current.change_key
-        )
+        for attempt in range(2):
+            try:
+                current = await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
+            except NotFound:
+                return None
+            try:
+                return await self.pool.import_item(
+                    folder_id, e.data, item_id=target_id, change_key=current.change_key
+                )
+            except ItemFailed as exc:
+                # The change key moved under the update: most often its own first send
+                # landed and lost its answer, and the transport's resend (update mode is
+                # safe to resend) met the new key. The same data onto the current version,
+                # once.
+                if exc.code != STALE_CHANGE_KEY or attempt:
+                    raise
+                self.log.info("item.update_conflict", item=e.item.id, status=exc.status)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     async def _importer(self, ready: ReadyItems) -> None:
         unsettled = self.unsettled
