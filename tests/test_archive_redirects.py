@@ -19,6 +19,7 @@ from copyengine.emulator import parse_config
 from copyengine.emulator.config import EmulatorConfigError
 from copyengine.emulator.faults import FaultRule
 from copyengine.exitcodes import ExitCode
+from copyengine.graph import ImportSessionPool
 from copyengine.graph.archive import export_redirect
 from copyengine.report import JobStats
 from copyengine.verify import sign_off
@@ -326,3 +327,31 @@ async def test_an_update_whose_answer_was_lost_is_not_failed_by_its_own_resend(
         assert emu.stats.faults["drop_after"] == 1
         assert p["changes"]["updated"] == 3
         assert _exact(emu) == (0, 0, 0, 0)
+
+
+async def test_the_session_pool_follows_the_import_hosts_409_without_a_session_storm(
+    tmp_path: Path,
+) -> None:
+    """Ten imports into an expanded folder whose sessions last three imports each: the first
+    409 sends the folder to the auxiliary's session (and it stays there), each spent session
+    is made anew once, every item lands once."""
+    cfg = _expanded(base_config(), None, {"folders": ["/Inbox"], "session_uploads": 3})
+    async with running(cfg) as (server, ep, _):
+        emu = server.emulator
+        tarch = _archive(emu, T_ADELE)
+        src = _archive(emu, ADELE)
+        jc = load_job(write_job(tmp_path, ep, [(ADELE, T_ADELE)]))
+        inbox = tarch.folder_by_path("/Inbox").id
+        async with clients(jc) as built:
+            exported = await built.src.export_items(src.id, list(src.items)[:10])
+            pool = ImportSessionPool(built.dst, tarch.id)
+            for e in exported:
+                assert e.data is not None and e.mailbox_id is None
+                await pool.import_item(inbox, e.data)
+        assert len(tarch.items) == 10 and duplicates(tarch.snapshot()) == 0
+        assert tarch.auxiliary is not None
+        assert pool.homes == {inbox: tarch.auxiliary.id} and pool.moved_folders == {inbox}
+        # the main archive's session once; the auxiliary's: one per three imports
+        assert pool.renewals == 1 + 4 and pool.moved == 4
+        assert emu.stats.requests[("importItem", 409)] == 4
+        assert emu.stats.requests[("importItem", 200)] == 10

@@ -45,6 +45,7 @@ class ImportSessionPool:
         # target folder id -> the mailbox its imports go to (an auxiliary archive's), learned
         # from the import host's 409s
         self.homes: dict[str, str] = {}
+        self.moved_folders: set[str] = set()  # every folder a 409 sent elsewhere
         self.renewals = 0  # sessions made
         self.moved = 0  # sessions made because the import host answered 409
 
@@ -57,7 +58,7 @@ class ImportSessionPool:
             lock = self._locks[mailbox_id] = anyio.Lock()
         return lock
 
-    async def get(self, mailbox_id: str | None = None) -> ImportSession:
+    async def get(self, mailbox_id: str | None = None, *, moved: bool = False) -> ImportSession:
         mailbox_id = mailbox_id or self.mailbox_id
         s = self._sessions.get(mailbox_id)
         if self._fresh(s):
@@ -68,20 +69,21 @@ class ImportSessionPool:
             if self._fresh(s):
                 assert s is not None
                 return s
-            return await self._create(mailbox_id)
+            return await self._create(mailbox_id, moved)
 
-    async def renew(self, stale: ImportSession) -> ImportSession:
+    async def renew(self, stale: ImportSession, *, moved: bool = False) -> ImportSession:
         """Replace ``stale`` unless another importer already did."""
         mailbox_id = stale.mailbox_id
         async with self._lock(mailbox_id):
             s = self._sessions.get(mailbox_id)
             if s is not None and s is not stale:
                 return s
-            return await self._create(mailbox_id)
+            return await self._create(mailbox_id, moved)
 
-    async def _create(self, mailbox_id: str) -> ImportSession:
+    async def _create(self, mailbox_id: str, moved: bool = False) -> ImportSession:
         s = self._sessions[mailbox_id] = await self.client.create_import_session(mailbox_id)
         self.renewals += 1
+        self.moved += moved
         log.debug(
             "import_session.created",
             mailbox=mailbox_id,
@@ -90,13 +92,13 @@ class ImportSessionPool:
         return s
 
     def _moved(self, folder_id: str, session: ImportSession, exc: SessionMoved) -> None:
-        """Where the import host wants this folder's imports: its session renewed there."""
-        self.moved += 1
+        """Where the import host wants this folder's imports from now on."""
         home = exc.mailbox_id or session.mailbox_id
         if home == self.mailbox_id:
             self.homes.pop(folder_id, None)
         else:
             self.homes[folder_id] = home
+            self.moved_folders.add(folder_id)
         log.info(
             "import_session.moved",
             mailbox=session.mailbox_id,
@@ -123,15 +125,17 @@ class ImportSessionPool:
             except SessionExpired as exc:
                 if attempt == renewals:
                     raise
+                moved = False
                 if isinstance(exc, SessionMoved):
+                    moved = True
                     self._moved(folder_id, session, exc)
                     home = self.homes.get(folder_id, self.mailbox_id)
                     if home != session.mailbox_id:
-                        session = await self.get(home)
+                        session = await self.get(home, moved=True)
                         continue
                 else:
                     log.info(
                         "import_session.renewing", mailbox=session.mailbox_id, status=exc.status
                     )
-                session = await self.renew(session)
+                session = await self.renew(session, moved=moved)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

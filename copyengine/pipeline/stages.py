@@ -37,7 +37,7 @@ class Stages:
         self.unsettled = unsettled
         self.stats = ctx.stats
         self.log = ctx.log
-        self._moved_counted = 0  # the pool's 409 renewals already in the pair's stats
+        self._moved_counted = (0, 0)  # the pool's 409 sessions and folders already counted
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -68,10 +68,12 @@ class Stages:
         """The import host's 409s (auto-expanding archive) into the pair's stats: notes,
         never failures."""
         pool, counts = self.pool, self.stats.archive_redirects
-        if pool.moved > self._moved_counted:
-            counts["sessions_renewed"] += pool.moved - self._moved_counted
-            self._moved_counted = pool.moved
-            counts["folders_moved"] = max(counts["folders_moved"], len(pool.homes))
+        sessions, folders = self._moved_counted
+        if pool.moved > sessions:
+            counts["sessions_renewed"] += pool.moved - sessions
+        if len(pool.moved_folders) > folders:
+            counts["folders_moved"] += len(pool.moved_folders) - folders
+        self._moved_counted = (pool.moved, len(pool.moved_folders))
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
