@@ -176,6 +176,11 @@ async def test_an_expanded_archive_pair_is_copied_exactly_and_signed_off(tmp_pat
         assert in_aux > 0 and moved["redirected"] == in_aux
         assert moved["sessions_renewed"] > 0 and moved["folders_moved"] >= 1
         assert any("auto-expanding archive" in n for n in p["notes"])
+        # the auxiliaries' requests are the pair's too (each on its own pacer)
+        boxes = [emu.require_mailbox(u) for u in (ADELE, T_ADELE)]
+        boxes += [_archive(emu, u) for u in (ADELE, T_ADELE)]
+        boxes += [b.auxiliary for b in boxes[2:]]
+        assert p["requests"] == sum(emu.stats.by_mailbox[b.id] for b in boxes)
         report = json.loads((tmp_path / "report.json").read_text())
         assert report["pairs"][0]["archive_redirects"] == moved
 

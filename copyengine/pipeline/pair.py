@@ -106,7 +106,7 @@ class PairRunner:
 
     async def _copy(self) -> None:
         done = []
-        self.stats.pacers = []
+        self.stats.pacers, self.stats.aux_pacers = [], []
         ctx = self.ctx
         boxes = await mailboxes(ctx.src, ctx.dst, self.pair)
         for side in boxes.found:

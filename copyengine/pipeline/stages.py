@@ -38,6 +38,7 @@ class Stages:
         self.stats = ctx.stats
         self.log = ctx.log
         self._moved_counted = (0, 0)  # the pool's 409 sessions and folders already counted
+        self._aux_seen: set[tuple[str, str]] = set()  # auxiliary archives in the pair's stats
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -74,6 +75,16 @@ class Stages:
         if len(pool.moved_folders) > folders:
             counts["folders_moved"] += len(pool.moved_folders) - folders
         self._moved_counted = (pool.moved, len(pool.moved_folders))
+        for home in set(pool.homes.values()):
+            self._aux("dst", home)
+
+    def _aux(self, side: str, mailbox_id: str) -> None:
+        """An auxiliary archive's pacer (its own budgets) into the pair's accounts, once."""
+        if (side, mailbox_id) in self._aux_seen:
+            return
+        self._aux_seen.add((side, mailbox_id))
+        api = self.src if side == "src" else self.pool.client
+        self.stats.aux_pacers.append(api.pacer(mailbox_id).account)
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
@@ -140,7 +151,9 @@ class Stages:
             if r.ok:
                 e.data = r.data
                 ok.append(e)
-                redirected += r.mailbox_id is not None
+                if r.mailbox_id is not None:
+                    redirected += 1
+                    self._aux("src", r.mailbox_id)
                 continue
             if r.error_code in (REFUSED, LOOP):
                 # a redirect the client would not follow: this item's failure, recorded
