@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from copyengine.config import load_job
+from copyengine.console.html import render
 from copyengine.emulator import parse_config
 from copyengine.emulator.config import EmulatorConfigError
 from copyengine.emulator.faults import FaultRule
@@ -183,6 +184,8 @@ async def test_an_expanded_archive_pair_is_copied_exactly_and_signed_off(tmp_pat
         assert p["requests"] == sum(emu.stats.by_mailbox[b.id] for b in boxes)
         report = json.loads((tmp_path / "report.json").read_text())
         assert report["pairs"][0]["archive_redirects"] == moved
+        page = render(report)  # the customer's page says it, among the notes
+        assert "<h2>Notes</h2>" in page and "auto-expanding archive" in page
 
         # the source changes, in expanded folders and out of them; a delta pass is exact
         arch = _archive(emu, ADELE)
