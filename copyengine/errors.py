@@ -11,6 +11,8 @@ CopyEngineError
     │   └── Unreachable         no connection to a host (DNS, refused, TLS, proxy, timeout)
     ├── AuthExpired         401 on a Graph call: renew the token once, retry
     ├── SessionExpired      401/403/404 from an import URL: renew the session once, retry
+    │   └── SessionMoved        409 ``{"Message"}`` from the import host (an auto-expanding
+    │                           archive): a new session (on the mailbox it names), retry
     ├── ItemFailed          this item cannot be copied (export error, corrupt data): record
     ├── OutcomeUnknown      an import may or may not have happened: reconcile first
     ├── DeltaExpired        410: the delta link is dead; enumerate in full
@@ -148,6 +150,17 @@ class AuthExpired(ServiceError):
 
 class SessionExpired(ServiceError):
     pass
+
+
+class SessionMoved(SessionExpired):
+    """409 from the import host without a Graph envelope: "Invalid import session. The target
+    session is expected in mailbox MBX:…" (an auto-expanding archive). Nothing was imported;
+    a new session on ``mailbox_id`` (None: the message named none, the same mailbox) takes
+    the retry."""
+
+    def __init__(self, message: str, *, mailbox_id: str | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.mailbox_id = mailbox_id
 
 
 class ItemFailed(ServiceError):

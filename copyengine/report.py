@@ -166,6 +166,14 @@ class PairStats:
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     hold: str | None = None  # why it is suspended or waiting (``pipeline.gate.Hold.text``)
+    # auto-expanding archives (not failures): items exported from an auxiliary archive after
+    # a redirect ("redirected"), import sessions made anew on the import host's 409
+    # ("sessions_renewed"), target folders found to import through an auxiliary archive
+    # ("folders_moved")
+    archive_redirects: Counter[str] = field(default_factory=Counter)
+    # the accounts of auxiliary archives the pair reached (their own budgets): in the pair's
+    # requests and 429s, not in its ceiling (that is its target mailboxes')
+    aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
     _final: tuple[int, float, int, float | None] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
@@ -179,7 +187,7 @@ class PairStats:
         """429s answered to this pair's requests so far."""
         if self._final is not None:
             return self._final[0]
-        return sum(p.throttled_total() for p in self.pacers)
+        return sum(p.throttled_total() for p in (*self.pacers, *self.aux_pacers))
 
     @property
     def throttle_wait_s(self) -> float:
@@ -187,24 +195,24 @@ class PairStats:
         mailboxes' (each a union over tasks, so never more than the pair lasted)."""
         if self._final is not None:
             return self._final[1]
-        return max((p.throttle_wall_s() for p in self.pacers), default=0.0)
+        return max((p.throttle_wall_s() for p in (*self.pacers, *self.aux_pacers)), default=0.0)
 
     @property
     def requests(self) -> int:
         if self._final is not None:
             return self._final[2]
-        return sum(p.requests_total() for p in self.pacers)
+        return sum(p.requests_total() for p in (*self.pacers, *self.aux_pacers))
 
     def throttled_by_reason(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for p in self.pacers:
+        for p in (*self.pacers, *self.aux_pacers):
             for reason, n in p.throttled_by_reason().items():
                 out[reason] = out.get(reason, 0) + n
         return out
 
     @property
     def throttled_now(self) -> bool:
-        return self._final is None and any(p.waiting for p in self.pacers)
+        return self._final is None and any(p.waiting for p in (*self.pacers, *self.aux_pacers))
 
     @property
     def ceiling_pct(self) -> float | None:
@@ -294,6 +302,7 @@ class PairStats:
             },
             "drift": sum(len(f.drift) for f in self.folders.values()),
             "notes": self.notes,
+            "archive_redirects": dict(self.archive_redirects),
             "duration_s": round(self.duration(), 3),
             "folders": [f.as_dict() for f in self.folders.values()],
         }

@@ -16,6 +16,7 @@ from copyengine.errors import (
     NotFound,
     PermissionDenied,
     SessionExpired,
+    SessionMoved,
     Throttled,
     Transient,
 )
@@ -66,7 +67,23 @@ IMPORT = Call("importItem", "POST", "https://x/import?authtoken=secret", None, i
         (GRAPH, 404, _body("ErrorItemNotFound"), {}, NotFound, {}),
         (GRAPH, 410, _body("syncStateNotFound"), {}, DeltaExpired, {}),
         (IMPORT, 400, _body("ErrorCorruptData"), {}, ItemFailed, {}),
-        (IMPORT, 409, orjson.dumps({"Message": "archive moved"}), {}, ItemFailed, {}),
+        # the import host's archive answer (issue 26): a new session, never a failure
+        (
+            IMPORT,
+            409,
+            orjson.dumps(
+                {
+                    "Message": "Invalid import session. The target session is expected in "
+                    "mailbox MBX:f10964a6-4fd0-4f74-8@4d2e-9e48-109351d094ab."
+                }
+            ),
+            {},
+            SessionMoved,
+            {"mailbox_id": "MBX:f10964a6-4fd0-4f74-8@4d2e-9e48-109351d094ab"},
+        ),
+        (IMPORT, 409, orjson.dumps({"Message": "archive moved"}), {}, SessionMoved, {}),
+        # a stale change key in update mode has a Graph envelope: the item's failure
+        (IMPORT, 409, _body("ErrorIrresolvableConflict"), {}, ItemFailed, {}),
         (GRAPH, 400, _body("ErrorInvalidRequest"), {}, Fatal, {}),
     ],
 )

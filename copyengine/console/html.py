@@ -343,6 +343,17 @@ def _policy(report: dict[str, Any]) -> list[str]:
     ]
 
 
+def _notes(report: dict[str, Any]) -> list[str]:
+    """What a pass noticed per pair that is no failure (rules changed, an auto-expanding
+    archive's redirects)."""
+    said = [
+        f"<li>{escape(p.get('source', ''))} → {escape(p.get('target', ''))}: {escape(n)}</li>"
+        for p in run_pairs(report)
+        for n in p.get("notes") or ()
+    ]
+    return ["<h2>Notes</h2><ul>", *said, "</ul>"] if said else []
+
+
 def _details(report: dict[str, Any]) -> list[str]:
     """For scripts and support: the run id, the exit code, where the state is."""
     said = []
@@ -369,7 +380,7 @@ def render(report: dict[str, Any]) -> str:
         out.append(
             chart(timeline, "throttled_429", "Slow-down answers (429)", "429 answers per second")
         )
-    out += _items(report) + _policy(report) + _details(report)
+    out += _items(report) + _notes(report) + _policy(report) + _details(report)
     out.append("</body></html>")
     return "\n".join(out)
 

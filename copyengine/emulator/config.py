@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .expand import ExpandSpec
 from .faults import FaultRule
 from .identity import ALL_ROLES
 from .store import MailboxSpec
@@ -35,6 +36,8 @@ class UserConfig:
     upn: str
     mailbox: MailboxSpec = field(default_factory=MailboxSpec)
     archive: MailboxSpec | None = None  # an in-place archive (reachable on /beta only)
+    # the archive auto-expanded: an auxiliary archive holds some folders' items (expand.py)
+    expanded: ExpandSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,13 @@ def parse_user(raw: dict[str, Any], where: str) -> UserConfig:
     except (TypeError, ValueError) as exc:
         raise EmulatorConfigError(f"{where}.mailbox: {exc}") from exc
     archive = raw.get("archive")
+    expanded = None
+    if isinstance(archive, dict) and "expanded" in archive:
+        archive = dict(archive)
+        try:
+            expanded = ExpandSpec.parse(archive.pop("expanded"))
+        except (TypeError, ValueError) as exc:
+            raise EmulatorConfigError(f"{where}.archive.{exc}") from exc
     try:
         arch = (
             None
@@ -100,7 +110,7 @@ def parse_user(raw: dict[str, Any], where: str) -> UserConfig:
         )
     except (TypeError, ValueError) as exc:
         raise EmulatorConfigError(f"{where}.archive: {exc}") from exc
-    return UserConfig(upn=str(raw["upn"]), mailbox=spec, archive=arch)
+    return UserConfig(upn=str(raw["upn"]), mailbox=spec, archive=arch, expanded=expanded)
 
 
 def parse_tenant(raw: dict[str, Any], where: str) -> TenantConfig:

@@ -16,6 +16,7 @@ from typing import Any
 
 from .changes import Churn
 from .config import EmulatorConfig, TenantConfig, UserConfig
+from .expand import expand
 from .faults import FaultRule, Faults
 from .identity import (
     App,
@@ -37,6 +38,7 @@ class ImportSession:
     mailbox: Mailbox
     expires: float  # wall clock
     version: str
+    uploads: int = 0  # items imported through it (an expanded archive's sessions run out)
 
 
 @dataclass(slots=True)
@@ -228,6 +230,7 @@ class Emulator:
                     {
                         _saved_key(m.tenant_id, m.upn, m.is_archive): m
                         for m in self.mailboxes.values()
+                        if m.aux_of is None  # an auxiliary is saved with its archive
                     },
                     fh,
                     protocol=pickle.HIGHEST_PROTOCOL,
@@ -276,6 +279,12 @@ class Emulator:
             arch = self._restore_or_seed(tenant, uc.upn, uc.archive, archive=True)
             mbx.archive_id = arch.id
             self.mailboxes[arch.id] = arch
+            if uc.expanded is not None:
+                try:
+                    aux = expand(arch, uc.expanded)
+                except ValueError as exc:
+                    raise ValueError(f"{uc.upn}: archive.{exc}") from exc
+                self.mailboxes[aux.id] = aux
         tenant.users[key] = mbx
         self.mailboxes[mbx.id] = mbx
         return mbx

@@ -300,6 +300,12 @@ class Mailbox:
     # budgets), reached through its owner's inPlaceArchiveMailboxId on /beta
     is_archive = False
     archive_id: str | None = None
+    # an auto-expanding archive (``expand.py``): its auxiliary mailbox, the folders whose
+    # items live there, and the switch's settings; on the auxiliary, the archive it serves
+    auxiliary: Mailbox | None = None
+    aux_of: Mailbox | None = None
+    expanded: frozenset[str] = frozenset()
+    expand_spec: Any = None  # expand.ExpandSpec
 
     def __init__(self, mailbox_id: str, upn: str, tenant_id: str, id_seed: str) -> None:
         self.id = mailbox_id

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from . import stream
+from .expand import home_of, lives_in, redirect_row, session_answer
 from .http import Ctx, GraphError, json_response
 from .store import iso, stored_size
 
@@ -27,10 +28,11 @@ async def export_items(ctx: Ctx) -> web.Response:
             "The number of items in the request exceeds the limit of 20.",
         )
     unique = list(dict.fromkeys(ids))
+    home = home_of(mbx)  # an auxiliary archive's items are kept with its main archive's
     if "export_item_error" in ctx.faults:
-        present = [i for i in unique if i in mbx.items]
+        present = [i for i in unique if i in home.items]
         if present:
-            mbx.delete_item(mbx.items[ctx.emu.rng.choice(present)])
+            home.delete_item(home.items[ctx.emu.rng.choice(present)])
     rng = ctx.emu.rng
     if ctx.emu.config.shuffle_exports:
         rng.shuffle(unique)
@@ -39,8 +41,12 @@ async def export_items(ctx: Ctx) -> web.Response:
         unique.remove(rng.choice(unique))  # no row, no error row: the caller must notice
     value: list[dict[str, Any]] = []
     for item_id in unique:
-        it = mbx.items.get(item_id)
-        if it is None:
+        it = home.items.get(item_id)
+        where = lives_in(home, it.folder) if it is not None else None
+        if it is not None and where is not mbx and mbx is home:
+            value.append(redirect_row(ctx.base, home, it, err_key))
+            continue
+        if it is None or where is not mbx:
             value.append(
                 {
                     "itemId": item_id,
@@ -91,9 +97,15 @@ async def import_item(ctx: Ctx) -> web.Response:
         raise GraphError(400, "ErrorInvalidRequest", "Mode must be 'create' or 'update'.")
     if not isinstance(get.get("FolderId"), str) or not isinstance(get.get("Data"), str):
         raise GraphError(400, "ErrorInvalidRequest", "FolderId and Data are required.")
-    folder = mbx.find_folder(get["FolderId"])
+    home = home_of(mbx)
+    folder = home.find_folder(get["FolderId"])
     if folder is None:
         raise GraphError(404, "ErrorFolderNotFound", "The specified folder could not be found.")
+    session = ctx.emu.sessions.get(ctx.token)
+    moved = session_answer(home, mbx, folder, session.uploads if session else 0)
+    if moved is not None:
+        # the import host's own shape, not Graph's envelope (contract §4); nothing imported
+        return json_response({"Message": moved}, status=409)
     if mode == "create" and ("ItemId" in get or "ChangeKey" in get):
         raise GraphError(
             400, "ErrorInvalidRequest", "ItemId and ChangeKey must not be given with Mode=create."
@@ -108,11 +120,11 @@ async def import_item(ctx: Ctx) -> web.Response:
         raise GraphError(400, "ErrorCorruptData", f"The import data is corrupt: {exc}.") from exc
     if mode == "create":
         # a new item, created now, with the size Exchange computes for its own storage
-        it = mbx.add_item(
+        it = home.add_item(
             folder, content, created=iso(datetime.now(UTC)), size=stored_size(content.size)
         )
     else:
-        it_or_none = mbx.items.get(get["ItemId"])
+        it_or_none = home.items.get(get["ItemId"])
         if it_or_none is None or it_or_none.folder is not folder:
             raise GraphError(
                 404, "ErrorItemNotFound", "The specified object was not found in the store."
@@ -125,5 +137,7 @@ async def import_item(ctx: Ctx) -> web.Response:
                 "The change key passed in the request does not match the current "
                 "change key for the item.",
             )
-        mbx.update_item(it, content, size=stored_size(content.size))
+        home.update_item(it, content, size=stored_size(content.size))
+    if session is not None:
+        session.uploads += 1
     return json_response({"itemId": it.id, "changeKey": it.change_key})

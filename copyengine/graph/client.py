@@ -7,6 +7,7 @@ results are matched to requests by id. Pacing and retries happen in ``transport.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -14,10 +15,12 @@ from urllib.parse import quote, urlencode
 
 import msgspec
 import orjson
+import structlog
 
 from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
 from ..timefmt import parse_graph_time
+from .archive import LOOP, MAX_HOPS, MOVED, REFUSED, export_redirect
 from .models import (
     EXPAND_KEYS,
     DeltaPage,
@@ -34,6 +37,7 @@ from .transport import Call, Transport
 
 MAX_PAGES = 1_000_000
 MAX_EXPORT = 20
+log = structlog.get_logger("copyengine.graph")
 
 
 class _ExportRow(msgspec.Struct):
@@ -310,9 +314,43 @@ class GraphClient:
         return self._delta("folderDelta", url, mailbox_id, page_size, "folders")
 
     # -- export and import ---------------------------------------------------------------------
-    async def export_items(self, mailbox_id: str, item_ids: list[str]) -> list[Exported]:
+    async def export_items(
+        self, mailbox_id: str, item_ids: list[str], *, hops: int = 0
+    ) -> list[Exported]:
         """Export up to 20 items. One result per requested id, matched by id: a per-item
-        error (``error`` or ``Error``) or an id missing from the answer is a failed result."""
+        error (``error`` or ``Error``) or an id missing from the answer is a failed result.
+        An item of an auto-expanding archive's expanded folder is exported again from the
+        mailbox its ``ErrorArchiveFolderMovedPermanently`` names (``archive``), on that
+        mailbox's pacer; its result says where (``Exported.mailbox_id``)."""
+        results = await self._export_once(mailbox_id, item_ids)
+        moved: dict[str, list[str]] = {}
+        for r in results:
+            if r.error_code == MOVED:
+                moved.setdefault(r.error_message or "", []).append(r.item_id)
+        if not moved:
+            return results
+        out = {r.item_id: r for r in results}
+        for url, ids in moved.items():
+            for r in await self._follow(mailbox_id, url, ids, hops):
+                out[r.item_id] = r
+        return [out[i] for i in item_ids]
+
+    async def _follow(self, mailbox_id: str, url: str, ids: list[str], hops: int) -> list[Exported]:
+        where = export_redirect(url, self.graph_url)
+        if where.mailbox_id is None:
+            log.warning("export.redirect_refused", mailbox=mailbox_id, items=len(ids))
+            return [Exported(i, None, None, REFUSED, where.why) for i in ids]
+        if hops >= MAX_HOPS or where.mailbox_id == mailbox_id:
+            why = f"redirected {hops + 1} times (last to {where.mailbox_id}): not followed"
+            return [Exported(i, None, None, LOOP, why) for i in ids]
+        log.info("export.redirected", mailbox=mailbox_id, to=where.mailbox_id, items=len(ids))
+        again = await self.export_items(where.mailbox_id, ids, hops=hops + 1)
+        return [
+            r if r.mailbox_id is not None else dataclasses.replace(r, mailbox_id=where.mailbox_id)
+            for r in again
+        ]
+
+    async def _export_once(self, mailbox_id: str, item_ids: list[str]) -> list[Exported]:
         if not 1 <= len(item_ids) <= MAX_EXPORT:
             raise ValueError(f"exportItems takes 1 to {MAX_EXPORT} ids, not {len(item_ids)}")
         call = Call(

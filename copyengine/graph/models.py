@@ -120,6 +120,9 @@ class Exported:
     data: Any  # msgspec.Raw: the JSON string token, opaque, passed to import untouched
     error_code: str | None = None
     error_message: str | None = None
+    # the mailbox it was exported from when not the one asked: an auto-expanding archive's
+    # auxiliary mailbox, after an ErrorArchiveFolderMovedPermanently redirect
+    mailbox_id: str | None = None
 
     @property
     def ok(self) -> bool:

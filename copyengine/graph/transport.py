@@ -36,6 +36,7 @@ from ..errors import (
     PermissionDenied,
     ServiceError,
     SessionExpired,
+    SessionMoved,
     Throttled,
     Transient,
     Unreachable,
@@ -386,6 +387,15 @@ PERMISSION_FOR = {
     "deleteItem": "MailboxItem.ImportExport.All",
 }
 _MAILBOX_IN_URL = re.compile(r"/mailboxes/([^/?]+)")
+# "The target session is expected in mailbox MBX:f10964a6-…@4d2e-….": the id, without the
+# sentence's full stop
+_MAILBOX_IN_TEXT = re.compile(r"\bMBX:[\w-]+@[\w-]+(?:\.[\w-]+)*")
+
+
+def mailbox_named(message: str) -> str | None:
+    """The mailbox id an import host's 409 names (an auto-expanding archive), if any."""
+    m = _MAILBOX_IN_TEXT.search(message)
+    return m.group(0) if m else None
 
 
 def classify_exception(
@@ -464,6 +474,10 @@ def classify_response(
         # the import host found the session but not the target folder (deleted in the
         # target): renewing the session would not help
         return NotFound(text, **kw)
+    if call.import_call and status == 409 and code == f"Http{status}":
+        # no Graph envelope: the import host's archive answer (a stale change key in update
+        # mode has one, ErrorIrresolvableConflict, and stays an item failure)
+        return SessionMoved(text, mailbox_id=mailbox_named(message), **kw)
     if call.import_call and status in (401, 403, 404):
         return SessionExpired(text, **kw)
     if status == 401:

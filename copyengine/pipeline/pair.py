@@ -106,7 +106,7 @@ class PairRunner:
 
     async def _copy(self) -> None:
         done = []
-        self.stats.pacers = []
+        self.stats.pacers, self.stats.aux_pacers = [], []
         ctx = self.ctx
         boxes = await mailboxes(ctx.src, ctx.dst, self.pair)
         for side in boxes.found:
@@ -120,6 +120,7 @@ class PairRunner:
                 ctx.dst.pacer(side.target_id).account,
             ]
             done.append(await self._copy_mailbox(side))
+        self._note_archive_redirects()
         if boxes.missing is not None and not self.stop.draining:
             raise boxes.missing  # the primary mailbox copied; the archive asked for is not there
         if self.stop.draining or ctx.kind.retry_only:
@@ -129,6 +130,23 @@ class PairRunner:
         for this, folders in done:
             elsewhere = [k for other, _ in done if other is not this for k in other.arrived]
             await this.finish(folders, elsewhere)
+
+    def _note_archive_redirects(self) -> None:
+        """An auto-expanding archive's redirects, said once per pass: a note, not a failure."""
+        c = self.stats.archive_redirects
+        if not (c["redirected"] or c["sessions_renewed"]):
+            return
+        self.stats.notes.append(
+            f"auto-expanding archive: {c['redirected']} item(s) exported from an auxiliary "
+            f"archive where the service redirected them, {c['sessions_renewed']} import "
+            "session(s) made anew on the import host's 409; none is a failure"
+        )
+        self.log.info(
+            "pair.archive_redirects",
+            redirected=c["redirected"],
+            sessions_renewed=c["sessions_renewed"],
+            folders_moved=c["folders_moved"],
+        )
 
     async def _copy_mailbox(self, side: MailboxSide) -> tuple[MailboxPass, list[FolderJob]]:
         ctx = self.ctx

@@ -12,6 +12,7 @@ from anyio.abc import ObjectReceiveStream
 
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool
+from ..graph.archive import LOOP, REFUSED
 from ..plan import encoded_size
 from ..survey import MailboxSide
 from .context import PairContext
@@ -22,6 +23,7 @@ from .work import Exportable
 # Items ready to import per importer task: enough choice to keep the upload window full.
 READY_PER_IMPORTER = 4
 MISSING = "MissingFromResponse"  # the client's code for a requested id the answer left out
+STALE_CHANGE_KEY = "ErrorIrresolvableConflict"  # update mode: the change key is not current
 
 
 class Stages:
@@ -33,6 +35,10 @@ class Stages:
         self.shares = ctx.shares
         self.ledger = ctx.ledger
         self.unsettled = unsettled
+        self.stats = ctx.stats
+        self.log = ctx.log
+        self._moved_counted = (0, 0)  # the pool's 409 sessions and folders already counted
+        self._aux_seen: set[tuple[str, str]] = set()  # auxiliary archives in the pair's stats
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -57,6 +63,28 @@ class Stages:
                     tg.start_soon(self._exporter, recv_b.clone(), ready)
             for _ in range(lim.importers_per_pair):
                 tg.start_soon(self._importer, ready)
+        self._count_moves()
+
+    def _count_moves(self) -> None:
+        """The import host's 409s (auto-expanding archive) into the pair's stats: notes,
+        never failures."""
+        pool, counts = self.pool, self.stats.archive_redirects
+        sessions, folders = self._moved_counted
+        if pool.moved > sessions:
+            counts["sessions_renewed"] += pool.moved - sessions
+        if len(pool.moved_folders) > folders:
+            counts["folders_moved"] += len(pool.moved_folders) - folders
+        self._moved_counted = (pool.moved, len(pool.moved_folders))
+        for home in set(pool.homes.values()):
+            self._aux("dst", home)
+
+    def _aux(self, side: str, mailbox_id: str) -> None:
+        """An auxiliary archive's pacer (its own budgets) into the pair's accounts, once."""
+        if (side, mailbox_id) in self._aux_seen:
+            return
+        self._aux_seen.add((side, mailbox_id))
+        api = self.src if side == "src" else self.pool.client
+        self.stats.aux_pacers.append(api.pacer(mailbox_id).account)
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
@@ -118,12 +146,21 @@ class Stages:
     async def _accept(self, batch: list[Exportable], results: list[Exported]) -> list[Exportable]:
         """Attach exported data to its items; the others leave the pipeline here."""
         ok: list[Exportable] = []
+        redirected = 0
         for e, r in zip(batch, results, strict=True):
             if r.ok:
                 e.data = r.data
                 ok.append(e)
+                if r.mailbox_id is not None:
+                    redirected += 1
+                    self._aux("src", r.mailbox_id)
                 continue
-            if r.error_code == "ErrorItemNotFound":
+            if r.error_code in (REFUSED, LOOP):
+                # a redirect the client would not follow: this item's failure, recorded
+                # (its intent first, so that a retry pass finds it)
+                await self.ledger.intents(e.folder, [e.item])
+                self.ledger.failed(e.folder, e.item, f"export: {r.error_message}", None)
+            elif r.error_code == "ErrorItemNotFound":
                 self.ledger.vanished(e.folder)
             elif r.error_code == MISSING:
                 self.unsettled.missed(e)
@@ -131,6 +168,8 @@ class Stages:
             else:
                 self.unsettled.add(e, f"export: {r.error_code}: {r.error_message}", None)
             await self.shares.done(e.share)
+        if redirected:
+            self.stats.archive_redirects["redirected"] += redirected
         return ok
 
     # -- importers -----------------------------------------------------------------------------
@@ -140,13 +179,24 @@ class Stages:
         assert e.update is not None and e.data is not None
         folder_id, target_id = e.update
         dst = self.pool.client
-        try:
-            current = await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
-        except NotFound:
-            return None
-        return await self.pool.import_item(
-            folder_id, e.data, item_id=target_id, change_key=current.change_key
-        )
+        for attempt in range(2):
+            try:
+                current = await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
+            except NotFound:
+                return None
+            try:
+                return await self.pool.import_item(
+                    folder_id, e.data, item_id=target_id, change_key=current.change_key
+                )
+            except ItemFailed as exc:
+                # The change key moved under the update: most often its own first send
+                # landed and lost its answer, and the transport's resend (update mode is
+                # safe to resend) met the new key. The same data onto the current version,
+                # once.
+                if exc.code != STALE_CHANGE_KEY or attempt:
+                    raise
+                self.log.info("item.update_conflict", item=e.item.id, status=exc.status)
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     async def _importer(self, ready: ReadyItems) -> None:
         unsettled = self.unsettled
