@@ -141,6 +141,7 @@ EXTRA = (
     "incremental",
     "hosts",
     "fleet",
+    "stricter",
 )  # scenarios with a runner of their own (benchmarks/<name>.py)
 TARGETS = {
     "fleet": "the worst mailbox >= 95% of its ceiling at >= 200 pairs at once; engine CPU "
@@ -152,6 +153,9 @@ TARGETS = {
     "throughput": "copyengine >= 80% of minimal and >= 10x naive; CPU per item <= 1.2x minimal",
     "latency": "copyengine >= 10x naive (the throughput target's second half, with latency)",
     "ceiling": ">= 95% of the theoretical ceiling, < 1% of requests answered 429",
+    "stricter": "the service at 1/2, 1/10, 1/60 of the configured budgets, alone and with "
+    "another writer taking half of each upload budget: >= 80% of the real budget's items/s, "
+    "< 5% of requests answered 429, no 30 s span (service time) without an import",
     "scale": "peak RSS < 300 MB at 1,000 concurrent pairs (32 MB budget) at the default "
     "budget's throughput (>= 95% of its items/s in the same run)",
     "large-items": "peak RSS < memory budget + 150 MB",

@@ -105,6 +105,8 @@ class Scenario:
     # contenders that are copyengine with some limits of their own (name -> limits)
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     timeout: float = 900.0
+    # another writer's share of every mailbox's upload budget (emulator ``background_upload``)
+    background_upload: float = 0.0
 
 
 def emulator_toml(s: Scenario) -> str:
@@ -121,6 +123,7 @@ time_scale = {s.time_scale}
 tls = {"true" if s.tls else "false"}
 seed = 1
 max_body_bytes = 209715200
+background_upload = {s.background_upload}
 {("[emulator.limits]" + chr(10) + lim) if lim else ""}
 [[tenants]]
 name = "source"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .exitcodes import ExitCode
+from .pacing import learn
 from .pacing.accounting import AccountView
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ class FolderStats:
         }
 
 
+ROLES = ("source", "target", "source archive", "target archive")  # a pair's pacers, in order
+
+
 class PairStatus(StrEnum):
     PENDING = "pending"  # not started (yet)
     RUNNING = "running"
@@ -175,6 +179,7 @@ class PairStats:
     # requests and 429s, not in its ceiling (that is its target mailboxes')
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
     _final: tuple[int, float, int, float | None] | None = None
+    _final_budget: tuple[dict[str, dict[str, float]], list[str]] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
         fs = self.folders.get(path)
@@ -230,7 +235,54 @@ class PairStats:
             f.continued()
 
     def freeze_pacing(self) -> None:
+        self._final_budget = (self.budget_in_effect(), self.budget_hints())
         self._final = (self.throttled, self.throttle_wait_s, self.requests, self.ceiling_pct)
+
+    def _mailboxes(self) -> list[tuple[str, str, AccountView]]:
+        """(role, name, account) of the pair's mailboxes, in the order of ``pacers``."""
+        names = (self.source, self.target)
+        return [
+            (ROLES[i], names[i % 2] + (" (archive)" if i >= 2 else ""), p)
+            for i, p in enumerate(self.pacers[: len(ROLES)])
+        ]
+
+    def budget_in_effect(self) -> dict[str, dict[str, float]]:
+        """Per mailbox of the pair (``ROLES``), the limits whose budget the service's 429s
+        cut, as the share of ``[limits]`` the pacer allows itself now."""
+        if self._final_budget is not None:
+            return self._final_budget[0]
+        out: dict[str, dict[str, float]] = {}
+        for role, _, p in self._mailboxes():
+            cut = {k: round(v.share, 4) for k, v in p.budget_in_effect().items() if v.cuts}
+            if cut:
+                out[role] = cut
+        return out
+
+    def budget_hints(self) -> list[str]:
+        """Where the configured limits are clearly above what the service gives."""
+        if self._final_budget is not None:
+            return self._final_budget[1]
+        return [
+            h
+            for _, name, p in self._mailboxes()
+            for limit, lim in p.budget_in_effect().items()
+            if (h := learn.hint(name, limit, lim)) is not None
+        ]
+
+    @property
+    def budget_cell(self) -> str:
+        """The live table's word on it: the smallest budget in effect, or "-" (all of it)."""
+        least = min(
+            (
+                (share, limit)
+                for cut in self.budget_in_effect().values()
+                for limit, share in cut.items()
+            ),
+            default=None,
+        )
+        if least is None or least[0] >= 1.0:
+            return "-"
+        return f"{learn.fraction(least[0])} {least[1]}"
 
     @property
     def unknown(self) -> int:
@@ -290,6 +342,8 @@ class PairStats:
             "throttle_wait_s": round(self.throttle_wait_s, 3),
             "requests": self.requests,
             "ceiling_pct": self.ceiling_pct,
+            "budget_in_effect": self.budget_in_effect(),
+            "hints": self.budget_hints(),
             "enumerated_all": self.enumerated_all,
             "policy": self.policy,
             "changes": {
@@ -411,6 +465,11 @@ class JobStats:
             return ExitCode.ITEMS_FAILED
         return ExitCode.OK
 
+    def hints(self) -> list[str]:
+        """What the operator should change (each once): the limits above what the service
+        gave a mailbox."""
+        return list(dict.fromkeys(h for p in self.pairs.values() for h in p.budget_hints()))
+
     def totals(self) -> dict[str, Any]:
         """The job's totals (the report's ``totals``), without building every pair's and
         folder's entry: the progress line asks for them every few seconds."""
@@ -453,6 +512,7 @@ class JobStats:
             "job": self.job,
             "migration": self.migration,
             "totals": self.totals(),
+            "hints": self.hints(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
                 {"t": t, "copied": c, "copied_bytes": b, "throttled_429": k}

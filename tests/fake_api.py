@@ -31,6 +31,7 @@ from copyengine.graph.models import (
     Item,
     MailboxRef,
 )
+from copyengine.pacing.learn import Learned
 
 WELL_KNOWN = (("Inbox", "inbox"), ("Sent Items", "sentitems"), ("Archive", "archive"))
 
@@ -57,6 +58,9 @@ class FakeAccount:
 
     def ceiling_share(self) -> float | None:
         return None
+
+    def budget_in_effect(self) -> dict[str, Learned]:
+        return {}
 
     def requests_total(self) -> int:
         return 0

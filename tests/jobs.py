@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -143,3 +144,26 @@ def cli(*args: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProc
         timeout=timeout,
         check=False,
     )
+
+
+def started_run(*args: str, cwd: Path, within: float = 60.0) -> tuple[subprocess.Popen[str], Path]:
+    """``python -m copyengine ARGS`` in ``cwd``, its log in a file (a pipe nobody reads while
+    the test waits could fill and block it), once its log says ``job.started``."""
+    log = cwd / "run.log"
+    fh = log.open("w", encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "copyengine", *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=fh,
+        text=True,
+    )
+    fh.close()
+    deadline = time.monotonic() + within
+    while "job.started" not in log.read_text(encoding="utf-8"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("no job.started: " + log.read_text(encoding="utf-8")[-2000:])
+        time.sleep(0.1)
+    return proc, log

@@ -114,6 +114,7 @@ def _head(report: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
         f"<dt>To</dt><dd>{_tenant(job, 'target')}</dd>"
         f"<dt>As of</dt><dd>{escape(words.when(when))}</dd></dl>",
         f'<p class="verdict {cls}"><b>{escape(verdict)}</b>{extra}</p>',
+        *(f"<p>Hint: {escape(str(h))}</p>" for h in report.get("hints") or ()),
     ]
 
 

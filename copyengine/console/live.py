@@ -108,6 +108,7 @@ LIVE_COLUMNS = (
     "429s",
     "throttle wait",
     "% of ceiling",
+    "budget",
 )
 
 
@@ -131,6 +132,7 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
             f"{p.throttled:,}",
             f"{p.throttle_wait_s:,.1f}s",
             "-" if p.ceiling_pct is None else f"{p.ceiling_pct:.0f}%",
+            p.budget_cell,
         )
     rest = len(stats.pairs) - len(shown)
     if rest > 0:
@@ -311,5 +313,9 @@ def held_line(stats: JobStats) -> str:
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:
-    """The summary table on ``stream`` (stdout): the run's answer."""
-    console_for(stream).print(summary_table(stats))
+    """The summary table on ``stream`` (stdout): the run's answer; then the hints (limits
+    above what the service gave)."""
+    out = console_for(stream)
+    out.print(summary_table(stats))
+    for h in stats.hints():
+        out.print(f"hint: {h}", markup=False, highlight=False)

@@ -67,6 +67,7 @@ def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
             "persist": str(cfg.state_path.with_suffix(".emulator.pickle")),
             "session_lifetime": emu.session_lifetime,
             "token_lifetime": emu.token_lifetime,
+            "background_upload": emu.background_upload,
         },
         "tenants": list(tenants.values()),
         "faults": list(emu.faults),

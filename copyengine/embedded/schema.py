@@ -29,6 +29,7 @@ class EmbeddedEmulator:
     limits: dict[str, Any] = field(default_factory=dict)
     session_lifetime: float = 900.0
     token_lifetime: float = 3600.0
+    background_upload: Any = None  # another writer in the mailboxes (docs/emulator.md)
 
 
 def parse_emulator(t: Table) -> EmbeddedEmulator:
@@ -60,6 +61,7 @@ def parse_emulator(t: Table) -> EmbeddedEmulator:
         limits=t.get("limits", dict, {}),
         session_lifetime=t.positive("session_lifetime", float, d.session_lifetime),
         token_lifetime=t.positive("token_lifetime", float, d.token_lifetime),
+        background_upload=t.get("background_upload", (float, int, dict), None),
     )
     t.done()
     try:
@@ -69,6 +71,7 @@ def parse_emulator(t: Table) -> EmbeddedEmulator:
                     "profile": e.profile,
                     "time_scale": e.time_scale,
                     "limits": e.limits,
+                    "background_upload": e.background_upload,
                 },
                 "faults": list(e.faults),
             }

@@ -12,7 +12,7 @@ from .expand import ExpandSpec
 from .faults import FaultRule
 from .identity import ALL_ROLES
 from .store import MailboxSpec
-from .throttle import Limits
+from .throttle import Background, Limits
 
 
 class EmulatorConfigError(ValueError):
@@ -70,6 +70,8 @@ class EmulatorConfig:
     faults: tuple[dict[str, Any], ...] = ()
     # a seeded churn started with the service: {"rate", "mailboxes", "mix", "seed"}
     churn: dict[str, Any] | None = None
+    # another writer in the mailboxes: 0.5, or {share = 0.5, mailboxes = [upn, ...]}
+    background_upload: Any = None
 
     def make_limits(self) -> Limits:
         try:
@@ -182,6 +184,11 @@ def parse_config(raw: dict[str, Any], base_dir: Path | None = None) -> EmulatorC
     except TypeError as exc:
         raise EmulatorConfigError(f"emulator: {exc}") from exc
     cfg.make_limits()
+    if cfg.background_upload is not None:
+        try:
+            Background.parse(cfg.background_upload)
+        except ValueError as exc:
+            raise EmulatorConfigError(f"emulator.background_upload: {exc}") from exc
     return cfg
 
 

@@ -164,6 +164,7 @@ async def get_stats(request: web.Request) -> web.Response:
     body = emu.stats.as_dict()
     body["limits"] = emu.limits.as_dict()
     body["sessions"] = len(emu.sessions)
+    body["background_bytes_by_mailbox"] = emu.throttle.background_bytes()
     return json_response(body)
 
 

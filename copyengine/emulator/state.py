@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from .identity import (
 )
 from .journal import Journal
 from .store import Mailbox, MailboxSpec, new_mailbox, seed_mailbox
-from .throttle import Limits, Throttle
+from .throttle import Background, Limits, Throttle
 
 
 @dataclass
@@ -175,6 +175,21 @@ class Emulator:
             self.tokens.use_key_file(config.persist.with_name(config.persist.name + ".signing"))
         for t in config.tenants:
             self.add_tenant(t)
+        if config.background_upload is not None:
+            self.set_background(Background.parse(config.background_upload))
+
+    def set_background(self, bg: Background) -> None:
+        """Another writer in the mailboxes it names (UPNs or ids; every mailbox when it
+        names none) spends ``share`` of each one's upload budget."""
+        if bg.mailboxes is not None:
+            shares = {}
+            for ref in bg.mailboxes:
+                m = self.mailbox(ref)
+                if m is None:
+                    raise ValueError(f"background_upload.mailboxes: no mailbox {ref!r}")
+                shares[m.id] = bg.share
+            bg = replace(bg, shares=shares)
+        self.throttle.background = bg
 
     # -- churn -------------------------------------------------------------------------------
     churn: Churn | None = None

@@ -1,9 +1,14 @@
 """Exchange's throttling rules as the emulator applies them (contract §5). Pure: time is passed in.
 
 Per (app, mailbox): at most ``concurrency`` requests in flight, ``requests`` per sliding
-``request_window``, ``upload_bytes`` of request bodies per sliding ``upload_window``; per app:
+``request_window``; per mailbox, whatever app writes to it (a 2024 correction to Microsoft's
+throttling page): ``upload_bytes`` of request bodies per sliding ``upload_window``; per app:
 ``app_requests`` per ``app_window``. Throttled calls still count against the request windows,
 so retrying before ``Retry-After`` makes things worse, as on the real service.
+
+Another writer in the same mailbox (a backup product, a user's client): ``Background``
+spends up to a share of a mailbox's upload budget, taking its bytes before any request of
+ours is judged whenever the window has room for them (it is there first).
 """
 
 from __future__ import annotations
@@ -92,6 +97,59 @@ class Limits:
         return dict(self.__dict__)
 
 
+@dataclass(frozen=True)
+class Background:
+    """Another writer's share of upload budgets: ``share`` of every mailbox's, or only of
+    ``mailboxes`` (ids, or UPNs resolved by the emulator) when given; ``shares`` per mailbox
+    id override it."""
+
+    share: float = 0.0
+    mailboxes: tuple[str, ...] | None = None
+    shares: dict[str, float] | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> Background:
+        """``0.5`` or ``{share = 0.5, mailboxes = [upn, ...]}``."""
+        if isinstance(raw, bool) or raw is None:
+            raise ValueError("give a share of the upload budget (0 to 1) or a table")
+        if isinstance(raw, int | float):
+            raw = {"share": raw}
+        if not isinstance(raw, dict):
+            raise ValueError("give a share of the upload budget (0 to 1) or a table")
+        extra = set(raw) - {"share", "mailboxes"}
+        if extra:
+            raise ValueError(f"unknown keys {sorted(extra)}")
+        share = raw.get("share")
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
+            raise ValueError("share: a share of the upload budget, from 0 to below 1")
+        boxes = raw.get("mailboxes")
+        if boxes is not None and (
+            not isinstance(boxes, list) or not all(isinstance(b, str) for b in boxes)
+        ):
+            raise ValueError("mailboxes: a list of UPNs or mailbox ids")
+        return cls(float(share), tuple(boxes) if boxes is not None else None)
+
+    def share_of(self, mailbox: str) -> float:
+        if self.shares is not None:
+            return self.shares.get(mailbox, 0.0)
+        if self.mailboxes is None or mailbox in self.mailboxes:
+            return self.share
+        return 0.0
+
+
+class _Writer:
+    """One mailbox's other writer: it wants ``rate`` bytes per second (at most a window's
+    worth owed at once) and takes what it owes whenever the window has room."""
+
+    __slots__ = ("last", "owed", "rate", "written")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.last = now
+        self.owed = 0.0
+        self.written = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Verdict:
     reason: str | None  # None: admitted
@@ -136,8 +194,39 @@ class Throttle:
         self.limits = limits
         self.inflight: dict[tuple[str, str], int] = {}
         self._req: dict[tuple[str, str], _Window] = {}
-        self._bytes: dict[tuple[str, str], _Window] = {}
+        self._bytes: dict[str, _Window] = {}  # per mailbox, across apps
         self._app: dict[str, _Window] = {}
+        self.background = Background()
+        self._writers: dict[str, _Writer] = {}
+
+    def background_bytes(self) -> dict[str, int]:
+        """Bytes the other writers took, per mailbox id."""
+        return {m: w.written for m, w in self._writers.items() if w.written}
+
+    def _other_writer(self, now: float, mailbox: str, w: _Window) -> None:
+        """The mailbox's other writer takes what it owes, as far as the window has room."""
+        lim = self.limits
+        if lim.upload_bytes is None:
+            return
+        writer = self._writers.get(mailbox)
+        if writer is None:
+            share = self.background.share_of(mailbox)
+            if share <= 0:
+                return
+            rate = share * lim.upload_bytes / lim.upload_window
+            writer = self._writers[mailbox] = _Writer(rate, now)
+            # it was writing before we came: its last window's worth is in the window
+            w.add(now, int(share * lim.upload_bytes))
+            writer.written += int(share * lim.upload_bytes)
+            return
+        cap = writer.rate * lim.upload_window
+        writer.owed = min(cap, writer.owed + writer.rate * (now - writer.last))
+        writer.last = now
+        take = int(min(writer.owed, lim.upload_bytes - w.total))
+        if take > 0:
+            w.add(now, take)
+            writer.owed -= take
+            writer.written += take
 
     def admit(self, now: float, app: str, mailbox: str | None, body_bytes: int) -> Verdict:
         """Decide on one request; when admitted the caller must call ``release``."""
@@ -162,8 +251,9 @@ class Throttle:
         if lim.concurrency is not None and self.inflight.get(key, 0) >= lim.concurrency:
             return Verdict(CONCURRENCY, lim.concurrency_retry_after)
         if lim.upload_bytes is not None and body_bytes:
-            w = self._bytes.setdefault(key, _Window())
+            w = self._bytes.setdefault(mailbox, _Window())
             w.expire(now, lim.upload_window)
+            self._other_writer(now, mailbox, w)
             if w.total + body_bytes > lim.upload_bytes and w.total > 0:
                 return Verdict(
                     INCOMING_BYTES,

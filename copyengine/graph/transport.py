@@ -125,6 +125,7 @@ class Health:
         self.down_since: float | None = None
         self.last_error = ""
         self.reached: set[str] = set()
+        self.sending = 0  # requests on the wire now (a drain ends once none is)
 
     def answered(self, host: str = "") -> None:
         self.down_since = None
@@ -241,7 +242,7 @@ class Transport:
                 cause, retry_after, sent = Cause.THROTTLED, exc.retry_after, False
                 err: ServiceError = exc
                 if call.pacer is not None:
-                    call.pacer.on_throttled(exc.reason, exc.retry_after)
+                    call.pacer.on_throttled(exc.reason, exc.retry_after, size)
                     if exc.reason == CONCURRENCY_REASON:
                         policy = self._next(policy, cause, exc)
                         await call.pacer.wait_for_release()
@@ -280,7 +281,9 @@ class Transport:
                 attempt=policy.attempts(cause),
                 wait_s=round(wait, 3),
             )
-            if wait > 0:
+            if wait > 0 and call.pacer is not None:
+                await call.pacer.pause(wait, self._sleep)  # a drain parks it, unsent
+            elif wait > 0:
                 await self._sleep(wait)
         raise Fatal(f"{call.name}: retry loop did not end", call=call.name)  # pragma: no cover
 
@@ -312,10 +315,14 @@ class Transport:
         url = URL(call.url, encoded=True)
         slot = call.pacer.slot(size) if call.pacer is not None else nullcontext()
         async with slot:
-            status, resp_headers, payload = await self._send(call, url, headers, body, crid)
+            self.health.sending += 1
+            try:
+                status, resp_headers, payload = await self._send(call, url, headers, body, crid)
+            finally:
+                self.health.sending -= 1
         if status < 300:
             if call.pacer is not None:
-                call.pacer.on_success()
+                call.pacer.on_success(size)
             if call.raw:
                 return payload
             return orjson.loads(payload) if payload else None

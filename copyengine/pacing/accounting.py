@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+from .learn import Learned
 from .policy import SlidingWindow
 
 
@@ -32,6 +33,8 @@ class AccountView(Protocol):
     def requests_total(self) -> int: ...
 
     def ceiling_share(self) -> float | None: ...
+
+    def budget_in_effect(self) -> dict[str, Learned]: ...
 
 
 class Activity:
@@ -173,6 +176,7 @@ class MailboxAccount:
         "_wall_s",
         "activity",
         "inflight",
+        "learned",
         "max_inflight",
         "requests",
         "slot_wait_s",
@@ -205,6 +209,8 @@ class MailboxAccount:
         self.upload_activity = uploads
         self._waiters = 0
         self._wait_since = 0.0
+        # the pacer's budgets in effect per limit, read live (the pacer sets it)
+        self.learned: Callable[[], dict[str, Learned]] | None = None
 
     # -- what the pacer reports ------------------------------------------------------------
     def enter(self, now: float, body_bytes: int) -> None:
@@ -271,6 +277,11 @@ class MailboxAccount:
 
     def throttled_by_reason(self) -> dict[str, int]:
         return dict(self.throttled)
+
+    def budget_in_effect(self) -> dict[str, Learned]:
+        """Per limit (requests, upload, concurrency), the budget the pacer allows itself
+        now: the configured one, or less where the service's 429s cut it."""
+        return self.learned() if self.learned is not None else {}
 
     def requests_total(self) -> int:
         return self.requests

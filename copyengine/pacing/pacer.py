@@ -7,6 +7,9 @@ requests in flight, the request and upload-bytes budgets over their sliding wind
 this loop applies it. What the pacer let through is counted in its account
 (``accounting.MailboxAccount``), which the pacer never consults. Time is injected
 (``clock``/``sleep``) so tests run without sleeping.
+
+A drain never waits for requests that have not been sent (``unsent``): every wait here
+ends at once and the request stays parked, unsent, until the run cuts it short.
 """
 
 from __future__ import annotations
@@ -14,17 +17,19 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import structlog
 from aiolimiter import AsyncLimiter
 
+from .. import unsent
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
-from .step import Budgets, Kind, step
+from .step import MAILBOX_CONCURRENCY, Budgets, Kind, step
 
-CONCURRENCY_REASON = "MailboxConcurrency"
+CONCURRENCY_REASON = MAILBOX_CONCURRENCY
 MAX_WAIT_ROUNDS = 100_000
 
 log = structlog.get_logger("copyengine.pacer")
@@ -56,6 +61,7 @@ class MailboxPacer:
             Activity(b.uploads, lim.upload_bytes, lim.upload_window, lim.concurrency),
             clock,
         )
+        self.account.learned = b.learned  # read by the stats, never by the pacer
 
     @property
     def inflight(self) -> int:
@@ -96,6 +102,7 @@ class MailboxPacer:
         reserved = 0  # the room kept for this body, once it has waited long enough for it
         since: float | None = None  # when it first waited on a budget
         turn = False  # woken for a slot freed: passed on if this task does not take it
+        hold = unsent.current()
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
@@ -105,13 +112,19 @@ class MailboxPacer:
                     if reserved:
                         b.reserved = 0  # its room is now held by the body itself
                     return
+                if hold.draining:  # unsent: never waits during a drain
+                    if turn:
+                        turn = False
+                        self._slot_free.wake_one()
+                    await hold.park()
                 if kind is Kind.RESERVE:
                     reserved = b.reserve(body_bytes)
                 elif kind is Kind.SLOT:
                     # a turn woken for a slot another task took at once: that task used it
                     turn = False
-                    await self._slot_free.wait()
-                    turn = True
+                    with hold.waiting() as scope:
+                        await self._slot_free.wait()
+                    turn = not scope.cancelled_caught
                     acct.slot_wait_s += self._clock() - now
                 else:  # a budget or Retry-After: a turn this task cannot use goes on
                     if since is None:
@@ -119,11 +132,12 @@ class MailboxPacer:
                     if turn:
                         turn = False
                         self._slot_free.wake_one()
-                    if kind is Kind.ANSWER:
-                        await self._released.wait()
-                        acct.throttle_wait_s += self._clock() - now
-                    else:
-                        await self._throttle_sleep(d.wait)
+                    with hold.waiting():
+                        if kind is Kind.ANSWER:
+                            await self._released.wait()
+                            acct.throttle_wait_s += self._clock() - now
+                        else:
+                            await self._throttle_sleep(d.wait)
             raise RuntimeError(f"pacer {self.key}: could not obtain a slot")  # pragma: no cover
         except BaseException:
             if turn:
@@ -143,15 +157,20 @@ class MailboxPacer:
             acct.wait_ended(self._clock())
         acct.throttle_wait_s += wait
 
-    def on_success(self) -> None:
-        b = self.budgets
-        b.rate = b.rate.on_success()
+    def on_success(self, body_bytes: int = 0) -> None:
+        """An answer that was not a 429: the budgets in effect creep back up."""
+        self.budgets.answered(body_bytes, self._clock())
 
-    def on_throttled(self, reason: str, retry_after: float | None) -> None:
-        """Record a 429. Time-based reasons block the whole mailbox until Retry-After (at
-        most ``max_retry_after``: a larger one is logged, once per mailbox, and cut)."""
+    def on_throttled(self, reason: str, retry_after: float | None, body_bytes: int = 0) -> None:
+        """Record a 429 (its request already answered): the budget in effect of the limit it
+        names is cut (``learn``). Time-based reasons block the whole mailbox until
+        Retry-After (at most ``max_retry_after``: a larger one is logged, once per mailbox,
+        and cut)."""
         self.account.on_throttled(reason)
+        b = self.budgets
+        now = self._clock()
         if reason == CONCURRENCY_REASON:
+            b.throttled(now, reason, retry_after or 0.0, body_bytes)
             return
         wait = retry_after if retry_after is not None else 1.0
         cap = self.limits.max_retry_after
@@ -160,21 +179,33 @@ class MailboxPacer:
                 self._capped = True
                 log.warning("pacer.retry_after_capped", mailbox=self.key, asked_s=wait, used_s=cap)
             wait = cap
-        b = self.budgets
-        b.blocked_until = max(b.blocked_until, self._clock() + wait)
-        b.rate = b.rate.on_throttled()
+        b.throttled(now, reason, wait, body_bytes)  # learned before this block begins
+        if now >= b.blocked_until:
+            b.blocked_from = now
+        b.blocked_until = max(b.blocked_until, now + wait)
 
     async def wait_for_release(self, at_least: float = 0.0, at_most: float = 5.0) -> None:
         """After a MailboxConcurrency 429: wait until one of our own calls to this mailbox
         finishes (bounded), and no less than ``at_least``."""
         t0 = self._clock()
-        if self.budgets.inflight > 0:
-            with anyio.move_on_after(at_most):
-                await self._released.wait()
-        rest = at_least - (self._clock() - t0)
-        if rest > 0:
-            await self._sleep(rest)
+        hold = unsent.current()
+        with hold.waiting():
+            if self.budgets.inflight > 0:
+                with anyio.move_on_after(at_most):
+                    await self._released.wait()
+            rest = at_least - (self._clock() - t0)
+            if rest > 0:
+                await self._sleep(rest)
         self.account.slot_wait_s += self._clock() - t0
+        await hold.park()
+
+    async def pause(self, seconds: float, sleep: Callable[[float], Awaitable[Any]]) -> None:
+        """A retry's backoff (``sleep``: the caller's) before a request to this mailbox is sent
+        again; a drain ends it and parks the request, unsent."""
+        hold = unsent.current()
+        with hold.waiting():
+            await sleep(seconds)
+        await hold.park()
 
 
 class Pacers:

@@ -118,6 +118,51 @@ class SlidingWindow:
                 return max(0.0, t + self.width - now)
         return 0.0
 
+    def last(self) -> float | None:
+        """When the latest amount was counted as sent (None: nothing in the window)."""
+        return self._events[-1][0] if self._events else None
+
+    def since(self, start: float) -> int:
+        """The amount counted as sent after ``start``."""
+        return sum(a for t, a, _ in self._events if t > start)
+
+    def recent_delay(self, now: float, width: float, amount: int, held: int, cap: float) -> float:
+        """``window_wait`` over the last ``width`` seconds only (shorter than the window):
+        seconds until ``amount`` more fits under ``cap`` there with ``held`` in flight;
+        ``inf`` when only an answer can make room."""
+        start = now - width
+        recent = [(t, a) for t, a, _ in self._events if t > start]
+        total = sum(a for _, a in recent)
+        if amount >= cap:
+            if held:
+                return math.inf
+            return recent[-1][0] + width - now if recent else 0.0
+        need = total + held + amount - cap
+        if need <= 0:
+            return 0.0
+        if held + amount > cap:
+            return math.inf
+        for t, a in recent:
+            need -= a
+            if need <= 0:
+                return max(0.0, t + width - now)
+        return 0.0  # pragma: no cover (the amounts above cover the need)
+
+    def forget(self, now: float, amount: int) -> None:
+        """Take back ``amount`` recorded last (a request the service refused without taking
+        it in), from the newest entries."""
+        self.expire(now)
+        ev = self._events
+        while amount > 0 and ev:
+            t, a, opened = ev[-1]
+            if a > amount:
+                ev[-1] = (t, a - amount, opened)
+                self.total -= amount
+                return
+            ev.pop()
+            self.total -= a
+            amount -= a
+
     def record(self, now: float, amount: int) -> None:
         self.expire(now)
         ev = self._events

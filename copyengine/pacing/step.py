@@ -4,7 +4,8 @@ binds. ``pacer.py`` is the thin loop that applies it: it sleeps, waits for an an
 free slot, and asks again.
 
 ``Budgets`` is the pacer's state: what the windows hold, what is in flight, the room
-reserved for a body that has waited long, the Retry-After block and the adaptive cut. The
+reserved for a body that has waited long, the Retry-After block and, per limit, the budget
+in effect (``learn.Learned``: cut by the service's 429s, crept back on answers). The
 step reads it and changes nothing (a window dropping what has left it is not a change: it
 would be dropped at the next look anyway); the loop applies the transitions (``reserve``,
 ``take``, ``release``).
@@ -13,10 +14,20 @@ would be dropped at the next look anyway); the loop applies the transitions (``r
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from enum import Enum, StrEnum
 from typing import NamedTuple
 
+from . import learn
+from .learn import Learned
 from .policy import AdaptiveRate, PacerLimits, SlidingWindow
+
+# the 429 reasons that name one limit of a mailbox (contract §5)
+REQUEST_RATE, INCOMING_BYTES, MAILBOX_CONCURRENCY = (
+    "RequestRate",
+    "IncomingBytes",
+    "MailboxConcurrency",
+)
 
 
 class Kind(Enum):
@@ -68,11 +79,14 @@ class Budgets:
     """One mailbox's pacing state (see the module's docstring)."""
 
     __slots__ = (
+        "blocked_from",
         "blocked_until",
         "held_bytes",
         "inflight",
+        "learned_requests",
+        "learned_slots",
+        "learned_uploads",
         "limits",
-        "rate",
         "requests",
         "reserve_after",
         "reserved",
@@ -90,26 +104,56 @@ class Budgets:
         # how long a body waits for room before it gets that room reserved
         self.reserve_after = lim.upload_window * lim.reserve_after_share
         self.blocked_until = 0.0  # Retry-After: nothing goes before
-        self.rate = AdaptiveRate()
+        self.blocked_from = 0.0  # ... since (the latest block)
+        # the budgets in effect: what the service really gives, learned from its 429s
+        self.learned_requests = Learned.of(lim.requests, lim.request_window)
+        self.learned_uploads = Learned.of(lim.upload_bytes, lim.upload_window)
+        self.learned_slots = Learned.of(lim.concurrency)
+
+    @property
+    def rate(self) -> AdaptiveRate:
+        """The request and upload budgets in effect as one factor (the smaller share)."""
+        return AdaptiveRate(factor=min(self.learned_requests.share, self.learned_uploads.share))
+
+    @rate.setter
+    def rate(self, rate: AdaptiveRate) -> None:
+        """Both budgets in effect at ``rate.factor`` of the configured ones."""
+        for name in ("learned_requests", "learned_uploads"):
+            lim: Learned = getattr(self, name)
+            setattr(self, name, replace(lim, cap=lim.configured * rate.factor))
 
     def upload_cap(self) -> float:
-        """The upload budget we allow ourselves now (cut after a 429)."""
-        return self.limits.upload_bytes * self.rate.factor * self.limits.margin
+        """The upload budget we allow ourselves now, per configured window."""
+        return self.learned_uploads.cap * self.limits.margin
+
+    def request_cap(self) -> float:
+        return max(1.0, self.learned_requests.cap * self.limits.margin)
+
+    def _wait_on(self, lim: Learned, w: SlidingWindow, now: float, amount: int, held: int) -> float:
+        """``window_wait`` under the budget in effect, over the window it is kept over."""
+        budget, seconds = lim.in_window()
+        cap = max(1.0, budget * self.limits.margin)
+        if seconds >= lim.period:
+            return window_wait(w, now, amount, held, cap)
+        w.expire(now)
+        return w.recent_delay(now, seconds, amount, held, cap)
+
+    def slots(self) -> int:
+        """Requests allowed in flight now (the concurrency in effect)."""
+        return learn.slots(self.learned_slots)
 
     def binding(self, now: float, body_bytes: int, reserving: bool) -> tuple[float, Limit]:
         """Seconds until a request with ``body_bytes`` of body fits every budget (``inf``:
         not before one of our requests in flight has been answered), and the budget that
         holds it longest. A body goes beside the room reserved for another (``reserving``: it
         holds the reservation)."""
-        lim = self.limits
         wait, binds = self.blocked_until - now, Limit.RETRY_AFTER
-        cap = max(1.0, lim.requests * self.rate.factor * lim.margin)
-        w = window_wait(self.requests, now, 1, self.inflight, cap)
+        w = self._wait_on(self.learned_requests, self.requests, now, 1, self.inflight)
         if w > wait:
             wait, binds = w, Limit.REQUESTS
         if body_bytes:
             held = self.held_bytes + (0 if reserving else self.reserved)
-            w = window_wait(self.uploads, now, body_bytes, held, max(1.0, self.upload_cap()))
+            w = self._wait_on(self.learned_uploads, self.uploads, now, body_bytes, held)
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
@@ -157,6 +201,94 @@ class Budgets:
         if body_bytes:
             self.uploads.record(done, body_bytes)
 
+    def answered(self, body_bytes: int, now: float | None = None) -> None:
+        """A request was answered without a 429: each budget in effect creeps back up (fast
+        up to what the service let through over its window, measured at ``now``)."""
+        lim = self.learned_requests
+        if lim.is_cut:
+            through = _through(lim, self.requests, now)
+            self.learned_requests = learn.answered(lim, 1, through)
+        if body_bytes:
+            lim = self.learned_uploads
+            if lim.is_cut:
+                through = _through(lim, self.uploads, now)
+                self.learned_uploads = learn.answered(lim, body_bytes, through)
+        self.learned_slots = learn.concurrency_answered(self.learned_slots)
+
+    def throttled(self, now: float, reason: str, retry_after: float, body_bytes: int) -> None:
+        """A 429 (already released) naming ``reason``: that limit's budget in effect is cut
+        towards what this mailbox had in use. An ``IncomingBytes`` refusal took no bytes in,
+        so its body leaves the upload window."""
+        if reason == INCOMING_BYTES:
+            self.uploads.forget(now, body_bytes)
+            self.learned_uploads = _learn(
+                self.learned_uploads,
+                self.uploads,
+                now,
+                retry_after,
+                body_bytes,
+                self.held_bytes,
+                self.blocked(now),
+            )
+        elif reason == REQUEST_RATE:
+            self.learned_requests = _learn(
+                self.learned_requests,
+                self.requests,
+                now,
+                retry_after,
+                1,
+                self.inflight,
+                self.blocked(now),
+            )
+        elif reason == MAILBOX_CONCURRENCY:
+            self.learned_slots = learn.concurrency_throttled(
+                self.learned_slots, now, self.inflight, retry_after
+            )
+
+    def blocked(self, now: float) -> tuple[float, float]:
+        """The latest Retry-After block, up to ``now``: (from, until)."""
+        return self.blocked_from, min(now, self.blocked_until)
+
+    def learned(self) -> dict[str, Learned]:
+        """The budget in effect per limit (``Limit`` values)."""
+        return {
+            Limit.REQUESTS.value: self.learned_requests,
+            Limit.UPLOAD.value: self.learned_uploads,
+            Limit.CONCURRENCY.value: self.learned_slots,
+        }
+
+
+def _through(lim: Learned, w: SlidingWindow, now: float | None) -> float:
+    """What the service let through over the window in effect, per configured window."""
+    if now is None or lim.window <= 0:
+        return 0.0
+    return w.since(now - lim.window) * lim.period / lim.window
+
+
+def _learn(
+    lim: Learned,
+    w: SlidingWindow,
+    now: float,
+    retry_after: float,
+    amount: int,
+    held: int,
+    blocked: tuple[float, float],
+) -> Learned:
+    """A 429 refusing ``amount`` of a limit whose window is ``w`` (``held`` in flight), the
+    mailbox held back by the service between ``blocked`` (from, until)."""
+    last = w.last()
+    win = learn.window_after(lim, retry_after, None if last is None else now - last)
+    if amount >= lim.cap * win / lim.period:  # it could only go alone: the window is longer
+        return learn.widened(lim, now, retry_after, win)
+    # what went over twice that window (at most the configured one) says the rate the
+    # service gave: over the window alone, an estimate a little short of the service's own
+    # would miss a burst sent as its window opened
+    span = min(lim.period, 2 * win)
+    # time the service held the mailbox back sent nothing: the rate is of the time it could
+    idle = max(0.0, blocked[1] - max(blocked[0], now - span))
+    in_use = w.since(now - span - idle) + held
+    return learn.throttled(lim, now, in_use, retry_after, win, span)
+
 
 def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | None) -> Decision:
     """What a request with ``body_bytes`` of body does next. ``reserved``: the room kept for
@@ -173,6 +305,6 @@ def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | 
         if wait == math.inf:
             return Decision(Kind.ANSWER, wait, binds)
         return Decision(Kind.SLEEP, wait, binds)
-    if b.inflight >= b.limits.concurrency:
+    if b.inflight >= b.slots():
         return SLOT
     return GO

@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import structlog
 
+from .. import unsent
 from ..config import MB, JobConfig, Limits, Pair
 from ..errors import ConfigError, StateError
 from ..failures import Verdict, classify
@@ -33,6 +34,8 @@ log = structlog.get_logger("copyengine.job")
 # During a drain, a service that has not answered anything for this long is taken as gone:
 # the drain ends at once instead of retrying a dead endpoint until its deadline.
 UNREACHABLE_AFTER_S = 5.0
+# a drain with nothing on the wire this long: all that is left waits on the service
+QUIET_S = 1.0
 # The report's view across passes is read from the state at the end; a state that does not
 # answer within this long leaves the report with this run's view alone.
 MIGRATION_READ_S = 30.0
@@ -323,14 +326,16 @@ async def _run(
                 with anyio.CancelScope(shield=True):
                     await on_pair(p.key, False)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_sample, stats)
-        tg.start_soon(ticker.run)
-        async with anyio.create_task_group() as pairs_tg:
-            tg.start_soon(_watch_drain, stop, pairs_tg.cancel_scope, clients.health, cfg.limits)
-            for p in sorted(todo, key=lambda p: -p.priority):  # stable: file order among equals
-                pairs_tg.start_soon(admission.run, p, partial(copy, p))
-        tg.cancel_scope.cancel()  # stop the drain watch
+    with unsent.opened() as hold:  # this run's drain, as its requests' waits see it
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_sample, stats)
+            tg.start_soon(ticker.run)
+            async with anyio.create_task_group() as pairs_tg:
+                watch = (stop, hold, pairs_tg.cancel_scope, clients.health, cfg.limits)
+                tg.start_soon(_watch_drain, *watch)
+                for p in sorted(todo, key=lambda p: -p.priority):  # stable: file order
+                    pairs_tg.start_soon(admission.run, p, partial(copy, p))
+            tg.cancel_scope.cancel()  # stop the drain watch
 
 
 async def _sample(stats: JobStats, interval: float = 1.0) -> None:
@@ -344,20 +349,37 @@ async def _sample(stats: JobStats, interval: float = 1.0) -> None:
 
 
 async def _watch_drain(
-    stop: StopFlag, pairs: anyio.CancelScope, health: Health, limits: Limits, poll: float = 0.1
+    stop: StopFlag,
+    hold: unsent.Hold,
+    pairs: anyio.CancelScope,
+    health: Health,
+    limits: Limits,
+    poll: float = 0.1,
 ) -> None:
-    """Once a drain starts, give in-flight work ``drain_timeout_s`` to finish, or less when
-    the service has stopped answering; then cut it short (intents are durable: the next run
+    """Once a drain starts, no request waits any more to be sent (the pacers park what has
+    not gone); in-flight work gets ``drain_timeout_s`` to finish, less when the service has
+    stopped answering, and less when nothing has been on the wire for ``QUIET_S`` (all that
+    is left waited on the service); then it is cut short (intents are durable: the next run
     settles whatever was in flight). Ends when the job's task group is cancelled."""
     timeout = limits.drain_timeout_s
     await stop.wait()
+    hold.drain()
     started = time.monotonic()
+    quiet_since: float | None = None
     for _ in range(int(timeout / poll) + 2):
         await anyio.sleep(poll)
+        now = time.monotonic()
         if health.down_for() >= UNREACHABLE_AFTER_S:
             stop.reason = f"not attempted: service unreachable ({health.last_error})"
             break
-        if time.monotonic() - started >= timeout:
+        if now - started >= timeout:
+            break
+        if health.sending:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= QUIET_S:
+            stop.reason = "not sent: what was left waited on the service's budgets"
             break
     if stop.reason is None:
         stop.reason = f"not finished: the drain's {timeout:.0f} s deadline passed"

@@ -1,0 +1,219 @@
+"""The budget the service really gives one mailbox, learned from its 429s. Pure: values and
+functions over an explicit ``now``; ``step.Budgets`` holds one ``Learned`` per limit and the
+pacer applies these transitions.
+
+The configured ``[limits]`` are an upper bound (Exchange's documented ones by default). The
+service may give less: its upload budget is per mailbox across every app writing to it, and a
+tenant under load answers 429 earlier. Each limit of each mailbox (its request budget, its
+upload budget, its requests in flight) has a budget *in effect*, at most the configured one:
+
+- a 429 naming that limit (``RequestRate``, ``IncomingBytes``, ``MailboxConcurrency``) cuts it
+  (multiplicative decrease), towards what the mailbox had in use when the service refused
+  (what the service let through is the best measure of what it gives), never below a
+  quarter of the budget before the cut nor below ``floor_share`` of the configured one. 429s answered
+  while the service's Retry-After of the cut still runs belong to the same episode (requests
+  sent together are refused together) and do not cut again;
+- every answered request gives back a small share of what it used (additive increase:
+  ``rise`` of its amount, about ``rise`` of the budget per window of use), so a budget cut
+  by a passing cause (another writer, a burst) creeps back to the configured one; up to what
+  the service has been seen to let through over its window since the last cut (``proven``),
+  it climbs back faster (``fast``), as TCP's slow start does up to its threshold;
+- the longest Retry-After the service gave for the limit is kept: the window the service
+  counts over is at least that long (below).
+
+The service's window may be shorter than the configured one as well (a tenant's own
+policy; the emulator's time-scaled profile under the documented ``[limits]``): a Retry-After
+is never longer than the window it is about, so a cut budget is kept over the window the
+service's answers show (``window``: at most the configured one, at least the longest
+Retry-After the service gave), at the same rate: ``cap`` is always said per configured
+window, and ``cap * window / period`` is what may go in the last ``window`` seconds. Pacing
+a 300 s budget learned from a service with a 5 s window would otherwise trade a burst of a
+few seconds for a wait of minutes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Aimd:
+    """How a budget in effect moves."""
+
+    cut: float = 0.9  # a 429 leaves at most this share of the budget in effect ...
+    deepest: float = 0.25  # ... and at least this share (one episode)
+    keep: float = 0.9  # of what was in use when refused: the new budget's target
+    rise: float = 0.01  # budget given back per amount answered
+    fast: float = 0.25  # ... while under what the service has been seen to let through
+    floor_share: float = 0.002  # of the configured budget: never less
+    shortest_window: float = 0.01  # of the configured window: the learned one never shorter
+    same_window: float = 0.5  # a window learned this near the configured one is that one
+
+
+@dataclass(frozen=True, slots=True)
+class Learned:
+    """The budget in effect for one limit of one mailbox (requests or bytes per window, or
+    requests in flight)."""
+
+    configured: float
+    cap: float  # the budget in effect, per configured window (``period``)
+    period: float = 0.0  # the configured window, seconds (0: a limit without one)
+    window: float = 0.0  # the window the budget in effect is kept over (``period`` until cut)
+    episode_until: float = -math.inf  # 429s until then belong to the last cut
+    longest_ask: float = 0.0  # the longest Retry-After the service gave for this limit
+    cuts: int = 0
+    # the most the service has let through over the window (said per configured window),
+    # since the last cut: the budget in effect climbs back to it fast
+    proven: float = 0.0
+
+    @classmethod
+    def of(cls, configured: float, period: float = 0.0) -> Learned:
+        return cls(float(configured), float(configured), period, period)
+
+    def in_window(self) -> tuple[float, float]:
+        """(budget, seconds): what may go in the last ``seconds``."""
+        if self.period <= 0 or self.window >= self.period:
+            return self.cap, self.period
+        return self.cap * self.window / self.period, self.window
+
+    @property
+    def share(self) -> float:
+        """The budget in effect as a share of the configured one (1.0: all of it)."""
+        return self.cap / self.configured if self.configured > 0 else 1.0
+
+    @property
+    def is_cut(self) -> bool:
+        return self.cap < self.configured
+
+
+def window_after(
+    lim: Learned, retry_after: float, since_last: float | None = None, p: Aimd = Aimd()
+) -> float:
+    """The window a 429 asking ``retry_after`` shows, ``since_last`` seconds after the
+    latest of our sends still counted: room comes back when the oldest amount in the
+    service's window leaves it, and that amount went no later than our latest send, so the
+    service's window is at least ``since_last + retry_after`` long (and at least what earlier
+    429s showed); the configured one is the longest we believe."""
+    if lim.period <= 0:
+        return 0.0
+    seen = max(lim.longest_ask, retry_after, retry_after + (since_last or 0.0))
+    if lim.cuts:
+        seen = max(seen, lim.window)
+    if seen >= lim.period * p.same_window:
+        # the answers show a lower bound only: a window paced a little shorter than the
+        # service's lets a burst through twice, so near the configured one, it is that one
+        return lim.period
+    return max(seen, lim.period * p.shortest_window)
+
+
+def widened(lim: Learned, now: float, retry_after: float, window: float) -> Learned:
+    """A 429 for an amount the budget in effect could not hold anyway (a body larger than
+    it goes alone once the window is empty): not a budget to cut, only a longer window
+    than ours (``window_after``)."""
+    ask = max(lim.longest_ask, retry_after)
+    return replace(lim, window=max(lim.window, window), longest_ask=ask)
+
+
+def throttled(
+    lim: Learned,
+    now: float,
+    in_use: float,
+    retry_after: float,
+    window: float | None = None,
+    span: float | None = None,
+    p: Aimd = Aimd(),
+) -> Learned:
+    """A 429 naming this limit at ``now``, with the service asking ``retry_after`` seconds.
+    ``in_use``: what went over the last ``span`` seconds (the configured window when not
+    given) and is in flight, the refused request not included; the budget in effect is then
+    kept over ``window`` (``window_after``) at that rate."""
+    ask = max(lim.longest_ask, retry_after)
+    if now < lim.episode_until:
+        return replace(lim, longest_ask=ask)
+    win = lim.period if window is None else window
+    over = win if span is None else span
+    per_period = in_use * lim.period / over if 0 < over < lim.period else in_use
+    target = per_period * p.keep
+    cap = min(lim.cap * p.cut, max(target, lim.cap * p.deepest))
+    cap = max(cap, lim.configured * p.floor_share)
+    return replace(
+        lim,
+        cap=cap,
+        window=win,
+        episode_until=now + retry_after,
+        longest_ask=ask,
+        cuts=lim.cuts + 1,
+        proven=min(lim.proven, target),
+    )
+
+
+def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()) -> Learned:
+    """A request that used ``amount`` of this limit was answered (not refused for it), with
+    ``through`` of the limit (per configured window) let through over the window now. Under
+    what the service has been seen to let through the budget climbs back fast, above it
+    slowly; back at the configured budget, the configured window again."""
+    if not lim.is_cut or amount <= 0:
+        return lim
+    proven = max(lim.proven, through)
+    rate = p.fast if lim.cap < proven else p.rise
+    cap = lim.cap + rate * amount
+    if lim.cap < proven:
+        cap = min(cap, proven)
+    if cap >= lim.configured:
+        return replace(lim, cap=lim.configured, window=lim.period, proven=0.0)
+    return replace(lim, cap=cap, proven=proven)
+
+
+def concurrency_throttled(lim: Learned, now: float, others: int, retry_after: float) -> Learned:
+    """A ``MailboxConcurrency`` 429 with ``others`` of our requests still in flight: the
+    service allowed at most that many (one less than the budget in effect at least), never
+    fewer than one."""
+    if now < lim.episode_until:
+        return lim
+    cap = float(max(1, min(math.floor(lim.cap) - 1, max(others, 1))))
+    return replace(lim, cap=cap, episode_until=now + max(retry_after, 1.0), cuts=lim.cuts + 1)
+
+
+def concurrency_answered(lim: Learned, p: Aimd = Aimd()) -> Learned:
+    """One request answered: a hundredth of a slot back (a whole one per hundred)."""
+    if not lim.is_cut:
+        return lim
+    return replace(lim, cap=min(lim.configured, lim.cap + p.rise))
+
+
+def slots(lim: Learned) -> int:
+    """Requests allowed in flight now."""
+    return max(1, math.floor(lim.cap + 1e-9))
+
+
+HINT_BELOW = 0.8  # a budget in effect under this share of the configured one is worth a hint
+# a limit as the operator sets it: its ``[limits]`` key and how the configured value reads
+LIMIT_KEYS = {
+    "upload": ("upload_mb_per_window", 1024 * 1024),
+    "requests": ("requests_per_window", 1),
+    "concurrency": ("in_flight_per_mailbox", 1),
+}
+
+
+def hint(name: str, limit: str, lim: Learned) -> str | None:
+    """What an operator should change when the service gave mailbox ``name`` clearly less
+    than the configured ``limit`` (a ``LIMIT_KEYS`` key); None otherwise."""
+    if lim.cuts == 0 or lim.share >= HINT_BELOW or limit not in LIMIT_KEYS:
+        return None
+    key, unit = LIMIT_KEYS[limit]
+    about = lim.cap / unit
+    said = f"{about:,.0f}" if about >= 10 else f"{about:.2g}"
+    return (
+        f"the service gave mailbox {name} {fraction(lim.share)} of [limits] {key}; "
+        f"lower it (to about {said})"
+    )
+
+
+def fraction(share: float) -> str:
+    """A share said as people say it: 1/2, 1/10, 1/60; a percentage above a half."""
+    if share <= 0:
+        return "none"
+    if share > 0.5:
+        return f"{share:.0%}"
+    return f"1/{round(1 / share)}"

@@ -1,0 +1,65 @@
+"""What a drain (Ctrl-C, SIGTERM, a segment's time box) does to requests that have not been
+sent: they wait no more. A run (``pipeline.job.run_pairs``) opens its own ``Hold`` for the
+tasks it starts (a context variable, so runs side by side in one process, as a worker's
+segments, each drain only their own); the pacers read it whenever a request would wait (on a
+budget, a Retry-After, a free slot, a retry's backoff): once draining, the wait ends at once
+and the request stays parked, unsent, until the run cuts it short. A request that may go at
+once still goes: a drain still finishes what is in flight."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import anyio
+
+
+class Hold:
+    """One run's drain, as the waits of its requests see it."""
+
+    def __init__(self) -> None:
+        self.draining = False
+        self._scopes: set[anyio.CancelScope] = set()
+
+    def drain(self) -> None:
+        self.draining = True
+        for scope in list(self._scopes):
+            scope.cancel()
+
+    @contextmanager
+    def waiting(self) -> Iterator[anyio.CancelScope]:
+        """A wait that a drain ends (``cancelled_caught`` then says so)."""
+        with anyio.CancelScope() as scope:
+            if self.draining:
+                scope.cancel()
+            self._scopes.add(scope)
+            try:
+                yield scope
+            finally:
+                self._scopes.discard(scope)
+
+    async def park(self) -> None:
+        """While draining: stay here, unsent, until the run cuts this request short."""
+        if self.draining:
+            await anyio.sleep_forever()
+
+
+_current: ContextVar[Hold | None] = ContextVar("copyengine_hold", default=None)
+NEVER = Hold()  # outside a run (plan, verify): nothing drains
+
+
+def current() -> Hold:
+    """The hold of the run this task belongs to."""
+    return _current.get() or NEVER
+
+
+@contextmanager
+def opened() -> Iterator[Hold]:
+    """A new hold for the tasks started inside (they inherit it)."""
+    hold = Hold()
+    token = _current.set(hold)
+    try:
+        yield hold
+    finally:
+        _current.reset(token)

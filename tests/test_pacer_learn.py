@@ -1,0 +1,288 @@
+"""The budget in effect, learned from the service's 429s (``pacing.learn``): a pure table of
+transitions (multiplicative decrease towards what was in use, additive increase on answers,
+one cut per episode, a floor), then the same rules as the pacer's budgets apply them, and a
+drain that parks unsent requests."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from copyengine import unsent
+from copyengine.pacing import MailboxPacer, PacerLimits
+from copyengine.pacing.learn import (
+    Learned,
+    answered,
+    concurrency_answered,
+    concurrency_throttled,
+    fraction,
+    hint,
+    slots,
+    throttled,
+    window_after,
+)
+from copyengine.pacing.step import Budgets, Kind, Limit, step
+
+MB = 1024 * 1024
+FULL = Learned.of(1000)
+
+
+def _at(cap: float, **kw: float) -> Learned:
+    return Learned(1000.0, cap, **kw)  # type: ignore[arg-type]
+
+
+# (budget in effect, now, in use when refused, Retry-After) -> (cap, episode until, longest ask)
+THROTTLED = {
+    "a 429 cuts towards 90% of what was in use": (FULL, 10.0, 700, 2.0, (630.0, 12.0, 2.0)),
+    "never less than a quarter of the budget in one episode": (
+        FULL,
+        10.0,
+        10,
+        2.0,
+        (250.0, 12.0, 2.0),
+    ),
+    "never less than 90% of it (a cut, however much was in use)": (
+        FULL,
+        10.0,
+        5000,
+        1.0,
+        (900.0, 11.0, 1.0),
+    ),
+    "429s while the episode's Retry-After runs do not cut again": (
+        _at(450.0, episode_until=12.0, longest_ask=2.0, cuts=1),
+        11.0,
+        100,
+        3.0,
+        (450.0, 12.0, 3.0),
+    ),
+    "after the episode, the next 429 cuts again": (
+        _at(450.0, episode_until=12.0, longest_ask=2.0, cuts=1),
+        12.5,
+        400,
+        1.0,
+        (360.0, 13.5, 2.0),
+    ),
+    "what was in use over a shorter window, said per configured window": (
+        Learned(1000.0, 1000.0, 10.0, 10.0),
+        10.0,
+        120,
+        2.0,
+        (540.0, 12.0, 2.0),  # 120 in 2 s: 600 per 10 s, 90% of it
+    ),
+    "never below the floor (0.2% of the configured budget)": (
+        _at(2.5, cuts=5),
+        10.0,
+        0,
+        1.0,
+        (2.0, 11.0, 1.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", THROTTLED, ids=list(THROTTLED))
+def test_a_429_cuts_the_budget_in_effect(case: str) -> None:
+    lim, now, in_use, ask, (cap, until, longest) = THROTTLED[case]
+    got = throttled(lim, now, in_use, ask, window_after(lim, ask) if lim.period else None)
+    assert (got.cap, got.episode_until, got.longest_ask) == pytest.approx((cap, until, longest))
+
+
+# (budget in effect, amount answered) -> cap
+ANSWERED = {
+    "the configured budget stays as it is": (FULL, 100, 1000.0),
+    "a cut budget gets 1% of what was answered back": (_at(400.0, cuts=1), 100, 401.0),
+    "never above the configured budget": (_at(999.5, cuts=1), 100, 1000.0),
+    "nothing answered, nothing back": (_at(400.0, cuts=1), 0, 400.0),
+}
+
+
+@pytest.mark.parametrize("case", ANSWERED, ids=list(ANSWERED))
+def test_answers_creep_the_budget_back(case: str) -> None:
+    lim, amount, cap = ANSWERED[case]
+    assert answered(lim, amount).cap == pytest.approx(cap)
+
+
+def test_a_budget_cut_to_a_tenth_comes_back_after_enough_answers() -> None:
+    lim = FULL
+    for n in range(2):  # two episodes: a quarter each time
+        lim = throttled(lim, 2.0 * n, 10, 1.0)
+    assert lim.share < 0.1
+    for _ in range(10_000):
+        if not lim.is_cut:
+            break
+        lim = answered(lim, 10)  # each answer moves 10 units: 0.1 back
+    assert lim.cap == 1000.0 and lim.share == 1.0
+
+
+# (slots in effect, now, others in flight when refused) -> slots
+CONCURRENCY = {
+    "refused with 3 others in flight: 3": (Learned.of(4), 1.0, 3, 3),
+    "refused with 1 other: 1": (Learned.of(4), 1.0, 1, 1),
+    "refused with none in flight: still one": (Learned.of(4), 1.0, 0, 1),
+    "never more than one less than before": (Learned(4.0, 3.0, cuts=1), 1.0, 3, 2),
+    "within the episode: unchanged": (Learned(4.0, 3.0, episode_until=2.0, cuts=1), 1.5, 0, 3),
+}
+
+
+@pytest.mark.parametrize("case", CONCURRENCY, ids=list(CONCURRENCY))
+def test_a_concurrency_429_lowers_the_requests_in_flight(case: str) -> None:
+    lim, now, others, want = CONCURRENCY[case]
+    assert slots(concurrency_throttled(lim, now, others, 0.05)) == want
+
+
+def test_a_slot_comes_back_per_hundred_answers() -> None:
+    lim = Learned(4.0, 2.0, cuts=1)
+    for _ in range(99):
+        lim = concurrency_answered(lim)
+    assert slots(lim) == 2
+    lim = concurrency_answered(concurrency_answered(lim))
+    assert slots(lim) == 3
+
+
+def test_the_window_learned_is_the_longest_retry_after_within_the_configured_one() -> None:
+    lim = Learned.of(1000, 300.0)
+    assert window_after(lim, 4.0) == 4.0
+    assert window_after(replace(lim, longest_ask=5.0), 4.0) == 5.0
+    assert window_after(lim, 900.0) == 300.0
+    assert window_after(lim, 0.01) == 3.0  # never under 1% of the configured window
+    assert window_after(lim, 2.0, since_last=3.0) == 5.0  # our latest send + the ask
+    assert window_after(lim, 200.0) == 300.0  # near the configured window: that one
+    cut = throttled(lim, 0.0, 10, 5.0, 5.0)  # 10 in 5 s: 600 per 300 s, 540 kept
+    assert (cut.cap, cut.window) == (540.0, 5.0)
+    assert cut.in_window() == pytest.approx((9.0, 5.0))
+    back = cut
+    for _ in range(100):
+        back = answered(back, 1000)
+    assert (back.cap, back.window) == (1000.0, 300.0)  # all of it back: the configured window
+
+
+# (share, limit) -> hint
+HINTS = {
+    "a tenth of the upload budget": (0.1, "upload", "1/10 of [limits] upload_mb_per_window"),
+    "a sixtieth of the request budget": (1 / 60, "requests", "1/60 of [limits] requests_per_"),
+    "most of it: no hint": (0.85, "upload", None),
+}
+
+
+@pytest.mark.parametrize("case", HINTS, ids=list(HINTS))
+def test_the_hint_names_the_mailbox_the_share_and_the_key(case: str) -> None:
+    share, limit, want = HINTS[case]
+    configured = 150 * MB if limit == "upload" else 10_000
+    got = hint("anna@contoso.example", limit, Learned(configured, configured * share, cuts=1))
+    if want is None:
+        assert got is None
+    else:
+        assert got is not None and want in got and "anna@contoso.example" in got
+        assert "lower it" in got
+    assert hint("x", "upload", Learned(1.0, 0.1, cuts=0)) is None  # never cut: no hint
+
+
+def test_fractions_are_said_as_people_say_them() -> None:
+    assert [fraction(s) for s in (0.5, 0.1, 1 / 60, 0.75)] == ["1/2", "1/10", "1/60", "75%"]
+
+
+# -- the budgets apply it -----------------------------------------------------------------
+def _budgets() -> Budgets:
+    return Budgets(
+        PacerLimits(
+            concurrency=4,
+            requests=100,
+            request_window=10.0,
+            upload_bytes=10_000,
+            upload_window=10.0,
+            window_slack=0.0,
+        )
+    )
+
+
+def test_an_incoming_bytes_429_takes_its_body_back_and_cuts_the_upload_budget() -> None:
+    b = _budgets()
+    for t in (1.0, 1.5):
+        b.take(1000)
+        b.release(t, 1000)
+    b.take(1500)
+    b.release(2.0, 1500)  # refused: the service took none of it
+    b.throttled(2.0, "IncomingBytes", 3.0, 1500)
+    assert b.uploads.total == 2000
+    # our latest send was 0.5 s before and the service asks 3 s more: its window is at least
+    # 3.5 s; the rate of the last 7 s (2000), 90% of it: 2571 per 10 s, 900 in any 3.5 s
+    assert b.learned_uploads.window == 3.5
+    assert b.upload_cap() == pytest.approx(2000 * 10 / 7 * 0.9)
+    assert b.learned_requests.cap == 100  # the request budget is another limit
+    wait, binds = b.binding(2.0, 1000, False)
+    # 1000 is more than 900: it goes alone, once the 3.5 s behind it are empty (at 5.0)
+    assert binds is Limit.UPLOAD and wait == pytest.approx(3.0)
+
+
+def test_a_request_rate_429_cuts_the_request_budget() -> None:
+    b = _budgets()
+    for i in range(60):
+        b.take(0)
+        b.release(1.0 + i * 0.01, 0)
+    b.throttled(2.0, "RequestRate", 10.0, 0)  # as long as the configured window
+    assert b.request_cap() == pytest.approx(54.0)
+    assert b.rate.factor == pytest.approx(0.54)  # the one-factor view the stats read
+
+
+def test_a_concurrency_429_is_applied_to_the_slots() -> None:
+    b = _budgets()
+    for _ in range(2):
+        b.take(0)
+    b.throttled(1.0, "MailboxConcurrency", 0.05, 0)
+    assert b.slots() == 2
+    assert step(b, 1.0, 0, 0, None).kind is Kind.SLOT
+
+
+# -- a drain parks what has not been sent ----------------------------------------------------
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(math.inf if seconds > 1e6 else 3600.0)  # as long as real throttling
+
+
+@pytest.mark.anyio
+async def test_a_drain_ends_every_wait_and_parks_the_request_unsent() -> None:
+    clock = Clock()
+    pacer = MailboxPacer("app/mbx", PacerLimits(concurrency=1), clock=clock, sleep=clock.sleep)
+    sent: list[str] = []
+
+    async def send(name: str) -> None:
+        async with pacer.slot():
+            sent.append(name)
+
+    with unsent.opened() as hold:
+        async with anyio.create_task_group() as tg:
+            pacer.on_throttled("RequestRate", 120.0)  # the service asked for two minutes
+            tg.start_soon(send, "waiting")
+            await anyio.wait_all_tasks_blocked()
+            assert pacer.account.waiting
+            with anyio.fail_after(5):
+                hold.drain()
+                await anyio.wait_all_tasks_blocked()
+            assert not pacer.account.waiting  # its wait ended at once ...
+            assert sent == []  # ... and it was not sent: parked until the run cuts it
+            tg.cancel_scope.cancel()
+    assert sent == [] and pacer.inflight == 0
+    # a request that may go at once still goes during a drain
+    clock.now += 200.0
+    with unsent.opened() as hold:
+        hold.drain()
+        await send("free")
+    assert sent == ["free"]
+
+
+@pytest.mark.anyio
+async def test_outside_a_run_nothing_drains() -> None:
+    assert not unsent.current().draining
+    with unsent.opened() as hold:
+        assert unsent.current() is hold
+    assert unsent.current() is unsent.NEVER
+    await anyio.lowlevel.checkpoint()
