@@ -374,7 +374,7 @@ async def _watch_drain(
             break
         if now - started >= timeout:
             break
-        if health.sending:
+        if health.sending or health.down_since is not None:  # a dead service: its own cut
             quiet_since = None
         elif quiet_since is None:
             quiet_since = now
