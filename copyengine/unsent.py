@@ -1,9 +1,9 @@
 """What a drain (Ctrl-C, SIGTERM, a segment's time box) does to requests that have not been
 sent: they wait no more. A run (``pipeline.job.run_pairs``) opens its own ``Hold`` for the
 tasks it starts (a context variable, so runs side by side in one process, as a worker's
-segments, each drain only their own); the pacers read it whenever a request would wait (on a
-budget, a Retry-After, a free slot, a retry's backoff): once draining, the wait ends at once
-and the request stays parked, unsent, until the run cuts it short. A request that may go at
+segments, each drain only their own); the pacers read it whenever a request would wait on the service (a budget, a Retry-After):
+once draining, the wait ends at once and the request stays parked, unsent, until the run
+cuts it short. A request that may go at
 once still goes: a drain still finishes what is in flight."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ class Hold:
 
     def __init__(self) -> None:
         self.draining = False
+        self.parked = 0  # requests parked, unsent, by the drain
         self._scopes: set[anyio.CancelScope] = set()
 
     def drain(self) -> None:
@@ -42,7 +43,11 @@ class Hold:
     async def park(self) -> None:
         """While draining: stay here, unsent, until the run cuts this request short."""
         if self.draining:
-            await anyio.sleep_forever()
+            self.parked += 1
+            try:
+                await anyio.sleep_forever()
+            finally:
+                self.parked -= 1
 
 
 _current: ContextVar[Hold | None] = ContextVar("copyengine_hold", default=None)

@@ -281,9 +281,7 @@ class Transport:
                 attempt=policy.attempts(cause),
                 wait_s=round(wait, 3),
             )
-            if wait > 0 and call.pacer is not None:
-                await call.pacer.pause(wait, self._sleep)  # a drain parks it, unsent
-            elif wait > 0:
+            if wait > 0:
                 await self._sleep(wait)
         raise Fatal(f"{call.name}: retry loop did not end", call=call.name)  # pragma: no cover
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import anyio
 import structlog
@@ -112,19 +111,14 @@ class MailboxPacer:
                     if reserved:
                         b.reserved = 0  # its room is now held by the body itself
                     return
-                if hold.draining:  # unsent: never waits during a drain
-                    if turn:
-                        turn = False
-                        self._slot_free.wake_one()
-                    await hold.park()
                 if kind is Kind.RESERVE:
                     reserved = b.reserve(body_bytes)
                 elif kind is Kind.SLOT:
                     # a turn woken for a slot another task took at once: that task used it
                     turn = False
-                    with hold.waiting() as scope:
-                        await self._slot_free.wait()
-                    turn = not scope.cancelled_caught
+                    # a slot frees when one of ours is answered: soon, drain or not
+                    await self._slot_free.wait()
+                    turn = True
                     acct.slot_wait_s += self._clock() - now
                 else:  # a budget or Retry-After: a turn this task cannot use goes on
                     if since is None:
@@ -132,6 +126,7 @@ class MailboxPacer:
                     if turn:
                         turn = False
                         self._slot_free.wake_one()
+                    await hold.park()  # a drain: unsent, it waits on the service no more
                     with hold.waiting():
                         if kind is Kind.ANSWER:
                             await self._released.wait()
@@ -197,14 +192,6 @@ class MailboxPacer:
             if rest > 0:
                 await self._sleep(rest)
         self.account.slot_wait_s += self._clock() - t0
-        await hold.park()
-
-    async def pause(self, seconds: float, sleep: Callable[[float], Awaitable[Any]]) -> None:
-        """A retry's backoff (``sleep``: the caller's) before a request to this mailbox is sent
-        again; a drain ends it and parks the request, unsent."""
-        hold = unsent.current()
-        with hold.waiting():
-            await sleep(seconds)
         await hold.park()
 
 

@@ -358,8 +358,8 @@ async def _watch_drain(
 ) -> None:
     """Once a drain starts, no request waits any more to be sent (the pacers park what has
     not gone); in-flight work gets ``drain_timeout_s`` to finish, less when the service has
-    stopped answering, and less when nothing has been on the wire for ``QUIET_S`` (all that
-    is left waited on the service); then it is cut short (intents are durable: the next run
+    stopped answering, and less when nothing has been on the wire for ``QUIET_S`` while
+    requests are parked (all that is left waited on the service); then it is cut short (intents are durable: the next run
     settles whatever was in flight). Ends when the job's task group is cancelled."""
     timeout = limits.drain_timeout_s
     await stop.wait()
@@ -374,8 +374,8 @@ async def _watch_drain(
             break
         if now - started >= timeout:
             break
-        if health.sending or health.down_since is not None:  # a dead service: its own cut
-            quiet_since = None
+        if health.sending or not hold.parked or health.down_since is not None:
+            quiet_since = None  # something on the wire, nothing parked, or the service gone
         elif quiet_since is None:
             quiet_since = now
         elif now - quiet_since >= QUIET_S:
