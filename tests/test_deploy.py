@@ -218,6 +218,10 @@ def test_worker_unit_restarts_drains_and_keeps_its_secrets_apart() -> None:
     assert stop >= Workers().drain_timeout_s + 30
     assert stop >= deployed.workers.drain_timeout_s + 30
     assert one(service, "EnvironmentFile") == "/etc/copyengine/copyengine.env"
+    assert seconds(one(service, "RestartSec")) == 30
+    limits = unit(WORKER_UNIT)["Unit"]
+    assert one(limits, "StartLimitBurst") == "5"
+    assert seconds(one(limits, "StartLimitIntervalSec")) == 600
 
 
 @pytest.mark.parametrize("path", [WORKER_UNIT, SUBMIT_UNIT], ids=lambda p: p.name)
@@ -394,6 +398,18 @@ def test_workers_ports_and_prometheus_agree() -> None:
     assert url.hostname == "prometheus" and "prometheus" in services
     assert url.port == 9090 and "127.0.0.1:9090:9090" in services["prometheus"]["ports"]
     assert sources[0]["type"] == "prometheus"
+    assert services["grafana"]["ports"] == ["127.0.0.1:3000:3000"]
+
+
+def test_copyengine_containers_are_unprivileged_and_restart_a_bounded_number_of_times() -> None:
+    services = compose()["services"]
+    for name in ("worker", "submit"):
+        service = services[name]
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+        assert service["security_opt"] == ["no-new-privileges:true"]
+        assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert services["worker"]["restart"] == "on-failure:5"
+    assert services["submit"]["restart"] == "no"
 
 
 def test_grafana_provisions_the_dashboard_compose_mounts() -> None:
