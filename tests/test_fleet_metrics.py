@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from types import SimpleNamespace
-from typing import cast
+from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import anyio
@@ -15,10 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from copyengine.cluster.jobqueue import apply_schema
-from copyengine.cluster.tasks import Runtime
 from copyengine.cluster.worker import stalled_groups
-from copyengine.config import Workers
-from copyengine.console import metrics
+from copyengine.config import JobConfig, load_job
+from copyengine.console import fleet
 from copyengine.console.metrics import serve_metrics
 from copyengine.errors import StateError
 from copyengine.report import JobStats
@@ -127,7 +126,7 @@ async def test_stalled_groups_is_left_out_when_the_database_does_not_answer(
 
     assert (await scrape(JobStats(), four))[("copyengine_stalled_groups", ())] == 4
     assert ("copyengine_stalled_groups", ()) not in await scrape(JobStats(), failing)
-    monkeypatch.setattr(metrics, "STALLED_READ_S", 0.2)
+    monkeypatch.setattr(fleet, "STALLED_READ_S", 0.2)
     t0 = time.monotonic()
     samples = await scrape(JobStats(), hanging)
     assert ("copyengine_stalled_groups", ()) not in samples
@@ -135,7 +134,24 @@ async def test_stalled_groups_is_left_out_when_the_database_does_not_answer(
     assert ("copyengine_job_duration_seconds", ()) in samples  # the rest of the scrape stands
 
 
-async def test_a_worker_counts_running_groups_whose_heartbeat_is_stale(pg_url: str) -> None:
+def shared_job(tmp: Path, url: str) -> JobConfig:
+    (tmp / "secret").write_text("s3cret")
+    tenants = "".join(
+        f'[tenants.{side}]\ngraph_url = "https://graph.microsoft.com/beta"\n'
+        f'tenant_id = "{side}.example"\nclient_id = "{n * 8}-{n * 4}-4{n * 3}-8{n * 3}-{n * 12}"\n'
+        'client_secret = "file:secret"\n'
+        for side, n in (("source", "1"), ("target", "2"))
+    )
+    (tmp / "job.toml").write_text(
+        f'[job]\nname = "fleet"\nstate = "{url}"\n{tenants}'
+        '[[pairs]]\nsource = "a@source.example"\ntarget = "a@target.example"\n'
+    )
+    return load_job(tmp / "job.toml")
+
+
+async def test_a_worker_counts_running_groups_whose_heartbeat_is_stale(
+    tmp_path: Path, pg_url: str
+) -> None:
     await apply_schema(pg_url, None)
     table = GroupStore(pg_url, None)
     for key in ("g1", "g2", "g3"):
@@ -147,12 +163,10 @@ async def test_a_worker_counts_running_groups_whose_heartbeat_is_stale(pg_url: s
     await anyio.sleep(0.05)
     assert await table.stalled(3600) == 0  # its heartbeat is recent enough
     assert await table.stalled(0.0) == 1
-    rt = cast(Runtime, SimpleNamespace(table=table, cfg=SimpleNamespace(workers=Workers())))
-    assert await stalled_groups(rt)() == 0  # 30 s: not stalled yet
-    quick = cast(
-        Runtime,
-        SimpleNamespace(table=table, cfg=SimpleNamespace(workers=Workers(stalled_after_s=0.01))),
-    )
+    cfg = shared_job(tmp_path, pg_url)
+    assert cfg.workers.stalled_after_s == 30
+    assert await stalled_groups(cfg)() == 0  # silent less than 30 s: not stalled yet
+    quick = replace(cfg, workers=replace(cfg.workers, stalled_after_s=0.01))
     samples = await scrape(JobStats(), stalled_groups(quick))
     assert samples[("copyengine_stalled_groups", ())] == 1
     # a later pass: the earlier pass's groups are not counted

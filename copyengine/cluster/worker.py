@@ -37,11 +37,11 @@ log = structlog.get_logger("copyengine.cluster")
 MAX_REQUEUES = 20  # a group queued again this often in one pass without finishing: failed
 
 
-def stalled_groups(rt: Runtime) -> Callable[[], Awaitable[int]]:
+def stalled_groups(cfg: JobConfig) -> Callable[[], Awaitable[int]]:
     """What ``worker --metrics`` reports as ``copyengine_stalled_groups`` (read at each
     scrape): the current pass's running groups whose heartbeat is older than
     ``stalled_after_s``, the ones ``_reaper`` queues again."""
-    return partial(rt.table.stalled, rt.cfg.workers.stalled_after_s)
+    return partial(group_store(cfg).stalled, cfg.workers.stalled_after_s)
 
 
 async def _group_alive(rt: Runtime, group: str) -> bool:

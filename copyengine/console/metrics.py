@@ -18,18 +18,9 @@ Names (all labelled by ``pair`` = ``source->target``):
   time Exchange's per-mailbox budget allowed for what it sent, as % of the time it took
   (upload or request budget, whichever is nearer its limit)
 - ``copyengine_pair_status{status}`` — 1 for the pair's current status
+- ``copyengine_job_duration_seconds`` (no pair label)
 
-Without the pair label:
-
-- ``copyengine_mailbox_ceiling_percent{mailbox,role}`` — the same measure for each mailbox
-  (role: source, target, source-archive, target-archive), once per mailbox however many pairs
-  share it
-- ``copyengine_stalled_groups`` — mailbox groups of a shared job's current pass that are
-  running while their heartbeat is older than ``[workers] stalled_after_s`` (their worker went
-  silent; the reaper queues them again). Read from the database at scrape time by a worker;
-  0 for a local run, whose pairs all run in its own process; absent from a scrape when the
-  database did not answer within ``STALLED_READ_S``
-- ``copyengine_job_duration_seconds``
+and beside them the fleet's (``fleet``): each mailbox's % of its ceiling, stalled groups.
 """
 
 from __future__ import annotations
@@ -37,28 +28,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
-import anyio
-import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ..errors import StateError
 from ..report import JobStats, PairStatus
+from .fleet import ROLES, FleetCollector
 
-ROLES = ("source", "target", "source-archive", "target-archive")
 OUTCOMES = ("copied", "already_present", "skipped", "failed", "unknown")
 REASONS = ("MailboxConcurrency", "RequestRate", "IncomingBytes", "ApplicationRequestRate")
-STALLED_READ_S = 5.0  # a scrape waits this long for the database's count of stalled groups
-log = structlog.get_logger("copyengine.metrics")
 
 
 class JobCollector(Collector):
     def __init__(self, stats: JobStats) -> None:
         self.stats = stats
-        # groups seen stalled at the latest read (None: the database did not answer)
-        self.stalled_groups: int | None = 0
 
     def collect(self) -> Iterator[Metric]:
         items = CounterMetricFamily(
@@ -104,8 +88,8 @@ class JobCollector(Collector):
                 items.add_metric([key, outcome], values[outcome])
             listed.add_metric([key], p.total("source_items"))
             nbytes.add_metric([key], p.total("copied_bytes"))
-            # the documented reasons from the start (0 until one is seen): a rate over a
-            # series that appears only with its first 429 misses that 429
+            # every reason from the start, 0 until seen: a series born with its first 429
+            # would hide that 429 from rate()
             for reason, n in sorted((dict.fromkeys(REASONS, 0) | p.throttled_by_reason()).items()):
                 throttled.add_metric([key, reason], n)
             wait.add_metric([key], p.throttle_wait_s)
@@ -118,12 +102,6 @@ class JobCollector(Collector):
                 status.add_metric([key, s.value], 1.0 if p.status == s else 0.0)
         duration = GaugeMetricFamily("copyengine_job_duration_seconds", "Seconds since start")
         duration.add_metric([], self.stats.duration())
-        stalled = GaugeMetricFamily(
-            "copyengine_stalled_groups",
-            "Groups of the current pass running while their heartbeat is stale",
-        )
-        if self.stalled_groups is not None:
-            stalled.add_metric([], self.stalled_groups)
         yield from (
             items,
             listed,
@@ -134,29 +112,8 @@ class JobCollector(Collector):
             inflight,
             ceiling,
             status,
-            self.mailbox_ceilings(),
             duration,
-            stalled,
         )
-
-    def mailbox_ceilings(self) -> GaugeMetricFamily:
-        """Each mailbox's % of its ceiling, once: a mailbox shared by several pairs has one
-        pacer, so the first pair that names it speaks for it."""
-        family = GaugeMetricFamily(
-            "copyengine_mailbox_ceiling_percent",
-            "% of Exchange's per-mailbox budget used while the mailbox had work",
-            labels=["mailbox", "role"],
-        )
-        seen: set[tuple[str, str]] = set()
-        for p in self.stats.pairs.values():
-            for role, pacer in zip(ROLES, p.pacers, strict=False):
-                mailbox = p.target if role.startswith("target") else p.source
-                share = pacer.ceiling_share()
-                if share is None or (mailbox, role) in seen:
-                    continue
-                seen.add((mailbox, role))
-                family.add_metric([mailbox, role], round(100 * share, 1))
-        return family
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -167,19 +124,6 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-async def read_stalled(count: Callable[[], Awaitable[int]]) -> int | None:
-    """The number of stalled groups, or None when the database did not answer in time (a
-    scrape never waits out an outage; the sample is left out rather than shown as 0)."""
-    with anyio.move_on_after(STALLED_READ_S):
-        try:
-            return await count()
-        except StateError as exc:
-            log.warning("metrics.stalled_groups_unread", error=str(exc))
-            return None
-    log.warning("metrics.stalled_groups_unread", error=f"no answer within {STALLED_READ_S} s")
-    return None
-
-
 @asynccontextmanager
 async def serve_metrics(
     stats: JobStats,
@@ -187,16 +131,15 @@ async def serve_metrics(
     port: int,
     stalled_groups: Callable[[], Awaitable[int]] | None = None,
 ) -> AsyncIterator[int]:
-    """Serve ``/metrics`` while the body runs; yields the bound port. ``stalled_groups``: how
-    a worker counts the shared job's stalled groups (read at each scrape); a local run has
-    none."""
+    """Serve ``/metrics`` while the body runs; yields the bound port. ``stalled_groups``: a
+    worker's count of the shared job's stalled groups, read at each scrape."""
     registry = CollectorRegistry()
-    collector = JobCollector(stats)
-    registry.register(collector)
+    registry.register(JobCollector(stats))
+    fleet = FleetCollector(stats.pairs.values)
+    registry.register(fleet)
 
     async def metrics(_: web.Request) -> web.Response:
-        if stalled_groups is not None:
-            collector.stalled_groups = await read_stalled(stalled_groups)
+        await fleet.refresh(stalled_groups)
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
