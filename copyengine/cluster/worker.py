@@ -9,8 +9,9 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -34,6 +35,13 @@ from .tasks import RUNTIME, Runtime, defer
 
 log = structlog.get_logger("copyengine.cluster")
 MAX_REQUEUES = 20  # a group queued again this often in one pass without finishing: failed
+
+
+def stalled_groups(cfg: JobConfig) -> Callable[[], Awaitable[int]]:
+    """What ``worker --metrics`` reports as ``copyengine_stalled_groups`` (read at each
+    scrape): the current pass's running groups whose heartbeat is older than
+    ``stalled_after_s``, the ones ``_reaper`` queues again."""
+    return partial(group_store(cfg).stalled, cfg.workers.stalled_after_s)
 
 
 async def _group_alive(rt: Runtime, group: str) -> bool:

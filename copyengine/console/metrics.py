@@ -19,11 +19,13 @@ Names (all labelled by ``pair`` = ``source->target``):
   (upload or request budget, whichever is nearer its limit)
 - ``copyengine_pair_status{status}`` — 1 for the pair's current status
 - ``copyengine_job_duration_seconds`` (no pair label)
+
+and beside them the fleet's (``fleet``): each mailbox's % of its ceiling, stalled groups.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 
 from aiohttp import web
@@ -32,9 +34,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..report import JobStats, PairStatus
+from .fleet import ROLES, FleetCollector
 
-ROLES = ("source", "target", "source-archive", "target-archive")
 OUTCOMES = ("copied", "already_present", "skipped", "failed", "unknown")
+REASONS = ("MailboxConcurrency", "RequestRate", "IncomingBytes", "ApplicationRequestRate")
 
 
 class JobCollector(Collector):
@@ -85,7 +88,9 @@ class JobCollector(Collector):
                 items.add_metric([key, outcome], values[outcome])
             listed.add_metric([key], p.total("source_items"))
             nbytes.add_metric([key], p.total("copied_bytes"))
-            for reason, n in sorted(p.throttled_by_reason().items()):
+            # every reason from the start, 0 until seen: a series born with its first 429
+            # would hide that 429 from rate()
+            for reason, n in sorted((dict.fromkeys(REASONS, 0) | p.throttled_by_reason()).items()):
                 throttled.add_metric([key, reason], n)
             wait.add_metric([key], p.throttle_wait_s)
             requests.add_metric([key], p.requests)
@@ -120,12 +125,21 @@ def parse_address(text: str) -> tuple[str, int]:
 
 
 @asynccontextmanager
-async def serve_metrics(stats: JobStats, host: str, port: int) -> AsyncIterator[int]:
-    """Serve ``/metrics`` while the body runs; yields the bound port."""
+async def serve_metrics(
+    stats: JobStats,
+    host: str,
+    port: int,
+    stalled_groups: Callable[[], Awaitable[int]] | None = None,
+) -> AsyncIterator[int]:
+    """Serve ``/metrics`` while the body runs; yields the bound port. ``stalled_groups``: a
+    worker's count of the shared job's stalled groups, read at each scrape."""
     registry = CollectorRegistry()
     registry.register(JobCollector(stats))
+    fleet = FleetCollector(stats.pairs.values)
+    registry.register(fleet)
 
     async def metrics(_: web.Request) -> web.Response:
+        await fleet.refresh(stalled_groups)
         body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

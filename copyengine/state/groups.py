@@ -86,6 +86,10 @@ ORPHANS = (
     "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.queue_name = %s "
     "AND j.lock = g.group_key AND j.status IN ('todo', 'doing'))"
 )
+STALLED = (
+    "SELECT count(*) FROM ce_groups WHERE state = 'running' "
+    "AND pass = (SELECT max(pass) FROM ce_groups) AND COALESCE(heartbeat, 0) < %s"
+)
 SQL = Statements(POSTGRES)
 
 
@@ -367,6 +371,15 @@ class GroupStore:
         no job of ``queue`` waiting or running under their lock."""
         rows = await self._fetch(ORPHANS, (time.time() - silent_s, queue))
         return [Orphan(str(k), int(p), int(r), int(s)) for k, p, r, s in rows]
+
+    async def stalled(self, silent_s: float) -> int:
+        """How many groups of the current pass are running while their heartbeat is older
+        than ``silent_s`` (their worker went silent: the reaper queues them again)."""
+        try:
+            rows = await self._fetch(STALLED, (time.time() - silent_s,))
+        except psycopg.Error as exc:
+            raise StateError(f"state store {self.url}: {explain(exc)}") from exc
+        return int(rows[0][0]) if rows else 0
 
     async def given_up(self, key: str, why: str) -> None:
         await self._execute(

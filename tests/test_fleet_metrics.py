@@ -1,0 +1,174 @@
+"""The metrics a fleet's dashboard reads besides the pairs': each mailbox's % of its ceiling
+(once per mailbox however many pairs share it) and the shared job's stalled groups (read from
+the group table at each scrape, left out when the database does not answer)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+
+import aiohttp
+import anyio
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from copyengine.cluster.jobqueue import apply_schema
+from copyengine.cluster.worker import stalled_groups
+from copyengine.config import JobConfig, load_job
+from copyengine.console import fleet
+from copyengine.console.metrics import serve_metrics
+from copyengine.errors import StateError
+from copyengine.report import JobStats
+from copyengine.state.groups import GroupStore
+
+pytestmark = pytest.mark.anyio
+
+
+class Account:
+    """A mailbox's account as the stats read it, with a fixed share of its ceiling."""
+
+    def __init__(self, share: float | None) -> None:
+        self.share = share
+        self.waiting = False
+        self.inflight = 0
+
+    def throttle_wall_s(self) -> float:
+        return 0.0
+
+    def throttled_total(self) -> int:
+        return 0
+
+    def throttled_by_reason(self) -> dict[str, int]:
+        return {"RequestRate": 3}
+
+    def requests_total(self) -> int:
+        return 1
+
+    def ceiling_share(self) -> float | None:
+        return self.share
+
+
+async def scrape(
+    stats: JobStats, count: Callable[[], Awaitable[int]] | None = None
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    async with (
+        serve_metrics(stats, "127.0.0.1", 0, stalled_groups=count) as port,
+        aiohttp.ClientSession() as http,
+        http.get(f"http://127.0.0.1:{port}/metrics") as r,
+    ):
+        assert r.status == 200
+        body = await r.text()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
+
+
+async def test_each_mailbox_s_ceiling_once_however_many_pairs_share_it() -> None:
+    stats = JobStats()
+    shared_target = Account(0.9)
+    # two sources consolidated into one target: one pacer, shared
+    stats.pair("a->t", "a@x", "t@y").pacers = [Account(0.5), shared_target]
+    stats.pair("b->t", "b@x", "t@y").pacers = [Account(None), shared_target]
+    # a pair with archives: four mailboxes
+    stats.pair("c->d", "c@x", "d@y").pacers = [
+        Account(0.25),
+        Account(1.0),
+        Account(0.125),
+        Account(0.75),
+    ]
+    samples = await scrape(stats)
+    ceilings = {
+        labels: v
+        for (name, labels), v in samples.items()
+        if name.endswith("mailbox_ceiling_percent")
+    }
+    assert ceilings == {
+        (("mailbox", "a@x"), ("role", "source")): 50.0,
+        (("mailbox", "t@y"), ("role", "target")): 90.0,
+        # b@x sent nothing yet: no sample rather than 0
+        (("mailbox", "c@x"), ("role", "source")): 25.0,
+        (("mailbox", "d@y"), ("role", "target")): 100.0,
+        (("mailbox", "c@x"), ("role", "source-archive")): 12.5,
+        (("mailbox", "d@y"), ("role", "target-archive")): 75.0,
+    }
+    # every documented throttling reason from the start, 0 until seen
+    throttled = {
+        dict(labels)["reason"]: v
+        for (name, labels), v in samples.items()
+        if name == "copyengine_throttled_total" and dict(labels)["pair"] == "a->t"
+    }
+    assert throttled == {
+        "MailboxConcurrency": 0,
+        "RequestRate": 6,
+        "IncomingBytes": 0,
+        "ApplicationRequestRate": 0,
+    }
+    # a local run: no group of it can be stalled
+    assert samples[("copyengine_stalled_groups", ())] == 0
+
+
+async def test_stalled_groups_is_left_out_when_the_database_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def four() -> int:
+        return 4
+
+    async def failing() -> int:
+        raise StateError("state store postgresql://db/x: connection refused")
+
+    async def hanging() -> int:
+        await anyio.sleep(30)
+        return 1
+
+    assert (await scrape(JobStats(), four))[("copyengine_stalled_groups", ())] == 4
+    assert ("copyengine_stalled_groups", ()) not in await scrape(JobStats(), failing)
+    monkeypatch.setattr(fleet, "STALLED_READ_S", 0.2)
+    t0 = time.monotonic()
+    samples = await scrape(JobStats(), hanging)
+    assert ("copyengine_stalled_groups", ()) not in samples
+    assert time.monotonic() - t0 < 10
+    assert ("copyengine_job_duration_seconds", ()) in samples  # the rest of the scrape stands
+
+
+def shared_job(tmp: Path, url: str) -> JobConfig:
+    (tmp / "secret").write_text("s3cret")
+    tenants = "".join(
+        f'[tenants.{side}]\ngraph_url = "https://graph.microsoft.com/beta"\n'
+        f'tenant_id = "{side}.example"\nclient_id = "{n * 8}-{n * 4}-4{n * 3}-8{n * 3}-{n * 12}"\n'
+        'client_secret = "file:secret"\n'
+        for side, n in (("source", "1"), ("target", "2"))
+    )
+    (tmp / "job.toml").write_text(
+        f'[job]\nname = "fleet"\nstate = "{url}"\n{tenants}'
+        '[[pairs]]\nsource = "a@source.example"\ntarget = "a@target.example"\n'
+    )
+    return load_job(tmp / "job.toml")
+
+
+async def test_a_worker_counts_running_groups_whose_heartbeat_is_stale(
+    tmp_path: Path, pg_url: str
+) -> None:
+    await apply_schema(pg_url, None)
+    table = GroupStore(pg_url, None)
+    for key in ("g1", "g2", "g3"):
+        await table.queued(key, [f"{key}-a->{key}-b"], 1)
+    await table.segment_started("g1", "host-a:1", None)
+    await table.segment_started("g2", "host-b:2", None)
+    await table.segment_ended("g2", ["g2-a->g2-b"], 1, "done", None, {})
+    # g1 runs, g2 is done, g3 waits in the queue: only g1 can be stalled
+    await anyio.sleep(0.05)
+    assert await table.stalled(3600) == 0  # its heartbeat is recent enough
+    assert await table.stalled(0.0) == 1
+    cfg = shared_job(tmp_path, pg_url)
+    assert cfg.workers.stalled_after_s == 30
+    assert await stalled_groups(cfg)() == 0  # silent less than 30 s: not stalled yet
+    quick = replace(cfg, workers=replace(cfg.workers, stalled_after_s=0.01))
+    samples = await scrape(JobStats(), stalled_groups(quick))
+    assert samples[("copyengine_stalled_groups", ())] == 1
+    # a later pass: the earlier pass's groups are not counted
+    await table.queued("g3", ["g3-a->g3-b"], 2)
+    assert await table.stalled(0.0) == 0
