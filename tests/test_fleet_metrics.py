@@ -20,6 +20,7 @@ from copyengine.config import JobConfig, load_job
 from copyengine.console import fleet
 from copyengine.console.metrics import serve_metrics
 from copyengine.errors import StateError
+from copyengine.pacing.learn import Learned
 from copyengine.report import JobStats
 from copyengine.state.groups import GroupStore
 
@@ -48,6 +49,9 @@ class Account:
 
     def ceiling_share(self) -> float | None:
         return self.share
+
+    def budget_in_effect(self) -> dict[str, Learned]:
+        return {}
 
 
 async def scrape(
