@@ -181,6 +181,8 @@ async def test_a_wave_suspended_ends_the_run_paused_and_resume_finishes_it(
         assert hold.startswith("suspended by ") and ": cutover moved (copyengine resume" in hold
         assert hold.endswith("resume job.toml --wave 1)")
         assert report["exit_code"] == 8 and all(p["failed"] == 0 for p in report["pairs"])
+        page = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert "Suspended by the operator: resume continues it" in page
         assert len(server.emulator.require_mailbox(ADELE[1]).items) == 0
         # a pair resumed inside its suspended wave: that pair alone runs
         one = await _cli("resume", job, "--pair", ADELE[1])  # by its target
