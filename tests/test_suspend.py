@@ -232,6 +232,7 @@ async def test_unknown_pairs_and_waves_are_refused_naming_them(tmp_path: Path) -
         not_yet = await _cli("resume", job, "--all")
         assert not_yet.returncode == 0, _out(not_yet)
         assert not_yet.stdout.decode().startswith("nothing changed: 2 pairs not suspended")
+        assert not (tmp_path / "state.sqlite").exists()  # nothing to resume: no state made
 
 
 async def test_suspend_writes_beside_a_run_holding_the_lock(tmp_path: Path) -> None:

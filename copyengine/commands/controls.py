@@ -16,7 +16,7 @@ from ..config import JobConfig, Pair, select_pairs
 from ..controls.suspend import ALL, PAIR, WAVE, Change, apply
 from ..errors import ConfigError
 from ..pairsfile import wave_label
-from ..wiring import controls_state
+from ..wiring import controls_state, state_exists
 from .options import configure_logs, job_command, load, show, state_option
 
 SCOPE_OPTIONS = "--pair, --wave, --all"
@@ -58,6 +58,8 @@ def chosen(cfg: JobConfig, only: tuple[str, ...], waves: tuple[str, ...], every:
 
 
 async def _command(cfg: JobConfig, verb: str, scope: Scope, reason: str | None) -> list[str]:
+    if verb == "resume" and not state_exists(cfg):  # nothing was ever suspended: no state made
+        return Change(verb, scope[0], scope[1], already=list(scope[2])).lines()
     async with controls_state(cfg) as state:
         change = await apply(state, cfg, verb, scope[0], scope[1], scope[2], reason)
     lines = change.lines()
