@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import anyio
 import structlog
 
 from ..config import JobConfig, Pair
@@ -35,6 +36,7 @@ log = structlog.get_logger("copyengine.controls")
 SUSPENDED, RESUMED = "suspended", "resumed"
 PAIR, WAVE, ALL = "pair", "wave", "all"
 LISTED = 10  # pairs named in a command's answer; the rest are counted
+READ_S = 10.0  # the longest a read of the controls may hold up the end of a run
 
 
 def operator() -> str:
@@ -92,7 +94,10 @@ class SuspendSource:
 
     async def refresh(self) -> None:
         try:
-            self.controls = await self.store.controls()
+            # a read of a few rows, not cut off by the end of the run or segment (a query
+            # cancelled midway costs the pool its connection), but bounded
+            with anyio.CancelScope(shield=True), anyio.move_on_after(READ_S):
+                self.controls = await self.store.controls()
         except StateError as exc:
             if str(exc) != self._unreadable:
                 log.warning("controls.unreadable", error=str(exc), kept=len(self.controls))
