@@ -164,3 +164,55 @@ async def test_a_suspended_pair_releases_its_group_and_resume_queues_it(
         assert report["totals"]["failed"] == report["totals"]["unknown"] == 0
         (ps,) = report["passes"]  # one pass, continued after the resume
         assert ps["status"] == "ok" and ps["finished"]
+
+
+class _Table:
+    """The group table as ``release_resumed`` sees it: the controls and the release."""
+
+    def __init__(self, controls: list[Any], state: str) -> None:
+        self.controls_now = controls
+        self.state = state
+
+    async def controls(self) -> list[Any]:
+        return self.controls_now
+
+    async def unsuspended(self, key: str) -> tuple[int, int] | None:
+        if self.state != "suspended":
+            return None
+        self.state = "queued"
+        return (1, 3)
+
+
+@pytest.mark.parametrize(
+    ("resumed", "state", "deferred"),
+    [
+        (False, "suspended", []),  # still suspended: the group stays released
+        (True, "suspended", [("g", 1, 4)]),  # resumed before the release was seen: queued
+        (True, "queued", []),  # `resume` queued it first: not twice
+    ],
+)
+async def test_a_resume_that_raced_the_release_queues_the_group_once(
+    monkeypatch: pytest.MonkeyPatch, resumed: bool, state: str, deferred: list[Any]
+) -> None:
+    from types import SimpleNamespace
+
+    from copyengine.cluster import tasks
+    from copyengine.config import FolderRules, ItemFilters, Pair
+    from copyengine.state.records import Control
+
+    pair = Pair("a@x", "a@y", FolderRules(), ItemFilters())
+    controls = [Control("pair", pair.key, "suspended", "op@h", 0.0, None, 1)]
+    if resumed:
+        controls.append(Control("all", "", "resumed", "op@h", 1.0, None, 2))
+    table = _Table(controls, state)
+    calls: list[Any] = []
+
+    async def defer(app: Any, queue: str, key: str, number: int, segment: int) -> bool:
+        calls.append((key, number, segment))
+        return True
+
+    monkeypatch.setattr(tasks, "defer", defer)
+    rt: Any = SimpleNamespace(table=table, queue="q")
+    group: Any = SimpleNamespace(key="g", pairs=(pair,))
+    await tasks.release_resumed(rt, group, {pair.key}, app=None)  # type: ignore[arg-type]
+    assert calls == deferred
