@@ -246,8 +246,8 @@ async def run_worker(
     notifier: Notifier | None = None,
 ) -> int:
     """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
-    pass failed, else 8 when one waits suspended). Raises ``StoreUnavailable`` when the database stayed away past the limit.
-    ``notifier``: the job's ``[notify]`` (a pair failed, the pass this worker ended, this
+    pass failed, else 8 when one waits suspended). Raises ``StoreUnavailable`` when the
+    database stayed away past the limit. ``notifier``: the job's ``[notify]`` (a pair failed, the pass this worker ended, this
     worker stalled)."""
     assert cfg.state_url is not None
     # The job's state opened once first: a job file that is another job (another name) is
