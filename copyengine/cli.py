@@ -18,6 +18,7 @@ import click
 import structlog
 
 from . import __version__
+from .commands.controls import resume, suspend
 from .commands.emulator import emulator
 from .commands.hosts import report, submit, worker
 from .commands.init import init
@@ -44,6 +45,7 @@ from .console.text import (
     status_lines,
     verify_lines,
 )
+from .controls.suspend import suspended_pairs
 from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
@@ -299,6 +301,7 @@ def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ..
     keys = {p.key for p in cfg.pairs}  # --wave: that wave's pairs
     pairs = [p for p in ov.pairs if p["pair"] in keys] if waves else ov.pairs
     known = {"state": ov.state, "passes": ov.passes, "groups": ov.groups, "pairs": pairs}
+    known["suspended"] = suspended_pairs(cfg, ov.controls)
     if as_json:
         show(json.dumps(known, indent=2, default=str))
     else:
@@ -307,6 +310,8 @@ def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ..
 
 
 for command in (run, verify, doctor_cmd, plan, status, submit, worker, report, emulator, init):
+    main.add_command(command)
+for command in (suspend, resume):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -66,6 +66,11 @@ class JobLocked(StateError):
     pass
 
 
+class SchemaBehind(StateError):
+    """A state of an earlier schema opened without the job's lock: only the lock's holder
+    (a run, or a command that takes it while no run does) migrates it."""
+
+
 class ForeignState(StateError):
     pass
 

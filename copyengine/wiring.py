@@ -20,8 +20,9 @@ from .clouds import token_scope
 from .config import JobConfig, Limits, Pair, TenantConfig
 from .console.html import report_files
 from .console.live import show_progress
+from .controls.suspend import SuspendSource
 from .doctor import doctor_job
-from .errors import StateError
+from .errors import SchemaBehind, StateError
 from .exitcodes import ExitCode
 from .forecast import PairPlanned, plan_pairs
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
@@ -196,6 +197,23 @@ async def reading_state(cfg: JobConfig) -> AsyncIterator[Store]:
         await state.close()
 
 
+@asynccontextmanager
+async def controls_state(cfg: JobConfig) -> AsyncIterator[Store]:
+    """The job's state opened for ``suspend`` / ``resume`` beside a run, without its lock;
+    a state not there yet, or of an earlier schema, opened with the lock (created, or
+    migrated in place: no run of this version holds it then)."""
+    state = store(cfg, exclusive=not state_exists(cfg))
+    try:
+        await state.open()
+    except SchemaBehind:
+        state = store(cfg, exclusive=True)
+        await state.open()
+    try:
+        yield state
+    finally:
+        await state.close()
+
+
 def state_exists(cfg: JobConfig) -> bool:
     """Whether there is a state to read (a database is always there to ask)."""
     return cfg.state_url is not None or cfg.state_path.exists()
@@ -228,12 +246,13 @@ async def run_job(
     rendered by the console (``console.html.report_files``), its events told to the
     ``[notify]`` webhooks."""
     stats = stats or JobStats()
+    state = store(cfg)
     seen = stats
     async with clients(cfg) as built, notifying(cfg, lambda: progress(seen)) as notices:
         return await run_pairs(
             cfg,
             built,
-            store(cfg),
+            state,
             stop,
             stats,
             pairs,
@@ -242,7 +261,7 @@ async def run_job(
             cutover,
             sign_off=sign_off,
             render=report_files,
-            gate=gate,
+            gate=gate or SuspendSource(state, cfg.path.name),
             notices=notices,
         )
 

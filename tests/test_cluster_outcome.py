@@ -10,9 +10,28 @@ from copyengine.state.groups import copied, pass_changes
 OK = PairEnd("a@contoso.example", failed=False)
 FAILED = PairEnd("b@contoso.example", failed=True, error="mailbox not found")
 NOTED = PairEnd("c@contoso.example", failed=False, error="3 items failed")
+HELD = PairEnd("d@contoso.example", failed=False, error="suspended by op@h", suspended=True)
 
 CASES = [
     ("every pair done", SegmentEnd(1, pairs=(OK, OK)), Outcome(Next.DONE)),
+    (
+        "a pair suspended: the group released suspended (not queued, not failed)",
+        SegmentEnd(1, pairs=(OK, HELD)),
+        Outcome(Next.SUSPENDED, "d@contoso.example: suspended by op@h"),
+    ),
+    (
+        "a pair suspended and one failed: failed",
+        SegmentEnd(1, pairs=(HELD, FAILED)),
+        Outcome(
+            Next.FAILED,
+            "d@contoso.example: suspended by op@h; b@contoso.example: mailbox not found",
+        ),
+    ),
+    (
+        "a pair suspended while the time box ends: continued (the next segment releases it)",
+        SegmentEnd(2, draining=True, pairs=(HELD,)),
+        Outcome(Next.QUEUED, "d@contoso.example: suspended by op@h"),
+    ),
     ("no pair at all", SegmentEnd(1), Outcome(Next.DONE)),
     (
         "time box up or worker draining: continued",
@@ -81,6 +100,7 @@ def test_segment_outcome(why: str, end: SegmentEnd, expected: Outcome) -> None:
         (Next.FAILED, False, True),
         (Next.QUEUED, True, False),
         (Next.LEAVE, False, False),
+        (Next.SUSPENDED, False, False),  # released: `copyengine resume` queues it
     ],
 )
 def test_what_each_outcome_does_next(nxt: Next, continues: bool, ends: bool) -> None:

@@ -89,8 +89,17 @@ def _render(what: Callable[[Any], None], console: Console) -> str:
     return str(console.file.getvalue())  # type: ignore[attr-defined]
 
 
+def _suspended() -> JobStats:
+    """The live run with its second pair suspended by the operator."""
+    stats = _stats(live=True)
+    held = stats.pairs[f"{LONG}->finance@fabrikam.example"]
+    held.status, held.hold = PairStatus.SUSPENDED, "suspended by ops@host-1 at 2026-01-01T00:00:00Z"
+    return stats
+
+
 RENDERINGS: dict[str, Callable[[Any], None]] = {
     "live": lambda c: c.print(live_table(_stats(live=True))),
+    "live, one pair suspended": lambda c: c.print(live_table(_suspended())),
     "summary": lambda c: c.print(summary_table(_stats())),
     "plan": lambda c: print_plan(*_plan(), stream=c),
     "sign-off": lambda c: print_sign_off(_sign_off(), c),
@@ -177,3 +186,11 @@ def test_status_and_verify_lines_carry_whole_upns() -> None:
     assert "…" not in text and "done 1234567" in text
     for upn in (SRC, DST, LONG):
         assert upn in text
+
+
+def test_the_live_table_shows_a_suspended_pair_beside_the_running_ones() -> None:
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    text = _render(RENDERINGS["live, one pair suspended"], console)
+    flat = _whole(text)
+    assert "pairs0/2finished·1suspended" in flat and "suspended" in text
+    assert LONG in flat  # its row is there though it does not run

@@ -547,7 +547,7 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "WITHOUT ROWID" not in sql and "items_by_status" not in names
     assert "items_by_folder" in names and "items_v3" not in names
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("5",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("6",)
     assert db.execute("SELECT attempts FROM items WHERE source_id='s1'").fetchone() == (2,)
     # schema 5: each item's pass, fate and writer (a pass's counters from the records)
     cols = {r[1] for r in db.execute("PRAGMA table_info(items)")}
@@ -576,3 +576,56 @@ def test_a_failed_migration_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("3",)
     assert db.execute("SELECT pair, source_id FROM items").fetchall() == [("p", "s1")]
     db.close()
+
+
+async def test_controls_are_written_and_read_beside_a_run_holding_the_lock(
+    make: Factory,
+) -> None:
+    """``suspend`` / ``resume`` write the controls without the job's lock while a run holds
+    it (and reads them every second); each command gets the next order, and ``replace_all``
+    (``--all``) forgets the earlier ones in the same transaction."""
+    from copyengine.state.records import Control
+
+    async with make() as run:
+        assert await run.controls() == []
+        other = make(exclusive=False)
+        await other.open()
+        try:
+            await other.set_control(Control("wave", "1", "suspended", "op@h", 10.0, "why", 0))
+            await other.set_control(Control("pair", P, "resumed", "op@h", 11.0, None, 0))
+            # the same scope again: updated in place, ordered last
+            await other.set_control(Control("wave", "1", "suspended", "ed@h", 12.0, None, 0))
+        finally:
+            await other.close()
+        seen = await run.controls()
+        assert [(c.scope, c.target, c.who, c.seq) for c in seen] == [
+            ("pair", P, "op@h", 2),
+            ("wave", "1", "ed@h", 3),
+        ]
+        assert seen[0].state == "resumed" and seen[1].reason is None and seen[1].since == 12.0
+        await run.set_control(Control("all", "", "suspended", "op@h", 13.0, "x", 0), True)
+        assert [(c.scope, c.seq, c.reason) for c in await run.controls()] == [("all", 1, "x")]
+
+
+async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> None:
+    """A database an earlier engine made (schema 4, no ``ce_controls``): opened, even
+    without the job's lock (``copyengine suspend`` beside workers), it gains the table and
+    says schema 5; its records stay."""
+    import psycopg
+
+    make = postgres_factory(pg_url)
+    async with make() as st:
+        await st.pair_started(P, "a@contoso.example", "a@fabrikam.example")
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute("DROP TABLE ce_controls")
+        await conn.execute("UPDATE ce_meta SET value = '4' WHERE key = 'schema'")
+    reader = make(exclusive=False)
+    await reader.open()
+    try:
+        assert await reader.controls() == []
+        assert [p["pair"] for p in await reader.pairs()] == [P]
+    finally:
+        await reader.close()
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
+        assert await cur.fetchone() == ("5",)

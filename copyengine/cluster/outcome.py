@@ -19,6 +19,9 @@ class Next(StrEnum):
     QUEUED = "queued"
     FAILED = "failed"
     LEAVE = "leave"
+    # a pair of the group ended suspended (``copyengine suspend``), none failed: the group
+    # is released, not queued again; ``copyengine resume`` queues it
+    SUSPENDED = "suspended"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class PairEnd:
     source: str
     failed: bool
     error: str | None = None
+    suspended: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ def segment_outcome(end: SegmentEnd) -> Outcome:
         nxt = Next.QUEUED
     elif end.fatal is not None or any(p.failed for p in end.pairs):
         nxt = Next.FAILED
+    elif any(p.suspended for p in end.pairs):
+        nxt = Next.SUSPENDED
     else:
         nxt = Next.DONE
     return Outcome(nxt, error or None)

@@ -17,6 +17,7 @@ from anyio.abc import TaskGroup
 from procrastinate import App, JobContext, exceptions
 
 from ..config import JobConfig
+from ..controls.suspend import SuspendSource, suspension
 from ..errors import StateError
 from ..graph import Clients
 from ..notify.fields import progress
@@ -24,7 +25,7 @@ from ..pipeline.budget import ByteBudget
 from ..pipeline.job import run_pairs
 from ..pipeline.notices import QUIET, Notices
 from ..pipeline.stop import StopFlag
-from ..report import JobStats
+from ..report import JobStats, PairStats, PairStatus
 from ..state.groups import GroupStore
 from ..state.postgres import StoreUnavailable
 from .connect import store_of
@@ -176,6 +177,8 @@ async def run_segment(
                 on_pair=on_pair,
                 budget=rt.budget,
                 notices=rt.notices,
+                gate=SuspendSource(store, rt.cfg.path.name),
+                hold_waits=False,  # a suspended pair ends the segment held: the group is released
             )
             tg.cancel_scope.cancel()
     finally:
@@ -186,7 +189,7 @@ async def run_segment(
         store_gone=store.unavailable is not None,
         fatal=stats.fatal,
         draining=stop.draining,
-        pairs=tuple(PairEnd(p.source, p.status == "failed", p.error) for p in stats.pairs.values()),
+        pairs=tuple(pair_end(p) for p in stats.pairs.values()),
     )
     outcome = segment_outcome(end)
     if outcome.next is Next.LEAVE:
@@ -194,6 +197,9 @@ async def run_segment(
         # still `doing` under this worker, whose heartbeat stops: a reaper queues it again
         raise StoreUnavailable(store.unavailable or "the database is unreachable")
     await end_segment(rt, g, pass_number, segment, app, outcome, said(stats.changes()))
+    if outcome.next is Next.SUSPENDED:
+        held = {k for k, p in stats.pairs.items() if p.status is PairStatus.SUSPENDED}
+        await release_resumed(rt, g, held, app)
     log.info(
         "group.segment_finished",
         group=g.key,
@@ -202,6 +208,27 @@ async def run_segment(
         copied_in_segment=stats.total("copied"),
         duration_s=round(time.time() - started, 2),
     )
+
+
+def pair_end(p: PairStats) -> PairEnd:
+    suspended = p.status is PairStatus.SUSPENDED
+    return PairEnd(
+        p.source, p.status == "failed", p.error or (p.hold if suspended else None), suspended
+    )
+
+
+async def release_resumed(rt: Runtime, g: Group, held: set[str], app: App) -> None:
+    """After the group was released suspended: a pair of ``held`` resumed meanwhile (its
+    ``resume`` may have looked before the group was released) queues the group again. The
+    release is written before the controls are read, and ``resume`` writes the controls
+    before it looks at the groups: one of the two sees the other."""
+    controls = await rt.table.controls()
+    if all(suspension(p, controls) is not None for p in g.pairs if p.key in held):
+        return
+    again = await rt.table.unsuspended(g.key)
+    if again is not None:
+        await defer(app, rt.queue, g.key, again[0], again[1] + 1)
+        log.info("group.resumed", group=g.key)
 
 
 async def end_segment(

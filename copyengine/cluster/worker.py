@@ -21,6 +21,7 @@ from procrastinate import App, exceptions
 
 from ..config import JobConfig
 from ..errors import StateError
+from ..exitcodes import ExitCode
 from ..graph import Clients
 from ..notify.sender import Notifier
 from ..notify.watch import watch_stalls
@@ -163,9 +164,16 @@ async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any
             continue
         current = max((g["pass"] for g in groups), default=None)
         mine = [g for g in groups if g["pass"] == current]
-        if mine and all(g["state"] in ("done", "failed") for g in mine):
+        # a group released suspended waits for `copyengine resume`: nothing to wait for
+        if mine and all(g["state"] in ("done", "failed", "suspended") for g in mine):
             out["failed"] = sum(g["state"] == "failed" for g in mine)
-            log.info("worker.all_done", groups=len(mine), failed=out["failed"])
+            out["suspended"] = sum(g["state"] == "suspended" for g in mine)
+            log.info(
+                "worker.all_done",
+                groups=len(mine),
+                failed=out["failed"],
+                suspended=out["suspended"],
+            )
             rt.stop.reason = "every group is finished"
             rt.stop.drain()
             worker.cancel()
@@ -246,8 +254,8 @@ async def run_worker(
     notifier: Notifier | None = None,
 ) -> int:
     """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
-    pass failed). Raises ``StoreUnavailable`` when the database stayed away past the limit.
-    ``notifier``: the job's ``[notify]`` (a pair failed, the pass this worker ended, this
+    pass failed, else 8 when one waits suspended). Raises ``StoreUnavailable`` when the
+    database stayed away past the limit. ``notifier``: the job's ``[notify]`` (a pair failed, the pass this worker ended, this
     worker stalled)."""
     assert cfg.state_url is not None
     # The job's state opened once first: a job file that is another job (another name) is
@@ -286,4 +294,6 @@ async def run_worker(
             f"{rt.gone}. This worker left; its groups are queued again by any worker once "
             "the database is back (start workers again then)"
         )
-    return 1 if done.get("failed") else 0
+    if done.get("failed"):
+        return 1
+    return int(ExitCode.PAUSED) if done.get("suspended") else 0

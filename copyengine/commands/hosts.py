@@ -60,8 +60,9 @@ def submit(config: Path) -> None:
     click.option(
         "--until-done",
         is_flag=True,
-        help="Exit once every group of the current pass is finished (exit 1 if one failed); "
-        "without it a worker waits for work until stopped.",
+        help="Exit once every group of the current pass is finished or suspended (exit 1 if "
+        "one failed, else 8 if one is suspended); without it a worker waits for work until "
+        "stopped.",
     ),
 )
 def worker(config: Path, concurrency: int | None, until_done: bool) -> None:

@@ -181,6 +181,12 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
             + (f" error: {p['error']}" if p["error"] else "")
         )
+    for p in status.get("suspended", []):
+        why = f": {p['reason']}" if p["reason"] else ""
+        out.append(
+            f"suspended: {p['source']} -> {p['target']} ({p['scope']}) by {p['by']} at "
+            f"{p['at']}{why}; {p['resume']}"
+        )
     return out
 
 
@@ -188,7 +194,9 @@ def submit_line(out: dict[str, Any]) -> str:
     """``submit``: the pass queued and where its mailbox groups stand."""
     return (
         f"pass {out['pass']} ({out['kind']}): {out['groups']} mailbox groups, {out['queued']} "
-        f"queued, {out['running']} running, {out['done']} done (queue {out['queue']})"
+        f"queued, {out['running']} running, {out['done']} done"
+        + (f", {out['suspended']} suspended" if out.get("suspended") else "")
+        + f" (queue {out['queue']})"
     )
 
 

@@ -145,6 +145,8 @@ def pair_status(row: dict[str, Any]) -> tuple[str, str]:
         return "warn", "Interrupted: run again to finish"
     if status == "running":
         return "warn", "Running"
+    if status == "suspended":
+        return "warn", "Suspended by the operator: resume continues it"
     if status != "done":
         return "muted", "Not started"
     if failed:

@@ -292,6 +292,7 @@ async def _run(
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
     gate = gate or OPEN
+    await gate.refresh()  # read once before any pair starts (a pair suspended stays put)
     ticker = Ticker(gate)
     admission = Admission(
         gate,

@@ -12,7 +12,7 @@ from typing import Any, Protocol, Self
 import anyio
 from anyio.abc import TaskGroup
 
-from .records import FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
+from .records import Control, FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
 
 
 class Store(Protocol):
@@ -63,6 +63,11 @@ class Store(Protocol):
     async def pass_counts(
         self, number: int, pairs: Sequence[str] | None = None
     ) -> dict[str, int]: ...
+
+    # the operator's controls (``copyengine suspend`` / ``resume``), read and written without
+    # the job's lock: by a run's gate every second, by the commands from another shell
+    async def controls(self) -> list[Control]: ...
+    async def set_control(self, c: Control, replace_all: bool = False) -> None: ...
 
     # items
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]: ...

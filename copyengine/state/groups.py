@@ -24,6 +24,7 @@ import structlog
 from ..errors import StateError
 from ..secrets import Secret
 from .postgres import OUTAGE_S, Outage, explain, patiently, transient
+from .records import Control
 from .rows import pass_counts
 from .sql import POSTGRES, Statements
 
@@ -397,6 +398,25 @@ class GroupStore:
     async def queued(self, key: str, pairs: Sequence[str], pass_number: int) -> None:
         """The group queued for ``pass_number`` (its counters kept within the same pass)."""
         await self._execute(UPSERT_GROUP, (key, json.dumps(list(pairs)), pass_number, "queued"))
+
+    async def held(self, key: str, pairs: Sequence[str], pass_number: int) -> None:
+        """The group of ``pass_number`` left suspended, not queued (its pairs are)."""
+        await self._execute(UPSERT_GROUP, (key, json.dumps(list(pairs)), pass_number, "suspended"))
+
+    # -- suspend and resume --------------------------------------------------------------------
+    async def controls(self) -> list[Control]:
+        """The operator's suspend / resume commands (``Store.controls``)."""
+        return [Control(*r) for r in await self._fetch(SQL.controls)]
+
+    async def unsuspended(self, key: str) -> tuple[int, int] | None:
+        """The group queued again if it is suspended (its pass and segments so far, for its
+        next segment), once: of several callers at once, one is answered."""
+        rows = await self._fetch(
+            "UPDATE ce_groups SET state = 'queued', finished = NULL, error = NULL "
+            "WHERE group_key = %s AND state = 'suspended' RETURNING pass, segments",
+            (key,),
+        )
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
     # -- status and report ---------------------------------------------------------------------
     async def read(self) -> list[dict[str, Any]]:

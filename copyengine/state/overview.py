@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from ..report import MAX_FAILURES_LISTED, iso
 from .base import Store
-from .records import FolderRecord, ItemRecord, Status
+from .records import Control, FolderRecord, ItemRecord, Status
 from .rows import PAIR_TOTAL_KEYS
 
 
@@ -29,6 +29,8 @@ class Overview:
     groups: list[dict[str, Any]]
     # every pair across passes (``migration``): what the customer's report shows
     migration: dict[str, Any] = field(default_factory=dict)
+    # the operator's suspend / resume commands (``controls.suspend`` says what they hold)
+    controls: list[Control] = field(default_factory=list)
 
     def total(self, name: str) -> int:
         """Items of every pair counted under ``name`` (``Store.summary``'s names)."""
@@ -145,8 +147,9 @@ async def overview(store: Store, where: str, groups: GroupReader | None = None) 
     try:
         pairs = [await _pair(store, p) for p in await store.pairs()]
         across = await migration(store)
+        controls = await store.controls()
     finally:
         await store.close()
     passes = across["passes"]
     read = await groups.read() if groups is not None else []
-    return Overview(where, pairs, passes, read, across)
+    return Overview(where, pairs, passes, read, across, controls)

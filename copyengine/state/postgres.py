@@ -43,13 +43,14 @@ from .sql import POSTGRES, SqlStore, Statements
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 # Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
 # PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
 # for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
 # dropped (an engine that still wants it creates it again, so the schema stays 3). Schema 4
 # adds each item's pass, fate and writer (``rows.FATE``); a schema-3 database gets them in
-# place (three nullable or defaulted columns: no table rewrite).
+# place (three nullable or defaulted columns: no table rewrite). Schema 5 adds the
+# operator's controls (``ce_controls``: suspend / resume), a new table.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
@@ -84,9 +85,14 @@ CREATE TABLE IF NOT EXISTS ce_passes (
     pass SERIAL PRIMARY KEY, kind TEXT NOT NULL, started DOUBLE PRECISION NOT NULL,
     finished DOUBLE PRECISION, status TEXT NOT NULL, changes TEXT
 );
+CREATE TABLE IF NOT EXISTS ce_controls (
+    scope TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, who TEXT NOT NULL,
+    since DOUBLE PRECISION NOT NULL, reason TEXT, seq BIGINT NOT NULL,
+    PRIMARY KEY (scope, target)
+);
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
-MIGRATES_FROM = ("3",)  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
+MIGRATES_FROM = ("3", "4")  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
 OUTAGE_S = 120.0  # how long the store waits for an unreachable server before giving up
 RECONNECT_S = 4.0  # a pool's background reconnection gives up after this (asked again later)
 
@@ -301,6 +307,14 @@ class PostgresStore(SqlStore):
         async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
             async with conn.transaction(), conn.cursor() as cur:
                 await cur.executemany(sql, rows)
+
+        await self._run(fn)
+
+    async def _script(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
+            async with conn.transaction():
+                for sql, args in statements:
+                    await conn.execute(sql, args)
 
         await self._run(fn)
 

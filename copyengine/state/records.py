@@ -84,3 +84,19 @@ class SyncRecord:
 
     folder_link: str | None
     fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """One operator's command on the job's controls (``copyengine suspend`` / ``resume``):
+    ``scope`` "pair" (``target`` a pair key), "wave" (a wave label) or "all" (``target``
+    ""); ``state`` "suspended" or "resumed"; who gave it, when (epoch seconds), why, and
+    its order among the commands (``seq``: the latest command naming a pair decides)."""
+
+    scope: str
+    target: str
+    state: str
+    who: str
+    since: float
+    reason: str | None
+    seq: int

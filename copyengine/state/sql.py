@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import GroupCommitting
-from .records import FolderRecord, ItemRecord, Status, SyncRecord
+from .records import Control, FolderRecord, ItemRecord, Status, SyncRecord
 from .rows import (
     ITEM_COLUMNS,
     PASS_COLUMNS,
@@ -25,6 +25,7 @@ from .rows import (
 )
 
 PAIR_KEYS = ("pair", "source", "target", "status", "started", "finished", "error")
+CONTROL_COLUMNS = "scope, target, state, who, since, reason, seq"
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,16 @@ class Statements:
         )
         self.items = f"SELECT {ITEM_COLUMNS} FROM {t}items WHERE pair = {m}"
         self.summary = f"SELECT status, count(*) FROM {t}items WHERE pair = {m} GROUP BY status"
+        # the operator's controls: read and written beside a run, without its lock
+        self.controls = f"SELECT {CONTROL_COLUMNS} FROM {t}controls ORDER BY seq"
+        self.set_control = (
+            f"INSERT INTO {t}controls ({CONTROL_COLUMNS}) VALUES ({d.marks(6)}, "
+            f"(SELECT COALESCE(max(seq), 0) + 1 FROM {t}controls)) "
+            "ON CONFLICT (scope, target) DO UPDATE SET state = excluded.state, "
+            "who = excluded.who, since = excluded.since, reason = excluded.reason, "
+            "seq = excluded.seq"
+        )
+        self.forget_controls = f"DELETE FROM {t}controls"
 
 
 class SqlStore(GroupCommitting):
@@ -192,6 +203,25 @@ class SqlStore(GroupCommitting):
             cond, values = self.sql.dialect.one_of("pair", pairs)
             sql, args = f"{sql} AND {cond}", [number, *values]
         return pass_counts(await self._fetchall(sql + " GROUP BY status, fate", args))
+
+    # -- the operator's controls ------------------------------------------------------------
+    async def controls(self) -> list[Control]:
+        """Every suspend / resume command in force, oldest first."""
+        return [Control(*r) for r in await self._fetchall(self.sql.controls)]
+
+    async def set_control(self, c: Control, replace_all: bool = False) -> None:
+        """``c`` recorded as the latest command (its ``seq`` is given by the store);
+        ``replace_all``: every earlier command forgotten first (``--all``), in one
+        transaction."""
+        row = (c.scope, c.target, c.state, c.who, c.since, c.reason)
+        if replace_all:
+            await self._script([(self.sql.forget_controls, ()), (self.sql.set_control, row)])
+        else:
+            await self._execute(self.sql.set_control, row)
+
+    async def _script(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Several statements in one transaction."""
+        raise NotImplementedError
 
     # -- items ---------------------------------------------------------------------------------
     async def _items(self, where: str, params: Sequence[Any]) -> list[ItemRecord]:

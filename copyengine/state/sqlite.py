@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import anyio
 from filelock import BaseFileLock, FileLock, Timeout
 
-from ..errors import JobLocked, StateError
+from ..errors import JobLocked, SchemaBehind, StateError
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
 from .sql import SQLITE, SqlStore, Statements
@@ -73,8 +73,13 @@ CREATE TABLE IF NOT EXISTS passes (
     pass INTEGER PRIMARY KEY, kind TEXT NOT NULL, started REAL NOT NULL, finished REAL,
     status TEXT NOT NULL, changes TEXT
 );
+CREATE TABLE IF NOT EXISTS controls (
+    scope TEXT NOT NULL, target TEXT NOT NULL, state TEXT NOT NULL, who TEXT NOT NULL,
+    since REAL NOT NULL, reason TEXT, seq INTEGER NOT NULL,
+    PRIMARY KEY (scope, target)
+) WITHOUT ROWID;
 """
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 
 
 def _add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
@@ -114,13 +119,16 @@ def _item_pass_and_fate(db: sqlite3.Connection) -> None:
 
 # Each step takes a schema to the next: 1 had no source change key; 2 had no passes or
 # folder delta links (new tables, created by SCHEMA itself); 3 kept items WITHOUT ROWID and
-# indexed their status; 4 had no pass, fate or writer per item. All steps run in one
-# transaction: a failure leaves the file as it was.
+# indexed their status; 4 had no pass, fate or writer per item; 5 had no controls (a new
+# table, created by SCHEMA: the step only says so, and an engine of schema 5, which would
+# not see a suspension, refuses the file). All steps run in one transaction: a failure
+# leaves the file as it was.
 MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "1": ("2", _add_column("items", "source_change_key", "TEXT")),
     "2": ("3", _add_column("folders", "scope", "TEXT NOT NULL DEFAULT 'primary'")),
     "3": ("4", _items_with_rowid),
     "4": ("5", _item_pass_and_fate),
+    "5": ("6", lambda db: None),
 }
 
 # The per-item write path; the fate rules are ``rows.FATE``'s (the same as PostgreSQL's:
@@ -251,6 +259,15 @@ class SQLiteStore(SqlStore):
     async def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         await self._call(partial(_many, sql, rows))
 
+    async def _script(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        def fn(db: sqlite3.Connection) -> None:
+            db.execute("BEGIN IMMEDIATE")
+            for sql, args in statements:
+                db.execute(sql, args)
+            db.execute("COMMIT")
+
+        await self._call(fn)
+
     @property
     def lock_path(self) -> Path:
         return self.path.with_name(self.path.name + ".lock")
@@ -335,6 +352,8 @@ class SQLiteStore(SqlStore):
             if db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 self._refuse_foreign(db)  # before anything is written to another job's state
+            if row is not None and row[0] in MIGRATIONS and not self.exclusive:
+                raise SchemaBehind(self._behind(row[0]))
             if row is not None and row[0] in MIGRATIONS and self.exclusive:
                 db.execute("BEGIN IMMEDIATE")
                 try:
@@ -351,10 +370,7 @@ class SQLiteStore(SqlStore):
             if row is None:
                 db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
             elif row[0] != SCHEMA_VERSION:
-                raise StateError(
-                    f"state store {self.path} has schema {row[0]}, "
-                    f"this version needs {SCHEMA_VERSION}"
-                )
+                raise StateError(self._behind(row[0]))
             self._record_identity(db)
             return db
         except BaseException as exc:
@@ -363,6 +379,9 @@ class SQLiteStore(SqlStore):
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StateError(f"cannot open state store {self.path}: {_explain(exc)}") from exc
             raise
+
+    def _behind(self, version: str) -> str:
+        return f"state store {self.path} has schema {version}, this version needs {SCHEMA_VERSION}"
 
     def _refuse_foreign(self, db: sqlite3.Connection) -> bool:
         """ForeignState when the state is another job's; True when it is to record this
