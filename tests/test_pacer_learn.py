@@ -286,3 +286,11 @@ async def test_outside_a_run_nothing_drains() -> None:
         assert unsent.current() is hold
     assert unsent.current() is unsent.NEVER
     await anyio.lowlevel.checkpoint()
+
+
+def test_a_count_is_hinted_as_a_whole_number() -> None:
+    """``in_flight_per_mailbox`` is an integer key: the hint says a value it accepts."""
+    got = hint("anna@contoso.example", "concurrency", Learned(4, 2.4, cuts=1))
+    assert got is not None and got.endswith("lower it (to about 2)")
+    low = hint("anna@contoso.example", "concurrency", Learned(4, 0.5, cuts=1))
+    assert low is not None and low.endswith("(to about 1)")

@@ -204,6 +204,8 @@ def hint(name: str, limit: str, lim: Learned) -> str | None:
     key, unit = LIMIT_KEYS[limit]
     about = lim.cap / unit
     said = f"{about:,.0f}" if about >= 10 else f"{about:.2g}"
+    if limit != "upload":  # counts: a whole number, at least one
+        said = f"{max(1, int(about)):,}"
     return (
         f"the service gave mailbox {name} {fraction(lim.share)} of [limits] {key}; "
         f"lower it (to about {said})"
