@@ -142,8 +142,10 @@ EXTRA = (
     "hosts",
     "fleet",
     "stricter",
+    "bwlimit",
 )  # scenarios with a runner of their own (benchmarks/<name>.py)
 TARGETS = {
+    "bwlimit": "the achieved upload rate over a minute within 10% of the cap",
     "fleet": "the worst mailbox >= 95% of its ceiling at >= 200 pairs at once; engine CPU "
     "<= 6 s per GB copied",
     "hosts": "2 workers >= 1.7x one worker; PostgreSQL store engine CPU per 1,000 items "
@@ -486,11 +488,17 @@ def main(argv: list[str] | None = None) -> None:
         soak.main(a)
         return
     if a.cmd == "list":
+        from benchmarks.bwlimit import SCENARIO as BWLIMIT
         from benchmarks.fleet import FLEET
         from benchmarks.hosts import HOSTS
         from benchmarks.incremental import SCENARIO
 
-        extra = [("incremental", SCENARIO), ("hosts", HOSTS), ("fleet", FLEET)]
+        extra = [
+            ("incremental", SCENARIO),
+            ("hosts", HOSTS),
+            ("fleet", FLEET),
+            ("bwlimit", BWLIMIT),
+        ]
         for n, s in [*SCENARIOS.items(), *extra]:
             print(f"{n:12} {s.description}\n{'':12} target: {TARGETS[n]}")
         return

@@ -18,6 +18,7 @@ import click
 import structlog
 
 from . import __version__
+from .commands.caps import overridden, run_caps, run_options
 from .commands.controls import resume, suspend
 from .commands.emulator import emulator
 from .commands.hosts import report, submit, worker
@@ -137,6 +138,7 @@ def main() -> None:
         metavar="HOST:PORT",
         help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
     ),
+    run_options,
 )
 def run(
     config: Path,
@@ -165,7 +167,7 @@ def run(
         "log_format": log_format,
         "log_level": "debug" if is_debug() else log_level,
     }
-    cfg = load(config, state, **{k: v for k, v in given.items() if v})
+    cfg = overridden(load(config, state, **{k: v for k, v in given.items() if v}))
     pairs = select_pairs(cfg, only, waves)
     address = None
     if metrics:
@@ -179,7 +181,16 @@ def run(
 
     def body(c: JobConfig) -> int:
         stats = anyio.run(
-            run_watched, c, not no_progress, pairs, retry_failed, address, full, cutover, say
+            run_watched,
+            c,
+            not no_progress,
+            pairs,
+            retry_failed,
+            address,
+            full,
+            cutover,
+            say,
+            run_caps(),
         )
         code, sign_off = stats.exit_code(), stats.sign_off
         show(render=lambda: print_summary(stats))

@@ -119,6 +119,9 @@ class Limits:
     # Like Microsoft's BadItemLimit: past this many failed items a pair stops and is reported
     # failed (None: no limit).
     max_failed_items_per_pair: int | None = None
+    # The bandwidth cap: bytes uploaded into target mailboxes per second, in MB/s (1 MB =
+    # MB = 1 MiB), shared by everything one process copies (None: no cap).
+    bwlimit_mb_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -398,7 +401,10 @@ def _limits(t: Table) -> Limits:
         retry_backoff_cap_s=t.positive("retry_backoff_cap_s", float, d.retry_backoff_cap_s),
         max_retry_after_s=t.positive("max_retry_after_s", float, d.max_retry_after_s),
         max_failed_items_per_pair=t.get("max_failed_items_per_pair", int, None),
+        bwlimit_mb_s=t.get("bwlimit_mb_s", float, None),
     )
+    if lim.bwlimit_mb_s is not None and lim.bwlimit_mb_s <= 0:
+        raise ConfigError(t.path("bwlimit_mb_s"), "must be greater than 0 (leave it out: no cap)")
     if lim.max_failed_items_per_pair is not None and lim.max_failed_items_per_pair < 0:
         raise ConfigError(t.path("max_failed_items_per_pair"), "must be 0 or more")
     if lim.batch_items > 20:

@@ -374,6 +374,11 @@ class JobStats:
     refused: bool = False  # refused before it started (lock, another job's state): no report
     # why a drain ended early (e.g. "service unreachable: …"), said in the report and log
     stop_reason: str | None = None
+    # why the operator's own controls stopped the run before its end (``run --max-items``
+    # reached): exit 8 unless something failed
+    paused: str | None = None
+    # the bandwidth cap (MB/s, 1 MB = 1 MiB) as it last was; None: none
+    bwlimit_mb_s: float | None = None
     run_id: str = field(default_factory=new_run_id)
     # (seconds since start, items copied, bytes copied, 429s): for the report's charts
     timeline: list[tuple[float, int, int, int]] = field(default_factory=list)
@@ -441,6 +446,12 @@ class JobStats:
             return self.fatal_code
         if self.interrupted:
             return ExitCode.INTERRUPTED
+        if self.paused and not any(
+            p.failed or p.unknown or p.status == "failed" for p in self.pairs.values()
+        ):
+            # stopped at a cap: what was not reached is not a failure (an item or a pair
+            # that failed still says 1 or 5, below)
+            return ExitCode.PAUSED
         auth = [
             p
             for p in self.pairs.values()
@@ -505,6 +516,8 @@ class JobStats:
             "exit_code": int(self.exit_code()),
             "interrupted": self.interrupted,
             "stop_reason": self.stop_reason,
+            "paused": self.paused,
+            "bwlimit_mb_s": self.bwlimit_mb_s,
             "fatal": self.fatal,
             "pass": self.pass_info,
             "changes": self.changes(),

@@ -31,7 +31,9 @@ from .notify.fields import progress
 from .notify.sender import Notifier, running
 from .notify.watch import Progress, watch_stalls
 from .pacing import PacerLimits, Pacers
+from .pacing.bandwidth import BandwidthCap
 from .pacing.policy import Backoff, RetryPolicy
+from .pipeline.caps import RunCaps
 from .pipeline.gate import Gate
 from .pipeline.job import run_pairs, watch_signals
 from .pipeline.stop import StopFlag
@@ -240,11 +242,14 @@ async def run_job(
     full: bool = False,
     cutover: bool = False,
     gate: Gate | None = None,
+    caps: RunCaps | None = None,
+    bandwidth: BandwidthCap | None = None,
 ) -> JobStats:
     """Build the job's clients and store, and run it as one pass (see
     ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``, the report
     rendered by the console (``console.html.report_files``), its events told to the
-    ``[notify]`` webhooks."""
+    ``[notify]`` webhooks. ``caps``: ``run --max-items``/``--max-mb``; ``bandwidth``: the
+    process's upload cap (made from ``[limits] bwlimit_mb_s`` when not given)."""
     stats = stats or JobStats()
     state = store(cfg)
     seen = stats
@@ -263,6 +268,8 @@ async def run_job(
             render=report_files,
             gate=gate or SuspendSource(state, cfg.path.name),
             notices=notices,
+            caps=caps,
+            bandwidth=bandwidth or BandwidthCap(cfg.limits.bwlimit_mb_s),
         )
 
 
@@ -319,6 +326,7 @@ async def run_watched(
     full: bool = False,
     cutover: bool = False,
     say: Callable[[str], None] = print,
+    caps: RunCaps | None = None,
 ) -> JobStats:
     """``run`` as the operator watches it: the job in one pass with a live table (or progress
     events), optionally Prometheus metrics, SIGINT/SIGTERM draining it (a second one aborts)."""
@@ -341,7 +349,7 @@ async def run_watched(
             async with anyio.create_task_group() as tg:
                 tg.start_soon(watch_signals, stop, abort)
                 tg.start_soon(show_progress, stats, live_table, 10.0, None, cfg.limits)
-                await run_job(cfg, stop, stats, pairs, retry_failed, full, cutover)
+                await run_job(cfg, stop, stats, pairs, retry_failed, full, cutover, caps=caps)
                 tg.cancel_scope.cancel()
     if abort.cancel_called:
         stats.interrupted = True

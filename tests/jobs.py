@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
+
+import anyio
 
 from copyengine.emulator import Endpoints
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET
@@ -167,3 +170,34 @@ def started_run(*args: str, cwd: Path, within: float = 60.0) -> tuple[subprocess
             raise AssertionError("no job.started: " + log.read_text(encoding="utf-8")[-2000:])
         time.sleep(0.1)
     return proc, log
+
+
+def cli_process(*args: str) -> subprocess.Popen[bytes]:
+    """``python -m copyengine ARGS`` started, its output piped (``finish_process``)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "copyengine", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def finish_process(proc: subprocess.Popen[bytes], limit_s: float) -> tuple[int, str]:
+    """Exit code and everything the process printed (stdout + stderr), bounded in time."""
+    deadline = time.monotonic() + limit_s
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("the process did not finish in time")
+        await anyio.sleep(0.05)
+    out = (proc.stdout.read() if proc.stdout else b"") + (
+        proc.stderr.read() if proc.stderr else b""
+    )
+    return proc.returncode, out.decode("utf-8", "replace")
+
+
+def finished_event(output: str) -> dict[str, Any]:
+    """The ``job.finished`` event in a JSON log."""
+    for line in output.splitlines():
+        if '"job.finished"' in line:
+            return json.loads(line)  # type: ignore[no-any-return]
+    raise AssertionError(f"no job.finished event in:\n{output[-3000:]}")

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,7 +23,15 @@ from copyengine.pipeline.stop import StopFlag
 from copyengine.state import SQLiteStore
 from copyengine.wiring import run_job
 from tests.emu import DST_APP, base_config, running
-from tests.jobs import assert_exact, duplicates, selected_by_default, write_job
+from tests.jobs import (
+    assert_exact,
+    cli_process,
+    duplicates,
+    finish_process,
+    finished_event,
+    selected_by_default,
+    write_job,
+)
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -41,37 +47,11 @@ def _exact(emu_state: Any, pairs: list[tuple[str, str]] = PAIRS) -> None:
     assert_exact(emu_state, pairs)
 
 
-def _cli(*args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "copyengine", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-
-
-async def _finish(proc: subprocess.Popen[bytes], limit_s: float) -> tuple[int, str]:
-    """Exit code and everything the process printed (stdout + stderr), bounded in time."""
-    deadline = time.monotonic() + limit_s
-    while proc.poll() is None:
-        if time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError("the process did not finish in time")
-        await anyio.sleep(0.05)
-    out = (proc.stdout.read() if proc.stdout else b"") + (
-        proc.stderr.read() if proc.stderr else b""
-    )
-    return proc.returncode, out.decode("utf-8", "replace")
+_cli, _finish, _finished_event = cli_process, finish_process, finished_event
 
 
 def _report(tmp: Path) -> dict[str, Any]:
     return json.loads((tmp / "report.json").read_text())  # type: ignore[no-any-return]
-
-
-def _finished_event(output: str) -> dict[str, Any]:
-    for line in output.splitlines():
-        if '"job.finished"' in line:
-            return json.loads(line)  # type: ignore[no-any-return]
-    raise AssertionError(f"no job.finished event in:\n{output[-3000:]}")
 
 
 def _agree(code: int, output: str, tmp: Path | None) -> None:

@@ -21,6 +21,7 @@ from ..controls.suspend import SuspendSource, suspension
 from ..errors import StateError
 from ..graph import Clients
 from ..notify.fields import progress
+from ..pacing.bandwidth import BandwidthCap
 from ..pipeline.budget import ByteBudget
 from ..pipeline.job import run_pairs
 from ..pipeline.notices import QUIET, Notices
@@ -64,6 +65,9 @@ class Runtime:
         for stats in list(self.live.values()):
             total = tuple(a + b for a, b in zip(total, progress(stats)[0], strict=True))
         return total, bool(self.live)
+
+    # the process's upload cap (``--bwlimit``): each worker process has its own
+    bandwidth: BandwidthCap = field(default_factory=lambda: BandwidthCap(None))
 
     def give_up(self, why: str) -> None:
         if self.gone is None:
@@ -179,6 +183,7 @@ async def run_segment(
                 notices=rt.notices,
                 gate=SuspendSource(store, rt.cfg.path.name),
                 hold_waits=False,  # a suspended pair ends the segment held: the group is released
+                bandwidth=rt.bandwidth,
             )
             tg.cancel_scope.cancel()
     finally:

@@ -25,6 +25,7 @@ from ..exitcodes import ExitCode
 from ..graph import Clients
 from ..notify.sender import Notifier
 from ..notify.watch import watch_stalls
+from ..pacing.bandwidth import BandwidthCap
 from ..pipeline.budget import ByteBudget
 from ..pipeline.stop import StopFlag
 from ..state.postgres import Outage, StoreUnavailable, explain
@@ -272,6 +273,7 @@ async def run_worker(
         queue_name(cfg.identity(), cfg.name),
         f"{socket.gethostname()}:{os.getpid()}",
         ByteBudget(cfg.limits.bytes_in_flight),
+        bandwidth=BandwidthCap(cfg.limits.bwlimit_mb_s),
     )
     if notifier is not None:
         notifier.host = rt.host

@@ -16,6 +16,7 @@ from ..console.text import report_line, submit_line
 from ..errors import ConfigError
 from ..report import job_names, report_paths, write_atomically
 from ..wiring import clients, notifying, read_overview, state_exists, tune_for_copying
+from .caps import bwlimit_option, overridden
 from .options import configure_logs, job_command, load
 
 
@@ -64,13 +65,15 @@ def submit(config: Path) -> None:
         "one failed, else 8 if one is suspended); without it a worker waits for work until "
         "stopped.",
     ),
+    bwlimit_option,
 )
 def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
     """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
-    segments drain and their continuation is queued for any worker)."""
+    segments drain and their continuation is queued for any worker). --bwlimit caps this
+    worker process's uploads (each worker has its own cap)."""
     from ..cluster.app import run_worker
 
-    cfg = shared_job(config)
+    cfg = overridden(shared_job(config))
     tune_for_copying()
 
     async def body() -> int:

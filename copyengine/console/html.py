@@ -102,7 +102,7 @@ def _head(report: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     cls, verdict = _verdict(report, rows)
     when = report.get("finished") or report.get("generated") or report.get("started")
     extra = "".join(
-        f" — {escape(str(report[k]))}" for k in ("fatal", "stop_reason") if report.get(k)
+        f" — {escape(str(report[k]))}" for k in ("fatal", "paused", "stop_reason") if report.get(k)
     )
     return [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",

@@ -73,7 +73,7 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
     throttled = sum(p.throttled_now for p in pairs)
     return (
         f"{done:,}/{listed:,} items ({pct}){'' if all_listed else ' listed so far'} · "
-        f"{stats.total('copied'):,} copied · {mbps:,.1f} MB/s now · ETA {eta} · "
+        f"{stats.total('copied'):,} copied · {mbps:,.1f} MB/s now{_cap(stats)} · ETA {eta} · "
         f"pairs {finished}/{len(pairs)} finished"
         + (f" · {throttled} throttled now" if throttled else "")
         + _held_counts(pairs)
@@ -91,6 +91,12 @@ def _held_counts(pairs: list[PairStats]) -> str:
         n = sum(p.status is status for p in pairs)
         out += f" · {n} {status.value}" if n else ""
     return out
+
+
+def _cap(stats: JobStats) -> str:
+    """The bandwidth cap beside the rate (it counts upload bodies, in MiB/s)."""
+    cap = stats.bwlimit_mb_s
+    return "" if cap is None else f" (cap {cap:g} MiB/s uploaded)"
 
 
 LIVE_COLUMNS = (
@@ -253,6 +259,7 @@ async def show_progress(
             unknown=totals["unknown"],
             items_per_s=totals["items_per_s"],
             mb_per_s_now=round(stats.bytes_per_s() / 1e6, 2),
+            bwlimit_mb_s=stats.bwlimit_mb_s,
             throttled_429=totals["throttled_429"],
             throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
             line=job_line(stats, limits),
@@ -286,6 +293,10 @@ def outcome_line(stats: JobStats) -> str:
         )
     ):
         what = "sign-off incomplete: " + sign_off_shortfall(stats.sign_off) + "; see the report"
+    elif code is ExitCode.PAUSED and stats.paused:
+        what = f"paused: {stats.paused}: {tot['copied']:,} copied; run again to continue"
+        if any(p.status in HELD for p in stats.pairs.values()):
+            what += "; " + held_line(stats)
     elif code is ExitCode.INTERRUPTED:
         what = "interrupted" + (f" ({stats.stop_reason})" if stats.stop_reason else "")
         what += f": {tot['copied']:,} copied; run again to finish"

@@ -19,6 +19,8 @@ Names (all labelled by ``pair`` = ``source->target``):
   (upload or request budget, whichever is nearer its limit)
 - ``copyengine_pair_status{status}`` — 1 for the pair's current status
 - ``copyengine_job_duration_seconds`` (no pair label)
+- ``copyengine_bwlimit_bytes_per_second`` (no pair label) — the bandwidth cap now
+  (``--bwlimit``, ``[limits] bwlimit_mb_s``), 0 when there is none
 
 and beside them the fleet's (``fleet``): each mailbox's % of its ceiling, stalled groups.
 """
@@ -33,6 +35,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ..config import MB
 from ..report import JobStats, PairStatus
 from .fleet import ROLES, FleetCollector
 
@@ -102,6 +105,10 @@ class JobCollector(Collector):
                 status.add_metric([key, s.value], 1.0 if p.status == s else 0.0)
         duration = GaugeMetricFamily("copyengine_job_duration_seconds", "Seconds since start")
         duration.add_metric([], self.stats.duration())
+        cap = GaugeMetricFamily(
+            "copyengine_bwlimit_bytes_per_second", "The bandwidth cap on uploads (0: none)"
+        )
+        cap.add_metric([], (self.stats.bwlimit_mb_s or 0.0) * MB)
         yield from (
             items,
             listed,
@@ -113,6 +120,7 @@ class JobCollector(Collector):
             ceiling,
             status,
             duration,
+            cap,
         )
 
 

@@ -36,6 +36,7 @@ VERDICTS = {
     4: ("bad", "Stopped: sign-in or permission refused"),
     5: ("bad", "Stopped: the job could not go on"),
     7: ("bad", "Not run: another run of this job was in progress"),
+    8: ("warn", "Paused by the operator's controls: run again to continue"),
     130: ("warn", "Interrupted: run again to finish"),
 }
 

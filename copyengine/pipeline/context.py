@@ -17,6 +17,7 @@ from ..plan import PassKind
 from ..report import PairStats
 from ..state import Store
 from .budget import ByteBudget
+from .caps import Bandwidth, RunQuota
 from .ledger import Ledger
 from .stop import StopFlag
 from .work import ByteShares
@@ -40,6 +41,8 @@ class PairContext:
     kind: PassKind = PassKind.DELTA
     sync: SyncOptions = DEFAULT_SYNC
     log: Any = log
+    quota: RunQuota | None = None  # ``run --max-items`` / ``--max-mb`` (``caps``)
+    bandwidth: Bandwidth | None = None  # the process's upload cap (``--bwlimit``)
 
     @property
     def key(self) -> str:
@@ -59,9 +62,25 @@ class PairContext:
         stop: StopFlag,
         kind: PassKind = PassKind.DELTA,
         sync: SyncOptions = DEFAULT_SYNC,
+        quota: RunQuota | None = None,
+        bandwidth: Bandwidth | None = None,
     ) -> PairContext:
         """A pair's context, with its ledger and its shares of ``budget`` made here."""
         ledger = Ledger(pair.key, store, log, limits.max_failed_items_per_pair)
+        shares = ByteShares(budget)
         return cls(
-            pair, src, dst, store, limits, stats, stop, ledger, ByteShares(budget), kind, sync
+            pair,
+            src,
+            dst,
+            store,
+            limits,
+            stats,
+            stop,
+            ledger,
+            shares,
+            kind,
+            sync,
+            log,
+            quota,
+            bandwidth,
         )

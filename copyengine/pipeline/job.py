@@ -23,6 +23,7 @@ from ..state.overview import migration
 from ..stopsignals import STOP_SIGNALS, receiving, signal_name
 from .admit import Admission
 from .budget import ByteBudget
+from .caps import NO_GATES, Bandwidth, Gates, RunCaps, RunQuota
 from .context import PairContext
 from .gate import OPEN, Gate, PrioritySlots, Ticker
 from .notices import QUIET, Notices
@@ -63,6 +64,8 @@ async def run_pairs(
     gate: Gate | None = None,
     hold_waits: bool = True,
     notices: Notices = QUIET,
+    caps: RunCaps | None = None,
+    bandwidth: Bandwidth | None = None,
 ) -> JobStats:
     """Copy every pair of ``cfg`` (or ``pairs``; ``retry_only``: only the items that failed
     or stayed unknown last time); returns the stats (also the report).
@@ -73,13 +76,13 @@ async def run_pairs(
 
     ``gate``: the operator's controls (``pipeline.admit``); ``hold_waits`` False (a
     worker's segment): a held pair is left held, not waited for. ``notices`` hears of a
-    failed pair, a sign-off and (a pass of its own) the pass's end."""
-    stop = stop or StopFlag()
-    stats = stats or JobStats()
+    failed pair, a sign-off and (a pass of its own) the pass's end. Caps: ``pipeline.caps``."""
+    stop, stats = stop or StopFlag(), stats or JobStats()
     todo = pairs if pairs is not None else cfg.pairs
     on_pair = _announcing(on_pair, stats, notices, cfg.limits.max_failed_items_per_pair)
     for p in todo:
         stats.pair(p.key, p.source, p.target).policy = _policy(cfg, p, retry_only)
+    gates = Gates(RunQuota(caps, stop) if caps is not None else None, bandwidth)
     opened = refused = False  # a run refused before it starts writes nothing (below)
     try:
         if write_report:
@@ -91,13 +94,12 @@ async def run_pairs(
             stats.pass_info = {"number": number, "kind": kind, "started": iso(stats.started_wall)}
             try:
                 _started(cfg, todo, stats)
-                await _run(
-                    cfg, clients, store, todo, stats, stop, mode, on_pair, budget, gate, hold_waits
-                )
+                args = (cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
+                await _run(*args, gate, hold_waits, gates=gates)
                 if cutover and not stop.draining and not _held(stats):
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
+                    await _repair(*args[:6], on_pair, budget, sign_off, gates)
                     notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
@@ -235,6 +237,7 @@ async def _repair(
     on_pair: Callable[[str, bool], Awaitable[None]] | None,
     budget: ByteBudget | None,
     sign_off: SignOff,
+    gates: Gates,
 ) -> None:
     """The cutover converges too: a delta pass cannot see what changed in the target, so
     the pairs whose sign-off found drift are listed once more in full (as ``--full``) within
@@ -253,7 +256,7 @@ async def _repair(
             "every folder was listed in full again and the sign-off taken after that"
         )
     pairs = tuple(p for p, _ in drifted)
-    await _run(cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget)
+    await _run(cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget, gates=gates)
     if stop.draining:
         return
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
@@ -288,6 +291,8 @@ async def _run(
     budget: ByteBudget | None = None,
     gate: Gate | None = None,
     hold_waits: bool = True,
+    *,
+    gates: Gates = NO_GATES,
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
@@ -320,6 +325,8 @@ async def _run(
                 stop=own,
                 kind=kind,
                 sync=cfg.sync,
+                quota=gates.quota,
+                bandwidth=gates.bandwidth,
             )
             await PairRunner(ctx).run()
         finally:
@@ -329,7 +336,7 @@ async def _run(
 
     with unsent.opened() as hold:  # this run's drain, as its requests' waits see it
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_sample, stats)
+            tg.start_soon(_sample, stats, gates.bandwidth)
             tg.start_soon(ticker.run)
             async with anyio.create_task_group() as pairs_tg:
                 watch = (stop, hold, pairs_tg.cancel_scope, clients.health, cfg.limits)
@@ -339,10 +346,12 @@ async def _run(
             tg.cancel_scope.cancel()  # stop the drain watch
 
 
-async def _sample(stats: JobStats, interval: float = 1.0) -> None:
-    """The report's timeline: totals once per ``interval`` until cancelled (and at the end)."""
+async def _sample(stats: JobStats, bandwidth: Bandwidth | None, interval: float = 1.0) -> None:
+    """The report's timeline: totals once per ``interval`` until cancelled (and at the end);
+    the bandwidth cap as it is now (it may change while the job runs)."""
     try:
         while True:
+            stats.bwlimit_mb_s = bandwidth.mb_s if bandwidth is not None else None
             stats.sample()
             await anyio.sleep(interval)
     finally:
@@ -394,7 +403,8 @@ def _finish(
     """Say what happened, once: the report and ``job.finished`` carry the same exit code the
     process returns."""
     stats.finished = stats.finished or time.monotonic()
-    stats.interrupted = stats.interrupted or stop.draining
+    stats.interrupted = stats.interrupted or stop.interrupted
+    stats.paused = stats.paused or stop.paused
     stats.stop_reason = stats.stop_reason or stop.reason
     stats.job = stats.job or job_names(cfg)
     own = None
@@ -413,6 +423,7 @@ def _finish(
         unknown=sum(p.unknown for p in stats.pairs.values()),
         fatal=stats.fatal,
         stop_reason=stats.stop_reason,
+        paused=stats.paused,
         report=str(own or cfg.report_path) if report else None,
         duration_s=round(stats.duration(), 2),
     )
@@ -424,7 +435,7 @@ async def watch_signals(stop: StopFlag, abort: anyio.CancelScope) -> None:
     ``signal.signal``."""
     with receiving(STOP_SIGNALS) as signals:
         async for sig in signals:
-            if not stop.draining:
+            if not stop.interrupted:  # a run paused at its cap drains already: Ctrl-C once more
                 stop.drain()
                 log.warning(
                     "job.draining", signal=signal_name(sig), hint="press Ctrl-C again to abort"

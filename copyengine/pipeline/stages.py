@@ -16,7 +16,7 @@ from ..graph.archive import LOOP, REFUSED
 from ..plan import encoded_size
 from ..survey import MailboxSide
 from .context import PairContext
-from .ready import ReadyItems
+from .ready import ReadyItems, body_estimate
 from .unsettled import Unsettled
 from .work import Exportable
 
@@ -39,6 +39,8 @@ class Stages:
         self.log = ctx.log
         self._moved_counted = (0, 0)  # the pool's 409 sessions and folders already counted
         self._aux_seen: set[tuple[str, str]] = set()  # auxiliary archives in the pair's stats
+        self.key, self.stop = ctx.key, ctx.stop
+        self.quota, self.bandwidth = ctx.quota, ctx.bandwidth
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -103,7 +105,22 @@ class Stages:
             for batch in self.shares.split(whole, [encoded_size(e.item.size) for e in whole]):
                 await self._export(batch, ready)
 
+    def _reserved(self, batch: list[Exportable]) -> list[Exportable]:
+        """The items of ``batch`` this run's caps let go (reserved now, before anything of
+        them is exported or sent); the others are not attempted (their folder keeps its
+        delta link: a next run takes them up)."""
+        if self.quota is None or not self.quota.active:
+            return batch
+        go = self.quota.reserve(self.key, [(e.item.id, e.item.size) for e in batch])
+        for e, ok in zip(batch, go, strict=True):
+            if not ok:
+                self.ledger.not_attempted(e.folder)
+        return [e for e, ok in zip(batch, go, strict=True) if ok]
+
     async def _export(self, batch: list[Exportable], ready: ReadyItems) -> None:
+        batch = self._reserved(batch)
+        if not batch:
+            return
         nbytes = sum(encoded_size(e.item.size) for e in batch)
         share = await self.shares.take(len(batch), nbytes)
         for e in batch:
@@ -202,6 +219,16 @@ class Stages:
         unsettled = self.unsettled
         while (e := await ready.get()) is not None:
             item = e.item
+            if self.bandwidth is not None and not await self.bandwidth.take(
+                body_estimate(e), self.stop
+            ):
+                # a drain while it waited for the bandwidth cap: not sent (Ctrl-C never
+                # waits for a cap); its intent stays for the next run
+                unsettled.not_sent(e, self.ledger)
+                e.data = None
+                await self.shares.done(e.share)
+                e.share = None
+                continue
             unsettled.send(e)
             try:
                 assert e.data is not None

@@ -18,12 +18,19 @@ class StopFlag:
     service stopped answering), for the report.
 
     A pair's flag is a ``child()`` of the job's: it drains when the job's does, or alone
-    when the pair is held (``hold`` says why; the job goes on)."""
+    when the pair is held (``hold`` says why; the job goes on).
+
+    ``pause(why)``: the job's drain that the operator's own controls asked for (a run's cap
+    reached), not an interruption: the job ends with exit 8 (``PAUSED``) unless something
+    failed; ``interrupted`` says whether a ``drain`` without a hold (a signal, a worker's
+    stop) came too."""
 
     def __init__(self, parent: StopFlag | None = None) -> None:
         self._draining = False
         self._reason: str | None = None
         self.hold: Hold | None = None  # a pair's own drain: why it was held
+        self.interrupted = False
+        self.paused: str | None = None
         self._parent = parent
         self._children: set[StopFlag] = set()
         self._event: anyio.Event | None = None
@@ -40,6 +47,16 @@ class StopFlag:
     def drain(self, hold: Hold | None = None) -> None:
         if hold is not None and not self._draining:
             self.hold = hold
+        if hold is None:
+            self.interrupted = True
+        self._stop()
+
+    def pause(self, why: str) -> None:
+        """Stop taking work because of ``why`` (the first reason is kept)."""
+        self.paused = self.paused or why
+        self._stop()
+
+    def _stop(self) -> None:
         self._draining = True
         self._wake()
         for child in list(self._children):

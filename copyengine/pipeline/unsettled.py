@@ -35,6 +35,11 @@ class Unsettled:
         self._inflight[item_id] = e
         self._sent.add(item_id)
 
+    def not_sent(self, e: Exportable, ledger: Ledger) -> None:
+        """Queued, and the run stopped before its import was sent."""
+        self._queued.pop(e.item.id, None)
+        ledger.not_sent(e.folder, e.item)
+
     def answered(self, e: Exportable) -> None:
         """Its import has an answer (or raised): no longer in flight."""
         self._inflight.pop(e.item.id, None)
