@@ -30,12 +30,14 @@ from .commands.options import (
     job_command,
     json_option,
     load,
+    pair_option,
     say,
     show,
     state_option,
     wave_option,
     with_emulator,
 )
+from .commands.pairstats import show_pair_statistics
 from .config import JobConfig, select_pairs
 from .console.live import outcome_line, print_summary
 from .console.signoff import print_sign_off
@@ -106,13 +108,7 @@ def main() -> None:
         is_flag=True,
         help="No live table on a terminal (progress events are still logged).",
     ),
-    click.option(
-        "--pair",
-        "only",
-        multiple=True,
-        metavar="UPN",
-        help="Only the pairs with this source or target (repeatable).",
-    ),
+    pair_option,
     wave_option,
     click.option(
         "--retry-failed",
@@ -287,12 +283,17 @@ def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]
     sys.exit(with_emulator(cfg, body))
 
 
-@job_command(state_option(), json_option, wave_option)
-def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]) -> None:
+@job_command(state_option(), json_option, wave_option, pair_option)
+def status(
+    config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...], only: tuple[str, ...]
+) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
-    run is in progress)."""
+    run is in progress). --pair UPN: that pair's statistics across passes."""
     cfg = in_waves(load(config, state, resolve_secrets=False), waves)
     configure_logs(cfg, "warning")
+    if only:
+        show_pair_statistics(cfg, only, as_json)
+        return
     if not state_exists(cfg):
         none = {"state": str(cfg.state_path), "pairs": []}
         show(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")

@@ -67,6 +67,13 @@ def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+pair_option = click.option(
+    "--pair",
+    "only",
+    multiple=True,
+    metavar="UPN",
+    help="Only the pairs with this source or target (repeatable).",
+)
 wave_option = click.option(
     "--wave",
     "waves",

@@ -27,6 +27,7 @@ from .context import PairContext
 from .gate import OPEN, Gate, PrioritySlots, Ticker
 from .notices import QUIET, Notices
 from .pair import PairRunner, debug_logging
+from .pairpass import record_pair_pass, record_sign_off
 from .signoff import SignOff
 from .stop import StopFlag
 
@@ -96,8 +97,9 @@ async def run_pairs(
                 )
                 if cutover and not stop.draining and not _held(stats):
                     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
-                    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
+                    await sign_off_pass(
+                        cfg, clients, store, todo, stats, stop, sign_off, budget, on_pair
+                    )
                     notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
@@ -220,6 +222,26 @@ REPAIRABLE = (
 )
 
 
+async def sign_off_pass(
+    cfg: JobConfig,
+    clients: Clients,
+    store: Store,
+    todo: tuple[Pair, ...],
+    stats: JobStats,
+    stop: StopFlag,
+    sign_off: SignOff,
+    budget: ByteBudget | None = None,
+    on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
+) -> None:
+    """The end of a cutover pass, once its pairs are copied (by this run, or by every group
+    of a shared job): the sign-off into ``stats``, the drifted pairs repaired and signed off
+    again (``_repair``), each pair's entry kept with its statistics of the pass."""
+    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
+    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
+    if store.pass_number is not None:
+        await record_sign_off(store, store.pass_number, stats.sign_off)
+
+
 def needs_repair(entry: dict[str, Any]) -> bool:
     """A pair whose sign-off found the target drifted from the source (pure)."""
     return entry.get("error") is None and any(entry.get(k) for k in REPAIRABLE)
@@ -323,8 +345,10 @@ async def _run(
             )
             await PairRunner(ctx).run()
         finally:
-            if on_pair is not None:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                label = str(stats.pass_info.get("kind") or kind.value)
+                await record_pair_pass(store, stats.pairs[p.key], p.key, label, stats.run_id)
+                if on_pair is not None:
                     await on_pair(p.key, False)
 
     with unsent.opened() as hold:  # this run's drain, as its requests' waits see it
