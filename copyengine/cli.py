@@ -30,7 +30,11 @@ from .commands.options import (
     job_command,
     json_option,
     load,
+    metrics_address,
+    metrics_option,
+    one_kind_of_pass,
     pair_option,
+    pass_kind_options,
     say,
     show,
     state_option,
@@ -110,29 +114,8 @@ def main() -> None:
     ),
     pair_option,
     wave_option,
-    click.option(
-        "--retry-failed",
-        is_flag=True,
-        help="Only the items that failed or stayed unknown in the last run.",
-    ),
-    click.option(
-        "--full",
-        is_flag=True,
-        help="List every folder in full instead of reading what changed, and reconcile the "
-        "target by search key (finds copies deleted or edited in the target); new delta links "
-        "are made.",
-    ),
-    click.option(
-        "--cutover",
-        is_flag=True,
-        help="The last pass: copy what changed, then verify every pair and write the sign-off "
-        "(every source item accounted for) into the report.",
-    ),
-    click.option(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
-    ),
+    *pass_kind_options,
+    metrics_option,
 )
 def run(
     config: Path,
@@ -153,8 +136,7 @@ def run(
     The first run copies everything; each later run is a pass that applies only what
     changed at the source since the last one (new, changed, moved and, with [sync]
     deletions = "mirror", deleted items; folder changes). --cutover ends a migration."""
-    if sum((retry_failed, full, cutover)) > 1:
-        raise ConfigError("--retry-failed, --full, --cutover", "separate kinds of pass; give one")
+    one_kind_of_pass(retry_failed, full, cutover)
     tune_for_copying()
     given = {
         "report_path": report and report.resolve(),
@@ -163,14 +145,7 @@ def run(
     }
     cfg = load(config, state, **{k: v for k, v in given.items() if v})
     pairs = select_pairs(cfg, only, waves)
-    address = None
-    if metrics:
-        from .console.metrics import parse_address  # prometheus_client, aiohttp.web: only here
-
-        try:
-            address = parse_address(metrics)
-        except ValueError as exc:
-            raise ConfigError("--metrics", str(exc)) from None
+    address = metrics_address(metrics)
     configure_logs(cfg)
 
     def body(c: JobConfig) -> int:

@@ -293,8 +293,11 @@ async def _this_pass(
     passes = await store.passes()
     kind = PassKind.of(cutover=cutover, full=full, retry=retry_only, earlier=bool(passes))
     if pass_number is not None:
+        # a segment copies as its pass was submitted (``submit --full``, ``--retry-failed``,
+        # ``--cutover``: its sign-off comes once every group is done)
         label = next((str(p["kind"]) for p in passes if p["pass"] == pass_number), "delta")
-        return pass_number, label, kind
+        known = {k.value: k for k in PassKind}
+        return pass_number, label, kind if cutover or full or retry_only else known.get(label, kind)
     return await store.pass_started(kind.value), kind.value, kind
 
 
