@@ -96,7 +96,6 @@ async def run_pairs(
                     cfg, clients, store, todo, stats, stop, mode, on_pair, budget, gate, hold_waits
                 )
                 if cutover and not stop.draining and not _held(stats):
-                    assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
                     await sign_off_pass(
                         cfg, clients, store, todo, stats, stop, sign_off, budget, on_pair
                     )
@@ -229,13 +228,14 @@ async def sign_off_pass(
     todo: tuple[Pair, ...],
     stats: JobStats,
     stop: StopFlag,
-    sign_off: SignOff,
+    sign_off: SignOff | None,
     budget: ByteBudget | None = None,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
 ) -> None:
     """The end of a cutover pass, once its pairs are copied (by this run, or by every group
     of a shared job): the sign-off into ``stats``, the drifted pairs repaired and signed off
     again (``_repair``), each pair's entry kept with its statistics of the pass."""
+    assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
     await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off)
     if store.pass_number is not None:
