@@ -81,6 +81,12 @@ async def _until_done(job: Path, tmp: Path, name: str) -> None:
     assert w.returncode == 0, _logs(tmp)
 
 
+def _delete_one(box: Any) -> None:
+    """One item deleted in a mailbox (a copy deleted in the target, under the copy)."""
+    gone = next(i for i in box.items.values() if not i.deleted and i.folder is not None)
+    box.delete_item(gone)
+
+
 def _copies(emu: Any, target: str) -> int:
     return len(emu.require_mailbox(target).snapshot()["items"])
 
@@ -109,9 +115,7 @@ async def test_submit_pair_queues_only_that_pair_and_full_reaches_the_workers(
 
         # a copy deleted in the target: --full (listing everything, reconciling the target
         # by search key) copies it again on the worker; a delta pass would not see it
-        box = server.emulator.require_mailbox(T0B)
-        gone = next(i for i in box.items.values() if not i.deleted and i.folder is not None)
-        box.delete_item(gone)
+        _delete_one(server.emulator.require_mailbox(T0B))
         out = await submit(cfg, _asked(cfg, T0B, full=True))
         assert (out["pass"], out["kind"], out["queued"]) == (2, "full", 1)
         await _until_done(job, tmp_path, "w2")
@@ -181,9 +185,7 @@ async def test_a_submitted_cutover_is_signed_off_once_every_group_is_done(
         assert_exact(server.emulator, PAIRS)
         # the target drifts under the copy (a copy deleted there): the cutover's first
         # sign-off finds it, the pair is listed in full again, the second signs it off
-        box = server.emulator.require_mailbox(T1)
-        gone = next(i for i in box.items.values() if not i.deleted and i.folder is not None)
-        box.delete_item(gone)
+        _delete_one(server.emulator.require_mailbox(T1))
         code, text = await _cli("submit", str(job), "--cutover")
         assert code == 0 and "pass 2 (cutover)" in text, text
         await _until_done(job, tmp_path, "w2")

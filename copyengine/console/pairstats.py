@@ -28,18 +28,13 @@ COLUMNS = (
 )
 
 
-def _cells(line: dict[str, Any]) -> tuple[str, ...]:
+def _numbers(d: dict[str, Any]) -> tuple[str, ...]:
+    """The count cells of a pass's line or of the totals."""
     return (
-        f"{line['pass']} {line['kind']}",
-        str(line["status"]),
-        words.when(line["started"]),
-        f"{line['copied']:,}",
-        f"{line['skipped']:,}",
-        f"{line['failed']:,}",
-        f"{line['unknown']:,}",
-        words.size(line["copied_bytes"]),
-        words.duration(line["duration_s"]),
-        words.duration(line["throttle_wait_s"]),
+        *(f"{d[k]:,}" for k in ("copied", "skipped", "failed", "unknown")),
+        words.size(d["copied_bytes"]),
+        words.duration(d["duration_s"]),
+        words.duration(d["throttle_wait_s"]),
     )
 
 
@@ -52,22 +47,12 @@ def pair_table(entry: dict[str, Any]) -> Fitted:
         caption="throttled: time Exchange's budgets (429s, the pacer) held the pair back",
     )
     for line in entry["passes"]:
-        t.add_row(*_cells(line))
+        pass_cell = f"{line['pass']} {line['kind']}"
+        t.add_row(pass_cell, str(line["status"]), words.when(line["started"]), *_numbers(line))
     if entry["passes"]:
         tot = entry["totals"]
         t.add_section()
-        t.add_row(
-            f"{words.plural(tot['passes'], 'pass', 'passes')}",
-            "",
-            "",
-            f"{tot['copied']:,}",
-            f"{tot['skipped']:,}",
-            f"{tot['failed']:,}",
-            f"{tot['unknown']:,}",
-            words.size(tot["copied_bytes"]),
-            words.duration(tot["duration_s"]),
-            words.duration(tot["throttle_wait_s"]),
-        )
+        t.add_row(words.plural(tot["passes"], "pass", "passes"), "", "", *_numbers(tot))
     return t
 
 
