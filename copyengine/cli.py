@@ -31,12 +31,18 @@ from .commands.options import (
     job_command,
     json_option,
     load,
+    metrics_address,
+    metrics_option,
+    one_kind_of_pass,
+    pair_option,
+    pass_kind_options,
     say,
     show,
     state_option,
     wave_option,
     with_emulator,
 )
+from .commands.pairstats import show_pair_statistics
 from .config import JobConfig, select_pairs
 from .console.live import outcome_line, print_summary
 from .console.signoff import print_sign_off
@@ -107,37 +113,10 @@ def main() -> None:
         is_flag=True,
         help="No live table on a terminal (progress events are still logged).",
     ),
-    click.option(
-        "--pair",
-        "only",
-        multiple=True,
-        metavar="UPN",
-        help="Only the pairs with this source or target (repeatable).",
-    ),
+    pair_option,
     wave_option,
-    click.option(
-        "--retry-failed",
-        is_flag=True,
-        help="Only the items that failed or stayed unknown in the last run.",
-    ),
-    click.option(
-        "--full",
-        is_flag=True,
-        help="List every folder in full instead of reading what changed, and reconcile the "
-        "target by search key (finds copies deleted or edited in the target); new delta links "
-        "are made.",
-    ),
-    click.option(
-        "--cutover",
-        is_flag=True,
-        help="The last pass: copy what changed, then verify every pair and write the sign-off "
-        "(every source item accounted for) into the report.",
-    ),
-    click.option(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
-    ),
+    *pass_kind_options,
+    metrics_option,
     run_options,
 )
 def run(
@@ -159,8 +138,7 @@ def run(
     The first run copies everything; each later run is a pass that applies only what
     changed at the source since the last one (new, changed, moved and, with [sync]
     deletions = "mirror", deleted items; folder changes). --cutover ends a migration."""
-    if sum((retry_failed, full, cutover)) > 1:
-        raise ConfigError("--retry-failed, --full, --cutover", "separate kinds of pass; give one")
+    one_kind_of_pass(retry_failed, full, cutover)
     tune_for_copying()
     given = {
         "report_path": report and report.resolve(),
@@ -169,14 +147,7 @@ def run(
     }
     cfg = overridden(load(config, state, **{k: v for k, v in given.items() if v}))
     pairs = select_pairs(cfg, only, waves)
-    address = None
-    if metrics:
-        from .console.metrics import parse_address  # prometheus_client, aiohttp.web: only here
-
-        try:
-            address = parse_address(metrics)
-        except ValueError as exc:
-            raise ConfigError("--metrics", str(exc)) from None
+    address = metrics_address(metrics)
     configure_logs(cfg)
 
     def body(c: JobConfig) -> int:
@@ -298,12 +269,17 @@ def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]
     sys.exit(with_emulator(cfg, body))
 
 
-@job_command(state_option(), json_option, wave_option)
-def status(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]) -> None:
+@job_command(state_option(), json_option, wave_option, pair_option)
+def status(
+    config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...], only: tuple[str, ...]
+) -> None:
     """Show what the job's state store knows, without contacting the service (safe while a
-    run is in progress)."""
+    run is in progress). --pair UPN: that pair's statistics across passes."""
     cfg = in_waves(load(config, state, resolve_secrets=False), waves)
     configure_logs(cfg, "warning")
+    if only:
+        show_pair_statistics(cfg, only, as_json)
+        return
     if not state_exists(cfg):
         none = {"state": str(cfg.state_path), "pairs": []}
         show(json.dumps(none) if as_json else f"no state yet at {cfg.state_path}")

@@ -7,6 +7,7 @@ bad regular expressions, missing files and unresolvable secret references are al
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 import tomllib
@@ -708,10 +709,20 @@ def select_pairs(
         (cfg.pairs, "no pair of the job has this source or target"),
         (pool, f"its pair is in none of the waves given (--wave {' '.join(waves)})"),
     ):
-        missing = sorted(wanted - {u.lower() for p in pairs for u in (p.source, p.target)})
+        names = {u.lower() for p in pairs for u in (p.source, p.target)}
+        missing = sorted(wanted - names)
         if missing:
-            raise ConfigError(f"--pair {missing[0]}", why)
+            raise ConfigError(f"--pair {missing[0]}", why + near_names(missing[0], names))
     return chosen
+
+
+def near_names(name: str, names: set[str]) -> str:
+    """``; did you mean a, b?`` for the names most like ``name`` (nothing when none is)."""
+    near = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    if not near:
+        user = name.partition("@")[0]
+        near = sorted(n for n in names if user and n.partition("@")[0] == user)[:3]
+    return f"; did you mean {', '.join(near)}?" if near else ""
 
 
 def _in_waves(pairs: tuple[Pair, ...], waves: tuple[str, ...]) -> tuple[Pair, ...]:

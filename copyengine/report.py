@@ -164,6 +164,11 @@ class PairStats:
     # the accounts of the pair's mailboxes' pacers (source, target; then the archives'), read
     # live; frozen values at the end
     pacers: list[AccountView] = field(default_factory=list, repr=False)
+    # each account's counts when the pair took it (``watch``): a worker's pacers outlive a
+    # segment, and the pair's figures are what happened since
+    pacer_base: dict[int, tuple[int, float, int, dict[str, int]]] = field(
+        default_factory=dict, repr=False
+    )
     policy: dict[str, Any] = field(default_factory=dict)  # large items, bad-item limit
     # later passes: folders created, renamed, moved, deleted in the target; and notes on
     # what the pass found (rules changed, target folders deleted under us)
@@ -187,12 +192,28 @@ class PairStats:
             fs = self.folders[path] = FolderStats(path, names=names)
         return fs
 
+    def watch(self, account: AccountView) -> None:
+        """A mailbox's account read from now on (its counts so far are not the pair's)."""
+        self.pacers.append(account)
+        self.pacer_base[id(account)] = (
+            account.throttled_total(),
+            account.throttle_wall_s(),
+            account.requests_total(),
+            account.throttled_by_reason(),
+        )
+
+    def _accounts(self) -> tuple[AccountView, ...]:
+        return (*self.pacers, *self.aux_pacers)
+
+    def _base(self, account: AccountView) -> tuple[int, float, int, dict[str, int]]:
+        return self.pacer_base.get(id(account), (0, 0.0, 0, {}))
+
     @property
     def throttled(self) -> int:
         """429s answered to this pair's requests so far."""
         if self._final is not None:
             return self._final[0]
-        return sum(p.throttled_total() for p in (*self.pacers, *self.aux_pacers))
+        return sum(p.throttled_total() - self._base(p)[0] for p in self._accounts())
 
     @property
     def throttle_wait_s(self) -> float:
@@ -200,19 +221,21 @@ class PairStats:
         mailboxes' (each a union over tasks, so never more than the pair lasted)."""
         if self._final is not None:
             return self._final[1]
-        return max((p.throttle_wall_s() for p in (*self.pacers, *self.aux_pacers)), default=0.0)
+        return max((p.throttle_wall_s() - self._base(p)[1] for p in self._accounts()), default=0.0)
 
     @property
     def requests(self) -> int:
         if self._final is not None:
             return self._final[2]
-        return sum(p.requests_total() for p in (*self.pacers, *self.aux_pacers))
+        return sum(p.requests_total() - self._base(p)[2] for p in self._accounts())
 
     def throttled_by_reason(self) -> dict[str, int]:
         out: dict[str, int] = {}
-        for p in (*self.pacers, *self.aux_pacers):
+        for p in self._accounts():
+            before = self._base(p)[3]
             for reason, n in p.throttled_by_reason().items():
-                out[reason] = out.get(reason, 0) + n
+                if n - before.get(reason, 0):
+                    out[reason] = out.get(reason, 0) + n - before.get(reason, 0)
         return out
 
     @property

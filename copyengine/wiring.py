@@ -39,7 +39,7 @@ from .pipeline.job import run_pairs, watch_signals
 from .pipeline.stop import StopFlag
 from .report import JobStats
 from .state import SQLiteStore, Store
-from .state.overview import Overview, overview
+from .state.overview import Overview, overview, pair_statistics
 from .verify import PairCheck, sign_off, verify_pairs
 
 # The server counts a request against its windows when it arrives; the pacer enters it in
@@ -214,6 +214,12 @@ async def controls_state(cfg: JobConfig) -> AsyncIterator[Store]:
         yield state
     finally:
         await state.close()
+
+
+async def read_pair_statistics(cfg: JobConfig, pairs: tuple[Pair, ...]) -> list[dict[str, Any]]:
+    """Each of ``pairs`` across passes (``status --pair``), read beside any run."""
+    async with reading_state(cfg) as state:
+        return [await pair_statistics(state, p.key, p.source, p.target) for p in pairs]
 
 
 def state_exists(cfg: JobConfig) -> bool:

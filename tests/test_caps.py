@@ -465,7 +465,7 @@ def test_the_cap_is_shown_beside_the_rate_and_as_a_metric() -> None:
     stats.bwlimit_mb_s = 0.5
     assert "MB/s now (cap 0.5 MiB/s uploaded)" in job_line(stats)
     registry = CollectorRegistry()
-    registry.register(JobCollector(stats))
+    registry.register(JobCollector.of_run(stats))
     assert "copyengine_bwlimit_bytes_per_second 524288.0" in generate_latest(registry).decode()
     assert outcome_line(stats) == (
         "exit 8: paused: the run's cap was reached (--max-items 3): 3 copied; run again to continue"

@@ -107,11 +107,6 @@ def command_is_copyengine_s_own(args: list[str]) -> None:
         assert sub.params
 
 
-def worker_has_metrics() -> bool:
-    command = main.get_command(click.Context(main), "worker")
-    return command is not None and any("--metrics" in p.opts for p in command.params)
-
-
 # -- systemd -------------------------------------------------------------------------------------
 def systemd_analyze() -> str:
     found = shutil.which("systemd-analyze")
@@ -263,7 +258,6 @@ def test_submit_unit_runs_copyengine_s_own_command_line() -> None:
     assert one(unit(TIMER)["Timer"], "Unit") == SUBMIT_UNIT.name
 
 
-@pytest.mark.skipif(not worker_has_metrics(), reason="until `worker --metrics` lands (issue 25)")
 def test_worker_command_lines_are_copyengine_s_own() -> None:
     """The systemd instance's and compose's worker lines parse as they stand: the instance
     name is the worker's metrics port."""

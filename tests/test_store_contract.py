@@ -547,7 +547,7 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "WITHOUT ROWID" not in sql and "items_by_status" not in names
     assert "items_by_folder" in names and "items_v3" not in names
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("6",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("7",)
     assert db.execute("SELECT attempts FROM items WHERE source_id='s1'").fetchone() == (2,)
     # schema 5: each item's pass, fate and writer (a pass's counters from the records)
     cols = {r[1] for r in db.execute("PRAGMA table_info(items)")}
@@ -628,4 +628,4 @@ async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> No
         await reader.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
-        assert await cur.fetchone() == ("5",)
+        assert await cur.fetchone() == ("6",)

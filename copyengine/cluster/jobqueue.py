@@ -1,5 +1,5 @@
 """The job queue: procrastinate's app on the job's database, with the one task a worker
-runs (``tasks.copy_group``), and the queue's schema with the group table's."""
+runs (``tasks.copy_group``; a cutover's sign-off, ``signoff.sign_off_task``), and the queue's schema with the group table's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from ..secrets import Secret
 from ..state.groups import GroupStore, connection_kwargs
 from ..state.postgres import RECONNECT_S, explain
 from .connect import PatientConnector, outage_s
-from .tasks import TASK, copy_group
+from .signoff import sign_off_task
+from .tasks import SIGN_OFF_TASK, TASK, copy_group
 
 
 def queue_name(cfg_identity: dict[str, str], name: str) -> str:
@@ -37,6 +38,7 @@ def make_app(url: str, password: Secret | None) -> App:
     )
     app = App(connector=connector)
     app.task(name=TASK, pass_context=True)(copy_group)
+    app.task(name=SIGN_OFF_TASK, pass_context=True)(sign_off_task)
     return app
 
 

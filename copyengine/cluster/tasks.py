@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,16 +26,19 @@ from ..pacing.bandwidth import BandwidthCap
 from ..pipeline.budget import ByteBudget
 from ..pipeline.job import run_pairs
 from ..pipeline.notices import QUIET, Notices
+from ..pipeline.signoff import SignOff
 from ..pipeline.stop import StopFlag
 from ..report import JobStats, PairStats, PairStatus
 from ..state.groups import GroupStore
 from ..state.postgres import StoreUnavailable
+from ..tally import WorkerStats
 from .connect import store_of
 from .groups import Group
 from .outcome import Next, Outcome, PairEnd, SegmentEnd, said, segment_outcome
 
 log = structlog.get_logger("copyengine.cluster")
 TASK = "copyengine.copy_group"
+SIGN_OFF_TASK = "copyengine.sign_off"  # a cutover's sign-off, once every group is done
 RUNTIME = "runtime"  # the key of the Runtime in the job context's ``additional_context``
 
 
@@ -52,6 +56,8 @@ class Runtime:
     queue: str
     host: str
     budget: ByteBudget
+    sign_off: SignOff | None = None  # a cutover's (``verify.sign_off``, handed by the face)
+    stats: WorkerStats = field(default_factory=WorkerStats)  # every segment's (metrics)
     gone: str | None = None
     gone_event: asyncio.Event = field(default_factory=asyncio.Event)
     notices: Notices = QUIET
@@ -86,6 +92,32 @@ async def defer(app: App, queue: str, key: str, pass_number: int, segment: int =
     return True
 
 
+async def defer_sign_off(app: App, queue: str, pass_number: int) -> bool:
+    """Pass ``pass_number``'s sign-off queued (False: one waits in the queue already)."""
+    lock = f"sign-off-{pass_number}"
+    task = app.configure_task(SIGN_OFF_TASK, lock=lock, queueing_lock=lock, queue=queue)
+    try:
+        await task.defer_async(pass_number=pass_number)
+    except exceptions.AlreadyEnqueued:
+        return False
+    return True
+
+
+async def group_of(rt: Runtime, key: str) -> Group | None:
+    """The group ``key``: one of the job's, or one ``submit --pair``/``--wave`` made of some
+    of a group's pairs (its pairs read from the group table; None if the job file lacks
+    one of them)."""
+    g = rt.groups.get(key)
+    if g is not None:
+        return g
+    members = (await rt.table.members()).get(key)
+    by_key = {p.key: p for p in rt.cfg.pairs}
+    if members is None or not members[2] or any(k not in by_key for k in members[2]):
+        return None
+    g = rt.groups[key] = Group(key, tuple(by_key[k] for k in members[2]))
+    return g
+
+
 async def copy_group(context: JobContext, group: str, pass_number: int, segment: int = 1) -> None:
     """One segment of a group. Never fails the procrastinate job for what it meets: the
     database gone past the limit makes the worker leave (its group is queued again by a
@@ -94,7 +126,7 @@ async def copy_group(context: JobContext, group: str, pass_number: int, segment:
     rt = context.additional_context.get(RUNTIME)
     if not isinstance(rt, Runtime):
         raise RuntimeError("copy_group runs only inside `copyengine worker`")
-    g = rt.groups.get(group)
+    g = await group_of(rt, group)
     if g is None:
         log.error("group.unknown", group=group, hint="the worker's job file lacks this group")
         return
@@ -146,27 +178,19 @@ def _watch(tg: TaskGroup, rt: Runtime, g: Group, stop: StopFlag) -> None:
     tg.start_soon(beat)
 
 
-async def run_segment(
-    rt: Runtime, g: Group, pass_number: int, segment: int, job_id: Any, app: App
+async def _copy_segment(
+    rt: Runtime,
+    g: Group,
+    stats: JobStats,
+    stop: StopFlag,
+    store: Any,
+    pass_number: int,
+    on_pair: Callable[[str, bool], Awaitable[None]],
 ) -> None:
-    """One time box of a group: its pairs one after the other, drained when the segment's
-    time is up or the worker stops; then its continuation queued, or the group finished."""
+    """The segment's pairs, one after the other, watched (``_watch``), its statistics read
+    live by the worker's metrics and added to them once it ends."""
     seq = replace(rt.cfg, limits=replace(rt.cfg.limits, pairs_in_parallel=1))
-    stop = StopFlag()
-    stats = JobStats()
-    started = time.time()
-    await rt.table.segment_started(g.key, rt.host, job_id)
-    log.info("group.started", group=g.key, pairs=len(g.pairs), segment=segment, host=rt.host)
-
-    async def on_pair(pair: str, start: bool) -> None:
-        if start:
-            await rt.table.run_started(g.key, pair, rt.host)
-        else:
-            await rt.table.run_finished(g.key, pair)
-
-    store = store_of(rt.cfg, pass_number=pass_number)
-    rt.live[g.key] = stats
-    try:
+    with rt.stats.segment(stats):
         async with anyio.create_task_group() as tg:
             _watch(tg, rt, g, stop)
             await run_pairs(
@@ -186,6 +210,29 @@ async def run_segment(
                 bandwidth=rt.bandwidth,
             )
             tg.cancel_scope.cancel()
+
+
+async def run_segment(
+    rt: Runtime, g: Group, pass_number: int, segment: int, job_id: Any, app: App
+) -> None:
+    """One time box of a group: its pairs one after the other, drained when the segment's
+    time is up or the worker stops; then its continuation queued, or the group finished."""
+    stop = StopFlag()
+    stats = JobStats()
+    started = time.time()
+    await rt.table.segment_started(g.key, rt.host, job_id)
+    log.info("group.started", group=g.key, pairs=len(g.pairs), segment=segment, host=rt.host)
+
+    async def on_pair(pair: str, start: bool) -> None:
+        if start:
+            await rt.table.run_started(g.key, pair, rt.host)
+        else:
+            await rt.table.run_finished(g.key, pair)
+
+    store = store_of(rt.cfg, pass_number=pass_number)
+    rt.live[g.key] = stats
+    try:
+        await _copy_segment(rt, g, stats, stop, store, pass_number, on_pair)
     finally:
         done = progress(rt.live.pop(g.key))[0]
         rt.ended = tuple(a + b for a, b in zip(rt.ended, done, strict=True))
@@ -252,5 +299,16 @@ async def end_segment(
     summary = await rt.table.segment_ended(
         g.key, [p.key for p in g.pairs], pass_number, str(outcome.next), outcome.error, extra or {}
     )
-    if summary is not None:  # this worker ended the pass: it alone says so
+    await pass_ended(rt, app, summary)
+
+
+async def pass_ended(rt: Runtime, app: App, summary: dict[str, Any] | None) -> None:
+    """What follows a pass's last group (``GroupStore.finish_pass_if_done``'s summary): a
+    cutover's sign-off queued (for any worker), or the pass's end announced by the one
+    worker that ended it."""
+    if summary is None:
+        return
+    if summary.get("sign_off_due"):
+        await defer_sign_off(app, rt.queue, int(summary["pass"]))
+    else:
         rt.notices.shared_pass_finished(summary)

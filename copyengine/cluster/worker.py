@@ -27,13 +27,15 @@ from ..notify.sender import Notifier
 from ..notify.watch import watch_stalls
 from ..pacing.bandwidth import BandwidthCap
 from ..pipeline.budget import ByteBudget
+from ..pipeline.signoff import SignOff
 from ..pipeline.stop import StopFlag
 from ..state.postgres import Outage, StoreUnavailable, explain
 from ..stopsignals import DUMP_SIGNALS, STOP_SIGNALS, handling, signal_name
+from ..tally import WorkerStats
 from .connect import group_store, outage_s, store_of
 from .groups import mailbox_groups
 from .jobqueue import apply_schema, make_app, queue_name
-from .tasks import RUNTIME, Runtime, defer
+from .tasks import RUNTIME, Runtime, defer, defer_sign_off, pass_ended
 
 log = structlog.get_logger("copyengine.cluster")
 MAX_REQUEUES = 20  # a group queued again this often in one pass without finishing: failed
@@ -70,6 +72,10 @@ async def _reaper(app: App, rt: Runtime) -> None:
                 queue=rt.queue, seconds_since_heartbeat=w.stalled_after_s
             )
             for job in stalled:
+                if "group" not in job.task_kwargs:  # a sign-off whose worker died
+                    await app.job_manager.retry_job(job)
+                    log.warning("cutover.sign_off_requeued", job=job.id, reason="worker silent")
+                    continue
                 group = str(job.task_kwargs.get("group"))
                 if await _group_alive(rt, group):
                     # its worker stopped beating while it drains (procrastinate stops the
@@ -97,15 +103,16 @@ async def _reconcile(app: App, rt: Runtime) -> None:
         if o.retried >= MAX_REQUEUES:
             await rt.table.given_up(o.key, f"queued again {o.retried} times without finishing")
             log.error("group.given_up", group=o.key, retried=o.retried)
-            summary = await rt.table.finish_pass_if_done(o.pass_number)
-            if summary is not None:
-                rt.notices.shared_pass_finished(summary)
+            await pass_ended(rt, app, await rt.table.finish_pass_if_done(o.pass_number))
             continue
         if not await defer(app, rt.queue, o.key, o.pass_number, o.segments + 1):
             continue
         why = "its job ended without finishing the group: queued again"
         await rt.table.requeued(o.key, why, beat=True)
         log.warning("group.requeued", group=o.key, reason="no job waiting or running")
+    for number in await rt.table.sign_offs_due(rt.queue):
+        if await defer_sign_off(app, rt.queue, number):
+            log.warning("cutover.sign_off_requeued", pass_number=number)
 
 
 def _dump_tasks(sig: int = 0) -> None:
@@ -154,6 +161,8 @@ async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any
         await anyio.sleep(rt.cfg.workers.heartbeat_s)
         try:
             groups = await rt.table.read()
+            current = max((g["pass"] for g in groups), default=None)
+            state = await rt.table.pass_state(current) if current is not None else None
             failing_since = None
         except StateError as exc:
             now = time.monotonic()
@@ -163,11 +172,14 @@ async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any
                 return
             log.warning("worker.poll_failed", error=str(exc))
             continue
-        current = max((g["pass"] for g in groups), default=None)
         mine = [g for g in groups if g["pass"] == current]
         # a group released suspended waits for `copyengine resume`: nothing to wait for
         if mine and all(g["state"] in ("done", "failed", "suspended") for g in mine):
+            if state is not None and state[0] == "cutover" and not state[1]:
+                continue  # a cutover ends once signed off
             out["failed"] = sum(g["state"] == "failed" for g in mine)
+            if state is not None and state[2].get("pairs_not_signed_off"):
+                out["failed"] += 1
             out["suspended"] = sum(g["state"] == "suspended" for g in mine)
             log.info(
                 "worker.all_done",
@@ -253,6 +265,8 @@ async def run_worker(
     concurrency: int,
     until_done: bool = False,
     notifier: Notifier | None = None,
+    sign_off: SignOff | None = None,
+    stats: WorkerStats | None = None,
 ) -> int:
     """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
     pass failed, else 8 when one waits suspended). Raises ``StoreUnavailable`` when the
@@ -273,6 +287,8 @@ async def run_worker(
         queue_name(cfg.identity(), cfg.name),
         f"{socket.gethostname()}:{os.getpid()}",
         ByteBudget(cfg.limits.bytes_in_flight),
+        sign_off,
+        stats or WorkerStats(),
         bandwidth=BandwidthCap(cfg.limits.bwlimit_mb_s),
     )
     if notifier is not None:

@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import anyio
 import click
 
-from ..config import JobConfig
+from ..config import JobConfig, select_pairs
 from ..console.html import report_files
 from ..console.text import report_line, submit_line
 from ..errors import ConfigError
 from ..report import job_names, report_paths, write_atomically
+from ..verify import sign_off
 from ..wiring import clients, notifying, read_overview, state_exists, tune_for_copying
 from .caps import bwlimit_option, overridden
-from .options import configure_logs, job_command, load
+from .options import (
+    configure_logs,
+    job_command,
+    load,
+    metrics_address,
+    metrics_option,
+    one_kind_of_pass,
+    pair_option,
+    pass_kind_options,
+    say,
+    wave_option,
+)
 
 
 def shared_job(config: Path) -> JobConfig:
@@ -41,14 +54,28 @@ def shared_job(config: Path) -> JobConfig:
     return cfg
 
 
-@job_command()
-def submit(config: Path) -> None:
+@job_command(pair_option, wave_option, *pass_kind_options)
+def submit(
+    config: Path,
+    only: tuple[str, ...],
+    waves: tuple[str, ...],
+    retry_failed: bool,
+    full: bool,
+    cutover: bool,
+) -> None:
     """Queue the job's mailbox groups in PostgreSQL for `copyengine worker` processes on any
     host. Creates the schema if needed; running it again queues only unfinished groups (and,
-    once every group of a pass is done, starts the next pass)."""
+    once every group of a pass is done, starts the next pass). --pair, --wave, --full,
+    --cutover and --retry-failed mean what they mean to `run`: the pass it starts covers
+    those pairs' groups and is of that kind (a cutover is signed off once every group is
+    done)."""
     from ..cluster.app import submit as do_submit
+    from ..cluster.submit import Asked
 
-    click.echo(submit_line(anyio.run(do_submit, shared_job(config))))
+    one_kind_of_pass(retry_failed, full, cutover)
+    cfg = shared_job(config)
+    asked = Asked(select_pairs(cfg, only, waves), full, cutover, retry_failed)
+    click.echo(submit_line(anyio.run(do_submit, cfg, asked)))
 
 
 @job_command(
@@ -66,20 +93,41 @@ def submit(config: Path) -> None:
         "stopped.",
     ),
     bwlimit_option,
+    metrics_option,
 )
-def worker(config: Path, concurrency: int | None, until_done: bool) -> None:
+def worker(config: Path, concurrency: int | None, until_done: bool, metrics: str | None) -> None:
     """Run queued mailbox groups of a shared job until stopped (SIGTERM/Ctrl-C: running
     segments drain and their continuation is queued for any worker). --bwlimit caps this
-    worker process's uploads (each worker has its own cap)."""
+    worker process's uploads (each worker has its own cap). --metrics: the same Prometheus
+    metrics as `run --metrics`, for the groups this worker runs."""
     from ..cluster.app import run_worker
+    from ..tally import WorkerStats
 
+    address = metrics_address(metrics)
     cfg = overridden(shared_job(config))
     tune_for_copying()
+    stats = WorkerStats()
 
     async def body() -> int:
-        async with clients(cfg) as built, notifying(cfg) as notifier:
+        async with clients(cfg) as built, notifying(cfg) as notifier, AsyncExitStack() as stack:
+            if address is not None:
+                from ..cluster.worker import stalled_groups
+                from ..console.metrics import serve_worker_metrics  # aiohttp.web: only here
+
+                host = address[0]
+                served = serve_worker_metrics(
+                    stats, *address, stalled_groups(cfg), cfg.limits.bwlimit_mb_s
+                )
+                try:
+                    port = await stack.enter_async_context(served)
+                except OSError as exc:
+                    where = f"{host}:{address[1]}"
+                    raise ConfigError(
+                        "--metrics", f"{where}: cannot listen ({exc.strerror})"
+                    ) from None
+                say(f"metrics at http://{host}:{port}/metrics", "metrics.serving", port=port)
             n = concurrency or cfg.workers.concurrency
-            return await run_worker(cfg, built, n, until_done, notifier)
+            return await run_worker(cfg, built, n, until_done, notifier, sign_off, stats)
 
     sys.exit(anyio.run(body))
 

@@ -67,6 +67,13 @@ def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+pair_option = click.option(
+    "--pair",
+    "only",
+    multiple=True,
+    metavar="UPN",
+    help="Only the pairs with this source or target (repeatable).",
+)
 wave_option = click.option(
     "--wave",
     "waves",
@@ -75,6 +82,51 @@ wave_option = click.option(
     help="Only the pairs of this wave (the pairs file's wave or batch column, wave = N in "
     "[[pairs]]); repeatable.",
 )
+
+
+pass_kind_options = (
+    click.option(
+        "--retry-failed",
+        is_flag=True,
+        help="Only the items that failed or stayed unknown in the last run.",
+    ),
+    click.option(
+        "--full",
+        is_flag=True,
+        help="List every folder in full instead of reading what changed, and reconcile the "
+        "target by search key (finds copies deleted or edited in the target); new delta links "
+        "are made.",
+    ),
+    click.option(
+        "--cutover",
+        is_flag=True,
+        help="The last pass: copy what changed, then verify every pair and write the sign-off "
+        "(every source item accounted for) into the report.",
+    ),
+)
+metrics_option = click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics at http://HOST:PORT/metrics while the job runs.",
+)
+
+
+def one_kind_of_pass(retry_failed: bool, full: bool, cutover: bool) -> None:
+    """``--retry-failed``, ``--full`` and ``--cutover`` are kinds of pass: one at most."""
+    if sum((retry_failed, full, cutover)) > 1:
+        raise ConfigError("--retry-failed, --full, --cutover", "separate kinds of pass; give one")
+
+
+def metrics_address(metrics: str | None) -> tuple[str, int] | None:
+    """``--metrics HOST:PORT`` as an address (None without the option)."""
+    if not metrics:
+        return None
+    from ..console.metrics import parse_address  # prometheus_client, aiohttp.web: only here
+
+    try:
+        return parse_address(metrics)
+    except ValueError as exc:
+        raise ConfigError("--metrics", str(exc)) from None
 
 
 def job_command(

@@ -1,4 +1,5 @@
-"""Prometheus metrics for watching a long job (``copyengine run --metrics HOST:PORT``).
+"""Prometheus metrics for watching a long job (``copyengine run --metrics HOST:PORT``, and
+``copyengine worker --metrics HOST:PORT`` for the groups a worker runs: the same names).
 
 Read from the job's statistics at scrape time (no bookkeeping on the hot path), served by a
 small aiohttp endpoint in the job's own event loop, so a scrape never races the copy.
@@ -28,7 +29,7 @@ and beside them the fleet's (``fleet``): each mailbox's % of its ceiling, stalle
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -37,15 +38,29 @@ from prometheus_client.registry import Collector
 
 from ..config import MB
 from ..report import JobStats, PairStatus
-from .fleet import ROLES, FleetCollector
+from ..tally import OUTCOMES, PairSample, WorkerStats, samples_of
+from .fleet import FleetCollector
 
-OUTCOMES = ("copied", "already_present", "skipped", "failed", "unknown")
 REASONS = ("MailboxConcurrency", "RequestRate", "IncomingBytes", "ApplicationRequestRate")
 
 
 class JobCollector(Collector):
-    def __init__(self, stats: JobStats) -> None:
-        self.stats = stats
+    """The metrics of the pairs ``samples`` returns (read at scrape time), and ``duration``:
+    a run's (``of_run``) or a worker's, across its segments (``tally.WorkerStats``)."""
+
+    def __init__(
+        self,
+        samples: Callable[[], dict[str, PairSample]],
+        duration: Callable[[], float],
+        bwlimit_mb_s: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        self.samples = samples
+        self.duration = duration
+        self.bwlimit_mb_s = bwlimit_mb_s  # the upload cap in effect (``--bwlimit``)
+
+    @classmethod
+    def of_run(cls, stats: JobStats) -> JobCollector:
+        return cls(lambda: samples_of(stats), stats.duration, lambda: stats.bwlimit_mb_s)
 
     def collect(self) -> Iterator[Metric]:
         items = CounterMetricFamily(
@@ -79,36 +94,29 @@ class JobCollector(Collector):
         status = GaugeMetricFamily(
             "copyengine_pair_status", "1 for the pair's status", labels=["pair", "status"]
         )
-        for key, p in self.stats.pairs.items():
-            values = {
-                "copied": p.total("copied"),
-                "already_present": p.total("already_present"),
-                "skipped": p.skipped,
-                "failed": p.failed,
-                "unknown": p.unknown,
-            }
+        for key, p in self.samples().items():
             for outcome in OUTCOMES:
-                items.add_metric([key, outcome], values[outcome])
-            listed.add_metric([key], p.total("source_items"))
-            nbytes.add_metric([key], p.total("copied_bytes"))
+                items.add_metric([key, outcome], p.items[outcome])
+            listed.add_metric([key], p.source_items)
+            nbytes.add_metric([key], p.copied_bytes)
             # every reason from the start, 0 until seen: a series born with its first 429
             # would hide that 429 from rate()
-            for reason, n in sorted((dict.fromkeys(REASONS, 0) | p.throttled_by_reason()).items()):
+            for reason, n in sorted((dict.fromkeys(REASONS, 0) | p.throttled).items()):
                 throttled.add_metric([key, reason], n)
             wait.add_metric([key], p.throttle_wait_s)
             requests.add_metric([key], p.requests)
-            for role, pacer in zip(ROLES, p.pacers, strict=False):
-                inflight.add_metric([key, role], pacer.inflight)
+            for role, n in p.inflight:
+                inflight.add_metric([key, role], n)
             if p.ceiling_pct is not None:
                 ceiling.add_metric([key], p.ceiling_pct)
             for s in PairStatus:
-                status.add_metric([key, s.value], 1.0 if p.status == s else 0.0)
+                status.add_metric([key, s.value], 1.0 if p.status == s.value else 0.0)
         duration = GaugeMetricFamily("copyengine_job_duration_seconds", "Seconds since start")
-        duration.add_metric([], self.stats.duration())
+        duration.add_metric([], self.duration())
         cap = GaugeMetricFamily(
             "copyengine_bwlimit_bytes_per_second", "The bandwidth cap on uploads (0: none)"
         )
-        cap.add_metric([], (self.stats.bwlimit_mb_s or 0.0) * MB)
+        cap.add_metric([], (self.bwlimit_mb_s() or 0.0) * MB)
         yield from (
             items,
             listed,
@@ -132,18 +140,42 @@ def parse_address(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-@asynccontextmanager
-async def serve_metrics(
+def serve_metrics(
     stats: JobStats,
     host: str,
     port: int,
     stalled_groups: Callable[[], Awaitable[int]] | None = None,
-) -> AsyncIterator[int]:
-    """Serve ``/metrics`` while the body runs; yields the bound port. ``stalled_groups``: a
-    worker's count of the shared job's stalled groups, read at each scrape."""
-    registry = CollectorRegistry()
-    registry.register(JobCollector(stats))
+) -> AbstractAsyncContextManager[int]:
+    """A run's metrics at ``/metrics`` while the body runs; yields the bound port."""
     fleet = FleetCollector(stats.pairs.values)
+    return serve_collectors(JobCollector.of_run(stats), fleet, host, port, stalled_groups)
+
+
+def serve_worker_metrics(
+    stats: WorkerStats,
+    host: str,
+    port: int,
+    stalled_groups: Callable[[], Awaitable[int]] | None = None,
+    bwlimit_mb_s: float | None = None,
+) -> AbstractAsyncContextManager[int]:
+    """A worker's metrics (every pair of every segment it ran, ``worker --metrics``);
+    ``stalled_groups``: the shared job's count of stalled groups, read at each scrape;
+    ``bwlimit_mb_s``: this worker process's upload cap."""
+    jobs = JobCollector(stats.samples, stats.duration, lambda: bwlimit_mb_s)
+    return serve_collectors(jobs, FleetCollector(stats.live_pairs), host, port, stalled_groups)
+
+
+@asynccontextmanager
+async def serve_collectors(
+    jobs: Collector,
+    fleet: FleetCollector,
+    host: str,
+    port: int,
+    stalled_groups: Callable[[], Awaitable[int]] | None,
+) -> AsyncIterator[int]:
+    """Serve ``/metrics`` while the body runs; yields the bound port."""
+    registry = CollectorRegistry()
+    registry.register(jobs)
     registry.register(fleet)
 
     async def metrics(_: web.Request) -> web.Response:

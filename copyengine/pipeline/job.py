@@ -28,6 +28,7 @@ from .context import PairContext
 from .gate import OPEN, Gate, PrioritySlots, Ticker
 from .notices import QUIET, Notices
 from .pair import PairRunner, debug_logging
+from .pairpass import record_pair_pass, record_sign_off
 from .signoff import SignOff
 from .stop import StopFlag
 
@@ -97,9 +98,7 @@ async def run_pairs(
                 args = (cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
                 await _run(*args, gate, hold_waits, gates=gates)
                 if cutover and not stop.draining and not _held(stats):
-                    assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
-                    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-                    await _repair(*args[:6], on_pair, budget, sign_off, gates)
+                    await sign_off_pass(*args[:6], sign_off, budget, on_pair, gates)
                     notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
@@ -222,6 +221,28 @@ REPAIRABLE = (
 )
 
 
+async def sign_off_pass(
+    cfg: JobConfig,
+    clients: Clients,
+    store: Store,
+    todo: tuple[Pair, ...],
+    stats: JobStats,
+    stop: StopFlag,
+    sign_off: SignOff | None,
+    budget: ByteBudget | None = None,
+    on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
+    gates: Gates = NO_GATES,
+) -> None:
+    """The end of a cutover pass, once its pairs are copied (by this run, or by every group
+    of a shared job): the sign-off into ``stats``, the drifted pairs repaired and signed off
+    again (``_repair``), each pair's entry kept with its statistics of the pass."""
+    assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
+    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
+    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off, gates)
+    if store.pass_number is not None:
+        await record_sign_off(store, store.pass_number, stats.sign_off)
+
+
 def needs_repair(entry: dict[str, Any]) -> bool:
     """A pair whose sign-off found the target drifted from the source (pure)."""
     return entry.get("error") is None and any(entry.get(k) for k in REPAIRABLE)
@@ -274,8 +295,11 @@ async def _this_pass(
     passes = await store.passes()
     kind = PassKind.of(cutover=cutover, full=full, retry=retry_only, earlier=bool(passes))
     if pass_number is not None:
+        # a segment copies as its pass was submitted (``submit --full``, ``--retry-failed``,
+        # ``--cutover``: its sign-off comes once every group is done)
         label = next((str(p["kind"]) for p in passes if p["pass"] == pass_number), "delta")
-        return pass_number, label, kind
+        known = {k.value: k for k in PassKind}
+        return pass_number, label, kind if cutover or full or retry_only else known.get(label, kind)
     return await store.pass_started(kind.value), kind.value, kind
 
 
@@ -330,8 +354,10 @@ async def _run(
             )
             await PairRunner(ctx).run()
         finally:
-            if on_pair is not None:
-                with anyio.CancelScope(shield=True):
+            with anyio.CancelScope(shield=True):
+                label = str(stats.pass_info.get("kind") or kind.value)
+                await record_pair_pass(store, stats.pairs[p.key], p.key, label, stats.run_id)
+                if on_pair is not None:
                     await on_pair(p.key, False)
 
     with unsent.opened() as hold:  # this run's drain, as its requests' waits see it

@@ -106,7 +106,7 @@ class PairRunner:
 
     async def _copy(self) -> None:
         done = []
-        self.stats.pacers, self.stats.aux_pacers = [], []
+        self.stats.pacers, self.stats.aux_pacers, self.stats.pacer_base = [], [], {}
         ctx = self.ctx
         boxes = await mailboxes(ctx.src, ctx.dst, self.pair)
         for side in boxes.found:
@@ -115,10 +115,8 @@ class PairRunner:
             self._names[side.source_id] = side.source_name
             self._names[side.target_id] = side.target_name
             # each mailbox (an archive too) has throttling budgets of its own: its own pacers
-            self.stats.pacers += [
-                ctx.src.pacer(side.source_id).account,
-                ctx.dst.pacer(side.target_id).account,
-            ]
+            self.stats.watch(ctx.src.pacer(side.source_id).account)
+            self.stats.watch(ctx.dst.pacer(side.target_id).account)
             done.append(await self._copy_mailbox(side))
         self._note_archive_redirects()
         if boxes.missing is not None and not self.stop.draining:

@@ -91,6 +91,14 @@ STALLED = (
     "SELECT count(*) FROM ce_groups WHERE state = 'running' "
     "AND pass = (SELECT max(pass) FROM ce_groups) AND COALESCE(heartbeat, 0) < %s"
 )
+SIGN_OFFS_DUE = (
+    "SELECT p.pass FROM ce_passes p WHERE p.kind = 'cutover' AND p.finished IS NULL "
+    "AND EXISTS (SELECT 1 FROM ce_groups g WHERE g.pass = p.pass) "
+    "AND NOT EXISTS (SELECT 1 FROM ce_groups g WHERE g.pass = p.pass "
+    "AND g.state NOT IN ('done', 'failed')) "
+    "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.queue_name = %s "
+    "AND j.lock = 'sign-off-' || p.pass AND j.status IN ('todo', 'doing'))"
+)
 SQL = Statements(POSTGRES)
 
 
@@ -264,7 +272,7 @@ class GroupStore:
     ) -> dict[str, Any] | None:
         """The group's state after a segment, its counters from its item records (and from
         ``extra``, what the segments said); the pass ended when it was the last group (then
-        ``finish_pass_if_done``'s summary)."""
+        ``finish_pass_if_done``'s summary, or, for a cutover, that its sign-off is due)."""
         rows = await self._fetch("SELECT extra FROM ce_groups WHERE group_key = %s", (key,))
         said = merged(json.loads(rows[0][0]) if rows and rows[0][0] else {}, extra)
         counts = pass_counts(
@@ -291,12 +299,15 @@ class GroupStore:
         )
         return await self.finish_pass_if_done(pass_number) if ended else None
 
-    async def finish_pass_if_done(self, pass_number: int) -> dict[str, Any] | None:
+    async def finish_pass_if_done(
+        self, pass_number: int, signed_off: dict[str, int] | None = None
+    ) -> dict[str, Any] | None:
         """Once every group of the pass is done or failed: the pass's counters from the item
         records (what every segment did, killed ones included), each group's too. Returns
         the pass's summary (number, kind, status, changes, groups by state) to the one
         caller that ended it (two workers ending their last groups at once: one of them),
-        else None."""
+        else None. A cutover ends once signed off (``signed_off``: what its sign-off found):
+        until then this returns ``{"pass": n, "sign_off_due": True}`` and leaves it open."""
         groups = await self._fetch(
             "SELECT group_key, pairs, state, extra FROM ce_groups WHERE pass = %s",
             (pass_number,),
@@ -306,6 +317,9 @@ class GroupStore:
             states[str(st)] = states.get(str(st), 0) + 1
         if not groups or set(states) - {"done", "failed"}:
             return None
+        recorded = await self._fetch("SELECT kind FROM ce_passes WHERE pass = %s", (pass_number,))
+        if signed_off is None and recorded and recorded[0][0] == "cutover":
+            return {"pass": pass_number, "sign_off_due": True}
         rows = await self._fetch(
             "SELECT pair, status, fate, count(*) FROM ce_items WHERE pass = %s "
             "GROUP BY pair, status, fate",
@@ -326,7 +340,9 @@ class GroupStore:
         changes = pass_changes(
             states, pass_counts(r for rs in by_pair.values() for r in rs), extras
         )
-        status = "ok" if not states.get("failed") else "items_failed"
+        changes.update(signed_off or {})
+        bad = states.get("failed") or (signed_off or {}).get("pairs_not_signed_off")
+        status = "items_failed" if bad else "ok"
         ended = await self._fetch(
             f"{SQL.pass_finished} AND finished IS NULL RETURNING kind",
             (time.time(), status, json.dumps(changes, sort_keys=True), pass_number),
@@ -341,6 +357,29 @@ class GroupStore:
             "changes": changes,
             "groups": states,
         }
+
+    async def sign_offs_due(self, queue: str) -> list[int]:
+        """The cutover passes whose groups are all done or failed, not signed off, with no
+        sign-off job of ``queue`` waiting or running (its worker died, or never queued it)."""
+        rows = await self._fetch(SIGN_OFFS_DUE, (queue,))
+        return [int(r[0]) for r in rows]
+
+    async def pass_state(self, pass_number: int) -> tuple[str, bool, dict[str, Any]] | None:
+        """Pass ``pass_number``'s kind, whether it is finished, and its changes."""
+        rows = await self._fetch(
+            "SELECT kind, finished, changes FROM ce_passes WHERE pass = %s", (pass_number,)
+        )
+        if not rows:
+            return None
+        kind, finished, changes = rows[0]
+        return str(kind), finished is not None, json.loads(changes) if changes else {}
+
+    async def pass_pairs(self, pass_number: int) -> list[str]:
+        """The pairs of every group of pass ``pass_number``."""
+        rows = await self._fetch(
+            "SELECT pairs FROM ce_groups WHERE pass = %s ORDER BY group_key", (pass_number,)
+        )
+        return [p for (text,) in rows for p in json.loads(text)]
 
     # -- the reaper ----------------------------------------------------------------------------
     async def heartbeat(self, key: str) -> float | None:
@@ -394,6 +433,21 @@ class GroupStore:
         """Each group's pass and state."""
         rows = await self._fetch("SELECT group_key, pass, state FROM ce_groups")
         return {r[0]: (int(r[1]), str(r[2])) for r in rows}
+
+    async def members(self) -> dict[str, tuple[int, str, list[str]]]:
+        """Each group's pass, state and pairs."""
+        rows = await self._fetch("SELECT group_key, pass, state, pairs FROM ce_groups")
+        return {r[0]: (int(r[1]), str(r[2]), json.loads(r[3])) for r in rows}
+
+    async def forget(self, keys: Sequence[str]) -> None:
+        """Groups of earlier passes whose pairs are now in other groups (``submit --pair``
+        runs a pair apart from the group it shared a mailbox with, a later pass joins them
+        again): one row per pair, its latest group's."""
+        if keys:
+            await self._execute(
+                "DELETE FROM ce_groups WHERE group_key = ANY(%s) AND state <> 'running'",
+                (list(keys),),
+            )
 
     async def queued(self, key: str, pairs: Sequence[str], pass_number: int) -> None:
         """The group queued for ``pass_number`` (its counters kept within the same pass)."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..report import MAX_FAILURES_LISTED, iso
+from . import pairpasses
 from .base import Store
 from .records import Control, FolderRecord, ItemRecord, Status
 from .rows import PAIR_TOTAL_KEYS
@@ -153,3 +154,25 @@ async def overview(store: Store, where: str, groups: GroupReader | None = None) 
     passes = across["passes"]
     read = await groups.read() if groups is not None else []
     return Overview(where, pairs, passes, read, across, controls)
+
+
+async def pair_statistics(store: Store, pair: str, source: str, target: str) -> dict[str, Any]:
+    """One pair across passes, from an open store (``status --pair``, like Exchange's
+    Get-MoveRequestStatistics): a line per pass (its runs added up), the totals, and what
+    the item records say of the pair now."""
+    lines = pairpasses.pass_lines(await store.pair_passes(pair))
+    passes = [line.as_dict() for line in lines]
+    for line in passes:
+        line["started"] = iso(line["started"])
+    known = {p["pair"]: p for p in await store.pairs()}
+    row = known.get(pair, {})
+    return {
+        "pair": pair,
+        "source": source,
+        "target": target,
+        "status": row.get("status", "not started"),
+        "error": row.get("error"),
+        "passes": passes,
+        "totals": pairpasses.totals(lines),
+        "now": await store.summary(pair),
+    }

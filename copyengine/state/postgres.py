@@ -36,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..errors import JobLocked, StateError
 from ..secrets import Secret
+from .pairpasses import table as pair_passes_table
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
 from .sql import POSTGRES, SqlStore, Statements
@@ -43,15 +44,17 @@ from .sql import POSTGRES, SqlStore, Statements
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 # Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
 # PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
 # for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
 # dropped (an engine that still wants it creates it again, so the schema stays 3). Schema 4
 # adds each item's pass, fate and writer (``rows.FATE``); a schema-3 database gets them in
 # place (three nullable or defaulted columns: no table rewrite). Schema 5 adds the
-# operator's controls (``ce_controls``: suspend / resume), a new table.
-SCHEMA = """
+# operator's controls (``ce_controls``: suspend / resume), a new table; schema 6 the table of
+# each pair's statistics per pass (``pairpasses``), made in place by ``CREATE ... IF NOT
+# EXISTS``.
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
     pair TEXT PRIMARY KEY, source TEXT NOT NULL, target TEXT NOT NULL,
@@ -90,9 +93,10 @@ CREATE TABLE IF NOT EXISTS ce_controls (
     since DOUBLE PRECISION NOT NULL, reason TEXT, seq BIGINT NOT NULL,
     PRIMARY KEY (scope, target)
 );
+{pair_passes_table("ce_", "DOUBLE PRECISION", "BIGINT")};
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
-MIGRATES_FROM = ("3", "4")  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
+MIGRATES_FROM = ("3", "4", "5")  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
 OUTAGE_S = 120.0  # how long the store waits for an unreachable server before giving up
 RECONNECT_S = 4.0  # a pool's background reconnection gives up after this (asked again later)
 

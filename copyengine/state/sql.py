@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import GroupCommitting
+from .pairpasses import COLUMNS as PAIR_PASS_COLUMNS
+from .pairpasses import PairPass, pair_pass_of
 from .records import Control, FolderRecord, ItemRecord, Status, SyncRecord
 from .rows import (
     ITEM_COLUMNS,
@@ -118,6 +120,20 @@ class Statements:
             "seq = excluded.seq"
         )
         self.forget_controls = f"DELETE FROM {t}controls"
+        cols = ", ".join(PAIR_PASS_COLUMNS)
+        kept = ("pass", "pair", "run", "sign_off")
+        self.pair_pass = (
+            f"INSERT INTO {t}pair_passes ({cols}) VALUES ({d.marks(len(PAIR_PASS_COLUMNS))}) "
+            "ON CONFLICT (pass, pair, run) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in PAIR_PASS_COLUMNS if c not in kept)
+            + f", sign_off = COALESCE(excluded.sign_off, {t}pair_passes.sign_off)"
+        )
+        self.pair_sign_off = (
+            f"UPDATE {t}pair_passes SET sign_off = {m} WHERE pass = {m} AND pair = {m}"
+        )
+        self.pair_passes = (
+            f"SELECT {cols} FROM {t}pair_passes WHERE pair = {m} ORDER BY pass, recorded"
+        )
 
 
 class SqlStore(GroupCommitting):
@@ -222,6 +238,21 @@ class SqlStore(GroupCommitting):
     async def _script(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Several statements in one transaction."""
         raise NotImplementedError
+
+    # -- a pair's statistics per pass (``pairpasses``) ------------------------------------------
+    async def record_pair_pass(self, row: PairPass) -> None:
+        """What one run did to a pair in a pass (a row per pass, pair and run: written again
+        by the same run, it is replaced; the sign-off it has is kept)."""
+        await self._execute(self.sql.pair_pass, row.row())
+
+    async def record_pair_sign_off(self, number: int, pair: str, entry: dict[str, Any]) -> None:
+        """The pair's entry of pass ``number``'s sign-off, on its rows of that pass."""
+        text = json.dumps(entry, default=str)
+        await self._execute(self.sql.pair_sign_off, (text, number, pair))
+
+    async def pair_passes(self, pair: str) -> list[PairPass]:
+        """Every row of ``pair``, by pass, then in the order they were recorded."""
+        return [pair_pass_of(r) for r in await self._fetchall(self.sql.pair_passes, (pair,))]
 
     # -- items ---------------------------------------------------------------------------------
     async def _items(self, where: str, params: Sequence[Any]) -> list[ItemRecord]:

@@ -25,6 +25,7 @@ import anyio
 from filelock import BaseFileLock, FileLock, Timeout
 
 from ..errors import JobLocked, SchemaBehind, StateError
+from .pairpasses import table as pair_passes_table
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
 from .sql import SQLITE, SqlStore, Statements
@@ -51,6 +52,7 @@ ITEM_TABLE_COLUMNS = (
     "target_change_key, attempts, error, request_id, updated, source_change_key"
 )
 
+PAIR_PASSES_TABLE = pair_passes_table("", "REAL", "INTEGER")
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS pairs (
@@ -78,8 +80,9 @@ CREATE TABLE IF NOT EXISTS controls (
     since REAL NOT NULL, reason TEXT, seq INTEGER NOT NULL,
     PRIMARY KEY (scope, target)
 ) WITHOUT ROWID;
+{PAIR_PASSES_TABLE};
 """
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 
 def _add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
@@ -117,18 +120,25 @@ def _item_pass_and_fate(db: sqlite3.Connection) -> None:
     _add_column("items", "writer", "INTEGER")(db)
 
 
+def _pair_passes(db: sqlite3.Connection) -> None:
+    """A migration step: the table of each pair's statistics per pass (``pairpasses``),
+    empty: the passes before have none."""
+    db.execute(PAIR_PASSES_TABLE)
+
+
 # Each step takes a schema to the next: 1 had no source change key; 2 had no passes or
 # folder delta links (new tables, created by SCHEMA itself); 3 kept items WITHOUT ROWID and
 # indexed their status; 4 had no pass, fate or writer per item; 5 had no controls (a new
 # table, created by SCHEMA: the step only says so, and an engine of schema 5, which would
-# not see a suspension, refuses the file). All steps run in one transaction: a failure
-# leaves the file as it was.
+# not see a suspension, refuses the file); 6 had no statistics per pair and pass. All steps
+# run in one transaction: a failure leaves the file as it was.
 MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "1": ("2", _add_column("items", "source_change_key", "TEXT")),
     "2": ("3", _add_column("folders", "scope", "TEXT NOT NULL DEFAULT 'primary'")),
     "3": ("4", _items_with_rowid),
     "4": ("5", _item_pass_and_fate),
     "5": ("6", lambda db: None),
+    "6": ("7", _pair_passes),
 }
 
 # The per-item write path; the fate rules are ``rows.FATE``'s (the same as PostgreSQL's:
