@@ -1,34 +1,136 @@
-"""A job-wide budget of bytes in flight (exported data not yet imported)."""
+"""A job-wide budget of bytes in flight (exported data not yet imported), and the part of it
+the job actually needs (``Demand``)."""
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Callable
 
 import anyio
+
+# The least the budget follows demand down to (never above the configured budget).
+FLOOR = 16 * 1024 * 1024
+
+
+class Demand:
+    """How many bytes in flight the job needs now: by Little's law, the rate the imports drain
+    them times how long they stay. Bytes beyond that only wait, for a connection, the event
+    loop or the emulator's core, and they wait in memory: with a thousand unthrottled pairs the
+    configured 256 MB filled with exports queued behind 256 connections.
+
+    Each import's time (sent to answered) is observed. Per interval, against the shortest
+    import of the last ``history`` intervals (the time an import takes when nothing queues):
+
+    - an import held back by its mailbox's pacer (a throttled mailbox) puts the whole budget
+      back at once: a paced mailbox needs its items ready when its window opens, and the
+      configured budget is what the operator gave for that;
+    - a mean import over ``shrink_at`` times the shortest is queueing: the budget shrinks by
+      ``down`` (to ``FLOOR`` at least);
+    - under ``grow_at`` while exports waited for bytes: the budget binds and nothing queues,
+      so it grows by ``up`` (to the configured budget at most).
+
+    The equilibrium keeps about as much queued as in service: the connections stay busy and
+    the memory follows the pairs that have work."""
+
+    def __init__(
+        self,
+        limit: int,
+        *,
+        floor: int = FLOOR,
+        interval_s: float = 0.5,
+        history: int = 20,
+        shrink_at: float = 2.0,
+        grow_at: float = 1.5,
+        down: float = 0.85,
+        up: float = 1.25,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.floor = min(floor, limit)
+        self.interval_s = interval_s
+        self.shrink_at, self.grow_at, self.down, self.up = shrink_at, grow_at, down, up
+        self._clock = clock
+        self._mins: deque[float] = deque(maxlen=history)
+        self._start = clock()
+        self._n = 0
+        self._sum = 0.0
+        self._min = float("inf")
+        self._paced = False
+        self.starved = False  # an export waited for bytes during this interval
+
+    def observe(self, seconds: float, paced: bool, effective: int) -> int:
+        """One import took ``seconds`` (``paced``: its mailbox's pacer held some request back
+        meanwhile); returns the effective budget from now on."""
+        if paced:
+            self._paced = True
+        else:
+            self._n += 1
+            self._sum += seconds
+            self._min = min(self._min, seconds)
+        now = self._clock()
+        if now - self._start < self.interval_s:
+            return effective
+        return self._decide(now, effective)
+
+    def _decide(self, now: float, effective: int) -> int:
+        paced, n, total, low, starved = self._paced, self._n, self._sum, self._min, self.starved
+        self._start, self._n, self._sum, self._min = now, 0, 0.0, float("inf")
+        self._paced = self.starved = False
+        if paced:
+            return self.limit
+        if not n:
+            return effective
+        self._mins.append(low)
+        base = min(self._mins)
+        mean = total / n
+        if mean > self.shrink_at * base:
+            return max(self.floor, int(effective * self.down))
+        if starved and mean < self.grow_at * base:
+            return min(self.limit, int(effective * self.up) + 1)
+        return effective
 
 
 class ByteBudget:
     """``acquire(n)`` waits until ``n`` more bytes fit; one item larger than the whole budget
     is let through alone, so a huge item slows the job down instead of stopping it.
 
+    Bytes are counted against ``effective``, the part of the configured ``limit`` the job
+    needs now (``Demand``, fed by ``observe``); a part larger than half of it is counted
+    against the configured limit, so a large item does not wait for the job to drain when
+    the budget has followed many small ones down.
+
     Waiters are served first come, first served, and a release wakes only those that now
     fit: with thousands of pairs waiting, waking them all to re-check (a condition's
     ``notify_all``) costs more CPU than the copy itself."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, demand: Demand | None = None) -> None:
         self.limit = limit
+        self.effective = limit
+        self.demand = demand if demand is not None else Demand(limit)
         self.in_use = 0
         self.peak = 0
         self.holders = 0  # pairs holding (or about to hold) part of the budget: fair shares
         self._waiters: deque[tuple[int, anyio.Event]] = deque()
 
     def _fits(self, n: int) -> bool:
-        return self.in_use == 0 or self.in_use + n <= self.limit
+        if self.in_use == 0:
+            return True
+        bound = self.effective if 2 * n <= self.effective else self.limit
+        return self.in_use + n <= bound
+
+    def observe(self, seconds: float, paced: bool) -> None:
+        """An import took ``seconds`` (see ``Demand``)."""
+        before = self.effective
+        self.effective = self.demand.observe(seconds, paced, before)
+        if self.effective > before:
+            self._wake()
 
     async def acquire(self, n: int) -> None:
         if not self._waiters and self._fits(n):
             self._take(n)
             return
+        self.demand.starved = True
         entry = (n, anyio.Event())
         self._waiters.append(entry)
         try:

@@ -5,7 +5,9 @@ an import is sent and the outcome after; an item that cannot be finished now wai
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream
@@ -215,6 +217,16 @@ class Stages:
                 self.log.info("item.update_conflict", item=e.item.id, status=exc.status)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
+    async def _timed_import(self, folder_id: str, data: Any) -> Imported:
+        """Import, and tell the byte budget how long it took and whether the mailbox's pacer
+        held anything back meanwhile (``budget.Demand``)."""
+        account = self.pool.client.pacer(self.pool.mailbox_id).account
+        throttled, start = account.throttle_wall_s(), time.monotonic()
+        res = await self.pool.import_item(folder_id, data)
+        paced = account.throttle_wall_s() != throttled
+        self.shares.budget.observe(time.monotonic() - start, paced)
+        return res
+
     async def _importer(self, ready: ReadyItems) -> None:
         unsettled = self.unsettled
         while (e := await ready.get()) is not None:
@@ -239,7 +251,7 @@ class Stages:
                         continue
                     # the copy to update is gone from the target: created again
                     self.ledger.drift(e.folder, item, "deleted in the target: copied again")
-                res = await self.pool.import_item(e.folder.target.id, e.data)
+                res = await self._timed_import(e.folder.target.id, e.data)
             except Fatal:
                 raise
             except OutcomeUnknown as exc:

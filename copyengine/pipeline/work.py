@@ -88,7 +88,7 @@ class ByteShares:
         self._freed = Wakeup()  # some of this pair's bytes were given back
 
     def _fair(self) -> float:
-        return self.budget.limit / max(1, self.budget.holders)
+        return self.budget.effective / max(1, self.budget.holders)
 
     def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
         """``batch`` in parts of at most half the pair's fair share each (one item at least):
@@ -116,6 +116,7 @@ class ByteShares:
         for _ in range(MAX_SHARE_WAITS):
             if self.held == 0 or self.held + nbytes <= self._fair():
                 break
+            self.budget.demand.starved = True
             await self._freed.wait()
         await self.budget.acquire(nbytes)
         share = BatchShare(items, nbytes)
