@@ -11,6 +11,8 @@ import anyio
 
 # The least the budget follows demand down to (never above the configured budget).
 FLOOR = 16 * 1024 * 1024
+import os  # TEMP
+_TRACE = os.environ.get("CE_LEAN_TRACE")
 
 
 class Demand:
@@ -43,7 +45,7 @@ class Demand:
         shrink_at: float = 2.0,
         grow_at: float = 1.5,
         down: float = 0.85,
-        up: float = 1.25,
+        up: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
@@ -106,8 +108,11 @@ class ByteBudget:
 
     def __init__(self, limit: int, demand: Demand | None = None) -> None:
         self.limit = limit
-        self.effective = limit
         self.demand = demand if demand is not None else Demand(limit)
+        # A job starts on the floor and grows as its exports starve (or all at once, when a
+        # mailbox is paced): a thousand pairs starting together would otherwise each fill a
+        # part of the whole budget before the first import told how much the job needs.
+        self.effective = self.demand.floor
         self.in_use = 0
         self.peak = 0
         self.holders = 0  # pairs holding (or about to hold) part of the budget: fair shares
@@ -123,6 +128,11 @@ class ByteBudget:
         """An import took ``seconds`` (see ``Demand``)."""
         before = self.effective
         self.effective = self.demand.observe(seconds, paced, before)
+        if self.effective != before and _TRACE:  # TEMP
+            import resource
+            with open(_TRACE, "a") as f:
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+                f.write(f"{time.monotonic():.2f} eff={self.effective >> 20} use={self.in_use >> 20} maxrss={rss}\n")
         if self.effective > before:
             self._wake()
 

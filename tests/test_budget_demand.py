@@ -1,0 +1,121 @@
+"""The byte budget follows what the job needs (``budget.Demand``): down while imports queue,
+up while exports starve and nothing queues, all of it back the moment a mailbox is paced;
+an item larger than what the budget followed down to still passes without waiting for the
+job to drain."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from copyengine.pipeline.budget import ByteBudget, Demand
+
+pytestmark = pytest.mark.anyio
+
+MB = 1024 * 1024
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def budget(limit: int = 256 * MB, floor: int = 16 * MB) -> tuple[ByteBudget, Clock]:
+    clock = Clock()
+    return ByteBudget(limit, Demand(limit, floor=floor, interval_s=1.0, clock=clock)), clock
+
+
+def interval(b: ByteBudget, clock: Clock, seconds: list[float], paced: bool = False) -> None:
+    """One interval's imports, then the interval ends."""
+    for s in seconds:
+        b.observe(s, paced)
+    clock.now += 1.0
+    b.observe(seconds[-1], paced)
+
+
+def test_queued_imports_shrink_the_budget_to_its_floor_and_no_further() -> None:
+    b, clock = budget()
+    interval(b, clock, [0.010] * 10)  # the time an import takes when nothing queues
+    assert b.effective == 256 * MB
+    for _ in range(40):
+        interval(b, clock, [0.010, 0.050, 0.050])  # mean 3.7x the shortest: queueing
+    assert b.effective == 16 * MB
+
+
+def test_an_unqueued_starved_budget_grows_back_and_a_merely_busy_one_stays() -> None:
+    b, clock = budget()
+    interval(b, clock, [0.010] * 5)
+    for _ in range(8):
+        interval(b, clock, [0.010, 0.040, 0.040])
+    low = b.effective
+    assert low < 256 * MB / 2
+    interval(b, clock, [0.011, 0.012])  # nothing queues, but no export waited for bytes
+    assert b.effective == low
+    for _ in range(40):
+        b.demand.starved = True  # an export waited for bytes
+        interval(b, clock, [0.011, 0.012])
+    assert b.effective == 256 * MB
+
+
+def test_a_paced_mailbox_puts_the_whole_configured_budget_back_at_once() -> None:
+    b, clock = budget()
+    interval(b, clock, [0.010])
+    for _ in range(30):
+        interval(b, clock, [0.010, 0.050, 0.050])
+    assert b.effective == 16 * MB
+    interval(b, clock, [0.2], paced=True)  # waited on its mailbox's upload window
+    assert b.effective == 256 * MB
+
+
+def test_the_floor_is_never_above_the_configured_budget() -> None:
+    b, clock = budget(limit=4 * MB)
+    interval(b, clock, [0.010])
+    for _ in range(10):
+        interval(b, clock, [0.010, 0.100])
+    assert b.effective == 4 * MB
+
+
+async def test_a_large_part_passes_against_the_configured_budget_not_the_followed_one() -> None:
+    """With the budget followed down to 16 MB and 10 MB held, a 20 MB item fits the 256 MB
+    configured budget: it does not wait for the job to drain; small parts keep to 16 MB."""
+    b, clock = budget()
+    b.effective = 16 * MB
+    await b.acquire(10 * MB)
+    with anyio.fail_after(1):
+        await b.acquire(20 * MB)
+    assert b.in_use == 30 * MB
+    small = anyio.Event()
+
+    async def take_small() -> None:
+        await b.acquire(1 * MB)  # 30 + 1 > 16: waits for bytes
+        small.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take_small)
+        await anyio.wait_all_tasks_blocked()
+        assert not small.is_set() and b.demand.starved
+        await b.release(20 * MB)
+        await small.wait()
+    assert b.in_use == 11 * MB
+
+
+async def test_a_grown_budget_wakes_the_exports_waiting_for_it() -> None:
+    b, clock = budget()
+    b.effective = 16 * MB
+    await b.acquire(16 * MB)
+    got = anyio.Event()
+
+    async def waiter() -> None:
+        await b.acquire(4 * MB)
+        got.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        assert not got.is_set()
+        interval(b, clock, [0.010], paced=True)  # the whole budget back: 20 MB fit now
+        await got.wait()
+    assert b.in_use == 20 * MB
