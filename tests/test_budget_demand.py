@@ -1,5 +1,6 @@
-"""The byte budget follows what the job needs (``budget.Demand``): down while imports queue,
-up while exports starve and nothing queues, all of it back the moment a mailbox is paced;
+"""The byte budget follows what the job needs (``budget.Demand``): it starts on its floor,
+goes down while imports queue, up while exports starve and nothing queues, and all of it
+comes back the moment a mailbox is paced;
 an item larger than what the budget followed down to still passes without waiting for the
 job to drain."""
 
@@ -36,8 +37,11 @@ def interval(b: ByteBudget, clock: Clock, seconds: list[float], paced: bool = Fa
     b.observe(seconds[-1], paced)
 
 
-def test_queued_imports_shrink_the_budget_to_its_floor_and_no_further() -> None:
+def test_a_job_starts_on_the_floor_and_queued_imports_take_it_back_there() -> None:
     b, clock = budget()
+    assert b.effective == 16 * MB
+    interval(b, clock, [0.010] * 10, paced=True)  # a mailbox paced: the whole budget
+    assert b.effective == 256 * MB
     interval(b, clock, [0.010] * 10)  # the time an import takes when nothing queues
     assert b.effective == 256 * MB
     for _ in range(40):
@@ -45,26 +49,27 @@ def test_queued_imports_shrink_the_budget_to_its_floor_and_no_further() -> None:
     assert b.effective == 16 * MB
 
 
-def test_an_unqueued_starved_budget_grows_back_and_a_merely_busy_one_stays() -> None:
+def test_an_unqueued_starved_budget_grows_and_a_merely_busy_one_stays() -> None:
     b, clock = budget()
     interval(b, clock, [0.010] * 5)
-    for _ in range(8):
-        interval(b, clock, [0.010, 0.040, 0.040])
-    low = b.effective
-    assert low < 256 * MB / 2
     interval(b, clock, [0.011, 0.012])  # nothing queues, but no export waited for bytes
-    assert b.effective == low
-    for _ in range(40):
-        b.demand.starved = True  # an export waited for bytes
+    assert b.effective == 16 * MB
+    b.demand.starved = True  # an export waited for bytes
+    interval(b, clock, [0.011, 0.012])
+    assert b.effective > 16 * MB
+    for _ in range(8):
+        b.demand.starved = True
         interval(b, clock, [0.011, 0.012])
     assert b.effective == 256 * MB
+    b.demand.starved = True
+    interval(b, clock, [0.010, 0.040, 0.040])  # starved, but imports queue: no more bytes
+    assert b.effective < 256 * MB
 
 
 def test_a_paced_mailbox_puts_the_whole_configured_budget_back_at_once() -> None:
     b, clock = budget()
     interval(b, clock, [0.010])
-    for _ in range(30):
-        interval(b, clock, [0.010, 0.050, 0.050])
+    interval(b, clock, [0.010, 0.050, 0.050])
     assert b.effective == 16 * MB
     interval(b, clock, [0.2], paced=True)  # waited on its mailbox's upload window
     assert b.effective == 256 * MB
@@ -72,6 +77,7 @@ def test_a_paced_mailbox_puts_the_whole_configured_budget_back_at_once() -> None
 
 def test_the_floor_is_never_above_the_configured_budget() -> None:
     b, clock = budget(limit=4 * MB)
+    assert b.effective == 4 * MB
     interval(b, clock, [0.010])
     for _ in range(10):
         interval(b, clock, [0.010, 0.100])
@@ -81,8 +87,8 @@ def test_the_floor_is_never_above_the_configured_budget() -> None:
 async def test_a_large_part_passes_against_the_configured_budget_not_the_followed_one() -> None:
     """With the budget followed down to 16 MB and 10 MB held, a 20 MB item fits the 256 MB
     configured budget: it does not wait for the job to drain; small parts keep to 16 MB."""
-    b, clock = budget()
-    b.effective = 16 * MB
+    b, _ = budget()
+    assert b.effective == 16 * MB
     await b.acquire(10 * MB)
     with anyio.fail_after(1):
         await b.acquire(20 * MB)
@@ -104,7 +110,6 @@ async def test_a_large_part_passes_against_the_configured_budget_not_the_followe
 
 async def test_a_grown_budget_wakes_the_exports_waiting_for_it() -> None:
     b, clock = budget()
-    b.effective = 16 * MB
     await b.acquire(16 * MB)
     got = anyio.Event()
 

@@ -29,6 +29,7 @@ from .pairpasses import table as pair_passes_table
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
 from .sql import SQLITE, SqlStore, Statements
+from .writer import StatementThread
 
 T = TypeVar("T")
 
@@ -211,8 +212,9 @@ class _Intents:
 
 
 class SQLiteStore(SqlStore):
-    """SQLite in WAL mode; every statement runs in a worker thread so the event loop never
-    waits on the disk. Outcomes are buffered and committed together."""
+    """SQLite in WAL mode; every statement runs in the store's one thread
+    (``writer.StatementThread``) so the event loop never waits on the disk. Outcomes are
+    buffered and committed together."""
 
     sql = Statements(SQLITE)
 
@@ -242,6 +244,7 @@ class SQLiteStore(SqlStore):
         self._intents_queued: list[_Intents] = []
         self._intents_lock = anyio.Lock()
         self.commits = 0
+        self._thread = StatementThread(f"state {path.name}")
 
     # -- plumbing ------------------------------------------------------------------------------
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -258,7 +261,7 @@ class SQLiteStore(SqlStore):
                 raise StateError(f"state store {self.path}: {_explain(exc)}") from exc
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await anyio.to_thread.run_sync(self._run, fn)
+        return await self._thread.run(partial(self._run, fn))
 
     async def _execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         await self._call(partial(_select, sql, params))
@@ -422,7 +425,8 @@ class SQLiteStore(SqlStore):
                 await self.flush()
             finally:
                 db, self._db = self._db, None
-                await anyio.to_thread.run_sync(db.close)
+                await self._thread.run(db.close)
+                self._thread.stop()
         finally:
             self._release_lock()
 
