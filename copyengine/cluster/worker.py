@@ -286,7 +286,7 @@ async def run_worker(
         group_store(cfg),
         queue_name(cfg.identity(), cfg.name),
         f"{socket.gethostname()}:{os.getpid()}",
-        ByteBudget(cfg.limits.bytes_in_flight),
+        ByteBudget.for_limits(cfg.limits),
         sign_off,
         stats or WorkerStats(),
         bandwidth=BandwidthCap(cfg.limits.bwlimit_mb_s),

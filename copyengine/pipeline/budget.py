@@ -9,9 +9,15 @@ from collections.abc import Callable
 
 import anyio
 
-# The least the budget follows demand down to (never above the configured budget).
-FLOOR = 16 * 1024 * 1024
+from ..config import Limits
+
+# The least the budget follows demand down to (never above the configured budget): a
+# part of this size per connection the job may open, enough to keep each one busy (a 256 KB
+# export part, or a few import bodies, on half of them at once).
+PER_CONNECTION = 128 * 1024
+FLOOR = 256 * PER_CONNECTION  # at the default 256 connections: 32 MB
 import os  # TEMP
+
 _TRACE = os.environ.get("CE_LEAN_TRACE")
 
 
@@ -106,6 +112,13 @@ class ByteBudget:
     fit: with thousands of pairs waiting, waking them all to re-check (a condition's
     ``notify_all``) costs more CPU than the copy itself."""
 
+    @classmethod
+    def for_limits(cls, limits: Limits) -> ByteBudget:
+        """The budget of ``[limits]``: ``bytes_in_flight``, followed down to what the job
+        needs and never below what keeps its ``connections`` busy."""
+        floor = limits.connections * PER_CONNECTION
+        return cls(limits.bytes_in_flight, Demand(limits.bytes_in_flight, floor=floor))
+
     def __init__(self, limit: int, demand: Demand | None = None) -> None:
         self.limit = limit
         self.demand = demand if demand is not None else Demand(limit)
@@ -130,9 +143,12 @@ class ByteBudget:
         self.effective = self.demand.observe(seconds, paced, before)
         if self.effective != before and _TRACE:  # TEMP
             import resource
+
             with open(_TRACE, "a") as f:
                 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-                f.write(f"{time.monotonic():.2f} eff={self.effective >> 20} use={self.in_use >> 20} maxrss={rss}\n")
+                f.write(
+                    f"{time.monotonic():.2f} eff={self.effective >> 20} use={self.in_use >> 20} maxrss={rss}\n"
+                )
         if self.effective > before:
             self._wake()
 

@@ -319,7 +319,7 @@ async def _run(
     gates: Gates = NO_GATES,
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
-    budget = budget or ByteBudget(cfg.limits.bytes_in_flight)
+    budget = budget or ByteBudget.for_limits(cfg.limits)
     gate = gate or OPEN
     await gate.refresh()  # read once before any pair starts (a pair suspended stays put)
     ticker = Ticker(gate)
