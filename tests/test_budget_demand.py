@@ -127,13 +127,13 @@ async def test_a_grown_budget_wakes_the_exports_waiting_for_it() -> None:
 
 
 def test_the_jobs_budget_keeps_its_connections_busy_at_least() -> None:
-    """``[limits]``: the floor is a part per connection (32 MB at the default 256), never
+    """``[limits]``: the floor is 64 KB per connection (16 MB at the default 256), never
     above ``bytes_in_flight``."""
     from copyengine.config import Limits
 
     b = ByteBudget.for_limits(Limits())
-    assert (b.limit, b.effective) == (256 * MB, 32 * MB)
+    assert (b.limit, b.effective) == (256 * MB, 16 * MB)
     small = ByteBudget.for_limits(Limits(bytes_in_flight=8 * MB, connections=64))
     assert (small.limit, small.effective) == (8 * MB, 8 * MB)
     few = ByteBudget.for_limits(Limits(connections=16))
-    assert few.effective == 2 * MB
+    assert few.effective == 1 * MB

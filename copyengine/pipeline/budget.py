@@ -11,11 +11,11 @@ import anyio
 
 from ..config import Limits
 
-# The least the budget follows demand down to (never above the configured budget): a
-# part of this size per connection the job may open, enough to keep each one busy (a 256 KB
-# export part, or a few import bodies, on half of them at once).
-PER_CONNECTION = 128 * 1024
-FLOOR = 256 * PER_CONNECTION  # at the default 256 connections: 32 MB
+# The least the budget follows demand down to (never above the configured budget): this
+# much per connection the job may open (an export part of 256 KB on a quarter of them, or
+# an import body on each).
+PER_CONNECTION = 64 * 1024
+FLOOR = 256 * PER_CONNECTION  # at the default 256 connections: 16 MB
 import os  # TEMP
 
 _TRACE = os.environ.get("CE_LEAN_TRACE")
