@@ -133,7 +133,7 @@ def test_the_jobs_budget_keeps_its_connections_busy_at_least() -> None:
 
     b = ByteBudget.for_limits(Limits())
     assert (b.limit, b.effective) == (256 * MB, 16 * MB)
-    small = ByteBudget.for_limits(Limits(bytes_in_flight=8 * MB, connections=64))
+    small = ByteBudget.for_limits(Limits(bytes_in_flight=8 * MB, connections=256))
     assert (small.limit, small.effective) == (8 * MB, 8 * MB)
     few = ByteBudget.for_limits(Limits(connections=16))
     assert few.effective == 1 * MB
