@@ -16,9 +16,6 @@ from ..config import Limits
 # an import body on each).
 PER_CONNECTION = 64 * 1024
 FLOOR = 256 * PER_CONNECTION  # at the default 256 connections: 16 MB
-import os  # TEMP
-
-_TRACE = os.environ.get("CE_LEAN_TRACE")
 
 
 class Demand:
@@ -141,14 +138,6 @@ class ByteBudget:
         """An import took ``seconds`` (see ``Demand``)."""
         before = self.effective
         self.effective = self.demand.observe(seconds, paced, before)
-        if self.effective != before and _TRACE:  # TEMP
-            import resource
-
-            with open(_TRACE, "a") as f:
-                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
-                f.write(
-                    f"{time.monotonic():.2f} eff={self.effective >> 20} use={self.in_use >> 20} maxrss={rss}\n"
-                )
         if self.effective > before:
             self._wake()
 
