@@ -6,11 +6,11 @@ an import is sent and the outcome after; an item that cannot be finished now wai
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
-from anyio.abc import ObjectReceiveStream, TaskGroup
+from anyio.abc import ObjectReceiveStream
 
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool
@@ -26,29 +26,6 @@ from .work import Exportable
 READY_PER_IMPORTER = 4
 MISSING = "MissingFromResponse"  # the client's code for a requested id the answer left out
 STALE_CHANGE_KEY = "ErrorIrresolvableConflict"  # update mode: the change key is not current
-
-
-class Importers:
-    """A pair's importer tasks, started as items become ready, up to ``most``: a pair whose
-    exports wait for bytes (a thousand pairs share the budget) holds no importer that has
-    nothing to take. One more starts when an item is put and more items are ready than
-    importers wait for one, so as many imports run at once as with all of them started."""
-
-    def __init__(
-        self,
-        tg: TaskGroup,
-        most: int,
-        importer: Callable[[ReadyItems], Coroutine[Any, Any, None]],
-        ready: ReadyItems,
-    ) -> None:
-        self._tg, self._most, self._importer, self._ready = tg, most, importer, ready
-        self.started = 0
-        self.idle = 0  # importers waiting for an item
-
-    def more(self) -> None:
-        if self.started < self._most and len(self._ready) > self.idle:
-            self.started += 1
-            self._tg.start_soon(self._importer, self._ready)
 
 
 class Stages:
@@ -83,12 +60,13 @@ class Stages:
                     await send_b.send(batch)
 
         async with anyio.create_task_group() as tg:
-            self._importers = Importers(tg, lim.importers_per_pair, self._importer, ready)
             tg.start_soon(produce)
             async with recv_b:
                 for _ in range(lim.exporters_per_pair):
                     ready.producer()
                     tg.start_soon(self._exporter, recv_b.clone(), ready)
+            for _ in range(lim.importers_per_pair):
+                tg.start_soon(self._importer, ready)
         self._count_moves()
 
     def _count_moves(self) -> None:
@@ -175,7 +153,6 @@ class Stages:
             unsettled.queue(e)
         for e in ok:
             await ready.put(e)
-            self._importers.more()
 
     async def _intents(self, ok: list[Exportable]) -> None:
         """One durable write per folder in the batch (a batch is almost always one folder)."""
@@ -251,13 +228,8 @@ class Stages:
         return res
 
     async def _importer(self, ready: ReadyItems) -> None:
-        unsettled, importers = self.unsettled, self._importers
-        while True:
-            importers.idle += 1
-            e = await ready.get()
-            importers.idle -= 1
-            if e is None:
-                return
+        unsettled = self.unsettled
+        while (e := await ready.get()) is not None:
             item = e.item
             if self.bandwidth is not None and not await self.bandwidth.take(
                 body_estimate(e), self.stop
