@@ -44,6 +44,9 @@ def test_a_job_starts_on_the_floor_and_queued_imports_take_it_back_there() -> No
     assert b.effective == 256 * MB
     interval(b, clock, [0.010] * 10)  # the time an import takes when nothing queues
     assert b.effective == 256 * MB
+    for _ in range(18):  # held while a mailbox was paced in the last 20 intervals
+        interval(b, clock, [0.010, 0.050, 0.050])
+    assert b.effective == 256 * MB
     for _ in range(40):
         interval(b, clock, [0.010, 0.050, 0.050])  # mean 3.7x the shortest: queueing
     assert b.effective == 16 * MB
@@ -73,6 +76,11 @@ def test_a_paced_mailbox_puts_the_whole_configured_budget_back_at_once() -> None
     assert b.effective == 16 * MB
     interval(b, clock, [0.2], paced=True)  # waited on its mailbox's upload window
     assert b.effective == 256 * MB
+    for _ in range(19):
+        interval(b, clock, [0.010, 0.050, 0.050])  # imports queue, but a mailbox was paced
+    assert b.effective == 256 * MB
+    interval(b, clock, [0.010, 0.050, 0.050])  # 20 intervals without a paced import
+    assert b.effective < 256 * MB
 
 
 def test_the_floor_is_never_above_the_configured_budget() -> None:

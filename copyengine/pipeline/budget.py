@@ -28,7 +28,8 @@ class Demand:
     import of the last ``history`` intervals (the time an import takes when nothing queues):
 
     - an import held back by its mailbox's pacer (a throttled mailbox) puts the whole budget
-      back at once: a paced mailbox needs its items ready when its window opens, and the
+      back at once, and keeps it there until no import has been paced for ``history``
+      intervals: a paced mailbox needs its items ready when its window opens, and the
       configured budget is what the operator gave for that;
     - a mean import over ``shrink_at`` times the shortest is queueing: the budget shrinks by
       ``down`` (to ``FLOOR`` at least);
@@ -62,6 +63,7 @@ class Demand:
         self._sum = 0.0
         self._min = float("inf")
         self._paced = False
+        self._hold_until = -1.0  # the whole budget is kept until then (a mailbox was paced)
         self.starved = False  # an export waited for bytes during this interval
 
     def observe(self, seconds: float, paced: bool, effective: int) -> int:
@@ -83,8 +85,9 @@ class Demand:
         self._start, self._n, self._sum, self._min = now, 0, 0.0, float("inf")
         self._paced = self.starved = False
         if paced:
+            self._hold_until = now + self.interval_s * (self._mins.maxlen or 1)
             return self.limit
-        if not n:
+        if not n or now < self._hold_until:
             return effective
         self._mins.append(low)
         base = min(self._mins)
