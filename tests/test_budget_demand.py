@@ -145,3 +145,21 @@ def test_the_jobs_budget_keeps_its_connections_busy_at_least() -> None:
     assert (small.limit, small.effective) == (8 * MB, 8 * MB)
     few = ByteBudget.for_limits(Limits(connections=16))
     assert few.effective == 1 * MB
+
+
+async def test_a_budget_followed_down_cuts_export_parts_as_the_configured_one_does() -> None:
+    """Parts are cut from the configured budget's share: a budget held low costs no more
+    export requests (it had: 1.17 against 1.06 requests per item in ``throughput``)."""
+    from copyengine.pipeline.work import ByteShares
+
+    b, _ = budget(limit=100 * MB)
+    assert b.effective == 16 * MB
+    shares = [ByteShares(b, min_part=0) for _ in range(10)]
+    for s in shares:
+        await s.take(1, 1)  # ten pairs hold some: a configured share of 10 MB each (1.6 held)
+    assert shares[0].split(list(range(20)), [400_000] * 20) == [
+        list(range(12)),
+        list(range(12, 20)),
+    ]
+    for s in shares:
+        await s.release_all()

@@ -96,7 +96,9 @@ class ByteShares:
         would wait for the whole previous one to be imported first). Never in parts smaller
         than ``min_part``: with thousands of pairs the share is a few kB, and an export
         request per item costs both sides more CPU than the bytes it saves."""
-        most = max(self._fair() / 2, self.min_part)
+        # parts are cut from the configured budget's share, not the part the job holds now:
+        # a budget followed down must not make more export requests
+        most = max(self.budget.limit / max(1, self.budget.holders) / 2, self.min_part)
         if sum(sizes) <= most:
             return [batch]
         parts: list[list[T]] = [[]]
