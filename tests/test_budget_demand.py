@@ -158,8 +158,8 @@ async def test_a_budget_followed_down_cuts_export_parts_as_the_configured_one_do
     for s in shares:
         await s.take(1, 1)  # ten pairs hold some: a configured share of 10 MB each (1.6 held)
     assert shares[0].split(list(range(20)), [400_000] * 20) == [
-        list(range(12)),
-        list(range(12, 20)),
+        list(range(13)),
+        list(range(13, 20)),
     ]
     for s in shares:
         await s.release_all()
