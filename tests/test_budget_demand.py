@@ -45,10 +45,10 @@ def test_a_job_starts_on_the_floor_and_queued_imports_take_it_back_there() -> No
     interval(b, clock, [0.010] * 10)  # the time an import takes when nothing queues
     assert b.effective == 256 * MB
     for _ in range(18):  # held while a mailbox was paced in the last 20 intervals
-        interval(b, clock, [0.010, 0.080, 0.080])
+        interval(b, clock, [0.010, 0.050, 0.050])
     assert b.effective == 256 * MB
     for _ in range(40):
-        interval(b, clock, [0.010, 0.080, 0.080])  # mean 5.7x the shortest: queueing
+        interval(b, clock, [0.010, 0.050, 0.050])  # mean 3.7x the shortest: queueing
     assert b.effective == 16 * MB
 
 
@@ -65,21 +65,21 @@ def test_an_unqueued_starved_budget_grows_and_a_merely_busy_one_stays() -> None:
         interval(b, clock, [0.011, 0.012])
     assert b.effective == 256 * MB
     b.demand.starved = True
-    interval(b, clock, [0.010, 0.080, 0.080])  # starved, but imports queue: no more bytes
+    interval(b, clock, [0.010, 0.050, 0.050])  # starved, but imports queue: no more bytes
     assert b.effective < 256 * MB
 
 
 def test_a_paced_mailbox_puts_the_whole_configured_budget_back_at_once() -> None:
     b, clock = budget()
     interval(b, clock, [0.010])
-    interval(b, clock, [0.010, 0.080, 0.080])
+    interval(b, clock, [0.010, 0.050, 0.050])
     assert b.effective == 16 * MB
     interval(b, clock, [0.2], paced=True)  # waited on its mailbox's upload window
     assert b.effective == 256 * MB
     for _ in range(19):
-        interval(b, clock, [0.010, 0.080, 0.080])  # imports queue, but a mailbox was paced
+        interval(b, clock, [0.010, 0.050, 0.050])  # imports queue, but a mailbox was paced
     assert b.effective == 256 * MB
-    interval(b, clock, [0.010, 0.080, 0.080])  # 20 intervals without a paced import
+    interval(b, clock, [0.010, 0.050, 0.050])  # 20 intervals without a paced import
     assert b.effective < 256 * MB
 
 
