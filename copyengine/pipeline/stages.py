@@ -145,10 +145,13 @@ class Stages:
         # The budget was taken on an estimate from the listed sizes; the data is
         # what is held in memory (larger than the size: properties, structure).
         await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
-        await self._intents(ok)
+        # queued before their intents are written: a stop that cuts the write short cannot
+        # say whether it became durable, and a queued item is handed to the next run as not
+        # sent either way (an outcome for a record that was not written changes nothing)
         unsettled = self.unsettled
         for e in ok:
             unsettled.queue(e)
+        await self._intents(ok)
         for e in ok:
             await ready.put(e)
 
@@ -174,10 +177,15 @@ class Stages:
                 continue
             if r.error_code in (REFUSED, LOOP):
                 # a redirect the client would not follow: this item's failure, recorded
-                # (its intent first, so that a retry pass finds it)
-                await self.ledger.intents(e.folder, [e.item])
-                self.ledger.failed(e.folder, e.item, f"export: {r.error_message}", None)
+                # (its intent first, so that a retry pass finds it; its failure even when a
+                # stop cuts that write short: a durable intent is not left as an unknown)
+                self.unsettled.settled(e)
+                try:
+                    await self.ledger.intents(e.folder, [e.item])
+                finally:
+                    self.ledger.failed(e.folder, e.item, f"export: {r.error_message}", None)
             elif r.error_code == "ErrorItemNotFound":
+                self.unsettled.settled(e)
                 self.ledger.vanished(e.folder)
             elif r.error_code == MISSING:
                 self.unsettled.missed(e)
@@ -230,6 +238,7 @@ class Stages:
                 e.share = None
                 continue
             unsettled.send(e)
+            answered = True
             try:
                 assert e.data is not None
                 if e.update is not None:
@@ -240,7 +249,10 @@ class Stages:
                     # the copy to update is gone from the target: created again
                     self.ledger.drift(e.folder, item, "deleted in the target: copied again")
                 res = await self.pool.import_item(e.folder.target.id, e.data)
-            except Fatal:
+            except (Fatal, anyio.get_cancelled_exc_class()):
+                # no answer: it stays in flight, and the pair's stop hands it to the next
+                # run as unknown (its intent is durable; it may have landed)
+                answered = False
                 raise
             except OutcomeUnknown as exc:
                 self.ledger.unanswered(item, exc.message, exc.request_id)
@@ -258,7 +270,8 @@ class Stages:
             else:
                 self.ledger.copied(e.folder, item, res.item_id, res.change_key)
             finally:
-                unsettled.answered(e)
+                if answered:
+                    unsettled.answered(e)
                 e.data = None
                 await self.shares.done(e.share)
                 e.share = None
