@@ -142,7 +142,9 @@ def disagreements(report: dict[str, Any], status: dict[str, Any]) -> list[str]:
 async def _stop_when(case: Case, stop: StopFlag, server: Any, deadline: float) -> None:
     target = server.emulator.require_mailbox(T_ADELE)
     if case.stop_after:
-        while len(target.items) < case.stop_after and time.monotonic() < deadline:
+        for _ in range(int(STOP_WITHIN_S / 0.01)):  # bounded: the run may end first
+            if len(target.items) >= case.stop_after or time.monotonic() >= deadline:
+                break
             await anyio.sleep(0.01)
     else:
         await anyio.sleep(case.stop_at_s)

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.anyio
 # Seeds whose first run's report once disagreed with the state (before the importer kept
 # an unanswered import in flight): the report had fewer unknowns than the state.
 REGRESSIONS = [1, 2, 3, 4, 5, 6]
+QUICK = [2, 3]  # of those, the ones that take seconds (the others: -m slow)
 
 
 async def _cut_when(api: FakeApi, stats: PairStats, store: SQLiteStore, ready: Any) -> None:
@@ -166,8 +167,19 @@ async def test_an_intent_write_given_up_is_not_written_by_the_next(tmp_path: Pat
     assert ids == {"i1", "i3"}
 
 
-@pytest.mark.parametrize("seed", REGRESSIONS[:2])
+@pytest.mark.parametrize("seed", QUICK)
 async def test_a_cut_short_run_agrees_with_the_state(seed: int, tmp_path: Path) -> None:
     """Seeded: the run stopped at a random moment, with a random drain deadline, throttled
     or not, faults or not; its report and ``status`` agree, and the next run is exact."""
+    assert await run_case(Case.of(seed), tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [s for s in REGRESSIONS if s not in QUICK])
+async def test_every_seed_that_failed_agrees_now(
+    seed: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The other seeds that once failed (10-25 s each): with ``-m slow``."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("10-25 s: run with -m slow, or python -m tests.cutshort SEED")
     assert await run_case(Case.of(seed), tmp_path) == []
