@@ -14,6 +14,7 @@ from typing import Any, cast
 import anyio
 import pytest
 
+from copyengine import unsent
 from copyengine.errors import OutcomeUnknown
 from copyengine.graph import Item
 from copyengine.pipeline.budget import ByteBudget
@@ -68,6 +69,36 @@ async def test_imports_in_flight_when_cut_are_reported_unknown(tmp_path: Path) -
     after = await _run(api, tmp_path)
     assert after.status is PairStatus.DONE and after.failed == 0
     _exact(api)
+
+
+class _Parking(FakeApi):
+    """Every import waits on the service's budget: parked, unsent, once the run drains."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parked = 0
+
+    async def import_item(self, *args: Any, **kw: Any) -> Any:
+        hold = unsent.current()
+        hold.drain()
+        self.parked += 1
+        await hold.park()
+        raise AssertionError("a park ends only when the run is cut short")
+
+
+async def test_imports_parked_when_cut_are_not_sent(tmp_path: Path) -> None:
+    """A drain's parked imports never left: not attempted, in the report as in the state
+    (an import sent before in this run, or by an earlier run, would stay unknown)."""
+    api = _Parking()
+    api.add_items(SRC, "inbox", 30)
+    api.mailbox(DST)
+    stats = PairStats(SRC, DST)
+    async with SQLiteStore(tmp_path / "state.sqlite") as store:
+        with unsent.opened():
+            await _cut_when(api, stats, store, lambda: api.parked >= LIMITS.importers_per_pair)
+        counts = await store.summary(PAIR.key)
+    assert stats.unknown == counts.get("unknown", 0) == 0
+    assert _not_attempted(stats) >= counts.get("not attempted", 0) >= api.parked
 
 
 class _TargetLookups(FakeApi):

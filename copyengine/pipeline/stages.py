@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from .. import unsent
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool
 from ..graph.archive import LOOP, REFUSED
@@ -224,6 +225,10 @@ class Stages:
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
 
     async def _importer(self, ready: ReadyItems) -> None:
+        with unsent.watched() as mark:  # whether its request is parked by a drain
+            await self._imports(ready, mark)
+
+    async def _imports(self, ready: ReadyItems, mark: unsent.Parked) -> None:
         unsettled = self.unsettled
         while (e := await ready.get()) is not None:
             item = e.item
@@ -237,8 +242,9 @@ class Stages:
                 await self.shares.done(e.share)
                 e.share = None
                 continue
+            sent_before = unsettled.was_sent(e)
             unsettled.send(e)
-            answered = True
+            answered, mark.now = True, False
             try:
                 assert e.data is not None
                 if e.update is not None:
@@ -251,8 +257,11 @@ class Stages:
                 res = await self.pool.import_item(e.folder.target.id, e.data)
             except (Fatal, anyio.get_cancelled_exc_class()):
                 # no answer: it stays in flight, and the pair's stop hands it to the next
-                # run as unknown (its intent is durable; it may have landed)
+                # run as unknown (its intent is durable; it may have landed), unless its
+                # request was parked by the drain, never sent
                 answered = False
+                if mark.now:
+                    unsettled.parked(e, sent_before)
                 raise
             except OutcomeUnknown as exc:
                 self.ledger.unanswered(item, exc.message, exc.request_id)

@@ -44,6 +44,16 @@ class Unsettled:
         self._queued.pop(e.item.id, None)
         ledger.not_sent(e.folder, e.item)
 
+    def parked(self, e: Exportable, sent_before: bool) -> None:
+        """Its import was parked, never sent, when the run was cut short: not sent (unless
+        an earlier import of it in this run may have landed: then it stays in flight)."""
+        if sent_before:
+            return
+        item_id = e.item.id
+        self._inflight.pop(item_id, None)
+        self._sent.discard(item_id)
+        self._queued[item_id] = e
+
     def answered(self, e: Exportable) -> None:
         """Its import has an answer (or raised): no longer in flight."""
         self._inflight.pop(e.item.id, None)
