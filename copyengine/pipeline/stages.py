@@ -115,8 +115,17 @@ class Stages:
         go = self.quota.reserve(self.key, [(e.item.id, e.item.size) for e in batch])
         for e, ok in zip(batch, go, strict=True):
             if not ok:
-                self.ledger.not_attempted(e.folder)
+                self._not_reserved(e)
         return [e for e, ok in zip(batch, go, strict=True) if ok]
+
+    def _not_reserved(self, e: Exportable) -> None:
+        """Left by the caps: unknown when an import of it may have gone out (a resend after
+        settlement, an earlier run's), as the state keeps it; else not attempted."""
+        self.unsettled.settled(e)
+        if self.unsettled.was_sent(e):
+            self.ledger.unknown(e.folder, e.item, "not resent: this run's cap was reached", None)
+        else:
+            self.ledger.not_attempted(e.folder)
 
     async def _export(self, batch: list[Exportable], ready: ReadyItems) -> None:
         batch = self._reserved(batch)
