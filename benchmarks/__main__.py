@@ -467,8 +467,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     r.add_argument("--record", action="store_true", help=RECORD_HELP)
     sub.add_parser("list")
-    so = sub.add_parser("soak", help="randomized owner histories (tests/histories.py)")
-    so.add_argument("what", choices=["passes"])
+    so = sub.add_parser(
+        "soak",
+        help="randomized owner histories (tests/histories.py); cutshort: runs cut short "
+        "at random moments (tests/cutshort.py)",
+    )
+    so.add_argument("what", choices=["passes", "cutshort"])
     so.add_argument("--seeds", type=int, default=100)
     so.add_argument("--start", type=int, default=1)
     so.add_argument("--deletions", choices=["mirror", "keep", "both"], default="both")
@@ -479,6 +483,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     so.add_argument("--record", action="store_true", help=RECORD_HELP)
     a = p.parse_args(argv)
+    if a.cmd == "soak" and a.what == "cutshort":
+        from benchmarks import soak_cutshort
+
+        soak_cutshort.main(a)
+        return
     if a.cmd == "soak":
         from benchmarks import soak
 

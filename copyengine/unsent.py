@@ -43,6 +43,9 @@ class Hold:
     async def park(self) -> None:
         """While draining: stay here, unsent, until the run cuts this request short."""
         if self.draining:
+            mark = _parked.get()
+            if mark is not None:
+                mark.now = True
             self.parked += 1
             try:
                 await anyio.sleep_forever()
@@ -50,7 +53,38 @@ class Hold:
                 self.parked -= 1
 
 
+class Parked:
+    """Whether the request a task is making is parked now (``watched``): when its run is cut
+    short then, it was never sent."""
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = False
+
+
 _current: ContextVar[Hold | None] = ContextVar("copyengine_hold", default=None)
+_parked: ContextVar[Parked | None] = ContextVar("copyengine_parked", default=None)
+
+
+@contextmanager
+def watched() -> Iterator[Parked]:
+    """Whether this task's requests are parked, for as long as it is inside."""
+    mark = Parked()
+    token = _parked.set(mark)
+    try:
+        yield mark
+    finally:
+        _parked.reset(token)
+
+
+def going() -> None:
+    """This task's request has its pacer's go: it is no longer parked (it is sent)."""
+    mark = _parked.get()
+    if mark is not None:
+        mark.now = False
+
+
 NEVER = Hold()  # outside a run (plan, verify): nothing drains
 
 

@@ -82,6 +82,7 @@ class MailboxPacer:
         # No await between the step's GO and the take: this is atomic.
         now = self._clock()
         b.take(body_bytes)
+        unsent.going()
         acct.sent(now, body_bytes)
         try:
             if self._app is not None:

@@ -59,13 +59,18 @@ class Ledger:
 
     async def adopted(self, job: FolderJob, found: list[tuple[Item, str, str | None]]) -> None:
         """Items found in the target by search key while listing, of the version an earlier
-        import of ours sent: recorded (with the copy's change key), not copied."""
-        await self.intents(job, [i for i, _, _ in found])
-        for item, target_id, change_key in found:
-            self.store.record_outcome(
-                self.pair, Outcome(item.id, Status.ADOPTED, target_id, change_key)
-            )
-            self._arrived(job, item, target_id)
+        import of ours sent: recorded (with the copy's change key), not copied. Recorded
+        even when the intents' write is cut short (a stop): the report has counted them
+        present, and intents that did become durable must not be left as unknowns (an
+        outcome for a record that was not written changes nothing)."""
+        try:
+            await self.intents(job, [i for i, _, _ in found])
+        finally:
+            for item, target_id, change_key in found:
+                self.store.record_outcome(
+                    self.pair, Outcome(item.id, Status.ADOPTED, target_id, change_key)
+                )
+                self._arrived(job, item, target_id)
 
     # -- copying -------------------------------------------------------------------------------
     async def intents(self, job: FolderJob, items: Iterable[Item]) -> None:

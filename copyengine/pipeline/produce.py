@@ -35,6 +35,9 @@ from .work import Exportable, FolderJob
 # what ``run --retry-failed`` takes again: failed, unknown, or left pending
 RETRIABLE = (Status.FAILED, Status.UNKNOWN, Status.INTENT, Status.PENDING)
 UNSETTLED_BEFORE = "an earlier run's import of it has no recorded outcome"
+# an earlier run's import of it may have landed: unknown, never "not attempted", if this run
+# stops before it is settled (the state says unknown too)
+MAYBE_SENT = (Status.UNKNOWN, Status.INTENT)
 
 
 class Producer:
@@ -200,7 +203,12 @@ class Producer:
             elif change is Change.SETTLE:
                 # a create whose outcome was never recorded: looked up in the target by
                 # search key before anything is resent (settlement)
-                self.unsettled.add(Exportable(item, job), UNSETTLED_BEFORE, None)
+                self.unsettled.add(
+                    Exportable(item, job),
+                    UNSETTLED_BEFORE,
+                    None,
+                    sent=record is not None and record.status in MAYBE_SENT,
+                )
             else:
                 if change is Change.UPDATE and record is not None and record.target_id:
                     updates[item.id] = (record.target_folder_id or job.target.id, record.target_id)

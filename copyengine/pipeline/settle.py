@@ -51,6 +51,7 @@ class Settler:
                 await self.stages.run(self._resend(again))
 
     def _failed(self, job: FolderJob, e: Exportable) -> None:
+        self.unsettled.settled(e)
         reason, rid = self.unsettled.last_error(e) or ("outcome unknown", None)
         self.ctx.ledger.failed(
             job,
@@ -105,6 +106,7 @@ class Settler:
                 raise
             except ServiceError as exc:
                 for e in entries:
+                    self.unsettled.settled(e)
                     if self.unsettled.was_sent(e):
                         ctx.ledger.unknown(
                             job, e.item, f"could not be settled: {exc.message}", None
@@ -119,6 +121,7 @@ class Settler:
                 verdict = settle_verdict(update, found, last_round)
                 if verdict is Settled.FOUND:
                     assert found is not None
+                    self.unsettled.settled(e)
                     ctx.ledger.found_in_target(job, e.item, found, index.change_keys.get(found))
                 elif verdict is Settled.FAILED:
                     failed.append((job, e))

@@ -12,6 +12,7 @@ from typing import Any
 import anyio
 from anyio.abc import ObjectReceiveStream
 
+from .. import unsent
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool
 from ..graph.archive import LOOP, REFUSED
@@ -116,8 +117,17 @@ class Stages:
         go = self.quota.reserve(self.key, [(e.item.id, e.item.size) for e in batch])
         for e, ok in zip(batch, go, strict=True):
             if not ok:
-                self.ledger.not_attempted(e.folder)
+                self._not_reserved(e)
         return [e for e, ok in zip(batch, go, strict=True) if ok]
+
+    def _not_reserved(self, e: Exportable) -> None:
+        """Left by the caps: unknown when an import of it may have gone out (a resend after
+        settlement, an earlier run's), as the state keeps it; else not attempted."""
+        self.unsettled.settled(e)
+        if self.unsettled.was_sent(e):
+            self.ledger.unknown(e.folder, e.item, "not resent: this run's cap was reached", None)
+        else:
+            self.ledger.not_attempted(e.folder)
 
     async def _export(self, batch: list[Exportable], ready: ReadyItems) -> None:
         batch = self._reserved(batch)
@@ -147,10 +157,13 @@ class Stages:
         # The budget was taken on an estimate from the listed sizes; the data is
         # what is held in memory (larger than the size: properties, structure).
         await self.shares.true_up(share, sum(len(memoryview(e.data)) for e in ok))
-        await self._intents(ok)
+        # queued before their intents are written: a stop that cuts the write short cannot
+        # say whether it became durable, and a queued item is handed to the next run as not
+        # sent either way (an outcome for a record that was not written changes nothing)
         unsettled = self.unsettled
         for e in ok:
             unsettled.queue(e)
+        await self._intents(ok)
         for e in ok:
             await ready.put(e)
 
@@ -176,10 +189,15 @@ class Stages:
                 continue
             if r.error_code in (REFUSED, LOOP):
                 # a redirect the client would not follow: this item's failure, recorded
-                # (its intent first, so that a retry pass finds it)
-                await self.ledger.intents(e.folder, [e.item])
-                self.ledger.failed(e.folder, e.item, f"export: {r.error_message}", None)
+                # (its intent first, so that a retry pass finds it; its failure even when a
+                # stop cuts that write short: a durable intent is not left as an unknown)
+                self.unsettled.settled(e)
+                try:
+                    await self.ledger.intents(e.folder, [e.item])
+                finally:
+                    self.ledger.failed(e.folder, e.item, f"export: {r.error_message}", None)
             elif r.error_code == "ErrorItemNotFound":
+                self.unsettled.settled(e)
                 self.ledger.vanished(e.folder)
             elif r.error_code == MISSING:
                 self.unsettled.missed(e)
@@ -228,6 +246,10 @@ class Stages:
         return res
 
     async def _importer(self, ready: ReadyItems) -> None:
+        with unsent.watched() as mark:  # whether its request is parked by a drain
+            await self._imports(ready, mark)
+
+    async def _imports(self, ready: ReadyItems, mark: unsent.Parked) -> None:
         unsettled = self.unsettled
         while (e := await ready.get()) is not None:
             item = e.item
@@ -241,7 +263,9 @@ class Stages:
                 await self.shares.done(e.share)
                 e.share = None
                 continue
+            sent_before = unsettled.was_sent(e)
             unsettled.send(e)
+            answered, mark.now = True, False
             try:
                 assert e.data is not None
                 if e.update is not None:
@@ -252,7 +276,13 @@ class Stages:
                     # the copy to update is gone from the target: created again
                     self.ledger.drift(e.folder, item, "deleted in the target: copied again")
                 res = await self._timed_import(e.folder.target.id, e.data)
-            except Fatal:
+            except (Fatal, anyio.get_cancelled_exc_class()):
+                # no answer: it stays in flight, and the pair's stop hands it to the next
+                # run as unknown (its intent is durable; it may have landed), unless its
+                # request was parked by the drain, never sent
+                answered = False
+                if mark.now:
+                    unsettled.parked(e, sent_before)
                 raise
             except OutcomeUnknown as exc:
                 self.ledger.unanswered(item, exc.message, exc.request_id)
@@ -270,7 +300,8 @@ class Stages:
             else:
                 self.ledger.copied(e.folder, item, res.item_id, res.change_key)
             finally:
-                unsettled.answered(e)
+                if answered:
+                    unsettled.answered(e)
                 e.data = None
                 await self.shares.done(e.share)
                 e.share = None

@@ -11,13 +11,16 @@ from .work import Exportable
 
 
 class Unsettled:
-    __slots__ = ("_errors", "_inflight", "_later", "_missing", "_queued", "_sent")
+    __slots__ = ("_errors", "_inflight", "_later", "_missing", "_queued", "_sent", "_settling")
 
     def __init__(self) -> None:
         self._later: list[Exportable] = []  # to settle, then perhaps resend
         self._errors: dict[str, tuple[str, str | None]] = {}  # item id -> last error
         self._inflight: dict[str, Exportable] = {}  # imports sent, no answer yet
-        self._queued: dict[str, Exportable] = {}  # intent recorded, import not yet sent
+        # intent recorded (or being written), import not yet sent
+        self._queued: dict[str, Exportable] = {}
+        # taken for settlement, no verdict yet (looked up, or on their way to be resent)
+        self._settling: dict[str, Exportable] = {}
         self._sent: set[str] = set()  # items with at least one import sent in this run
         # requested ids an export answer left out (no row, no error): exported again, alone
         # once they have gone missing twice
@@ -25,7 +28,8 @@ class Unsettled:
 
     # -- the stages, per item ------------------------------------------------------------------
     def queue(self, e: Exportable) -> None:
-        """Its intent is durable; its import is not sent yet."""
+        """Its intent is about to be written; its import is not sent yet."""
+        self._settling.pop(e.item.id, None)
         self._queued[e.item.id] = e
 
     def send(self, e: Exportable) -> None:
@@ -40,14 +44,31 @@ class Unsettled:
         self._queued.pop(e.item.id, None)
         ledger.not_sent(e.folder, e.item)
 
+    def parked(self, e: Exportable, sent_before: bool) -> None:
+        """Its import was parked, never sent, when the run was cut short: not sent (unless
+        an earlier import of it in this run may have landed: then it stays in flight)."""
+        if sent_before:
+            return
+        item_id = e.item.id
+        self._inflight.pop(item_id, None)
+        self._sent.discard(item_id)
+        self._queued[item_id] = e
+
     def answered(self, e: Exportable) -> None:
         """Its import has an answer (or raised): no longer in flight."""
         self._inflight.pop(e.item.id, None)
 
-    def add(self, e: Exportable, reason: str, request_id: str | None) -> None:
+    def add(
+        self, e: Exportable, reason: str, request_id: str | None, *, sent: bool = False
+    ) -> None:
         """Not a failure yet: settled (and perhaps resent) at the end of the mailbox. The
-        state keeps its intent, if any, so that a run stopped now settles it next time."""
+        state keeps its intent, if any, so that a run stopped now settles it next time.
+        ``sent``: an import of it may have gone out before this run (an earlier run's intent
+        or unknown outcome)."""
         e.data = None
+        self._settling.pop(e.item.id, None)
+        if sent:
+            self._sent.add(e.item.id)
         self._later.append(e)
         self._errors[e.item.id] = (reason, request_id)
 
@@ -61,9 +82,17 @@ class Unsettled:
         return len(self._later)
 
     def take(self) -> list[Exportable]:
-        """Every item waiting to be settled (no longer waiting)."""
+        """Every item waiting to be settled (no longer waiting): each is still this object's
+        until ``settled`` (its verdict recorded) or queued again for a resend, so that a stop
+        in between hands it to the next run (``leave``)."""
         todo, self._later = self._later, []
+        for e in todo:
+            self._settling[e.item.id] = e
         return todo
+
+    def settled(self, e: Exportable) -> None:
+        """Its verdict is recorded (found, failed, unknown, gone from the source)."""
+        self._settling.pop(e.item.id, None)
 
     def alone(self, e: Exportable) -> bool:
         """Left out of export answers twice: exported alone from now on."""
@@ -91,8 +120,11 @@ class Unsettled:
 
     def leave(self, ledger: Ledger, why: str) -> None:
         """Items waiting for settlement when the run stops: unknown when an import of theirs
-        was sent, else simply not attempted."""
-        for e in self.take():
+        was sent, else simply not attempted; and so are the items taken for settlement that
+        have no verdict yet."""
+        self.take()
+        left, self._settling = self._settling, {}
+        for e in left.values():
             last = self._errors.get(e.item.id)
             if e.item.id in self._sent:
                 reason = f"{why}; last error: {last[0]}" if last else why

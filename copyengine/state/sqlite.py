@@ -477,7 +477,15 @@ class SQLiteStore(SqlStore):
         # transaction (one commit for many exporters instead of one each).
         mine = _Intents(rows)
         self._intents_queued.append(mine)
-        async with self._intents_lock:
+        try:
+            await self._intents_lock.acquire()
+        except BaseException:
+            # given up (cancelled) before its rows were taken: no later writer writes them
+            # (its caller cannot know they became durable)
+            if mine in self._intents_queued:
+                self._intents_queued.remove(mine)
+            raise
+        try:
             if not mine.written:
                 batch, self._intents_queued = self._intents_queued, []
                 all_rows = [r for b in batch for r in b.rows]
@@ -497,6 +505,8 @@ class SQLiteStore(SqlStore):
                 finally:
                     for b in batch:
                         b.written = True
+        finally:
+            self._intents_lock.release()
         if mine.error is not None:
             raise mine.error
 
