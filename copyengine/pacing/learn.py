@@ -49,6 +49,7 @@ class Aimd:
     floor_share: float = 0.002  # of the configured budget: never less
     shortest_window: float = 0.01  # of the configured window: the learned one never shorter
     same_window: float = 0.5  # a window learned this near the configured one is that one
+    spread: int = 12  # a cut budget goes in this many even parts of its window (``spread``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +99,7 @@ def window_after(
     if lim.period <= 0:
         return 0.0
     seen = max(lim.longest_ask, retry_after, retry_after + (since_last or 0.0))
-    if lim.cuts:
+    if lim.cuts and lim.window < lim.period:
         seen = max(seen, lim.window)
     if seen >= lim.period * p.same_window:
         # the answers show a lower bound only: a window paced a little shorter than the
@@ -157,12 +158,32 @@ def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()
         return lim
     proven = max(lim.proven, through)
     rate = p.fast if lim.cap < proven else p.rise
-    cap = lim.cap + rate * amount
+    # ``cap`` is said per configured window: over a shorter window in effect, an amount is
+    # that much more of it (a window's use gives back ``rise`` of the budget either way)
+    scale = lim.period / lim.window if 0 < lim.window < lim.period else 1.0
+    cap = lim.cap + rate * amount * scale
     if lim.cap < proven:
-        cap = min(cap, proven)
+        # what went through is proven below the configured budget (a window that went
+        # through at the configured budget was counted over a window shorter than the
+        # service's): the last step to it, and its window, is the slow one
+        cap = min(cap, proven, lim.configured * (1 - p.rise))
     if cap >= lim.configured:
         return replace(lim, cap=lim.configured, window=lim.period, proven=0.0)
     return replace(lim, cap=cap, proven=proven)
+
+
+def spread(lim: Learned, p: Aimd = Aimd()) -> tuple[float, float] | None:
+    """While the service gives less than configured: (budget, seconds), the budget in effect
+    spread evenly over its window, as a token bucket spreads a rate. Filling the window at
+    once and waiting for it to empty is what a sliding window allows, but with a budget
+    learned from 429s it is a burst the service may refuse (another writer takes its share
+    while we wait, and is first when room comes back) and minutes at 0 MB/s; spread, each
+    part of the window carries its share. None: the configured budget, whole windows (the
+    documented ceiling is reached by filling each window at once)."""
+    if lim.period <= 0 or p.spread <= 1 or lim.window >= lim.period:
+        return None
+    budget, seconds = lim.in_window()
+    return budget / p.spread, seconds / p.spread
 
 
 def concurrency_throttled(lim: Learned, now: float, others: int, retry_after: float) -> Learned:
