@@ -281,9 +281,6 @@ def _through(lim: Learned, w: SlidingWindow, now: float | None) -> float:
     return w.since(now - lim.window) * lim.period / lim.window
 
 
-FAR_SHORTER = 0.1  # a window learned under this share of the configured one
-
-
 def _learn(
     lim: Learned,
     w: SlidingWindow,
@@ -295,25 +292,25 @@ def _learn(
 ) -> Learned:
     """A 429 refusing ``amount`` of a limit whose window is ``w`` (``held`` in flight), the
     mailbox held back by the service between ``blocked`` (from, until)."""
-    last = w.last()
-    win = learn.window_after(lim, retry_after, None if last is None else now - last)
+    last, events = w.last(), w.events()
+    first = now - events[0][2] if events else None
+    win = learn.window_after(lim, retry_after, None if last is None else now - last, first)
     if amount >= lim.cap * win / lim.period:  # it could only go alone: the window is longer
         return learn.widened(lim, now, retry_after, win)
     # what went over twice that window (at most the configured one) says the rate the
     # service gave: over the window alone, an estimate a little short of the service's own
     # would miss a burst sent as its window opened
     span = min(lim.period, 2 * win)
-    events = w.events()
     if learn.spread(lim) is not None:
         span = win  # sent in even parts of its window: no burst at its start to miss
-    elif events and win < lim.period * FAR_SHORTER:
+    elif events and win < lim.period * learn.Aimd().far_shorter:
         # a window far shorter than the configured one, and a mailbox that began sending
         # less than twice it ago: the rate of the time it sent (the window at least)
         span = max(win, min(span, now - events[0][2]))
     # time the service held the mailbox back sent nothing: the rate is of the time it could
     idle = max(0.0, blocked[1] - max(blocked[0], now - span))
-    in_use = w.since(now - span) + held
-    return learn.throttled(lim, now, in_use, retry_after, win, max(span - idle, win / 2))
+    in_use = w.since(now - span - idle) + held
+    return learn.throttled(lim, now, in_use, retry_after, win, span)
 
 
 def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | None) -> Decision:
