@@ -121,7 +121,7 @@ def longest_idle(
     samples: list[list[float]] | list[tuple[float, float, int, int]], after: float = 0.0
 ) -> float:
     """Seconds (wall) of the longest span without a new import, from the first to the last;
-    only the spans that end more than ``after`` seconds after the first import."""
+    only the spans that begin more than ``after`` seconds after the first import."""
     points = [(float(t), int(n)) for t, _, n, _ in samples]
     started = [i for i, (_, n) in enumerate(points) if n > 0]
     if not started:
@@ -133,7 +133,7 @@ def longest_idle(
     seen = points[started[0]][1]
     for t, n in points[started[0] : ended + 1]:
         if n > seen:
-            if t - first > after:
+            if since - first > after:
                 longest = max(longest, t - since)
             since, seen = t, n
     return longest
