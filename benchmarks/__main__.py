@@ -378,7 +378,7 @@ def run_named(
         print(f"== {name}", flush=True)
         if name == "fleet":
             res = mod.run(repeats, limits, base)
-        elif name == "incremental":
+        elif name in ("incremental", "stricter"):
             res = mod.run(repeats, base)
         else:
             res = mod.run(repeats)

@@ -11,11 +11,20 @@ another writer in every target mailbox taking half of its upload budget (the emu
   than the budget a window of its own), over the time the job took (target >= 80%);
 - the share of requests answered 429 (target < 5%);
 - the longest span with no import answered while the job ran, from its first import to its
-  last, in service time (x60). A sliding window gives its budget back when what filled it
-  leaves it, so pairs that start together fill their windows together and wait together: the
-  reference run (the service giving what is configured, ``1/1``, with the same other writer)
-  shows that rhythm of the window itself; a stall is a span more than 30 s (service time)
-  longer than the reference's.
+  last, in service time (x60), against the issue's "no 30-second span at 0 MB/s while
+  items are ready", taken literally; and the same after the first window. A client that
+  does not know the service's budget fills what it believes is its window, is refused,
+  and the service's Retry-After holds the mailbox until that window's bytes leave it, up
+  to a whole window: only the spans after the first window show what the learning does.
+  A sliding window gives its budget back when what filled it leaves it, so pairs that
+  start together fill their windows together and wait together: the reference run (the
+  service giving what is configured, ``1/1``, with the same other writer) shows that
+  rhythm of the window itself.
+
+``documented``: the job under Exchange's documented ``[limits]`` (the defaults: 150 MB per
+5 minutes) against the same time-scaled service, the issue's own case: the service gives
+the same rate over a window 60 times shorter. With ``--base REV`` every variant runs the
+engine at REV too, in the same run (the A/B that a shared, noisy machine needs).
 """
 
 from __future__ import annotations
@@ -25,11 +34,19 @@ from dataclasses import replace
 from typing import Any
 
 from benchmarks.common import stamp
-from benchmarks.harness import TIME_SCALED_LIMITS, Control, Scenario, run_scenario, upload_bound_s
+from benchmarks.harness import (
+    BASE_PREFIX,
+    TIME_SCALED_LIMITS,
+    Control,
+    Scenario,
+    run_scenario,
+    upload_bound_s,
+)
 from copyengine.emulator.throttle import Limits
 
 RATIOS = (1, 2, 10, 60)  # 1: the reference, the service giving what is configured
-BACKGROUND = (0.0, 0.5)
+DOCUMENTED = 0  # the ratio of the variant under the documented (default) [limits]
+VARIANTS = [(r, bg) for bg in (0.0, 0.5) for r in RATIOS] + [(DOCUMENTED, 0.0)]
 PAIRS = 8
 ITEMS = 250
 # items well under the service's budget (the largest a twelfth of it, as a 12 MB item is of
@@ -41,16 +58,33 @@ SPAN_S = 30.0  # service time
 TARGET = (
     "with the service giving 1/2, 1/10 and 1/60 of the configured budgets, alone and with "
     "another writer taking half of each target's upload budget: items/s >= 80% of what the "
-    "real budget allows, 429 share < 5%, no span without an import 30 s (service time) "
-    "longer than the window's own rhythm (the 1/1 reference)"
+    "real budget allows, 429 share < 5%, no 30-second span (service time) at 0 MB/s while "
+    "items are ready"
 )
 
 
-def scenario(ratio: int, background: float) -> Scenario:
-    base = TIME_SCALED_LIMITS
+def label(ratio: int) -> str:
+    return "documented [limits]" if ratio == DOCUMENTED else f"1/{ratio}"
+
+
+def scenario(ratio: int, background: float, base: str | None = None) -> Scenario:
+    scaled = TIME_SCALED_LIMITS
+    if ratio == DOCUMENTED:
+        limits: dict[str, Any] = {}  # the engine's defaults: Exchange's documented limits
+    else:
+        limits = {
+            **scaled,
+            "requests_per_window": scaled["requests_per_window"] * ratio,
+            "upload_mb_per_window": scaled["upload_mb_per_window"] * ratio,
+        }
+    what = (
+        "the job under the documented [limits], the service's windows 60 times shorter"
+        if ratio == DOCUMENTED
+        else f"the service gives 1/{ratio} of the configured budgets"
+    )
     return Scenario(
         "stricter",
-        f"the service gives 1/{ratio} of the configured budgets"
+        what
         + (f", another writer takes {background:.0%} of each upload budget" if background else ""),
         pairs=PAIRS,
         items_per_mailbox=ITEMS,
@@ -59,13 +93,10 @@ def scenario(ratio: int, background: float) -> Scenario:
         time_scale=TIME_SCALE,
         repeats=1,
         warmup=False,
-        limits={
-            **base,
-            "requests_per_window": base["requests_per_window"] * ratio,
-            "upload_mb_per_window": base["upload_mb_per_window"] * ratio,
-        },
+        limits=limits,
         background_upload=background,
         timeout=900,
+        contenders=("copyengine",) + ((f"{BASE_PREFIX}{base}",) if base else ()),
     )
 
 
@@ -86,8 +117,11 @@ def bound_seconds(s: Scenario, ctl: Control) -> float:
     return worst
 
 
-def longest_idle(samples: list[list[float]] | list[tuple[float, float, int, int]]) -> float:
-    """Seconds (wall) of the longest span without a new import, from the first to the last."""
+def longest_idle(
+    samples: list[list[float]] | list[tuple[float, float, int, int]], after: float = 0.0
+) -> float:
+    """Seconds (wall) of the longest span without a new import, from the first to the last;
+    only the spans that begin more than ``after`` seconds after the first import."""
     points = [(float(t), int(n)) for t, _, n, _ in samples]
     started = [i for i, (_, n) in enumerate(points) if n > 0]
     if not started:
@@ -95,48 +129,60 @@ def longest_idle(samples: list[list[float]] | list[tuple[float, float, int, int]
     last_n = points[-1][1]
     ended = next(i for i, (_, n) in enumerate(points) if n == last_n)
     longest = 0.0
-    since, seen = points[started[0]][0], points[started[0]][1]
+    first = since = points[started[0]][0]
+    seen = points[started[0]][1]
     for t, n in points[started[0] : ended + 1]:
         if n > seen:
-            longest = max(longest, t - since)
+            if since - first > after:
+                longest = max(longest, t - since)
             since, seen = t, n
     return longest
 
 
-def run(repeats: int | None = None) -> dict[str, Any]:
+def measure(s: Scenario, res: dict[str, Any], contender: str) -> dict[str, Any]:
+    """One contender's figures in one variant."""
+    runs = res["runs"][contender]
+    duration = min(r["duration_s"] for r in runs)
+    bound = res["extra"]["ceiling_s"]
+    window = Limits.profile(s.profile, s.time_scale).upload_window
+    samples = res["samples"][contender]
+    return {
+        "items_per_s": max(r["items_per_s"] for r in runs),
+        "duration_s": duration,
+        "share_of_real_budget": round(bound / duration, 3),
+        "share_429": max(r["share_429"] for r in runs),
+        "throttled_429": max(r["throttled_429"] for r in runs),
+        "longest_idle_service_s": round(longest_idle(samples) * TIME_SCALE, 1),
+        "longest_idle_after_first_window_s": round(longest_idle(samples, window) * TIME_SCALE, 1),
+    }
+
+
+def run(repeats: int | None = None, base: str | None = None) -> dict[str, Any]:
     t_start = time.time()
     variants = []
-    for bg in BACKGROUND:
-        for ratio in RATIOS:
-            s = scenario(ratio, bg)
-            print(f"== stricter: {s.description}", flush=True)
-            res = run_scenario(s, repeats or 1, ceiling=bound_seconds)
-            runs = res["runs"]["copyengine"]
-            duration = min(r["duration_s"] for r in runs)
-            bound = res["extra"]["ceiling_s"]
-            idle = longest_idle(res["samples"]["copyengine"]) * TIME_SCALE
-            variants.append(
-                {
-                    "ratio": ratio,
-                    "background": bg,
-                    "items_per_s": max(r["items_per_s"] for r in runs),
-                    "duration_s": duration,
-                    "bound_s": bound,
-                    "share_of_real_budget": round(bound / duration, 3),
-                    "share_429": max(r["share_429"] for r in runs),
-                    "throttled_429": max(r["throttled_429"] for r in runs),
-                    "longest_idle_service_s": round(idle, 1),
-                    "integrity": res["integrity"],
-                    "command_parameters": {"limits": s.limits, "background_upload": bg},
-                }
-            )
-            print(f"  {variants[-1]}", flush=True)
+    for ratio, bg in VARIANTS:
+        s = scenario(ratio, bg, base)
+        print(f"== stricter: {s.description}", flush=True)
+        res = run_scenario(s, repeats or 1, ceiling=bound_seconds)
+        variants.append(
+            {
+                "ratio": ratio,
+                "background": bg,
+                **measure(s, res, "copyengine"),
+                "bound_s": res["extra"]["ceiling_s"],
+                "base": measure(s, res, s.contenders[1]) if base else None,
+                "integrity": res["integrity"],
+                "command_parameters": {"limits": s.limits, "background_upload": bg},
+            }
+        )
+        print(f"  {variants[-1]}", flush=True)
     return {
         "scenario": "stricter",
         "description": "the service gives less than the configured [limits] (emulator "
         f"exchange-fast x{TIME_SCALE:g}); {PAIRS} pairs of {ITEMS} items (realistic sizes "
         f"up to {SIZES['max'] // 1000} KB) per variant",
-        "command": "python -m benchmarks run stricter",
+        "command": "python -m benchmarks run stricter" + (f" --base {base}" if base else ""),
+        "base": base,
         **stamp(t_start),
         "variants": variants,
         "verdict": verdicts(variants),
@@ -151,37 +197,55 @@ def verdicts(variants: list[dict[str, Any]]) -> list[str]:
             (r for r in variants if r["ratio"] == 1 and r["background"] == v["background"]), None
         )
         rhythm = ref["longest_idle_service_s"] if ref else 0.0
-        ok = (
+        rate_ok = (
             v["share_of_real_budget"] >= 0.8
             and v["share_429"] < 0.05
-            and v["longest_idle_service_s"] < rhythm + SPAN_S
             and v["integrity"]["lost"] == 0
             and v["integrity"]["duplicated"] == 0
         )
+        idle = v["longest_idle_service_s"]
+        later = v["longest_idle_after_first_window_s"]
+        base = v.get("base")
+        against = (
+            f"; the base: {base['share_of_real_budget']:.0%}, 429 share "
+            f"{base['share_429']:.2%}, longest span {base['longest_idle_service_s']:.0f} s, "
+            f"after the first window {base['longest_idle_after_first_window_s']:.0f} s"
+            if base
+            else ""
+        )
         out.append(
-            f"1/{v['ratio']}{' + another writer' if v['background'] else ''}: "
+            f"{label(v['ratio'])}{' + another writer' if v['background'] else ''}: "
             f"{v['share_of_real_budget']:.0%} of the real budget, 429 share "
-            f"{v['share_429']:.2%}, longest span without an import "
-            f"{v['longest_idle_service_s']:.0f} s (the reference's {rhythm:.0f} s): "
-            f"{'met' if ok else 'MISSED'}"
+            f"{v['share_429']:.2%}: {'met' if rate_ok else 'MISSED'}; longest span without "
+            f"an import {idle:.0f} s (target 30 s: {'met' if idle <= SPAN_S else 'MISSED'}), "
+            f"after the first window {later:.0f} s "
+            f"({'met' if later <= SPAN_S else 'MISSED'}; the 1/1 reference's {rhythm:.0f} s)"
+            f"{against}"
         )
     return out
 
 
 def table(res: dict[str, Any]) -> str:
     m = res["machine"]
+    base = res.get("base")
     head = (
-        "| service gives | other writer | items/s | job s | bound s | % of real budget "
-        "| 429 share | longest idle (service s) | lost / dup |\n"
-        "|---|---|---|---|---|---|---|---|---|\n"
+        "| service gives | other writer | engine | items/s | job s | bound s | % of real budget "
+        "| 429 share | longest idle (service s) | after the first window | lost / dup |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
-    rows = [
-        f"| 1/{v['ratio']} | {v['background']:.0%} | {v['items_per_s']} | "
-        f"{v['duration_s']:.1f} | {v['bound_s']:.1f} | {v['share_of_real_budget']:.0%} | "
-        f"{v['share_429']:.2%} | {v['longest_idle_service_s']:.0f} | "
-        f"{v['integrity']['lost']} / {v['integrity']['duplicated']} |"
-        for v in res["variants"]
-    ]
+    rows = []
+    for v in res["variants"]:
+        for name, f in (("copyengine", v), (f"copyengine@{base}", v.get("base"))):
+            if f is None:
+                continue
+            rows.append(
+                f"| {label(v['ratio'])} | {v['background']:.0%} | {name} | {f['items_per_s']} | "
+                f"{f['duration_s']:.1f} | {v['bound_s']:.1f} | "
+                f"{f['share_of_real_budget']:.0%} | {f['share_429']:.2%} | "
+                f"{f['longest_idle_service_s']:.0f} | "
+                f"{f.get('longest_idle_after_first_window_s', 0):.0f} | "
+                f"{v['integrity']['lost']} / {v['integrity']['duplicated']} |"
+            )
     verdict = "\n".join(f"- {v}" for v in res["verdict"])
     return (
         f"### stricter\n\n{res['description']}. Command: `{res['command']}` "

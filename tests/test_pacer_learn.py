@@ -22,6 +22,7 @@ from copyengine.pacing.learn import (
     fraction,
     hint,
     slots,
+    spread,
     throttled,
     window_after,
 )
@@ -159,6 +160,110 @@ def test_the_window_learned_is_the_longest_retry_after_within_the_configured_one
     assert (back.cap, back.window) == (1000.0, 300.0)  # all of it back: the configured window
 
 
+SHORT = Learned(1000.0, 500.0, 300.0, 5.0, cuts=1)  # a 300 s budget learned over 5 s
+
+# (budget in effect, amount answered, what went through) -> (cap, window)
+ANSWERED_SHORT = {
+    "above what went through: slowly, 1% of the amount (a probe of the configured one)": (
+        SHORT,
+        10,
+        0.0,
+        (500.1, 5.0),
+    ),
+    "fast up to what went through, a quarter of the budget per window of use: over a "
+    "window 60 times shorter, an amount is 60 times more of it": (
+        SHORT,
+        10,
+        800.0,
+        (650.0, 5.0),
+    ),
+    "what went through over a short window is not the configured budget: the fast climb "
+    "stops 1% short of it, in the short window": (
+        replace(SHORT, cap=980.0),
+        100,
+        1200.0,
+        (990.0, 5.0),
+    ),
+    "the last step, slow, to the configured budget and its window": (
+        replace(SHORT, cap=999.95),
+        10,
+        0.0,
+        (1000.0, 300.0),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", ANSWERED_SHORT, ids=list(ANSWERED_SHORT))
+def test_a_budget_kept_over_a_shorter_window_climbs_at_that_window_s_rate(case: str) -> None:
+    lim, amount, through, expected = ANSWERED_SHORT[case]
+    got = answered(lim, amount, through)
+    assert (got.cap, got.window) == pytest.approx(expected)
+
+
+# budget in effect -> (budget, seconds) per even part of its window, or None
+SPREAD = {
+    "the configured budget: whole windows": (Learned.of(1000, 300.0), None),
+    "cut, over the configured window: whole windows": (
+        Learned(1000.0, 500.0, 300.0, 300.0, cuts=1),
+        None,
+    ),
+    "over a window shorter than the configured one: twelve even parts of it": (
+        SHORT,
+        (500.0 * 5 / 300 / 12, 5.0 / 12),
+    ),
+    "back at the configured budget over the shorter window: still in parts": (
+        replace(SHORT, cap=1000.0),
+        (1000.0 * 5 / 300 / 12, 5.0 / 12),
+    ),
+    "a limit without a window (requests in flight): none": (Learned.of(4), None),
+}
+
+
+@pytest.mark.parametrize("case", SPREAD, ids=list(SPREAD))
+def test_a_budget_learned_over_a_shorter_window_is_spread_over_it(case: str) -> None:
+    lim, expected = SPREAD[case]
+    got = spread(lim)
+    assert got == (None if expected is None else pytest.approx(expected))
+
+
+def test_a_budget_back_at_the_configured_window_learns_the_short_one_again() -> None:
+    back = Learned(1000.0, 1000.0, 300.0, 300.0, longest_ask=4.6, cuts=2, shown=5.0)
+    # the service's answers before showed a 5 s window: the next 429 keeps it, not the
+    # configured window the budget had come back to
+    assert window_after(back, 3.0) == pytest.approx(5.0)
+    assert window_after(back, 3.0, since_last=2.5) == pytest.approx(5.5)
+    cut = throttled(Learned.of(1000, 300.0), 0.0, 10, 5.0, 5.0)
+    assert cut.shown == 5.0
+    assert throttled(Learned.of(1000, 300.0), 0.0, 10, 200.0, 300.0).shown == 0.0
+
+
+# (configured window, Retry-After, since our latest send, since our first) -> window
+WINDOW_AFTER = {
+    "a burst within the Retry-After, far shorter than configured: from our first send": (
+        300.0,
+        4.6,
+        0.0,
+        0.4,
+        5.0,
+    ),
+    "sends spread over longer than the Retry-After: from our latest (a lower bound)": (
+        300.0,
+        4.0,
+        0.5,
+        10.0,
+        4.5,
+    ),
+    "not far shorter than the configured one: from our latest": (10.0, 3.0, 0.5, 1.0, 3.5),
+}
+
+
+@pytest.mark.parametrize("case", WINDOW_AFTER, ids=list(WINDOW_AFTER))
+def test_the_window_a_429_shows(case: str) -> None:
+    period, ask, since_last, since_first, window = WINDOW_AFTER[case]
+    lim = Learned.of(1000, period)
+    assert window_after(lim, ask, since_last, since_first) == pytest.approx(window)
+
+
 # (share, limit) -> hint
 HINTS = {
     "a tenth of the upload budget": (0.1, "upload", "1/10 of [limits] upload_mb_per_window"),
@@ -215,6 +320,58 @@ def test_an_incoming_bytes_429_takes_its_body_back_and_cuts_the_upload_budget() 
     wait, binds = b.binding(2.0, 1000, False)
     # 1000 is more than 900: it goes alone, once the 3.5 s behind it are empty (at 5.0)
     assert binds is Limit.UPLOAD and wait == pytest.approx(3.0)
+
+
+def test_a_first_429_from_a_far_shorter_window_is_the_rate_of_the_time_it_sent() -> None:
+    # Exchange's documented budget configured, a service giving 2.5 MB per 5 s (the
+    # time-scaled emulator): 2.5 MB went from 0.1 s to 0.5 s, then a 429 asks 4.58 s
+    b = Budgets(PacerLimits(upload_bytes=150 * MB, upload_window=300.0, window_slack=0.0))
+    for k in range(5):
+        b.take(MB // 2)
+        b.release(0.1 * (k + 1), MB // 2)
+    b.take(MB // 4)
+    b.release(0.52, MB // 4)
+    b.throttled(0.52, "IncomingBytes", 4.58, MB // 4)
+    lim = b.learned_uploads
+    # room comes back as our first sends leave the service's window: 0.42 s + 4.58 s
+    assert lim.window == pytest.approx(5.0)
+    # 2.5 MB over that window (not over twice it: the mailbox sent for 0.42 s) is 150 MB
+    # per 300 s, 90% of it kept
+    assert lim.cap == pytest.approx(135 * MB)
+    assert lim.in_window() == pytest.approx((135 * MB * 5.0 / 300, 5.0))
+
+
+def _spread_budgets(cap: float = 6000.0) -> Budgets:
+    """12,000 per 300 s configured, a budget of 120 per 6 s learned: 10 per 0.5 s part."""
+    b = Budgets(PacerLimits(upload_bytes=12_000, upload_window=300.0, window_slack=0.0))
+    b.learned_uploads = replace(b.learned_uploads, cap=cap, window=6.0, cuts=1)
+    return b
+
+
+# (sent at 1.0, body, now) -> (wait, binds)
+SPREAD_STEPS = {
+    "under the part's share: it goes (and may end over it)": (4, 50, 1.1, (0.0, Limit.NONE)),
+    "the part's share used: it waits for the part to pass": (12, 5, 1.1, (0.4, Limit.UPLOAD)),
+    "the part passed: it goes": (12, 5, 1.5, (0.0, Limit.NONE)),
+    "the learned window full: it waits for it, not the part": (
+        120,
+        5,
+        1.6,
+        (5.4, Limit.UPLOAD),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", SPREAD_STEPS, ids=list(SPREAD_STEPS))
+def test_a_budget_learned_over_a_shorter_window_goes_in_even_parts(case: str) -> None:
+    sent, body, now, (wait, binds) = SPREAD_STEPS[case]
+    b = _spread_budgets()
+    b.take(sent)
+    b.release(1.0, sent)
+    got = b.binding(now, body, False)
+    assert got[0] <= 0 if wait == 0 else got[0] == pytest.approx(wait)
+    assert (got[1] if wait else Limit.NONE) is binds
+    assert step(b, now, body, 0, None).kind is (Kind.GO if wait == 0 else Kind.SLEEP)
 
 
 def test_a_request_rate_429_cuts_the_request_budget() -> None:

@@ -28,7 +28,12 @@ service's answers show (``window``: at most the configured one, at least the lon
 Retry-After the service gave), at the same rate: ``cap`` is always said per configured
 window, and ``cap * window / period`` is what may go in the last ``window`` seconds. Pacing
 a 300 s budget learned from a service with a 5 s window would otherwise trade a burst of a
-few seconds for a wait of minutes.
+few seconds for a wait of minutes. Over such a window the budget goes in even parts of it
+(``spread``), climbs back fast at that window's pace up to what went through (an amount
+answered is ``period / window`` times more of a budget said per configured window), and
+the window the service showed is
+remembered (``shown``) when the budget is back at the configured one, so the next 429 does
+not take the configured window for the service's.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class Aimd:
     floor_share: float = 0.002  # of the configured budget: never less
     shortest_window: float = 0.01  # of the configured window: the learned one never shorter
     same_window: float = 0.5  # a window learned this near the configured one is that one
+    spread: int = 12  # a cut budget goes in this many even parts of its window (``spread``)
+    far_shorter: float = 0.1  # of the configured window: a learned window far shorter
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +69,7 @@ class Learned:
     window: float = 0.0  # the window the budget in effect is kept over (``period`` until cut)
     episode_until: float = -math.inf  # 429s until then belong to the last cut
     longest_ask: float = 0.0  # the longest Retry-After the service gave for this limit
+    shown: float = 0.0  # the longest window shorter than the configured one 429s showed
     cuts: int = 0
     # the most the service has let through over the window (said per configured window),
     # since the last cut: the budget in effect climbs back to it fast
@@ -88,18 +96,35 @@ class Learned:
 
 
 def window_after(
-    lim: Learned, retry_after: float, since_last: float | None = None, p: Aimd = Aimd()
+    lim: Learned,
+    retry_after: float,
+    since_last: float | None = None,
+    since_first: float | None = None,
+    p: Aimd = Aimd(),
 ) -> float:
     """The window a 429 asking ``retry_after`` shows, ``since_last`` seconds after the
     latest of our sends still counted: room comes back when the oldest amount in the
     service's window leaves it, and that amount went no later than our latest send, so the
     service's window is at least ``since_last + retry_after`` long (and at least what earlier
-    429s showed); the configured one is the longest we believe."""
+    429s showed); the configured one is the longest we believe.
+
+    Far shorter than the configured one, that lower bound is the window itself short by
+    the time our sends took: pacing at the rate of a window a tenth shorter than the
+    service's overruns it by a tenth, and every 429 after cuts again. When everything we
+    have in the window went within the Retry-After (``since_first - since_last`` at most
+    ``retry_after``: a burst, all of it still in the service's window), the room comes back
+    as our first sends leave it, so the window is ``since_first + retry_after`` long (longer
+    when older amounts of another writer's free it)."""
     if lim.period <= 0:
         return 0.0
     seen = max(lim.longest_ask, retry_after, retry_after + (since_last or 0.0))
-    if lim.cuts:
-        seen = max(seen, lim.window)
+    if (
+        since_first is not None
+        and seen < lim.period * p.far_shorter
+        and since_first - (since_last or 0.0) <= retry_after
+    ):
+        seen = max(seen, retry_after + since_first)
+    seen = max(seen, lim.shown)
     if seen >= lim.period * p.same_window:
         # the answers show a lower bound only: a window paced a little shorter than the
         # service's lets a burst through twice, so near the configured one, it is that one
@@ -112,7 +137,8 @@ def widened(lim: Learned, now: float, retry_after: float, window: float) -> Lear
     it goes alone once the window is empty): not a budget to cut, only a longer window
     than ours (``window_after``)."""
     ask = max(lim.longest_ask, retry_after)
-    return replace(lim, window=max(lim.window, window), longest_ask=ask)
+    shown = max(lim.shown, window) if window < lim.period else lim.shown
+    return replace(lim, window=max(lim.window, window), longest_ask=ask, shown=shown)
 
 
 def throttled(
@@ -141,6 +167,7 @@ def throttled(
         lim,
         cap=cap,
         window=win,
+        shown=max(lim.shown, win) if win < lim.period else lim.shown,
         episode_until=now + retry_after,
         longest_ask=ask,
         cuts=lim.cuts + 1,
@@ -151,18 +178,40 @@ def throttled(
 def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()) -> Learned:
     """A request that used ``amount`` of this limit was answered (not refused for it), with
     ``through`` of the limit (per configured window) let through over the window now. Under
-    what the service has been seen to let through the budget climbs back fast, above it
-    slowly; back at the configured budget, the configured window again."""
+    what the service has been seen to let through the budget climbs back fast (``fast`` of
+    the budget per window of use, over the window in effect), above it slowly (``rise`` of
+    the amount); back at the configured budget, the configured window again."""
     if not lim.is_cut or amount <= 0:
         return lim
     proven = max(lim.proven, through)
-    rate = p.fast if lim.cap < proven else p.rise
-    cap = lim.cap + rate * amount
     if lim.cap < proven:
-        cap = min(cap, proven)
+        # ``cap`` is said per configured window: over a shorter window in effect, an amount
+        # is that much more of it. What went through over a window shorter than the
+        # configured one proves no more than a little under the configured budget: the
+        # last step to it (and to its window, a probe of whether the service gives it
+        # again) is the slow one
+        scale = lim.period / lim.window if 0 < lim.window < lim.period else 1.0
+        cap = min(lim.cap + p.fast * amount * scale, proven, lim.configured * (1 - p.rise))
+        cap = max(cap, lim.cap)
+    else:
+        cap = lim.cap + p.rise * amount
     if cap >= lim.configured:
         return replace(lim, cap=lim.configured, window=lim.period, proven=0.0)
     return replace(lim, cap=cap, proven=proven)
+
+
+def spread(lim: Learned, p: Aimd = Aimd()) -> tuple[float, float] | None:
+    """While the service gives less than configured: (budget, seconds), the budget in effect
+    spread evenly over its window, as a token bucket spreads a rate. Filling the window at
+    once and waiting for it to empty is what a sliding window allows, but with a budget
+    learned from 429s it is a burst the service may refuse (another writer takes its share
+    while we wait, and is first when room comes back) and minutes at 0 MB/s; spread, each
+    part of the window carries its share. None: the configured budget, whole windows (the
+    documented ceiling is reached by filling each window at once)."""
+    if lim.period <= 0 or p.spread <= 1 or lim.window >= lim.period:
+        return None
+    budget, seconds = lim.in_window()
+    return budget / p.spread, seconds / p.spread
 
 
 def concurrency_throttled(lim: Learned, now: float, others: int, retry_after: float) -> Learned:

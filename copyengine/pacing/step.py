@@ -129,14 +129,27 @@ class Budgets:
     def request_cap(self) -> float:
         return max(1.0, self.learned_requests.cap * self.limits.margin)
 
-    def _wait_on(self, lim: Learned, w: SlidingWindow, now: float, amount: int, held: int) -> float:
-        """``window_wait`` under the budget in effect, over the window it is kept over."""
+    def _wait_on(
+        self, lim: Learned, w: SlidingWindow, now: float, amount: int, held: int, inflight: int
+    ) -> float:
+        """``window_wait`` under the budget in effect, over the window it is kept over
+        (``held``: in flight and kept for another; ``inflight``: in flight only)."""
         budget, seconds = lim.in_window()
         cap = max(1.0, budget * self.limits.margin)
         if seconds >= lim.period:
-            return window_wait(w, now, amount, held, cap)
-        w.expire(now)
-        return w.recent_delay(now, seconds, amount, held, cap)
+            wait = window_wait(w, now, amount, held, cap)
+        else:
+            w.expire(now)
+            wait = w.recent_delay(now, seconds, amount, held, cap)
+        part = learn.spread(lim)
+        if part is not None and wait < math.inf:
+            # a cut budget in even parts of its window: a request goes while what is in
+            # flight (not the room kept for another body) and what went in the last part
+            # are under the part's share (it may end over it: the window keeps the budget)
+            budget, seconds = part
+            share = max(1.0, budget * self.limits.margin)
+            wait = max(wait, w.recent_delay(now, seconds, 1, inflight, share))
+        return wait
 
     def slots(self) -> int:
         """Requests allowed in flight now (the concurrency in effect)."""
@@ -148,12 +161,15 @@ class Budgets:
         holds it longest. A body goes beside the room reserved for another (``reserving``: it
         holds the reservation)."""
         wait, binds = self.blocked_until - now, Limit.RETRY_AFTER
-        w = self._wait_on(self.learned_requests, self.requests, now, 1, self.inflight)
+        n = self.inflight
+        w = self._wait_on(self.learned_requests, self.requests, now, 1, n, n)
         if w > wait:
             wait, binds = w, Limit.REQUESTS
         if body_bytes:
             held = self.held_bytes + (0 if reserving else self.reserved)
-            w = self._wait_on(self.learned_uploads, self.uploads, now, body_bytes, held)
+            w = self._wait_on(
+                self.learned_uploads, self.uploads, now, body_bytes, held, self.held_bytes
+            )
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
@@ -276,14 +292,21 @@ def _learn(
 ) -> Learned:
     """A 429 refusing ``amount`` of a limit whose window is ``w`` (``held`` in flight), the
     mailbox held back by the service between ``blocked`` (from, until)."""
-    last = w.last()
-    win = learn.window_after(lim, retry_after, None if last is None else now - last)
+    last, events = w.last(), w.events()
+    first = now - events[0][2] if events else None
+    win = learn.window_after(lim, retry_after, None if last is None else now - last, first)
     if amount >= lim.cap * win / lim.period:  # it could only go alone: the window is longer
         return learn.widened(lim, now, retry_after, win)
     # what went over twice that window (at most the configured one) says the rate the
     # service gave: over the window alone, an estimate a little short of the service's own
     # would miss a burst sent as its window opened
     span = min(lim.period, 2 * win)
+    if learn.spread(lim) is not None:
+        span = win  # sent in even parts of its window: no burst at its start to miss
+    elif events and win < lim.period * learn.Aimd().far_shorter:
+        # a window far shorter than the configured one, and a mailbox that began sending
+        # less than twice it ago: the rate of the time it sent (the window at least)
+        span = max(win, min(span, now - events[0][2]))
     # time the service held the mailbox back sent nothing: the rate is of the time it could
     idle = max(0.0, blocked[1] - max(blocked[0], now - span))
     in_use = w.since(now - span - idle) + held

@@ -1,0 +1,192 @@
+"""An offline model of one target mailbox's learning (a diagnostic for issue 26, not a
+scenario): the pacer's own decisions (``pacing.step``) against the emulator's own throttle
+(``emulator.throttle.Throttle``, its other writer included), in simulated time, with no
+sockets and no engine.
+
+Four slots each take the next item and ask the step; a request that may go is admitted or
+refused by the throttle the moment it goes and answered after the emulator's latency; a
+429 is applied as the pacer applies it (the budget in effect cut, the mailbox held until
+Retry-After). The service is the time-scaled profile (x60: 2.5 MB per 5 s); the job is
+configured ``--ratio`` times above it, over the service's window or (``--window``) over
+another one (``--window 300``: Exchange's documented limits, the issue's own case).
+
+Per run: the share of what the real budget allows (the shortest time any client could take
+for the bytes with the upload budget the other writer leaves, whole windows, against the
+time taken), the 429 share, the longest span without an import (service seconds), the same
+for the spans that begin after the first window, and with ``--trace`` the budget in effect
+at each 429.
+
+    python -m benchmarks.learn_model --ratio 60 --window 300 --seeds 4
+    python -m benchmarks.learn_model --ratio 1 --background 0.5 --trace
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import math
+import random
+import statistics
+from dataclasses import dataclass, field
+
+from copyengine.emulator.throttle import Background, Limits, Throttle
+from copyengine.pacing.policy import MB, PacerLimits
+from copyengine.pacing.step import Budgets, Kind, step
+
+MAX_EVENTS = 2_000_000
+TIME_SCALE = 60.0
+
+
+@dataclass
+class Run:
+    share: float
+    share_429: float
+    idle_s: float
+    idle_after_s: float
+    trace: list[str] = field(default_factory=list)
+
+
+def sizes(n: int, seed: int, largest: int = 200_000) -> list[int]:
+    """Bodies: log-normal around 60 KB, capped (the ``stricter`` scenario's largest)."""
+    rnd = random.Random(seed)
+    return [min(largest, int(rnd.lognormvariate(math.log(60_000), 1.0))) + 120 for _ in range(n)]
+
+
+def run(
+    ratio: float,
+    background: float,
+    window: float | None,
+    items: int,
+    seed: int,
+    slots: int = 4,
+) -> Run:
+    svc = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
+    assert svc.upload_bytes and svc.requests
+    th = Throttle(svc)
+    th.background = Background(background)
+    w = svc.upload_window if window is None else window
+    b = Budgets(
+        PacerLimits(
+            requests=int(svc.requests * ratio),
+            request_window=2 * w,
+            upload_bytes=int(svc.upload_bytes * ratio),
+            upload_window=w,
+            window_slack=min(0.5, 0.002 * w),
+        )
+    )
+    rnd = random.Random(seed + 1000)
+    bodies = sizes(items, seed)
+    queue = list(range(items))
+    events: list[tuple[float, int, str, int, str | None, float]] = []
+    order = 0
+    # per slot: [item, room reserved, first waited at]
+    work: dict[int, tuple[int, int, float | None]] = {}
+    parked: list[int] = []  # slots waiting for an answer or a free slot
+    refused = sent = 0
+    done: list[float] = []
+    trace: list[str] = []
+
+    def push(t: float, what: str, slot: int, reason: str | None = None, ra: float = 0.0) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (t, order, what, slot, reason, ra))
+
+    for k in range(slots):
+        push(0.0, "ask", k)
+    for _ in range(MAX_EVENTS):
+        if not events:
+            break
+        now, _, what, k, reason, ra = heapq.heappop(events)
+        if what == "ask":
+            if k not in work:
+                if not queue:
+                    continue
+                work[k] = (queue.pop(0), 0, None)
+            item, reserved, since = work[k]
+            size = bodies[item]
+            d = step(b, now, size, reserved, since)
+            if d.kind is Kind.GO:
+                if reserved:
+                    b.reserved = 0
+                b.take(size)
+                sent += 1
+                v = th.admit(now, "app", "m", size)
+                latency = (
+                    svc.latency_base
+                    + svc.latency_per_mb * size / MB
+                    + svc.latency_jitter * rnd.random()
+                )
+                push(now + latency, "done", k, v.reason, v.retry_after)
+            elif d.kind is Kind.RESERVE:
+                work[k] = (item, b.reserve(size), since)
+                push(now, "ask", k)
+            else:
+                work[k] = (item, reserved, now if since is None else since)
+                if d.kind is Kind.SLEEP:
+                    push(now + d.wait, "ask", k)
+                else:
+                    parked.append(k)
+            continue
+        item = work[k][0]
+        size = bodies[item]
+        b.release(now, size)
+        if reason is None:
+            th.release("app", "m")
+            b.answered(size, now)
+            done.append(now)
+            del work[k]
+        else:
+            refused += 1
+            b.throttled(now, reason, ra, size)
+            if now >= b.blocked_until:
+                b.blocked_from = now
+            b.blocked_until = max(b.blocked_until, now + ra)
+            lim = b.learned_uploads
+            budget, over = lim.in_window()
+            trace.append(
+                f"{now * TIME_SCALE:8.0f} s  429 {reason}, Retry-After "
+                f"{ra * TIME_SCALE:.0f} s: {budget / MB:.2f} MB per {over * TIME_SCALE:.0f} s"
+            )
+        push(now, "ask", k)
+        for p in parked:
+            push(now, "ask", p)
+        parked.clear()
+    left = svc.upload_bytes * (1 - background)
+    bound = max(0, math.ceil(sum(bodies) / left) - 1) * svc.upload_window
+    took = done[-1] - done[0] if len(done) > 1 else 0.0
+    spans = [(a - done[0], c - a) for a, c in itertools.pairwise(done)]
+    return Run(
+        share=bound / took if took else 0.0,
+        share_429=refused / sent if sent else 0.0,
+        idle_s=max((s for _, s in spans), default=0.0) * TIME_SCALE,
+        idle_after_s=max((s for a, s in spans if a > svc.upload_window), default=0.0) * TIME_SCALE,
+        trace=trace,
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.learn_model")
+    ap.add_argument("--ratio", type=float, default=60.0, help="configured / service budget")
+    ap.add_argument("--window", type=float, default=None, help="configured window, seconds")
+    ap.add_argument("--background", type=float, default=0.0, help="the other writer's share")
+    ap.add_argument("--items", type=int, default=400)
+    ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--trace", action="store_true", help="the budget in effect at each 429")
+    a = ap.parse_args()
+    runs = [run(a.ratio, a.background, a.window, a.items, s) for s in range(a.seeds)]
+    for s, r in enumerate(runs):
+        print(
+            f"seed {s}: {r.share:.0%} of the real budget, 429 share {r.share_429:.1%}, "
+            f"longest idle {r.idle_s:.0f} s, after the first window {r.idle_after_s:.0f} s"
+        )
+        if a.trace:
+            print("\n".join(f"  {line}" for line in r.trace))
+    print(
+        f"median: {statistics.median(r.share for r in runs):.0%} of the real budget, "
+        f"429 share {statistics.median(r.share_429 for r in runs):.1%}"
+    )
+
+
+if __name__ == "__main__":
+    main()
