@@ -1,3 +1,20 @@
 """The operator's controls: what holds a pair (suspended, its schedule, StartAfter /
 CompleteAfter), read from the job's state and its configuration and seen by the pipeline as
-one ``pipeline.gate.Gate``."""
+one ``pipeline.gate.Gate`` (``Gates``): ``suspend`` (the state's suspensions), ``schedule``
+(the job's ``[schedule]`` windows, the pairs' times) and ``gates`` (their sources)."""
+
+from .gates import SYSTEM, Clock, Gates, ScheduleGate, SystemClock, TimesGate, job_gate
+from .schedule import Schedule, Window, parse_schedule
+
+__all__ = [
+    "SYSTEM",
+    "Clock",
+    "Gates",
+    "Schedule",
+    "ScheduleGate",
+    "SystemClock",
+    "TimesGate",
+    "Window",
+    "job_gate",
+    "parse_schedule",
+]

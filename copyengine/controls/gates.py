@@ -1,0 +1,120 @@
+"""The operator's controls as the pipeline's ``Gate``: the job's ``[schedule]`` windows, each
+pair's ``start_after`` and ``complete_after``, read against a clock (``Clock``: the system's,
+or a test's), and ``Gates``, several sources seen as one."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Protocol
+
+from ..pipeline.gate import OPEN, Gate, Hold, HoldKind
+from ..plan import PassKind
+from .schedule import Schedule
+
+if TYPE_CHECKING:
+    from ..config import JobConfig, Pair
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The time now, aware."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+SYSTEM = SystemClock()
+
+
+class Gates:
+    """Several sources as one gate: a pair's hold is the first source's that holds it, a
+    suspension (``HoldKind.SUSPENDED``, only the operator lifts it) before any other."""
+
+    def __init__(self, *sources: Gate) -> None:
+        self.sources = sources
+
+    def hold(self, pair: Pair, kind: PassKind) -> Hold | None:
+        first: Hold | None = None
+        for s in self.sources:
+            h = s.hold(pair, kind)
+            if h is not None and h.kind is HoldKind.SUSPENDED:
+                return h
+            first = first or h
+        return first
+
+    async def refresh(self) -> None:
+        for s in self.sources:
+            await s.refresh()
+
+
+class ScheduleGate:
+    """Every pair waits while the job's ``[schedule]`` has no window open."""
+
+    def __init__(self, schedule: Schedule, clock: Clock = SYSTEM) -> None:
+        self.schedule = schedule
+        self.clock = clock
+        self.now_hold = self._read()
+
+    def _read(self) -> Hold | None:
+        now = self.clock.now()
+        nxt = self.schedule.next_open(now)
+        if nxt == now:
+            return None
+        when = "none within a week" if nxt is None else self.schedule.local(nxt)
+        return Hold(HoldKind.SCHEDULE, f"waiting for the schedule: next window {when}", until=nxt)
+
+    def hold(self, pair: Pair, kind: PassKind) -> Hold | None:
+        return self.now_hold
+
+    async def refresh(self) -> None:
+        self.now_hold = self._read()
+
+
+class TimesGate:
+    """A pair waits for its ``start_after`` (any pass) and its cutover for its
+    ``complete_after``. Times are shown in ``tz`` (``[schedule] timezone``) when given."""
+
+    def __init__(self, clock: Clock = SYSTEM, schedule: Schedule | None = None) -> None:
+        self.clock = clock
+        self.schedule = schedule
+        self.now = clock.now()
+
+    def _shown(self, when: datetime) -> str:
+        if self.schedule is not None:
+            return self.schedule.local(when)
+        return when.isoformat(sep=" ", timespec="minutes")
+
+    def hold(self, pair: Pair, kind: PassKind) -> Hold | None:
+        if pair.start_after is not None and self.now < pair.start_after:
+            text = f"waiting for its start_after: {self._shown(pair.start_after)}"
+            return Hold(HoldKind.START_AFTER, text, until=pair.start_after)
+        done_after = pair.complete_after
+        if kind is PassKind.CUTOVER and done_after is not None and self.now < done_after:
+            text = f"cutover waiting for its complete_after: {self._shown(done_after)}"
+            return Hold(HoldKind.COMPLETE_AFTER, text, until=done_after)
+        return None
+
+    async def refresh(self) -> None:
+        self.now = self.clock.now()
+
+
+def time_gates(cfg: JobConfig, clock: Clock = SYSTEM) -> list[Gate]:
+    """The job's own time-driven sources: its pairs' times, its schedule (none: no source)."""
+    out: list[Gate] = []
+    if any(p.start_after or p.complete_after for p in cfg.pairs):
+        out.append(TimesGate(clock, cfg.schedule))
+    if cfg.schedule is not None and cfg.schedule.windows:
+        out.append(ScheduleGate(cfg.schedule, clock))
+    return out
+
+
+def job_gate(cfg: JobConfig, clock: Clock = SYSTEM, *more: Gate) -> Gate:
+    """The gate a job's run hands the pipeline: ``more`` (a suspension source first) and the
+    job's time-driven sources; none at all: the open gate."""
+    sources = [*more, *time_gates(cfg, clock)]
+    if not sources:
+        return OPEN
+    return sources[0] if len(sources) == 1 else Gates(*sources)
