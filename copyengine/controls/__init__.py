@@ -3,7 +3,16 @@ CompleteAfter), read from the job's state and its configuration and seen by the 
 one ``pipeline.gate.Gate`` (``Gates``): ``suspend`` (the state's suspensions), ``schedule``
 (the job's ``[schedule]`` windows, the pairs' times) and ``gates`` (their sources)."""
 
-from .gates import SYSTEM, Clock, Gates, ScheduleGate, SystemClock, TimesGate, job_gate
+from .gates import (
+    SYSTEM,
+    Clock,
+    Gates,
+    ScheduleGate,
+    SystemClock,
+    TimesGate,
+    controls_now,
+    job_gate,
+)
 from .schedule import Schedule, Window, parse_schedule
 
 __all__ = [
@@ -15,6 +24,7 @@ __all__ = [
     "SystemClock",
     "TimesGate",
     "Window",
+    "controls_now",
     "job_gate",
     "parse_schedule",
 ]

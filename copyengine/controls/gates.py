@@ -5,7 +5,7 @@ or a test's), and ``Gates``, several sources seen as one."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..pipeline.gate import OPEN, Gate, Hold, HoldKind
 from ..plan import PassKind
@@ -118,3 +118,25 @@ def job_gate(cfg: JobConfig, clock: Clock = SYSTEM, *more: Gate) -> Gate:
     if not sources:
         return OPEN
     return sources[0] if len(sources) == 1 else Gates(*sources)
+
+
+def controls_now(cfg: JobConfig, clock: Clock = SYSTEM) -> dict[str, Any]:
+    """What ``status`` says of the job's schedule and its pairs' times now: whether a
+    window is open (and until when) or when the next opens, and each pair that its times
+    hold (``start_after``; ``complete_after`` for a cutover)."""
+    now = clock.now()
+    out: dict[str, Any] = {"schedule": None, "pairs": {}}
+    s = cfg.schedule
+    if s is not None and s.windows:
+        closes, nxt = s.closes_at(now), s.next_open(now)
+        if nxt == now:
+            state = "open" + (f" until {s.local(closes)}" if closes else "")
+        else:
+            state = "closed: next window " + (s.local(nxt) if nxt else "none within a week")
+        out["schedule"] = f"{s.describe()}: {state}"
+    times = TimesGate(clock, s)
+    for p in cfg.pairs:
+        hold = times.hold(p, PassKind.CUTOVER)  # its start_after, else its complete_after
+        if hold is not None:
+            out["pairs"][p.key] = hold.text
+    return out
