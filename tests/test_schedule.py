@@ -219,6 +219,9 @@ class Manual:
     def now(self) -> datetime:
         return self.t
 
+    def real(self, when: datetime) -> datetime:
+        return when
+
 
 @pytest.mark.anyio
 async def test_the_gates_hold_for_the_schedule_and_the_pairs_times(tmp_path: Path) -> None:

@@ -46,6 +46,9 @@ class ManualClock:
     def now(self) -> datetime:
         return self.t
 
+    def real(self, when: datetime) -> datetime:
+        return when
+
 
 def at(hour: int, minute: int = 0) -> datetime:
     return MON.replace(hour=hour, minute=minute)

@@ -200,6 +200,7 @@ def submit_line(out: dict[str, Any]) -> str:
     return (
         f"pass {out['pass']} ({out['kind']}): {out['groups']} mailbox groups, {out['queued']} "
         f"queued, {out['running']} running, {out['done']} done"
+        + (f", {out['waiting']} of them waiting for their schedule" if out.get("waiting") else "")
         + (f", {out['suspended']} suspended" if out.get("suspended") else "")
         + f" (queue {out['queue']})"
     )

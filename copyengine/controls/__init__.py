@@ -7,10 +7,12 @@ from .gates import (
     SYSTEM,
     Clock,
     Gates,
+    ScaledClock,
     ScheduleGate,
     SystemClock,
     TimesGate,
     controls_now,
+    env_clock,
     job_gate,
 )
 from .schedule import Schedule, Window, parse_schedule
@@ -19,12 +21,14 @@ __all__ = [
     "SYSTEM",
     "Clock",
     "Gates",
+    "ScaledClock",
     "Schedule",
     "ScheduleGate",
     "SystemClock",
     "TimesGate",
     "Window",
     "controls_now",
+    "env_clock",
     "job_gate",
     "parse_schedule",
 ]

@@ -4,9 +4,11 @@ or a test's), and ``Gates``, several sources seen as one."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ConfigError
 from ..pipeline.gate import OPEN, Gate, Hold, HoldKind
 from ..plan import PassKind
 from .schedule import Schedule
@@ -20,13 +22,64 @@ class Clock(Protocol):
         """The time now, aware."""
         ...
 
+    def real(self, when: datetime) -> datetime:
+        """The instant of the system's clock at which this clock reads ``when`` (what the job
+        queue, which keeps the database's time, is told: a group queued for a window)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
+    def real(self, when: datetime) -> datetime:
+        return when
+
 
 SYSTEM = SystemClock()
+
+
+class ScaledClock:
+    """A clock that reads ``start`` when made and runs ``factor`` times as fast as the
+    system's: a rehearsal of a schedule (or a test) in seconds instead of hours."""
+
+    def __init__(self, start: datetime, factor: float, since: datetime | None = None) -> None:
+        self.start, self.factor = start, factor
+        self.real_start = since or datetime.now(UTC)  # when it read ``start``
+
+    def now(self) -> datetime:
+        return self.start + (datetime.now(UTC) - self.real_start) * self.factor
+
+    def real(self, when: datetime) -> datetime:
+        return self.real_start + (when - self.start) / self.factor
+
+
+CLOCK_ENV = "COPYENGINE_CLOCK"
+
+
+def env_clock() -> Clock:
+    """The controls' clock: the system's, or ``COPYENGINE_CLOCK=START@FACTOR[@SINCE]`` (an
+    ISO date-time with its offset, a speed, and the real instant it read START, by default
+    when the process started: ``2026-12-07T19:55:00+01:00@60``), a scaled clock for
+    rehearsing a schedule (several processes given one SINCE read the same time); a bad
+    value is a ConfigError naming the variable."""
+    raw = os.environ.get(CLOCK_ENV, "").strip()
+    if not raw:
+        return SYSTEM
+    start_s, _, rest = raw.partition("@")
+    factor_s, _, since_s = rest.partition("@")
+    try:
+        start = datetime.fromisoformat(start_s)
+        factor = float(factor_s or "1")
+        since = datetime.fromisoformat(since_s) if since_s else datetime.now(UTC)
+    except ValueError:
+        start, factor, since = datetime.min, 0.0, datetime.min
+    if start.tzinfo is None or since.tzinfo is None or not 0 < factor < 1e6:
+        raise ConfigError(
+            CLOCK_ENV,
+            f"{raw!r}: give START@FACTOR[@SINCE] with offsets, as 2026-12-07T19:55:00+01:00@60",
+        )
+    return ScaledClock(start, factor, since)
 
 
 class Gates:
@@ -101,8 +154,9 @@ class TimesGate:
         self.now = self.clock.now()
 
 
-def time_gates(cfg: JobConfig, clock: Clock = SYSTEM) -> list[Gate]:
+def time_gates(cfg: JobConfig, clock: Clock | None = None) -> list[Gate]:
     """The job's own time-driven sources: its pairs' times, its schedule (none: no source)."""
+    clock = clock or env_clock()
     out: list[Gate] = []
     if any(p.start_after or p.complete_after for p in cfg.pairs):
         out.append(TimesGate(clock, cfg.schedule))
@@ -111,7 +165,7 @@ def time_gates(cfg: JobConfig, clock: Clock = SYSTEM) -> list[Gate]:
     return out
 
 
-def job_gate(cfg: JobConfig, clock: Clock = SYSTEM, *more: Gate) -> Gate:
+def job_gate(cfg: JobConfig, clock: Clock | None = None, *more: Gate) -> Gate:
     """The gate a job's run hands the pipeline: ``more`` (a suspension source first) and the
     job's time-driven sources; none at all: the open gate."""
     sources = [*more, *time_gates(cfg, clock)]
@@ -120,10 +174,11 @@ def job_gate(cfg: JobConfig, clock: Clock = SYSTEM, *more: Gate) -> Gate:
     return sources[0] if len(sources) == 1 else Gates(*sources)
 
 
-def controls_now(cfg: JobConfig, clock: Clock = SYSTEM) -> dict[str, Any]:
+def controls_now(cfg: JobConfig, clock: Clock | None = None) -> dict[str, Any]:
     """What ``status`` says of the job's schedule and its pairs' times now: whether a
     window is open (and until when) or when the next opens, and each pair that its times
     hold (``start_after``; ``complete_after`` for a cutover)."""
+    clock = clock or env_clock()
     now = clock.now()
     out: dict[str, Any] = {"schedule": None, "pairs": {}}
     s = cfg.schedule
