@@ -7,7 +7,6 @@ and finishes exact; a worker of concurrency 1 takes the groups in their priority
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from copyengine.config import load_job
 from copyengine.controls.gates import CLOCK_ENV
 from tests.emu import base_config, running
 from tests.jobs import assert_exact, write_job
+from tests.test_hosts import _all_done, _stop, _until, _worker  # the workers' helpers, shared
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
 
@@ -65,45 +65,6 @@ def _clock(monkeypatch: pytest.MonkeyPatch, start: str, factor: float, in_s: flo
     monkeypatch.setenv(CLOCK_ENV, f"{start}@{factor}@{since}")
 
 
-def _worker(job: Path, tmp: Path, name: str, concurrency: int = 2) -> subprocess.Popen[bytes]:
-    log = (tmp / f"{name}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "copyengine", "worker", str(job), "--concurrency", str(concurrency)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ),
-    )
-
-
-async def _until(cond: Any, limit_s: float, what: str, tmp: Path) -> None:
-    for _ in range(int(limit_s / 0.1)):
-        if await cond():
-            return
-        await anyio.sleep(0.1)
-    logs = "\n".join(f.read_text(errors="replace")[-3000:] for f in tmp.glob("w*.log"))
-    raise AssertionError(f"timed out waiting for {what}: {logs}")
-
-
-async def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for _ in range(300):
-        if all(p.poll() is not None for p in procs):
-            return
-        await anyio.sleep(0.1)
-    for p in procs:
-        p.kill()
-
-
-def _all_done(cfg: Any) -> Any:
-    async def done() -> bool:
-        groups = await read_groups(cfg)
-        return bool(groups) and all(g["state"] == "done" for g in groups)
-
-    return done
-
-
 async def test_a_group_submitted_outside_its_window_waits_and_runs_at_the_window(
     tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -129,7 +90,7 @@ async def test_a_group_submitted_outside_its_window_waits_and_runs_at_the_window
         started = datetime.now(UTC)
         worker = _worker(job, tmp_path, "w0")
         try:
-            await _until(_all_done(cfg), 90, "every group done", tmp_path)
+            await _until(lambda: _all_done(cfg), 90, "every group done", tmp_path)
         finally:
             await _stop([worker])
         assert worker.returncode == 0
@@ -166,7 +127,7 @@ async def test_a_window_that_closes_mid_segment_drains_it_and_the_next_window_fi
             (g,) = await read_groups(cfg)
             assert g["error"] == "waiting for the schedule: next window Mon 2026-12-07 10:03 UTC"
             assert 0 < len(target.items) < ITEMS  # drained mid-copy
-            await _until(_all_done(cfg), 120, "the group done in the next window", tmp_path)
+            await _until(lambda: _all_done(cfg), 120, "the group done in the next window", tmp_path)
         finally:
             await _stop([worker])
         (g,) = await read_groups(cfg)
@@ -188,7 +149,7 @@ async def test_one_worker_takes_the_groups_in_priority_order(tmp_path: Path, pg_
         await submit(cfg)
         worker = _worker(job, tmp_path, "w0", concurrency=1)
         try:
-            await _until(_all_done(cfg), 90, "every group done", tmp_path)
+            await _until(lambda: _all_done(cfg), 90, "every group done", tmp_path)
         finally:
             await _stop([worker])
         runs = sorted(await group_runs(cfg), key=lambda r: r["started"])

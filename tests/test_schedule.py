@@ -17,6 +17,7 @@ from copyengine.controls.schedule import Schedule
 from copyengine.errors import ConfigError
 from copyengine.pipeline.gate import OPEN, Hold, HoldKind
 from copyengine.plan import PassKind
+from tests.test_schedule_run import ManualClock
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NIGHTS = parse_schedule(
@@ -212,20 +213,9 @@ def test_bad_times_are_refused_naming_the_key(
     assert err.value.where == where and says in err.value.message
 
 
-class Manual:
-    def __init__(self, now: datetime) -> None:
-        self.t = now
-
-    def now(self) -> datetime:
-        return self.t
-
-    def real(self, when: datetime) -> datetime:
-        return when
-
-
 @pytest.mark.anyio
 async def test_the_gates_hold_for_the_schedule_and_the_pairs_times(tmp_path: Path) -> None:
-    clock = Manual(at("2026-12-07 12:00"))
+    clock = ManualClock(at("2026-12-07 12:00"))
     gate = ScheduleGate(NIGHTS, clock)
     pair = load_job(resolve_secrets=False, path=_job(tmp_path, "")).pairs[0]
     hold = gate.hold(pair, PassKind.FIRST)
@@ -262,7 +252,7 @@ async def test_the_gates_hold_for_the_schedule_and_the_pairs_times(tmp_path: Pat
 
 @pytest.mark.anyio
 async def test_a_suspension_comes_before_any_other_hold(tmp_path: Path) -> None:
-    clock = Manual(at("2026-12-07 12:00"))
+    clock = ManualClock(at("2026-12-07 12:00"))
     pair = load_job(resolve_secrets=False, path=_job(tmp_path, "")).pairs[0]
     suspended = Hold(HoldKind.SUSPENDED, "suspended")
 

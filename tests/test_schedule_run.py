@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
@@ -22,8 +21,9 @@ from copyengine.controls import controls_now, job_gate
 from copyengine.exitcodes import ExitCode
 from copyengine.report import JobStats, PairStatus
 from copyengine.wiring import run_job
-from tests.emu import base_config, running
+from tests.emu import running
 from tests.jobs import assert_exact, write_job
+from tests.test_gate import _counts_agree, _emulator, _until  # one run's helpers, shared
 
 pytestmark = pytest.mark.anyio
 
@@ -54,28 +54,6 @@ def at(hour: int, minute: int = 0) -> datetime:
     return MON.replace(hour=hour, minute=minute)
 
 
-def emulator(items: int) -> dict[str, Any]:
-    cfg = base_config(profile="exchange", seed=11)
-    for user in cfg["tenants"][0]["users"]:
-        user["mailbox"]["items"] = items
-    return cfg
-
-
-async def until(cond: Any, limit_s: float = 60.0) -> None:
-    with anyio.fail_after(limit_s):
-        for _ in range(int(limit_s / 0.02) + 1):
-            if cond():
-                return
-            await anyio.sleep(0.02)
-
-
-def counts_agree(stats: JobStats) -> None:
-    for p in stats.pairs.values():
-        d = p.as_dict()
-        assert d["copied"] + d["already_present"] == d["source_items"], d
-        assert d["failed"] == d["unknown"] == d["not_done"] == 0, d
-
-
 def screen(stats: JobStats) -> str:
     """The live table as an 80-column terminal shows it."""
     out = io.StringIO()
@@ -93,18 +71,18 @@ async def test_a_window_that_closes_mid_pass_drains_it_and_the_next_window_conti
     tmp_path: Path,
 ) -> None:
     clock = ManualClock(at(10))
-    async with running(emulator(400)) as (server, ep, _):
+    async with running(_emulator(400)) as (server, ep, _):
         cfg = load_job(write_job(tmp_path, ep, PAIRS, extra=TWO_WINDOWS))
         stats = JobStats()
         adele = server.emulator.require_mailbox(PAIRS[0][1])
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_job(cfg, stats=stats, gate=job_gate(cfg, clock)))
-            await until(lambda: len(adele.items) >= 20)
+            await _until(lambda: len(adele.items) >= 20)
             clock.t = at(11)  # the window closes mid-pass
-            await until(lambda: stats.pairs[KEYS[0]].status is PairStatus.WAITING)
+            await _until(lambda: stats.pairs[KEYS[0]].status is PairStatus.WAITING)
             st = stats.pairs[KEYS[0]]
             assert st.hold == "waiting for the schedule: next window Mon 2026-12-07 12:00 UTC"
-            await until(lambda: all(s in ("waiting", "done") for s in statuses(stats).values()))
+            await _until(lambda: all(s in ("waiting", "done") for s in statuses(stats).values()))
             frozen = len(adele.items)
             assert frozen < 400
             await anyio.sleep(2.5)  # drained: nothing more is copied while it waits
@@ -114,7 +92,7 @@ async def test_a_window_that_closes_mid_pass_drains_it_and_the_next_window_conti
             clock.t = at(12)  # the next window opens: the same run goes on
     assert stats.exit_code() is ExitCode.OK, stats.as_dict()["pairs"]
     assert set(statuses(stats).values()) == {"done"}
-    counts_agree(stats)
+    _counts_agree(stats)
     assert_exact(server.emulator, PAIRS)
 
 
@@ -122,7 +100,7 @@ async def test_a_run_started_outside_every_window_waits_and_starts_at_the_window
     tmp_path: Path,
 ) -> None:
     clock = ManualClock(at(9, 30))
-    async with running(emulator(60)) as (server, ep, _):
+    async with running(_emulator(60)) as (server, ep, _):
         cfg = load_job(write_job(tmp_path, ep, PAIRS, extra=TWO_WINDOWS))
         said = controls_now(cfg, clock)
         assert said["schedule"] == (
@@ -134,7 +112,7 @@ async def test_a_run_started_outside_every_window_waits_and_starts_at_the_window
         stats = JobStats()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_job(cfg, stats=stats, gate=job_gate(cfg, clock)))
-            await until(lambda: set(statuses(stats).values()) == {"waiting"})
+            await _until(lambda: set(statuses(stats).values()) == {"waiting"})
             await anyio.sleep(1.5)
             for _, target in PAIRS:
                 assert len(server.emulator.require_mailbox(target).items) == 0
@@ -143,14 +121,14 @@ async def test_a_run_started_outside_every_window_waits_and_starts_at_the_window
             )
             clock.t = at(10)
     assert stats.exit_code() is ExitCode.OK
-    counts_agree(stats)
+    _counts_agree(stats)
     assert_exact(server.emulator, PAIRS)
     assert "open until Mon 2026-12-07 11:00 UTC" in controls_now(cfg, clock)["schedule"]
 
 
 async def test_a_pair_waits_for_its_start_after(tmp_path: Path) -> None:
     clock = ManualClock(at(10))
-    async with running(emulator(60)) as (server, ep, _):
+    async with running(_emulator(60)) as (server, ep, _):
         path = write_job(tmp_path, ep, PAIRS)
         text = path.read_text().replace(
             f'target = "{PAIRS[0][1]}"\n',
@@ -164,14 +142,14 @@ async def test_a_pair_waits_for_its_start_after(tmp_path: Path) -> None:
         stats = JobStats()
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: run_job(cfg, stats=stats, gate=job_gate(cfg, clock)))
-            await until(lambda: statuses(stats) == {KEYS[0]: "waiting", KEYS[1]: "done"})
+            await _until(lambda: statuses(stats) == {KEYS[0]: "waiting", KEYS[1]: "done"})
             assert len(server.emulator.require_mailbox(PAIRS[0][1]).items) == 0
             assert stats.pairs[KEYS[0]].hold == (
                 "waiting for its start_after: 2026-12-07 10:30+00:00"
             )
             clock.t = at(10, 30)
     assert stats.exit_code() is ExitCode.OK
-    counts_agree(stats)
+    _counts_agree(stats)
     assert_exact(server.emulator, PAIRS)
 
 
@@ -180,7 +158,7 @@ async def test_a_cutover_launched_ahead_starts_at_its_complete_after_and_is_sign
 ) -> None:
     clock = ManualClock(at(10))
     waves = "[waves.1]\ncomplete_after = 2026-12-07T12:00:00Z\n"
-    async with running(emulator(60)) as (server, ep, _):
+    async with running(_emulator(60)) as (server, ep, _):
         path = write_job(tmp_path, ep, PAIRS, extra=waves)
         path.write_text(path.read_text().replace('"\n[[pairs]]', '"\nwave = 1\n[[pairs]]'))
         cfg = load_job(path)
@@ -193,7 +171,7 @@ async def test_a_cutover_launched_ahead_starts_at_its_complete_after_and_is_sign
             tg.start_soon(
                 lambda: run_job(cfg, stats=stats, cutover=True, gate=job_gate(cfg, clock))
             )
-            await until(lambda: statuses(stats) == {KEYS[0]: "waiting", KEYS[1]: "done"})
+            await _until(lambda: statuses(stats) == {KEYS[0]: "waiting", KEYS[1]: "done"})
             assert stats.pairs[KEYS[0]].hold == (
                 "cutover waiting for its complete_after: 2026-12-07 12:00+00:00"
             )
