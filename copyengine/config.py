@@ -425,8 +425,9 @@ def _pairs(
     rules: FolderRules,
     filters: ItemFilters,
     consolidate: bool,
-    tz: str | None = None,
+    schedule: Schedule | None = None,
 ) -> tuple[Pair, ...]:
+    tz = schedule.timezone if schedule is not None else None  # local date-times read in it
     pairs: list[Pair] = []
     raw = root.get("pairs", list, [])
     for i, p in enumerate(raw):
@@ -531,9 +532,13 @@ def _with_waves(
     return out
 
 
-def _schedule(t: Table) -> Schedule:
+def _schedule(root: Table) -> Schedule | None:
+    """``[schedule]``, when the job has one."""
     from .controls.schedule import parse_schedule  # see pair_controls
 
+    if "schedule" not in root.raw:
+        return None
+    t = root.table("schedule")
     t.used.update(t.raw)  # parse_schedule names what it does not know
     return parse_schedule(t.raw, t.where)
 
@@ -609,9 +614,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     rules = _folders(root.table("folders"))
     filters = _items(root.table("items"))
     consolidate = job.get("consolidate", bool, False)
-    schedule = _schedule(root.table("schedule")) if "schedule" in raw else None
-    tz = schedule.timezone if schedule is not None else None
-    pairs = _pairs(root, base, rules, filters, consolidate, tz)
+    pairs = _pairs(root, base, rules, filters, consolidate, schedule := _schedule(root))
     limits = _limits(root.table("limits"))
     sync = _sync(root.table("sync"))
     emu = parse_emulator(root.table("emulator")) if "emulator" in raw else None
