@@ -278,3 +278,22 @@ def test_a_job_without_schedule_or_times_has_the_open_gate(tmp_path: Path) -> No
         resolve_secrets=False, path=_job(tmp_path, "", "start_after = 2026-12-07T20:00:00Z\n")
     )
     assert isinstance(job_gate(timed), TimesGate)
+
+
+def test_submit_queues_a_group_held_by_its_times_for_when_they_come(tmp_path: Path) -> None:
+    """``submit`` (``cluster.submit.held_until``): a cutover's group waits for its pairs'
+    ``complete_after``; any other pass's does not; a pair free to run queues it now."""
+    from copyengine.cluster.groups import mailbox_groups
+    from copyengine.cluster.submit import held_until
+
+    keys = "complete_after = 2026-12-12T09:00:00+01:00\n"
+    cfg = load_job(resolve_secrets=False, path=_job(tmp_path, "", keys))
+    gate = job_gate(cfg, ManualClock(at("2026-12-07 12:00")))
+    (g,) = mailbox_groups(cfg.pairs)
+    assert held_until(gate, g, PassKind.DELTA) is None
+    assert held_until(gate, g, PassKind.CUTOVER) == (
+        at("2026-12-12 09:00"),
+        "cutover waiting for its complete_after: 2026-12-12 09:00+01:00",
+    )
+    late = job_gate(cfg, ManualClock(at("2026-12-12 09:00")))
+    assert held_until(late, g, PassKind.CUTOVER) is None
