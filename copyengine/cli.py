@@ -52,6 +52,7 @@ from .console.text import (
     status_lines,
     verify_lines,
 )
+from .controls import controls_now
 from .controls.suspend import suspended_pairs
 from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
@@ -287,7 +288,8 @@ def status(
     ov = anyio.run(read_overview, cfg)
     keys = {p.key for p in cfg.pairs}  # --wave: that wave's pairs
     pairs = [p for p in ov.pairs if p["pair"] in keys] if waves else ov.pairs
-    known = {"state": ov.state, "passes": ov.passes, "groups": ov.groups, "pairs": pairs}
+    known: dict[str, Any] = {"state": ov.state, "passes": ov.passes, "groups": ov.groups}
+    known |= {"pairs": pairs, "controls": controls_now(cfg)}  # the schedule and times, now
     known["suspended"] = suspended_pairs(cfg, ov.controls)
     if as_json:
         show(json.dumps(known, indent=2, default=str))

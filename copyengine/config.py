@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .clouds import check_tenant
 from .embedded.schema import EmbeddedEmulator, parse_emulator
@@ -25,6 +25,9 @@ from .pairsfile import check_encoding, read_pairs_file, wave_label
 from .paths import job_path, not_found
 from .secrets import Secret, resolve_secret
 from .textfiles import Table, decode_text, upn
+
+if TYPE_CHECKING:
+    from .controls.schedule import Schedule
 
 EMULATOR = "emulator"
 FOLDER_CLASSES = {
@@ -191,6 +194,8 @@ class JobConfig:
     workers: Workers = field(default_factory=Workers)
     network: NetworkConfig = field(default_factory=NetworkConfig)  # [network]: proxy
     notify: NotifyConfig = field(default_factory=NotifyConfig)  # [notify]: webhooks
+    # [schedule]: the hours when passes may run, in its time zone (``controls.schedule``)
+    schedule: Schedule | None = None
 
     def identity(self) -> dict[str, str]:
         """What makes a state store this job's: the tenants and apps, and the job's name
@@ -415,8 +420,14 @@ def _limits(t: Table) -> Limits:
 
 
 def _pairs(
-    root: Table, base: Path, rules: FolderRules, filters: ItemFilters, consolidate: bool
+    root: Table,
+    base: Path,
+    rules: FolderRules,
+    filters: ItemFilters,
+    consolidate: bool,
+    schedule: Schedule | None = None,
 ) -> tuple[Pair, ...]:
+    tz = schedule.timezone if schedule is not None else None  # local date-times read in it
     pairs: list[Pair] = []
     raw = root.get("pairs", list, [])
     for i, p in enumerate(raw):
@@ -427,7 +438,7 @@ def _pairs(
         itf = _items(t.table("items"), filters) if "items" in p else filters
         archive = t.get("archive", bool, False)
         wave = wave_label(t.get("wave", (int, str), ""))
-        own = pair_controls(t)
+        own = pair_controls(t, tz)
         t.done()
         pair = Pair(src, dst, fr, itf, archive, wave, origin=f"pairs[{i}]")
         pairs.append(replace(pair, **own))
@@ -449,7 +460,7 @@ def _pairs(
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
     pairs = _with_waves(
-        root.table("waves"), pairs, [dict(pair_controls(Table(p, ""))) for p in raw]
+        root.table("waves"), pairs, [dict(pair_controls(Table(p, ""), tz)) for p in raw], tz
     )
     seen: dict[str, Pair] = {}
     writers: dict[str, Pair] = {}
@@ -479,16 +490,25 @@ def _pairs(
 CONTROL_KEYS = ("priority", "start_after", "complete_after")
 
 
-def pair_controls(t: Table) -> dict[str, Any]:
+def pair_controls(t: Table, tz: str | None = None) -> dict[str, Any]:
     """The controls ``t`` gives (a ``[[pairs]]`` entry or a ``[waves.<wave>]`` table), by
-    field name; keys it does not give are absent."""
+    field name; keys it does not give are absent. ``start_after`` and ``complete_after``
+    are TOML date-times: with an offset, or local ones read in ``tz`` ([schedule] timezone)."""
+    from .controls.schedule import aware  # controls imports the pipeline, which imports us
+
     out: dict[str, Any] = {}
     if "priority" in t.raw:
         out["priority"] = t.get("priority", int)
+    for key in ("start_after", "complete_after"):
+        if key in t.raw:
+            t.used.add(key)
+            out[key] = aware(t.raw[key], t.path(key), tz)
     return out
 
 
-def _with_waves(waves: Table, pairs: list[Pair], own: list[dict[str, Any]]) -> list[Pair]:
+def _with_waves(
+    waves: Table, pairs: list[Pair], own: list[dict[str, Any]], tz: str | None = None
+) -> list[Pair]:
     """Each pair with its wave's controls (``[waves.<wave>]``) where its entry gives none."""
     known = {p.wave for p in pairs if p.wave}
     by_wave: dict[str, dict[str, Any]] = {}
@@ -501,7 +521,7 @@ def _with_waves(waves: Table, pairs: list[Pair], own: list[dict[str, Any]]) -> l
                 f"{', '.join(sorted(known)) or 'none'})",
             )
         t = waves.table(key)
-        by_wave[label] = pair_controls(t)
+        by_wave[label] = pair_controls(t, tz)
         t.done()
     waves.done()
     out = []
@@ -510,6 +530,17 @@ def _with_waves(waves: Table, pairs: list[Pair], own: list[dict[str, Any]]) -> l
         wave = {k: v for k, v in by_wave.get(p.wave, {}).items() if k not in given}
         out.append(replace(p, **wave) if wave else p)
     return out
+
+
+def _schedule(root: Table) -> Schedule | None:
+    """``[schedule]``, when the job has one."""
+    from .controls.schedule import parse_schedule  # see pair_controls
+
+    if "schedule" not in root.raw:
+        return None
+    t = root.table("schedule")
+    t.used.update(t.raw)  # parse_schedule names what it does not know
+    return parse_schedule(t.raw, t.where)
 
 
 def _postgres_url(url: str, where: str) -> str:
@@ -583,7 +614,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     rules = _folders(root.table("folders"))
     filters = _items(root.table("items"))
     consolidate = job.get("consolidate", bool, False)
-    pairs = _pairs(root, base, rules, filters, consolidate)
+    pairs = _pairs(root, base, rules, filters, consolidate, schedule := _schedule(root))
     limits = _limits(root.table("limits"))
     sync = _sync(root.table("sync"))
     emu = parse_emulator(root.table("emulator")) if "emulator" in raw else None
@@ -634,6 +665,7 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
         workers=workers,
         network=network,
         notify=notify,
+        schedule=schedule,
     )
     _check_across(cfg)
     if state_s == default_state and "state_path" not in overrides:

@@ -20,6 +20,7 @@ from .clouds import token_scope
 from .config import JobConfig, Limits, Pair, TenantConfig
 from .console.html import report_files
 from .console.live import show_progress
+from .controls import job_gate
 from .controls.suspend import SuspendSource
 from .doctor import doctor_job
 from .errors import SchemaBehind, StateError
@@ -255,7 +256,9 @@ async def run_job(
     ``pipeline.job.run_pairs``), a cutover signed off by ``verify.sign_off``, the report
     rendered by the console (``console.html.report_files``), its events told to the
     ``[notify]`` webhooks. ``caps``: ``run --max-items``/``--max-mb``; ``bandwidth``: the
-    process's upload cap (made from ``[limits] bwlimit_mb_s`` when not given)."""
+    process's upload cap (made from ``[limits] bwlimit_mb_s`` when not given). ``gate``: the
+    operator's controls; by default the job's own (the state's suspensions, then
+    ``controls.job_gate``: its schedule and times)."""
     stats = stats or JobStats()
     state = store(cfg)
     seen = stats
@@ -272,7 +275,7 @@ async def run_job(
             cutover,
             sign_off=sign_off,
             render=report_files,
-            gate=gate or SuspendSource(state, cfg.path.name),
+            gate=gate or job_gate(cfg, None, SuspendSource(state, cfg.path.name)),
             notices=notices,
             caps=caps,
             bandwidth=bandwidth or BandwidthCap(cfg.limits.bwlimit_mb_s),

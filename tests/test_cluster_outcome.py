@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from copyengine.cluster.outcome import Next, Outcome, PairEnd, SegmentEnd, said, segment_outcome
@@ -11,6 +13,9 @@ OK = PairEnd("a@contoso.example", failed=False)
 FAILED = PairEnd("b@contoso.example", failed=True, error="mailbox not found")
 NOTED = PairEnd("c@contoso.example", failed=False, error="3 items failed")
 HELD = PairEnd("d@contoso.example", failed=False, error="suspended by op@h", suspended=True)
+TEN, NOON = datetime(2026, 12, 7, 10, tzinfo=UTC), datetime(2026, 12, 7, 12, tzinfo=UTC)
+AT_NOON = PairEnd("d@contoso.example", failed=False, hold="next window 12:00", until=NOON)
+AT_TEN = PairEnd("e@contoso.example", failed=False, hold="start_after 10:00", until=TEN)
 
 CASES = [
     ("every pair done", SegmentEnd(1, pairs=(OK, OK)), Outcome(Next.DONE)),
@@ -81,6 +86,31 @@ CASES = [
         Outcome(Next.QUEUED, "segment 4 crashed: OperationalError: closed"),
     ),
     (
+        "pairs held by the clock: the group waits for the first hold to lift, saying each why",
+        SegmentEnd(1, pairs=(OK, AT_NOON, AT_TEN)),
+        Outcome(Next.WAITING, "next window 12:00; start_after 10:00", TEN),
+    ),
+    (
+        "a held pair beside a failed one: failed, as with a suspended one",
+        SegmentEnd(1, pairs=(FAILED, AT_NOON)),
+        Outcome(Next.FAILED, "b@contoso.example: mailbox not found"),
+    ),
+    (
+        "waiting beats suspended: queued for the time (the suspended pair is held again)",
+        SegmentEnd(1, pairs=(HELD, AT_NOON)),
+        Outcome(Next.WAITING, "next window 12:00", NOON),
+    ),
+    (
+        "draining beats waiting: continued at once (the next segment sees the hold again)",
+        SegmentEnd(2, draining=True, pairs=(AT_NOON,)),
+        Outcome(Next.QUEUED),
+    ),
+    (
+        "a fatal error beats waiting",
+        SegmentEnd(2, fatal="credentials refused", pairs=(AT_NOON,)),
+        Outcome(Next.FAILED, "credentials refused"),
+    ),
+    (
         "any other crash: failed",
         SegmentEnd(4, crashed="KeyError: 'x'", draining=True),
         Outcome(Next.FAILED, "segment 4 crashed: KeyError: 'x'"),
@@ -101,6 +131,7 @@ def test_segment_outcome(why: str, end: SegmentEnd, expected: Outcome) -> None:
         (Next.QUEUED, True, False),
         (Next.LEAVE, False, False),
         (Next.SUSPENDED, False, False),  # released: `copyengine resume` queues it
+        (Next.WAITING, False, False),
     ],
 )
 def test_what_each_outcome_does_next(nxt: Next, continues: bool, ends: bool) -> None:

@@ -207,12 +207,14 @@ async def test_a_resume_that_raced_the_release_queues_the_group_once(
     table = _Table(controls, state)
     calls: list[Any] = []
 
-    async def defer(app: Any, queue: str, key: str, number: int, segment: int) -> bool:
+    async def defer(
+        app: Any, queue: str, key: str, number: int, segment: int, priority: int = 0
+    ) -> bool:
         calls.append((key, number, segment))
         return True
 
     monkeypatch.setattr(tasks, "defer", defer)
     rt: Any = SimpleNamespace(table=table, queue="q")
-    group: Any = SimpleNamespace(key="g", pairs=(pair,))
+    group: Any = SimpleNamespace(key="g", pairs=(pair,), priority=0)
     await tasks.release_resumed(rt, group, {pair.key}, app=None)  # type: ignore[arg-type]
     assert calls == deferred

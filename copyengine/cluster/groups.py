@@ -16,6 +16,11 @@ class Group:
     pairs: tuple[Pair, ...]
 
     @property
+    def priority(self) -> int:
+        """The highest of its pairs' (a VIP's group is taken first)."""
+        return max(p.priority for p in self.pairs)
+
+    @property
     def mailboxes(self) -> list[str]:
         return sorted(
             {p.source.lower() for p in self.pairs} | {p.target.lower() for p in self.pairs}

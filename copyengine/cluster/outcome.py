@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from ..state.groups import COUNTED_FROM_RECORDS
@@ -22,6 +23,8 @@ class Next(StrEnum):
     # a pair of the group ended suspended (``copyengine suspend``), none failed: the group
     # is released, not queued again; ``copyengine resume`` queues it
     SUSPENDED = "suspended"
+    # held by the schedule, start_after or complete_after: queued again for ``Outcome.at``
+    WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class PairEnd:
     failed: bool
     error: str | None = None
     suspended: bool = False
+    # held by a control that lifts by itself (``Hold.until``): why, and when it lifts
+    hold: str | None = None
+    until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class SegmentEnd:
 class Outcome:
     next: Next
     error: str | None = None
+    at: datetime | None = None  # WAITING: when its next segment may start
 
     @property
     def continues(self) -> bool:
@@ -73,6 +80,8 @@ def segment_outcome(end: SegmentEnd) -> Outcome:
         nxt = Next.QUEUED
     elif end.fatal is not None or any(p.failed for p in end.pairs):
         nxt = Next.FAILED
+    elif (waits := waiting(end.pairs)) is not None:
+        return waits  # a suspended pair beside it is held again in the next segment
     elif any(p.suspended for p in end.pairs):
         nxt = Next.SUSPENDED
     else:
@@ -84,3 +93,13 @@ def said(changes: Mapping[str, int]) -> dict[str, int]:
     """What a segment says for the group's counters: what the item records cannot tell
     (moves, deletions, folders); the rest is counted from the records."""
     return {k: v for k, v in changes.items() if k not in COUNTED_FROM_RECORDS and v}
+
+
+def waiting(pairs: tuple[PairEnd, ...]) -> Outcome | None:
+    """Pairs held by the clock: the group waits for the first of them to lift (it says why
+    each waits); None when no pair is held so."""
+    held = [(p.until, p.hold or "") for p in pairs if p.until is not None]
+    if not held:
+        return None
+    why = "; ".join(dict.fromkeys(h for _, h in held))
+    return Outcome(Next.WAITING, why, min(u for u, _ in held))

@@ -12,13 +12,16 @@ are refused, nothing queued."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
 
 from ..config import JobConfig, Pair
+from ..controls import env_clock, job_gate
 from ..controls.suspend import suspension
 from ..errors import ConfigError
+from ..pipeline.gate import Gate
 from ..plan import PassKind
 from ..state.groups import GroupStore
 from ..state.records import Control
@@ -158,7 +161,11 @@ async def submit(cfg: JobConfig, asked: Asked = Asked()) -> dict[str, Any]:
         groups = _chosen(cfg, asked, number, new, members)
         await table.forget(superseded(groups, number, members))
         controls = await table.controls()
-        counts = await _queue(app, queue, table, groups, number, members, controls)
+        clock = env_clock()
+        gate = job_gate(cfg, clock)
+        waits = {g.key: held_until(gate, g, PassKind(kind)) for g in groups}
+        at = {k: (clock.real(w[0]), w[1]) for k, w in waits.items() if w is not None}
+        counts = await _queue(app, queue, table, groups, number, members, controls, at)
         due = await table.finish_pass_if_done(number) if kind == "cutover" else None
         if due is not None and due.get("sign_off_due"):
             await defer_sign_off(app, queue, number)  # its groups are done: the sign-off
@@ -189,7 +196,7 @@ async def requeue_resumed(cfg: JobConfig, resumed: set[str]) -> int:
         for g in groups:
             again = await table.unsuspended(g.key)
             if again is not None:
-                await defer(app, queue, g.key, again[0], again[1] + 1)
+                await defer(app, queue, g.key, again[0], again[1] + 1, g.priority)
                 requeued += 1
                 log.info("group.resumed", group=g.key)
     return requeued
@@ -203,10 +210,12 @@ async def _queue(
     number: int,
     members: dict[str, tuple[int, str, list[str]]],
     controls: list[Control],
+    waits: dict[str, tuple[datetime, str]],
 ) -> dict[str, int]:
     """Each group of the pass queued unless done or running in it, or released suspended
-    when every pair of it is suspended (``copyengine resume`` queues it)."""
-    queued = skipped_running = already_done = suspended = 0
+    when every pair of it is suspended (``copyengine resume`` queues it); a group in
+    ``waits`` (every pair held by the clock) queued for then (the system's clock), why."""
+    queued = skipped_running = already_done = suspended = waiting = 0
     for g in groups:
         prev = members.get(g.key)
         if prev is not None and prev[0] == number:
@@ -220,12 +229,26 @@ async def _queue(
             await table.held(g.key, [p.key for p in g.pairs], number)
             suspended += 1  # `copyengine resume` queues it
             continue
-        await table.queued(g.key, [p.key for p in g.pairs], number)
-        await defer(app, queue, g.key, number)
+        at, why = waits.get(g.key, (None, None))
+        await table.queued(g.key, [p.key for p in g.pairs], number, why)
+        await defer(app, queue, g.key, number, priority=g.priority, at=at)
         queued += 1  # or waiting in the queue already: once is enough
+        waiting += at is not None
     return {
         "queued": queued,
         "running": skipped_running,
         "done": already_done,
         "suspended": suspended,
+        "waiting": waiting,
     }
+
+
+def held_until(gate: Gate, g: Group, kind: PassKind) -> tuple[datetime, str] | None:
+    """When a group whose every pair is held by the clock may start (the first of its pairs'
+    holds to lift) and why it waits; None when a pair may run now, or one is held only
+    by the operator (a suspension: its group is queued on resume)."""
+    holds = [gate.hold(p, kind) for p in g.pairs]
+    timed = [(h.until, h.text) for h in holds if h is not None and h.until is not None]
+    if len(timed) < len(holds):
+        return None
+    return min(u for u, _ in timed), "; ".join(dict.fromkeys(t for _, t in timed))

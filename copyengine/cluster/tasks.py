@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -18,16 +19,19 @@ from anyio.abc import TaskGroup
 from procrastinate import App, JobContext, exceptions
 
 from ..config import JobConfig
+from ..controls import SYSTEM, Clock, job_gate
 from ..controls.suspend import SuspendSource, suspension
 from ..errors import StateError
 from ..graph import Clients
 from ..notify.fields import progress
 from ..pacing.bandwidth import BandwidthCap
 from ..pipeline.budget import ByteBudget
+from ..pipeline.gate import POLL_S, Gate, Hold
 from ..pipeline.job import run_pairs
 from ..pipeline.notices import QUIET, Notices
 from ..pipeline.signoff import SignOff
 from ..pipeline.stop import StopFlag
+from ..plan import PassKind
 from ..report import JobStats, PairStats, PairStatus
 from ..state.groups import GroupStore
 from ..state.postgres import StoreUnavailable
@@ -58,6 +62,8 @@ class Runtime:
     budget: ByteBudget
     sign_off: SignOff | None = None  # a cutover's (``verify.sign_off``, handed by the face)
     stats: WorkerStats = field(default_factory=WorkerStats)  # every segment's (metrics)
+    # the clock the job's schedule and times are read on (``controls.env_clock``)
+    clock: Clock = SYSTEM
     gone: str | None = None
     gone_event: asyncio.Event = field(default_factory=asyncio.Event)
     notices: Notices = QUIET
@@ -82,9 +88,20 @@ class Runtime:
         self.gone_event.set()
 
 
-async def defer(app: App, queue: str, key: str, pass_number: int, segment: int = 1) -> bool:
-    """A segment of the group queued under its lock (False: one waits in the queue already)."""
-    task = app.configure_task(TASK, lock=key, queueing_lock=key, queue=queue)
+async def defer(
+    app: App,
+    queue: str,
+    key: str,
+    pass_number: int,
+    segment: int = 1,
+    priority: int = 0,
+    at: datetime | None = None,
+) -> bool:
+    """A segment of the group queued under its lock (False: one waits in the queue already);
+    workers take higher ``priority`` first, and not before ``at`` (the system's clock)."""
+    task = app.configure_task(
+        TASK, lock=key, queueing_lock=key, queue=queue, priority=priority, schedule_at=at
+    )
     try:
         await task.defer_async(group=key, pass_number=pass_number, segment=segment)
     except exceptions.AlreadyEnqueued:
@@ -186,6 +203,7 @@ async def _copy_segment(
     store: Any,
     pass_number: int,
     on_pair: Callable[[str, bool], Awaitable[None]],
+    gate: Gate,
 ) -> None:
     """The segment's pairs, one after the other, watched (``_watch``), its statistics read
     live by the worker's metrics and added to them once it ends."""
@@ -205,8 +223,10 @@ async def _copy_segment(
                 on_pair=on_pair,
                 budget=rt.budget,
                 notices=rt.notices,
-                gate=SuspendSource(store, rt.cfg.path.name),
-                hold_waits=False,  # a suspended pair ends the segment held: the group is released
+                gate=gate,
+                # a pair held ends the segment held: the group is released (suspended) or
+                # queued again for when its hold lifts (the schedule, its times)
+                hold_waits=False,
                 bandwidth=rt.bandwidth,
             )
             tg.cancel_scope.cancel()
@@ -230,18 +250,24 @@ async def run_segment(
             await rt.table.run_finished(g.key, pair)
 
     store = store_of(rt.cfg, pass_number=pass_number)
+    # the state's suspensions first, then the job's schedule and times, read now
+    gate = job_gate(rt.cfg, rt.clock, SuspendSource(store, rt.cfg.path.name))
     rt.live[g.key] = stats
     try:
-        await _copy_segment(rt, g, stats, stop, store, pass_number, on_pair)
+        await _copy_segment(rt, g, stats, stop, store, pass_number, on_pair, gate)
     finally:
         done = progress(rt.live.pop(g.key))[0]
         rt.ended = tuple(a + b for a, b in zip(rt.ended, done, strict=True))
+    kind = PassKind(stats.pass_info.get("kind", "first"))
+    by_key = {p.key: p for p in g.pairs}
     end = SegmentEnd(
         segment,
         store_gone=store.unavailable is not None,
         fatal=stats.fatal,
         draining=stop.draining,
-        pairs=tuple(pair_end(p) for p in stats.pairs.values()),
+        pairs=tuple(
+            pair_end(p, gate.hold(by_key[k], kind), rt.clock.now()) for k, p in stats.pairs.items()
+        ),
     )
     outcome = segment_outcome(end)
     if outcome.next is Next.LEAVE:
@@ -262,11 +288,19 @@ async def run_segment(
     )
 
 
-def pair_end(p: PairStats) -> PairEnd:
+def pair_end(p: PairStats, hold: Hold | None = None, now: datetime | None = None) -> PairEnd:
+    """How a pair's segment ended: failed, suspended (the group is released until resumed),
+    or waiting for the clock (``hold``: what holds it now, its ``until`` when the group is
+    queued again; lifted meanwhile: ``now``, at once)."""
     suspended = p.status is PairStatus.SUSPENDED
-    return PairEnd(
+    end = PairEnd(
         p.source, p.status == "failed", p.error or (p.hold if suspended else None), suspended
     )
+    if p.status is not PairStatus.WAITING:
+        return end
+    if hold is None or hold.until is None:
+        return replace(end, hold=p.hold, until=now)
+    return replace(end, hold=hold.text, until=hold.until)
 
 
 async def release_resumed(rt: Runtime, g: Group, held: set[str], app: App) -> None:
@@ -279,7 +313,7 @@ async def release_resumed(rt: Runtime, g: Group, held: set[str], app: App) -> No
         return
     again = await rt.table.unsuspended(g.key)
     if again is not None:
-        await defer(app, rt.queue, g.key, again[0], again[1] + 1)
+        await defer(app, rt.queue, g.key, again[0], again[1] + 1, g.priority)
         log.info("group.resumed", group=g.key)
 
 
@@ -295,7 +329,12 @@ async def end_segment(
     """The group's state after a segment, and (continuing) its next segment queued under
     the same lock; the pass ended when it was the last group."""
     if outcome.continues:
-        await defer(app, rt.queue, g.key, pass_number, segment + 1)  # or queued already
+        await defer(app, rt.queue, g.key, pass_number, segment + 1, g.priority)  # or queued
+    elif outcome.next is Next.WAITING and outcome.at is not None:
+        # not sooner than a poll from now: a hold that lifts as it is read is not a busy loop
+        at = max(rt.clock.real(outcome.at), datetime.now(UTC) + timedelta(seconds=POLL_S))
+        await defer(app, rt.queue, g.key, pass_number, segment + 1, g.priority, at)
+        log.info("group.waiting", group=g.key, until=outcome.at.isoformat(), why=outcome.error)
     summary = await rt.table.segment_ended(
         g.key, [p.key for p in g.pairs], pass_number, str(outcome.next), outcome.error, extra or {}
     )

@@ -20,6 +20,7 @@ import structlog
 from procrastinate import App, exceptions
 
 from ..config import JobConfig
+from ..controls import env_clock
 from ..errors import StateError
 from ..exitcodes import ExitCode
 from ..graph import Clients
@@ -35,7 +36,7 @@ from ..tally import WorkerStats
 from .connect import group_store, outage_s, store_of
 from .groups import mailbox_groups
 from .jobqueue import apply_schema, make_app, queue_name
-from .tasks import RUNTIME, Runtime, defer, defer_sign_off, pass_ended
+from .tasks import RUNTIME, Runtime, defer, defer_sign_off, group_of, pass_ended
 
 log = structlog.get_logger("copyengine.cluster")
 MAX_REQUEUES = 20  # a group queued again this often in one pass without finishing: failed
@@ -105,7 +106,9 @@ async def _reconcile(app: App, rt: Runtime) -> None:
             log.error("group.given_up", group=o.key, retried=o.retried)
             await pass_ended(rt, app, await rt.table.finish_pass_if_done(o.pass_number))
             continue
-        if not await defer(app, rt.queue, o.key, o.pass_number, o.segments + 1):
+        g = await group_of(rt, o.key)
+        priority = g.priority if g is not None else 0
+        if not await defer(app, rt.queue, o.key, o.pass_number, o.segments + 1, priority):
             continue
         why = "its job ended without finishing the group: queued again"
         await rt.table.requeued(o.key, why, beat=True)
@@ -294,6 +297,7 @@ async def run_worker(
     if notifier is not None:
         notifier.host = rt.host
         rt.notices = notifier
+    rt.clock = env_clock()  # the job's schedule and times are read on it
     quiet = _NoTracebackForOutages()
     plog = logging.getLogger("procrastinate")
     plog.addFilter(quiet)

@@ -141,10 +141,22 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
             p.budget_cell,
         )
     rest = len(stats.pairs) - len(shown)
+    lines = held_reasons(stats)
     if rest > 0:
         done = sum(p.status not in ("pending", "running") for p in stats.pairs.values())
-        t.caption = f"{rest} more pairs; {done} finished"
+        lines.append(f"{rest} more pairs; {done} finished")
+    t.caption = "\n".join(lines) or None
     return t
+
+
+def held_reasons(stats: JobStats) -> list[str]:
+    """Why pairs are held (suspended, waiting for their schedule or times), one line per
+    reason with how many pairs it holds: what the live table says under its rows."""
+    reasons: dict[str, int] = {}
+    for p in stats.pairs.values():
+        if p.status in HELD and p.hold:
+            reasons[p.hold] = reasons.get(p.hold, 0) + 1
+    return [f"{n} {'pair' if n == 1 else 'pairs'} {why}" for why, n in reasons.items()]
 
 
 def _item_cells(p: PairStats) -> tuple[str, ...]:

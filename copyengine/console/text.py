@@ -173,6 +173,11 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
             f"{ps['status']} ({changes})"
         )
+    controls = status.get("controls") or {}
+    if controls.get("schedule"):
+        out.append(f"schedule {controls['schedule']}")
+    for key, why in (controls.get("pairs") or {}).items():
+        out.append(f"{key}: {why}")
     for p in status["pairs"]:
         counts = p["items"]
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no items yet"
@@ -195,6 +200,7 @@ def submit_line(out: dict[str, Any]) -> str:
     return (
         f"pass {out['pass']} ({out['kind']}): {out['groups']} mailbox groups, {out['queued']} "
         f"queued, {out['running']} running, {out['done']} done"
+        + (f", {out['waiting']} of them waiting for their schedule" if out.get("waiting") else "")
         + (f", {out['suspended']} suspended" if out.get("suspended") else "")
         + f" (queue {out['queue']})"
     )

@@ -281,7 +281,7 @@ class GroupStore:
                 (pass_number, list(pairs)),
             )
         )
-        ended = state != "queued"
+        ended = state not in ("queued", "waiting")
         await self._execute(
             "UPDATE ce_groups SET state = %s, heartbeat = %s, finished = %s, copied = %s, "
             "failed = %s, unknown = %s, error = %s, extra = %s WHERE group_key = %s",
@@ -449,9 +449,17 @@ class GroupStore:
                 (list(keys),),
             )
 
-    async def queued(self, key: str, pairs: Sequence[str], pass_number: int) -> None:
-        """The group queued for ``pass_number`` (its counters kept within the same pass)."""
-        await self._execute(UPSERT_GROUP, (key, json.dumps(list(pairs)), pass_number, "queued"))
+    async def queued(
+        self, key: str, pairs: Sequence[str], pass_number: int, waits: str | None = None
+    ) -> None:
+        """The group queued for ``pass_number`` (its counters kept within the same pass);
+        ``waits``: why its job is queued for later (the schedule, its pairs' times)."""
+        state = "queued" if waits is None else "waiting"
+        await self._execute(UPSERT_GROUP, (key, json.dumps(list(pairs)), pass_number, state))
+        if waits is not None:
+            await self._execute(
+                "UPDATE ce_groups SET error = %s WHERE group_key = %s", (waits, key)
+            )
 
     async def held(self, key: str, pairs: Sequence[str], pass_number: int) -> None:
         """The group of ``pass_number`` left suspended, not queued (its pairs are)."""
