@@ -20,7 +20,7 @@ from .clouds import token_scope
 from .config import JobConfig, Limits, Pair, TenantConfig
 from .console.html import report_files
 from .console.live import show_progress
-from .controls import job_gate
+from .controls import job_gate, window_caps
 from .controls.suspend import SuspendSource
 from .doctor import doctor_job
 from .errors import SchemaBehind, StateError
@@ -262,6 +262,9 @@ async def run_job(
     stats = stats or JobStats()
     state = store(cfg)
     seen = stats
+    cap = bandwidth or BandwidthCap(cfg.limits.bwlimit_mb_s)
+    # the state's suspensions, the job's schedule and times; the cap following its windows
+    controls: tuple[Gate, ...] = (SuspendSource(state, cfg.path.name), *window_caps(cfg, cap))
     async with clients(cfg) as built, notifying(cfg, lambda: progress(seen)) as notices:
         return await run_pairs(
             cfg,
@@ -275,10 +278,10 @@ async def run_job(
             cutover,
             sign_off=sign_off,
             render=report_files,
-            gate=gate or job_gate(cfg, None, SuspendSource(state, cfg.path.name)),
+            gate=gate or job_gate(cfg, None, *controls),
             notices=notices,
             caps=caps,
-            bandwidth=bandwidth or BandwidthCap(cfg.limits.bwlimit_mb_s),
+            bandwidth=cap,
         )
 
 

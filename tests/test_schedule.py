@@ -297,3 +297,39 @@ def test_submit_queues_a_group_held_by_its_times_for_when_they_come(tmp_path: Pa
     )
     late = job_gate(cfg, ManualClock(at("2026-12-12 09:00")))
     assert held_until(late, g, PassKind.CUTOVER) is None
+
+
+class RecordedRate:
+    def __init__(self) -> None:
+        self.rates: list[float | None] = []
+
+    def set_rate(self, mb_s: float | None) -> None:
+        self.rates.append(mb_s)
+
+
+@pytest.mark.anyio
+async def test_the_bandwidth_cap_follows_the_windows_never_above_the_jobs_own(
+    tmp_path: Path,
+) -> None:
+    """A window's ``bwlimit_mb_s`` caps the process's uploads while it is open (the lowest
+    of the open windows' and the job's own cap); outside it, the job's own cap again."""
+    from copyengine.controls import WindowCap
+
+    s = parse_schedule(
+        {
+            "timezone": "Europe/Berlin",
+            "windows": ["Mon-Fri 20:00-06:00", {"when": "Mon-Fri 12:00-13:00", "bwlimit_mb_s": 5}],
+        }
+    )
+    clock, cap = ManualClock(at("2026-12-07 11:00")), RecordedRate()
+    follows = WindowCap(s, cap, 8.0, clock)
+    pair = load_job(resolve_secrets=False, path=_job(tmp_path, "")).pairs[0]
+    assert follows.hold(pair, PassKind.DELTA) is None  # it holds nothing
+    for when in ("2026-12-07 12:30", "2026-12-07 12:45", "2026-12-07 21:00"):
+        clock.t = at(when)
+        await follows.refresh()
+    assert cap.rates == [8.0, 5.0, 8.0]  # told once per change
+    lifted = WindowCap(s, cap := RecordedRate(), None, clock)
+    clock.t = at("2026-12-08 12:10")
+    await lifted.refresh()
+    assert cap.rates == [5.0]  # no cap until the capped window opens

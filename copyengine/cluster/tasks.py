@@ -19,7 +19,7 @@ from anyio.abc import TaskGroup
 from procrastinate import App, JobContext, exceptions
 
 from ..config import JobConfig
-from ..controls import SYSTEM, Clock, job_gate
+from ..controls import SYSTEM, Clock, job_gate, window_caps
 from ..controls.suspend import SuspendSource, suspension
 from ..errors import StateError
 from ..graph import Clients
@@ -251,7 +251,8 @@ async def run_segment(
 
     store = store_of(rt.cfg, pass_number=pass_number)
     # the state's suspensions first, then the job's schedule and times, read now
-    gate = job_gate(rt.cfg, rt.clock, SuspendSource(store, rt.cfg.path.name))
+    suspended = SuspendSource(store, rt.cfg.path.name)
+    gate = job_gate(rt.cfg, rt.clock, suspended, *window_caps(rt.cfg, rt.bandwidth, rt.clock))
     rt.live[g.key] = stats
     try:
         await _copy_segment(rt, g, stats, stop, store, pass_number, on_pair, gate)

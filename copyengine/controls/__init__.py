@@ -11,9 +11,11 @@ from .gates import (
     ScheduleGate,
     SystemClock,
     TimesGate,
+    WindowCap,
     controls_now,
     env_clock,
     job_gate,
+    window_caps,
 )
 from .schedule import Schedule, Window, parse_schedule
 
@@ -27,8 +29,10 @@ __all__ = [
     "SystemClock",
     "TimesGate",
     "Window",
+    "WindowCap",
     "controls_now",
     "env_clock",
     "job_gate",
     "parse_schedule",
+    "window_caps",
 ]

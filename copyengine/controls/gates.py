@@ -165,6 +165,50 @@ def time_gates(cfg: JobConfig, clock: Clock | None = None) -> list[Gate]:
     return out
 
 
+class Rate(Protocol):
+    """A bandwidth cap that can be changed while uploads wait (``pacing.BandwidthCap``)."""
+
+    def set_rate(self, mb_s: float | None) -> None: ...
+
+
+class WindowCap:
+    """Holds no pair: at each refresh, the process's bandwidth cap follows the ``[schedule]``
+    windows open now (``Schedule.bwlimit_at``), never above the job's own ``base`` cap
+    (``[limits] bwlimit_mb_s`` / ``--bwlimit``)."""
+
+    def __init__(
+        self, schedule: Schedule, cap: Rate, base: float | None, clock: Clock = SYSTEM
+    ) -> None:
+        self.schedule, self.cap, self.base, self.clock = schedule, cap, base, clock
+        self.now: float | None = None
+        self._apply()
+
+    def rate_now(self) -> float | None:
+        rates = [r for r in (self.base, self.schedule.bwlimit_at(self.clock.now())) if r]
+        return min(rates) if rates else None
+
+    def _apply(self) -> None:
+        rate = self.rate_now()
+        if rate != self.now:
+            self.now = rate
+            self.cap.set_rate(rate)
+
+    def hold(self, pair: Pair, kind: PassKind) -> Hold | None:
+        return None
+
+    async def refresh(self) -> None:
+        self._apply()
+
+
+def window_caps(cfg: JobConfig, cap: Rate, clock: Clock | None = None) -> tuple[WindowCap, ...]:
+    """The source that makes ``cap`` follow the schedule's windows, when a window has a
+    ``bwlimit_mb_s`` (none otherwise)."""
+    s = cfg.schedule
+    if s is None or not any(w.bwlimit_mb_s is not None for w in s.windows):
+        return ()
+    return (WindowCap(s, cap, cfg.limits.bwlimit_mb_s, clock or env_clock()),)
+
+
 def job_gate(cfg: JobConfig, clock: Clock | None = None, *more: Gate) -> Gate:
     """The gate a job's run hands the pipeline: ``more`` (a suspension source first) and the
     job's time-driven sources; none at all: the open gate."""
