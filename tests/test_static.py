@@ -92,3 +92,34 @@ def test_the_results_page_keeps_its_hand_written_part(tmp_path: Path) -> None:
     text = (tmp_path / "README.md").read_text(encoding="utf-8")
     assert text.startswith(f"# Results\n\nprose\n{MARKER}\n")
     assert "new table" in text and "old tables" not in text
+
+
+def test_the_readme_walkthrough_job_file_is_one_copyengine_reads(tmp_path: Path) -> None:
+    """The two-wave walkthrough's job file (README) holds keys copyengine accepts, as
+    written: its snippet on top of the example job, with a pairs file in two waves."""
+    from datetime import datetime
+
+    from copyengine.config import load_job
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## A two-wave migration, step by step") :]
+    found = re.search(r"```toml\n(.*?)```", section, re.S)
+    assert found is not None
+    snippet = found.group(1)
+    (tmp_path / "pairs.csv").write_text(
+        "source,target,wave\nceo@contoso.example,ceo@fabrikam.example,1\n"
+        "ann@contoso.example,ann@fabrikam.example,2\n",
+        encoding="utf-8",
+    )
+    example = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    job = tmp_path / "contoso.toml"
+    job.write_text(snippet + "\n" + example, encoding="utf-8")
+    cfg = load_job(job, resolve_secrets=False)
+    by_source = {p.source: p for p in cfg.pairs}
+    ceo, ann = by_source["ceo@contoso.example"], by_source["ann@contoso.example"]
+    assert (ceo.wave, ceo.priority, ann.priority) == ("1", 10, 0)
+    assert ceo.complete_after is not None and ann.complete_after is not None
+    assert ceo.complete_after < ann.complete_after
+    assert cfg.schedule is not None
+    assert cfg.schedule.open_at(datetime.fromisoformat("2026-12-07T21:00:00+01:00"))
+    assert not cfg.schedule.open_at(datetime.fromisoformat("2026-12-07T12:00:00+01:00"))
