@@ -16,17 +16,29 @@ import anyio
 
 
 class Hold:
-    """One run's drain, as the waits of its requests see it."""
+    """One run's drain, as the waits of its requests see it; a pair's own (``child``),
+    drained when the pair is held (suspended, its window closed) or with its run's."""
 
-    def __init__(self) -> None:
-        self.draining = False
-        self.parked = 0  # requests parked, unsent, by the drain
+    def __init__(self, parent: Hold | None = None) -> None:
+        self._draining = False
+        self.parked = 0  # requests parked, unsent, by the drain (its children's too)
+        self._parent = parent
+        self._children: set[Hold] = set()
         self._scopes: set[anyio.CancelScope] = set()
 
+    @property
+    def draining(self) -> bool:
+        return self._draining or (self._parent is not None and self._parent.draining)
+
     def drain(self) -> None:
-        self.draining = True
+        self._draining = True
+        self._end_waits()
+
+    def _end_waits(self) -> None:
         for scope in list(self._scopes):
             scope.cancel()
+        for child in list(self._children):
+            child._end_waits()
 
     @contextmanager
     def waiting(self) -> Iterator[anyio.CancelScope]:
@@ -40,17 +52,23 @@ class Hold:
             finally:
                 self._scopes.discard(scope)
 
+    def _count(self, n: int) -> None:
+        hold: Hold | None = self
+        while hold is not None:
+            hold.parked += n
+            hold = hold._parent
+
     async def park(self) -> None:
         """While draining: stay here, unsent, until the run cuts this request short."""
         if self.draining:
             mark = _parked.get()
             if mark is not None:
                 mark.now = True
-            self.parked += 1
+            self._count(1)
             try:
                 await anyio.sleep_forever()
             finally:
-                self.parked -= 1
+                self._count(-1)
 
 
 class Parked:
@@ -95,10 +113,16 @@ def current() -> Hold:
 
 @contextmanager
 def opened() -> Iterator[Hold]:
-    """A new hold for the tasks started inside (they inherit it)."""
-    hold = Hold()
+    """A new hold for the tasks started inside (they inherit it); inside another's (a
+    pair's inside its run's), it drains with that one too."""
+    parent = _current.get()
+    hold = Hold(parent)
+    if parent is not None:
+        parent._children.add(hold)
     token = _current.set(hold)
     try:
         yield hold
     finally:
         _current.reset(token)
+        if parent is not None:
+            parent._children.discard(hold)

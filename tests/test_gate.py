@@ -164,3 +164,30 @@ async def test_random_holds_and_lifts_leave_the_target_exact(tmp_path: Path, see
     assert stats.exit_code() is ExitCode.OK, stats.as_dict()["pairs"]
     _counts_agree(stats)
     assert_exact(server.emulator, PAIRS)
+
+
+async def test_a_held_pair_waiting_on_its_budget_stops_at_once_and_sends_nothing_more(
+    tmp_path: Path,
+) -> None:
+    """A pair held while its requests wait on the mailbox's budget (here the job's own
+    upload window) does not wait the drain's deadline for them: they are parked, never
+    sent, and the pair is held within seconds with nothing unknown or failed."""
+    async with running(_emulator(300)) as (server, ep, _):
+        limits = "upload_mb_per_window = 0.6\nupload_window_s = 300\ndrain_timeout_s = 60"
+        cfg = load_job(write_job(tmp_path, ep, PAIRS, limits=limits))
+        gate, stats = ManualGate(), JobStats()
+        gate.held[PAIRS[1][0]] = WINDOW  # the run goes on while this one waits
+        adele = server.emulator.require_mailbox(PAIRS[0][1])
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: run_job(cfg, stats=stats, gate=gate))
+            key = f"{PAIRS[0][0]}->{PAIRS[0][1]}"
+            await _until(lambda: key in stats.pairs and stats.pairs[key].throttled_now, 60)
+            gate.held[PAIRS[0][0]] = SUSPENDED
+            with anyio.fail_after(15):  # not the drain's 60 s deadline
+                st = await _wait_status(stats, PairStatus.SUSPENDED)
+            frozen = len(adele.items)
+            d = st.as_dict()
+            assert d["failed"] == d["unknown"] == 0, d
+            await anyio.sleep(1.5)
+            assert len(adele.items) == frozen
+            tg.cancel_scope.cancel()

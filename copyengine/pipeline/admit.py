@@ -12,11 +12,31 @@ from dataclasses import dataclass, field
 import anyio
 import structlog
 
+from .. import unsent
 from ..config import Pair
 from ..plan import PassKind
 from ..report import JobStats, PairStatus
 from .gate import Gate, Hold, PrioritySlots, Ticker
 from .stop import StopFlag
+
+# a held pair whose requests left are all parked (waiting on a budget) for this long is cut
+# short at once: they are not sent, nothing else of it is on the wire any more
+PARKED_S = 2.0
+
+
+async def _parked_only(waits: unsent.Hold, deadline_s: float, poll: float = 0.1) -> bool:
+    """Until ``waits`` has had requests parked for ``PARKED_S`` (True) or ``deadline_s``."""
+    since: float | None = None
+    for i in range(int(deadline_s / poll) + 1):
+        await anyio.sleep(poll)
+        if not waits.parked:
+            since = None
+        elif since is None:
+            since = i * poll
+        elif i * poll - since >= PARKED_S:
+            return True
+    return False
+
 
 log = structlog.get_logger("copyengine.job")
 
@@ -57,11 +77,13 @@ class Admission:
         """One go at the pair; True when it was held and is to continue."""
         own = self.stop.child()
         try:
-            async with anyio.create_task_group() as tg:
-                with anyio.CancelScope() as scope:
-                    tg.start_soon(self._watch, p, own, scope)
-                    await copy(own)
-                tg.cancel_scope.cancel()
+            # the pair's own drain, as its requests' waits see it: held, nothing more is sent
+            with unsent.opened() as waits:
+                async with anyio.create_task_group() as tg:
+                    with anyio.CancelScope() as scope:
+                        tg.start_soon(self._watch, p, own, waits, scope)
+                        await copy(own)
+                    tg.cancel_scope.cancel()
         finally:
             own.close()
         return own.held
@@ -94,9 +116,13 @@ class Admission:
         st.hold = hold.text
         log.info("pair.held", pair=p.key, hold=hold.kind.value, why=hold.text)
 
-    async def _watch(self, p: Pair, own: StopFlag, scope: anyio.CancelScope) -> None:
-        """While ``p`` runs: at the first hold, drain it alone; past the drain's deadline,
-        cut it short (what was in flight is settled by its continuation or the next run)."""
+    async def _watch(
+        self, p: Pair, own: StopFlag, waits: unsent.Hold, scope: anyio.CancelScope
+    ) -> None:
+        """While ``p`` runs: at the first hold, drain it alone (what waits on a budget is
+        not sent); once only parked requests are left (``QUIET_S``), or past the drain's
+        deadline, cut it short (what was in flight is settled by its continuation or the
+        next run)."""
         while not own.draining:
             with anyio.move_on_after(2 * self.ticker.poll):
                 await self.ticker.next()
@@ -104,9 +130,14 @@ class Admission:
             if hold is not None and not own.draining:
                 log.warning("pair.holding", pair=p.key, hold=hold.kind.value, why=hold.text)
                 own.drain(hold)
+                waits.drain()
         if not own.held:
             return  # the job's drain: the job's own watch cuts it short
-        await anyio.sleep(self.drain_timeout_s)
-        own.reason = f"not finished: the hold's {self.drain_timeout_s:.0f} s drain deadline passed"
+        if await _parked_only(waits, self.drain_timeout_s):
+            own.reason = "not sent: held, what was left waited on a budget"
+        else:
+            own.reason = (
+                f"not finished: the hold's {self.drain_timeout_s:.0f} s drain deadline passed"
+            )
         log.warning("pair.drain_cut_short", pair=p.key, reason=own.reason)
         scope.cancel()

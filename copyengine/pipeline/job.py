@@ -104,6 +104,8 @@ async def run_pairs(
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
             finally:
                 stats.finished = time.monotonic()  # before the store's last commit
+                stats.interrupted = stats.interrupted or stop.interrupted  # the pass's status
+                stats.paused = stats.paused or stop.paused  # says it, as the report does
                 with anyio.CancelScope(shield=True):
                     if pass_number is None:
                         await store.pass_finished(
