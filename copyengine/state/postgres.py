@@ -27,7 +27,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import psycopg
@@ -40,6 +40,9 @@ from .pairpasses import table as pair_passes_table
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
 from .sql import POSTGRES, SqlStore, Statements
+
+if TYPE_CHECKING:
+    from .fence import GroupFence
 
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
@@ -250,6 +253,8 @@ class PostgresStore(SqlStore):
         self._buffer: list[tuple[str, Outcome]] = []
         self._flushing = anyio.Lock()
         self.commits = 0
+        # a group's fence: its intents are written on the fence's session only
+        self.fence: GroupFence | None = None
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where})"
@@ -514,7 +519,16 @@ class PostgresStore(SqlStore):
                 ),
             )
 
-        await self._run(fn)
+        if self.fence is None:
+            await self._run(fn)
+        else:
+            try:
+                await self.fence.run(fn)
+            except StoreUnavailable as exc:
+                self.unavailable = str(exc)
+                raise
+            except psycopg.Error as exc:
+                raise StateError(f"state store {self.where}: {explain(exc)}") from exc
         self.commits += 1
 
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
