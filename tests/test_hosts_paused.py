@@ -16,7 +16,7 @@ import pytest
 from copyengine.cluster.app import submit
 from copyengine.config import load_job
 from tests.emu import running
-from tests.jobs import assert_exact
+from tests.jobs import assert_exact, check_copy, selected_by_default
 from tests.test_hosts import _config, _job, _logs, _pairs, _stop, _until
 from tests.test_hosts_outage import _worker
 
@@ -52,7 +52,18 @@ async def test_a_paused_worker_and_the_reaper_never_copy_a_group_twice(
 
             await _until(exited, 90, "both workers finishing the pass", tmp_path)
         finally:
-            os.kill(paused.pid, signal.SIGCONT) if paused.poll() is None else None
+            if paused.poll() is None:
+                os.kill(paused.pid, signal.SIGCONT)
             await _stop([p for p in (paused, other) if p is not None])
-        print(_logs(tmp_path)[-4000:])
+        copies = {
+            t: check_copy(
+                server.emulator.require_mailbox(s).snapshot(),
+                server.emulator.require_mailbox(t).snapshot(),
+                selected=selected_by_default,
+            )
+            for s, t in _pairs(n)
+        }
+        assert all(c == (0, 0, 0) for c in copies.values()), (copies, _logs(tmp_path)[-4000:])
+        text = "".join(f.read_text(errors="replace") for f in tmp_path.glob("w*.log"))
+        assert "group.already_running" in text  # the fence did hold a segment back
         assert_exact(server.emulator, _pairs(n))
