@@ -43,7 +43,7 @@ async def test_a_paused_worker_and_the_reaper_never_copy_a_group_twice(
             other = _worker(job, tmp_path, "w-other", "--until-done")
             await anyio.sleep(2.0)  # the other worker up, its reaper running
             os.kill(paused.pid, signal.SIGSTOP)
-            await anyio.sleep(8.0)  # past stalled_after_s: the other's reaper acts
+            await anyio.sleep(5.5)  # past stalled_after_s: the other's reaper acts
             os.kill(paused.pid, signal.SIGCONT)
             workers = [paused, other]
 
