@@ -26,7 +26,7 @@ import psycopg
 from ..errors import StateError
 from ..secrets import Secret
 from .groups import connection_kwargs
-from .postgres import explain, lock_key, patiently
+from .postgres import explain, lock_key, patiently, unlock
 
 T = TypeVar("T")
 
@@ -108,13 +108,5 @@ class GroupFence:
 
     async def release(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is None:
-            return
-        try:
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        except psycopg.Error:
-            pass
-        try:
-            await conn.close()
-        except psycopg.Error:
-            pass
+        if conn is not None:
+            await unlock(conn, self.key)

@@ -211,6 +211,20 @@ def explain(exc: BaseException) -> str:
     return text
 
 
+async def unlock(conn: psycopg.AsyncConnection[Any], key: int) -> None:
+    """A session advisory lock released, and its session closed (errors ignored).
+    Released explicitly: closing the session alone releases it only once the server has
+    ended the session, which a process that takes it right after can race."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    except psycopg.Error:
+        pass
+    try:
+        await conn.close()
+    except psycopg.Error:
+        pass
+
+
 def lock_key(identity: dict[str, str] | None, url: str) -> int:
     """The job's advisory lock key: a signed 64-bit number from its identity."""
     text = json.dumps(identity or {"url": url}, sort_keys=True)
@@ -425,18 +439,7 @@ class PostgresStore(SqlStore):
     async def _release_lock(self) -> None:
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
-            try:
-                # Released explicitly: closing the session alone releases it only once the
-                # server has ended the session, which a run opened right after can race.
-                await conn.execute(
-                    "SELECT pg_advisory_unlock(%s)", (lock_key(self.identity, self.url),)
-                )
-            except psycopg.Error:
-                pass
-            try:
-                await conn.close()
-            except psycopg.Error:
-                pass
+            await unlock(conn, lock_key(self.identity, self.url))
 
     async def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
