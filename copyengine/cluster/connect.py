@@ -13,6 +13,7 @@ import structlog
 from procrastinate import PsycopgConnector, exceptions
 
 from ..config import JobConfig
+from ..state.fence import GroupFence
 from ..state.groups import GroupStore
 from ..state.postgres import (
     OUTAGE_S,
@@ -124,3 +125,9 @@ def group_store(cfg: JobConfig) -> GroupStore:
     """The job's group table."""
     assert cfg.state_url is not None
     return GroupStore(cfg.state_url, cfg.state_password, outage_s=outage_s())
+
+
+def group_fence(cfg: JobConfig, group: str) -> GroupFence:
+    """The fence a segment of ``group`` holds while it runs (one segment at a time)."""
+    assert cfg.state_url is not None
+    return GroupFence(cfg.state_url, cfg.state_password, cfg.identity(), group, outage_s())

@@ -33,10 +33,11 @@ from ..pipeline.signoff import SignOff
 from ..pipeline.stop import StopFlag
 from ..plan import PassKind
 from ..report import JobStats, PairStats, PairStatus
+from ..state.fence import GroupFence, GroupTaken
 from ..state.groups import GroupStore
 from ..state.postgres import StoreUnavailable
 from ..tally import WorkerStats
-from .connect import store_of
+from .connect import group_fence, store_of
 from .groups import Group
 from .outcome import Next, Outcome, PairEnd, SegmentEnd, said, segment_outcome
 
@@ -151,6 +152,8 @@ async def copy_group(context: JobContext, group: str, pass_number: int, segment:
         await run_segment(rt, g, pass_number, segment, context.job.id, context.app)
     except StoreUnavailable as exc:
         rt.give_up(str(exc))
+    except GroupTaken as exc:  # another segment runs the group now: it records its end
+        log.warning("group.taken_over", group=group, error=str(exc))
     except Exception as exc:
         store_fault = isinstance(exc, (psycopg.Error, exceptions.ConnectorException, StateError))
         log.error(
@@ -237,6 +240,45 @@ async def run_segment(
 ) -> None:
     """One time box of a group: its pairs one after the other, drained when the segment's
     time is up or the worker stops; then its continuation queued, or the group finished."""
+    fence = group_fence(rt.cfg, g.key)
+    if not await _take_fence(rt, g, pass_number, segment, fence):
+        return
+    try:
+        await _fenced_segment(rt, g, pass_number, segment, job_id, app, fence)
+    finally:
+        await fence.release()
+
+
+async def _take_fence(
+    rt: Runtime, g: Group, pass_number: int, segment: int, fence: GroupFence
+) -> bool:
+    """The group's fence, waited for while another segment of it still runs (a worker the
+    reaper took for dead while it stalled: never two at once). This job stays running
+    meanwhile, so the reaper does not queue the group again and again. False: nothing to
+    do (the worker stops, or the other segment finished the group or its pass)."""
+    for attempt in range(100_000):  # bounded in time too: a worker's stop ends the wait
+        if await fence.take():
+            break
+        if attempt == 0:
+            log.warning("group.already_running", group=g.key, segment=segment, host=rt.host)
+        if rt.stop.draining:
+            return False
+        await anyio.sleep(rt.cfg.workers.heartbeat_s)
+    else:
+        return False
+    if attempt == 0:
+        return True
+    pass_now, state, _ = (await rt.table.members()).get(g.key, (None, "", []))
+    if pass_now == pass_number and state in ("queued", "running"):
+        return True
+    await fence.release()
+    log.info("group.finished_elsewhere", group=g.key, state=state, segment=segment)
+    return False
+
+
+async def _fenced_segment(
+    rt: Runtime, g: Group, pass_number: int, segment: int, job_id: Any, app: App, fence: GroupFence
+) -> None:
     stop = StopFlag()
     stats = JobStats()
     started = time.time()
@@ -253,6 +295,7 @@ async def run_segment(
     # the state's suspensions first, then the job's schedule and times, read now
     suspended = SuspendSource(store, rt.cfg.path.name)
     gate = job_gate(rt.cfg, rt.clock, suspended, *window_caps(rt.cfg, rt.bandwidth, rt.clock))
+    store.fence = fence
     rt.live[g.key] = stats
     try:
         await _copy_segment(rt, g, stats, stop, store, pass_number, on_pair, gate)
@@ -271,6 +314,10 @@ async def run_segment(
         ),
     )
     outcome = segment_outcome(end)
+    if fence.lost is not None:
+        # another segment took the group over meanwhile: it records the group's end
+        log.warning("group.taken_over", group=g.key, segment=segment, host=rt.host)
+        return
     if outcome.next is Next.LEAVE:
         # the database stayed away past the limit: this worker leaves; the group's job is
         # still `doing` under this worker, whose heartbeat stops: a reaper queues it again

@@ -27,7 +27,7 @@ import random
 import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import psycopg
@@ -40,6 +40,9 @@ from .pairpasses import table as pair_passes_table
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
 from .sql import POSTGRES, SqlStore, Statements
+
+if TYPE_CHECKING:
+    from .fence import GroupFence
 
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
@@ -208,6 +211,20 @@ def explain(exc: BaseException) -> str:
     return text
 
 
+async def unlock(conn: psycopg.AsyncConnection[Any], key: int) -> None:
+    """A session advisory lock released, and its session closed (errors ignored).
+    Released explicitly: closing the session alone releases it only once the server has
+    ended the session, which a process that takes it right after can race."""
+    try:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    except psycopg.Error:
+        pass
+    try:
+        await conn.close()
+    except psycopg.Error:
+        pass
+
+
 def lock_key(identity: dict[str, str] | None, url: str) -> int:
     """The job's advisory lock key: a signed 64-bit number from its identity."""
     text = json.dumps(identity or {"url": url}, sort_keys=True)
@@ -250,6 +267,8 @@ class PostgresStore(SqlStore):
         self._buffer: list[tuple[str, Outcome]] = []
         self._flushing = anyio.Lock()
         self.commits = 0
+        # a group's fence: its intents are written on the fence's session only
+        self.fence: GroupFence | None = None
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where})"
@@ -420,18 +439,7 @@ class PostgresStore(SqlStore):
     async def _release_lock(self) -> None:
         conn, self._lock_conn = self._lock_conn, None
         if conn is not None:
-            try:
-                # Released explicitly: closing the session alone releases it only once the
-                # server has ended the session, which a run opened right after can race.
-                await conn.execute(
-                    "SELECT pg_advisory_unlock(%s)", (lock_key(self.identity, self.url),)
-                )
-            except psycopg.Error:
-                pass
-            try:
-                await conn.close()
-            except psycopg.Error:
-                pass
+            await unlock(conn, lock_key(self.identity, self.url))
 
     async def _close_pool(self) -> None:
         pool, self._pool = self._pool, None
@@ -514,7 +522,16 @@ class PostgresStore(SqlStore):
                 ),
             )
 
-        await self._run(fn)
+        if self.fence is None:
+            await self._run(fn)
+        else:
+            try:
+                await self.fence.run(fn)
+            except StoreUnavailable as exc:
+                self.unavailable = str(exc)
+                raise
+            except psycopg.Error as exc:
+                raise StateError(f"state store {self.where}: {explain(exc)}") from exc
         self.commits += 1
 
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None:
