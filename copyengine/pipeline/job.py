@@ -372,6 +372,14 @@ async def _run(
                 for p in sorted(todo, key=lambda p: -p.priority):  # stable: file order
                     pairs_tg.start_soon(admission.run, p, partial(copy, p))
             tg.cancel_scope.cancel()  # stop the drain watch
+    _say_service_gone(stop, clients.health)
+
+
+def _say_service_gone(stop: StopFlag, health: Health) -> None:
+    """A drain that settled everything before the service had been gone for
+    ``UNREACHABLE_AFTER_S`` (requests refused at once) still says the service was gone."""
+    if stop.draining and stop.reason is None and health.down_since is not None:
+        stop.reason = f"not attempted: service unreachable ({health.last_error})"
 
 
 async def _sample(stats: JobStats, bandwidth: Bandwidth | None, interval: float = 1.0) -> None:
