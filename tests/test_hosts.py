@@ -145,7 +145,7 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert again["pass"] == out["pass"] and again["queued"] == n
         workers = [_worker(job, tmp_path, f"w{i}") for i in range(3)]
         try:
-            await _until(lambda: _all_done(cfg), 120, "every group done", tmp_path)
+            await _until(lambda: _all_done(cfg), 240, "every group done", tmp_path)
         finally:
             await _stop(workers)
         assert all(p.returncode == 0 for p in workers), _logs(tmp_path)
