@@ -282,14 +282,18 @@ class PairStats:
         return out
 
     def budget_hints(self) -> list[str]:
-        """Where the configured limits are clearly above what the service gives."""
+        """Where the configured limits are clearly above what the service gives. Not the
+        upload budget of a source mailbox: nothing is imported there (its bodies are
+        exportItems' lists of ids), so a cut there (another writer filled its window) says
+        nothing about ``upload_mb_per_window`` for the copy."""
         if self._final_budget is not None:
             return self._final_budget[1]
         return [
             h
-            for _, name, p in self._mailboxes()
+            for role, name, p in self._mailboxes()
             for limit, lim in p.budget_in_effect().items()
-            if (h := learn.hint(name, limit, lim)) is not None
+            if not (limit == "upload" and role.startswith("source"))
+            and (h := learn.hint(name, limit, lim)) is not None
         ]
 
     @property

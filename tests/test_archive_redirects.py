@@ -26,7 +26,15 @@ from copyengine.report import JobStats
 from copyengine.verify import sign_off
 from copyengine.wiring import clients, run_job, store, verify_job
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET, Api, base_config, running
-from tests.jobs import archive_pair, check_copy, duplicates, selected_by_default, write_job
+from tests.jobs import (
+    archive_pair,
+    check_copy,
+    cli,
+    demo_job,
+    duplicates,
+    selected_by_default,
+    write_job,
+)
 
 pytestmark = pytest.mark.anyio
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
@@ -363,3 +371,32 @@ async def test_the_session_pool_follows_the_import_hosts_409_without_a_session_s
         assert pool.renewals == 1 + 4 and pool.moved == 4
         assert emu.stats.requests[("importItem", 409)] == 4
         assert emu.stats.requests[("importItem", 200)] == 10
+
+
+def test_an_unknown_expanded_folder_is_a_configuration_error_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    """The documentation's promise ("an unknown path is a configuration error"): in an
+    emulator file and in a job, named where it is written, not an emulator that dies at
+    start with an internal error."""
+    cfg = _expanded(base_config(), {"folders": ["/Inbox", "/Nope"]}, None)
+    with pytest.raises(
+        EmulatorConfigError, match=r"users\[0\]\.archive\.expanded\.folders: no folder '/Nope'"
+    ):
+        parse_config(cfg)
+    parse_config(_expanded(base_config(), {"folders": ["/Inbox", "/Archive/2019"]}, None))
+
+    job = demo_job(tmp_path)
+    text = job.read_text(encoding="utf-8").replace(
+        'items = 600, sizes = "realistic" }',
+        'items = 600, sizes = "realistic", archive = { expanded = { folders = ["/Nope"] } } }',
+    )
+    assert text != job.read_text(encoding="utf-8")
+    job.write_text(text, encoding="utf-8")
+    done = cli("run", job.name, "--no-progress", cwd=tmp_path, timeout=60)
+    assert done.returncode == ExitCode.CONFIG, done.stderr[-2000:]
+    assert (
+        "emulator.mailboxes[3]: archive.expanded.folders: no folder '/Nope' in the archive"
+        in done.stderr
+    )
+    assert not (tmp_path / ".copyengine").exists()  # nothing written

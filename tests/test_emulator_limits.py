@@ -9,6 +9,7 @@ import aiohttp
 import anyio
 import pytest
 
+from copyengine.emulator.config import EmulatorConfigError, parse_config
 from copyengine.emulator.throttle import MB, Limits, Throttle
 from tests.emu import q
 
@@ -288,3 +289,33 @@ def test_exchange_fast_keeps_the_per_second_ceilings() -> None:
     assert f.requests / f.request_window == pytest.approx(e.requests / e.request_window, 0.01)
     assert f.upload_bytes / f.upload_window == pytest.approx(e.upload_bytes / e.upload_window, 0.01)
     assert e.upload_bytes == 150 * MB
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"upload_byte": 5}, "emulator.limits.upload_byte: unknown rule; known: app_requests"),
+        ({"upload_bytes": -5}, "emulator.limits.upload_bytes: must be a finite number greater"),
+        ({"upload_bytes": "x"}, "emulator.limits.upload_bytes: must be a number or null"),
+        ({"upload_window": 0}, "emulator.limits.upload_window: must be a finite number greater"),
+        ({"latency_base": -0.1}, "emulator.limits.latency_base: must be a finite number at least"),
+        ({"request_window": None}, "emulator.limits.request_window: must be a number, not None"),
+        ({"concurrency": True}, "emulator.limits.concurrency: must be a number or null"),
+    ],
+)
+def test_a_nonsense_limit_is_a_configuration_error_naming_the_rule(
+    limits: dict[str, Any], message: str
+) -> None:
+    """Not a Python error about ``Limits.__init__``, not a service that refuses every import
+    (a negative budget) or fails every pair (a string compared with a number) at run time."""
+    with pytest.raises(EmulatorConfigError) as info:
+        parse_config({"emulator": {"profile": "exchange-fast", "limits": limits}})
+    assert message in str(info.value)
+
+
+def test_limits_that_make_sense_are_taken() -> None:
+    cfg = parse_config(
+        {"emulator": {"limits": {"latency_base": 0, "upload_bytes": None, "requests": 50}}}
+    )
+    lim = cfg.make_limits()
+    assert (lim.latency_base, lim.upload_bytes, lim.requests) == (0, None, 50)

@@ -8,19 +8,28 @@ the mailbox's upload budget, the same of what is left. Then the other writer its
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
+from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from copyengine.config import load_job
 from copyengine.emulator.config import EmulatorConfigError, parse_config
 from copyengine.emulator.throttle import Background, Limits, Throttle
+from copyengine.errors import ConfigError
+from copyengine.exitcodes import ExitCode
 from copyengine.graph import ImportSessionPool
 from copyengine.pacing import PacerLimits
+from copyengine.pacing.learn import Learned
+from copyengine.report import PairStats
 from tests.clients import clients
 from tests.emu import base_config, running
+from tests.fake_api import FakeAccount
+from tests.jobs import cli, demo_job
 
 ADELE = "adele@contoso.example"
 T_ADELE = "adele@fabrikam.example"
@@ -178,3 +187,44 @@ def test_a_wrong_background_upload_is_a_configuration_error(raw: Any, message: s
         parse_config({"emulator": {"background_upload": raw}})
     assert str(info.value).startswith("emulator.background_upload: ")
     assert message in str(info.value)
+
+
+class _Cut(FakeAccount):
+    """A mailbox whose upload budget the service's 429s cut to a tenth."""
+
+    def budget_in_effect(self) -> dict[str, Learned]:
+        lim = Learned.of(150 * 1024 * 1024, 300.0)
+        return {"upload": dataclasses.replace(lim, cap=lim.cap / 10, cuts=1)}
+
+
+def test_no_upload_hint_for_a_source_mailbox_nothing_is_imported_into() -> None:
+    """An upload cut on the source (another writer filled its window while only exportItems'
+    lists of ids went there) must not tell the operator to lower upload_mb_per_window."""
+    pair = PairStats("anna@contoso.example", "anna@fabrikam.example")
+    pair.pacers = [_Cut(), FakeAccount()]
+    assert pair.budget_hints() == []
+    pair.pacers = [FakeAccount(), _Cut()]
+    assert pair.budget_hints() == [
+        "the service gave mailbox anna@fabrikam.example 1/10 of [limits] "
+        "upload_mb_per_window; lower it (to about 15)"
+    ]
+
+
+def test_another_writer_in_a_mailbox_the_job_does_not_emulate_is_refused_at_load(
+    tmp_path: Path,
+) -> None:
+    job = demo_job(tmp_path)
+    text = job.read_text(encoding="utf-8").replace(
+        "[emulator]\n",
+        '[emulator]\nbackground_upload = { share = 0.5, mailboxes = ["adele@fabrikam.example",'
+        ' "nobody@fabrikam.example"] }\n',
+    )
+    job.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_job(job)
+    assert info.value.where == "emulator.background_upload.mailboxes[1]"
+    assert "'nobody@fabrikam.example'" in str(info.value)
+    done = cli("run", job.name, "--no-progress", cwd=tmp_path, timeout=60)
+    assert done.returncode == ExitCode.CONFIG, done.stderr[-2000:]
+    assert "emulator.background_upload.mailboxes[1]" in done.stderr
+    assert not (tmp_path / ".copyengine").exists()  # nothing written

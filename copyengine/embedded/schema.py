@@ -83,7 +83,22 @@ def parse_emulator(t: Table) -> EmbeddedEmulator:
         if where.startswith("faults"):
             where = f"{t.where}.{where}"
         raise ConfigError(where, _message(Exception(message), "")) from None
+    _check_background_mailboxes(t, e)
     return e
+
+
+def _check_background_mailboxes(t: Table, e: EmbeddedEmulator) -> None:
+    """The other writer's ``mailboxes`` given by UPN must be the job's emulated mailboxes
+    (a mailbox id, ``MBX:…``, is the emulator's to resolve)."""
+    bg = e.background_upload
+    names = bg.get("mailboxes") if isinstance(bg, dict) else None
+    known = {m.upn.lower() for m in e.mailboxes}
+    for i, ref in enumerate(names or ()):
+        if not str(ref).startswith("MBX:") and str(ref).lower() not in known:
+            raise ConfigError(
+                f"{t.path('background_upload')}.mailboxes[{i}]",
+                f"no mailbox {ref!r} among [emulator] mailboxes",
+            )
 
 
 def emulator_user(upn: str, spec: dict[str, Any]) -> dict[str, Any]:

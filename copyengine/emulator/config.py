@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .expand import ExpandSpec
+from .expand import ExpandSpec, check_folders
 from .faults import FaultRule
 from .identity import ALL_ROLES
 from .store import MailboxSpec
@@ -74,12 +75,38 @@ class EmulatorConfig:
     background_upload: Any = None
 
     def make_limits(self) -> Limits:
+        check_limits(self.limits)
         try:
             return Limits.profile(self.profile, self.time_scale, **self.limits)
         except TypeError as exc:
             raise EmulatorConfigError(f"emulator.limits: {exc}") from exc
         except ValueError as exc:
             raise EmulatorConfigError(f"emulator.profile: {exc}") from exc
+
+
+# the rules a profile may do without (``None``: not enforced); every other rule is a number
+OPTIONAL_RULES = {"concurrency", "requests", "upload_bytes", "app_requests"}
+# the rules that may be 0 (latencies and the concurrency 429's Retry-After)
+ZERO_RULES = {"concurrency_retry_after", "latency_base", "latency_per_mb", "latency_jitter"}
+
+
+def check_limits(raw: dict[str, Any]) -> None:
+    """``limits`` overrides: known rules, each a finite number (a count or budget, a window
+    greater than 0; a latency at least 0), or ``None`` for a rule that can be off."""
+    known = sorted(f for f in Limits.__dataclass_fields__ if f != "name")
+    for key, value in raw.items():
+        where = f"emulator.limits.{key}"
+        if key not in known:
+            raise EmulatorConfigError(f"{where}: unknown rule; known: {', '.join(known)}")
+        if value is None and key in OPTIONAL_RULES:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            off = " or null (not enforced)" if key in OPTIONAL_RULES else ""
+            raise EmulatorConfigError(f"{where}: must be a number{off}, not {value!r}")
+        low = 0 if key in ZERO_RULES else None
+        if not math.isfinite(value) or (value < 0 if low == 0 else value <= 0):
+            bound = "at least 0" if low == 0 else "greater than 0"
+            raise EmulatorConfigError(f"{where}: must be a finite number {bound}, not {value!r}")
 
 
 def _take(raw: dict[str, Any], where: str, allowed: set[str]) -> None:
@@ -112,6 +139,11 @@ def parse_user(raw: dict[str, Any], where: str) -> UserConfig:
         )
     except (TypeError, ValueError) as exc:
         raise EmulatorConfigError(f"{where}.archive: {exc}") from exc
+    if expanded is not None and arch is not None:
+        try:
+            check_folders(arch, expanded, str(raw["upn"]))
+        except ValueError as exc:
+            raise EmulatorConfigError(f"{where}.archive.{exc}") from exc
     return UserConfig(upn=str(raw["upn"]), mailbox=spec, archive=arch, expanded=expanded)
 
 

@@ -21,10 +21,10 @@ URL (a test of a client that must refuse it)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from .store import Folder, Item, Mailbox, new_mailbox
+from .store import Folder, Item, Mailbox, MailboxSpec, new_mailbox, seed_mailbox
 
 MOVED = "ErrorArchiveFolderMovedPermanently"
 
@@ -61,6 +61,19 @@ class ExpandSpec:
         if spec.every < 1 or spec.session_uploads < 0:
             raise ValueError("expanded.every must be >= 1 and session_uploads >= 0")
         return spec
+
+
+def check_folders(archive: MailboxSpec, spec: ExpandSpec, upn: str) -> None:
+    """``folders`` must name folders the archive ``archive`` seeds: an unknown path is a
+    configuration error where the spec is read, before any mailbox is made (the folder tree
+    of a spec does not depend on its items)."""
+    if spec.folders is None:
+        return
+    scratch = new_mailbox("check", upn, archive=True)
+    seed_mailbox(scratch, replace(archive, items=0))
+    for path in spec.folders:
+        if scratch.folder_by_path(path) is None:
+            raise ValueError(f"expanded.folders: no folder {path!r} in the archive")
 
 
 def expand(archive: Mailbox, spec: ExpandSpec) -> Mailbox:
