@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from copyengine.exitcodes import ExitCode
-from tests.jobs import cli, demo_job, started_run
+from tests.jobs import cli, demo_job, finished_event, started_run
 
 STRICT = 'profile = "exchange-fast"\nlimits = { upload_bytes = 500000, latency_base = 0.01 }\n'
 UNLIMITED = 'profile = "unlimited"\n'
@@ -70,6 +70,11 @@ def test_ctrl_c_while_throttled_exits_within_5_s_and_the_next_run_finishes(
     assert totals["throttled_429"] > 0  # it was throttled when interrupted
     assert 0 < totals["copied"] < totals["source_items"]
     assert "waited on the service" in str(first["stop_reason"])
+    # the log says what the report says of the budget the service gave (the hint to lower
+    # [limits]), as the screen's summary does
+    finished = finished_event(rest)
+    assert finished["exit_code"] == ExitCode.INTERRUPTED
+    assert first["hints"] and finished["hints"] == first["hints"]
 
     _job(tmp_path, UNLIMITED)  # the same mailboxes (persisted), the service unthrottled
     again = cli("run", "config.example.toml", "--no-progress", cwd=tmp_path, timeout=120)

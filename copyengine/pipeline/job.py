@@ -462,6 +462,7 @@ def _finish(
         paused=stats.paused,
         report=str(own or cfg.report_path) if report else None,
         duration_s=round(stats.duration(), 2),
+        hints=stats.hints(),  # the report's: where [limits] are above what the service gave
     )
 
 
