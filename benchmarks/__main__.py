@@ -149,8 +149,11 @@ TARGETS = {
     "<= 115% of SQLite's",
     "incremental": "second-pass requests <= 2 x changes + 2 x folders; second-pass time "
     "<= 5% of the first pass",
-    "throughput": "copyengine >= 80% of minimal and >= 10x naive; CPU per item <= 1.2x minimal",
-    "latency": "copyengine >= 10x naive (the throughput target's second half, with latency)",
+    "throughput": "copyengine >= 80% of minimal; CPU per item <= 1.2x minimal's in the same "
+    "run; with --base, items/s unchanged (the '10x naive' target is latency's: under "
+    "`unlimited` the naive ratio measures the emulator, not the client)",
+    "latency": "copyengine >= 10x naive (moved here from throughput: a sequential client pays "
+    "the service's latency)",
     "ceiling": ">= 95% of the theoretical ceiling, < 1% of requests answered 429",
     "stricter": "the service at 1/2, 1/10, 1/60 of the configured budgets, alone and with "
     "another writer taking half of each upload budget: >= 80% of the real budget's items/s, "
@@ -230,6 +233,24 @@ def table(res: dict[str, Any]) -> str:
     )
 
 
+def against_base(res: dict[str, Any], base: str) -> str:
+    """The engine against ``base`` (the engine at another revision, run in the same run):
+    items/s and CPU per item, medians and per repeat (a repeat's pair ran minutes apart at
+    most, so its ratio is the one the machine's load moves least)."""
+    runs = zip(res["runs"]["copyengine"], res["runs"][base], strict=True)
+    per = [
+        (a["items_per_s"] / b["items_per_s"], a["cpu_s_per_1000_items"] / b["cpu_s_per_1000_items"])
+        for a, b in runs
+    ]
+    speed = _med(res, "copyengine", "items_per_s") / _med(res, base, "items_per_s")
+    cpu = _med(res, "copyengine", "cpu_s_per_1000_items") / _med(res, base, "cpu_s_per_1000_items")
+    return (
+        f"against {base} (medians): items/s {speed:.0%}, CPU per item {cpu:.2f}x; per "
+        f"repeat: items/s {', '.join(f'{s:.0%}' for s, _ in per)}, CPU per item "
+        f"{', '.join(f'{c:.2f}x' for _, c in per)}"
+    )
+
+
 def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[str]:
     out = []
     integ = res.get("integrity", {})
@@ -245,8 +266,10 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
             f"{'met' if ce >= 0.8 * mi else 'MISSED'})"
         )
         out.append(
-            f"copyengine / naive = {ce / na:.1f}x (target 10x: "
-            f"{'met' if ce >= 10 * na else 'MISSED'})"
+            f"copyengine / naive = {ce / na:.1f}x (no target here: under `unlimited` a "
+            "sequential client pays only the emulator's ~1 ms per request and every client "
+            "runs into the emulator's one core, so this ratio measures the emulator, not the "
+            "client; the 10x naive target is `latency`'s)"
         )
         cpu_ce, cpu_mi = (_med(res, c, "cpu_s_per_1000_items") for c in ("copyengine", "minimal"))
         side = [
@@ -258,6 +281,9 @@ def verdicts(s: Scenario, res: dict[str, Any], extra: dict[str, Any]) -> list[st
             f"1.2x: {'met' if cpu_ce <= 1.2 * cpu_mi else 'MISSED'}); in each repeat, run "
             f"side by side: {', '.join(f'{r:.2f}x' for r in side)}"
         )
+        base = next((c for c in res["summary"] if c.startswith(BASE_PREFIX)), None)
+        if base is not None:
+            out.append(against_base(res, base))
     elif s.name == "latency":
         ce, mi, na = (_med(res, c, "items_per_s") for c in ("copyengine", "minimal", "naive"))
         out.append(

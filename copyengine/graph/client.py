@@ -20,6 +20,7 @@ import structlog
 from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
 from ..timefmt import parse_graph_time
+from . import longstrings
 from .archive import LOOP, MAX_HOPS, MOVED, REFUSED, export_redirect
 from .models import (
     EXPAND_KEYS,
@@ -55,6 +56,23 @@ class _ExportResponse(msgspec.Struct):
 
 
 _EXPORT_DECODER = msgspec.json.Decoder(_ExportResponse)
+
+
+def decode_export(payload: bytes | bytearray) -> list[_ExportRow]:
+    """An exportItems answer's rows; the ``data`` strings found at memchr speed
+    (``longstrings``), not walked by the decoder, whenever each cut string is a row's data."""
+    cut = longstrings.cut(payload)
+    if cut is not None:
+        rows = _EXPORT_DECODER.decode(cut.rest).value
+        restored = 0
+        for v in rows:
+            token = cut.restore(memoryview(v.data)) if v.data else None
+            if token is not None:
+                v.data = msgspec.Raw(token)
+                restored += 1
+        if restored == len(cut.strings):
+            return rows
+    return _EXPORT_DECODER.decode(payload).value
 
 
 def seg(value: str) -> str:
@@ -363,7 +381,7 @@ class GraphClient:
         )
         payload = await self.transport.request(call)
         try:
-            rows = _EXPORT_DECODER.decode(payload).value
+            rows = decode_export(payload)
         except msgspec.DecodeError as exc:
             raise Transient(
                 f"exportItems: the response is not valid JSON ({exc})",
