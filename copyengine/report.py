@@ -184,7 +184,7 @@ class PairStats:
     # requests and 429s, not in its ceiling (that is its target mailboxes')
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
     _final: tuple[int, float, int, float | None] | None = None
-    _final_budget: tuple[dict[str, dict[str, float]], list[str]] | None = None
+    _final_budget: tuple[dict[str, dict[str, float]], list[learn.Advice]] | None = None
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
         fs = self.folders.get(path)
@@ -258,7 +258,7 @@ class PairStats:
             f.continued()
 
     def freeze_pacing(self) -> None:
-        self._final_budget = (self.budget_in_effect(), self.budget_hints())
+        self._final_budget = (self.budget_in_effect(), self.budget_advice())
         self._final = (self.throttled, self.throttle_wait_s, self.requests, self.ceiling_pct)
 
     def _mailboxes(self) -> list[tuple[str, str, AccountView]]:
@@ -286,14 +286,18 @@ class PairStats:
         upload budget of a source mailbox: nothing is imported there (its bodies are
         exportItems' lists of ids), so a cut there (another writer filled its window) says
         nothing about ``upload_mb_per_window`` for the copy."""
+        return learn.say(self.budget_advice())
+
+    def budget_advice(self) -> list[learn.Advice]:
+        """``budget_hints`` before they are said (the job says them once per key)."""
         if self._final_budget is not None:
             return self._final_budget[1]
         return [
-            h
+            a
             for role, name, p in self._mailboxes()
             for limit, lim in p.budget_in_effect().items()
             if not (limit == "upload" and role.startswith("source"))
-            and (h := learn.hint(name, limit, lim)) is not None
+            and (a := learn.advice(name, limit, lim)) is not None
         ]
 
     @property
@@ -504,9 +508,9 @@ class JobStats:
         return ExitCode.OK
 
     def hints(self) -> list[str]:
-        """What the operator should change (each once): the limits above what the service
-        gave a mailbox."""
-        return list(dict.fromkeys(h for p in self.pairs.values() for h in p.budget_hints()))
+        """What the operator should change, once per ``[limits]`` key: the limits above what
+        the service gave the job's mailboxes (the strictest one's value)."""
+        return learn.say([a for p in self.pairs.values() for a in p.budget_advice()])
 
     def totals(self) -> dict[str, Any]:
         """The job's totals (the report's ``totals``), without building every pair's and

@@ -16,11 +16,13 @@ from copyengine import unsent
 from copyengine.pacing import MailboxPacer, PacerLimits
 from copyengine.pacing.learn import (
     Learned,
+    advice,
     answered,
     concurrency_answered,
     concurrency_throttled,
     fraction,
     hint,
+    say,
     slots,
     spread,
     throttled,
@@ -451,3 +453,40 @@ def test_a_count_is_hinted_as_a_whole_number() -> None:
     assert got is not None and got.endswith("lower it (to about 2)")
     low = hint("anna@contoso.example", "concurrency", Learned(4, 0.5, cuts=1))
     assert low is not None and low.endswith("(to about 1)")
+
+
+def test_a_window_far_shorter_than_configured_is_hinted_with_its_budget() -> None:
+    """Review (issue 26): default [limits] (150 MB / 300 s) against a service keeping 2.5 MB
+    per 5 s was told "lower upload_mb_per_window to about 113"; pasted, the next run was
+    refused again and told to lower it more. The hint names the window and the budget in it."""
+    configured = 150 * MB
+    lim = Learned(configured, 113 * MB, 300.0, 5.0, shown=5.0, cuts=3)
+    got = hint("anna@contoso.example", "upload", lim)
+    assert got is not None
+    assert "set upload_window_s = 5 and upload_mb_per_window = 1.9" in got, got
+    assert "not [limits] upload_window_s = 300" in got
+    # the window in effect is the configured one: the budget per it, as before
+    got = hint("anna@contoso.example", "upload", Learned(configured, 15 * MB, 300.0, 300.0, cuts=1))
+    assert got is not None and got.endswith("lower it (to about 15)")
+
+
+def test_the_job_says_each_key_once_with_the_strictest_mailbox() -> None:
+    """At a few hundred mailboxes one line per mailbox would be hundreds of lines for one
+    job-wide key: one line per key, how many mailboxes, the strictest and its value."""
+    configured = 150 * MB
+    cuts = {
+        "a@x": Learned(configured, 60 * MB, 300.0, 300.0, cuts=1),
+        "b@x": Learned(configured, 15 * MB, 300.0, 300.0, cuts=2),
+        "c@x": Learned(configured, 100 * MB, 300.0, 300.0, cuts=1),
+        "d@x": Learned(configured, 140 * MB, 300.0, 300.0, cuts=1),  # most of it: no hint
+    }
+    slots = Learned(4, 2.0, cuts=1)
+    advices = [a for n, lim in cuts.items() if (a := advice(n, "upload", lim)) is not None]
+    advices.append(advice("a@x", "concurrency", slots))  # type: ignore[arg-type]
+    got = say(advices)
+    assert got == [
+        "the service gave 3 mailboxes (the strictest: b@x) 1/10 of [limits] "
+        "upload_mb_per_window; lower it (to about 15)",
+        "the service gave mailbox a@x 1/2 of [limits] in_flight_per_mailbox; lower it (to about 2)",
+    ]
+    assert say([]) == []

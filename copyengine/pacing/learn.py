@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,20 +246,84 @@ LIMIT_KEYS = {
 }
 
 
-def hint(name: str, limit: str, lim: Learned) -> str | None:
-    """What an operator should change when the service gave mailbox ``name`` clearly less
-    than the configured ``limit`` (a ``LIMIT_KEYS`` key); None otherwise."""
+# a limit whose window the operator sets: its ``[limits]`` key
+WINDOW_KEYS = {"upload": "upload_window_s", "requests": "request_window_s"}
+# a window the service showed under this share of the configured one is worth saying
+WINDOW_HINT_BELOW = 0.5
+
+
+class Advice(NamedTuple):
+    """What one mailbox's budget in effect says of one ``[limits]`` key."""
+
+    mailbox: str
+    limit: str  # a ``LIMIT_KEYS`` key
+    share: float  # the budget in effect, as a share of the configured one
+    value: float  # about what to set the key to (its unit), per ``window``
+    window: float = 0.0  # the service's window, when far shorter than the configured one
+    period: float = 0.0  # the configured window
+
+
+def advice(name: str, limit: str, lim: Learned) -> Advice | None:
+    """What to change when the service gave mailbox ``name`` clearly less than the
+    configured ``limit``; None otherwise. A service that keeps the budget over a window far
+    shorter than the configured one (the x60 emulator, a tenant's stricter policy) is
+    answered with that window and the budget in it: a budget per configured window alone
+    would still be sent in bursts the service refuses, and every run would hint lower."""
     if lim.cuts == 0 or lim.share >= HINT_BELOW or limit not in LIMIT_KEYS:
         return None
-    key, unit = LIMIT_KEYS[limit]
-    about = lim.cap / unit
-    said = f"{about:,.0f}" if about >= 10 else f"{about:.2g}"
+    unit = LIMIT_KEYS[limit][1]
+    budget, seconds = lim.in_window()
+    if limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
+        return Advice(name, limit, lim.share, budget / unit, seconds, lim.period)
+    return Advice(name, limit, lim.share, lim.cap / unit, 0.0, lim.period)
+
+
+def _said(limit: str, about: float) -> str:
     if limit != "upload":  # counts: a whole number, at least one
-        said = f"{max(1, int(about)):,}"
-    return (
-        f"the service gave mailbox {name} {fraction(lim.share)} of [limits] {key}; "
-        f"lower it (to about {said})"
-    )
+        return f"{max(1, int(about)):,}"
+    return f"{about:,.0f}" if about >= 10 else f"{about:.2g}"
+
+
+def _seconds(s: float) -> str:
+    return f"{s:,.0f}" if s >= 10 else f"{s:.2g}"
+
+
+def say(advices: list[Advice]) -> list[str]:
+    """The hints, one per ``[limits]`` key (the keys are job-wide): the mailbox, or how many
+    and the strictest, and the value the strictest needs (a run at it goes without 429s)."""
+    by_limit: dict[str, list[Advice]] = {}
+    for a in advices:
+        by_limit.setdefault(a.limit, []).append(a)
+    out = []
+    for limit, group in by_limit.items():
+        key = LIMIT_KEYS[limit][0]
+        timed = [a for a in group if a.window > 0]
+        least = min(timed or group, key=lambda a: (a.window or math.inf, a.value))
+        names = sorted({a.mailbox for a in group})
+        who = (
+            f"mailbox {least.mailbox}"
+            if len(names) == 1
+            else f"{len(names)} mailboxes (the strictest: {least.mailbox})"
+        )
+        value = _said(limit, min(a.value for a in (timed or group)))
+        if timed:
+            out.append(
+                f"the service kept {who}'s {limit} budget over a {_seconds(least.window)} s "
+                f"window, not [limits] {WINDOW_KEYS[limit]} = {_seconds(least.period)}; set "
+                f"{WINDOW_KEYS[limit]} = {_seconds(least.window)} and {key} = {value}"
+            )
+        else:
+            out.append(
+                f"the service gave {who} {fraction(least.share)} of [limits] {key}; "
+                f"lower it (to about {value})"
+            )
+    return out
+
+
+def hint(name: str, limit: str, lim: Learned) -> str | None:
+    """The hint for one mailbox's ``limit`` (``say`` of its ``advice``); None: none."""
+    a = advice(name, limit, lim)
+    return None if a is None else say([a])[0]
 
 
 def fraction(share: float) -> str:
