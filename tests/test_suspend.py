@@ -226,13 +226,15 @@ async def test_unknown_pairs_and_waves_are_refused_naming_them(tmp_path: Path) -
             done = await _cli(*args)
             assert done.returncode == ExitCode.CONFIG, _out(done)
             assert named in done.stderr.decode(), _out(done)
-        for args, named in (  # no scope, or two: a bad command line (exit 2), as click's own
+        usage: list[tuple[tuple[str | Path, ...], str]] = [
+            # no scope, or two: a bad command line (exit 2), as click's own
             (("suspend", job), "--pair, --wave, --all: give one of them"),
             (("resume", job), "--pair, --wave, --all: give one of them"),
             (("suspend", job, "--all", "--wave", "1"), "give one of them"),
             (("suspend", tmp_path / "absent.toml"), "give one of them"),  # before the file
-        ):
-            done = await _cli(*args)
+        ]
+        for bad, named in usage:
+            done = await _cli(*bad)
             assert done.returncode == ExitCode.USAGE, _out(done)
             assert named in done.stderr.decode() and "Usage:" in done.stderr.decode(), _out(done)
         assert not (tmp_path / "state.sqlite").exists()  # refused: nothing written

@@ -61,7 +61,7 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
             )
     console.print(t)
     console.print(
-        f"{summary['copy']:,} items ({summary['copy_bytes'] / 1e6:,.1f} MB) to copy, "
+        f"{summary['copy']:,} items ({mb(summary['copy_bytes'])} MB) to copy, "
         f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
         f"{summary['pairs_in_parallel']} pairs at once, bound by "
         f"{', '.join(summary['binding_limits']) or '-'} (requests took "

@@ -445,7 +445,7 @@ def _finish(
         unknown=sum(p.unknown for p in stats.pairs.values()),
         fatal=stats.fatal,
         stop_reason=stats.stop_reason,
-        paused=stats.paused,
+        paused=stats.pause_said(),
         report=str(own or cfg.report_path) if report else None,
         duration_s=round(stats.duration(), 2),
     )
