@@ -175,6 +175,14 @@ async def test_a_wave_suspended_ends_the_run_paused_and_resume_finishes_it(
         assert "exit 8: paused" in screen and "1 suspended (copyengine resume)" in screen
         assert _finished(run.stderr.decode())["exit_code"] == 8
         report = json.loads((tmp_path / "report.json").read_text())
+        # why it paused, said alike by the report and job.finished: the pair held
+        why = "pairs held by the operator's controls: 1 suspended (copyengine resume)"
+        assert report["paused"] == _finished(run.stderr.decode())["paused"] == why
+        # status: the pair suspended before it ever started has its line too
+        said = await _cli("status", job)
+        lines = said.stdout.decode().splitlines()
+        assert f"{ADELE[0]} -> {ADELE[1]}: suspended, not started" in lines, _out(said)
+        assert any(ln.startswith(f"{BIANCA[0]} -> {BIANCA[1]}: done (") for ln in lines)
         by = {p["source"]: p for p in report["pairs"]}
         assert by[ADELE[0]]["status"] == "suspended" and by[BIANCA[0]]["status"] == "done"
         hold = by[ADELE[0]]["hold"]
