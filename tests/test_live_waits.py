@@ -5,7 +5,6 @@ operator), never one for another. The pacer's account tells the first two apart.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import anyio
@@ -14,19 +13,9 @@ import pytest
 from copyengine import unsent
 from copyengine.console.live import job_line, live_table
 from copyengine.pacing import MailboxPacer, PacerLimits
-from copyengine.pacing.learn import Learned
 from copyengine.report import JobStats, PairStatus
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        await anyio.sleep(math.inf if seconds > 1e6 else 3600.0)
+from tests.fake_api import FakeAccount
+from tests.test_pacer_learn import Clock  # a pacer's clock whose sleeps last
 
 
 @pytest.mark.anyio
@@ -58,29 +47,11 @@ async def test_the_account_tells_our_budget_from_the_services_retry_after() -> N
         assert not pacer.account.waiting_on_service
 
 
-class Account:
+def Account(waiting: bool = False, on_service: bool = False) -> FakeAccount:
     """A mailbox's account as the stats read it: waiting or not, and on what."""
-
-    def __init__(self, waiting: bool = False, on_service: bool = False) -> None:
-        self.waiting, self.waiting_on_service, self.inflight = waiting, on_service, 0
-
-    def throttle_wall_s(self) -> float:
-        return 0.0
-
-    def throttled_total(self) -> int:
-        return 0
-
-    def throttled_by_reason(self) -> dict[str, int]:
-        return {}
-
-    def requests_total(self) -> int:
-        return 0
-
-    def ceiling_share(self) -> float | None:
-        return None
-
-    def budget_in_effect(self) -> dict[str, Learned]:
-        return {}
+    account = FakeAccount()
+    account.waiting, account.waiting_on_service = waiting, on_service
+    return account
 
 
 def _stats() -> JobStats:
