@@ -243,15 +243,19 @@ class PairStats:
 
     @property
     def throttled_now(self) -> bool:
-        """Requests of the pair wait on the service's Retry-After (a 429) right now."""
+        """Requests of the pair wait on a budget or the service's Retry-After right now."""
+        return self._final is None and any(p.waiting for p in self._live())
+
+    @property
+    def service_throttled_now(self) -> bool:
+        """Of them, some on the service's Retry-After (a 429)."""
         return self._final is None and any(p.waiting_on_service for p in self._live())
 
     @property
     def pacing_now(self) -> bool:
-        """Requests of the pair wait on the job's own budget right now (``[limits]``, or
-        what the service's 429s left of it), none on the service's Retry-After."""
-        live = self._live()
-        return self._final is None and not self.throttled_now and any(p.waiting for p in live)
+        """Requests of the pair wait on the job's own budget alone right now (``[limits]``,
+        or what the service's 429s left of it), none on the service's Retry-After."""
+        return self.throttled_now and not self.service_throttled_now
 
     def _live(self) -> tuple[AccountView, ...]:
         return (*self.pacers, *self.aux_pacers)

@@ -72,7 +72,7 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
         left = max(max(known, default=0.0), sum(known) / max(1, lim.pairs_in_parallel))
         eta = "0s" if not etas else (f"{left:,.0f}s" if known else "-")
     running = [p for p in pairs if p.status == "running"]  # a held pair's waits are its hold's
-    throttled = sum(p.throttled_now for p in running)
+    throttled = sum(p.service_throttled_now for p in running)
     pacing = sum(p.pacing_now for p in running)
     return (
         f"{done:,}/{listed:,} items ({pct}){'' if all_listed else ' listed so far'} · "
@@ -158,7 +158,9 @@ def _waits_on(p: PairStats) -> str:
     service's Retry-After), ``pacing`` (the job's own budget)."""
     if p.status != "running":
         return str(p.status)
-    return "throttled" if p.throttled_now else "pacing" if p.pacing_now else str(p.status)
+    if p.service_throttled_now:
+        return "throttled"
+    return "pacing" if p.pacing_now else str(p.status)
 
 
 def held_reasons(stats: JobStats) -> list[str]:
@@ -286,6 +288,7 @@ async def show_progress(
             bwlimit_mb_s=stats.bwlimit_mb_s,
             throttled_429=totals["throttled_429"],
             throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
+            service_throttled_now=sum(p.service_throttled_now for p in stats.pairs.values()),
             pacing_now=sum(p.pacing_now for p in stats.pairs.values()),
             line=job_line(stats, limits),
         )
