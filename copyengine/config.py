@@ -512,6 +512,7 @@ def _with_waves(
     """Each pair with its wave's controls (``[waves.<wave>]``) where its entry gives none."""
     known = {p.wave for p in pairs if p.wave}
     by_wave: dict[str, dict[str, Any]] = {}
+    wave_at: dict[str, str] = {}  # a wave's table, as its keys are named
     for key in list(waves.raw):
         label = wave_label(key)
         if label not in known:
@@ -521,7 +522,7 @@ def _with_waves(
                 f"{', '.join(sorted(known)) or 'none'})",
             )
         t = waves.table(key)
-        by_wave[label] = pair_controls(t, tz)
+        by_wave[label], wave_at[label] = pair_controls(t, tz), waves.path(key)
         t.done()
     waves.done()
     out = []
@@ -529,7 +530,29 @@ def _with_waves(
         given = own[i] if i < len(own) else {}  # [[pairs]] entries come first
         wave = {k: v for k, v in by_wave.get(p.wave, {}).items() if k not in given}
         out.append(replace(p, **wave) if wave else p)
+        _times_in_order(out[-1], {k: wave_at[p.wave] for k in wave})
     return out
+
+
+def _times_in_order(p: Pair, inherited: dict[str, str]) -> None:
+    """A pair's ``start_after`` no later than its ``complete_after`` (a cutover can never
+    come before the pair's first pass): refused naming where each came from (``inherited``:
+    the wave's table a key came from, by key; the pair's own entry otherwise)."""
+    start, done = p.start_after, p.complete_after
+    if start is None or done is None or start <= done:
+        return
+    at = {k: inherited.get(k, p.origin) for k in ("start_after", "complete_after")}
+    where = at["start_after"] if at["start_after"] == at["complete_after"] else p.origin
+
+    def named(key: str, when: datetime) -> str:
+        return f"{key} ({at[key]}.{key}: {when.isoformat(sep=' ', timespec='minutes')})"
+
+    raise ConfigError(
+        where,
+        f"{named('start_after', start)} is later than {named('complete_after', done)}: no "
+        "pass, so no cutover, can start before start_after; give a complete_after at or "
+        "after it",
+    )
 
 
 def _schedule(root: Table) -> Schedule | None:

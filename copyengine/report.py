@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import MB
 from .exitcodes import ExitCode
 from .pacing import learn
 from .pacing.accounting import AccountView
@@ -144,6 +145,7 @@ class PairStatus(StrEnum):
     INTERRUPTED = "interrupted"  # a drain or an abort stopped it; run again to finish
     SUSPENDED = "suspended"  # the operator suspended it (``copyengine resume`` continues it)
     WAITING = "waiting"  # held by its schedule, start_after or complete_after (``hold``)
+    PAUSED = "paused"  # stopped by the run's cap (``run --max-items/--max-mb``: ``hold``)
 
 
 # held by the operator's controls at the end of a run: neither failed nor done
@@ -174,7 +176,8 @@ class PairStats:
     # what the pass found (rules changed, target folders deleted under us)
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
-    hold: str | None = None  # why it is suspended or waiting (``pipeline.gate.Hold.text``)
+    # why it is suspended or waiting (``pipeline.gate.Hold.text``), or paused (the cap)
+    hold: str | None = None
     # auto-expanding archives (not failures): items exported from an auxiliary archive after
     # a redirect ("redirected"), import sessions made anew on the import host's 409
     # ("sessions_renewed"), target folders found to import through an auxiliary archive
@@ -240,7 +243,22 @@ class PairStats:
 
     @property
     def throttled_now(self) -> bool:
-        return self._final is None and any(p.waiting for p in (*self.pacers, *self.aux_pacers))
+        """Requests of the pair wait on a budget or the service's Retry-After right now."""
+        return self._final is None and any(p.waiting for p in self._live())
+
+    @property
+    def service_throttled_now(self) -> bool:
+        """Of them, some on the service's Retry-After (a 429)."""
+        return self._final is None and any(p.waiting_on_service for p in self._live())
+
+    @property
+    def pacing_now(self) -> bool:
+        """Requests of the pair wait on the job's own budget alone right now (``[limits]``,
+        or what the service's 429s left of it), none on the service's Retry-After."""
+        return self.throttled_now and not self.service_throttled_now
+
+    def _live(self) -> tuple[AccountView, ...]:
+        return (*self.pacers, *self.aux_pacers)
 
     @property
     def ceiling_pct(self) -> float | None:
@@ -507,6 +525,23 @@ class JobStats:
             return ExitCode.ITEMS_FAILED
         return ExitCode.OK
 
+    def held_said(self) -> str:
+        """The pairs the operator's controls hold, by why: ``1 suspended (copyengine
+        resume), 2 waiting for their schedule``; empty when none is."""
+        held = [p for p in self.pairs.values() if p.status in HELD]
+        suspended = sum(p.status is PairStatus.SUSPENDED for p in held)
+        parts = [f"{suspended} suspended (copyengine resume)"] if suspended else []
+        if len(held) > suspended:
+            parts.append(f"{len(held) - suspended} waiting for their schedule")
+        return ", ".join(parts)
+
+    def pause_said(self) -> str | None:
+        """Why the run paused (exit 8), as the report and ``job.finished`` say it: the run's
+        cap, else the pairs the operator's controls hold (all that was left)."""
+        if self.paused or self.exit_code() is not ExitCode.PAUSED:
+            return self.paused
+        return "pairs held by the operator's controls: " + self.held_said()
+
     def hints(self) -> list[str]:
         """What the operator should change, once per ``[limits]`` key: the limits above what
         the service gave the job's mailboxes (the strictest one's value)."""
@@ -534,7 +569,7 @@ class JobStats:
             "throttle_wait_s": round(sum(p.throttle_wait_s for p in self.pairs.values()), 3),
             "requests": sum(p.requests for p in self.pairs.values()),
             "items_per_s": round(copied / d, 1) if d > 0 else 0.0,
-            "mb_per_s": round(copied_bytes / d / 1e6, 2) if d > 0 else 0.0,
+            "mb_per_s": round(copied_bytes / d / MB, 2) if d > 0 else 0.0,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -547,7 +582,7 @@ class JobStats:
             "exit_code": int(self.exit_code()),
             "interrupted": self.interrupted,
             "stop_reason": self.stop_reason,
-            "paused": self.paused,
+            "paused": self.pause_said(),
             "bwlimit_mb_s": self.bwlimit_mb_s,
             "fatal": self.fatal,
             "pass": self.pass_info,

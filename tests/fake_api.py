@@ -44,7 +44,7 @@ class Applied:
 
 
 class FakeAccount:
-    waiting = False
+    waiting = waiting_on_service = False
     inflight = 0
 
     def throttle_wall_s(self) -> float:

@@ -385,6 +385,18 @@ async def test_max_items_stops_cleanly_with_exactly_n_copied_and_the_next_run_fi
     assert report["totals"]["unknown"] == 0
     copied, dup, lost = _target_counts(emu.state)
     assert (copied, dup, lost) == (37, 0, total - 37)
+    # each pair the cap stopped says so (paused, the cap as its why), never interrupted: in
+    # the report, the summary on the screen, the HTML page and ``status``
+    cap = "the run's cap was reached (--max-items 37)"
+    stopped = [p for p in report["pairs"] if p["status"] != "done"]
+    assert stopped and all(p["status"] == "paused" and p["hold"] == cap for p in stopped)
+    assert "interrupted" not in out, out[-3000:]
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Paused at the run&#x27;s cap: run again to continue" in page
+    assert "nterrupted" not in page
+    code_s, said = await finish_process(cli_process("status", str(job)), 60)
+    assert code_s == 0 and f"{ADELE} -> {T_ADELE}: paused (" in said, said
+    assert "interrupted" not in said, said
     # the next run (no cap) finishes the rest, exactly
     code2, out2 = await finish_process(cli_process(*args), 120)
     assert code2 == ExitCode.OK, out2[-3000:]
@@ -463,7 +475,7 @@ def test_the_cap_is_shown_beside_the_rate_and_as_a_metric() -> None:
     stats = _stats("the run's cap was reached (--max-items 3)")
     assert "(cap" not in job_line(stats)
     stats.bwlimit_mb_s = 0.5
-    assert "MB/s now (cap 0.5 MiB/s uploaded)" in job_line(stats)
+    assert "MB/s now (cap 0.5 MB/s uploaded)" in job_line(stats)  # one unit: 1 MB = 1 MiB
     registry = CollectorRegistry()
     registry.register(JobCollector.of_run(stats))
     assert "copyengine_bwlimit_bytes_per_second 524288.0" in generate_latest(registry).decode()
@@ -471,3 +483,21 @@ def test_the_cap_is_shown_beside_the_rate_and_as_a_metric() -> None:
         "exit 8: paused: the run's cap was reached (--max-items 3): 3 copied; run again to continue"
     )
     assert stats.as_dict()["paused"] == stats.paused and stats.as_dict()["bwlimit_mb_s"] == 0.5
+
+
+def test_every_mb_shown_is_one_mib() -> None:
+    """The live line, its progress event, the tables and the report say MB as the options
+    and the job file take them (1 MB = 1 MiB): a rate at the cap reads as the cap."""
+    from copyengine.console.live import job_line, live_table, summary_table
+
+    stats = _stats(None, status=PairStatus.RUNNING)
+    stats.bwlimit_mb_s = 2.0
+    stats.pairs["a->b"].folders["f"].copied_bytes = 20 * MB
+    stats.started -= 10  # ten seconds at exactly the cap
+    stats.timeline = [(0.0, 0, 0, 0), (10.0, 3, 20 * MB, 0)]
+    line = job_line(stats)
+    assert "2.0 MB/s now (cap 2 MB/s uploaded)" in line and "MiB" not in line, line
+    assert stats.as_dict()["totals"]["mb_per_s"] == 2.0
+    for table, column in ((live_table(stats), "MB"), (summary_table(stats), "MB copied")):
+        row = table.rows[0]
+        assert row is not None and row[table.columns.index(column)] == "20.0", row

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from copyengine.config import MB
 from copyengine.console.fit import Fitted, console_for
 from copyengine.console.live import live_table, summary_table
 from copyengine.console.signoff import print_sign_off
@@ -36,7 +37,7 @@ def _stats(live: bool = False) -> JobStats:
         p.error_code = None if live or i == 0 else "MailboxNotFound"
         f = p.folder("/Inbox/Projects/2026 budget review", ("Inbox",))
         f.source_items, f.copied, f.already_present = 1_234_567, 987_654, 12_345
-        f.copied_bytes = 4_321_000_000
+        f.copied_bytes = 4_321 * MB  # 1 MB = 1 MiB, as shown
         f.skipped["too_large"] = 4_321
     return stats
 

@@ -162,7 +162,8 @@ def test_limits_types_sizes_and_dates_in_words() -> None:
     assert words.item_type("IPM.Schedule.Meeting.Request") == "Meeting request"
     assert words.item_type("IPM.Note.SMIME.MultipartSigned") == "Email (signed or encrypted)"
     assert words.item_type("X.Custom") == "X.Custom" and words.item_type("") == "-"
-    assert [words.size(n) for n in (512, 34_000, 1_234_567, 2_500_000_000)] == [
+    kib = 1024  # 1 KB = 1 KiB, as Outlook shows sizes and as every MB copyengine shows
+    assert [words.size(n) for n in (512, 34 * kib, 1_258_291, 5 * kib**3 // 2)] == [
         "512 bytes",
         "34 KB",
         "1.2 MB",

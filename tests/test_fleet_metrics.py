@@ -32,7 +32,7 @@ class Account:
 
     def __init__(self, share: float | None) -> None:
         self.share = share
-        self.waiting = False
+        self.waiting = self.waiting_on_service = False
         self.inflight = 0
 
     def throttle_wall_s(self) -> float:

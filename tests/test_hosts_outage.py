@@ -279,6 +279,11 @@ async def test_a_store_gone_past_the_limit_ends_the_worker_with_a_clear_error(
         print(f"the worker left {took:.1f} s after the server stopped (limit 4 s)")
         assert gone.returncode == 5, text[-3000:]
         assert "Traceback" not in text, text[-5000:]
+        # promptly once past the limit: what is left to say to the database fails at once,
+        # never waiting on a pool's connection timeout (10 s a statement: it took 30 s);
+        # the limit, its drain (drain_timeout_s = 5) and room for a loaded machine
+        assert took < 4.0 + 5.0 + 3.0, (took, text[-3000:])
+        assert "Task exception was never retrieved" not in text, text[-3000:]
         assert "unreachable for" in text and "error: " in text, text[-3000:]
         own_pg.start()
         workers = [_worker(job, tmp_path, f"w{i}", "--until-done") for i in range(2)]

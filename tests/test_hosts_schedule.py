@@ -2,7 +2,9 @@
 (``COPYENGINE_CLOCK``) shared by the test and the workers: a group submitted outside its
 window waits in the queue (``waiting``, not failed, not stalled) and runs at the window; a
 window that closes mid-segment drains the group, which is queued again for the next window
-and finishes exact; a worker of concurrency 1 takes the groups in their priority order."""
+and finishes exact; a cutover submitted before its pairs' ``complete_after`` waits in the
+queue and is copied and signed off once the time comes; a worker of concurrency 1 takes the
+groups in their priority order."""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ import pytest
 
 from copyengine.cluster.app import group_runs, read_groups, submit
 from copyengine.cluster.groups import mailbox_groups
+from copyengine.cluster.submit import Asked
 from copyengine.config import load_job
 from copyengine.controls.gates import CLOCK_ENV
+from copyengine.wiring import read_overview
 from tests.emu import base_config, running
 from tests.jobs import assert_exact, write_job
 from tests.test_hosts import _all_done, _stop, _until, _worker  # the workers' helpers, shared
@@ -133,6 +137,45 @@ async def test_a_window_that_closes_mid_segment_drains_it_and_the_next_window_fi
         (g,) = await read_groups(cfg)
         assert g["segments"] >= 2 and g["retried"] == 0 and g["failed"] == 0
         assert_exact(server.emulator, _pairs(1))
+
+
+async def test_a_cutover_submitted_before_its_complete_after_waits_then_completes(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the pairs' complete_after 10 s of the test's time from now (at 6x: a minute of the clock's)
+    _clock(monkeypatch, "2026-12-07T10:00:00+00:00", 6)
+    async with running(_config([30, 30])) as (server, ep, _):
+        job = _job(tmp_path, ep, pg_url, 2, "")
+        text = job.read_text()
+        for _, t in _pairs(2):
+            when = "complete_after = 2026-12-07T10:01:00Z\n"
+            text = text.replace(f'target = "{t}"\n', f'target = "{t}"\n{when}')
+        job.write_text(text)
+        cfg = load_job(job)
+        out = await submit(cfg, Asked(cutover=True))  # launched ahead of its time
+        assert (out["kind"], out["queued"], out["waiting"]) == ("cutover", 2, 2), out
+        groups = await read_groups(cfg)
+        assert {g["state"] for g in groups} == {"waiting"}
+        assert {g["error"] for g in groups} == {
+            "cutover waiting for its complete_after: 2026-12-07 10:01+00:00"
+        }
+        worker = _worker(job, tmp_path, "w0", 2, "--until-done")
+        try:
+
+            async def left() -> bool:
+                return worker.poll() is not None
+
+            await _until(left, 90, "the worker ending with the pass signed off", tmp_path)
+        finally:
+            await _stop([worker])
+        assert worker.returncode == 0, (tmp_path / "w0.log").read_text(errors="replace")[-3000:]
+        runs = await group_runs(cfg)
+        due = datetime.fromisoformat(os.environ[CLOCK_ENV].split("@")[2]).timestamp() + 10
+        assert min(r["started"] for r in runs) >= due - 0.5  # not before its complete_after
+        assert_exact(server.emulator, _pairs(2))
+        ps = (await read_overview(cfg)).passes[-1]
+        assert (ps["kind"], ps["status"]) == ("cutover", "ok"), ps
+        assert ps["changes"]["pairs_signed_off"] == 2, ps
 
 
 async def test_one_worker_takes_the_groups_in_priority_order(tmp_path: Path, pg_url: str) -> None:

@@ -5,6 +5,9 @@ close, across midnight and daylight-saving changes; each pair's ``start_after`` 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +18,7 @@ from copyengine.config import Pair, load_job
 from copyengine.controls import Gates, ScheduleGate, TimesGate, job_gate, parse_schedule
 from copyengine.controls.schedule import Schedule
 from copyengine.errors import ConfigError
+from copyengine.exitcodes import ExitCode
 from copyengine.pipeline.gate import OPEN, Hold, HoldKind
 from copyengine.plan import PassKind
 from tests.test_schedule_run import ManualClock
@@ -211,6 +215,52 @@ def test_bad_times_are_refused_naming_the_key(
     with pytest.raises(ConfigError) as err:
         load_job(resolve_secrets=False, path=_job(tmp_path, extra, keys))
     assert err.value.where == where and says in err.value.message
+
+
+LATE, EARLY = "2026-12-12T10:00:00Z", "2026-12-12T09:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("extra", "keys", "where", "named"),
+    [  # after inheritance: the pair's own keys, its wave's, or one of each
+        ("", f"start_after = {LATE}\ncomplete_after = {EARLY}\n", "pairs[0]", ("pairs[0].",) * 2),
+        (
+            f"[waves.1]\nstart_after = {LATE}\ncomplete_after = {EARLY}\n",
+            "",
+            "waves.1",
+            ("waves.1.start_after", "waves.1.complete_after"),
+        ),
+        (
+            f"[waves.1]\ncomplete_after = {EARLY}\n",
+            f"start_after = {LATE}\n",
+            "pairs[0]",
+            ("pairs[0].start_after", "waves.1.complete_after"),
+        ),
+    ],
+)
+def test_a_start_after_later_than_complete_after_is_refused_naming_both(
+    tmp_path: Path, extra: str, keys: str, where: str, named: tuple[str, str]
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_job(resolve_secrets=False, path=_job(tmp_path, extra, keys))
+    assert err.value.where == where, err.value
+    assert "start_after" in err.value.message and "complete_after" in err.value.message
+    assert all(n in err.value.message for n in named), err.value
+    assert "2026-12-12 10:00" in err.value.message and "2026-12-12 09:00" in err.value.message
+    same = _job(tmp_path, "", f"start_after = {EARLY}\ncomplete_after = {EARLY}\n")
+    assert load_job(resolve_secrets=False, path=same).pairs[0].start_after is not None
+
+
+def test_a_start_after_later_than_complete_after_exits_3(tmp_path: Path) -> None:
+    job = _job(tmp_path, f"[waves.1]\nstart_after = {LATE}\ncomplete_after = {EARLY}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "copyengine", "plan", str(job)],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "CE_TEST_UNUSED": "not-a-secret"},
+    )
+    assert done.returncode == ExitCode.CONFIG, done.stderr.decode()
+    assert "waves.1: start_after" in done.stderr.decode(), done.stderr.decode()
 
 
 @pytest.mark.anyio

@@ -175,6 +175,14 @@ async def test_a_wave_suspended_ends_the_run_paused_and_resume_finishes_it(
         assert "exit 8: paused" in screen and "1 suspended (copyengine resume)" in screen
         assert _finished(run.stderr.decode())["exit_code"] == 8
         report = json.loads((tmp_path / "report.json").read_text())
+        # why it paused, said alike by the report and job.finished: the pair held
+        why = "pairs held by the operator's controls: 1 suspended (copyengine resume)"
+        assert report["paused"] == _finished(run.stderr.decode())["paused"] == why
+        # status: the pair suspended before it ever started has its line too
+        said = await _cli("status", job)
+        lines = said.stdout.decode().splitlines()
+        assert f"{ADELE[0]} -> {ADELE[1]}: suspended, not started" in lines, _out(said)
+        assert any(ln.startswith(f"{BIANCA[0]} -> {BIANCA[1]}: done (") for ln in lines)
         by = {p["source"]: p for p in report["pairs"]}
         assert by[ADELE[0]]["status"] == "suspended" and by[BIANCA[0]]["status"] == "done"
         hold = by[ADELE[0]]["hold"]
@@ -222,12 +230,21 @@ async def test_unknown_pairs_and_waves_are_refused_naming_them(tmp_path: Path) -
             (("resume", job, "--pair", "nobody@contoso.example"), "--pair nobody@contoso"),
             (("suspend", job, "--wave", "7"), "--wave 7: no pair is in this wave"),
             (("resume", job, "--wave", "7"), "--wave 7"),
-            (("suspend", job), "--pair, --wave, --all: give one of them"),
-            (("suspend", job, "--all", "--wave", "1"), "give one of them"),
         ):
             done = await _cli(*args)
             assert done.returncode == ExitCode.CONFIG, _out(done)
             assert named in done.stderr.decode(), _out(done)
+        usage: list[tuple[tuple[str | Path, ...], str]] = [
+            # no scope, or two: a bad command line (exit 2), as click's own
+            (("suspend", job), "--pair, --wave, --all: give one of them"),
+            (("resume", job), "--pair, --wave, --all: give one of them"),
+            (("suspend", job, "--all", "--wave", "1"), "give one of them"),
+            (("suspend", tmp_path / "absent.toml"), "give one of them"),  # before the file
+        ]
+        for bad, named in usage:
+            done = await _cli(*bad)
+            assert done.returncode == ExitCode.USAGE, _out(done)
+            assert named in done.stderr.decode() and "Usage:" in done.stderr.decode(), _out(done)
         assert not (tmp_path / "state.sqlite").exists()  # refused: nothing written
         not_yet = await _cli("resume", job, "--all")
         assert not_yet.returncode == 0, _out(not_yet)

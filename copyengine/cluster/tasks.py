@@ -35,7 +35,7 @@ from ..plan import PassKind
 from ..report import JobStats, PairStats, PairStatus
 from ..state.fence import GroupFence, GroupTaken
 from ..state.groups import GroupStore
-from ..state.postgres import StoreUnavailable
+from ..state.postgres import Outage, StoreUnavailable
 from ..tally import WorkerStats
 from .connect import group_fence, store_of
 from .groups import Group
@@ -86,6 +86,7 @@ class Runtime:
         if self.gone is None:
             self.gone = why
             log.error("worker.store_gone", error=why)
+        Outage.give_up(why)  # what is left to say to the database fails at once
         self.gone_event.set()
 
 

@@ -203,11 +203,22 @@ class _NoTracebackForOutages(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, (StoreUnavailable, exceptions.ConnectorException, psycopg.Error)):
-            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            said = (record.getMessage().splitlines() or [""])[0]
+            if record.name == "asyncio":  # a job whose end procrastinate could not record
+                said = "a job's end could not be recorded in the job queue"
+            record.msg = f"{said}: {type(exc).__name__}: {exc}"
             record.args = None
             record.exc_info = None
             record.exc_text = None
         return True
+
+
+def _outage_loggers() -> list[logging.Logger]:
+    """Where an outage's exception is logged: procrastinate's loggers (a filter applies
+    only to the logger it is on, not to its children's records), and asyncio's, which says
+    a task's exception nobody retrieved (a job procrastinate could not finish)."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "procrastinate"]
+    return [logging.getLogger(n) for n in sorted({"procrastinate", "asyncio", *names})]
 
 
 def _procrastinate_worker(app: App, rt: Runtime, concurrency: int) -> asyncio.Task[Any]:
@@ -299,8 +310,9 @@ async def run_worker(
         rt.notices = notifier
     rt.clock = env_clock()  # the job's schedule and times are read on it
     quiet = _NoTracebackForOutages()
-    plog = logging.getLogger("procrastinate")
-    plog.addFilter(quiet)
+    loggers = _outage_loggers()
+    for one in loggers:
+        one.addFilter(quiet)
     done: dict[str, Any] = {}
     try:
         app = make_app(cfg.state_url, cfg.state_password)
@@ -309,7 +321,8 @@ async def run_worker(
         if rt.gone is None:
             rt.give_up(explain(exc))
     finally:
-        plog.removeFilter(quiet)
+        for one in loggers:
+            one.removeFilter(quiet)
     log.info("worker.stopped", host=rt.host)
     if rt.gone is not None:
         raise StoreUnavailable(

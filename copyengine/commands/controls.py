@@ -14,7 +14,6 @@ import click
 
 from ..config import JobConfig, Pair, select_pairs
 from ..controls.suspend import ALL, PAIR, WAVE, Change, apply
-from ..errors import ConfigError
 from ..pairsfile import wave_label
 from ..wiring import controls_state, state_exists
 from .options import configure_logs, job_command, load, show, state_option
@@ -43,11 +42,19 @@ def _options(verb: str) -> tuple[Callable[[Any], Any], ...]:
     )
 
 
+def one_scope(only: tuple[str, ...], waves: tuple[str, ...], every: bool) -> None:
+    """No scope, or two: a bad command line (click's usage error, exit 2), before the job
+    file is read."""
+    if sum((bool(only), bool(waves), every)) != 1:
+        raise click.UsageError(
+            f"{SCOPE_OPTIONS}: give one of them: which pairs (a UPN, a wave, or all)"
+        )
+
+
 def chosen(cfg: JobConfig, only: tuple[str, ...], waves: tuple[str, ...], every: bool) -> Scope:
     """The scope, its targets and its pairs, validated like ``run --pair/--wave`` (a pair
     or a wave the job does not have: a ConfigError naming it, exit 3)."""
-    if sum((bool(only), bool(waves), every)) != 1:
-        raise ConfigError(SCOPE_OPTIONS, "give one of them: which pairs (a UPN, a wave, or all)")
+    one_scope(only, waves, every)
     if every:
         return ALL, (), cfg.pairs
     if waves:
@@ -91,6 +98,7 @@ def suspend(
     """Suspend pairs of the job CONFIG, from any shell, while it runs or not: a running pair
     stops taking work within seconds, settles what is in flight and is reported suspended
     (exit 8 when nothing else is left); `copyengine resume` continues it."""
+    one_scope(only, waves, every)
     cfg = load(config, state, resolve_secrets=False)
     configure_logs(cfg, "warning")
     scope = chosen(cfg, only, waves, every)
@@ -105,6 +113,7 @@ def resume(
     """Resume suspended pairs of the job CONFIG: a run in progress continues them within
     seconds; a shared job's workers are given their mailbox groups again. Resuming one pair
     of a suspended wave (or of a suspended job) resumes that pair alone."""
+    one_scope(only, waves, every)
     cfg = load(config, state, resolve_secrets=False)
     configure_logs(cfg, "warning")
     scope = chosen(cfg, only, waves, every)

@@ -19,6 +19,7 @@ from typing import Any
 
 from . import words
 from .chart import chart
+from .live import mb
 from .migration import item_rows, pair_rows, run_pairs
 from .signoff import sign_off_problems
 
@@ -48,7 +49,7 @@ def _pct(v: Any) -> str:
 
 
 def _mb(v: int) -> str:
-    return f"{v / 1e6:,.1f}"
+    return mb(v)  # 1 MB = 1 MiB, as on the screen
 
 
 def _cards(cards: list[tuple[str, Any]]) -> str:

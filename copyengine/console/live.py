@@ -10,7 +10,7 @@ import anyio
 import structlog
 from rich.live import Live
 
-from ..config import Limits
+from ..config import MB, Limits
 from ..exitcodes import ExitCode
 from ..forecast import import_body, pair_eta
 from ..report import HELD, JobStats, PairStats, PairStatus
@@ -21,7 +21,8 @@ log = structlog.get_logger("copyengine.progress")
 
 
 def mb(n: float) -> str:
-    return f"{n / 1e6:,.1f}"
+    """Bytes in MB as every MB copyengine shows or takes (1 MB = 1 MiB)."""
+    return f"{n / MB:,.1f}"
 
 
 def pair_eta_s(p: PairStats, lim: Limits) -> float | None:
@@ -62,7 +63,7 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
     finished = sum(p.status in FINISHED for p in pairs)
     all_listed = all(p.enumerated_all or p.status not in ("pending", "running") for p in pairs)
     pct = f"{100 * done / listed:.0f}%" if listed else "-"
-    mbps = stats.bytes_per_s() / 1e6
+    mbps = stats.bytes_per_s() / MB
     d = stats.duration()
     eta = "after listing"
     if all_listed and listed:
@@ -70,18 +71,21 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
         known = [e for e in etas if e is not None]
         left = max(max(known, default=0.0), sum(known) / max(1, lim.pairs_in_parallel))
         eta = "0s" if not etas else (f"{left:,.0f}s" if known else "-")
-    throttled = sum(p.throttled_now for p in pairs)
+    running = [p for p in pairs if p.status == "running"]  # a held pair's waits are its hold's
+    throttled = sum(p.service_throttled_now for p in running)
+    pacing = sum(p.pacing_now for p in running)
     return (
         f"{done:,}/{listed:,} items ({pct}){'' if all_listed else ' listed so far'} · "
         f"{stats.total('copied'):,} copied · {mbps:,.1f} MB/s now{_cap(stats)} · ETA {eta} · "
         f"pairs {finished}/{len(pairs)} finished"
-        + (f" · {throttled} throttled now" if throttled else "")
+        + (f" · {throttled} throttled by the service (Retry-After)" if throttled else "")
+        + (f" · {pacing} pacing on our own budget" if pacing else "")
         + _held_counts(pairs)
         + f" · {d:,.0f}s"
     )
 
 
-FINISHED = (PairStatus.DONE, PairStatus.FAILED, PairStatus.INTERRUPTED)
+FINISHED = (PairStatus.DONE, PairStatus.FAILED, PairStatus.INTERRUPTED, PairStatus.PAUSED)
 
 
 def _held_counts(pairs: list[PairStats]) -> str:
@@ -94,9 +98,9 @@ def _held_counts(pairs: list[PairStats]) -> str:
 
 
 def _cap(stats: JobStats) -> str:
-    """The bandwidth cap beside the rate (it counts upload bodies, in MiB/s)."""
+    """The bandwidth cap beside the rate, in the same MB/s (it counts upload bodies)."""
     cap = stats.bwlimit_mb_s
-    return "" if cap is None else f" (cap {cap:g} MiB/s uploaded)"
+    return "" if cap is None else f" (cap {cap:g} MB/s uploaded)"
 
 
 LIVE_COLUMNS = (
@@ -127,7 +131,7 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
     shown = (active + held)[:20] or list(stats.pairs.values())[:20]
     for p in shown:
         pd = p.duration()
-        status = "throttled" if p.throttled_now else p.status
+        status = _waits_on(p)
         t.add_row(
             f"{p.source} → {p.target}",
             status,
@@ -147,6 +151,16 @@ def live_table(stats: JobStats, lim: Limits | None = None) -> Fitted:
         lines.append(f"{rest} more pairs; {done} finished")
     t.caption = "\n".join(lines) or None
     return t
+
+
+def _waits_on(p: PairStats) -> str:
+    """A pair's status, or what its requests wait on while it runs: ``throttled`` (the
+    service's Retry-After), ``pacing`` (the job's own budget)."""
+    if p.status != "running":
+        return str(p.status)
+    if p.service_throttled_now:
+        return "throttled"
+    return "pacing" if p.pacing_now else str(p.status)
 
 
 def held_reasons(stats: JobStats) -> list[str]:
@@ -270,10 +284,12 @@ async def show_progress(
             failed=totals["failed"],
             unknown=totals["unknown"],
             items_per_s=totals["items_per_s"],
-            mb_per_s_now=round(stats.bytes_per_s() / 1e6, 2),
+            mb_per_s_now=round(stats.bytes_per_s() / MB, 2),
             bwlimit_mb_s=stats.bwlimit_mb_s,
             throttled_429=totals["throttled_429"],
             throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
+            service_throttled_now=sum(p.service_throttled_now for p in stats.pairs.values()),
+            pacing_now=sum(p.pacing_now for p in stats.pairs.values()),
             line=job_line(stats, limits),
         )
 
@@ -327,12 +343,7 @@ def outcome_line(stats: JobStats) -> str:
 
 def held_line(stats: JobStats) -> str:
     """The pairs the operator's controls hold, by why (suspended, waiting)."""
-    held = [p for p in stats.pairs.values() if p.status in HELD]
-    suspended = sum(p.status is PairStatus.SUSPENDED for p in held)
-    parts = [f"{suspended} suspended (copyengine resume)"] if suspended else []
-    if len(held) > suspended:
-        parts.append(f"{len(held) - suspended} waiting for their schedule")
-    return ", ".join(parts) + "; run again to go on"
+    return stats.held_said() + "; run again to go on"
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:

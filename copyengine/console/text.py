@@ -61,7 +61,7 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
             )
     console.print(t)
     console.print(
-        f"{summary['copy']:,} items ({summary['copy_bytes'] / 1e6:,.1f} MB) to copy, "
+        f"{summary['copy']:,} items ({mb(summary['copy_bytes'])} MB) to copy, "
         f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
         f"{summary['pairs_in_parallel']} pairs at once, bound by "
         f"{', '.join(summary['binding_limits']) or '-'} (requests took "
@@ -186,6 +186,10 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
             + (f" error: {p['error']}" if p["error"] else "")
         )
+    started = {p.get("pair") for p in status["pairs"]}
+    for p in status.get("suspended", []):
+        if p["pair"] not in started:  # suspended before it ever started: its line all the same
+            out.append(f"{p['source']} -> {p['target']}: suspended, not started")
     for p in status.get("suspended", []):
         why = f": {p['reason']}" if p["reason"] else ""
         out.append(

@@ -97,11 +97,12 @@ def _ladder(v: float, steps: tuple[tuple[float, float, str, str], ...]) -> str:
     return f"{v / div:{fmt}} {unit}"
 
 
+KIB = 1024.0  # sizes as Outlook and Exchange show them (and every MB here: 1 MB = 1 MiB)
 SIZES = (
-    (1e3, 1.0, ",.0f", "bytes"),
-    (1e6, 1e3, ",.0f", "KB"),
-    (1e9, 1e6, ",.1f", "MB"),
-    (math.inf, 1e9, ",.2f", "GB"),
+    (KIB, 1.0, ",.0f", "bytes"),
+    (KIB**2, KIB, ",.0f", "KB"),
+    (KIB**3, KIB**2, ",.1f", "MB"),
+    (math.inf, KIB**3, ",.2f", "GB"),
 )
 DURATIONS = (
     (90.0, 1.0, ",.0f", "s"),
@@ -111,7 +112,7 @@ DURATIONS = (
 
 
 def size(n: Any) -> str:
-    """Bytes in the units a reader expects: ``512 bytes``, ``34 KB``, ``1.2 MB``."""
+    """Bytes in the units a reader expects (of 1,024): ``512 bytes``, ``34 KB``, ``1.2 MB``."""
     try:
         return _ladder(int(n), SIZES)
     except (TypeError, ValueError):
@@ -148,6 +149,8 @@ def pair_status(row: dict[str, Any]) -> tuple[str, str]:
         return "warn", "Running"
     if status == "suspended":
         return "warn", "Suspended by the operator: resume continues it"
+    if status == "paused":
+        return "warn", "Paused at the run's cap: run again to continue"
     if status != "done":
         return "muted", "Not started"
     if failed:

@@ -22,6 +22,9 @@ class AccountView(Protocol):
     def waiting(self) -> bool: ...
 
     @property
+    def waiting_on_service(self) -> bool: ...
+
+    @property
     def inflight(self) -> int: ...
 
     def throttle_wall_s(self) -> float: ...
@@ -171,6 +174,7 @@ class MailboxAccount:
 
     __slots__ = (
         "_clock",
+        "_service_waiters",
         "_wait_since",
         "_waiters",
         "_wall_s",
@@ -208,6 +212,7 @@ class MailboxAccount:
         self.activity = requests
         self.upload_activity = uploads
         self._waiters = 0
+        self._service_waiters = 0  # of them, held back by the service's Retry-After
         self._wait_since = 0.0
         # the pacer's budgets in effect per limit, read live (the pacer sets it)
         self.learned: Callable[[], dict[str, Learned]] | None = None
@@ -243,14 +248,16 @@ class MailboxAccount:
         if body_bytes:
             self.upload_activity.leave(now)
 
-    def wait_began(self, now: float) -> None:
-        """A task is held back by a budget or a Retry-After."""
+    def wait_began(self, now: float, service: bool = False) -> None:
+        """A task is held back by a budget, or (``service``) the service's Retry-After."""
         if self._waiters == 0:
             self._wait_since = now
         self._waiters += 1
+        self._service_waiters += service
 
-    def wait_ended(self, now: float) -> None:
+    def wait_ended(self, now: float, service: bool = False) -> None:
         self._waiters -= 1
+        self._service_waiters -= service
         if self._waiters == 0:
             self._wall_s += now - self._wait_since
 
@@ -262,6 +269,12 @@ class MailboxAccount:
     def waiting(self) -> bool:
         """Whether a task is held back by a budget or a Retry-After right now."""
         return self._waiters > 0
+
+    @property
+    def waiting_on_service(self) -> bool:
+        """Whether a task waits on the service's Retry-After (a 429) right now; ``waiting``
+        without it: on our own budget (``[limits]``, or what the 429s left of it)."""
+        return self._service_waiters > 0
 
     @property
     def upload_active_s(self) -> float:

@@ -26,7 +26,7 @@ from .. import unsent
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
-from .step import MAILBOX_CONCURRENCY, Budgets, Kind, step
+from .step import MAILBOX_CONCURRENCY, Budgets, Kind, Limit, step
 
 CONCURRENCY_REASON = MAILBOX_CONCURRENCY
 MAX_WAIT_ROUNDS = 100_000
@@ -133,7 +133,7 @@ class MailboxPacer:
                             await self._released.wait()
                             acct.throttle_wait_s += self._clock() - now
                         else:
-                            await self._throttle_sleep(d.wait)
+                            await self._throttle_sleep(d.wait, d.binds is Limit.RETRY_AFTER)
             raise RuntimeError(f"pacer {self.key}: could not obtain a slot")  # pragma: no cover
         except BaseException:
             if turn:
@@ -144,13 +144,13 @@ class MailboxPacer:
             acct.leave(self._clock(), body_bytes)
             raise
 
-    async def _throttle_sleep(self, wait: float) -> None:
+    async def _throttle_sleep(self, wait: float, service: bool = False) -> None:
         acct = self.account
-        acct.wait_began(self._clock())
+        acct.wait_began(self._clock(), service)
         try:
             await self._sleep(wait)
         finally:
-            acct.wait_ended(self._clock())
+            acct.wait_ended(self._clock(), service)
         acct.throttle_wait_s += wait
 
     def on_success(self, body_bytes: int = 0) -> None:

@@ -17,25 +17,12 @@ from ..config import Pair
 from ..plan import PassKind
 from ..report import JobStats, PairStatus
 from .gate import Gate, Hold, PrioritySlots, Ticker
+from .parked import Cut, drained
 from .stop import StopFlag
 
 # a held pair whose requests left are all parked (waiting on a budget) for this long is cut
 # short at once: they are not sent, nothing else of it is on the wire any more
 PARKED_S = 2.0
-
-
-async def _parked_only(waits: unsent.Hold, deadline_s: float, poll: float = 0.1) -> bool:
-    """Until ``waits`` has had requests parked for ``PARKED_S`` (True) or ``deadline_s``."""
-    since: float | None = None
-    for i in range(int(deadline_s / poll) + 1):
-        await anyio.sleep(poll)
-        if not waits.parked:
-            since = None
-        elif since is None:
-            since = i * poll
-        elif i * poll - since >= PARKED_S:
-            return True
-    return False
 
 
 log = structlog.get_logger("copyengine.job")
@@ -120,7 +107,7 @@ class Admission:
         self, p: Pair, own: StopFlag, waits: unsent.Hold, scope: anyio.CancelScope
     ) -> None:
         """While ``p`` runs: at the first hold, drain it alone (what waits on a budget is
-        not sent); once only parked requests are left (``QUIET_S``), or past the drain's
+        not sent); once only parked requests are left (``PARKED_S``), or past the drain's
         deadline, cut it short (what was in flight is settled by its continuation or the
         next run)."""
         while not own.draining:
@@ -133,7 +120,7 @@ class Admission:
                 waits.drain()
         if not own.held:
             return  # the job's drain: the job's own watch cuts it short
-        if await _parked_only(waits, self.drain_timeout_s):
+        if await drained(waits, self.drain_timeout_s, PARKED_S) is Cut.PARKED:
             own.reason = "not sent: held, what was left waited on a budget"
         else:
             own.reason = (

@@ -29,13 +29,11 @@ from .gate import OPEN, Gate, PrioritySlots, Ticker
 from .notices import QUIET, Notices
 from .pair import PairRunner, debug_logging
 from .pairpass import record_pair_pass, record_sign_off
+from .parked import Cut, drained
 from .signoff import SignOff
 from .stop import StopFlag
 
 log = structlog.get_logger("copyengine.job")
-# During a drain, a service that has not answered anything for this long is taken as gone:
-# the drain ends at once instead of retrying a dead endpoint until its deadline.
-UNREACHABLE_AFTER_S = 5.0
 # a drain with nothing on the wire this long: all that is left waits on the service
 QUIET_S = 1.0
 # The report's view across passes is read from the state at the end; a state that does not
@@ -410,23 +408,11 @@ async def _watch_drain(
     timeout = limits.drain_timeout_s
     await stop.wait()
     hold.drain()
-    started = time.monotonic()
-    quiet_since: float | None = None
-    for _ in range(int(timeout / poll) + 2):
-        await anyio.sleep(poll)
-        now = time.monotonic()
-        if health.down_for() >= UNREACHABLE_AFTER_S:
-            stop.reason = f"not attempted: service unreachable ({health.last_error})"
-            break
-        if now - started >= timeout:
-            break
-        if health.sending or not hold.parked or health.down_since is not None:
-            quiet_since = None  # something on the wire, nothing parked, or the service gone
-        elif quiet_since is None:
-            quiet_since = now
-        elif now - quiet_since >= QUIET_S:
-            stop.reason = "not sent: what was left waited on the service's budgets"
-            break
+    cut = await drained(hold, timeout, QUIET_S, health, poll)
+    if cut is Cut.UNREACHABLE:
+        stop.reason = f"not attempted: service unreachable ({health.last_error})"
+    elif cut is Cut.PARKED:
+        stop.reason = "not sent: what was left waited on the service's budgets"
     if stop.reason is None:
         stop.reason = f"not finished: the drain's {timeout:.0f} s deadline passed"
     log.warning("job.drain_cut_short", reason=stop.reason)
@@ -459,7 +445,7 @@ def _finish(
         unknown=sum(p.unknown for p in stats.pairs.values()),
         fatal=stats.fatal,
         stop_reason=stats.stop_reason,
-        paused=stats.paused,
+        paused=stats.pause_said(),
         report=str(own or cfg.report_path) if report else None,
         duration_s=round(stats.duration(), 2),
         hints=stats.hints(),  # the report's: where [limits] are above what the service gave

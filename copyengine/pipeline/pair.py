@@ -96,11 +96,15 @@ class PairRunner:
             )
 
     def _stopped(self) -> PairStatus:
-        """A drained pair: interrupted, or held by the operator's controls (the job goes on;
-        the pair continues when its hold lifts)."""
-        hold = self.stop.hold
+        """A drained pair: interrupted, paused by the run's cap (``hold`` says which), or
+        held by the operator's controls (the job goes on; the pair continues when its hold
+        lifts)."""
+        hold, job = self.stop.hold, self.stop.root()
         if not self.stop.held or hold is None:
-            return PairStatus.INTERRUPTED
+            if job.paused is None or job.interrupted:
+                return PairStatus.INTERRUPTED
+            self.stats.hold = job.paused
+            return PairStatus.PAUSED
         self.stats.hold = hold.text
         return PairStatus.SUSPENDED if hold.by_operator else PairStatus.WAITING
 

@@ -39,6 +39,10 @@ class StopFlag:
     def draining(self) -> bool:
         return self._draining or (self._parent is not None and self._parent.draining)
 
+    def root(self) -> StopFlag:
+        """The job's flag (this one, or the parent of its parents)."""
+        return self if self._parent is None else self._parent.root()
+
     @property
     def held(self) -> bool:
         """Drained for a hold of its own, not by the job's drain."""

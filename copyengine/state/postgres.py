@@ -126,6 +126,12 @@ class Outage:
     def within(cls, seconds: float) -> bool:
         return cls.last > 0 and time.monotonic() - cls.last < seconds
 
+    @classmethod
+    def give_up(cls, why: str) -> None:
+        """This process gives the server up (a worker leaving): no statement waits on it
+        any more, not even for a connection from its pool (``patiently``)."""
+        cls.gone = cls.gone or why
+
 
 _PERMANENT = (
     "password authentication failed",
@@ -167,7 +173,9 @@ async def patiently(
     ``StoreUnavailable``. ``timeout`` is what is left, for ``fn``'s own waits."""
     first: float | None = None
     if Outage.gone is not None:
-        outage_s = 0.0  # this process gave the server up already: one attempt, no wait
+        # this process gave the server up already: not even one attempt, whose wait for a
+        # connection from its pool (up to the pool's timeout) would hold a leaving worker
+        raise StoreUnavailable(Outage.gone)
     for attempt in range(10_000):
         left = outage_s if first is None else outage_s - (time.monotonic() - first)
         try:
@@ -181,9 +189,9 @@ async def patiently(
             now = time.monotonic()
             first = first if first is not None else now
             down = now - first
+            if Outage.gone is not None:  # given up meanwhile (another statement, the worker)
+                raise StoreUnavailable(Outage.gone) from None
             if down >= outage_s:
-                if Outage.gone is not None:
-                    raise StoreUnavailable(Outage.gone) from None
                 Outage.gone = (
                     f"{what}: unreachable for {down:.0f} s (the limit is {outage_s:.0f} s): "
                     f"{explain(exc)}"

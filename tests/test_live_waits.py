@@ -1,0 +1,86 @@
+"""What holds requests back, as the live table says it: the service's Retry-After after a
+429 (``throttled``), the job's own budget (``pacing``: its ``[limits]``, or what the 429s
+left of it), or a hold (``waiting``/``suspended``: a closed window, a start_after, the
+operator), never one for another. The pacer's account tells the first two apart."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine import unsent
+from copyengine.console.live import job_line, live_table
+from copyengine.pacing import MailboxPacer, PacerLimits
+from copyengine.report import JobStats, PairStatus
+from tests.fake_api import FakeAccount
+from tests.test_pacer_learn import Clock  # a pacer's clock whose sleeps last
+
+
+@pytest.mark.anyio
+async def test_the_account_tells_our_budget_from_the_services_retry_after() -> None:
+    clock = Clock()
+    limits = PacerLimits(requests=1, request_window=600.0, window_slack=0.0)
+    pacer = MailboxPacer("app/mbx", limits, clock=clock, sleep=clock.sleep)
+
+    async def send() -> None:
+        async with pacer.slot():
+            pass
+
+    with unsent.opened():
+        await send()  # the budget's one request in its window
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send)
+            await anyio.wait_all_tasks_blocked()
+            acct = pacer.account
+            assert acct.waiting and not acct.waiting_on_service  # our own budget holds it
+            tg.cancel_scope.cancel()
+        assert not pacer.account.waiting
+        clock.now += 700.0  # the window is empty again; the service asks for two minutes
+        pacer.on_throttled("RequestRate", 120.0)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(send)
+            await anyio.wait_all_tasks_blocked()
+            assert pacer.account.waiting and pacer.account.waiting_on_service
+            tg.cancel_scope.cancel()
+        assert not pacer.account.waiting_on_service
+
+
+def Account(waiting: bool = False, on_service: bool = False) -> FakeAccount:
+    """A mailbox's account as the stats read it: waiting or not, and on what."""
+    account = FakeAccount()
+    account.waiting, account.waiting_on_service = waiting, on_service
+    return account
+
+
+def _stats() -> JobStats:
+    stats = JobStats()
+    cases: list[tuple[str, PairStatus, Any]] = [
+        ("service", PairStatus.RUNNING, Account(True, on_service=True)),
+        ("budget", PairStatus.RUNNING, Account(True)),
+        ("window", PairStatus.WAITING, Account(True)),  # a closed window: its hold says
+        ("idle", PairStatus.RUNNING, Account()),
+    ]
+    for name, status, account in cases:
+        p = stats.pair(name, f"{name}@contoso.example", f"{name}@fabrikam.example")
+        p.status, p.pacers = status, [Account(), account]
+        if status is PairStatus.WAITING:
+            p.hold = "waiting for the schedule: next window Mon 2026-12-07 20:00 UTC"
+    return stats
+
+
+def test_the_live_line_says_what_holds_the_requests() -> None:
+    stats = _stats()
+    line = job_line(stats)
+    assert "1 throttled by the service (Retry-After)" in line, line
+    assert "1 pacing on our own budget" in line, line
+    assert "1 waiting" in line and "throttled now" not in line, line
+    table = live_table(stats)
+    shown = {row[0].split("@")[0]: row[1] for row in table.rows if row is not None}
+    assert shown == {
+        "service": "throttled",
+        "budget": "pacing",
+        "window": "waiting",
+        "idle": "running",
+    }
