@@ -33,9 +33,11 @@ from dataclasses import dataclass, field
 from copyengine.emulator.throttle import Background, Limits, Throttle
 from copyengine.pacing.policy import MB, PacerLimits
 from copyengine.pacing.step import Budgets, Kind, step
+from copyengine.pipeline.ready import Ready, ReadyItems
 
 MAX_EVENTS = 2_000_000
 TIME_SCALE = 60.0
+READY = 16  # items ready to import per pair (``stages``: 4 per importer)
 
 
 @dataclass
@@ -60,6 +62,8 @@ def run(
     items: int,
     seed: int,
     slots: int = 4,
+    known: bool = True,
+    largest: int = 200_000,
 ) -> Run:
     svc = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
     assert svc.upload_bytes and svc.requests
@@ -76,8 +80,9 @@ def run(
         )
     )
     rnd = random.Random(seed + 1000)
-    bodies = sizes(items, seed)
+    bodies = sizes(items, seed, largest)
     queue = list(range(items))
+    left = sum(bodies)  # bytes not yet answered (the pipeline's backlog: ``shape``)
     events: list[tuple[float, int, str, int, str | None, float]] = []
     order = 0
     # per slot: [item, room reserved, first waited at]
@@ -92,19 +97,31 @@ def run(
         order += 1
         heapq.heappush(events, (t, order, what, slot, reason, ra))
 
+    clock = [0.0]
+    ready = ReadyItems(READY, lambda: b.upload_room(clock[0]), 2 * w, clock=lambda: clock[0])
+
+    def take() -> int:
+        """The next item, as an importer takes it (``ReadyItems.choose``)."""
+        while queue and len(ready.pool) < READY:
+            i = queue.pop(0)
+            ready.add(Ready(i, bodies[i], clock[0]))  # type: ignore[arg-type]
+        return ready.pool.pop(ready.choose()).e  # type: ignore[return-value]
+
     for k in range(slots):
         push(0.0, "ask", k)
     for _ in range(MAX_EVENTS):
         if not events:
             break
         now, _, what, k, reason, ra = heapq.heappop(events)
+        clock[0] = now
         if what == "ask":
             if k not in work:
-                if not queue:
+                if not queue and not ready.pool:
                     continue
-                work[k] = (queue.pop(0), 0, None)
+                work[k] = (take(), 0, None)
             item, reserved, since = work[k]
             size = bodies[item]
+            b.plan(now, left if known else None)
             d = step(b, now, size, reserved, since)
             if d.kind is Kind.GO:
                 if reserved:
@@ -134,6 +151,7 @@ def run(
         if reason is None:
             th.release("app", "m")
             b.answered(size, now)
+            left -= size
             done.append(now)
             del work[k]
         else:
@@ -152,8 +170,8 @@ def run(
         for p in parked:
             push(now, "ask", p)
         parked.clear()
-    left = svc.upload_bytes * (1 - background)
-    bound = max(0, math.ceil(sum(bodies) / left) - 1) * svc.upload_window
+    room = svc.upload_bytes * (1 - background)
+    bound = max(0, math.ceil(sum(bodies) / room) - 1) * svc.upload_window
     took = done[-1] - done[0] if len(done) > 1 else 0.0
     spans = [(a - done[0], c - a) for a, c in itertools.pairwise(done)]
     return Run(
@@ -172,9 +190,16 @@ def main() -> None:
     ap.add_argument("--background", type=float, default=0.0, help="the other writer's share")
     ap.add_argument("--items", type=int, default=400)
     ap.add_argument("--seeds", type=int, default=4)
+    ap.add_argument("--largest", type=int, default=200_000, help="the largest body, bytes")
+    ap.add_argument(
+        "--unknown", action="store_true", help="the pacer is not told the bytes left (bursts)"
+    )
     ap.add_argument("--trace", action="store_true", help="the budget in effect at each 429")
     a = ap.parse_args()
-    runs = [run(a.ratio, a.background, a.window, a.items, s) for s in range(a.seeds)]
+    runs = [
+        run(a.ratio, a.background, a.window, a.items, s, known=not a.unknown, largest=a.largest)
+        for s in range(a.seeds)
+    ]
     for s, r in enumerate(runs):
         print(
             f"seed {s}: {r.share:.0%} of the real budget, 429 share {r.share_429:.1%}, "

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -71,6 +71,10 @@ class FakePacer:
 
     def upload_room(self) -> float:
         return float("inf")
+
+    def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
+        self.backlog = backlog
+        return lambda: None
 
 
 @dataclass

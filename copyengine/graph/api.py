@@ -7,7 +7,7 @@ HTTP to Graph (or the emulator); tests may pass a scripted in-memory fake
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -46,6 +46,11 @@ class PacerView(Protocol):
     def account(self) -> AccountView: ...
 
     def upload_room(self) -> float: ...
+
+    def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
+        """The bytes a pair still has to upload to this mailbox (None: not known yet), read
+        when the pacer shapes its upload window; the call returned stops reading it."""
+        ...
 
 
 class MailboxApi(Protocol):

@@ -61,10 +61,36 @@ class MailboxPacer:
             clock,
         )
         self.account.learned = b.learned  # read by the stats, never by the pacer
+        # what the pairs importing here still have to upload (``follow``), for the shape
+        self._backlogs: list[Callable[[], float | None]] = []
 
     @property
     def inflight(self) -> int:
         return self.budgets.inflight
+
+    def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
+        """Read ``backlog`` (the bytes a pair still has to upload here, those in flight
+        included; None: not known yet) when the pacer shapes the upload window
+        (``shape``); the call returned stops reading it."""
+        self._backlogs.append(backlog)
+
+        def stop() -> None:
+            if backlog in self._backlogs:
+                self._backlogs.remove(backlog)
+
+        return stop
+
+    def remaining(self) -> float | None:
+        """The bytes still to upload here, by every pair that told (None: not known)."""
+        if not self._backlogs:
+            return None
+        total = 0.0
+        for backlog in self._backlogs:
+            left = backlog()
+            if left is None:
+                return None
+            total += left
+        return total
 
     def upload_room(self) -> float:
         """Request-body bytes that could be sent now without waiting on the upload budget."""
@@ -76,6 +102,8 @@ class MailboxPacer:
         acct, b = self.account, self.budgets
         now = self._clock()
         acct.enter(now, body_bytes)
+        if body_bytes and self._backlogs and now >= b.shape.ends:
+            b.plan(now, self.remaining())
         # the common case (nothing holds it back) goes without the loop
         if step(b, now, body_bytes, 0, None).kind is not Kind.GO:
             await self._wait_turn(body_bytes)
@@ -106,6 +134,8 @@ class MailboxPacer:
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
+                if body_bytes and self._backlogs and now >= b.shape.ends:
+                    b.plan(now, self.remaining())
                 d = step(b, now, body_bytes, reserved, since)
                 kind = d.kind
                 if kind is Kind.GO:

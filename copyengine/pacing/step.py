@@ -18,9 +18,10 @@ from dataclasses import replace
 from enum import Enum, StrEnum
 from typing import NamedTuple
 
-from . import learn
+from . import learn, shape
 from .learn import Learned
 from .policy import AdaptiveRate, PacerLimits, SlidingWindow
+from .shape import Smooth
 
 # the 429 reasons that name one limit of a mailbox (contract §5)
 REQUEST_RATE, INCOMING_BYTES, MAILBOX_CONCURRENCY = (
@@ -90,6 +91,8 @@ class Budgets:
         "requests",
         "reserve_after",
         "reserved",
+        "shape",
+        "smooth",
         "uploads",
     )
 
@@ -109,6 +112,10 @@ class Budgets:
         self.learned_requests = Learned.of(lim.requests, lim.request_window)
         self.learned_uploads = Learned.of(lim.upload_bytes, lim.upload_window)
         self.learned_slots = Learned.of(lim.concurrency)
+        # the free upload room held back and given back evenly (``shape``): so that the
+        # windows after the first do not burst and idle
+        self.shape = shape.NONE
+        self.smooth = Smooth()
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -151,6 +158,51 @@ class Budgets:
             wait = max(wait, w.recent_delay(now, seconds, 1, inflight, share))
         return wait
 
+    def _upload_window(self, now: float, soon: float = 0.0) -> tuple[float, float, float]:
+        """(budget, seconds, sent): the upload budget in effect over the window it is kept
+        over, that window's length as the pacer counts it, and what it holds beyond the
+        next ``soon`` seconds (what leaves it by then is not counted)."""
+        lim, w = self.learned_uploads, self.uploads
+        budget, seconds = lim.in_window()
+        cap = max(1.0, budget * self.limits.margin)
+        w.expire(now)
+        if seconds >= lim.period:
+            seconds = w.width
+        return cap, seconds, w.since(now - seconds + soon * seconds)
+
+    def _shaped_wait(self, now: float, body_bytes: int, held: int) -> float:
+        """Seconds until a body fits beside the room the shape still holds back, counting
+        what leaves the window meanwhile (0 when the window alone binds: the step asks again
+        once it has room)."""
+        hb = self.shape.held(now)
+        if hb <= 0:
+            return 0.0
+        cap, seconds, sent = self._upload_window(now)
+        if body_bytes >= cap:
+            return 0.0  # a body the budget cannot hold goes alone, as ever
+        need = sent + held + body_bytes + hb - cap
+        if need <= 0:
+            return 0.0
+        start = now - seconds
+        leaving = ((t + seconds, a) for t, a, _ in self.uploads.events() if t > start)
+        wait = self.shape.wait(now, need, leaving)
+        return 0.0 if wait == math.inf else wait
+
+    def plan(self, now: float, remaining: float | None) -> None:
+        """Shape the free upload room (``shape.plan``) unless a shape is still running;
+        ``remaining``: the bytes the mailbox still has to upload, those in flight included
+        (None: not known)."""
+        if now < self.shape.ends or self.learned_uploads.is_cut:
+            # a shape runs its window; a budget cut by the service is still being learned
+            # (it creeps back and is cut again): what each window will carry is not known
+            return
+        # the room free now and about to be: a window's room comes back in the parts it was
+        # taken in, each used as it comes, so the room of a burst is never all free at once
+        cap, seconds, sent = self._upload_window(now, self.smooth.soon)
+        free = cap - sent - self.held_bytes - self.reserved
+        left = None if remaining is None else max(0.0, remaining - self.held_bytes)
+        self.shape = shape.plan(now, free, left, cap, seconds, self.smooth)
+
     def slots(self) -> int:
         """Requests allowed in flight now (the concurrency in effect)."""
         return learn.slots(self.learned_slots)
@@ -170,6 +222,7 @@ class Budgets:
             w = self._wait_on(
                 self.learned_uploads, self.uploads, now, body_bytes, held, self.held_bytes
             )
+            w = max(w, self._shaped_wait(now, body_bytes, held))
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
@@ -183,9 +236,10 @@ class Budgets:
         (infinite while the window is empty and nothing is in flight: anything passes)."""
         w = self.uploads
         w.expire(now)
-        if w.total == 0 and self.held_bytes == 0:
+        hb = self.shape.held(now)
+        if w.total == 0 and self.held_bytes == 0 and hb <= 0:
             return math.inf
-        return self.upload_cap() - w.total - self.held_bytes - self.reserved
+        return self.upload_cap() - w.total - self.held_bytes - self.reserved - hb
 
     def reservable(self, body_bytes: int) -> int:
         """The room ``reserve`` would keep for ``body_bytes`` (at most the whole budget); 0
@@ -237,6 +291,7 @@ class Budgets:
         so its body leaves the upload window."""
         if reason == INCOMING_BYTES:
             self.uploads.forget(now, body_bytes)
+            self.shape = shape.NONE  # planned for a budget the service did not give
             self.learned_uploads = _learn(
                 self.learned_uploads,
                 self.uploads,

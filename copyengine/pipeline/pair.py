@@ -14,6 +14,7 @@ from ..errors import StateError
 from ..failures import classify
 from ..report import PairStatus
 from ..survey import MailboxSide, mailboxes
+from .backlog import Backlog
 from .context import PairContext
 from .enumerate import DeltaListing, Enumerator, FullListing
 from .passes import MailboxPass
@@ -164,13 +165,14 @@ class PairRunner:
             mailbox=side.label or "primary",
         )
         self.unsettled = unsettled = Unsettled()
-        stages = Stages(ctx, side, unsettled)
+        backlog = Backlog(folders)  # what is left to upload, for the target's pacer
+        stages = Stages(ctx, side, unsettled, backlog)
         enumerator: Enumerator = (
             DeltaListing(ctx.src, side.source_id)
             if ctx.sync.delta
             else FullListing(ctx.src, side.source_id)
         )
-        producer = Producer(ctx, side, folders, enumerator, unsettled)
+        producer = Producer(ctx, side, folders, enumerator, unsettled, backlog)
         await stages.run(producer.batches())
         await Settler(ctx, side, stages, unsettled).settle()
         this.items_done()

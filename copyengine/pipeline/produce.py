@@ -27,6 +27,7 @@ from ..plan import (
 )
 from ..state import SETTLED, ItemRecord, Status
 from ..survey import MailboxSide, target_index
+from .backlog import Backlog
 from .context import PairContext
 from .enumerate import Enumerator
 from .unsettled import Unsettled
@@ -48,8 +49,10 @@ class Producer:
         folders: list[FolderJob],
         enumerator: Enumerator,
         unsettled: Unsettled,
+        backlog: Backlog | None = None,
     ) -> None:
         self.ctx = ctx
+        self.backlog = backlog
         self.folders = folders
         self.enumerator = enumerator
         self.dst = ctx.dst
@@ -86,6 +89,11 @@ class Producer:
                 yield b
         self.ctx.stats.enumerated_all = not self.stop.draining
 
+    def _listed(self, items: list[Item]) -> None:
+        """Items decided to copy or update: bytes to upload (``backlog``)."""
+        if self.backlog is not None and items:
+            self.backlog.listed(items)
+
     def _full_batches(self, pending: list[Item]) -> tuple[list[list[Item]], list[Item]]:
         """The whole batches of ``pending`` to hand on now, and the rest (kept for the next
         page: a page's tail joins the next page's items in one batch)."""
@@ -113,6 +121,7 @@ class Producer:
                 continue
             if index is None:
                 index = await target_index(self.dst, self.dst_id, job.target.id)
+            before = len(pending)
             for item in page:
                 if self.retry_only and item.id not in records:
                     continue
@@ -142,6 +151,7 @@ class Producer:
             if found:
                 await ledger.adopted(job, found)
                 found = []
+            self._listed(pending[before:])
             ready, pending = self._full_batches(pending)
             for b in ready:
                 yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
@@ -215,6 +225,7 @@ class Producer:
                 pending.append(item)
 
         async for page in self.enumerator.items(job):
+            before = len(pending)
             for item in page:
                 rows.add(item.id)
                 ledger.listed(job, item)
@@ -223,6 +234,7 @@ class Producer:
                     ledger.skipped(job, item, skip)
                     continue
                 take(item, records.get(item.id))
+            self._listed(pending[before:])
             ready, pending = self._full_batches(pending)
             for b in ready:
                 yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
@@ -233,6 +245,7 @@ class Producer:
         # what earlier passes left unfinished in this folder (failed, unknown, not sent) and
         # the round did not bring again: taken up once more
         again = rows | job.removed_ids
+        before = len(pending)
         for rec in records.values():
             if rec.status in RETRIABLE and rec.source_id not in again:
                 item = Item(
@@ -240,6 +253,7 @@ class Producer:
                 )
                 ledger.listed(job, item)
                 take(item, rec)
+        self._listed(pending[before:])
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
             yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
         gone = (records.get(i) for i in job.removed_ids)

@@ -18,6 +18,7 @@ from ..graph import Exported, Imported, ImportSessionPool
 from ..graph.archive import LOOP, REFUSED
 from ..plan import encoded_size
 from ..survey import MailboxSide
+from .backlog import Backlog
 from .context import PairContext
 from .ready import ReadyItems, body_estimate
 from .unsettled import Unsettled
@@ -30,7 +31,14 @@ STALE_CHANGE_KEY = "ErrorIrresolvableConflict"  # update mode: the change key is
 
 
 class Stages:
-    def __init__(self, ctx: PairContext, side: MailboxSide, unsettled: Unsettled) -> None:
+    def __init__(
+        self,
+        ctx: PairContext,
+        side: MailboxSide,
+        unsettled: Unsettled,
+        backlog: Backlog | None = None,
+    ) -> None:
+        self.backlog = backlog
         self.src = ctx.src
         self.src_id = side.source_id
         self.pool = ImportSessionPool(ctx.dst, side.target_id)
@@ -60,14 +68,19 @@ class Stages:
                 async for batch in source:
                     await send_b.send(batch)
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(produce)
-            async with recv_b:
-                for _ in range(lim.exporters_per_pair):
-                    ready.producer()
-                    tg.start_soon(self._exporter, recv_b.clone(), ready)
-            for _ in range(lim.importers_per_pair):
-                tg.start_soon(self._importer, ready)
+        unfollow = pacer.follow(self.backlog) if self.backlog is not None else None
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce)
+                async with recv_b:
+                    for _ in range(lim.exporters_per_pair):
+                        ready.producer()
+                        tg.start_soon(self._exporter, recv_b.clone(), ready)
+                for _ in range(lim.importers_per_pair):
+                    tg.start_soon(self._importer, ready)
+        finally:
+            if unfollow is not None:
+                unfollow()
         self._count_moves()
 
     def _count_moves(self) -> None:
@@ -150,6 +163,7 @@ class Stages:
         except ServiceError as exc:
             await self.shares.done(share, len(batch))
             for e in batch:
+                self._gone(e)
                 self.unsettled.add(e, exc.message, exc.request_id)
             return
         if not ok:
@@ -183,6 +197,8 @@ class Stages:
             if r.ok:
                 e.data = r.data
                 ok.append(e)
+                if self.backlog is not None:
+                    self.backlog.exported(e)
                 if r.mailbox_id is not None:
                     redirected += 1
                     self._aux("src", r.mailbox_id)
@@ -204,10 +220,16 @@ class Stages:
                 self.unsettled.add(e, "export: the answer had no row for this item", None)
             else:
                 self.unsettled.add(e, f"export: {r.error_code}: {r.error_message}", None)
+            self._gone(e)
             await self.shares.done(e.share)
         if redirected:
             self.stats.archive_redirects["redirected"] += redirected
         return ok
+
+    def _gone(self, e: Exportable) -> None:
+        """``e`` is no longer to upload (answered, or left unsent): out of the backlog."""
+        if self.backlog is not None:
+            self.backlog.done(e)
 
     # -- importers -----------------------------------------------------------------------------
     async def _update(self, e: Exportable) -> Imported | None:
@@ -259,6 +281,7 @@ class Stages:
                 # a drain while it waited for the bandwidth cap: not sent (Ctrl-C never
                 # waits for a cap); its intent stays for the next run
                 unsettled.not_sent(e, self.ledger)
+                self._gone(e)
                 e.data = None
                 await self.shares.done(e.share)
                 e.share = None
@@ -302,6 +325,7 @@ class Stages:
             finally:
                 if answered:
                     unsettled.answered(e)
+                self._gone(e)
                 e.data = None
                 await self.shares.done(e.share)
                 e.share = None

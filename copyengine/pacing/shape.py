@@ -1,0 +1,131 @@
+"""Which part of a mailbox's free upload room goes at once and which is spread over the
+window (issue 26). Pure: values and functions over an explicit ``now``; ``step.Budgets``
+keeps one ``Shape`` and the pacer loop applies ``plan``.
+
+The service's upload budget is a sliding window (``budget`` bytes per ``window`` seconds):
+room comes back exactly when what took it leaves the window, so the pattern in which a
+mailbox fills its first window repeats in every later one. Filling the window at once (a
+burst) finishes ``B`` bytes after ``(ceil(B / L) - 1) * W``, the shortest time any client
+can take, but every window then bursts and idles for most of ``W`` (minutes at 0 MB/s on
+Exchange's 5-minute window). Sending evenly at ``L / W`` has no gaps but finishes at
+``B / L * W``, up to a window later.
+
+The plan costs nothing: with ``R`` bytes still to upload, more than the free room ``F``,
+only ``m = R mod L`` (what the last window will carry, in ``(0, L]``) goes at once and the
+rest of ``F`` is given back evenly over the next ``W`` seconds. Every later window repeats
+that shape, and the last one's burst of ``m`` finishes the mailbox at the burst bound (at
+each window, ``m`` at once, ``L`` per window: the same bytes by the same instants as the
+burst, whatever the window held when the plan was made). A window is idle for long only
+when ``m`` is close to ``L`` (little left to spread): there a minimum flow
+(``Smooth.flow`` of the budget spread) is kept where it costs at most ``Smooth.cost`` of a
+window at the end (the last window then needs part of the spread: ``W (m - b) / (F - b)``
+for a burst ``b < m``), else the burst is kept.
+
+``R`` is an estimate (the listed sizes of what is still to upload, calibrated by the bodies
+sent); it may be off by ``Smooth.slack`` of the budget. A burst larger than ``m`` costs
+nothing but a shorter spread, a smaller one costs time at the end, so the burst is ``m``
+plus that slack, and when ``m`` is within the slack of a whole window or of none (the
+estimate cannot say which side of a window boundary the mailbox ends on), or ``R`` is not
+known (the listing is not done), everything goes at once, as without a plan.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Smooth:
+    """How the free room is shaped."""
+
+    slack: float = 0.05  # of the budget: what the estimate of the bytes left may be off by
+    # ... and per window left: a window gives back its room in parts of the sizes sent,
+    # which the next bodies do not fill exactly, so each carries a little under the budget
+    drift: float = 0.01
+    flow: float = 0.25  # of the budget: the least spread over a window, where it is cheap
+    cost: float = 0.1  # of a window: the most that minimum flow may cost the mailbox
+    least: float = 0.02  # of the budget: a spread below this is not worth a plan
+    soon: float = 0.1  # of the window: room coming back within this counts as free
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Room held back at ``start`` (``spread`` bytes), given back evenly over ``window``
+    seconds."""
+
+    start: float = -math.inf
+    spread: float = 0.0
+    window: float = 0.0
+
+    @property
+    def ends(self) -> float:
+        return self.start + self.window
+
+    def held(self, now: float) -> float:
+        """The room still held back at ``now``."""
+        if self.spread <= 0 or now >= self.ends:
+            return 0.0
+        return self.spread * min(1.0, (self.ends - now) / self.window)
+
+    def wait(self, now: float, need: float, leaving: Iterable[tuple[float, int]] = ()) -> float:
+        """Seconds until ``need`` more bytes of room have come back, from what the shape
+        gives back and from ``leaving``: (when, amount) leaving the window, oldest first
+        (``inf``: not from these; 0: nothing needed)."""
+        if need <= 0:
+            return 0.0
+        held = self.held(now)
+        rate = self.spread / self.window if held > 0 else 0.0
+        end = self.ends - now  # seconds until the shape has given everything back
+        freed, at = 0.0, 0.0
+        for when, amount in leaving:
+            d = max(0.0, when - now)
+            # before this amount leaves, the shape alone may make up the rest
+            if rate and freed + min(held, rate * d) >= need:
+                return max(at, (need - freed) / rate)
+            freed += amount
+            at = d
+            if freed + min(held, rate * d) >= need:
+                return d
+        if rate and freed + held >= need:
+            return min(end, max(at, (need - freed) / rate))
+        return math.inf
+
+
+NONE = Shape()
+
+
+def burst(free: float, remaining: float | None, budget: float, p: Smooth = Smooth()) -> float:
+    """Of ``free`` bytes of room, those to send at once, with ``remaining`` bytes still to
+    upload (None: not known) under ``budget`` per window (see the module's docstring)."""
+    if remaining is None or free <= 0 or budget <= 0 or remaining <= free:
+        return free  # not known, nothing free, or everything fits now: all at once
+    m = remaining % budget or budget  # what the last window carries
+    slack = (p.slack + p.drift * math.ceil(remaining / budget)) * budget
+    if m <= slack or m + slack >= budget:
+        return free  # the estimate cannot tell where the last window's boundary falls
+    b = m + slack
+    if free - p.flow * budget < b < free:  # little left to spread: a minimum flow, if cheap
+        # a burst b < m leaves the last window m - b to take from the spread (free - b over
+        # the window): at most ``cost`` of a window late
+        cheap = (b - p.cost * free) / (1.0 - p.cost)
+        b = max(free - p.flow * budget, cheap)
+    return min(free, max(0.0, b))
+
+
+def plan(
+    now: float,
+    free: float,
+    remaining: float | None,
+    budget: float,
+    window: float,
+    p: Smooth = Smooth(),
+) -> Shape:
+    """The shape of the room free at ``now``: what of it is held back, over ``window``."""
+    if window <= 0:
+        return NONE
+    spread = free - burst(free, remaining, budget, p)
+    if spread < p.least * budget:
+        return NONE
+    return Shape(now, spread, window)
