@@ -47,6 +47,7 @@ class Run:
     idle_s: float
     idle_after_s: float
     trace: list[str] = field(default_factory=list)
+    done: list[float] = field(default_factory=list)  # when each import was answered
 
 
 def sizes(n: int, seed: int, largest: int = 200_000) -> list[int]:
@@ -170,6 +171,10 @@ def run(
         for p in parked:
             push(now, "ask", p)
         parked.clear()
+    else:
+        raise RuntimeError(f"no end after {MAX_EVENTS} events: the pacer loops at {now:.3f} s")
+    if len(done) < items:
+        raise RuntimeError(f"{items - len(done)} items never went: the pacer waits for nothing")
     room = svc.upload_bytes * (1 - background)
     bound = max(0, math.ceil(sum(bodies) / room) - 1) * svc.upload_window
     took = done[-1] - done[0] if len(done) > 1 else 0.0
@@ -180,6 +185,7 @@ def run(
         idle_s=max((s for _, s in spans), default=0.0) * TIME_SCALE,
         idle_after_s=max((s for a, s in spans if a > svc.upload_window), default=0.0) * TIME_SCALE,
         trace=trace,
+        done=done,
     )
 
 

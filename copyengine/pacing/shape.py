@@ -102,8 +102,11 @@ def burst(free: float, remaining: float | None, budget: float, p: Smooth = Smoot
     if remaining is None or free <= 0 or budget <= 0 or remaining <= free:
         return free  # not known, nothing free, or everything fits now: all at once
     m = remaining % budget or budget  # what the last window carries
+    # the estimate may be off by ``slack`` either way; and each window carries a little less
+    # than the budget, so the last one carries more than ``m`` by about ``drift`` per window
+    under = p.slack * budget
     slack = (p.slack + p.drift * math.ceil(remaining / budget)) * budget
-    if m <= slack or m + slack >= budget:
+    if m <= under or m + slack >= budget:
         return free  # the estimate cannot tell where the last window's boundary falls
     b = m + slack
     if free - p.flow * budget < b < free:  # little left to spread: a minimum flow, if cheap

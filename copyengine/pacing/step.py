@@ -56,6 +56,7 @@ class Decision(NamedTuple):
 
 
 GO = Decision(Kind.GO)
+SHORTEST_WAIT = 1e-3  # seconds: a wait on the shape is never shorter (the clock moves on)
 SLOT = Decision(Kind.SLOT, 0.0, Limit.CONCURRENCY)
 
 
@@ -181,12 +182,12 @@ class Budgets:
         if body_bytes >= cap:
             return 0.0  # a body the budget cannot hold goes alone, as ever
         need = sent + held + body_bytes + hb - cap
-        if need <= 0:
+        if need < 1.0:  # (a byte: the shape gives back a fraction at a time)
             return 0.0
         start = now - seconds
         leaving = ((t + seconds, a) for t, a, _ in self.uploads.events() if t > start)
         wait = self.shape.wait(now, need, leaving)
-        return 0.0 if wait == math.inf else wait
+        return 0.0 if wait == math.inf else max(wait, SHORTEST_WAIT)
 
     def plan(self, now: float, remaining: float | None) -> None:
         """Shape the free upload room (``shape.plan``) unless a shape is still running;
