@@ -3,7 +3,9 @@ scenario): the pacer's own decisions (``pacing.step``) against the emulator's ow
 (``emulator.throttle.Throttle``, its other writer included), in simulated time, with no
 sockets and no engine.
 
-Four slots each take the next item and ask the step; a request that may go is admitted or
+Four slots each take the item ``ReadyItems`` chooses from 16 ready (as the importers do)
+and ask the step; the pacer is told the bytes not yet answered (``--unknown``: not told, so
+it bursts each window as before the upload window's shape, ``pacing.shape``); a request that may go is admitted or
 refused by the throttle the moment it goes and answered after the emulator's latency; a
 429 is applied as the pacer applies it (the budget in effect cut, the mailbox held until
 Retry-After). The service is the time-scaled profile (x60: 2.5 MB per 5 s); the job is
@@ -18,6 +20,7 @@ at each 429.
 
     python -m benchmarks.learn_model --ratio 60 --window 300 --seeds 4
     python -m benchmarks.learn_model --ratio 1 --background 0.5 --trace
+    python -m benchmarks.learn_model --ratio 1 --seeds 8 [--unknown]   # the shape, 1/1
 """
 
 from __future__ import annotations
