@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from benchmarks import learn_model
+from copyengine.config import FolderRules, ItemFilters, Limits, Pair
 from copyengine.emulator.throttle import Limits as ServiceLimits
 from copyengine.graph import Item
 from copyengine.pacing import MailboxPacer, PacerLimits
 from copyengine.pacing.shape import NONE, Shape, Smooth, burst, plan
 from copyengine.pacing.step import INCOMING_BYTES, Budgets, Kind, step
 from copyengine.pipeline.backlog import Backlog
+from copyengine.pipeline.budget import ByteBudget
+from copyengine.pipeline.context import PairContext
+from copyengine.pipeline.pair import PairRunner
+from copyengine.pipeline.stop import StopFlag
 from copyengine.plan import encoded_size
+from copyengine.report import PairStats
+from copyengine.state import SQLiteStore
+from tests.fake_api import FakeApi, FakePacer
+
+SRC, DST = "adele@contoso.example", "adele@fabrikam.example"
 
 L = 1000.0  # budget per window in the pure cases
 P = Smooth(slack=0.05, drift=0.0, flow=0.25, cost=0.1)
@@ -213,3 +225,53 @@ def test_shaped_against_the_emulators_throttle_no_429_no_cost_shorter_idle() -> 
             shaped_idle.append(shaped.idle_after_s)
     assert len(shaped_idle) >= len(SEEDS) // 2
     assert statistics.median(shaped_idle) <= window_s / 2.5
+
+
+# -- the pipeline tells the target's pacer --------------------------------------------------
+class Recorder(FakePacer):
+    """A target pacer that reads the pair's backlog whenever an importer chooses an item."""
+
+    def __init__(self) -> None:
+        self.backlogs: list[Callable[[], float | None]] = []
+        self.seen: list[float | None] = []
+        self.following = 0
+
+    def upload_room(self) -> float:
+        self.seen.extend(b() for b in self.backlogs)
+        return 1.0  # every body waits on the room: importers choose from the ready items
+
+    def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
+        self.backlogs.append(backlog)
+        self.following += 1
+
+        def stop() -> None:
+            self.following -= 1
+
+        return stop
+
+
+@pytest.mark.anyio
+async def test_a_pair_tells_its_target_pacer_what_it_still_has_to_upload(tmp_path: Path) -> None:
+    rec = Recorder()
+    api = FakeApi()
+    api.pacer = lambda mailbox_id: rec  # type: ignore[method-assign]
+    api.add_items(SRC, "inbox", 30, size=5000)
+    api.mailbox(DST)
+    stats = PairStats(SRC, DST)
+    async with SQLiteStore(tmp_path / "state.sqlite") as store:
+        ctx = PairContext.of(
+            Pair(SRC, DST, FolderRules(), ItemFilters()), api, api, store, stats=stats,
+            limits=Limits(batch_items=5, exporters_per_pair=2, importers_per_pair=3),
+            budget=ByteBudget(1 << 30), stop=StopFlag(),
+        )  # fmt: skip
+        await PairRunner(ctx).run()
+    assert stats.total("copied") == 30
+    assert len(rec.backlogs) == 1 and rec.following == 0  # followed during the copy only
+    known = [s for s in rec.seen if s is not None]
+    assert known, rec.seen
+    # the bodies still to upload: at most all 30 items' (scaled by what exports measured),
+    # less as imports are answered, none at the end
+    body = 5000 * 4 / 3 + 200
+    assert max(known) <= 30 * body * 1.2
+    assert min(known) < max(known)
+    assert rec.backlogs[0]() == 0
