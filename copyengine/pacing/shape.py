@@ -48,6 +48,7 @@ class Smooth:
     cost: float = 0.1  # of a window: the most that minimum flow may cost the mailbox
     least: float = 0.02  # of the budget: a spread below this is not worth a plan
     soon: float = 0.1  # of the window: room coming back within this counts as free
+    shown: float = 0.9  # of the budget: a window the service let through, before any plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,16 +97,20 @@ class Shape:
 NONE = Shape()
 
 
-def burst(free: float, remaining: float | None, budget: float, p: Smooth = Smooth()) -> float:
+def burst(
+    free: float, remaining: float | None, budget: float, p: Smooth = Smooth(), largest: float = 0.0
+) -> float:
     """Of ``free`` bytes of room, those to send at once, with ``remaining`` bytes still to
-    upload (None: not known) under ``budget`` per window (see the module's docstring)."""
+    upload (None: not known) under ``budget`` per window (see the module's docstring), the
+    largest body seen ``largest`` bytes (the room a window gives back in parts is used in
+    bodies, so each window may carry up to about one body less than its budget)."""
     if remaining is None or free <= 0 or budget <= 0 or remaining <= free:
         return free  # not known, nothing free, or everything fits now: all at once
     m = remaining % budget or budget  # what the last window carries
     # the estimate may be off by ``slack`` either way; and each window carries a little less
     # than the budget, so the last one carries more than ``m`` by about ``drift`` per window
     under = p.slack * budget
-    slack = (p.slack + p.drift * math.ceil(remaining / budget)) * budget
+    slack = (p.slack + p.drift * math.ceil(remaining / budget)) * budget + largest
     if m <= under or m + slack >= budget:
         return free  # the estimate cannot tell where the last window's boundary falls
     b = m + slack
@@ -124,11 +129,12 @@ def plan(
     budget: float,
     window: float,
     p: Smooth = Smooth(),
+    largest: float = 0.0,
 ) -> Shape:
     """The shape of the room free at ``now``: what of it is held back, over ``window``."""
     if window <= 0:
         return NONE
-    spread = free - burst(free, remaining, budget, p)
+    spread = free - burst(free, remaining, budget, p, largest)
     if spread < p.least * budget:
         return NONE
     return Shape(now, spread, window)

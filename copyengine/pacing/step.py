@@ -85,6 +85,7 @@ class Budgets:
         "blocked_until",
         "held_bytes",
         "inflight",
+        "largest",
         "learned_requests",
         "learned_slots",
         "learned_uploads",
@@ -93,6 +94,7 @@ class Budgets:
         "reserve_after",
         "reserved",
         "shape",
+        "shown_full",
         "smooth",
         "uploads",
     )
@@ -117,6 +119,9 @@ class Budgets:
         # windows after the first do not burst and idle
         self.shape = shape.NONE
         self.smooth = Smooth()
+        # the service has let nearly a whole configured window through: it gives the budget
+        self.shown_full = False
+        self.largest = 0  # the largest body sent
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -197,12 +202,20 @@ class Budgets:
             # a shape runs its window; a budget cut by the service is still being learned
             # (it creeps back and is cut again): what each window will carry is not known
             return
+        if not self.shown_full:
+            # nor before the service has let (nearly) a whole window through: a service
+            # stricter than configured refuses the first window's burst, and a plan for the
+            # configured budget would only slow the learning
+            cap, _, sent = self._upload_window(now)
+            if sent + self.held_bytes < self.smooth.shown * cap:
+                return
+            self.shown_full = True
         # the room free now and about to be: a window's room comes back in the parts it was
         # taken in, each used as it comes, so the room of a burst is never all free at once
         cap, seconds, sent = self._upload_window(now, self.smooth.soon)
         free = cap - sent - self.held_bytes - self.reserved
         left = None if remaining is None else max(0.0, remaining - self.held_bytes)
-        self.shape = shape.plan(now, free, left, cap, seconds, self.smooth)
+        self.shape = shape.plan(now, free, left, cap, seconds, self.smooth, self.largest)
 
     def slots(self) -> int:
         """Requests allowed in flight now (the concurrency in effect)."""
@@ -261,6 +274,8 @@ class Budgets:
         """A request takes its slot: held against the budgets while in flight."""
         self.inflight += 1
         self.held_bytes += body_bytes
+        if body_bytes > self.largest:
+            self.largest = body_bytes
 
     def release(self, done: float, body_bytes: int) -> None:
         """It was answered at ``done``: counted in the windows from then on. The service
