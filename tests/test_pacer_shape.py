@@ -77,6 +77,9 @@ def test_the_slack_grows_with_the_windows_left() -> None:
     p = Smooth(slack=0.05, drift=0.01)
     near = burst(L, 20_300.0, L, p)  # 21 windows: a slack of 26% of the budget
     assert near == pytest.approx(300.0 + 260.0)
+    # and by the largest body: a window's room comes back in bodies
+    assert burst(L, 4_300.0, L, P, largest=200.0) == pytest.approx(300.0 + 50.0 + 200.0)
+    assert burst(L, 4_300.0, L, P, largest=700.0) == L  # it could end either side
 
 
 def test_a_shape_gives_its_room_back_evenly() -> None:
@@ -105,9 +108,27 @@ def budgets() -> Budgets:
     )  # fmt: skip
 
 
+def test_no_shape_before_the_service_let_a_whole_window_through() -> None:
+    b = budgets()
+    b.smooth = P
+    b.plan(0.0, 4_300.0)  # nothing went yet: the service may give less than configured
+    assert b.shape is NONE
+    for k in range(10):  # 930 bytes in bodies of 93
+        b.take(93)
+        b.release(0.1 + k * 0.01, 93)
+        b.plan(0.2 + k * 0.01, 4_300.0 - 93 * (k + 1))
+        assert b.shape is NONE  # nothing free yet
+        assert b.shown_full is (k == 9)  # 93% of the budget went through: it gives it
+    # the window has emptied: the last window carries 370, plus a slack of 5% and the
+    # largest body: 513 at once, 487 spread
+    b.plan(10.5, 3_370.0)
+    assert b.shape.spread == pytest.approx(487.0)
+
+
 def test_the_free_room_is_shaped_and_given_back_over_the_window() -> None:
     b = budgets()
     b.smooth = P
+    b.shown_full = True  # the service has let a whole window through
     b.plan(0.0, 4_300.0)  # 350 at once, 650 over 10 s
     assert b.shape.spread == pytest.approx(650.0)
     assert b.upload_room(0.0) == pytest.approx(350.0)
@@ -125,6 +146,7 @@ def test_the_free_room_is_shaped_and_given_back_over_the_window() -> None:
 
 def test_no_shape_while_the_budget_is_cut_and_none_kept_after_a_refusal() -> None:
     b = budgets()
+    b.shown_full = True
     b.plan(0.0, 4_300.0)
     assert b.shape.spread > 0
     b.take(900)
