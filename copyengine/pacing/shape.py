@@ -21,12 +21,22 @@ when ``m`` is close to ``L`` (little left to spread): there a minimum flow
 window at the end (the last window then needs part of the spread: ``W (m - b) / (F - b)``
 for a burst ``b < m``), else the burst is kept.
 
-``R`` is an estimate (the listed sizes of what is still to upload, calibrated by the bodies
-sent); it may be off by ``Smooth.slack`` of the budget. A burst larger than ``m`` costs
-nothing but a shorter spread, a smaller one costs time at the end, so the burst is ``m``
-plus that slack, and when ``m`` is within the slack of a whole window or of none (the
-estimate cannot say which side of a window boundary the mailbox ends on), or ``R`` is not
-known (the listing is not done), everything goes at once, as without a plan.
+``R`` is an estimate (the listed sizes of what is still to upload, scaled by the bodies
+exported); it may be off by ``Smooth.slack`` of the budget. And a window carries a little
+less than its budget: its room comes back in parts, which the next bodies do not fill
+exactly (about ``Smooth.drift`` of the budget per window, and up to the largest body). A
+burst larger than ``m`` costs nothing but a shorter spread, a smaller one costs time at the
+end, so the burst is ``m`` plus those slacks, and when ``m`` is within them of a whole
+window or within the estimate's of none (which side of a window boundary the mailbox ends
+on is not known), or ``R`` is not known (the listing is not done), everything goes at once,
+as without a plan.
+
+``step.Budgets.plan`` makes no plan while the upload budget is cut by the service's 429s
+(what each window carries is still being learned) nor before the service has let 90% of a
+configured window through: a service stricter than configured refuses the first window's
+burst, and a plan for the configured budget would only slow the learning (the first
+window of such a service is a physical limit: its Retry-After holds the mailbox until the
+first bytes leave the service's window).
 """
 
 from __future__ import annotations
