@@ -53,7 +53,7 @@ class Smooth:
     slack: float = 0.05  # of the budget: what the estimate of the bytes left may be off by
     # ... and per window left: a window gives back its room in parts of the sizes sent,
     # which the next bodies do not fill exactly, so each carries a little under the budget
-    drift: float = 0.01
+    drift: float = 0.03
     flow: float = 0.25  # of the budget: the least spread over a window, where it is cheap
     cost: float = 0.1  # of a window: the most that minimum flow may cost the mailbox
     least: float = 0.02  # of the budget: a spread below this is not worth a plan
