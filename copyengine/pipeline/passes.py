@@ -187,13 +187,22 @@ class MailboxPass:
                 ref = action.ref
             placed_here = by_target.get(ref)
             if placed_here is not None and not (isinstance(action, Rename) and action.aside):
+                done.add(placed_here.plan.source.folder.id)
+                if placed_here.kind == "new" and placed_here.record is None:
+                    continue  # a new folder: recorded with the rest (below)
                 # recorded as soon as confirmed: a pass cut short anywhere after this leaves
                 # the mapping (and, for a moved folder, its old copy) for the next to finish
-                await self._map(placed_here, _real(made, ref) or ref)
-                done.add(placed_here.plan.source.folder.id)
-        for placed in rnd.placed:
-            if placed.plan.source.folder.id not in done:
-                await self._map(placed, _real(made, placed.target) or placed.target)
+                await self._map([(placed_here, _real(made, ref) or ref)])
+        # the rest in one transaction: folders kept, adopted or new, whose mappings a pass cut
+        # short before this re-derives from the trees (a folder it made and did not record
+        # is nobody's copy: adopted where it is needed, its items matched by search key)
+        await self._map(
+            [
+                (p, _real(made, p.target) or p.target)
+                for p in rnd.placed
+                if p.plan.source.folder.id not in done or (p.kind == "new" and p.record is None)
+            ]
+        )
         return made
 
     def _job(
@@ -226,21 +235,25 @@ class MailboxPass:
         fs.mode = job.mode
         return job
 
-    async def _map(self, placed: Placed, folder_id: str) -> None:
-        """Record where a source folder's items go now. A folder whose items are not all in
-        it yet (moved, made again, adopted, new) loses its item link, so that whichever pass
-        comes next lists it in full; a moved folder's old copy is remembered as retired
-        until it is swept."""
-        plan, rec = placed.plan, placed.record
-        sid = plan.source.folder.id
-        await self.ctx.store.folder_mapped(
-            self.ctx.key, sid, plan.source.path, folder_id, plan.target.path, self.scope
-        )
-        if placed.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
-            await self.ctx.store.set_delta_links(self.ctx.key, [(sid, None)])
-        if placed.kind == "moved" and placed.old is not None:
-            old_path = rec.target_path if rec is not None else ""
-            await self._retire(sid, placed.old, plan.source.path, old_path)
+    async def _map(self, placed: list[tuple[Placed, str]]) -> None:
+        """Record where source folders' items go now, in one transaction. A folder whose items
+        are not all in it yet (moved, made again, adopted, new) loses its item link, so that
+        whichever pass comes next lists it in full; a moved folder's old copy is remembered
+        as retired until it is swept."""
+        maps: list[FolderRecord] = []
+        unlinked: list[str] = []
+        for one, folder_id in placed:
+            plan, rec = one.plan, one.record
+            sid = plan.source.folder.id
+            new = FolderRecord(sid, plan.source.path, folder_id, plan.target.path, None, self.scope)
+            if rec is None or replace(rec, delta_link=None) != new:  # else recorded already
+                maps.append(new)
+            if one.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
+                unlinked.append(sid)
+            if one.kind == "moved" and one.old is not None:
+                old_path = rec.target_path if rec is not None else ""
+                maps.append(self._retired(sid, one.old, plan.source.path, old_path))
+        await self.ctx.store.map_folders(self.ctx.key, maps, unlinked)
 
     # -- after ---------------------------------------------------------------------------------
     def items_done(self) -> None:
@@ -294,13 +307,15 @@ class MailboxPass:
         (under ``mirror``, with no per-item call)."""
         gone_jobs: Gone = defaultdict(list)
         goes: set[str] = set()
+        ids = [r.source_folder_id for r in gone if retired_source(r.source_folder_id) is None]
+        known = await self.ctx.store.items_in_folders(self.ctx.key, ids) if ids else {}
         for rec in gone:
             job = self._cached(rec)
             job.stats.mode = "gone"
             if retired_source(rec.source_folder_id) is not None:
                 gone_jobs[rec.target_folder_id].append((job, rec, []))  # its copies: kept
                 continue
-            records = await self.ctx.store.items_in_folder(self.ctx.key, rec.source_folder_id)
+            records = (known or {}).get(rec.source_folder_id, {})
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
@@ -544,19 +559,13 @@ class MailboxPass:
             )
         return True
 
-    async def _retire(
+    def _retired(
         self, source_folder_id: str, target_folder_id: str, path: str, target_path: str
-    ) -> None:
-        """Remember an old target folder of ours (its target path orders the sweeps of a
-        pass that does not walk the trees: the deepest first)."""
-        await self.ctx.store.folder_mapped(
-            self.ctx.key,
-            retired_id(source_folder_id, target_folder_id),
-            path,
-            target_folder_id,
-            target_path,
-            self.scope,
-        )
+    ) -> FolderRecord:
+        """The record of an old target folder of ours (its target path orders the sweeps of
+        a pass that does not walk the trees: the deepest first)."""
+        rid = retired_id(source_folder_id, target_folder_id)
+        return FolderRecord(rid, path, target_folder_id, target_path, None, self.scope)
 
     async def _gone(
         self, job: FolderJob, rec: FolderRecord, records: list[ItemRecord], forget: list[str]
@@ -577,9 +586,10 @@ class MailboxPass:
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
                 forget.extend(r.source_id for r in records)
             else:
-                await self._retire(
+                old = self._retired(
                     rec.source_folder_id, rec.target_folder_id, rec.source_path, rec.target_path
                 )
+                await self.ctx.store.map_folders(self.ctx.key, [old])
                 await self.ctx.store.forget_folder(self.ctx.key, rec.source_folder_id)
                 return await self._sweep_old(
                     rec.target_folder_id,
