@@ -48,6 +48,7 @@ from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
 from ..survey import MailboxSide, TargetTree, target_index
+from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .work import FolderJob
 
@@ -100,24 +101,29 @@ class MailboxPass:
             and sync.fingerprint == self.fingerprint
             and not self.ctx.kind.lists_in_full
         )
-        rows = -1
+        tree = None
         if delta:
             link = sync.folder_link if self.incremental and sync is not None else None
-            self.folder_link, rows = await self._folder_round(link)
-        if self.incremental and rows == 0 and stored:
-            return [self._cached(r) for r in stored]
-        return await self._walk(every)
+            self.folder_link, rows, fresh = await self._folder_round(link)
+            if self.incremental and not rows and stored:
+                return [self._cached(r) for r in stored]
+            if not fresh:  # the tree changed: read whole in a fresh round, not walked
+                self.folder_link, rows, fresh = await self._folder_round(None)
+            tree = tree_from_rows(rows)  # None: the rows are not a whole tree, walked
+        return await self._walk(every, tree)
 
-    async def _folder_round(self, link: str | None) -> tuple[str | None, int]:
-        """Read the folder delta round; (its closing link, rows in it). A refused link
-        (410) starts a fresh round, which lists every folder: the tree is walked."""
+    async def _folder_round(self, link: str | None) -> tuple[str | None, list[object], bool]:
+        """Read the folder delta round: its closing link, its rows, and whether it was a
+        fresh round (one that lists every folder). A refused link (410) starts a fresh
+        round."""
         for _ in range(MAX_FOLDER_ROUNDS):
-            rows, new_link = 0, None
+            rows: list[object] = []
+            new_link = None
             try:
                 async for page in self.src.folder_delta(self.src_id, link):
-                    rows += len(page.items)
+                    rows += page.items
                     new_link = page.delta_link or new_link
-                return new_link, rows
+                return new_link, rows, link is None
             except DeltaExpired:
                 if link is None:
                     raise
@@ -145,11 +151,15 @@ class MailboxPass:
         fs.mode = start.mode
         return FolderJob(plan, target, fs, False, mode=start.mode, link=start.link)
 
-    async def _walk(self, stored: list[FolderRecord]) -> list[FolderJob]:
-        """Walk the source tree, decide the folder round against the synced tree and the
-        target as it is (``plan.plan_folder_round``, pure), then apply its renames and
-        creations in the order it gives (an order in which no two folders collide)."""
-        tree = await self.src.walk_folders(self.src_id)
+    async def _walk(
+        self, stored: list[FolderRecord], tree: list[FolderNode] | None = None
+    ) -> list[FolderJob]:
+        """Walk the source tree (unless a fresh folder round gave it), decide the folder
+        round against the synced tree and the target as it is (``plan.plan_folder_round``,
+        pure), then apply its renames and creations in the order it gives (an order in
+        which no two folders collide)."""
+        if tree is None:
+            tree = await self.src.walk_folders(self.src_id)
         pair = self.ctx.pair
         plans = plan_folders(tree, pair.folders, pair.source, pair.target)
         target = TargetTree(self.dst, self.dst_id)
