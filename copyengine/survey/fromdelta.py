@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..graph import Folder, FolderNode
+from ..errors import DeltaExpired
+from ..graph import Folder, FolderNode, MailboxApi
 
 
 def tree_from_rows(rows: Iterable[object], max_folders: int = 100_000) -> list[FolderNode] | None:
@@ -42,3 +43,19 @@ def tree_from_rows(rows: Iterable[object], max_folders: int = 100_000) -> list[F
             if f.id in kids:
                 stack.append((f.id, node.names, depth + 1))
     return out if len(out) == len(folders) else None
+
+
+async def read_tree(client: MailboxApi, mailbox_id: str) -> list[FolderNode]:
+    """A mailbox's folder tree from one fresh folder delta round (a request per 200
+    folders), or walked when its rows are not a whole tree (or the round was refused)."""
+    rows: list[object] = []
+    try:
+        async for page in client.folder_delta(mailbox_id):
+            rows += page.items
+    except DeltaExpired:  # a later page's token refused: the walk reads it instead
+        rows = []
+    else:
+        tree = tree_from_rows(rows)
+        if tree is not None:
+            return tree
+    return await client.walk_folders(mailbox_id)
