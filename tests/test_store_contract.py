@@ -260,6 +260,13 @@ async def test_sync_state_per_pair_and_mailbox(make: Factory) -> None:
         assert await st.sync_state(P, "archive") == SyncRecord(None, "fp1")
         await st.set_sync_state(P, "archive", None)
         assert await st.sync_state(P, "archive") is None
+        # a pass's links and its mailbox's folder link, in one transaction
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.set_delta_links(P, [("F1", "l1")], ("archive", SyncRecord("/f?t=3", "fp3")))
+        assert await st.sync_state(P, "archive") == SyncRecord("/f?t=3", "fp3")
+        assert [f.delta_link for f in await st.folders(P)] == ["l1"]
+        await st.set_delta_links(P, [], ("primary", SyncRecord(None, "fp4")))
+        assert await st.sync_state(P, "primary") == SyncRecord(None, "fp4")
 
 
 async def test_passes_are_numbered_and_record_their_changes(make: Factory) -> None:

@@ -300,11 +300,10 @@ class MailboxPass:
         if not self.ctx.sync.delta:
             return
         links = links_to_store(job.round_end() for job in jobs)
-        await self.ctx.store.set_delta_links(self.ctx.key, links)
-        if clean:  # every folder change applied: else the next pass walks again
-            await self.ctx.store.set_sync_state(
-                self.ctx.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
-            )
+        # every folder change applied: the folder link too, with the items' links in one
+        # transaction; else the next pass reads the tree again
+        sync = (self.scope, SyncRecord(self.folder_link, self.fingerprint)) if clean else None
+        await self.ctx.store.set_delta_links(self.ctx.key, links, sync)
 
     async def _gone_folders(
         self,

@@ -49,8 +49,11 @@ class Store(Protocol):
     ) -> None: ...  # the mappings, then the links of ``unlinked`` dropped: one transaction
     async def folders(self, pair: str) -> list[FolderRecord]: ...
     async def set_delta_links(
-        self, pair: str, links: Sequence[tuple[str, str | None]]
-    ) -> None: ...  # (source folder id, link) pairs, in one transaction
+        self,
+        pair: str,
+        links: Sequence[tuple[str, str | None]],
+        sync: tuple[str, SyncRecord] | None = None,
+    ) -> None: ...  # (source folder id, link) pairs, then ``sync`` (scope, record): one transaction
     async def forget_folder(self, pair: str, source_folder_id: str) -> None: ...
     async def sync_state(self, pair: str, scope: str) -> SyncRecord | None: ...
     async def set_sync_state(self, pair: str, scope: str, record: SyncRecord | None) -> None: ...

@@ -204,11 +204,23 @@ class SqlStore(GroupCommitting):
     async def folders(self, pair: str) -> list[FolderRecord]:
         return [FolderRecord(*r) for r in await self._fetchall(self.sql.folders, (pair,))]
 
-    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
-        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
-        if links:
-            rows = [(link, pair, folder_id) for folder_id, link in links]
-            await self._executemany(self.sql.delta_link, rows)
+    async def set_delta_links(
+        self,
+        pair: str,
+        links: Sequence[tuple[str, str | None]],
+        sync: tuple[str, SyncRecord] | None = None,
+    ) -> None:
+        """Each folder's link, and then a mailbox's folder link and fingerprint (``sync``:
+        its scope and record), all in one transaction (a pass stores a link per folder)."""
+        rows = [(link, pair, folder_id) for folder_id, link in links]
+        if sync is None:
+            if rows:
+                await self._executemany(self.sql.delta_link, rows)
+            return
+        scope, rec = sync
+        statements: list[tuple[str, Sequence[Any]]] = [(self.sql.delta_link, r) for r in rows]
+        statements.append((self.sql.set_sync, (pair, scope, rec.folder_link, rec.fingerprint)))
+        await self._script(statements)
 
     async def forget_folder(self, pair: str, source_folder_id: str) -> None:
         await self._execute(self.sql.forget_folder, (pair, source_folder_id))
