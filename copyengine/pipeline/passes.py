@@ -24,11 +24,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
+import anyio
+
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import split
 from ..graph import Folder, FolderNode
 from ..plan import (
     KEEPS_COPY,
+    Create,
     Fate,
     FolderPlan,
     FolderRound,
@@ -177,43 +180,53 @@ class MailboxPass:
 
     async def _apply(self, rnd: FolderRound) -> dict[str, Folder]:
         """Make the round's renames and creations, recording each folder's mapping as soon
-        as it is confirmed; the folders made or renamed, by the reference the round used."""
+        as it is confirmed (a new folder's with the rest, in one transaction at the end, or
+        when an action fails); the folders made or renamed, by the reference the round
+        used."""
         made: dict[str, Folder] = {}
         by_target = {p.target: p for p in rnd.placed}
-        done: set[str] = set()  # source folders whose mapping is recorded
-        for action in rnd.actions:
-            if isinstance(action, Rename):
-                fid = _real(made, action.folder)
-                assert fid is not None
-                made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
-                self.ctx.log.info(
-                    "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
-                )
-                ref = action.folder
-            else:
-                made[action.ref] = await self.dst.create_folder(
-                    self.dst_id, _real(made, action.parent), action.name, action.type
-                )
-                ref = action.ref
-            placed_here = by_target.get(ref)
-            if placed_here is not None and not (isinstance(action, Rename) and action.aside):
+        done: set[str] = set()  # source folders whose mapping is recorded (or made new)
+        new: list[tuple[Placed, str]] = []  # made, recorded with the rest
+        rest: list[tuple[Placed, str]] = []  # kept or adopted: once every action is made
+        try:
+            for action in rnd.actions:
+                ref = await self._act(action, made)
+                placed_here = by_target.get(ref)
+                if placed_here is None or (isinstance(action, Rename) and action.aside):
+                    continue
                 done.add(placed_here.plan.source.folder.id)
                 if placed_here.kind == "new" and placed_here.record is None:
-                    continue  # a new folder: recorded with the rest (below)
+                    # a pass cut short before it records this one meets a target folder
+                    # that is nobody's copy: adopted where it is needed, items by search key
+                    new.append((placed_here, _real(made, ref) or ref))
+                    continue
                 # recorded as soon as confirmed: a pass cut short anywhere after this leaves
                 # the mapping (and, for a moved folder, its old copy) for the next to finish
                 await self._map([(placed_here, _real(made, ref) or ref)])
-        # the rest in one transaction: folders kept, adopted or new, whose mappings a pass cut
-        # short before this re-derives from the trees (a folder it made and did not record
-        # is nobody's copy: adopted where it is needed, its items matched by search key)
-        await self._map(
-            [
+            rest = [
                 (p, _real(made, p.target) or p.target)
                 for p in rnd.placed
-                if p.plan.source.folder.id not in done or (p.kind == "new" and p.record is None)
+                if p.plan.source.folder.id not in done
             ]
-        )
+        finally:  # in one transaction: the new folders made, and the rest
+            with anyio.CancelScope(shield=True):
+                await self._map(new + rest)
         return made
+
+    async def _act(self, action: Rename | Create, made: dict[str, Folder]) -> str:
+        """Make one rename or creation; the reference the round used for its folder."""
+        if isinstance(action, Rename):
+            fid = _real(made, action.folder)
+            assert fid is not None
+            made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
+            self.ctx.log.info(
+                "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
+            )
+            return action.folder
+        made[action.ref] = await self.dst.create_folder(
+            self.dst_id, _real(made, action.parent), action.name, action.type
+        )
+        return action.ref
 
     def _job(
         self, placed: Placed, made: dict[str, Folder], target: TargetTree, mapped_before: bool
