@@ -159,8 +159,22 @@ async def test_moved_item_follows_without_a_second_copy(emu: Any, tmp_path: Path
     assert_same(emu.state, ADELE, T_ADELE)
 
 
+async def _calls(emu: Any) -> dict[str, int]:
+    """Requests per call since the last reset (``/stats/reset``)."""
+    body = (await emu.src.control("GET", "/stats")).body
+    return {call: sum(by_status.values()) for call, by_status in body["requests"].items()}
+
+
+WALK = ("listFolders", "listChildFolders")  # a folder tree read folder by folder
+
+
 async def test_folder_created_renamed_moved_deleted(emu: Any, tmp_path: Path) -> None:
+    await emu.src.control("POST", "/stats/reset")
     cfg = await _first(emu, tmp_path)
+    # the first pass reads both trees from a fresh folder delta round each: no walk
+    calls = await _calls(emu)
+    assert not any(calls.get(c) for c in WALK), calls
+    assert calls["folderDelta"] == 2, calls
     box = emu.state.require_mailbox(ADELE)
     inbox = box.well_known["inbox"]
     user = [f for f in inbox.live_children()]
@@ -175,11 +189,16 @@ async def test_folder_created_renamed_moved_deleted(emu: Any, tmp_path: Path) ->
             {"op": "moveFolder", "id": user[1].id, "to": "archive"},
         ],
     )
+    await emu.src.control("POST", "/stats/reset")
     stats = await run_job(cfg)
     assert stats.exit_code() == ExitCode.OK, stats.as_dict()["pairs"][0]
     folders = stats.as_dict()["pairs"][0]["changes"]["folders"]
     assert folders == {"created": 1, "renamed": 1, "moved": 1}
     assert_same(emu.state, ADELE, T_ADELE)
+    # the tree changed: the source round from its link, then a fresh one for the whole tree,
+    # and one for the target's; still no walk
+    calls = await _calls(emu)
+    assert not any(calls.get(c) for c in WALK) and calls["folderDelta"] == 3, calls
     await _ops(emu, ADELE, [{"op": "deleteFolder", "id": made["id"]}])
     stats = await run_job(cfg)
     assert stats.exit_code() == ExitCode.OK

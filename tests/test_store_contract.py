@@ -14,7 +14,16 @@ import anyio.lowlevel
 import pytest
 
 from copyengine.errors import ForeignState, JobLocked, StateError
-from copyengine.state import Intent, ItemRecord, Outcome, SQLiteStore, Status, Store, SyncRecord
+from copyengine.state import (
+    FolderRecord,
+    Intent,
+    ItemRecord,
+    Outcome,
+    SQLiteStore,
+    Status,
+    Store,
+    SyncRecord,
+)
 
 pytestmark = pytest.mark.anyio
 JOB = {"name": "", "source": "contoso/app1", "target": "fabrikam/app2"}
@@ -172,6 +181,61 @@ async def test_folders_and_their_delta_links(make: Factory) -> None:
         await st.set_delta_links(P, [])
 
 
+async def test_a_pairs_folder_mappings_written_at_once(make: Factory) -> None:
+    """``map_folders``: every mapping of a pair's setup in one transaction, a stored link
+    kept unless the folder is named in ``unlinked``; the same rows as ``folder_mapped``."""
+    async with make() as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.folder_mapped(P, "F2", "/Sent", "T2", "<sent>")
+        await st.set_delta_links(P, [("F1", "link1"), ("F2", "link2")])
+        await st.map_folders(
+            P,
+            [
+                FolderRecord("F1", "/Inbox", "T1b", "<inbox>", "ignored"),
+                FolderRecord("F2", "/Sent", "T2", "<sent>"),
+                FolderRecord("A3", "/Old", "TA3", "/Old", scope="archive"),
+            ],
+            unlinked=["F2"],
+        )
+        got = {f.source_folder_id: f for f in await st.folders(P)}
+        assert got["F1"] == FolderRecord("F1", "/Inbox", "T1b", "<inbox>", "link1")
+        assert got["F2"] == FolderRecord("F2", "/Sent", "T2", "<sent>", None)
+        assert got["A3"] == FolderRecord("A3", "/Old", "TA3", "/Old", None, "archive")
+        await st.map_folders(P, [FolderRecord("F4", "/New", "T4", "/New")])  # one alone
+        await st.map_folders(P, [], unlinked=["F1"])
+        await st.map_folders(P, [])
+        got = {f.source_folder_id: f for f in await st.folders(P)}
+        assert got["F1"].delta_link is None and got["F4"].target_folder_id == "T4"
+    async with make() as st:  # durable: another open of the store sees them all
+        assert sorted(f.source_folder_id for f in await st.folders(P)) == [
+            "A3",
+            "F1",
+            "F2",
+            "F4",
+        ]
+
+
+async def test_a_pairs_records_read_at_once_by_folder(make: Factory) -> None:
+    """``items_in_folders``: the records of several folders in one read, grouped by folder
+    (the same records ``items_in_folder`` gives each); None past ``at_most``."""
+    async with make() as st:
+        await st.record_intents(P, [_intent(i, folder=f"F{i % 3}") for i in range(9)])
+        await st.record_intents("other", [_intent(1, folder="F1")])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1"))
+        await st.flush()
+        got = await st.items_in_folders(P, ["F0", "F1", "F2", "F9", "F1"])
+        assert got is not None and sorted(got) == ["F0", "F1", "F2"]
+        for folder in ("F0", "F1", "F2"):
+            assert got[folder] == await st.items_in_folder(P, folder)
+        assert got["F1"]["s1"].target_id == "t1" and len(got["F1"]) == 3
+        assert await st.items_in_folders(P, ["F0", "F1"], at_most=6) is not None
+        assert await st.items_in_folders(P, ["F0", "F1"], at_most=5) is None
+        assert await st.items_in_folders(P, []) == {}
+        many = [f"X{k}" for k in range(1200)] + ["F2"]  # more than one statement's worth
+        wide = await st.items_in_folders(P, many, at_most=3)
+        assert wide is not None and list(wide) == ["F2"] and len(wide["F2"]) == 3
+
+
 async def test_folders_belong_to_a_mailbox_of_the_pair_and_can_be_forgotten(
     make: Factory,
 ) -> None:
@@ -196,6 +260,13 @@ async def test_sync_state_per_pair_and_mailbox(make: Factory) -> None:
         assert await st.sync_state(P, "archive") == SyncRecord(None, "fp1")
         await st.set_sync_state(P, "archive", None)
         assert await st.sync_state(P, "archive") is None
+        # a pass's links and its mailbox's folder link, in one transaction
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.set_delta_links(P, [("F1", "l1")], ("archive", SyncRecord("/f?t=3", "fp3")))
+        assert await st.sync_state(P, "archive") == SyncRecord("/f?t=3", "fp3")
+        assert [f.delta_link for f in await st.folders(P)] == ["l1"]
+        await st.set_delta_links(P, [], ("primary", SyncRecord(None, "fp4")))
+        assert await st.sync_state(P, "primary") == SyncRecord(None, "fp4")
 
 
 async def test_passes_are_numbered_and_record_their_changes(make: Factory) -> None:

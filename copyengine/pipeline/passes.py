@@ -24,11 +24,14 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
 
+import anyio
+
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import split
 from ..graph import Folder, FolderNode
 from ..plan import (
     KEEPS_COPY,
+    Create,
     Fate,
     FolderPlan,
     FolderRound,
@@ -48,6 +51,7 @@ from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
 from ..survey import MailboxSide, TargetTree, target_index
+from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .work import FolderJob
 
@@ -100,24 +104,29 @@ class MailboxPass:
             and sync.fingerprint == self.fingerprint
             and not self.ctx.kind.lists_in_full
         )
-        rows = -1
+        tree = None
         if delta:
             link = sync.folder_link if self.incremental and sync is not None else None
-            self.folder_link, rows = await self._folder_round(link)
-        if self.incremental and rows == 0 and stored:
-            return [self._cached(r) for r in stored]
-        return await self._walk(every)
+            self.folder_link, rows, fresh = await self._folder_round(link)
+            if self.incremental and not rows and stored:
+                return [self._cached(r) for r in stored]
+            if not fresh:  # the tree changed: read whole in a fresh round, not walked
+                self.folder_link, rows, fresh = await self._folder_round(None)
+            tree = tree_from_rows(rows)  # None: the rows are not a whole tree, walked
+        return await self._walk(every, tree)
 
-    async def _folder_round(self, link: str | None) -> tuple[str | None, int]:
-        """Read the folder delta round; (its closing link, rows in it). A refused link
-        (410) starts a fresh round, which lists every folder: the tree is walked."""
+    async def _folder_round(self, link: str | None) -> tuple[str | None, list[object], bool]:
+        """Read the folder delta round: its closing link, its rows, and whether it was a
+        fresh round (one that lists every folder). A refused link (410) starts a fresh
+        round."""
         for _ in range(MAX_FOLDER_ROUNDS):
-            rows, new_link = 0, None
+            rows: list[object] = []
+            new_link = None
             try:
                 async for page in self.src.folder_delta(self.src_id, link):
-                    rows += len(page.items)
+                    rows += page.items
                     new_link = page.delta_link or new_link
-                return new_link, rows
+                return new_link, rows, link is None
             except DeltaExpired:
                 if link is None:
                     raise
@@ -145,11 +154,15 @@ class MailboxPass:
         fs.mode = start.mode
         return FolderJob(plan, target, fs, False, mode=start.mode, link=start.link)
 
-    async def _walk(self, stored: list[FolderRecord]) -> list[FolderJob]:
-        """Walk the source tree, decide the folder round against the synced tree and the
-        target as it is (``plan.plan_folder_round``, pure), then apply its renames and
-        creations in the order it gives (an order in which no two folders collide)."""
-        tree = await self.src.walk_folders(self.src_id)
+    async def _walk(
+        self, stored: list[FolderRecord], tree: list[FolderNode] | None = None
+    ) -> list[FolderJob]:
+        """Walk the source tree (unless a fresh folder round gave it), decide the folder
+        round against the synced tree and the target as it is (``plan.plan_folder_round``,
+        pure), then apply its renames and creations in the order it gives (an order in
+        which no two folders collide)."""
+        if tree is None:
+            tree = await self.src.walk_folders(self.src_id)
         pair = self.ctx.pair
         plans = plan_folders(tree, pair.folders, pair.source, pair.target)
         target = TargetTree(self.dst, self.dst_id)
@@ -167,34 +180,53 @@ class MailboxPass:
 
     async def _apply(self, rnd: FolderRound) -> dict[str, Folder]:
         """Make the round's renames and creations, recording each folder's mapping as soon
-        as it is confirmed; the folders made or renamed, by the reference the round used."""
+        as it is confirmed (a new folder's with the rest, in one transaction at the end, or
+        when an action fails); the folders made or renamed, by the reference the round
+        used."""
         made: dict[str, Folder] = {}
         by_target = {p.target: p for p in rnd.placed}
-        done: set[str] = set()  # source folders whose mapping is recorded
-        for action in rnd.actions:
-            if isinstance(action, Rename):
-                fid = _real(made, action.folder)
-                assert fid is not None
-                made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
-                self.ctx.log.info(
-                    "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
-                )
-                ref = action.folder
-            else:
-                made[action.ref] = await self.dst.create_folder(
-                    self.dst_id, _real(made, action.parent), action.name, action.type
-                )
-                ref = action.ref
-            placed_here = by_target.get(ref)
-            if placed_here is not None and not (isinstance(action, Rename) and action.aside):
+        done: set[str] = set()  # source folders whose mapping is recorded (or made new)
+        new: list[tuple[Placed, str]] = []  # made, recorded with the rest
+        rest: list[tuple[Placed, str]] = []  # kept or adopted: once every action is made
+        try:
+            for action in rnd.actions:
+                ref = await self._act(action, made)
+                placed_here = by_target.get(ref)
+                if placed_here is None or (isinstance(action, Rename) and action.aside):
+                    continue
+                done.add(placed_here.plan.source.folder.id)
+                if placed_here.kind == "new" and placed_here.record is None:
+                    # a pass cut short before it records this one meets a target folder
+                    # that is nobody's copy: adopted where it is needed, items by search key
+                    new.append((placed_here, _real(made, ref) or ref))
+                    continue
                 # recorded as soon as confirmed: a pass cut short anywhere after this leaves
                 # the mapping (and, for a moved folder, its old copy) for the next to finish
-                await self._map(placed_here, _real(made, ref) or ref)
-                done.add(placed_here.plan.source.folder.id)
-        for placed in rnd.placed:
-            if placed.plan.source.folder.id not in done:
-                await self._map(placed, _real(made, placed.target) or placed.target)
+                await self._map([(placed_here, _real(made, ref) or ref)])
+            rest = [
+                (p, _real(made, p.target) or p.target)
+                for p in rnd.placed
+                if p.plan.source.folder.id not in done
+            ]
+        finally:  # in one transaction: the new folders made, and the rest
+            with anyio.CancelScope(shield=True):
+                await self._map(new + rest)
         return made
+
+    async def _act(self, action: Rename | Create, made: dict[str, Folder]) -> str:
+        """Make one rename or creation; the reference the round used for its folder."""
+        if isinstance(action, Rename):
+            fid = _real(made, action.folder)
+            assert fid is not None
+            made[fid] = await self.dst.rename_folder(self.dst_id, fid, action.name)
+            self.ctx.log.info(
+                "pass.folder_renamed", folder=fid, name=action.name, aside=action.aside
+            )
+            return action.folder
+        made[action.ref] = await self.dst.create_folder(
+            self.dst_id, _real(made, action.parent), action.name, action.type
+        )
+        return action.ref
 
     def _job(
         self, placed: Placed, made: dict[str, Folder], target: TargetTree, mapped_before: bool
@@ -226,21 +258,25 @@ class MailboxPass:
         fs.mode = job.mode
         return job
 
-    async def _map(self, placed: Placed, folder_id: str) -> None:
-        """Record where a source folder's items go now. A folder whose items are not all in
-        it yet (moved, made again, adopted, new) loses its item link, so that whichever pass
-        comes next lists it in full; a moved folder's old copy is remembered as retired
-        until it is swept."""
-        plan, rec = placed.plan, placed.record
-        sid = plan.source.folder.id
-        await self.ctx.store.folder_mapped(
-            self.ctx.key, sid, plan.source.path, folder_id, plan.target.path, self.scope
-        )
-        if placed.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
-            await self.ctx.store.set_delta_links(self.ctx.key, [(sid, None)])
-        if placed.kind == "moved" and placed.old is not None:
-            old_path = rec.target_path if rec is not None else ""
-            await self._retire(sid, placed.old, plan.source.path, old_path)
+    async def _map(self, placed: list[tuple[Placed, str]]) -> None:
+        """Record where source folders' items go now, in one transaction. A folder whose items
+        are not all in it yet (moved, made again, adopted, new) loses its item link, so that
+        whichever pass comes next lists it in full; a moved folder's old copy is remembered
+        as retired until it is swept."""
+        maps: list[FolderRecord] = []
+        unlinked: list[str] = []
+        for one, folder_id in placed:
+            plan, rec = one.plan, one.record
+            sid = plan.source.folder.id
+            new = FolderRecord(sid, plan.source.path, folder_id, plan.target.path, None, self.scope)
+            if rec is None or replace(rec, delta_link=None) != new:  # else recorded already
+                maps.append(new)
+            if one.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
+                unlinked.append(sid)
+            if one.kind == "moved" and one.old is not None:
+                old_path = rec.target_path if rec is not None else ""
+                maps.append(self._retired(sid, one.old, plan.source.path, old_path))
+        await self.ctx.store.map_folders(self.ctx.key, maps, unlinked)
 
     # -- after ---------------------------------------------------------------------------------
     def items_done(self) -> None:
@@ -277,11 +313,10 @@ class MailboxPass:
         if not self.ctx.sync.delta:
             return
         links = links_to_store(job.round_end() for job in jobs)
-        await self.ctx.store.set_delta_links(self.ctx.key, links)
-        if clean:  # every folder change applied: else the next pass walks again
-            await self.ctx.store.set_sync_state(
-                self.ctx.key, self.scope, SyncRecord(self.folder_link, self.fingerprint)
-            )
+        # every folder change applied: the folder link too, with the items' links in one
+        # transaction; else the next pass reads the tree again
+        sync = (self.scope, SyncRecord(self.folder_link, self.fingerprint)) if clean else None
+        await self.ctx.store.set_delta_links(self.ctx.key, links, sync)
 
     async def _gone_folders(
         self,
@@ -294,13 +329,15 @@ class MailboxPass:
         (under ``mirror``, with no per-item call)."""
         gone_jobs: Gone = defaultdict(list)
         goes: set[str] = set()
+        ids = [r.source_folder_id for r in gone if retired_source(r.source_folder_id) is None]
+        known = await self.ctx.store.items_in_folders(self.ctx.key, ids) if ids else {}
         for rec in gone:
             job = self._cached(rec)
             job.stats.mode = "gone"
             if retired_source(rec.source_folder_id) is not None:
                 gone_jobs[rec.target_folder_id].append((job, rec, []))  # its copies: kept
                 continue
-            records = await self.ctx.store.items_in_folder(self.ctx.key, rec.source_folder_id)
+            records = (known or {}).get(rec.source_folder_id, {})
             mine = [r for r in records.values() if r.status is not Status.REMOVED]
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
@@ -544,19 +581,13 @@ class MailboxPass:
             )
         return True
 
-    async def _retire(
+    def _retired(
         self, source_folder_id: str, target_folder_id: str, path: str, target_path: str
-    ) -> None:
-        """Remember an old target folder of ours (its target path orders the sweeps of a
-        pass that does not walk the trees: the deepest first)."""
-        await self.ctx.store.folder_mapped(
-            self.ctx.key,
-            retired_id(source_folder_id, target_folder_id),
-            path,
-            target_folder_id,
-            target_path,
-            self.scope,
-        )
+    ) -> FolderRecord:
+        """The record of an old target folder of ours (its target path orders the sweeps of
+        a pass that does not walk the trees: the deepest first)."""
+        rid = retired_id(source_folder_id, target_folder_id)
+        return FolderRecord(rid, path, target_folder_id, target_path, None, self.scope)
 
     async def _gone(
         self, job: FolderJob, rec: FolderRecord, records: list[ItemRecord], forget: list[str]
@@ -577,9 +608,10 @@ class MailboxPass:
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
                 forget.extend(r.source_id for r in records)
             else:
-                await self._retire(
+                old = self._retired(
                     rec.source_folder_id, rec.target_folder_id, rec.source_path, rec.target_path
                 )
+                await self.ctx.store.map_folders(self.ctx.key, [old])
                 await self.ctx.store.forget_folder(self.ctx.key, rec.source_folder_id)
                 return await self._sweep_old(
                     rec.target_folder_id,

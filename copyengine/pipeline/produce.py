@@ -39,6 +39,8 @@ UNSETTLED_BEFORE = "an earlier run's import of it has no recorded outcome"
 # an earlier run's import of it may have landed: unknown, never "not attempted", if this run
 # stops before it is settled (the state says unknown too)
 MAYBE_SENT = (Status.UNKNOWN, Status.INTENT)
+# a mailbox with at most this many records has them read in one statement, grouped by folder
+READ_AT_ONCE = 5_000
 
 
 class Producer:
@@ -68,10 +70,17 @@ class Producer:
         """``run --retry-failed``: only items whose last outcome was a failure or unknown
         (or left pending) are considered; a folder with none is not listed."""
         store, key = self.ctx.store, self.ctx.key
+        # the records of every folder in one read, unless the mailbox holds many: then
+        # folder by folder, one folder's records held at a time
+        ids = [job.source_id for job in self.folders]
+        known = await store.items_in_folders(key, ids, at_most=READ_AT_ONCE) if ids else None
         for job in self.folders:
             if self.stop.draining:
                 return
-            records = await store.items_in_folder(key, job.source_id)
+            if known is not None:
+                records = known.pop(job.source_id, {})
+            else:
+                records = await store.items_in_folder(key, job.source_id)
             if self.retry_only:
                 records = {k: r for k, r in records.items() if r.status in RETRIABLE}
             listing = folder_listing(self.retry_only, job.mode, bool(records))

@@ -44,10 +44,16 @@ class Store(Protocol):
         target_path: str,
         scope: str = "primary",
     ) -> None: ...
+    async def map_folders(
+        self, pair: str, maps: Sequence[FolderRecord], unlinked: Sequence[str] = ()
+    ) -> None: ...  # the mappings, then the links of ``unlinked`` dropped: one transaction
     async def folders(self, pair: str) -> list[FolderRecord]: ...
     async def set_delta_links(
-        self, pair: str, links: Sequence[tuple[str, str | None]]
-    ) -> None: ...  # (source folder id, link) pairs, in one transaction
+        self,
+        pair: str,
+        links: Sequence[tuple[str, str | None]],
+        sync: tuple[str, SyncRecord] | None = None,
+    ) -> None: ...  # (source folder id, link) pairs, then ``sync`` (scope, record): one transaction
     async def forget_folder(self, pair: str, source_folder_id: str) -> None: ...
     async def sync_state(self, pair: str, scope: str) -> SyncRecord | None: ...
     async def set_sync_state(self, pair: str, scope: str, record: SyncRecord | None) -> None: ...
@@ -76,6 +82,13 @@ class Store(Protocol):
 
     # items
     async def items_in_folder(self, pair: str, folder_id: str) -> dict[str, ItemRecord]: ...
+    async def items_in_folders(
+        self, pair: str, folder_ids: Sequence[str], at_most: int | None = None
+    ) -> dict[str, dict[str, ItemRecord]] | None:
+        """The records of several folders, by folder then source id, in one read; None when
+        there are more than ``at_most`` of them (read folder by folder then)."""
+        ...
+
     async def unsettled(self, pair: str) -> list[ItemRecord]: ...
     async def items_by_keys(self, pair: str, keys: Sequence[bytes]) -> list[ItemRecord]:
         """Every record of the pair with one of these search keys (any folder, any status):

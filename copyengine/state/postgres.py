@@ -22,6 +22,7 @@ include what every segment did, even one killed with -9 before it said anything.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import random
 import socket
@@ -342,10 +343,13 @@ class PostgresStore(SqlStore):
         await self._run(fn)
 
     async def _script(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """In one transaction; a run of the same statement goes as one ``executemany``
+        (pipelined by psycopg: one wait for the server, not one per row)."""
+
         async def fn(conn: psycopg.AsyncConnection[Any]) -> None:
-            async with conn.transaction():
-                for sql, args in statements:
-                    await conn.execute(sql, args)
+            async with conn.transaction(), conn.cursor() as cur:
+                for sql, run in itertools.groupby(statements, key=lambda s: s[0]):
+                    await cur.executemany(sql, [args for _, args in run])
 
         await self._run(fn)
 

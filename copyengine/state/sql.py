@@ -175,14 +175,52 @@ class SqlStore(GroupCommitting):
         row = (pair, source_folder_id, source_path, target_folder_id, target_path, scope)
         await self._execute(self.sql.folder_mapped, row)
 
+    async def map_folders(
+        self, pair: str, maps: Sequence[FolderRecord], unlinked: Sequence[str] = ()
+    ) -> None:
+        """Several folder mappings (as ``folder_mapped``: a record's ``delta_link`` is not
+        written, a stored one is kept) and then the item links of the ``unlinked`` source
+        folders forgotten, all in one transaction: a pair's setup writes its folders at once."""
+        statements: list[tuple[str, Sequence[Any]]] = [
+            (
+                self.sql.folder_mapped,
+                (
+                    pair,
+                    m.source_folder_id,
+                    m.source_path,
+                    m.target_folder_id,
+                    m.target_path,
+                    m.scope,
+                ),
+            )
+            for m in maps
+        ]
+        statements += [(self.sql.delta_link, (None, pair, fid)) for fid in unlinked]
+        if len(statements) == 1:
+            await self._execute(*statements[0])
+        elif statements:
+            await self._script(statements)
+
     async def folders(self, pair: str) -> list[FolderRecord]:
         return [FolderRecord(*r) for r in await self._fetchall(self.sql.folders, (pair,))]
 
-    async def set_delta_links(self, pair: str, links: Sequence[tuple[str, str | None]]) -> None:
-        """Each folder's link, all in one transaction (a pass stores a link per folder)."""
-        if links:
-            rows = [(link, pair, folder_id) for folder_id, link in links]
-            await self._executemany(self.sql.delta_link, rows)
+    async def set_delta_links(
+        self,
+        pair: str,
+        links: Sequence[tuple[str, str | None]],
+        sync: tuple[str, SyncRecord] | None = None,
+    ) -> None:
+        """Each folder's link, and then a mailbox's folder link and fingerprint (``sync``:
+        its scope and record), all in one transaction (a pass stores a link per folder)."""
+        rows = [(link, pair, folder_id) for folder_id, link in links]
+        if sync is None:
+            if rows:
+                await self._executemany(self.sql.delta_link, rows)
+            return
+        scope, rec = sync
+        statements: list[tuple[str, Sequence[Any]]] = [(self.sql.delta_link, r) for r in rows]
+        statements.append((self.sql.set_sync, (pair, scope, rec.folder_link, rec.fingerprint)))
+        await self._script(statements)
 
     async def forget_folder(self, pair: str, source_folder_id: str) -> None:
         await self._execute(self.sql.forget_folder, (pair, source_folder_id))
@@ -263,6 +301,31 @@ class SqlStore(GroupCommitting):
         m = self.sql.dialect.mark
         found = await self._items(f"folder_id = {m}", (pair, folder_id))
         return {r.source_id: r for r in found}
+
+    async def items_in_folders(
+        self, pair: str, folder_ids: Sequence[str], at_most: int | None = None
+    ) -> dict[str, dict[str, ItemRecord]] | None:
+        """The records of these folders by folder, then source id (a folder with none is
+        absent), in one read (on SQLite one per 500 folders); None when they are more than
+        ``at_most``: the caller reads them folder by folder instead, never holding more."""
+        out: dict[str, dict[str, ItemRecord]] = {}
+        left = at_most
+        for chunk in self.sql.dialect.chunks(list(dict.fromkeys(folder_ids))):
+            if not chunk:
+                continue
+            cond, values = self.sql.dialect.one_of("folder_id", chunk)
+            sql = f"{self.sql.items} AND {cond}"
+            if left is not None:
+                sql += f" LIMIT {int(left) + 1}"
+            rows = await self._fetchall(sql, [pair, *values])
+            if left is not None:
+                if len(rows) > left:
+                    return None
+                left -= len(rows)
+            for r in rows:
+                rec = item_record(r)
+                out.setdefault(rec.folder_id, {})[rec.source_id] = rec
+        return out
 
     async def unsettled(self, pair: str) -> list[ItemRecord]:
         m = self.sql.dialect.mark

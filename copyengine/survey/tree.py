@@ -10,6 +10,7 @@ from ..config import Pair
 from ..errors import NotFound
 from ..graph import Folder, MailboxApi
 from ..plan import FolderPlan, Placement, TargetRef, TNode, place, plan_folders
+from .fromdelta import read_tree
 from .mailboxes import MailboxSide
 
 
@@ -24,7 +25,7 @@ class TargetTree:
         self._missing_anchors: set[str] = set()
 
     async def load(self) -> None:
-        for node in await self.client.walk_folders(self.mailbox_id):
+        for node in await read_tree(self.client, self.mailbox_id):
             f = node.folder
             parent = None if node.depth == 1 else f.parent_id
             self._add(parent, f)

@@ -113,8 +113,9 @@ async def _check_mailbox(
         source.append(SourceFolder(fid, label + plan.source.path, tid, tpath, items))
     mine: dict[str, ItemRecord] = {}
     if store is not None:
-        for fid in {sf.id for sf in source} | set(mapping):
-            mine.update(await store.items_in_folder(pair.key, fid))
+        fids = sorted({sf.id for sf in source} | set(mapping))
+        for records in (await store.items_in_folders(pair.key, fids) or {}).values():
+            mine.update(records)  # every folder's records in one read
         check.records.update(mine)
     mapped = {sf.target_id for sf in source if sf.target_id}
     listed, allowed = await copied_region(tree, pair, mapped)
