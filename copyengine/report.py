@@ -56,7 +56,7 @@ def new_run_id() -> str:
     return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.urandom(2).hex()}"
 
 
-@dataclass
+@dataclass(slots=True)
 class FolderStats:
     source_path: str
     target_path: str = ""
