@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from copyengine.config import FolderRules, ItemFilters, Limits, Pair
@@ -273,7 +275,7 @@ def _stage_tasks() -> dict[str, int]:
 
     out = {"exporter": 0, "importer": 0}
     for t in asyncio.all_tasks():
-        coro = t.get_coro()
+        coro: Any = t.get_coro()
         while coro is not None:
             name = getattr(getattr(coro, "cr_code", None), "co_name", "")
             for kind in out:
@@ -297,18 +299,20 @@ async def test_a_pair_holds_stage_tasks_only_while_it_has_work(tmp_path: Path) -
             seen.append(tasks)
             for k, n in tasks.items():
                 most[k] = max(most[k], n)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
 
     stats = PairStats(SRC, DST)
     async with SQLiteStore(tmp_path / "state.sqlite") as store:
         ctx = _context(api, store, stats, ByteBudget(1 << 30), StopFlag())
         async with anyio.create_task_group() as tg:
             tg.start_soon(PairRunner(ctx).run)
-            with anyio.fail_after(10):
-                while api.calls["list_items"] == 0:
-                    await anyio.sleep(0.01)
+            for _ in range(1000):  # until the listing is held (10 s at most)
+                if api.calls["list_items"]:
+                    break
+                await anyio.sleep(0.01)
+            assert api.calls["list_items"]
             for _ in range(20):  # the listing is held: nothing of the stages runs
-                await anyio.sleep(0)
+                await anyio.lowlevel.checkpoint()
             assert _stage_tasks() == {"exporter": 0, "importer": 0}
             tg.start_soon(watch)
             listing.set()

@@ -52,7 +52,7 @@ class Stages:
         self._aux_seen: set[tuple[str, str]] = set()  # auxiliary archives in the pair's stats
         self.key, self.stop = ctx.key, ctx.stop
         self.quota, self.bandwidth = ctx.quota, ctx.bandwidth
-        self._spawn: Callable[[], None] | None = None  # starts one importer (``run``)
+        self._spawn: Callable[[], object] | None = None  # starts one importer (``run``)
         self._importers = 0  # importers started
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
