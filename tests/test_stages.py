@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -293,8 +294,21 @@ async def test_a_pair_holds_stage_tasks_only_while_it_has_work(tmp_path: Path) -
     seen: list[dict[str, int]] = []
     most = {"exporter": 0, "importer": 0}
 
+    done = anyio.Event()
+
+    async def copy() -> None:
+        try:
+            await PairRunner(ctx).run()
+        finally:
+            done.set()
+
     async def watch() -> None:
-        for _ in range(2000):
+        # every turn of the loop until the pair is done (the store's writes run in a thread
+        # of their own: a loaded machine stretches the pair over many turns), 60 s at most
+        deadline = time.monotonic() + 60
+        for _ in range(10_000_000):
+            if done.is_set() or time.monotonic() > deadline:
+                return
             tasks = _stage_tasks()
             seen.append(tasks)
             for k, n in tasks.items():
@@ -305,7 +319,7 @@ async def test_a_pair_holds_stage_tasks_only_while_it_has_work(tmp_path: Path) -
     async with SQLiteStore(tmp_path / "state.sqlite") as store:
         ctx = _context(api, store, stats, ByteBudget(1 << 30), StopFlag())
         async with anyio.create_task_group() as tg:
-            tg.start_soon(PairRunner(ctx).run)
+            tg.start_soon(copy)
             for _ in range(1000):  # until the listing is held (10 s at most)
                 if api.calls["list_items"]:
                     break
