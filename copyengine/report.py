@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -56,7 +57,7 @@ def new_run_id() -> str:
     return f"{stamp}.{int(now * 1000) % 1000:03d}Z-{os.urandom(2).hex()}"
 
 
-@dataclass
+@dataclass(slots=True)
 class FolderStats:
     source_path: str
     target_path: str = ""
@@ -150,6 +151,8 @@ class PairStatus(StrEnum):
 
 # held by the operator's controls at the end of a run: neither failed nor done
 HELD = (PairStatus.SUSPENDED, PairStatus.WAITING)
+# a pair in one of these changes no more in this run
+FINAL = (PairStatus.DONE, PairStatus.FAILED)
 
 
 @dataclass
@@ -188,6 +191,10 @@ class PairStats:
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
     _final: tuple[int, float, int, float | None] | None = None
     _final_budget: tuple[dict[str, dict[str, float]], list[learn.Advice]] | None = None
+    # ``total``'s sums of a finished pair, with what they were summed under
+    _sums: tuple[tuple[str, float, int], dict[str, int]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     def folder(self, path: str, names: tuple[str, ...] = ()) -> FolderStats:
         fs = self.folders.get(path)
@@ -271,7 +278,7 @@ class PairStats:
 
     def continued(self) -> None:
         """It was held (suspended, its window closed) and continues in this run."""
-        self._final, self.hold = None, None
+        self._final, self.hold, self._sums = None, None, None
         for f in self.folders.values():
             f.continued()
 
@@ -338,7 +345,19 @@ class PairStats:
         return sum(len(f.unknown) for f in self.folders.values())
 
     def total(self, attr: str) -> int:
-        return sum(getattr(f, attr) for f in self.folders.values())
+        """The sum of one count over the pair's folders. A pair that is done or failed
+        changes no more in this run: its sums are kept (the job's progress and timeline ask
+        for them every second, for every pair, a thousand pairs of twenty folders each)."""
+        if self.status not in FINAL or self.finished is None:
+            return sum(map(attrgetter(attr), self.folders.values()))
+        key = (self.status, self.finished, len(self.folders))
+        if self._sums is None or self._sums[0] != key:
+            self._sums = (key, {})
+        sums = self._sums[1]
+        value = sums.get(attr)
+        if value is None:
+            value = sums[attr] = sum(map(attrgetter(attr), self.folders.values()))
+        return value
 
     @property
     def failed(self) -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from copyengine.config import FolderRules, ItemFilters, Limits, Pair
@@ -265,3 +268,69 @@ async def test_the_byte_budget_serves_waiters_in_order_and_only_those_that_fit()
         await budget.acquire(1)  # waits: the budget is over
     await budget.release(500)
     assert budget.in_use == 0  # the cancelled waiter left nothing behind
+
+
+def _stage_tasks() -> dict[str, int]:
+    """The event loop's tasks of a pair's stages (exporters, importers), by kind."""
+    import asyncio
+
+    out = {"exporter": 0, "importer": 0}
+    for t in asyncio.all_tasks():
+        coro: Any = t.get_coro()
+        while coro is not None:
+            name = getattr(getattr(coro, "cr_code", None), "co_name", "")
+            for kind in out:
+                if name == f"_{kind}":
+                    out[kind] += 1
+            coro = getattr(coro, "cr_await", None)
+    return out
+
+
+async def test_a_pair_holds_stage_tasks_only_while_it_has_work(tmp_path: Path) -> None:
+    """A pair that lists (or has nothing in flight) holds no exporter or importer task; they
+    are started as batches and exported items come, never more than the limits say."""
+    api = _api()
+    listing = api.gate("list_items")
+    seen: list[dict[str, int]] = []
+    most = {"exporter": 0, "importer": 0}
+
+    done = anyio.Event()
+
+    async def copy() -> None:
+        try:
+            await PairRunner(ctx).run()
+        finally:
+            done.set()
+
+    async def watch() -> None:
+        # every turn of the loop until the pair is done (the store's writes run in a thread
+        # of their own: a loaded machine stretches the pair over many turns), 60 s at most
+        deadline = time.monotonic() + 60
+        for _ in range(10_000_000):
+            if done.is_set() or time.monotonic() > deadline:
+                return
+            tasks = _stage_tasks()
+            seen.append(tasks)
+            for k, n in tasks.items():
+                most[k] = max(most[k], n)
+            await anyio.lowlevel.checkpoint()
+
+    stats = PairStats(SRC, DST)
+    async with SQLiteStore(tmp_path / "state.sqlite") as store:
+        ctx = _context(api, store, stats, ByteBudget(1 << 30), StopFlag())
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(copy)
+            for _ in range(1000):  # until the listing is held (10 s at most)
+                if api.calls["list_items"]:
+                    break
+                await anyio.sleep(0.01)
+            assert api.calls["list_items"]
+            for _ in range(20):  # the listing is held: nothing of the stages runs
+                await anyio.lowlevel.checkpoint()
+            assert _stage_tasks() == {"exporter": 0, "importer": 0}
+            tg.start_soon(watch)
+            listing.set()
+    assert stats.status is PairStatus.DONE and stats.total("copied") == 27
+    _exact(api)
+    assert 1 <= most["exporter"] <= LIMITS.exporters_per_pair
+    assert 1 <= most["importer"] <= LIMITS.importers_per_pair

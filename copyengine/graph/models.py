@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,13 @@ PROP_MESSAGE_ID = "String 0x1035"
 EXPAND_KEYS = (
     f"singleValueExtendedProperties($filter=id eq '{PROP_SEARCH_KEY}' or id eq '{PROP_MESSAGE_ID}')"
 )
+
+
+def _shared(s: Any) -> Any:
+    """One string object for a value that a listing repeats on every row (a folder's class,
+    an item's type): each row parsed from JSON has its own copy, and a thousand pairs hold
+    tens of thousands of them. Anything but a string is returned as it is."""
+    return sys.intern(s) if type(s) is str else s
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +47,8 @@ class Folder:
             id=d["id"],
             name=d.get("displayName", ""),
             parent_id=d.get("parentFolderId"),
-            type=d.get("type") or "",
-            well_known=d.get("wellKnownName"),
+            type=_shared(d.get("type") or ""),
+            well_known=_shared(d.get("wellKnownName")),
             child_count=int(d.get("childFolderCount") or 0),
             item_count=int(d.get("totalItemCount") or 0),
             hidden=bool(d.get("isHidden", False)),
@@ -86,7 +94,7 @@ class Item:
         return cls(
             id=d["id"],
             change_key=d.get("changeKey", ""),
-            type=d.get("type", ""),
+            type=_shared(d.get("type", "")),
             size=int(d.get("size") or 0),
             created=d.get("createdDateTime", ""),
             modified=d.get("lastModifiedDateTime", ""),

@@ -175,6 +175,9 @@ class MailboxPass:
         self.round = rnd
         self.tree_ids = set(target.folders)
         made = await self._apply(rnd)
+        # what the end of the pass needs of the round: its actions and placements are done
+        # (the jobs hold what they need), and a pair keeps its round while its items copy
+        self.round = FolderRound(gone=rnd.gone, disposal=rnd.disposal)
         mapped_before = any(retired_source(r.source_folder_id) is None for r in stored)
         return [self._job(placed, made, target, mapped_before) for placed in rnd.placed]
 

@@ -79,6 +79,11 @@ class ReadyItems:
         what ``choose`` picks, after filling it with ``add``)."""
         return self._items
 
+    @property
+    def idle(self) -> int:
+        """Importers waiting for an item (not yet woken for one)."""
+        return len(self._takers)
+
     def producer(self) -> None:
         """One more task will put items (``done`` when it has finished)."""
         self._producers += 1

@@ -6,7 +6,7 @@ an import is sent and the outcome after; an item that cannot be finished now wai
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -52,6 +52,8 @@ class Stages:
         self._aux_seen: set[tuple[str, str]] = set()  # auxiliary archives in the pair's stats
         self.key, self.stop = ctx.key, ctx.stop
         self.quota, self.bandwidth = ctx.quota, ctx.bandwidth
+        self._spawn: Callable[[], object] | None = None  # starts one importer (``run``)
+        self._importers = 0  # importers started
 
     async def run(self, source: AsyncIterator[list[Exportable]]) -> None:
         lim = self.limits
@@ -63,25 +65,40 @@ class Stages:
             overdue_s=2 * lim.upload_window_s,
         )
 
-        async def produce() -> None:
-            async with send_b:
-                async for batch in source:
-                    await send_b.send(batch)
-
+        # Exporters are started as batches come and none waits for one (up to
+        # exporters_per_pair), importers as exported items become ready and none is free to
+        # take them (up to importers_per_pair), and the listing runs in the pair's own task:
+        # a pair that lists, or has nothing in flight, holds no tasks of its stages.
+        self._importers = exporters = 0
         unfollow = pacer.follow(self.backlog) if self.backlog is not None else None
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(produce)
-                async with recv_b:
-                    for _ in range(lim.exporters_per_pair):
-                        ready.producer()
-                        tg.start_soon(self._exporter, recv_b.clone(), ready)
-                for _ in range(lim.importers_per_pair):
-                    tg.start_soon(self._importer, ready)
+                self._spawn = lambda: tg.start_soon(self._importer, ready)
+                async with recv_b, send_b:
+                    async for batch in source:
+                        if (
+                            exporters < lim.exporters_per_pair
+                            and not recv_b.statistics().tasks_waiting_receive
+                        ):
+                            exporters += 1
+                            ready.producer()
+                            tg.start_soon(self._exporter, recv_b.clone(), ready)
+                        await send_b.send(batch)
         finally:
+            self._spawn = None
             if unfollow is not None:
                 unfollow()
         self._count_moves()
+
+    def _importer_for(self, ready: ReadyItems) -> None:
+        """An item is about to be ready: one more importer when none waits for it."""
+        if (
+            self._spawn is not None
+            and ready.idle == 0
+            and self._importers < self.limits.importers_per_pair
+        ):
+            self._importers += 1
+            self._spawn()
 
     def _count_moves(self) -> None:
         """The import host's 409s (auto-expanding archive) into the pair's stats: notes,
@@ -179,6 +196,7 @@ class Stages:
             unsettled.queue(e)
         await self._intents(ok)
         for e in ok:
+            self._importer_for(ready)
             await ready.put(e)
 
     async def _intents(self, ok: list[Exportable]) -> None:

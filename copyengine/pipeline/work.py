@@ -18,7 +18,7 @@ MAX_SHARE_WAITS = 1_000_000  # bound on a pair's waits for its own imports to fr
 MIN_PART = 256 * 1024  # bytes: the smallest export part worth its own request
 
 
-@dataclass
+@dataclass(slots=True)
 class FolderJob:
     plan: FolderPlan
     target: Folder
@@ -50,7 +50,7 @@ class FolderJob:
         return RoundEnd(self.source_id, self.next_link, self.complete, self.expired, self.settled)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class BatchShare:
     """One export response: its items' data are slices of one buffer, which lives until the
     last of them has left the pipeline, so the budget is held per response."""
@@ -59,7 +59,7 @@ class BatchShare:
     nbytes: int
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Exportable:
     item: Item
     folder: FolderJob
