@@ -213,12 +213,16 @@ class _NoTracebackForOutages(logging.Filter):
         return True
 
 
-def _outage_loggers() -> list[logging.Logger]:
+def _outage_loggers() -> list[logging.Filterer]:
     """Where an outage's exception is logged: procrastinate's loggers (a filter applies
-    only to the logger it is on, not to its children's records), and asyncio's, which says
-    a task's exception nobody retrieved (a job procrastinate could not finish)."""
+    only to the logger it is on, not to its children's records), asyncio's, which says a
+    task's exception nobody retrieved (a job procrastinate could not finish), and the root
+    logger's handlers, which every record reaches, from loggers made after this (the
+    worker's own, ``procrastinate.worker``, is made when the worker starts: its "poll_jobs_to_abort
+    error" went out with its traceback)."""
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "procrastinate"]
-    return [logging.getLogger(n) for n in sorted({"procrastinate", "asyncio", *names})]
+    named = sorted({"procrastinate", "procrastinate.worker", "asyncio", *names})
+    return [*map(logging.getLogger, named), *logging.root.handlers]
 
 
 def _procrastinate_worker(app: App, rt: Runtime, concurrency: int) -> asyncio.Task[Any]:
