@@ -266,3 +266,16 @@ def test_charts_have_round_ticks_and_labelled_axes() -> None:
     assert "time since the run started (min)" in svg and ">items per second</text>" in svg
     assert ">10</text>" in svg and ">0.5</text>" not in svg  # minutes 0..10; rate 0..100
     assert "too short" in chart(timeline[:1], "copied", "Items copied", "items per second")
+
+
+def test_a_pair_the_service_gave_less_says_so_beside_its_share_of_the_limit() -> None:
+    """Review (issue 26): a pair at the budget a stricter service gave read "10%" of
+    Exchange's limit in the customer's page, as if the copy were slow."""
+    report = _run_report(_state_pair())
+    pair = report["pairs"][0]
+    pair["ceiling_pct"] = 11.6
+    pair["budget_in_effect"] = {"source": {"upload": 0.25}, "target": {"upload": 0.1}}
+    assert "12% (Exchange gave 1/10 of it)" in _text(render(report))
+    pair["budget_in_effect"] = {"source": {"upload": 0.25}}  # the source's: not the copy's
+    text = _text(render(report))
+    assert "12%" in text and "Exchange gave" not in text

@@ -17,6 +17,7 @@ import io
 from html import escape
 from typing import Any
 
+from ..pacing import learn
 from . import words
 from .chart import chart
 from .live import mb
@@ -46,6 +47,22 @@ def _n(v: Any) -> str:
 
 def _pct(v: Any) -> str:
     return "-" if v is None else f"{v:,.0f}%"
+
+
+def _ceiling(pair: dict[str, Any]) -> str:
+    """The pair's % of Exchange's documented limit, and, when the service gave its target
+    less (another writer, a stricter tenant), how much: a pair at the budget it was given
+    reads 10% of the limit, which alone would say the copy was slow (review, issue 26)."""
+    shares = [
+        share
+        for role, cut in (pair.get("budget_in_effect") or {}).items()
+        if not role.startswith("source")  # its uploads are lists of ids: not the copy's
+        for share in cut.values()
+    ]
+    pct = _pct(pair.get("ceiling_pct"))
+    if not shares or min(shares) >= learn.HINT_BELOW:
+        return pct
+    return f"{pct} (Exchange gave {escape(learn.fraction(min(shares)))} of it)"
 
 
 def _mb(v: int) -> str:
@@ -217,7 +234,7 @@ def _this_pass(report: dict[str, Any]) -> list[str]:
             f"<tr><td class=l>{escape(p['source'])} → {escape(p['target'])}</td>"
             f"<td>{_n(p['source_items'])}</td><td>{_mb(p['source_bytes'])}</td>"
             f"<td>{_n(p['copied'])}</td><td>{_n(p['already_present'])}</td>"
-            f"<td>{_pct(p.get('ceiling_pct'))}</td><td>{p['throttle_wait_s']:,.1f}</td>"
+            f"<td>{_ceiling(p)}</td><td>{p['throttle_wait_s']:,.1f}</td>"
             f"<td>{escape(words.duration(p['duration_s']))}</td></tr>"
         )
     out.append("</table>")
