@@ -400,3 +400,9 @@ def test_an_unknown_expanded_folder_is_a_configuration_error_before_anything_sta
         in done.stderr
     )
     assert not (tmp_path / ".copyengine").exists()  # nothing written
+
+
+@pytest.mark.parametrize("base", ["ftp://x", "graph.example/beta", 7])
+def test_a_redirect_base_that_is_not_an_http_url_is_a_configuration_error(base: Any) -> None:
+    with pytest.raises(EmulatorConfigError, match=r"expanded\.redirect_base: an http\(s\) URL"):
+        parse_config(_expanded(base_config(), {"redirect_base": base}, None))

@@ -60,6 +60,11 @@ class ExpandSpec:
         )
         if spec.every < 1 or spec.session_uploads < 0:
             raise ValueError("expanded.every must be >= 1 and session_uploads >= 0")
+        base = spec.redirect_base
+        if base is not None and (
+            not isinstance(base, str) or not base.startswith(("https://", "http://"))
+        ):
+            raise ValueError("expanded.redirect_base: an http(s) URL, as 'https://host/beta'")
         return spec
 
 
