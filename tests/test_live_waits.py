@@ -13,7 +13,7 @@ import pytest
 from copyengine import unsent
 from copyengine.console.live import job_line, live_table
 from copyengine.pacing import MailboxPacer, PacerLimits
-from copyengine.report import JobStats, PairStatus
+from copyengine.report import JobStats, PairStats, PairStatus
 from tests.fake_api import FakeAccount
 from tests.test_pacer_learn import Clock  # a pacer's clock whose sleeps last
 
@@ -84,3 +84,21 @@ def test_the_live_line_says_what_holds_the_requests() -> None:
         "window": "waiting",
         "idle": "running",
     }
+
+
+def test_the_job_eta_is_projected_from_pairs_done_while_most_are_not_listed() -> None:
+    """Review (issue 26): 300 pairs, 8 at once, read "ETA after listing" from start to near
+    the end (most pairs are listed late). With pairs done, the ETA is their mean time over
+    the pairs left, shared out over pairs_in_parallel, and says it is a projection."""
+    from copyengine.config import Limits
+
+    stats = JobStats()
+    for i in range(12):
+        p = stats.pairs.setdefault(f"s{i}->t{i}", PairStats(f"s{i}", f"t{i}"))
+        if i < 3:
+            p.status, p.started, p.finished = PairStatus.DONE, 100.0, 100.0 + 10.0 * (i + 1)
+    lim = Limits(pairs_in_parallel=4)
+    # 9 left, 4 at once: 3 rounds of the mean pair (20 s)
+    assert "ETA ~60s (projected from 3 pairs done)" in job_line(stats, lim)
+    stats.pairs["s0->t0"].status = PairStatus.FAILED  # a failed pair's time says nothing
+    assert "ETA after listing" in job_line(stats, lim)

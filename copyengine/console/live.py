@@ -3,6 +3,7 @@ summary table at the end. All of it is computed from ``JobStats``."""
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any
 
@@ -65,7 +66,7 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
     pct = f"{100 * done / listed:.0f}%" if listed else "-"
     mbps = stats.bytes_per_s() / MB
     d = stats.duration()
-    eta = "after listing"
+    eta = _projected(pairs, lim)
     if all_listed and listed:
         etas = [pair_eta_s(p, lim) for p in pairs if p.status in ("pending", "running")]
         known = [e for e in etas if e is not None]
@@ -86,6 +87,20 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
 
 
 FINISHED = (PairStatus.DONE, PairStatus.FAILED, PairStatus.INTERRUPTED, PairStatus.PAUSED)
+PROJECT_AFTER = 3  # pairs finished before the job's ETA is projected from them
+
+
+def _projected(pairs: list[PairStats], lim: Limits) -> str:
+    """The ETA while pairs are still to be listed (a fleet runs ``pairs_in_parallel`` at
+    once, so most are listed late): the pairs left at the mean time of those done, shared out
+    over ``pairs_in_parallel``, said as a projection; "after listing" until enough are done."""
+    done = [p.duration() for p in pairs if p.status is PairStatus.DONE and p.started]
+    left = sum(p.status in ("pending", "running") for p in pairs)
+    if len(done) < PROJECT_AFTER or not left:
+        return "after listing"
+    each = sum(done) / len(done)
+    eta = math.ceil(left / max(1, lim.pairs_in_parallel)) * each
+    return f"~{eta:,.0f}s (projected from {len(done)} pairs done)"
 
 
 def _held_counts(pairs: list[PairStats]) -> str:
