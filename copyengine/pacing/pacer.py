@@ -92,6 +92,12 @@ class MailboxPacer:
             total += left
         return total
 
+    def _shape(self, now: float, body_bytes: int) -> None:
+        """A body about to ask for room: once the last shape has run its window, plan the
+        next from what the pairs following this mailbox still have to upload."""
+        if body_bytes and self._backlogs and now >= self.budgets.shape.ends:
+            self.budgets.plan(now, self.remaining())
+
     def upload_room(self) -> float:
         """Request-body bytes that could be sent now without waiting on the upload budget."""
         return self.budgets.upload_room(self._clock())
@@ -102,8 +108,7 @@ class MailboxPacer:
         acct, b = self.account, self.budgets
         now = self._clock()
         acct.enter(now, body_bytes)
-        if body_bytes and self._backlogs and now >= b.shape.ends:
-            b.plan(now, self.remaining())
+        self._shape(now, body_bytes)
         # the common case (nothing holds it back) goes without the loop
         if step(b, now, body_bytes, 0, None).kind is not Kind.GO:
             await self._wait_turn(body_bytes)
@@ -134,8 +139,7 @@ class MailboxPacer:
         try:
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
-                if body_bytes and self._backlogs and now >= b.shape.ends:
-                    b.plan(now, self.remaining())
+                self._shape(now, body_bytes)
                 d = step(b, now, body_bytes, reserved, since)
                 kind = d.kind
                 if kind is Kind.GO:
