@@ -138,3 +138,27 @@ def test_the_live_eta_is_the_plans_model_not_a_rate() -> None:
     whole = (windows - 1) * 5.0 + 1000 * 0.1 / 4 / windows
     assert pair_eta_s(p, small) == pytest.approx(whole - 10.0, rel=0.01)
     assert pair_eta_s(p, small) > 100  # type: ignore[operator]
+
+
+class _CutAccount(_Account):
+    """A target mailbox whose upload budget the service's 429s cut to 1/10 of [limits], kept
+    over the 5 s window the service showed (as the x60 emulator under default [limits])."""
+
+    def budget_in_effect(self) -> dict[str, Any]:
+        from copyengine.pacing.learn import Learned
+
+        lim = Learned.of(150 * MiB, 300.0)
+        return {"upload": Learned(lim.configured, lim.configured / 10, 300.0, 5.0, cuts=3)}
+
+
+def test_the_live_eta_follows_the_budget_the_service_left() -> None:
+    """Review, issue 26: against a service giving 1/10 of [limits], the live ETA read 0s for
+    most of the run, as if everything left fitted [limits]' first window."""
+    from copyengine.console.live import pair_eta_s
+
+    p = _running_pair(10.0)
+    p.pacers.append(_CutAccount(400))  # the pair's target
+    body = forecast.import_body(50_000)
+    rate = 15 * MiB * 5 / 300 / 5  # the budget in effect over its window, per second
+    assert pair_eta_s(p, LIM) == pytest.approx(600 * body / rate, rel=0.01)
+    assert pair_eta_s(p, LIM) > 600  # type: ignore[operator]

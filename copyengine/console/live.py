@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -42,9 +43,39 @@ def pair_eta_s(p: PairStats, lim: Limits) -> float | None:
     latency = lim.in_flight_per_mailbox * max(0.0, d - p.throttle_wait_s) / max(1, requests)
     body = import_body(p.total("source_bytes") // listed)
     copied = p.total("copied") + p.total("updated") + p.total("moved_in")
+    cut = in_effect(p, lim)
+    if cut is not None:
+        # the service gives less than [limits]: what is left, at the budget in effect (sent
+        # in even parts of its window, so at its rate), not the whole copy at [limits]
+        rate = cut.upload_bytes_per_window / max(1e-9, cut.upload_window_s)
+        left = pair_eta(rest, body * rest, cut, latency).seconds
+        return max(left, body * rest / max(1e-9, rate))
     whole = pair_eta(copied + rest, body * (copied + rest), lim, latency).seconds
     left = pair_eta(rest, body * rest, lim, latency).seconds
     return max(left, whole - d)
+
+
+def in_effect(p: PairStats, lim: Limits) -> Limits | None:
+    """``lim`` with the budgets the service's 429s left the pair's strictest target mailbox
+    (over the window its answers showed); None while nothing is cut."""
+    out: Limits | None = None
+    for account in p.pacers[1::2]:  # the target, then the target's archive
+        learned = account.budget_in_effect()
+        up, req = learned.get("upload"), learned.get("requests")
+        eff = lim
+        if up is not None and up.is_cut:
+            budget, seconds = up.in_window()
+            eff = replace(eff, upload_bytes_per_window=max(1, int(budget)), upload_window_s=seconds)
+        if req is not None and req.is_cut:
+            n, seconds = req.in_window()
+            eff = replace(eff, requests_per_window=max(1, int(n)), request_window_s=seconds)
+        if eff is not lim and (out is None or _rate(eff) < _rate(out)):
+            out = eff
+    return out
+
+
+def _rate(lim: Limits) -> float:
+    return lim.upload_bytes_per_window / max(1e-9, lim.upload_window_s)
 
 
 def _eta(p: PairStats, lim: Limits) -> str:
