@@ -490,3 +490,28 @@ def test_the_job_says_each_key_once_with_the_strictest_mailbox() -> None:
         "the service gave mailbox a@x 1/2 of [limits] in_flight_per_mailbox; lower it (to about 2)",
     ]
     assert say([]) == []
+
+
+def test_a_cut_and_its_restoration_are_logged_once_each() -> None:
+    """Review, issue 26: no log event said that a mailbox's budget was cut or came back,
+    even at debug level; an operator investigating throttling had no trail."""
+    from structlog.testing import capture_logs
+
+    clock = Clock()
+    pacer = MailboxPacer("app/mbx", PacerLimits(requests=100, request_window=10.0), clock=clock)
+    for _ in range(60):
+        pacer.budgets.take(0)
+        pacer.budgets.release(clock.now, 0)
+    with capture_logs() as logs:
+        pacer.on_throttled("RequestRate", 5.0)
+        pacer.on_throttled("RequestRate", 5.0)  # the same episode: no second cut
+        for _ in range(20_000):
+            clock.now += 0.01
+            pacer.on_success(0)
+            if not pacer.budgets.learned_requests.is_cut:
+                break
+    cuts = [e for e in logs if e["event"] == "pacer.budget_cut"]
+    assert len(cuts) == 1
+    assert cuts[0]["mailbox"] == "app/mbx" and cuts[0]["limit"] == "requests"
+    assert cuts[0]["reason"] == "RequestRate" and 0 < cuts[0]["share"] < 1
+    assert [e["mailbox"] for e in logs if e["event"] == "pacer.budget_restored"] == ["app/mbx"]

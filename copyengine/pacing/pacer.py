@@ -25,6 +25,7 @@ from aiolimiter import AsyncLimiter
 from .. import unsent
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
+from .learn import Learned
 from .policy import PacerLimits
 from .step import MAILBOX_CONCURRENCY, Budgets, Kind, Limit, step
 
@@ -55,6 +56,7 @@ class MailboxPacer:
         # wakes one of them (all would wake for one to win)
         self._slot_free = Turns()
         self._capped = False  # a Retry-After over the cap has been logged
+        self._cut = False  # a budget in effect is cut (said in the log), not yet restored
         self.account = MailboxAccount(
             Activity(b.requests, lim.requests, lim.request_window, lim.concurrency),
             Activity(b.uploads, lim.upload_bytes, lim.upload_window, lim.concurrency),
@@ -190,6 +192,9 @@ class MailboxPacer:
     def on_success(self, body_bytes: int = 0) -> None:
         """An answer that was not a 429: the budgets in effect creep back up."""
         self.budgets.answered(body_bytes, self._clock())
+        if self._cut and not any(v.is_cut for v in self.budgets.learned().values()):
+            self._cut = False
+            log.info("pacer.budget_restored", mailbox=self.key)
 
     def on_throttled(self, reason: str, retry_after: float | None, body_bytes: int = 0) -> None:
         """Record a 429 (its request already answered): the budget in effect of the limit it
@@ -197,6 +202,29 @@ class MailboxPacer:
         Retry-After (at most ``max_retry_after``: a larger one is logged, once per mailbox,
         and cut)."""
         self.account.on_throttled(reason)
+        before = self.budgets.learned()
+        try:
+            self._throttled(reason, retry_after, body_bytes)
+        finally:
+            self._said_cuts(before, reason, retry_after)
+
+    def _said_cuts(self, before: dict[str, Learned], reason: str, asked: float | None) -> None:
+        """One log line per budget in effect a 429 cut (an episode's later 429s cut none):
+        the operator's trail of what the service gave."""
+        for limit, lim in self.budgets.learned().items():
+            if lim.cuts > before[limit].cuts:
+                self._cut = True
+                log.info(
+                    "pacer.budget_cut",
+                    mailbox=self.key,
+                    limit=limit,
+                    reason=reason,
+                    share=round(lim.share, 4),
+                    window_s=round(lim.window, 3),
+                    retry_after_s=asked,
+                )
+
+    def _throttled(self, reason: str, retry_after: float | None, body_bytes: int) -> None:
         b = self.budgets
         now = self._clock()
         if reason == CONCURRENCY_REASON:
