@@ -13,7 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from copyengine import unsent
-from copyengine.pacing import MailboxPacer, PacerLimits
+from copyengine.pacing import MailboxPacer, PacerLimits, learn
 from copyengine.pacing.learn import (
     Learned,
     advice,
@@ -515,3 +515,27 @@ def test_a_cut_and_its_restoration_are_logged_once_each() -> None:
     assert cuts[0]["mailbox"] == "app/mbx" and cuts[0]["limit"] == "requests"
     assert cuts[0]["reason"] == "RequestRate" and 0 < cuts[0]["share"] < 1
     assert [e["mailbox"] for e in logs if e["event"] == "pacer.budget_restored"] == ["app/mbx"]
+
+
+def test_a_body_refused_with_none_of_ours_in_the_window_cuts_nothing() -> None:
+    """Review, issue 26: another writer left less room than one body; each refusal cut the
+    budget again (to 1/264 of [limits]) and widened the window, and the hint then told the
+    operator to lower upload_mb_per_window 65 times below what the service gave."""
+    b = _budgets()
+    b.take(1000)
+    b.release(1.0, 1000)
+    for k in range(8):  # 2.5 s apart: the 1000 left the (10 s) window before the first
+        now = 12.0 + 2.5 * k
+        b.take(800)  # within what a 1 s window (the Retry-After's) holds of 10,000 per 10 s
+        b.release(now, 800)
+        b.throttled(now, "IncomingBytes", 1.0, 800)
+    assert not b.learned_uploads.is_cut and b.learned_uploads.window == 10.0
+    assert b.uploads.total == 0  # none of the refused bodies counted
+    assert learn.advice("m", "upload", b.learned_uploads) is None
+    # ours in the window: a refusal is of our rate, and cuts as before
+    b.take(7000)
+    b.release(40.0, 7000)
+    b.take(1500)
+    b.release(40.5, 1500)
+    b.throttled(40.5, "IncomingBytes", 2.0, 1500)
+    assert b.learned_uploads.is_cut

@@ -20,7 +20,7 @@ import pytest
 from copyengine.config import load_job
 from copyengine.emulator.config import EmulatorConfigError, parse_config
 from copyengine.emulator.throttle import Background, Limits, Throttle
-from copyengine.errors import ConfigError
+from copyengine.errors import ConfigError, ItemFailed
 from copyengine.exitcodes import ExitCode
 from copyengine.graph import ImportSessionPool
 from copyengine.pacing import PacerLimits
@@ -232,3 +232,31 @@ def test_another_writer_in_a_mailbox_the_job_does_not_emulate_is_refused_at_load
     assert done.returncode == ExitCode.CONFIG, done.stderr[-2000:]
     assert "emulator.background_upload.mailboxes[1]" in done.stderr
     assert not (tmp_path / ".copyengine").exists()  # nothing written
+
+
+@pytest.mark.anyio
+async def test_a_body_larger_than_the_room_another_writer_leaves_fails_with_its_reason() -> None:
+    """Review, issue 26: with another writer taking half of the upload budget, an item whose
+    import body is larger than the half it leaves was refused for good, and its pair sat at
+    0 MB/s with "ETA 0s" until Ctrl-C. Now it fails with the reason after a bounded number
+    of refusals over a few of the service's windows, and the mailbox goes on."""
+    cfg = base_config(profile="exchange-fast", time_scale=SCALE, background_upload=0.5)
+    async with running(cfg) as (server, ep, _), clients(ep, TENFOLD) as c:
+        src = (await c.src.resolve_mailbox(ADELE)).primary_id
+        dst = (await c.dst.resolve_mailbox(T_ADELE)).primary_id
+        items = server.emulator.require_mailbox(ADELE).items.values()
+        # a body of 1.2-1.9 times the room left (~1.47 bytes of body per byte of item)
+        big = next(i.id for i in items if 220_000 < i.content.size < 340_000)
+        small = next(i.id for i in items if 10_000 < i.content.size < 40_000)
+        by_id = {e.item_id: e for e in await c.src.export_items(src, [big, small])}
+        pool = ImportSessionPool(c.dst, dst)
+        await pool.get()
+        assert by_id[small].data is not None and by_id[big].data is not None
+        await pool.import_item("inbox", by_id[small].data)
+        t0 = time.monotonic()
+        with anyio.fail_after(60), pytest.raises(ItemFailed) as info:
+            await pool.import_item("inbox", by_id[big].data)
+        assert time.monotonic() - t0 >= 2 * WINDOW  # two of the service's windows at least
+        assert info.value.code == "IncomingBytes"
+        assert "another app writing to the mailbox leaves less room" in info.value.message
+        await pool.import_item("inbox", by_id[small].data)  # and the mailbox goes on

@@ -63,6 +63,38 @@ class Timeouts:
         )
 
 
+INCOMING_BYTES_REASON = "IncomingBytes"
+# A body refused for ``IncomingBytes`` this many times in a row while nothing else of ours
+# was in its mailbox's upload window, over at least this many of the service's windows,
+# cannot pass: another writer leaves less room than it needs (Exchange counts every app's
+# uploads to a mailbox together). The item fails with that reason, to be tried again on the
+# next pass, instead of holding its pair at 0 MB/s for good.
+UNFIT_REFUSALS = 5
+UNFIT_WINDOWS = 2.0
+
+
+def _unfit(
+    call: Call, pacer: MailboxPacer, seen: tuple[int, float], size: int
+) -> tuple[int, float]:
+    """``seen`` (refusals of the body alone in its window, since when) after one more
+    ``IncomingBytes`` 429; raises ``ItemFailed`` once the body cannot pass."""
+    window, now = pacer.refused_alone(), pacer.now()
+    if window is None:
+        return (0, 0.0)
+    n, since = seen[0] + 1, seen[1] if seen[0] else now
+    if n >= UNFIT_REFUSALS and now - since >= UNFIT_WINDOWS * window:
+        raise ItemFailed(
+            f"the service refused this item's {size / 2**20:,.1f} MB import {n} times over "
+            f"{now - since:,.0f} s for IncomingBytes while nothing else of ours was in the "
+            "mailbox's upload window: another app writing to the mailbox leaves less room "
+            "than the item needs; it is tried again on the next pass",
+            status=429,
+            code=INCOMING_BYTES_REASON,
+            call=call.name,
+        )
+    return (n, since)
+
+
 def _reason_of(message: str) -> str:
     for reason in ("MailboxConcurrency", "RequestRate", "IncomingBytes", "ApplicationRequestRate"):
         if reason in message:
@@ -235,6 +267,7 @@ class Transport:
             size = sum(len(p) for p in call.parts)
         else:
             size = len(body) if body is not None and call.method != "GET" else 0
+        unfit: tuple[int, float] = (0, 0.0)  # refusals of the body alone, since when
         for _ in range(1000):
             try:
                 return await self._once(call, body, size)
@@ -247,6 +280,8 @@ class Transport:
                         policy = self._next(policy, cause, exc)
                         await call.pacer.wait_for_release()
                         continue
+                    if exc.reason == INCOMING_BYTES_REASON:
+                        unfit = _unfit(call, call.pacer, unfit, size)
                     # The pacer now holds the whole mailbox until Retry-After.
                     policy = self._next(policy, cause, exc)
                     continue

@@ -242,6 +242,20 @@ class MailboxPacer:
             b.blocked_from = now
         b.blocked_until = max(b.blocked_until, now + wait)
 
+    def refused_alone(self) -> float | None:
+        """After an ``IncomingBytes`` 429 (its body already taken back): the upload window
+        the service's answers show, in seconds, when none of our bytes went into it (those
+        in flight may yet be refused too: two bodies too large for the room must not keep
+        each other from being seen alone), so the room the service left was smaller than
+        that body alone (another writer holds the rest); None when our own bytes share it."""
+        lim = self.budgets.learned_uploads
+        if self.budgets.ours_in_window(self._clock()):
+            return None
+        return lim.shown or lim.window  # the service's, when its answers showed it
+
+    def now(self) -> float:
+        return self._clock()
+
     async def wait_for_release(self, at_least: float = 0.0, at_most: float = 5.0) -> None:
         """After a MailboxConcurrency 429: wait until one of our own calls to this mailbox
         finishes (bounded), and no less than ``at_least``."""

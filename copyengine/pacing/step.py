@@ -308,6 +308,18 @@ class Budgets:
         if reason == INCOMING_BYTES:
             self.uploads.forget(now, body_bytes)
             self.shape = shape.NONE  # planned for a budget the service did not give
+            lim = self.learned_uploads
+            if _ours_in_window(lim, self.uploads, now) + self.held_bytes < body_bytes:
+                # fewer of our bytes in the service's window than this one body: not our
+                # rate, another writer's bytes hold the room (Exchange counts every app's
+                # uploads to a mailbox together). Nothing to learn of our budget or of the
+                # window; cutting here collapsed the budget to 1/264 on one body too large
+                # for the room left, window after window, and the hint passed that on
+                ask = max(lim.longest_ask, retry_after)
+                self.learned_uploads = replace(
+                    lim, episode_until=now + retry_after, longest_ask=ask
+                )
+                return
             self.learned_uploads = _learn(
                 self.learned_uploads,
                 self.uploads,
@@ -332,6 +344,10 @@ class Budgets:
                 self.learned_slots, now, self.inflight, retry_after
             )
 
+    def ours_in_window(self, now: float) -> int:
+        """Our bytes the service still counts in its upload window (answered ones)."""
+        return _ours_in_window(self.learned_uploads, self.uploads, now)
+
     def blocked(self, now: float) -> tuple[float, float]:
         """The latest Retry-After block, up to ``now``: (from, until)."""
         return self.blocked_from, min(now, self.blocked_until)
@@ -343,6 +359,12 @@ class Budgets:
             Limit.UPLOAD.value: self.learned_uploads,
             Limit.CONCURRENCY.value: self.learned_slots,
         }
+
+
+def _ours_in_window(lim: Learned, w: SlidingWindow, now: float) -> int:
+    """Our bytes the service still counts: over the window its answers showed (the
+    configured one until they show a shorter one)."""
+    return w.since(now - (lim.shown or lim.window))
 
 
 def _through(lim: Learned, w: SlidingWindow, now: float | None) -> float:
