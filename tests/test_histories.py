@@ -251,6 +251,34 @@ REPROS = [
 ]
 
 
+# Target moves (the generator's TMOVE events), found by the soak once it made them.
+for _mode in ("mirror", "keep"):
+    REPROS += [
+        pytest.param(
+            _mode,
+            [
+                ("drift", [{"op": "move", "id": "#/Inbox", "to": "deleteditems"}]),
+                ("pass", "full"),
+                ("pass", "delta"),
+            ],
+            # 7102534: the full pass copied the item again into /Inbox, but /Deleted Items was
+            # listed while that import was on its way (its record not settled yet), so the
+            # moved copy was not taken for a second copy: duplicated, exit 0 (seed 1 keep)
+            id=f"target-copy-moved-to-deleted-items-{_mode}",
+        ),
+        pytest.param(
+            _mode,
+            [
+                ("drift", [{"op": "move", "id": "#/Inbox", "to": "outbox"}]),
+                ("pass", "full"),
+            ],
+            # 7102534: a folder with nothing at the source had its target copy never read,
+            # so a copy the target's user moved there stayed (duplicated)
+            id=f"target-copy-moved-to-a-folder-empty-at-the-source-{_mode}",
+        ),
+    ]
+
+
 @pytest.mark.parametrize(("deletions", "script"), REPROS)
 async def test_minimal_reproduction(tmp_path: Path, deletions: str, script: list[Any]) -> None:
     h = await replay(deletions, script, tmp_path)
