@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-
 from ..graph import Item
 from ..plan import (
     Change,
@@ -30,8 +29,8 @@ from ..survey import MailboxSide, target_index
 from .backlog import Backlog
 from .context import PairContext
 from .enumerate import Enumerator
-from .unsettled import Unsettled
 from .spares import spare_copies
+from .unsettled import Unsettled
 from .work import Exportable, FolderJob
 
 # what ``run --retry-failed`` takes again: failed, unknown, or left pending
