@@ -226,6 +226,8 @@ class History:
     seed: int
     deletions: str
     archive: str | None = None  # an archive pair: how its archives are expanded
+    # the pair's archive_redirects summed over its passes (redirected, sessions_renewed, ...)
+    redirects: dict[str, int] = field(default_factory=dict)
     ops: list[str] = field(default_factory=list)
     passes: list[PassRecord] = field(default_factory=list)
     seconds: float = 0.0
@@ -270,7 +272,7 @@ class History:
         lines = [
             f"seed {self.seed} deletions={self.deletions} {self.seconds:.1f}s "
             f"failures={self.failures() or 'none'}"
-            + (f" archive pair: {self.archive}" if self.archive else "")
+            + (f" archive pair: {self.archive} redirects {self.redirects}" if self.archive else "")
         ]
         by_round: dict[int, list[str]] = defaultdict(list)
         for o in self.ops:
@@ -810,8 +812,11 @@ async def _history(
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
         note = ""
+        d = stats.as_dict()
+        for p in d.get("pairs", []):
+            for k, n in (p.get("archive_redirects") or {}).items():
+                hist.redirects[k] = hist.redirects.get(k, 0) + int(n)
         if code:  # why, in a few words: the fatal error, or the pairs' notes
-            d = stats.as_dict()
             why = [d.get("fatal")] + [p.get("error") for p in d.get("pairs", [])]
             why += [n for p in d.get("pairs", []) for n in p.get("notes", [])]
             note = "; ".join(str(w) for w in why if w)[:300]
@@ -1006,6 +1011,9 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 return _by_path(b, v[1:]).id
             if isinstance(v, str) and v.startswith("#"):
                 return next(_by_path(b, v[1:]).live_items()).id
+            if isinstance(v, str) and v.startswith("~"):  # the target's copy of a source item
+                key = next(_by_path(box, v[1:]).live_items()).content.search_key
+                return next(i.id for i in tbox.items.values() if i.content.search_key == key)
             return v
 
         stats = await run_job(jc)
