@@ -570,10 +570,7 @@ class Generator:
                     tbox,
                 )
             return
-        copies = sorted(
-            (i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())),
-            key=lambda i: (i.folder.path(), _key(i)),
-        )
+        copies = self.target_copies()
         if not copies:
             return
         c = self.rng.choice(copies)
@@ -590,6 +587,13 @@ class Generator:
                 f"DRIFT target delete {_k(c)} in {c.folder.path()}",
                 tbox,
             )
+
+    def target_copies(self) -> list[Any]:
+        """The target's selected items, sorted (its order is the engine's)."""
+        return sorted(
+            (i for i in self.tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())),
+            key=lambda i: (i.folder.path(), _key(i)),
+        )
 
     # target moves: the target's user moves, renames or soft-deletes what the engine made
     def target_folders(self) -> list[Any]:
@@ -641,10 +645,7 @@ class Generator:
                     tbox,
                 )
             return
-        copies = sorted(
-            (i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())),
-            key=lambda i: (i.folder.path(), _key(i)),
-        )
+        copies = self.target_copies()
         if not copies:
             return
         c = rng.choice(copies)
