@@ -9,7 +9,7 @@ left alone, and nothing is removed while the item's other copy is unsettled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from ..errors import Fatal, NotFound, ServiceError
 from ..plan import TargetIndex
@@ -25,7 +25,7 @@ def spare_copies(index: TargetIndex) -> dict[str, bytes]:
     }
 
 
-async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Iterable[FolderJob]) -> None:
+async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[FolderJob]) -> None:
     """Remove the spare items of ``jobs`` that are second copies (see the module)."""
     spare = [(job, tid, key) for job in jobs for tid, key in job.spare.items()]
     if not spare:
