@@ -80,6 +80,9 @@ def run(
                 "error": h.error,
                 "kill": next((p.note for p in h.passes if p.kind == "killed"), None),
                 "kinds": [p.kind for p in h.passes],
+                "archive": h.archive,
+                "redirects": h.redirects,
+                "target_moves": sum(" TMOVE " in o for o in h.ops),
             }
             if fails:
                 row["log"] = h.text()
@@ -112,6 +115,14 @@ def run(
         "per_mode": {m: {"histories": per_mode[m], "failed": failed_mode[m]} for m in modes},
         "failures_by_kind": {k: v for k, v in sorted(by_kind.items())},
         "passes": dict(Counter(k for r in histories for k in r["kinds"])),
+        "archive_pairs": {
+            "histories": sum(1 for r in histories if r["archive"]),
+            "with_redirects": sum(1 for r in histories if r["redirects"].get("redirected")),
+            "with_sessions_renewed": sum(
+                1 for r in histories if r["redirects"].get("sessions_renewed")
+            ),
+        },
+        "with_target_moves": sum(1 for r in histories if r["target_moves"]),
         "kills": {
             "histories": len(kills),
             "killed_mid_pass": sum(k.startswith("SIGKILL") for k in kills),
@@ -131,7 +142,11 @@ def table(res: dict[str, Any]) -> str:
         f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}.\n",
         f"Passes by kind: {res['passes']}. Histories with a SIGKILL: "
         f"{res['kills']['histories']} ({res['kills']['killed_mid_pass']} killed mid-pass, the "
-        "others ended first).\n",
+        "others ended first). Archive pairs: "
+        f"{res['archive_pairs']['histories']} ({res['archive_pairs']['with_redirects']} with "
+        "exports redirected to an auxiliary archive, "
+        f"{res['archive_pairs']['with_sessions_renewed']} with import sessions renewed on a "
+        f"409); histories with target moves: {res['with_target_moves']}.\n",
         "| mode | histories | failed |",
         "|---|---|---|",
     ]

@@ -289,7 +289,8 @@ def status(
     keys = {p.key for p in cfg.pairs}  # --wave: that wave's pairs
     pairs = [p for p in ov.pairs if p["pair"] in keys] if waves else ov.pairs
     known: dict[str, Any] = {"state": ov.state, "passes": ov.passes, "groups": ov.groups}
-    known |= {"pairs": pairs, "controls": controls_now(cfg)}  # the schedule and times, now
+    # the schedule and the pairs' times now, for the kind of the pass under way
+    known |= {"pairs": pairs, "controls": controls_now(cfg, passes=ov.passes)}
     known["suspended"] = suspended_pairs(cfg, ov.controls)
     if as_json:
         show(json.dumps(known, indent=2, default=str))

@@ -18,6 +18,16 @@ see the target; one may run first, its findings excused), churn during a pass (t
 pass, checked), and once per history a pass in a subprocess killed with SIGKILL after a random
 number of target changes, then a re-run.
 
+From a second stream of the seed (``_second``, so that the first stream's history is what it
+was before these were added): half the histories are **archive pairs** (``archive = true``;
+the source's archive with items, auto-expanding or not, so exports answer
+``ErrorArchiveFolderMovedPermanently``; the target's auto-expanding or not, so imports answer
+409 "expected in mailbox" and its sessions are spent after a few imports), whose archives get
+owner operations, drift and expired links of their own and are checked by the same oracle;
+and any round may bring **target moves** (the target's user moves a copy to another folder
+or to Deleted Items, soft-deletes one, moves a folder under another or renames it), which a
+``--full`` pass must repair (the source wins), like drift.
+
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
 search key more than once in the target's selected folders), ``misplaced`` (copy not at the
 source item's folder path), ``stale`` (copy's digest differs; a copy edited in the target and
@@ -48,7 +58,7 @@ from copyengine.config import load_job
 from copyengine.emulator import changes
 from copyengine.wiring import run_job
 from tests.emu import SRC_APP, SRC_SECRET, Api, base_config, running
-from tests.jobs import selected_by_default, write_job
+from tests.jobs import archive_pair, selected_by_default, write_job
 
 SRC, DST = "adele@contoso.example", "adele@fabrikam.example"
 
@@ -173,6 +183,16 @@ def wrong(counts: dict[str, Any]) -> list[str]:
     return [k for k in FAIL_KINDS if counts.get(k)]
 
 
+def merged(primary: dict[str, Any], archive: dict[str, Any]) -> dict[str, Any]:
+    """An archive pair's counts: the primary's and the archive's summed (samples tagged)."""
+    out = {k: v + archive.get(k, 0) for k, v in primary.items() if isinstance(v, int)}
+    samples = {k: list(v) for k, v in primary["samples"].items()}
+    for k, v in archive["samples"].items():
+        samples.setdefault(k, []).extend(f"archive: {s}" for s in v)
+    out["samples"] = samples
+    return out
+
+
 # -- records -------------------------------------------------------------------------------------
 @dataclass
 class PassRecord:
@@ -205,6 +225,9 @@ class PassRecord:
 class History:
     seed: int
     deletions: str
+    archive: str | None = None  # an archive pair: how its archives are expanded
+    # the pair's archive_redirects summed over its passes (redirected, sessions_renewed, ...)
+    redirects: dict[str, int] = field(default_factory=dict)
     ops: list[str] = field(default_factory=list)
     passes: list[PassRecord] = field(default_factory=list)
     seconds: float = 0.0
@@ -249,6 +272,7 @@ class History:
         lines = [
             f"seed {self.seed} deletions={self.deletions} {self.seconds:.1f}s "
             f"failures={self.failures() or 'none'}"
+            + (f" archive pair: {self.archive} redirects {self.redirects}" if self.archive else "")
         ]
         by_round: dict[int, list[str]] = defaultdict(list)
         for o in self.ops:
@@ -278,6 +302,7 @@ class Generator:
         self.round = 0
         self.drift_edited: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
+        self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
 
     # views of the source
     def mail_folders(self) -> list[Any]:
@@ -297,7 +322,7 @@ class Generator:
         return [i for i in self.box.items.values() if not i.folder.hidden and _sel(i.folder.path())]
 
     def emit(self, text: str) -> None:
-        self.log.append(f"r{self.round} {text}")
+        self.log.append(f"r{self.round} {self.tag}{text}")
 
     def apply(self, op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
         box = box or self.box
@@ -545,10 +570,7 @@ class Generator:
                     tbox,
                 )
             return
-        copies = sorted(
-            (i for i in tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())),
-            key=lambda i: (i.folder.path(), _key(i)),
-        )
+        copies = self.target_copies()
         if not copies:
             return
         c = self.rng.choice(copies)
@@ -563,6 +585,88 @@ class Generator:
             self.apply(
                 {"op": "delete", "id": c.id, "hard": True},
                 f"DRIFT target delete {_k(c)} in {c.folder.path()}",
+                tbox,
+            )
+
+    def target_copies(self) -> list[Any]:
+        """The target's selected items, sorted (its order is the engine's)."""
+        return sorted(
+            (i for i in self.tbox.items.values() if not i.folder.hidden and _sel(i.folder.path())),
+            key=lambda i: (i.folder.path(), _key(i)),
+        )
+
+    # target moves: the target's user moves, renames or soft-deletes what the engine made
+    def target_folders(self) -> list[Any]:
+        """The target's selected mail folders, sorted (its order is the engine's)."""
+        tbox = self.tbox
+        return sorted(
+            (
+                f
+                for f in tbox.walk()
+                if f is not tbox.root
+                and not f.hidden
+                and f.type in ("IPF.Note", "")
+                and _sel(f.path())
+            ),
+            key=lambda f: f.path(),
+        )
+
+    def target_move(self, rng: random.Random) -> None:
+        """One move in the target by its user, between passes: a copy moved to another
+        folder (Outlook's delete: to Deleted Items) or soft-deleted, a folder moved under
+        another or renamed. The design's rule: the source wins (the copy is made again where
+        it belongs, the moved one removed; a moved folder is remade and swept)."""
+        tbox = self.tbox
+        kind = rng.choice(("item", "item", "deleted_items", "soft_delete", "folder", "rename"))
+        folders = self.target_folders()
+        if kind in ("folder", "rename"):
+            users = [f for f in folders if not f.well_known]
+            if not users:
+                return
+            f = rng.choice(users)
+            assert f.parent is not None
+            if kind == "rename":
+                name = f"{f.name} (mine)"
+                if tbox.child_named(f.parent, name) is None:
+                    self.apply(
+                        {"op": "renameFolder", "id": f.id, "name": name},
+                        f"TMOVE target renameFolder {f.path()} -> {name!r}",
+                        tbox,
+                    )
+                return
+            sub = {id(x) for x in tbox.walk(f)}
+            dests = [d for d in folders if id(d) not in sub and d is not f.parent]
+            dests = [d for d in dests if tbox.child_named(d, f.name) is None]
+            if dests:
+                to = rng.choice(dests)
+                self.apply(
+                    {"op": "moveFolder", "id": f.id, "to": to.id},
+                    f"TMOVE target moveFolder {f.path()} -> under {to.path()}",
+                    tbox,
+                )
+            return
+        copies = self.target_copies()
+        if not copies:
+            return
+        c = rng.choice(copies)
+        if kind == "soft_delete":
+            self.apply(
+                {"op": "delete", "id": c.id, "hard": False},
+                f"TMOVE target soft-delete {_k(c)} in {c.folder.path()}",
+                tbox,
+            )
+            return
+        if kind == "deleted_items" and "deleteditems" in tbox.well_known:
+            to = tbox.well_known["deleteditems"]
+        else:
+            others = [f for f in folders if f is not c.folder]
+            if not others:
+                return
+            to = rng.choice(others)
+        if to is not c.folder:
+            self.apply(
+                {"op": "move", "id": c.id, "to": to.id},
+                f"TMOVE target move {_k(c)} {c.folder.path()} -> {to.path()}",
                 tbox,
             )
 
@@ -590,7 +694,13 @@ class Options:
     p_drift: float = 0.2
     p_churn: float = 0.12
     kill_timeout_s: float = 30.0
-    # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill) left
+    # drawn from the seed's second stream (``_second``), so that a seed's primary history is
+    # the one it was before these existed: an archive pair, and target moves per round
+    p_archive: float = 0.5
+    p_tmove: float = 0.3
+    archive_ops: tuple[int, int] = (0, 4)
+    # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
+    # archive, tmove) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -608,10 +718,16 @@ async def run_history(
         {"upn": SRC, "mailbox": {"seed": seed, "items": rng.randint(*opts.items)}}
     ]
     tenants[1]["users"] = [{"upn": DST, "mailbox": {"layout": "empty"}}]
+    rng2 = _second(seed)
+    if rng2.random() < opts.p_archive and "archive" not in opts.exclude:
+        source, target = archives(rng2, seed)
+        tenants[0]["users"][0]["archive"] = source
+        tenants[1]["users"][0]["archive"] = target
+        hist.archive = f"source {source.get('expanded')}, target {target.get('expanded')}"
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         async with running(cfg) as (server, ep, session):
-            await _history(server, ep, session, rng, hist, deletions, workdir, opts)
+            await _history(server, ep, session, (rng, rng2), hist, deletions, workdir, opts)
     except Exception as exc:  # recorded: a history that breaks is a finding too
         import traceback
 
@@ -620,11 +736,36 @@ async def run_history(
     return hist
 
 
+def _second(seed: int) -> random.Random:
+    """The seed's second stream: the archive pair and the target moves (added after the
+    first stream's events, which it leaves as they were)."""
+    return random.Random(f"{seed}/archive+target-moves")
+
+
+TARGET_ARCHIVE_FOLDERS = ("/Inbox", "/Sent Items", "/Archive", "/Calendar", "/Deleted Items")
+
+
+def archives(rng: random.Random, seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An archive pair's two archives (emulator specs): the source's with items, auto-expanding
+    or not; the target's empty, auto-expanding or not (its import sessions spent after a few
+    imports or never): ErrorArchiveFolderMovedPermanently and the import host's 409s."""
+    source: dict[str, Any] = {"items": rng.randint(20, 60), "seed": seed + 7}
+    target: dict[str, Any] = {"layout": "empty"}
+    if rng.random() < 0.7:
+        source["expanded"] = {"every": rng.choice((1, 2, 3))}
+    if rng.random() < 0.7:
+        target["expanded"] = {
+            "folders": rng.sample(TARGET_ARCHIVE_FOLDERS, k=rng.randint(1, 3)),
+            "session_uploads": rng.choice((0, 3, 7)),
+        }
+    return source, target
+
+
 async def _history(
     server: Any,
     ep: Any,
     session: Any,
-    rng: random.Random,
+    rngs: tuple[random.Random, random.Random],
     hist: History,
     deletions: str,
     workdir: Path,
@@ -633,11 +774,19 @@ async def _history(
     emu = server.emulator
     box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
     api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
+    rng, rng2 = rngs
     job = write_job(workdir, ep, [(SRC, DST)], extra=f'[sync]\ndeletions = "{deletions}"\n')
-    cfg = load_job(job)
     gen = Generator(rng, box, tbox, hist.ops)
     gen.exclude = opts.exclude
     ex = opts.exclude
+    agen: Generator | None = None  # an archive pair: the owner of the source's archive
+    if hist.archive:
+        job = archive_pair(job, DST)
+        abox = emu.require_mailbox(box.archive_id or "")
+        tabox = emu.require_mailbox(tbox.archive_id or "")
+        agen = Generator(rng2, abox, tabox, hist.ops)
+        agen.exclude, agen.tag = opts.exclude, "ARCHIVE "
+    cfg = load_job(job)
 
     def check(
         rnd: int,
@@ -649,6 +798,11 @@ async def _history(
         note: str = "",
     ) -> PassRecord:
         counts = oracle(box.snapshot(), tbox.snapshot(), deletions, gen.drift_edited)
+        if agen is not None:
+            counts = merged(
+                counts,
+                oracle(agen.box.snapshot(), agen.tbox.snapshot(), deletions, agen.drift_edited),
+            )
         rec = PassRecord(rnd, kind, exit_code, secs, checked, counts, signoff, note)
         hist.passes.append(rec)
         return rec
@@ -659,8 +813,11 @@ async def _history(
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
         note = ""
+        d = stats.as_dict()
+        for p in d.get("pairs", []):
+            for k, n in (p.get("archive_redirects") or {}).items():
+                hist.redirects[k] = hist.redirects.get(k, 0) + int(n)
         if code:  # why, in a few words: the fatal error, or the pairs' notes
-            d = stats.as_dict()
             why = [d.get("fatal")] + [p.get("error") for p in d.get("pairs", [])]
             why += [n for p in d.get("pairs", []) for n in p.get("notes", [])]
             note = "; ".join(str(w) for w in why if w)[:300]
@@ -676,6 +833,9 @@ async def _history(
         gen.round = rnd
         last = rnd == rounds + 1
         gen.round_ops(rng.randint(*opts.ops))
+        if agen is not None:
+            agen.round = rnd
+            agen.round_ops(rng2.randint(*opts.archive_ops))
         if last:
             await a_pass(rnd, "cutover", cutover=True)
             break
@@ -683,6 +843,8 @@ async def _history(
         drift = rng.random() < opts.p_drift and "drift" not in ex
         churn = opts.churn and rng.random() < opts.p_churn and rnd != kill_round
         churn = churn and "churn" not in ex
+        # target moves (never before the cutover: a delta pass cannot see the target)
+        tmove = rng2.random() < opts.p_tmove and "tmove" not in ex
         if rng.random() < opts.p_expire and "expire" not in ex:
             if rng.random() < 0.5:
                 r = await api.control("POST", "/delta/expire", {"mailboxId": box.id})
@@ -696,12 +858,21 @@ async def _history(
         if drift:
             for _ in range(rng.randint(1, 3)):
                 gen.drift()
+            if agen is not None and rng2.random() < 0.5:
+                agen.drift()
+        if tmove:
+            for _ in range(rng2.randint(1, 3)):
+                (agen if agen is not None and rng2.random() < 0.4 else gen).target_move(rng2)
+        if agen is not None and rng2.random() < opts.p_expire and "expire" not in ex:
+            r = await api.control("POST", "/delta/expire", {"mailboxId": agen.box.id})
+            gen.emit(f"EXPIRE the archive's delta links ({r.status})")
+        seen = drift or tmove  # what only a full listing of the target repairs
         if rnd == kill_round:
             for _ in range(rng.randint(1, 3)):
                 gen.add()
             await killed_pass(rnd, rng, hist, job, tbox, full, opts)
             await api.control("DELETE", "/faults")
-            await a_pass(rnd, "rerun", full=full or drift)
+            await a_pass(rnd, "rerun", full=full or seen)
         elif churn:
             spec = {
                 "rate": rng.choice((20, 50, 100)),
@@ -716,13 +887,15 @@ async def _history(
                 r = await api.control("DELETE", "/churn")
                 gen.emit(f"CHURN applied {r.body.get('applied')}")
             await api.control("DELETE", "/faults")
-            await a_pass(rnd, "settle", full=drift)
-        elif drift and not full and rng.random() < 0.5:
+            await a_pass(rnd, "settle", full=seen)
+        elif (drift and not full and rng.random() < 0.5) or (
+            tmove and not drift and not full and rng2.random() < 0.5
+        ):
             await a_pass(rnd, "drift-delta", checked=False)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "full", full=True)
         else:
-            await a_pass(rnd, "full" if full or drift else "delta", full=full or drift)
+            await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
         await api.control("DELETE", "/faults")
 
 
@@ -839,6 +1012,9 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 return _by_path(b, v[1:]).id
             if isinstance(v, str) and v.startswith("#"):
                 return next(_by_path(b, v[1:]).live_items()).id
+            if isinstance(v, str) and v.startswith("~"):  # the target's copy of a source item
+                key = next(_by_path(box, v[1:]).live_items()).content.search_key
+                return next(i.id for i in tbox.items.values() if i.content.search_key == key)
             return v
 
         stats = await run_job(jc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -66,4 +67,37 @@ async def test_a_paused_worker_and_the_reaper_never_copy_a_group_twice(
         assert all(c == (0, 0, 0) for c in copies.values()), (copies, _logs(tmp_path)[-4000:])
         text = "".join(f.read_text(errors="replace") for f in tmp_path.glob("w*.log"))
         assert "group.already_running" in text  # the fence did hold a segment back
+        # the job ended by both workers: one warning, no traceback, not called an outage
+        assert "Traceback" not in text and "could not be recorded" not in text, text[-4000:]
         assert_exact(server.emulator, _pairs(n))
+
+
+async def test_a_job_ended_twice_is_said_in_one_warning_not_a_traceback(
+    pg_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The paused worker's cause, alone: a job queued again while its worker was silent is
+    ended by both workers; the second end is refused by the database (no longer running).
+    It was an unretrieved ``ConnectorException`` with procrastinate's traceback; now one
+    warning (``job.ended_elsewhere``), and the job stays as the first end left it. Any other
+    refusal is still raised."""
+    from procrastinate import exceptions, jobs
+
+    from copyengine.cluster.jobqueue import apply_schema, make_app
+    from copyengine.cluster.tasks import defer
+
+    await apply_schema(pg_url, None)
+    app = make_app(pg_url, None)
+    async with app.open_async():
+        assert await defer(app, "q-ended-twice", "g-1", 1)
+        (job,) = await app.job_manager.list_jobs_async(queue="q-ended-twice")
+        assert job.id is not None
+        done = jobs.Status.SUCCEEDED
+        await app.job_manager.finish_job_by_id_async(job.id, done, delete_job=False)
+        await app.job_manager.finish_job_by_id_async(job.id, done, delete_job=False)  # again
+        (after,) = await app.job_manager.list_jobs_async(queue="q-ended-twice")
+        assert after.status == "succeeded"
+        with pytest.raises(exceptions.ConnectorException):  # not "ended elsewhere": raised
+            await app.job_manager.retry_job_by_id_async(job.id, retry_at=datetime.now(UTC))
+    out = capsys.readouterr()
+    said = out.out + out.err
+    assert "job.ended_elsewhere" in said and "Traceback" not in said

@@ -20,7 +20,7 @@ from copyengine.console.text import status_lines
 from copyengine.controls import controls_now, job_gate
 from copyengine.exitcodes import ExitCode
 from copyengine.report import JobStats, PairStatus
-from copyengine.wiring import run_job
+from copyengine.wiring import read_overview, run_job
 from tests.emu import running
 from tests.jobs import assert_exact, write_job
 from tests.test_gate import _counts_agree, _emulator, _until  # one run's helpers, shared
@@ -163,7 +163,15 @@ async def test_a_cutover_launched_ahead_starts_at_its_complete_after_and_is_sign
         path.write_text(path.read_text().replace('"\n[[pairs]]', '"\nwave = 1\n[[pairs]]'))
         cfg = load_job(path)
         assert [p.complete_after is not None for p in cfg.pairs] == [True, False]
-        # the pre-staging pass is no cutover: complete_after does not hold it
+        # the pre-staging pass is no cutover: complete_after does not hold it, and `status`
+        # says so while such a pass is under way (the holds of the running pass's kind)
+        held = {KEYS[0]: "cutover waiting for its complete_after: 2026-12-07 12:00+00:00"}
+        assert controls_now(cfg, clock)["pairs"] == held  # no pass under way: the next may
+        for kind in ("first", "delta", "full", "retry"):
+            under_way = [{"pass": 1, "kind": kind, "finished": None}]
+            assert controls_now(cfg, clock, under_way)["pairs"] == {}
+        ended = [{"pass": 1, "kind": "delta", "finished": "2026-12-07T09:00:00Z"}]
+        assert controls_now(cfg, clock, ended)["pairs"] == held
         first = await run_job(cfg, gate=job_gate(cfg, clock))
         assert first.exit_code() is ExitCode.OK
         stats = JobStats()
@@ -175,6 +183,11 @@ async def test_a_cutover_launched_ahead_starts_at_its_complete_after_and_is_sign
             assert stats.pairs[KEYS[0]].hold == (
                 "cutover waiting for its complete_after: 2026-12-07 12:00+00:00"
             )
+            # `status` beside the run: the state's pass under way, the hold the job decided
+            ov = await read_overview(cfg)
+            assert controls_now(cfg, clock, ov.passes)["pairs"] == {
+                KEYS[0]: stats.pairs[KEYS[0]].hold
+            }
             await anyio.sleep(1.5)
             assert stats.sign_off is None  # the sign-off waits for every pair
             clock.t = at(12)

@@ -700,3 +700,49 @@ async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> No
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
         assert await cur.fetchone() == ("6",)
+
+
+async def test_records_are_found_by_search_key_through_an_index(make: Factory) -> None:
+    """``items_by_keys`` (every pass's moves, departures and second copies) reads the pair's
+    records by search key through the (pair, search_key) index, not a scan of the pair's
+    rows; a state made before the index gets it when it is next opened."""
+    async with make() as st:
+        await st.record_intents(P, [_intent(i) for i in range(1, 50)])
+        await st.flush()
+        assert [r.source_id for r in await st.items_by_keys(P, [b"k\x07"])] == ["s7"]
+    if isinstance(st, SQLiteStore):
+        path = st.path
+        db = sqlite3.connect(path)
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT * FROM items WHERE pair = ? AND search_key IN (?, ?)",
+            (P, b"k\x07", b"k\x08"),
+        ).fetchall()
+        assert any("items_by_key" in str(row) for row in plan), plan
+        db.execute("DROP INDEX items_by_key")  # as a state made before it
+        db.commit()
+        db.close()
+        async with make() as again:
+            assert len(await again.items_by_keys(P, [b"k\x07"])) == 1
+        db = sqlite3.connect(path)
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        db.close()
+        assert "items_by_key" in names
+        return
+    import psycopg
+
+    from copyengine.state.postgres import PostgresStore
+
+    assert isinstance(st, PostgresStore)
+    url = st.url
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ce_items_by_key'"
+        )
+        (row,) = await cur.fetchall()
+        assert "(pair, search_key)" in row[0]
+        await conn.execute("DROP INDEX ce_items_by_key")
+    async with make() as again:
+        assert len(await again.items_by_keys(P, [b"k\x07"])) == 1
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'ce_items_by_key'")
+        assert await cur.fetchall() == [(1,)]

@@ -218,10 +218,25 @@ def job_gate(cfg: JobConfig, clock: Clock | None = None, *more: Gate) -> Gate:
     return sources[0] if len(sources) == 1 else Gates(*sources)
 
 
-def controls_now(cfg: JobConfig, clock: Clock | None = None) -> dict[str, Any]:
+def running_kind(passes: list[dict[str, Any]]) -> PassKind | None:
+    """The kind of the pass under way, from the state's passes (None: none is)."""
+    running = [p for p in passes if p.get("finished") is None]
+    try:
+        return PassKind(running[-1]["kind"]) if running else None
+    except ValueError:
+        return None
+
+
+def controls_now(
+    cfg: JobConfig, clock: Clock | None = None, passes: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """What ``status`` says of the job's schedule and its pairs' times now: whether a
     window is open (and until when) or when the next opens, and each pair that its times
-    hold (``start_after``; ``complete_after`` for a cutover)."""
+    hold. While a pass is under way (``passes``: the state's), the holds of its kind, as the
+    running job decides them (a pair's ``complete_after`` holds only a cutover: a delta pass
+    copies it); with none under way, every hold the next pass may meet (``start_after``,
+    and ``complete_after`` for a cutover, each text naming which)."""
+    kind = running_kind(passes or []) or PassKind.CUTOVER
     clock = clock or env_clock()
     now = clock.now()
     out: dict[str, Any] = {"schedule": None, "pairs": {}}
@@ -235,7 +250,7 @@ def controls_now(cfg: JobConfig, clock: Clock | None = None) -> dict[str, Any]:
         out["schedule"] = f"{s.describe()}: {state}"
     times = TimesGate(clock, s)
     for p in cfg.pairs:
-        hold = times.hold(p, PassKind.CUTOVER)  # its start_after, else its complete_after
+        hold = times.hold(p, kind)  # its start_after, else (a cutover) its complete_after
         if hold is not None:
             out["pairs"][p.key] = hold.text
     return out

@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
 
-from ..pacing.accounting import AccountView
 from .models import (
     DeltaPage,
     Exported,
@@ -25,7 +24,10 @@ from .models import (
     Item,
     MailboxRef,
 )
-from .transport import Health
+
+if TYPE_CHECKING:  # the transport (aiohttp) and the pacer load with the clients
+    from ..pacing.accounting import AccountView
+    from .transport import Health
 
 
 @dataclass

@@ -106,11 +106,12 @@ class RunQuota:
 
 
 @dataclass(frozen=True)
-class Gates:
-    """What every upload of a run passes: its quota and the process's bandwidth cap."""
+class UploadCaps:
+    """What every upload of a run passes: its quota and the process's bandwidth cap (not
+    ``controls.Gates``, the operator's controls that open and close the whole run)."""
 
     quota: RunQuota | None = None
     bandwidth: Bandwidth | None = None
 
 
-NO_GATES = Gates()
+NO_UPLOAD_CAPS = UploadCaps()

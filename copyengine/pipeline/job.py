@@ -23,7 +23,7 @@ from ..state.overview import migration
 from ..stopsignals import STOP_SIGNALS, receiving, signal_name
 from .admit import Admission
 from .budget import ByteBudget
-from .caps import NO_GATES, Bandwidth, Gates, RunCaps, RunQuota
+from .caps import NO_UPLOAD_CAPS, Bandwidth, RunCaps, RunQuota, UploadCaps
 from .context import PairContext
 from .gate import OPEN, Gate, PrioritySlots, Ticker
 from .notices import QUIET, Notices
@@ -81,7 +81,7 @@ async def run_pairs(
     on_pair = _announcing(on_pair, stats, notices, cfg.limits.max_failed_items_per_pair)
     for p in todo:
         stats.pair(p.key, p.source, p.target).policy = _policy(cfg, p, retry_only)
-    gates = Gates(RunQuota(caps, stop) if caps is not None else None, bandwidth)
+    uploads = UploadCaps(RunQuota(caps, stop) if caps is not None else None, bandwidth)
     opened = refused = False  # a run refused before it starts writes nothing (below)
     try:
         if write_report:
@@ -94,9 +94,9 @@ async def run_pairs(
             try:
                 _started(cfg, todo, stats)
                 args = (cfg, clients, store, todo, stats, stop, mode, on_pair, budget)
-                await _run(*args, gate, hold_waits, gates=gates)
+                await _run(*args, gate, hold_waits, uploads=uploads)
                 if cutover and not stop.draining and not _held(stats):
-                    await sign_off_pass(*args[:6], sign_off, budget, on_pair, gates)
+                    await sign_off_pass(*args[:6], sign_off, budget, on_pair, uploads)
                     notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
@@ -231,14 +231,14 @@ async def sign_off_pass(
     sign_off: SignOff | None,
     budget: ByteBudget | None = None,
     on_pair: Callable[[str, bool], Awaitable[None]] | None = None,
-    gates: Gates = NO_GATES,
+    uploads: UploadCaps = NO_UPLOAD_CAPS,
 ) -> None:
     """The end of a cutover pass, once its pairs are copied (by this run, or by every group
     of a shared job): the sign-off into ``stats``, the drifted pairs repaired and signed off
     again (``_repair``), each pair's entry kept with its statistics of the pass."""
     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
-    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off, gates)
+    await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off, uploads)
     if store.pass_number is not None:
         await record_sign_off(store, store.pass_number, stats.sign_off)
 
@@ -258,7 +258,7 @@ async def _repair(
     on_pair: Callable[[str, bool], Awaitable[None]] | None,
     budget: ByteBudget | None,
     sign_off: SignOff,
-    gates: Gates,
+    uploads: UploadCaps,
 ) -> None:
     """The cutover converges too: a delta pass cannot see what changed in the target, so
     the pairs whose sign-off found drift are listed once more in full (as ``--full``) within
@@ -277,7 +277,9 @@ async def _repair(
             "every folder was listed in full again and the sign-off taken after that"
         )
     pairs = tuple(p for p, _ in drifted)
-    await _run(cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget, gates=gates)
+    await _run(
+        cfg, clients, store, pairs, stats, stop, PassKind.FULL, on_pair, budget, uploads=uploads
+    )
     if stop.draining:
         return
     stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
@@ -316,7 +318,7 @@ async def _run(
     gate: Gate | None = None,
     hold_waits: bool = True,
     *,
-    gates: Gates = NO_GATES,
+    uploads: UploadCaps = NO_UPLOAD_CAPS,
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget.for_limits(cfg.limits)
@@ -349,8 +351,8 @@ async def _run(
                 stop=own,
                 kind=kind,
                 sync=cfg.sync,
-                quota=gates.quota,
-                bandwidth=gates.bandwidth,
+                quota=uploads.quota,
+                bandwidth=uploads.bandwidth,
             )
             await PairRunner(ctx).run()
         finally:
@@ -362,7 +364,7 @@ async def _run(
 
     with unsent.opened() as hold:  # this run's drain, as its requests' waits see it
         async with anyio.create_task_group() as tg:
-            tg.start_soon(_sample, stats, gates.bandwidth)
+            tg.start_soon(_sample, stats, uploads.bandwidth)
             tg.start_soon(ticker.run)
             async with anyio.create_task_group() as pairs_tg:
                 watch = (stop, hold, pairs_tg.cancel_scope, clients.health, cfg.limits)

@@ -53,6 +53,7 @@ from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
 from ..survey import MailboxSide, TargetTree, target_index
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
+from .spares import remove_second_copies
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once more, fresh
@@ -293,6 +294,7 @@ class MailboxPass:
         folders' old copies swept, folders gone from the source deleted or kept), deepest
         first, then store the links of the rounds whose changes are all settled."""
         await self.ctx.store.flush()  # the outcomes of this pass, read back below
+        await remove_second_copies(self.ctx, self.dst_id, jobs)
         rnd = self.round
         gone = rnd.gone if rnd is not None else self.retired
         forget: list[str] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from ..errors import Fatal, NotFound, ServiceError
 from ..graph import Item
 from ..plan import (
     Change,
@@ -25,11 +24,12 @@ from ..plan import (
     filter_item,
     folder_listing,
 )
-from ..state import SETTLED, ItemRecord, Status
+from ..state import ItemRecord, Status
 from ..survey import MailboxSide, target_index
 from .backlog import Backlog
 from .context import PairContext
 from .enumerate import Enumerator
+from .spares import spare_copies
 from .unsettled import Unsettled
 from .work import Exportable, FolderJob
 
@@ -173,39 +173,14 @@ class Producer:
             job.removed = [
                 r for r in unseen.values() if r.target_id and r.status is not Status.REMOVED
             ]
+            if index is None and job.target.item_count:
+                # nothing to decide at the source, but the target's copy holds items (as
+                # read this pass): a copy the target's user moved here is looked for too
+                index = await target_index(self.dst, self.dst_id, job.target.id)
             if index is not None:
-                await self._second_copies(job, index)
-
-    async def _second_copies(self, job: FolderJob, index: TargetIndex) -> None:
-        """Target drift, the source wins: a target item of this folder that no source item
-        here claimed, with the search key of an item whose settled copy is another target
-        item (a copy the target's user moved here, e.g. deleted in Outlook into Deleted
-        Items, after which the item was copied again), is a second copy: removed, reported.
-        Copies kept as deleted at the source and items nobody copied are left alone."""
-        spare = {
-            tid: key for key, ids in index.by_key.items() for tid in ids if tid not in index.claimed
-        }
-        if not spare:
-            return
-        copies: dict[bytes, set[str]] = {}
-        for r in await self.ctx.store.items_by_keys(self.ctx.key, list(set(spare.values()))):
-            if r.search_key and r.status in SETTLED and r.target_id:
-                copies.setdefault(r.search_key, set()).add(r.target_id)
-        for tid, key in spare.items():
-            if not copies.get(key, set()) - {tid}:
-                continue
-            try:
-                await self.dst.delete_item(self.dst_id, job.target.id, tid, hard=True)
-            except NotFound:
-                continue
-            except Fatal:
-                raise
-            except ServiceError as exc:
-                self.ctx.log.warning("item.second_copy_kept", item=tid, error=exc.message)
-                continue
-            job.stats.drift.append(
-                {"id": tid, "reason": "a second copy (moved here in the target): removed"}
-            )
+                # checked once the pass's imports are settled (``spares.remove_second_copies``):
+                # the item's own copy may still be on its way
+                job.spare = spare_copies(index)
 
     async def _delta(
         self, job: FolderJob, records: dict[str, ItemRecord]

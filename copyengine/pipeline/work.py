@@ -35,6 +35,8 @@ class FolderJob:
     removed: list[ItemRecord] = field(default_factory=list)  # their records (copied before)
     deferred: bool = False  # a change could not be finished: keep the old link
     sweep_from: str | None = None  # moved folder: the old target folder, emptied after
+    # target items no source item claimed in a full listing: second copies? (``spares``)
+    spare: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def source_id(self) -> str:
