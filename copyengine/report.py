@@ -136,6 +136,19 @@ class FolderStats:
 
 
 ROLES = ("source", "target", "source archive", "target archive")  # a pair's pacers, in order
+NOTES_SAID = 5  # pairs whose archive note the summary and ``job.finished`` say one by one
+
+
+def archive_note(counts: Mapping[str, int]) -> str | None:
+    """An auto-expanding archive's redirects in words (a note, not a failure); None: none."""
+    if not (counts.get("redirected") or counts.get("sessions_renewed")):
+        return None
+    return (
+        f"auto-expanding archive: {counts.get('redirected', 0)} item(s) exported from an "
+        f"auxiliary archive where the service redirected them, "
+        f"{counts.get('sessions_renewed', 0)} import session(s) made anew on the import "
+        "host's 409; none is a failure"
+    )
 
 
 class PairStatus(StrEnum):
@@ -561,6 +574,23 @@ class JobStats:
             return self.paused
         return "pairs held by the operator's controls: " + self.held_said()
 
+    def archive_notes(self) -> list[str]:
+        """The pairs an auto-expanding archive redirected, one line each (``NOTES_SAID`` at
+        most, then how many more): what the summary and ``job.finished`` say after the
+        table, as the report's pairs say it (``archive_redirects``, ``notes``)."""
+        said = [
+            f"{p.source} → {p.target}: {note}"
+            for p in self.pairs.values()
+            if (note := archive_note(p.archive_redirects)) is not None
+        ]
+        if len(said) > NOTES_SAID:
+            more = len(said) - NOTES_SAID
+            said = [
+                *said[:NOTES_SAID],
+                f"{more} more pair(s) with archive redirects: see the report",
+            ]
+        return said
+
     def hints(self) -> list[str]:
         """What the operator should change, once per ``[limits]`` key: the limits above what
         the service gave the job's mailboxes (the strictest one's value)."""
@@ -611,6 +641,7 @@ class JobStats:
             "migration": self.migration,
             "totals": self.totals(),
             "hints": self.hints(),
+            "archive_notes": self.archive_notes(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
                 {"t": t, "copied": c, "copied_bytes": b, "throttled_429": k}
