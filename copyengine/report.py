@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -137,6 +137,12 @@ class FolderStats:
 
 ROLES = ("source", "target", "source archive", "target archive")  # a pair's pacers, in order
 NOTES_SAID = 5  # pairs whose archive note the summary and ``job.finished`` say one by one
+
+
+def hints_said(advice: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The hints, once per ``[limits]`` key, from advice as the state keeps it
+    (``learn.Advice`` as dicts: ``state.pairpasses.PairPass.hints``)."""
+    return learn.say([learn.Advice(**a) for a in advice])
 
 
 def archive_note(counts: Mapping[str, int]) -> str | None:
