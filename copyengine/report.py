@@ -208,7 +208,7 @@ class PairStats:
     # the accounts of auxiliary archives the pair reached (their own budgets): in the pair's
     # requests and 429s, not in its ceiling (that is its target mailboxes')
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
-    _final: tuple[int, float, int, float | None] | None = None
+    _final: tuple[int, float, int, float | None, float | None] | None = None
     _final_budget: tuple[dict[str, dict[str, float]], list[learn.Advice]] | None = None
     # ``total``'s sums of a finished pair, with what they were summed under
     _sums: tuple[tuple[str, float, int], dict[str, int]] | None = field(
@@ -289,10 +289,22 @@ class PairStats:
     @property
     def ceiling_pct(self) -> float | None:
         """% of the ceiling while active, of the pair's busiest target mailbox (the import
-        side is what Exchange's budgets bind)."""
+        side is what Exchange's budgets bind): of the budget in effect, what the service let
+        the pair have (``[limits]`` unless its 429s cut them; ``limit_pct``: of
+        ``[limits]``)."""
         if self._final is not None:
             return self._final[3]
         shares = [s for s in (p.ceiling_share() for p in self.pacers[1::2]) if s is not None]
+        return round(100 * max(shares), 1) if shares else None
+
+    @property
+    def limit_pct(self) -> float | None:
+        """``ceiling_pct`` against the configured ``[limits]`` (Exchange's documented
+        limits by default): the same while the service gave them; a pair the service gave
+        a tenth reads about a tenth here, and near 100% in ``ceiling_pct``."""
+        if self._final is not None:
+            return self._final[4]
+        shares = [s for s in (p.limit_share() for p in self.pacers[1::2]) if s is not None]
         return round(100 * max(shares), 1) if shares else None
 
     def continued(self) -> None:
@@ -303,7 +315,13 @@ class PairStats:
 
     def freeze_pacing(self) -> None:
         self._final_budget = (self.budget_in_effect(), self.budget_advice())
-        self._final = (self.throttled, self.throttle_wait_s, self.requests, self.ceiling_pct)
+        self._final = (
+            self.throttled,
+            self.throttle_wait_s,
+            self.requests,
+            self.ceiling_pct,
+            self.limit_pct,
+        )
 
     def _mailboxes(self) -> list[tuple[str, str, AccountView]]:
         """(role, name, account) of the pair's mailboxes, in the order of ``pacers``."""
@@ -429,6 +447,7 @@ class PairStats:
             "throttle_wait_s": round(self.throttle_wait_s, 3),
             "requests": self.requests,
             "ceiling_pct": self.ceiling_pct,
+            "limit_pct": self.limit_pct,
             "budget_in_effect": self.budget_in_effect(),
             "hints": self.budget_hints(),
             "enumerated_all": self.enumerated_all,
