@@ -8,7 +8,7 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -136,6 +136,25 @@ class FolderStats:
 
 
 ROLES = ("source", "target", "source archive", "target archive")  # a pair's pacers, in order
+NOTES_SAID = 5  # pairs whose archive note the summary and ``job.finished`` say one by one
+
+
+def hints_said(advice: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The hints, once per ``[limits]`` key, from advice as the state keeps it
+    (``learn.Advice`` as dicts: ``state.pairpasses.PairPass.hints``)."""
+    return learn.say([learn.Advice(**a) for a in advice])
+
+
+def archive_note(counts: Mapping[str, int]) -> str | None:
+    """An auto-expanding archive's redirects in words (a note, not a failure); None: none."""
+    if not (counts.get("redirected") or counts.get("sessions_renewed")):
+        return None
+    return (
+        f"auto-expanding archive: {counts.get('redirected', 0)} item(s) exported from an "
+        f"auxiliary archive where the service redirected them, "
+        f"{counts.get('sessions_renewed', 0)} import session(s) made anew on the import "
+        "host's 409; none is a failure"
+    )
 
 
 class PairStatus(StrEnum):
@@ -189,7 +208,7 @@ class PairStats:
     # the accounts of auxiliary archives the pair reached (their own budgets): in the pair's
     # requests and 429s, not in its ceiling (that is its target mailboxes')
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
-    _final: tuple[int, float, int, float | None] | None = None
+    _final: tuple[int, float, int, float | None, float | None] | None = None
     _final_budget: tuple[dict[str, dict[str, float]], list[learn.Advice]] | None = None
     # ``total``'s sums of a finished pair, with what they were summed under
     _sums: tuple[tuple[str, float, int], dict[str, int]] | None = field(
@@ -270,10 +289,22 @@ class PairStats:
     @property
     def ceiling_pct(self) -> float | None:
         """% of the ceiling while active, of the pair's busiest target mailbox (the import
-        side is what Exchange's budgets bind)."""
+        side is what Exchange's budgets bind): of the budget in effect, what the service let
+        the pair have (``[limits]`` unless its 429s cut them; ``limit_pct``: of
+        ``[limits]``)."""
         if self._final is not None:
             return self._final[3]
         shares = [s for s in (p.ceiling_share() for p in self.pacers[1::2]) if s is not None]
+        return round(100 * max(shares), 1) if shares else None
+
+    @property
+    def limit_pct(self) -> float | None:
+        """``ceiling_pct`` against the configured ``[limits]`` (Exchange's documented
+        limits by default): the same while the service gave them; a pair the service gave
+        a tenth reads about a tenth here, and near 100% in ``ceiling_pct``."""
+        if self._final is not None:
+            return self._final[4]
+        shares = [s for s in (p.limit_share() for p in self.pacers[1::2]) if s is not None]
         return round(100 * max(shares), 1) if shares else None
 
     def continued(self) -> None:
@@ -284,7 +315,13 @@ class PairStats:
 
     def freeze_pacing(self) -> None:
         self._final_budget = (self.budget_in_effect(), self.budget_advice())
-        self._final = (self.throttled, self.throttle_wait_s, self.requests, self.ceiling_pct)
+        self._final = (
+            self.throttled,
+            self.throttle_wait_s,
+            self.requests,
+            self.ceiling_pct,
+            self.limit_pct,
+        )
 
     def _mailboxes(self) -> list[tuple[str, str, AccountView]]:
         """(role, name, account) of the pair's mailboxes, in the order of ``pacers``."""
@@ -410,6 +447,7 @@ class PairStats:
             "throttle_wait_s": round(self.throttle_wait_s, 3),
             "requests": self.requests,
             "ceiling_pct": self.ceiling_pct,
+            "limit_pct": self.limit_pct,
             "budget_in_effect": self.budget_in_effect(),
             "hints": self.budget_hints(),
             "enumerated_all": self.enumerated_all,
@@ -561,6 +599,23 @@ class JobStats:
             return self.paused
         return "pairs held by the operator's controls: " + self.held_said()
 
+    def archive_notes(self) -> list[str]:
+        """The pairs an auto-expanding archive redirected, one line each (``NOTES_SAID`` at
+        most, then how many more): what the summary and ``job.finished`` say after the
+        table, as the report's pairs say it (``archive_redirects``, ``notes``)."""
+        said = [
+            f"{p.source} → {p.target}: {note}"
+            for p in self.pairs.values()
+            if (note := archive_note(p.archive_redirects)) is not None
+        ]
+        if len(said) > NOTES_SAID:
+            more = len(said) - NOTES_SAID
+            said = [
+                *said[:NOTES_SAID],
+                f"{more} more pair(s) with archive redirects: see the report",
+            ]
+        return said
+
     def hints(self) -> list[str]:
         """What the operator should change, once per ``[limits]`` key: the limits above what
         the service gave the job's mailboxes (the strictest one's value)."""
@@ -611,6 +666,7 @@ class JobStats:
             "migration": self.migration,
             "totals": self.totals(),
             "hints": self.hints(),
+            "archive_notes": self.archive_notes(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
                 {"t": t, "copied": c, "copied_bytes": b, "throttled_429": k}

@@ -59,6 +59,9 @@ class FakeAccount:
     def ceiling_share(self) -> float | None:
         return None
 
+    def limit_share(self) -> float | None:
+        return None
+
     def budget_in_effect(self) -> dict[str, Learned]:
         return {}
 

@@ -30,8 +30,11 @@ from tests.jobs import (
     archive_pair,
     check_copy,
     cli,
+    cli_process,
     demo_job,
     duplicates,
+    finish_process,
+    finished_event,
     selected_by_default,
     write_job,
 )
@@ -215,6 +218,29 @@ async def test_an_expanded_archive_pair_is_copied_exactly_and_signed_off(tmp_pat
         assert so["complete"], so
         cut = await run_job(jc, cutover=True)
         assert cut.exit_code() == ExitCode.OK and cut.sign_off and cut.sign_off["complete"]
+
+
+async def test_the_archive_note_is_on_the_screen_in_the_log_and_in_the_report_alike(
+    tmp_path: Path,
+) -> None:
+    """Review (issue 26): a pair whose items were redirected to an auxiliary archive had its
+    note in the report, not in the summary ``run`` prints at its end, nor in
+    ``job.finished``: every answer says it, in the same words."""
+    cfg = _expanded(base_config(), {"every": 2}, {"folders": ["/Inbox"], "session_uploads": 7})
+    async with running(cfg) as (_, ep, _):
+        job = archive_pair(write_job(tmp_path, ep, [(ADELE, T_ADELE)]), T_ADELE)
+        args = ["run", str(job), "--no-progress", "--log-format", "json", "--log-level", "info"]
+        proc = cli_process(*args)
+        code, out = await finish_process(proc, 120)
+    assert code == ExitCode.OK, out[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    event = finished_event(out)
+    (note,) = report["archive_notes"]
+    assert event["archive_notes"] == [note]
+    (p,) = report["pairs"]
+    assert note == f"{ADELE} → {T_ADELE}: {p['notes'][-1]}"
+    assert f"{p['archive_redirects']['redirected']} item(s) exported" in note
+    assert f"note: {note}" in out  # the summary on stdout, after the table
 
 
 async def test_a_redirect_off_the_tenants_graph_host_fails_that_item_only(tmp_path: Path) -> None:

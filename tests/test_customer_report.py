@@ -279,3 +279,18 @@ def test_a_pair_the_service_gave_less_says_so_beside_its_share_of_the_limit() ->
     pair["budget_in_effect"] = {"source": {"upload": 0.25}}  # the source's: not the copy's
     text = _text(render(report))
     assert "12%" in text and "Exchange gave" not in text
+
+
+def test_a_pair_the_service_gave_less_reads_both_shares_each_true() -> None:
+    """Review (issue 26): "% of ceiling" follows the budget in effect (``ceiling_pct``: of
+    what the service let the pair have), so the page's share of Exchange's limit is
+    ``limit_pct``; beside what Exchange gave, how near the pair ran to it."""
+    report = _run_report(_state_pair())
+    pair = report["pairs"][0]
+    pair["ceiling_pct"], pair["limit_pct"] = 97.2, 11.6
+    pair["budget_in_effect"] = {"target": {"upload": 0.1}}
+    assert "12% (Exchange gave 1/10 of it; 97% of what it gave)" in _text(render(report))
+    pair["budget_in_effect"] = {}  # nothing cut: the two are one
+    pair["ceiling_pct"] = pair["limit_pct"] = 96.0
+    text = _text(render(report))
+    assert "96%" in text and "Exchange gave" not in text

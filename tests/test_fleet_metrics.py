@@ -50,6 +50,9 @@ class Account:
     def ceiling_share(self) -> float | None:
         return self.share
 
+    def limit_share(self) -> float | None:
+        return self.share
+
     def budget_in_effect(self) -> dict[str, Learned]:
         return {}
 

@@ -173,5 +173,5 @@ def test_an_older_sqlite_state_gets_the_statistics_table_in_place(tmp_path: Path
 
     anyio.run(check)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
     db.close()

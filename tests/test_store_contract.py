@@ -618,7 +618,7 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "WITHOUT ROWID" not in sql and "items_by_status" not in names
     assert "items_by_folder" in names and "items_v3" not in names
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("7",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
     assert db.execute("SELECT attempts FROM items WHERE source_id='s1'").fetchone() == (2,)
     # schema 5: each item's pass, fate and writer (a pass's counters from the records)
     cols = {r[1] for r in db.execute("PRAGMA table_info(items)")}
@@ -678,6 +678,32 @@ async def test_controls_are_written_and_read_beside_a_run_holding_the_lock(
         assert [(c.scope, c.seq, c.reason) for c in await run.controls()] == [("all", 1, "x")]
 
 
+async def test_a_pairs_hints_are_kept_with_its_statistics_and_read_for_the_job(
+    make: Factory,
+) -> None:
+    """The pacer's advice on ``[limits]`` (issue 26) is stored with a pair's row of a pass
+    and read back for the whole job: each pair's latest pass that said; rows without it
+    (an engine before) say nothing either way."""
+    from copyengine.state.pairpasses import PairPass
+
+    up = {"mailbox": "b@f", "limit": "upload", "share": 0.1, "value": 15.0, "window": 0.0}
+    req = {"mailbox": "b@f", "limit": "requests", "share": 0.2, "value": 2000.0}
+    async with make() as st:
+        assert await st.pair_hints() == {}
+        await st.record_pair_pass(PairPass(1, P, "r1", "first", "done", 1.0, hints=(up,)))
+        await st.record_pair_pass(PairPass(1, "q", "r1", "first", "done", 1.0, hints=()))
+        await st.record_pair_pass(PairPass(1, "old", "r0", "first", "done", 1.0))
+        assert await st.pair_hints() == {P: [up]}
+        (row,) = await st.pair_passes(P)
+        assert row.hints == (up,)
+        # the next pass, in two segments: both segments' advice, the first pass's no more
+        await st.record_pair_pass(PairPass(2, P, "r2", "delta", "done", 2.0, hints=(req,)))
+        await st.record_pair_pass(PairPass(2, P, "r3", "delta", "done", 3.0, hints=(req, up)))
+        assert await st.pair_hints() == {P: [req, up]}
+        await st.record_pair_pass(PairPass(3, P, "r4", "delta", "done", 4.0, hints=()))
+        assert await st.pair_hints() == {}
+
+
 async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> None:
     """A database an earlier engine made (schema 4, no ``ce_controls``): opened, even
     without the job's lock (``copyengine suspend`` beside workers), it gains the table and
@@ -699,7 +725,7 @@ async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> No
         await reader.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
-        assert await cur.fetchone() == ("6",)
+        assert await cur.fetchone() == ("7",)
 
 
 async def test_records_are_found_by_search_key_through_an_index(make: Factory) -> None:

@@ -293,7 +293,7 @@ async def test_an_older_state_is_migrated_by_suspend(tmp_path: Path) -> None:
         done = await _cli("suspend", job, "--all")
         assert done.returncode == 0, _out(done)
         db = sqlite3.connect(cfg.state_path)
-        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("7",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
         assert db.execute("SELECT scope, state FROM controls").fetchall() == [("all", SUSPENDED)]
         assert db.execute("SELECT pair FROM pairs").fetchall() == [(cfg.pairs[0].key,)]
         db.close()

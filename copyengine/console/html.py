@@ -50,19 +50,26 @@ def _pct(v: Any) -> str:
 
 
 def _ceiling(pair: dict[str, Any]) -> str:
-    """The pair's % of Exchange's documented limit, and, when the service gave its target
-    less (another writer, a stricter tenant), how much: a pair at the budget it was given
-    reads 10% of the limit, which alone would say the copy was slow (review, issue 26)."""
+    """The pair's % of Exchange's limit (``[limits]``: ``limit_pct``), and, when the service
+    gave its target less (another writer, a stricter tenant), how much, and how near the
+    pair ran to what it gave (``ceiling_pct``): a pair at the budget it was given reads 10%
+    of the limit, which alone would say the copy was slow (review, issue 26). A report
+    written before ``limit_pct`` measured ``ceiling_pct`` against ``[limits]``."""
     shares = [
         share
         for role, cut in (pair.get("budget_in_effect") or {}).items()
         if not role.startswith("source")  # its uploads are lists of ids: not the copy's
         for share in cut.values()
     ]
-    pct = _pct(pair.get("ceiling_pct"))
+    given = pair.get("ceiling_pct")
+    of_limit = pair.get("limit_pct", given)
+    pct = _pct(of_limit)
     if not shares or min(shares) >= learn.HINT_BELOW:
         return pct
-    return f"{pct} (Exchange gave {escape(learn.fraction(min(shares)))} of it)"
+    said = f"{pct} (Exchange gave {escape(learn.fraction(min(shares)))} of it"
+    if "limit_pct" in pair and given is not None:
+        said += f"; {_pct(given)} of what it gave"
+    return said + ")"
 
 
 def _mb(v: int) -> str:

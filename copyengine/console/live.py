@@ -393,9 +393,12 @@ def held_line(stats: JobStats) -> str:
 
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:
-    """The summary table on ``stream`` (stdout): the run's answer; then the hints (limits
-    above what the service gave)."""
+    """The summary table on ``stream`` (stdout): the run's answer; then the notes (a pair's
+    auto-expanding archive redirected items) and the hints (limits above what the service
+    gave)."""
     out = console_for(stream)
     out.print(summary_table(stats))
+    for n in stats.archive_notes():
+        out.print(f"note: {n}", markup=False, highlight=False)
     for h in stats.hints():
         out.print(f"hint: {h}", markup=False, highlight=False)

@@ -16,8 +16,9 @@ Names (all labelled by ``pair`` = ``source->target``):
 - ``copyengine_inflight_requests{role}`` — requests in flight now, per mailbox (role: source,
   target, source-archive, target-archive)
 - ``copyengine_ceiling_percent`` — while the busiest target mailbox had work, the shortest
-  time Exchange's per-mailbox budget allowed for what it sent, as % of the time it took
-  (upload or request budget, whichever is nearer its limit)
+  time the per-mailbox budget in effect allowed for what it sent (``[limits]``, or less
+  where the service's 429s cut it), as % of the time it took (upload or request budget,
+  whichever is nearer its limit)
 - ``copyengine_pair_status{status}`` — 1 for the pair's current status
 - ``copyengine_job_duration_seconds`` (no pair label)
 - ``copyengine_bwlimit_bytes_per_second`` (no pair label) — the bandwidth cap now
@@ -88,7 +89,7 @@ class JobCollector(Collector):
         )
         ceiling = GaugeMetricFamily(
             "copyengine_ceiling_percent",
-            "% of Exchange's per-mailbox budget used while active (busiest target mailbox)",
+            "% of the per-mailbox budget in effect used while active (busiest target mailbox)",
             labels=["pair"],
         )
         status = GaugeMetricFamily(

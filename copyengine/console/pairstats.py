@@ -58,7 +58,8 @@ def pair_table(entry: dict[str, Any]) -> Fitted:
 
 def detail_lines(entry: dict[str, Any]) -> Iterator[str]:
     """What the table does not hold: the pair's error, each pass's failures with their
-    reasons, a cutover's sign-off, and what the item records say now."""
+    reasons, a cutover's sign-off, what the item records say now, and the hints of its
+    latest pass (``[limits]`` above what the service gave it)."""
     if not entry["passes"]:
         yield "no pass has recorded statistics for this pair yet"
     if entry["error"]:
@@ -81,6 +82,8 @@ def detail_lines(entry: dict[str, Any]) -> Iterator[str]:
     if now:
         shown = ", ".join(f"{k} {v:,}" for k, v in now.items())
         yield f"now in the state: {shown}"
+    for h in entry.get("hints") or ():
+        yield f"hint: {h}"
 
 
 def print_pair_statistics(entries: list[dict[str, Any]], stream: Any = None) -> None:

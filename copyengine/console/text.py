@@ -196,6 +196,7 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             f"suspended: {p['source']} -> {p['target']} ({p['scope']}) by {p['by']} at "
             f"{p['at']}{why}; {p['resume']}"
         )
+    out.extend(f"hint: {h}" for h in status.get("hints") or ())
     return out
 
 

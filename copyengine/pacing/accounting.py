@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
+from . import learn
 from .learn import Learned
 from .policy import SlidingWindow
 
@@ -37,6 +38,8 @@ class AccountView(Protocol):
 
     def ceiling_share(self) -> float | None: ...
 
+    def limit_share(self) -> float | None: ...
+
     def budget_in_effect(self) -> dict[str, Learned]: ...
 
 
@@ -57,6 +60,16 @@ class Activity:
     client saw them) over the concurrency. A spell that sent everything the moment it had
     it scores 100%.
 
+    The budget is the one the pacer allowed itself while the spell ran (``follow``): the
+    configured ``[limits]`` while the service gives them, less where its 429s cut them (the
+    budget in effect, over the window the service showed, in the even parts the pacer sends
+    a cut budget in: ``learn.allowed``). A spell under one budget is measured against it; a
+    spell during which it changed, against its mean over the spell (the rate, the window
+    and the slots, each weighted by how long it held up to the spell's last send): a client
+    that sent at whatever the budget allowed as it moved scores 100%. So the share says
+    "of what the service let us have". The same spells against the configured budget
+    (``limit_totals``) say "of ``[limits]``"; both are the same while nothing was cut.
+
     It is a ratio of times, not of bytes to the budget's average rate: a sliding window hands
     its budget back in whole windows, so a mailbox of 3.1 windows needs a fourth whatever
     the client; over those four windows the average rate offers a full fourth window, and a
@@ -64,12 +77,19 @@ class Activity:
     window emptied (98%, and the job ended no sooner)."""
 
     __slots__ = (
+        "_allowed",
+        "_at",
         "_busy",
         "_busy_at_last",
+        "_means_at_last",
         "_old",
         "_old_total",
         "_sent",
+        "_spell_allowed",
+        "_sums",
+        "_varied",
         "active_s",
+        "best_limit_s",
         "best_s",
         "demand",
         "last",
@@ -92,18 +112,52 @@ class Activity:
         self.since = 0.0
         self.active_s = 0.0
         self.best_s = 0.0  # shortest times possible for what the ended spells sent
+        self.best_limit_s = 0.0  # ... under the configured budget
         self.taken_s = 0.0  # what those spells took, from their start to their last send
         # the window's entries when the spell began: (counted as sent at, amount, opened)
         self._old: list[tuple[float, int, float]] = []
         self._old_total = 0
         self._sent = 0
         self.last = 0.0
+        # the budget the pacer allows itself now: (amount, over seconds, slots); at the
+        # spell's start; whether it changed during the spell, and then, since the spell's
+        # start, the time integrals of its rate, window and slots (up to ``_at``; at the
+        # latest send: ``_means_at_last``)
+        self._allowed = (float(limit), float(period), float(self.slots))
+        self._spell_allowed = self._allowed
+        self._varied = False
+        self._at = 0.0
+        self._sums = (0.0, 0.0, 0.0)
+        self._means_at_last: tuple[float, float, float] | None = None
+
+    def follow(self, now: float, amount: float, seconds: float, slots: int) -> None:
+        """The pacer allows itself ``amount`` in any ``seconds`` and ``slots`` requests in
+        flight from ``now`` on (``learn.allowed``, ``learn.slots``)."""
+        allowed = (float(amount), float(seconds), float(max(1, slots)))
+        if allowed == self._allowed:
+            return
+        if self.demand:
+            if not self._varied:
+                self._varied, self._at, self._sums = True, self.since, (0.0, 0.0, 0.0)
+                self._means_at_last = None
+            self._integrate(now)
+        self._allowed = allowed
+
+    def _integrate(self, now: float) -> None:
+        dt = now - self._at
+        if dt > 0:
+            amount, seconds, slots = self._allowed
+            rate = amount / seconds if seconds > 0 else amount
+            r, w, n = self._sums
+            self._sums = (r + rate * dt, w + seconds * dt, n + slots * dt)
+            self._at = now
 
     def enter(self, now: float) -> None:
         if self.demand == 0:
             self.since = now
             self._sent = 0
             self._busy = self._busy_at_last = 0.0
+            self._spell_allowed, self._varied = self._allowed, False
             # what the window held when the spell began (a plain copy: this runs whenever
             # a mailbox goes from idle to busy; what has left by then is skipped later)
             self.window.expire(now)
@@ -115,6 +169,9 @@ class Activity:
         self._sent += amount
         self.last = now
         self._busy_at_last = self._busy
+        if self._varied:
+            self._integrate(now)
+            self._means_at_last = self._sums
 
     def answered(self, duration: float) -> None:
         """A request answered after ``duration`` seconds in flight (any kind: it held a
@@ -126,26 +183,51 @@ class Activity:
         self.demand -= 1
         if self.demand == 0:
             self.active_s += now - self.since
-            best, taken = self._spell()
+            best, taken, best_limit = self._spell()
             self.best_s += best
+            self.best_limit_s += best_limit
             self.taken_s += taken
             self._old = []
+            self._varied = False
 
-    def _spell(self) -> tuple[float, float]:
+    def spell_budget(self) -> tuple[float, float, float]:
+        """(amount, seconds, slots) the current (or last) spell is measured against: the
+        budget the pacer allowed itself at its start, or its mean up to its latest send."""
+        taken = self.last - self.since
+        sums = self._means_at_last
+        if not self._varied or sums is None or taken <= 0:
+            return self._spell_allowed
+        rate, seconds, slots = (x / taken for x in sums)
+        return rate * seconds, seconds, slots
+
+    def _spell(self) -> tuple[float, float, float]:
+        """(shortest, taken, shortest under the configured budget) of the current spell."""
         if self._sent == 0:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         taken = max(0.0, self.last - self.since)
-        best = max(self.shortest(self._sent), self._busy_at_last / self.slots)
-        return min(best, taken), taken
+        busy = self._busy_at_last
+        limit = min(max(self.shortest(self._sent), busy / self.slots), taken)
+        amount, seconds, slots = self.spell_budget()
+        if (amount, seconds, slots) == (self.limit, self.period, self.slots):
+            return limit, taken, limit
+        best = max(self.shortest(self._sent, amount, seconds), busy / slots)
+        return min(best, taken), taken, limit
 
-    def shortest(self, amount: int) -> float:
+    def shortest(
+        self, amount: int, budget: float | None = None, period: float | None = None
+    ) -> float:
         """Seconds from the spell's start until a client sending whatever the budget allows
-        the moment it allows it has sent ``amount``."""
-        lim = max(1, self.limit)
+        the moment it allows it has sent ``amount``: ``budget`` in any ``period`` seconds
+        (the configured budget when not given)."""
+        lim = max(1, self.limit) if budget is None else max(1.0, budget)
+        period = self.period if period is None else period
         whole = max(0, math.ceil(amount / lim) - 1)  # windows wholly used before the last
         need = amount - whole * lim  # in (0, limit]
-        period, since = self.period, self.since
-        if lim - self._old_total >= need:
+        since = self.since
+        held = self._old_total
+        if period < self.period and held:  # a shorter window: only what is still in it
+            held = sum(n for t, n, _ in self._old if t + period > since)
+        if lim - held >= need:
             return whole * period  # the room the spell found was enough
         old = [(t + period, n) for t, n, _ in self._old if t + period > since]
         left = sum(n for _, n in old)  # still in the service's window at the spell's start
@@ -159,11 +241,19 @@ class Activity:
 
     def totals(self, now: float) -> tuple[float, float, float]:
         """(active seconds, shortest seconds possible, seconds taken), the current spell
-        included."""
+        included; under the budget the pacer allowed itself."""
         if self.demand == 0:
             return self.active_s, self.best_s, self.taken_s
-        best, taken = self._spell()
+        best, taken, _ = self._spell()
         return self.active_s + now - self.since, self.best_s + best, self.taken_s + taken
+
+    def limit_totals(self) -> tuple[float, float]:
+        """(shortest seconds possible under the configured budget, seconds taken), the
+        current spell included."""
+        if self.demand == 0:
+            return self.best_limit_s, self.taken_s
+        _, taken, limit = self._spell()
+        return self.best_limit_s + limit, self.taken_s + taken
 
 
 class MailboxAccount:
@@ -264,6 +354,15 @@ class MailboxAccount:
     def on_throttled(self, reason: str) -> None:
         self.throttled[reason] += 1
 
+    def budget_changed(
+        self, now: float, requests: Learned, uploads: Learned, in_flight: Learned
+    ) -> None:
+        """The pacer's budgets in effect changed at ``now`` (a 429 cut one, answers gave
+        some back): the spells are measured against what it allows itself from now on."""
+        slots = learn.slots(in_flight)
+        self.activity.follow(now, *learn.allowed(requests), slots)
+        self.upload_activity.follow(now, *learn.allowed(uploads), slots)
+
     # -- what the stats read (``AccountView``) -----------------------------------------------
     @property
     def waiting(self) -> bool:
@@ -310,16 +409,27 @@ class MailboxAccount:
         budget, or in flight), the shortest time any client could have taken to upload what
         they uploaded, starting from the window each found, against the time they took; or
         the same for requests over the spells in which any request was, whichever is nearer
-        its limit (see ``Activity``). None before any request; 1.0 when every spell sent
-        what it had the moment it had it."""
+        its limit (see ``Activity``). The budget is the one in effect while each spell ran
+        (what the service let us have: the configured one unless its 429s cut it);
+        ``limit_share`` is the same against the configured ``[limits]``. None before any
+        request; 1.0 when every spell sent what it had the moment it had it."""
         if self.requests == 0:
             return None
         now = self._clock()
-        shares = []
-        for act in (self.upload_activity, self.activity):
-            _, best, taken = act.totals(now)
-            if taken > 0:
-                shares.append(best / taken)
-        if not shares:
-            return 1.0  # every spell sent what it had the moment it had it
-        return min(1.0, max(shares))
+        return _nearest([act.totals(now)[1:] for act in (self.upload_activity, self.activity)])
+
+    def limit_share(self) -> float | None:
+        """``ceiling_share`` against the configured ``[limits]`` throughout (the same while
+        the service's 429s cut no budget; less where they did: a mailbox the service gave a
+        tenth reads about a tenth)."""
+        if self.requests == 0:
+            return None
+        return _nearest([act.limit_totals() for act in (self.upload_activity, self.activity)])
+
+
+def _nearest(spells: list[tuple[float, float]]) -> float:
+    """Of (shortest, taken) per kind, the share of the kind nearest its budget."""
+    shares = [best / taken for best, taken in spells if taken > 0]
+    if not shares:
+        return 1.0  # every spell sent what it had the moment it had it
+    return min(1.0, max(shares))

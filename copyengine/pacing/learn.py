@@ -215,6 +215,14 @@ def spread(lim: Learned, p: Aimd = Aimd()) -> tuple[float, float] | None:
     return budget / p.spread, seconds / p.spread
 
 
+def allowed(lim: Learned, p: Aimd = Aimd()) -> tuple[float, float]:
+    """(amount, seconds): the most the pacer lets itself send in any ``seconds`` under the
+    budget in effect: the configured budget over its window, a cut one over the window the
+    service showed, in the even parts of it it is spread in (``spread``)."""
+    part = spread(lim, p)
+    return part if part is not None else lim.in_window()
+
+
 def concurrency_throttled(lim: Learned, now: float, others: int, retry_after: float) -> Learned:
     """A ``MailboxConcurrency`` 429 with ``others`` of our requests still in flight: the
     service allowed at most that many (one less than the budget in effect at least), never

@@ -191,10 +191,25 @@ class MailboxPacer:
 
     def on_success(self, body_bytes: int = 0) -> None:
         """An answer that was not a 429: the budgets in effect creep back up."""
-        self.budgets.answered(body_bytes, self._clock())
-        if self._cut and not any(v.is_cut for v in self.budgets.learned().values()):
+        b = self.budgets
+        requests, uploads, slots = b.learned_requests, b.learned_uploads, b.learned_slots
+        now = self._clock()
+        b.answered(body_bytes, now)
+        if (
+            requests is not b.learned_requests
+            or uploads is not b.learned_uploads
+            or slots is not b.learned_slots
+        ):
+            self._budget_changed(now)
+        if self._cut and not any(v.is_cut for v in b.learned().values()):
             self._cut = False
             log.info("pacer.budget_restored", mailbox=self.key)
+
+    def _budget_changed(self, now: float) -> None:
+        """Tell the account what the pacer allows itself now (it measures the spells
+        against it); the pacer never reads it back."""
+        b = self.budgets
+        self.account.budget_changed(now, b.learned_requests, b.learned_uploads, b.learned_slots)
 
     def on_throttled(self, reason: str, retry_after: float | None, body_bytes: int = 0) -> None:
         """Record a 429 (its request already answered): the budget in effect of the limit it
@@ -229,6 +244,7 @@ class MailboxPacer:
         now = self._clock()
         if reason == CONCURRENCY_REASON:
             b.throttled(now, reason, retry_after or 0.0, body_bytes)
+            self._budget_changed(now)
             return
         wait = retry_after if retry_after is not None else 1.0
         cap = self.limits.max_retry_after
@@ -238,6 +254,7 @@ class MailboxPacer:
                 log.warning("pacer.retry_after_capped", mailbox=self.key, asked_s=wait, used_s=cap)
             wait = cap
         b.throttled(now, reason, wait, body_bytes)  # learned before this block begins
+        self._budget_changed(now)
         if now >= b.blocked_until:
             b.blocked_from = now
         b.blocked_until = max(b.blocked_until, now + wait)

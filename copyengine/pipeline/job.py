@@ -451,6 +451,7 @@ def _finish(
         report=str(own or cfg.report_path) if report else None,
         duration_s=round(stats.duration(), 2),
         hints=stats.hints(),  # the report's: where [limits] are above what the service gave
+        archive_notes=stats.archive_notes(),  # the report's: archive redirects, no failure
     )
 
 

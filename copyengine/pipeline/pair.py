@@ -12,7 +12,7 @@ import structlog
 
 from ..errors import StateError
 from ..failures import classify
-from ..report import PairStatus
+from ..report import PairStatus, archive_note
 from ..survey import MailboxSide, mailboxes
 from .backlog import Backlog
 from .context import PairContext
@@ -137,13 +137,10 @@ class PairRunner:
     def _note_archive_redirects(self) -> None:
         """An auto-expanding archive's redirects, said once per pass: a note, not a failure."""
         c = self.stats.archive_redirects
-        if not (c["redirected"] or c["sessions_renewed"]):
+        note = archive_note(c)
+        if note is None:
             return
-        self.stats.notes.append(
-            f"auto-expanding archive: {c['redirected']} item(s) exported from an auxiliary "
-            f"archive where the service redirected them, {c['sessions_renewed']} import "
-            "session(s) made anew on the import host's 409; none is a failure"
-        )
+        self.stats.notes.append(note)
         self.log.info(
             "pair.archive_redirects",
             redirected=c["redirected"],

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ..report import MAX_FAILURES_LISTED, iso
+from ..report import MAX_FAILURES_LISTED, hints_said, iso
 from . import pairpasses
 from .base import Store
 from .records import Control, FolderRecord, ItemRecord, Status
@@ -32,6 +32,9 @@ class Overview:
     migration: dict[str, Any] = field(default_factory=dict)
     # the operator's suspend / resume commands (``controls.suspend`` says what they hold)
     controls: list[Control] = field(default_factory=list)
+    # where the service gave the job's mailboxes clearly less than ``[limits]``, in each
+    # pair's latest pass: the hints a run ended with, read back from the state
+    hints: list[str] = field(default_factory=list)
 
     def total(self, name: str) -> int:
         """Items of every pair counted under ``name`` (``Store.summary``'s names)."""
@@ -61,6 +64,7 @@ class Overview:
                 "groups_failed": sum(g["state"] == "failed" for g in groups),
             },
             "groups": groups,
+            "hints": self.hints,
             "pairs": self.pairs,
             "migration": self.migration,
         }
@@ -149,18 +153,21 @@ async def overview(store: Store, where: str, groups: GroupReader | None = None) 
         pairs = [await _pair(store, p) for p in await store.pairs()]
         across = await migration(store)
         controls = await store.controls()
+        advice = await store.pair_hints()
     finally:
         await store.close()
     passes = across["passes"]
     read = await groups.read() if groups is not None else []
-    return Overview(where, pairs, passes, read, across, controls)
+    hints = hints_said(a for p in pairs for a in advice.get(p["pair"], ()))
+    return Overview(where, pairs, passes, read, across, controls, hints)
 
 
 async def pair_statistics(store: Store, pair: str, source: str, target: str) -> dict[str, Any]:
     """One pair across passes, from an open store (``status --pair``, like Exchange's
     Get-MoveRequestStatistics): a line per pass (its runs added up), the totals, and what
     the item records say of the pair now."""
-    lines = pairpasses.pass_lines(await store.pair_passes(pair))
+    rows = await store.pair_passes(pair)
+    lines = pairpasses.pass_lines(rows)
     passes = [line.as_dict() for line in lines]
     for line in passes:
         line["started"] = iso(line["started"])
@@ -175,4 +182,5 @@ async def pair_statistics(store: Store, pair: str, source: str, target: str) -> 
         "passes": passes,
         "totals": pairpasses.totals(lines),
         "now": await store.summary(pair),
+        "hints": hints_said(pairpasses.latest_hints((r.pass_number, r.hints) for r in rows)),
     }

@@ -64,6 +64,10 @@ class PairPass:
     failures: tuple[dict[str, Any], ...] = ()
     sign_off: dict[str, Any] | None = None
     recorded: float = 0.0
+    # the pacer's advice where the service gave a mailbox of the pair clearly less than
+    # ``[limits]`` (``learn.Advice`` as dicts): what ``report`` and ``status`` hint from the
+    # state; None: a row an engine before schema 8 wrote (it did not say)
+    hints: tuple[dict[str, Any], ...] | None = None
 
     def row(self) -> tuple[Any, ...]:
         """The row in ``COLUMNS`` order (lists and dicts as JSON)."""
@@ -74,6 +78,8 @@ class PairPass:
                 v = json.dumps(list(v), default=str) if v else None
             elif f.name == "sign_off":
                 v = json.dumps(v, default=str) if v is not None else None
+            elif f.name == "hints":
+                v = json.dumps(list(v)) if v is not None else None
             out.append(v)
         return tuple(out)
 
@@ -91,7 +97,7 @@ def table(prefix: str, real: str, integer: str) -> str:
         f"kind TEXT NOT NULL, status TEXT NOT NULL, started {real}, "
         f"duration_s {real} NOT NULL DEFAULT 0, {counts}, "
         f"throttle_wait_s {real} NOT NULL DEFAULT 0, error TEXT, failures TEXT, "
-        f"sign_off TEXT, recorded {real} NOT NULL,\n"
+        f"sign_off TEXT, recorded {real} NOT NULL, hints TEXT,\n"
         "    PRIMARY KEY (pass, pair, run)\n)"
     )
 
@@ -101,6 +107,7 @@ def pair_pass_of(row: Sequence[Any]) -> PairPass:
     d["pass_number"] = int(d.pop("pass"))
     d["failures"] = tuple(json.loads(d["failures"])) if d["failures"] else ()
     d["sign_off"] = json.loads(d["sign_off"]) if d["sign_off"] else None
+    d["hints"] = hints_of(d["hints"])
     for name in COUNTS:
         d[name] = int(d[name] or 0)
     return PairPass(**d)
@@ -185,3 +192,25 @@ def totals(lines: Sequence[PassLine]) -> dict[str, Any]:
 
 def as_dicts(rows: Iterable[PairPass]) -> list[dict[str, Any]]:
     return [asdict(r) for r in rows]
+
+
+def latest_hints(
+    rows: Iterable[tuple[int, Sequence[dict[str, Any]] | None]],
+) -> list[dict[str, Any]]:
+    """What one pair's rows, as (pass, hints) by pass then as recorded, advise now: the
+    advice of its latest pass that said (a pass copied in several segments: each
+    segment's); rows an engine before schema 8 wrote say nothing either way."""
+    said = [(number, hints) for number, hints in rows if hints is not None]
+    if not said:
+        return []
+    last = said[-1][0]
+    out: list[dict[str, Any]] = []
+    for number, hints in said:
+        if number == last:
+            out.extend(a for a in hints or () if a not in out)
+    return out
+
+
+def hints_of(text: str | None) -> tuple[dict[str, Any], ...] | None:
+    """A row's ``hints`` column read back."""
+    return tuple(json.loads(text)) if text is not None else None

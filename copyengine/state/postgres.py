@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 # Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
 # PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
 # for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
@@ -57,7 +57,8 @@ SCHEMA_VERSION = "6"
 # place (three nullable or defaulted columns: no table rewrite). Schema 5 adds the
 # operator's controls (``ce_controls``: suspend / resume), a new table; schema 6 the table of
 # each pair's statistics per pass (``pairpasses``), made in place by ``CREATE ... IF NOT
-# EXISTS``.
+# EXISTS``; schema 7 the advice on [limits] kept with them (``hints``, a nullable column
+# added in place).
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
@@ -99,9 +100,15 @@ CREATE TABLE IF NOT EXISTS ce_controls (
     PRIMARY KEY (scope, target)
 );
 {pair_passes_table("ce_", "DOUBLE PRECISION", "BIGINT")};
+ALTER TABLE ce_pair_passes ADD COLUMN IF NOT EXISTS hints TEXT;
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
-MIGRATES_FROM = ("3", "4", "5")  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
+MIGRATES_FROM = (
+    "3",
+    "4",
+    "5",
+    "6",
+)  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
 OUTAGE_S = 120.0  # how long the store waits for an unreachable server before giving up
 RECONNECT_S = 4.0  # a pool's background reconnection gives up after this (asked again later)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from .base import GroupCommitting
 from .pairpasses import COLUMNS as PAIR_PASS_COLUMNS
-from .pairpasses import PairPass, pair_pass_of
+from .pairpasses import PairPass, hints_of, latest_hints, pair_pass_of
 from .records import Control, FolderRecord, ItemRecord, Status, SyncRecord
 from .rows import (
     ITEM_COLUMNS,
@@ -133,6 +133,10 @@ class Statements:
         )
         self.pair_passes = (
             f"SELECT {cols} FROM {t}pair_passes WHERE pair = {m} ORDER BY pass, recorded"
+        )
+        self.pair_hints = (
+            f"SELECT pair, pass, hints FROM {t}pair_passes WHERE hints IS NOT NULL "
+            "ORDER BY pass, recorded"
         )
 
 
@@ -291,6 +295,16 @@ class SqlStore(GroupCommitting):
     async def pair_passes(self, pair: str) -> list[PairPass]:
         """Every row of ``pair``, by pass, then in the order they were recorded."""
         return [pair_pass_of(r) for r in await self._fetchall(self.sql.pair_passes, (pair,))]
+
+    async def pair_hints(self) -> dict[str, list[dict[str, Any]]]:
+        """Each pair's advice now (``pairpasses.latest_hints``): where the service gave a
+        mailbox of the pair clearly less than ``[limits]`` in its latest pass; pairs
+        without any are left out."""
+        rows: dict[str, list[tuple[int, Any]]] = {}
+        for pair, number, text in await self._fetchall(self.sql.pair_hints):
+            rows.setdefault(pair, []).append((int(number), hints_of(text)))
+        out = {pair: latest_hints(said) for pair, said in rows.items()}
+        return {pair: advice for pair, advice in out.items() if advice}
 
     # -- items ---------------------------------------------------------------------------------
     async def _items(self, where: str, params: Sequence[Any]) -> list[ItemRecord]:

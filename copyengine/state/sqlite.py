@@ -88,7 +88,7 @@ CREATE TABLE IF NOT EXISTS controls (
 ) WITHOUT ROWID;
 {PAIR_PASSES_TABLE};
 """
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 
 
 def _add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
@@ -136,7 +136,8 @@ def _pair_passes(db: sqlite3.Connection) -> None:
 # folder delta links (new tables, created by SCHEMA itself); 3 kept items WITHOUT ROWID and
 # indexed their status; 4 had no pass, fate or writer per item; 5 had no controls (a new
 # table, created by SCHEMA: the step only says so, and an engine of schema 5, which would
-# not see a suspension, refuses the file); 6 had no statistics per pair and pass. All steps
+# not see a suspension, refuses the file); 6 had no statistics per pair and pass; 7 kept no
+# advice on [limits] with them (``pairpasses.PairPass.hints``). All steps
 # run in one transaction: a failure leaves the file as it was.
 MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "1": ("2", _add_column("items", "source_change_key", "TEXT")),
@@ -145,6 +146,7 @@ MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "4": ("5", _item_pass_and_fate),
     "5": ("6", lambda db: None),
     "6": ("7", _pair_passes),
+    "7": ("8", _add_column("pair_passes", "hints", "TEXT")),
 }
 
 # The per-item write path; the fate rules are ``rows.FATE``'s (the same as PostgreSQL's:
