@@ -7,7 +7,7 @@ account through ``AccountView``; the pacer only writes to it.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -54,8 +54,11 @@ class Activity:
     Exchange also allows only ``concurrency`` requests in flight per mailbox, so no client
     sends its last request before the requests answered until then have had their slots:
     the spell's shortest time is at least their durations (from send to answer, as this
-    client saw them) over the concurrency. A spell that sent everything the moment it had
-    it scores 100%.
+    client saw them) over the concurrency. Nor does any client send the last window's
+    requests at once: they go through the same slots from the moment that window opens, so
+    the budget's bound is followed by theirs (the spell's last requests that carry what the
+    last window does, at most ``TAIL`` of them, each taking the spell's mean duration). A
+    spell that sent everything the moment it had it scores 100%.
 
     It is a ratio of times, not of bytes to the budget's average rate: a sliding window hands
     its budget back in whole windows, so a mailbox of 3.1 windows needs a fourth whatever
@@ -63,12 +66,17 @@ class Activity:
     bytes measure scored the best client 88% unless it held its last item back until the
     window emptied (98%, and the job ended no sooner)."""
 
+    TAIL = 64  # the last sends kept: what the last window's requests are counted from
+
     __slots__ = (
+        "_answered",
+        "_answered_at_last",
         "_busy",
         "_busy_at_last",
         "_old",
         "_old_total",
         "_sent",
+        "_tail",
         "active_s",
         "best_s",
         "demand",
@@ -88,6 +96,9 @@ class Activity:
         self.slots = max(1, slots)
         self._busy = 0.0  # request-seconds answered in this spell
         self._busy_at_last = 0.0  # ... by its latest send
+        self._answered = 0  # requests answered in this spell
+        self._answered_at_last = 0  # ... by its latest send
+        self._tail: deque[int] = deque(maxlen=self.TAIL)  # the spell's last sends' amounts
         self.demand = 0
         self.since = 0.0
         self.active_s = 0.0
@@ -104,6 +115,8 @@ class Activity:
             self.since = now
             self._sent = 0
             self._busy = self._busy_at_last = 0.0
+            self._answered = self._answered_at_last = 0
+            self._tail.clear()
             # what the window held when the spell began (a plain copy: this runs whenever
             # a mailbox goes from idle to busy; what has left by then is skipped later)
             self.window.expire(now)
@@ -115,12 +128,15 @@ class Activity:
         self._sent += amount
         self.last = now
         self._busy_at_last = self._busy
+        self._answered_at_last = self._answered
+        self._tail.append(amount)
 
     def answered(self, duration: float) -> None:
         """A request answered after ``duration`` seconds in flight (any kind: it held a
         slot)."""
         if self.demand:
             self._busy += duration
+            self._answered += 1
 
     def leave(self, now: float) -> None:
         self.demand -= 1
@@ -135,8 +151,26 @@ class Activity:
         if self._sent == 0:
             return 0.0, 0.0
         taken = max(0.0, self.last - self.since)
-        best = max(self.shortest(self._sent), self._busy_at_last / self.slots)
+        sent = self._sent
+        best = max(self.shortest(sent) + self.last_window(sent), self._busy_at_last / self.slots)
         return min(best, taken), taken
+
+    def last_window(self, amount: int) -> float:
+        """Seconds the last window's requests need through the slots once it opens: the
+        spell's last sends that carry what it does (``amount`` past its whole windows),
+        beyond the first ``slots`` of them, at the spell's mean duration per request."""
+        if not self._answered_at_last:
+            return 0.0
+        lim = max(1, self.limit)
+        need = amount - max(0, math.ceil(amount / lim) - 1) * lim
+        count = carried = 0
+        for n in reversed(self._tail):
+            count += 1
+            carried += n
+            if carried >= need:
+                break
+        mean = self._busy_at_last / self._answered_at_last
+        return max(0, count - self.slots) * mean / self.slots
 
     def shortest(self, amount: int) -> float:
         """Seconds from the spell's start until a client sending whatever the budget allows
