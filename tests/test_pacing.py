@@ -452,6 +452,39 @@ def test_a_spell_bound_by_the_concurrency_limit_is_at_its_ceiling(
     assert best / taken == pytest.approx(share)
 
 
+def _last_window_at_the_slots(late: float) -> float:
+    """Two slots, 1,000 per 10 s, each request answered after 1 s: two of 500 fill the first
+    window at 0 s; the last window's 600 go as six of 100 from 10 s, two at a time, the
+    next two when the slots come free (``late``: that long after)."""
+    w = SlidingWindow(1000, 10.0)
+    act = Activity(w, 1000, 10.0, slots=2)
+    act.enter(0.0)
+    for _ in range(2):
+        act.sent(0.0, 500)
+        w.record(0.0, 500)
+    act.answered(1.0)
+    act.answered(1.0)
+    for k in range(3):
+        t = 10.0 + k * (1.0 + late)
+        for _ in range(2):
+            act.sent(t, 100)
+            w.record(t, 100)
+        act.answered(1.0)
+        act.answered(1.0)
+    act.leave(12.0 + 2 * late + 1.0)
+    _, best, taken = act.totals(20.0)
+    return best / taken
+
+
+def test_the_last_window_sent_through_the_slots_as_they_free_is_at_its_ceiling() -> None:
+    """No client sends the last window's six requests at once with two slots: the last
+    goes two answers (2 s) after the window opened, so sending each the moment its slot
+    comes free is 100% (it scored 10 / 12 while the bound took the budget's and the
+    slots' times apart); sending each pair 0.5 s after the slots freed is not."""
+    assert _last_window_at_the_slots(0.0) == pytest.approx(1.0)
+    assert _last_window_at_the_slots(0.5) == pytest.approx(12 / 13)
+
+
 @pytest.mark.anyio
 async def test_idle_time_between_spells_is_not_active() -> None:
     clock = FakeClock()

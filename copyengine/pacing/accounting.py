@@ -7,7 +7,7 @@ account through ``AccountView``; the pacer only writes to it.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -57,8 +57,11 @@ class Activity:
     Exchange also allows only ``concurrency`` requests in flight per mailbox, so no client
     sends its last request before the requests answered until then have had their slots:
     the spell's shortest time is at least their durations (from send to answer, as this
-    client saw them) over the concurrency. A spell that sent everything the moment it had
-    it scores 100%.
+    client saw them) over the concurrency. Nor does any client send the last window's
+    requests at once: they go through the same slots from the moment that window opens, so
+    the budget's bound is followed by theirs (the spell's last requests that carry what the
+    last window does, at most ``TAIL`` of them, each taking the spell's mean duration). A
+    spell that sent everything the moment it had it scores 100%.
 
     The budget is the one the pacer allowed itself while the spell ran (``follow``): the
     configured ``[limits]`` while the service gives them, less where its 429s cut them (the
@@ -76,8 +79,12 @@ class Activity:
     bytes measure scored the best client 88% unless it held its last item back until the
     window emptied (98%, and the job ended no sooner)."""
 
+    TAIL = 64  # the last sends kept: what the last window's requests are counted from
+
     __slots__ = (
         "_allowed",
+        "_answered",
+        "_answered_at_last",
         "_at",
         "_busy",
         "_busy_at_last",
@@ -87,6 +94,7 @@ class Activity:
         "_sent",
         "_spell_allowed",
         "_sums",
+        "_tail",
         "_varied",
         "active_s",
         "best_limit_s",
@@ -108,6 +116,9 @@ class Activity:
         self.slots = max(1, slots)
         self._busy = 0.0  # request-seconds answered in this spell
         self._busy_at_last = 0.0  # ... by its latest send
+        self._answered = 0  # requests answered in this spell
+        self._answered_at_last = 0  # ... by its latest send
+        self._tail: deque[int] = deque(maxlen=self.TAIL)  # the spell's last sends' amounts
         self.demand = 0
         self.since = 0.0
         self.active_s = 0.0
@@ -157,6 +168,8 @@ class Activity:
             self.since = now
             self._sent = 0
             self._busy = self._busy_at_last = 0.0
+            self._answered = self._answered_at_last = 0
+            self._tail.clear()
             self._spell_allowed, self._varied = self._allowed, False
             # what the window held when the spell began (a plain copy: this runs whenever
             # a mailbox goes from idle to busy; what has left by then is skipped later)
@@ -169,6 +182,8 @@ class Activity:
         self._sent += amount
         self.last = now
         self._busy_at_last = self._busy
+        self._answered_at_last = self._answered
+        self._tail.append(amount)
         if self._varied:
             self._integrate(now)
             self._means_at_last = self._sums
@@ -178,6 +193,7 @@ class Activity:
         slot)."""
         if self.demand:
             self._busy += duration
+            self._answered += 1
 
     def leave(self, now: float) -> None:
         self.demand -= 1
@@ -206,12 +222,33 @@ class Activity:
             return 0.0, 0.0, 0.0
         taken = max(0.0, self.last - self.since)
         busy = self._busy_at_last
-        limit = min(max(self.shortest(self._sent), busy / self.slots), taken)
+        sent = self._sent
+        tail = self.last_window(sent, self.limit, self.slots)
+        limit = min(max(self.shortest(sent) + tail, busy / self.slots), taken)
         amount, seconds, slots = self.spell_budget()
         if (amount, seconds, slots) == (self.limit, self.period, self.slots):
             return limit, taken, limit
-        best = max(self.shortest(self._sent, amount, seconds), busy / slots)
+        tail = self.last_window(sent, amount, slots)
+        best = max(self.shortest(sent, amount, seconds) + tail, busy / slots)
         return min(best, taken), taken, limit
+
+    def last_window(self, amount: int, budget: float, slots: float) -> float:
+        """Seconds the last window's requests need through the slots once it opens: the
+        spell's last sends that carry what it does (``amount`` past the whole windows of
+        ``budget``), beyond the first ``slots`` of them, at the spell's mean duration per
+        request."""
+        if not self._answered_at_last:
+            return 0.0
+        lim = max(1.0, budget)
+        need = amount - max(0, math.ceil(amount / lim) - 1) * lim
+        count, carried = 0, 0
+        for n in reversed(self._tail):
+            count += 1
+            carried += n
+            if carried >= need:
+                break
+        mean = self._busy_at_last / self._answered_at_last
+        return max(0.0, count - slots) * mean / max(1.0, slots)
 
     def shortest(
         self, amount: int, budget: float | None = None, period: float | None = None
