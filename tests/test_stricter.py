@@ -238,19 +238,20 @@ def test_another_writer_in_a_mailbox_the_job_does_not_emulate_is_refused_at_load
 def test_the_first_window_is_idle_for_a_client_that_sends_it_evenly_at_the_configured_rate(
     ratio: int, share: float
 ) -> None:
-    """The benchmark's floor for the first window (``stricter.first_window_floor_s``) against
+    """The first window's span at 0 MB/s sent evenly (``stricter.even_first_window_s``) against
     the emulator's own throttle: 10 KB bodies at ``ratio`` times the service's rate, evenly
     from the first, are refused when the window holds the budget, and the Retry-After holds
     them until the first bytes leave, ``W (1 - (1 - b) / (k + b))``."""
-    from benchmarks.stricter import TIME_SCALE, first_window_floor_s
+    from benchmarks.stricter import TIME_SCALE, even_first_window_s
 
     lim = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
-    assert lim.upload_bytes
+    budget = lim.upload_bytes
+    assert budget
     lim = dataclasses.replace(lim, requests=None, concurrency=None)
     th = Throttle(lim)
     th.background = Background(share)
     body = 10_000
-    every = body * lim.upload_window / (ratio * lim.upload_bytes)
+    every = body * lim.upload_window / (ratio * budget)
     for n in range(100_000):
         v = th.admit(n * every, "app", "m", body)
         if v.reason is not None:
@@ -259,12 +260,12 @@ def test_the_first_window_is_idle_for_a_client_that_sends_it_evenly_at_the_confi
     else:
         raise AssertionError("never refused")
     idle = v.retry_after * TIME_SCALE
-    assert idle == pytest.approx(first_window_floor_s(ratio, share), abs=2 * every * TIME_SCALE)
+    assert idle == pytest.approx(even_first_window_s(ratio, share), abs=2 * every * TIME_SCALE)
     assert idle > 30.0  # the benchmark's span: not a target any such client can meet
 
 
 def test_stricter_runs_the_variants_chosen_and_refuses_an_unknown_one() -> None:
-    from benchmarks.stricter import DOCUMENTED, VARIANTS, chosen, first_window_floor_s
+    from benchmarks.stricter import DOCUMENTED, VARIANTS, chosen, even_first_window_s
 
     assert chosen("") == VARIANTS
     assert chosen("2, 10:0.5,documented") == [(2, 0.0), (10, 0.5), (DOCUMENTED, 0.0)]
@@ -273,5 +274,5 @@ def test_stricter_runs_the_variants_chosen_and_refuses_an_unknown_one() -> None:
     with pytest.raises(SystemExit, match="no variant 'x:y'"):
         chosen("x:y")
     # the documented [limits] give the service's own rate: no idle first window that way
-    assert first_window_floor_s(DOCUMENTED, 0.0) == 0.0
-    assert first_window_floor_s(1, 0.0) == 0.0
+    assert even_first_window_s(DOCUMENTED, 0.0) == 0.0
+    assert even_first_window_s(1, 0.0) == 0.0
