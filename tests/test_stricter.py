@@ -260,3 +260,47 @@ async def test_a_body_larger_than_the_room_another_writer_leaves_fails_with_its_
         assert info.value.code == "IncomingBytes"
         assert "another app writing to the mailbox leaves less room" in info.value.message
         await pool.import_item("inbox", by_id[small].data)  # and the mailbox goes on
+
+
+@pytest.mark.parametrize(("ratio", "share"), [(2, 0.0), (10, 0.0), (60, 0.0), (1, 0.5), (10, 0.5)])
+def test_the_first_window_is_idle_for_a_client_that_sends_it_evenly_at_the_configured_rate(
+    ratio: int, share: float
+) -> None:
+    """The first window's span at 0 MB/s sent evenly (``stricter.even_first_window_s``) against
+    the emulator's own throttle: 10 KB bodies at ``ratio`` times the service's rate, evenly
+    from the first, are refused when the window holds the budget, and the Retry-After holds
+    them until the first bytes leave, ``W (1 - (1 - b) / (k + b))``."""
+    from benchmarks.stricter import TIME_SCALE, even_first_window_s
+
+    lim = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
+    budget = lim.upload_bytes
+    assert budget
+    lim = dataclasses.replace(lim, requests=None, concurrency=None)
+    th = Throttle(lim)
+    th.background = Background(share)
+    body = 10_000
+    every = body * lim.upload_window / (ratio * budget)
+    for n in range(100_000):
+        v = th.admit(n * every, "app", "m", body)
+        if v.reason is not None:
+            break
+        th.release("app", "m")
+    else:
+        raise AssertionError("never refused")
+    idle = v.retry_after * TIME_SCALE
+    assert idle == pytest.approx(even_first_window_s(ratio, share), abs=2 * every * TIME_SCALE)
+    assert idle > 30.0  # the benchmark's span: not a target any such client can meet
+
+
+def test_stricter_runs_the_variants_chosen_and_refuses_an_unknown_one() -> None:
+    from benchmarks.stricter import DOCUMENTED, VARIANTS, chosen, even_first_window_s
+
+    assert chosen("") == VARIANTS
+    assert chosen("2, 10:0.5,documented") == [(2, 0.0), (10, 0.5), (DOCUMENTED, 0.0)]
+    with pytest.raises(SystemExit, match="no variant '3'"):
+        chosen("3")
+    with pytest.raises(SystemExit, match="no variant 'x:y'"):
+        chosen("x:y")
+    # the documented [limits] give the service's own rate: no idle first window that way
+    assert even_first_window_s(DOCUMENTED, 0.0) == 0.0
+    assert even_first_window_s(1, 0.0) == 0.0
