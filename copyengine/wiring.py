@@ -286,9 +286,14 @@ async def run_job(
 
 
 async def verify_job(cfg: JobConfig) -> list[PairCheck]:
-    """Build the job's clients and compare source and target of every pair."""
+    """Build the job's clients and compare source and target of every pair (presence). Where
+    the job's state is, it is read (never written) to tell the copies ``deletions = "keep"``
+    kept from extra items; versions are not compared (``verify_content_job``)."""
     async with clients(cfg) as built:
-        return await verify_pairs(cfg, built)
+        if not state_exists(cfg):
+            return await verify_pairs(cfg, built)
+        async with reading_state(cfg) as state:
+            return await verify_pairs(cfg, built, state, content=False)
 
 
 async def verify_content_job(cfg: JobConfig) -> list[PairCheck]:
