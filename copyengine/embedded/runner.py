@@ -53,7 +53,7 @@ def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
         if domain not in tenants:
             raise ConfigError(
                 f"emulator.mailboxes[{i}].upn",
-                f"no emulated tenant has the domain {domain!r} (tenant_id)",
+                f"no emulated tenant has the domain {domain!r} (tenant_id) of {m.upn}",
             )
         tenants[domain]["users"].append(emulator_user(m.upn, m.spec))
     return {
