@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from copyengine.config import load_job
+from copyengine.emulator.changes import apply
 from copyengine.exitcodes import ExitCode
 from copyengine.wiring import run_job, verify_content_job, verify_job
-from tests.emu import q
-from tests.jobs import write_job
+from tests.emu import base_config, q, running
+from tests.jobs import archive_pair, with_archives, write_job
 from tests.test_truth import _cli, _finish
 
 pytestmark = pytest.mark.anyio
@@ -196,3 +197,28 @@ async def test_a_copy_moved_in_the_target_is_wrong_for_both(emu: Any, tmp_path: 
     plain, content = await _verify_both(cfg)
     for check in (plain, content):
         assert check.ok == so["complete"], (check.as_dict(), so)
+
+
+async def test_an_archive_copy_kept_by_the_policy_is_kept_too(tmp_path: Path) -> None:
+    """The review's archive half (dora's ``[archive]/Inbox``): an archive item soft-deleted
+    and one moved at the source under ``keep``; verify and the sign-off agree."""
+    async with running(with_archives(base_config(), 40)) as (server, ep, _):
+        emu = server.emulator
+        job = archive_pair(write_job(tmp_path, ep, [(ADELE, T_ADELE)]), T_ADELE)
+        cfg = load_job(job)
+        assert (await run_job(cfg)).exit_code() == ExitCode.OK
+        arch = emu.require_mailbox(emu.require_mailbox(ADELE).archive_id or "")
+        live = [i for i in arch.items.values() if not i.deleted and i.folder is not None]
+        others = [f for f in arch.walk() if f is not arch.root and not f.hidden and f.parent]
+        to = next(f for f in others if f is not live[1].folder and f.type in ("IPF.Note", ""))
+        apply(arch, {"op": "delete", "id": live[0].id}, random.Random(0))
+        apply(arch, {"op": "move", "id": live[1].id, "to": to.id}, random.Random(0))
+        assert (await run_job(cfg)).exit_code() == ExitCode.OK
+        for check in await _verify_both(cfg):
+            assert check.ok and len(check.verdict.kept) == 1, check.as_dict()
+            assert check.verdict.kept[0]["folder"].startswith("[archive]/")
+        stats = await run_job(cfg, cutover=True)
+        assert stats.sign_off is not None and stats.sign_off["complete"]
+        assert stats.sign_off["pairs"][0]["kept"] == 1
+        code, out = await _finish(_cli("verify", str(job), "--content"), 60)
+        assert code == ExitCode.OK and "1 kept by deletions = keep" in out, out
