@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import structlog
 
 from .auth import Credential, TokenProvider
 from .clouds import token_scope
@@ -290,10 +291,15 @@ async def verify_job(cfg: JobConfig) -> list[PairCheck]:
     the job's state is, it is read (never written) to tell the copies ``deletions = "keep"``
     kept from extra items; versions are not compared (``verify_content_job``)."""
     async with clients(cfg) as built:
-        if not state_exists(cfg):
-            return await verify_pairs(cfg, built)
-        async with reading_state(cfg) as state:
-            return await verify_pairs(cfg, built, state, content=False)
+        if state_exists(cfg):
+            try:
+                async with reading_state(cfg) as state:
+                    return await verify_pairs(cfg, built, state, content=False)
+            except StateError as exc:  # presence needs no state: checked without it
+                structlog.get_logger("copyengine.verify").warning(
+                    "verify.state_unread", error=str(exc)
+                )
+        return await verify_pairs(cfg, built)
 
 
 async def verify_content_job(cfg: JobConfig) -> list[PairCheck]:

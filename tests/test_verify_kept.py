@@ -222,3 +222,17 @@ async def test_an_archive_copy_kept_by_the_policy_is_kept_too(tmp_path: Path) ->
         assert stats.sign_off["pairs"][0]["kept"] == 1
         code, out = await _finish(_cli("verify", str(job), "--content"), 60)
         assert code == ExitCode.OK and "1 kept by deletions = keep" in out, out
+
+
+async def test_a_state_that_cannot_be_read_leaves_plain_verify_presence_only(
+    emu: Any, tmp_path: Path
+) -> None:
+    """Plain verify needs no state: one it cannot read is said (``verify.state_unread``)
+    and the check goes on without it."""
+    job = write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)])
+    cfg = load_job(job)
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    cfg.state_path.write_bytes(b"not a database at all" * 100)
+    code, out = await _finish(_cli("verify", str(job)), 60)
+    assert code == ExitCode.OK and "(present)" in out and "verify.state_unread" in out, out
+    assert "Traceback" not in out
