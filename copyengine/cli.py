@@ -230,7 +230,7 @@ def verify(
             return ExitCode.AUTH
         return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
 
-    sys.exit(with_emulator(cfg, body))
+    sys.exit(with_emulator(cfg, body, read_only=True))
 
 
 @job_command(json_option, name="doctor")
@@ -248,7 +248,7 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
         show(text)
         return int(result["exit_code"])
 
-    sys.exit(with_emulator(cfg, body))
+    sys.exit(with_emulator(cfg, body, read_only=True))
 
 
 @job_command(state_option(), json_option, wave_option)
@@ -267,7 +267,7 @@ def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]
             show(render=lambda: print_plan(pairs, summary))
         return ExitCode.FATAL if summary["pairs_failing"] else ExitCode.OK
 
-    sys.exit(with_emulator(cfg, body))
+    sys.exit(with_emulator(cfg, body, read_only=True))
 
 
 @job_command(state_option(), json_option, wave_option, pair_option)

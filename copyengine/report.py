@@ -149,11 +149,13 @@ def archive_note(counts: Mapping[str, int]) -> str | None:
     """An auto-expanding archive's redirects in words (a note, not a failure); None: none."""
     if not (counts.get("redirected") or counts.get("sessions_renewed")):
         return None
+    n = counts.get("answers_409", 0)
+    answered = f" ({n} import request(s) answered 409, retried)" if n else ""
     return (
         f"auto-expanding archive: {counts.get('redirected', 0)} item(s) exported from an "
         f"auxiliary archive where the service redirected them, "
         f"{counts.get('sessions_renewed', 0)} import session(s) made anew on the import "
-        "host's 409; none is a failure"
+        f"host's 409{answered}; none is a failure"
     )
 
 

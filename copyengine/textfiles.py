@@ -111,6 +111,8 @@ class Table:
 
 def kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
+    if float in kinds:  # a number: an integer is one too
+        kinds = tuple(k for k in kinds if k is not int)
     names = {
         str: "a string",
         int: "an integer",

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import structlog
 
 from .auth import Credential, TokenProvider
 from .clouds import token_scope
@@ -286,8 +287,18 @@ async def run_job(
 
 
 async def verify_job(cfg: JobConfig) -> list[PairCheck]:
-    """Build the job's clients and compare source and target of every pair."""
+    """Build the job's clients and compare source and target of every pair (presence). Where
+    the job's state is, it is read (never written) to tell the copies ``deletions = "keep"``
+    kept from extra items; versions are not compared (``verify_content_job``)."""
     async with clients(cfg) as built:
+        if state_exists(cfg):
+            try:
+                async with reading_state(cfg) as state:
+                    return await verify_pairs(cfg, built, state, content=False)
+            except StateError as exc:  # presence needs no state: checked without it
+                structlog.get_logger("copyengine.verify").warning(
+                    "verify.state_unread", error=str(exc)
+                )
         return await verify_pairs(cfg, built)
 
 

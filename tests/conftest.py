@@ -9,6 +9,18 @@ import pytest
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET, Api, base_config, running
 
 
+@pytest.fixture(autouse=True)
+def _structlog_as_it_was() -> Iterator[None]:
+    """structlog's configuration restored after each test: a command run in-process
+    (``CliRunner``) configures the logs at its level, and a later test's ``capture_logs``
+    would then miss every event under it (``tests/test_pacer_learn.py`` after any of them)."""
+    import structlog
+
+    before = structlog.get_config()
+    yield
+    structlog.configure(**before)
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"

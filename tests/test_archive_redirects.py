@@ -432,3 +432,31 @@ def test_an_unknown_expanded_folder_is_a_configuration_error_before_anything_sta
 def test_a_redirect_base_that_is_not_an_http_url_is_a_configuration_error(base: Any) -> None:
     with pytest.raises(EmulatorConfigError, match=r"expanded\.redirect_base: an http\(s\) URL"):
         parse_config(_expanded(base_config(), {"redirect_base": base}, None))
+
+
+async def test_the_log_says_each_session_made_on_a_409_once_as_the_report_counts(
+    tmp_path: Path,
+) -> None:
+    """Review finding 10: several importers refused by one spent session made one new session,
+    but the log said ``import_session.moved`` once per 409 answer (54 against the report's 9).
+    Now once per session made; the pair's event and the report count the 409 answers too,
+    as the emulator counted them, and each answer is a debug event."""
+    from structlog.testing import capture_logs
+
+    cfg = _expanded(base_config(), {"every": 2}, {"folders": ["/Inbox"], "session_uploads": 3})
+    async with running(cfg) as (server, ep, _):
+        emu = server.emulator
+        jc = load_job(archive_pair(write_job(tmp_path, ep, [(ADELE, T_ADELE)]), T_ADELE))
+        with capture_logs() as logs:
+            stats = await run_job(jc)
+        assert stats.exit_code() == ExitCode.OK
+        (p,) = stats.as_dict()["pairs"]
+        counts = p["archive_redirects"]
+        answers = emu.stats.requests[("importItem", 409)]
+        moved = [e for e in logs if e["event"] == "import_session.moved"]
+        (pair_event,) = [e for e in logs if e["event"] == "pair.archive_redirects"]
+        assert counts["sessions_renewed"] == len(moved) == pair_event["sessions_renewed"] > 1
+        assert counts["answers_409"] == pair_event["answers_409"] == answers > len(moved)
+        refused = [e for e in logs if e["event"] == "import_session.refused"]
+        assert all(e["log_level"] == "debug" for e in refused) and len(refused) <= answers
+        assert f"({answers} import request(s) answered 409, retried)" in " ".join(p["notes"])

@@ -196,11 +196,12 @@ def show(text: str = "", render: Callable[[], None] | None = None) -> None:
         logs.silence(sys.stdout)
 
 
-def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int]) -> int:
-    """Run ``body`` against the job's embedded emulator when a tenant asks for one."""
+def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int], read_only: bool = False) -> int:
+    """Run ``body`` against the job's embedded emulator when a tenant asks for one
+    (``read_only``: a command that changes nothing leaves nothing of the emulator's behind)."""
     if not cfg.needs_emulator:
         return body(cfg)
-    with embedded_emulator(cfg) as (pointed, info, pid):
+    with embedded_emulator(cfg, read_only) as (pointed, info, pid):
         url = info["graph_url"]
         say(f"embedded emulator (pid {pid}) at {url}", "emulator.started", pid=pid, url=url)
         return body(pointed)

@@ -69,8 +69,12 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
     )
 
 
+KEPT = "kept by deletions = keep"
+
+
 def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
-    """What ``verify`` prints for a pair, and whether it is a mismatch."""
+    """What ``verify`` prints for a pair, and whether it is a mismatch. Copies kept of items
+    deleted at the source (``deletions = "keep"``) are said kept, never counted extra."""
     head = f"{pc.source} -> {pc.target}"
     if pc.error:
         return [f"FAIL {head}: {pc.error}"], True
@@ -79,7 +83,9 @@ def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
     for fc in pc.folders:
         if fc.ok:
             continue
-        said = [f"{len(fc.missing)} missing", f"{len(fc.extra)} extra"]
+        said = [f"{len(fc.missing)} missing", f"{len(fc.unexpected)} extra"]
+        if fc.kept:
+            said.append(f"{len(fc.kept)} {KEPT}")
         if fc.misplaced or fc.misplaced_in:
             said.append(f"{len(fc.misplaced)} misplaced, {len(fc.misplaced_in)} from elsewhere")
         if fc.duplicated:
@@ -93,12 +99,18 @@ def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
     for r in v.missing_folders[:MAX_SHOWN]:
         out.append(f"FAIL {head} {r['folder']}: no target folder ({r['target_path']})")
     in_mapped = {i for fc in pc.folders for i in fc.extra}
-    elsewhere = [r for r in v.extra if r["id"] not in in_mapped]
+    elsewhere = [r for r in v.unexpected if r["id"] not in in_mapped]
     if elsewhere:
         out.append(
             f"FAIL {head}: {len(elsewhere)} extra items in target folders no selected source "
             "folder maps to, e.g. "
             + ", ".join(f"{r['folder']} {r['id']}" for r in elsewhere[:MAX_SHOWN])
+        )
+    if v.unexpected and pc.deletions == "keep" and not pc.state_read:
+        out.append(
+            f"note {head}: without the job's state an extra item cannot be told from a copy "
+            'deletions = "keep" kept of an item deleted at the source; run verify where the '
+            "state is (or --state PATH)"
         )
     if pc.content:  # (without a state there are no versions to compare: nothing is stale)
         for r in v.stale[:MAX_SHOWN]:
@@ -110,7 +122,8 @@ def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
     if pc.ok:
         n = v.selected
         what = "current" if pc.content else "present"
-        out.insert(0, f"ok   {head}: {n} items in {len(pc.folders)} folders ({what})")
+        kept = f"; {len(v.kept)} {KEPT}" if v.kept else ""
+        out.insert(0, f"ok   {head}: {n} items in {len(pc.folders)} folders ({what}){kept}")
         if pc.content and v.content_unchecked:
             out.append(
                 f"note {head}: {len(v.content_unchecked)} copies have no record of their "

@@ -25,7 +25,7 @@ from .schema import emulator_user
 READY_TIMEOUT = 120.0
 
 
-def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
+def emulator_config(cfg: JobConfig, state_dir: Path, read_only: bool = False) -> dict[str, Any]:
     emu = cfg.emulator
     assert emu is not None
     tenants: dict[str, dict[str, Any]] = {}
@@ -53,7 +53,7 @@ def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
         if domain not in tenants:
             raise ConfigError(
                 f"emulator.mailboxes[{i}].upn",
-                f"no emulated tenant has the domain {domain!r} (tenant_id)",
+                f"no emulated tenant has the domain {domain!r} (tenant_id) of {m.upn}",
             )
         tenants[domain]["users"].append(emulator_user(m.upn, m.spec))
     return {
@@ -65,6 +65,7 @@ def emulator_config(cfg: JobConfig, state_dir: Path) -> dict[str, Any]:
             "limits": emu.limits,
             "state_dir": str(state_dir),
             "persist": str(cfg.state_path.with_suffix(".emulator.pickle")),
+            "persist_read_only": read_only,
             "session_lifetime": emu.session_lifetime,
             "token_lifetime": emu.token_lifetime,
             "background_upload": emu.background_upload,
@@ -82,14 +83,18 @@ def point_at(t: TenantConfig, ready: dict[str, Any]) -> TenantConfig:
 
 
 @contextmanager
-def embedded_emulator(cfg: JobConfig) -> Iterator[tuple[JobConfig, dict[str, Any], int]]:
-    """Start the job's emulator; yield the job config pointed at it, the ready info and PID."""
+def embedded_emulator(
+    cfg: JobConfig, read_only: bool = False
+) -> Iterator[tuple[JobConfig, dict[str, Any], int]]:
+    """Start the job's emulator; yield the job config pointed at it, the ready info and PID.
+    ``read_only``: it starts from what earlier runs left beside the state and writes nothing
+    there (``plan``, ``doctor``, ``verify``)."""
     with tempfile.TemporaryDirectory(prefix="copyengine-emulator-") as tmp:
         tmpdir = Path(tmp)
         conf = tmpdir / "emulator.json"
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(emulator_config(cfg, tmpdir / "state"), fh)
+            json.dump(emulator_config(cfg, tmpdir / "state", read_only), fh)
         log_path = tmpdir / "emulator.log"
         with log_path.open("wb") as log:
             try:

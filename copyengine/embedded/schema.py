@@ -47,7 +47,8 @@ def parse_emulator(t: Table) -> EmbeddedEmulator:
         try:
             parse_user(emulator_user(name, spec), where)
         except EmulatorConfigError as exc:
-            raise ConfigError(where, _message(exc, where)) from None
+            # the UPN too: a position is hard to find in a list of hundreds
+            raise ConfigError(where, f"{_message(exc, where)} (mailbox {name})") from None
         boxes.append(EmulatorMailbox(name, spec))
     faults = tuple(t.get("faults", list, []))
     d = EmbeddedEmulator()

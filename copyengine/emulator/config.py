@@ -66,6 +66,9 @@ class EmulatorConfig:
     # Where mailboxes are saved when the emulator stops and loaded from when it starts, so
     # that successive runs of a job see the same tenants (None: nothing persists).
     persist: Path | None = None
+    # read what ``persist`` holds (mailboxes, journal, signing key, CA) but write nothing
+    # there: an embedded emulator under ``plan``, ``doctor`` or ``verify``
+    persist_read_only: bool = False
     seed: int = 0
     tenants: tuple[TenantConfig, ...] = ()
     faults: tuple[dict[str, Any], ...] = ()

@@ -43,7 +43,9 @@ class ExpandSpec:
         if raw is True:
             return cls()
         if not isinstance(raw, dict):
-            raise ValueError("expanded: true, or a table (folders, every, session_uploads)")
+            raise ValueError(
+                "expanded: true, or a table (folders, every, session_uploads, redirect_base)"
+            )
         extra = sorted(set(raw) - set(cls.__dataclass_fields__))
         if extra:
             raise ValueError(f"expanded: unknown key {extra[0]!r}")
@@ -54,18 +56,31 @@ class ExpandSpec:
             raise ValueError("expanded.folders: a list of folder paths")
         spec = cls(
             folders=tuple(folders) if folders is not None else None,
-            every=int(raw.get("every", 2)),
-            session_uploads=int(raw.get("session_uploads", 0)),
+            every=_count(raw, "every", 2, 1, "every n-th folder holding items is expanded"),
+            session_uploads=_count(
+                raw,
+                "session_uploads",
+                0,
+                0,
+                "a session answers 409 after so many imports; 0: never",
+            ),
             redirect_base=raw.get("redirect_base"),
         )
-        if spec.every < 1 or spec.session_uploads < 0:
-            raise ValueError("expanded.every must be >= 1 and session_uploads >= 0")
         base = spec.redirect_base
         if base is not None and (
             not isinstance(base, str) or not base.startswith(("https://", "http://"))
         ):
             raise ValueError("expanded.redirect_base: an http(s) URL, as 'https://host/beta'")
         return spec
+
+
+def _count(raw: dict[str, Any], key: str, default: int, least: int, what: str) -> int:
+    """``raw[key]``, a whole number of at least ``least`` (never a string, a fraction or a
+    boolean); else a message naming the key."""
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ValueError(f"expanded.{key}: a whole number >= {least} ({what}), not {value!r}")
+    return value
 
 
 def check_folders(archive: MailboxSpec, spec: ExpandSpec, upn: str) -> None:

@@ -139,8 +139,13 @@ class TokenService:
         self._verified: dict[str, dict[str, Any]] = {}
         self.issued = 0
 
-    def use_key_file(self, path: Path) -> None:
-        """Sign with the key kept at ``path``: tokens stay valid across a restart."""
+    def use_key_file(self, path: Path, write: bool = True) -> None:
+        """Sign with the key kept at ``path``: tokens stay valid across a restart. Without
+        ``write`` the key there is used when there is one, and nothing is written."""
+        if not write:
+            if path.exists() and len(key := path.read_bytes()) >= 32:
+                self._key = key
+            return
         self._key_path = path
         self._key = signing_key(path)
 

@@ -49,12 +49,14 @@ def build_app(emulator: Emulator) -> web.Application:
     return app
 
 
-def make_tls(state_dir: Path, keep: Path | None = None) -> tuple[ssl.SSLContext, Path]:
+def make_tls(
+    state_dir: Path, keep: Path | None = None, write: bool = True
+) -> tuple[ssl.SSLContext, Path]:
     """A local CA and a server certificate for 127.0.0.1/localhost; returns the server
     context and the path of the CA certificate clients should trust. With ``keep`` (a path
     prefix) the CA is kept there and reused by every start: clients that trust it reconnect
-    to a restarted emulator."""
-    ca = _kept_ca(keep) if keep is not None else trustme.CA(organization_name=CA_NAME)
+    to a restarted emulator (without ``write``: reused when there, never written)."""
+    ca = _kept_ca(keep, write) if keep is not None else trustme.CA(organization_name=CA_NAME)
     cert = ca.issue_cert("127.0.0.1", "localhost", "::1")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(ctx)
@@ -66,11 +68,13 @@ def make_tls(state_dir: Path, keep: Path | None = None) -> tuple[ssl.SSLContext,
 CA_NAME = "copyengine emulator"
 
 
-def _kept_ca(prefix: Path) -> trustme.CA:
+def _kept_ca(prefix: Path, write: bool = True) -> trustme.CA:
     cert, key = prefix.with_name(prefix.name + ".ca.pem"), prefix.with_name(prefix.name + ".ca.key")
     if cert.exists() and key.exists():
         return trustme.CA.from_pem(cert.read_bytes(), key.read_bytes())
     ca = trustme.CA(organization_name=CA_NAME)
+    if not write:
+        return ca
     prefix.parent.mkdir(parents=True, exist_ok=True)
     ca.cert_pem.write_to_path(str(cert))
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -135,7 +139,10 @@ class EmulatorServer:
         app = build_app(self.emulator)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        tls_ctx, ca_path = make_tls(self.emulator.state_dir, self.emulator.config.persist)
+        conf = self.emulator.config
+        tls_ctx, ca_path = make_tls(
+            self.emulator.state_dir, conf.persist, write=not conf.persist_read_only
+        )
         tls = self.emulator.config.tls
         port = await self._listen(self.port, tls_ctx if tls else None)
         host = f"[{self.host}]" if ":" in self.host else self.host

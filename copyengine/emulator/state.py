@@ -171,8 +171,9 @@ class Emulator:
         if config.persist is not None:
             jpath = config.persist.with_name(config.persist.name + ".journal")
             self._pending = Journal.read(jpath)
-            self.journal = Journal(jpath)
-            self.tokens.use_key_file(config.persist.with_name(config.persist.name + ".signing"))
+            keys = config.persist.with_name(config.persist.name + ".signing")
+            self.journal = None if config.persist_read_only else Journal(jpath)
+            self.tokens.use_key_file(keys, write=not config.persist_read_only)
         for t in config.tenants:
             self.add_tenant(t)
         if config.background_upload is not None:
@@ -233,7 +234,7 @@ class Emulator:
     def save(self) -> None:
         """Write every mailbox to ``config.persist`` (atomically)."""
         path = self.config.persist
-        if path is None:
+        if path is None or self.config.persist_read_only:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")

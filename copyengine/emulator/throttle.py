@@ -119,6 +119,11 @@ class Background:
         extra = set(raw) - {"share", "mailboxes"}
         if extra:
             raise ValueError(f"unknown keys {sorted(extra)}")
+        if "share" not in raw:
+            raise ValueError(
+                "share is required: a share of the upload budget, from 0 to below 1 "
+                "(as { share = 0.5, mailboxes = [...] })"
+            )
         share = raw.get("share")
         if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share < 1:
             raise ValueError("share: a share of the upload budget, from 0 to below 1")

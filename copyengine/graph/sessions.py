@@ -10,7 +10,10 @@ An auto-expanding archive (``archive``): the import host answers 409 ``{"Message
 the mailbox the session is expected in (``SessionMoved``). Nothing was imported: a new
 session is made on that mailbox (an auxiliary archive: its own session, its own pacer) and
 the item retried there; the folder is then imported through that mailbox's session from
-then on. A 409 naming the session's own mailbox (or none) renews it in place.
+then on. A 409 naming the session's own mailbox (or none) renews it in place. Several
+importers refused by one session make one new session: the log says ``import_session.moved``
+once per session made (as many as the report's ``sessions_renewed``); each 409 answer is a
+debug ``import_session.refused``, and ``refusals`` counts them (the report's ``answers_409``).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class ImportSessionPool:
         self.moved_folders: set[str] = set()  # every folder a 409 sent elsewhere
         self.renewals = 0  # sessions made
         self.moved = 0  # sessions made because the import host answered 409
+        self.refusals = 0  # the import host's 409 answers (several importers, one session)
 
     def _fresh(self, s: ImportSession | None) -> bool:
         return s is not None and self._clock() < s.expires - self.margin
@@ -84,6 +88,8 @@ class ImportSessionPool:
         s = self._sessions[mailbox_id] = await self.client.create_import_session(mailbox_id)
         self.renewals += 1
         self.moved += moved
+        if moved:  # once per session made, however many importers the 409 refused
+            log.info("import_session.moved", mailbox=mailbox_id, status=409)
         log.debug(
             "import_session.created",
             mailbox=mailbox_id,
@@ -99,8 +105,8 @@ class ImportSessionPool:
         else:
             self.homes[folder_id] = home
             self.moved_folders.add(folder_id)
-        log.info(
-            "import_session.moved",
+        log.debug(
+            "import_session.refused",
             mailbox=session.mailbox_id,
             to=home,
             folder=folder_id,
@@ -123,11 +129,11 @@ class ImportSessionPool:
                     session, folder_id, data, item_id=item_id, change_key=change_key
                 )
             except SessionExpired as exc:
+                moved = isinstance(exc, SessionMoved)
+                self.refusals += moved
                 if attempt == renewals:
                     raise
-                moved = False
                 if isinstance(exc, SessionMoved):
-                    moved = True
                     self._moved(folder_id, session, exc)
                     home = self.homes.get(folder_id, self.mailbox_id)
                     if home != session.mailbox_id:

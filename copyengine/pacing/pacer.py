@@ -25,9 +25,9 @@ from aiolimiter import AsyncLimiter
 from .. import unsent
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
-from .learn import Learned
 from .policy import PacerLimits
 from .step import MAILBOX_CONCURRENCY, Budgets, Kind, Limit, step
+from .trail import Trail
 
 CONCURRENCY_REASON = MAILBOX_CONCURRENCY
 MAX_WAIT_ROUNDS = 100_000
@@ -56,7 +56,7 @@ class MailboxPacer:
         # wakes one of them (all would wake for one to win)
         self._slot_free = Turns()
         self._capped = False  # a Retry-After over the cap has been logged
-        self._cut = False  # a budget in effect is cut (said in the log), not yet restored
+        self._trail = Trail(key)  # the log's lines on the budgets in effect
         self.account = MailboxAccount(
             Activity(b.requests, lim.requests, lim.request_window, lim.concurrency),
             Activity(b.uploads, lim.upload_bytes, lim.upload_window, lim.concurrency),
@@ -201,9 +201,7 @@ class MailboxPacer:
             or slots is not b.learned_slots
         ):
             self._budget_changed(now)
-        if self._cut and not any(v.is_cut for v in b.learned().values()):
-            self._cut = False
-            log.info("pacer.budget_restored", mailbox=self.key)
+        self._trail.answered(b.learned)
 
     def _budget_changed(self, now: float) -> None:
         """Tell the account what the pacer allows itself now (it measures the spells
@@ -221,23 +219,7 @@ class MailboxPacer:
         try:
             self._throttled(reason, retry_after, body_bytes)
         finally:
-            self._said_cuts(before, reason, retry_after)
-
-    def _said_cuts(self, before: dict[str, Learned], reason: str, asked: float | None) -> None:
-        """One log line per budget in effect a 429 cut (an episode's later 429s cut none):
-        the operator's trail of what the service gave."""
-        for limit, lim in self.budgets.learned().items():
-            if lim.cuts > before[limit].cuts:
-                self._cut = True
-                log.info(
-                    "pacer.budget_cut",
-                    mailbox=self.key,
-                    limit=limit,
-                    reason=reason,
-                    share=round(lim.share, 4),
-                    window_s=round(lim.window, 3),
-                    retry_after_s=asked,
-                )
+            self._trail.throttled(before, self.budgets.learned(), reason, retry_after)
 
     def _throttled(self, reason: str, retry_after: float | None, body_bytes: int) -> None:
         b = self.budgets
@@ -260,15 +242,8 @@ class MailboxPacer:
         b.blocked_until = max(b.blocked_until, now + wait)
 
     def refused_alone(self) -> float | None:
-        """After an ``IncomingBytes`` 429 (its body already taken back): the upload window
-        the service's answers show, in seconds, when none of our bytes went into it (those
-        in flight may yet be refused too: two bodies too large for the room must not keep
-        each other from being seen alone), so the room the service left was smaller than
-        that body alone (another writer holds the rest); None when our own bytes share it."""
-        lim = self.budgets.learned_uploads
-        if self.budgets.ours_in_window(self._clock()):
-            return None
-        return lim.shown or lim.window  # the service's, when its answers showed it
+        """After an ``IncomingBytes`` 429: ``Budgets.alone_window`` now."""
+        return self.budgets.alone_window(self._clock())
 
     def now(self) -> float:
         return self._clock()

@@ -344,9 +344,16 @@ class Budgets:
                 self.learned_slots, now, self.inflight, retry_after
             )
 
-    def ours_in_window(self, now: float) -> int:
-        """Our bytes the service still counts in its upload window (answered ones)."""
-        return _ours_in_window(self.learned_uploads, self.uploads, now)
+    def alone_window(self, now: float) -> float | None:
+        """After an ``IncomingBytes`` 429 (its body already taken back): the upload window
+        the service's answers show, in seconds, when none of our bytes went into it (those
+        in flight may yet be refused too: two bodies too large for the room must not keep
+        each other from being seen alone), so the room the service left was smaller than
+        that body alone (another writer holds the rest); None when our own bytes share it."""
+        lim = self.learned_uploads
+        if _ours_in_window(lim, self.uploads, now):
+            return None
+        return lim.shown or lim.window  # the service's, when its answers showed it
 
     def blocked(self, now: float) -> tuple[float, float]:
         """The latest Retry-After block, up to ``now``: (from, until)."""

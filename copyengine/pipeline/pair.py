@@ -146,6 +146,7 @@ class PairRunner:
             redirected=c["redirected"],
             sessions_renewed=c["sessions_renewed"],
             folders_moved=c["folders_moved"],
+            answers_409=c["answers_409"],
         )
 
     async def _copy_mailbox(self, side: MailboxSide) -> tuple[MailboxPass, list[FolderJob]]:

@@ -48,7 +48,7 @@ class Stages:
         self.unsettled = unsettled
         self.stats = ctx.stats
         self.log = ctx.log
-        self._moved_counted = (0, 0)  # the pool's 409 sessions and folders already counted
+        self._moved_counted = (0, 0, 0)  # the pool's 409 sessions, folders, answers counted
         self._aux_seen: set[tuple[str, str]] = set()  # auxiliary archives in the pair's stats
         self.key, self.stop = ctx.key, ctx.stop
         self.quota, self.bandwidth = ctx.quota, ctx.bandwidth
@@ -104,12 +104,14 @@ class Stages:
         """The import host's 409s (auto-expanding archive) into the pair's stats: notes,
         never failures."""
         pool, counts = self.pool, self.stats.archive_redirects
-        sessions, folders = self._moved_counted
+        sessions, folders, answers = self._moved_counted
         if pool.moved > sessions:
             counts["sessions_renewed"] += pool.moved - sessions
         if len(pool.moved_folders) > folders:
             counts["folders_moved"] += len(pool.moved_folders) - folders
-        self._moved_counted = (pool.moved, len(pool.moved_folders))
+        if pool.refusals > answers:
+            counts["answers_409"] += pool.refusals - answers
+        self._moved_counted = (pool.moved, len(pool.moved_folders), pool.refusals)
         for home in set(pool.homes.values()):
             self._aux("dst", home)
 

@@ -39,6 +39,8 @@ class PairCheck:
     error: str | None = None
     error_code: str | None = None
     content: bool = False  # versions compared (a state was read)
+    state_read: bool = False  # the state's records read (copies kept told from extra)
+    deletions: str = "keep"  # the job's [sync] deletions
     verdict: Verdict = field(default_factory=Verdict)
     records: dict[str, ItemRecord] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
@@ -46,11 +48,12 @@ class PairCheck:
     @property
     def ok(self) -> bool:
         """What ``verify`` calls a match: every selected item present once in its folder,
-        no other item in the copied region, and (``--content``) every copy current."""
+        no other item in the copied region but the copies ``deletions = "keep"`` kept, and
+        (``--content``) every copy current."""
         v = self.verdict
         return self.error is None and not (
             v.missing
-            or v.extra
+            or v.unexpected
             or v.misplaced
             or v.duplicated
             or v.missing_folders
@@ -69,12 +72,14 @@ class PairCheck:
             "selected": v.selected,
             "in_target": v.in_target,
             "missing": len(v.missing),
-            "extra": len(v.extra),
+            "extra": len(v.unexpected),
+            "kept": len(v.kept),  # copies kept of items deleted at the source (not extra)
             "misplaced": len(v.misplaced),
             "duplicated": len(v.duplicated),
             "leftover_folders": v.leftover_folders[:MAX_LISTED],
             "missing_folders": v.missing_folders[:MAX_LISTED],
-            "extra_items": v.extra[:MAX_LISTED],
+            "extra_items": v.unexpected[:MAX_LISTED],
+            "kept_items": v.kept[:MAX_LISTED],
             "folders": [f.as_dict() for f in self.folders],
         }
         if self.content:
@@ -124,7 +129,7 @@ async def _check_mailbox(
         items = await listed_items(dst, side.target_id, fid)
         path = label + folder_path(tree.folders, fid)
         target.append(TargetFolder(fid, path, items, fid in allowed))
-    return judge(source, target, mine if store is not None else None, deletions)
+    return judge(source, target, mine if store is not None else None, deletions, check.content)
 
 
 async def check_pair(
@@ -133,10 +138,12 @@ async def check_pair(
     pair: Pair,
     store: Store | None = None,
     deletions: str = "keep",
+    content: bool = True,
 ) -> PairCheck:
     """A pair judged: its primary mailbox, and its archive when the pair has ``archive``.
-    With a ``store`` the versions are compared and extra copies told kept."""
-    check = PairCheck(pair.source, pair.target, content=store is not None)
+    With a ``store`` extra copies are told kept, and (``content``) the versions compared."""
+    check = PairCheck(pair.source, pair.target, content=store is not None and content)
+    check.state_read, check.deletions = store is not None, deletions
     try:
         for side in await mailboxes(src, dst, pair):
             v = await _check_mailbox(src, dst, pair, side, store, deletions, check)
@@ -155,9 +162,13 @@ async def verify_pair(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairCheck
     return await check_pair(src, dst, pair)
 
 
-async def verify_pairs(cfg: JobConfig, c: Clients, store: Store | None = None) -> list[PairCheck]:
+async def verify_pairs(
+    cfg: JobConfig, c: Clients, store: Store | None = None, content: bool = True
+) -> list[PairCheck]:
+    """Every pair checked; with a ``store`` copies kept by the policy are told from extra
+    items, and (``content``) the versions compared."""
     out: list[PairCheck] = []
     for pair in cfg.pairs:
-        out.append(await check_pair(c.src, c.dst, pair, store, cfg.sync.deletions))
+        out.append(await check_pair(c.src, c.dst, pair, store, cfg.sync.deletions, content))
         log.info("verify.pair", pair=pair.key, ok=out[-1].ok)
     return out

@@ -74,6 +74,7 @@ class FolderCheck:
     found: int = 0  # items in the mapped target folder
     missing: list[str] = field(default_factory=list)  # source ids without a copy
     extra: list[str] = field(default_factory=list)  # target ids here, no selected source
+    kept: list[str] = field(default_factory=list)  # of ``extra``: copies kept by the policy
     misplaced: list[str] = field(default_factory=list)  # source ids whose copy is elsewhere
     misplaced_in: list[str] = field(default_factory=list)  # target ids here, belonging elsewhere
     duplicated: list[str] = field(default_factory=list)  # target ids here: a second copy
@@ -83,10 +84,16 @@ class FolderCheck:
     skipped: Counter[str] = field(default_factory=Counter)  # not selected, by reason
 
     @property
+    def unexpected(self) -> list[str]:
+        """The extra target ids not kept by ``deletions = "keep"``."""
+        kept = set(self.kept)
+        return [i for i in self.extra if i not in kept]
+
+    @property
     def ok(self) -> bool:
         return not (
             self.missing
-            or self.extra
+            or self.unexpected
             or self.misplaced
             or self.misplaced_in
             or self.duplicated
@@ -100,12 +107,14 @@ class FolderCheck:
             "expected": self.expected,
             "found": self.found,
             "missing": len(self.missing),
-            "extra": len(self.extra),
+            "extra": len(self.unexpected),
+            "kept": len(self.kept),
             "misplaced": len(self.misplaced),
             "duplicated": len(self.duplicated),
             "stale": len(self.stale),
             "missing_ids": self.missing[:MAX_LISTED],
-            "extra_ids": self.extra[:MAX_LISTED],
+            "extra_ids": self.unexpected[:MAX_LISTED],
+            "kept_ids": self.kept[:MAX_LISTED],
             "misplaced_ids": self.misplaced[:MAX_LISTED],
             "duplicated_ids": self.duplicated[:MAX_LISTED],
             "stale_ids": self.stale[:MAX_LISTED],
@@ -130,6 +139,13 @@ class Verdict:
     missing_folders: list[dict[str, Any]] = field(default_factory=list)
     content_checked: int = 0  # copies whose version was compared
     content_unchecked: list[dict[str, Any]] = field(default_factory=list)  # no usable record
+
+    @property
+    def unexpected(self) -> list[dict[str, Any]]:
+        """The extra target items not kept by ``deletions = "keep"``: what ``verify`` calls
+        extra (a copy kept of an item deleted at the source is expected in the target)."""
+        kept = {r["id"] for r in self.kept}
+        return [r for r in self.extra if r["id"] not in kept]
 
     def merge(self, other: Verdict) -> None:
         self.folders += other.folders
@@ -185,16 +201,18 @@ def judge(
     target: Sequence[TargetFolder],
     records: Mapping[str, ItemRecord] | None = None,
     deletions: str = "keep",
+    content: bool = True,
 ) -> Verdict:
     """The verdict on one mailbox of a pair (pure). ``records``: the state's item records by
-    source id (None: no state; then no content check, and extra items cannot be told kept)."""
+    source id (None: no state; then no content check, and extra items cannot be told kept,
+    unless their folder's source was deleted). ``content``: compare versions (with records)."""
     v = Verdict()
     region = _Region.of(target)
     wanted: Wanted = [(sf, it) for sf in source for it in sf.items]
     _match(wanted, region, records)
     folders = _folder_checks(source, target, v)
     for sf, it in wanted:
-        _judge_selected(v, sf, it, region, folders, records)
+        _judge_selected(v, sf, it, region, folders, records if content else None)
     kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions)
     _leftover_folders(v, target, folders, kept_in, deletions)
     return v
@@ -350,6 +368,8 @@ def _judge_unclaimed(
             if deletions == "keep" and (known or orphan):
                 v.kept.append(row)
                 kept_in[tf.id] += 1
+                if fc_here is not None:
+                    fc_here.kept.append(it.id)
     return kept_in
 
 
