@@ -75,6 +75,15 @@ def test_ctrl_c_while_throttled_exits_within_5_s_and_the_next_run_finishes(
     finished = finished_event(rest)
     assert finished["exit_code"] == ExitCode.INTERRUPTED
     assert first["hints"] and finished["hints"] == first["hints"]
+    # and the budget in effect of each pair the 429s cut, as the report has it per pair
+    pairs = first["pairs"]
+    assert isinstance(pairs, list)
+    cut = {
+        f"{p['source']}->{p['target']}".lower(): p["budget_in_effect"]
+        for p in pairs
+        if p.get("budget_in_effect")
+    }
+    assert cut and finished["budget_in_effect"] == cut
 
     _job(tmp_path, UNLIMITED)  # the same mailboxes (persisted), the service unthrottled
     again = cli("run", "config.example.toml", "--no-progress", cwd=tmp_path, timeout=120)

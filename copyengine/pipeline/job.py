@@ -451,6 +451,8 @@ def _finish(
         report=str(own or cfg.report_path) if report else None,
         duration_s=round(stats.duration(), 2),
         hints=stats.hints(),  # the report's: where [limits] are above what the service gave
+        # the report's per pair, of the pairs the service's 429s cut (mailbox: limit: share)
+        budget_in_effect={k: b for k, p in stats.pairs.items() if (b := p.budget_in_effect())},
         archive_notes=stats.archive_notes(),  # the report's: archive redirects, no failure
     )
 
