@@ -993,7 +993,9 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("drift", [op, ...])`` (ops on
-    the target), ``("pass", "delta"|"full"|"cutover")``. The oracle runs after every pass."""
+    the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
+    pass after target drift that only a full listing repairs, the generator's drift-delta).
+    The oracle runs after every pass."""
     hist = History(-1, deletions)
     cfg = base_config(seed=1)
     cfg["tenants"][0]["users"] = [{"upn": SRC, "mailbox": {"seed": 1, "items": items}}]
@@ -1050,7 +1052,7 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                         step[1],
                         int(stats.exit_code()),
                         0,
-                        True,
+                        "unchecked" not in step[2:],
                         oracle(box.snapshot(), tbox.snapshot(), deletions),
                         so,
                     )

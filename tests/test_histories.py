@@ -315,20 +315,67 @@ REPROS.append(
         [
             ("drift", [{"op": "move", "id": "~/Inbox", "to": "deleteditems"}]),
             ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
-            ("pass", "delta"),
+            ("pass", "delta", "unchecked"),  # target drift: only a full listing repairs it
             ("pass", "full"),
         ],
         # seed 38 mirror (churn deleted the item during the pass): the target's user moved a
         # copy to Deleted Items, then the item was deleted at the source and a delta pass saw
         # it. Mirroring the deletion found no copy where it was recorded (NotFound: already
-        # gone) and forgot the record, so the later --full pass cannot tell the moved copy
-        # from an item nobody copied and leaves it (extra under mirror; the sign-off, which
-        # does not hold extras against a pair, says complete). A fix needs a tombstone of the
-        # deleted item's search key (see the report of the tidy branch).
+        # gone) and forgot the record, so the later --full pass could not tell the moved copy
+        # from an item nobody copied and left it (extra under mirror; the sign-off, which
+        # does not hold extras against a pair, said complete). Fixed: a pass that did not
+        # list the target in full keeps the record, and the full pass removes the moved copy
+        # by its search key (a second copy) before forgetting it.
         id="target-copy-moved-then-deleted-at-source-seen-by-a-delta-pass",
-        marks=_xf("a moved copy of an item deleted at the source stays under mirror"),
     )
 )
+# the same, soft-deleted at the source, moved to a folder other than Deleted Items, and two
+# delta passes before the full one (the record kept across them)
+REPROS.append(
+    pytest.param(
+        "mirror",
+        [
+            ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Archive"}]),
+            ("ops", [{"op": "delete", "id": "#/Inbox", "hard": False}]),
+            ("pass", "delta", "unchecked"),
+            ("pass", "delta", "unchecked"),
+            ("pass", "full"),
+            ("pass", "delta"),
+        ],
+        id="target-copy-moved-then-soft-deleted-at-source-two-delta-passes",
+    )
+)
+# seed 38 mirror as it happened: the copy moved out of a folder then deleted at the source
+# as a whole (its target folder deleted whole, no per-item call)
+MOVED_OUT_OF_A_GONE_FOLDER: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox/Projects", "to": "deleteditems"}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects"}]),
+    ("pass", "delta", "unchecked"),
+    ("pass", "delta", "unchecked"),
+    ("pass", "full"),
+    ("pass", "delta"),
+]
+REPROS.append(
+    pytest.param(
+        "mirror", MOVED_OUT_OF_A_GONE_FOLDER, id="target-copy-moved-out-of-a-folder-then-deleted"
+    )
+)
+
+
+async def test_records_kept_for_a_full_pass_are_forgotten_by_it(tmp_path: Path) -> None:
+    """The records a delta pass keeps for a copy it could not find (its folder gone) are
+    forgotten by the full pass that looked for it: none left without a folder."""
+    import sqlite3
+
+    h = await replay("mirror", MOVED_OUT_OF_A_GONE_FOLDER, tmp_path)
+    assert not h.failures(), h.text()
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        (left,) = db.execute(
+            "SELECT count(*) FROM items WHERE folder_id NOT IN "
+            "(SELECT source_folder_id FROM folders)"
+        ).fetchone()
+        (items,) = db.execute("SELECT count(*) FROM items").fetchone()
+    assert left == 0 and items > 40
 
 
 @pytest.mark.parametrize(("deletions", "script"), REPROS)

@@ -466,6 +466,26 @@ async def test_records_are_found_by_search_key_and_by_status_across_folders(
         assert await st.items_by_keys(P, many) == []
 
 
+async def test_settled_records_of_folders_no_longer_mapped_are_found(make: Factory) -> None:
+    # a mirrored deletion whose copy was not where it was recorded keeps its record for the
+    # next full pass, also once its folder is forgotten (``spares.forget_unmapped``)
+    async with make() as st:
+        await st.map_folders(P, [FolderRecord("F1", "/Inbox", "T1", "/Inbox")])
+        await st.map_folders("other", [FolderRecord("F2", "/Gone", "T2", "/Gone")])
+        await st.record_intents(P, [_intent(1), _intent(2, folder="F2"), _intent(3, folder="F2")])
+        await st.record_intents(P, [_intent(4, folder="F2"), _intent(5, folder="F2")])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "c1"))  # its folder mapped
+        st.record_outcome(P, Outcome("s2", Status.DONE, "t2", "c2"))
+        st.record_outcome(P, Outcome("s3", Status.ADOPTED, "t3", "c3"))
+        st.record_outcome(P, Outcome("s4", Status.REMOVED))  # kept: not settled
+        await st.flush()  # s5: an intent, not settled
+        got = await st.items_unmapped(P)  # F2 is mapped only in another pair
+        assert sorted(r.source_id for r in got) == ["s2", "s3"]
+        await st.forget_items(P, [r.source_id for r in got])
+        assert await st.items_unmapped(P) == []
+        assert await st.items_unmapped("other") == []
+
+
 async def test_a_flush_that_finds_nothing_waits_for_the_one_under_way(make: Factory) -> None:
     # a pass reads outcomes back right after flushing (to decide moves): what it reads must
     # include every outcome recorded before, even when a periodic flush took them first

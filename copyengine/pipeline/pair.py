@@ -20,6 +20,7 @@ from .enumerate import DeltaListing, Enumerator, FullListing
 from .passes import MailboxPass
 from .produce import Producer
 from .settle import Settler
+from .spares import forget_unmapped
 from .stages import Stages
 from .unsettled import Unsettled
 from .work import FolderJob
@@ -133,6 +134,8 @@ class PairRunner:
         for this, folders in done:
             elsewhere = [k for other, _ in done if other is not this for k in other.arrived]
             await this.finish(folders, elsewhere)
+        if all(not this.incremental for this, _ in done):
+            await forget_unmapped(ctx)  # the target listed in full: nothing left to look for
 
     def _note_archive_redirects(self) -> None:
         """An auto-expanding archive's redirects, said once per pass: a note, not a failure."""

@@ -469,26 +469,56 @@ class MailboxPass:
             return
         same_copy = any(o.target_id == rec.target_id for o in others)
         remove = rec.target_id and rec.target_folder_id and not same_copy and not folder_goes
-        if remove and not await self._delete_copy(
-            job, rec, hard=fate is Fate.MOVED, why=fate.value
-        ):
+        done = await self._delete_copy(job, rec, fate is Fate.MOVED, fate.value) if remove else True
+        if done is False:
             return
-        forget.append(rec.source_id)
+        if done is None and fate is Fate.DELETE and self.incremental:
+            self.ctx.log.info("item.copy_not_found", item=rec.source_id)
+            return  # its record kept for the next full pass (``_look_later``)
+        if not folder_goes:
+            forget.append(rec.source_id)  # else with its folder (``_gone``)
         if fate is Fate.MOVED:
             arrival = self.arrived.get(rec.search_key) if rec.search_key else None
             self.ctx.ledger.moved(job, rec, arrival[2] if arrival is not None else None)
         else:
             self.ctx.ledger.deleted(job)
 
-    async def _delete_copy(self, job: FolderJob, rec: ItemRecord, hard: bool, why: str) -> bool:
-        """Remove one copy from the target; False (and the job deferred) when that failed.
+    async def _look_later(self, folder_id: str, records: list[ItemRecord]) -> set[str] | None:
+        """Of the records of a folder about to be deleted whole (``mirror``), those whose copy
+        is not in it (by source id), or None when it could not be read (tried next pass).
+
+        A mirrored deletion whose copy is not where it was recorded was deleted in the
+        target, or moved there by its user (Outlook's delete moves it to Deleted Items,
+        under a new id). Only a pass that lists the target in full can tell, so a pass that
+        does not keeps the record: the next full pass, while the record is there, removes
+        the moved copy by its search key as a second copy, then forgets the record
+        (``spares``). Without the record that copy would be an item nobody copied, left."""
+        if not self.incremental:
+            return set()
+        try:
+            index = await target_index(self.dst, self.dst_id, folder_id)
+        except NotFound:
+            index = None
+        except Fatal:
+            raise
+        except ServiceError:
+            return None
+        here = set(index.keyless) if index is not None else set()
+        here.update(t for ids in (index.by_key.values() if index else []) for t in ids)
+        return {r.source_id for r in records if r.target_id and r.target_id not in here}
+
+    async def _delete_copy(
+        self, job: FolderJob, rec: ItemRecord, hard: bool, why: str
+    ) -> bool | None:
+        """Remove one copy from the target: True when removed, None when it is not where it
+        was recorded (``_look_later`` says why), False (and the job deferred) when that failed.
         A move leaves nothing behind at the source: neither here (hard delete); a deletion
         is mirrored as Exchange's own (Recoverable Items)."""
         assert rec.target_id and rec.target_folder_id
         try:
             await self.dst.delete_item(self.dst_id, rec.target_folder_id, rec.target_id, hard=hard)
         except NotFound:
-            pass  # already gone
+            return None
         except Fatal:
             raise
         except ServiceError as exc:
@@ -520,7 +550,7 @@ class MailboxPass:
             if not live:
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
-            if other_copy and not await self._delete_copy(job, r, hard=True, why="moved"):
+            if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
                 continue
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
@@ -610,8 +640,11 @@ class MailboxPass:
         self.ctx.stats.folder_changes["deleted"] += 1
         try:
             if self.deletions == "mirror":
+                away = await self._look_later(rec.target_folder_id, records)
+                if away is None:
+                    return False
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)
-                forget.extend(r.source_id for r in records)
+                forget.extend(r.source_id for r in records if r.source_id not in away)
             else:
                 old = self._retired(
                     rec.source_folder_id, rec.target_folder_id, rec.source_path, rec.target_path

@@ -51,3 +51,13 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         )
     for job in jobs:
         job.spare = {}
+
+
+async def forget_unmapped(ctx: PairContext) -> None:
+    """After a pass that listed the target in full, its second copies removed: the settled
+    records whose source folder is gone (kept for this pass by ``passes._look_later``, or
+    left by a folder deleted on both sides) have nothing left to find: forgotten."""
+    gone = await ctx.store.items_unmapped(ctx.key)
+    if gone:
+        ctx.log.info("pair.records_forgotten", items=len(gone))
+        await ctx.store.forget_items(ctx.key, [r.source_id for r in gone])

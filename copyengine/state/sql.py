@@ -357,6 +357,14 @@ class SqlStore(GroupCommitting):
     async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
         return await self._items(f"status = {self.sql.dialect.mark}", (pair, int(status)))
 
+    async def items_unmapped(self, pair: str) -> list[ItemRecord]:
+        d = self.sql.dialect
+        settled = f"{int(Status.DONE)}, {int(Status.ADOPTED)}"
+        mapped = f"SELECT source_folder_id FROM {d.prefix}folders WHERE pair = {d.mark}"
+        return await self._items(
+            f"status IN ({settled}) AND folder_id NOT IN ({mapped})", (pair, pair)
+        )
+
     async def summary(self, pair: str) -> dict[str, int]:
         return summary(await self._fetchall(self.sql.summary, (pair,)))
 
