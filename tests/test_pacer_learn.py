@@ -16,6 +16,7 @@ import pytest
 from copyengine import unsent
 from copyengine.pacing import MailboxPacer, PacerLimits, learn
 from copyengine.pacing.learn import (
+    Advice,
     Learned,
     advice,
     answered,
@@ -550,3 +551,15 @@ def test_a_body_refused_with_none_of_ours_in_the_window_cuts_nothing() -> None:
     b.release(40.5, 1500)
     b.throttled(40.5, "IncomingBytes", 2.0, 1500)
     assert b.learned_uploads.is_cut
+
+
+def test_the_strictest_mailbox_is_the_least_rate_said_with_its_own_window() -> None:
+    """Review, issue 26: the hint named the mailbox with the shortest window and the value
+    of another (a budget per 5 s said against a 4 s window)."""
+    x = Advice("x@t", "upload", 0.3, 2.0, 4.0, 300.0)  # 0.5 MB/s
+    y = Advice("y@t", "upload", 0.1, 0.5, 5.0, 300.0)  # 0.1 MB/s: the strictest
+    assert say([x, y]) == [
+        "the service kept 2 mailboxes (the strictest: y@t)'s upload budget over a 5 s "
+        "window, not [limits] upload_window_s = 300; set upload_window_s = 5 and "
+        "upload_mb_per_window = 0.5"
+    ]

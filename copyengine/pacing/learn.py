@@ -306,14 +306,16 @@ def say(advices: list[Advice]) -> list[str]:
     for limit, group in by_limit.items():
         key = LIMIT_KEYS[limit][0]
         timed = [a for a in group if a.window > 0]
-        least = min(timed or group, key=lambda a: (a.window or math.inf, a.value))
+        # the strictest: the least rate (its window and value said together, one mailbox's)
+        least = min(timed, key=lambda a: a.value / a.window) if timed else None
+        least = least or min(group, key=lambda a: a.value)
         names = sorted({a.mailbox for a in group})
         who = (
             f"mailbox {least.mailbox}"
             if len(names) == 1
             else f"{len(names)} mailboxes (the strictest: {least.mailbox})"
         )
-        value = _said(limit, min(a.value for a in (timed or group)))
+        value = _said(limit, least.value)
         if timed:
             out.append(
                 f"the service kept {who}'s {limit} budget over a {_seconds(least.window)} s "
