@@ -604,3 +604,35 @@ def test_log_lines_go_above_the_live_table_not_through_it(capsys: Any) -> None:
         structlog.get_logger("t").warning("pair.failed", pair="a->b")
     assert "pair.failed" in screen.getvalue()  # printed by the console, above the table
     assert "pair.failed" not in capsys.readouterr().err  # not written through it
+
+
+async def test_the_progress_events_say_how_many_pairs_run_on_a_cut_budget() -> None:
+    """Review, issue 26: a run without a terminal (JSON logs, a worker) could not see which
+    share the service gave until it read the report: job.progress says it."""
+    import dataclasses
+    import json
+    from io import StringIO
+
+    from copyengine import logs
+    from copyengine.console.live import show_progress
+    from copyengine.pacing.learn import Learned
+    from copyengine.report import JobStats, PairStatus
+    from tests.fake_api import FakeAccount
+
+    class Cut(FakeAccount):
+        def budget_in_effect(self) -> dict[str, Learned]:
+            lim = Learned.of(150 * 1024 * 1024, 300.0)
+            return {"upload": dataclasses.replace(lim, cap=lim.cap / 10, cuts=1)}
+
+    buf = StringIO()
+    logs.configure("json", "info", buf)
+    stats = JobStats()
+    for k, target in enumerate((Cut(), FakeAccount(), Cut())):
+        p = stats.pair(f"a{k}->b{k}", f"a{k}@x.example", f"b{k}@y.example")
+        p.status = PairStatus.RUNNING if k < 2 else PairStatus.DONE  # a done pair: not now
+        p.pacers = [FakeAccount(), target]
+    with anyio.move_on_after(0.5):
+        await show_progress(stats, live=False, interval=0.1)
+    events = [json.loads(x) for x in buf.getvalue().splitlines() if '"job.progress"' in x]
+    assert events and events[-1]["budget_cut"] == 1
+    assert events[-1]["budget_least"] == pytest.approx(0.1)

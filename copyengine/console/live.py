@@ -322,6 +322,9 @@ async def show_progress(
     for _ in range(100_000_000):
         await anyio.sleep(interval)
         totals = stats.totals()
+        cuts = [
+            b for p in stats.pairs.values() if p.status == "running" and (b := p.budget_in_effect())
+        ]
         log.info(
             "job.progress",
             copied=totals["copied"],
@@ -336,6 +339,12 @@ async def show_progress(
             throttled_now=sum(p.throttled_now for p in stats.pairs.values()),
             service_throttled_now=sum(p.service_throttled_now for p in stats.pairs.values()),
             pacing_now=sum(p.pacing_now for p in stats.pairs.values()),
+            # running pairs the service's 429s cut, and the least budget in effect of them
+            # (a share of [limits]; the report has it per pair, mailbox and limit)
+            budget_cut=len(cuts),
+            budget_least=min(
+                (v for b in cuts for c in b.values() for v in c.values()), default=None
+            ),
             line=job_line(stats, limits),
         )
 
