@@ -78,9 +78,10 @@ def _unfit(
 ) -> tuple[int, float]:
     """``seen`` (refusals of the body alone in its window, since when) after one more
     ``IncomingBytes`` 429; raises ``ItemFailed`` once the body cannot pass."""
-    window, now = pacer.refused_alone(), pacer.now()
-    if window is None:
+    alone = pacer.refused_alone()
+    if alone is None:
         return (0, 0.0)
+    window, now = alone
     n, since = seen[0] + 1, seen[1] if seen[0] else now
     if n >= UNFIT_REFUSALS and now - since >= UNFIT_WINDOWS * window:
         raise ItemFailed(

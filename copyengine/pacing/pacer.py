@@ -241,12 +241,12 @@ class MailboxPacer:
             b.blocked_from = now
         b.blocked_until = max(b.blocked_until, now + wait)
 
-    def refused_alone(self) -> float | None:
-        """After an ``IncomingBytes`` 429: ``Budgets.alone_window`` now."""
-        return self.budgets.alone_window(self._clock())
-
-    def now(self) -> float:
-        return self._clock()
+    def refused_alone(self) -> tuple[float, float] | None:
+        """After an ``IncomingBytes`` 429: (``Budgets.alone_window`` now, now); None when
+        our own bytes share the window."""
+        now = self._clock()
+        window = self.budgets.alone_window(now)
+        return None if window is None else (window, now)
 
     async def wait_for_release(self, at_least: float = 0.0, at_most: float = 5.0) -> None:
         """After a MailboxConcurrency 429: wait until one of our own calls to this mailbox
