@@ -113,6 +113,11 @@ async def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
         p.kill()
 
 
+def _log(tmp: Path, name: str) -> str:
+    f = tmp / f"{name}.log"
+    return f.read_text(errors="replace") if f.exists() else ""
+
+
 def _logs(tmp: Path) -> str:
     return "\n".join(f.read_text(errors="replace")[-3000:] for f in tmp.glob("w*.log"))
 
@@ -243,9 +248,17 @@ async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, p
     n = 4
     async with running(_config(n, 30, big=1200)) as (server, ep, _):
         job = _job(tmp_path, ep, pg_url, n, "heartbeat_s = 1\nstalled_after_s = 3\n")
+        job.write_text(job.read_text().replace('log_level = "warning"', 'log_level = "info"'))
         cfg = load_job(job)
-        await submit(cfg)
+        # both workers wait on the queue before the job is submitted: a worker that started
+        # seconds after the other (a loaded machine) found every group taken or done
         first = [_worker(job, tmp_path, f"w{i}") for i in range(2)]
+
+        async def listening() -> bool:
+            return all("worker.started" in _log(tmp_path, f"w{i}") for i in range(2))
+
+        await _until(listening, 60, "both workers listening", tmp_path)
+        await submit(cfg)
         target = server.emulator.require_mailbox("t00@fabrikam.example")
 
         async def busy() -> bool:
