@@ -145,6 +145,17 @@ def hints_said(advice: Iterable[Mapping[str, Any]]) -> list[str]:
     return learn.say([learn.Advice(**a) for a in advice])
 
 
+def budget_said(budget: Mapping[str, Mapping[str, float]]) -> str:
+    """A pair's budget in effect in words (``PairStats.budget_in_effect``, as the state
+    keeps it too): "target upload 76% of [limits]", or "all of [limits]"."""
+    cut = [
+        f"{role} {limit} {learn.fraction(share)}"
+        for role, limits in budget.items()
+        for limit, share in limits.items()
+    ]
+    return f"{', '.join(cut)} of [limits]" if cut else "all of [limits]"
+
+
 def archive_note(counts: Mapping[str, int]) -> str | None:
     """An auto-expanding archive's redirects in words (a note, not a failure); None: none."""
     if not (counts.get("redirected") or counts.get("sessions_renewed")):
@@ -356,13 +367,15 @@ class PairStats:
         """``budget_hints`` before they are said (the job says them once per key)."""
         if self._final_budget is not None:
             return self._final_budget[1]
-        return [
-            a
-            for role, name, p in self._mailboxes()
-            for limit, lim in p.budget_in_effect().items()
-            if not (limit == "upload" and role.startswith("source"))
-            and (a := learn.advice(name, limit, lim)) is not None
-        ]
+        out = []
+        for role, name, p in self._mailboxes():
+            evidence = p.evidence()  # what the service's answers proved (``pacing.proof``)
+            for limit, lim in p.budget_in_effect().items():
+                if limit == "upload" and role.startswith("source"):
+                    continue
+                if (a := learn.advice(name, limit, lim, evidence.get(limit))) is not None:
+                    out.append(a)
+        return out
 
     @property
     def budget_cell(self) -> str:

@@ -32,6 +32,7 @@ from copyengine.graph.models import (
     MailboxRef,
 )
 from copyengine.pacing.learn import Learned
+from copyengine.pacing.proof import Evidence
 
 WELL_KNOWN = (("Inbox", "inbox"), ("Sent Items", "sentitems"), ("Archive", "archive"))
 
@@ -67,6 +68,9 @@ class FakeAccount:
 
     def requests_total(self) -> int:
         return 0
+
+    def evidence(self) -> dict[str, Evidence]:
+        return {}
 
 
 class FakePacer:

@@ -21,6 +21,7 @@ from copyengine.console import fleet
 from copyengine.console.metrics import serve_metrics
 from copyengine.errors import StateError
 from copyengine.pacing.learn import Learned
+from copyengine.pacing.proof import Evidence
 from copyengine.report import JobStats
 from copyengine.state.groups import GroupStore
 
@@ -54,6 +55,9 @@ class Account:
         return self.share
 
     def budget_in_effect(self) -> dict[str, Learned]:
+        return {}
+
+    def evidence(self) -> dict[str, Evidence]:
         return {}
 
 

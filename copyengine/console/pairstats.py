@@ -13,6 +13,7 @@ from rich.text import Text
 
 from . import words
 from .fit import Fitted, console_for
+from .text import budget_words
 
 COLUMNS = (
     "pass",
@@ -82,6 +83,8 @@ def detail_lines(entry: dict[str, Any]) -> Iterator[str]:
     if now:
         shown = ", ".join(f"{k} {v:,}" for k, v in now.items())
         yield f"now in the state: {shown}"
+    if (said := budget_words(entry)) != "":
+        yield said.removeprefix("; ")
     for h in entry.get("hints") or ():
         yield f"hint: {h}"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from ..report import budget_said
 from ..verify import PairCheck
 from .fit import Fitted, console_for
 from .live import mb
@@ -198,6 +199,7 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             f"{p['source']} -> {p['target']}: {p['status']} ({shown}; "
             f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
             + (f" error: {p['error']}" if p["error"] else "")
+            + budget_words(p)
         )
     started = {p.get("pair") for p in status["pairs"]}
     for p in status.get("suspended", []):
@@ -211,6 +213,15 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
         )
     out.extend(f"hint: {h}" for h in status.get("hints") or ())
     return out
+
+
+def budget_words(entry: dict[str, Any]) -> str:
+    """A pair's budget in effect as the state keeps it (``overview``): "; budget in effect
+    (pass 2): target upload 76% of [limits]"; "" where no row said it."""
+    budget = entry.get("budget_in_effect")
+    if budget is None:
+        return ""
+    return f"; budget in effect (pass {entry.get('budget_pass')}): {budget_said(budget)}"
 
 
 def submit_line(out: dict[str, Any]) -> str:

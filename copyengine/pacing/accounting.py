@@ -14,6 +14,8 @@ from typing import Protocol
 from . import learn
 from .learn import Learned
 from .policy import SlidingWindow
+from .proof import Evidence, Proof
+from .step import INCOMING_BYTES, REQUEST_RATE
 
 
 class AccountView(Protocol):
@@ -41,6 +43,8 @@ class AccountView(Protocol):
     def limit_share(self) -> float | None: ...
 
     def budget_in_effect(self) -> dict[str, Learned]: ...
+
+    def evidence(self) -> dict[str, Evidence]: ...
 
 
 class Activity:
@@ -309,6 +313,7 @@ class MailboxAccount:
         "inflight",
         "learned",
         "max_inflight",
+        "proofs",
         "requests",
         "slot_wait_s",
         "throttle_wait_s",
@@ -343,6 +348,8 @@ class MailboxAccount:
         self._wait_since = 0.0
         # the pacer's budgets in effect per limit, read live (the pacer sets it)
         self.learned: Callable[[], dict[str, Learned]] | None = None
+        # what the service's answers proved it gives, per limit: what a hint names
+        self.proofs = {"requests": Proof(requests.period), "upload": Proof(uploads.period)}
 
     # -- what the pacer reports ------------------------------------------------------------
     def enter(self, now: float, body_bytes: int) -> None:
@@ -362,12 +369,16 @@ class MailboxAccount:
         if body_bytes:
             self.upload_activity.sent(now, body_bytes)
 
-    def answered(self, duration: float) -> None:
+    def answered(self, duration: float, body_bytes: int = 0) -> None:
         """It was answered after ``duration`` seconds in flight (it held a slot: both kinds
-        count it)."""
+        count it); not refused, unless ``on_throttled`` says so next."""
         self.inflight -= 1
         self.activity.answered(duration)
         self.upload_activity.answered(duration)
+        now = self._clock()
+        self.proofs["requests"].accepted(now - duration, now, 1)
+        if body_bytes:
+            self.proofs["upload"].accepted(now - duration, now, body_bytes)
 
     def leave(self, now: float, body_bytes: int) -> None:
         """It is done with the pacer (answered, or given up while it waited)."""
@@ -388,8 +399,23 @@ class MailboxAccount:
         if self._waiters == 0:
             self._wall_s += now - self._wait_since
 
-    def on_throttled(self, reason: str) -> None:
+    def on_throttled(
+        self, reason: str, retry_after: float | None = None, body_bytes: int = 0
+    ) -> None:
+        """The request just answered was a 429 naming ``reason``: it proved nothing taken
+        (a refused body was not counted), and one naming a limit is evidence of its window."""
         self.throttled[reason] += 1
+        ask = retry_after or 0.0
+        if body_bytes:
+            proof = self.proofs["upload"]
+            times = proof.withdraw(body_bytes)
+            if times is not None and reason == INCOMING_BYTES:
+                proof.refused(*times, body_bytes, ask)
+        if reason == REQUEST_RATE:
+            proof = self.proofs["requests"]
+            times = proof.withdraw(1)
+            if times is not None:
+                proof.refused(*times, 1, ask)
 
     def budget_changed(
         self, now: float, requests: Learned, uploads: Learned, in_flight: Learned
@@ -434,6 +460,10 @@ class MailboxAccount:
 
     def requests_total(self) -> int:
         return self.requests
+
+    def evidence(self) -> dict[str, Evidence]:
+        """Per limit the service refused: what its answers proved it gives (``proof``)."""
+        return {k: e for k, p in self.proofs.items() if (e := p.evidence()) is not None}
 
     def active_s(self) -> float:
         """Seconds during which a request to this mailbox wanted a slot or was in flight

@@ -42,6 +42,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
+from .proof import Evidence
+
 
 @dataclass(frozen=True, slots=True)
 class Aimd:
@@ -269,27 +271,84 @@ class Advice(NamedTuple):
     value: float  # about what to set the key to (its unit), per ``window``
     window: float = 0.0  # the service's window, when far shorter than the configured one
     period: float = 0.0  # the configured window
+    # proved by the service's answers (``proof.Evidence``): ``value`` went through within
+    # one of its windows, which its Retry-After puts at ``lo`` seconds at least (and at
+    # most ``window`` when ``bounded``); 0: the budget in effect (no evidence kept)
+    lo: float = 0.0
+    bounded: bool = False
 
 
-def advice(name: str, limit: str, lim: Learned) -> Advice | None:
+def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> Advice | None:
     """What to change when the service gave mailbox ``name`` clearly less than the
     configured ``limit``; None otherwise. A service that keeps the budget over a window far
     shorter than the configured one (the x60 emulator, a tenant's stricter policy) is
     answered with that window and the budget in it: a budget per configured window alone
-    would still be sent in bursts the service refuses, and every run would hint lower."""
-    if lim.cuts == 0 or lim.share >= HINT_BELOW or limit not in LIMIT_KEYS:
+    would still be sent in bursts the service refuses, and every run would hint lower.
+
+    With the service's evidence (``ev``, ``proof.Proof``), the rule: the value is the most
+    of our own amount the service accepted within one of its windows (amounts all sent
+    after, and answered by, a moment less than its longest Retry-After apart: counted on
+    arrival, between the two, they were in its window together), rounded down to three
+    significant digits, so never above what it let through; the window is the longest the
+    evidence allows (``Evidence.hi``, rounded up to three digits: a window advised shorter
+    than the service's would let a second burst in), or, where no refusal bounded it, the
+    window the pacer learned (at least the longest Retry-After). A limit paced at that
+    value over that window is never refused by a service that gives what it gave, and
+    runs at the rate it proved. Without evidence: the budget in effect (a controller's
+    state, below what the service gives), as before."""
+    if lim.cuts == 0 or limit not in LIMIT_KEYS:
         return None
     unit = LIMIT_KEYS[limit][1]
+    if ev is not None and ev.amount > 0:
+        return _proved(name, limit, lim, ev)
+    if lim.share >= HINT_BELOW:
+        return None
     budget, seconds = lim.in_window()
     if limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
         return Advice(name, limit, lim.share, budget / unit, seconds, lim.period)
     return Advice(name, limit, lim.share, lim.cap / unit, 0.0, lim.period)
 
 
+def _proved(name: str, limit: str, lim: Learned, ev: Evidence) -> Advice | None:
+    """``advice`` from what the service's answers proved (see there)."""
+    unit = LIMIT_KEYS[limit][1]
+    value = _down(ev.amount / unit) if limit == "upload" else float(math.floor(ev.amount))
+    bounded = math.isfinite(ev.hi)
+    window = ev.hi if bounded else max(ev.lo, lim.shown or lim.window)
+    share = ev.amount / lim.configured if lim.configured > 0 else 1.0
+    if limit in WINDOW_KEYS and 0 < window < lim.period * WINDOW_HINT_BELOW:
+        rate = share * lim.period / window  # of the configured rate
+        return Advice(name, limit, rate, value, _up(window), lim.period, ev.lo, bounded)
+    if share >= HINT_BELOW:
+        return None
+    return Advice(name, limit, share, value, 0.0, lim.period, ev.lo, bounded)
+
+
+def _down(x: float) -> float:
+    """``x`` rounded down to three significant digits."""
+    if x <= 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return math.floor(x / step + 1e-9) * step
+
+
+def _up(x: float) -> float:
+    """``x`` rounded up to three significant digits."""
+    if x <= 0:
+        return 0.0
+    step = 10.0 ** (math.floor(math.log10(x)) - 2)
+    return math.ceil(x / step - 1e-9) * step
+
+
 def _said(limit: str, about: float) -> str:
     if limit != "upload":  # counts: a whole number, at least one
         return f"{max(1, int(about)):,}"
     return f"{about:,.0f}" if about >= 10 else f"{about:.2g}"
+
+
+def _exact(x: float) -> str:
+    """A proved value as it goes into ``[limits]`` (three significant digits)."""
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def _seconds(s: float) -> str:
@@ -303,8 +362,11 @@ def say(advices: list[Advice]) -> list[str]:
     for a in advices:
         by_limit.setdefault(a.limit, []).append(a)
     out = []
-    for limit, group in by_limit.items():
-        key = LIMIT_KEYS[limit][0]
+    for group in by_limit.values():
+        proved = [a for a in group if a.lo > 0]
+        if proved:
+            out.append(_proved_said(*_together(proved)))
+            continue
         timed = [a for a in group if a.window > 0]
         # the strictest: the least rate (its window and value said together, one mailbox's)
         least = min(timed, key=lambda a: a.value / a.window) if timed else None
@@ -315,19 +377,69 @@ def say(advices: list[Advice]) -> list[str]:
             if len(names) == 1
             else f"{len(names)} mailboxes (the strictest: {least.mailbox})"
         )
-        value = _said(limit, least.value)
-        if timed:
-            out.append(
-                f"the service kept {who}'s {limit} budget over a {_seconds(least.window)} s "
-                f"window, not [limits] {WINDOW_KEYS[limit]} = {_seconds(least.period)}; set "
-                f"{WINDOW_KEYS[limit]} = {_seconds(least.window)} and {key} = {value}"
-            )
-        else:
-            out.append(
-                f"the service gave {who} {fraction(least.share)} of [limits] {key}; "
-                f"lower it (to about {value})"
-            )
+        out.append(_proved_said(least, who) if least.lo > 0 else _learned_said(least, who))
     return out
+
+
+def _together(proved: list[Advice]) -> tuple[Advice, str]:
+    """The mailboxes' evidence on one key as one (the key is job-wide, and Exchange's
+    limits are the same for every mailbox: each mailbox's answers are evidence of the same
+    rule): the most any mailbox was let take (a mailbox that proved less sent less, or
+    shares its budget with another writer, and its pacer still learns that from
+    ``[limits]``), within the window every mailbox's answers allow (the longest
+    Retry-After of any, the least upper bound not below it)."""
+    lo = max(a.lo for a in proved)
+    most = max(proved, key=lambda a: a.value)
+    windowed = [a for a in proved if a.window > 0]
+    if not windowed:
+        return most._replace(lo=lo), _who(proved, most, "the most: ")
+    bounded = [a.window for a in windowed if a.bounded and a.window >= lo]
+    window = min(bounded) if bounded else max(a.window for a in windowed)
+    said = most._replace(lo=lo, window=window, bounded=bool(bounded))
+    return said, _who(proved, most, "the most: ")
+
+
+def _who(group: list[Advice], named: Advice, what: str) -> str:
+    names = sorted({a.mailbox for a in group})
+    if len(names) == 1:
+        return f"mailbox {named.mailbox}"
+    return f"{len(names)} mailboxes ({what}{named.mailbox})"
+
+
+def _learned_said(a: Advice, who: str) -> str:
+    key, value = LIMIT_KEYS[a.limit][0], _said(a.limit, a.value)
+    if a.window > 0:
+        return (
+            f"the service kept {who}'s {a.limit} budget over a {_seconds(a.window)} s "
+            f"window, not [limits] {WINDOW_KEYS[a.limit]} = {_seconds(a.period)}; set "
+            f"{WINDOW_KEYS[a.limit]} = {_seconds(a.window)} and {key} = {value}"
+        )
+    return (
+        f"the service gave {who} {fraction(a.share)} of [limits] {key}; lower it (to about {value})"
+    )
+
+
+def _proved_said(a: Advice, who: str) -> str:
+    """A hint from the service's answers: what it let through, within what window (as
+    precisely as its Retry-After and the sends before it bound it)."""
+    key = LIMIT_KEYS[a.limit][0]
+    value = _exact(a.value) if a.limit == "upload" else f"{int(a.value):,}"
+    took = f"{value} MB of uploads" if a.limit == "upload" else f"{value} requests"
+    if a.window <= 0:
+        return (
+            f"the service let {who} take {took} within one window, "
+            f"{fraction(a.share)} of [limits] {key}; lower it to {value}"
+        )
+    wkey, w = WINDOW_KEYS[a.limit], _exact(a.window)
+    span = (
+        f"at most {w} s (its 429s show at least {_exact(a.lo)} s)"
+        if a.bounded
+        else f"at least {_exact(a.lo)} s (its 429s show no more; the pacer kept {w} s)"
+    )
+    return (
+        f"the service let {who} take {took} within one window of {span}, not [limits] "
+        f"{wkey} = {_seconds(a.period)}; set {wkey} = {w} and {key} = {value}"
+    )
 
 
 def hint(name: str, limit: str, lim: Learned) -> str | None:

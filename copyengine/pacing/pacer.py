@@ -126,7 +126,7 @@ class MailboxPacer:
         finally:
             done = self._clock()
             b.release(done, body_bytes)
-            acct.answered(done - now)
+            acct.answered(done - now, body_bytes)
             self._released.set()
             self._slot_free.wake_one()
             acct.leave(done, body_bytes)
@@ -214,7 +214,7 @@ class MailboxPacer:
         names is cut (``learn``). Time-based reasons block the whole mailbox until
         Retry-After (at most ``max_retry_after``: a larger one is logged, once per mailbox,
         and cut)."""
-        self.account.on_throttled(reason)
+        self.account.on_throttled(reason, retry_after, body_bytes)
         before = self.budgets.learned()
         try:
             self._throttled(reason, retry_after, body_bytes)

@@ -78,6 +78,7 @@ def pair_pass(st: PairStats, key: str, number: int, kind: str, run: str) -> Pair
         failures=failures_of(st),
         recorded=now_wall,
         hints=tuple(a._asdict() for a in st.budget_advice()),
+        budget=st.budget_in_effect(),
     )
 
 

@@ -154,12 +154,23 @@ async def overview(store: Store, where: str, groups: GroupReader | None = None) 
         across = await migration(store)
         controls = await store.controls()
         advice = await store.pair_hints()
+        budgets = await store.pair_budgets()
     finally:
         await store.close()
     passes = across["passes"]
     read = await groups.read() if groups is not None else []
     hints = hints_said(a for p in pairs for a in advice.get(p["pair"], ()))
+    for p in pairs:
+        _budget(p, budgets.get(p["pair"]))
     return Overview(where, pairs, passes, read, across, controls, hints)
+
+
+def _budget(entry: dict[str, Any], said: tuple[int, dict[str, Any]] | None) -> None:
+    """A pair's budget in effect as its latest row said it (``pairpasses.latest_budget``):
+    per mailbox, the limits the service's 429s cut, as ``job.finished`` and the report
+    say them; with the pass it is of (a running pair: its last pass that ended)."""
+    entry["budget_in_effect"] = said[1] if said is not None else None
+    entry["budget_pass"] = said[0] if said is not None else None
 
 
 async def pair_statistics(store: Store, pair: str, source: str, target: str) -> dict[str, Any]:
@@ -173,7 +184,7 @@ async def pair_statistics(store: Store, pair: str, source: str, target: str) -> 
         line["started"] = iso(line["started"])
     known = {p["pair"]: p for p in await store.pairs()}
     row = known.get(pair, {})
-    return {
+    out = {
         "pair": pair,
         "source": source,
         "target": target,
@@ -184,3 +195,5 @@ async def pair_statistics(store: Store, pair: str, source: str, target: str) -> 
         "now": await store.summary(pair),
         "hints": hints_said(pairpasses.latest_hints((r.pass_number, r.hints) for r in rows)),
     }
+    _budget(out, pairpasses.latest_budget((r.pass_number, r.budget) for r in rows))
+    return out

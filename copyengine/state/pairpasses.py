@@ -68,6 +68,11 @@ class PairPass:
     # ``[limits]`` (``learn.Advice`` as dicts): what ``report`` and ``status`` hint from the
     # state; None: a row an engine before schema 8 wrote (it did not say)
     hints: tuple[dict[str, Any], ...] | None = None
+    # the budget in effect per mailbox of the pair as the pass ended, where the service's
+    # 429s cut it (``report.PairStats.budget_in_effect``: role: limit: share of [limits]);
+    # kept in the ``hints`` column's JSON beside the advice (no column of its own, no
+    # schema change): None where the row does not say (an engine before)
+    budget: dict[str, dict[str, float]] | None = field(default=None, metadata={"in": "hints"})
 
     def row(self) -> tuple[Any, ...]:
         """The row in ``COLUMNS`` order (lists and dicts as JSON)."""
@@ -79,13 +84,17 @@ class PairPass:
             elif f.name == "sign_off":
                 v = json.dumps(v, default=str) if v is not None else None
             elif f.name == "hints":
-                v = json.dumps(list(v)) if v is not None else None
+                v = hints_text(v, self.budget)
+            elif "in" in f.metadata:
+                continue
             out.append(v)
         return tuple(out)
 
 
 # the table's columns, in ``PairPass`` field order
-COLUMNS = tuple("pass" if f.name == "pass_number" else f.name for f in fields(PairPass))
+COLUMNS = tuple(
+    "pass" if f.name == "pass_number" else f.name for f in fields(PairPass) if not f.metadata
+)
 
 
 def table(prefix: str, real: str, integer: str) -> str:
@@ -107,6 +116,7 @@ def pair_pass_of(row: Sequence[Any]) -> PairPass:
     d["pass_number"] = int(d.pop("pass"))
     d["failures"] = tuple(json.loads(d["failures"])) if d["failures"] else ()
     d["sign_off"] = json.loads(d["sign_off"]) if d["sign_off"] else None
+    d["budget"] = budget_of(d["hints"])
     d["hints"] = hints_of(d["hints"])
     for name in COUNTS:
         d[name] = int(d[name] or 0)
@@ -211,6 +221,35 @@ def latest_hints(
     return out
 
 
+def hints_text(
+    hints: Sequence[dict[str, Any]] | None, budget: dict[str, dict[str, float]] | None
+) -> str | None:
+    """The ``hints`` column: the advice as a JSON list (schema 8 as first written), or, with
+    the budget in effect, ``{"advice": [...], "budget": {...}}``."""
+    if budget is not None:
+        return json.dumps({"advice": list(hints or ()), "budget": budget})
+    return json.dumps(list(hints)) if hints is not None else None
+
+
 def hints_of(text: str | None) -> tuple[dict[str, Any], ...] | None:
-    """A row's ``hints`` column read back."""
-    return tuple(json.loads(text)) if text is not None else None
+    """A row's ``hints`` column read back: its advice."""
+    if text is None:
+        return None
+    said = json.loads(text)
+    return tuple(said.get("advice") or ()) if isinstance(said, dict) else tuple(said)
+
+
+def budget_of(text: str | None) -> dict[str, dict[str, float]] | None:
+    """A row's ``hints`` column read back: the budget in effect it kept (None: not said)."""
+    said = json.loads(text) if text is not None else None
+    return said.get("budget") if isinstance(said, dict) else None
+
+
+def latest_budget(
+    rows: Iterable[tuple[int, dict[str, dict[str, float]] | None]],
+) -> tuple[int, dict[str, dict[str, float]]] | None:
+    """What one pair's rows, as (pass, budget) by pass then as recorded, say of its budget
+    in effect: the pass and budget of the latest row that said (a pass in segments: its
+    last segment's); None where none said."""
+    said = [(number, budget) for number, budget in rows if budget is not None]
+    return said[-1] if said else None

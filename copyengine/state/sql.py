@@ -14,7 +14,7 @@ from typing import Any
 
 from .base import GroupCommitting
 from .pairpasses import COLUMNS as PAIR_PASS_COLUMNS
-from .pairpasses import PairPass, hints_of, latest_hints, pair_pass_of
+from .pairpasses import PairPass, budget_of, hints_of, latest_budget, latest_hints, pair_pass_of
 from .records import Control, FolderRecord, ItemRecord, Status, SyncRecord
 from .rows import (
     ITEM_COLUMNS,
@@ -305,6 +305,16 @@ class SqlStore(GroupCommitting):
             rows.setdefault(pair, []).append((int(number), hints_of(text)))
         out = {pair: latest_hints(said) for pair, said in rows.items()}
         return {pair: advice for pair, advice in out.items() if advice}
+
+    async def pair_budgets(self) -> dict[str, tuple[int, dict[str, dict[str, float]]]]:
+        """Each pair's budget in effect (``pairpasses.latest_budget``): the pass that said
+        it and, per mailbox, the limits the service's 429s cut (their share of [limits];
+        empty: all of them); pairs whose rows do not say are left out."""
+        rows: dict[str, list[tuple[int, Any]]] = {}
+        for pair, number, text in await self._fetchall(self.sql.pair_hints):
+            rows.setdefault(pair, []).append((int(number), budget_of(text)))
+        out = {pair: latest_budget(said) for pair, said in rows.items()}
+        return {pair: said for pair, said in out.items() if said is not None}
 
     # -- items ---------------------------------------------------------------------------------
     async def _items(self, where: str, params: Sequence[Any]) -> list[ItemRecord]:

@@ -1,0 +1,152 @@
+"""What the service proved it gives one limit of one mailbox: the evidence a hint may name.
+
+The pacer's budget in effect (``learn.Learned``) is a controller's state: cut below what
+the service refused, crept back towards it, kept over a window a little longer than the
+service's. Advising it made a job slower (about 75% of what the service gave, over 5.6 s
+for a 5 s window). A hint must name what the service's own answers proved instead, and
+only that: following it must never make a job slower. Kept apart from the pacer (the
+account feeds it, nothing the pacer decides reads it).
+
+**The window.** A Retry-After is the time until enough of what the service counted leaves
+its window, so it is never longer than the window (``lo``: the longest Retry-After of the
+limit). Above: when the mailbox began sending after a quiet spell (nothing of ours for a
+configured window, the longest we believe), every amount in the service's window at a
+refusal is ours and arrived no earlier than the first send of that spell (``s0``), so the
+window is at most ``retry_after + answered - s0`` (``hi``: the least of these). Another
+writer's bytes older than ``s0`` (or a run just before this one) break that premise; a
+``hi`` under ``lo`` is such a contradiction and is dropped.
+
+**The amount.** The service counts an amount when it arrives, at some moment between our
+send and its answer. Amounts we sent no earlier than ``a - lo`` and that were all answered
+(accepted) by ``a`` arrived within less than ``lo`` (hence less than the service's window)
+of each other: the service held them all in one window at once and refused none, so its
+budget is at least their sum, when there are two of them at least (whichever arrived last
+found the others in the window, so went by the budget, not as a body larger than the whole
+budget that passes alone into an empty window) (``most``, the largest such sum seen). Refusals are taken out
+(a refused amount was not counted: the emulator and Exchange judge it before adding it).
+Only our own amounts count: another writer's share is not ours to advise.
+
+Bounded: at most ``CAP`` answered amounts are kept; the sums over them are folded into
+``most`` before the oldest half is dropped (a sum over fewer amounts is still a proof).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What the answers proved: ``amount`` within a window of ``lo`` to ``hi`` seconds
+    (``hi`` infinite: no upper bound proved)."""
+
+    amount: float
+    lo: float
+    hi: float
+
+
+class Proof:
+    """One limit of one mailbox (upload bytes, or requests); see the module's docstring."""
+
+    CAP = 2048
+
+    __slots__ = ("_done", "_last", "_s0", "_since_s0", "hi", "lo", "most", "period", "refusals")
+
+    def __init__(self, period: float) -> None:
+        self.period = period  # the configured window: the longest the service's can be
+        self._done: deque[tuple[float, float, float]] = deque()  # (answered, sent, amount)
+        self.lo = 0.0
+        self.hi = math.inf
+        self.most = 0.0
+        self.refusals = 0
+        self._s0: float | None = None  # the first send after a quiet spell
+        self._since_s0 = 0.0  # ours accepted since then
+        self._last = -math.inf  # the latest answer of ours
+
+    def accepted(self, sent: float, answered: float, amount: float) -> None:
+        """An amount sent at ``sent`` was answered at ``answered`` and not refused (yet: a
+        429 said right after takes it back, ``withdraw``)."""
+        if amount <= 0:
+            return
+        if len(self._done) >= self.CAP:
+            self._fold()
+            for _ in range(self.CAP // 2):
+                self._done.popleft()
+        self._start(sent)
+        self._done.append((answered, sent, amount))
+        self._since_s0 += amount
+        self._last = max(self._last, answered)
+
+    def _start(self, sent: float) -> None:
+        if self._s0 is None or sent > self._last + self.period:
+            self._s0, self._since_s0 = sent, 0.0
+
+    def withdraw(self, amount: float) -> tuple[float, float] | None:
+        """The latest answered ``amount`` was refused: taken out; its (sent, answered)."""
+        for i in range(len(self._done) - 1, max(-1, len(self._done) - 65), -1):
+            answered, sent, a = self._done[i]
+            if a == amount:
+                del self._done[i]
+                self._since_s0 -= amount
+                return sent, answered
+        return None
+
+    def refused(self, sent: float, answered: float, amount: float, retry_after: float) -> None:
+        """A 429 naming this limit for ``amount`` sent at ``sent``, answered at ``answered``,
+        the service asking ``retry_after`` seconds."""
+        self._start(sent)
+        self.refusals += 1
+        if retry_after <= 0:
+            return
+        lo = retry_after
+        s0 = self._s0
+        if s0 is not None and answered - s0 <= retry_after:
+            # all of ours since ``s0`` is still in the service's window (it is at least
+            # ``retry_after`` long): the room came back when an amount left that arrived
+            # before ``amount`` of ours had (else fewer than ``amount`` bytes would have to
+            # leave), that is by the time that much of ours was answered
+            by = self._answered_by(s0, amount)
+            if by is not None and by <= sent:
+                lo = retry_after + sent - by
+        self.lo = max(self.lo, min(lo, self.period))
+        if self._s0 is not None and self._since_s0 >= amount:
+            # ours in the window (not only another writer's): the window is at most this
+            self.hi = min(self.hi, retry_after + answered - self._s0)
+        if self.hi < self.lo:
+            self.hi = math.inf  # another writer's (or an earlier run's) older bytes
+
+    def _answered_by(self, s0: float, amount: float) -> float | None:
+        """When ``amount`` of ours sent since ``s0`` had been answered (None: not yet)."""
+        total = 0.0
+        for answered, sent, a in self._done:
+            if sent >= s0:
+                total += a
+                if total >= amount:
+                    return answered
+        return None
+
+    def _fold(self) -> None:
+        """``most``: the largest sum of amounts all sent after ``a - lo`` and answered by
+        ``a``, over the kept amounts (each ``a`` an answer)."""
+        lo = self.lo
+        if lo <= 0:
+            return
+        heap: list[tuple[float, float]] = []  # (sent, amount) of the amounts in the sum
+        total = 0.0
+        for answered, sent, amount in self._done:
+            heapq.heappush(heap, (sent, amount))
+            total += amount
+            while heap and heap[0][0] <= answered - lo:
+                total -= heapq.heappop(heap)[1]
+            if len(heap) > 1:  # one amount alone may be larger than the whole budget
+                self.most = max(self.most, total)
+
+    def evidence(self) -> Evidence | None:
+        """What the answers proved so far; None before a refusal (no window known)."""
+        if self.lo <= 0:
+            return None
+        self._fold()
+        return Evidence(self.most, self.lo, self.hi)
