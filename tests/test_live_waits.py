@@ -5,6 +5,7 @@ operator), never one for another. The pacer's account tells the first two apart.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import anyio
@@ -13,6 +14,7 @@ import pytest
 from copyengine import unsent
 from copyengine.console.live import job_line, live_table
 from copyengine.pacing import MailboxPacer, PacerLimits
+from copyengine.pacing.learn import Learned
 from copyengine.report import JobStats, PairStats, PairStatus
 from tests.fake_api import FakeAccount
 from tests.test_pacer_learn import Clock  # a pacer's clock whose sleeps last
@@ -102,3 +104,24 @@ def test_the_job_eta_is_projected_from_pairs_done_while_most_are_not_listed() ->
     assert "ETA ~60s (projected from 3 pairs done)" in job_line(stats, lim)
     stats.pairs["s0->t0"].status = PairStatus.FAILED  # a failed pair's time says nothing
     assert "ETA after listing" in job_line(stats, lim)
+
+
+class _CutAccount(FakeAccount):
+    """Waiting on a budget the service's 429s cut to a tenth."""
+
+    waiting = True
+
+    def budget_in_effect(self) -> dict[str, Learned]:
+        lim = Learned.of(150 * 1024 * 1024, 300.0)
+        return {"upload": dataclasses.replace(lim, cap=lim.cap / 10, cuts=1)}
+
+
+def test_the_live_line_says_which_budget_a_pair_paces_on() -> None:
+    """Review, issue 26: the line said "pacing on our own budget" even when that budget was
+    the one the 429s left; it says which."""
+    stats = _stats()
+    p = stats.pair("cut", "cut@contoso.example", "cut@fabrikam.example")
+    p.status, p.pacers = PairStatus.RUNNING, [Account(), _CutAccount()]
+    line = job_line(stats)
+    assert "1 pacing on our own budget ([limits])" in line, line
+    assert "1 pacing on the budget the service's 429s left" in line, line

@@ -105,13 +105,17 @@ def job_line(stats: JobStats, lim: Limits | None = None) -> str:
         eta = "0s" if not etas else (f"{left:,.0f}s" if known else "-")
     running = [p for p in pairs if p.status == "running"]  # a held pair's waits are its hold's
     throttled = sum(p.service_throttled_now for p in running)
-    pacing = sum(p.pacing_now for p in running)
+    pacing_pairs = [p for p in running if p.pacing_now]
+    # on a budget the service's 429s cut, or on [limits] as configured: which, said
+    cut = sum(p.budget_cell != "-" for p in pacing_pairs)
+    pacing = len(pacing_pairs) - cut
     return (
         f"{done:,}/{listed:,} items ({pct}){'' if all_listed else ' listed so far'} · "
         f"{stats.total('copied'):,} copied · {mbps:,.1f} MB/s now{_cap(stats)} · ETA {eta} · "
         f"pairs {finished}/{len(pairs)} finished"
         + (f" · {throttled} throttled by the service (Retry-After)" if throttled else "")
-        + (f" · {pacing} pacing on our own budget" if pacing else "")
+        + (f" · {pacing} pacing on our own budget ([limits])" if pacing else "")
+        + (f" · {cut} pacing on the budget the service's 429s left" if cut else "")
         + _held_counts(pairs)
         + f" · {d:,.0f}s"
     )
