@@ -53,7 +53,20 @@ class Proof:
 
     CAP = 2048
 
-    __slots__ = ("_done", "_last", "_s0", "_since_s0", "hi", "lo", "most", "period", "refusals")
+    CLEAN = 16  # refusals kept to bound the window more tightly (``_tighten``)
+
+    __slots__ = (
+        "_clean",
+        "_done",
+        "_last",
+        "_s0",
+        "_since_s0",
+        "hi",
+        "lo",
+        "most",
+        "period",
+        "refusals",
+    )
 
     def __init__(self, period: float) -> None:
         self.period = period  # the configured window: the longest the service's can be
@@ -65,6 +78,9 @@ class Proof:
         self._s0: float | None = None  # the first send after a quiet spell
         self._since_s0 = 0.0  # ours accepted since then
         self._last = -math.inf  # the latest answer of ours
+        # refusals while all of ours since ``s0`` was in the service's window:
+        # (s0, sent, answered, amount, retry_after)
+        self._clean: list[tuple[float, float, float, float, float]] = []
 
     def accepted(self, sent: float, answered: float, amount: float) -> None:
         """An amount sent at ``sent`` was answered at ``answered`` and not refused (yet: a
@@ -111,6 +127,8 @@ class Proof:
             by = self._answered_by(s0, amount)
             if by is not None and by <= sent:
                 lo = retry_after + sent - by
+            if len(self._clean) < self.CLEAN:
+                self._clean.append((s0, sent, answered, amount, retry_after))
         self.lo = max(self.lo, min(lo, self.period))
         if self._s0 is not None and self._since_s0 >= amount:
             # ours in the window (not only another writer's): the window is at most this
@@ -134,6 +152,7 @@ class Proof:
         lo = self.lo
         if lo <= 0:
             return
+        self._tighten()
         heap: list[tuple[float, float]] = []  # (sent, amount) of the amounts in the sum
         total = 0.0
         for answered, sent, amount in self._done:
@@ -143,6 +162,39 @@ class Proof:
                 total -= heapq.heappop(heap)[1]
             if len(heap) > 1:  # one amount alone may be larger than the whole budget
                 self.most = max(self.most, total)
+
+    def _tighten(self) -> None:
+        """A tighter ``hi`` from the refusals while only our own amounts were in the
+        service's window (``_clean``), now that what was in flight then is answered.
+
+        The service refuses when what its window holds plus the amount exceeds its budget
+        ``B``, and the room comes back when the oldest amounts (by arrival) that make up
+        that excess have left. ``B`` is less than what any of these refusals found plus
+        its amount (``u``: at most all of ours sent before its answer), so a refusal's
+        excess is at least what had surely arrived (answered before it was sent) plus its
+        amount less ``u``; the amount whose leaving made room arrived no earlier than
+        the send by which that much of ours had gone, so the window is at most the
+        Retry-After plus the time from that send to the refusal's answer."""
+        for s0 in {c[0] for c in self._clean}:
+            ours = [(sent, a, answered) for answered, sent, a in self._done if sent >= s0]
+            if not ours or min(sent for sent, _, _ in ours) > s0:
+                continue  # the spell's first amounts are no longer kept
+            clean = [c for c in self._clean if c[0] == s0]
+            u = min(sum(a for sent, a, _ in ours if sent < c[2]) + c[3] for c in clean)
+            if u <= self.most:
+                continue  # not our amounts alone: another writer's were in the window
+            ours.sort()
+            for _, sent_r, answered_r, amount, ask in clean:
+                surely = sum(a for _, a, answered in ours if answered <= sent_r)
+                excess = surely + amount - u
+                total = 0.0
+                for sent, a, _ in ours:
+                    total += a
+                    if excess > 0 and total >= excess:
+                        bound = ask + answered_r - sent
+                        if bound >= self.lo:
+                            self.hi = min(self.hi, bound)
+                        break
 
     def evidence(self) -> Evidence | None:
         """What the answers proved so far; None before a refusal (no window known)."""
