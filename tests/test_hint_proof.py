@@ -195,3 +195,16 @@ def test_against_the_emulator_the_jobs_hint_is_within_a_tenth_of_its_real_budget
     window, value = float(got[1]), float(got[2])
     assert 0.9 * svc.upload_bytes <= value * MB <= svc.upload_bytes, said
     assert svc.upload_window <= window <= 1.15 * svc.upload_window, said
+
+
+def test_a_long_run_keeps_a_few_kb_and_its_proof() -> None:
+    """At a thousand pairs each mailbox's proof must stay small: the amounts kept are
+    bounded, the older merged (their sums still proofs, never above what went through)."""
+    p = Proof(300.0)
+    _first_window(p)
+    for i in range(5000):  # then 100 per 0.5 s: 1000 per 5 s, the whole budget
+        s = 10.0 + 0.05 * i
+        p.accepted(s, s + 0.03, 10)
+    assert len(p._done) <= 3 * Proof.CAP
+    ev = p.evidence()
+    assert ev is not None and 950 <= ev.amount <= B

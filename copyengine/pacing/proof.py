@@ -26,15 +26,18 @@ budget that passes alone into an empty window) (``most``, the largest such sum s
 (a refused amount was not counted: the emulator and Exchange judge it before adding it).
 Only our own amounts count: another writer's share is not ours to advise.
 
-Bounded: at most ``CAP`` answered amounts are kept; the sums over them are folded into
-``most`` before the oldest half is dropped (a sum over fewer amounts is still a proof).
+Bounded: at most ``CAP`` answered amounts are kept, flat in an array (a few KB per mailbox
+and limit, at a thousand pairs too); the sums over them are folded into ``most`` before the
+older half is merged two by two (an amount sent when the first was and answered when the
+last was: every sum over merged amounts is still a proof, every bound from them looser).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -51,7 +54,7 @@ class Evidence:
 class Proof:
     """One limit of one mailbox (upload bytes, or requests); see the module's docstring."""
 
-    CAP = 2048
+    CAP = 64  # amounts kept (the older merged, ``_merge``): a few KB per mailbox and limit
 
     CLEAN = 16  # refusals kept to bound the window more tightly (``_tighten``)
 
@@ -70,7 +73,8 @@ class Proof:
 
     def __init__(self, period: float) -> None:
         self.period = period  # the configured window: the longest the service's can be
-        self._done: deque[tuple[float, float, float]] = deque()  # (answered, sent, amount)
+        # (answered, sent, amount) of each amount answered, flat (a mailbox's few KB)
+        self._done = array("d")
         self.lo = 0.0
         self.hi = math.inf
         self.most = 0.0
@@ -87,14 +91,30 @@ class Proof:
         429 said right after takes it back, ``withdraw``)."""
         if amount <= 0:
             return
-        if len(self._done) >= self.CAP:
+        if len(self._done) >= 3 * self.CAP:
             self._fold()
-            for _ in range(self.CAP // 2):
-                self._done.popleft()
+            self._merge()
         self._start(sent)
-        self._done.append((answered, sent, amount))
+        self._done.extend((answered, sent, amount))
         self._since_s0 += amount
         self._last = max(self._last, answered)
+
+    def _records(self) -> Iterator[tuple[float, float, float]]:
+        """(answered, sent, amount), in the order answered."""
+        d = self._done
+        for i in range(0, len(d), 3):
+            yield d[i], d[i + 1], d[i + 2]
+
+    def _merge(self) -> None:
+        """The older half of the kept amounts merged two by two: each pair one amount sent
+        when the first of them was and answered when the last was (every sum over them
+        still a proof, of a little less; every bound from them a little looser)."""
+        d = self._done
+        half = (len(d) // 3 // 2) // 2 * 2  # an even count of the oldest
+        merged = array("d")
+        for i in range(0, 3 * half, 6):
+            merged.extend((max(d[i], d[i + 3]), min(d[i + 1], d[i + 4]), d[i + 2] + d[i + 5]))
+        self._done = merged + d[3 * half :]
 
     def _start(self, sent: float) -> None:
         if self._s0 is None or sent > self._last + self.period:
@@ -102,10 +122,12 @@ class Proof:
 
     def withdraw(self, amount: float) -> tuple[float, float] | None:
         """The latest answered ``amount`` was refused: taken out; its (sent, answered)."""
-        for i in range(len(self._done) - 1, max(-1, len(self._done) - 65), -1):
-            answered, sent, a = self._done[i]
+        d = self._done
+        n = len(d) // 3
+        for k in range(n - 1, max(-1, n - 65), -1):
+            answered, sent, a = d[3 * k], d[3 * k + 1], d[3 * k + 2]
             if a == amount:
-                del self._done[i]
+                del d[3 * k : 3 * k + 3]
                 self._since_s0 -= amount
                 return sent, answered
         return None
@@ -139,7 +161,7 @@ class Proof:
     def _answered_by(self, s0: float, amount: float) -> float | None:
         """When ``amount`` of ours sent since ``s0`` had been answered (None: not yet)."""
         total = 0.0
-        for answered, sent, a in self._done:
+        for answered, sent, a in self._records():
             if sent >= s0:
                 total += a
                 if total >= amount:
@@ -155,7 +177,7 @@ class Proof:
         self._tighten()
         heap: list[tuple[float, float]] = []  # (sent, amount) of the amounts in the sum
         total = 0.0
-        for answered, sent, amount in self._done:
+        for answered, sent, amount in self._records():
             heapq.heappush(heap, (sent, amount))
             total += amount
             while heap and heap[0][0] <= answered - lo:
@@ -176,7 +198,7 @@ class Proof:
         the send by which that much of ours had gone, so the window is at most the
         Retry-After plus the time from that send to the refusal's answer."""
         for s0 in {c[0] for c in self._clean}:
-            ours = [(sent, a, answered) for answered, sent, a in self._done if sent >= s0]
+            ours = [(sent, a, answered) for answered, sent, a in self._records() if sent >= s0]
             if not ours or min(sent for sent, _, _ in ours) > s0:
                 continue  # the spell's first amounts are no longer kept
             clean = [c for c in self._clean if c[0] == s0]
