@@ -183,6 +183,65 @@ def wrong(counts: dict[str, Any]) -> list[str]:
     return [k for k in FAIL_KINDS if counts.get(k)]
 
 
+# what each count of a sign-off entry names, as the oracle's kinds: a sign-off that is not
+# complete must name only what the oracle finds wrong (or a digest the target's user edited)
+NAMED = {
+    "unaccounted": ("lost",),
+    "failed": ("lost",),
+    "stale": ("stale", "stale_drift_kept"),
+    "duplicated": ("duplicated",),
+    "misplaced": ("misplaced", "misplaced_case"),
+    "missing_folders": ("missing_folders", "missing_case"),
+    "leftover_folders": ("leftover_folders", "leftover_case"),
+    "moved_folders": (
+        "misplaced",
+        "misplaced_case",
+        "missing_folders",
+        "missing_case",
+        "leftover_folders",
+        "leftover_case",
+    ),
+    "pending_deletions": ("extra_items",),
+    # copies whose import has no outcome yet (a pass killed): their version not vouched
+    # for, which names no difference of the target
+    "stale_unsettled": (),
+}
+
+
+def named(sign_off: dict[str, Any]) -> list[str]:
+    """The kinds a sign-off names across its pairs (``error``: a pair it could not check)."""
+    out = {k for e in sign_off.get("pairs", []) for k in NAMED if e.get(k)}
+    # a copy whose import has no outcome yet (a pass killed) is not vouched for: said stale
+    # while its version cannot be told, which names no difference
+    unsettled = "did not complete"
+    if all(
+        unsettled in str(r.get("reason"))
+        for e in sign_off.get("pairs", [])
+        for r in e.get("stale_items") or []
+    ) and out.intersection(("stale",)):
+        out.discard("stale")
+        out.add("stale_unsettled")
+    if any(e.get("error") for e in sign_off.get("pairs", [])):
+        out.add("error")
+    return sorted(out)
+
+
+def signoff_findings(signed: bool | None, said: list[str], counts: dict[str, Any]) -> list[str]:
+    """The sign-off's honesty on one pass, checked or not (pure): complete only when the
+    target is the ground truth; not complete, it names something and only what differs."""
+    if signed is None or not counts:
+        return []
+    if signed:
+        return ["signoff_complete_but_wrong"] if wrong(counts) else []
+    if not said:
+        return ["signoff_incomplete_names_nothing"]
+    return [
+        f"signoff_names_{k}_not_wrong"
+        for k in said
+        if k != "error" and NAMED[k] and not any(counts.get(o) for o in NAMED[k])
+    ]
+
+
 def merged(primary: dict[str, Any], archive: dict[str, Any]) -> dict[str, Any]:
     """An archive pair's counts: the primary's and the archive's summed (samples tagged)."""
     out = {k: v + archive.get(k, 0) for k, v in primary.items() if isinstance(v, int)}
@@ -204,6 +263,17 @@ class PassRecord:
     counts: dict[str, Any] = field(default_factory=dict)
     signoff_complete: bool | None = None
     note: str = ""
+    # the sign-off taken after this pass (the cutover's own, else one taken as a cutover
+    # would, whatever the pass): complete or not, and the kinds it named (``named``)
+    signed: bool | None = None
+    said: list[str] = field(default_factory=list)
+
+    def honesty(self) -> list[str]:
+        """``signoff_findings``, and a cutover's exit code that disagrees with its sign-off."""
+        out = signoff_findings(self.signed, self.said, self.counts)
+        if self.signoff_complete is False and self.exit_code == 0:
+            out.append("exit_0_with_signoff_incomplete")
+        return out
 
     def line(self) -> str:
         bad = {k: self.counts[k] for k in wrong(self.counts)}
@@ -213,6 +283,12 @@ class PassRecord:
             else ""
         )
         so = "" if self.signoff_complete is None else f" signoff={self.signoff_complete}"
+        if self.signed is not None and self.signoff_complete is None:
+            so = f" signed={self.signed}"
+        if self.signed is False:
+            so += f" named={self.said}"
+        if self.honesty():
+            so += f" DISHONEST={self.honesty()}"
         chk = "" if self.checked else " (excused)"
         return (
             f"r{self.round} {self.kind:<11} exit={self.exit_code} {self.seconds:.1f}s "
@@ -238,6 +314,7 @@ class History:
         oracle found nothing wrong, a sign-off that disagrees with the oracle, an error."""
         out: list[str] = []
         for p in self.passes:
+            out += p.honesty()  # every pass, checked or not
             if not p.checked:
                 continue
             out += wrong(p.counts)
@@ -255,6 +332,8 @@ class History:
 
     def first_failure(self) -> PassRecord | None:
         for p in self.passes:
+            if p.honesty():
+                return p
             if p.checked and (
                 wrong(p.counts)
                 or (p.exit_code not in (0, None))
@@ -287,6 +366,22 @@ class History:
         if self.error:
             lines.append(" ! " + self.error)
         return "\n".join(lines)
+
+
+async def take_sign_off(cfg: Any) -> dict[str, Any]:
+    """The sign-off a cutover would take now (``verify.sign_off``: both sides listed, the
+    state read, never written), whatever pass came before."""
+    from copyengine.report import JobStats
+    from copyengine.verify import sign_off
+    from copyengine.wiring import clients, reading_state
+
+    async with clients(cfg) as built, reading_state(cfg) as state:
+        return await sign_off(cfg, built, state, cfg.pairs, JobStats())
+
+
+def note_sign_off(rec: PassRecord, sign_off: dict[str, Any]) -> PassRecord:
+    rec.signed, rec.said = bool(sign_off.get("complete")), named(sign_off)
+    return rec
 
 
 # -- the generator -------------------------------------------------------------------------------
@@ -810,6 +905,7 @@ async def _history(
     async def a_pass(rnd: int, kind: str, checked: bool = True, **kw: Any) -> PassRecord:
         t = time.monotonic()
         stats = await run_job(cfg, **kw)
+        taken = stats.sign_off or await take_sign_off(cfg)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
         note = ""
@@ -821,7 +917,7 @@ async def _history(
             why = [d.get("fatal")] + [p.get("error") for p in d.get("pairs", [])]
             why += [n for p in d.get("pairs", []) for n in p.get("notes", [])]
             note = "; ".join(str(w) for w in why if w)[:300]
-        return check(rnd, kind, code, time.monotonic() - t, checked, so, note)
+        return note_sign_off(check(rnd, kind, code, time.monotonic() - t, checked, so, note), taken)
 
     await a_pass(0, "first")
     rounds = rng.randint(*opts.rounds)
@@ -871,6 +967,10 @@ async def _history(
             for _ in range(rng.randint(1, 3)):
                 gen.add()
             await killed_pass(rnd, rng, hist, job, tbox, full, opts)
+            killed = hist.passes[-1]  # the state a SIGKILL left, signed off as it is
+            killed.counts = check(rnd, "killed", None, 0, False).counts
+            hist.passes.pop()
+            note_sign_off(killed, await take_sign_off(cfg))
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or seen)
         elif churn:
@@ -1046,6 +1146,7 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 stats = await run_job(jc, **kw)
                 so = stats.sign_off.get("complete") if stats.sign_off is not None else None
+                taken = stats.sign_off or await take_sign_off(jc)
                 hist.passes.append(
                     PassRecord(
                         rnd,
@@ -1057,5 +1158,6 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                         so,
                     )
                 )
+                note_sign_off(hist.passes[-1], taken)
                 await api.control("DELETE", "/faults")
     return hist

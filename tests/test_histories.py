@@ -382,3 +382,21 @@ async def test_records_kept_for_a_full_pass_are_forgotten_by_it(tmp_path: Path) 
 async def test_minimal_reproduction(tmp_path: Path, deletions: str, script: list[Any]) -> None:
     h = await replay(deletions, script, tmp_path)
     assert not h.failures(), h.text()
+
+
+# -- the sign-off never says complete when the target differs (issue 26) ------------------------
+# the target's user moved a copy, its item was then deleted at the source, and the next pass
+# is the cutover: its delta finds no copy where it was recorded and keeps the record; the
+# sign-off saw the moved copy as an item nobody copied and said complete (exit 0) with an
+# extra item left under mirror. Now the moved copy is a deletion pending, held against the
+# pair, and the cutover's repair (a full listing) removes it.
+MOVED_THEN_DELETED_AT_CUTOVER: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "deleteditems"}]),
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
+    ("pass", "cutover"),
+]
+REPROS.append(
+    pytest.param(
+        "mirror", MOVED_THEN_DELETED_AT_CUTOVER, id="target-copy-moved-then-deleted-cutover-only"
+    )
+)

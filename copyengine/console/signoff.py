@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from ..verify.signoff import pending_words
 from .fit import Fitted, console_for
 
 SIGN_OFF_LISTS: tuple[tuple[str, str, str], ...] = (
@@ -18,6 +19,17 @@ SIGN_OFF_LISTS: tuple[tuple[str, str, str], ...] = (
     ("misplaced", "misplaced_items", "copies in another folder than their source's"),
     ("missing_folders", "missing_folder_list", "selected source folders with no target folder"),
     ("leftover_folders", "leftover_folder_list", "leftover target folders"),
+    (
+        "moved_folders",
+        "moved_folder_list",
+        "target folders renamed or moved in the target (not at their source's path)",
+    ),
+    (
+        "pending_deletions",
+        "pending_deletion_items",
+        "copies of items deleted at the source still in the target (the next run --full "
+        "removes them)",
+    ),
 )
 
 
@@ -33,11 +45,13 @@ def sign_off_problems(entry: dict[str, Any], limit: int = 20) -> list[tuple[str,
         for r in (entry.get(rows) or [])[:limit]:
             where = r.get("path") or r.get("folder") or ""
             ident = r.get("id", "")
-            extra = r.get("reason") or r.get("state") or ""
+            extra = r.get("reason") or r.get("state") or r.get("why") or ""
             if r.get("found_in"):
                 extra = f"found in {r['found_in']}"
             if r.get("target_path") and not ident:
                 extra = f"-> {r['target_path']}"
+            if r.get("expected") and r.get("found") and not ident:
+                extra = f"found at {r['found']}, belongs at {r['expected']}"
             lines.append(" ".join(x for x in (where, ident, extra and f"({extra})") if x))
         if n > len(lines):
             lines.append(f"... and {n - len(lines):,} more (see the JSON report)")
@@ -57,9 +71,14 @@ def sign_off_shortfall(sign_off: dict[str, Any]) -> str:
         ("misplaced", "misplaced"),
         ("missing_folders", "folders missing"),
         ("leftover_folders", "leftover folders"),
+        ("moved_folders", "folders renamed or moved in the target"),
+        ("pending_deletions", "deletions pending"),
     ):
         n = sum(int(p.get(key) or 0) for p in pairs)
-        if n:
+        if n and key == "pending_deletions":
+            rows = [r for p in pairs for r in p.get("pending_deletion_items") or []]
+            said.append(pending_words(rows, n))
+        elif n:
             said.append(f"{n:,} {what}")
     errors = sum(1 for p in pairs if p.get("error"))
     if errors:

@@ -26,6 +26,9 @@ SIGNOFF_COUNTS = (
     "misplaced",
     "stale",
     "missing_folders",
+    "leftover_folders",
+    "moved_folders",
+    "pending_deletions",
 )
 
 

@@ -218,6 +218,8 @@ REPAIRABLE = (
     "duplicated",
     "leftover_folders",
     "missing_folders",
+    "moved_folders",  # renamed or moved in the target by its user
+    "pending_deletions",  # a copy our user moved there, its item deleted at the source
 )
 
 
@@ -454,6 +456,7 @@ def _finish(
         # the report's per pair, of the pairs the service's 429s cut (mailbox: limit: share)
         budget_in_effect={k: b for k, p in stats.pairs.items() if (b := p.budget_in_effect())},
         archive_notes=stats.archive_notes(),  # the report's: archive redirects, no failure
+        sign_off=stats.sign_off.get("said") if stats.sign_off is not None else None,
     )
 
 

@@ -14,10 +14,13 @@ import structlog
 
 from ..config import JobConfig, Pair
 from ..failures import classify
+from ..folderpath import display
 from ..graph import Clients, MailboxApi
-from ..state import ItemRecord, Store
+from ..plan import FolderPlan
+from ..state import SETTLED, ItemRecord, Store
 from ..survey import (
     MailboxSide,
+    TargetTree,
     copied_region,
     folder_path,
     listed_items,
@@ -44,6 +47,24 @@ class PairCheck:
     verdict: Verdict = field(default_factory=Verdict)
     records: dict[str, ItemRecord] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
+    selected_ids: set[str] = field(default_factory=set)  # every side's selected source items
+
+    def unfound(self) -> list[ItemRecord]:
+        """Under ``mirror``, the records of copies of items gone from the source that are
+        kept for the next ``--full`` (a pass did not find the copy where it was recorded)
+        and whose copy is nowhere in the copied region: deleted in the target, or moved out
+        of the region by its user. Nothing of the region differs: told, not held against."""
+        if self.deletions != "mirror":
+            return []
+        found = {r.get("source_id") for r in self.verdict.pending}
+        return [
+            r
+            for r in self.records.values()
+            if r.target_id
+            and r.status in SETTLED
+            and r.source_id not in self.selected_ids
+            and r.source_id not in found
+        ]
 
     @property
     def ok(self) -> bool:
@@ -57,6 +78,7 @@ class PairCheck:
             or v.misplaced
             or v.duplicated
             or v.missing_folders
+            or v.moved_folders
             or (self.content and v.stale)
         )
 
@@ -78,7 +100,11 @@ class PairCheck:
             "duplicated": len(v.duplicated),
             "leftover_folders": v.leftover_folders[:MAX_LISTED],
             "missing_folders": v.missing_folders[:MAX_LISTED],
+            "moved_folders": v.moved_folders[:MAX_LISTED],
             "extra_items": v.unexpected[:MAX_LISTED],
+            # of ``extra``, under mirror: copies of ours of items deleted at the source
+            "pending": len(v.pending),
+            "pending_items": v.pending[:MAX_LISTED],
             "kept_items": v.kept[:MAX_LISTED],
             "folders": [f.as_dict() for f in self.folders],
         }
@@ -87,6 +113,21 @@ class PairCheck:
             out["stale_items"] = v.stale[:MAX_LISTED]
             out["content_unchecked"] = len(v.content_unchecked)
         return out
+
+
+async def placed_path(tree: TargetTree, plan: FolderPlan) -> str:
+    """The display path where ``plan``'s folder belongs in the target: its well-known
+    anchor's path there (a top folder named like the source's when the target lacks it),
+    then the planned names."""
+    ref = plan.target
+    await tree.find(ref, plan.source.names[0])  # resolves the anchor
+    anchor = tree.anchors.get(ref.anchor) if ref.anchor else None
+    parts = ref.parts
+    if ref.anchor and anchor is None:
+        parts = (plan.source.names[0], *parts)
+    head = folder_path(tree.folders, anchor) if anchor else ""
+    tail = display(parts) if parts else ""
+    return (head.rstrip("/") + tail) or "/"
 
 
 async def _check_mailbox(
@@ -115,13 +156,18 @@ async def _check_mailbox(
         fid = plan.source.folder.id
         items = await listed_items(src, side.source_id, fid, pair, check.skipped)
         tpath = label + (folder_path(tree.folders, tid) if tid else plan.target.path)
-        source.append(SourceFolder(fid, label + plan.source.path, tid, tpath, items))
+        placed = label + await placed_path(tree, plan) if tid else None
+        source.append(SourceFolder(fid, label + plan.source.path, tid, tpath, items, placed))
     mine: dict[str, ItemRecord] = {}
     if store is not None:
         fids = sorted({sf.id for sf in source} | set(mapping))
         for records in (await store.items_in_folders(pair.key, fids) or {}).values():
             mine.update(records)  # every folder's records in one read
+        # and the records a pass kept for a copy it could not find once their folder was
+        # gone (``pipeline.passes``): without them such a copy would look like nobody's
+        mine.update({r.source_id: r for r in await store.items_unmapped(pair.key)})
         check.records.update(mine)
+    check.selected_ids.update(it.id for sf in source for it in sf.items)
     mapped = {sf.target_id for sf in source if sf.target_id}
     listed, allowed = await copied_region(tree, pair, mapped)
     target: list[TargetFolder] = []

@@ -36,6 +36,9 @@ class SourceFolder:
     target_id: str | None
     target_path: str
     items: Sequence[Item] = ()
+    # where the folder belongs in the target (its source path placed), when that differs
+    # from ``target_path``, the mapped folder's: renamed or moved there by the target's user
+    placed_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ KINDS = (
     "leftover_folders",
     "missing_folders",
     "content_unchecked",
+    "pending",
+    "moved_folders",
 )
 
 
@@ -139,6 +144,13 @@ class Verdict:
     missing_folders: list[dict[str, Any]] = field(default_factory=list)
     content_checked: int = 0  # copies whose version was compared
     content_unchecked: list[dict[str, Any]] = field(default_factory=list)  # no usable record
+    # of ``extra``, under ``mirror``: copies the state made of items gone from the source,
+    # still in the target (their deletion pending: not applied yet, or the copy was moved
+    # in the target by its user, so a pass that did not list it in full could not find it)
+    pending: list[dict[str, Any]] = field(default_factory=list)
+    # mapped target folders not at their source folder's path (renamed or moved in the
+    # target by its user; the source wins: a full pass remakes them where they belong)
+    moved_folders: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unexpected(self) -> list[dict[str, Any]]:
@@ -261,6 +273,9 @@ def _folder_checks(
         out.checks[sf.id] = fc
         if sf.target_id is not None:
             out.by_target.setdefault(sf.target_id, fc)
+            if sf.placed_path is not None and sf.placed_path != sf.target_path:
+                row = {"folder": sf.path, "found": sf.target_path, "expected": sf.placed_path}
+                v.moved_folders.append(row)
         else:
             v.missing_folders.append({"folder": sf.path, "target_path": sf.target_path})
         v.folders.append(fc)
@@ -316,19 +331,29 @@ def _judge_selected(
 
 def _gone(
     records: Mapping[str, ItemRecord] | None, selected: set[str]
-) -> tuple[set[str], set[bytes]]:
-    """The target ids and search keys of the copies the state made of items no longer
-    selected at the source (failed items made none)."""
-    ids: set[str] = set()
-    keys: set[bytes] = set()
+) -> tuple[dict[str, ItemRecord], dict[bytes, ItemRecord]]:
+    """The records of the copies the state made of items no longer selected at the source,
+    by target id and by search key (failed items made none)."""
+    ids: dict[str, ItemRecord] = {}
+    keys: dict[bytes, ItemRecord] = {}
     for rec in (records or {}).values():
         if rec.source_id in selected or rec.status is Status.FAILED:
             continue
         if rec.target_id:
-            ids.add(rec.target_id)
+            ids[rec.target_id] = rec
         if rec.search_key is not None:
-            keys.add(rec.search_key)
+            keys[rec.search_key] = rec
     return ids, keys
+
+
+def pending_why(rec: ItemRecord, copy_id: str, folder_id: str) -> str:
+    """Why a copy of an item gone from the source is still in the target (plain words)."""
+    if rec.target_id == copy_id and rec.target_folder_id == folder_id:
+        return "deleted at the source; its copy's removal not applied yet"
+    return (
+        "deleted at the source; its copy was moved in the target by its user, so a pass "
+        "that did not list the target in full could not find it"
+    )
 
 
 def _judge_unclaimed(
@@ -363,9 +388,14 @@ def _judge_unclaimed(
                 fc_here.extra.append(it.id)
             # a copy kept of an item deleted at the source: the state knows it, or its
             # folder is no selected folder's copy any more (its source folder was deleted)
-            known = it.id in gone_ids or (it.search_key is not None and it.search_key in gone_keys)
+            ours = gone_ids.get(it.id) or (
+                gone_keys.get(it.search_key) if it.search_key is not None else None
+            )
             orphan = tf.id not in folders.by_target and not tf.allowed
-            if deletions == "keep" and (known or orphan):
+            if deletions == "mirror" and ours is not None:
+                why = pending_why(ours, it.id, tf.id)
+                v.pending.append({**row, "source_id": ours.source_id, "why": why})
+            if deletions == "keep" and (ours is not None or orphan):
                 v.kept.append(row)
                 kept_in[tf.id] += 1
                 if fc_here is not None:

@@ -39,8 +39,11 @@ def pair_entry(pair: Pair, check: PairCheck) -> dict[str, Any]:
         or v.stale
         or v.leftover_folders
         or v.missing_folders
+        or v.moved_folders
+        or v.pending
     )
-    return {
+    unfound = check.unfound()
+    entry: dict[str, Any] = {
         "pair": pair.key,
         "source": pair.source,
         "target": pair.target,
@@ -64,6 +67,9 @@ def pair_entry(pair: Pair, check: PairCheck) -> dict[str, Any]:
         "leftover_folder_list": v.leftover_folders[:MAX_LISTED],
         "missing_folders": len(v.missing_folders),
         "missing_folder_list": v.missing_folders[:MAX_LISTED],
+        # mapped target folders renamed or moved in the target (not at their source's path)
+        "moved_folders": len(v.moved_folders),
+        "moved_folder_list": v.moved_folders[:MAX_LISTED],
         # copies of present items whose version the state cannot vouch for (adopted copies,
         # items without a record): reported, not held against the sign-off
         "content_unchecked": len(v.content_unchecked),
@@ -74,8 +80,77 @@ def pair_entry(pair: Pair, check: PairCheck) -> dict[str, Any]:
         "extra_items": v.extra[:MAX_LISTED],
         "kept": len(v.kept),
         "kept_deleted_at_source": len(v.kept),
+        # under mirror: copies of ours of items deleted at the source still in the target,
+        # held against the pair (``judge.pending_why`` says why each is there)
+        "pending_deletions": len(v.pending),
+        "pending_deletion_items": v.pending[:MAX_LISTED],
+        # records kept for the next ``--full`` whose copy is nowhere in the copied region
+        # (deleted there, or moved out of it by the target's user): told, not held against
+        "records_unfound": len(unfound),
         "complete": complete,
     }
+    entry["said"] = said(entry)
+    return entry
+
+
+# what keeps a pair's sign-off from being complete, in the order said: (count key, words
+# for one, words for more)
+SHORTFALL: tuple[tuple[str, str, str], ...] = (
+    ("unaccounted", "source item missing from the target", "source items missing from the target"),
+    ("failed", "item failed", "items failed"),
+    ("stale", "stale copy", "stale copies"),
+    ("duplicated", "second copy", "second copies"),
+    ("misplaced", "copy in another folder than its source's", "copies in other folders"),
+    ("missing_folders", "folder missing", "folders missing"),
+    ("leftover_folders", "leftover folder", "leftover folders"),
+    (
+        "moved_folders",
+        "folder renamed or moved in the target",
+        "folders renamed or moved in the target",
+    ),
+    ("pending_deletions", "deletion pending", "deletions pending"),
+)
+MOVED_BY_USER = "moved in the target by its user"
+
+
+def pending_words(rows: list[dict[str, Any]], n: int) -> str:
+    """``n`` copies of items deleted at the source still in the target, in plain words:
+    ``1 deletion pending: the copy was moved in the target by its user; the next
+    `copyengine run --full` removes it``."""
+    moved = sum(MOVED_BY_USER in str(r.get("why", "")) for r in rows)
+    text = f"{n:,} deletion{'' if n == 1 else 's'} pending"
+    if moved == n:
+        text += (": the copy was" if n == 1 else ": the copies were") + " " + MOVED_BY_USER
+    elif moved:
+        text += f" ({moved:,} {MOVED_BY_USER})"
+    return text + f"; the next `copyengine run --full` removes {'it' if n == 1 else 'them'}"
+
+
+def said(entry: dict[str, Any]) -> str:
+    """A pair's sign-off in plain words (pure): ``complete``, or what keeps it from being
+    complete and what removes it (the report, the summary and ``job.finished`` say this)."""
+    if entry.get("error"):
+        return f"not checked: {entry['error']}"
+    parts = []
+    for key, one, more in SHORTFALL:
+        n = int(entry.get(key) or 0)
+        if not n:
+            continue
+        part = f"{n:,} {one if n == 1 else more}"
+        if key == "pending_deletions":
+            part = pending_words(entry.get("pending_deletion_items") or [], n)
+        parts.append(part)
+    if not parts:
+        text = "complete"
+        if entry.get("records_unfound"):
+            n = int(entry["records_unfound"])
+            text += (
+                f"; {n:,} record(s) of items deleted at the source kept for the next --full:"
+                " their copies are not in the copied region (deleted there, or moved out of it"
+                " by the target's user)"
+            )
+        return text
+    return "not complete: " + ", ".join(parts)
 
 
 async def sign_off(
@@ -86,9 +161,16 @@ async def sign_off(
     for pair in pairs:
         check = await check_pair(clients.src, clients.dst, pair, store, cfg.sync.deletions)
         out.append(pair_entry(pair, check))
+    bad = [e for e in out if not e["complete"]]
     return {
         # every change made at the source before this time was read by the last pass
         "changes_captured_until": stats.pass_info.get("started") or iso(stats.started_wall),
-        "complete": all(e["complete"] for e in out),
+        "complete": not bad,
         "pairs": out,
+        # in plain words: what the summary and ``job.finished`` say
+        "said": "complete"
+        if not bad
+        else f"{len(bad):,} of {len(out):,} pair(s) not complete: "
+        + "; ".join(f"{e['source']} → {e['target']}: {e['said']}" for e in bad[:5])
+        + (f"; {len(bad) - 5:,} more in the report" if len(bad) > 5 else ""),
     }
