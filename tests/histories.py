@@ -116,7 +116,9 @@ def oracle(
     for r in d_items:
         d_by[r["searchKey"]].append(r)
     all_src_keys = {r["searchKey"] for r in src["items"]}  # incl. Recoverable Items
-    counts: Counter[str] = Counter({k: 0 for k in (*FAIL_KINDS, "stale_drift_kept", "kept")})
+    counts: Counter[str] = Counter(
+        {k: 0 for k in (*FAIL_KINDS, "stale_drift_kept", "kept", "folders_not_at_source")}
+    )
     samples: dict[str, list[str]] = defaultdict(list)
 
     def note(kind: str, what: str, n: int = 1) -> None:
@@ -166,6 +168,9 @@ def oracle(
     for path in sorted(d_folders):
         if path in s_folders:
             continue
+        # a fact, not a failure: under keep a folder whose source was deleted stays while it
+        # holds kept copies (which the sign-off, from the state, tells from other items)
+        counts["folders_not_at_source"] += 1
         if deletions == "keep" and any(h == path or h.startswith(path + "/") for h in held):
             continue
         note("leftover_case" if path.casefold() in s_fold else "leftover_folders", path)
@@ -192,7 +197,7 @@ NAMED = {
     "duplicated": ("duplicated",),
     "misplaced": ("misplaced", "misplaced_case"),
     "missing_folders": ("missing_folders", "missing_case"),
-    "leftover_folders": ("leftover_folders", "leftover_case"),
+    "leftover_folders": ("leftover_folders", "leftover_case", "folders_not_at_source"),
     "moved_folders": (
         "misplaced",
         "misplaced_case",
