@@ -13,7 +13,16 @@ from typing import Any
 
 import pytest
 
-from tests.histories import Options, oracle, replay, run_history, wrong
+from tests.histories import (
+    Options,
+    PassRecord,
+    named,
+    oracle,
+    replay,
+    run_history,
+    signoff_findings,
+    wrong,
+)
 
 pytestmark = pytest.mark.anyio
 ALL_NEW = frozenset({"archive", "tmove"})
@@ -94,6 +103,40 @@ def test_the_oracle_finds_each_kind() -> None:
     dst_case = _snap([("/Inbox/a", "k2", "d2")], ["/Inbox", "/Inbox/a"])
     got = oracle(src_case, dst_case, "mirror")
     assert wrong(got) == ["misplaced_case", "leftover_case", "missing_case"]
+
+
+def test_the_sign_off_is_held_to_the_ground_truth_after_every_pass() -> None:
+    """Complete only when the oracle finds nothing; not complete, it names something, and
+    only kinds the oracle finds (a pass checked or not: the property holds for every one)."""
+    exact = oracle(
+        _snap([("/Inbox", "k1", "d")], ["/Inbox"]),
+        _snap([("/Inbox", "k1", "d")], ["/Inbox"]),
+        "mirror",
+    )
+    extra = oracle(
+        _snap([("/Inbox", "k1", "d")], ["/Inbox"]),
+        _snap([("/Inbox", "k1", "d"), ("/Deleted Items", "k2", "d")], ["/Inbox"]),
+        "mirror",
+    )
+    assert wrong(extra) == ["extra_items"] and not wrong(exact)
+    pending = {"pairs": [{"pending_deletions": 1, "complete": False}]}
+    stale_unsettled = {"pairs": [{"stale": 1, "stale_items": [{"reason": "x did not complete"}]}]}
+    assert named(pending) == ["pending_deletions"]
+    assert named(stale_unsettled) == ["stale_unsettled"]
+    assert signoff_findings(True, [], extra) == ["signoff_complete_but_wrong"]
+    assert signoff_findings(True, [], exact) == []
+    assert signoff_findings(False, ["pending_deletions"], extra) == []
+    assert signoff_findings(False, [], extra) == ["signoff_incomplete_names_nothing"]
+    assert signoff_findings(False, ["misplaced"], extra) == ["signoff_names_misplaced_not_wrong"]
+    assert signoff_findings(False, ["stale_unsettled"], exact) == []
+    assert signoff_findings(None, [], extra) == []  # no sign-off taken (a refused run)
+    # unchecked passes are held to it too, and a cutover's exit code to its sign-off
+    rec = PassRecord(1, "drift-delta", 0, 0.0, False, extra, None, signed=True)
+    assert rec.honesty() == ["signoff_complete_but_wrong"]
+    rec = PassRecord(
+        2, "cutover", 0, 0.0, True, extra, False, signed=False, said=["pending_deletions"]
+    )
+    assert rec.honesty() == ["exit_0_with_signoff_incomplete"]
 
 
 # -- the generator -------------------------------------------------------------------------------
