@@ -907,9 +907,13 @@ async def _history(
         hist.passes.append(rec)
         return rec
 
-    async def a_pass(rnd: int, kind: str, checked: bool = True, **kw: Any) -> PassRecord:
+    async def a_pass(
+        rnd: int, kind: str, checked: bool = True, still: Any = None, **kw: Any
+    ) -> PassRecord:
         t = time.monotonic()
         stats = await run_job(cfg, **kw)
+        if still is not None:  # the churn stopped: the sign-off and the oracle see one moment
+            await still()
         taken = stats.sign_off or await take_sign_off(cfg)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
@@ -972,10 +976,19 @@ async def _history(
             for _ in range(rng.randint(1, 3)):
                 gen.add()
             await killed_pass(rnd, rng, hist, job, tbox, full, opts)
-            killed = hist.passes[-1]  # the state a SIGKILL left, signed off as it is
-            killed.counts = check(rnd, "killed", None, 0, False).counts
-            hist.passes.pop()
-            note_sign_off(killed, await take_sign_off(cfg))
+            # the state a SIGKILL left, signed off as it is: once the requests the killed
+            # process had sent have landed (the emulator finishes a request whose client
+            # died), so that the oracle and the sign-off see one moment
+            killed = hist.passes[-1]
+            for _ in range(3):
+                await quiet_target(tbox)
+                seq = tbox.seq
+                killed.counts = check(rnd, "killed", None, 0, False).counts
+                hist.passes.pop()
+                taken = await take_sign_off(cfg)
+                if tbox.seq == seq:
+                    break
+            note_sign_off(killed, taken)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or seen)
         elif churn:
@@ -986,11 +999,17 @@ async def _history(
             }
             await api.control("PUT", "/churn", spec)
             gen.emit(f"CHURN {spec['rate']}/s seed {spec['seed']} during the pass")
+
+            async def stop_churn(stopped: list[bool] = []) -> None:  # noqa: B006 (one list per loop: stopped once)
+                if not stopped:
+                    stopped.append(True)
+                    r = await api.control("DELETE", "/churn")
+                    gen.emit(f"CHURN applied {r.body.get('applied')}")
+
             try:
-                await a_pass(rnd, "churn", checked=False, full=full)
+                await a_pass(rnd, "churn", checked=False, still=stop_churn, full=full)
             finally:
-                r = await api.control("DELETE", "/churn")
-                gen.emit(f"CHURN applied {r.body.get('applied')}")
+                await stop_churn()
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "settle", full=seen)
         elif (drift and not full and rng.random() < 0.5) or (
@@ -1002,6 +1021,16 @@ async def _history(
         else:
             await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
         await api.control("DELETE", "/faults")
+
+
+async def quiet_target(tbox: Any, still_s: float = 0.3, limit_s: float = 5.0) -> None:
+    """Until the target has not changed for ``still_s`` (at most ``limit_s``)."""
+    deadline = time.monotonic() + limit_s
+    seq, since = tbox.seq, time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < still_s:
+        await anyio.sleep(0.05)
+        if tbox.seq != seq:
+            seq, since = tbox.seq, time.monotonic()
 
 
 def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
