@@ -195,7 +195,9 @@ NAMED = {
     "failed": ("lost",),
     "stale": ("stale", "stale_drift_kept"),
     "duplicated": ("duplicated",),
-    "misplaced": ("misplaced", "misplaced_case"),
+    # with two copies of one item, which one is the copy and which the second one is a
+    # matter of order: the sign-off takes the one the state recorded, the oracle the first
+    "misplaced": ("misplaced", "misplaced_case", "duplicated"),
     "missing_folders": ("missing_folders", "missing_case"),
     "leftover_folders": ("leftover_folders", "leftover_case", "folders_not_at_source"),
     "moved_folders": (

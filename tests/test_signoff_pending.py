@@ -156,3 +156,30 @@ def test_an_incomplete_sign_off_is_exit_1_and_the_summary_says_why() -> None:
     line = outcome_line(stats)
     assert "1 deletion pending: the copy was moved in the target by its user" in line
     assert "the next `copyengine run --full` removes it" in line
+
+
+async def test_a_folder_remade_at_its_path_after_its_record_is_judged_where_it_belongs(
+    emu: Any, tmp_path: Path
+) -> None:
+    """Soak seed 535/mirror, its pass killed: the folder the state maps a source folder to is
+    gone, and one at the same path holds the copies (a pass remade the folder and was
+    stopped before it recorded the new one; or the target's user did it). The target is
+    what the source promises: the sign-off judges the folder at the path, complete (it said
+    a folder missing, a leftover folder and every copy in it misplaced)."""
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    tbox = emu.state.require_mailbox(T_ADELE)
+    old = tbox.folder_by_path("/Inbox/Receipts")
+    assert old is not None
+    copies = [i.id for i in old.live_items()]
+    assert copies
+    await _ops(emu, T_ADELE, [{"op": "renameFolder", "id": old.id, "name": "Receipts old"}])
+    (made,) = await _ops(
+        emu, T_ADELE, [{"op": "createFolder", "parent": "inbox", "name": "Receipts"}]
+    )
+    moves = [{"op": "move", "id": c, "to": made["id"]} for c in copies]
+    await _ops(emu, T_ADELE, [*moves, {"op": "deleteFolder", "id": old.id}])
+    so = await take_sign_off(cfg)
+    (p,) = so["pairs"]
+    assert so["complete"], p["said"]
+    assert p["missing_folders"] == p["leftover_folders"] == p["misplaced"] == 0

@@ -149,9 +149,10 @@ async def _check_mailbox(
     source: list[SourceFolder] = []
     for plan in plans:
         rec = mapping.get(plan.source.folder.id)
-        if rec is not None:  # the state says where this folder went
-            tid = rec.target_folder_id if rec.target_folder_id in tree.folders else None
-        else:
+        tid = rec.target_folder_id if rec is not None else None  # where the state says
+        if tid not in tree.folders:
+            # no record, or its folder is gone (deleted in the target, or remade by a pass
+            # stopped before it recorded the new one): the folder at the path it belongs
             tid = (await tree.find(plan.target, plan.source.names[0])).existing
         fid = plan.source.folder.id
         items = await listed_items(src, side.source_id, fid, pair, check.skipped)
