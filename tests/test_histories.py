@@ -184,6 +184,19 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         assert any(" ARCHIVE " in o for o in h.ops), h.text()
 
 
+async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off(
+    tmp_path: Path,
+) -> None:
+    """Soak seed 517/keep (an archive pair whose source archive does not redirect): at
+    1886f14 the sign-off taken after a delta pass that followed a target move signed off
+    complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
+    held to the oracle; that one names the folder moved in the target."""
+    h = await run_history(517, "keep", tmp_path, Options(kill=True))
+    assert h.error is None and not h.failures(), h.text()
+    (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
+    assert wrong(r5.counts) and r5.signed is False and "moved_folders" in r5.said, h.text()
+
+
 async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: Path) -> None:
     """Seeds mix the new events with the old ones, and leave a seed's first stream as it was:
     the same owner operations at the source with and without them (what the target's drift
