@@ -14,6 +14,7 @@ ends at once and the request stays parked, unsent, until the run cuts it short.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +27,7 @@ from .. import unsent
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
-from .step import MAILBOX_CONCURRENCY, Budgets, Kind, Limit, step
+from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, step
 from .trail import Trail
 
 CONCURRENCY_REASON = MAILBOX_CONCURRENCY
@@ -42,7 +43,9 @@ class MailboxPacer:
         limits: PacerLimits | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        # asyncio's own (the engine runs on asyncio): ``anyio.sleep`` looks up the running
+        # async library on every call, and a pacer sleeps each time a request waits
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         app_limiter: AsyncLimiter | None = None,
     ) -> None:
         self.key = key
@@ -112,8 +115,9 @@ class MailboxPacer:
         acct.enter(now, body_bytes)
         self._shape(now, body_bytes)
         # the common case (nothing holds it back) goes without the loop
-        if step(b, now, body_bytes, 0, None).kind is not Kind.GO:
-            await self._wait_turn(body_bytes)
+        first = step(b, now, body_bytes, 0, None)
+        if first.kind is not Kind.GO:
+            await self._wait_turn(body_bytes, first)
         # No await between the step's GO and the take: this is atomic.
         now = self._clock()
         b.take(body_bytes)
@@ -131,19 +135,24 @@ class MailboxPacer:
             self._slot_free.wake_one()
             acct.leave(done, body_bytes)
 
-    async def _wait_turn(self, body_bytes: int) -> None:
-        """Apply the step until it says go. Given up (cancelled), it leaves nothing held."""
+    async def _wait_turn(self, body_bytes: int, first: Decision) -> None:
+        """Apply the step until it says go (``first``: its decision just now, with nothing
+        reserved and no wait yet, which the first round applies rather than asks again).
+        Given up (cancelled), it leaves nothing held."""
         b, acct = self.budgets, self.account
         reserved = 0  # the room kept for this body, once it has waited long enough for it
         since: float | None = None  # when it first waited on a budget
         turn = False  # woken for a slot freed: passed on if this task does not take it
         hold = unsent.current()
         try:
+            d: Decision | None = first
             for _ in range(MAX_WAIT_ROUNDS):
                 now = self._clock()
-                self._shape(now, body_bytes)
-                d = step(b, now, body_bytes, reserved, since)
-                kind = d.kind
+                if d is None:
+                    self._shape(now, body_bytes)
+                    d = step(b, now, body_bytes, reserved, since)
+                kind, wait, binds = d
+                d = None
                 if kind is Kind.GO:
                     if reserved:
                         b.reserved = 0  # its room is now held by the body itself
@@ -169,7 +178,7 @@ class MailboxPacer:
                             await self._released.wait()
                             acct.throttle_wait_s += self._clock() - now
                         else:
-                            await self._throttle_sleep(d.wait, d.binds is Limit.RETRY_AFTER)
+                            await self._throttle_sleep(wait, binds is Limit.RETRY_AFTER)
             raise RuntimeError(f"pacer {self.key}: could not obtain a slot")  # pragma: no cover
         except BaseException:
             if turn:
@@ -272,7 +281,7 @@ class Pacers:
         limits: PacerLimits | None = None,
         app_rate: tuple[float, float] = (120_000, 10.0),
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.limits = limits or PacerLimits()
         self._app_rate = app_rate

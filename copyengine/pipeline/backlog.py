@@ -21,7 +21,7 @@ from .work import Exportable, FolderJob
 
 
 class Backlog:
-    __slots__ = ("_done", "_listed", "_measured", "_sized", "folders")
+    __slots__ = ("_all", "_done", "_listed", "_measured", "_sized", "folders")
 
     def __init__(self, folders: list[FolderJob]) -> None:
         self.folders = folders
@@ -29,6 +29,7 @@ class Backlog:
         self._done = 0  # ... of those answered or gone
         self._sized = 0  # estimated bodies of the items exported so far ...
         self._measured = 0  # ... and their bodies as exported
+        self._all = False  # every folder listed: it stays so (the pacer asks often)
 
     def listed(self, items: Iterable[Item]) -> None:
         """The producer decided to copy (or update) ``items``."""
@@ -44,11 +45,14 @@ class Backlog:
         self._done += encoded_size(e.item.size)
 
     def _all_listed(self) -> bool:
+        if self._all:
+            return True
         for job in self.folders:
             if job.complete:
                 continue
             if job.mode != "full" or job.stats.source_items < job.plan.source.folder.item_count:
                 return False
+        self._all = True
         return True
 
     def __call__(self) -> float | None:
