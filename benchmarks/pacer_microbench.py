@@ -75,7 +75,7 @@ async def _scopes() -> tuple[float, float]:
             pass
     c1 = time.process_time()
     for _ in range(N):
-        with anyio.CancelScope():
+        with anyio.CancelScope():  # noqa: ASYNC100 (the scope itself is what is measured)
             pass
     c2 = time.process_time()
     return (c1 - c0) / N * 1e6, (c2 - c1) / N * 1e6
