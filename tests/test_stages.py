@@ -91,21 +91,6 @@ async def test_a_target_folder_is_read_only_for_a_source_folder_with_items(tmp_p
     assert full.total("already_present") == 27 and api.calls["list_items"] == 2 * (3 + 2)
 
 
-async def test_a_folders_last_short_batch_joins_the_next_folders_items(tmp_path: Path) -> None:
-    """exportItems takes any items of the mailbox: the small folders of a mailbox go out in
-    full batches (5 here), not one short batch each; the last is handed on at the end."""
-    api = FakeApi()
-    api.add_items(SRC, "inbox", 7)
-    api.add_items(SRC, "sentitems", 3)
-    api.add_items(SRC, "archive", 4)
-    api.mailbox(DST)
-    stats = await _run(api, tmp_path)
-    assert stats.total("copied") == 14
-    _exact(api)
-    # 14 items: 5, 5 and 4 (with each folder's tail alone: 5 and 2, 3, 4: four requests)
-    assert api.calls["export_items"] == 3
-
-
 async def test_an_import_applied_but_unanswered_is_settled_not_resent(tmp_path: Path) -> None:
     api = _api()
     api.script("import_item", [None, Applied(OutcomeUnknown("importItem: response lost"))] * 3)

@@ -67,25 +67,6 @@ class Producer:
         self.retry_only = ctx.kind.retry_only
 
     async def batches(self) -> AsyncIterator[list[Exportable]]:
-        """The batches for exportItems, folder after folder. A folder's last batch, short of
-        ``batch_items``, joins the next folder's items (exportItems takes any items of the
-        mailbox): a mailbox of many small folders is exported in full batches, not in one
-        request per folder (``fleet``'s 100-item mailboxes made 3 times the exports per
-        item of ``throughput``'s). What is held is handed on at the end, or when the run
-        drains, as before."""
-        lim = self.limits
-        carry: list[Exportable] = []
-        async for batch in self._batches():
-            if carry:
-                batch = carry + batch
-            parts = _regroup(batch, lim.batch_items, lim.batch_bytes)
-            carry = parts.pop() if len(parts[-1]) < lim.batch_items else []
-            for part in parts:
-                yield part
-        if carry:
-            yield carry
-
-    async def _batches(self) -> AsyncIterator[list[Exportable]]:
         """``run --retry-failed``: only items whose last outcome was a failure or unknown
         (or left pending) are considered; a folder with none is not listed."""
         store, key = self.ctx.store, self.ctx.key
@@ -263,13 +244,3 @@ class Producer:
         job.removed = [
             r for r in gone if r is not None and r.target_id and r.status is not Status.REMOVED
         ]
-
-
-def _regroup(batch: list[Exportable], max_items: int, max_bytes: int) -> list[list[Exportable]]:
-    """``batch`` cut as ``plan.batches`` cuts items (in order; at least one part)."""
-    parts: list[list[Exportable]] = []
-    at = 0
-    for b in batches([e.item for e in batch], max_items, max_bytes):
-        parts.append(batch[at : at + len(b)])
-        at += len(b)
-    return parts or [[]]
