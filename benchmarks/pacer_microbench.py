@@ -1,9 +1,10 @@
 """A microbenchmark of the pacer's hot path (a diagnostic, not a scenario): CPU per request
 through ``MailboxPacer.slot`` when nothing holds it back (``throughput``'s case: the
-``unlimited`` profile) and when every request waits on the upload budget (``fleet``'s case:
-mailboxes at their ceiling), and per ``unsent.Hold.waiting()`` against a plain
-``anyio.CancelScope()`` (what each budget wait enters). On asyncio, with a clock that the
-pacer's own sleeps move on, so no time passes while it is measured.
+``unlimited`` profile) and under an upload budget that binds (with the clock moved only by
+the pacer's own sleeps, a few percent of the requests sleep, where ``fleet``'s each sleep
+about once: read it for the slot's own cost), and per ``unsent.Hold.waiting()`` (what each
+budget wait enters) against a plain ``anyio.CancelScope()``. On asyncio; no time passes
+while it is measured.
 
     python -m benchmarks.pacer_microbench
 """
