@@ -1,0 +1,50 @@
+"""``unsent.Hold.waiting``: the wait a drain ends. A drain ends the waits in progress, its
+children's too; a wait entered while draining ends at once; a wait left is forgotten; an
+error inside goes through; cancellation from outside still reaches the task."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from copyengine import unsent
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_drain_ends_the_waits_in_progress_its_childrens_too() -> None:
+    ended: list[bool] = []
+
+    async def wait(hold: unsent.Hold) -> None:
+        with hold.waiting() as scope:
+            await anyio.sleep(30)
+        ended.append(scope.cancelled_caught)
+
+    with anyio.fail_after(5), unsent.opened() as run, unsent.opened() as pair:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait, run)
+            tg.start_soon(wait, pair)
+            await anyio.sleep(0.05)
+            run.drain()
+    assert ended == [True, True]
+    assert not run._scopes and not pair._scopes  # left: forgotten
+
+
+async def test_a_wait_entered_while_draining_ends_at_once() -> None:
+    hold = unsent.Hold()
+    hold.drain()
+    with anyio.fail_after(5):
+        with hold.waiting() as scope:
+            await anyio.sleep(30)
+    assert scope.cancelled_caught
+
+
+async def test_outside_a_drain_an_error_goes_through_and_a_cancel_reaches_the_task() -> None:
+    hold = unsent.Hold()
+    with pytest.raises(ValueError), hold.waiting():
+        raise ValueError("inside")
+    assert not hold._scopes
+    with anyio.move_on_after(0.05) as outer:
+        with hold.waiting() as scope:
+            await anyio.sleep(30)
+    assert outer.cancelled_caught and not scope.cancelled_caught
