@@ -38,7 +38,9 @@ another writer in every target mailbox taking half of its upload budget (the emu
   had 30-47 s without an import after the first window alone (the results' README, issue
   26, "an even rate"), but not beside the other writer: the emulator's takes what
   it is owed in one piece at our first request after each wait, so the window after a
-  wait holds little for us whatever we send, and whole windows carry more there.
+  wait holds little for us whatever we send, and whole windows carry more there (what it
+  is owed is capped at a window's share: a burst that holds the window makes it forfeit
+  the rest; the results' README, issue 26, "a cut budget shaped").
 
 ``documented``: the job under Exchange's documented ``[limits]`` (the defaults: 150 MB per
 5 minutes) against the same time-scaled service, the issue's own case: the service gives
