@@ -305,6 +305,7 @@ class MailboxAccount:
 
     __slots__ = (
         "_clock",
+        "_just",
         "_service_waiters",
         "_wait_since",
         "_waiters",
@@ -350,6 +351,9 @@ class MailboxAccount:
         self.learned: Callable[[], dict[str, Learned]] | None = None
         # what the service's answers proved it gives, per limit: what a hint names
         self.proofs = {"requests": Proof(requests.period), "upload": Proof(uploads.period)}
+        # (sent, answered, body bytes) of the request just answered, until its outcome is
+        # told: ``succeeded`` or ``on_throttled`` right after (no await between them)
+        self._just: tuple[float, float, int] | None = None
 
     # -- what the pacer reports ------------------------------------------------------------
     def enter(self, now: float, body_bytes: int) -> None:
@@ -371,14 +375,23 @@ class MailboxAccount:
 
     def answered(self, duration: float, body_bytes: int = 0) -> None:
         """It was answered after ``duration`` seconds in flight (it held a slot: both kinds
-        count it); not refused, unless ``on_throttled`` says so next."""
+        count it), or failed; what it proves waits for its outcome (``succeeded``,
+        ``on_throttled``): a 5xx, a dropped connection or a timeout proves nothing taken."""
         self.inflight -= 1
         self.activity.answered(duration)
         self.upload_activity.answered(duration)
         now = self._clock()
-        self.proofs["requests"].accepted(now - duration, now, 1)
+        self._just = (now - duration, now, body_bytes)
+
+    def succeeded(self) -> None:
+        """The request just answered was accepted (2xx): the service took it (``proof``)."""
+        just, self._just = self._just, None
+        if just is None:
+            return
+        sent, answered, body_bytes = just
+        self.proofs["requests"].accepted(sent, answered, 1)
         if body_bytes:
-            self.proofs["upload"].accepted(now - duration, now, body_bytes)
+            self.proofs["upload"].accepted(sent, answered, body_bytes)
 
     def leave(self, now: float, body_bytes: int) -> None:
         """It is done with the pacer (answered, or given up while it waited)."""
@@ -406,16 +419,14 @@ class MailboxAccount:
         (a refused body was not counted), and one naming a limit is evidence of its window."""
         self.throttled[reason] += 1
         ask = retry_after or 0.0
-        if body_bytes:
-            proof = self.proofs["upload"]
-            times = proof.withdraw(body_bytes)
-            if times is not None and reason == INCOMING_BYTES:
-                proof.refused(*times, body_bytes, ask)
+        just, self._just = self._just, None
+        if just is None:
+            return
+        sent, answered, _ = just
+        if body_bytes and reason == INCOMING_BYTES:
+            self.proofs["upload"].refused(sent, answered, body_bytes, ask)
         if reason == REQUEST_RATE:
-            proof = self.proofs["requests"]
-            times = proof.withdraw(1)
-            if times is not None:
-                proof.refused(*times, 1, ask)
+            self.proofs["requests"].refused(sent, answered, 1, ask)
 
     def budget_changed(
         self, now: float, requests: Learned, uploads: Learned, in_flight: Learned

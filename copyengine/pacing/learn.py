@@ -299,7 +299,7 @@ def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> A
     if lim.cuts == 0 or limit not in LIMIT_KEYS:
         return None
     unit = LIMIT_KEYS[limit][1]
-    if ev is not None and ev.amount > 0:
+    if ev is not None and ev.amount > 0 and _pinned(ev, lim.period):
         return _proved(name, limit, lim, ev)
     if lim.share >= HINT_BELOW:
         return None
@@ -307,6 +307,18 @@ def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> A
     if limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
         return Advice(name, limit, lim.share, budget / unit, seconds, lim.period)
     return Advice(name, limit, lim.share, lim.cap / unit, 0.0, lim.period)
+
+
+PINNED = 1.25  # the evidence names a window when its bounds are within this of each other
+
+
+def _pinned(ev: Evidence, period: float) -> bool:
+    """Whether the evidence pins the service's window (its bounds, the configured window
+    the longest it can be, within ``PINNED`` of each other). The amount is proved within
+    ``lo`` only: advised per a window far longer than that (a short Retry-After of a
+    request limit and no refusal bounding it: 38 requests proved in 0.69 s, advised per
+    149 s) it would be a rate far below what the service gave."""
+    return ev.lo > 0 and min(ev.hi, period) <= PINNED * ev.lo
 
 
 def _proved(name: str, limit: str, lim: Learned, ev: Evidence) -> Advice | None:
@@ -349,6 +361,11 @@ def _said(limit: str, about: float) -> str:
 def _exact(x: float) -> str:
     """A proved value as it goes into ``[limits]`` (three significant digits)."""
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
+
+
+def _toml(said: str) -> str:
+    """A number as said (``4,990``) as it is written in ``[limits]`` (``4990``)."""
+    return said.replace(",", "")
 
 
 def _seconds(s: float) -> str:
@@ -412,11 +429,9 @@ def _learned_said(a: Advice, who: str) -> str:
         return (
             f"the service kept {who}'s {a.limit} budget over a {_seconds(a.window)} s "
             f"window, not [limits] {WINDOW_KEYS[a.limit]} = {_seconds(a.period)}; set "
-            f"{WINDOW_KEYS[a.limit]} = {_seconds(a.window)} and {key} = {value}"
+            f"{WINDOW_KEYS[a.limit]} = {_toml(_seconds(a.window))} and {key} = {_toml(value)}"
         )
-    return (
-        f"the service gave {who} {fraction(a.share)} of [limits] {key}; lower it (to about {value})"
-    )
+    return f"the service gave {who} {fraction(a.share)} of [limits] {key}; lower it (to about {_toml(value)})"
 
 
 def _proved_said(a: Advice, who: str) -> str:
@@ -428,7 +443,7 @@ def _proved_said(a: Advice, who: str) -> str:
     if a.window <= 0:
         return (
             f"the service let {who} take {took} within one window, "
-            f"{fraction(a.share)} of [limits] {key}; lower it to {value}"
+            f"{fraction(a.share)} of [limits] {key}; lower it to {_toml(value)}"
         )
     wkey, w = WINDOW_KEYS[a.limit], _exact(a.window)
     span = (
@@ -438,7 +453,7 @@ def _proved_said(a: Advice, who: str) -> str:
     )
     return (
         f"the service let {who} take {took} within one window of {span}, not [limits] "
-        f"{wkey} = {_seconds(a.period)}; set {wkey} = {w} and {key} = {value}"
+        f"{wkey} = {_seconds(a.period)}; set {wkey} = {_toml(w)} and {key} = {_toml(value)}"
     )
 
 

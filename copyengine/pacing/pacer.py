@@ -203,6 +203,7 @@ class MailboxPacer:
         b = self.budgets
         requests, uploads, slots = b.learned_requests, b.learned_uploads, b.learned_slots
         now = self._clock()
+        self.account.succeeded()
         b.answered(body_bytes, now)
         if (
             requests is not b.learned_requests

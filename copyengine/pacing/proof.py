@@ -22,8 +22,10 @@ send and its answer. Amounts we sent no earlier than ``a - lo`` and that were al
 of each other: the service held them all in one window at once and refused none, so its
 budget is at least their sum, when there are two of them at least (whichever arrived last
 found the others in the window, so went by the budget, not as a body larger than the whole
-budget that passes alone into an empty window) (``most``, the largest such sum seen). Refusals are taken out
-(a refused amount was not counted: the emulator and Exchange judge it before adding it).
+budget that passes alone into an empty window) (``most``, the largest such sum seen). Only accepted amounts
+(2xx answers) count: a refused one (the service may count a throttled call against its
+limit, but not as something it let through), a 5xx, a dropped connection or a timeout
+proves nothing taken, so leaving them out keeps the sum a lower bound.
 Only our own amounts count: another writer's share is not ours to advise.
 
 Bounded: at most ``CAP`` answered amounts are kept, flat in an array (a few KB per mailbox
@@ -87,8 +89,8 @@ class Proof:
         self._clean: list[tuple[float, float, float, float, float]] = []
 
     def accepted(self, sent: float, answered: float, amount: float) -> None:
-        """An amount sent at ``sent`` was answered at ``answered`` and not refused (yet: a
-        429 said right after takes it back, ``withdraw``)."""
+        """An amount sent at ``sent`` was answered at ``answered`` and accepted (a 2xx: an
+        answer that failed or was refused proves nothing taken)."""
         if amount <= 0:
             return
         if len(self._done) >= 3 * self.CAP:
@@ -119,18 +121,6 @@ class Proof:
     def _start(self, sent: float) -> None:
         if self._s0 is None or sent > self._last + self.period:
             self._s0, self._since_s0 = sent, 0.0
-
-    def withdraw(self, amount: float) -> tuple[float, float] | None:
-        """The latest answered ``amount`` was refused: taken out; its (sent, answered)."""
-        d = self._done
-        n = len(d) // 3
-        for k in range(n - 1, max(-1, n - 65), -1):
-            answered, sent, a = d[3 * k], d[3 * k + 1], d[3 * k + 2]
-            if a == amount:
-                del d[3 * k : 3 * k + 3]
-                self._since_s0 -= amount
-                return sent, answered
-        return None
 
     def refused(self, sent: float, answered: float, amount: float, retry_after: float) -> None:
         """A 429 naming this limit for ``amount`` sent at ``sent``, answered at ``answered``,
