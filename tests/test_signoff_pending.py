@@ -183,3 +183,15 @@ async def test_a_folder_remade_at_its_path_after_its_record_is_judged_where_it_b
     (p,) = so["pairs"]
     assert so["complete"], p["said"]
     assert p["missing_folders"] == p["leftover_folders"] == p["misplaced"] == 0
+
+
+def test_the_deletions_pending_words_say_how_many_of_the_listed_rows_were_moved() -> None:
+    """Review, issue 26: with more pending copies than listed, the words counted the moved
+    ones among the rows listed as if they were all of them."""
+    from copyengine.verify.signoff import MOVED_BY_USER, pending_words
+
+    moved = {"why": f"deleted at the source; its copy was {MOVED_BY_USER}"}
+    other = {"why": "deleted at the source; its removal failed"}
+    assert "the copies were moved" in pending_words([moved, moved], 2)
+    assert "(1 moved" in pending_words([moved, other], 2)
+    assert "(2 of the 3 listed moved" in pending_words([moved, moved, other], 250)

@@ -121,6 +121,8 @@ def pending_words(rows: list[dict[str, Any]], n: int) -> str:
     text = f"{n:,} deletion{'' if n == 1 else 's'} pending"
     if moved == n:
         text += (": the copy was" if n == 1 else ": the copies were") + " " + MOVED_BY_USER
+    elif moved and len(rows) < n:  # the rows are the first listed (``MAX_LISTED``)
+        text += f" ({moved:,} of the {len(rows):,} listed {MOVED_BY_USER})"
     elif moved:
         text += f" ({moved:,} {MOVED_BY_USER})"
     return text + f"; the next `copyengine run --full` removes {'it' if n == 1 else 'them'}"
