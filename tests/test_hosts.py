@@ -30,15 +30,21 @@ pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 SHARED = "s00@contoso.example"
 
 
-def _config(n: int, items: int, big: int = 0) -> dict[str, Any]:
+def _config(
+    n: int, items: int, big: int = 0, bigs: int = 2, latency: float = 0.0
+) -> dict[str, Any]:
+    """``n`` pairs of ``items`` items, the first ``bigs`` of ``big``; the emulator answers
+    each request after ``latency`` seconds."""
     cfg = base_config(profile="unlimited", seed=9)
+    if latency:
+        cfg["emulator"]["limits"] = {"latency_base": latency}
     src, dst = cfg["tenants"][0], cfg["tenants"][1]
     src["users"] = [
         {
             "upn": f"s{i:02d}@contoso.example",
             "mailbox": {
                 "seed": 100 + i,
-                "items": big if i < 2 and big else items,
+                "items": big if i < bigs and big else items,
                 "sizes": {"distribution": "fixed", "value": 3000},
             },
         }
@@ -246,7 +252,9 @@ async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url
 
 async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, pg_url: str) -> None:
     n = 4
-    async with running(_config(n, 30, big=1200)) as (server, ep, _):
+    # every group a few seconds of work (each request answered after 10 ms): a group of
+    # 30 items ended before the test could see both workers holding one (1,200 took 1 s)
+    async with running(_config(n, 30, big=1200, bigs=n, latency=0.01)) as (server, ep, _):
         job = _job(tmp_path, ep, pg_url, n, "heartbeat_s = 1\nstalled_after_s = 3\n")
         job.write_text(job.read_text().replace('log_level = "warning"', 'log_level = "info"'))
         cfg = load_job(job)
