@@ -219,7 +219,7 @@ REPAIRABLE = (
     "leftover_folders",
     "missing_folders",
     "moved_folders",  # renamed or moved in the target by its user
-    "pending_deletions",  # a copy our user moved there, its item deleted at the source
+    "pending_deletions",  # a copy the target's user moved, its item deleted at the source
 )
 
 
