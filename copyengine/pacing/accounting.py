@@ -418,11 +418,11 @@ class MailboxAccount:
         """The request just answered was a 429 naming ``reason``: it proved nothing taken
         (a refused body was not counted), and one naming a limit is evidence of its window."""
         self.throttled[reason] += 1
-        ask = retry_after or 0.0
         just, self._just = self._just, None
         if just is None:
             return
         sent, answered, _ = just
+        ask = retry_after or 0.0
         if body_bytes and reason == INCOMING_BYTES:
             self.proofs["upload"].refused(sent, answered, body_bytes, ask)
         if reason == REQUEST_RATE:

@@ -93,7 +93,9 @@ class PairPass:
 
 # the table's columns, in ``PairPass`` field order
 COLUMNS = tuple(
-    "pass" if f.name == "pass_number" else f.name for f in fields(PairPass) if not f.metadata
+    "pass" if f.name == "pass_number" else f.name
+    for f in fields(PairPass)
+    if "in" not in f.metadata  # kept inside another column's JSON (``row``)
 )
 
 
