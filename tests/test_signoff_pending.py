@@ -135,6 +135,36 @@ async def test_a_target_folder_renamed_by_its_user_is_held_against_the_pair(
     assert tbox.folder_by_path("/Inbox/Receipts") is not None
 
 
+async def test_a_folder_moved_under_a_folder_the_user_made_leaves_that_folder(
+    emu: Any, tmp_path: Path
+) -> None:
+    """Review, issue 26 (operator guide, the sign-off): a cutover remakes a folder the
+    target's user moved under a folder of their own where it belongs, with its copies, but
+    the user's folder stays, with the emptied one under it, and is a leftover folder: not
+    complete, exit 1, until someone removes it."""
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)]))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    tbox = emu.state.require_mailbox(T_ADELE)
+    folder = tbox.folder_by_path("/Inbox/Receipts")
+    assert folder is not None
+    made = await _ops(emu, T_ADELE, [{"op": "createFolder", "parent": "inbox", "name": "Mine"}])
+    await _ops(emu, T_ADELE, [{"op": "moveFolder", "id": folder.id, "to": made[0]["id"]}])
+    so = await take_sign_off(cfg)
+    (p,) = so["pairs"]
+    assert not p["complete"] and p["moved_folders"] == 1
+    stats = await run_job(cfg, cutover=True)
+    assert stats.sign_off is not None and not stats.sign_off["complete"]
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED
+    (after,) = stats.sign_off["pairs"]
+    assert after["moved_folders"] == 0 and after["unaccounted"] == 0
+    left = [r["path"] for r in after["leftover_folder_list"]]
+    assert left == ["/Inbox/Mine"], after["leftover_folder_list"]
+    remade = tbox.folder_by_path("/Inbox/Receipts")
+    assert remade is not None and remade.id != folder.id
+    emptied = [f for f in tbox.folders.values() if f.path() == "/Inbox/Mine/Receipts"]
+    assert len(emptied) == 1 and not list(emptied[0].live_items())  # stays, emptied
+
+
 def test_an_incomplete_sign_off_is_exit_1_and_the_summary_says_why() -> None:
     """The exit code, the summary line and the sign-off's words agree (pure)."""
     from copyengine.config import FolderRules, ItemFilters, Pair
