@@ -153,8 +153,7 @@ async def overview(store: Store, where: str, groups: GroupReader | None = None) 
         pairs = [await _pair(store, p) for p in await store.pairs()]
         across = await migration(store)
         controls = await store.controls()
-        advice = await store.pair_hints()
-        budgets = await store.pair_budgets()
+        advice, budgets = await store.pair_said()
     finally:
         await store.close()
     passes = across["passes"]

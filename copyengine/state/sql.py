@@ -300,21 +300,30 @@ class SqlStore(GroupCommitting):
         """Each pair's advice now (``pairpasses.latest_hints``): where the service gave a
         mailbox of the pair clearly less than ``[limits]`` in its latest pass; pairs
         without any are left out."""
-        rows: dict[str, list[tuple[int, Any]]] = {}
-        for pair, number, text in await self._fetchall(self.sql.pair_hints):
-            rows.setdefault(pair, []).append((int(number), hints_of(text)))
-        out = {pair: latest_hints(said) for pair, said in rows.items()}
-        return {pair: advice for pair, advice in out.items() if advice}
+        return (await self.pair_said())[0]
 
     async def pair_budgets(self) -> dict[str, tuple[int, dict[str, dict[str, float]]]]:
         """Each pair's budget in effect (``pairpasses.latest_budget``): the pass that said
         it and, per mailbox, the limits the service's 429s cut (their share of [limits];
         empty: all of them); pairs whose rows do not say are left out."""
+        return (await self.pair_said())[1]
+
+    async def pair_said(
+        self,
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[int, dict[str, dict[str, float]]]]]:
+        """``pair_hints`` and ``pair_budgets`` from one read of the rows (``status``)."""
         rows: dict[str, list[tuple[int, Any]]] = {}
         for pair, number, text in await self._fetchall(self.sql.pair_hints):
-            rows.setdefault(pair, []).append((int(number), budget_of(text)))
-        out = {pair: latest_budget(said) for pair, said in rows.items()}
-        return {pair: said for pair, said in out.items() if said is not None}
+            rows.setdefault(pair, []).append((int(number), text))
+        hints, budgets = {}, {}
+        for pair, said in rows.items():
+            advice = latest_hints([(n, hints_of(t)) for n, t in said])
+            if advice:
+                hints[pair] = advice
+            budget = latest_budget([(n, budget_of(t)) for n, t in said])
+            if budget is not None:
+                budgets[pair] = budget
+        return hints, budgets
 
     # -- items ---------------------------------------------------------------------------------
     async def _items(self, where: str, params: Sequence[Any]) -> list[ItemRecord]:
