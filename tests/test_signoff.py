@@ -379,3 +379,16 @@ async def test_verify_content_reports_a_stale_copy_and_plain_verify_stays_presen
     assert f"STALE {ADELE} -> {T_ADELE} /Inbox {first.id}" in out, out
     (pair,) = json.loads(report.read_text())
     assert pair["stale"] == 1 and pair["stale_items"][0]["target_id"] == copy.id
+
+
+def test_every_table_of_the_sign_off_names_the_same_kinds() -> None:
+    """The sign-off's kinds are told in three places that may not import each other (the
+    verdict's words, the console's lists, the notifier's counts): a kind added to one and
+    not the others would be judged but never shown, or shown but never sent."""
+    from copyengine.console.signoff import SIGN_OFF_LISTS
+    from copyengine.notify.fields import SIGNOFF_COUNTS
+    from copyengine.verify.signoff import SHORTFALL
+
+    judged = {key for key, _, _ in SHORTFALL}
+    assert judged == {count for count, _, _ in SIGN_OFF_LISTS}
+    assert judged == set(SIGNOFF_COUNTS) - {"selected", "in_target"}
