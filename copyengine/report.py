@@ -20,6 +20,7 @@ from .config import MB
 from .exitcodes import ExitCode
 from .pacing import learn
 from .pacing.accounting import AccountView
+from .pacing.proof import NOTHING
 
 if TYPE_CHECKING:
     from .config import JobConfig
@@ -373,7 +374,8 @@ class PairStats:
             for limit, lim in p.budget_in_effect().items():
                 if limit == "upload" and role.startswith("source"):
                     continue
-                if (a := learn.advice(name, limit, lim, evidence.get(limit))) is not None:
+                ev = evidence.get(limit, NOTHING)
+                if (a := learn.advice(name, limit, lim, ev)) is not None:
                     out.append(a)
         return out
 

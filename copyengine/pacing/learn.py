@@ -294,17 +294,25 @@ def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> A
     than the service's would let a second burst in), or, where no refusal bounded it, the
     window the pacer learned (at least the longest Retry-After). A limit paced at that
     value over that window is never refused by a service that gives what it gave, and
-    runs at the rate it proved. Without evidence: the budget in effect (a controller's
-    state, below what the service gives), as before."""
+    runs at the rate it proved. Evidence that does not pin the window still proves its
+    amount within a window no longer than the configured one: at ``HINT_BELOW`` of the
+    configured budget or more, no hint. Otherwise the budget in effect (a controller's
+    state, below what the service gives), per the configured window: a Retry-After bounds
+    the service's window from below only, so the window the pacer keeps a cut budget over
+    is not the service's, and is not said (``proof.NOTHING``: a limit nothing was proved
+    of). Without evidence (``ev`` None: the pacer's state alone, ``hint``), that window too,
+    as before."""
     if lim.cuts == 0 or limit not in LIMIT_KEYS:
         return None
     unit = LIMIT_KEYS[limit][1]
     if ev is not None and ev.amount > 0 and _pinned(ev, lim.period):
         return _proved(name, limit, lim, ev)
+    if ev is not None and ev.amount >= HINT_BELOW * lim.configured:
+        return None
     if lim.share >= HINT_BELOW:
         return None
     budget, seconds = lim.in_window()
-    if limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
+    if ev is None and limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
         return Advice(name, limit, lim.share, budget / unit, seconds, lim.period)
     return Advice(name, limit, lim.share, lim.cap / unit, 0.0, lim.period)
 
