@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from copyengine.emulator.throttle import Limits, Throttle
+from copyengine.emulator.throttle import Background, Limits, Throttle
 from copyengine.pacing import learn
 from copyengine.pacing.learn import Learned
 from copyengine.pacing.pacer import MailboxPacer
@@ -128,29 +128,41 @@ def test_the_job_says_the_most_any_mailbox_proved_within_the_window_all_allow() 
 
 
 # -- against the emulator's own throttle ------------------------------------------------------
-def _bodies(n: int, seed: int) -> list[int]:
+def _bodies(n: int, seed: int, largest: float = 2.9 * MB) -> list[int]:
     """Log-normal around 60 KB, some up to 2.9 MB (larger than the whole 2.5 MB budget: the
     review's realistic sizes), after the small bodies of the folders made first."""
     rnd = random.Random(seed)
     folders = [50] * 9  # the pair's folders made first (small bodies, then the imports)
     return folders + [
-        min(int(2.9 * MB), int(rnd.lognormvariate(math.log(60_000), 1.4))) for _ in range(n)
+        min(int(largest), int(rnd.lognormvariate(math.log(60_000), 1.4))) for _ in range(n)
     ]
 
 
-def _copy(seed: int, items: int = 600, failing: float = 0.0) -> tuple[MailboxPacer, Limits]:
+def _copy(
+    seed: int,
+    items: int = 600,
+    failing: float = 0.0,
+    svc: Limits | None = None,
+    writer: tuple[float, float] = (0.0, 0.0),
+) -> tuple[MailboxPacer, Limits]:
     """One target mailbox importing ``items`` bodies through four slots, its pacer on the
     documented ``[limits]`` (150 MB per 300 s) against the emulator's time-scaled service
     (2.5 MB per 5 s), in simulated time; the pacer's account sees every answer.
     ``failing``: the share of sends answered 503 before the service counted them (the
-    emulator's ``http_503`` fault strikes before its throttle), sent again later."""
-    svc = Limits.profile("exchange-fast", 60.0, app_requests=None)
+    emulator's ``http_503`` fault strikes before its throttle), sent again later. ``svc``:
+    another service than the time-scaled one; ``writer``: (share, from): another writer
+    taking that share of the upload budget from that moment on (``Background``)."""
+    svc = svc or Limits.profile("exchange-fast", 60.0, app_requests=None)
     th = Throttle(svc)
+    share, late = writer
     clock = [0.0]
     pacer = MailboxPacer("app/m", PacerLimits(window_slack=0.01), clock=lambda: clock[0])
     b, acct = pacer.budgets, pacer.account
     rnd = random.Random(seed + 1)
-    bodies = _bodies(items, seed)
+    # with another writer, a body larger than the room it leaves would never pass (it
+    # fills the window whenever there is room): the sizes the stricter benchmark caps
+    largest = 2.9 * MB if not share else (svc.upload_bytes or 0) / 4
+    bodies = _bodies(items, seed, largest)
     items = len(bodies)
     events: list[tuple[float, int, str, int, Any]] = []
     order = iter(range(10**9))
@@ -163,6 +175,8 @@ def _copy(seed: int, items: int = 600, failing: float = 0.0) -> tuple[MailboxPac
             break
         now, _, what, k, info = heapq.heappop(events)
         clock[0] = now
+        if share and now >= late:  # the other writer begins (its last window's worth at once)
+            th.background, share = Background(share=share), 0.0
         if what == "ask":
             if k not in work:
                 if not queue:

@@ -314,7 +314,9 @@ def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> A
     budget, seconds = lim.in_window()
     if ev is None and limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
         return Advice(name, limit, lim.share, budget / unit, seconds, lim.period)
-    return Advice(name, limit, lim.share, lim.cap / unit, 0.0, lim.period)
+    # never below what the answers proved (within a window no longer than the configured)
+    cap = max(lim.cap, ev.amount if ev is not None else 0.0)
+    return Advice(name, limit, cap / lim.configured, cap / unit, 0.0, lim.period)
 
 
 PINNED = 1.25  # the evidence names a window when its bounds are within this of each other
