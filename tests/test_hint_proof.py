@@ -17,7 +17,7 @@ from copyengine.pacing import learn
 from copyengine.pacing.learn import Learned
 from copyengine.pacing.pacer import MailboxPacer
 from copyengine.pacing.policy import MB, PacerLimits
-from copyengine.pacing.proof import Evidence, Proof
+from copyengine.pacing.proof import NOTHING, Evidence, Proof
 from copyengine.pacing.step import Kind, step
 
 B = 1000  # the service's budget per window, in the unit tests
@@ -277,3 +277,101 @@ def test_a_long_run_keeps_a_few_kb_and_its_proof() -> None:
     assert len(p._done) <= 3 * Proof.CAP
     ev = p.evidence()
     assert ev is not None and 950 <= ev.amount <= B
+
+
+# -- the review's simulation (finding 3) as a test: profiles, budgets, writers, failures --
+CONFIGURED = 150 * MB  # the documented [limits] every pacer here runs with, per 300 s
+SAID = re.compile(
+    r"(?:set upload_window_s = ([0-9.]+) and upload_mb_per_window|lower it)"
+    r" (?:= |to |\(to about )([0-9.]+)"
+)
+
+
+def _job_hint(svc: Limits, writer: tuple[float, float], failing: float, items: int) -> str | None:
+    """Four target mailboxes (seeds 1-4) as one job: its upload hint, if any."""
+    advices = []
+    for seed in SEEDS:
+        pacer, _ = _copy(seed, items, failing, svc, writer)
+        ev = pacer.account.evidence().get("upload", NOTHING)
+        a = learn.advice(f"m{seed}", "upload", pacer.budgets.learned_uploads, ev)
+        if a is not None:
+            advices.append(a)
+    said = learn.say(advices)
+    return said[0] if said else None
+
+
+@pytest.mark.parametrize(
+    "profile, writer",
+    [
+        ("exchange-fast", 0.0),
+        ("exchange-fast", 0.5),
+        ("exchange", 0.0),
+        ("exchange", 0.5),
+    ],
+)
+def test_the_jobs_hint_is_never_above_what_the_service_gives_nor_far_below(
+    profile: str, writer: float
+) -> None:
+    """Review, issue 26 (finding 3): with Exchange's 300 s window a proof kept 64 records and
+    merged the older ones, and with another writer starting mid-job the hint said 24 MB
+    where 82-150 MB had been taken, or a 116 s window read from a Retry-After. Against the
+    emulator's throttle (its 5 s time-scaled window and Exchange's 300 s one; its budget at
+    1, 1/2 and 1/10 of [limits]; another writer taking half of it from the second window
+    on, or none; 5% and 20% of the answers failed), the job's hint: never above the
+    service's budget, at least 80% of what it leaves the job (the budget less the other
+    writer's share); a window named only when the service's is far shorter than the
+    configured one, and then at least the service's and at most a quarter above it; no
+    hint only where the service's budget is at least 80% of [limits]."""
+    from dataclasses import replace
+
+    base = Limits.profile(profile, 60.0, app_requests=None)
+    assert base.upload_bytes
+    items = 600 if profile == "exchange-fast" else 3000  # 2-10 windows of 150 MB
+    for fraction in (1.0, 0.5, 0.1):
+        svc = replace(base, upload_bytes=int(base.upload_bytes * fraction))
+        budget, window = fraction * base.upload_bytes, svc.upload_window
+        gives = (1 - writer) * budget
+        for failing in (0.05, 0.2):
+            said = _job_hint(svc, (writer, 1.3 * window), failing, items)
+            case = (fraction, failing, said)
+            if said is None:
+                assert fraction * base.upload_bytes >= 0.8 * CONFIGURED, case
+                continue
+            got = SAID.search(said)
+            assert got is not None, case
+            value = float(got[2]) * MB
+            assert 0.8 * gives <= value <= budget, case
+            if window < 300.0 / 2:
+                assert got[1] is not None, case  # the service's short window, named
+                assert window <= float(got[1]) <= 1.25 * window, case
+            else:
+                assert got[1] is None, case  # the configured window is the service's
+
+
+def test_a_proof_keeps_what_a_window_of_hundreds_of_bodies_took_in_a_fixed_size() -> None:
+    """Review, issue 26 (finding 3): a proof kept 64 amounts and merged the older, so the
+    first window's 150 MB in a thousand bodies proved a sixth of it once a Retry-After
+    came. The sums are kept at every window length in a fixed size (``Spans``): a steady
+    stream over a 300 s window, refused only hours later, still proves what one window
+    took, within a few %, in the same memory as after its first minute."""
+    p = Proof(300.0)
+    size = len(p._spans._ring), len(p._spans._best)
+    t = 0.0
+    for i in range(20_000):  # 1,000 per 300 s (150 KB each: 150 MB per window), 100 min
+        t = 0.3 * i
+        p.accepted(t, t + 0.05, 150_000)
+    assert (len(p._spans._ring), len(p._spans._best)) == size
+    assert len(p._done) <= 3 * Proof.CAP
+    p.refused(t + 0.1, t + 0.15, 150_000, 250.0)  # the window at least 250 s
+    ev = p.evidence()
+    assert ev is not None
+    exact = 150_000 * math.ceil(250.0 / 0.3)  # every body of a 250 s span
+    assert 0.95 * exact <= ev.amount <= exact, (ev.amount, exact)
+    q = Proof(300.0)
+    for i in range(2000):  # a burst: 150 MB in 9 s, then a refusal with a 5 s Retry-After
+        q.accepted(0.0045 * i, 0.0045 * i + 0.03, 75_000)
+    q.refused(9.1, 9.15, 75_000, 5.0)
+    ev = q.evidence()
+    assert ev is not None
+    burst = 75_000 * (5.0 / 0.0045)
+    assert 0.95 * burst <= ev.amount <= burst + 75_000, (ev.amount, burst)

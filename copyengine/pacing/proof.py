@@ -111,6 +111,8 @@ class Spans:
         first = math.inf
         for t in range(j, j - slots, -1):
             i = 3 * (base + t % slots)
+            if not ring[i + 1]:
+                continue  # an empty bucket: a longer run of the same sum (``most`` takes it)
             total += ring[i]
             count += ring[i + 1]
             if ring[i + 2] < first:
