@@ -22,120 +22,192 @@ send and its answer. Amounts we sent no earlier than ``a - lo`` and that were al
 of each other: the service held them all in one window at once and refused none, so its
 budget is at least their sum, when there are two of them at least (whichever arrived last
 found the others in the window, so went by the budget, not as a body larger than the whole
-budget that passes alone into an empty window) (``most``, the largest such sum seen). Only accepted amounts
-(2xx answers) count: a refused one (the service may count a throttled call against its
+budget that passes alone into an empty window) (``most``, the largest such sum seen). Only
+accepted amounts (2xx answers) count: a refused one (the service may count a throttled call against its
 limit, but not as something it let through), a 5xx, a dropped connection or a timeout
 proves nothing taken, so leaving them out keeps the sum a lower bound.
 Only our own amounts count: another writer's share is not ours to advise.
 
 Bounded: the sums over the accepted amounts are kept at every window length at once in a
-fixed-size aggregate (``Spans``: a proof within a few % of the exact one, however many
-bodies a window holds and however long the job runs), and only a spell's first ``CAP``
-amounts as they were (for the bounds from a spell's first sends: ``_answered_by``,
-``_tighten``; past them those bounds are looser, never wrong).
+fixed-size aggregate (``Spans``, 7 KB, made past the job's first ``CAP`` amounts: a proof
+within a few % of the definition, never above it, however many bodies a window holds and
+however long the job runs; merging the older amounts instead widened their spans, and with
+Exchange's 300 s window the proof fell to a sixth of what one window took), and only a
+spell's first ``CAP`` amounts as they were (for the bounds from a spell's first sends:
+``_answered_by``, ``_tighten``; past them those bounds are looser, never wrong).
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate, compress, repeat
+from operator import add, lt, sub
 
 
 class Spans:
-    """The most of the amounts accepted within any span shorter than ``L``, for every
-    ``L`` up to the configured window, in a fixed size (``OCTAVES`` x ``SLOTS``).
+    """The most of the amounts accepted within any span of at most ``L`` seconds, for
+    every ``L`` from a 120th of the configured window to all of it, in a fixed size.
 
-    ``L`` (the longest Retry-After, ``Proof.lo``) is known only after the first refusal and
-    grows afterwards, while the amounts it must be asked of arrive from the job's first
-    send (the first window's burst is often the largest proof). So the sums are kept at
-    every scale at once: octave ``o`` counts the amounts by the time they were answered in
-    buckets ``period / (SLOTS * 2**o)`` seconds wide, the last ``SLOTS`` of them in a ring,
-    each bucket with its sum, its count and the earliest send of its amounts. When a bucket
-    closes, every run of buckets ending with it (``n`` of them, back to the ring's oldest) is
-    a proof: its amounts were all answered by the bucket's end and all sent after its
-    earliest send, so they arrived within less than that span of each other; the run's sum
-    goes into ``best`` under the number of bucket widths the span needs. Asked for ``L``,
-    each octave offers its best over spans of fewer than ``L / width`` buckets; the largest
-    is the answer. Exact up to the buckets at the run's two ends: against the best sum over
-    any span under ``L``, at most what was sent in two bucket widths is left out, and the
-    octave asked has ``L`` between ``SLOTS / 2`` and ``SLOTS`` widths, so at most ``4 /
-    SLOTS`` of a steady stream (about 3% on average), nothing of a burst that fits.
+    ``L`` (``Proof.lo``: the longest Retry-After, or a little more) is known only after
+    the first refusal and grows afterwards, while the amounts it is asked of arrive from
+    the job's first send (the first window's burst is often the largest proof). So the
+    sums are kept at every scale at once: octave ``o`` counts each amount in the bucket,
+    ``period / (SLOTS * 2**o)`` seconds wide, in which it was answered, apart (``early``)
+    when it was sent in the bucket before (one sent earlier still is left out of that
+    octave: less proved, never more). A run of ``n`` buckets, less the early amounts of its
+    first, holds amounts all sent within it and answered by its end: they arrived less
+    than ``n`` widths apart, so a service whose window is at least that long held them all
+    at once. Each run of more than ``SLOTS / 2`` buckets and at most ``SLOTS`` (shorter
+    ones the next finer octave holds at twice the detail; the finest, more than a quarter)
+    goes into ``best`` under its ``n`` (two amounts at least: one body larger than the
+    whole budget passes alone into an empty window); asked for ``L``, each octave offers its best over runs of at most ``L /
+    width`` buckets, and the largest is the answer.
 
-    The size: ``SLOTS = 64`` keeps that loss to a few % (a steady sender's proof within 3-6%
-    of what it took); ``OCTAVES = 6`` covers windows from the configured one down to a
-    64th of it (Exchange's 300 s down to 4.7 s: its time-scaled profile's 5 s window is
-    one, and the pacer's learned window is never shorter than a hundredth). A proof under
-    a 64th of the configured window is not kept (no hint speaks of it: the pacer's budget
-    in effect does). 4 x 64 x 6 doubles: 12 KB per mailbox and limit, however many bodies
-    a window holds and however long the job runs."""
+    Exact up to a bucket at each end of the span: against the best sum over any span of
+    ``L``, what was sent in about two bucket widths at most is left out, and the octave
+    that answers has ``L`` between ``SLOTS / 2`` and ``SLOTS`` widths: a steady stream's
+    proof within a few % of the definition (2.4% on average, 10% at worst for a span of
+    twenty log-normal bodies, where one body is a tenth of the sum:
+    ``tests/test_hint_proof.py``), a burst that fits whole; never above it.
+
+    Why this size: ``SLOTS = 64`` for that loss; ``OCTAVES = 6`` for windows down to about
+    a 60th of the configured one at that precision (Exchange's 300 s to 4.7 s: the
+    time-scaled profile's 5 s window is one; the pacer's learned window is never shorter
+    than a hundredth), to a 120th coarser; a proof within less is not kept, and the hint
+    then speaks of the budget in effect. The runs ending
+    in a bucket are weighed in batches of ``BATCH`` buckets (C-level sums over the batch
+    per run length: a few microseconds per bucket), so the ring holds ``SLOTS + BATCH``.
+    Bucket sums as 32-bit floats rounded towards less proved, counts as bytes (only "at
+    least two" is read): 7 KB per mailbox and limit, however many bodies a window holds
+    and however long the job runs (``Proof`` makes it only past its first ``CAP``
+    amounts or at a refusal: small mailboxes never need it)."""
 
     SLOTS = 64
     OCTAVES = 6
+    BATCH = 32
+    RING = SLOTS + BATCH
 
-    __slots__ = ("_at", "_best", "_ring", "_width")
+    __slots__ = ("_at", "_best", "_due", "_early", "_n", "_ne", "_open", "_sum", "_width")
 
     def __init__(self, period: float) -> None:
-        size = self.SLOTS * self.OCTAVES
-        # per octave and bucket: sum, count, earliest send (inf: empty)
-        self._ring = array("d", [0.0, 0.0, math.inf]) * size
-        self._best = array("d", bytes(8 * size))  # per octave: the best sum over n buckets
+        size = self.RING * self.OCTAVES
+        self._sum = array("f", bytes(4 * size))  # per octave and bucket (ring): amounts
+        self._early = array("f", bytes(4 * size))  # ... of them sent in the bucket before
+        self._n = array("B", bytes(size))  # how many (at most 255), and of them early
+        self._ne = array("B", bytes(size))
+        self._best = array("f", bytes(4 * self.SLOTS * self.OCTAVES))  # per octave and n
         self._width = [period / (self.SLOTS * 2**o) for o in range(self.OCTAVES)]
         self._at = [-1] * self.OCTAVES  # the open bucket's index per octave (-1: none yet)
+        self._due = [0] * self.OCTAVES  # closed buckets not weighed yet
+        self._open = [0.0] * (4 * self.OCTAVES)  # the open bucket's sum, early, n, early n
 
     def add(self, sent: float, answered: float, amount: float) -> None:
         """An amount accepted (answers come in the order answered)."""
-        slots, ring = self.SLOTS, self._ring
+        op = self._open
         for o, width in enumerate(self._width):
-            k, cur = int(answered // width), self._at[o]
-            if k > cur:
-                if cur >= 0:
-                    self._close(o, cur)
-                    for t in range(cur + 1, min(k, cur + slots) + 1):
-                        i = 3 * (o * slots + t % slots)
-                        ring[i], ring[i + 1], ring[i + 2] = 0.0, 0.0, math.inf
-                self._at[o] = cur = k
-            i = 3 * (o * slots + cur % slots)
-            ring[i] += amount
-            ring[i + 1] += 1
-            if sent < ring[i + 2]:
-                ring[i + 2] = sent
+            k = int(answered // width)
+            if k > self._at[o]:
+                self._advance(o, k)
+            k = self._at[o]  # an answer older than the open bucket counts in it
+            if sent >= k * width:
+                op[4 * o] += amount
+                op[4 * o + 2] += 1
+            elif sent >= (k - 1) * width:
+                op[4 * o] += amount
+                op[4 * o + 1] += amount
+                op[4 * o + 2] += 1
+                op[4 * o + 3] += 1
 
-    def _close(self, o: int, j: int) -> None:
-        """The runs of buckets of octave ``o`` ending with bucket ``j``, into ``best``."""
-        slots, ring, best, width = self.SLOTS, self._ring, self._best, self._width[o]
-        end = (j + 1) * width
-        base = o * slots
-        total = count = 0.0
-        first = math.inf
-        for t in range(j, j - slots, -1):
-            i = 3 * (base + t % slots)
-            if not ring[i + 1]:
-                continue  # an empty bucket: a longer run of the same sum (``most`` takes it)
-            total += ring[i]
-            count += ring[i + 1]
-            if ring[i + 2] < first:
-                first = ring[i + 2]
-            if count < 2:  # one amount alone may be larger than the whole budget
-                continue
-            n = math.ceil((end - first) / width * (1 + 1e-12))
-            if n > slots:
-                break
-            b = base + max(n, 1) - 1
-            if total > best[b]:
-                best[b] = total
+    def _advance(self, o: int, k: int) -> None:
+        """Octave ``o``'s open bucket closes and ``k`` opens (the ones between empty)."""
+        cur, ring, base = self._at[o], self.RING, o * self.RING
+        self._at[o] = k
+        if cur < 0:
+            return
+        self._store(o, cur)
+        op = self._open
+        op[4 * o : 4 * o + 4] = [0.0, 0.0, 0.0, 0.0]
+        due = self._due[o] + 1
+        if due + k - cur - 1 > self.BATCH:
+            self._weigh(o, cur, due)
+            due = 0
+        else:
+            due += k - cur - 1
+        for t in range(cur + 1, min(k, cur + ring + 1)):
+            i = base + t % ring
+            self._sum[i] = self._early[i] = 0.0
+            self._n[i] = self._ne[i] = 0
+        if due >= self.BATCH:
+            self._weigh(o, k - 1, due)
+            due = 0
+        self._due[o] = due
+
+    def _store(self, o: int, t: int) -> None:
+        """The open bucket ``t`` of octave ``o`` into its ring place (sums rounded down, the
+        early ones up: what is subtracted; counts at most 255: only "two at least" is read)."""
+        i, op = o * self.RING + t % self.RING, self._open
+        _put(self._sum, i, op[4 * o], -1)
+        _put(self._early, i, op[4 * o + 1], 1)
+        self._n[i] = min(255, int(op[4 * o + 2]))
+        self._ne[i] = min(255, int(op[4 * o + 3]))
+
+    def _weigh(self, o: int, end: int, due: int) -> None:
+        """The runs of octave ``o`` ending with the last ``due`` buckets up to ``end``, of
+        more than ``SLOTS / 2`` buckets (shorter ones the next finer octave holds at twice
+        the detail; of the finest, more than ``SLOTS / 4``), into ``best``."""
+        ring, base = self.RING, o * self.RING
+        p = base + (end + 1) % ring
+        c = list(accumulate(self._sum[p : base + ring] + self._sum[base:p], initial=0.0))
+        k = list(accumulate(self._n[p : base + ring] + self._n[base:p], initial=0))
+        if k[ring] == k[ring - due]:
+            return  # nothing in these buckets: their runs are shorter ones' sums
+        # what a run starting at a bucket leaves out: what went before, and its early ones
+        ce = list(map(add, c, self._early[p : base + ring] + self._early[base:p]))
+        ke = list(map(add, k, self._ne[p : base + ring] + self._ne[base:p]))
+        cj, kj = c[ring - due + 1 :], k[ring - due + 1 :]
+        best, b0 = self._best, o * self.SLOTS
+        first = self.SLOTS // (4 if o == self.OCTAVES - 1 else 2) + 1
+        # two amounts at least in every run (the shortest have the fewest): no run to skip
+        few = min(map(sub, kj, ke[ring - due - first + 1 : ring - first + 1])) < 2
+        for n in range(first, self.SLOTS + 1):
+            lo, hi = ring - due - n + 1, ring - n + 1
+            runs: Iterable[float] = map(sub, cj, ce[lo:hi])
+            if few:
+                runs = compress(runs, map(lt, repeat(1), map(sub, kj, ke[lo:hi])))
+            m = max(runs, default=0.0)
+            if m > best[b0 + n - 1]:
+                _put(best, b0 + n - 1, m, -1)
+
+    def nbytes(self) -> int:
+        """The bytes its arrays hold (the same from the first amount to the last)."""
+        arrays = (self._sum, self._early, self._n, self._ne, self._best)
+        return sum(a.itemsize * len(a) for a in arrays)
 
     def most(self, span: float) -> float:
-        """The largest sum proved within less than ``span`` seconds."""
+        """The largest sum proved within at most ``span`` seconds."""
         out = 0.0
         for o, width in enumerate(self._width):
-            if self._at[o] >= 0:
-                self._close(o, self._at[o])
-            n = min(self.SLOTS, math.ceil(span / width * (1 - 1e-12)) - 1)
+            cur = self._at[o]
+            if cur < 0:
+                continue
+            self._store(o, cur)  # the open bucket as it is now (stored again when it closes)
+            self._weigh(o, cur, self._due[o] + 1)
+            n = min(self.SLOTS, math.floor(span / width * (1 - 1e-12)))
             if n >= 1:
-                out = max(out, max(self._best[o * self.SLOTS : o * self.SLOTS + n]))
+                b0 = o * self.SLOTS
+                out = max(out, max(self._best[b0 : b0 + n]))
         return out
+
+
+def _put(a: array[float], i: int, x: float, side: int) -> None:
+    """``a[i] = x`` in a 32-bit float, rounded towards ``side`` (-1: never more than ``x``,
+    1: never less) where ``x`` has no exact 32-bit value."""
+    a[i] = x
+    if (a[i] - x) * side < 0:
+        a[i] = a[i] * (1 + side * 2.0**-22)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +233,7 @@ class Proof:
     __slots__ = (
         "_clean",
         "_done",
+        "_first",
         "_last",
         "_s0",
         "_since_s0",
@@ -174,7 +247,11 @@ class Proof:
 
     def __init__(self, period: float) -> None:
         self.period = period  # the configured window: the longest the service's can be
-        self._spans = Spans(period)  # the sums over every amount accepted
+        # the sums over every amount accepted (``Spans``), made past the job's first
+        # ``CAP`` amounts (kept until then in ``_first``: answered, sent, amount) or at its
+        # first refusal: a mailbox of a few items never needs it
+        self._spans: Spans | None = None
+        self._first: array[float] | None = array("d")
         # (answered, sent, amount) of the spell's first amounts answered, flat; ``_whole``:
         # all of the spell's so far (not past ``CAP``)
         self._done = array("d")
@@ -193,7 +270,15 @@ class Proof:
     def most(self) -> float:
         """The largest sum proved within one of the service's windows (less than ``lo``
         apart) so far."""
-        return self._spans.most(self.lo) if self.lo > 0 else 0.0
+        return self._sums().most(self.lo) if self.lo > 0 else 0.0
+
+    def _sums(self) -> Spans:
+        if self._spans is None:
+            self._spans = Spans(self.period)
+            first, self._first = self._first or array("d"), None
+            for i in range(0, len(first), 3):
+                self._spans.add(first[i + 1], first[i], first[i + 2])
+        return self._spans
 
     def accepted(self, sent: float, answered: float, amount: float) -> None:
         """An amount sent at ``sent`` was answered at ``answered`` and accepted (a 2xx: an
@@ -201,7 +286,10 @@ class Proof:
         if amount <= 0:
             return
         self._start(sent)
-        self._spans.add(sent, answered, amount)
+        if self._first is not None and len(self._first) < 3 * self.CAP:
+            self._first.extend((answered, sent, amount))
+        else:
+            self._sums().add(sent, answered, amount)
         if self._whole and len(self._done) >= 3 * self.CAP:
             self._tighten()  # the last time this spell's refusals can be weighed
             self._whole = False
@@ -227,6 +315,7 @@ class Proof:
         """A 429 naming this limit for ``amount`` sent at ``sent``, answered at ``answered``,
         the service asking ``retry_after`` seconds."""
         self._start(sent)
+        self._sums()
         self.refusals += 1
         if retry_after <= 0:
             return
