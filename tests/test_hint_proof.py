@@ -267,8 +267,9 @@ def test_against_the_emulator_the_jobs_hint_is_within_a_tenth_of_its_real_budget
 
 
 def test_a_long_run_keeps_a_few_kb_and_its_proof() -> None:
-    """At a thousand pairs each mailbox's proof must stay small: the amounts kept are
-    bounded, the older merged (their sums still proofs, never above what went through)."""
+    """At a thousand pairs each mailbox's proof must stay small: the amounts kept as they
+    were are bounded (a spell's first), the sums over all of them kept in a fixed size
+    (``Spans``: still proofs, never above what went through)."""
     p = Proof(300.0)
     _first_window(p)
     for i in range(5000):  # then 100 per 0.5 s: 1000 per 5 s, the whole budget

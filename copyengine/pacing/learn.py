@@ -468,7 +468,8 @@ def _proved_said(a: Advice, who: str) -> str:
 
 
 def hint(name: str, limit: str, lim: Learned) -> str | None:
-    """The hint for one mailbox's ``limit`` (``say`` of its ``advice``); None: none."""
+    """The hint for one mailbox's ``limit`` from the pacer's state alone (``say`` of its
+    ``advice`` without evidence); None: none. The report passes each account's evidence."""
     a = advice(name, limit, lim)
     return None if a is None else say([a])[0]
 
