@@ -417,3 +417,27 @@ def test_what_the_aggregate_proves_is_never_above_the_definition_and_near_it(see
         assert 0.85 * exact <= got <= exact, (span, got, exact)
         shares.append(got / exact)
     assert sum(shares) / len(shares) >= 0.92, shares
+
+
+def test_the_learned_hint_names_no_window_a_retry_after_showed() -> None:
+    """Review, issue 26 (finding 3): the hint fell back on the budget in effect and said it
+    over the 116 s window the pacer had read from a Retry-After (`set upload_window_s =
+    116 and upload_mb_per_window = 18` where 82-150 MB had been taken per 300 s). A
+    Retry-After bounds the service's window from below only: the learned hint says the
+    budget per the configured window, never less than what was proved; where the answers
+    proved 80% of [limits] within one window, no hint; and where nothing was proved
+    (``NOTHING``), no window either."""
+    configured = 150 * MB
+    lim = Learned(configured, 0.318 * configured, 300.0, 115.6, shown=115.6, cuts=3)
+    assert lim.in_window()[1] == pytest.approx(115.6)  # the pacer's own window: kept
+    small = Evidence(18 * MB, 115.17, 605.7)  # not pinned (at most 300 s, at least 115)
+    for ev in (small, NOTHING):
+        a = learn.advice("m2", "upload", lim, ev)
+        assert a is not None and a.window == 0 and a.value == pytest.approx(0.318 * 150)
+        (said,) = learn.say([a])
+        assert said.endswith("lower it (to about 48)") and "upload_window_s" not in said
+    more = Evidence(100 * MB, 4.66, math.inf)  # more proved than the budget in effect
+    a = learn.advice("m1", "upload", lim, more)
+    assert a is not None and a.window == 0 and a.value == pytest.approx(100)
+    proved = Evidence(149.9 * MB, 115.17, 605.7)  # the first window's whole budget
+    assert learn.advice("m2", "upload", lim, proved) is None
