@@ -46,8 +46,8 @@ def test_the_hint_advises_what_the_service_let_through_not_the_pacers_budget() -
     assert ev.lo <= W <= ev.hi <= W + 0.1
     configured = 150 * MB
     pacer = Learned(configured, 0.75 * configured, 300.0, 5.6, shown=5.6, cuts=2)
-    old = learn.advice("anna@f", "upload", pacer)  # the budget in effect: 75%, over 5.6 s
-    assert old is not None and old.window == pytest.approx(5.6)
+    old = learn.advice("anna@f", "upload", pacer, NOTHING)  # the budget in effect: 75%
+    assert old is not None and old.window == 0  # the pacer's 5.6 s is not the service's
     up = Evidence(ev.amount * MB / 1000 * 2.5, ev.lo, ev.hi)  # in MB: 2.375 of 2.5 MB
     a = learn.advice("anna@f", "upload", pacer, up)
     assert a is not None and a.bounded
@@ -82,7 +82,7 @@ def test_the_values_a_hint_says_to_set_are_valid_toml() -> None:
     configured = 10_000.0
     cut = Learned(configured, 0.49 * configured, 600.0, 600.0, cuts=1)
     short = Learned(configured, 0.3 * configured, 600.0, 60.0, shown=60.0, cuts=1)
-    cases = [(cut, Evidence(4990, 500.0, 600.0)), (cut, None), (short, Evidence(2500, 55, 60))]
+    cases = [(cut, Evidence(4990, 500.0, 600.0)), (cut, NOTHING), (short, Evidence(2500, 55, 60))]
     for lim, ev in cases:
         a = learn.advice("anna@f", "requests", lim, ev)
         assert a is not None

@@ -42,7 +42,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import NamedTuple
 
-from .proof import Evidence
+from .proof import NOTHING, Evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +278,7 @@ class Advice(NamedTuple):
     bounded: bool = False
 
 
-def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> Advice | None:
+def advice(name: str, limit: str, lim: Learned, ev: Evidence) -> Advice | None:
     """What to change when the service gave mailbox ``name`` clearly less than the
     configured ``limit``; None otherwise. A service that keeps the budget over a window far
     shorter than the configured one (the x60 emulator, a tenant's stricter policy) is
@@ -300,22 +300,16 @@ def advice(name: str, limit: str, lim: Learned, ev: Evidence | None = None) -> A
     state, below what the service gives), per the configured window: a Retry-After bounds
     the service's window from below only, so the window the pacer keeps a cut budget over
     is not the service's, and is not said (``proof.NOTHING``: a limit nothing was proved
-    of). Without evidence (``ev`` None: the pacer's state alone, ``hint``), that window too,
-    as before."""
+    of)."""
     if lim.cuts == 0 or limit not in LIMIT_KEYS:
         return None
     unit = LIMIT_KEYS[limit][1]
-    if ev is not None and ev.amount > 0 and _pinned(ev, lim.period):
+    if ev.amount > 0 and _pinned(ev, lim.period):
         return _proved(name, limit, lim, ev)
-    if ev is not None and ev.amount >= HINT_BELOW * lim.configured:
+    if ev.amount >= HINT_BELOW * lim.configured or lim.share >= HINT_BELOW:
         return None
-    if lim.share >= HINT_BELOW:
-        return None
-    budget, seconds = lim.in_window()
-    if ev is None and limit in WINDOW_KEYS and 0 < seconds < lim.period * WINDOW_HINT_BELOW:
-        return Advice(name, limit, lim.share, budget / unit, seconds, lim.period)
     # never below what the answers proved (within a window no longer than the configured)
-    cap = max(lim.cap, ev.amount if ev is not None else 0.0)
+    cap = max(lim.cap, ev.amount)
     return Advice(name, limit, cap / lim.configured, cap / unit, 0.0, lim.period)
 
 
@@ -467,10 +461,9 @@ def _proved_said(a: Advice, who: str) -> str:
     )
 
 
-def hint(name: str, limit: str, lim: Learned) -> str | None:
-    """The hint for one mailbox's ``limit`` from the pacer's state alone (``say`` of its
-    ``advice`` without evidence); None: none. The report passes each account's evidence."""
-    a = advice(name, limit, lim)
+def hint(name: str, limit: str, lim: Learned, ev: Evidence = NOTHING) -> str | None:
+    """The hint for one mailbox's ``limit`` (``say`` of its ``advice``); None: none."""
+    a = advice(name, limit, lim, ev)
     return None if a is None else say([a])[0]
 
 
