@@ -23,24 +23,24 @@ another writer in every target mailbox taking half of its upload budget (the emu
   service refuses it within the burst and the Retry-After holds the mailbox until those
   first bytes leave: about a window. One that sends its first window evenly at the
   configured rate instead (``even_first_window_s``; up to a window later at 1/1) is
-  refused once it has sent what the service leaves it, ``W (1 - b) / (k + b)`` into the
-  window (``b``: the other writer's share, its last window's bytes in the window from the
-  start and its own rate beside ours), and waits until the first bytes leave:
-  ``W (1 - (1 - b) / (k + b))`` (x60: 150, 270 and 295 service s at 1/2, 1/10, 1/60
-  alone; 200, 240, 286 and 298 s at 1/1, 1/2, 1/10, 1/60 with the other writer). Under
-  30 s only with a first window sent at most a ninth above what the service leaves, that
-  is by knowing the budget within a tenth. The documented ``[limits]`` give the service's
+  refused once it has sent what the service leaves it, ``W (1 - b) / k`` into the window
+  (``b``: the other writer's share, which holds ``b`` of the window throughout: its writes
+  a window old leave as its new ones come), and waits until its own first bytes leave
+  (what the other writer's leave it retakes at once): ``W (1 - (1 - b) / k)`` (x60: 150,
+  270 and 295 service s at 1/2, 1/10, 1/60 alone; 150, 225, 285 and 298 s at 1/1, 1/2,
+  1/10, 1/60 with the other writer). Under 30 s only with a first window sent at most a
+  ninth above what the service leaves, that is by knowing the budget within a tenth. The documented ``[limits]`` give the service's
   own rate over a longer window: 0 s for the even client.
   A sliding window gives its budget back when what filled it leaves it, so pairs that
   start together fill their windows together and wait together: the reference run (the
   service giving what is configured, ``1/1``, with the same other writer) shows that
   rhythm of the window itself. A budget the service cut, sent at an even rate instead,
   had 30-47 s without an import after the first window alone (the results' README, issue
-  26, "an even rate"), but not beside the other writer: the emulator's takes what
-  it is owed in one piece at our first request after each wait, so the window after a
-  wait holds little for us whatever we send, and whole windows carry more there (what it
-  is owed is capped at a window's share: a burst that holds the window makes it forfeit
-  the rest; the results' README, issue 26, "a cut budget shaped").
+  26, "an even rate"), but not beside the emulator's other writer as it was until
+  2026-12-05, which wrote only when one of our requests came and then took all it was owed
+  in one piece (the results' README, issue 26, "a cut budget shaped"). It writes on its own
+  clock now (``emulator.throttle.Background``): a write every twentieth of the window,
+  refused while the window has no room for it, owed a window's share at most.
 
 ``documented``: the job under Exchange's documented ``[limits]`` (the defaults: 150 MB per
 5 minutes) against the same time-scaled service, the issue's own case: the service gives
@@ -116,7 +116,7 @@ def even_first_window_s(ratio: int, background: float) -> float:
     that rate is the service's."""
     k = 1 if ratio == DOCUMENTED else ratio
     window = Limits.profile("exchange-fast", TIME_SCALE).upload_window * TIME_SCALE
-    return max(0.0, window * (1 - (1 - background) / (k + background)))
+    return max(0.0, window * (1 - (1 - background) / k))
 
 
 def label(ratio: int) -> str:

@@ -7,8 +7,11 @@ throttling page): ``upload_bytes`` of request bodies per sliding ``upload_window
 so retrying before ``Retry-After`` makes things worse, as on the real service.
 
 Another writer in the same mailbox (a backup product, a user's client): ``Background``
-spends up to a share of a mailbox's upload budget, taking its bytes before any request of
-ours is judged whenever the window has room for them (it is there first).
+spends up to a share of a mailbox's upload budget on its own clock, a write every
+``WRITER_STEPS``-th of the window; a write the window has no room for at its time is
+refused and retried at the writer's next step. Its writes are replayed at their own times
+before any request of ours is judged (stamped with those times, so they leave the window
+one window later).
 """
 
 from __future__ import annotations
@@ -142,17 +145,25 @@ class Background:
         return 0.0
 
 
+WRITER_STEPS = 20  # the other writer writes every window / WRITER_STEPS
+WRITER_LOG = 256  # the other writer's last writes kept (``Throttle.background_writes``)
+
+
 class _Writer:
-    """One mailbox's other writer: it wants ``rate`` bytes per second (at most a window's
-    worth owed at once) and takes what it owes whenever the window has room."""
+    """One mailbox's other writer: a write of ``chunk`` bytes every ``step`` seconds from
+    ``start`` (its clock); a write refused waits for the next step, and the writes it owes
+    are at most a window's (``WRITER_STEPS``): beyond, a client that backs off gives up."""
 
-    __slots__ = ("last", "owed", "rate", "written")
+    __slots__ = ("chunk", "done", "log", "owed", "start", "step", "written")
 
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self.last = now
-        self.owed = 0.0
+    def __init__(self, chunk: int, step: float, start: float) -> None:
+        self.chunk = chunk
+        self.step = step
+        self.start = start
+        self.done = 0  # steps replayed
+        self.owed = 0  # writes not yet accepted
         self.written = 0
+        self.log: deque[tuple[float, int]] = deque(maxlen=WRITER_LOG)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +219,25 @@ class Throttle:
         """Bytes the other writers took, per mailbox id."""
         return {m: w.written for m, w in self._writers.items() if w.written}
 
+    def background_writes(self, mailbox: str) -> list[tuple[float, int]]:
+        """The other writer's last accepted writes in ``mailbox``: (time stamped, bytes)."""
+        writer = self._writers.get(mailbox)
+        return list(writer.log) if writer else []
+
+    def upload_window_bytes(self, now: float, mailbox: str) -> int:
+        """Bytes in ``mailbox``'s upload window at ``now`` (the other writer's until then
+        replayed), whatever app wrote them."""
+        lim = self.limits
+        if lim.upload_bytes is None:
+            return 0
+        w = self._bytes.setdefault(mailbox, _Window())
+        self._other_writer(now, mailbox, w)
+        w.expire(now, lim.upload_window)
+        return w.total
+
     def _other_writer(self, now: float, mailbox: str, w: _Window) -> None:
-        """The mailbox's other writer takes what it owes, as far as the window has room."""
+        """The mailbox's other writer's writes up to ``now``, each at its own time: accepted
+        if the window has room for it then, else retried at the next step."""
         lim = self.limits
         if lim.upload_bytes is None:
             return
@@ -218,20 +246,39 @@ class Throttle:
             share = self.background.share_of(mailbox)
             if share <= 0:
                 return
-            rate = share * lim.upload_bytes / lim.upload_window
-            writer = self._writers[mailbox] = _Writer(rate, now)
-            # it was writing before we came: its last window's worth is in the window
-            w.add(now, int(share * lim.upload_bytes))
-            writer.written += int(share * lim.upload_bytes)
+            step = lim.upload_window / WRITER_STEPS
+            chunk = int(share * lim.upload_bytes / WRITER_STEPS)
+            writer = self._writers[mailbox] = _Writer(chunk, step, now)
+            w.expire(now, lim.upload_window)
+            if w.total == 0:
+                # it was writing before we came: its last window's writes are in the
+                # window, each leaving one window after its own time (a writer that comes
+                # while ours are in the window starts then, with nothing owed)
+                w.events.extend(
+                    (now - lim.upload_window + (i + 1) * step, chunk) for i in range(WRITER_STEPS)
+                )
+                w.total += chunk * WRITER_STEPS
+                writer.written += chunk * WRITER_STEPS
             return
-        cap = writer.rate * lim.upload_window
-        writer.owed = min(cap, writer.owed + writer.rate * (now - writer.last))
-        writer.last = now
-        take = int(min(writer.owed, lim.upload_bytes - w.total))
-        if take > 0:
-            w.add(now, take)
-            writer.owed -= take
-            writer.written += take
+        due = int((now - writer.start) / writer.step + 1e-9)
+        if due - writer.done > 2 * WRITER_STEPS:
+            # a long stretch without a request of ours: its writes more than a window
+            # before the last steps replayed would have left the window; counted as written
+            skip = due - writer.done - 2 * WRITER_STEPS
+            writer.written += skip * writer.chunk
+            writer.done += skip
+        for n in range(writer.done + 1, due + 1):
+            t = writer.start + n * writer.step
+            w.expire(t, lim.upload_window)
+            writer.owed = min(WRITER_STEPS, writer.owed + 1)
+            room = (lim.upload_bytes - w.total) // writer.chunk if writer.chunk else 0
+            take = min(writer.owed, max(0, room))
+            if take > 0:
+                w.add(t, take * writer.chunk)
+                writer.log.append((t, take * writer.chunk))
+                writer.owed -= take
+                writer.written += take * writer.chunk
+        writer.done = max(writer.done, due)
 
     def admit(self, now: float, app: str, mailbox: str | None, body_bytes: int) -> Verdict:
         """Decide on one request; when admitted the caller must call ``release``."""
@@ -257,8 +304,8 @@ class Throttle:
             return Verdict(CONCURRENCY, lim.concurrency_retry_after)
         if lim.upload_bytes is not None and body_bytes:
             w = self._bytes.setdefault(mailbox, _Window())
+            self._other_writer(now, mailbox, w)  # its writes until now, at their own times
             w.expire(now, lim.upload_window)
-            self._other_writer(now, mailbox, w)
             if w.total + body_bytes > lim.upload_bytes and w.total > 0:
                 return Verdict(
                     INCOMING_BYTES,

@@ -349,9 +349,12 @@ class Budgets:
         the service's answers show, in seconds, when none of our bytes went into it (those
         in flight may yet be refused too: two bodies too large for the room must not keep
         each other from being seen alone), so the room the service left was smaller than
-        that body alone (another writer holds the rest); None when our own bytes share it."""
+        that body alone (another writer holds the rest); None when our own bytes share it.
+        Alone over the configured window, the longest the service's can be: a Retry-After
+        shows a window no shorter than itself only, and beside a writer on its own clock,
+        whose writes a window old leave one by one, it is a small part of the service's."""
         lim = self.learned_uploads
-        if _ours_in_window(lim, self.uploads, now):
+        if self.uploads.since(now - lim.period):
             return None
         return lim.shown or lim.window  # the service's, when its answers showed it
 
