@@ -31,12 +31,14 @@ window or within the estimate's of none (which side of a window boundary the mai
 on is not known), or ``R`` is not known (the listing is not done), everything goes at once,
 as without a plan.
 
-``step.Budgets.plan`` makes no plan while the upload budget is cut by the service's 429s
-(what each window carries is still being learned) nor before the service has let 90% of a
-configured window through: a service stricter than configured refuses the first window's
-burst, and a plan for the configured budget would only slow the learning (the first
-window of such a service is a physical limit: its Retry-After holds the mailbox until the
-first bytes leave the service's window).
+``step.Budgets.plan`` makes no plan for the configured budget before the service has let
+90% of a window through: a service stricter than configured refuses the first window's
+burst, and a plan for the configured budget would only slow the learning (the first window
+of such a service is a physical limit: its Retry-After holds the mailbox until the first
+bytes leave the service's window). A budget the service cut over the configured window is
+planned for as it is (what the refused burst let through, ``step.FIRST``), not over a
+shorter window (its even parts, ``learn.spread``), and not beside another writer that
+takes the room in one piece (``step.LUMP``: whole windows there).
 """
 
 from __future__ import annotations
