@@ -341,7 +341,21 @@ class Budgets:
             self.uploads.forget(now, body_bytes)
             self.shape = shape.NONE  # planned for a budget the service did not give
             lim = self.learned_uploads
-            if _ours_in_window(lim, self.uploads, now) + self.held_bytes < body_bytes:
+            ours = _ours_in_window(lim, self.uploads, now) + self.held_bytes
+            if ours < body_bytes and self._longer_window(lim, now, body_bytes):
+                # the window the Retry-Afters showed is contradicted: ours left it and still
+                # no room. Beside a writer on its own clock (its writes a window old leave
+                # as its new ones come) a Retry-After is the time until its oldest leave, a
+                # small part of the service's window: the configured one is the service's
+                # the configured one is the service's, and what went through over it is
+                # what the service gives (a first cut, as of a refused burst)
+                whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
+                in_use = self.uploads.since(now - lim.period) + self.held_bytes
+                self.learned_uploads = learn.throttled(
+                    whole, now, in_use, retry_after, lim.period, lim.period, FIRST
+                )
+                return
+            if ours < body_bytes:
                 # fewer of our bytes in the service's window than this one body: not our
                 # rate, another writer's bytes hold the room (Exchange counts every app's
                 # uploads to a mailbox together). Nothing to learn of our budget or of the
@@ -388,6 +402,15 @@ class Budgets:
             self.learned_slots = learn.concurrency_throttled(
                 self.learned_slots, now, self.inflight, retry_after
             )
+
+    def _longer_window(self, lim: Learned, now: float, body_bytes: int) -> bool:
+        """Whether an ``IncomingBytes`` refusal with fewer of our bytes than its body in
+        the window the service's Retry-Afters showed, shorter than the configured one,
+        has enough of ours in the configured window to be our rate over a longer one."""
+        shown = lim.shown or lim.window
+        return 0 < shown < lim.period and (
+            self.uploads.since(now - lim.period) + self.held_bytes >= body_bytes
+        )
 
     def alone_window(self, now: float) -> float | None:
         """After an ``IncomingBytes`` 429 (its body already taken back): the upload window
