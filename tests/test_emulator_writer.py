@@ -5,6 +5,8 @@ its next step otherwise, never owed more than a window's share."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from copyengine.emulator.throttle import WRITER_STEPS, Background, Limits, Throttle
@@ -41,9 +43,9 @@ def test_over_a_long_idle_stretch_it_takes_its_share_per_window() -> None:
     # every write on its own clock, a step apart, one step's share each
     writes = th.background_writes("m")
     assert {b for _, b in writes} == {CHUNK}
-    assert [round(b - a, 6) for (a, _), (b, _) in zip(writes, writes[1:], strict=False)] == [
-        STEP
-    ] * (len(writes) - 1)
+    assert [round(b - a, 6) for (a, _), (b, _) in itertools.pairwise(writes)] == [STEP] * (
+        len(writes) - 1
+    )
     # a stretch of 50 windows with nothing asked: bounded work, the same share
     assert th.upload_window_bytes(80 * WINDOW + 0.3 * STEP, "m") == SHARE * BUDGET
     assert th.background_bytes()["m"] == pytest.approx(SHARE * BUDGET * 81, abs=CHUNK)
@@ -116,7 +118,7 @@ def test_its_bytes_leave_the_window_one_window_after_they_were_stamped() -> None
     assert sum(b for _, b in in_window) == 200 and in_window[0][0] == STEP
     # ... and gone at 10.5, replaced by its write stamped 10.5
     assert th.upload_window_bytes(10.5, "m") == 200
-    assert [s for s, _ in th.background_writes("m") if s > 10.5 - WINDOW][0] == 2 * STEP
+    assert next(s for s, _ in th.background_writes("m") if s > 10.5 - WINDOW) == 2 * STEP
     # a request of ours that needs room it does not have is refused until its oldest
     # write leaves (Retry-After: one window after that write's stamp)
     assert th.admit(10.5, "app", "m", 795).reason is None
