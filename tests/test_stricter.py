@@ -160,10 +160,11 @@ def test_the_other_writer_starts_with_its_share_and_takes_what_it_is_owed_first(
     assert th.admit(0.0, "app", "m", 500).reason is None  # 500 of its own + 500 of ours
     th.release("app", "m")
     assert th.admit(0.1, "app", "m", 100).reason == "IncomingBytes"  # the window is full
-    # 4 s later, it is owed 200 and takes them, though nothing has left the window yet
+    # 4 s later, its writes a window old have left and its new ones (25 every 0.5 s, on
+    # its own clock) took their place: still full
     assert th.admit(4.0, "app", "m", 1).reason == "IncomingBytes"
-    # once the first window's bytes left (t = 10), it takes what it is owed (a window's
-    # share at most: 500), then ours fits beside it
+    # once ours left (t = 10), it has written 500 more over the window (its share) and
+    # holds 500, and ours fits beside it
     assert th.admit(10.0, "app", "m", 400).reason is None
     assert th.background_bytes() == {"m": 500 + 500}
     th.release("app", "m")
