@@ -90,6 +90,34 @@ ORDERS: dict[str, Callable[[list[int]], list[int]]] = {
 }
 
 
+def export(
+    t: float,
+    xs: list[int],
+    nxt: int,
+    ready: ReadyItems,
+    exports: list[tuple[float, list[int]]],
+    free_at: list[float],
+    part: int,
+    most: int,
+    after: float = EXPORT_S,
+) -> int:
+    """One tick of the exporters: each free one takes the next ``part`` bodies of ``xs``
+    (from ``nxt``) while fewer than ``most`` are ready or on their way, and hands them to
+    ``ready`` ``after`` seconds later; the next body's index."""
+    for k in range(len(free_at)):
+        queued = len(ready.pool) + sum(len(b) for _, b in exports)
+        if free_at[k] <= t and nxt < len(xs) and queued < most:
+            batch = xs[nxt : nxt + part]
+            nxt += len(batch)
+            free_at[k] = t + after
+            exports.append((t + after, batch))
+    for _, batch in [x for x in exports if x[0] <= t]:
+        for size in batch:
+            ready.add(Ready(None, size, t))  # type: ignore[arg-type]
+    exports[:] = [x for x in exports if x[0] > t]
+    return nxt
+
+
 def run(xs: list[int]) -> tuple[float, float, float]:
     """(engine's measure %, % of the whole-window bound, the earlier fluid measure %) for
     bodies sent in this order."""
@@ -122,17 +150,7 @@ def run(xs: list[int]) -> tuple[float, float, float]:
         window[:] = [(e, n) for e, n in window if e > t]
         window += [(a + WINDOW_S * SLACK, n) for a, n in inflight if a <= t]
         inflight[:] = [(a, n) for a, n in inflight if a > t]
-        for k in range(EXPORTERS):
-            queued = len(pool) + sum(len(b) for _, b in exports)
-            if exporter_free[k] <= t and nxt < len(xs) and queued < POOL + BATCH:
-                batch = xs[nxt : nxt + BATCH]
-                nxt += len(batch)
-                exporter_free[k] = t + EXPORT_S
-                exports.append((t + EXPORT_S, batch))
-        for _, batch in [x for x in exports if x[0] <= t]:
-            for size in batch:
-                ready.add(Ready(None, size, t))  # type: ignore[arg-type]
-        exports[:] = [x for x in exports if x[0] > t]
+        nxt = export(t, xs, nxt, ready, exports, exporter_free, BATCH, POOL + BATCH)
         for k in range(SLOTS):
             if busy[k] > t:
                 continue
