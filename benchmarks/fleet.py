@@ -99,6 +99,9 @@ def _step(
         "engine_cpu_share": round(res["cpu_s"] / wall, 2),
         "emulator_cpu_share": round(emu_cpu / wall, 2),
         "engine_cpu_s_per_gb": round(res["cpu_s"] / gb, 2) if gb else None,
+        "cpu_s_per_1000_items": res["cpu_s_per_1000_items"],
+        "requests_per_item": res["requests_per_item"],
+        "requests_by_call": res["requests_by_call"],
         "peak_rss_mb": res["peak_rss_mb"],
     }
 

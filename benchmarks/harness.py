@@ -357,6 +357,7 @@ def run_once(
         "gb_per_hour_job": round(nbytes / duration * 3600 / 1e9, 2),
         "gb_per_hour_per_mailbox": round(nbytes / duration * 3600 / 1e9 / pairs_n, 3),
         "requests_per_item": round(requests / max(1, copied), 3),
+        "requests_by_call": {c: sum(v.values()) for c, v in stats["requests"].items()},
         "share_429": round(stats["throttled_total"] / max(1, requests), 5),
         "throttled_429": stats["throttled_total"],
         "early_requests": sum(stats["early_requests"].values()),

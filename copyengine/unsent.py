@@ -27,6 +27,7 @@ class Hold:
         self._parent = parent
         self._children: set[Hold] = set()
         self._scopes: set[anyio.CancelScope] = set()
+        self._naps: set[asyncio.Future[None]] = set()
 
     @property
     def draining(self) -> bool:
@@ -39,12 +40,33 @@ class Hold:
     def _end_waits(self) -> None:
         for scope in list(self._scopes):
             scope.cancel()
+        for nap in list(self._naps):
+            if not nap.done():
+                nap.set_result(None)
         for child in list(self._children):
             child._end_waits()
 
     def waiting(self) -> Waiting:
         """A wait that a drain ends (``cancelled_caught`` then says so)."""
         return Waiting(self)
+
+    async def nap(self, seconds: float) -> bool:
+        """Sleep ``seconds`` on asyncio's loop unless a drain ends it first (False then):
+        ``asyncio.sleep``'s own future and timer, which the drain resolves, with no cancel
+        scope (a pacer naps each time a request waits on a budget, thousands of times a
+        second in a large fleet)."""
+        if self.draining:
+            return False
+        loop = asyncio.get_running_loop()
+        nap: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(seconds, _woken, nap)
+        self._naps.add(nap)
+        try:
+            await nap
+        finally:
+            timer.cancel()
+            self._naps.discard(nap)
+        return not self.draining
 
     def _count(self, n: int) -> None:
         hold: Hold | None = self
@@ -63,6 +85,11 @@ class Hold:
                 await anyio.sleep_forever()
             finally:
                 self._count(-1)
+
+
+def _woken(nap: asyncio.Future[None]) -> None:
+    if not nap.done():
+        nap.set_result(None)
 
 
 class Waiting:

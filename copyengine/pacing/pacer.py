@@ -173,12 +173,12 @@ class MailboxPacer:
                         turn = False
                         self._slot_free.wake_one()
                     await hold.park()  # a drain: unsent, it waits on the service no more
-                    with hold.waiting():
-                        if kind is Kind.ANSWER:
+                    if kind is Kind.ANSWER:
+                        with hold.waiting():
                             await self._released.wait()
                             acct.throttle_wait_s += self._clock() - now
-                        else:
-                            await self._throttle_sleep(wait, binds is Limit.RETRY_AFTER)
+                    else:
+                        await self._throttle_sleep(wait, binds is Limit.RETRY_AFTER, hold)
             raise RuntimeError(f"pacer {self.key}: could not obtain a slot")  # pragma: no cover
         except BaseException:
             if turn:
@@ -189,14 +189,21 @@ class MailboxPacer:
             acct.leave(self._clock(), body_bytes)
             raise
 
-    async def _throttle_sleep(self, wait: float, service: bool = False) -> None:
+    async def _throttle_sleep(self, wait: float, service: bool, hold: unsent.Hold) -> None:
+        """Sleep ``wait`` seconds, or until a drain ends it (asyncio's sleep: ``Hold.nap``)."""
         acct = self.account
         acct.wait_began(self._clock(), service)
         try:
-            await self._sleep(wait)
+            if self._sleep is asyncio.sleep:
+                slept = await hold.nap(wait)
+            else:
+                with hold.waiting() as scope:
+                    await self._sleep(wait)
+                slept = not scope.cancelled_caught
         finally:
             acct.wait_ended(self._clock(), service)
-        acct.throttle_wait_s += wait
+        if slept:
+            acct.throttle_wait_s += wait
 
     def on_success(self, body_bytes: int = 0) -> None:
         """An answer that was not a 429: the budgets in effect creep back up."""
