@@ -233,10 +233,7 @@ async def test_plan_equals_what_the_run_copies_and_writes_nothing(emu: Any, tmp_
     assert summary["copy"] == report["totals"]["copied"] > 0
     assert summary["already_present"] == report["totals"]["already_present"]
     # the pair copied before is read by delta, by the plan as by the run
-    # CHANGED ASSERTION (issue 26, branch percpu-empty): a folder the first pass found
-    # empty has no link, and is listed from the start (nothing in it to copy)
-    assert {f.mode for f in planned[1].folders if f.items} <= {"delta"}
-    assert "delta" in {f.mode for f in planned[1].folders}
+    assert {f.mode for f in planned[1].folders} == {"delta"}
     assert {f.mode for f in planned[0].folders} == {"full"}
 
 

@@ -40,13 +40,9 @@ class Folder:
     child_count: int
     item_count: int
     hidden: bool = False
-    # the service said ``item_count`` (``totalItemCount``) with this row: a live count, not
-    # the 0 of a folder rebuilt from the state or a row without it
-    counted: bool = False
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Folder:
-        count = d.get("totalItemCount")
         return cls(
             id=d["id"],
             name=d.get("displayName", ""),
@@ -54,9 +50,8 @@ class Folder:
             type=_shared(d.get("type") or ""),
             well_known=_shared(d.get("wellKnownName")),
             child_count=int(d.get("childFolderCount") or 0),
-            item_count=int(count or 0),
+            item_count=int(d.get("totalItemCount") or 0),
             hidden=bool(d.get("isHidden", False)),
-            counted=count is not None,
         )
 
 

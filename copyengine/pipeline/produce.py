@@ -43,28 +43,6 @@ MAYBE_SENT = (Status.UNKNOWN, Status.INTENT)
 READ_AT_ONCE = 5_000
 
 
-def listed_empty(job: FolderJob, records: dict[str, ItemRecord]) -> bool:
-    """A folder this pass's folder listing counted empty (a live ``totalItemCount`` of 0),
-    with nothing of it in the state and no link to read from: its first item round would
-    list nothing, so it is not read (most folders of a mailbox are empty: a request each per
-    pair). No link is made for it, so the next pass starts it with a first round that lists
-    whatever it holds by then (one request, as a round from a link would be): nothing that
-    arrives meanwhile is missed."""
-    folder = job.plan.source.folder
-    return (
-        folder.counted
-        and folder.item_count == 0
-        and not records
-        and job.link is None
-        and not job.expired
-    )
-
-
-async def _no_pages() -> AsyncIterator[list[Item]]:
-    return
-    yield
-
-
 class Producer:
     def __init__(
         self,
@@ -147,8 +125,7 @@ class Producer:
         pending: list[Item] = []
         updates: dict[str, tuple[str, str]] = {}
         found: list[tuple[Item, str, str | None]] = []
-        empty = listed_empty(job, records)
-        async for page in _no_pages() if empty else self.enumerator.items(job):
+        async for page in self.enumerator.items(job):
             if not page:
                 continue
             if index is None:
@@ -191,7 +168,6 @@ class Producer:
                 return
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
             yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
-        job.complete = job.complete or empty  # its round would have listed nothing
         if job.complete and not self.retry_only:
             # copied before, not listed now: gone from this folder (moved or deleted)
             job.removed = [
