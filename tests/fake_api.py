@@ -83,6 +83,9 @@ class FakePacer:
         self.backlog = backlog
         return lambda: None
 
+    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+        return 0.0
+
 
 @dataclass
 class FakeMailbox:

@@ -54,6 +54,12 @@ class PacerView(Protocol):
         when the pacer shapes its upload window; the call returned stops reading it."""
         ...
 
+    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+        """Start ``limit`` at ``share`` of the [limits] ``of`` (amount, window seconds) an
+        earlier pass ended with (``cut``: it was refused); the share of [limits] it starts
+        at, 0: not (``pacing.remember``)."""
+        ...
+
 
 class MailboxApi(Protocol):
     # how often an item's import may renew a dead import session (the retry policy's budget)

@@ -19,6 +19,7 @@ from .context import PairContext
 from .enumerate import DeltaListing, Enumerator, FullListing
 from .passes import MailboxPass
 from .produce import Producer
+from .remember import remember, remembered
 from .settle import Settler
 from .spares import forget_unmapped
 from .stages import Stages
@@ -115,14 +116,17 @@ class PairRunner:
         self.stats.pacers, self.stats.aux_pacers, self.stats.pacer_base = [], [], {}
         ctx = self.ctx
         boxes = await mailboxes(ctx.src, ctx.dst, self.pair)
+        said = await remembered(self.store, self.key)  # the budget its last pass ended with
         for side in boxes.found:
             if side.archive and self.stop.draining:
                 break
             self._names[side.source_id] = side.source_name
             self._names[side.target_id] = side.target_name
             # each mailbox (an archive too) has throttling budgets of its own: its own pacers
-            self.stats.watch(ctx.src.pacer(side.source_id).account)
-            self.stats.watch(ctx.dst.pacer(side.target_id).account)
+            pacers = (ctx.src.pacer(side.source_id), ctx.dst.pacer(side.target_id))
+            for pacer in pacers:
+                self.stats.watch(pacer.account)
+            remember(said, self.stats, pacers, self.log)
             done.append(await self._copy_mailbox(side))
         self._note_archive_redirects()
         if boxes.missing is not None and not self.stop.draining:

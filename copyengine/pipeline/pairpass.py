@@ -13,6 +13,7 @@ from ..errors import StateError
 from ..report import PairStats
 from ..state import Store
 from ..state.pairpasses import MAX_FAILURES, PairPass
+from .remember import limits_said
 
 log = structlog.get_logger("copyengine.job")
 # what a sign-off entry keeps in the pair's statistics: its counts and verdict, not its lists
@@ -79,6 +80,7 @@ def pair_pass(st: PairStats, key: str, number: int, kind: str, run: str) -> Pair
         recorded=now_wall,
         hints=tuple(a._asdict() for a in st.budget_advice()),
         budget=st.budget_in_effect(),
+        limits=limits_said(st),
     )
 
 

@@ -73,6 +73,10 @@ class PairPass:
     # kept in the ``hints`` column's JSON beside the advice (no column of its own, no
     # schema change): None where the row does not say (an engine before)
     budget: dict[str, dict[str, float]] | None = field(default=None, metadata={"in": "hints"})
+    # the [limits] the budget's shares are of, per limit (``[amount, window seconds]``), so
+    # a later pass of the pair starts at the same budget under other [limits]
+    # (``pipeline.remember``); in the ``hints`` JSON too, None where the row does not say
+    limits: dict[str, list[float]] | None = field(default=None, metadata={"in": "hints"})
 
     def row(self) -> tuple[Any, ...]:
         """The row in ``COLUMNS`` order (lists and dicts as JSON)."""
@@ -84,7 +88,7 @@ class PairPass:
             elif f.name == "sign_off":
                 v = json.dumps(v, default=str) if v is not None else None
             elif f.name == "hints":
-                v = hints_text(v, self.budget)
+                v = hints_text(v, self.budget, self.limits)
             elif "in" in f.metadata:
                 continue
             out.append(v)
@@ -119,6 +123,7 @@ def pair_pass_of(row: Sequence[Any]) -> PairPass:
     d["failures"] = tuple(json.loads(d["failures"])) if d["failures"] else ()
     d["sign_off"] = json.loads(d["sign_off"]) if d["sign_off"] else None
     d["budget"] = budget_of(d["hints"])
+    d["limits"] = limits_of(d["hints"])
     d["hints"] = hints_of(d["hints"])
     for name in COUNTS:
         d[name] = int(d[name] or 0)
@@ -224,12 +229,18 @@ def latest_hints(
 
 
 def hints_text(
-    hints: Sequence[dict[str, Any]] | None, budget: dict[str, dict[str, float]] | None
+    hints: Sequence[dict[str, Any]] | None,
+    budget: dict[str, dict[str, float]] | None,
+    limits: dict[str, list[float]] | None = None,
 ) -> str | None:
     """The ``hints`` column: the advice as a JSON list (schema 8 as first written), or, with
-    the budget in effect, ``{"advice": [...], "budget": {...}}``."""
+    the budget in effect, ``{"advice": [...], "budget": {...}}`` (and ``"limits"``, the
+    [limits] it is a share of, where known)."""
     if budget is not None:
-        return json.dumps({"advice": list(hints or ()), "budget": budget})
+        said: dict[str, Any] = {"advice": list(hints or ()), "budget": budget}
+        if limits is not None:
+            said["limits"] = limits
+        return json.dumps(said)
     return json.dumps(list(hints)) if hints is not None else None
 
 
@@ -245,6 +256,12 @@ def budget_of(text: str | None) -> dict[str, dict[str, float]] | None:
     """A row's ``hints`` column read back: the budget in effect it kept (None: not said)."""
     said = json.loads(text) if text is not None else None
     return said.get("budget") if isinstance(said, dict) else None
+
+
+def limits_of(text: str | None) -> dict[str, list[float]] | None:
+    """A row's ``hints`` column read back: the [limits] its budget is a share of."""
+    said = json.loads(text) if text is not None else None
+    return said.get("limits") if isinstance(said, dict) else None
 
 
 def latest_budget(

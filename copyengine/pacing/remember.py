@@ -1,0 +1,100 @@
+"""A later pass of a pair starts at the budget its last pass learned (issue 26). Pure but
+for ``remember``, which applies ``seeded`` to a pacer that has sent nothing yet.
+
+A client that does not know the service's budget fills what it believes is its window, is
+refused within it and held by the Retry-After for up to a whole window (``benchmarks/
+stricter.py``): that first window is the price of learning. A delta, ``--full`` or cutover
+pass of a pair whose last pass learned a cut pays it again for nothing. The state keeps
+each pair's budget in effect at the end of its pass (``state.pairpasses.PairPass.budget``:
+role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
+``PairPass.limits``); at pair start the pipeline hands it to each fresh pacer of the pair
+(``pipeline.remember``), which starts as if the service had cut it there:
+
+- the budget in effect is the share remembered, ``MARGIN`` under it when the pass that
+  learned it was refused (the budget a pass ends with has crept up since its last cut, and
+  may be above what the service gives; a pass that was not refused ended at a budget the
+  service gave: taken as it is, so that passes without 429s do not lower it pass by pass);
+- it counts as a cut (``Learned.cuts``): the upload budget is shaped as the configured one
+  (``step.Budgets.shapes_cut``), it creeps back up on answers (``learn.answered``: the
+  service may give more now), a 429 cuts it by a small step (``step.EVEN``), and the
+  hint, the report's and ``status``'s budget in effect say it as after a cut;
+- a share of other ``[limits]`` is converted to the ones in effect (the same amount the
+  service gave, per the same window); a limit whose window changed is not seeded (the
+  share was per another window, and what the service gives per this one is not known); a
+  share at ``WHOLE`` or more of the configured budget is not seeded (the service gave
+  about all of it);
+- a pacer that has sent a request already knows more than the state (a mailbox shared by
+  two pairs, a worker's later segment): it is left as it is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from .learn import Aimd, Learned
+
+if TYPE_CHECKING:
+    from .accounting import MailboxAccount
+    from .step import Budgets
+
+MARGIN = 0.95  # of the share a refused pass ended with: the budget a later pass starts at
+WHOLE = 0.95  # a share of the configured budget at or above this is not seeded
+# a ``step.Budgets`` attribute per limit as the state says it (``step.Limit`` values)
+ATTRIBUTES = {
+    "requests": "learned_requests",
+    "upload": "learned_uploads",
+    "concurrency": "learned_slots",
+}
+
+
+def seeded(
+    lim: Learned,
+    share: float,
+    of: tuple[float, float] | None,
+    refused: bool = True,
+    margin: float = MARGIN,
+) -> Learned | None:
+    """``lim`` (a fresh budget: configured, never cut) started at ``share`` of the
+    configured ``of`` (amount, window seconds) that an earlier pass ended with; None where
+    it is not seeded (the module's docstring). ``refused``: the pass that ended with it had
+    429s (the margin applies)."""
+    if lim.cuts or lim.is_cut or of is None or not share > 0 or lim.configured <= 0:
+        return None
+    configured, period = of
+    if not math.isclose(period, lim.period) or not configured > 0:
+        return None
+    share = share * configured / lim.configured  # the same amount, of these [limits]
+    if share >= WHOLE:
+        return None
+    if lim.period <= 0:  # requests in flight: a count the service allowed, whole
+        cap = float(max(1, math.floor(share * lim.configured + 1e-9)))
+        return replace(lim, cap=cap, cuts=1) if cap < lim.configured else None
+    cap = share * lim.configured * (margin if refused else 1.0)
+    cap = max(cap, lim.configured * Aimd().floor_share)
+    return replace(lim, cap=cap, cuts=1, proven=0.0)
+
+
+def remember(
+    b: Budgets,
+    account: MailboxAccount,
+    now: float,
+    limit: str,
+    share: float,
+    of: tuple[float, float],
+    refused: bool = True,
+) -> float | None:
+    """Start one mailbox's ``limit`` (its budgets ``b``, its ``account``) at a budget an
+    earlier pass learned (``seeded``), unless it has sent a request already; the share of
+    ``[limits]`` it starts at (None: not seeded). ``MailboxPacer.remember``."""
+    name = ATTRIBUTES.get(limit)
+    if name is None or account.requests:
+        return None
+    lim = seeded(getattr(b, name), share, of, refused)
+    if lim is None:
+        return None
+    setattr(b, name, lim)
+    # the account measures the spells against what the pacer allows itself from now on
+    account.budget_changed(now, b.learned_requests, b.learned_uploads, b.learned_slots)
+    return lim.share

@@ -1,0 +1,108 @@
+"""A later pass of a pair starts at the budget its last pass learned (``pacing.remember``,
+issue 26): seeded as after a cut, converted to other [limits], never seeded into a pacer
+that has sent already, and crept back up to the configured budget when the service now
+gives it (pure, on a fake clock)."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+import pytest
+
+from copyengine.pacing import PacerLimits
+from copyengine.pacing.learn import Learned
+from copyengine.pacing.pacer import MailboxPacer
+from copyengine.pacing.remember import MARGIN, WHOLE, seeded
+from copyengine.pacing.step import Budgets, Kind, step
+
+MB = 1024 * 1024
+LIMITS = PacerLimits(upload_bytes=8 * MB, upload_window=10.0, requests=10_000, concurrency=4)
+OF = (8.0 * MB, 10.0)  # the [limits] the remembered share is of: the same
+
+
+def test_a_remembered_share_starts_the_budget_as_after_a_cut() -> None:
+    up = Learned.of(8 * MB, 10.0)
+    lim = seeded(up, 0.25, OF)
+    assert lim is not None
+    assert lim.cap == pytest.approx(0.25 * MARGIN * 8 * MB)  # under what the service gave
+    assert lim.cuts == 1 and lim.is_cut and lim.window == lim.period == 10.0
+    # a pass that ended without a 429 ended at a budget the service gave: as it is
+    unrefused = seeded(up, 0.25, OF, refused=False)
+    assert unrefused is not None and unrefused.share == pytest.approx(0.25)
+    b = Budgets(LIMITS)
+    b.learned_uploads = lim
+    assert b.shapes_cut()  # shaped as the configured budget, as after a first cut
+
+
+def test_other_limits_are_converted_or_the_share_is_not_seeded() -> None:
+    up = Learned.of(8 * MB, 10.0)
+    # the service gave 2 MB per 10 s, said as 1/8 of 16 MB: a quarter of 8 MB
+    halved = seeded(up, 0.125, (16.0 * MB, 10.0))
+    assert halved is not None and halved.share == pytest.approx(0.25 * MARGIN)
+    assert seeded(up, 0.25, (8.0 * MB, 300.0)) is None  # another window: not known per this
+    assert seeded(up, 0.25, (40.0 * MB, 10.0)) is None  # 10 MB: more than configured now
+    assert seeded(up, WHOLE, OF) is None  # about all of it: nothing to remember
+    assert seeded(up, 0.0, OF) is None
+    once = seeded(up, 0.25, OF)
+    assert once is not None and seeded(once, 0.1, OF) is None  # cut already: the live one
+    slots = seeded(Learned.of(4), 0.5, (4.0, 0.0))
+    assert slots is not None and slots.cap == 2.0  # a count, whole, no margin
+    three = seeded(Learned.of(4), 0.8, (4.0, 0.0))  # 3.2 slots: 3 of them
+    assert three is not None and three.cap == 3.0
+    assert seeded(Learned.of(4), 0.96, (4.0, 0.0)) is None  # about all of them
+
+
+@pytest.mark.anyio
+async def test_a_pacer_that_has_sent_keeps_what_it_knows() -> None:
+    t = [0.0]
+
+    async def sleep(s: float) -> None:
+        t[0] += s
+
+    fresh = MailboxPacer("app/a", LIMITS, clock=lambda: t[0], sleep=sleep)
+    assert fresh.remember("upload", 0.25, OF, True) == pytest.approx(0.25 * MARGIN)
+    assert fresh.account.budget_in_effect()["upload"].cuts == 1
+    assert fresh.remember("upload", 0.1, OF, True) == 0.0  # seeded once
+    assert fresh.remember("weather", 0.1, OF, True) == 0.0
+    busy = MailboxPacer("app/b", LIMITS, clock=lambda: t[0], sleep=sleep)
+    async with busy.slot(1000):
+        pass
+    busy.on_success(1000)
+    assert busy.remember("upload", 0.25, OF, True) == 0.0
+    assert not busy.budgets.learned_uploads.is_cut
+
+
+def test_a_remembered_budget_creeps_back_up_when_the_service_gives_the_configured_one() -> None:
+    """Bodies of 256 KB, sent as the pacer lets them and all answered (the service gives
+    the configured 8 MB per 10 s again): the remembered quarter climbs back to all of it,
+    and the configured window, within a bounded time."""
+    b = Budgets(LIMITS)
+    lim = seeded(b.learned_uploads, 0.25, OF)
+    assert lim is not None
+    b.learned_uploads = lim
+    body, now, sent = 256 * 1024, 0.0, 0
+    shares = [lim.share]
+    for _ in range(200_000):
+        d = step(b, now, body, 0, None)
+        if d.kind is Kind.GO:
+            b.take(body)
+            now += 0.01
+            b.release(now, body)
+            b.answered(body, now)
+            sent += body
+        else:
+            assert d.kind is Kind.SLEEP and math.isfinite(d.wait), d
+            now += d.wait
+        if int(now / 10) >= len(shares):
+            shares.append(b.learned_uploads.share)
+        if not b.learned_uploads.is_cut:
+            break
+    assert not b.learned_uploads.is_cut, (now, b.learned_uploads)
+    assert b.learned_uploads.window == 10.0
+    assert shares == sorted(shares)  # never lower: it only climbs
+    assert now < 10.0 * 400, now  # a bounded number of windows (about 1% of the budget each)
+    print(f"back at the configured budget after {now / 10:.0f} windows")
+    # and paced under the budget in effect all along: never more than the configured
+    # budget per window on average
+    assert sent <= 8 * MB * (now / 10.0 + 1)
