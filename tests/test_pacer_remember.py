@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import anyio
 import pytest
 
 from copyengine.pacing import PacerLimits
@@ -102,7 +101,6 @@ def test_a_remembered_budget_creeps_back_up_when_the_service_gives_the_configure
     assert b.learned_uploads.window == 10.0
     assert shares == sorted(shares)  # never lower: it only climbs
     assert now < 10.0 * 400, now  # a bounded number of windows (about 1% of the budget each)
-    print(f"back at the configured budget after {now / 10:.0f} windows")
     # and paced under the budget in effect all along: never more than the configured
     # budget per window on average
     assert sent <= 8 * MB * (now / 10.0 + 1)

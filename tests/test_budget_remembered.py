@@ -1,0 +1,115 @@
+"""A later pass of a pair starts at the budget its last pass learned (issue 26,
+``pacing.remember``): against the emulator's time-scaled profile (x300: 512 KiB per 1 s
+window per mailbox) with a job configured for four times that, a first pass learns the cut
+from the service's 429s; a delta pass over new items starts at it (the pair's notes and
+the log say so), is refused far less, and its budget in effect, in the report and in
+``status``, is the remembered one. With the state's memory taken away, the same second
+pass learns again from a burst the service refuses."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.pacing.remember import MARGIN
+from copyengine.report import JobStats, budget_said
+from copyengine.wiring import run_job
+from tests.emu import base_config, q
+from tests.jobs import cli, write_job
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
+PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
+NEW = 30  # items per source mailbox, in each pass
+# four times the service's budgets (x300: 512 KiB per 1 s; 33 requests per 2 s): the
+# upload budget is what the 429s cut
+LIMITS = "upload_mb_per_window = 2\nupload_window_s = 1\nrequests_per_window = 30\n"
+
+
+@pytest.fixture
+def emu_config() -> dict[str, Any]:
+    cfg = base_config(profile="exchange-fast", time_scale=300)
+    users = cfg["tenants"][0]["users"]
+    for seed, user in enumerate(users[:2], 1):
+        user["mailbox"] = {"seed": seed, "items": NEW, "sizes": 30_000}
+    return cfg
+
+
+async def _pass(emu: Any, job: Path) -> tuple[JobStats, int]:
+    """A pass of the job; its stats and the 429s the emulator answered during it."""
+    await emu.src.control("POST", "/stats/reset", {})
+    stats = await run_job(load_job(job))
+    assert stats.exit_code() == ExitCode.OK, stats.fatal
+    counters = (await emu.src.control("GET", "/stats/counters")).body
+    return stats, int(counters.get("throttled", 0))
+
+
+async def _add(emu: Any) -> None:
+    """``NEW`` new items in each source mailbox; then a window and a half (passes are
+    further apart than the service's window: its sliding window holds none of the last
+    pass's bytes, which a new pacer does not know of)."""
+    for source, _ in PAIRS:
+        mbx = emu.state.require_mailbox(source).id
+        op = {"op": "add", "folder": "inbox", "count": NEW, "size": 30_000}
+        r = await emu.src.control("POST", f"/mailboxes/{q(mbx)}/changes", {"ops": [op]})
+        assert r.status == 200, r.body
+    await anyio.sleep(1.5)
+
+
+def _forget(state: Path) -> None:
+    """The state as an engine that kept no budget would have it."""
+    with sqlite3.connect(state) as db:
+        db.execute("UPDATE pair_passes SET hints = NULL")
+
+
+async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
+    emu: Any, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, emu.ep, PAIRS, limits=LIMITS)
+    job.write_text(job.read_text().replace("request_window_s = 600", "request_window_s = 2"))
+    first, refused_first = await _pass(emu, job)
+    learned = {k: p.budget_in_effect()["target"]["upload"] for k, p in first.pairs.items()}
+    assert all(share < 0.5 for share in learned.values()), learned
+    await _add(emu)
+    second, refused_second = await _pass(emu, job)
+    for key, pair in second.pairs.items():
+        assert pair.total("copied") == NEW
+        said = {"target": {"upload": round(learned[key] * MARGIN, 4)}}
+        note = f"started at the budget in effect of pass 1: {budget_said(said)}"
+        assert note in pair.notes, pair.notes
+        # its budget in effect is the remembered one (crept up a little, or cut a little)
+        now = pair.budget_in_effect()["target"]["upload"]
+        assert learned[key] * MARGIN * 0.9 <= now <= learned[key] * 1.1, (learned, now)
+    # the second pass is refused far less than the first, which learned
+    assert refused_first >= len(PAIRS) and refused_second * 3 <= refused_first
+    report = json.loads((tmp_path / "report.json").read_text())
+    for entry in report["pairs"]:
+        pair = second.pairs[f"{entry['source']}->{entry['target']}"]
+        assert entry["budget_in_effect"] == pair.budget_in_effect()
+        assert any(
+            n.startswith("started at the budget in effect of pass 1") for n in entry["notes"]
+        )
+    st = cli("status", str(job), "--pair", ADELE, "--json", cwd=tmp_path)
+    assert st.returncode == 0, st.stderr
+    (shown,) = json.loads(st.stdout)["pairs"]
+    assert shown["budget_in_effect"] == second.pairs[f"{ADELE}->{T_ADELE}"].budget_in_effect()
+    assert shown["budget_pass"] == 2
+
+    # without the state's memory, the same pass over new items learns again: refused more
+    _forget(tmp_path / "state.sqlite")
+    await _add(emu)
+    third, refused_third = await _pass(emu, job)
+    assert not any(n.startswith("started at") for p in third.pairs.values() for n in p.notes)
+    print(
+        f"429s: first pass {refused_first}, second (remembered) {refused_second}, "
+        f"third (forgotten) {refused_third}"
+    )
+    assert refused_third >= len(PAIRS) and refused_second * 3 <= refused_third
