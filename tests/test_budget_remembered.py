@@ -4,24 +4,35 @@ window per mailbox) with a job configured for four times that, a first pass lear
 from the service's 429s; a delta pass over new items starts at it (the pair's notes and
 the log say so), is refused far less, and its budget in effect, in the report and in
 ``status``, is the remembered one. With the state's memory taken away, the same second
-pass learns again from a burst the service refuses."""
+pass learns again from a burst the service refuses. And on both stores: the budget one
+host ended with is where the next host's pacers start, converted when [limits] changed."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import structlog
 
 from copyengine.config import load_job
+from copyengine.emulator.server import Endpoints
 from copyengine.exitcodes import ExitCode
+from copyengine.pacing import PacerLimits
+from copyengine.pacing.learn import Learned
+from copyengine.pacing.pacer import MailboxPacer
 from copyengine.pacing.remember import MARGIN
-from copyengine.report import JobStats, budget_said
-from copyengine.wiring import run_job
+from copyengine.pipeline.pairpass import record_pair_pass
+from copyengine.pipeline.remember import remember, remembered
+from copyengine.report import JobStats, PairStats, PairStatus, budget_said
+from copyengine.wiring import run_job, store
 from tests.emu import base_config, q
+from tests.fake_api import FakeAccount
 from tests.jobs import cli, write_job
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
@@ -113,3 +124,67 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
         f"third (forgotten) {refused_third}"
     )
     assert refused_third >= len(PAIRS) and refused_second * 3 <= refused_third
+
+
+MB = 1024 * 1024
+NOWHERE = Endpoints("https://127.0.0.1:9", "ca.pem", {})  # the store only: never called
+
+
+class _Tenth(FakeAccount):
+    """A target mailbox whose upload budget the service's 429s cut to a tenth."""
+
+    def budget_in_effect(self) -> dict[str, Learned]:
+        up = Learned.of(150 * MB, 300.0)
+        return {"upload": dataclasses.replace(up, cap=up.cap / 10, cuts=1)}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def state_url(request: Any) -> str | None:
+    return str(request.getfixturevalue("pg_url")) if request.param == "postgres" else None
+
+
+async def test_the_budget_one_host_ended_with_is_where_the_next_starts(
+    tmp_path: Path, state_url: str | None
+) -> None:
+    """Both stores: a pass recorded (by one host) with its budget in effect and the
+    [limits] it is a share of; the next pass (another host, reading the same store)
+    starts each fresh pacer there, converted when [limits] changed."""
+    (tmp_path / "ca.pem").write_text("")
+    job = write_job(tmp_path, NOWHERE, [(ADELE, T_ADELE)])
+    if state_url is not None:
+        job.write_text(job.read_text().replace('state = "state.sqlite"', f'state = "{state_url}"'))
+    cfg = load_job(job)
+    key = cfg.pairs[0].key
+    ended = PairStats(ADELE, T_ADELE, status=PairStatus.DONE)
+    ended.started, ended.finished = time.monotonic() - 5, time.monotonic()
+    ended.pacers = [FakeAccount(), _Tenth()]  # not refused in that pass: no margin
+    async with store(cfg) as st:
+        await st.pass_started("first")
+        await st.pair_started(key, ADELE, T_ADELE)
+        await record_pair_pass(st, ended, key, "first", "host-a")
+    async with store(cfg) as st:
+        row = await remembered(st, key)
+    assert row is not None and row.pass_number == 1
+    assert row.budget == {"target": {"upload": 0.1}}
+    assert row.limits == {"upload": [150.0 * MB, 300.0]}
+    log = structlog.get_logger("test")
+    for upload, share in ((150 * MB, 0.1), (30 * MB, 0.5), (15 * MB, None)):
+        # the same 15 MB per 300 s: a tenth of 150 MB, a half of 30 MB, all of 15 MB
+        pacers = [MailboxPacer(f"app/{n}", PacerLimits(upload_bytes=upload)) for n in "st"]
+        later = PairStats(ADELE, T_ADELE)
+        later.pacers = [p.account for p in pacers]
+        remember(row, later, pacers, log)
+        assert not pacers[0].budgets.learned_uploads.is_cut  # the source said no cut
+        target = pacers[1].budgets.learned_uploads
+        if share is None:
+            assert not target.is_cut and later.notes == []
+            continue
+        assert target.share == pytest.approx(share) and target.cuts == 1
+        said = budget_said({"target": {"upload": share}})
+        assert later.notes == [f"started at the budget in effect of pass 1: {said}"]
+    # another window: not remembered
+    pacers = [MailboxPacer(f"app/{n}", PacerLimits(upload_window=60.0)) for n in "st"]
+    later = PairStats(ADELE, T_ADELE)
+    later.pacers = [p.account for p in pacers]
+    remember(row, later, pacers, log)
+    assert not pacers[1].budgets.learned_uploads.is_cut and later.notes == []
