@@ -73,8 +73,14 @@ class FakeAccount:
         return {}
 
 
+class FakeBudgets:
+    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+        return 0.0
+
+
 class FakePacer:
     account = FakeAccount()
+    budgets = FakeBudgets()
 
     def upload_room(self) -> float:
         return float("inf")
@@ -82,9 +88,6 @@ class FakePacer:
     def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
         self.backlog = backlog
         return lambda: None
-
-    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
-        return 0.0
 
 
 @dataclass

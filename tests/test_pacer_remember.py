@@ -60,15 +60,15 @@ async def test_a_pacer_that_has_sent_keeps_what_it_knows() -> None:
         t[0] += s
 
     fresh = MailboxPacer("app/a", LIMITS, clock=lambda: t[0], sleep=sleep)
-    assert fresh.remember("upload", 0.25, OF, True) == pytest.approx(0.25 * MARGIN)
+    assert fresh.budgets.remember("upload", 0.25, OF, True) == pytest.approx(0.25 * MARGIN)
     assert fresh.account.budget_in_effect()["upload"].cuts == 1
-    assert fresh.remember("upload", 0.1, OF, True) == 0.0  # seeded once
-    assert fresh.remember("weather", 0.1, OF, True) == 0.0
+    assert fresh.budgets.remember("upload", 0.1, OF, True) == 0.0  # seeded once
+    assert fresh.budgets.remember("weather", 0.1, OF, True) == 0.0
     busy = MailboxPacer("app/b", LIMITS, clock=lambda: t[0], sleep=sleep)
     async with busy.slot(1000):
         pass
     busy.on_success(1000)
-    assert busy.remember("upload", 0.25, OF, True) == 0.0
+    assert busy.budgets.remember("upload", 0.25, OF, True) == 0.0
     assert not busy.budgets.learned_uploads.is_cut
 
 

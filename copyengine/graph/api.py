@@ -40,6 +40,16 @@ class Clients:
     health: Health
 
 
+class Remembering(Protocol):
+    """A pacer's budgets, as a later pass of a pair starts them (``pacing.remember``)."""
+
+    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+        """Start ``limit`` at ``share`` of the [limits] ``of`` (amount, window seconds) an
+        earlier pass ended with (``cut``: it was refused); the share of [limits] it starts
+        at, 0: not."""
+        ...
+
+
 class PacerView(Protocol):
     """What the pipeline reads from a mailbox's pacer: the upload room (to choose what to
     send next) and the account the stats read, live."""
@@ -54,11 +64,8 @@ class PacerView(Protocol):
         when the pacer shapes its upload window; the call returned stops reading it."""
         ...
 
-    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
-        """Start ``limit`` at ``share`` of the [limits] ``of`` (amount, window seconds) an
-        earlier pass ended with (``cut``: it was refused); the share of [limits] it starts
-        at, 0: not (``pacing.remember``)."""
-        ...
+    @property
+    def budgets(self) -> Remembering: ...
 
 
 class MailboxApi(Protocol):

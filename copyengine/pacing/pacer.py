@@ -27,7 +27,6 @@ from .. import unsent
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
-from .remember import remember
 from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, step
 from .trail import Trail
 
@@ -220,10 +219,6 @@ class MailboxPacer:
         ):
             self._budget_changed(now)
         self._trail.answered(b.learned)
-
-    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
-        """Start ``limit`` at a budget an earlier pass learned (``remember.remember``); 0: not."""
-        return remember(self.budgets, self.account, self._clock(), limit, share, of, cut) or 0.0
 
     def _budget_changed(self, now: float) -> None:
         """Tell the account what the pacer allows itself now (it measures the spells

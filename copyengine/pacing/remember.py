@@ -1,5 +1,5 @@
 """A later pass of a pair starts at the budget its last pass learned (issue 26). Pure but
-for ``remember``, which applies ``seeded`` to a pacer that has sent nothing yet.
+for ``remember``, which applies ``seeded`` to a pacer that has not sent lately.
 
 A client that does not know the service's budget fills what it believes is its window, is
 refused within it and held by the Retry-After for up to a whole window (``benchmarks/
@@ -23,8 +23,8 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   share was per another window, and what the service gives per this one is not known); a
   share at ``WHOLE`` or more of the configured budget is not seeded (the service gave
   about all of it);
-- a pacer that has sent a request already knows more than the state (a mailbox shared by
-  two pairs, a worker's later segment): it is left as it is.
+- a pacer with requests in flight or in its request window knows more than the state (a
+  mailbox shared by two pairs, a worker's next segment): it is left as it is.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING
 from .learn import Aimd, Learned
 
 if TYPE_CHECKING:
-    from .accounting import MailboxAccount
     from .step import Budgets
 
 MARGIN = 0.95  # of the share a refused pass ended with: the budget a later pass starts at
@@ -77,24 +76,17 @@ def seeded(
 
 
 def remember(
-    b: Budgets,
-    account: MailboxAccount,
-    now: float,
-    limit: str,
-    share: float,
-    of: tuple[float, float],
-    refused: bool = True,
+    b: Budgets, limit: str, share: float, of: tuple[float, float], refused: bool = True
 ) -> float | None:
-    """Start one mailbox's ``limit`` (its budgets ``b``, its ``account``) at a budget an
-    earlier pass learned (``seeded``), unless it has sent a request already; the share of
-    ``[limits]`` it starts at (None: not seeded). ``MailboxPacer.remember``."""
+    """Start one mailbox's ``limit`` (its budgets ``b``) at a budget an earlier pass learned
+    (``seeded``), unless it has sent a request within its request window; the share of
+    ``[limits]`` it starts at (None: not seeded). ``step.Budgets.remember``: the pacer's
+    account follows at the first answer (the budget in effect creeps then)."""
     name = ATTRIBUTES.get(limit)
-    if name is None or account.requests:
+    if name is None or b.inflight or b.requests.total:
         return None
     lim = seeded(getattr(b, name), share, of, refused)
     if lim is None:
         return None
     setattr(b, name, lim)
-    # the account measures the spells against what the pacer allows itself from now on
-    account.budget_changed(now, b.learned_requests, b.learned_uploads, b.learned_slots)
     return lim.share

@@ -33,7 +33,7 @@ from dataclasses import replace
 from enum import Enum, StrEnum
 from typing import NamedTuple
 
-from . import learn, shape
+from . import learn, remember, shape
 from .learn import Learned
 from .policy import AdaptiveRate, PacerLimits, SlidingWindow
 from .shape import Smooth
@@ -429,6 +429,10 @@ class Budgets:
     def blocked(self, now: float) -> tuple[float, float]:
         """The latest Retry-After block, up to ``now``: (from, until)."""
         return self.blocked_from, min(now, self.blocked_until)
+
+    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+        """Start ``limit`` at a budget an earlier pass learned (``remember.remember``); 0: not."""
+        return remember.remember(self, limit, share, of, cut) or 0.0
 
     def learned(self) -> dict[str, Learned]:
         """The budget in effect per limit (``Limit`` values)."""

@@ -37,7 +37,9 @@ def remember(row: PairPass | None, st: PairStats, pacers: Sequence[PacerView], l
             of = row.limits.get(limit)
             if role is None or of is None or len(of) != 2:
                 continue
-            now = pacer.remember(limit, share, (float(of[0]), float(of[1])), row.throttled > 0)
+            now = pacer.budgets.remember(
+                limit, share, (float(of[0]), float(of[1])), row.throttled > 0
+            )
             if now:
                 started.setdefault(role, {})[limit] = round(now, 4)
     if started:
