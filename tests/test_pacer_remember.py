@@ -100,7 +100,9 @@ def test_a_remembered_budget_creeps_back_up_when_the_service_gives_the_configure
     assert not b.learned_uploads.is_cut, (now, b.learned_uploads)
     assert b.learned_uploads.window == 10.0
     assert shares == sorted(shares)  # never lower: it only climbs
-    assert 100 * 10.0 < now < 200 * 10.0, now  # about 1% of the budget per window: 156
+    # a quarter more per window until the service refuses again (a refused pass's budget
+    # climbs 1% per window: 156 windows from a quarter)
+    assert now < 12 * 10.0, now
     # and paced under the budget in effect all along: never more than the configured
     # budget per window on average
     assert sent <= 8 * MB * (now / 10.0 + 1)

@@ -187,7 +187,7 @@ def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()
     if not lim.is_cut or amount <= 0:
         return lim
     proven = max(lim.proven, through)
-    if lim.cap < proven:
+    if lim.cap < min(proven, lim.configured * (1 - p.rise)):
         # ``cap`` is said per configured window: over a shorter window in effect, an amount
         # is that much more of it. What went through over a window shorter than the
         # configured one proves no more than a little under the configured budget: the

@@ -15,9 +15,16 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   may be above what the service gives; a pass that was not refused ended at a budget the
   service gave: taken as it is, so that passes without 429s do not lower it pass by pass);
 - it counts as a cut (``Learned.cuts``): the upload budget is shaped as the configured one
-  (``step.Budgets.shapes_cut``), it creeps back up on answers (``learn.answered``: the
-  service may give more now), a 429 cuts it by a small step (``step.EVEN``), and the
+  (``step.Budgets.shapes_cut``), a 429 cuts it by a small step (``step.EVEN``), and the
   hint, the report's and ``status``'s budget in effect say it as after a cut;
+- it climbs back on answers at the fast rate (``learn.answered`` under ``proven``, the
+  configured budget until the service refuses again: about a quarter more per window),
+  not the slow one of a budget the service refused in this pass (1% per window: 156 of
+  Exchange's 5-minute windows from a quarter, 13 hours). What a pass ended with may have
+  been a tenant's load or another writer since gone; where the service still gives what
+  it gave, the climb is refused within a few windows by a little (a small step over a
+  shaped budget, not the configured burst), and that 429 sets ``proven`` to what went
+  through: from then on the slow climb of any cut;
 - a share of other ``[limits]`` is converted to the ones in effect (the same amount the
   service gave, per the same window); a limit whose window changed is not seeded (the
   share was per another window, and what the service gives per this one is not known); a
@@ -72,7 +79,7 @@ def seeded(
         return replace(lim, cap=cap, cuts=1) if cap < lim.configured else None
     cap = share * lim.configured * (margin if refused else 1.0)
     cap = max(cap, lim.configured * Aimd().floor_share)
-    return replace(lim, cap=cap, cuts=1, proven=0.0)
+    return replace(lim, cap=cap, cuts=1, proven=lim.configured)
 
 
 def remember(
