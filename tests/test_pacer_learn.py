@@ -738,3 +738,13 @@ def test_beside_a_writer_on_its_own_clock_the_model_keeps_its_share(ratio: int) 
     j = learn_model.job([learn_model.run(ratio, 0.5, None, 250, seed) for seed in range(8)])
     assert j.share >= 0.85
     assert j.share_429 < 0.05
+
+
+def test_a_budget_the_service_let_through_whole_climbs_back_to_the_configured_one() -> None:
+    """What went through over the window reached the configured budget: the fast climb
+    stops a little under it, and the slow last step reaches it (before: the budget stuck
+    at 99% of the configured one, cut for the rest of the job)."""
+    lim = Learned(1000.0, 980.0, 10.0, 10.0, cuts=1, proven=1000.0)
+    for _ in range(20):  # 2,000 answered: two windows' worth
+        lim = learn.answered(lim, 100.0, through=1000.0)
+    assert not lim.is_cut and lim.window == 10.0
