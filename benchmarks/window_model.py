@@ -17,7 +17,21 @@ take for its bytes, ``(ceil(B / L) - 1) * W``, against its first to last send). 
 under 95% has nearly always needed one window more than its bytes: the windows carried
 less than the budget by more than the last one had to spare.
 
-    python -m benchmarks.window_model --seeds 1000 [--instant]
+    python -m benchmarks.window_model --seeds 1000 [--instant] [--choice largest-first]
+        [--order large-early]
+
+``--choice largest-first`` (a candidate, not the engine's): while no importer waits with a
+body at least half the largest ready one's and no room is reserved, an importer takes the
+largest ready item even when it does not fit (it waits, and after ``reserve_after`` gets its
+room kept); else the largest that fits, else the engine's choice. Room that comes back in
+small parts is otherwise taken by small items as it comes, and a large item waits in the
+pool until it is overdue (two windows), then goes with the other large ones at the end,
+where two or three of them fill a window badly.
+
+``--order large-early`` (a candidate export order, not the engine's): the listing's items of
+at least a tenth of the budget spread evenly over its first 60%, the others in their listed
+order (the engine exports in listed order; a mailbox whose large items are listed last ends
+with them, two to a window).
 """
 
 from __future__ import annotations
@@ -48,10 +62,51 @@ def instant(n: int) -> float:
     return 0.004
 
 
+# an importer's choice from the ready pool: (pool, the room now, the time, the budgets, the
+# bodies other importers wait with) -> the index taken
+Choice = Callable[[ReadyItems, float, float, Budgets, list[int]], int]
+OVERDUE_S = 2 * WINDOW_S
+
+
+def engine_choice(ready: ReadyItems, room: float, now: float, b: Budgets, held: list[int]) -> int:
+    return ready.choose()
+
+
+def largest_first(ready: ReadyItems, room: float, now: float, b: Budgets, held: list[int]) -> int:
+    """The candidate of the module's docstring."""
+    items = ready.pool
+    sizes = [r.nbytes for r in items]
+    if len(items) == 1 or now - items[0].since >= OVERDUE_S or max(sizes) <= room:
+        return 0  # one item, an overdue one, or everything fits: as the engine
+    big = max(range(len(sizes)), key=sizes.__getitem__)
+    if not b.reserved and not any(h >= sizes[big] / 2 for h in held):
+        return big
+    fits = [i for i, n in enumerate(sizes) if n <= room]
+    return max(fits, key=sizes.__getitem__) if fits else ready.choose()
+
+
+def large_early(xs: list[int], share: float = 0.6, large: float = 0.1) -> list[int]:
+    """The export order of the module's docstring."""
+    bigs = [x for x in xs if x >= large * LIMIT]
+    out = [x for x in xs if x < large * LIMIT]
+    span = max(1, int(share * len(xs)))
+    for j, n in enumerate(bigs):
+        out.insert(min(j * span // len(bigs), len(out)), n)
+    return out
+
+
+ORDERS: dict[str, Callable[[list[int]], list[int]]] = {
+    "listed": lambda xs: xs,
+    "large-early": large_early,
+}
+CHOICES: dict[str, Choice] = {"engine": engine_choice, "largest-first": largest_first}
+
+
 def run(
     xs: list[int],
     budgets: type[Budgets] = Budgets,
     duration: Callable[[int], float] = realistic,
+    choice: Choice = engine_choice,
 ) -> tuple[float, float]:
     """(the engine's measure in %, the mailbox's bytes in windows) for bodies ``xs``."""
     lim = PacerLimits(
@@ -65,7 +120,7 @@ def run(
     b = budgets(lim)
     clock = [0.0]
     ready = ReadyItems(
-        POOL, lambda: b.upload_room(clock[0]), overdue_s=2 * WINDOW_S, clock=lambda: clock[0]
+        POOL, lambda: b.upload_room(clock[0]), overdue_s=OVERDUE_S, clock=lambda: clock[0]
     )
     first: float | None = None  # the first and last sends
     last = 0.0
@@ -90,7 +145,9 @@ def run(
             if held[k] is None:
                 if not pool:
                     continue
-                held[k], since[k], kept[k] = pool.pop(ready.choose()).nbytes, None, 0
+                waiting = [h for h in held if h is not None]
+                i = choice(ready, b.upload_room(t), t, b, waiting)
+                held[k], since[k], kept[k] = pool.pop(i).nbytes, None, 0
             body = held[k]
             assert body is not None
             for _round in range(3):  # a reservation, then the step again
@@ -122,9 +179,16 @@ def main() -> None:
     p.add_argument("--items", type=int, default=100)
     p.add_argument("--seeds", type=int, default=1000)
     p.add_argument("--instant", action="store_true", help="imports answered in 4 ms")
+    p.add_argument("--choice", choices=sorted(CHOICES), default="engine")
+    p.add_argument("--order", choices=sorted(ORDERS), default="listed", help="export order")
     a = p.parse_args()
     res = [
-        run(bodies(a.items, seed), Budgets, instant if a.instant else realistic)
+        run(
+            ORDERS[a.order](bodies(a.items, seed)),
+            Budgets,
+            instant if a.instant else realistic,
+            CHOICES[a.choice],
+        )
         for seed in range(a.seeds)
     ]
     shares = [r[0] for r in res]
