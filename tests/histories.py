@@ -188,6 +188,33 @@ def wrong(counts: dict[str, Any]) -> list[str]:
     return [k for k in FAIL_KINDS if counts.get(k)]
 
 
+# -- removed while live --------------------------------------------------------------------------
+def live_keys(*snaps: dict[str, Any]) -> set[str]:
+    """The search keys of the selected live items of these snapshots."""
+    return {r["searchKey"] for s in snaps for r in s["items"] if _sel(r["folderPath"])}
+
+
+def removed_live(
+    removals: list[dict[str, Any]], before: set[str], after: set[str], copies: set[str]
+) -> list[str]:
+    """The copies a pass removed from the target (the emulator's record of the Graph calls
+    that removed items, ``/_emulator/removals``: the engine's, never the history's own drift)
+    whose item was live at the source throughout the pass: its search key live (selected)
+    at the source when the pass began (``before``) and when it ended (``after``), and no copy
+    of it left in the target (``copies``). A key is an item's for life (a churn's or an
+    owner's new item gets a new one), so live at both ends is the same item, maybe moved. A
+    move the engine follows removes the old copy too, but leaves the new one: only a copy
+    removed for a deletion that did not happen leaves none (review 2 of issue 26, finding 1:
+    an item moved mid-pass into a folder counted empty at the listing was taken for a
+    deletion; the next pass imported it again, so the end-state oracle saw nothing).
+    Pure; one ``"<folder> <key>"`` per removed copy."""
+    return [
+        f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']})"
+        for r in removals
+        if r["searchKey"] in before and r["searchKey"] in after and r["searchKey"] not in copies
+    ]
+
+
 # what each count of a sign-off entry names, as the oracle's kinds: a sign-off that is not
 # complete must name only what the oracle finds wrong (or a digest the target's user edited)
 NAMED = {
@@ -274,10 +301,15 @@ class PassRecord:
     # would, whatever the pass): complete or not, and the kinds it named (``named``)
     signed: bool | None = None
     said: list[str] = field(default_factory=list)
+    # copies this pass removed whose item was live at the source throughout (``removed_live``)
+    live_removed: list[str] = field(default_factory=list)
 
     def honesty(self) -> list[str]:
-        """``signoff_findings``, and a cutover's exit code that disagrees with its sign-off."""
+        """``signoff_findings``, a cutover's exit code that disagrees with its sign-off, and a
+        copy of a live item removed (``removed_live``): on every pass, checked or not."""
         out = signoff_findings(self.signed, self.said, self.counts)
+        if self.live_removed:
+            out.append("removed_live")
         if self.signoff_complete is False and self.exit_code == 0:
             out.append("exit_0_with_signoff_incomplete")
         return out
@@ -297,6 +329,8 @@ class PassRecord:
         if self.honesty():
             so += f" DISHONEST={self.honesty()}"
         chk = "" if self.checked else " (excused)"
+        if self.live_removed:
+            chk += f" REMOVED_LIVE x{len(self.live_removed)} {self.live_removed[:4]}"
         return (
             f"r{self.round} {self.kind:<11} exit={self.exit_code} {self.seconds:.1f}s "
             f"src={self.counts.get('source_items')} dst={self.counts.get('target_items')} "
@@ -889,6 +923,24 @@ async def _history(
         agen = Generator(rng2, abox, tabox, hist.ops)
         agen.exclude, agen.tag = opts.exclude, "ARCHIVE "
     cfg = load_job(job)
+    sources = [box] + ([agen.box] if agen is not None else [])
+    targets = {t.id: t for t in [tbox] + ([agen.tbox] if agen is not None else [])}
+
+    async def removals_reset() -> set[str]:
+        """The emulator's record of removals cleared; the source's live keys now."""
+        await api.control("DELETE", "/removals")
+        return live_keys(*(b.snapshot() for b in sources))
+
+    async def removals_check(before: set[str]) -> list[str]:
+        r = await api.control("GET", "/removals")
+        rows = [e for e in r.body["removals"] if e["mailboxId"] in targets]
+        after = live_keys(*(b.snapshot() for b in sources))
+        out = removed_live(
+            rows, before, after, live_keys(*(t.snapshot() for t in targets.values()))
+        )
+        if r.body.get("dropped"):
+            out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
+        return out
 
     def check(
         rnd: int,
@@ -912,10 +964,12 @@ async def _history(
     async def a_pass(
         rnd: int, kind: str, checked: bool = True, still: Any = None, **kw: Any
     ) -> PassRecord:
+        before = await removals_reset()
         t = time.monotonic()
         stats = await run_job(cfg, **kw)
         if still is not None:  # the churn stopped: the sign-off and the oracle see one moment
             await still()
+        gone_live = await removals_check(before)
         taken = stats.sign_off or await take_sign_off(cfg)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
@@ -928,7 +982,9 @@ async def _history(
             why = [d.get("fatal")] + [p.get("error") for p in d.get("pairs", [])]
             why += [n for p in d.get("pairs", []) for n in p.get("notes", [])]
             note = "; ".join(str(w) for w in why if w)[:300]
-        return note_sign_off(check(rnd, kind, code, time.monotonic() - t, checked, so, note), taken)
+        rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note)
+        rec.live_removed = gone_live
+        return note_sign_off(rec, taken)
 
     await a_pass(0, "first")
     rounds = rng.randint(*opts.rounds)
@@ -977,6 +1033,7 @@ async def _history(
         if rnd == kill_round:
             for _ in range(rng.randint(1, 3)):
                 gen.add()
+            before = await removals_reset()
             await killed_pass(rnd, rng, hist, job, tbox, full, opts)
             # the state a SIGKILL left, signed off as it is: once the requests the killed
             # process had sent have landed (the emulator finishes a request whose client
@@ -991,6 +1048,7 @@ async def _history(
                 if tbox.seq == seq:
                     break
             note_sign_off(killed, taken)
+            killed.live_removed = await removals_check(before)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or seen)
         elif churn:

@@ -186,6 +186,21 @@ async def reset_stats(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def get_removals(request: web.Request) -> web.Response:
+    """What Graph calls removed (``removals.py``); ``?mailbox=`` (UPN or id) for one mailbox."""
+    emu = request.app[EMU]
+    ref = request.query.get("mailbox")
+    mbx = emu.mailbox(ref) if ref else None
+    if ref and mbx is None:
+        return json_response({"error": "unknown mailbox"}, 404)
+    return json_response(emu.removals.as_dict(mbx.id if mbx else None))
+
+
+async def reset_removals(request: web.Request) -> web.Response:
+    request.app[EMU].removals.reset()
+    return web.Response(status=204)
+
+
 async def get_faults(request: web.Request) -> web.Response:
     return json_response({"rules": [r.as_dict() for r in request.app[EMU].faults.rules]})
 
@@ -309,6 +324,8 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get("/_emulator/stats", get_stats)
     r.add_post("/_emulator/stats/reset", reset_stats)
     r.add_get("/_emulator/stats/counters", get_counters)
+    r.add_get("/_emulator/removals", get_removals)
+    r.add_delete("/_emulator/removals", reset_removals)
     r.add_get("/_emulator/faults", get_faults)
     r.add_put("/_emulator/faults", put_faults)
     r.add_delete("/_emulator/faults", delete_faults)

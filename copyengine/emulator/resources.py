@@ -244,6 +244,7 @@ async def delete_folder(ctx: Ctx) -> web.Response:
         raise GraphError(
             403, "ErrorDeleteDistinguishedFolder", "Distinguished folders cannot be deleted."
         )
+    ctx.emu.removals.folder(mbx, f)
     mbx.delete_folder(f)
     return web.Response(status=204)
 
@@ -305,6 +306,7 @@ async def delete_item(ctx: Ctx) -> web.Response:
     mbx = ctx.mailbox
     assert mbx is not None
     bin_ = mbx.well_known.get("recoverableitemsdeletions")
+    ctx.emu.removals.item(mbx.id, it, "deleteItem", disposal)
     if disposal == "softDelete" and bin_ is not None and it.folder is not bin_:
         mbx.move_item(it, bin_)  # as Exchange does: recoverable, under Recoverable Items
     else:

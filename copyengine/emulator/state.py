@@ -27,6 +27,7 @@ from .identity import (
     tenant_guid,
 )
 from .journal import Journal
+from .removals import Removals
 from .store import Mailbox, MailboxSpec, new_mailbox, seed_mailbox
 from .throttle import Background, Limits, Throttle
 
@@ -154,6 +155,7 @@ class Emulator:
         self.throttle = Throttle(self.limits)
         self.tokens = TokenService(config.token_lifetime)
         self.stats = Stats()
+        self.removals = Removals()  # what Graph calls deleted (removals.py)
         self.faults = Faults([FaultRule.parse(f) for f in config.faults], seed=config.seed)
         self.rng = random.Random(config.seed)
         self.mailboxes: dict[str, Mailbox] = {}  # by id
