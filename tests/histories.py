@@ -834,9 +834,13 @@ class Options:
     # the one it was before these existed: an archive pair, and target moves per round
     p_archive: float = 0.5
     p_tmove: float = 0.3
+    # from a third stream (``_third``): an item moved by the source's user during a pass,
+    # after its folder listing and before its item rounds, often into a folder created empty
+    # for it just before the pass (review 2 of issue 26, finding 1)
+    p_midmove: float = 0.3
     archive_ops: tuple[int, int] = (0, 4)
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
-    # archive, tmove) left
+    # archive, tmove, midmove) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -870,6 +874,12 @@ async def run_history(
         hist.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
     hist.seconds = time.monotonic() - t0
     return hist
+
+
+def _third(seed: int) -> random.Random:
+    """The seed's third stream: the moves during a pass (added after the second stream's
+    events, which it leaves as they were)."""
+    return random.Random(f"{seed}/mid-pass-moves")
 
 
 def _second(seed: int) -> random.Random:
@@ -911,6 +921,7 @@ async def _history(
     box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
     api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
     rng, rng2 = rngs
+    rng3 = _third(hist.seed)
     job = write_job(workdir, ep, [(SRC, DST)], extra=f'[sync]\ndeletions = "{deletions}"\n')
     gen = Generator(rng, box, tbox, hist.ops)
     gen.exclude = opts.exclude
@@ -1079,8 +1090,44 @@ async def _history(
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "full", full=True)
         else:
+            mid = rng3.random() < opts.p_midmove and "midmove" not in ex
+            if mid:
+                await mid_pass_move(api, gen, rng3)
             await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
+            if mid:
+                r = await api.control("GET", "/triggers")
+                for t in r.body["triggers"]:
+                    fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
+                    gen.emit(f"MIDMOVE trigger after call {t['after']}: {fired}")
+                await api.control("DELETE", "/triggers")
         await api.control("DELETE", "/faults")
+
+
+async def mid_pass_move(api: Any, gen: Generator, rng: random.Random) -> None:
+    """An item of the source moved by its user when the pass's first item round call
+    arrives (the emulator's ``/_emulator/triggers``: after the folder listing, before any
+    item round is answered), into a folder that holds nothing: often one created now, so
+    that the pass's listing counts it empty (a new folder, the tree changed); else any."""
+    if rng.random() < 0.6:
+        parent = rng.choice(gen.mail_folders())
+        name = gen.free_name(parent, rng.choice(NAMES))
+        op = {"op": "createFolder", "parent": parent.id, "name": name}
+        gen.apply(op, f"MIDMOVE createFolder {parent.path()} + {name!r} (left empty)")
+    items = gen.live_items()
+    if not items:
+        return
+    it = rng.choice(items)
+    folders = [f for f in gen.mail_folders() if f is not it.folder]
+    empty = [f for f in folders if not any(True for _ in f.live_items())]
+    if not folders:
+        return
+    to = rng.choice(empty if empty and rng.random() < 0.8 else folders)
+    ops = [{"op": "move", "id": it.id, "to": to.id}]
+    r = await api.control("PUT", "/triggers", {"mailbox": SRC, "after": 1, "ops": ops})
+    gen.emit(
+        f"MIDMOVE move {_k(it)} {it.folder.path()} -> {to.path()}"
+        f"{' (empty)' if any(f is to for f in empty) else ''} at the pass's first item round ({r.status})"
+    )
 
 
 async def quiet_target(tbox: Any, still_s: float = 0.3, limit_s: float = 5.0) -> None:

@@ -16,6 +16,7 @@ from .faults import FaultRule
 from .graph import EMU, json_response
 from .identity import AuthError
 from .throttle import Limits
+from .triggers import Trigger
 
 
 def _origin(request: web.Request) -> str:
@@ -201,6 +202,27 @@ async def reset_removals(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def put_triggers(request: web.Request) -> web.Response:
+    """Add one owner change timed to a call (``triggers.py``)."""
+    emu = request.app[EMU]
+    body = await _json(request)
+    try:
+        t = Trigger.parse(body, emu.mailbox(str(body.get("mailbox", ""))))
+    except ValueError as exc:
+        return _bad(str(exc))
+    emu.triggers.rules.append(t)
+    return json_response(t.as_dict())
+
+
+async def get_triggers(request: web.Request) -> web.Response:
+    return json_response({"triggers": [t.as_dict() for t in request.app[EMU].triggers.rules]})
+
+
+async def delete_triggers(request: web.Request) -> web.Response:
+    request.app[EMU].triggers.rules.clear()
+    return web.Response(status=204)
+
+
 async def get_faults(request: web.Request) -> web.Response:
     return json_response({"rules": [r.as_dict() for r in request.app[EMU].faults.rules]})
 
@@ -326,6 +348,9 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get("/_emulator/stats/counters", get_counters)
     r.add_get("/_emulator/removals", get_removals)
     r.add_delete("/_emulator/removals", reset_removals)
+    r.add_put("/_emulator/triggers", put_triggers)
+    r.add_get("/_emulator/triggers", get_triggers)
+    r.add_delete("/_emulator/triggers", delete_triggers)
     r.add_get("/_emulator/faults", get_faults)
     r.add_put("/_emulator/faults", put_faults)
     r.add_delete("/_emulator/faults", delete_faults)

@@ -30,6 +30,7 @@ from .journal import Journal
 from .removals import Removals
 from .store import Mailbox, MailboxSpec, new_mailbox, seed_mailbox
 from .throttle import Background, Limits, Throttle
+from .triggers import Triggers
 
 
 @dataclass
@@ -156,6 +157,7 @@ class Emulator:
         self.tokens = TokenService(config.token_lifetime)
         self.stats = Stats()
         self.removals = Removals()  # what Graph calls deleted (removals.py)
+        self.triggers = Triggers()  # owner changes timed to a call (triggers.py)
         self.faults = Faults([FaultRule.parse(f) for f in config.faults], seed=config.seed)
         self.rng = random.Random(config.seed)
         self.mailboxes: dict[str, Mailbox] = {}  # by id
