@@ -1209,8 +1209,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--deletions", choices=("mirror", "keep"), default="mirror")
     p.add_argument("--json", action="store_true")
     p.add_argument("--exclude", default="", help="comma-separated op kinds / events to leave out")
+    # the fast tier's Options(kill=False) / (kill=False, churn=False): no pass made by timing
+    p.add_argument("--no-kill", action="store_true", help="no pass killed (Options(kill=False))")
+    p.add_argument("--no-churn", action="store_true", help="no churn (Options(churn=False))")
     a = p.parse_args(argv)
-    opts = Options(exclude=frozenset(x for x in a.exclude.split(",") if x))
+    opts = Options(
+        exclude=frozenset(x for x in a.exclude.split(",") if x),
+        kill=not a.no_kill,
+        churn=not a.no_churn,
+    )
     quiet()
     for seed in a.seeds:
         with tempfile.TemporaryDirectory(prefix=f"hist-{seed}-") as tmp:
@@ -1250,6 +1257,14 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
         jc = load_job(job)
         gen = Generator(random.Random(0), box, tbox, hist.ops)
 
+        async def reset() -> set[str]:
+            await api.control("DELETE", "/removals")
+            return live_keys(box.snapshot())
+
+        async def removed() -> list[str]:
+            rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
+            return removed_live(rows, before, live_keys(box.snapshot()), live_keys(tbox.snapshot()))
+
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
                 return _by_path(b, v[1:]).id
@@ -1260,6 +1275,7 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 return next(i.id for i in tbox.items.values() if i.content.search_key == key)
             return v
 
+        before = await reset()
         stats = await run_job(jc)
         rec = PassRecord(
             0,
@@ -1269,6 +1285,7 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
             True,
             oracle(box.snapshot(), tbox.snapshot(), deletions),
         )
+        rec.live_removed = await removed()
         hist.passes.append(rec)
         for rnd, step in enumerate(script, 1):
             gen.round = rnd
@@ -1285,6 +1302,7 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 gen.emit(f"FAULT {step[1]}")
             elif step[0] == "pass":
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
+                before = await reset()
                 stats = await run_job(jc, **kw)
                 so = stats.sign_off.get("complete") if stats.sign_off is not None else None
                 taken = stats.sign_off or await take_sign_off(jc)
@@ -1299,6 +1317,7 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                         so,
                     )
                 )
+                hist.passes[-1].live_removed = await removed()
                 note_sign_off(hist.passes[-1], taken)
                 await api.control("DELETE", "/faults")
     return hist

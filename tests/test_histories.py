@@ -16,8 +16,10 @@ import pytest
 from tests.histories import (
     Options,
     PassRecord,
+    live_keys,
     named,
     oracle,
+    removed_live,
     replay,
     run_history,
     signoff_findings,
@@ -139,6 +141,32 @@ def test_the_sign_off_is_held_to_the_ground_truth_after_every_pass() -> None:
     assert rec.honesty() == ["exit_0_with_signoff_incomplete"]
 
 
+def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> None:
+    """A copy a pass removed (the emulator's record of Graph removals) whose item was live at
+    the source at both ends of the pass and has no copy left: counted on every pass, checked
+    or not (a churn pass, whose end state is excused, included)."""
+
+    def gone(key: str, path: str = "/Inbox") -> dict[str, Any]:
+        return {"searchKey": key, "folderPath": path, "call": "deleteItem", "disposal": "x"}
+
+    src = _snap([("/Inbox", "live", "d"), ("/Recoverable Items/Deletions", "soft", "d")], FOLDERS)
+    assert live_keys(src) == {"live"}  # soft-deleted items are not live
+    before = {"live", "moved", "deleted", "new"}
+    after = {"live", "moved", "new"}
+    removals = [
+        gone("live"),  # live throughout, no copy left: the failure
+        gone("moved"),  # a move followed: the old copy removed, the new one there
+        gone("deleted"),  # deleted at the source during the pass: mirrored
+        gone("late", "/Archive"),  # created during the pass (not live when it began)
+    ]
+    assert removed_live(removals, before, after | {"late"}, {"moved"}) == [
+        "/Inbox live (deleteItem x)"
+    ]
+    assert removed_live([], before, after, set()) == []
+    rec = PassRecord(1, "churn", 0, 0.0, False, {}, live_removed=["/Inbox live"])
+    assert rec.honesty() == ["removed_live"] and "REMOVED_LIVE" in rec.line()
+
+
 # -- the generator -------------------------------------------------------------------------------
 async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
     """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
@@ -170,6 +198,11 @@ HISTORIES = [
     # stream; the first five have target moves too
     pytest.param(5, "mirror", True, id="5-mirror-archive-killed"),
     pytest.param(28, "keep", False, id="28-keep-archive"),
+    # an item moved during a pass (after the folder listing, before the item rounds) into a
+    # folder created empty for it (r2 and r3, from the seed's third stream): with the
+    # empty-folder skip of review 2 (finding 1) put back, the copy is removed (removed_live)
+    # and the item lost at r2
+    pytest.param(901, "mirror", False, id="901-mirror-move-during-the-pass"),
 ]
 
 
@@ -456,3 +489,29 @@ REPROS.append(
         "mirror", MOVED_THEN_DELETED_AT_CUTOVER, id="target-copy-moved-then-deleted-cutover-only"
     )
 )
+
+
+# -- no copy of a live item removed (review 2 of issue 26, finding 1) ---------------------------
+# Seed 911 mirror (``--no-kill --no-churn``), r5: the target's user moved a copy into the
+# target folder of /Inbox/Projects, then the source's user deleted /Inbox/Projects; the next
+# (delta) pass deleted that target folder whole under mirror, and with it the copy of an item
+# still live at the source (in /Inbox): no copy of it until a full pass imported it again.
+# The end-state oracle excuses a pass after target drift; the removal check does not.
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(
+            [
+                ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects"}]),
+                ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects"}]),
+                ("pass", "delta", "unchecked"),
+                ("pass", "full"),
+            ],
+            id="target-copy-moved-into-a-folder-deleted-at-the-source",
+            marks=_xf("a folder deleted whole takes a copy of a live item moved into it"),
+        ),
+    ],
+)
+async def test_no_copy_of_a_live_item_is_removed(tmp_path: Path, script: list[Any]) -> None:
+    h = await replay("mirror", script, tmp_path)
+    assert not h.failures(), h.text()
