@@ -1240,7 +1240,8 @@ def _by_path(box: Any, path: str) -> Any:
 async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 60) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
-    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("drift", [op, ...])`` (ops on
+    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("trigger", body)`` (owner ops
+    the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
     pass after target drift that only a full listing repairs, the generator's drift-delta).
     The oracle runs after every pass."""
@@ -1300,6 +1301,11 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")
+            elif step[0] == "trigger":  # owner ops applied when a call of the next pass arrives
+                body = {k: resolve(box, v) for k, v in step[1].items()}
+                body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
+                r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
+                gen.emit(f"TRIGGER {step[1]} ({r.status})")
             elif step[0] == "pass":
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 before = await reset()
@@ -1319,5 +1325,6 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 )
                 hist.passes[-1].live_removed = await removed()
                 note_sign_off(hist.passes[-1], taken)
+                await api.control("DELETE", "/triggers")
                 await api.control("DELETE", "/faults")
     return hist

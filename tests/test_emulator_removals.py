@@ -88,3 +88,15 @@ async def test_a_trigger_moves_an_item_when_the_nth_call_arrives(emu: Any) -> No
     assert len([i for i in box.items.values() if i.content.search_key == key]) == 1
     assert (await emu.src.control("DELETE", "/triggers")).status == 204
     assert (await emu.src.control("GET", "/triggers")).body == {"triggers": []}
+    # "folder": only the calls on that folder count
+    it = next(iter(archive.live_items()))
+    ops = [{"op": "move", "id": it.id, "to": "inbox"}]
+    inbox = box.well_known["inbox"].id
+    body = {"mailbox": ADELE, "calls": ["listItems"], "folder": inbox, "ops": ops}
+    assert (await emu.src.control("PUT", "/triggers", body)).status == 200
+    await emu.src.get(f"{m}/folders/{q(archive.id)}/items")
+    assert it.id in box.items
+    await emu.src.get(f"{m}/folders/{q(inbox)}/items")
+    assert it.id not in box.items
+    (t,) = (await emu.src.control("GET", "/triggers")).body["triggers"]
+    assert t["fired"] and t["seen"] == 1 and t["folder"] == inbox

@@ -246,7 +246,8 @@ async def _admitted(ctx: Ctx, route: Route) -> web.Response:
     """Faults first (as a failing front end would answer), then the throttle, then the call
     itself with its latency and any fault that strikes after it."""
     if ctx.emu.triggers.rules:
-        ctx.emu.triggers.on_call(route.call, ctx.mailbox, ctx.emu.rng)
+        folder = ctx.request.match_info.get("folder")
+        ctx.emu.triggers.on_call(route.call, ctx.mailbox, folder, ctx.emu.rng)
     _faults_before(ctx, route)
     mbx_id = _admit(ctx)
     emu = ctx.emu

@@ -1,7 +1,7 @@
 """Owner changes timed to a client's call: ``PUT /_emulator/triggers {"mailbox": upn|id,
 "calls": ["itemDelta", "listItems"], "after": N, "ops": [...]}`` applies ``ops`` (``changes.py``)
 to the mailbox when the ``N``-th of those calls on it arrives, before that call is answered;
-once. A test places a change at one moment of a pass (after its folder listing, before its
+once. ``"folder": id`` counts only the calls on that folder (its id in the call's URL). A test places a change at one moment of a pass (after its folder listing, before its
 item rounds), which a churn hits only by chance. ``GET`` lists them (fired ones with what
 they applied), ``DELETE`` clears them."""
 
@@ -21,6 +21,7 @@ class Trigger:
     calls: frozenset[str]
     after: int
     ops: list[dict[str, Any]]
+    folder: str | None = None
     seen: int = 0
     applied: list[dict[str, Any]] | None = None  # None until it fires
     error: str | None = None
@@ -36,13 +37,15 @@ class Trigger:
             raise ValueError("triggers.after: the call's number, 1 or more")
         if not isinstance(ops, list) or not ops or not all(isinstance(o, dict) for o in ops):
             raise ValueError("triggers.ops: a list of changes (see changes.py)")
-        return cls(mailbox, frozenset(str(c) for c in calls), after, ops)
+        folder = body.get("folder")
+        return cls(mailbox, frozenset(str(c) for c in calls), after, ops, folder and str(folder))
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "mailbox": self.mailbox.id,
             "calls": sorted(self.calls),
             "after": self.after,
+            "folder": self.folder,
             "seen": self.seen,
             "ops": self.ops,
             "fired": self.applied is not None,
@@ -55,11 +58,15 @@ class Trigger:
 class Triggers:
     rules: list[Trigger] = field(default_factory=list)
 
-    def on_call(self, call: str, mailbox: Mailbox | None, rng: random.Random) -> None:
+    def on_call(
+        self, call: str, mailbox: Mailbox | None, folder: str | None, rng: random.Random
+    ) -> None:
         """A call arrives: fire the triggers it completes (their ops applied in order; one
         refused stops that trigger's, its error kept)."""
         for t in self.rules:
             if t.applied is not None or mailbox is not t.mailbox or call not in t.calls:
+                continue
+            if t.folder is not None and folder != t.folder:
                 continue
             t.seen += 1
             if t.seen < t.after:
