@@ -28,6 +28,20 @@ and any round may bring **target moves** (the target's user moves a copy to anot
 or to Deleted Items, soft-deletes one, moves a folder under another or renames it), which a
 ``--full`` pass must repair (the source wins), like drift.
 
+From a third stream (``_third``): **moves during a pass** (``p_midmove``): an item of the
+source moved by its user when the pass's first item round call arrives (the emulator's
+``/_emulator/triggers``: after the folder listing, before any item round is answered), into
+a folder that holds nothing, often one created empty just before (review 2 of issue 26,
+finding 1: such a folder, counted empty by the listing, was skipped and the move taken for a
+deletion).
+
+**No copy of a live item removed**, after every pass, checked or not (churn, killed,
+drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
+the engine's calls only, never the history's own drift), cleared before each pass; a copy
+removed whose search key was live at the source when the pass began and when it ended, with
+no copy of it left in the target, is the failure ``removed_live`` (``removed_live``): what
+the end-state oracle cannot see when the next pass imports the item again.
+
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
 search key more than once in the target's selected folders), ``misplaced`` (copy not at the
 source item's folder path), ``stale`` (copy's digest differs; a copy edited in the target and
@@ -48,6 +62,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,8 +209,23 @@ def live_keys(*snaps: dict[str, Any]) -> set[str]:
     return {r["searchKey"] for s in snaps for r in s["items"] if _sel(r["folderPath"])}
 
 
+def touched(box: Any, op: dict[str, Any]) -> set[str]:
+    """The search keys of the items an op on ``box`` changes (a folder op: all under it)."""
+    if op.get("op") in ("modify", "delete", "move"):
+        it = box.items.get(op.get("id"))
+        return {_key(it)} if it is not None else set()
+    f = box.folders.get(op.get("id")) if op.get("op", "").endswith("Folder") else None
+    if f is None:
+        return set()
+    return {_key(i) for g in box.walk(f) for i in g.live_items()}
+
+
 def removed_live(
-    removals: list[dict[str, Any]], before: set[str], after: set[str], copies: set[str]
+    removals: list[dict[str, Any]],
+    before: set[str],
+    after: set[str],
+    copies: set[str],
+    drifted: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """The copies a pass removed from the target (the emulator's record of the Graph calls
     that removed items, ``/_emulator/removals``: the engine's, never the history's own drift)
@@ -207,11 +237,16 @@ def removed_live(
     removed for a deletion that did not happen leaves none (review 2 of issue 26, finding 1:
     an item moved mid-pass into a folder counted empty at the listing was taken for a
     deletion; the next pass imported it again, so the end-state oracle saw nothing).
+    ``drifted``: keys whose copy the target's user changed since the last full pass (a
+    delta pass acts on a target it does not see; counted apart, ``removed_live_after_drift``).
     Pure; one ``"<folder> <key>"`` per removed copy."""
     return [
         f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']})"
         for r in removals
-        if r["searchKey"] in before and r["searchKey"] in after and r["searchKey"] not in copies
+        if r["searchKey"] in before
+        and r["searchKey"] in after
+        and r["searchKey"] not in copies
+        and r["searchKey"] not in drifted
     ]
 
 
@@ -304,12 +339,14 @@ class PassRecord:
     # copies this pass removed whose item was live at the source throughout (``removed_live``)
     live_removed: list[str] = field(default_factory=list)
 
+    def every_pass(self) -> list[str]:
+        """What fails a pass checked or not: ``honesty``, and a copy of a live item removed
+        (``removed_live``)."""
+        return self.honesty() + (["removed_live"] if self.live_removed else [])
+
     def honesty(self) -> list[str]:
-        """``signoff_findings``, a cutover's exit code that disagrees with its sign-off, and a
-        copy of a live item removed (``removed_live``): on every pass, checked or not."""
+        """``signoff_findings``, and a cutover's exit code that disagrees with its sign-off."""
         out = signoff_findings(self.signed, self.said, self.counts)
-        if self.live_removed:
-            out.append("removed_live")
         if self.signoff_complete is False and self.exit_code == 0:
             out.append("exit_0_with_signoff_incomplete")
         return out
@@ -329,6 +366,8 @@ class PassRecord:
         if self.honesty():
             so += f" DISHONEST={self.honesty()}"
         chk = "" if self.checked else " (excused)"
+        if self.counts.get("removed_live_after_drift"):
+            chk += f" removed_live_after_drift={self.counts['removed_live_after_drift']}"
         if self.live_removed:
             chk += f" REMOVED_LIVE x{len(self.live_removed)} {self.live_removed[:4]}"
         return (
@@ -355,7 +394,7 @@ class History:
         oracle found nothing wrong, a sign-off that disagrees with the oracle, an error."""
         out: list[str] = []
         for p in self.passes:
-            out += p.honesty()  # every pass, checked or not
+            out += p.every_pass()  # every pass, checked or not
             if not p.checked:
                 continue
             out += wrong(p.counts)
@@ -373,7 +412,7 @@ class History:
 
     def first_failure(self) -> PassRecord | None:
         for p in self.passes:
-            if p.honesty():
+            if p.every_pass():
                 return p
             if p.checked and (
                 wrong(p.counts)
@@ -437,6 +476,9 @@ class Generator:
         self.log = log
         self.round = 0
         self.drift_edited: set[str] = set()
+        # keys of copies the target's user changed (drift, target moves) since the last
+        # full pass: a delta pass acts on a target it does not see (``removed_live``)
+        self.target_touched: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
         self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
 
@@ -462,6 +504,8 @@ class Generator:
 
     def apply(self, op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
         box = box or self.box
+        if box is self.tbox:  # the target's user: what a delta pass cannot know of
+            self.target_touched |= touched(box, op)
         try:
             res = changes.apply(box, op, self.content_rng)
         except (changes.ChangeError, ValueError) as exc:
@@ -942,16 +986,18 @@ async def _history(
         await api.control("DELETE", "/removals")
         return live_keys(*(b.snapshot() for b in sources))
 
-    async def removals_check(before: set[str]) -> list[str]:
+    async def removals_check(before: set[str]) -> tuple[list[str], int]:
+        """``removed_live``'s, and how many it excused as after target drift."""
         r = await api.control("GET", "/removals")
         rows = [e for e in r.body["removals"] if e["mailboxId"] in targets]
         after = live_keys(*(b.snapshot() for b in sources))
-        out = removed_live(
-            rows, before, after, live_keys(*(t.snapshot() for t in targets.values()))
-        )
+        copies = live_keys(*(t.snapshot() for t in targets.values()))
+        drifted = gen.target_touched | (agen.target_touched if agen is not None else set())
+        out = removed_live(rows, before, after, copies, drifted)
+        excused = len(removed_live(rows, before, after, copies)) - len(out)
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
-        return out
+        return out, excused
 
     def check(
         rnd: int,
@@ -980,7 +1026,11 @@ async def _history(
         stats = await run_job(cfg, **kw)
         if still is not None:  # the churn stopped: the sign-off and the oracle see one moment
             await still()
-        gone_live = await removals_check(before)
+        gone_live, excused = await removals_check(before)
+        if kw.get("full") or kw.get("cutover"):  # the target listed in full again
+            gen.target_touched.clear()
+            if agen is not None:
+                agen.target_touched.clear()
         taken = stats.sign_off or await take_sign_off(cfg)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
@@ -995,6 +1045,7 @@ async def _history(
             note = "; ".join(str(w) for w in why if w)[:300]
         rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note)
         rec.live_removed = gone_live
+        rec.counts["removed_live_after_drift"] = excused
         return note_sign_off(rec, taken)
 
     await a_pass(0, "first")
@@ -1059,7 +1110,8 @@ async def _history(
                 if tbox.seq == seq:
                     break
             note_sign_off(killed, taken)
-            killed.live_removed = await removals_check(before)
+            killed.live_removed, excused = await removals_check(before)
+            killed.counts["removed_live_after_drift"] = excused
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or seen)
         elif churn:
@@ -1237,7 +1289,9 @@ def _by_path(box: Any, path: str) -> Any:
     raise KeyError(path)
 
 
-async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 60) -> History:
+async def replay(
+    deletions: str, script: list[Any], workdir: Path, items: int = 60, excuse_drift: bool = True
+) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("trigger", body)`` (owner ops
@@ -1264,7 +1318,9 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
 
         async def removed() -> list[str]:
             rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            return removed_live(rows, before, live_keys(box.snapshot()), live_keys(tbox.snapshot()))
+            drifted = gen.target_touched if excuse_drift else set()
+            after, copies = live_keys(box.snapshot()), live_keys(tbox.snapshot())
+            return removed_live(rows, before, after, copies, drifted)
 
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
@@ -1324,6 +1380,8 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                     )
                 )
                 hist.passes[-1].live_removed = await removed()
+                if kw["full"] or kw["cutover"]:
+                    gen.target_touched.clear()
                 note_sign_off(hist.passes[-1], taken)
                 await api.control("DELETE", "/triggers")
                 await api.control("DELETE", "/faults")

@@ -163,8 +163,11 @@ def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> No
         "/Inbox live (deleteItem x)"
     ]
     assert removed_live([], before, after, set()) == []
+    # a copy the target's user changed since the last full pass: counted apart, not failed
+    assert removed_live(removals, before, after | {"late"}, {"moved"}, {"live"}) == []
     rec = PassRecord(1, "churn", 0, 0.0, False, {}, live_removed=["/Inbox live"])
-    assert rec.honesty() == ["removed_live"] and "REMOVED_LIVE" in rec.line()
+    assert rec.every_pass() == ["removed_live"] and "REMOVED_LIVE" in rec.line()
+    assert rec.honesty() == []  # the sign-off's honesty is another matter
 
 
 # -- the generator -------------------------------------------------------------------------------
@@ -234,10 +237,15 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
     """Seeds mix the new events with the old ones, and leave a seed's first stream as it was:
     the same owner operations at the source with and without them (what the target's drift
     picks may differ: the target moves changed the target)."""
-    opts = Options(kill=False, churn=False, rounds=(3, 3))
+    # the moves during a pass (third stream) are source ops drawn in the rounds the second
+    # stream leaves to a plain pass: left out of both
+    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"midmove"}))
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
-        5, "mirror", tmp_path / "old", Options(**{**opts.__dict__, "exclude": ALL_NEW})
+        5,
+        "mirror",
+        tmp_path / "old",
+        Options(**{**opts.__dict__, "exclude": ALL_NEW | opts.exclude}),
     )
     assert new.archive is not None and old.archive is None
     assert any(" TMOVE target " in o for o in new.ops), new.text()
@@ -534,5 +542,7 @@ REPROS.append(
     ],
 )
 async def test_no_copy_of_a_live_item_is_removed(tmp_path: Path, script: list[Any]) -> None:
-    h = await replay("mirror", script, tmp_path)
+    """Strict: a removal after target drift is not excused here (the histories count it
+    apart, ``removed_live_after_drift``, a delta pass acting on a target it does not see)."""
+    h = await replay("mirror", script, tmp_path, excuse_drift=False)
     assert not h.failures(), h.text()
