@@ -40,7 +40,9 @@ drift-delta included): the emulator records what Graph calls removed (``/_emulat
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
 removed whose search key was live at the source when the pass began and when it ended, with
 no copy of it left in the target, is the failure ``removed_live`` (``removed_live``): what
-the end-state oracle cannot see when the next pass imports the item again.
+the end-state oracle cannot see when the next pass imports the item again. A copy the
+target's user changed (drift, target moves) since the last full pass is counted apart
+(``removed_live_after_drift``, not a failure): a delta pass acts on a target it does not see.
 
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
 search key more than once in the target's selected folders), ``misplaced`` (copy not at the
