@@ -346,9 +346,9 @@ class Budgets:
                 # the window the Retry-Afters showed is contradicted: ours left it and still
                 # no room. Beside a writer on its own clock (its writes a window old leave
                 # as its new ones come) a Retry-After is the time until its oldest leave, a
-                # small part of the service's window: the configured one is the service's
-                # the configured one is the service's, and what went through over it is
-                # what the service gives (a first cut, as of a refused burst)
+                # small part of the service's window: the configured one is the service's,
+                # and what went through over it is what the service gives (a first cut, as
+                # of a refused burst)
                 whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
                 in_use = self.uploads.since(now - lim.period) + self.held_bytes
                 self.learned_uploads = learn.throttled(

@@ -32,10 +32,12 @@ def remember(row: PairPass | None, st: PairStats, pacers: Sequence[PacerView], l
     first = len(st.pacers) - len(pacers)
     started: dict[str, dict[str, float]] = {}
     for i, pacer in enumerate(pacers, first):
-        role = ROLES[i] if 0 <= i < len(ROLES) else None
-        for limit, share in row.budget.get(role or "", {}).items():
+        if not 0 <= i < len(ROLES):
+            continue
+        role = ROLES[i]
+        for limit, share in row.budget.get(role, {}).items():
             of = row.limits.get(limit)
-            if role is None or of is None or len(of) != 2:
+            if of is None or len(of) != 2:
                 continue
             now = pacer.budgets.remember(
                 limit, share, (float(of[0]), float(of[1])), row.throttled > 0

@@ -302,16 +302,13 @@ class SqlStore(GroupCommitting):
         without any are left out."""
         return (await self.pair_said())[0]
 
-    async def pair_budgets(self) -> dict[str, tuple[int, dict[str, dict[str, float]]]]:
-        """Each pair's budget in effect (``pairpasses.latest_budget``): the pass that said
-        it and, per mailbox, the limits the service's 429s cut (their share of [limits];
-        empty: all of them); pairs whose rows do not say are left out."""
-        return (await self.pair_said())[1]
-
     async def pair_said(
         self,
     ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, tuple[int, dict[str, dict[str, float]]]]]:
-        """``pair_hints`` and ``pair_budgets`` from one read of the rows (``status``)."""
+        """``pair_hints``, and each pair's budget in effect (``pairpasses.latest_budget``:
+        the pass that said it and, per mailbox, the limits the service's 429s cut, as their
+        share of [limits]; pairs whose rows do not say are left out), from one read of the
+        rows (``status``)."""
         rows: dict[str, list[tuple[int, Any]]] = {}
         for pair, number, text in await self._fetchall(self.sql.pair_hints):
             rows.setdefault(pair, []).append((int(number), text))
