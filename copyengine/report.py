@@ -212,6 +212,9 @@ class PairStats:
     # what the pass found (rules changed, target folders deleted under us)
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    # the budget in effect a later pass started at, remembered from its last pass
+    # (``pipeline.remember``): (that pass's number, per role and limit the share started at)
+    remembered: tuple[int, dict[str, dict[str, float]]] | None = None
     # why it is suspended or waiting (``pipeline.gate.Hold.text``), or paused (the cap)
     hold: str | None = None
     # auto-expanding archives (not failures): items exported from an auxiliary archive after
@@ -633,6 +636,32 @@ class JobStats:
             ]
         return said
 
+    def remembered_note(self) -> str | None:
+        """One line for the pairs that started under a budget remembered from their last
+        pass (``pipeline.remember``; each pair's notes say its own), or None: what the
+        summary and ``job.finished`` say after the table, so a later pass that runs slower
+        than the first from its start says why."""
+        started = [p.remembered for p in self.pairs.values() if p.remembered is not None]
+        if not started:
+            return None
+        least = min(
+            (
+                (v, role, limit)
+                for _, b in started
+                for role, c in b.items()
+                for limit, v in c.items()
+            ),
+            default=None,
+        )
+        if least is None:
+            return None
+        v, role, limit = least
+        return (
+            f"{len(started)} pair(s) started at the budget in effect their last pass ended "
+            f"with (the least: {budget_said({role: {limit: v}})}), not at [limits]; it climbs "
+            "back while the service lets it: see the pairs' notes in the report"
+        )
+
     def hints(self) -> list[str]:
         """What the operator should change, once per ``[limits]`` key: the limits above what
         the service gave the job's mailboxes (the strictest one's value)."""
@@ -684,6 +713,7 @@ class JobStats:
             "totals": self.totals(),
             "hints": self.hints(),
             "archive_notes": self.archive_notes(),
+            "remembered_note": self.remembered_note(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
                 {"t": t, "copied": c, "copied_bytes": b, "throttled_429": k}

@@ -10,6 +10,7 @@ host ended with is where the next host's pacers start, converted when [limits] c
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sqlite3
 import time
@@ -21,6 +22,7 @@ import pytest
 import structlog
 
 from copyengine.config import load_job
+from copyengine.console.live import print_summary
 from copyengine.emulator.server import Endpoints
 from copyengine.exitcodes import ExitCode
 from copyengine.pacing import PacerLimits
@@ -105,6 +107,16 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
     # (which learned), and only by the climb's small steps over the service's budget
     assert refused_first >= len(PAIRS) and refused_second < refused_first
     report = json.loads((tmp_path / "report.json").read_text())
+    # one line for the job (the summary and job.finished say it after the table): how many
+    # pairs started remembered, and the least budget they started at
+    least = min(learned.values()) * MARGIN
+    line = second.remembered_note()
+    assert line is not None and line.startswith(f"{len(PAIRS)} pair(s) started at the budget")
+    assert budget_said({"target": {"upload": round(least, 4)}}) in line, line
+    assert report["remembered_note"] == line
+    screen = io.StringIO()
+    print_summary(second, screen)
+    assert f"note: {line}" in screen.getvalue()  # the summary on stdout, after the table
     for entry in report["pairs"]:
         pair = second.pairs[f"{entry['source']}->{entry['target']}"]
         assert entry["budget_in_effect"] == pair.budget_in_effect()
@@ -122,6 +134,7 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
     await _add(emu)
     third, refused_third = await _pass(emu, job)
     assert not any(n.startswith("started at") for p in third.pairs.values() for n in p.notes)
+    assert third.remembered_note() is None
     print(
         f"429s: first pass {refused_first}, second (remembered) {refused_second}, "
         f"third (forgotten) {refused_third}"
