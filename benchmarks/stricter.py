@@ -195,6 +195,30 @@ def longest_idle(
     return longest
 
 
+def longest_spans(
+    samples: list[list[float]] | list[tuple[float, float, int, int]], after: float, n: int = 5
+) -> list[tuple[float, float, int]]:
+    """The ``n`` longest spans without a new import that begin more than ``after`` seconds
+    after the first import, longest first: (seconds, begun at seconds after the first
+    import, imports answered by then), all wall time (diagnostics: a span with nearly all
+    imports answered is the job's tail, where one or two mailboxes are left)."""
+    points = [(float(t), int(k)) for t, _, k, _ in samples]
+    started = [i for i, (_, k) in enumerate(points) if k > 0]
+    if not started:
+        return []
+    last_n = points[-1][1]
+    ended = next(i for i, (_, k) in enumerate(points) if k == last_n)
+    first = since = points[started[0]][0]
+    seen = points[started[0]][1]
+    out = []
+    for t, k in points[started[0] : ended + 1]:
+        if k > seen:
+            if since - first > after:
+                out.append((t - since, since - first, seen))
+            since, seen = t, k
+    return sorted(out, reverse=True)[:n]
+
+
 def measure(s: Scenario, res: dict[str, Any], contender: str) -> dict[str, Any]:
     """One contender's figures in one variant."""
     runs = res["runs"][contender]
@@ -210,6 +234,10 @@ def measure(s: Scenario, res: dict[str, Any], contender: str) -> dict[str, Any]:
         "throttled_429": max(r["throttled_429"] for r in runs),
         "longest_idle_service_s": round(longest_idle(samples) * TIME_SCALE, 1),
         "longest_idle_after_first_window_s": round(longest_idle(samples, window) * TIME_SCALE, 1),
+        # where those spans fall: (service s, wall s after the first import, imports by then)
+        "longest_spans_after_first_window": [
+            (round(d * TIME_SCALE), round(at, 2), k) for d, at, k in longest_spans(samples, window)
+        ],
     }
 
 
