@@ -31,7 +31,15 @@ where two or three of them fill a window badly.
 The export order is the engine's (``plan.upload_order``: the listing's items of at least a
 tenth of the budget spread evenly over its first 60%, the others in their listed order);
 ``--order listed`` is the listed order the engine exported in before (a mailbox whose large
-items are listed last ended with them, two to a window: 91.2% of 1,000 mailboxes at >= 95%).
+items are listed last ended with them, two to a window: 91.2% of 1,000 mailboxes at >= 95%;
+the engine's order 95.6%, median 97.5%, worst 73.6%). Candidates measured on 200-300 seeds
+and not taken: all items largest first 60% (the pool then holds only large items, nothing
+fills the gaps), first-fit-decreasing bins 65%, the large items all first 89%, spread over
+the first 40% 93.5%, sorted largest first within the spread 94.5%; with ``--choice
+largest-first`` on top, no gain (96.3% either way on 300). What is left: a body that waited
+``reserve_after`` has its room reserved, and when the room it still lacks only comes back a
+window later, the room free meanwhile stays idle (seed 40: 0.236 of the budget for 5 s,
+a window lost) - a rule in ``step``, left for after the shaping change there.
 """
 
 from __future__ import annotations
