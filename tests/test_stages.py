@@ -334,3 +334,44 @@ async def test_a_pair_holds_stage_tasks_only_while_it_has_work(tmp_path: Path) -
     _exact(api)
     assert 1 <= most["exporter"] <= LIMITS.exporters_per_pair
     assert 1 <= most["importer"] <= LIMITS.importers_per_pair
+
+
+async def test_large_items_listed_last_are_exported_early_when_the_upload_budget_binds(
+    tmp_path: Path,
+) -> None:
+    """``plan.upload_order`` applied by the producer: a folder whose large items are listed
+    last, more bytes than one upload window, has them exported in its first 60%; every
+    item exported and copied once."""
+    api = FakeApi()
+    small = api.add_items(SRC, "inbox", 40, size=1_000)
+    large = api.add_items(SRC, "inbox", 6, size=200_000)
+    api.mailbox(DST)
+    asked: list[str] = []
+    export = api.export_items
+
+    async def recorded(mailbox_id: str, item_ids: list[str]) -> list[Exported]:
+        asked.extend(item_ids)
+        return await export(mailbox_id, item_ids)
+
+    api.export_items = recorded  # type: ignore[method-assign]
+    limits = Limits(
+        batch_items=5, exporters_per_pair=1, importers_per_pair=3, upload_bytes_per_window=1 << 20
+    )
+    stats = PairStats(SRC, DST)
+    async with SQLiteStore(tmp_path / "state.sqlite") as store:
+        ctx = PairContext.of(
+            PAIR,
+            api,
+            api,
+            store,
+            stats=stats,
+            limits=limits,
+            budget=ByteBudget(1 << 30),
+            stop=StopFlag(),
+            kind=PassKind.FULL,
+        )
+        await PairRunner(ctx).run()
+    assert sorted(asked) == sorted(i.id for i in small + large)  # once each
+    assert max(asked.index(i.id) for i in large) < 0.6 * len(asked)
+    assert [i for i in asked if i in {s.id for s in small}] == [s.id for s in small]
+    _exact(api)

@@ -21,8 +21,10 @@ from ..plan import (
     batches,
     classify_row,
     decide,
+    encoded_size,
     filter_item,
     folder_listing,
+    upload_order,
 )
 from ..state import ItemRecord, Status
 from ..survey import MailboxSide, target_index
@@ -98,10 +100,18 @@ class Producer:
                 yield b
         self.ctx.stats.enumerated_all = not self.stop.draining
 
-    def _listed(self, items: list[Item]) -> None:
-        """Items decided to copy or update: bytes to upload (``backlog``)."""
-        if self.backlog is not None and items:
+    def _listed(self, pending: list[Item], before: int) -> None:
+        """``pending[before:]``, a page's items decided to copy or update: bytes to upload
+        (``backlog``), put in the order to export them (``plan.upload_order``: large items
+        early when they need more than one of the target's upload windows)."""
+        items = pending[before:]
+        if not items:
+            return
+        if self.backlog is not None:
             self.backlog.listed(items)
+        if len(items) > 1:
+            budget = self.limits.upload_bytes_per_window
+            pending[before:] = upload_order(items, [encoded_size(i.size) for i in items], budget)
 
     def _full_batches(self, pending: list[Item]) -> tuple[list[list[Item]], list[Item]]:
         """The whole batches of ``pending`` to hand on now, and the rest (kept for the next
@@ -160,7 +170,7 @@ class Producer:
             if found:
                 await ledger.adopted(job, found)
                 found = []
-            self._listed(pending[before:])
+            self._listed(pending, before)
             ready, pending = self._full_batches(pending)
             for b in ready:
                 yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
@@ -218,7 +228,7 @@ class Producer:
                     ledger.skipped(job, item, skip)
                     continue
                 take(item, records.get(item.id))
-            self._listed(pending[before:])
+            self._listed(pending, before)
             ready, pending = self._full_batches(pending)
             for b in ready:
                 yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
@@ -237,7 +247,7 @@ class Producer:
                 )
                 ledger.listed(job, item)
                 take(item, rec)
-        self._listed(pending[before:])
+        self._listed(pending, before)
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
             yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
         gone = (records.get(i) for i in job.removed_ids)

@@ -38,6 +38,7 @@ from .items import (
     encoded_size,
     filter_item,
     surplus,
+    upload_order,
 )
 from .kind import PassKind
 
@@ -82,4 +83,5 @@ __all__ = [
     "root_names",
     "settle_verdict",
     "surplus",
+    "upload_order",
 ]

@@ -5,14 +5,17 @@ search key), and how items are batched for exportItems."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TypeVar
 
 from ..config import ItemFilters
 from ..graph.models import Item, Removed
 from ..state.records import SETTLED, ItemRecord, Status
 from ..timefmt import parse_graph_datetime
+
+T = TypeVar("T")
 
 
 class Skip(Enum):
@@ -178,6 +181,52 @@ def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[l
         size += it.size
     if batch:
         yield batch
+
+
+# The export order when a folder's uploads need more than one window of the target's upload
+# budget (issue 26): an item whose body is at least ``LARGE_SHARE`` of the budget is large,
+# and the large items are spread evenly over the first ``EARLY_SHARE`` of the order.
+LARGE_SHARE = 0.1
+EARLY_SHARE = 0.6
+
+
+def upload_order(items: Sequence[T], bodies: Sequence[int], budget: float) -> list[T]:
+    """``items`` (their request bodies' estimated sizes ``bodies``) in the order to export
+    them for a target whose upload budget is ``budget`` bytes per window.
+
+    A window's room comes back in the sizes it went out in, and a large body fits only once
+    enough of it is back at once: large items listed late were left to the last windows,
+    two or three to a window, each of them carrying far less than the budget (an extra
+    window for the mailbox: 75-80% of its ceiling). Spread over the first part of the order
+    instead, each goes while small items are ready to fill the room around it, and the last
+    windows are filled with small ones. The listed order is kept (first in, first out: the
+    unthrottled order) when the bodies fit one window, when no body is large, and among the
+    large items and among the others."""
+    if budget <= 0 or len(items) < 2:
+        return list(items)
+    total = 0
+    large = LARGE_SHARE * budget
+    many = False
+    for n in bodies:
+        total += n
+        many = many or n >= large
+    if total <= budget or not many:
+        return list(items)
+    bigs = [it for it, n in zip(items, bodies, strict=True) if n >= large]
+    if len(bigs) == len(items):
+        return list(items)
+    smalls = [it for it, n in zip(items, bodies, strict=True) if n < large]
+    span = max(1, int(EARLY_SHARE * len(items)))
+    out: list[T] = []
+    k = 0
+    for j, it in enumerate(bigs):
+        at = j * span // len(bigs)  # the large item's place in the order (or next free)
+        while len(out) < at and k < len(smalls):
+            out.append(smalls[k])
+            k += 1
+        out.append(it)
+    out += smalls[k:]
+    return out
 
 
 def encoded_size(size: int) -> int:
