@@ -15,6 +15,8 @@ from .changes import (
     links_to_store,
     removal_fate,
     settle_verdict,
+    to_reread,
+    unexplained,
 )
 from .folder_round import (
     Create,
@@ -82,4 +84,6 @@ __all__ = [
     "root_names",
     "settle_verdict",
     "surplus",
+    "to_reread",
+    "unexplained",
 ]
