@@ -1202,10 +1202,18 @@ def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
 
 
 async def killed_pass(
-    rnd: int, rng: random.Random, hist: History, job: Path, tbox: Any, full: bool, opts: Options
+    rnd: int,
+    rng: random.Random,
+    hist: History,
+    job: Path,
+    tbox: Any,
+    full: bool,
+    opts: Options,
+    k: int | None = None,
 ) -> None:
-    """The pass in a subprocess, killed with SIGKILL after ``k`` changes in the target."""
-    k = rng.randint(1, 12)
+    """The pass in a subprocess, killed with SIGKILL after ``k`` changes in the target (by
+    the seed unless given)."""
+    k = rng.randint(1, 12) if k is None else k
     before = tbox.seq
     cmd = [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"]
     if full:
@@ -1299,7 +1307,8 @@ async def replay(
 ) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
-    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("trigger", body)`` (owner ops
+    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
+    in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
     pass after target drift that only a full listing repairs, the generator's drift-delta).
@@ -1367,6 +1376,12 @@ async def replay(
                 body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
                 r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
                 gen.emit(f"TRIGGER {step[1]} ({r.status})")
+            elif step[0] == "kill":  # a delta pass in a subprocess, SIGKILLed after k changes
+                before = await reset()
+                await killed_pass(rnd, random.Random(0), hist, job, tbox, False, Options(), step[1])
+                await quiet_target(tbox)  # what the killed process sent has landed
+                hist.passes[-1].live_removed = await removed()
+                await api.control("DELETE", "/triggers")
             elif step[0] == "pass":
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 before = await reset()

@@ -540,6 +540,23 @@ REPROS.append(
             ],
             id="item-moved-mid-pass-into-a-folder-already-read",
         ),
+        # the same pass killed (SIGKILL) once it changed the target (the arrival copied, or
+        # the copy soft-deleted), then run again: under keep nothing is removed either way
+        pytest.param(
+            [
+                (
+                    "trigger",
+                    {
+                        "calls": ["itemDelta"],
+                        "folder": "@/Sent Items",
+                        "ops": [{"op": "move", "id": "#/Sent Items", "to": "@/Inbox"}],
+                    },
+                ),
+                ("kill", 1),
+                ("pass", "delta"),
+            ],
+            id="item-moved-mid-pass-killed-and-run-again",
+        ),
     ],
 )
 async def test_no_copy_of_a_live_item_is_removed(tmp_path: Path, script: list[Any]) -> None:
@@ -600,5 +617,23 @@ async def test_an_item_moved_during_a_pass_is_moved(
     tmp_path: Path, deletions: str, script: list[Any]
 ) -> None:
     h = await replay(deletions, script, tmp_path, excuse_drift=False)
+    assert not h.failures(), h.text()
+    assert all(p.live_removed == [] for p in h.passes), h.text()
+
+
+async def test_a_departure_still_unexplained_after_every_reading_waits_a_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No reading again allowed: the departure is put off (its folder keeps its old link),
+    never taken for a deletion; the next pass sees it again with the arrival: a move."""
+    from copyengine.pipeline import reread
+
+    monkeypatch.setattr(reread, "MAX_REREADS", 0)
+    script = [
+        _moved_when("@/Sent Items", "#/Sent Items", "@/Inbox"),
+        ("pass", "delta", "unchecked"),
+        ("pass", "delta"),
+    ]
+    h = await replay("mirror", script, tmp_path, excuse_drift=False)
     assert not h.failures(), h.text()
     assert all(p.live_removed == [] for p in h.passes), h.text()
