@@ -611,6 +611,24 @@ MOVED_DURING_A_PASS = [
 ]
 
 
+MOVED_DURING_A_PASS.append(
+    pytest.param(
+        # seed 1015 keep (soak from 1001, with the first version of the fix): an item moved
+        # during a pass into a folder read after its own (its copy made there, the old one
+        # left: two copies until the next pass), then deleted at the source: the next pass
+        # sees it leave both folders, and kept both copies as deleted (duplicated). One
+        # copy stands for the item; the other is removed as a second copy.
+        [
+            _moved_when("@/Outbox", "#/Inbox", "@/Outbox"),
+            ("pass", "delta", "unchecked"),
+            ("ops", [{"op": "delete", "id": "#/Outbox", "hard": False}]),
+            ("pass", "delta"),
+        ],
+        id="moved-then-deleted-seen-leaving-twice",
+    )
+)
+
+
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 @pytest.mark.parametrize("script", MOVED_DURING_A_PASS)
 async def test_an_item_moved_during_a_pass_is_moved(

@@ -26,6 +26,7 @@ from copyengine.plan import (
     plan_folder_round,
     plan_folders,
     removal_fate,
+    second_copies,
     settle_verdict,
     to_reread,
     unexplained,
@@ -383,3 +384,13 @@ def test_the_folders_read_again_are_those_whose_round_began_before_a_departure(s
     for sid, began, can in rounds:
         assert (sid in got) == (can and any(began < t for t in seen))
     assert to_reread([], rounds) == []
+
+
+def test_one_copy_stands_for_an_item_that_left_more_than_once() -> None:
+    a, b = _r("a", b"k"), _r("b", b"k")  # moved a -> b, then b deleted: both left
+    c = _r("c", b"k", Status.INTENT)  # unsettled: cannot stand for the item
+    d, e = _r("d", b"j"), _r("e", b"j")  # a key with a live record elsewhere: moves
+    assert second_copies([a, b, d, e], live={b"j"}) == {"b": a}
+    assert second_copies([c, a, b], live=set()) == {"c": a, "b": a}
+    assert second_copies([c], live=set()) == {}
+    assert second_copies([a, _r("x", None), _r("y", None)], live=set()) == {}

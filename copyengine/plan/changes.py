@@ -84,6 +84,29 @@ def unexplained(departing: Iterable[ItemRecord], known: Iterable[ItemRecord]) ->
     return [r for r in departing if r.target_id and r.search_key and r.search_key not in live]
 
 
+def second_copies(departing: Iterable[ItemRecord], live: Iterable[bytes]) -> dict[str, ItemRecord]:
+    """Departures of one search key none of whose other records is live: one item that left
+    its folder more than once before the pass applied it (moved, then moved again or
+    deleted; a pass that reads a folder again sees both). One copy stands for the item (the
+    first settled one): the others are second copies, removed as moves are. Returns, per
+    source id of a second copy, the record of the copy that stays (``removal_fate`` then
+    says MOVED for it; the one that stays is deleted or kept by the policy)."""
+    gone_live = set(live)
+    groups: dict[bytes, list[ItemRecord]] = {}
+    for r in departing:
+        if r.search_key and r.target_id and r.search_key not in gone_live:
+            groups.setdefault(r.search_key, []).append(r)
+    out: dict[str, ItemRecord] = {}
+    for group in groups.values():
+        stays = next((r for r in group if r.status in SETTLED), None)
+        if stays is None:
+            continue
+        for r in group:
+            if r.source_id != stays.source_id:
+                out[r.source_id] = stays
+    return out
+
+
 def to_reread(seen: Iterable[int], rounds: Iterable[tuple[str, int, bool]]) -> list[str]:
     """The folders whose round is read once more before a pass applies its deletions.
 
