@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..plan import to_reread, unexplained
-from ..state import ItemRecord, Status
+from ..state import ItemRecord
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
@@ -47,27 +47,6 @@ class Copied:
     unsettled: Unsettled
     backlog: Backlog
     enumerator: Enumerator
-
-
-async def _late_records(ctx: PairContext, jobs: list[FolderJob]) -> None:
-    """Departures whose record did not exist when their folder's records were read: an item
-    copied in this pass (its arrival seen by a round, or a round read again) whose removal a
-    later round brought. Their records are read now, once the pass's imports are settled;
-    left out, the departure would be lost with the link that closes the round (its copy a
-    second one of a moved item, or a deleted item's, for good)."""
-    late = [job for job in jobs if job.removed_ids - {r.source_id for r in job.removed}]
-    if not late:
-        return
-    await ctx.store.flush()
-    known = await ctx.store.items_in_folders(ctx.key, [job.source_id for job in late]) or {}
-    for job in late:
-        have = {r.source_id for r in job.removed}
-        records = known.get(job.source_id, {})
-        for sid in job.removed_ids - have:
-            r = records.get(sid)
-            if r is not None and r.target_id and r.status is not Status.REMOVED:
-                job.removed.append(r)
-                job.removed_at.setdefault(sid, job.round_ended)
 
 
 async def _unexplained(
@@ -96,7 +75,6 @@ async def reread(
     for n in range(MAX_REREADS + 1):
         if ctx.stop.draining:
             return
-        await _late_records(ctx, jobs)
         gone = await _unexplained(ctx, jobs)
         seen = [job.removed_at.get(r.source_id, job.round_ended) for job, r in gone]
         rounds = [
