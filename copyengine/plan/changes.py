@@ -91,10 +91,10 @@ def second_copies(departing: Iterable[ItemRecord], live: Iterable[bytes]) -> dic
     first settled one): the others are second copies, removed as moves are. Returns, per
     source id of a second copy, the record of the copy that stays (``removal_fate`` then
     says MOVED for it; the one that stays is deleted or kept by the policy)."""
-    gone_live = set(live)
+    live_keys = set(live)
     groups: dict[bytes, list[ItemRecord]] = {}
     for r in departing:
-        if r.search_key and r.target_id and r.search_key not in gone_live:
+        if r.search_key and r.target_id and r.search_key not in live_keys:
             groups.setdefault(r.search_key, []).append(r)
     out: dict[str, ItemRecord] = {}
     for group in groups.values():
