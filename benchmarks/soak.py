@@ -88,10 +88,6 @@ def run(
                 "removed_live_after_drift": sum(
                     p.counts.get("removed_live_after_drift", 0) for p in h.passes
                 ),
-                # the engine's known race in churn passes (``histories.a_pass``): not failures
-                "removed_live_in_churn": sum(
-                    p.counts.get("removed_live_in_churn", 0) for p in h.passes
-                ),
             }
             if fails:
                 row["log"] = h.text()
@@ -138,11 +134,6 @@ def run(
             for r in histories
             if r["removed_live_after_drift"]
         },
-        "removed_live_in_churn": {
-            f"{r['seed']}/{r['deletions']}": r["removed_live_in_churn"]
-            for r in histories
-            if r["removed_live_in_churn"]
-        },
         "kills": {
             "histories": len(kills),
             "killed_mid_pass": sum(k.startswith("SIGKILL") for k in kills),
@@ -168,9 +159,7 @@ def table(res: dict[str, Any]) -> str:
         f"{res['archive_pairs']['with_sessions_renewed']} with import sessions renewed on a "
         f"409); histories with target moves: {res['with_target_moves']}. Items moved during "
         f"a pass: {res['moves_during_a_pass']}. Copies of live items removed after target "
-        f"drift (not failures): {res['removed_live_after_drift'] or 'none'}; in churn passes "
-        "(the engine's known race of an item moved into a folder the pass had read, not "
-        f"failures until it is fixed): {res.get('removed_live_in_churn') or 'none'}.\n",
+        f"drift (not failures): {res['removed_live_after_drift'] or 'none'}.\n",
         "| mode | histories | failed |",
         "|---|---|---|",
     ]

@@ -43,9 +43,9 @@ no copy of it left in the target, is the failure ``removed_live`` (``removed_liv
 the end-state oracle cannot see when the next pass imports the item again. A copy the
 target's user changed (drift, target moves) since the last full pass is counted apart
 (``removed_live_after_drift``, not a failure): a delta pass acts on a target it does not see.
-In churn passes it is counted apart too (``removed_live_in_churn``) until the engine's known
-race is fixed: an item churn moves into a folder the pass has already read is taken for a
-deletion (pinned deterministically by an xfail in ``tests/test_histories.py``).
+Churn passes included: an item churn moves into a folder the pass had already read was
+taken for a deletion until a pass read such folders again before applying its deletions
+(``pipeline/reread.py``; ``tests/test_histories.py``, ``item-moved-mid-pass-…``).
 
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
 search key more than once in the target's selected folders), ``misplaced`` (copy not at the
@@ -373,8 +373,6 @@ class PassRecord:
         chk = "" if self.checked else " (excused)"
         if self.counts.get("removed_live_after_drift"):
             chk += f" removed_live_after_drift={self.counts['removed_live_after_drift']}"
-        if self.counts.get("removed_live_in_churn"):
-            chk += f" removed_live_in_churn={self.counts['removed_live_in_churn']}"
         if self.live_removed:
             chk += f" REMOVED_LIVE x{len(self.live_removed)} {self.live_removed[:4]}"
         return (
@@ -1053,15 +1051,6 @@ async def _history(
         rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note)
         rec.live_removed = gone_live
         rec.counts["removed_live_after_drift"] = excused
-        if kind == "churn":
-            # a known race of the engine, on clean main: an item churn moves into a folder
-            # this pass has already read is taken for a deletion (its old folder's round sees
-            # it leave, nothing sees it arrive). It hangs on timing, so a seed does not
-            # reproduce it; counted apart until it is fixed, pinned by the xfail
-            # ``test_no_copy_of_a_live_item_is_removed[item-moved-mid-pass-into-a-folder-
-            # already-read]``; the moves timed during a pass (third stream) still fail
-            rec.counts["removed_live_in_churn"] = len(gone_live)
-            rec.live_removed = []
         return note_sign_off(rec, taken)
 
     await a_pass(0, "first")
@@ -1213,10 +1202,18 @@ def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
 
 
 async def killed_pass(
-    rnd: int, rng: random.Random, hist: History, job: Path, tbox: Any, full: bool, opts: Options
+    rnd: int,
+    rng: random.Random,
+    hist: History,
+    job: Path,
+    tbox: Any,
+    full: bool,
+    opts: Options,
+    k: int | None = None,
 ) -> None:
-    """The pass in a subprocess, killed with SIGKILL after ``k`` changes in the target."""
-    k = rng.randint(1, 12)
+    """The pass in a subprocess, killed with SIGKILL after ``k`` changes in the target (by
+    the seed unless given)."""
+    k = rng.randint(1, 12) if k is None else k
     before = tbox.seq
     cmd = [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"]
     if full:
@@ -1310,7 +1307,8 @@ async def replay(
 ) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
-    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("trigger", body)`` (owner ops
+    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
+    in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
     pass after target drift that only a full listing repairs, the generator's drift-delta).
@@ -1378,6 +1376,12 @@ async def replay(
                 body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
                 r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
                 gen.emit(f"TRIGGER {step[1]} ({r.status})")
+            elif step[0] == "kill":  # a delta pass in a subprocess, SIGKILLed after k changes
+                before = await reset()
+                await killed_pass(rnd, random.Random(0), hist, job, tbox, False, Options(), step[1])
+                await quiet_target(tbox)  # what the killed process sent has landed
+                hist.passes[-1].live_removed = await removed()
+                await api.control("DELETE", "/triggers")
             elif step[0] == "pass":
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 before = await reset()

@@ -9,6 +9,7 @@ noted on the folder's job; rows are collapsed by id (a round may repeat an item:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -18,6 +19,9 @@ from ..plan import DeltaRound
 from .work import FolderJob
 
 PAGE = 250
+# one order for every round's start and end in the process: which rounds began before a
+# departure was seen (``FolderJob.round_started``, ``reread``)
+TICKS = itertools.count(1)
 
 
 class Enumerator(Protocol):
@@ -33,11 +37,13 @@ class FullListing:
         self.mailbox_id = mailbox_id
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        job.round_started = next(TICKS)
         async for page in self.api.list_items(
             self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
         ):
             yield page
         job.complete = True
+        job.round_ended = next(TICKS)
 
 
 class DeltaListing:
@@ -52,6 +58,7 @@ class DeltaListing:
         (its last version is what the export reads anyway)."""
         link = job.link if job.mode == "delta" else None
         rows = DeltaRound(job.removed_ids)
+        job.round_started = next(TICKS)
         try:
             async for page in self.api.item_delta(
                 self.mailbox_id, job.source_id, link, PAGE, with_keys=True
@@ -67,3 +74,4 @@ class DeltaListing:
             job.expired = True
             return
         job.complete = True
+        job.round_ended = next(TICKS)

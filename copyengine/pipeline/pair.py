@@ -20,11 +20,11 @@ from .enumerate import DeltaListing, Enumerator, FullListing
 from .passes import MailboxPass
 from .produce import Producer
 from .remember import remember, remembered
+from .reread import Copied, reread
 from .settle import Settler
 from .spares import forget_unmapped
 from .stages import Stages
 from .unsettled import Unsettled
-from .work import FolderJob
 
 
 def debug_logging() -> bool:
@@ -133,12 +133,17 @@ class PairRunner:
             raise boxes.missing  # the primary mailbox copied; the archive asked for is not there
         if self.stop.draining or ctx.kind.retry_only:
             return
+        # a move made during the pass into a folder already read is found before any
+        # departure is taken for a deletion (``reread``)
+        await reread(ctx, done, self._watch)
+        if self.stop.draining:
+            return
         # both mailboxes' items are in before either decides what left it: an item moved
         # between the primary mailbox and the archive is then a move, seen from both sides
-        for this, folders in done:
-            elsewhere = [k for other, _ in done if other is not this for k in other.arrived]
-            await this.finish(folders, elsewhere)
-        if all(not this.incremental for this, _ in done):
+        for c in done:
+            elsewhere = [k for o in done if o is not c for k in o.this.arrived]
+            await c.this.finish(c.folders, elsewhere)
+        if all(not c.this.incremental for c in done):
             await forget_unmapped(ctx)  # the target listed in full: nothing left to look for
 
     def _note_archive_redirects(self) -> None:
@@ -156,7 +161,7 @@ class PairRunner:
             answers_409=c["answers_409"],
         )
 
-    async def _copy_mailbox(self, side: MailboxSide) -> tuple[MailboxPass, list[FolderJob]]:
+    async def _copy_mailbox(self, side: MailboxSide) -> Copied:
         ctx = self.ctx
         this = MailboxPass(ctx, side)
         folders = await this.folders()
@@ -181,7 +186,11 @@ class PairRunner:
         await stages.run(producer.batches())
         await Settler(ctx, side, stages, unsettled).settle()
         this.items_done()
-        return this, folders
+        return Copied(this, folders, side, stages, unsettled, backlog, enumerator)
+
+    def _watch(self, unsettled: Unsettled) -> None:
+        """The items being copied now are ``unsettled``'s (handed on if the pair stops)."""
+        self.unsettled = unsettled
 
     def _cut_short(self, reason: str | None = None) -> None:
         """The pair stopped with work under way: what has no known outcome is handed to the

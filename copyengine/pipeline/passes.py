@@ -45,6 +45,7 @@ from ..plan import (
     removal_fate,
     retired_id,
     retired_source,
+    second_copies,
 )
 from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
@@ -369,13 +370,18 @@ class MailboxPass:
                 by_key[r.search_key].append(r)
         kept = self._kept(jobs, gone, known)
         await self._settle_departing(departing)
-        for job, r in departing:
+        # one item that left more than once (moved, then moved again or deleted): one copy
+        # stands for it, the others go first (a pass cut short after them leaves that one)
+        second = second_copies((r for _, r in departing), by_key)
+        for job, r in sorted(departing, key=lambda one: one[1].source_id not in second):
             if r.target_id is None:
                 if r.status in SETTLED or r.status is Status.REMOVED:
                     continue
                 forget.append(r.source_id)  # never landed, gone from the source
                 continue
             others = by_key.get(r.search_key, []) if r.search_key else []
+            if r.source_id in second:
+                others = [second[r.source_id]]
             await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
         await self._drop_kept_moves(kept, by_key, forget)
 

@@ -54,8 +54,12 @@ class Producer:
         enumerator: Enumerator,
         unsettled: Unsettled,
         backlog: Backlog | None = None,
+        retake: bool = True,
     ) -> None:
         self.ctx = ctx
+        # a folder's round takes up again what earlier passes left unfinished in it; not a
+        # round read again in the same pass (``reread``): this pass has just dealt with it
+        self.retake = retake
         self.backlog = backlog
         self.folders = folders
         self.enumerator = enumerator
@@ -183,6 +187,7 @@ class Producer:
             job.removed = [
                 r for r in unseen.values() if r.target_id and r.status is not Status.REMOVED
             ]
+            _seen_leaving(job)
             if index is None and job.target.item_count:
                 # nothing to decide at the source, but the target's copy holds items (as
                 # read this pass): a copy the target's user moved here is looked for too
@@ -240,7 +245,7 @@ class Producer:
         # the round did not bring again: taken up once more
         again = rows | job.removed_ids
         before = len(pending)
-        for rec in records.values():
+        for rec in records.values() if self.retake else ():
             if rec.status in RETRIABLE and rec.source_id not in again:
                 item = Item(
                     rec.source_id, rec.change_key or "", "", rec.size, "", "", (), rec.search_key
@@ -254,3 +259,11 @@ class Producer:
         job.removed = [
             r for r in gone if r is not None and r.target_id and r.status is not Status.REMOVED
         ]
+        _seen_leaving(job)
+
+
+def _seen_leaving(job: FolderJob) -> None:
+    """When each departure of the folder was first seen: at the end of the round that first
+    brought it (``reread``)."""
+    for r in job.removed:
+        job.removed_at.setdefault(r.source_id, job.round_ended)

@@ -37,6 +37,12 @@ class FolderJob:
     sweep_from: str | None = None  # moved folder: the old target folder, emptied after
     # target items no source item claimed in a full listing: second copies? (``spares``)
     spare: dict[str, bytes] = field(default_factory=dict)
+    # when its last round began and ended (``enumerate.TICKS``, one order for the whole
+    # process), and when each departure in ``removed`` was first seen: an item that left
+    # for a folder whose round began before that may have arrived unseen (``reread``)
+    round_started: int = 0
+    round_ended: int = 0
+    removed_at: dict[str, int] = field(default_factory=dict)
 
     @property
     def source_id(self) -> str:

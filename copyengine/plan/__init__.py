@@ -14,7 +14,10 @@ from .changes import (
     folder_start,
     links_to_store,
     removal_fate,
+    second_copies,
     settle_verdict,
+    to_reread,
+    unexplained,
 )
 from .folder_round import (
     Create,
@@ -81,7 +84,10 @@ __all__ = [
     "retired_id",
     "retired_source",
     "root_names",
+    "second_copies",
     "settle_verdict",
     "surplus",
+    "to_reread",
+    "unexplained",
     "upload_order",
 ]

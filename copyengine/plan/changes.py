@@ -69,6 +69,60 @@ def removal_fate(record: ItemRecord, others: Iterable[ItemRecord], deletions: st
     return Fate.DELETE if deletions == "mirror" else Fate.KEEP
 
 
+def unexplained(departing: Iterable[ItemRecord], known: Iterable[ItemRecord]) -> list[ItemRecord]:
+    """Of the records of items that left their folder this pass (each with a copy), those
+    that ``removal_fate`` would take for deletions now: no other record of their search key
+    (``known``: the state's records of those keys) that is not itself leaving or removed.
+    Any other such record makes the departure a move (or puts it off)."""
+    departing = list(departing)
+    leaving = {r.source_id for r in departing}
+    live = {
+        r.search_key
+        for r in known
+        if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED
+    }
+    return [r for r in departing if r.target_id and r.search_key and r.search_key not in live]
+
+
+def second_copies(departing: Iterable[ItemRecord], live: Iterable[bytes]) -> dict[str, ItemRecord]:
+    """Departures of one search key none of whose other records is live: one item that left
+    its folder more than once before the pass applied it (moved, then moved again or
+    deleted; a pass that reads a folder again sees both). One copy stands for the item (the
+    first settled one): the others are second copies, removed as moves are. Returns, per
+    source id of a second copy, the record of the copy that stays (``removal_fate`` then
+    says MOVED for it; the one that stays is deleted or kept by the policy)."""
+    live_keys = set(live)
+    groups: dict[bytes, list[ItemRecord]] = {}
+    for r in departing:
+        if r.search_key and r.target_id and r.search_key not in live_keys:
+            groups.setdefault(r.search_key, []).append(r)
+    out: dict[str, ItemRecord] = {}
+    for group in groups.values():
+        stays = next((r for r in group if r.status in SETTLED), None)
+        if stays is None:
+            continue
+        for r in group:
+            if r.source_id != stays.source_id:
+                out[r.source_id] = stays
+    return out
+
+
+def to_reread(seen: Iterable[int], rounds: Iterable[tuple[str, int, bool]]) -> list[str]:
+    """The folders whose round is read once more before a pass applies its deletions.
+
+    ``seen``: when each departure that looks like a deletion was first seen (a tick of the
+    one order of rounds, ``enumerate.TICKS``); ``rounds``: per folder (source id, when its
+    last round began, whether it can be read again from the link that closed it). A single
+    round of one folder cannot tell a move from a deletion: an item moved during the pass
+    into a folder whose round began before the departure was seen may have arrived unseen
+    (a new id there, the same search key). Such a folder is read once more (one delta
+    request when nothing changed), so the arrival is copied and the departure becomes a
+    move of that copy. A folder whose round began after the departure was seen saw the
+    arrival; one that cannot be read again (no link: ``delta = false``) is not."""
+    last = max(seen, default=0)
+    return [sid for sid, began, again in rounds if again and began < last]
+
+
 @dataclass(frozen=True, slots=True)
 class RoundEnd:
     """How one folder's round of this pass ended, as the link decision needs it."""

@@ -1,0 +1,130 @@
+"""Before a pass applies what left the source: the folders read before a departure was seen
+are read once more, so that a move made during the pass is never taken for a deletion.
+
+One delta round of one folder cannot tell a move from a deletion: an item moved (a new id,
+the same search key) into a folder whose round this pass had already read shows only as
+leaving its old folder. Applied at once, that departure would soft-delete the copy under
+``mirror`` (or keep it as deleted under ``keep``) and the next pass would import the item
+again: a copy's identity lost, one left in Recoverable Items, and at a cutover the item
+missing. So once every folder's round is read and its imports settled, the departures that
+would be deletions (``plan.unexplained``) make the folders whose round began before they
+were seen read again from the links that closed their rounds (``plan.to_reread``: cheap,
+one delta request per folder when nothing changed). An arrival found then is copied like
+any, and the departure becomes a move. A departure seen in a round read again (a move
+during this reading) brings another reading, at most ``MAX_REREADS``; one that is still
+unexplained after that is put off to the next pass (its folder keeps its old link), never
+taken for a deletion."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..plan import to_reread, unexplained
+from ..state import ItemRecord
+from ..survey import MailboxSide
+from .backlog import Backlog
+from .context import PairContext
+from .enumerate import Enumerator
+from .passes import MailboxPass
+from .produce import Producer
+from .settle import Settler
+from .stages import Stages
+from .unsettled import Unsettled
+from .work import FolderJob
+
+MAX_REREADS = 3  # readings again per pass; a departure still unexplained waits a pass
+
+
+@dataclass
+class Copied:
+    """One mailbox of the pair, its items copied and settled: what reading again needs."""
+
+    this: MailboxPass
+    folders: list[FolderJob]
+    side: MailboxSide
+    stages: Stages
+    unsettled: Unsettled
+    backlog: Backlog
+    enumerator: Enumerator
+
+
+async def _unexplained(
+    ctx: PairContext, jobs: list[FolderJob]
+) -> list[tuple[FolderJob, ItemRecord]]:
+    """This pass's departures (over the pair's mailboxes: a move between the primary mailbox
+    and the archive is a move too) that no other record of their search key explains."""
+    departing = [(job, r) for job in jobs for r in job.removed]
+    if not departing:
+        return []
+    await ctx.store.flush()  # this pass's outcomes, read back below
+    keys = list({r.search_key for _, r in departing if r.search_key})
+    known = await ctx.store.items_by_keys(ctx.key, keys) if keys else []
+    which = {r.source_id for r in unexplained((r for _, r in departing), known)}
+    return [(job, r) for job, r in departing if r.source_id in which]
+
+
+async def reread(
+    ctx: PairContext, done: list[Copied], watch: Callable[[Unsettled], None] | None = None
+) -> None:
+    """Read again the folders that may hold an arrival nobody saw, until no departure that
+    looks like a deletion was seen after a round it concerns began (``MAX_REREADS`` at
+    most); what is still unexplained then is put off to the next pass. ``watch`` is told
+    whose items are being copied (the pair hands them on if it stops)."""
+    jobs = [job for c in done for job in c.folders]
+    for n in range(MAX_REREADS + 1):
+        if ctx.stop.draining:
+            return
+        gone = await _unexplained(ctx, jobs)
+        seen = [job.removed_at.get(r.source_id, job.round_ended) for job, r in gone]
+        rounds = [
+            (job.source_id, job.round_started, bool(job.next_link and job.complete)) for job in jobs
+        ]
+        again = set(to_reread(seen, rounds))
+        if not again:
+            return
+        if n == MAX_REREADS:
+            _put_off(ctx, gone, rounds)
+            return
+        ctx.log.info("pass.reread", folders=len(again), departures=len(gone), round=n + 1)
+        for c in done:
+            mine = [job for job in c.folders if job.source_id in again]
+            if mine:
+                if watch is not None:
+                    watch(c.unsettled)
+                await _read_again(ctx, c, mine)
+
+
+async def _read_again(ctx: PairContext, c: Copied, jobs: list[FolderJob]) -> None:
+    """One more round of each of ``jobs``, from the link that closed its last one: its
+    changes copied and settled like the first round's; its departures join the first's."""
+    before: dict[str, list[ItemRecord]] = {}
+    for job in jobs:
+        before[job.source_id] = job.removed
+        job.mode, job.link, job.complete = "delta", job.next_link, False
+    ledger = ctx.ledger
+    ledger.arrived.clear()  # this mailbox's arrivals: kept on its pass (``items_done``)
+    ledger.track_arrivals = True
+    producer = Producer(ctx, c.side, jobs, c.enumerator, c.unsettled, c.backlog, retake=False)
+    await c.stages.run(producer.batches())
+    await Settler(ctx, c.side, c.stages, c.unsettled).settle()
+    c.this.arrived.update(ledger.arrived)
+    for job in jobs:  # a first round listed in full noted its departures itself
+        now = {r.source_id for r in job.removed}
+        job.removed = job.removed + [r for r in before[job.source_id] if r.source_id not in now]
+
+
+def _put_off(
+    ctx: PairContext,
+    gone: list[tuple[FolderJob, ItemRecord]],
+    rounds: list[tuple[str, int, bool]],
+) -> None:
+    """Departures seen after a round they concern began, still unexplained after every
+    reading: not applied in this pass (their folder keeps its old link, so the next pass
+    sees them again, with the arrival if it was a move)."""
+    for job, r in gone:
+        seen = job.removed_at.get(r.source_id, job.round_ended)
+        if to_reread([seen], rounds):
+            job.removed = [x for x in job.removed if x.source_id != r.source_id]
+            job.deferred = True
+            ctx.log.info("item.departure_put_off", item=r.source_id)
