@@ -317,7 +317,7 @@ def verdicts(variants: list[dict[str, Any]]) -> list[str]:
         ref = next(
             (r for r in variants if r["ratio"] == 1 and r["background"] == v["background"]), None
         )
-        rhythm = ref["longest_idle_service_s"] if ref else 0.0
+        rhythm = f"; the 1/1 reference's {ref['longest_idle_service_s']:.0f} s" if ref else ""
         rate_ok = (
             v["share_of_real_budget"] >= 0.8
             and v["share_429"] < 0.05
@@ -331,6 +331,7 @@ def verdicts(variants: list[dict[str, Any]]) -> list[str]:
             f"; the base: {base['share_of_real_budget']:.0%}, 429 share "
             f"{base['share_429']:.2%}, longest span {base['longest_idle_service_s']:.0f} s, "
             f"after the first window {base['longest_idle_after_first_window_s']:.0f} s"
+            f"{where(base)}"
             if base
             else ""
         )
@@ -340,8 +341,7 @@ def verdicts(variants: list[dict[str, Any]]) -> list[str]:
             f"{v['share_429']:.2%}: {'met' if rate_ok else 'MISSED'}; longest span without "
             f"an import {idle:.0f} s (target 30 s: {'met' if idle <= SPAN_S else 'MISSED'}), "
             f"after the first window {later:.0f} s "
-            f"({'met' if later <= SPAN_S else 'MISSED'}; the 1/1 reference's {rhythm:.0f} s"
-            f"{where(v)}); "
+            f"({'met' if later <= SPAN_S else 'MISSED'}{rhythm}{where(v)}); "
             f"the first window sent evenly at the configured rate would still wait "
             f"{even_first_window_s(v['ratio'], v['background']):.0f} s"
             f"{against}"

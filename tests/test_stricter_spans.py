@@ -5,6 +5,7 @@ each span and the longest wait an even client would have had there."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 from benchmarks.stricter import Span, longest, longest_spans, spans
 
@@ -82,3 +83,38 @@ def test_the_tail_is_physical_and_a_stall_with_every_mailbox_left_is_the_engines
     assert all(abs(s.seconds - 0.75) < 1e-9 and abs(s.even_s - even) < 1e-9 for s in tail)
     assert longest(got, engine=True) == stall.seconds
     assert isinstance(stall, Span) and stall.answered == 80
+
+
+def _variant(ratio: int, idle: float, span: dict[str, Any]) -> dict[str, Any]:
+    figures = {
+        "share_of_real_budget": 0.9,
+        "share_429": 0.01,
+        "longest_idle_service_s": idle,
+        "longest_idle_after_first_window_s": idle,
+        "longest_engine_idle_after_first_window_s": 0.0 if span["physical"] else idle,
+        "longest_spans_after_first_window": [span],
+    }
+    return {
+        "ratio": ratio,
+        "background": 0.5,
+        "integrity": {"lost": 0, "duplicated": 0},
+        **figures,
+        "base": dict(figures),
+    }
+
+
+def test_the_verdict_says_where_the_longest_span_falls_and_whose_it_is() -> None:
+    from benchmarks.stricter import verdicts
+
+    tail = {"service_s": 40.0, "at_wall_s": 50.0, "answered": 1999, "mailboxes_left": 1,
+            "even_service_s": 48.0, "physical": True}  # fmt: skip
+    mid = {"service_s": 262.0, "at_wall_s": 21.0, "answered": 583, "mailboxes_left": 8,
+           "even_service_s": 2.0, "physical": False}  # fmt: skip
+    (alone,) = verdicts([_variant(2, 40.0, tail)])
+    assert "reference" not in alone  # no 1/1 reference run: none quoted
+    assert "at 1999 imports with 1 target mailbox left" in alone and "48 s: physical" in alone
+    assert "does not explain 0 s (met)" in alone
+    _, cut = verdicts([_variant(1, 255.0, mid), _variant(2, 262.0, mid)])
+    assert "the 1/1 reference's 255 s" in cut
+    assert "with 8 target mailboxes left" in cut and "2 s: the engine's" in cut
+    assert cut.count("does not explain 262 s (MISSED)") == 2  # this engine's, and the base's
