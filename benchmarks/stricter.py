@@ -58,6 +58,7 @@ engine at REV too, in the same run (the A/B that a shared, noisy machine needs).
 
 from __future__ import annotations
 
+import heapq
 import itertools
 import os
 import time
@@ -210,13 +211,24 @@ def spans(imports: dict[str, list[list[float]]], rate: float) -> list[Span]:
     if not merged:
         return []
     t0 = merged[0][0]
+    # each mailbox with imports to come, by its next body: (bytes, mailbox, index), an
+    # entry dropped once its import is answered (a fleet's thousands of mailboxes: not a
+    # scan of them per span)
+    nexts = [(rows[0][1], m, 0) for m, rows in imports.items() if rows]
+    heapq.heapify(nexts)
+    left = len(nexts)
     taken = dict.fromkeys(imports, 0)  # per mailbox: its imports answered so far
     out = []
-    for k, ((t, m, _), (nxt, _, _)) in enumerate(itertools.pairwise(merged), start=1):
-        taken[m] += 1
-        nexts = [imports[b][j][1] for b, j in taken.items() if j < len(imports[b])]
-        even = min(nexts) / rate if nexts and rate > 0 else 0.0
-        out.append(Span(nxt - t, t - t0, k, len(nexts), even))
+    for k, ((t, m, i), (nxt, _, _)) in enumerate(itertools.pairwise(merged), start=1):
+        taken[m] = i + 1
+        if i + 1 < len(imports[m]):
+            heapq.heappush(nexts, (imports[m][i + 1][1], m, i + 1))
+        else:
+            left -= 1
+        while nexts and nexts[0][2] < taken[nexts[0][1]]:
+            heapq.heappop(nexts)
+        even = nexts[0][0] / rate if nexts and rate > 0 else 0.0
+        out.append(Span(nxt - t, t - t0, k, left, even))
     return out
 
 
