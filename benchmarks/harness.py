@@ -107,6 +107,9 @@ class Scenario:
     timeout: float = 900.0
     # another writer's share of every mailbox's upload budget (emulator ``background_upload``)
     background_upload: float = 0.0
+    # keep each import's answer time per target mailbox (the emulator's ``/stats/imports``)
+    # from each run, for spans without an import measured exactly, not to a sampling period
+    answers: bool = False
 
 
 def emulator_toml(s: Scenario) -> str:
@@ -342,6 +345,7 @@ def run_once(
     if code != 0:
         raise RuntimeError(f"{contender} exited {code}: {err[-2000:]}")
     stats = ctl.call("GET", "/stats")
+    answers = ctl.call("GET", "/stats/imports") if s.answers else None
     lat = stats["latency_ms"]
     requests = stats["total_requests"]
     cpu = rusage.ru_utime + rusage.ru_stime
@@ -378,6 +382,7 @@ def run_once(
         **_bound_shares(s, stats, [t for _, t in pairs]),
         "target_upns": [t for _, t in pairs],
         "samples": samples,
+        "answers": answers,
     }
 
 
@@ -497,10 +502,11 @@ def run_scenario(
         "emulator_peak_rss_mb": round(emu_rss, 1),
         "summary": {c: summarize(rs) for c, rs in runs.items()},
         "runs": {
-            c: [{k: v for k, v in r.items() if k != "samples"} for r in rs]
+            c: [{k: v for k, v in r.items() if k not in ("samples", "answers")} for r in rs]
             for c, rs in runs.items()
         },
         "samples": {c: rs[-1]["samples"] for c, rs in runs.items() if rs},
+        "answers": {c: rs[-1]["answers"] for c, rs in runs.items() if rs and rs[-1]["answers"]},
         **extra,
     }
 

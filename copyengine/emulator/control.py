@@ -182,6 +182,12 @@ async def get_counters(request: web.Request) -> web.Response:
     )
 
 
+async def get_imports(request: web.Request) -> web.Response:
+    """Each import answered since the stats were reset, with its time and body bytes, per
+    target mailbox (``Stats.answers_dict``): spans without an import, measured exactly."""
+    return json_response(request.app[EMU].stats.answers_dict())
+
+
 async def reset_stats(request: web.Request) -> web.Response:
     request.app[EMU].stats.reset()
     return web.Response(status=204)
@@ -346,6 +352,7 @@ def add_control_routes(app: web.Application) -> None:
     r.add_get("/_emulator/stats", get_stats)
     r.add_post("/_emulator/stats/reset", reset_stats)
     r.add_get("/_emulator/stats/counters", get_counters)
+    r.add_get("/_emulator/stats/imports", get_imports)
     r.add_get("/_emulator/removals", get_removals)
     r.add_delete("/_emulator/removals", reset_removals)
     r.add_put("/_emulator/triggers", put_triggers)

@@ -178,6 +178,8 @@ async def _dispatch(request: web.Request, route: Route, version: str) -> web.Str
     finally:
         emu.stats.observe(route.call, time.perf_counter() - t0)
         emu.stats.requests[(route.call, status)] += 1
+        if status == 200 and route.call == "importItem" and ctx.mailbox is not None:
+            emu.stats.answered(ctx.mailbox.upn.lower(), len(ctx.body))
         emu.stats.by_mailbox[mailbox_key] += 1
         emu.stats.status_by_mailbox[(mailbox_key, status)] += 1
 

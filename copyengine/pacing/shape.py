@@ -31,6 +31,26 @@ window or within the estimate's of none (which side of a window boundary the mai
 on is not known), or ``R`` is not known (the listing is not done), everything goes at once,
 as without a plan.
 
+Why not keep a flow there anyway and win the burst back later (issue 26, beside another
+writer, where the slack grows with the windows left and the burst cannot be placed in most
+windows)? Because room held back at a window's start is never won back. With ``F_k`` free
+at the start of window ``k`` and ``s_k`` of it held back (sent inside the window), the
+bytes sent by the start of window ``k`` are at most those by the start of ``k - 1`` plus
+``L - s_k``: what goes inside a window comes back inside the next one, not at its start.
+Ending at the burst bound needs ``R - L`` sent by the start of the last window but one, so
+``sum(s_k) <= L - m`` over the whole mailbox (the first window's burst a whole budget).
+Holding room back later to grow a cut burst only moves bytes to a later window: the same
+sum. The plan above spends that allowance once (``F - m``: its spread comes back evenly in
+every later window); a flow kept where ``m`` is not known spends part of it blind, and
+costs up to a window at the end whenever ``m`` turns out larger than ``L`` less the flow.
+Tried (``learn_model``, 24 seeds; ``stricter`` with ``--base``, one run each): the burst
+cut to ``free - flow`` every window lost 5-10 points of the real budget (the sum grows
+every window); capped at ``(1 - flow) L`` every window, 87% -> 78% beside the writer (each
+429 drops the shape and the next plan spends again); a single allowance of ``flow`` per
+mailbox, at 1/2 87% -> 82% beside the writer and 91% -> 86% alone, the spans beside the
+writer 200-240 s -> 130-150 s mid-job but one of 283 s at the tail (the last mailbox a
+window late); at 1/10 beside it 87% either way, 267-279 s -> 221-234 s. None reached 30 s.
+
 ``step.Budgets.plan`` makes no plan for the configured budget before the service has let
 90% of a window through: a service stricter than configured refuses the first window's
 burst, and a plan for the configured budget would only slow the learning (the first window
