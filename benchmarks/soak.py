@@ -84,10 +84,6 @@ def run(
                 "redirects": h.redirects,
                 "target_moves": sum(" TMOVE " in o for o in h.ops),
                 "moves_during_a_pass": sum(" MIDMOVE move " in o for o in h.ops),
-                # copies of live items removed after target drift (not failures)
-                "removed_live_after_drift": sum(
-                    p.counts.get("removed_live_after_drift", 0) for p in h.passes
-                ),
                 # the engine's known race in churn passes (``histories.a_pass``): not failures
                 "removed_live_in_churn": sum(
                     p.counts.get("removed_live_in_churn", 0) for p in h.passes
@@ -133,11 +129,6 @@ def run(
         },
         "with_target_moves": sum(1 for r in histories if r["target_moves"]),
         "moves_during_a_pass": sum(r["moves_during_a_pass"] for r in histories),
-        "removed_live_after_drift": {
-            f"{r['seed']}/{r['deletions']}": r["removed_live_after_drift"]
-            for r in histories
-            if r["removed_live_after_drift"]
-        },
         "removed_live_in_churn": {
             f"{r['seed']}/{r['deletions']}": r["removed_live_in_churn"]
             for r in histories
@@ -167,8 +158,7 @@ def table(res: dict[str, Any]) -> str:
         "exports redirected to an auxiliary archive, "
         f"{res['archive_pairs']['with_sessions_renewed']} with import sessions renewed on a "
         f"409); histories with target moves: {res['with_target_moves']}. Items moved during "
-        f"a pass: {res['moves_during_a_pass']}. Copies of live items removed after target "
-        f"drift (not failures): {res['removed_live_after_drift'] or 'none'}; in churn passes "
+        f"a pass: {res['moves_during_a_pass']}. Copies of live items removed in churn passes "
         "(the engine's known race of an item moved into a folder the pass had read, not "
         f"failures until it is fixed): {res.get('removed_live_in_churn') or 'none'}.\n",
         "| mode | histories | failed |",

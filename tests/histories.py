@@ -41,9 +41,8 @@ the engine's calls only, never the history's own drift), cleared before each pas
 removed whose search key was live at the source when the pass began and when it ended, with
 no copy of it left in the target, is the failure ``removed_live`` (``removed_live``): what
 the end-state oracle cannot see when the next pass imports the item again. A copy the
-target's user changed (drift, target moves) since the last full pass is counted apart
-(``removed_live_after_drift``, not a failure): a delta pass acts on a target it does not see.
-In churn passes it is counted apart too (``removed_live_in_churn``) until the engine's known
+target's user moved (drift, target moves) is no excuse: a delta pass does not see the
+target, but a folder it deletes or sweeps is read first (``pipeline/rehome.py``). In churn passes it is counted apart too (``removed_live_in_churn``) until the engine's known
 race is fixed: an item churn moves into a folder the pass has already read is taken for a
 deletion (pinned deterministically by an xfail in ``tests/test_histories.py``).
 
@@ -67,7 +66,6 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,23 +212,11 @@ def live_keys(*snaps: dict[str, Any]) -> set[str]:
     return {r["searchKey"] for s in snaps for r in s["items"] if _sel(r["folderPath"])}
 
 
-def touched(box: Any, op: dict[str, Any]) -> set[str]:
-    """The search keys of the items an op on ``box`` changes (a folder op: all under it)."""
-    if op.get("op") in ("modify", "delete", "move"):
-        it = box.items.get(op.get("id"))
-        return {_key(it)} if it is not None else set()
-    f = box.folders.get(op.get("id")) if op.get("op", "").endswith("Folder") else None
-    if f is None:
-        return set()
-    return {_key(i) for g in box.walk(f) for i in g.live_items()}
-
-
 def removed_live(
     removals: list[dict[str, Any]],
     before: set[str],
     after: set[str],
     copies: set[str],
-    drifted: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """The copies a pass removed from the target (the emulator's record of the Graph calls
     that removed items, ``/_emulator/removals``: the engine's, never the history's own drift)
@@ -242,16 +228,14 @@ def removed_live(
     removed for a deletion that did not happen leaves none (review 2 of issue 26, finding 1:
     an item moved mid-pass into a folder counted empty at the listing was taken for a
     deletion; the next pass imported it again, so the end-state oracle saw nothing).
-    ``drifted``: keys whose copy the target's user changed since the last full pass (a
-    delta pass acts on a target it does not see; counted apart, ``removed_live_after_drift``).
-    Pure; one ``"<folder> <key>"`` per removed copy."""
+    A copy the target's user had moved is no excuse (seed 911: a folder deleted whole took
+    one). Pure; one ``"<folder> <key>"`` per removed copy."""
     return [
         f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']})"
         for r in removals
         if r["searchKey"] in before
         and r["searchKey"] in after
         and r["searchKey"] not in copies
-        and r["searchKey"] not in drifted
     ]
 
 
@@ -371,8 +355,6 @@ class PassRecord:
         if self.honesty():
             so += f" DISHONEST={self.honesty()}"
         chk = "" if self.checked else " (excused)"
-        if self.counts.get("removed_live_after_drift"):
-            chk += f" removed_live_after_drift={self.counts['removed_live_after_drift']}"
         if self.counts.get("removed_live_in_churn"):
             chk += f" removed_live_in_churn={self.counts['removed_live_in_churn']}"
         if self.live_removed:
@@ -483,9 +465,6 @@ class Generator:
         self.log = log
         self.round = 0
         self.drift_edited: set[str] = set()
-        # keys of copies the target's user changed (drift, target moves) since the last
-        # full pass: a delta pass acts on a target it does not see (``removed_live``)
-        self.target_touched: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
         self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
 
@@ -511,8 +490,6 @@ class Generator:
 
     def apply(self, op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
         box = box or self.box
-        if box is self.tbox:  # the target's user: what a delta pass cannot know of
-            self.target_touched |= touched(box, op)
         try:
             res = changes.apply(box, op, self.content_rng)
         except (changes.ChangeError, ValueError) as exc:
@@ -993,18 +970,16 @@ async def _history(
         await api.control("DELETE", "/removals")
         return live_keys(*(b.snapshot() for b in sources))
 
-    async def removals_check(before: set[str]) -> tuple[list[str], int]:
-        """``removed_live``'s, and how many it excused as after target drift."""
+    async def removals_check(before: set[str]) -> list[str]:
+        """``removed_live``'s."""
         r = await api.control("GET", "/removals")
         rows = [e for e in r.body["removals"] if e["mailboxId"] in targets]
         after = live_keys(*(b.snapshot() for b in sources))
         copies = live_keys(*(t.snapshot() for t in targets.values()))
-        drifted = gen.target_touched | (agen.target_touched if agen is not None else set())
-        out = removed_live(rows, before, after, copies, drifted)
-        excused = len(removed_live(rows, before, after, copies)) - len(out)
+        out = removed_live(rows, before, after, copies)
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
-        return out, excused
+        return out
 
     def check(
         rnd: int,
@@ -1033,11 +1008,7 @@ async def _history(
         stats = await run_job(cfg, **kw)
         if still is not None:  # the churn stopped: the sign-off and the oracle see one moment
             await still()
-        gone_live, excused = await removals_check(before)
-        if kw.get("full") or kw.get("cutover"):  # the target listed in full again
-            gen.target_touched.clear()
-            if agen is not None:
-                agen.target_touched.clear()
+        gone_live = await removals_check(before)
         taken = stats.sign_off or await take_sign_off(cfg)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
@@ -1052,7 +1023,6 @@ async def _history(
             note = "; ".join(str(w) for w in why if w)[:300]
         rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note)
         rec.live_removed = gone_live
-        rec.counts["removed_live_after_drift"] = excused
         if kind == "churn":
             # a known race of the engine, on clean main: an item churn moves into a folder
             # this pass has already read is taken for a deletion (its old folder's round sees
@@ -1126,8 +1096,7 @@ async def _history(
                 if tbox.seq == seq:
                     break
             note_sign_off(killed, taken)
-            killed.live_removed, excused = await removals_check(before)
-            killed.counts["removed_live_after_drift"] = excused
+            killed.live_removed = await removals_check(before)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or seen)
         elif churn:
@@ -1306,7 +1275,7 @@ def _by_path(box: Any, path: str) -> Any:
 
 
 async def replay(
-    deletions: str, script: list[Any], workdir: Path, items: int = 60, excuse_drift: bool = True
+    deletions: str, script: list[Any], workdir: Path, items: int = 60
 ) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
@@ -1334,9 +1303,8 @@ async def replay(
 
         async def removed() -> list[str]:
             rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            drifted = gen.target_touched if excuse_drift else set()
             after, copies = live_keys(box.snapshot()), live_keys(tbox.snapshot())
-            return removed_live(rows, before, after, copies, drifted)
+            return removed_live(rows, before, after, copies)
 
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
@@ -1396,8 +1364,6 @@ async def replay(
                     )
                 )
                 hist.passes[-1].live_removed = await removed()
-                if kw["full"] or kw["cutover"]:
-                    gen.target_touched.clear()
                 note_sign_off(hist.passes[-1], taken)
                 await api.control("DELETE", "/triggers")
                 await api.control("DELETE", "/faults")

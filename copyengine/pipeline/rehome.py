@@ -90,8 +90,10 @@ class Rehome:
         if any(s.target_id in here for s in settled):
             return True
         if here:  # copied back by a pass killed before it recorded the copy: that one is it
+            found = here[0]
             self.ctx.store.record_outcome(
-                self.ctx.key, Outcome(r.source_id, Status.ADOPTED, here[0], None)
+                self.ctx.key,
+                Outcome(r.source_id, Status.ADOPTED, found, index.change_keys.get(found)),
             )
             return True
         return await self._copy_back(it, r, job, index)
