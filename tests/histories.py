@@ -233,9 +233,7 @@ def removed_live(
     return [
         f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']})"
         for r in removals
-        if r["searchKey"] in before
-        and r["searchKey"] in after
-        and r["searchKey"] not in copies
+        if r["searchKey"] in before and r["searchKey"] in after and r["searchKey"] not in copies
     ]
 
 
@@ -1274,9 +1272,7 @@ def _by_path(box: Any, path: str) -> Any:
     raise KeyError(path)
 
 
-async def replay(
-    deletions: str, script: list[Any], workdir: Path, items: int = 60
-) -> History:
+async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 60) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("trigger", body)`` (owner ops

@@ -60,9 +60,11 @@ class Rehome:
             return {}
         live: dict[bytes, list[ItemRecord]] = {}
         for r in await self.ctx.store.items_by_keys(self.ctx.key, keys):
-            if r.search_key and r.folder_id in self.jobs and r.source_id not in self.leaving:
-                if r.status is not Status.REMOVED and r.target_folder_id != folder_id:
-                    live.setdefault(r.search_key, []).append(r)
+            # live in a selected folder; a copy recorded here is the caller's to judge
+            mine = r.folder_id in self.jobs and r.source_id not in self.leaving
+            here = r.target_folder_id == folder_id
+            if mine and not here and r.search_key and r.status is not Status.REMOVED:
+                live.setdefault(r.search_key, []).append(r)
         out: dict[str, bool] = {}
         for it in items:
             records = live.get(it.search_key) if it.search_key else None
@@ -98,9 +100,7 @@ class Rehome:
             return True
         return await self._copy_back(it, r, job, index)
 
-    async def _copy_back(
-        self, it: Item, r: ItemRecord, job: FolderJob, index: TargetIndex
-    ) -> bool:
+    async def _copy_back(self, it: Item, r: ItemRecord, job: FolderJob, index: TargetIndex) -> bool:
         """Export the item from the source and import it where it lives: the record's copy."""
         assert r.target_folder_id is not None and it.search_key is not None
         try:
@@ -143,4 +143,3 @@ class Rehome:
             except ServiceError:
                 return None
         return self._indexes[folder_id]
-
