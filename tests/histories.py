@@ -1179,6 +1179,31 @@ def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+KILL_AFTER_S = 0.5
+
+
+async def _kill_after(stats: Any, call: str, job: Path, limit_s: float = 60.0) -> str:
+    """A delta pass in a subprocess, killed ``KILL_AFTER_S`` after the emulator first
+    answered ``call`` (``replay``'s ``("kill", call, rule)``)."""
+    seen = sum(n for (c, _), n in stats.requests.items() if c == call)
+    proc = _spawn([sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"])
+    try:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(n for (c, _), n in stats.requests.items() if c == call) > seen:
+                await anyio.sleep(KILL_AFTER_S)
+                break
+            await anyio.sleep(0.005)
+        alive = proc.poll() is None
+        if alive:
+            proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+    return f"SIGKILL {KILL_AFTER_S}s after {call}" if alive else f"ended (exit {proc.returncode})"
+
+
 async def killed_pass(
     rnd: int, rng: random.Random, hist: History, job: Path, tbox: Any, full: bool, opts: Options
 ) -> None:
@@ -1278,7 +1303,9 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
-    pass after target drift that only a full listing repairs, the generator's drift-delta).
+    pass after target drift that only a full listing repairs, the generator's drift-delta),
+    ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
+    with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
     The oracle runs after every pass."""
     hist = History(-1, deletions)
     cfg = base_config(seed=1)
@@ -1342,6 +1369,16 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
                 body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
                 r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
                 gen.emit(f"TRIGGER {step[1]} ({r.status})")
+            elif step[0] == "kill":
+                before = await reset()
+                await api.control("PUT", "/faults", {"rules": [step[2]]})
+                note = await _kill_after(server.emulator.stats, step[1], job)
+                gen.emit(f"KILL pass: {note}")
+                await quiet_target(tbox)
+                rec = PassRecord(rnd, "killed", None, 0, False, {}, note=note)
+                rec.live_removed = await removed()
+                hist.passes.append(rec)
+                await api.control("DELETE", "/faults")
             elif step[0] == "pass":
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 before = await reset()

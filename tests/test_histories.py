@@ -562,6 +562,13 @@ INTO_A_MOVED_FOLDER = [
 # (its only copy unsure) and the next pass finds the copy made by search key, takes it as the
 # item's and lets the folder go: no second copy, as after a pass killed at that moment
 LOST = ("fault", {"kind": "drop_after", "calls": ["importItem"], "count": 1})
+# the same with SIGKILL: the pass killed while the emulator holds the import that makes the copy
+# again (it lands after the client died); the next pass, a delta one, finishes exactly
+SLOW_IMPORT = (
+    "kill",
+    "exportItems",
+    {"kind": "slow", "calls": ["importItem"], "delay": 2.0, "count": 1},
+)
 
 
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
@@ -574,6 +581,10 @@ LOST = ("fault", {"kind": "drop_after", "calls": ["importItem"], "count": 1})
         pytest.param(
             [*INTO_A_GONE_FOLDER, LOST, ("pass", "delta", "unchecked"), ("pass", "delta")],
             id="deleted-at-source-answer-lost",
+        ),
+        pytest.param(
+            [*INTO_A_GONE_FOLDER, SLOW_IMPORT, ("pass", "delta"), ("pass", "full")],
+            id="deleted-at-source-killed-during-the-copy-back",
         ),
         pytest.param(
             [*INTO_A_MOVED_FOLDER, ("pass", "delta"), ("pass", "full")], id="moved-at-source"
