@@ -515,7 +515,13 @@ class MailboxPass:
         except ServiceError:
             return None
         assert self.rehome is not None
-        if not all((await self.rehome.sort(folder_id, items)).values()):
+        stay = [i for i, ok in (await self.rehome.sort(folder_id, items)).items() if not ok]
+        if stay:
+            self.ctx.stats.notes.append(
+                f"a target folder deleted at the source stays for now: it holds {len(stay)} "
+                "copies the target's user moved there of items live elsewhere at the source, "
+                "not yet copied back where they live; the next pass tries again"
+            )
             return None
         await self.ctx.store.flush()  # the copies made back, recorded before the folder goes
         if not self.incremental:

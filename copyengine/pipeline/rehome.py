@@ -47,7 +47,6 @@ class Rehome:
     def __post_init__(self) -> None:
         self._indexes: dict[str, TargetIndex | None] = {}
         self._pool: ImportSessionPool | None = None
-        self.moved_back = 0  # copies made back where their item lives (the report's drift)
 
     async def sort(self, folder_id: str, items: Sequence[Item]) -> dict[str, bool]:
         """Of ``items`` (what target folder ``folder_id`` holds, about to go), the copies of
@@ -122,7 +121,6 @@ class Rehome:
             self.ctx.key, Outcome(r.source_id, Status.DONE, res.item_id, res.change_key)
         )
         index.by_key[it.search_key].append(res.item_id)
-        self.moved_back += 1
         reason = (
             "moved in the target into a folder that goes: copied back where it lives "
             "(the moved copy removed)"
