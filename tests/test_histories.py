@@ -562,6 +562,9 @@ INTO_A_MOVED_FOLDER = [
 # (its only copy unsure) and the next pass finds the copy made by search key, takes it as the
 # item's and lets the folder go: no second copy, as after a pass killed at that moment
 LOST = ("fault", {"kind": "drop_after", "calls": ["importItem"], "count": 1})
+# the import host refuses the copy made back: the folder and the moved copy stay (the pair's
+# notes say why), the next pass makes it back and lets the folder go
+REFUSED = ("fault", {"kind": "import_reject", "calls": ["importItem"], "count": 1})
 # the same with SIGKILL: the pass killed while the emulator holds the import that makes the copy
 # again (it lands after the client died); the next pass, a delta one, finishes exactly
 SLOW_IMPORT = (
@@ -581,6 +584,10 @@ SLOW_IMPORT = (
         pytest.param(
             [*INTO_A_GONE_FOLDER, LOST, ("pass", "delta", "unchecked"), ("pass", "delta")],
             id="deleted-at-source-answer-lost",
+        ),
+        pytest.param(
+            [*INTO_A_GONE_FOLDER, REFUSED, ("pass", "delta", "unchecked"), ("pass", "delta")],
+            id="deleted-at-source-copy-back-refused-once",
         ),
         pytest.param(
             [*INTO_A_GONE_FOLDER, SLOW_IMPORT, ("pass", "delta"), ("pass", "full")],
