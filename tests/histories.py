@@ -41,10 +41,10 @@ the engine's calls only, never the history's own drift), cleared before each pas
 removed whose search key was live at the source when the pass began and when it ended, with
 no copy of it left in the target, is the failure ``removed_live`` (``removed_live``): what
 the end-state oracle cannot see when the next pass imports the item again. A copy the
-target's user changed (drift, target moves) since the last full pass is counted apart
-(``removed_live_after_drift``, not a failure): a delta pass acts on a target it does not see.
-Churn passes included: an item churn moves into a folder the pass had already read was
-taken for a deletion until a pass read such folders again before applying its deletions
+target's user moved (drift, target moves) is no excuse: a delta pass does not see the
+target, but a folder it deletes or sweeps is read first (``pipeline/rehome.py``). Churn
+passes included: an item churn moves into a folder the pass had already read was taken for
+a deletion until a pass read such folders again before applying its deletions
 (``pipeline/reread.py``; ``tests/test_histories.py``, ``item-moved-mid-pass-…``).
 
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
@@ -67,7 +67,6 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Set as AbstractSet
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,23 +213,11 @@ def live_keys(*snaps: dict[str, Any]) -> set[str]:
     return {r["searchKey"] for s in snaps for r in s["items"] if _sel(r["folderPath"])}
 
 
-def touched(box: Any, op: dict[str, Any]) -> set[str]:
-    """The search keys of the items an op on ``box`` changes (a folder op: all under it)."""
-    if op.get("op") in ("modify", "delete", "move"):
-        it = box.items.get(op.get("id"))
-        return {_key(it)} if it is not None else set()
-    f = box.folders.get(op.get("id")) if op.get("op", "").endswith("Folder") else None
-    if f is None:
-        return set()
-    return {_key(i) for g in box.walk(f) for i in g.live_items()}
-
-
 def removed_live(
     removals: list[dict[str, Any]],
     before: set[str],
     after: set[str],
     copies: set[str],
-    drifted: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """The copies a pass removed from the target (the emulator's record of the Graph calls
     that removed items, ``/_emulator/removals``: the engine's, never the history's own drift)
@@ -242,16 +229,12 @@ def removed_live(
     removed for a deletion that did not happen leaves none (review 2 of issue 26, finding 1:
     an item moved mid-pass into a folder counted empty at the listing was taken for a
     deletion; the next pass imported it again, so the end-state oracle saw nothing).
-    ``drifted``: keys whose copy the target's user changed since the last full pass (a
-    delta pass acts on a target it does not see; counted apart, ``removed_live_after_drift``).
-    Pure; one ``"<folder> <key>"`` per removed copy."""
+    A copy the target's user had moved is no excuse (seed 911: a folder deleted whole took
+    one). Pure; one ``"<folder> <key>"`` per removed copy."""
     return [
         f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']})"
         for r in removals
-        if r["searchKey"] in before
-        and r["searchKey"] in after
-        and r["searchKey"] not in copies
-        and r["searchKey"] not in drifted
+        if r["searchKey"] in before and r["searchKey"] in after and r["searchKey"] not in copies
     ]
 
 
@@ -371,8 +354,6 @@ class PassRecord:
         if self.honesty():
             so += f" DISHONEST={self.honesty()}"
         chk = "" if self.checked else " (excused)"
-        if self.counts.get("removed_live_after_drift"):
-            chk += f" removed_live_after_drift={self.counts['removed_live_after_drift']}"
         if self.live_removed:
             chk += f" REMOVED_LIVE x{len(self.live_removed)} {self.live_removed[:4]}"
         return (
@@ -481,9 +462,6 @@ class Generator:
         self.log = log
         self.round = 0
         self.drift_edited: set[str] = set()
-        # keys of copies the target's user changed (drift, target moves) since the last
-        # full pass: a delta pass acts on a target it does not see (``removed_live``)
-        self.target_touched: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
         self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
 
@@ -509,8 +487,6 @@ class Generator:
 
     def apply(self, op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
         box = box or self.box
-        if box is self.tbox:  # the target's user: what a delta pass cannot know of
-            self.target_touched |= touched(box, op)
         try:
             res = changes.apply(box, op, self.content_rng)
         except (changes.ChangeError, ValueError) as exc:
@@ -991,18 +967,16 @@ async def _history(
         await api.control("DELETE", "/removals")
         return live_keys(*(b.snapshot() for b in sources))
 
-    async def removals_check(before: set[str]) -> tuple[list[str], int]:
-        """``removed_live``'s, and how many it excused as after target drift."""
+    async def removals_check(before: set[str]) -> list[str]:
+        """``removed_live``'s."""
         r = await api.control("GET", "/removals")
         rows = [e for e in r.body["removals"] if e["mailboxId"] in targets]
         after = live_keys(*(b.snapshot() for b in sources))
         copies = live_keys(*(t.snapshot() for t in targets.values()))
-        drifted = gen.target_touched | (agen.target_touched if agen is not None else set())
-        out = removed_live(rows, before, after, copies, drifted)
-        excused = len(removed_live(rows, before, after, copies)) - len(out)
+        out = removed_live(rows, before, after, copies)
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
-        return out, excused
+        return out
 
     def check(
         rnd: int,
@@ -1031,11 +1005,7 @@ async def _history(
         stats = await run_job(cfg, **kw)
         if still is not None:  # the churn stopped: the sign-off and the oracle see one moment
             await still()
-        gone_live, excused = await removals_check(before)
-        if kw.get("full") or kw.get("cutover"):  # the target listed in full again
-            gen.target_touched.clear()
-            if agen is not None:
-                agen.target_touched.clear()
+        gone_live = await removals_check(before)
         taken = stats.sign_off or await take_sign_off(cfg)
         so = stats.sign_off.get("complete") if stats.sign_off is not None else None
         code = int(stats.exit_code())
@@ -1050,7 +1020,6 @@ async def _history(
             note = "; ".join(str(w) for w in why if w)[:300]
         rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note)
         rec.live_removed = gone_live
-        rec.counts["removed_live_after_drift"] = excused
         return note_sign_off(rec, taken)
 
     await a_pass(0, "first")
@@ -1115,8 +1084,7 @@ async def _history(
                 if tbox.seq == seq:
                     break
             note_sign_off(killed, taken)
-            killed.live_removed, excused = await removals_check(before)
-            killed.counts["removed_live_after_drift"] = excused
+            killed.live_removed = await removals_check(before)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "rerun", full=full or seen)
         elif churn:
@@ -1199,6 +1167,31 @@ async def quiet_target(tbox: Any, still_s: float = 0.3, limit_s: float = 5.0) ->
 
 def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+KILL_AFTER_S = 0.5
+
+
+async def _kill_after(stats: Any, call: str, job: Path, limit_s: float = 60.0) -> str:
+    """A delta pass in a subprocess, killed ``KILL_AFTER_S`` after the emulator first
+    answered ``call`` (``replay``'s ``("kill", call, rule)``)."""
+    seen = sum(n for (c, _), n in stats.requests.items() if c == call)
+    proc = _spawn([sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"])
+    try:
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(n for (c, _), n in stats.requests.items() if c == call) > seen:
+                await anyio.sleep(KILL_AFTER_S)
+                break
+            await anyio.sleep(0.005)
+        alive = proc.poll() is None
+        if alive:
+            proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)
+    return f"SIGKILL {KILL_AFTER_S}s after {call}" if alive else f"ended (exit {proc.returncode})"
 
 
 async def killed_pass(
@@ -1302,16 +1295,16 @@ def _by_path(box: Any, path: str) -> Any:
     raise KeyError(path)
 
 
-async def replay(
-    deletions: str, script: list[Any], workdir: Path, items: int = 60, excuse_drift: bool = True
-) -> History:
+async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 60) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
     in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
-    pass after target drift that only a full listing repairs, the generator's drift-delta).
+    pass after target drift that only a full listing repairs, the generator's drift-delta),
+    ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
+    with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
     The oracle runs after every pass."""
     hist = History(-1, deletions)
     cfg = base_config(seed=1)
@@ -1332,9 +1325,8 @@ async def replay(
 
         async def removed() -> list[str]:
             rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            drifted = gen.target_touched if excuse_drift else set()
             after, copies = live_keys(box.snapshot()), live_keys(tbox.snapshot())
-            return removed_live(rows, before, after, copies, drifted)
+            return removed_live(rows, before, after, copies)
 
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
@@ -1376,12 +1368,22 @@ async def replay(
                 body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
                 r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
                 gen.emit(f"TRIGGER {step[1]} ({r.status})")
-            elif step[0] == "kill":  # a delta pass in a subprocess, SIGKILLed after k changes
+            elif step[0] == "kill" and len(step) == 2:  # a delta pass, SIGKILLed after k changes
                 before = await reset()
                 await killed_pass(rnd, random.Random(0), hist, job, tbox, False, Options(), step[1])
                 await quiet_target(tbox)  # what the killed process sent has landed
                 hist.passes[-1].live_removed = await removed()
                 await api.control("DELETE", "/triggers")
+            elif step[0] == "kill":  # ("kill", call, rule): SIGKILLed after a call
+                before = await reset()
+                await api.control("PUT", "/faults", {"rules": [step[2]]})
+                note = await _kill_after(server.emulator.stats, step[1], job)
+                gen.emit(f"KILL pass: {note}")
+                await quiet_target(tbox)
+                rec = PassRecord(rnd, "killed", None, 0, False, {}, note=note)
+                rec.live_removed = await removed()
+                hist.passes.append(rec)
+                await api.control("DELETE", "/faults")
             elif step[0] == "pass":
                 kw = {"full": step[1] == "full", "cutover": step[1] == "cutover"}
                 before = await reset()
@@ -1400,8 +1402,6 @@ async def replay(
                     )
                 )
                 hist.passes[-1].live_removed = await removed()
-                if kw["full"] or kw["cutover"]:
-                    gen.target_touched.clear()
                 note_sign_off(hist.passes[-1], taken)
                 await api.control("DELETE", "/triggers")
                 await api.control("DELETE", "/faults")

@@ -51,9 +51,10 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..survey import MailboxSide, TargetTree, target_index
+from ..survey import MailboxSide, TargetTree, listed_items, target_index
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
+from .rehome import Rehome
 from .spares import remove_second_copies
 from .work import FolderJob
 
@@ -85,6 +86,7 @@ class MailboxPass:
         # search key -> (source id, target id, job) of this mailbox's arrivals in this pass
         self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
         self.incremental = False
+        self.rehome: Rehome | None = None  # what old folders hold of live items (``finish``)
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
@@ -308,6 +310,14 @@ class MailboxPass:
             deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
             disposal = [r.target_folder_id for r in deep]
         gone_jobs, goes = await self._gone_folders(gone, disposal, departing)
+        self.rehome = Rehome(
+            self.ctx,
+            self.src_id,
+            self.dst_id,
+            {j.source_id: j for j in jobs},
+            frozenset(r.source_id for _, r in departing),
+            {k: v[1] for k, v in self.arrived.items() if v[1] is not None},
+        )
         # keys that arrived here, or in the pair's other mailbox (an item the archive policy
         # moved from the primary mailbox into the archive is a move, not a deletion)
         arrived = [*self.arrived, *elsewhere]
@@ -490,8 +500,11 @@ class MailboxPass:
             self.ctx.ledger.deleted(job)
 
     async def _look_later(self, folder_id: str, records: list[ItemRecord]) -> set[str] | None:
-        """Of the records of a folder about to be deleted whole (``mirror``), those whose copy
-        is not in it (by source id), or None when it could not be read (tried next pass).
+        """Before a folder is deleted whole (``mirror``): read what it holds (one listing).
+        A copy in it of an item live at the source in another folder (the target's user
+        moved it there) is made again where its item lives first (``rehome``); while one
+        cannot be, the folder stays (None, tried next pass). Then, of the records of the
+        folder, those whose copy is not in it (by source id): kept for a full pass.
 
         A mirrored deletion whose copy is not where it was recorded was deleted in the
         target, or moved there by its user (Outlook's delete moves it to Deleted Items,
@@ -499,18 +512,27 @@ class MailboxPass:
         does not keeps the record: the next full pass, while the record is there, removes
         the moved copy by its search key as a second copy, then forgets the record
         (``spares``). Without the record that copy would be an item nobody copied, left."""
-        if not self.incremental:
-            return set()
         try:
-            index = await target_index(self.dst, self.dst_id, folder_id)
+            items = await listed_items(self.dst, self.dst_id, folder_id)
         except NotFound:
-            index = None
+            items = []
         except Fatal:
             raise
         except ServiceError:
             return None
-        here = set(index.keyless) if index is not None else set()
-        here.update(t for ids in (index.by_key.values() if index else []) for t in ids)
+        assert self.rehome is not None
+        stay = [i for i, ok in (await self.rehome.sort(folder_id, items)).items() if not ok]
+        if stay:
+            self.ctx.stats.notes.append(
+                f"a target folder deleted at the source stays for now: it holds {len(stay)} "
+                "copies the target's user moved there of items live elsewhere at the source, "
+                "not yet copied back where they live; the next pass tries again"
+            )
+            return None
+        await self.ctx.store.flush()  # the copies made back, recorded before the folder goes
+        if not self.incremental:
+            return set()
+        here = {it.id for it in items}
         return {r.source_id for r in records if r.target_id and r.target_id not in here}
 
     async def _delete_copy(
@@ -586,14 +608,17 @@ class MailboxPass:
                 async for page in self.dst.list_items(self.dst_id, folder_id, with_keys=True)
                 for it in page
             ]
-            keys = [it.search_key for it in items if it.search_key]
+            assert self.rehome is not None
+            may_go = await self.rehome.sort(folder_id, items)  # copies of live items
+            keys = [it.search_key for it in items if it.search_key and it.id not in may_go]
             live: dict[bytes, set[str]] = defaultdict(set)
             for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
                 if r.search_key and r.status in SETTLED and r.target_id:
                     live[r.search_key].add(r.target_id)
+            await self.ctx.store.flush()  # the copies made back, recorded before the removals
             for it in items:
                 copies = live.get(it.search_key, set()) if it.search_key else set()
-                if copies - {it.id}:
+                if may_go.get(it.id, bool(copies - {it.id})):
                     await self.dst.delete_item(self.dst_id, folder_id, it.id, hard=True)
                 else:
                     left += 1

@@ -1,0 +1,143 @@
+"""Target drift around old folders: what an old target folder holds of live items, before it
+goes. A target folder that is deleted whole (its source folder deleted, under ``mirror``) or
+swept (a moved folder's old copy, a folder kept under ``keep``) may hold a copy the target's
+user moved there of an item still live at the source, in another folder. The state still
+records that item's copy where it was made (a delta pass does not see the target), so the
+copy in the old folder is the item's only one: deleting the folder, or removing the copy as
+a second copy, would leave the item with none until a full pass copies it again.
+
+``Rehome.sort`` takes the listing of such a folder and says, per copy of a live item, whether
+it may go: yes when the item's copy recorded elsewhere is there (read from that folder's
+listing, one per folder, or made in this pass); else the copy is first copied back where the
+item lives at the source (exported from the source, the source wins, imported in create
+mode into the item's target folder, the record pointing to it), and may go once that is
+done. Graph cannot move an item: the copy made back carries the item's search key, its
+identity for every pass, as any copy does. An item whose copy could not be made back (or
+whose record is not settled) keeps the copy, and the folder stays for the next pass.
+
+Crash-safe without an intent of its own: a pass killed after the import and before its
+outcome was recorded leaves the old folder in place (its record too), and the next pass,
+listing the item's folder, finds the copy made back by search key and takes it as the
+record's instead of copying again."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..errors import Fatal, NotFound, ServiceError
+from ..graph import Item
+from ..graph.sessions import ImportSessionPool
+from ..plan import TargetIndex
+from ..state import SETTLED, ItemRecord, Outcome, Status
+from ..survey import target_index
+from .context import PairContext
+from .work import FolderJob
+
+
+@dataclass
+class Rehome:
+    ctx: PairContext
+    src_id: str
+    dst_id: str
+    jobs: dict[str, FolderJob]  # the selected source folders' jobs, by source folder id
+    leaving: frozenset[str]  # source ids of items that left the source in this pass
+    made: dict[bytes, str]  # search key -> target id of a copy made in this pass
+
+    def __post_init__(self) -> None:
+        self._indexes: dict[str, TargetIndex | None] = {}
+        self._pool: ImportSessionPool | None = None
+
+    async def sort(self, folder_id: str, items: Sequence[Item]) -> dict[str, bool]:
+        """Of ``items`` (what target folder ``folder_id`` holds, about to go), the copies of
+        live items recorded in other folders of this mailbox, by id: True when the copy may
+        go (the item's own copy is elsewhere, found or made back now), False when it must
+        stay. Items not in the answer are no copies of live items (kept as deleted at the
+        source, nobody's, or recorded elsewhere than this mailbox): the caller's policy."""
+        keys = list({it.search_key for it in items if it.search_key})
+        if not keys:
+            return {}
+        live: dict[bytes, list[ItemRecord]] = {}
+        for r in await self.ctx.store.items_by_keys(self.ctx.key, keys):
+            # live in a selected folder; a copy recorded here is the caller's to judge
+            mine = r.folder_id in self.jobs and r.source_id not in self.leaving
+            here = r.target_folder_id == folder_id
+            if mine and not here and r.search_key and r.status is not Status.REMOVED:
+                live.setdefault(r.search_key, []).append(r)
+        out: dict[str, bool] = {}
+        for it in items:
+            records = live.get(it.search_key) if it.search_key else None
+            if records:
+                out[it.id] = await self._elsewhere(it, records)
+        return out
+
+    async def _elsewhere(self, it: Item, records: list[ItemRecord]) -> bool:
+        """Whether ``it``'s item has a copy where it lives (made back now if it had none)."""
+        assert it.search_key is not None
+        settled = [r for r in records if r.status in SETTLED and r.target_id]
+        if len(settled) != len(records):
+            return False  # a copy on its way, failed or unknown: nothing to tell yet
+        r = settled[0]
+        job = self.jobs[r.folder_id]
+        home = r.target_folder_id
+        if home is None or home != job.target.id:
+            return False  # its folder re-homed and this record not yet: next pass
+        if any(self.made.get(it.search_key) == s.target_id for s in settled):
+            return True  # copied in this pass
+        index = await self._index(home)
+        if index is None:
+            return False
+        here = index.by_key.get(it.search_key, [])
+        if any(s.target_id in here for s in settled):
+            return True
+        if here:  # copied back by a pass killed before it recorded the copy: that one is it
+            found = here[0]
+            self.ctx.store.record_outcome(
+                self.ctx.key,
+                Outcome(r.source_id, Status.ADOPTED, found, index.change_keys.get(found)),
+            )
+            return True
+        return await self._copy_back(it, r, job, index)
+
+    async def _copy_back(self, it: Item, r: ItemRecord, job: FolderJob, index: TargetIndex) -> bool:
+        """Export the item from the source and import it where it lives: the record's copy."""
+        assert r.target_folder_id is not None and it.search_key is not None
+        try:
+            (got,) = await self.ctx.src.export_items(self.src_id, [r.source_id])
+            if got.data is None:
+                self.ctx.log.warning(
+                    "item.copy_back_failed", item=r.source_id, error=got.error_message
+                )
+                return False
+            if self._pool is None:
+                self._pool = ImportSessionPool(self.ctx.dst, self.dst_id)
+            res = await self._pool.import_item(r.target_folder_id, got.data)
+        except Fatal:
+            raise
+        except ServiceError as exc:  # unknown outcomes included: the next pass looks first
+            self.ctx.log.warning("item.copy_back_failed", item=r.source_id, error=exc.message)
+            return False
+        self.ctx.store.record_outcome(
+            self.ctx.key, Outcome(r.source_id, Status.DONE, res.item_id, res.change_key)
+        )
+        index.by_key[it.search_key].append(res.item_id)
+        reason = (
+            "moved in the target into a folder that goes: copied back where it lives "
+            "(the moved copy removed)"
+        )
+        job.stats.drift.append({"id": r.source_id, "reason": reason})
+        self.ctx.log.warning("item.target_drift", item=r.source_id, reason=reason)
+        return True
+
+    async def _index(self, folder_id: str) -> TargetIndex | None:
+        """The items of a folder of live items' copies (read once a pass); None: unread."""
+        if folder_id not in self._indexes:
+            try:
+                self._indexes[folder_id] = await target_index(self.ctx.dst, self.dst_id, folder_id)
+            except Fatal:
+                raise
+            except NotFound:
+                self._indexes[folder_id] = None  # gone: a full pass makes it again
+            except ServiceError:
+                return None
+        return self._indexes[folder_id]
