@@ -215,7 +215,9 @@ def job(runs: list[Run]) -> Run:
     spans = [(a - t0, c - a) for a, c in itertools.pairwise(done)]
     window = Limits.profile("exchange-fast", TIME_SCALE).upload_window
     # as ``stricter`` says them: a span an even client would have waited too is physical
-    imports = {str(k): [[t, n] for t, n in zip(r.done, r.bodies)] for k, r in enumerate(runs)}
+    imports = {
+        str(k): [[t, n] for t, n in zip(r.done, r.bodies, strict=True)] for k, r in enumerate(runs)
+    }
     after = [s for s in stricter.spans(imports, runs[0].rate) if s.at > window]
     engine = [s for s in after if not s.physical]
     mid = max((s.seconds for s in after if s.left == len(runs)), default=0.0)

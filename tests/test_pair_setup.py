@@ -85,4 +85,9 @@ async def test_a_large_mailbox_is_read_folder_by_folder(
     assert stats.changes()["updated"] == 1 and stats.changes()["deleted"] == 1
     assert_same(emu.state, ADELE, T_ADELE)
     folders = len(stats.pairs[next(iter(stats.pairs))].folders)
-    assert calls["items_in_folders"] == 1 and calls["items_in_folder"] == folders, calls
+    # each reading of the pass tries the pair's records at once (too many), then reads them
+    # folder by folder: the pass's reading, and the one again of the folders read before the
+    # deletion was seen (``pipeline/reread.py``: it could have been a move during the pass)
+    readings = calls["items_in_folders"]
+    assert readings == 2, calls
+    assert folders < calls["items_in_folder"] < folders * readings, calls
