@@ -204,6 +204,14 @@ HISTORIES = [
     # the empty-folder skip of review 2 (finding 1) put back, the full pass soft-deletes the
     # copy (removed_live) and the item is lost (``python -m tests.histories 907 --no-kill``)
     pytest.param(907, "mirror", False, id="907-mirror-move-during-the-pass"),
+    # r2 (drift-delta): the target's user moved a copy from /Archive to /Inbox (a new id),
+    # /Inbox was listed in full (its delta link expired), and the moved copy, claimed by no
+    # source item there, had the key of an item whose record still named its old id: it
+    # was hard-deleted as a second copy and the item had none (removed_live) until the full
+    # pass. A spare is a second copy only where the item's recorded copy is found
+    # (``pipeline.spares``). Deterministic up to r3's kill (without the kill the seed's ops
+    # differ from r1 on).
+    pytest.param(1508, "keep", True, id="1508-keep-killed-moved-copy-not-a-second-copy"),
 ]
 
 

@@ -5,7 +5,9 @@ Deleted Items) after which the item was copied again where it belongs: a second 
 removed and reported. Judged at the end of the pass, once its imports are settled and
 recorded (the item's own copy may be made again in the same pass, in another folder, after
 this folder was listed); copies kept as deleted at the source and items nobody copied are
-left alone, and nothing is removed while the item's other copy is unsettled."""
+left alone, and nothing is removed while the item's other copy is unsettled, nor when the
+item's recorded copy is not where the state says (read from that folder's listing): then
+the target's user moved the item's only copy here and this one is it."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from collections.abc import Sequence
 from ..errors import Fatal, NotFound, ServiceError
 from ..plan import TargetIndex
 from ..state import SETTLED
+from ..survey import target_index
 from .context import PairContext
 from .work import FolderJob
 
@@ -30,12 +33,24 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     spare = [(job, tid, key) for job in jobs for tid, key in job.spare.items()]
     if not spare:
         return
-    copies: dict[bytes, set[str]] = {}
+    # items leaving the source in this pass: their copies go or stay by the job's policy
+    # (``passes._departures``), so where their recorded copy is does not matter here
+    # (and items of source folders no longer selected, gone with their folder)
+    leaving = {r.source_id for job in jobs for r in job.removed}
+    selected = {job.source_id for job in jobs}
+    copies: dict[bytes, list[tuple[str, str | None]]] = {}
     for r in await ctx.store.items_by_keys(ctx.key, list({key for _, _, key in spare})):
         if r.search_key and r.status in SETTLED and r.target_id:
-            copies.setdefault(r.search_key, set()).add(r.target_id)
+            live = r.source_id not in leaving and r.folder_id in selected
+            folder = r.target_folder_id if live else None
+            copies.setdefault(r.search_key, []).append((r.target_id, folder))
+    indexes: dict[str, TargetIndex | None] = {}
     for job, tid, key in spare:
-        if not copies.get(key, set()) - {tid}:
+        others = [(t, f) for t, f in copies.get(key, []) if t != tid]
+        if not others or not await _any_there(ctx, dst_id, key, others, indexes):
+            # no other copy, or none where the state recorded it: the target's user moved
+            # the item's only copy here (a new id), and the record is stale, not this copy
+            # (seed 1508 keep: it was hard-deleted as a second copy, the item then had none)
             continue
         try:
             await ctx.dst.delete_item(dst_id, job.target.id, tid, hard=True)
@@ -51,6 +66,33 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         )
     for job in jobs:
         job.spare = {}
+
+
+async def _any_there(
+    ctx: PairContext,
+    dst_id: str,
+    key: bytes,
+    copies: list[tuple[str, str | None]],
+    indexes: dict[str, TargetIndex | None],
+) -> bool:
+    """Whether one of the item's recorded ``copies`` (target id, folder) is where the state
+    says (one listing per folder, read once; a folder that cannot be read: not known there,
+    the spare kept for the next pass). A copy with no folder given is an item's that leaves
+    the source in this pass: taken as there, as before this check."""
+    for tid, folder in copies:
+        if folder is None:  # its item leaves the source: not looked for
+            return True
+        if folder not in indexes:
+            try:
+                indexes[folder] = await target_index(ctx.dst, dst_id, folder)
+            except Fatal:
+                raise
+            except ServiceError:  # NotFound included: the folder went
+                indexes[folder] = None
+        index = indexes[folder]
+        if index is not None and tid in index.by_key.get(key, ()):
+            return True
+    return False
 
 
 async def forget_unmapped(ctx: PairContext) -> None:
