@@ -103,9 +103,37 @@ CASES = {
         None,
         _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
     ),
-    "over the byte budget, waited long enough: reserve its room": (
+    "over the byte budget, waited long enough, its room back soon: reserve it": (
+        State(uploads_at=[(NOW - 9.0, 700)]),  # the 700 leave in 1 s
+        400,
+        0,
+        NOW - 1.0,
+        _d(Kind.RESERVE, 0.0, Limit.UPLOAD),
+    ),
+    "waited long enough, but its room back only in 9 s: no reservation, the 300 stay free": (
         State(uploads_at=UPLOADED_700),
         400,
+        0,
+        NOW - 1.0,
+        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
+    ),
+    "waited two windows: its room kept however long it stays idle": (
+        State(uploads_at=UPLOADED_700),
+        400,
+        0,
+        NOW - 20.0,
+        _d(Kind.RESERVE, 0.0, Limit.UPLOAD),
+    ),
+    "waited long, room only after an answer: no reservation yet": (
+        State(uploads_at=[(NOW - 1.0, 100)], inflight=1, held_bytes=700),
+        400,
+        0,
+        NOW - 1.0,
+        _d(Kind.ANSWER, INF, Limit.UPLOAD),
+    ),
+    "a body over the whole budget keeps it once it has waited (an empty window, ever)": (
+        State(uploads_at=UPLOADED_700),
+        1500,
         0,
         NOW - 1.0,
         _d(Kind.RESERVE, 0.0, Limit.UPLOAD),
@@ -123,6 +151,28 @@ CASES = {
         0,
         None,
         _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
+    ),
+    "room reserved by another: a body goes in it when the other still goes as soon": (
+        # 450 leave in 5 s: the 500 kept for finds its room then, with 50 to spare
+        State(reserved=500, uploads_at=[(NOW - 5.0, 450), (NOW, 450)]),
+        50,
+        0,
+        None,
+        GO,
+    ),
+    "room reserved by another: not a body that would hold the other back a window": (
+        State(reserved=500, uploads_at=[(NOW - 5.0, 450), (NOW, 450)]),
+        80,
+        0,
+        None,
+        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),  # (10 s, looked at again once it may reserve)
+    ),
+    "room reserved by another waiting on an answer: nothing goes in it": (
+        State(reserved=500, inflight=1, held_bytes=600, uploads_at=[(NOW - 5.0, 300)]),
+        50,
+        0,
+        None,
+        _d(Kind.ANSWER, INF, Limit.UPLOAD),
     ),
     "room reserved for this body: it sleeps the whole wait": (
         State(uploads_at=UPLOADED_700, reserved=400),

@@ -193,26 +193,40 @@ async def test_default_limits_use_the_whole_budget_and_give_it_back_only_after_t
 @pytest.mark.anyio
 async def test_a_body_that_waited_for_room_gets_it_reserved_against_later_smaller_ones() -> None:
     clock = FakeClock()
+    kept: list[int] = []  # the room reserved at each sleep
+
+    async def sleep(seconds: float) -> None:
+        kept.append(pacer.budgets.reserved)
+        await clock.sleep(seconds)
+
     lim = PacerLimits(upload_bytes=1000, upload_window=10.0, window_slack=0.0)  # after 1 s
-    pacer = MailboxPacer("app/m", lim, clock=clock, sleep=clock.sleep)
+    pacer = MailboxPacer("app/m", lim, clock=clock, sleep=sleep)
     async with pacer.slot(900):
         pass  # the window holds 900 until t0 + 10
     t0 = clock.now
     assert pacer.budgets.delay(t0, 80) == 0.0 and pacer.upload_room() == 100
     async with pacer.slot(500):
-        # it waited on the budget, re-checking each second: after the first it kept its room
+        # it waited on the budget, re-checking each second; its room kept only once it came
+        # back within a second (kept from the first second on, the 100 free sat idle 9 s)
         assert clock.now - t0 == pytest.approx(10.0)
-        assert clock.sleeps[-2:] == [pytest.approx(1.0), pytest.approx(9.0)]
+        assert clock.sleeps == [pytest.approx(1.0)] * 10
+        assert kept == [0] * 9 + [500]
     assert pacer.budgets.reserved == 0  # its room is now the body's own, then back in the window
 
-    # while a body holds a reservation, smaller ones go only beside it
+    # while a body holds a reservation, smaller ones go beside it, and in its room only when
+    # it still goes as soon
     clock.now += 20.0
-    async with pacer.slot(900):
+    async with pacer.slot(450):
+        pass
+    clock.now += 5.0
+    async with pacer.slot(450):
         pass
     now = clock.now
     assert pacer.budgets.reserve(500) == 500
     assert pacer.budgets.reserve(300) == 0  # one reservation at a time
-    assert pacer.budgets.delay(now, 80) == pytest.approx(10.0)  # the 100 left are promised
+    # the first 450 leave in 5 s: the 500 goes then, with 50 to spare
+    assert pacer.budgets.delay(now, 80) == pytest.approx(10.0)  # it would hold the 500 back
+    assert pacer.budgets.delay(now, 50) == 0.0  # its room is back by then
     assert pacer.budgets.delay(now, 80, reserving=True) == 0.0
     assert pacer.upload_room() == 1000 - 900 - 500  # what an importer may still choose for
 

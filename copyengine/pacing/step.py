@@ -77,6 +77,9 @@ SLOT = Decision(Kind.SLOT, 0.0, Limit.CONCURRENCY)
 LUMP = 0.25
 FIRST = learn.Aimd(deepest=0.0)  # the first cut: to what the refused burst measured
 EVEN = learn.Aimd(cut=0.97, keep=0.97)  # a cut of a shaped budget: a small step
+# upload windows: a body that has waited this long gets its room kept however long that room
+# then stays idle (as the ready pool takes an item passed over this long first)
+OVERDUE = 2.0
 
 
 def window_wait(w: SlidingWindow, now: float, amount: int, held: int, cap: float) -> float:
@@ -257,7 +260,8 @@ class Budgets:
         """Seconds until a request with ``body_bytes`` of body fits every budget (``inf``:
         not before one of our requests in flight has been answered), and the budget that
         holds it longest. A body goes beside the room reserved for another (``reserving``: it
-        holds the reservation)."""
+        holds the reservation), or in it when that does not hold the other back
+        (``_beside``)."""
         wait, binds = self.blocked_until - now, Limit.RETRY_AFTER
         n = self.inflight
         w = self._wait_on(self.learned_requests, self.requests, now, 1, n, n)
@@ -268,10 +272,39 @@ class Budgets:
             w = self._wait_on(
                 self.learned_uploads, self.uploads, now, body_bytes, held, self.held_bytes
             )
+            if w > 0 and self.reserved and not reserving and self._beside(now, body_bytes):
+                w = 0.0
             w = max(w, self._shaped_wait(now, body_bytes, held))
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
+
+    def _beside(self, now: float, body_bytes: int) -> bool:
+        """Whether a body may take room kept for another: it fits now, and the body the room
+        is kept for still goes when it would have (what comes back by then holds both). The
+        room kept was otherwise idle until then, a window's room in one traced mailbox."""
+        lim, w, h = self.learned_uploads, self.uploads, self.held_bytes
+        if self._wait_on(lim, w, now, body_bytes, h, h) > 0:
+            return False
+        kept = self._wait_on(lim, w, now, self.reserved, h, h)
+        held = h + body_bytes
+        return kept < math.inf and self._wait_on(lim, w, now, self.reserved, held, held) <= kept
+
+    def worth_reserving(self, body_bytes: int, wait: float, waited: float) -> bool:
+        """Whether a body that has waited ``waited`` seconds and would wait ``wait`` more
+        gets its room kept now: once it has waited ``reserve_after``, when that room comes
+        back within ``reserve_after`` (kept longer, what is free meanwhile sits idle, while
+        smaller bodies could use it: the room it lacks then comes back a window later), when
+        it needs the whole budget (an empty window: the room idles as long whenever it is
+        kept), and at the latest after ``OVERDUE`` windows (it never waits for ever behind
+        smaller bodies); one body at a time."""
+        if waited < self.reserve_after or not self.reservable(body_bytes):
+            return False
+        return (
+            wait <= self.reserve_after
+            or body_bytes >= self.upload_cap()
+            or waited >= OVERDUE * self.limits.upload_window
+        )
 
     def delay(self, now: float, body_bytes: int, reserving: bool = False) -> float:
         """Seconds until a request with ``body_bytes`` of body may be sent (0: now)."""
@@ -502,9 +535,10 @@ def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | 
     wait, binds = b.binding(now, body_bytes, reserved > 0)
     if wait > 0:
         if body_bytes and not reserved:
-            # a body that has waited long enough gets its room kept; until then it looks
-            # again at least that often, so as not to sleep past the moment it may reserve
-            if since is not None and now - since >= b.reserve_after and b.reservable(body_bytes):
+            # a body that has waited long enough gets its room kept when it is worth it
+            # (``Budgets.worth_reserving``); until then it looks again at least that often,
+            # so as not to sleep past the moment it may reserve
+            if since is not None and b.worth_reserving(body_bytes, wait, now - since):
                 return Decision(Kind.RESERVE, 0.0, binds)
             if wait != math.inf:
                 wait = min(wait, b.reserve_after)
