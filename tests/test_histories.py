@@ -713,3 +713,30 @@ async def test_a_copy_moved_into_a_folder_that_goes_is_kept(
     h = await replay(deletions, script, tmp_path)
     assert not h.failures(), h.text()
     assert all(p.checked for p in h.passes[-1:]) and not wrong(h.passes[-1].counts), h.text()
+
+
+# -- a copy moved into a folder the target's user made under a folder that goes ---------------
+# Deleting a target folder whole takes every folder under it. A folder the target's user made
+# there has no source counterpart (nothing maps to it, nothing sweeps it first): a copy of a
+# live item moved into it is that item's only copy, read and made again where its item lives
+# before the folder goes (``MailboxPass._held``), like one moved into the folder itself.
+INTO_A_USER_SUBFOLDER = [
+    (
+        "drift",
+        [
+            {"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Mine"},
+            {"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects/Mine"},
+        ],
+    ),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects"}]),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_copy_moved_into_a_user_made_subfolder_of_a_folder_that_goes_is_kept(
+    tmp_path: Path, deletions: str
+) -> None:
+    script = [*INTO_A_USER_SUBFOLDER, ("pass", "delta", "unchecked"), ("pass", "full")]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    assert all(p.live_removed == [] for p in h.passes), h.text()
