@@ -1295,7 +1295,9 @@ def _by_path(box: Any, path: str) -> Any:
     raise KeyError(path)
 
 
-async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 60) -> History:
+async def replay(
+    deletions: str, script: list[Any], workdir: Path, items: int = 60, delta: bool = True
+) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
@@ -1305,7 +1307,8 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
     pass after target drift that only a full listing repairs, the generator's drift-delta),
     ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
     with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
-    The oracle runs after every pass."""
+    ``delta=False``: the job's ``[sync] delta = false`` (every pass lists in full, the item
+    round's call is ``listItems``). The oracle runs after every pass."""
     hist = History(-1, deletions)
     cfg = base_config(seed=1)
     cfg["tenants"][0]["users"] = [{"upn": SRC, "mailbox": {"seed": 1, "items": items}}]
@@ -1315,7 +1318,8 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
         emu = server.emulator
         box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
         api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
-        job = write_job(workdir, ep, [(SRC, DST)], extra=f'[sync]\ndeletions = "{deletions}"\n')
+        extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if delta else "delta = false\n")
+        job = write_job(workdir, ep, [(SRC, DST)], extra=extra)
         jc = load_job(job)
         gen = Generator(random.Random(0), box, tbox, hist.ops)
 
