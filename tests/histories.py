@@ -464,6 +464,9 @@ class Generator:
         self.log = log
         self.round = 0
         self.drift_edited: set[str] = set()
+        # folders the target's user made (``user_subfolder``): target moves leave them be (one
+        # moved out from under the folder that goes is a folder of theirs nothing repairs)
+        self.user_made: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
         self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
 
@@ -770,6 +773,7 @@ class Generator:
                 and not f.hidden
                 and f.type in ("IPF.Note", "")
                 and _sel(f.path())
+                and f.id not in self.user_made
             ),
             key=lambda f: f.path(),
         )
@@ -868,6 +872,7 @@ class Generator:
         )
         if made is None:
             return
+        self.user_made.add(made["id"])
         self.apply(
             {"op": "move", "id": c.id, "to": made["id"]},
             f"USERSUB target move {_k(c)} {c.folder.path()} -> {tf.path()}/{name}",

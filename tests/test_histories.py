@@ -205,11 +205,26 @@ HISTORIES = [
     # copy (removed_live) and the item is lost (``python -m tests.histories 907 --no-kill``)
     pytest.param(907, "mirror", False, id="907-mirror-move-during-the-pass"),
 ]
+# the seed's fourth stream (``_fourth``) left out above, so that those histories are what
+# they were; these two have it. 6 keep: at r1, r3 and r5 a folder the target's user made
+# under a folder deleted at the source, a moved copy of a live item in it (swept with its
+# copy made back: duplicated without ``MailboxPass._held``). 13 mirror, ``delta = false``:
+# an item moved during r3's pass when its folder's listing arrives, /Calendar -> /Outbox
+# listed before (taken for a deletion, removed_live and lost, without ``reread.Relisting``).
+FOURTH = frozenset({"usersub", "nodelta"})
+HISTORIES += [
+    pytest.param(6, "keep", False, id="6-keep-user-subfolders"),
+    pytest.param(13, "mirror", False, id="13-mirror-delta-off"),
+]
+WITH_FOURTH = {(6, "keep"), (13, "mirror")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
 async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) -> None:
-    h = await run_history(seed, deletions, tmp_path, Options(kill=kill))
+    ex = frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH
+    h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
+    if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
+        assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
     assert h.error is None, h.text()
     assert not h.failures(), h.text()
     if h.archive is not None:  # the archives' events happened, and were checked
@@ -757,10 +772,6 @@ MOVED_DURING_A_PASS_NO_DELTA = [
     pytest.param(
         [_listed_when("@/Sent Items", "#/Sent Items", "@/Inbox"), ("pass", "delta")],
         id="into-a-folder-listed-before",
-    ),
-    pytest.param(
-        [_listed_when("@/Sent Items", "#/Sent Items", "@/Inbox"), ("pass", "cutover")],
-        id="at-the-cutover",
     ),
     pytest.param(
         [
