@@ -563,19 +563,23 @@ class MailboxPass:
         read (nor anything under it). ``MAX_HELD_FOLDERS`` at most: past that the folder
         stays (``ServiceError``), never deleted unread."""
         out: list[Held] = []
-        todo: list[tuple[str, str | None]] = [(folder_id, None)]
+        # (folder, its parent, how many folders it holds: None until read)
+        todo: list[tuple[str, str | None, int | None]] = [(folder_id, None, None)]
         while todo:
-            fid, parent = todo.pop()
+            fid, parent, children = todo.pop()
             if len(out) >= MAX_HELD_FOLDERS:
                 raise ServiceError(f"more than {MAX_HELD_FOLDERS} folders under {folder_id}")
             try:
                 out.append((fid, parent, await listed_items(self.dst, self.dst_id, fid)))
-                below = await self.dst.list_folders(self.dst_id, fid)
+                if children is None:
+                    children = (await self.dst.get_folder(self.dst_id, fid)).child_count
+                # most folders hold none: their children are not asked for
+                below = await self.dst.list_folders(self.dst_id, fid) if children else []
             except NotFound:
                 if fid == folder_id:
                     raise
                 continue  # a subfolder gone meanwhile: nothing of it to take
-            todo += [(f.id, fid) for f in below if f.id not in self.in_use]
+            todo += [(f.id, fid, f.child_count) for f in below if f.id not in self.in_use]
         return out
 
     async def _delete_copy(
