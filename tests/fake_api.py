@@ -183,6 +183,9 @@ class FakeApi:
         walk(None, ())
         return out
 
+    async def list_folders(self, mailbox_id: str, parent_id: str | None = None) -> list[Folder]:
+        return [f for f in self._box(mailbox_id).folders.values() if f.parent_id == parent_id]
+
     async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
         for f in self._box(mailbox_id).folders.values():
             if ref in (f.id, f.well_known):

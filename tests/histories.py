@@ -368,6 +368,7 @@ class History:
     seed: int
     deletions: str
     archive: str | None = None  # an archive pair: how its archives are expanded
+    delta: bool = True  # False: the job's ``[sync] delta = false`` (``Options.p_nodelta``)
     # the pair's archive_redirects summed over its passes (redirected, sessions_renewed, ...)
     redirects: dict[str, int] = field(default_factory=dict)
     ops: list[str] = field(default_factory=list)
@@ -418,6 +419,7 @@ class History:
             f"seed {self.seed} deletions={self.deletions} {self.seconds:.1f}s "
             f"failures={self.failures() or 'none'}"
             + (f" archive pair: {self.archive} redirects {self.redirects}" if self.archive else "")
+            + ("" if self.delta else " delta=false")
         ]
         by_round: dict[int, list[str]] = defaultdict(list)
         for o in self.ops:
@@ -462,6 +464,9 @@ class Generator:
         self.log = log
         self.round = 0
         self.drift_edited: set[str] = set()
+        # folders the target's user made (``user_subfolder``): target moves leave them be (one
+        # moved out from under the folder that goes is a folder of theirs nothing repairs)
+        self.user_made: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
         self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
 
@@ -768,6 +773,7 @@ class Generator:
                 and not f.hidden
                 and f.type in ("IPF.Note", "")
                 and _sel(f.path())
+                and f.id not in self.user_made
             ),
             key=lambda f: f.path(),
         )
@@ -831,6 +837,49 @@ class Generator:
                 tbox,
             )
 
+    def user_subfolder(self, rng: random.Random) -> None:
+        """The target's user makes a folder of their own under the target folder of a user
+        folder F of the source (matched by path: called before the round's ops), and moves into it the copy of an item live elsewhere at the
+        source; then the source's user deletes F. F's target folder goes (deleted whole
+        under mirror, swept under keep) and with it the folder made under it: the moved copy,
+        its item's only one, is made again where the item lives first (``_held``)."""
+        tbox = self.tbox
+        by_path = {f.path(): f for f in tbox.walk() if f is not tbox.root}
+        pairs = [(f, by_path[f.path()]) for f in self.user_folders() if f.path() in by_path]
+        if not pairs:
+            return
+        f, tf = rng.choice(pairs)
+        inside = {id(x) for x in self.box.walk(f)}
+        keys = {_key(i) for i in self.live_items() if id(i.folder) not in inside}
+        copies = [c for c in self.target_copies() if _key(c) in keys]
+        if not copies:
+            return
+        c = rng.choice(copies)
+        name = next(
+            (
+                n
+                for n in ("Mine", *(f"Mine {k}" for k in range(2, 50)))
+                if not tbox.child_named(tf, n)
+            ),
+            None,
+        )
+        if name is None:
+            return
+        made = self.apply(
+            {"op": "createFolder", "parent": tf.id, "name": name},
+            f"USERSUB target createFolder {tf.path()} + {name!r}",
+            tbox,
+        )
+        if made is None:
+            return
+        self.user_made.add(made["id"])
+        self.apply(
+            {"op": "move", "id": c.id, "to": made["id"]},
+            f"USERSUB target move {_k(c)} {c.folder.path()} -> {tf.path()}/{name}",
+            tbox,
+        )
+        self.apply({"op": "deleteFolder", "id": f.id}, f"USERSUB deleteFolder {f.path()}")
+
 
 def _key(it: Any) -> str:
     import base64
@@ -864,8 +913,14 @@ class Options:
     # for it just before the pass (review 2 of issue 26, finding 1)
     p_midmove: float = 0.3
     archive_ops: tuple[int, int] = (0, 4)
+    # from a fourth stream (``_fourth``): a history run with ``[sync] delta = false`` (every
+    # pass lists in full; its moves during a pass timed to a later listing), and per round a
+    # folder the target's user made under the target folder of a source folder that is then
+    # deleted, a moved copy of a live item in it (``Generator.user_subfolder``)
+    p_nodelta: float = 0.2
+    p_usersub: float = 0.1
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
-    # archive, tmove, midmove) left
+    # archive, tmove, midmove, nodelta, usersub) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -899,6 +954,12 @@ async def run_history(
         hist.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
     hist.seconds = time.monotonic() - t0
     return hist
+
+
+def _fourth(seed: int) -> random.Random:
+    """The seed's fourth stream: delta off, and the target user's folders under a folder
+    that goes (added after the third stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/no-delta+user-subfolders")
 
 
 def _third(seed: int) -> random.Random:
@@ -947,7 +1008,10 @@ async def _history(
     api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
     rng, rng2 = rngs
     rng3 = _third(hist.seed)
-    job = write_job(workdir, ep, [(SRC, DST)], extra=f'[sync]\ndeletions = "{deletions}"\n')
+    rng4 = _fourth(hist.seed)
+    hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
+    extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
+    job = write_job(workdir, ep, [(SRC, DST)], extra=extra)
     gen = Generator(rng, box, tbox, hist.ops)
     gen.exclude = opts.exclude
     ex = opts.exclude
@@ -1031,6 +1095,9 @@ async def _history(
     for rnd in range(1, rounds + 2):
         gen.round = rnd
         last = rnd == rounds + 1
+        # before the round's ops: the target's folders are the source's of the last pass
+        if rng4.random() < opts.p_usersub and "usersub" not in ex:
+            gen.user_subfolder(rng4)
         gen.round_ops(rng.randint(*opts.ops))
         if agen is not None:
             agen.round = rnd
@@ -1116,8 +1183,8 @@ async def _history(
             await a_pass(rnd, "full", full=True)
         else:
             mid = rng3.random() < opts.p_midmove and "midmove" not in ex
-            if mid:
-                await mid_pass_move(api, gen, rng3)
+            if mid:  # without delta: when the moved item's own folder is listed
+                await mid_pass_move(api, gen, rng3, at_its_listing=not hist.delta)
             await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
             if mid:
                 r = await api.control("GET", "/triggers")
@@ -1128,11 +1195,15 @@ async def _history(
         await api.control("DELETE", "/faults")
 
 
-async def mid_pass_move(api: Any, gen: Generator, rng: random.Random) -> None:
+async def mid_pass_move(
+    api: Any, gen: Generator, rng: random.Random, at_its_listing: bool = False
+) -> None:
     """An item of the source moved by its user when the pass's first item round call
     arrives (the emulator's ``/_emulator/triggers``: after the folder listing, before any
     item round is answered), into a folder that holds nothing: often one created now, so
-    that the pass's listing counts it empty (a new folder, the tree changed); else any."""
+    that the pass's listing counts it empty (a new folder, the tree changed); else any.
+    ``at_its_listing`` (``delta = false``): when its own folder's listing arrives instead,
+    the folder it goes to listed before (``reread.Relisting`` finds it) or after."""
     if rng.random() < 0.6:
         parent = rng.choice(gen.mail_folders())
         name = gen.free_name(parent, rng.choice(NAMES))
@@ -1148,10 +1219,15 @@ async def mid_pass_move(api: Any, gen: Generator, rng: random.Random) -> None:
         return
     to = rng.choice(empty if empty and rng.random() < 0.8 else folders)
     ops = [{"op": "move", "id": it.id, "to": to.id}]
-    r = await api.control("PUT", "/triggers", {"mailbox": SRC, "after": 1, "ops": ops})
+    body: dict[str, Any] = {"mailbox": SRC, "after": 1, "ops": ops}
+    when = "first item round"
+    if at_its_listing:  # ``delta = false``: its departure seen, its arrival maybe not
+        body.update(calls=["listItems"], folder=it.folder.id)
+        when = "listing of its folder"
+    r = await api.control("PUT", "/triggers", body)
     gen.emit(
         f"MIDMOVE move {_k(it)} {it.folder.path()} -> {to.path()}"
-        f"{' (empty)' if any(f is to for f in empty) else ''} at the pass's first item round ({r.status})"
+        f"{' (empty)' if any(f is to for f in empty) else ''} at the pass's {when} ({r.status})"
     )
 
 
@@ -1295,7 +1371,9 @@ def _by_path(box: Any, path: str) -> Any:
     raise KeyError(path)
 
 
-async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 60) -> History:
+async def replay(
+    deletions: str, script: list[Any], workdir: Path, items: int = 60, delta: bool = True
+) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
@@ -1305,7 +1383,8 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
     pass after target drift that only a full listing repairs, the generator's drift-delta),
     ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
     with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
-    The oracle runs after every pass."""
+    ``delta=False``: the job's ``[sync] delta = false`` (every pass lists in full, the item
+    round's call is ``listItems``). The oracle runs after every pass."""
     hist = History(-1, deletions)
     cfg = base_config(seed=1)
     cfg["tenants"][0]["users"] = [{"upn": SRC, "mailbox": {"seed": 1, "items": items}}]
@@ -1315,7 +1394,8 @@ async def replay(deletions: str, script: list[Any], workdir: Path, items: int = 
         emu = server.emulator
         box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
         api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
-        job = write_job(workdir, ep, [(SRC, DST)], extra=f'[sync]\ndeletions = "{deletions}"\n')
+        extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if delta else "delta = false\n")
+        job = write_job(workdir, ep, [(SRC, DST)], extra=extra)
         jc = load_job(job)
         gen = Generator(random.Random(0), box, tbox, hist.ops)
 

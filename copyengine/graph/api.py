@@ -78,6 +78,10 @@ class MailboxApi(Protocol):
     async def walk_folders(
         self, mailbox_id: str, max_folders: int = 100_000
     ) -> list[FolderNode]: ...
+    async def list_folders(self, mailbox_id: str, parent_id: str | None = None) -> list[Folder]:
+        """The child folders of ``parent_id`` (of the root when None)."""
+        ...
+
     async def get_folder(self, mailbox_id: str, ref: str) -> Folder: ...
     async def create_folder(
         self, mailbox_id: str, parent_id: str | None, name: str, folder_type: str = "IPF.Note"

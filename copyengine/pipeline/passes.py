@@ -28,7 +28,7 @@ import anyio
 
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import split
-from ..graph import Folder, FolderNode
+from ..graph import Folder, FolderNode, Item
 from ..plan import (
     KEEPS_COPY,
     Create,
@@ -59,8 +59,11 @@ from .spares import remove_second_copies
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once more, fresh
+MAX_HELD_FOLDERS = 1_000  # folders read under one deleted whole (``_held``); past it, it stays
 # a gone folder's copies, the records of the items in it, and its job: by its target folder
 Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
+# one folder under a folder that goes, as read before it goes: its id, its parent's, its items
+Held = tuple[str, str | None, list[Item]]
 
 
 def _real(made: dict[str, Folder], ref: str | None) -> str | None:
@@ -87,6 +90,7 @@ class MailboxPass:
         self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
         self.incremental = False
         self.rehome: Rehome | None = None  # what old folders hold of live items (``finish``)
+        self.in_use: set[str] = set()  # the target folders of this pass's folders (``finish``)
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
@@ -310,6 +314,7 @@ class MailboxPass:
             deep = sorted(gone, key=lambda r: len(split(r.target_path)), reverse=True)
             disposal = [r.target_folder_id for r in deep]
         gone_jobs, goes = await self._gone_folders(gone, disposal, departing)
+        self.in_use = {job.target.id for job in jobs}
         self.rehome = Rehome(
             self.ctx,
             self.src_id,
@@ -513,15 +518,17 @@ class MailboxPass:
         the moved copy by its search key as a second copy, then forgets the record
         (``spares``). Without the record that copy would be an item nobody copied, left."""
         try:
-            items = await listed_items(self.dst, self.dst_id, folder_id)
+            held = await self._held(folder_id)
         except NotFound:
-            items = []
+            held = []
         except Fatal:
             raise
         except ServiceError:
             return None
         assert self.rehome is not None
-        stay = [i for i, ok in (await self.rehome.sort(folder_id, items)).items() if not ok]
+        stay: list[str] = []
+        for fid, _, some in held:
+            stay += [i for i, ok in (await self.rehome.sort(fid, some)).items() if not ok]
         if stay:
             self.ctx.stats.notes.append(
                 f"a target folder deleted at the source stays for now: it holds {len(stay)} "
@@ -532,8 +539,48 @@ class MailboxPass:
         await self.ctx.store.flush()  # the copies made back, recorded before the folder goes
         if not self.incremental:
             return set()
-        here = {it.id for it in items}
+        here = {it.id for _, _, some in held for it in some}
         return {r.source_id for r in records if r.target_id and r.target_id not in here}
+
+    async def _drop_empty(self, held: list[Held], kept: set[str]) -> None:
+        """The subfolders of a swept folder (``_held``'s, parents first) that keep nothing,
+        nor any folder under them: deleted, the deepest first (the folder itself is the
+        caller's). One the target's user made there holds nothing of theirs any more."""
+        for fid, parent, _ in reversed(held[1:]):
+            if fid in kept:
+                if parent is not None:
+                    kept.add(parent)  # a folder under it keeps something: it stays too
+                continue
+            with contextlib.suppress(NotFound):
+                await self.dst.delete_folder(self.dst_id, fid)
+
+    async def _held(self, folder_id: str) -> list[Held]:
+        """What a folder that goes holds, by folder (id, parent, items; parents first): its
+        own items, and those of every folder under it (deleting it takes them all). A mapped
+        subfolder that goes was dealt with first (deepest first); one the target's user made
+        has no source counterpart, and a copy of a live item moved into it is as much the
+        item's only copy as one in the folder itself. A folder of the pair's in use is not
+        read (nor anything under it). ``MAX_HELD_FOLDERS`` at most: past that the folder
+        stays (``ServiceError``), never deleted unread."""
+        out: list[Held] = []
+        # (folder, its parent, how many folders it holds: None until read)
+        todo: list[tuple[str, str | None, int | None]] = [(folder_id, None, None)]
+        while todo:
+            fid, parent, children = todo.pop()
+            if len(out) >= MAX_HELD_FOLDERS:
+                raise ServiceError(f"more than {MAX_HELD_FOLDERS} folders under {folder_id}")
+            try:
+                out.append((fid, parent, await listed_items(self.dst, self.dst_id, fid)))
+                if children is None:
+                    children = (await self.dst.get_folder(self.dst_id, fid)).child_count
+                # most folders hold none: their children are not asked for
+                below = await self.dst.list_folders(self.dst_id, fid) if children else []
+            except NotFound:
+                if fid == folder_id:
+                    raise
+                continue  # a subfolder gone meanwhile: nothing of it to take
+            todo += [(f.id, fid, f.child_count) for f in below if f.id not in self.in_use]
+        return out
 
     async def _delete_copy(
         self, job: FolderJob, rec: ItemRecord, hard: bool, why: str
@@ -603,25 +650,27 @@ class MailboxPass:
         anything, whatever the policy (``keep`` then ``mirror`` keeps what ``keep`` kept)."""
         left = 0
         try:
-            items = [
-                it
-                async for page in self.dst.list_items(self.dst_id, folder_id, with_keys=True)
-                for it in page
-            ]
+            held = await self._held(folder_id)  # its own items and its subfolders'
             assert self.rehome is not None
-            may_go = await self.rehome.sort(folder_id, items)  # copies of live items
-            keys = [it.search_key for it in items if it.search_key and it.id not in may_go]
+            may_go: dict[str, bool] = {}
+            for fid, _, some in held:  # copies of live items
+                may_go.update(await self.rehome.sort(fid, some))
+            items = [(fid, it) for fid, _, some in held for it in some]
+            keys = [it.search_key for _, it in items if it.search_key and it.id not in may_go]
             live: dict[bytes, set[str]] = defaultdict(set)
             for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
                 if r.search_key and r.status in SETTLED and r.target_id:
                     live[r.search_key].add(r.target_id)
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
-            for it in items:
+            kept: set[str] = set()  # the folders that keep something
+            for fid, it in items:
                 copies = live.get(it.search_key, set()) if it.search_key else set()
                 if may_go.get(it.id, bool(copies - {it.id})):
-                    await self.dst.delete_item(self.dst_id, folder_id, it.id, hard=True)
+                    await self.dst.delete_item(self.dst_id, fid, it.id, hard=True)
                 else:
                     left += 1
+                    kept.add(fid)
+            await self._drop_empty(held, kept)
             folder = await self.dst.get_folder(self.dst_id, folder_id)
             if left == 0 and folder.child_count == 0:
                 await self.dst.delete_folder(self.dst_id, folder_id)

@@ -13,19 +13,29 @@ one delta request per folder when nothing changed). An arrival found then is cop
 any, and the departure becomes a move. A departure seen in a round read again (a move
 during this reading) brings another reading, at most ``MAX_REREADS``; one that is still
 unexplained after that is put off to the next pass (its folder keeps its old link), never
-taken for a deletion."""
+taken for a deletion.
+
+With ``[sync] delta = false`` there is no link to read again from: those folders are listed
+again in full at the source (``Relisting``), and only the items of the unexplained
+departures' search keys are handed on (an arrival nobody saw: copied like any). That costs a
+listing of those folders (a page per 250 items) only in a pass that has such a departure,
+and no listing of the target; the other way, putting the departure off a pass, would need
+to remember across passes which departures were put off already (the next pass's full
+listing sees the same departure after the same folders), would delay every deletion a pass,
+and would still need this reading for the cutover, which has no next pass."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from ..graph import Item, MailboxApi
 from ..plan import to_reread, unexplained
 from ..state import ItemRecord
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
-from .enumerate import Enumerator
+from .enumerate import PAGE, TICKS, Enumerator
 from .passes import MailboxPass
 from .produce import Producer
 from .settle import Settler
@@ -77,8 +87,10 @@ async def reread(
             return
         gone = await _unexplained(ctx, jobs)
         seen = [job.removed_at.get(r.source_id, job.round_ended) for job, r in gone]
+        relist = not ctx.sync.delta  # no link: listed again in full
         rounds = [
-            (job.source_id, job.round_started, bool(job.next_link and job.complete)) for job in jobs
+            (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
+            for job in jobs
         ]
         again = set(to_reread(seen, rounds))
         if not again:
@@ -92,21 +104,35 @@ async def reread(
             if mine:
                 if watch is not None:
                     watch(c.unsettled)
-                await _read_again(ctx, c, mine)
+                keys = {r.search_key for _, r in gone if r.search_key}
+                await _read_again(ctx, c, mine, None if ctx.sync.delta else keys)
 
 
-async def _read_again(ctx: PairContext, c: Copied, jobs: list[FolderJob]) -> None:
+async def _read_again(
+    ctx: PairContext, c: Copied, jobs: list[FolderJob], keys: set[bytes] | None = None
+) -> None:
     """One more round of each of ``jobs``, from the link that closed its last one: its
-    changes copied and settled like the first round's; its departures join the first's."""
+    changes copied and settled like the first round's; its departures join the first's.
+    ``keys`` (``delta = false``): each folder listed again in full instead, only the items
+    of those search keys handed on, as a round's new rows are (``Relisting``)."""
     before: dict[str, list[ItemRecord]] = {}
+    modes = {job.source_id: job.mode for job in jobs}
     for job in jobs:
         before[job.source_id] = job.removed
-        job.mode, job.link, job.complete = "delta", job.next_link, False
+        job.mode, job.complete = "delta", False
+        if keys is None:
+            job.link = job.next_link
     ledger = ctx.ledger
     ledger.arrived.clear()  # this mailbox's arrivals: kept on its pass (``items_done``)
     ledger.track_arrivals = True
-    producer = Producer(ctx, c.side, jobs, c.enumerator, c.unsettled, c.backlog, retake=False)
-    await c.stages.run(producer.batches())
+    enumerator = c.enumerator if keys is None else Relisting(ctx.src, c.side.source_id, keys)
+    producer = Producer(ctx, c.side, jobs, enumerator, c.unsettled, c.backlog, retake=False)
+    try:
+        await c.stages.run(producer.batches())
+    finally:
+        if keys is not None:
+            for job in jobs:
+                job.mode = modes[job.source_id]
     await Settler(ctx, c.side, c.stages, c.unsettled).settle()
     c.this.arrived.update(ledger.arrived)
     for job in jobs:  # a first round listed in full noted its departures itself
@@ -128,3 +154,26 @@ def _put_off(
             job.removed = [x for x in job.removed if x.source_id != r.source_id]
             job.deferred = True
             ctx.log.info("item.departure_put_off", item=r.source_id)
+
+
+class Relisting:
+    """A folder listed again in full (``delta = false``: no link to read again from), only
+    the items of ``keys`` handed on: the search keys of departures that look like deletions,
+    whose item may have arrived here after the folder's first listing. Found, such an item
+    has no record (else its departure would be explained): a new row, copied like one."""
+
+    def __init__(self, api: MailboxApi, mailbox_id: str, keys: set[bytes]) -> None:
+        self.api = api
+        self.mailbox_id = mailbox_id
+        self.keys = keys
+
+    async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        job.round_started = next(TICKS)
+        async for page in self.api.list_items(
+            self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
+        ):
+            found = [it for it in page if it.search_key in self.keys]
+            if found:
+                yield found
+        job.complete = True
+        job.round_ended = next(TICKS)
