@@ -223,8 +223,13 @@ FOURTH = frozenset({"usersub", "nodelta"})
 HISTORIES += [
     pytest.param(6, "keep", False, id="6-keep-user-subfolders"),
     pytest.param(13, "mirror", False, id="13-mirror-delta-off"),
+    # delta = false. r3: an item moved before the pass (its departure seen early, at /Sent
+    # Items), then again during it into /Drafts/tmp, read after that departure was seen: only
+    # the folders read before the departure were read again, so it was taken for a deletion
+    # (removed_live, lost). The first reading again takes every folder (``reread``).
+    pytest.param(1703, "mirror", True, id="1703-mirror-killed-delta-off-moved-twice"),
 ]
-WITH_FOURTH = {(6, "keep"), (13, "mirror")}
+WITH_FOURTH = {(6, "keep"), (13, "mirror"), (1703, "mirror")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)

@@ -230,8 +230,10 @@ async def test_mixed_changes_cost_what_changed(emu: Any, tmp_path: Path) -> None
     assert_same(emu.state, ADELE, T_ADELE)
     folders = len(stats.pairs[next(iter(stats.pairs))].folders)
     changes = len(ops) - 1
-    # resolve 2 + folder round 1 + one delta round per folder, then about one call per change
-    assert used <= 2 * changes + 2 * folders, (used, changes, folders)
+    # resolve 2 + folder round 1 + one delta round per folder, then about one call per change;
+    # the deletions make the pass read every folder once more before it applies them (one
+    # delta request each: ``pipeline/reread.py``, a move during the pass is no deletion)
+    assert used <= 2 * changes + 3 * folders, (used, changes, folders)
 
 
 async def test_a_round_with_duplicate_rows_applies_each_once(emu: Any, tmp_path: Path) -> None:

@@ -117,8 +117,10 @@ def to_reread(seen: Iterable[int], rounds: Iterable[tuple[str, int, bool]]) -> l
     into a folder whose round began before the departure was seen may have arrived unseen
     (a new id there, the same search key). Such a folder is read once more (one delta
     request when nothing changed), so the arrival is copied and the departure becomes a
-    move of that copy. A folder whose round began after the departure was seen saw the
-    arrival; one that cannot be read again (no link: ``delta = false``) is not."""
+    move of that copy. A folder whose round began after the departure was seen saw an
+    arrival made before it (``reread`` takes every folder for the first reading again: an
+    item may move on again after its departure was seen); one that cannot be read again is
+    not."""
     last = max(seen, default=0)
     return [sid for sid, began, again in rounds if again and began < last]
 
