@@ -15,10 +15,15 @@ done. Graph cannot move an item: the copy made back carries the item's search ke
 identity for every pass, as any copy does. An item whose copy could not be made back (or
 whose record is not settled) keeps the copy, and the folder stays for the next pass.
 
-Crash-safe without an intent of its own: a pass killed after the import and before its
-outcome was recorded leaves the old folder in place (its record too), and the next pass,
-listing the item's folder, finds the copy made back by search key and takes it as the
-record's instead of copying again."""
+Crash-safe as any import: before the copy is made back, the item's record becomes a
+create's intent into its folder (``Store.detach_items``: no copy recorded, the moved one
+not the record's any more). A pass killed, or an answer lost, before the outcome was
+recorded leaves the old folder in place, and the next pass settles the intent by search key
+in the item's folder, as it settles any create whose answer was lost: it finds the copy made
+back and takes it (or, if the item left the source meanwhile, removes or keeps it by the
+job's policy), or makes it, never leaving a copy nobody claims (review 3, finding 1). A copy
+made back by an older engine, with no intent, is found by the listing of the item's folder
+here and taken as the record's."""
 
 from __future__ import annotations
 
@@ -109,6 +114,12 @@ class Rehome:
                     "item.copy_back_failed", item=r.source_id, error=got.error_message
                 )
                 return False
+            # an intent of its own, as every import has (review 3, finding 1): the record
+            # becomes a create's intent into the item's folder, its copy the moved one no
+            # more. An answer lost or a pass killed from here on, the next pass settles it
+            # by search key there (``Change.SETTLE``; ``_settle_departing`` if the item left
+            # the source meanwhile), so the copy made back is never one nobody claims
+            await self.ctx.store.detach_items(self.ctx.key, [r.source_id])
             if self._pool is None:
                 self._pool = ImportSessionPool(self.ctx.dst, self.dst_id)
             res = await self._pool.import_item(r.target_folder_id, got.data)
