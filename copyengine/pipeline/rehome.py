@@ -23,9 +23,8 @@ in the item's folder, as it settles any create whose answer was lost: it finds t
 back and takes it (or, if the item left the source meanwhile, removes or keeps it by the
 job's policy: kept, the copy in the old folder is then a second copy, and goes), or makes
 it, never leaving a copy nobody claims (review 3, finding 1); an item changed meanwhile is
-updated onto the copy found (``settle``). A copy
-made back by an older engine, with no intent, is found by the listing of the item's folder
-here and taken as the record's."""
+updated onto the copy found (``settle``). A copy made back by an older engine, with no
+intent, is found by the listing of the item's folder here and taken as the record's."""
 
 from __future__ import annotations
 
