@@ -446,6 +446,32 @@ async def test_records_carry_what_a_later_pass_needs_and_can_be_forgotten(
         assert await st.items_in_folder(P, "F1") == {}
 
 
+async def test_a_record_detached_is_a_create_intent_with_no_copy(make: Factory) -> None:
+    # ``pipeline.rehome`` before it makes an item's copy again where it lives: the record
+    # becomes an unsettled create (settled by search key next pass if the answer is lost),
+    # durable at once (a reader beside the run sees it), its other records untouched
+    async with make() as st:
+        await st.record_intents(P, [_intent(1), _intent(2)])
+        await st.record_intents("other", [_intent(1)])
+        st.record_outcome(P, Outcome("s2", Status.DONE, "t2", "tck2"))
+        st.record_outcome("other", Outcome("s1", Status.DONE, "o1", "ock1"))
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "tck1"))  # buffered: first
+        await st.detach_items(P, ["s1"])
+        await st.detach_items(P, [])
+        seen = await _read_folder(make, "F1")
+        s1, s2 = seen["s1"], seen["s2"]
+        assert (s1.status, s1.target_id, s1.target_change_key) == (Status.INTENT, None, None)
+        assert (s1.target_folder_id, s1.search_key, s1.change_key) == ("T1", b"k\x01", "ck1")
+        assert (s2.status, s2.target_id) == (Status.DONE, "t2")
+        assert [r.source_id for r in await st.unsettled(P)] == ["s1"]
+        assert (await st.items_in_folder("other", "F1"))["s1"].target_id == "o1"
+        # settled by search key as it left the source, then kept: its copy recorded
+        st.record_outcome(P, Outcome("s1", Status.REMOVED, "t1b"))
+        await st.flush()
+        s1 = (await st.items_in_folder(P, "F1"))["s1"]
+        assert (s1.status, s1.target_id) == (Status.REMOVED, "t1b")
+
+
 async def test_records_are_found_by_search_key_and_by_status_across_folders(
     make: Factory,
 ) -> None:

@@ -116,7 +116,10 @@ class Ledger:
         job.stats.deleted += 1
 
     def kept(self, job: FolderJob, record: ItemRecord) -> None:
-        self.store.record_outcome(self.pair, Outcome(record.source_id, Status.REMOVED))
+        # its copy with it: one found by search key as it left (``_settle_departing``)
+        # was recorded nowhere before
+        outcome = Outcome(record.source_id, Status.REMOVED, record.target_id)
+        self.store.record_outcome(self.pair, outcome)
         job.stats.kept += 1
 
     def found_in_target(

@@ -390,8 +390,8 @@ class MailboxPass:
         second = second_copies((r for _, r in departing), by_key)
         for job, r in sorted(departing, key=lambda one: one[1].source_id not in second):
             if r.target_id is None:
-                if r.status in SETTLED or r.status is Status.REMOVED:
-                    continue
+                if r.status in SETTLED or r.status is Status.REMOVED or job.deferred:
+                    continue  # deferred: its folder not listed, the next pass looks again
                 forget.append(r.source_id)  # never landed, gone from the source
                 continue
             others = by_key.get(r.search_key, []) if r.search_key else []

@@ -184,9 +184,7 @@ class Producer:
             yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
         if job.complete and not self.retry_only:
             # copied before, not listed now: gone from this folder (moved or deleted)
-            job.removed = [
-                r for r in unseen.values() if r.target_id and r.status is not Status.REMOVED
-            ]
+            job.removed = [r for r in unseen.values() if _departed(r)]
             _seen_leaving(job)
             if index is None and job.target.item_count:
                 # nothing to decide at the source, but the target's copy holds items (as
@@ -256,10 +254,18 @@ class Producer:
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
             yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
         gone = (records.get(i) for i in job.removed_ids)
-        job.removed = [
-            r for r in gone if r is not None and r.target_id and r.status is not Status.REMOVED
-        ]
+        job.removed = [r for r in gone if r is not None and _departed(r)]
         _seen_leaving(job)
+
+
+def _departed(r: ItemRecord) -> bool:
+    """Whether the record of an item gone from its folder has a copy to decide on: one
+    recorded, or one an import whose outcome was never recorded may have made (a create's
+    answer lost, a pass killed, ``rehome``'s copy made back): that one is looked for by
+    search key first (``passes._settle_departing``), never left for nobody to claim."""
+    if r.status is Status.REMOVED:
+        return False
+    return bool(r.target_id or (r.status in MAYBE_SENT and r.search_key and r.target_folder_id))
 
 
 def _seen_leaving(job: FolderJob) -> None:

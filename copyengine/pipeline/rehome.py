@@ -15,10 +15,16 @@ done. Graph cannot move an item: the copy made back carries the item's search ke
 identity for every pass, as any copy does. An item whose copy could not be made back (or
 whose record is not settled) keeps the copy, and the folder stays for the next pass.
 
-Crash-safe without an intent of its own: a pass killed after the import and before its
-outcome was recorded leaves the old folder in place (its record too), and the next pass,
-listing the item's folder, finds the copy made back by search key and takes it as the
-record's instead of copying again."""
+Crash-safe as any import: before the copy is made back, the item's record becomes a
+create's intent into its folder (``Store.detach_items``: no copy recorded, the moved one
+not the record's any more). A pass killed, or an answer lost, before the outcome was
+recorded leaves the old folder in place, and the next pass settles the intent by search key
+in the item's folder, as it settles any create whose answer was lost: it finds the copy made
+back and takes it (or, if the item left the source meanwhile, removes or keeps it by the
+job's policy: kept, the copy in the old folder is then a second copy, and goes), or makes
+it, never leaving a copy nobody claims (review 3, finding 1); an item changed meanwhile is
+updated onto the copy found (``settle``). A copy made back by an older engine, with no
+intent, is found by the listing of the item's folder here and taken as the record's."""
 
 from __future__ import annotations
 
@@ -51,25 +57,46 @@ class Rehome:
     async def sort(self, folder_id: str, items: Sequence[Item]) -> dict[str, bool]:
         """Of ``items`` (what target folder ``folder_id`` holds, about to go), the copies of
         live items recorded in other folders of this mailbox, by id: True when the copy may
-        go (the item's own copy is elsewhere, found or made back now), False when it must
-        stay. Items not in the answer are no copies of live items (kept as deleted at the
-        source, nobody's, or recorded elsewhere than this mailbox): the caller's policy."""
+        go (the item's own copy is elsewhere, found or made back now, or its copy kept as
+        deleted at the source is), False when it must stay. Items not in the answer are no
+        copies of live items (kept as deleted at the source here, nobody's, or recorded
+        elsewhere than this mailbox): the caller's policy."""
         keys = list({it.search_key for it in items if it.search_key})
         if not keys:
             return {}
+        await self.ctx.store.flush()  # this pass's outcomes (its departures kept), read below
         live: dict[bytes, list[ItemRecord]] = {}
+        kept: dict[bytes, list[ItemRecord]] = {}
         for r in await self.ctx.store.items_by_keys(self.ctx.key, keys):
             # live in a selected folder; a copy recorded here is the caller's to judge
-            mine = r.folder_id in self.jobs and r.source_id not in self.leaving
+            mine = r.folder_id in self.jobs
             here = r.target_folder_id == folder_id
-            if mine and not here and r.search_key and r.status is not Status.REMOVED:
+            if not mine or here or not r.search_key:
+                continue
+            if r.status is Status.REMOVED:
+                if r.target_id:
+                    kept.setdefault(r.search_key, []).append(r)
+            elif r.source_id not in self.leaving:
                 live.setdefault(r.search_key, []).append(r)
         out: dict[str, bool] = {}
         for it in items:
             records = live.get(it.search_key) if it.search_key else None
             if records:
                 out[it.id] = await self._elsewhere(it, records)
+            elif it.search_key in kept and await self._kept_elsewhere(it, kept[it.search_key]):
+                out[it.id] = True
         return out
+
+    async def _kept_elsewhere(self, it: Item, records: list[ItemRecord]) -> bool:
+        """Whether ``it``'s item, deleted at the source, has its kept copy in another folder
+        (``keep``): ``it`` is then a second copy (the item's left for good after a copy was
+        made back where it lived, review 3's finding 1), and may go."""
+        assert it.search_key is not None
+        for r in records:
+            index = await self._index(r.target_folder_id) if r.target_folder_id else None
+            if index is not None and r.target_id in index.by_key.get(it.search_key, []):
+                return True
+        return False
 
     async def _elsewhere(self, it: Item, records: list[ItemRecord]) -> bool:
         """Whether ``it``'s item has a copy where it lives (made back now if it had none)."""
@@ -109,6 +136,12 @@ class Rehome:
                     "item.copy_back_failed", item=r.source_id, error=got.error_message
                 )
                 return False
+            # an intent of its own, as every import has (review 3, finding 1): the record
+            # becomes a create's intent into the item's folder, its copy the moved one no
+            # more. An answer lost or a pass killed from here on, the next pass settles it
+            # by search key there (``Change.SETTLE``; ``_settle_departing`` if the item left
+            # the source meanwhile), so the copy made back is never one nobody claims
+            await self.ctx.store.detach_items(self.ctx.key, [r.source_id])
             if self._pool is None:
                 self._pool = ImportSessionPool(self.ctx.dst, self.dst_id)
             res = await self._pool.import_item(r.target_folder_id, got.data)

@@ -119,7 +119,18 @@ class Settler:
                 update = e.update is not None
                 found = None if update else index.claim(e.item.search_key)
                 verdict = settle_verdict(update, found, last_round)
-                if verdict is Settled.FOUND:
+                rec = records.get(e.item.id)
+                sent = rec.change_key if rec is not None else None  # the version sent
+                stale = sent and sent != e.item.change_key and not last_round
+                if verdict is Settled.FOUND and stale:
+                    # the copy found is of the version sent, the item changed since (an
+                    # answer lost, then the item modified before this pass): updated onto
+                    # that copy, never left stale nor copied twice (on the last round it
+                    # is taken as it is: a full pass updates it)
+                    assert found is not None
+                    e.update = (job.target.id, found)
+                    copy.append(e)
+                elif verdict is Settled.FOUND:
                     assert found is not None
                     self.unsettled.settled(e)
                     ctx.ledger.found_in_target(job, e.item, found, index.change_keys.get(found))

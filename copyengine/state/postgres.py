@@ -563,6 +563,24 @@ class PostgresStore(SqlStore):
             (pair, list(source_ids)),
         )
 
+    async def detach_items(self, pair: str, source_ids: Sequence[str]) -> None:
+        if not source_ids:
+            return
+        await self.flush()
+        await self._execute(
+            "UPDATE ce_items SET status = %s, target_id = NULL, target_change_key = NULL, "
+            "attempts = attempts + 1, updated = %s, pass = %s::integer, writer = %s::bigint, "
+            "fate = 0 WHERE pair = %s AND source_id = ANY(%s)",
+            (
+                int(Status.INTENT),
+                time.time(),
+                self.pass_number,
+                self.writer,
+                pair,
+                list(source_ids),
+            ),
+        )
+
     def record_outcome(self, pair: str, outcome: Outcome) -> None:
         self._buffer.append((pair, outcome))
 

@@ -459,6 +459,21 @@ class SQLiteStore(SqlStore):
         rows = [(pair, i) for i in source_ids]
         await self._executemany("DELETE FROM items WHERE pair=? AND source_id=?", rows)
 
+    async def detach_items(self, pair: str, source_ids: Sequence[str]) -> None:
+        if not source_ids:
+            return
+        await self.flush()
+        now = time.time()
+        rows = [
+            (int(Status.INTENT), now, self.pass_number, self.writer, pair, i) for i in source_ids
+        ]
+        await self._executemany(
+            "UPDATE items SET status=?, target_id=NULL, target_change_key=NULL, "
+            "attempts=attempts+1, updated=?, pass=?, writer=?, fate=0 "
+            "WHERE pair=? AND source_id=?",
+            rows,
+        )
+
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:
         """Durable before returning: the imports may be sent once this returns."""
         now = time.time()
