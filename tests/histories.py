@@ -67,6 +67,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1253,11 +1254,24 @@ async def _kill_after(stats: Any, call: str, job: Path, limit_s: float = 60.0) -
     answered ``call`` (``replay``'s ``("kill", call, rule)``)."""
     seen = sum(n for (c, _), n in stats.requests.items() if c == call)
     proc = _spawn([sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"])
+
+    def called() -> bool:
+        return sum(n for (c, _), n in stats.requests.items() if c == call) > seen
+
+    alive = await _kill_when(proc, called, limit_s, KILL_AFTER_S)
+    return f"SIGKILL {KILL_AFTER_S}s after {call}" if alive else f"ended (exit {proc.returncode})"
+
+
+async def _kill_when(
+    proc: subprocess.Popen[bytes], ready: Callable[[], bool], limit_s: float, after_s: float = 0.0
+) -> bool:
+    """SIGKILL ``proc`` ``after_s`` after ``ready()`` (polled, at most ``limit_s``), unless it
+    ended first; True: it was killed."""
     try:
         deadline = time.monotonic() + limit_s
         while time.monotonic() < deadline and proc.poll() is None:
-            if sum(n for (c, _), n in stats.requests.items() if c == call) > seen:
-                await anyio.sleep(KILL_AFTER_S)
+            if ready():
+                await anyio.sleep(after_s)
                 break
             await anyio.sleep(0.005)
         alive = proc.poll() is None
@@ -1267,7 +1281,7 @@ async def _kill_after(stats: Any, call: str, job: Path, limit_s: float = 60.0) -
         if proc.poll() is None:
             proc.kill()
         proc.wait(10)
-    return f"SIGKILL {KILL_AFTER_S}s after {call}" if alive else f"ended (exit {proc.returncode})"
+    return alive
 
 
 async def killed_pass(
@@ -1289,19 +1303,7 @@ async def killed_pass(
         cmd.append("--full")
     t = time.monotonic()
     proc = _spawn(cmd)
-    try:
-        deadline = time.monotonic() + opts.kill_timeout_s
-        while time.monotonic() < deadline:
-            if tbox.seq >= before + k or proc.poll() is not None:
-                break
-            await anyio.sleep(0.005)
-        alive = proc.poll() is None
-        if alive:
-            proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
+    alive = await _kill_when(proc, lambda: tbox.seq >= before + k, opts.kill_timeout_s)
     note = (
         f"SIGKILL after {tbox.seq - before} target changes (wanted {k})"
         if alive

@@ -35,7 +35,7 @@ from ..state import ItemRecord
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
-from .enumerate import PAGE, TICKS, Enumerator
+from .enumerate import TICKS, Enumerator, FullListing
 from .passes import MailboxPass
 from .produce import Producer
 from .settle import Settler
@@ -162,24 +162,19 @@ def _put_off(
             ctx.log.info("item.departure_put_off", item=r.source_id)
 
 
-class Relisting:
+class Relisting(FullListing):
     """A folder listed again in full (``delta = false``: no link to read again from), only
     the items of ``keys`` handed on: the search keys of departures that look like deletions,
     whose item may have arrived here after the folder's first listing. Found, such an item
     has no record (else its departure would be explained): a new row, copied like one."""
 
     def __init__(self, api: MailboxApi, mailbox_id: str, keys: set[bytes]) -> None:
-        self.api = api
-        self.mailbox_id = mailbox_id
+        super().__init__(api, mailbox_id)
         self.keys = keys
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
-        job.round_started = next(TICKS)
-        async for page in self.api.list_items(
-            self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
-        ):
+        async for page in super().items(job):
             found = [it for it in page if it.search_key in self.keys]
             if found:
                 yield found
-        job.complete = True
         job.round_ended = next(TICKS)
