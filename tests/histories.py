@@ -1256,7 +1256,7 @@ async def _kill_after(stats: Any, call: str, job: Path, limit_s: float = 60.0) -
     proc = _spawn([sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"])
 
     def called() -> bool:
-        return sum(n for (c, _), n in stats.requests.items() if c == call) > seen
+        return bool(sum(n for (c, _), n in stats.requests.items() if c == call) > seen)
 
     alive = await _kill_when(proc, called, limit_s, KILL_AFTER_S)
     return f"SIGKILL {KILL_AFTER_S}s after {call}" if alive else f"ended (exit {proc.returncode})"
