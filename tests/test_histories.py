@@ -228,8 +228,16 @@ HISTORIES += [
     # the folders read before the departure were read again, so it was taken for a deletion
     # (removed_live, lost). The first reading again takes every folder (``reread``).
     pytest.param(1703, "mirror", True, id="1703-mirror-killed-delta-off-moved-twice"),
+    # delta = false, found by the session's last soak (1801-1820), not fixed: an item moved
+    # during a pass, at its own folder's listing, into a folder the walk found empty (/Drafts,
+    # /Outbox) has no copy after that pass (lost); the next pass copies it. The same on
+    # 2283b1f, where the delta-off histories came in.
+    pytest.param(
+        1802, "mirror", True, id="1802-mirror-delta-off-moved-into-empty", marks=_xf("lost")
+    ),
+    pytest.param(1807, "keep", True, id="1807-keep-delta-off-moved-into-empty", marks=_xf("lost")),
 ]
-WITH_FOURTH = {(6, "keep"), (13, "mirror"), (1703, "mirror")}
+WITH_FOURTH = {(6, "keep"), (13, "mirror"), (1703, "mirror"), (1802, "mirror"), (1807, "keep")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
