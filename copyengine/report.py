@@ -213,8 +213,8 @@ class PairStats:
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
     # the budget in effect a later pass started at, remembered from its last pass
-    # (``pipeline.remember``): (that pass's number, per role and limit the share started at)
-    remembered: tuple[int, dict[str, dict[str, float]]] | None = None
+    # (``pipeline.remember``): per role and limit, the share it started at
+    remembered: dict[str, dict[str, float]] | None = None
     # why it is suspended or waiting (``pipeline.gate.Hold.text``), or paused (the cap)
     hold: str | None = None
     # auto-expanding archives (not failures): items exported from an auxiliary archive after
@@ -644,18 +644,10 @@ class JobStats:
         started = [p.remembered for p in self.pairs.values() if p.remembered is not None]
         if not started:
             return None
-        least = min(
-            (
-                (v, role, limit)
-                for _, b in started
-                for role, c in b.items()
-                for limit, v in c.items()
-            ),
-            default=None,
+        # each pair's says at least one limit (``pipeline.remember`` sets it only then)
+        v, role, limit = min(
+            (v, role, limit) for b in started for role, c in b.items() for limit, v in c.items()
         )
-        if least is None:
-            return None
-        v, role, limit = least
         return (
             f"{len(started)} pair(s) started at the budget in effect their last pass ended "
             f"with (the least: {budget_said({role: {limit: v}})}), not at [limits]; it climbs "

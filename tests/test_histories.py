@@ -533,6 +533,13 @@ REPROS.append(
 )
 
 
+def _moved_when(folder: str, item: str, to: str, after: int = 1) -> tuple[str, dict[str, Any]]:
+    """A move of ``item`` into ``to`` made when the ``after``-th item round of ``folder``
+    arrives."""
+    op = {"op": "move", "id": item, "to": to}
+    return ("trigger", {"calls": ["itemDelta"], "folder": folder, "after": after, "ops": [op]})
+
+
 # -- no copy of a live item removed (review 2 of issue 26, finding 1) ---------------------------
 # Seed 911 mirror (``--no-kill --no-churn``), r5: the target's user moved a copy into the
 # target folder of /Inbox/Projects, then the source's user deleted /Inbox/Projects; the next
@@ -560,14 +567,7 @@ REPROS.append(
         # applies it (``pipeline/reread.py``); more cases, both modes, below.
         pytest.param(
             [
-                (
-                    "trigger",
-                    {
-                        "calls": ["itemDelta"],
-                        "folder": "@/Sent Items",
-                        "ops": [{"op": "move", "id": "#/Sent Items", "to": "@/Inbox"}],
-                    },
-                ),
+                _moved_when("@/Sent Items", "#/Sent Items", "@/Inbox"),
                 ("pass", "delta", "unchecked"),
                 ("pass", "delta"),
             ],
@@ -577,14 +577,7 @@ REPROS.append(
         # the copy soft-deleted), then run again: under keep nothing is removed either way
         pytest.param(
             [
-                (
-                    "trigger",
-                    {
-                        "calls": ["itemDelta"],
-                        "folder": "@/Sent Items",
-                        "ops": [{"op": "move", "id": "#/Sent Items", "to": "@/Inbox"}],
-                    },
-                ),
+                _moved_when("@/Sent Items", "#/Sent Items", "@/Inbox"),
                 ("kill", 1),
                 ("pass", "delta"),
             ],
@@ -603,13 +596,6 @@ async def test_no_copy_of_a_live_item_is_removed(tmp_path: Path, script: list[An
 # copy removed as a move), in both modes; no copy of a live item removed. Folders of a pass
 # that reuses its mapping are read in path order (/Archive, /Deleted Items, /Drafts, /Inbox,
 # ..., /Sent Items, /Tasks), a walked tree's in the tree's (/Inbox first).
-def _moved_when(folder: str, item: str, to: str, after: int = 1) -> tuple[str, dict[str, Any]]:
-    """A move of ``item`` into ``to`` made when the ``after``-th item round of ``folder``
-    arrives."""
-    op = {"op": "move", "id": item, "to": to}
-    return ("trigger", {"calls": ["itemDelta"], "folder": folder, "after": after, "ops": [op]})
-
-
 MOVED_DURING_A_PASS = [
     pytest.param(
         [_moved_when("@/Sent Items", "#/Sent Items", "@/Inbox"), ("pass", "delta")],

@@ -47,7 +47,7 @@ def remember(row: PairPass | None, st: PairStats, pacers: Sequence[PacerView], l
     if started:
         said = f"started at the budget in effect of pass {row.pass_number}: {budget_said(started)}"
         st.notes.append(said)
-        st.remembered = (row.pass_number, started)
+        st.remembered = started
         log.info("pair.budget_remembered", pass_number=row.pass_number, budget=started, said=said)
 
 

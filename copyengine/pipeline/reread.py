@@ -105,13 +105,13 @@ async def reread(
             _put_off(ctx, gone, rounds)
             return
         ctx.log.info("pass.reread", folders=len(again), departures=len(gone), round=n + 1)
+        keys = None if ctx.sync.delta else {r.search_key for _, r in gone if r.search_key}
         for c in done:
             mine = [job for job in c.folders if job.source_id in again]
             if mine:
                 if watch is not None:
                     watch(c.unsettled)
-                keys = {r.search_key for _, r in gone if r.search_key}
-                await _read_again(ctx, c, mine, None if ctx.sync.delta else keys)
+                await _read_again(ctx, c, mine, keys)
 
 
 async def _read_again(
