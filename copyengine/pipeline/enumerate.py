@@ -38,10 +38,13 @@ class FullListing:
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         job.round_started = next(TICKS)
+        listed: set[str] = set()
         async for page in self.api.list_items(
             self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
         ):
+            listed.update(it.id for it in page)
             yield page
+        job.listed = listed  # what a listing again compares with (``reread.Relisting``)
         job.complete = True
         job.round_ended = next(TICKS)
 

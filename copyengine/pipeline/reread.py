@@ -16,10 +16,15 @@ unexplained after that is put off to the next pass (its folder keeps its old lin
 taken for a deletion.
 
 With ``[sync] delta = false`` there is no link to read again from: those folders are listed
-again in full at the source (``Relisting``), and only the items of the unexplained
-departures' search keys are handed on (an arrival nobody saw: copied like any). That costs a
-listing of those folders (a page per 250 items) only in a pass that has such a departure,
-and no listing of the target; the other way, putting the departure off a pass, would need
+again in full at the source (``Relisting``), compared with their last listing as a delta
+round would be: what arrived since (and the unexplained departures' search keys) is handed
+on (an arrival nobody saw: copied like any), what left since is a departure. A departure
+points at nothing when its item has no record (new since the last pass) or when it left a
+folder already listed (the item copied again where it went): so the folders whose item
+count changed after their listing are listed again too (``_changed_since_listed``, one walk
+of the tree, only in a pass whose listings already differed from its walk's counts). That
+costs a listing of those folders (a page per 250 items) only in a pass that has such a
+departure or change, and no listing of the target; the other way, putting the departure off a pass, would need
 to remember across passes which departures were put off already (the next pass's full
 listing sees the same departure after the same folders), would delay every deletion a pass,
 and would still need this reading for the cutover, which has no next pass."""
@@ -29,13 +34,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from ..errors import Fatal, ServiceError
 from ..graph import Item, MailboxApi
 from ..plan import to_reread, unexplained
 from ..state import ItemRecord
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
-from .enumerate import TICKS, Enumerator, FullListing
+from .enumerate import Enumerator, FullListing
 from .passes import MailboxPass
 from .produce import Producer
 from .settle import Settler
@@ -74,6 +80,38 @@ async def _unexplained(
     return [(job, r) for job, r in departing if r.source_id in which]
 
 
+async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str]:
+    """``delta = false``: the folders whose item count (a walk of the source's tree now)
+    differs from what their listing returned: changed after it. A departure points at the
+    folders to list again only when the item that left has a record: an item new since the
+    last pass moved during the pass into a folder listed before (seeds 1802, 1807) leaves
+    none, and an item moved out of a folder listed before into one listed later leaves none
+    either (it is copied again there: two copies). Either way a folder's count changed after
+    its listing. Walked only when some folder's listing already differed from the count the
+    pass's walk gave (something changed during the pass): a quiet pass pays nothing."""
+    ids: set[str] = set()
+    for c in done:
+        mine = [j for j in c.folders if j.complete and j.listed is not None]
+        if not any(len(j.listed or ()) != j.plan.source.folder.item_count for j in mine):
+            continue
+        try:
+            now = {
+                n.folder.id: n.folder.item_count
+                for n in await ctx.src.walk_folders(c.side.source_id)
+            }
+        except Fatal:
+            raise
+        except ServiceError as exc:  # not known: the next pass lists them again anyway
+            ctx.log.warning("pass.recount_failed", error=exc.message)
+            continue
+        ids |= {
+            j.source_id
+            for j in mine
+            if j.source_id in now and now[j.source_id] != len(j.listed or ())
+        }
+    return ids
+
+
 async def reread(
     ctx: PairContext, done: list[Copied], watch: Callable[[Unsettled], None] | None = None
 ) -> None:
@@ -99,6 +137,8 @@ async def reread(
             for job in jobs
         ]
         again = set(to_reread(seen, rounds))
+        if relist and n == 0:
+            again |= await _changed_since_listed(ctx, done)
         if not again:
             return
         if n == MAX_REREADS:
@@ -163,18 +203,28 @@ def _put_off(
 
 
 class Relisting(FullListing):
-    """A folder listed again in full (``delta = false``: no link to read again from), only
-    the items of ``keys`` handed on: the search keys of departures that look like deletions,
-    whose item may have arrived here after the folder's first listing. Found, such an item
-    has no record (else its departure would be explained): a new row, copied like one."""
+    """A folder listed again in full (``delta = false``: no link to read again from), as a
+    delta round from its last listing would tell it: handed on, the items that arrived since
+    (an id that listing did not return: an item moved here during the pass, new or not, or
+    added) and those of ``keys`` (the search keys of departures that look like deletions);
+    noted as departures (``job.removed_ids``), the items that listing returned and this one
+    does not (moved on, or deleted, during the pass). An item handed on has no record (else
+    its departure would be explained, or the last listing returned it): a new row, copied
+    like one."""
 
     def __init__(self, api: MailboxApi, mailbox_id: str, keys: set[bytes]) -> None:
         super().__init__(api, mailbox_id)
         self.keys = keys
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        before, job.removed_ids = job.listed, set()
         async for page in super().items(job):
-            found = [it for it in page if it.search_key in self.keys]
+            found = [
+                it
+                for it in page
+                if it.search_key in self.keys or (before is not None and it.id not in before)
+            ]
             if found:
                 yield found
-        job.round_ended = next(TICKS)
+        if before is not None and job.listed is not None and job.complete:
+            job.removed_ids = before - job.listed

@@ -43,6 +43,9 @@ class FolderJob:
     round_started: int = 0
     round_ended: int = 0
     removed_at: dict[str, int] = field(default_factory=dict)
+    # ``delta = false``: the ids its last full listing returned (what a listing again tells
+    # arrivals and departures since by, ``reread.Relisting``); None: not listed in full
+    listed: set[str] | None = None
 
     @property
     def source_id(self) -> str:
