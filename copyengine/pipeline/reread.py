@@ -137,7 +137,8 @@ async def reread(
             for job in jobs
         ]
         again = set(to_reread(seen, rounds))
-        if relist and n == 0:
+        if relist and n == 0 and not {sid for sid, _, ok in rounds if ok} <= again:
+            # (every folder listed again anyway: no walk needed to say which changed)
             again |= await _changed_since_listed(ctx, done)
         if not again:
             return
