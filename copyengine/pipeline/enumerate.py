@@ -16,7 +16,7 @@ from typing import Protocol
 from ..errors import DeltaExpired
 from ..graph import Item, MailboxApi
 from ..plan import DeltaRound
-from .work import FolderJob
+from .work import FolderJob, Listed
 
 PAGE = 250
 # one order for every round's start and end in the process: which rounds began before a
@@ -38,13 +38,13 @@ class FullListing:
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         job.round_started = next(TICKS)
-        listed: set[str] = set()
+        listed: list[int] = []
         async for page in self.api.list_items(
             self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
         ):
-            listed.update(it.id for it in page)
+            listed.extend(hash(it.id) for it in page)
             yield page
-        job.listed = listed  # what a listing again compares with (``reread.Relisting``)
+        job.listed = Listed(listed)  # what a listing again compares with (``reread.Relisting``)
         job.complete = True
         job.round_ended = next(TICKS)
 

@@ -241,7 +241,8 @@ class Producer:
             return
         # what earlier passes left unfinished in this folder (failed, unknown, not sent) and
         # the round did not bring again: taken up once more
-        again = rows | job.removed_ids
+        departed = job.departed_ids(records)
+        again = rows | departed
         before = len(pending)
         for rec in records.values() if self.retake else ():
             if rec.status in RETRIABLE and rec.source_id not in again:
@@ -253,7 +254,7 @@ class Producer:
         self._listed(pending, before)
         for b in batches(pending, lim.batch_items, lim.batch_bytes):
             yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
-        gone = (records.get(i) for i in job.removed_ids)
+        gone = (records.get(i) for i in departed)
         job.removed = [r for r in gone if r is not None and _departed(r)]
         _seen_leaving(job)
 

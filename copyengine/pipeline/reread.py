@@ -208,7 +208,7 @@ class Relisting(FullListing):
     delta round from its last listing would tell it: handed on, the items that arrived since
     (an id that listing did not return: an item moved here during the pass, new or not, or
     added) and those of ``keys`` (the search keys of departures that look like deletions);
-    noted as departures (``job.removed_ids``), the items that listing returned and this one
+    noted as departures (``job.gone``), the items that listing returned and this one
     does not (moved on, or deleted, during the pass). An item handed on has no record (else
     its departure would be explained, or the last listing returned it): a new row, copied
     like one."""
@@ -218,7 +218,7 @@ class Relisting(FullListing):
         self.keys = keys
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
-        before, job.removed_ids = job.listed, set()
+        before, job.removed_ids, job.gone = job.listed, set(), frozenset()
         async for page in super().items(job):
             found = [
                 it
@@ -228,4 +228,4 @@ class Relisting(FullListing):
             if found:
                 yield found
         if before is not None and job.listed is not None and job.complete:
-            job.removed_ids = before - job.listed
+            job.gone = before.gone(job.listed)
