@@ -251,7 +251,11 @@ NAMED = {
     "misplaced": ("misplaced", "misplaced_case", "duplicated"),
     "missing_folders": ("missing_folders", "missing_case"),
     "leftover_folders": ("leftover_folders", "leftover_case", "folders_not_at_source"),
+    # a folder recorded where it no longer belongs: the oracle sees its items misplaced, the
+    # folder missing at its new place, or (the items copied there again already) the old
+    # folder as one the source does not have
     "moved_folders": (
+        "folders_not_at_source",
         "misplaced",
         "misplaced_case",
         "missing_folders",

@@ -132,6 +132,20 @@ def test_the_sign_off_is_held_to_the_ground_truth_after_every_pass() -> None:
     assert signoff_findings(False, ["misplaced"], extra) == ["signoff_names_misplaced_not_wrong"]
     assert signoff_findings(False, ["stale_unsettled"], exact) == []
     assert signoff_findings(None, [], extra) == []  # no sign-off taken (a refused run)
+    # a folder moved at the source, the pass killed after it copied the item again where the
+    # folder now is and before it moved the target's folder (soak seed 2120 keep): the
+    # sign-off names the folder recorded at its old place (moved_folders), the oracle finds
+    # a target folder not at the source and two copies
+    half_moved = oracle(
+        _snap([("/Sent Items/tmp", "k1", "d")], ["/Sent Items/tmp"]),
+        _snap(
+            [("/Sent Items/tmp", "k1", "d"), ("/Outbox/tmp", "k1", "d")],
+            ["/Sent Items/tmp", "/Outbox/tmp"],
+        ),
+        "keep",
+    )
+    assert half_moved["folders_not_at_source"] and not half_moved["misplaced"]
+    assert signoff_findings(False, ["moved_folders", "duplicated"], half_moved) == []
     # unchecked passes are held to it too, and a cutover's exit code to its sign-off
     rec = PassRecord(1, "drift-delta", 0, 0.0, False, extra, None, signed=True)
     assert rec.honesty() == ["signoff_complete_but_wrong"]
