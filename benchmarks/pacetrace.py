@@ -144,9 +144,57 @@ def install(out: Path) -> None:
 
     accounting.Activity.leave = leave  # type: ignore[method-assign]
 
+    # each export's wait for the pair's share of the job's byte budget: (asked, got, bytes)
+    shares: dict[int, list[list[float]]] = defaultdict(list)
+    effective: list[list[float]] = []  # (time, the budget's effective bytes) as it moves
+    try:
+        from copyengine.pipeline import work
+
+        orig_take = work.ByteShares.take
+
+        async def take(self: Any, items: int, nbytes: int) -> Any:
+            a = clock()
+            try:
+                return await orig_take(self, items, nbytes)
+            finally:
+                shares[id(self)].append([a - t0, clock() - t0, nbytes])
+                eff = self.budget.effective
+                if not effective or effective[-1][1] != eff:
+                    effective.append([clock() - t0, eff])
+
+        work.ByteShares.take = take  # type: ignore[method-assign]
+    except (ImportError, AttributeError):
+        pass
+
+    # every request's call name, start and end (the job's first seconds: where setup goes)
+    calls: list[list[Any]] = []
+    try:
+        from copyengine.graph import transport
+
+        orig_once = transport.Transport._once
+
+        async def once(self: Any, call: Any, body: Any, size: int) -> Any:
+            a = clock() - t0
+            try:
+                return await orig_once(self, call, body, size)
+            finally:
+                if a < 15.0:
+                    calls.append([call.name, a, clock() - t0])
+
+        transport.Transport._once = once  # type: ignore[method-assign]
+    except (ImportError, AttributeError):
+        pass
+
     def dump() -> None:
         out.mkdir(parents=True, exist_ok=True)
-        data = {"uploads": uploads, "spells": spells, "sleeps": sleeps}
+        data = {
+            "uploads": uploads,
+            "spells": spells,
+            "sleeps": sleeps,
+            "shares": list(shares.values()),
+            "effective": effective,
+            "calls": calls,
+        }
         (out / f"{os.getpid()}.json").write_text(json.dumps(data))
 
     atexit.register(dump)
@@ -267,6 +315,18 @@ def report(folder: Path) -> None:
             f" the others {sum(r['overdue'] for r in rows if r['share'] >= 0.95)} in "
             f"{sum(1 for r in rows if r['share'] >= 0.95 and r['overdue'])}"
         )
+        exports = json.loads(f.read_text()).get("shares", [])
+        if exports:
+            waits = [sum(b - a for a, b, _ in pair) for pair in exports]
+            first = [pair[0][1] - pair[0][0] for pair in exports if pair]
+            before5 = [sum(b - a for a, b, _ in pair if a < 5) for pair in exports]
+            print(
+                f"  exports' waits for the pair's share of the byte budget: per pair median "
+                f"{statistics.median(waits):.2f} s, max {max(waits):.1f} s; the first export's "
+                f"median {statistics.median(first):.2f} s, max {max(first):.1f} s; asked in the "
+                f"first 5 s: {sum(before5):.0f} pair-s over {sum(1 for w in before5 if w > 1)} "
+                "pairs waiting > 1 s"
+            )
         for r in low[:10]:
             print(
                 "  {key} share {share:.3f} best {best:.1f} taken {taken:.1f} waited "
