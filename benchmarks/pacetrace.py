@@ -46,7 +46,7 @@ def install(out: Path) -> None:
     try:  # when each body entered the ready pool (an engine that tells it)
         from copyengine.pacing.accounting import READY as ready_at
     except ImportError:
-        ready_at = None
+        ready_at = None  # type: ignore[assignment]
     uploads: dict[str, list[list[Any]]] = defaultdict(list)
     spells: dict[str, list[list[float]]] = defaultdict(list)
     sleeps: dict[str, list[list[float]]] = defaultdict(list)
@@ -67,7 +67,7 @@ def install(out: Path) -> None:
             rec[6].append([round(now - t0, 4), d.kind.value, str(d.binds), round(d.wait, 4)])
         return d
 
-    pacer.step = traced_step
+    pacer.step = traced_step  # type: ignore[attr-defined,assignment]
 
     orig_init = pacer.MailboxPacer.__init__
 

@@ -59,7 +59,7 @@ def run(
     mailboxes: list[list[tuple[float, float, int]]],
 ) -> tuple[float, int, list[tuple[float, ...]]]:
     n = 0
-    ends = []
+    ends: list[tuple[float, ...]] = []
     t0 = time.process_time()
     for rows in mailboxes:
         rows = sorted(rows, key=lambda r: r[1])  # answers come in the order answered

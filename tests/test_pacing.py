@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import cast
 
 import anyio
 import pytest
@@ -524,17 +525,19 @@ async def test_a_body_sent_the_moment_it_was_exported_is_at_the_ceiling(
     at its start). The same item in the ready pool from the start and taken only 1.7 s in
     (the engine's own pool or importers held it) is not excused."""
     from copyengine.pipeline.ready import Ready, ReadyItems
+    from copyengine.pipeline.work import Exportable
 
     clock = FakeClock()
     lim = PacerLimits(upload_bytes=10**6, upload_window=10.0, margin=1.0, window_slack=0.0)
     p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
     pool = ReadyItems(4, p.upload_room, overdue_s=20.0, clock=clock)
-    pool.add(Ready("first", 500, clock.now))  # type: ignore[arg-type]
-    assert await pool.get() == "first"
+    first, after = cast(Exportable, object()), cast(Exportable, object())
+    pool.add(Ready(first, 500, clock.now))
+    assert await pool.get() is first
     async with p.slot(500):
         clock.now += 1.7
-        pool.add(Ready("next", 500, pooled_at))  # type: ignore[arg-type]
-        assert await pool.get() == "next"
+        pool.add(Ready(after, 500, pooled_at))
+        assert await pool.get() is after
         async with p.slot(500):
             clock.now += 0.1
         clock.now += 0.2
