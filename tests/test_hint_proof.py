@@ -419,6 +419,77 @@ def test_what_the_aggregate_proves_is_never_above_the_definition_and_near_it(see
     assert sum(shares) / len(shares) >= 0.92, shares
 
 
+def _plain_spans(period: float) -> Any:
+    """``Spans`` as it was before its two shortcuts: every bucket a gap skips emptied one by
+    one, and every octave weighed whenever its batch is due (the reference they must
+    match exactly)."""
+    from copyengine.pacing.proof import Spans
+
+    class Plain(Spans):
+        __slots__ = ()
+
+        def _advance(self, o: int, k: int) -> None:
+            cur, ring, base = self._at[o], self.RING, o * self.RING
+            self._at[o] = k
+            if cur < 0:
+                return
+            self._store(o, cur)
+            self._open[4 * o : 4 * o + 4] = [0.0, 0.0, 0.0, 0.0]
+            due = self._due[o] + 1
+            if due + k - cur - 1 > self.BATCH:
+                self._weigh(o, cur, due)
+                due = 0
+            else:
+                due += k - cur - 1
+            for t in range(cur + 1, min(k, cur + ring + 1)):
+                i = base + t % ring
+                self._sum[i] = self._early[i] = 0.0
+                self._n[i] = self._ne[i] = 0
+            if due >= self.BATCH:
+                self._weigh(o, k - 1, due)
+                due = 0
+            self._due[o] = due
+
+        def _weigh(self, o: int, end: int, due: int) -> None:
+            self._fresh[o] = True
+            super()._weigh(o, end, due)
+
+    return Plain(period)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_bursts_a_window_apart_are_summed_as_by_the_plain_aggregate(seed: int) -> None:
+    """``fleet``'s pattern: a target mailbox's answers come in bursts (its window's room
+    sent at once), then nothing for part of a window, or one, or several: each gap empties
+    many buckets of every octave at once (the whole ring, wrapping round it, at the fine
+    ones), and leaves octaves with nothing new to weigh. The aggregate's shortcuts for
+    that (C-level slices, no weighing of empty stretches) change nothing it proves, asked
+    mid-job (the open buckets weighed as they are) or at the end, and it stays never above
+    the definition."""
+    from copyengine.pacing.proof import Spans
+
+    rnd = random.Random(seed)
+    records, t = [], rnd.uniform(0, 1)
+    for _ in range(40):
+        for _ in range(rnd.randint(2, 25)):
+            t += rnd.uniform(0.0005, 0.01)
+            records.append((t + rnd.uniform(0.002, 0.2), t, rnd.lognormvariate(10, 1.2)))
+        t += rnd.choice((rnd.uniform(0.05, 0.5), rnd.uniform(4.0, 5.5), rnd.uniform(6, 40)))
+    records.sort()
+    fast, plain = Spans(5.0), _plain_spans(5.0)
+    asked = 0
+    for n, (answered, sent, amount) in enumerate(records, start=1):
+        fast.add(sent, answered, amount)
+        plain.add(sent, answered, amount)
+        if rnd.random() < 0.03 or n == len(records):
+            for span in (0.1, 0.4, 1.0, 2.5, 5.0):
+                got = fast.most(span)
+                assert got == plain.most(span), (n, span)
+                assert got <= _exact_most(records[:n], span), (n, span)
+                asked += got > 0
+    assert asked >= 20  # the proofs compared are not all nothing
+
+
 def test_the_learned_hint_names_no_window_a_retry_after_showed() -> None:
     """Review, issue 26 (finding 3): the hint fell back on the budget in effect and said it
     over the 116 s window the pacer had read from a Retry-After (`set upload_window_s =

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from typing import cast
 
 import anyio
 import pytest
@@ -511,6 +512,36 @@ async def test_idle_time_between_spells_is_not_active() -> None:
     # each spell sent its item the moment it had it: nothing was held back, and the idle
     # hour counts neither way
     assert p.account.ceiling_share() == pytest.approx(1.0)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("pooled_at", "share"), [(1001.7, 1.0), (1000.0, 0.0)])
+async def test_a_body_sent_the_moment_it_was_exported_is_at_the_ceiling(
+    pooled_at: float, share: float
+) -> None:
+    """An import in flight for 2 s (a slow service); the next item is exported 1.7 s in
+    and goes at once, while the first is still in flight (so one spell). No client sends a
+    body before it has it: 100% (it scored 0 when the spell's bytes were taken to be ready
+    at its start). The same item in the ready pool from the start and taken only 1.7 s in
+    (the engine's own pool or importers held it) is not excused."""
+    from copyengine.pipeline.ready import Ready, ReadyItems
+    from copyengine.pipeline.work import Exportable
+
+    clock = FakeClock()
+    lim = PacerLimits(upload_bytes=10**6, upload_window=10.0, margin=1.0, window_slack=0.0)
+    p = MailboxPacer("m", lim, clock=clock, sleep=clock.sleep)
+    pool = ReadyItems(4, p.upload_room, overdue_s=20.0, clock=clock)
+    first, after = cast(Exportable, object()), cast(Exportable, object())
+    pool.add(Ready(first, 500, clock.now))
+    assert await pool.get() is first
+    async with p.slot(500):
+        clock.now += 1.7
+        pool.add(Ready(after, 500, pooled_at))
+        assert await pool.get() is after
+        async with p.slot(500):
+            clock.now += 0.1
+        clock.now += 0.2
+    assert p.account.ceiling_share() == pytest.approx(share, abs=0.01)
 
 
 @pytest.mark.anyio

@@ -25,7 +25,7 @@ from aiolimiter import AsyncLimiter
 
 from .. import unsent
 from ..wakeup import Turns, Wakeup
-from .accounting import Activity, MailboxAccount
+from .accounting import READY, Activity, MailboxAccount
 from .policy import PacerLimits
 from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, step
 from .trail import Trail
@@ -122,7 +122,7 @@ class MailboxPacer:
         now = self._clock()
         b.take(body_bytes)
         unsent.going()
-        acct.sent(now, body_bytes)
+        acct.sent(now, body_bytes, READY.get() if body_bytes else None)
         try:
             if self._app is not None:
                 await self._app.acquire()

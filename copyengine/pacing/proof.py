@@ -90,7 +90,18 @@ class Spans:
     BATCH = 32
     RING = SLOTS + BATCH
 
-    __slots__ = ("_at", "_best", "_due", "_early", "_n", "_ne", "_open", "_sum", "_width")
+    __slots__ = (
+        "_at",
+        "_best",
+        "_due",
+        "_early",
+        "_fresh",
+        "_n",
+        "_ne",
+        "_open",
+        "_sum",
+        "_width",
+    )
 
     def __init__(self, period: float) -> None:
         size = self.RING * self.OCTAVES
@@ -103,6 +114,9 @@ class Spans:
         self._at = [-1] * self.OCTAVES  # the open bucket's index per octave (-1: none yet)
         self._due = [0] * self.OCTAVES  # closed buckets not weighed yet
         self._open = [0.0] * (4 * self.OCTAVES)  # the open bucket's sum, early, n, early n
+        # per octave: an amount was stored since its last weighing (none: the runs ending in
+        # the buckets since are shorter ones' sums, already weighed)
+        self._fresh = [False] * self.OCTAVES
 
     def add(self, sent: float, answered: float, amount: float) -> None:
         """An amount accepted (answers come in the order answered)."""
@@ -136,14 +150,28 @@ class Spans:
             due = 0
         else:
             due += k - cur - 1
-        for t in range(cur + 1, min(k, cur + ring + 1)):
-            i = base + t % ring
-            self._sum[i] = self._early[i] = 0.0
-            self._n[i] = self._ne[i] = 0
+        # the buckets between empty: ring places cur + 1 .. k - 1 (the whole ring at most),
+        # as C-level slices (a loop here was a third of the proof's cost: a mailbox's
+        # answers come in bursts a window apart, and its fine octaves cross the whole ring)
+        m = min(k - 1 - cur, ring)
+        if m > 0:
+            start = (cur + 1) % ring
+            head = min(m, ring - start)
+            self._clear(base + start, head)
+            if m > head:
+                self._clear(base, m - head)
         if due >= self.BATCH:
             self._weigh(o, k - 1, due)
             due = 0
         self._due[o] = due
+
+    def _clear(self, i: int, n: int) -> None:
+        """Ring places ``i`` to ``i + n - 1`` (of one octave) empty."""
+        zf, zb = _ZEROS_F[:n], _ZEROS_B[:n]
+        self._sum[i : i + n] = zf
+        self._early[i : i + n] = zf
+        self._n[i : i + n] = zb
+        self._ne[i : i + n] = zb
 
     def _store(self, o: int, t: int) -> None:
         """The open bucket ``t`` of octave ``o`` into its ring place (sums rounded down, the
@@ -151,13 +179,18 @@ class Spans:
         i, op = o * self.RING + t % self.RING, self._open
         _put(self._sum, i, op[4 * o], -1)
         _put(self._early, i, op[4 * o + 1], 1)
-        self._n[i] = min(255, int(op[4 * o + 2]))
+        n = self._n[i] = min(255, int(op[4 * o + 2]))
         self._ne[i] = min(255, int(op[4 * o + 3]))
+        if n:
+            self._fresh[o] = True
 
     def _weigh(self, o: int, end: int, due: int) -> None:
         """The runs of octave ``o`` ending with the last ``due`` buckets up to ``end``, of
         more than ``SLOTS / 2`` buckets (shorter ones the next finer octave holds at twice
         the detail; of the finest, more than ``SLOTS / 4``), into ``best``."""
+        if not self._fresh[o]:
+            return  # nothing stored since the last weighing (a mailbox between bursts)
+        self._fresh[o] = False
         ring, base = self.RING, o * self.RING
         p = base + (end + 1) % ring
         c = list(accumulate(self._sum[p : base + ring] + self._sum[base:p], initial=0.0))
@@ -200,6 +233,10 @@ class Spans:
                 b0 = o * self.SLOTS
                 out = max(out, max(self._best[b0 : b0 + n]))
         return out
+
+
+_ZEROS_F = array("f", bytes(4 * Spans.RING))
+_ZEROS_B = array("B", bytes(Spans.RING))
 
 
 def _put(a: array[float], i: int, x: float, side: int) -> None:

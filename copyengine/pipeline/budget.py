@@ -131,6 +131,9 @@ class ByteBudget:
         self.in_use = 0
         self.peak = 0
         self.holders = 0  # pairs holding (or about to hold) part of the budget: fair shares
+        # pairs the job runs at once (``pairs_in_parallel``, at most its pairs): the parts an
+        # export is cut in are sized for them from the start (``ByteShares.split``)
+        self.expected = 0
         self._waiters: deque[tuple[int, anyio.Event]] = deque()
 
     def _fits(self, n: int) -> bool:

@@ -324,6 +324,7 @@ async def _run(
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget.for_limits(cfg.limits)
+    budget.expected = max(budget.expected, min(cfg.limits.pairs_in_parallel, len(todo)))
     gate = gate or OPEN
     await gate.refresh()  # read once before any pair starts (a pair suspended stays put)
     ticker = Ticker(gate)

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..pacing.accounting import READY
 from ..wakeup import Turns
 from .work import Exportable
 
@@ -119,6 +120,8 @@ class ReadyItems:
         if not items:
             self._largest = 0
         self._putters.wake_one()
+        # when it was ready, for the pacer's account of this importer's upload (``READY``)
+        READY.set(r.since)
         return r.e
 
     def choose(self) -> int:

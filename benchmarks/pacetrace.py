@@ -1,0 +1,355 @@
+"""Diagnostics: the engine run with a trace of every target mailbox's uploads, for the
+``fleet`` question "when did a mailbox under 95% of its ceiling lose its time".
+
+``CE_BENCH_WRAP="python -m benchmarks.pacetrace -m" CE_PACETRACE=DIR python -m benchmarks
+run fleet`` writes, per engine run, ``DIR/<pid>.json``: per target mailbox pacer, each upload
+(asked for its slot, sent, answered, bytes, what first held it back), each spell of upload
+activity as the account measured it (start, last send, bytes, shortest, taken), and each
+sleep on a budget (asked, slept). The engine's code is not changed: its classes are wrapped
+in this process before ``copyengine`` runs as ``__main__``. ``python -m benchmarks.pacetrace
+report DIR`` reads them back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import runpy
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+TARGET = "bench-target-app"
+
+
+class _entered:
+    """An async context manager already entered: only its exit is left."""
+
+    def __init__(self, cm: Any) -> None:
+        self.cm = cm
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, *exc: Any) -> Any:
+        return await self.cm.__aexit__(*exc)
+
+
+def install(out: Path) -> None:
+    from copyengine.pacing import accounting, pacer
+    from copyengine.pacing.step import step as real_step
+
+    try:  # when each body entered the ready pool (an engine that tells it)
+        from copyengine.pacing.accounting import READY as ready_at
+    except ImportError:
+        ready_at = None  # type: ignore[assignment]
+    uploads: dict[str, list[list[Any]]] = defaultdict(list)
+    spells: dict[str, list[list[float]]] = defaultdict(list)
+    sleeps: dict[str, list[list[float]]] = defaultdict(list)
+    act_key: dict[int, str] = {}
+    clock = time.monotonic
+    t0 = clock()
+
+    import contextvars
+
+    current: contextvars.ContextVar[list[Any] | None] = contextvars.ContextVar(
+        "pacetrace", default=None
+    )
+
+    def traced_step(b: Any, now: float, body: int, reserved: int, since: Any) -> Any:
+        d = real_step(b, now, body, reserved, since)
+        rec = current.get()
+        if rec is not None:
+            rec[6].append([round(now - t0, 4), d.kind.value, str(d.binds), round(d.wait, 4)])
+        return d
+
+    pacer.step = traced_step  # type: ignore[attr-defined,assignment]
+
+    orig_init = pacer.MailboxPacer.__init__
+
+    def init(self: Any, key: str, *a: Any, **kw: Any) -> None:
+        orig_init(self, key, *a, **kw)
+        if TARGET in key:
+            act_key[id(self.account.upload_activity)] = key
+
+    pacer.MailboxPacer.__init__ = init  # type: ignore[method-assign]
+
+    orig_slot = pacer.MailboxPacer.slot.__wrapped__  # type: ignore[attr-defined]
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def slot(self: Any, body_bytes: int = 0) -> Any:
+        if not body_bytes or TARGET not in self.key:
+            async with asynccontextmanager(orig_slot)(self, body_bytes):
+                yield
+            return
+        t_in = clock() - t0
+        first = real_step(self.budgets, clock(), body_bytes, 0, None)
+        pooled = ready_at.get() if ready_at is not None else None
+        rec: list[Any] = [
+            t_in,
+            None,
+            None,
+            body_bytes,
+            first.kind.value,
+            str(first.binds),
+            [],
+            None if pooled is None else pooled - t0,
+        ]
+        uploads[self.key].append(rec)
+        token = current.set(rec)
+        try:
+            cm = asynccontextmanager(orig_slot)(self, body_bytes)
+            await cm.__aenter__()
+        finally:
+            current.reset(token)
+        rec[1] = clock() - t0
+        async with _entered(cm):
+            try:
+                yield
+            finally:
+                rec[2] = clock() - t0
+
+    pacer.MailboxPacer.slot = slot  # type: ignore[method-assign]
+
+    orig_sleep = pacer.MailboxPacer._throttle_sleep
+
+    async def tsleep(self: Any, wait: float, service: bool, hold: Any) -> None:
+        a = clock()
+        try:
+            await orig_sleep(self, wait, service, hold)
+        finally:
+            if TARGET in self.key:
+                sleeps[self.key].append([a - t0, wait, clock() - a])
+
+    pacer.MailboxPacer._throttle_sleep = tsleep  # type: ignore[method-assign]
+
+    orig_leave = accounting.Activity.leave
+
+    def leave(self: Any, now: float) -> None:
+        key = act_key.get(id(self))
+        if key is not None and self.demand == 1 and self._sent:
+            best, taken, _ = self._spell()
+            row = [self.since - t0, self.last - t0, self._sent, best, taken]
+            if hasattr(self, "_ready"):  # the same spell without the readiness bound
+                ready, self._ready = self._ready, self.since
+                row.append(self._spell()[0])
+                self._ready = ready
+            spells[key].append(row)
+        orig_leave(self, now)
+
+    accounting.Activity.leave = leave  # type: ignore[method-assign]
+
+    # each export's wait for the pair's share of the job's byte budget: (asked, got, bytes)
+    shares: dict[int, list[list[float]]] = defaultdict(list)
+    effective: list[list[float]] = []  # (time, the budget's effective bytes) as it moves
+    try:
+        from copyengine.pipeline import work
+
+        orig_take = work.ByteShares.take
+
+        async def take(self: Any, items: int, nbytes: int) -> Any:
+            a = clock()
+            try:
+                return await orig_take(self, items, nbytes)
+            finally:
+                shares[id(self)].append([a - t0, clock() - t0, nbytes])
+                eff = self.budget.effective
+                if not effective or effective[-1][1] != eff:
+                    effective.append([clock() - t0, eff])
+
+        work.ByteShares.take = take  # type: ignore[method-assign]
+    except (ImportError, AttributeError):
+        pass
+
+    # every request's call name, start and end (the job's first seconds: where setup goes)
+    calls: list[list[Any]] = []
+    try:
+        from copyengine.graph import transport
+
+        orig_once = transport.Transport._once
+
+        async def once(self: Any, call: Any, body: Any, size: int) -> Any:
+            a = clock() - t0
+            try:
+                return await orig_once(self, call, body, size)
+            finally:
+                if a < 15.0:
+                    calls.append([call.name, a, clock() - t0])
+
+        transport.Transport._once = once  # type: ignore[method-assign]
+    except (ImportError, AttributeError):
+        pass
+
+    def dump() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        data = {
+            "uploads": uploads,
+            "spells": spells,
+            "sleeps": sleeps,
+            "shares": list(shares.values()),
+            "effective": effective,
+            "calls": calls,
+        }
+        (out / f"{os.getpid()}.json").write_text(json.dumps(data))
+
+    atexit.register(dump)
+
+
+def _union(spans: list[list[float]]) -> list[list[float]]:
+    out: list[list[float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], b)
+        else:
+            out.append([a, b])
+    return out
+
+
+def _overlap(spans: list[list[float]], a: float, b: float) -> float:
+    return sum(max(0.0, min(y, b) - max(x, a)) for x, y in spans)
+
+
+def _reasons(ups: list[list[Any]]) -> dict[str, float]:
+    """Item-seconds waited, by what held each body back (from each decision of the step to
+    the next, or to the send)."""
+    out: dict[str, float] = defaultdict(float)
+    for u in ups:
+        steps = u[6]
+        for i, (at, kind, binds, _) in enumerate(steps):
+            end = steps[i + 1][0] if i + 1 < len(steps) else u[1]
+            if kind != "go":
+                out[f"{kind}:{binds}" if binds else kind] += max(0.0, end - at)
+    return out
+
+
+def mailboxes(d: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per target mailbox of one trace: the account's share (shortest over taken, summed
+    over its spells), and of the time taken, how much some upload waited (asked for its
+    slot, not yet sent: on the budget, a slot or the loop) and how much nothing waited (the
+    spell went on only because an import was in flight: the next item not exported yet)."""
+    rows = []
+    for key, sp in d["spells"].items():
+        ups = [u for u in d["uploads"][key] if u[1] is not None]
+        waits = _union([[u[0], u[1]] for u in ups if u[1] > u[0]])
+        best = sum(s[3] for s in sp)
+        taken = sum(s[4] for s in sp)
+        unready = sum(s[5] if len(s) > 5 else s[3] for s in sp)  # without the readiness bound
+        waited = sum(_overlap(waits, s[0], s[1]) for s in sp)
+        rows.append(
+            {
+                "key": key.split("/")[-1][:12],
+                "share": best / taken if taken else 1.0,
+                "share_unready": unready / taken if taken else 1.0,
+                "best": best,
+                "taken": taken,
+                "waited": waited,
+                "idle": max(0.0, taken - waited),
+                "share_waiting": min(1.0, best / waited) if waited > 0 else 1.0,
+                "budget_waits": sum(1 for u in ups if any(x[2] == "upload" for x in u[6])),
+                "first": min(u[0] for u in ups),
+                "last": max(u[1] for u in ups),
+                "bytes": sum(u[3] for u in ups),
+                "lag": [s[2] - s[1] for s in d["sleeps"].get(key, []) if s[2] >= s[1]],
+                "why": _reasons(ups),
+                # bodies an importer took two windows or more after they entered the pool
+                "overdue": sum(
+                    1 for u in ups if len(u) > 7 and u[7] is not None and u[0] - u[7] >= 10
+                ),
+            }
+        )
+    rows.sort(key=lambda r: r["share"])
+    return rows
+
+
+def report(folder: Path) -> None:
+    """Per trace file (one engine run): how many target mailboxes are under 95%, and where
+    their lost time (taken less shortest) went."""
+    for f in sorted(folder.glob("*.json")):
+        rows = mailboxes(json.loads(f.read_text()))
+        n = len(rows)
+        low = [r for r in rows if r["share"] < 0.95]
+        lost = sum(r["taken"] - r["best"] for r in low)
+        idle = sum(min(r["idle"], r["taken"] - r["best"]) for r in low)
+        lag = [x for r in rows for x in r["lag"]]
+        print(f"{f.name}: {n} target mailboxes, {n - len(low)} ({(n - len(low)) / n:.1%}) >= 95%")
+        old = sum(1 for r in rows if r["share_unready"] >= 0.95)
+        print(
+            f"  without the readiness bound (a body cannot go before it entered the ready pool): "
+            f"{old} ({old / n:.1%}) >= 95%"
+        )
+        print(
+            f"  under 95%: {len(low)}, {sum(1 for r in low if r['budget_waits'])} with a body "
+            f"that waited on the upload budget; {sum(1 for r in low if r['taken'] - r['best'] >= 4)}"
+            f" lost >= 4 s (most of a window)"
+        )
+        print(
+            f"  their time lost (taken - shortest): {lost:.1f} s, of it {idle:.1f} s with nothing "
+            "waiting to be sent (an import in flight, the next item not yet exported)"
+        )
+        print(
+            f"  >= 95% if that time were left out: "
+            f"{sum(1 for r in rows if r['share_waiting'] >= 0.95) / n:.1%}"
+        )
+        print(
+            f"  first upload median {statistics.median(r['first'] for r in rows):.1f} s, last "
+            f"median {statistics.median(r['last'] for r in rows):.1f} s, max "
+            f"{max(r['last'] for r in rows):.1f} s; budget sleeps overslept "
+            f"{statistics.fmean(lag) if lag else 0:.4f} s mean, {max(lag, default=0):.3f} max"
+        )
+        why: dict[str, float] = defaultdict(float)
+        for r in low:
+            for k, v in r["why"].items():
+                why[k] += v
+        print(
+            "  under 95%, item-seconds waited by what held a body back: "
+            + ", ".join(f"{k} {v:.0f}" for k, v in sorted(why.items(), key=lambda kv: -kv[1]))
+        )
+        print(
+            f"  bodies taken from the pool two windows or more after they entered it: under 95% "
+            f"{sum(r['overdue'] for r in low)} in {sum(1 for r in low if r['overdue'])} mailboxes;"
+            f" the others {sum(r['overdue'] for r in rows if r['share'] >= 0.95)} in "
+            f"{sum(1 for r in rows if r['share'] >= 0.95 and r['overdue'])}"
+        )
+        exports = json.loads(f.read_text()).get("shares", [])
+        if exports:
+            waits = [sum(b - a for a, b, _ in pair) for pair in exports]
+            first = [pair[0][1] - pair[0][0] for pair in exports if pair]
+            before5 = [sum(b - a for a, b, _ in pair if a < 5) for pair in exports]
+            print(
+                f"  exports' waits for the pair's share of the byte budget: per pair median "
+                f"{statistics.median(waits):.2f} s, max {max(waits):.1f} s; the first export's "
+                f"median {statistics.median(first):.2f} s, max {max(first):.1f} s; asked in the "
+                f"first 5 s: {sum(before5):.0f} pair-s over {sum(1 for w in before5 if w > 1)} "
+                "pairs waiting > 1 s"
+            )
+        for r in low[:10]:
+            print(
+                "  {key} share {share:.3f} best {best:.1f} taken {taken:.1f} waited "
+                "{waited:.1f} MB {mb:.2f} first {first:.1f} last {last:.1f}".format(
+                    mb=r["bytes"] / 1e6, **r
+                )
+            )
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["report"]:
+        report(Path(args[1]))
+        return
+    if args[:1] != ["-m"]:
+        raise SystemExit("usage: python -m benchmarks.pacetrace -m copyengine run JOB | report DIR")
+    # run as a script (``python /path/to/pacetrace.py -m``, for a ``--base`` engine run from
+    # its own worktree): that worktree's engine, not this one's
+    sys.path.insert(0, os.getcwd())
+    install(Path(os.environ.get("CE_PACETRACE", "pacetrace")))
+    sys.argv = args[1:]
+    runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
