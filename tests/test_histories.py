@@ -643,6 +643,39 @@ MOVED_DURING_A_PASS = [
 ]
 
 
+# an item new since the last pass (no record) in a folder not yet read this pass, moved into
+# a folder whose round already closed, when its own folder's round arrives: that round shows
+# at most an ``@removed`` of an id nobody knew (with a link) or nothing (a first round, or a
+# --full pass's fresh one), the other round is closed: no copy until the next pass (lost at
+# a cutover)
+NEW_IN = [
+    ("ops", [{"op": "createFolder", "parent": "@/Sent Items", "name": "New"}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "add", "folder": "@/Sent Items/New", "count": 1}]),
+    _moved_when("@/Sent Items/New", "#/Sent Items/New", "@/Inbox"),
+]
+MOVED_DURING_A_PASS += [
+    pytest.param([*NEW_IN, ("pass", "delta")], id="new-item-into-a-folder-read-before"),
+    pytest.param([*NEW_IN, ("pass", "full")], id="new-item-into-a-folder-read-before-full"),
+    pytest.param([*NEW_IN, ("pass", "cutover")], id="new-item-into-a-folder-read-before-cutover"),
+    pytest.param(
+        [
+            # the folder new too: its first round lists it in full, no removal at all
+            (
+                "ops",
+                [
+                    {"op": "createFolder", "parent": "@/Sent Items", "name": "New"},
+                    {"op": "add", "folder": "@/Sent Items/New", "count": 1},
+                ],
+            ),
+            _moved_when("@/Sent Items/New", "#/Sent Items/New", "@/Inbox"),
+            ("pass", "delta"),
+        ],
+        id="new-item-in-a-new-folder-into-a-folder-read-before",
+    ),
+]
+
+
 MOVED_DURING_A_PASS.append(
     pytest.param(
         # seed 1015 keep (soak from 1001, with the first version of the fix): an item moved

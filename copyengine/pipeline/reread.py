@@ -15,6 +15,13 @@ during this reading) brings another reading, at most ``MAX_REREADS``; one that i
 unexplained after that is put off to the next pass (its folder keeps its old link), never
 taken for a deletion.
 
+An item with no record (new since the last pass) that moves during the pass leaves no
+departure to explain, yet it may have gone into a folder whose round had begun: its own
+folder's round tells only an ``@removed`` of an id nobody knew (from a link), or nothing (a
+round from nothing: a new folder, a --full pass, a link refused; it returns fewer items than
+the pass's walk counted there). Either makes the folders whose round began before it was
+seen read again the same way (``_strays``); a quiet pass has neither and pays nothing.
+
 With ``[sync] delta = false`` there is no link to read again from: those folders are listed
 again in full at the source (``Relisting``), compared with their last listing as a delta
 round would be: what arrived since (and the unexplained departures' search keys) is handed
@@ -112,6 +119,27 @@ async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str
     return ids
 
 
+def _strays(jobs: list[FolderJob], first: bool) -> list[int]:
+    """``delta = true``: when an item with no record may have left for a folder whose round
+    had already begun, so that no round brought it: a round saw an id leave that no record
+    knows (an item new since the last pass, moved on during it, ``FolderJob.stray_at``), or,
+    in the first reading, a round from nothing returned another number of items than the
+    pass's walk counted in its folder (there no removal is told at all: a new folder, a
+    --full pass, a link refused). Each is taken once; a quiet pass has none."""
+    seen = [job.stray_at for job in jobs if job.stray_at]
+    for job in jobs:
+        job.stray_at = 0
+    if first:
+        seen += [
+            job.round_ended
+            for job in jobs
+            if job.complete
+            and job.counted is not None
+            and job.counted != job.plan.source.folder.item_count
+        ]
+    return seen
+
+
 async def reread(
     ctx: PairContext, done: list[Copied], watch: Callable[[Unsettled], None] | None = None
 ) -> None:
@@ -132,6 +160,8 @@ async def reread(
             # a folder read after that): the first reading again takes every folder read
             seen = [max(job.round_started for job in jobs) + 1]
         relist = not ctx.sync.delta  # no link: listed again in full
+        if not relist:
+            seen += _strays(jobs, first=n == 0)
         rounds = [
             (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
             for job in jobs
