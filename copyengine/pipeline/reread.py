@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from ..errors import Fatal, ServiceError
 from ..graph import Item, MailboxApi
 from ..plan import to_reread, unexplained
-from ..state import ItemRecord
+from ..state import ItemRecord, Status
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
@@ -140,6 +140,37 @@ def _strays(jobs: list[FolderJob], first: bool) -> list[int]:
     return seen
 
 
+async def _unseen_departures(ctx: PairContext, done: list[Copied]) -> list[int]:
+    """``delta = true``: when an item may have left a folder whose round had already begun,
+    its departure told by no round: an arrival of this pass (a new id) whose search key a
+    copied record in another folder read this pass holds, that record's id seen leaving by
+    no round (an item moved during the pass out of a folder read before into one read
+    after: copied there, its old copy left: two copies until the next pass). The moment is
+    the end of the arrival's round. Only the pass's arrivals are looked up (one read of the
+    state, none in a pass with no arrival)."""
+    arrivals = {k: v for c in done for k, v in c.this.arrived.items()}
+    if not arrivals:
+        return []
+    jobs = {job.source_id: job for c in done for job in c.folders}
+    leaving = {i for job in jobs.values() for i in job.removed_ids} | {
+        r.source_id for job in jobs.values() for r in job.removed
+    }
+    await ctx.store.flush()  # this pass's outcomes, read back below
+    seen: list[int] = []
+    for r in await ctx.store.items_by_keys(ctx.key, list(arrivals)):
+        came = arrivals.get(r.search_key) if r.search_key else None
+        if (
+            came is not None
+            and r.source_id != came[0]
+            and r.source_id not in leaving
+            and r.target_id
+            and r.status is not Status.REMOVED
+            and r.folder_id in jobs
+        ):
+            seen.append(came[2].round_ended)
+    return seen
+
+
 async def reread(
     ctx: PairContext, done: list[Copied], watch: Callable[[Unsettled], None] | None = None
 ) -> None:
@@ -162,6 +193,8 @@ async def reread(
         relist = not ctx.sync.delta  # no link: listed again in full
         if not relist:
             seen += _strays(jobs, first=n == 0)
+            if n == 0:
+                seen += await _unseen_departures(ctx, done)
         rounds = [
             (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
             for job in jobs
@@ -194,9 +227,13 @@ async def _read_again(
     of those search keys handed on, as a round's new rows are (``Relisting``)."""
     before: dict[str, list[ItemRecord]] = {}
     modes = {job.source_id: job.mode for job in jobs}
+    # a first round whose stored link was refused (410) listed the folder in full and closed
+    # with a fresh link, read from now: left set, the producer would list the folder in full
+    # once more after this round (its items counted twice: "not done", exit 1)
+    expired = {job.source_id for job in jobs if job.expired}
     for job in jobs:
         before[job.source_id] = job.removed
-        job.mode, job.complete = "delta", False
+        job.mode, job.complete, job.expired = "delta", False, False
         if keys is None:
             job.link = job.next_link
     ledger = ctx.ledger
@@ -212,6 +249,8 @@ async def _read_again(
                 job.mode = modes[job.source_id]
     await Settler(ctx, c.side, c.stages, c.unsettled).settle()
     c.this.arrived.update(ledger.arrived)
+    for job in jobs:
+        job.expired = job.expired or job.source_id in expired  # (the old link: not kept)
     for job in jobs:  # a first round listed in full noted its departures itself
         now = {r.source_id for r in job.removed}
         job.removed = job.removed + [r for r in before[job.source_id] if r.source_id not in now]
