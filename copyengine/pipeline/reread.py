@@ -119,13 +119,16 @@ async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str
     return ids
 
 
-def _strays(jobs: list[FolderJob], first: bool) -> list[int]:
+def _strays(jobs: list[FolderJob], first: bool, incremental: set[str]) -> list[int]:
     """``delta = true``: when an item with no record may have left for a folder whose round
     had already begun, so that no round brought it: a round saw an id leave that no record
     knows (an item new since the last pass, moved on during it, ``FolderJob.stray_at``), or,
-    in the first reading, a round from nothing returned another number of items than the
-    pass's walk counted in its folder (there no removal is told at all: a new folder, a
-    --full pass, a link refused). Each is taken once; a quiet pass has none."""
+    in the first reading, a round from nothing told no removal at all: one that returned
+    another number of items than the pass's walk counted in its folder, or, in a pass that
+    reads links (``incremental``: the folders of such a mailbox), any whose folder the walk
+    found holding items (a new folder, a link refused: rare; its count may hide an item moved
+    out behind one created there). Each is taken once; a quiet pass has none (nor a quiet
+    --full pass: every round is from nothing there, each count is the walk's)."""
     seen = [job.stray_at for job in jobs if job.stray_at]
     for job in jobs:
         job.stray_at = 0
@@ -135,7 +138,10 @@ def _strays(jobs: list[FolderJob], first: bool) -> list[int]:
             for job in jobs
             if job.complete
             and job.counted is not None
-            and job.counted != job.plan.source.folder.item_count
+            and (
+                job.counted != job.plan.source.folder.item_count
+                or (job.source_id in incremental and job.plan.source.folder.item_count > 0)
+            )
         ]
     return seen
 
@@ -192,7 +198,8 @@ async def reread(
             seen = [max(job.round_started for job in jobs) + 1]
         relist = not ctx.sync.delta  # no link: listed again in full
         if not relist:
-            seen += _strays(jobs, first=n == 0)
+            incremental = {j.source_id for c in done if c.this.incremental for j in c.folders}
+            seen += _strays(jobs, n == 0, incremental)
             if n == 0:
                 seen += await _unseen_departures(ctx, done)
         rounds = [
