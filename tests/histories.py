@@ -924,8 +924,13 @@ class Options:
     # deleted, a moved copy of a live item in it (``Generator.user_subfolder``)
     p_nodelta: float = 0.2
     p_usersub: float = 0.1
+    # from a fifth stream (``_fifth``), delta histories only: an item moved by the source's
+    # user when its own folder's item round arrives (delta on: that round tells at most an
+    # ``@removed``), often one added just before the pass (no record yet), sometimes with an
+    # item created in that folder at that moment too (``delta_mid_pass_move``)
+    p_deltamove: float = 0.35
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
-    # archive, tmove, midmove, nodelta, usersub) left
+    # archive, tmove, midmove, nodelta, usersub, deltamove) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -959,6 +964,12 @@ async def run_history(
         hist.error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc()[-1500:]}"
     hist.seconds = time.monotonic() - t0
     return hist
+
+
+def _fifth(seed: int) -> random.Random:
+    """The seed's fifth stream: delta on, moves and creates at a folder's own item round
+    (added after the fourth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/delta-own-round-moves")
 
 
 def _fourth(seed: int) -> random.Random:
@@ -1014,6 +1025,7 @@ async def _history(
     rng, rng2 = rngs
     rng3 = _third(hist.seed)
     rng4 = _fourth(hist.seed)
+    rng5 = _fifth(hist.seed)
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
     extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
     job = write_job(workdir, ep, [(SRC, DST)], extra=extra)
@@ -1190,6 +1202,10 @@ async def _history(
             mid = rng3.random() < opts.p_midmove and "midmove" not in ex
             if mid:  # without delta: when the moved item's own folder is listed
                 await mid_pass_move(api, gen, rng3, at_its_listing=not hist.delta)
+            own = hist.delta and rng5.random() < opts.p_deltamove and "deltamove" not in ex
+            if own:
+                await delta_mid_pass_move(api, gen, rng5)
+            mid = mid or own
             await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
             if mid:
                 r = await api.control("GET", "/triggers")
@@ -1233,6 +1249,47 @@ async def mid_pass_move(
     gen.emit(
         f"MIDMOVE move {_k(it)} {it.folder.path()} -> {to.path()}"
         f"{' (empty)' if any(f is to for f in empty) else ''} at the pass's {when} ({r.status})"
+    )
+
+
+async def delta_mid_pass_move(api: Any, gen: Generator, rng: random.Random) -> None:
+    """Delta on: an item moved by the source's user when its own folder's item round
+    arrives (before it is answered: that round tells at most an ``@removed``), into any other
+    folder (read before or after it). Often an item added just before the pass (no record:
+    nothing else tells the pass it moved), sometimes created in a folder made now (a round
+    from nothing); sometimes another item created in that folder at that moment too (its
+    round brings it). Adds draw their content from ``rng``, not the generator's."""
+    folders = gen.mail_folders()
+    if len(folders) < 2:
+        return
+    if rng.random() < 0.25:
+        parent = rng.choice(folders)
+        name = gen.free_name(parent, rng.choice(NAMES))
+        op = {"op": "createFolder", "parent": parent.id, "name": name}
+        made = gen.apply(op, f"OWNMOVE createFolder {parent.path()} + {name!r}")
+        folders = gen.mail_folders()
+        at = next((f for f in folders if made and f.id == made.get("id")), None)
+    else:
+        at = None
+    at = at or rng.choice(folders)
+    new = rng.random() < 0.7 or not any(True for _ in at.live_items())
+    if new:
+        n = rng.choice((1, 1, 2))
+        res = changes.apply(gen.box, {"op": "add", "folder": at.id, "count": n}, rng)
+        gen.emit(f"OWNMOVE add {n} -> {at.path()} (before the pass)")
+        it = gen.box.items[rng.choice(res["ids"])]
+    else:
+        it = rng.choice(list(at.live_items()))
+    to = rng.choice([f for f in folders if f is not at])
+    ops: list[dict[str, Any]] = [{"op": "move", "id": it.id, "to": to.id}]
+    if rng.random() < 0.3:
+        ops.append({"op": "add", "folder": at.id, "count": 1})
+    body = {"mailbox": SRC, "calls": ["itemDelta"], "folder": at.id, "after": 1, "ops": ops}
+    r = await api.control("PUT", "/triggers", body)
+    gen.emit(
+        f"OWNMOVE move {_k(it)}{' (new)' if new else ''} {at.path()} -> {to.path()}"
+        f"{' (+1 created there)' if len(ops) > 1 else ''} at its folder's item round"
+        f" ({r.status})"
     )
 
 

@@ -252,11 +252,14 @@ HISTORIES += [
     pytest.param(1807, "keep", True, id="1807-keep-delta-off-moved-into-empty"),
 ]
 WITH_FOURTH = {(6, "keep"), (13, "mirror"), (1703, "mirror"), (1802, "mirror"), (1807, "keep")}
+# the fifth stream (``_fifth``: delta on, an item moved at its own folder's item round) left
+# out of all of them, so that they are what they were
+FIFTH = frozenset({"deltamove"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
 async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) -> None:
-    ex = frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH
+    ex = FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
@@ -285,9 +288,11 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
     """Seeds mix the new events with the old ones, and leave a seed's first stream as it was:
     the same owner operations at the source with and without them (what the target's drift
     picks may differ: the target moves changed the target)."""
-    # the moves during a pass (third stream) are source ops drawn in the rounds the second
-    # stream leaves to a plain pass: left out of both
-    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"midmove"}))
+    # the moves during a pass (third and fifth streams) are source ops drawn in the rounds
+    # the second stream leaves to a plain pass: left out of both
+    opts = Options(
+        kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"midmove", "deltamove"})
+    )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
         5,
@@ -616,6 +621,13 @@ MOVED_DURING_A_PASS = [
         id="into-a-folder-read-before",
     ),
     pytest.param(
+        # every link refused (410): each folder listed in full from a fresh round; read
+        # again, a folder was listed in full once more after its round from the fresh link
+        # (seed 2209 mirror): its items counted twice, "not done", exit 1 on an exact target
+        [("expire",), _moved_when("@/Drafts", "#/Drafts", "@/Inbox"), ("pass", "delta")],
+        id="links-expired",
+    ),
+    pytest.param(
         # a --full pass lists every folder through a fresh round (in the tree's order,
         # /Inbox first): the same race
         [_moved_when("@/Sent Items", "#/Sent Items", "@/Inbox"), ("pass", "full")],
@@ -639,6 +651,51 @@ MOVED_DURING_A_PASS = [
             ("pass", "delta"),
         ],
         id="with-a-deletion-beside-it",
+    ),
+]
+
+
+# an item new since the last pass (no record) in a folder not yet read this pass, moved into
+# a folder whose round already closed, when its own folder's round arrives: that round shows
+# at most an ``@removed`` of an id nobody knew (with a link) or nothing (a first round, or a
+# --full pass's fresh one), the other round is closed: no copy until the next pass (lost at
+# a cutover)
+NEW_IN = [
+    ("ops", [{"op": "createFolder", "parent": "@/Sent Items", "name": "New"}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "add", "folder": "@/Sent Items/New", "count": 1}]),
+    _moved_when("@/Sent Items/New", "#/Sent Items/New", "@/Inbox"),
+]
+MOVED_DURING_A_PASS += [
+    pytest.param([*NEW_IN, ("pass", "delta")], id="new-item-into-a-folder-read-before"),
+    pytest.param([*NEW_IN, ("pass", "full")], id="new-item-into-a-folder-read-before-full"),
+    pytest.param([*NEW_IN, ("pass", "cutover")], id="new-item-into-a-folder-read-before-cutover"),
+    # an item with a record moved out of a folder read before into the one being read:
+    # copied there, and its departure unseen (that round closed): two copies, the old one
+    # misplaced, until the next pass. An arrival whose search key a live record elsewhere
+    # holds, that no round saw leave, makes the folders read before it read again
+    pytest.param(
+        [_moved_when("@/Sent Items", "#/Inbox", "@/Sent Items"), ("pass", "delta")],
+        id="out-of-a-folder-read-before",
+    ),
+    pytest.param(
+        [_moved_when("@/Sent Items", "#/Inbox", "@/Sent Items"), ("pass", "full")],
+        id="out-of-a-folder-read-before-full",
+    ),
+    pytest.param(
+        [
+            # the folder new too: its first round lists it in full, no removal at all
+            (
+                "ops",
+                [
+                    {"op": "createFolder", "parent": "@/Sent Items", "name": "New"},
+                    {"op": "add", "folder": "@/Sent Items/New", "count": 1},
+                ],
+            ),
+            _moved_when("@/Sent Items/New", "#/Sent Items/New", "@/Inbox"),
+            ("pass", "delta"),
+        ],
+        id="new-item-in-a-new-folder-into-a-folder-read-before",
     ),
 ]
 
@@ -689,6 +746,65 @@ SLOW_IMPORT = (
     "exportItems",
     {"kind": "slow", "calls": ["importItem"], "delay": 2.0, "count": 1},
 )
+
+
+# seed 2 keep with the fifth stream (r4): a new folder (no link: its round lists it from
+# nothing, no removal told), an item added to it before the pass moved into a folder read
+# before when its round arrives, and another item created in it at that moment: its round
+# returns as many items as the walk counted, so the count told nothing either and the item
+# had no copy until the next pass (signed incomplete). In a pass that reads links, a round
+# from nothing of a folder the walk found holding items makes the folders read before it
+# read again (rare: a new folder, a refused link)
+NEW_FOLDER_SWAP = [
+    (
+        "ops",
+        [
+            {"op": "createFolder", "parent": "@/Sent Items", "name": "New"},
+            {"op": "add", "folder": "@/Sent Items/New", "count": 2},
+        ],
+    ),
+    (
+        "trigger",
+        {
+            "calls": ["itemDelta"],
+            "folder": "@/Sent Items/New",
+            "after": 1,
+            "ops": [
+                {"op": "move", "id": "#/Sent Items/New", "to": "@/Inbox"},
+                {"op": "add", "folder": "@/Sent Items/New", "count": 1},
+            ],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_new_folders_item_moved_out_and_one_created_there_during_a_pass(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, [*NEW_FOLDER_SWAP, ("pass", "delta")], tmp_path)
+    assert not h.failures(), h.text()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a --full pass reads every folder from nothing: an item moved out during it "
+    "behind one created in its folder leaves the count the walk's and tells no removal; no "
+    "copy until the next pass (signed incomplete, never a false complete)",
+)
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_the_same_in_a_full_pass(tmp_path: Path, deletions: str) -> None:
+    h = await replay(deletions, [*NEW_FOLDER_SWAP, ("pass", "full")], tmp_path)
+    assert not h.failures(), h.text()
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_the_same_at_a_cutover_is_not_signed_off_complete(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, [*NEW_FOLDER_SWAP, ("pass", "cutover")], tmp_path)
+    last = h.passes[-1]
+    assert not (last.signoff_complete and wrong(last.counts)), h.text()
 
 
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])

@@ -76,5 +76,7 @@ class DeltaListing:
                 raise
             job.expired = True
             return
+        if link is None:  # a round from nothing lists every item: what ``reread`` counts
+            job.counted = len(rows.seen)
         job.complete = True
         job.round_ended = next(TICKS)

@@ -257,6 +257,10 @@ class Producer:
         gone = (records.get(i) for i in departed)
         job.removed = [r for r in gone if r is not None and _departed(r)]
         _seen_leaving(job)
+        if job.complete and not job.removed_ids <= records.keys():
+            # an id nobody recorded left: an item new since the last pass, moved on during
+            # it (maybe into a folder read before: ``reread``), or created and deleted
+            job.stray_at = job.round_ended
 
 
 def _departed(r: ItemRecord) -> bool:

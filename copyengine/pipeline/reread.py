@@ -15,6 +15,13 @@ during this reading) brings another reading, at most ``MAX_REREADS``; one that i
 unexplained after that is put off to the next pass (its folder keeps its old link), never
 taken for a deletion.
 
+An item with no record (new since the last pass) that moves during the pass leaves no
+departure to explain, yet it may have gone into a folder whose round had begun: its own
+folder's round tells only an ``@removed`` of an id nobody knew (from a link), or nothing (a
+round from nothing: a new folder, a --full pass, a link refused; it returns fewer items than
+the pass's walk counted there). Either makes the folders whose round began before it was
+seen read again the same way (``_strays``); a quiet pass has neither and pays nothing.
+
 With ``[sync] delta = false`` there is no link to read again from: those folders are listed
 again in full at the source (``Relisting``), compared with their last listing as a delta
 round would be: what arrived since (and the unexplained departures' search keys) is handed
@@ -37,7 +44,7 @@ from dataclasses import dataclass
 from ..errors import Fatal, ServiceError
 from ..graph import Item, MailboxApi
 from ..plan import to_reread, unexplained
-from ..state import ItemRecord
+from ..state import ItemRecord, Status
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
@@ -112,6 +119,64 @@ async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str
     return ids
 
 
+def _strays(jobs: list[FolderJob], first: bool, incremental: set[str]) -> list[int]:
+    """``delta = true``: when an item with no record may have left for a folder whose round
+    had already begun, so that no round brought it: a round saw an id leave that no record
+    knows (an item new since the last pass, moved on during it, ``FolderJob.stray_at``), or,
+    in the first reading, a round from nothing told no removal at all: one that returned
+    another number of items than the pass's walk counted in its folder, or, in a pass that
+    reads links (``incremental``: the folders of such a mailbox), any whose folder the walk
+    found holding items (a new folder, a link refused: rare; its count may hide an item moved
+    out behind one created there). Each is taken once; a quiet pass has none (nor a quiet
+    --full pass: every round is from nothing there, each count is the walk's)."""
+    seen = [job.stray_at for job in jobs if job.stray_at]
+    for job in jobs:
+        job.stray_at = 0
+    if first:
+        seen += [
+            job.round_ended
+            for job in jobs
+            if job.complete
+            and job.counted is not None
+            and (
+                job.counted != job.plan.source.folder.item_count
+                or (job.source_id in incremental and job.plan.source.folder.item_count > 0)
+            )
+        ]
+    return seen
+
+
+async def _unseen_departures(ctx: PairContext, done: list[Copied]) -> list[int]:
+    """``delta = true``: when an item may have left a folder whose round had already begun,
+    its departure told by no round: an arrival of this pass (a new id) whose search key a
+    copied record in another folder read this pass holds, that record's id seen leaving by
+    no round (an item moved during the pass out of a folder read before into one read
+    after: copied there, its old copy left: two copies until the next pass). The moment is
+    the end of the arrival's round. Only the pass's arrivals are looked up (one read of the
+    state, none in a pass with no arrival)."""
+    arrivals = {k: v for c in done for k, v in c.this.arrived.items()}
+    if not arrivals:
+        return []
+    jobs = {job.source_id: job for c in done for job in c.folders}
+    leaving = {i for job in jobs.values() for i in job.removed_ids} | {
+        r.source_id for job in jobs.values() for r in job.removed
+    }
+    await ctx.store.flush()  # this pass's outcomes, read back below
+    seen: list[int] = []
+    for r in await ctx.store.items_by_keys(ctx.key, list(arrivals)):
+        came = arrivals.get(r.search_key) if r.search_key else None
+        if (
+            came is not None
+            and r.source_id != came[0]
+            and r.source_id not in leaving
+            and r.target_id
+            and r.status is not Status.REMOVED
+            and r.folder_id in jobs
+        ):
+            seen.append(came[2].round_ended)
+    return seen
+
+
 async def reread(
     ctx: PairContext, done: list[Copied], watch: Callable[[Unsettled], None] | None = None
 ) -> None:
@@ -132,6 +197,11 @@ async def reread(
             # a folder read after that): the first reading again takes every folder read
             seen = [max(job.round_started for job in jobs) + 1]
         relist = not ctx.sync.delta  # no link: listed again in full
+        if not relist:
+            incremental = {j.source_id for c in done if c.this.incremental for j in c.folders}
+            seen += _strays(jobs, n == 0, incremental)
+            if n == 0:
+                seen += await _unseen_departures(ctx, done)
         rounds = [
             (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
             for job in jobs
@@ -164,9 +234,13 @@ async def _read_again(
     of those search keys handed on, as a round's new rows are (``Relisting``)."""
     before: dict[str, list[ItemRecord]] = {}
     modes = {job.source_id: job.mode for job in jobs}
+    # a first round whose stored link was refused (410) listed the folder in full and closed
+    # with a fresh link, read from now: left set, the producer would list the folder in full
+    # once more after this round (its items counted twice: "not done", exit 1)
+    expired = {job.source_id for job in jobs if job.expired}
     for job in jobs:
         before[job.source_id] = job.removed
-        job.mode, job.complete = "delta", False
+        job.mode, job.complete, job.expired = "delta", False, False
         if keys is None:
             job.link = job.next_link
     ledger = ctx.ledger
@@ -182,6 +256,8 @@ async def _read_again(
                 job.mode = modes[job.source_id]
     await Settler(ctx, c.side, c.stages, c.unsettled).settle()
     c.this.arrived.update(ledger.arrived)
+    for job in jobs:
+        job.expired = job.expired or job.source_id in expired  # (the old link: not kept)
     for job in jobs:  # a first round listed in full noted its departures itself
         now = {r.source_id for r in job.removed}
         job.removed = job.removed + [r for r in before[job.source_id] if r.source_id not in now]

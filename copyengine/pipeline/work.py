@@ -52,6 +52,13 @@ class FolderJob:
     # ...and those a listing again no longer found (``Listed.gone``): departures, told by
     # the records they name (``departed_ids``)
     gone: frozenset[int] = frozenset()
+    # ``delta = true``: how many items its round from nothing (no link) returned, for
+    # ``reread`` to compare with the pass's walk; None: read from a link
+    counted: int | None = None
+    # ...and when its last round saw an id leave that no record knows (an item new since the
+    # last pass moved on during it: maybe into a folder read before, ``reread``); 0: none,
+    # or already taken into account
+    stray_at: int = 0
 
     @property
     def source_id(self) -> str:
