@@ -77,6 +77,9 @@ SLOT = Decision(Kind.SLOT, 0.0, Limit.CONCURRENCY)
 LUMP = 0.25
 FIRST = learn.Aimd(deepest=0.0)  # the first cut: to what the refused burst measured
 EVEN = learn.Aimd(cut=0.97, keep=0.97)  # a cut of a shaped budget: a small step
+# a cut upload budget is spent through a token bucket refilled at the budget in effect per
+# configured window, this share of that budget deep (and at least the body that asks)
+EVEN_DEPTH = 0.1
 # upload windows: a body that has waited this long gets its room kept however long that room
 # then stays idle (as the ready pool takes an item passed over this long first)
 OVERDUE = 2.0
@@ -111,6 +114,7 @@ class Budgets:
         "learned_requests",
         "learned_slots",
         "learned_uploads",
+        "left",
         "limits",
         "requests",
         "reserve_after",
@@ -147,6 +151,9 @@ class Budgets:
         self.largest = 0  # the largest body sent
         # another writer's bytes took the room in one piece: a cut budget is not shaped
         self.shared = False
+        # the bytes still to upload, those in flight included, as ``plan`` was last told
+        # (None: not known)
+        self.left: float | None = None
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -226,12 +233,43 @@ class Budgets:
         lim = self.learned_uploads
         return lim.is_cut and 0 < lim.period <= lim.window and not self.shared
 
+    def evens(self, now: float) -> bool:
+        """The spending of a cut upload budget goes through a token bucket at its rate
+        (``shape.even_wait``): the upload budget is cut over the configured window, and
+        what the mailbox has left does not fit in the room its window has now (its last
+        window goes at once: nothing after it needs the room)."""
+        lim = self.learned_uploads
+        if not (lim.is_cut and 0 < lim.period <= lim.window):
+            return False
+        if self.left is not None:
+            cap, _, sent = self._upload_window(now)
+            if self.left <= cap - sent - self.reserved:
+                return False
+        return True
+
+    def _even(self, body_bytes: int = 0) -> tuple[float, float]:
+        """(rate, depth) of the bucket a cut budget is spent through: bytes per second, bytes."""
+        lim = self.learned_uploads
+        cap = max(1.0, lim.cap * self.limits.margin)
+        depth = max(float(body_bytes), EVEN_DEPTH * cap)
+        return cap / lim.period, depth
+
+    def _even_wait(self, now: float, body_bytes: int, held: int) -> float:
+        """Seconds until a body conforms to the bucket of a cut budget (0: no bucket)."""
+        if not self.evens(now):
+            return 0.0
+        rate, depth = self._even(body_bytes)
+        sent = ((t, a) for t, a, _ in self.uploads.events())
+        wait = shape.even_wait(now, sent, held, body_bytes, rate, depth)
+        return 0.0 if wait <= 0 else max(wait, SHORTEST_WAIT)
+
     def plan(self, now: float, remaining: float | None) -> None:
         """Shape the free upload room (``shape.plan``) unless a shape is still running;
         ``remaining``: the bytes the mailbox still has to upload, those in flight included
         (None: not known)."""
+        self.left = remaining
         cut = self.learned_uploads.is_cut
-        if now < self.shape.ends or (cut and not self.shapes_cut()):
+        if now < self.shape.ends or (cut and not self.shapes_cut()) or self.evens(now):
             # a shape runs its window; a budget cut over a window shorter than the configured
             # one goes in even parts of it (``learn.spread``); beside another writer's lumps
             # whole windows carry more
@@ -274,7 +312,9 @@ class Budgets:
             )
             if w > 0 and self.reserved and not reserving and self._beside(now, body_bytes):
                 w = 0.0
-            w = max(w, self._shaped_wait(now, body_bytes, held))
+            w = max(
+                w, self._shaped_wait(now, body_bytes, held), self._even_wait(now, body_bytes, held)
+            )
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
@@ -318,7 +358,14 @@ class Budgets:
         hb = self.shape.held(now)
         if w.total == 0 and self.held_bytes == 0 and hb <= 0:
             return math.inf
-        return self.upload_cap() - w.total - self.held_bytes - self.reserved - hb
+        room = self.upload_cap() - w.total - self.held_bytes - self.reserved - hb
+        if self.evens(now):
+            rate, depth = self._even()
+            sent = ((t, a) for t, a, _ in w.events())
+            room = min(
+                room, shape.even_room(now, sent, self.held_bytes + self.reserved, rate, depth)
+            )
+        return room
 
     def reservable(self, body_bytes: int) -> int:
         """The room ``reserve`` would keep for ``body_bytes`` (at most the whole budget); 0
