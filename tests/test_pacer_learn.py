@@ -5,6 +5,7 @@ drain that parks unsent requests."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import replace
 from typing import Any
@@ -595,28 +596,50 @@ def test_a_refused_burst_cuts_to_what_the_service_let_through() -> None:
     assert b.shapes_cut()
 
 
-def test_a_cut_budget_is_shaped_as_the_configured_one() -> None:
+def _sends(b: Budgets, now: float, until: float, left: int, body: int = 100) -> list[float]:
+    """When each ``body``-byte request went, from ``now`` to ``until``, the loop applying the
+    real step (``plan`` told the bytes ``left``, answered the moment it went)."""
+    sends: list[float] = []
+    for _ in range(100_000):  # bounded: ``until`` comes first
+        if now >= until or left <= 0:
+            break
+        b.plan(now, left)
+        d = step(b, now, body, 0, None)
+        if d.kind is Kind.GO:
+            b.take(body)
+            b.release(now, body)
+            sends.append(now)
+            left -= body
+            continue
+        assert d.kind is Kind.SLEEP, d
+        now += d.wait
+    return sends
+
+
+def test_a_cut_budget_is_spent_at_an_even_rate() -> None:
     """Once the refused burst has left the window, the budget in effect (5,400 per 10 s) is
-    shaped as the configured one is (``pacing.shape``): what the last window will carry goes
-    at once, the rest of the room over the window, not all at once and then nine seconds at
-    0 bytes a second (whole windows, before)."""
+    spent through a token bucket at its rate (issue 26: 540 bytes a second, a tenth of the
+    budget deep): the learning untouched, no gap much longer than what the bucket's depth
+    keeps out of the window (1 s). Before: shaped as the configured one, and with 20 windows left (the
+    estimate's slack about a whole window) everything at once and nine seconds at 0 bytes a
+    second, window after window."""
     b = _refused_burst()
-    now = 10.6  # the burst has left the window
-    # four windows and 1,000 bytes: the last window's 1,000 at once and the slack (5% of the
-    # budget, 3% per window left, the largest body: 2,080), the rest of the room over 10 s
-    b.plan(now, 4 * 5400 + 1000)
-    assert b.shape.start == now and b.shape.window == 10.0
-    spread = b.shape.spread
-    assert spread == pytest.approx(5400 - 1000 - 2080)
-    sent = 0
-    while step(b, now, 100, 0, None).kind is Kind.GO:
-        b.take(100)
-        b.release(now, 100)
-        sent += 100
-    assert sent == pytest.approx(5400 - spread, abs=100)
-    # the rest goes a little at a time: a body waits for the part of the window it needs
-    wait = b.delay(now, 100)
-    assert 0 < wait <= 100 / (spread / 10.0) + 1e-9
+    rate = b.upload_cap() / 10.0
+    assert rate == pytest.approx(540.0)
+    sends = _sends(b, 10.6, 40.0, 20 * 5400 + 1000)
+    gaps = [y - x for x, y in itertools.pairwise(sends)]
+    assert max(gaps) <= 1.2
+    # about the depth at once and the rate after (the window's 5,400 per 10 s besides)
+    assert sum(1 for t in sends if t < 10.6 + 1e-9) * 100 <= 0.1 * 5400 + 100
+    assert len(sends) * 100 == pytest.approx(0.1 * 5400 + rate * (40.0 - 10.6), rel=0.05)
+
+
+def test_the_last_window_of_a_cut_budget_goes_at_once() -> None:
+    """What is left that fits in the window's room goes at once: nothing after it needs the
+    room, and sent at the rate it would end the mailbox up to a window later."""
+    b = _refused_burst()
+    sends = _sends(b, 10.6, 40.0, 4000)
+    assert len(sends) == 40 and sends[-1] == 10.6
 
 
 def test_a_429_of_a_shaped_cut_budget_is_a_small_step() -> None:
@@ -642,9 +665,8 @@ def test_a_long_wait_beside_a_shaped_budget_is_another_writers_and_ends_the_shap
     then on, which carry more beside such a writer than a shape."""
     b = _refused_burst()
     cap = b.learned_uploads.cap
-    b.plan(10.6, 4 * 5400 + 1000)
-    assert b.shape.spread > 0
-    for k in range(20):  # what the shape let go, ours in the window
+    b.plan(10.6, 4 * 5400 + 1000)  # (a cut budget is spent at an even rate: no shape)
+    for k in range(20):  # what the bucket let go, ours in the window
         b.take(100)
         b.release(10.6 + 0.07 * k, 100)
     b.take(500)
@@ -676,9 +698,29 @@ def test_a_cut_budget_in_the_model_has_no_long_span_after_the_first_window(ratio
     from benchmarks import learn_model
 
     j = learn_model.job([learn_model.run(ratio, 0.0, None, 250, seed) for seed in range(8)])
-    assert j.idle_after_s <= 30.0
+    # spent through a bucket a tenth of the budget deep (shaped before: 23 s, 98%): what it
+    # let go at once where the Retry-After left the window empty leaves the window at once
+    # a window later, every mailbox in step (31.5 s)
+    assert j.idle_after_s <= 35.0
     assert j.share >= 0.9
     assert j.share_429 < 0.05
+
+
+@pytest.mark.parametrize("ratio", [2, 10, 60])
+def test_a_cut_budget_beside_another_writer_has_no_long_span_mid_job(ratio: int) -> None:
+    """8 mailboxes of 250 items as one job beside another writer on its own clock taking
+    half of each upload budget (the emulator's), the pacer's own decisions against the
+    emulator's throttle (``benchmarks.learn_model``): while every mailbox has imports to
+    come, after the first window, no span without an import longer than 30 service s (each
+    mailbox spending its learned window at once before, all in step: 256-285 s), >= 85% of
+    what the budget the writer leaves allows (87-88%; 93% before: an even rate ends up to a
+    window later), under 6% of 429s (as before: 3.1-5.3%)."""
+    from benchmarks import learn_model
+
+    j = learn_model.job([learn_model.run(ratio, 0.5, None, 250, seed) for seed in range(8)])
+    assert j.mid_s <= 30.0
+    assert j.share >= 0.85
+    assert j.share_429 < 0.06
 
 
 def test_beside_another_writer_the_model_keeps_its_share() -> None:
