@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -586,13 +587,15 @@ def _refused_burst(configured: int = 100_000) -> Budgets:
 
 
 def test_a_refused_burst_cuts_to_what_the_service_let_through() -> None:
-    """The first cut is what went through over the service's window, 90% of it, however
-    far under the configured budget (before: never under a quarter of it, 25,000 here, so
-    the next window's burst was refused again and the mailbox waited a second window)."""
+    """The first cut is what went through over the service's window, however far under
+    the configured budget (before: never under a quarter of it, 25,000 here, so the next
+    window's burst was refused again and the mailbox waited a second window); all of it,
+    not 90%: the service let it through (a cut under it ratchets, the next test but
+    one)."""
     b = _refused_burst()
     lim = b.learned_uploads
     assert lim.window == 10.0  # the configured window: the service's
-    assert lim.cap == pytest.approx(0.9 * 6000)
+    assert lim.cap == pytest.approx(6000)
     assert b.shapes_cut()
 
 
@@ -617,21 +620,21 @@ def _sends(b: Budgets, now: float, until: float, left: int, body: int = 100) -> 
 
 
 def test_a_cut_budget_is_spent_at_an_even_rate() -> None:
-    """Once the refused burst has left the window, the budget in effect (5,400 per 10 s) is
-    spent through a token bucket at its rate (issue 26: 540 bytes a second, a tenth of the
+    """Once the refused burst has left the window, the budget in effect (6,000 per 10 s) is
+    spent through a token bucket at its rate (issue 26: 600 bytes a second, a tenth of the
     budget deep): the learning untouched, no gap much longer than what the bucket's depth
     keeps out of the window (1 s). Before: shaped as the configured one, and with 20 windows left (the
     estimate's slack about a whole window) everything at once and nine seconds at 0 bytes a
     second, window after window."""
     b = _refused_burst()
     rate = b.upload_cap() / 10.0
-    assert rate == pytest.approx(540.0)
-    sends = _sends(b, 10.6, 40.0, 20 * 5400 + 1000)
+    assert rate == pytest.approx(600.0)
+    sends = _sends(b, 10.6, 40.0, 20 * 6000 + 1000)
     gaps = [y - x for x, y in itertools.pairwise(sends)]
     assert max(gaps) <= 1.2
-    # about the depth at once and the rate after (the window's 5,400 per 10 s besides)
-    assert sum(1 for t in sends if t < 10.6 + 1e-9) * 100 <= 0.1 * 5400 + 100
-    assert len(sends) * 100 == pytest.approx(0.1 * 5400 + rate * (40.0 - 10.6), rel=0.05)
+    # about the depth at once and the rate after (the window's 6,000 per 10 s besides)
+    assert sum(1 for t in sends if t < 10.6 + 1e-9) * 100 <= 0.1 * 6000 + 100
+    assert len(sends) * 100 == pytest.approx(0.1 * 6000 + rate * (40.0 - 10.6), rel=0.05)
 
 
 def test_the_last_window_of_a_cut_budget_goes_at_once() -> None:
@@ -738,8 +741,8 @@ def test_a_short_window_the_retry_afters_showed_is_dropped_when_ours_left_it_wit
     come) a Retry-After is the time until its oldest writes leave: a window of 1 s shown
     of the configured (and the service's) 10 s. Refused again when our bytes in that 1 s are
     fewer than the body, but 6,000 are in the last 10 s: the service's window is longer
-    than shown, so the configured one, and a first cut to 90% of what went through over it
-    (not a step from a budget learned over the wrong window, nor no cut at all)."""
+    than shown, so the configured one, and a first cut to what went through over it (not a
+    step from a budget learned over the wrong window, nor no cut at all)."""
     b = Budgets(PacerLimits(upload_bytes=100_000, upload_window=10.0, window_slack=0.0))
     b.learned_uploads = replace(b.learned_uploads, cap=50_000.0, window=1.0, shown=1.0, cuts=1)
     for k in range(6):  # ours, 3 to 5.5 s ago
@@ -750,7 +753,7 @@ def test_a_short_window_the_retry_afters_showed_is_dropped_when_ours_left_it_wit
     b.throttled(8.0, "IncomingBytes", 0.2, 1000)
     lim = b.learned_uploads
     assert (lim.window, lim.shown) == (10.0, 10.0)
-    assert lim.cap == pytest.approx(0.9 * 6000)
+    assert lim.cap == pytest.approx(6000)
     assert lim.episode_until == pytest.approx(8.2)
     assert b.shapes_cut()
     assert b.alone_window(8.0) is None  # ours share the (configured) window
@@ -769,12 +772,14 @@ def test_a_short_window_stays_when_nothing_of_ours_is_in_the_configured_one() ->
     assert b.alone_window(20.0) == 1.0
 
 
-@pytest.mark.parametrize("ratio", [2, 10])
+@pytest.mark.parametrize("ratio", [1, 2, 10])
 def test_beside_a_writer_on_its_own_clock_the_model_keeps_its_share(ratio: int) -> None:
     """The job beside the emulator's other writer as it writes now, on its own clock (half
     of each upload budget, a write every twentieth of the window): >= 85% of what the
     budget it leaves allows, under 5% of 429s (62-64% and 26-31% of 429s before the short
-    windows its Retry-Afters show were dropped, ``learn_model --pairs 8``)."""
+    windows its Retry-Afters show were dropped, ``learn_model --pairs 8``; at 1/1, 45%
+    before a cut was bounded by what went through over the window: seed 1's budget
+    ratcheted to 0.50 MB of the 1.25 MB a window the writer leaves, and stayed)."""
     from benchmarks import learn_model
 
     j = learn_model.job([learn_model.run(ratio, 0.5, None, 250, seed) for seed in range(8)])
@@ -790,3 +795,47 @@ def test_a_budget_the_service_let_through_whole_climbs_back_to_the_configured_on
     for _ in range(20):  # 2,000 answered: two windows' worth
         lim = learn.answered(lim, 100.0, through=1000.0)
     assert not lim.is_cut and lim.window == 10.0
+
+
+def test_a_cut_never_goes_under_what_the_service_let_through_over_the_window() -> None:
+    """Randomized against ground truth (seeded): whatever the budget in effect, the window
+    it is kept over and the Retry-Afters before, an ``IncomingBytes`` 429 leaves the upload
+    budget at least at what the service let through of ours over the configured window (or
+    where it was, when under that already): it gave that rate, whatever its window. Before,
+    a cut measured over a window the Retry-Afters showed too short (or a tenth off a budget
+    already under what went through) ratcheted down 429 after 429 beside a writer on its own
+    clock (``stricter`` 1/1 and 1/10 beside it: 2.2 -> 0.55 -> 0.50 MB per window of the 1.25
+    MB it leaves, one mailbox at 46% of the real budget)."""
+    rnd = random.Random(26)
+    period, configured = 10.0, 100_000
+    for trial in range(400):
+        b = Budgets(PacerLimits(upload_bytes=configured, upload_window=period, window_slack=0.0))
+        cap = rnd.uniform(0.05, 1.0) * configured
+        window = rnd.choice([period, rnd.uniform(0.1, 0.9) * period])
+        shown = window if window < period else rnd.choice([0.0, period])
+        b.learned_uploads = replace(
+            b.learned_uploads, cap=cap, window=window, shown=shown, cuts=rnd.randint(0, 3)
+        )
+        b.shared = rnd.random() < 0.2
+        now = 20.0 + rnd.uniform(0, 10)
+        sent: list[tuple[float, int]] = []
+        t = now - rnd.uniform(0.2, 1.5) * period
+        for _ in range(rnd.randint(1, 60)):  # bounded: ours, answered, oldest first
+            t += rnd.expovariate(4.0)
+            if t >= now:
+                break
+            body = rnd.randint(100, 4000)
+            b.take(body)
+            b.release(t, body)
+            sent.append((t, body))
+        if rnd.random() < 0.5:  # held back by the service a while
+            b.blocked_from = now - rnd.uniform(0, period)
+            b.blocked_until = b.blocked_from + rnd.uniform(0, period)
+        body = rnd.randint(100, 20_000)
+        b.take(body)
+        b.release(now, body)
+        b.throttled(now, "IncomingBytes", rnd.uniform(0.01, 1.0) * period, body)
+        let = sum(a for at, a in sent if at > now - period)
+        after = b.learned_uploads.cap
+        assert after >= min(cap, let) - 1e-6, (trial, cap, let, after)
+        assert after <= cap + 1e-6, (trial, cap, after)

@@ -446,9 +446,16 @@ class Budgets:
                 # and what went through over it is what the service gives (a first cut, as
                 # of a refused burst)
                 whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
-                in_use = self.uploads.since(now - lim.period) + self.held_bytes
+                through = self.uploads.since(now - lim.period)
                 self.learned_uploads = learn.throttled(
-                    whole, now, in_use, retry_after, lim.period, lim.period, FIRST
+                    whole,
+                    now,
+                    through + self.held_bytes,
+                    retry_after,
+                    lim.period,
+                    lim.period,
+                    FIRST,
+                    through,
                 )
                 return
             if ours < body_bytes:
@@ -483,6 +490,7 @@ class Budgets:
                 self.held_bytes,
                 self.blocked(now),
                 shaped=not self.shared,
+                through=True,
             )
         elif reason == REQUEST_RATE:
             self.learned_requests = _learn(
@@ -561,10 +569,15 @@ def _learn(
     held: int,
     blocked: tuple[float, float],
     shaped: bool = False,
+    through: bool = False,
 ) -> Learned:
     """A 429 refusing ``amount`` of a limit whose window is ``w`` (``held`` in flight), the
     mailbox held back by the service between ``blocked`` (from, until). ``shaped``: an upload
-    budget that is shaped once cut (``Budgets.shapes_cut``)."""
+    budget that is shaped once cut (``Budgets.shapes_cut``). ``through``: the window holds
+    only what the service let through (an upload window: a refused body leaves it; a
+    request window counts refused requests, as the service does), so the cut never goes
+    below what it holds over the configured window (``learn.throttled``)."""
+    let = w.since(now - lim.period) if through and lim.period > 0 else 0.0
     last, events = w.last(), w.events()
     first = now - events[0][2] if events else None
     win = learn.window_after(lim, retry_after, None if last is None else now - last, first)
@@ -572,10 +585,10 @@ def _learn(
         return learn.widened(lim, now, retry_after, win)
     if shaped and win >= lim.period:
         if lim.is_cut:  # sent at the budget in effect, shaped: it was a little too much
-            return learn.throttled(lim, now, lim.cap, retry_after, win, win, EVEN)
+            return learn.throttled(lim, now, lim.cap, retry_after, win, win, EVEN, let)
         # a refused burst: what the service let through over its window is what it gives
         in_use = w.since(now - win) + held
-        return learn.throttled(lim, now, in_use, retry_after, win, win, FIRST)
+        return learn.throttled(lim, now, in_use, retry_after, win, win, FIRST, let)
     # what went over twice that window (at most the configured one) says the rate the
     # service gave: over the window alone, an estimate a little short of the service's own
     # would miss a burst sent as its window opened
@@ -589,7 +602,7 @@ def _learn(
     # time the service held the mailbox back sent nothing: the rate is of the time it could
     idle = max(0.0, blocked[1] - max(blocked[0], now - span))
     in_use = w.since(now - span - idle) + held
-    return learn.throttled(lim, now, in_use, retry_after, win, span)
+    return learn.throttled(lim, now, in_use, retry_after, win, span, through=let)
 
 
 def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | None) -> Decision:
