@@ -839,3 +839,24 @@ def test_a_cut_never_goes_under_what_the_service_let_through_over_the_window() -
         after = b.learned_uploads.cap
         assert after >= min(cap, let) - 1e-6, (trial, cap, let, after)
         assert after <= cap + 1e-6, (trial, cap, after)
+
+
+def test_a_long_wait_that_ends_as_our_own_oldest_bytes_leave_is_not_another_writers() -> None:
+    """The same long Retry-After (4 s of the 10 s window) at a shaped cut budget, alone: it
+    ends as our own lump leaves the window (a shape sends what its last window carries at
+    once), so the bytes holding the room are ours: no other writer, and a cut as of our
+    rate. Before, any long wait was taken for another writer's (``learn_model`` on main,
+    alone at 1/2: in 3 of 24 mailboxes, a Retry-After ending within 0.4 service s of our
+    oldest bytes leaving)."""
+    b = _refused_burst()
+    cap = b.learned_uploads.cap
+    assert b.shapes_cut()
+    for k in range(20):  # ours at once at 16 s: the room comes back when they leave, at 26 s
+        b.take(250)
+        b.release(16.0 + 0.001 * k, 250)
+    b.take(500)
+    b.release(22.0, 500)
+    b.throttled(22.0, "IncomingBytes", 4.0, 500)
+    assert not b.shared
+    assert b.learned_uploads.cuts == 2
+    assert b.learned_uploads.cap < cap

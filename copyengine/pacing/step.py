@@ -469,10 +469,15 @@ class Budgets:
                     lim, episode_until=now + retry_after, longest_ask=ask
                 )
                 return
-            if self.shapes_cut() and now >= lim.episode_until and retry_after > LUMP * lim.window:
-                # shaped, our own bytes leave the window a part at a time: a long wait for
-                # room is another writer's bytes, taken in one piece (one catching up after a
-                # wait, as the emulator's, is first when room comes back). Not our rate; and
+            if (
+                self.shapes_cut()
+                and now >= lim.episode_until
+                and retry_after > LUMP * lim.window
+                and self._others_leave_first(now, retry_after)
+            ):
+                # a long wait for room that ends before any of our bytes leave the window:
+                # another writer's bytes, taken in one piece (one catching up after a wait
+                # is first when room comes back). Not our rate; and
                 # beside such a writer a shape is refused each time it catches up
                 self.shared = True
                 self.learned_uploads = replace(
@@ -506,6 +511,25 @@ class Budgets:
             self.learned_slots = learn.concurrency_throttled(
                 self.learned_slots, now, self.inflight, retry_after
             )
+
+    def _others_leave_first(self, now: float, retry_after: float) -> bool:
+        """Whether the room a Retry-After waits for comes back before any of our bytes
+        leave the (configured) window: then what leaves is another writer's. Alone, the
+        room comes back as our own oldest bytes leave: a shape sends what its last window
+        carries at once, and a refused burst leaves at once (``learn_model`` on main, alone
+        at 1/2: a Retry-After of 277-282 service s ending within 0.4 s of our oldest
+        bytes leaving, taken for another writer in 3 of 24 mailboxes). Our bytes leave at
+        most a request's latency before their answer's time plus the window: the end is
+        taken as ours within ``window_slack`` and a fiftieth of the window."""
+        lim, w = self.learned_uploads, self.uploads
+        w.expire(now)
+        ours = [
+            max(opened, now - lim.period) for t, _, opened in w.events() if t > now - lim.period
+        ]
+        if not ours:
+            return True
+        slack = self.limits.window_slack + lim.period / 50
+        return now + retry_after < min(ours) + lim.period - slack
 
     def _longer_window(self, lim: Learned, now: float, body_bytes: int) -> bool:
         """Whether an ``IncomingBytes`` refusal with fewer of our bytes than its body in
