@@ -5,7 +5,9 @@ drain that parks unsent requests."""
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 from dataclasses import replace
 from typing import Any
 
@@ -585,38 +587,62 @@ def _refused_burst(configured: int = 100_000) -> Budgets:
 
 
 def test_a_refused_burst_cuts_to_what_the_service_let_through() -> None:
-    """The first cut is what went through over the service's window, 90% of it, however
-    far under the configured budget (before: never under a quarter of it, 25,000 here, so
-    the next window's burst was refused again and the mailbox waited a second window)."""
+    """The first cut is what went through over the service's window, however far under
+    the configured budget (before: never under a quarter of it, 25,000 here, so the next
+    window's burst was refused again and the mailbox waited a second window); all of it,
+    not 90%: the service let it through (a cut under it ratchets, the next test but
+    one)."""
     b = _refused_burst()
     lim = b.learned_uploads
     assert lim.window == 10.0  # the configured window: the service's
-    assert lim.cap == pytest.approx(0.9 * 6000)
+    assert lim.cap == pytest.approx(6000)
     assert b.shapes_cut()
 
 
-def test_a_cut_budget_is_shaped_as_the_configured_one() -> None:
-    """Once the refused burst has left the window, the budget in effect (5,400 per 10 s) is
-    shaped as the configured one is (``pacing.shape``): what the last window will carry goes
-    at once, the rest of the room over the window, not all at once and then nine seconds at
-    0 bytes a second (whole windows, before)."""
+def _sends(b: Budgets, now: float, until: float, left: int, body: int = 100) -> list[float]:
+    """When each ``body``-byte request went, from ``now`` to ``until``, the loop applying the
+    real step (``plan`` told the bytes ``left``, answered the moment it went)."""
+    sends: list[float] = []
+    for _ in range(100_000):  # bounded: ``until`` comes first
+        if now >= until or left <= 0:
+            break
+        b.plan(now, left)
+        d = step(b, now, body, 0, None)
+        if d.kind is Kind.GO:
+            b.take(body)
+            b.release(now, body)
+            sends.append(now)
+            left -= body
+            continue
+        assert d.kind is Kind.SLEEP, d
+        now += d.wait
+    return sends
+
+
+def test_a_cut_budget_is_spent_at_an_even_rate() -> None:
+    """Once the refused burst has left the window, the budget in effect (6,000 per 10 s) is
+    spent through a token bucket at its rate (issue 26: 600 bytes a second, a tenth of the
+    budget deep): the learning untouched, no gap much longer than what the bucket's depth
+    keeps out of the window (1 s). Before: shaped as the configured one, and with 20 windows left (the
+    estimate's slack about a whole window) everything at once and nine seconds at 0 bytes a
+    second, window after window."""
     b = _refused_burst()
-    now = 10.6  # the burst has left the window
-    # four windows and 1,000 bytes: the last window's 1,000 at once and the slack (5% of the
-    # budget, 3% per window left, the largest body: 2,080), the rest of the room over 10 s
-    b.plan(now, 4 * 5400 + 1000)
-    assert b.shape.start == now and b.shape.window == 10.0
-    spread = b.shape.spread
-    assert spread == pytest.approx(5400 - 1000 - 2080)
-    sent = 0
-    while step(b, now, 100, 0, None).kind is Kind.GO:
-        b.take(100)
-        b.release(now, 100)
-        sent += 100
-    assert sent == pytest.approx(5400 - spread, abs=100)
-    # the rest goes a little at a time: a body waits for the part of the window it needs
-    wait = b.delay(now, 100)
-    assert 0 < wait <= 100 / (spread / 10.0) + 1e-9
+    rate = b.upload_cap() / 10.0
+    assert rate == pytest.approx(600.0)
+    sends = _sends(b, 10.6, 40.0, 20 * 6000 + 1000)
+    gaps = [y - x for x, y in itertools.pairwise(sends)]
+    assert max(gaps) <= 1.2
+    # about the depth at once and the rate after (the window's 6,000 per 10 s besides)
+    assert sum(1 for t in sends if t < 10.6 + 1e-9) * 100 <= 0.1 * 6000 + 100
+    assert len(sends) * 100 == pytest.approx(0.1 * 6000 + rate * (40.0 - 10.6), rel=0.05)
+
+
+def test_the_last_window_of_a_cut_budget_goes_at_once() -> None:
+    """What is left that fits in the window's room goes at once: nothing after it needs the
+    room, and sent at the rate it would end the mailbox up to a window later."""
+    b = _refused_burst()
+    sends = _sends(b, 10.6, 40.0, 4000)
+    assert len(sends) == 40 and sends[-1] == 10.6
 
 
 def test_a_429_of_a_shaped_cut_budget_is_a_small_step() -> None:
@@ -642,9 +668,8 @@ def test_a_long_wait_beside_a_shaped_budget_is_another_writers_and_ends_the_shap
     then on, which carry more beside such a writer than a shape."""
     b = _refused_burst()
     cap = b.learned_uploads.cap
-    b.plan(10.6, 4 * 5400 + 1000)
-    assert b.shape.spread > 0
-    for k in range(20):  # what the shape let go, ours in the window
+    b.plan(10.6, 4 * 5400 + 1000)  # (a cut budget is spent at an even rate: no shape)
+    for k in range(20):  # what the bucket let go, ours in the window
         b.take(100)
         b.release(10.6 + 0.07 * k, 100)
     b.take(500)
@@ -676,9 +701,29 @@ def test_a_cut_budget_in_the_model_has_no_long_span_after_the_first_window(ratio
     from benchmarks import learn_model
 
     j = learn_model.job([learn_model.run(ratio, 0.0, None, 250, seed) for seed in range(8)])
-    assert j.idle_after_s <= 30.0
+    # spent through a bucket a tenth of the budget deep (shaped before: 23 s, 98%): what it
+    # let go at once where the Retry-After left the window empty leaves the window at once
+    # a window later, every mailbox in step (31.5 s)
+    assert j.idle_after_s <= 35.0
     assert j.share >= 0.9
     assert j.share_429 < 0.05
+
+
+@pytest.mark.parametrize("ratio", [2, 10, 60])
+def test_a_cut_budget_beside_another_writer_has_no_long_span_mid_job(ratio: int) -> None:
+    """8 mailboxes of 250 items as one job beside another writer on its own clock taking
+    half of each upload budget (the emulator's), the pacer's own decisions against the
+    emulator's throttle (``benchmarks.learn_model``): while every mailbox has imports to
+    come, after the first window, no span without an import longer than 30 service s (each
+    mailbox spending its learned window at once before, all in step: 256-285 s), >= 85% of
+    what the budget the writer leaves allows (87-88%; 93% before: an even rate ends up to a
+    window later), under 6% of 429s (as before: 3.1-5.3%)."""
+    from benchmarks import learn_model
+
+    j = learn_model.job([learn_model.run(ratio, 0.5, None, 250, seed) for seed in range(8)])
+    assert j.mid_s <= 30.0
+    assert j.share >= 0.85
+    assert j.share_429 < 0.06
 
 
 def test_beside_another_writer_the_model_keeps_its_share() -> None:
@@ -696,8 +741,8 @@ def test_a_short_window_the_retry_afters_showed_is_dropped_when_ours_left_it_wit
     come) a Retry-After is the time until its oldest writes leave: a window of 1 s shown
     of the configured (and the service's) 10 s. Refused again when our bytes in that 1 s are
     fewer than the body, but 6,000 are in the last 10 s: the service's window is longer
-    than shown, so the configured one, and a first cut to 90% of what went through over it
-    (not a step from a budget learned over the wrong window, nor no cut at all)."""
+    than shown, so the configured one, and a first cut to what went through over it (not a
+    step from a budget learned over the wrong window, nor no cut at all)."""
     b = Budgets(PacerLimits(upload_bytes=100_000, upload_window=10.0, window_slack=0.0))
     b.learned_uploads = replace(b.learned_uploads, cap=50_000.0, window=1.0, shown=1.0, cuts=1)
     for k in range(6):  # ours, 3 to 5.5 s ago
@@ -708,7 +753,7 @@ def test_a_short_window_the_retry_afters_showed_is_dropped_when_ours_left_it_wit
     b.throttled(8.0, "IncomingBytes", 0.2, 1000)
     lim = b.learned_uploads
     assert (lim.window, lim.shown) == (10.0, 10.0)
-    assert lim.cap == pytest.approx(0.9 * 6000)
+    assert lim.cap == pytest.approx(6000)
     assert lim.episode_until == pytest.approx(8.2)
     assert b.shapes_cut()
     assert b.alone_window(8.0) is None  # ours share the (configured) window
@@ -727,12 +772,14 @@ def test_a_short_window_stays_when_nothing_of_ours_is_in_the_configured_one() ->
     assert b.alone_window(20.0) == 1.0
 
 
-@pytest.mark.parametrize("ratio", [2, 10])
+@pytest.mark.parametrize("ratio", [1, 2, 10])
 def test_beside_a_writer_on_its_own_clock_the_model_keeps_its_share(ratio: int) -> None:
     """The job beside the emulator's other writer as it writes now, on its own clock (half
     of each upload budget, a write every twentieth of the window): >= 85% of what the
     budget it leaves allows, under 5% of 429s (62-64% and 26-31% of 429s before the short
-    windows its Retry-Afters show were dropped, ``learn_model --pairs 8``)."""
+    windows its Retry-Afters show were dropped, ``learn_model --pairs 8``; at 1/1, 45%
+    before a cut was bounded by what went through over the window: seed 1's budget
+    ratcheted to 0.50 MB of the 1.25 MB a window the writer leaves, and stayed)."""
     from benchmarks import learn_model
 
     j = learn_model.job([learn_model.run(ratio, 0.5, None, 250, seed) for seed in range(8)])
@@ -748,3 +795,68 @@ def test_a_budget_the_service_let_through_whole_climbs_back_to_the_configured_on
     for _ in range(20):  # 2,000 answered: two windows' worth
         lim = learn.answered(lim, 100.0, through=1000.0)
     assert not lim.is_cut and lim.window == 10.0
+
+
+def test_a_cut_never_goes_under_what_the_service_let_through_over_the_window() -> None:
+    """Randomized against ground truth (seeded): whatever the budget in effect, the window
+    it is kept over and the Retry-Afters before, an ``IncomingBytes`` 429 leaves the upload
+    budget at least at what the service let through of ours over the configured window (or
+    where it was, when under that already): it gave that rate, whatever its window. Before,
+    a cut measured over a window the Retry-Afters showed too short (or a tenth off a budget
+    already under what went through) ratcheted down 429 after 429 beside a writer on its own
+    clock (``stricter`` 1/1 and 1/10 beside it: 2.2 -> 0.55 -> 0.50 MB per window of the 1.25
+    MB it leaves, one mailbox at 46% of the real budget)."""
+    rnd = random.Random(26)
+    period, configured = 10.0, 100_000
+    for trial in range(400):
+        b = Budgets(PacerLimits(upload_bytes=configured, upload_window=period, window_slack=0.0))
+        cap = rnd.uniform(0.05, 1.0) * configured
+        window = rnd.choice([period, rnd.uniform(0.1, 0.9) * period])
+        shown = window if window < period else rnd.choice([0.0, period])
+        b.learned_uploads = replace(
+            b.learned_uploads, cap=cap, window=window, shown=shown, cuts=rnd.randint(0, 3)
+        )
+        b.shared = rnd.random() < 0.2
+        now = 20.0 + rnd.uniform(0, 10)
+        sent: list[tuple[float, int]] = []
+        t = now - rnd.uniform(0.2, 1.5) * period
+        for _ in range(rnd.randint(1, 60)):  # bounded: ours, answered, oldest first
+            t += rnd.expovariate(4.0)
+            if t >= now:
+                break
+            body = rnd.randint(100, 4000)
+            b.take(body)
+            b.release(t, body)
+            sent.append((t, body))
+        if rnd.random() < 0.5:  # held back by the service a while
+            b.blocked_from = now - rnd.uniform(0, period)
+            b.blocked_until = b.blocked_from + rnd.uniform(0, period)
+        body = rnd.randint(100, 20_000)
+        b.take(body)
+        b.release(now, body)
+        b.throttled(now, "IncomingBytes", rnd.uniform(0.01, 1.0) * period, body)
+        let = sum(a for at, a in sent if at > now - period)
+        after = b.learned_uploads.cap
+        assert after >= min(cap, let) - 1e-6, (trial, cap, let, after)
+        assert after <= cap + 1e-6, (trial, cap, after)
+
+
+def test_a_long_wait_that_ends_as_our_own_oldest_bytes_leave_is_not_another_writers() -> None:
+    """The same long Retry-After (4 s of the 10 s window) at a shaped cut budget, alone: it
+    ends as our own lump leaves the window (a shape sends what its last window carries at
+    once), so the bytes holding the room are ours: no other writer, and a cut as of our
+    rate. Before, any long wait was taken for another writer's (``learn_model`` on main,
+    alone at 1/2: in 3 of 24 mailboxes, a Retry-After ending within 0.4 service s of our
+    oldest bytes leaving)."""
+    b = _refused_burst()
+    cap = b.learned_uploads.cap
+    assert b.shapes_cut()
+    for k in range(20):  # ours at once at 16 s: the room comes back when they leave, at 26 s
+        b.take(250)
+        b.release(16.0 + 0.001 * k, 250)
+    b.take(500)
+    b.release(22.0, 500)
+    b.throttled(22.0, "IncomingBytes", 4.0, 500)
+    assert not b.shared
+    assert b.learned_uploads.cuts == 2
+    assert b.learned_uploads.cap < cap

@@ -152,11 +152,23 @@ def throttled(
     window: float | None = None,
     span: float | None = None,
     p: Aimd = Aimd(),
+    through: float = 0.0,
 ) -> Learned:
     """A 429 naming this limit at ``now``, with the service asking ``retry_after`` seconds.
     ``in_use``: what went over the last ``span`` seconds (the configured window when not
     given) and is in flight, the refused request not included; the budget in effect is then
-    kept over ``window`` (``window_after``) at that rate."""
+    kept over ``window`` (``window_after``) at that rate.
+
+    ``through``: what the service let through of ours over the configured window up to
+    ``now`` (answered, not refused): the cut never goes below it (nor above the budget in
+    effect). Whatever the service's window (at most the configured one), it gave at least
+    that rate; a cut under it is a rate the service never asked for. Without this bound
+    each 429 of an episode measured over a window believed too short, or of a budget
+    already under what went through (beside another writer on its own clock, its
+    catch-ups refuse a mailbox sending at its share), took another tenth off: a ratchet
+    the slow climb back (``rise``) never undid (``stricter``, 1/1 and 1/10 beside the
+    writer: one mailbox at 0.5 MB of the 1.25 MB a window the service left it, 46% of
+    the real budget)."""
     ask = max(lim.longest_ask, retry_after)
     if now < lim.episode_until:
         return replace(lim, longest_ask=ask)
@@ -165,7 +177,7 @@ def throttled(
     per_period = in_use * lim.period / over if 0 < over < lim.period else in_use
     target = per_period * p.keep
     cap = min(lim.cap * p.cut, max(target, lim.cap * p.deepest))
-    cap = max(cap, lim.configured * p.floor_share)
+    cap = max(cap, min(through, lim.cap), lim.configured * p.floor_share)
     return replace(
         lim,
         cap=cap,

@@ -170,3 +170,39 @@ def plan(
     if spread < p.least * budget:
         return NONE
     return Shape(now, spread, window)
+
+
+def even_wait(
+    now: float,
+    sent: Iterable[tuple[float, int]],
+    held: float,
+    amount: float,
+    rate: float,
+    depth: float,
+) -> float:
+    """Seconds until ``amount`` more bytes conform to a token bucket refilled at ``rate``
+    bytes per second, ``depth`` deep, with no state of its own: over every span from one
+    of the ``sent`` amounts ((when, amount), oldest first) to ``now``, what went in it,
+    ``held`` (in flight or kept, as if sent at ``now``) and ``amount`` at most ``depth``
+    above what the rate gave over it (0: it conforms now; ``rate`` 0: no bucket)."""
+    if rate <= 0:
+        return 0.0
+    events = list(sent)
+    total = held + amount
+    wait = (total - depth) / rate
+    for when, a in reversed(events):
+        total += a
+        wait = max(wait, (total - depth) / rate - max(0.0, now - when))
+    return max(0.0, wait)
+
+
+def even_room(
+    now: float, sent: Iterable[tuple[float, int]], held: float, rate: float, depth: float
+) -> float:
+    """The bytes that conform to that bucket now (``even_wait`` 0 for them)."""
+    events = list(sent)
+    over, total = held, held
+    for when, a in reversed(events):
+        total += a
+        over = max(over, total - rate * max(0.0, now - when))
+    return depth - over
