@@ -12,7 +12,7 @@ import itertools
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -176,7 +176,7 @@ class FakeApi:
         def walk(parent: str | None, names: tuple[str, ...]) -> None:
             for f in m.folders.values():
                 if f.parent_id == parent:
-                    node = FolderNode(f, (*names, f.name), len(names) + 1)
+                    node = FolderNode(self._counted(m, f), (*names, f.name), len(names) + 1)
                     out.append(node)
                     walk(f.id, node.names)
 
@@ -184,12 +184,19 @@ class FakeApi:
         return out
 
     async def list_folders(self, mailbox_id: str, parent_id: str | None = None) -> list[Folder]:
-        return [f for f in self._box(mailbox_id).folders.values() if f.parent_id == parent_id]
+        m = self._box(mailbox_id)
+        return [self._counted(m, f) for f in m.folders.values() if f.parent_id == parent_id]
+
+    @staticmethod
+    def _counted(m: Any, f: Folder) -> Folder:
+        """The folder as the service tells it: its item count now (a pass compares what a
+        round returned with it: ``pipeline/reread.py``)."""
+        return replace(f, item_count=len(m.items.get(f.id, ())))
 
     async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
         for f in self._box(mailbox_id).folders.values():
             if ref in (f.id, f.well_known):
-                return f
+                return self._counted(self._box(mailbox_id), f)
         raise NotFound(f"getFolder: {ref} not found", status=404, code="ErrorItemNotFound")
 
     async def create_folder(
@@ -247,7 +254,8 @@ class FakeApi:
     async def folder_delta(
         self, mailbox_id: str, delta_link: str | None = None, page_size: int = 200
     ) -> AsyncIterator[DeltaPage]:
-        rows = [] if delta_link else list(self._box(mailbox_id).folders.values())
+        m = self._box(mailbox_id)
+        rows = [] if delta_link else [self._counted(m, f) for f in m.folders.values()]
         yield DeltaPage(list(rows), None, f"fake://{mailbox_id}/folders/delta")
 
     async def get_item(
