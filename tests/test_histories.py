@@ -255,11 +255,22 @@ WITH_FOURTH = {(6, "keep"), (13, "mirror"), (1703, "mirror"), (1802, "mirror"), 
 # the fifth stream (``_fifth``: delta on, an item moved at its own folder's item round) left
 # out of all of them, so that they are what they were
 FIFTH = frozenset({"deltamove"})
+# ...but in these, found by the soak of 2301-2330 with every stream: r5, a --full pass, an
+# item added before the pass in a new folder moved at its folder's item round into /Drafts
+# (read before), one created where it left: the count of its folder the walk's, no removal
+# told, and it had no copy after the pass (lost, signed incomplete). Every folder read from
+# nothing is counted again after the pass's rounds (``reread._changed_since_listed``).
+HISTORIES += [
+    pytest.param(2305, "mirror", True, id="2305-mirror-killed-full-pass-moved-behind-a-create")
+]
+WITH_EVERY_STREAM = {(2305, "mirror")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
 async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) -> None:
     ex = FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
+    if (seed, deletions) in WITH_EVERY_STREAM:
+        ex = frozenset()
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
@@ -786,12 +797,6 @@ async def test_a_new_folders_item_moved_out_and_one_created_there_during_a_pass(
     assert not h.failures(), h.text()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a --full pass reads every folder from nothing: an item moved out during it "
-    "behind one created in its folder leaves the count the walk's and tells no removal; no "
-    "copy until the next pass (signed incomplete, never a false complete)",
-)
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 async def test_the_same_in_a_full_pass(tmp_path: Path, deletions: str) -> None:
     h = await replay(deletions, [*NEW_FOLDER_SWAP, ("pass", "full")], tmp_path)

@@ -46,6 +46,7 @@ from ..graph import Item, MailboxApi
 from ..plan import to_reread, unexplained
 from ..state import ItemRecord, Status
 from ..survey import MailboxSide
+from ..survey.fromdelta import read_tree
 from .backlog import Backlog
 from .context import PairContext
 from .enumerate import Enumerator, FullListing
@@ -88,35 +89,43 @@ async def _unexplained(
 
 
 async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str]:
-    """``delta = false``: the folders whose item count (a walk of the source's tree now)
-    differs from what their listing returned: changed after it. A departure points at the
-    folders to list again only when the item that left has a record: an item new since the
-    last pass moved during the pass into a folder listed before (seeds 1802, 1807) leaves
-    none, and an item moved out of a folder listed before into one listed later leaves none
-    either (it is copied again there: two copies). Either way a folder's count changed after
-    its listing. Walked only when some folder's listing already differed from the count the
-    pass's walk gave (something changed during the pass): a quiet pass pays nothing."""
+    """The folders read from nothing this pass (a full listing, ``delta = false``; a round
+    with no link: a first or ``--full`` pass, a new folder, a link refused) whose item count
+    (a walk of the source's tree now, after every round) differs from what their round
+    returned: changed after it. A departure points at the folders to read again only when
+    the item that left has a record: an item new since the last pass moved during the pass
+    into a folder read before (seeds 1802, 1807) leaves none, and with one created where it
+    left (seeds 2305, 2325: a ``--full`` pass) not even a count that differs from the first
+    walk's; an item moved out of a folder read before into one read later leaves none either
+    (copied again there: two copies). Either way the count of a folder it went to changed
+    after its round. The tree read once more in a pass that read some folder from nothing
+    (a fresh folder delta round: a request per 200 folders, ``survey.read_tree``); not in a
+    pass that read every folder from a link."""
     ids: set[str] = set()
     for c in done:
-        mine = [j for j in c.folders if j.complete and j.listed is not None]
-        if not any(len(j.listed or ()) != j.plan.source.folder.item_count for j in mine):
+        mine = [(j, _returned(j)) for j in c.folders if j.complete]
+        mine = [(j, n) for j, n in mine if n is not None]
+        if not mine:
             continue
         try:
             now = {
                 n.folder.id: n.folder.item_count
-                for n in await ctx.src.walk_folders(c.side.source_id)
+                for n in await read_tree(ctx.src, c.side.source_id)
             }
         except Fatal:
             raise
-        except ServiceError as exc:  # not known: the next pass lists them again anyway
+        except ServiceError as exc:  # not known: the next pass reads them again anyway
             ctx.log.warning("pass.recount_failed", error=exc.message)
             continue
-        ids |= {
-            j.source_id
-            for j in mine
-            if j.source_id in now and now[j.source_id] != len(j.listed or ())
-        }
+        ids |= {j.source_id for j, n in mine if j.source_id in now and now[j.source_id] != n}
     return ids
+
+
+def _returned(job: FolderJob) -> int | None:
+    """How many items the folder's round from nothing returned (None: read from a link)."""
+    if job.listed is not None:
+        return len(job.listed)
+    return job.counted
 
 
 def _strays(jobs: list[FolderJob], first: bool, incremental: set[str]) -> list[int]:
@@ -207,9 +216,9 @@ async def reread(
             for job in jobs
         ]
         again = set(to_reread(seen, rounds))
-        if relist and n == 0 and not {sid for sid, _, ok in rounds if ok} <= again:
-            # (every folder listed again anyway: no walk needed to say which changed)
-            again |= await _changed_since_listed(ctx, done)
+        if n == 0 and not {sid for sid, _, ok in rounds if ok} <= again:
+            # (every folder read again anyway: no walk needed to say which changed)
+            again |= await _changed_since_listed(ctx, done) & {sid for sid, _, ok in rounds if ok}
         if not again:
             return
         if n == MAX_REREADS:
