@@ -49,10 +49,11 @@ def synthetic(
 
 def from_trace(path: Path) -> list[list[tuple[float, float, int]]]:
     d = json.loads(path.read_text())
-    return [
+    boxes = (
         [(u[1], u[2], u[3]) for u in ups if u[1] is not None and u[2] is not None]
         for ups in d["uploads"].values()
-    ]
+    )
+    return [rows for rows in boxes if rows]  # a mailbox none of whose uploads was answered: none
 
 
 def run(

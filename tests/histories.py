@@ -1456,7 +1456,7 @@ async def replay(
     with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
     ``delta=False``: the job's ``[sync] delta = false`` (every pass lists in full, the item
     round's call is ``listItems``). The oracle runs after every pass."""
-    hist = History(-1, deletions)
+    hist = History(-1, deletions, delta=delta)
     cfg = base_config(seed=1)
     cfg["tenants"][0]["users"] = [{"upn": SRC, "mailbox": {"seed": 1, "items": items}}]
     cfg["tenants"][1]["users"] = [{"upn": DST, "mailbox": {"layout": "empty"}}]

@@ -269,7 +269,15 @@ async def _read_again(
         job.expired = job.expired or job.source_id in expired  # (the old link: not kept)
     for job in jobs:  # a first round listed in full noted its departures itself
         now = {r.source_id for r in job.removed}
-        job.removed = job.removed + [r for r in before[job.source_id] if r.source_id not in now]
+        # listed again in full: an earlier departure whose item this listing found in the
+        # folder was none (``$skip`` paging: an item deleted from a page already read shifts
+        # the rest, and the next page's first item is never listed)
+        back = job.listed if keys is not None and job.complete else None
+        job.removed = job.removed + [
+            r
+            for r in before[job.source_id]
+            if r.source_id not in now and (back is None or r.source_id not in back)
+        ]
 
 
 def _put_off(
