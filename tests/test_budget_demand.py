@@ -186,16 +186,28 @@ async def test_the_first_pairs_to_ask_cut_their_parts_for_every_pair_the_job_run
     assert first.split(list(range(20)), sizes) == [list(range(20))]
 
 
-async def test_a_job_tells_its_budget_how_many_pairs_it_runs_at_once(tmp_path: object) -> None:
+async def test_a_job_tells_its_budget_how_many_pairs_it_runs_at_once(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two pairs, at most one at once: the budget's parts are cut for one pair (the job
-    sets ``expected`` before any pair asks)."""
+    sets ``expected`` before any pair asks), and given back when the job ends."""
     from pathlib import Path
 
     from copyengine.config import load_job
     from copyengine.pipeline.job import run_pairs
+    from copyengine.pipeline.work import ByteShares
     from copyengine.wiring import clients, store
     from tests.emu import base_config, running
     from tests.jobs import write_job
+
+    seen: list[int] = []
+    split = ByteShares.split
+
+    def spy(self: ByteShares, batch: list[object], sizes: list[int]) -> list[list[object]]:
+        seen.append(self.budget.expected)
+        return split(self, batch, sizes)
+
+    monkeypatch.setattr(ByteShares, "split", spy)
 
     pairs = [
         ("adele@contoso.example", "adele@fabrikam.example"),
@@ -206,4 +218,23 @@ async def test_a_job_tells_its_budget_how_many_pairs_it_runs_at_once(tmp_path: o
         b = ByteBudget(256 * MB)
         async with clients(cfg) as built:
             await run_pairs(cfg, built, store(cfg), budget=b)
-        assert b.expected == 1  # 2 with pairs_in_parallel not read, 0 without the line
+        # 2 with pairs_in_parallel not read, 0 without the line; none once the job ended
+        assert seen and set(seen) == {1} and b.expected == 0
+
+
+def test_a_runs_expected_pairs_follow_the_pairs_left() -> None:
+    """``job.Expected``: a run of 5 pairs, 3 at once, holds 3 until fewer than 3 are left to
+    end, then one less per pair; two runs on one budget (a worker's groups) add up; a run
+    that ends gives back what it still holds (review 4: a pair left alone cut its batches
+    for the whole job's pairs, an export request per item)."""
+    from copyengine.pipeline.job import Expected
+
+    b = ByteBudget(256 * MB)
+    with Expected(b, 3, 5) as run, Expected(b, 1, 4):
+        assert b.expected == 4
+        held = []
+        for _ in range(5):
+            run.pair_ended()
+            held.append(b.expected)
+        assert held == [4, 4, 3, 2, 1]
+    assert b.expected == 0

@@ -324,7 +324,10 @@ async def _run(
 ) -> None:
     # one budget per process: a worker's groups share it, as a run's pairs do
     budget = budget or ByteBudget.for_limits(cfg.limits)
-    budget.expected = max(budget.expected, min(cfg.limits.pairs_in_parallel, len(todo)))
+    # the pairs this run will hold shares at once, added to the budget's (a worker's groups
+    # share one budget: each adds its own) and given back as its pairs end, so that the
+    # parts exports are cut in follow the pairs left (``ByteShares.split``)
+    at_once = Expected(budget, min(cfg.limits.pairs_in_parallel, len(todo)), len(todo))
     gate = gate or OPEN
     await gate.refresh()  # read once before any pair starts (a pair suspended stays put)
     ticker = Ticker(gate)
@@ -364,8 +367,9 @@ async def _run(
                 await record_pair_pass(store, stats.pairs[p.key], p.key, label, stats.run_id)
                 if on_pair is not None:
                     await on_pair(p.key, False)
+                at_once.pair_ended()
 
-    with unsent.opened() as hold:  # this run's drain, as its requests' waits see it
+    with unsent.opened() as hold, at_once:  # this run's drain, as its requests' waits see it
         async with anyio.create_task_group() as tg:
             tg.start_soon(_sample, stats, uploads.bandwidth)
             tg.start_soon(ticker.run)
@@ -376,6 +380,28 @@ async def _run(
                     pairs_tg.start_soon(admission.run, p, partial(copy, p))
             tg.cancel_scope.cancel()  # stop the drain watch
     _say_service_gone(stop, clients.health)
+
+
+class Expected:
+    """A run's part of ``ByteBudget.expected``: ``at_once`` pairs from its start, fewer once
+    fewer than that are left to end, none after it."""
+
+    def __init__(self, budget: ByteBudget, at_once: int, pairs: int) -> None:
+        self.budget, self.held, self.left = budget, at_once, pairs
+        budget.expected += at_once
+
+    def pair_ended(self) -> None:
+        self.left -= 1
+        if self.held > max(0, self.left):
+            self.budget.expected -= 1
+            self.held -= 1
+
+    def __enter__(self) -> Expected:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.budget.expected -= self.held
+        self.held = 0
 
 
 def _say_service_gone(stop: StopFlag, health: Health) -> None:
