@@ -44,7 +44,7 @@ def install(out: Path) -> None:
     from copyengine.pacing.step import step as real_step
 
     try:  # when each body entered the ready pool (an engine that tells it)
-        from copyengine.pacing.accounting import READY as ready_at
+        from copyengine.readiness import READY as ready_at
     except ImportError:
         ready_at = None  # type: ignore[assignment]
     uploads: dict[str, list[list[Any]]] = defaultdict(list)

@@ -105,7 +105,12 @@ async def test_a_mailbox_paced_at_what_the_service_gave_reads_near_its_ceiling()
     acct = p.account
     given, limit = acct.ceiling_share(), acct.limit_share()
     assert given is not None and limit is not None
-    assert given >= 0.95, (given, limit, p.budgets.learned_uploads)
+    # a budget the service cut is spent at an even rate (``step.Budgets.evens``), which
+    # ends up to a window later than the whole-window bound the ceiling is reckoned at, when
+    # what is left to send is not known (no pair tells this pacer): 0.93 here (at least
+    # 0.95 before the even rate), and the budget in effect read against [limits] stays far
+    # under it, which is what this test is about
+    assert given >= 0.9, (given, limit, p.budgets.learned_uploads)
     assert limit <= 0.5 * given, (given, limit)
 
 

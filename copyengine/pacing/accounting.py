@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from collections import Counter, deque
 from collections.abc import Callable
-from contextvars import ContextVar
 from typing import Protocol
 
 from . import learn
@@ -46,12 +45,6 @@ class AccountView(Protocol):
     def budget_in_effect(self) -> dict[str, Learned]: ...
 
     def evidence(self) -> dict[str, Evidence]: ...
-
-
-# When the body this task is about to send was ready to send: the moment its item entered
-# the ready pool (``pipeline.ready.ReadyItems.get`` sets it in the importer's task; the
-# pacer reads it as the body goes out). Read only for request bodies (uploads).
-READY: ContextVar[float | None] = ContextVar("copyengine_ready", default=None)
 
 
 class Activity:

@@ -24,8 +24,9 @@ import structlog
 from aiolimiter import AsyncLimiter
 
 from .. import unsent
+from ..readiness import READY
 from ..wakeup import Turns, Wakeup
-from .accounting import READY, Activity, MailboxAccount
+from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
 from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, step
 from .trail import Trail

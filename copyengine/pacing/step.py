@@ -132,6 +132,7 @@ class Budgets:
         "learned_uploads",
         "left",
         "limits",
+        "refused",
         "requests",
         "reserve_after",
         "reserved",
@@ -170,6 +171,9 @@ class Budgets:
         # the bytes still to upload, those in flight included, as ``plan`` was last told
         # (None: not known)
         self.left: float | None = None
+        # the service refused an upload of this pacer's: a cut it learned, not one remembered
+        # from the last pass (which climbs back shaped until refused: ``evens``)
+        self.refused = False
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -255,7 +259,7 @@ class Budgets:
         what the mailbox has left does not fit in the room its window has now (its last
         window goes at once: nothing after it needs the room)."""
         lim = self.learned_uploads
-        if not (lim.is_cut and 0 < lim.period <= lim.window):
+        if not (self.refused and lim.is_cut and 0 < lim.period <= lim.window):
             return False
         if self.left is not None:
             cap, _, sent = self._upload_window(now)
@@ -434,69 +438,7 @@ class Budgets:
         towards what this mailbox had in use. An ``IncomingBytes`` refusal took no bytes in,
         so its body leaves the upload window."""
         if reason == INCOMING_BYTES:
-            self.uploads.forget(now, body_bytes)
-            self.shape = shape.NONE  # planned for a budget the service did not give
-            lim = self.learned_uploads
-            ours = _ours_in_window(lim, self.uploads, now) + self.held_bytes
-            if ours < body_bytes and self._longer_window(lim, now, body_bytes):
-                # the window the Retry-Afters showed is contradicted: ours left it and still
-                # no room. Beside a writer on its own clock (its writes a window old leave
-                # as its new ones come) a Retry-After is the time until its oldest leave, a
-                # small part of the service's window: the configured one is the service's,
-                # and what went through over it is what the service gives (a first cut, as
-                # of a refused burst)
-                whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
-                through = self.uploads.since(now - lim.period)
-                self.learned_uploads = learn.throttled(
-                    whole,
-                    now,
-                    through + self.held_bytes,
-                    retry_after,
-                    lim.period,
-                    lim.period,
-                    FIRST,
-                    through,
-                )
-                return
-            if ours < body_bytes:
-                # fewer of our bytes in the service's window than this one body: not our
-                # rate, another writer's bytes hold the room (Exchange counts every app's
-                # uploads to a mailbox together). Nothing to learn of our budget or of the
-                # window; cutting here collapsed the budget to 1/264 on one body too large
-                # for the room left, window after window, and the hint passed that on
-                ask = max(lim.longest_ask, retry_after)
-                self.learned_uploads = replace(
-                    lim, episode_until=now + retry_after, longest_ask=ask
-                )
-                return
-            if (
-                self.shapes_cut()
-                and now >= lim.episode_until
-                and retry_after > LUMP * lim.window
-                and self._others_leave_first(now, retry_after)
-            ):
-                # a long wait for room that ends before any of our bytes leave the window:
-                # another writer's bytes, taken in one piece (one catching up after a wait
-                # is first when room comes back). Not our rate; and
-                # beside such a writer a shape is refused each time it catches up
-                self.shared = True
-                self.learned_uploads = replace(
-                    lim,
-                    episode_until=now + retry_after,
-                    longest_ask=max(lim.longest_ask, retry_after),
-                )
-                return
-            self.learned_uploads = _learn(
-                lim,
-                self.uploads,
-                now,
-                retry_after,
-                body_bytes,
-                self.held_bytes,
-                self.blocked(now),
-                shaped=not self.shared,
-                through=True,
-            )
+            self._uploads_throttled(now, retry_after, body_bytes)
         elif reason == REQUEST_RATE:
             self.learned_requests = _learn(
                 self.learned_requests,
@@ -511,6 +453,71 @@ class Budgets:
             self.learned_slots = learn.concurrency_throttled(
                 self.learned_slots, now, self.inflight, retry_after
             )
+
+    def _uploads_throttled(self, now: float, retry_after: float, body_bytes: int) -> None:
+        """An ``IncomingBytes`` 429 (``throttled``)."""
+        self.refused = True
+        self.uploads.forget(now, body_bytes)
+        self.shape = shape.NONE  # planned for a budget the service did not give
+        lim = self.learned_uploads
+        ours = _ours_in_window(lim, self.uploads, now) + self.held_bytes
+        if ours < body_bytes and self._longer_window(lim, now, body_bytes):
+            # the window the Retry-Afters showed is contradicted: ours left it and still
+            # no room. Beside a writer on its own clock (its writes a window old leave
+            # as its new ones come) a Retry-After is the time until its oldest leave, a
+            # small part of the service's window: the configured one is the service's,
+            # and what went through over it is what the service gives (a first cut, as
+            # of a refused burst)
+            whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
+            through = self.uploads.since(now - lim.period)
+            self.learned_uploads = learn.throttled(
+                whole,
+                now,
+                through + self.held_bytes,
+                retry_after,
+                lim.period,
+                lim.period,
+                FIRST,
+                through,
+            )
+            return
+        if ours < body_bytes:
+            # fewer of our bytes in the service's window than this one body: not our
+            # rate, another writer's bytes hold the room (Exchange counts every app's
+            # uploads to a mailbox together). Nothing to learn of our budget or of the
+            # window; cutting here collapsed the budget to 1/264 on one body too large
+            # for the room left, window after window, and the hint passed that on
+            ask = max(lim.longest_ask, retry_after)
+            self.learned_uploads = replace(lim, episode_until=now + retry_after, longest_ask=ask)
+            return
+        if (
+            self.shapes_cut()
+            and now >= lim.episode_until
+            and retry_after > LUMP * lim.window
+            and self._others_leave_first(now, retry_after)
+        ):
+            # a long wait for room that ends before any of our bytes leave the window:
+            # another writer's bytes, taken in one piece (one catching up after a wait
+            # is first when room comes back). Not our rate; and
+            # beside such a writer a shape is refused each time it catches up
+            self.shared = True
+            self.learned_uploads = replace(
+                lim,
+                episode_until=now + retry_after,
+                longest_ask=max(lim.longest_ask, retry_after),
+            )
+            return
+        self.learned_uploads = _learn(
+            lim,
+            self.uploads,
+            now,
+            retry_after,
+            body_bytes,
+            self.held_bytes,
+            self.blocked(now),
+            shaped=not self.shared,
+            through=True,
+        )
 
     def _others_leave_first(self, now: float, retry_after: float) -> bool:
         """Whether the room a Retry-After waits for comes back before any of our bytes

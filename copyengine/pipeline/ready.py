@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..pacing.accounting import READY
+from ..readiness import READY
 from ..wakeup import Turns
 from .work import Exportable
 
