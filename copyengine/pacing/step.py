@@ -33,9 +33,10 @@ the gaps: a deeper bucket lets more of the room go at once where the Retry-After
 window empty, and one window later that piece leaves the window at once, the mailboxes in
 step (``learn_model``, 24 seeds, 0.1 deep: 84-89% beside the writer, at most 24 s mid-job,
 and 31 s alone at 1/2; 0.07 deep: 83-88% and 28 s beside it, 12 s alone; 0.05 deep:
-82-87%). In ``stricter`` (0.1 deep, with ``--base``, one noisy run): beside the writer
-60-84 s after the first window, at the last mailbox's last imports (mid-job under 40 s),
-against 249-251 s, but 79% of the real budget against 83-87%. Beside another writer whose bytes
+82-87%). Recorded in ``stricter`` (with the learning's floor, ``learn.throttled``'s
+``through``): beside the writer 68-102 service s after the first window, mostly at the last
+mailboxes' last imports, against 215-283 s, at 82-86% of the real budget; alone 76-86%
+(``benchmarks/results/stricter.md``). Beside another writer whose bytes
 take the room in one piece (a Retry-After of a quarter of the window or more while ours
 leave a part at a time, ``LUMP``): no cut, and whole windows from then on (a shape there
 is refused each time the writer catches up: 4.6-5.3% of 429s in ``learn_model``, against
