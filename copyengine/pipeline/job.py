@@ -388,7 +388,6 @@ class Expected:
 
     def __init__(self, budget: ByteBudget, at_once: int, pairs: int) -> None:
         self.budget, self.held, self.left = budget, at_once, pairs
-        budget.expected += at_once
 
     def pair_ended(self) -> None:
         self.left -= 1
@@ -397,6 +396,9 @@ class Expected:
             self.held -= 1
 
     def __enter__(self) -> Expected:
+        # added here, not when made: a run that fails before its pairs start (the gate's
+        # first read) leaves a budget shared with other runs as it found it
+        self.budget.expected += self.held
         return self
 
     def __exit__(self, *exc: object) -> None:
