@@ -360,7 +360,7 @@ def test_a_proof_keeps_what_a_window_of_hundreds_of_bodies_took_in_a_fixed_size(
     for i in range(20_000):  # 1,000 per 300 s (150 KB each: 150 MB per window), 100 min
         t = 0.3 * i
         p.accepted(t, t + 0.05, 150_000)
-        if i == 200:
+        if i == Proof.FIRST + 200:
             assert p._spans is not None
             size = p._spans.nbytes()
     assert p._spans is not None and p._spans.nbytes() == size <= 8 * 1024
@@ -512,3 +512,84 @@ def test_the_learned_hint_names_no_window_a_retry_after_showed() -> None:
     assert a is not None and a.window == 0 and a.value == pytest.approx(100)
     proved = Evidence(149.9 * MB, 115.17, 605.7)  # the first window's whole budget
     assert learn.advice("m2", "upload", lim, proved) is None
+
+
+class _Eager(Proof):
+    FIRST = 0  # the sums made at the first amount
+
+
+class _Sixty4(Proof):
+    FIRST = Proof.CAP  # the sums made past 64 amounts, as before ``FIRST``
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_sums_prove_the_same_whenever_they_are_made(seed: int) -> None:
+    """``Proof`` keeps its first ``FIRST`` amounts as they were and makes the sums
+    (``Spans``) only past them or at the first refusal, so a mailbox never refused with a
+    few hundred answers (``fleet``'s) never pays for them. What it proves is the same as
+    with the sums made at the first amount, or past 64 (before ``FIRST``): bursts a window
+    apart, refusals at random moments (or none), the evidence asked now and then and at
+    the end, for both limits."""
+    rnd = random.Random(seed)
+    period = rnd.choice((5.0, 10.0, 300.0))
+    kinds = (Proof, _Eager, _Sixty4)
+    proofs = [k(period) for k in kinds]
+    t = rnd.uniform(0, 2)
+    refuse = rnd.random() < 0.75
+    asked = 0
+    for _ in range(rnd.randint(3, 30)):
+        for _ in range(rnd.randint(1, 40)):
+            t += rnd.uniform(0.0005, 0.05)
+            sent, answered = t, t + rnd.uniform(0.002, 0.2)
+            amount = rnd.choice((1.0, rnd.lognormvariate(10, 1.2)))
+            if refuse and rnd.random() < 0.02:
+                ask = rnd.uniform(0.05, period)
+                for p in proofs:
+                    p.refused(sent, answered, amount, ask)
+            else:
+                for p in proofs:
+                    p.accepted(sent, answered, amount)
+            if rnd.random() < 0.05:
+                evs = [p.evidence() for p in proofs]
+                assert evs[1] == evs[0] == evs[2]
+                asked += evs[0] is not None and evs[0].amount > 0
+        t += rnd.choice((rnd.uniform(0.05, 0.5), rnd.uniform(0.8, 1.2) * period))
+    evs = [p.evidence() for p in proofs]
+    assert evs[1] == evs[0] == evs[2]
+    if not refuse:
+        assert evs[0] is None
+    for span in (0.01 * period, 0.2 * period, 0.7 * period, period):
+        mosts = [p._sums().most(span) for p in proofs]
+        assert mosts[1] == mosts[0] == mosts[2], span
+    _PROVED.append(asked)
+
+
+_PROVED: list[int] = []
+
+
+def test_the_sums_compared_proved_something() -> None:
+    """The comparison above is not of nothing: most seeds read non-zero evidence."""
+    for seed in range(8):
+        test_the_sums_prove_the_same_whenever_they_are_made(seed)
+    assert sum(a > 0 for a in _PROVED[-8:]) >= 4, _PROVED
+
+
+def test_a_mailbox_never_refused_makes_no_sums_under_its_first_amounts() -> None:
+    """The cost: ``fleet``'s target mailbox (about 100 imports and a few other requests,
+    never refused) keeps its answers as they were; past ``FIRST`` or at a refusal the sums
+    are made, from every amount kept."""
+    p = Proof(5.0)
+    for i in range(200):  # fleet's mailbox, twice over
+        p.accepted(0.01 * i, 0.01 * i + 0.03, 1000)
+    assert p._spans is None and p.evidence() is None
+    for i in range(200, Proof.FIRST):
+        p.accepted(0.01 * i, 0.01 * i + 0.03, 1000)
+    assert p._spans is None
+    p.accepted(10.0, 10.03, 1000)
+    assert p._spans is not None and p._first is None
+    q = Proof(5.0)
+    for i in range(100):
+        q.accepted(0.01 * i, 0.01 * i + 0.03, 1000)
+    q.refused(1.0, 1.05, 1000, 4.0)
+    ev = q.evidence()
+    assert q._spans is not None and ev is not None and ev.amount == q.most >= 5000
