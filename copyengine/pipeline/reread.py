@@ -109,8 +109,7 @@ async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str
             continue
         try:
             now = {
-                n.folder.id: n.folder.item_count
-                for n in await read_tree(ctx.src, c.side.source_id)
+                n.folder.id: n.folder.item_count for n in await read_tree(ctx.src, c.side.source_id)
             }
         except Fatal:
             raise
@@ -209,8 +208,8 @@ async def reread(
         if not relist:
             incremental = {j.source_id for c in done if c.this.incremental for j in c.folders}
             seen += _strays(jobs, n == 0, incremental)
-            if n == 0:
-                seen += await _unseen_departures(ctx, done)
+        if n == 0:
+            seen += await _unseen_departures(ctx, done)
         rounds = [
             (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
             for job in jobs
