@@ -1135,6 +1135,24 @@ COUNTS_HIDE_A_MOVE = [
         # saw leave tells it: /Inbox listed again (``reread._unseen_departures``)
         id="two-items-swapped-between-a-folder-listed-before-and-one-being-listed",
     ),
+    # the new item filed into /Inbox (listed before) as an /Inbox item is deleted: /Inbox's
+    # count is what its listing returned, New's listing returns one item fewer than the
+    # pass's walk counted there and no departure explains it (the item that left has no
+    # record): the new item had no copy (lost) and the deleted one's copy stayed
+    pytest.param(
+        [
+            _NEW_INTO_INBOX,
+            _listed_then(
+                "@/Sent Items/New",
+                [
+                    {"op": "move", "id": "#/Sent Items/New", "to": "@/Inbox"},
+                    {"op": "delete", "id": "#/Inbox", "hard": True},
+                ],
+            ),
+            ("pass", "delta"),
+        ],
+        id="new-item-into-a-folder-listed-before-as-one-there-is-deleted",
+    ),
 ]
 
 
