@@ -1232,3 +1232,39 @@ async def test_a_new_item_a_paged_listing_skipped_is_copied(
     h = await replay(deletions, script, tmp_path, delta=False)
     assert not h.failures(), h.text()
     assert all(p.live_removed == [] for p in h.passes), h.text()
+
+
+# A listing returned newest first (the contract says no order; ``emulator.newest_first``):
+# mail arriving in a folder while it is listed by ``$skip`` pushes every item one place on,
+# and the item read last is at the head of the next page too. Listed twice, it was handed on
+# twice in one listing (``graph.skippaging`` hands on each id once); the new mail itself is
+# before the pages read, seen by the count again (``reread._changed_since_listed``).
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_newest_first_listing_that_mail_arrives_in_copies_each_item_once(
+    tmp_path: Path, deletions: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copyengine.pipeline import enumerate as enumerate_
+
+    monkeypatch.setattr(enumerate_, "PAGE", 2)
+    script = [
+        (
+            "ops",
+            [
+                {"op": "createFolder", "parent": "@/Sent Items", "name": "New"},
+                {"op": "add", "folder": "@/Sent Items/New", "count": 5},
+            ],
+        ),
+        (
+            "trigger",
+            {
+                "calls": ["listItems"],
+                "folder": "@/Sent Items/New",
+                "after": 2,
+                "ops": [{"op": "add", "folder": "@/Sent Items/New", "count": 1}],
+            },
+        ),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path, delta=False, emulator={"newest_first": True})
+    assert not h.failures(), h.text()
+    assert all(p.live_removed == [] for p in h.passes), h.text()
