@@ -1153,6 +1153,26 @@ COUNTS_HIDE_A_MOVE = [
         ],
         id="new-item-into-a-folder-listed-before-as-one-there-is-deleted",
     ),
+    # ...and mail arriving in New as well: every count is what its listing returned, no key
+    # is seen twice, nothing tells the move (``docs/passes.md``: what no count or key tells)
+    pytest.param(
+        [
+            _NEW_INTO_INBOX,
+            _listed_then(
+                "@/Sent Items/New",
+                [
+                    {"op": "move", "id": "#/Sent Items/New", "to": "@/Inbox"},
+                    {"op": "delete", "id": "#/Inbox", "hard": True},
+                    {"op": "add", "folder": "@/Sent Items/New", "count": 1},
+                ],
+            ),
+            ("pass", "delta"),
+        ],
+        id="new-item-into-a-folder-listed-before-as-one-there-is-deleted-and-mail-arrives",
+        marks=pytest.mark.xfail(
+            strict=True, reason="no count or key tells it: lost until the next pass"
+        ),
+    ),
 ]
 
 
