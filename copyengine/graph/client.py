@@ -1,7 +1,8 @@
 """The typed Graph mailbox client: the engine's one seam to the service.
 
 Every call of the contract as an async method returning typed values (``models.py``). Paging
-follows ``@odata.nextLink`` verbatim; delta signals 410 as ``DeltaExpired``; exportItems
+follows ``@odata.nextLink`` verbatim, but for ``listItems`` paged by ``$skip``: each page
+asked from one item back (``skippaging``); delta signals 410 as ``DeltaExpired``; exportItems
 results are matched to requests by id. Pacing and retries happen in ``transport.py``.
 """
 
