@@ -1443,7 +1443,12 @@ def _by_path(box: Any, path: str) -> Any:
 
 
 async def replay(
-    deletions: str, script: list[Any], workdir: Path, items: int = 60, delta: bool = True
+    deletions: str,
+    script: list[Any],
+    workdir: Path,
+    items: int = 60,
+    delta: bool = True,
+    emulator: dict[str, Any] | None = None,
 ) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
@@ -1455,11 +1460,13 @@ async def replay(
     ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
     with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
     ``delta=False``: the job's ``[sync] delta = false`` (every pass lists in full, the item
-    round's call is ``listItems``). The oracle runs after every pass."""
+    round's call is ``listItems``). ``emulator``: settings of the emulator's (``newest_first``).
+    The oracle runs after every pass."""
     hist = History(-1, deletions, delta=delta)
     cfg = base_config(seed=1)
     cfg["tenants"][0]["users"] = [{"upn": SRC, "mailbox": {"seed": 1, "items": items}}]
     cfg["tenants"][1]["users"] = [{"upn": DST, "mailbox": {"layout": "empty"}}]
+    cfg.setdefault("emulator", {}).update(emulator or {})
     workdir.mkdir(parents=True, exist_ok=True)
     async with running(cfg) as (server, ep, session):
         emu = server.emulator

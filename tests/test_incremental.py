@@ -501,3 +501,30 @@ async def test_six_passes_of_random_changes_stay_exact(emu: Any, tmp_path: Path,
         stats = await run_job(cfg)
         assert stats.exit_code() == ExitCode.OK, (rnd, stats.as_dict()["pairs"][0]["notes"])
         assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_a_quiet_pass_without_delta_lists_each_folder_once(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``delta = false``, nothing changed: each source folder listed once (one page: fewer
+    than 250 items each), none again (no listing returned fewer items than the walk
+    counted, no key seen twice: ``reread``); a ``$skip`` listing asked from one item back
+    costs no request more (``graph.skippaging``)."""
+    from copyengine.graph.client import GraphClient
+
+    cfg = await _first(emu, tmp_path, MIRROR + "delta = false\n")
+    source = emu.state.require_mailbox(ADELE).id
+    listed: list[str] = []
+    real = GraphClient._get
+
+    async def spy(self: Any, name: str, url: str, mailbox_id: Any, *a: Any, **k: Any) -> Any:
+        if name == "listItems" and mailbox_id == source:
+            listed.append(url)
+        return await real(self, name, url, mailbox_id, *a, **k)
+
+    monkeypatch.setattr(GraphClient, "_get", spy)
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    folders = len(stats.pairs[next(iter(stats.pairs))].folders)
+    assert len(listed) == folders, (len(listed), folders)
+    assert_same(emu.state, ADELE, T_ADELE)

@@ -61,6 +61,10 @@ class EmulatorConfig:
     max_body_bytes: int = 150 * 1024 * 1024
     default_page_size: int = 10
     shuffle_exports: bool = True
+    # EMULATOR CHOICE: ``listItems`` without ``$orderby`` lists a folder's items oldest
+    # first; ``true`` lists them newest first (as mail clients show them). The contract says
+    # no order: a client must read either whole, an item arriving during a listing included
+    newest_first: bool = False
     tls: bool = True
     state_dir: Path | None = None
     # Where mailboxes are saved when the emulator stops and loaded from when it starts, so

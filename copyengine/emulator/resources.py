@@ -263,6 +263,8 @@ async def list_items(ctx: Ctx) -> web.Response:
     )
     if order:
         rows = sorted(rows, key=lambda i: item_get(i, order[0]), reverse=order[1])
+    elif ctx.emu.config.newest_first:
+        rows = list(rows)[::-1]
     count = None
     if q.get("$count", "").lower() == "true":
         rows = list(rows)

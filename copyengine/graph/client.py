@@ -1,7 +1,8 @@
 """The typed Graph mailbox client: the engine's one seam to the service.
 
 Every call of the contract as an async method returning typed values (``models.py``). Paging
-follows ``@odata.nextLink`` verbatim; delta signals 410 as ``DeltaExpired``; exportItems
+follows ``@odata.nextLink`` verbatim, but for ``listItems`` paged by ``$skip``: each page
+asked from one item back (``skippaging``); delta signals 410 as ``DeltaExpired``; exportItems
 results are matched to requests by id. Pacing and retries happen in ``transport.py``.
 """
 
@@ -34,6 +35,7 @@ from .models import (
     MailboxRef,
     Removed,
 )
+from .skippaging import overlapping
 from .transport import Call, Transport
 
 MAX_PAGES = 1_000_000
@@ -234,15 +236,25 @@ class GraphClient:
             flt.append(f"createdDateTime ge {created_from.strftime('%Y-%m-%dT%H:%M:%SZ')}")
         if created_before is not None:
             flt.append(f"createdDateTime lt {created_before.strftime('%Y-%m-%dT%H:%M:%SZ')}")
-        url = self._items_url(mailbox_id, folder_id) + self._query(
-            **{
-                "$top": page_size,
-                "$select": ",".join(select) if select else None,
-                "$filter": " and ".join(flt) if flt else None,
-                "$expand": EXPAND_KEYS if with_keys else None,
-            }
-        )
-        async for page in self._pages("listItems", url, mailbox_id):
+        base = self._items_url(mailbox_id, folder_id)
+
+        def url_for(skip: int, top: int) -> str:
+            return base + self._query(
+                **{
+                    "$top": top,
+                    "$skip": skip or None,
+                    "$select": ",".join(select) if select else None,
+                    "$filter": " and ".join(flt) if flt else None,
+                    "$expand": EXPAND_KEYS if with_keys else None,
+                }
+            )
+
+        async def get(url: str) -> Any:
+            return await self._get("listItems", url, mailbox_id)
+
+        # paged by ``$skip``: each page asked from one item back, so that an item leaving a
+        # page already read costs no item (``skippaging``)
+        async for page in overlapping("listItems", url_for, get, page_size, MAX_PAGES):
             yield [Item.from_json(i) for i in page]
 
     async def get_item(

@@ -19,6 +19,7 @@ from ..plan import DeltaRound
 from .work import FolderJob, Listed
 
 PAGE = 250
+FRESH_RESTARTS = 2  # a round from nothing refused midway (410) is read from nothing again
 # one order for every round's start and end in the process: which rounds began before a
 # departure was seen (``FolderJob.round_started``, ``reread``)
 TICKS = itertools.count(1)
@@ -62,20 +63,30 @@ class DeltaListing:
         link = job.link if job.mode == "delta" else None
         rows = DeltaRound(job.removed_ids)
         job.round_started = next(TICKS)
-        try:
-            async for page in self.api.item_delta(
-                self.mailbox_id, job.source_id, link, PAGE, with_keys=True
-            ):
-                out = rows.page(page.items)
-                if out:
-                    yield out
-                if page.delta_link:
-                    job.next_link = page.delta_link
-        except DeltaExpired:
-            if link is None:
-                raise
-            job.expired = True
-            return
+        for attempt in range(FRESH_RESTARTS + 1):
+            try:
+                async for page in self.api.item_delta(
+                    self.mailbox_id, job.source_id, link, PAGE, with_keys=True
+                ):
+                    out = rows.page(page.items)
+                    if out:
+                        yield out
+                    if page.delta_link:
+                        job.next_link = page.delta_link
+                break
+            except DeltaExpired:
+                if link is not None:
+                    job.expired = True
+                    return
+                if attempt == FRESH_RESTARTS:
+                    raise
+                # a round from nothing whose next page the service refused (410): read
+                # from nothing again (what was handed on is not handed on twice); the
+                # folder's link is not stored (``deferred``): an item handed on and gone
+                # before the new round began would be told by no later round, so the next
+                # pass reads the folder from nothing, its departures from the records
+                job.deferred = True
+                job.next_link = None
         if link is None:  # a round from nothing lists every item: what ``reread`` counts
             job.counted = len(rows.seen)
         job.complete = True

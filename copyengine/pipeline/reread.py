@@ -29,7 +29,12 @@ on (an arrival nobody saw: copied like any), what left since is a departure. A d
 points at nothing when its item has no record (new since the last pass) or when it left a
 folder already listed (the item copied again where it went): so the folders whose item
 count changed after their listing are listed again too (``_changed_since_listed``, one walk
-of the tree, only in a pass whose listings already differed from its walk's counts). That
+of the tree, only in a pass whose listings already differed from its walk's counts), and
+those listed before a folder whose listing returned fewer items than the walk counted
+(``_fewer_than_counted``: an item with no record that left may have gone into one, with
+another change there hiding it in its count) or before an arrival whose search key a record
+no listing saw leave holds (``_unseen_departures``: an item moved out of a folder listed
+before, maybe swapped with one moved in). That
 costs a listing of those folders (a page per 250 items) only in a pass that has such a
 departure or change, and no listing of the target; the other way, putting the departure off a pass, would need
 to remember across passes which departures were put off already (the next pass's full
@@ -109,8 +114,7 @@ async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str
             continue
         try:
             now = {
-                n.folder.id: n.folder.item_count
-                for n in await read_tree(ctx.src, c.side.source_id)
+                n.folder.id: n.folder.item_count for n in await read_tree(ctx.src, c.side.source_id)
             }
         except Fatal:
             raise
@@ -155,12 +159,33 @@ def _strays(jobs: list[FolderJob], first: bool, incremental: set[str]) -> list[i
     return seen
 
 
+def _fewer_than_counted(jobs: list[FolderJob], first: bool) -> list[int]:
+    """``delta = false``: when an item with no record (new since the last pass) may have
+    left for a folder listed before: in the first listing, a folder whose listing returned
+    fewer items than the pass's walk counted there (something left it after the walk; what
+    had a record is a departure already, what had none is told by nothing else: moved into a
+    folder listed before, as an item there was deleted, it leaves every other count as it
+    was). The moment is the end of that listing. Only a net loss counts: mail arriving while
+    a folder is listed costs nothing."""
+    if not first:
+        return []
+    return [
+        job.round_ended
+        for job in jobs
+        if job.complete
+        and job.listed is not None
+        and len(job.listed) < job.plan.source.folder.item_count
+    ]
+
+
 async def _unseen_departures(ctx: PairContext, done: list[Copied]) -> list[int]:
-    """``delta = true``: when an item may have left a folder whose round had already begun,
-    its departure told by no round: an arrival of this pass (a new id) whose search key a
+    """When an item may have left a folder whose round (or listing, ``delta = false``) had
+    already begun, its departure told by no round: an arrival of this pass (a new id) whose search key a
     copied record in another folder read this pass holds, that record's id seen leaving by
     no round (an item moved during the pass out of a folder read before into one read
-    after: copied there, its old copy left: two copies until the next pass). The moment is
+    after: copied there, its old copy left: two copies until the next pass; with
+    ``delta = false`` also the sign of a swap, an item moved the other way at the same time
+    leaving every count as it was). The moment is
     the end of the arrival's round. Only the pass's arrivals are looked up (one read of the
     state, none in a pass with no arrival)."""
     arrivals = {k: v for c in done for k, v in c.this.arrived.items()}
@@ -209,8 +234,10 @@ async def reread(
         if not relist:
             incremental = {j.source_id for c in done if c.this.incremental for j in c.folders}
             seen += _strays(jobs, n == 0, incremental)
-            if n == 0:
-                seen += await _unseen_departures(ctx, done)
+        else:
+            seen += _fewer_than_counted(jobs, n == 0)
+        if n == 0:
+            seen += await _unseen_departures(ctx, done)
         rounds = [
             (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
             for job in jobs
