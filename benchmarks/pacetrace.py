@@ -104,7 +104,9 @@ def install(out: Path) -> None:
         key = budget_key.get(id(self))
         cap = self.learned_uploads.cap
         if key is not None and abs(cap - before) >= 0.01 * before:
-            caps[key].append([clock() - t0, "answered", 0.0, body, cap, self.learned_uploads.window, 0.0])
+            caps[key].append(
+                [clock() - t0, "answered", 0.0, body, cap, self.learned_uploads.window, 0.0]
+            )
 
     step_mod.Budgets.throttled = throttled  # type: ignore[method-assign]
     step_mod.Budgets.answered = answered  # type: ignore[method-assign]
