@@ -108,8 +108,8 @@ def install(out: Path) -> None:
                 [clock() - t0, "answered", 0.0, body, cap, self.learned_uploads.window, 0.0]
             )
 
-    step_mod.Budgets.throttled = throttled  # type: ignore[method-assign]
-    step_mod.Budgets.answered = answered  # type: ignore[method-assign]
+    step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]
+    step_mod.Budgets.answered = answered  # type: ignore[method-assign,assignment]
 
     orig_slot = pacer.MailboxPacer.slot.__wrapped__  # type: ignore[attr-defined]
     from contextlib import asynccontextmanager
