@@ -51,6 +51,8 @@ def install(out: Path) -> None:
     spells: dict[str, list[list[float]]] = defaultdict(list)
     sleeps: dict[str, list[list[float]]] = defaultdict(list)
     act_key: dict[int, str] = {}
+    budget_key: dict[int, str] = {}
+    caps: dict[str, list[list[Any]]] = defaultdict(list)
     clock = time.monotonic
     t0 = clock()
 
@@ -75,8 +77,39 @@ def install(out: Path) -> None:
         orig_init(self, key, *a, **kw)
         if TARGET in key:
             act_key[id(self.account.upload_activity)] = key
+            budget_key[id(self.budgets)] = key
 
     pacer.MailboxPacer.__init__ = init  # type: ignore[method-assign]
+
+    # the upload budget in effect as it moves: per mailbox, (time, what moved it: a 429's
+    # reason or "answered", its Retry-After, body bytes, the cap after, the window it is kept
+    # over); answers only when the cap moved by a hundredth or more
+    from copyengine.pacing import step as step_mod
+
+    orig_throttled = step_mod.Budgets.throttled
+    orig_answered = step_mod.Budgets.answered
+
+    def throttled(self: Any, now: float, reason: str, retry_after: float, body: int) -> None:
+        orig_throttled(self, now, reason, retry_after, body)
+        key = budget_key.get(id(self))
+        if key is not None:
+            lim = self.learned_uploads
+            caps[key].append(
+                [now - t0, reason, retry_after, body, lim.cap, lim.window, self.blocked_until - t0]
+            )
+
+    def answered(self: Any, body: int, now: float | None = None) -> None:
+        before = self.learned_uploads.cap
+        orig_answered(self, body, now)
+        key = budget_key.get(id(self))
+        cap = self.learned_uploads.cap
+        if key is not None and abs(cap - before) >= 0.01 * before:
+            caps[key].append(
+                [clock() - t0, "answered", 0.0, body, cap, self.learned_uploads.window, 0.0]
+            )
+
+    step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]
+    step_mod.Budgets.answered = answered  # type: ignore[method-assign,assignment]
 
     orig_slot = pacer.MailboxPacer.slot.__wrapped__  # type: ignore[attr-defined]
     from contextlib import asynccontextmanager
@@ -194,6 +227,7 @@ def install(out: Path) -> None:
             "shares": list(shares.values()),
             "effective": effective,
             "calls": calls,
+            "caps": caps,
         }
         (out / f"{os.getpid()}.json").write_text(json.dumps(data))
 
