@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-
 import pytest
 
 from tests.histories import (
