@@ -101,3 +101,48 @@ def test_a_cursor_is_not_a_position() -> None:
     assert pages_by_skip("https://g/items?$top=10&$skip=20")
     assert not pages_by_skip("https://g/items?$skiptoken=abc")
     assert not pages_by_skip("https://g/items?%24skiptoken=abc&$skip=3")
+
+
+# review5: a service whose pages hold fewer rows than ``$top`` asks (server-driven paging,
+# a page size the service keeps to itself) while its next link pages by ``$skip``. With
+# one row a page, each page after the first, asked from one item back, holds only the row
+# read last: ``skip`` never moves, and the listing asks the same page until ``max_pages``
+# (1,000,000 in the client: a hang, then a ``Fatal`` pass). Following the service's own
+# link when a page brought nothing new past the last row read would end it.
+class Capped(Folder):
+    """Pages of at most ``cap`` rows, whatever ``$top`` asks (the emulator's ``collection``
+    gives ``min($top, 999)``; the contract does not promise ``$top`` rows)."""
+
+    cap = 1
+
+    async def get(self, url: str) -> dict[str, Any]:
+        self.requests += 1
+        q = parse_qs(urlsplit(url).query)
+        skip = int(q.get("$skip", ["0"])[0])
+        top = min(int(q["$top"][0]), self.cap)
+        page = self.items[skip : skip + top]
+        body: dict[str, Any] = {"value": [{"id": i} for i in page]}
+        if skip + top < len(self.items):
+            body["@odata.nextLink"] = self.url(skip + top, top)
+        return body
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review5: a page of one row never moves $skip: the same page asked until max_pages",
+)
+async def test_pages_shorter_than_asked_still_end() -> None:
+    f = Capped(20, random.Random(0), False, churn=0.0)
+    got = [r["id"] async for page in overlapping("listItems", f.url, f.get, 5, 1000) for r in page]
+    assert got == [f"i{k}" for k in range(20)]
+    assert f.requests <= 2 * 20, f.requests
+
+
+async def test_pages_of_two_rows_end_at_twice_the_requests() -> None:
+    """Pages shorter than asked but of two rows or more: each page past the first moves on
+    by one row less than it holds (the cost: twice the requests at two rows a page)."""
+    f = Capped(20, random.Random(0), False, churn=0.0)
+    f.cap = 2
+    got = [r["id"] async for page in overlapping("listItems", f.url, f.get, 5, 1000) for r in page]
+    assert got == [f"i{k}" for k in range(20)]
+    assert f.requests == 19, f.requests
