@@ -20,7 +20,10 @@ so a departure costs one request or a few, never an item. Rows are handed on onc
 (an item listed twice: a shift forward, a window read again).
 
 A next link that does not page by ``$skip`` (a ``$skiptoken``: a cursor kept by the
-service, not a position) is followed verbatim, rows still handed on once per id."""
+service, not a position) is followed verbatim, rows still handed on once per id; so is the
+rest of a listing whose page held one row or none where ``$top`` asked more (a page size
+the service keeps to itself): asked from one item back, the next page would be that row
+again."""
 
 from __future__ import annotations
 
@@ -50,7 +53,7 @@ async def overlapping(
     listing's URL for that window (``skip`` 0: none); ``get`` reads a page's body."""
     seen: set[int] = set()
     skip, back = 0, page_size
-    url = url_for(0, page_size)
+    url, asked = url_for(0, page_size), page_size
     by_skip = True
     for _ in range(max_pages):
         body = await get(url)
@@ -61,7 +64,7 @@ async def overlapping(
             top = min(MAX_TOP, skip - start + page_size + 1)
             back *= 2
             skip = start
-            url = url_for(start, top)
+            url, asked = url_for(start, top), top
             continue
         fresh = []
         for r in rows:
@@ -74,11 +77,15 @@ async def overlapping(
         link = body.get("@odata.nextLink")
         if link is None:
             return
-        if not by_skip or not pages_by_skip(link):
+        if not by_skip or not pages_by_skip(link) or len(rows) < min(2, asked):
+            # (a page of one row or none where more were asked: asked from one item back,
+            # the next would be this one again, for ever: the service's own link, verbatim,
+            # from here on; review5)
             by_skip = False
             url = link
             continue
         end = skip + len(rows)
         skip, back = max(0, end - 1), page_size
-        url = url_for(skip, min(MAX_TOP, page_size + 1))
+        asked = min(MAX_TOP, page_size + 1)
+        url = url_for(skip, asked)
     raise Fatal(f"{name}: paging did not end after {max_pages} pages", call=name)

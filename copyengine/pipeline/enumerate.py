@@ -82,9 +82,10 @@ class DeltaListing:
                     raise
                 # a round from nothing whose next page the service refused (410): read
                 # from nothing again (what was handed on is not handed on twice); the
-                # folder's link is not stored (``deferred``): an item handed on and gone
-                # before the new round began would be told by no later round, so the next
-                # pass reads the folder from nothing, its departures from the records
+                # folder's new link is not stored (``deferred``): an item handed on and gone
+                # before the new round began would be told by no later round from it; the
+                # next pass reads the folder from the link stored before (a --full pass) or
+                # from nothing, its departures told since that link or from the records
                 job.deferred = True
                 job.next_link = None
         if link is None:  # a round from nothing lists every item: what ``reread`` counts
