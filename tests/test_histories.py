@@ -1420,3 +1420,37 @@ async def test_an_item_handed_on_then_deleted_before_the_round_is_read_again_goe
     assert "gone" in held, h.text()
     assert h.passes[-2].signoff_complete is not True, h.text()
     assert not h.failures(), h.text()
+
+
+# review5 ("found elsewhere"): the folder round's the same as the item round's above. A
+# fresh folder delta round (a first pass; or after its stored link was refused) whose next
+# page the service refuses (410) failed the pass: ``_folder_round`` raised for a round with
+# no link. Folder rounds of 2 folders a page, so that the tree's round has several pages;
+# the first pass's fresh round refused at its second page (lost items and missing folders
+# before: the pass failed), the second pass's folder rounds refused three times over (its
+# stored link, then fresh rounds' pages): each is read fresh again, the passes exact.
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_fresh_folder_round_refused_midway_is_read_again(
+    tmp_path: Path, deletions: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copyengine.graph.client import GraphClient
+
+    folder_delta = GraphClient.folder_delta
+
+    def small_pages(
+        self: GraphClient, mailbox_id: str, delta_link: str | None = None, page_size: int = 200
+    ) -> Any:
+        return folder_delta(self, mailbox_id, delta_link, 2)
+
+    monkeypatch.setattr(GraphClient, "folder_delta", small_pages)
+    script = [
+        ("fault", {"kind": "delta_expire", "calls": ["folderDelta"], "after": 1, "count": 1}),
+        ("pass", "delta"),
+        ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "Later"}]),
+        ("ops", [{"op": "add", "folder": "@/Inbox/Later", "count": 2}]),
+        ("fault", {"kind": "delta_expire", "calls": ["folderDelta"], "count": 3}),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    assert all(p.exit_code == 0 for p in h.passes), h.text()

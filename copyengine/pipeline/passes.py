@@ -58,7 +58,7 @@ from .rehome import Rehome
 from .spares import remove_second_copies
 from .work import FolderJob
 
-MAX_FOLDER_ROUNDS = 2  # a folder round whose link was refused is started once more, fresh
+MAX_FOLDER_ROUNDS = 3  # a folder round refused (its link, or a fresh round's next page) is read fresh again
 MAX_HELD_FOLDERS = 1_000  # folders read under one deleted whole (``_held``); past it, it stays
 # a gone folder's copies, the records of the items in it, and its job: by its target folder
 Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
@@ -125,8 +125,8 @@ class MailboxPass:
 
     async def _folder_round(self, link: str | None) -> tuple[str | None, list[object], bool]:
         """Read the folder delta round: its closing link, its rows, and whether it was a
-        fresh round (one that lists every folder). A refused link (410) starts a fresh
-        round."""
+        fresh round (one that lists every folder). A refused link (410), or a fresh round's
+        page refused, starts a fresh round (``MAX_FOLDER_ROUNDS`` rounds at most)."""
         for _ in range(MAX_FOLDER_ROUNDS):
             rows: list[object] = []
             new_link = None
@@ -136,8 +136,9 @@ class MailboxPass:
                     new_link = page.delta_link or new_link
                 return new_link, rows, link is None
             except DeltaExpired:
-                if link is None:
-                    raise
+                # a stored link refused, or a fresh round's next page (review5: the same as
+                # an item round's, ``enumerate.FRESH_RESTARTS``): read fresh, rows kept
+                # only from a round read whole
                 self.ctx.log.info("pass.folder_link_expired", mailbox=self.scope)
                 link = None
         raise Fatal("folderDelta: a fresh round was refused as expired", call="folderDelta")
