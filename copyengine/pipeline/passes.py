@@ -58,7 +58,7 @@ from .rehome import Rehome
 from .spares import remove_second_copies
 from .work import FolderJob
 
-MAX_FOLDER_ROUNDS = 3  # a folder round refused (its link, or a fresh round's next page) is read fresh again
+MAX_FOLDER_ROUNDS = 3  # a folder round refused (link or a fresh page) is read fresh again
 MAX_HELD_FOLDERS = 1_000  # folders read under one deleted whole (``_held``); past it, it stays
 # a gone folder's copies, the records of the items in it, and its job: by its target folder
 Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
