@@ -58,9 +58,10 @@ class Run:
     engine_s: float = 0.0  # the longest span after the first window not physical (a job's)
     engine_left: int = 0  # ... the mailboxes with imports still to come then
     mid_s: float = 0.0  # the longest after the first window while every mailbox has some
-    # the share of what the real budget and the configured one together allow (``share``
+    # the share of what the real budget and the configured rate together allow (``share``
     # counts the service's alone: under ``--window 300`` below ``--ratio 60`` the
-    # configured rate is the lower, ``ratio / 60`` of the service's)
+    # configured rate is the lower, ``ratio / 60`` of the service's, and a budget learned
+    # over a shorter window than configured is kept at most at that rate, ``learn``)
     allowed: float = 0.0
 
 
@@ -193,7 +194,7 @@ def run(
         raise RuntimeError(f"{items - len(done)} items never went: the pacer waits for nothing")
     room = svc.upload_bytes * (1 - background)
     bound = max(0, math.ceil(sum(bodies) / room) - 1) * svc.upload_window
-    configured = max(0, math.ceil(sum(bodies) / (svc.upload_bytes * ratio)) - 1) * w
+    configured = sum(bodies) / (svc.upload_bytes * ratio / w)  # at the configured rate
     took = done[-1] - done[0] if len(done) > 1 else 0.0
     spans = [(a - done[0], c - a) for a, c in itertools.pairwise(done)]
     return Run(
@@ -205,7 +206,10 @@ def run(
         done=done,
         bodies=answered,
         rate=room / svc.upload_window,
-        allowed=max(bound, configured) / took if took else 0.0,
+        # (the configured rate the lower: a sliding window lets a client beat a rate bound)
+        allowed=(max(bound, configured) if ratio / w < 1 / svc.upload_window else bound) / took
+        if took
+        else 0.0,
     )
 
 
@@ -243,9 +247,11 @@ def job(runs: list[Run]) -> Run:
 
 
 def _allowed(r: Run) -> str:
-    """The share of what the service and ``[limits]`` together allow, when the configured
-    rate is the lower."""
-    return f" ({r.allowed:.0%} of what it and [limits] allow)" if r.allowed > r.share else ""
+    """The share of what the service and the configured rate together allow, when the
+    configured rate is the lower."""
+    return (
+        f" ({r.allowed:.0%} of what it and the [limits] rate allow)" if r.allowed > r.share else ""
+    )
 
 
 def main() -> None:
