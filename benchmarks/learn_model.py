@@ -58,6 +58,11 @@ class Run:
     engine_s: float = 0.0  # the longest span after the first window not physical (a job's)
     engine_left: int = 0  # ... the mailboxes with imports still to come then
     mid_s: float = 0.0  # the longest after the first window while every mailbox has some
+    # the share of what the real budget and the configured rate together allow (``share``
+    # counts the service's alone: under ``--window 300`` below ``--ratio 60`` the
+    # configured rate is the lower, ``ratio / 60`` of the service's, and a budget learned
+    # over a shorter window than configured is kept at most at that rate, ``learn``)
+    allowed: float = 0.0
 
 
 def sizes(n: int, seed: int, largest: int = 200_000) -> list[int]:
@@ -189,6 +194,7 @@ def run(
         raise RuntimeError(f"{items - len(done)} items never went: the pacer waits for nothing")
     room = svc.upload_bytes * (1 - background)
     bound = max(0, math.ceil(sum(bodies) / room) - 1) * svc.upload_window
+    configured = sum(bodies) / (svc.upload_bytes * ratio / w)  # at the configured rate
     took = done[-1] - done[0] if len(done) > 1 else 0.0
     spans = [(a - done[0], c - a) for a, c in itertools.pairwise(done)]
     return Run(
@@ -200,6 +206,10 @@ def run(
         done=done,
         bodies=answered,
         rate=room / svc.upload_window,
+        # (the configured rate the lower: a sliding window lets a client beat a rate bound)
+        allowed=(max(bound, configured) if ratio / w < 1 / svc.upload_window else bound) / took
+        if took
+        else 0.0,
     )
 
 
@@ -211,6 +221,7 @@ def job(runs: list[Run]) -> Run:
     t0 = min(r.done[0] for r in runs)
     took = max(r.done[-1] for r in runs) - t0
     bound = max(r.share * (r.done[-1] - r.done[0]) for r in runs)
+    allowed = max(r.allowed * (r.done[-1] - r.done[0]) for r in runs)
     done = sorted(t for r in runs for t in r.done)
     spans = [(a - t0, c - a) for a, c in itertools.pairwise(done)]
     window = Limits.profile("exchange-fast", TIME_SCALE).upload_window
@@ -231,6 +242,15 @@ def job(runs: list[Run]) -> Run:
         engine_s=worst.seconds * TIME_SCALE if worst else 0.0,
         engine_left=worst.left if worst else 0,
         mid_s=mid * TIME_SCALE,
+        allowed=allowed / took if took else 0.0,
+    )
+
+
+def _allowed(r: Run) -> str:
+    """The share of what the service and the configured rate together allow, when the
+    configured rate is the lower."""
+    return (
+        f" ({r.allowed:.0%} of what it and the [limits] rate allow)" if r.allowed > r.share else ""
     )
 
 
@@ -259,7 +279,8 @@ def main() -> None:
     ]
     for s, r in enumerate(runs):
         print(
-            f"seed {s}: {r.share:.0%} of the real budget, 429 share {r.share_429:.1%}, "
+            f"seed {s}: {r.share:.0%} of the real budget{_allowed(r)}, 429 share "
+            f"{r.share_429:.1%}, "
             f"longest idle {r.idle_s:.0f} s, after the first window {r.idle_after_s:.0f} s"
         )
         if a.trace:
@@ -271,7 +292,8 @@ def main() -> None:
     for k in range(0, len(runs) - a.pairs + 1, a.pairs) if a.pairs > 0 else ():
         j = job(runs[k : k + a.pairs])
         print(
-            f"job of seeds {k}-{k + a.pairs - 1}: {j.share:.0%} of the real budget, 429 share "
+            f"job of seeds {k}-{k + a.pairs - 1}: {j.share:.0%} of the real budget"
+            f"{_allowed(j)}, 429 share "
             f"{j.share_429:.1%}, longest idle {j.idle_s:.0f} s, after the first window "
             f"{j.idle_after_s:.0f} s, the engine's {j.engine_s:.0f} s ({j.engine_left} "
             f"mailboxes left), with all left {j.mid_s:.0f} s"

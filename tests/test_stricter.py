@@ -308,6 +308,8 @@ def test_stricter_runs_the_variants_chosen_and_refuses_an_unknown_one() -> None:
 
     assert chosen("") == VARIANTS
     assert chosen("2, 10:0.5,documented") == [(2, 0.0), (10, 0.5), (DOCUMENTED, 0.0)]
+    # the documented [limits] beside the other writer (issue 26's learning trap)
+    assert chosen("documented:0.5,60:0.5") == [(DOCUMENTED, 0.5), (60, 0.5)]
     with pytest.raises(SystemExit, match="no variant '3'"):
         chosen("3")
     with pytest.raises(SystemExit, match="no variant 'x:y'"):
