@@ -1337,6 +1337,7 @@ async def test_an_item_handed_on_then_deleted_before_the_round_is_read_again_goe
 ) -> None:
     from contextlib import asynccontextmanager
 
+    import tests.emu as emu
     import tests.histories as histories
     from copyengine.errors import DeltaExpired
     from copyengine.graph.client import GraphClient
@@ -1344,7 +1345,7 @@ async def test_an_item_handed_on_then_deleted_before_the_round_is_read_again_goe
 
     monkeypatch.setattr(enumerate_, "PAGE", 2)
     held: dict[str, Any] = {}
-    real_running = histories.running
+    real_running = emu.running
 
     @asynccontextmanager
     async def running(cfg: Any) -> Any:
