@@ -110,7 +110,13 @@ def run(
         heapq.heappush(events, (t, order, what, slot, reason, ra))
 
     clock = [0.0]
-    ready = ReadyItems(READY, lambda: b.upload_room(clock[0]), 2 * w, clock=lambda: clock[0])
+    ready = ReadyItems(
+        READY,
+        lambda: b.upload_room(clock[0]),
+        2 * w,
+        clock=lambda: clock[0],
+        in_order=lambda: b.in_order(clock[0]),
+    )
 
     def take() -> int:
         """The next item, as an importer takes it (``ReadyItems.choose``)."""
