@@ -60,7 +60,7 @@ class PacerView(Protocol):
     def upload_room(self) -> float: ...
 
     def in_order(self) -> bool:
-        """Whether the ready items are to be taken in the order they became ready rather
+        """Whether the ready items are to be taken by size alone, the largest first, rather
         than by the room (``ReadyItems.choose``)."""
         ...
 

@@ -378,10 +378,12 @@ class Budgets:
         )
 
     def in_order(self, now: float) -> bool:
-        """Whether the ready items are best taken in the order they became ready: a cut
-        budget spent at its even rate (``evens``), which sends as much whichever goes
-        first; taking the largest that fits the bucket's room, else the smallest, left
-        the largest for the job's tail (``worth_reserving``)."""
+        """Whether the ready items are best taken by size alone, the largest first
+        (``ReadyItems.choose``), not by the room: a cut budget spent at its even rate
+        (``evens``), which sends as much whichever goes first; taking the largest that
+        fits the bucket's room, else the smallest, left the largest for the job's tail,
+        where one or two mailboxes send them one at a time at the rate
+        (``worth_reserving``)."""
         return self.evens(now)
 
     def delay(self, now: float, body_bytes: int, reserving: bool = False) -> float:
