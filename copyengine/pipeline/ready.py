@@ -13,10 +13,11 @@ budget). Here an importer chooses when it is free, from every item ready:
   that wait as throttling and the mailbox as active);
 - an item passed over for ``overdue_s`` (two upload windows) is taken first whatever its size,
   so no item waits for ever behind smaller ones;
-- the largest, whatever the room, while the pacer says the order does not change what is
-  sent (``in_order``: a budget the service cut, spent through a token bucket at its rate,
-  sends as much whichever body goes first), so that the smallest are left for the job's
-  tail, where one or two mailboxes send their last bodies one at a time at the rate.
+- while the pacer says the order does not change what is sent (``in_order``: a budget the
+  service cut, spent through a token bucket at its rate, sends as much whichever body goes
+  first), whatever the room: the oldest while more items are to come, and once every
+  item is here the largest, so that the smallest are left for the job's tail, where one
+  or two mailboxes send their last bodies one at a time at the rate.
   Taking the largest that fits the bucket's small room, else the smallest, left the
   largest there (issue 26: the last 8 uploads of a mailbox 192 KB against 82 KB over the
   job; first in, first out still left some).
@@ -143,7 +144,12 @@ class ReadyItems:
         if self._largest <= room:
             return 0  # everything fits: first in, first out (without looking at each)
         if self._in_order is not None and self._in_order():
-            # the order sends as much: the largest first, the smallest left for the tail
+            # the order sends as much: first in, first out while more items are to come
+            # (sizes mixed: the bucket's depth lets a small body go beside a large one's
+            # latency), the largest first once every item is here (the smallest left for
+            # the tail)
+            if not self._closed:
+                return 0
             best, best_n = 0, first.nbytes
             for i, r in enumerate(items):
                 if r.nbytes > best_n:
