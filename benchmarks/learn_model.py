@@ -115,13 +115,23 @@ def run(
         heapq.heappush(events, (t, order, what, slot, reason, ra))
 
     clock = [0.0]
-    ready = ReadyItems(READY, lambda: b.upload_room(clock[0]), 2 * w, clock=lambda: clock[0])
+    ready = ReadyItems(
+        READY,
+        lambda: b.upload_room(clock[0]),
+        2 * w,
+        clock=lambda: clock[0],
+        in_order=lambda: b.in_order(clock[0]),
+    )
+
+    ready.producer()
 
     def take() -> int:
         """The next item, as an importer takes it (``ReadyItems.choose``)."""
         while queue and len(ready.pool) < READY:
             i = queue.pop(0)
             ready.add(Ready(i, bodies[i], clock[0]))  # type: ignore[arg-type]
+            if not queue:
+                ready.done()  # every item is here (the exporters' end)
         return ready.pool.pop(ready.choose()).e  # type: ignore[return-value]
 
     for k in range(slots):

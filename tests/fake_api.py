@@ -85,6 +85,9 @@ class FakePacer:
     def upload_room(self) -> float:
         return float("inf")
 
+    def in_order(self) -> bool:
+        return False
+
     def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
         self.backlog = backlog
         return lambda: None

@@ -59,6 +59,11 @@ class PacerView(Protocol):
 
     def upload_room(self) -> float: ...
 
+    def in_order(self) -> bool:
+        """Whether the ready items are to be taken by size alone, the largest first, rather
+        than by the room (``ReadyItems.choose``)."""
+        ...
+
     def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:
         """The bytes a pair still has to upload to this mailbox (None: not known yet), read
         when the pacer shapes its upload window; the call returned stops reading it."""

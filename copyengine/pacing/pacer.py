@@ -108,6 +108,11 @@ class MailboxPacer:
         """Request-body bytes that could be sent now without waiting on the upload budget."""
         return self.budgets.upload_room(self._clock())
 
+    def in_order(self) -> bool:
+        """Whether importers should take the ready items by size alone, the largest first,
+        not by the room (``step.Budgets.in_order``: a cut budget spent at its even rate)."""
+        return self.budgets.in_order(self._clock())
+
     @asynccontextmanager
     async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
         """Hold one of the mailbox's request slots for one request."""

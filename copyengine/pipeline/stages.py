@@ -63,6 +63,7 @@ class Stages:
             lim.importers_per_pair * READY_PER_IMPORTER,
             pacer.upload_room,
             overdue_s=2 * lim.upload_window_s,
+            in_order=pacer.in_order,
         )
 
         # Exporters are started as batches come and none waits for one (up to
