@@ -63,7 +63,7 @@ class EmulatorConfig:
     shuffle_exports: bool = True
     # EMULATOR CHOICE: ``listItems`` without ``$orderby`` lists a folder's items oldest
     # first; ``true`` lists them newest first (as mail clients show them). The contract says
-    # no order: a client must read either whole, an item arriving during a listing included
+    # no order: a client must list every item there throughout the listing, once, in either
     newest_first: bool = False
     tls: bool = True
     state_dir: Path | None = None

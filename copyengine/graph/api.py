@@ -60,8 +60,9 @@ class PacerView(Protocol):
     def upload_room(self) -> float: ...
 
     def in_order(self) -> bool:
-        """Whether the ready items are to be taken by size alone, the largest first, rather
-        than by the room (``ReadyItems.choose``)."""
+        """Whether the order of the ready items leaves what is sent the same (a cut budget
+        spent at its even rate): ``ReadyItems.choose`` then takes them oldest first while
+        more are to come, the largest first once all are ready, not by the room."""
         ...
 
     def follow(self, backlog: Callable[[], float | None]) -> Callable[[], None]:

@@ -109,8 +109,8 @@ class MailboxPacer:
         return self.budgets.upload_room(self._clock())
 
     def in_order(self) -> bool:
-        """Whether importers should take the ready items by size alone, the largest first,
-        not by the room (``step.Budgets.in_order``: a cut budget spent at its even rate)."""
+        """Whether the order of the ready items leaves what is sent the same
+        (``step.Budgets.in_order``: a cut budget spent at its even rate; ``PacerView``)."""
         return self.budgets.in_order(self._clock())
 
     @asynccontextmanager
