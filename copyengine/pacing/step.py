@@ -409,9 +409,9 @@ class Budgets:
         )
 
     def in_order(self, now: float) -> bool:
-        """Whether the ready items are best taken by size alone, the largest first
-        (``ReadyItems.choose``), not by the room: a cut budget spent at its even rate
-        (``evens``), which sends as much whichever goes first; taking the largest that
+        """Whether the ready items are best taken in order, not by the room (oldest first
+        while more are to come, then the largest: ``ReadyItems.choose``): a cut budget spent
+        at its even rate (``evens``), which sends as much whichever goes first; taking the largest that
         fits the bucket's room, else the smallest, left the largest for the job's tail,
         where one or two mailboxes send them one at a time at the rate
         (``worth_reserving``)."""
