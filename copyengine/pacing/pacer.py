@@ -88,15 +88,10 @@ class MailboxPacer:
 
     def remaining(self) -> float | None:
         """The bytes still to upload here, by every pair that told (None: not known)."""
-        if not self._backlogs:
+        left = [backlog() for backlog in self._backlogs]
+        if not left or any(x is None for x in left):
             return None
-        total = 0.0
-        for backlog in self._backlogs:
-            left = backlog()
-            if left is None:
-                return None
-            total += left
-        return total
+        return float(sum(x for x in left if x is not None))
 
     def _shape(self, now: float, body_bytes: int) -> None:
         """A body about to ask for room: once the last shape has run its window, plan the
