@@ -58,7 +58,8 @@ async def overlapping(
     for _ in range(max_pages):
         body = await get(url)
         rows = body.get("value", []) or []
-        joined = not by_skip or skip == 0 or any(hash(r.get("id")) in seen for r in rows)
+        ids = [hash(r.get("id")) for r in rows]
+        joined = not by_skip or skip == 0 or any(h in seen for h in ids)
         if not joined:  # shifted back under us: ask again from further back
             start = max(0, skip - back)
             top = min(MAX_TOP, skip - start + page_size + 1)
@@ -67,8 +68,7 @@ async def overlapping(
             url, asked = url_for(start, top), top
             continue
         fresh = []
-        for r in rows:
-            h = hash(r.get("id"))
+        for r, h in zip(rows, ids, strict=True):
             if h not in seen:
                 seen.add(h)
                 fresh.append(r)

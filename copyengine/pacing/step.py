@@ -385,9 +385,7 @@ class Budgets:
         held = h + body_bytes
         return kept < math.inf and self._wait_on(lim, w, now, self.reserved, held, held) <= kept
 
-    def worth_reserving(
-        self, body_bytes: int, wait: float, waited: float, now: float | None = None
-    ) -> bool:
+    def worth_reserving(self, body_bytes: int, wait: float, waited: float, now: float) -> bool:
         """Whether a body that has waited ``waited`` seconds and would wait ``wait`` more
         gets its room kept now: once it has waited ``reserve_after``, when that room comes
         back within ``reserve_after`` (kept longer, what is free meanwhile sits idle, while
@@ -405,15 +403,15 @@ class Budgets:
             wait <= self.reserve_after
             or body_bytes >= self.upload_cap()
             or waited >= OVERDUE * self.limits.upload_window
-            or (now is not None and self.evens(now))
+            or self.evens(now)
         )
 
     def in_order(self, now: float) -> bool:
         """Whether the ready items are best taken in order, not by the room (oldest first
         while more are to come, then the largest: ``ReadyItems.choose``): a cut budget spent
-        at its even rate (``evens``), which sends as much whichever goes first; taking the largest that
-        fits the bucket's room, else the smallest, left the largest for the job's tail,
-        where one or two mailboxes send them one at a time at the rate
+        at its even rate (``evens``), which sends as much whichever goes first; taking the
+        largest that fits the bucket's room, else the smallest, left the largest for the
+        job's tail, where one or two mailboxes send them one at a time at the rate
         (``worth_reserving``)."""
         return self.evens(now)
 

@@ -34,12 +34,12 @@ those listed before a folder whose listing returned fewer items than the walk co
 (``_fewer_than_counted``: an item with no record that left may have gone into one, with
 another change there hiding it in its count) or before an arrival whose search key a record
 no listing saw leave holds (``_unseen_departures``: an item moved out of a folder listed
-before, maybe swapped with one moved in). That
-costs a listing of those folders (a page per 250 items) only in a pass that has such a
-departure or change, and no listing of the target; the other way, putting the departure off a pass, would need
-to remember across passes which departures were put off already (the next pass's full
-listing sees the same departure after the same folders), would delay every deletion a pass,
-and would still need this reading for the cutover, which has no next pass."""
+before, maybe swapped with one moved in). That costs a listing of those folders (a page
+per 250 items) only in a pass that has such a departure or change, and no listing of the
+target; the other way, putting the departure off a pass, would need to remember across
+passes which departures were put off already (the next pass's full listing sees the same
+departure after the same folders), would delay every deletion a pass, and would still need
+this reading for the cutover, which has no next pass."""
 
 from __future__ import annotations
 
@@ -159,16 +159,14 @@ def _strays(jobs: list[FolderJob], first: bool, incremental: set[str]) -> list[i
     return seen
 
 
-def _fewer_than_counted(jobs: list[FolderJob], first: bool) -> list[int]:
-    """``delta = false``: when an item with no record (new since the last pass) may have
-    left for a folder listed before: in the first listing, a folder whose listing returned
+def _fewer_than_counted(jobs: list[FolderJob]) -> list[int]:
+    """``delta = false``, the first listing: when an item with no record (new since the last
+    pass) may have left for a folder listed before: a folder whose listing returned
     fewer items than the pass's walk counted there (something left it after the walk; what
     had a record is a departure already, what had none is told by nothing else: moved into a
     folder listed before, as an item there was deleted, it leaves every other count as it
     was). The moment is the end of that listing. Only a net loss counts: mail arriving while
     a folder is listed costs nothing."""
-    if not first:
-        return []
     return [
         job.round_ended
         for job in jobs
@@ -180,14 +178,13 @@ def _fewer_than_counted(jobs: list[FolderJob], first: bool) -> list[int]:
 
 async def _unseen_departures(ctx: PairContext, done: list[Copied]) -> list[int]:
     """When an item may have left a folder whose round (or listing, ``delta = false``) had
-    already begun, its departure told by no round: an arrival of this pass (a new id) whose search key a
-    copied record in another folder read this pass holds, that record's id seen leaving by
-    no round (an item moved during the pass out of a folder read before into one read
-    after: copied there, its old copy left: two copies until the next pass; with
+    already begun, its departure told by no round: an arrival of this pass (a new id) whose
+    search key a copied record in another folder read this pass holds, that record's id
+    seen leaving by no round (an item moved during the pass out of a folder read before into
+    one read after: copied there, its old copy left: two copies until the next pass; with
     ``delta = false`` also the sign of a swap, an item moved the other way at the same time
-    leaving every count as it was). The moment is
-    the end of the arrival's round. Only the pass's arrivals are looked up (one read of the
-    state, none in a pass with no arrival)."""
+    leaving every count as it was). The moment is the end of the arrival's round. Only the
+    pass's arrivals are looked up (one read of the state, none in a pass with no arrival)."""
     arrivals = {k: v for c in done for k, v in c.this.arrived.items()}
     if not arrivals:
         return []
@@ -234,9 +231,9 @@ async def reread(
         if not relist:
             incremental = {j.source_id for c in done if c.this.incremental for j in c.folders}
             seen += _strays(jobs, n == 0, incremental)
-        else:
-            seen += _fewer_than_counted(jobs, n == 0)
         if n == 0:
+            if relist:
+                seen += _fewer_than_counted(jobs)
             seen += await _unseen_departures(ctx, done)
         rounds = [
             (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
