@@ -226,7 +226,11 @@ class PairStats:
     # requests and 429s, not in its ceiling (that is its target mailboxes')
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
     _final: tuple[int, float, int, float | None, float | None] | None = None
-    _final_budget: tuple[dict[str, dict[str, float]], list[learn.Advice]] | None = None
+    # the budget in effect, the advice and the windows shorter than configured, frozen at
+    # the pair's end (``freeze_pacing``)
+    _final_budget: (
+        tuple[dict[str, dict[str, float]], list[learn.Advice], dict[str, dict[str, float]]] | None
+    ) = None
     # ``total``'s sums of a finished pair, with what they were summed under
     _sums: tuple[tuple[str, float, int], dict[str, int]] | None = field(
         default=None, repr=False, compare=False
@@ -331,7 +335,11 @@ class PairStats:
             f.continued()
 
     def freeze_pacing(self) -> None:
-        self._final_budget = (self.budget_in_effect(), self.budget_advice())
+        self._final_budget = (
+            self.budget_in_effect(),
+            self.budget_advice(),
+            self.budget_windows(),
+        )
         self._final = (
             self.throttled,
             self.throttle_wait_s,
@@ -358,6 +366,23 @@ class PairStats:
             cut = {k: round(v.share, 4) for k, v in p.budget_in_effect().items() if v.cuts}
             if cut:
                 out[role] = cut
+        return out
+
+    def budget_windows(self) -> dict[str, dict[str, float]]:
+        """Per mailbox of the pair, the limits whose cut budget is kept over a window
+        shorter than the configured one (the service's 429s showed it), in seconds: with
+        the budget in effect, where a later pass of the pair starts (``pacing.remember``)."""
+        if self._final_budget is not None:
+            return self._final_budget[2]
+        out: dict[str, dict[str, float]] = {}
+        for role, _, p in self._mailboxes():
+            short = {
+                k: round(v.window, 3)
+                for k, v in p.budget_in_effect().items()
+                if v.cuts and 0 < v.window < v.period
+            }
+            if short:
+                out[role] = short
         return out
 
     def budget_hints(self) -> list[str]:

@@ -147,11 +147,12 @@ NOWHERE = Endpoints("https://127.0.0.1:9", "ca.pem", {})  # the store only: neve
 
 
 class _Tenth(FakeAccount):
-    """A target mailbox whose upload budget the service's 429s cut to a tenth."""
+    """A target mailbox whose upload budget the service's 429s cut to a tenth, kept over
+    the 5 s window they showed (a service whose window is 60 times shorter)."""
 
     def budget_in_effect(self) -> dict[str, Learned]:
         up = Learned.of(150 * MB, 300.0)
-        return {"upload": dataclasses.replace(up, cap=up.cap / 10, cuts=1)}
+        return {"upload": dataclasses.replace(up, cap=up.cap / 10, cuts=1, window=5.0)}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -183,6 +184,7 @@ async def test_the_budget_one_host_ended_with_is_where_the_next_starts(
     assert row is not None and row.pass_number == 1
     assert row.budget == {"target": {"upload": 0.1}}
     assert row.limits == {"upload": [150.0 * MB, 300.0]}
+    assert row.windows == {"target": {"upload": 5.0}}
     log = structlog.get_logger("test")
     for upload, share in ((150 * MB, 0.1), (30 * MB, 0.5), (15 * MB, None)):
         # the same 15 MB per 300 s: a tenth of 150 MB, a half of 30 MB, all of 15 MB
@@ -196,6 +198,8 @@ async def test_the_budget_one_host_ended_with_is_where_the_next_starts(
             assert not target.is_cut and later.notes == []
             continue
         assert target.share == pytest.approx(share) and target.cuts == 1
+        # kept over the window the service showed, not the configured 300 s
+        assert target.window == target.shown == 5.0
         said = budget_said({"target": {"upload": share}})
         assert later.notes == [f"started at the budget in effect of pass 1: {said}"]
     # another window: not remembered

@@ -106,3 +106,42 @@ def test_a_remembered_budget_creeps_back_up_when_the_service_gives_the_configure
     # and paced under the budget in effect all along: never more than the configured
     # budget per window on average
     assert sent <= 8 * MB * (now / 10.0 + 1)
+
+
+def _climb(b: Budgets, seconds: float) -> float:
+    """Bodies of 64 KB sent as the pacer lets them for ``seconds``, all answered (the
+    service gives the configured budget again): the share of it in effect then."""
+    body, now = 64 * 1024, 0.0
+    for _ in range(200_000):
+        if now >= seconds or not b.learned_uploads.is_cut:
+            break
+        d = step(b, now, body, 0, None)
+        if d.kind is Kind.GO:
+            b.take(body)
+            now += 0.001
+            b.release(now, body)
+            b.answered(body, now)
+        else:
+            assert d.kind is Kind.SLEEP and math.isfinite(d.wait), d
+            now += d.wait
+    return b.learned_uploads.share
+
+
+def test_a_budget_remembered_over_a_shorter_window_climbs_back_at_its_pace() -> None:
+    """A pass against a service whose window is 40 times shorter than the configured one
+    (0.25 s of 10 s) ended at a twelfth, kept over that window: the next pass starts there
+    over it, spread in parts of it, and climbs back at its pace: most of the way back
+    within 20 of its windows (5 s), where the same share over the configured window is
+    still under a fifth (cutshort seed 911: a second pass at a twelfth of
+    [limits] for its whole 5 minutes against a service that gave all of it)."""
+    short, long_ = Budgets(LIMITS), Budgets(LIMITS)
+    lim = seeded(short.learned_uploads, 1 / 12, OF, window=0.25)
+    assert lim is not None and lim.window == lim.shown == 0.25
+    short.learned_uploads = lim
+    longer = seeded(long_.learned_uploads, 1 / 12, OF, window=12.0)
+    assert longer is not None and longer.window == 10.0  # not shorter: the configured one
+    plain = seeded(long_.learned_uploads, 1 / 12, OF)
+    assert plain is not None and plain.window == 10.0
+    long_.learned_uploads = plain
+    assert _climb(short, 5.0) > 0.9
+    assert _climb(long_, 5.0) < 0.2

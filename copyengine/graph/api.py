@@ -43,10 +43,17 @@ class Clients:
 class Remembering(Protocol):
     """A pacer's budgets, as a later pass of a pair starts them (``pacing.remember``)."""
 
-    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+    def remember(
+        self,
+        limit: str,
+        share: float,
+        of: tuple[float, float],
+        cut: bool,
+        window: float | None = None,
+    ) -> float:
         """Start ``limit`` at ``share`` of the [limits] ``of`` (amount, window seconds) an
-        earlier pass ended with (``cut``: it was refused); the share of [limits] it starts
-        at, 0: not."""
+        earlier pass ended with (``cut``: it was refused; ``window``: the shorter window
+        the service showed it was kept over); the share of [limits] it starts at, 0: not."""
         ...
 
 

@@ -30,6 +30,13 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   share was per another window, and what the service gives per this one is not known); a
   share at ``WHOLE`` or more of the configured budget is not seeded (the service gave
   about all of it);
+- a budget the pass kept over a window shorter than the configured one (the service's
+  429s showed it: a tenant's policy, the emulator's time-scaled profile under the
+  documented ``[limits]``) starts over that window (``windows`` in the state beside the
+  share): spread in even parts of it and climbing back at its pace. Over the configured
+  window instead the climb is that many times slower (a quarter per 300 s window where the
+  service's is 5 s: a second pass against a service that gives all of it again crept at a
+  twelfth of ``[limits]`` for its whole 5 minutes, ``tests/test_cut_short.py`` seed 911);
 - a pacer with requests in flight or in its request window knows more than the state (a
   mailbox shared by two pairs, a worker's next segment): it is left as it is.
 """
@@ -61,11 +68,13 @@ def seeded(
     of: tuple[float, float] | None,
     refused: bool = True,
     margin: float = MARGIN,
+    window: float | None = None,
 ) -> Learned | None:
     """``lim`` (a fresh budget: configured, never cut) started at ``share`` of the
     configured ``of`` (amount, window seconds) that an earlier pass ended with; None where
     it is not seeded (the module's docstring). ``refused``: the pass that ended with it had
-    429s (the margin applies)."""
+    429s (the margin applies); ``window``: the window shorter than the configured one that
+    pass kept the budget over (None: the configured one)."""
     if lim.cuts or lim.is_cut or of is None or not share > 0 or lim.configured <= 0:
         return None
     configured, period = of
@@ -79,11 +88,22 @@ def seeded(
         return replace(lim, cap=cap, cuts=1) if cap < lim.configured else None
     cap = share * lim.configured * (margin if refused else 1.0)
     cap = max(cap, lim.configured * Aimd().floor_share)
-    return replace(lim, cap=cap, cuts=1, proven=lim.configured)
+    seeded = replace(lim, cap=cap, cuts=1, proven=lim.configured)
+    shortest = lim.period * Aimd().shortest_window
+    if window is not None and shortest <= window < lim.period:
+        # the window the service showed: kept over it, and not taken for the configured
+        # one at the next 429 (``learn``'s ``shown``)
+        seeded = replace(seeded, window=window, shown=window)
+    return seeded
 
 
 def remember(
-    b: Budgets, limit: str, share: float, of: tuple[float, float], refused: bool = True
+    b: Budgets,
+    limit: str,
+    share: float,
+    of: tuple[float, float],
+    refused: bool = True,
+    window: float | None = None,
 ) -> float | None:
     """Start one mailbox's ``limit`` (its budgets ``b``) at a budget an earlier pass learned
     (``seeded``), unless it has sent a request within its request window; the share of
@@ -92,7 +112,7 @@ def remember(
     name = ATTRIBUTES.get(limit)
     if name is None or b.inflight or b.requests.total:
         return None
-    lim = seeded(getattr(b, name), share, of, refused)
+    lim = seeded(getattr(b, name), share, of, refused, window=window)
     if lim is None:
         return None
     setattr(b, name, lim)

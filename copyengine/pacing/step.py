@@ -709,9 +709,16 @@ class Budgets:
         """The latest Retry-After block, up to ``now``: (from, until)."""
         return self.blocked_from, min(now, self.blocked_until)
 
-    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+    def remember(
+        self,
+        limit: str,
+        share: float,
+        of: tuple[float, float],
+        cut: bool,
+        window: float | None = None,
+    ) -> float:
         """Start ``limit`` at a budget an earlier pass learned (``remember.remember``); 0: not."""
-        return remember.remember(self, limit, share, of, cut) or 0.0
+        return remember.remember(self, limit, share, of, cut, window) or 0.0
 
     def learned(self) -> dict[str, Learned]:
         """The budget in effect per limit (``Limit`` values)."""

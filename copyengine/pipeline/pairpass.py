@@ -81,6 +81,7 @@ def pair_pass(st: PairStats, key: str, number: int, kind: str, run: str) -> Pair
         hints=tuple(a._asdict() for a in st.budget_advice()),
         budget=st.budget_in_effect(),
         limits=limits_said(st),
+        windows=st.budget_windows() or None,
     )
 
 

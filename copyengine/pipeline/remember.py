@@ -39,8 +39,9 @@ def remember(row: PairPass | None, st: PairStats, pacers: Sequence[PacerView], l
             of = row.limits.get(limit)
             if of is None or len(of) != 2:
                 continue
+            window = (row.windows or {}).get(role, {}).get(limit)
             now = pacer.budgets.remember(
-                limit, share, (float(of[0]), float(of[1])), row.throttled > 0
+                limit, share, (float(of[0]), float(of[1])), row.throttled > 0, window
             )
             if now:
                 started.setdefault(role, {})[limit] = round(now, 4)

@@ -77,6 +77,10 @@ class PairPass:
     # a later pass of the pair starts at the same budget under other [limits]
     # (``pipeline.remember``); in the ``hints`` JSON too, None where the row does not say
     limits: dict[str, list[float]] | None = field(default=None, metadata={"in": "hints"})
+    # per mailbox of the pair, the limits whose budget was kept over a window shorter than
+    # the configured one (role: limit: seconds, ``report.PairStats.budget_windows``): a
+    # later pass keeps it over that window too; in the ``hints`` JSON, None: not said
+    windows: dict[str, dict[str, float]] | None = field(default=None, metadata={"in": "hints"})
 
     def row(self) -> tuple[Any, ...]:
         """The row in ``COLUMNS`` order (lists and dicts as JSON)."""
@@ -88,7 +92,7 @@ class PairPass:
             elif f.name == "sign_off":
                 v = json.dumps(v, default=str) if v is not None else None
             elif f.name == "hints":
-                v = hints_text(v, self.budget, self.limits)
+                v = hints_text(v, self.budget, self.limits, self.windows)
             elif "in" in f.metadata:
                 continue
             out.append(v)
@@ -124,6 +128,7 @@ def pair_pass_of(row: Sequence[Any]) -> PairPass:
     d["sign_off"] = json.loads(d["sign_off"]) if d["sign_off"] else None
     d["budget"] = budget_of(d["hints"])
     d["limits"] = limits_of(d["hints"])
+    d["windows"] = windows_of(d["hints"])
     d["hints"] = hints_of(d["hints"])
     for name in COUNTS:
         d[name] = int(d[name] or 0)
@@ -232,14 +237,18 @@ def hints_text(
     hints: Sequence[dict[str, Any]] | None,
     budget: dict[str, dict[str, float]] | None,
     limits: dict[str, list[float]] | None = None,
+    windows: dict[str, dict[str, float]] | None = None,
 ) -> str | None:
     """The ``hints`` column: the advice as a JSON list (schema 8 as first written), or, with
     the budget in effect, ``{"advice": [...], "budget": {...}}`` (and ``"limits"``, the
-    [limits] it is a share of, where known)."""
+    [limits] it is a share of, where known; ``"windows"``, the shorter windows it was kept
+    over, where any)."""
     if budget is not None:
         said: dict[str, Any] = {"advice": list(hints or ()), "budget": budget}
         if limits is not None:
             said["limits"] = limits
+        if windows:
+            said["windows"] = windows
         return json.dumps(said)
     return json.dumps(list(hints)) if hints is not None else None
 
@@ -262,6 +271,13 @@ def limits_of(text: str | None) -> dict[str, list[float]] | None:
     """A row's ``hints`` column read back: the [limits] its budget is a share of."""
     said = json.loads(text) if text is not None else None
     return said.get("limits") if isinstance(said, dict) else None
+
+
+def windows_of(text: str | None) -> dict[str, dict[str, float]] | None:
+    """A row's ``hints`` column read back: the windows shorter than configured its budget
+    was kept over (None: not said)."""
+    said = json.loads(text) if text is not None else None
+    return said.get("windows") if isinstance(said, dict) else None
 
 
 def latest_budget(
