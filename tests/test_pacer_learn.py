@@ -171,11 +171,18 @@ SHORT = Learned(1000.0, 500.0, 300.0, 5.0, cuts=1)  # a 300 s budget learned ove
 
 # (budget in effect, amount answered, what went through) -> (cap, window)
 ANSWERED_SHORT = {
-    "above what went through: slowly, 1% of the amount (a probe of the configured one)": (
+    "above what went through: slowly, 1% of the budget per window of use, over the window "
+    "in effect (an amount over a window 60 times shorter is 60 times more of it)": (
         SHORT,
         10,
         0.0,
-        (500.1, 5.0),
+        (506.0, 5.0),
+    ),
+    "... up to 1% short of the configured budget": (
+        replace(SHORT, cap=989.0),
+        100,
+        0.0,
+        (990.0, 5.0),
     ),
     "fast up to what went through, a quarter of the budget per window of use: over a "
     "window 60 times shorter, an amount is 60 times more of it": (
