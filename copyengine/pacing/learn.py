@@ -193,7 +193,9 @@ def throttled(
     )
 
 
-def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()) -> Learned:
+def answered(
+    lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd(), paced: bool = True
+) -> Learned:
     """A request that used ``amount`` of this limit was answered (not refused for it), with
     ``through`` of the limit (per configured window) let through over the window now. Under
     what the service has been seen to let through the budget climbs back fast (``fast`` of
@@ -206,7 +208,10 @@ def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()
     its own: a mailbox whose first burst proved 89-91% of the service's budget (refused a
     body short of its room) stayed there for the job (``stricter``'s ``documented`` alone,
     traced: the two last mailboxes at 2.29-2.35 MB per 5 s of the 2.62 the service gives,
-    82% of the real budget)."""
+    82% of the real budget). ``paced=False``: the slow climb per configured window
+    (over the window tried in place of the configured one, ``step.TRIED_CLIMB``, where
+    climbing past what went through overshot: ``stricter``'s ``documented:0.5``, 56
+    429s against 37 and 0.97x the items/s)."""
     if not lim.is_cut or amount <= 0:
         return lim
     proven = max(lim.proven, through)
@@ -220,7 +225,7 @@ def answered(lim: Learned, amount: float, through: float = 0.0, p: Aimd = Aimd()
         # window, a probe of whether the service gives it again) is the slow one
         cap = min(lim.cap + p.fast * amount * scale, proven, top)
         cap = max(cap, lim.cap)
-    elif lim.cap < top:
+    elif lim.cap < top and paced:
         cap = min(lim.cap + p.rise * amount * scale, top)
     else:
         cap = lim.cap + p.rise * amount

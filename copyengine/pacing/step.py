@@ -479,7 +479,8 @@ class Budgets:
             lim = self.learned_uploads
             if lim.is_cut:
                 through = _through(lim, self.uploads, now)
-                self.learned_uploads = learn.answered(lim, body_bytes, through)
+                paced = not self._on_tried()
+                self.learned_uploads = learn.answered(lim, body_bytes, through, paced=paced)
         self.learned_slots = learn.concurrency_answered(self.learned_slots)
 
     def throttled(self, now: float, reason: str, retry_after: float, body_bytes: int) -> None:
