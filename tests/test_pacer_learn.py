@@ -1076,3 +1076,20 @@ def test_a_refusal_mid_job_over_a_far_shorter_window_climbs_back_within_two_wind
         b.release(t, body)
         b.answered(body, t)
     assert b.learned_uploads.cap >= 0.95 * 150 * MB
+
+
+def test_above_what_went_through_the_window_tried_climbs_per_configured_window() -> None:
+    """Over the window tried in place of the configured one (7 s of 300 s), a budget at or
+    above what went through climbs 1% of each amount answered (per configured window), not
+    1% of the budget per window tried as a budget over a window the service showed does:
+    beside the other writer that overshot (``stricter``'s ``documented:0.5``: 56 429s
+    against 37). A budget over a window the service showed climbs at its pace."""
+    b = _refused_under_a_far_shorter_window()
+    lim = b.learned_uploads
+    b.learned_uploads = replace(lim, proven=lim.cap)
+    b.take(1000)
+    b.release(20.0, 1000)
+    b.answered(1000, 20.0)
+    assert b.learned_uploads.cap == pytest.approx(lim.cap + 0.01 * 1000)
+    shown = Learned(1_000_000.0, lim.cap, 300.0, 7.0, cuts=1, proven=lim.cap)
+    assert answered(shown, 1000).cap == pytest.approx(lim.cap + 0.01 * 1000 * 300 / 7)
