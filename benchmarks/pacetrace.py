@@ -104,7 +104,7 @@ def install(out: Path) -> None:
                     lim.cap,
                     lim.window,
                     self.blocked_until - t0,
-                    self.tried,
+                    getattr(self, "tried", 0.0),
                 ]
             )
 
@@ -115,7 +115,16 @@ def install(out: Path) -> None:
         cap = self.learned_uploads.cap
         if key is not None and abs(cap - before) >= 0.01 * before:
             caps[key].append(
-                [clock() - t0, "answered", 0.0, body, cap, self.learned_uploads.window, 0.0, self.tried]
+                [
+                    clock() - t0,
+                    "answered",
+                    0.0,
+                    body,
+                    cap,
+                    self.learned_uploads.window,
+                    0.0,
+                    getattr(self, "tried", 0.0),
+                ]
             )
 
     step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]

@@ -30,8 +30,11 @@ window, and ``cap * window / period`` is what may go in the last ``window`` seco
 a 300 s budget learned from a service with a 5 s window would otherwise trade a burst of a
 few seconds for a wait of minutes. Over such a window the budget goes in even parts of it
 (``spread``), climbs back fast at that window's pace up to what went through (an amount
-answered is ``period / window`` times more of a budget said per configured window), and
-the window the service showed is
+answered is ``period / window`` times more of a budget said per configured window) and
+slowly above it at that pace too (``rise`` of the budget per window of its own, not per
+configured window: 60 times slower under the documented ``[limits]`` against the x60
+service, a cut stayed for the job), a cut over it climbs back fast to ``back`` of what
+went through over it before (``back``), and the window the service showed is
 remembered (``shown``) when the budget is back at the configured one, so the next 429 does
 not take the configured window for the service's.
 """
@@ -240,15 +243,15 @@ def back(cut: Learned, before: Learned, through: float, p: Aimd = Aimd()) -> Lea
     service was seen to let through over its window, before the cut (``before.proven``) or
     at it (``through``, per configured window, the refused body not counted).
 
-    ``rise`` is said per configured window: over a window 60 times shorter (Exchange's
-    documented 5 minutes against the x60 service's 5 s) a budget above what went through
-    since the cut climbs 60 times slower per window of its own, so a cut was kept for the
-    rest of the job: a burst cut to 90% of the 2.5 MB the service let through stayed at
-    2.25 MB per 5 s (``learn_model --ratio 60 --window 300``: 6 of 24 mailboxes at 78-81%
-    of the real budget, against 83-96% since), and one refusal mid-job of a budget at 99%
-    of the service's rate, cut to 90% of what had gone in the 4.6-4.8 s window learned,
-    stayed at 72-82% of it (``stricter``'s ``documented`` alone, traced: 72% of the real
-    budget with one mailbox refused mid-job and cut to 107 MB, 91% with none). The cut
+    Before (and before ``answered``'s slow climb went at the pace of the window in
+    effect: 60 times slower per window of its own under Exchange's documented 5 minutes
+    against the x60 service's 5 s), a cut was kept for the rest of the job: a burst cut
+    to 90% of the 2.5 MB the service let through stayed at 2.25 MB per 5 s
+    (``learn_model --ratio 60 --window 300``: 6 of 24 mailboxes at 78-81% of the real
+    budget, against 83-96% since), and one refusal mid-job of a budget at 99% of the
+    service's rate, cut to 90% of what had gone in the 4.6-4.8 s window learned, stayed
+    at 72-82% of it (``stricter``'s ``documented`` alone, traced: 72% of the real budget
+    with one mailbox refused mid-job and cut to 107 MB, 91% with none). The cut
     itself stays (the service refused what was in use); a stricter service or another
     writer shows in what it lets through at the next refusal, which sets the level again."""
     if cut.cuts == before.cuts or not 0 < cut.window < cut.period * p.far_shorter:
