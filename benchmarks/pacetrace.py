@@ -83,7 +83,8 @@ def install(out: Path) -> None:
 
     # the upload budget in effect as it moves: per mailbox, (time, what moved it: a 429's
     # reason or "answered", its Retry-After, body bytes, the cap after, the window it is kept
-    # over); answers only when the cap moved by a hundredth or more
+    # over, the window tried in place of the configured one or 0); answers only when the cap
+    # moved by a hundredth or more
     from copyengine.pacing import step as step_mod
 
     orig_throttled = step_mod.Budgets.throttled
@@ -95,7 +96,16 @@ def install(out: Path) -> None:
         if key is not None:
             lim = self.learned_uploads
             caps[key].append(
-                [now - t0, reason, retry_after, body, lim.cap, lim.window, self.blocked_until - t0]
+                [
+                    now - t0,
+                    reason,
+                    retry_after,
+                    body,
+                    lim.cap,
+                    lim.window,
+                    self.blocked_until - t0,
+                    getattr(self, "tried", 0.0),
+                ]
             )
 
     def answered(self: Any, body: int, now: float | None = None) -> None:
@@ -105,7 +115,16 @@ def install(out: Path) -> None:
         cap = self.learned_uploads.cap
         if key is not None and abs(cap - before) >= 0.01 * before:
             caps[key].append(
-                [clock() - t0, "answered", 0.0, body, cap, self.learned_uploads.window, 0.0]
+                [
+                    clock() - t0,
+                    "answered",
+                    0.0,
+                    body,
+                    cap,
+                    self.learned_uploads.window,
+                    0.0,
+                    getattr(self, "tried", 0.0),
+                ]
             )
 
     step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]

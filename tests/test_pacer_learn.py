@@ -171,11 +171,18 @@ SHORT = Learned(1000.0, 500.0, 300.0, 5.0, cuts=1)  # a 300 s budget learned ove
 
 # (budget in effect, amount answered, what went through) -> (cap, window)
 ANSWERED_SHORT = {
-    "above what went through: slowly, 1% of the amount (a probe of the configured one)": (
+    "above what went through: slowly, 1% of the budget per window of use, over the window "
+    "in effect (an amount over a window 60 times shorter is 60 times more of it)": (
         SHORT,
         10,
         0.0,
-        (500.1, 5.0),
+        (506.0, 5.0),
+    ),
+    "... up to 1% short of the configured budget": (
+        replace(SHORT, cap=989.0),
+        100,
+        0.0,
+        (990.0, 5.0),
     ),
     "fast up to what went through, a quarter of the budget per window of use: over a "
     "window 60 times shorter, an amount is 60 times more of it": (
@@ -1000,3 +1007,89 @@ def test_under_the_documented_limits_beside_a_writer_the_model_keeps_its_share()
     j = learn_model.job([learn_model.run(60, 0.5, 300.0, 250, seed) for seed in range(8)])
     assert j.share >= 0.8
     assert j.share_429 < 0.05
+
+
+def test_under_the_documented_limits_alone_the_model_keeps_its_share() -> None:
+    """The job alone (24 mailboxes of 250 items, three jobs of 8) under Exchange's
+    documented ``[limits]`` against the emulator's x60 service (``benchmarks.learn_model
+    --ratio 60 --window 300``): every mailbox and every job >= 82% of what the real budget
+    allows (83-96%), under 5% of 429s. Before, a refused burst cut to 90% of the 2.5 MB
+    the service let through over its 5 s window stayed there for the job (``rise`` is said
+    per configured window, 60 times longer): 3 of 8 mailboxes at 78-79%, one job 78%."""
+    from benchmarks import learn_model
+
+    runs = [learn_model.run(60, 0.0, 300.0, 250, seed) for seed in range(24)]
+    assert min(r.share for r in runs) >= 0.82
+    for k in range(0, 24, 8):
+        j = learn_model.job(runs[k : k + 8])
+        assert j.share >= 0.82
+        assert j.share_429 < 0.05
+
+
+def test_a_refusal_mid_job_over_a_far_shorter_window_climbs_back_within_two_windows() -> None:
+    """As traced in ``stricter``'s ``documented`` (a mailbox of the run at 72% of the real
+    budget): the budget at 99% of the configured 150 MB per 300 s over the 4.78 s window
+    the service's first answers showed (its own: 2.5 MB per 5 s, the same rate), refused
+    mid-job with 1.9 MB of ours in that window, a Retry-After of 0.137 s. The cut stays
+    (to 90% of that rate: 113 MB per 300 s), and the budget climbs back fast, up to 97% of
+    what went through before it, as the service answers: within two windows over 95% of
+    the configured budget. Before, 113 MB two windows later (the slow climb is 1% per
+    configured window), and so for the rest of the job."""
+    b = Budgets(PacerLimits(upload_bytes=150 * MB, upload_window=300.0, window_slack=0.5))
+    b.learned_uploads = replace(
+        b.learned_uploads,
+        cap=148.5 * MB,
+        window=4.78,
+        shown=4.78,
+        longest_ask=4.78,
+        cuts=1,
+        proven=149.9 * MB,
+    )
+    b.blocked_from, b.blocked_until = 6.2, 11.0
+    rnd = random.Random(26)
+    t, sent = 11.0, 0
+    while sent < 1.9 * MB:  # 1.9 MB, answered from 11.0 s to about 15.8 s
+        body = rnd.randint(40_000, 120_000)
+        t += 4.8 * body / (1.9 * MB)
+        b.take(body)
+        b.release(t, body)
+        sent += body
+    now = t + 0.05
+    b.take(293_885)
+    b.release(now, 293_885)
+    b.throttled(now, "IncomingBytes", 0.137, 293_885)
+    cut = b.learned_uploads
+    assert cut.window == pytest.approx(4.78)
+    assert cut.cap < 0.8 * 148.5 * MB  # the cut: to what was in use
+    # the service then answers whatever the pacer sends, as it sends: two windows
+    t = now + 0.137
+    for _ in range(2_000):
+        if t > now + 0.137 + 2 * 4.78:
+            break
+        body = rnd.randint(40_000, 120_000)
+        d = step(b, t, body, 0, None)
+        if d.kind is not Kind.GO:
+            t += max(d.wait, 0.01) if d.wait != math.inf else 0.05
+            continue
+        b.take(body)
+        t += 0.05
+        b.release(t, body)
+        b.answered(body, t)
+    assert b.learned_uploads.cap >= 0.95 * 150 * MB
+
+
+def test_above_what_went_through_the_window_tried_climbs_per_configured_window() -> None:
+    """Over the window tried in place of the configured one (7 s of 300 s), a budget at or
+    above what went through climbs 1% of each amount answered (per configured window), not
+    1% of the budget per window tried as a budget over a window the service showed does:
+    beside the other writer that overshot (``stricter``'s ``documented:0.5``: 56 429s
+    against 37). A budget over a window the service showed climbs at its pace."""
+    b = _refused_under_a_far_shorter_window()
+    lim = b.learned_uploads
+    b.learned_uploads = replace(lim, proven=lim.cap)
+    b.take(1000)
+    b.release(20.0, 1000)
+    b.answered(1000, 20.0)
+    assert b.learned_uploads.cap == pytest.approx(lim.cap + 0.01 * 1000)
+    shown = Learned(1_000_000.0, lim.cap, 300.0, 7.0, cuts=1, proven=lim.cap)
+    assert answered(shown, 1000).cap == pytest.approx(lim.cap + 0.01 * 1000 * 300 / 7)

@@ -479,7 +479,8 @@ class Budgets:
             lim = self.learned_uploads
             if lim.is_cut:
                 through = _through(lim, self.uploads, now)
-                self.learned_uploads = learn.answered(lim, body_bytes, through)
+                paced = not self._on_tried()
+                self.learned_uploads = learn.answered(lim, body_bytes, through, paced=paced)
         self.learned_slots = learn.concurrency_answered(self.learned_slots)
 
     def throttled(self, now: float, reason: str, retry_after: float, body_bytes: int) -> None:
@@ -784,7 +785,8 @@ def _learn(
     # time the service held the mailbox back sent nothing: the rate is of the time it could
     idle = max(0.0, blocked[1] - max(blocked[0], now - span))
     in_use = w.since(now - span - idle) + held
-    return learn.throttled(lim, now, in_use, retry_after, win, span, through=let)
+    cut = learn.throttled(lim, now, in_use, retry_after, win, span, through=let)
+    return learn.back(cut, lim, _through(cut, w, now)) if through else cut
 
 
 def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | None) -> Decision:
