@@ -154,8 +154,9 @@ class ByteShares:
     def _fair(self) -> float:
         return self.budget.effective / max(1, self.budget.holders)
 
-    def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
-        """``batch`` in parts of at most half the pair's fair share each (one item at least):
+    def split(self, batch: list[T], sizes: list[int], max_items: int = 20) -> list[list[T]]:
+        """``batch`` in parts of at most half the pair's fair share each (one item at least)
+        and of at most ``max_items`` (exportItems takes 20 ids at most):
         while one part is imported the next is exported (a batch larger than the share
         would wait for the whole previous one to be imported first). Never in parts smaller
         than ``min_part``: with thousands of pairs the share is a few kB, and an export
@@ -169,12 +170,12 @@ class ByteShares:
         # without a share until 2-8 s, the largest mailbox starting at 8.1 s instead of 2.7)
         pairs = max(1, self.budget.holders, self.budget.expected)
         most = max(self.budget.limit / pairs / 2, self.min_part)
-        if sum(sizes) <= most:
+        if sum(sizes) <= most and len(batch) <= max_items:
             return [batch]
         parts: list[list[T]] = [[]]
         held = 0
         for e, n in zip(batch, sizes, strict=True):
-            if parts[-1] and held + n > most:
+            if parts[-1] and (held + n > most or len(parts[-1]) >= max_items):
                 parts.append([])
                 held = 0
             parts[-1].append(e)

@@ -1,0 +1,56 @@
+"""Export parts when many pairs share the byte budget (issue 26): a folder's items are cut
+in parts of half the pair's share (at most 20) over the folder's pages, not batch of 20 by
+batch of 20 with each batch's tail a part, an export request, of its own."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from copyengine.config import load_job
+from copyengine.plan import encoded_size
+from copyengine.wiring import run_job
+from tests.emu import base_config
+from tests.jobs import check_copy, write_job
+
+pytestmark = pytest.mark.anyio
+ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
+
+
+@pytest.fixture
+def emu_config() -> dict[str, Any]:
+    cfg = base_config()
+    adele = cfg["tenants"][0]["users"][0]
+    assert adele["upn"] == ADELE
+    adele["mailbox"] = {"seed": 1, "items": 160, "sizes": "realistic", "layout": "flat"}
+    return cfg
+
+
+async def test_a_folders_items_go_in_as_few_export_requests_as_its_parts_bytes_need(
+    emu: Any, tmp_path: Path
+) -> None:
+    """One pair, 160 items in its Inbox, a 1 MB budget: parts of 512 kB. As many export
+    requests as the items' bytes need in such parts, and a few more where an item does not
+    fit the room its part has left; not a request more per batch of 20 for its tail."""
+    limits = "bytes_in_flight_mb = 1\n"
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], limits=limits))
+    src = emu.state.require_mailbox(ADELE).snapshot()
+    sizes = [encoded_size(r["size"]) for r in src["items"] if _selected(r)]
+    emu.state.stats.reset()
+    await run_job(cfg)
+    st = emu.state.stats
+    exports = sum(n for (call, _), n in st.requests.items() if call == "exportItems")
+    # parts of at most 512 kB and 20 ids: at least this many, whatever the order
+    least = max(math.ceil(sum(sizes) / (512 * 1024)), math.ceil(len(sizes) / 20))
+    print("EXPORTS", exports, least, len(sizes), sum(sizes))
+    assert least <= exports <= least + len(sizes) // 40
+    dst = emu.state.require_mailbox(T_ADELE).snapshot()
+    assert check_copy(src, dst, selected=_selected) == (0, 0, 0)
+    assert len(dst["items"]) == len(sizes)
+
+
+def _selected(row: dict[str, Any]) -> bool:
+    return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
