@@ -203,11 +203,9 @@ async def test_a_job_tells_its_budget_how_many_pairs_it_runs_at_once(
     seen: list[int] = []
     split = ByteShares.split
 
-    def spy(
-        self: ByteShares, batch: list[object], sizes: list[int], max_items: int = 20
-    ) -> list[list[object]]:
+    def spy(self: ByteShares, batch: list[object], sizes: list[int]) -> list[list[object]]:
         seen.append(self.budget.expected)
-        return split(self, batch, sizes, max_items)
+        return split(self, batch, sizes)
 
     monkeypatch.setattr(ByteShares, "split", spy)
 

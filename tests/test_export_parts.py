@@ -25,7 +25,12 @@ def emu_config() -> dict[str, Any]:
     cfg = base_config()
     adele = cfg["tenants"][0]["users"][0]
     assert adele["upn"] == ADELE
-    adele["mailbox"] = {"seed": 1, "items": 160, "sizes": "realistic", "layout": "flat"}
+    adele["mailbox"] = {
+        "seed": 1,
+        "items": 160,
+        "sizes": {"distribution": "realistic", "max": 300_000},
+        "layout": "flat",
+    }
     return cfg
 
 
@@ -38,14 +43,13 @@ async def test_a_folders_items_go_in_as_few_export_requests_as_its_parts_bytes_n
     limits = "bytes_in_flight_mb = 1\n"
     cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], limits=limits))
     src = emu.state.require_mailbox(ADELE).snapshot()
-    sizes = [encoded_size(r["size"]) for r in src["items"] if _selected(r)]
+    sizes = [encoded_size(r["reportedSize"]) for r in src["items"] if _selected(r)]
     emu.state.stats.reset()
     await run_job(cfg)
     st = emu.state.stats
     exports = sum(n for (call, _), n in st.requests.items() if call == "exportItems")
     # parts of at most 512 kB and 20 ids: at least this many, whatever the order
     least = max(math.ceil(sum(sizes) / (512 * 1024)), math.ceil(len(sizes) / 20))
-    print("EXPORTS", exports, least, len(sizes), sum(sizes))
     assert least <= exports <= least + len(sizes) // 40
     dst = emu.state.require_mailbox(T_ADELE).snapshot()
     assert check_copy(src, dst, selected=_selected) == (0, 0, 0)
@@ -54,3 +58,52 @@ async def test_a_folders_items_go_in_as_few_export_requests_as_its_parts_bytes_n
 
 def _selected(row: dict[str, Any]) -> bool:
     return not row["folderPath"].startswith(("/Recoverable Items", "/Journal"))
+
+
+def test_parts_are_fewer_than_cut_in_order_and_move_no_item_far() -> None:
+    """``plan.parts`` against cutting in order, over seeded random sizes (large items spread
+    among small ones, as ``upload_order`` leaves them): every item once, each part within
+    the bytes (or one item alone) and the count, no more parts than in order, and an item
+    exported at most ``LOOKBACK - 1`` parts ahead of where its order put it."""
+    import random
+
+    from copyengine.plan import parts
+    from copyengine.plan.items import LOOKBACK
+
+    rng = random.Random(2026)
+    fewer = 0
+    for _ in range(300):
+        n = rng.randint(1, 120)
+        most = rng.choice([512 * 1024, 640 * 1024, 2 * 1024 * 1024])
+        sizes = [
+            rng.randint(500_000, 900_000) if rng.random() < 0.1 else rng.randint(2_000, 150_000)
+            for _ in range(n)
+        ]
+        cap = rng.choice([20, 20, 5])
+        got = parts(list(range(n)), sizes, most, cap)
+        assert sorted(i for p in got for i in p) == list(range(n))
+        for p in got:
+            assert len(p) <= cap
+            assert len(p) == 1 or sum(sizes[i] for i in p) <= most
+            assert p == sorted(p)  # the order kept within a part
+        in_order = _in_order(sizes, most, cap)
+        assert len(got) <= len(in_order)
+        fewer += len(got) < len(in_order)
+        where = {i: k for k, p in enumerate(got) for i in p}
+        opened = 0  # parts opened before the item came (none of them ahead of it)
+        for i in range(n):
+            assert where[i] >= opened - LOOKBACK
+            opened = max(opened, where[i] + 1)
+    assert fewer > 150  # and usually fewer
+
+
+def _in_order(sizes: list[int], most: float, cap: int) -> list[list[int]]:
+    out: list[list[int]] = []
+    held = 0
+    for i, n in enumerate(sizes):
+        if not out or held + n > most or len(out[-1]) >= cap:
+            out.append([])
+            held = 0
+        out[-1].append(i)
+        held += n
+    return out

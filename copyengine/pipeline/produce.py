@@ -24,6 +24,7 @@ from ..plan import (
     encoded_size,
     filter_item,
     folder_listing,
+    parts,
     upload_order,
 )
 from ..state import ItemRecord, Status
@@ -121,27 +122,25 @@ class Producer:
         self, pending: list[Item], final: bool = False
     ) -> tuple[list[list[Item]], list[Item]]:
         """The batches of ``pending`` to hand on now, and the rest (kept for the next page:
-        a page's tail joins the next page's items in one batch). Cut here as the exporters
-        export them (``ByteShares.split``: half the pair's share of the byte budget, at most
-        ``batch_items``), over the page and not batch by batch: with many pairs sharing the
-        budget a batch of 20 was cut in parts of a few hundred kB after it was made, each
-        batch's tail a part, an export request, of its own (``fleet`` at 200 pairs: 5.3
-        ids per export request, 18.8 requests for a mailbox's 100 items where its bytes
-        needed 15). The last part waits for the next page unless it is whole (``final``:
-        the folder's round ended, everything goes)."""
+        a page's tail joins the next page's items in one batch). Cut here in the parts
+        the exporters export (``plan.parts``: at most half the pair's share of the byte
+        budget, ``ByteShares.part_bytes``, and ``batch_items``), over the page: with many
+        pairs sharing the budget, batches of 20 were cut in parts after they were made,
+        in order, each batch's tail a part, an export request, of its own (``fleet`` at 200
+        pairs: 5.3 ids per export request, 18.8 requests for a mailbox's 100 items where its
+        bytes needed 15). The last part waits for the next page unless it is whole
+        (``final``: the folder's round ended, everything goes)."""
         lim = self.limits
-        parts = [
-            b
-            for part in self.ctx.shares.split(
-                pending, [encoded_size(i.size) for i in pending], lim.batch_items
-            )
-            for b in batches(part, lim.batch_items, lim.batch_bytes)
-        ]
-        if final or not parts:
-            return parts, []
-        if len(parts[-1]) < lim.batch_items:
-            return parts[:-1], parts[-1]
-        return parts, []
+        cut = parts(
+            pending,
+            [encoded_size(i.size) for i in pending],
+            self.ctx.shares.part_bytes(),
+            lim.batch_items,
+        )
+        out = [b for part in cut for b in batches(part, lim.batch_items, lim.batch_bytes)]
+        if final or not out or len(out[-1]) >= lim.batch_items:
+            return out, []
+        return out[:-1], out[-1]
 
     async def _full(
         self, job: FolderJob, records: dict[str, ItemRecord]

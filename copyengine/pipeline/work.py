@@ -154,9 +154,25 @@ class ByteShares:
     def _fair(self) -> float:
         return self.budget.effective / max(1, self.budget.holders)
 
-    def split(self, batch: list[T], sizes: list[int], max_items: int = 20) -> list[list[T]]:
-        """``batch`` in parts of at most half the pair's fair share each (one item at least)
-        and of at most ``max_items`` (exportItems takes 20 ids at most):
+    def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
+        """``batch`` in parts of at most ``part_bytes`` each (one item at least), in order.
+        The producer hands on batches cut so already (``plan.parts``); this cuts again only
+        what the pairs holding some of the budget since then made too large."""
+        most = self.part_bytes()
+        if sum(sizes) <= most:
+            return [batch]
+        parts: list[list[T]] = [[]]
+        held = 0
+        for e, n in zip(batch, sizes, strict=True):
+            if parts[-1] and held + n > most:
+                parts.append([])
+                held = 0
+            parts[-1].append(e)
+            held += n
+        return parts
+
+    def part_bytes(self) -> float:
+        """The most bytes of one export part: half the pair's fair share of the budget,
         while one part is imported the next is exported (a batch larger than the share
         would wait for the whole previous one to be imported first). Never in parts smaller
         than ``min_part``: with thousands of pairs the share is a few kB, and an export
@@ -169,18 +185,7 @@ class ByteShares:
         # for it to come back at their mailboxes' upload pace (fleet at 100 pairs: 40 pairs
         # without a share until 2-8 s, the largest mailbox starting at 8.1 s instead of 2.7)
         pairs = max(1, self.budget.holders, self.budget.expected)
-        most = max(self.budget.limit / pairs / 2, self.min_part)
-        if sum(sizes) <= most and len(batch) <= max_items:
-            return [batch]
-        parts: list[list[T]] = [[]]
-        held = 0
-        for e, n in zip(batch, sizes, strict=True):
-            if parts[-1] and (held + n > most or len(parts[-1]) >= max_items):
-                parts.append([])
-                held = 0
-            parts[-1].append(e)
-            held += n
-        return parts
+        return max(self.budget.limit / pairs / 2, self.min_part)
 
     async def take(self, items: int, nbytes: int) -> BatchShare:
         if not self._joined:

@@ -40,6 +40,7 @@ from .items import (
     decide,
     encoded_size,
     filter_item,
+    parts,
     surplus,
     upload_order,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "folder_listing",
     "folder_start",
     "links_to_store",
+    "parts",
     "place",
     "plan_folder_round",
     "plan_folders",

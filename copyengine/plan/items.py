@@ -183,6 +183,34 @@ def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[l
         yield batch
 
 
+# Parts open to a later item in ``parts``: an item goes into the first of the last
+# ``LOOKBACK`` parts with room for it, so it is exported at most that many parts early.
+LOOKBACK = 3
+
+
+def parts(items: Sequence[T], sizes: Sequence[int], most: float, max_items: int) -> list[list[T]]:
+    """``items`` (their export data's estimated sizes ``sizes``) in export parts of at most
+    ``most`` bytes (an item larger travels alone) and ``max_items`` items, as few as a
+    bounded reordering allows: each item goes into the first of the last ``LOOKBACK``
+    parts with room for it, else into a new part. Cut in order instead, a part closed at
+    the first item that did not fit (the large items are spread over the order,
+    ``upload_order``): parts of half a share held 60-70% of it, an export request more per
+    two or three parts. The order of the parts is kept, and within a part the items' order;
+    an item moves ahead of at most ``LOOKBACK - 1`` parts."""
+    out: list[list[T]] = []
+    held: list[float] = []
+    for it, n in zip(items, sizes, strict=True):
+        for k in range(max(0, len(out) - LOOKBACK), len(out)):
+            if held[k] + n <= most and len(out[k]) < max_items:
+                out[k].append(it)
+                held[k] += n
+                break
+        else:
+            out.append([it])
+            held.append(n)
+    return out
+
+
 # The export order when a folder's uploads need more than one window of the target's upload
 # budget (issue 26): an item whose body is at least ``LARGE_SHARE`` of the budget is large,
 # and the large items are spread evenly over the first ``EARLY_SHARE`` of the order.
