@@ -40,9 +40,6 @@ class Folder:
     child_count: int
     item_count: int
     hidden: bool = False
-    # the row said how many items the folder holds (``totalItemCount``): ``item_count`` is
-    # the service's count when it was read, not a 0 standing in for a property not sent
-    counted: bool = False
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Folder:
@@ -55,7 +52,6 @@ class Folder:
             child_count=int(d.get("childFolderCount") or 0),
             item_count=int(d.get("totalItemCount") or 0),
             hidden=bool(d.get("isHidden", False)),
-            counted=d.get("totalItemCount") is not None,
         )
 
 

@@ -92,31 +92,3 @@ class DeltaListing:
             job.counted = len(rows.seen)
         job.complete = True
         job.round_ended = next(TICKS)
-
-
-def known_empty(job: FolderJob) -> bool:
-    """Whether the pass's walk counted no item in the folder (the service's count, read
-    that pass: ``Folder.counted``)."""
-    folder = job.plan.source.folder
-    return folder.counted and folder.item_count == 0
-
-
-async def nothing(job: FolderJob, delta: bool) -> AsyncIterator[list[Item]]:
-    """The round from nothing of a folder the pass's walk counted empty and no record names
-    an item of, without a request: most folders of a mailbox (Junk Email, Outbox, Notes,
-    ...) are empty, and each one's round cost a request per folder per pair (in ``fleet``,
-    100 items a mailbox, 11 of its 12 item delta requests, 0.11 requests per item). What
-    such a round would tell is what the walk told, a moment before: no item. An item that
-    arrives after the walk is one that arrived after the round: the next pass's round from
-    nothing (no link is stored for it) brings it. One moved in during the pass is read again
-    like any (``reread``: ``unread`` reads the folder from nothing then)."""
-    job.round_started = next(TICKS)
-    if delta:
-        job.counted = 0
-        job.unread = True
-    else:
-        job.listed = Listed(())
-    job.complete = True
-    job.round_ended = next(TICKS)
-    return
-    yield  # an async generator that hands on no page

@@ -31,7 +31,7 @@ from ..state import ItemRecord, Status
 from ..survey import MailboxSide, target_index
 from .backlog import Backlog
 from .context import PairContext
-from .enumerate import Enumerator, known_empty, nothing
+from .enumerate import Enumerator
 from .spares import spare_copies
 from .unsettled import Unsettled
 from .work import Exportable, FolderJob
@@ -155,12 +155,7 @@ class Producer:
         pending: list[Item] = []
         updates: dict[str, tuple[str, str]] = {}
         found: list[tuple[Item, str, str | None]] = []
-        pages = (
-            nothing(job, self.ctx.sync.delta)
-            if not records and not self.retry_only and known_empty(job)
-            else self.enumerator.items(job)
-        )
-        async for page in pages:
+        async for page in self.enumerator.items(job):
             if not page:
                 continue
             if index is None:

@@ -236,11 +236,7 @@ async def reread(
                 seen += _fewer_than_counted(jobs)
             seen += await _unseen_departures(ctx, done)
         rounds = [
-            (
-                job.source_id,
-                job.round_started,
-                bool((job.next_link or relist or job.unread) and job.complete),
-            )
+            (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
             for job in jobs
         ]
         again = set(to_reread(seen, rounds))
@@ -279,8 +275,7 @@ async def _read_again(
         before[job.source_id] = job.removed
         job.mode, job.complete, job.expired = "delta", False, False
         if keys is None:
-            job.link = job.next_link  # None for a round not read (``unread``): from nothing
-            job.unread = False
+            job.link = job.next_link
     ledger = ctx.ledger
     ledger.arrived.clear()  # this mailbox's arrivals: kept on its pass (``items_done``)
     ledger.track_arrivals = True

@@ -64,10 +64,6 @@ class FolderJob:
     # last pass moved on during it: maybe into a folder read before, ``reread``); 0: none,
     # or already taken into account
     stray_at: int = 0
-    # ``delta = true``: its round from nothing was not read: the pass's walk counted no item
-    # in it and no record names one (``enumerate.nothing``); read again, it is read from
-    # nothing (``reread``)
-    unread: bool = False
 
     @property
     def source_id(self) -> str:
