@@ -107,3 +107,36 @@ def _in_order(sizes: list[int], most: float, cap: int) -> list[list[int]]:
         out[-1].append(i)
         held += n
     return out
+
+
+def test_batches_joined_from_parts_are_cut_in_no_more_parts_by_an_exporter() -> None:
+    """``plan.join_parts`` over ``plan.parts`` (seeded random sizes): batches of at most the
+    count and listed bytes, every item once and in the packed order, and an exporter's cut
+    in order (``ByteShares.split``: by bytes) makes no more parts than were packed."""
+    import random
+
+    from copyengine.graph import Item
+    from copyengine.pipeline.budget import ByteBudget
+    from copyengine.pipeline.work import ByteShares
+    from copyengine.plan import encoded_size, join_parts, parts
+
+    rng = random.Random(26)
+    for _ in range(200):
+        n = rng.randint(1, 150)
+        sizes = [
+            rng.randint(400_000, 700_000) if rng.random() < 0.1 else rng.randint(2_000, 120_000)
+            for _ in range(n)
+        ]
+        items = [Item(str(i), "", "", sizes[i], "", "", ()) for i in range(n)]
+        shares = ByteShares(ByteBudget(rng.choice([100, 256, 400]) * 1024 * 1024))
+        shares.budget.expected = rng.choice([200, 400, 1000])
+        most = shares.part_bytes()
+        cap, max_bytes = 20, rng.choice([32 * 1024 * 1024, 1_500_000])
+        packed = parts(items, [encoded_size(it.size) for it in items], most, cap)
+        joined = join_parts(packed, cap, max_bytes)
+        assert [it for b in joined for it in b] == [it for p in packed for it in p]
+        for b in joined:
+            assert len(b) <= cap
+            assert len(b) == 1 or sum(it.size for it in b) <= max_bytes
+        cut = [p for b in joined for p in shares.split(b, [encoded_size(it.size) for it in b])]
+        assert len(cut) <= len(packed)

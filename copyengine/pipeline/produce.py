@@ -18,12 +18,12 @@ from ..plan import (
     Decision,
     Listing,
     TargetIndex,
-    batches,
     classify_row,
     decide,
     encoded_size,
     filter_item,
     folder_listing,
+    join_parts,
     parts,
     upload_order,
 )
@@ -122,14 +122,16 @@ class Producer:
         self, pending: list[Item], final: bool = False
     ) -> tuple[list[list[Item]], list[Item]]:
         """The batches of ``pending`` to hand on now, and the rest (kept for the next page:
-        a page's tail joins the next page's items in one batch). Cut here in the parts
-        the exporters export (``plan.parts``: at most half the pair's share of the byte
-        budget, ``ByteShares.part_bytes``, and ``batch_items``), over the page: with many
-        pairs sharing the budget, batches of 20 were cut in parts after they were made,
-        in order, each batch's tail a part, an export request, of its own (``fleet`` at 200
-        pairs: 5.3 ids per export request, 18.8 requests for a mailbox's 100 items where its
-        bytes needed 15). The last part waits for the next page unless it is whole
-        (``final``: the folder's round ended, everything goes)."""
+        a page's tail joins the next page's items in one batch). Made of the parts the
+        exporters export (``plan.parts``: at most half the pair's share of the byte budget,
+        ``ByteShares.part_bytes``), packed over the page and then joined, whole parts at a
+        time, into batches of at most ``batch_items`` (``plan.join_parts``): an exporter cuts
+        a batch in parts again, in order, and in no more parts than it was joined from.
+        Batches of 20 cut in parts only after they were made, in order, were cut at each
+        large item and each one's tail was a part, an export request, of its own (``fleet``
+        at 200 pairs: 5.3 ids per export request, 18.8 requests for a mailbox's 100 items
+        where its bytes needed 15). The last batch waits for the next page unless it is
+        whole (``final``: the folder's round ended, everything goes)."""
         lim = self.limits
         cut = parts(
             pending,
@@ -137,7 +139,7 @@ class Producer:
             self.ctx.shares.part_bytes(),
             lim.batch_items,
         )
-        out = [b for part in cut for b in batches(part, lim.batch_items, lim.batch_bytes)]
+        out = join_parts(cut, lim.batch_items, lim.batch_bytes)
         if final or not out or len(out[-1]) >= lim.batch_items:
             return out, []
         return out[:-1], out[-1]

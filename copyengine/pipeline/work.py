@@ -155,9 +155,10 @@ class ByteShares:
         return self.budget.effective / max(1, self.budget.holders)
 
     def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
-        """``batch`` in parts of at most ``part_bytes`` each (one item at least), in order.
-        The producer hands on batches cut so already (``plan.parts``); this cuts again only
-        what the pairs holding some of the budget since then made too large."""
+        """``batch`` in parts of at most ``part_bytes`` each (one item at least), in order:
+        while one part is imported the next is exported. The producer joined the batch from
+        parts packed to that size (``plan.parts``, ``plan.join_parts``): cut in order, it is
+        cut in no more parts than that (more only when more pairs share the budget now)."""
         most = self.part_bytes()
         if sum(sizes) <= most:
             return [batch]

@@ -211,6 +211,28 @@ def parts(items: Sequence[T], sizes: Sequence[int], most: float, max_items: int)
     return out
 
 
+def join_parts(cut: Iterable[list[Item]], max_items: int, max_bytes: int) -> list[list[Item]]:
+    """Consecutive parts of ``cut`` joined into batches of at most ``max_items`` items and
+    about ``max_bytes`` (listed sizes; a part larger travels alone, cut as ``batches``
+    cuts), never a part split: a batch cut in order into parts of the size each part of it
+    fits (``ByteShares.split``) is cut in no more parts than it was joined from (cut in order,
+    each part as long as it can be: its end is never before the end of the joined part of
+    the same rank). A pair's batch keeps being what an exporter takes at once, at most 20
+    items, as when batches were made before they were cut."""
+    out: list[list[Item]] = []
+    size = 0
+    for part in cut:
+        for b in batches(part, max_items, max_bytes):
+            n = sum(it.size for it in b)
+            if out and len(out[-1]) + len(b) <= max_items and size + n <= max_bytes:
+                out[-1] += b
+                size += n
+            else:
+                out.append(list(b))
+                size = n
+    return out
+
+
 # The export order when a folder's uploads need more than one window of the target's upload
 # budget (issue 26): an item whose body is at least ``LARGE_SHARE`` of the budget is large,
 # and the large items are spread evenly over the first ``EARLY_SHARE`` of the order.
