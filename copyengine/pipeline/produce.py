@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 
 from ..graph import Item
 from ..plan import (
+    LOOKBACK,
     Change,
     Decision,
     Listing,
@@ -124,7 +125,8 @@ class Producer:
         """The batches of ``pending`` to hand on now, and the rest (kept for the next page:
         a page's tail joins the next page's items in one batch). Made of the parts the
         exporters export (``plan.parts``: at most half the pair's share of the byte budget,
-        ``ByteShares.part_bytes``), packed over the page and then joined, whole parts at a
+        ``ByteShares.part_bytes``), cut over the page (packed while the share sets their
+        size, ``ByteShares.packs``) and then joined, whole parts at a
         time, into batches of at most ``batch_items`` (``plan.join_parts``): an exporter cuts
         a batch in parts again, in order, and in no more parts than it was joined from.
         Batches of 20 cut in parts only after they were made, in order, were cut at each
@@ -132,12 +134,13 @@ class Producer:
         at 200 pairs: 5.3 ids per export request, 18.8 requests for a mailbox's 100 items
         where its bytes needed 15). The last batch waits for the next page unless it is
         whole (``final``: the folder's round ended, everything goes)."""
-        lim = self.limits
+        lim, shares = self.limits, self.ctx.shares
         cut = parts(
             pending,
             [encoded_size(i.size) for i in pending],
-            self.ctx.shares.part_bytes(),
+            shares.part_bytes(),
             lim.batch_items,
+            LOOKBACK if shares.packs() else 1,
         )
         out = join_parts(cut, lim.batch_items, lim.batch_bytes)
         if final or not out or len(out[-1]) >= lim.batch_items:

@@ -31,6 +31,7 @@ from .folder_round import (
 )
 from .folders import FolderPlan, Placement, TargetRef, folder_class, place, plan_folders, root_names
 from .items import (
+    LOOKBACK,
     Decision,
     DeltaRound,
     Skip,
@@ -49,6 +50,7 @@ from .kind import PassKind
 
 __all__ = [
     "KEEPS_COPY",
+    "LOOKBACK",
     "Change",
     "Create",
     "Decision",

@@ -188,7 +188,9 @@ def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[l
 LOOKBACK = 3
 
 
-def parts(items: Sequence[T], sizes: Sequence[int], most: float, max_items: int) -> list[list[T]]:
+def parts(
+    items: Sequence[T], sizes: Sequence[int], most: float, max_items: int, lookback: int = LOOKBACK
+) -> list[list[T]]:
     """``items`` (their export data's estimated sizes ``sizes``) in export parts of at most
     ``most`` bytes (an item larger travels alone) and ``max_items`` items, as few as a
     bounded reordering allows: each item goes into the first of the last ``LOOKBACK``
@@ -196,11 +198,11 @@ def parts(items: Sequence[T], sizes: Sequence[int], most: float, max_items: int)
     the first item that did not fit (the large items are spread over the order,
     ``upload_order``): parts of half a share held 60-70% of it, an export request more per
     two or three parts. The order of the parts is kept, and within a part the items' order;
-    an item moves ahead of at most ``LOOKBACK - 1`` parts."""
+    an item moves ahead of at most ``lookback - 1`` parts (1: cut in order)."""
     out: list[list[T]] = []
     held: list[float] = []
     for it, n in zip(items, sizes, strict=True):
-        for k in range(max(0, len(out) - LOOKBACK), len(out)):
+        for k in range(max(0, len(out) - lookback), len(out)):
             if held[k] + n <= most and len(out[k]) < max_items:
                 out[k].append(it)
                 held[k] += n
