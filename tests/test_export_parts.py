@@ -87,6 +87,7 @@ def test_parts_are_fewer_than_cut_in_order_and_move_no_item_far() -> None:
             assert len(p) == 1 or sum(sizes[i] for i in p) <= most
             assert p == sorted(p)  # the order kept within a part
         in_order = _in_order(sizes, most, cap)
+        assert parts(list(range(n)), sizes, most, cap, lookback=1) == in_order
         assert len(got) <= len(in_order)
         fewer += len(got) < len(in_order)
         where = {i: k for k, p in enumerate(got) for i in p}
@@ -140,3 +141,17 @@ def test_batches_joined_from_parts_are_cut_in_no_more_parts_by_an_exporter() -> 
             assert len(b) == 1 or sum(it.size for it in b) <= max_bytes
         cut = [p for b in joined for p in shares.split(b, [encoded_size(it.size) for it in b])]
         assert len(cut) <= len(packed)
+
+
+def test_parts_are_packed_only_while_half_the_share_sets_their_size() -> None:
+    """256 MB over 200 pairs at once: parts of half a share (640 kB), packed. Over 1,000
+    (``scale``): half a share is 128 kB, parts are ``min_part`` (512 kB), more than the
+    share already, and cut in order (packed fuller, peak RSS rose 15-20 MB to 290-293)."""
+    from copyengine.pipeline.budget import ByteBudget
+    from copyengine.pipeline.work import MIN_PART, ByteShares
+
+    shares = ByteShares(ByteBudget(256 * 1024 * 1024))
+    shares.budget.expected = 200
+    assert shares.part_bytes() == 256 * 1024 * 1024 / 200 / 2 and shares.packs()
+    shares.budget.expected = 1000
+    assert shares.part_bytes() == MIN_PART and not shares.packs()
