@@ -1,6 +1,8 @@
 """Export parts when many pairs share the byte budget (issue 26): a folder's items are cut
-in parts of half the pair's share (at most 20) over the folder's pages, not batch of 20 by
-batch of 20 with each batch's tail a part, an export request, of its own."""
+in parts of half the pair's share (at most 20) over the folder's pages, packed while the
+share sets their size, and joined into batches of at most 20 an exporter cuts in no more
+parts; not batch of 20 by batch of 20 cut in order, each batch's tail a part, an export
+request, of its own."""
 
 from __future__ import annotations
 

@@ -126,9 +126,9 @@ class Producer:
         a page's tail joins the next page's items in one batch). Made of the parts the
         exporters export (``plan.parts``: at most half the pair's share of the byte budget,
         ``ByteShares.part_bytes``), cut over the page (packed while the share sets their
-        size, ``ByteShares.packs``) and then joined, whole parts at a
-        time, into batches of at most ``batch_items`` (``plan.join_parts``): an exporter cuts
-        a batch in parts again, in order, and in no more parts than it was joined from.
+        size, ``ByteShares.packs``), then joined, whole parts at a time, into batches of at
+        most ``batch_items`` (``plan.join_parts``): an exporter cuts a batch in parts again,
+        in order, and in no more parts than it was joined from.
         Batches of 20 cut in parts only after they were made, in order, were cut at each
         large item and each one's tail was a part, an export request, of its own (``fleet``
         at 200 pairs: 5.3 ids per export request, 18.8 requests for a mailbox's 100 items

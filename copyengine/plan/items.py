@@ -184,7 +184,7 @@ def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[l
 
 
 # Parts open to a later item in ``parts``: an item goes into the first of the last
-# ``LOOKBACK`` parts with room for it, so it is exported at most that many parts early.
+# ``LOOKBACK`` parts with room for it, so it is exported at most ``LOOKBACK - 1`` parts early.
 LOOKBACK = 3
 
 
@@ -193,7 +193,7 @@ def parts(
 ) -> list[list[T]]:
     """``items`` (their export data's estimated sizes ``sizes``) in export parts of at most
     ``most`` bytes (an item larger travels alone) and ``max_items`` items, as few as a
-    bounded reordering allows: each item goes into the first of the last ``LOOKBACK``
+    bounded reordering allows: each item goes into the first of the last ``lookback``
     parts with room for it, else into a new part. Cut in order instead, a part closed at
     the first item that did not fit (the large items are spread over the order,
     ``upload_order``): parts of half a share held 60-70% of it, an export request more per
