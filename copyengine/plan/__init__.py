@@ -31,6 +31,7 @@ from .folder_round import (
 )
 from .folders import FolderPlan, Placement, TargetRef, folder_class, place, plan_folders, root_names
 from .items import (
+    LOOKBACK,
     Decision,
     DeltaRound,
     Skip,
@@ -40,6 +41,8 @@ from .items import (
     decide,
     encoded_size,
     filter_item,
+    join_parts,
+    parts,
     surplus,
     upload_order,
 )
@@ -47,6 +50,7 @@ from .kind import PassKind
 
 __all__ = [
     "KEEPS_COPY",
+    "LOOKBACK",
     "Change",
     "Create",
     "Decision",
@@ -76,7 +80,9 @@ __all__ = [
     "folder_class",
     "folder_listing",
     "folder_start",
+    "join_parts",
     "links_to_store",
+    "parts",
     "place",
     "plan_folder_round",
     "plan_folders",

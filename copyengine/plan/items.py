@@ -183,6 +183,58 @@ def batches(items: Iterable[Item], max_items: int, max_bytes: int) -> Iterator[l
         yield batch
 
 
+# Parts open to a later item in ``parts``: an item goes into the first of the last
+# ``LOOKBACK`` parts with room for it, so it is exported at most ``LOOKBACK - 1`` parts early.
+LOOKBACK = 3
+
+
+def parts(
+    items: Sequence[T], sizes: Sequence[int], most: float, max_items: int, lookback: int = LOOKBACK
+) -> list[list[T]]:
+    """``items`` (their export data's estimated sizes ``sizes``) in export parts of at most
+    ``most`` bytes (an item larger travels alone) and ``max_items`` items, as few as a
+    bounded reordering allows: each item goes into the first of the last ``lookback``
+    parts with room for it, else into a new part. Cut in order instead, a part closed at
+    the first item that did not fit (the large items are spread over the order,
+    ``upload_order``): parts of half a share held 60-70% of it, an export request more per
+    two or three parts. The order of the parts is kept, and within a part the items' order;
+    an item moves ahead of at most ``lookback - 1`` parts (1: cut in order)."""
+    out: list[list[T]] = []
+    held: list[float] = []
+    for it, n in zip(items, sizes, strict=True):
+        for k in range(max(0, len(out) - lookback), len(out)):
+            if held[k] + n <= most and len(out[k]) < max_items:
+                out[k].append(it)
+                held[k] += n
+                break
+        else:
+            out.append([it])
+            held.append(n)
+    return out
+
+
+def join_parts(cut: Iterable[list[Item]], max_items: int, max_bytes: int) -> list[list[Item]]:
+    """Consecutive parts of ``cut`` joined into batches of at most ``max_items`` items and
+    about ``max_bytes`` (listed sizes; a part larger travels alone, cut as ``batches``
+    cuts), never a part split: a batch cut in order into parts of the size each part of it
+    fits (``ByteShares.split``) is cut in no more parts than it was joined from (cut in order,
+    each part as long as it can be: its end is never before the end of the joined part of
+    the same rank). A pair's batch keeps being what an exporter takes at once, at most 20
+    items, as when batches were made before they were cut."""
+    out: list[list[Item]] = []
+    size = 0
+    for part in cut:
+        for b in batches(part, max_items, max_bytes):
+            n = sum(it.size for it in b)
+            if out and len(out[-1]) + len(b) <= max_items and size + n <= max_bytes:
+                out[-1] += b
+                size += n
+            else:
+                out.append(list(b))
+                size = n
+    return out
+
+
 # The export order when a folder's uploads need more than one window of the target's upload
 # budget (issue 26): an item whose body is at least ``LARGE_SHARE`` of the budget is large,
 # and the large items are spread evenly over the first ``EARLY_SHARE`` of the order.
