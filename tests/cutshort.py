@@ -35,10 +35,10 @@ PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]
 STOP_WITHIN_S = 20.0  # the stop comes before this, or when the run ends on its own
 RUN_WITHIN_S = 120.0  # a whole run, bounded
 # the next run, bounded: it starts at the budget the cut-short run ended with
-# (``pacing.remember``), which a run stopped within its first seconds of 429s left at a
-# twelfth of [limits] (seed 911), and climbs back a quarter per window of the service's
-# (over the 7-17 s windows its 429s showed: 188 s for seed 911; over the configured 300 s it
-# crept for 301 s)
+# (``pacing.remember``), which a run stopped within its first seconds of 429s leaves far
+# under the service's (1/12 of [limits], seed 911; 1/45, seed 934), and climbs back
+# doubling per window of the service's (seed 934's next run: 149 s; 291 s at a quarter per
+# window, more over the configured 300 s window)
 NEXT_RUN_WITHIN_S = 300.0
 
 

@@ -145,3 +145,59 @@ def test_a_budget_remembered_over_a_shorter_window_climbs_back_at_its_pace() -> 
     long_.learned_uploads = plain
     assert _climb(short, 5.0) > 0.9
     assert _climb(long_, 5.0) < 0.2
+
+
+def _service(b: Budgets, gives: float, seconds: float) -> tuple[float, int]:
+    """Bodies of 64 KB sent as the pacer lets them for ``seconds`` to a service whose
+    sliding window (the configured 10 s) takes ``gives`` of the configured 8 MB and refuses
+    what does not fit, asking until room comes back: the share in effect then, and the
+    refusals."""
+    body, now, refused = 64 * 1024, 0.0, 0
+    kept: list[tuple[float, int]] = []  # (answered at, bytes): the service's window
+    for _ in range(200_000):
+        if now >= seconds:
+            break
+        d = step(b, now, body, 0, None)
+        if d.kind is not Kind.GO:
+            assert d.kind is Kind.SLEEP and math.isfinite(d.wait), d
+            now += d.wait
+            continue
+        kept = [(t, n) for t, n in kept if t > now - 10.0]
+        b.take(body)
+        if sum(n for _, n in kept) + body > gives * 8 * MB:
+            refused += 1
+            b.release(now, body)
+            b.throttled(now, "IncomingBytes", max(0.01, kept[0][0] + 10.0 - now), body)
+            continue
+        now += 0.01
+        kept.append((now, body))
+        b.release(now, body)
+        b.answered(body, now)
+    return b.learned_uploads.share, refused
+
+
+def test_a_remembered_budget_far_under_the_service_doubles_back_per_window() -> None:
+    """An earlier pass cut short within its first 429s ended at 1/45 of [limits] (cut-short
+    seed 934); the service gives all of it again: back within 7 windows (doubling per
+    window, ``Learned.probing``), where a quarter more per window took 17."""
+    b = Budgets(LIMITS)
+    lim = seeded(b.learned_uploads, 1 / 45, OF)
+    assert lim is not None and lim.probing
+    b.learned_uploads = lim
+    assert _climb(b, 70.0) >= 0.99 * (1 - 0.01)
+
+
+@pytest.mark.parametrize("gives", [0.1, 0.25, 0.5])
+def test_a_probe_refused_is_cut_to_what_the_service_gave(gives: float) -> None:
+    """The service still gives what the earlier pass ended with: the probe overshoots it
+    within a window, and its first refusal cuts the budget to what went through (not a
+    small step under twice it): over 20 windows the budget in effect stays within a tenth
+    of what the service gives, refused in few episodes."""
+    b = Budgets(LIMITS)
+    lim = seeded(b.learned_uploads, gives, OF, refused=False)
+    assert lim is not None
+    b.learned_uploads = lim
+    share, refused = _service(b, gives, 200.0)
+    assert not b.learned_uploads.probing  # refused once: the probe is over
+    assert 0.85 * gives <= share <= 1.1 * gives, share
+    assert refused <= 12, refused

@@ -65,6 +65,12 @@ class Aimd:
     # a cut over a window far shorter than the configured one climbs back fast up to this
     # share of the most the service let through over that window before it (``back``)
     back: float = 0.97
+    # a budget an earlier pass ended with (``remember``), not refused yet in this pass,
+    # climbs back this much of each amount answered (``Learned.probing``): what goes in a
+    # window then grows to ``1 / (1 - probe)`` times the budget that began it, twice (as
+    # TCP's slow start after idle) where ``fast`` gives a third more; 1 or more would let
+    # each answer's room refill at once, without bound
+    probe: float = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,12 @@ class Learned:
     # the most the service has let through over the window (said per configured window),
     # since the last cut: the budget in effect climbs back to it fast
     proven: float = 0.0
+    # started at what an earlier pass ended with (``remember.seeded``) and not refused in
+    # this pass yet: it climbs at ``Aimd.probe``, not ``fast``. An earlier pass cut short
+    # within its first 429s ended far under the service's budget (cut-short seed 934: 1/45
+    # of [limits] where the service gave 1/12), and at a quarter per window the next pass
+    # took 17 windows to climb back where the service gave all of it again
+    probing: bool = False
 
     @classmethod
     def of(cls, configured: float, period: float = 0.0) -> Learned:
@@ -193,6 +205,7 @@ def throttled(
         longest_ask=ask,
         cuts=lim.cuts + 1,
         proven=min(lim.proven, target),
+        probing=False,
     )
 
 
@@ -226,7 +239,8 @@ def answered(
         # what went through over a window shorter than the configured one proves no more
         # than a little under the configured budget: the last step to it (and to its
         # window, a probe of whether the service gives it again) is the slow one
-        cap = min(lim.cap + p.fast * amount * scale, proven, top)
+        fast = p.probe if lim.probing else p.fast
+        cap = min(lim.cap + fast * amount * scale, proven, top)
         cap = max(cap, lim.cap)
     elif lim.cap < top and paced:
         cap = min(lim.cap + p.rise * amount * scale, top)
@@ -289,7 +303,13 @@ def concurrency_throttled(lim: Learned, now: float, others: int, retry_after: fl
     if now < lim.episode_until:
         return lim
     cap = float(max(1, min(math.floor(lim.cap) - 1, max(others, 1))))
-    return replace(lim, cap=cap, episode_until=now + max(retry_after, 1.0), cuts=lim.cuts + 1)
+    return replace(
+        lim,
+        cap=cap,
+        episode_until=now + max(retry_after, 1.0),
+        cuts=lim.cuts + 1,
+        probing=False,
+    )
 
 
 def concurrency_answered(lim: Learned, p: Aimd = Aimd()) -> Learned:

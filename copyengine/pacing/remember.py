@@ -17,14 +17,20 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
 - it counts as a cut (``Learned.cuts``): the upload budget is shaped as the configured one
   (``step.Budgets.shapes_cut``), a 429 cuts it by a small step (``step.EVEN``), and the
   hint, the report's and ``status``'s budget in effect say it as after a cut;
-- it climbs back on answers at the fast rate (``learn.answered`` under ``proven``, the
-  configured budget until the service refuses again: about a quarter more per window),
+- it climbs back on answers, doubling per window until the service refuses it in this
+  pass (``learn.Learned.probing``: a pass cut short within its first 429s ended far under
+  what the service gives; at a quarter per window, cut-short seed 934's next pass took 17
+  windows to climb from 1/45 back to a service that gave all of it again), then at the
+  fast rate (``learn.answered`` under ``proven``, the configured budget: about a quarter
+  more per window),
   not the slow one of a budget the service refused in this pass (1% per window: 156 of
   Exchange's 5-minute windows from a quarter, 13 hours). What a pass ended with may have
   been a tenant's load or another writer since gone; where the service still gives what
-  it gave, the climb is refused within a few windows by a little (a small step over a
-  shaped budget, not the configured burst), and that 429 sets ``proven`` to what went
-  through: from then on the slow climb of any cut;
+  it gave, the probe is refused within a window at up to twice it (over a shaped budget,
+  not the configured burst), and that 429 cuts it to what the service let through over
+  its window (``step._learn``: as a refused burst, not the small step of a shaped budget
+  sent at what was learned) and sets ``proven`` there: from then on the slow climb of any
+  cut;
 - a share of other ``[limits]`` is converted to the ones in effect (the same amount the
   service gave, per the same window); a limit whose window changed is not seeded (the
   share was per another window, and what the service gives per this one is not known); a
@@ -88,7 +94,7 @@ def seeded(
         return replace(lim, cap=cap, cuts=1) if cap < lim.configured else None
     cap = share * lim.configured * (margin if refused else 1.0)
     cap = max(cap, lim.configured * Aimd().floor_share)
-    seeded = replace(lim, cap=cap, cuts=1, proven=lim.configured)
+    seeded = replace(lim, cap=cap, cuts=1, proven=lim.configured, probing=True)
     shortest = lim.period * Aimd().shortest_window
     if window is not None and shortest <= window < lim.period:
         # the window the service showed: kept over it, and not taken for the configured

@@ -767,9 +767,12 @@ def _learn(
     if amount >= lim.cap * win / lim.period:  # it could only go alone: the window is longer
         return learn.widened(lim, now, retry_after, win)
     if shaped and win >= lim.period:
-        if lim.is_cut:  # sent at the budget in effect, shaped: it was a little too much
+        if lim.is_cut and not lim.probing:  # sent at the budget in effect, shaped: a
+            # little too much
             return learn.throttled(lim, now, lim.cap, retry_after, win, win, EVEN, let)
-        # a refused burst: what the service let through over its window is what it gives
+        # a refused burst, or a remembered budget's probe (doubling per window, up to
+        # twice what the service gives): what the service let through over its window is
+        # what it gives
         in_use = w.since(now - win) + held
         return learn.throttled(lim, now, in_use, retry_after, win, win, FIRST, let)
     # what went over twice that window (at most the configured one) says the rate the
