@@ -313,9 +313,11 @@ class Budgets:
         """Seconds until a body conforms to the bucket of a cut budget (0: no bucket)."""
         if not self.evens(now):
             return 0.0
-        rate, depth = self._even(body_bytes)
+        rate, depth = self._even()
         sent = ((t, a) for t, a, _ in self.uploads.events())
-        wait = shape.even_wait(now, sent, held, body_bytes, rate, depth)
+        wait = shape.even_wait(
+            now, sent, held, body_bytes, rate, depth, self.held_bytes, self.largest
+        )
         return 0.0 if wait <= 0 else max(wait, SHORTEST_WAIT)
 
     def plan(self, now: float, remaining: float | None) -> None:
@@ -431,8 +433,10 @@ class Budgets:
         if self.evens(now):
             rate, depth = self._even()
             sent = ((t, a) for t, a, _ in w.events())
+            held = self.held_bytes + self.reserved
             room = min(
-                room, shape.even_room(now, sent, self.held_bytes + self.reserved, rate, depth)
+                room,
+                shape.even_room(now, sent, held, rate, depth, self.held_bytes, self.largest),
             )
         return room
 

@@ -138,7 +138,20 @@ class ReadyItems:
         """The index in ``pool`` of the item an importer takes next."""
         items = self._items
         first = items[0]
-        if len(items) == 1 or self._clock() - first.since >= self._overdue:
+        if len(items) == 1:
+            return 0
+        if self._closed and self._in_order is not None and self._in_order():
+            # the order sends as much and every item is here: the largest first, whatever
+            # the room and however long the oldest waited (nothing more comes to pass it:
+            # the smallest are left for the tail; issue 26: taken oldest first once
+            # overdue, the last mailbox's last bodies were 84-266 KB beside the writer)
+            best, best_n = 0, first.nbytes
+            for i, r in enumerate(items):
+                if r.nbytes > best_n:
+                    best, best_n = i, r.nbytes
+            self._largest = best_n  # the bound made exact again
+            return best
+        if self._clock() - first.since >= self._overdue:
             return 0
         room = self._room()
         if self._largest <= room:
@@ -146,16 +159,8 @@ class ReadyItems:
         if self._in_order is not None and self._in_order():
             # the order sends as much: first in, first out while more items are to come
             # (sizes mixed: the bucket's depth lets a small body go beside a large one's
-            # latency), the largest first once every item is here (the smallest left for
-            # the tail)
-            if not self._closed:
-                return 0
-            best, best_n = 0, first.nbytes
-            for i, r in enumerate(items):
-                if r.nbytes > best_n:
-                    best, best_n = i, r.nbytes
-            self._largest = best_n  # the bound made exact again
-            return best
+            # latency)
+            return 0
         best, best_n = -1, -1
         large_n = 0
         small, small_n = 0, first.nbytes
