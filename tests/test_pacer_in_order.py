@@ -14,7 +14,7 @@ import pytest
 
 from benchmarks import learn_model
 from copyengine.pacing import PacerLimits
-from copyengine.pacing.step import Budgets
+from copyengine.pacing.step import Budgets, Limit
 from copyengine.pipeline.ready import Ready, ReadyItems
 
 
@@ -78,3 +78,56 @@ def test_the_tail_of_a_cut_budget_carries_bodies_of_the_job_s_size(background: f
     j = learn_model.job(runs)
     assert j.share >= 0.85
     assert j.share_429 < 0.08
+
+
+def test_once_every_item_is_here_the_largest_goes_first_however_long_the_oldest_waited() -> None:
+    """Every item ready and the order sending as much (a cut budget at its even rate): the
+    largest first even when the oldest has waited past ``overdue_s`` (nothing more comes to
+    pass it). Taken oldest first once overdue, the last mailbox of ``stricter`` beside the
+    other writer ended on 84-266 KB bodies, each its own span of up to 52 service s."""
+    b = _refused_burst()
+    now = [12.0]
+    b.take(400)
+    b.release(11.9, 400)
+    b.plan(now[0], 100_000)
+    pool = ReadyItems(8, lambda: b.upload_room(now[0]), 20.0, lambda: now[0], lambda: True)
+    for k, n in enumerate((300, 50, 2000, 100)):
+        pool.add(Ready(k, n, 0.0))  # type: ignore[arg-type]
+    pool.producer()
+    now[0] = 30.0  # every item has waited 30 s, past the 20 s overdue
+    assert pool.choose() == 0  # the order not telling (``in_order`` False): the oldest
+    pool = ReadyItems(8, lambda: b.upload_room(now[0]), 20.0, lambda: now[0], lambda: True)
+    for k, n in enumerate((300, 50, 2000, 100)):
+        pool.add(Ready(k, n, 0.0))  # type: ignore[arg-type]
+    pool.producer()
+    pool.done()
+    assert pool.choose() == 2
+    pool.pool.pop(2)
+    assert pool.choose() == 0  # 300, then 100, then 50
+    pool.pool.pop(0)
+    assert [r.nbytes for r in pool.pool][pool.choose()] == 100
+
+
+def test_a_body_after_a_large_one_waits_for_its_own_bytes_only() -> None:
+    """The bucket (600 bytes a second, 600 deep) is as deep as the body that goes: a 3,000-
+    byte body after a 400-byte one waits until the bucket holds all of it (4.67 s: its own
+    bytes over the rate, less what the bucket held), and a 300-byte body after it waits
+    for its own 300 (0.5 s), not also for the large one's 2,400 over the depth. Held to the
+    asking body's depth, the large body went 0.67 s after the small one and the next waited
+    4.5 s: beside the other writer, the bodies after the last mailbox's large ones were spans
+    of up to 52 service s where a client sending evenly waits 19 (issue 26)."""
+    b = _refused_burst()
+    b.take(400)
+    b.release(11.9, 400)
+    b.plan(12.0, 100_000)
+    assert b.evens(12.0)
+    wait, binds = b.binding(12.0, 3000, False)
+    assert binds == Limit.UPLOAD
+    assert wait == pytest.approx((400 + 3000 - 600) / 600 - 0.1)
+    b.take(3000)
+    # in flight, counted as sent now: the next body waits for its own bytes
+    assert b.binding(16.6, 300, False)[0] == pytest.approx(300 / 600)
+    b.release(16.6, 3000)
+    assert b.binding(16.6, 300, False)[0] == pytest.approx(300 / 600)
+    assert b.upload_room(16.6) == pytest.approx(0.0, abs=1e-6)
+    assert b.upload_room(17.1) == pytest.approx(300.0)
