@@ -156,12 +156,14 @@ class Budgets:
         "requests",
         "reserve_after",
         "reserved",
+        "reserver",
         "shape",
         "shared",
         "shown_full",
         "smooth",
         "tried",
         "uploads",
+        "waiting",
     )
 
     def __init__(self, limits: PacerLimits) -> None:
@@ -199,6 +201,10 @@ class Budgets:
         # service showed (``_widened_under_shown``): a cut budget over it is spent and cut
         # as one over the configured window is (0.0: none)
         self.tried = 0.0
+        # the bodies waiting for their turn: (since when, bytes), and when the one the room
+        # is kept for began to wait (``queue``, ``went``; ``_ahead``)
+        self.waiting: list[tuple[float, int]] = []
+        self.reserver: float | None = None
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -351,12 +357,15 @@ class Budgets:
         """Requests allowed in flight now (the concurrency in effect)."""
         return learn.slots(self.learned_slots)
 
-    def binding(self, now: float, body_bytes: int, reserving: bool) -> tuple[float, Limit]:
+    def binding(
+        self, now: float, body_bytes: int, reserving: bool, since: float | None = None
+    ) -> tuple[float, Limit]:
         """Seconds until a request with ``body_bytes`` of body fits every budget (``inf``:
         not before one of our requests in flight has been answered), and the budget that
         holds it longest. A body goes beside the room reserved for another (``reserving``: it
         holds the reservation), or in it when that does not hold the other back
-        (``_beside``)."""
+        (``_beside``); through a cut budget's bucket, after the bodies that began to wait
+        before it (``since``: when it began; None: it has not, ``_ahead``)."""
         wait, binds = self.blocked_until - now, Limit.RETRY_AFTER
         n = self.inflight
         w = self._wait_on(self.learned_requests, self.requests, now, 1, n, n)
@@ -369,12 +378,36 @@ class Budgets:
             )
             if w > 0 and self.reserved and not reserving and self._beside(now, body_bytes):
                 w = 0.0
+            ahead = held if reserving else held + self._ahead(since)
             w = max(
-                w, self._shaped_wait(now, body_bytes, held), self._even_wait(now, body_bytes, held)
+                w, self._shaped_wait(now, body_bytes, held), self._even_wait(now, body_bytes, ahead)
             )
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
+
+    def _ahead(self, since: float | None) -> int:
+        """The bytes of the bodies that began to wait before ``since`` (all: None), the one
+        the room is kept for aside (held already). Through the bucket, bodies go in the
+        order they began to wait: its rate is the same whichever goes first, and smaller
+        bodies passing a large one (they conform sooner, and take the reservation in turn)
+        left the largest for the job's tail (issue 26, ``stricter`` beside the other writer:
+        265-293 KB bodies that had waited 7-12 s sent last)."""
+        kept = self.reserver if self.reserved else None
+        return sum(n for s, n in self.waiting if (since is None or s < since) and s != kept)
+
+    def queue(self, since: float, body_bytes: int) -> None:
+        """A body began at ``since`` to wait for its turn (``went`` when it goes or gives up)."""
+        if body_bytes:
+            self.waiting.append((since, body_bytes))
+
+    def went(self, body_bytes: int, since: float | None, reserved: int) -> None:
+        """The body that began to wait at ``since`` (None: it did not) goes, or gives up: the
+        room kept for it (``reserved``) is its own or free, and it waits no more."""
+        if reserved:
+            self.reserved = 0
+        if since is not None and (since, body_bytes) in self.waiting:
+            self.waiting.remove((since, body_bytes))
 
     def _beside(self, now: float, body_bytes: int) -> bool:
         """Whether a body may take room kept for another: it fits now, and the body the room
@@ -387,7 +420,9 @@ class Budgets:
         held = h + body_bytes
         return kept < math.inf and self._wait_on(lim, w, now, self.reserved, held, held) <= kept
 
-    def worth_reserving(self, body_bytes: int, wait: float, waited: float, now: float) -> bool:
+    def worth_reserving(
+        self, body_bytes: int, wait: float, waited: float, now: float, since: float | None = None
+    ) -> bool:
         """Whether a body that has waited ``waited`` seconds and would wait ``wait`` more
         gets its room kept now: once it has waited ``reserve_after``, when that room comes
         back within ``reserve_after`` (kept longer, what is free meanwhile sits idle, while
@@ -399,7 +434,11 @@ class Budgets:
         last 8 uploads of a mailbox 192 KB against 82 KB over the job, each alone at the
         rate beside another writer), and at the latest after ``OVERDUE`` windows (it never
         waits for ever behind smaller bodies); one body at a time."""
-        if waited < self.reserve_after or not self.reservable(body_bytes):
+        if not self.reservable(body_bytes):
+            return False
+        if self.evens(now):  # at once, for the body that has waited longest (``_ahead``)
+            return since is None or not any(s < since for s, _ in self.waiting)
+        if waited < self.reserve_after:
             return False
         return (
             wait <= self.reserve_after
@@ -448,11 +487,13 @@ class Budgets:
         return int(min(body_bytes, self.upload_cap()))
 
     # -- transitions, applied by the loop -------------------------------------------------------
-    def reserve(self, body_bytes: int) -> int:
-        """Keep the room ``body_bytes`` needs for it; the room kept (0: none)."""
+    def reserve(self, body_bytes: int, since: float | None = None) -> int:
+        """Keep the room ``body_bytes`` needs for it (waiting since ``since``); the room kept
+        (0: none)."""
         room = self.reservable(body_bytes)
         if room:
             self.reserved = room
+            self.reserver = since
         return room
 
     def take(self, body_bytes: int) -> None:
@@ -787,13 +828,13 @@ def _learn(
 def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | None) -> Decision:
     """What a request with ``body_bytes`` of body does next. ``reserved``: the room kept for
     it so far (0: none); ``since``: when it first waited on a budget (None: it has not)."""
-    wait, binds = b.binding(now, body_bytes, reserved > 0)
+    wait, binds = b.binding(now, body_bytes, reserved > 0, since)
     if wait > 0:
         if body_bytes and not reserved:
             # a body that has waited long enough gets its room kept when it is worth it
             # (``Budgets.worth_reserving``); until then it looks again at least that often,
             # so as not to sleep past the moment it may reserve
-            if since is not None and b.worth_reserving(body_bytes, wait, now - since, now):
+            if since is not None and b.worth_reserving(body_bytes, wait, now - since, now, since):
                 return Decision(Kind.RESERVE, 0.0, binds)
             if wait != math.inf:
                 wait = min(wait, b.reserve_after)
