@@ -378,7 +378,12 @@ class Budgets:
             )
             if w > 0 and self.reserved and not reserving and self._beside(now, body_bytes):
                 w = 0.0
-            ahead = held if reserving else held + self._ahead(since)
+            if reserving:
+                ahead = held
+            elif self.reserved and self._even_beside(now, body_bytes):
+                ahead = self.held_bytes
+            else:
+                ahead = held + self._ahead(since)
             w = max(
                 w, self._shaped_wait(now, body_bytes, held), self._even_wait(now, body_bytes, ahead)
             )
@@ -386,13 +391,31 @@ class Budgets:
                 wait, binds = w, Limit.UPLOAD
         return wait, binds
 
+    def _even_beside(self, now: float, body_bytes: int) -> bool:
+        """Whether a body may pass the one the room is kept for through the bucket: it
+        conforms now beside what is in flight, and the kept body still goes when it would
+        (the window's room, not the bucket, holds it longer). Without it the bucket's room
+        idled while a large body waited for the window (``learn_model`` beside the writer:
+        88% of the real budget against 89% before the order; 89% with it)."""
+        h, kept = self.held_bytes, self.reserved
+        if self._even_wait(now, body_bytes, h) > 0:
+            return False
+        lim, w = self.learned_uploads, self.uploads
+        before = max(self._wait_on(lim, w, now, kept, h, h), self._even_wait(now, kept, h))
+        h += body_bytes
+        after = max(self._wait_on(lim, w, now, kept, h, h), self._even_wait(now, kept, h))
+        return after <= before
+
     def _ahead(self, since: float | None) -> int:
         """The bytes of the bodies that began to wait before ``since`` (all: None), the one
-        the room is kept for aside (held already). Through the bucket, bodies go in the
-        order they began to wait: its rate is the same whichever goes first, and smaller
-        bodies passing a large one (they conform sooner, and take the reservation in turn)
-        left the largest for the job's tail (issue 26, ``stricter`` beside the other writer:
-        265-293 KB bodies that had waited 7-12 s sent last)."""
+        the room is kept for aside (held already): through the bucket, bodies go in the
+        order they began to wait, its rate the same whichever goes first (a body passes
+        the one the room is kept for only where that one loses nothing: ``_even_beside``).
+        Smaller bodies passing a large one (they conform sooner, and take the reservation
+        in turn) left the largest for the job's tail (issue 26, ``stricter`` beside the
+        other writer: 218-293 KB bodies that had waited 7-12 s sent last, each a span of up
+        to 75 service s; ``learn_model``: the last 3 bodies of a mailbox 1.5-2.0 times its
+        mean body, 0.3 times so)."""
         kept = self.reserver if self.reserved else None
         return sum(n for s, n in self.waiting if (since is None or s < since) and s != kept)
 
