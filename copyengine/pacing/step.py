@@ -25,7 +25,9 @@ Shaped, each mailbox still spent its learned window in a few pieces beside anoth
 (the emulator's, on its own clock): 215-283 service s without an import mid-job in
 ``stricter``, all 8 mailboxes in step. So a cut budget is spent through a token bucket at
 its own rate (``evens``: the budget in effect per configured window, ``EVEN_DEPTH`` of it
-deep, at least the body that asks), the learning untouched: in steady state the window
+deep, or as deep as the body that goes when larger: a body after a large one waits for its
+own bytes, ``shape.even_wait``; the waiting bodies go in the order they began to wait,
+``_ahead``), the learning untouched: in steady state the window
 holds the learned budget and room comes back as evenly as it went. Even pacing ends about a
 window later than the burst bound (``shape``'s docstring), so the mailbox's last window
 goes at once (what is left fits the window's room). The depth trades that window against
