@@ -151,8 +151,7 @@ def run(
             b.plan(now, left if known else None)
             d = step(b, now, size, reserved, since)
             if d.kind is Kind.GO:
-                if reserved:
-                    b.reserved = 0
+                b.went(size, since, reserved)
                 b.take(size)
                 sent += 1
                 v = th.admit(now, "app", "m", size)
@@ -163,9 +162,11 @@ def run(
                 )
                 push(now + latency, "done", k, v.reason, v.retry_after)
             elif d.kind is Kind.RESERVE:
-                work[k] = (item, b.reserve(size), since)
+                work[k] = (item, b.reserve(size, since), since)
                 push(now, "ask", k)
             else:
+                if since is None:
+                    b.queue(now, size)
                 work[k] = (item, reserved, now if since is None else since)
                 if d.kind is Kind.SLEEP:
                     push(now + d.wait, "ask", k)
@@ -184,6 +185,7 @@ def run(
             del work[k]
         else:
             refused += 1
+            work[k] = (item, 0, None)  # retried afresh, as an importer asks again
             b.throttled(now, reason, ra, size)
             if now >= b.blocked_until:
                 b.blocked_from = now

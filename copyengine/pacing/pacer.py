@@ -155,11 +155,10 @@ class MailboxPacer:
                 kind, wait, binds = d
                 d = None
                 if kind is Kind.GO:
-                    if reserved:
-                        b.reserved = 0  # its room is now held by the body itself
+                    b.went(body_bytes, since, reserved)  # the room kept is its own now
                     return
                 if kind is Kind.RESERVE:
-                    reserved = b.reserve(body_bytes)
+                    reserved = b.reserve(body_bytes, since)
                 elif kind is Kind.SLOT:
                     # a turn woken for a slot another task took at once: that task used it
                     turn = False
@@ -170,6 +169,7 @@ class MailboxPacer:
                 else:  # a budget or Retry-After: a turn this task cannot use goes on
                     if since is None:
                         since = now
+                        b.queue(since, body_bytes)
                     if turn:
                         turn = False
                         self._slot_free.wake_one()
@@ -184,8 +184,8 @@ class MailboxPacer:
         except BaseException:
             if turn:
                 self._slot_free.wake_one()
-            if reserved:  # given up: the bodies it held back may fit now
-                b.reserved = 0
+            b.went(body_bytes, since, reserved)  # given up: what it held back may fit now
+            if reserved:
                 self._released.set()
             acct.leave(self._clock(), body_bytes)
             raise

@@ -16,11 +16,13 @@ budget). Here an importer chooses when it is free, from every item ready:
 - while the pacer says the order does not change what is sent (``in_order``: a budget the
   service cut, spent through a token bucket at its rate, sends as much whichever body goes
   first), whatever the room: the oldest while more items are to come, and once every
-  item is here the largest, so that the smallest are left for the job's tail, where one
-  or two mailboxes send their last bodies one at a time at the rate.
+  item is here the largest, however long the oldest waited (nothing more comes to pass
+  it), so that the smallest are left for the job's tail, where one or two mailboxes send
+  their last bodies one at a time at the rate (the pacer then lets them go in the order
+  they began to wait: ``step.Budgets._ahead``).
   Taking the largest that fits the bucket's small room, else the smallest, left the
   largest there (issue 26: the last 8 uploads of a mailbox 192 KB against 82 KB over the
-  job; first in, first out still left some).
+  job; first in, first out still left some; taken oldest first once overdue, 84-266 KB).
 """
 
 from __future__ import annotations
@@ -138,7 +140,20 @@ class ReadyItems:
         """The index in ``pool`` of the item an importer takes next."""
         items = self._items
         first = items[0]
-        if len(items) == 1 or self._clock() - first.since >= self._overdue:
+        if len(items) == 1:
+            return 0
+        if self._closed and self._in_order is not None and self._in_order():
+            # the order sends as much and every item is here: the largest first, whatever
+            # the room and however long the oldest waited (nothing more comes to pass it:
+            # the smallest are left for the tail; issue 26: taken oldest first once
+            # overdue, the last mailbox's last bodies were 84-266 KB beside the writer)
+            best, best_n = 0, first.nbytes
+            for i, r in enumerate(items):
+                if r.nbytes > best_n:
+                    best, best_n = i, r.nbytes
+            self._largest = best_n  # the bound made exact again
+            return best
+        if self._clock() - first.since >= self._overdue:
             return 0
         room = self._room()
         if self._largest <= room:
@@ -146,16 +161,8 @@ class ReadyItems:
         if self._in_order is not None and self._in_order():
             # the order sends as much: first in, first out while more items are to come
             # (sizes mixed: the bucket's depth lets a small body go beside a large one's
-            # latency), the largest first once every item is here (the smallest left for
-            # the tail)
-            if not self._closed:
-                return 0
-            best, best_n = 0, first.nbytes
-            for i, r in enumerate(items):
-                if r.nbytes > best_n:
-                    best, best_n = i, r.nbytes
-            self._largest = best_n  # the bound made exact again
-            return best
+            # latency)
+            return 0
         best, best_n = -1, -1
         large_n = 0
         small, small_n = 0, first.nbytes
