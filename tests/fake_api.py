@@ -74,7 +74,14 @@ class FakeAccount:
 
 
 class FakeBudgets:
-    def remember(self, limit: str, share: float, of: tuple[float, float], cut: bool) -> float:
+    def remember(
+        self,
+        limit: str,
+        share: float,
+        of: tuple[float, float],
+        cut: bool,
+        window: float | None = None,
+    ) -> float:
         return 0.0
 
 

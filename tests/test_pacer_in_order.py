@@ -162,7 +162,8 @@ def test_the_bodies_a_mailbox_ends_on_go_in_the_order_they_began_to_wait() -> No
     b.take(3000)
     assert step(b, go, 300, 0, 12.1).kind is Kind.RESERVE  # the longest waiting now
     kept = b.reserve(300, 12.1)
-    assert b.binding(go, 300, True, 12.1) == (pytest.approx(300 / 600), Limit.UPLOAD)
+    wait, limit = b.binding(go, 300, True, 12.1)
+    assert wait == pytest.approx(300 / 600) and limit is Limit.UPLOAD
     b.release(go + 0.05, 3000)
     assert step(b, go + 0.6, 300, kept, 12.1) == Decision(Kind.GO)
     b.went(300, 12.1, kept)
