@@ -173,6 +173,15 @@ class MailboxPacer:
                     if turn:
                         turn = False
                         self._slot_free.wake_one()
+                    if hold.draining:
+                        # parked until its run or pair is cut short, never sent: its place
+                        # in the bucket's order and the room kept for it go to the others
+                        # (a held pair's parked body held back every other pair importing
+                        # here until the pair was cut short)
+                        b.went(body_bytes, since, reserved)
+                        if reserved:
+                            self._released.set()
+                        since, reserved = None, 0
                     await hold.park()  # a drain: unsent, it waits on the service no more
                     if kind is Kind.ANSWER:
                         with hold.waiting():
