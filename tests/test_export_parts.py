@@ -157,3 +157,57 @@ def test_parts_are_packed_only_while_half_the_share_sets_their_size() -> None:
     assert shares.part_bytes() == 256 * 1024 * 1024 / 200 / 2 and shares.packs()
     shares.budget.expected = 1000
     assert shares.part_bytes() == MIN_PART and not shares.packs()
+
+
+def test_batches_over_a_folders_pages_hand_on_every_item_once_within_the_bounds() -> None:
+    """``Producer._full_batches`` page by page (seeded random pages and sizes, items larger
+    than a part and than ``batch_bytes`` among them, packed and in order): every item handed
+    on exactly once by the folder's end, each batch at most ``batch_items`` and
+    ``batch_bytes`` (or one item alone), and what is kept for the next page never more than
+    one batch (review of 773648c)."""
+    import random
+    from types import SimpleNamespace
+
+    from copyengine.graph import Item
+    from copyengine.pipeline.budget import ByteBudget
+    from copyengine.pipeline.produce import Producer
+    from copyengine.pipeline.work import ByteShares
+
+    rng = random.Random(773)
+    for _ in range(150):
+        shares = ByteShares(ByteBudget(rng.choice([8, 100, 256]) * 1024 * 1024))
+        shares.budget.expected = rng.choice([1, 20, 200, 1000])
+        cap = rng.choice([20, 20, 7])
+        max_bytes = rng.choice([32 * 1024 * 1024, 1_500_000, 300_000])
+        prod: Any = SimpleNamespace(
+            limits=SimpleNamespace(batch_items=cap, batch_bytes=max_bytes),
+            ctx=SimpleNamespace(shares=shares),
+        )
+        items: list[Item] = []
+        pending: list[Item] = []
+        out: list[list[Item]] = []
+        for _page in range(rng.randint(1, 8)):
+            page = [
+                Item(
+                    str(len(items) + k),
+                    "",
+                    "",
+                    rng.randint(400_000, 3_000_000)
+                    if rng.random() < 0.1
+                    else rng.randint(1, 120_000),
+                    "",
+                    "",
+                    (),
+                )
+                for k in range(rng.randint(0, 60))
+            ]
+            items += page
+            pending += page
+            ready, pending = Producer._full_batches(prod, pending)
+            out += ready
+            assert len(pending) <= cap
+        out += Producer._full_batches(prod, pending, final=True)[0]
+        assert sorted(int(it.id) for b in out for it in b) == list(range(len(items)))
+        for b in out:
+            assert 1 <= len(b) <= cap
+            assert len(b) == 1 or sum(it.size for it in b) <= max_bytes
