@@ -201,3 +201,60 @@ def test_a_probe_refused_is_cut_to_what_the_service_gave(gives: float) -> None:
     assert not b.learned_uploads.probing  # refused once: the probe is over
     assert 0.85 * gives <= share <= 1.1 * gives, share
     assert refused <= 12, refused
+
+
+def _short_service(b: Budgets, gives: float, window: float, seconds: float) -> list[float]:
+    """Bodies of 4 KB sent as the pacer lets them for ``seconds`` to a service whose sliding
+    window is ``window`` seconds (far shorter than the configured 10 s) and takes ``gives``
+    of the configured 8 MB per 10 s over it, refusing what does not fit until room comes
+    back (the mailbox held back that long, as ``MailboxPacer.on_throttled`` does): when
+    each refusal came."""
+    body, now = 4 * 1024, 0.0
+    kept: list[tuple[float, int]] = []
+    budget = gives * 8 * MB * window / 10.0
+    refusals: list[float] = []
+    for _ in range(400_000):
+        if now >= seconds:
+            break
+        d = step(b, now, body, 0, None)
+        if d.kind is not Kind.GO:
+            assert d.kind is Kind.SLEEP and math.isfinite(d.wait), d
+            now += d.wait
+            continue
+        kept = [(t, n) for t, n in kept if t > now - window]
+        b.take(body)
+        if sum(n for _, n in kept) + body > budget:
+            refusals.append(now)
+            b.release(now, body)
+            wait = max(0.01, kept[0][0] + window - now)
+            b.throttled(now, "IncomingBytes", wait, body)
+            if now >= b.blocked_until:
+                b.blocked_from = now
+            b.blocked_until = max(b.blocked_until, now + wait)
+            continue
+        now += 0.002
+        kept.append((now, body))
+        b.release(now, body)
+        b.answered(body, now)
+    return refusals
+
+
+@pytest.mark.parametrize("window", [None, 0.25])
+def test_a_remembered_budget_refused_over_a_short_window_climbs_back_to_what_went_through(
+    window: float | None,
+) -> None:
+    """A pass ended at a fifth of [limits] against a service whose window is 40 times
+    shorter than the configured one (remembered or not); the service still gives a fifth.
+    The first refusal of the probe sets what the budget climbs back to fast from what went
+    through (``learn.back``), not from the configured budget the seeded ``proven`` stands
+    for: no more refusals over its first 60 service windows than a budget never remembered
+    (5-6; taken from the seeded ``proven``: 52, one about every window, as the climb back
+    decayed 3% per refusal from 97% of the configured budget)."""
+    seeded_b, fresh = Budgets(LIMITS), Budgets(LIMITS)
+    lim = seeded(seeded_b.learned_uploads, 0.2, OF, window=window)
+    assert lim is not None and lim.probing
+    seeded_b.learned_uploads = lim
+    early = [t for t in _short_service(seeded_b, 0.2, 0.25, 15.0) if t < 15.0]
+    baseline = [t for t in _short_service(fresh, 0.2, 0.25, 15.0) if t < 15.0]
+    assert len(early) <= max(12, len(baseline)), (len(early), len(baseline))
+    assert seeded_b.learned_uploads.proven <= 0.3 * seeded_b.learned_uploads.configured

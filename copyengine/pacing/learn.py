@@ -270,7 +270,13 @@ def back(cut: Learned, before: Learned, through: float, p: Aimd = Aimd()) -> Lea
     writer shows in what it lets through at the next refusal, which sets the level again."""
     if cut.cuts == before.cuts or not 0 < cut.window < cut.period * p.far_shorter:
         return cut
-    most = min(p.back * max(before.proven, through), cut.configured)
+    # a remembered budget not refused yet in this pass (``probing``) was seeded with the
+    # configured budget as ``proven``, which the service never showed: what went through
+    # is all it did (taken as shown, each refusal after the first raised the climb back to
+    # 97%, 94%, 91%, ... of the configured budget: a 429 about every service window until
+    # it decayed to what the service gives, 52 in the first 60 windows at a fifth)
+    seen = through if before.probing else max(before.proven, through)
+    most = min(p.back * seen, cut.configured)
     return replace(cut, proven=max(cut.proven, most))
 
 
