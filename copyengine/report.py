@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import MB
 from .exitcodes import ExitCode
-from .pacing import learn
+from .pacing import learn, remember
 from .pacing.accounting import AccountView
 from .pacing.proof import NOTHING
 
@@ -377,9 +377,9 @@ class PairStats:
         out: dict[str, dict[str, float]] = {}
         for role, _, p in self._mailboxes():
             short = {
-                k: round(v.window, 3)
+                k: round(w, 3)
                 for k, v in p.budget_in_effect().items()
-                if v.cuts and 0 < v.window < v.period
+                if (w := remember.window_of(v)) is not None
             }
             if short:
                 out[role] = short

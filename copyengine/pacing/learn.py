@@ -95,6 +95,11 @@ class Learned:
     # of [limits] where the service gave 1/12), and at a quarter per window the next pass
     # took 17 windows to climb back where the service gave all of it again
     probing: bool = False
+    # said only in what ``step.Budgets.learned`` reports (the stats, the report): the
+    # window is one tried in place of the configured one (``Budgets._widened_under_shown``),
+    # not one the service's 429s showed; not remembered for a later pass
+    # (``remember.window_of``)
+    tried: bool = False
 
     @classmethod
     def of(cls, configured: float, period: float = 0.0) -> Learned:

@@ -89,9 +89,7 @@ class MailboxPacer:
     def remaining(self) -> float | None:
         """The bytes still to upload here, by every pair that told (None: not known)."""
         left = [backlog() for backlog in self._backlogs]
-        if not left or any(x is None for x in left):
-            return None
-        return float(sum(x for x in left if x is not None))
+        return None if not left or None in left else float(sum(x or 0.0 for x in left))
 
     def _shape(self, now: float, body_bytes: int) -> None:
         """A body about to ask for room: once the last shape has run its window, plan the
@@ -104,8 +102,7 @@ class MailboxPacer:
         return self.budgets.upload_room(self._clock())
 
     def in_order(self) -> bool:
-        """Whether the order of the ready items leaves what is sent the same
-        (``step.Budgets.in_order``: a cut budget spent at its even rate; ``PacerView``)."""
+        """Whether the ready items' order leaves what is sent the same (``Budgets.in_order``)."""
         return self.budgets.in_order(self._clock())
 
     @asynccontextmanager
@@ -173,13 +170,8 @@ class MailboxPacer:
                     if turn:
                         turn = False
                         self._slot_free.wake_one()
-                    if hold.draining:
-                        # parked until its run or pair is cut short, never sent: its place
-                        # in the bucket's order and the room kept for it go to the others
-                        # (a held pair's parked body held back every other pair importing
-                        # here until the pair was cut short)
-                        b.went(body_bytes, since, reserved)
-                        if reserved:
+                    if hold.draining:  # parked, never sent: its place and room go to others
+                        if b.went(body_bytes, since, reserved):
                             self._released.set()
                         since, reserved = None, 0
                     await hold.park()  # a drain: unsent, it waits on the service no more
@@ -193,8 +185,7 @@ class MailboxPacer:
         except BaseException:
             if turn:
                 self._slot_free.wake_one()
-            b.went(body_bytes, since, reserved)  # given up: what it held back may fit now
-            if reserved:
+            if b.went(body_bytes, since, reserved):  # given up: what it held may fit now
                 self._released.set()
             acct.leave(self._clock(), body_bytes)
             raise

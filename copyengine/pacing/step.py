@@ -426,13 +426,17 @@ class Budgets:
         if body_bytes:
             self.waiting.append((since, body_bytes))
 
-    def went(self, body_bytes: int, since: float | None, reserved: int) -> None:
+    def went(self, body_bytes: int, since: float | None, reserved: int) -> bool:
         """The body that began to wait at ``since`` (None: it did not) goes, or gives up: the
-        room kept for it (``reserved``) is its own or free, and it waits no more."""
+        room kept for it (``reserved``) is its own or free, and it waits no more. Whether
+        room was kept (given up: the bodies it held back may fit now, a parked one's too:
+        a held pair's parked body held back every other pair importing here until the pair
+        was cut short, review6)."""
         if reserved:
             self.reserved = 0
         if since is not None and (since, body_bytes) in self.waiting:
             self.waiting.remove((since, body_bytes))
+        return bool(reserved)
 
     def _beside(self, now: float, body_bytes: int) -> bool:
         """Whether a body may take room kept for another: it fits now, and the body the room
@@ -792,10 +796,12 @@ class Budgets:
         return remember.remember(self, limit, share, of, cut, window) or 0.0
 
     def learned(self) -> dict[str, Learned]:
-        """The budget in effect per limit (``Limit`` values)."""
+        """The budget in effect per limit (``Limit`` values); the upload budget says when its
+        window is one tried (``Learned.tried``)."""
+        up = self.learned_uploads
         return {
             Limit.REQUESTS.value: self.learned_requests,
-            Limit.UPLOAD.value: self.learned_uploads,
+            Limit.UPLOAD.value: replace(up, tried=True) if self._on_tried() else up,
             Limit.CONCURRENCY.value: self.learned_slots,
         }
 
