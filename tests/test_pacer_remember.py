@@ -147,14 +147,24 @@ def test_a_budget_remembered_over_a_shorter_window_climbs_back_at_its_pace() -> 
     assert _climb(long_, 5.0) < 0.2
 
 
-def _service(b: Budgets, gives: float, seconds: float) -> tuple[float, int]:
-    """Bodies of 64 KB sent as the pacer lets them for ``seconds`` to a service whose
-    sliding window (the configured 10 s) takes ``gives`` of the configured 8 MB and refuses
-    what does not fit, asking until room comes back: the share in effect then, and the
-    refusals."""
-    body, now, refused = 64 * 1024, 0.0, 0
+def _service(
+    b: Budgets,
+    gives: float,
+    seconds: float,
+    window: float = 10.0,
+    body: int = 64 * 1024,
+    latency: float = 0.01,
+) -> list[float]:
+    """Bodies of ``body`` bytes sent as the pacer lets them for ``seconds`` to a service
+    whose sliding window is ``window`` seconds (the configured 10 s, or far shorter) and
+    takes ``gives`` of the configured 8 MB per 10 s over it, refusing what does not fit
+    until room comes back (the mailbox held back that long, as
+    ``MailboxPacer.on_throttled`` does): when each refusal came."""
+    now = 0.0
     kept: list[tuple[float, int]] = []  # (answered at, bytes): the service's window
-    for _ in range(200_000):
+    budget = gives * 8 * MB * window / 10.0
+    refusals: list[float] = []
+    for _ in range(400_000):
         if now >= seconds:
             break
         d = step(b, now, body, 0, None)
@@ -162,18 +172,22 @@ def _service(b: Budgets, gives: float, seconds: float) -> tuple[float, int]:
             assert d.kind is Kind.SLEEP and math.isfinite(d.wait), d
             now += d.wait
             continue
-        kept = [(t, n) for t, n in kept if t > now - 10.0]
+        kept = [(t, n) for t, n in kept if t > now - window]
         b.take(body)
-        if sum(n for _, n in kept) + body > gives * 8 * MB:
-            refused += 1
+        if sum(n for _, n in kept) + body > budget:
+            refusals.append(now)
             b.release(now, body)
-            b.throttled(now, "IncomingBytes", max(0.01, kept[0][0] + 10.0 - now), body)
+            wait = max(0.01, kept[0][0] + window - now)
+            b.throttled(now, "IncomingBytes", wait, body)
+            if now >= b.blocked_until:
+                b.blocked_from = now
+            b.blocked_until = max(b.blocked_until, now + wait)
             continue
-        now += 0.01
+        now += latency
         kept.append((now, body))
         b.release(now, body)
         b.answered(body, now)
-    return b.learned_uploads.share, refused
+    return refusals
 
 
 def test_a_remembered_budget_far_under_the_service_doubles_back_per_window() -> None:
@@ -197,46 +211,11 @@ def test_a_probe_refused_is_cut_to_what_the_service_gave(gives: float) -> None:
     lim = seeded(b.learned_uploads, gives, OF, refused=False)
     assert lim is not None
     b.learned_uploads = lim
-    share, refused = _service(b, gives, 200.0)
+    refused = len(_service(b, gives, 200.0))
+    share = b.learned_uploads.share
     assert not b.learned_uploads.probing  # refused once: the probe is over
     assert 0.85 * gives <= share <= 1.1 * gives, share
     assert refused <= 12, refused
-
-
-def _short_service(b: Budgets, gives: float, window: float, seconds: float) -> list[float]:
-    """Bodies of 4 KB sent as the pacer lets them for ``seconds`` to a service whose sliding
-    window is ``window`` seconds (far shorter than the configured 10 s) and takes ``gives``
-    of the configured 8 MB per 10 s over it, refusing what does not fit until room comes
-    back (the mailbox held back that long, as ``MailboxPacer.on_throttled`` does): when
-    each refusal came."""
-    body, now = 4 * 1024, 0.0
-    kept: list[tuple[float, int]] = []
-    budget = gives * 8 * MB * window / 10.0
-    refusals: list[float] = []
-    for _ in range(400_000):
-        if now >= seconds:
-            break
-        d = step(b, now, body, 0, None)
-        if d.kind is not Kind.GO:
-            assert d.kind is Kind.SLEEP and math.isfinite(d.wait), d
-            now += d.wait
-            continue
-        kept = [(t, n) for t, n in kept if t > now - window]
-        b.take(body)
-        if sum(n for _, n in kept) + body > budget:
-            refusals.append(now)
-            b.release(now, body)
-            wait = max(0.01, kept[0][0] + window - now)
-            b.throttled(now, "IncomingBytes", wait, body)
-            if now >= b.blocked_until:
-                b.blocked_from = now
-            b.blocked_until = max(b.blocked_until, now + wait)
-            continue
-        now += 0.002
-        kept.append((now, body))
-        b.release(now, body)
-        b.answered(body, now)
-    return refusals
 
 
 @pytest.mark.parametrize("window", [None, 0.25])
@@ -254,7 +233,7 @@ def test_a_remembered_budget_refused_over_a_short_window_climbs_back_to_what_wen
     lim = seeded(seeded_b.learned_uploads, 0.2, OF, window=window)
     assert lim is not None and lim.probing
     seeded_b.learned_uploads = lim
-    early = [t for t in _short_service(seeded_b, 0.2, 0.25, 15.0) if t < 15.0]
-    baseline = [t for t in _short_service(fresh, 0.2, 0.25, 15.0) if t < 15.0]
+    early = [t for t in _service(seeded_b, 0.2, 15.0, 0.25, 4 * 1024, 0.002) if t < 15.0]
+    baseline = [t for t in _service(fresh, 0.2, 15.0, 0.25, 4 * 1024, 0.002) if t < 15.0]
     assert len(early) <= max(12, len(baseline)), (len(early), len(baseline))
     assert seeded_b.learned_uploads.proven <= 0.3 * seeded_b.learned_uploads.configured
