@@ -16,19 +16,14 @@ from benchmarks import learn_model
 from copyengine.pacing import PacerLimits
 from copyengine.pacing.step import Budgets, Decision, Kind, Limit, step
 from copyengine.pipeline.ready import Ready, ReadyItems
+from tests.bursts import refused_burst
 
 
 def _refused_burst() -> Budgets:
     """6,000 bytes let through of a configured 100,000 per 10 s, the 7th body refused: a cut
     budget, spent through a bucket at 600 bytes a second, 600 deep."""
     b = Budgets(PacerLimits(upload_bytes=100_000, upload_window=10.0, window_slack=0.0))
-    for k in range(6):
-        b.take(1000)
-        b.release(0.1 + 0.05 * k, 1000)
-    b.take(1000)
-    b.release(0.5, 1000)
-    b.throttled(0.5, "IncomingBytes", 9.5, 1000)
-    return b
+    return refused_burst(b)
 
 
 def test_in_even_mode_the_ready_items_are_taken_whatever_the_room() -> None:

@@ -34,6 +34,7 @@ from copyengine.pacing.learn import (
 )
 from copyengine.pacing.proof import NOTHING, Evidence
 from copyengine.pacing.step import Budgets, Kind, Limit, step
+from tests.bursts import refused_burst
 
 MB = 1024 * 1024
 FULL = Learned.of(1000)
@@ -584,13 +585,7 @@ def _refused_burst(configured: int = 100_000) -> Budgets:
     """A mailbox that sent 6 x 1000 bytes at once under a configured 100,000 per 10 s and
     was refused the 7th, the service asking 9.5 s (the window it counts over is ours)."""
     b = Budgets(PacerLimits(upload_bytes=configured, upload_window=10.0, window_slack=0.0))
-    for k in range(6):
-        b.take(1000)
-        b.release(0.1 + 0.05 * k, 1000)
-    b.take(1000)
-    b.release(0.5, 1000)
-    b.throttled(0.5, "IncomingBytes", 9.5, 1000)
-    return b
+    return refused_burst(b)
 
 
 def test_a_refused_burst_cuts_to_what_the_service_let_through() -> None:

@@ -11,6 +11,7 @@ import random
 from copyengine import unsent
 from copyengine.pacing import PacerLimits
 from copyengine.pacing.pacer import MailboxPacer
+from tests.bursts import refused_burst
 
 
 class _Time:
@@ -38,13 +39,7 @@ def _cut_pacer(t: _Time) -> MailboxPacer:
         clock=t.clock,
         sleep=t.sleep,
     )
-    b = p.budgets
-    for k in range(6):
-        b.take(1000)
-        b.release(0.1 + 0.05 * k, 1000)
-    b.take(1000)
-    b.release(0.5, 1000)
-    b.throttled(0.5, "IncomingBytes", 9.5, 1000)
+    b = refused_burst(p.budgets)
     t.now = 12.0
     b.take(600)
     b.release(12.0, 600)
