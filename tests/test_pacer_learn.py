@@ -918,13 +918,13 @@ def test_beside_a_writer_on_its_own_clock_no_mailbox_is_refused_for_its_short_wi
     assert min(r.share for r in runs) >= 0.85
 
 
-def _refused_under_a_far_shorter_window() -> Budgets:
-    """A mailbox under a configured 1,000,000 bytes per 300 s whose service showed a 3 s
-    window (600,000 per 300 s in effect there, 6,000 per 3 s): 5,000 of ours at once, then,
-    3.5 s on, a body refused with none of ours in those 3 s."""
-    b = Budgets(PacerLimits(upload_bytes=1_000_000, upload_window=300.0, window_slack=0.0))
+def _refused_under_a_far_shorter_window(window: float = 300.0, refused: bool = True) -> Budgets:
+    """A mailbox under a configured 1,000,000 bytes per ``window`` (300 s) whose service
+    showed a 3 s window (600,000 per 300 s in effect there, 6,000 per 3 s): 5,000 of ours at
+    once, then, 3.5 s on, a body refused with none of ours in those 3 s."""
+    b = Budgets(PacerLimits(upload_bytes=1_000_000, upload_window=window, window_slack=0.0))
     b.learned_uploads = replace(b.learned_uploads, cap=600_000.0, window=3.0, shown=3.0, cuts=1)
-    b.refused = True
+    b.refused = refused
     for k in range(5):
         b.take(1000)
         b.release(0.02 * k, 1000)
@@ -976,14 +976,7 @@ def test_a_configured_window_within_twenty_times_what_was_shown_is_taken() -> No
     the configured window is the service's, cut to what went through over it (as
     before: beside a writer on its own clock a Retry-After shows a twentieth of the
     service's window)."""
-    b = Budgets(PacerLimits(upload_bytes=1_000_000, upload_window=60.0, window_slack=0.0))
-    b.learned_uploads = replace(b.learned_uploads, cap=600_000.0, window=3.0, shown=3.0, cuts=1)
-    for k in range(5):
-        b.take(1000)
-        b.release(0.02 * k, 1000)
-    b.take(1000)
-    b.release(3.5, 1000)
-    b.throttled(3.5, "IncomingBytes", 0.5, 1000)
+    b = _refused_under_a_far_shorter_window(60.0, refused=False)
     lim = b.learned_uploads
     assert (lim.window, lim.shown) == (60.0, 60.0)
     assert lim.cap == pytest.approx(5000)
