@@ -96,12 +96,29 @@ CASES = {
         None,
         GO,
     ),
-    "over the byte budget: a body looks again once it may reserve": (
+    # a waiting body looks again when it may first be worth reserving by time alone (it has
+    # waited reserve_after, 1 s here, and its room is back within it), at most 4 s later:
+    # every 1 s was a timer and a step for nothing, 5 per wait in ``fleet``
+    "over the byte budget, its room back in 9 s: a body looks again at most 4 s later": (
         State(uploads_at=UPLOADED_700),
         400,
         0,
         None,
-        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
+        _d(Kind.SLEEP, 4.0, Limit.UPLOAD),
+    ),
+    "over the byte budget, its room back in 3 s: it looks again once that is within 1 s": (
+        State(uploads_at=[(NOW - 7.0, 700)]),
+        400,
+        0,
+        None,
+        _d(Kind.SLEEP, 2.0, Limit.UPLOAD),
+    ),
+    "its room back in 0.5 s: it looks again once it has waited 1 s, or goes": (
+        State(uploads_at=[(NOW - 9.5, 700)]),
+        400,
+        0,
+        None,
+        _d(Kind.SLEEP, 0.5, Limit.UPLOAD),
     ),
     "over the byte budget, waited long enough, its room back soon: reserve it": (
         State(uploads_at=[(NOW - 9.0, 700)]),  # the 700 leave in 1 s
@@ -115,7 +132,7 @@ CASES = {
         400,
         0,
         NOW - 1.0,
-        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
+        _d(Kind.SLEEP, 4.0, Limit.UPLOAD),
     ),
     "waited two windows: its room kept however long it stays idle": (
         State(uploads_at=UPLOADED_700),
@@ -143,14 +160,14 @@ CASES = {
         400,
         0,
         NOW - 5.0,
-        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
+        _d(Kind.SLEEP, 4.0, Limit.UPLOAD),
     ),
     "room reserved by another: a body that fits beside nothing else waits": (
         State(reserved=900, uploads_at=[(NOW - 1.0, 50)]),
         100,
         0,
         None,
-        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),
+        _d(Kind.SLEEP, 4.0, Limit.UPLOAD),
     ),
     "room reserved by another: a body goes in it when the other still goes as soon": (
         # 450 leave in 5 s: the 500 kept for finds its room then, with 50 to spare
@@ -165,7 +182,7 @@ CASES = {
         80,
         0,
         None,
-        _d(Kind.SLEEP, 1.0, Limit.UPLOAD),  # (10 s, looked at again once it may reserve)
+        _d(Kind.SLEEP, 4.0, Limit.UPLOAD),  # (10 s: looked at again 4 s later, LOOK_AGAIN)
     ),
     "room reserved by another waiting on an answer: nothing goes in it": (
         State(reserved=500, inflight=1, held_bytes=600, uploads_at=[(NOW - 5.0, 300)]),
@@ -230,7 +247,7 @@ CASES = {
         400,
         0,
         None,
-        _d(Kind.SLEEP, 1.0, Limit.RETRY_AFTER),
+        _d(Kind.SLEEP, 4.0, Limit.RETRY_AFTER),
     ),
     "every slot taken: wait for one": (
         State(inflight=4),

@@ -121,6 +121,8 @@ TRIED_CLIMB = 0.6
 # upload windows: a body that has waited this long gets its room kept however long that room
 # then stays idle (as the ready pool takes an item passed over this long first)
 OVERDUE = 2.0
+# a waiting body not worth reserving looks again at the latest after this many reserve_after
+LOOK_AGAIN = 4
 
 
 def window_wait(w: SlidingWindow, now: float, amount: int, held: int, cap: float) -> float:
@@ -475,6 +477,25 @@ class Budgets:
             or waited >= OVERDUE * self.limits.upload_window
             or self.evens(now)
         )
+
+    def look_again(self, now: float, body_bytes: int, wait: float, since: float | None) -> float:
+        """Seconds a body that would wait ``wait`` more, not worth reserving now, sleeps
+        before it asks again: until ``worth_reserving`` may first say yes with time alone
+        (it has waited ``reserve_after`` and its room comes back within ``reserve_after``,
+        or it needs the whole budget, or it is overdue), never longer than ``reserve_after``
+        times ``LOOK_AGAIN``; at a cut budget's even rate (``evens``), where the body that
+        has waited longest reserves at once, every ``reserve_after`` as before. Every ``reserve_after`` was 5 naps per wait in ``fleet``,
+        each a timer and a step for nothing: a wait shortened meanwhile (a budget climbing,
+        room given back) is seen at the next look."""
+        ra = self.reserve_after
+        if self.evens(now):  # the next oldest reserves as soon as the one ahead goes
+            return ra
+        waited = 0.0 if since is None else now - since
+        first = ra - waited  # until it has waited reserve_after
+        if body_bytes < self.upload_cap():
+            first = max(first, min(wait - ra, OVERDUE * self.limits.upload_window - waited))
+        # none of them ahead: what holds it is not time (another body's room kept): as before
+        return ra if first <= 0 else min(max(first, SHORTEST_WAIT), ra * LOOK_AGAIN)
 
     def in_order(self, now: float) -> bool:
         """Whether the ready items are best taken in order, not by the room (oldest first
@@ -880,7 +901,7 @@ def step(b: Budgets, now: float, body_bytes: int, reserved: int, since: float | 
             if since is not None and b.worth_reserving(body_bytes, wait, now - since, now, since):
                 return Decision(Kind.RESERVE, 0.0, binds)
             if wait != math.inf:
-                wait = min(wait, b.reserve_after)
+                wait = min(wait, b.look_again(now, body_bytes, wait, since))
         if wait == math.inf:
             return Decision(Kind.ANSWER, wait, binds)
         return Decision(Kind.SLEEP, wait, binds)
