@@ -27,6 +27,7 @@ at each 429.
 from __future__ import annotations
 
 import argparse
+import functools
 import heapq
 import itertools
 import math
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 
 from benchmarks import stricter
 from copyengine.emulator.throttle import Background, Limits, Throttle
+from copyengine.pacing import learn, remember
 from copyengine.pacing.policy import MB, PacerLimits
 from copyengine.pacing.step import Budgets, Kind, step
 from copyengine.pipeline.ready import Ready, ReadyItems
@@ -80,6 +82,33 @@ def run(
     slots: int = 4,
     known: bool = True,
     largest: int = 200_000,
+    seeded: float | None = None,
+    probe: float | None = None,
+) -> Run:
+    """One mailbox (``main``'s options). ``seeded``: the upload budget starts at this share
+    of the configured one, as a later pass starts at what its last one ended with over the
+    configured window (``remember.seeded``, refused); ``probe``: ``learn.Aimd.probe`` in
+    place of its default, for this run."""
+    if probe is None:
+        return _run(ratio, background, window, items, seed, slots, known, largest, seeded)
+    answered = learn.answered
+    learn.answered = functools.partial(answered, p=learn.Aimd(probe=probe))
+    try:
+        return _run(ratio, background, window, items, seed, slots, known, largest, seeded)
+    finally:
+        learn.answered = answered
+
+
+def _run(
+    ratio: float,
+    background: float,
+    window: float | None,
+    items: int,
+    seed: int,
+    slots: int,
+    known: bool,
+    largest: int,
+    seeded: float | None,
 ) -> Run:
     svc = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
     assert svc.upload_bytes and svc.requests
@@ -95,6 +124,10 @@ def run(
             window_slack=min(0.5, 0.002 * w),
         )
     )
+    if seeded is not None:
+        up = b.learned_uploads
+        lim = remember.seeded(up, seeded, (up.configured, up.period), margin=1.0)
+        b.learned_uploads = lim or up
     rnd = random.Random(seed + 1000)
     bodies = sizes(items, seed, largest)
     queue = list(range(items))
@@ -284,16 +317,34 @@ def main() -> None:
         default=0,
         help="also each set of this many seeds as one job (the stricter scenario: 8)",
     )
+    ap.add_argument(
+        "--seeded",
+        type=float,
+        default=None,
+        help="start the upload budget at this share of the configured one, as remembered",
+    )
+    ap.add_argument("--probe", type=float, default=None, help="learn.Aimd.probe (below 1)")
     a = ap.parse_args()
     runs = [
-        run(a.ratio, a.background, a.window, a.items, s, known=not a.unknown, largest=a.largest)
+        run(
+            a.ratio,
+            a.background,
+            a.window,
+            a.items,
+            s,
+            known=not a.unknown,
+            largest=a.largest,
+            seeded=a.seeded,
+            probe=a.probe,
+        )
         for s in range(a.seeds)
     ]
     for s, r in enumerate(runs):
         print(
             f"seed {s}: {r.share:.0%} of the real budget{_allowed(r)}, 429 share "
             f"{r.share_429:.1%}, "
-            f"longest idle {r.idle_s:.0f} s, after the first window {r.idle_after_s:.0f} s"
+            f"longest idle {r.idle_s:.0f} s, after the first window {r.idle_after_s:.0f} s, "
+            f"done at {r.done[-1] * TIME_SCALE:.0f} s"
         )
         if a.trace:
             print("\n".join(f"  {line}" for line in r.trace))

@@ -32,7 +32,9 @@ from tests.test_stages import DST, LIMITS, PAIR, SRC, _api, _context, _exact, _r
 pytestmark = pytest.mark.anyio
 # Seeds whose first run's report once disagreed with the state (before the importer kept
 # an unanswered import in flight): the report had fewer unknowns than the state.
-REGRESSIONS = [1, 2, 3, 4, 5, 6]
+# 943: a first run cut short at 1/34 of [limits] where the service gave 1/13, and the next
+# run past its 300 s (57-77 s now; 959, alike, still passes its 300 s in about half its runs)
+REGRESSIONS = [1, 2, 3, 4, 5, 6, 943]
 QUICK = [2, 3]  # of those, the ones that take seconds (the others: -m slow)
 
 

@@ -246,14 +246,14 @@ class MailboxPacer:
             b.throttled(now, reason, retry_after or 0.0, body_bytes)
             self._budget_changed(now)
             return
-        wait = retry_after if retry_after is not None else 1.0
+        asked = wait = retry_after if retry_after is not None else 1.0
         cap = self.limits.max_retry_after
         if wait > cap:
             if not self._capped:
                 self._capped = True
                 log.warning("pacer.retry_after_capped", mailbox=self.key, asked_s=wait, used_s=cap)
             wait = cap
-        b.throttled(now, reason, wait, body_bytes)  # learned before this block begins
+        b.throttled(now, reason, asked, body_bytes)  # learned (from the service's) first
         self._budget_changed(now)
         if now >= b.blocked_until:
             b.blocked_from = now
