@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -467,6 +468,31 @@ async def test_a_target_folder_deleted_between_passes_is_reported_then_made_agai
     fixed = await run_job(cfg, full=True)
     assert fixed.exit_code() == ExitCode.OK
     assert_same(emu.state, ADELE, T_ADELE)
+
+
+async def test_a_target_folder_deleted_under_a_reused_mapping_fails_its_import_saying_why(
+    emu: Any, tmp_path: Path
+) -> None:
+    """Every selected folder holds items (so each has a link): a quiet folder round reuses
+    the stored mapping, reads neither tree, and cannot know the target folder is gone: the
+    import fails, saying "--full" (with an empty folder, unread and so with no link, the
+    pass reads both trees and makes it again: the test above)."""
+    inbox = emu.state.require_mailbox(ADELE).well_known["inbox"]
+    src_folder = max(inbox.live_children(), key=lambda f: f.live)
+    assert src_folder.live > 0
+    only = MIRROR + f'[folders]\ninclude = ["^{re.escape(src_folder.path())}$"]\n'
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=only))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    gone = emu.state.require_mailbox(T_ADELE).folder_by_path(src_folder.path())
+    assert gone is not None
+    await _ops(emu, ADELE, [{"op": "add", "folder": src_folder.id, "count": 1}])
+    await _ops(emu, T_ADELE, [{"op": "deleteFolder", "id": gone.id}])
+    await emu.src.control("POST", "/stats/reset")
+    stats = await run_job(cfg)
+    assert (await _calls(emu)).get("folderDelta") == 1, await _calls(emu)  # mapping reused
+    assert stats.exit_code() == ExitCode.ITEMS_FAILED
+    (failure,) = [f for p in stats.pairs.values() for fs in p.folders.values() for f in fs.failed]
+    assert "--full" in failure["reason"]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
