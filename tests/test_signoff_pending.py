@@ -116,7 +116,8 @@ async def test_a_target_folder_renamed_by_its_user_is_held_against_the_pair(
     folder = tbox.folder_by_path("/Inbox/Receipts")
     assert folder is not None
     await _ops(emu, T_ADELE, [{"op": "renameFolder", "id": folder.id, "name": "Receipts (mine)"}])
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK  # a delta pass cannot see it
+    # (a delta pass that reuses the mapping cannot see it; one that reads both trees, as a
+    # mailbox with an empty folder makes it, puts it back: the sign-off is taken before)
     so = await take_sign_off(cfg)
     (p,) = so["pairs"]
     assert not p["complete"] and p["moved_folders"] == 1
@@ -131,7 +132,9 @@ async def test_a_target_folder_renamed_by_its_user_is_held_against_the_pair(
     stats = await run_job(cfg, cutover=True)  # the repair remakes it where it belongs
     assert stats.sign_off is not None and stats.sign_off["complete"], stats.sign_off
     assert stats.exit_code() == ExitCode.OK
-    assert stats.sign_off["repaired"] == [{"pair": p["pair"], "moved_folders": 1}]
+    # the cutover's pass read both trees (an empty folder has no link) and put the folder
+    # back itself: its sign-off had nothing left to repair
+    assert "repaired" not in stats.sign_off, stats.sign_off
     assert tbox.folder_by_path("/Inbox/Receipts") is not None
 
 

@@ -116,9 +116,12 @@ class MailboxPass:
         if delta:
             link = sync.folder_link if self.incremental and sync is not None else None
             self.folder_link, rows, fresh = await self._folder_round(link)
-            if self.incremental and not rows and stored:
+            # a folder with no link (counted empty by the last walk, so not read: ``_job``;
+            # or its link refused) needs its item count, which the stored mapping lacks:
+            # the tree is read fresh (a request per 200 folders) instead of reused
+            if self.incremental and not rows and stored and all(r.delta_link for r in stored):
                 return [self._cached(r) for r in stored]
-            if not fresh:  # the tree changed: read whole in a fresh round, not walked
+            if not fresh:  # the tree changed (or counts needed): a fresh round, not walked
                 self.folder_link, rows, fresh = await self._folder_round(None)
             tree = tree_from_rows(rows)  # None: the rows are not a whole tree, walked
         return await self._walk(every, tree)
@@ -250,6 +253,7 @@ class MailboxPass:
         fid = _real(made, placed.target)
         assert fid is not None
         folder = made.get(fid) or made.get(placed.target) or target.folders.get(fid)
+        counted = folder is not None  # the target folder's item count as the service gave it
         if folder is None:
             name = plan.target.parts[-1] if plan.target.parts else ""
             folder = Folder(fid, name, None, plan.type, None, 0, 0)
@@ -268,6 +272,18 @@ class MailboxPass:
                 "deleted in the target: made again"
             )
         fs.mode = job.mode
+        # a folder the walk (or the fresh folder round) counts empty on both sides, with no
+        # link to read from: its round from nothing would return nothing and make a link;
+        # the producer skips it unless it holds records (``Producer``; ``reread`` reads it
+        # from nothing when a departure or a count says something may have gone into it)
+        job.empty_at_walk = (
+            self.ctx.sync.delta
+            and job.mode == "full"
+            and counted
+            and plan.source.folder.item_count == 0
+            and folder.item_count == 0
+            and not (rec is not None and rec.delta_link)
+        )
         return job
 
     async def _map(self, placed: list[tuple[Placed, str]]) -> None:

@@ -94,6 +94,9 @@ class Producer:
             listing = folder_listing(self.retry_only, job.mode, bool(records))
             if listing is Listing.SKIP:
                 continue
+            if listing is Listing.FULL and job.empty_at_walk and not records:
+                _skip(job)
+                continue
             if listing is Listing.DELTA:
                 async for b in self._delta(job, records):
                     yield b
@@ -282,6 +285,20 @@ class Producer:
             # an id nobody recorded left: an item new since the last pass, moved on during
             # it (maybe into a folder read before: ``reread``), or created and deleted
             job.stray_at = job.round_ended
+
+
+def _skip(job: FolderJob) -> None:
+    """A folder the walk counted empty at both sides, with no link and no record: its round
+    from nothing is not read (it would return nothing: 11 of 12 folders of a typical new
+    mailbox, a request each). Taken as a round read at the walk, before every round of the
+    pass (``round_started`` 0), that returned nothing (``counted``) and closed with no link:
+    a departure that looks like a deletion makes ``reread`` read it from nothing, and so
+    does a count that changed since the walk (``_changed_since_listed``); the next pass reads
+    it from nothing (or skips it again, the walk counting it empty)."""
+    job.skipped = True
+    job.complete = True
+    job.counted = 0
+    job.round_started = job.round_ended = 0
 
 
 def _departed(r: ItemRecord) -> bool:

@@ -176,7 +176,9 @@ def _fewer_than_counted(jobs: list[FolderJob]) -> list[int]:
     ]
 
 
-async def _unseen_departures(ctx: PairContext, done: list[Copied]) -> list[int]:
+async def _unseen_departures(
+    ctx: PairContext, done: list[Copied], late: set[str] | None = None
+) -> list[int]:
     """When an item may have left a folder whose round (or listing, ``delta = false``) had
     already begun, its departure told by no round: an arrival of this pass (a new id) whose
     search key a copied record in another folder read this pass holds, that record's id
@@ -184,8 +186,18 @@ async def _unseen_departures(ctx: PairContext, done: list[Copied]) -> list[int]:
     one read after: copied there, its old copy left: two copies until the next pass; with
     ``delta = false`` also the sign of a swap, an item moved the other way at the same time
     leaving every count as it was). The moment is the end of the arrival's round. Only the
-    pass's arrivals are looked up (one read of the state, none in a pass with no arrival)."""
-    arrivals = {k: v for c in done for k, v in c.this.arrived.items()}
+    pass's arrivals are looked up (one read of the state, none in a pass with no arrival).
+
+    ``late``: only the arrivals in those folders: folders the walk counted empty, not read
+    (``FolderJob.skipped``) until a reading again took them (a count that changed since the
+    walk): an item moved into one out of a folder read before is told by that reading only,
+    after the first one looked at the pass's arrivals."""
+    arrivals = {
+        k: v
+        for c in done
+        for k, v in c.this.arrived.items()
+        if late is None or v[2].source_id in late
+    }
     if not arrivals:
         return []
     jobs = {job.source_id: job for c in done for job in c.folders}
@@ -216,6 +228,7 @@ async def reread(
     most); what is still unexplained then is put off to the next pass. ``watch`` is told
     whose items are being copied (the pair hands them on if it stops)."""
     jobs = [job for c in done for job in c.folders]
+    late: set[str] = set()  # folders skipped (counted empty at the walk) read in this reading
     for n in range(MAX_REREADS + 1):
         if ctx.stop.draining:
             return
@@ -235,8 +248,15 @@ async def reread(
             if relist:
                 seen += _fewer_than_counted(jobs)
             seen += await _unseen_departures(ctx, done)
+        elif late:
+            seen += await _unseen_departures(ctx, done, late)
+            late = set()
         rounds = [
-            (job.source_id, job.round_started, bool((job.next_link or relist) and job.complete))
+            (
+                job.source_id,
+                job.round_started,
+                bool((job.next_link or relist) and job.complete) or job.skipped,
+            )
             for job in jobs
         ]
         again = set(to_reread(seen, rounds))
@@ -249,6 +269,7 @@ async def reread(
             _put_off(ctx, gone, rounds)
             return
         ctx.log.info("pass.reread", folders=len(again), departures=len(gone), round=n + 1)
+        late = {job.source_id for job in jobs if job.skipped and job.source_id in again}
         keys = None if ctx.sync.delta else {r.search_key for _, r in gone if r.search_key}
         for c in done:
             mine = [job for job in c.folders if job.source_id in again]
@@ -273,6 +294,10 @@ async def _read_again(
     expired = {job.source_id for job in jobs if job.expired}
     for job in jobs:
         before[job.source_id] = job.removed
+        if job.skipped:  # never read (counted empty at the walk): read from nothing, in full
+            job.skipped = job.empty_at_walk = job.complete = False
+            job.counted = job.link = None
+            continue
         job.mode, job.complete, job.expired = "delta", False, False
         if keys is None:
             job.link = job.next_link

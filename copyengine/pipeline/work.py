@@ -64,6 +64,13 @@ class FolderJob:
     # last pass moved on during it: maybe into a folder read before, ``reread``); 0: none,
     # or already taken into account
     stray_at: int = 0
+    # ``delta = true``: the pass's walk counted the folder empty at the source and in the
+    # target, and it has no link (``MailboxPass._job``); ``skipped``: so its round from
+    # nothing was not read (no records either, ``Producer``): taken as a round at the walk,
+    # before every other, that returned nothing and made no link; ``reread`` reads it from
+    # nothing when something may have gone into it since
+    empty_at_walk: bool = False
+    skipped: bool = False
 
     @property
     def source_id(self) -> str:
