@@ -2,7 +2,7 @@
 ``pacing.remember``): against the emulator's time-scaled profile (x300: 512 KiB per 1 s
 window per mailbox) with a job configured for four times that, a first pass learns the cut
 from the service's 429s; a delta pass over new items starts at it (the pair's notes and
-the log say so), is refused far less, and its budget in effect, in the report and in
+the log say so), is held back by the service less, and its budget in effect, in the report and in
 ``status``, is the remembered one. With the state's memory taken away, the same second
 pass learns again from a burst the service refuses. And on both stores: the budget one
 host ended with is where the next host's pacers start, converted when [limits] changed."""
@@ -66,6 +66,10 @@ async def _pass(emu: Any, job: Path) -> tuple[JobStats, int]:
     return stats, int(counters.get("throttled", 0))
 
 
+def _waited(stats: JobStats) -> float:
+    return sum(p.throttle_wait_s for p in stats.pairs.values())
+
+
 async def _add(emu: Any) -> None:
     """``NEW`` new items in each source mailbox; then a window and a half (passes are
     further apart than the service's window: its sliding window holds none of the last
@@ -105,7 +109,10 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
         assert learned[key] * MARGIN * 0.9 <= now <= SERVICE_SHARE * 1.1, (learned, now)
     # no first window's burst at the configured budget: refused less than the first pass
     # (which learned), and only by the climb's small steps over the service's budget
-    assert refused_first >= len(PAIRS) and refused_second < refused_first
+    # refused: the learning passes (first, third) by their burst at the configured budget,
+    # this one by its probe climbing back (4-5 here against 2-4: both a few short
+    # Retry-Afters), not asserted; what it saves is the wait (below)
+    assert refused_first >= len(PAIRS)
     report = json.loads((tmp_path / "report.json").read_text())
     # one line for the job (the summary and job.finished say it after the table): how many
     # pairs started remembered, and the least budget they started at
@@ -137,9 +144,13 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
     assert third.remembered_note() is None
     print(
         f"429s: first pass {refused_first}, second (remembered) {refused_second}, "
-        f"third (forgotten) {refused_third}"
+        f"third (forgotten) {refused_third}; waited on the service (s): first "
+        f"{_waited(first):.2f}, second {_waited(second):.2f}, third {_waited(third):.2f}"
     )
     assert refused_third >= len(PAIRS)
+    # no first window's burst at the configured budget, no hold while it leaves: held back
+    # by the service less than the passes that learn (4.7 s against 6.0-6.4 s, three runs)
+    assert _waited(second) < 0.9 * min(_waited(first), _waited(third))
 
 
 MB = 1024 * 1024
