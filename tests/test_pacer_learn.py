@@ -1081,3 +1081,70 @@ def test_above_what_went_through_the_window_tried_climbs_per_configured_window()
     assert b.learned_uploads.cap == pytest.approx(lim.cap + 0.01 * 1000)
     shown = Learned(1_000_000.0, lim.cap, 300.0, 7.0, cuts=1, proven=lim.cap)
     assert answered(shown, 1000).cap == pytest.approx(lim.cap + 0.01 * 1000 * 300 / 7)
+
+
+def _cut_beside_a_writer() -> tuple[Budgets, float]:
+    """Issue 26 (``stricter`` beside the other writer, ``tail``'s trace at 1/10): a mailbox
+    under 10 times the service's budget (13.1 MB per 5 s configured) sent a first burst of
+    10 x 109 KB, and a 290 KB body was refused at 0.7 s, the service asking 4.3 s: the
+    budget is cut to what went through (1.09 MB per 5 s, where the writer leaves 1.31). From
+    5.6 s on (the burst out of the window) it sends at that budget's even rate, a 109 KB
+    body every 0.5 s, one window of it. (The budgets, and the time a 290 KB body then asks.)"""
+    b = Budgets(PacerLimits(upload_bytes=13_100_000, upload_window=5.0, window_slack=0.0))
+    for k in range(10):
+        b.take(109_000)
+        b.release(0.1 + 0.05 * k, 109_000)
+    b.take(290_000)
+    b.release(0.7, 290_000)
+    b.throttled(0.7, "IncomingBytes", 4.3, 290_000)
+    b.blocked_until = 5.0
+    assert b.learned_uploads.cap == pytest.approx(1_090_000)
+    t = 5.6
+    for _ in range(10):
+        b.take(109_000)
+        b.release(t, 109_000)
+        b.answered(109_000, t)
+        t += 0.5
+    return b, t - 0.4
+
+
+def test_a_long_wait_under_a_cut_budget_goes_when_the_level_refused_at_says_it_fits() -> None:
+    """A body whose wait at the cut budget is long goes when the level the service refused
+    (1.09 MB of ours and the 290 KB body: 1.38 MB per 5 s) says it fits: ours over the
+    window and it within that level, through the bucket at that level's rate (0.85 s),
+    not the cut budget's window (1.4 s on main: the three oldest bodies leaving it). A probe: refused,
+    it costs a 429 and the service's Retry-After; accepted, what went through is above the
+    budget in effect, which climbs back to it fast."""
+    b, now = _cut_beside_a_writer()
+    wait, binds = b.binding(now, 290_000, False)
+    assert binds is Limit.UPLOAD
+    # through the bucket at the level refused (276 KB/s, a tenth of it deep: 138 KB), the
+    # body 0.1 s after the last 109 KB one
+    assert wait == pytest.approx((109_000 + 290_000 - 138_000) / 276_000 - 0.1)
+    at = now + wait + 0.001
+    assert step(b, at, 290_000, 0, None).kind is Kind.GO
+    b.take(290_000)
+    b.release(at + 0.1, 290_000)
+    b.answered(290_000, at + 0.1)
+    assert b.learned_uploads.cap > 1_090_000  # what went through: 1.38 MB per 5 s
+
+
+def test_a_probe_refused_cuts_nothing_and_waits_windows_before_the_next() -> None:
+    """The probe refused (the writer left less than the level refused at the first burst):
+    the budget in effect stays (the service refused more than it, not it), the level
+    refused is the new bound of the next probe, and none goes for two windows: the next
+    long wait is the cut budget's again."""
+    b, now = _cut_beside_a_writer()
+    at = now + b.binding(now, 290_000, False)[0]
+    before = b.learned_uploads
+    b.take(290_000)
+    b.release(at + 0.1, 290_000)
+    b.throttled(at + 0.1, "IncomingBytes", 0.6, 290_000)
+    lim = b.learned_uploads
+    assert (lim.cap, lim.cuts) == (before.cap, before.cuts)
+    assert b.above == 8 * 109_000 + 290_000  # ours in the window when it was refused
+    # the same body again: no probe, the cut budget's wait
+    again = at + 0.1
+    slow, _ = b.binding(again, 290_000, False)
+    b.probe_after = 0.0
+    assert b.binding(again, 290_000, False)[0] < slow
