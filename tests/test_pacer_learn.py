@@ -1110,17 +1110,20 @@ def _cut_beside_a_writer() -> tuple[Budgets, float]:
 
 def test_a_long_wait_under_a_cut_budget_goes_when_the_level_refused_at_says_it_fits() -> None:
     """A body whose wait at the cut budget is long goes when the level the service refused
-    (1.09 MB of ours and the 290 KB body: 1.38 MB per 5 s) says it fits: ours over the
-    window and it within that level, through the bucket at that level's rate (0.85 s),
-    not the cut budget's window (1.4 s on main: the three oldest bodies leaving it). A probe: refused,
+    (1.09 MB of ours and the 290 KB body: 1.38 MB per 5 s) and the budget in effect
+    together say it fits (their middle: ours over the window and it within that level,
+    through the bucket at that level's rate, 1.01 s), not the cut budget's window (1.4 s on
+    main: the three oldest bodies leaving it). A probe: refused,
     it costs a 429 and the service's Retry-After; accepted, what went through is above the
     budget in effect, which climbs back to it fast."""
     b, now = _cut_beside_a_writer()
     wait, binds = b.binding(now, 290_000, False)
     assert binds is Limit.UPLOAD
-    # through the bucket at the level refused (276 KB/s, a tenth of it deep: 138 KB), the
-    # body 0.1 s after the last 109 KB one
-    assert wait == pytest.approx((109_000 + 290_000 - 138_000) / 276_000 - 0.1)
+    # through the bucket at the middle of the budget in effect and the level refused (a
+    # tenth of it deep), the body 0.1 s after the last 109 KB one
+    level = (b.learned_uploads.cap + 1_380_000) / 2
+    assert wait == pytest.approx((109_000 + 290_000 - 0.1 * level) / (level / 5) - 0.1)
+    assert wait < 0.75 * 1.4
     at = now + wait + 0.001
     assert step(b, at, 290_000, 0, None).kind is Kind.GO
     b.take(290_000)
@@ -1130,10 +1133,10 @@ def test_a_long_wait_under_a_cut_budget_goes_when_the_level_refused_at_says_it_f
 
 
 def test_a_probe_refused_cuts_nothing_and_waits_windows_before_the_next() -> None:
-    """The probe refused (the writer left less than the level refused at the first burst):
-    the budget in effect stays (the service refused more than it, not it), the level
-    refused is the new bound of the next probe, and none goes for two windows: the next
-    long wait is the cut budget's again."""
+    """The probe refused (the writer left less than the probe's level): the budget in
+    effect stays (the service refused more than it, not it), the level refused is the new
+    bound of the next probe, and none goes for two windows: the next long wait is the cut
+    budget's again."""
     b, now = _cut_beside_a_writer()
     at = now + b.binding(now, 290_000, False)[0]
     before = b.learned_uploads
@@ -1143,7 +1146,10 @@ def test_a_probe_refused_cuts_nothing_and_waits_windows_before_the_next() -> Non
     lim = b.learned_uploads
     assert (lim.cap, lim.cuts) == (before.cap, before.cuts)
     assert b.above == 8 * 109_000 + 290_000  # ours in the window when it was refused
-    # the same body again: no probe, the cut budget's wait
+    assert b.probe_after >= at + 0.1 + 0.6 + 2 * 5.0
+    # the same body again, even were the level higher: no probe for two windows, the cut
+    # budget's wait
+    b.above = 1_380_000
     again = at + 0.1
     slow, _ = b.binding(again, 290_000, False)
     b.probe_after = 0.0

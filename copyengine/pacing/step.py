@@ -122,6 +122,10 @@ TRIED_CLIMB = 0.6
 # goes when the level the service last refused at (``Budgets.above``) says it fits: a probe
 # (``Budgets._probe_wait``)
 PROBE_WAIT = 0.02
+# ... and when that level is at least this much above the budget in effect (a refused body
+# a few hundredths of the budget, the cut to what went through, says little), the probe going
+# at the middle of the two (halving what the service's answers leave open)
+PROBE_GAP = 0.1
 # ... and after a probe refused, no other for this many windows, doubled at each
 PROBE_BACKOFF = 2.0
 # upload windows: a body that has waited this long gets its room kept however long that room
@@ -423,7 +427,7 @@ class Budgets:
         lim = self.learned_uploads
         return (
             now >= self.probe_after
-            and self.above > lim.cap
+            and self.above > lim.cap * (1 + PROBE_GAP)
             and 0 < lim.period <= lim.window
             and self.evens(now)
         )
@@ -441,7 +445,8 @@ class Budgets:
         cuts nothing (``_probe_refused``). Accepted, what went through rises above the
         budget in effect, which climbs back to it fast (``learn.answered``'s ``proven``)."""
         lim = self.learned_uploads
-        self.learned_uploads = replace(lim, cap=min(self.above, lim.configured))
+        level = min((lim.cap + self.above) / 2, lim.configured)
+        self.learned_uploads = replace(lim, cap=level)
         try:
             return self._upload_wait(now, body_bytes, reserving, since)
         finally:
