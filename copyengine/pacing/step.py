@@ -44,6 +44,20 @@ leave a part at a time, ``LUMP``): no cut, and whole windows from then on (a sha
 is refused each time the writer catches up: 4.6-5.3% of 429s in ``learn_model``, against
 2.7-3.5% so).
 
+A cut to what one refusal let through can sit under what the service gives for the rest of
+the job (beside another writer, ``stricter`` at 1/10: 1.09 MB per 5 s where the writer left
+1.31, one second into the job, the last mailbox's large bodies one at a time at 83% of its
+rate), and the slow climb (``learn.answered``) takes tens of windows. The level the service
+refused at (ours over the window, in flight and the refused body: ``Budgets.above``) bounds
+what it gives from above; a body whose wait through the bucket is long goes when the middle
+of that level and the budget in effect says it fits (a probe, ``Budgets._probe_wait``).
+Accepted, what went through rises and the budget climbs back to it fast; refused, it costs
+one 429 and the service's Retry-After (the time until the body fits), cuts nothing, lowers
+the level, and no probe goes for two windows, then four, eight. (The emulator counts a
+refused body's request, not its bytes; were its bytes counted too, as the contract's
+"throttled calls still count against the limits" may mean, a refused probe would also cost
+its bytes over one window: one body per two windows at most.)
+
 A refusal that contradicts the short window the Retry-Afters showed takes the configured
 window for the service's only when the configured one is at most ``BELIEVED`` times what
 was shown; far longer (Exchange's documented 5 minutes against a service 60 times
