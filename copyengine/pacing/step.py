@@ -730,11 +730,14 @@ class Budgets:
     def _probe_refused(self, now: float, retry_after: float, body_bytes: int) -> bool:
         """An ``IncomingBytes`` 429 of a probe (``_probe_wait``): ours over the configured
         window, in flight and the refused body above the budget in effect, which the pacer
-        never sends beyond otherwise. The service gives less than that level, not less than
+        never sends beyond otherwise (but for bodies sent before a cut, refused in its
+        episode). The service gives less than that level, not less than
         the budget in effect: nothing is cut; the level is the new ``above``, and no other
         probe goes for ``PROBE_BACKOFF`` windows, twice that after each refused."""
         lim = self.learned_uploads
         if not (self.refused and lim.is_cut and 0 < lim.period <= lim.window):
+            return False
+        if now < lim.episode_until:  # sent at the budget before the cut, refused with it
             return False
         level = self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
         if level <= lim.cap * self.limits.margin + 1.0:
