@@ -1219,6 +1219,7 @@ def _beside_the_writer(seed: int) -> tuple[float, float]:
         refused += 1
         b.throttled(now, v.reason, v.retry_after, body)
         b.blocked_from, b.blocked_until = now, now + v.retry_after
+    assert svc.upload_bytes
     leaves = svc.upload_bytes * 0.5  # per 5 s
     went = sum(n for t, n in through if 20.0 <= t < 50.0) / 6
     return went / leaves, refused / sent
