@@ -183,3 +183,28 @@ async def test_folders_counted_empty_are_not_read(emu: Any, tmp_path: Path) -> N
         folders = len(stats.pairs[next(iter(stats.pairs))].folders)
         assert 0 < len(held) < folders
         assert calls.get("itemDelta", 0) == len(held), (calls, len(held), folders)
+
+
+async def test_a_folder_whose_count_the_service_omits_is_read(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder row without ``totalItemCount`` (contract §3 lists it, nothing says every row
+    carries it) is of unknown count, not empty: never skipped, so its items are copied (it
+    was taken for 0: every folder skipped at both sides, nothing copied, pass after pass,
+    the recount saying 0 too)."""
+    from copyengine.emulator import delta, resources
+
+    real = resources.folder_json
+
+    def without_count(ctx: Any, f: Any, select: Any) -> dict[str, Any]:
+        d = real(ctx, f, select)
+        d.pop("totalItemCount", None)
+        return d
+
+    monkeypatch.setattr(resources, "folder_json", without_count)
+    monkeypatch.setattr(delta, "folder_json", without_count)
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], extra=MIRROR))
+    for _ in range(2):
+        stats = await run_job(cfg)
+        assert stats.exit_code() == ExitCode.OK
+        assert_same(emu.state, ADELE, T_ADELE)

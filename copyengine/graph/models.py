@@ -38,7 +38,8 @@ class Folder:
     type: str
     well_known: str | None
     child_count: int
-    item_count: int
+    # ``totalItemCount``; None: the service did not say (never taken for empty)
+    item_count: int | None
     hidden: bool = False
 
     @classmethod
@@ -50,7 +51,7 @@ class Folder:
             type=_shared(d.get("type") or ""),
             well_known=_shared(d.get("wellKnownName")),
             child_count=int(d.get("childFolderCount") or 0),
-            item_count=int(d.get("totalItemCount") or 0),
+            item_count=None if d.get("totalItemCount") is None else int(d["totalItemCount"]),
             hidden=bool(d.get("isHidden", False)),
         )
 

@@ -50,7 +50,8 @@ class Backlog:
         for job in self.folders:
             if job.complete:
                 continue
-            if job.mode != "full" or job.stats.source_items < job.plan.source.folder.item_count:
+            count = job.plan.source.folder.item_count  # None: not known, nor what is left
+            if job.mode != "full" or count is None or job.stats.source_items < count:
                 return False
         self._all = True
         return True

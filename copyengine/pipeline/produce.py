@@ -210,7 +210,7 @@ class Producer:
             # copied before, not listed now: gone from this folder (moved or deleted)
             job.removed = [r for r in unseen.values() if _departed(r)]
             _seen_leaving(job)
-            if index is None and job.target.item_count:
+            if index is None and job.target.item_count != 0:  # (None: not known)
                 # nothing to decide at the source, but the target's copy holds items (as
                 # read this pass): a copy the target's user moved here is looked for too
                 index = await target_index(self.dst, self.dst_id, job.target.id)

@@ -121,6 +121,7 @@ async def _changed_since_listed(ctx: PairContext, done: list[Copied]) -> set[str
         except ServiceError as exc:  # not known: the next pass reads them again anyway
             ctx.log.warning("pass.recount_failed", error=exc.message)
             continue
+        # a count the service did not give (None) differs: read again
         ids |= {j.source_id for j, n in mine if j.source_id in now and now[j.source_id] != n}
     return ids
 
@@ -151,12 +152,17 @@ def _strays(jobs: list[FolderJob], first: bool, incremental: set[str]) -> list[i
             for job in jobs
             if job.complete
             and job.counted is not None
-            and (
-                job.counted != job.plan.source.folder.item_count
-                or (job.source_id in incremental and job.plan.source.folder.item_count > 0)
-            )
+            and _maybe_stray(job, job.source_id in incremental)
         ]
     return seen
+
+
+def _maybe_stray(job: FolderJob, incremental: bool) -> bool:
+    """``_strays``: a round from nothing that returned another number than the walk counted,
+    or any holding items in a pass that reads links; a count the service did not give
+    (``Folder.item_count`` None) says nothing, so it is taken as one."""
+    count = job.plan.source.folder.item_count
+    return count is None or job.counted != count or (incremental and count > 0)
 
 
 def _fewer_than_counted(jobs: list[FolderJob]) -> list[int]:
@@ -172,8 +178,13 @@ def _fewer_than_counted(jobs: list[FolderJob]) -> list[int]:
         for job in jobs
         if job.complete
         and job.listed is not None
-        and len(job.listed) < job.plan.source.folder.item_count
+        and _fewer(len(job.listed), job.plan.source.folder.item_count)
     ]
+
+
+def _fewer(listed: int, count: int | None) -> bool:
+    """Fewer listed than the walk counted; a count not given (None) may hide one."""
+    return count is None or listed < count
 
 
 async def _unseen_departures(
