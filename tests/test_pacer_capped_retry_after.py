@@ -22,7 +22,7 @@ from benchmarks.learn_model import sizes
 from copyengine.emulator.throttle import Limits, Throttle
 from copyengine.pacing.pacer import MailboxPacer
 from copyengine.pacing.policy import PacerLimits
-from copyengine.pacing.step import Kind, step
+from copyengine.pacing.step import INCOMING_BYTES, Budgets, Kind, step
 
 SERVICE_BYTES, SERVICE_WINDOW = 200_000, 5.0  # cut-short's exchange-fast: 1/13 of the job's
 SLOTS, SECONDS = 4, 20.0  # the cut-short case's in flight, its first run's stop
@@ -120,3 +120,13 @@ def test_a_first_run_stopped_early_ends_near_what_the_service_gives(cap: float) 
         assert up.cuts >= 1  # refused: the service gives far less than [limits]
         rates.append(up.cap / up.period / (SERVICE_BYTES / SERVICE_WINDOW))
     assert statistics.quantiles(rates, n=4)[0] >= 0.65, sorted(rates)
+
+
+def test_an_upload_refusal_of_a_limit_with_no_window_is_taken() -> None:
+    """``Learned.period`` 0 is a limit without a window (``learn.Learned``): an
+    ``IncomingBytes`` 429 there is learned as on main, not a ``ZeroDivisionError`` out of
+    ``Budgets._own_rate`` (a rate over a window it does not have) in the transport's
+    ``on_throttled``."""
+    b = Budgets(PacerLimits(upload_window=0.0))
+    b.throttled(1.0, INCOMING_BYTES, 5.0, 1_000)
+    assert b.learned_uploads.episode_until == 6.0

@@ -910,7 +910,10 @@ class Budgets:
         the configured window, where the window tried was not believed, down to 1/230 in
         ``tests/test_pacer_capped_retry_after.py``). Beside another writer holding the room,
         the case the contradiction is for, the refusals came with nothing of ours let
-        through over the window shown or with about what was (``OWN``)."""
+        through over the window shown or with about what was (``OWN``). A limit with no
+        window (``period`` 0) has no rate over one: never."""
+        if lim.period <= 0:
+            return False
         shown = lim.shown or lim.window
         let = lim.proven * shown / lim.period
         return 0 < OWN * let < ours + body_bytes
