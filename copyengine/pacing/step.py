@@ -562,9 +562,11 @@ class Budgets:
         (it has waited ``reserve_after`` and its room comes back within ``reserve_after``,
         or it needs the whole budget, or it is overdue), never longer than ``reserve_after``
         times ``LOOK_AGAIN``; at a cut budget's even rate (``evens``), where the body that
-        has waited longest reserves at once, every ``reserve_after`` as before. Every ``reserve_after`` was 5 naps per wait in ``fleet``,
-        each a timer and a step for nothing: a wait shortened meanwhile (a budget climbing,
-        room given back) is seen at the next look."""
+        has waited longest reserves at once, every ``reserve_after`` as before. Every
+        ``reserve_after`` was 5 naps per wait in ``fleet``, each a timer and a step for
+        nothing: a wait shortened meanwhile (a budget climbing, room given back) is seen at
+        the next look, up to ``LOOK_AGAIN`` ``reserve_after`` later (nothing wakes a sleeping
+        body: 120 s at the default 300 s window, where it was 30 s)."""
         ra = self.reserve_after
         if self.evens(now):  # the next oldest reserves as soon as the one ahead goes
             return ra
