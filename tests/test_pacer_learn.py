@@ -1157,6 +1157,21 @@ def test_a_probe_refused_cuts_nothing_and_waits_windows_before_the_next() -> Non
     assert b.binding(again, 290_000, False)[0] < slow
 
 
+def test_a_new_cut_starts_the_probes_back_off_again() -> None:
+    """Each probe refused doubles the windows before the next (2, 4, 8...): without a reset
+    five refused in a long job put the next 64 windows off (review7). A refusal that cuts
+    (ours under the budget in effect when the writer took more) sets a new level refused at,
+    and the back-off starts again from two windows."""
+    b, _ = _cut_beside_a_writer()
+    b.probes_refused = 5
+    b.take(60_000)
+    b.release(12.0, 60_000)
+    b.throttled(12.0, "IncomingBytes", 0.5, 60_000)  # 823 KB of ours in the window: a cut
+    assert b.learned_uploads.cuts == 2
+    assert b.above == 7 * 109_000 + 60_000
+    assert b.probes_refused == 0
+
+
 def _beside_the_writer(seed: int) -> tuple[float, float]:
     """(what went through over windows 4 to 10 as a share of what the writer leaves, the
     429 share) of a mailbox in ``tail``'s trace (``stricter`` at 1/10 beside the other writer) against the

@@ -207,11 +207,13 @@ async def test_a_body_that_waited_for_room_gets_it_reserved_against_later_smalle
     t0 = clock.now
     assert pacer.budgets.delay(t0, 80) == 0.0 and pacer.upload_room() == 100
     async with pacer.slot(500):
-        # it waited on the budget, re-checking each second; its room kept only once it came
-        # back within a second (kept from the first second on, the 100 free sat idle 9 s)
+        # it waited on the budget, looking again once its room may come back within a
+        # second (``reserve_after``), at most 4 s later (``Budgets.look_again``); its room
+        # kept only once it came back within a second (kept from the first second on, the
+        # 100 free sat idle 9 s)
         assert clock.now - t0 == pytest.approx(10.0)
-        assert clock.sleeps == [pytest.approx(1.0)] * 10
-        assert kept == [0] * 9 + [500]
+        assert clock.sleeps == [pytest.approx(s) for s in (4.0, 4.0, 1.0, 1.0)]
+        assert kept == [0, 0, 0, 500]
     assert pacer.budgets.reserved == 0  # its room is now the body's own, then back in the window
 
     # while a body holds a reservation, smaller ones go beside it, and in its room only when

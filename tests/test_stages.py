@@ -81,14 +81,16 @@ async def test_every_item_is_copied_once(tmp_path: Path) -> None:
 
 async def test_a_target_folder_is_read_only_for_a_source_folder_with_items(tmp_path: Path) -> None:
     """The target's copy of a folder is listed (to reconcile by search key) only once its
-    source folder has an item to decide: the empty Sent Items costs no request."""
+    source folder has an item to decide: the empty Sent Items costs no request (nor does
+    its source side: counted empty at both sides, it is not read, ``docs/passes.md``)."""
     api = _api()  # items in Inbox and Archive; Sent Items empty
     stats = await _run(api, tmp_path)
     assert stats.total("copied") == 27
-    # the three source folders, then the target's Inbox and Archive (not its Sent Items)
-    assert api.calls["list_items"] == 3 + 2
+    # the two source folders with items, then the target's Inbox and Archive (not its Sent
+    # Items)
+    assert api.calls["list_items"] == 2 + 2
     full = await _run(api, tmp_path, kind=PassKind.FULL)
-    assert full.total("already_present") == 27 and api.calls["list_items"] == 2 * (3 + 2)
+    assert full.total("already_present") == 27 and api.calls["list_items"] == 2 * (2 + 2)
 
 
 async def test_an_import_applied_but_unanswered_is_settled_not_resent(tmp_path: Path) -> None:

@@ -756,6 +756,7 @@ class Budgets:
             return
         if 0 < lim.period <= lim.window:  # the level refused at: where a probe may reach
             self.above = self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
+            self.probes_refused = 0  # a new level: the probes' back-off starts again
         self.learned_uploads = _learn(
             lim,
             self.uploads,
