@@ -114,40 +114,33 @@ async def test_moves_into_folders_counted_empty(tmp_path: Path, seed: int, delet
     assert all(p.live_removed == [] for p in h.passes), h.text()
 
 
+def _into_empty(moved: str) -> list[Any]:
+    """A folder made empty in a first pass; in the next, an item of ``moved`` (a folder)
+    moved into it during the round of /Sent Items."""
+    return [
+        ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "Empty"}]),
+        ("pass", "delta"),
+        (
+            "trigger",
+            {
+                "calls": ["itemDelta"],
+                "folder": "@/Sent Items",
+                "after": 1,
+                "ops": [{"op": "move", "id": f"#{moved}", "to": "@/Inbox/Empty"}],
+            },
+        ),
+        ("pass", "delta"),
+    ]
+
+
 # an item with a record moved during a pass into a folder the walk counted empty (not read),
 # timed to the round of the folder it leaves: that round shows it leaving, the first reading
 # again must read the empty folder from nothing (the move found), else a deletion
-INTO_EMPTY_SEEN_LEAVING = [
-    ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "Empty"}]),
-    ("pass", "delta"),
-    (
-        "trigger",
-        {
-            "calls": ["itemDelta"],
-            "folder": "@/Sent Items",
-            "after": 1,
-            "ops": [{"op": "move", "id": "#/Sent Items", "to": "@/Inbox/Empty"}],
-        },
-    ),
-    ("pass", "delta"),
-]
+INTO_EMPTY_SEEN_LEAVING = _into_empty("/Sent Items")
 # the same timed to a folder read after the one it leaves: no round shows it leaving; the
 # empty folder's count changed since the walk, it is read, the arrival's search key names
 # a record no round saw leave: the folders read before are read again (else two copies)
-INTO_EMPTY_UNSEEN = [
-    ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "Empty"}]),
-    ("pass", "delta"),
-    (
-        "trigger",
-        {
-            "calls": ["itemDelta"],
-            "folder": "@/Sent Items",
-            "after": 1,
-            "ops": [{"op": "move", "id": "#/Inbox", "to": "@/Inbox/Empty"}],
-        },
-    ),
-    ("pass", "delta"),
-]
+INTO_EMPTY_UNSEEN = _into_empty("/Inbox")
 
 
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])

@@ -961,12 +961,7 @@ def test_a_refusal_over_the_window_tried_is_a_small_step() -> None:
     is, not a cut to 90% of what was in the window."""
     b = _refused_under_a_far_shorter_window()
     cap = b.learned_uploads.cap
-    for k in range(4):
-        b.take(1000)
-        b.release(7.6 + 0.1 * k, 1000)
-    b.take(500)
-    b.release(8.0, 500)
-    b.throttled(8.0, "IncomingBytes", 0.5, 500)
+    refused_burst(b, n=4, refused=500, at=8.0, retry_after=0.5, start=7.6, every=0.1)
     lim = b.learned_uploads
     assert lim.window == 7.0
     assert lim.cap == pytest.approx(0.97 * cap)
@@ -1092,12 +1087,7 @@ def _cut_beside_a_writer() -> tuple[Budgets, float]:
     5.6 s on (the burst out of the window) it sends at that budget's even rate, a 109 KB
     body every 0.5 s, one window of it. (The budgets, and the time a 290 KB body then asks.)"""
     b = Budgets(PacerLimits(upload_bytes=13_100_000, upload_window=5.0, window_slack=0.0))
-    for k in range(10):
-        b.take(109_000)
-        b.release(0.1 + 0.05 * k, 109_000)
-    b.take(290_000)
-    b.release(0.7, 290_000)
-    b.throttled(0.7, "IncomingBytes", 4.3, 290_000)
+    refused_burst(b, n=10, size=109_000, refused=290_000, at=0.7, retry_after=4.3)
     b.blocked_until = 5.0
     assert b.learned_uploads.cap == pytest.approx(1_090_000)
     t = 5.6
