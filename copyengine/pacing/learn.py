@@ -120,6 +120,11 @@ class Learned:
     def is_cut(self) -> bool:
         return self.cap < self.configured
 
+    @property
+    def over_configured(self) -> bool:
+        """Kept over the configured window (not a shorter one the service showed)."""
+        return 0 < self.period <= self.window
+
 
 def window_after(
     lim: Learned,

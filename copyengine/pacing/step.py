@@ -324,7 +324,7 @@ class Budgets:
         writer has shown: ``plan`` shapes it as the configured one (the module's
         docstring)."""
         lim = self.learned_uploads
-        return lim.is_cut and 0 < lim.period <= lim.window and not self.shared
+        return lim.is_cut and lim.over_configured and not self.shared
 
     def _on_tried(self) -> bool:
         """The upload budget is kept over the window tried in place of the configured one
@@ -449,7 +449,7 @@ class Budgets:
         return (
             now >= self.probe_after
             and self.above > lim.cap * (1 + PROBE_GAP)
-            and 0 < lim.period <= lim.window
+            and lim.over_configured
             and self.evens(now)
         )
 
@@ -754,8 +754,8 @@ class Budgets:
             return
         if self._on_tried() and self._tried_step(lim, now, retry_after, body_bytes):
             return
-        if 0 < lim.period <= lim.window:  # the level refused at: where a probe may reach
-            self.above = self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
+        if lim.over_configured:  # the level refused at: where a probe may reach
+            self.above = self._refused_level(lim, now, body_bytes)
             self.probes_refused = 0  # a new level: the probes' back-off starts again
         self.learned_uploads = _learn(
             lim,
@@ -769,6 +769,11 @@ class Budgets:
             through=True,
         )
 
+    def _refused_level(self, lim: Learned, now: float, body_bytes: int) -> float:
+        """The level an upload of ``body_bytes`` was refused at: ours over the configured
+        window, in flight, and the refused body."""
+        return self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
+
     def _probe_refused(self, now: float, retry_after: float, body_bytes: int) -> bool:
         """An ``IncomingBytes`` 429 of a probe (``_probe_wait``): ours over the configured
         window, in flight and the refused body above the budget in effect, which the pacer
@@ -777,11 +782,11 @@ class Budgets:
         the budget in effect: nothing is cut; the level is the new ``above``, and no other
         probe goes for ``PROBE_BACKOFF`` windows, twice that after each refused."""
         lim = self.learned_uploads
-        if not (self.refused and lim.is_cut and 0 < lim.period <= lim.window):
+        if not (self.refused and lim.is_cut and lim.over_configured):
             return False
         if now < lim.episode_until:  # sent at the budget before the cut, refused with it
             return False
-        level = self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
+        level = self._refused_level(lim, now, body_bytes)
         if level <= lim.cap * self.limits.margin + 1.0:
             return False
         self.above = min(self.above, level)
