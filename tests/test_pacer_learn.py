@@ -1241,3 +1241,44 @@ def test_a_cut_under_what_the_writer_leaves_is_probed_back() -> None:
     runs = [_beside_the_writer(seed) for seed in range(8)]
     assert statistics.mean(r for r, _ in runs) >= 0.82, runs
     assert max(q for _, q in runs) < 0.05
+
+
+def _short_by_a_grain(outside: int, at: float, retry_after: float, body: int) -> Learned:
+    """The demo job under Exchange's documented ``[limits]`` against the x60 service (5 s
+    windows): a budget at 0.626 of ``[limits]`` kept over the 4.8 s window the Retry-Afters
+    showed, ours sent for 44 s, ``outside`` bytes of it ``at`` seconds ago (just older than
+    4.8 s) and none since; a body refused ``retry_after`` before room comes back."""
+    mb = 1024 * 1024
+    b = Budgets(PacerLimits(upload_bytes=150 * mb, upload_window=300.0))
+    lim = b.learned_uploads
+    b.learned_uploads = replace(
+        lim, cap=0.626 * lim.configured, window=4.8, shown=4.8, longest_ask=4.75, cuts=2
+    )
+    now = 1000.0
+    for k in range(40):  # ours over the last 44 s, 9 MB, a window's room at a time
+        b.take(230_000)
+        b.release(now - 44.0 + k, 230_000)
+    b.take(outside)
+    b.release(now - at, outside)
+    b.take(body)
+    b.release(now, body)  # answered (a 429): the pacer's slot gives it back first
+    b.throttled(now, "IncomingBytes", retry_after, body)
+    return b.learned_uploads
+
+
+def test_a_refusal_our_own_bytes_just_older_than_the_window_explain_widens_it_a_little() -> None:
+    """The demo job, the issue's own case: a body sent as the 4.8 s window the pacer learned
+    emptied is refused for our bytes still in the service's 5 s, room back in 0.12 s. Taken
+    for a window far longer than shown, the budget was cut to what went through over the
+    configured 300 s: 6% of ``[limits]`` where the service gave all of it, for the rest of
+    the job. Explained by our bytes 4.9 s old, the window is widened to what the Retry-After
+    shows (about 5 s) and nothing is cut; with those bytes 9 s old (further than half again
+    the window shown), the refusal still contradicts the window shown."""
+    lim = _short_by_a_grain(1_400_000, 4.9, 0.12, 1_165_473)
+    assert lim.share == pytest.approx(0.626)
+    assert 4.9 < lim.window == lim.shown <= 4.8 * 1.5
+    assert lim.window == pytest.approx(4.9 + 0.12, abs=0.35)  # our window's grain: 0.3 s
+    far = _short_by_a_grain(1_400_000, 9.0, 0.12, 1_165_473)
+    assert far.window != pytest.approx(4.9 + 0.12, abs=0.35)  # not widened a little
+    small = _short_by_a_grain(10_000, 4.9, 0.12, 20_000)  # well under the budget: contradicted
+    assert small.window > 7.2 or small.share < 0.626
