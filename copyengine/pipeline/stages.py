@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -217,6 +218,11 @@ class Stages:
         for e, r in zip(batch, results, strict=True):
             if r.ok:
                 e.data = r.data
+                if r.change_key and r.change_key != e.item.change_key:
+                    # changed between the listing and the export: the version exported is
+                    # the one the copy holds, and the one its record says (a sign-off
+                    # otherwise named the current copy stale, and the next pass updated it)
+                    e.item = replace(e.item, change_key=r.change_key)
                 ok.append(e)
                 if self.backlog is not None:
                     self.backlog.exported(e)
