@@ -6,6 +6,7 @@ operator), never one for another. The pacer's account tells the first two apart.
 from __future__ import annotations
 
 import dataclasses
+import time
 from typing import Any
 
 import anyio
@@ -102,6 +103,17 @@ def test_the_job_eta_is_projected_from_pairs_done_while_most_are_not_listed() ->
     lim = Limits(pairs_in_parallel=4)
     # 9 left, 4 at once: 3 rounds of the mean pair (20 s)
     assert "ETA ~60s (projected from 3 pairs done)" in job_line(stats, lim)
+    # one of them running for 15 s: it ends in the 5 s the mean leaves it, the other 8 in
+    # two rounds after it
+    now = time.monotonic()
+    running = stats.pairs["s3->t3"]
+    running.status, running.started = PairStatus.RUNNING, now - 15.0
+    line = job_line(stats, lim)
+    assert "ETA ~45s (projected from 3 pairs done)" in line, line
+    # running longer than the mean: the projection would stand still, so it says so
+    running.started = now - 25.0
+    line = job_line(stats, lim)
+    assert "ETA unknown (1 running longer than the 20s each of those done took)" in line, line
     stats.pairs["s0->t0"].status = PairStatus.FAILED  # a failed pair's time says nothing
     assert "ETA after listing" in job_line(stats, lim)
 
