@@ -109,7 +109,6 @@ def _run(
     known: bool,
     largest: int,
     seeded: float | None,
-    wake: bool = True,
 ) -> Run:
     svc = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
     assert svc.upload_bytes and svc.requests
@@ -143,14 +142,9 @@ def _run(
     answered: list[int] = []
     trace: list[str] = []
 
-    asks: dict[int, int] = {}  # per slot, its latest ask: an earlier one was woken early
-    napping: set[int] = set()  # slots asleep on a budget or a Retry-After
-
     def push(t: float, what: str, slot: int, reason: str | None = None, ra: float = 0.0) -> None:
         nonlocal order
         order += 1
-        if what == "ask":
-            asks[slot] = order
         heapq.heappush(events, (t, order, what, slot, reason, ra))
 
     clock = [0.0]
@@ -178,12 +172,9 @@ def _run(
     for _ in range(MAX_EVENTS):
         if not events:
             break
-        now, n, what, k, reason, ra = heapq.heappop(events)
+        now, _, what, k, reason, ra = heapq.heappop(events)
         clock[0] = now
-        if what == "ask" and asks.get(k) != n:
-            continue  # woken before its nap ended (``MailboxPacer._throttled``)
         if what == "ask":
-            napping.discard(k)
             if k not in work:
                 if not queue and not ready.pool:
                     continue
@@ -212,7 +203,6 @@ def _run(
                 work[k] = (item, reserved, now if since is None else since)
                 if d.kind is Kind.SLEEP:
                     push(now + d.wait, "ask", k)
-                    napping.add(k)
                 else:
                     parked.append(k)
             continue
@@ -233,11 +223,6 @@ def _run(
             if now >= b.blocked_until:
                 b.blocked_from = now
             b.blocked_until = max(b.blocked_until, now + ra)
-            if wake and reason != "MailboxConcurrency":
-                # the bodies napping on a budget look again (``MailboxPacer._throttled``)
-                for j in sorted(napping):
-                    push(now, "ask", j)
-                napping.clear()
             lim = b.learned_uploads
             budget, over = lim.in_window()
             trace.append(

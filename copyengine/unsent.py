@@ -50,27 +50,22 @@ class Hold:
         """A wait that a drain ends (``cancelled_caught`` then says so)."""
         return Waiting(self)
 
-    async def nap(self, seconds: float, among: set[asyncio.Future[None]] | None = None) -> bool:
+    async def nap(self, seconds: float) -> bool:
         """Sleep ``seconds`` on asyncio's loop unless a drain ends it first (False then):
         ``asyncio.sleep``'s own future and timer, which the drain resolves, with no cancel
         scope (a pacer naps each time a request waits on a budget, thousands of times a
-        second in a large fleet). ``among``: the naps ``wake`` may also end early (the
-        pacer's, once a 429 changes what they wait for)."""
+        second in a large fleet)."""
         if self.draining:
             return False
         loop = asyncio.get_running_loop()
         nap: asyncio.Future[None] = loop.create_future()
         timer = loop.call_later(seconds, _woken, nap)
         self._naps.add(nap)
-        if among is not None:
-            among.add(nap)
         try:
             await nap
         finally:
             timer.cancel()
             self._naps.discard(nap)
-            if among is not None:
-                among.discard(nap)
         return not self.draining
 
     def _count(self, n: int) -> None:
@@ -95,12 +90,6 @@ class Hold:
 def _woken(nap: asyncio.Future[None]) -> None:
     if not nap.done():
         nap.set_result(None)
-
-
-def wake(naps: set[asyncio.Future[None]]) -> None:
-    """End every nap in ``naps`` now (``Hold.nap``'s ``among``): each looks again."""
-    for nap in list(naps):
-        _woken(nap)
 
 
 class Waiting:

@@ -60,8 +60,6 @@ class MailboxPacer:
         # wakes one of them (all would wake for one to win)
         self._slot_free = Turns()
         self._capped = False  # a Retry-After over the cap has been logged
-        self._napping: set[asyncio.Future[None]] = set()  # ended by a 429 (``_throttled``)
-        self._woken = 0  # ... how many times
         self._trail = Trail(key)  # the log's lines on the budgets in effect
         self.account = MailboxAccount(
             Activity(b.requests, lim.requests, lim.request_window, lim.concurrency),
@@ -81,7 +79,12 @@ class MailboxPacer:
         included; None: not known yet) when the pacer shapes the upload window
         (``shape``); the call returned stops reading it."""
         self._backlogs.append(backlog)
-        return lambda: self._backlogs.remove(backlog) if backlog in self._backlogs else None
+
+        def stop() -> None:
+            if backlog in self._backlogs:
+                self._backlogs.remove(backlog)
+
+        return stop
 
     def remaining(self) -> float | None:
         """The bytes still to upload here, by every pair that told (None: not known)."""
@@ -189,13 +192,11 @@ class MailboxPacer:
 
     async def _throttle_sleep(self, wait: float, service: bool, hold: unsent.Hold) -> None:
         """Sleep ``wait`` seconds, or until a drain ends it (asyncio's sleep: ``Hold.nap``)."""
-        acct, woken, start = self.account, self._woken, self._clock()
-        acct.wait_began(start, service)
+        acct = self.account
+        acct.wait_began(self._clock(), service)
         try:
             if self._sleep is asyncio.sleep:
-                slept = await hold.nap(wait, self._napping)
-                if self._woken != woken:  # ended early (``_throttled``): what it slept
-                    wait = min(wait, max(0.0, self._clock() - start))
+                slept = await hold.nap(wait)
             else:
                 with hold.waiting() as scope:
                     await self._sleep(wait)
@@ -208,11 +209,15 @@ class MailboxPacer:
     def on_success(self, body_bytes: int = 0) -> None:
         """An answer that was not a 429: the budgets in effect creep back up."""
         b = self.budgets
-        before = (b.learned_requests, b.learned_uploads, b.learned_slots)
+        requests, uploads, slots = b.learned_requests, b.learned_uploads, b.learned_slots
         now = self._clock()
         self.account.succeeded()
         b.answered(body_bytes, now)
-        if before != (b.learned_requests, b.learned_uploads, b.learned_slots):
+        if (
+            requests is not b.learned_requests
+            or uploads is not b.learned_uploads
+            or slots is not b.learned_slots
+        ):
             self._budget_changed(now)
         self._trail.answered(b.learned)
 
@@ -253,9 +258,6 @@ class MailboxPacer:
         if now >= b.blocked_until:
             b.blocked_from = now
         b.blocked_until = max(b.blocked_until, now + wait)
-        # the napping bodies look again: a nap planned before it slept past the Retry-After
-        self._woken += 1
-        unsent.wake(self._napping)
 
     def refused_alone(self) -> tuple[float, float] | None:
         """After an ``IncomingBytes`` 429: (``Budgets.alone_window`` now, now); None when
