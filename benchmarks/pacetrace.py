@@ -389,13 +389,57 @@ def report(folder: Path) -> None:
             )
 
 
+def refusals(folder: Path, after: float = 6.0, scale: float = 60.0) -> None:
+    """Per trace file: each upload refused (``IncomingBytes`` and the like) ``after`` seconds
+    or more into the run, against its Retry-After: how long until the mailbox sent its next
+    body, and until the refused body itself went again (retried afresh, it waits behind the
+    bodies waiting before it); in service seconds (``scale``: the emulator's time scale).
+    Issue 26, ``stricter`` beside the other writer: a Retry-After of 7 service s (median),
+    the next body 26 s after it, the refused body 122 s."""
+    for f in sorted(folder.glob("*.json")):
+        d = json.loads(f.read_text())
+        asked: list[float] = []
+        nxt: list[float] = []
+        own: list[float] = []
+        for key, caps in d["caps"].items():
+            mine = sorted((u[1], u[3]) for u in d["uploads"].get(key, []) if u[1] is not None)
+            sent = [s for s, _ in mine]
+            for c in caps:
+                t = c[0]
+                if c[1] == "answered" or t < after:
+                    continue
+                asked.append(c[2] * scale)
+                later = [s for s in sent if s > t + 1e-4]
+                if later:
+                    nxt.append((later[0] - t) * scale)
+                again = [s for s, n in mine if s > t + 1e-4 and n == c[3]]
+                if again:
+                    own.append((again[0] - t) * scale)
+        if not asked:
+            print(f"{f.name}: no upload refused after {after:g} s")
+            continue
+        med = statistics.median
+        print(
+            f"{f.name}: {len(asked)} refused after {after:g} s; Retry-After median "
+            f"{med(asked):.1f} s (max {max(asked):.1f}); the mailbox's next body median "
+            f"{med(nxt) if nxt else 0:.0f} s ({min(nxt, default=0):.0f}-{max(nxt, default=0):.0f}); "
+            f"the refused body again median {med(own) if own else 0:.0f} s (service s)"
+        )
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["report"]:
         report(Path(args[1]))
         return
+    if args[:1] == ["refusals"]:
+        refusals(Path(args[1]))
+        return
     if args[:1] != ["-m"]:
-        raise SystemExit("usage: python -m benchmarks.pacetrace -m copyengine run JOB | report DIR")
+        raise SystemExit(
+            "usage: python -m benchmarks.pacetrace -m copyengine run JOB | report DIR"
+            " | refusals DIR"
+        )
     # run as a script (``python /path/to/pacetrace.py -m``, for a ``--base`` engine run from
     # its own worktree): that worktree's engine, not this one's
     sys.path.insert(0, os.getcwd())
