@@ -65,6 +65,14 @@ class Run:
     # configured rate is the lower, ``ratio / 60`` of the service's, and a budget learned
     # over a shorter window than configured is kept at most at that rate, ``learn``)
     allowed: float = 0.0
+    # requests sent and refused (a job's: its mailboxes' together, as ``stricter`` counts
+    # the job's 429 share; its ``share_429`` is the largest of a mailbox's)
+    sent: int = 0
+    refused: int = 0
+
+    @property
+    def pooled_429(self) -> float:
+        return self.refused / self.sent if self.sent else 0.0
 
 
 def sizes(n: int, seed: int, largest: int = 200_000) -> list[int]:
@@ -251,6 +259,8 @@ def _run(
         done=done,
         bodies=answered,
         rate=room / svc.upload_window,
+        sent=sent,
+        refused=refused,
         # (the configured rate the lower: a sliding window lets a client beat a rate bound)
         allowed=(max(bound, configured) if ratio / w < 1 / svc.upload_window else bound) / took
         if took
@@ -288,6 +298,8 @@ def job(runs: list[Run]) -> Run:
         engine_left=worst.left if worst else 0,
         mid_s=mid * TIME_SCALE,
         allowed=allowed / took if took else 0.0,
+        sent=sum(r.sent for r in runs),
+        refused=sum(r.refused for r in runs),
     )
 
 
