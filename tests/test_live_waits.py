@@ -6,6 +6,8 @@ operator), never one for another. The pacer's account tells the first two apart.
 from __future__ import annotations
 
 import dataclasses
+import random
+import statistics
 import time
 from typing import Any
 
@@ -103,17 +105,21 @@ def test_the_job_eta_is_projected_from_pairs_done_while_most_are_not_listed() ->
     lim = Limits(pairs_in_parallel=4)
     # 9 left, 4 at once: 3 rounds of the mean pair (20 s)
     assert "ETA ~60s (projected from 3 pairs done)" in job_line(stats, lim)
-    # one of them running for 15 s: it ends in the 5 s the mean leaves it, the other 8 in
-    # two rounds after it
+    # one of them running for 15 s: it ends in the 10 s the pairs done that took longer (20
+    # and 30 s) leave it on average, the other 8 in two rounds after it
     now = time.monotonic()
     running = stats.pairs["s3->t3"]
     running.status, running.started = PairStatus.RUNNING, now - 15.0
     line = job_line(stats, lim)
-    assert "ETA ~45s (projected from 3 pairs done)" in line, line
-    # running longer than the mean: the projection would stand still, so it says so
+    assert "ETA ~50s (projected from 3 pairs done)" in line, line
+    # past the mean, not the longest: the 5 s the 30 s pair leaves it
     running.started = now - 25.0
     line = job_line(stats, lim)
-    assert "ETA unknown (1 running longer than the 20s each of those done took)" in line, line
+    assert "ETA ~45s (projected from 3 pairs done)" in line, line
+    # running longer than any pair done: the projection would stand still, so it says so
+    running.started = now - 35.0
+    line = job_line(stats, lim)
+    assert "ETA unknown (1 running past the 30s the longest pair done took)" in line, line
     stats.pairs["s0->t0"].status = PairStatus.FAILED  # a failed pair's time says nothing
     assert "ETA after listing" in job_line(stats, lim)
 
@@ -137,3 +143,52 @@ def test_the_live_line_says_which_budget_a_pair_paces_on() -> None:
     line = job_line(stats)
     assert "1 pacing on our own budget ([limits])" in line, line
     assert "1 pacing on the budget the service's 429s left" in line, line
+
+
+def test_the_projected_eta_of_a_fleet_of_mixed_mailboxes_is_mostly_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 pairs, 8 at once, each taking 60 s times a lognormal(0, 0.3) (seeded): sampled
+    400 times through the job, the projection says unknown at most a tenth of the time and
+    is within a tenth of the time truly left (median). Said unknown whenever a running pair
+    had run longer than the mean of those done, it was unknown 60-70% of the time (99% at a
+    spread of 1.0), while 8 running pairs nearly always held one past the mean."""
+    from copyengine.config import Limits
+    from copyengine.console import live
+
+    clock = [0.0]
+    monkeypatch.setattr("copyengine.report.time.monotonic", lambda: clock[0])
+    for seed in range(3):
+        rng = random.Random(seed)
+        n, at_once = 300, 8
+        took = [60.0 * rng.lognormvariate(0.0, 0.3) for _ in range(n)]
+        start, end, free = [0.0] * n, [0.0] * n, [0.0] * at_once
+        for i in range(n):  # in order, each as the first slot frees
+            k = min(range(at_once), key=free.__getitem__)
+            start[i], end[i] = free[k], free[k] + took[i]
+            free[k] = end[i]
+        total = max(end)
+        pairs = [PairStats(f"s{i}", f"t{i}") for i in range(n)]
+        lim = Limits(pairs_in_parallel=at_once)
+        said, unknown, errors = 0, 0, []
+        for step in range(400):
+            clock[0] = t = total * step / 400
+            for i, p in enumerate(pairs):
+                if t >= end[i]:
+                    p.status, p.started, p.finished = PairStatus.DONE, start[i], end[i]
+                elif t >= start[i]:
+                    p.status, p.started, p.finished = PairStatus.RUNNING, start[i], None
+                else:
+                    p.status, p.started, p.finished = PairStatus.PENDING, None, None
+            out = live._projected(pairs, lim)
+            if out == "after listing":
+                continue
+            said += 1
+            if out.startswith("unknown"):
+                unknown += 1
+                continue
+            eta = float(out[1:].split("s", 1)[0].replace(",", ""))
+            errors.append(abs(eta - (total - t)) / (total - t))
+        assert said > 300, said
+        assert unknown <= said / 10, (seed, unknown, said)
+        assert statistics.median(errors) < 0.1, (seed, statistics.median(errors))
