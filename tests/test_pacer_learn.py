@@ -1249,11 +1249,14 @@ def test_a_cut_under_what_the_writer_leaves_is_probed_back() -> None:
     assert max(q for _, q in runs) < 0.05
 
 
-def _short_by_a_grain(outside: int, at: float, retry_after: float, body: int) -> Learned:
+def _short_by_a_grain(
+    outside: int, at: float, retry_after: float, body: int, inside: int = 0
+) -> Learned:
     """The demo job under Exchange's documented ``[limits]`` against the x60 service (5 s
     windows): a budget at 0.626 of ``[limits]`` kept over the 4.8 s window the Retry-Afters
     showed, ours sent for 44 s, ``outside`` bytes of it ``at`` seconds ago (just older than
-    4.8 s) and none since; a body refused ``retry_after`` before room comes back."""
+    4.8 s) and ``inside`` a second ago; a body refused ``retry_after`` before room comes
+    back."""
     mb = 1024 * 1024
     b = Budgets(PacerLimits(upload_bytes=150 * mb, upload_window=300.0))
     lim = b.learned_uploads
@@ -1266,6 +1269,9 @@ def _short_by_a_grain(outside: int, at: float, retry_after: float, body: int) ->
         b.release(now - 44.0 + k, 230_000)
     b.take(outside)
     b.release(now - at, outside)
+    if inside:
+        b.take(inside)
+        b.release(now - 1.0, inside)
     b.take(body)
     b.release(now, body)  # answered (a 429): the pacer's slot gives it back first
     b.throttled(now, "IncomingBytes", retry_after, body)
@@ -1288,3 +1294,14 @@ def test_a_refusal_our_own_bytes_just_older_than_the_window_explain_widens_it_a_
     assert far.window != pytest.approx(4.9 + 0.12, abs=0.35)  # not widened a little
     small = _short_by_a_grain(10_000, 4.9, 0.12, 20_000)  # well under the budget: contradicted
     assert small.window > 7.2 or small.share < 0.626
+
+
+def test_a_refusal_just_older_bytes_explain_with_ours_in_the_window_shown_is_one_step() -> None:
+    """As above, with ours in the window shown at least its body (and under half the budget
+    over it: ``_under_shown``): the window is widened a little as well, and the refusal is
+    then one over it like any other, a step of the budget (our bytes over the service's
+    window, 2 MB, were over the 1.65 MB the budget in effect gives it), not a cut to what
+    went through over the configured window (7% of ``[limits]`` without ``_just_older``)."""
+    lim = _short_by_a_grain(1_400_000, 4.9, 0.12, 300_000, inside=350_000)
+    assert 4.9 < lim.window == lim.shown <= 4.8 * 1.5
+    assert 0.626 * 0.85 <= lim.share < 0.626

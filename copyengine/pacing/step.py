@@ -945,7 +945,10 @@ class Budgets:
         (``_under_shown``, or fewer than its body) is explained by our own bytes just older
         than it: the room comes back, ``retry_after`` from now, as those leave a window up to
         ``NEAR`` times the one shown, which held more than ``UNDER`` of the budget in effect
-        over it. None: not so (the refusal contradicts the window shown).
+        over it. None: not so (the refusal contradicts the window shown). The refusal is
+        then one over the window widened (``_uploads_throttled``): nothing cut when fewer
+        of ours than its body were in the window shown, else the step of any refusal there
+        (``_learn``: 0.626 of ``[limits]`` to 0.563 in ``tests/test_pacer_learn.py``).
 
         A window learned from a Retry-After is a lower bound, short by the latency and by
         our window's grain (a thousandth of the configured window: 0.3 s against the
