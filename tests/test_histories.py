@@ -750,6 +750,12 @@ INTO_A_MOVED_FOLDER = [
 # (its only copy unsure) and the next pass finds the copy made by search key, takes it as the
 # item's and lets the folder go: no second copy, as after a pass killed at that moment
 LOST = ("fault", {"kind": "drop_after", "calls": ["importItem"], "count": 1})
+# the item modified at the source as the export that makes its copy again arrives: the copy
+# made back holds the version exported, and its record says so (the sign-off named it stale)
+CHANGED_AT_EXPORT = (
+    "trigger",
+    {"calls": ["exportItems"], "after": 1, "ops": [{"op": "modify", "id": "#/Inbox"}]},
+)
 # the import host refuses the copy made back: the folder and the moved copy stay (the pair's
 # notes say why), the next pass makes it back and lets the folder go
 REFUSED = ("fault", {"kind": "import_reject", "calls": ["importItem"], "count": 1})
@@ -861,6 +867,10 @@ async def test_a_departure_still_unexplained_after_every_reading_waits_a_pass(
         pytest.param(
             [*INTO_A_GONE_FOLDER, SLOW_IMPORT, ("pass", "delta"), ("pass", "full")],
             id="deleted-at-source-killed-during-the-copy-back",
+        ),
+        pytest.param(
+            [*INTO_A_GONE_FOLDER, CHANGED_AT_EXPORT, ("pass", "delta"), ("pass", "full")],
+            id="deleted-at-source-changed-at-the-copy-backs-export",
         ),
         pytest.param(
             [*INTO_A_MOVED_FOLDER, ("pass", "delta"), ("pass", "full")], id="moved-at-source"

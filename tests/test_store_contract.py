@@ -470,6 +470,13 @@ async def test_a_record_detached_is_a_create_intent_with_no_copy(make: Factory) 
         await st.flush()
         s1 = (await st.items_in_folder(P, "F1"))["s1"]
         assert (s1.status, s1.target_id) == (Status.REMOVED, "t1b")
+        # detached at the version exported for the copy made again: the record's from then
+        # on (the other detached keeps its own)
+        await st.record_intents(P, [_intent(3)])
+        await st.detach_items(P, ["s2", "s3"], {"s2": "ck2b"})
+        seen = await _read_folder(make, "F1")
+        assert (seen["s2"].status, seen["s2"].target_id) == (Status.INTENT, None)
+        assert (seen["s2"].change_key, seen["s3"].change_key) == ("ck2b", "ck3")
 
 
 async def test_records_are_found_by_search_key_and_by_status_across_folders(

@@ -141,7 +141,10 @@ class Rehome:
             # more. An answer lost or a pass killed from here on, the next pass settles it
             # by search key there (``Change.SETTLE``; ``_settle_departing`` if the item left
             # the source meanwhile), so the copy made back is never one nobody claims
-            await self.ctx.store.detach_items(self.ctx.key, [r.source_id])
+            # ... at the version exported (the item may have changed since its record and
+            # its listing: a sign-off otherwise named the copy made back stale)
+            version = {r.source_id: got.change_key} if got.change_key else None
+            await self.ctx.store.detach_items(self.ctx.key, [r.source_id], version)
             if self._pool is None:
                 self._pool = ImportSessionPool(self.ctx.dst, self.dst_id)
             res = await self._pool.import_item(r.target_folder_id, got.data)

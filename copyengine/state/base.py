@@ -5,7 +5,7 @@ hosts implements the same protocol and passes the same contract suite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol, Self
 
@@ -109,11 +109,15 @@ class Store(Protocol):
 
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None: ...
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None: ...
-    async def detach_items(self, pair: str, source_ids: Sequence[str]) -> None:
+    async def detach_items(
+        self, pair: str, source_ids: Sequence[str], versions: Mapping[str, str] | None = None
+    ) -> None:
         """The records become a create's intent with no copy (status INTENT, no target
         item), in one durable write: their copy is about to be made again where they live
         (``pipeline.rehome``), and until its outcome is recorded they are settled by search
-        key like any create whose answer was lost."""
+        key like any create whose answer was lost. ``versions``: per source id, the source
+        change key of the version exported for that copy (the record's from then on, as an
+        intent's is; a source id not in it keeps its record's)."""
         ...
 
     def record_outcome(self, pair: str, outcome: Outcome) -> None: ...

@@ -27,7 +27,7 @@ import json
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -563,21 +563,27 @@ class PostgresStore(SqlStore):
             (pair, list(source_ids)),
         )
 
-    async def detach_items(self, pair: str, source_ids: Sequence[str]) -> None:
+    async def detach_items(
+        self, pair: str, source_ids: Sequence[str], versions: Mapping[str, str] | None = None
+    ) -> None:
         if not source_ids:
             return
         await self.flush()
+        got = versions or {}
         await self._execute(
-            "UPDATE ce_items SET status = %s, target_id = NULL, target_change_key = NULL, "
-            "attempts = attempts + 1, updated = %s, pass = %s::integer, writer = %s::bigint, "
-            "fate = 0 WHERE pair = %s AND source_id = ANY(%s)",
+            "UPDATE ce_items AS i SET status = %s, target_id = NULL, target_change_key = NULL, "
+            "attempts = i.attempts + 1, updated = %s, pass = %s::integer, writer = %s::bigint, "
+            "source_change_key = COALESCE(v.ck, i.source_change_key), fate = 0 "
+            "FROM unnest(%s::text[], %s::text[]) AS v(s, ck) "
+            "WHERE i.pair = %s AND i.source_id = v.s",
             (
                 int(Status.INTENT),
                 time.time(),
                 self.pass_number,
                 self.writer,
-                pair,
                 list(source_ids),
+                [got.get(i) for i in source_ids],
+                pair,
             ),
         )
 

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -459,17 +459,22 @@ class SQLiteStore(SqlStore):
         rows = [(pair, i) for i in source_ids]
         await self._executemany("DELETE FROM items WHERE pair=? AND source_id=?", rows)
 
-    async def detach_items(self, pair: str, source_ids: Sequence[str]) -> None:
+    async def detach_items(
+        self, pair: str, source_ids: Sequence[str], versions: Mapping[str, str] | None = None
+    ) -> None:
         if not source_ids:
             return
         await self.flush()
         now = time.time()
+        got = versions or {}
         rows = [
-            (int(Status.INTENT), now, self.pass_number, self.writer, pair, i) for i in source_ids
+            (int(Status.INTENT), now, self.pass_number, self.writer, got.get(i), pair, i)
+            for i in source_ids
         ]
         await self._executemany(
             "UPDATE items SET status=?, target_id=NULL, target_change_key=NULL, "
-            "attempts=attempts+1, updated=?, pass=?, writer=?, fate=0 "
+            "attempts=attempts+1, updated=?, pass=?, writer=?, "
+            "source_change_key=COALESCE(?, source_change_key), fate=0 "
             "WHERE pair=? AND source_id=?",
             rows,
         )
