@@ -393,7 +393,9 @@ def refusals(folder: Path, after: float = 6.0, scale: float = 60.0) -> None:
     """Per trace file: each upload refused (``IncomingBytes`` and the like) ``after`` seconds
     or more into the run, against its Retry-After: how long until the mailbox sent its next
     body, and until the refused body itself went again (retried afresh, it waits behind the
-    bodies waiting before it); in service seconds (``scale``: the emulator's time scale).
+    bodies waiting before it; known by its size, as the trace has no item id: another body
+    of that size sent first is taken for it); in service seconds (``scale``: the emulator's
+    time scale). A 429 with no body (a listing's, a GET's) is no upload refused.
     Issue 26, ``stricter`` beside the other writer: a Retry-After of 7 service s (median),
     the next body 26 s after it, the refused body 122 s."""
     for f in sorted(folder.glob("*.json")):
@@ -406,8 +408,8 @@ def refusals(folder: Path, after: float = 6.0, scale: float = 60.0) -> None:
             sent = [s for s, _ in mine]
             for c in caps:
                 t = c[0]
-                if c[1] == "answered" or t < after:
-                    continue
+                if c[1] == "answered" or not c[3] or t < after:
+                    continue  # (no body: a request of the mailbox's other than an upload)
                 asked.append(c[2] * scale)
                 later = [s for s in sent if s > t + 1e-4]
                 if later:

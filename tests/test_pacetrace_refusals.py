@@ -25,6 +25,7 @@ def test_refusals_reads_the_waits_after_each_429(
         [3.0, "IncomingBytes", 1.0, 100],  # before ``after``: not counted
         [10.0, "IncomingBytes", 0.1, 700],
         [10.6, "answered", 0.0, 300],
+        [10.8, "RequestRate", 2.0, 0],  # no body: not an upload (a listing's, a GET's)
     ]
     (tmp_path / "1.json").write_text(json.dumps({"uploads": {"m": ups}, "caps": {"m": caps}}))
     pacetrace.refusals(tmp_path)
