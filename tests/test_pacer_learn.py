@@ -1288,3 +1288,50 @@ def test_a_refusal_our_own_bytes_just_older_than_the_window_explain_widens_it_a_
     assert far.window != pytest.approx(4.9 + 0.12, abs=0.35)  # not widened a little
     small = _short_by_a_grain(10_000, 4.9, 0.12, 20_000)  # well under the budget: contradicted
     assert small.window > 7.2 or small.share < 0.626
+
+
+def _refused_again_after_sending(more: int) -> Learned:
+    """Exchange's documented ``[limits]`` (150 MB per 300 s) against a service whose window
+    is 5 s, beside another writer: the first refusal with 2.5 MB of ours let through, a budget
+    learned over the 7.4 s window its Retry-Afters showed, ``more`` bytes sent and answered
+    in the 27 s after, then a refusal with little of ours in that window (the writer holds
+    the room)."""
+    mb = 1024 * 1024
+    b = Budgets(PacerLimits(upload_bytes=150 * mb, upload_window=300.0))
+    for k in range(10):
+        b.take(250_000)
+        b.release(0.1 * k, 250_000)
+    b.take(300_000)
+    b.release(1.0, 300_000)
+    b.throttled(1.0, "IncomingBytes", 0.2, 300_000)  # the first: 2.5 MB let through
+    lim = b.learned_uploads
+    b.learned_uploads = replace(lim, cap=0.3 * lim.configured, window=7.4, shown=7.4, cuts=1)
+    b.refused = True
+    sent = 0
+    for k in range(200):
+        if sent >= more:
+            break
+        b.take(100_000)
+        b.release(2.0 + 24.0 * k / 200, 100_000)
+        sent += 100_000
+    b.take(300_000)
+    b.release(28.0, 300_000)
+    b.throttled(28.0, "IncomingBytes", 0.7, 300_000)
+    return b.learned_uploads
+
+
+def test_a_configured_window_the_service_let_more_through_than_it_first_refused_at_is_not_believed() -> (
+    None
+):
+    """The demo job with ``background_upload`` against the x60 profile: 27 s after the first
+    refusal, with 10 MB of ours let through since, a refusal beside the writer took the
+    configured 300 s for the service's window (believed after 15 s of sending) and cut the
+    budget to what went through over it: 1% of ``[limits]`` for the rest of the job. Had the
+    window been 300 s, nothing over what it let through at the first refusal would have
+    gone since: the window tried instead keeps most of the rate that went through. With
+    nothing more let through since, the configured window is believed as before."""
+    lim = _refused_again_after_sending(10_000_000)
+    assert lim.window < 300.0
+    assert lim.share > 0.15, lim  # about what went through since: not a twentieth of it
+    same = _refused_again_after_sending(0)
+    assert same.window == 300.0  # believed: the service let nothing more through
