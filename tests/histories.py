@@ -333,9 +333,12 @@ class PassRecord:
     live_removed: list[str] = field(default_factory=list)
 
     def every_pass(self) -> list[str]:
-        """What fails a pass checked or not: ``honesty``, and a copy of a live item removed
-        (``removed_live``)."""
-        return self.honesty() + (["removed_live"] if self.live_removed else [])
+        """What fails a pass checked or not: ``honesty``, a copy of a live item removed
+        (``removed_live``), and a pass that failed as a whole (exit 5, ``exit_fatal``: the
+        emulator is never down here; an owner's change during a pass, a folder deleted
+        included, is no reason for it)."""
+        fatal = ["exit_fatal"] if self.exit_code == 5 else []
+        return self.honesty() + (["removed_live"] if self.live_removed else []) + fatal
 
     def honesty(self) -> list[str]:
         """``signoff_findings``, and a cutover's exit code that disagrees with its sign-off."""
@@ -929,8 +932,13 @@ class Options:
     # ``@removed``), often one added just before the pass (no record yet), sometimes with an
     # item created in that folder at that moment too (``delta_mid_pass_move``)
     p_deltamove: float = 0.35
+    # from a sixth stream (``_sixth``): a user folder of the source deleted (or moved) by its
+    # user during a pass: at its own item round, at the pass's first item round, or at an
+    # export (its items handed on already), sometimes after an item was added to it or moved
+    # out of it (``mid_pass_folder``); that pass unchecked, the next one checked
+    p_midfolder: float = 0.3
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
-    # archive, tmove, midmove, nodelta, usersub, deltamove) left
+    # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -972,6 +980,12 @@ async def run_history(
 # waited up to the whole window, a pass took minutes and the soak looked hung (seed 2131
 # mirror, two 7 MB bodies behind 154 MB uploaded). Histories check passes, not pacing.
 UNPACED = "upload_mb_per_window = 1000000"
+
+
+def _sixth(seed: int) -> random.Random:
+    """The seed's sixth stream: folders deleted or moved at the source during a pass (added
+    after the fifth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/folders-gone-during-a-pass")
 
 
 def _fifth(seed: int) -> random.Random:
@@ -1034,6 +1048,7 @@ async def _history(
     rng3 = _third(hist.seed)
     rng4 = _fourth(hist.seed)
     rng5 = _fifth(hist.seed)
+    rng6 = _sixth(hist.seed)
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
     extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
     job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
@@ -1213,14 +1228,25 @@ async def _history(
             own = hist.delta and rng5.random() < opts.p_deltamove and "deltamove" not in ex
             if own:
                 await delta_mid_pass_move(api, gen, rng5)
-            mid = mid or own
-            await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
+            fold = rng6.random() < opts.p_midfolder and "midfolder" not in ex
+            if fold:
+                fold = await mid_pass_folder(api, gen, rng6)
+            mid = mid or own or fold
+            kind = "full" if full or seen else "delta"
+            # a folder gone or moved during the pass: the target is exact at the next pass
+            # only (its copy is dealt with there), so this one is not checked but for what
+            # every pass is held to (no copy of a live item removed, an honest sign-off, no
+            # failed pair: ``exit_fatal``)
+            await a_pass(rnd, "midfolder" if fold else kind, checked=not fold, full=full or seen)
             if mid:
                 r = await api.control("GET", "/triggers")
                 for t in r.body["triggers"]:
                     fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
                     gen.emit(f"MIDMOVE trigger after call {t['after']}: {fired}")
                 await api.control("DELETE", "/triggers")
+            if fold:
+                await api.control("DELETE", "/faults")
+                await a_pass(rnd, "settle", full=seen)
         await api.control("DELETE", "/faults")
 
 
@@ -1299,6 +1325,60 @@ async def delta_mid_pass_move(api: Any, gen: Generator, rng: random.Random) -> N
         f"{' (+1 created there)' if len(ops) > 1 else ''} at its folder's item round"
         f" ({r.status})"
     )
+
+
+async def mid_pass_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
+    """A user folder of the source deleted (mostly) or moved under another folder by its
+    user during a pass (the emulator's ``/_emulator/triggers``): when its own item round
+    arrives (delta on: ``itemDelta``; off: ``listItems``), when the pass's first item round
+    arrives (the walk listed it; its round reads a folder that is gone, or moved), or at the
+    pass's first to third export (items handed on already; its subfolders' rounds maybe
+    not read yet). Sometimes an item is added to it before the pass (new, no record: its
+    round hands it on, or the folder takes it along), sometimes the user moves one of its
+    items out of it first, into a folder read before or after (the departure told by no
+    round of this pass: the next one's, with the folder's removal). False when there is no
+    user folder. Content from ``rng``, not the generator's."""
+    users = gen.user_folders()
+    if not users:
+        return False
+    f = rng.choice(users)
+    if rng.random() < 0.4:
+        n = rng.choice((1, 2))
+        changes.apply(gen.box, {"op": "add", "folder": f.id, "count": n}, rng)
+        gen.emit(f"MIDFOLDER add {n} -> {f.path()} (before the pass)")
+    ops: list[dict[str, Any]] = []
+    said: list[str] = []
+    inside = {id(x) for x in gen.box.walk(f)}
+    outside = [g for g in gen.mail_folders() if id(g) not in inside]
+    live = list(f.live_items())
+    if live and outside and rng.random() < 0.4:
+        it, to = rng.choice(live), rng.choice(outside)
+        ops.append({"op": "move", "id": it.id, "to": to.id})
+        said.append(f"move {_k(it)} {f.path()} -> {to.path()}")
+    dests = gen.movable_to(f)
+    if dests and rng.random() < 0.3:
+        to = rng.choice(dests)
+        if gen.box.child_named(to, f.name) is not None:
+            name = gen.free_name(to, f.name)
+            ops.append({"op": "renameFolder", "id": f.id, "name": name})
+            said.append(f"renameFolder {f.path()} -> {name!r}")
+        ops.append({"op": "moveFolder", "id": f.id, "to": to.id})
+        said.append(f"moveFolder {f.path()} -> under {to.path()}")
+    else:
+        ops.append({"op": "deleteFolder", "id": f.id})
+        said.append(f"deleteFolder {f.path()}")
+    when = rng.choice(("its item round", "the first item round", "an export"))
+    body: dict[str, Any] = {"mailbox": SRC, "ops": ops, "after": 1}
+    if when == "its item round":
+        body.update(calls=["itemDelta", "listItems"], folder=f.id)
+    elif when == "the first item round":
+        body.update(calls=["itemDelta", "listItems"])
+    else:
+        body.update(calls=["exportItems"], after=rng.randint(1, 3))
+        when = f"export {body['after']}"
+    r = await api.control("PUT", "/triggers", body)
+    gen.emit(f"MIDFOLDER {'; '.join(said)} at {when} ({r.status})")
+    return True
 
 
 async def quiet_target(tbox: Any, still_s: float = 0.3, limit_s: float = 5.0) -> None:

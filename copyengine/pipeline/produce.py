@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from ..errors import NotFound
 from ..graph import Item
 from ..plan import (
     LOOKBACK,
@@ -67,6 +68,7 @@ class Producer:
         self.enumerator = enumerator
         self.dst = ctx.dst
         self.dst_id = side.target_id
+        self.src_id = side.source_id
         self.filters = ctx.pair.items
         self.ledger = ctx.ledger
         self.limits = ctx.limits
@@ -163,7 +165,7 @@ class Producer:
         pending: list[Item] = []
         updates: dict[str, tuple[str, str]] = {}
         found: list[tuple[Item, str, str | None]] = []
-        async for page in self.enumerator.items(job):
+        async for page in self._round(job):
             if not page:
                 continue
             if index is None:
@@ -245,7 +247,7 @@ class Producer:
                     updates[item.id] = (record.target_folder_id or job.target.id, record.target_id)
                 pending.append(item)
 
-        async for page in self.enumerator.items(job):
+        async for page in self._round(job):
             before = len(pending)
             for item in page:
                 rows.add(item.id)
@@ -262,6 +264,10 @@ class Producer:
             if self.stop.draining:
                 return
         if job.expired:
+            return
+        if job.gone_at_source:  # what was handed on goes on (its export says it vanished)
+            for b in self._full_batches(pending, final=True)[0]:
+                yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
             return
         # what earlier passes left unfinished in this folder (failed, unknown, not sent) and
         # the round did not bring again: taken up once more
@@ -285,6 +291,47 @@ class Producer:
             # an id nobody recorded left: an item new since the last pass, moved on during
             # it (maybe into a folder read before: ``reread``), or created and deleted
             job.stray_at = job.round_ended
+
+    async def _round(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        """The folder's round (``enumerate``). A folder deleted at the source after the pass's
+        walk listed it answers its round 404 (``ErrorItemNotFound``, contract §5), at its
+        first page or a later one: once the folder itself answers 404 too (one request), its
+        round ends there, incomplete (``gone_at_source``): what it handed on goes on (each
+        export of an item gone with it answers ``ErrorItemNotFound``: vanished, not failed),
+        its link is not stored, nothing is taken for a departure, and the rest of the pair
+        goes on. The next pass's folder round tells the deletion, and the folder's copy is
+        dealt with as any folder deleted at the source between passes (``MailboxPass._gone``:
+        deleted under ``mirror``, kept under ``keep``), from the state's records of its items,
+        this pass's copies included. A 404 from a folder that still answers is no such case:
+        raised as it was."""
+        try:
+            async for page in self.enumerator.items(job):
+                yield page
+        except NotFound:
+            try:
+                await self.ctx.src.get_folder(self.src_id, job.source_id)
+            except NotFound:
+                _gone_at_source(self.ctx, job)
+                return
+            raise
+
+
+def _gone_at_source(ctx: PairContext, job: FolderJob) -> None:
+    """``Producer._round``: the folder went while the pass read it: said in the log, the
+    report's folder (mode ``gone``) and the pair's notes, once per folder."""
+    job.complete = False
+    if job.gone_at_source:
+        return
+    job.gone_at_source = True
+    job.stats.mode = "gone"
+    path = job.stats.source_path
+    policy = "removed" if ctx.sync.deletions == "mirror" else "kept (deletions = keep)"
+    ctx.log.info("folder.gone_at_source", folder=path, deletions=ctx.sync.deletions)
+    ctx.stats.notes.append(
+        f"folder {path} was deleted at the source during the pass: its items copied so far "
+        f"stay, the rest went with it; the next pass handles its copy in the target as for "
+        f"any folder deleted at the source ({policy})"
+    )
 
 
 def _skip(job: FolderJob) -> None:

@@ -71,6 +71,9 @@ class FolderJob:
     # nothing when something may have gone into it since
     empty_at_walk: bool = False
     skipped: bool = False
+    # deleted at the source while the pass read it: its round answered 404 and ended there,
+    # incomplete (``produce.Producer._round``); the next pass deals with its copy
+    gone_at_source: bool = False
 
     @property
     def source_id(self) -> str:
