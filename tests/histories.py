@@ -1628,6 +1628,8 @@ async def replay(
                 stats = await run_job(jc, **kw)
                 so = stats.sign_off.get("complete") if stats.sign_off is not None else None
                 taken = stats.sign_off or await take_sign_off(jc)
+                pairs = stats.as_dict().get("pairs", [])  # what the pass said: errors, notes
+                said = [p.get("error") for p in pairs] + [n for p in pairs for n in p["notes"]]
                 hist.passes.append(
                     PassRecord(
                         rnd,
@@ -1637,6 +1639,7 @@ async def replay(
                         "unchecked" not in step[2:],
                         oracle(box.snapshot(), tbox.snapshot(), deletions),
                         so,
+                        "; ".join(str(w) for w in said if w),
                     )
                 )
                 hist.passes[-1].live_removed = await removed()
