@@ -1535,7 +1535,8 @@ async def replay(
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
     in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
-    the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
+    the target), ``("ttrigger", body)`` (the same on the target, by the target's user: its
+    folders and items named by their paths there), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
     pass after target drift that only a full listing repairs, the generator's drift-delta),
     ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
     with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
@@ -1601,11 +1602,13 @@ async def replay(
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")
-            elif step[0] == "trigger":  # owner ops applied when a call of the next pass arrives
-                body = {k: resolve(box, v) for k, v in step[1].items()}
-                body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
-                r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
-                gen.emit(f"TRIGGER {step[1]} ({r.status})")
+            elif step[0] in ("trigger", "ttrigger"):  # owner ops when a call of the next pass
+                # arrives: the source's owner, or (``ttrigger``) the target's user on the target
+                b, who = (box, SRC) if step[0] == "trigger" else (tbox, DST)
+                body = {k: resolve(b, v) for k, v in step[1].items()}
+                body["ops"] = [{k: resolve(b, v) for k, v in op.items()} for op in body["ops"]]
+                r = await api.control("PUT", "/triggers", {"mailbox": who, **body})
+                gen.emit(f"{step[0].upper()} {step[1]} ({r.status})")
             elif step[0] == "kill" and len(step) == 2:  # a delta pass, SIGKILLed after k changes
                 before = await reset()
                 await killed_pass(rnd, random.Random(0), hist, job, tbox, False, Options(), step[1])

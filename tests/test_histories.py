@@ -1578,3 +1578,26 @@ async def test_a_folder_moved_at_the_source_during_a_pass_is_moved_by_the_next(
     h = await replay(deletions, script, tmp_path)
     assert not h.failures(), h.text()
     assert h.passes[1].exit_code == 0 and not h.passes[1].counts.get("lost"), h.text()
+
+
+# The target's side: a target folder deleted by the target's user during a pass. Its items'
+# imports answer 404 ``ErrorFolderNotFound``: failed items saying so (exit 1), never the pair
+# failed; a folder listed in full whose target copy went before its listing failed the whole
+# pair until ``Producer._target_index`` (exit 5, "listItems 404"). The next pass that reads
+# the target's tree (here: the source folder's counts changed) makes it again.
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize(("kind", "call"), [("delta", "importItem"), ("full", "listItems")])
+async def test_a_target_folder_deleted_during_a_pass_fails_its_items_not_the_pair(
+    tmp_path: Path, deletions: str, kind: str, call: str
+) -> None:
+    gone = {"op": "deleteFolder", "id": "@/Inbox/Projects"}
+    script = [
+        ("ops", [{"op": "add", "folder": "@/Inbox/Projects", "count": 3}]),
+        ("ops", [{"op": "modify", "id": "#/Inbox/Projects"}]),
+        ("ttrigger", {"calls": [call], "after": 1, "ops": [gone]}),
+        ("pass", kind, "unchecked"),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[1].exit_code == 1, h.text()

@@ -169,7 +169,7 @@ class Producer:
             if not page:
                 continue
             if index is None:
-                index = await target_index(self.dst, self.dst_id, job.target.id)
+                index = await self._target_index(job)
             before = len(pending)
             for item in page:
                 if self.retry_only and item.id not in records:
@@ -215,7 +215,7 @@ class Producer:
             if index is None and job.target.item_count != 0:  # (None: not known)
                 # nothing to decide at the source, but the target's copy holds items (as
                 # read this pass): a copy the target's user moved here is looked for too
-                index = await target_index(self.dst, self.dst_id, job.target.id)
+                index = await self._target_index(job)
             if index is not None:
                 # checked once the pass's imports are settled (``spares.remove_second_copies``):
                 # the item's own copy may still be on its way
@@ -291,6 +291,19 @@ class Producer:
             # an id nobody recorded left: an item new since the last pass, moved on during
             # it (maybe into a folder read before: ``reread``), or created and deleted
             job.stray_at = job.round_ended
+
+    async def _target_index(self, job: FolderJob) -> TargetIndex:
+        """The target folder's items by search key. A target folder deleted in the target
+        (by its user) since the pass's walk answers 404: nothing of it to match, its items
+        are decided as for a copy deleted in the target, and their imports answer
+        ``ErrorFolderNotFound``, each a failed item saying so (``stages``), as when it goes
+        after its listing: never the whole pair failed (exit 5); the next pass that reads the
+        target's tree (a changed source tree, ``--full``) makes it again."""
+        try:
+            return await target_index(self.dst, self.dst_id, job.target.id)
+        except NotFound:
+            self.ctx.log.info("folder.target_gone", folder=job.stats.source_path)
+            return TargetIndex()
 
     async def _round(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         """The folder's round (``enumerate``). A folder deleted at the source after the pass's
