@@ -35,6 +35,13 @@ a folder that holds nothing, often one created empty just before (review 2 of is
 finding 1: such a folder, counted empty by the listing, was skipped and the move taken for a
 deletion).
 
+From a sixth stream (``_sixth``): **folders gone during a pass** (``p_midfolder``): a user
+folder of the source deleted (or moved under another) by its user at its own item round, at
+the pass's first item round or at one of its first exports, sometimes after an item was
+added to it or moved out of it (``mid_pass_folder``). That pass is not checked (the
+folder's copy is dealt with by the next one, which is), but held to what every pass is,
+and to no pass failing as a whole (``exit_fatal``: exit 5).
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -318,7 +325,8 @@ def merged(primary: dict[str, Any], archive: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class PassRecord:
     round: int
-    kind: str  # first, delta, full, cutover, killed, rerun, churn, settle, drift-delta
+    kind: str  # first, delta, full, cutover, killed, rerun, churn, settle, drift-delta,
+    # midfolder
     exit_code: int | None
     seconds: float
     checked: bool  # False: findings excused (drift not yet repaired, churn during the pass)

@@ -338,12 +338,15 @@ def _gone_at_source(ctx: PairContext, job: FolderJob) -> None:
     job.gone_at_source = True
     job.stats.mode = "gone"
     path = job.stats.source_path
-    policy = "removed" if ctx.sync.deletions == "mirror" else "kept (deletions = keep)"
+    fate = (
+        "removes its copy in the target (deletions = mirror)"
+        if ctx.sync.deletions == "mirror"
+        else "keeps its copy in the target while it holds copies (deletions = keep)"
+    )
     ctx.log.info("folder.gone_at_source", folder=path, deletions=ctx.sync.deletions)
     ctx.stats.notes.append(
-        f"folder {path} was deleted at the source during the pass: its items copied so far "
-        f"stay, the rest went with it; the next pass handles its copy in the target as for "
-        f"any folder deleted at the source ({policy})"
+        f"folder {path} was deleted at the source during the pass: its round ended there, "
+        f"nothing failed; the next pass {fate}, as for any folder deleted at the source"
     )
 
 
