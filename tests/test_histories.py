@@ -1601,3 +1601,24 @@ async def test_a_target_folder_deleted_during_a_pass_fails_its_items_not_the_pai
     h = await replay(deletions, script, tmp_path)
     assert not h.failures(), h.text()
     assert h.passes[1].exit_code == 1, h.text()
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_folder_deleted_during_a_cutover_is_dealt_with_by_its_repair(
+    tmp_path: Path, deletions: str
+) -> None:
+    """The cutover's first sign-off finds the folder's copy (and the item moved out of it
+    first, misplaced); its repair lists the pair in full, which deals with the folder as
+    gone: signed off complete, exit 0, in the same pass."""
+    script = [
+        ("ops", [{"op": "add", "folder": "@/Inbox/Projects", "count": 2}]),
+        _during(
+            "@/Inbox/Projects", [{"op": "move", "id": "#/Inbox/Projects", "to": "@/Inbox"}, _DELETE]
+        ),
+        ("pass", "cutover"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    cut = h.passes[-1]
+    assert cut.exit_code == 0 and cut.signoff_complete is True, h.text()
+    assert "deleted at the source during the pass" in cut.note, h.text()
