@@ -1583,8 +1583,8 @@ async def test_a_folder_moved_at_the_source_during_a_pass_is_moved_by_the_next(
 # The target's side: a target folder deleted by the target's user during a pass. Its items'
 # imports answer 404 ``ErrorFolderNotFound``: failed items saying so (exit 1), never the pair
 # failed; a folder listed in full whose target copy went before its listing failed the whole
-# pair until ``Producer._target_index`` (exit 5, "listItems 404"). The next pass that reads
-# the target's tree (here: the source folder's counts changed) makes it again.
+# pair until ``Producer._target_index`` (exit 5, "listItems 404"). The folder's link is
+# cleared, so the next pass reads both trees and makes it again (the next test).
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 @pytest.mark.parametrize(("kind", "call"), [("delta", "importItem"), ("full", "listItems")])
 async def test_a_target_folder_deleted_during_a_pass_fails_its_items_not_the_pair(
@@ -1622,3 +1622,27 @@ async def test_a_folder_deleted_during_a_cutover_is_dealt_with_by_its_repair(
     cut = h.passes[-1]
     assert cut.exit_code == 0 and cut.signoff_complete is True, h.text()
     assert "deleted at the source during the pass" in cut.note, h.text()
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_target_folder_deleted_during_a_pass_is_made_again_by_the_next_delta_pass(
+    tmp_path: Path, deletions: str
+) -> None:
+    """Every folder with a link (none empty, so no fresh tree read for an unlinked one): the
+    next delta pass would reuse the mapping and send the failed item into the deleted folder
+    again (exit 1 pass after pass, until ``--full``). The folder's link is cleared when its
+    target folder answers 404 (``FolderJob.target_gone``): the next pass reads both trees,
+    makes it again and copies its items."""
+    empty = ["/Contacts/Suppliers", "/Notes", "/Outbox", "/Tasks", "/Tasks/Follow-ups"]
+    script = [
+        ("ops", [{"op": "add", "folder": f"@{f}", "count": 1} for f in empty]),
+        ("pass", "delta"),
+        ("ops", [{"op": "modify", "id": "#/Inbox/Projects"}]),
+        ("ttrigger", {"calls": ["importItem"], "after": 1, "ops": [_DELETE]}),
+        ("pass", "delta", "unchecked"),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[2].exit_code == 1 and h.passes[3].exit_code == 0, h.text()
+    assert "deleted in the target: made again" in h.passes[3].note, h.text()

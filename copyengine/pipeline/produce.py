@@ -297,12 +297,13 @@ class Producer:
         (by its user) since the pass's walk answers 404: nothing of it to match, its items
         are decided as for a copy deleted in the target, and their imports answer
         ``ErrorFolderNotFound``, each a failed item saying so (``stages``), as when it goes
-        after its listing: never the whole pair failed (exit 5); the next pass that reads the
-        target's tree (a changed source tree, ``--full``) makes it again."""
+        after its listing: never the whole pair failed (exit 5). Its link is cleared
+        (``FolderJob.target_gone``): the next pass reads both trees and makes it again."""
         try:
             return await target_index(self.dst, self.dst_id, job.target.id)
         except NotFound:
             self.ctx.log.info("folder.target_gone", folder=job.stats.source_path)
+            job.target_gone = True
             return TargetIndex()
 
     async def _round(self, job: FolderJob) -> AsyncIterator[list[Item]]:
