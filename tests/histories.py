@@ -42,6 +42,11 @@ added to it or moved out of it (``mid_pass_folder``). That pass is not checked (
 folder's copy is dealt with by the next one, which is), but held to what every pass is,
 and to no pass failing as a whole (``exit_fatal``: exit 5).
 
+From a seventh stream (``_seventh``): **target folders gone during a pass**
+(``p_midtarget``): a target folder, a user folder's copy, deleted by the target's user at
+the pass's first import or target listing (``mid_pass_target_folder``): its items fail (not
+the pair), that pass is not checked, the next one, a full pass, is.
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -945,8 +950,13 @@ class Options:
     # export (its items handed on already), sometimes after an item was added to it or moved
     # out of it (``mid_pass_folder``); that pass unchecked, the next one checked
     p_midfolder: float = 0.3
+    # from a seventh stream (``_seventh``): a target folder (a user folder's copy) deleted by
+    # the target's user during a pass, at the pass's first import or target listing
+    # (``mid_pass_target_folder``); that pass unchecked (its imports there fail), the next
+    # one a full pass (a delta pass cannot see the target), checked
+    p_midtarget: float = 0.15
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
-    # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder) left
+    # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -988,6 +998,12 @@ async def run_history(
 # waited up to the whole window, a pass took minutes and the soak looked hung (seed 2131
 # mirror, two 7 MB bodies behind 154 MB uploaded). Histories check passes, not pacing.
 UNPACED = "upload_mb_per_window = 1000000"
+
+
+def _seventh(seed: int) -> random.Random:
+    """The seed's seventh stream: target folders deleted by the target's user during a pass
+    (added after the sixth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/target-folders-gone-during-a-pass")
 
 
 def _sixth(seed: int) -> random.Random:
@@ -1057,6 +1073,7 @@ async def _history(
     rng4 = _fourth(hist.seed)
     rng5 = _fifth(hist.seed)
     rng6 = _sixth(hist.seed)
+    rng7 = _seventh(hist.seed)
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
     extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
     job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
@@ -1239,22 +1256,26 @@ async def _history(
             fold = rng6.random() < opts.p_midfolder and "midfolder" not in ex
             if fold:
                 fold = await mid_pass_folder(api, gen, rng6)
-            mid = mid or own or fold
+            tgone = rng7.random() < opts.p_midtarget and "midtarget" not in ex
+            if tgone:
+                tgone = await mid_pass_target_folder(api, gen, rng7)
+            mid = mid or own or fold or tgone
             kind = "full" if full or seen else "delta"
+            kind = "midfolder" if fold else "midtarget" if tgone else kind
             # a folder gone or moved during the pass: the target is exact at the next pass
             # only (its copy is dealt with there), so this one is not checked but for what
             # every pass is held to (no copy of a live item removed, an honest sign-off, no
             # failed pair: ``exit_fatal``)
-            await a_pass(rnd, "midfolder" if fold else kind, checked=not fold, full=full or seen)
+            await a_pass(rnd, kind, checked=not (fold or tgone), full=full or seen)
             if mid:
                 r = await api.control("GET", "/triggers")
                 for t in r.body["triggers"]:
                     fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
                     gen.emit(f"MIDMOVE trigger after call {t['after']}: {fired}")
                 await api.control("DELETE", "/triggers")
-            if fold:
+            if fold or tgone:
                 await api.control("DELETE", "/faults")
-                await a_pass(rnd, "settle", full=seen)
+                await a_pass(rnd, "settle", full=seen or tgone)
         await api.control("DELETE", "/faults")
 
 
@@ -1386,6 +1407,30 @@ async def mid_pass_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
         when = f"export {body['after']}"
     r = await api.control("PUT", "/triggers", body)
     gen.emit(f"MIDFOLDER {'; '.join(said)} at {when} ({r.status})")
+    return True
+
+
+async def mid_pass_target_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
+    """A target folder, the copy of a user folder of the source, deleted by the target's user
+    during a pass (with the folders under it): at the pass's first import into the target
+    or its first listing of a target folder's items (a folder listed in full), whichever
+    comes first. Its imports answer ``ErrorFolderNotFound`` (failed items), its listing
+    404. False when there is no such folder."""
+    users = {f.path() for f in gen.user_folders()}
+    mine = [f for f in gen.target_folders() if f.path() in users and not f.well_known]
+    if not mine:
+        return False
+    f = rng.choice(mine)
+    body = {
+        "mailbox": DST,
+        "calls": ["importItem", "listItems"],
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": f.id}],
+    }
+    r = await api.control("PUT", "/triggers", body)
+    gen.emit(
+        f"MIDTARGET target deleteFolder {f.path()} at the first import or listing ({r.status})"
+    )
     return True
 
 

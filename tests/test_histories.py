@@ -279,6 +279,14 @@ HISTORIES += [
     pytest.param(6007, "mirror", True, id="6007-mirror-killed-moved-folder-deleted-during-a-pass"),
 ]
 WITH_EVERY_STREAM |= {(6001, "keep"), (6007, "mirror")}
+# the seventh (``_seventh``: a target folder deleted by the target's user during a pass) left
+# out of all of the above, so that they are what they were
+SEVENTH = frozenset({"midtarget"})
+# ...but in this one, found by the soak of 6001-6012 with the seventh stream: r4, the target
+# folder of /Contacts/Suppliers deleted by the target's user before the pass (a full one)
+# listed it: the pair failed (exit 5, "listItems 404"; ``Producer._target_index``)
+HISTORIES += [pytest.param(6006, "mirror", True, id="6006-mirror-killed-target-folder-gone")]
+WITH_EVERY_STREAM |= {(6006, "mirror")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -286,6 +294,8 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     ex = SIXTH | FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     if (seed, deletions) in WITH_EVERY_STREAM:
         ex = frozenset() if seed >= 6000 else SIXTH
+    if (seed, deletions) != (6006, "mirror"):
+        ex |= SEVENTH
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
@@ -304,7 +314,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
     1886f14 the sign-off taken after a delta pass that followed a target move signed off
     complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
     held to the oracle; that one names the folder moved in the target."""
-    h = await run_history(517, "keep", tmp_path, Options(kill=True, exclude=SIXTH))
+    h = await run_history(517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH))
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
     assert wrong(r5.counts) and r5.signed is False and "moved_folders" in r5.said, h.text()
@@ -321,7 +331,7 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         kill=False,
         churn=False,
         rounds=(3, 3),
-        exclude=frozenset({"midmove", "deltamove", "midfolder"}),
+        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}),
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
