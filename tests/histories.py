@@ -35,6 +35,18 @@ a folder that holds nothing, often one created empty just before (review 2 of is
 finding 1: such a folder, counted empty by the listing, was skipped and the move taken for a
 deletion).
 
+From a sixth stream (``_sixth``): **folders gone during a pass** (``p_midfolder``): a user
+folder of the source deleted (or moved under another) by its user at its own item round, at
+the pass's first item round or at one of its first exports, sometimes after an item was
+added to it or moved out of it (``mid_pass_folder``). That pass is not checked (the
+folder's copy is dealt with by the next one, which is), but held to what every pass is,
+and to no pass failing as a whole (``exit_fatal``: exit 5).
+
+From a seventh stream (``_seventh``): **target folders gone during a pass**
+(``p_midtarget``): a target folder, a user folder's copy, deleted by the target's user at
+the pass's first import or target listing (``mid_pass_target_folder``): its items fail (not
+the pair), that pass is not checked, the next one, a full pass, is.
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -318,7 +330,8 @@ def merged(primary: dict[str, Any], archive: dict[str, Any]) -> dict[str, Any]:
 @dataclass
 class PassRecord:
     round: int
-    kind: str  # first, delta, full, cutover, killed, rerun, churn, settle, drift-delta
+    kind: str  # first, delta, full, cutover, killed, rerun, churn, settle, drift-delta,
+    # midfolder
     exit_code: int | None
     seconds: float
     checked: bool  # False: findings excused (drift not yet repaired, churn during the pass)
@@ -333,9 +346,12 @@ class PassRecord:
     live_removed: list[str] = field(default_factory=list)
 
     def every_pass(self) -> list[str]:
-        """What fails a pass checked or not: ``honesty``, and a copy of a live item removed
-        (``removed_live``)."""
-        return self.honesty() + (["removed_live"] if self.live_removed else [])
+        """What fails a pass checked or not: ``honesty``, a copy of a live item removed
+        (``removed_live``), and a pass that failed as a whole (exit 5, ``exit_fatal``: the
+        emulator is never down here; an owner's change during a pass, a folder deleted
+        included, is no reason for it)."""
+        fatal = ["exit_fatal"] if self.exit_code == 5 else []
+        return self.honesty() + (["removed_live"] if self.live_removed else []) + fatal
 
     def honesty(self) -> list[str]:
         """``signoff_findings``, and a cutover's exit code that disagrees with its sign-off."""
@@ -929,8 +945,18 @@ class Options:
     # ``@removed``), often one added just before the pass (no record yet), sometimes with an
     # item created in that folder at that moment too (``delta_mid_pass_move``)
     p_deltamove: float = 0.35
+    # from a sixth stream (``_sixth``): a user folder of the source deleted (or moved) by its
+    # user during a pass: at its own item round, at the pass's first item round, or at an
+    # export (its items handed on already), sometimes after an item was added to it or moved
+    # out of it (``mid_pass_folder``); that pass unchecked, the next one checked
+    p_midfolder: float = 0.3
+    # from a seventh stream (``_seventh``): a target folder (a user folder's copy) deleted by
+    # the target's user during a pass, at the pass's first import or target listing
+    # (``mid_pass_target_folder``); that pass unchecked (its imports there fail), the next
+    # one a full pass (a delta pass cannot see the target), checked
+    p_midtarget: float = 0.15
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
-    # archive, tmove, midmove, nodelta, usersub, deltamove) left
+    # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget) left
     # out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
@@ -972,6 +998,18 @@ async def run_history(
 # waited up to the whole window, a pass took minutes and the soak looked hung (seed 2131
 # mirror, two 7 MB bodies behind 154 MB uploaded). Histories check passes, not pacing.
 UNPACED = "upload_mb_per_window = 1000000"
+
+
+def _seventh(seed: int) -> random.Random:
+    """The seed's seventh stream: target folders deleted by the target's user during a pass
+    (added after the sixth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/target-folders-gone-during-a-pass")
+
+
+def _sixth(seed: int) -> random.Random:
+    """The seed's sixth stream: folders deleted or moved at the source during a pass (added
+    after the fifth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/folders-gone-during-a-pass")
 
 
 def _fifth(seed: int) -> random.Random:
@@ -1034,6 +1072,8 @@ async def _history(
     rng3 = _third(hist.seed)
     rng4 = _fourth(hist.seed)
     rng5 = _fifth(hist.seed)
+    rng6 = _sixth(hist.seed)
+    rng7 = _seventh(hist.seed)
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
     extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
     job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
@@ -1213,14 +1253,29 @@ async def _history(
             own = hist.delta and rng5.random() < opts.p_deltamove and "deltamove" not in ex
             if own:
                 await delta_mid_pass_move(api, gen, rng5)
-            mid = mid or own
-            await a_pass(rnd, "full" if full or seen else "delta", full=full or seen)
+            fold = rng6.random() < opts.p_midfolder and "midfolder" not in ex
+            if fold:
+                fold = await mid_pass_folder(api, gen, rng6)
+            tgone = rng7.random() < opts.p_midtarget and "midtarget" not in ex
+            if tgone:
+                tgone = await mid_pass_target_folder(api, gen, rng7)
+            mid = mid or own or fold or tgone
+            kind = "full" if full or seen else "delta"
+            kind = "midfolder" if fold else "midtarget" if tgone else kind
+            # a folder gone or moved during the pass: the target is exact at the next pass
+            # only (its copy is dealt with there), so this one is not checked but for what
+            # every pass is held to (no copy of a live item removed, an honest sign-off, no
+            # failed pair: ``exit_fatal``)
+            await a_pass(rnd, kind, checked=not (fold or tgone), full=full or seen)
             if mid:
                 r = await api.control("GET", "/triggers")
                 for t in r.body["triggers"]:
                     fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
                     gen.emit(f"MIDMOVE trigger after call {t['after']}: {fired}")
                 await api.control("DELETE", "/triggers")
+            if fold or tgone:
+                await api.control("DELETE", "/faults")
+                await a_pass(rnd, "settle", full=seen or tgone)
         await api.control("DELETE", "/faults")
 
 
@@ -1299,6 +1354,84 @@ async def delta_mid_pass_move(api: Any, gen: Generator, rng: random.Random) -> N
         f"{' (+1 created there)' if len(ops) > 1 else ''} at its folder's item round"
         f" ({r.status})"
     )
+
+
+async def mid_pass_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
+    """A user folder of the source deleted (mostly) or moved under another folder by its
+    user during a pass (the emulator's ``/_emulator/triggers``): when its own item round
+    arrives (delta on: ``itemDelta``; off: ``listItems``), when the pass's first item round
+    arrives (the walk listed it; its round reads a folder that is gone, or moved), or at the
+    pass's first to third export (items handed on already; its subfolders' rounds maybe
+    not read yet). Sometimes an item is added to it before the pass (new, no record: its
+    round hands it on, or the folder takes it along), sometimes the user moves one of its
+    items out of it first, into a folder read before or after (the departure told by no
+    round of this pass: the next one's, with the folder's removal). False when there is no
+    user folder. Content from ``rng``, not the generator's."""
+    users = gen.user_folders()
+    if not users:
+        return False
+    f = rng.choice(users)
+    if rng.random() < 0.4:
+        n = rng.choice((1, 2))
+        changes.apply(gen.box, {"op": "add", "folder": f.id, "count": n}, rng)
+        gen.emit(f"MIDFOLDER add {n} -> {f.path()} (before the pass)")
+    ops: list[dict[str, Any]] = []
+    said: list[str] = []
+    inside = {id(x) for x in gen.box.walk(f)}
+    outside = [g for g in gen.mail_folders() if id(g) not in inside]
+    live = list(f.live_items())
+    if live and outside and rng.random() < 0.4:
+        it, to = rng.choice(live), rng.choice(outside)
+        ops.append({"op": "move", "id": it.id, "to": to.id})
+        said.append(f"move {_k(it)} {f.path()} -> {to.path()}")
+    dests = gen.movable_to(f)
+    if dests and rng.random() < 0.3:
+        to = rng.choice(dests)
+        if gen.box.child_named(to, f.name) is not None:
+            name = gen.free_name(to, f.name)
+            ops.append({"op": "renameFolder", "id": f.id, "name": name})
+            said.append(f"renameFolder {f.path()} -> {name!r}")
+        ops.append({"op": "moveFolder", "id": f.id, "to": to.id})
+        said.append(f"moveFolder {f.path()} -> under {to.path()}")
+    else:
+        ops.append({"op": "deleteFolder", "id": f.id})
+        said.append(f"deleteFolder {f.path()}")
+    when = rng.choice(("its item round", "the first item round", "an export"))
+    body: dict[str, Any] = {"mailbox": SRC, "ops": ops, "after": 1}
+    if when == "its item round":
+        body.update(calls=["itemDelta", "listItems"], folder=f.id)
+    elif when == "the first item round":
+        body.update(calls=["itemDelta", "listItems"])
+    else:
+        body.update(calls=["exportItems"], after=rng.randint(1, 3))
+        when = f"export {body['after']}"
+    r = await api.control("PUT", "/triggers", body)
+    gen.emit(f"MIDFOLDER {'; '.join(said)} at {when} ({r.status})")
+    return True
+
+
+async def mid_pass_target_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
+    """A target folder, the copy of a user folder of the source, deleted by the target's user
+    during a pass (with the folders under it): at the pass's first import into the target
+    or its first listing of a target folder's items (a folder listed in full), whichever
+    comes first. Its imports answer ``ErrorFolderNotFound`` (failed items), its listing
+    404. False when there is no such folder."""
+    users = {f.path() for f in gen.user_folders()}
+    mine = [f for f in gen.target_folders() if f.path() in users and not f.well_known]
+    if not mine:
+        return False
+    f = rng.choice(mine)
+    body = {
+        "mailbox": DST,
+        "calls": ["importItem", "listItems"],
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": f.id}],
+    }
+    r = await api.control("PUT", "/triggers", body)
+    gen.emit(
+        f"MIDTARGET target deleteFolder {f.path()} at the first import or listing ({r.status})"
+    )
+    return True
 
 
 async def quiet_target(tbox: Any, still_s: float = 0.3, limit_s: float = 5.0) -> None:
@@ -1455,7 +1588,8 @@ async def replay(
     ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
     in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
-    the target), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
+    the target), ``("ttrigger", body)`` (the same on the target, by the target's user: its
+    folders and items named by their paths there), ``("pass", "delta"|"full"|"cutover")`` (``("pass", kind, "unchecked")``: a
     pass after target drift that only a full listing repairs, the generator's drift-delta),
     ``("kill", call, rule)`` (a delta pass in a subprocess with the fault ``rule`` set, killed
     with SIGKILL ``KILL_AFTER_S`` after the emulator first answered ``call``).
@@ -1521,11 +1655,13 @@ async def replay(
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")
-            elif step[0] == "trigger":  # owner ops applied when a call of the next pass arrives
-                body = {k: resolve(box, v) for k, v in step[1].items()}
-                body["ops"] = [{k: resolve(box, v) for k, v in op.items()} for op in body["ops"]]
-                r = await api.control("PUT", "/triggers", {"mailbox": SRC, **body})
-                gen.emit(f"TRIGGER {step[1]} ({r.status})")
+            elif step[0] in ("trigger", "ttrigger"):  # owner ops when a call of the next pass
+                # arrives: the source's owner, or (``ttrigger``) the target's user on the target
+                b, who = (box, SRC) if step[0] == "trigger" else (tbox, DST)
+                body = {k: resolve(b, v) for k, v in step[1].items()}
+                body["ops"] = [{k: resolve(b, v) for k, v in op.items()} for op in body["ops"]]
+                r = await api.control("PUT", "/triggers", {"mailbox": who, **body})
+                gen.emit(f"{step[0].upper()} {step[1]} ({r.status})")
             elif step[0] == "kill" and len(step) == 2:  # a delta pass, SIGKILLed after k changes
                 before = await reset()
                 await killed_pass(rnd, random.Random(0), hist, job, tbox, False, Options(), step[1])
@@ -1548,6 +1684,8 @@ async def replay(
                 stats = await run_job(jc, **kw)
                 so = stats.sign_off.get("complete") if stats.sign_off is not None else None
                 taken = stats.sign_off or await take_sign_off(jc)
+                pairs = stats.as_dict().get("pairs", [])  # what the pass said: errors, notes
+                said = [p.get("error") for p in pairs] + [n for p in pairs for n in p["notes"]]
                 hist.passes.append(
                     PassRecord(
                         rnd,
@@ -1557,6 +1695,7 @@ async def replay(
                         "unchecked" not in step[2:],
                         oracle(box.snapshot(), tbox.snapshot(), deletions),
                         so,
+                        "; ".join(str(w) for w in said if w),
                     )
                 )
                 hist.passes[-1].live_removed = await removed()

@@ -475,8 +475,10 @@ async def test_a_target_folder_deleted_under_a_reused_mapping_fails_its_import_s
 ) -> None:
     """Every selected folder holds items (so each has a link): a quiet folder round reuses
     the stored mapping, reads neither tree, and cannot know the target folder is gone: the
-    import fails, saying "--full" (with an empty folder, unread and so with no link, the
-    pass reads both trees and makes it again: the test above)."""
+    import fails, saying so (with an empty folder, unread and so with no link, the pass
+    reads both trees and makes it again: the test above). The folder's link is cleared
+    (``FolderJob.target_gone``), so the next pass reads both trees and makes it again,
+    not failing the same import pass after pass until ``--full``."""
     inbox = emu.state.require_mailbox(ADELE).well_known["inbox"]
     src_folder = max(inbox.live_children(), key=lambda f: f.live)
     assert src_folder.live > 0
@@ -492,7 +494,19 @@ async def test_a_target_folder_deleted_under_a_reused_mapping_fails_its_import_s
     assert (await _calls(emu)).get("folderDelta") == 1, await _calls(emu)  # mapping reused
     assert stats.exit_code() == ExitCode.ITEMS_FAILED
     (failure,) = [f for p in stats.pairs.values() for fs in p.folders.values() for f in fs.failed]
-    assert "--full" in failure["reason"]
+    assert "the target folder is gone" in failure["reason"]
+    assert "the next pass makes it again" in failure["reason"]
+    again = await run_job(cfg)
+    assert again.exit_code() == ExitCode.OK
+    notes = [n for p in again.pairs.values() for n in p.notes]
+    assert any("was deleted in the target: made again" in n for n in notes), notes
+    made = emu.state.require_mailbox(T_ADELE).folder_by_path(src_folder.path())
+    assert made is not None and made.id != gone.id
+
+    def keys(f: Any) -> list[bytes]:
+        return sorted(i.content.search_key for i in f.live_items())
+
+    assert keys(made) == keys(src_folder) and len(keys(made)) == src_folder.live
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

@@ -1305,3 +1305,51 @@ def test_a_refusal_just_older_bytes_explain_with_ours_in_the_window_shown_is_one
     lim = _short_by_a_grain(1_400_000, 4.9, 0.12, 300_000, inside=350_000)
     assert 4.9 < lim.window == lim.shown <= 4.8 * 1.5
     assert 0.626 * 0.85 <= lim.share < 0.626
+
+
+def _refused_again_after_sending(more: int) -> Learned:
+    """Exchange's documented ``[limits]`` (150 MB per 300 s) against a service whose window
+    is 5 s, beside another writer: the first refusal with 2.5 MB of ours let through, a budget
+    learned over the 7.4 s window its Retry-Afters showed, ``more`` bytes sent and answered
+    in the 27 s after, then a refusal with little of ours in that window (the writer holds
+    the room)."""
+    mb = 1024 * 1024
+    b = Budgets(PacerLimits(upload_bytes=150 * mb, upload_window=300.0))
+    for k in range(10):
+        b.take(250_000)
+        b.release(0.1 * k, 250_000)
+    b.take(300_000)
+    b.release(1.0, 300_000)
+    b.throttled(1.0, "IncomingBytes", 0.2, 300_000)  # the first: 2.5 MB let through
+    lim = b.learned_uploads
+    b.learned_uploads = replace(lim, cap=0.3 * lim.configured, window=7.4, shown=7.4, cuts=1)
+    b.refused = True
+    sent = 0
+    for k in range(200):
+        if sent >= more:
+            break
+        b.take(100_000)
+        b.release(2.0 + 24.0 * k / 200, 100_000)
+        sent += 100_000
+    b.take(300_000)
+    b.release(28.0, 300_000)
+    b.throttled(28.0, "IncomingBytes", 0.7, 300_000)
+    return b.learned_uploads
+
+
+def test_a_configured_window_the_service_let_more_through_than_it_first_refused_at_is_not_believed() -> (
+    None
+):
+    """The demo job with ``background_upload`` against the x60 profile: 27 s after the first
+    refusal, with 10 MB of ours let through since, a refusal beside the writer took the
+    configured 300 s for the service's window (believed after 15 s of sending) and cut the
+    budget to what went through over it: 1% of ``[limits]`` for the rest of the job. Had the
+    window been 300 s, nothing over what it let through at the first refusal would have
+    gone since: the refusal says nothing of a longer window, and the budget learned over
+    the window shown stays. With nothing more let through since, the configured window is
+    believed as before."""
+    lim = _refused_again_after_sending(10_000_000)
+    assert lim.window < 300.0
+    assert lim.share > 0.15, lim  # not a twentieth of what went through (7.9% without)
+    same = _refused_again_after_sending(0)
+    assert same.window == 300.0  # believed: the service let nothing more through

@@ -361,12 +361,12 @@ class MailboxPass:
         gone: list[FolderRecord],
         disposal: list[str],
         departing: list[tuple[FolderJob, ItemRecord]],
-    ) -> tuple[Gone, set[str]]:
+    ) -> tuple[Gone, dict[str, str]]:
         """The folders mapped before and not selected now, by target folder, their items
         added to ``departing``; and the source folders whose target folder is deleted whole
-        (under ``mirror``, with no per-item call)."""
+        (under ``mirror``, with no per-item call for a copy in it), with that folder."""
         gone_jobs: Gone = defaultdict(list)
-        goes: set[str] = set()
+        goes: dict[str, str] = {}
         ids = [r.source_folder_id for r in gone if retired_source(r.source_folder_id) is None]
         known = await self.ctx.store.items_in_folders(self.ctx.key, ids) if ids else {}
         for rec in gone:
@@ -380,7 +380,7 @@ class MailboxPass:
             gone_jobs[rec.target_folder_id].append((job, rec, mine))
             departing.extend((job, r) for r in mine)
             if self.deletions == "mirror" and rec.target_folder_id in disposal:
-                goes.add(rec.source_folder_id)
+                goes[rec.source_folder_id] = rec.target_folder_id
         return gone_jobs, goes
 
     async def _departures(
@@ -389,10 +389,15 @@ class MailboxPass:
         gone: list[FolderRecord],
         departing: list[tuple[FolderJob, ItemRecord]],
         arrived: list[bytes],
-        goes: set[str],
+        goes: dict[str, str],
         forget: list[str],
     ) -> None:
-        """Each item that left the source: moved, deleted or kept (``removal_fate``)."""
+        """Each item that left the source: moved, deleted or kept (``removal_fate``). A copy
+        goes with its folder only when it is in the folder deleted whole: one its record puts
+        elsewhere (a moved folder's old copy not swept yet, its items never re-homed: the
+        folder went at the source during the pass that moved it, or that pass was cut short)
+        is removed on its own, else its record went with the folder and the copy stayed, in
+        an old folder kept for it as an item nobody copied."""
         keys = [r.search_key for _, r in departing if r.search_key] + arrived
         leaving = {r.source_id for _, r in departing}
         known = await self.ctx.store.items_by_keys(self.ctx.key, keys)
@@ -414,7 +419,10 @@ class MailboxPass:
             others = by_key.get(r.search_key, []) if r.search_key else []
             if r.source_id in second:
                 others = [second[r.source_id]]
-            await self._removal(job, r, others, forget, folder_goes=r.folder_id in goes)
+            with_folder = (
+                r.target_folder_id is not None and goes.get(r.folder_id) == r.target_folder_id
+            )
+            await self._removal(job, r, others, forget, folder_goes=with_folder)
         await self._drop_kept_moves(kept, by_key, forget)
 
     async def _dispose(

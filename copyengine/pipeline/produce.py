@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from ..errors import NotFound
 from ..graph import Item
 from ..plan import (
     LOOKBACK,
@@ -67,6 +68,7 @@ class Producer:
         self.enumerator = enumerator
         self.dst = ctx.dst
         self.dst_id = side.target_id
+        self.src_id = side.source_id
         self.filters = ctx.pair.items
         self.ledger = ctx.ledger
         self.limits = ctx.limits
@@ -163,11 +165,11 @@ class Producer:
         pending: list[Item] = []
         updates: dict[str, tuple[str, str]] = {}
         found: list[tuple[Item, str, str | None]] = []
-        async for page in self.enumerator.items(job):
+        async for page in self._round(job):
             if not page:
                 continue
             if index is None:
-                index = await target_index(self.dst, self.dst_id, job.target.id)
+                index = await self._target_index(job)
             before = len(pending)
             for item in page:
                 if self.retry_only and item.id not in records:
@@ -213,7 +215,7 @@ class Producer:
             if index is None and job.target.item_count != 0:  # (None: not known)
                 # nothing to decide at the source, but the target's copy holds items (as
                 # read this pass): a copy the target's user moved here is looked for too
-                index = await target_index(self.dst, self.dst_id, job.target.id)
+                index = await self._target_index(job)
             if index is not None:
                 # checked once the pass's imports are settled (``spares.remove_second_copies``):
                 # the item's own copy may still be on its way
@@ -245,7 +247,7 @@ class Producer:
                     updates[item.id] = (record.target_folder_id or job.target.id, record.target_id)
                 pending.append(item)
 
-        async for page in self.enumerator.items(job):
+        async for page in self._round(job):
             before = len(pending)
             for item in page:
                 rows.add(item.id)
@@ -262,6 +264,10 @@ class Producer:
             if self.stop.draining:
                 return
         if job.expired:
+            return
+        if job.gone_at_source:  # what was handed on goes on (its export says it vanished)
+            for b in self._full_batches(pending, final=True)[0]:
+                yield [Exportable(i, job, update=updates.get(i.id)) for i in b]
             return
         # what earlier passes left unfinished in this folder (failed, unknown, not sent) and
         # the round did not bring again: taken up once more
@@ -285,6 +291,64 @@ class Producer:
             # an id nobody recorded left: an item new since the last pass, moved on during
             # it (maybe into a folder read before: ``reread``), or created and deleted
             job.stray_at = job.round_ended
+
+    async def _target_index(self, job: FolderJob) -> TargetIndex:
+        """The target folder's items by search key. A target folder deleted in the target
+        (by its user) since the pass's walk answers 404: nothing of it to match, its items
+        are decided as for a copy deleted in the target, and their imports answer
+        ``ErrorFolderNotFound``, each a failed item saying so (``stages``), as when it goes
+        after its listing: never the whole pair failed (exit 5). Its link is cleared
+        (``FolderJob.target_gone``): the next pass reads both trees and makes it again."""
+        try:
+            return await target_index(self.dst, self.dst_id, job.target.id)
+        except NotFound:
+            self.ctx.log.info("folder.target_gone", folder=job.stats.source_path)
+            job.target_gone = True
+            return TargetIndex()
+
+    async def _round(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        """The folder's round (``enumerate``). A folder deleted at the source after the pass's
+        walk listed it answers its round 404 (``ErrorItemNotFound``, contract §5), at its
+        first page or a later one: once the folder itself answers 404 too (one request), its
+        round ends there, incomplete (``gone_at_source``): what it handed on goes on (each
+        export of an item gone with it answers ``ErrorItemNotFound``: vanished, not failed),
+        its link is not stored, nothing is taken for a departure, and the rest of the pair
+        goes on. The next pass's folder round tells the deletion, and the folder's copy is
+        dealt with as any folder deleted at the source between passes (``MailboxPass._gone``:
+        deleted under ``mirror``, kept under ``keep``), from the state's records of its items,
+        this pass's copies included. A 404 from a folder that still answers is no such case:
+        raised as it was."""
+        try:
+            async for page in self.enumerator.items(job):
+                yield page
+        except NotFound:
+            try:
+                await self.ctx.src.get_folder(self.src_id, job.source_id)
+            except NotFound:
+                _gone_at_source(self.ctx, job)
+                return
+            raise
+
+
+def _gone_at_source(ctx: PairContext, job: FolderJob) -> None:
+    """``Producer._round``: the folder went while the pass read it: said in the log, the
+    report's folder (mode ``gone``) and the pair's notes, once per folder."""
+    job.complete = False
+    if job.gone_at_source:
+        return
+    job.gone_at_source = True
+    job.stats.mode = "gone"
+    path = job.stats.source_path
+    fate = (
+        "removes its copy in the target (deletions = mirror)"
+        if ctx.sync.deletions == "mirror"
+        else "keeps its copy in the target while it holds copies (deletions = keep)"
+    )
+    ctx.log.info("folder.gone_at_source", folder=path, deletions=ctx.sync.deletions)
+    ctx.stats.notes.append(
+        f"folder {path} was deleted at the source during the pass: its round ended there, "
+        f"nothing failed; the next pass {fate}, as for any folder deleted at the source"
+    )
 
 
 def _skip(job: FolderJob) -> None:

@@ -340,9 +340,10 @@ class Stages:
             except (ItemFailed, NotFound) as exc:
                 reason = exc.message
                 if exc.code == "ErrorFolderNotFound":
+                    e.folder.target_gone = True  # its link cleared: the next pass remakes it
                     reason += (
                         "; the target folder is gone (deleted in the target?): "
-                        "`copyengine run --full` makes it again and copies its items"
+                        "the next pass makes it again and copies its items"
                     )
                 self.ledger.failed(e.folder, item, reason, exc.request_id)
             except ServiceError as exc:

@@ -71,6 +71,13 @@ class FolderJob:
     # nothing when something may have gone into it since
     empty_at_walk: bool = False
     skipped: bool = False
+    # deleted at the source while the pass read it: its round answered 404 and ended there,
+    # incomplete (``produce.Producer._round``); the next pass deals with its copy
+    gone_at_source: bool = False
+    # its target folder answered 404 during the pass (deleted in the target by its user):
+    # its link is cleared, so that the next pass reads both trees and makes it again
+    # (``round_end``); else a pass that reuses the mapping sends its items there again
+    target_gone: bool = False
 
     @property
     def source_id(self) -> str:
@@ -89,7 +96,10 @@ class FolderJob:
         return self.removed_ids | {sid for sid in records if hash(sid) in self.gone}
 
     def round_end(self) -> RoundEnd:
-        """How this folder's round ended, for ``plan.links_to_store``."""
+        """How this folder's round ended, for ``plan.links_to_store`` (a folder whose target
+        folder went: as a refused link, cleared)."""
+        if self.target_gone:
+            return RoundEnd(self.source_id, None, self.complete, True, self.settled)
         return RoundEnd(self.source_id, self.next_link, self.complete, self.expired, self.settled)
 
 

@@ -1,0 +1,112 @@
+"""A source folder's item round answering 404 (``produce.Producer._round``): the folder gone
+at the source during the pass ends its round, said once; a 404 from a folder that still
+answers is no such case and is raised as it was. The histories with the emulator are in
+``test_histories.py`` (``…_deleted_at_the_source_during_a_pass_…``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from copyengine.errors import NotFound
+from copyengine.graph import Folder, FolderNode, Item
+from copyengine.pipeline.produce import Producer
+from copyengine.pipeline.work import FolderJob
+from copyengine.plan import FolderPlan
+from copyengine.plan.changes import parse_target_path
+from copyengine.report import FolderStats
+
+pytestmark = pytest.mark.anyio
+
+
+def _job() -> FolderJob:
+    names = ("Inbox", "Projects")
+    node = FolderNode(Folder("F1", "Projects", None, "", None, 0, 0), names, 2)
+    plan = FolderPlan(node, parse_target_path("/Inbox/Projects"), "")
+    stats = FolderStats("/Inbox/Projects", names=names)
+    return FolderJob(plan, Folder("T1", "Projects", None, "", None, 0, 0), stats, False)
+
+
+def _item(n: int) -> Item:
+    return Item(f"I{n}", "ck", "", 10, "", "", (), b"k%d" % n)
+
+
+class Rounds:
+    """An enumerator whose round hands on ``pages`` and then answers 404."""
+
+    def __init__(self, pages: int) -> None:
+        self.pages = pages
+
+    async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        for n in range(self.pages):
+            yield [_item(n)]
+        raise NotFound("itemDelta: not found", status=404, code="ErrorItemNotFound")
+
+
+class Src:
+    def __init__(self, there: bool) -> None:
+        self.there = there
+        self.asked: list[str] = []
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        self.asked.append(ref)
+        if not self.there:
+            raise NotFound("getFolder: not found", status=404, code="ErrorItemNotFound")
+        return Folder(ref, "Projects", None, "", None, 0, 0)
+
+
+class Log:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def info(self, event: str, **kw: Any) -> None:
+        self.events.append((event, kw))
+
+
+def _producer(pages: int, there: bool, deletions: str = "mirror") -> tuple[Producer, Any]:
+    ctx = SimpleNamespace(
+        src=Src(there),
+        log=Log(),
+        stats=SimpleNamespace(notes=[]),
+        sync=SimpleNamespace(deletions=deletions),
+    )
+    p = Producer.__new__(Producer)  # only what ``_round`` uses
+    p.ctx, p.src_id, p.enumerator = ctx, "MBX:src", Rounds(pages)  # type: ignore[assignment]
+    return p, ctx
+
+
+@pytest.mark.parametrize("pages", [0, 2])
+async def test_a_folder_gone_at_the_source_ends_its_round_said_once(pages: int) -> None:
+    p, ctx = _producer(pages, there=False)
+    job = _job()
+    got = [page async for page in p._round(job)]
+    assert [it.id for page in got for it in page] == [f"I{n}" for n in range(pages)]
+    assert job.gone_at_source and not job.complete and job.stats.mode == "gone"
+    assert ctx.src.asked == ["F1"]
+    assert [e for e, _ in ctx.log.events] == ["folder.gone_at_source"]
+    (note,) = ctx.stats.notes
+    assert "/Inbox/Projects was deleted at the source during the pass" in note
+    assert "removes its copy" in note
+    # read again in the same pass (``reread``), gone at once: said once
+    p.enumerator = Rounds(0)
+    assert [page async for page in p._round(job)] == []
+    assert len(ctx.stats.notes) == 1 and len(ctx.log.events) == 1
+
+
+async def test_under_keep_the_note_says_the_copy_is_kept() -> None:
+    p, ctx = _producer(0, there=False, deletions="keep")
+    job = _job()
+    assert [page async for page in p._round(job)] == []
+    assert "keeps its copy in the target" in ctx.stats.notes[0]
+
+
+async def test_a_404_from_a_folder_that_still_answers_is_raised() -> None:
+    p, ctx = _producer(1, there=True)
+    job = _job()
+    with pytest.raises(NotFound):
+        async for _ in p._round(job):
+            pass
+    assert not job.gone_at_source and ctx.stats.notes == [] and ctx.log.events == []
