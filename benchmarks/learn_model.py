@@ -65,8 +65,10 @@ class Run:
     # configured rate is the lower, ``ratio / 60`` of the service's, and a budget learned
     # over a shorter window than configured is kept at most at that rate, ``learn``)
     allowed: float = 0.0
-    # requests sent and refused (a job's: its mailboxes' together, as ``stricter`` counts
-    # the job's 429 share; its ``share_429`` is the largest of a mailbox's)
+    # uploads sent and refused (a job's: its mailboxes' together, pooled as ``stricter``
+    # pools the job's 429 share; its ``share_429`` is the largest of a mailbox's). The model
+    # has only the uploads: ``stricter`` counts every request of the job (exports, listings,
+    # sessions, both tenants), so the same refusals read as a lower share there
     sent: int = 0
     refused: int = 0
 

@@ -783,7 +783,8 @@ def test_beside_a_writer_on_its_own_clock_the_model_keeps_its_share(ratio: int) 
     windows its Retry-Afters show were dropped, ``learn_model --pairs 8``; at 1/1, 45%
     before a cut was bounded by what went through over the window: seed 1's budget
     ratcheted to 0.50 MB of the 1.25 MB a window the writer leaves, and stayed). The 429
-    share is the job's, as ``stricter`` counts it (its 429s over its requests): the largest
+    share is the job's, pooled as ``stricter`` pools it (its 429s over its uploads here, over
+    every request of the job there: an upper bound of that figure): the largest
     of one mailbox's is one run's chaos at 250 items (at 1/10, 4.6% for seeds 0-7 and 5.7,
     7.7 and 6.4% for seeds 8-15, 24-31 and 32-39 at 97fab5f; the job's 3.7-4.6% in all
     eight sets of seeds 0-63; a 429 waking the naps, tried and not merged, moved seed 2 from
