@@ -201,7 +201,6 @@ class Budgets:
         "probes_refused",
         "refused",
         "refused_first",
-        "refuted",
         "requests",
         "reserve_after",
         "reserved",
@@ -249,7 +248,6 @@ class Budgets:
         # the first upload refusal within the configured window: (when, what the service
         # had let through of ours over that window then); ``_refuted``
         self.refused_first: tuple[float, int] | None = None
-        self.refuted = False  # ... and the configured window is not the service's
         # the upload window tried in place of a configured one far longer than what the
         # service showed (``_widened_under_shown``): a cut budget over it is spent and cut
         # as one over the configured window is (0.0: none)
@@ -891,16 +889,13 @@ class Budgets:
         left (the demo job with ``background_upload`` against the x60 profile), cut a
         mailbox to what went through over 300 s of its 27 s of sending, 1% of ``[limits]``
         where the writer left 50%; tried over twice that time instead, to 2% over 188 s:
-        for the rest of the job. Once refuted, for the rest of the pass: a window later the
-        first refusal of the next configured window came at what went through over the last
-        300 s, and the configured window was believed again (20% of ``[limits]``, a 3% step
-        down at each body refused for the writer's room)."""
+        for the rest of the job."""
         first = self.refused_first
         if lim.period <= BELIEVED * (lim.shown or lim.window):
             return False  # the service's own answers make the configured window believable
-        if not self.refuted and first is not None and now - first[0] < lim.period:
-            self.refuted = self.uploads.since(now - lim.period) > REFUTED * first[1]
-        return self.refuted
+        if first is None or now - first[0] >= lim.period:
+            return False
+        return self.uploads.since(now - lim.period) > REFUTED * first[1]
 
     def _tried_step(self, lim: Learned, now: float, retry_after: float, body_bytes: int) -> bool:
         """An ``IncomingBytes`` 429 of a budget kept over the window tried in place of the
