@@ -725,7 +725,7 @@ class Budgets:
         if under and (wider := self._just_older(lim, now, retry_after, body_bytes)):
             lim = self.learned_uploads = wider  # the window shown was short: not contradicted
             under = False
-        if under and self._longer_window(lim, now, body_bytes) and not self._refuted(lim, now):
+        if under and self._longer_window(lim, now, body_bytes):
             # the window the Retry-Afters showed is contradicted: ours left it (or kept
             # well under its budget there) and still no room. Beside a writer on its own
             # clock (its writes a window old leave as its new ones come) a Retry-After is
@@ -855,8 +855,10 @@ class Budgets:
             max(opened, now - lim.period) for t, _, opened in w.events() if t > now - lim.period
         ]
         seen = max(shown, now - min(ours)) if ours else shown
-        if lim.period <= BELIEVED * seen:
+        if lim.period <= BELIEVED * shown:
             return False
+        if lim.period <= BELIEVED * seen and not self._refuted(lim, now):
+            return False  # believed from the time we have been sending, unless refuted
         win = 2 * seen
         through = w.since(now - win)
         cut = learn.throttled(
@@ -875,24 +877,19 @@ class Budgets:
         return True
 
     def _refuted(self, lim: Learned, now: float) -> bool:
-        """Whether the configured window, over ``BELIEVED`` times the one the service's
-        answers showed, is refuted as the service's: the service has let through more of
-        ours over it than it had when it first refused an upload within it. A budget over
-        that window would have refused that (then, as now, what it had let through was all
-        it gives over it). A refusal with little of ours in the window shown (another
-        writer's bytes, a body larger than the room they leave) then says nothing of a
-        longer window: not a cut to what went through over one (``_uploads_throttled``).
+        """Whether the service has let through more of ours over the configured window than
+        it had when it first refused an upload within that window: a budget over that
+        window would have refused it (then, as now, what it had let through was all it
+        gives over it), so the configured window is not the service's. Beside another
+        writer that left since, the window tried in its place (``_widened_under_shown``)
+        climbs back.
 
-        Believed after 15 s of sending (``_widened_under_shown``: ``BELIEVED`` times the
-        time since our oldest bytes, against Exchange's documented 300 s), a window 60 times
-        shorter than configured, with another writer and bodies larger than the room it
-        left (the demo job with ``background_upload`` against the x60 profile), cut a
-        mailbox to what went through over 300 s of its 27 s of sending, 1% of ``[limits]``
-        where the writer left 50%; tried over twice that time instead, to 2% over 188 s:
-        for the rest of the job."""
+        Believed after 15 s of sending (``BELIEVED`` times the time since our oldest bytes,
+        against Exchange's documented 300 s), a window 60 times shorter than configured, with
+        another writer (the demo job with ``background_upload`` against the x60 profile),
+        cut a mailbox to what went through over 300 s of its 27 s of sending: 1% of
+        ``[limits]`` where the writer left 50%, for the rest of the job."""
         first = self.refused_first
-        if lim.period <= BELIEVED * (lim.shown or lim.window):
-            return False  # the service's own answers make the configured window believable
         if first is None or now - first[0] >= lim.period:
             return False
         return self.uploads.since(now - lim.period) > REFUTED * first[1]
