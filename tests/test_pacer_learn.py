@@ -1288,35 +1288,3 @@ def test_a_refusal_our_own_bytes_just_older_than_the_window_explain_widens_it_a_
     assert far.window != pytest.approx(4.9 + 0.12, abs=0.35)  # not widened a little
     small = _short_by_a_grain(10_000, 4.9, 0.12, 20_000)  # well under the budget: contradicted
     assert small.window > 7.2 or small.share < 0.626
-
-
-def _big_body_refused(body: int) -> Learned:
-    """Exchange's documented ``[limits]`` (150 MB per 300 s) against a service whose window
-    is 5 s, beside another writer: a budget at 0.4 of ``[limits]`` learned over the 5 s
-    window the Retry-Afters showed, 10 MB of ours sent over 27 s, none in the last 5 s, then
-    ``body`` refused (the writer holds the room)."""
-    mb = 1024 * 1024
-    b = Budgets(PacerLimits(upload_bytes=150 * mb, upload_window=300.0))
-    lim = b.learned_uploads
-    b.learned_uploads = replace(lim, cap=0.4 * lim.configured, window=5.0, shown=5.0, cuts=1)
-    b.refused = True
-    for k in range(100):
-        b.take(100_000)
-        b.release(1.0 + 0.22 * k, 100_000)
-    b.take(body)
-    b.release(28.0, body)
-    b.throttled(28.0, "IncomingBytes", 0.5, body)
-    return b.learned_uploads
-
-
-def test_a_body_larger_than_the_budget_over_the_window_shown_says_nothing_of_a_longer_one() -> None:
-    """The demo job with ``background_upload`` against the x60 profile: a 2 MB body, more
-    than the 1 MB the budget in effect allows over the 5 s window shown, refused beside the
-    writer, was taken for our rate over a longer window: the configured 300 s believed after
-    15 s of sending, the budget cut to what went through over it (2.2% of ``[limits]``), for
-    the rest of the job. It could only go alone: nothing is cut. A body under that budget,
-    refused the same way, is taken for our rate over a longer window as before."""
-    big = _big_body_refused(2_000_000)
-    assert big.window == 5.0 and big.share == pytest.approx(0.4)
-    small = _big_body_refused(200_000)
-    assert small.window == 300.0 and small.share < 0.1

@@ -972,22 +972,11 @@ class Budgets:
     def _longer_window(self, lim: Learned, now: float, body_bytes: int) -> bool:
         """Whether an ``IncomingBytes`` refusal with fewer of our bytes than its body in
         the window the service's Retry-Afters showed, shorter than the configured one,
-        has enough of ours in the configured window to be our rate over a longer one.
-
-        Not a body at least the budget in effect over the window shown where the configured
-        window is over ``BELIEVED`` times longer: it could only go alone there, and beside
-        another writer it is refused until the writer leaves room for it, whatever our
-        rate. Taken for our rate over a longer window (the demo job with
-        ``background_upload`` against the x60 profile, bodies of 1.4-6 MB where the writer
-        left 1.25 MB per 5 s), the configured 300 s was believed after 15 s of sending and
-        the budget cut to what went through over it: 1% and 2.7% of ``[limits]`` for the
-        rest of the job."""
+        has enough of ours in the configured window to be our rate over a longer one."""
         shown = lim.shown or lim.window
-        if not 0 < shown < lim.period:
-            return False
-        if lim.period > BELIEVED * shown and body_bytes >= lim.cap * shown / lim.period:
-            return False
-        return self.uploads.since(now - lim.period) + self.held_bytes >= body_bytes
+        return 0 < shown < lim.period and (
+            self.uploads.since(now - lim.period) + self.held_bytes >= body_bytes
+        )
 
     def alone_window(self, now: float) -> float | None:
         """After an ``IncomingBytes`` 429 (its body already taken back): the upload window
