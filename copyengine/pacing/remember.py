@@ -103,14 +103,15 @@ def seeded(
     return seeded
 
 
-def window_of(lim: Learned) -> float | None:
+def window_of(lim: Learned, tried: bool = False) -> float | None:
     """The window to remember with a cut budget (``seeded``'s ``window``): one shorter than
     the configured one that the service's 429s showed; None for the configured one, and for
     a window only tried in its place beside another writer (``Learned.tried``: restored as
     one shown, the next pass spent the budget in even parts of it at 71.6% of the real
     budget against 76.8% over the configured window, ``learn_model`` 1/60 beside a writer,
-    review6)."""
-    if lim.cuts and 0 < lim.window < lim.period and not lim.tried:
+    review6). ``tried``: that window tried instead (None for any other), remembered apart
+    and restored as tried (``remember``)."""
+    if lim.cuts and 0 < lim.window < lim.period and lim.tried == tried:
         return lim.window
     return None
 
@@ -122,11 +123,14 @@ def remember(
     of: tuple[float, float],
     refused: bool = True,
     window: float | None = None,
+    tried: bool = False,
 ) -> float | None:
     """Start one mailbox's ``limit`` (its budgets ``b``) at a budget an earlier pass learned
     (``seeded``), unless it has sent a request within its request window; the share of
     ``[limits]`` it starts at (None: not seeded). ``step.Budgets.remember``: the pacer's
-    account follows at the first answer (the budget in effect creeps then)."""
+    account follows at the first answer (the budget in effect creeps then). ``tried``:
+    ``window`` is the upload window the pass tried in place of the configured one
+    (``window_of``), kept over as tried again (``step.Budgets._on_tried``)."""
     name = ATTRIBUTES.get(limit)
     if name is None or b.inflight or b.requests.total:
         return None
@@ -134,4 +138,6 @@ def remember(
     if lim is None:
         return None
     setattr(b, name, lim)
+    if tried and name == "learned_uploads" and window is not None and lim.window == window:
+        b.tried = window
     return lim.share
