@@ -43,6 +43,14 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   window instead the climb is that many times slower (a quarter per 300 s window where the
   service's is 5 s: a second pass against a service that gives all of it again crept at a
   twelfth of ``[limits]`` for its whole 5 minutes, ``tests/test_cut_short.py`` seed 911);
+- a budget kept over a window the pass tried in place of the configured one
+  (``step.Budgets._widened_under_shown``; ``tried`` in the state, apart from ``windows``)
+  starts over that window as tried again: spent through the bucket, a refusal a small step
+  (``step.Budgets._tried_step``). Left to the configured window, cut-short seed 1014's
+  next run (at 192b4f2) climbed from 1/30 of ``[limits]`` doubling per 300 s, past its
+  300 s; restored as a window shown, ``learn_model`` 1/60 beside a writer ran second
+  passes at 71.5% of the real budget, as tried at 82.0% (78.1% over the configured
+  window; ``tests/test_remembered_tried_window.py``);
 - a pacer with requests in flight or in its request window knows more than the state (a
   mailbox shared by two pairs, a worker's next segment): it is left as it is.
 """
