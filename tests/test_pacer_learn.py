@@ -1290,49 +1290,33 @@ def test_a_refusal_our_own_bytes_just_older_than_the_window_explain_widens_it_a_
     assert small.window > 7.2 or small.share < 0.626
 
 
-def _refused_again_after_sending(more: int) -> Learned:
+def _big_body_refused(body: int) -> Learned:
     """Exchange's documented ``[limits]`` (150 MB per 300 s) against a service whose window
-    is 5 s, beside another writer: the first refusal with 2.5 MB of ours let through, a budget
-    learned over the 7.4 s window its Retry-Afters showed, ``more`` bytes sent and answered
-    in the 27 s after, then a refusal with little of ours in that window (the writer holds
-    the room)."""
+    is 5 s, beside another writer: a budget at 0.4 of ``[limits]`` learned over the 5 s
+    window the Retry-Afters showed, 10 MB of ours sent over 27 s, none in the last 5 s, then
+    ``body`` refused (the writer holds the room)."""
     mb = 1024 * 1024
     b = Budgets(PacerLimits(upload_bytes=150 * mb, upload_window=300.0))
-    for k in range(10):
-        b.take(250_000)
-        b.release(0.1 * k, 250_000)
-    b.take(300_000)
-    b.release(1.0, 300_000)
-    b.throttled(1.0, "IncomingBytes", 0.2, 300_000)  # the first: 2.5 MB let through
     lim = b.learned_uploads
-    b.learned_uploads = replace(lim, cap=0.3 * lim.configured, window=7.4, shown=7.4, cuts=1)
+    b.learned_uploads = replace(lim, cap=0.4 * lim.configured, window=5.0, shown=5.0, cuts=1)
     b.refused = True
-    sent = 0
-    for k in range(200):
-        if sent >= more:
-            break
+    for k in range(100):
         b.take(100_000)
-        b.release(2.0 + 24.0 * k / 200, 100_000)
-        sent += 100_000
-    b.take(300_000)
-    b.release(28.0, 300_000)
-    b.throttled(28.0, "IncomingBytes", 0.7, 300_000)
+        b.release(1.0 + 0.22 * k, 100_000)
+    b.take(body)
+    b.release(28.0, body)
+    b.throttled(28.0, "IncomingBytes", 0.5, body)
     return b.learned_uploads
 
 
-def test_a_configured_window_the_service_let_more_through_than_it_first_refused_at_is_not_believed() -> (
-    None
-):
-    """The demo job with ``background_upload`` against the x60 profile: 27 s after the first
-    refusal, with 10 MB of ours let through since, a refusal beside the writer took the
-    configured 300 s for the service's window (believed after 15 s of sending) and cut the
-    budget to what went through over it: 1% of ``[limits]`` for the rest of the job. Had the
-    window been 300 s, nothing over what it let through at the first refusal would have
-    gone since: the refusal says nothing of a longer window, and the budget learned over
-    the window shown stays. With nothing more let through since, the configured window is
-    believed as before."""
-    lim = _refused_again_after_sending(10_000_000)
-    assert lim.window < 300.0
-    assert lim.share > 0.15, lim  # not a twentieth of what went through (7.9% without)
-    same = _refused_again_after_sending(0)
-    assert same.window == 300.0  # believed: the service let nothing more through
+def test_a_body_larger_than_the_budget_over_the_window_shown_says_nothing_of_a_longer_one() -> None:
+    """The demo job with ``background_upload`` against the x60 profile: a 2 MB body, more
+    than the 1 MB the budget in effect allows over the 5 s window shown, refused beside the
+    writer, was taken for our rate over a longer window: the configured 300 s believed after
+    15 s of sending, the budget cut to what went through over it (2.2% of ``[limits]``), for
+    the rest of the job. It could only go alone: nothing is cut. A body under that budget,
+    refused the same way, is taken for our rate over a longer window as before."""
+    big = _big_body_refused(2_000_000)
+    assert big.window == 5.0 and big.share == pytest.approx(0.4)
+    small = _big_body_refused(200_000)
+    assert small.window == 300.0 and small.share < 0.1
