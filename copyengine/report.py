@@ -226,10 +226,16 @@ class PairStats:
     # requests and 429s, not in its ceiling (that is its target mailboxes')
     aux_pacers: list[AccountView] = field(default_factory=list, repr=False)
     _final: tuple[int, float, int, float | None, float | None] | None = None
-    # the budget in effect, the advice and the windows shorter than configured, frozen at
-    # the pair's end (``freeze_pacing``)
+    # the budget in effect, the advice, the windows shorter than configured the service
+    # showed and those tried in its place, frozen at the pair's end (``freeze_pacing``)
     _final_budget: (
-        tuple[dict[str, dict[str, float]], list[learn.Advice], dict[str, dict[str, float]]] | None
+        tuple[
+            dict[str, dict[str, float]],
+            list[learn.Advice],
+            dict[str, dict[str, float]],
+            dict[str, dict[str, float]],
+        ]
+        | None
     ) = None
     # ``total``'s sums of a finished pair, with what they were summed under
     _sums: tuple[tuple[str, float, int], dict[str, int]] | None = field(
@@ -339,6 +345,7 @@ class PairStats:
             self.budget_in_effect(),
             self.budget_advice(),
             self.budget_windows(),
+            self.budget_windows(tried=True),
         )
         self._final = (
             self.throttled,
@@ -368,18 +375,20 @@ class PairStats:
                 out[role] = cut
         return out
 
-    def budget_windows(self) -> dict[str, dict[str, float]]:
+    def budget_windows(self, tried: bool = False) -> dict[str, dict[str, float]]:
         """Per mailbox of the pair, the limits whose cut budget is kept over a window
         shorter than the configured one (the service's 429s showed it), in seconds: with
-        the budget in effect, where a later pass of the pair starts (``pacing.remember``)."""
+        the budget in effect, where a later pass of the pair starts (``pacing.remember``).
+        ``tried``: those kept over a window the pacer tried in place of the configured one
+        instead (``remember.window_of``)."""
         if self._final_budget is not None:
-            return self._final_budget[2]
+            return self._final_budget[3] if tried else self._final_budget[2]
         out: dict[str, dict[str, float]] = {}
         for role, _, p in self._mailboxes():
             short = {
                 k: round(w, 3)
                 for k, v in p.budget_in_effect().items()
-                if (w := remember.window_of(v)) is not None
+                if (w := remember.window_of(v, tried)) is not None
             }
             if short:
                 out[role] = short

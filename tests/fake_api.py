@@ -81,6 +81,7 @@ class FakeBudgets:
         of: tuple[float, float],
         cut: bool,
         window: float | None = None,
+        tried: bool = False,
     ) -> float:
         return 0.0
 

@@ -50,10 +50,12 @@ class Remembering(Protocol):
         of: tuple[float, float],
         cut: bool,
         window: float | None = None,
+        tried: bool = False,
     ) -> float:
         """Start ``limit`` at ``share`` of the [limits] ``of`` (amount, window seconds) an
         earlier pass ended with (``cut``: it was refused; ``window``: the shorter window
-        the service showed it was kept over); the share of [limits] it starts at, 0: not."""
+        the service showed it was kept over, or, ``tried``, the one the pacer tried in
+        place of the configured one); the share of [limits] it starts at, 0: not."""
         ...
 
 

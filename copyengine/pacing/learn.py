@@ -97,8 +97,8 @@ class Learned:
     probing: bool = False
     # said only in what ``step.Budgets.learned`` reports (the stats, the report): the
     # window is one tried in place of the configured one (``Budgets._widened_under_shown``),
-    # not one the service's 429s showed; not remembered for a later pass
-    # (``remember.window_of``)
+    # not one the service's 429s showed; remembered for a later pass apart from those
+    # (``remember.window_of``), kept over as tried again
     tried: bool = False
 
     @classmethod

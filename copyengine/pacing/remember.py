@@ -43,6 +43,14 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   window instead the climb is that many times slower (a quarter per 300 s window where the
   service's is 5 s: a second pass against a service that gives all of it again crept at a
   twelfth of ``[limits]`` for its whole 5 minutes, ``tests/test_cut_short.py`` seed 911);
+- a budget kept over a window the pass tried in place of the configured one
+  (``step.Budgets._widened_under_shown``; ``tried`` in the state, apart from ``windows``)
+  starts over that window as tried again: spent through the bucket, a refusal a small step
+  (``step.Budgets._tried_step``). Left to the configured window, cut-short seed 1014's
+  next run (at 192b4f2) climbed from 1/30 of ``[limits]`` doubling per 300 s, past its
+  300 s; restored as a window shown, ``learn_model`` 1/60 beside a writer ran second
+  passes at 71.5% of the real budget, as tried at 82.0% (78.1% over the configured
+  window; ``tests/test_remembered_tried_window.py``);
 - a pacer with requests in flight or in its request window knows more than the state (a
   mailbox shared by two pairs, a worker's next segment): it is left as it is.
 """
@@ -103,14 +111,15 @@ def seeded(
     return seeded
 
 
-def window_of(lim: Learned) -> float | None:
+def window_of(lim: Learned, tried: bool = False) -> float | None:
     """The window to remember with a cut budget (``seeded``'s ``window``): one shorter than
     the configured one that the service's 429s showed; None for the configured one, and for
     a window only tried in its place beside another writer (``Learned.tried``: restored as
     one shown, the next pass spent the budget in even parts of it at 71.6% of the real
     budget against 76.8% over the configured window, ``learn_model`` 1/60 beside a writer,
-    review6)."""
-    if lim.cuts and 0 < lim.window < lim.period and not lim.tried:
+    review6). ``tried``: that window tried instead (None for any other), remembered apart
+    and restored as tried (``remember``)."""
+    if lim.cuts and 0 < lim.window < lim.period and lim.tried == tried:
         return lim.window
     return None
 
@@ -122,11 +131,14 @@ def remember(
     of: tuple[float, float],
     refused: bool = True,
     window: float | None = None,
+    tried: bool = False,
 ) -> float | None:
     """Start one mailbox's ``limit`` (its budgets ``b``) at a budget an earlier pass learned
     (``seeded``), unless it has sent a request within its request window; the share of
     ``[limits]`` it starts at (None: not seeded). ``step.Budgets.remember``: the pacer's
-    account follows at the first answer (the budget in effect creeps then)."""
+    account follows at the first answer (the budget in effect creeps then). ``tried``:
+    ``window`` is the upload window the pass tried in place of the configured one
+    (``window_of``), kept over as tried again (``step.Budgets._on_tried``)."""
     name = ATTRIBUTES.get(limit)
     if name is None or b.inflight or b.requests.total:
         return None
@@ -134,4 +146,6 @@ def remember(
     if lim is None:
         return None
     setattr(b, name, lim)
+    if tried and name == "learned_uploads" and window is not None and lim.window == window:
+        b.tried = window
     return lim.share

@@ -1006,9 +1006,10 @@ class Budgets:
         of: tuple[float, float],
         cut: bool,
         window: float | None = None,
+        tried: bool = False,
     ) -> float:
         """Start ``limit`` at a budget an earlier pass learned (``remember.remember``); 0: not."""
-        return remember.remember(self, limit, share, of, cut, window) or 0.0
+        return remember.remember(self, limit, share, of, cut, window, tried) or 0.0
 
     def learned(self) -> dict[str, Learned]:
         """The budget in effect per limit (``Limit`` values); the upload budget says when its

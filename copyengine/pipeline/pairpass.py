@@ -82,6 +82,7 @@ def pair_pass(st: PairStats, key: str, number: int, kind: str, run: str) -> Pair
         budget=st.budget_in_effect(),
         limits=limits_said(st),
         windows=st.budget_windows() or None,
+        tried=st.budget_windows(tried=True) or None,
     )
 
 

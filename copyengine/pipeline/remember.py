@@ -40,8 +40,14 @@ def remember(row: PairPass | None, st: PairStats, pacers: Sequence[PacerView], l
             if of is None or len(of) != 2:
                 continue
             window = (row.windows or {}).get(role, {}).get(limit)
+            tried = None if window else (row.tried or {}).get(role, {}).get(limit)
             now = pacer.budgets.remember(
-                limit, share, (float(of[0]), float(of[1])), row.throttled > 0, window
+                limit,
+                share,
+                (float(of[0]), float(of[1])),
+                row.throttled > 0,
+                window or tried,
+                tried=tried is not None,
             )
             if now:
                 started.setdefault(role, {})[limit] = round(now, 4)

@@ -81,6 +81,9 @@ class PairPass:
     # the configured one (role: limit: seconds, ``report.PairStats.budget_windows``): a
     # later pass keeps it over that window too; in the ``hints`` JSON, None: not said
     windows: dict[str, dict[str, float]] | None = field(default=None, metadata={"in": "hints"})
+    # ... and those whose budget was kept over a window tried in place of the configured
+    # one (``Learned.tried``): a later pass keeps it over that window, as tried
+    tried: dict[str, dict[str, float]] | None = field(default=None, metadata={"in": "hints"})
 
     def row(self) -> tuple[Any, ...]:
         """The row in ``COLUMNS`` order (lists and dicts as JSON)."""
@@ -92,7 +95,7 @@ class PairPass:
             elif f.name == "sign_off":
                 v = json.dumps(v, default=str) if v is not None else None
             elif f.name == "hints":
-                v = hints_text(v, self.budget, self.limits, self.windows)
+                v = hints_text(v, self.budget, self.limits, self.windows, self.tried)
             elif "in" in f.metadata:
                 continue
             out.append(v)
@@ -129,6 +132,7 @@ def pair_pass_of(row: Sequence[Any]) -> PairPass:
     d["budget"] = budget_of(d["hints"])
     d["limits"] = limits_of(d["hints"])
     d["windows"] = windows_of(d["hints"])
+    d["tried"] = windows_of(d["hints"], "tried")
     d["hints"] = hints_of(d["hints"])
     for name in COUNTS:
         d[name] = int(d[name] or 0)
@@ -238,17 +242,21 @@ def hints_text(
     budget: dict[str, dict[str, float]] | None,
     limits: dict[str, list[float]] | None = None,
     windows: dict[str, dict[str, float]] | None = None,
+    tried: dict[str, dict[str, float]] | None = None,
 ) -> str | None:
     """The ``hints`` column: the advice as a JSON list (schema 8 as first written), or, with
     the budget in effect, ``{"advice": [...], "budget": {...}}`` (and ``"limits"``, the
     [limits] it is a share of, where known; ``"windows"``, the shorter windows it was kept
-    over, where any)."""
+    over, where any; ``"tried"``, the windows tried in place of the configured one it was
+    kept over, where any)."""
     if budget is not None:
         said: dict[str, Any] = {"advice": list(hints or ()), "budget": budget}
         if limits is not None:
             said["limits"] = limits
         if windows:
             said["windows"] = windows
+        if tried:
+            said["tried"] = tried
         return json.dumps(said)
     return json.dumps(list(hints)) if hints is not None else None
 
@@ -273,11 +281,11 @@ def limits_of(text: str | None) -> dict[str, list[float]] | None:
     return said.get("limits") if isinstance(said, dict) else None
 
 
-def windows_of(text: str | None) -> dict[str, dict[str, float]] | None:
+def windows_of(text: str | None, key: str = "windows") -> dict[str, dict[str, float]] | None:
     """A row's ``hints`` column read back: the windows shorter than configured its budget
-    was kept over (None: not said)."""
+    was kept over (None: not said); ``key`` ``"tried"``: those tried in place of it."""
     said = json.loads(text) if text is not None else None
-    return said.get("windows") if isinstance(said, dict) else None
+    return said.get(key) if isinstance(said, dict) else None
 
 
 def latest_budget(
