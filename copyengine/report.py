@@ -138,6 +138,9 @@ class FolderStats:
 
 ROLES = ("source", "target", "source archive", "target archive")  # a pair's pacers, in order
 NOTES_SAID = 5  # pairs whose archive note the summary and ``job.finished`` say one by one
+# a pair's note on a folder deleted at the source while its pass read it
+# (``pipeline.produce``), said after the summary's table too (``JobStats.gone_notes``)
+GONE_AT_SOURCE = "was deleted at the source during the pass"
 
 
 def hints_said(advice: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -662,13 +665,20 @@ class JobStats:
             for p in self.pairs.values()
             if (note := archive_note(p.archive_redirects)) is not None
         ]
-        if len(said) > NOTES_SAID:
-            more = len(said) - NOTES_SAID
-            said = [
-                *said[:NOTES_SAID],
-                f"{more} more pair(s) with archive redirects: see the report",
-            ]
-        return said
+        return _capped(said, "pair(s) with archive redirects")
+
+    def gone_notes(self) -> list[str]:
+        """The folders deleted at the source while a pass read them (not failures: the next
+        pass deals with their copies), one line each (``NOTES_SAID`` at most, then how many
+        more): said after the summary's table and in ``job.finished``, as the pairs' notes
+        in the report say them."""
+        said = [
+            f"{p.source} → {p.target}: {note}"
+            for p in self.pairs.values()
+            for note in p.notes
+            if GONE_AT_SOURCE in note
+        ]
+        return _capped(said, "folder(s) deleted at the source during the pass")
 
     def remembered_note(self) -> str | None:
         """One line for the pairs that started under a budget remembered from their last
@@ -739,6 +749,7 @@ class JobStats:
             "totals": self.totals(),
             "hints": self.hints(),
             "archive_notes": self.archive_notes(),
+            "gone_notes": self.gone_notes(),
             "remembered_note": self.remembered_note(),
             "pairs": [p.as_dict() for p in self.pairs.values()],
             "timeline": [
@@ -817,3 +828,10 @@ def write_report(
             except OSError:
                 pass
     return own
+
+
+def _capped(said: list[str], what: str) -> list[str]:
+    """``said``, ``NOTES_SAID`` lines at most, then how many more ``what``."""
+    if len(said) <= NOTES_SAID:
+        return said
+    return [*said[:NOTES_SAID], f"{len(said) - NOTES_SAID} more {what}: see the report"]

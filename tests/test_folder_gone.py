@@ -110,3 +110,57 @@ async def test_a_404_from_a_folder_that_still_answers_is_raised() -> None:
         async for _ in p._round(job):
             pass
     assert not job.gone_at_source and ctx.stats.notes == [] and ctx.log.events == []
+
+
+async def test_the_run_says_a_folder_gone_after_its_table_in_the_log_and_the_report(
+    emu: Any, tmp_path: Any
+) -> None:
+    """A folder deleted at the source as its item round arrives: the pass exits 0 and says
+    so where an operator reads it, after the summary's table ("note: ..."), in
+    ``job.finished`` and in the report (``gone_notes``), as for an archive's redirects (the
+    pair's note alone was in the report's pairs and the log only)."""
+    import io
+    import json
+
+    from copyengine.config import load_job
+    from copyengine.console.live import print_summary
+    from copyengine.exitcodes import ExitCode
+    from copyengine.wiring import run_job
+    from tests.jobs import write_job
+
+    adele, t_adele = "adele@contoso.example", "adele@fabrikam.example"
+    box = emu.state.require_mailbox(adele)
+    (gone,) = [f for f in box.folders.values() if f.path() == "/Inbox/Projects"]
+    trigger = {
+        "mailbox": adele,
+        "calls": ["itemDelta", "listItems"],
+        "folder": gone.id,
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": gone.id}],
+    }
+    assert (await emu.src.control("PUT", "/triggers", trigger)).status == 200
+    cfg = load_job(write_job(tmp_path, emu.ep, [(adele, t_adele)]))
+    stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    said = stats.gone_notes()  # the folder and its two subfolders, gone with it
+    assert len(said) == 3 and len(set(said)) == 3, said
+    assert said[0].startswith(f"{adele} → {t_adele}: folder /Inbox/Projects was deleted at")
+    out = io.StringIO()
+    print_summary(stats, out)
+    screen = " ".join(out.getvalue().split())
+    assert all("note: " + " ".join(n.split()) in screen for n in said), out.getvalue()
+    report = json.loads(cfg.report_path.read_text())
+    assert report["gone_notes"] == said
+
+
+def test_the_notes_on_folders_gone_are_capped_as_the_archives_are() -> None:
+    from copyengine.report import GONE_AT_SOURCE, NOTES_SAID, JobStats
+
+    stats = JobStats()
+    for i in range(NOTES_SAID + 2):
+        p = stats.pair(f"s{i}->t{i}", f"s{i}", f"t{i}")
+        p.notes += [f"folder /X{i} {GONE_AT_SOURCE}: ...", "another note"]
+    said = stats.gone_notes()
+    assert len(said) == NOTES_SAID + 1
+    assert said[0] == f"s0 → t0: folder /X0 {GONE_AT_SOURCE}: ..."
+    assert said[-1] == "2 more folder(s) deleted at the source during the pass: see the report"

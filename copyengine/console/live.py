@@ -426,12 +426,13 @@ def held_line(stats: JobStats) -> str:
 
 def print_summary(stats: JobStats, stream: Any = None) -> None:
     """The summary table on ``stream`` (stdout): the run's answer; then the notes (a pair's
-    auto-expanding archive redirected items; pairs that started at a remembered budget) and
+    auto-expanding archive redirected items; folders deleted at the source while the pass
+    read them; pairs that started at a remembered budget) and
     the hints (limits above what the service
     gave)."""
     out = console_for(stream)
     out.print(summary_table(stats))
-    for n in stats.archive_notes():
+    for n in [*stats.archive_notes(), *stats.gone_notes()]:
         out.print(f"note: {n}", markup=False, highlight=False)
     if (started := stats.remembered_note()) is not None:
         out.print(f"note: {started}", markup=False, highlight=False)

@@ -485,6 +485,7 @@ def _finish(
         # the report's per pair, of the pairs the service's 429s cut (mailbox: limit: share)
         budget_in_effect={k: b for k, p in stats.pairs.items() if (b := p.budget_in_effect())},
         archive_notes=stats.archive_notes(),  # the report's: archive redirects, no failure
+        gone_notes=stats.gone_notes(),  # the report's: folders gone mid-pass, no failure
         remembered_note=stats.remembered_note(),  # the report's: pairs started at a remembered budget
         sign_off=stats.sign_off.get("said") if stats.sign_off is not None else None,
     )

@@ -29,6 +29,7 @@ from ..plan import (
     parts,
     upload_order,
 )
+from ..report import GONE_AT_SOURCE
 from ..state import ItemRecord, Status
 from ..survey import MailboxSide, target_index
 from .backlog import Backlog
@@ -346,7 +347,7 @@ def _gone_at_source(ctx: PairContext, job: FolderJob) -> None:
     )
     ctx.log.info("folder.gone_at_source", folder=path, deletions=ctx.sync.deletions)
     ctx.stats.notes.append(
-        f"folder {path} was deleted at the source during the pass: its round ended there, "
+        f"folder {path} {GONE_AT_SOURCE}: its round ended there, "
         f"nothing failed; the next pass {fate}, as for any folder deleted at the source"
     )
 
