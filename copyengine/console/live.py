@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import replace
+from statistics import fmean
 from typing import Any
 
 import anyio
@@ -147,14 +148,10 @@ def _projected(pairs: list[PairStats], lim: Limits) -> str:
     # mean of all, most pairs of a fleet of mixed mailboxes are: 8 at once, one of them was
     # nearly always, and the ETA said unknown for most of the job); the others start as
     # they end
-    first = max((_mean([d for d in done if d > t]) - t for t in running), default=0.0)
+    first = max((fmean([d for d in done if d > t]) - t for t in running), default=0.0)
     waves = math.ceil((left - len(running)) / max(1, lim.pairs_in_parallel))
     eta = first + waves * each
     return f"~{eta:,.0f}s (projected from {len(done)} pairs done)"
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs)
 
 
 def _held_counts(pairs: list[PairStats]) -> str:
