@@ -216,12 +216,20 @@ async def _read_into(resp: aiohttp.ClientResponse, length: int) -> Any:
 
     Each ``read(n)`` asks for all that is left: the stream then buffers up to that much
     instead of pausing the socket every 128 KiB (``iter_any`` at the default buffer size
-    paused and resumed it eight times a megabyte, two ``epoll_ctl`` calls each)."""
+    paused and resumed it eight times a megabyte, two ``epoll_ctl`` calls each).
+
+    A body the first ``read`` returns whole is returned as it came (``bytes``): the buffer
+    would only zero-fill its length and copy it in again."""
+    content = resp.content
+    first = await content.read(length)
+    pos = len(first)
+    if pos == length:
+        return first
     buf = bytearray(length)
     view = memoryview(buf)
-    content = resp.content
-    pos = 0
-    while pos < length:
+    view[:pos] = first
+    del first
+    while 0 < pos < length:
         chunk = await content.read(length - pos)
         if not chunk:
             break
