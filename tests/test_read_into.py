@@ -3,6 +3,7 @@ stream splits it, the body itself when one read returns it whole, an error when 
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -45,7 +46,7 @@ def _cuts(rng: random.Random, length: int) -> list[int]:
     k = rng.randint(1, min(6, length))
     marks = sorted(rng.sample(range(1, length), k - 1)) if k > 1 else []
     edges = [0, *marks, length]
-    return [b - a for a, b in zip(edges, edges[1:])]
+    return [b - a for a, b in itertools.pairwise(edges)]
 
 
 async def test_body_split_anyhow_is_read_byte_exact() -> None:

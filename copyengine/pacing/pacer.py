@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 
 import anyio
 import structlog
 from aiolimiter import AsyncLimiter
 
 from .. import unsent
-from ..readiness import READY
 from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
+from .slot import Slot
 from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, step
 from .trail import Trail
 
@@ -105,33 +104,9 @@ class MailboxPacer:
         """Whether the ready items' order leaves what is sent the same (``Budgets.in_order``)."""
         return self.budgets.in_order(self._clock())
 
-    @asynccontextmanager
-    async def slot(self, body_bytes: int = 0) -> AsyncIterator[None]:
-        """Hold one of the mailbox's request slots for one request."""
-        acct, b = self.account, self.budgets
-        now = self._clock()
-        acct.enter(now, body_bytes)
-        self._shape(now, body_bytes)
-        # the common case (nothing holds it back) goes without the loop
-        first = step(b, now, body_bytes, 0, None)
-        if first.kind is not Kind.GO:
-            await self._wait_turn(body_bytes, first)
-        # No await between the step's GO and the take: this is atomic.
-        now = self._clock()
-        b.take(body_bytes)
-        unsent.going()
-        acct.sent(now, body_bytes, READY.get() if body_bytes else None)
-        try:
-            if self._app is not None:
-                await self._app.acquire()
-            yield
-        finally:
-            done = self._clock()
-            b.release(done, body_bytes)
-            acct.answered(done - now, body_bytes)
-            self._released.set()
-            self._slot_free.wake_one()
-            acct.leave(done, body_bytes)
+    def slot(self, body_bytes: int = 0) -> Slot:
+        """Hold one of the mailbox's request slots for one request (``async with``)."""
+        return Slot(self, body_bytes)
 
     async def _wait_turn(self, body_bytes: int, first: Decision) -> None:
         """Apply the step until it says go (``first``: its decision just now, with nothing
