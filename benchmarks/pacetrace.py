@@ -130,13 +130,13 @@ def install(out: Path) -> None:
     step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]
     step_mod.Budgets.answered = answered  # type: ignore[method-assign,assignment]
 
-    orig_slot = pacer.MailboxPacer.slot.__wrapped__  # type: ignore[attr-defined]
+    orig_slot = pacer.MailboxPacer.slot  # returns an async context manager (``Slot``)
     from contextlib import asynccontextmanager
 
     @asynccontextmanager
     async def slot(self: Any, body_bytes: int = 0) -> Any:
         if not body_bytes or TARGET not in self.key:
-            async with asynccontextmanager(orig_slot)(self, body_bytes):
+            async with orig_slot(self, body_bytes):
                 yield
             return
         t_in = clock() - t0
@@ -155,7 +155,7 @@ def install(out: Path) -> None:
         uploads[self.key].append(rec)
         token = current.set(rec)
         try:
-            cm = asynccontextmanager(orig_slot)(self, body_bytes)
+            cm = orig_slot(self, body_bytes)
             await cm.__aenter__()
         finally:
             current.reset(token)
@@ -166,7 +166,7 @@ def install(out: Path) -> None:
             finally:
                 rec[2] = clock() - t0
 
-    pacer.MailboxPacer.slot = slot  # type: ignore[method-assign]
+    pacer.MailboxPacer.slot = slot  # type: ignore[method-assign,assignment]
 
     orig_sleep = pacer.MailboxPacer._throttle_sleep
 
