@@ -128,6 +128,24 @@ def install(out: Path) -> None:
             )
 
     step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]
+
+    # each shape planned (issue 26, the job's tail): per mailbox, (time, the bytes left as
+    # the pairs told, the window's budget, what it holds, the spread held back, over how long)
+    plans: dict[str, list[list[Any]]] = defaultdict(list)
+    orig_plan = step_mod.Budgets.plan
+
+    def plan(self: Any, now: float, remaining: float | None) -> None:
+        before = self.shape
+        orig_plan(self, now, remaining)
+        key = budget_key.get(id(self))
+        if key is not None and self.shape is not before:
+            cap, _, sent = self._upload_window(now)
+            s = self.shape
+            plans[key].append(
+                [now - t0, remaining, cap, sent + self.held_bytes, s.spread, s.window]
+            )
+
+    step_mod.Budgets.plan = plan  # type: ignore[method-assign]
     step_mod.Budgets.answered = answered  # type: ignore[method-assign,assignment]
 
     orig_slot = pacer.MailboxPacer.slot.__wrapped__  # type: ignore[attr-defined]
@@ -247,6 +265,7 @@ def install(out: Path) -> None:
             "effective": effective,
             "calls": calls,
             "caps": caps,
+            "plans": plans,
         }
         (out / f"{os.getpid()}.json").write_text(json.dumps(data))
 
