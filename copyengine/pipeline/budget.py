@@ -30,7 +30,8 @@ class Demand:
     - an import held back by its mailbox's pacer (a throttled mailbox) puts the whole budget
       back at once, and keeps it there until no import has been paced for ``history``
       intervals: a paced mailbox needs its items ready when its window opens, and the
-      configured budget is what the operator gave for that;
+      configured budget is what the operator gave for that (heard when the import is
+      answered, or sooner, when another starts while the pacer holds one back: ``pacing``);
     - a mean import over ``shrink_at`` times the shortest is queueing: the budget shrinks by
       ``down`` (to ``FLOOR`` at least);
     - under ``grow_at`` while exports waited for bytes: the budget binds and nothing queues,
