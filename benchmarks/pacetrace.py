@@ -128,6 +128,38 @@ def install(out: Path) -> None:
             )
 
     step_mod.Budgets.throttled = throttled  # type: ignore[method-assign,assignment]
+
+    # each shape planned (issue 26, the job's tail): per mailbox, (time, the bytes left as
+    # the pairs told, the window's budget, what it holds, the spread held back, over how long,
+    # the room free then as the plan counts it, the room reserved, whether the shape moved);
+    # with CE_PT_ALLPLANS=1 every call of the plan, not only those that moved the shape
+    plans: dict[str, list[list[Any]]] = defaultdict(list)
+    orig_plan = step_mod.Budgets.plan
+
+    def plan(self: Any, now: float, remaining: float | None) -> None:
+        before = self.shape
+        orig_plan(self, now, remaining)
+        key = budget_key.get(id(self))
+        if key is not None and (self.shape is not before or os.environ.get("CE_PT_ALLPLANS")):
+            cap, _, sent = self._upload_window(now)
+            s = self.shape
+            _, _, soon = self._upload_window(now, self.smooth.soon)
+            free = cap - soon - self.held_bytes - self.reserved
+            plans[key].append(
+                [
+                    now - t0,
+                    remaining,
+                    cap,
+                    sent + self.held_bytes,
+                    s.spread,
+                    s.window,
+                    free,
+                    self.reserved,
+                    self.shape is not before,
+                ]
+            )
+
+    step_mod.Budgets.plan = plan  # type: ignore[method-assign]
     step_mod.Budgets.answered = answered  # type: ignore[method-assign,assignment]
 
     orig_slot = pacer.MailboxPacer.slot  # returns an async context manager (``Slot``)
@@ -247,6 +279,7 @@ def install(out: Path) -> None:
             "effective": effective,
             "calls": calls,
             "caps": caps,
+            "plans": plans,
         }
         (out / f"{os.getpid()}.json").write_text(json.dumps(data))
 

@@ -238,3 +238,34 @@ def test_a_runs_expected_pairs_follow_the_pairs_left() -> None:
             held.append(b.expected)
         assert held == [4, 4, 3, 2, 1]
     assert b.expected == 0
+
+
+async def test_a_pacer_holding_an_import_back_puts_the_whole_budget_back_before_its_answer() -> (
+    None
+):
+    """Told only when a paced import is answered, the budget stayed on its floor while the
+    first mailboxes' imports waited for their upload windows, and the other pairs' exports
+    with it (issue 26: half of ``stricter``'s pairs began a window late); told when the
+    pacer holds one back, the waiting exports go at once, and the whole budget is kept as
+    for a paced import."""
+    b, clock = budget()
+    await b.acquire(16 * MB)
+    got = anyio.Event()
+
+    async def waiter() -> None:
+        await b.acquire(4 * MB)
+        got.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter)
+        await anyio.wait_all_tasks_blocked()
+        assert not got.is_set()
+        b.pacing()  # no import answered, no interval ended
+        with anyio.fail_after(1):
+            await got.wait()
+    assert b.effective == 256 * MB
+    for _ in range(19):
+        interval(b, clock, [0.010, 0.050, 0.050])  # imports queue, but a mailbox was paced
+    assert b.effective == 256 * MB
+    interval(b, clock, [0.010, 0.050, 0.050])
+    assert b.effective < 256 * MB

@@ -377,3 +377,21 @@ async def test_large_items_listed_last_are_exported_early_when_the_upload_budget
     assert max(asked.index(i.id) for i in large) < 0.6 * len(asked)
     assert [i for i in asked if i in {s.id for s in small}] == [s.id for s in small]
     _exact(api)
+
+
+async def test_an_import_started_while_its_pacer_holds_one_back_tells_the_byte_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The byte budget hears of a paced mailbox when an import starts while the mailbox's
+    pacer holds another back, not only at a paced import's answer (issue 26: until then the
+    other pairs' exports waited on the floor for a whole upload window)."""
+    from copyengine.pipeline.budget import Demand
+    from tests.fake_api import FakeAccount
+
+    mb = 1 << 20
+    monkeypatch.setattr(FakeAccount, "waiting", True)
+    budget = ByteBudget(256 * mb, Demand(256 * mb, floor=1 * mb))
+    assert budget.effective == 1 * mb
+    stats = await _run(_api(), tmp_path, budget)
+    assert stats.status is PairStatus.DONE
+    assert budget.effective == 256 * mb

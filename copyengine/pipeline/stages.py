@@ -288,6 +288,8 @@ class Stages:
         """Import, and tell the byte budget how long it took and whether the mailbox's pacer
         held anything back meanwhile (``budget.Demand``)."""
         account = self.pool.client.pacer(self.pool.mailbox_id).account
+        if account.waiting:  # its pacer holds an import back now: no need to wait for its answer
+            self.shares.budget.pacing()
         throttled, start = account.throttle_wall_s(), time.monotonic()
         res = await self.pool.import_item(folder_id, data)
         paced = account.throttle_wall_s() != throttled
