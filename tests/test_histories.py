@@ -1666,3 +1666,44 @@ async def test_a_target_folder_deleted_during_a_pass_is_made_again_by_the_next_d
     assert not h.failures(), h.text()
     assert h.passes[2].exit_code == 1 and h.passes[3].exit_code == 0, h.text()
     assert "deleted in the target: made again" in h.passes[3].note, h.text()
+
+
+# -- a pass killed between a folder's creation and its record (issue 26 soak, defect 3) ------
+# the pass moving /Inbox/Receipts under /Archive makes its new copy and is killed before it
+# records it (the creation's answer held back); the folder is then deleted at the source: the
+# next pass deleted the old copy (mirror) and nothing knew the new one, left for good
+KILLED_AT_A_MOVED_FOLDERS_CREATION: list[Any] = [
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Receipts", "to": "@/Archive"}]),
+    ("killmake",),
+    ("ops", [{"op": "deleteFolder", "id": "@/Archive/Receipts"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+# the same with a new folder, moved on at the source after the kill: its first copy,
+# unrecorded, is nobody's where nothing needs it
+KILLED_AT_A_NEW_FOLDERS_CREATION: list[Any] = [
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Fresh"}]),
+    ("ops", [{"op": "add", "folder": "@/Inbox/Projects/Fresh", "count": 2}]),
+    ("killmake",),
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Projects/Fresh", "to": "@/Archive"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize(
+    "script",
+    [KILLED_AT_A_MOVED_FOLDERS_CREATION, KILLED_AT_A_NEW_FOLDERS_CREATION],
+    ids=["moved-then-deleted", "new-then-moved"],
+)
+async def test_a_folder_made_and_not_recorded_by_a_killed_pass_is_not_left_behind(
+    tmp_path: Path, deletions: str, script: list[Any]
+) -> None:
+    """The creation is journaled before it is made (``passes.MailboxPass._intents``): the
+    next pass finds the folder nobody's copy where nothing needs it and sweeps it as an old
+    folder of ours (``_made_before``)."""
+    h = await replay(deletions, script, tmp_path)
+    killed = [p for p in h.passes if p.kind == "killed"]
+    assert killed and "between a folder's creation and its record" in killed[0].note, h.text()
+    assert not h.failures(), h.text()
