@@ -81,6 +81,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -1199,6 +1200,7 @@ async def _history(
         churn = churn and "churn" not in ex
         # target moves (never before the cutover: a delta pass cannot see the target)
         tmove = rng2.random() < opts.p_tmove and "tmove" not in ex
+        rules: list[dict[str, Any]] = []  # this round's fault rules (``PUT`` replaces them)
         if rng.random() < opts.p_expire and "expire" not in ex:
             if rng.random() < 0.5:
                 r = await api.control("POST", "/delta/expire", {"mailboxId": box.id})
@@ -1207,7 +1209,8 @@ async def _history(
                 n = rng.randint(1, 3)
                 calls = rng.choice((["itemDelta"], ["folderDelta"], ["itemDelta", "folderDelta"]))
                 rule = {"kind": "delta_expire", "calls": calls, "count": n, "mailbox": box.id}
-                r = await api.control("PUT", "/faults", {"rules": [rule]})
+                rules.append(rule)
+                r = await api.control("PUT", "/faults", {"rules": rules})
                 gen.emit(f"EXPIRE fault {calls} x{n} ({r.status})")
         if drift:
             for _ in range(rng.randint(1, 3)):
@@ -1290,21 +1293,48 @@ async def _history(
             tgone = rng7.random() < opts.p_midtarget and "midtarget" not in ex
             if tgone:
                 tgone = await mid_pass_target_folder(api, gen, rng7)
-            mid = mid or own or fold or tgone
+            # a transient 404 from a target folder that is there (a full pass: its listings)
+            t404 = rng8.random() < opts.p_t404 and "t404" not in ex
+            if t404:
+                rule = {
+                    "kind": "not_found",
+                    "calls": ["listItems"],
+                    "mailbox": DST,
+                    "count": 1,
+                    "after": rng8.randint(0, 4),
+                }
+                rules.append(rule)
+                r = await api.control("PUT", "/faults", {"rules": rules})
+                gen.emit(
+                    f"T404 a target listing answers 404 once, after {rule['after']} ({r.status})"
+                )
+                full = True
+            # a folder deleted at the source while the sign-off after the pass lists it
+            sgone = rng8.random() < opts.p_signgone and "signgone" not in ex
+            sgone = sgone and bool(gen.user_folders())
+            sfold = rng8.choice(gen.user_folders()) if sgone else None
+            mid = mid or own or fold or tgone or sgone
             kind = "full" if full or seen else "delta"
             kind = "midfolder" if fold else "midtarget" if tgone else kind
+            kind = "signgone" if sgone else kind
             # a folder gone or moved during the pass: the target is exact at the next pass
             # only (its copy is dealt with there), so this one is not checked but for what
             # every pass is held to (no copy of a live item removed, an honest sign-off, no
-            # failed pair: ``exit_fatal``)
-            await a_pass(rnd, kind, checked=not (fold or tgone), full=full or seen)
+            # failed pair: ``exit_fatal``); so a folder deleted as its sign-off lists it
+            await a_pass(
+                rnd,
+                kind,
+                checked=not (fold or tgone or sgone),
+                full=full or seen,
+                still=partial(signoff_gone, api, gen, sfold) if sfold is not None else None,
+            )
             if mid:
                 r = await api.control("GET", "/triggers")
                 for t in r.body["triggers"]:
                     fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
                     gen.emit(f"MIDMOVE trigger after call {t['after']}: {fired}")
                 await api.control("DELETE", "/triggers")
-            if fold or tgone:
+            if fold or tgone or sgone:
                 await api.control("DELETE", "/faults")
                 await a_pass(rnd, "settle", full=seen or tgone)
         await api.control("DELETE", "/faults")
@@ -1439,6 +1469,22 @@ async def mid_pass_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
     r = await api.control("PUT", "/triggers", body)
     gen.emit(f"MIDFOLDER {'; '.join(said)} at {when} ({r.status})")
     return True
+
+
+async def signoff_gone(api: Any, gen: Generator, f: Any) -> None:
+    """After a pass, before the sign-off taken after it: the source folder ``f`` deleted by
+    its user when the sign-off lists its items (its walk listed it)."""
+    if f.id not in gen.box.folders:
+        return
+    body = {
+        "mailbox": SRC,
+        "calls": ["listItems"],
+        "folder": f.id,
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": f.id}],
+    }
+    r = await api.control("PUT", "/triggers", body)
+    gen.emit(f"SIGNGONE deleteFolder {f.path()} as the sign-off lists it ({r.status})")
 
 
 async def mid_pass_target_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
