@@ -23,6 +23,7 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 
 import anyio
 
@@ -52,7 +53,14 @@ from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
 from ..state.records import MAKING
-from ..survey import MailboxSide, TargetTree, folder_path, listed_items, target_index
+from ..survey import (
+    MailboxSide,
+    TargetTree,
+    folder_path,
+    listed_items,
+    target_index,
+    unless_gone,
+)
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .rehome import Rehome
@@ -678,7 +686,13 @@ class MailboxPass:
             if len(out) >= MAX_HELD_FOLDERS:
                 raise ServiceError(f"more than {MAX_HELD_FOLDERS} folders under {folder_id}")
             try:
-                out.append((fid, parent, await listed_items(self.dst, self.dst_id, fid)))
+                # a 404 is the folder gone only once it answers 404 itself: a transient one
+                # taken for gone had a folder deleted whole unread (copies of live items in it)
+                read = partial(listed_items, self.dst, self.dst_id, fid)
+                got = await unless_gone(self.dst, self.dst_id, fid, read)
+                if got is None:
+                    raise NotFound(f"listItems: target folder {fid} is gone", status=404)
+                out.append((fid, parent, got))
                 if children is None:
                     children = (await self.dst.get_folder(self.dst_id, fid)).child_count
                 # most folders hold none: their children are not asked for
