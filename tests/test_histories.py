@@ -1703,7 +1703,17 @@ async def test_a_folder_made_and_not_recorded_by_a_killed_pass_is_not_left_behin
     """The creation is journaled before it is made (``passes.MailboxPass._intents``): the
     next pass finds the folder nobody's copy where nothing needs it and sweeps it as an old
     folder of ours (``_made_before``)."""
+    import sqlite3
+
     h = await replay(deletions, script, tmp_path)
     killed = [p for p in h.passes if p.kind == "killed"]
     assert killed and "between a folder's creation and its record" in killed[0].note, h.text()
     assert not h.failures(), h.text()
+    # the journal forgotten, and the folder found by it swept (a copy kept under ``keep``
+    # keeps the folder deleted at the source retired: not this one)
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        left = db.execute(
+            "SELECT source_folder_id FROM folders WHERE source_folder_id LIKE 'making:%'"
+            " OR source_folder_id LIKE 'retired:made:%'"
+        ).fetchall()
+    assert left == []

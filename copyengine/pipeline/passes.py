@@ -75,10 +75,11 @@ Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
 Held = tuple[str, str | None, list[Item]]
 
 
-def making_id(parent: str | None, name: str) -> str:
-    """The record id of a target folder about to be made under ``parent`` (None: the root)
-    as ``name``: one per place, as two folders cannot share one."""
-    return f"{MAKING}{parent or ''}:{name.casefold()}"
+def making_id(scope: str, parent: str | None, name: str) -> str:
+    """The record id of a target folder about to be made in the pair's mailbox ``scope``
+    under ``parent`` (None: the root) as ``name``: one per place, as two folders cannot
+    share one."""
+    return f"{MAKING}{scope}:{parent or ''}:{name.casefold()}"
 
 
 def _real(made: dict[str, Folder], ref: str | None) -> str | None:
@@ -273,7 +274,7 @@ class MailboxPass:
                 continue
             plan = paths.get(a.ref)
             source = plan.source.path if plan is not None else ""
-            rid = making_id(a.parent, a.name)
+            rid = making_id(self.scope, a.parent, a.name)
             out[a.ref] = FolderRecord(
                 rid, source, a.parent or "", display((a.name,)), None, self.scope
             )
