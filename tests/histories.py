@@ -1313,6 +1313,7 @@ async def _history(
             sgone = rng8.random() < opts.p_signgone and "signgone" not in ex
             sgone = sgone and bool(gen.user_folders())
             sfold = rng8.choice(gen.user_folders()) if sgone else None
+            swalk = sgone and rng8.random() < 0.4  # at the sign-off's walk, not its listing
             mid = mid or own or fold or tgone or sgone
             kind = "full" if full or seen else "delta"
             kind = "midfolder" if fold else "midtarget" if tgone else kind
@@ -1326,7 +1327,7 @@ async def _history(
                 kind,
                 checked=not (fold or tgone or sgone),
                 full=full or seen,
-                still=partial(signoff_gone, api, gen, sfold) if sfold is not None else None,
+                still=partial(signoff_gone, api, gen, sfold, swalk) if sfold is not None else None,
             )
             if mid:
                 r = await api.control("GET", "/triggers")
@@ -1471,20 +1472,23 @@ async def mid_pass_folder(api: Any, gen: Generator, rng: random.Random) -> bool:
     return True
 
 
-async def signoff_gone(api: Any, gen: Generator, f: Any) -> None:
+async def signoff_gone(api: Any, gen: Generator, f: Any, walk: bool = False) -> None:
     """After a pass, before the sign-off taken after it: the source folder ``f`` deleted by
-    its user when the sign-off lists its items (its walk listed it)."""
+    its user when the sign-off lists its items (its walk listed it), or (``walk``, when it
+    has subfolders) when the sign-off's walk lists its subfolders."""
     if f.id not in gen.box.folders:
         return
+    walk = walk and any(g is not f for g in gen.box.walk(f))
+    call = "listChildFolders" if walk else "listItems"
     body = {
         "mailbox": SRC,
-        "calls": ["listItems"],
+        "calls": [call],
         "folder": f.id,
         "after": 1,
         "ops": [{"op": "deleteFolder", "id": f.id}],
     }
     r = await api.control("PUT", "/triggers", body)
-    gen.emit(f"SIGNGONE deleteFolder {f.path()} as the sign-off lists it ({r.status})")
+    gen.emit(f"SIGNGONE deleteFolder {f.path()} at the sign-off's {call} of it ({r.status})")
 
 
 async def mid_pass_target_folder(api: Any, gen: Generator, rng: random.Random) -> bool:

@@ -294,3 +294,40 @@ async def test_a_404_that_stays_from_a_folder_that_is_there_is_raised() -> None:
     with pytest.raises(NotFound):
         await unless_gone(d, "MBX", "T1", d.read)  # type: ignore[arg-type]
     assert d.asked == 3
+
+
+async def test_a_folder_deleted_while_the_sign_off_walks_the_tree_is_said_not_an_error(
+    emu: Any, tmp_path: Any
+) -> None:
+    """The same when the folder goes as the sign-off's walk lists its subfolders (its
+    parent listed it): left out of the walk with its subtree (``walk_folders``, the 404
+    confirmed with ``getFolder``), as if deleted before the sign-off; it made the pair
+    ``error`` ("not checked") before."""
+    from copyengine.config import load_job
+    from copyengine.exitcodes import ExitCode
+    from copyengine.wiring import run_job
+    from tests.histories import take_sign_off
+    from tests.jobs import write_job
+
+    adele, t_adele = "adele@contoso.example", "adele@fabrikam.example"
+    cfg = load_job(write_job(tmp_path, emu.ep, [(adele, t_adele)]))  # deletions = keep
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    box = emu.state.require_mailbox(adele)
+    gone = box.folder_by_path("/Inbox/Projects")
+    assert gone is not None and any(True for _ in box.walk(gone) if _ is not gone)
+    trigger = {
+        "mailbox": adele,
+        "calls": ["listChildFolders"],
+        "folder": gone.id,
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": gone.id}],
+    }
+    assert (await emu.src.control("PUT", "/triggers", trigger)).status == 200
+    so = await take_sign_off(cfg)
+    (t,) = (await emu.src.control("GET", "/triggers")).body["triggers"]
+    assert t["fired"] and not t["error"], t
+    (p,) = so["pairs"]
+    assert p["error"] is None, p["said"]
+    # its copies kept (keep), the rest judged as before: complete
+    assert so["complete"], p["said"]
+    assert p["kept"] > 0 and p["unaccounted"] == p["leftover_folders"] == 0
