@@ -1231,8 +1231,9 @@ async def _history(
             making = rng8.random() < opts.p_killmake and "killmake" not in ex
             made = to_make(gen, rng8) if making else None
             before = await removals_reset()
-            if making:
-                await killed_at_creation(api, hist, job, tbox, rnd)
+            if making:  # at the first creation, or a later one (under a folder just made)
+                after = rng8.choice((0, 0, 1, 2))
+                await killed_at_creation(api, hist, job, tbox, rnd, after)
             else:
                 await killed_pass(rnd, rng, hist, job, tbox, full, opts, k)
             # the state a SIGKILL left, signed off as it is: once the requests the killed
@@ -1608,14 +1609,21 @@ async def killed_pass(
 
 
 async def killed_at_creation(
-    api: Any, hist: History, job: Path, tbox: Any, rnd: int, limit_s: float = 30.0
+    api: Any, hist: History, job: Path, tbox: Any, rnd: int, after: int = 0, limit_s: float = 30.0
 ) -> str:
     """A delta pass in a subprocess killed between a folder's creation in the target and its
-    record: the answer to its first ``createFolder`` held back (a ``slow`` fault; the folder
-    is made), the pass SIGKILLed meanwhile, once the folder is there."""
-    rule = {"kind": "slow", "calls": ["createFolder"], "mailbox": DST, "count": 1, "delay": 8.0}
+    record: the answer to its first ``createFolder`` after ``after`` held back (a ``slow``
+    fault; the folder is made), the pass SIGKILLed meanwhile, once the folder is there."""
+    rule = {
+        "kind": "slow",
+        "calls": ["createFolder"],
+        "mailbox": DST,
+        "count": 1,
+        "after": after,
+        "delay": 8.0,
+    }
     await api.control("PUT", "/faults", {"rules": [rule]})
-    n = len(tbox.folders)
+    n = len(tbox.folders) + after
     t = time.monotonic()
     proc = _spawn([sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"])
     try:
@@ -1825,8 +1833,8 @@ async def replay(
                 hist.passes[-1].live_removed = await removed()
                 await api.control("DELETE", "/triggers")
             elif step[0] == "killmake":  # SIGKILLed between a folder's creation and record
-                before = await reset()
-                await killed_at_creation(api, hist, job, tbox, rnd)
+                before = await reset()  # ("killmake", n): at the creation after the first n
+                await killed_at_creation(api, hist, job, tbox, rnd, *step[1:])
                 await quiet_target(tbox)
                 hist.passes[-1].live_removed = await removed()
             elif step[0] == "kill":  # ("kill", call, rule): SIGKILLed after a call

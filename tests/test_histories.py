@@ -1691,11 +1691,29 @@ KILLED_AT_A_NEW_FOLDERS_CREATION: list[Any] = [
 ]
 
 
+# a new folder with a subfolder: the pass made both and is killed before it recorded them
+# (the subfolder's creation held back); the subfolder is deleted at the source: its parent's
+# copy is adopted, and its own, journaled by its parent's place, is swept
+KILLED_AT_A_NEW_SUBFOLDERS_CREATION: list[Any] = [
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Fresh"}]),
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects/Fresh", "name": "Sub"}]),
+    ("ops", [{"op": "add", "folder": "@/Inbox/Projects/Fresh/Sub", "count": 2}]),
+    ("killmake", 1),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects/Fresh/Sub"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+
+
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 @pytest.mark.parametrize(
     "script",
-    [KILLED_AT_A_MOVED_FOLDERS_CREATION, KILLED_AT_A_NEW_FOLDERS_CREATION],
-    ids=["moved-then-deleted", "new-then-moved"],
+    [
+        KILLED_AT_A_MOVED_FOLDERS_CREATION,
+        KILLED_AT_A_NEW_FOLDERS_CREATION,
+        KILLED_AT_A_NEW_SUBFOLDERS_CREATION,
+    ],
+    ids=["moved-then-deleted", "new-then-moved", "new-subfolder-then-deleted"],
 )
 async def test_a_folder_made_and_not_recorded_by_a_killed_pass_is_not_left_behind(
     tmp_path: Path, deletions: str, script: list[Any]

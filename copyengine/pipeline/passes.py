@@ -75,11 +75,11 @@ Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
 Held = tuple[str, str | None, list[Item]]
 
 
-def making_id(scope: str, parent: str | None, name: str) -> str:
+def making_id(scope: str, parent: str, where: str) -> str:
     """The record id of a target folder about to be made in the pair's mailbox ``scope``
-    under ``parent`` (None: the root) as ``name``: one per place, as two folders cannot
-    share one."""
-    return f"{MAKING}{scope}:{parent or ''}:{name.casefold()}"
+    at ``where`` (a display path) under the folder ``parent`` ("" for the root): one per
+    place, as two folders cannot share one."""
+    return f"{MAKING}{scope}:{parent}:{where.casefold()}"
 
 
 def _real(made: dict[str, Folder], ref: str | None) -> str | None:
@@ -265,19 +265,26 @@ class MailboxPass:
         return made
 
     def _intents(self, rnd: FolderRound) -> dict[str, FolderRecord]:
-        """The journal of the round's creations under folders that exist now (one under a
-        folder made in this round goes with it), by the round's reference."""
+        """The journal of the round's creations, by the round's reference: each by the
+        folder that exists now it goes under (``target_folder_id``, "" for the root) and
+        the names from there (``target_path``: a folder made under one made in this round
+        is journaled by its parent's place and its own name), so that all of it is written
+        at once, before the first creation."""
         paths = {p.target: p.plan for p in rnd.placed}
         out: dict[str, FolderRecord] = {}
         for a in rnd.actions:
-            if not isinstance(a, Create) or (a.parent or "").startswith("new:"):
+            if not isinstance(a, Create):
                 continue
+            up = out.get(a.parent) if a.parent is not None else None
+            if a.parent is not None and a.parent.startswith("new:") and up is None:
+                continue  # (a placeholder the round did not make: not expected)
+            base = up.target_folder_id if up is not None else a.parent or ""
+            names = (*split(up.target_path), a.name) if up is not None else (a.name,)
             plan = paths.get(a.ref)
             source = plan.source.path if plan is not None else ""
-            rid = making_id(self.scope, a.parent, a.name)
-            out[a.ref] = FolderRecord(
-                rid, source, a.parent or "", display((a.name,)), None, self.scope
-            )
+            where = display(names)
+            rid = making_id(self.scope, base, where)
+            out[a.ref] = FolderRecord(rid, source, base, where, None, self.scope)
         return out
 
     async def _made_before(
@@ -304,9 +311,11 @@ class MailboxPass:
                 up = target.parent.get(up)
         olds: list[FolderRecord] = []
         for r in self.making:
-            names = split(r.target_path)
-            name = names[-1] if names else ""
-            found = target.children.get(r.target_folder_id or None, {}).get(name.casefold())
+            found: str | None = r.target_folder_id or None
+            for name in split(r.target_path):  # from the folder it went under, by name
+                found = target.children.get(found, {}).get(name.casefold())
+                if found is None:
+                    break
             if found is None or found in owned or found in used or found in target.anchors.values():
                 continue
             owned.add(found)
