@@ -287,6 +287,20 @@ SEVENTH = frozenset({"midtarget"})
 # listed it: the pair failed (exit 5, "listItems 404"; ``Producer._target_index``)
 HISTORIES += [pytest.param(6006, "mirror", True, id="6006-mirror-killed-target-folder-gone")]
 WITH_EVERY_STREAM |= {(6006, "mirror")}
+# the eighth (``_eighth``: a folder deleted as the sign-off lists it, a transient target 404,
+# the kill timed between a folder's creation and its record) left out of all of the above
+EIGHTH = frozenset({"signgone", "t404", "killmake"})
+# ...but in this one (its r3 sign-off with a folder deleted as it lists it: issue 26's soak
+# defect 1, with its own test), found by a run of 9101-9120 with the eighth stream's events made likelier: at r3 a
+# trigger of the sixth stream, timed to a new folder's item round that never came (the
+# folder counted empty, skipped), fired in the sign-off after the pass (the folder moved
+# after the sign-off's walk: complete, said of a target that then differed). The harness
+# now clears the pass's triggers before its sign-off; on main, `python -m tests.histories
+# 9119 --deletions keep` fails the same way
+HISTORIES += [
+    pytest.param(9119, "keep", True, id="9119-keep-a-pass-trigger-left-for-its-sign-off"),
+]
+WITH_EVERY_STREAM |= {(9119, "keep")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -294,8 +308,15 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     ex = SIXTH | FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     if (seed, deletions) in WITH_EVERY_STREAM:
         ex = frozenset() if seed >= 6000 else SIXTH
-    if (seed, deletions) != (6006, "mirror"):
+    if (seed, deletions) not in {(6006, "mirror"), (9119, "keep")}:
         ex |= SEVENTH
+    if seed < 7000:
+        ex |= EIGHTH
+    elif (seed, deletions) == (9119, "keep"):  # the eighth stream's events happened
+        h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
+        assert any("SIGNGONE" in o for o in h.ops), h.text()
+        assert h.error is None and not h.failures(), h.text()
+        return
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
