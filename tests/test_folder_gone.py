@@ -164,3 +164,170 @@ def test_the_notes_on_folders_gone_are_capped_as_the_archives_are() -> None:
     assert len(said) == NOTES_SAID + 1
     assert said[0] == f"s0 → t0: folder /X0 {GONE_AT_SOURCE}: ..."
     assert said[-1] == "2 more folder(s) deleted at the source during the pass: see the report"
+
+
+# -- a folder deleted while the sign-off lists it (issue 26 soak, defect 1) ----------------------
+@pytest.mark.parametrize("deletions", ["keep", "mirror"])
+async def test_a_folder_deleted_while_the_sign_off_lists_it_is_said_not_an_error(
+    emu: Any, tmp_path: Any, deletions: str
+) -> None:
+    """A source folder the sign-off's walk listed and its user deleted as the sign-off lists
+    its items answers 404: judged as a folder deleted at the source before the sign-off
+    (its copies kept under ``keep``: complete; pending under ``mirror``), said, never the
+    pair's ``error`` (it was: "not checked: … not found", the rest of the pair unjudged)."""
+    from copyengine.config import load_job
+    from copyengine.exitcodes import ExitCode
+    from copyengine.wiring import run_job
+    from tests.histories import take_sign_off
+    from tests.jobs import write_job
+
+    adele, t_adele = "adele@contoso.example", "adele@fabrikam.example"
+    extra = f'[sync]\ndeletions = "{deletions}"\n'
+    cfg = load_job(write_job(tmp_path, emu.ep, [(adele, t_adele)], extra=extra))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    before = await take_sign_off(cfg)
+    assert before["complete"], before["said"]
+    box = emu.state.require_mailbox(adele)
+    gone = box.folder_by_path("/Inbox/Receipts")
+    assert gone is not None and any(True for _ in gone.live_items())
+    inside = sum(len(list(f.live_items())) for f in box.walk(gone))
+    trigger = {
+        "mailbox": adele,
+        "calls": ["listItems"],
+        "folder": gone.id,
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": gone.id}],
+    }
+    assert (await emu.src.control("PUT", "/triggers", trigger)).status == 200
+    so = await take_sign_off(cfg)
+    (t,) = (await emu.src.control("GET", "/triggers")).body["triggers"]
+    assert t["fired"] and not t["error"], t
+    (p,) = so["pairs"]
+    assert p["error"] is None, p["said"]
+    assert p["gone_at_source"] == ["/Inbox/Receipts"]
+    assert "folder /Inbox/Receipts deleted at the source while the sign-off read it" in p["said"]
+    # the rest of the pair judged as before: every other item present and current
+    assert p["unaccounted"] == p["stale"] == p["duplicated"] == p["misplaced"] == 0
+    held = before["pairs"][0]["selected"] - p["selected"]
+    assert held == inside > 0  # the folder's items, no longer selected
+    if deletions == "keep":  # the folder's copies kept, as the passes keep them
+        assert so["complete"], p["said"]
+        assert p["kept"] > 0 and p["leftover_folders"] == 0
+    else:  # their removal is the next pass's: pending, and the folder a leftover until then
+        assert not so["complete"]
+        assert p["pending_deletions"] > 0 and p["leftover_folders"] == 1
+        assert (await run_job(cfg)).exit_code() == ExitCode.OK
+        after = await take_sign_off(cfg)
+        assert after["complete"], after["said"]
+
+
+# -- a transient 404 from a target folder that is there (issue 26 soak, defect 2) -------------
+async def test_a_transient_404_from_a_target_folder_that_is_there_copies_nothing_twice(
+    emu: Any, tmp_path: Any
+) -> None:
+    """A ``--full`` pass whose listing of a target folder answers 404 once while the folder
+    is there: confirmed with ``getFolder`` (as a source folder's round is) and listed again,
+    never taken for gone. Taken for gone (one 404 sufficed), its items were decided against
+    nothing and copied again beside their copies (second copies), and its link cleared."""
+    from collections import Counter
+
+    from copyengine.config import load_job
+    from copyengine.exitcodes import ExitCode
+    from copyengine.wiring import run_job
+    from tests.jobs import write_job
+
+    adele, t_adele = "adele@contoso.example", "adele@fabrikam.example"
+    cfg = load_job(write_job(tmp_path, emu.ep, [(adele, t_adele)]))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    tbox = emu.state.require_mailbox(t_adele)
+    copies = len(tbox.snapshot()["items"])
+    rule = {"kind": "not_found", "calls": ["listItems"], "mailbox": t_adele, "count": 1}
+    assert (await emu.src.control("PUT", "/faults", {"rules": [rule]})).status == 200
+    stats = await run_job(cfg, full=True)
+    faults = (await emu.src.control("GET", "/faults")).body["rules"]
+    assert faults[0]["fired"] == 1, faults
+    assert stats.exit_code() == ExitCode.OK
+    snap = tbox.snapshot()
+    keys = Counter(it["searchKey"] for it in snap["items"])
+    assert [k for k, n in keys.items() if n > 1] == []
+    assert len(snap["items"]) == copies
+    assert stats.total("copied") == 0
+
+
+class Dst:
+    """A target whose listing answers 404 ``fails`` times; its folder there or not."""
+
+    def __init__(self, fails: int, there: bool) -> None:
+        self.fails, self.there, self.asked = fails, there, 0
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        self.asked += 1
+        if not self.there:
+            raise NotFound("getFolder: not found", status=404, code="ErrorItemNotFound")
+        return Folder(ref, "Projects", None, "", None, 0, 0)
+
+    async def read(self) -> str:
+        if self.fails:
+            self.fails -= 1
+            raise NotFound("listItems: not found", status=404, code="ErrorItemNotFound")
+        return "listed"
+
+
+@pytest.mark.parametrize(
+    ("fails", "there", "got", "asked"),
+    [(0, True, "listed", 0), (1, True, "listed", 1), (2, True, "listed", 2), (1, False, None, 1)],
+)
+async def test_a_folder_is_gone_only_once_it_answers_404_itself(
+    fails: int, there: bool, got: str | None, asked: int
+) -> None:
+    from copyengine.survey import unless_gone
+
+    d = Dst(fails, there)
+    assert await unless_gone(d, "MBX", "T1", d.read) == got  # type: ignore[arg-type]
+    assert d.asked == asked
+
+
+async def test_a_404_that_stays_from_a_folder_that_is_there_is_raised() -> None:
+    from copyengine.survey import unless_gone
+
+    d = Dst(5, True)
+    with pytest.raises(NotFound):
+        await unless_gone(d, "MBX", "T1", d.read)  # type: ignore[arg-type]
+    assert d.asked == 3
+
+
+async def test_a_folder_deleted_while_the_sign_off_walks_the_tree_is_said_not_an_error(
+    emu: Any, tmp_path: Any
+) -> None:
+    """The same when the folder goes as the sign-off's walk lists its subfolders (its
+    parent listed it): left out of the walk with its subtree (``walk_folders``, the 404
+    confirmed with ``getFolder``), as if deleted before the sign-off; it made the pair
+    ``error`` ("not checked") before."""
+    from copyengine.config import load_job
+    from copyengine.exitcodes import ExitCode
+    from copyengine.wiring import run_job
+    from tests.histories import take_sign_off
+    from tests.jobs import write_job
+
+    adele, t_adele = "adele@contoso.example", "adele@fabrikam.example"
+    cfg = load_job(write_job(tmp_path, emu.ep, [(adele, t_adele)]))  # deletions = keep
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    box = emu.state.require_mailbox(adele)
+    gone = box.folder_by_path("/Inbox/Projects")
+    assert gone is not None and any(True for _ in box.walk(gone) if _ is not gone)
+    trigger = {
+        "mailbox": adele,
+        "calls": ["listChildFolders"],
+        "folder": gone.id,
+        "after": 1,
+        "ops": [{"op": "deleteFolder", "id": gone.id}],
+    }
+    assert (await emu.src.control("PUT", "/triggers", trigger)).status == 200
+    so = await take_sign_off(cfg)
+    (t,) = (await emu.src.control("GET", "/triggers")).body["triggers"]
+    assert t["fired"] and not t["error"], t
+    (p,) = so["pairs"]
+    assert p["error"] is None, p["said"]
+    # its copies kept (keep), the rest judged as before: complete
+    assert so["complete"], p["said"]
+    assert p["kept"] > 0 and p["unaccounted"] == p["leftover_folders"] == 0

@@ -287,6 +287,20 @@ SEVENTH = frozenset({"midtarget"})
 # listed it: the pair failed (exit 5, "listItems 404"; ``Producer._target_index``)
 HISTORIES += [pytest.param(6006, "mirror", True, id="6006-mirror-killed-target-folder-gone")]
 WITH_EVERY_STREAM |= {(6006, "mirror")}
+# the eighth (``_eighth``: a folder deleted as the sign-off lists it, a transient target 404,
+# the kill timed between a folder's creation and its record) left out of all of the above
+EIGHTH = frozenset({"signgone", "t404", "killmake"})
+# ...but in this one (its r3 sign-off with a folder deleted as it lists it: issue 26's soak
+# defect 1, with its own test), found by a run of 9101-9120 with the eighth stream's events made likelier: at r3 a
+# trigger of the sixth stream, timed to a new folder's item round that never came (the
+# folder counted empty, skipped), fired in the sign-off after the pass (the folder moved
+# after the sign-off's walk: complete, said of a target that then differed). The harness
+# now clears the pass's triggers before its sign-off; on main, `python -m tests.histories
+# 9119 --deletions keep` fails the same way
+HISTORIES += [
+    pytest.param(9119, "keep", True, id="9119-keep-a-pass-trigger-left-for-its-sign-off"),
+]
+WITH_EVERY_STREAM |= {(9119, "keep")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -294,8 +308,15 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     ex = SIXTH | FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     if (seed, deletions) in WITH_EVERY_STREAM:
         ex = frozenset() if seed >= 6000 else SIXTH
-    if (seed, deletions) != (6006, "mirror"):
+    if (seed, deletions) not in {(6006, "mirror"), (9119, "keep")}:
         ex |= SEVENTH
+    if seed < 7000:
+        ex |= EIGHTH
+    elif (seed, deletions) == (9119, "keep"):  # the eighth stream's events happened
+        h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
+        assert any("SIGNGONE" in o for o in h.ops), h.text()
+        assert h.error is None and not h.failures(), h.text()
+        return
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
@@ -1666,3 +1687,72 @@ async def test_a_target_folder_deleted_during_a_pass_is_made_again_by_the_next_d
     assert not h.failures(), h.text()
     assert h.passes[2].exit_code == 1 and h.passes[3].exit_code == 0, h.text()
     assert "deleted in the target: made again" in h.passes[3].note, h.text()
+
+
+# -- a pass killed between a folder's creation and its record (issue 26 soak, defect 3) ------
+# the pass moving /Inbox/Receipts under /Archive makes its new copy and is killed before it
+# records it (the creation's answer held back); the folder is then deleted at the source: the
+# next pass deleted the old copy (mirror) and nothing knew the new one, left for good
+KILLED_AT_A_MOVED_FOLDERS_CREATION: list[Any] = [
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Receipts", "to": "@/Archive"}]),
+    ("killmake",),
+    ("ops", [{"op": "deleteFolder", "id": "@/Archive/Receipts"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+# the same with a new folder, moved on at the source after the kill: its first copy,
+# unrecorded, is nobody's where nothing needs it
+KILLED_AT_A_NEW_FOLDERS_CREATION: list[Any] = [
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Fresh"}]),
+    ("ops", [{"op": "add", "folder": "@/Inbox/Projects/Fresh", "count": 2}]),
+    ("killmake",),
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Projects/Fresh", "to": "@/Archive"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+
+
+# a new folder with a subfolder: the pass made both and is killed before it recorded them
+# (the subfolder's creation held back); the subfolder is deleted at the source: its parent's
+# copy is adopted, and its own, journaled by its parent's place, is swept
+KILLED_AT_A_NEW_SUBFOLDERS_CREATION: list[Any] = [
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Fresh"}]),
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects/Fresh", "name": "Sub"}]),
+    ("ops", [{"op": "add", "folder": "@/Inbox/Projects/Fresh/Sub", "count": 2}]),
+    ("killmake", 1),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects/Fresh/Sub"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize(
+    "script",
+    [
+        KILLED_AT_A_MOVED_FOLDERS_CREATION,
+        KILLED_AT_A_NEW_FOLDERS_CREATION,
+        KILLED_AT_A_NEW_SUBFOLDERS_CREATION,
+    ],
+    ids=["moved-then-deleted", "new-then-moved", "new-subfolder-then-deleted"],
+)
+async def test_a_folder_made_and_not_recorded_by_a_killed_pass_is_not_left_behind(
+    tmp_path: Path, deletions: str, script: list[Any]
+) -> None:
+    """The creation is journaled before it is made (``passes.MailboxPass._intents``): the
+    next pass finds the folder nobody's copy where nothing needs it and sweeps it as an old
+    folder of ours (``_made_before``)."""
+    import sqlite3
+
+    h = await replay(deletions, script, tmp_path)
+    killed = [p for p in h.passes if p.kind == "killed"]
+    assert killed and "between a folder's creation and its record" in killed[0].note, h.text()
+    assert not h.failures(), h.text()
+    # the journal forgotten, and the folder found by it swept (a copy kept under ``keep``
+    # keeps the folder deleted at the source retired: not this one)
+    with sqlite3.connect(tmp_path / "state.sqlite") as db:
+        left = db.execute(
+            "SELECT source_folder_id FROM folders WHERE source_folder_id LIKE 'making:%'"
+            " OR source_folder_id LIKE 'retired:made:%'"
+        ).fetchall()
+    assert left == []

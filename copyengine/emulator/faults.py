@@ -18,6 +18,10 @@ A rule is a table such as ``{"kind": "drop_after", "calls": ["importItem"], "cou
 ``delta_duplicate``           an item delta page repeats one of its rows: the same item twice
                               in one round (seen in production)
 ``mailbox_not_found``         the mailbox does not exist (404)
+``not_found``                 a transient 404 ``ErrorItemNotFound`` for a folder (or item) that
+                              is there: the next call finds it (a replica behind, seen as
+                              one 404 in a long soak); a client must confirm a folder gone
+                              (``getFolder``) before it acts on its absence
 
 Matching fields: ``calls`` (call names, default all), ``mailbox`` (id or UPN), ``after``
 (skip the first N matches), ``count`` (fire at most N times), ``probability`` (default 1).
@@ -44,6 +48,7 @@ KINDS = frozenset(
         "delta_expire",
         "delta_duplicate",
         "mailbox_not_found",
+        "not_found",
     }
 )
 
@@ -76,6 +81,7 @@ APPLIES_TO: dict[str, frozenset[str]] = {
     "export_drop": frozenset({"exportItems"}),
     "delta_expire": frozenset({"itemDelta", "folderDelta"}),
     "delta_duplicate": frozenset({"itemDelta"}),
+    "not_found": frozenset({"listItems", "itemDelta", "getItem", "getFolder", "listChildFolders"}),
 }
 
 

@@ -293,6 +293,10 @@ def _faults_before(ctx: Ctx, route: Route) -> None:
         raise GraphError(400, "ErrorCorruptData", "The item could not be imported.")
     if "mailbox_not_found" in f and route.mailbox:
         raise GraphError(404, "ErrorNonExistentMailbox", "The mailbox was not found.")
+    if "not_found" in f:  # a folder or item that is there, answered as if not (transient)
+        raise GraphError(
+            404, "ErrorItemNotFound", "The specified object was not found in the store."
+        )
     for kind, status in (("http_503", 503), ("http_504", 504)):
         if kind in f:
             headers = {}

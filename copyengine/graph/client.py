@@ -156,12 +156,25 @@ class GraphClient:
         return Folder.from_json(body)
 
     async def walk_folders(self, mailbox_id: str, max_folders: int = 100_000) -> list[FolderNode]:
-        """The whole folder tree under the root, parents before children."""
+        """The whole folder tree under the root, parents before children. A folder deleted
+        after its parent listed it (its children's listing answers 404, and so does the
+        folder itself: one ``getFolder``) is left out with its subtree, as if it had gone
+        before the walk; a 404 from a folder that is still found is raised."""
         out: list[FolderNode] = []
         stack: list[tuple[str | None, tuple[str, ...], int]] = [(None, (), 0)]
         while stack:
             parent, prefix, depth = stack.pop()
-            children = await self.list_folders(mailbox_id, parent)
+            try:
+                children = await self.list_folders(mailbox_id, parent)
+            except NotFound:
+                if parent is None:
+                    raise
+                try:
+                    await self.get_folder(mailbox_id, parent)
+                except NotFound:
+                    out = [n for n in out if n.folder.id != parent]
+                    continue
+                raise
             for f in children:
                 node = FolderNode(f, (*prefix, f.name), depth + 1)
                 out.append(node)

@@ -23,11 +23,12 @@ import contextlib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 
 import anyio
 
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
-from ..folderpath import split
+from ..folderpath import display, split
 from ..graph import Folder, FolderNode, Item
 from ..plan import (
     KEEPS_COPY,
@@ -51,7 +52,15 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..survey import MailboxSide, TargetTree, listed_items, target_index
+from ..state.records import MAKING
+from ..survey import (
+    MailboxSide,
+    TargetTree,
+    folder_path,
+    listed_items,
+    target_index,
+    unless_gone,
+)
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .rehome import Rehome
@@ -64,6 +73,13 @@ MAX_HELD_FOLDERS = 1_000  # folders read under one deleted whole (``_held``); pa
 Gone = dict[str, list[tuple[FolderJob, FolderRecord, list[ItemRecord]]]]
 # one folder under a folder that goes, as read before it goes: its id, its parent's, its items
 Held = tuple[str, str | None, list[Item]]
+
+
+def making_id(scope: str, parent: str, where: str) -> str:
+    """The record id of a target folder about to be made in the pair's mailbox ``scope``
+    at ``where`` (a display path) under the folder ``parent`` ("" for the root): one per
+    place, as two folders cannot share one."""
+    return f"{MAKING}{scope}:{parent}:{where.casefold()}"
 
 
 def _real(made: dict[str, Folder], ref: str | None) -> str | None:
@@ -85,6 +101,8 @@ class MailboxPass:
         self.round: FolderRound | None = None
         # old target folders left in place for what they hold, checked again every pass
         self.retired: list[FolderRecord] = []
+        # target folders a pass cut short may have made and not recorded (``_made_before``)
+        self.making: list[FolderRecord] = []
         self.tree_ids: set[str] | None = None  # the target's folders, when walked
         # search key -> (source id, target id, job) of this mailbox's arrivals in this pass
         self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
@@ -97,6 +115,8 @@ class MailboxPass:
         delta = self.ctx.sync.delta
         sync = await self.ctx.store.sync_state(self.ctx.key, self.scope) if delta else None
         every = [r for r in await self.ctx.store.folders(self.ctx.key) if r.scope == self.scope]
+        self.making = [r for r in every if r.making]
+        every = [r for r in every if not r.making]
         stored = [r for r in every if retired_source(r.source_folder_id) is None]
         self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
         self.ctx.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
@@ -119,7 +139,9 @@ class MailboxPass:
             # a folder with no link (counted empty by the last walk, so not read: ``_job``;
             # or its link refused) needs its item count, which the stored mapping lacks:
             # the tree is read fresh (a request per 200 folders) instead of reused
-            if self.incremental and not rows and stored and all(r.delta_link for r in stored):
+            # (a folder made and not recorded by a pass cut short: the trees are read)
+            quiet = not rows and not self.making
+            if self.incremental and quiet and stored and all(r.delta_link for r in stored):
                 return [self._cached(r) for r in stored]
             if not fresh:  # the tree changed (or counts needed): a fresh round, not walked
                 self.folder_link, rows, fresh = await self._folder_round(None)
@@ -181,6 +203,8 @@ class MailboxPass:
         await target.load()
         for anchor in {p.target.anchor for p in plans if p.target.anchor}:
             await target.resolve_anchor(anchor)
+        if self.making:
+            stored = await self._made_before(plans, stored, target)
         rnd = plan_folder_round(
             plans, stored, target.nodes(), target.anchors, self.deletions != "mirror"
         )  # retired records are in ``stored``: never selected, they are gone folders
@@ -203,6 +227,13 @@ class MailboxPass:
         done: set[str] = set()  # source folders whose mapping is recorded (or made new)
         new: list[tuple[Placed, str]] = []  # made, recorded with the rest
         rest: list[tuple[Placed, str]] = []  # kept or adopted: once every action is made
+        # each creation under a folder that exists is journaled first (one transaction): a
+        # pass cut short between a creation and its mapping's record leaves a folder nobody's
+        # copy, which the next pass adopts where a folder is needed, and otherwise (its source
+        # deleted or moved on since) would leave behind for good (``_made_before``)
+        intents = self._intents(rnd)
+        if intents:
+            await self.ctx.store.map_folders(self.ctx.key, list(intents.values()))
         try:
             for action in rnd.actions:
                 ref = await self._act(action, made)
@@ -226,7 +257,77 @@ class MailboxPass:
         finally:  # in one transaction: the new folders made, and the rest
             with anyio.CancelScope(shield=True):
                 await self._map(new + rest)
+        # what was made is recorded (a folder under a new one goes with it): its journal
+        # forgotten; a creation that failed may have landed, its journal kept for the next pass
+        for ref, intent in intents.items():
+            if ref in made:
+                await self.ctx.store.forget_folder(self.ctx.key, intent.source_folder_id)
         return made
+
+    def _intents(self, rnd: FolderRound) -> dict[str, FolderRecord]:
+        """The journal of the round's creations, by the round's reference: each by the
+        folder that exists now it goes under (``target_folder_id``, "" for the root) and
+        the names from there (``target_path``: a folder made under one made in this round
+        is journaled by its parent's place and its own name), so that all of it is written
+        at once, before the first creation."""
+        paths = {p.target: p.plan for p in rnd.placed}
+        out: dict[str, FolderRecord] = {}
+        for a in rnd.actions:
+            if not isinstance(a, Create):
+                continue
+            up = out.get(a.parent) if a.parent is not None else None
+            if a.parent is not None and a.parent.startswith("new:") and up is None:
+                continue  # (a placeholder the round did not make: not expected)
+            base = up.target_folder_id if up is not None else a.parent or ""
+            names = (*split(up.target_path), a.name) if up is not None else (a.name,)
+            plan = paths.get(a.ref)
+            source = plan.source.path if plan is not None else ""
+            where = display(names)
+            rid = making_id(self.scope, base, where)
+            out[a.ref] = FolderRecord(rid, source, base, where, None, self.scope)
+        return out
+
+    async def _made_before(
+        self, plans: list[FolderPlan], stored: list[FolderRecord], target: TargetTree
+    ) -> list[FolderRecord]:
+        """The creations a pass cut short journaled and did not record (``_intents``): a
+        folder found where one was made that is nobody's copy and that no selected folder
+        needs now (its source deleted, or moved on, since) is recorded as an old folder of
+        ours (retired): swept at the end of the pass, deleted once empty, like a moved
+        folder's old copy. One a folder needs is left to the round, which adopts it. The
+        journal is forgotten then; ``stored`` with the old folders added."""
+        owned = {r.target_folder_id for r in stored}
+        rnd = plan_folder_round(
+            plans, stored, target.nodes(), target.anchors, self.deletions != "mirror"
+        )
+        used: set[str] = set()  # the round's folders, and every folder above them
+        ups = [p.target for p in rnd.placed] + [
+            a.parent for a in rnd.actions if isinstance(a, Create) and a.parent
+        ]
+        for first in ups:
+            up: str | None = first
+            while up is not None and up not in used:
+                used.add(up)
+                up = target.parent.get(up)
+        olds: list[FolderRecord] = []
+        for r in self.making:
+            found: str | None = r.target_folder_id or None
+            for name in split(r.target_path):  # from the folder it went under, by name
+                found = target.children.get(found, {}).get(name.casefold())
+                if found is None:
+                    break
+            if found is None or found in owned or found in used or found in target.anchors.values():
+                continue
+            owned.add(found)
+            path = folder_path(target.folders, found)
+            olds.append(self._retired(f"made:{r.source_path}", found, r.source_path, path))
+            self.ctx.log.info("pass.unrecorded_folder", folder=path, source=r.source_path)
+        if olds:
+            await self.ctx.store.map_folders(self.ctx.key, olds)
+        for r in self.making:
+            await self.ctx.store.forget_folder(self.ctx.key, r.source_folder_id)
+        self.making = []
+        return [*stored, *olds]
 
     async def _act(self, action: Rename | Create, made: dict[str, Folder]) -> str:
         """Make one rename or creation; the reference the round used for its folder."""
@@ -595,7 +696,13 @@ class MailboxPass:
             if len(out) >= MAX_HELD_FOLDERS:
                 raise ServiceError(f"more than {MAX_HELD_FOLDERS} folders under {folder_id}")
             try:
-                out.append((fid, parent, await listed_items(self.dst, self.dst_id, fid)))
+                # a 404 is the folder gone only once it answers 404 itself: a transient one
+                # taken for gone had a folder deleted whole unread (copies of live items in it)
+                read = partial(listed_items, self.dst, self.dst_id, fid)
+                got = await unless_gone(self.dst, self.dst_id, fid, read)
+                if got is None:
+                    raise NotFound(f"listItems: target folder {fid} is gone", status=404)
+                out.append((fid, parent, got))
                 if children is None:
                     children = (await self.dst.get_folder(self.dst_id, fid)).child_count
                 # most folders hold none: their children are not asked for

@@ -31,7 +31,7 @@ from ..plan import (
 )
 from ..report import GONE_AT_SOURCE
 from ..state import ItemRecord, Status
-from ..survey import MailboxSide, target_index
+from ..survey import MailboxSide, target_index, unless_gone
 from .backlog import Backlog
 from .context import PairContext
 from .enumerate import Enumerator
@@ -299,13 +299,19 @@ class Producer:
         are decided as for a copy deleted in the target, and their imports answer
         ``ErrorFolderNotFound``, each a failed item saying so (``stages``), as when it goes
         after its listing: never the whole pair failed (exit 5). Its link is cleared
-        (``FolderJob.target_gone``): the next pass reads both trees and makes it again."""
-        try:
-            return await target_index(self.dst, self.dst_id, job.target.id)
-        except NotFound:
-            self.ctx.log.info("folder.target_gone", folder=job.stats.source_path)
-            job.target_gone = True
-            return TargetIndex()
+        (``FolderJob.target_gone``): the next pass reads both trees and makes it again.
+        Gone only once the folder itself answers 404 too, as at the source (``_round``): a
+        transient 404 from a folder that is there, taken for gone, had every item of the
+        folder copied again beside its copy (``survey.unless_gone``)."""
+        tid = job.target.id
+        index = await unless_gone(
+            self.dst, self.dst_id, tid, lambda: target_index(self.dst, self.dst_id, tid)
+        )
+        if index is not None:
+            return index
+        self.ctx.log.info("folder.target_gone", folder=job.stats.source_path)
+        job.target_gone = True
+        return TargetIndex()
 
     async def _round(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         """The folder's round (``enumerate``). A folder deleted at the source after the pass's

@@ -71,7 +71,7 @@ class Overview:
 
 
 async def _pair(store: Store, p: dict[str, Any]) -> dict[str, Any]:
-    folders = [f for f in await store.folders(p["pair"]) if not f.retired]
+    folders = [f for f in await store.folders(p["pair"]) if not (f.retired or f.making)]
     return {
         **p,
         "started": iso(p["started"]),

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 RETIRED = "retired:"  # the id prefix of a folder record of an old target folder
+# the id prefix of a folder record of a target folder about to be made (``passes``): its
+# parent (``target_folder_id``, "" for the root) and name (``target_path``'s last part),
+# written before the creation and forgotten once the folder's mapping is recorded
+MAKING = "making:"
 
 
 class Status(IntEnum):
@@ -74,6 +78,11 @@ class FolderRecord:
         """A record of an old target folder kept for its copies (``plan.retired_id``), not
         a source folder's."""
         return self.source_folder_id.startswith(RETIRED)
+
+    @property
+    def making(self) -> bool:
+        """A record of a target folder about to be made (``MAKING``), not a source folder's."""
+        return self.source_folder_id.startswith(MAKING)
 
 
 @dataclass(frozen=True, slots=True)

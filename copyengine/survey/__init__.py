@@ -5,7 +5,7 @@ target tree that ``verify`` judges. The copy, ``verify``, ``plan`` and the sign-
 pair through this room, so none of them can forget the archive. Nothing here writes, except
 the ``TargetTree`` the copy extends as it creates folders."""
 
-from .index import listed_items, target_index
+from .index import listed_items, target_index, unless_gone
 from .mailboxes import ARCHIVE_LABEL, MailboxSide, PairMailboxes, mailboxes
 from .region import copied_region, folder_path, region
 from .tree import TargetTree, survey
@@ -22,4 +22,5 @@ __all__ = [
     "region",
     "survey",
     "target_index",
+    "unless_gone",
 ]

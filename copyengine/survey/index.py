@@ -5,10 +5,17 @@ key (the folder tree itself is mirrored by ``passes.MailboxPass``)."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from ..config import Pair
+from ..errors import NotFound
 from ..graph import Item, MailboxApi
 from ..plan import TargetIndex, filter_item
+
+T = TypeVar("T")
+# listings of a folder that answers 404 while the folder itself is found (a transient 404)
+LISTING_TRIES = 3
 
 
 async def listed_items(
@@ -40,3 +47,29 @@ async def target_index(
     async for page in dst.list_items(dst_id, folder_id, with_keys=True, select=select):
         items.extend(page)
     return TargetIndex.of(items, exclude)
+
+
+async def unless_gone(
+    client: MailboxApi,
+    mailbox_id: str,
+    folder_id: str,
+    read: Callable[[], Awaitable[T]],
+    tries: int = LISTING_TRIES,
+) -> T | None:
+    """``read()``, a listing of folder ``folder_id``; None when the folder is gone: the
+    listing answered 404 and so did the folder itself (one ``getFolder``, as a pass confirms
+    a source folder gone, ``produce.Producer._round``). A 404 from a folder that is still
+    found is a transient one: the listing is read again (``tries`` in all), then the 404 is
+    raised. Never one 404 taken for a folder gone: a target folder taken for gone has its
+    items copied again (second copies) and its link cleared."""
+    for n in range(tries):
+        try:
+            return await read()
+        except NotFound:
+            try:
+                await client.get_folder(mailbox_id, folder_id)
+            except NotFound:
+                return None
+            if n == tries - 1:
+                raise
+    raise AssertionError("unreachable")

@@ -15,7 +15,7 @@ import structlog
 from ..config import JobConfig, Pair
 from ..failures import classify
 from ..folderpath import display
-from ..graph import Clients, MailboxApi
+from ..graph import Clients, Item, MailboxApi
 from ..plan import FolderPlan
 from ..state import SETTLED, ItemRecord, Store
 from ..survey import (
@@ -26,6 +26,7 @@ from ..survey import (
     listed_items,
     mailboxes,
     survey,
+    unless_gone,
 )
 from .judge import MAX_LISTED, FolderCheck, SourceFolder, TargetFolder, Verdict, judge
 
@@ -48,6 +49,13 @@ class PairCheck:
     records: dict[str, ItemRecord] = field(default_factory=dict)
     skipped: Counter[str] = field(default_factory=Counter)
     selected_ids: set[str] = field(default_factory=set)  # every side's selected source items
+    # source folders the walk listed and their user deleted before their listing (``_gone``):
+    # judged as folders deleted at the source before the check (their copies extra, kept
+    # under ``keep``), said, never the pair's error
+    gone: list[str] = field(default_factory=list)
+    # mapped target folders deleted in the target (by its user) before their listing: their
+    # items missing, said
+    target_gone: list[str] = field(default_factory=list)
 
     def unfound(self) -> list[ItemRecord]:
         """Under ``mirror``, the records of copies of items gone from the source that are
@@ -107,6 +115,8 @@ class PairCheck:
             "pending_items": v.pending[:MAX_LISTED],
             "kept_items": v.kept[:MAX_LISTED],
             "folders": [f.as_dict() for f in self.folders],
+            "gone_at_source": self.gone[:MAX_LISTED],
+            "gone_in_target": self.target_gone[:MAX_LISTED],
         }
         if self.content:
             out["stale"] = len(v.stale)
@@ -148,14 +158,20 @@ async def _check_mailbox(
         mapping = {r.source_folder_id: r for r in folders if r.scope == side.scope}
     source: list[SourceFolder] = []
     for plan in plans:
-        rec = mapping.get(plan.source.folder.id)
+        fid = plan.source.folder.id
+        skipped: Counter[str] = Counter()
+        items = await _listed(src, side.source_id, fid, pair, skipped)
+        if items is None:  # deleted at the source since the walk: as if before it
+            check.gone.append(label + plan.source.path)
+            log.info("verify.folder_gone_at_source", pair=pair.key, folder=check.gone[-1])
+            continue
+        check.skipped.update(skipped)
+        rec = mapping.get(fid)
         tid = rec.target_folder_id if rec is not None else None  # where the state says
         if tid not in tree.folders:
             # no record, or its folder is gone (deleted in the target, or remade by a pass
             # stopped before it recorded the new one): the folder at the path it belongs
             tid = (await tree.find(plan.target, plan.source.names[0])).existing
-        fid = plan.source.folder.id
-        items = await listed_items(src, side.source_id, fid, pair, check.skipped)
         tpath = label + (folder_path(tree.folders, tid) if tid else plan.target.path)
         placed = label + await placed_path(tree, plan) if tid else None
         source.append(SourceFolder(fid, label + plan.source.path, tid, tpath, items, placed))
@@ -173,10 +189,33 @@ async def _check_mailbox(
     listed, allowed = await copied_region(tree, pair, mapped)
     target: list[TargetFolder] = []
     for fid in listed:
-        items = await listed_items(dst, side.target_id, fid)
         path = label + folder_path(tree.folders, fid)
-        target.append(TargetFolder(fid, path, items, fid in allowed))
+        titems = await _listed(dst, side.target_id, fid)
+        if titems is None:  # deleted in the target since its tree was read: holds nothing
+            check.target_gone.append(path)
+            log.info("verify.folder_gone_in_target", pair=pair.key, folder=path)
+            continue
+        target.append(TargetFolder(fid, path, titems, fid in allowed))
     return judge(source, target, mine if store is not None else None, deletions, check.content)
+
+
+async def _listed(
+    client: MailboxApi,
+    mailbox_id: str,
+    folder_id: str,
+    pair: Pair | None = None,
+    skipped: Counter[str] | None = None,
+) -> list[Item] | None:
+    """A folder's items (``listed_items``); None when the folder is gone: its listing answered
+    404 and so did the folder itself (``survey.unless_gone``: a transient 404 from a folder
+    that is there is read again, then raised)."""
+
+    async def read() -> list[Item]:
+        if skipped is not None:
+            skipped.clear()  # counted again by a listing read again
+        return await listed_items(client, mailbox_id, folder_id, pair, skipped)
+
+    return await unless_gone(client, mailbox_id, folder_id, read)
 
 
 async def check_pair(

@@ -87,6 +87,11 @@ def pair_entry(pair: Pair, check: PairCheck) -> dict[str, Any]:
         # records kept for the next ``--full`` whose copy is nowhere in the copied region
         # (deleted there, or moved out of it by the target's user): told, not held against
         "records_unfound": len(unfound),
+        # source folders deleted by their user while the sign-off read them (after its walk,
+        # before their listing): judged as folders deleted at the source before it, their
+        # copies extra (kept under ``keep``); and target folders deleted there likewise
+        "gone_at_source": check.gone[:MAX_LISTED],
+        "gone_in_target": check.target_gone[:MAX_LISTED],
         "complete": complete,
     }
     entry["said"] = said(entry)
@@ -133,6 +138,29 @@ def said(entry: dict[str, Any]) -> str:
     complete and what removes it (the report, the summary and ``job.finished`` say this)."""
     if entry.get("error"):
         return f"not checked: {entry['error']}"
+    return _verdict(entry) + _gone_words(entry)
+
+
+def _gone_words(entry: dict[str, Any]) -> str:
+    """The folders deleted while the sign-off read them, in plain words ("" when none)."""
+    out = ""
+    for key, where, fate in (
+        (
+            "gone_at_source",
+            "at the source",
+            "its copy judged as any folder deleted at the source (kept under deletions = "
+            "keep, removed by the next pass under mirror)",
+        ),
+        ("gone_in_target", "in the target", "its items judged missing"),
+    ):
+        paths = list(entry.get(key) or [])
+        if paths:
+            more = f" and {len(paths) - 1:,} more" if len(paths) > 1 else ""
+            out += f"; folder {paths[0]}{more} deleted {where} while the sign-off read it: {fate}"
+    return out
+
+
+def _verdict(entry: dict[str, Any]) -> str:
     parts = []
     for key, one, more in SHORTFALL:
         n = int(entry.get(key) or 0)
