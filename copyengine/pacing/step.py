@@ -155,6 +155,9 @@ PROBE_WAIT = 0.02
 PROBE_GAP = 0.1
 # ... and after a probe refused, no other for this many windows, doubled at each
 PROBE_BACKOFF = 2.0
+# the configured window believed in place of a far shorter one is re-tested by at most this
+# many probes refused (``Budgets._retest``)
+DOUBTS = 3
 # upload windows: a body that has waited this long gets its room kept however long that room
 # then stays idle (as the ready pool takes an item passed over this long first)
 OVERDUE = 2.0
@@ -259,7 +262,8 @@ class Budgets:
         # the configured window believed in place of a shorter one (``_believed``): the
         # budget before (and the window tried then, or 0.0), and the level the service
         # refused at when it was believed; None: not so
-        self.doubted: tuple[Learned, float, float] | None = None
+        # (and the probes refused since, ``DOUBTS`` at most)
+        self.doubted: tuple[Learned, float, float, int] | None = None
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -466,7 +470,13 @@ class Budgets:
         the service last refused above the budget in effect, and no probe was refused
         lately."""
         lim = self.learned_uploads
-        return now >= self.probe_after and self.above > 0 and lim.over_configured and self.evens(now)
+        bound = self._bound()
+        return (
+            now >= self.probe_after
+            and bound > lim.cap * (1 + PROBE_GAP)
+            and lim.over_configured
+            and self.evens(now)
+        )
 
     def _probe_wait(
         self, now: float, body_bytes: int, reserving: bool, since: float | None
@@ -503,7 +513,9 @@ class Budgets:
         back-off over: a level refused once bounds what the service gives until another
         writer or the window changes; the search goes on above it, a probe per back-off)."""
         cap = self.learned_uploads.cap
-        return self.above if self.above > cap * (1 + PROBE_GAP) else 2 * self.above
+        if self.doubted is None or self.above > cap * (1 + PROBE_GAP):
+            return self.above
+        return 2 * self.above
 
     def _probe_level(self) -> float:
         """The level a probe goes up to: the middle of the budget in effect and the level
@@ -512,10 +524,13 @@ class Budgets:
         return min((lim.cap + self._bound()) / 2, lim.configured)
 
     def _far(self, lim: Learned) -> bool:
-        """The budget is kept over a window over ``BELIEVED`` times the longest the
-        service's answers showed (its Retry-Afters, the window they showed)."""
-        seen = max(lim.longest_ask, lim.shown if lim.shown < lim.period else 0.0)
-        return 0 < BELIEVED * seen < lim.window
+        """The budget is kept over the configured window believed in place of a shorter one
+        (``doubted``), over ``BELIEVED`` times the longest Retry-After the service gave."""
+        return (
+            self.doubted is not None
+            and self.held_bytes == 0
+            and 0 < BELIEVED * lim.longest_ask < lim.window
+        )
 
     def _even_beside(self, now: float, body_bytes: int) -> bool:
         """Whether a body may pass the one the room is kept for through the bucket: it
@@ -712,7 +727,7 @@ class Budgets:
             # through over it is what it gives: a probe accepted is taken
             lim = replace(lim, cap=min(through, lim.configured), proven=through)
         self.learned_uploads = lim
-        if 0 < self.above and (1 + PROBE_GAP) * max(lim.cap, through) >= min(
+        if self._far(lim) and 0 < self.above and (1 + PROBE_GAP) * max(lim.cap, through) >= min(
             self.above, level * (1 + PROBE_GAP)
         ):
             # the service let the budget (or what went through) reach the level it last
@@ -720,7 +735,6 @@ class Budgets:
             # writer's share, or the window, changed), and the probes search above it
             # (doubling, as TCP's slow start; bisection again from the next level refused)
             self.above = min(2 * self.above, lim.configured)
-            self.probes_refused = 0
 
     def throttled(self, now: float, reason: str, retry_after: float, body_bytes: int) -> None:
         """A 429 (already released) naming ``reason``: that limit's budget in effect is cut
@@ -780,7 +794,10 @@ class Budgets:
             # one is far longer than anything the service or our sends showed
             if not self._widened_under_shown(lim, now, retry_after):
                 level = self._refused_level(self.uploads_whole(lim), now, body_bytes)
-                self.doubted = (lim, self.tried, level)
+                if lim.period > BELIEVED * max(lim.longest_ask, retry_after, lim.window):
+                    # far longer than any Retry-After and the window in effect before: to
+                    # be re-tested (``_retest``)
+                    self.doubted = (lim, self.tried, level, 0)
                 self.tried = 0.0
                 lim = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
                 self._believed(lim, now, retry_after)
@@ -849,7 +866,7 @@ class Budgets:
         through each). Then the budget over the window before is restored (applied)."""
         if self.doubted is None:
             return False
-        lim, tried, level = self.doubted
+        lim, tried, level, _ = self.doubted
         if self.uploads.since(now - lim.period) + self.held_bytes <= margin * level:
             return False
         cur = self.learned_uploads
@@ -892,7 +909,9 @@ class Budgets:
         beside a writer on its own clock (Retry-Afters of 0.7 s against the x60 service's
         5 s window, the configured 300 s) put the next off 600 s, then 1,200 s: the budget
         cut to 1-2% of ``[limits]`` stayed there for the job (issue 26, the demo job)."""
-        shown = lim.window if 0 < lim.window < lim.period else max(lim.longest_ask, retry_after)
+        if self.doubted is None:
+            return lim.period * PROBE_BACKOFF * 2**self.probes_refused
+        shown = max(lim.longest_ask, retry_after)
         return shown * PROBE_BACKOFF * 2**self.probes_refused
 
     def _probe_refused(self, now: float, retry_after: float, body_bytes: int) -> bool:
@@ -915,6 +934,9 @@ class Budgets:
             ask = max(lim.longest_ask, retry_after)
             self.learned_uploads = replace(lim, episode_until=now + retry_after, longest_ask=ask)
             return True
+        if self.doubted is not None:
+            d = self.doubted
+            self.doubted = None if d[3] + 1 >= DOUBTS else (d[0], d[1], d[2], d[3] + 1)
         self.above = min(self._bound(), level)
         self.probe_after = now + retry_after + self._probe_backoff(lim, retry_after)
         self.probes_refused += 1
