@@ -17,7 +17,7 @@ import pytest
 
 from copyengine.emulator.throttle import Background, Limits, Throttle
 from copyengine.pacing import PacerLimits
-from copyengine.pacing.step import Budgets, Kind, step
+from copyengine.pacing.step import DOUBTS, Budgets, Kind, step
 
 MB = 1024 * 1024
 
@@ -147,18 +147,25 @@ def test_a_mailbox_taken_for_the_configured_window_beside_a_writer_is_not_trappe
 def test_a_probe_refused_backs_off_in_the_time_the_service_showed() -> None:
     """A probe refused over the configured window believed beside the writer (its level
     under what went through before: no contradiction of the belief) waits ``PROBE_BACKOFF``
-    times the longest Retry-After (0.7 s), doubled per refusal: seconds, not 600 s (two
-    configured windows) as before, then 1,200 s."""
+    times the longest Retry-After (0.7 s): seconds, not 600 s (two configured windows) as
+    before, then 1,200 s. After ``DOUBTS`` refused so, the belief stands (the service's
+    window may be the configured one: each probe more would be a 429 for nothing), and the
+    back-off is in configured windows again."""
     b, _, _, now = _job(0, 1_100_000)
     lim = b.learned_uploads
-    assert lim.window == 300.0
+    assert lim.window == 300.0 and b.doubted is not None
     b.above = 4 * lim.cap
-    for k in range(2):
-        at = b.probe_after if k else now + 1.0
+    at = now + 1.0
+    for k in range(DOUBTS):
         b.take(300_000)
         b.release(at, 300_000)
         b.throttled(at, "IncomingBytes", 0.2, 300_000)
         assert b.learned_uploads.cap == lim.cap  # nothing cut
         ask = b.learned_uploads.longest_ask
-        assert b.probe_after == pytest.approx(at + 0.2 + 2 * ask * 2**k)
-    assert b.probe_after < now + 10.0
+        if k < DOUBTS - 1:
+            assert b.probe_after == pytest.approx(at + 0.2 + 2 * ask * 2**k)
+            assert b.probe_after < now + 10.0
+        else:
+            assert b.doubted is None
+            assert b.probe_after >= at + 2 * 300.0
+        at = b.probe_after

@@ -157,7 +157,7 @@ PROBE_GAP = 0.1
 PROBE_BACKOFF = 2.0
 # the configured window believed in place of a far shorter one is re-tested by at most this
 # many probes refused (``Budgets._retest``)
-DOUBTS = 3
+DOUBTS = 2
 # upload windows: a body that has waited this long gets its room kept however long that room
 # then stays idle (as the ready pool takes an item passed over this long first)
 OVERDUE = 2.0
