@@ -108,11 +108,15 @@ def run(
     configured window (``remember.seeded``, refused); ``probe``: ``learn.Aimd.probe`` in
     place of its default, for this run; ``realistic``: the bodies' sizes (``sizes``)."""
     if probe is None:
-        return _run(ratio, background, window, items, seed, slots, known, largest, seeded, realistic)
+        return _run(
+            ratio, background, window, items, seed, slots, known, largest, seeded, realistic
+        )
     answered = learn.answered
     learn.answered = functools.partial(answered, p=learn.Aimd(probe=probe))
     try:
-        return _run(ratio, background, window, items, seed, slots, known, largest, seeded, realistic)
+        return _run(
+            ratio, background, window, items, seed, slots, known, largest, seeded, realistic
+        )
     finally:
         learn.answered = answered
 

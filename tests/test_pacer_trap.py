@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+
 import pytest
 
 from copyengine.emulator.throttle import Background, Limits, Throttle

@@ -259,10 +259,10 @@ class Budgets:
         self.above = 0.0
         self.probe_after = 0.0
         self.probes_refused = 0
-        # the configured window believed in place of a shorter one (``_believed``): the
-        # budget before (and the window tried then, or 0.0), and the level the service
-        # refused at when it was believed; None: not so
-        # (and the probes refused since, ``DOUBTS`` at most)
+        # the configured window believed in place of a far shorter one, to be re-tested
+        # (``_retest``): the budget before, the window tried then (0.0: none), the level
+        # the service refused at when it was believed, and the probes refused since
+        # (``DOUBTS`` at most); None: not so
         self.doubted: tuple[Learned, float, float, int] | None = None
 
     @property
@@ -432,7 +432,7 @@ class Budgets:
             wait, binds = w, Limit.REQUESTS
         if body_bytes:
             w = self._upload_wait(now, body_bytes, reserving, since)
-            if w > PROBE_WAIT * self._window_in_effect() and self._probes(now):
+            if w > PROBE_WAIT * self.limits.upload_window and self._probes(now):
                 w = min(w, self._probe_wait(now, body_bytes, reserving, since))
             if w > wait:
                 wait, binds = w, Limit.UPLOAD
@@ -458,22 +458,15 @@ class Budgets:
             w, self._shaped_wait(now, body_bytes, held), self._even_wait(now, body_bytes, ahead)
         )
 
-    def _window_in_effect(self) -> float:
-        """The upload window the budget in effect is kept over (the configured one, or the
-        one the service's answers showed or tried in its place)."""
-        lim = self.learned_uploads
-        return lim.window if 0 < lim.window < lim.period else lim.period
-
     def _probes(self, now: float) -> bool:
         """Whether a long wait through the bucket of a cut budget (``evens``, over the
-        configured window or the one tried) may be cut short by a probe (``_probe_wait``):
-        the service last refused above the budget in effect, and no probe was refused
-        lately."""
+        configured window) may be cut short by a probe (``_probe_wait``): the service last
+        refused above the budget in effect (or, the window doubted, ``_bound``), and no
+        probe was refused lately."""
         lim = self.learned_uploads
-        bound = self._bound()
         return (
             now >= self.probe_after
-            and bound > lim.cap * (1 + PROBE_GAP)
+            and self._bound() > lim.cap * (1 + PROBE_GAP)
             and lim.over_configured
             and self.evens(now)
         )
@@ -524,8 +517,9 @@ class Budgets:
         return min((lim.cap + self._bound()) / 2, lim.configured)
 
     def _far(self, lim: Learned) -> bool:
-        """The budget is kept over the configured window believed in place of a shorter one
-        (``doubted``), over ``BELIEVED`` times the longest Retry-After the service gave."""
+        """The budget is kept over the configured window believed in place of a far shorter
+        one (``doubted``), over ``BELIEVED`` times the longest Retry-After the service gave,
+        and nothing of ours is in flight (one probe at a time)."""
         return (
             self.doubted is not None
             and self.held_bytes == 0
@@ -727,8 +721,10 @@ class Budgets:
             # through over it is what it gives: a probe accepted is taken
             lim = replace(lim, cap=min(through, lim.configured), proven=through)
         self.learned_uploads = lim
-        if self._far(lim) and 0 < self.above and (1 + PROBE_GAP) * max(lim.cap, through) >= min(
-            self.above, level * (1 + PROBE_GAP)
+        if (
+            self._far(lim)
+            and self.above > 0
+            and (1 + PROBE_GAP) * max(lim.cap, through) >= min(self.above, level * (1 + PROBE_GAP))
         ):
             # the service let the budget (or what went through) reach the level it last
             # refused at, or a probe's: that level no longer bounds what it gives (another
@@ -793,19 +789,8 @@ class Budgets:
             # service gives (a first cut, as of a refused burst). Unless the configured
             # one is far longer than anything the service or our sends showed
             if not self._widened_under_shown(lim, now, retry_after):
-                level = self._refused_level(self.uploads_whole(lim), now, body_bytes)
-                if lim.period > BELIEVED * max(lim.longest_ask, retry_after, lim.window):
-                    # far longer than any Retry-After and the window in effect before: to
-                    # be re-tested (``_retest``)
-                    self.doubted = (lim, self.tried, level, 0)
-                self.tried = 0.0
-                lim = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
-                self._believed(lim, now, retry_after)
-            # the level refused at, over the window now in effect: a probe may reach it
-            self.above = self._refused_level(self.learned_uploads, now, body_bytes)
-            self.probes_refused = 0
+                self._believed(lim, now, retry_after, body_bytes)
             return
-
         if ours < body_bytes:
             # fewer of our bytes in the service's window than this one body: not our
             # rate, another writer's bytes hold the room (Exchange counts every app's
@@ -832,12 +817,11 @@ class Budgets:
                 longest_ask=max(lim.longest_ask, retry_after),
             )
             return
-        if lim.over_configured or self._on_tried():  # the level refused at: where a probe
-            # may reach
-            self.above = self._refused_level(lim, now, body_bytes)
-            self.probes_refused = 0  # a new level: the probes' back-off starts again
         if self._on_tried() and self._tried_step(lim, now, retry_after, body_bytes):
             return
+        if lim.over_configured:  # the level refused at: where a probe may reach
+            self.above = self._refused_level(lim, now, body_bytes)
+            self.probes_refused = 0  # a new level: the probes' back-off starts again
         self.learned_uploads = _learn(
             lim,
             self.uploads,
@@ -849,11 +833,6 @@ class Budgets:
             shaped=not self.shared,
             through=True,
         )
-
-    @staticmethod
-    def uploads_whole(lim: Learned) -> Learned:
-        """``lim`` kept over the configured window."""
-        return replace(lim, window=lim.period)
 
     def _retest(self, now: float, margin: float) -> bool:
         """Whether the configured window believed in place of a shorter one (``doubted``)
@@ -878,9 +857,21 @@ class Budgets:
         self.probes_refused = 0
         return True
 
-    def _believed(self, whole: Learned, now: float, retry_after: float) -> None:
+    def _believed(self, lim: Learned, now: float, retry_after: float, body_bytes: int) -> None:
         """The configured window taken for the service's (``_uploads_throttled``): what went
-        through over it is what the service gives (a first cut, as of a refused burst)."""
+        through over it is what the service gives (a first cut, as of a refused burst), and
+        the level refused at (ours over it, in flight and the body) is where a probe may
+        reach (before, ``above`` was left where the first refusal set it, under the cut:
+        no probe ever went). Where the configured window is far longer than the window in
+        effect before and than any Retry-After, the belief is doubted: re-tested by what
+        the service lets through (``_retest``)."""
+        level = self._refused_level(lim, now, body_bytes)
+        if lim.period > BELIEVED * max(lim.longest_ask, retry_after, lim.window):
+            self.doubted = (lim, self.tried, level, 0)
+        self.tried = 0.0
+        whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
+        self.above = level
+        self.probes_refused = 0
         through = self.uploads.since(now - whole.period)
         self.learned_uploads = learn.throttled(
             whole,
@@ -894,21 +885,19 @@ class Budgets:
         )
 
     def _refused_level(self, lim: Learned, now: float, body_bytes: int) -> float:
-        """The level an upload of ``body_bytes`` was refused at: ours over the window in
-        effect (the configured one, or the one tried), in flight, and the refused body,
-        said per configured window (as the budget in effect is)."""
-        win = lim.window if 0 < lim.window < lim.period else lim.period
-        level = self.uploads.since(now - win) + self.held_bytes + body_bytes
-        return level * lim.period / win if win > 0 else float(level)
+        """The level an upload of ``body_bytes`` was refused at: ours over the configured
+        window, in flight, and the refused body."""
+        return self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
 
     def _probe_backoff(self, lim: Learned, retry_after: float) -> float:
-        """Seconds without a probe after one refused: ``PROBE_BACKOFF`` times the time the
-        service's answers show (the window the budget is kept over when shorter than the
-        configured one, else its longest Retry-After), doubled per probe refused. In
-        configured windows (before), a refused probe over a configured window believed
-        beside a writer on its own clock (Retry-Afters of 0.7 s against the x60 service's
-        5 s window, the configured 300 s) put the next off 600 s, then 1,200 s: the budget
-        cut to 1-2% of ``[limits]`` stayed there for the job (issue 26, the demo job)."""
+        """Seconds without a probe after one refused: ``PROBE_BACKOFF`` configured windows,
+        doubled per probe refused; over a configured window believed and doubted
+        (``doubted``), ``PROBE_BACKOFF`` times the time the service's answers show (its
+        longest Retry-After), doubled. In configured windows, a refused probe over the
+        configured window believed beside a writer on its own clock (Retry-Afters of 0.7 s
+        against the x60 service's 5 s window, the configured 300 s) put the next off 600
+        s, then 1,200 s: the budget cut to 1-2% of ``[limits]`` stayed there for the job
+        (issue 26, the demo job)."""
         if self.doubted is None:
             return lim.period * PROBE_BACKOFF * 2**self.probes_refused
         shown = max(lim.longest_ask, retry_after)
@@ -920,9 +909,11 @@ class Budgets:
         never sends beyond otherwise (but for bodies sent before a cut, refused in its
         episode). The service gives less than that level, not less than
         the budget in effect: nothing is cut; the level is the new ``above``, and no other
-        probe goes for ``PROBE_BACKOFF`` windows, twice that after each refused."""
+        probe goes for a while (``_probe_backoff``), twice that after each refused. Over a
+        configured window believed and doubted, first the belief is re-tested
+        (``_retest``); refused ``DOUBTS`` times without contradicting it, it stands."""
         lim = self.learned_uploads
-        if not (self.refused and lim.is_cut and (lim.over_configured or self._on_tried())):
+        if not (self.refused and lim.is_cut and lim.over_configured):
             return False
         if now < lim.episode_until:  # sent at the budget before the cut, refused with it
             return False
