@@ -868,6 +868,9 @@ class Budgets:
         level = self._refused_level(lim, now, body_bytes)
         if lim.period > BELIEVED * max(lim.longest_ask, retry_after, lim.window):
             self.doubted = (lim, self.tried, level, 0)
+            # a new level: no back-off of earlier probes (over the configured window at
+            # the job's start) holds the re-test off
+            self.probe_after = min(self.probe_after, now + retry_after)
         self.tried = 0.0
         whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
         self.above = level
