@@ -901,10 +901,10 @@ class Budgets:
         against the x60 service's 5 s window, the configured 300 s) put the next off 600
         s, then 1,200 s: the budget cut to 1-2% of ``[limits]`` stayed there for the job
         (issue 26, the demo job)."""
+        times = PROBE_BACKOFF * 2.0**self.probes_refused
         if self.doubted is None:
-            return lim.period * PROBE_BACKOFF * 2**self.probes_refused
-        shown = max(lim.longest_ask, retry_after)
-        return shown * PROBE_BACKOFF * 2**self.probes_refused
+            return lim.period * times
+        return max(lim.longest_ask, retry_after) * times
 
     def _probe_refused(self, now: float, retry_after: float, body_bytes: int) -> bool:
         """An ``IncomingBytes`` 429 of a probe (``_probe_wait``): ours over the configured
