@@ -105,17 +105,22 @@ def _leaves() -> float:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_a_body_larger_than_the_budget_over_the_window_in_effect_cuts_nothing(seed: int) -> None:
+@pytest.mark.parametrize("share", [1.04, 0.96, 0.6])
+def test_a_body_over_half_the_budget_over_the_window_in_effect_cuts_nothing(
+    seed: int, share: float
+) -> None:
     """The lead's trace (chen, 24 s into the job): over the window in effect (one tried, or
-    shown, 7-8 s), a 1.48 MB body larger than the budget over it (1.29 MB), and than the
-    room the writer leaves, refused: it went alone, its size explains the refusal. Before,
-    the window was taken to be contradicted and the configured one believed: cut to what
-    went through over 300 s, 1.35% of ``[limits]``."""
+    shown, 7-10 s), a 1.48 MB body larger than the budget over it (1.29 MB), and than the
+    room the writer leaves, refused (as 2.05 MB bodies at 0.96 of it beside a writer taking
+    0.3, which no room it leaves can hold): its size explains the refusal, over half the
+    budget (a refusal that contradicts the window holds at most that). Before, the window
+    was taken to be contradicted and the configured one believed: cut to what went through
+    over 300 s, 1.35% of ``[limits]``."""
     b, _, _ = _start(seed)
     lim = b.learned_uploads
     assert lim.window < lim.period  # the job learned a short window in its first seconds
     budget, _ = lim.in_window()
-    body = int(budget) + 50_000
+    body = int(share * budget)
     now = 30.0
     b.take(body)
     b.release(now, body)
@@ -125,22 +130,25 @@ def test_a_body_larger_than_the_budget_over_the_window_in_effect_cuts_nothing(se
     assert after.cap >= 0.9 * lim.cap
 
 
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(8))
 def test_a_mailbox_taken_for_the_configured_window_beside_a_writer_is_not_trapped(
     seed: int,
 ) -> None:
-    """The other path: a 1.1 MB body, under the budget over the window in effect, refused
-    with fewer of ours than it in the service's 5 s (the writer's catch-up held the room),
+    """The other path: a 500 KB body, under half the budget over the window in effect,
+    refused with none of ours in the service's 5 s (the writer's catch-up held the room),
     24 s into the job. The configured window is believed (it may be the service's: beside
-    a writer on its own clock the real service's Retry-Afters are short too), and the
-    budget cut to what went through over it. The service then lets through what its 5 s
-    window has room for, and the budget follows: from 30 s after the cut to 90 s, >= 70% of
-    what the writer leaves goes through (before: 1-3%), under 5% of the requests refused."""
-    b, th, rnd, now = _job(seed, 1_100_000)
+    a writer on its own clock the real service's Retry-Afters are short too), the budget
+    cut to what went through over it, 3% of ``[limits]``, and the belief doubted: the
+    service then lets through more than the level it refused at, and the window before is
+    taken again. From 30 s after the cut to 90 s, >= 60% of what the writer leaves goes
+    through (69-75% for seeds 0-7), under 5% of the requests refused. Before: nothing at
+    all (what went through over the configured window already filled the cut budget, and
+    no probe went: the level refused at was under it)."""
+    b, th, rnd, now = _job(seed, 500_000)
     assert b.learned_uploads.window == 300.0  # believed
     through, sent, refused = _drive(b, th, rnd, now, now + 90.0)
     went = sum(n for t, n in through if now + 30.0 <= t < now + 90.0) / 12  # per 5 s
-    assert went >= 0.7 * _leaves(), (went / _leaves(), b.learned_uploads)
+    assert went >= 0.6 * _leaves(), (went / _leaves(), b.learned_uploads)
     assert refused / sent < 0.05
     assert not math.isnan(went)
 
@@ -152,7 +160,7 @@ def test_a_probe_refused_backs_off_in_the_time_the_service_showed() -> None:
     before, then 1,200 s. After ``DOUBTS`` refused so, the belief stands (the service's
     window may be the configured one: each probe more would be a 429 for nothing), and the
     back-off is in configured windows again."""
-    b, _, _, now = _job(0, 1_100_000)
+    b, _, _, now = _job(0, 500_000)
     lim = b.learned_uploads
     assert lim.window == 300.0 and b.doubted is not None
     b.above = 4 * lim.cap

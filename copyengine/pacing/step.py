@@ -1111,16 +1111,18 @@ class Budgets:
         return learn.widened(lim, now, retry_after, win)
 
     def _too_large(self, lim: Learned, body_bytes: int) -> bool:
-        """Whether a refused body is larger than the budget in effect over a window shorter
-        than the configured one (the one the Retry-Afters showed, or the one tried): it
-        went alone, as such a body does (``window_wait``), and the room the service left
-        was smaller than it. Its size explains the refusal, which contradicts no window.
-        Taken for a contradiction (issue 26, the demo job beside another writer: 1.48 and
-        1.50 MB bodies refused over windows of 7.5-8 s holding 1.05-1.29 MB), the
-        configured window was believed and the budget cut to what went through over it:
-        1-4% of ``[limits]`` for the rest of the job where the service left 50%."""
+        """Whether a refused body is over ``UNDER`` of the budget in effect over a window
+        shorter than the configured one (the one the Retry-Afters showed, or the one tried):
+        alone it is over what a refusal contradicting that window may hold
+        (``_under_shown``), and with fewer of ours than it in the window, the room another
+        writer left was smaller than it: its size explains the refusal, which contradicts
+        no window. Taken for a contradiction (issue 26, the demo job beside another writer:
+        1.48-2.05 MB bodies refused over windows tried of 7.5-10 s holding 1.05-2.13 MB, the
+        room the writer left 1.31 or 1.83 MB per 5 s), the configured window was believed
+        and the budget cut to what went through over it: 1-4% of ``[limits]`` for the rest
+        of the job where the service left 50-70%."""
         budget, seconds = lim.in_window()
-        return 0 < seconds < lim.period and body_bytes >= budget * self.limits.margin
+        return 0 < seconds < lim.period and body_bytes > UNDER * budget * self.limits.margin
 
     def _longer_window(self, lim: Learned, now: float, body_bytes: int) -> bool:
         """Whether an ``IncomingBytes`` refusal with fewer of our bytes than its body in
