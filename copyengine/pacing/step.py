@@ -1111,18 +1111,21 @@ class Budgets:
         return learn.widened(lim, now, retry_after, win)
 
     def _too_large(self, lim: Learned, body_bytes: int) -> bool:
-        """Whether a refused body is over ``UNDER`` of the budget in effect over a window
-        shorter than the configured one (the one the Retry-Afters showed, or the one tried):
-        alone it is over what a refusal contradicting that window may hold
-        (``_under_shown``), and with fewer of ours than it in the window, the room another
-        writer left was smaller than it: its size explains the refusal, which contradicts
-        no window. Taken for a contradiction (issue 26, the demo job beside another writer:
-        1.48-2.05 MB bodies refused over windows tried of 7.5-10 s holding 1.05-2.13 MB, the
-        room the writer left 1.31 or 1.83 MB per 5 s), the configured window was believed
-        and the budget cut to what went through over it: 1-4% of ``[limits]`` for the rest
-        of the job where the service left 50-70%."""
+        """Whether a refused body is larger than the budget in effect over a window shorter
+        than the configured one (the one the Retry-Afters showed), or over ``UNDER`` of it
+        over the window tried in place of the configured one (twice the longest shown: the
+        service's room is that of a window half as long). It went alone, or nearly, and
+        the room another writer left was smaller than it: its size explains the refusal,
+        which contradicts no window. Taken for a contradiction (issue 26, the demo job
+        beside another writer: 1.48-2.05 MB bodies refused over windows of 7.5-10 s
+        holding 1.05-2.13 MB, the room the writer left 1.31 or 1.83 MB per 5 s), the
+        configured window was believed and the budget cut to what went through over it:
+        1-4% of ``[limits]`` for the rest of the job where the service left 50-70%."""
         budget, seconds = lim.in_window()
-        return 0 < seconds < lim.period and body_bytes > UNDER * budget * self.limits.margin
+        if not 0 < seconds < lim.period:
+            return False
+        share = UNDER if self._on_tried() else 1.0
+        return body_bytes >= share * budget * self.limits.margin
 
     def _longer_window(self, lim: Learned, now: float, body_bytes: int) -> bool:
         """Whether an ``IncomingBytes`` refusal with fewer of our bytes than its body in
