@@ -64,6 +64,20 @@ was shown; far longer (Exchange's documented 5 minutes against a service 60 time
 shorter), twice what was shown is tried, and a cut budget over it is spent and cut as one
 over the configured window is (``Budgets._widened_under_shown``: 2% -> 79-82% of the real
 budget under the documented ``[limits]`` beside the other writer in ``learn_model``).
+
+Issue 26's trap (the demo job under the documented ``[limits]`` beside the writer: a
+mailbox at 1-4% of ``[limits]`` for the whole job where the service left 50-70%): a refusal
+explained by the body's size (``Budgets._too_large``) was taken for a contradiction of the
+short window, and where the mailbox had sent long enough the configured window was
+believed, cut to what had gone through over it, with nothing to undo it (the level a probe
+may reach was left under the cut, and a refused probe waited two configured windows, then
+four). Now such a refusal cuts nothing, and a configured window believed where it is far
+longer than the window before and any Retry-After is doubted (``Budgets._believed``):
+probes go, one body at a time, up to the level refused at and above it (doubling as the
+service accepts, ``_uploads_answered``), backed off in Retry-Afters; the service letting
+through more than the level it refused at restores the window before (``_retest``); refused
+``DOUBTS`` times, the belief stands (the real service's window is the configured one, and
+beside a writer on its own clock its Retry-Afters are short too).
 """
 
 from __future__ import annotations
