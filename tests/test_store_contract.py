@@ -206,6 +206,13 @@ async def test_a_pairs_folder_mappings_written_at_once(make: Factory) -> None:
         await st.map_folders(P, [])
         got = {f.source_folder_id: f for f in await st.folders(P)}
         assert got["F1"].delta_link is None and got["F4"].target_folder_id == "T4"
+        # a record forgotten in the same transaction as a mapping (a creation's journal)
+        await st.map_folders(P, [FolderRecord("J5", "/J", "", "/J")])
+        await st.map_folders(P, [FolderRecord("F5", "/Five", "T5", "/Five")], forgotten=["J5"])
+        got = {f.source_folder_id: f for f in await st.folders(P)}
+        assert "J5" not in got and got["F5"].target_folder_id == "T5"
+        await st.map_folders(P, [], forgotten=["F5"])
+        assert "F5" not in {f.source_folder_id for f in await st.folders(P)}
     async with make() as st:  # durable: another open of the store sees them all
         assert sorted(f.source_folder_id for f in await st.folders(P)) == [
             "A3",

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -255,13 +255,12 @@ class MailboxPass:
                 if p.plan.source.folder.id not in done
             ]
         finally:  # in one transaction: the new folders made, and the rest
+            # and the journal of what was made, recorded now (a folder under a new one goes
+            # with it); a creation that failed may have landed: its journal kept for the next
+            # pass
+            made_ids = [i.source_folder_id for ref, i in intents.items() if ref in made]
             with anyio.CancelScope(shield=True):
-                await self._map(new + rest)
-        # what was made is recorded (a folder under a new one goes with it): its journal
-        # forgotten; a creation that failed may have landed, its journal kept for the next pass
-        for ref, intent in intents.items():
-            if ref in made:
-                await self.ctx.store.forget_folder(self.ctx.key, intent.source_folder_id)
+                await self._map(new + rest, made_ids)
         return made
 
     def _intents(self, rnd: FolderRound) -> dict[str, FolderRecord]:
@@ -322,10 +321,9 @@ class MailboxPass:
             path = folder_path(target.folders, found)
             olds.append(self._retired(f"made:{r.source_path}", found, r.source_path, path))
             self.ctx.log.info("pass.unrecorded_folder", folder=path, source=r.source_path)
-        if olds:
-            await self.ctx.store.map_folders(self.ctx.key, olds)
-        for r in self.making:
-            await self.ctx.store.forget_folder(self.ctx.key, r.source_folder_id)
+        # the folders found retired and the journal forgotten: one transaction
+        gone = [r.source_folder_id for r in self.making]
+        await self.ctx.store.map_folders(self.ctx.key, olds, forgotten=gone)
         self.making = []
         return [*stored, *olds]
 
@@ -387,8 +385,9 @@ class MailboxPass:
         )
         return job
 
-    async def _map(self, placed: list[tuple[Placed, str]]) -> None:
-        """Record where source folders' items go now, in one transaction. A folder whose items
+    async def _map(self, placed: list[tuple[Placed, str]], forgotten: Sequence[str] = ()) -> None:
+        """Record where source folders' items go now, in one transaction (with the records
+        of ``forgotten`` deleted: the journal of the creations recorded). A folder whose items
         are not all in it yet (moved, made again, adopted, new) loses its item link, so that
         whichever pass comes next lists it in full; a moved folder's old copy is remembered
         as retired until it is swept."""
@@ -405,7 +404,7 @@ class MailboxPass:
             if one.kind == "moved" and one.old is not None:
                 old_path = rec.target_path if rec is not None else ""
                 maps.append(self._retired(sid, one.old, plan.source.path, old_path))
-        await self.ctx.store.map_folders(self.ctx.key, maps, unlinked)
+        await self.ctx.store.map_folders(self.ctx.key, maps, unlinked, forgotten)
 
     # -- after ---------------------------------------------------------------------------------
     def items_done(self) -> None:

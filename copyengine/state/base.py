@@ -45,8 +45,13 @@ class Store(Protocol):
         scope: str = "primary",
     ) -> None: ...
     async def map_folders(
-        self, pair: str, maps: Sequence[FolderRecord], unlinked: Sequence[str] = ()
-    ) -> None: ...  # the mappings, then the links of ``unlinked`` dropped: one transaction
+        self,
+        pair: str,
+        maps: Sequence[FolderRecord],
+        unlinked: Sequence[str] = (),
+        forgotten: Sequence[str] = (),
+    ) -> None: ...  # the mappings, the links of ``unlinked`` dropped, then the records of
+    # ``forgotten`` (source folder ids) deleted: one transaction
     async def folders(self, pair: str) -> list[FolderRecord]: ...
     async def set_delta_links(
         self,

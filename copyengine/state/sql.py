@@ -180,11 +180,17 @@ class SqlStore(GroupCommitting):
         await self._execute(self.sql.folder_mapped, row)
 
     async def map_folders(
-        self, pair: str, maps: Sequence[FolderRecord], unlinked: Sequence[str] = ()
+        self,
+        pair: str,
+        maps: Sequence[FolderRecord],
+        unlinked: Sequence[str] = (),
+        forgotten: Sequence[str] = (),
     ) -> None:
         """Several folder mappings (as ``folder_mapped``: a record's ``delta_link`` is not
-        written, a stored one is kept) and then the item links of the ``unlinked`` source
-        folders forgotten, all in one transaction: a pair's setup writes its folders at once."""
+        written, a stored one is kept), then the item links of the ``unlinked`` source
+        folders dropped and the records of the ``forgotten`` ones deleted (as
+        ``forget_folder``), all in one transaction: a pair's setup writes its folders at
+        once, a creation's journal forgotten with the mapping of what it made."""
         statements: list[tuple[str, Sequence[Any]]] = [
             (
                 self.sql.folder_mapped,
@@ -200,6 +206,7 @@ class SqlStore(GroupCommitting):
             for m in maps
         ]
         statements += [(self.sql.delta_link, (None, pair, fid)) for fid in unlinked]
+        statements += [(self.sql.forget_folder, (pair, fid)) for fid in forgotten]
         if len(statements) == 1:
             await self._execute(*statements[0])
         elif statements:
