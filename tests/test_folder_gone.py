@@ -288,11 +288,15 @@ async def test_a_folder_is_gone_only_once_it_answers_404_itself(
 
 
 async def test_a_404_that_stays_from_a_folder_that_is_there_is_raised() -> None:
+    """Raised as a service error, not as the 404: every caller reads ``NotFound`` as the
+    folder gone (``test_a_404_that_stays_from_a_folder_about_to_go_never_deletes_it_unread``)."""
+    from copyengine.errors import ServiceError
     from copyengine.survey import unless_gone
 
     d = Dst(5, True)
-    with pytest.raises(NotFound):
+    with pytest.raises(ServiceError) as got:
         await unless_gone(d, "MBX", "T1", d.read)  # type: ignore[arg-type]
+    assert not isinstance(got.value, NotFound) and got.value.status == 404
     assert d.asked == 3
 
 
@@ -331,3 +335,37 @@ async def test_a_folder_deleted_while_the_sign_off_walks_the_tree_is_said_not_an
     # its copies kept (keep), the rest judged as before: complete
     assert so["complete"], p["said"]
     assert p["kept"] > 0 and p["unaccounted"] == p["leftover_folders"] == 0
+
+
+# -- a 404 that stays from a folder that is there, in a folder about to go (review9) -----------
+# The target's user moved a copy of a live item into a target folder that goes (its source
+# folder deleted, ``mirror``); the pass reads the folder before deleting it whole
+# (``MailboxPass._held``), and that listing answers 404 three times while getFolder finds the
+# folder. Raised as a 404, it read as the folder gone: held nothing, deleted whole unread, and
+# the live item's only copy with it (lost, a live copy removed). Raised as a service error,
+# the folder stays for the next pass, which makes the copy again where the item lives first.
+STAYING_404 = {
+    "kind": "not_found",
+    "calls": ["listItems"],
+    "mailbox": "adele@fabrikam.example",
+    "after": 2,  # this delta pass's three listings of the folder that goes
+    "count": 3,
+}
+
+
+async def test_a_404_that_stays_from_a_folder_about_to_go_never_deletes_it_unread(
+    tmp_path: Any,
+) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects"}]),
+        ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects"}]),
+        ("fault", STAYING_404),
+        ("pass", "delta", "unchecked"),  # the folder stays: the next pass deals with it
+        ("pass", "delta"),
+        ("pass", "full"),
+    ]
+    h = await replay("mirror", script, tmp_path)
+    assert not h.failures(), h.text()
+    assert all(p.live_removed == [] for p in h.passes), h.text()
