@@ -696,23 +696,30 @@ class MailboxPass:
             if len(out) >= MAX_HELD_FOLDERS:
                 raise ServiceError(f"more than {MAX_HELD_FOLDERS} folders under {folder_id}")
             try:
-                # a 404 is the folder gone only once it answers 404 itself: a transient one
-                # taken for gone had a folder deleted whole unread (copies of live items in it)
-                read = partial(listed_items, self.dst, self.dst_id, fid)
+                # a 404 (its items, itself or its subfolders) is the folder gone only once it
+                # answers 404 itself: a transient one taken for gone had a folder deleted
+                # whole unread (copies of live items in it)
+                read = partial(self._held_one, fid, children)
                 got = await unless_gone(self.dst, self.dst_id, fid, read)
                 if got is None:
                     raise NotFound(f"listItems: target folder {fid} is gone", status=404)
-                out.append((fid, parent, got))
-                if children is None:
-                    children = (await self.dst.get_folder(self.dst_id, fid)).child_count
-                # most folders hold none: their children are not asked for
-                below = await self.dst.list_folders(self.dst_id, fid) if children else []
+                out.append((fid, parent, got[0]))
+                below = got[1]
             except NotFound:
                 if fid == folder_id:
                     raise
                 continue  # a subfolder gone meanwhile: nothing of it to take
             todo += [(f.id, fid, f.child_count) for f in below if f.id not in self.in_use]
         return out
+
+    async def _held_one(self, fid: str, children: int | None) -> tuple[list[Item], list[Folder]]:
+        """One folder of ``_held``'s: its items and its subfolders (``children``: how many it
+        holds, None until read: most hold none, and their subfolders are not asked for)."""
+        items = await listed_items(self.dst, self.dst_id, fid)
+        if children is None:
+            children = (await self.dst.get_folder(self.dst_id, fid)).child_count
+        below = await self.dst.list_folders(self.dst_id, fid) if children else []
+        return items, below
 
     async def _delete_copy(
         self, job: FolderJob, rec: ItemRecord, hard: bool, why: str
