@@ -373,3 +373,26 @@ async def test_a_404_from_a_folder_about_to_go_never_deletes_it_unread(
     assert any(f"FAULT {rule}" in o for o in h.ops), h.text()
     assert not h.failures(), h.text()
     assert all(p.live_removed == [] for p in h.passes), h.text()
+
+
+# a moved folder's old copy, swept (``MailboxPass._sweep_old``): one transient 404 from its
+# getFolder (read after its sweep, whether it is empty) forgot its record as if it were gone
+# already, and the old copy was left behind for good (a leftover folder at every later pass)
+SWEPT_404 = {"kind": "not_found", "calls": ["getFolder"], "mailbox": T, "after": 5, "count": 1}
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_404_from_an_old_folder_being_swept_does_not_leave_it_behind(
+    tmp_path: Any, deletions: str
+) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("ops", [{"op": "moveFolder", "id": "@/Inbox/Projects", "to": "@/Archive"}]),
+        ("fault", SWEPT_404),
+        ("pass", "delta", "unchecked"),  # the old copy stays: the next pass sweeps it
+        ("pass", "delta"),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()

@@ -819,8 +819,13 @@ class MailboxPass:
                 base = folder.name.removesuffix(TEMP_SUFFIX) + KEPT_SUFFIX
                 with contextlib.suppress(ItemFailed):
                     await self.dst.rename_folder(self.dst_id, folder_id, base)
-        except NotFound:
-            await self.ctx.store.forget_folder(self.ctx.key, record_id)  # already gone
+        except NotFound as exc:
+            # already gone, once it answers 404 itself: a transient 404 (or an item's, gone
+            # meanwhile) forgot the record of a folder that is there, left behind for good
+            if await self._still_there(folder_id):
+                self.ctx.log.warning("pass.sweep_failed", folder=path, error=exc.message)
+                return False
+            await self.ctx.store.forget_folder(self.ctx.key, record_id)
             return True
         except Fatal:
             raise
@@ -833,6 +838,19 @@ class MailboxPass:
                 "current source items (kept as deleted at the source, or not ours): it stays, "
                 "and a later pass removes it once empty"
             )
+        return True
+
+    async def _still_there(self, folder_id: str) -> bool:
+        """Whether target folder ``folder_id`` is there (or may be: its ``getFolder`` failed
+        otherwise than with a 404)."""
+        try:
+            await self.dst.get_folder(self.dst_id, folder_id)
+        except NotFound:
+            return False
+        except Fatal:
+            raise
+        except ServiceError:
+            return True
         return True
 
     def _retired(
