@@ -36,6 +36,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from benchmarks import stricter
+from copyengine.emulator.store import SizeSpec
 from copyengine.emulator.throttle import Background, Limits, Throttle
 from copyengine.pacing import learn, remember
 from copyengine.pacing.policy import MB, PacerLimits
@@ -77,9 +78,15 @@ class Run:
         return self.refused / self.sent if self.sent else 0.0
 
 
-def sizes(n: int, seed: int, largest: int = 200_000) -> list[int]:
-    """Bodies: log-normal around 60 KB, capped (the ``stricter`` scenario's largest)."""
+def sizes(n: int, seed: int, largest: int = 200_000, realistic: bool = False) -> list[int]:
+    """Bodies: log-normal around 60 KB, capped (the ``stricter`` scenario's largest); or
+    (``realistic``) as the emulator draws a message's size (``sizes = "realistic"``, the
+    demo job's: a long tail, some bodies larger than the room another writer leaves), its
+    export stream a tenth longer (``MailboxSpec.data_ratio``), capped."""
     rnd = random.Random(seed)
+    if realistic:
+        spec = SizeSpec()
+        return [min(largest, int(1.1 * spec.draw(rnd, "IPF.Note"))) for _ in range(n)]
     return [min(largest, int(rnd.lognormvariate(math.log(60_000), 1.0))) + 120 for _ in range(n)]
 
 
@@ -94,17 +101,22 @@ def run(
     largest: int = 200_000,
     seeded: float | None = None,
     probe: float | None = None,
+    realistic: bool = False,
 ) -> Run:
     """One mailbox (``main``'s options). ``seeded``: the upload budget starts at this share
     of the configured one, as a later pass starts at what its last one ended with over the
     configured window (``remember.seeded``, refused); ``probe``: ``learn.Aimd.probe`` in
-    place of its default, for this run."""
+    place of its default, for this run; ``realistic``: the bodies' sizes (``sizes``)."""
     if probe is None:
-        return _run(ratio, background, window, items, seed, slots, known, largest, seeded)
+        return _run(
+            ratio, background, window, items, seed, slots, known, largest, seeded, realistic
+        )
     answered = learn.answered
     learn.answered = functools.partial(answered, p=learn.Aimd(probe=probe))
     try:
-        return _run(ratio, background, window, items, seed, slots, known, largest, seeded)
+        return _run(
+            ratio, background, window, items, seed, slots, known, largest, seeded, realistic
+        )
     finally:
         learn.answered = answered
 
@@ -119,6 +131,7 @@ def _run(
     known: bool,
     largest: int,
     seeded: float | None,
+    realistic: bool = False,
 ) -> Run:
     svc = Limits.profile("exchange-fast", TIME_SCALE, app_requests=None)
     assert svc.upload_bytes and svc.requests
@@ -139,7 +152,7 @@ def _run(
         lim = remember.seeded(up, seeded, (up.configured, up.period), margin=1.0)
         b.learned_uploads = lim or up
     rnd = random.Random(seed + 1000)
-    bodies = sizes(items, seed, largest)
+    bodies = sizes(items, seed, largest, realistic)
     queue = list(range(items))
     left = sum(bodies)  # bytes not yet answered (the pipeline's backlog: ``shape``)
     events: list[tuple[float, int, str, int, str | None, float]] = []
@@ -338,6 +351,9 @@ def main() -> None:
         help="start the upload budget at this share of the configured one, as remembered",
     )
     ap.add_argument("--probe", type=float, default=None, help="learn.Aimd.probe (below 1)")
+    ap.add_argument(
+        "--realistic", action="store_true", help="bodies as the emulator's realistic sizes"
+    )
     a = ap.parse_args()
     runs = [
         run(
@@ -350,6 +366,7 @@ def main() -> None:
             largest=a.largest,
             seeded=a.seeded,
             probe=a.probe,
+            realistic=a.realistic,
         )
         for s in range(a.seeds)
     ]

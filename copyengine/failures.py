@@ -21,6 +21,7 @@ from .errors import (
     PermissionDenied,
     ServiceError,
     StateError,
+    Throttled,
     Transient,
     Unreachable,
 )
@@ -95,11 +96,19 @@ def classify(exc: BaseException) -> Verdict:
                 f"the service could not be reached ({e.message}); run again when it answers",
                 False,
             )
-        if isinstance(e, ServiceError):
+        if isinstance(e, Transient | Throttled):
             return Verdict(
                 ExitCode.FATAL,
                 "ServiceFailed",
                 f"the service kept failing after every retry ({e}); run again later",
+                False,
+            )
+        if isinstance(e, ServiceError):  # an answer that is never retried (a 404, a 410...)
+            return Verdict(
+                ExitCode.FATAL,
+                "ServiceFailed",
+                f"the service answered with an error the pair cannot go past ({e}); "
+                "run again later",
                 False,
             )
     for e in found:

@@ -18,6 +18,7 @@ from copyengine.errors import (
     ForeignState,
     JobLocked,
     MailboxNotFound,
+    NotFound,
     PermissionDenied,
     StateError,
     Throttled,
@@ -100,6 +101,15 @@ CASES: list[tuple[str, BaseException, ExitCode, str, bool, str]] = [
         "ServiceFailed",
         False,
         "status=429",
+    ),
+    (
+        # a 404 is never retried: not "after every retry"
+        "not found",
+        NotFound("itemDelta folder gone", status=404),
+        ExitCode.FATAL,
+        "ServiceFailed",
+        False,
+        "answered with an error the pair cannot go past (itemDelta folder gone",
     ),
     (
         "engine",

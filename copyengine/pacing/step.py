@@ -64,6 +64,20 @@ was shown; far longer (Exchange's documented 5 minutes against a service 60 time
 shorter), twice what was shown is tried, and a cut budget over it is spent and cut as one
 over the configured window is (``Budgets._widened_under_shown``: 2% -> 79-82% of the real
 budget under the documented ``[limits]`` beside the other writer in ``learn_model``).
+
+Issue 26's trap (the demo job under the documented ``[limits]`` beside the writer: a
+mailbox at 1-4% of ``[limits]`` for the whole job where the service left 50-70%): a refusal
+explained by the body's size (``Budgets._too_large``) was taken for a contradiction of the
+short window, and where the mailbox had sent long enough the configured window was
+believed, cut to what had gone through over it, with nothing to undo it (the level a probe
+may reach was left under the cut, and a refused probe waited two configured windows, then
+four). Now such a refusal cuts nothing, and a configured window believed where it is far
+longer than the window before and any Retry-After is doubted (``Budgets._believed``):
+probes go, one body at a time, up to the level refused at and above it (doubling as the
+service accepts, ``_uploads_answered``), backed off in Retry-Afters; the service letting
+through more than the level it refused at restores the window before (``_retest``); refused
+``DOUBTS`` times, the belief stands (the real service's window is the configured one, and
+beside a writer on its own clock its Retry-Afters are short too).
 """
 
 from __future__ import annotations
@@ -155,6 +169,9 @@ PROBE_WAIT = 0.02
 PROBE_GAP = 0.1
 # ... and after a probe refused, no other for this many windows, doubled at each
 PROBE_BACKOFF = 2.0
+# the configured window believed in place of a far shorter one is re-tested by at most this
+# many probes refused (``Budgets._retest``)
+DOUBTS = 2
 # upload windows: a body that has waited this long gets its room kept however long that room
 # then stays idle (as the ready pool takes an item passed over this long first)
 OVERDUE = 2.0
@@ -186,6 +203,7 @@ class Budgets:
         "above",
         "blocked_from",
         "blocked_until",
+        "doubted",
         "held_bytes",
         "inflight",
         "largest",
@@ -255,6 +273,11 @@ class Budgets:
         self.above = 0.0
         self.probe_after = 0.0
         self.probes_refused = 0
+        # the configured window believed in place of a far shorter one, to be re-tested
+        # (``_retest``): the budget before, the window tried then (0.0: none), the level
+        # the service refused at when it was believed, and the probes refused since
+        # (``DOUBTS`` at most); None: not so
+        self.doubted: tuple[Learned, float, float, int] | None = None
 
     @property
     def rate(self) -> AdaptiveRate:
@@ -452,11 +475,12 @@ class Budgets:
     def _probes(self, now: float) -> bool:
         """Whether a long wait through the bucket of a cut budget (``evens``, over the
         configured window) may be cut short by a probe (``_probe_wait``): the service last
-        refused above the budget in effect, and no probe was refused lately."""
+        refused above the budget in effect (or, the window doubted, ``_bound``), and no
+        probe was refused lately."""
         lim = self.learned_uploads
         return (
             now >= self.probe_after
-            and self.above > lim.cap * (1 + PROBE_GAP)
+            and self._bound() > lim.cap * (1 + PROBE_GAP)
             and lim.over_configured
             and self.evens(now)
         )
@@ -472,14 +496,56 @@ class Budgets:
         body; a probe refused costs one 429 and the service's Retry-After, which says when
         the body fits (a refused body takes nothing of the service's upload window), and
         cuts nothing (``_probe_refused``). Accepted, what went through rises above the
-        budget in effect, which climbs back to it fast (``learn.answered``'s ``proven``)."""
+        budget in effect, which climbs back to it fast (``learn.answered``'s ``proven``).
+
+        Over a window far longer than any the service's answers showed (``_far``: the
+        configured one believed beside a writer on its own clock), through the bucket at
+        the level's rate a probe tested nothing for minutes (the level per 300 s, where the
+        x60 service's window is 5 s): there it waits only for the level's room in the
+        window, and what the service accepts shows within its own window."""
         lim = self.learned_uploads
-        level = min((lim.cap + self.above) / 2, lim.configured)
-        self.learned_uploads = replace(lim, cap=level)
+        probe = replace(lim, cap=self._probe_level())
+        self.learned_uploads = probe
         try:
+            if self._far(lim):
+                # and one body at least (nothing else in flight): a level under ours and
+                # the body waiting held the re-test off for good (the demo job: 3.96 MB of
+                # ours over 300 s, a 473 KB body, the level 4.2 MB)
+                h = self.held_bytes + (0 if reserving else self.reserved)
+                ours = self.uploads.since(now - lim.period) + h + body_bytes
+                self.learned_uploads = replace(probe, cap=max(probe.cap, ours + 1.0))
+                return self._wait_on(
+                    self.learned_uploads, self.uploads, now, body_bytes, h, self.held_bytes
+                )
             return self._upload_wait(now, body_bytes, reserving, since)
         finally:
             self.learned_uploads = lim
+
+    def _bound(self) -> float:
+        """The level probes search under: the one the service last refused at (``above``),
+        or twice it once the budget in effect is within ``PROBE_GAP`` of it (the probes'
+        back-off over: a level refused once bounds what the service gives until another
+        writer or the window changes; the search goes on above it, a probe per back-off)."""
+        cap = self.learned_uploads.cap
+        if self.doubted is None or self.above > cap * (1 + PROBE_GAP):
+            return self.above
+        return 2 * self.above
+
+    def _probe_level(self) -> float:
+        """The level a probe goes up to: the middle of the budget in effect and the level
+        probes search under (``_bound``)."""
+        lim = self.learned_uploads
+        return min((lim.cap + self._bound()) / 2, lim.configured)
+
+    def _far(self, lim: Learned) -> bool:
+        """The budget is kept over the configured window believed in place of a far shorter
+        one (``doubted``), over ``BELIEVED`` times the longest Retry-After the service gave,
+        and nothing of ours is in flight (one probe at a time)."""
+        return (
+            self.doubted is not None
+            and self.held_bytes == 0
+            and 0 < BELIEVED * lim.longest_ask < lim.window
+        )
 
     def _even_beside(self, now: float, body_bytes: int) -> bool:
         """Whether a body may pass the one the room is kept for through the bucket: it
@@ -658,13 +724,34 @@ class Budgets:
         if lim.is_cut:
             through = _through(lim, self.requests, now)
             self.learned_requests = learn.answered(lim, 1, through)
-        if body_bytes:
-            lim = self.learned_uploads
-            if lim.is_cut:
-                through = _through(lim, self.uploads, now)
-                paced = not self._on_tried()
-                self.learned_uploads = learn.answered(lim, body_bytes, through, paced=paced)
+        lim = self.learned_uploads
+        retested = now is not None and self._retest(now, 1 + PROBE_GAP)
+        if body_bytes and lim.is_cut and not retested:
+            self._uploads_answered(body_bytes, now)
         self.learned_slots = learn.concurrency_answered(self.learned_slots)
+
+    def _uploads_answered(self, body_bytes: int, now: float | None) -> None:
+        """``answered`` for the upload budget, cut (see there)."""
+        lim = self.learned_uploads
+        through = _through(lim, self.uploads, now)
+        paced = not self._on_tried()
+        level = self._probe_level()
+        lim = learn.answered(lim, body_bytes, through, paced=paced)
+        if lim.over_configured and self._far(lim) and through > lim.cap:
+            # over a window far longer than any the service showed (``_far``), what it let
+            # through over it is what it gives: a probe accepted is taken
+            lim = replace(lim, cap=min(through, lim.configured), proven=through)
+        self.learned_uploads = lim
+        if (
+            self._far(lim)
+            and self.above > 0
+            and (1 + PROBE_GAP) * max(lim.cap, through) >= min(self.above, level * (1 + PROBE_GAP))
+        ):
+            # the service let the budget (or what went through) reach the level it last
+            # refused at, or a probe's: that level no longer bounds what it gives (another
+            # writer's share, or the window, changed), and the probes search above it
+            # (doubling, as TCP's slow start; bisection again from the next level refused)
+            self.above = min(2 * self.above, lim.configured)
 
     def throttled(self, now: float, reason: str, retry_after: float, body_bytes: int) -> None:
         """A 429 (already released) naming ``reason``: that limit's budget in effect is cut
@@ -710,6 +797,7 @@ class Budgets:
         ours = _ours_in_window(lim, self.uploads, now) + self.held_bytes
         under = ours < body_bytes or self._under_shown(lim, ours, body_bytes)
         under = under and not self._own_rate(lim, ours, body_bytes)
+        under = under and not self._too_large(lim, body_bytes)
         if under and (wider := self._just_older(lim, now, retry_after, body_bytes)):
             lim = self.learned_uploads = wider  # the window shown was short: not contradicted
             under = False
@@ -721,21 +809,8 @@ class Budgets:
             # configured one is the service's, and what went through over it is what the
             # service gives (a first cut, as of a refused burst). Unless the configured
             # one is far longer than anything the service or our sends showed
-            if self._widened_under_shown(lim, now, retry_after):
-                return
-            self.tried = 0.0
-            whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
-            through = self.uploads.since(now - lim.period)
-            self.learned_uploads = learn.throttled(
-                whole,
-                now,
-                through + self.held_bytes,
-                retry_after,
-                lim.period,
-                lim.period,
-                FIRST,
-                through,
-            )
+            if not self._widened_under_shown(lim, now, retry_after):
+                self._believed(lim, now, retry_after, body_bytes)
             return
         if ours < body_bytes:
             # fewer of our bytes in the service's window than this one body: not our
@@ -780,10 +855,77 @@ class Budgets:
             through=True,
         )
 
+    def _retest(self, now: float, margin: float) -> bool:
+        """Whether the configured window believed in place of a shorter one (``doubted``)
+        is contradicted by what the service has let through since: more of ours over it
+        than the level it refused at when it was believed (``margin`` times it). A service
+        whose window is the configured one gives no more over it (but for another writer
+        leaving room); one whose window is far shorter lets through what that window has
+        room for, window after window (issue 26, the demo job beside the writer: believed
+        24 s in at 1-4% of ``[limits]``, the x60 service's 5 s window letting 1.3 MB
+        through each). Then the budget over the window before is restored (applied)."""
+        if self.doubted is None:
+            return False
+        lim, tried, level, _ = self.doubted
+        if self.uploads.since(now - lim.period) + self.held_bytes <= margin * level:
+            return False
+        cur = self.learned_uploads
+        self.doubted = None
+        self.tried = tried
+        ask = max(lim.longest_ask, cur.longest_ask)
+        self.learned_uploads = replace(lim, episode_until=cur.episode_until, longest_ask=ask)
+        self.above = 0.0
+        self.probes_refused = 0
+        return True
+
+    def _believed(self, lim: Learned, now: float, retry_after: float, body_bytes: int) -> None:
+        """The configured window taken for the service's (``_uploads_throttled``): what went
+        through over it is what the service gives (a first cut, as of a refused burst), and
+        the level refused at (ours over it, in flight and the body) is where a probe may
+        reach (before, ``above`` was left where the first refusal set it, under the cut:
+        no probe ever went). Where the configured window is far longer than the window in
+        effect before and than any Retry-After, the belief is doubted: re-tested by what
+        the service lets through (``_retest``)."""
+        level = self._refused_level(lim, now, body_bytes)
+        if lim.period > BELIEVED * max(lim.longest_ask, retry_after, lim.window):
+            self.doubted = (lim, self.tried, level, 0)
+            # a new level: no back-off of earlier probes (over the configured window at
+            # the job's start) holds the re-test off
+            self.probe_after = min(self.probe_after, now + retry_after)
+        self.tried = 0.0
+        whole = replace(lim, window=lim.period, shown=lim.period, episode_until=-math.inf)
+        self.above = level
+        self.probes_refused = 0
+        through = self.uploads.since(now - whole.period)
+        self.learned_uploads = learn.throttled(
+            whole,
+            now,
+            through + self.held_bytes,
+            retry_after,
+            whole.period,
+            whole.period,
+            FIRST,
+            through,
+        )
+
     def _refused_level(self, lim: Learned, now: float, body_bytes: int) -> float:
         """The level an upload of ``body_bytes`` was refused at: ours over the configured
         window, in flight, and the refused body."""
         return self.uploads.since(now - lim.period) + self.held_bytes + body_bytes
+
+    def _probe_backoff(self, lim: Learned, retry_after: float) -> float:
+        """Seconds without a probe after one refused: ``PROBE_BACKOFF`` configured windows,
+        doubled per probe refused; over a configured window believed and doubted
+        (``doubted``), ``PROBE_BACKOFF`` times the time the service's answers show (its
+        longest Retry-After), doubled. In configured windows, a refused probe over the
+        configured window believed beside a writer on its own clock (Retry-Afters of 0.7 s
+        against the x60 service's 5 s window, the configured 300 s) put the next off 600
+        s, then 1,200 s: the budget cut to 1-2% of ``[limits]`` stayed there for the job
+        (issue 26, the demo job)."""
+        times = PROBE_BACKOFF * 2.0**self.probes_refused
+        if self.doubted is None:
+            return lim.period * times
+        return max(lim.longest_ask, retry_after) * times
 
     def _probe_refused(self, now: float, retry_after: float, body_bytes: int) -> bool:
         """An ``IncomingBytes`` 429 of a probe (``_probe_wait``): ours over the configured
@@ -791,7 +933,9 @@ class Budgets:
         never sends beyond otherwise (but for bodies sent before a cut, refused in its
         episode). The service gives less than that level, not less than
         the budget in effect: nothing is cut; the level is the new ``above``, and no other
-        probe goes for ``PROBE_BACKOFF`` windows, twice that after each refused."""
+        probe goes for a while (``_probe_backoff``), twice that after each refused. Over a
+        configured window believed and doubted, first the belief is re-tested
+        (``_retest``); refused ``DOUBTS`` times without contradicting it, it stands."""
         lim = self.learned_uploads
         if not (self.refused and lim.is_cut and lim.over_configured):
             return False
@@ -800,8 +944,16 @@ class Budgets:
         level = self._refused_level(lim, now, body_bytes)
         if level <= lim.cap * self.limits.margin + 1.0:
             return False
-        self.above = min(self.above, level)
-        self.probe_after = now + retry_after + lim.period * PROBE_BACKOFF * 2**self.probes_refused
+        if self._retest(now, 1.0):  # the service's window is the shorter one after all
+            lim = self.learned_uploads
+            ask = max(lim.longest_ask, retry_after)
+            self.learned_uploads = replace(lim, episode_until=now + retry_after, longest_ask=ask)
+            return True
+        if self.doubted is not None:
+            d = self.doubted
+            self.doubted = None if d[3] + 1 >= DOUBTS else (d[0], d[1], d[2], d[3] + 1)
+        self.above = min(self._bound(), level)
+        self.probe_after = now + retry_after + self._probe_backoff(lim, retry_after)
         self.probes_refused += 1
         ask = max(lim.longest_ask, retry_after)
         self.learned_uploads = replace(lim, episode_until=now + retry_after, longest_ask=ask)
@@ -971,6 +1123,23 @@ class Budgets:
         if ours <= UNDER * lim.cap * win / lim.period * self.limits.margin:
             return None  # well under its budget over that window too
         return learn.widened(lim, now, retry_after, win)
+
+    def _too_large(self, lim: Learned, body_bytes: int) -> bool:
+        """Whether a refused body is larger than the budget in effect over a window shorter
+        than the configured one (the one the Retry-Afters showed), or over ``UNDER`` of it
+        over the window tried in place of the configured one (twice the longest shown: the
+        service's room is that of a window half as long). It went alone, or nearly, and
+        the room another writer left was smaller than it: its size explains the refusal,
+        which contradicts no window. Taken for a contradiction (issue 26, the demo job
+        beside another writer: 1.48-2.05 MB bodies refused over windows of 7.5-10 s
+        holding 1.05-2.13 MB, the room the writer left 1.31 or 1.83 MB per 5 s), the
+        configured window was believed and the budget cut to what went through over it:
+        1-4% of ``[limits]`` for the rest of the job where the service left 50-70%."""
+        budget, seconds = lim.in_window()
+        if not 0 < seconds < lim.period:
+            return False
+        share = UNDER if self._on_tried() else 1.0
+        return body_bytes >= share * budget * self.limits.margin
 
     def _longer_window(self, lim: Learned, now: float, body_bytes: int) -> bool:
         """Whether an ``IncomingBytes`` refusal with fewer of our bytes than its body in
