@@ -396,3 +396,75 @@ async def test_a_404_from_an_old_folder_being_swept_does_not_leave_it_behind(
     ]
     h = await replay(deletions, script, tmp_path)
     assert not h.failures(), h.text()
+
+
+# the source's walk (``GraphClient.walk_folders``, a pass that lists in full without delta):
+# one transient 404 from a folder's subfolders' listing, the folder there, failed the pair
+# (exit 5, "listFolders ... 404"); listed again, the pass copies as ever
+WALK_404 = {
+    "kind": "not_found",
+    "calls": ["listChildFolders"],
+    "mailbox": "adele@contoso.example",
+    "after": 1,
+    "count": 1,
+}
+
+
+async def test_a_transient_404_in_the_walk_of_the_tree_is_listed_again(tmp_path: Any) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Alpha"}]),
+        ("fault", WALK_404),
+        ("pass", "full"),
+    ]
+    h = await replay("mirror", script, tmp_path, delta=False)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].exit_code == 0, h.text()
+
+
+class Walked:
+    """A client whose subfolders' listing answers 404 ``fails`` times; its folder there or
+    not (``GraphClient._children_unless_gone`` run on it)."""
+
+    def __init__(self, fails: int, there: bool) -> None:
+        self.fails, self.there, self.asked = fails, there, 0
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        self.asked += 1
+        if not self.there:
+            raise NotFound("getFolder: not found", status=404, code="ErrorItemNotFound")
+        return Folder(ref, "Projects", None, "", None, 1, 0)
+
+    async def list_folders(self, mailbox_id: str, parent: str | None) -> list[Folder]:
+        if self.fails:
+            self.fails -= 1
+            raise NotFound("listFolders: not found", status=404, code="ErrorItemNotFound")
+        return [Folder("C1", "Child", parent, "", None, 0, 0)]
+
+
+@pytest.mark.parametrize(
+    ("fails", "there", "got", "asked"),
+    [(0, True, ["C1"], 0), (2, True, ["C1"], 2), (1, False, None, 1)],
+)
+async def test_a_folder_left_out_of_the_walk_is_one_that_answers_404_itself(
+    fails: int, there: bool, got: list[str] | None, asked: int
+) -> None:
+    from copyengine.graph.client import GraphClient
+
+    w = Walked(fails, there)
+    children = await GraphClient._children_unless_gone(w, "MBX", "P")  # type: ignore[arg-type]
+    assert (None if children is None else [f.id for f in children]) == got
+    assert w.asked == asked
+
+
+async def test_a_404_that_stays_in_the_walk_from_a_folder_that_is_there_is_raised() -> None:
+    from copyengine.errors import ServiceError
+    from copyengine.graph.client import WALK_TRIES, GraphClient
+
+    w = Walked(5, True)
+    with pytest.raises(ServiceError) as got:
+        await GraphClient._children_unless_gone(w, "MBX", "P")  # type: ignore[arg-type]
+    assert not isinstance(got.value, NotFound) and w.asked == WALK_TRIES
+    with pytest.raises(NotFound):  # the root's: the mailbox's, raised as it came
+        await GraphClient._children_unless_gone(Walked(1, True), "MBX", None)  # type: ignore[arg-type]
