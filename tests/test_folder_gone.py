@@ -468,3 +468,61 @@ async def test_a_404_that_stays_in_the_walk_from_a_folder_that_is_there_is_raise
     assert not isinstance(got.value, NotFound) and w.asked == WALK_TRIES
     with pytest.raises(NotFound):  # the root's: the mailbox's, raised as it came
         await GraphClient._children_unless_gone(Walked(1, True), "MBX", None)  # type: ignore[arg-type]
+
+
+# a source folder's round whose first page answers 404 once, the folder there
+# (``Producer._round``): the round is read again, not the pair failed (exit 5, "itemDelta ...
+# 404": review9)
+class Flaky:
+    """An enumerator whose round answers 404 at its first page ``fails`` times, then hands
+    on two pages."""
+
+    def __init__(self, fails: int) -> None:
+        self.fails = fails
+
+    async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        if self.fails:
+            self.fails -= 1
+            raise NotFound("itemDelta: not found", status=404, code="ErrorItemNotFound")
+        for n in range(2):
+            yield [_item(n)]
+
+
+async def test_a_404_at_a_rounds_first_page_from_a_folder_that_answers_reads_it_again() -> None:
+    p, ctx = _producer(0, there=True)
+    p.enumerator = Flaky(1)  # type: ignore[assignment]
+    job = _job()
+    got = [page async for page in p._round(job)]
+    assert [it.id for page in got for it in page] == ["I0", "I1"]
+    assert ctx.src.asked == ["F1"] and not job.gone_at_source and ctx.stats.notes == []
+
+
+async def test_a_404_at_a_rounds_first_page_every_time_is_raised() -> None:
+    from copyengine.pipeline.produce import ROUND_TRIES
+
+    p, ctx = _producer(0, there=True)
+    job = _job()
+    with pytest.raises(NotFound):
+        async for _ in p._round(job):
+            pass
+    assert ctx.src.asked == ["F1"] * ROUND_TRIES and not job.gone_at_source
+
+
+async def test_a_transient_404_from_a_source_folders_round_fails_nothing(tmp_path: Any) -> None:
+    from tests.histories import replay
+
+    rule = {
+        "kind": "not_found",
+        "calls": ["itemDelta"],
+        "mailbox": "adele@contoso.example",
+        "after": 0,
+        "count": 1,
+    }
+    script = [
+        ("ops", [{"op": "add", "folder": "@/Inbox/Projects", "count": 3}]),
+        ("fault", rule),
+        ("pass", "delta"),
+    ]
+    h = await replay("mirror", script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].exit_code == 0, h.text()
