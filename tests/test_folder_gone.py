@@ -288,11 +288,15 @@ async def test_a_folder_is_gone_only_once_it_answers_404_itself(
 
 
 async def test_a_404_that_stays_from_a_folder_that_is_there_is_raised() -> None:
+    """Raised as a service error, not as the 404: every caller reads ``NotFound`` as the
+    folder gone (``test_a_404_from_a_folder_about_to_go_never_deletes_it_unread``)."""
+    from copyengine.errors import ServiceError
     from copyengine.survey import unless_gone
 
     d = Dst(5, True)
-    with pytest.raises(NotFound):
+    with pytest.raises(ServiceError) as got:
         await unless_gone(d, "MBX", "T1", d.read)  # type: ignore[arg-type]
+    assert not isinstance(got.value, NotFound) and got.value.status == 404
     assert d.asked == 3
 
 
@@ -331,3 +335,194 @@ async def test_a_folder_deleted_while_the_sign_off_walks_the_tree_is_said_not_an
     # its copies kept (keep), the rest judged as before: complete
     assert so["complete"], p["said"]
     assert p["kept"] > 0 and p["unaccounted"] == p["leftover_folders"] == 0
+
+
+# -- a 404 from a folder that is there, in a folder about to go (review9) ----------------------
+# The target's user moved a copy of a live item into a target folder that goes (its source
+# folder deleted, ``mirror``); the pass reads the folder before deleting it whole
+# (``MailboxPass._held``). A 404 there read as the folder gone: it held nothing, was deleted
+# whole unread, and the live item's only copy with it (lost, a live copy removed; only a
+# ``--full`` pass made it again). Two ways: its listing answered 404 three times while
+# ``getFolder`` found it (``unless_gone`` raised the 404 itself), or ``getFolder``, asked
+# for its subfolder count, answered one transient 404 (not confirmed at all). Now the
+# folder stays for the next pass, which makes the copy again where the item lives first.
+T = "adele@fabrikam.example"
+HELD_404S = [
+    # this delta pass's three listings of the folder that goes
+    {"kind": "not_found", "calls": ["listItems"], "mailbox": T, "after": 2, "count": 3},
+    # its getFolder (the subfolder count) right after its listing
+    {"kind": "not_found", "calls": ["getFolder"], "mailbox": T, "after": 2, "count": 1},
+]
+
+
+@pytest.mark.parametrize("rule", HELD_404S, ids=["listing-404-stays", "getfolder-404-once"])
+async def test_a_404_from_a_folder_about_to_go_never_deletes_it_unread(
+    tmp_path: Any, rule: dict[str, Any]
+) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects"}]),
+        ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Projects"}]),
+        ("fault", rule),
+        ("pass", "delta", "unchecked"),  # the folder stays: the next pass deals with it
+        ("pass", "delta"),
+        ("pass", "full"),
+    ]
+    h = await replay("mirror", script, tmp_path)
+    assert any(f"FAULT {rule}" in o for o in h.ops), h.text()
+    assert not h.failures(), h.text()
+    assert all(p.live_removed == [] for p in h.passes), h.text()
+
+
+# a moved folder's old copy, swept (``MailboxPass._sweep_old``): one transient 404 from its
+# getFolder (read after its sweep, whether it is empty) forgot its record as if it were gone
+# already, and the old copy was left behind for good (a leftover folder at every later pass)
+SWEPT_404 = {"kind": "not_found", "calls": ["getFolder"], "mailbox": T, "after": 5, "count": 1}
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_404_from_an_old_folder_being_swept_does_not_leave_it_behind(
+    tmp_path: Any, deletions: str
+) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("ops", [{"op": "moveFolder", "id": "@/Inbox/Projects", "to": "@/Archive"}]),
+        ("fault", SWEPT_404),
+        ("pass", "delta", "unchecked"),  # the old copy stays: the next pass sweeps it
+        ("pass", "delta"),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+
+
+# the source's walk (``GraphClient.walk_folders``, a pass that lists in full without delta):
+# one transient 404 from a folder's subfolders' listing, the folder there, failed the pair
+# (exit 5, "listFolders ... 404"); listed again, the pass copies as ever
+WALK_404 = {
+    "kind": "not_found",
+    "calls": ["listChildFolders"],
+    "mailbox": "adele@contoso.example",
+    "after": 1,
+    "count": 1,
+}
+
+
+async def test_a_transient_404_in_the_walk_of_the_tree_is_listed_again(tmp_path: Any) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("ops", [{"op": "createFolder", "parent": "@/Inbox/Projects", "name": "Alpha"}]),
+        ("fault", WALK_404),
+        ("pass", "full"),
+    ]
+    h = await replay("mirror", script, tmp_path, delta=False)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].exit_code == 0, h.text()
+
+
+class Walked:
+    """A client whose subfolders' listing answers 404 ``fails`` times; its folder there or
+    not (``GraphClient._children_unless_gone`` run on it)."""
+
+    def __init__(self, fails: int, there: bool) -> None:
+        self.fails, self.there, self.asked = fails, there, 0
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        self.asked += 1
+        if not self.there:
+            raise NotFound("getFolder: not found", status=404, code="ErrorItemNotFound")
+        return Folder(ref, "Projects", None, "", None, 1, 0)
+
+    async def list_folders(self, mailbox_id: str, parent: str | None) -> list[Folder]:
+        if self.fails:
+            self.fails -= 1
+            raise NotFound("listFolders: not found", status=404, code="ErrorItemNotFound")
+        return [Folder("C1", "Child", parent, "", None, 0, 0)]
+
+
+@pytest.mark.parametrize(
+    ("fails", "there", "got", "asked"),
+    [(0, True, ["C1"], 0), (2, True, ["C1"], 2), (1, False, None, 1)],
+)
+async def test_a_folder_left_out_of_the_walk_is_one_that_answers_404_itself(
+    fails: int, there: bool, got: list[str] | None, asked: int
+) -> None:
+    from copyengine.graph.client import GraphClient
+
+    w = Walked(fails, there)
+    children = await GraphClient._children_unless_gone(w, "MBX", "P")  # type: ignore[arg-type]
+    assert (None if children is None else [f.id for f in children]) == got
+    assert w.asked == asked
+
+
+async def test_a_404_that_stays_in_the_walk_from_a_folder_that_is_there_is_raised() -> None:
+    from copyengine.errors import ServiceError
+    from copyengine.graph.client import WALK_TRIES, GraphClient
+
+    w = Walked(5, True)
+    with pytest.raises(ServiceError) as got:
+        await GraphClient._children_unless_gone(w, "MBX", "P")  # type: ignore[arg-type]
+    assert not isinstance(got.value, NotFound) and w.asked == WALK_TRIES
+    with pytest.raises(NotFound):  # the root's: the mailbox's, raised as it came
+        await GraphClient._children_unless_gone(Walked(1, True), "MBX", None)  # type: ignore[arg-type]
+
+
+# a source folder's round whose first page answers 404 once, the folder there
+# (``Producer._round``): the round is read again, not the pair failed (exit 5, "itemDelta ...
+# 404": review9)
+class Flaky:
+    """An enumerator whose round answers 404 at its first page ``fails`` times, then hands
+    on two pages."""
+
+    def __init__(self, fails: int) -> None:
+        self.fails = fails
+
+    async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
+        if self.fails:
+            self.fails -= 1
+            raise NotFound("itemDelta: not found", status=404, code="ErrorItemNotFound")
+        for n in range(2):
+            yield [_item(n)]
+
+
+async def test_a_404_at_a_rounds_first_page_from_a_folder_that_answers_reads_it_again() -> None:
+    p, ctx = _producer(0, there=True)
+    p.enumerator = Flaky(1)  # type: ignore[assignment]
+    job = _job()
+    got = [page async for page in p._round(job)]
+    assert [it.id for page in got for it in page] == ["I0", "I1"]
+    assert ctx.src.asked == ["F1"] and not job.gone_at_source and ctx.stats.notes == []
+
+
+async def test_a_404_at_a_rounds_first_page_every_time_is_raised() -> None:
+    from copyengine.pipeline.produce import ROUND_TRIES
+
+    p, ctx = _producer(0, there=True)
+    job = _job()
+    with pytest.raises(NotFound):
+        async for _ in p._round(job):
+            pass
+    assert ctx.src.asked == ["F1"] * ROUND_TRIES and not job.gone_at_source
+
+
+async def test_a_transient_404_from_a_source_folders_round_fails_nothing(tmp_path: Any) -> None:
+    from tests.histories import replay
+
+    rule = {
+        "kind": "not_found",
+        "calls": ["itemDelta"],
+        "mailbox": "adele@contoso.example",
+        "after": 0,
+        "count": 1,
+    }
+    script = [
+        ("ops", [{"op": "add", "folder": "@/Inbox/Projects", "count": 3}]),
+        ("fault", rule),
+        ("pass", "delta"),
+    ]
+    h = await replay("mirror", script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].exit_code == 0, h.text()

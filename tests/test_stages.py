@@ -395,3 +395,18 @@ async def test_an_import_started_while_its_pacer_holds_one_back_tells_the_byte_b
     stats = await _run(_api(), tmp_path, budget)
     assert stats.status is PairStatus.DONE
     assert budget.effective == 256 * mb
+
+
+async def test_an_import_whose_pacer_holds_nothing_back_leaves_the_byte_budget_on_its_floor(
+    tmp_path: Path,
+) -> None:
+    """The control of the test above: no pacer holds anything back (an unpaced job, as
+    ``scale``'s thousand pairs), and the budget is never told a mailbox is paced: it stays on
+    its floor (the items fit in it), as before."""
+    from copyengine.pipeline.budget import Demand
+
+    mb = 1 << 20
+    budget = ByteBudget(256 * mb, Demand(256 * mb, floor=1 * mb))
+    stats = await _run(_api(), tmp_path, budget)
+    assert stats.status is PairStatus.DONE and stats.total("copied") == 27
+    assert budget.effective == 1 * mb

@@ -257,6 +257,43 @@ async def test_folders_belong_to_a_mailbox_of_the_pair_and_can_be_forgotten(
         assert [f.source_folder_id for f in await st.folders(P)] == ["F1"]
 
 
+async def test_a_folder_creations_journal_is_kept_and_forgotten_as_folders_are(
+    make: Factory,
+) -> None:
+    """``passes.MailboxPass._intents``: a creation's journal is a folder record whose id is
+    ``making:`` and its place (the root's parent ``""``, a display path with ``/`` escaped
+    and any letters, per mailbox of the pair), written at once, read back as ``making``
+    (never as a folder of the pair's), and forgotten one by one; durable between opens."""
+    from copyengine.pipeline.passes import making_id
+
+    root = making_id("primary", "", "Fr\\/esh/Süb")
+    under = making_id("primary", "T1", "Ünïcode ✓")
+    arch = making_id("archive", "", "Fr\\/esh/Süb")
+    assert len({root, under, arch}) == 3
+    async with make() as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.map_folders(
+            P,
+            [
+                FolderRecord(root, "/Inbox/Fresh", "", "Fr\\/esh/Süb", None, "primary"),
+                FolderRecord(under, "", "T1", "Ünïcode ✓", None, "primary"),
+                FolderRecord(arch, "/Inbox/Fresh", "", "Fr\\/esh/Süb", None, "archive"),
+            ],
+        )
+    async with make() as st:
+        got = {f.source_folder_id: f for f in await st.folders(P)}
+        assert {k for k, f in got.items() if f.making} == {root, under, arch}
+        assert not got["F1"].making and not got["F1"].retired
+        assert got[root] == FolderRecord(root, "/Inbox/Fresh", "", "Fr\\/esh/Süb")
+        assert got[arch].scope == "archive" and got[under].target_folder_id == "T1"
+        for rid in (root, under):
+            await st.forget_folder(P, rid)
+        assert sorted(f.source_folder_id for f in await st.folders(P)) == sorted(["F1", arch])
+        await st.forget_folder(P, root)  # forgotten twice: nothing
+        await st.forget_folder(P, arch)
+        assert [f.source_folder_id for f in await st.folders(P)] == ["F1"]
+
+
 async def test_sync_state_per_pair_and_mailbox(make: Factory) -> None:
     async with make() as st:
         assert await st.sync_state(P, "primary") is None

@@ -18,7 +18,7 @@ import msgspec
 import orjson
 import structlog
 
-from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, Transient
+from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
 from ..timefmt import parse_graph_time
 from . import longstrings
@@ -40,6 +40,8 @@ from .transport import Call, Transport
 
 MAX_PAGES = 1_000_000
 MAX_EXPORT = 20
+# listings of a folder's subfolders that answer 404 while the folder is found (``walk_folders``)
+WALK_TRIES = 3
 log = structlog.get_logger("copyengine.graph")
 
 
@@ -159,22 +161,17 @@ class GraphClient:
         """The whole folder tree under the root, parents before children. A folder deleted
         after its parent listed it (its children's listing answers 404, and so does the
         folder itself: one ``getFolder``) is left out with its subtree, as if it had gone
-        before the walk; a 404 from a folder that is still found is raised."""
+        before the walk. A 404 from a folder that is still found is a transient one: its
+        children are listed again (``WALK_TRIES`` in all), then a ``ServiceError`` is raised
+        (one such 404 failed the pair, exit 5)."""
         out: list[FolderNode] = []
         stack: list[tuple[str | None, tuple[str, ...], int]] = [(None, (), 0)]
         while stack:
             parent, prefix, depth = stack.pop()
-            try:
-                children = await self.list_folders(mailbox_id, parent)
-            except NotFound:
-                if parent is None:
-                    raise
-                try:
-                    await self.get_folder(mailbox_id, parent)
-                except NotFound:
-                    out = [n for n in out if n.folder.id != parent]
-                    continue
-                raise
+            children = await self._children_unless_gone(mailbox_id, parent)
+            if children is None:
+                out = [n for n in out if n.folder.id != parent]
+                continue
             for f in children:
                 node = FolderNode(f, (*prefix, f.name), depth + 1)
                 out.append(node)
@@ -183,6 +180,33 @@ class GraphClient:
                 if f.child_count > 0:
                     stack.append((f.id, node.names, depth + 1))
         return out
+
+    async def _children_unless_gone(
+        self, mailbox_id: str, parent: str | None
+    ) -> list[Folder] | None:
+        """``parent``'s subfolders (the root's: None); None when it is gone (its listing and
+        its ``getFolder`` answer 404), as ``survey.unless_gone`` for a folder's items."""
+        for n in range(WALK_TRIES):
+            try:
+                return await self.list_folders(mailbox_id, parent)
+            except NotFound as exc:
+                if parent is None:
+                    raise
+                try:
+                    await self.get_folder(mailbox_id, parent)
+                except NotFound:
+                    return None
+                if n == WALK_TRIES - 1:
+                    raise ServiceError(
+                        f"folder {parent} is there (getFolder) but its subfolders' listing "
+                        f"answered 404 {WALK_TRIES} times",
+                        status=exc.status,
+                        code=exc.code,
+                        request_id=exc.request_id,
+                        client_request_id=exc.client_request_id,
+                        call=exc.call,
+                    ) from exc
+        raise AssertionError("unreachable")
 
     async def create_folder(
         self, mailbox_id: str, parent_id: str | None, name: str, folder_type: str = "IPF.Note"

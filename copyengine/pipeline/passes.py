@@ -695,23 +695,30 @@ class MailboxPass:
             if len(out) >= MAX_HELD_FOLDERS:
                 raise ServiceError(f"more than {MAX_HELD_FOLDERS} folders under {folder_id}")
             try:
-                # a 404 is the folder gone only once it answers 404 itself: a transient one
-                # taken for gone had a folder deleted whole unread (copies of live items in it)
-                read = partial(listed_items, self.dst, self.dst_id, fid)
+                # a 404 (its items, itself or its subfolders) is the folder gone only once it
+                # answers 404 itself: a transient one taken for gone had a folder deleted
+                # whole unread (copies of live items in it)
+                read = partial(self._held_one, fid, children)
                 got = await unless_gone(self.dst, self.dst_id, fid, read)
                 if got is None:
                     raise NotFound(f"listItems: target folder {fid} is gone", status=404)
-                out.append((fid, parent, got))
-                if children is None:
-                    children = (await self.dst.get_folder(self.dst_id, fid)).child_count
-                # most folders hold none: their children are not asked for
-                below = await self.dst.list_folders(self.dst_id, fid) if children else []
+                out.append((fid, parent, got[0]))
+                below = got[1]
             except NotFound:
                 if fid == folder_id:
                     raise
                 continue  # a subfolder gone meanwhile: nothing of it to take
             todo += [(f.id, fid, f.child_count) for f in below if f.id not in self.in_use]
         return out
+
+    async def _held_one(self, fid: str, children: int | None) -> tuple[list[Item], list[Folder]]:
+        """One folder of ``_held``'s: its items and its subfolders (``children``: how many it
+        holds, None until read: most hold none, and their subfolders are not asked for)."""
+        items = await listed_items(self.dst, self.dst_id, fid)
+        if children is None:
+            children = (await self.dst.get_folder(self.dst_id, fid)).child_count
+        below = await self.dst.list_folders(self.dst_id, fid) if children else []
+        return items, below
 
     async def _delete_copy(
         self, job: FolderJob, rec: ItemRecord, hard: bool, why: str
@@ -811,8 +818,13 @@ class MailboxPass:
                 base = folder.name.removesuffix(TEMP_SUFFIX) + KEPT_SUFFIX
                 with contextlib.suppress(ItemFailed):
                     await self.dst.rename_folder(self.dst_id, folder_id, base)
-        except NotFound:
-            await self.ctx.store.forget_folder(self.ctx.key, record_id)  # already gone
+        except NotFound as exc:
+            # already gone, once it answers 404 itself: a transient 404 (or an item's, gone
+            # meanwhile) forgot the record of a folder that is there, left behind for good
+            if await self._still_there(folder_id):
+                self.ctx.log.warning("pass.sweep_failed", folder=path, error=exc.message)
+                return False
+            await self.ctx.store.forget_folder(self.ctx.key, record_id)
             return True
         except Fatal:
             raise
@@ -825,6 +837,19 @@ class MailboxPass:
                 "current source items (kept as deleted at the source, or not ours): it stays, "
                 "and a later pass removes it once empty"
             )
+        return True
+
+    async def _still_there(self, folder_id: str) -> bool:
+        """Whether target folder ``folder_id`` is there (or may be: its ``getFolder`` failed
+        otherwise than with a 404)."""
+        try:
+            await self.dst.get_folder(self.dst_id, folder_id)
+        except NotFound:
+            return False
+        except Fatal:
+            raise
+        except ServiceError:
+            return True
         return True
 
     def _retired(

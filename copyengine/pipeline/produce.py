@@ -47,6 +47,8 @@ UNSETTLED_BEFORE = "an earlier run's import of it has no recorded outcome"
 MAYBE_SENT = (Status.UNKNOWN, Status.INTENT)
 # a mailbox with at most this many records has them read in one statement, grouped by folder
 READ_AT_ONCE = 5_000
+# reads of a folder's round whose first page answers 404 while the folder is found (``_round``)
+ROUND_TRIES = 3
 
 
 class Producer:
@@ -324,17 +326,25 @@ class Producer:
         dealt with as any folder deleted at the source between passes (``MailboxPass._gone``:
         deleted under ``mirror``, kept under ``keep``), from the state's records of its items,
         this pass's copies included. A 404 from a folder that still answers is no such case:
-        raised as it was."""
-        try:
-            async for page in self.enumerator.items(job):
-                yield page
-        except NotFound:
+        a transient one at the round's first page (nothing handed on) reads the round again
+        (``ROUND_TRIES`` in all: one such 404 failed the pair, exit 5); after a page, or
+        every time, raised as it was."""
+        for attempt in range(ROUND_TRIES):
+            handed = False
             try:
-                await self.ctx.src.get_folder(self.src_id, job.source_id)
-            except NotFound:
-                _gone_at_source(self.ctx, job)
+                async for page in self.enumerator.items(job):
+                    handed = True
+                    yield page
                 return
-            raise
+            except NotFound:
+                try:
+                    await self.ctx.src.get_folder(self.src_id, job.source_id)
+                except NotFound:
+                    _gone_at_source(self.ctx, job)
+                    return
+                if handed or attempt == ROUND_TRIES - 1:
+                    raise
+                self.ctx.log.info("folder.round_404_again", folder=job.stats.source_path)
 
 
 def _gone_at_source(ctx: PairContext, job: FolderJob) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..config import Pair
-from ..errors import NotFound
+from ..errors import NotFound, ServiceError
 from ..graph import Item, MailboxApi
 from ..plan import TargetIndex, filter_item
 
@@ -59,17 +59,28 @@ async def unless_gone(
     """``read()``, a listing of folder ``folder_id``; None when the folder is gone: the
     listing answered 404 and so did the folder itself (one ``getFolder``, as a pass confirms
     a source folder gone, ``produce.Producer._round``). A 404 from a folder that is still
-    found is a transient one: the listing is read again (``tries`` in all), then the 404 is
-    raised. Never one 404 taken for a folder gone: a target folder taken for gone has its
-    items copied again (second copies) and its link cleared."""
+    found is a transient one: the listing is read again (``tries`` in all), then a
+    ``ServiceError`` is raised, never the 404 itself: every caller reads ``NotFound`` as the
+    folder gone (a folder about to be deleted whole, ``MailboxPass._held``, was deleted
+    unread with the copies of live items in it). Never one 404 taken for a folder gone: a
+    target folder taken for gone has its items copied again (second copies) and its link
+    cleared."""
     for n in range(tries):
         try:
             return await read()
-        except NotFound:
+        except NotFound as exc:
             try:
                 await client.get_folder(mailbox_id, folder_id)
             except NotFound:
                 return None
             if n == tries - 1:
-                raise
+                raise ServiceError(
+                    f"folder {folder_id} is there (getFolder) but its listing answered 404 "
+                    f"{tries} times",
+                    status=exc.status,
+                    code=exc.code,
+                    request_id=exc.request_id,
+                    client_request_id=exc.client_request_id,
+                    call=exc.call,
+                ) from exc
     raise AssertionError("unreachable")
