@@ -18,11 +18,12 @@ import msgspec
 import orjson
 import structlog
 
-from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError, Transient
+from ..errors import Cause, DeltaExpired, Fatal, ItemFailed, NotFound, Transient
 from ..pacing.pacer import MailboxPacer, Pacers
 from ..timefmt import parse_graph_time
 from . import longstrings
 from .archive import LOOP, MAX_HOPS, MOVED, REFUSED, export_redirect
+from .gone import TRIES, unless_gone
 from .models import (
     EXPAND_KEYS,
     DeltaPage,
@@ -41,7 +42,7 @@ from .transport import Call, Transport
 MAX_PAGES = 1_000_000
 MAX_EXPORT = 20
 # listings of a folder's subfolders that answer 404 while the folder is found (``walk_folders``)
-WALK_TRIES = 3
+WALK_TRIES = TRIES
 log = structlog.get_logger("copyengine.graph")
 
 
@@ -185,28 +186,17 @@ class GraphClient:
         self, mailbox_id: str, parent: str | None
     ) -> list[Folder] | None:
         """``parent``'s subfolders (the root's: None); None when it is gone (its listing and
-        its ``getFolder`` answer 404), as ``survey.unless_gone`` for a folder's items."""
-        for n in range(WALK_TRIES):
-            try:
-                return await self.list_folders(mailbox_id, parent)
-            except NotFound as exc:
-                if parent is None:
-                    raise
-                try:
-                    await self.get_folder(mailbox_id, parent)
-                except NotFound:
-                    return None
-                if n == WALK_TRIES - 1:
-                    raise ServiceError(
-                        f"folder {parent} is there (getFolder) but its subfolders' listing "
-                        f"answered 404 {WALK_TRIES} times",
-                        status=exc.status,
-                        code=exc.code,
-                        request_id=exc.request_id,
-                        client_request_id=exc.client_request_id,
-                        call=exc.call,
-                    ) from exc
-        raise AssertionError("unreachable")
+        its ``getFolder`` answer 404: ``gone.unless_gone``)."""
+        if parent is None:
+            return await self.list_folders(mailbox_id, None)
+        return await unless_gone(
+            self.get_folder,
+            mailbox_id,
+            parent,
+            lambda: self.list_folders(mailbox_id, parent),
+            WALK_TRIES,
+            "its subfolders' listing",
+        )
 
     async def create_folder(
         self, mailbox_id: str, parent_id: str | None, name: str, folder_type: str = "IPF.Note"

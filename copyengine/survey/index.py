@@ -9,13 +9,12 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..config import Pair
-from ..errors import NotFound, ServiceError
-from ..graph import Item, MailboxApi
+from ..graph import Item, MailboxApi, gone
 from ..plan import TargetIndex, filter_item
 
 T = TypeVar("T")
 # listings of a folder that answers 404 while the folder itself is found (a transient 404)
-LISTING_TRIES = 3
+LISTING_TRIES = gone.TRIES
 
 
 async def listed_items(
@@ -65,22 +64,4 @@ async def unless_gone(
     unread with the copies of live items in it). Never one 404 taken for a folder gone: a
     target folder taken for gone has its items copied again (second copies) and its link
     cleared."""
-    for n in range(tries):
-        try:
-            return await read()
-        except NotFound as exc:
-            try:
-                await client.get_folder(mailbox_id, folder_id)
-            except NotFound:
-                return None
-            if n == tries - 1:
-                raise ServiceError(
-                    f"folder {folder_id} is there (getFolder) but its listing answered 404 "
-                    f"{tries} times",
-                    status=exc.status,
-                    code=exc.code,
-                    request_id=exc.request_id,
-                    client_request_id=exc.client_request_id,
-                    call=exc.call,
-                ) from exc
-    raise AssertionError("unreachable")
+    return await gone.unless_gone(client.get_folder, mailbox_id, folder_id, read, tries)
