@@ -183,3 +183,41 @@ async def test_a_worker_counts_running_groups_whose_heartbeat_is_stale(
     # a later pass: the earlier pass's groups are not counted
     await table.queued("g3", ["g3-a->g3-b"], 2)
     assert await table.stalled(0.0) == 0
+
+
+async def test_a_running_group_s_counters_are_its_records_so_far(pg_url: str) -> None:
+    """``status`` on a shared job: a group's counters are written when its segment ends, and
+    a running group said "copied 0, 0.0 items/s" while its pair had copied hundreds (seen
+    running two workers on the demo beside another writer). Read while it runs, they are
+    its pairs' item records of the pass so far; once ended, what the segment wrote."""
+    from copyengine.state import Intent, Outcome, Status
+    from copyengine.state.postgres import PostgresStore
+
+    pair, other = "g1-a->g1-b", "g2-a->g2-b"
+    ident = {"name": "", "source": "contoso/app1", "target": "fabrikam/app2"}
+    async with PostgresStore(pg_url, identity=ident, flush_interval=0.02) as st:
+        first = await st.pass_started("first")
+        await apply_schema(pg_url, None)
+        table = GroupStore(pg_url, None)
+        await table.queued("g1", [pair], first)
+        await table.queued("g2", [other], first)
+        await table.segment_started("g1", "host-a:1", None)
+        await table.segment_started("g2", "host-b:2", None)
+        for p, n in ((pair, 5), (other, 2)):
+            await st.record_intents(
+                p, [Intent(f"s{i}", "F1", b"k" + bytes([i]), 100, "T1", f"ck{i}") for i in range(n)]
+            )
+        for i in range(3):
+            st.record_outcome(pair, Outcome(f"s{i}", Status.DONE, f"t{i}", "c"))
+        st.record_outcome(pair, Outcome("s3", Status.FAILED, error="refused"))
+        st.record_outcome(other, Outcome("s0", Status.DONE, "t0", "c"))
+        await st.flush()
+        groups = {g["group"]: g for g in await table.read()}
+        g1 = groups["g1"]
+        assert (g1["state"], g1["copied"], g1["failed"], g1["unknown"]) == ("running", 3, 1, 1)
+        assert g1["items_per_s"] > 0
+        assert groups["g2"]["copied"] == 1
+        # ended: the segment's own counters, as before
+        await table.segment_ended("g2", [other], first, "done", None, {})
+        groups = {g["group"]: g for g in await table.read()}
+        assert (groups["g2"]["state"], groups["g2"]["copied"]) == ("done", 1)

@@ -490,9 +490,25 @@ class GroupStore:
                 if not (row and row[0]):
                     return []
                 cur = await conn.execute(
-                    f"SELECT {GROUP_COLUMNS} FROM ce_groups ORDER BY group_key"
+                    f"SELECT {GROUP_COLUMNS}, extra FROM ce_groups ORDER BY group_key"
                 )
-                return [group_of(r) for r in await cur.fetchall()]
+                out = []
+                for *row, extra in await cur.fetchall():
+                    g = dict(zip(GROUP_KEYS, row, strict=True))
+                    if g["state"] == "running":
+                        # a running group's counters are written when its segment ends:
+                        # until then, what its pairs' item records of the pass say so far
+                        # (else ``status`` said "copied 0, 0.0 items/s" for a group whose
+                        # pairs had copied hundreds)
+                        cur = await conn.execute(
+                            f"{SQL.pass_counts} AND pair = ANY(%s) GROUP BY status, fate",
+                            (g["pass"], json.loads(g["pairs"])),
+                        )
+                        counts = pass_counts(await cur.fetchall())
+                        g["copied"] = copied(counts, json.loads(extra) if extra else {})
+                        g["failed"], g["unknown"] = counts["failed"], counts["unknown"]
+                    out.append(group_of(tuple(g[k] for k in GROUP_KEYS)))
+                return out
         except psycopg.Error as exc:
             raise StateError(f"state store {self.url}: {explain(exc)}") from exc
 
