@@ -301,6 +301,9 @@ HISTORIES += [
     pytest.param(9119, "keep", True, id="9119-keep-a-pass-trigger-left-for-its-sign-off"),
 ]
 WITH_EVERY_STREAM |= {(9119, "keep")}
+# the ninth (``_ninth``: a transient 404 anywhere, either side, any pass or a sign-off) left
+# out of all of the above, so that they are what they were
+NINTH = frozenset({"n404"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -310,6 +313,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         ex = frozenset() if seed >= 6000 else SIXTH
     if (seed, deletions) not in {(6006, "mirror"), (9119, "keep")}:
         ex |= SEVENTH
+    ex |= NINTH
     if seed < 7000:
         ex |= EIGHTH
     elif (seed, deletions) == (9119, "keep"):  # the eighth stream's events happened
@@ -335,7 +339,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
     1886f14 the sign-off taken after a delta pass that followed a target move signed off
     complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
     held to the oracle; that one names the folder moved in the target."""
-    h = await run_history(517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH))
+    h = await run_history(517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH))
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
     assert wrong(r5.counts) and r5.signed is False and "moved_folders" in r5.said, h.text()
@@ -352,7 +356,7 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         kill=False,
         churn=False,
         rounds=(3, 3),
-        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}),
+        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
