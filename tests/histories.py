@@ -1053,23 +1053,33 @@ TARGET_404_CALLS = (
 )
 
 
-def not_found_404(rng: random.Random, gen: Generator, where: str) -> dict[str, Any]:
-    """A fault rule: a transient 404 from a folder that is there (``where``: the pass, the
-    cutover, the sign-off after a pass), at the source or the target; once, or twice when
-    ``getFolder`` is not among its calls (twice on the calls that confirm a 404, a listing's
-    then its ``getFolder``'s, is a folder gone by the contract: not transient)."""
+def not_found_404(rng: random.Random, gen: Generator, where: str) -> list[dict[str, Any]]:
+    """Fault rules: a transient 404 from a folder that is there (``where``: the pass, the
+    re-run, the cutover, the sign-off after a pass), at the source or the target; once, or
+    twice when ``getFolder`` is not among its calls (twice on the calls that confirm a 404, a
+    listing's then its ``getFolder``'s, is a folder gone by the contract: not transient).
+    Half the target listings' come with an import's answer lost (``drop_after``: the copy
+    made), so that the pass settles it by a listing of its folder, the 404's first."""
     side = rng.choice(("source", "target"))
     calls = rng.choice(SOURCE_404_CALLS if side == "source" else TARGET_404_CALLS)
     count = rng.choice((1, 1, 2)) if "getFolder" not in calls else 1
+    lost = side == "target" and calls == ["listItems"] and where != "sign-off"
+    lost = lost and rng.random() < 0.5
     rule = {
         "kind": "not_found",
         "calls": list(calls),
         "mailbox": SRC if side == "source" else DST,
         "count": count,
-        "after": rng.randint(0, 8),
+        "after": rng.randint(0, 1) if lost else rng.randint(0, 8),
     }
-    gen.emit(f"N404 {where}: {side} {'/'.join(calls)} answers 404 x{count} after {rule['after']}")
-    return rule
+    rules = [rule]
+    if lost:
+        rules.append({"kind": "drop_after", "calls": ["importItem"], "mailbox": DST, "count": 1})
+    gen.emit(
+        f"N404 {where}: {side} {'/'.join(calls)} answers 404 x{count} after {rule['after']}"
+        + (", an import's answer lost" if lost else "")
+    )
+    return rules
 
 
 async def faults_fired(api: Any, gen: Generator) -> None:
@@ -1268,8 +1278,8 @@ async def _history(
             agen.round_ops(rng2.randint(*opts.archive_ops))
         if last:
             if rng9.random() < opts.p_n404 and "n404" not in ex:  # in the cutover (or its sign-off)
-                rule = not_found_404(rng9, gen, "cutover")
-                await api.control("PUT", "/faults", {"rules": [rule]})
+                rules404 = not_found_404(rng9, gen, "cutover")
+                await api.control("PUT", "/faults", {"rules": rules404})
             await a_pass(rnd, "cutover", cutover=True)
             await faults_fired(api, gen)
             break
@@ -1334,8 +1344,8 @@ async def _history(
                 after_making(gen, rng8, made)
             # the re-run settles what the kill left unknown: its listings of the target too
             if rng9.random() < opts.p_n404 and "n404" not in ex:
-                rule = not_found_404(rng9, gen, "rerun")
-                await api.control("PUT", "/faults", {"rules": [rule]})
+                rules404 = not_found_404(rng9, gen, "rerun")
+                await api.control("PUT", "/faults", {"rules": rules404})
             await a_pass(rnd, "rerun", full=full or seen)
             await faults_fired(api, gen)
         elif churn:
@@ -1402,21 +1412,21 @@ async def _history(
             # a transient 404 anywhere: during the pass (any kind), or its sign-off
             n404 = rng9.random() < opts.p_n404 and "n404" not in ex
             at_sign_off = n404 and rng9.random() < 0.4
-            rule404 = (
-                not_found_404(rng9, gen, "sign-off" if at_sign_off else "pass") if n404 else None
+            rules404 = (
+                not_found_404(rng9, gen, "sign-off" if at_sign_off else "pass") if n404 else []
             )
-            if rule404 is not None and not at_sign_off:
-                rules.append(rule404)
+            if rules404 and not at_sign_off:
+                rules += rules404
                 await api.control("PUT", "/faults", {"rules": rules})
 
             async def still(
-                sfold: Any = sfold, swalk: bool = swalk, rule: Any = rule404, at: bool = at_sign_off
+                sfold: Any = sfold, swalk: bool = swalk, at: Any = at_sign_off and rules404
             ) -> None:
                 """After the pass, before its sign-off: what the sign-off meets."""
                 if sfold is not None:
                     await signoff_gone(api, gen, sfold, swalk)
-                if rule is not None and at:
-                    await api.control("PUT", "/faults", {"rules": [rule]})
+                if at:
+                    await api.control("PUT", "/faults", {"rules": at})
 
             mid = mid or own or fold or tgone or sgone
             kind = "full" if full or seen else "delta"
@@ -1853,7 +1863,7 @@ async def replay(
 ) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
-    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
+    ``("expire",)`` (every delta link), ``("fault", rule)`` (``("faults", [rule, ...])``: several), ``("kill", k)`` (a delta pass
     in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("ttrigger", body)`` (the same on the target, by the target's user: its
@@ -1923,6 +1933,9 @@ async def replay(
                 gen.emit("EXPIRE all")
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
+                gen.emit(f"FAULT {step[1]}")
+            elif step[0] == "faults":  # ("faults", [rule, ...]): several at once
+                await api.control("PUT", "/faults", {"rules": list(step[1])})
                 gen.emit(f"FAULT {step[1]}")
             elif step[0] in ("trigger", "ttrigger"):  # owner ops when a call of the next pass
                 # arrives: the source's owner, or (``ttrigger``) the target's user on the target

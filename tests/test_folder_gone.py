@@ -703,3 +703,28 @@ def test_a_note_that_only_quotes_the_words_is_no_folder_gone() -> None:
     p.gone_at_source["/X"] = f"folder /X {GONE_AT_SOURCE}: ..."
     assert stats.gone_notes() == [f"s → t: folder /X {GONE_AT_SOURCE}: ..."]
     assert p.as_dict()["gone_at_source"] == ["/X"]
+
+
+# the same with the emulator: an import's answer lost (``drop_after``: the copy made) in a
+# delta pass, and the settlement's listing of its folder answering 404 once: the copy is
+# found, the pass exits 0; it said the item unknown ("could not be settled", exit 1)
+SETTLE_404 = [
+    {"kind": "drop_after", "calls": ["importItem"], "mailbox": T, "count": 1},
+    {"kind": "not_found", "calls": ["listItems"], "mailbox": T, "count": 1},
+]
+
+
+async def test_a_transient_404_as_a_lost_answer_is_settled_leaves_nothing_unknown(
+    tmp_path: Any,
+) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("ops", [{"op": "add", "folder": "@/Inbox/Projects", "count": 2}]),
+        ("faults", SETTLE_404),
+        ("pass", "delta"),
+    ]
+    h = await replay("mirror", script, tmp_path)
+    assert any("FAULT" in o for o in h.ops), h.text()
+    assert not h.failures(), h.text()
+    assert h.passes[-1].exit_code == 0, h.text()
