@@ -728,3 +728,24 @@ async def test_a_transient_404_as_a_lost_answer_is_settled_leaves_nothing_unknow
     assert any("FAULT" in o for o in h.ops), h.text()
     assert not h.failures(), h.text()
     assert h.passes[-1].exit_code == 0, h.text()
+
+
+# an item changed at the source is updated onto its copy (update mode), whose change key is
+# read first (``getItem``): one transient 404 there took the copy for deleted in the target
+# and copied the item again beside it (duplicated); read again, it is updated in place
+ITEM_404 = {"kind": "not_found", "calls": ["getItem"], "mailbox": T, "count": 2}
+
+
+async def test_a_transient_404_from_a_copy_about_to_be_updated_copies_nothing_twice(
+    tmp_path: Any,
+) -> None:
+    from tests.histories import replay
+
+    script = [
+        ("ops", [{"op": "modify", "id": "#/Inbox"}]),
+        ("fault", ITEM_404),
+        ("pass", "delta"),
+    ]
+    h = await replay("mirror", script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].exit_code == 0, h.text()
