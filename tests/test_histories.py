@@ -304,6 +304,15 @@ WITH_EVERY_STREAM |= {(9119, "keep")}
 # the ninth (``_ninth``: a transient 404 anywhere, either side, any pass or a sign-off) left
 # out of all of the above, so that they are what they were
 NINTH = frozenset({"n404"})
+# ...but in this one, found by the soak of 9401-9430 with every stream: r1, the re-run after a
+# pass killed between a folder's creation and its record, a transient 404 from the target's
+# getFolder as the sweep of a moved folder's old copy asked whether it was empty: the old
+# copy stayed for the next pass (leftover_folders after the checked re-run;
+# ``MailboxPass._folder_now``)
+HISTORIES += [
+    pytest.param(9404, "keep", True, id="9404-keep-killed-a-404-as-an-old-folder-is-swept"),
+]
+WITH_EVERY_STREAM |= {(9404, "keep")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -311,9 +320,10 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     ex = SIXTH | FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     if (seed, deletions) in WITH_EVERY_STREAM:
         ex = frozenset() if seed >= 6000 else SIXTH
-    if (seed, deletions) not in {(6006, "mirror"), (9119, "keep")}:
+    if (seed, deletions) not in {(6006, "mirror"), (9119, "keep"), (9404, "keep")}:
         ex |= SEVENTH
-    ex |= NINTH
+    if seed < 9400:
+        ex |= NINTH
     if seed < 7000:
         ex |= EIGHTH
     elif (seed, deletions) == (9119, "keep"):  # the eighth stream's events happened
@@ -324,6 +334,8 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
+    if seed >= 9400:  # the ninth stream's 404s happened
+        assert any(" N404 fired 1 " in o for o in h.ops), h.text()
     assert h.error is None, h.text()
     assert not h.failures(), h.text()
     if h.archive is not None:  # the archives' events happened, and were checked

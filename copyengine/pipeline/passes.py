@@ -30,6 +30,7 @@ import anyio
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import display, split
 from ..graph import Folder, FolderNode, Item
+from ..graph.gone import TRIES as GET_TRIES
 from ..plan import (
     KEEPS_COPY,
     Create,
@@ -823,7 +824,7 @@ class MailboxPass:
                     left += 1
                     kept.add(fid)
             await self._drop_empty(held, kept)
-            folder = await self.dst.get_folder(self.dst_id, folder_id)
+            folder = await self._folder_now(folder_id)
             if left == 0 and folder.child_count == 0:
                 await self.dst.delete_folder(self.dst_id, folder_id)
                 await self.ctx.store.forget_folder(self.ctx.key, record_id)
@@ -852,6 +853,20 @@ class MailboxPass:
                 "and a later pass removes it once empty"
             )
         return True
+
+    async def _folder_now(self, folder_id: str) -> Folder:
+        """Target folder ``folder_id`` as it is now (``getFolder``), its 404 read again
+        (``gone.TRIES`` in all) before it is raised: one transient 404 as a sweep asked
+        whether the old folder is empty left it in place for a pass (a leftover folder after
+        a checked pass, a cutover's included)."""
+        for n in range(GET_TRIES):
+            try:
+                return await self.dst.get_folder(self.dst_id, folder_id)
+            except NotFound:
+                if n == GET_TRIES - 1:
+                    raise
+                self.ctx.log.info("folder.get_404_again", folder=folder_id, tries=n + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _still_there(self, folder_id: str) -> bool:
         """Whether target folder ``folder_id`` is there (or may be: its ``getFolder`` failed
