@@ -1415,6 +1415,15 @@ async def _history(
             rules404 = (
                 not_found_404(rng9, gen, "sign-off" if at_sign_off else "pass") if n404 else []
             )
+            if (
+                t404
+                and not at_sign_off
+                and any(r["mailbox"] == DST and "getFolder" in r["calls"] for r in rules404)
+            ):
+                # the eighth stream's target listing 404 then this one at the getFolder that
+                # confirms it: a folder gone by the contract (two 404s), not a transient one
+                gen.emit("N404 left out: the pass's target listing 404 (T404) is armed")
+                rules404 = []
             if rules404 and not at_sign_off:
                 rules += rules404
                 await api.control("PUT", "/faults", {"rules": rules})
