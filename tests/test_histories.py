@@ -311,8 +311,12 @@ NINTH = frozenset({"n404"})
 # ``MailboxPass._folder_now``)
 HISTORIES += [
     pytest.param(9404, "keep", True, id="9404-keep-killed-a-404-as-an-old-folder-is-swept"),
+    # the same soak, both modes (a harness defect): r1, the eighth stream's target listing
+    # 404 and the ninth's, twice, at the same listing: a 404 that stays (three, raised: exit
+    # 5), not a transient one; the ninth's target 404 is left out when the eighth's is armed
+    pytest.param(9406, "mirror", True, id="9406-mirror-no-404-that-stays-made-of-two-streams"),
 ]
-WITH_EVERY_STREAM |= {(9404, "keep")}
+WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -320,7 +324,12 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     ex = SIXTH | FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     if (seed, deletions) in WITH_EVERY_STREAM:
         ex = frozenset() if seed >= 6000 else SIXTH
-    if (seed, deletions) not in {(6006, "mirror"), (9119, "keep"), (9404, "keep")}:
+    if (seed, deletions) not in {
+        (6006, "mirror"),
+        (9119, "keep"),
+        (9404, "keep"),
+        (9406, "mirror"),
+    }:
         ex |= SEVENTH
     if seed < 9400:
         ex |= NINTH
