@@ -39,6 +39,12 @@ def _rev() -> str:
         return "unknown"
 
 
+def _fired(op: str) -> int:
+    """The 404s an op-log line ``N404 fired N of ...`` says a rule answered."""
+    _, _, rest = op.partition(" N404 fired ")
+    return int(rest.split(" ", 1)[0]) if rest[:1].isdigit() else 0
+
+
 def run(
     seeds: int,
     start: int = 1,
@@ -84,6 +90,9 @@ def run(
                 "redirects": h.redirects,
                 "target_moves": sum(" TMOVE " in o for o in h.ops),
                 "moves_during_a_pass": sum(" MIDMOVE move " in o for o in h.ops),
+                # the ninth stream's transient 404s: armed, and the 404s they answered
+                "transient_404s": sum(" answers 404 " in o for o in h.ops),
+                "transient_404s_fired": sum(_fired(o) for o in h.ops),
             }
             if fails:
                 row["log"] = h.text()
@@ -125,6 +134,10 @@ def run(
         },
         "with_target_moves": sum(1 for r in histories if r["target_moves"]),
         "moves_during_a_pass": sum(r["moves_during_a_pass"] for r in histories),
+        "transient_404s": {
+            "armed": sum(r["transient_404s"] for r in histories),
+            "fired": sum(r["transient_404s_fired"] for r in histories),
+        },
         "kills": {
             "histories": len(kills),
             "killed_mid_pass": sum(k.startswith("SIGKILL") for k in kills),
@@ -149,7 +162,9 @@ def table(res: dict[str, Any]) -> str:
         "exports redirected to an auxiliary archive, "
         f"{res['archive_pairs']['with_sessions_renewed']} with import sessions renewed on a "
         f"409); histories with target moves: {res['with_target_moves']}. Items moved during "
-        f"a pass: {res['moves_during_a_pass']}.\n",
+        f"a pass: {res['moves_during_a_pass']}. Transient 404s (the ninth stream): "
+        f"{res.get('transient_404s', {}).get('armed', 0)} armed, "
+        f"{res.get('transient_404s', {}).get('fired', 0)} answered.\n",
         "| mode | histories | failed |",
         "|---|---|---|",
     ]

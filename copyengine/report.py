@@ -139,7 +139,8 @@ class FolderStats:
 ROLES = ("source", "target", "source archive", "target archive")  # a pair's pacers, in order
 NOTES_SAID = 5  # pairs whose archive note the summary and ``job.finished`` say one by one
 # a pair's note on a folder deleted at the source while its pass read it
-# (``pipeline.produce``), said after the summary's table too (``JobStats.gone_notes``)
+# (``pipeline.produce``, ``PairStats.gone_at_source``), said after the summary's table too
+# (``JobStats.gone_notes``)
 GONE_AT_SOURCE = "was deleted at the source during the pass"
 
 
@@ -215,6 +216,10 @@ class PairStats:
     # what the pass found (rules changed, target folders deleted under us)
     folder_changes: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    # the folders deleted at the source while the pass read them (``pipeline.produce``), by
+    # source path: their note (one of ``notes``), said after the summary's table too
+    # (``JobStats.gone_notes``), never picked out of the notes by their words
+    gone_at_source: dict[str, str] = field(default_factory=dict)
     # the budget in effect a later pass started at, remembered from its last pass
     # (``pipeline.remember``): per role and limit, the share it started at
     remembered: dict[str, dict[str, float]] | None = None
@@ -519,6 +524,7 @@ class PairStats:
             },
             "drift": sum(len(f.drift) for f in self.folders.values()),
             "notes": self.notes,
+            "gone_at_source": list(self.gone_at_source),
             "archive_redirects": dict(self.archive_redirects),
             "duration_s": round(self.duration(), 3),
             "folders": [f.as_dict() for f in self.folders.values()],
@@ -675,8 +681,7 @@ class JobStats:
         said = [
             f"{p.source} → {p.target}: {note}"
             for p in self.pairs.values()
-            for note in p.notes
-            if GONE_AT_SOURCE in note
+            for note in p.gone_at_source.values()
         ]
         return _capped(said, "folder(s) deleted at the source during the pass")
 

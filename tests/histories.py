@@ -47,6 +47,14 @@ From a seventh stream (``_seventh``): **target folders gone during a pass**
 the pass's first import or target listing (``mid_pass_target_folder``): its items fail (not
 the pair), that pass is not checked, the next one, a full pass, is.
 
+From a ninth stream (``_ninth``): **transient 404s anywhere** (``p_n404``): the emulator's
+``not_found`` fault (a folder that is there answers 404 once or twice, the next call finds
+it) at the source or the target, on a folder's items, its subfolders or the folder itself,
+during a delta or a full pass, the re-run after the kill (settling what it left unknown),
+the cutover, or the sign-off after a pass (``not_found_404``). The pass is checked: a
+transient 404 taken for a folder gone is a defect wherever it is read (gone3: settlement,
+second copies, re-homing took one on a target listing).
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -81,7 +89,6 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -971,9 +978,16 @@ class Options:
     p_signgone: float = 0.15
     p_t404: float = 0.15
     p_killmake: float = 0.4
+    # from a ninth stream (``_ninth``): a transient 404 (the emulator's ``not_found``: the
+    # folder is there, the next call finds it) wherever a folder is read, not only a full
+    # pass's target listings: at the source or the target, from a folder's items (``listItems``,
+    # ``itemDelta``), its subfolders or itself (``getFolder``), during a delta or a full pass,
+    # the re-run after the kill (which settles what it left unknown), the cutover, or the
+    # sign-off taken after a pass (``not_found_404``); the pass checked
+    p_n404: float = 0.3
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
-    # t404, killmake) left out, to look past a known failure
+    # t404, killmake, n404) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1014,6 +1028,66 @@ async def run_history(
 # waited up to the whole window, a pass took minutes and the soak looked hung (seed 2131
 # mirror, two 7 MB bodies behind 154 MB uploaded). Histories check passes, not pacing.
 UNPACED = "upload_mb_per_window = 1000000"
+
+
+def _ninth(seed: int) -> random.Random:
+    """The seed's ninth stream: transient 404s at either side, in any pass or a sign-off
+    (added after the eighth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/transient-404s-anywhere")
+
+
+# what a transient 404 answers (``not_found_404``), by side: a folder's items (its listing,
+# its delta round), its subfolders, itself; or any of them, whichever comes first
+SOURCE_404_CALLS = (
+    ["listItems", "itemDelta"],
+    ["listChildFolders"],
+    ["getFolder"],
+    ["listItems", "itemDelta", "listChildFolders", "getFolder"],
+)
+TARGET_404_CALLS = (
+    ["listItems"],
+    ["listItems"],
+    ["listChildFolders"],
+    ["getFolder"],
+    ["listItems", "listChildFolders", "getFolder"],
+)
+
+
+def not_found_404(rng: random.Random, gen: Generator, where: str) -> list[dict[str, Any]]:
+    """Fault rules: a transient 404 from a folder that is there (``where``: the pass, the
+    re-run, the cutover, the sign-off after a pass), at the source or the target; once, or
+    twice when ``getFolder`` is not among its calls (twice on the calls that confirm a 404, a
+    listing's then its ``getFolder``'s, is a folder gone by the contract: not transient).
+    Half the target listings' come with an import's answer lost (``drop_after``: the copy
+    made), so that the pass settles it by a listing of its folder, the 404's first."""
+    side = rng.choice(("source", "target"))
+    calls = rng.choice(SOURCE_404_CALLS if side == "source" else TARGET_404_CALLS)
+    count = rng.choice((1, 1, 2)) if "getFolder" not in calls else 1
+    lost = side == "target" and calls == ["listItems"] and where != "sign-off"
+    lost = lost and rng.random() < 0.5
+    rule = {
+        "kind": "not_found",
+        "calls": list(calls),
+        "mailbox": SRC if side == "source" else DST,
+        "count": count,
+        "after": rng.randint(0, 1) if lost else rng.randint(0, 8),
+    }
+    rules = [rule]
+    if lost:
+        rules.append({"kind": "drop_after", "calls": ["importItem"], "mailbox": DST, "count": 1})
+    gen.emit(
+        f"N404 {where}: {side} {'/'.join(calls)} answers 404 x{count} after {rule['after']}"
+        + (", an import's answer lost" if lost else "")
+    )
+    return rules
+
+
+async def faults_fired(api: Any, gen: Generator) -> None:
+    """What the round's transient 404 rules fired (said in the op log)."""
+    r = await api.control("GET", "/faults")
+    for rule in r.body.get("rules", []):
+        if rule.get("kind") == "not_found":
+            gen.emit(f"N404 fired {rule.get('fired')} of {rule.get('count')} {rule.get('calls')}")
 
 
 def _eighth(seed: int) -> random.Random:
@@ -1098,6 +1172,7 @@ async def _history(
     rng6 = _sixth(hist.seed)
     rng7 = _seventh(hist.seed)
     rng8 = _eighth(hist.seed)
+    rng9 = _ninth(hist.seed)
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
     extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
     job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
@@ -1202,7 +1277,11 @@ async def _history(
             agen.round = rnd
             agen.round_ops(rng2.randint(*opts.archive_ops))
         if last:
+            if rng9.random() < opts.p_n404 and "n404" not in ex:  # in the cutover (or its sign-off)
+                rules404 = not_found_404(rng9, gen, "cutover")
+                await api.control("PUT", "/faults", {"rules": rules404})
             await a_pass(rnd, "cutover", cutover=True)
+            await faults_fired(api, gen)
             break
         full = rng.random() < opts.p_full and "full" not in ex
         drift = rng.random() < opts.p_drift and "drift" not in ex
@@ -1263,7 +1342,12 @@ async def _history(
             await api.control("DELETE", "/faults")
             if making:
                 after_making(gen, rng8, made)
+            # the re-run settles what the kill left unknown: its listings of the target too
+            if rng9.random() < opts.p_n404 and "n404" not in ex:
+                rules404 = not_found_404(rng9, gen, "rerun")
+                await api.control("PUT", "/faults", {"rules": rules404})
             await a_pass(rnd, "rerun", full=full or seen)
+            await faults_fired(api, gen)
         elif churn:
             spec = {
                 "rate": rng.choice((20, 50, 100)),
@@ -1325,6 +1409,32 @@ async def _history(
             sgone = sgone and bool(gen.user_folders())
             sfold = rng8.choice(gen.user_folders()) if sgone else None
             swalk = sgone and rng8.random() < 0.4  # at the sign-off's walk, not its listing
+            # a transient 404 anywhere: during the pass (any kind), or its sign-off
+            n404 = rng9.random() < opts.p_n404 and "n404" not in ex
+            at_sign_off = n404 and rng9.random() < 0.4
+            rules404 = (
+                not_found_404(rng9, gen, "sign-off" if at_sign_off else "pass") if n404 else []
+            )
+            if t404 and not at_sign_off and any(r["mailbox"] == DST for r in rules404):
+                # with the eighth stream's target listing 404, one at the getFolder that
+                # confirms it is a folder gone by the contract (two 404s, 9612), and two more
+                # at the same listing a 404 that stays (three: ``gone.TRIES``, 9406): neither
+                # a transient one
+                gen.emit("N404 left out: the pass's target listing 404 (T404) is armed")
+                rules404 = []
+            if rules404 and not at_sign_off:
+                rules += rules404
+                await api.control("PUT", "/faults", {"rules": rules})
+
+            async def still(
+                sfold: Any = sfold, swalk: bool = swalk, at: Any = at_sign_off and rules404
+            ) -> None:
+                """After the pass, before its sign-off: what the sign-off meets."""
+                if sfold is not None:
+                    await signoff_gone(api, gen, sfold, swalk)
+                if at:
+                    await api.control("PUT", "/faults", {"rules": at})
+
             mid = mid or own or fold or tgone or sgone
             kind = "full" if full or seen else "delta"
             kind = "midfolder" if fold else "midtarget" if tgone else kind
@@ -1338,8 +1448,10 @@ async def _history(
                 kind,
                 checked=not (fold or tgone or sgone),
                 full=full or seen,
-                still=partial(signoff_gone, api, gen, sfold, swalk) if sfold is not None else None,
+                still=still if sfold is not None or at_sign_off else None,
             )
+            if n404:
+                await faults_fired(api, gen)
             if mid:
                 r = await api.control("GET", "/triggers")
                 for t in r.body["triggers"]:
@@ -1758,7 +1870,7 @@ async def replay(
 ) -> History:
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there),
-    ``("expire",)`` (every delta link), ``("fault", rule)``, ``("kill", k)`` (a delta pass
+    ``("expire",)`` (every delta link), ``("fault", rule)`` (``("faults", [rule, ...])``: several), ``("kill", k)`` (a delta pass
     in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("ttrigger", body)`` (the same on the target, by the target's user: its
@@ -1828,6 +1940,9 @@ async def replay(
                 gen.emit("EXPIRE all")
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
+                gen.emit(f"FAULT {step[1]}")
+            elif step[0] == "faults":  # ("faults", [rule, ...]): several at once
+                await api.control("PUT", "/faults", {"rules": list(step[1])})
                 gen.emit(f"FAULT {step[1]}")
             elif step[0] in ("trigger", "ttrigger"):  # owner ops when a call of the next pass
                 # arrives: the source's owner, or (``ttrigger``) the target's user on the target

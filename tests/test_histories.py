@@ -301,6 +301,22 @@ HISTORIES += [
     pytest.param(9119, "keep", True, id="9119-keep-a-pass-trigger-left-for-its-sign-off"),
 ]
 WITH_EVERY_STREAM |= {(9119, "keep")}
+# the ninth (``_ninth``: a transient 404 anywhere, either side, any pass or a sign-off) left
+# out of all of the above, so that they are what they were
+NINTH = frozenset({"n404"})
+# ...but in this one, found by the soak of 9401-9430 with every stream: r1, the re-run after a
+# pass killed between a folder's creation and its record, a transient 404 from the target's
+# getFolder as the sweep of a moved folder's old copy asked whether it was empty: the old
+# copy stayed for the next pass (leftover_folders after the checked re-run;
+# ``MailboxPass._folder_now``)
+HISTORIES += [
+    pytest.param(9404, "keep", True, id="9404-keep-killed-a-404-as-an-old-folder-is-swept"),
+    # the same soak, both modes (a harness defect): r1, the eighth stream's target listing
+    # 404 and the ninth's, twice, at the same listing: a 404 that stays (three, raised: exit
+    # 5), not a transient one; the ninth's target 404 is left out when the eighth's is armed
+    pytest.param(9406, "mirror", True, id="9406-mirror-no-404-that-stays-made-of-two-streams"),
+]
+WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -308,8 +324,15 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     ex = SIXTH | FIFTH | (frozenset() if (seed, deletions) in WITH_FOURTH else FOURTH)
     if (seed, deletions) in WITH_EVERY_STREAM:
         ex = frozenset() if seed >= 6000 else SIXTH
-    if (seed, deletions) not in {(6006, "mirror"), (9119, "keep")}:
+    if (seed, deletions) not in {
+        (6006, "mirror"),
+        (9119, "keep"),
+        (9404, "keep"),
+        (9406, "mirror"),
+    }:
         ex |= SEVENTH
+    if seed < 9400:
+        ex |= NINTH
     if seed < 7000:
         ex |= EIGHTH
     elif (seed, deletions) == (9119, "keep"):  # the eighth stream's events happened
@@ -320,12 +343,37 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
     h = await run_history(seed, deletions, tmp_path, Options(kill=kill, exclude=ex))
     if (seed, deletions) in WITH_FOURTH:  # the events it is here for happened
         assert any("USERSUB" in o for o in h.ops) or not h.delta, h.text()
+    if seed >= 9400:  # the ninth stream's 404s happened
+        assert any(" N404 fired 1 " in o for o in h.ops), h.text()
     assert h.error is None, h.text()
     assert not h.failures(), h.text()
     if h.archive is not None:  # the archives' events happened, and were checked
         assert h.redirects.get("redirected", 0) > 0, h.text()
         assert h.redirects.get("sessions_renewed", 0) > 0, h.text()
         assert any(" ARCHIVE " in o for o in h.ops), h.text()
+
+
+# the ninth stream made certain (``Options(p_n404=1.0)``: a transient 404 in every round),
+# found by a hunt of 9601-9620 on cb23fa2 (before gone3's fixes): 9613, r4, the re-run
+# after a kill, the settlement's listing of /Outbox answering 404 once: its items left
+# unknown (exit 1) and lost until the next pass (``settle.Settler._index``); 9612 (delta off),
+# r3, the eighth stream's target listing 404 and the ninth's at the getFolder that confirmed
+# it: two 404s, a folder gone by the contract, and its items copied again (duplicated); the
+# harness no longer arms the second (``N404 left out``)
+EVERY_ROUND_404 = [
+    pytest.param(9613, "mirror", id="9613-mirror-a-404-as-the-rerun-settles"),
+    pytest.param(9613, "keep", id="9613-keep-a-404-as-the-rerun-settles"),
+    pytest.param(9612, "keep", id="9612-keep-no-404-at-the-getfolder-that-confirms-one"),
+]
+
+
+@pytest.mark.parametrize(("seed", "deletions"), EVERY_ROUND_404)
+async def test_history_with_a_transient_404_every_round(
+    tmp_path: Path, seed: int, deletions: str
+) -> None:
+    h = await run_history(seed, deletions, tmp_path, Options(kill=True, p_n404=1.0))
+    assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
+    assert h.error is None and not h.failures(), h.text()
 
 
 async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off(
@@ -335,7 +383,9 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
     1886f14 the sign-off taken after a delta pass that followed a target move signed off
     complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
     held to the oracle; that one names the folder moved in the target."""
-    h = await run_history(517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH))
+    h = await run_history(
+        517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH)
+    )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
     assert wrong(r5.counts) and r5.signed is False and "moved_folders" in r5.said, h.text()
@@ -352,7 +402,7 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         kill=False,
         churn=False,
         rounds=(3, 3),
-        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}),
+        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(

@@ -30,6 +30,7 @@ import anyio
 from ..errors import DeltaExpired, Fatal, ItemFailed, NotFound, ServiceError
 from ..folderpath import display, split
 from ..graph import Folder, FolderNode, Item
+from ..graph.gone import TRIES as GET_TRIES
 from ..plan import (
     KEEPS_COPY,
     Create,
@@ -582,9 +583,12 @@ class MailboxPass:
                 todo[r.target_folder_id].append(k)
         for folder_id, ks in todo.items():
             try:
-                index = await target_index(self.dst, self.dst_id, folder_id)
-            except NotFound:
-                continue
+                # gone only once its getFolder answers 404 too: one transient 404 left the
+                # copy nobody knew of behind (an extra item)
+                read = partial(target_index, self.dst, self.dst_id, folder_id)
+                index = await unless_gone(self.dst, self.dst_id, folder_id, read)
+                if index is None:
+                    continue
             except Fatal:
                 raise
             except ServiceError:
@@ -629,7 +633,9 @@ class MailboxPass:
         else:
             self.ctx.ledger.deleted(job)
 
-    async def _look_later(self, folder_id: str, records: list[ItemRecord]) -> set[str] | None:
+    async def _look_later(
+        self, folder_id: str, records: list[ItemRecord], path: str = ""
+    ) -> set[str] | None:
         """Before a folder is deleted whole (``mirror``): read what it holds (one listing).
         A copy in it of an item live at the source in another folder (the target's user
         moved it there) is made again where its item lives first (``rehome``); while one
@@ -641,14 +647,23 @@ class MailboxPass:
         under a new id). Only a pass that lists the target in full can tell, so a pass that
         does not keeps the record: the next full pass, while the record is there, removes
         the moved copy by its search key as a second copy, then forgets the record
-        (``spares``). Without the record that copy would be an item nobody copied, left."""
+        (``spares``). Without the record that copy would be an item nobody copied, left.
+
+        A folder that cannot be read (``path``, its source path) stays too, said in the
+        pair's notes and the log (``pass.folder_kept``), never silently."""
         try:
             held = await self._held(folder_id)
         except NotFound:
             held = []
         except Fatal:
             raise
-        except ServiceError:
+        except ServiceError as exc:
+            self.ctx.log.warning("pass.folder_kept", folder=path, error=exc.message)
+            self.ctx.stats.notes.append(
+                f"the target folder of {path or folder_id}, deleted at the source, stays for "
+                f"now: what it holds could not be read ({exc.message}); the next pass tries "
+                "again"
+            )
             return None
         assert self.rehome is not None
         stay: list[str] = []
@@ -809,7 +824,7 @@ class MailboxPass:
                     left += 1
                     kept.add(fid)
             await self._drop_empty(held, kept)
-            folder = await self.dst.get_folder(self.dst_id, folder_id)
+            folder = await self._folder_now(folder_id)
             if left == 0 and folder.child_count == 0:
                 await self.dst.delete_folder(self.dst_id, folder_id)
                 await self.ctx.store.forget_folder(self.ctx.key, record_id)
@@ -838,6 +853,20 @@ class MailboxPass:
                 "and a later pass removes it once empty"
             )
         return True
+
+    async def _folder_now(self, folder_id: str) -> Folder:
+        """Target folder ``folder_id`` as it is now (``getFolder``), its 404 read again
+        (``gone.TRIES`` in all) before it is raised: one transient 404 as a sweep asked
+        whether the old folder is empty left it in place for a pass (a leftover folder after
+        a checked pass, a cutover's included)."""
+        for n in range(GET_TRIES):
+            try:
+                return await self.dst.get_folder(self.dst_id, folder_id)
+            except NotFound:
+                if n == GET_TRIES - 1:
+                    raise
+                self.ctx.log.info("folder.get_404_again", folder=folder_id, tries=n + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _still_there(self, folder_id: str) -> bool:
         """Whether target folder ``folder_id`` is there (or may be: its ``getFolder`` failed
@@ -876,7 +905,7 @@ class MailboxPass:
         self.ctx.stats.folder_changes["deleted"] += 1
         try:
             if self.deletions == "mirror":
-                away = await self._look_later(rec.target_folder_id, records)
+                away = await self._look_later(rec.target_folder_id, records, rec.source_path)
                 if away is None:
                     return False
                 await self.dst.delete_folder(self.dst_id, rec.target_folder_id)

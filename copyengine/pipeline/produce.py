@@ -362,10 +362,12 @@ def _gone_at_source(ctx: PairContext, job: FolderJob) -> None:
         else "keeps its copy in the target while it holds copies (deletions = keep)"
     )
     ctx.log.info("folder.gone_at_source", folder=path, deletions=ctx.sync.deletions)
-    ctx.stats.notes.append(
+    note = (
         f"folder {path} {GONE_AT_SOURCE}: its round ended there, "
         f"nothing failed; the next pass {fate}, as for any folder deleted at the source"
     )
+    ctx.stats.notes.append(note)
+    ctx.stats.gone_at_source[path] = note
 
 
 def _skip(job: FolderJob) -> None:

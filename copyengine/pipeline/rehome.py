@@ -30,13 +30,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
-from ..errors import Fatal, NotFound, ServiceError
+from ..errors import Fatal, ServiceError
 from ..graph import Item
 from ..graph.sessions import ImportSessionPool
 from ..plan import TargetIndex
 from ..state import SETTLED, ItemRecord, Outcome, Status
-from ..survey import target_index
+from ..survey import target_index, unless_gone
 from .context import PairContext
 from .work import FolderJob
 
@@ -169,11 +170,16 @@ class Rehome:
         """The items of a folder of live items' copies (read once a pass); None: unread."""
         if folder_id not in self._indexes:
             try:
-                self._indexes[folder_id] = await target_index(self.ctx.dst, self.dst_id, folder_id)
+                # gone only once its getFolder answers 404 too (``survey.unless_gone``): one
+                # transient 404 kept a folder that goes (and its copies) until the next pass
+                self._indexes[folder_id] = await unless_gone(
+                    self.ctx.dst,
+                    self.dst_id,
+                    folder_id,
+                    partial(target_index, self.ctx.dst, self.dst_id, folder_id),
+                )  # None: gone, a full pass makes it again
             except Fatal:
                 raise
-            except NotFound:
-                self._indexes[folder_id] = None  # gone: a full pass makes it again
             except ServiceError:
                 return None
         return self._indexes[folder_id]

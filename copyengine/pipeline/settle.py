@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
-from ..errors import Fatal, ServiceError
-from ..plan import Settled, batches, settle_verdict
+from ..errors import Fatal, NotFound, ServiceError
+from ..plan import Settled, TargetIndex, batches, settle_verdict
 from ..state import Status
-from ..survey import MailboxSide, target_index
+from ..survey import MailboxSide, target_index, unless_gone
 from .context import PairContext
 from .stages import Stages
 from .unsettled import Unsettled
@@ -101,7 +101,7 @@ class Settler:
                     for r in records.values()
                     if r.status in (Status.DONE, Status.ADOPTED) and r.target_id
                 )
-                index = await target_index(ctx.dst, self.dst_id, job.target.id, known)
+                index = await self._index(job, known)
             except Fatal:
                 raise
             except ServiceError as exc:
@@ -143,3 +143,19 @@ class Settler:
         for job, e in failed:
             self._failed(job, e)
         return rest
+
+    async def _index(self, job: FolderJob, known: frozenset[str]) -> TargetIndex:
+        """The items of ``job``'s target folder by search key (``known`` excluded). A 404 is
+        the folder gone only once its ``getFolder`` answers 404 too (``survey.unless_gone``):
+        one transient 404 taken for gone left the folder's items unknown or failed (exit
+        nonzero) while their copies were there; a folder gone is raised (``NotFound``)."""
+        tid = job.target.id
+        index = await unless_gone(
+            self.ctx.dst,
+            self.dst_id,
+            tid,
+            lambda: target_index(self.ctx.dst, self.dst_id, tid, known),
+        )
+        if index is None:
+            raise NotFound(f"target folder {job.stats.source_path} is gone", status=404)
+        return index

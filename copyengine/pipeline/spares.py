@@ -12,11 +12,12 @@ the target's user moved the item's only copy here and this one is it."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from ..errors import Fatal, NotFound, ServiceError
 from ..plan import TargetIndex
 from ..state import SETTLED
-from ..survey import target_index
+from ..survey import target_index, unless_gone
 from .context import PairContext
 from .work import FolderJob
 
@@ -76,18 +77,23 @@ async def _any_there(
     indexes: dict[str, TargetIndex | None],
 ) -> bool:
     """Whether one of the item's recorded ``copies`` (target id, folder) is where the state
-    says (one listing per folder, read once; a folder that cannot be read: not known there,
-    the spare kept for the next pass). A copy with no folder given is an item's that leaves
+    says (one listing per folder, read once; a folder that cannot be read, or is gone (its
+    404 confirmed by ``getFolder``, ``survey.unless_gone``): not known there, the spare kept
+    for the next pass). A copy with no folder given is an item's that leaves
     the source in this pass: taken as there, as before this check."""
     for tid, folder in copies:
         if folder is None:  # its item leaves the source: not looked for
             return True
         if folder not in indexes:
             try:
-                indexes[folder] = await target_index(ctx.dst, dst_id, folder)
+                # a 404 is the folder gone only once its getFolder answers 404 too: one
+                # transient 404 kept a second copy to the end of a cutover (duplicated)
+                indexes[folder] = await unless_gone(
+                    ctx.dst, dst_id, folder, partial(target_index, ctx.dst, dst_id, folder)
+                )
             except Fatal:
                 raise
-            except ServiceError:  # NotFound included: the folder went
+            except ServiceError:  # read again and failing: not known there
                 indexes[folder] = None
         index = indexes[folder]
         if index is not None and tid in index.by_key.get(key, ()):

@@ -15,7 +15,7 @@ from anyio.abc import ObjectReceiveStream
 
 from .. import unsent
 from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
-from ..graph import Exported, Imported, ImportSessionPool
+from ..graph import Exported, Imported, ImportSessionPool, Item, gone
 from ..graph.archive import LOOP, REFUSED
 from ..plan import encoded_size
 from ..survey import MailboxSide
@@ -264,11 +264,9 @@ class Stages:
         current change key read just before; None when the copy is no longer there."""
         assert e.update is not None and e.data is not None
         folder_id, target_id = e.update
-        dst = self.pool.client
         for attempt in range(2):
-            try:
-                current = await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
-            except NotFound:
+            current = await self._copy_now(folder_id, target_id)
+            if current is None:
                 return None
             try:
                 return await self.pool.import_item(
@@ -283,6 +281,21 @@ class Stages:
                     raise
                 self.log.info("item.update_conflict", item=e.item.id, status=exc.status)
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    async def _copy_now(self, folder_id: str, target_id: str) -> Item | None:
+        """The copy to update as it is now; None once it answers 404 ``gone.TRIES`` times
+        in a row: one transient 404 (a replica behind, the emulator's ``not_found``) took a
+        copy that is there for deleted in the target, and the item was copied again beside
+        it (duplicated, its old copy stale)."""
+        dst = self.pool.client
+        for n in range(gone.TRIES):
+            try:
+                return await dst.get_item(self.pool.mailbox_id, folder_id, target_id)
+            except NotFound:
+                if n == gone.TRIES - 1:
+                    return None
+                self.log.info("item.copy_404_again", item=target_id, tries=n + 1)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _timed_import(self, folder_id: str, data: Any) -> Imported:
         """Import, and tell the byte budget how long it took and whether the mailbox's pacer
