@@ -157,10 +157,9 @@ async def test_a_budget_followed_down_cuts_export_parts_as_the_configured_one_do
     shares = [ByteShares(b, min_part=0) for _ in range(10)]
     for s in shares:
         await s.take(1, 1)  # ten pairs hold some: a configured share of 10 MB each (1.6 held)
-    # parts of the whole configured share, 10 MiB (of the 1.6 MB held: 2 items a part)
-    assert shares[0].split(list(range(20)), [700_000] * 20) == [
-        list(range(14)),
-        list(range(14, 20)),
+    assert shares[0].split(list(range(20)), [400_000] * 20) == [
+        list(range(13)),
+        list(range(13, 20)),
     ]
     for s in shares:
         await s.release_all()
@@ -181,7 +180,7 @@ async def test_the_first_pairs_to_ask_cut_their_parts_for_every_pair_the_job_run
     sizes = [900_000, 900_000, 900_000] + [100_000] * 17  # 4.4 MB
     parts = first.split(list(range(20)), sizes)
     assert len(parts) > 1
-    assert all(sum(sizes[i] for i in part) <= 256 * MB / 100 for part in parts)  # a share
+    assert all(sum(sizes[i] for i in part) <= 256 * MB / 100 / 2 for part in parts)
     assert [i for part in parts for i in part] == list(range(20))  # the order kept
     b.expected = 0  # the pairs it runs at once not known: the holders so far, as before
     assert first.split(list(range(20)), sizes) == [list(range(20))]

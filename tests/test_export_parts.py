@@ -1,6 +1,6 @@
 """Export parts when many pairs share the byte budget (issue 26): a folder's items are cut
-in parts of the pair's share (at most 20) over the folder's pages, packed while the share
-sets their size, and joined into batches of at most 20 an exporter cuts in no more
+in parts of half the pair's share (at most 20) over the folder's pages, packed while the
+share sets their size, and joined into batches of at most 20 an exporter cuts in no more
 parts; not batch of 20 by batch of 20 cut in order, each batch's tail a part, an export
 request, of its own."""
 
@@ -39,10 +39,9 @@ def emu_config() -> dict[str, Any]:
 async def test_a_folders_items_go_in_as_few_export_requests_as_its_parts_bytes_need(
     emu: Any, tmp_path: Path
 ) -> None:
-    """One pair, 160 items in its Inbox, a 1 MB budget: parts of the pair's whole share,
-    1 MB (in halves of 512 kB, twice the requests). As many export requests as the items'
-    bytes need in such parts, and a few more where an item does not fit the room its part
-    has left; not a request more per batch of 20 for its tail."""
+    """One pair, 160 items in its Inbox, a 1 MB budget: parts of 512 kB. As many export
+    requests as the items' bytes need in such parts, and a few more where an item does not
+    fit the room its part has left; not a request more per batch of 20 for its tail."""
     limits = "bytes_in_flight_mb = 1\n"
     cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)], limits=limits))
     src = emu.state.require_mailbox(ADELE).snapshot()
@@ -51,8 +50,8 @@ async def test_a_folders_items_go_in_as_few_export_requests_as_its_parts_bytes_n
     await run_job(cfg)
     st = emu.state.stats
     exports = sum(n for (call, _), n in st.requests.items() if call == "exportItems")
-    # parts of at most 1 MB and 20 ids: at least this many, whatever the order
-    least = max(math.ceil(sum(sizes) / (1024 * 1024)), math.ceil(len(sizes) / 20))
+    # parts of at most 512 kB and 20 ids: at least this many, whatever the order
+    least = max(math.ceil(sum(sizes) / (512 * 1024)), math.ceil(len(sizes) / 20))
     assert least <= exports <= least + len(sizes) // 40
     dst = emu.state.require_mailbox(T_ADELE).snapshot()
     assert check_copy(src, dst, selected=_selected) == (0, 0, 0)
@@ -116,15 +115,13 @@ def _in_order(sizes: list[int], most: float, cap: int) -> list[list[int]]:
 def test_batches_joined_from_parts_are_cut_in_no_more_parts_by_an_exporter() -> None:
     """``plan.join_parts`` over ``plan.parts`` (seeded random sizes): batches of at most the
     count and listed bytes, every item once and in the packed order, and an exporter's cut
-    in order (``ByteShares.split``: by bytes) makes no more parts than were packed (a packed
-    part over the batches' bytes counted as the batches it travels in)."""
+    in order (``ByteShares.split``: by bytes) makes no more parts than were packed."""
     import random
 
     from copyengine.graph import Item
     from copyengine.pipeline.budget import ByteBudget
     from copyengine.pipeline.work import ByteShares
     from copyengine.plan import encoded_size, join_parts, parts
-    from copyengine.plan.items import batches
 
     rng = random.Random(26)
     for _ in range(200):
@@ -145,26 +142,19 @@ def test_batches_joined_from_parts_are_cut_in_no_more_parts_by_an_exporter() -> 
             assert len(b) <= cap
             assert len(b) == 1 or sum(it.size for it in b) <= max_bytes
         cut = [p for b in joined for p in shares.split(b, [encoded_size(it.size) for it in b])]
-        # a part over ``batch_bytes`` (whole shares of 400 MB over 200 pairs: 2 MB against
-        # 1.5) travels in batches of its own (``join_parts``): as many parts as they carry
-        carried = [b for p in packed for b in batches(p, cap, max_bytes)]
-        assert len(cut) <= len(carried)
+        assert len(cut) <= len(packed)
 
 
-def test_parts_are_packed_only_while_the_share_sets_their_size() -> None:
-    """256 MB over 200 pairs at once: parts of a whole share (1.28 MB, not halves of 640 kB:
-    a pair holds one at a time, ``fleet`` made 2,890 export requests for 20,000 items in
-    halves, 1,590 in whole shares), packed. Over 1,000 (``scale``): half a share is 128 kB,
-    parts are ``min_part`` (512 kB), more than half the share already, and cut in order
-    (packed fuller, peak RSS rose 15-20 MB to 290-293), as before."""
+def test_parts_are_packed_only_while_half_the_share_sets_their_size() -> None:
+    """256 MB over 200 pairs at once: parts of half a share (640 kB), packed. Over 1,000
+    (``scale``): half a share is 128 kB, parts are ``min_part`` (512 kB), more than the
+    share already, and cut in order (packed fuller, peak RSS rose 15-20 MB to 290-293)."""
     from copyengine.pipeline.budget import ByteBudget
     from copyengine.pipeline.work import MIN_PART, ByteShares
 
     shares = ByteShares(ByteBudget(256 * 1024 * 1024))
     shares.budget.expected = 200
-    assert shares.part_bytes() == 256 * 1024 * 1024 / 200 and shares.packs()
-    shares.budget.expected = 400  # half a share (320 kB) under ``min_part``: as before
-    assert shares.part_bytes() == MIN_PART and not shares.packs()
+    assert shares.part_bytes() == 256 * 1024 * 1024 / 200 / 2 and shares.packs()
     shares.budget.expected = 1000
     assert shares.part_bytes() == MIN_PART and not shares.packs()
 

@@ -132,7 +132,7 @@ class Producer:
     ) -> tuple[list[list[Item]], list[Item]]:
         """The batches of ``pending`` to hand on now, and the rest (kept for the next page:
         a page's tail joins the next page's items in one batch). Made of the parts the
-        exporters export (``plan.parts``: at most the pair's share of the byte budget,
+        exporters export (``plan.parts``: at most half the pair's share of the byte budget,
         ``ByteShares.part_bytes``), cut over the page (packed while the share sets their
         size, ``ByteShares.packs``), then joined, whole parts at a time, into batches of at
         most ``batch_items`` (``plan.join_parts``): an exporter cuts a batch in parts again,

@@ -172,10 +172,10 @@ class ByteShares:
         return self.budget.effective / max(1, self.budget.holders)
 
     def split(self, batch: list[T], sizes: list[int]) -> list[list[T]]:
-        """``batch`` in parts of at most ``part_bytes`` each (one item at least), in order.
-        The producer joined the batch from parts packed to that size (``plan.parts``,
-        ``plan.join_parts``): cut in order, it is cut in no more parts than that (more only
-        when more pairs share the budget now)."""
+        """``batch`` in parts of at most ``part_bytes`` each (one item at least), in order:
+        while one part is imported the next is exported. The producer joined the batch from
+        parts packed to that size (``plan.parts``, ``plan.join_parts``): cut in order, it is
+        cut in no more parts than that (more only when more pairs share the budget now)."""
         most = self.part_bytes()
         if sum(sizes) <= most:
             return [batch]
@@ -190,21 +190,11 @@ class ByteShares:
         return parts
 
     def part_bytes(self) -> float:
-        """The most bytes of one export part: the pair's fair share of the budget while half
-        of it is at least ``min_part`` (``packs``), else ``min_part``. Never in parts smaller
+        """The most bytes of one export part: half the pair's fair share of the budget,
+        while one part is imported the next is exported (a batch larger than the share
+        would wait for the whole previous one to be imported first). Never in parts smaller
         than ``min_part``: with thousands of pairs the share is a few kB, and an export
-        request per item costs both sides more CPU than the bytes it saves.
-
-        The whole share, not half of it: a pair holds at most its share (``take``), so a
-        part of the whole share is exported once the one before has been imported, where
-        halves overlapped an export with an import. The overlap saves one export's time per
-        part; a paced mailbox spends seconds on a share (its upload window's room comes back
-        at its pace, and the items of the part before wait for it), and the halves cost an
-        export request and an intents transaction more per half share (``fleet`` at 200
-        pairs: 2,890 ``exportItems`` for 20,000 items in halves, 1,590 in whole shares,
-        requests per item 1.225 against 1.16, the mailboxes at >= 95% of their ceiling as
-        many). At 250 pairs and more ``min_part`` sets the size and a pair held one part at
-        a time already (``fleet`` at 400 pairs: 95-98% of the mailboxes at their ceiling)."""
+        request per item costs both sides more CPU than the bytes it saves."""
         # parts are cut from the configured budget's share, not the part the job holds now:
         # a budget followed down must not make more export requests. Over the pairs the job
         # runs at once, not only those holding some so far: at the start the first pairs to
@@ -212,15 +202,14 @@ class ByteShares:
         # its large items exported first), and the pairs that asked a moment later waited
         # for it to come back at their mailboxes' upload pace (fleet at 100 pairs: 40 pairs
         # without a share until 2-8 s, the largest mailbox starting at 8.1 s instead of 2.7)
-        half = self._half_share()
-        return 2 * half if half >= self.min_part else self.min_part
+        return max(self._half_share(), self.min_part)
 
     def packs(self) -> bool:
-        """Whether parts are packed (``plan.parts``) or cut in order: packed when the pair's
-        share sets their size (half of it at least ``min_part``); in order when ``min_part``
-        does (many pairs): a part then holds more than half the share already, and packed
-        fuller it put more bytes in flight than the shares mean to (``scale``, 1,000 pairs:
-        peak RSS 290-293 MB against 271-274, the target under 300)."""
+        """Whether parts are packed (``plan.parts``) or cut in order: packed when half the
+        pair's share sets their size; in order when ``min_part`` does (many pairs): a part
+        then holds more than the share already, and packed fuller it put more bytes in
+        flight than the shares mean to (``scale``, 1,000 pairs: peak RSS 290-293 MB against
+        271-274, the target under 300)."""
         return self._half_share() >= self.min_part
 
     def _half_share(self) -> float:
