@@ -37,6 +37,9 @@ from .work import Exportable
 
 # An import's body is the export's data plus the folder id and a few JSON keys.
 BODY_OVERHEAD = 96
+# while the order does not change what is sent (``in_order``), the pool holds this many
+# times its capacity, the largest taken first: the smallest are left for the job's tail
+DEEP = 4
 
 
 def body_estimate(e: Exportable) -> int:
@@ -107,9 +110,16 @@ class ReadyItems:
             self._closed = True
             self._takers.wake_all()
 
+    def _full(self) -> bool:
+        """Whether the pool holds as many items as it may: ``capacity``, or ``DEEP`` times
+        that while the pacer says the order does not change what is sent (``in_order``)."""
+        n = len(self._items)
+        if n < self.capacity:
+            return False
+        return n >= self.capacity * DEEP or self._in_order is None or not self._in_order()
+
     async def put(self, e: Exportable) -> None:
-        items = self._items
-        while len(items) >= self.capacity:
+        while self._full():
             await self._putters.wait()
         self.add(Ready(e, body_estimate(e), self._clock()))
         self._takers.wake_one()
@@ -136,13 +146,23 @@ class ReadyItems:
         READY.set(r.since)
         return r.e
 
+    def _oldest_beside_kept(self) -> int:
+        """The oldest item but the smallest the pool holds beyond its ``capacity``: those
+        are kept for the pair's tail (``DEEP``)."""
+        items = self._items
+        kept = len(items) - self.capacity
+        by_size = sorted(range(len(items)), key=lambda i: (items[i].nbytes, -i))
+        small = set(by_size[:kept])
+        return next(i for i in range(len(items)) if i not in small)
+
     def choose(self) -> int:
         """The index in ``pool`` of the item an importer takes next."""
         items = self._items
         first = items[0]
         if len(items) == 1:
             return 0
-        if self._closed and self._in_order is not None and self._in_order():
+        in_order = self._in_order is not None and self._in_order()
+        if in_order and self._closed:
             # the order sends as much and every item is here: the largest first, whatever
             # the room and however long the oldest waited (nothing more comes to pass it:
             # the smallest are left for the tail; issue 26: taken oldest first once
@@ -153,6 +173,8 @@ class ReadyItems:
                     best, best_n = i, r.nbytes
             self._largest = best_n  # the bound made exact again
             return best
+        if in_order and len(items) > self.capacity:
+            return self._oldest_beside_kept()
         if self._clock() - first.since >= self._overdue:
             return 0
         room = self._room()
