@@ -110,16 +110,17 @@ class ReadyItems:
             self._closed = True
             self._takers.wake_all()
 
-    def _full(self) -> bool:
+    def full(self) -> bool:
         """Whether the pool holds as many items as it may: ``capacity``, or ``DEEP`` times
-        that while the pacer says the order does not change what is sent (``in_order``)."""
+        that while the pacer says the order does not change what is sent (``in_order``);
+        a model fills the pool with ``add`` while this is False."""
         n = len(self._items)
         if n < self.capacity:
             return False
         return n >= self.capacity * DEEP or self._in_order is None or not self._in_order()
 
     async def put(self, e: Exportable) -> None:
-        while self._full():
+        while self.full():
             await self._putters.wait()
         self.add(Ready(e, body_estimate(e), self._clock()))
         self._takers.wake_one()
