@@ -211,37 +211,39 @@ def test_a_mailbox_ends_on_its_smallest_bodies(background: float) -> None:
 
 
 def test_at_an_even_rate_the_pool_keeps_its_smallest_items_for_the_pair_s_tail() -> None:
-    """While the order sends as much (``in_order``) the pool takes more items than its
-    capacity (``DEEP`` times as many: ``full``, what ``put`` waits on) and keeps the smallest
-    of them: an importer takes the oldest of the others, and once every item is here, the
-    largest first, so the pair ends on the smallest. Before, the pool held its capacity
-    only, first in, first out, and a mailbox's last bodies were as large as any (issue 26,
-    ``stricter`` beside the other writer: 190-293 KB bodies one at a time at the job's
-    tail, 38-48 service s each)."""
+    """While the order sends as much (``in_order``) the pool holds one item more than its
+    capacity per item taken, up to ``DEEP`` times its capacity (``full``, what ``put`` waits
+    on), and keeps the smallest of what it holds beyond its capacity: an importer takes the
+    oldest of the others, and once every item is here, the largest first, so the pair ends
+    on the smallest. Before, the pool held its capacity only, and a mailbox's last bodies
+    were as large as any (issue 26, ``stricter`` beside the other writer: 190-293 KB bodies
+    one at a time at the job's tail, 38-52 service s each)."""
     pool = ReadyItems(4, lambda: 0.0, overdue_s=20.0, clock=lambda: 0.0, in_order=lambda: True)
     pool.producer()
-    for k, n in enumerate([50, 900, 10, 700, 20, 800, 30, 600]):
-        assert not pool.full()
-        pool.add(_item(k, n))
-    assert len(pool) == 8 and not pool.full()
-    # the 4 smallest (10, 20, 30, 50) are kept: the oldest of the others, 900
-    assert pool.choose() == 1
-    for n in (1000, 5):
-        pool.add(_item(n, n))
-    # kept: the 6, then the 5, smallest of what it holds beyond its capacity of 4
-    assert [pool.pool.pop(pool.choose()).nbytes for _ in range(2)] == [900, 700]
+    sizes = iter([50, 900, 10, 700, 20, 800, 30, 600, 1000, 5, 300, 40, 500, 1, 400])
+    held, taken = [], []
+    for k in range(5):
+        while not pool.full():
+            pool.add(_item(k, next(sizes)))
+        held.append(len(pool))
+        taken.append(pool.pool.pop(pool.choose()).nbytes)
+    assert held == [4, 5, 6, 7, 8]
+    assert taken == [50, 900, 700, 800, 600]  # 10, 20, 30, then 5 and 40, kept
     pool.done()  # every item here: the largest first
-    left = [pool.pool.pop(pool.choose()).nbytes for _ in range(8)]
-    assert left == [1000, 800, 600, 50, 30, 20, 10, 5]
+    assert [pool.pool.pop(pool.choose()).nbytes for _ in range(7)] == [1000, 300, 40, 30, 20, 10, 5]
     # the order telling (a budget as configured, or not cut): its capacity, as before
-    held = ReadyItems(4, lambda: 0.0, 20.0, lambda: 0.0, lambda: False)
+    held_back = ReadyItems(4, lambda: 0.0, 20.0, lambda: 0.0, lambda: False)
     for k in range(4):
-        held.add(_item(k, 10))
-    assert held.full()
+        held_back.add(_item(k, 10))
+    assert held_back.full()
+    # and never deeper than DEEP times its capacity
     deep = ReadyItems(4, lambda: 0.0, 20.0, lambda: 0.0, lambda: True)
-    for k in range(4 * DEEP):
-        deep.add(_item(k, 10))
-    assert deep.full()
+    for k in range(4 * DEEP * 2):
+        if not deep.full():
+            deep.add(_item(k, 10 + k))
+        deep.pool.pop(deep.choose())
+        deep.add(_item(k, 10 + k))
+    assert len(deep) == 4 * DEEP and deep.full()
 
 
 def _item(key: int, nbytes: int) -> Ready:
@@ -279,8 +281,7 @@ def test_beside_another_writer_the_job_s_tail_has_no_30_second_span(ratio: int) 
     against 87-90%)."""
     for seeds in (range(0, 8), range(8, 16)):
         runs = [
-            learn_model.run(ratio, 0.5, None, 250, seed, slots=6, realistic=True)
-            for seed in seeds
+            learn_model.run(ratio, 0.5, None, 250, seed, slots=6, realistic=True) for seed in seeds
         ]
         j = learn_model.job(runs)
         assert j.idle_after_s <= 30.0
