@@ -3,7 +3,8 @@ scenario): the pacer's own decisions (``pacing.step``) against the emulator's ow
 (``emulator.throttle.Throttle``, its other writer included), in simulated time, with no
 sockets and no engine.
 
-Four slots each take the item ``ReadyItems`` chooses from 16 ready (as the importers do)
+Four slots each take the item ``ReadyItems`` chooses from 16 ready, 4 per slot (as the
+importers do: ``stages.READY_PER_IMPORTER``; more while it holds them, ``ReadyItems.full``)
 and ask the step; the pacer is told the bytes not yet answered (``--unknown``: not told, so
 it bursts each window as before the upload window's shape, ``pacing.shape``); a request that may go is admitted or
 refused by the throttle the moment it goes and answered after the emulator's latency; a
@@ -42,10 +43,11 @@ from copyengine.pacing import learn, remember
 from copyengine.pacing.policy import MB, PacerLimits
 from copyengine.pacing.step import Budgets, Kind, step
 from copyengine.pipeline.ready import Ready, ReadyItems
+from copyengine.pipeline.stages import READY_PER_IMPORTER
 
 MAX_EVENTS = 2_000_000
 TIME_SCALE = 60.0
-READY = 16  # items ready to import per pair (``stages``: 4 per importer)
+READY_PER_SLOT = READY_PER_IMPORTER  # items ready to import per slot, as ``stages`` has them
 
 
 @dataclass
@@ -172,7 +174,7 @@ def _run(
 
     clock = [0.0]
     ready = ReadyItems(
-        READY,
+        READY_PER_SLOT * slots,
         lambda: b.upload_room(clock[0]),
         2 * w,
         clock=lambda: clock[0],
@@ -183,7 +185,7 @@ def _run(
 
     def take() -> int:
         """The next item, as an importer takes it (``ReadyItems.choose``)."""
-        while queue and len(ready.pool) < READY:
+        while queue and not ready.full():
             i = queue.pop(0)
             ready.add(Ready(i, bodies[i], clock[0]))  # type: ignore[arg-type]
             if not queue:

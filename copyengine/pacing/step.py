@@ -134,6 +134,13 @@ EVEN = learn.Aimd(cut=0.97, keep=0.97)  # a cut of a shaped budget: a small step
 # a cut upload budget is spent through a token bucket refilled at the budget in effect per
 # configured window, this share of that budget deep (and at least the body that asks)
 EVEN_DEPTH = 0.1
+# ... and in the mailbox's last window's worth of bytes (``Budgets.left`` at most the budget;
+# over the configured window, not one tried in its place) at this share of that rate: the window, full of our own bytes at the full rate, gave room
+# back only as what went a window before left it, so the wait for a large body then (up to
+# 1.1 s of 1.29 MB per 5 s for 293 KB) came back a window later as a span with nothing sent
+# whatever was ready, where the mailbox ends alone (issue 26, ``stricter`` beside the other
+# writer: 38-48 service s at the job's tail); kept room lets small bodies go through it
+TAIL_RATE = 0.9
 # an upload refusal with ours and its body at most this share of the budget over the short
 # window the Retry-Afters showed contradicts that window (``Budgets._under_shown``)
 UNDER = 0.5
@@ -385,8 +392,12 @@ class Budgets:
         lim = self.learned_uploads
         cap = max(1.0, lim.cap * self.limits.margin)
         budget, _ = lim.in_window()
-        depth = max(float(body_bytes), EVEN_DEPTH * max(1.0, budget * self.limits.margin))
-        return cap / lim.period, depth
+        last = max(1.0, budget * self.limits.margin)  # over the window it is kept over
+        depth = max(float(body_bytes), EVEN_DEPTH * last)
+        rate = cap / lim.period
+        if self.left is not None and self.left <= last and lim.window >= lim.period:
+            rate *= TAIL_RATE  # the mailbox's last window: room kept in it (``TAIL_RATE``)
+        return rate, depth
 
     def _even_wait(self, now: float, body_bytes: int, held: int) -> float:
         """Seconds until a body conforms to the bucket of a cut budget (0: no bucket)."""
