@@ -775,6 +775,44 @@ def test_a_short_window_stays_when_nothing_of_ours_is_in_the_configured_one() ->
     assert b.alone_window(20.0) == 1.0
 
 
+def test_a_body_refused_alone_is_held_then_goes_alone_until_the_service_shows_room_for_it() -> None:
+    """Issue 26: a body refused with nothing else of ours in the window the service showed
+    (ours older than it, in the configured one) says the room another writer leaves is
+    smaller; a body as large waits two of the service's windows (not the writer's
+    Retry-After), smaller ones go, then it goes alone, the room kept for it; once the service
+    lets as much of ours through, nothing is held."""
+    b = Budgets(PacerLimits(upload_bytes=100_000, upload_window=10.0, window_slack=0.0))
+    b.learned_uploads = replace(b.learned_uploads, cap=50_000.0, window=1.0, shown=1.0, cuts=1)
+    b.take(1000)
+    b.release(3.0, 1000)  # ours in the configured window, not in the service's
+    b.take(30_000)
+    b.release(8.0, 30_000)
+    b.throttled(8.0, "IncomingBytes", 0.05, 30_000)
+    assert b.unfit(8.0, 30_000) == (1, 0.0, 1.0)
+    held = step(b, 8.1, 40_000, 0, None)
+    assert (held.kind, held.binds) == (Kind.SLEEP, Limit.UPLOAD)
+    assert b.binding(8.1, 40_000, False)[0] == pytest.approx(1.9)
+    assert step(b, 8.1, 1000, 0, None).kind is Kind.GO  # smaller bodies go
+    b.take(1000)
+    b.release(9.5, 1000)
+    assert step(b, 10.0, 30_000, 0, 8.1).kind is Kind.RESERVE  # held over, kept alone
+    assert b.reserve(30_000, 8.1) == 50_000  # nothing of ours beside it
+    assert step(b, 10.0, 1000, 0, None).kind is not Kind.GO
+    assert step(b, 10.0, 30_000, 50_000, 8.1).wait == pytest.approx(0.5)  # ours leave
+    assert step(b, 10.5, 30_000, 50_000, 8.1).kind is Kind.GO
+    b.went(30_000, 8.1, 50_000)
+    b.take(30_000)
+    b.release(10.6, 30_000)
+    b.throttled(10.6, "IncomingBytes", 0.05, 30_000)
+    n, over, window = b.unfit(10.6, 30_000) or (0, 0.0, 0.0)
+    assert (n, window) == (2, 1.0) and over == pytest.approx(2.6)  # it cannot pass
+    b.take(35_000)  # the writer gone: the service lets as much through
+    b.release(12.0, 35_000)
+    b.answered(35_000, 12.0)
+    assert not b.alone
+    assert step(b, 13.5, 30_000, 0, None).kind is Kind.GO
+
+
 @pytest.mark.parametrize("ratio", [1, 2, 10])
 def test_beside_a_writer_on_its_own_clock_the_model_keeps_its_share(ratio: int) -> None:
     """The job beside the emulator's other writer as it writes now, on its own clock (half
