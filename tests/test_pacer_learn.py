@@ -36,6 +36,7 @@ from copyengine.pacing.learn import (
 from copyengine.pacing.proof import NOTHING, Evidence
 from copyengine.pacing.step import Budgets, Kind, Limit, step
 from tests.bursts import refused_burst
+from tests.one_mailbox import drive
 
 MB = 1024 * 1024
 FULL = Learned.of(1000)
@@ -1235,40 +1236,7 @@ def _beside_the_writer(seed: int) -> tuple[float, float]:
     b.throttled(0.7, "IncomingBytes", 4.3, 290_000)
     b.blocked_until = 0.7 + v.retry_after
     assert b.learned_uploads.cap == pytest.approx(1_090_000)
-    rnd = random.Random(seed)
-    now, body, since, kept, sent, refused = 0.7, 0, None, 0, 0, 0
-    through: list[tuple[float, int]] = []
-    for _ in range(100_000):
-        if now >= 50.0:
-            break
-        body = body or rnd.randint(20_000, 293_000)
-        d = step(b, now, body, kept, since)
-        if d.kind is Kind.RESERVE:
-            kept = b.reserve(body, since)
-            continue
-        if d.kind is not Kind.GO:
-            assert d.kind is Kind.SLEEP, d
-            if since is None:
-                since = now
-                b.queue(since, body)
-            now += d.wait
-            continue
-        b.went(body, since, kept)
-        kept = 0
-        b.take(body)
-        sent += 1
-        v = th.admit(now, "app", "m", body)
-        now += 0.01
-        b.release(now, body)
-        if v.reason is None:
-            th.release("app", "m")
-            b.answered(body, now)
-            through.append((now, body))
-            body, since = 0, None
-            continue
-        refused += 1
-        b.throttled(now, v.reason, v.retry_after, body)
-        b.blocked_from, b.blocked_until = now, now + v.retry_after
+    through, sent, refused = drive(b, th, random.Random(seed), 0.7, 50.0, (20_000, 293_000))
     assert svc.upload_bytes
     leaves = svc.upload_bytes * 0.5  # per 5 s
     went = sum(n for t, n in through if 20.0 <= t < 50.0) / 6
