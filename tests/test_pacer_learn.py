@@ -1024,6 +1024,25 @@ def test_a_configured_window_within_twenty_times_what_was_shown_is_taken() -> No
     assert lim.cap == pytest.approx(5000)
 
 
+@pytest.mark.parametrize("seed", [1, 5])
+def test_a_body_sleeping_on_the_window_believed_and_doubted_wakes_when_the_belief_is_undone(
+    seed: int,
+) -> None:
+    """Under the documented ``[limits]`` beside a writer taking 0.3 of the x60 service,
+    realistic bodies up to 1.7 MB (``learn_model --realistic``): the configured window
+    believed and doubted, a body that had its room kept lay down for the 176 s that window
+    asked; an answer 0.2 s later undid the belief (``Budgets._retest``), and the room kept
+    for the sleeper held every other body back until it woke: 10,536 and 11,246 service s
+    without an import, 26% and 25% of the real budget. A body waiting under a doubted
+    belief looks again within the window before (``Budgets.doubt_look``): 294 and 301 s,
+    70% and 83%."""
+    from benchmarks import learn_model
+
+    r = learn_model.run(60, 0.3, 300.0, 300, seed, realistic=True, largest=1_700_000)
+    assert r.idle_s < 1000, r.idle_s
+    assert r.share >= 0.6, r.share
+
+
 def test_under_the_documented_limits_beside_a_writer_the_model_keeps_its_share() -> None:
     """The job (8 mailboxes of 250 items) under Exchange's documented ``[limits]`` (150 MB
     per 300 s) against the emulator's x60 service (the same rate over a 5 s window) with
