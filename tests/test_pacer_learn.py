@@ -1024,6 +1024,26 @@ def test_a_configured_window_within_twenty_times_what_was_shown_is_taken() -> No
     assert lim.cap == pytest.approx(5000)
 
 
+def test_a_body_refused_waits_its_own_retry_after_past_a_shorter_max_retry_after() -> None:
+    """Cut-short seed 959 (``max_retry_after_s = 0.5`` against the x60 service's 5 s window,
+    a 200 KB budget): bodies of 246 and 361 KB were refused every 0.5 s, each told 5 s.
+    The mailbox is held 0.5 s as the operator asked; a body as large as one refused waits
+    until the service said room comes back for it (what its window holds leaves on time,
+    what comes in only adds), a smaller one does not."""
+    b = Budgets(PacerLimits(upload_bytes=150 * MB, upload_window=300.0, max_retry_after=0.5))
+    b.take(100_000)
+    b.release(1.0, 100_000)
+    b.answered(100_000, 1.0)
+    b.take(246_625)
+    b.release(1.1, 246_625)
+    b.throttled(1.1, "IncomingBytes", 5.0, 246_625)
+    b.blocked_from, b.blocked_until = 1.1, 1.6
+    assert b.binding(1.7, 300_000, False) == (pytest.approx(4.4), Limit.UPLOAD)
+    assert b.binding(1.7, 246_625, False)[0] == pytest.approx(4.4)
+    assert b.binding(1.7, 20_000, False)[0] <= 0
+    assert b.binding(6.2, 300_000, False)[0] <= 0  # its room is back
+
+
 @pytest.mark.parametrize("seed", [1, 5])
 def test_a_body_sleeping_on_the_window_believed_and_doubted_wakes_when_the_belief_is_undone(
     seed: int,
