@@ -1024,6 +1024,26 @@ def test_a_configured_window_within_twenty_times_what_was_shown_is_taken() -> No
     assert lim.cap == pytest.approx(5000)
 
 
+def test_a_body_is_not_alone_in_a_window_shown_shorter_than_a_retry_after_showed() -> None:
+    """``stricter`` at 1/2 beside the writer: the windows the writer's Retry-Afters show
+    (1 s) a fifth of the service's, which a refused burst's Retry-After showed (5 s). A 0.3
+    MB body refused with ours of 2 s before in the window was taken for alone, for one the
+    room the writer leaves cannot hold, and failed after two refusals over 2 s. Ours 2 s
+    before are in the window the longest Retry-After showed: not alone, nothing held."""
+    b = Budgets(PacerLimits(upload_bytes=150 * MB, upload_window=300.0))
+    b.learned_uploads = replace(
+        b.learned_uploads, cap=75 * MB, window=1.0, shown=1.0, longest_ask=4.9, cuts=1
+    )
+    b.take(200_000)
+    b.release(8.0, 200_000)
+    b.take(300_000)
+    b.release(10.0, 300_000)
+    b.throttled(10.0, "IncomingBytes", 0.2, 300_000)
+    assert b.unfit(10.0, 300_000) is None
+    assert not b.alone
+    assert b.binding(10.3, 300_000, False)[0] < 1.0  # not held for windows
+
+
 def test_a_body_refused_waits_its_own_retry_after_past_a_shorter_max_retry_after() -> None:
     """Cut-short seed 959 (``max_retry_after_s = 0.5`` against the x60 service's 5 s window,
     a 200 KB budget): bodies of 246 and 361 KB were refused every 0.5 s, each told 5 s.
