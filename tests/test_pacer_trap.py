@@ -6,8 +6,7 @@ cut to what had gone through over it 24 s into the job; and no way out (the leve
 may reach was under the cut, and a refused probe waited 600 s and more).
 
 Each test drives one mailbox's ``step.Budgets`` against the emulator's own throttle
-(``emulator.throttle``, its writer on its own clock), one body at a time as the step lets
-it (seeded sizes), with the refusal the trace showed put in at 24 s."""
+(``tests.one_mailbox``), with the refusal the trace showed put in at 24 s."""
 
 from __future__ import annotations
 
@@ -18,7 +17,8 @@ import pytest
 
 from copyengine.emulator.throttle import Background, Limits, Throttle
 from copyengine.pacing import PacerLimits
-from copyengine.pacing.step import DOUBTS, Budgets, Kind, step
+from copyengine.pacing.step import DOUBTS, Budgets
+from tests.one_mailbox import drive
 
 MB = 1024 * 1024
 
@@ -27,58 +27,13 @@ def _documented() -> Budgets:
     return Budgets(PacerLimits(upload_bytes=150 * MB, upload_window=300.0, window_slack=0.5))
 
 
-def _drive(
-    b: Budgets, th: Throttle, rnd: random.Random, start: float, end: float
-) -> tuple[list[tuple[float, int]], int, int]:
-    """Bodies of 20-300 KB (seeded) one at a time from ``start`` to ``end`` as the step lets
-    them, admitted or refused by ``th`` as they go: (what went through, when), sent,
-    refused."""
-    now, body, since, kept, sent, refused = start, 0, None, 0, 0, 0
-    through: list[tuple[float, int]] = []
-    for _ in range(200_000):
-        if now >= end:
-            break
-        body = body or rnd.randint(20_000, 300_000)
-        d = step(b, now, body, kept, since)
-        if d.kind is Kind.RESERVE:
-            kept = b.reserve(body, since)
-            continue
-        if d.kind is not Kind.GO:
-            assert d.kind is Kind.SLEEP, d
-            if since is None:
-                since = now
-                b.queue(since, body)
-            now += min(d.wait, end - now + 0.01)
-            continue
-        b.went(body, since, kept)
-        kept = 0
-        b.take(body)
-        sent += 1
-        v = th.admit(now, "app", "m", body)
-        now += 0.01
-        b.release(now, body)
-        if v.reason is None:
-            th.release("app", "m")
-            b.answered(body, now)
-            through.append((now, body))
-            body, since = 0, None
-            continue
-        refused += 1
-        since = None  # asked again afresh, as an importer does
-        b.throttled(now, v.reason, v.retry_after, body)
-        b.blocked_from, b.blocked_until = now, now + v.retry_after
-    if since is not None:
-        b.went(body, since, kept)  # the body waiting at the end gives up
-    return through, sent, refused
-
-
 def _start(seed: int) -> tuple[Budgets, Throttle, random.Random]:
     """24 s of the job beside the writer (half of the x60 service's 2.5 MB per 5 s)."""
     th = Throttle(Limits.profile("exchange-fast", 60.0, app_requests=None))
     th.background = Background(0.5)
     b = _documented()
     rnd = random.Random(seed)
-    _drive(b, th, rnd, 0.0, 24.0)
+    drive(b, th, rnd, 0.0, 24.0)
     return b, th, rnd
 
 
@@ -148,7 +103,7 @@ def test_a_mailbox_taken_for_the_configured_window_beside_a_writer_is_not_trappe
     no probe went: the level refused at was under it)."""
     b, th, rnd, now = _job(seed, 500_000)
     assert b.learned_uploads.window == 300.0  # believed
-    through, sent, refused = _drive(b, th, rnd, now, now + 90.0)
+    through, sent, refused = drive(b, th, rnd, now, now + 90.0)
     went = sum(n for t, n in through if now + 30.0 <= t < now + 90.0) / 12  # per 5 s
     assert went >= 0.6 * _leaves(), (went / _leaves(), b.learned_uploads)
     assert refused / sent < 0.05

@@ -264,6 +264,57 @@ async def test_a_body_larger_than_the_room_another_writer_leaves_fails_with_its_
         await pool.import_item("inbox", by_id[small].data)  # and the mailbox goes on
 
 
+# Exchange's documented upload limits (150 MB per 300 s) against the x300 service's 1 s window
+DOCUMENTED = dataclasses.replace(
+    TENFOLD, upload_bytes=150 * 1024 * 1024, upload_window=300.0, window_slack=0.02
+)
+
+
+@pytest.mark.anyio
+async def test_a_body_the_writer_leaves_no_room_for_fails_in_few_429s_beside_ours() -> None:
+    """Issue 26, the demo job under the documented ``[limits]`` beside another writer: with
+    our own bytes in the configured 300 s window (never "alone" there in a pair with work),
+    a body larger than the room the writer leaves was refused at each Retry-After (the
+    writer's next write taking the room its oldest left) until its 50 retries ran out, a
+    slot of its pair held the while. Now alone is over the window the service's answers
+    showed, the body is held between refusals, and it fails with the reason after two,
+    two of the service's windows apart; the mailbox goes on."""
+    cfg = base_config(profile="exchange-fast", time_scale=SCALE, background_upload=0.5)
+    async with running(cfg) as (server, ep, _), clients(ep, DOCUMENTED) as c:
+        src = (await c.src.resolve_mailbox(ADELE)).primary_id
+        dst = (await c.dst.resolve_mailbox(T_ADELE)).primary_id
+        items = server.emulator.require_mailbox(ADELE).items.values()
+        big = next(i.id for i in items if 220_000 < i.content.size < 340_000)
+        small = [i.id for i in items if 10_000 < i.content.size < 40_000][:19]
+        by_id = {e.item_id: e for e in await c.src.export_items(src, [big, *small])}
+        pool = ImportSessionPool(c.dst, dst)
+        await pool.get()
+
+        async def importer(k: int) -> None:  # a burst: the service's window shown
+            for n in range(k, len(small), 4):
+                data = by_id[small[n]].data
+                assert data is not None
+                await pool.import_item("inbox", data)
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for k in range(4):
+                    tg.start_soon(importer, k)
+        before = server.emulator.stats.throttled_by_mailbox[dst]
+        data = by_id[big].data
+        assert data is not None
+        t0 = time.monotonic()
+        with anyio.fail_after(30), pytest.raises(ItemFailed) as info:
+            await pool.import_item("inbox", data)
+        assert time.monotonic() - t0 >= 2 * WINDOW
+        assert "another app writing to the mailbox leaves less room" in info.value.message
+        refused = server.emulator.stats.throttled_by_mailbox[dst] - before
+        assert refused <= 4, refused  # its refusals, and those of ours in the window then
+        small_data = by_id[small[0]].data
+        assert small_data is not None
+        await pool.import_item("inbox", small_data)  # and the mailbox goes on
+
+
 @pytest.mark.parametrize(("ratio", "share"), [(2, 0.0), (10, 0.0), (60, 0.0), (1, 0.5), (10, 0.5)])
 def test_the_first_window_is_idle_for_a_client_that_sends_it_evenly_at_the_configured_rate(
     ratio: int, share: float

@@ -44,6 +44,7 @@ from ..errors import (
 from ..network import Proxy, Route, no_connection
 from ..pacing.pacer import CONCURRENCY_REASON, MailboxPacer
 from ..pacing.policy import RetriesExhausted, RetryPolicy, may_resend, parse_retry_after
+from ..pacing.step import UNFIT_REFUSALS, UNFIT_WINDOWS
 from ..secrets import redact
 
 log = structlog.get_logger("copyengine.graph")
@@ -64,36 +65,30 @@ class Timeouts:
 
 
 INCOMING_BYTES_REASON = "IncomingBytes"
-# A body refused for ``IncomingBytes`` this many times in a row while nothing else of ours
-# was in its mailbox's upload window, over at least this many of the service's windows,
-# cannot pass: another writer leaves less room than it needs (Exchange counts every app's
-# uploads to a mailbox together). The item fails with that reason, to be tried again on the
-# next pass, instead of holding its pair at 0 MB/s for good.
-UNFIT_REFUSALS = 5
-UNFIT_WINDOWS = 2.0
 
 
-def _unfit(
-    call: Call, pacer: MailboxPacer, seen: tuple[int, float], size: int
-) -> tuple[int, float]:
-    """``seen`` (refusals of the body alone in its window, since when) after one more
-    ``IncomingBytes`` 429; raises ``ItemFailed`` once the body cannot pass."""
-    alone = pacer.refused_alone()
-    if alone is None:
-        return (0, 0.0)
-    window, now = alone
-    n, since = seen[0] + 1, seen[1] if seen[0] else now
-    if n >= UNFIT_REFUSALS and now - since >= UNFIT_WINDOWS * window:
+def _unfit(call: Call, pacer: MailboxPacer, size: int) -> None:
+    """After one more ``IncomingBytes`` 429 of a body: raises ``ItemFailed`` once the body
+    cannot pass, the service having refused it (or one no larger) ``UNFIT_REFUSALS`` times
+    over ``UNFIT_WINDOWS`` of its windows while nothing else of ours was in its upload
+    window: another writer leaves less room than it needs (Exchange counts every app's
+    uploads to a mailbox together). The item fails with that reason, to be tried again on
+    the next pass, instead of holding its pair's slot (the pacer holds such a body between
+    the refusals: ``Budgets.alone``)."""
+    seen = pacer.refused_alone(size)
+    if seen is None:
+        return
+    n, over, window = seen
+    if n >= UNFIT_REFUSALS and over >= UNFIT_WINDOWS * window:
         raise ItemFailed(
             f"the service refused this item's {size / 2**20:,.1f} MB import {n} times over "
-            f"{now - since:,.0f} s for IncomingBytes while nothing else of ours was in the "
+            f"{over:,.0f} s for IncomingBytes while nothing else of ours was in the "
             "mailbox's upload window: another app writing to the mailbox leaves less room "
             "than the item needs; it is tried again on the next pass",
             status=429,
             code=INCOMING_BYTES_REASON,
             call=call.name,
         )
-    return (n, since)
 
 
 def _reason_of(message: str) -> str:
@@ -276,7 +271,6 @@ class Transport:
             size = sum(len(p) for p in call.parts)
         else:
             size = len(body) if body is not None and call.method != "GET" else 0
-        unfit: tuple[int, float] = (0, 0.0)  # refusals of the body alone, since when
         for _ in range(1000):
             try:
                 return await self._once(call, body, size)
@@ -290,7 +284,7 @@ class Transport:
                         await call.pacer.wait_for_release()
                         continue
                     if exc.reason == INCOMING_BYTES_REASON:
-                        unfit = _unfit(call, call.pacer, unfit, size)
+                        _unfit(call, call.pacer, size)
                     # The pacer now holds the whole mailbox until Retry-After.
                     policy = self._next(policy, cause, exc)
                     continue

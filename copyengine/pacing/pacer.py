@@ -234,12 +234,10 @@ class MailboxPacer:
             b.blocked_from = now
         b.blocked_until = max(b.blocked_until, now + wait)
 
-    def refused_alone(self) -> tuple[float, float] | None:
-        """After an ``IncomingBytes`` 429: (``Budgets.alone_window`` now, now); None when
-        our own bytes share the window."""
-        now = self._clock()
-        window = self.budgets.alone_window(now)
-        return None if window is None else (window, now)
+    def refused_alone(self, body_bytes: int) -> tuple[int, float, float] | None:
+        """After an ``IncomingBytes`` 429 of ``body_bytes``: ``Budgets.unfit`` now (None
+        when our own bytes shared the service's window)."""
+        return self.budgets.unfit(self._clock(), body_bytes)
 
     async def wait_for_release(self, at_least: float = 0.0, at_most: float = 5.0) -> None:
         """After a MailboxConcurrency 429: wait until one of our own calls to this mailbox
