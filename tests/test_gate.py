@@ -191,3 +191,74 @@ async def test_a_held_pair_waiting_on_its_budget_stops_at_once_and_sends_nothing
             await anyio.sleep(1.5)
             assert len(adele.items) == frozen
             tg.cancel_scope.cancel()
+
+
+async def test_running_pairs_cost_the_loop_nothing_per_tick_until_one_is_held() -> None:
+    """Issue 26: a running pair's watch was a task woken at every refresh of the gate, each
+    with its own timeout timer (two loop handles per pair per tick, 0.5 per item in a
+    200-pair ``fleet``); the ticker now looks for the holds itself and wakes the one held."""
+    import asyncio
+    from collections import defaultdict
+    from types import SimpleNamespace
+    from unittest.mock import Mock
+
+    from copyengine.pipeline.admit import Admission
+    from copyengine.pipeline.gate import Ticker
+    from copyengine.pipeline.stop import StopFlag
+
+    n = 40
+    gate = ManualGate()
+    ticker = Ticker(gate, poll=0.005)
+    stats = SimpleNamespace(pairs=defaultdict(Mock))
+    adm = Admission(gate, PassKind.FIRST, StopFlag(), stats, PrioritySlots(n), ticker, 0.2)
+    adm.waits = False  # a held pair ends its run here (no wait for the hold to lift)
+    pairs = [SimpleNamespace(key=f"p{i}", source=f"s{i}", priority=0) for i in range(n)]
+    started = 0
+    drained: list[str] = []
+
+    async def copy(p: Any, own: Any) -> None:
+        nonlocal started
+        started += 1
+        try:
+            await anyio.sleep_forever()  # until its watch cuts it short
+        finally:
+            if own.draining:
+                drained.append(p.key)
+
+    loop = asyncio.get_running_loop()
+    handles = 0
+    real_soon, real_at = loop.call_soon, loop.call_at
+
+    def call_soon(*a: Any, **kw: Any) -> Any:
+        nonlocal handles
+        handles += 1
+        return real_soon(*a, **kw)
+
+    def call_at(*a: Any, **kw: Any) -> Any:
+        nonlocal handles
+        handles += 1
+        return real_at(*a, **kw)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(ticker.run)
+        for p in pairs:
+            tg.start_soon(adm.run, p, lambda own, p=p: copy(p, own))
+        await _until(lambda: started == n, 30)
+        loop.call_soon, loop.call_at = call_soon, call_at  # type: ignore[method-assign]
+        try:
+            first = gate.refreshes
+            await _until(lambda: gate.refreshes >= first + 20, 30)
+            ticks = gate.refreshes - first
+            per_tick = handles / ticks
+        finally:
+            del loop.call_soon, loop.call_at
+        gate.held["s3"] = SUSPENDED
+        await _until(lambda: drained == ["p3"], 30)
+        assert drained == ["p3"], per_tick  # the held one, found by the ticker, and no other
+        for p in pairs:
+            gate.held[p.source] = SUSPENDED
+        await _until(lambda: len(drained) == n, 30)
+        tg.cancel_scope.cancel()
+    # the ticker's own sleep and refresh: a few; a watch per pair woken each tick made
+    # two handles per pair at least (its timeout timer, its task's step)
+    assert per_tick < n / 4, per_tick

@@ -6,6 +6,7 @@ reported ``suspended``, exit 8, and ``copyengine resume`` + a new run continues 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -110,14 +111,30 @@ class Admission:
         not sent); once only parked requests are left (``PARKED_S``), or past the drain's
         deadline, cut it short (what was in flight is settled by its continuation or the
         next run)."""
-        while not own.draining:
-            with anyio.move_on_after(2 * self.ticker.poll):
-                await self.ticker.next()
-            hold = self.gate.hold(p, self.kind)
-            if hold is not None and not own.draining:
-                log.warning("pair.holding", pair=p.key, hold=hold.kind.value, why=hold.text)
-                own.drain(hold)
-                waits.drain()
+        # the ticker looks after each refresh (``Ticker.checking``) and wakes this task only
+        # for a hold or a drain: a task per pair woken every tick cost more than it found
+        loop = asyncio.get_running_loop()
+        due: asyncio.Future[None] = loop.create_future()
+
+        def check() -> None:
+            if due.done():
+                return
+            try:
+                found = own.draining or self.gate.hold(p, self.kind) is not None
+            except Exception:  # raised again below, in this pair's own task
+                found = True
+            if found:
+                due.set_result(None)
+
+        with self.ticker.checking(check):
+            while not own.draining:
+                await due
+                due = loop.create_future()
+                hold = self.gate.hold(p, self.kind)
+                if hold is not None and not own.draining:
+                    log.warning("pair.holding", pair=p.key, hold=hold.kind.value, why=hold.text)
+                    own.drain(hold)
+                    waits.drain()
         if not own.held:
             return  # the job's drain: the job's own watch cuts it short
         if await drained(waits, self.drain_timeout_s, PARKED_S) is Cut.PARKED:
