@@ -230,6 +230,13 @@ class Activity:
             self.taken_s += taken
             self._varied = False
 
+    def settled(self) -> None:
+        """The outcome of the request that ended the last spell is told: what the spell
+        found in the window is no longer needed (``refused`` recounts the spell with it).
+        An idle mailbox keeps none of it (a thousand pairs' windows, ``scale``)."""
+        if self.demand == 0 and self._old:
+            self._old = []
+
     def refused(self, amount: int) -> None:
         """``amount``, counted as sent, was refused (an upload answered 429 for the bytes
         it would have added): the service took none of it, so the spell did not send it.
@@ -435,6 +442,8 @@ class MailboxAccount:
         self.proofs["requests"].accepted(sent, answered, 1)
         if body_bytes:
             self.proofs["upload"].accepted(sent, answered, body_bytes)
+        self.activity.settled()
+        self.upload_activity.settled()
 
     def leave(self, now: float, body_bytes: int) -> None:
         """It is done with the pacer (answered, or given up while it waited)."""
@@ -472,6 +481,8 @@ class MailboxAccount:
             self.proofs["upload"].refused(sent, answered, body_bytes, ask)
         if reason == REQUEST_RATE:
             self.proofs["requests"].refused(sent, answered, 1, ask)
+        self.activity.settled()
+        self.upload_activity.settled()
 
     def budget_changed(
         self, now: float, requests: Learned, uploads: Learned, in_flight: Learned
