@@ -23,7 +23,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-TARGET = "bench-target-app"
+# the target app's id in each pacer's key (``CE_PT_TARGET``: another job's, such as the
+# demo job's target app)
+TARGET = os.environ.get("CE_PT_TARGET", "bench-target-app")
 
 
 class _entered:

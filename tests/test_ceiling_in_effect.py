@@ -160,3 +160,32 @@ async def test_a_run_the_service_gives_the_configured_limits_reads_the_same_eith
     for p in stats.as_dict()["pairs"]:
         assert p["ceiling_pct"] is not None and p["ceiling_pct"] == p["limit_pct"], p
         assert p["budget_in_effect"] == {}
+
+
+@pytest.mark.parametrize("closed", [False, True])
+def test_bodies_the_service_refused_are_not_counted_as_sent(closed: bool) -> None:
+    """Issue 26, the demo job beside another writer: a body too large for the room the
+    writer left, refused again and again, was counted as sent at each try (145 MB where
+    44 MB went through), and a mailbox that sent a tenth of its room read 100% of its
+    ceiling. A spell of 40 s under 1,000 per 10 s that got 100 through and a body of 900
+    refused four times (each try counted when sent, taken back at its 429): 100 sent, the
+    shortest time 0 s, 0% of the ceiling; counted, 3,700 in 40 s read 100%. ``closed``:
+    the last refusal ends the spell (its try the only request left), and the spell already
+    in the totals is counted again."""
+    w = SlidingWindow(1000, 10.0)
+    act = Activity(w, 1000, 10.0)
+    act.enter(0.0)
+    act.sent(0.0, 100)
+    w.record(0.05, 100)
+    for k in range(4):
+        t = 10.0 * (k + 1)
+        act.sent(t, 900)
+        if closed and k == 3:
+            act.leave(t + 0.05)
+        act.refused(900)
+    if not closed:
+        act.leave(40.5)
+    _, best, taken = act.totals(41.0)
+    assert taken == pytest.approx(40.0)
+    assert best / taken < 0.05
+    assert act.limit_totals()[0] / taken < 0.05

@@ -178,3 +178,38 @@ async def test_export_parts_are_never_smaller_than_the_floor() -> None:
     assert shares[1].split([0, 1], [300, 300]) == [[0, 1]]  # within the floor: one request
     for s in shares:
         await s.release_all()
+
+
+async def test_readiness_is_not_told_where_the_pool_held_an_exporter_back() -> None:
+    """When an item was ready (``READY``, read by the pacer's account as a bound: no client
+    sends a body before it has it) is told only where the pool did not hold an exporter
+    back: the data was in hand, the mailbox's own pace held it. Issue 26, the demo job
+    beside the writer: a pool kept full by a slow mailbox told each body ready just before
+    it went, and the account excused every spell up to its last send (91-93% of the
+    ceiling; 64-78% without the bound)."""
+    from copyengine.readiness import READY
+
+    clock = [0.0]
+    pool = ReadyItems(2, lambda: 1e9, overdue_s=100.0, clock=lambda: clock[0])
+    pool.producer()
+    await pool.put(_item("a", 500))
+    clock[0] = 1.0
+    assert _name(await _get(pool)) == "a"
+    assert READY.get() == 0.0  # not held back: when it entered the pool
+    await pool.put(_item("b", 500))
+    await pool.put(_item("c", 500))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(pool.put, _item("d", 500))  # the pool is full: it waits
+        await anyio.wait_all_tasks_blocked()
+        assert _name(await _get(pool)) == "b"
+        assert READY.get() is None  # an exporter was held back: not told
+    assert _name(await _get(pool)) == "c"
+    assert READY.get() == 1.0  # nobody waits now, and c did not
+    assert _name(await _get(pool)) == "d"
+    assert READY.get() is None  # d waited for room itself
+
+
+async def _get(pool: ReadyItems) -> Exportable:
+    e = await pool.get()
+    assert e is not None
+    return e

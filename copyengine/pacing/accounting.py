@@ -101,6 +101,7 @@ class Activity:
         "_at",
         "_busy",
         "_busy_at_last",
+        "_closed",
         "_means_at_last",
         "_old",
         "_old_total",
@@ -155,6 +156,9 @@ class Activity:
         self._at = 0.0
         self._sums = (0.0, 0.0, 0.0)
         self._means_at_last: tuple[float, float, float] | None = None
+        # the last spell ended: (shortest, taken, shortest under the configured budget) as
+        # added to the totals, until the next begins (``refused`` may still correct it)
+        self._closed: tuple[float, float, float] | None = None
 
     def follow(self, now: float, amount: float, seconds: float, slots: int) -> None:
         """The pacer allows itself ``amount`` in any ``seconds`` and ``slots`` requests in
@@ -181,6 +185,7 @@ class Activity:
     def enter(self, now: float) -> None:
         if self.demand == 0:
             self.since = now
+            self._closed = None
             self._sent = 0
             self._ready = now
             self._busy = self._busy_at_last = 0.0
@@ -219,12 +224,40 @@ class Activity:
         self.demand -= 1
         if self.demand == 0:
             self.active_s += now - self.since
-            best, taken, best_limit = self._spell()
+            best, taken, best_limit = self._closed = self._spell()
             self.best_s += best
             self.best_limit_s += best_limit
             self.taken_s += taken
-            self._old = []
             self._varied = False
+
+    def settled(self) -> None:
+        """The outcome of the request that ended the last spell is told: what the spell
+        found in the window is no longer needed (``refused`` recounts the spell with it).
+        An idle mailbox keeps none of it (a thousand pairs' windows, ``scale``)."""
+        if self.demand == 0 and self._old:
+            self._old = []
+
+    def refused(self, amount: int) -> None:
+        """``amount``, counted as sent, was refused (an upload answered 429 for the bytes
+        it would have added): the service took none of it, so the spell did not send it.
+        Counted, a body too large for the room another writer left, refused again and
+        again, made a mailbox that sent a tenth of its room read 100% of its ceiling (the
+        demo job beside the writer: 145 MB counted where 44 MB went)."""
+        if amount <= 0 or self._sent <= 0:
+            return
+        amount = min(amount, self._sent)
+        closed = self._closed if self.demand == 0 else None
+        self._sent -= amount
+        if amount in self._tail:  # the latest send of that amount: it
+            tail = list(self._tail)
+            del tail[len(tail) - 1 - tail[::-1].index(amount)]
+            self._tail.clear()
+            self._tail.extend(tail)
+        if closed is not None:  # the spell it ended is in the totals: counted again
+            best, taken, best_limit = self._closed = self._spell()
+            self.best_s += best - closed[0]
+            self.best_limit_s += best_limit - closed[2]
+            self.taken_s += taken - closed[1]
 
     def spell_budget(self) -> tuple[float, float, float]:
         """(amount, seconds, slots) the current (or last) spell is measured against: the
@@ -409,6 +442,8 @@ class MailboxAccount:
         self.proofs["requests"].accepted(sent, answered, 1)
         if body_bytes:
             self.proofs["upload"].accepted(sent, answered, body_bytes)
+        self.activity.settled()
+        self.upload_activity.settled()
 
     def leave(self, now: float, body_bytes: int) -> None:
         """It is done with the pacer (answered, or given up while it waited)."""
@@ -440,10 +475,14 @@ class MailboxAccount:
             return
         sent, answered, _ = just
         ask = retry_after or 0.0
+        if body_bytes:  # a 429 takes no bytes in, whatever it names
+            self.upload_activity.refused(body_bytes)
         if body_bytes and reason == INCOMING_BYTES:
             self.proofs["upload"].refused(sent, answered, body_bytes, ask)
         if reason == REQUEST_RATE:
             self.proofs["requests"].refused(sent, answered, 1, ask)
+        self.activity.settled()
+        self.upload_activity.settled()
 
     def budget_changed(
         self, now: float, requests: Learned, uploads: Learned, in_flight: Learned
