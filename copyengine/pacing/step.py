@@ -135,9 +135,10 @@ EVEN = learn.Aimd(cut=0.97, keep=0.97)  # a cut of a shaped budget: a small step
 # configured window, this share of that budget deep (and at least the body that asks)
 EVEN_DEPTH = 0.1
 # ... and in the mailbox's last window's worth of bytes (``Budgets.left`` at most the budget;
-# over the configured window, not one tried in its place) at this share of that rate: the window, full of our own bytes at the full rate, gave room
-# back only as what went a window before left it, so the wait for a large body then (up to
-# 1.1 s of 1.29 MB per 5 s for 293 KB) came back a window later as a span with nothing sent
+# over the configured window, not one tried in its place) at this share of that rate: the
+# window, full of our own bytes at the full rate, gave room back only as what went a window
+# before left it, so the wait for a large body then (up to 1.1 s of 1.29 MB per 5 s for
+# 293 KB) came back a window later as a span with nothing sent
 # whatever was ready, where the mailbox ends alone (issue 26, ``stricter`` beside the other
 # writer: 38-48 service s at the job's tail); kept room lets small bodies go through it
 TAIL_RATE = 0.9
