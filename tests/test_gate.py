@@ -210,7 +210,7 @@ async def test_running_pairs_cost_the_loop_nothing_per_tick_until_one_is_held() 
     gate = ManualGate()
     ticker = Ticker(gate, poll=0.005)
     stats = SimpleNamespace(pairs=defaultdict(Mock))
-    adm = Admission(gate, PassKind.FIRST, StopFlag(), stats, PrioritySlots(n), ticker, 0.2)
+    adm = Admission(gate, PassKind.FIRST, StopFlag(), stats, PrioritySlots(n), ticker, 0.2)  # type: ignore[arg-type]
     adm.waits = False  # a held pair ends its run here (no wait for the hold to lift)
     pairs = [SimpleNamespace(key=f"p{i}", source=f"s{i}", priority=0) for i in range(n)]
     started = 0
@@ -242,9 +242,9 @@ async def test_running_pairs_cost_the_loop_nothing_per_tick_until_one_is_held() 
     async with anyio.create_task_group() as tg:
         tg.start_soon(ticker.run)
         for p in pairs:
-            tg.start_soon(adm.run, p, lambda own, p=p: copy(p, own))
+            tg.start_soon(adm.run, p, lambda own, p=p: copy(p, own))  # type: ignore[arg-type]
         await _until(lambda: started == n, 30)
-        loop.call_soon, loop.call_at = call_soon, call_at  # type: ignore[method-assign]
+        loop.call_soon, loop.call_at = call_soon, call_at  # type: ignore[method-assign,assignment]
         try:
             first = gate.refreshes
             await _until(lambda: gate.refreshes >= first + 20, 30)
