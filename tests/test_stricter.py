@@ -236,6 +236,23 @@ def test_another_writer_in_a_mailbox_the_job_does_not_emulate_is_refused_at_load
     assert not (tmp_path / ".copyengine").exists()  # nothing written
 
 
+async def _big_and_small(
+    server: Any, c: Any, n: int
+) -> tuple[str, list[str], dict[str, Any], ImportSessionPool, str]:
+    """adele's item whose body is 1.2-1.9 times the room a half writer leaves (~1.47 bytes
+    of body per byte of item) and ``n`` small ones, exported; an import session to her
+    target mailbox: (big, small, exports by id, the pool, the target's id)."""
+    src = (await c.src.resolve_mailbox(ADELE)).primary_id
+    dst = (await c.dst.resolve_mailbox(T_ADELE)).primary_id
+    items = server.emulator.require_mailbox(ADELE).items.values()
+    big = next(i.id for i in items if 220_000 < i.content.size < 340_000)
+    small = [i.id for i in items if 10_000 < i.content.size < 40_000][:n]
+    by_id = {e.item_id: e for e in await c.src.export_items(src, [big, *small])}
+    pool = ImportSessionPool(c.dst, dst)
+    await pool.get()
+    return big, small, by_id, pool, dst
+
+
 @pytest.mark.anyio
 async def test_a_body_larger_than_the_room_another_writer_leaves_fails_with_its_reason() -> None:
     """Review, issue 26: with another writer taking half of the upload budget, an item whose
@@ -244,15 +261,7 @@ async def test_a_body_larger_than_the_room_another_writer_leaves_fails_with_its_
     of refusals over a few of the service's windows, and the mailbox goes on."""
     cfg = base_config(profile="exchange-fast", time_scale=SCALE, background_upload=0.5)
     async with running(cfg) as (server, ep, _), clients(ep, TENFOLD) as c:
-        src = (await c.src.resolve_mailbox(ADELE)).primary_id
-        dst = (await c.dst.resolve_mailbox(T_ADELE)).primary_id
-        items = server.emulator.require_mailbox(ADELE).items.values()
-        # a body of 1.2-1.9 times the room left (~1.47 bytes of body per byte of item)
-        big = next(i.id for i in items if 220_000 < i.content.size < 340_000)
-        small = next(i.id for i in items if 10_000 < i.content.size < 40_000)
-        by_id = {e.item_id: e for e in await c.src.export_items(src, [big, small])}
-        pool = ImportSessionPool(c.dst, dst)
-        await pool.get()
+        big, [small], by_id, pool, _ = await _big_and_small(server, c, 1)
         assert by_id[small].data is not None and by_id[big].data is not None
         await pool.import_item("inbox", by_id[small].data)
         t0 = time.monotonic()
@@ -281,14 +290,7 @@ async def test_a_body_the_writer_leaves_no_room_for_fails_in_few_429s_beside_our
     two of the service's windows apart; the mailbox goes on."""
     cfg = base_config(profile="exchange-fast", time_scale=SCALE, background_upload=0.5)
     async with running(cfg) as (server, ep, _), clients(ep, DOCUMENTED) as c:
-        src = (await c.src.resolve_mailbox(ADELE)).primary_id
-        dst = (await c.dst.resolve_mailbox(T_ADELE)).primary_id
-        items = server.emulator.require_mailbox(ADELE).items.values()
-        big = next(i.id for i in items if 220_000 < i.content.size < 340_000)
-        small = [i.id for i in items if 10_000 < i.content.size < 40_000][:19]
-        by_id = {e.item_id: e for e in await c.src.export_items(src, [big, *small])}
-        pool = ImportSessionPool(c.dst, dst)
-        await pool.get()
+        big, small, by_id, pool, dst = await _big_and_small(server, c, 19)
 
         async def importer(k: int) -> None:  # a burst: the service's window shown
             for n in range(k, len(small), 4):
