@@ -129,7 +129,9 @@ async def test_churn_at_rate_0_is_off(emu: Any) -> None:
     assert emu.state.require_mailbox(ADELE).snapshot() == before
     # off when nothing churns, with or without mailboxes; below 0 still refused
     assert (await emu.src.control("PUT", "/churn", {"rate": 0})).status == 200
-    assert (await emu.src.control("PUT", "/churn", {"rate": -1, "mailboxes": [ADELE]})).status == 400
+    assert (
+        await emu.src.control("PUT", "/churn", {"rate": -1, "mailboxes": [ADELE]})
+    ).status == 400
 
 
 async def test_churn_from_the_emulator_configuration() -> None:
