@@ -61,11 +61,21 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
                 "",
             )
     console.print(t)
-    console.print(
+    console.print(plan_line(summary))
+
+
+def plan_line(summary: dict[str, Any]) -> str:
+    """``plan``'s last line: what a run would copy and its ETA; with nothing to copy it
+    says so (it said "bound by - (requests took 0 ms)")."""
+    head = (
         f"{summary['copy']:,} items ({mb(summary['copy_bytes'])} MB) to copy, "
-        f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
-        f"{summary['pairs_in_parallel']} pairs at once, bound by "
-        f"{', '.join(summary['binding_limits']) or '-'} (requests took "
+        f"{summary['already_present']:,} already present"
+    )
+    if not summary["copy"] and not summary["binding_limits"]:
+        return f"{head}: nothing to copy, no ETA"
+    return (
+        f"{head}; ETA {summary['eta_s']:,.0f} s with {summary['pairs_in_parallel']} pairs at "
+        f"once, bound by {', '.join(summary['binding_limits']) or '-'} (requests took "
         f"{summary.get('request_latency_ms', 0):,.0f} ms)"
     )
 
