@@ -44,8 +44,10 @@ and to no pass failing as a whole (``exit_fatal``: exit 5).
 
 From a seventh stream (``_seventh``): **target folders gone during a pass**
 (``p_midtarget``): a target folder, a user folder's copy, deleted by the target's user at
-the pass's first import or target listing (``mid_pass_target_folder``): its items fail (not
-the pair), that pass is not checked, the next one, a full pass, is.
+the pass's first import or target listing (``mid_pass_target_folder``): imports into it are
+not sent and the pair goes once more within the pass, making it again
+(``PairRunner._remake``); that pass is not checked (the folder deleted may be one the pass
+does not touch: a delta pass cannot see it), the next one, a full pass, is.
 
 From a ninth stream (``_ninth``): **transient 404s anywhere** (``p_n404``): the emulator's
 ``not_found`` fault (a folder that is there answers 404 once or twice, the next call finds
@@ -964,8 +966,8 @@ class Options:
     p_midfolder: float = 0.3
     # from a seventh stream (``_seventh``): a target folder (a user folder's copy) deleted by
     # the target's user during a pass, at the pass's first import or target listing
-    # (``mid_pass_target_folder``); that pass unchecked (its imports there fail), the next
-    # one a full pass (a delta pass cannot see the target), checked
+    # (``mid_pass_target_folder``); that pass unchecked (the folder may be one it does not
+    # touch, which a delta pass cannot see), the next one a full pass (one that can), checked
     p_midtarget: float = 0.15
     # from an eighth stream (``_eighth``): a user folder of the source deleted by its user
     # while the sign-off taken after a pass lists it (``p_signgone``: that pass unchecked but

@@ -195,3 +195,37 @@ def test_the_live_table_shows_a_suspended_pair_beside_the_running_ones() -> None
     flat = _whole(text)
     assert "pairs0/2finished·1suspended" in flat and "suspended" in text
     assert LONG in flat  # its row is there though it does not run
+
+
+def test_the_summary_and_the_report_line_say_nothing_untrue_of_a_delta_or_local_job() -> None:
+    """The summary's count is what the pass listed ("source items 0" after a delta pass
+    read as an empty source), as the live table says it; ``report`` on a local job, which has
+    no mailbox groups, said "groups 0 done of 0"."""
+    from copyengine.console.live import SUMMARY_COLUMNS
+    from copyengine.console.text import report_line
+
+    assert "listed" in SUMMARY_COLUMNS and "source items" not in SUMMARY_COLUMNS
+    totals = {"pairs": 4, "copied": 2822, "failed": 0, "unknown": 0, "groups": 0}
+    line = report_line("r.json", {**totals, "groups_done": 0})
+    assert line == "report: r.json (4 pairs: 2822 copied, 0 failed, 0 unknown)"
+    shared = report_line("r.json", {**totals, "groups": 3, "groups_done": 2})
+    assert shared.endswith("0 unknown; groups 2 done of 3)")
+
+
+def test_plan_says_nothing_to_copy_instead_of_bound_by_a_dash() -> None:
+    from copyengine.console.text import plan_line
+
+    none = {
+        "copy": 0,
+        "copy_bytes": 0,
+        "already_present": 0,
+        "eta_s": 0.0,
+        "pairs_in_parallel": 8,
+        "binding_limits": [],
+        "request_latency_ms": 0,
+    }
+    assert plan_line(none) == "0 items (0.0 MB) to copy, 0 already present: nothing to copy, no ETA"
+    some = {**none, "copy": 5, "copy_bytes": 1 << 20, "eta_s": 12.0, "binding_limits": ["upload"]}
+    assert plan_line(some).endswith(
+        "ETA 12 s with 8 pairs at once, bound by upload (requests took 0 ms)"
+    )

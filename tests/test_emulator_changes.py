@@ -115,6 +115,25 @@ async def test_seeded_churn_changes_mailboxes_while_it_runs(emu: Any) -> None:
     assert bad.status == 400
 
 
+async def test_churn_at_rate_0_is_off(emu: Any) -> None:
+    """An operator stopping a churn with ``"rate": 0`` (was: 400, the churn left running)."""
+    r = await emu.src.control("PUT", "/churn", {"rate": 400, "mailboxes": [ADELE], "seed": 7})
+    assert r.status == 200 and r.body["churning"] is True
+    await anyio.sleep(0.2)
+    r = await emu.src.control("PUT", "/churn", {"rate": 0, "mailboxes": [ADELE]})
+    assert r.status == 200 and r.body["churning"] is False
+    assert sum(r.body["applied"].values()) > 0
+    assert (await emu.src.control("GET", "/churn")).body["churning"] is False
+    before = emu.state.require_mailbox(ADELE).snapshot()
+    await anyio.sleep(0.1)
+    assert emu.state.require_mailbox(ADELE).snapshot() == before
+    # off when nothing churns, with or without mailboxes; below 0 still refused
+    assert (await emu.src.control("PUT", "/churn", {"rate": 0})).status == 200
+    assert (
+        await emu.src.control("PUT", "/churn", {"rate": -1, "mailboxes": [ADELE]})
+    ).status == 400
+
+
 async def test_churn_from_the_emulator_configuration() -> None:
     cfg = base_config()
     cfg["emulator"]["churn"] = {"rate": 300, "mailboxes": [ADELE], "mix": {"add": 1}}

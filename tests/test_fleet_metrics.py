@@ -221,3 +221,68 @@ async def test_a_running_group_s_counters_are_its_records_so_far(pg_url: str) ->
         await table.segment_ended("g2", [other], first, "done", None, {})
         groups = {g["group"]: g for g in await table.read()}
         assert (groups["g2"]["state"], groups["g2"]["copied"]) == ("done", 1)
+
+
+async def test_status_says_a_group_between_segments_is_at_work_with_its_counts(
+    pg_url: str,
+) -> None:
+    """``status`` on a shared job, one truth: a group whose segment ended with its next one
+    queued is at work in its pass (its state "queued": the groups counted "running" dropped
+    at every segment's end while work remained), its counters its item records' so far
+    (it said "unknown 0" with an item to settle); a group queued for the next pass starts
+    at 0 (it kept the last pass's failed and unknown); and the screen says what each
+    "copied" counts."""
+    from copyengine.console.text import COUNTED, status_lines
+    from copyengine.state import Intent, Outcome, Status
+    from copyengine.state.postgres import PostgresStore
+
+    a, b, c = "a1->a2", "b1->b2", "c1->c2"
+    ident = {"name": "", "source": "contoso/app1", "target": "fabrikam/app2"}
+    async with PostgresStore(pg_url, identity=ident, flush_interval=0.02) as st:
+        first = await st.pass_started("first")
+        await apply_schema(pg_url, None)
+        table = GroupStore(pg_url, None)
+        for key, pair in (("ga", a), ("gb", b), ("gc", c)):
+            await table.queued(key, [pair], first)
+        await table.segment_started("ga", "host-a:1", None)
+        await table.segment_started("gb", "host-b:2", None)
+        for p in (a, b):
+            await st.record_intents(
+                p, [Intent(f"s{i}", "F1", b"k" + bytes([i]), 100, "T1", f"ck{i}") for i in range(3)]
+            )
+            st.record_outcome(p, Outcome("s0", Status.DONE, "t0", "c"))
+            st.record_outcome(p, Outcome("s1", Status.FAILED, error="refused"))
+        await st.flush()  # s2: its intent (unknown: the next segment settles it)
+        await table.segment_ended("gb", [b], first, "queued", None, {})  # its next queued
+        groups = {g["group"]: g for g in await table.read()}
+        gb = groups["gb"]
+        assert (gb["state"], gb["at_work"]) == ("queued", True)
+        assert (gb["copied"], gb["failed"], gb["unknown"]) == (1, 1, 1)
+        assert groups["ga"]["at_work"] and not groups["gc"]["at_work"]
+        known = {"groups": list(groups.values()), "passes": [], "pairs": []}
+        lines = status_lines(known, time.time())
+        assert lines[0] == (
+            "mailbox groups of pass 1: 3; at work 2 (1 running, 1 between segments), 1 queued"
+        ), lines
+        said = next(line for line in lines if line.startswith("group gb "))
+        assert "between segments (its next one queued)" in said
+        assert "pass 1: copied 1, failed 1, unknown 1" in said
+        # the pass ends with the failed item; the next pass queues the group afresh
+        await table.segment_ended("gb", [b], first, "done", None, {})
+        second = await st.pass_started("delta")
+        await table.queued("gb", [b], second)
+        gb = {g["group"]: g for g in await table.read()}["gb"]
+        assert (gb["pass"], gb["copied"], gb["failed"], gb["unknown"]) == (second, 0, 0, 0)
+        assert not gb["at_work"]
+    passes = [
+        {
+            "pass": 1,
+            "kind": "first",
+            "started": "t",
+            "finished": "t",
+            "status": "ok",
+            "changes": {"created": 5, "updated": 0},
+        }
+    ]
+    lines = status_lines({"groups": [], "passes": passes, "pairs": []}, 0.0)
+    assert lines == ["pass 1 (first): t to t ok (copied 5)", COUNTED]

@@ -749,3 +749,50 @@ async def test_a_transient_404_from_an_old_folder_being_swept_leaves_nothing_for
     h = await replay(deletions, script, tmp_path)
     assert any("FAULT" in o for o in h.ops), h.text()
     assert not h.failures(), h.text()
+
+
+class Anchors:
+    """A target whose walk shows no well-known folder, and whose ``getFolder`` by well-known
+    name answers 404 ``fails`` times before it finds the folder (or always, ``fails=None``)."""
+
+    def __init__(self, fails: int | None) -> None:
+        self.fails = fails
+        self.asked = 0
+
+    async def get_folder(self, mailbox_id: str, ref: str) -> Folder:
+        self.asked += 1
+        if self.fails is None or self.asked <= self.fails:
+            raise NotFound("getFolder: not found", status=404, code="ErrorItemNotFound")
+        return Folder("W1", "Conversation History", "R", "IPF.Note", ref, 0, 0)
+
+
+@pytest.mark.parametrize("fails", [1, 2])
+async def test_a_transient_404_from_a_well_known_folder_is_asked_again(fails: int) -> None:
+    """``TargetTree.resolve_anchor``: one 404 took the target's well-known folder for
+    missing, and the pass placed the folder under a top folder named like the source's
+    (made, its items copied there; the next pass moved them back)."""
+    from copyengine.plan import TargetRef
+    from copyengine.survey.tree import TargetTree
+
+    api = Anchors(fails)
+    tree = TargetTree(api, "m")  # type: ignore[arg-type]
+    ref = TargetRef("conversationhistory", ("Team",))
+    await tree.resolve_anchor("conversationhistory")
+    assert tree.anchors == {"conversationhistory": "W1"}
+    where = await tree.find(ref, "Conversation History")
+    assert (where.parent, where.missing) == ("W1", ("Team",))  # under it, not a new top folder
+    assert api.asked == fails + 1
+
+
+async def test_a_well_known_folder_that_answers_404_every_time_is_missing() -> None:
+    from copyengine.graph import gone
+    from copyengine.plan import TargetRef
+    from copyengine.survey.tree import TargetTree
+
+    api = Anchors(None)
+    tree = TargetTree(api, "m")  # type: ignore[arg-type]
+    where = await tree.find(TargetRef("conversationhistory", ()), "Conversation History")
+    assert (where.parent, where.missing) == (None, ("Conversation History",))
+    assert api.asked == gone.TRIES
+    await tree.find(TargetRef("conversationhistory", ("x",)), "Conversation History")
+    assert api.asked == gone.TRIES  # remembered for the pass

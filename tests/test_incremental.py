@@ -470,15 +470,15 @@ async def test_a_target_folder_deleted_between_passes_is_reported_then_made_agai
     assert_same(emu.state, ADELE, T_ADELE)
 
 
-async def test_a_target_folder_deleted_under_a_reused_mapping_fails_its_import_saying_why(
+async def test_a_target_folder_deleted_under_a_reused_mapping_is_made_again_in_the_pass(
     emu: Any, tmp_path: Path
 ) -> None:
     """Every selected folder holds items (so each has a link): a quiet folder round reuses
-    the stored mapping, reads neither tree, and cannot know the target folder is gone: the
-    import fails, saying so (with an empty folder, unread and so with no link, the pass
-    reads both trees and makes it again: the test above). The folder's link is cleared
-    (``FolderJob.target_gone``), so the next pass reads both trees and makes it again,
-    not failing the same import pass after pass until ``--full``."""
+    the stored mapping, reads neither tree, and meets the target folder gone only when an
+    import answers ``ErrorFolderNotFound``. Nothing was made: the item is not failed; the
+    pair goes once more within the pass (``PairRunner._remake``), reads both trees, makes
+    the folder again and copies every item of it, and says so (before: the import failed,
+    exit 1, and only the next pass made the folder again)."""
     inbox = emu.state.require_mailbox(ADELE).well_known["inbox"]
     src_folder = max(inbox.live_children(), key=lambda f: f.live)
     assert src_folder.live > 0
@@ -491,14 +491,9 @@ async def test_a_target_folder_deleted_under_a_reused_mapping_fails_its_import_s
     await _ops(emu, T_ADELE, [{"op": "deleteFolder", "id": gone.id}])
     await emu.src.control("POST", "/stats/reset")
     stats = await run_job(cfg)
-    assert (await _calls(emu)).get("folderDelta") == 1, await _calls(emu)  # mapping reused
-    assert stats.exit_code() == ExitCode.ITEMS_FAILED
-    (failure,) = [f for p in stats.pairs.values() for fs in p.folders.values() for f in fs.failed]
-    assert "the target folder is gone" in failure["reason"]
-    assert "the next pass makes it again" in failure["reason"]
-    again = await run_job(cfg)
-    assert again.exit_code() == ExitCode.OK
-    notes = [n for p in again.pairs.values() for n in p.notes]
+    assert stats.exit_code() == ExitCode.OK, stats.exit_code()
+    assert not [f for p in stats.pairs.values() for fs in p.folders.values() for f in fs.failed]
+    notes = [n for p in stats.pairs.values() for n in p.notes]
     assert any("was deleted in the target: made again" in n for n in notes), notes
     made = emu.state.require_mailbox(T_ADELE).folder_by_path(src_folder.path())
     assert made is not None and made.id != gone.id
@@ -507,6 +502,13 @@ async def test_a_target_folder_deleted_under_a_reused_mapping_fails_its_import_s
         return sorted(i.content.search_key for i in f.live_items())
 
     assert keys(made) == keys(src_folder) and len(keys(made)) == src_folder.live
+    (pair,) = stats.pairs.values()
+    (fs,) = [f for f in pair.folders.values() if f.source_items]
+    assert (fs.not_attempted, fs.unknown, fs.copied) == (0, [], src_folder.live), fs.as_dict()
+    again = await run_job(cfg)  # nothing left for the next pass
+    assert again.exit_code() == ExitCode.OK
+    assert again.changes()["created"] == 0
+    assert keys(made) == keys(src_folder)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

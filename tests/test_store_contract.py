@@ -137,6 +137,26 @@ async def test_outcomes_are_group_committed_and_flushed_on_close(make: Factory) 
         assert await st.summary(P) == {"copied": 1, "failed": 1, "unknown": 1}
 
 
+async def test_an_import_of_ours_settlement_found_is_copied_in_the_summary(
+    make: Factory,
+) -> None:
+    """``summary`` (``status``'s pair lines, the report's totals) and ``pair_totals`` (the
+    report's pairs) count an import whose answer was lost and which settlement found in the
+    target as one thing, copied; the summary said "already present" for it."""
+    async with make() as st:
+        await st.pass_started("first")
+        await st.record_intents(P, [_intent(1), _intent(2), _intent(3)])
+        st.record_outcome(P, Outcome("s1", Status.UNKNOWN, error="response lost"))
+        await st.flush()
+        st.record_outcome(P, Outcome("s1", Status.ADOPTED, "t1"))  # found: ours
+        st.record_outcome(P, Outcome("s2", Status.ADOPTED, "t2"))  # there before us
+        st.record_outcome(P, Outcome("s3", Status.DONE, "t3", "c"))
+        await st.flush()
+        assert await st.summary(P) == {"copied": 2, "already present": 1}
+        totals = (await st.pair_totals())[P]
+        assert (totals["copied"], totals["already_present"]) == (2, 1)
+
+
 async def test_an_intent_again_reopens_the_item(make: Factory) -> None:
     async with make() as st:
         await st.record_intents(P, [_intent(1)])

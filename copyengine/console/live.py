@@ -258,7 +258,9 @@ SUMMARY_ROWS = 50
 SUMMARY_COLUMNS = (
     "pair",
     "status",
-    "source items",
+    # what the pass listed (the live table's word): a delta pass lists what changed, and
+    # "source items 0" read as an empty source mailbox
+    "listed",
     "copied",
     "already present",
     "skipped",

@@ -61,11 +61,21 @@ def print_plan(pairs: list[Any], summary: dict[str, Any], stream: Any = None) ->
                 "",
             )
     console.print(t)
-    console.print(
+    console.print(plan_line(summary))
+
+
+def plan_line(summary: dict[str, Any]) -> str:
+    """``plan``'s last line: what a run would copy and its ETA; with nothing to copy it
+    says so (it said "bound by - (requests took 0 ms)")."""
+    head = (
         f"{summary['copy']:,} items ({mb(summary['copy_bytes'])} MB) to copy, "
-        f"{summary['already_present']:,} already present; ETA {summary['eta_s']:,.0f} s with "
-        f"{summary['pairs_in_parallel']} pairs at once, bound by "
-        f"{', '.join(summary['binding_limits']) or '-'} (requests took "
+        f"{summary['already_present']:,} already present"
+    )
+    if not summary["copy"] and not summary["binding_limits"]:
+        return f"{head}: nothing to copy, no ETA"
+    return (
+        f"{head}; ETA {summary['eta_s']:,.0f} s with {summary['pairs_in_parallel']} pairs at "
+        f"once, bound by {', '.join(summary['binding_limits']) or '-'} (requests took "
         f"{summary.get('request_latency_ms', 0):,.0f} ms)"
     )
 
@@ -168,21 +178,68 @@ def doctor_lines(result: dict[str, Any]) -> list[str]:
     return [*out, "", *result["rbac"]]
 
 
+# what each number ``status`` shows counts, said under them (one word, two meanings before:
+# a group's "copied" was its pass's new copies, a pair's every copy of ours in the state)
+COUNTED = (
+    "counted: a pass's and a group's \"copied\" are the new copies that pass made (a copy "
+    'moved with its item is not counted again); a pair\'s "now" counts are its items in '
+    'the state, every pass together ("copied": the target holds our copy)'
+)
+
+# a pass's counters as ``status`` says them: its "created" are the copies it made, the
+# group lines' and the summary's "copied" (the JSON keeps the key)
+PASS_WORDS = {"created": "copied"}
+
+
+def groups_line(groups: list[dict[str, Any]]) -> str | None:
+    """The latest pass's mailbox groups by where they are: a group between two segments
+    (its next one queued) is at work as a running one is, not "queued" (which a group
+    counting only "running" ones saw drop at every segment's end while work remained)."""
+    if not groups:
+        return None
+    latest = max(int(g["pass"]) for g in groups)
+    mine = [g for g in groups if int(g["pass"]) == latest]
+    running = sum(g["state"] == "running" for g in mine)
+    between = sum(bool(g.get("at_work")) and g["state"] != "running" for g in mine)
+    by: dict[str, int] = {}
+    for g in mine:
+        if not g.get("at_work"):
+            by[g["state"]] = by.get(g["state"], 0) + 1
+    rest = "".join(f", {n} {state}" for state, n in sorted(by.items()))
+    return (
+        f"mailbox groups of pass {latest}: {len(mine)}; at work {running + between} "
+        f"({running} running, {between} between segments){rest}"
+    )
+
+
 def status_lines(status: dict[str, Any], now: float) -> list[str]:
-    """``status`` on a terminal: the mailbox groups (several hosts), the passes, the pairs."""
+    """``status`` on a terminal: the mailbox groups (several hosts), the passes, the pairs,
+    and what their numbers count (``COUNTED``)."""
     out: list[str] = []
+    head = groups_line(status["groups"])
+    if head is not None:
+        out.append(head)
     for g in status["groups"]:
         beat = f", heartbeat {now - g['heartbeat']:.0f}s ago" if g["heartbeat"] else ""
+        where = (
+            "between segments (its next one queued)"
+            if (g.get("at_work") and g["state"] != "running")
+            else g["state"]
+        )
         out.append(
-            f"group {g['group']} ({len(g['pairs'])} pairs): {g['state']}"
+            f"group {g['group']} ({len(g['pairs'])} pairs): {where}"
             + (f" on {g['host']}" if g["host"] else "")
-            + f"{beat}; copied {g['copied']}, failed {g['failed']}, unknown {g['unknown']}, "
-            f"{g['items_per_s']} items/s, {g['segments']} segments"
+            + f"{beat}; pass {g['pass']}: copied {g['copied']}, failed {g['failed']}, "
+            f"unknown {g['unknown']}, {g['items_per_s']} items/s; {g['segments']} segments "
+            "in all"
             + (f", retried {g['retried']}x" if g["retried"] else "")
             + (f"; {g['error']}" if g["error"] else "")
         )
     for ps in status["passes"]:
-        changes = ", ".join(f"{k} {v}" for k, v in ps["changes"].items() if v) or "no changes"
+        changes = (
+            ", ".join(f"{PASS_WORDS.get(k, k)} {v}" for k, v in ps["changes"].items() if v)
+            or "no changes"
+        )
         out.append(
             f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
             f"{ps['status']} ({changes})"
@@ -196,7 +253,7 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
         counts = p["items"]
         shown = ", ".join(f"{k} {v}" for k, v in counts.items()) or "no items yet"
         out.append(
-            f"{p['source']} -> {p['target']}: {p['status']} ({shown}; "
+            f"{p['source']} -> {p['target']}: {p['status']} (now: {shown}; "
             f"{p['folders_with_delta_link']} of {p['folders']} folders read by delta next)"
             + (f" error: {p['error']}" if p["error"] else "")
             + budget_words(p)
@@ -212,6 +269,8 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             f"{p['at']}{why}; {p['resume']}"
         )
     out.extend(f"hint: {h}" for h in status.get("hints") or ())
+    if status["passes"] or status["pairs"]:
+        out.append(COUNTED)
     return out
 
 
@@ -236,9 +295,11 @@ def submit_line(out: dict[str, Any]) -> str:
 
 
 def report_line(path: Any, totals: dict[str, Any]) -> str:
-    """``report``: where the report went and the job's totals."""
+    """``report``: where the report went and the job's totals (mailbox groups only for a
+    job shared by several hosts: a local job has none, and said "groups 0 done of 0")."""
     t = totals
+    groups = f"; groups {t['groups_done']} done of {t['groups']}" if t["groups"] else ""
     return (
         f"report: {path} ({t['pairs']} pairs: {t['copied']} copied, {t['failed']} failed, "
-        f"{t['unknown']} unknown; groups {t['groups_done']} done of {t['groups']})"
+        f"{t['unknown']} unknown{groups})"
     )

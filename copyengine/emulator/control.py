@@ -311,13 +311,16 @@ async def post_mailbox_change(request: web.Request) -> web.Response:
 
 async def put_churn(request: web.Request) -> web.Response:
     """Start (or replace) a seeded churn: ``{"rate": N, "mailboxes": [upn|id], "mix": {...},
-    "seed": S}``."""
+    "seed": S}``; ``"rate": 0`` stops one (as ``DELETE`` does: its counts are answered)."""
     emu = request.app[EMU]
     body = await _json(request)
+    applied = emu.churn.applied if emu.churn else {}
     try:
         emu.start_churn(body)
     except (ValueError, KeyError, TypeError) as exc:
         return json_response({"error": str(exc)}, 400)
+    if emu.churn is None:
+        return json_response({"churning": False, "applied": applied})
     return json_response({"churning": True})
 
 

@@ -225,13 +225,18 @@ class Emulator:
 
     def start_churn(self, spec: dict[str, Any]) -> None:
         """Change the given mailboxes at ``rate`` changes per second while the emulator runs
-        (``[emulator] churn`` or ``PUT /_emulator/churn``)."""
+        (``[emulator] churn`` or ``PUT /_emulator/churn``). Rate 0 is off: a churn running
+        is stopped (as ``DELETE /_emulator/churn`` does), and nothing else is asked of the
+        spec; whether a churn runs after this is ``self.churn is not None``."""
+        rate = float(spec.get("rate", 1.0))
+        if not 0 <= rate <= 10_000:  # (NaN fails both)
+            raise ValueError("churn.rate: changes per second, 0 (off) to 10000")
+        if rate == 0:
+            self.stop_churn()
+            return
         boxes = [self.mailbox(str(m)) for m in spec.get("mailboxes", [])]
         if not boxes or any(b is None for b in boxes):
             raise ValueError("churn.mailboxes: give existing mailboxes (UPNs or ids)")
-        rate = float(spec.get("rate", 1.0))
-        if not 0 < rate <= 10_000:
-            raise ValueError("churn.rate: changes per second, more than 0")
         mix = {str(k): float(v) for k, v in spec.get("mix", {}).items()}
         unknown = set(mix) - {"add", "modify", "delete", "move"}
         if unknown:

@@ -111,12 +111,14 @@ class PairRunner:
         self.stats.hold = hold.text
         return PairStatus.SUSPENDED if hold.by_operator else PairStatus.WAITING
 
-    async def _copy(self) -> None:
+    async def _copy(self, again: bool = False) -> None:
         done = []
-        self.stats.pacers, self.stats.aux_pacers, self.stats.pacer_base = [], [], {}
+        if not again:  # a second go (``_remake``) keeps what the first counted of its pacers
+            self.stats.pacers, self.stats.aux_pacers, self.stats.pacer_base = [], [], {}
         ctx = self.ctx
         boxes = await mailboxes(ctx.src, ctx.dst, self.pair)
-        said = await remembered(self.store, self.key)  # the budget its last pass ended with
+        # the budget its last pass ended with (a second go's pacers have it already)
+        said = None if again else await remembered(self.store, self.key)
         for side in boxes.found:
             if side.archive and self.stop.draining:
                 break
@@ -124,10 +126,14 @@ class PairRunner:
             self._names[side.target_id] = side.target_name
             # each mailbox (an archive too) has throttling budgets of its own: its own pacers
             pacers = (ctx.src.pacer(side.source_id), ctx.dst.pacer(side.target_id))
-            for pacer in pacers:
-                self.stats.watch(pacer.account)
-            remember(said, self.stats, pacers, self.log)
+            if not again:
+                for pacer in pacers:
+                    self.stats.watch(pacer.account)
+                remember(said, self.stats, pacers, self.log)
             done.append(await self._copy_mailbox(side))
+        if not again and not self.stop.draining and await self._remake(done):
+            await self._copy(again=True)
+            return
         self._note_archive_redirects()
         if boxes.missing is not None and not self.stop.draining:
             raise boxes.missing  # the primary mailbox copied; the archive asked for is not there
@@ -145,6 +151,26 @@ class PairRunner:
             await c.this.finish(c.folders, elsewhere)
         if all(not c.this.incremental for c in done):
             await forget_unmapped(ctx)  # the target listed in full: nothing left to look for
+
+    async def _remake(self, done: list[Copied]) -> bool:
+        """Whether the pair goes once more, within this pass, because target folders of it
+        were found deleted in the target (by its user) during the pass: their imports
+        answered ``ErrorFolderNotFound`` (nothing made: not sent) or their listing 404
+        (``FolderJob.target_gone``). Their links are dropped, so that the pair's second go
+        reads both trees, makes each folder again where it belongs (the pair's notes say
+        so: "… was deleted in the target: made again") and lists its items from nothing,
+        copying every one into it; the rest goes on from where this go left it, as a pair
+        continued after a hold (``PairStats.continued``: nothing counted twice). Before,
+        those items failed (exit 1) until a later pass made the folder again."""
+        gone = [j for c in done for j in c.folders if j.target_gone]
+        if not gone:
+            return False
+        await self.store.set_delta_links(self.key, [(j.source_id, None) for j in gone])
+        self.log.warning(
+            "pair.target_folders_gone", folders=sorted({j.stats.source_path for j in gone})
+        )
+        self.stats.continued()
+        return True
 
     def _note_archive_redirects(self) -> None:
         """An auto-expanding archive's redirects, said once per pass: a note, not a failure."""

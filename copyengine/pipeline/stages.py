@@ -123,7 +123,9 @@ class Stages:
             return
         self._aux_seen.add((side, mailbox_id))
         api = self.src if side == "src" else self.pool.client
-        self.stats.aux_pacers.append(api.pacer(mailbox_id).account)
+        account = api.pacer(mailbox_id).account
+        if all(a is not account for a in self.stats.aux_pacers):  # a pair's second go too
+            self.stats.aux_pacers.append(account)
 
     # -- exporters -----------------------------------------------------------------------------
     async def _exporter(
@@ -353,14 +355,18 @@ class Stages:
                 self.ledger.unanswered(item, exc.message, exc.request_id)
                 self.unsettled.add(e, exc.message, exc.request_id)
             except (ItemFailed, NotFound) as exc:
-                reason = exc.message
                 if exc.code == "ErrorFolderNotFound":
-                    e.folder.target_gone = True  # its link cleared: the next pass remakes it
-                    reason += (
-                        "; the target folder is gone (deleted in the target?): "
-                        "the next pass makes it again and copies its items"
+                    # its target folder is gone (deleted in the target by its user since
+                    # the pass placed it): nothing was made, so the item is not sent, not
+                    # failed; the pair makes the folder again and copies its items within
+                    # this pass (``PairRunner._remake``; failed, pass after pass, before)
+                    e.folder.target_gone = True
+                    self.log.info(
+                        "item.target_folder_gone", item=item.id, folder=e.folder.stats.source_path
                     )
-                self.ledger.failed(e.folder, item, reason, exc.request_id)
+                    self.ledger.not_sent(e.folder, item)
+                else:
+                    self.ledger.failed(e.folder, item, exc.message, exc.request_id)
             except ServiceError as exc:
                 self.unsettled.add(e, exc.message, exc.request_id)
             else:

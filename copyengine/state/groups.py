@@ -75,7 +75,9 @@ UPSERT_GROUP = (
     "pass = excluded.pass, state = excluded.state, error = NULL, "
     "finished = NULL, started = CASE WHEN ce_groups.pass = excluded.pass "
     "THEN ce_groups.started END, copied = CASE WHEN ce_groups.pass = "
-    "excluded.pass THEN ce_groups.copied ELSE 0 END, extra = CASE WHEN "
+    "excluded.pass THEN ce_groups.copied ELSE 0 END, failed = CASE WHEN ce_groups.pass = "
+    "excluded.pass THEN ce_groups.failed ELSE 0 END, unknown = CASE WHEN ce_groups.pass = "
+    "excluded.pass THEN ce_groups.unknown ELSE 0 END, extra = CASE WHEN "
     "ce_groups.pass = excluded.pass THEN ce_groups.extra END, retried = CASE "
     "WHEN ce_groups.pass = excluded.pass THEN ce_groups.retried ELSE 0 END"
 )
@@ -100,6 +102,8 @@ SIGN_OFFS_DUE = (
     "AND j.lock = 'sign-off-' || p.pass AND j.status IN ('todo', 'doing'))"
 )
 SQL = Statements(POSTGRES)
+# the states of a group not ended in its pass: its counters are its item records' so far
+NOT_ENDED = ("running", "queued", "waiting")
 
 
 class Orphan(NamedTuple):
@@ -482,7 +486,13 @@ class GroupStore:
 
     # -- status and report ---------------------------------------------------------------------
     async def read(self) -> list[dict[str, Any]]:
-        """Every group, with its pace (items per second while it ran)."""
+        """Every group, with its pace (items per second while it ran) and whether it is at
+        work in its pass (``at_work``: running, or between two segments, its next queued).
+        A group's counters are of its pass (``pass``) only; a group not ended in it has them
+        from its pairs' item records of the pass so far, read in one statement per pass
+        (they are written when a segment ends: a running group said "copied 0" while its
+        pairs had copied hundreds, and one between segments "unknown 0" while it had items
+        to settle)."""
         try:
             async with await self.connect() as conn:
                 cur = await conn.execute("SELECT to_regclass('ce_groups') IS NOT NULL")
@@ -492,19 +502,30 @@ class GroupStore:
                 cur = await conn.execute(
                     f"SELECT {GROUP_COLUMNS}, extra FROM ce_groups ORDER BY group_key"
                 )
+                rows = [
+                    (dict(zip(GROUP_KEYS, row, strict=True)), extra)
+                    for *row, extra in await cur.fetchall()
+                ]
+                live: dict[int, set[str]] = {}
+                for g, _ in rows:
+                    if g["state"] in NOT_ENDED:
+                        live.setdefault(int(g["pass"]), set()).update(json.loads(g["pairs"]))
+                by_pair: dict[tuple[int, str], list[tuple[Any, Any, Any]]] = {}
+                for number, pairs in live.items():
+                    cur = await conn.execute(
+                        "SELECT pair, status, fate, count(*) FROM ce_items WHERE pass = %s "
+                        "AND pair = ANY(%s) GROUP BY pair, status, fate",
+                        (number, sorted(pairs)),
+                    )
+                    for pair, st, fate, n in await cur.fetchall():
+                        by_pair.setdefault((number, str(pair)), []).append((st, fate, n))
                 out = []
-                for *row, extra in await cur.fetchall():
-                    g = dict(zip(GROUP_KEYS, row, strict=True))
-                    if g["state"] == "running":
-                        # a running group's counters are written when its segment ends:
-                        # until then, what its pairs' item records of the pass say so far
-                        # (else ``status`` said "copied 0, 0.0 items/s" for a group whose
-                        # pairs had copied hundreds)
-                        cur = await conn.execute(
-                            f"{SQL.pass_counts} AND pair = ANY(%s) GROUP BY status, fate",
-                            (g["pass"], json.loads(g["pairs"])),
+                for g, extra in rows:
+                    if g["state"] in NOT_ENDED:
+                        number = int(g["pass"])
+                        counts = pass_counts(
+                            r for p in json.loads(g["pairs"]) for r in by_pair.get((number, p), ())
                         )
-                        counts = pass_counts(await cur.fetchall())
                         g["copied"] = copied(counts, json.loads(extra) if extra else {})
                         g["failed"], g["unknown"] = counts["failed"], counts["unknown"]
                     out.append(group_of(tuple(g[k] for k in GROUP_KEYS)))
@@ -523,6 +544,9 @@ class GroupStore:
 def group_of(row: Sequence[Any]) -> dict[str, Any]:
     d = dict(zip(GROUP_KEYS, row, strict=True))
     d["pairs"] = json.loads(d["pairs"])
+    # a continuing group is queued between its segments (its next one waits for a worker):
+    # at work in its pass all the same; one queued that has not started in it is not
+    d["at_work"] = d["state"] == "running" or (d["state"] == "queued" and bool(d["started"]))
     end = d["finished"] or time.time()
     span = end - d["started"] if d["started"] else 0.0
     d["items_per_s"] = round(d["copied"] / span, 1) if span > 0 else 0.0

@@ -120,11 +120,15 @@ def item_record(row: tuple[Any, ...]) -> ItemRecord:
     )
 
 
-def summary(rows: Iterable[tuple[Any, Any]]) -> dict[str, int]:
-    """(status, count) rows -> counts by the names ``status`` and the report use."""
+def summary(rows: Iterable[tuple[Any, Any, Any]]) -> dict[str, int]:
+    """(status, fate, count) rows -> counts by the names ``status`` and the report use. An
+    import of ours that settlement found in the target (adopted, fate created) is copied, as
+    ``pair_totals`` counts it: ``status`` and the report's totals said "already present" for
+    it while the report's pairs said "copied"."""
     out: dict[str, int] = {}
-    for s, n in rows:
-        name = SUMMARY_NAMES[Status(s)]
+    for s, f, n in rows:
+        st = Status(s)
+        name = "copied" if st is Status.ADOPTED and int(f) == FATE.CREATED else SUMMARY_NAMES[st]
         out[name] = out.get(name, 0) + int(n)
     return out
 

@@ -109,7 +109,9 @@ class Statements:
             f"SELECT pair, status, fate, count(*) FROM {t}items GROUP BY pair, status, fate"
         )
         self.items = f"SELECT {ITEM_COLUMNS} FROM {t}items WHERE pair = {m}"
-        self.summary = f"SELECT status, count(*) FROM {t}items WHERE pair = {m} GROUP BY status"
+        self.summary = (
+            f"SELECT status, fate, count(*) FROM {t}items WHERE pair = {m} GROUP BY status, fate"
+        )
         # the operator's controls: read and written beside a run, without its lock
         self.controls = f"SELECT {CONTROL_COLUMNS} FROM {t}controls ORDER BY seq"
         self.set_control = (

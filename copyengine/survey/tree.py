@@ -6,12 +6,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import structlog
+
 from ..config import Pair
 from ..errors import NotFound
-from ..graph import Folder, MailboxApi
+from ..graph import Folder, MailboxApi, gone
 from ..plan import FolderPlan, Placement, TargetRef, TNode, place, plan_folders
 from .fromdelta import read_tree
 from .mailboxes import MailboxSide
+
+log = structlog.get_logger("copyengine.survey")
 
 
 class TargetTree:
@@ -61,16 +65,25 @@ class TargetTree:
 
     async def _resolve_anchor(self, anchor: str | None) -> None:
         """A well-known folder not seen in the walk (hidden under another parent, say) is
-        asked for by name once; the answer is remembered either way."""
+        asked for by name; the answer is remembered either way. It is taken for missing only
+        once ``getFolder`` answers 404 ``gone.TRIES`` times in a row, as every other 404 of
+        a folder that may be there: the service answers transient 404s, and one taken for
+        the anchor missing placed the folder under a top folder named like the source's
+        (made for the pass, its items copied there), and the next pass moved it back."""
         if not anchor or anchor in self.anchors or anchor in self._missing_anchors:
             return
-        try:
-            f = await self.client.get_folder(self.mailbox_id, anchor)
-        except NotFound:
-            self._missing_anchors.add(anchor)
+        for n in range(gone.TRIES):
+            try:
+                f = await self.client.get_folder(self.mailbox_id, anchor)
+            except NotFound:
+                if n == gone.TRIES - 1:
+                    self._missing_anchors.add(anchor)
+                    return
+                log.info("folder.anchor_404_again", anchor=anchor, tries=n + 1)
+                continue
+            self.anchors[anchor] = f.id
+            self.folders[f.id] = f
             return
-        self.anchors[anchor] = f.id
-        self.folders[f.id] = f
 
     async def find(self, ref: TargetRef, fallback_top: str) -> Placement:
         await self._resolve_anchor(ref.anchor)
