@@ -68,7 +68,38 @@ def install(out: Path) -> None:
         d = real_step(b, now, body, reserved, since)
         rec = current.get()
         if rec is not None:
-            rec[6].append([round(now - t0, 4), d.kind.value, str(d.binds), round(d.wait, 4)])
+            # the wait the budgets alone say (before the look-again cap), and whether a cut
+            # budget is spent through its bucket then
+            full, _ = b.binding(now, body, reserved > 0, since)
+            rec[6].append(
+                [
+                    round(now - t0, 4),
+                    d.kind.value,
+                    str(d.binds),
+                    round(d.wait, 4),
+                    round(min(full, 1e6), 4),
+                    b.evens(now),
+                    # what the wait is made of (CE_PT_PARTS=1): room kept, in flight, the
+                    # bytes ahead, the budget in effect, the window's and the bucket's waits,
+                    # holds of bodies refused alone and told
+                    [
+                        b.reserved,
+                        b.held_bytes,
+                        b._ahead(since),
+                        round(b.learned_uploads.cap),
+                        round(min(b._wait_on(b.learned_uploads, b.uploads, now, body,
+                                             b.held_bytes + (0 if reserved else b.reserved),
+                                             b.held_bytes), 1e6), 4),
+                        round(b._even_wait(now, body, b.held_bytes + (0 if reserved else b.reserved) + b._ahead(since)), 4),
+                        round(b._shaped_wait(now, body, b.held_bytes), 4),
+                        len(b.alone),
+                        len(b.told),
+                        round(b.blocked_until - now, 4),
+                    ]
+                    if os.environ.get("CE_PT_PARTS")
+                    else None,
+                ]
+            )
         return d
 
     pacer.step = traced_step  # type: ignore[attr-defined,assignment]
@@ -185,6 +216,8 @@ def install(out: Path) -> None:
             str(first.binds),
             [],
             None if pooled is None else pooled - t0,
+            # the first decision's wait before the look-again cap
+            round(min(self.budgets.binding(clock(), body_bytes, False, None)[0], 1e6), 4),
         ]
         uploads[self.key].append(rec)
         token = current.set(rec)
