@@ -15,16 +15,7 @@ import pytest
 
 from benchmarks import learn_model
 from copyengine.pacing import PacerLimits
-from copyengine.pacing.step import (
-    QUIET,
-    QUIET_LEFT,
-    TAIL_RATE,
-    Budgets,
-    Decision,
-    Kind,
-    Limit,
-    step,
-)
+from copyengine.pacing.step import TAIL_RATE, Budgets, Decision, Kind, Limit, step
 from copyengine.pipeline.ready import DEEP, Ready, ReadyItems
 from tests.bursts import refused_burst
 
@@ -199,49 +190,6 @@ def test_a_body_passes_the_one_kept_only_where_that_one_loses_nothing() -> None:
     b.release(12.15, 300)
     assert b.binding(12.2, 3000, True, 12.0)[0] == pytest.approx(20.0 - 12.2)
     assert step(b, 12.2, 2500, 0, None).kind is Kind.SLEEP
-
-
-def test_a_small_body_passes_a_large_kept_one_once_the_mailbox_has_been_quiet() -> None:
-    """Through the bucket (600 bytes a second, 600 deep; the window no bound), a 3,000-byte
-    body keeps its room and waits for its own bytes (until 16.57); a 300-byte body behind it
-    waits while the mailbox has sent within ``QUIET`` of the window (0.4 s), looks again
-    then rather than a whole ``reserve_after`` (1 s) later, and goes once it has been quiet
-    that long: the kept body waits its 300 bytes more (0.5 s), and the mailbox's silence
-    before it is cut in two. Before, the small body waited behind it: mid-job in
-    ``stricter`` beside the other writer, every mailbox's kept body a 294 KB one (1-1.2 s
-    at the rate), 24-34 service s without an import with all 8 mailboxes left. In the
-    mailbox's last budgets' worth (``QUIET_LEFT``) the kept body goes in its turn, and a
-    body larger than the bucket's depth never passes."""
-    b = _refused_burst()
-    b.take(400)
-    b.release(11.9, 400)
-    b.plan(12.0, 100_000)
-    assert b.evens(12.0)
-    quiet = QUIET * b.limits.upload_window
-    assert quiet == pytest.approx(0.4)
-    b.queue(12.0, 3000)
-    assert step(b, 12.0, 3000, 0, 12.0).kind is Kind.RESERVE
-    kept = b.reserve(3000, 12.0)
-    before, _ = b.binding(12.0, 3000, True, 12.0)
-    assert before == pytest.approx((400 + 3000 - 600) / 600 - 0.1)
-    d = step(b, 12.1, 300, 0, None)  # quiet 0.2 s: behind the kept body
-    assert d.kind is Kind.SLEEP
-    assert d.wait == pytest.approx(11.9 + quiet - 12.1)  # it looks again when it may pass
-    assert b.reserve_after == pytest.approx(1.0)
-    b.queue(12.1, 300)
-    assert step(b, 12.3, 300, 0, 12.1) == Decision(Kind.GO)  # quiet 0.4 s: it passes
-    b.went(300, 12.1, 0)
-    b.take(300)
-    b.release(12.35, 300)
-    after, _ = b.binding(12.35, 3000, True, 12.0)
-    assert 12.35 + after == pytest.approx(12.0 + before + 300 / 600)
-    # a body larger than the bucket's depth does not pass; nor any in the last budgets' worth
-    assert step(b, 12.9, 700, 0, None).kind is Kind.SLEEP
-    assert step(b, 12.9, 300, 0, None) == Decision(Kind.GO)
-    b.plan(12.9, QUIET_LEFT * 6000 - 1)
-    assert b.evens(12.9)
-    assert step(b, 12.9, 300, 0, None).kind is Kind.SLEEP
-    assert kept == 3000
 
 
 @pytest.mark.parametrize("background", [0.0, 0.5])
