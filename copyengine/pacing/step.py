@@ -142,18 +142,6 @@ EVEN_DEPTH = 0.1
 # whatever was ready, where the mailbox ends alone (issue 26, ``stricter`` beside the other
 # writer: 38-48 service s at the job's tail); kept room lets small bodies go through it
 TAIL_RATE = 0.9
-# ... and a body no larger than the bucket's depth passes the one the room is kept for once
-# the mailbox has had nothing in flight or answered for this share of the configured window
-# while the kept one would wait as long again (``Budgets._quiet_pass``): a large body waits
-# for its own bytes at the rate (a 294 KB body 70 service s beside the other writer), and
-# mid-job every mailbox's was at once (``stricter`` beside the writer: 28-34 service s
-# without an import with all 8 mailboxes left, the small bodies behind the large ones)
-QUIET = 0.04
-# ... but not in the mailbox's last windows: while what it has left is at most this many times
-# its budget, the kept body goes in its turn (the large bodies passed there were left for the
-# job's tail, each alone at the rate: ``learn_model`` at 1/2 and 1/10 beside the writer,
-# 83-85% of the real budget with the passes to the end against 85-87% without them there)
-QUIET_LEFT = 4.0
 # an upload refusal with ours and its body at most this share of the budget over the short
 # window the Retry-Afters showed contradicts that window (``Budgets._under_shown``)
 UNDER = 0.5
@@ -522,9 +510,7 @@ class Budgets:
             w = 0.0
         if reserving:
             ahead = held
-        elif self.reserved and (
-            self._even_beside(now, body_bytes) or self._quiet_pass(now, body_bytes)
-        ):
+        elif self.reserved and self._even_beside(now, body_bytes):
             ahead = self.held_bytes
         else:
             ahead = held + self._ahead(since)
@@ -622,32 +608,6 @@ class Budgets:
         after = max(self._wait_on(lim, w, now, kept, h, h), self._even_wait(now, kept, h))
         return after <= before
 
-    def _quiet_for(self, now: float) -> float:
-        """Seconds the mailbox has had no upload in flight or answered (0: one in flight)."""
-        if self.held_bytes:
-            return 0.0
-        last = self.uploads.last()
-        return math.inf if last is None else now - last
-
-    def _quiet_pass(self, now: float, body_bytes: int) -> bool:
-        """Whether a body may pass the one the room is kept for through the bucket though
-        that one then waits longer: the mailbox has been quiet ``QUIET`` of the window, the
-        kept one would keep it quiet as long again, and the body is small (no larger than
-        the bucket's depth, smaller than the kept one). The bucket's rate is the same
-        whichever goes first; the kept body waits the small one's bytes more, and the
-        mailbox's silence before a large body is cut in parts (a small body per
-        ``QUIET``, at most its wait over that)."""
-        quiet = QUIET * self.limits.upload_window
-        if self._quiet_for(now) < quiet or body_bytes >= self.reserved:
-            return False
-        _, depth = self._even()
-        if body_bytes > depth:
-            return False
-        if self.left is not None and self.left <= QUIET_LEFT * depth / EVEN_DEPTH:
-            return False  # the mailbox's last windows (``QUIET_LEFT``)
-        h = self.held_bytes
-        return self._even_wait(now, self.reserved, h) >= quiet
-
     def _ahead(self, since: float | None) -> int:
         """The bytes of the bodies that began to wait before ``since`` (all: None), the one
         the room is kept for aside (held already): through the bucket, bodies go in the
@@ -731,11 +691,6 @@ class Budgets:
         body: 120 s at the default 300 s window, where it was 30 s)."""
         ra = self.reserve_after
         if self.evens(now):  # the next oldest reserves as soon as the one ahead goes
-            if self.reserved and body_bytes < self.reserved:
-                # a small body may pass the kept one once the mailbox has been quiet
-                # (``_quiet_pass``): it looks again then, not a whole reserve_after later
-                quiet = QUIET * self.limits.upload_window
-                return min(ra, max(quiet - self._quiet_for(now), SHORTEST_WAIT, quiet / 4))
             return ra
         waited = 0.0 if since is None else now - since
         first = ra - waited  # until it has waited reserve_after
