@@ -41,6 +41,32 @@ class _entered:
         return await self.cm.__aexit__(*exc)
 
 
+# each step also says what its wait is made of (``_parts``)
+PARTS = bool(os.environ.get("CE_PT_PARTS"))
+
+
+def _parts(b: Any, now: float, body: int, reserved: int, since: float | None) -> list[Any]:
+    """What a step's wait is made of: the room kept, the bytes in flight, the bytes of the
+    bodies waiting ahead, the upload budget in effect, the window's wait, the bucket's
+    wait, the shape's wait, the bodies held as refused alone and as told, and the
+    Retry-After block left (seconds)."""
+    held = b.held_bytes + (0 if reserved else b.reserved)
+    ahead = b._ahead(since)
+    window = b._wait_on(b.learned_uploads, b.uploads, now, body, held, b.held_bytes)
+    return [
+        b.reserved,
+        b.held_bytes,
+        ahead,
+        round(b.learned_uploads.cap),
+        round(min(window, 1e6), 4),
+        round(b._even_wait(now, body, held + ahead), 4),
+        round(b._shaped_wait(now, body, b.held_bytes), 4),
+        len(b.alone),
+        len(b.told),
+        round(b.blocked_until - now, 4),
+    ]
+
+
 def install(out: Path) -> None:
     from copyengine.pacing import accounting, pacer
     from copyengine.pacing.step import step as real_step
@@ -79,25 +105,7 @@ def install(out: Path) -> None:
                     round(d.wait, 4),
                     round(min(full, 1e6), 4),
                     b.evens(now),
-                    # what the wait is made of (CE_PT_PARTS=1): room kept, in flight, the
-                    # bytes ahead, the budget in effect, the window's and the bucket's waits,
-                    # holds of bodies refused alone and told
-                    [
-                        b.reserved,
-                        b.held_bytes,
-                        b._ahead(since),
-                        round(b.learned_uploads.cap),
-                        round(min(b._wait_on(b.learned_uploads, b.uploads, now, body,
-                                             b.held_bytes + (0 if reserved else b.reserved),
-                                             b.held_bytes), 1e6), 4),
-                        round(b._even_wait(now, body, b.held_bytes + (0 if reserved else b.reserved) + b._ahead(since)), 4),
-                        round(b._shaped_wait(now, body, b.held_bytes), 4),
-                        len(b.alone),
-                        len(b.told),
-                        round(b.blocked_until - now, 4),
-                    ]
-                    if os.environ.get("CE_PT_PARTS")
-                    else None,
+                    _parts(b, now, body, reserved, since) if PARTS else None,
                 ]
             )
         return d
