@@ -41,6 +41,32 @@ class _entered:
         return await self.cm.__aexit__(*exc)
 
 
+# each step also says what its wait is made of (``_parts``)
+PARTS = bool(os.environ.get("CE_PT_PARTS"))
+
+
+def _parts(b: Any, now: float, body: int, reserved: int, since: float | None) -> list[Any]:
+    """What a step's wait is made of: the room kept, the bytes in flight, the bytes of the
+    bodies waiting ahead, the upload budget in effect, the window's wait, the bucket's
+    wait, the shape's wait, the bodies held as refused alone and as told, and the
+    Retry-After block left (seconds)."""
+    held = b.held_bytes + (0 if reserved else b.reserved)
+    ahead = b._ahead(since)
+    window = b._wait_on(b.learned_uploads, b.uploads, now, body, held, b.held_bytes)
+    return [
+        b.reserved,
+        b.held_bytes,
+        ahead,
+        round(b.learned_uploads.cap),
+        round(min(window, 1e6), 4),
+        round(b._even_wait(now, body, held + ahead), 4),
+        round(b._shaped_wait(now, body, b.held_bytes), 4),
+        len(b.alone),
+        len(b.told),
+        round(b.blocked_until - now, 4),
+    ]
+
+
 def install(out: Path) -> None:
     from copyengine.pacing import accounting, pacer
     from copyengine.pacing.step import step as real_step
@@ -68,7 +94,20 @@ def install(out: Path) -> None:
         d = real_step(b, now, body, reserved, since)
         rec = current.get()
         if rec is not None:
-            rec[6].append([round(now - t0, 4), d.kind.value, str(d.binds), round(d.wait, 4)])
+            # the wait the budgets alone say (before the look-again cap), and whether a cut
+            # budget is spent through its bucket then
+            full, _ = b.binding(now, body, reserved > 0, since)
+            rec[6].append(
+                [
+                    round(now - t0, 4),
+                    d.kind.value,
+                    str(d.binds),
+                    round(d.wait, 4),
+                    round(min(full, 1e6), 4),
+                    b.evens(now),
+                    _parts(b, now, body, reserved, since) if PARTS else None,
+                ]
+            )
         return d
 
     pacer.step = traced_step  # type: ignore[attr-defined,assignment]
@@ -185,6 +224,8 @@ def install(out: Path) -> None:
             str(first.binds),
             [],
             None if pooled is None else pooled - t0,
+            # the first decision's wait before the look-again cap
+            round(min(self.budgets.binding(clock(), body_bytes, False, None)[0], 1e6), 4),
         ]
         uploads[self.key].append(rec)
         token = current.set(rec)
