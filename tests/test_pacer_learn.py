@@ -1196,8 +1196,9 @@ def test_a_refusal_mid_job_over_a_far_shorter_window_climbs_back_within_two_wind
 
 def test_above_what_went_through_the_window_tried_climbs_at_its_pace() -> None:
     """Over the window tried in place of the configured one (7 s of 300 s), a budget at or
-    above what went through climbs 1% of the budget per window tried, as a budget over a
-    window the service showed does at its pace. Per configured window (1% of each amount
+    above what went through climbs half a % of the budget per window tried (``TRIED_RISE``;
+    1%, as a budget over a window the service showed does at its pace, put 6.5% of 429s
+    in ``test_pacer_trap``'s seed 7). Per configured window (1% of each amount
     answered, before: 60 times slower under Exchange's documented 300 s against the x60
     service) a budget cut there stayed for the job: issue 26's demo job beside a writer
     taking 0.3, 0.29 and 0.37 of [limits] over 24 and 9.4 s tried for 270 s where the
@@ -1208,7 +1209,7 @@ def test_above_what_went_through_the_window_tried_climbs_at_its_pace() -> None:
     b.take(1000)
     b.release(20.0, 1000)
     b.answered(1000, 20.0)
-    assert b.learned_uploads.cap == pytest.approx(lim.cap + 0.01 * 1000 * 300 / 7)
+    assert b.learned_uploads.cap == pytest.approx(lim.cap + 0.005 * 1000 * 300 / 7)
     shown = Learned(1_000_000.0, lim.cap, 300.0, 7.0, cuts=1, proven=lim.cap)
     assert answered(shown, 1000).cap == pytest.approx(lim.cap + 0.01 * 1000 * 300 / 7)
 
