@@ -8,6 +8,7 @@ import heapq
 import math
 import random
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -46,8 +47,9 @@ def test_the_hint_advises_what_the_service_let_through_not_the_pacers_budget() -
     assert ev.lo <= W <= ev.hi <= W + 0.1
     configured = 150 * MB
     pacer = Learned(configured, 0.75 * configured, 300.0, 5.6, shown=5.6, cuts=2)
-    old = learn.advice("anna@f", "upload", pacer, NOTHING)  # the budget in effect: 75%
-    assert old is not None and old.window == 0  # the pacer's 5.6 s is not the service's
+    # the budget in effect (75%) over the pacer's 5.6 s, not the service's window: not
+    # advised (a value under what the service gives would slow the job)
+    assert learn.advice("anna@f", "upload", pacer, NOTHING) is None
     up = Evidence(ev.amount * MB / 1000 * 2.5, ev.lo, ev.hi)  # in MB: 2.375 of 2.5 MB
     a = learn.advice("anna@f", "upload", pacer, up)
     assert a is not None and a.bounded
@@ -255,9 +257,11 @@ def test_against_the_emulator_the_jobs_hint_is_within_a_tenth_of_its_real_budget
         pacer, svc = _copy(seed)
         ev = pacer.account.evidence()["upload"]
         a = learn.advice(f"m{seed}", "upload", pacer.budgets.learned_uploads, ev)
-        assert a is not None
-        advices.append(a)
-    assert svc.upload_bytes
+        # none where the evidence does not pin the window and the budget is kept over a
+        # shorter one than configured (the pacer's rate there is no room the service showed)
+        if a is not None:
+            advices.append(a)
+    assert advices and svc.upload_bytes
     (said,) = learn.say(advices)
     got = re.search(r"set upload_window_s = ([0-9.]+) and upload_mb_per_window = ([0-9.]+)", said)
     assert got is not None, said
@@ -494,24 +498,29 @@ def test_the_learned_hint_names_no_window_a_retry_after_showed() -> None:
     """Review, issue 26 (finding 3): the hint fell back on the budget in effect and said it
     over the 116 s window the pacer had read from a Retry-After (`set upload_window_s =
     116 and upload_mb_per_window = 18` where 82-150 MB had been taken per 300 s). A
-    Retry-After bounds the service's window from below only: the learned hint says the
-    budget per the configured window, never less than what was proved; where the answers
-    proved 80% of [limits] within one window, no hint; and where nothing was proved
-    (``NOTHING``), no window either."""
+    Retry-After bounds the service's window from below only; and the budget in effect
+    over such a window, said per the configured one (`lower it (to about 48)`, after
+    this finding), is the pacer's own rate there, not a room the service showed: 82-150
+    MB had been taken per 300 s. Where no refusal pins the window, a budget kept over a
+    shorter one than configured gives no hint (issue 26, the demo job beside a writer:
+    "lower it (to about 59)" where the writer left 105); over the configured window the
+    learned hint stays (``test_pacer_learn``)."""
     configured = 150 * MB
     lim = Learned(configured, 0.318 * configured, 300.0, 115.6, shown=115.6, cuts=3)
     assert lim.in_window()[1] == pytest.approx(115.6)  # the pacer's own window: kept
     small = Evidence(18 * MB, 115.17, 605.7)  # not pinned (at most 300 s, at least 115)
+    more = Evidence(100 * MB, 4.66, math.inf)  # more proved than the budget in effect
+    proved = Evidence(149.9 * MB, 115.17, 605.7)  # the first window's whole budget
+    for ev in (small, NOTHING, more, proved):
+        assert learn.advice("m2", "upload", lim, ev) is None
+    whole = replace(lim, window=300.0, shown=0.0)  # kept over the configured window
     for ev in (small, NOTHING):
-        a = learn.advice("m2", "upload", lim, ev)
+        a = learn.advice("m2", "upload", whole, ev)
         assert a is not None and a.window == 0 and a.value == pytest.approx(0.318 * 150)
         (said,) = learn.say([a])
         assert said.endswith("lower it (to about 48)") and "upload_window_s" not in said
-    more = Evidence(100 * MB, 4.66, math.inf)  # more proved than the budget in effect
-    a = learn.advice("m1", "upload", lim, more)
+    a = learn.advice("m1", "upload", whole, more)
     assert a is not None and a.window == 0 and a.value == pytest.approx(100)
-    proved = Evidence(149.9 * MB, 115.17, 605.7)  # the first window's whole budget
-    assert learn.advice("m2", "upload", lim, proved) is None
 
 
 class _Eager(Proof):
