@@ -237,6 +237,12 @@ def install(out: Path) -> None:
                             self._ready - self.since,
                             n,
                             self._busy_at_last / n if n else 0.0,
+                            # the fastest client's schedule through the slots (an engine
+                            # that keeps one), and whether every send of it was placed
+                            getattr(self, "_sched", self.since) - self.since,
+                            bool(getattr(self, "_lanes", None)) and not self._pending
+                            if hasattr(self, "_pending")
+                            else False,
                         ]
                     )
             spells[key].append(row)

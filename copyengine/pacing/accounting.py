@@ -241,9 +241,12 @@ class Activity:
             if len(pend) >= self.PENDING:
                 self._pending, self._lanes = None, []
             else:
-                pend.append([now, at, -1.0, -1.0])
-                if len(pend) == 1:
-                    self._schedule()
+                if pend:
+                    pend.append([now, at, -1.0, -1.0])
+                else:  # the sends before it answered and placed: placed now
+                    sched = self._lanes[0]
+                    sched = self._sched = max(sched, at, self._sched)
+                    pend.append([now, at, -1.0, sched])
         self._busy_at_last = self._busy
         self._answered_at_last = self._answered
         self._tail.append(amount)
@@ -261,12 +264,18 @@ class Activity:
             pend = self._pending
             if at is not None and pend:
                 # the send it answers: the unanswered one sent nearest ``at - duration``
+                # (in send order: none after one sent later than that by more than the best)
                 t = at - duration
                 best: list[float] | None = None
                 gap = math.inf
                 for e in pend:
-                    if e[2] < 0 and abs(e[0] - t) < gap:
-                        best, gap = e, abs(e[0] - t)
+                    d = e[0] - t
+                    if d > gap:
+                        break
+                    if e[2] < 0:
+                        d = -d if d < 0 else d
+                        if d < gap:
+                            best, gap = e, d
                 if best is not None:
                     best[2] = duration
                     if best is pend[0]:
