@@ -60,9 +60,12 @@ def run(
     others: list[dict[str, Any]] = []
     with emulator_process(emulator_toml(FLEET), timeout=900) as (info, emu_pid):
         ctl = Control(info)
-        for n in step_list:
+        for i, n in enumerate(step_list):
+            # a step given again ("400,400") gets fresh target mailboxes (the same names
+            # were refused: the mailboxes exist)
+            again = f"r{i}" if n in step_list[:i] else ""
             for k, contender in enumerate(contenders):
-                step = _step(info, ctl, emu_pid, contender, n, extra, f"f{n}{'b' * k}")
+                step = _step(info, ctl, emu_pid, contender, n, extra, f"f{n}{'b' * k}{again}")
                 (steps if k == 0 else others).append(step)
                 print(f"  fleet {n} pairs ({contender}): {step}", flush=True)
     return _result(steps, others, extra, base, t_start)

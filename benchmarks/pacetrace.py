@@ -266,6 +266,26 @@ def install(out: Path) -> None:
                 ready, self._ready = self._ready, self.since
                 row.append(self._spell()[0])
                 self._ready = ready
+                # what bound the spell: the budget's (with the last window's slots), the
+                # slots' (durations over the concurrency), the readiness; requests answered
+                # by the last send and their mean duration
+                if hasattr(self, "last_window"):
+                    sent, n = self._sent, self._answered_at_last
+                    row.append(
+                        [
+                            self.shortest(sent) + self.last_window(sent, self.limit, self.slots),
+                            self._busy_at_last / self.slots,
+                            self._ready - self.since,
+                            n,
+                            self._busy_at_last / n if n else 0.0,
+                            # the fastest client's schedule through the slots (an engine
+                            # that keeps one), and whether every send of it was placed
+                            getattr(self, "_sched", self.since) - self.since,
+                            bool(getattr(self, "_lanes", None)) and not self._pending
+                            if hasattr(self, "_pending")
+                            else False,
+                        ]
+                    )
             spells[key].append(row)
         orig_leave(self, now)
 

@@ -502,6 +502,49 @@ def test_the_last_window_sent_through_the_slots_as_they_free_is_at_its_ceiling()
     assert _last_window_at_the_slots(0.5) == pytest.approx(12 / 13)
 
 
+def _two_after_four(late: float) -> float:
+    """Four slots, a budget far off: six imports of 100 bytes ready at 0 s, four sent at
+    once and answered after 0.10, 0.11, 0.12 and 0.13 s; the fifth and sixth sent ``late``
+    after the first two answers (as ``fleet`` at 400 pairs makes them: a pair's share of
+    the byte budget at a time, one or two answers a spell)."""
+    from copyengine.pacing.accounting import MailboxAccount
+
+    clock = FakeClock(0.0)
+    acct = MailboxAccount(
+        Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4),
+        Activity(SlidingWindow(10**9, 5.0), 10**9, 5.0, slots=4),
+        clock,
+    )
+    events: list[tuple[float, int, str, float]] = []  # (at, order, what, duration)
+    for k, d in enumerate((0.10, 0.11, 0.12, 0.13)):
+        events += [(0.0, k, "send", 0.0), (d, k, "answer", d)]
+    for k, at in enumerate((0.10 + late, 0.11 + late)):
+        events += [(at, 4 + k, "send", 0.0), (at + 0.1, 4 + k, "answer", 0.1)]
+    for _ in range(6):
+        acct.enter(0.0, 100)
+    for at, _, what, d in sorted(events, key=lambda e: (e[0], e[2] == "send")):
+        clock.now = at
+        if what == "send":
+            acct.sent(at, 100)
+        else:
+            acct.answered(d, 100)
+            acct.succeeded()
+            acct.leave(at, 100)
+    share = acct.ceiling_share()
+    assert share is not None
+    return share
+
+
+def test_sends_through_the_slots_the_moment_they_free_are_at_the_ceiling() -> None:
+    """The fastest client sends the fifth and sixth when the first two answers come (0.11 s
+    after the spell began): a client that did is at 100% (it scored 48%, the durations
+    over the slots taking 0.21 s over four as the shortest time, as if the two answers
+    could be cut to fill the four slots evenly); one that sent each 0.02 s after its slot
+    came free is not."""
+    assert _two_after_four(0.0) == pytest.approx(1.0)
+    assert _two_after_four(0.02) == pytest.approx(0.11 / 0.13)
+
+
 @pytest.mark.anyio
 async def test_idle_time_between_spells_is_not_active() -> None:
     clock = FakeClock()
