@@ -317,6 +317,9 @@ HISTORIES += [
     pytest.param(9406, "mirror", True, id="9406-mirror-no-404-that-stays-made-of-two-streams"),
 ]
 WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
+# the tenth (``_tenth``: compound owner ops, target edits, a 429 storm with an import's answer
+# lost, the cutover killed) left out of all of the above, so that they are what they were
+TENTH = frozenset({"compound", "storm", "cutkill"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -331,6 +334,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
+    ex |= TENTH
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -371,7 +375,7 @@ EVERY_ROUND_404 = [
 async def test_history_with_a_transient_404_every_round(
     tmp_path: Path, seed: int, deletions: str
 ) -> None:
-    h = await run_history(seed, deletions, tmp_path, Options(kill=True, p_n404=1.0))
+    h = await run_history(seed, deletions, tmp_path, Options(kill=True, p_n404=1.0, exclude=TENTH))
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
 
@@ -384,7 +388,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
     complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
     held to the oracle; that one names the folder moved in the target."""
     h = await run_history(
-        517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH)
+        517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH)
     )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
@@ -402,7 +406,7 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         kill=False,
         churn=False,
         rounds=(3, 3),
-        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH,
+        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH | TENTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
