@@ -188,7 +188,14 @@ def oracle(
         if len(copies) > 1:
             note(
                 "duplicated",
-                f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}",
+                f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}"
+                + (
+                    ""
+                    if key in s_by
+                    else " (soft-deleted at source)"
+                    if key in all_src_keys
+                    else " (gone at source)"
+                ),
                 len(copies) - 1,
             )
         if key not in s_by:

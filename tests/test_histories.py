@@ -668,6 +668,38 @@ async def test_an_item_edited_while_moved_away_and_back_is_updated(
     assert not h.failures(), h.text()
 
 
+# hunt2, seed 9803 keep (the tenth stream; churn timed it there): the target's user moved a
+# copy, the item was edited (a delta pass: its recorded copy not found, copied again) and then
+# deleted at the source (kept): the moved copy, a second copy, stayed through every full pass
+# (``spares`` took no kept copy for the item's own) and every sign-off said complete.
+MOVED_COPY_THEN_ITEM_EDITED_AND_DELETED: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects"}]),
+    ("ops", [{"op": "modify", "id": "#/Inbox"}]),
+    ("pass", "delta", "unchecked"),
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": False}]),
+    ("pass", "delta", "unchecked"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.parametrize(
+    "deletions",
+    [
+        "keep",
+        # under mirror the item's copy goes with it and its record is forgotten: the moved
+        # copy, of a version no record names, stays (an item nobody copied), and the
+        # sign-off says complete (hunt2: found, not fixed)
+        pytest.param("mirror", marks=_xf("a moved copy orphaned by a re-copy, then a delete")),
+    ],
+)
+async def test_a_moved_copy_of_an_item_copied_again_then_deleted_goes(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, MOVED_COPY_THEN_ITEM_EDITED_AND_DELETED, tmp_path)
+    assert not h.failures(), h.text()
+
+
 @pytest.mark.parametrize(("deletions", "script"), REPROS)
 async def test_minimal_reproduction(tmp_path: Path, deletions: str, script: list[Any]) -> None:
     h = await replay(deletions, script, tmp_path)
