@@ -190,7 +190,14 @@ def oracle(
         if len(copies) > 1:
             note(
                 "duplicated",
-                f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}",
+                f"{key[:8]} x{len(copies)} in {sorted(c['folderPath'] for c in copies)}"
+                + (
+                    ""
+                    if key in s_by
+                    else " (soft-deleted at source)"
+                    if key in all_src_keys
+                    else " (gone at source)"
+                ),
                 len(copies) - 1,
             )
         if key not in s_by:
@@ -525,10 +532,14 @@ class Generator:
     def emit(self, text: str) -> None:
         self.log.append(f"r{self.round} {self.tag}{text}")
 
-    def apply(self, op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
+    def apply(
+        self, op: dict[str, Any], text: str, box: Any = None, rng: random.Random | None = None
+    ) -> dict[str, Any] | None:
+        """``rng``: the content's (the generator's own unless given: a later stream's ops
+        draw from their own, so that the first stream's content stays what it was)."""
         box = box or self.box
         try:
-            res = changes.apply(box, op, self.content_rng)
+            res = changes.apply(box, op, rng or self.content_rng)
         except (changes.ChangeError, ValueError) as exc:
             self.emit(f"{text}  [refused: {exc}]")
             return None
@@ -987,9 +998,20 @@ class Options:
     # the re-run after the kill (which settles what it left unknown), the cutover, or the
     # sign-off taken after a pass (``not_found_404``); the pass checked
     p_n404: float = 0.3
+    # from a tenth stream (``_tenth``): per round, compound owner operations (``compound``: a
+    # folder moved and renamed while its items change, an item moved back where it was, a
+    # child folder then its parent deleted, a folder's name made again after its deletion, a
+    # folder moved away and back, the target's copy of an item edited by the target's user);
+    # a 429 storm with an import's answer lost in the same pass (``storm``); and the cutover
+    # killed with SIGKILL as it lists items (its sign-off, mostly), run again
+    # (``killed_cutover``). Whatever the streams, a copy edited in the target is stale after
+    # a pass that lists the target in full (a ``--full`` pass, a cutover): the source wins
+    p_compound: float = 0.5
+    p_storm: float = 0.2
+    p_cutkill: float = 0.3
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
-    # t404, killmake, n404) left out, to look past a known failure
+    # t404, killmake, n404, compound, storm, cutkill) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1175,6 +1197,8 @@ async def _history(
     rng7 = _seventh(hist.seed)
     rng8 = _eighth(hist.seed)
     rng9 = _ninth(hist.seed)
+    rng10 = _tenth(hist.seed)
+    mem = Memory()
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
     extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
     job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
@@ -1216,13 +1240,27 @@ async def _history(
         checked: bool,
         signoff: bool | None = None,
         note: str = "",
+        strict: bool = False,
     ) -> PassRecord:
-        counts = oracle(box.snapshot(), tbox.snapshot(), deletions, gen.drift_edited)
+        """``strict``: a pass that listed the target in full (``--full``, a cutover): a copy
+        the target's user edited is stale unless the source's version was put back."""
+        counts = oracle(
+            box.snapshot(), tbox.snapshot(), deletions, set() if strict else gen.drift_edited
+        )
         if agen is not None:
             counts = merged(
                 counts,
-                oracle(agen.box.snapshot(), agen.tbox.snapshot(), deletions, agen.drift_edited),
+                oracle(
+                    agen.box.snapshot(),
+                    agen.tbox.snapshot(),
+                    deletions,
+                    set() if strict else agen.drift_edited,
+                ),
             )
+        if strict and checked:
+            gen.drift_edited.clear()
+            if agen is not None:
+                agen.drift_edited.clear()
         rec = PassRecord(rnd, kind, exit_code, secs, checked, counts, signoff, note)
         hist.passes.append(rec)
         return rec
@@ -1258,7 +1296,8 @@ async def _history(
             why = [d.get("fatal")] + [p.get("error") for p in d.get("pairs", [])]
             why += [n for p in d.get("pairs", []) for n in p.get("notes", [])]
             note = "; ".join(str(w) for w in why if w)[:300]
-        rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note)
+        strict = bool(kw.get("full") or kw.get("cutover"))
+        rec = check(rnd, kind, code, time.monotonic() - t, checked, so, note, strict)
         rec.live_removed = gone_live
         return note_sign_off(rec, taken)
 
@@ -1278,10 +1317,28 @@ async def _history(
         if agen is not None:
             agen.round = rnd
             agen.round_ops(rng2.randint(*opts.archive_ops))
+        if rng10.random() < opts.p_compound and "compound" not in ex:
+            for _ in range(rng10.randint(1, 2)):
+                compound(gen, rng10, mem)
         if last:
             if rng9.random() < opts.p_n404 and "n404" not in ex:  # in the cutover (or its sign-off)
                 rules404 = not_found_404(rng9, gen, "cutover")
                 await api.control("PUT", "/faults", {"rules": rules404})
+            cutkill = rng10.random() < opts.p_cutkill and "cutkill" not in ex
+            if cutkill and opts.kill is not False:  # a kill is timing: not in kill=False
+                before = await removals_reset()
+                await killed_cutover(api, server.emulator.stats, hist, job, rnd, rng10)
+                killed = hist.passes[-1]
+                for _ in range(3):  # as after the round's kill: one moment for both
+                    await quiet_target(tbox)
+                    seq = tbox.seq
+                    killed.counts = check(rnd, "killed", None, 0, False).counts
+                    hist.passes.pop()
+                    taken = await take_sign_off(cfg)
+                    if tbox.seq == seq:
+                        break
+                note_sign_off(killed, taken)
+                killed.live_removed = await removals_check(before)
             await a_pass(rnd, "cutover", cutover=True)
             await faults_fired(api, gen)
             break
@@ -1315,6 +1372,12 @@ async def _history(
             r = await api.control("POST", "/delta/expire", {"mailboxId": agen.box.id})
             gen.emit(f"EXPIRE the archive's delta links ({r.status})")
         seen = drift or tmove  # what only a full listing of the target repairs
+        stormed = rng10.random() < opts.p_storm and "storm" not in ex
+        if stormed:  # a 429 storm, an answer lost
+            limits, srules = storm(rng10, gen)
+            await api.control("PUT", "/limits", limits)
+            rules += srules
+            await api.control("PUT", "/faults", {"rules": rules})
         if rnd == kill_round:
             for _ in range(rng.randint(1, 3)):
                 gen.add()
@@ -1464,6 +1527,8 @@ async def _history(
                 await api.control("DELETE", "/faults")
                 await a_pass(rnd, "settle", full=seen or tgone)
         await api.control("DELETE", "/faults")
+        if stormed:
+            await api.control("PUT", "/limits", {"profile": "unlimited"})
 
 
 async def mid_pass_move(
@@ -1638,6 +1703,309 @@ async def mid_pass_target_folder(api: Any, gen: Generator, rng: random.Random) -
         f"MIDTARGET target deleteFolder {f.path()} at the first import or listing ({r.status})"
     )
     return True
+
+
+# -- the tenth stream: compound owner ops, target edits, 429 storms, a killed cutover -------------
+def _tenth(seed: int) -> random.Random:
+    """The seed's tenth stream: compound owner operations, target edits, a 429 storm with a
+    lost import answer, a cutover killed (added after the ninth stream's, which it leaves as
+    they were)."""
+    return random.Random(f"{seed}/compound-ops+target-edits+storms+cutover-kill")
+
+
+@dataclass
+class Memory:
+    """What the tenth stream remembers between rounds: an item moved away (its id now, the
+    folder it left) to move back, and a folder deleted (its parent, its name) to make again."""
+
+    away: list[tuple[str, str]] = field(default_factory=list)
+    gone: list[tuple[str, str]] = field(default_factory=list)
+
+
+def compound(gen: Generator, rng: random.Random, mem: Memory) -> None:
+    """One compound owner operation (its choices and content from ``rng``): a folder moved AND
+    renamed while its items change; an item moved back to where it was (in the same round,
+    or a later one, edited meanwhile or not); a child folder and then its parent deleted; a
+    folder deleted and one of the same name made again at the same place (now or a later
+    round), an item moved into it; a folder moved away and back; the target's copy of an
+    item edited by the target's user (with the item edited, moved or left at the source)."""
+    kind = rng.choice(
+        ("move_rename", "move_back", "parent_child", "recreate", "roundtrip", "target_edit")
+    )
+    T = "COMPOUND "
+
+    def ap(op: dict[str, Any], text: str, box: Any = None) -> dict[str, Any] | None:
+        return gen.apply(op, T + text, box, rng)
+
+    def fresh(parents: list[Any], want: str, f: Any) -> str:
+        name = want
+        for n in range(2, 50):
+            if all(gen.box.child_named(p, name) in (None, f) for p in parents) and name != f.name:
+                return name
+            name = f"{want} {n}"
+        return f"{want} {rng.getrandbits(24):x}"
+
+    users = gen.user_folders()
+    if kind == "move_rename" and users:
+        f = rng.choice(users)
+        dests = gen.movable_to(f)
+        if not dests:
+            return
+        to = rng.choice(dests)
+        live = list(f.live_items())
+        if rng.random() < 0.6:
+            ap({"op": "add", "folder": f.id, "count": rng.randint(1, 2)}, f"add -> {f.path()}")
+        if live and rng.random() < 0.5:
+            it = rng.choice(live)
+            ap({"op": "modify", "id": it.id}, f"modify {_k(it)} in {f.path()}")
+        outside = [g for g in gen.mail_folders() if g not in list(gen.box.walk(f))]
+        live = list(f.live_items())
+        if live and outside and rng.random() < 0.4:
+            it, o = rng.choice(live), rng.choice(outside)
+            ap({"op": "move", "id": it.id, "to": o.id}, f"move {_k(it)} {f.path()} -> {o.path()}")
+        name = fresh([f.parent, to], rng.choice(NAMES), f)
+        old = f.path()
+        steps = [
+            ({"op": "renameFolder", "id": f.id, "name": name}, f"renameFolder {old} -> {name!r}"),
+            (
+                {"op": "moveFolder", "id": f.id, "to": to.id},
+                f"moveFolder {old} -> under {to.path()}",
+            ),
+        ]
+        if rng.random() < 0.5:
+            steps.reverse()
+        for op, text in steps:
+            ap(op, text)
+        live = list(f.live_items())
+        if live and rng.random() < 0.5:
+            it = rng.choice(live)
+            ap({"op": "modify", "id": it.id}, f"modify {_k(it)} in {f.path()} (after)")
+        return
+    if kind == "move_back":
+        while mem.away:
+            iid, fid = mem.away.pop(0)
+            it, home = gen.box.items.get(iid), gen.box.folders.get(fid)
+            if it is None or home is None or home.deleted or it.folder.hidden or home.hidden:
+                continue
+            if it.folder is not home:
+                ap(
+                    {"op": "move", "id": it.id, "to": home.id},
+                    f"move back {_k(it)} -> {home.path()}",
+                )
+                return
+        items = gen.live_items()
+        if not items:
+            return
+        it = rng.choice(items)
+        home = it.folder
+        others = [g for g in gen.mail_folders() if g is not home]
+        if not others:
+            return
+        to = rng.choice(others)
+        res = ap(
+            {"op": "move", "id": it.id, "to": to.id}, f"move {_k(it)} {home.path()} -> {to.path()}"
+        )
+        if not res:
+            return
+        new = res["newId"]
+        if rng.random() < 0.3:
+            ap({"op": "modify", "id": new}, f"modify {_k(gen.box.items[new])} while away")
+        if rng.random() < 0.5:
+            ap(
+                {"op": "move", "id": new, "to": home.id},
+                f"move back {_k(gen.box.items[new])} -> {home.path()} (same round)",
+            )
+        else:
+            mem.away.append((new, home.id))
+        return
+    if kind == "parent_child":
+        parents = [f for f in users if f.live_children()]
+        if not parents:
+            return
+        p = rng.choice(parents)
+        c = rng.choice(p.live_children())
+        live = list(c.live_items())
+        outside = [g for g in gen.mail_folders() if g not in list(gen.box.walk(p))]
+        if live and outside and rng.random() < 0.4:
+            it, o = rng.choice(live), rng.choice(outside)
+            ap({"op": "move", "id": it.id, "to": o.id}, f"move {_k(it)} {c.path()} -> {o.path()}")
+        if rng.random() < 0.3:
+            ap({"op": "add", "folder": c.id, "count": 1}, f"add -> {c.path()}")
+        pp = p.path()
+        ap({"op": "deleteFolder", "id": c.id}, f"deleteFolder {c.path()} (the child)")
+        ap({"op": "deleteFolder", "id": p.id}, f"deleteFolder {pp} (its parent)")
+        return
+    if kind == "recreate":
+        again = [
+            (pid, name)
+            for pid, name in mem.gone
+            if pid in gen.box.folders
+            and not gen.box.folders[pid].deleted
+            and gen.box.child_named(gen.box.folders[pid], name) is None
+        ]
+        if again and rng.random() < 0.6:
+            pid, name = again[0]
+            mem.gone.remove((pid, name))
+            parent = gen.box.folders[pid]
+        elif users:
+            f = rng.choice(users)
+            parent, name = f.parent, f.name
+            outside = [g for g in gen.mail_folders() if g not in list(gen.box.walk(f))]
+            live = list(f.live_items())
+            moved = None
+            if live and outside and rng.random() < 0.4:
+                it, o = rng.choice(live), rng.choice(outside)
+                r = ap(
+                    {"op": "move", "id": it.id, "to": o.id},
+                    f"move {_k(it)} {f.path()} -> {o.path()}",
+                )
+                moved = r["newId"] if r else None
+            ap({"op": "deleteFolder", "id": f.id}, f"deleteFolder {f.path()}")
+            if rng.random() < 0.5:
+                mem.gone.append((parent.id, name))
+                return
+            if moved is not None and rng.random() < 0.7:
+                mem.away.append((moved, ""))  # moved into the new one below
+        else:
+            return
+        r = ap(
+            {"op": "createFolder", "parent": parent.id, "name": name},
+            f"createFolder {parent.path()} + {name!r} (the name of one deleted)",
+        )
+        if not r:
+            return
+        nf = gen.box.folders[r["id"]]
+        if rng.random() < 0.7:
+            ap({"op": "add", "folder": nf.id, "count": rng.randint(1, 3)}, f"add -> {nf.path()}")
+        back = [iid for iid, fid in mem.away if fid == "" and iid in gen.box.items]
+        mem.away = [(i, f) for i, f in mem.away if f != ""]
+        for iid in back:
+            it = gen.box.items[iid]
+            ap(
+                {"op": "move", "id": iid, "to": nf.id},
+                f"move {_k(it)} {it.folder.path()} -> {nf.path()} (into the new one)",
+            )
+        return
+    if kind == "roundtrip" and users:
+        f = rng.choice(users)
+        home = f.parent
+        dests = [d for d in gen.movable_to(f) if gen.box.child_named(d, f.name) is None]
+        if not dests:
+            return
+        to = rng.choice(dests)
+        ap(
+            {"op": "moveFolder", "id": f.id, "to": to.id},
+            f"moveFolder {f.path()} -> under {to.path()}",
+        )
+        if rng.random() < 0.5:
+            ap({"op": "add", "folder": f.id, "count": 1}, f"add -> {f.path()}")
+        ap(
+            {"op": "moveFolder", "id": f.id, "to": home.id},
+            f"moveFolder {f.path()} -> back under {home.path()}",
+        )
+        return
+    if kind == "target_edit":
+        keys = {_key(i): i for i in gen.live_items()}
+        copies = [c for c in gen.target_copies() if _key(c) in keys]
+        if not copies:
+            return
+        c = rng.choice(copies)
+        if ap(
+            {"op": "modify", "id": c.id}, f"target modify {_k(c)} in {c.folder.path()}", gen.tbox
+        ):
+            gen.drift_edited.add(_key(c))
+        it = keys[_key(c)]
+        roll = rng.random()
+        if roll < 0.3:
+            ap(
+                {"op": "modify", "id": it.id},
+                f"modify {_k(it)} in {it.folder.path()} (source wins)",
+            )
+        elif roll < 0.5:
+            others = [g for g in gen.mail_folders() if g is not it.folder]
+            if others:
+                o = rng.choice(others)
+                ap(
+                    {"op": "move", "id": it.id, "to": o.id},
+                    f"move {_k(it)} {it.folder.path()} -> {o.path()}",
+                )
+
+
+def storm(rng: random.Random, gen: Generator) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A 429 storm (the emulator's concurrency limit at 1 or 2, or a request budget of a few
+    dozen a second) with an import's answer lost (``drop_after``: the copy made) and maybe a
+    503, the same pass: the limits to set and the fault rules to add."""
+    if rng.random() < 0.6:
+        limits: dict[str, Any] = {"profile": "unlimited", "concurrency": rng.choice((1, 2))}
+    else:
+        limits = {"profile": "unlimited", "requests": rng.choice((20, 40)), "request_window": 1.0}
+    rules: list[dict[str, Any]] = [
+        {
+            "kind": "drop_after",
+            "calls": ["importItem"],
+            "mailbox": DST,
+            "count": rng.choice((1, 2)),
+            "after": rng.randint(0, 3),
+        }
+    ]
+    if rng.random() < 0.4:
+        rules.append(
+            {
+                "kind": "http_503",
+                "calls": ["importItem"],
+                "mailbox": DST,
+                "count": 2,
+                "after": rng.randint(0, 4),
+                "retry_after": 0.2,
+            }
+        )
+    gen.emit(f"STORM limits {limits} with {[(r['kind'], r['count'], r['after']) for r in rules]}")
+    return limits, rules
+
+
+async def killed_cutover(
+    api: Any,
+    stats: Any,
+    hist: History,
+    job: Path,
+    rnd: int,
+    rng: random.Random,
+    limit_s: float = 60.0,
+) -> str:
+    """The cutover in a subprocess, SIGKILLed at its k-th listing of a folder's items (a
+    delta cutover lists items mostly in its sign-off: the kill lands in it, or in a
+    settlement's listing), a little after; the cutover is then run again (checked)."""
+    k = rng.randint(1, 12)
+    after = rng.choice((0.0, 0.05, 0.2))
+
+    def listed() -> int:
+        return sum(n for (c, _), n in stats.requests.items() if c == "listItems")
+
+    seen = listed()
+    t = time.monotonic()
+    proc = _spawn(
+        [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress", "--cutover"]
+    )
+    alive = await _kill_when(proc, lambda: listed() >= seen + k, limit_s, after)
+    note = (
+        f"SIGKILL {after}s after the cutover's listing {k} (of items)"
+        if alive
+        else f"cutover ended before the kill (exit {proc.returncode}, {listed() - seen} listings)"
+    )
+    hist.ops.append(f"r{rnd} KILL cutover: {note}")
+    hist.passes.append(
+        PassRecord(
+            rnd,
+            "killed",
+            None if alive else proc.returncode,
+            time.monotonic() - t,
+            False,
+            {},
+            None,
+            note,
+        )
+    )
+    return note
 
 
 async def quiet_target(tbox: Any, still_s: float = 0.3, limit_s: float = 5.0) -> None:

@@ -317,6 +317,9 @@ HISTORIES += [
     pytest.param(9406, "mirror", True, id="9406-mirror-no-404-that-stays-made-of-two-streams"),
 ]
 WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
+# the tenth (``_tenth``: compound owner ops, target edits, a 429 storm with an import's answer
+# lost, the cutover killed) left out of all of the above, so that they are what they were
+TENTH = frozenset({"compound", "storm", "cutkill"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -331,6 +334,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
+    ex |= TENTH
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -371,7 +375,7 @@ EVERY_ROUND_404 = [
 async def test_history_with_a_transient_404_every_round(
     tmp_path: Path, seed: int, deletions: str
 ) -> None:
-    h = await run_history(seed, deletions, tmp_path, Options(kill=True, p_n404=1.0))
+    h = await run_history(seed, deletions, tmp_path, Options(kill=True, p_n404=1.0, exclude=TENTH))
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
 
@@ -384,7 +388,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
     complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
     held to the oracle; that one names the folder moved in the target."""
     h = await run_history(
-        517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH)
+        517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH)
     )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
@@ -402,7 +406,7 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         kill=False,
         churn=False,
         rounds=(3, 3),
-        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH,
+        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH | TENTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
@@ -637,6 +641,63 @@ async def test_records_kept_for_a_full_pass_are_forgotten_by_it(tmp_path: Path) 
         ).fetchone()
         (items,) = db.execute("SELECT count(*) FROM items").fetchone()
     assert left == 0 and items > 40
+
+
+# hunt2, seed 9801 keep (the tenth stream's compound ops; delta off): an item moved away, edited
+# and moved back between passes (a move makes a new id), then a pass listing its folder in
+# full: no record of the new id, so its old copy, found by search key, was adopted as it was
+# (of the version before the edit) and recorded as current: stale, and the sign-off said
+# complete. The folder's record of that search key not met by the listing is the item's
+# (``plan.decide``'s ``earlier``): the copy is updated in place.
+MOVED_AWAY_EDITED_AND_BACK: list[Any] = [
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "Tmp"}]),
+    ("ops", [{"op": "move", "id": "#/Archive", "to": "@/Inbox/Tmp"}]),
+    ("ops", [{"op": "modify", "id": "#/Inbox/Tmp"}]),
+    ("ops", [{"op": "move", "id": "#/Inbox/Tmp", "to": "@/Archive"}]),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize("how", ["full", "delta-off"])
+async def test_an_item_edited_while_moved_away_and_back_is_updated(
+    tmp_path: Path, deletions: str, how: str
+) -> None:
+    kind = "full" if how == "full" else "delta"
+    script = [*MOVED_AWAY_EDITED_AND_BACK, ("pass", kind), ("pass", "cutover")]
+    h = await replay(deletions, script, tmp_path, delta=how == "full")
+    assert not h.failures(), h.text()
+
+
+# hunt2, seed 9803 keep (the tenth stream; churn timed it there): the target's user moved a
+# copy, the item was edited (a delta pass: its recorded copy not found, copied again) and then
+# deleted at the source (kept): the moved copy, a second copy, stayed through every full pass
+# (``spares`` took no kept copy for the item's own) and every sign-off said complete.
+MOVED_COPY_THEN_ITEM_EDITED_AND_DELETED: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects"}]),
+    ("ops", [{"op": "modify", "id": "#/Inbox"}]),
+    ("pass", "delta", "unchecked"),
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": False}]),
+    ("pass", "delta", "unchecked"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.parametrize(
+    "deletions",
+    [
+        "keep",
+        # under mirror the item's copy goes with it and its record is forgotten: the moved
+        # copy, of a version no record names, stays (an item nobody copied), and the
+        # sign-off says complete (hunt2: found, not fixed)
+        pytest.param("mirror", marks=_xf("a moved copy orphaned by a re-copy, then a delete")),
+    ],
+)
+async def test_a_moved_copy_of_an_item_copied_again_then_deleted_goes(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, MOVED_COPY_THEN_ITEM_EDITED_AND_DELETED, tmp_path)
+    assert not h.failures(), h.text()
 
 
 @pytest.mark.parametrize(("deletions", "script"), REPROS)

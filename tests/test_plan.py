@@ -207,6 +207,28 @@ def test_decide(
     assert decide(item("s1", key), rec, index, "T") == want
 
 
+@pytest.mark.parametrize(
+    ("earlier", "want"),
+    [
+        # the item moved away and back (a new id): its copy, of the version it is, recorded
+        # for the new id
+        (record(Status.DONE), Verdict(Decision.ADOPT, "t1")),
+        # ... edited while it was away: updated in place, not taken as it is (hunt2, 9801)
+        (record(Status.DONE, ck="old"), Verdict(Decision.UPDATE, "t1")),
+        # ... and its copy edited in the target: restored
+        (record(Status.DONE, tck="tck0"), Verdict(Decision.UPDATE, "t1", EDITED)),
+        # ... its copy deleted in the target: copied
+        (record(Status.DONE, target="t8"), Verdict(Decision.UPDATE, "t1")),
+    ],
+)
+def test_decide_an_item_met_under_a_new_id(earlier: ItemRecord, want: Verdict) -> None:
+    """With no record of its id, the folder's record of its search key not met yet is the
+    item's (``earlier``): decided as it, a copy current adopted for the new id."""
+    index = TargetIndex.of([item("t1", b"k", change_key="tck1")])
+    assert decide(item("s2", b"k"), None, index, "T", earlier) == want
+    assert decide(item("s2", b"k"), None, TargetIndex(), "T", earlier).decision is Decision.COPY
+
+
 def test_one_target_item_is_claimed_once() -> None:
     index = TargetIndex.of([item("t1"), item("t2")])
     assert [decide(item(f"s{i}"), None, index, "T").decision for i in range(3)] == [

@@ -165,6 +165,9 @@ class Producer:
         # cost a request per folder per pair (half a request per item with 20-item mailboxes).
         index: TargetIndex | None = TargetIndex() if job.new else None
         unseen = dict(records)
+        # the folder's records by search key (one each): an item met under a new id may be
+        # one of them moved away and back (``decide``'s ``earlier``)
+        keyed: dict[bytes, ItemRecord] | None = None
         pending: list[Item] = []
         updates: dict[str, tuple[str, str]] = {}
         found: list[tuple[Item, str, str | None]] = []
@@ -183,7 +186,14 @@ class Producer:
                 if skip is not None:
                     ledger.skipped(job, item, skip)
                     continue
-                verdict = decide(item, record, index, job.target.id)
+                earlier = None
+                if record is None and item.search_key is not None:
+                    if keyed is None:
+                        keyed = _keyed(records)
+                    earlier = keyed.get(item.search_key)
+                    if earlier is not None and earlier.source_id not in unseen:
+                        earlier = None  # met under its own id already: another item's
+                verdict = decide(item, record, index, job.target.id, earlier)
                 if verdict.drift is not None:
                     ledger.drift(job, item, verdict.drift)
                 if verdict.decision is Decision.COPY:
@@ -399,3 +409,18 @@ def _seen_leaving(job: FolderJob) -> None:
     brought it (``reread``)."""
     for r in job.removed:
         job.removed_at.setdefault(r.source_id, job.round_ended)
+
+
+def _keyed(records: dict[str, ItemRecord]) -> dict[bytes, ItemRecord]:
+    """Records by search key, of the keys only one record holds (pure)."""
+    out: dict[bytes, ItemRecord] = {}
+    twice: set[bytes] = set()
+    for r in records.values():
+        if r.search_key is None or r.search_key in twice:
+            continue
+        if r.search_key in out:
+            del out[r.search_key]
+            twice.add(r.search_key)
+            continue
+        out[r.search_key] = r
+    return out

@@ -4,7 +4,8 @@ another target item, is a copy the target's user moved there (Outlook's delete m
 Deleted Items) after which the item was copied again where it belongs: a second copy,
 removed and reported. Judged at the end of the pass, once its imports are settled and
 recorded (the item's own copy may be made again in the same pass, in another folder, after
-this folder was listed); copies kept as deleted at the source and items nobody copied are
+this folder was listed), or of an item deleted at the source whose kept copy (``keep``) is
+found where it was recorded; copies kept as deleted at the source and items nobody copied are
 left alone, and nothing is removed while the item's other copy is unsettled, nor when the
 item's recorded copy is not where the state says (read from that folder's listing): then
 the target's user moved the item's only copy here and this one is it."""
@@ -16,7 +17,7 @@ from functools import partial
 
 from ..errors import Fatal, NotFound, ServiceError
 from ..plan import TargetIndex
-from ..state import SETTLED
+from ..state import SETTLED, Status
 from ..survey import target_index, unless_gone
 from .context import PairContext
 from .work import FolderJob
@@ -41,10 +42,20 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     selected = {job.source_id for job in jobs}
     copies: dict[bytes, list[tuple[str, str | None]]] = {}
     for r in await ctx.store.items_by_keys(ctx.key, list({key for _, _, key in spare})):
-        if r.search_key and r.status in SETTLED and r.target_id:
+        if not (r.search_key and r.target_id):
+            continue
+        if r.status in SETTLED:
             live = r.source_id not in leaving and r.folder_id in selected
             folder = r.target_folder_id if live else None
-            copies.setdefault(r.search_key, []).append((r.target_id, folder))
+        elif r.status is Status.REMOVED and r.target_folder_id:
+            # a copy kept of an item deleted at the source (``keep``): the spare is a second
+            # copy only where the kept one is found (hunt2, seed 9803 keep: the item copied
+            # again where it belonged, then deleted at the source before the moved copy was
+            # removed: both stayed, kept, and the sign-off said complete)
+            folder = r.target_folder_id
+        else:
+            continue
+        copies.setdefault(r.search_key, []).append((r.target_id, folder))
     indexes: dict[str, TargetIndex | None] = {}
     for job, tid, key in spare:
         others = [(t, f) for t, f in copies.get(key, []) if t != tid]

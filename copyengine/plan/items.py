@@ -111,9 +111,23 @@ def surplus(a: TargetIndex, b: TargetIndex) -> list[str]:
     return out
 
 
-def decide(item: Item, record: ItemRecord | None, index: TargetIndex, folder_id: str) -> Verdict:
+def decide(
+    item: Item,
+    record: ItemRecord | None,
+    index: TargetIndex,
+    folder_id: str,
+    earlier: ItemRecord | None = None,
+) -> Verdict:
     """What a folder listed in full asks of the target folder ``folder_id`` for one source
     item, given its state record and the folder's index: presence **and** content.
+
+    ``earlier``: with no record of the item's id, the record of this folder's item with its
+    search key that this listing has not met (yet): the same item under an id of before (the
+    user moved it away and back between passes: a move makes a new id), whose copy is
+    ours, of a version known. Decided as that record's item, and a copy current as it is
+    recorded anew for the new id (adopted): taken as it is, a copy of the version before an
+    edit made while the item was away was recorded as current (hunt2, seed 9801 keep:
+    stale, and signed off complete).
 
     The copy recorded for this folder is current only when the source's change key is the one
     it was made from and the target's change key is the one our import left (anything else:
@@ -125,6 +139,11 @@ def decide(item: Item, record: ItemRecord | None, index: TargetIndex, folder_id:
     against any other record is of an unknown version and is updated in place. An item
     with no copy here is copied (a record pointing to another folder is a copy being re-homed,
     its old one swept after)."""
+    if record is None and earlier is not None:
+        verdict = decide(item, earlier, index, folder_id)
+        if verdict.decision is Decision.ALREADY_DONE:
+            return Verdict(Decision.ADOPT, verdict.target_id)  # recorded for its new id
+        return verdict
     ours = (
         record is not None
         and record.status in SETTLED

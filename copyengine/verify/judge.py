@@ -369,15 +369,30 @@ def _judge_unclaimed(
     the number kept per target folder."""
     selected_keys = {it.search_key for _, it in wanted if it.search_key is not None}
     gone_ids, gone_keys = _gone(records, {it.id for _, it in wanted})
+    present = {it.id for tf in target for it in tf.items}
     kept_in: Counter[str] = Counter()
     for tf in target:
         fc_here = folders.by_target.get(tf.id)
         for it in tf.items:
             if it.id in region.claimed:
                 continue
-            if it.search_key is not None and it.search_key in selected_keys:
-                owners = (region.claimed.get(t) for t in region.by_key[it.search_key])
-                owner = next((s for s in owners if s), None)
+            # of an item deleted at the source, a copy other than its recorded one while
+            # that one is here: a second copy (the target's user moved the copy, the item
+            # was copied again, then deleted; hunt2: two kept, signed off complete)
+            gone = gone_keys.get(it.search_key) if it.search_key is not None else None
+            second = (
+                gone is not None
+                and it.id not in gone_ids
+                and gone.target_id is not None
+                and gone.target_id in present
+            )
+            if second or (it.search_key is not None and it.search_key in selected_keys):
+                if second and gone is not None:
+                    owner: str | None = gone.source_id
+                else:
+                    assert it.search_key is not None
+                    owners = (region.claimed.get(t) for t in region.by_key[it.search_key])
+                    owner = next((s for s in owners if s), None)
                 v.duplicated.append({"id": it.id, "source_id": owner, "folder": tf.path})
                 if fc_here is not None:
                     fc_here.duplicated.append(it.id)
