@@ -213,6 +213,24 @@ class _NoTracebackForOutages(logging.Filter):
         return True
 
 
+class _QuietStop(logging.Filter):
+    """A worker that stops (every group finished, SIGTERM) cancels the queue's listening
+    query; psycopg then warns "query cancellation interrupted (CancelledError): closing
+    connection" for a connection it closes anyway. Said at every clean exit, it read as a
+    fault: once the worker is stopping it is dropped; any other psycopg warning stays."""
+
+    def __init__(self, stop: StopFlag) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            self.stop.draining
+            and record.name == "psycopg"
+            and str(record.msg).startswith("query cancellation interrupted")
+        )
+
+
 def _outage_loggers() -> list[logging.Filterer]:
     """Where an outage's exception is logged: procrastinate's loggers (a filter applies
     only to the logger it is on, not to its children's records), asyncio's, which says a
@@ -287,7 +305,7 @@ async def run_worker(
     stats: WorkerStats | None = None,
 ) -> int:
     """Run groups until stopped; returns the exit code (``until_done``: 1 when a group of the
-    pass failed, else 8 when one waits suspended). Raises ``StoreUnavailable`` when the
+    pass failed, else 8 when one waits suspended, 130 when stopped before the pass ended). Raises ``StoreUnavailable`` when the
     database stayed away past the limit. ``notifier``: the job's ``[notify]`` (a pair failed, the pass this worker ended, this
     worker stalled)."""
     assert cfg.state_url is not None
@@ -314,9 +332,11 @@ async def run_worker(
         rt.notices = notifier
     rt.clock = env_clock()  # the job's schedule and times are read on it
     quiet = _NoTracebackForOutages()
-    loggers = _outage_loggers()
+    stopping = _QuietStop(rt.stop)
+    loggers = [*_outage_loggers(), logging.getLogger("psycopg")]
     for one in loggers:
         one.addFilter(quiet)
+        one.addFilter(stopping)
     done: dict[str, Any] = {}
     try:
         app = make_app(cfg.state_url, cfg.state_password)
@@ -327,12 +347,17 @@ async def run_worker(
     finally:
         for one in loggers:
             one.removeFilter(quiet)
+            one.removeFilter(stopping)
     log.info("worker.stopped", host=rt.host)
     if rt.gone is not None:
         raise StoreUnavailable(
             f"{rt.gone}. This worker left; its groups are queued again by any worker once "
             "the database is back (start workers again then)"
         )
+    if until_done and not done:
+        # stopped (SIGTERM, Ctrl-C) before every group of the pass ended: its segments
+        # drained and are queued again; the pass is not done (exit 130: run again to finish)
+        return int(ExitCode.INTERRUPTED)
     if done.get("failed"):
         return 1
     return int(ExitCode.PAUSED) if done.get("suspended") else 0

@@ -89,8 +89,8 @@ def submit(
         "--until-done",
         is_flag=True,
         help="Exit once every group of the current pass is finished or suspended (exit 1 if "
-        "one failed, else 8 if one is suspended); without it a worker waits for work until "
-        "stopped.",
+        "one failed, else 8 if one is suspended; 130 if stopped by SIGTERM/Ctrl-C before "
+        "then); without it a worker waits for work until stopped.",
     ),
     bwlimit_option,
     metrics_option,
