@@ -1963,6 +1963,22 @@ def storm(rng: random.Random, gen: Generator) -> tuple[dict[str, Any], list[dict
     return limits, rules
 
 
+def _killed(hist: History, rnd: int, proc: Any, alive: bool, t: float, note: str) -> None:
+    """A pass killed (or ended before its kill) recorded in the history."""
+    hist.passes.append(
+        PassRecord(
+            rnd,
+            "killed",
+            None if alive else proc.returncode,
+            time.monotonic() - t,
+            False,
+            {},
+            None,
+            note,
+        )
+    )
+
+
 async def killed_cutover(
     api: Any,
     stats: Any,
@@ -1993,18 +2009,7 @@ async def killed_cutover(
         else f"cutover ended before the kill (exit {proc.returncode}, {listed() - seen} listings)"
     )
     hist.ops.append(f"r{rnd} KILL cutover: {note}")
-    hist.passes.append(
-        PassRecord(
-            rnd,
-            "killed",
-            None if alive else proc.returncode,
-            time.monotonic() - t,
-            False,
-            {},
-            None,
-            note,
-        )
-    )
+    _killed(hist, rnd, proc, alive, t, note)
     return note
 
 
@@ -2086,18 +2091,7 @@ async def killed_pass(
         else f"ended before the kill (exit {proc.returncode}, {tbox.seq - before} target changes)"
     )
     hist.ops.append(f"r{rnd} KILL {'--full ' if full else ''}pass: {note}")
-    hist.passes.append(
-        PassRecord(
-            rnd,
-            "killed",
-            None if alive else proc.returncode,
-            time.monotonic() - t,
-            False,
-            {},
-            None,
-            note,
-        )
-    )
+    _killed(hist, rnd, proc, alive, t, note)
 
 
 async def killed_at_creation(
