@@ -6,7 +6,8 @@ removed and reported. Judged at the end of the pass, once its imports are settle
 recorded (the item's own copy may be made again in the same pass, in another folder, after
 this folder was listed), or of an item deleted at the source whose kept copy (``keep``) is
 found where it was recorded; copies kept as deleted at the source and items nobody copied are
-left alone, and nothing is removed while the item's other copy is unsettled, nor when the
+left alone, and nothing is removed while the item's other copy is unsettled (an item moved
+at the source whose import into its new folder failed included), nor when the
 item's recorded copy is not where the state says (read from that folder's listing): then
 the target's user moved the item's only copy here and this one is it."""
 
@@ -41,7 +42,20 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     leaving = {r.source_id for job in jobs for r in job.removed}
     selected = {job.source_id for job in jobs}
     copies: dict[bytes, list[tuple[str, str | None]]] = {}
+    # keys of items live at the source whose copy this pass did not settle (an import that
+    # failed, or whose outcome is unknown): the spare may be the item's only copy (soak seed
+    # 9737 mirror: the item moved at the source, its copy moved by the target's user, the
+    # import into its new folder failed; the leaving record's copy, taken as there, had the
+    # moved copy hard-deleted as a second one, and the item then had none)
+    unsettled: set[bytes] = set()
     for r in await ctx.store.items_by_keys(ctx.key, list({key for _, _, key in spare})):
+        if (
+            r.search_key
+            and r.status not in SETTLED
+            and r.status is not Status.REMOVED
+            and r.source_id not in leaving
+        ):
+            unsettled.add(r.search_key)
         if not (r.search_key and r.target_id):
             continue
         if r.status in SETTLED:
@@ -59,10 +73,15 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     indexes: dict[str, TargetIndex | None] = {}
     for job, tid, key in spare:
         others = [(t, f) for t, f in copies.get(key, []) if t != tid]
-        if not others or not await _any_there(ctx, dst_id, key, others, indexes):
+        if (
+            key in unsettled
+            or not others
+            or not await _any_there(ctx, dst_id, key, others, indexes)
+        ):
             # no other copy, or none where the state recorded it: the target's user moved
             # the item's only copy here (a new id), and the record is stale, not this copy
-            # (seed 1508 keep: it was hard-deleted as a second copy, the item then had none)
+            # (seed 1508 keep: it was hard-deleted as a second copy, the item then had none);
+            # or the item's copy where it lives now not made by this pass (``unsettled``)
             continue
         try:
             await ctx.dst.delete_item(dst_id, job.target.id, tid, hard=True)
