@@ -18,6 +18,7 @@ from copyengine.state import (
     FolderRecord,
     Intent,
     ItemRecord,
+    LostCopy,
     Outcome,
     SQLiteStore,
     Status,
@@ -561,6 +562,27 @@ async def test_records_are_found_by_search_key_and_by_status_across_folders(
         assert [(r.source_id, r.folder_id) for r in kept] == [("s1", "F1")]
         many = [b"zz" + i.to_bytes(2, "big") for i in range(1_200)]  # more than one query
         assert await st.items_by_keys(P, many) == []
+
+
+async def test_lost_copies_are_noted_found_by_search_key_and_forgotten(make: Factory) -> None:
+    # an update that met its copy gone made a new one: the old copy (moved by the target's
+    # user?) is noted by search key, for a full pass to find once the item's record is gone
+    # (``spares._orphaned``; hunt2: an orphaned moved copy signed off complete)
+    async with make() as st:
+        a, b = LostCopy(b"k\x01", "t1", "T1", "s1"), LostCopy(b"k\x01", "t1b", None, "s1")
+        await st.note_lost_copies(P, [a, b, a])  # a copy noted twice: once
+        await st.note_lost_copies(P, [LostCopy(b"k\x02", "t2", "T2", "s2")])
+        await st.note_lost_copies("other", [LostCopy(b"k\x01", "x1", "T1", "x")])
+        await st.note_lost_copies(P, [])
+        got = await st.lost_copies(P, [b"k\x01", b"nope"] + [b"k\x01"] * 600)
+        assert sorted(got, key=lambda n: n.target_id) == [a, b]  # this pair's only
+        assert await st.lost_copies(P, []) == []
+        await st.forget_lost_copies(P, [b"k\x01"])
+        assert await st.lost_copies(P, [b"k\x01"]) == []
+        assert [n.target_id for n in await st.lost_copies(P, [b"k\x02"])] == ["t2"]
+        assert [n.target_id for n in await st.lost_copies("other", [b"k\x01"])] == ["x1"]
+    async with make() as st:  # durable, and the table made again on open is the same one
+        assert [n.target_id for n in await st.lost_copies(P, [b"k\x02"])] == ["t2"]
 
 
 async def test_settled_records_of_folders_no_longer_mapped_are_found(make: Factory) -> None:

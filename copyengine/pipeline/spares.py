@@ -9,7 +9,10 @@ found where it was recorded; copies kept as deleted at the source and items nobo
 left alone, and nothing is removed while the item's other copy is unsettled (an item moved
 at the source whose import into its new folder failed included), nor when the
 item's recorded copy is not where the state says (read from that folder's listing): then
-the target's user moved the item's only copy here and this one is it."""
+the target's user moved the item's only copy here and this one is it. Under ``mirror``, a
+spare whose search key no record names but a lost copy does (``Store.note_lost_copies``) is
+a copy of an item deleted at the source, moved here before its item was copied again: it
+goes as the item's copy went (``_orphaned``)."""
 
 from __future__ import annotations
 
@@ -48,7 +51,10 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     # import into its new folder failed; the leaving record's copy, taken as there, had the
     # moved copy hard-deleted as a second one, and the item then had none)
     unsettled: set[bytes] = set()
+    recorded: set[bytes] = set()
     for r in await ctx.store.items_by_keys(ctx.key, list({key for _, _, key in spare})):
+        if r.search_key:
+            recorded.add(r.search_key)
         if (
             r.search_key
             and r.status not in SETTLED
@@ -70,10 +76,15 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         else:
             continue
         copies.setdefault(r.search_key, []).append((r.target_id, folder))
+    orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
     indexes: dict[str, TargetIndex | None] = {}
+    gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
+    kept: set[bytes] = set()  # keys whose spare could not be removed
     for job, tid, key in spare:
         others = [(t, f) for t, f in copies.get(key, []) if t != tid]
-        if (
+        if key in orphans:
+            reason = "a copy of an item deleted at the source (moved here in the target): removed"
+        elif (
             key in unsettled
             or not others
             or not await _any_there(ctx, dst_id, key, others, indexes)
@@ -83,20 +94,40 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
             # (seed 1508 keep: it was hard-deleted as a second copy, the item then had none);
             # or the item's copy where it lives now not made by this pass (``unsettled``)
             continue
+        else:
+            reason = "a second copy (moved here in the target): removed"
         try:
             await ctx.dst.delete_item(dst_id, job.target.id, tid, hard=True)
         except NotFound:
+            gone.add(key)
             continue
         except Fatal:
             raise
         except ServiceError as exc:
             ctx.log.warning("item.second_copy_kept", item=tid, error=exc.message)
+            kept.add(key)
             continue
-        job.stats.drift.append(
-            {"id": tid, "reason": "a second copy (moved here in the target): removed"}
-        )
+        gone.add(key)
+        job.stats.drift.append({"id": tid, "reason": reason})
     for job in jobs:
         job.spare = {}
+    # an orphan removed: its note has nothing left to find (one that failed is kept)
+    if done := (orphans & gone) - kept:
+        await ctx.store.forget_lost_copies(ctx.key, sorted(done))
+
+
+async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) -> set[bytes]:
+    """Of the spares' search keys, those no record names but a lost copy does
+    (``Store.note_lost_copies``), under ``mirror``: the item's copy was made again after an
+    update found the recorded one gone (the target's user moved it: this spare), then the
+    item left the source and its new copy and record went with it. This spare is a copy of
+    an item deleted at the source, which mirror removes (hunt2: it stayed, an extra item,
+    and the sign-off said complete). Under ``keep`` the item's record stays (``REMOVED``)
+    and the spare is judged against its kept copy."""
+    unrecorded = keys - recorded
+    if ctx.sync.deletions != "mirror" or not unrecorded:
+        return set()
+    return {n.search_key for n in await ctx.store.lost_copies(ctx.key, sorted(unrecorded))}
 
 
 async def _any_there(

@@ -18,6 +18,7 @@ from ..errors import Fatal, ItemFailed, NotFound, OutcomeUnknown, ServiceError
 from ..graph import Exported, Imported, ImportSessionPool, Item, gone
 from ..graph.archive import LOOP, REFUSED
 from ..plan import encoded_size
+from ..state import LostCopy
 from ..survey import MailboxSide
 from .backlog import Backlog
 from .context import PairContext
@@ -46,6 +47,7 @@ class Stages:
         self.limits = ctx.limits
         self.shares = ctx.shares
         self.ledger = ctx.ledger
+        self.store = ctx.store
         self.unsettled = unsettled
         self.stats = ctx.stats
         self.log = ctx.log
@@ -340,7 +342,15 @@ class Stages:
                     if upd is not None:
                         self.ledger.updated(e.folder, item, upd.item_id, upd.change_key)
                         continue
-                    # the copy to update is gone from the target: created again
+                    # the copy to update is gone from the target: created again. Gone from
+                    # where it was recorded: the target's user may have moved it, and once
+                    # the item's record is forgotten (deleted at the source, mirror) nothing
+                    # would say whose it is: noted, for a full pass to find it by search key
+                    # (``spares``; hunt2: such a copy stayed, an extra item signed off complete)
+                    if item.search_key:
+                        folder_id, target_id = e.update
+                        note = LostCopy(item.search_key, target_id, folder_id, item.id)
+                        await self.store.note_lost_copies(self.key, [note])
                     self.ledger.drift(e.folder, item, "deleted in the target: copied again")
                 res = await self._timed_import(e.folder.target.id, e.data)
             except (Fatal, anyio.get_cancelled_exc_class()):

@@ -1,7 +1,16 @@
 """The durable record of a job: records, the Store protocol, the SQLite store."""
 
 from .base import Store
-from .records import SETTLED, FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
+from .records import (
+    SETTLED,
+    FolderRecord,
+    Intent,
+    ItemRecord,
+    LostCopy,
+    Outcome,
+    Status,
+    SyncRecord,
+)
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -9,6 +18,7 @@ __all__ = [
     "FolderRecord",
     "Intent",
     "ItemRecord",
+    "LostCopy",
     "Outcome",
     "SQLiteStore",
     "Status",

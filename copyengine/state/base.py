@@ -13,7 +13,16 @@ import anyio
 from anyio.abc import TaskGroup
 
 from .pairpasses import PairPass
-from .records import Control, FolderRecord, Intent, ItemRecord, Outcome, Status, SyncRecord
+from .records import (
+    Control,
+    FolderRecord,
+    Intent,
+    ItemRecord,
+    LostCopy,
+    Outcome,
+    Status,
+    SyncRecord,
+)
 
 
 class Store(Protocol):
@@ -112,6 +121,18 @@ class Store(Protocol):
         folder gone while a copy was not where it was recorded: ``passes._look_later``)."""
         ...
 
+    async def note_lost_copies(self, pair: str, notes: Sequence[LostCopy]) -> None:
+        """Remember copies the state stops naming though they may still be in the target:
+        an update that met its recorded copy gone (404) and made a new one (the target's
+        user may have moved the old one: then it is a second copy, and once the item's
+        records are forgotten, nothing else would say whose). Durable when it returns."""
+        ...
+
+    async def lost_copies(self, pair: str, keys: Sequence[bytes]) -> list[LostCopy]:
+        """The lost copies noted for the pair with one of these search keys."""
+        ...
+
+    async def forget_lost_copies(self, pair: str, keys: Sequence[bytes]) -> None: ...
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None: ...
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None: ...
     async def detach_items(

@@ -101,6 +101,10 @@ CREATE TABLE IF NOT EXISTS ce_controls (
 );
 {pair_passes_table("ce_", "DOUBLE PRECISION", "BIGINT")};
 ALTER TABLE ce_pair_passes ADD COLUMN IF NOT EXISTS hints TEXT;
+CREATE TABLE IF NOT EXISTS ce_lost_copies (
+    pair TEXT NOT NULL, search_key BYTEA NOT NULL, target_id TEXT NOT NULL,
+    target_folder_id TEXT, source_id TEXT NOT NULL, PRIMARY KEY (pair, search_key, target_id)
+);
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
 MIGRATES_FROM = (

@@ -38,6 +38,17 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
+class LostCopy:
+    """A copy the state no longer names (``Store.note_lost_copies``): its item's search key,
+    its target id, the target folder it was recorded in, and its source item."""
+
+    search_key: bytes
+    target_id: str
+    target_folder_id: str | None
+    source_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     source_id: str
     status: Status

@@ -15,7 +15,7 @@ from typing import Any
 from .base import GroupCommitting
 from .pairpasses import COLUMNS as PAIR_PASS_COLUMNS
 from .pairpasses import PairPass, budget_of, hints_of, latest_budget, latest_hints, pair_pass_of
-from .records import Control, FolderRecord, ItemRecord, Status, SyncRecord
+from .records import Control, FolderRecord, ItemRecord, LostCopy, Status, SyncRecord
 from .rows import (
     ITEM_COLUMNS,
     PASS_COLUMNS,
@@ -378,6 +378,41 @@ class SqlStore(GroupCommitting):
                 cond, values = self.sql.dialect.one_of("search_key", chunk)
                 out.extend(await self._items(cond, [pair, *values]))
         return out
+
+    async def note_lost_copies(self, pair: str, notes: Sequence[LostCopy]) -> None:
+        if not notes:
+            return
+        d = self.sql.dialect
+        await self._executemany(
+            f"INSERT INTO {d.prefix}lost_copies "
+            "(pair, search_key, target_id, target_folder_id, source_id) "
+            f"VALUES ({d.marks(5)}) ON CONFLICT (pair, search_key, target_id) DO NOTHING",
+            [(pair, n.search_key, n.target_id, n.target_folder_id, n.source_id) for n in notes],
+        )
+
+    async def lost_copies(self, pair: str, keys: Sequence[bytes]) -> list[LostCopy]:
+        d = self.sql.dialect
+        out: list[LostCopy] = []
+        for chunk in d.chunks(list(dict.fromkeys(keys))):
+            if chunk:
+                cond, values = d.one_of("search_key", chunk)
+                rows = await self._fetchall(
+                    "SELECT search_key, target_id, target_folder_id, source_id "
+                    f"FROM {d.prefix}lost_copies WHERE pair = {d.mark} AND {cond}",
+                    [pair, *values],
+                )
+                out.extend(LostCopy(bytes(k), t, f, s) for k, t, f, s in rows)
+        return out
+
+    async def forget_lost_copies(self, pair: str, keys: Sequence[bytes]) -> None:
+        d = self.sql.dialect
+        for chunk in d.chunks(list(dict.fromkeys(keys))):
+            if chunk:
+                cond, values = d.one_of("search_key", chunk)
+                await self._execute(
+                    f"DELETE FROM {d.prefix}lost_copies WHERE pair = {d.mark} AND {cond}",
+                    [pair, *values],
+                )
 
     async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
         return await self._items(f"status = {self.sql.dialect.mark}", (pair, int(status)))

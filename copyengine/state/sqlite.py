@@ -87,7 +87,14 @@ CREATE TABLE IF NOT EXISTS controls (
     PRIMARY KEY (scope, target)
 ) WITHOUT ROWID;
 {PAIR_PASSES_TABLE};
+CREATE TABLE IF NOT EXISTS lost_copies (
+    pair TEXT NOT NULL, search_key BLOB NOT NULL, target_id TEXT NOT NULL,
+    target_folder_id TEXT, source_id TEXT NOT NULL, PRIMARY KEY (pair, search_key, target_id)
+) WITHOUT ROWID;
 """
+# ``lost_copies`` (``Store.note_lost_copies``) is made by SCHEMA on every open, ``IF NOT
+# EXISTS``, with no schema version: an engine before it never reads it (it only misses the
+# second copies it names), and a state made before gets it, empty, when next opened.
 SCHEMA_VERSION = "8"
 
 

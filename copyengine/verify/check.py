@@ -7,6 +7,7 @@ lists."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from ..failures import classify
 from ..folderpath import display
 from ..graph import Clients, Item, MailboxApi
 from ..plan import FolderPlan
-from ..state import SETTLED, ItemRecord, Store
+from ..state import SETTLED, ItemRecord, Status, Store
 from ..survey import (
     MailboxSide,
     TargetTree,
@@ -196,7 +197,36 @@ async def _check_mailbox(
             log.info("verify.folder_gone_in_target", pair=pair.key, folder=path)
             continue
         target.append(TargetFolder(fid, path, titems, fid in allowed))
+    if store is not None and deletions == "mirror":
+        mine = {**mine, **await _lost(store, pair.key, source, target, mine)}
     return judge(source, target, mine if store is not None else None, deletions, check.content)
+
+
+async def _lost(
+    store: Store,
+    pair: str,
+    source: Sequence[SourceFolder],
+    target: Sequence[TargetFolder],
+    records: Mapping[str, ItemRecord],
+) -> dict[str, ItemRecord]:
+    """Under ``mirror``, for the judge: a record for each lost copy (``Store.note_lost_copies``)
+    whose search key a target item has and no record or selected item does: a copy the
+    target's user moved, of an item copied again and then deleted at the source, its record
+    forgotten with its new copy. The judge names such a copy a deletion pending, never an
+    item nobody copied (hunt2: signed off complete with it left)."""
+    known = {r.search_key for r in records.values()}
+    known |= {it.search_key for sf in source for it in sf.items}
+    keys = {it.search_key for tf in target for it in tf.items} - known
+    keys.discard(None)
+    if not keys:
+        return {}
+    out: dict[str, ItemRecord] = {}
+    for n in await store.lost_copies(pair, sorted(k for k in keys if k is not None)):
+        if n.source_id not in records:
+            out[n.source_id] = ItemRecord(
+                n.source_id, "", Status.REMOVED, n.search_key, n.target_folder_id, n.target_id
+            )
+    return out
 
 
 async def _listed(
