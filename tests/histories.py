@@ -1232,6 +1232,21 @@ async def _history(
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
         return out
 
+    async def killed_as_left(rnd: int, before: set[str]) -> None:
+        """The killed pass (the history's last) checked and signed off as the kill left it,
+        once the target is quiet, so that the oracle and the sign-off see one moment."""
+        killed = hist.passes[-1]
+        for _ in range(3):
+            await quiet_target(tbox)
+            seq = tbox.seq
+            killed.counts = check(rnd, "killed", None, 0, False).counts
+            hist.passes.pop()
+            taken = await take_sign_off(cfg)
+            if tbox.seq == seq:
+                break
+        note_sign_off(killed, taken)
+        killed.live_removed = await removals_check(before)
+
     def check(
         rnd: int,
         kind: str,
@@ -1328,17 +1343,7 @@ async def _history(
             if cutkill and opts.kill is not False:  # a kill is timing: not in kill=False
                 before = await removals_reset()
                 await killed_cutover(api, server.emulator.stats, hist, job, rnd, rng10)
-                killed = hist.passes[-1]
-                for _ in range(3):  # as after the round's kill: one moment for both
-                    await quiet_target(tbox)
-                    seq = tbox.seq
-                    killed.counts = check(rnd, "killed", None, 0, False).counts
-                    hist.passes.pop()
-                    taken = await take_sign_off(cfg)
-                    if tbox.seq == seq:
-                        break
-                note_sign_off(killed, taken)
-                killed.live_removed = await removals_check(before)
+                await killed_as_left(rnd, before)  # as after the round's kill
             await a_pass(rnd, "cutover", cutover=True)
             await faults_fired(api, gen)
             break
@@ -1393,17 +1398,7 @@ async def _history(
             # the state a SIGKILL left, signed off as it is: once the requests the killed
             # process had sent have landed (the emulator finishes a request whose client
             # died), so that the oracle and the sign-off see one moment
-            killed = hist.passes[-1]
-            for _ in range(3):
-                await quiet_target(tbox)
-                seq = tbox.seq
-                killed.counts = check(rnd, "killed", None, 0, False).counts
-                hist.passes.pop()
-                taken = await take_sign_off(cfg)
-                if tbox.seq == seq:
-                    break
-            note_sign_off(killed, taken)
-            killed.live_removed = await removals_check(before)
+            await killed_as_left(rnd, before)
             await api.control("DELETE", "/faults")
             if making:
                 after_making(gen, rng8, made)
