@@ -169,7 +169,8 @@ def run(
         if sign_off is not None:
             show(render=lambda: print_sign_off(sign_off))
         if not stats.refused:
-            show(f"report: {c.report_path}")
+            own = f" (this run's copy: {stats.report_own.name})" if stats.report_own else ""
+            show(f"report: {c.report_path}{own}")
         if stats.fatal:
             show(f"error: {stats.fatal}")
         show(outcome_line(stats))
