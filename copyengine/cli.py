@@ -57,6 +57,7 @@ from .controls.suspend import suspended_pairs
 from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
+from .stopsignals import ignore_stops
 from .failures import classify
 from .wiring import doctor as run_doctor
 from .wiring import (
@@ -164,6 +165,7 @@ def run(
             say,
             run_caps(),
         )
+        ignore_stops()  # the run is over and reported: say it whole
         code, sign_off = stats.exit_code(), stats.sign_off
         show(render=lambda: print_summary(stats))
         if sign_off is not None:
