@@ -393,6 +393,12 @@ async def test_unwritable_report_is_found_before_anything_is_copied(
     )
     assert code == ExitCode.CONFIG and "job.report" in out and "Traceback" not in out
     assert len(emu.state.require_mailbox(T_ADELE).items) == 0
+    # refused before it starts: no report is named (none was written), on screen or in
+    # job.finished, and the state was not opened (no pass recorded)
+    assert not [line for line in out.splitlines() if line.startswith("report:")], out[-2000:]
+    finished = [json.loads(x) for x in out.splitlines() if '"job.finished"' in x]
+    assert finished and finished[-1]["report"] is None and finished[-1]["exit_code"] == 3
+    assert not (tmp_path / "state.sqlite").exists()
 
 
 async def test_each_run_keeps_its_own_report_with_iso_times(emu: Any, tmp_path: Path) -> None:
