@@ -326,3 +326,24 @@ def test_exit_codes_are_listed_in_help() -> None:
     result = CliRunner().invoke(main, ["run", "--help"])
     for code in ExitCode:
         assert f"  {int(code)} " in result.output, code
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`--help` is the operator's first reference: no option without its line of help."""
+    import click
+
+    def commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+        out: list[tuple[str, click.Command]] = []
+        for name, cmd in group.commands.items():
+            out.append((f"{prefix} {name}", cmd))
+            if isinstance(cmd, click.Group):
+                out += commands(cmd, f"{prefix} {name}")
+        return out
+
+    silent = [
+        f"{where} {opt.opts[0]}"
+        for where, cmd in commands(main, "copyengine")
+        for opt in cmd.params
+        if isinstance(opt, click.Option) and not opt.hidden and not opt.help
+    ]
+    assert not silent, silent
