@@ -130,6 +130,12 @@ UPN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 def upn(value: str, where: str) -> str:
     """``value`` if it is a user principal name, else a ConfigError at ``where``."""
+    if value[:7].lower() == "mailto:":  # a hyperlink's address, pasted from Excel or Outlook
+        raise ConfigError(
+            where,
+            f"{value!r} is a mail link, not a user principal name: remove {value[:7]!r} "
+            "(expected name@domain.tld)",
+        )
     if not UPN.match(value):
         raise ConfigError(
             where, f"{value!r} is not a user principal name (expected name@domain.tld)"

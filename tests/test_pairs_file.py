@@ -265,6 +265,11 @@ REFUSALS = [
         b"Source,Target\nbroken@,c@fabrikam.example\n",
         ":2: 'broken@' is not a user principal name (expected name@domain.tld), in column A (Source)",
     ),
+    (
+        b"Source,Target\nmailto:a@contoso.example,a@fabrikam.example\n",
+        ":2: 'mailto:a@contoso.example' is a mail link, not a user principal name: remove "
+        "'mailto:' (expected name@domain.tld), in column A (Source)",
+    ),
     (b"Source,Target\r\na@contoso.example,\r\n", ":2: no target: column B (Target) is empty"),
     (
         b"Source,Target,Archive\na@contoso.example,a@fabrikam.example,maybe\n",
