@@ -59,6 +59,17 @@ def test_good_config_loads_with_secrets_masked(job: Path) -> None:
 CASES = [
     ("not toml [", "job.toml", "not valid TOML"),
     (GOOD + "\n[bogus]\nx = 1\n", "bogus", "unknown key"),
+    # a typo is named with the key it is most like
+    (
+        GOOD + "\n[limits]\npairs_in_paralel = 4\n",
+        "limits.pairs_in_paralel",
+        "did you mean pairs_in_parallel?",
+    ),
+    (
+        GOOD + "\n[job]\nkeep_report = 3\n",
+        "job.keep_report",
+        "unknown key; did you mean keep_reports?",
+    ),
     (
         GOOD.replace('client_id = "c1"', "client_id = 5"),
         "tenants.source.client_id",
@@ -158,7 +169,11 @@ CASES = [
     (GOOD + "\n[limits]\nbatch_items = 50\n", "limits.batch_items", "at most 20"),
     (GOOD + "\n[limits]\npairs_in_parallel = 0\n", "limits.pairs_in_parallel", "greater than 0"),
     ('pairs_csv = "nope.csv"\n' + GOOD, "pairs_csv", "does not exist"),
-    (GOOD + 'pairs_csv = "x.csv"\n', "pairs[0].pairs_csv", "unknown key"),
+    (
+        GOOD + 'pairs_csv = "x.csv"\n',
+        "pairs[0].pairs_csv",
+        "unknown key; pairs_csv goes at the top of the job file, before the first [table]",
+    ),
     (
         GOOD + '\n[[pairs]]\nsource = "a@contoso.example"\ntarget = "a@fabrikam.example"\n',
         "pairs[1]",
