@@ -452,11 +452,17 @@ def _pairs(
         if not csv_path.strip():
             raise ConfigError("pairs_csv", "must not be empty")
         path = _file(csv_path, "pairs_csv", base)
-        for r in read_pairs_file(path, encoding):
+        rows = read_pairs_file(path, encoding)
+        for r in rows:
             archive = bool(r.archive)
             pairs.append(Pair(r.source, r.target, rules, filters, archive, r.wave, origin=r.at))
-        if not pairs:
-            raise ConfigError(str(path), "holds no pair (a header, comments or empty rows only)")
+        if not rows:  # a list saved empty by mistake, beside [[pairs]] too: never silent
+            raise ConfigError(
+                str(path),
+                "is empty: no byte in it"
+                if not path.stat().st_size
+                else "holds no pair (a header, comments or empty rows only)",
+            )
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
     pairs = _with_waves(
