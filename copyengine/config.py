@@ -632,7 +632,11 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+        # file:line, as every other refusal of a file says where (tomllib ends its message
+        # with "(at line N, column M)")
+        at = re.search(r"\(at line (\d+), column \d+\)$", str(exc))
+        where = f"{path}:{at.group(1)}" if at else str(path)
+        raise ConfigError(where, f"not valid TOML: {exc}") from None
     base = path.resolve().parent
     root = Table(raw, "")
     job = root.table("job")

@@ -58,6 +58,11 @@ def test_good_config_loads_with_secrets_masked(job: Path) -> None:
 
 CASES = [
     ("not toml [", "job.toml", "not valid TOML"),
+    (
+        GOOD + "\n[limits]\nbatch_items = = 5\n",
+        "job.toml:" + str(GOOD.count("\n") + 3),
+        "not valid TOML",
+    ),
     (GOOD + "\n[bogus]\nx = 1\n", "bogus", "unknown key"),
     # a typo is named with the key it is most like
     (
