@@ -108,8 +108,16 @@ def main() -> None:
 @job_command(
     state_option(),
     click.option("--report", type=click.Path(path_type=Path), help="Override [job].report."),
-    click.option("--log-format", type=click.Choice(["auto", "json", "console"])),
-    click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"])),
+    click.option(
+        "--log-format",
+        type=click.Choice(["auto", "json", "console"]),
+        help="Override [job] log_format (auto: console on a terminal, else JSON).",
+    ),
+    click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        help="Override [job] log_level.",
+    ),
     click.option(
         "--no-progress",
         is_flag=True,

@@ -39,8 +39,10 @@ QUIET_S = 1.0
 # The report's view across passes is read from the state at the end; a state that does not
 # answer within this long leaves the report with this run's view alone.
 MIGRATION_READ_S = 30.0
-# what refuses a run before it starts (``failures.classify``'s names): nothing is written
-REFUSALS = ("JobLocked", "ForeignState")
+# what refuses a run before it starts (``failures.classify``'s names): nothing is written.
+# A ConfigError before the state opens is ``_check_writable``'s: a report that cannot be
+# written is not written, nor named (screen, ``job.finished``), nor announced as a pass
+REFUSALS = ("JobLocked", "ForeignState", "ConfigError")
 
 
 async def run_pairs(
