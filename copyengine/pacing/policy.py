@@ -167,10 +167,14 @@ class SlidingWindow:
             self.total -= a
             amount -= a
 
-    def record(self, now: float, amount: int) -> None:
+    def record(self, now: float, amount: int, grain: float | None = None) -> None:
+        """``amount`` sent at ``now``, in the latest bucket when it opened less than the
+        window's grain ago (``grain``: a finer one, for a budget spent in parts of its window
+        shorter than the window's own grain, ``step.Budgets.release``)."""
         self.expire(now)
         ev = self._events
-        if ev and now - ev[-1][2] < self._grain:
+        fine = self._grain if grain is None else min(grain, self._grain)
+        if ev and now - ev[-1][2] < fine:
             _, a, opened = ev[-1]
             ev[-1] = (now, a + amount, opened)
         else:
