@@ -1442,11 +1442,12 @@ def _learn(
     win = learn.window_after(lim, retry_after, since_last, first)
     if amount >= lim.cap * win / lim.period:  # it could only go alone: the window is longer
         return learn.widened(lim, now, retry_after, win)
+    # a request budget (an upload one is learned from what went through, ``learn.back``)
     # kept at the shortest window the pacer keeps: the window this refusal shows, not
     # raised to it (nor to the one shown before, itself raised); shorter than ``win``, the
     # service's window is one the budget cannot be kept over (``BURST``)
     shown = win
-    if win <= lim.period * AIMD.shortest_window:
+    if not through and win <= lim.period * AIMD.shortest_window:
         unkept = replace(lim, shown=0.0)
         shown = learn.window_after(unkept, retry_after, since_last, first, UNKEPT)
     if shaped and win >= lim.period:
