@@ -1975,3 +1975,15 @@ async def test_a_folder_the_target_user_made_at_a_journaled_place_is_not_swept(
 ) -> None:
     h = await replay("mirror", USERS_FOLDER_AT_A_JOURNALED_PLACE, tmp_path)
     assert not h.failures(), h.text()
+
+
+async def test_a_history_not_ended_within_its_limit_is_a_timeout_failure(tmp_path: Path) -> None:
+    """A history stopped at ``Options.limit_s`` where it is: a failure (``timeout``), so that
+    a soak reports it and goes on (seed 9737 mirror, a pass under a 429 storm crawling,
+    ran past 600 s and the soaks after it past their wall budget)."""
+    import time
+
+    t = time.monotonic()
+    h = await run_history(3, "mirror", tmp_path, Options(kill=False, limit_s=2.0))
+    assert h.timed_out and "timeout" in h.failures(), (h.failures(), h.error)
+    assert time.monotonic() - t < 30
