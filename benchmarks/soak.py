@@ -194,9 +194,7 @@ def table(res: dict[str, Any]) -> str:
 
 
 def main(a: Any) -> None:
-    res = run(
-        a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude, a.history_limit_s
-    )
+    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude, a.history_limit_s)
     results = results_dir(a.record)
     write_result(a.name, res, table(res), results)
     print(table(res), flush=True)
