@@ -81,7 +81,10 @@ class SlidingWindow:
     as sent at the latest of them: the window then holds at most ``BUCKETS`` entries however
     many requests a busy mailbox makes (Exchange's request window is 10 minutes and 10,000
     requests long: thousands of mailboxes would otherwise keep millions of entries), and an
-    amount is never treated as expired before the service would expire it."""
+    amount is never treated as expired before the service would expire it. A finer grain
+    (``record``'s, a quarter of a spread part, while a cut request budget is spent in parts
+    of a short window) keeps more: one entry per burst of sends a part apart (about 1,200
+    over 600 s at two parts a second), at most one per finer grain."""
 
     BUCKETS = 1000
     __slots__ = ("_events", "_grain", "limit", "total", "width")
