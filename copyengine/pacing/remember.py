@@ -50,7 +50,9 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   climbs back as such a budget does, never to the configured one (the last step is the slow
   one, ``learn.answered``): a delta pass after a 429 storm (20 requests per 1 s per mailbox)
   against a service giving all of it again took 21 s where ~1 s did it, at 0.25 of
-  ``[limits]`` doubling per 6 s (``/tmp/op10/storm.py 20 1``), and 10-11 s at 0.94;
+  ``[limits]`` doubling per 6 s, and 10-11 s at 0.94 (4 pairs through the CLI, the
+  emulator at 20 requests per 1 s, then unlimited: now 1.1 s;
+  ``tests/test_pacer_short_request_window.py``);
 - a budget kept over a window the pass tried in place of the configured one
   (``step.Budgets._widened_under_shown``; ``tried`` in the state, apart from ``windows``)
   starts over that window as tried again: spent through the bucket, a refusal a small step

@@ -174,11 +174,13 @@ AIMD = learn.Aimd()
 # window kept (six times the service's 1 s, where the mailbox had sent for a quarter of a
 # second), a pass paced at 20 requests a second per mailbox was cut to the deepest step, a
 # quarter of ``[limits]``, and crept back at 1% per window: 15% of the service's rate
-# (/tmp/op10/storm.py: 40-60 items per pair in 15-21 s)
+# (4 pairs of 40-60 items through the CLI: 16-27 s a pair, now 4-6.5 s;
+# ``tests/test_pacer_short_request_window.py``)
 UNKEPT = learn.Aimd(shortest_window=0.0)
-# the request window's buckets are at most this share of a part of a spread budget long
-SPLIT = 4
 BURST = learn.Aimd(cut=1 - AIMD.rise)
+# the request window's buckets are at most this share of a part of a spread budget long
+# (``Budgets.release``)
+SPLIT = 4
 # an upload refusal that came with more than this many times what the service let through
 # over the window its Retry-Afters showed is of our own rate there (``Budgets._own_rate``);
 # within it, beside another writer, ours at what went through and a small body on top
