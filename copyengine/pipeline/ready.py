@@ -93,6 +93,7 @@ class ReadyItems:
         self._items: list[Ready] = []  # oldest first
         self._largest = 0  # no ready item is larger (0 when none is ready)
         self._grown = 0  # items taken while the order sent as much: the pool deepens by them
+        self._large_next = False  # the deep pool's next pick, the largest or the smallest
         self._producers = 0
         self._closed = False
         # importers waiting for an item and exporters waiting for room, woken one per item
@@ -201,6 +202,17 @@ class ReadyItems:
                     best, best_n = i, r.nbytes
             self._largest = best_n  # the bound made exact again
             return best
+        if in_order and self._grown >= self.capacity:
+            # deepened by its capacity: the largest and the smallest in turn (``MIXED``)
+            self._large_next = not self._large_next
+            if self._large_next:
+                best, best_n = 0, first.nbytes
+                for i, r in enumerate(items):
+                    if r.nbytes > best_n:
+                        best, best_n = i, r.nbytes
+                self._largest = best_n  # the bound made exact again
+                return best
+            return min(range(len(items)), key=lambda i: items[i].nbytes)
         if in_order and len(items) > self.capacity:
             return self._oldest_beside_kept()
         if self._clock() - first.since >= self._overdue:
