@@ -35,6 +35,20 @@ budget). Here an importer chooses when it is free, from every item ready:
   the deep pool, sent only large bodies mid-job (spans of 30-36 service s with all 8
   mailboxes left in ``learn_model`` and ``stricter``); holding the smallest back changes
   little of the mix the others send.
+- ``MIXED``: once the pool has deepened by its capacity (as many items taken while the
+  order sends as much), the largest and the smallest in turn instead, until every item is
+  here. Taking the oldest beside the smallest kept, every mailbox sent the larger half
+  mid-job, all 8 at once waiting on a large body for their own bytes at the rate (issue
+  26, helper tail5's traces), and the last items to arrive, large ones among them, were
+  still in the pool when every item was here: sent largest first with one mailbox left,
+  each alone at the rate the writer leaves (200 KB: 48 service s; ``learn_model``, 12
+  jobs of 8 mailboxes beside the writer: up to 71 service s after the first window).
+  In turn, a large body leaves as soon as it is among the pool's largest, a small one
+  between each two keeps the mailbox's answers coming, and what is left when every item
+  is here is the middle of the sizes: 28 service s at most in the same 12 jobs (36 jobs
+  over 1/2, 1/10, 1/60), the share of the real budget and the 429s as before. Taken in
+  turn from the start, while the pool deepens, the largest of every mailbox went at the
+  same time just after the first window (33 service s with all 8 left).
 """
 
 from __future__ import annotations
