@@ -214,23 +214,27 @@ def test_at_an_even_rate_the_pool_keeps_its_smallest_items_for_the_pair_s_tail()
     """While the order sends as much (``in_order``) the pool holds one item more than its
     capacity per item taken, up to ``DEEP`` times its capacity (``full``, what ``put`` waits
     on), and keeps the smallest of what it holds beyond its capacity: an importer takes the
-    oldest of the others, and once every item is here, the largest first, so the pair ends
-    on the smallest. Before, the pool held its capacity only, and a mailbox's last bodies
-    were as large as any (issue 26, ``stricter`` beside the other writer: 190-293 KB bodies
-    one at a time at the job's tail, 38-52 service s each)."""
+    oldest of the others until the pool has deepened by its capacity, then the largest and
+    the smallest in turn (``MIXED``), and once every item is here, the largest first, so
+    the pair ends on the smallest. Before, the pool held its capacity only, and a mailbox's
+    last bodies were as large as any (issue 26, ``stricter`` beside the other writer:
+    190-293 KB bodies one at a time at the job's tail, 38-52 service s each)."""
     pool = ReadyItems(4, lambda: 0.0, overdue_s=20.0, clock=lambda: 0.0, in_order=lambda: True)
     pool.producer()
-    sizes = iter([50, 900, 10, 700, 20, 800, 30, 600, 1000, 5, 300, 40, 500, 1, 400])
+    sizes = iter([50, 900, 10, 700, 20, 800, 30, 600, 1000, 5, 300, 40, 500, 1, 400, 60, 70, 80])
     held, taken = [], []
-    for k in range(5):
+    for k in range(8):
         while not pool.full():
             pool.add(_item(k, next(sizes)))
         held.append(len(pool))
         taken.append(pool.pool.pop(pool.choose()).nbytes)
-    assert held == [4, 5, 6, 7, 8]
-    assert taken == [50, 900, 700, 800, 600]  # 10, 20, 30, then 5 and 40, kept
+    assert held == [4, 5, 6, 7, 8, 9, 10, 11]
+    # the oldest beside the smallest kept (10, 20, 30), then the largest and the smallest
+    # in turn once the pool has deepened by its capacity (4 taken)
+    assert taken == [50, 900, 700, 1000, 5, 800, 1, 600]
     pool.done()  # every item here: the largest first
-    assert [pool.pool.pop(pool.choose()).nbytes for _ in range(7)] == [1000, 300, 40, 30, 20, 10, 5]
+    left = [pool.pool.pop(pool.choose()).nbytes for _ in range(10)]
+    assert left == [500, 400, 300, 80, 70, 60, 40, 30, 20, 10]
     # the order telling (a budget as configured, or not cut): its capacity, as before
     held_back = ReadyItems(4, lambda: 0.0, 20.0, lambda: 0.0, lambda: False)
     for k in range(4):
@@ -283,6 +287,25 @@ def test_beside_another_writer_the_job_s_tail_has_no_30_second_span(ratio: int) 
         runs = [
             learn_model.run(ratio, 0.5, None, 250, seed, slots=6, realistic=True) for seed in seeds
         ]
+        j = learn_model.job(runs)
+        assert j.idle_after_s <= 30.0
+        assert j.share >= 0.84
+        assert j.share_429 < 0.08
+
+
+@pytest.mark.parametrize("ratio", [2, 10, 60])
+def test_a_deep_pool_mixes_sizes_so_no_span_outlasts_30_service_s(ratio: int) -> None:
+    """``learn_model``, the two jobs of 8 mailboxes of 250 items (realistic sizes, four
+    importers) beside another writer taking half whose spans were longest: once the pool
+    has deepened by its capacity it takes the largest and the smallest in turn
+    (``ReadyItems.choose``, ``MIXED``), so no span without an import after the first
+    window outlasts 30 service s (17-28 s). Taking the oldest beside the smallest kept,
+    every mailbox sent its larger items mid-job and the last items to arrive, large ones
+    among them, went largest first at the job's tail, one mailbox left: 44-71 s there (a
+    200 KB body alone takes 48 service s at the rate the writer leaves), at the same share
+    of the real budget and the same 429s."""
+    for seeds in (range(32, 40), range(72, 80)):
+        runs = [learn_model.run(ratio, 0.5, None, 250, seed, realistic=True) for seed in seeds]
         j = learn_model.job(runs)
         assert j.idle_after_s <= 30.0
         assert j.share >= 0.84

@@ -24,6 +24,10 @@ from copyengine.pacing.step import Budgets
 from copyengine.state.pairpasses import PairPass, pair_pass_of
 
 MB = 1 << 20
+# 8 seeds: with 4, the two arms' medians moved by a point and a half with the ready pool's
+# order (``ReadyItems.choose``, ``MIXED``: 81.1% against 79.4%; 16 seeds 83.7% against
+# 80.3%, at the base 82.3% against 79.0%)
+SEEDS = 8
 
 
 def _second_passes(monkeypatch: pytest.MonkeyPatch, as_state_says: bool) -> float:
@@ -43,7 +47,7 @@ def _second_passes(monkeypatch: pytest.MonkeyPatch, as_state_says: bool) -> floa
 
     monkeypatch.setattr(learn_model, "Budgets", Seeded)
     shares, tried_ends = [], 0
-    for seed in range(4):
+    for seed in range(SEEDS):
         seed_with[0] = None
         learn_model.run(60, 0.5, 300, 250, seed)
         lim = made[-1].learned()["upload"]  # as the report reads it
@@ -55,13 +59,15 @@ def _second_passes(monkeypatch: pytest.MonkeyPatch, as_state_says: bool) -> floa
         of = (lim.configured, lim.period)
         seed_with[0] = (lim.share, of, True, window, shown is None and tried is not None)
         shares.append(learn_model.run(60, 0.5, 300, 250, seed + 100).share)
-    assert tried_ends >= 3  # the first passes ended on a window tried (else: no test)
+    # the first passes ended on a window tried (else: no test)
+    assert tried_ends >= 3 * SEEDS // 4, tried_ends
     return statistics.median(shares)
 
 
 def test_a_window_tried_is_remembered_as_tried(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 4 seeds: 81.8% of the real budget against 76.8% over the configured window (16
-    # seeds: 82.0% against 78.1%; restored as shown, 71.5%)
+    # 8 seeds: 83.4% of the real budget against 80.3% over the configured window (4 seeds
+    # before the ready pool's ``MIXED``: 81.8% against 76.8%; 16 seeds: 82.0% against
+    # 78.1%; restored as shown, 71.5%)
     remembered = _second_passes(monkeypatch, True)
     configured = _second_passes(monkeypatch, False)
     assert remembered >= configured + 0.02, (remembered, configured)
