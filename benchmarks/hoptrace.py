@@ -79,7 +79,7 @@ def install(out: Path) -> None:
         cb = getattr(h, "_callback", None)
         owner = getattr(cb, "__self__", None)
         if isinstance(owner, asyncio.Task):
-            coro = owner.get_coro()
+            coro: Any = owner.get_coro()
             frame = getattr(coro, "cr_frame", None)
             where = coro
             # the innermost coroutine awaited: what the task was waiting in
@@ -136,7 +136,8 @@ def install(out: Path) -> None:
     wakeup.Turns.wait = wait  # type: ignore[method-assign]
 
     # the releasing task: does it enter a slot of the same pacer again in the same step?
-    last_release: dict[int, tuple[int, Any]] = {}  # id(pacer) -> (iteration, task)
+    # id(pacer) -> (iteration, task, whether a task waited in the pacer for a slot)
+    last_release: dict[int, tuple[int, Any, bool]] = {}
     orig_release = slot.Slot._release
     orig_aenter = slot.Slot.__aenter__
 
@@ -153,9 +154,7 @@ def install(out: Path) -> None:
         lr = last_release.pop(id(p), None) if self._body else None
         if lr is not None:
             same = lr[1] is asyncio.current_task() and lr[0] == it[0]
-            key = ("same_task_same_step" if same else "other") + (
-                "_waiters" if lr[2] else ""
-            )
+            key = ("same_task_same_step" if same else "other") + ("_waiters" if lr[2] else "")
             released[key] += 1
         await orig_aenter(self)
 
@@ -186,18 +185,18 @@ def report(folder: Path) -> None:
         print(f"{f.name}: {d['iterations']} loop iterations")
         it = sorted(d["iters"])
         print(
-            f"  iteration ms (1 in 16): median {_q(it, .5) * 1e3:.2f} p90 {_q(it, .9) * 1e3:.2f}"
-            f" p99 {_q(it, .99) * 1e3:.2f}; mean {sum(it) / max(1, len(it)) * 1e3:.2f}"
+            f"  iteration ms (1 in 16): median {_q(it, 0.5) * 1e3:.2f} p90 {_q(it, 0.9) * 1e3:.2f}"
+            f" p99 {_q(it, 0.99) * 1e3:.2f}; mean {sum(it) / max(1, len(it)) * 1e3:.2f}"
         )
         for kind, rows in sorted(d["hops"].items()):
             s = sorted(r[0] for r in rows)
             n = sorted(r[1] for r in rows)
             qd = sorted(r[2] for r in rows)
             print(
-                f"  {kind}: {len(rows)} wakes; wake to run ms median {_q(s, .5) * 1e3:.2f} p90 "
-                f"{_q(s, .9) * 1e3:.2f} p99 {_q(s, .99) * 1e3:.2f}; iterations median "
-                f"{_q(n, .5):.0f} p90 {_q(n, .9):.0f}; callbacks queued at the wake median "
-                f"{_q(qd, .5):.0f} p90 {_q(qd, .9):.0f}"
+                f"  {kind}: {len(rows)} wakes; wake to run ms median {_q(s, 0.5) * 1e3:.2f} p90 "
+                f"{_q(s, 0.9) * 1e3:.2f} p99 {_q(s, 0.99) * 1e3:.2f}; iterations median "
+                f"{_q(n, 0.5):.0f} p90 {_q(n, 0.9):.0f}; callbacks queued at the wake median "
+                f"{_q(qd, 0.5):.0f} p90 {_q(qd, 0.9):.0f}"
             )
         print(f"  slots released, and the next slot of that mailbox taken by: {d['released']}")
         ahead = sorted(d.get("ahead", {}).items(), key=lambda kv: -kv[1])
