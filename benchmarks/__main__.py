@@ -503,6 +503,12 @@ def main(argv: list[str] | None = None) -> None:
     so.add_argument("--start", type=int, default=1)
     so.add_argument("--deletions", choices=["mirror", "keep", "both"], default="both")
     so.add_argument("--budget-s", type=float, default=None, help="stop after this long")
+    so.add_argument(
+        "--history-limit-s",
+        type=float,
+        default=None,
+        help="stop one history after this long, a failure (default: tests.histories' 300)",
+    )
     so.add_argument("--name", default="soak-passes", help="results file name")
     so.add_argument(
         "--exclude", default="", help="op kinds / events left out (tests/histories.py Options)"

@@ -52,10 +52,13 @@ def run(
     budget_s: float | None = None,
     name: str = "soak-passes",
     exclude: str = "",
+    history_limit_s: float | None = None,
 ) -> dict[str, Any]:
     from tests.histories import Options, quiet, run_one
 
     opts = Options(exclude=frozenset(x for x in exclude.split(",") if x))
+    if history_limit_s is not None:
+        opts.limit_s = history_limit_s
 
     quiet()
     modes = ["mirror", "keep"] if deletions == "both" else [deletions]
@@ -65,6 +68,8 @@ def run(
     )
     if exclude:
         command += f" --exclude {exclude}"
+    if history_limit_s is not None:
+        command += f" --history-limit-s {history_limit_s:g}"
     histories: list[dict[str, Any]] = []
     stopped_early = False
     for seed in range(start, start + seeds):
@@ -84,6 +89,7 @@ def run(
                 "failures": fails,
                 "first_failure": first.line() if first else None,
                 "error": h.error,
+                "timed_out": h.timed_out,
                 "kill": next((p.note for p in h.passes if p.kind == "killed"), None),
                 "kinds": [p.kind for p in h.passes],
                 "archive": h.archive,
@@ -121,6 +127,9 @@ def run(
         "git_revision": _rev(),
         "wall_s": round(wall, 1),
         "stopped_early_at_budget": stopped_early,
+        # each history stopped at this many seconds, a failure (``timeout``)
+        "history_limit_s": opts.limit_s,
+        "timed_out": [f"{r['seed']}/{r['deletions']}" for r in histories if r.get("timed_out")],
         "histories": len(histories),
         "per_mode": {m: {"histories": per_mode[m], "failed": failed_mode[m]} for m in modes},
         "failures_by_kind": {k: v for k, v in sorted(by_kind.items())},
@@ -154,7 +163,9 @@ def table(res: dict[str, Any]) -> str:
         f"{res['description']}. Command: `{res['command']}` ({res['date']} UTC, "
         f"{m['cores']} cores, {m['cpu']}, Python {m['python']}, git {res['git_revision']}). "
         f"{res['histories']} histories in {res['wall_s']:.0f} s"
-        f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}.\n",
+        f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}"
+        f"; each history stopped at {res.get('history_limit_s')} s (a failure, ``timeout``): "
+        f"{len(res.get('timed_out', []))} were.\n",
         f"Passes by kind: {res['passes']}. Histories with a SIGKILL: "
         f"{res['kills']['histories']} ({res['kills']['killed_mid_pass']} killed mid-pass, the "
         "others ended first). Archive pairs: "
@@ -183,7 +194,7 @@ def table(res: dict[str, Any]) -> str:
 
 
 def main(a: Any) -> None:
-    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude)
+    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude, a.history_limit_s)
     results = results_dir(a.record)
     write_result(a.name, res, table(res), results)
     print(table(res), flush=True)

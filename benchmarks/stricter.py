@@ -82,6 +82,14 @@ from copyengine.emulator.throttle import Limits
 RATIOS = (1, 2, 10, 60)  # 1: the reference, the service giving what is configured
 DOCUMENTED = 0  # the ratio of the variant under the documented (default) [limits]
 VARIANTS = [(r, bg) for bg in (0.0, 0.5) for r in RATIOS] + [(DOCUMENTED, bg) for bg in (0.0, 0.5)]
+# the documented [limits], the service's request window 1 s at 20 requests per mailbox (a
+# little over [limits]' average, 10,000 per 600 s), shorter than any the pacer keeps a
+# budget over (``learn.Aimd.shortest_window``: 6 s): the service's request limit, not its
+# upload budget, is the one stricter than configured. Named only (``CE_STRICTER_VARIANTS=
+# requests1s``), not in the recorded set
+REQUESTS_1S = -1
+SERVICE_REQUESTS_1S = {"requests": 20, "request_window": 1.0}
+NAMED = {"documented": DOCUMENTED, "requests1s": REQUESTS_1S}
 PAIRS = 8
 ITEMS = 250
 # items well under the service's budget (the largest a twelfth of it, as a 12 MB item is of
@@ -109,10 +117,10 @@ def chosen(wanted: str | None = None) -> list[tuple[int, float]]:
     for raw in wanted.split(","):
         ratio, _, bg = raw.strip().partition(":")
         try:
-            v = (DOCUMENTED if ratio == "documented" else int(ratio), float(bg or 0.0))
+            v = (NAMED[ratio] if ratio in NAMED else int(ratio), float(bg or 0.0))
         except ValueError:
-            v = (-1, -1.0)
-        if v not in VARIANTS:
+            v = (-2, -1.0)
+        if v not in VARIANTS and v[0] != REQUESTS_1S:
             known = ", ".join(
                 f"{'documented' if r == DOCUMENTED else r}{f':{b:g}' if b else ''}"
                 for r, b in VARIANTS
@@ -127,18 +135,20 @@ def even_first_window_s(ratio: int, background: float) -> float:
     service's budget and sends its first window evenly at the configured rate (the
     module's docstring: a client that loses nothing at 1/1 waits about a window); 0 when
     that rate is the service's."""
-    k = 1 if ratio == DOCUMENTED else ratio
+    k = 1 if ratio in (DOCUMENTED, REQUESTS_1S) else ratio
     window = Limits.profile("exchange-fast", TIME_SCALE).upload_window * TIME_SCALE
     return max(0.0, window * (1 - (1 - background) / k))
 
 
 def label(ratio: int) -> str:
+    if ratio == REQUESTS_1S:
+        return "documented [limits], 20 requests per 1 s"
     return "documented [limits]" if ratio == DOCUMENTED else f"1/{ratio}"
 
 
 def scenario(ratio: int, background: float, base: str | None = None) -> Scenario:
     scaled = TIME_SCALED_LIMITS
-    if ratio == DOCUMENTED:
+    if ratio in (DOCUMENTED, REQUESTS_1S):
         limits: dict[str, Any] = {}  # the engine's defaults: Exchange's documented limits
     else:
         limits = {
@@ -148,9 +158,11 @@ def scenario(ratio: int, background: float, base: str | None = None) -> Scenario
         }
     what = (
         "the job under the documented [limits], the service's windows 60 times shorter"
-        if ratio == DOCUMENTED
+        if ratio in (DOCUMENTED, REQUESTS_1S)
         else f"the service gives 1/{ratio} of the configured budgets"
     )
+    if ratio == REQUESTS_1S:
+        what += ", its request window 1 s (20 requests per mailbox)"
     return Scenario(
         "stricter",
         what
@@ -163,6 +175,7 @@ def scenario(ratio: int, background: float, base: str | None = None) -> Scenario
         repeats=1,
         warmup=False,
         limits=limits,
+        emulator_limits=dict(SERVICE_REQUESTS_1S) if ratio == REQUESTS_1S else {},
         background_upload=background,
         answers=True,
         timeout=900,

@@ -57,6 +57,7 @@ from .controls.suspend import suspended_pairs
 from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
+from .stopsignals import ignore_stops
 from .failures import classify
 from .wiring import doctor as run_doctor
 from .wiring import (
@@ -107,8 +108,16 @@ def main() -> None:
 @job_command(
     state_option(),
     click.option("--report", type=click.Path(path_type=Path), help="Override [job].report."),
-    click.option("--log-format", type=click.Choice(["auto", "json", "console"])),
-    click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"])),
+    click.option(
+        "--log-format",
+        type=click.Choice(["auto", "json", "console"]),
+        help="Override [job] log_format (auto: console on a terminal, else JSON).",
+    ),
+    click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        help="Override [job] log_level.",
+    ),
     click.option(
         "--no-progress",
         is_flag=True,
@@ -164,12 +173,14 @@ def run(
             say,
             run_caps(),
         )
+        ignore_stops()  # the run is over and reported: say it whole
         code, sign_off = stats.exit_code(), stats.sign_off
         show(render=lambda: print_summary(stats))
         if sign_off is not None:
             show(render=lambda: print_sign_off(sign_off))
         if not stats.refused:
-            show(f"report: {c.report_path}")
+            own = f" (this run's copy: {stats.report_own.name})" if stats.report_own else ""
+            show(f"report: {c.report_path}{own}")
         if stats.fatal:
             show(f"error: {stats.fatal}")
         show(outcome_line(stats))

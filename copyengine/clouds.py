@@ -155,8 +155,7 @@ def describe(graph_url: str, scope: str | None) -> dict[str, str]:
     the contract says of the mailbox API there (``contract``, empty when available)."""
     cloud = graph_cloud(graph_url)
     if cloud is None:
-        name = (
-            "not a Microsoft Graph host (the emulator, or a gateway): tokens for the global service"
-        )
+        # the scope says whose tokens (the global service's unless ``scope`` says otherwise)
+        name = "not a Microsoft Graph host (the emulator, or a gateway)"
         return {"cloud": name, "scope": token_scope(graph_url, scope), "contract": ""}
     return {"cloud": cloud.name, "scope": token_scope(graph_url, scope), "contract": cloud.contract}

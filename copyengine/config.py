@@ -452,11 +452,17 @@ def _pairs(
         if not csv_path.strip():
             raise ConfigError("pairs_csv", "must not be empty")
         path = _file(csv_path, "pairs_csv", base)
-        for r in read_pairs_file(path, encoding):
+        rows = read_pairs_file(path, encoding)
+        for r in rows:
             archive = bool(r.archive)
             pairs.append(Pair(r.source, r.target, rules, filters, archive, r.wave, origin=r.at))
-        if not pairs:
-            raise ConfigError(str(path), "holds no pair (a header, comments or empty rows only)")
+        if not rows:  # a list saved empty by mistake, beside [[pairs]] too: never silent
+            raise ConfigError(
+                str(path),
+                "is empty: no byte in it"
+                if not path.stat().st_size
+                else "holds no pair (a header, comments or empty rows only)",
+            )
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
     pairs = _with_waves(
@@ -626,7 +632,11 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), f"not valid TOML: {exc}") from None
+        # file:line, as every other refusal of a file says where (tomllib ends its message
+        # with "(at line N, column M)")
+        at = re.search(r"\(at line (\d+), column \d+\)$", str(exc))
+        where = f"{path}:{at.group(1)}" if at else str(path)
+        raise ConfigError(where, f"not valid TOML: {exc}") from None
     base = path.resolve().parent
     root = Table(raw, "")
     job = root.table("job")

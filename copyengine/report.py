@@ -541,6 +541,9 @@ class JobStats:
     fatal: str | None = None
     fatal_code: ExitCode = ExitCode.FATAL
     refused: bool = False  # refused before it started (lock, another job's state): no report
+    # this run's own copy of the report (``write_report``), beside the latest at the
+    # configured path: the screen's last lines and ``job.finished`` name both
+    report_own: Path | None = None
     # why a drain ended early (e.g. "service unreachable: …"), said in the report and log
     stop_reason: str | None = None
     # why the operator's own controls stopped the run before its end (``run --max-items``

@@ -60,8 +60,12 @@ def handling(
     try:
         for sig in signals:
             try:
+                before = signal.getsignal(sig)
                 running.add_signal_handler(sig, callback, sig)
                 on_loop.append(sig)
+                # the loop puts back the default, not what was there (``launch``'s SIGTERM
+                # as an interrupt): put back by hand below
+                previous[sig] = before
             except NotImplementedError:  # Windows' event loops
                 previous[sig] = signal.signal(sig, deliver)
         yield
@@ -70,6 +74,15 @@ def handling(
             running.remove_signal_handler(sig)
         for sig, old in previous.items():
             signal.signal(sig, old if old is not None else signal.SIG_DFL)
+
+
+def ignore_stops() -> None:
+    """The run is over; what is left is saying what happened (the summary, the report's
+    path, the outcome line: milliseconds). A stop then has nothing to stop, and ending the
+    process by it would leave the screen and the exit code short of what the report and
+    ``job.finished`` already say: ignored from here on (main thread only)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 @contextmanager

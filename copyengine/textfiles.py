@@ -10,6 +10,7 @@ latin-1 would silently change mailbox names).
 from __future__ import annotations
 
 import codecs
+import difflib
 import math
 import re
 from typing import Any
@@ -52,6 +53,10 @@ def decode_text(
             f"is not {name} text (byte 0x{bad} at line {line}, column {column}); "
             + (advice or default),
         ) from None
+
+
+# the job file's own keys, outside any table: written below a [table] they land in it
+TOP_LEVEL_KEYS = ("pairs_csv", "pairs_encoding")
 
 
 class Table:
@@ -106,7 +111,16 @@ class Table:
     def done(self) -> None:
         extra = sorted(set(self.raw) - self.used)
         if extra:
-            raise ConfigError(self.path(extra[0]), "unknown key")
+            # every key this table knows has been asked for by now: a typo is named with
+            # the key it is most like
+            near = difflib.get_close_matches(str(extra[0]), sorted(self.used), n=1, cutoff=0.75)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            if self.where and extra[0] in TOP_LEVEL_KEYS:
+                hint = (
+                    f"; {extra[0]} goes at the top of the job file, before the first [table] "
+                    "(TOML puts a key in the table written above it)"
+                )
+            raise ConfigError(self.path(extra[0]), "unknown key" + hint)
 
 
 def kind_name(kind: type | tuple[type, ...]) -> str:
@@ -130,6 +144,12 @@ UPN = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
 def upn(value: str, where: str) -> str:
     """``value`` if it is a user principal name, else a ConfigError at ``where``."""
+    if value[:7].lower() == "mailto:":  # a hyperlink's address, pasted from Excel or Outlook
+        raise ConfigError(
+            where,
+            f"{value!r} is a mail link, not a user principal name: remove {value[:7]!r} "
+            "(expected name@domain.tld)",
+        )
     if not UPN.match(value):
         raise ConfigError(
             where, f"{value!r} is not a user principal name (expected name@domain.tld)"

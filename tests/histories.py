@@ -417,6 +417,7 @@ class History:
     passes: list[PassRecord] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
+    timed_out: bool = False  # stopped at ``Options.limit_s``
 
     def failures(self) -> list[str]:
         """Distinct failure kinds: oracle kinds on checked passes, a nonzero exit where the
@@ -435,7 +436,9 @@ class History:
                     if p.signoff_complete
                     else "signoff_incomplete_but_exact"
                 )
-        if self.error:
+        if self.timed_out:
+            out.append("timeout")
+        elif self.error:
             out.append("error")
         return sorted(set(out))
 
@@ -1009,6 +1012,11 @@ class Options:
     p_compound: float = 0.5
     p_storm: float = 0.2
     p_cutkill: float = 0.3
+    # the longest a history may take, seconds (None: unbounded): one that has not ended by
+    # then is stopped where it is and is a failure (``timeout``), not a soak that overruns
+    # its wall budget (seed 9737 mirror, a pass under a 429 storm crawling at a quarter of
+    # [limits], ran past 600 s)
+    limit_s: float | None = 300.0
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill) left out, to look past a known failure
@@ -1037,7 +1045,15 @@ async def run_history(
     workdir.mkdir(parents=True, exist_ok=True)
     try:
         async with running(cfg) as (server, ep, session):
-            await _history(server, ep, session, (rng, rng2), hist, deletions, workdir, opts)
+            # inside the emulator's context: it is torn down outside the scope cancelled
+            with anyio.move_on_after(opts.limit_s) as scope:
+                await _history(server, ep, session, (rng, rng2), hist, deletions, workdir, opts)
+            if scope.cancelled_caught:
+                hist.timed_out = True
+                hist.error = (
+                    f"timeout: not ended within {opts.limit_s:.0f} s "
+                    f"({len(hist.passes)} passes recorded)"
+                )
     except Exception as exc:  # recorded: a history that breaks is a finding too
         import traceback
 
@@ -2194,11 +2210,15 @@ def main(argv: list[str] | None = None) -> None:
     # the fast tier's Options(kill=False) / (kill=False, churn=False): no pass made by timing
     p.add_argument("--no-kill", action="store_true", help="no pass killed (Options(kill=False))")
     p.add_argument("--no-churn", action="store_true", help="no churn (Options(churn=False))")
+    p.add_argument(
+        "--limit-s", type=float, default=Options.limit_s, help="stop a history after this long"
+    )
     a = p.parse_args(argv)
     opts = Options(
         exclude=frozenset(x for x in a.exclude.split(",") if x),
         kill=not a.no_kill,
         churn=not a.no_churn,
+        limit_s=a.limit_s,
     )
     quiet()
     for seed in a.seeds:

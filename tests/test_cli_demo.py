@@ -58,3 +58,18 @@ def test_example_job_runs_reruns_and_verifies(tmp_path: Path) -> None:
         (tmp_path / ".copyengine/example-report.json").read_text(),
     ):
         assert "demo-source-secret" not in text and "authtoken=" not in text
+
+
+def test_a_state_whose_folder_cannot_be_made_is_named(tmp_path: Path) -> None:
+    """The embedded emulator keeps its data beside the state: a state folder that cannot be
+    made is said as the state's (exit 5, its path and key), not as the emulator's exception."""
+    shutil.copy(ROOT / "config.example.toml", tmp_path / "config.example.toml")
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    (tmp_path / "blocker").write_text("a file, not a folder")
+    state = tmp_path / "blocker" / "s.sqlite"
+    done = _cli("run", "config.example.toml", "--no-progress", "--state", str(state), cwd=tmp_path)
+    said = done.stdout + done.stderr
+    assert done.returncode == 5, said[-2000:]
+    assert str(state) in said and "[job] state" in said, said[-2000:]
+    assert "Traceback" not in said and "Error:" not in said and "Errno" not in said
+    assert not (tmp_path / ".copyengine").exists()  # nothing written elsewhere

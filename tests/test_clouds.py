@@ -167,3 +167,37 @@ def _job(tmp: Path, graph_url: str, authority: str | None, scope: str | None) ->
         '[[pairs]]\nsource = "a@contoso.example"\ntarget = "a@fabrikam.example"\n'
     )
     return job
+
+
+def test_doctor_names_the_tokens_of_a_host_of_no_cloud_once_and_roles_in_words() -> None:
+    """The emulator or a gateway: said so, then whose tokens, once (the line said 'tokens
+    for the global service, tokens for https://graph.microsoft.com/.default')."""
+    emulated = describe("https://127.0.0.1:8443/beta", None)
+    result = {
+        "network": "direct",
+        "tenants": {
+            "source": {"app": "a", "token": True, "missing": [], "excess": [], **emulated},
+            "target": {
+                "app": "b",
+                "token": True,
+                "missing": ["User.Read.All"],
+                "excess": ["MailboxFolder.ReadWrite.All", "MailboxItem.ImportExport.All"],
+                **emulated,
+            },
+        },
+        "pairs": [],
+        "rbac": [],
+    }
+    lines = doctor_lines(result)
+    # the roles as a sentence lists them, not as Python's list
+    assert "ok   source app a: token; missing nothing; beyond least privilege nothing" in lines
+    assert (
+        # roles missing from the token: a warning (RBAC for Applications may grant them)
+        "warn target app b: token; missing User.Read.All; beyond least privilege "
+        "MailboxFolder.ReadWrite.All, MailboxItem.ImportExport.All" in lines
+    )
+    line = next(x for x in lines if x.startswith("note source tenant"))
+    assert line == (
+        "note source tenant: not a Microsoft Graph host (the emulator, or a gateway), tokens "
+        "for https://graph.microsoft.com/.default"
+    )

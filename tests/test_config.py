@@ -58,7 +58,23 @@ def test_good_config_loads_with_secrets_masked(job: Path) -> None:
 
 CASES = [
     ("not toml [", "job.toml", "not valid TOML"),
+    (
+        GOOD + "\n[limits]\nbatch_items = = 5\n",
+        "job.toml:" + str(GOOD.count("\n") + 3),
+        "not valid TOML",
+    ),
     (GOOD + "\n[bogus]\nx = 1\n", "bogus", "unknown key"),
+    # a typo is named with the key it is most like
+    (
+        GOOD + "\n[limits]\npairs_in_paralel = 4\n",
+        "limits.pairs_in_paralel",
+        "did you mean pairs_in_parallel?",
+    ),
+    (
+        GOOD + "\n[job]\nkeep_report = 3\n",
+        "job.keep_report",
+        "unknown key; did you mean keep_reports?",
+    ),
     (
         GOOD.replace('client_id = "c1"', "client_id = 5"),
         "tenants.source.client_id",
@@ -158,7 +174,11 @@ CASES = [
     (GOOD + "\n[limits]\nbatch_items = 50\n", "limits.batch_items", "at most 20"),
     (GOOD + "\n[limits]\npairs_in_parallel = 0\n", "limits.pairs_in_parallel", "greater than 0"),
     ('pairs_csv = "nope.csv"\n' + GOOD, "pairs_csv", "does not exist"),
-    (GOOD + 'pairs_csv = "x.csv"\n', "pairs[0].pairs_csv", "unknown key"),
+    (
+        GOOD + 'pairs_csv = "x.csv"\n',
+        "pairs[0].pairs_csv",
+        "unknown key; pairs_csv goes at the top of the job file, before the first [table]",
+    ),
     (
         GOOD + '\n[[pairs]]\nsource = "a@contoso.example"\ntarget = "a@fabrikam.example"\n',
         "pairs[1]",
@@ -326,3 +346,24 @@ def test_exit_codes_are_listed_in_help() -> None:
     result = CliRunner().invoke(main, ["run", "--help"])
     for code in ExitCode:
         assert f"  {int(code)} " in result.output, code
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`--help` is the operator's first reference: no option without its line of help."""
+    import click
+
+    def commands(group: click.Group, prefix: str) -> list[tuple[str, click.Command]]:
+        out: list[tuple[str, click.Command]] = []
+        for name, cmd in group.commands.items():
+            out.append((f"{prefix} {name}", cmd))
+            if isinstance(cmd, click.Group):
+                out += commands(cmd, f"{prefix} {name}")
+        return out
+
+    silent = [
+        f"{where} {opt.opts[0]}"
+        for where, cmd in commands(main, "copyengine")
+        for opt in cmd.params
+        if isinstance(opt, click.Option) and not opt.hidden and not opt.help
+    ]
+    assert not silent, silent

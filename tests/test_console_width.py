@@ -229,3 +229,31 @@ def test_plan_says_nothing_to_copy_instead_of_bound_by_a_dash() -> None:
     assert plan_line(some).endswith(
         "ETA 12 s with 8 pairs at once, bound by upload (requests took 0 ms)"
     )
+
+
+def test_the_summary_says_why_each_failed_pair_failed() -> None:
+    """The table's status names the error's kind alone (``failed: MailboxNotFound``: which
+    mailbox, which side?); under it the first pairs' messages, one line each, then how
+    many more (an operator's run with an unknown target said only the kind)."""
+    from copyengine.console.live import FAILED_SAID, print_summary
+    from copyengine.report import JobStats, PairStats, PairStatus
+
+    stats = JobStats()
+    for k in range(FAILED_SAID + 2):
+        p = PairStats(f"s{k}@contoso.example", f"nobody{k}@fabrikam.example")
+        p.status, p.error_code = PairStatus.FAILED, "MailboxNotFound"
+        p.error = f"resolveMailbox: Resource 'nobody{k}@fabrikam.example' does not\nexist " + "x" * 400
+        stats.pairs[p.source] = p
+    ok = PairStats("a@contoso.example", "a@fabrikam.example", status=PairStatus.DONE)
+    stats.pairs[ok.source] = ok
+    out = io.StringIO()
+    print_summary(stats, out)
+    lines = [ln for ln in out.getvalue().splitlines() if ln.startswith("failed: ")]
+    assert len(lines) == FAILED_SAID + 1
+    assert lines[0].startswith(
+        "failed: s0@contoso.example → nobody0@fabrikam.example: resolveMailbox: Resource "
+        "'nobody0@fabrikam.example' does not exist xxx"
+    )
+    assert all(len(ln) < 300 for ln in lines) and lines[0].endswith("…")
+    assert lines[-1] == "failed: 2 more pairs: see the report"
+    assert not any("a@contoso" in ln for ln in lines)

@@ -1975,3 +1975,25 @@ async def test_a_folder_the_target_user_made_at_a_journaled_place_is_not_swept(
 ) -> None:
     h = await replay("mirror", USERS_FOLDER_AT_A_JOURNALED_PLACE, tmp_path)
     assert not h.failures(), h.text()
+
+
+async def test_a_history_not_ended_within_its_limit_is_a_timeout_failure(tmp_path: Path) -> None:
+    """A history stopped at ``Options.limit_s`` where it is: a failure (``timeout``), so that
+    a soak reports it and goes on (seed 9737 mirror, a pass under a 429 storm crawling,
+    ran past 600 s and the soaks after it past their wall budget)."""
+    import time
+
+    t = time.monotonic()
+    h = await run_history(3, "mirror", tmp_path, Options(kill=False, limit_s=2.0))
+    assert h.timed_out and "timeout" in h.failures(), (h.failures(), h.error)
+    assert time.monotonic() - t < 30
+
+
+@pytest.mark.slow
+async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> None:
+    """Soak seed 9737 mirror, every stream (the tenth's 429 storm: 20 requests per 1 s per
+    mailbox, a request window shorter than any the pacer keeps): its passes under the storm
+    crawled at a quarter of ``[limits]`` and the history ran past 600 s; now ~45 s."""
+    h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0))
+    assert any(" STORM " in o for o in h.ops), h.text()
+    assert not h.timed_out and not h.failures(), h.text()

@@ -26,7 +26,7 @@ from copyengine.wiring import read_overview
 from tests.emu import base_config, running
 from tests.jobs import assert_exact, selected_by_default, write_job
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
 SHARED = "s00@contoso.example"
 
 
@@ -156,7 +156,7 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert again["pass"] == out["pass"] and again["queued"] == n
         workers = [_worker(job, tmp_path, f"w{i}") for i in range(3)]
         try:
-            await _until(lambda: _all_done(cfg), 240, "every group done", tmp_path)
+            await _until(lambda: _all_done(cfg), 480, "every group done", tmp_path)
         finally:
             await _stop(workers)
         assert all(p.returncode == 0 for p in workers), _logs(tmp_path)

@@ -269,11 +269,11 @@ def test_submit_refuses_what_run_refuses(tmp_path: Path, monkeypatch: pytest.Mon
         f'[[pairs]]\nsource = "{S0}"\ntarget = "{T0}"\nwave = 1\n'
     )
     r = CliRunner().invoke(main, ["submit", str(job), "--full", "--retry-failed"])
-    assert r.exit_code == ExitCode.CONFIG and "separate kinds of pass" in r.output, r.output
+    assert r.exit_code == ExitCode.USAGE and "separate kinds of pass" in r.output, r.output
     r = CliRunner().invoke(main, ["submit", str(job), "--pair", "s0@contoso.example"])
     assert r.exit_code == ExitCode.CONFIG, r.output
     assert "--pair s0@contoso.example" in r.output and f"did you mean {S0}" in r.output
     r = CliRunner().invoke(main, ["submit", str(job), "--wave", "2"])
     assert r.exit_code == ExitCode.CONFIG and "the job's waves: 1" in r.output, r.output
     r = CliRunner().invoke(main, ["worker", str(job), "--metrics", "nowhere"])
-    assert r.exit_code == ExitCode.CONFIG and "--metrics" in r.output, r.output
+    assert r.exit_code == ExitCode.USAGE and "--metrics" in r.output, r.output

@@ -56,3 +56,52 @@ def test_the_console_script_is_the_guarded_entry_point() -> None:
     assert done.returncode == 0 and "copyengine" in done.stdout
     project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
     assert project["project"]["scripts"]["copyengine"] == "copyengine.launch:main"
+
+
+# SIGTERM to the command itself at a chosen moment of `copyengine run` (the example job, on its
+# embedded emulator): ``before``, as it selects the pairs (loaded, the loop not started);
+# ``after``, as it prints the summary (the job over and reported)
+AT_A_MOMENT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import copyengine.cli as cli
+    WHEN = sys.argv.pop(1)
+    name = "select_pairs" if WHEN == "before" else "print_summary"
+    real = getattr(cli, name)
+    def hooked(*a, **k):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(*a, **k)
+    setattr(cli, name, hooked)
+    sys.argv[0] = "copyengine"
+    from copyengine.launch import main
+    main()
+    """
+)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_sigterm_outside_the_loop_is_an_interrupt_or_waits_for_the_last_word(
+    when: str, tmp_path: Path
+) -> None:
+    """Loaded but before the loop (reading the configuration, opening the state, starting
+    the embedded emulator) a SIGTERM is an interrupt as Ctrl-C is: exit 130, one line,
+    nothing copied; once the run is over and reported, the command says it whole and exits
+    with the run's code. Both killed the process before (exit -15: a CLI-level trial's
+    SIGTERM 2-4 s into a run)."""
+    from tests.jobs import demo_job
+
+    demo_job(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", AT_A_MOMENT, when, "run", "config.example.toml", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=tmp_path,
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    if when == "before":
+        assert done.returncode == ExitCode.INTERRUPTED, (done.returncode, done.stderr[-2000:])
+        assert "interrupted" in done.stderr and "copied" not in done.stdout
+    else:
+        assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+        assert "exit 0: every selected item" in done.stdout

@@ -95,7 +95,11 @@ def test_a_json_run_writes_only_json_lines_on_stderr(tmp_path: Path) -> None:
     assert outcome["exit_code"] == 0 and outcome["outcome"].startswith("exit 0: ")
     # the human output, on stdout: the summary table, the report, the outcome line
     assert "summary of pass 1" in done.stdout and "exit 0: every selected item" in done.stdout
-    assert "report: " in done.stdout
+    # the screen and job.finished name the same reports: the latest and this run's own copy
+    finished = next(e for e in events if e["event"] == "job.finished")
+    latest, own = Path(finished["report"]), Path(finished["report_run"])
+    assert latest.is_file() and own.is_file() and own != latest
+    assert f"report: {latest} (this run's copy: {own.name})" in done.stdout
 
 
 def test_log_file_leaves_the_screen_human(tmp_path: Path) -> None:

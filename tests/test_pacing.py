@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from copyengine.pacing import AdaptiveRate, Backoff, Cause, MailboxPacer, PacerLimits, RetryPolicy
-from copyengine.pacing.accounting import Activity
+from copyengine.pacing.accounting import Activity, MailboxAccount
 from copyengine.pacing.policy import (
     RetriesExhausted,
     SlidingWindow,
@@ -507,8 +507,6 @@ def _two_after_four(late: float) -> float:
     once and answered after 0.10, 0.11, 0.12 and 0.13 s; the fifth and sixth sent ``late``
     after the first two answers (as ``fleet`` at 400 pairs makes them: a pair's share of
     the byte budget at a time, one or two answers a spell)."""
-    from copyengine.pacing.accounting import MailboxAccount
-
     clock = FakeClock(0.0)
     acct = MailboxAccount(
         Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4),
@@ -683,3 +681,32 @@ def test_the_shortest_time_survives_a_budget_rounded_to_nothing() -> None:
     act.enter(0.0)
     act.sent(0.0, 3)
     assert act.shortest(3) == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(("delay", "share"), [(0.0004, None), (0.2, 0.0)])
+def test_a_few_lookups_sent_as_they_came_say_nothing_of_a_ceiling(
+    delay: float, share: float | None
+) -> None:
+    """A delta pass that listed and copied nothing: a target mailbox's five lookups, each
+    alone, each sent ``delay`` after it wanted its slot. Sent within the engine's own
+    bookkeeping (0.4 ms), no budget or slot bound them: no share of a ceiling ("-" in the
+    summary; it read 0%). Held 0.2 s each while nothing bound them, the engine's delay is
+    not excused: 0%."""
+    clock = FakeClock()
+    acct = MailboxAccount(
+        Activity(SlidingWindow(10_000, 600.0), 10_000, 600.0),
+        Activity(SlidingWindow(10**8, 300.0), 10**8, 300.0),
+        clock,
+    )
+    for k in range(5):
+        clock.now = 10.0 * k
+        acct.enter(clock.now, 0)
+        clock.now += delay
+        acct.sent(clock.now, 0)
+        clock.now += 0.02
+        acct.answered(0.02)
+        acct.succeeded()
+        acct.leave(clock.now, 0)
+    assert acct.requests == 5
+    assert acct.ceiling_share() == (None if share is None else pytest.approx(share))
+    assert acct.limit_share() == (None if share is None else pytest.approx(share))

@@ -265,6 +265,11 @@ REFUSALS = [
         b"Source,Target\nbroken@,c@fabrikam.example\n",
         ":2: 'broken@' is not a user principal name (expected name@domain.tld), in column A (Source)",
     ),
+    (
+        b"Source,Target\nmailto:a@contoso.example,a@fabrikam.example\n",
+        ":2: 'mailto:a@contoso.example' is a mail link, not a user principal name: remove "
+        "'mailto:' (expected name@domain.tld), in column A (Source)",
+    ),
     (b"Source,Target\r\na@contoso.example,\r\n", ":2: no target: column B (Target) is empty"),
     (
         b"Source,Target,Archive\na@contoso.example,a@fabrikam.example,maybe\n",
@@ -298,6 +303,9 @@ def test_refusals_that_involve_the_job_file(job: Path) -> None:
     assert "pairs.csv:2: duplicate of pairs[0]" in _refused(job, both, tail=twice)
     bad = CSV_JOB + 'pairs_encoding = "klingon"\n'
     assert "pairs_encoding: unknown encoding 'klingon'" in _refused(job, both, bad)
+    # a pairs file holding no pair is refused beside [[pairs]] too (it was silently ignored)
+    assert "pairs.csv: holds no pair" in _refused(job, b"Source,Target\r\n", tail=twice)
+    assert "pairs.csv: is empty" in _refused(job, b"", tail=twice)
     alone = 'pairs_encoding = "cp1252"\n'
     assert "pairs_encoding: is the encoding of pairs_csv" in _refused(job, both, alone, twice)
     archive = b"Source,Target,Archive\na@contoso.example,a@fabrikam.example,x\n"

@@ -201,7 +201,7 @@ def test_metrics_address_is_checked() -> None:
     from copyengine.cli import main
 
     result = CliRunner().invoke(main, ["run", "config.example.toml", "--metrics", "nowhere"])
-    assert result.exit_code == ExitCode.CONFIG and "--metrics" in result.output
+    assert result.exit_code == ExitCode.USAGE and "--metrics" in result.output
 
 
 async def test_plan_equals_what_the_run_copies_and_writes_nothing(emu: Any, tmp_path: Path) -> None:

@@ -911,3 +911,36 @@ async def test_records_are_found_by_search_key_through_an_index(make: Factory) -
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cur = await conn.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'ce_items_by_key'")
         assert await cur.fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_sqlite_a_state_of_a_newer_engine_is_refused_untouched(
+    tmp_path: Path, exclusive: bool
+) -> None:
+    """A state a newer copyengine made (a schema this one does not know) is refused by its
+    schema number, saying so, and left as it was: no table of this version's added to it
+    (a run, exclusive; ``status``, a reader)."""
+    path = _old_state(
+        tmp_path,
+        """
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema', '99');
+        CREATE TABLE things_to_come (x INTEGER);
+        """,
+    )
+    db = sqlite3.connect(path)
+    before = db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+    db.close()
+
+    async def check() -> None:
+        with pytest.raises(StateError) as refused:
+            async with SQLiteStore(path, identity=JOB, exclusive=exclusive):
+                pass
+        assert "schema 99" in str(refused.value) and "newer" in str(refused.value)
+
+    anyio.run(check)
+    db = sqlite3.connect(path)
+    assert (
+        db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == before
+    )
+    db.close()

@@ -320,6 +320,43 @@ async def test_after_an_interrupt_report_and_status_agree(tmp_path: Path) -> Non
         _exact(server.emulator)
 
 
+async def test_a_second_signal_aborts_a_drain_that_waits(tmp_path: Path) -> None:
+    """README: "a second Ctrl-C aborts". The first SIGTERM drains, which waits for imports
+    the service holds for 30 s; the second ends the run within seconds, exit 130, the
+    report and the log agreeing; the next run settles what was in flight, every item once."""
+    cfg = base_config(profile="unlimited", seed=5)
+    cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 200
+    # after 20 imports into adele's target, the next 4 (its whole in-flight cap) hang 30 s
+    cfg["faults"] = [
+        {
+            "kind": "slow",
+            "calls": ["importItem"],
+            "mailbox": T_ADELE,
+            "after": 20,
+            "count": 4,
+            "delay": 30.0,
+        },
+    ]
+    async with running(cfg) as (server, ep, _):
+        job = write_job(tmp_path, ep, PAIRS)
+        proc = _cli(*_run_args(job))
+        await _wait_for(lambda: len(server.emulator.require_mailbox(T_ADELE).items) >= 20, 60)
+        await anyio.sleep(1.0)  # the slow imports taken in flight
+        proc.send_signal(signal.SIGTERM)  # drain: waits for them (drain_timeout_s 60)
+        await anyio.sleep(1.0)
+        assert proc.poll() is None, "the drain did not wait: the abort is not tested"
+        proc.send_signal(signal.SIGTERM)  # abort
+        aborted = time.monotonic()
+        code, out = await _finish(proc, 50)
+        assert time.monotonic() - aborted < 20, "the second signal did not abort the drain"
+        assert code == ExitCode.INTERRUPTED, out[-2000:]
+        assert '"job.aborting"' in out
+        _agree(code, out, tmp_path)
+        code, out = await _finish(_cli(*_run_args(job)), 120)
+        assert code == ExitCode.OK, out[-2000:]
+        _exact(server.emulator)
+
+
 # -- 4. the drain and the embedded emulator ------------------------------------------------------
 async def test_a_drain_ends_promptly_when_the_service_is_gone(tmp_path: Path) -> None:
     cfg = base_config(profile="exchange", seed=5)
@@ -393,6 +430,12 @@ async def test_unwritable_report_is_found_before_anything_is_copied(
     )
     assert code == ExitCode.CONFIG and "job.report" in out and "Traceback" not in out
     assert len(emu.state.require_mailbox(T_ADELE).items) == 0
+    # refused before it starts: no report is named (none was written), on screen or in
+    # job.finished, and the state was not opened (no pass recorded)
+    assert not [line for line in out.splitlines() if line.startswith("report:")], out[-2000:]
+    finished = [json.loads(x) for x in out.splitlines() if '"job.finished"' in x]
+    assert finished and finished[-1]["report"] is None and finished[-1]["exit_code"] == 3
+    assert not (tmp_path / "state.sqlite").exists()
 
 
 async def test_each_run_keeps_its_own_report_with_iso_times(emu: Any, tmp_path: Path) -> None:

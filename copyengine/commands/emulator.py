@@ -23,7 +23,12 @@ def emulator() -> None:
     required=True,
     help="Emulator configuration (TOML).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="The address to listen on (tests and benchmarks keep to 127.0.0.1).",
+)
 @click.option("--port", default=0, show_default=True, type=int, help="0 picks a free port.")
 @click.option(
     "--ready-file",

@@ -114,7 +114,8 @@ metrics_option = click.option(
 def one_kind_of_pass(retry_failed: bool, full: bool, cutover: bool) -> None:
     """``--retry-failed``, ``--full`` and ``--cutover`` are kinds of pass: one at most."""
     if sum((retry_failed, full, cutover)) > 1:
-        raise ConfigError("--retry-failed, --full, --cutover", "separate kinds of pass; give one")
+        # a bad command line (exit 2, as click's own), not a configuration error (3)
+        raise click.UsageError("--retry-failed, --full, --cutover: separate kinds of pass; give one")
 
 
 def metrics_address(metrics: str | None) -> tuple[str, int] | None:
@@ -126,7 +127,7 @@ def metrics_address(metrics: str | None) -> tuple[str, int] | None:
     try:
         return parse_address(metrics)
     except ValueError as exc:
-        raise ConfigError("--metrics", str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="'--metrics'") from None
 
 
 def job_command(

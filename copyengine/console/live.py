@@ -423,6 +423,26 @@ def held_line(stats: JobStats) -> str:
     return stats.held_said() + "; run again to go on"
 
 
+FAILED_SAID = 5  # failed pairs whose error the summary says one by one (the report has all)
+ERROR_SAID = 200  # characters of a pair's error on screen
+
+
+def failed_lines(stats: JobStats) -> list[str]:
+    """Why pairs failed, under the summary's table: the table's status names the error's
+    kind alone (``failed: MailboxNotFound``: which mailbox, which side?), the report its
+    message; the first ``FAILED_SAID`` pairs' messages, then how many more."""
+    failed = [p for p in stats.pairs.values() if p.status == "failed" and p.error]
+    lines = []
+    for p in failed[:FAILED_SAID]:
+        error = " ".join(str(p.error).split())
+        if len(error) > ERROR_SAID:
+            error = error[: ERROR_SAID - 1] + "…"
+        lines.append(f"failed: {p.source} → {p.target}: {error}")
+    if len(failed) > FAILED_SAID:
+        lines.append(f"failed: {len(failed) - FAILED_SAID} more pairs: see the report")
+    return lines
+
+
 def print_summary(stats: JobStats, stream: Any = None) -> None:
     """The summary table on ``stream`` (stdout): the run's answer; then the notes (a pair's
     auto-expanding archive redirected items; folders deleted at the source while the pass
@@ -431,6 +451,8 @@ def print_summary(stats: JobStats, stream: Any = None) -> None:
     gave)."""
     out = console_for(stream)
     out.print(summary_table(stats))
+    for line in failed_lines(stats):
+        out.print(line, markup=False, highlight=False)
     for n in [*stats.archive_notes(), *stats.gone_notes()]:
         out.print(f"note: {n}", markup=False, highlight=False)
     if (started := stats.remembered_note()) is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..config import JobConfig, TenantConfig
 from ..emulator.process import EmulatorStartError, emulator_process
-from ..errors import ConfigError, CopyEngineError
+from ..errors import ConfigError, CopyEngineError, StateError
 from .schema import emulator_user
 
 READY_TIMEOUT = 120.0
@@ -89,6 +89,8 @@ def embedded_emulator(
     """Start the job's emulator; yield the job config pointed at it, the ready info and PID.
     ``read_only``: it starts from what earlier runs left beside the state and writes nothing
     there (``plan``, ``doctor``, ``verify``)."""
+    if not read_only:  # its data lives beside the state: a folder that cannot be made is
+        _state_folder(cfg)  # the state's problem, said so, not the emulator's exception
     with tempfile.TemporaryDirectory(prefix="copyengine-emulator-") as tmp:
         tmpdir = Path(tmp)
         conf = tmpdir / "emulator.json"
@@ -107,3 +109,22 @@ def embedded_emulator(
                     yield pointed, info, pid
             except EmulatorStartError as exc:
                 raise CopyEngineError(f"the embedded emulator: {exc}") from None
+
+
+def _state_folder(cfg: JobConfig) -> None:
+    """The folder of the job's state (and of the emulator's data beside it), made now; one
+    that cannot be is a StateError (exit 5) naming the state, as a run without the emulator
+    says it."""
+    folder = cfg.state_path.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = (
+            "a file is in the way"
+            if isinstance(exc, FileExistsError | NotADirectoryError)
+            else (exc.strerror or str(exc))
+        )
+        raise StateError(
+            f"cannot make the folder {folder} of the state store {cfg.state_path} "
+            f"([job] state, or --state): {why}"
+        ) from None

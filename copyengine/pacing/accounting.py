@@ -48,6 +48,11 @@ class AccountView(Protocol):
     def evidence(self) -> dict[str, Evidence]: ...
 
 
+# seconds: a mailbox's spells that no budget or slot bound (shortest 0) and that took less
+# than this in all measure the engine's own bookkeeping from ready to send, not a ceiling
+PROMPT = 0.05
+
+
 class Activity:
     """Spells during which at least one request of a kind wanted a slot or was in flight,
     and how close each ran to the fastest any client could have been.
@@ -650,9 +655,13 @@ class MailboxAccount:
         return _nearest([act.limit_totals() for act in (self.upload_activity, self.activity)])
 
 
-def _nearest(spells: list[tuple[float, float]]) -> float:
-    """Of (shortest, taken) per kind, the share of the kind nearest its budget."""
-    shares = [best / taken for best, taken in spells if taken > 0]
-    if not shares:
+def _nearest(spells: list[tuple[float, float]]) -> float | None:
+    """Of (shortest, taken) per kind, the share of the kind nearest its budget. A kind
+    any client could have sent in no time (shortest 0: nothing waited on the budget or a
+    slot) that took under ``PROMPT`` in all says nothing of a ceiling: None where no kind
+    does (a delta pass that listed and copied nothing read 0% of ceiling, its few
+    lookups' microseconds from ready to send over 0)."""
+    if not any(taken > 0 for _, taken in spells):
         return 1.0  # every spell sent what it had the moment it had it
-    return min(1.0, max(shares))
+    shares = [best / taken for best, taken in spells if taken > 0 and (best > 0 or taken >= PROMPT)]
+    return min(1.0, max(shares)) if shares else None

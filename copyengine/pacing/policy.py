@@ -81,7 +81,10 @@ class SlidingWindow:
     as sent at the latest of them: the window then holds at most ``BUCKETS`` entries however
     many requests a busy mailbox makes (Exchange's request window is 10 minutes and 10,000
     requests long: thousands of mailboxes would otherwise keep millions of entries), and an
-    amount is never treated as expired before the service would expire it."""
+    amount is never treated as expired before the service would expire it. A finer grain
+    (``record``'s, a quarter of a spread part, while a cut request budget is spent in parts
+    of a short window) keeps more: one entry per burst of sends a part apart (about 1,200
+    over 600 s at two parts a second), at most one per finer grain."""
 
     BUCKETS = 1000
     __slots__ = ("_events", "_grain", "limit", "total", "width")
@@ -167,10 +170,14 @@ class SlidingWindow:
             self.total -= a
             amount -= a
 
-    def record(self, now: float, amount: int) -> None:
+    def record(self, now: float, amount: int, grain: float | None = None) -> None:
+        """``amount`` sent at ``now``, in the latest bucket when it opened less than the
+        window's grain ago (``grain``: a finer one, for a budget spent in parts of its window
+        shorter than the window's own grain, ``step.Budgets.release``)."""
         self.expire(now)
         ev = self._events
-        if ev and now - ev[-1][2] < self._grain:
+        fine = self._grain if grain is None else min(grain, self._grain)
+        if ev and now - ev[-1][2] < fine:
             _, a, opened = ev[-1]
             ev[-1] = (now, a + amount, opened)
         else:

@@ -43,6 +43,16 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   window instead the climb is that many times slower (a quarter per 300 s window where the
   service's is 5 s: a second pass against a service that gives all of it again crept at a
   twelfth of ``[limits]`` for its whole 5 minutes, ``tests/test_cut_short.py`` seed 911);
+- a budget kept over the shortest window the pacer keeps (``learn.Aimd.shortest_window``:
+  the service's 429s showed a window no longer, perhaps far shorter: a request window of
+  1 s against ``[limits]``' 600 s) is not seeded. Learning it again costs a Retry-After of
+  at most that window; seeded, it is spent in parts of a window the pass cannot keep and
+  climbs back as such a budget does, never to the configured one (the last step is the slow
+  one, ``learn.answered``): a delta pass after a 429 storm (20 requests per 1 s per mailbox)
+  against a service giving all of it again took 21 s where ~1 s did it, at 0.25 of
+  ``[limits]`` doubling per 6 s, and 10-11 s at 0.94 (4 pairs through the CLI, the
+  emulator at 20 requests per 1 s, then unlimited: now 1.1 s;
+  ``tests/test_pacer_short_request_window.py``);
 - a budget kept over a window the pass tried in place of the configured one
   (``step.Budgets._widened_under_shown``; ``tried`` in the state, apart from ``windows``)
   starts over that window as tried again: spent through the bucket, a refusal a small step
@@ -100,10 +110,12 @@ def seeded(
     if lim.period <= 0:  # requests in flight: a count the service allowed, whole
         cap = float(max(1, math.floor(share * lim.configured + 1e-9)))
         return replace(lim, cap=cap, cuts=1) if cap < lim.configured else None
+    shortest = lim.period * Aimd().shortest_window
+    if window is not None and window <= shortest * (1 + 1e-9):
+        return None  # kept over the shortest window kept: the service's may be shorter
     cap = share * lim.configured * (margin if refused else 1.0)
     cap = max(cap, lim.configured * Aimd().floor_share)
     seeded = replace(lim, cap=cap, cuts=1, proven=lim.configured, probing=True)
-    shortest = lim.period * Aimd().shortest_window
     if window is not None and shortest <= window < lim.period:
         # the window the service showed: kept over it, and not taken for the configured
         # one at the next 429 (``learn``'s ``shown``)

@@ -39,8 +39,10 @@ QUIET_S = 1.0
 # The report's view across passes is read from the state at the end; a state that does not
 # answer within this long leaves the report with this run's view alone.
 MIGRATION_READ_S = 30.0
-# what refuses a run before it starts (``failures.classify``'s names): nothing is written
-REFUSALS = ("JobLocked", "ForeignState")
+# what refuses a run before it starts (``failures.classify``'s names): nothing is written.
+# A ConfigError before the state opens is ``_check_writable``'s: a report that cannot be
+# written is not written, nor named (screen, ``job.finished``), nor announced as a pass
+REFUSALS = ("JobLocked", "ForeignState", "ConfigError")
 
 
 async def run_pairs(
@@ -465,7 +467,9 @@ def _finish(
     own = None
     if report:
         try:
-            own = write_report(cfg.report_path, stats, cfg.keep_reports, render)
+            own = stats.report_own = write_report(
+                cfg.report_path, stats, cfg.keep_reports, render
+            )
         except OSError as exc:
             stats.fatal = stats.fatal or (
                 f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
@@ -479,7 +483,8 @@ def _finish(
         fatal=stats.fatal,
         stop_reason=stats.stop_reason,
         paused=stats.pause_said(),
-        report=str(own or cfg.report_path) if report else None,
+        report=str(cfg.report_path) if report else None,  # the latest, as the screen
+        report_run=str(own) if own else None,  # this run's own copy, kept
         duration_s=round(stats.duration(), 2),
         hints=stats.hints(),  # the report's: where [limits] are above what the service gave
         # the report's per pair, of the pairs the service's 429s cut (mailbox: limit: share)

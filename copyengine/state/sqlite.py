@@ -379,6 +379,8 @@ class SQLiteStore(SqlStore):
             if db.execute("SELECT name FROM sqlite_master WHERE name='meta'").fetchone():
                 row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
                 self._refuse_foreign(db)  # before anything is written to another job's state
+            if row is not None and row[0] != SCHEMA_VERSION and row[0] not in MIGRATIONS:
+                raise StateError(self._ahead(row[0]))  # before this version's tables go in
             if row is not None and row[0] in MIGRATIONS and not self.exclusive:
                 raise SchemaBehind(self._behind(row[0]))
             if row is not None and row[0] in MIGRATIONS and self.exclusive:
@@ -406,6 +408,13 @@ class SQLiteStore(SqlStore):
             if isinstance(exc, sqlite3.Error | OSError):
                 raise StateError(f"cannot open state store {self.path}: {_explain(exc)}") from exc
             raise
+
+    def _ahead(self, version: str) -> str:
+        return (
+            f"state store {self.path} has schema {version}, which this version does not know "
+            f"(it knows up to {SCHEMA_VERSION}): a newer copyengine made it; run the job with "
+            "that version, or give this one another state with [job] state (or --state)"
+        )
 
     def _behind(self, version: str) -> str:
         return f"state store {self.path} has schema {version}, this version needs {SCHEMA_VERSION}"
