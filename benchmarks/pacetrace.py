@@ -369,7 +369,7 @@ def _reasons(ups: list[list[Any]]) -> dict[str, float]:
     out: dict[str, float] = defaultdict(float)
     for u in ups:
         steps = u[6]
-        for i, (at, kind, binds, _) in enumerate(steps):
+        for i, (at, kind, binds, *_) in enumerate(steps):
             end = steps[i + 1][0] if i + 1 < len(steps) else u[1]
             if kind != "go":
                 out[f"{kind}:{binds}" if binds else kind] += max(0.0, end - at)

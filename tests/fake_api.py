@@ -100,6 +100,12 @@ class FakePacer:
         self.backlog = backlog
         return lambda: None
 
+    def slot_open(self) -> bool:
+        return True
+
+    def on_free(self, wake: Callable[[], None]) -> Callable[[], None]:
+        return lambda: None
+
 
 @dataclass
 class FakeMailbox:

@@ -79,6 +79,15 @@ class PacerView(Protocol):
         when the pacer shapes its upload window; the call returned stops reading it."""
         ...
 
+    def slot_open(self) -> bool:
+        """Whether a request could take one of the mailbox's slots now: ``ReadyItems``
+        lets an importer take a body only then."""
+        ...
+
+    def on_free(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` whenever a slot may have come free; the call returned stops it."""
+        ...
+
     @property
     def budgets(self) -> Remembering: ...
 

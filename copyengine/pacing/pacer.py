@@ -58,6 +58,9 @@ class MailboxPacer:
         # tasks waiting only for a free request slot: a call answered frees one slot, so it
         # wakes one of them (all would wake for one to win)
         self._slot_free = Turns()
+        # called whenever a slot may have come free (``on_free``): a pair's ready pool, whose
+        # importers take a body only when it can go (``ReadyItems``)
+        self._on_free: list[Callable[[], None]] = []
         self._capped = False  # a Retry-After over the cap has been logged
         self._trail = Trail(key)  # the log's lines on the budgets in effect
         self.account = MailboxAccount(
@@ -84,6 +87,29 @@ class MailboxPacer:
                 self._backlogs.remove(backlog)
 
         return stop
+
+    def slot_open(self) -> bool:
+        """Whether a body taken now would not wait for a slot: fewer requests in flight than
+        the concurrency in effect, or a budget (or a Retry-After) holds bodies back now, so
+        that it would wait on that first, in its turn (``Budgets.queue``: the bodies that
+        began to wait earlier go first, a body that waited long gets its room kept)."""
+        b = self.budgets
+        return b.inflight < b.slots() or self.account.waiting
+
+    def on_free(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` whenever one of the slots may have come free (a request answered or
+        given up, the concurrency in effect raised); the call returned stops it."""
+        self._on_free.append(wake)
+
+        def stop() -> None:
+            if wake in self._on_free:
+                self._on_free.remove(wake)
+
+        return stop
+
+    def _freed(self) -> None:
+        for wake in self._on_free:
+            wake()
 
     def remaining(self) -> float | None:
         """The bytes still to upload here, by every pair that told (None: not known)."""
@@ -194,6 +220,8 @@ class MailboxPacer:
             or slots is not b.learned_slots
         ):
             self._budget_changed(now)
+            if slots is not b.learned_slots and self._on_free:
+                self._freed()  # more slots in effect: a body waiting for one may go
         self._trail.answered(b.learned)
 
     def _budget_changed(self, now: float) -> None:

@@ -69,4 +69,6 @@ class Slot:
         acct.answered(done - self._sent, body_bytes)
         p._released.set()
         p._slot_free.wake_one()
+        if p._on_free:
+            p._freed()
         acct.leave(done, body_bytes)

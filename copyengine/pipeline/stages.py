@@ -67,6 +67,7 @@ class Stages:
             pacer.upload_room,
             overdue_s=2 * lim.upload_window_s,
             in_order=pacer.in_order,
+            slot_open=pacer.slot_open,
         )
 
         # Exporters are started as batches come and none waits for one (up to
@@ -75,6 +76,7 @@ class Stages:
         # a pair that lists, or has nothing in flight, holds no tasks of its stages.
         self._importers = exporters = 0
         unfollow = pacer.follow(self.backlog) if self.backlog is not None else None
+        unfreed = pacer.on_free(ready.slot_freed)
         try:
             async with anyio.create_task_group() as tg:
                 self._spawn = lambda: tg.start_soon(self._importer, ready)
@@ -90,6 +92,7 @@ class Stages:
                         await send_b.send(batch)
         finally:
             self._spawn = None
+            unfreed()
             if unfollow is not None:
                 unfollow()
         self._count_moves()
