@@ -917,9 +917,10 @@ INTO_A_MOVED_FOLDER = [
     ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Inbox/Projects"}]),
     ("ops", [{"op": "moveFolder", "id": "@/Inbox/Projects", "to": "archive"}]),
 ]
-# the answer to the import that makes the copy again is lost (it landed): the folder stays
-# (its only copy unsure) and the next pass finds the copy made by search key, takes it as the
-# item's and lets the folder go: no second copy, as after a pass killed at that moment
+# the answer to the import that makes the copy again is lost (it landed): the pass looks for
+# it by search key before sending it again, takes the copy found as the item's and lets the
+# folder go (``test_a_copy_made_back_whose_answer_is_lost_is_settled_in_its_pass``); a pass
+# killed at that moment leaves it to the next pass, which does the same
 LOST = ("fault", {"kind": "drop_after", "calls": ["importItem"], "count": 1})
 # the item modified at the source as the export that makes its copy again arrives: the copy
 # made back holds the version exported, and its record says so (the sign-off named it stale)
@@ -1081,6 +1082,28 @@ async def test_a_copy_moved_into_a_user_made_subfolder_of_a_folder_that_goes_is_
     h = await replay(deletions, script, tmp_path)
     assert not h.failures(), h.text()
     assert all(p.live_removed == [] for p in h.passes), h.text()
+
+
+# soak seed 10001 (r3, mirror and keep): a 429 storm's import answer lost was the one of the
+# copy made back (a copy the target's user moved into a folder of theirs under a folder that
+# goes): the pass gave up on it, kept the old folder and the moved copy beside the copy made
+# back (duplicated; under mirror the folder's other copies too) and exited 0. The copy made
+# back is now looked for by search key before it is sent again (``Rehome._import_settled``):
+# the pass is exact, as under every fault.
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize(
+    "into",
+    [
+        pytest.param(INTO_A_USER_SUBFOLDER, id="user-subfolder"),
+        pytest.param(INTO_A_GONE_FOLDER, id="gone-folder"),
+    ],
+)
+async def test_a_copy_made_back_whose_answer_is_lost_is_settled_in_its_pass(
+    tmp_path: Path, deletions: str, into: list[Any]
+) -> None:
+    h = await replay(deletions, [*into, LOST, ("pass", "delta"), ("pass", "full")], tmp_path)
+    assert not h.failures(), h.text()
+    assert all(p.checked and not wrong(p.counts) for p in h.passes), h.text()
 
 
 # -- the same race with ``[sync] delta = false``: no link to read again from ------------------
