@@ -320,6 +320,8 @@ WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
 # the tenth (``_tenth``: compound owner ops, target edits, a 429 storm with an import's answer
 # lost, the cutover killed) left out of all of the above, so that they are what they were
 TENTH = frozenset({"compound", "storm", "cutkill"})
+# the eleventh stream's events, left out where a seed's history before them is the test's
+ELEVENTH = frozenset({"twin", "pairgone", "restore", "refill", "midexport"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -334,7 +336,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
-    ex |= TENTH
+    ex |= TENTH | ELEVENTH
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -357,6 +359,20 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         assert any(" ARCHIVE " in o for o in h.ops), h.text()
 
 
+async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
+    tmp_path: Path,
+) -> None:
+    """Soak seed 11002 keep, no kill (its timing) nor the tenth stream: the same source copied
+    to a second target, that pair out of the job at r4 and back at r5, soft-deleted items
+    restored, folders emptied and refilled, items changed as their export arrives; every
+    checked pass exact for both targets, every sign-off honest."""
+    h = await run_history(11002, "keep", tmp_path, Options(kill=False, exclude=TENTH))
+    assert h.error is None and not h.failures(), h.text()
+    assert h.twin, h.text()
+    for event in ("PAIRGONE", "PAIRBACK", "RESTORE", "REFILL", "MIDEXPORT"):
+        assert any(event in o for o in h.ops), (event, h.text())
+
+
 # the ninth stream made certain (``Options(p_n404=1.0)``: a transient 404 in every round),
 # found by a hunt of 9601-9620 on cb23fa2 (before gone3's fixes): 9613, r4, the re-run
 # after a kill, the settlement's listing of /Outbox answering 404 once: its items left
@@ -375,7 +391,9 @@ EVERY_ROUND_404 = [
 async def test_history_with_a_transient_404_every_round(
     tmp_path: Path, seed: int, deletions: str
 ) -> None:
-    h = await run_history(seed, deletions, tmp_path, Options(kill=True, p_n404=1.0, exclude=TENTH))
+    h = await run_history(
+        seed, deletions, tmp_path, Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH)
+    )
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
 
@@ -388,7 +406,10 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
     complete with 5 copies misplaced and a folder missing (r5). Every pass's sign-off is now
     held to the oracle; that one names the folder moved in the target."""
     h = await run_history(
-        517, "keep", tmp_path, Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH)
+        517,
+        "keep",
+        tmp_path,
+        Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH),
     )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
@@ -406,7 +427,10 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         kill=False,
         churn=False,
         rounds=(3, 3),
-        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"}) | NINTH | TENTH,
+        exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"})
+        | NINTH
+        | TENTH
+        | ELEVENTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
