@@ -2450,7 +2450,8 @@ async def replay(
     """Run a fixed script instead of a seed: steps are ``("ops", [op, ...])`` (a folder given
     as ``"@/Inbox/Projects"``, an item as ``"#/Inbox/Projects"``: the first live item there,
     or ``"%deleted"``: the item soft-deleted last),
-    ``("expire",)`` (every delta link), ``("fault", rule)`` (``("faults", [rule, ...])``: several), ``("kill", k)`` (a delta pass
+    ``("expire",)`` (every delta link), ``("limits", body)`` (the emulator's limits),
+    ``("fault", rule)`` (``("faults", [rule, ...])``: several), ``("kill", k)`` (a delta pass
     in a subprocess killed with SIGKILL after ``k`` changes in the target, unchecked), ``("trigger", body)`` (owner ops
     the emulator applies when a call of the next pass arrives, ``/_emulator/triggers``), ``("drift", [op, ...])`` (ops on
     the target), ``("ttrigger", body)`` (the same on the target, by the target's user: its
@@ -2524,6 +2525,9 @@ async def replay(
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")
+            elif step[0] == "limits":  # ("limits", body): the emulator's limits (PUT /limits)
+                await api.control("PUT", "/limits", dict(step[1]))
+                gen.emit(f"LIMITS {step[1]}")
             elif step[0] == "faults":  # ("faults", [rule, ...]): several at once
                 await api.control("PUT", "/faults", {"rules": list(step[1])})
                 gen.emit(f"FAULT {step[1]}")

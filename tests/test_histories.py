@@ -1170,6 +1170,27 @@ async def test_an_item_restored_beside_its_kept_copy_is_copied_once(
     assert all(not wrong(p.counts) for p in h.passes if p.checked), h.text()
 
 
+# soak seeds 11004, 11007 (both modes), 11010 keep: the tenth stream's 429 storm at one
+# request at a time per mailbox, and the eighth's kill between a folder's creation and its
+# record (the creation's answer held 8 s): the killed process's request held the mailbox's
+# one slot, and the re-run's every call met MailboxConcurrency 429s with none of its own calls
+# in flight to wait for: retried at once, its 50 retries spent within a second, exit 5
+# (``service kept failing after every retry``). With nothing of ours in flight a
+# MailboxConcurrency 429 is waited out as any throttling is (``transport``).
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_slot_held_by_a_killed_run_is_waited_out(tmp_path: Path, deletions: str) -> None:
+    script = [
+        ("limits", {"profile": "unlimited", "concurrency": 1}),
+        ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "New"}]),
+        ("ops", [{"op": "add", "folder": "@/Inbox/New", "count": 2}]),
+        ("killmake",),
+        ("pass", "delta"),
+    ]
+    h = await replay(deletions, script, tmp_path)
+    assert "SIGKILL between" in h.passes[1].note, h.text()
+    assert not h.failures(), h.text()
+
+
 # -- the same race with ``[sync] delta = false``: no link to read again from ------------------
 # Every pass lists every folder in full (``listItems``); an item moved during the pass into a
 # folder listed before was seen only leaving its folder: under mirror its copy soft-deleted
