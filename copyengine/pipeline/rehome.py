@@ -18,7 +18,9 @@ whose record is not settled) keeps the copy, and the folder stays for the next p
 Crash-safe as any import: before the copy is made back, the item's record becomes a
 create's intent into its folder (``Store.detach_items``: no copy recorded, the moved one
 not the record's any more). A pass killed, or an answer lost, before the outcome was
-recorded leaves the old folder in place, and the next pass settles the intent by search key
+recorded (an answer lost is first looked for there by search key, in the pass,
+``_import_settled``: one lost answer kept the folder and a second copy, soak seed 10001)
+leaves the old folder in place, and the next pass settles the intent by search key
 in the item's folder, as it settles any create whose answer was lost: it finds the copy made
 back and takes it (or, if the item left the source meanwhile, removes or keeps it by the
 job's policy: kept, the copy in the old folder is then a second copy, and goes), or makes
@@ -40,6 +42,9 @@ from ..state import SETTLED, ItemRecord, Outcome, Status
 from ..survey import target_index, unless_gone
 from .context import PairContext
 from .work import FolderJob
+
+# imports of one copy made back, each after a look for the last one's copy (a lost answer)
+COPY_BACK_TRIES = 3
 
 
 @dataclass
@@ -148,16 +153,16 @@ class Rehome:
             await self.ctx.store.detach_items(self.ctx.key, [r.source_id], version)
             if self._pool is None:
                 self._pool = ImportSessionPool(self.ctx.dst, self.dst_id)
-            res = await self._pool.import_item(r.target_folder_id, got.data)
         except Fatal:
             raise
-        except ServiceError as exc:  # unknown outcomes included: the next pass looks first
+        except ServiceError as exc:
             self.ctx.log.warning("item.copy_back_failed", item=r.source_id, error=exc.message)
             return False
-        self.ctx.store.record_outcome(
-            self.ctx.key, Outcome(r.source_id, Status.DONE, res.item_id, res.change_key)
-        )
-        index.by_key[it.search_key].append(res.item_id)
+        made = await self._import_settled(it.search_key, r, got.data)
+        if made is None:  # the intent stays: the next pass settles it by search key first
+            return False
+        self.ctx.store.record_outcome(self.ctx.key, Outcome(r.source_id, *made))
+        index.by_key[it.search_key].append(made[1])
         reason = (
             "moved in the target into a folder that goes: copied back where it lives "
             "(the moved copy removed)"
@@ -165,6 +170,36 @@ class Rehome:
         job.stats.drift.append({"id": r.source_id, "reason": reason})
         self.ctx.log.warning("item.target_drift", item=r.source_id, reason=reason)
         return True
+
+    async def _import_settled(
+        self, key: bytes, r: ItemRecord, data: str
+    ) -> tuple[Status, str, str | None] | None:
+        """The copy made back into the item's folder: (status, target id, change key), or
+        None when it could not be told. An import whose answer was lost or refused is looked
+        for there by search key before it is sent again (``COPY_BACK_TRIES`` imports at
+        most), as the stages settle any: a lost answer kept the old folder and its copy, a
+        second copy, for the next pass (soak seed 10001: a 429 storm's lost import answer)."""
+        assert r.target_folder_id is not None and self._pool is not None
+        for attempt in range(COPY_BACK_TRIES):
+            try:
+                res = await self._pool.import_item(r.target_folder_id, data)
+                return Status.DONE, res.item_id, res.change_key
+            except Fatal:
+                raise
+            except ServiceError as exc:
+                self.ctx.log.warning(
+                    "item.copy_back_failed", item=r.source_id, error=exc.message, attempt=attempt
+                )
+            try:  # read afresh: the copy may have landed behind the lost answer
+                fresh = await target_index(self.ctx.dst, self.dst_id, r.target_folder_id)
+            except Fatal:
+                raise
+            except ServiceError:
+                return None
+            found = fresh.by_key.get(key, [])
+            if found:
+                return Status.ADOPTED, found[0], fresh.change_keys.get(found[0])
+        return None
 
     async def _index(self, folder_id: str) -> TargetIndex | None:
         """The items of a folder of live items' copies (read once a pass); None: unread."""

@@ -79,7 +79,8 @@ class Settler:
         self, todo: list[Exportable], last_round: bool
     ) -> list[tuple[FolderJob, list[Exportable]]]:
         """Record the items of ``todo`` found in their target folder by search key (target
-        items already recorded for other source items excluded); the others are resent
+        items already recorded for other source items excluded, copies kept as deleted at
+        the source included); the others are resent
         (returned by folder) or, after the ``last_round``, failed. Items of a folder that
         cannot be listed are reported unknown (if an import of theirs was sent) or failed
         (if none was)."""
@@ -96,10 +97,15 @@ class Settler:
             job = entries[0].folder
             try:
                 records = await ctx.store.items_in_folder(ctx.key, job.source_id)
+                # a copy kept as deleted at the source (``keep``) is no copy of an item
+                # imported now, even of the same item restored from the recoverable items
+                # (same search key, new id): taken for it, that kept copy, of an older
+                # version, was recorded as the item's and the one just imported left as a
+                # second (soak seed 11002 keep; the sign-off then said complete of it)
                 known = frozenset(
                     r.target_id
                     for r in records.values()
-                    if r.status in (Status.DONE, Status.ADOPTED) and r.target_id
+                    if r.status in (Status.DONE, Status.ADOPTED, Status.REMOVED) and r.target_id
                 )
                 index = await self._index(job, known)
             except Fatal:
