@@ -90,11 +90,9 @@ class MailboxPacer:
 
     def slot_open(self) -> bool:
         """Whether a body taken now would not wait for a slot: fewer requests in flight than
-        the concurrency in effect, or a budget (or a Retry-After) holds bodies back now, so
-        that it would wait on that first, in its turn (``Budgets.queue``: the bodies that
-        began to wait earlier go first, a body that waited long gets its room kept)."""
-        b = self.budgets
-        return b.inflight < b.slots() or self.account.waiting
+        the concurrency in effect, or a budget (or a Retry-After) holds bodies back anyway and
+        it would wait on that first, in its turn (``Budgets.queue``: earlier waiters first)."""
+        return self.budgets.inflight < self.budgets.slots() or self.account.waiting
 
     def on_free(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake`` whenever one of the slots may have come free (a request answered or
