@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import socket
 import ssl
 import time
@@ -29,7 +30,7 @@ from copyengine.graph.transport import Call
 from copyengine.network import NetworkConfig, bypassed, job_route, parse_proxy
 from copyengine.pacing.policy import RetryPolicy
 from copyengine.secrets import Secret
-from copyengine.wiring import doctor, run_job
+from copyengine.wiring import doctor, run_job, ssl_context
 from tests.emu import base_config, running
 from tests.jobs import write_job
 from tests.proxy import CountingProxy
@@ -427,3 +428,49 @@ def _job_file(tmp: Path, graph_url: str, authority: str) -> Path:
         '[[pairs]]\nsource = "a@contoso.example"\ntarget = "a@fabrikam.example"\n'
     )
     return job
+
+
+# -- TLS verification is never switched off ----------------------------------------------------
+_INSECURE_ENV = {
+    "PYTHONHTTPSVERIFY": "0",  # the interpreter's own switch for urllib's default context
+    "CURL_CA_BUNDLE": "",  # requests reads an empty bundle as "no verify" in some versions
+    "REQUESTS_CA_BUNDLE": "",
+    "AIOHTTP_NO_EXTENSIONS": "1",
+}
+
+
+async def test_tls_verification_is_never_switched_off(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tenant whose ca_bundle is another CA's (the emulator's certificate is then
+    untrusted), in an environment that asks for verification off: the token request and every
+    Graph call fail on the certificate: no token, nothing copied, doctor says TLS."""
+    for name, value in _INSECURE_ENV.items():
+        monkeypatch.setenv(name, value)
+    other = tmp_path / "other-ca.pem"
+    other.write_bytes(trustme.CA().cert_pem.bytes())
+    job = write_job(tmp_path, emu.ep, PAIRS)
+    job.write_text(job.read_text().replace(str(emu.ep.ca_cert), str(other)))
+    cfg = load_job(job)
+    ctx = ssl_context(cfg)
+    assert ctx.verify_mode is ssl.CERT_REQUIRED and ctx.check_hostname
+    stats = await run_job(cfg)
+    pair = next(iter(stats.pairs.values()))
+    assert pair.error_code == "ServiceUnreachable" and pair.error is not None, pair.error
+    assert "identity platform" in pair.error and ": TLS: " in pair.error, pair.error
+    assert stats.exit_code() != 0 and pair.status == "failed"
+    err, _, _ = await _call(f"{emu.ep.graph_url}/users", ctx)  # Graph itself, the job's context
+    assert err.kind == "tls", err.message
+    checked = await doctor(cfg)
+    assert checked["exit_code"] != 0
+    assert not any(t.get("token") for t in checked["tenants"].values()), checked
+    assert "TLS" in json.dumps(checked)
+
+
+@pytest.mark.parametrize("key", ["verify = false", "insecure = true", "tls_verify = false"])
+def test_no_job_file_key_turns_tls_verification_off(tmp_path: Path, key: str) -> None:
+    job = _job_file(tmp_path, "https://graph.example/beta", "https://login.example")
+    job.write_text(job.read_text().replace("[tenants.target]\n", f"{key}\n[tenants.target]\n"))
+    with pytest.raises(ConfigError) as err:
+        load_job(job)
+    assert key.split(" ")[0] in str(err.value)
