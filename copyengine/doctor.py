@@ -20,6 +20,7 @@ from .config import JobConfig, Pair
 from .exitcodes import ExitCode
 from .failures import classify
 from .graph import Clients, GraphClient
+from .survey.mailboxes import resolved
 
 NEED = {
     "source": {
@@ -108,8 +109,8 @@ async def _probe(out: PairDoctor, what: str, call: Any) -> Any:
 
 async def doctor_pair(src: GraphClient, dst: GraphClient, pair: Pair) -> PairDoctor:
     out = PairDoctor(pair.source, pair.target)
-    s = await _probe(out, f"resolve source {pair.source}", src.resolve_mailbox(pair.source))
-    d = await _probe(out, f"resolve target {pair.target}", dst.resolve_mailbox(pair.target))
+    s = await _probe(out, f"resolve source {pair.source}", resolved(src, pair, "source"))
+    d = await _probe(out, f"resolve target {pair.target}", resolved(dst, pair, "target"))
     if s is not None:
         await _probe(out, "source: list folders", src.get_folder(s.primary_id, "inbox"))
         first = await _probe(out, "source: list items", _first_item(src, s.primary_id))

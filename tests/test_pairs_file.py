@@ -19,6 +19,7 @@ from copyengine.config import JobConfig, load_job, select_pairs
 from copyengine.errors import ConfigError
 from copyengine.exitcodes import ExitCode
 from copyengine.pairsfile import letter, wave_label
+from copyengine.wiring import doctor, run_job
 from tests.jobs import assert_exact, write_job
 from tests.test_config import GOOD as WITH_A_PAIR
 
@@ -366,3 +367,30 @@ async def test_run_plan_status_and_verify_take_only_the_wave(emu: Any, tmp_path:
     assert [p["source"] for p in report["pairs"]] == [ADELE]
     assert report["totals"]["copied"] == len(emu.state.require_mailbox(T_ADELE).items) > 0
     assert_exact(emu.state, [(ADELE, T_ADELE), (BIANCA, T_BIANCA)])
+
+
+@pytest.mark.anyio
+async def test_a_mailbox_the_tenant_lacks_is_named_at_its_line_by_doctor_and_run(
+    emu: Any, tmp_path: Path
+) -> None:
+    """A pairs file naming a mailbox the tenant lacks (a typo in the target's domain): doctor
+    names it, its side and its line before anything is copied; a run fails that pair alone,
+    saying the same; the other pair is copied."""
+    job = write_job(tmp_path, emu.ep, [])
+    job.write_text(CSV_JOB + job.read_text())
+    typo = "bianca@fabrikam.exmaple"
+    rows = f"source,target\n{ADELE},{T_ADELE}\n{BIANCA},{typo}\n"
+    (tmp_path / "pairs.csv").write_text(rows, encoding="utf-8")
+    cfg = load_job(job)
+    checked = await doctor(cfg)
+    said = json.dumps(checked)
+    assert checked["exit_code"] != 0
+    at = f"{tmp_path / 'pairs.csv'}:3"
+    assert f"the target mailbox {typo} ({at}) was not found in its tenant" in said, said
+    assert "copyengine doctor" in said and "request-id=" in said
+    stats = await run_job(cfg)
+    failed = stats.pairs[f"{BIANCA}->{typo}"]
+    assert failed.error_code == "MailboxNotFound" and failed.error is not None
+    assert f"the target mailbox {typo} ({at}) was not found" in failed.error
+    assert stats.pairs[f"{ADELE}->{T_ADELE}"].status == "done"
+    assert_exact(emu.state, [(ADELE, T_ADELE)])

@@ -85,8 +85,33 @@ def sides(pair: Pair, src: MailboxRef, dst: MailboxRef) -> PairMailboxes:
     return PairMailboxes([primary, archive], None)
 
 
+async def resolved(api: MailboxApi, pair: Pair, side: str) -> MailboxRef:
+    """One side's mailbox of ``pair``; one its tenant lacks is named with its side, the place
+    the job gives the pair (``pairs[i]`` or the pairs file's ``file:line``) and what to do,
+    the service's code and request id kept."""
+    upn = pair.source if side == "source" else pair.target
+    try:
+        return await api.resolve_mailbox(upn)
+    except MailboxNotFound as exc:
+        at = f" ({pair.origin})" if pair.origin else ""
+        why = (
+            "is not enabled for Graph (on-premises, inactive or without an Exchange Online licence)"
+            if exc.code == "MailboxNotEnabledForRESTAPI"
+            else "was not found in its tenant"
+        )
+        raise MailboxNotFound(
+            f"the {side} mailbox {upn}{at} {why}: check the pairs file's address; "
+            "`copyengine doctor` names every such mailbox before a run",
+            status=exc.status,
+            code=exc.code,
+            request_id=exc.request_id,
+            client_request_id=exc.client_request_id,
+            call=exc.call,
+        ) from None
+
+
 async def mailboxes(src: MailboxApi, dst: MailboxApi, pair: Pair) -> PairMailboxes:
     """Both mailboxes of ``pair`` resolved: its primary mailbox, then its archive if asked."""
-    s = await src.resolve_mailbox(pair.source)
-    d = await dst.resolve_mailbox(pair.target)
+    s = await resolved(src, pair, "source")
+    d = await resolved(dst, pair, "target")
     return sides(pair, s, d)
