@@ -788,9 +788,13 @@ def select_pairs(
 
 def near_names(name: str, names: set[str]) -> str:
     """``; did you mean a, b?`` for the names most like ``name`` (nothing when none is)."""
-    near = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+    user = name.partition("@")[0]
+    near = [  # a shared domain alone makes no two addresses alike
+        n
+        for n in difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.6)
+        if difflib.SequenceMatcher(None, user, n.partition("@")[0]).ratio() >= 0.6
+    ]
     if not near:
-        user = name.partition("@")[0]
         near = sorted(n for n in names if user and n.partition("@")[0] == user)[:3]
     return f"; did you mean {', '.join(near)}?" if near else ""
 

@@ -23,7 +23,8 @@ Exit codes:
   0    every selected item is in the target
   1    the job ran; some items failed or are unknown, or some pairs failed (see the report)
   2    bad command line
-  3    configuration error, or a state store of another job (nothing was sent)
+  3    configuration error, a --pair or --wave the job does not have, an unwritable
+       report or --log-file, or a state store of another job (nothing was sent)
   4    authentication or permission refused for every pair
   5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
   6    verify found missing, extra or misplaced items (stale copies with --content)

@@ -367,3 +367,20 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
         if isinstance(opt, click.Option) and not opt.hidden and not opt.help
     ]
     assert not silent, silent
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ("nobody@contoso.example", ""),  # the shared domain alone is no likeness
+        ("adel@contoso.example", "; did you mean adele@contoso.example?"),
+        ("dora@fabrikam.exmaple", "; did you mean dora@fabrikam.example?"),
+        ("chen@contoso.com", "; did you mean chen@contoso.example?"),
+    ],
+)
+def test_a_pair_name_is_offered_only_the_names_like_it(given: str, said: str) -> None:
+    from copyengine.config import near_names
+
+    names = {f"{u}@{d}" for u in ("adele", "chen", "dora") for d in ("contoso.example",)}
+    names.add("dora@fabrikam.example")
+    assert near_names(given, names) == said
