@@ -17,7 +17,7 @@ import anyio
 import click
 import structlog
 
-from . import __version__
+from . import __version__, logs
 from .commands.caps import overridden, run_caps, run_options
 from .commands.controls import resume, suspend
 from .commands.emulator import emulator
@@ -89,6 +89,8 @@ def exit_by_verdict(ctx: click.Context) -> Iterator[None]:
         interrupted = verdict.code is ExitCode.INTERRUPTED
         text = verdict.message if interrupted else f"error: {verdict.message}"
         say(text, "command.failed", level="error", exit_code=int(verdict.code))
+        if not logs.plain_on_screen():  # stderr is JSON for machines: stdout says it to people
+            show(f"exit {int(verdict.code)}: {verdict.message}")
         ctx.exit(verdict.code)
 
 

@@ -232,3 +232,9 @@ def note(text: str, event: str = "note", level: str = "info", **fields: Any) -> 
         Sink(_CurrentStderr(), "console", logging.DEBUG, screen=True).write(redact(text))
         return
     _active.note(event, text, level, fields)
+
+
+def plain_on_screen() -> bool:
+    """Whether a ``note`` reaches the operator's screen (stderr) as plain text: false when
+    stderr carries JSON lines (off a terminal, or ``--log-format json``)."""
+    return not _active.sinks or any(s.screen and not s.json for s in _active.sinks)

@@ -135,3 +135,33 @@ def test_a_closed_log_pipe_leaves_the_run_whole_and_its_three_answers_agreeing(
     status = cli("status", "config.example.toml", "--json", cwd=tmp_path)
     passes = json.loads(status.stdout)["passes"]
     assert [p["status"] for p in passes] == [ExitCode(code).name.lower()]
+
+
+def test_a_failed_command_off_a_terminal_says_it_on_stdout_too(tmp_path: Path) -> None:
+    """stderr a pipe (cron, a CI job): its lines are JSON for machines, and the failure (a
+    damaged state here) is also the plain ``exit N: …`` line on stdout, as a run's outcome
+    is; no traceback on either stream."""
+    demo_job(tmp_path)
+    none = cli("status", "config.example.toml", "--json", cwd=tmp_path)
+    state = Path(json.loads(none.stdout)["state"])
+    state.parent.mkdir(parents=True, exist_ok=True)
+    state.write_bytes(b"not a database, " * 400)
+    for command in ("status", "report"):
+        done = cli(command, "config.example.toml", cwd=tmp_path)
+        assert done.returncode == ExitCode.FATAL, (done.stdout, done.stderr)
+        last = done.stdout.splitlines()[-1]
+        assert last.startswith("exit 5: cannot open state store") and "damaged" in last, last
+        events = _json_lines(done.stderr)
+        assert events[-1]["event"] == "command.failed" and events[-1]["exit_code"] == 5
+        assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_an_unwritable_log_file_is_a_configuration_error_before_anything_is_done(
+    tmp_path: Path,
+) -> None:
+    demo_job(tmp_path)
+    done = cli("run", "config.example.toml", "--log-file", "no-such-folder/run.log", cwd=tmp_path)
+    assert done.returncode == ExitCode.CONFIG, (done.stdout, done.stderr)
+    assert "error: configuration: --log-file: cannot write no-such-folder/run.log" in done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert not (tmp_path / ".copyengine").exists()  # no emulator, no state, no report
