@@ -344,3 +344,49 @@ async def test_pfx_credential_obtains_a_token(emu: Any, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as exc:
         await bad.token()
     assert "nope" not in str(exc.value)
+
+
+# -- a success whose body is no JSON -------------------------------------------------------------
+async def test_a_success_whose_body_is_not_json_is_a_service_failure_not_a_bug() -> None:
+    """200 with a body cut short (or a proxy's page with a token in it): a read is tried
+    again and then fails naming the call, the status and what came, never the body; a write
+    is not resent (its outcome is unknown, settled by search key). It was an internal error
+    (JSONDecodeError, "run with --debug for the traceback") that failed the pair."""
+    import aiohttp
+    from aiohttp import web
+
+    from copyengine.failures import classify
+    from copyengine.graph import Transport
+    from copyengine.graph.transport import Call
+
+    hits: list[str] = []
+
+    async def cut_short(request: web.Request) -> web.Response:
+        hits.append(request.method)
+        return web.Response(body=b'{"value": [{"authtoken=s3cr3t", ', content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", cut_short)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    url = f"http://127.0.0.1:{port}/beta/users"
+    try:
+        async with aiohttp.ClientSession() as http:
+            transport = Transport(http, None, retry=FAST)
+            with pytest.raises(Transient) as read:
+                await transport.request(Call("listFolders", "GET", url, None))
+            assert len(hits) > 1 and read.value.code == "UnreadableAnswer"
+            said = classify(read.value).message
+            assert "listFolders: the service answered 200 with a body that is not JSON" in said
+            assert "text/html" in said and "s3cr3t" not in said and "internal" not in said
+            hits.clear()
+            with pytest.raises(OutcomeUnknown) as write:
+                await transport.request(
+                    Call("importItem", "POST", url, None, body=b"{}", idempotent=False)
+                )
+            assert hits == ["POST"] and "not JSON" in str(write.value)
+    finally:
+        await runner.cleanup()

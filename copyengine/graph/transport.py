@@ -102,6 +102,24 @@ def _reason_of(message: str) -> str:
     return "Unknown"
 
 
+def _unreadable(call: Call, status: int, headers: Any, payload: bytes, crid: str) -> Transient:
+    """A success whose body is no JSON (cut short on the way, or a proxy's or gateway's own
+    page): the service may have acted (``sent``: a write is settled, never resent blindly),
+    a read is tried again; the body itself is never shown (it may hold anything)."""
+    kind = headers.get("Content-Type") or "no content type"
+    return Transient(
+        f"{call.name}: the service answered {status} with a body that is not JSON "
+        f"({len(payload):,} bytes, {kind}: cut short on the way, or a proxy's own page)",
+        cause=Cause.CONNECTION,  # the answer did not arrive whole, as a connection lost
+        sent=True,
+        status=status,
+        code="UnreadableAnswer",
+        request_id=headers.get("request-id"),
+        client_request_id=crid,
+        call=call.name,
+    )
+
+
 def parse_error(status: int, body: bytes) -> tuple[str, str]:
     """(code, message) from a Graph envelope or the import host's ``{"Message": …}``."""
     try:
@@ -380,7 +398,10 @@ class Transport:
                 call.pacer.on_success(size)
             if call.raw:
                 return payload
-            return orjson.loads(payload) if payload else None
+            try:
+                return orjson.loads(payload) if payload else None
+            except orjson.JSONDecodeError:
+                raise _unreadable(call, status, resp_headers, payload, crid) from None
         err = classify_response(call, status, resp_headers, payload, crid, time.time())
         if isinstance(err, AuthExpired) and token is not None and self.tokens is not None:
             self.tokens.invalidate(token)
