@@ -177,7 +177,8 @@ def run(
         )
         ignore_stops()  # the run is over and reported: say it whole
         code, sign_off = stats.exit_code(), stats.sign_off
-        show(render=lambda: print_summary(stats))
+        if not stats.refused:  # a refused run did nothing: no table of pairs 'pending'
+            show(render=lambda: print_summary(stats))
         if sign_off is not None:
             show(render=lambda: print_sign_off(sign_off))
         if not stats.refused:

@@ -139,6 +139,8 @@ async def test_the_command_line_says_the_refusal_and_names_no_report(
     assert done.returncode == ExitCode.CONFIG, said[-2000:]
     assert "belongs to another job" in said and "Traceback" not in said
     assert "report:" not in said  # no report was written, none is named
+    out = done.stdout.decode()  # nor a summary of pairs 'pending' as if they were to run
+    assert "pending" not in out and out.splitlines()[-1].startswith("exit 3: "), out
     assert _files(tmp_path / ".copyengine") == before
 
 
