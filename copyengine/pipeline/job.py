@@ -116,9 +116,7 @@ async def run_pairs(
     except Exception as exc:
         # Refused before it started (another run holds the job's lock, the state is another
         # job's): it writes nothing, for the report at cfg.report_path may be that run's or
-        # that job's. A state that does not open is this job's failure, and reported.
-        # A store that fails after it opened (the pass's last commit, its close: a disk
-        # that filled) is the job's failure all the same, never dropped unsaid.
+        # that job's. A state that does not open, or fails after (a full disk), is reported.
         refused = _failed(stats, exc).error_type in REFUSALS and not opened
     finally:
         stats.refused = refused
