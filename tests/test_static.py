@@ -123,3 +123,18 @@ def test_the_readme_walkthrough_job_file_is_one_copyengine_reads(tmp_path: Path)
     assert cfg.schedule is not None
     assert cfg.schedule.open_at(datetime.fromisoformat("2026-12-07T21:00:00+01:00"))
     assert not cfg.schedule.open_at(datetime.fromisoformat("2026-12-07T12:00:00+01:00"))
+
+
+def test_the_exit_code_tables_agree() -> None:
+    """The operator guide's exit codes, `copyengine --help`'s and ``ExitCode`` name the same
+    codes ("the same table is in `copyengine --help` and each command's `--help`")."""
+    from copyengine.exitcodes import HELP, ExitCode
+
+    guide = (ROOT / "docs" / "operator-guide.md").read_text(encoding="utf-8")
+    table = guide.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(m) for m in re.findall(r"^\| (\d+) \|", table, re.M)}
+    helped = {int(m) for m in re.findall(r"^  (\d+) ", HELP, re.M)}
+    assert documented == helped == {int(c) for c in ExitCode}
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    said = readme.split("Exit codes:", 1)[1].split("The full table", 1)[0]
+    assert {int(m) for m in re.findall(r"(?:^|[;:])\s+(\d+)\s", said)} == documented
