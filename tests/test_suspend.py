@@ -87,9 +87,12 @@ async def test_a_pair_suspended_from_another_shell_stops_and_the_same_run_contin
     continues it and ends done, exit 0, nothing failed, the target exact."""
     async with running(_emulator()) as (server, ep, _):
         job = _job(tmp_path, ep)
-        # bianca's imports slowed: the run still has her to copy while adele is suspended
-        slow = {"kind": "slow", "calls": ["importItem"], "mailbox": BIANCA[1], "delay": 0.3}
-        server.emulator.faults.replace([FaultRule.parse(slow)])
+        # bianca's imports slowed (until adele continues): the run still has her to copy while
+        # adele is suspended; adele's a little, so that her copy is still under way when the
+        # suspend command, a process of its own, has started on a loaded machine
+        slow = {"kind": "slow", "calls": ["importItem"], "mailbox": BIANCA[1], "delay": 1.0}
+        slower = {**slow, "mailbox": ADELE[1], "delay": 0.1}
+        server.emulator.faults.replace([FaultRule.parse(slow), FaultRule.parse(slower)])
         adele = server.emulator.require_mailbox(ADELE[1])
         run = await anyio.open_process(
             [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"],

@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from copyengine.config import load_job
+from copyengine.emulator.faults import FaultRule
 from copyengine.exitcodes import ExitCode
 from copyengine.pipeline.stop import StopFlag
 from copyengine.state import SQLiteStore
@@ -94,10 +95,15 @@ async def test_second_concurrent_run_is_refused_and_the_target_ends_exact(tmp_pa
     cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 300
     async with running(cfg) as (server, ep, _):
         job = write_job(tmp_path, ep, PAIRS)
+        # the first run's imports held slow until the second has been refused: the second, a
+        # process of its own, may take seconds to start on a loaded machine
+        slow = {"kind": "slow", "calls": ["importItem"], "delay": 0.5}
+        server.emulator.faults.replace([FaultRule.parse(slow)])
         first = _cli(*_run_args(job))
         await _wait_for(lambda: len(server.emulator.require_mailbox(T_ADELE).items) > 0, 30)
         second = _cli(*_run_args(job))
-        code2, out2 = await _finish(second, 30)
+        code2, out2 = await _finish(second, 60)
+        server.emulator.faults.replace([])
         assert code2 == ExitCode.LOCKED, out2[-2000:]
         assert "another run of this job is in progress" in out2 and f"pid {first.pid}" in out2
         assert "Traceback" not in out2
