@@ -91,8 +91,11 @@ class Table:
         ):
             raise ConfigError(self.path(key), f"must be {kind_name(kind)}, not a boolean")
         if not isinstance(value, kind):
+            hint = ""
+            if isinstance(value, dict) and not self.where and kind is list:
+                hint = f" (each entry is its own [[{key}]] table, with double brackets)"
             raise ConfigError(
-                self.path(key), f"must be {kind_name(kind)}, not {type(value).__name__}"
+                self.path(key), f"must be {kind_name(kind)}, not {kind_name(type(value))}{hint}"
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(self.path(key), f"must be a finite number, not {value}")

@@ -81,6 +81,12 @@ CASES = [
         "must be a string",
     ),
     (GOOD.replace('client_id = "c1"\n', ""), "tenants.source.client_id", "is required"),
+    # a pair written as [pairs] (or a leftover [pairs.folders]) with single brackets
+    (
+        GOOD.replace("[[pairs]]", "[pairs]"),
+        "pairs",
+        "must be a list, not a table (each entry is its own [[pairs]] table, with double brackets)",
+    ),
     (
         GOOD + '\n[folders]\nexclude = ["(unclosed"]\n',
         "folders.exclude[0]",

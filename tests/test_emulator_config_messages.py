@@ -51,7 +51,7 @@ CASES: list[tuple[str, str, str, list[str]]] = [
     ("background_upload as a boolean", "\n[emulator]\nbackground_upload = true\n",
      "emulator.background_upload", ["must be a number or a table, not a boolean"]),
     ("background_upload as a string", '\n[emulator]\nbackground_upload = "half"\n',
-     "emulator.background_upload", ["must be a number or a table, not str"]),
+     "emulator.background_upload", ["must be a number or a table, not a string"]),
 ]  # fmt: skip
 
 
