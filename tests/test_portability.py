@@ -35,6 +35,7 @@ from copyengine.emulator.process import detach_options
 from copyengine.errors import ConfigError
 from copyengine.exitcodes import ExitCode
 from copyengine.paths import job_path
+from copyengine.pipeline.job import abort_hint
 from copyengine.stopsignals import STOP_SIGNALS, handling, receiving
 from tests.test_config import GOOD
 
@@ -345,6 +346,14 @@ def test_stop_signals_are_the_ones_the_platform_has() -> None:
     names = {s.name for s in STOP_SIGNALS}
     assert {"SIGINT", "SIGTERM"} <= names
     assert ("SIGBREAK" in names) == hasattr(signal, "SIGBREAK")
+
+
+def test_the_drain_says_how_to_abort_in_the_words_of_the_stop_that_began_it() -> None:
+    """A service manager's SIGTERM is sent again, not pressed as Ctrl-C."""
+    assert abort_hint(signal.SIGINT) == "press Ctrl-C again to abort"
+    assert abort_hint(signal.SIGTERM) == "send SIGTERM again to abort"
+    if hasattr(signal, "SIGBREAK"):
+        assert abort_hint(signal.SIGBREAK) == "press Ctrl-Break again to abort"
 
 
 # -- the emulator's process -------------------------------------------------------------------

@@ -494,6 +494,14 @@ def _finish(
     )
 
 
+def abort_hint(sig: int) -> str:
+    """How to abort a drain, in the words of the stop that began it (a service manager's
+    SIGTERM is sent again, not pressed)."""
+    name = signal_name(sig)
+    keys = {"SIGINT": "press Ctrl-C", "SIGBREAK": "press Ctrl-Break"}
+    return f"{keys.get(name, f'send {name}')} again to abort"
+
+
 async def watch_signals(stop: StopFlag, abort: anyio.CancelScope) -> None:
     """First Ctrl-C/SIGTERM (Ctrl-Break on Windows): drain (finish in-flight work, commit,
     report). Second: abort. Where the event loop has no signal handlers (Windows), through
@@ -502,9 +510,7 @@ async def watch_signals(stop: StopFlag, abort: anyio.CancelScope) -> None:
         async for sig in signals:
             if not stop.interrupted:  # a run paused at its cap drains already: Ctrl-C once more
                 stop.drain()
-                log.warning(
-                    "job.draining", signal=signal_name(sig), hint="press Ctrl-C again to abort"
-                )
+                log.warning("job.draining", signal=signal_name(sig), hint=abort_hint(sig))
             else:
                 log.warning("job.aborting", signal=signal_name(sig))
                 abort.cancel()
