@@ -324,7 +324,8 @@ class Activity:
         room, total = self._room, self._room_total
         while room and room[0][0] <= t:
             total -= room.popleft()[1]
-        if self._allowed[:2] == (self.limit, self.period):
+        allowed = self._allowed
+        if allowed[0] == self.limit and allowed[1] == self.period:
             while room and total + amount > self.limit:
                 t = room[0][0]
                 while room and room[0][0] <= t:
