@@ -2,8 +2,10 @@
 issue 26).
 
 ``python -m benchmarks.spellgaps DIR`` reads the traces ``benchmarks.pacetrace`` wrote and,
-for every spell of a target mailbox under 95% of its ceiling that the upload budget bound
-(the account's budget bound at least its schedule through the slots and its readiness),
+for every spell of a target mailbox under 95% of its ceiling that the upload budget or the
+slots bound (the account's budget bound or its schedule through the slots at least its
+readiness; since the schedule waits for the window's room too, ``Activity._place``, a
+budget-bound spell's bound is mostly the schedule's),
 replays the spell's own bodies, in the order they went, through two clients that send each
 the moment it is ready, one of the 4 slots is free and the sliding window has room for the
 whole body, with the durations the service gave:
@@ -84,7 +86,7 @@ def _groups(ups: list[list[Any]], spells: list[list[Any]]) -> list[list[list[Any
 
 
 def gaps(d: dict[str, Any], under: float = 0.95) -> dict[str, float]:
-    """Totals over the budget-bound spells of the mailboxes under ``under``: spells, taken,
+    """Totals over the budget- or slot-bound spells of the mailboxes under ``under``: spells, taken,
     the account's shortest, ``at send``, ``at answer`` (see the module)."""
     low = {r["key"] for r in mailboxes(d) if r["share"] < under}
     tot = dict.fromkeys(("spells", "taken", "shortest", "at_send", "at_answer"), 0.0)
@@ -98,8 +100,8 @@ def gaps(d: dict[str, Any], under: float = 0.95) -> dict[str, float]:
         for s, group in zip(spells, _groups(ups, spells), strict=False):
             since, _, _, best, taken = s[:5]
             bound = s[6] if len(s) > 6 else None
-            if bound is None or not group or bound[0] < max(bound[5], bound[2]):
-                continue  # not budget-bound (or traced before the bounds were)
+            if bound is None or not group or max(bound[0], bound[5]) < bound[2]:
+                continue  # bound by its readiness (or traced before the bounds were)
             first = group[0][1]
             mine = {id(u) for u in group}
             before = [u for u in ups if u[1] < first and id(u) not in mine]
@@ -117,7 +119,7 @@ def report(folder: Path) -> None:
         t = gaps(json.loads(f.read_text()))
         taken = t["taken"] or 1.0
         print(
-            f"{f.name}: {t['spells']:.0f} budget-bound spells of the mailboxes under 95%, "
+            f"{f.name}: {t['spells']:.0f} budget- or slot-bound spells of the mailboxes under 95%, "
             f"taken {t['taken']:.1f} s; shortest {t['shortest']:.1f} s "
             f"({t['shortest'] / taken:.1%}), the same bodies in the same order counted at send "
             f"{t['at_send']:.1f} s ({t['at_send'] / taken:.1%}), at answer {t['at_answer']:.1f} s "
