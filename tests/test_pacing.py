@@ -743,3 +743,17 @@ def test_bodies_sent_the_moment_the_window_has_room_for_them_are_at_the_ceiling(
     and a bit); one a second late each time is not."""
     assert _three_bodies(0.0) == pytest.approx(1.0)
     assert _three_bodies(1.0) == pytest.approx(20.0 / 22.0)
+
+
+def test_the_schedules_window_keeps_at_most_a_bucket_per_grain() -> None:
+    """A busy mailbox's spell keeps its schedule's window in buckets, as the pacer's own
+    (``SlidingWindow.BUCKETS`` a window): 5,000 requests within one window keep no more."""
+    act = Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4)
+    act.enter(0.0)
+    for k in range(5000):
+        at = k * 0.001
+        act.sent(at, 1)
+        act.answered(0.0005, at + 0.0005)
+    assert 0 < len(act._room) <= SlidingWindow.BUCKETS
+    act.leave(5.0)
+    assert not act._room

@@ -330,7 +330,13 @@ class Activity:
                 t = room[0][0]
                 while room and room[0][0] <= t:
                     total -= room.popleft()[1]
-        room.append((t + self.period, amount))
+        leaves = t + self.period
+        if room and leaves - room[-1][0] < self.period / SlidingWindow.BUCKETS:
+            # one entry for sends this close, leaving with the first of them (room back no
+            # later than it comes): at most ``BUCKETS`` a window, as the pacer's own window
+            room[-1] = (room[-1][0], room[-1][1] + amount)
+        else:
+            room.append((leaves, amount))
         self._room_total = total + amount
         self._sched = t
         return t
@@ -368,8 +374,9 @@ class Activity:
         closed = self._closed if self.demand == 0 else None
         room = self._room
         for i in range(len(room) - 1, -1, -1):  # nor in the schedule's window from now on
-            if room[i][1] == amount:
-                del room[i]
+            leaves, n = room[i]
+            if n >= amount:
+                room[i] = (leaves, n - amount)
                 self._room_total -= amount
                 break
         self._sent -= amount
