@@ -710,3 +710,50 @@ def test_a_few_lookups_sent_as_they_came_say_nothing_of_a_ceiling(
     assert acct.requests == 5
     assert acct.ceiling_share() == (None if share is None else pytest.approx(share))
     assert acct.limit_share() == (None if share is None else pytest.approx(share))
+
+
+def _three_bodies(late: float) -> float:
+    """A budget of 1000 bytes in 10 s, three bodies of 600 ready at 0 s, each answered
+    after 0.1 s: no two fit one window, so whatever the order the second goes when the
+    first leaves the window (10 s) and the third at 20 s; each sent ``late`` after that."""
+    clock = FakeClock(0.0)
+    acct = MailboxAccount(
+        Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4),
+        Activity(SlidingWindow(1000, 10.0), 1000, 10.0, slots=4),
+        clock,
+    )
+    for _ in range(3):
+        acct.enter(0.0, 600)
+    for k in range(3):
+        at = clock.now = k * (10.0 + late)
+        acct.sent(at, 600)
+        clock.now = at + 0.1
+        acct.answered(0.1, 600)
+        acct.succeeded()
+        acct.leave(at + 0.1, 600)
+    share = acct.ceiling_share()
+    assert share is not None
+    return share
+
+
+def test_bodies_sent_the_moment_the_window_has_room_for_them_are_at_the_ceiling() -> None:
+    """No client sends part of a body: of three bodies of 0.6 of the budget one goes per
+    window, so a client that sent each the moment the window had room for it is at 100%
+    (it scored 50%: the budget's bound took the 1,800 bytes as a fluid, done in one window
+    and a bit); one a second late each time is not."""
+    assert _three_bodies(0.0) == pytest.approx(1.0)
+    assert _three_bodies(1.0) == pytest.approx(20.0 / 22.0)
+
+
+def test_the_schedules_window_keeps_at_most_a_bucket_per_grain() -> None:
+    """A busy mailbox's spell keeps its schedule's window in buckets, as the pacer's own
+    (``SlidingWindow.BUCKETS`` a window): 5,000 requests within one window keep no more."""
+    act = Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4)
+    act.enter(0.0)
+    for k in range(5000):
+        at = k * 0.001
+        act.sent(at, 1)
+        act.answered(0.0005, at + 0.0005)
+    assert 0 < len(act._room) <= SlidingWindow.BUCKETS
+    act.leave(5.0)
+    assert not act._room

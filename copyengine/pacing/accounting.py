@@ -69,8 +69,10 @@ class Activity:
     the spell's shortest time is the moment a client that sent the same requests in the
     same order, each as soon as it was ready (``READY``) and one of the ``concurrency``
     slots was free, with the durations the service gave them (from send to answer, as this
-    client saw them), sent the last (``_schedule``; where a send's answer is not known, at
-    least the durations answered by the last send over the concurrency). Those durations
+    client saw them), and, under the configured budget, the window had room for the whole
+    of it (counted from its send), sent the last (``_schedule``, ``_place``; where a send's
+    answer is not known, at least the durations answered by the last send over the
+    concurrency). Those durations
     over the concurrency alone took them as if they could be cut to fill the slots evenly,
     and counted answers that came only because this client was late: of a spell that sent
     four at once and the fifth and sixth the moment the first two answers came (after 0.10
@@ -127,6 +129,8 @@ class Activity:
         "_old_total",
         "_pending",
         "_ready",
+        "_room",
+        "_room_total",
         "_sched",
         "_sent",
         "_spell_allowed",
@@ -169,11 +173,16 @@ class Activity:
         self._ready = 0.0  # the latest moment a body sent in this spell was ready (READY)
         # the spell's schedule (``_schedule``): the sends not yet placed, in send order, each
         # [sent at, ready at, duration (-1: not answered), its moment in the schedule (-1:
-        # not placed)]; when each of the slots comes free in it; the latest moment placed.
+        # not placed), amount]; when each of the slots comes free in it; the latest moment
+        # placed.
         # ``_pending`` None: not kept (idle, or past ``PENDING``)
         self._pending: deque[list[float]] | None = None
         self._lanes: list[float] = []
         self._sched = 0.0
+        # the schedule's window: (leaves at, amount) of what it holds, oldest first, and
+        # their sum (``_place``)
+        self._room: deque[tuple[float, int]] = deque()
+        self._room_total = 0
         self.last = 0.0
         # the budget the pacer allows itself now: (amount, over seconds, slots); at the
         # spell's start; whether it changed during the spell, and then, since the spell's
@@ -229,6 +238,9 @@ class Activity:
             self.window.expire(now)
             self._old_total = self.window.total
             self._old = list(self.window.events()) if self._old_total else []
+            period = self.period
+            self._room = deque((t + period, n) for t, n, _ in self._old if t + period > now)
+            self._room_total = sum(n for _, n in self._room)
         self.demand += 1
 
     def sent(self, now: float, amount: int, ready: float | None = None) -> None:
@@ -247,11 +259,9 @@ class Activity:
                 self._pending, self._lanes = None, []
             else:
                 if pend:
-                    pend.append([now, at, -1.0, -1.0])
+                    pend.append([now, at, -1.0, -1.0, amount])
                 else:  # the sends before it answered and placed: placed now
-                    sched = self._lanes[0]
-                    sched = self._sched = max(sched, at, self._sched)
-                    pend.append([now, at, -1.0, sched])
+                    pend.append([now, at, -1.0, self._place(at, amount), amount])
         self._busy_at_last = self._busy
         self._answered_at_last = self._answered
         self._tail.append(amount)
@@ -297,11 +307,39 @@ class Activity:
         while pend:
             e = pend[0]
             if e[3] < 0:
-                e[3] = self._sched = max(lanes[0], e[1], self._sched)
+                e[3] = self._place(e[1], int(e[4]))
             if e[2] < 0:
                 return
             heapq.heapreplace(lanes, e[3] + e[2])
             pend.popleft()
+
+    def _place(self, ready: float, amount: int) -> float:
+        """The moment the fastest client sends the next of the spell's sends (``amount``,
+        ready at ``ready``): once the one before it went and a slot is free, and while the
+        configured budget is in effect, once the window has room for all of it (no client
+        sends part of a body: the budget's bound alone took the bytes as a fluid, each
+        window's room used whole, and scored a client that sent each body the moment the
+        window had room for it 50% of three bodies of 0.6 of the budget)."""
+        t = max(self._lanes[0], ready, self._sched)
+        room, total = self._room, self._room_total
+        while room and room[0][0] <= t:
+            total -= room.popleft()[1]
+        allowed = self._allowed
+        if allowed[0] == self.limit and allowed[1] == self.period:
+            while room and total + amount > self.limit:
+                t = room[0][0]
+                while room and room[0][0] <= t:
+                    total -= room.popleft()[1]
+        leaves = t + self.period
+        if room and leaves - room[-1][0] < self.period / SlidingWindow.BUCKETS:
+            # one entry for sends this close, leaving with the first of them (room back no
+            # later than it comes): at most ``BUCKETS`` a window, as the pacer's own window
+            room[-1] = (room[-1][0], room[-1][1] + amount)
+        else:
+            room.append((leaves, amount))
+        self._room_total = total + amount
+        self._sched = t
+        return t
 
     def leave(self, now: float) -> None:
         self.demand -= 1
@@ -315,6 +353,7 @@ class Activity:
             self.taken_s += taken
             self._varied = False
             self._pending = None  # an idle mailbox keeps none of it (the slots' four times)
+            self._room.clear()
 
     def settled(self) -> None:
         """The outcome of the request that ended the last spell is told: what the spell
@@ -333,6 +372,13 @@ class Activity:
             return
         amount = min(amount, self._sent)
         closed = self._closed if self.demand == 0 else None
+        room = self._room
+        for i in range(len(room) - 1, -1, -1):  # nor in the schedule's window from now on
+            leaves, n = room[i]
+            if n >= amount:
+                room[i] = (leaves, n - amount)
+                self._room_total -= amount
+                break
         self._sent -= amount
         if amount in self._tail:  # the latest send of that amount: it
             tail = list(self._tail)
