@@ -196,11 +196,6 @@ PROBE_WAIT = 0.02
 PROBE_GAP = 0.1
 # ... and after a probe refused, no other for this many windows, doubled at each
 PROBE_BACKOFF = 2.0
-# a body at most this share of the one the room is kept for passes it through a cut
-# budget's bucket at the middle of the mailbox's wait for it (``Budgets._split_wait``)
-GAP_SPLIT = 0.25
-# ... while the mailbox has more left than this many times the budget over the window
-SPLIT_UNTIL = 3.0
 # the configured window believed in place of a far shorter one is re-tested by at most this
 # many probes refused (``Budgets._retest``)
 DOUBTS = 2
@@ -538,37 +533,9 @@ class Budgets:
             ahead = self.held_bytes
         else:
             ahead = held + self._ahead(since)
-        even = self._even_wait(now, body_bytes, ahead)
-        if even > 0 and not reserving and self.reserved:
-            even = min(even, self._split_wait(now, body_bytes, since))
-        return max(w, self._shaped_wait(now, body_bytes, held), even)
-
-    def _split_wait(self, now: float, body_bytes: int, since: float | None) -> float:
-        """Through a cut budget's bucket, seconds until a small body passes the large one
-        the room is kept for (``inf``: it does not): the next to wait after it, at most
-        ``GAP_SPLIT`` of it, at the middle of the mailbox's wait for it (as long since the
-        mailbox's last send as the kept body still waits), so a large body's wait is two
-        halves with an import between. In turn, the largest and the smallest
-        (``ready.MIXED``), each small one went right after the large one it followed, and the
-        mailbox sent nothing for the whole wait for the next (70 service s for 293 KB at the
-        rate the writer leaves): 8 mailboxes in such waits at once, none in step, left
-        30-32 service s without an import mid-job (issue 26, ``stricter``). The kept body
-        waits the small one's bytes more."""
-        kept, h = self.reserved, self.held_bytes
-        if body_bytes > GAP_SPLIT * kept or self._ahead(since) or not self.evens(now):
-            return math.inf
-        lim, w = self.learned_uploads, self.uploads
-        left = max(self._wait_on(lim, w, now, kept, h, h), self._even_wait(now, kept, h))
-        rate, _ = self._even()
-        budget, _ = lim.in_window()
-        if left == math.inf or left < body_bytes / rate:
-            return math.inf
-        if self.left is not None and self.left <= SPLIT_UNTIL * budget:
-            return math.inf
-        events = w.events()
-        gap = now - events[-1][0] if events else math.inf
-        mid = (left - gap) / 2
-        return max(self._even_wait(now, body_bytes, h), mid if mid > SHORTEST_WAIT else 0.0)
+        return max(
+            w, self._shaped_wait(now, body_bytes, held), self._even_wait(now, body_bytes, ahead)
+        )
 
     def _probes(self, now: float) -> bool:
         """Whether a long wait through the bucket of a cut budget (``evens``, over the
