@@ -376,6 +376,27 @@ async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
         assert any(event in o for o in h.ops), (event, h.text())
 
 
+def test_the_twelfth_streams_quirks_are_rules_the_emulator_fires() -> None:
+    """Every quirk the twelfth stream arms is a fault rule the emulator takes and can fire
+    on each of its calls (``faults.APPLIES_TO``), at the source's or the target's mailbox."""
+    import random
+
+    from copyengine.emulator.faults import APPLIES_TO, FaultRule
+    from tests.histories import DST, QUIRKS, SRC, quirks
+
+    for kind, calls, _side, _most, _what in QUIRKS:
+        assert set(calls) <= APPLIES_TO.get(kind, set(calls)), (kind, calls)
+    said: list[str] = []
+    gen = type("G", (), {"emit": lambda self, t: said.append(t)})()
+    kinds = set()
+    for seed in range(60):
+        for rule in quirks(random.Random(seed), gen):  # type: ignore[arg-type]
+            FaultRule.parse(rule)
+            assert rule["mailbox"] in (SRC, DST) and rule["count"] in (1, 2)
+            kinds.add((rule["kind"], tuple(rule["calls"])))
+    assert len(kinds) == len(QUIRKS) and all(t.startswith("QUIRK ") for t in said)
+
+
 # the ninth stream made certain (``Options(p_n404=1.0)``: a transient 404 in every round),
 # found by a hunt of 9601-9620 on cb23fa2 (before gone3's fixes): 9613, r4, the re-run
 # after a kill, the settlement's listing of /Outbox answering 404 once: its items left
