@@ -1462,7 +1462,16 @@ async def _history(
         rec.live_removed = gone_live
         return note_sign_off(rec, taken)
 
+    # the service's quirks in the first pass too (the one that makes the tree: most folder
+    # creations), from a stream of their own (the twelfth's rounds as they were before it)
+    qfirst = random.Random(f"{hist.seed}/service-quirks/first-pass")
+    qrules = quirks(qfirst, gen) if qfirst.random() < opts.p_quirk and "quirk" not in ex else []
+    if qrules:
+        await api.control("PUT", "/faults", {"rules": qrules})
     await a_pass(0, "first")
+    if qrules:
+        await faults_fired(api, gen, qrules)
+        await api.control("DELETE", "/faults")
     rounds = rng.randint(*opts.rounds)
     drawn = rng.random() < 0.5  # drawn always: forcing the kill changes nothing else
     kill = opts.kill if opts.kill is not None else drawn
