@@ -397,6 +397,26 @@ def test_the_twelfth_streams_quirks_are_rules_the_emulator_fires() -> None:
     assert len(kinds) == len(QUIRKS) and all(t.startswith("QUIRK ") for t in said)
 
 
+async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
+    """The twelfth stream made certain (``Options(p_quirk=1.0)``), seed 14002 mirror, no kill
+    nor churn (timing), without the tenth and eleventh streams: every pass, the first
+    included, under one to three of the contract's quirks (a folder's creation dropped, made
+    with its answer lost, deleted with its answer lost; imports dropped; exports omitting an
+    item; 504s); each absorbed within its pass: every checked pass exact, every sign-off
+    honest."""
+    h = await run_history(
+        14002,
+        "mirror",
+        tmp_path,
+        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH),
+    )
+    fired = [o for o in h.ops if " QUIRK fired " in o and " QUIRK fired 0 " not in o]
+    assert len(fired) >= 6, h.text()
+    assert any("drop_after createFolder" in o for o in fired), h.text()
+    assert any("drop_after deleteFolder" in o for o in fired), h.text()
+    assert h.error is None and not h.failures(), h.text()
+
+
 # the ninth stream made certain (``Options(p_n404=1.0)``: a transient 404 in every round),
 # found by a hunt of 9601-9620 on cb23fa2 (before gone3's fixes): 9613, r4, the re-run
 # after a kill, the settlement's listing of /Outbox answering 404 once: its items left
