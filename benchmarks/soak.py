@@ -39,9 +39,10 @@ def _rev() -> str:
         return "unknown"
 
 
-def _fired(op: str) -> int:
-    """The 404s an op-log line ``N404 fired N of ...`` says a rule answered."""
-    _, _, rest = op.partition(" N404 fired ")
+def _fired(op: str, said: str = " N404 fired ") -> int:
+    """The 404s an op-log line ``N404 fired N of ...`` says a rule answered (the faults a
+    ``QUIRK fired N of ...`` says, with that ``said``)."""
+    _, _, rest = op.partition(said)
     return int(rest.split(" ", 1)[0]) if rest[:1].isdigit() else 0
 
 
@@ -99,6 +100,9 @@ def run(
                 # the ninth stream's transient 404s: armed, and the 404s they answered
                 "transient_404s": sum(" answers 404 " in o for o in h.ops),
                 "transient_404s_fired": sum(_fired(o) for o in h.ops),
+                # the twelfth stream's service quirks: armed, and the times they fired
+                "quirks": sum(" QUIRK source " in o or " QUIRK target " in o for o in h.ops),
+                "quirks_fired": sum(_fired(o, " QUIRK fired ") for o in h.ops),
             }
             if fails:
                 row["log"] = h.text()
@@ -147,6 +151,10 @@ def run(
             "armed": sum(r["transient_404s"] for r in histories),
             "fired": sum(r["transient_404s_fired"] for r in histories),
         },
+        "quirks": {
+            "armed": sum(r["quirks"] for r in histories),
+            "fired": sum(r["quirks_fired"] for r in histories),
+        },
         "kills": {
             "histories": len(kills),
             "killed_mid_pass": sum(k.startswith("SIGKILL") for k in kills),
@@ -175,7 +183,9 @@ def table(res: dict[str, Any]) -> str:
         f"409); histories with target moves: {res['with_target_moves']}. Items moved during "
         f"a pass: {res['moves_during_a_pass']}. Transient 404s (the ninth stream): "
         f"{res.get('transient_404s', {}).get('armed', 0)} armed, "
-        f"{res.get('transient_404s', {}).get('fired', 0)} answered.\n",
+        f"{res.get('transient_404s', {}).get('fired', 0)} answered. Service quirks (the "
+        f"twelfth stream): {res.get('quirks', {}).get('armed', 0)} armed, "
+        f"{res.get('quirks', {}).get('fired', 0)} fired.\n",
         "| mode | histories | failed |",
         "|---|---|---|",
     ]

@@ -71,6 +71,16 @@ modified before the pass, then modified again, moved or deleted when the pass's 
 second ``exportItems`` call arrives; that pass held to what every pass is, the next one
 checked).
 
+From a twelfth stream (``_twelfth``), the service's documented quirks (the contract's §§4-8),
+which no stream armed, met by a history's changes: **quirks** (``p_quirk``, a round's pass,
+the re-run after the kill, or the cutover, and its killed run): an item delta round that
+repeats a row, a multi-item export that omits an item without an error row, an import
+session that dies before an import, a request dropped before it is processed or processed
+and its answer lost (a folder's creation, its rename, a folder's or an item's deletion, an
+import: the retry meets what the first did: ``ErrorFolderExists``, a 404), a 504 with a
+Retry-After, at the source or the target (``quirks``). The pass is checked: every quirk is
+one the engine must absorb within it.
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -1046,10 +1056,14 @@ class Options:
     p_restore: float = 0.3
     p_refill: float = 0.15
     p_midexport: float = 0.2
+    # from a twelfth stream (``_twelfth``): the service's documented quirks armed for a
+    # round's pass (``quirks``: a delta row twice, an export that omits an item, a session
+    # dead before an import, a request dropped before or after it is processed, a 504)
+    p_quirk: float = 0.35
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill, twin, pairgone, restore, refill,
-    # midexport) left out, to look past a known failure
+    # midexport, quirk) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1107,6 +1121,53 @@ UNPACED = "upload_mb_per_window = 1000000"
 CHURN_MAX_S = 15.0
 
 
+def _twelfth(seed: int) -> random.Random:
+    """The seed's twelfth stream: the service's documented quirks armed for a pass."""
+    return random.Random(f"{seed}/service-quirks")
+
+
+# (kind, calls, side, the most calls of its kind let through first, what it is): the
+# contract's quirks and faults, each one a pass absorbs; a pass makes few folder changes
+# and exports (20 items each), many listings and imports
+QUIRKS: tuple[tuple[str, list[str], str, int, str], ...] = (
+    ("delta_duplicate", ["itemDelta"], "source", 6, "an item delta round repeats a row (§8)"),
+    ("export_drop", ["exportItems"], "source", 2, "an export omits an item, no error row (§8)"),
+    ("http_504", ["exportItems", "listItems", "itemDelta"], "source", 6, "a 504 (§6)"),
+    ("http_504", ["listChildFolders", "folderDelta", "getFolder"], "source", 4, "a 504 (§6)"),
+    ("session_expire", ["importItem"], "target", 6, "the import session dies (§4)"),
+    ("drop_before", ["importItem"], "target", 6, "an import dropped unsent"),
+    ("drop_after", ["importItem"], "target", 6, "an import's answer lost (§6)"),
+    ("drop_before", ["createFolder"], "target", 1, "a folder's creation dropped unsent"),
+    ("drop_after", ["createFolder"], "target", 1, "a folder made, its answer lost (§6: 409)"),
+    ("drop_after", ["updateFolder"], "target", 0, "a folder renamed, its answer lost"),
+    ("drop_after", ["deleteFolder"], "target", 0, "a folder deleted, its answer lost"),
+    ("drop_after", ["deleteItem"], "target", 1, "a copy deleted, its answer lost"),
+    ("http_504", ["importItem", "createFolder", "createImportSession"], "target", 6, "a 504"),
+    ("http_504", ["listItems", "listChildFolders", "getFolder"], "target", 4, "a 504 (§6)"),
+)
+
+
+def quirks(rng: random.Random, gen: Generator) -> list[dict[str, Any]]:
+    """Fault rules, one to three of ``QUIRKS``, each firing once or twice after a few calls
+    of its kind (the source's or the target's primary mailbox), said in the op log."""
+    out: list[dict[str, Any]] = []
+    for kind, calls, side, most, what in rng.sample(QUIRKS, rng.randint(1, 3)):
+        rule: dict[str, Any] = {
+            "kind": kind,
+            "calls": calls,
+            "mailbox": SRC if side == "source" else DST,
+            "count": rng.choice((1, 1, 2)),
+            "after": rng.randint(0, most),
+        }
+        if kind == "http_504":
+            rule["retry_after"] = 0.2
+        out.append(rule)
+        gen.emit(
+            f"QUIRK {side} {'/'.join(calls)} {kind} x{rule['count']} after {rule['after']}: {what}"
+        )
+    return out
+
+
 def _ninth(seed: int) -> random.Random:
     """The seed's ninth stream: transient 404s at either side, in any pass or a sign-off
     (added after the eighth stream's, which it leaves as they were)."""
@@ -1159,11 +1220,21 @@ def not_found_404(rng: random.Random, gen: Generator, where: str) -> list[dict[s
     return rules
 
 
-async def faults_fired(api: Any, gen: Generator) -> None:
-    """What the round's transient 404 rules fired (said in the op log)."""
+async def faults_fired(
+    api: Any, gen: Generator, quirked: list[dict[str, Any]] | None = None
+) -> None:
+    """What the round's transient 404 rules fired (said in the op log); and, when
+    ``quirked`` (the twelfth stream's rules), what those did (``QUIRK fired``) alone."""
     r = await api.control("GET", "/faults")
+    mine = {(q["kind"], tuple(sorted(q["calls"])), q["mailbox"], q["after"]) for q in quirked or []}
     for rule in r.body.get("rules", []):
-        if rule.get("kind") == "not_found":
+        if quirked:
+            if (rule["kind"], tuple(sorted(rule["calls"])), rule["mailbox"], rule["after"]) in mine:
+                gen.emit(
+                    f"QUIRK fired {rule.get('fired')} of {rule.get('count')} {rule['kind']} "
+                    f"{'/'.join(rule['calls'])}"
+                )
+        elif rule.get("kind") == "not_found":
             gen.emit(f"N404 fired {rule.get('fired')} of {rule.get('count')} {rule.get('calls')}")
 
 
@@ -1253,6 +1324,7 @@ async def _history(
     rng10 = _tenth(hist.seed)
     rng11 = _eleventh(hist.seed)
     rng11.random()  # the twin's draw (``run_history``)
+    rng12 = _twelfth(hist.seed)
     mem = Memory()
     pending: list[Callable[[], None]] = []  # refills left for a later round
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
@@ -1390,7 +1462,16 @@ async def _history(
         rec.live_removed = gone_live
         return note_sign_off(rec, taken)
 
+    # the service's quirks in the first pass too (the one that makes the tree: most folder
+    # creations), from a stream of their own (the twelfth's rounds as they were before it)
+    qfirst = random.Random(f"{hist.seed}/service-quirks/first-pass")
+    qrules = quirks(qfirst, gen) if qfirst.random() < opts.p_quirk and "quirk" not in ex else []
+    if qrules:
+        await api.control("PUT", "/faults", {"rules": qrules})
     await a_pass(0, "first")
+    if qrules:
+        await faults_fired(api, gen, qrules)
+        await api.control("DELETE", "/faults")
     rounds = rng.randint(*opts.rounds)
     drawn = rng.random() < 0.5  # drawn always: forcing the kill changes nothing else
     kill = opts.kill if opts.kill is not None else drawn
@@ -1424,9 +1505,14 @@ async def _history(
             if later is not None:
                 pending.append(later)
         if last:
+            cut_rules: list[dict[str, Any]] = []
             if rng9.random() < opts.p_n404 and "n404" not in ex:  # in the cutover (or its sign-off)
-                rules404 = not_found_404(rng9, gen, "cutover")
-                await api.control("PUT", "/faults", {"rules": rules404})
+                cut_rules = not_found_404(rng9, gen, "cutover")
+                await api.control("PUT", "/faults", {"rules": cut_rules})
+            qcut = quirks(rng12, gen) if rng12.random() < opts.p_quirk and "quirk" not in ex else []
+            if qcut:  # in the cutover (and its killed run, if any), beside the 404s
+                cut_rules += qcut
+                await api.control("PUT", "/faults", {"rules": cut_rules})
             cutkill = rng10.random() < opts.p_cutkill and "cutkill" not in ex
             if cutkill and opts.kill is not False:  # a kill is timing: not in kill=False
                 before = await removals_reset()
@@ -1434,6 +1520,8 @@ async def _history(
                 await killed_as_left(rnd, before)  # as after the round's kill
             await a_pass(rnd, "cutover", cutover=True)
             await faults_fired(api, gen)
+            if qcut:
+                await faults_fired(api, gen, qcut)
             break
         full = rng.random() < opts.p_full and "full" not in ex
         drift = rng.random() < opts.p_drift and "drift" not in ex
@@ -1471,6 +1559,11 @@ async def _history(
             await api.control("PUT", "/limits", limits)
             rules += srules
             await api.control("PUT", "/faults", {"rules": rules})
+        # the service's quirks: this round's pass (or passes), the kill round's re-run
+        qrules = quirks(rng12, gen) if rng12.random() < opts.p_quirk and "quirk" not in ex else []
+        if qrules and rnd != kill_round:
+            rules += qrules
+            await api.control("PUT", "/faults", {"rules": rules})
         if rnd == kill_round:
             for _ in range(rng.randint(1, 3)):
                 gen.add()
@@ -1491,11 +1584,15 @@ async def _history(
             if making:
                 after_making(gen, rng8, made)
             # the re-run settles what the kill left unknown: its listings of the target too
+            rerun_rules = list(qrules)
             if rng9.random() < opts.p_n404 and "n404" not in ex:
-                rules404 = not_found_404(rng9, gen, "rerun")
-                await api.control("PUT", "/faults", {"rules": rules404})
+                rerun_rules += not_found_404(rng9, gen, "rerun")
+            if rerun_rules:
+                await api.control("PUT", "/faults", {"rules": rerun_rules})
             await a_pass(rnd, "rerun", full=full or seen)
             await faults_fired(api, gen)
+            if qrules:
+                await faults_fired(api, gen, qrules)
         elif churn:
             spec = {
                 "rate": rng.choice((20, 50, 100)),
@@ -1530,12 +1627,16 @@ async def _history(
                     tg.cancel_scope.cancel()
             finally:
                 await stop_churn()
+            if qrules:
+                await faults_fired(api, gen, qrules)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "settle", full=seen)
         elif (drift and not full and rng.random() < 0.5) or (
             tmove and not drift and not full and rng2.random() < 0.5
         ):
             await a_pass(rnd, "drift-delta", checked=False)
+            if qrules:
+                await faults_fired(api, gen, qrules)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "full", full=True)
         else:
@@ -1625,6 +1726,8 @@ async def _history(
                     fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
                     gen.emit(f"MIDMOVE trigger after call {t['after']}: {fired}")
                 await api.control("DELETE", "/triggers")
+            if qrules:
+                await faults_fired(api, gen, qrules)
             if fold or tgone or sgone or midexp:
                 await api.control("DELETE", "/faults")
                 await a_pass(rnd, "settle", full=seen or tgone)

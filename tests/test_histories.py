@@ -186,7 +186,8 @@ def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> No
 # -- the generator -------------------------------------------------------------------------------
 async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
     """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
-    opts = Options(kill=False, churn=False, rounds=(3, 3))
+    # the twelfth stream left out: which call a quirk fires at is timing
+    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk"}))
     a = await run_history(11, "mirror", tmp_path / "a", opts)
     b = await run_history(11, "mirror", tmp_path / "b", opts)
     assert a.error is None, a.error
@@ -322,6 +323,8 @@ WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
 TENTH = frozenset({"compound", "storm", "cutkill"})
 # the eleventh stream's events, left out where a seed's history before them is the test's
 ELEVENTH = frozenset({"twin", "pairgone", "restore", "refill", "midexport"})
+# the twelfth (``_twelfth``: the service's documented quirks armed for a pass) likewise
+TWELFTH = frozenset({"quirk"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -336,7 +339,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
-    ex |= TENTH | ELEVENTH
+    ex |= TENTH | ELEVENTH | TWELFTH
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -366,11 +369,52 @@ async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
     to a second target, that pair out of the job at r4 and back at r5, soft-deleted items
     restored, folders emptied and refilled, items changed as their export arrives; every
     checked pass exact for both targets, every sign-off honest."""
-    h = await run_history(11002, "keep", tmp_path, Options(kill=False, exclude=TENTH))
+    h = await run_history(11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH))
     assert h.error is None and not h.failures(), h.text()
     assert h.twin, h.text()
     for event in ("PAIRGONE", "PAIRBACK", "RESTORE", "REFILL", "MIDEXPORT"):
         assert any(event in o for o in h.ops), (event, h.text())
+
+
+def test_the_twelfth_streams_quirks_are_rules_the_emulator_fires() -> None:
+    """Every quirk the twelfth stream arms is a fault rule the emulator takes and can fire
+    on each of its calls (``faults.APPLIES_TO``), at the source's or the target's mailbox."""
+    import random
+
+    from copyengine.emulator.faults import APPLIES_TO, FaultRule
+    from tests.histories import DST, QUIRKS, SRC, quirks
+
+    for kind, calls, _side, _most, _what in QUIRKS:
+        assert set(calls) <= APPLIES_TO.get(kind, set(calls)), (kind, calls)
+    said: list[str] = []
+    gen = type("G", (), {"emit": lambda self, t: said.append(t)})()
+    kinds = set()
+    for seed in range(60):
+        for rule in quirks(random.Random(seed), gen):  # type: ignore[arg-type]
+            FaultRule.parse(rule)
+            assert rule["mailbox"] in (SRC, DST) and rule["count"] in (1, 2)
+            kinds.add((rule["kind"], tuple(rule["calls"])))
+    assert len(kinds) == len(QUIRKS) and all(t.startswith("QUIRK ") for t in said)
+
+
+async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
+    """The twelfth stream made certain (``Options(p_quirk=1.0)``), seed 14002 mirror, no kill
+    nor churn (timing), without the tenth and eleventh streams: every pass, the first
+    included, under one to three of the contract's quirks (a folder's creation dropped, made
+    with its answer lost, deleted with its answer lost; imports dropped; exports omitting an
+    item; 504s); each absorbed within its pass: every checked pass exact, every sign-off
+    honest."""
+    h = await run_history(
+        14002,
+        "mirror",
+        tmp_path,
+        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH),
+    )
+    fired = [o for o in h.ops if " QUIRK fired " in o and " QUIRK fired 0 " not in o]
+    assert len(fired) >= 6, h.text()
+    assert any("drop_after createFolder" in o for o in fired), h.text()
+    assert any("drop_after deleteFolder" in o for o in fired), h.text()
+    assert h.error is None and not h.failures(), h.text()
 
 
 # the ninth stream made certain (``Options(p_n404=1.0)``: a transient 404 in every round),
@@ -392,7 +436,10 @@ async def test_history_with_a_transient_404_every_round(
     tmp_path: Path, seed: int, deletions: str
 ) -> None:
     h = await run_history(
-        seed, deletions, tmp_path, Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH)
+        seed,
+        deletions,
+        tmp_path,
+        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH),
     )
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
@@ -409,7 +456,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
         517,
         "keep",
         tmp_path,
-        Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH),
+        Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH),
     )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
@@ -430,7 +477,8 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         exclude=frozenset({"midmove", "deltamove", "midfolder", "midtarget"})
         | NINTH
         | TENTH
-        | ELEVENTH,
+        | ELEVENTH
+        | TWELFTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
@@ -2102,6 +2150,6 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
     """Soak seed 9737 mirror, every stream (the tenth's 429 storm: 20 requests per 1 s per
     mailbox, a request window shorter than any the pacer keeps): its passes under the storm
     crawled at a quarter of ``[limits]`` and the history ran past 600 s; now ~45 s."""
-    h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0))
+    h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH))
     assert any(" STORM " in o for o in h.ops), h.text()
     assert not h.timed_out and not h.failures(), h.text()
