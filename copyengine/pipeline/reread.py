@@ -60,9 +60,22 @@ from .produce import Producer
 from .settle import Settler
 from .stages import Stages
 from .unsettled import Unsettled
-from .work import FolderJob
+from .work import Exportable, FolderJob
 
 MAX_REREADS = 3  # readings again per pass; a departure still unexplained waits a pass
+
+
+def converging(handed: list[int]) -> bool:
+    """Whether one more reading again may follow the readings so far, given how many items
+    each handed on to be copied (oldest first): while the source keeps changing, a reading
+    copies what changed during the one before, so a reading that handed on no fewer items
+    than the one before it (and some) is not catching up: the source changes at least as
+    fast as the pass copies, and each further reading would be as long or longer (soak seed
+    10019 mirror: a churn pass at 20 changes a second more than 13 minutes under load; at
+    300 a second, each reading half as long again as the one before, the third held by the
+    import budget's window). Its departures are put off to the next pass instead, as after
+    ``MAX_REREADS`` readings. Pure."""
+    return len(handed) < 2 or handed[-1] == 0 or handed[-1] < handed[-2]
 
 
 @dataclass
@@ -240,6 +253,7 @@ async def reread(
     whose items are being copied (the pair hands them on if it stops)."""
     jobs = [job for c in done for job in c.folders]
     late: set[str] = set()  # folders skipped (counted empty at the walk) read in this reading
+    handed: list[int] = []  # items each reading again handed on (``converging``)
     for n in range(MAX_REREADS + 1):
         if ctx.stop.draining:
             return
@@ -276,25 +290,29 @@ async def reread(
             again |= await _changed_since_listed(ctx, done) & {sid for sid, _, ok in rounds if ok}
         if not again:
             return
-        if n == MAX_REREADS:
+        if n == MAX_REREADS or not converging(handed):
+            if n < MAX_REREADS:
+                ctx.log.info("pass.reread_put_off", handed=handed, departures=len(gone))
             _put_off(ctx, gone, rounds)
             return
         ctx.log.info("pass.reread", folders=len(again), departures=len(gone), round=n + 1)
         late = {job.source_id for job in jobs if job.skipped and job.source_id in again}
         keys = None if ctx.sync.delta else {r.search_key for _, r in gone if r.search_key}
+        handed.append(0)
         for c in done:
             mine = [job for job in c.folders if job.source_id in again]
             if mine:
                 if watch is not None:
                     watch(c.unsettled)
-                await _read_again(ctx, c, mine, keys)
+                handed[-1] += await _read_again(ctx, c, mine, keys)
 
 
 async def _read_again(
     ctx: PairContext, c: Copied, jobs: list[FolderJob], keys: set[bytes] | None = None
-) -> None:
+) -> int:
     """One more round of each of ``jobs``, from the link that closed its last one: its
     changes copied and settled like the first round's; its departures join the first's.
+    How many items it handed on to be copied.
     ``keys`` (``delta = false``): each folder listed again in full instead, only the items
     of those search keys handed on, as a round's new rows are (``Relisting``)."""
     before: dict[str, list[ItemRecord]] = {}
@@ -317,8 +335,16 @@ async def _read_again(
     ledger.track_arrivals = True
     enumerator = c.enumerator if keys is None else Relisting(ctx.src, c.side.source_id, keys)
     producer = Producer(ctx, c.side, jobs, enumerator, c.unsettled, c.backlog, retake=False)
+    handed = 0
+
+    async def counted() -> AsyncIterator[list[Exportable]]:
+        nonlocal handed
+        async for batch in producer.batches():
+            handed += len(batch)
+            yield batch
+
     try:
-        await c.stages.run(producer.batches())
+        await c.stages.run(counted())
     finally:
         if keys is not None:
             for job in jobs:
@@ -338,6 +364,7 @@ async def _read_again(
             for r in before[job.source_id]
             if r.source_id not in now and (back is None or r.source_id not in back)
         ]
+    return handed
 
 
 def _put_off(
