@@ -68,8 +68,9 @@ MAX_REREADS = 3  # readings again per pass; a departure still unexplained waits 
 def converging(handed: list[int]) -> bool:
     """Whether one more reading again may follow the readings so far, given how many items
     each handed on to be copied (oldest first): while the source keeps changing, a reading
-    copies what changed during the one before, so a reading that handed on no fewer items
-    than the one before it (and some) is not catching up: the source changes at least as
+    copies what changed during the one before (the first, what changed during the pass's
+    rounds), so a reading that handed on no fewer items than the rounds or reading before
+    it (and some) is not catching up: the source changes at least as
     fast as the pass copies, and each further reading would be as long or longer (soak seed
     10019 mirror: a churn pass at 20 changes a second more than 13 minutes under load; at
     300 a second, each reading half as long again as the one before, the third held by the
@@ -89,6 +90,7 @@ class Copied:
     unsettled: Unsettled
     backlog: Backlog
     enumerator: Enumerator
+    handed: int = 0  # items its rounds handed on to be copied (``converging``)
 
 
 async def _unexplained(
@@ -253,7 +255,8 @@ async def reread(
     whose items are being copied (the pair hands them on if it stops)."""
     jobs = [job for c in done for job in c.folders]
     late: set[str] = set()  # folders skipped (counted empty at the walk) read in this reading
-    handed: list[int] = []  # items each reading again handed on (``converging``)
+    # items the pass's rounds, then each reading again, handed on (``converging``)
+    handed: list[int] = [sum(c.handed for c in done)]
     for n in range(MAX_REREADS + 1):
         if ctx.stop.draining:
             return
@@ -335,16 +338,9 @@ async def _read_again(
     ledger.track_arrivals = True
     enumerator = c.enumerator if keys is None else Relisting(ctx.src, c.side.source_id, keys)
     producer = Producer(ctx, c.side, jobs, enumerator, c.unsettled, c.backlog, retake=False)
-    handed = 0
-
-    async def counted() -> AsyncIterator[list[Exportable]]:
-        nonlocal handed
-        async for batch in producer.batches():
-            handed += len(batch)
-            yield batch
-
+    handed = [0]
     try:
-        await c.stages.run(counted())
+        await c.stages.run(counted(producer.batches(), handed))
     finally:
         if keys is not None:
             for job in jobs:
@@ -364,7 +360,16 @@ async def _read_again(
             for r in before[job.source_id]
             if r.source_id not in now and (back is None or r.source_id not in back)
         ]
-    return handed
+    return handed[0]
+
+
+async def counted(
+    batches: AsyncIterator[list[Exportable]], n: list[int]
+) -> AsyncIterator[list[Exportable]]:
+    """``batches`` as they come, their items counted into ``n[0]``."""
+    async for batch in batches:
+        n[0] += len(batch)
+        yield batch
 
 
 def _put_off(
