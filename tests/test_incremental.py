@@ -353,12 +353,14 @@ async def test_an_unrecorded_item_gone_again_brings_one_reading_not_every_one(
 
 
 def test_readings_again_go_on_only_while_they_shrink() -> None:
-    from copyengine.pipeline.reread import converging
+    from copyengine.pipeline.reread import CHASE_FLOOR, converging
 
-    assert converging([40])  # the first reading again follows the rounds whatever they were
-    assert converging([40, 12]) and converging([40, 12, 3]) and converging([0, 0])
-    assert not converging([12, 12]) and not converging([40, 12, 30])  # not catching up
-    assert converging([3, 5, 0])  # nothing handed on: the next reading costs a request each
+    assert converging([400])  # the first reading again follows the rounds whatever they were
+    assert converging([400, 120]) and converging([400, 120, 30]) and converging([0, 0])
+    assert not converging([120, 120]) and not converging([400, 120, 300])  # not catching up
+    assert not converging([0, CHASE_FLOOR])
+    # a few items (a move found; a delta = false listing again): cheap, go on as before
+    assert converging([0, 1]) and converging([3, 5, 0]) and converging([0, CHASE_FLOOR - 1])
 
 
 @pytest.mark.parametrize(

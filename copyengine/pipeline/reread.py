@@ -65,6 +65,7 @@ from .unsettled import Unsettled
 from .work import Exportable, FolderJob
 
 MAX_REREADS = 3  # readings again per pass; a departure still unexplained waits a pass
+CHASE_FLOOR = 25  # items a reading again hands on below which it is not said to chase churn
 
 
 def converging(handed: list[int]) -> bool:
@@ -77,8 +78,10 @@ def converging(handed: list[int]) -> bool:
     10019 mirror: a churn pass at 20 changes a second more than 13 minutes under load; at
     300 a second, each reading half as long again as the one before, the third held by the
     import budget's window). Its departures are put off to the next pass instead, as after
-    ``MAX_REREADS`` readings. Pure."""
-    return len(handed) < 2 or handed[-1] == 0 or handed[-1] < handed[-2]
+    ``MAX_REREADS`` readings. One that handed on fewer than ``CHASE_FLOOR`` is cheap
+    whatever the trend (a move found in a reading: the readings after it go on as before).
+    Pure."""
+    return len(handed) < 2 or handed[-1] < max(handed[-2], CHASE_FLOOR)
 
 
 @dataclass
