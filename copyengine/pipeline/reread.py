@@ -12,10 +12,10 @@ were seen read again from the links that closed their rounds (``plan.to_reread``
 one delta request per folder when nothing changed). An arrival found then is copied like
 any, and the departure becomes a move. A departure seen in a round read again (a move
 during this reading) brings another reading, at most ``MAX_REREADS``, and only while each
-reading hands on fewer items than the rounds or reading before it (``converging``: a source
-changing at least as fast as the pass copies would make each reading as long as the last or
-longer); one that is still unexplained after that is put off to the next pass (its folder
-keeps its old link), never taken for a deletion.
+reading hands on fewer items than the rounds or reading before it, or only a few
+(``converging``: a source changing at least as fast as the pass copies would make each
+reading as long as the last or longer); one that is still unexplained after that is put
+off to the next pass (its folder keeps its old link), never taken for a deletion.
 
 An item with no record (new since the last pass) that moves during the pass leaves no
 departure to explain, yet it may have gone into a folder whose round had begun: its own
