@@ -18,12 +18,16 @@ import asyncio
 import atexit
 import json
 import os
-import runpy
 import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+try:
+    from benchmarks.pacetrace import run_traced
+except ImportError:  # run as a script from another worktree: its neighbour
+    from pacetrace import run_traced  # type: ignore[no-redef]
 
 TARGET = os.environ.get("CE_PT_TARGET", "bench-target-app")
 
@@ -214,10 +218,7 @@ def main() -> None:
         return
     if args[:1] != ["-m"]:
         raise SystemExit("usage: python -m benchmarks.hoptrace -m copyengine run JOB | report DIR")
-    sys.path.insert(0, os.getcwd())
-    install(Path(os.environ.get("CE_HOPTRACE", "hoptrace")))
-    sys.argv = args[1:]
-    runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+    run_traced(args, lambda: install(Path(os.environ.get("CE_HOPTRACE", "hoptrace"))))
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -538,10 +539,15 @@ def main() -> None:
             "usage: python -m benchmarks.pacetrace -m copyengine run JOB | report DIR"
             " | refusals DIR"
         )
-    # run as a script (``python /path/to/pacetrace.py -m``, for a ``--base`` engine run from
-    # its own worktree): that worktree's engine, not this one's
+    run_traced(args, lambda: install(Path(os.environ.get("CE_PACETRACE", "pacetrace"))))
+
+
+def run_traced(args: list[str], install_tracer: Callable[[], None]) -> None:
+    """``args`` (``-m MODULE ...``) run as ``__main__`` with a tracer installed first. Run as a
+    script (``python /path/to/pacetrace.py -m``, for a ``--base`` engine run from its own
+    worktree): that worktree's engine, not this one's."""
     sys.path.insert(0, os.getcwd())
-    install(Path(os.environ.get("CE_PACETRACE", "pacetrace")))
+    install_tracer()
     sys.argv = args[1:]
     runpy.run_module(args[1], run_name="__main__", alter_sys=True)
 

@@ -57,8 +57,8 @@ from .controls.suspend import suspended_pairs
 from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
-from .stopsignals import ignore_stops
 from .failures import classify
+from .stopsignals import ignore_stops
 from .wiring import doctor as run_doctor
 from .wiring import (
     plan_job,

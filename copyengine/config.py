@@ -622,21 +622,7 @@ def _sync(t: Table) -> SyncOptions:
 
 def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobConfig:
     """Read and validate a job file; ConfigError names the key path on any problem."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(str(path), "configuration file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
-    text = decode_text(data, str(path))
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # file:line, as every other refusal of a file says where (tomllib ends its message
-        # with "(at line N, column M)")
-        at = re.search(r"\(at line (\d+), column \d+\)$", str(exc))
-        where = f"{path}:{at.group(1)}" if at else str(path)
-        raise ConfigError(where, f"not valid TOML: {exc}") from None
+    raw = _read_toml(path)
     base = path.resolve().parent
     root = Table(raw, "")
     job = root.table("job")
@@ -704,6 +690,25 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     if state_s == default_state and "state_path" not in overrides:
         _check_shared_state(cfg, base)
     return replace(cfg, **overrides) if overrides else cfg
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The job file's TOML; ConfigError says what and where (file, or file:line)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc.strerror}") from None
+    text = decode_text(data, str(path))
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # file:line, as every other refusal of a file says where (tomllib ends its message
+        # with "(at line N, column M)")
+        at = re.search(r"\(at line (\d+), column \d+\)$", str(exc))
+        where = f"{path}:{at.group(1)}" if at else str(path)
+        raise ConfigError(where, f"not valid TOML: {exc}") from None
 
 
 def _state_and_report(job: Table, own: str) -> tuple[str, str, str]:

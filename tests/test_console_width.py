@@ -242,7 +242,9 @@ def test_the_summary_says_why_each_failed_pair_failed() -> None:
     for k in range(FAILED_SAID + 2):
         p = PairStats(f"s{k}@contoso.example", f"nobody{k}@fabrikam.example")
         p.status, p.error_code = PairStatus.FAILED, "MailboxNotFound"
-        p.error = f"resolveMailbox: Resource 'nobody{k}@fabrikam.example' does not\nexist " + "x" * 400
+        p.error = (
+            f"resolveMailbox: Resource 'nobody{k}@fabrikam.example' does not\nexist " + "x" * 400
+        )
         stats.pairs[p.source] = p
     ok = PairStats("a@contoso.example", "a@fabrikam.example", status=PairStatus.DONE)
     stats.pairs[ok.source] = ok

@@ -15,8 +15,9 @@ import pytest
 
 from copyengine.pacing.pacer import MailboxPacer
 from copyengine.pacing.policy import PacerLimits
-from copyengine.pipeline.ready import BODY_OVERHEAD, ReadyItems
+from copyengine.pipeline.ready import ReadyItems
 from copyengine.pipeline.work import Exportable
+from tests.test_ready import _item as ready_item
 
 pytestmark = pytest.mark.anyio
 
@@ -26,22 +27,8 @@ def anyio_backend() -> str:
     return "asyncio"  # the engine's loop: the test counts its iterations
 
 
-class _Target:
-    id = "F"
-
-
-class _Folder:
-    target = _Target()
-
-
 def _item(name: str, nbytes: int = 1_000) -> Exportable:
-    e = Exportable.__new__(Exportable)
-    e.item = name  # type: ignore[assignment]
-    e.folder = _Folder()  # type: ignore[assignment]
-    e.data = b"x" * (nbytes - BODY_OVERHEAD - 1)
-    e.update = None
-    e.share = None
-    return e
+    return ready_item(name, nbytes)
 
 
 def _pacer() -> MailboxPacer:

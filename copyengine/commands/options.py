@@ -115,7 +115,9 @@ def one_kind_of_pass(retry_failed: bool, full: bool, cutover: bool) -> None:
     """``--retry-failed``, ``--full`` and ``--cutover`` are kinds of pass: one at most."""
     if sum((retry_failed, full, cutover)) > 1:
         # a bad command line (exit 2, as click's own), not a configuration error (3)
-        raise click.UsageError("--retry-failed, --full, --cutover: separate kinds of pass; give one")
+        raise click.UsageError(
+            "--retry-failed, --full, --cutover: separate kinds of pass; give one"
+        )
 
 
 def metrics_address(metrics: str | None) -> tuple[str, int] | None:

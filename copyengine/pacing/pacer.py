@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import anyio
 import structlog
@@ -32,8 +33,20 @@ from .trail import Trail
 
 CONCURRENCY_REASON = MAILBOX_CONCURRENCY
 MAX_WAIT_ROUNDS = 100_000
+T = TypeVar("T")
 
 log = structlog.get_logger("copyengine.pacer")
+
+
+def _listen(listeners: list[T], listener: T) -> Callable[[], None]:
+    """Add ``listener`` to ``listeners``; the call returned takes it out again (once)."""
+    listeners.append(listener)
+
+    def stop() -> None:
+        if listener in listeners:
+            listeners.remove(listener)
+
+    return stop
 
 
 class MailboxPacer:
@@ -80,32 +93,18 @@ class MailboxPacer:
         """Read ``backlog`` (the bytes a pair still has to upload here, those in flight
         included; None: not known yet) when the pacer shapes the upload window
         (``shape``); the call returned stops reading it."""
-        self._backlogs.append(backlog)
-
-        def stop() -> None:
-            if backlog in self._backlogs:
-                self._backlogs.remove(backlog)
-
-        return stop
+        return _listen(self._backlogs, backlog)
 
     def slot_open(self) -> bool:
         """Whether a body taken now would not wait for a slot: fewer requests in flight than
-        the concurrency in effect, or a budget (or a Retry-After) holds bodies back now, so
-        that it would wait on that first, in its turn (``Budgets.queue``: the bodies that
-        began to wait earlier go first, a body that waited long gets its room kept)."""
-        b = self.budgets
-        return b.inflight < b.slots() or self.account.waiting
+        the concurrency in effect, or a budget (or a Retry-After) holds bodies back anyway and
+        it would wait on that first, in its turn (``Budgets.queue``: earlier waiters first)."""
+        return self.budgets.inflight < self.budgets.slots() or self.account.waiting
 
     def on_free(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call ``wake`` whenever one of the slots may have come free (a request answered or
         given up, the concurrency in effect raised); the call returned stops it."""
-        self._on_free.append(wake)
-
-        def stop() -> None:
-            if wake in self._on_free:
-                self._on_free.remove(wake)
-
-        return stop
+        return _listen(self._on_free, wake)
 
     def _freed(self) -> None:
         for wake in self._on_free:

@@ -467,9 +467,7 @@ def _finish(
     own = None
     if report:
         try:
-            own = stats.report_own = write_report(
-                cfg.report_path, stats, cfg.keep_reports, render
-            )
+            own = stats.report_own = write_report(cfg.report_path, stats, cfg.keep_reports, render)
         except OSError as exc:
             stats.fatal = stats.fatal or (
                 f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"

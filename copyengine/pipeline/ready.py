@@ -208,6 +208,15 @@ class ReadyItems:
         READY.set(None if pressed else r.since)
         return r.e
 
+    def _take_largest(self, items: list[Ready]) -> int:
+        """The index of the largest item (the oldest of equals); the bound made exact."""
+        best, best_n = 0, items[0].nbytes
+        for i, r in enumerate(items):
+            if r.nbytes > best_n:
+                best, best_n = i, r.nbytes
+        self._largest = best_n  # the bound made exact again
+        return best
+
     def _oldest_beside_kept(self) -> int:
         """The oldest item but the smallest the pool holds beyond its ``capacity``: those
         are kept for the pair's tail (``DEEP``)."""
@@ -231,22 +240,12 @@ class ReadyItems:
             # the room and however long the oldest waited (nothing more comes to pass it:
             # the smallest are left for the tail; issue 26: taken oldest first once
             # overdue, the last mailbox's last bodies were 84-266 KB beside the writer)
-            best, best_n = 0, first.nbytes
-            for i, r in enumerate(items):
-                if r.nbytes > best_n:
-                    best, best_n = i, r.nbytes
-            self._largest = best_n  # the bound made exact again
-            return best
+            return self._take_largest(items)
         if in_order and self._grown >= self.capacity:
             # deepened by its capacity: the largest and the smallest in turn (``MIXED``)
             self._large_next = not self._large_next
             if self._large_next:
-                best, best_n = 0, first.nbytes
-                for i, r in enumerate(items):
-                    if r.nbytes > best_n:
-                        best, best_n = i, r.nbytes
-                self._largest = best_n  # the bound made exact again
-                return best
+                return self._take_largest(items)
             return min(range(len(items)), key=lambda i: items[i].nbytes)
         if in_order and len(items) > self.capacity:
             return self._oldest_beside_kept()
