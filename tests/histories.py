@@ -1048,6 +1048,9 @@ class Options:
     # its wall budget (seed 9737 mirror, a pass under a 429 storm crawling at a quarter of
     # [limits], ran past 600 s)
     limit_s: float | None = 300.0
+    # how long a churn during a pass lasts at most (``CHURN_MAX_S``); longer to see passes
+    # end under a long churn (``--churn-max-s``)
+    churn_max_s: float = 15.0
     # from an eleventh stream (``_eleventh``): the same source in a second pair (not with an
     # archive pair), that pair out of the job for some rounds; soft-deleted items restored; a
     # folder or the mailbox emptied and refilled; items changed as their export arrives
@@ -1117,8 +1120,8 @@ async def run_history(
 # mirror, two 7 MB bodies behind 154 MB uploaded). Histories check passes, not pacing.
 UNPACED = "upload_mb_per_window = 1000000"
 # a churn during a pass lasts this long at most (``Options.p_churn``): what it changed is
-# what the pass chases and the settling pass copies
-CHURN_MAX_S = 15.0
+# what the pass chases and the settling pass copies (``Options.churn_max_s``)
+CHURN_MAX_S = Options.churn_max_s
 
 
 def _twelfth(seed: int) -> random.Random:
@@ -1617,7 +1620,7 @@ async def _history(
                 churn pass 420 s, 2,243 items made, the history 540 s mirror and 875 s keep;
                 4.4 s and 53 s alone)."""
                 task_status.started()
-                await anyio.sleep(CHURN_MAX_S)
+                await anyio.sleep(opts.churn_max_s)
                 await stop_churn()
 
             try:
@@ -2536,8 +2539,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--limit-s", type=float, default=Options.limit_s, help="stop a history after this long"
     )
+    p.add_argument(
+        "--churn-max-s",
+        type=float,
+        default=Options.churn_max_s,
+        help="a churn during a pass lasts at most this long",
+    )
     a = p.parse_args(argv)
     opts = Options(
+        churn_max_s=a.churn_max_s,
         exclude=frozenset(x for x in a.exclude.split(",") if x),
         kill=not a.no_kill,
         churn=not a.no_churn,

@@ -2153,3 +2153,37 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
     h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH))
     assert any(" STORM " in o for o in h.ops), h.text()
     assert not h.timed_out and not h.failures(), h.text()
+
+
+# soak seed 13011 keep (main too): an item deleted (its copy kept, ``keep``), restored, then
+# deleted again during the pass that copied it back (a churn; here a reading again that a
+# departure elsewhere brings sees it leave): its departure kept the new copy (no other live
+# item of its key) and the old kept copy stayed too (its key back only as a departing item):
+# two kept copies of one item, and the sign-off said complete
+RESTORED_THEN_DELETED_IN_ONE_PASS = [
+    ("ops", [{"op": "delete", "id": "#/Sent Items", "hard": False}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "Back"}]),
+    ("ops", [{"op": "move", "id": "%deleted", "to": "@/Inbox/Back"}]),
+    ("ops", [{"op": "delete", "id": "#/Drafts", "hard": True}]),
+    (
+        "trigger",
+        {
+            "calls": ["itemDelta"],
+            "folder": "@/Inbox/Back",
+            "after": 2,
+            "ops": [{"op": "delete", "id": "#/Inbox/Back", "hard": False}],
+        },
+    ),
+    ("pass", "delta"),
+    ("pass", "delta"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_an_item_restored_then_deleted_in_one_pass_keeps_one_copy(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, RESTORED_THEN_DELETED_IN_ONE_PASS, tmp_path)
+    assert not h.failures(), h.text()
+    assert all(not wrong(p.counts) for p in h.passes if p.checked), h.text()

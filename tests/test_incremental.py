@@ -329,6 +329,75 @@ async def test_churn_during_a_pass_then_one_more_pass_is_exact(emu: Any, tmp_pat
     assert_same(emu.state, ADELE, T_ADELE)
 
 
+async def test_an_unrecorded_item_gone_again_brings_one_reading_not_every_one(
+    emu: Any, tmp_path: Path
+) -> None:
+    """An item made and moved on between two passes: its id leaves the inbox's round with
+    no record (a stray), which takes the folders read before it once more; that reading
+    again told the same id again (the folder's ``removed_ids`` kept the first round's), so
+    every reading took every folder once more: ``MAX_REREADS`` readings of the whole tree in
+    a pass with nothing changing (churn: the quiet pass after a churn pass 10.5 s, now 8.8)."""
+    from structlog.testing import capture_logs
+
+    from copyengine.pipeline.reread import MAX_REREADS
+
+    cfg = await _first(emu, tmp_path)
+    (made,) = await _ops(emu, ADELE, [{"op": "add", "folder": "inbox", "count": 1}])
+    await _ops(emu, ADELE, [{"op": "move", "id": made["ids"][0], "to": "archive"}])
+    with capture_logs() as logs:
+        stats = await run_job(cfg)
+    assert stats.exit_code() == ExitCode.OK
+    readings = [e for e in logs if e["event"] == "pass.reread"]
+    assert MAX_REREADS > 1 and len(readings) == 1, readings
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
+def test_readings_again_go_on_only_while_they_shrink() -> None:
+    from copyengine.pipeline.reread import CHASE_FLOOR, converging
+
+    assert converging([400])  # the first reading again follows the rounds whatever they were
+    assert converging([400, 120]) and converging([400, 120, 30]) and converging([0, 0])
+    assert not converging([120, 120]) and not converging([400, 120, 300])  # not catching up
+    assert not converging([0, CHASE_FLOOR])
+    # a few items (a move found; a delta = false listing again): cheap, go on as before
+    assert converging([0, 1]) and converging([3, 5, 0]) and converging([0, CHASE_FLOOR - 1])
+
+
+@pytest.mark.parametrize(
+    "emu_config", [base_config(limits={"latency_base": 0.03, "latency_jitter": 0.01})]
+)
+async def test_a_pass_under_a_churn_that_never_stops_ends_and_the_next_is_exact(
+    emu: Any, tmp_path: Path
+) -> None:
+    """Soak seed 10019 mirror: a churn pass at 20 changes a second went on for more than 13
+    minutes (load 2). Each reading again copied what changed during the one before; a churn
+    faster than the pass copies made each longer than the last (300 a second here: readings
+    of 3.0, 4.8, 7.8 s, then the import budget's window: not ended in 180 s). The readings
+    stop once one hands on no fewer items than the one before (``reread.converging``): what
+    changed after is the next pass's, and the next pass (quiet) makes the target exact."""
+    from structlog.testing import capture_logs
+
+    from copyengine.pipeline.reread import MAX_REREADS
+
+    cfg = await _first(emu, tmp_path)
+    r = await emu.src.control("PUT", "/churn", {"rate": 100, "mailboxes": [ADELE], "seed": 5})
+    assert r.status == 200, r.body
+    try:
+        await anyio.sleep(0.3)
+        with anyio.fail_after(120), capture_logs() as logs:
+            stats = await run_job(cfg)  # the churn never stops while it runs
+        assert stats.exit_code() == ExitCode.OK
+    finally:
+        stopped = await emu.src.control("DELETE", "/churn")
+    assert stopped.status == 200 and sum(stopped.body["applied"].values()) >= 50
+    readings = [e for e in logs if e["event"] == "pass.reread"]
+    put_off = [e for e in logs if e["event"] == "pass.reread_put_off"]
+    assert len(readings) < MAX_REREADS and put_off, (readings, put_off)
+    final = await run_job(cfg)
+    assert final.exit_code() == ExitCode.OK
+    assert_same(emu.state, ADELE, T_ADELE)
+
+
 async def test_cutover_signs_off_every_source_item(emu: Any, tmp_path: Path) -> None:
     cfg = await _first(emu, tmp_path, extra="")
     await _ops(

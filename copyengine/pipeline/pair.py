@@ -20,7 +20,7 @@ from .enumerate import DeltaListing, Enumerator, FullListing
 from .passes import MailboxPass
 from .produce import Producer
 from .remember import remember, remembered
-from .reread import Copied, reread
+from .reread import Copied, counted, reread
 from .settle import Settler
 from .spares import forget_unmapped
 from .stages import Stages
@@ -209,10 +209,11 @@ class PairRunner:
             else FullListing(ctx.src, side.source_id)
         )
         producer = Producer(ctx, side, folders, enumerator, unsettled, backlog)
-        await stages.run(producer.batches())
+        handed = [0]
+        await stages.run(counted(producer.batches(), handed))
         await Settler(ctx, side, stages, unsettled).settle()
         this.items_done()
-        return Copied(this, folders, side, stages, unsettled, backlog, enumerator)
+        return Copied(this, folders, side, stages, unsettled, backlog, enumerator, handed[0])
 
     def _watch(self, unsettled: Unsettled) -> None:
         """The items being copied now are ``unsettled``'s (handed on if the pair stops)."""

@@ -511,6 +511,10 @@ class MailboxPass:
         # one item that left more than once (moved, then moved again or deleted): one copy
         # stands for it, the others go first (a pass cut short after them leaves that one)
         second = second_copies((r for _, r in departing), by_key)
+        # a departing item whose copy is kept now stands for its key as a live one would: an
+        # older kept copy of that key goes (restored, then deleted again in the pass that
+        # copied it back: soak seed 13011 keep, two kept copies of one item)
+        kept_now: dict[bytes, list[ItemRecord]] = defaultdict(list)
         for job, r in sorted(departing, key=lambda one: one[1].source_id not in second):
             if r.target_id is None:
                 if r.status in SETTLED or r.status is Status.REMOVED or job.deferred:
@@ -523,8 +527,10 @@ class MailboxPass:
             with_folder = (
                 r.target_folder_id is not None and goes.get(r.folder_id) == r.target_folder_id
             )
-            await self._removal(job, r, others, forget, folder_goes=with_folder)
-        await self._drop_kept_moves(kept, by_key, forget)
+            fate = await self._removal(job, r, others, forget, folder_goes=with_folder)
+            if fate is Fate.KEEP and r.search_key and r.status in SETTLED:
+                kept_now[r.search_key].append(r)
+        await self._drop_kept_moves(kept, by_key, forget, kept_now)
 
     async def _dispose(
         self, jobs: list[FolderJob], gone_jobs: Gone, disposal: list[str], forget: list[str]
@@ -608,23 +614,24 @@ class MailboxPass:
         others: list[ItemRecord],
         forget: list[str],
         folder_goes: bool = False,
-    ) -> None:
-        """``folder_goes``: the copy's folder is deleted as a whole next (no per-item call)."""
+    ) -> Fate:
+        """``folder_goes``: the copy's folder is deleted as a whole next (no per-item call).
+        Its fate (``removal_fate``)."""
         fate = removal_fate(rec, others, self.deletions)
         if fate is Fate.DEFER:
             job.deferred = True
-            return
+            return fate
         if fate is Fate.KEEP:
             self.ctx.ledger.kept(job, rec)
-            return
+            return fate
         same_copy = any(o.target_id == rec.target_id for o in others)
         remove = rec.target_id and rec.target_folder_id and not same_copy and not folder_goes
         done = await self._delete_copy(job, rec, fate is Fate.MOVED, fate.value) if remove else True
         if done is False:
-            return
+            return fate
         if done is None and fate is Fate.DELETE and self.incremental:
             self.ctx.log.info("item.copy_not_found", item=rec.source_id)
-            return  # its record kept for the next full pass (``_look_later``)
+            return fate  # its record kept for the next full pass (``_look_later``)
         if not folder_goes:
             forget.append(rec.source_id)  # else with its folder (``_gone``)
         if fate is Fate.MOVED:
@@ -632,6 +639,7 @@ class MailboxPass:
             self.ctx.ledger.moved(job, rec, arrival[2] if arrival is not None else None)
         else:
             self.ctx.ledger.deleted(job)
+        return fate
 
     async def _look_later(
         self, folder_id: str, records: list[ItemRecord], path: str = ""
@@ -768,13 +776,17 @@ class MailboxPass:
         kept: list[tuple[FolderJob, ItemRecord]],
         by_key: dict[bytes, list[ItemRecord]],
         forget: list[str],
+        kept_now: dict[bytes, list[ItemRecord]],
     ) -> None:
         """A copy kept as deleted at the source (``keep``) whose search key is back at the
         source with a settled copy of its own was a move seen in two halves: the kept copy
-        goes (one copy per item, whatever the order the passes saw the move in)."""
+        goes (one copy per item, whatever the order the passes saw the move in). So does
+        one whose key came back with a settled copy that this pass kept in turn
+        (``kept_now``: its item deleted again): the newer kept copy stands for the item."""
         for job, r in kept:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
+            live += [o for o in kept_now.get(r.search_key, []) if o.source_id != r.source_id]
             if not live:
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)

@@ -241,6 +241,11 @@ class Producer:
         pending: list[Item] = []
         updates: dict[str, tuple[str, str]] = {}
         rows: set[str] = set()
+        # the ids told leaving by earlier rounds of this pass (``reread``: a reading again
+        # adds to the same set): a stray is an id this round saw leave (was: the whole set,
+        # so that one unknown id that left in the first round made every reading again
+        # take every folder once more, ``MAX_REREADS`` readings in a quiet pass after churn)
+        left_before = set(job.removed_ids)
 
         def take(item: Item, record: ItemRecord | None) -> None:
             change = classify_row(item, record)
@@ -300,7 +305,7 @@ class Producer:
         gone = (records.get(i) for i in departed)
         job.removed = [r for r in gone if r is not None and _departed(r)]
         _seen_leaving(job)
-        if job.complete and not job.removed_ids <= records.keys():
+        if job.complete and not job.removed_ids - left_before <= records.keys():
             # an id nobody recorded left: an item new since the last pass, moved on during
             # it (maybe into a folder read before: ``reread``), or created and deleted
             job.stray_at = job.round_ended

@@ -11,9 +11,11 @@ would be deletions (``plan.unexplained``) make the folders whose round began bef
 were seen read again from the links that closed their rounds (``plan.to_reread``: cheap,
 one delta request per folder when nothing changed). An arrival found then is copied like
 any, and the departure becomes a move. A departure seen in a round read again (a move
-during this reading) brings another reading, at most ``MAX_REREADS``; one that is still
-unexplained after that is put off to the next pass (its folder keeps its old link), never
-taken for a deletion.
+during this reading) brings another reading, at most ``MAX_REREADS``, and only while each
+reading hands on fewer items than the rounds or reading before it, or only a few
+(``converging``: a source changing at least as fast as the pass copies would make each
+reading as long as the last or longer); one that is still unexplained after that is put
+off to the next pass (its folder keeps its old link), never taken for a deletion.
 
 An item with no record (new since the last pass) that moves during the pass leaves no
 departure to explain, yet it may have gone into a folder whose round had begun: its own
@@ -60,9 +62,26 @@ from .produce import Producer
 from .settle import Settler
 from .stages import Stages
 from .unsettled import Unsettled
-from .work import FolderJob
+from .work import Exportable, FolderJob
 
 MAX_REREADS = 3  # readings again per pass; a departure still unexplained waits a pass
+CHASE_FLOOR = 25  # items a reading again hands on below which it is not said to chase churn
+
+
+def converging(handed: list[int]) -> bool:
+    """Whether one more reading again may follow the readings so far, given how many items
+    each handed on to be copied (oldest first): while the source keeps changing, a reading
+    copies what changed during the one before (the first, what changed during the pass's
+    rounds), so a reading that handed on no fewer items than the rounds or reading before
+    it (and some) is not catching up: the source changes at least as
+    fast as the pass copies, and each further reading would be as long or longer (soak seed
+    10019 mirror: a churn pass at 20 changes a second more than 13 minutes under load; at
+    300 a second, each reading half as long again as the one before, the third held by the
+    import budget's window). Its departures are put off to the next pass instead, as after
+    ``MAX_REREADS`` readings. One that handed on fewer than ``CHASE_FLOOR`` is cheap
+    whatever the trend (a move found in a reading: the readings after it go on as before).
+    Pure."""
+    return len(handed) < 2 or handed[-1] < max(handed[-2], CHASE_FLOOR)
 
 
 @dataclass
@@ -76,6 +95,7 @@ class Copied:
     unsettled: Unsettled
     backlog: Backlog
     enumerator: Enumerator
+    handed: int = 0  # items its rounds handed on to be copied (``converging``)
 
 
 async def _unexplained(
@@ -240,6 +260,8 @@ async def reread(
     whose items are being copied (the pair hands them on if it stops)."""
     jobs = [job for c in done for job in c.folders]
     late: set[str] = set()  # folders skipped (counted empty at the walk) read in this reading
+    # items the pass's rounds, then each reading again, handed on (``converging``)
+    handed: list[int] = [sum(c.handed for c in done)]
     for n in range(MAX_REREADS + 1):
         if ctx.stop.draining:
             return
@@ -276,25 +298,29 @@ async def reread(
             again |= await _changed_since_listed(ctx, done) & {sid for sid, _, ok in rounds if ok}
         if not again:
             return
-        if n == MAX_REREADS:
+        if n == MAX_REREADS or not converging(handed):
+            if n < MAX_REREADS:
+                ctx.log.info("pass.reread_put_off", handed=handed, departures=len(gone))
             _put_off(ctx, gone, rounds)
             return
         ctx.log.info("pass.reread", folders=len(again), departures=len(gone), round=n + 1)
         late = {job.source_id for job in jobs if job.skipped and job.source_id in again}
         keys = None if ctx.sync.delta else {r.search_key for _, r in gone if r.search_key}
+        handed.append(0)
         for c in done:
             mine = [job for job in c.folders if job.source_id in again]
             if mine:
                 if watch is not None:
                     watch(c.unsettled)
-                await _read_again(ctx, c, mine, keys)
+                handed[-1] += await _read_again(ctx, c, mine, keys)
 
 
 async def _read_again(
     ctx: PairContext, c: Copied, jobs: list[FolderJob], keys: set[bytes] | None = None
-) -> None:
+) -> int:
     """One more round of each of ``jobs``, from the link that closed its last one: its
     changes copied and settled like the first round's; its departures join the first's.
+    How many items it handed on to be copied.
     ``keys`` (``delta = false``): each folder listed again in full instead, only the items
     of those search keys handed on, as a round's new rows are (``Relisting``)."""
     before: dict[str, list[ItemRecord]] = {}
@@ -317,8 +343,9 @@ async def _read_again(
     ledger.track_arrivals = True
     enumerator = c.enumerator if keys is None else Relisting(ctx.src, c.side.source_id, keys)
     producer = Producer(ctx, c.side, jobs, enumerator, c.unsettled, c.backlog, retake=False)
+    handed = [0]
     try:
-        await c.stages.run(producer.batches())
+        await c.stages.run(counted(producer.batches(), handed))
     finally:
         if keys is not None:
             for job in jobs:
@@ -338,6 +365,16 @@ async def _read_again(
             for r in before[job.source_id]
             if r.source_id not in now and (back is None or r.source_id not in back)
         ]
+    return handed[0]
+
+
+async def counted(
+    batches: AsyncIterator[list[Exportable]], n: list[int]
+) -> AsyncIterator[list[Exportable]]:
+    """``batches`` as they come, their items counted into ``n[0]``."""
+    async for batch in batches:
+        n[0] += len(batch)
+        yield batch
 
 
 def _put_off(
