@@ -645,6 +645,30 @@ def test_sliding_window_keeps_few_entries_and_never_expires_early() -> None:
             assert want - 1e-9 <= got <= want + width / SlidingWindow.BUCKETS + 1e-9
 
 
+def test_sliding_window_since_sums_what_went_after_the_start() -> None:
+    """``since`` (found by bisection, summed from the nearer end) gives what the entries
+    after ``start`` hold, for starts before, inside, on and after them, while sends are
+    bucketed, expired and taken back."""
+    import random
+
+    rng = random.Random(11)
+    w = SlidingWindow(limit=10**9, width=60.0)
+    t = 0.0
+    for step in range(3_000):
+        t += rng.expovariate(20.0)
+        if rng.random() < 0.05:
+            w.forget(t, rng.randint(1, 3_000))
+        else:
+            w.record(t, rng.randint(1, 2_000), rng.choice((None, 0.01, 1.0)))
+        ev = list(w.events())
+        assert w.total == sum(a for _, a, _ in ev)
+        starts = [t - 61.0, t - rng.uniform(0.0, 60.0), t, t + 1.0]
+        if ev:
+            starts.append(ev[rng.randrange(len(ev))][0])  # on an entry's own time
+        for start in starts:
+            assert w.since(start) == sum(a for s, a, _ in ev if s > start), (step, start)
+
+
 @pytest.mark.anyio
 async def test_a_request_in_flight_holds_its_budget_until_answered() -> None:
     """The service counts a request when it arrives, after we send it: its budget is held

@@ -7,9 +7,12 @@ with a fake clock.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
+from itertools import islice
+from operator import itemgetter
 
 from ..errors import Cause as Cause  # re-exported: the policy budgets per cause
 
@@ -74,6 +77,9 @@ class PacerLimits:
     max_retry_after: float = 300.0
 
 
+_sent_at = itemgetter(0)
+
+
 class SlidingWindow:
     """Amounts sent over a sliding window: how long until ``amount`` more fits.
 
@@ -130,8 +136,22 @@ class SlidingWindow:
         return self._events[-1][0] if self._events else None
 
     def since(self, start: float) -> int:
-        """The amount counted as sent after ``start``."""
-        return sum(a for t, a, _ in self._events if t > start)
+        """The amount counted as sent after ``start``.
+
+        The times never decrease (``record`` counts at ``now``, ``expire`` drops the oldest),
+        so the amounts after ``start`` are the window's last entries: found by bisection and
+        summed from the nearer end (the pacer asks this per request, mostly for the whole
+        window, where it walked up to ``BUCKETS`` entries each time)."""
+        ev = self._events
+        if not ev or ev[0][0] > start:
+            return self.total
+        n = len(ev)
+        i = bisect_right(ev, start, key=_sent_at)
+        if i == n:
+            return 0
+        if i <= n - i:
+            return self.total - sum(a for _, a, _ in islice(ev, i))
+        return sum(a for _, a, _ in islice(reversed(ev), n - i))
 
     def recent_delay(self, now: float, width: float, amount: int, held: int, cap: float) -> float:
         """``window_wait`` over the last ``width`` seconds only (shorter than the window):
