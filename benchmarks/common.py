@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import platform
+import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,6 +24,13 @@ RECORD_HELP = (
 def stamp(t_start: float) -> dict[str, Any]:
     """When a result's run started (UTC) and on what machine: every result carries both."""
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t_start)), "machine": machine()}
+
+
+def python_build() -> str:
+    """The optimisations the interpreter's configure arguments name, or that none is named."""
+    args = str(sysconfig.get_config_var("CONFIG_ARGS") or "")
+    named = [n for f, n in (("--enable-optimizations", "PGO"), ("--with-lto", "LTO")) if f in args]
+    return "+".join(named) if named else "no PGO/LTO named in its configure arguments"
 
 
 def machine() -> dict[str, Any]:
@@ -45,6 +54,12 @@ def machine() -> dict[str, Any]:
         "cores": os.cpu_count(),
         "memory_gib": round(mem / 2**30, 1),
         "python": platform.python_version(),
+        # where the interpreter came from and what its build says of its optimisations: the
+        # engine is mostly interpreter time, a build without PGO/LTO costs it ~1.4x where it
+        # costs `minimal` (memory copies, orjson) little (issue 26, cpu9); Debian's build
+        # has them without saying so in its configure arguments
+        "python_prefix": sys.base_prefix,
+        "python_build": python_build(),
         "aiohttp": aiohttp.__version__,
         "platform": platform.platform(),
     }
