@@ -27,6 +27,7 @@ CopyEngineError
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 
 class Cause(Enum):
@@ -93,6 +94,17 @@ class ServiceError(CopyEngineError):
         self.request_id = request_id
         self.client_request_id = client_request_id
         self.call = call
+
+    def facts(self) -> dict[str, Any]:
+        """What identifies the answer (status, code, request ids, call): kept by an error
+        raised in its place with a message that says more."""
+        return {
+            "status": self.status,
+            "code": self.code,
+            "request_id": self.request_id,
+            "client_request_id": self.client_request_id,
+            "call": self.call,
+        }
 
     def __str__(self) -> str:
         parts = [self.message]

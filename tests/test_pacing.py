@@ -736,29 +736,34 @@ def test_a_few_lookups_sent_as_they_came_say_nothing_of_a_ceiling(
     assert acct.limit_share() == (None if share is None else pytest.approx(share))
 
 
-def _three_bodies(late: float) -> float:
-    """A budget of 1000 bytes in 10 s, three bodies of 600 ready at 0 s, each answered
-    after 0.1 s: no two fit one window, so whatever the order the second goes when the
-    first leaves the window (a window after its answer: 10.1 s) and the third at 20.2 s;
-    each sent ``late`` after that."""
+def _bodies(sends: list[float], duration: float) -> float:
+    """The share of a mailbox with a budget of 1000 bytes in 10 s that sent a body of 600
+    (all ready at 0 s) at each of ``sends``, each answered after ``duration``."""
     clock = FakeClock(0.0)
     acct = MailboxAccount(
         Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4),
         Activity(SlidingWindow(1000, 10.0), 1000, 10.0, slots=4),
         clock,
     )
-    for _ in range(3):
+    for _ in sends:
         acct.enter(0.0, 600)
-    for k in range(3):
-        at = clock.now = k * (10.1 + late)
+    for at in sends:
+        clock.now = at
         acct.sent(at, 600)
-        clock.now = at + 0.1
-        acct.answered(0.1, 600)
+        clock.now = at + duration
+        acct.answered(duration, 600)
         acct.succeeded()
-        acct.leave(at + 0.1, 600)
+        acct.leave(at + duration, 600)
     share = acct.ceiling_share()
     assert share is not None
     return share
+
+
+def _three_bodies(late: float) -> float:
+    """Three bodies of 600 answered after 0.1 s: no two fit one window, so whatever the
+    order the second goes when the first leaves the window (a window after its answer:
+    10.1 s) and the third at 20.2 s; each sent ``late`` after that."""
+    return _bodies([k * (10.1 + late) for k in range(3)], 0.1)
 
 
 def test_bodies_sent_the_moment_the_window_has_room_for_them_are_at_the_ceiling() -> None:
@@ -776,22 +781,7 @@ def test_the_fastest_client_gives_a_bodys_room_back_a_window_after_its_answer() 
     window after the answer: two bodies of 0.6 of the budget, the second sent the moment
     the first's answer (after 2 s) has left the window, are at the ceiling (83% when the
     schedule counted each from its send: 10 s against 12 s)."""
-    clock = FakeClock(0.0)
-    acct = MailboxAccount(
-        Activity(SlidingWindow(10**6, 10.0), 10**6, 10.0, slots=4),
-        Activity(SlidingWindow(1000, 10.0), 1000, 10.0, slots=4),
-        clock,
-    )
-    for _ in range(2):
-        acct.enter(0.0, 600)
-    for at in (0.0, 12.0):
-        clock.now = at
-        acct.sent(at, 600)
-        clock.now = at + 2.0
-        acct.answered(2.0, 600)
-        acct.succeeded()
-        acct.leave(at + 2.0, 600)
-    assert acct.ceiling_share() == pytest.approx(1.0)
+    assert _bodies([0.0, 12.0], 2.0) == pytest.approx(1.0)
 
 
 def test_the_schedules_window_keeps_at_most_a_bucket_per_grain() -> None:

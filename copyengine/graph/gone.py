@@ -38,10 +38,6 @@ async def unless_gone(
                 raise ServiceError(
                     f"folder {folder_id} is there (getFolder) but {listing} answered 404 "
                     f"{tries} times",
-                    status=exc.status,
-                    code=exc.code,
-                    request_id=exc.request_id,
-                    client_request_id=exc.client_request_id,
-                    call=exc.call,
+                    **exc.facts(),
                 ) from exc
     raise AssertionError("unreachable")

@@ -102,11 +102,7 @@ async def resolved(api: MailboxApi, pair: Pair, side: str) -> MailboxRef:
         raise MailboxNotFound(
             f"the {side} mailbox {upn}{at} {why}: check the pairs file's address; "
             "`copyengine doctor` names every such mailbox before a run",
-            status=exc.status,
-            code=exc.code,
-            request_id=exc.request_id,
-            client_request_id=exc.client_request_id,
-            call=exc.call,
+            **exc.facts(),
         ) from None
 
 
