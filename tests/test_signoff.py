@@ -111,6 +111,26 @@ CASES: list[tuple[str, Any, Any, Any, str, dict[str, int]]] = [
      [dst(it("t1", A, "t1"), it("t2", B))],
      {"s1": rec("s1", "t1"), "g": rec("g", "t2", status=Status.REMOVED)}, "keep",
      {"extra": 1, "kept": 1}),
+    ("keep: two kept copies of one deleted item, each recorded for a source id of its own "
+     "(restored under a new id, then deleted again): one kept, one a second copy",
+     [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", B), it("t3", B))],
+     {"s1": rec("s1", "t1"), "g1": rec("g1", "t2", status=Status.REMOVED, key=B),
+      "g2": rec("g2", "t3", status=Status.REMOVED, key=B)}, "keep",
+     {"extra": 1, "kept": 1, "duplicated": 1}),
+    ("keep: a second copy nobody recorded beside a kept one whose other record's copy went",
+     [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t3", B), it("t4", B))],
+     {"s1": rec("s1", "t1"), "g2": rec("g2", "t3", status=Status.REMOVED, key=B),
+      "g1": rec("g1", "t2", status=Status.REMOVED, key=B)}, "keep",
+     {"extra": 1, "kept": 1, "duplicated": 1}),
+    ("keep: kept copies of two items deleted at the source are both kept",
+     [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", B), it("t3", C))],
+     {"s1": rec("s1", "t1"), "g1": rec("g1", "t2", status=Status.REMOVED, key=B),
+      "g2": rec("g2", "t3", status=Status.REMOVED, key=C)}, "keep", {"extra": 2, "kept": 2}),
+    ("mirror: two copies of one deleted item, each recorded, are both pending",
+     [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", B), it("t3", B))],
+     {"s1": rec("s1", "t1"), "g1": rec("g1", "t2", status=Status.REMOVED, key=B),
+      "g2": rec("g2", "t3", status=Status.REMOVED, key=B)}, "mirror",
+     {"extra": 2, "pending": 2}),
     ("keep: an item nobody copied is extra, not kept", [src(it("s1", A))],
      [dst(it("t1", A, "t1"), it("t2", B))], {"s1": rec("s1", "t1")}, "keep", {"extra": 1}),
     ("keep: copies in a folder whose source was deleted are kept", [src(it("s1", A))],
@@ -426,3 +446,65 @@ async def test_an_item_changed_between_its_listing_and_its_export_is_recorded_as
     (p,) = so["pairs"]
     assert p["stale"] == 0, p["stale_items"]
     assert so["complete"], p
+
+
+@pytest.mark.anyio
+async def test_keep_two_kept_copies_of_one_soft_deleted_item_are_a_second_copy(
+    emu: Any, tmp_path: Path
+) -> None:
+    """Soak seed 13011 keep (churn2; the engine fixed in ``passes``): an item soft-deleted
+    (its copy kept), restored by its owner (so under a new id, the same search key), copied
+    again, then deleted again, its new copy kept too: two kept copies of one item, each
+    recorded for a source id of its own. The sign-off said complete; it names the second
+    copy (what the oracle finds), and keeps two different items' kept copies apart."""
+    from copyengine.state import Intent, Outcome
+    from copyengine.wiring import store as job_store
+    from tests.histories import named, oracle, signoff_findings
+
+    cfg = load_job(write_job(tmp_path, emu.ep, [(ADELE, T_ADELE)]))  # deletions = keep
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    box, tbox = emu.state.require_mailbox(ADELE), emu.state.require_mailbox(T_ADELE)
+    item, other = list(box.well_known["inbox"].live_items())[:2]
+    key = item.content.search_key
+    await _ops(emu, ADELE, [{"op": "delete", "id": i.id} for i in (item, other)])
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    so = await take_sign_off(cfg)
+    (p,) = so["pairs"]
+    assert so["complete"] and p["kept"] == 2 and p["duplicated"] == 0, p  # two items, two kept
+    (first,) = [i for i in tbox.items.values() if i.content.search_key == key]
+
+    # restored (moved out of Recoverable Items: a new id), copied again, deleted again: the
+    # state as the engine left it before 8d9a597, made directly (the copy and its record)
+    (gone,) = [i for i in box.items.values() if i.content.search_key == key]
+    (moved,) = await _ops(emu, ADELE, [{"op": "move", "id": gone.id, "to": "inbox"}])
+    back = moved["newId"]
+    again = tbox.add_item(first.folder, first.content)
+    await _ops(emu, ADELE, [{"op": "delete", "id": back}])
+    pair = cfg.pairs[0].key
+    state = job_store(cfg)
+    await state.open()
+    try:
+        recs = await state.items_by_keys(pair, [key])
+        (old,) = [r for r in recs if r.target_id == first.id]
+        assert old.status is Status.REMOVED  # the first kept copy's record
+        intent = Intent(back, old.folder_id, key, 10, old.target_folder_id or "")
+        await state.record_intents(pair, [intent])
+        state.record_outcome(pair, Outcome(back, Status.DONE, again.id, again.change_key))
+        state.record_outcome(pair, Outcome(back, Status.REMOVED, again.id))
+        await state.flush()
+    finally:
+        await state.close()
+
+    so = await take_sign_off(cfg)
+    (p,) = so["pairs"]
+    counts = oracle(box.snapshot(), tbox.snapshot(), "keep")
+    assert counts["duplicated"] == 1, counts
+    assert not so["complete"] and not p["complete"], p
+    assert p["duplicated"] == 1 and p["kept"] == 2 and p["unaccounted"] == 0, p
+    (row,) = p["duplicated_items"]
+    assert row["id"] in (first.id, again.id) and row["source_id"] in (item.id, back)
+    assert row["folder"] == "/Inbox"
+    assert p["said"] == "not complete: 1 second copy"
+    assert signoff_findings(False, named(so), counts) == []
+    (pc,) = await verify_job(cfg)
+    assert not pc.ok and pc.as_dict()["duplicated"] == 1

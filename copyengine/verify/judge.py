@@ -370,6 +370,7 @@ def _judge_unclaimed(
     selected_keys = {it.search_key for _, it in wanted if it.search_key is not None}
     gone_ids, gone_keys = _gone(records, {it.id for _, it in wanted})
     present = {it.id for tf in target for it in tf.items}
+    stands = _standing(target, region, selected_keys, gone_ids) if deletions == "keep" else {}
     kept_in: Counter[str] = Counter()
     for tf in target:
         fc_here = folders.by_target.get(tf.id)
@@ -386,9 +387,17 @@ def _judge_unclaimed(
                 and gone.target_id is not None
                 and gone.target_id in present
             )
-            if second or (it.search_key is not None and it.search_key in selected_keys):
+            # under keep, of the copies of one item gone from the source (one search key),
+            # all but the one that stands for it (``_standing``), each kept copy recorded for
+            # a source id of its own included (soak seed 13011 keep: two kept, complete)
+            spare = it.search_key is not None and stands.get(it.search_key, it.id) != it.id
+            if second or spare or (it.search_key is not None and it.search_key in selected_keys):
                 if second and gone is not None:
                     owner: str | None = gone.source_id
+                elif spare:
+                    assert it.search_key is not None
+                    one = gone_ids.get(stands[it.search_key]) or gone_keys.get(it.search_key)
+                    owner = one.source_id if one is not None else None
                 else:
                     assert it.search_key is not None
                     owners = (region.claimed.get(t) for t in region.by_key[it.search_key])
@@ -416,6 +425,30 @@ def _judge_unclaimed(
                 if fc_here is not None:
                     fc_here.kept.append(it.id)
     return kept_in
+
+
+def _standing(
+    target: Sequence[TargetFolder],
+    region: _Region,
+    selected_keys: set[bytes],
+    gone_ids: Mapping[str, ItemRecord],
+) -> dict[bytes, str]:
+    """Under ``keep``, the copy that stands for each item gone from the source, by search
+    key (what identifies the item, as in the matching; a move or a restore at the source
+    keeps it, under a new id): of the copies of the key that no selected item claimed, the
+    first one the state recorded as a copy of an item gone, else the first listed. The
+    others are second copies, also when the state recorded each one for a source id of its
+    own (the item restored, then deleted again: two records of one item; soak seed 13011
+    keep, two kept copies of one soft-deleted item signed off complete)."""
+    out: dict[bytes, str] = {}
+    for tf in target:
+        for it in tf.items:
+            key = it.search_key
+            if key is None or key in selected_keys or it.id in region.claimed:
+                continue
+            if key not in out or (it.id in gone_ids and out[key] not in gone_ids):
+                out[key] = it.id
+    return out
 
 
 def _leftover_folders(
