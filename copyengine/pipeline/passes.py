@@ -822,9 +822,14 @@ class MailboxPass:
                 may_go.update(await self.rehome.sort(fid, some))
             items = [(fid, it) for fid, _, some in held for it in some]
             keys = [it.search_key for _, it in items if it.search_key and it.id not in may_go]
+            # a recorded copy elsewhere: a live item's, or (``keep``) a kept copy of an item
+            # deleted at the source, which stands for it as a live one's would (a moved
+            # folder's items re-homed by a pass killed before its sweep, then the folder
+            # deleted at the source: soak seed 13011 keep, two kept copies of one item)
             live: dict[bytes, set[str]] = defaultdict(set)
             for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
-                if r.search_key and r.status in SETTLED and r.target_id:
+                recorded = r.status in SETTLED or r.status is Status.REMOVED
+                if r.search_key and recorded and r.target_id:
                     live[r.search_key].add(r.target_id)
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
