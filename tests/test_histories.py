@@ -2187,3 +2187,33 @@ async def test_an_item_restored_then_deleted_in_one_pass_keeps_one_copy(
     h = await replay(deletions, RESTORED_THEN_DELETED_IN_ONE_PASS, tmp_path)
     assert not h.failures(), h.text()
     assert all(not wrong(p.counts) for p in h.passes if p.checked), h.text()
+
+
+# soak seed 13011 keep (the twin pair, r5): a folder moved at the source (its copy is a new
+# target folder, its items re-homed, the old copy swept once they are), the pass killed after
+# it re-homed some items and removed some old copies, then the folder deleted at the source:
+# the next pass kept the re-homed copies (their records, ``REMOVED``) and its sweep of the old
+# target folder counted only live items' copies as copies elsewhere, so the old copies not yet
+# removed stayed beside the kept ones: two copies of each, and the cutover's repair (a full
+# listing, which lists no retired folder) kept them too. A kept copy is a copy elsewhere.
+MOVED_FOLDER_KILLED_MID_SWEEP_THEN_DELETED: list[Any] = [
+    ("ops", [{"op": "add", "folder": "@/Inbox/Receipts", "count": 4}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Receipts", "to": "@/Archive"}]),
+    ("kill", "deleteItem", {"kind": "slow", "calls": ["deleteItem"], "delay": 8.0, "count": 50}),
+    ("ops", [{"op": "deleteFolder", "id": "@/Archive/Receipts"}]),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_moved_folder_killed_mid_sweep_then_deleted_keeps_one_copy(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, MOVED_FOLDER_KILLED_MID_SWEEP_THEN_DELETED, tmp_path)
+    killed = [p for p in h.passes if p.kind == "killed"]
+    assert killed and "SIGKILL" in killed[0].note, h.text()
+    assert not h.failures(), h.text()
+    assert all(not wrong(p.counts) for p in h.passes if p.checked), h.text()
+    assert h.passes[-1].signoff_complete, h.text()

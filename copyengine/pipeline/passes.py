@@ -809,10 +809,11 @@ class MailboxPass:
     async def _sweep_old(self, folder_id: str, record_id: str, path: str) -> bool:
         """An old target folder of ours (a moved folder's old copy, or a folder kept for its
         copies): remove the items whose search key has a settled copy elsewhere (their item
-        lives on in another folder), then the folder itself once it holds nothing. What is
-        left (copies kept as deleted at the source, items nobody copied) stays, and so does
-        the folder, retired: every later pass looks at it again. Never deleted while it holds
-        anything, whatever the policy (``keep`` then ``mirror`` keeps what ``keep`` kept)."""
+        lives on in another folder) or, no record naming them, a kept one elsewhere, then the
+        folder itself once it holds nothing. What is left (copies kept as deleted at the
+        source, items nobody copied) stays, and so does the folder, retired: every later pass
+        looks at it again. Never deleted while it holds anything, whatever the policy
+        (``keep`` then ``mirror`` keeps what ``keep`` kept)."""
         left = 0
         try:
             held = await self._held(folder_id)  # its own items and its subfolders'
@@ -822,14 +823,28 @@ class MailboxPass:
                 may_go.update(await self.rehome.sort(fid, some))
             items = [(fid, it) for fid, _, some in held for it in some]
             keys = [it.search_key for _, it in items if it.search_key and it.id not in may_go]
+            # a recorded copy elsewhere: a live item's; or, for a copy no record names, a
+            # kept one (``keep``: an item deleted at the source), which stands for its item as
+            # a live one's would (a moved folder's items re-homed by a pass killed before its
+            # sweep, then the folder deleted at the source: soak seed 13011 keep, the old
+            # copies left beside the kept ones). Two kept copies that records name both stay
+            # (each sweep would take the other for the copy elsewhere: none left).
             live: dict[bytes, set[str]] = defaultdict(set)
+            kept_copies: dict[bytes, set[str]] = defaultdict(set)
+            named: set[str] = set()  # the copies some record of these keys names
             for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
-                if r.search_key and r.status in SETTLED and r.target_id:
+                if r.target_id:
+                    named.add(r.target_id)
+                if r.search_key and r.target_id and r.status in SETTLED:
                     live[r.search_key].add(r.target_id)
+                elif r.search_key and r.target_id and r.status is Status.REMOVED:
+                    kept_copies[r.search_key].add(r.target_id)
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
             for fid, it in items:
-                copies = live.get(it.search_key, set()) if it.search_key else set()
+                copies = set(live.get(it.search_key, ())) if it.search_key else set()
+                if it.search_key and it.id not in named:
+                    copies |= kept_copies.get(it.search_key, set())
                 if may_go.get(it.id, bool(copies - {it.id})):
                     await self.dst.delete_item(self.dst_id, fid, it.id, hard=True)
                 else:
