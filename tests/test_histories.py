@@ -2155,6 +2155,22 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
     assert not h.timed_out and not h.failures(), h.text()
 
 
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="soak seed 14219 keep (every stream; 3 of 4 runs under load on main, 4 of 4 on the "
+    "session base c3a6c25): an item soft-deleted (its copy kept, keep) and restored into "
+    "another folder in the round whose pass is SIGKILLed: the re-run and the delta pass "
+    "after it leave its kept copy beside the new one (duplicated, misplaced; the sign-off "
+    "names it, not complete); the cutover's full pass repairs it. Not fixed yet",
+    strict=False,
+)
+async def test_history_14219_keep_a_restored_item_beside_its_kept_copy_after_a_kill(
+    tmp_path: Path,
+) -> None:
+    h = await run_history(14219, "keep", tmp_path, Options(limit_s=240.0))
+    assert h.error is None and not h.failures(), h.text()
+
+
 # soak seed 13011 keep (main too): an item deleted (its copy kept, ``keep``), restored, then
 # deleted again during the pass that copied it back (a churn; here a reading again that a
 # departure elsewhere brings sees it leave): its departure kept the new copy (no other live
