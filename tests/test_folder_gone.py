@@ -570,6 +570,9 @@ class Records:
     async def items_by_keys(self, key: str, keys: list[bytes]) -> list[Any]:
         return [r for r in self.records if r.search_key in keys]
 
+    async def kept_beside_live(self, key: str) -> list[bytes]:
+        return []
+
     def record_outcome(self, key: str, outcome: Any) -> None:
         pass
 

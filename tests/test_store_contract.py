@@ -564,6 +564,38 @@ async def test_records_are_found_by_search_key_and_by_status_across_folders(
         assert await st.items_by_keys(P, many) == []
 
 
+async def test_kept_copies_beside_a_settled_copy_of_their_key_are_found(make: Factory) -> None:
+    """``kept_beside_live`` (every pass): the keys of kept copies (REMOVED, with a copy) that
+    another record of the key names as settled; not a kept copy alone, nor one whose key's
+    other record is unsettled, nor another pair's. Read through the partial index of kept
+    rows on SQLite, whose literal is ``Status.REMOVED``."""
+    async with make() as st:
+        keys = {"s1": b"k1", "s2": b"k2", "s3": b"k3", "s4": b"k1", "s5": b"k2"}
+        intents = [Intent(sid, "F1", k, 1, "T1") for sid, k in keys.items()]
+        await st.record_intents(P, intents)
+        await st.record_intents("other", [Intent("x3", "F1", b"k3", 1, "T1")])
+        for sid in ("s1", "s2", "s3"):
+            st.record_outcome(P, Outcome(sid, Status.DONE, "t" + sid))
+        await st.flush()
+        for sid in ("s1", "s2", "s3"):  # deleted at the source, the copy kept
+            st.record_outcome(P, Outcome(sid, Status.REMOVED, "t" + sid))
+        st.record_outcome(P, Outcome("s4", Status.DONE, "t4"))  # k1 back, settled
+        st.record_outcome(P, Outcome("s5", Status.UNKNOWN, error="lost"))  # k2: not settled
+        st.record_outcome("other", Outcome("x3", Status.DONE, "tx3"))  # k3: another pair's
+        await st.flush()
+        assert await st.kept_beside_live(P) == [b"k1"]
+        assert await st.kept_beside_live("other") == []
+    assert int(Status.REMOVED) == 8  # the partial indexes' literal (sqlite.py, postgres.py)
+    if isinstance(st, SQLiteStore):
+        db = sqlite3.connect(st.path)
+        plan = db.execute(
+            "EXPLAIN QUERY PLAN SELECT search_key FROM items WHERE pair = ? AND status = 8",
+            (P,),
+        ).fetchall()
+        db.close()
+        assert any("items_kept" in str(row) for row in plan), plan
+
+
 async def test_lost_copies_are_noted_found_by_search_key_and_forgotten(make: Factory) -> None:
     # an update that met its copy gone made a new one: the old copy (moved by the target's
     # user?) is noted by search key, for a full pass to find once the item's record is gone

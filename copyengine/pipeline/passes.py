@@ -444,6 +444,10 @@ class MailboxPass:
         # keys that arrived here, or in the pair's other mailbox (an item the archive policy
         # moved from the primary mailbox into the archive is a move, not a deletion)
         arrived = [*self.arrived, *elsewhere]
+        # and keys whose kept copy a pass that ended early left beside a settled copy of the
+        # item come back (soak seed 14219 keep: restored, copied again by a pass killed before
+        # its end; or the kept copy's removal failed): whatever stopped it, this pass drops it
+        arrived += await self.ctx.store.kept_beside_live(self.ctx.key)
         if departing or arrived:
             await self._departures(jobs, gone, departing, arrived, goes, forget)
         clean = await self._dispose(jobs, gone_jobs, disposal, forget)

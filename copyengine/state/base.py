@@ -116,6 +116,15 @@ class Store(Protocol):
         ...
 
     async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]: ...
+    async def kept_beside_live(self, pair: str) -> list[bytes]:
+        """The search keys of the pair's kept copies (``REMOVED`` with a copy: deleted at
+        the source under ``keep``) that another record of the key names as settled: an item
+        restored or moved back after its copy was kept, copied again by a pass that ended
+        before it dropped the kept copy (killed, or the removal failed). Every pass asks, so
+        that "the next pass tries again" holds for a pass that never reached its end; read
+        through a partial index of the kept rows, never a scan of the pair's."""
+        ...
+
     async def items_unmapped(self, pair: str) -> list[ItemRecord]:
         """The settled records whose source folder no folder record maps any more (its
         folder gone while a copy was not where it was recorded: ``passes._look_later``)."""

@@ -85,6 +85,7 @@ ALTER TABLE ce_items ADD COLUMN IF NOT EXISTS pass INTEGER,
     ADD COLUMN IF NOT EXISTS writer BIGINT;
 CREATE INDEX IF NOT EXISTS ce_items_by_folder ON ce_items (pair, folder_id);
 CREATE INDEX IF NOT EXISTS ce_items_by_key ON ce_items (pair, search_key);
+CREATE INDEX IF NOT EXISTS ce_items_kept ON ce_items (pair) WHERE status = 8;
 DROP INDEX IF EXISTS ce_items_by_status;
 CREATE TABLE IF NOT EXISTS ce_syncs (
     pair TEXT NOT NULL, scope TEXT NOT NULL, folder_link TEXT, fingerprint TEXT NOT NULL,

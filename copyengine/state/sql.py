@@ -15,7 +15,7 @@ from typing import Any
 from .base import GroupCommitting
 from .pairpasses import COLUMNS as PAIR_PASS_COLUMNS
 from .pairpasses import PairPass, budget_of, hints_of, latest_budget, latest_hints, pair_pass_of
-from .records import Control, FolderRecord, ItemRecord, LostCopy, Status, SyncRecord
+from .records import SETTLED, Control, FolderRecord, ItemRecord, LostCopy, Status, SyncRecord
 from .rows import (
     ITEM_COLUMNS,
     PASS_COLUMNS,
@@ -378,6 +378,20 @@ class SqlStore(GroupCommitting):
                 cond, values = self.sql.dialect.one_of("search_key", chunk)
                 out.extend(await self._items(cond, [pair, *values]))
         return out
+
+    async def kept_beside_live(self, pair: str) -> list[bytes]:
+        d = self.sql.dialect
+        settled = ", ".join(str(int(s)) for s in SETTLED)
+        # ``status = REMOVED`` spelled as the partial index's literal, so the planner uses it
+        rows = await self._fetchall(
+            f"SELECT DISTINCT k.search_key FROM {d.prefix}items k WHERE k.pair = {d.mark} "
+            f"AND k.status = {int(Status.REMOVED)} AND k.target_id IS NOT NULL "
+            f"AND k.search_key IS NOT NULL AND EXISTS (SELECT 1 FROM {d.prefix}items o "
+            "WHERE o.pair = k.pair AND o.search_key = k.search_key "
+            f"AND o.status IN ({settled}) AND o.source_id <> k.source_id)",
+            (pair,),
+        )
+        return [bytes(k) for (k,) in rows]
 
     async def note_lost_copies(self, pair: str, notes: Sequence[LostCopy]) -> None:
         if not notes:

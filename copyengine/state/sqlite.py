@@ -42,7 +42,9 @@ T = TypeVar("T")
 # The search key is indexed (``items_by_keys``: every pass's moves, departures and second
 # copies): it is written with the intent and never changes after, so its index costs one
 # entry per item; a state made before gets it when it is next opened (``SCHEMA`` runs on
-# every open, ``IF NOT EXISTS``: no schema version for an index).
+# every open, ``IF NOT EXISTS``: no schema version for an index). The one index on status is
+# partial, of the kept rows only (``status = 8``, REMOVED: ``kept_beside_live``, every pass):
+# an outcome never enters it, only a copy kept as deleted at the source.
 ITEMS_TABLE = """CREATE TABLE IF NOT EXISTS items (
     pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
     search_key BLOB, size INTEGER NOT NULL, target_folder_id TEXT,
@@ -73,6 +75,7 @@ CREATE TABLE IF NOT EXISTS folders (
 {ITEMS_TABLE}
 CREATE INDEX IF NOT EXISTS items_by_folder ON items (pair, folder_id);
 CREATE INDEX IF NOT EXISTS items_by_key ON items (pair, search_key);
+CREATE INDEX IF NOT EXISTS items_kept ON items (pair) WHERE status = 8;
 CREATE TABLE IF NOT EXISTS syncs (
     pair TEXT NOT NULL, scope TEXT NOT NULL, folder_link TEXT, fingerprint TEXT NOT NULL,
     PRIMARY KEY (pair, scope)
