@@ -557,8 +557,8 @@ class Budgets:
             w = 0.0
         if reserving:
             ahead = held
-        elif self.reserved and (
-            self._even_beside(now, body_bytes) or self._quiet_pass(now, body_bytes)
+        elif (self.reserved and self._even_beside(now, body_bytes)) or self._quiet_pass(
+            now, body_bytes, since
         ):
             ahead = self.held_bytes
         else:
@@ -657,24 +657,32 @@ class Budgets:
         after = max(self._wait_on(lim, w, now, kept, h, h), self._even_wait(now, kept, h))
         return after <= before
 
-    def _quiet_pass(self, now: float, body_bytes: int) -> bool:
-        """Whether a body may pass the one the room is kept for through the bucket because
-        the job has sent nothing for a while (``Quiet``): at most ``PASS`` of that one, and
-        it conforms now beside what is in flight."""
+    def _quiet_pass(self, now: float, body_bytes: int, since: float | None) -> bool:
+        """Whether a body may pass those waiting before it through the bucket (the one the
+        room is kept for among them) because the job has sent nothing for a while
+        (``Quiet``): at most ``PASS`` of the largest of them, and it conforms now beside
+        what is in flight."""
         job = self.job
-        if job is None or body_bytes > PASS * self.reserved:
+        if job is None or job.quiet(now) < QUIET * self.limits.upload_window:
             return False
-        if job.quiet(now) < QUIET * self.limits.upload_window:
+        if body_bytes > PASS * self._largest_ahead(since):
             return False
         return self._even_wait(now, body_bytes, self.held_bytes) <= 0
 
-    def _quiet_look(self, now: float, body_bytes: int) -> float:
-        """Seconds until a body small enough to pass the one the room is kept for
+    def _largest_ahead(self, since: float | None) -> int:
+        """The largest body that began to wait before ``since`` (all: None), or the one the
+        room is kept for (0: none)."""
+        before = (n for s, n in self.waiting if since is None or s < since)
+        return max(before, default=self.reserved) if self.job is not None else 0
+
+    def _quiet_look(self, now: float, body_bytes: int, since: float | None) -> float:
+        """Seconds until a body small enough to pass those waiting before it
         (``_quiet_pass``) may first do so by the job's quiet alone (inf: it may not)."""
-        if self.job is None or not self.reserved or body_bytes > PASS * self.reserved:
+        job = self.job
+        if job is None or not body_bytes or body_bytes > PASS * self._largest_ahead(since):
             return math.inf
         q = QUIET * self.limits.upload_window
-        return max(q - self.job.quiet(now), SHORTEST_WAIT) if not self.job.inflight else q
+        return max(q - job.quiet(now), SHORTEST_WAIT) if not job.inflight else q
 
     def _ahead(self, since: float | None) -> int:
         """The bytes of the bodies that began to wait before ``since`` (all: None), the one
@@ -759,7 +767,7 @@ class Budgets:
         body: 120 s at the default 300 s window, where it was 30 s)."""
         ra = self.reserve_after
         if self.evens(now):  # the next oldest reserves as soon as the one ahead goes
-            return min(ra, self._quiet_look(now, body_bytes))
+            return min(ra, self._quiet_look(now, body_bytes, since))
         waited = 0.0 if since is None else now - since
         first = ra - waited  # until it has waited reserve_after
         if body_bytes < self.upload_cap():
