@@ -74,3 +74,21 @@ def test_the_pacers_of_a_registry_share_one_account() -> None:
     assert c.budgets.job is not None and c.budgets.job.quiet(50.0) == 0.0
     a.budgets.release(20.0, 100)
     assert c.budgets.job.quiet(50.0) == pytest.approx(30.0)
+
+
+def test_a_small_body_passes_a_large_one_that_has_not_yet_kept_its_room() -> None:
+    """At a cut budget's even rate the body that waited longest keeps its room at its next
+    look only (up to ``reserve_after`` after the one before it went): a small body passes a
+    larger one waiting before it all the same."""
+    job = Quiet()
+    b = refused_burst(Budgets(LIMITS, job))
+    b.probe_after = math.inf
+    b.take(400)
+    b.release(11.9, 400)
+    b.plan(12.0, 100_000)
+    b.queue(12.0, 3000)
+    assert b.reserved == 0
+    assert step(b, 12.1, 300, 0, None).kind is Kind.SLEEP  # the job answered at 11.9
+    b.queue(12.1, 300)
+    assert step(b, 12.5, 300, 0, 12.1).kind is Kind.GO  # quiet for 0.6 s
+    assert step(b, 12.5, 1000, 0, 12.1).kind is Kind.SLEEP  # a third of it: no
