@@ -3,10 +3,9 @@
 It keeps the mailbox under all of Exchange's limits at once: at most ``concurrency`` of our
 requests in flight, the request and upload-bytes budgets over their sliding windows, any
 ``Retry-After`` the service gave (up to ``PacerLimits.max_retry_after``), and (through
-``aiolimiter``) the app-wide rate. What to do next is decided by the pure ``step.step``;
-this loop applies it. What the pacer let through is counted in its account
-(``accounting.MailboxAccount``), which the pacer never consults. Time is injected
-(``clock``/``sleep``) so tests run without sleeping.
+``aiolimiter``) the app-wide rate. What to do next is decided by the pure ``step.step``; this loop
+applies it. What the pacer let through is counted in its account (``accounting.MailboxAccount``),
+which the pacer never consults. Time is injected (``clock``/``sleep``): tests do not sleep.
 
 A drain never waits for requests that have not been sent (``unsent``): every wait here
 ends at once and the request stays parked, unsent, until the run cuts it short.
@@ -28,7 +27,7 @@ from ..wakeup import Turns, Wakeup
 from .accounting import Activity, MailboxAccount
 from .policy import PacerLimits
 from .slot import Slot
-from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, step
+from .step import MAILBOX_CONCURRENCY, Budgets, Decision, Kind, Limit, Quiet, step
 from .trail import Trail
 
 CONCURRENCY_REASON = MAILBOX_CONCURRENCY
@@ -60,13 +59,14 @@ class MailboxPacer:
         # async library on every call, and a pacer sleeps each time a request waits
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         app_limiter: AsyncLimiter | None = None,
+        job: Quiet | None = None,
     ) -> None:
         self.key = key
         self.limits = lim = limits or PacerLimits()
         self._clock = clock
         self._sleep = sleep
         self._app = app_limiter
-        self.budgets = b = Budgets(lim)
+        self.budgets = b = Budgets(lim, job)  # job: the uploads of every mailbox here
         self._released = Wakeup()  # one of our calls to this mailbox finished
         # tasks waiting only for a free request slot: a call answered frees one slot, so it
         # wakes one of them (all would wake for one to win)
@@ -298,13 +298,12 @@ class Pacers:
         self._sleep = sleep
         self._pacers: dict[tuple[str, str], MailboxPacer] = {}
         self._apps: dict[str, AsyncLimiter] = {}
+        self._job = Quiet()  # every mailbox's uploads (``step.Quiet``)
 
     def get(self, app: str, mailbox: str) -> MailboxPacer:
-        key = (app, mailbox)
-        p = self._pacers.get(key)
+        p = self._pacers.get(key := (app, mailbox))
         if p is None:
-            lim = self._apps.get(app)
-            if lim is None:
+            if (lim := self._apps.get(app)) is None:
                 lim = self._apps[app] = AsyncLimiter(*self._app_rate)
             p = self._pacers[key] = MailboxPacer(
                 f"{app}/{mailbox}",
@@ -312,6 +311,7 @@ class Pacers:
                 clock=self._clock,
                 sleep=self._sleep,
                 app_limiter=lim,
+                job=self._job,
             )
         return p
 

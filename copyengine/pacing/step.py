@@ -218,6 +218,32 @@ ALONE_KEPT = 16
 # ... a body is taken for one the room cannot hold only when larger than the most of ours the
 # service held in its window over this many of them (``Budgets._room_shown``)
 ROOM_SHOWN = 12
+# While the job's uploads (every mailbox's, ``Quiet``) have all been answered and none has
+# been answered for this share of the configured upload window, a body at most ``PASS``
+# of the one the room is kept for passes it through a cut budget's bucket when it conforms
+# beside what is in flight (``Budgets._quiet_pass``; 15 service s of Exchange's 300)
+QUIET = 0.05
+PASS = 0.25
+
+
+class Quiet:
+    """The job's uploads, every mailbox's together (``Pacers``): how many are in flight and
+    when one was last answered. A cut budget's bucket holds a mailbox's smaller bodies while
+    it waits for a large one (up to 70 service s for 293 KB at the rate another writer
+    leaves, ``stricter``), and the 8 mailboxes of a job waited so at once by chance: a span
+    of 30-36 service s with no import while every mailbox had bodies waiting (issue 26,
+    helper spans2's traces). One of those smaller bodies passing then ends the span, costing
+    its mailbox's large body only its own bytes' time through the bucket."""
+
+    __slots__ = ("inflight", "last")
+
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.last = -math.inf  # when an upload of the job was last answered
+
+    def quiet(self, now: float) -> float:
+        """Seconds since the job's last upload was answered (0 while one is in flight)."""
+        return 0.0 if self.inflight else now - self.last
 
 
 def window_wait(w: SlidingWindow, now: float, amount: int, held: int, cap: float) -> float:
@@ -248,6 +274,7 @@ class Budgets:
         "doubted",
         "held_bytes",
         "inflight",
+        "job",
         "largest",
         "learned_requests",
         "learned_slots",
@@ -271,8 +298,9 @@ class Budgets:
         "waiting",
     )
 
-    def __init__(self, limits: PacerLimits) -> None:
+    def __init__(self, limits: PacerLimits, job: Quiet | None = None) -> None:
         self.limits = lim = limits
+        self.job = job  # the job's uploads, every mailbox's (None: this mailbox's alone)
         self.requests = SlidingWindow(lim.requests, lim.request_window + lim.window_slack)
         self.uploads = SlidingWindow(lim.upload_bytes, lim.upload_window + lim.window_slack)
         # in flight: counted against the budgets until answered, then in the windows
@@ -529,7 +557,9 @@ class Budgets:
             w = 0.0
         if reserving:
             ahead = held
-        elif self.reserved and self._even_beside(now, body_bytes):
+        elif (self.reserved and self._even_beside(now, body_bytes)) or self._quiet_pass(
+            now, body_bytes, since
+        ):
             ahead = self.held_bytes
         else:
             ahead = held + self._ahead(since)
@@ -627,6 +657,33 @@ class Budgets:
         after = max(self._wait_on(lim, w, now, kept, h, h), self._even_wait(now, kept, h))
         return after <= before
 
+    def _quiet_pass(self, now: float, body_bytes: int, since: float | None) -> bool:
+        """Whether a body may pass those waiting before it through the bucket (the one the
+        room is kept for among them) because the job has sent nothing for a while
+        (``Quiet``): at most ``PASS`` of the largest of them, and it conforms now beside
+        what is in flight."""
+        job = self.job
+        if job is None or job.quiet(now) < QUIET * self.limits.upload_window:
+            return False
+        if body_bytes > PASS * self._largest_ahead(since):
+            return False
+        return self._even_wait(now, body_bytes, self.held_bytes) <= 0
+
+    def _largest_ahead(self, since: float | None) -> int:
+        """The largest body that began to wait before ``since`` (all: None), or the one the
+        room is kept for (0: none)."""
+        before = (n for s, n in self.waiting if since is None or s < since)
+        return max(before, default=self.reserved) if self.job is not None else 0
+
+    def _quiet_look(self, now: float, body_bytes: int, since: float | None) -> float:
+        """Seconds until a body small enough to pass those waiting before it
+        (``_quiet_pass``) may first do so by the job's quiet alone (inf: it may not)."""
+        job = self.job
+        if job is None or not body_bytes or body_bytes > PASS * self._largest_ahead(since):
+            return math.inf
+        q = QUIET * self.limits.upload_window
+        return max(q - job.quiet(now), SHORTEST_WAIT) if not job.inflight else q
+
     def _ahead(self, since: float | None) -> int:
         """The bytes of the bodies that began to wait before ``since`` (all: None), the one
         the room is kept for aside (held already): through the bucket, bodies go in the
@@ -710,7 +767,7 @@ class Budgets:
         body: 120 s at the default 300 s window, where it was 30 s)."""
         ra = self.reserve_after
         if self.evens(now):  # the next oldest reserves as soon as the one ahead goes
-            return ra
+            return min(ra, self._quiet_look(now, body_bytes, since))
         waited = 0.0 if since is None else now - since
         first = ra - waited  # until it has waited reserve_after
         if body_bytes < self.upload_cap():
@@ -784,6 +841,8 @@ class Budgets:
         """A request takes its slot: held against the budgets while in flight."""
         self.inflight += 1
         self.held_bytes += body_bytes
+        if body_bytes and self.job is not None:
+            self.job.inflight += 1
         if body_bytes > self.largest:
             self.largest = body_bytes
 
@@ -801,6 +860,9 @@ class Budgets:
         self.requests.record(done, 1, None if part is None else part[1] / SPLIT)
         if body_bytes:
             self.uploads.record(done, body_bytes)
+            if self.job is not None:
+                self.job.inflight -= 1
+                self.job.last = max(self.job.last, done)
 
     def answered(self, body_bytes: int, now: float | None = None) -> None:
         """A request was answered without a 429: each budget in effect creeps back up (fast
