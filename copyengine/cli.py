@@ -102,7 +102,8 @@ class _Cli(click.Group):
 
     def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
         found = super().resolve_command(ctx, args)
-        defer_stops(getattr(found[1], "name", None) == "run")  # a stop kept since the start: run drains, others end
+        # a stop kept since the start (``launch``): run drains with it, the others end
+        defer_stops(getattr(found[1], "name", None) == "run")
         return found
 
 

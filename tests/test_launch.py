@@ -37,9 +37,7 @@ PROGRAM = textwrap.dedent(
 
 
 @pytest.mark.parametrize("how", ["int", "term"])
-def test_an_interrupt_while_loading_exits_130_without_a_traceback(
-    how: str, tmp_path: Path
-) -> None:
+def test_an_interrupt_while_loading_exits_130_without_a_traceback(how: str, tmp_path: Path) -> None:
     """``int``: an interrupt raised mid-import ends the command there; ``term``: a SIGTERM
     mid-import is kept, and met by a command that is no run as soon as it is known."""
     done = subprocess.run(

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -396,7 +397,7 @@ async def test_a_stop_at_any_moment_of_a_run_is_said_the_same_everywhere(
         where.mkdir()
         async with running(cfg) as (_, ep, _):
             proc = _cli(*_run_args(write_job(where, ep, PAIRS)))
-            await _wait_for(lambda: _catches(proc.pid, sig), 30)
+            await _wait_for(partial(_catches, proc.pid, sig), 30)
             await anyio.sleep(delay)
             proc.send_signal(sig)
             code, out = await _finish(proc, 120)
