@@ -132,7 +132,7 @@ def _started(cfg: JobConfig, todo: tuple[Pair, ...], stats: JobStats) -> None:
     log.info(
         "job.started",
         pairs=len(todo),
-        state=str(cfg.state_path),
+        state=cfg.state_url or str(cfg.state_path),  # a PostgreSQL state: its URL (no password)
         run=stats.run_id,
         pass_number=stats.pass_info["number"],
         pass_kind=stats.pass_info["kind"],
