@@ -382,8 +382,9 @@ async def test_a_stop_at_any_moment_of_a_run_is_said_the_same_everywhere(
 ) -> None:
     """One Ctrl-C or SIGTERM at a random moment of a run's first 2 s (Python importing the
     engine, the job file read, the state opened, the tokens fetched, the first imports),
-    from the moment the process has its own handlers (before, the signal's default is the
-    operating system's): the exit code, the report, ``job.finished`` and the screen say the
+    from the moment the launcher has its handlers (before, SIGTERM's default is the operating
+    system's and SIGINT's Python's own, a KeyboardInterrupt before any of the engine runs):
+    the exit code, the report, ``job.finished`` and the screen say the
     same thing, and no traceback. A stop before the loop started said nothing but one line
     (no report, no ``job.finished``, no summary), and now and then ended the process as
     killed by SIGINT (exit -2)."""
@@ -397,7 +398,9 @@ async def test_a_stop_at_any_moment_of_a_run_is_said_the_same_everywhere(
         where.mkdir()
         async with running(cfg) as (_, ep, _):
             proc = _cli(*_run_args(write_job(where, ep, PAIRS)))
-            await _wait_for(partial(_catches, proc.pid, sig), 30)
+            # SIGTERM's handler: the launcher's, set with SIGINT's (Python's own SIGINT
+            # handler is there from the interpreter's first instant, before any of ours)
+            await _wait_for(partial(_catches, proc.pid, signal.SIGTERM), 30)
             await anyio.sleep(delay)
             proc.send_signal(sig)
             code, out = await _finish(proc, 120)
