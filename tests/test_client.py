@@ -454,3 +454,9 @@ async def test_the_same_cut_short_answer_twice_is_not_retried_further() -> None:
         async with _answering(drops) as (url, given):
             assert await transport.request(Call("listFolders", "GET", url, None)) == {"value": []}
         assert len(given) == 5
+        # the headers and none of the body, every time: where such a cut lands says nothing,
+        # so it has the connection budget as before (six retries)
+        async with _answering([_answer(b"", length=400)]) as (url, given):
+            with pytest.raises(Transient) as read:
+                await transport.request(Call("listFolders", "GET", url, None))
+        assert len(given) == 7 and read.value.code == "CutShort"
