@@ -118,7 +118,9 @@ def _loader_keys(tmp_path: Path, monkeypatch: Any) -> dict[tuple[str, str], Any]
     seen: dict[tuple[str, str], Any] = {}
     get = Table.get
 
-    def noted_get(self: Table, key: str, kind: Any, default: Any = None, required: bool = False):  # type: ignore[no-untyped-def]
+    def noted_get(
+        self: Table, key: str, kind: Any, default: Any = None, required: bool = False
+    ) -> Any:
         seen.setdefault((_table_of(self.where), key), NOT_GIVEN if required else default)
         return get(self, key, kind, default, required)
 
