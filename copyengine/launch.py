@@ -36,8 +36,12 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 def defer_stops(defer: bool) -> None:
     """Whether the first stop is kept for the command (``run``: its drain) or is an
-    interrupt; turned off with a stop kept, the interrupt comes now."""
+    interrupt; turned off with a stop kept, the interrupt comes now. Turned off, Ctrl-C is
+    Python's own again (an event loop started after then cancels its main task on it, as it
+    did before the launcher kept stops)."""
     _deferring[0] = defer
+    if not defer and signal.getsignal(signal.SIGINT) is _stop:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if not defer and _kept:
         _kept.clear()
         raise KeyboardInterrupt
