@@ -58,6 +58,7 @@ from .errors import ConfigError
 from .exitcodes import HELP as EXIT_HELP
 from .exitcodes import ExitCode
 from .failures import classify
+from .launch import defer_stops
 from .stopsignals import ignore_stops
 from .wiring import doctor as run_doctor
 from .wiring import (
@@ -98,6 +99,12 @@ class _Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         with exit_by_verdict(ctx):
             return super().invoke(ctx)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        found = super().resolve_command(ctx, args)
+        # a stop kept since the start (``launch``): run drains with it, the others end
+        defer_stops(getattr(found[1], "name", None) == "run")
+        return found
 
 
 @click.group(cls=_Cli, epilog=EXIT_HELP)

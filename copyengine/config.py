@@ -466,7 +466,10 @@ def _pairs(
     if not pairs:
         raise ConfigError("pairs", "no mailbox pairs: give [[pairs]] and/or pairs_csv")
     pairs = _with_waves(
-        root.table("waves"), pairs, [dict(pair_controls(Table(p, ""), tz)) for p in raw], tz
+        root.table("waves"),
+        pairs,
+        [dict(pair_controls(Table(p, f"pairs[{i}]"), tz)) for i, p in enumerate(raw)],
+        tz,
     )
     seen: dict[str, Pair] = {}
     writers: dict[str, Pair] = {}

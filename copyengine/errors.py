@@ -131,7 +131,9 @@ class Throttled(ServiceError):
 class Transient(ServiceError):
     """Worth retrying. ``sent``: the request may have reached the service and been acted on
     (connection lost or timed out after it went out); a non-idempotent request is then never
-    resent blindly."""
+    resent blindly. ``answer``: what a success that did not arrive readable looked like (a
+    body cut short, one that is no JSON), to tell the same answer coming again from a cut on
+    the way (``graph.transport``)."""
 
     def __init__(
         self,
@@ -140,12 +142,14 @@ class Transient(ServiceError):
         retry_after: float | None = None,
         cause: Cause = Cause.SERVER,
         sent: bool = False,
+        answer: tuple[object, ...] | None = None,
         **kw: object,
     ) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]
         self.retry_after = retry_after
         self.cause = cause
         self.sent = sent
+        self.answer = answer
 
 
 class Unreachable(Transient):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -390,3 +392,71 @@ async def test_a_success_whose_body_is_not_json_is_a_service_failure_not_a_bug()
             assert hits == ["POST"] and "not JSON" in str(write.value)
     finally:
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def _answering(answers: list[bytes]) -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A server on 127.0.0.1 that gives each request the next of ``answers`` (raw HTTP, the
+    last one over again), then closes the connection: its URL, and the answers given."""
+    given: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            given.append(answers[min(len(given), len(answers) - 1)])
+            writer.write(given[-1])
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/beta/users", given
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _answer(body: bytes, length: int | None = None, kind: str = "application/json") -> bytes:
+    size = len(body) if length is None else length
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {size}\r\n\r\n"
+    return head.encode() + body
+
+
+WHOLE = b'{"value": []}'
+
+
+async def test_the_same_cut_short_answer_twice_is_not_retried_further() -> None:
+    """A read whose 200 comes cut at the same byte twice in a row (a middlebox cutting every
+    answer there), or the same page that is no JSON twice: retrying cannot help, so the call
+    fails after its second answer, not after the connection budget's seven (20-22 s of
+    backoff a call with the default policy, several calls before a pair failed). A cut
+    anywhere else each time is a
+    drop on the way: retried as before, and the answer that comes whole is read."""
+    import aiohttp
+
+    from copyengine.graph import Transport
+    from copyengine.graph.transport import Call
+
+    same_cut = _answer(b'{"value": [{"id": "AAMk', length=400)
+    page = _answer(b"<html>the proxy says no</html>", kind="text/html")
+    drops = [_answer(WHOLE[:n], length=len(WHOLE)) for n in (3, 7, 1, 9)] + [_answer(WHOLE)]
+    async with aiohttp.ClientSession() as http:
+        transport = Transport(http, None, retry=FAST)
+        for answers, code in (([same_cut], "CutShort"), ([page], "UnreadableAnswer")):
+            async with _answering(answers) as (url, given):
+                with pytest.raises(Transient) as read:
+                    await transport.request(Call("listFolders", "GET", url, None))
+            assert len(given) == 2, (code, len(given))
+            assert read.value.code == code and "the same answer came twice" in read.value.message
+            assert "AAMk" not in read.value.message and "proxy says" not in read.value.message
+        async with _answering(drops) as (url, given):
+            assert await transport.request(Call("listFolders", "GET", url, None)) == {"value": []}
+        assert len(given) == 5
+        # the headers and none of the body, every time: where such a cut lands says nothing,
+        # so it has the connection budget as before (six retries)
+        async with _answering([_answer(b"", length=400)]) as (url, given):
+            with pytest.raises(Transient) as read:
+                await transport.request(Call("listFolders", "GET", url, None))
+        assert len(given) == 7 and read.value.code == "CutShort"

@@ -286,3 +286,7 @@ async def test_status_says_a_group_between_segments_is_at_work_with_its_counts(
     ]
     lines = status_lines({"groups": [], "passes": passes, "pairs": []}, 0.0)
     assert lines == ["pass 1 (first): t to t ok (copied 5)", COUNTED]
+    # a pass under way has no changes recorded yet: not "no changes" beside groups copying
+    passes[0].update(finished=None, status="running", changes={})
+    lines = status_lines({"groups": [], "passes": passes, "pairs": []}, 0.0)
+    assert lines[0] == "pass 1 (first): t to … running (its changes are counted when it ends)"

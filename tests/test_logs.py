@@ -165,3 +165,22 @@ def test_an_unwritable_log_file_is_a_configuration_error_before_anything_is_done
     assert "error: configuration: --log-file: cannot write no-such-folder/run.log" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / ".copyengine").exists()  # no emulator, no state, no report
+
+
+def test_job_started_names_a_postgresql_state_by_its_url(tmp_path: Path) -> None:
+    """A shared job's state is its database: ``job.started`` named the SQLite path beside
+    the job file that only the embedded emulator uses (found following several-hosts.md)."""
+    from dataclasses import replace
+
+    from copyengine.config import load_job
+    from copyengine.pipeline.job import _started
+    from copyengine.report import JobStats
+
+    cfg = load_job(demo_job(tmp_path))
+    url = "postgresql://copyengine@127.0.0.1:5432/migration_wave1"
+    stats = JobStats()
+    stats.pass_info = {"number": 1, "kind": "first"}
+    with structlog.testing.capture_logs() as said:
+        _started(replace(cfg, state_url=url), cfg.pairs, stats)
+        _started(cfg, cfg.pairs, stats)
+    assert [e["state"] for e in said] == [url, str(cfg.state_path)]

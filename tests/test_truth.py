@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +365,51 @@ async def test_a_second_signal_aborts_a_drain_that_waits(tmp_path: Path) -> None
         _exact(server.emulator)
 
 
+def _catches(pid: int, sig: int) -> bool:
+    """Whether the process has its own handler for ``sig`` (Linux: /proc's SigCgt)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True  # ended: whatever the signal meets now is the process's own doing
+    caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+    return bool(int(caught.split()[1], 16) >> (sig - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_a_stop_at_any_moment_of_a_run_is_said_the_same_everywhere(
+    seed: int, tmp_path: Path
+) -> None:
+    """One Ctrl-C or SIGTERM at a random moment of a run's first 2 s (Python importing the
+    engine, the job file read, the state opened, the tokens fetched, the first imports),
+    from the moment the launcher has its handlers (before, SIGTERM's default is the operating
+    system's and SIGINT's Python's own, a KeyboardInterrupt before any of the engine runs):
+    the exit code, the report, ``job.finished`` and the screen say the
+    same thing, and no traceback. A stop before the loop started said nothing but one line
+    (no report, no ``job.finished``, no summary), and now and then ended the process as
+    killed by SIGINT (exit -2)."""
+    rng = random.Random(seed)
+    cfg = base_config(profile="unlimited", seed=5)
+    cfg["tenants"][0]["users"][0]["mailbox"]["items"] = 1500  # more than 2 s to copy
+    for n in range(4):
+        sig = rng.choice([signal.SIGINT, signal.SIGTERM])
+        delay = rng.uniform(0.0, 2.0)
+        where = tmp_path / str(n)
+        where.mkdir()
+        async with running(cfg) as (_, ep, _):
+            proc = _cli(*_run_args(write_job(where, ep, PAIRS)))
+            # SIGTERM's handler: the launcher's, set with SIGINT's (Python's own SIGINT
+            # handler is there from the interpreter's first instant, before any of ours)
+            await _wait_for(partial(_catches, proc.pid, signal.SIGTERM), 30)
+            await anyio.sleep(delay)
+            proc.send_signal(sig)
+            code, out = await _finish(proc, 120)
+        said = f"run {n}: {sig.name} at {delay:.2f} s: exit {code}"
+        assert code in (ExitCode.INTERRUPTED, ExitCode.OK), (said, out[-3000:])
+        _agree(code, out, where)
+        assert "report: " in out, said  # the summary, as after any run that opened its state
+
+
 # -- 4. the drain and the embedded emulator ------------------------------------------------------
 async def test_a_drain_ends_promptly_when_the_service_is_gone(tmp_path: Path) -> None:
     cfg = base_config(profile="exchange", seed=5)
@@ -538,7 +585,6 @@ def _add_folder(mbx: Any, names: list[str], cls: str, items: int, rng: Any) -> N
 
 
 async def test_folder_names_with_slashes_are_never_taken_apart(emu: Any, tmp_path: Path) -> None:
-    import random
 
     rng = random.Random(9)
     src = emu.state.mailbox(ADELE)

@@ -41,7 +41,7 @@ def shared_job(config: Path) -> JobConfig:
         raise ConfigError(
             "job.state",
             "several hosts share a job through PostgreSQL: set [job] state = "
-            '"postgresql://user@host:5432/db" (see the README)',
+            '"postgresql://user@host:5432/db" (docs/several-hosts.md)',
         )
     if cfg.needs_emulator:
         raise ConfigError(

@@ -245,10 +245,9 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             + (f"; {g['error']}" if g["error"] else "")
         )
     for ps in status["passes"]:
-        changes = (
-            ", ".join(f"{PASS_WORDS.get(k, k)} {v}" for k, v in ps["changes"].items() if v)
-            or "no changes"
-        )
+        changes = ", ".join(
+            f"{PASS_WORDS.get(k, k)} {v}" for k, v in ps["changes"].items() if v
+        ) or ("no changes" if ps["finished"] else "its changes are counted when it ends")
         out.append(
             f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
             f"{ps['status']} ({changes})"

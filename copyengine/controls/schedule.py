@@ -214,11 +214,14 @@ def parse_window(value: Any, where: str) -> Window:
     return Window(parse_days(m["days"], where), start, stop, cap, text.strip())
 
 
+SCHEDULE_KEYS = ("timezone", "windows")  # [schedule]'s keys (docs/configuration.md)
+
+
 def parse_schedule(raw: dict[str, Any], where: str = "schedule") -> Schedule:
     """``[schedule]``: ``timezone`` (required) and ``windows`` (a list; none: always open)."""
-    extra = sorted(set(raw) - {"timezone", "windows"})
+    extra = sorted(set(raw) - set(SCHEDULE_KEYS))
     if extra:
-        raise ConfigError(f"{where}.{extra[0]}", "unknown key (timezone, windows)")
+        raise ConfigError(f"{where}.{extra[0]}", f"unknown key ({', '.join(SCHEDULE_KEYS)})")
     if "timezone" not in raw:
         raise ConfigError(f"{where}.timezone", "is required: the windows' hours are read in it")
     tz = time_zone(raw["timezone"], f"{where}.timezone")

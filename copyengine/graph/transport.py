@@ -105,16 +105,55 @@ def _reason_of(message: str) -> str:
 def _unreadable(call: Call, status: int, headers: Any, payload: bytes, crid: str) -> Transient:
     """A success whose body is no JSON (cut short on the way, or a proxy's or gateway's own
     page): the service may have acted (``sent``: a write is settled, never resent blindly),
-    a read is tried again; the body itself is never shown (it may hold anything)."""
+    a read is tried again, once more only if the same body comes again (``answer``); the
+    body itself is never shown (it may hold anything)."""
     kind = headers.get("Content-Type") or "no content type"
     return Transient(
         f"{call.name}: the service answered {status} with a body that is not JSON "
         f"({len(payload):,} bytes, {kind}: cut short on the way, or a proxy's own page)",
         cause=Cause.CONNECTION,  # the answer did not arrive whole, as a connection lost
         sent=True,
+        answer=("unreadable", status, kind, len(payload), hash(bytes(payload))),
         status=status,
         code="UnreadableAnswer",
         request_id=headers.get("request-id"),
+        client_request_id=crid,
+        call=call.name,
+    )
+
+
+def _not_again(err: ServiceError, before: tuple[object, ...] | None) -> tuple[object, ...] | None:
+    """What ``err``'s answer looked like, to compare with the next; raises when it is the
+    answer ``before`` (the same cut, or the same page that is no JSON, twice in a row):
+    something on the way answers so every time, and the retries left would only add their
+    waits (up to half a minute a call) before the pair fails the same."""
+    answer = getattr(err, "answer", None)
+    if answer is not None and answer == before:
+        raise Transient(
+            f"{err.message}; the same answer came twice in a row: not tried again",
+            cause=Cause.CONNECTION,
+            sent=True,
+            **err.facts(),
+        ) from err
+    return answer
+
+
+def _cut_short(call: Call, resp: aiohttp.ClientResponse, crid: str) -> Transient:
+    """A success whose body ended before its ``Content-Length`` (the connection closed
+    mid-body): a connection lost, as before, with what arrived (``answer``): a drop lands
+    anywhere, so a cut at the very byte of the last one is no accident but something on the
+    way that cuts every answer there (a middlebox's size limit) and retrying cannot help. A
+    cut before any of the body arrived says nothing of where it lands: retried as a drop."""
+    got, length = resp.content.total_bytes, resp.content_length
+    of = f" of {length:,}" if length is not None else ""
+    return Transient(
+        f"{call.name}: connection lost mid-answer ({resp.status}, {got:,}{of} bytes of its body)",
+        cause=Cause.CONNECTION,
+        sent=True,
+        answer=("cut", resp.status, length, got) if got else None,
+        status=resp.status,
+        code="CutShort",
+        request_id=resp.headers.get("request-id"),
         client_request_id=crid,
         call=call.name,
     )
@@ -283,17 +322,15 @@ class Transport:
     async def request(self, call: Call) -> Any:
         """Send ``call`` until it succeeds or the policy says stop. Returns parsed JSON (or
         None for an empty body)."""
-        policy = self.retry
-        body = (
-            call.body
-            if call.body is not None
-            else (orjson.dumps(call.json) if call.json is not None else None)
-        )
+        policy, body = self.retry, call.body
+        if body is None and call.json is not None:
+            body = orjson.dumps(call.json)
         if call.parts is not None:
             size = sum(len(p) for p in call.parts)
         else:
             size = len(body) if body is not None and call.method != "GET" else 0
         alone_since: float | None = None  # the first concurrency 429 with none of ours in flight
+        answered: tuple[object, ...] | None = None  # the last answer that came unreadable
         for _ in range(1000):
             try:
                 return await self._once(call, body, size)
@@ -340,6 +377,7 @@ class Transport:
                     request_id=err.request_id,
                     client_request_id=err.client_request_id,
                 ) from err
+            answered = _not_again(err, answered)
             policy = self._next(policy, cause, err)
             wait = policy.wait(cause, retry_after, self._rand())
             if retry_after is not None and wait < retry_after:
@@ -438,10 +476,15 @@ class Transport:
             async with self.http.request(
                 call.method, url, data=data, headers=headers, **kw
             ) as resp:
-                if call.raw and resp.status < 300 and (resp.content_length or 0) > CHUNK:
-                    payload = await _read_into(resp, resp.content_length or 0)
-                else:
-                    payload = await resp.read()
+                try:
+                    if call.raw and resp.status < 300 and (resp.content_length or 0) > CHUNK:
+                        payload = await _read_into(resp, resp.content_length or 0)
+                    else:
+                        payload = await resp.read()
+                except aiohttp.ClientPayloadError as exc:
+                    cut = _cut_short(call, resp, crid)
+                    self.health.failed(cut.message)
+                    raise cut from exc
                 self.health.answered(host)
                 return resp.status, resp.headers, payload
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:

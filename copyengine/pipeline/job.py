@@ -16,6 +16,7 @@ from ..config import MB, JobConfig, Limits, Pair
 from ..errors import ConfigError, StateError
 from ..failures import Verdict, classify
 from ..graph import Clients, Health
+from ..launch import take_stop
 from ..plan import PassKind
 from ..report import HELD, JobStats, Renderings, check_writable, iso, job_names, write_report
 from ..state import Store
@@ -131,7 +132,7 @@ def _started(cfg: JobConfig, todo: tuple[Pair, ...], stats: JobStats) -> None:
     log.info(
         "job.started",
         pairs=len(todo),
-        state=str(cfg.state_path),
+        state=cfg.state_url or str(cfg.state_path),  # a PostgreSQL state: its URL (no password)
         run=stats.run_id,
         pass_number=stats.pass_info["number"],
         pass_kind=stats.pass_info["kind"],
@@ -507,6 +508,12 @@ async def watch_signals(stop: StopFlag, abort: anyio.CancelScope) -> None:
     report). Second: abort. Where the event loop has no signal handlers (Windows), through
     ``signal.signal``."""
     with receiving(STOP_SIGNALS) as signals:
+        # a stop that came while the command started (``launch``), taken once the handlers
+        # are in place: a run stopped at any moment drains, its report and log saying so
+        early = take_stop()
+        if early is not None:
+            stop.drain()
+            log.warning("job.draining", signal=signal_name(early), hint=abort_hint(early))
         async for sig in signals:
             if not stop.interrupted:  # a run paused at its cap drains already: Ctrl-C once more
                 stop.drain()

@@ -227,7 +227,7 @@ def explain(exc: BaseException) -> str:
     if "connection refused" in low or "could not connect" in low or "timeout" in low:
         return f"{text}: is the PostgreSQL server running and reachable from this host?"
     if "permission denied" in low:
-        return f"{text}: the role needs rights on the job's database (see the README)"
+        return f"{text}: the role needs rights on the job's database (docs/several-hosts.md, least privilege)"
     if "no space left" in low or "disk full" in low:
         return f"{text}: the database server's disk is full; free space and run again"
     return text
