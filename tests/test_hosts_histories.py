@@ -1,0 +1,66 @@
+"""The randomized host histories' fast tier (``tests/hosthistories.py``): a few seeds of the
+soak (``python -m benchmarks soak hosts``) run in full, one job shared through PostgreSQL by
+worker processes, every pass checked by the oracle, the workers' exit codes, the state's
+report and, at the cutover, ``verify``. The seeds are chosen for their events: a worker
+killed with SIGKILL, drained with SIGTERM or SIGINT, paused past ``stalled_after_s``, the
+PostgreSQL server restarted during a pass and between rounds. On the suite's shared server
+(``pg_server``: the CI's, or one ``tests/pg.py`` starts) a history leaves its restarts out
+(said in its log; the rest of it is the soak's); the restarts run on a server of the test's
+own, which it may stop. Neither is skipped under ``.ci/run`` (``COPYENGINE_REQUIRE_PG``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.hosthistories import HostOptions, Server, own_server, run_host_history
+
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(420)]
+
+
+@pytest.fixture
+def restartable() -> Iterator[Server]:
+    try:
+        ctx = own_server()
+        srv = ctx.__enter__()
+    except RuntimeError as exc:
+        if os.environ.get("COPYENGINE_REQUIRE_PG"):
+            raise
+        pytest.skip(f"PostgreSQL: {exc}")
+    try:
+        yield srv
+    finally:
+        ctx.__exit__(None, None, None)
+
+
+def _events(h: object) -> set[str]:
+    return {p.event for p in h.passes}  # type: ignore[attr-defined]
+
+
+# (seed, the events its history must have had): soak seeds whose histories are the events
+SHARED = [
+    pytest.param(SEED_A, {"sigkill", "pause"}, id=f"{SEED_A}-sigkill-pause"),
+]
+OWN = [
+    pytest.param(SEED_B, {"pg_restart"}, id=f"{SEED_B}-pg-restart"),
+]
+
+
+@pytest.mark.parametrize(("seed", "events"), SHARED)
+async def test_host_history(tmp_path: Path, pg_server: str, seed: int, events: set[str]) -> None:
+    h = await run_host_history(seed, tmp_path, Server(pg_server), HostOptions())
+    assert h.error is None and not h.failures(), h.text()
+    assert events <= _events(h), h.text()
+
+
+@pytest.mark.parametrize(("seed", "events"), OWN)
+async def test_host_history_with_restarts(
+    tmp_path: Path, restartable: Server, seed: int, events: set[str]
+) -> None:
+    h = await run_host_history(seed, tmp_path, restartable, HostOptions())
+    assert h.error is None and not h.failures(), h.text()
+    assert events <= _events(h), h.text()
+    assert any(" PGRESTART during " in o for o in h.ops), h.text()
