@@ -90,7 +90,7 @@ class HostOptions:
     weights: tuple[float, ...] = (1.0, 1.5, 1.0, 0.5, 1.0, 1.0)
     round_limit_s: float = 150.0  # a round's workers must all have left by then
     limit_s: float = 600.0  # the whole history
-    # events (``EVENTS``), "faults", "quirk", "drift", "between"
+    # events (``EVENTS``), "faults", "quirk", "drift", "between", "cutover" (its events)
     exclude: frozenset[str] = frozenset()
 
 
@@ -243,6 +243,37 @@ def host_quirks(
         out.append({"kind": "delta_expire", "mailbox": s, "count": 1})
         emit(f"QUIRK {s} delta links expired once")
     return out
+
+
+CUTOVER_EVENTS = ("none", "sigkill", "sigterm", "pause", "pg_restart")
+
+
+async def _cutover_events(
+    rng: random.Random,
+    pairs: list[tuple[str, str]],
+    api: Api,
+    opts: HostOptions,
+    emit: Callable[[int, str], None],
+    rnd: int,
+) -> tuple[str, bool]:
+    """The cutover's event and faults, from a stream of their own (``crng``: the first
+    stream's history is what it was before them): an event of ``CUTOVER_EVENTS``, often timed
+    to the worker that takes the sign-off (``cutover.signing_off`` in its log: that worker is
+    the one killed or paused), and sometimes the transient faults or quirks a round may have."""
+    event = rng.choices(CUTOVER_EVENTS, weights=(1.0, 1.5, 1.0, 1.0, 1.0))[0]
+    at_signoff = rng.random() < 0.6
+    rules: list[dict[str, Any]] = []
+    if rng.random() < opts.p_faults and "faults" not in opts.exclude:
+        rules += [dict(r) for r in FAULTS]
+        emit(rnd, "FAULTS transient 503s, imports' answers lost, requests dropped")
+    if rng.random() < opts.p_quirk and "quirk" not in opts.exclude:
+        rules += host_quirks(rng, pairs, functools.partial(emit, rnd))
+    if rules:
+        await api.control("PUT", "/faults", {"rules": rules, "seed": rng.getrandbits(32)})
+    emit(
+        rnd, f"CUTOVER event {event}{' at the sign-off' if at_signoff and event != 'none' else ''}"
+    )
+    return event, at_signoff
 
 
 # -- records -----------------------------------------------------------------------------------
@@ -513,6 +544,7 @@ async def _host_history(
     cfg = load_job(job)
     procs = Procs(workdir, job)
     qrng = random.Random(f"{hist.seed}/hosts/quirks")
+    crng = random.Random(f"{hist.seed}/hosts/cutover")
 
     def emit(rnd: int, text: str) -> None:
         hist.ops.append(f"r{rnd} {text}")
@@ -527,6 +559,7 @@ async def _host_history(
             args: list[str] = []
             drifted: set[int] = set()
             event = "none"
+            at_signoff = False
             if not (final or cutover):
                 if rnd > 0:
                     for g in gens:
@@ -568,10 +601,15 @@ async def _host_history(
                 await api.control("DELETE", "/faults")
                 if cutover:
                     args = ["--cutover"]
+                    if "cutover" not in opts.exclude:
+                        event, at_signoff = await _cutover_events(crng, pairs, api, opts, emit, rnd)
             kind = "cutover" if cutover else "final" if final else ("full" if args else "delta")
             rec = await _a_pass(
-                rnd, kind, args, event, rng, hist, gens, api, cfg, procs, server, opts, workdir
-            )
+                rnd, kind, args, event, rng, hist, gens, api, cfg, procs, server, opts, workdir,
+                at_signoff,
+            )  # fmt: skip
+            if cutover:
+                await api.control("DELETE", "/faults")  # verify reads a quiet service
             # a copy the target's user edited: excused after a delta pass (it cannot see the
             # target), stale after a pass that listed the target in full
             strict = bool(args)
@@ -608,6 +646,7 @@ async def _a_pass(
     server: Server,
     opts: HostOptions,
     workdir: Path,
+    at_signoff: bool = False,
 ) -> HostPass:
     from copyengine.wiring import read_overview
 
@@ -627,13 +666,21 @@ async def _a_pass(
         # changes drawn from the seed; bounded: the pass may end first
         start = sum(g.tbox.seq for g in gens)
         want = rng.randint(1, 40)
-        for _ in range(300):
-            if sum(g.tbox.seq for g in gens) - start >= want:
+        signing: list[str] = []  # the worker whose log says it is taking the sign-off
+        for _ in range(1200 if at_signoff else 300):
+            if at_signoff:
+                signing = [n for n, p, _ in ws if "cutover.signing_off" in procs.log(n)]
+                if signing:
+                    break
+            elif sum(g.tbox.seq for g in gens) - start >= want:
                 break
             if all(p.poll() is not None for _, p, _ in ws):
                 break
             await anyio.sleep(0.05)
         alive = [w for w in ws if w[1].poll() is None]
+        if signing:
+            hist.ops.append(f"r{rnd} SIGNOFF {signing[0]} is taking the cutover's sign-off")
+            alive = [w for w in alive if w[0] == signing[0]] or alive
         moved = sum(g.tbox.seq for g in gens) - start
         # every draw made whatever happens, so that the stream does not depend on timing
         # (which workers are still there) nor on the server (restartable or not)
