@@ -69,3 +69,54 @@ async def test_host_history_with_restarts(
     assert events <= _events(h), h.text()
     for said in (" PGRESTART during ", " PGRESTART between "):
         assert any(said in o for o in h.ops), h.text()
+
+
+# -- found by the host soak --------------------------------------------------------------------
+# seed 21 (the cutover's events, ``--exclude sigkill,sigterm,sigint,pause,pg_restart,between``):
+# the worker taking the cutover's sign-off killed with SIGKILL. A pass's sign-off may be
+# queued twice (the worker that ended the last group, and a reaper that saw every group done
+# before that worker queued it): the second waits while the first runs. The reaper put the
+# dead one back with ``retry_job``, which the queueing lock refused while the second waited
+# ("A unique constraint is violated", every second), and the second could not start while
+# the dead one held the lock: the pass never ended, every ``worker --until-done`` waited.
+# The same for a group's segment queued again (``submit`` run again) beside a dead one.
+@pytest.mark.parametrize("what", ["sign-off", "group"])
+async def test_a_dead_job_beside_a_waiting_one_gives_way(pg_url: str, what: str) -> None:
+    import psycopg
+
+    from copyengine.cluster.jobqueue import make_app
+    from copyengine.cluster.tasks import defer, defer_sign_off
+    from copyengine.cluster.worker import retry_stalled
+
+    q, lock = "copyengine-soak21", "sign-off-5" if what == "sign-off" else "g1"
+
+    async def queue_it() -> bool:
+        if what == "sign-off":
+            return await defer_sign_off(app, q, 5)
+        return await defer(app, q, "g1", 5, 2)
+
+    app = make_app(pg_url, None)
+    async with app.open_async():
+        assert await queue_it()
+        dead = await app.job_manager.register_worker()
+        running = await app.job_manager.fetch_job(queues=[q], worker_id=dead)
+        assert running is not None
+        assert await queue_it()  # the second, waiting behind the first one's lock
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+            await conn.execute(
+                "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour' "
+                "WHERE id = %s",
+                (dead,),
+            )
+            (stalled,) = await app.job_manager.get_stalled_jobs(queue=q, seconds_since_heartbeat=3)
+            await retry_stalled(app, stalled)
+            cur = await conn.execute(
+                "SELECT status::text, count(*) FROM procrastinate_jobs WHERE lock = %s "
+                "GROUP BY status ORDER BY status",
+                (lock,),
+            )
+            by_status = dict(await cur.fetchall())
+        assert by_status.get("todo") == 1 and "doing" not in by_status, by_status
+        alive = await app.job_manager.register_worker()
+        taken = await app.job_manager.fetch_job(queues=[q], worker_id=alive)
+        assert taken is not None and taken.lock == lock
