@@ -48,7 +48,8 @@ SHARED = [
 ]
 OWN = [
     # mirror, 2 pairs: SIGTERM (r0), SIGKILL (r1, r4), the server restarted between rounds
-    # and during the pass (r2, a --full pass after target drift)
+    # and during the pass (r2, a --full pass after target drift); the cutover's worker
+    # taking the sign-off killed with SIGKILL, under transient faults
     pytest.param(20, {"sigkill", "sigterm", "pg_restart"}, id="20-mirror-restarts-kills"),
 ]
 
