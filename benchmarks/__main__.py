@@ -496,9 +496,10 @@ def main(argv: list[str] | None = None) -> None:
     so = sub.add_parser(
         "soak",
         help="randomized owner histories (tests/histories.py); cutshort: runs cut short "
-        "at random moments (tests/cutshort.py)",
+        "at random moments (tests/cutshort.py); hosts: histories on several hosts, PostgreSQL "
+        "and workers (tests/hosthistories.py)",
     )
-    so.add_argument("what", choices=["passes", "cutshort"])
+    so.add_argument("what", choices=["passes", "cutshort", "hosts"])
     so.add_argument("--seeds", type=int, default=100)
     so.add_argument("--start", type=int, default=1)
     so.add_argument("--deletions", choices=["mirror", "keep", "both"], default="both")
@@ -519,6 +520,11 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import soak_cutshort
 
         soak_cutshort.main(a)
+        return
+    if a.cmd == "soak" and a.what == "hosts":
+        from benchmarks import soak_hosts
+
+        soak_hosts.main(a)
         return
     if a.cmd == "soak":
         from benchmarks import soak

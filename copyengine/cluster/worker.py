@@ -18,6 +18,7 @@ import anyio
 import psycopg
 import structlog
 from procrastinate import App, exceptions
+from procrastinate.jobs import Status
 
 from ..config import JobConfig
 from ..controls import env_clock
@@ -74,7 +75,7 @@ async def _reaper(app: App, rt: Runtime) -> None:
             )
             for job in stalled:
                 if "group" not in job.task_kwargs:  # a sign-off whose worker died
-                    await app.job_manager.retry_job(job)
+                    await retry_stalled(app, job)
                     log.warning("cutover.sign_off_requeued", job=job.id, reason="worker silent")
                     continue
                 group = str(job.task_kwargs.get("group"))
@@ -84,7 +85,7 @@ async def _reaper(app: App, rt: Runtime) -> None:
                     continue
                 if Outage.within(quiet):
                     break
-                await app.job_manager.retry_job(job)
+                await retry_stalled(app, job)
                 await rt.table.requeued(
                     group, "its worker stopped sending heartbeats: queued again"
                 )
@@ -93,6 +94,21 @@ async def _reaper(app: App, rt: Runtime) -> None:
                 await _reconcile(app, rt)
         except (psycopg.Error, exceptions.ProcrastinateException, StateError) as exc:
             log.warning("worker.reaper_failed", error=str(exc))
+
+
+async def retry_stalled(app: App, job: Any) -> None:
+    """A job whose worker died, queued again; or, when another job of its lock waits
+    already, ended (failed) so that the waiting one runs. Two jobs of one lock are normal
+    (a pass's sign-off queued by the worker that ended the last group and by a reaper that
+    saw every group done first; a group's segment queued again by ``submit``): the second
+    waits while the first runs. Put back with ``retry_job``, the dead one was refused by the
+    queueing lock while the second waited, and the second could not start while the dead
+    one held the lock: the pass never ended (host soak seed 21)."""
+    try:
+        await app.job_manager.retry_job(job)
+    except exceptions.UniqueViolation:
+        await app.job_manager.finish_job(job, status=Status.FAILED, delete_job=False)
+        log.warning("worker.stalled_job_ended", job=job.id, reason="another one waits")
 
 
 async def _reconcile(app: App, rt: Runtime) -> None:
