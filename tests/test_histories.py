@@ -187,7 +187,7 @@ def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> No
 async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
     """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
     # the twelfth stream left out: which call a quirk fires at is timing
-    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk"}))
+    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk", "stack"}))
     a = await run_history(11, "mirror", tmp_path / "a", opts)
     b = await run_history(11, "mirror", tmp_path / "b", opts)
     assert a.error is None, a.error
@@ -325,6 +325,8 @@ TENTH = frozenset({"compound", "storm", "cutkill"})
 ELEVENTH = frozenset({"twin", "pairgone", "restore", "refill", "midexport"})
 # the twelfth (``_twelfth``: the service's documented quirks armed for a pass) likewise
 TWELFTH = frozenset({"quirk"})
+# the thirteenth (``_thirteenth``: kinds of event stacked in one round) likewise
+THIRTEENTH = frozenset({"stack"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -339,7 +341,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
-    ex |= TENTH | ELEVENTH | TWELFTH
+    ex |= TENTH | ELEVENTH | TWELFTH | THIRTEENTH
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -369,7 +371,9 @@ async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
     to a second target, that pair out of the job at r4 and back at r5, soft-deleted items
     restored, folders emptied and refilled, items changed as their export arrives; every
     checked pass exact for both targets, every sign-off honest."""
-    h = await run_history(11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH))
+    h = await run_history(
+        11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH | THIRTEENTH)
+    )
     assert h.error is None and not h.failures(), h.text()
     assert h.twin, h.text()
     for event in ("PAIRGONE", "PAIRBACK", "RESTORE", "REFILL", "MIDEXPORT"):
@@ -408,13 +412,41 @@ async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
         14002,
         "mirror",
         tmp_path,
-        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH),
+        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH | THIRTEENTH),
     )
     fired = [o for o in h.ops if " QUIRK fired " in o and " QUIRK fired 0 " not in o]
     assert len(fired) >= 6, h.text()
     assert any("drop_after createFolder" in o for o in fired), h.text()
     assert any("drop_after deleteFolder" in o for o in fired), h.text()
     assert h.error is None and not h.failures(), h.text()
+
+
+async def test_a_sign_offs_transient_404_leaves_the_rounds_quirks_armed(tmp_path: Path) -> None:
+    """Seed 15502 mirror, the ninth and twelfth streams made certain, no kill nor churn: at r2
+    a transient 404 armed for the sign-off after the pass (``N404 sign-off``) and the round's
+    quirks. The 404's rule used to replace the round's rules (``PUT /_emulator/faults``
+    replaces them all), so that a quirk not fired yet never fired, nor was one that had
+    said; now it is added to them (``POST``), and both fire."""
+    h = await run_history(
+        15502,
+        "mirror",
+        tmp_path,
+        Options(
+            kill=False,
+            churn=False,
+            p_quirk=1.0,
+            p_n404=1.0,
+            exclude=TENTH | ELEVENTH | THIRTEENTH,
+        ),
+    )
+    assert h.error is None and not h.failures(), h.text()
+    both = [
+        r
+        for r in {o.split()[0] for o in h.ops if " N404 sign-off: " in o}
+        if any(o.startswith(f"{r} N404 fired ") and " fired 0 " not in o for o in h.ops)
+        and any(o.startswith(f"{r} QUIRK fired ") and " fired 0 " not in o for o in h.ops)
+    ]
+    assert both, h.text()
 
 
 # the ninth stream made certain (``Options(p_n404=1.0)``: a transient 404 in every round),
@@ -439,7 +471,7 @@ async def test_history_with_a_transient_404_every_round(
         seed,
         deletions,
         tmp_path,
-        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH),
+        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH | THIRTEENTH),
     )
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
@@ -456,7 +488,10 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
         517,
         "keep",
         tmp_path,
-        Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH),
+        Options(
+            kill=True,
+            exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH | THIRTEENTH,
+        ),
     )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
@@ -478,7 +513,8 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         | NINTH
         | TENTH
         | ELEVENTH
-        | TWELFTH,
+        | TWELFTH
+        | THIRTEENTH,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
@@ -2150,7 +2186,9 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
     """Soak seed 9737 mirror, every stream (the tenth's 429 storm: 20 requests per 1 s per
     mailbox, a request window shorter than any the pacer keeps): its passes under the storm
     crawled at a quarter of ``[limits]`` and the history ran past 600 s; now ~45 s."""
-    h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH))
+    h = await run_history(
+        9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH | THIRTEENTH)
+    )
     assert any(" STORM " in o for o in h.ops), h.text()
     assert not h.timed_out and not h.failures(), h.text()
 
@@ -2167,7 +2205,7 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
 async def test_history_14219_keep_a_restored_item_beside_its_kept_copy_after_a_kill(
     tmp_path: Path,
 ) -> None:
-    h = await run_history(14219, "keep", tmp_path, Options(limit_s=240.0))
+    h = await run_history(14219, "keep", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH))
     assert h.error is None and not h.failures(), h.text()
 
 
