@@ -421,6 +421,31 @@ async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
     assert h.error is None and not h.failures(), h.text()
 
 
+def test_the_thirteenth_stream_stacks_two_to_four_kinds_in_a_round() -> None:
+    """``stacked``: two to four kinds of event for a round (the kill one of them in the kill
+    round), none twice, none left out by ``exclude``, no move at its own item round without
+    delta; every kind of each round list drawn over a few seeds; said in the op log."""
+    import random
+
+    from tests.histories import STACK_CUTOVER, STACK_KILL, STACK_ROUND, stacked
+
+    said: list[str] = []
+    gen = type("G", (), {"emit": lambda self, t: said.append(t)})()
+    seen: set[str] = set()
+    for seed in range(200):
+        rng = random.Random(seed)
+        for kinds, most, kill in ((STACK_ROUND, 4, False), (STACK_KILL, 4, True)):
+            out = stacked(rng, kinds, most, gen, seed % 2 == 0, frozenset({"storm"}), kill=kill)  # type: ignore[arg-type]
+            assert 2 <= len(out) <= most and ("kill" in out) == kill, out
+            assert "storm" not in out and (seed % 2 == 0 or "deltamove" not in out), out
+            seen |= out
+        out = stacked(rng, STACK_CUTOVER, 3, gen, True, frozenset())  # type: ignore[arg-type]
+        assert 2 <= len(out) <= 3 and out <= set(STACK_CUTOVER), out
+        seen |= out
+    assert seen == (set(STACK_ROUND) | set(STACK_CUTOVER) | {"kill"}) - {"storm"}, seen
+    assert said and all(t.startswith("STACK ") for t in said)
+
+
 async def test_a_sign_offs_transient_404_leaves_the_rounds_quirks_armed(tmp_path: Path) -> None:
     """Seed 15502 mirror, the ninth and twelfth streams made certain, no kill nor churn: at r2
     a transient 404 armed for the sign-off after the pass (``N404 sign-off``) and the round's
