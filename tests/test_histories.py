@@ -2325,3 +2325,18 @@ async def test_a_moved_folder_killed_mid_sweep_then_deleted_keeps_one_copy(
     assert not h.failures(), h.text()
     assert all(not wrong(p.counts) for p in h.passes if p.checked), h.text()
     assert h.passes[-1].signoff_complete, h.text()
+
+
+@pytest.mark.slow
+async def test_history_15024_mirror_a_sweep_past_a_delete_whose_answer_was_lost(
+    tmp_path: Path,
+) -> None:
+    """Soak seed 15024 mirror, every stream but the thirteenth (2 of 2 runs on main f2213a6,
+    with or without the ninth stream's 404s): r5, a pass killed between a folder's creation
+    and its record, its re-run under the quirk "a copy deleted, its answer lost": the sweep
+    of /Archive/Inbox's old copy (the folder moved under /Drafts) ended at its retry's 404,
+    seven copies left beside their re-homed ones and the old folder with them
+    (``test_a_sweeps_copy_deleted_with_its_answer_lost_does_not_end_the_sweep``)."""
+    h = await run_history(15024, "mirror", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH))
+    assert any(" QUIRK fired 1 of 1 drop_after deleteItem" in o for o in h.ops), h.text()
+    assert h.error is None and not h.failures(), h.text()
