@@ -46,6 +46,15 @@ def _fired(op: str, said: str = " N404 fired ") -> int:
     return int(rest.split(" ", 1)[0]) if rest[:1].isdigit() else 0
 
 
+def _stacked(op: str) -> list[str]:
+    """The kinds an op-log line ``STACK a + b + ...`` (the thirteenth stream's) says stacked
+    in its round; none for any other line."""
+    _, said, rest = op.partition(" STACK ")
+    if not said or rest.startswith("trigger "):
+        return []
+    return rest.split(" + ")
+
+
 def run(
     seeds: int,
     start: int = 1,
@@ -103,6 +112,8 @@ def run(
                 # the twelfth stream's service quirks: armed, and the times they fired
                 "quirks": sum(" QUIRK source " in o or " QUIRK target " in o for o in h.ops),
                 "quirks_fired": sum(_fired(o, " QUIRK fired ") for o in h.ops),
+                # the thirteenth stream's rounds of stacked events (with the round's kill)
+                "stacks": [_stacked(o) for o in h.ops if _stacked(o)],
             }
             if fails:
                 row["log"] = h.text()
@@ -155,6 +166,11 @@ def run(
             "armed": sum(r["quirks"] for r in histories),
             "fired": sum(r["quirks_fired"] for r in histories),
         },
+        "stacked_rounds": {
+            "rounds": sum(len(r["stacks"]) for r in histories),
+            "with_the_kill": sum("kill" in k for r in histories for k in r["stacks"]),
+            "kinds": dict(Counter(x for r in histories for k in r["stacks"] for x in k)),
+        },
         "kills": {
             "histories": len(kills),
             "killed_mid_pass": sum(k.startswith("SIGKILL") for k in kills),
@@ -185,7 +201,10 @@ def table(res: dict[str, Any]) -> str:
         f"{res.get('transient_404s', {}).get('armed', 0)} armed, "
         f"{res.get('transient_404s', {}).get('fired', 0)} answered. Service quirks (the "
         f"twelfth stream): {res.get('quirks', {}).get('armed', 0)} armed, "
-        f"{res.get('quirks', {}).get('fired', 0)} fired.\n",
+        f"{res.get('quirks', {}).get('fired', 0)} fired. Rounds of stacked events (the "
+        f"thirteenth stream): {res.get('stacked_rounds', {}).get('rounds', 0)} "
+        f"({res.get('stacked_rounds', {}).get('with_the_kill', 0)} with the kill; kinds "
+        f"{res.get('stacked_rounds', {}).get('kinds', {})}).\n",
         "| mode | histories | failed |",
         "|---|---|---|",
     ]

@@ -81,6 +81,21 @@ import: the retry meets what the first did: ``ErrorFolderExists``, a 404), a 504
 Retry-After, at the source or the target (``quirks``). The pass is checked: every quirk is
 one the engine must absorb within it.
 
+From a thirteenth stream (``_thirteenth``), what outside trials do and single streams did not:
+**events stacked in one round** (``stacked``): two to four kinds, chosen at random, in the same
+round (``p_stack``): an expired delta link (all, or a ``delta_expire`` rule), target drift,
+target moves, a 429 storm, quirks, a transient 404, and the owner changes timed to a call of
+the pass (a move, a move at its own item round, a folder gone, a target folder gone, items
+changed at their export, a folder gone as the sign-off lists it), each as its own stream times
+it; the history's kill with one to three of them (``p_stack_kill``: the killed pass meets
+them, its kill sometimes timed a few target changes after a timed change fired, and the re-run
+the quirks and 404s); and before the cutover two or three of an expired link, quirks, a 404
+and the cutover's kill (``p_stack_cut``). Archive pairs take it all too (their drift, target
+moves, expired links). Each pass is held and checked as its kinds make it (a pass with a
+folder gone unchecked, the next checked; drift repaired by a ``--full`` pass). Fault rules
+armed later in a round (a transient 404 for the sign-off) are added to the round's
+(``POST /_emulator/faults``), never put in their place.
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -1063,10 +1078,16 @@ class Options:
     # round's pass (``quirks``: a delta row twice, an export that omits an item, a session
     # dead before an import, a request dropped before or after it is processed, a 504)
     p_quirk: float = 0.35
+    # from a thirteenth stream (``_thirteenth``): two to four kinds of event stacked in one
+    # round (``stacked``): a round's pass (``p_stack``), the kill round (``p_stack_kill``: the
+    # killed pass and its re-run meet them too), the cutover (``p_stack_cut``)
+    p_stack: float = 0.4
+    p_stack_kill: float = 0.6
+    p_stack_cut: float = 0.3
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill, twin, pairgone, restore, refill,
-    # midexport, quirk) left out, to look past a known failure
+    # midexport, quirk, stack) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1122,6 +1143,111 @@ UNPACED = "upload_mb_per_window = 1000000"
 # a churn during a pass lasts this long at most (``Options.p_churn``): what it changed is
 # what the pass chases and the settling pass copies (``Options.churn_max_s``)
 CHURN_MAX_S = Options.churn_max_s
+
+
+def _thirteenth(seed: int) -> random.Random:
+    """The seed's thirteenth stream: kinds of event stacked in one round (added after the
+    twelfth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/stacked-events")
+
+
+# what the thirteenth stream stacks (``stacked``), by round: a round's pass; beside the
+# round's kill (the killed pass and the re-run); before the cutover (a delta pass: no drift
+# nor target moves, which only a ``--full`` pass repairs)
+STACK_ROUND = (
+    "expire",
+    "drift",
+    "tmove",
+    "storm",
+    "quirk",
+    "n404",
+    "midmove",
+    "deltamove",
+    "midfolder",
+    "midtarget",
+    "midexport",
+    "signgone",
+)
+STACK_KILL = (
+    "expire",
+    "drift",
+    "tmove",
+    "storm",
+    "quirk",
+    "n404",
+    "midmove",
+    "deltamove",
+    "midfolder",
+    "midtarget",
+    "midexport",
+)
+STACK_CUTOVER = ("expire", "quirk", "n404", "cutkill")
+# the stacked kinds timed to a call of the pass: the drift-delta round's two passes are not
+# where they land
+STACK_DURING = frozenset(
+    {"n404", "midmove", "deltamove", "midfolder", "midtarget", "midexport", "signgone"}
+)
+
+
+def stacked(
+    rng: random.Random,
+    kinds: tuple[str, ...],
+    most: int,
+    gen: Generator,
+    delta: bool,
+    ex: frozenset[str],
+    kill: bool = False,
+) -> frozenset[str]:
+    """Two to ``most`` kinds of event (``kinds``, none left out by ``ex``) for one round, the
+    round's kill one of them when ``kill``; said in the op log (``STACK``)."""
+    pool = [k for k in kinds if k not in ex and (delta or k != "deltamove")]
+    n = min(len(pool), rng.randint(2, most) - (1 if kill else 0))
+    out = frozenset(rng.sample(pool, n)) | ({"kill"} if kill else set())
+    gen.emit(f"STACK {' + '.join(sorted(out))}")
+    return out
+
+
+async def during_a_pass(
+    api: Any, gen: Generator, rng: random.Random, stack: frozenset[str], delta: bool
+) -> set[str]:
+    """The owner changes the thirteenth stream stacked for a pass, each timed to a call of
+    it as its own stream times it (the kill round's: the killed pass, whichever comes
+    first); the kinds armed."""
+    armed: set[str] = set()
+    if "midmove" in stack:
+        await mid_pass_move(api, gen, rng, at_its_listing=not delta)
+        armed.add("midmove")
+    if "deltamove" in stack and delta:
+        await delta_mid_pass_move(api, gen, rng)
+        armed.add("deltamove")
+    if "midfolder" in stack and await mid_pass_folder(api, gen, rng):
+        armed.add("midfolder")
+    if "midtarget" in stack and await mid_pass_target_folder(api, gen, rng):
+        armed.add("midtarget")
+    if "midexport" in stack and await mid_export(api, gen, rng):
+        armed.add("midexport")
+    return armed
+
+
+async def expire(
+    api: Any, gen: Generator, rng: random.Random, box: Any, agen: Generator | None
+) -> list[dict[str, Any]]:
+    """Delta links expired, the thirteenth stream's way: all of the source's now, or a
+    ``delta_expire`` rule (returned, to be armed with the others) for its next rounds; the
+    archive's too, half the time."""
+    rules: list[dict[str, Any]] = []
+    if rng.random() < 0.5:
+        r = await api.control("POST", "/delta/expire", {"mailboxId": box.id})
+        gen.emit(f"EXPIRE all delta links ({r.status})")
+    else:
+        n = rng.randint(1, 3)
+        calls = rng.choice((["itemDelta"], ["folderDelta"], ["itemDelta", "folderDelta"]))
+        rules.append({"kind": "delta_expire", "calls": calls, "count": n, "mailbox": box.id})
+        gen.emit(f"EXPIRE fault {calls} x{n}")
+    if agen is not None and rng.random() < 0.5:
+        r = await api.control("POST", "/delta/expire", {"mailboxId": agen.box.id})
+        gen.emit(f"EXPIRE the archive's delta links ({r.status})")
+    return rules
 
 
 def _twelfth(seed: int) -> random.Random:
@@ -1328,6 +1454,7 @@ async def _history(
     rng11 = _eleventh(hist.seed)
     rng11.random()  # the twin's draw (``run_history``)
     rng12 = _twelfth(hist.seed)
+    rng13 = _thirteenth(hist.seed)
     mem = Memory()
     pending: list[Callable[[], None]] = []  # refills left for a later round
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
@@ -1507,16 +1634,33 @@ async def _history(
             later = refill(gen, rng11)
             if later is not None:
                 pending.append(later)
+        # the thirteenth stream: kinds of event stacked in this round, whatever the others drew
+        stack: frozenset[str] = frozenset()
+        p13 = opts.p_stack_cut if last else opts.p_stack_kill if rnd == kill_round else opts.p_stack
+        if rng13.random() < p13 and "stack" not in ex:
+            if last:
+                stack = stacked(rng13, STACK_CUTOVER, 3, gen, hist.delta, ex)
+            elif rnd == kill_round:
+                stack = stacked(rng13, STACK_KILL, 4, gen, hist.delta, ex, kill=True)
+            else:
+                stack = stacked(rng13, STACK_ROUND, 4, gen, hist.delta, ex)
         if last:
             cut_rules: list[dict[str, Any]] = []
-            if rng9.random() < opts.p_n404 and "n404" not in ex:  # in the cutover (or its sign-off)
-                cut_rules = not_found_404(rng9, gen, "cutover")
+            if "expire" in stack:  # the cutover's links expired (or its sign-off's)
+                cut_rules = await expire(api, gen, rng13, box, agen)
+                if cut_rules:
+                    await api.control("PUT", "/faults", {"rules": cut_rules})
+            n404_cut = rng9.random() < opts.p_n404 or "n404" in stack
+            if n404_cut and "n404" not in ex:  # in the cutover (or its sign-off)
+                cut_rules += not_found_404(rng9, gen, "cutover")
                 await api.control("PUT", "/faults", {"rules": cut_rules})
-            qcut = quirks(rng12, gen) if rng12.random() < opts.p_quirk and "quirk" not in ex else []
+            quirked = rng12.random() < opts.p_quirk or "quirk" in stack
+            qcut = quirks(rng12, gen) if quirked and "quirk" not in ex else []
             if qcut:  # in the cutover (and its killed run, if any), beside the 404s
                 cut_rules += qcut
                 await api.control("PUT", "/faults", {"rules": cut_rules})
-            cutkill = rng10.random() < opts.p_cutkill and "cutkill" not in ex
+            cutkill = rng10.random() < opts.p_cutkill or "cutkill" in stack
+            cutkill = cutkill and "cutkill" not in ex
             if cutkill and opts.kill is not False:  # a kill is timing: not in kill=False
                 before = await removals_reset()
                 await killed_cutover(api, server.emulator.stats, hist, job, rnd, rng10)
@@ -1527,13 +1671,13 @@ async def _history(
                 await faults_fired(api, gen, qcut)
             break
         full = rng.random() < opts.p_full and "full" not in ex
-        drift = rng.random() < opts.p_drift and "drift" not in ex
+        drift = (rng.random() < opts.p_drift or "drift" in stack) and "drift" not in ex
         churn = opts.churn and rng.random() < opts.p_churn and rnd != kill_round
-        churn = churn and "churn" not in ex
+        churn = churn and "churn" not in ex and not stack
         # target moves (never before the cutover: a delta pass cannot see the target)
-        tmove = rng2.random() < opts.p_tmove and "tmove" not in ex
+        tmove = (rng2.random() < opts.p_tmove or "tmove" in stack) and "tmove" not in ex
         rules: list[dict[str, Any]] = []  # this round's fault rules (``PUT`` replaces them)
-        if rng.random() < opts.p_expire and "expire" not in ex:
+        if (rng.random() < opts.p_expire or "expire" in stack) and "expire" not in ex:
             if rng.random() < 0.5:
                 r = await api.control("POST", "/delta/expire", {"mailboxId": box.id})
                 gen.emit(f"EXPIRE all delta links ({r.status})")
@@ -1552,19 +1696,21 @@ async def _history(
         if tmove:
             for _ in range(rng2.randint(1, 3)):
                 (agen if agen is not None and rng2.random() < 0.4 else gen).target_move(rng2)
-        if agen is not None and rng2.random() < opts.p_expire and "expire" not in ex:
+        aexp = agen is not None and (rng2.random() < opts.p_expire or "expire" in stack)
+        if agen is not None and aexp and "expire" not in ex:
             r = await api.control("POST", "/delta/expire", {"mailboxId": agen.box.id})
             gen.emit(f"EXPIRE the archive's delta links ({r.status})")
         seen = drift or tmove  # what only a full listing of the target repairs
-        stormed = rng10.random() < opts.p_storm and "storm" not in ex
+        stormed = (rng10.random() < opts.p_storm or "storm" in stack) and "storm" not in ex
         if stormed:  # a 429 storm, an answer lost
             limits, srules = storm(rng10, gen)
             await api.control("PUT", "/limits", limits)
             rules += srules
             await api.control("PUT", "/faults", {"rules": rules})
         # the service's quirks: this round's pass (or passes), the kill round's re-run
-        qrules = quirks(rng12, gen) if rng12.random() < opts.p_quirk and "quirk" not in ex else []
-        if qrules and rnd != kill_round:
+        quirked = rng12.random() < opts.p_quirk or "quirk" in stack
+        qrules = quirks(rng12, gen) if quirked and "quirk" not in ex else []
+        if qrules and (rnd != kill_round or "quirk" in stack):  # stacked: the killed pass too
             rules += qrules
             await api.control("PUT", "/faults", {"rules": rules})
         if rnd == kill_round:
@@ -1573,12 +1719,35 @@ async def _history(
             k = rng.randint(1, 12)  # drawn always: the seed's first stream as it was
             making = rng8.random() < opts.p_killmake and "killmake" not in ex
             made = to_make(gen, rng8) if making else None
+            # stacked: the killed pass meets the round's other kinds of event too (timed
+            # owner changes, a transient 404, the quirks armed above)
+            during = await during_a_pass(api, gen, rng13, stack, hist.delta)
+            if "n404" in stack:
+                rules += not_found_404(rng13, gen, "killed pass")
+                await api.control("PUT", "/faults", {"rules": rules})
             before = await removals_reset()
             if making:  # at the first creation, or a later one (under a folder just made)
                 after = rng8.choice((0, 0, 1, 2))
-                await killed_at_creation(api, hist, job, tbox, rnd, after)
+                also = rules if stack else []  # stacked: the round's rules kept beside it
+                await killed_at_creation(api, hist, job, tbox, rnd, after, also=also)
             else:
-                await killed_pass(rnd, rng, hist, job, tbox, full, opts, k)
+                gate = None
+                if during and rng13.random() < 0.5:  # the kill after a timed change fired
+
+                    def a_change_fired() -> bool:
+                        return any(tr.applied is not None for tr in emu.triggers.rules)
+
+                    gate = (a_change_fired, rng13.randint(0, 6))
+                await killed_pass(rnd, rng, hist, job, tbox, full, opts, k, gate)
+            if stack:  # the timed changes that did not fire before the kill never do
+                r = await api.control("GET", "/triggers")
+                for t in r.body["triggers"]:
+                    fired = f"error {t['error']}" if t["error"] else f"fired={t['fired']}"
+                    gen.emit(f"STACK trigger after call {t['after']}: {fired}")
+                await api.control("DELETE", "/triggers")
+                await faults_fired(api, gen)
+                if qrules:
+                    await faults_fired(api, gen, qrules)
             # the state a SIGKILL left, signed off as it is: once the requests the killed
             # process had sent have landed (the emulator finishes a request whose client
             # died), so that the oracle and the sign-off see one moment
@@ -1592,7 +1761,7 @@ async def _history(
                 rerun_rules += not_found_404(rng9, gen, "rerun")
             if rerun_rules:
                 await api.control("PUT", "/faults", {"rules": rerun_rules})
-            await a_pass(rnd, "rerun", full=full or seen)
+            await a_pass(rnd, "rerun", full=full or seen or "midtarget" in during)
             await faults_fired(api, gen)
             if qrules:
                 await faults_fired(api, gen, qrules)
@@ -1634,8 +1803,9 @@ async def _history(
                 await faults_fired(api, gen, qrules)
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "settle", full=seen)
-        elif (drift and not full and rng.random() < 0.5) or (
-            tmove and not drift and not full and rng2.random() < 0.5
+        elif not (stack & STACK_DURING) and (
+            (drift and not full and rng.random() < 0.5)
+            or (tmove and not drift and not full and rng2.random() < 0.5)
         ):
             await a_pass(rnd, "drift-delta", checked=False)
             if qrules:
@@ -1643,19 +1813,26 @@ async def _history(
             await api.control("DELETE", "/faults")
             await a_pass(rnd, "full", full=True)
         else:
-            mid = rng3.random() < opts.p_midmove and "midmove" not in ex
+            # a kind the thirteenth stream stacked happens whatever its own stream drew
+            mid = (rng3.random() < opts.p_midmove or "midmove" in stack) and "midmove" not in ex
             if mid:  # without delta: when the moved item's own folder is listed
                 await mid_pass_move(api, gen, rng3, at_its_listing=not hist.delta)
-            own = hist.delta and rng5.random() < opts.p_deltamove and "deltamove" not in ex
+            own = rng5.random() < opts.p_deltamove if hist.delta else False
+            own = hist.delta and (own or "deltamove" in stack) and "deltamove" not in ex
             if own:
                 await delta_mid_pass_move(api, gen, rng5)
-            fold = rng6.random() < opts.p_midfolder and "midfolder" not in ex
-            if fold:
+            fold = rng6.random() < opts.p_midfolder or "midfolder" in stack
+            if fold and "midfolder" not in ex:
                 fold = await mid_pass_folder(api, gen, rng6)
-            tgone = rng7.random() < opts.p_midtarget and "midtarget" not in ex
-            if tgone:
+            else:
+                fold = False
+            tgone = rng7.random() < opts.p_midtarget or "midtarget" in stack
+            if tgone and "midtarget" not in ex:
                 tgone = await mid_pass_target_folder(api, gen, rng7)
-            midexp = rng11.random() < opts.p_midexport and "midexport" not in ex
+            else:
+                tgone = False
+            midexp = rng11.random() < opts.p_midexport or "midexport" in stack
+            midexp = midexp and "midexport" not in ex
             if midexp:
                 midexp = await mid_export(api, gen, rng11)
             # a transient 404 from a target folder that is there (a full pass: its listings)
@@ -1675,12 +1852,12 @@ async def _history(
                 )
                 full = True
             # a folder deleted at the source while the sign-off after the pass lists it
-            sgone = rng8.random() < opts.p_signgone and "signgone" not in ex
-            sgone = sgone and bool(gen.user_folders())
+            sgone = rng8.random() < opts.p_signgone or "signgone" in stack
+            sgone = sgone and "signgone" not in ex and bool(gen.user_folders())
             sfold = rng8.choice(gen.user_folders()) if sgone else None
             swalk = sgone and rng8.random() < 0.4  # at the sign-off's walk, not its listing
             # a transient 404 anywhere: during the pass (any kind), or its sign-off
-            n404 = rng9.random() < opts.p_n404 and "n404" not in ex
+            n404 = (rng9.random() < opts.p_n404 or "n404" in stack) and "n404" not in ex
             at_sign_off = n404 and rng9.random() < 0.4
             rules404 = (
                 not_found_404(rng9, gen, "sign-off" if at_sign_off else "pass") if n404 else []
@@ -1702,8 +1879,8 @@ async def _history(
                 """After the pass, before its sign-off: what the sign-off meets."""
                 if sfold is not None:
                     await signoff_gone(api, gen, sfold, swalk)
-                if at:
-                    await api.control("PUT", "/faults", {"rules": at})
+                if at:  # beside the round's rules, fired or not (``PUT`` replaced them)
+                    await api.control("POST", "/faults", {"rules": at})
 
             mid = mid or own or fold or tgone or sgone
             kind = "full" if full or seen else "delta"
@@ -2411,19 +2588,33 @@ async def killed_pass(
     full: bool,
     opts: Options,
     k: int | None = None,
+    gate: tuple[Callable[[], bool], int] | None = None,
 ) -> None:
     """The pass in a subprocess, killed with SIGKILL after ``k`` changes in the target (by
-    the seed unless given)."""
+    the seed unless given); ``gate``: (a condition, n): after n changes in the target since
+    the condition first held (the thirteenth stream's: a timed owner change fired)."""
     k = rng.randint(1, 12) if k is None else k
     before = tbox.seq
     cmd = [sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"]
     if full:
         cmd.append("--full")
+    mark: list[int] = []  # the target's seq when the gate opened
+
+    def ready() -> bool:
+        if gate is None:
+            return bool(tbox.seq >= before + k)
+        if not mark:
+            if not gate[0]():
+                return False
+            mark.append(tbox.seq)
+        return bool(tbox.seq >= mark[0] + gate[1])
+
     t = time.monotonic()
     proc = _spawn(cmd)
-    alive = await _kill_when(proc, lambda: tbox.seq >= before + k, opts.kill_timeout_s)
+    alive = await _kill_when(proc, ready, opts.kill_timeout_s)
+    wanted = f"{gate[1]} after a timed change fired" if gate is not None else str(k)
     note = (
-        f"SIGKILL after {tbox.seq - before} target changes (wanted {k})"
+        f"SIGKILL after {tbox.seq - before} target changes (wanted {wanted})"
         if alive
         else f"ended before the kill (exit {proc.returncode}, {tbox.seq - before} target changes)"
     )
@@ -2432,11 +2623,19 @@ async def killed_pass(
 
 
 async def killed_at_creation(
-    api: Any, hist: History, job: Path, tbox: Any, rnd: int, after: int = 0, limit_s: float = 30.0
+    api: Any,
+    hist: History,
+    job: Path,
+    tbox: Any,
+    rnd: int,
+    after: int = 0,
+    limit_s: float = 30.0,
+    also: list[dict[str, Any]] | None = None,
 ) -> str:
     """A delta pass in a subprocess killed between a folder's creation in the target and its
     record: the answer to its first ``createFolder`` after ``after`` held back (a ``slow``
-    fault; the folder is made), the pass SIGKILLed meanwhile, once the folder is there."""
+    fault; the folder is made), the pass SIGKILLed meanwhile, once the folder is there.
+    ``also``: fault rules armed beside it (the thirteenth stream's; else it is alone)."""
     rule = {
         "kind": "slow",
         "calls": ["createFolder"],
@@ -2445,7 +2644,7 @@ async def killed_at_creation(
         "after": after,
         "delay": 8.0,
     }
-    await api.control("PUT", "/faults", {"rules": [rule]})
+    await api.control("PUT", "/faults", {"rules": [rule, *(also or [])]})
     n = len(tbox.folders) + after
     t = time.monotonic()
     proc = _spawn([sys.executable, "-m", "copyengine", "run", str(job), "--no-progress"])

@@ -156,6 +156,27 @@ async def test_503_with_and_without_retry_after_and_504(emu: Any) -> None:
     assert r.status == 503 and "Retry-After" not in r.headers
 
 
+async def test_posted_faults_join_those_in_force_whose_counts_stay(emu: Any) -> None:
+    """``POST /_emulator/faults`` adds rules; ``PUT`` replaces them all. A rule armed later
+    (a transient 404 for a sign-off) leaves the round's rules, fired or not, as they were."""
+    m = emu.src.m(await emu.src.mailbox_id(ADELE))
+    await _faults(emu, {"kind": "http_503", "calls": ["getFolder"], "count": 2})
+    assert (await emu.src.get(m + "/folders/inbox")).status == 503  # one of two fired
+    r = await emu.src.control(
+        "POST", "/faults", {"rules": [{"kind": "http_504", "calls": ["listFolders"], "count": 1}]}
+    )
+    assert r.status == 200, r.body
+    assert [(x["kind"], x["fired"]) for x in r.body["rules"]] == [("http_503", 1), ("http_504", 0)]
+    assert (await emu.src.get(m + "/folders")).status == 504
+    assert (await emu.src.get(m + "/folders/inbox")).status == 503  # the second of two
+    assert (await emu.src.get(m + "/folders/inbox")).status == 200
+    r = await emu.src.control("GET", "/faults")
+    assert [(x["kind"], x["fired"]) for x in r.body["rules"]] == [("http_503", 2), ("http_504", 1)]
+    r = await emu.src.control("POST", "/faults", {"rules": [{"kind": "nope"}]})
+    assert r.status == 400
+    assert len((await emu.src.control("GET", "/faults")).body["rules"]) == 2  # none added
+
+
 async def _import_setup(emu: Any) -> tuple[str, str, str]:
     m = emu.src.m(await emu.src.mailbox_id(BIANCA))
     it = next(iter(emu.state.require_mailbox(BIANCA).items.values()))

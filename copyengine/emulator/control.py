@@ -244,6 +244,19 @@ async def put_faults(request: web.Request) -> web.Response:
     return json_response({"rules": [r.as_dict() for r in rules]})
 
 
+async def post_faults(request: web.Request) -> web.Response:
+    """Add rules to those in force (``PUT`` replaces them all, counts with them): a rule
+    armed for a later moment leaves the earlier ones, fired or not, as they are."""
+    emu = request.app[EMU]
+    body = await _json(request)
+    try:
+        rules = [FaultRule.parse(r) for r in body.get("rules", [])]
+    except (TypeError, ValueError) as exc:
+        return _bad(str(exc))
+    emu.faults.add(rules)
+    return json_response({"rules": [r.as_dict() for r in emu.faults.rules]})
+
+
 async def delete_faults(request: web.Request) -> web.Response:
     request.app[EMU].faults.replace([])
     return web.Response(status=204)
@@ -363,6 +376,7 @@ def add_control_routes(app: web.Application) -> None:
     r.add_delete("/_emulator/triggers", delete_triggers)
     r.add_get("/_emulator/faults", get_faults)
     r.add_put("/_emulator/faults", put_faults)
+    r.add_post("/_emulator/faults", post_faults)
     r.add_delete("/_emulator/faults", delete_faults)
     r.add_put("/_emulator/limits", put_limits)
     r.add_post("/_emulator/tokens/revoke", revoke_tokens)

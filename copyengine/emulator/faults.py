@@ -145,6 +145,10 @@ class Faults:
         self.rules = rules
         self._rng = random.Random(seed)
 
+    def add(self, rules: list[FaultRule]) -> None:
+        """``rules`` beside those in force, whose counts (``seen``, ``fired``) stay."""
+        self.rules = [*self.rules, *rules]
+
     def pick(self, call: str, mailbox_ids: tuple[str, ...]) -> dict[str, FaultRule]:
         fired: dict[str, FaultRule] = {}
         if not self.rules:
