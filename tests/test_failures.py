@@ -232,7 +232,7 @@ def test_leaves_looks_through_nested_groups() -> None:
         (["run", "--full", "--cutover"], None, ExitCode.USAGE, "separate kinds of pass"),
         (["run", "--pair", "z@contoso.example"], None, ExitCode.CONFIG, "--pair z@contoso"),
         (["verify", "--content"], None, ExitCode.CONFIG, "--content: needs the job's state"),
-        (["submit"], None, ExitCode.CONFIG, "db\" (docs/several-hosts.md)"),
+        (["submit"], None, ExitCode.CONFIG, 'db" (docs/several-hosts.md)'),
     ],
     ids=[
         "unreadable state",
