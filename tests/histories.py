@@ -170,12 +170,19 @@ def _sel(path: str) -> bool:
 
 # -- the oracle ----------------------------------------------------------------------------------
 def oracle(
-    src: dict[str, Any], dst: dict[str, Any], deletions: str, drift_edited: set[str] | None = None
+    src: dict[str, Any],
+    dst: dict[str, Any],
+    deletions: str,
+    drift_edited: set[str] | None = None,
+    rules: JobRules | None = None,
 ) -> dict[str, Any]:
     """Counts of what is wrong in ``dst`` against ``src`` (emulator snapshots), with a few
-    samples of each kind."""
+    samples of each kind. ``rules``: the job's rules in force when the operator changed them
+    (``JobRules``): the source's selection is theirs, the target's region the default one."""
     drift_edited = drift_edited or set()
-    s_items = [r for r in src["items"] if _sel(r["folderPath"])]
+    if rules is not None and not rules.narrowed() and not rules.kept:
+        rules = None  # the default selection: judged as before the rules stream
+    s_items = [r for r in src["items"] if (rules.selects if rules else _sel_row)(r)]
     d_items = [r for r in dst["items"] if _sel(r["folderPath"])]
     s_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     d_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -228,12 +235,18 @@ def oracle(
             )
         if key not in s_by:
             # under keep, a copy of an item deleted at the source stays (kept deletion)
-            if deletions == "mirror":
+            if deletions == "mirror" and not (rules is not None and key in rules.kept):
                 where = "soft-deleted at source" if key in all_src_keys else "gone at source"
+                if rules is not None and key in all_src_keys and key not in _soft(src):
+                    where = "not selected now"
                 note("extra_items", f"{copies[0]['folderPath']} {key[:8]} ({where})", len(copies))
             else:
                 counts["kept"] += len(copies)
-    s_folders = {f["path"]: f for f in src["folders"] if _sel(f["path"])}
+    s_folders = {
+        f["path"]: f
+        for f in src["folders"]
+        if (rules.folder_selected if rules else _sel)(f["path"])
+    }
     d_folders = {f["path"]: f for f in dst["folders"] if _sel(f["path"])}
     held = [r["folderPath"] for r in d_items]
     # a folder renamed only in case at the source and not in the target: its own kinds, so
@@ -248,6 +261,8 @@ def oracle(
         counts["folders_not_at_source"] += 1
         if deletions == "keep" and any(h == path or h.startswith(path + "/") for h in held):
             continue
+        if rules is not None and _rules_leaves(rules, path, d_folders[path], s_folders, d_items):
+            continue
         note("leftover_case" if path.casefold() in s_fold else "leftover_folders", path)
     for path in sorted(s_folders):
         if path not in d_folders:
@@ -257,6 +272,36 @@ def oracle(
     out["target_items"] = len(d_items)
     out["samples"] = {k: v for k, v in samples.items()}
     return out
+
+
+def _sel_row(row: dict[str, Any]) -> bool:
+    return _sel(row["folderPath"])
+
+
+def _soft(snap: dict[str, Any]) -> set[str]:
+    """The search keys of a snapshot's soft-deleted items (in Recoverable Items)."""
+    return {r["searchKey"] for r in snap["items"] if r["folderPath"].startswith("/Recoverable")}
+
+
+def _rules_leaves(
+    rules: JobRules,
+    path: str,
+    folder: dict[str, Any],
+    s_folders: dict[str, Any],
+    d_items: list[dict[str, Any]],
+) -> bool:
+    """Under rules that narrow the selection, a target folder the source's selection does not
+    have that stays by the docs: a well-known folder (never deleted), the parent of a
+    selected folder (its path), one holding copies ``keep`` kept before ``mirror``."""
+    if folder.get("wellKnownName"):
+        return True
+    if any(p.startswith(path + "/") for p in s_folders):
+        return True
+    return any(
+        (r["folderPath"] == path or r["folderPath"].startswith(path + "/"))
+        and r["searchKey"] in rules.kept
+        for r in d_items
+    )
 
 
 def wrong(counts: dict[str, Any]) -> list[str]:
@@ -1063,10 +1108,14 @@ class Options:
     # round's pass (``quirks``: a delta row twice, an export that omits an item, a session
     # dead before an import, a request dropped before or after it is processed, a 504)
     p_quirk: float = 0.35
+    # from a stream of its own (``_rules``): before a round's pass, the operator changes the
+    # job: folders excluded or let back in, item filters, ``deletions``, ``delta``, an archive
+    # pair's ``archive`` (``change_rules``); every pass judged under the rules in force
+    p_rules: float = 0.35
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill, twin, pairgone, restore, refill,
-    # midexport, quirk) left out, to look past a known failure
+    # midexport, quirk, rules) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1331,9 +1380,11 @@ async def _history(
     mem = Memory()
     pending: list[Callable[[], None]] = []  # refills left for a later round
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
-    extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
+    # the job's rules in force (``_rules``: the operator changes them between passes)
+    jr = JobRules(deletions, hist.delta, archive=bool(hist.archive))
+    rngr = _rules(hist.seed)
     pairs = [(SRC, DST)] + ([(SRC, DST2)] if hist.twin else [])
-    job = write_job(workdir, ep, pairs, extra=extra, limits=UNPACED)
+    job = write_job(workdir, ep, pairs, extra=jr.toml(), limits=UNPACED)
     twbox = emu.require_mailbox(DST2) if hist.twin else None
     twin_on = [hist.twin]  # the second pair in the job now (``p_pairgone``)
     gen = Generator(rng, box, tbox, hist.ops)
@@ -1355,7 +1406,7 @@ async def _history(
     def twin_pair(on: bool) -> None:
         """The second pair out of the job file, or back in it (``p_pairgone``)."""
         nonlocal cfg
-        write_job(workdir, ep, pairs if on else pairs[:1], extra=extra, limits=UNPACED)
+        write_job(workdir, ep, pairs if on else pairs[:1], extra=jr.toml(), limits=UNPACED)
         cfg = load_job(job)
         twin_on[0] = on
         gen.emit(
@@ -1365,12 +1416,12 @@ async def _history(
     async def removals_reset() -> set[str]:
         """The emulator's record of removals cleared; the source's live keys now."""
         await api.control("DELETE", "/removals")
-        return live_keys(*(b.snapshot() for b in sources))
+        return jr.live_keys(*(b.snapshot() for b in sources))
 
     async def removals_check(before: set[str]) -> list[str]:
         """``removed_live``'s."""
         r = await api.control("GET", "/removals")
-        after = live_keys(*(b.snapshot() for b in sources))
+        after = jr.live_keys(*(b.snapshot() for b in sources))
         out: list[str] = []
         for t in targets.values():  # per target: a twin's copy is no copy of this one's
             rows = [e for e in r.body["removals"] if e["mailboxId"] == t.id]
@@ -1406,21 +1457,22 @@ async def _history(
     ) -> PassRecord:
         """``strict``: a pass that listed the target in full (``--full``, a cutover): a copy
         the target's user edited is stale unless the source's version was put back."""
-        counts = oracle(
-            box.snapshot(), tbox.snapshot(), deletions, set() if strict else gen.drift_edited
-        )
-        if agen is not None:
+        dels = jr.deletions  # the policy in force (``_rules``)
+        src, dst = box.snapshot(), tbox.snapshot()
+        counts = oracle(src, dst, dels, set() if strict else gen.drift_edited, jr)
+        kept = jr.kept_now(src, dst)
+        if agen is not None and jr.archive:  # (``_rules``: the archive taken off the pair)
+            asrc, adst = agen.box.snapshot(), agen.tbox.snapshot()
             counts = merged(
                 counts,
-                oracle(
-                    agen.box.snapshot(),
-                    agen.tbox.snapshot(),
-                    deletions,
-                    set() if strict else agen.drift_edited,
-                ),
+                oracle(asrc, adst, dels, set() if strict else agen.drift_edited, jr),
             )
+            kept |= jr.kept_now(asrc, adst)
         if twbox is not None and twin_on[0]:
-            counts = merged(counts, oracle(box.snapshot(), twbox.snapshot(), deletions), "twin")
+            twdst = twbox.snapshot()
+            counts = merged(counts, oracle(src, twdst, dels, rules=jr), "twin")
+            kept |= jr.kept_now(src, twdst)
+        rules_kept(jr, kept, *(b.snapshot() for b in sources))
         if strict and checked:
             gen.drift_edited.clear()
             if agen is not None:
@@ -1507,6 +1559,15 @@ async def _history(
             later = refill(gen, rng11)
             if later is not None:
                 pending.append(later)
+        # the operator changes the job's rules before this round's pass (``_rules``)
+        rules = rngr.random() < opts.p_rules and "rules" not in ex
+        if rules and change_rules(jr, rngr, gen, agen is not None):
+            now = pairs if twin_on[0] else pairs[:1]
+            write_job(workdir, ep, now, extra=jr.toml(), limits=UNPACED)
+            if hist.archive and jr.archive:
+                archive_pair(job, DST)
+            cfg = load_job(job)
+            hist.delta = jr.delta
         if last:
             cut_rules: list[dict[str, Any]] = []
             if rng9.random() < opts.p_n404 and "n404" not in ex:  # in the cutover (or its sign-off)
@@ -1547,11 +1608,14 @@ async def _history(
         if drift:
             for _ in range(rng.randint(1, 3)):
                 gen.drift()
-            if agen is not None and rng2.random() < 0.5:
+            if agen is not None and rng2.random() < 0.5 and jr.archive:
                 agen.drift()
         if tmove:
             for _ in range(rng2.randint(1, 3)):
-                (agen if agen is not None and rng2.random() < 0.4 else gen).target_move(rng2)
+                off = not jr.archive  # (``_rules``: not while the archive is off the pair)
+                (agen if agen is not None and rng2.random() < 0.4 and not off else gen).target_move(
+                    rng2
+                )
         if agen is not None and rng2.random() < opts.p_expire and "expire" not in ex:
             r = await api.control("POST", "/delta/expire", {"mailboxId": agen.box.id})
             gen.emit(f"EXPIRE the archive's delta links ({r.status})")
@@ -2510,6 +2574,155 @@ def after_making(gen: Generator, rng: random.Random, f: Any) -> None:
             gen.apply(
                 {"op": "moveFolder", "id": f.id, "to": to.id}, f"MAKE then moveFolder {f.path()}"
             )
+
+
+# -- the operator changes the job between passes (``_rules``) ----------------------------------
+# From a stream of its own (``_rules``, so that every other stream's history is what it was):
+# before a round's pass (``p_rules``), the operator rewrites the job file: a folder or a
+# subtree excluded (a user folder, now and then a well-known one) or let back in, an item
+# filter set or lifted (``types``, ``created_after``), ``[sync] deletions`` switched (keep ->
+# mirror, mirror -> keep), ``[sync] delta`` switched, an archive pair's ``archive = true``
+# taken off or put back. The oracle then judges each pass against the rules in force
+# (``JobRules``, docs/passes.md "When the operator changes the job"): what is selected now,
+# exact; what left the selection (its folder excluded, or an item filter no longer taking
+# it) as an item deleted at the source under the policy in force (``mirror``: removed,
+# ``keep``: kept); copies ``keep`` kept before a switch to ``mirror`` kept.
+def _rules(seed: int) -> random.Random:
+    """The seed's stream of the operator's changes to the job (after the twelfth's)."""
+    return random.Random(f"{seed}/operator-changes-the-job")
+
+
+# well-known folders an operator leaves out now and then (their copies stay: the engine never
+# deletes a well-known folder; what they hold goes as the policy says)
+RULES_WELL_KNOWN = ("/Deleted Items", "/Sent Items", "/Archive")
+
+
+@dataclass
+class JobRules:
+    """The job's rules in force: what ``toml`` writes into the job file, and what the oracle
+    selects (``selects``, ``folder_selected``)."""
+
+    deletions: str
+    delta: bool = True
+    exclude: list[str] = field(default_factory=list)  # regexes on the display path
+    types: list[str] = field(default_factory=list)
+    created_after: str | None = None  # ISO 8601, UTC
+    archive: bool = False  # an archive pair's ``archive = true`` in force
+    # search keys of copies ``keep`` kept (of items gone from the selection) before the
+    # switch to ``mirror``: kept still (docs/passes.md: the policy applies to what a pass sees)
+    kept: set[str] = field(default_factory=set)
+    last_kept: set[str] = field(default_factory=set)  # the same, as the last pass left them
+    changed: bool = False  # the rules ever differed from the history's own
+
+    def toml(self) -> str:
+        out = f'[sync]\ndeletions = "{self.deletions}"\n' + (
+            "" if self.delta else "delta = false\n"
+        )
+        if self.exclude:
+            pats = ", ".join(json.dumps(p, ensure_ascii=False) for p in self.exclude)
+            out += f"[folders]\nexclude = [{pats}]\n"
+        if self.types or self.created_after:
+            out += "[items]\n"
+            if self.types:
+                out += f"types = [{', '.join(json.dumps(t) for t in self.types)}]\n"
+            if self.created_after:
+                out += f'created_after = "{self.created_after}"\n'
+        return out
+
+    def folder_selected(self, path: str) -> bool:
+        import re
+
+        return _sel(path) and not any(re.search(p, path) for p in self.exclude)
+
+    def selects(self, row: dict[str, Any]) -> bool:
+        """A source item (a snapshot row) the job copies under these rules."""
+        if not self.folder_selected(row["folderPath"]):
+            return False
+        t = row.get("type") or ""
+        if self.types and not any(t == x or t.startswith(x + ".") for x in self.types):
+            return False
+        created = row.get("createdDateTime")
+        return not (self.created_after and created and _when(created) < _when(self.created_after))
+
+    def narrowed(self) -> bool:
+        return bool(self.exclude or self.types or self.created_after)
+
+    def live_keys(self, *snaps: dict[str, Any]) -> set[str]:
+        """``live_keys`` under these rules."""
+        return {r["searchKey"] for s in snaps for r in s["items"] if self.selects(r)}
+
+    def kept_now(self, src: dict[str, Any], dst: dict[str, Any]) -> set[str]:
+        """The keys of the target's copies that no selected source item has (under ``keep``:
+        the copies kept)."""
+        live = self.live_keys(src)
+        return {r["searchKey"] for r in dst["items"] if _sel(r["folderPath"])} - live
+
+
+def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
+    """After a pass: under ``keep``, the copies it left kept (``last_kept``: kept for good if
+    the operator switches to ``mirror``); a key selected again is kept no more."""
+    if jr.deletions == "keep":
+        jr.last_kept = kept
+    jr.kept -= jr.live_keys(*srcs)
+
+
+def _when(text: str) -> Any:
+    from datetime import UTC, datetime
+
+    d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def change_rules(jr: JobRules, rng: random.Random, gen: Generator, archive_pair: bool) -> list[str]:
+    """One or two changes of the job's rules (``jr`` changed in place); what changed, said."""
+    said: list[str] = []
+    kinds = ["exclude", "exclude", "include", "types", "created", "deletions", "deletions"]
+    kinds += ["delta"] + (["archive"] if archive_pair else [])
+    for kind in rng.sample(kinds, k=rng.choice((1, 1, 2))):
+        if kind == "exclude" and len(jr.exclude) < 3:
+            import re
+
+            users = [f.path() for f in gen.user_folders()]
+            if users and rng.random() < 0.85:
+                path = rng.choice(users)
+            else:
+                path = rng.choice(RULES_WELL_KNOWN)
+            sub = rng.random() < 0.7
+            pat = "^" + re.escape(path) + ("(/|$)" if sub else "$")
+            if pat not in jr.exclude:
+                jr.exclude.append(pat)
+                said.append(f"exclude {'subtree' if sub else 'folder'} {path!r}")
+        elif kind in ("include", "exclude") and jr.exclude:
+            pat = rng.choice(jr.exclude)
+            jr.exclude.remove(pat)
+            said.append(f"exclude {pat!r} lifted")
+        elif kind == "types":
+            jr.types = [] if jr.types else [rng.choice(("IPM.Note", "IPM.Note", "IPM.Schedule"))]
+            said.append(f"types = {jr.types}")
+        elif kind == "created":
+            if jr.created_after:
+                jr.created_after = None
+            else:
+                when = sorted(r["createdDateTime"] for r in gen.box.snapshot()["items"])
+                when = [w for w in when if w]
+                if when:
+                    jr.created_after = when[int(len(when) * rng.uniform(0.1, 0.6))]
+            said.append(f"created_after = {jr.created_after}")
+        elif kind == "deletions":
+            if jr.deletions == "keep":  # what keep kept stays kept
+                jr.kept |= jr.last_kept
+            jr.deletions = "mirror" if jr.deletions == "keep" else "keep"
+            said.append(f"deletions = {jr.deletions}")
+        elif kind == "delta":
+            jr.delta = not jr.delta
+            said.append(f"delta = {str(jr.delta).lower()}")
+        elif kind == "archive":
+            jr.archive = not jr.archive
+            said.append(f"archive = {str(jr.archive).lower()}")
+    if said:
+        jr.changed = True
+        gen.emit("RULES the operator changes the job: " + "; ".join(said))
+    return said
 
 
 def quiet() -> None:
