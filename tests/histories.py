@@ -1425,7 +1425,10 @@ async def _history(
         out: list[str] = []
         for t in targets.values():  # per target: a twin's copy is no copy of this one's
             rows = [e for e in r.body["removals"] if e["mailboxId"] == t.id]
-            out += removed_live(rows, before, after, live_keys(t.snapshot()))
+            copies = live_keys(t.snapshot())
+            out += removed_live(rows, before, after, copies)
+            if jr.changed:  # (``_rules``) a copy kept by the policy removed
+                out += kept_removed(rows, jr, before | after, copies)
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
         return out
@@ -2666,6 +2669,21 @@ def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
     jr.kept -= jr.live_keys(*srcs)
 
 
+def kept_removed(
+    removals: list[dict[str, Any]], jr: JobRules, live: set[str], copies: set[str]
+) -> list[str]:
+    """The copies a pass removed that the policy keeps (pure): under ``keep``, or kept under
+    ``keep`` before a switch to ``mirror`` (``JobRules.kept``), a copy of an item not
+    selected at the source when the pass began nor when it ended, no copy of it left."""
+    return [
+        f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']}: kept copy)"
+        for r in removals
+        if (jr.deletions == "keep" or r["searchKey"] in jr.kept)
+        and r["searchKey"] not in live
+        and r["searchKey"] not in copies
+    ]
+
+
 def _when(text: str) -> Any:
     from datetime import UTC, datetime
 
@@ -2808,6 +2826,9 @@ async def replay(
     (a delta pass killed between its first folder creation and its record).
     ``delta=False``: the job's ``[sync] delta = false`` (every pass lists in full, the item
     round's call is ``listItems``). ``emulator``: settings of the emulator's (``newest_first``).
+    ``("rules", {field: value, ...})``: the operator rewrites the job's rules (``JobRules``
+    fields: ``deletions``, ``delta``, ``exclude``, ``types``, ``created_after``), the oracle
+    judging the next passes under them (``_rules``).
     The oracle runs after every pass."""
     hist = History(-1, deletions, delta=delta)
     cfg = base_config(seed=1)
@@ -2823,15 +2844,23 @@ async def replay(
         job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
         jc = load_job(job)
         gen = Generator(random.Random(0), box, tbox, hist.ops)
+        jr = JobRules(deletions, delta)  # the rules in force (``("rules", ...)``)
 
         async def reset() -> set[str]:
             await api.control("DELETE", "/removals")
-            return live_keys(box.snapshot())
+            return jr.live_keys(box.snapshot())
 
         async def removed() -> list[str]:
             rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            after, copies = live_keys(box.snapshot()), live_keys(tbox.snapshot())
-            return removed_live(rows, before, after, copies)
+            after, copies = jr.live_keys(box.snapshot()), live_keys(tbox.snapshot())
+            kept = kept_removed(rows, jr, before | after, copies) if jr.changed else []
+            return removed_live(rows, before, after, copies) + kept
+
+        def judged() -> dict[str, Any]:
+            src, dst = box.snapshot(), tbox.snapshot()
+            counts = oracle(src, dst, jr.deletions, rules=jr)
+            rules_kept(jr, jr.kept_now(src, dst), src)
+            return counts
 
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
@@ -2848,14 +2877,7 @@ async def replay(
 
         before = await reset()
         stats = await run_job(jc)
-        rec = PassRecord(
-            0,
-            "first",
-            int(stats.exit_code()),
-            0,
-            True,
-            oracle(box.snapshot(), tbox.snapshot(), deletions),
-        )
+        rec = PassRecord(0, "first", int(stats.exit_code()), 0, True, judged())
         rec.live_removed = await removed()
         hist.passes.append(rec)
         for rnd, step in enumerate(script, 1):
@@ -2868,6 +2890,15 @@ async def replay(
             elif step[0] == "expire":
                 await api.control("POST", "/delta/expire", {"mailboxId": box.id})
                 gen.emit("EXPIRE all")
+            elif step[0] == "rules":  # ("rules", {field: value}): the job's rules rewritten
+                for k, v in step[1].items():
+                    if k == "deletions" and v == "mirror" and jr.deletions == "keep":
+                        jr.kept |= jr.last_kept  # what keep kept stays kept
+                    setattr(jr, k, v)
+                jr.changed = True
+                job = write_job(workdir, ep, [(SRC, DST)], extra=jr.toml(), limits=UNPACED)
+                jc = load_job(job)
+                gen.emit(f"RULES {step[1]}")
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")
@@ -2920,7 +2951,7 @@ async def replay(
                         int(stats.exit_code()),
                         0,
                         "unchecked" not in step[2:],
-                        oracle(box.snapshot(), tbox.snapshot(), deletions),
+                        judged(),
                         so,
                         "; ".join(str(w) for w in said if w),
                     )

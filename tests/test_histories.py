@@ -2253,3 +2253,55 @@ async def test_a_moved_folder_killed_mid_sweep_then_deleted_keeps_one_copy(
     assert not h.failures(), h.text()
     assert all(not wrong(p.counts) for p in h.passes if p.checked), h.text()
     assert h.passes[-1].signoff_complete, h.text()
+
+
+# -- the operator changes the job between passes (``_rules``) ------------------------------------
+# soak seed 17001 mirror (r6, the first run of the stream): ``[items] types`` narrowed to
+# IPM.Note under ``mirror``: the new baseline listed every folder in full and skipped the
+# items the filter no longer takes, their records and copies left as they were: the copies
+# of items no longer selected stayed (extra_items) and every sign-off after named them
+# deletions pending, which no pass would ever apply. What leaves the selection through the
+# item filters is gone, as a folder no longer selected is: ``mirror`` removes its copy.
+FILTER_NARROWED: list[Any] = [
+    ("rules", {"types": ["IPM.Note"]}),
+    ("pass", "delta"),
+    ("pass", "delta"),
+    ("rules", {"types": []}),  # widened again: copied back once, never twice
+    ("pass", "delta"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_copies_an_item_filter_no_longer_selects_go_as_deletions_do(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, FILTER_NARROWED, tmp_path)
+    narrowed = h.passes[1]
+    assert narrowed.counts["source_items"] < h.passes[0].counts["source_items"], h.text()
+    if deletions == "keep":  # kept, as the copies of items deleted at the source are
+        assert narrowed.counts["kept"] > 0, h.text()
+    assert not h.failures(), h.text()
+    assert all(p.signed for p in h.passes[1:]), h.text()
+
+
+# the same seed (r8, the cutover): ``deletions`` switched keep -> mirror: the copies ``keep``
+# kept stay (docs/passes.md), but every sign-off under ``mirror`` named them deletions
+# pending (their records ``REMOVED``): a cutover never signed off complete.
+KEEP_THEN_MIRROR: list[Any] = [
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+    ("pass", "delta"),
+    ("rules", {"deletions": "mirror"}),
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_keep_then_mirror_keeps_what_keep_kept_and_signs_off(tmp_path: Path) -> None:
+    h = await replay("keep", KEEP_THEN_MIRROR, tmp_path)
+    kept = h.passes[1].counts["kept"]
+    assert kept >= 2, h.text()
+    assert all(p.counts["kept"] == kept for p in h.passes[2:]), h.text()
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()

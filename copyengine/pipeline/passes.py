@@ -426,6 +426,10 @@ class MailboxPass:
         departing: list[tuple[FolderJob, ItemRecord]] = [
             (job, r) for job in jobs for r in job.removed
         ]
+        # copies of items the item filters no longer select (a change of the job's filters:
+        # a new baseline lists every folder in full): gone from the selection, as a folder
+        # no longer selected is, so decided as deletions at the source (docs/passes.md)
+        departing += [(job, r) for job in jobs if job.complete for r in job.deselected]
         if rnd is not None:
             disposal = list(rnd.disposal)
         else:  # only retired folders: the deepest first
