@@ -188,7 +188,7 @@ def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> No
 async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
     """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
     # the twelfth stream left out: which call a quirk fires at is timing
-    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk"}))
+    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk", "rules"}))
     a = await run_history(11, "mirror", tmp_path / "a", opts)
     b = await run_history(11, "mirror", tmp_path / "b", opts)
     assert a.error is None, a.error
@@ -326,6 +326,9 @@ TENTH = frozenset({"compound", "storm", "cutkill"})
 ELEVENTH = frozenset({"twin", "pairgone", "restore", "refill", "midexport"})
 # the twelfth (``_twelfth``: the service's documented quirks armed for a pass) likewise
 TWELFTH = frozenset({"quirk"})
+# and the operator's changes to the job between passes (``_rules``), so that every seed
+# pinned before that stream is the history it was
+RULES = frozenset({"rules"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -340,7 +343,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
-    ex |= TENTH | ELEVENTH | TWELFTH
+    ex |= TENTH | ELEVENTH | TWELFTH | RULES
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -370,7 +373,9 @@ async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
     to a second target, that pair out of the job at r4 and back at r5, soft-deleted items
     restored, folders emptied and refilled, items changed as their export arrives; every
     checked pass exact for both targets, every sign-off honest."""
-    h = await run_history(11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH))
+    h = await run_history(
+        11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH | RULES)
+    )
     assert h.error is None and not h.failures(), h.text()
     assert h.twin, h.text()
     for event in ("PAIRGONE", "PAIRBACK", "RESTORE", "REFILL", "MIDEXPORT"):
@@ -409,7 +414,7 @@ async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
         14002,
         "mirror",
         tmp_path,
-        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH),
+        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH | RULES),
     )
     fired = [o for o in h.ops if " QUIRK fired " in o and " QUIRK fired 0 " not in o]
     assert len(fired) >= 6, h.text()
@@ -440,7 +445,7 @@ async def test_history_with_a_transient_404_every_round(
         seed,
         deletions,
         tmp_path,
-        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH),
+        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH | RULES),
     )
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
@@ -457,7 +462,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
         517,
         "keep",
         tmp_path,
-        Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH),
+        Options(kill=True, exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH | RULES),
     )
     assert h.error is None and not h.failures(), h.text()
     (r5,) = [p for p in h.passes if p.round == 5 and p.kind == "drift-delta"]
@@ -479,7 +484,8 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         | NINTH
         | TENTH
         | ELEVENTH
-        | TWELFTH,
+        | TWELFTH
+        | RULES,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
@@ -2151,7 +2157,7 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
     """Soak seed 9737 mirror, every stream (the tenth's 429 storm: 20 requests per 1 s per
     mailbox, a request window shorter than any the pacer keeps): its passes under the storm
     crawled at a quarter of ``[limits]`` and the history ran past 600 s; now ~45 s."""
-    h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH))
+    h = await run_history(9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH | RULES))
     assert any(" STORM " in o for o in h.ops), h.text()
     assert not h.timed_out and not h.failures(), h.text()
 
@@ -2187,7 +2193,7 @@ async def test_a_kept_copy_left_by_a_pass_that_ended_early_goes_in_the_next(
 async def test_history_14219_keep_a_restored_item_beside_its_kept_copy_after_a_kill(
     tmp_path: Path,
 ) -> None:
-    h = await run_history(14219, "keep", tmp_path, Options(limit_s=240.0))
+    h = await run_history(14219, "keep", tmp_path, Options(limit_s=240.0, exclude=RULES))
     assert h.error is None and not h.failures(), h.text()
 
 
@@ -2305,3 +2311,26 @@ async def test_keep_then_mirror_keeps_what_keep_kept_and_signs_off(tmp_path: Pat
     assert all(p.counts["kept"] == kept for p in h.passes[2:]), h.text()
     assert not h.failures(), h.text()
     assert h.passes[-1].signoff_complete, h.text()
+
+
+# the fast tier of the ``_rules`` stream: the operator changing the job before most passes
+# (``p_rules=0.8``), no kill nor churn (timing), without the streams that make a history
+# long (tenth to twelfth); every checked pass exact under the rules in force, every sign-off
+# honest, no kept copy removed
+RULES_FAST = [
+    # created_after set, a subtree of unicode names excluded, delta switched
+    pytest.param(17007, "keep", id="17007-keep-a-date-range-a-subtree-out"),
+    # created_after, then types, lifted in turn; the archive taken off the pair
+    pytest.param(17011, "mirror", id="17011-mirror-filters-and-the-archive-off"),
+]
+
+
+@pytest.mark.parametrize(("seed", "deletions"), RULES_FAST)
+async def test_history_with_the_operator_changing_the_job(
+    tmp_path: Path, seed: int, deletions: str
+) -> None:
+    opts = Options(kill=False, churn=False, p_rules=0.8, exclude=TENTH | ELEVENTH | TWELFTH)
+    h = await run_history(seed, deletions, tmp_path, opts)
+    changes = [o for o in h.ops if " RULES " in o]
+    assert len(changes) >= 3, h.text()
+    assert h.error is None and not h.failures(), h.text()
