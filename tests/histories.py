@@ -183,6 +183,8 @@ def oracle(
     if rules is not None and not rules.narrowed() and not rules.kept:
         rules = None  # the default selection: judged as before the rules stream
     s_items = [r for r in src["items"] if (rules.selects if rules else _sel_row)(r)]
+    if rules is not None and rules.rename:  # judged where the rename rules put them
+        s_items = [{**r, "folderPath": rules.target_path(r["folderPath"])} for r in s_items]
     d_items = [r for r in dst["items"] if _sel(r["folderPath"])]
     s_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     d_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -243,7 +245,7 @@ def oracle(
             else:
                 counts["kept"] += len(copies)
     s_folders = {
-        f["path"]: f
+        (rules.target_path(f["path"]) if rules and rules.rename else f["path"]): f
         for f in src["folders"]
         if (rules.folder_selected if rules else _sel)(f["path"])
     }
@@ -1115,7 +1117,7 @@ class Options:
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill, twin, pairgone, restore, refill,
-    # midexport, quirk, rules) left out, to look past a known failure
+    # midexport, quirk, rules, rename) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1383,6 +1385,7 @@ async def _history(
     # the job's rules in force (``_rules``: the operator changes them between passes)
     jr = JobRules(deletions, hist.delta, archive=bool(hist.archive))
     rngr = _rules(hist.seed)
+    rngn = random.Random(f"{hist.seed}/operator-changes-the-job/rename")
     pairs = [(SRC, DST)] + ([(SRC, DST2)] if hist.twin else [])
     job = write_job(workdir, ep, pairs, extra=jr.toml(), limits=UNPACED)
     twbox = emu.require_mailbox(DST2) if hist.twin else None
@@ -1564,7 +1567,12 @@ async def _history(
                 pending.append(later)
         # the operator changes the job's rules before this round's pass (``_rules``)
         rules = rngr.random() < opts.p_rules and "rules" not in ex
-        if rules and change_rules(jr, rngr, gen, agen is not None):
+        renamed = rngn.random() < opts.p_rules / 2 and "rename" not in ex and "rules" not in ex
+        if renamed:
+            n = len(hist.ops)
+            change_rename(jr, rngn, gen)
+            renamed = len(hist.ops) > n
+        if (rules and change_rules(jr, rngr, gen, agen is not None)) or renamed:
             now = pairs if twin_on[0] else pairs[:1]
             write_job(workdir, ep, now, extra=jr.toml(), limits=UNPACED)
             if hist.archive and jr.archive:
@@ -2608,6 +2616,8 @@ class JobRules:
     deletions: str
     delta: bool = True
     exclude: list[str] = field(default_factory=list)  # regexes on the display path
+    # ``[folders] rename`` rules, (from, to), in order (``change_rename``)
+    rename: list[tuple[str, str]] = field(default_factory=list)
     types: list[str] = field(default_factory=list)
     created_after: str | None = None  # ISO 8601, UTC
     archive: bool = False  # an archive pair's ``archive = true`` in force
@@ -2621,9 +2631,17 @@ class JobRules:
         out = f'[sync]\ndeletions = "{self.deletions}"\n' + (
             "" if self.delta else "delta = false\n"
         )
+        if self.exclude or self.rename:
+            out += "[folders]\n"
         if self.exclude:
             pats = ", ".join(json.dumps(p, ensure_ascii=False) for p in self.exclude)
-            out += f"[folders]\nexclude = [{pats}]\n"
+            out += f"exclude = [{pats}]\n"
+        if self.rename:
+            rules = ", ".join(
+                f"{{ from = {json.dumps(a, ensure_ascii=False)}, to = {json.dumps(b, ensure_ascii=False)} }}"
+                for a, b in self.rename
+            )
+            out += f"rename = [{rules}]\n"
         if self.types or self.created_after:
             out += "[items]\n"
             if self.types:
@@ -2648,7 +2666,17 @@ class JobRules:
         return not (self.created_after and created and _when(created) < _when(self.created_after))
 
     def narrowed(self) -> bool:
-        return bool(self.exclude or self.types or self.created_after)
+        return bool(self.exclude or self.types or self.created_after or self.rename)
+
+    def target_path(self, path: str) -> str:
+        """Where the rename rules put a selected source folder (its display path)."""
+        import re
+
+        from copyengine.folderpath import display, split
+
+        for a, b in self.rename:
+            path = re.sub(a, b, path)
+        return display(split(path))
 
     def live_keys(self, *snaps: dict[str, Any]) -> set[str]:
         """``live_keys`` under these rules."""
@@ -2659,6 +2687,31 @@ class JobRules:
         the copies kept)."""
         live = self.live_keys(src)
         return {r["searchKey"] for r in dst["items"] if _sel(r["folderPath"])} - live
+
+
+def change_rename(jr: JobRules, rng: random.Random, gen: Generator) -> None:
+    """A rename rule set (a user folder's subtree renamed, or moved under a folder the source
+    does not have) or lifted: from a stream of its own (``_rules``'s ``/rename``), so that
+    the stream's other changes stay what they were."""
+    import re
+
+    if jr.rename:
+        a, _ = jr.rename.pop()
+        gen.emit(f"RULES the operator changes the job: rename {a!r} lifted")
+        jr.changed = True
+        return
+    paths = {f.path() for f in gen.box.walk() if f is not gen.box.root}
+    users = [p for p in (f.path() for f in gen.user_folders()) if "\\" not in p]
+    if not users:
+        return
+    path = rng.choice(users)
+    name = path.rsplit("/", 1)[1]
+    to = rng.choice((path + " (migrated)", "/Inbox/Migrated/" + name))
+    if to in paths or any(p.startswith(to + "/") for p in paths):
+        return
+    jr.rename.append(("^" + re.escape(path) + "(?=/|$)", to))
+    jr.changed = True
+    gen.emit(f"RULES the operator changes the job: rename {path!r} -> {to!r}")
 
 
 def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:

@@ -2334,3 +2334,44 @@ async def test_history_with_the_operator_changing_the_job(
     changes = [o for o in h.ops if " RULES " in o]
     assert len(changes) >= 3, h.text()
     assert h.error is None and not h.failures(), h.text()
+
+
+# the fast tier's 17011 mirror with p_rules=0.8 and rename rules (r3): ``types`` narrowed in
+# the round the target's user moved a copy of an item the filter no longer takes: the full
+# pass took the moved copy for the item's only one (the item live, its record not leaving),
+# then forgot the record: the copy stayed, nobody's, and the sign-off said complete
+FILTER_NARROWED_COPY_MOVED: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Outbox"}]),
+    ("rules", {"types": ["IPM.Appointment"]}),
+    ("pass", "full"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_moved_copy_of_an_item_a_filter_no_longer_selects_goes_as_deletions_do(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, FILTER_NARROWED_COPY_MOVED, tmp_path)
+    assert not h.failures(), h.text()
+
+
+# the same defect without a change of rules (``("rules", {})`` only turns the check that no
+# kept copy is removed on): under ``keep`` an item deleted at the source in the round its copy
+# was moved by the target's user: the full pass took the moved copy, the item's only one,
+# for a second copy (its record leaving, "taken as there") and hard-deleted it
+KEPT_COPY_MOVED_IN_THE_TARGET: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Outbox"}]),
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
+    ("rules", {}),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_copy_moved_in_the_target_of_an_item_deleted_at_the_source_is_kept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", KEPT_COPY_MOVED_IN_THE_TARGET, tmp_path)
+    assert h.passes[1].counts["kept"] == 1, h.text()
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
