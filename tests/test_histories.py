@@ -2375,3 +2375,29 @@ async def test_a_copy_moved_in_the_target_of_an_item_deleted_at_the_source_is_ke
     assert h.passes[1].counts["kept"] == 1, h.text()
     assert not h.failures(), h.text()
     assert h.passes[-1].signoff_complete, h.text()
+
+
+# found by the ``_rules`` stream's rename rules (17011 mirror at p_rules=0.8, p_rename=0.4,
+# r4): a rename rule putting a subtree under a folder the source does not have
+# (/Inbox/Migrated), then lifted: the subtree's copy goes back where it was, and the folder
+# the engine made for the rule's path stays, empty and nobody's copy: every sign-off names it
+# a leftover folder and the cutover exits 1. Not fixed (an intermediate folder the engine
+# makes is not remembered as its own once its creation is recorded)
+RENAME_LIFTED: list[Any] = [
+    ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
+    ("pass", "delta"),
+    ("rules", {"rename": []}),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+@_xf("a folder made for a rename rule's path stays once the rule is lifted")
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, RENAME_LIFTED, tmp_path)
+    assert h.passes[1].counts["folders_not_at_source"] >= 1, h.text()  # /Inbox/Migrated
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
