@@ -2733,11 +2733,14 @@ def kept_removed(
 ) -> list[str]:
     """The copies a pass removed that the policy keeps (pure): under ``keep``, or kept under
     ``keep`` before a switch to ``mirror`` (``JobRules.kept``), a copy of an item not
-    selected at the source when the pass began nor when it ended, no copy of it left."""
+    selected at the source when the pass began nor when it ended, no copy of it left. Under
+    ``mirror`` a folder deleted at the source goes whole, what keep kept in it too (17028
+    keep: docs/passes.md "When the operator changes the job")."""
     return [
         f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']}: kept copy)"
         for r in removals
         if (jr.deletions == "keep" or r["searchKey"] in jr.kept)
+        and not (jr.deletions == "mirror" and r["call"] == "deleteFolder")
         and r["searchKey"] not in live
         and r["searchKey"] not in copies
     ]

@@ -2401,3 +2401,29 @@ async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
     assert h.passes[1].counts["folders_not_at_source"] >= 1, h.text()  # /Inbox/Migrated
     assert not h.failures(), h.text()
     assert h.passes[-1].signoff_complete, h.text()
+
+
+# the same cause without a rename rule (17029 keep and 17009 mirror at p_rules=0.8 and the
+# soak's defaults): a folder excluded alone (``^/Inbox/Receipts$``), its copy gone (mirror),
+# then a subfolder made under it at the source: the engine makes the excluded folder again in
+# the target as the subfolder's path; the subfolder deleted at the source, its copy goes and
+# the folder made for its path stays, empty and nobody's (leftover at every sign-off)
+EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
+    ("rules", {"exclude": ["^/Inbox/Receipts$"]}),
+    ("pass", "delta"),
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Receipts", "name": "New"}]),
+    ("ops", [{"op": "add", "folder": "@/Inbox/Receipts/New", "count": 2}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts/New"}]),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+@_xf("a folder made as the path of a selected folder stays once nothing needs it")
+async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
+    tmp_path: Path,
+) -> None:
+    h = await replay("mirror", EXCLUDED_PARENT_MADE_AGAIN, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
