@@ -2838,8 +2838,13 @@ def main(argv: list[str] | None = None) -> None:
         default=Options.churn_max_s,
         help="a churn during a pass lasts at most this long",
     )
+    # the ``_rules`` stream's rates (the operator's changes to the job; rename rules)
+    p.add_argument("--p-rules", type=float, default=Options.p_rules)
+    p.add_argument("--p-rename", type=float, default=Options.p_rename)
     a = p.parse_args(argv)
     opts = Options(
+        p_rules=a.p_rules,
+        p_rename=a.p_rename,
         churn_max_s=a.churn_max_s,
         exclude=frozenset(x for x in a.exclude.split(",") if x),
         kill=not a.no_kill,
