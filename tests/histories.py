@@ -1572,13 +1572,13 @@ async def _history(
             if later is not None:
                 pending.append(later)
         # the operator changes the job's rules before this round's pass (``_rules``)
-        rules = rngr.random() < opts.p_rules and "rules" not in ex
+        op_changes = rngr.random() < opts.p_rules and "rules" not in ex
         renamed = rngn.random() < opts.p_rename and "rename" not in ex and "rules" not in ex
         if renamed:
             n = len(hist.ops)
             change_rename(jr, rngn, gen)
             renamed = len(hist.ops) > n
-        if (rules and change_rules(jr, rngr, gen, agen is not None)) or renamed:
+        if (op_changes and change_rules(jr, rngr, gen, agen is not None)) or renamed:
             now = pairs if twin_on[0] else pairs[:1]
             write_job(workdir, ep, now, extra=jr.toml(), limits=UNPACED)
             if hist.archive and jr.archive:

@@ -2392,7 +2392,7 @@ RENAME_LIFTED: list[Any] = [
 ]
 
 
-@_xf("a folder made for a rename rule's path stays once the rule is lifted")
+@pytest.mark.xfail(strict=False, reason="a folder made for a rename rule's path stays")
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
     tmp_path: Path, deletions: str
@@ -2420,7 +2420,7 @@ EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
 ]
 
 
-@_xf("a folder made as the path of a selected folder stays once nothing needs it")
+@pytest.mark.xfail(strict=False, reason="a folder made as a selected one's path stays")
 async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
     tmp_path: Path,
 ) -> None:
