@@ -2427,3 +2427,25 @@ async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
     h = await replay("mirror", EXCLUDED_PARENT_MADE_AGAIN, tmp_path)
     assert not h.failures(), h.text()
     assert h.passes[-1].signoff_complete, h.text()
+
+
+# soak seed 17014 mirror (r3, at fd27d69; 17022 keep at p_rules=0.8 alike): under ``keep`` an
+# item gone from the source (here deleted; there no longer selected by ``types``) in the round
+# the target's user moved its copy into a folder of theirs under a folder then deleted at the
+# source: the sweep of that old folder took the item's kept record, which names the copy as
+# it was before the move, for a kept copy elsewhere and hard-deleted the moved one: the
+# item's only copy
+KEPT_COPY_MOVED_UNDER_A_FOLDER_THAT_GOES: list[Any] = [
+    ("drift", [{"op": "createFolder", "parent": "@/Inbox/Receipts", "name": "Mine"}]),
+    ("drift", [{"op": "move", "id": "~/Inbox/Receipts", "to": "@/Inbox/Receipts/Mine"}]),
+    ("ops", [{"op": "delete", "id": "#/Inbox/Receipts", "hard": True}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+    ("rules", {}),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_kept_copy_moved_under_a_folder_that_goes_is_not_swept(tmp_path: Path) -> None:
+    h = await replay("keep", KEPT_COPY_MOVED_UNDER_A_FOLDER_THAT_GOES, tmp_path)
+    assert not h.failures(), h.text()

@@ -93,9 +93,7 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         if key in orphans:
             reason = "a copy of an item deleted at the source (moved here in the target): removed"
         elif (
-            key in unsettled
-            or not others
-            or not await _any_there(ctx, dst_id, key, others, indexes)
+            key in unsettled or not others or not await any_there(ctx, dst_id, key, others, indexes)
         ):
             # no other copy, or none where the state recorded it: the target's user moved
             # the item's only copy here (a new id), and the record is stale, not this copy
@@ -138,7 +136,7 @@ async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) ->
     return {n.search_key for n in await ctx.store.lost_copies(ctx.key, sorted(unrecorded))}
 
 
-async def _any_there(
+async def any_there(
     ctx: PairContext,
     dst_id: str,
     key: bytes,
