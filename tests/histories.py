@@ -2723,9 +2723,12 @@ def change_rename(jr: JobRules, rng: random.Random, gen: Generator) -> None:
 def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
     """After a pass: under ``keep``, the copies it left kept (``last_kept``: kept for good if
     the operator switches to ``mirror``); a key selected again is kept no more."""
+    live = jr.live_keys(*srcs)
     if jr.deletions == "keep":
-        jr.last_kept = kept
-    jr.kept -= jr.live_keys(*srcs)
+        # what earlier passes kept too: a mailbox not judged now (an archive taken off the
+        # pair) keeps its kept copies (17020 keep: archive back on with mirror, same round)
+        jr.last_kept = (jr.last_kept | kept) - live
+    jr.kept -= live
 
 
 def kept_removed(
