@@ -185,12 +185,21 @@ def _sel(path: str) -> bool:
 
 # -- the oracle ----------------------------------------------------------------------------------
 def oracle(
-    src: dict[str, Any], dst: dict[str, Any], deletions: str, drift_edited: set[str] | None = None
+    src: dict[str, Any],
+    dst: dict[str, Any],
+    deletions: str,
+    drift_edited: set[str] | None = None,
+    rules: JobRules | None = None,
 ) -> dict[str, Any]:
     """Counts of what is wrong in ``dst`` against ``src`` (emulator snapshots), with a few
-    samples of each kind."""
+    samples of each kind. ``rules``: the job's rules in force when the operator changed them
+    (``JobRules``): the source's selection is theirs, the target's region the default one."""
     drift_edited = drift_edited or set()
-    s_items = [r for r in src["items"] if _sel(r["folderPath"])]
+    if rules is not None and not rules.narrowed() and not rules.kept:
+        rules = None  # the default selection: judged as before the rules stream
+    s_items = [r for r in src["items"] if (rules.selects if rules else _sel_row)(r)]
+    if rules is not None and rules.rename:  # judged where the rename rules put them
+        s_items = [{**r, "folderPath": rules.target_path(r["folderPath"])} for r in s_items]
     d_items = [r for r in dst["items"] if _sel(r["folderPath"])]
     s_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
     d_by: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -243,12 +252,18 @@ def oracle(
             )
         if key not in s_by:
             # under keep, a copy of an item deleted at the source stays (kept deletion)
-            if deletions == "mirror":
+            if deletions == "mirror" and not (rules is not None and key in rules.kept):
                 where = "soft-deleted at source" if key in all_src_keys else "gone at source"
+                if rules is not None and key in all_src_keys and key not in _soft(src):
+                    where = "not selected now"
                 note("extra_items", f"{copies[0]['folderPath']} {key[:8]} ({where})", len(copies))
             else:
                 counts["kept"] += len(copies)
-    s_folders = {f["path"]: f for f in src["folders"] if _sel(f["path"])}
+    s_folders = {
+        (rules.target_path(f["path"]) if rules and rules.rename else f["path"]): f
+        for f in src["folders"]
+        if (rules.folder_selected if rules else _sel)(f["path"])
+    }
     d_folders = {f["path"]: f for f in dst["folders"] if _sel(f["path"])}
     held = [r["folderPath"] for r in d_items]
     # a folder renamed only in case at the source and not in the target: its own kinds, so
@@ -263,6 +278,8 @@ def oracle(
         counts["folders_not_at_source"] += 1
         if deletions == "keep" and any(h == path or h.startswith(path + "/") for h in held):
             continue
+        if rules is not None and _rules_leaves(rules, path, d_folders[path], s_folders, d_items):
+            continue
         note("leftover_case" if path.casefold() in s_fold else "leftover_folders", path)
     for path in sorted(s_folders):
         if path not in d_folders:
@@ -272,6 +289,36 @@ def oracle(
     out["target_items"] = len(d_items)
     out["samples"] = {k: v for k, v in samples.items()}
     return out
+
+
+def _sel_row(row: dict[str, Any]) -> bool:
+    return _sel(row["folderPath"])
+
+
+def _soft(snap: dict[str, Any]) -> set[str]:
+    """The search keys of a snapshot's soft-deleted items (in Recoverable Items)."""
+    return {r["searchKey"] for r in snap["items"] if r["folderPath"].startswith("/Recoverable")}
+
+
+def _rules_leaves(
+    rules: JobRules,
+    path: str,
+    folder: dict[str, Any],
+    s_folders: dict[str, Any],
+    d_items: list[dict[str, Any]],
+) -> bool:
+    """Under rules that narrow the selection, a target folder the source's selection does not
+    have that stays by the docs: a well-known folder (never deleted), the parent of a
+    selected folder (its path), one holding copies ``keep`` kept before ``mirror``."""
+    if folder.get("wellKnownName"):
+        return True
+    if any(p.startswith(path + "/") for p in s_folders):
+        return True
+    return any(
+        (r["folderPath"] == path or r["folderPath"].startswith(path + "/"))
+        and r["searchKey"] in rules.kept
+        for r in d_items
+    )
 
 
 def wrong(counts: dict[str, Any]) -> list[str]:
@@ -1084,10 +1131,20 @@ class Options:
     p_stack: float = 0.4
     p_stack_kill: float = 0.6
     p_stack_cut: float = 0.3
+    # from a stream of its own (``_rules``): before a round's pass, the operator changes the
+    # job: folders excluded or let back in, item filters, ``deletions``, ``delta``, an archive
+    # pair's ``archive`` (``change_rules``); every pass judged under the rules in force
+    p_rules: float = 0.35
+    # from its own stream (``_rules``'s ``/rename``): a rename rule set or lifted before a
+    # round's pass (``change_rename``). Off by default while a known failure stands: a rename
+    # rule lifted leaves the folder the engine made for its target path (``/Inbox/Migrated``),
+    # empty and nobody's, which every sign-off names a leftover folder (the cutover exit 1;
+    # ``test_histories.py::test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted``)
+    p_rename: float = 0.0
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill, twin, pairgone, restore, refill,
-    # midexport, quirk, stack) left out, to look past a known failure
+    # midexport, quirk, stack, rules, rename) left out, to look past a known failure
     exclude: frozenset[str] = frozenset()
 
 
@@ -1458,9 +1515,12 @@ async def _history(
     mem = Memory()
     pending: list[Callable[[], None]] = []  # refills left for a later round
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
-    extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if hist.delta else "delta = false\n")
+    # the job's rules in force (``_rules``: the operator changes them between passes)
+    jr = JobRules(deletions, hist.delta, archive=bool(hist.archive))
+    rngr = _rules(hist.seed)
+    rngn = random.Random(f"{hist.seed}/operator-changes-the-job/rename")
     pairs = [(SRC, DST)] + ([(SRC, DST2)] if hist.twin else [])
-    job = write_job(workdir, ep, pairs, extra=extra, limits=UNPACED)
+    job = write_job(workdir, ep, pairs, extra=jr.toml(), limits=UNPACED)
     twbox = emu.require_mailbox(DST2) if hist.twin else None
     twin_on = [hist.twin]  # the second pair in the job now (``p_pairgone``)
     gen = Generator(rng, box, tbox, hist.ops)
@@ -1482,7 +1542,7 @@ async def _history(
     def twin_pair(on: bool) -> None:
         """The second pair out of the job file, or back in it (``p_pairgone``)."""
         nonlocal cfg
-        write_job(workdir, ep, pairs if on else pairs[:1], extra=extra, limits=UNPACED)
+        write_job(workdir, ep, pairs if on else pairs[:1], extra=jr.toml(), limits=UNPACED)
         cfg = load_job(job)
         twin_on[0] = on
         gen.emit(
@@ -1492,16 +1552,19 @@ async def _history(
     async def removals_reset() -> set[str]:
         """The emulator's record of removals cleared; the source's live keys now."""
         await api.control("DELETE", "/removals")
-        return live_keys(*(b.snapshot() for b in sources))
+        return jr.live_keys(*(b.snapshot() for b in sources))
 
     async def removals_check(before: set[str]) -> list[str]:
         """``removed_live``'s."""
         r = await api.control("GET", "/removals")
-        after = live_keys(*(b.snapshot() for b in sources))
+        after = jr.live_keys(*(b.snapshot() for b in sources))
         out: list[str] = []
         for t in targets.values():  # per target: a twin's copy is no copy of this one's
             rows = [e for e in r.body["removals"] if e["mailboxId"] == t.id]
-            out += removed_live(rows, before, after, live_keys(t.snapshot()))
+            copies = live_keys(t.snapshot())
+            out += removed_live(rows, before, after, copies)
+            if jr.changed:  # (``_rules``) a copy kept by the policy removed
+                out += kept_removed(rows, jr, before | after, copies)
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
         return out
@@ -1533,21 +1596,22 @@ async def _history(
     ) -> PassRecord:
         """``strict``: a pass that listed the target in full (``--full``, a cutover): a copy
         the target's user edited is stale unless the source's version was put back."""
-        counts = oracle(
-            box.snapshot(), tbox.snapshot(), deletions, set() if strict else gen.drift_edited
-        )
-        if agen is not None:
+        dels = jr.deletions  # the policy in force (``_rules``)
+        src, dst = box.snapshot(), tbox.snapshot()
+        counts = oracle(src, dst, dels, set() if strict else gen.drift_edited, jr)
+        kept = jr.kept_now(src, dst)
+        if agen is not None and jr.archive:  # (``_rules``: the archive taken off the pair)
+            asrc, adst = agen.box.snapshot(), agen.tbox.snapshot()
             counts = merged(
                 counts,
-                oracle(
-                    agen.box.snapshot(),
-                    agen.tbox.snapshot(),
-                    deletions,
-                    set() if strict else agen.drift_edited,
-                ),
+                oracle(asrc, adst, dels, set() if strict else agen.drift_edited, jr),
             )
+            kept |= jr.kept_now(asrc, adst)
         if twbox is not None and twin_on[0]:
-            counts = merged(counts, oracle(box.snapshot(), twbox.snapshot(), deletions), "twin")
+            twdst = twbox.snapshot()
+            counts = merged(counts, oracle(src, twdst, dels, rules=jr), "twin")
+            kept |= jr.kept_now(src, twdst)
+        rules_kept(jr, kept, *(b.snapshot() for b in sources))
         if strict and checked:
             gen.drift_edited.clear()
             if agen is not None:
@@ -1644,6 +1708,20 @@ async def _history(
                 stack = stacked(rng13, STACK_KILL, 4, gen, hist.delta, ex, kill=True)
             else:
                 stack = stacked(rng13, STACK_ROUND, 4, gen, hist.delta, ex)
+        # the operator changes the job's rules before this round's pass (``_rules``)
+        op_changes = rngr.random() < opts.p_rules and "rules" not in ex
+        renamed = rngn.random() < opts.p_rename and "rename" not in ex and "rules" not in ex
+        if renamed:
+            n = len(hist.ops)
+            change_rename(jr, rngn, gen)
+            renamed = len(hist.ops) > n
+        if (op_changes and change_rules(jr, rngr, gen, agen is not None)) or renamed:
+            now = pairs if twin_on[0] else pairs[:1]
+            write_job(workdir, ep, now, extra=jr.toml(), limits=UNPACED)
+            if hist.archive and jr.archive:
+                archive_pair(job, DST)
+            cfg = load_job(job)
+            hist.delta = jr.delta
         if last:
             cut_rules: list[dict[str, Any]] = []
             if "expire" in stack:  # the cutover's links expired (or its sign-off's)
@@ -1691,11 +1769,14 @@ async def _history(
         if drift:
             for _ in range(rng.randint(1, 3)):
                 gen.drift()
-            if agen is not None and rng2.random() < 0.5:
+            if agen is not None and rng2.random() < 0.5 and jr.archive:
                 agen.drift()
         if tmove:
             for _ in range(rng2.randint(1, 3)):
-                (agen if agen is not None and rng2.random() < 0.4 else gen).target_move(rng2)
+                off = not jr.archive  # (``_rules``: not while the archive is off the pair)
+                (agen if agen is not None and rng2.random() < 0.4 and not off else gen).target_move(
+                    rng2
+                )
         aexp = agen is not None and (rng2.random() < opts.p_expire or "expire" in stack)
         if agen is not None and aexp and "expire" not in ex:
             r = await api.control("POST", "/delta/expire", {"mailboxId": agen.box.id})
@@ -2711,6 +2792,221 @@ def after_making(gen: Generator, rng: random.Random, f: Any) -> None:
             )
 
 
+# -- the operator changes the job between passes (``_rules``) ----------------------------------
+# From a stream of its own (``_rules``, so that every other stream's history is what it was):
+# before a round's pass (``p_rules``), the operator rewrites the job file: a folder or a
+# subtree excluded (a user folder, now and then a well-known one) or let back in, an item
+# filter set or lifted (``types``, ``created_after``), ``[sync] deletions`` switched (keep ->
+# mirror, mirror -> keep), ``[sync] delta`` switched, an archive pair's ``archive = true``
+# taken off or put back. The oracle then judges each pass against the rules in force
+# (``JobRules``, docs/passes.md "When the operator changes the job"): what is selected now,
+# exact; what left the selection (its folder excluded, or an item filter no longer taking
+# it) as an item deleted at the source under the policy in force (``mirror``: removed,
+# ``keep``: kept); copies ``keep`` kept before a switch to ``mirror`` kept.
+def _rules(seed: int) -> random.Random:
+    """The seed's stream of the operator's changes to the job (after the twelfth's)."""
+    return random.Random(f"{seed}/operator-changes-the-job")
+
+
+# well-known folders an operator leaves out now and then (their copies stay: the engine never
+# deletes a well-known folder; what they hold goes as the policy says)
+RULES_WELL_KNOWN = ("/Deleted Items", "/Sent Items", "/Archive")
+
+
+@dataclass
+class JobRules:
+    """The job's rules in force: what ``toml`` writes into the job file, and what the oracle
+    selects (``selects``, ``folder_selected``)."""
+
+    deletions: str
+    delta: bool = True
+    exclude: list[str] = field(default_factory=list)  # regexes on the display path
+    # ``[folders] rename`` rules, (from, to), in order (``change_rename``)
+    rename: list[tuple[str, str]] = field(default_factory=list)
+    types: list[str] = field(default_factory=list)
+    created_after: str | None = None  # ISO 8601, UTC
+    archive: bool = False  # an archive pair's ``archive = true`` in force
+    # search keys of copies ``keep`` kept (of items gone from the selection) before the
+    # switch to ``mirror``: kept still (docs/passes.md: the policy applies to what a pass sees)
+    kept: set[str] = field(default_factory=set)
+    last_kept: set[str] = field(default_factory=set)  # the same, as the last pass left them
+    changed: bool = False  # the rules ever differed from the history's own
+
+    def toml(self) -> str:
+        out = f'[sync]\ndeletions = "{self.deletions}"\n' + (
+            "" if self.delta else "delta = false\n"
+        )
+        if self.exclude or self.rename:
+            out += "[folders]\n"
+        if self.exclude:
+            pats = ", ".join(json.dumps(p, ensure_ascii=False) for p in self.exclude)
+            out += f"exclude = [{pats}]\n"
+        if self.rename:
+            rules = ", ".join(
+                f"{{ from = {json.dumps(a, ensure_ascii=False)}, to = {json.dumps(b, ensure_ascii=False)} }}"
+                for a, b in self.rename
+            )
+            out += f"rename = [{rules}]\n"
+        if self.types or self.created_after:
+            out += "[items]\n"
+            if self.types:
+                out += f"types = [{', '.join(json.dumps(t) for t in self.types)}]\n"
+            if self.created_after:
+                out += f'created_after = "{self.created_after}"\n'
+        return out
+
+    def folder_selected(self, path: str) -> bool:
+        import re
+
+        return _sel(path) and not any(re.search(p, path) for p in self.exclude)
+
+    def selects(self, row: dict[str, Any]) -> bool:
+        """A source item (a snapshot row) the job copies under these rules."""
+        if not self.folder_selected(row["folderPath"]):
+            return False
+        t = row.get("type") or ""
+        if self.types and not any(t == x or t.startswith(x + ".") for x in self.types):
+            return False
+        created = row.get("createdDateTime")
+        return not (self.created_after and created and _when(created) < _when(self.created_after))
+
+    def narrowed(self) -> bool:
+        return bool(self.exclude or self.types or self.created_after or self.rename)
+
+    def target_path(self, path: str) -> str:
+        """Where the rename rules put a selected source folder (its display path)."""
+        import re
+
+        from copyengine.folderpath import display, split
+
+        for a, b in self.rename:
+            path = re.sub(a, b, path)
+        return display(split(path))
+
+    def live_keys(self, *snaps: dict[str, Any]) -> set[str]:
+        """``live_keys`` under these rules."""
+        return {r["searchKey"] for s in snaps for r in s["items"] if self.selects(r)}
+
+    def kept_now(self, src: dict[str, Any], dst: dict[str, Any]) -> set[str]:
+        """The keys of the target's copies that no selected source item has (under ``keep``:
+        the copies kept)."""
+        live = self.live_keys(src)
+        return {r["searchKey"] for r in dst["items"] if _sel(r["folderPath"])} - live
+
+
+def change_rename(jr: JobRules, rng: random.Random, gen: Generator) -> None:
+    """A rename rule set (a user folder's subtree renamed, or moved under a folder the source
+    does not have) or lifted: from a stream of its own (``_rules``'s ``/rename``), so that
+    the stream's other changes stay what they were."""
+    import re
+
+    if jr.rename:
+        a, _ = jr.rename.pop()
+        gen.emit(f"RULES the operator changes the job: rename {a!r} lifted")
+        jr.changed = True
+        return
+    paths = {f.path() for f in gen.box.walk() if f is not gen.box.root}
+    users = [p for p in (f.path() for f in gen.user_folders()) if "\\" not in p]
+    if not users:
+        return
+    path = rng.choice(users)
+    name = path.rsplit("/", 1)[1]
+    to = rng.choice((path + " (migrated)", "/Inbox/Migrated/" + name))
+    if to in paths or any(p.startswith(to + "/") for p in paths):
+        return
+    jr.rename.append(("^" + re.escape(path) + "(?=/|$)", to))
+    jr.changed = True
+    gen.emit(f"RULES the operator changes the job: rename {path!r} -> {to!r}")
+
+
+def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
+    """After a pass: under ``keep``, the copies it left kept (``last_kept``: kept for good if
+    the operator switches to ``mirror``); a key selected again is kept no more."""
+    live = jr.live_keys(*srcs)
+    if jr.deletions == "keep":
+        # what earlier passes kept too: a mailbox not judged now (an archive taken off the
+        # pair) keeps its kept copies (17020 keep: archive back on with mirror, same round)
+        jr.last_kept = (jr.last_kept | kept) - live
+    jr.kept -= live
+
+
+def kept_removed(
+    removals: list[dict[str, Any]], jr: JobRules, live: set[str], copies: set[str]
+) -> list[str]:
+    """The copies a pass removed that the policy keeps (pure): under ``keep``, or kept under
+    ``keep`` before a switch to ``mirror`` (``JobRules.kept``), a copy of an item not
+    selected at the source when the pass began nor when it ended, no copy of it left. Under
+    ``mirror`` a folder deleted at the source goes whole, what keep kept in it too (17028
+    keep: docs/passes.md "When the operator changes the job")."""
+    return [
+        f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']}: kept copy)"
+        for r in removals
+        if (jr.deletions == "keep" or r["searchKey"] in jr.kept)
+        and not (jr.deletions == "mirror" and r["call"] == "deleteFolder")
+        and r["searchKey"] not in live
+        and r["searchKey"] not in copies
+    ]
+
+
+def _when(text: str) -> Any:
+    from datetime import UTC, datetime
+
+    d = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def change_rules(jr: JobRules, rng: random.Random, gen: Generator, archive_pair: bool) -> list[str]:
+    """One or two changes of the job's rules (``jr`` changed in place); what changed, said."""
+    said: list[str] = []
+    kinds = ["exclude", "exclude", "include", "types", "created", "deletions", "deletions"]
+    kinds += ["delta"] + (["archive"] if archive_pair else [])
+    for kind in rng.sample(kinds, k=rng.choice((1, 1, 2))):
+        if kind == "exclude" and len(jr.exclude) < 3:
+            import re
+
+            users = [f.path() for f in gen.user_folders()]
+            if users and rng.random() < 0.85:
+                path = rng.choice(users)
+            else:
+                path = rng.choice(RULES_WELL_KNOWN)
+            sub = rng.random() < 0.7
+            pat = "^" + re.escape(path) + ("(/|$)" if sub else "$")
+            if pat not in jr.exclude:
+                jr.exclude.append(pat)
+                said.append(f"exclude {'subtree' if sub else 'folder'} {path!r}")
+        elif kind in ("include", "exclude") and jr.exclude:
+            pat = rng.choice(jr.exclude)
+            jr.exclude.remove(pat)
+            said.append(f"exclude {pat!r} lifted")
+        elif kind == "types":
+            jr.types = [] if jr.types else [rng.choice(("IPM.Note", "IPM.Note", "IPM.Schedule"))]
+            said.append(f"types = {jr.types}")
+        elif kind == "created":
+            if jr.created_after:
+                jr.created_after = None
+            else:
+                when = sorted(r["createdDateTime"] for r in gen.box.snapshot()["items"])
+                when = [w for w in when if w]
+                if when:
+                    jr.created_after = when[int(len(when) * rng.uniform(0.1, 0.6))]
+            said.append(f"created_after = {jr.created_after}")
+        elif kind == "deletions":
+            if jr.deletions == "keep":  # what keep kept stays kept
+                jr.kept |= jr.last_kept
+            jr.deletions = "mirror" if jr.deletions == "keep" else "keep"
+            said.append(f"deletions = {jr.deletions}")
+        elif kind == "delta":
+            jr.delta = not jr.delta
+            said.append(f"delta = {str(jr.delta).lower()}")
+        elif kind == "archive":
+            jr.archive = not jr.archive
+            said.append(f"archive = {str(jr.archive).lower()}")
+    if said:
+        jr.changed = True
+        gen.emit("RULES the operator changes the job: " + "; ".join(said))
+    return said
+
+
 def quiet() -> None:
     """The engine's log lines off (a run in-process logs to stdout otherwise)."""
     from copyengine.logs import configure
@@ -2744,8 +3040,13 @@ def main(argv: list[str] | None = None) -> None:
         default=Options.churn_max_s,
         help="a churn during a pass lasts at most this long",
     )
+    # the ``_rules`` stream's rates (the operator's changes to the job; rename rules)
+    p.add_argument("--p-rules", type=float, default=Options.p_rules)
+    p.add_argument("--p-rename", type=float, default=Options.p_rename)
     a = p.parse_args(argv)
     opts = Options(
+        p_rules=a.p_rules,
+        p_rename=a.p_rename,
         churn_max_s=a.churn_max_s,
         exclude=frozenset(x for x in a.exclude.split(",") if x),
         kill=not a.no_kill,
@@ -2794,6 +3095,9 @@ async def replay(
     (a delta pass killed between its first folder creation and its record).
     ``delta=False``: the job's ``[sync] delta = false`` (every pass lists in full, the item
     round's call is ``listItems``). ``emulator``: settings of the emulator's (``newest_first``).
+    ``("rules", {field: value, ...})``: the operator rewrites the job's rules (``JobRules``
+    fields: ``deletions``, ``delta``, ``exclude``, ``types``, ``created_after``), the oracle
+    judging the next passes under them (``_rules``).
     The oracle runs after every pass."""
     hist = History(-1, deletions, delta=delta)
     cfg = base_config(seed=1)
@@ -2809,15 +3113,23 @@ async def replay(
         job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
         jc = load_job(job)
         gen = Generator(random.Random(0), box, tbox, hist.ops)
+        jr = JobRules(deletions, delta)  # the rules in force (``("rules", ...)``)
 
         async def reset() -> set[str]:
             await api.control("DELETE", "/removals")
-            return live_keys(box.snapshot())
+            return jr.live_keys(box.snapshot())
 
         async def removed() -> list[str]:
             rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            after, copies = live_keys(box.snapshot()), live_keys(tbox.snapshot())
-            return removed_live(rows, before, after, copies)
+            after, copies = jr.live_keys(box.snapshot()), live_keys(tbox.snapshot())
+            kept = kept_removed(rows, jr, before | after, copies) if jr.changed else []
+            return removed_live(rows, before, after, copies) + kept
+
+        def judged() -> dict[str, Any]:
+            src, dst = box.snapshot(), tbox.snapshot()
+            counts = oracle(src, dst, jr.deletions, rules=jr)
+            rules_kept(jr, jr.kept_now(src, dst), src)
+            return counts
 
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
@@ -2834,14 +3146,7 @@ async def replay(
 
         before = await reset()
         stats = await run_job(jc)
-        rec = PassRecord(
-            0,
-            "first",
-            int(stats.exit_code()),
-            0,
-            True,
-            oracle(box.snapshot(), tbox.snapshot(), deletions),
-        )
+        rec = PassRecord(0, "first", int(stats.exit_code()), 0, True, judged())
         rec.live_removed = await removed()
         hist.passes.append(rec)
         for rnd, step in enumerate(script, 1):
@@ -2854,6 +3159,15 @@ async def replay(
             elif step[0] == "expire":
                 await api.control("POST", "/delta/expire", {"mailboxId": box.id})
                 gen.emit("EXPIRE all")
+            elif step[0] == "rules":  # ("rules", {field: value}): the job's rules rewritten
+                for k, v in step[1].items():
+                    if k == "deletions" and v == "mirror" and jr.deletions == "keep":
+                        jr.kept |= jr.last_kept  # what keep kept stays kept
+                    setattr(jr, k, v)
+                jr.changed = True
+                job = write_job(workdir, ep, [(SRC, DST)], extra=jr.toml(), limits=UNPACED)
+                jc = load_job(job)
+                gen.emit(f"RULES {step[1]}")
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")
@@ -2906,7 +3220,7 @@ async def replay(
                         int(stats.exit_code()),
                         0,
                         "unchecked" not in step[2:],
-                        oracle(box.snapshot(), tbox.snapshot(), deletions),
+                        judged(),
                         so,
                         "; ".join(str(w) for w in said if w),
                     )

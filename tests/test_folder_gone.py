@@ -631,11 +631,11 @@ async def test_a_departing_items_unrecorded_copy_is_found_past_a_transient_404()
 async def test_a_second_copy_is_removed_past_a_transient_404_from_its_other_copys_folder() -> None:
     """A full pass's spare copy whose item's copy is where the state says: removed, though
     that folder's listing answered 404 once; it was kept (duplicated, past a cutover)."""
-    from copyengine.pipeline.spares import _any_there
+    from copyengine.pipeline.spares import any_there
 
     dst = Listing([Item("C0", "tck", "", 10, "", "", (), b"k0")])
     ctx = SimpleNamespace(dst=dst)
-    there = await _any_there(ctx, "MBX:dst", b"k0", [("C0", "T9")], {})  # type: ignore[arg-type]
+    there = await any_there(ctx, "MBX:dst", b"k0", [("C0", "T9")], {})  # type: ignore[arg-type]
     assert there and dst.asked == 1 and dst.listed == 2
 
 

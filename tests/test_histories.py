@@ -188,7 +188,9 @@ def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> No
 async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
     """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
     # the twelfth stream left out: which call a quirk fires at is timing
-    opts = Options(kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk", "stack"}))
+    opts = Options(
+        kill=False, churn=False, rounds=(3, 3), exclude=frozenset({"quirk", "stack", "rules"})
+    )
     a = await run_history(11, "mirror", tmp_path / "a", opts)
     b = await run_history(11, "mirror", tmp_path / "b", opts)
     assert a.error is None, a.error
@@ -328,6 +330,9 @@ ELEVENTH = frozenset({"twin", "pairgone", "restore", "refill", "midexport"})
 TWELFTH = frozenset({"quirk"})
 # the thirteenth (``_thirteenth``: kinds of event stacked in one round) likewise
 THIRTEENTH = frozenset({"stack"})
+# and the operator's changes to the job between passes (``_rules``), so that every seed
+# pinned before that stream is the history it was
+RULES = frozenset({"rules"})
 
 
 @pytest.mark.parametrize(("seed", "deletions", "kill"), HISTORIES)
@@ -342,7 +347,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         (9406, "mirror"),
     }:
         ex |= SEVENTH
-    ex |= TENTH | ELEVENTH | TWELFTH | THIRTEENTH
+    ex |= TENTH | ELEVENTH | TWELFTH | THIRTEENTH | RULES
     if seed < 9400:
         ex |= NINTH
     if seed < 7000:
@@ -373,7 +378,7 @@ async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
     restored, folders emptied and refilled, items changed as their export arrives; every
     checked pass exact for both targets, every sign-off honest."""
     h = await run_history(
-        11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH | THIRTEENTH)
+        11002, "keep", tmp_path, Options(kill=False, exclude=TENTH | TWELFTH | THIRTEENTH | RULES)
     )
     assert h.error is None and not h.failures(), h.text()
     assert h.twin, h.text()
@@ -413,7 +418,9 @@ async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
         14002,
         "mirror",
         tmp_path,
-        Options(kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH | THIRTEENTH),
+        Options(
+            kill=False, churn=False, p_quirk=1.0, exclude=TENTH | ELEVENTH | THIRTEENTH | RULES
+        ),
     )
     fired = [o for o in h.ops if " QUIRK fired " in o and " QUIRK fired 0 " not in o]
     assert len(fired) >= 6, h.text()
@@ -462,7 +469,7 @@ async def test_a_sign_offs_transient_404_leaves_the_rounds_quirks_armed(tmp_path
             churn=False,
             p_quirk=1.0,
             p_n404=1.0,
-            exclude=TENTH | ELEVENTH | THIRTEENTH,
+            exclude=TENTH | ELEVENTH | THIRTEENTH | RULES,
         ),
     )
     assert h.error is None and not h.failures(), h.text()
@@ -497,7 +504,7 @@ async def test_history_with_a_transient_404_every_round(
         seed,
         deletions,
         tmp_path,
-        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH | THIRTEENTH),
+        Options(kill=True, p_n404=1.0, exclude=TENTH | ELEVENTH | TWELFTH | THIRTEENTH | RULES),
     )
     assert sum(" N404 fired 1 " in o or " N404 fired 2 " in o for o in h.ops) >= 4, h.text()
     assert h.error is None and not h.failures(), h.text()
@@ -516,7 +523,7 @@ async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off
         tmp_path,
         Options(
             kill=True,
-            exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH | THIRTEENTH,
+            exclude=SIXTH | SEVENTH | NINTH | TENTH | ELEVENTH | TWELFTH | THIRTEENTH | RULES,
         ),
     )
     assert h.error is None and not h.failures(), h.text()
@@ -540,7 +547,8 @@ async def test_the_second_stream_adds_archive_pairs_and_target_moves(tmp_path: P
         | TENTH
         | ELEVENTH
         | TWELFTH
-        | THIRTEENTH,
+        | THIRTEENTH
+        | RULES,
     )
     new = await run_history(5, "mirror", tmp_path / "new", opts)
     old = await run_history(
@@ -2241,7 +2249,7 @@ async def test_history_9737_mirror_under_its_429_storm_ends(tmp_path: Path) -> N
     mailbox, a request window shorter than any the pacer keeps): its passes under the storm
     crawled at a quarter of ``[limits]`` and the history ran past 600 s; now ~45 s."""
     h = await run_history(
-        9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH | THIRTEENTH)
+        9737, "mirror", tmp_path, Options(limit_s=240.0, exclude=TWELFTH | THIRTEENTH | RULES)
     )
     assert any(" STORM " in o for o in h.ops), h.text()
     assert not h.timed_out and not h.failures(), h.text()
@@ -2278,7 +2286,9 @@ async def test_a_kept_copy_left_by_a_pass_that_ended_early_goes_in_the_next(
 async def test_history_14219_keep_a_restored_item_beside_its_kept_copy_after_a_kill(
     tmp_path: Path,
 ) -> None:
-    h = await run_history(14219, "keep", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH))
+    h = await run_history(
+        14219, "keep", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH | RULES)
+    )
     assert h.error is None and not h.failures(), h.text()
 
 
@@ -2356,6 +2366,200 @@ async def test_history_15024_mirror_a_sweep_past_a_delete_whose_answer_was_lost(
     of /Archive/Inbox's old copy (the folder moved under /Drafts) ended at its retry's 404,
     seven copies left beside their re-homed ones and the old folder with them
     (``test_a_sweeps_copy_deleted_with_its_answer_lost_does_not_end_the_sweep``)."""
-    h = await run_history(15024, "mirror", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH))
+    h = await run_history(
+        15024, "mirror", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH | RULES)
+    )
     assert any(" QUIRK fired 1 of 1 drop_after deleteItem" in o for o in h.ops), h.text()
     assert h.error is None and not h.failures(), h.text()
+
+
+# -- the operator changes the job between passes (``_rules``) ------------------------------------
+# soak seed 17001 mirror (r6, the first run of the stream): ``[items] types`` narrowed to
+# IPM.Note under ``mirror``: the new baseline listed every folder in full and skipped the
+# items the filter no longer takes, their records and copies left as they were: the copies
+# of items no longer selected stayed (extra_items) and every sign-off after named them
+# deletions pending, which no pass would ever apply. What leaves the selection through the
+# item filters is gone, as a folder no longer selected is: ``mirror`` removes its copy.
+FILTER_NARROWED: list[Any] = [
+    ("rules", {"types": ["IPM.Note"]}),
+    ("pass", "delta"),
+    ("pass", "delta"),
+    ("rules", {"types": []}),  # widened again: copied back once, never twice
+    ("pass", "delta"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_copies_an_item_filter_no_longer_selects_go_as_deletions_do(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, FILTER_NARROWED, tmp_path)
+    narrowed = h.passes[1]
+    assert narrowed.counts["source_items"] < h.passes[0].counts["source_items"], h.text()
+    if deletions == "keep":  # kept, as the copies of items deleted at the source are
+        assert narrowed.counts["kept"] > 0, h.text()
+    assert not h.failures(), h.text()
+    assert all(p.signed for p in h.passes[1:]), h.text()
+
+
+# the same seed (r8, the cutover): ``deletions`` switched keep -> mirror: the copies ``keep``
+# kept stay (docs/passes.md), but every sign-off under ``mirror`` named them deletions
+# pending (their records ``REMOVED``): a cutover never signed off complete.
+KEEP_THEN_MIRROR: list[Any] = [
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+    ("pass", "delta"),
+    ("rules", {"deletions": "mirror"}),
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_keep_then_mirror_keeps_what_keep_kept_and_signs_off(tmp_path: Path) -> None:
+    h = await replay("keep", KEEP_THEN_MIRROR, tmp_path)
+    kept = h.passes[1].counts["kept"]
+    assert kept >= 2, h.text()
+    assert all(p.counts["kept"] == kept for p in h.passes[2:]), h.text()
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+# the fast tier of the ``_rules`` stream: the operator changing the job before most passes
+# (``p_rules=0.8``), no kill nor churn (timing), without the streams that make a history
+# long (tenth to twelfth); every checked pass exact under the rules in force, every sign-off
+# honest, no kept copy removed
+RULES_FAST = [
+    # created_after set, a subtree of unicode names excluded, delta switched
+    pytest.param(17007, "keep", id="17007-keep-a-date-range-a-subtree-out"),
+    # created_after, then types, lifted in turn; the archive taken off the pair
+    pytest.param(17011, "mirror", id="17011-mirror-filters-and-the-archive-off"),
+]
+
+
+@pytest.mark.parametrize(("seed", "deletions"), RULES_FAST)
+async def test_history_with_the_operator_changing_the_job(
+    tmp_path: Path, seed: int, deletions: str
+) -> None:
+    opts = Options(
+        kill=False, churn=False, p_rules=0.8, exclude=TENTH | ELEVENTH | TWELFTH | THIRTEENTH
+    )
+    h = await run_history(seed, deletions, tmp_path, opts)
+    changes = [o for o in h.ops if " RULES " in o]
+    assert len(changes) >= 3, h.text()
+    assert h.error is None and not h.failures(), h.text()
+
+
+# the fast tier's 17011 mirror with p_rules=0.8 and rename rules (r3): ``types`` narrowed in
+# the round the target's user moved a copy of an item the filter no longer takes: the full
+# pass took the moved copy for the item's only one (the item live, its record not leaving),
+# then forgot the record: the copy stayed, nobody's, and the sign-off said complete
+FILTER_NARROWED_COPY_MOVED: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Outbox"}]),
+    ("rules", {"types": ["IPM.Appointment"]}),
+    ("pass", "full"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_moved_copy_of_an_item_a_filter_no_longer_selects_goes_as_deletions_do(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, FILTER_NARROWED_COPY_MOVED, tmp_path)
+    assert not h.failures(), h.text()
+
+
+# the same defect without a change of rules (``("rules", {})`` only turns the check that no
+# kept copy is removed on): under ``keep`` an item deleted at the source in the round its copy
+# was moved by the target's user: the full pass took the moved copy, the item's only one,
+# for a second copy (its record leaving, "taken as there") and hard-deleted it
+KEPT_COPY_MOVED_IN_THE_TARGET: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox", "to": "@/Outbox"}]),
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
+    ("rules", {}),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_copy_moved_in_the_target_of_an_item_deleted_at_the_source_is_kept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", KEPT_COPY_MOVED_IN_THE_TARGET, tmp_path)
+    assert h.passes[1].counts["kept"] == 1, h.text()
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+# found by the ``_rules`` stream's rename rules (17011 mirror at p_rules=0.8, p_rename=0.4,
+# r4): a rename rule putting a subtree under a folder the source does not have
+# (/Inbox/Migrated), then lifted: the subtree's copy goes back where it was, and the folder
+# the engine made for the rule's path stays, empty and nobody's copy: every sign-off names it
+# a leftover folder and the cutover exits 1. Not fixed (an intermediate folder the engine
+# makes is not remembered as its own once its creation is recorded)
+RENAME_LIFTED: list[Any] = [
+    ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
+    ("pass", "delta"),
+    ("rules", {"rename": []}),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.xfail(strict=False, reason="a folder made for a rename rule's path stays")
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
+    tmp_path: Path, deletions: str
+) -> None:
+    h = await replay(deletions, RENAME_LIFTED, tmp_path)
+    assert h.passes[1].counts["folders_not_at_source"] >= 1, h.text()  # /Inbox/Migrated
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+# the same cause without a rename rule (17029 keep and 17009 mirror at p_rules=0.8 and the
+# soak's defaults): a folder excluded alone (``^/Inbox/Receipts$``), its copy gone (mirror),
+# then a subfolder made under it at the source: the engine makes the excluded folder again in
+# the target as the subfolder's path; the subfolder deleted at the source, its copy goes and
+# the folder made for its path stays, empty and nobody's (leftover at every sign-off)
+EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
+    ("rules", {"exclude": ["^/Inbox/Receipts$"]}),
+    ("pass", "delta"),
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/Receipts", "name": "New"}]),
+    ("ops", [{"op": "add", "folder": "@/Inbox/Receipts/New", "count": 2}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts/New"}]),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.xfail(strict=False, reason="a folder made as a selected one's path stays")
+async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
+    tmp_path: Path,
+) -> None:
+    h = await replay("mirror", EXCLUDED_PARENT_MADE_AGAIN, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+# soak seed 17014 mirror (r3, at fd27d69; 17022 keep at p_rules=0.8 alike): under ``keep`` an
+# item gone from the source (here deleted; there no longer selected by ``types``) in the round
+# the target's user moved its copy into a folder of theirs under a folder then deleted at the
+# source: the sweep of that old folder took the item's kept record, which names the copy as
+# it was before the move, for a kept copy elsewhere and hard-deleted the moved one: the
+# item's only copy
+KEPT_COPY_MOVED_UNDER_A_FOLDER_THAT_GOES: list[Any] = [
+    ("drift", [{"op": "createFolder", "parent": "@/Inbox/Receipts", "name": "Mine"}]),
+    ("drift", [{"op": "move", "id": "~/Inbox/Receipts", "to": "@/Inbox/Receipts/Mine"}]),
+    ("ops", [{"op": "delete", "id": "#/Inbox/Receipts", "hard": True}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+    ("rules", {}),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_kept_copy_moved_under_a_folder_that_goes_is_not_swept(tmp_path: Path) -> None:
+    h = await replay("keep", KEPT_COPY_MOVED_UNDER_A_FOLDER_THAT_GOES, tmp_path)
+    assert not h.failures(), h.text()

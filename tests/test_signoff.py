@@ -128,9 +128,15 @@ CASES: list[tuple[str, Any, Any, Any, str, dict[str, int]]] = [
       "g2": rec("g2", "t3", status=Status.REMOVED, key=C)}, "keep", {"extra": 2, "kept": 2}),
     ("mirror: two copies of one deleted item, each recorded, are both pending",
      [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", B), it("t3", B))],
+     {"s1": rec("s1", "t1"), "g1": rec("g1", "t2", key=B), "g2": rec("g2", "t3", key=B)},
+     "mirror", {"extra": 2, "pending": 2}),
+    # keep, then the job switched to mirror: what keep kept stays kept (docs/passes.md "When
+    # the operator changes the job"), one copy standing for its item as under keep
+    ("mirror after keep: two kept copies of one deleted item: one kept, one a second copy",
+     [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t2", B), it("t3", B))],
      {"s1": rec("s1", "t1"), "g1": rec("g1", "t2", status=Status.REMOVED, key=B),
       "g2": rec("g2", "t3", status=Status.REMOVED, key=B)}, "mirror",
-     {"extra": 2, "pending": 2}),
+     {"extra": 1, "kept": 1, "duplicated": 1}),
     ("keep: an item nobody copied is extra, not kept", [src(it("s1", A))],
      [dst(it("t1", A, "t1"), it("t2", B))], {"s1": rec("s1", "t1")}, "keep", {"extra": 1}),
     ("keep: copies in a folder whose source was deleted are kept", [src(it("s1", A))],

@@ -39,6 +39,7 @@ from ..plan import (
     FolderRound,
     Placed,
     Rename,
+    TargetIndex,
     fingerprint,
     folder_start,
     links_to_store,
@@ -65,7 +66,7 @@ from ..survey import (
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .rehome import Rehome
-from .spares import remove_second_copies
+from .spares import any_there, remove_second_copies
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 3  # a folder round refused (link or a fresh page) is read fresh again
@@ -426,6 +427,10 @@ class MailboxPass:
         departing: list[tuple[FolderJob, ItemRecord]] = [
             (job, r) for job in jobs for r in job.removed
         ]
+        # copies of items the item filters no longer select (a change of the job's filters:
+        # a new baseline lists every folder in full): gone from the selection, as a folder
+        # no longer selected is, so decided as deletions at the source (docs/passes.md)
+        departing += [(job, r) for job in jobs if job.complete for r in job.deselected]
         if rnd is not None:
             disposal = list(rnd.disposal)
         else:  # only retired folders: the deepest first
@@ -834,7 +839,8 @@ class MailboxPass:
             # copies left beside the kept ones). Two kept copies that records name both stay
             # (each sweep would take the other for the copy elsewhere: none left).
             live: dict[bytes, set[str]] = defaultdict(set)
-            kept_copies: dict[bytes, set[str]] = defaultdict(set)
+            # (target id, its folder): a kept copy stands for its item only where it is found
+            kept_copies: dict[bytes, list[tuple[str, str | None]]] = defaultdict(list)
             named: set[str] = set()  # the copies some record of these keys names
             for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
                 if r.target_id:
@@ -842,13 +848,26 @@ class MailboxPass:
                 if r.search_key and r.target_id and r.status in SETTLED:
                     live[r.search_key].add(r.target_id)
                 elif r.search_key and r.target_id and r.status is Status.REMOVED:
-                    kept_copies[r.search_key].add(r.target_id)
+                    kept_copies[r.search_key].append((r.target_id, r.target_folder_id))
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
+            indexes: dict[str, TargetIndex | None] = {}
             for fid, it in items:
                 copies = set(live.get(it.search_key, ())) if it.search_key else set()
                 if it.search_key and it.id not in named:
-                    copies |= kept_copies.get(it.search_key, set())
+                    # where its record says (one listing per folder): a kept record names the
+                    # copy as it was when kept; the target's user may have moved it here since
+                    # (a new id): then this one is it, the item's only copy (soak seed 17014
+                    # mirror, after keep: hard-deleted as a second copy)
+                    for tid, tfid in kept_copies.get(it.search_key, []):
+                        if (
+                            tid != it.id
+                            and tfid
+                            and await any_there(
+                                self.ctx, self.dst_id, it.search_key, [(tid, tfid)], indexes
+                            )
+                        ):
+                            copies.add(tid)
                 if may_go.get(it.id, bool(copies - {it.id})):
                     # a 404: the copy is gone already, as wanted (a delete whose answer was
                     # lost, its retry meeting what it did: soak seed 15024 mirror); the sweep

@@ -185,6 +185,8 @@ class Producer:
                 skip = filter_item(item, self.filters)
                 if skip is not None:
                     ledger.skipped(job, item, skip)
+                    if record is not None and _departed(record):  # copied under other rules
+                        job.deselected.append(record)
                     continue
                 earlier = None
                 if record is None and item.search_key is not None:

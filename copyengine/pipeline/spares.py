@@ -41,8 +41,10 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         return
     # items leaving the source in this pass: their copies go or stay by the job's policy
     # (``passes._departures``), so where their recorded copy is does not matter here
-    # (and items of source folders no longer selected, gone with their folder)
-    leaving = {r.source_id for job in jobs for r in job.removed}
+    # (and items of source folders no longer selected, gone with their folder; and items the
+    # item filters no longer select, ``FolderJob.deselected``: their copy moved by the
+    # target's user stayed, nobody's, and the sign-off said complete: 17011 mirror)
+    leaving = {r.source_id for job in jobs for r in (*job.removed, *job.deselected)}
     selected = {job.source_id for job in jobs}
     copies: dict[bytes, list[tuple[str, str | None]]] = {}
     # keys of items live at the source whose copy this pass did not settle (an import that
@@ -67,6 +69,12 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         if r.status in SETTLED:
             live = r.source_id not in leaving and r.folder_id in selected
             folder = r.target_folder_id if live else None
+            if r.source_id in leaving and ctx.sync.deletions == "keep":
+                # its copy is kept: the spare is a second copy only where the kept one is
+                # found, as for a copy kept before (the target's user moved the item's only
+                # copy here in the round it left the source: it was hard-deleted and the
+                # item had none; 17011 with the ``_rules`` stream, and without it)
+                folder = r.target_folder_id
         elif r.status is Status.REMOVED and r.target_folder_id:
             # a copy kept of an item deleted at the source (``keep``): the spare is a second
             # copy only where the kept one is found (hunt2, seed 9803 keep: the item copied
@@ -85,9 +93,7 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
         if key in orphans:
             reason = "a copy of an item deleted at the source (moved here in the target): removed"
         elif (
-            key in unsettled
-            or not others
-            or not await _any_there(ctx, dst_id, key, others, indexes)
+            key in unsettled or not others or not await any_there(ctx, dst_id, key, others, indexes)
         ):
             # no other copy, or none where the state recorded it: the target's user moved
             # the item's only copy here (a new id), and the record is stale, not this copy
@@ -130,7 +136,7 @@ async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) ->
     return {n.search_key for n in await ctx.store.lost_copies(ctx.key, sorted(unrecorded))}
 
 
-async def _any_there(
+async def any_there(
     ctx: PairContext,
     dst_id: str,
     key: bytes,

@@ -41,6 +41,10 @@ class FolderJob:
     complete: bool = False  # the enumeration ran to its end
     removed_ids: set[str] = field(default_factory=set)  # delta rows: gone from the folder
     removed: list[ItemRecord] = field(default_factory=list)  # their records (copied before)
+    # records of items a full listing met that the item filters no longer select (the
+    # operator changed them): gone from the selection, so deleted at the source to the
+    # policy (``mirror`` removes the copy, ``keep`` keeps it); never a departure to read for
+    deselected: list[ItemRecord] = field(default_factory=list)
     deferred: bool = False  # a change could not be finished: keep the old link
     sweep_from: str | None = None  # moved folder: the old target folder, emptied after
     # target items no source item claimed in a full listing: second copies? (``spares``)

@@ -184,6 +184,12 @@ async def _check_mailbox(
         # and the records a pass kept for a copy it could not find once their folder was
         # gone (``pipeline.passes``): without them such a copy would look like nobody's
         mine.update({r.source_id: r for r in await store.items_unmapped(pair.key)})
+        if deletions == "mirror":
+            # and the copies a pass under ``keep`` kept, before the job's switch to
+            # ``mirror`` (kept still: the policy applies to what a pass sees), in an old
+            # folder kept for them too, whose source folder no record maps any more
+            kept = await store.items_with_status(pair.key, Status.REMOVED)
+            mine.update({r.source_id: r for r in kept if r.source_id not in mine})
         check.records.update(mine)
     check.selected_ids.update(it.id for sf in source for it in sf.items)
     mapped = {sf.target_id for sf in source if sf.target_id}

@@ -370,7 +370,9 @@ def _judge_unclaimed(
     selected_keys = {it.search_key for _, it in wanted if it.search_key is not None}
     gone_ids, gone_keys = _gone(records, {it.id for _, it in wanted})
     present = {it.id for tf in target for it in tf.items}
-    stands = _standing(target, region, selected_keys, gone_ids) if deletions == "keep" else {}
+    stands = _standing(target, region, selected_keys, gone_ids)
+    if deletions != "keep":  # under ``mirror`` only the keys of copies ``keep`` kept before
+        stands = {k: v for k, v in stands.items() if _kept_before(gone_keys.get(k))}
     kept_in: Counter[str] = Counter()
     for tf in target:
         fc_here = folders.by_target.get(tf.id)
@@ -416,15 +418,26 @@ def _judge_unclaimed(
                 gone_keys.get(it.search_key) if it.search_key is not None else None
             )
             orphan = tf.id not in folders.by_target and not tf.allowed
-            if deletions == "mirror" and ours is not None:
+            # a copy a pass under ``keep`` kept (its record ``REMOVED``) stays kept after a
+            # switch to ``mirror``: the policy applies to the deletions a pass sees (a lost
+            # copy's note, a record of no folder, is no kept copy: ``check._lost``)
+            kept_before = _kept_before(ours)
+            if deletions == "mirror" and ours is not None and not kept_before:
                 why = pending_why(ours, it.id, tf.id)
                 v.pending.append({**row, "source_id": ours.source_id, "why": why})
-            if deletions == "keep" and (ours is not None or orphan):
+            if (deletions == "keep" and (ours is not None or orphan)) or kept_before:
                 v.kept.append(row)
                 kept_in[tf.id] += 1
                 if fc_here is not None:
                     fc_here.kept.append(it.id)
     return kept_in
+
+
+def _kept_before(rec: ItemRecord | None) -> bool:
+    """A record of a copy a pass under ``keep`` kept (``REMOVED``): kept still after the
+    job's switch to ``mirror`` (the policy applies to the deletions a pass sees). A lost
+    copy's note (``check._lost``: no source folder) is none."""
+    return rec is not None and rec.status is Status.REMOVED and bool(rec.folder_id)
 
 
 def _standing(
@@ -464,9 +477,8 @@ def _leftover_folders(
     for tf in target:
         if tf.id in folders.by_target or tf.allowed:
             continue
-        if deletions == "keep" and (
-            kept_in[tf.id] or any(p.startswith(tf.path + "/") for p in kept_paths)
-        ):
+        # (``kept_in`` counts under ``mirror`` only the copies a pass under ``keep`` kept)
+        if kept_in[tf.id] or any(p.startswith(tf.path + "/") for p in kept_paths):
             continue  # holds copies kept of items deleted at the source, or their folders
         v.leftover_folders.append({"id": tf.id, "path": tf.path, "items": len(tf.items)})
 
