@@ -28,6 +28,7 @@ from .errors import SchemaBehind, StateError
 from .exitcodes import ExitCode
 from .forecast import PairPlanned, plan_pairs
 from .graph import Clients, GraphClient, Health, Timeouts, Transport
+from .graph.readtimeout import lazy_read_timeout
 from .network import Route, job_route
 from .notify.fields import progress
 from .notify.sender import Notifier, running
@@ -140,6 +141,7 @@ async def clients(
     lim = cfg.limits
     pacers = Pacers(pacer_limits(lim))
     conn = aiohttp.TCPConnector(ssl=ssl_context(cfg), limit=lim.connections, ttl_dns_cache=300)
+    lazy_read_timeout(conn)  # one read timer per request, not one per chunk
     timeout = (timeouts or Timeouts()).client_timeout()
     async with aiohttp.ClientSession(connector=conn, timeout=timeout, auto_decompress=True) as http:
         retry = retry_policy(lim)
