@@ -97,87 +97,21 @@ class HostOptions:
 # -- the PostgreSQL server -------------------------------------------------------------------------
 class Server:
     """A PostgreSQL server on 127.0.0.1 that this harness may stop (by the postmaster's PID,
-    fast shutdown: every session cut) and start again on the same port and data directory;
-    or one given (``url``), never restarted."""
+    fast shutdown: every session cut) and start again on the same port and data directory
+    (``pg.OwnServer``); or one given (``url``), never restarted."""
 
     def __init__(self, url: str | None = None) -> None:
         self.restartable = url is None
-        self.url = url or ""
-        self.proc: subprocess.Popen[bytes] | None = None
-        if url is None:
-            import shutil
-            import tempfile
-
-            bindir = pg._binaries()
-            if bindir is None:
-                raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-            self.bindir = bindir
-            self.tmp = Path(tempfile.mkdtemp(prefix="ce-pg-hosts-"))
-            self.data = self.tmp / "data"
-            if os.geteuid() == 0:
-                shutil.chown(self.tmp, "postgres", "postgres")
-            subprocess.run(
-                pg._as_postgres(
-                    [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
-                ),
-                check=True,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=120,
-            )
-            self.port = pg._free_port()
-            self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.own = pg.OwnServer() if url is None else None
+        self.url = self.own.url if self.own is not None else url or ""
 
     def start(self) -> None:
-        import psycopg
-
-        if not self.restartable:
-            return
-        self.proc = subprocess.Popen(
-            pg._as_postgres(
-                [
-                    str(self.bindir / "postgres"),
-                    "-D",
-                    str(self.data),
-                    "-p",
-                    str(self.port),
-                    "-k",
-                    str(self.tmp),
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "max_connections=200",
-                ]
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(300):
-            try:
-                psycopg.connect(self.url, connect_timeout=2).close()
-                return
-            except psycopg.OperationalError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("the PostgreSQL server did not start") from None
-                time.sleep(0.1)
-        raise RuntimeError("the PostgreSQL server did not answer within 30 s")
-
-    def _postmaster(self) -> int:
-        return int((self.data / "postmaster.pid").read_text().split()[0])
+        if self.own is not None:
+            self.own.start()
 
     async def stop(self) -> None:
-        assert self.proc is not None
-        os.kill(self._postmaster(), signal.SIGINT)
-        for _ in range(200):
-            if self.proc.poll() is not None:
-                break
-            await anyio.sleep(0.05)
-        else:
-            os.kill(self._postmaster(), signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
+        assert self.own is not None
+        await anyio.to_thread.run_sync(self.own.stop)
 
     async def restart(self, down_s: float) -> None:
         await self.stop()
@@ -185,20 +119,8 @@ class Server:
         await anyio.to_thread.run_sync(self.start)
 
     def close(self) -> None:
-        if self.proc is not None:
-            try:
-                os.kill(self._postmaster(), signal.SIGINT)
-            except (OSError, ValueError):
-                pass
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
-        if self.restartable:
-            import shutil
-
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.own is not None:
+            self.own.close()
 
 
 @contextmanager
@@ -730,8 +652,8 @@ async def _a_pass(
             p.kill()
             p.wait(20)
     # what each worker said, and whether the pass ended
-    for name, p, sig in ws:
-        rec.workers.append((name, sig, None if name in hung else p.returncode))
+    for name, p, sent in ws:
+        rec.workers.append((name, sent, None if name in hung else p.returncode))
         text = procs.log(name)
         if "Traceback" in text:
             rec.tracebacks.append(f"{name}: " + text[text.index("Traceback") :][:1500])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -130,3 +131,92 @@ def new_database(url: str) -> str:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     return with_db(url, name)
+
+
+class OwnServer:
+    """A PostgreSQL server of a test's own, on 127.0.0.1, that can be stopped (by the
+    postmaster's PID) and started again on the same port and data directory."""
+
+    def __init__(self) -> None:
+        bindir = _binaries()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
+        self.bindir = bindir
+        self.tmp = Path(tempfile.mkdtemp(prefix="ce-pg-outage-"))
+        self.data = self.tmp / "data"
+        if os.geteuid() == 0:
+            shutil.chown(self.tmp, "postgres", "postgres")
+        subprocess.run(
+            _as_postgres(
+                [str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust"]
+            ),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.port = _free_port()
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            _as_postgres(
+                [
+                    str(self.bindir / "postgres"),
+                    "-D",
+                    str(self.data),
+                    "-p",
+                    str(self.port),
+                    "-k",
+                    str(self.tmp),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "max_connections=200",
+                ]
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(300):
+            try:
+                psycopg.connect(self.url, connect_timeout=2).close()
+                return
+            except psycopg.OperationalError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("the PostgreSQL server did not start") from None
+                time.sleep(0.1)
+        raise RuntimeError("the PostgreSQL server did not answer within 30 s")
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def stop(self) -> float:
+        """Fast shutdown (SIGINT to the postmaster we started: every session is cut); waits
+        for it to be gone. Returns when it stopped (monotonic)."""
+        assert self.proc is not None
+        pid = self.postmaster_pid()
+        os.kill(pid, signal.SIGINT)
+        for _ in range(200):
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+        return time.monotonic()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                os.kill(self.postmaster_pid(), signal.SIGINT)
+            except (OSError, ValueError):
+                pass
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)

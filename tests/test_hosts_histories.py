@@ -117,7 +117,7 @@ async def test_a_dead_job_beside_a_waiting_one_gives_way(pg_url: str, what: str)
                 "GROUP BY status ORDER BY status",
                 (lock,),
             )
-            by_status = dict(await cur.fetchall())
+            by_status: dict[str, int] = dict(await cur.fetchall())
         assert by_status.get("todo") == 1 and "doing" not in by_status, by_status
         alive = await app.job_manager.register_worker()
         taken = await app.job_manager.fetch_job(queues=[q], worker_id=alive)
