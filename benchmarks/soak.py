@@ -18,7 +18,7 @@ from typing import Any
 from benchmarks.common import results_dir, stamp, write_result
 
 
-def _rev() -> str:
+def rev() -> str:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -139,7 +139,7 @@ def run(
         "emulator snapshots after every pass",
         "command": command,
         **stamp(t0),
-        "git_revision": _rev(),
+        "git_revision": rev(),
         "wall_s": round(wall, 1),
         "stopped_early_at_budget": stopped_early,
         # each history stopped at this many seconds, a failure (``timeout``)

@@ -24,7 +24,7 @@ from benchmarks.common import results_dir, stamp, write_result
 def run(
     seeds: int, start: int = 1, budget_s: float | None = None, exclude: str = ""
 ) -> dict[str, Any]:
-    from benchmarks.soak import _rev
+    from benchmarks.soak import rev
     from tests.histories import quiet
     from tests.hosthistories import HostOptions, own_server, run_one
 
@@ -81,7 +81,7 @@ def run(
         "and verify after the cutover",
         "command": command,
         **stamp(t0),
-        "git_revision": _rev(),
+        "git_revision": rev(),
         "wall_s": round(time.time() - t0, 1),
         "stopped_early_at_budget": stopped_early,
         "histories": len(rows),

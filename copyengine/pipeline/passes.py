@@ -89,6 +89,45 @@ def _real(made: dict[str, Folder], ref: str | None) -> str | None:
     return made[ref].id if ref is not None and ref in made else ref
 
 
+class _Elsewhere:
+    """For a sweep (``MailboxPass._sweep_old``), the copies the records of its keys name: a
+    settled one (a live item's copy), or a kept one (``keep``: an item deleted at the
+    source), which stands for its item only where it is found and only for a copy no record
+    names (two kept copies that records name both stay: each sweep would take the other for
+    the copy elsewhere, none left)."""
+
+    def __init__(self, records: list[ItemRecord]) -> None:
+        self.live: dict[bytes, set[str]] = defaultdict(set)
+        # (target id, its folder)
+        self.kept: dict[bytes, list[tuple[str, str | None]]] = defaultdict(list)
+        self.named: set[str] = set()  # the copies some record of these keys names
+        self.indexes: dict[str, TargetIndex | None] = {}  # one listing per folder
+        for r in records:
+            if r.target_id:
+                self.named.add(r.target_id)
+            if r.search_key and r.target_id and r.status in SETTLED:
+                self.live[r.search_key].add(r.target_id)
+            elif r.search_key and r.target_id and r.status is Status.REMOVED:
+                self.kept[r.search_key].append((r.target_id, r.target_folder_id))
+
+    async def copies(self, ctx: PairContext, dst_id: str, it: Item) -> set[str]:
+        """The target ids standing for ``it``'s item elsewhere. A kept record names the copy
+        as it was when kept; the target's user may have moved it here since (a new id): then
+        this one is it, the item's only copy (soak seed 17014 mirror, after keep: hard-deleted
+        as a second copy), so a kept copy counts only where its record says it is."""
+        key = it.search_key
+        copies = set(self.live.get(key, ())) if key else set()
+        if key and it.id not in self.named:
+            for tid, tfid in self.kept.get(key, []):
+                if (
+                    tid != it.id
+                    and tfid
+                    and await any_there(ctx, dst_id, key, [(tid, tfid)], self.indexes)
+                ):
+                    copies.add(tid)
+        return copies
+
+
 class MailboxPass:
     def __init__(self, ctx: PairContext, side: MailboxSide) -> None:
         self.ctx = ctx
@@ -832,42 +871,14 @@ class MailboxPass:
                 may_go.update(await self.rehome.sort(fid, some))
             items = [(fid, it) for fid, _, some in held for it in some]
             keys = [it.search_key for _, it in items if it.search_key and it.id not in may_go]
-            # a recorded copy elsewhere: a live item's; or, for a copy no record names, a
-            # kept one (``keep``: an item deleted at the source), which stands for its item as
-            # a live one's would (a moved folder's items re-homed by a pass killed before its
-            # sweep, then the folder deleted at the source: soak seed 13011 keep, the old
-            # copies left beside the kept ones). Two kept copies that records name both stay
-            # (each sweep would take the other for the copy elsewhere: none left).
-            live: dict[bytes, set[str]] = defaultdict(set)
-            # (target id, its folder): a kept copy stands for its item only where it is found
-            kept_copies: dict[bytes, list[tuple[str, str | None]]] = defaultdict(list)
-            named: set[str] = set()  # the copies some record of these keys names
-            for r in await self.ctx.store.items_by_keys(self.ctx.key, keys) if keys else []:
-                if r.target_id:
-                    named.add(r.target_id)
-                if r.search_key and r.target_id and r.status in SETTLED:
-                    live[r.search_key].add(r.target_id)
-                elif r.search_key and r.target_id and r.status is Status.REMOVED:
-                    kept_copies[r.search_key].append((r.target_id, r.target_folder_id))
+            # a recorded copy elsewhere, a live item's or a kept one (``_Elsewhere``: a moved
+            # folder's items re-homed by a pass killed before its sweep, then the folder
+            # deleted at the source: soak seed 13011 keep, the old copies left beside)
+            elsewhere = _Elsewhere(await self.ctx.store.items_by_keys(self.ctx.key, keys))
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
-            indexes: dict[str, TargetIndex | None] = {}
             for fid, it in items:
-                copies = set(live.get(it.search_key, ())) if it.search_key else set()
-                if it.search_key and it.id not in named:
-                    # where its record says (one listing per folder): a kept record names the
-                    # copy as it was when kept; the target's user may have moved it here since
-                    # (a new id): then this one is it, the item's only copy (soak seed 17014
-                    # mirror, after keep: hard-deleted as a second copy)
-                    for tid, tfid in kept_copies.get(it.search_key, []):
-                        if (
-                            tid != it.id
-                            and tfid
-                            and await any_there(
-                                self.ctx, self.dst_id, it.search_key, [(tid, tfid)], indexes
-                            )
-                        ):
-                            copies.add(tid)
+                copies = await elsewhere.copies(self.ctx, self.dst_id, it)
                 if may_go.get(it.id, bool(copies - {it.id})):
                     # a 404: the copy is gone already, as wanted (a delete whose answer was
                     # lost, its retry meeting what it did: soak seed 15024 mirror); the sweep

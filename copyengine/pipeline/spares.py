@@ -46,44 +46,9 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     # target's user stayed, nobody's, and the sign-off said complete: 17011 mirror)
     leaving = {r.source_id for job in jobs for r in (*job.removed, *job.deselected)}
     selected = {job.source_id for job in jobs}
-    copies: dict[bytes, list[tuple[str, str | None]]] = {}
-    # keys of items live at the source whose copy this pass did not settle (an import that
-    # failed, or whose outcome is unknown): the spare may be the item's only copy (soak seed
-    # 9737 mirror: the item moved at the source, its copy moved by the target's user, the
-    # import into its new folder failed; the leaving record's copy, taken as there, had the
-    # moved copy hard-deleted as a second one, and the item then had none)
-    unsettled: set[bytes] = set()
-    recorded: set[bytes] = set()
-    for r in await ctx.store.items_by_keys(ctx.key, list({key for _, _, key in spare})):
-        if r.search_key:
-            recorded.add(r.search_key)
-        if (
-            r.search_key
-            and r.status not in SETTLED
-            and r.status is not Status.REMOVED
-            and r.source_id not in leaving
-        ):
-            unsettled.add(r.search_key)
-        if not (r.search_key and r.target_id):
-            continue
-        if r.status in SETTLED:
-            live = r.source_id not in leaving and r.folder_id in selected
-            folder = r.target_folder_id if live else None
-            if r.source_id in leaving and ctx.sync.deletions == "keep":
-                # its copy is kept: the spare is a second copy only where the kept one is
-                # found, as for a copy kept before (the target's user moved the item's only
-                # copy here in the round it left the source: it was hard-deleted and the
-                # item had none; 17011 with the ``_rules`` stream, and without it)
-                folder = r.target_folder_id
-        elif r.status is Status.REMOVED and r.target_folder_id:
-            # a copy kept of an item deleted at the source (``keep``): the spare is a second
-            # copy only where the kept one is found (hunt2, seed 9803 keep: the item copied
-            # again where it belonged, then deleted at the source before the moved copy was
-            # removed: both stayed, kept, and the sign-off said complete)
-            folder = r.target_folder_id
-        else:
-            continue
-        copies.setdefault(r.search_key, []).append((r.target_id, folder))
+    copies, unsettled, recorded = await _other_copies(
+        ctx, {key for _, _, key in spare}, leaving, selected
+    )
     orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
     indexes: dict[str, TargetIndex | None] = {}
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
@@ -120,6 +85,53 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     # an orphan removed: its note has nothing left to find (one that failed is kept)
     if done := (orphans & gone) - kept:
         await ctx.store.forget_lost_copies(ctx.key, sorted(done))
+
+
+async def _other_copies(
+    ctx: PairContext, keys: set[bytes], leaving: set[str], selected: set[str]
+) -> tuple[dict[bytes, list[tuple[str, str | None]]], set[bytes], set[bytes]]:
+    """For the spares' search keys: the copies their records name (target id, and the folder
+    where it must be found to count, None: anywhere), the keys of live items whose copy this
+    pass did not settle, and the keys some record names."""
+    copies: dict[bytes, list[tuple[str, str | None]]] = {}
+    # keys of items live at the source whose copy this pass did not settle (an import that
+    # failed, or whose outcome is unknown): the spare may be the item's only copy (soak seed
+    # 9737 mirror: the item moved at the source, its copy moved by the target's user, the
+    # import into its new folder failed; the leaving record's copy, taken as there, had the
+    # moved copy hard-deleted as a second one, and the item then had none)
+    unsettled: set[bytes] = set()
+    recorded: set[bytes] = set()
+    for r in await ctx.store.items_by_keys(ctx.key, list(keys)):
+        if r.search_key:
+            recorded.add(r.search_key)
+        if (
+            r.search_key
+            and r.status not in SETTLED
+            and r.status is not Status.REMOVED
+            and r.source_id not in leaving
+        ):
+            unsettled.add(r.search_key)
+        if not (r.search_key and r.target_id):
+            continue
+        if r.status in SETTLED:
+            live = r.source_id not in leaving and r.folder_id in selected
+            folder = r.target_folder_id if live else None
+            if r.source_id in leaving and ctx.sync.deletions == "keep":
+                # its copy is kept: the spare is a second copy only where the kept one is
+                # found, as for a copy kept before (the target's user moved the item's only
+                # copy here in the round it left the source: it was hard-deleted and the
+                # item had none; 17011 with the ``_rules`` stream, and without it)
+                folder = r.target_folder_id
+        elif r.status is Status.REMOVED and r.target_folder_id:
+            # a copy kept of an item deleted at the source (``keep``): the spare is a second
+            # copy only where the kept one is found (hunt2, seed 9803 keep: the item copied
+            # again where it belonged, then deleted at the source before the moved copy was
+            # removed: both stayed, kept, and the sign-off said complete)
+            folder = r.target_folder_id
+        else:
+            continue
+        copies.setdefault(r.search_key, []).append((r.target_id, folder))
+    return copies, unsettled, recorded
 
 
 async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) -> set[bytes]:
