@@ -1225,19 +1225,7 @@ STACK_ROUND = (
     "midexport",
     "signgone",
 )
-STACK_KILL = (
-    "expire",
-    "drift",
-    "tmove",
-    "storm",
-    "quirk",
-    "n404",
-    "midmove",
-    "deltamove",
-    "midfolder",
-    "midtarget",
-    "midexport",
-)
+STACK_KILL = tuple(k for k in STACK_ROUND if k != "signgone")
 STACK_CUTOVER = ("expire", "quirk", "n404", "cutkill")
 # the stacked kinds timed to a call of the pass: the drift-delta round's two passes are not
 # where they land

@@ -233,11 +233,16 @@ async def get_faults(request: web.Request) -> web.Response:
     return json_response({"rules": [r.as_dict() for r in request.app[EMU].faults.rules]})
 
 
+async def _fault_rules(request: web.Request) -> tuple[dict[str, Any], list[FaultRule]]:
+    """The request's body and its fault rules (ValueError or TypeError: one is malformed)."""
+    body = await _json(request)
+    return body, [FaultRule.parse(r) for r in body.get("rules", [])]
+
+
 async def put_faults(request: web.Request) -> web.Response:
     emu = request.app[EMU]
-    body = await _json(request)
     try:
-        rules = [FaultRule.parse(r) for r in body.get("rules", [])]
+        body, rules = await _fault_rules(request)
     except (TypeError, ValueError) as exc:
         return _bad(str(exc))
     emu.faults.replace(rules, int(body.get("seed", emu.config.seed)))
@@ -248,9 +253,8 @@ async def post_faults(request: web.Request) -> web.Response:
     """Add rules to those in force (``PUT`` replaces them all, counts with them): a rule
     armed for a later moment leaves the earlier ones, fired or not, as they are."""
     emu = request.app[EMU]
-    body = await _json(request)
     try:
-        rules = [FaultRule.parse(r) for r in body.get("rules", [])]
+        _, rules = await _fault_rules(request)
     except (TypeError, ValueError) as exc:
         return _bad(str(exc))
     emu.faults.add(rules)
