@@ -429,7 +429,9 @@ class SqlStore(GroupCommitting):
                 )
 
     async def items_with_status(self, pair: str, status: Status) -> list[ItemRecord]:
-        return await self._items(f"status = {self.sql.dialect.mark}", (pair, int(status)))
+        # the status spelled as a literal (an IntEnum's int): ``status = 8`` (REMOVED, the
+        # sign-off's kept copies under ``mirror``) is then read through the kept rows' index
+        return await self._items(f"status = {int(status)}", (pair,))
 
     async def items_unmapped(self, pair: str) -> list[ItemRecord]:
         d = self.sql.dialect
