@@ -2282,6 +2282,50 @@ async def test_a_kept_copy_left_by_a_pass_that_ended_early_goes_in_the_next(
     assert [p.checked and not wrong(p.counts) for p in h.passes[-2:]] == [True, True], h.text()
 
 
+# soak seed 17018 keep: an item soft-deleted (its copy kept) in the round the operator left
+# /Sent Items out of the job (a well-known folder: it stays, its mapping forgotten, its kept
+# copies kept), then restored into /Deleted Items: the pass copied it there and met the kept
+# copy's record in no folder it knew, so left it beside the new one; the sign-off, reading
+# only the copied region, said complete. Now the pass drops it (``_kept``), and when that
+# fails the pass says so (exit 1) and the sign-off names the second copy (``_kept_outside``)
+def _kept_in_a_folder_left_out(removal_fails: bool) -> list[Any]:
+    fails: list[Any] = [
+        ("fault", {"kind": "http_503", "calls": ["deleteItem"], "mailbox": DST, "count": 50}),
+        ("pass", "delta", "unchecked"),  # the kept copy's removal fails: exit 1, named
+        ("faults", []),
+    ]
+    return [
+        ("ops", [{"op": "delete", "id": "#/Sent Items", "hard": False}]),
+        ("rules", {"exclude": ["^/Sent Items$"]}),
+        ("pass", "delta"),
+        ("ops", [{"op": "move", "id": "%deleted", "to": "@/Deleted Items"}]),
+        *(fails if removal_fails else []),
+        ("pass", "delta"),
+        ("pass", "full"),
+        ("pass", "cutover"),
+    ]
+
+
+@pytest.mark.parametrize("removal_fails", [False, True], ids=["dropped", "removal-fails"])
+async def test_a_kept_copy_in_a_well_known_folder_left_out_goes_when_its_item_is_back(
+    tmp_path: Path, removal_fails: bool
+) -> None:
+    h = await replay("keep", _kept_in_a_folder_left_out(removal_fails), tmp_path)
+    assert not h.failures(), h.text()
+    if removal_fails:
+        failed = h.passes[2]
+        assert failed.exit_code == 1 and failed.signed is False, h.text()
+        assert "duplicated" in failed.said, h.text()
+    assert all(p.checked and not wrong(p.counts) for p in h.passes[-3:]), h.text()
+
+
+@pytest.mark.slow
+async def test_history_17018_keep_a_kept_copy_in_an_excluded_sent_items(tmp_path: Path) -> None:
+    h = await run_history(17018, "keep", tmp_path, Options(limit_s=240.0, exclude=THIRTEENTH))
+    assert any(" RULES " in o for o in h.ops), h.text()
+    assert h.error is None and not h.failures(), h.text()
+
+
 @pytest.mark.slow
 async def test_history_14219_keep_a_restored_item_beside_its_kept_copy_after_a_kill(
     tmp_path: Path,

@@ -150,6 +150,7 @@ class MailboxPass:
         self.incremental = False
         self.rehome: Rehome | None = None  # what old folders hold of live items (``finish``)
         self.in_use: set[str] = set()  # the target folders of this pass's folders (``finish``)
+        self.mapped_elsewhere: set[str] = set()  # source folders the other mailbox maps
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
@@ -158,6 +159,13 @@ class MailboxPass:
         every = [r for r in await self.ctx.store.folders(self.ctx.key) if r.scope == self.scope]
         self.making = [r for r in every if r.making]
         every = [r for r in every if not r.making]
+        # the source folders the pair's other mailbox maps: a kept record of one of those is
+        # not this mailbox's (``_kept``)
+        self.mapped_elsewhere = {
+            retired_source(r.source_folder_id) or r.source_folder_id
+            for r in await self.ctx.store.folders(self.ctx.key)
+            if r.scope != self.scope
+        }
         stored = [r for r in every if retired_source(r.source_folder_id) is None]
         self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
         self.ctx.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
@@ -554,7 +562,7 @@ class MailboxPass:
         for r in known:
             if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
                 by_key[r.search_key].append(r)
-        kept = self._kept(jobs, gone, known)
+        kept = await self._kept(jobs, gone, known)
         await self._settle_departing(departing)
         # one item that left more than once (moved, then moved again or deleted): one copy
         # stands for it, the others go first (a pass cut short after them leaves that one)
@@ -608,7 +616,7 @@ class MailboxPass:
                 await self.ctx.store.forget_folder(self.ctx.key, rec.source_folder_id)
         return clean
 
-    def _kept(
+    async def _kept(
         self, jobs: list[FolderJob], gone: list[FolderRecord], known: list[ItemRecord]
     ) -> list[tuple[FolderJob, ItemRecord]]:
         """Of the records of the keys this pass met, this mailbox's copies kept as deleted
@@ -617,14 +625,31 @@ class MailboxPass:
         for rec in [*gone, *self.retired]:
             orig = retired_source(rec.source_folder_id) or rec.source_folder_id
             folders.setdefault(orig, self._cached(rec, report=False))
-        return [
-            (folders[r.folder_id], r)
-            for r in known
-            if r.status is Status.REMOVED
-            and r.folder_id in folders
-            and r.search_key
-            and r.target_id
-        ]
+        kept = [r for r in known if r.status is Status.REMOVED and r.search_key and r.target_id]
+        for r in kept:
+            if r.folder_id in folders or r.folder_id in self.mapped_elsewhere:
+                continue
+            # kept in a folder no record maps any more: a well-known folder the rules left
+            # out stays, its mapping forgotten, its kept copies still the job's (soak seed
+            # 17018 keep: an item restored into a selected folder, its kept copy in the
+            # excluded /Sent Items stayed beside the new one). This mailbox's, when its
+            # target folder is one of this mailbox's; in the report under its path there
+            folder = await self._ours(r.target_folder_id) if r.target_folder_id else None
+            if folder is not None:
+                path = "/" + folder.name  # a well-known folder: a top one
+                rec = FolderRecord(r.folder_id, path, folder.id, path, None, self.scope)
+                folders[r.folder_id] = self._cached(rec)
+        return [(folders[r.folder_id], r) for r in kept if r.folder_id in folders]
+
+    async def _ours(self, folder_id: str) -> Folder | None:
+        """Target folder ``folder_id`` when it is one of this pass's target mailbox (a
+        folder that cannot be read now is not taken for one)."""
+        try:
+            return await self.dst.get_folder(self.dst_id, folder_id)
+        except Fatal:
+            raise
+        except ServiceError:
+            return None
 
     async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
         """Items gone from the source whose import's outcome was never recorded may have a

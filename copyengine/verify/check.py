@@ -203,9 +203,43 @@ async def _check_mailbox(
             log.info("verify.folder_gone_in_target", pair=pair.key, folder=path)
             continue
         target.append(TargetFolder(fid, path, titems, fid in allowed))
+    if store is not None:
+        target += await _kept_outside(dst, side, store, pair.key, tree, set(listed))
     if store is not None and deletions == "mirror":
         mine = {**mine, **await _lost(store, pair.key, source, target, mine)}
     return judge(source, target, mine if store is not None else None, deletions, check.content)
+
+
+async def _kept_outside(
+    dst: MailboxApi,
+    side: MailboxSide,
+    store: Store,
+    pair: str,
+    tree: TargetTree,
+    listed: set[str],
+) -> list[TargetFolder]:
+    """The copies kept as deleted at the source whose item is back with a settled copy of
+    its own (``Store.kept_beside_live``: the pass that copied it back drops the kept one),
+    still there in a folder beyond the copied region: a well-known folder the rules left
+    out, read only for those copies (its other items are not the job's). Judged with the
+    rest, each is a second copy of a selected item (soak seed 17018 keep: the kept copy in
+    an excluded /Sent Items beside the restored item's new copy, signed off complete)."""
+    keys = await store.kept_beside_live(pair)
+    if not keys:
+        return []
+    wanted: dict[str, set[str]] = {}
+    for r in await store.items_by_keys(pair, keys):
+        fid = r.target_folder_id
+        beyond = fid is not None and fid in tree.folders and fid not in listed
+        if r.status is Status.REMOVED and r.target_id and fid is not None and beyond:
+            wanted.setdefault(fid, set()).add(r.target_id)
+    out: list[TargetFolder] = []
+    for fid, ids in wanted.items():
+        items = await _listed(dst, side.target_id, fid)
+        if items:
+            path = side.label + folder_path(tree.folders, fid)
+            out.append(TargetFolder(fid, path, [it for it in items if it.id in ids], True))
+    return out
 
 
 async def _lost(
