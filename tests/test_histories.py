@@ -2288,31 +2288,33 @@ async def test_a_kept_copy_left_by_a_pass_that_ended_early_goes_in_the_next(
 # copy's record in no folder it knew, so left it beside the new one; the sign-off, reading
 # only the copied region, said complete. Now the pass drops it (``_kept``), and when that
 # fails the pass says so (exit 1) and the sign-off names the second copy (``_kept_outside``)
-def _kept_in_a_folder_left_out(removal_fails: bool) -> list[Any]:
-    fails: list[Any] = [
-        ("fault", {"kind": "http_503", "calls": ["deleteItem"], "mailbox": DST, "count": 50}),
-        ("pass", "delta", "unchecked"),  # the kept copy's removal fails: exit 1, named
-        ("faults", []),
-    ]
+def _kept_in_a_folder_left_out(fails_at: str | None) -> list[Any]:
+    # the kept copy's removal, or the read of its folder, fails: exit 1, named
+    fault = {"kind": "http_503", "calls": [fails_at], "mailbox": DST, "count": 50}
+    fails: list[Any] = [("fault", fault), ("pass", "delta", "unchecked"), ("faults", [])]
     return [
         ("ops", [{"op": "delete", "id": "#/Sent Items", "hard": False}]),
         ("rules", {"exclude": ["^/Sent Items$"]}),
         ("pass", "delta"),
         ("ops", [{"op": "move", "id": "%deleted", "to": "@/Deleted Items"}]),
-        *(fails if removal_fails else []),
+        *(fails if fails_at else []),
         ("pass", "delta"),
         ("pass", "full"),
         ("pass", "cutover"),
     ]
 
 
-@pytest.mark.parametrize("removal_fails", [False, True], ids=["dropped", "removal-fails"])
+@pytest.mark.parametrize(
+    "fails_at",
+    [None, "deleteItem", pytest.param("getFolder", marks=pytest.mark.slow)],
+    ids=["dropped", "removal-fails", "folder-unread"],
+)
 async def test_a_kept_copy_in_a_well_known_folder_left_out_goes_when_its_item_is_back(
-    tmp_path: Path, removal_fails: bool
+    tmp_path: Path, fails_at: str | None
 ) -> None:
-    h = await replay("keep", _kept_in_a_folder_left_out(removal_fails), tmp_path)
+    h = await replay("keep", _kept_in_a_folder_left_out(fails_at), tmp_path)
     assert not h.failures(), h.text()
-    if removal_fails:
+    if fails_at:
         failed = h.passes[2]
         assert failed.exit_code == 1 and failed.signed is False, h.text()
         assert "duplicated" in failed.said, h.text()

@@ -151,19 +151,23 @@ class MailboxPass:
         self.rehome: Rehome | None = None  # what old folders hold of live items (``finish``)
         self.in_use: set[str] = set()  # the target folders of this pass's folders (``finish``)
         self.mapped_elsewhere: set[str] = set()  # source folders the other mailbox maps
+        # target folders of kept copies no record maps, as read in this pass (``_kept``)
+        self.unmapped: dict[str, Folder | ServiceError | None] = {}
+        self.left_out: dict[str, FolderJob] = {}  # their jobs, by source folder
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
         delta = self.ctx.sync.delta
         sync = await self.ctx.store.sync_state(self.ctx.key, self.scope) if delta else None
-        every = [r for r in await self.ctx.store.folders(self.ctx.key) if r.scope == self.scope]
+        pairs = await self.ctx.store.folders(self.ctx.key)
+        every = [r for r in pairs if r.scope == self.scope]
         self.making = [r for r in every if r.making]
         every = [r for r in every if not r.making]
         # the source folders the pair's other mailbox maps: a kept record of one of those is
         # not this mailbox's (``_kept``)
         self.mapped_elsewhere = {
             retired_source(r.source_folder_id) or r.source_folder_id
-            for r in await self.ctx.store.folders(self.ctx.key)
+            for r in pairs
             if r.scope != self.scope
         }
         stored = [r for r in every if retired_source(r.source_folder_id) is None]
@@ -587,6 +591,9 @@ class MailboxPass:
             if fate is Fate.KEEP and r.search_key and r.status in SETTLED:
                 kept_now[r.search_key].append(r)
         await self._drop_kept_moves(kept, by_key, forget, kept_now)
+        for job in self.left_out.values():  # a kept copy's removal failed there: said
+            if job.stats.unknown:
+                self.ctx.stats.folders.setdefault(job.stats.source_path, job.stats)
 
     async def _dispose(
         self, jobs: list[FolderJob], gone_jobs: Gone, disposal: list[str], forget: list[str]
@@ -627,29 +634,57 @@ class MailboxPass:
             folders.setdefault(orig, self._cached(rec, report=False))
         kept = [r for r in known if r.status is Status.REMOVED and r.search_key and r.target_id]
         for r in kept:
-            if r.folder_id in folders or r.folder_id in self.mapped_elsewhere:
+            fid = r.target_folder_id
+            if r.folder_id in folders or r.folder_id in self.mapped_elsewhere or not fid:
                 continue
             # kept in a folder no record maps any more: a well-known folder the rules left
             # out stays, its mapping forgotten, its kept copies still the job's (soak seed
             # 17018 keep: an item restored into a selected folder, its kept copy in the
             # excluded /Sent Items stayed beside the new one). This mailbox's, when its
-            # target folder is one of this mailbox's; in the report under its path there
-            folder = await self._ours(r.target_folder_id) if r.target_folder_id else None
-            if folder is not None:
-                path = "/" + folder.name  # a well-known folder: a top one
-                rec = FolderRecord(r.folder_id, path, folder.id, path, None, self.scope)
-                folders[r.folder_id] = self._cached(rec)
+            # target folder is one of this mailbox's (read once per pass)
+            if fid not in self.unmapped:
+                self.unmapped[fid] = await self._ours(fid)
+            found = self.unmapped[fid]
+            if isinstance(found, Folder):
+                path = f"/{found.name} (left out)"  # in the report only if a removal fails
+                rec = FolderRecord(r.folder_id, path, found.id, path, None, self.scope)
+                job = self.left_out.setdefault(r.folder_id, self._cached(rec, report=False))
+                folders[r.folder_id] = job
+            elif found is not None:  # could not be read: said, and the next pass looks again
+                self._unread_kept(jobs, known, r, found)
         return [(folders[r.folder_id], r) for r in kept if r.folder_id in folders]
 
-    async def _ours(self, folder_id: str) -> Folder | None:
-        """Target folder ``folder_id`` when it is one of this pass's target mailbox (a
-        folder that cannot be read now is not taken for one)."""
+    def _unread_kept(
+        self, jobs: list[FolderJob], known: list[ItemRecord], kept: ItemRecord, exc: ServiceError
+    ) -> None:
+        """A kept copy whose folder could not be read: an outcome unknown of the item's copy
+        that stands, in its folder (the next pass looks again: ``kept_beside_live``)."""
+        by_folder = {j.source_id: j for j in jobs}
+        for r in known:
+            job = by_folder.get(r.folder_id)
+            if r.search_key == kept.search_key and r.status in SETTLED and job is not None:
+                why = f"its copy kept in another folder could not be read ({exc.message})"
+                job.stats.unknown.append(
+                    {
+                        "id": r.source_id,
+                        "size": r.size,
+                        "reason": f"{why}; the next pass tries again",
+                        "request_id": exc.request_id,
+                    }
+                )
+                return
+
+    async def _ours(self, folder_id: str) -> Folder | ServiceError | None:
+        """Target folder ``folder_id`` when it is one of this pass's target mailbox; None
+        when it is not (404); the error when it could not be read."""
         try:
             return await self.dst.get_folder(self.dst_id, folder_id)
+        except NotFound:
+            return None
         except Fatal:
             raise
-        except ServiceError:
-            return None
+        except ServiceError as exc:
+            return exc
 
     async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
         """Items gone from the source whose import's outcome was never recorded may have a
