@@ -2494,9 +2494,9 @@ async def test_a_copy_moved_in_the_target_of_an_item_deleted_at_the_source_is_ke
 # found by the ``_rules`` stream's rename rules (17011 mirror at p_rules=0.8, p_rename=0.4,
 # r4): a rename rule putting a subtree under a folder the source does not have
 # (/Inbox/Migrated), then lifted: the subtree's copy goes back where it was, and the folder
-# the engine made for the rule's path stays, empty and nobody's copy: every sign-off names it
-# a leftover folder and the cutover exits 1. Not fixed (an intermediate folder the engine
-# makes is not remembered as its own once its creation is recorded)
+# the engine made for the rule's path stayed, empty and nobody's copy: every sign-off named
+# it a leftover folder and the cutover exited 1. A folder made only as a path is now
+# recorded as ours (``FolderRound.paths``) and goes once no selected folder is under it
 RENAME_LIFTED: list[Any] = [
     ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
     ("pass", "delta"),
@@ -2506,7 +2506,6 @@ RENAME_LIFTED: list[Any] = [
 ]
 
 
-@pytest.mark.xfail(strict=False, reason="a folder made for a rename rule's path stays")
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
     tmp_path: Path, deletions: str
@@ -2520,8 +2519,9 @@ async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
 # the same cause without a rename rule (17029 keep and 17009 mirror at p_rules=0.8 and the
 # soak's defaults): a folder excluded alone (``^/Inbox/Receipts$``), its copy gone (mirror),
 # then a subfolder made under it at the source: the engine makes the excluded folder again in
-# the target as the subfolder's path; the subfolder deleted at the source, its copy goes and
-# the folder made for its path stays, empty and nobody's (leftover at every sign-off)
+# the target as the subfolder's path; the subfolder deleted at the source, its copy went and
+# the folder made for its path stayed, empty and nobody's (leftover at every sign-off); now
+# it goes with it (under ``keep`` it stays while the subfolder's kept copy is under it)
 EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
     ("rules", {"exclude": ["^/Inbox/Receipts$"]}),
     ("pass", "delta"),
@@ -2534,7 +2534,6 @@ EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
 ]
 
 
-@pytest.mark.xfail(strict=False, reason="a folder made as a selected one's path stays")
 async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
     tmp_path: Path,
 ) -> None:
