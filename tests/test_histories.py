@@ -2450,6 +2450,18 @@ async def test_history_with_the_operator_changing_the_job(
     assert h.error is None and not h.failures(), h.text()
 
 
+# the fast tier's 17011 mirror with rename rules (``p_rename=0.4``, every stream, no kill
+# nor churn: ``python -m tests.histories 17011 --p-rules 0.8 --p-rename 0.4 --no-kill
+# --no-churn``): r2 a rule sends a subtree under /Inbox/Migrated, which the source does not
+# have, r4 lifts it: the folder the engine made for the path stayed, empty and nobody's, a
+# leftover folder at every sign-off and the cutover exit 1 (on d54c3da); ~40 s at load 14
+async def test_history_with_a_rename_rule_set_and_lifted(tmp_path: Path) -> None:
+    opts = Options(kill=False, churn=False, p_rules=0.8, p_rename=0.4)
+    h = await run_history(17011, "mirror", tmp_path, opts)
+    assert any(" RULES " in o and "rename" in o for o in h.ops), h.text()
+    assert h.error is None and not h.failures(), h.text()
+
+
 # the fast tier's 17011 mirror with p_rules=0.8 and rename rules (r3): ``types`` narrowed in
 # the round the target's user moved a copy of an item the filter no longer takes: the full
 # pass took the moved copy for the item's only one (the item live, its record not leaving),
