@@ -2503,6 +2503,28 @@ async def test_a_copy_moved_in_the_target_of_an_item_deleted_at_the_source_is_ke
     assert h.passes[-1].signoff_complete, h.text()
 
 
+# the same with the item leaving with its folder (18002 keep with rename rules, r2: a rule
+# made that pass list every folder in full): the target's user moved the copy of an item to
+# Deleted Items, then its folder was deleted at the source; under ``keep`` the full pass took
+# the moved copy for a second copy (the gone folder's record, not leaving with a job, was
+# "taken as there") and hard-deleted it: the item's only copy
+KEPT_COPY_MOVED_ITS_FOLDER_DELETED: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox/Receipts", "to": "@/Deleted Items"}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+    ("rules", {}),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_copy_moved_in_the_target_of_an_item_gone_with_its_folder_is_kept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", KEPT_COPY_MOVED_ITS_FOLDER_DELETED, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
 # found by the ``_rules`` stream's rename rules (17011 mirror at p_rules=0.8, p_rename=0.4,
 # r4): a rename rule putting a subtree under a folder the source does not have
 # (/Inbox/Migrated), then lifted: the subtree's copy goes back where it was, and the folder
