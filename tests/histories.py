@@ -1136,10 +1136,11 @@ class Options:
     # pair's ``archive`` (``change_rules``); every pass judged under the rules in force
     p_rules: float = 0.35
     # from its own stream (``_rules``'s ``/rename``): a rename rule set or lifted before a
-    # round's pass (``change_rename``). Off by default while a known failure stands: a rename
-    # rule lifted leaves the folder the engine made for its target path (``/Inbox/Migrated``),
-    # empty and nobody's, which every sign-off names a leftover folder (the cutover exit 1;
-    # ``test_histories.py::test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted``)
+    # round's pass (``change_rename``). Off by default: it was off while a rename rule lifted
+    # left the folder the engine made for its target path (``/Inbox/Migrated``), empty and
+    # nobody's, a leftover folder at every sign-off (fixed: ``FolderRound.paths``;
+    # ``test_histories.py::test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted``),
+    # and turning it on now would change the histories of the seeds soaked and pinned since
     p_rename: float = 0.0
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,

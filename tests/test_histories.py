@@ -2496,6 +2496,18 @@ async def test_history_with_the_operator_changing_the_job(
     assert h.error is None and not h.failures(), h.text()
 
 
+# the fast tier's 17011 mirror with rename rules (``p_rename=0.4``, every stream, no kill
+# nor churn: ``python -m tests.histories 17011 --p-rules 0.8 --p-rename 0.4 --no-kill
+# --no-churn``): r2 a rule sends a subtree under /Inbox/Migrated, which the source does not
+# have, r4 lifts it: the folder the engine made for the path stayed, empty and nobody's, a
+# leftover folder at every sign-off and the cutover exit 1 (on d54c3da); ~40 s at load 14
+async def test_history_with_a_rename_rule_set_and_lifted(tmp_path: Path) -> None:
+    opts = Options(kill=False, churn=False, p_rules=0.8, p_rename=0.4)
+    h = await run_history(17011, "mirror", tmp_path, opts)
+    assert any(" RULES " in o and "rename" in o for o in h.ops), h.text()
+    assert h.error is None and not h.failures(), h.text()
+
+
 # the fast tier's 17011 mirror with p_rules=0.8 and rename rules (r3): ``types`` narrowed in
 # the round the target's user moved a copy of an item the filter no longer takes: the full
 # pass took the moved copy for the item's only one (the item live, its record not leaving),
@@ -2537,12 +2549,34 @@ async def test_a_copy_moved_in_the_target_of_an_item_deleted_at_the_source_is_ke
     assert h.passes[-1].signoff_complete, h.text()
 
 
+# the same with the item leaving with its folder (18002 keep with rename rules, r2: a rule
+# made that pass list every folder in full): the target's user moved the copy of an item to
+# Deleted Items, then its folder was deleted at the source; under ``keep`` the full pass took
+# the moved copy for a second copy (the gone folder's record, not leaving with a job, was
+# "taken as there") and hard-deleted it: the item's only copy
+KEPT_COPY_MOVED_ITS_FOLDER_DELETED: list[Any] = [
+    ("drift", [{"op": "move", "id": "~/Inbox/Receipts", "to": "@/Deleted Items"}]),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/Receipts"}]),
+    ("rules", {}),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_copy_moved_in_the_target_of_an_item_gone_with_its_folder_is_kept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", KEPT_COPY_MOVED_ITS_FOLDER_DELETED, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
 # found by the ``_rules`` stream's rename rules (17011 mirror at p_rules=0.8, p_rename=0.4,
 # r4): a rename rule putting a subtree under a folder the source does not have
 # (/Inbox/Migrated), then lifted: the subtree's copy goes back where it was, and the folder
-# the engine made for the rule's path stays, empty and nobody's copy: every sign-off names it
-# a leftover folder and the cutover exits 1. Not fixed (an intermediate folder the engine
-# makes is not remembered as its own once its creation is recorded)
+# the engine made for the rule's path stayed, empty and nobody's copy: every sign-off named
+# it a leftover folder and the cutover exited 1. A folder made only as a path is now
+# recorded as ours (``FolderRound.paths``) and goes once no selected folder is under it
 RENAME_LIFTED: list[Any] = [
     ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
     ("pass", "delta"),
@@ -2552,7 +2586,6 @@ RENAME_LIFTED: list[Any] = [
 ]
 
 
-@pytest.mark.xfail(strict=False, reason="a folder made for a rename rule's path stays")
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
 async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
     tmp_path: Path, deletions: str
@@ -2566,8 +2599,9 @@ async def test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted(
 # the same cause without a rename rule (17029 keep and 17009 mirror at p_rules=0.8 and the
 # soak's defaults): a folder excluded alone (``^/Inbox/Receipts$``), its copy gone (mirror),
 # then a subfolder made under it at the source: the engine makes the excluded folder again in
-# the target as the subfolder's path; the subfolder deleted at the source, its copy goes and
-# the folder made for its path stays, empty and nobody's (leftover at every sign-off)
+# the target as the subfolder's path; the subfolder deleted at the source, its copy went and
+# the folder made for its path stayed, empty and nobody's (leftover at every sign-off); now
+# it goes with it (under ``keep`` it stays while the subfolder's kept copy is under it)
 EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
     ("rules", {"exclude": ["^/Inbox/Receipts$"]}),
     ("pass", "delta"),
@@ -2580,7 +2614,6 @@ EXCLUDED_PARENT_MADE_AGAIN: list[Any] = [
 ]
 
 
-@pytest.mark.xfail(strict=False, reason="a folder made as a selected one's path stays")
 async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
     tmp_path: Path,
 ) -> None:

@@ -23,12 +23,14 @@ from copyengine.plan import (
     classify_row,
     fingerprint,
     links_to_store,
+    path_id,
     plan_folder_round,
     plan_folders,
     removal_fate,
     second_copies,
     settle_verdict,
     to_reread,
+    under,
     unexplained,
 )
 from copyengine.plan.changes import parse_target_path
@@ -291,6 +293,43 @@ def test_a_rename_rule_change_is_not_taken_for_a_rename() -> None:
     rules = FolderRules(rename=(RenameRule(re.compile("^/Inbox/Projects"), "/Work"),))
     _, placed, _ = _round(tree, stored, [T("tP", "Projects", "tI")], rules=rules)
     assert placed["P"][0] == "moved" and placed["P"][2] == "tP"
+
+
+def test_a_folder_made_only_as_a_path_is_said_and_used_again_never_moved_aside() -> None:
+    """17009: a rename rule's path (``/Inbox/Migrated``) is made as a path only (the
+    round's ``paths``, recorded as ours so that it goes once nothing needs it); the next
+    round uses it again as the path, its record notwithstanding (not moved aside for a new
+    one); and one a selected folder is placed at is that folder's, not a path."""
+    tree = [node("I", "Inbox", wk="inbox"), node("R", "Inbox", "Receipts")]
+    rules = FolderRules(rename=(RenameRule(re.compile("^/Inbox/Receipts"), "/Inbox/Mig/R"),))
+    stored = _stored(plan_folders(tree, FolderRules(), "a@x"), {"I": "tI", "R": "tR"})
+    actions, placed, rnd = _round(tree, stored, [T("tR", "Receipts", "tI")], rules=rules)
+    assert actions[0] == Create("new:1", "tI", "Mig", "IPF.Note")
+    assert rnd.paths == {"new:1": "<inbox>/Mig"}
+    assert placed["R"] == ("moved", "new:2", "tR")
+    # the next round: the path's folder recorded as ours, the rule still in force
+    ours = FolderRecord(path_id("tM"), "<inbox>/Mig", "tM", "<inbox>/Mig")
+    stored = [stored[0], FolderRecord("R", "/Inbox/Receipts", "tR2", "<inbox>/Mig/R"), ours]
+    target = [T("tM", "Mig", "tI"), T("tR2", "R", "tM")]
+    actions, placed, rnd = _round(tree, stored, target, rules=rules)
+    assert actions == [] and placed["R"] == ("same", "tR2", None) and rnd.paths == {}
+    assert rnd.disposal == ["tM"]  # looked at by the pass: it stays while R is under it
+    assert under("<inbox>/Mig/R", "<inbox>/Mig") and not under("<inbox>/Mig", "<inbox>/Mig")
+    assert not under("<inbox>/Migrated", "<inbox>/Mig") and not under("/Mig/R", "<inbox>/Mig")
+    # made by a pass cut short before it recorded it (its journal: ``ours``), nobody's copy
+    rnd = plan_folder_round(
+        plan_folders(tree, rules, "a@x"),
+        stored[:2],
+        [*BASE, *target],
+        ANCHORS,
+        False,
+        ours={"tM"},
+    )
+    assert rnd.actions == [] and rnd.paths == {"tM": "<inbox>/Mig"}
+    # a folder of the source at the path's place: the path's folder is its copy (adopted)
+    tree += [node("M", "Inbox", "Mig")]
+    _, placed, rnd = _round(tree, stored, target, rules=rules)
+    assert placed["M"] == ("adopted", "tM", None) and rnd.disposal == []
 
 
 @pytest.mark.parametrize(

@@ -42,13 +42,16 @@ from ..plan import (
     TargetIndex,
     fingerprint,
     folder_start,
+    is_path,
     links_to_store,
+    path_id,
     plan_folder_round,
     plan_folders,
     removal_fate,
     retired_id,
     retired_source,
     second_copies,
+    under,
 )
 from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
@@ -144,12 +147,15 @@ class MailboxPass:
         self.retired: list[FolderRecord] = []
         # target folders a pass cut short may have made and not recorded (``_made_before``)
         self.making: list[FolderRecord] = []
+        # of those, the ones found used again as a selected folder's copy or path
+        self.made_paths: set[str] = set()
         self.tree_ids: set[str] | None = None  # the target's folders, when walked
         # search key -> (source id, target id, job) of this mailbox's arrivals in this pass
         self.arrived: dict[bytes, tuple[str, str | None, FolderJob]] = {}
         self.incremental = False
         self.rehome: Rehome | None = None  # what old folders hold of live items (``finish``)
         self.in_use: set[str] = set()  # the target folders of this pass's folders (``finish``)
+        self.wanted: list[str] = []  # and where they go (``TargetRef.path``)
         self.mapped_elsewhere: set[str] = set()  # source folders the other mailbox maps
         # target folders of kept copies no record maps, as read in this pass (``_kept``)
         self.unmapped: dict[str, Folder | ServiceError | None] = {}
@@ -259,7 +265,12 @@ class MailboxPass:
         if self.making:
             stored = await self._made_before(plans, stored, target)
         rnd = plan_folder_round(
-            plans, stored, target.nodes(), target.anchors, self.deletions != "mirror"
+            plans,
+            stored,
+            target.nodes(),
+            target.anchors,
+            self.deletions != "mirror",
+            self.made_paths,
         )  # retired records are in ``stored``: never selected, they are gone folders
         self.round = rnd
         self.tree_ids = set(target.folders)
@@ -312,8 +323,16 @@ class MailboxPass:
             # with it); a creation that failed may have landed: its journal kept for the next
             # pass
             made_ids = [i.source_folder_id for ref, i in intents.items() if ref in made]
+            # the folders made only as a path (a rename rule's, an excluded parent's): ours,
+            # so that they go once nothing needs them (17009), not left empty and nobody's
+            ids = {ref: made[ref].id if ref in made else ref for ref in rnd.paths}
+            paths = [
+                FolderRecord(path_id(ids[ref]), where, ids[ref], where, None, self.scope)
+                for ref, where in rnd.paths.items()
+                if ref in made or not ref.startswith("new:")
+            ]
             with anyio.CancelScope(shield=True):
-                await self._map(new + rest, made_ids)
+                await self._map(new + rest, made_ids, paths)
         return made
 
     def _intents(self, rnd: FolderRound) -> dict[str, FolderRecord]:
@@ -368,7 +387,10 @@ class MailboxPass:
                 found = target.children.get(found, {}).get(name.casefold())
                 if found is None:
                     break
-            if found is None or found in owned or found in used or found in target.anchors.values():
+            if found is None or found in owned or found in target.anchors.values():
+                continue
+            if found in used:  # a selected folder's copy (adopted), or its path: ours
+                self.made_paths.add(found)  # (``FolderRound.paths``, recorded by ``_apply``)
                 continue
             owned.add(found)
             path = folder_path(target.folders, found)
@@ -438,9 +460,15 @@ class MailboxPass:
         )
         return job
 
-    async def _map(self, placed: list[tuple[Placed, str]], forgotten: Sequence[str] = ()) -> None:
+    async def _map(
+        self,
+        placed: list[tuple[Placed, str]],
+        forgotten: Sequence[str] = (),
+        paths: Sequence[FolderRecord] = (),
+    ) -> None:
         """Record where source folders' items go now, in one transaction (with the records
-        of ``forgotten`` deleted: the journal of the creations recorded). A folder whose items
+        of ``forgotten`` deleted: the journal of the creations recorded; and ``paths``, the
+        records of the folders made only as a path, added). A folder whose items
         are not all in it yet (moved, made again, adopted, new) loses its item link, so that
         whichever pass comes next lists it in full; a moved folder's old copy is remembered
         as retired until it is swept."""
@@ -457,6 +485,7 @@ class MailboxPass:
             if one.kind == "moved" and one.old is not None:
                 old_path = rec.target_path if rec is not None else ""
                 maps.append(self._retired(sid, one.old, plan.source.path, old_path))
+        maps += paths
         await self.ctx.store.map_folders(self.ctx.key, maps, unlinked, forgotten)
 
     # -- after ---------------------------------------------------------------------------------
@@ -489,6 +518,7 @@ class MailboxPass:
             disposal = [r.target_folder_id for r in deep]
         gone_jobs, goes = await self._gone_folders(gone, disposal, departing)
         self.in_use = {job.target.id for job in jobs}
+        self.wanted = [job.plan.target.path for job in jobs]
         self.rehome = Rehome(
             self.ctx,
             self.src_id,
@@ -1024,6 +1054,8 @@ class MailboxPass:
         copies (or folders), retired, and goes once empty. A retired folder is swept."""
         if job.deferred:
             return False
+        if is_path(rec.source_folder_id) and any(under(w, rec.target_path) for w in self.wanted):
+            return True  # still the path of a selected folder: stays, nothing asked
         if retired_source(rec.source_folder_id) is not None:
             return await self._sweep_old(
                 rec.target_folder_id, rec.source_folder_id, rec.source_path

@@ -116,11 +116,13 @@ async def _other_copies(
         if r.status in SETTLED:
             live = r.source_id not in leaving and r.folder_id in selected
             folder = r.target_folder_id if live else None
-            if r.source_id in leaving and ctx.sync.deletions == "keep":
+            if not live and ctx.sync.deletions == "keep":
                 # its copy is kept: the spare is a second copy only where the kept one is
                 # found, as for a copy kept before (the target's user moved the item's only
                 # copy here in the round it left the source: it was hard-deleted and the
-                # item had none; 17011 with the ``_rules`` stream, and without it)
+                # item had none; 17011 with the ``_rules`` stream, and without it; and so
+                # when it left with its folder, deleted or no longer selected: 18002 keep
+                # with rename rules, the copy moved to Deleted Items)
                 folder = r.target_folder_id
         elif r.status is Status.REMOVED and r.target_folder_id:
             # a copy kept of an item deleted at the source (``keep``): the spare is a second

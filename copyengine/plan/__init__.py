@@ -25,9 +25,12 @@ from .folder_round import (
     Placed,
     Rename,
     TNode,
+    is_path,
+    path_id,
     plan_folder_round,
     retired_id,
     retired_source,
+    under,
 )
 from .folders import FolderPlan, Placement, TargetRef, folder_class, place, plan_folders, root_names
 from .items import (
@@ -80,9 +83,11 @@ __all__ = [
     "folder_class",
     "folder_listing",
     "folder_start",
+    "is_path",
     "join_parts",
     "links_to_store",
     "parts",
+    "path_id",
     "place",
     "plan_folder_round",
     "plan_folders",
@@ -94,6 +99,7 @@ __all__ = [
     "settle_verdict",
     "surplus",
     "to_reread",
+    "under",
     "unexplained",
     "upload_order",
 ]

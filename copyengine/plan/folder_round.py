@@ -34,7 +34,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..state.records import RETIRED, FolderRecord
-from .folders import FolderPlan
+from .changes import parse_target_path
+from .folders import FolderPlan, TargetRef
 
 KEPT_SUFFIX = " (removed at source)"  # a kept folder deleted at the source, moved aside
 TEMP_SUFFIX = " ~copyengine"  # a folder moved aside for one pass, renamed or deleted after
@@ -47,11 +48,35 @@ def retired_id(source_folder_id: str, target_folder_id: str) -> str:
     return f"{RETIRED}{source_folder_id}:{target_folder_id}"
 
 
+# the source part of the retired record of a folder the engine made only as the path of a
+# selected folder (``FolderRound.paths``: a rename rule's ``/Inbox/Migrated``, an excluded
+# parent made again): ours, deleted once no selected folder is under it and it is empty
+PATH_SOURCE = "path"
+
+
+def path_id(target_folder_id: str) -> str:
+    """The record id of a folder the engine made only as a path (``PATH_SOURCE``)."""
+    return retired_id(PATH_SOURCE, target_folder_id)
+
+
 def retired_source(record_id: str) -> str | None:
     """The source folder a retired record's copies came from (None: not a retired record)."""
     if not record_id.startswith(RETIRED):
         return None
     return record_id[len(RETIRED) :].split(":", 1)[0]
+
+
+def is_path(record_id: str) -> bool:
+    """A record of a folder the engine made only as a path (``path_id``)."""
+    return retired_source(record_id) == PATH_SOURCE
+
+
+def under(path: str, above: str) -> bool:
+    """Whether the place ``path`` (``TargetRef.path``) lies strictly under ``above``."""
+    a, b = parse_target_path(path), parse_target_path(above)
+    if a.anchor != b.anchor or len(a.parts) <= len(b.parts):
+        return False
+    return all(x.casefold() == y.casefold() for x, y in zip(a.parts, b.parts, strict=False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +130,10 @@ class FolderRound:
     gone: list[FolderRecord] = field(default_factory=list)
     # old target folders to dispose of at the end (sweeps and gone folders), deepest first
     disposal: list[str] = field(default_factory=list)
+    # the folders made only as the path of a selected folder (no selected folder's own
+    # copy): their Create's placeholder (or, made by a pass cut short, their id) -> their
+    # place (``TargetRef.path``), recorded as ours
+    paths: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         kinds = [p.kind for p in self.placed]
@@ -169,12 +198,14 @@ def plan_folder_round(
     target: Iterable[TNode],
     anchors: Mapping[str, str],
     keep_deleted: bool,
+    ours: Iterable[str] = (),
 ) -> FolderRound:
     """Decide this pass's folder changes. ``plans`` lists parents before children;
     ``anchors`` maps well-known names to target folder ids; ``keep_deleted``: a folder gone
     from the source keeps its copy (``deletions = "keep"``), so one moved aside gets a
-    lasting name rather than a temporary one."""
-    r = _Round(plans, stored, target, anchors, keep_deleted)
+    lasting name rather than a temporary one; ``ours``: target folders nobody's copy that a
+    pass cut short made (its journal): one used as a path is said in ``paths`` as if made."""
+    r = _Round(plans, stored, target, anchors, keep_deleted, frozenset(ours))
     for plan in plans:
         r.place(plan)
     return r.finish()
@@ -191,15 +222,19 @@ class _Round:
         target: Iterable[TNode],
         anchors: Mapping[str, str],
         keep_deleted: bool,
+        ours: frozenset[str] = frozenset(),
     ) -> None:
         self.model = _Model(target)
+        self.ours = ours
         self.anchors = anchors
         self.keep_deleted = keep_deleted
         self.by_source = {r.source_folder_id: r for r in stored}
         self.selected = {p.source.folder.id for p in plans}
         self.owners: dict[str, list[FolderRecord]] = defaultdict(list)  # target id -> records
         for r in self.by_source.values():
-            if r.target_folder_id in self.model.nodes:
+            # a folder made only as a path is nobody's copy: used where a path needs it, never
+            # moved aside for one made anew (17009: the rule's path made twice)
+            if r.target_folder_id in self.model.nodes and not is_path(r.source_folder_id):
                 self.owners[r.target_folder_id].append(r)
         self.out = FolderRound()
         self.chosen: dict[str, str] = {}  # source folder id -> target (id or placeholder)
@@ -262,15 +297,19 @@ class _Round:
             pref = self.refs[up]
             if pref.anchor == ref.anchor and pref.parts == ref.parts[:-1] and pref.parts:
                 return self.chosen[up], parts[-1]
-        cur = base
-        for name in parts[:-1]:
-            cur, _ = self.slot(cur, name, "IPF.Note")
+        cur: str | None = base
+        shift = len(parts) - len(ref.parts)  # a missing anchor's stand-in, made first
+        for k, name in enumerate(parts[:-1]):
+            cur, made = self.slot(cur, name, "IPF.Note")
+            if made or cur in self.ours:  # a path only (claimed later by a folder: not)
+                self.out.paths[cur] = TargetRef(ref.anchor, ref.parts[: k + 1 - shift]).path
         return cur, parts[-1]
 
     def take(self, plan: FolderPlan, fid: str, kind: str, old: str | None = None) -> None:
         sid = plan.source.folder.id
         self.chosen[sid] = fid
         self.claimed.add(fid)
+        self.out.paths.pop(fid, None)  # a selected folder's own copy after all
         self.out.placed.append(Placed(plan, fid, kind, self.by_source.get(sid), old=old))
 
     def place(self, plan: FolderPlan) -> None:
