@@ -16,6 +16,8 @@ from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from .config import MB
 from .exitcodes import ExitCode
 from .pacing import learn, remember
@@ -447,15 +449,29 @@ class PairStats:
         """The sum of one count over the pair's folders. A pair that is done or failed
         changes no more in this run: its sums are kept (the job's progress and timeline ask
         for them every second, for every pair, a thousand pairs of twenty folders each)."""
+        return self._kept(attr, lambda: sum(map(attrgetter(attr), self.folders.values())))
+
+    def copied_totals(self) -> tuple[int, int]:
+        """``total("copied")`` and ``total("copied_bytes")`` in one pass over the folders."""
+        if self.status in FINAL and self.finished is not None:
+            return self.total("copied"), self.total("copied_bytes")
+        n = nbytes = 0
+        for f in self.folders.values():
+            n += f.copied
+            nbytes += f.copied_bytes
+        return n, nbytes
+
+    def _kept(self, name: str, count: Callable[[], int]) -> int:
+        """``count()``, kept for a pair that is done or failed (its folders change no more)."""
         if self.status not in FINAL or self.finished is None:
-            return sum(map(attrgetter(attr), self.folders.values()))
+            return count()
         key = (self.status, self.finished, len(self.folders))
         if self._sums is None or self._sums[0] != key:
             self._sums = (key, {})
         sums = self._sums[1]
-        value = sums.get(attr)
+        value = sums.get(name)
         if value is None:
-            value = sums[attr] = sum(map(attrgetter(attr), self.folders.values()))
+            value = sums[name] = count()
         return value
 
     @property
@@ -468,14 +484,17 @@ class PairStats:
 
     @property
     def done_items(self) -> int:
-        return (
-            self.total("copied")
-            + self.total("moved_in")
-            + self.total("updated")
-            + self.total("already_present")
-            + self.skipped
-            + self.failed
-        )
+        """Items with a final outcome: copied, moved in, updated, already present, skipped or
+        failed (one pass over the folders: the progress line asks for every pair's)."""
+        return self._kept("done_items", self._done_items)
+
+    def _done_items(self) -> int:
+        n = 0
+        for f in self.folders.values():
+            n += f.copied + f.moved_in + f.updated + f.already_present + len(f.failed)
+            if f.skipped:
+                n += sum(f.skipped.values())
+        return n
 
     @property
     def not_done(self) -> int:
@@ -590,14 +609,13 @@ class JobStats:
         return (last[2] - first[2]) / (last[0] - first[0]) if last[0] > first[0] else 0.0
 
     def sample(self) -> None:
-        self.timeline.append(
-            (
-                round(self.duration(), 2),
-                self.total("copied"),
-                self.total("copied_bytes"),
-                sum(p.throttled for p in self.pairs.values()),
-            )
-        )
+        copied = copied_bytes = throttled = 0
+        for p in self.pairs.values():  # every second, every pair: one pass over each
+            n, nbytes = p.copied_totals()
+            copied += n
+            copied_bytes += nbytes
+            throttled += p.throttled
+        self.timeline.append((round(self.duration(), 2), copied, copied_bytes, throttled))
         if len(self.timeline) > 2 * MAX_TIMELINE:  # keep it bounded: every other sample
             self.timeline = self.timeline[::2]
 
@@ -805,6 +823,19 @@ def report_paths(output: Path) -> tuple[Path, Path]:
 Renderings = Callable[[dict[str, Any]], Mapping[str, bytes]]
 
 
+def report_json(report: dict[str, Any]) -> bytes:
+    """The report as JSON text: ``json.dumps(report, indent=2, ensure_ascii=False)``'s layout
+    and values, encoded by orjson (C) instead of json's pure-Python indenting encoder, which
+    cost 3-4% of the engine's CPU in ``fleet`` at 200 pairs (a report of every pair's
+    folders, written once). What orjson refuses (a key that is not a string, an integer past
+    64 bits) falls back to json; a float may be spelled differently (``0.00001`` for
+    ``1e-05``: the same number), and a NaN is null where json wrote the non-JSON ``NaN``."""
+    try:
+        return orjson.dumps(report, option=orjson.OPT_INDENT_2)
+    except TypeError:
+        return json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")
+
+
 def write_report(
     path: Path, stats: JobStats, keep: int = 20, render: Renderings | None = None
 ) -> Path:
@@ -815,7 +846,7 @@ def write_report(
     file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     report = stats.as_dict()
-    files = {path.suffix: json.dumps(report, indent=2, ensure_ascii=False).encode("utf-8")}
+    files = {path.suffix: report_json(report)}
     if render is not None:
         files.update(render(report))
     own = history_path(path, stats.run_id)
