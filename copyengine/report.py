@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import orjson
 
@@ -192,6 +193,21 @@ class PairStatus(StrEnum):
 HELD = (PairStatus.SUSPENDED, PairStatus.WAITING)
 # a pair in one of these changes no more in this run
 FINAL = (PairStatus.DONE, PairStatus.FAILED)
+T = TypeVar("T")
+
+
+class FolderCounts(NamedTuple):
+    """A pair's counts summed over its folders (``PairStats.counts``)."""
+
+    source_items: int
+    source_bytes: int
+    copied: int
+    copied_bytes: int
+    already_present: int
+    skipped: int
+    failed: int
+    unknown: int
+    done: int  # items with a final outcome (``PairStats.done_items``)
 
 
 @dataclass
@@ -248,7 +264,7 @@ class PairStats:
         | None
     ) = None
     # ``total``'s sums of a finished pair, with what they were summed under
-    _sums: tuple[tuple[str, float, int], dict[str, int]] | None = field(
+    _sums: tuple[tuple[str, float, int], dict[str, Any]] | None = field(
         default=None, repr=False, compare=False
     )
 
@@ -449,19 +465,48 @@ class PairStats:
         """The sum of one count over the pair's folders. A pair that is done or failed
         changes no more in this run: its sums are kept (the job's progress and timeline ask
         for them every second, for every pair, a thousand pairs of twenty folders each)."""
-        return self._kept(attr, lambda: sum(map(attrgetter(attr), self.folders.values())))
+        return self._kept(attr, partial(self._sum, attr))
+
+    def _sum(self, attr: str) -> int:
+        n: int = sum(map(attrgetter(attr), self.folders.values()))
+        return n
 
     def copied_totals(self) -> tuple[int, int]:
         """``total("copied")`` and ``total("copied_bytes")`` in one pass over the folders."""
         if self.status in FINAL and self.finished is not None:
-            return self.total("copied"), self.total("copied_bytes")
+            c = self.counts()  # kept
+            return c.copied, c.copied_bytes
         n = nbytes = 0
         for f in self.folders.values():
             n += f.copied
             nbytes += f.copied_bytes
         return n, nbytes
 
-    def _kept(self, name: str, count: Callable[[], int]) -> int:
+    def counts(self) -> FolderCounts:
+        """The folders' counts the job's totals add up, in one pass over them (the progress
+        line asks for every pair's every 10 s: a pass per count was the fleet's largest
+        periodic cost), kept once the pair is final."""
+        return self._kept("counts", self._counts)
+
+    def _counts(self) -> FolderCounts:
+        items = nbytes = copied = copied_bytes = present = skipped = failed = unknown = done = 0
+        for f in self.folders.values():
+            items += f.source_items
+            nbytes += f.source_bytes
+            copied += f.copied
+            copied_bytes += f.copied_bytes
+            present += f.already_present
+            failed += len(f.failed)
+            unknown += len(f.unknown)
+            if f.skipped:
+                skipped += sum(f.skipped.values())
+            done += f.moved_in + f.updated
+        done += copied + present + skipped + failed
+        return FolderCounts(
+            items, nbytes, copied, copied_bytes, present, skipped, failed, unknown, done
+        )
+
+    def _kept(self, name: str, count: Callable[[], T]) -> T:
         """``count()``, kept for a pair that is done or failed (its folders change no more)."""
         if self.status not in FINAL or self.finished is None:
             return count()
@@ -469,7 +514,7 @@ class PairStats:
         if self._sums is None or self._sums[0] != key:
             self._sums = (key, {})
         sums = self._sums[1]
-        value = sums.get(name)
+        value: T | None = sums.get(name)
         if value is None:
             value = sums[name] = count()
         return value
@@ -486,15 +531,7 @@ class PairStats:
     def done_items(self) -> int:
         """Items with a final outcome: copied, moved in, updated, already present, skipped or
         failed (one pass over the folders: the progress line asks for every pair's)."""
-        return self._kept("done_items", self._done_items)
-
-    def _done_items(self) -> int:
-        n = 0
-        for f in self.folders.values():
-            n += f.copied + f.moved_in + f.updated + f.already_present + len(f.failed)
-            if f.skipped:
-                n += sum(f.skipped.values())
-        return n
+        return self.counts().done
 
     @property
     def not_done(self) -> int:
@@ -733,20 +770,27 @@ class JobStats:
         """The job's totals (the report's ``totals``), without building every pair's and
         folder's entry: the progress line asks for them every few seconds."""
         d = self.duration()
-        copied_bytes = self.total("copied_bytes")
-        copied = self.total("copied")
+        c = [0] * len(FolderCounts._fields)
+        not_done = 0
+        for p in self.pairs.values():  # one pass over each pair's folders
+            counts = p.counts()
+            for i, v in enumerate(counts):
+                c[i] += v
+            not_done += max(0, counts.source_items - counts.done)
+        t = FolderCounts(*c)
+        copied, copied_bytes = t.copied, t.copied_bytes
         return {
             "pairs": len(self.pairs),
             "pairs_failed": sum(p.status == "failed" for p in self.pairs.values()),
-            "source_items": self.total("source_items"),
-            "source_bytes": self.total("source_bytes"),
+            "source_items": t.source_items,
+            "source_bytes": t.source_bytes,
             "copied": copied,
             "copied_bytes": copied_bytes,
-            "already_present": self.total("already_present"),
-            "skipped": sum(p.skipped for p in self.pairs.values()),
-            "failed": sum(p.failed for p in self.pairs.values()),
-            "unknown": sum(p.unknown for p in self.pairs.values()),
-            "not_done": sum(p.not_done for p in self.pairs.values()),
+            "already_present": t.already_present,
+            "skipped": t.skipped,
+            "failed": t.failed,
+            "unknown": t.unknown,
+            "not_done": not_done,
             "throttled_429": sum(p.throttled for p in self.pairs.values()),
             "throttle_wait_s": round(sum(p.throttle_wait_s for p in self.pairs.values()), 3),
             "requests": sum(p.requests for p in self.pairs.values()),

@@ -123,3 +123,23 @@ def test_the_report_json_is_what_json_dumps_wrote() -> None:
     assert report_json(report) == json.dumps(report, indent=2, ensure_ascii=False).encode()
     # what orjson refuses (a key not a string) is written by json, as before
     assert report_json({1: [2]}) == json.dumps({1: [2]}, indent=2).encode()
+
+
+def test_the_job_totals_count_as_the_pairs_do_one_by_one() -> None:
+    job = JobStats()
+    for k, status in enumerate((PairStatus.DONE, PairStatus.RUNNING, PairStatus.FAILED)):
+        st = job.pairs[f"p{k}"] = _pair(6)
+        _outcomes(st)
+        st.folders["/f5"].unknown.append({"id": f"u{k}"})
+        st.folders["/f1"].source_items += 40 * k  # some pairs with items not done
+        st.status, st.finished = status, (None if status is PairStatus.RUNNING else 1.0)
+    pairs = job.pairs.values()
+    t = job.totals()
+    assert t["source_items"] == sum(p.total("source_items") for p in pairs)
+    assert t["source_bytes"] == sum(p.total("source_bytes") for p in pairs)
+    assert t["already_present"] == sum(p.total("already_present") for p in pairs)
+    assert t["skipped"] == sum(p.skipped for p in pairs) > 0
+    assert t["failed"] == sum(p.failed for p in pairs) > 0
+    assert t["unknown"] == sum(p.unknown for p in pairs) == 3
+    assert t["not_done"] == sum(max(0, p.total("source_items") - _done_by_parts(p)) for p in pairs)
+    assert t["not_done"] > 0
