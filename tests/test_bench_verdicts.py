@@ -49,3 +49,27 @@ def test_throughput_states_the_naive_ratio_as_the_emulators_and_compares_the_bas
     assert "items/s 100%, 90%, 110%" in base
     assert "10x naive" not in TARGETS["throughput"].split("(")[0]
     assert "10x naive" in TARGETS["latency"]
+
+
+def test_fleet_judges_its_cpu_per_item_against_the_throughput_job_of_the_same_run() -> None:
+    from benchmarks.fleet import verdict_of
+
+    def step(pairs: int, cpu: float) -> dict[str, Any]:
+        return {
+            "contender": "copyengine",
+            "pairs": pairs,
+            "ceiling_pct_worst": 99.0,
+            "ceiling_95_share": 1.0,
+            "engine_cpu_share": 0.5,
+            "emulator_cpu_share": 0.4,
+            "engine_cpu_s_per_gb": 15.0,
+            "cpu_s_per_1000_items": cpu,
+            "wall_s": 10.0,
+        }
+
+    met = verdict_of([step(50, 1.5), step(200, 1.2), step(400, 1.0)], [], {}, None, 0.0, [1.0, 0.9])
+    said = met["verdict"][-1]
+    assert "50: 1.58x, 200: 1.26x, 400: 1.05x" in said and "met" in said, said
+    assert met["throughput_cpu_s_per_1000_items"] == [1.0, 0.9]
+    missed = verdict_of([step(200, 1.3), step(400, 1.0)], [], {}, None, 0.0, [0.95])
+    assert "200: 1.37x" in missed["verdict"][-1] and "MISSED" in missed["verdict"][-1]
