@@ -188,9 +188,8 @@ def run(
             show(render=lambda: print_summary(stats))
         if sign_off is not None:
             show(render=lambda: print_sign_off(sign_off))
-        if not stats.refused:
-            own = f" (this run's copy: {stats.report_own.name})" if stats.report_own else ""
-            show(f"report: {c.report_path}{own}")
+        if stats.report_own:  # written: a refused run or a full disk wrote none
+            show(f"report: {c.report_path} (this run's copy: {stats.report_own.name})")
         if stats.fatal:
             show(f"error: {stats.fatal}")
         show(outcome_line(stats))
