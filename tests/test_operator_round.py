@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.jobs import assert_exact, finish_process, finished_event, write_job
+from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
 
 pytestmark = pytest.mark.anyio
+_cli = cli_process
 PAIRS = [("bianca@contoso.example", "bianca@fabrikam.example")]
 
 # The disk under the report fills up at the run's end: every write of a report file fails
@@ -32,9 +33,10 @@ main()
 """
 
 
-def _run(job: Path, *, code: str | None = None) -> subprocess.Popen[bytes]:
+def _run(job: Path, *more: str, code: str | None = None) -> subprocess.Popen[bytes]:
     head = ["-c", code] if code else ["-m", "copyengine"]
     args = ["run", str(job), "--no-progress", "--log-format", "json", "--log-level", "info"]
+    args += more
     return subprocess.Popen(
         [sys.executable, *head, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -54,8 +56,18 @@ async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_f
     assert "No space left on device" in finished["fatal"]
     assert "copyengine report" in finished["fatal"]  # what to do: the state has it all
     assert not list(tmp_path.glob("*.tmp")), sorted(p.name for p in tmp_path.iterdir())
-    # nothing lost: the next run has nothing left to copy, and writes its report
-    code, out = await finish_process(_run(job), 120)
+    # nothing lost, as it says: `copyengine report` writes it from the state, which the
+    # operator may have moved to a disk with room (`--state`, as `run --state`)
+    kept = tmp_path / "roomy"
+    kept.mkdir()
+    for f in tmp_path.glob("state.sqlite*"):
+        f.rename(kept / f.name)
+    args = ["report", str(job), "--state", str(kept / "state.sqlite")]
+    code, out = await finish_process(_cli(*args), 60)
+    assert code == 0 and "report:" in out, out[-3000:]
+    assert json.loads((tmp_path / "report.json").read_text())["totals"]["copied"] > 0
+    # and the next run has nothing left to copy
+    code, out = await finish_process(_run(job, "--state", str(kept / "state.sqlite")), 120)
     assert code == 0, out[-3000:]
     assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 0
     assert_exact(emu.state, PAIRS)
