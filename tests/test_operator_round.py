@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
+from tests.emu import DST_APP, DST_SECRET, SRC_SECRET
 from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
 
 pytestmark = pytest.mark.anyio
@@ -71,3 +74,59 @@ async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_f
     assert code == 0, out[-3000:]
     assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 0
     assert_exact(emu.state, PAIRS)
+
+
+async def _wait_for(cond: Any, proc: subprocess.Popen[bytes], limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while not cond():
+        assert proc.poll() is None, "the run ended before the moment the test acts at"
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await anyio.sleep(0.02)
+
+
+async def test_a_credential_revoked_mid_run_is_said_everywhere_and_leaks_nowhere(
+    emu: Any, tmp_path: Path
+) -> None:
+    """The admin deletes the target app's secret while the job copies: every pair that needs
+    the target fails with an authentication error, the screen, the log, the report and the
+    exit code agree, no secret, token or import URL is written anywhere, and once the
+    credential is put back the next run ends the job exactly."""
+    pairs = [("adele@contoso.example", "adele@fabrikam.example"), *PAIRS]
+    job = write_job(tmp_path, emu.ep, pairs, limits="retry_backoff_cap_s = 0.05\n")
+    await emu.src.control("PUT", "/faults", {"rules": [SLOW_IMPORTS]})
+    target = emu.state.require_mailbox("adele@fabrikam.example")
+    proc = _run(job, "--log-level", "debug")
+    await _wait_for(lambda: len(target.items) > 5, proc, 60)
+    for app in emu.state.tokens.tenant("fabrikam.example").apps.values():
+        app.secret = "rotated-by-the-admin"
+    await emu.src.control("POST", "/tokens/revoke", {"client_id": DST_APP})
+    code, out = await finish_process(proc, 120)
+    tokens = list(emu.state.tokens._verified)  # every token the service was shown
+    assert code in (4, 1) and "Traceback" not in out, out[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert finished_event(out)["exit_code"] == report["exit_code"] == code
+    assert f"\nexit {code}: " in out, out[-1500:]
+    failed = [p for p in report["pairs"] if p["status"] == "failed"]
+    assert failed and all("AADSTS7000215" in p["error"] for p in failed), report["pairs"]
+    assert "running" not in {p["status"] for p in report["pairs"]}
+    written = [out, *(f.read_bytes().decode("utf-8", "replace") for f in _files(tmp_path))]
+    for text in written:
+        for secret in (SRC_SECRET, DST_SECRET, "authtoken=", "Bearer ", *tokens):
+            assert secret not in text
+    # the admin puts a secret back (the job file's reference reads it): nothing lost, nothing
+    # twice
+    for app in emu.state.tokens.tenant("fabrikam.example").apps.values():
+        app.secret = DST_SECRET
+    await emu.src.control("DELETE", "/faults")
+    code, out = await finish_process(_run(job), 120)
+    assert code == 0, out[-3000:]
+    assert_exact(emu.state, pairs)
+
+
+SLOW_IMPORTS = {"kind": "slow", "calls": ["importItem"], "delay": 0.05}
+
+
+def _files(root: Path) -> list[Path]:
+    """Everything the job wrote: its reports (JSON, HTML, CSV) and its state (SQLite, WAL)."""
+    mine = ("src.secret", "dst.secret", "job.toml")
+    return [f for f in root.rglob("*") if f.is_file() and f.name not in mine]
