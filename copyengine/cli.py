@@ -51,6 +51,7 @@ from .console.text import (
     print_plan,
     status_lines,
     verify_lines,
+    verify_outcome,
 )
 from .controls import controls_now
 from .controls.suspend import suspended_pairs
@@ -223,7 +224,8 @@ def verify(
     waves: tuple[str, ...],
 ) -> None:
     """Compare source and target of every pair (its archive too when the pair has one): every
-    selected item once, in its folder, by search key; with --content, every copy current."""
+    selected item once, in its folder, by search key; with --content, every copy current.
+    Exits 6 when a pair differs, 1 when a pair could not be compared."""
     cfg = in_waves(load(config, state), waves)
     configure_logs(cfg, "warning")
     if content and not state_exists(cfg):
@@ -236,19 +238,19 @@ def verify(
 
     def body(c: JobConfig) -> int:
         checks = anyio.run(verify_content_job if content else verify_job, c)
-        bad = 0
+        differ = 0  # pairs compared that differ (one not compared is no difference)
         for pc in checks:
             lines, mismatch = verify_lines(pc)
             for line in lines:
                 show(line)
-            bad += mismatch
+            differ += mismatch and not pc.error
         if json_output:
             json_output.write_text(
                 json.dumps([pc.as_dict() for pc in checks], indent=2), encoding="utf-8"
             )
-        if checks and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
-            return ExitCode.AUTH
-        return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
+        code, outcome = verify_outcome(checks, differ)
+        show(outcome)
+        return code
 
     sys.exit(with_emulator(cfg, body, read_only=True))
 

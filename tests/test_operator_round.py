@@ -130,3 +130,23 @@ def _files(root: Path) -> list[Path]:
     """Everything the job wrote: its reports (JSON, HTML, CSV) and its state (SQLite, WAL)."""
     mine = ("src.secret", "dst.secret", "job.toml")
     return [f for f in root.rglob("*") if f.is_file() and f.name not in mine]
+
+
+async def test_verify_says_a_pair_it_could_not_compare_apart_from_a_difference(
+    emu: Any, tmp_path: Path
+) -> None:
+    """A pair whose target the service keeps failing to list is no difference found (exit 6
+    sends the operator to `run --full`): exit 1, said on the last line, as a pair failed."""
+    pairs = [("adele@contoso.example", "adele@fabrikam.example"), *PAIRS]
+    job = write_job(tmp_path, emu.ep, pairs, limits="retry_backoff_cap_s = 0.05\n")
+    code, out = await finish_process(_run(job), 120)
+    assert code == 0, out[-3000:]
+    failing = {"kind": "http_503", "mailbox": pairs[0][1]}
+    await emu.src.control("PUT", "/faults", {"rules": [failing]})
+    code, out = await finish_process(_cli("verify", str(job)), 120)
+    assert code == 1 and "Traceback" not in out, out[-3000:]
+    assert f"FAIL {pairs[0][0]} -> {pairs[0][1]}: " in out and f"ok   {PAIRS[0][0]}" in out
+    assert "\nexit 1: 1 of 2 pairs could not be compared" in out, out[-3000:]
+    await emu.src.control("DELETE", "/faults")
+    code, out = await finish_process(_cli("verify", str(job)), 120)
+    assert code == 0 and "\nexit 0: 2 pairs: every selected item once" in out, out[-3000:]

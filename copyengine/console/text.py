@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from ..exitcodes import ExitCode
 from ..report import budget_said
 from ..verify import PairCheck
 from .fit import Fitted, console_for
@@ -81,6 +82,25 @@ def plan_line(summary: dict[str, Any]) -> str:
 
 
 KEPT = "kept by deletions = keep"
+
+
+def verify_outcome(checks: list[PairCheck], differ: int) -> tuple[ExitCode, str]:
+    """``verify``'s exit code and its last line: 6 when a pair compared differs, else 1 when
+    a pair could not be compared (the service failed: nothing was found wrong), 4 when
+    every pair was refused its token or permission, else 0."""
+    n, unchecked = len(checks), sum(1 for pc in checks if pc.error)
+    if n and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
+        code, what = ExitCode.AUTH, "no pair could be compared: authentication or permission"
+    elif differ:
+        code, what = ExitCode.VERIFY_MISMATCH, f"{differ} of {n} pairs differ (FAIL lines)"
+    elif unchecked:
+        what = f"{unchecked} of {n} pairs could not be compared (FAIL lines); run verify again"
+        code = ExitCode.ITEMS_FAILED
+    else:
+        code, what = ExitCode.OK, f"{n} pairs: every selected item once in the target"
+    if unchecked and code is ExitCode.VERIFY_MISMATCH:
+        what += f"; {unchecked} could not be compared"
+    return code, f"exit {int(code)}: {what}"
 
 
 def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
