@@ -285,6 +285,12 @@ def _tenant(t: Table, name: str, base: Path, resolve: bool) -> TenantConfig:
     for key, url in (("graph_url", graph_url), ("authority", authority)):
         if url != EMULATOR:
             _check_url(url, t.path(key))
+    if authority.startswith("http://"):  # msal's own rule: every pair would fail its token
+        raise ConfigError(
+            t.path("authority"),
+            f"{authority!r}: tokens are asked over https only (msal refuses http://, "
+            "loopback too; an emulator's authority is https: its ready file's authority_url)",
+        )
     scope = t.get("scope", str)
     authority = check_tenant(t.where, graph_url, authority, scope, "authority" in t.raw)
     ca = t.get("ca_bundle", str)

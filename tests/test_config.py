@@ -131,6 +131,16 @@ CASES = [
         "tenants.target.authority",
         "plain HTTP",
     ),
+    # msal asks for tokens over https only: an http authority, loopback too, failed every
+    # pair with exit 4 ("authority discovery failed") in review 4's round
+    (
+        GOOD.replace(
+            'tenant_id = "fabrikam.example"',
+            'tenant_id = "fabrikam.example"\nauthority = "http://127.0.0.1:18733"',
+        ),
+        "tenants.target.authority",
+        "https only",
+    ),
     # issue 8, case 6: what validation used to let through
     (GOOD + "\n[limits]\nrequest_window_s = nan\n", "limits.request_window_s", "finite"),
     (GOOD + "\n[limits]\nupload_mb_per_window = inf\n", "limits.upload_mb_per_window", "finite"),
