@@ -277,7 +277,7 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
 def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]) -> None:
     """Size the job without copying anything: per pair and folder, what would be copied,
     what is already there, what is skipped and why, and an ETA from the per-mailbox budgets.
-    Writes nothing to the target or the state."""
+    Writes nothing to the target or the state. Exits 5 when a pair cannot be sized."""
     cfg = in_waves(load(config, state), waves)
     configure_logs(cfg, "warning")
 

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
+from copyengine.console.text import plan_line
 from tests.emu import DST_APP, DST_SECRET, SRC_SECRET
 from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
 
@@ -150,3 +151,12 @@ async def test_verify_says_a_pair_it_could_not_compare_apart_from_a_difference(
     await emu.src.control("DELETE", "/faults")
     code, out = await finish_process(_cli("verify", str(job)), 120)
     assert code == 0 and "\nexit 0: 2 pairs: every selected item once" in out, out[-3000:]
+
+
+def test_plan_s_last_line_says_the_pairs_it_could_not_size() -> None:
+    """`plan` exits 5 when a pair cannot be sized (a mailbox not found): its last line said
+    "nothing to copy, no ETA" and nothing of it."""
+    summary = {"copy": 0, "copy_bytes": 0, "already_present": 0, "binding_limits": []}
+    assert plan_line(summary).endswith("nothing to copy, no ETA")
+    line = plan_line({**summary, "pairs_failing": 1})
+    assert line.endswith("1 pairs could not be sized: see the table (exit 5)"), line

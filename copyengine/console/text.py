@@ -72,12 +72,14 @@ def plan_line(summary: dict[str, Any]) -> str:
         f"{summary['copy']:,} items ({mb(summary['copy_bytes'])} MB) to copy, "
         f"{summary['already_present']:,} already present"
     )
+    failing = summary.get("pairs_failing", 0)  # the exit code (5) says it: so does the line
+    tail = f"; {failing} pairs could not be sized: see the table (exit 5)" if failing else ""
     if not summary["copy"] and not summary["binding_limits"]:
-        return f"{head}: nothing to copy, no ETA"
+        return f"{head}: nothing to copy, no ETA{tail}"
     return (
         f"{head}; ETA {summary['eta_s']:,.0f} s with {summary['pairs_in_parallel']} pairs at "
         f"once, bound by {', '.join(summary['binding_limits']) or '-'} (requests took "
-        f"{summary.get('request_latency_ms', 0):,.0f} ms)"
+        f"{summary.get('request_latency_ms', 0):,.0f} ms){tail}"
     )
 
 
