@@ -629,6 +629,23 @@ def _sync(t: Table) -> SyncOptions:
     return SyncOptions(deletions, delta)
 
 
+def _tenant_table(root: Table, tenants: Table, side: str) -> Table:
+    """``[tenants.<side>]``; missing, the table misspelt where it should be (``[tenants.sorce]``,
+    ``[tenant.source]``) is named, else the table (it said the first key it lacks)."""
+    if side not in tenants.raw:
+        for table, key in ((tenants, side), (root, "tenants")):
+            others = [str(k) for k in table.raw if k != key]
+            near = difflib.get_close_matches(key, others, n=1, cutoff=0.75)
+            if near:
+                raise ConfigError(table.path(near[0]), f"unknown key; did you mean {key}?")
+        raise ConfigError(
+            tenants.path(side),
+            f"missing: the [tenants.{side}] table (its tenant_id, client_id and credential; "
+            "docs/configuration.md)",
+        )
+    return tenants.table(side)
+
+
 def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobConfig:
     """Read and validate a job file; ConfigError names the key path on any problem."""
     raw = _read_toml(path)
@@ -636,8 +653,8 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     root = Table(raw, "")
     job = root.table("job")
     tenants = root.table("tenants")
-    src = _tenant(tenants.table("source"), "source", base, resolve_secrets)
-    dst = _tenant(tenants.table("target"), "target", base, resolve_secrets)
+    src = _tenant(_tenant_table(root, tenants, "source"), "source", base, resolve_secrets)
+    dst = _tenant(_tenant_table(root, tenants, "target"), "target", base, resolve_secrets)
     tenants.done()
     rules = _folders(root.table("folders"))
     filters = _items(root.table("items"))
