@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import pytest
 
-from copyengine.console.text import plan_line
+from copyengine.console.text import plan_line, status_lines
 from tests.emu import DST_APP, DST_SECRET, SRC_SECRET
 from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
 
@@ -160,3 +160,30 @@ def test_plan_s_last_line_says_the_pairs_it_could_not_size() -> None:
     assert plan_line(summary).endswith("nothing to copy, no ETA")
     line = plan_line({**summary, "pairs_failing": 1})
     assert line.endswith("1 pairs could not be sized: see the table (exit 5)"), line
+
+
+def test_status_never_says_running_of_a_pass_a_later_one_followed() -> None:
+    """A run stopped by a full disk (or killed) leaves its pass without an end; once a later
+    pass began (one at a time) it is over: `status` said "running" of it for good."""
+    passes = [
+        {
+            "pass": 1,
+            "kind": "first",
+            "started": "t0",
+            "finished": None,
+            "status": "running",
+            "changes": {},
+        },
+        {
+            "pass": 2,
+            "kind": "delta",
+            "started": "t1",
+            "finished": None,
+            "status": "running",
+            "changes": {},
+        },
+    ]
+    known = {"groups": [], "passes": passes, "pairs": [], "controls": {}, "hints": []}
+    first, second = [x for x in status_lines(known, 0.0) if x.startswith("pass ")]
+    assert "running" not in first and "ended without a word" in first, first
+    assert second.endswith("running (its changes are counted when it ends)"), second

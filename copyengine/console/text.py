@@ -266,13 +266,18 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             + (f", retried {g['retried']}x" if g["retried"] else "")
             + (f"; {g['error']}" if g["error"] else "")
         )
+    last = max((ps["pass"] for ps in status["passes"]), default=0)
     for ps in status["passes"]:
+        said, pending = ps["status"], "its changes are counted when it ends"
+        if said == "running" and ps["pass"] < last:  # a later pass began: this one is over
+            said = "ended without a word (killed, or its end not written: a full disk)"
+            pending = "its changes were not counted"
         changes = ", ".join(
             f"{PASS_WORDS.get(k, k)} {v}" for k, v in ps["changes"].items() if v
-        ) or ("no changes" if ps["finished"] else "its changes are counted when it ends")
+        ) or ("no changes" if ps["finished"] else pending)
         out.append(
             f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
-            f"{ps['status']} ({changes})"
+            f"{said} ({changes})"
         )
     controls = status.get("controls") or {}
     if controls.get("schedule"):
