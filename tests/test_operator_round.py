@@ -51,7 +51,7 @@ async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_f
     emu: Any, tmp_path: Path
 ) -> None:
     job = write_job(tmp_path, emu.ep, PAIRS)
-    code, out = await finish_process(_run(job, code=_FULL_REPORT_DISK), 120)
+    code, out = await finish_process(_run(job, code=_FULL_REPORT_DISK), 300)
     assert code == 5 and "Traceback" not in out, out[-3000:]
     finished = finished_event(out)
     # the screen, the log and the exit code agree: no report was written, none is named
@@ -67,11 +67,11 @@ async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_f
     for f in tmp_path.glob("state.sqlite*"):
         f.rename(kept / f.name)
     args = ["report", str(job), "--state", str(kept / "state.sqlite")]
-    code, out = await finish_process(_cli(*args), 60)
+    code, out = await finish_process(_cli(*args), 300)
     assert code == 0 and "report:" in out, out[-3000:]
     assert json.loads((tmp_path / "report.json").read_text())["totals"]["copied"] > 0
     # and the next run has nothing left to copy
-    code, out = await finish_process(_run(job, "--state", str(kept / "state.sqlite")), 120)
+    code, out = await finish_process(_run(job, "--state", str(kept / "state.sqlite")), 300)
     assert code == 0, out[-3000:]
     assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 0
     assert_exact(emu.state, PAIRS)
@@ -97,11 +97,11 @@ async def test_a_credential_revoked_mid_run_is_said_everywhere_and_leaks_nowhere
     await emu.src.control("PUT", "/faults", {"rules": [SLOW_IMPORTS]})
     target = emu.state.require_mailbox("adele@fabrikam.example")
     proc = _run(job, "--log-level", "debug")
-    await _wait_for(lambda: len(target.items) > 5, proc, 60)
+    await _wait_for(lambda: len(target.items) > 5, proc, 300)
     for app in emu.state.tokens.tenant("fabrikam.example").apps.values():
         app.secret = "rotated-by-the-admin"
     await emu.src.control("POST", "/tokens/revoke", {"client_id": DST_APP})
-    code, out = await finish_process(proc, 120)
+    code, out = await finish_process(proc, 300)
     tokens = list(emu.state.tokens._verified)  # every token the service was shown
     assert code in (4, 1) and "Traceback" not in out, out[-3000:]
     report = json.loads((tmp_path / "report.json").read_text())
@@ -119,7 +119,7 @@ async def test_a_credential_revoked_mid_run_is_said_everywhere_and_leaks_nowhere
     for app in emu.state.tokens.tenant("fabrikam.example").apps.values():
         app.secret = DST_SECRET
     await emu.src.control("DELETE", "/faults")
-    code, out = await finish_process(_run(job), 120)
+    code, out = await finish_process(_run(job), 300)
     assert code == 0, out[-3000:]
     assert_exact(emu.state, pairs)
 
@@ -140,16 +140,16 @@ async def test_verify_says_a_pair_it_could_not_compare_apart_from_a_difference(
     sends the operator to `run --full`): exit 1, said on the last line, as a pair failed."""
     pairs = [("adele@contoso.example", "adele@fabrikam.example"), *PAIRS]
     job = write_job(tmp_path, emu.ep, pairs, limits="retry_backoff_cap_s = 0.05\n")
-    code, out = await finish_process(_run(job), 120)
+    code, out = await finish_process(_run(job), 300)
     assert code == 0, out[-3000:]
     failing = {"kind": "http_503", "mailbox": pairs[0][1]}
     await emu.src.control("PUT", "/faults", {"rules": [failing]})
-    code, out = await finish_process(_cli("verify", str(job)), 120)
+    code, out = await finish_process(_cli("verify", str(job)), 300)
     assert code == 1 and "Traceback" not in out, out[-3000:]
     assert f"FAIL {pairs[0][0]} -> {pairs[0][1]}: " in out and f"ok   {PAIRS[0][0]}" in out
     assert "\nexit 1: 1 of 2 pairs could not be compared" in out, out[-3000:]
     await emu.src.control("DELETE", "/faults")
-    code, out = await finish_process(_cli("verify", str(job)), 120)
+    code, out = await finish_process(_cli("verify", str(job)), 300)
     assert code == 0 and "\nexit 0: 2 pairs: every selected item once" in out, out[-3000:]
 
 
