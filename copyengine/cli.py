@@ -51,6 +51,7 @@ from .console.text import (
     print_plan,
     status_lines,
     verify_lines,
+    verify_outcome,
 )
 from .controls import controls_now
 from .controls.suspend import suspended_pairs
@@ -188,9 +189,8 @@ def run(
             show(render=lambda: print_summary(stats))
         if sign_off is not None:
             show(render=lambda: print_sign_off(sign_off))
-        if not stats.refused:
-            own = f" (this run's copy: {stats.report_own.name})" if stats.report_own else ""
-            show(f"report: {c.report_path}{own}")
+        if stats.report_own:  # written: a refused run or a full disk wrote none
+            show(f"report: {c.report_path} (this run's copy: {stats.report_own.name})")
         if stats.fatal:
             show(f"error: {stats.fatal}")
         show(outcome_line(stats))
@@ -224,7 +224,8 @@ def verify(
     waves: tuple[str, ...],
 ) -> None:
     """Compare source and target of every pair (its archive too when the pair has one): every
-    selected item once, in its folder, by search key; with --content, every copy current."""
+    selected item once, in its folder, by search key; with --content, every copy current.
+    Exits 6 when a pair differs, 1 when a pair could not be compared."""
     cfg = in_waves(load(config, state), waves)
     configure_logs(cfg, "warning")
     if content and not state_exists(cfg):
@@ -237,19 +238,19 @@ def verify(
 
     def body(c: JobConfig) -> int:
         checks = anyio.run(verify_content_job if content else verify_job, c)
-        bad = 0
+        differ = 0  # pairs compared that differ (one not compared is no difference)
         for pc in checks:
             lines, mismatch = verify_lines(pc)
             for line in lines:
                 show(line)
-            bad += mismatch
+            differ += mismatch and not pc.error
         if json_output:
             json_output.write_text(
                 json.dumps([pc.as_dict() for pc in checks], indent=2), encoding="utf-8"
             )
-        if checks and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
-            return ExitCode.AUTH
-        return ExitCode.VERIFY_MISMATCH if bad else ExitCode.OK
+        code, outcome = verify_outcome(checks, differ)
+        show(outcome)
+        return code
 
     sys.exit(with_emulator(cfg, body, read_only=True))
 
@@ -276,7 +277,7 @@ def doctor_cmd(config: Path, as_json: bool) -> None:
 def plan(config: Path, state: Path | None, as_json: bool, waves: tuple[str, ...]) -> None:
     """Size the job without copying anything: per pair and folder, what would be copied,
     what is already there, what is skipped and why, and an ETA from the per-mailbox budgets.
-    Writes nothing to the target or the state."""
+    Writes nothing to the target or the state. Exits 5 when a pair cannot be sized."""
     cfg = in_waves(load(config, state), waves)
     configure_logs(cfg, "warning")
 

@@ -285,6 +285,12 @@ def _tenant(t: Table, name: str, base: Path, resolve: bool) -> TenantConfig:
     for key, url in (("graph_url", graph_url), ("authority", authority)):
         if url != EMULATOR:
             _check_url(url, t.path(key))
+    if authority.startswith("http://"):  # msal's own rule: every pair would fail its token
+        raise ConfigError(
+            t.path("authority"),
+            f"{authority!r}: tokens are asked over https only (msal refuses http://, "
+            "loopback too; an emulator's authority is https: its ready file's authority_url)",
+        )
     scope = t.get("scope", str)
     authority = check_tenant(t.where, graph_url, authority, scope, "authority" in t.raw)
     ca = t.get("ca_bundle", str)
@@ -623,6 +629,23 @@ def _sync(t: Table) -> SyncOptions:
     return SyncOptions(deletions, delta)
 
 
+def _tenant_table(root: Table, tenants: Table, side: str) -> Table:
+    """``[tenants.<side>]``; missing, the table misspelt where it should be (``[tenants.sorce]``,
+    ``[tenant.source]``) is named, else the table (it said the first key it lacks)."""
+    if side not in tenants.raw:
+        for table, key in ((tenants, side), (root, "tenants")):
+            others = [str(k) for k in table.raw if k != key]
+            near = difflib.get_close_matches(key, others, n=1, cutoff=0.75)
+            if near:
+                raise ConfigError(table.path(near[0]), f"unknown key; did you mean {key}?")
+        raise ConfigError(
+            tenants.path(side),
+            f"missing: the [tenants.{side}] table (its tenant_id, client_id and credential; "
+            "docs/configuration.md)",
+        )
+    return tenants.table(side)
+
+
 def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobConfig:
     """Read and validate a job file; ConfigError names the key path on any problem."""
     raw = _read_toml(path)
@@ -630,8 +653,8 @@ def load_job(path: Path, resolve_secrets: bool = True, **overrides: Any) -> JobC
     root = Table(raw, "")
     job = root.table("job")
     tenants = root.table("tenants")
-    src = _tenant(tenants.table("source"), "source", base, resolve_secrets)
-    dst = _tenant(tenants.table("target"), "target", base, resolve_secrets)
+    src = _tenant(_tenant_table(root, tenants, "source"), "source", base, resolve_secrets)
+    dst = _tenant(_tenant_table(root, tenants, "target"), "target", base, resolve_secrets)
     tenants.done()
     rules = _folders(root.table("folders"))
     filters = _items(root.table("items"))

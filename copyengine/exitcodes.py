@@ -21,7 +21,8 @@ class ExitCode(IntEnum):
 HELP = """\b
 Exit codes:
   0    every selected item is in the target
-  1    the job ran; some items failed or are unknown, or some pairs failed (see the report)
+  1    the job ran; some items failed or are unknown, or some pairs failed (see the report;
+       verify: a pair could not be compared)
   2    bad command line
   3    configuration error, a --pair or --wave the job does not have, an unwritable
        report or --log-file, or a state store of another job (nothing was sent)

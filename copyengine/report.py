@@ -845,11 +845,15 @@ def history_path(path: Path, run_id: str) -> Path:
 def write_atomically(target: Path, data: bytes) -> None:
     """``target`` replaced whole (a reader never sees half of it), its bytes on disk."""
     tmp = target.with_name(target.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(target)
+    try:
+        with tmp.open("wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(target)
+    except OSError:  # a full disk: no half file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def report_paths(output: Path) -> tuple[Path, Path]:

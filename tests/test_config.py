@@ -131,6 +131,29 @@ CASES = [
         "tenants.target.authority",
         "plain HTTP",
     ),
+    # a missing or misspelt tenant table is named as such (it said "tenants.target.tenant_id:
+    # is required", the first key of a table the operator never wrote or spelt otherwise)
+    (
+        GOOD.split("[tenants.target]")[0] + "[[pairs]]" + GOOD.split("[[pairs]]")[1],
+        "tenants.target",
+        "missing: the [tenants.target] table",
+    ),
+    (
+        GOOD.replace("[tenants.target]", "[tenants.traget]"),
+        "tenants.traget",
+        "did you mean target?",
+    ),
+    (GOOD.replace("[tenants.", "[tenant."), "tenant", "did you mean tenants?"),
+    # msal asks for tokens over https only: an http authority, loopback too, failed every
+    # pair with exit 4 ("authority discovery failed") in review 4's round
+    (
+        GOOD.replace(
+            'tenant_id = "fabrikam.example"',
+            'tenant_id = "fabrikam.example"\nauthority = "http://127.0.0.1:18733"',
+        ),
+        "tenants.target.authority",
+        "https only",
+    ),
     # issue 8, case 6: what validation used to let through
     (GOOD + "\n[limits]\nrequest_window_s = nan\n", "limits.request_window_s", "finite"),
     (GOOD + "\n[limits]\nupload_mb_per_window = inf\n", "limits.upload_mb_per_window", "finite"),

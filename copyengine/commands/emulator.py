@@ -21,7 +21,7 @@ def emulator() -> None:
     "config_path",
     type=click.Path(path_type=Path),
     required=True,
-    help="Emulator configuration (TOML).",
+    help="Emulator configuration (TOML, or JSON when it ends in .json).",
 )
 @click.option(
     "--host",

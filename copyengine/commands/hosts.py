@@ -29,6 +29,7 @@ from .options import (
     pair_option,
     pass_kind_options,
     say,
+    state_option,
     wave_option,
 )
 
@@ -138,12 +139,13 @@ def worker(config: Path, concurrency: int | None, until_done: bool, metrics: str
         type=click.Path(path_type=Path),
         help="Override [job].report (report.html or report.json: the JSON, the HTML page and "
         "the CSV exports side by side).",
-    )
+    ),
+    state_option("The state given to `run --state`."),
 )
-def report(config: Path, output: Path | None) -> None:
+def report(config: Path, output: Path | None, state: Path | None) -> None:
     """Write the job's report from its state (every pass, every host's work): JSON, the
     customer's HTML page and CSV exports of the pairs and of the failed items."""
-    cfg = load(config, resolve_secrets=False)
+    cfg = load(config, state, resolve_secrets=False)
     configure_logs(cfg, "warning")
     if not state_exists(cfg):
         raise ConfigError("job.state", f"no state yet at {cfg.state_path}")
@@ -156,8 +158,7 @@ def report(config: Path, output: Path | None) -> None:
         for name, blob in files.items():
             write_atomically(path.with_name(name), blob)
     except OSError as exc:
-        raise ConfigError(
-            "--output", f"cannot write the report {path}: {exc.strerror or exc}"
-        ) from None
+        where = "--output" if output else "job.report"
+        raise ConfigError(where, f"cannot write the report {path}: {exc.strerror or exc}") from None
     click.echo(report_line(path, data["totals"]))
     click.echo(f"report: {stem.with_name(stem.name + '.html')} (the CSV exports beside it)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from ..exitcodes import ExitCode
 from ..report import budget_said
 from ..verify import PairCheck
 from .fit import Fitted, console_for
@@ -71,16 +72,37 @@ def plan_line(summary: dict[str, Any]) -> str:
         f"{summary['copy']:,} items ({mb(summary['copy_bytes'])} MB) to copy, "
         f"{summary['already_present']:,} already present"
     )
+    failing = summary.get("pairs_failing", 0)  # the exit code (5) says it: so does the line
+    tail = f"; {failing} pairs could not be sized: see the table (exit 5)" if failing else ""
     if not summary["copy"] and not summary["binding_limits"]:
-        return f"{head}: nothing to copy, no ETA"
+        return f"{head}: nothing to copy, no ETA{tail}"
     return (
         f"{head}; ETA {summary['eta_s']:,.0f} s with {summary['pairs_in_parallel']} pairs at "
         f"once, bound by {', '.join(summary['binding_limits']) or '-'} (requests took "
-        f"{summary.get('request_latency_ms', 0):,.0f} ms)"
+        f"{summary.get('request_latency_ms', 0):,.0f} ms){tail}"
     )
 
 
 KEPT = "kept by deletions = keep"
+
+
+def verify_outcome(checks: list[PairCheck], differ: int) -> tuple[ExitCode, str]:
+    """``verify``'s exit code and its last line: 6 when a pair compared differs, else 1 when
+    a pair could not be compared (the service failed: nothing was found wrong), 4 when
+    every pair was refused its token or permission, else 0."""
+    n, unchecked = len(checks), sum(1 for pc in checks if pc.error)
+    if n and all(pc.error_code in ("AuthFailed", "PermissionDenied") for pc in checks):
+        code, what = ExitCode.AUTH, "no pair could be compared: authentication or permission"
+    elif differ:
+        code, what = ExitCode.VERIFY_MISMATCH, f"{differ} of {n} pairs differ (FAIL lines)"
+    elif unchecked:
+        what = f"{unchecked} of {n} pairs could not be compared (FAIL lines); run verify again"
+        code = ExitCode.ITEMS_FAILED
+    else:
+        code, what = ExitCode.OK, f"{n} pairs: every selected item once in the target"
+    if unchecked and code is ExitCode.VERIFY_MISMATCH:
+        what += f"; {unchecked} could not be compared"
+    return code, f"exit {int(code)}: {what}"
 
 
 def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
@@ -244,13 +266,18 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
             + (f", retried {g['retried']}x" if g["retried"] else "")
             + (f"; {g['error']}" if g["error"] else "")
         )
+    last = max((ps["pass"] for ps in status["passes"]), default=0)
     for ps in status["passes"]:
+        said, pending = ps["status"], "its changes are counted when it ends"
+        if said == "running" and ps["pass"] < last:  # a later pass began: this one is over
+            said = "ended without a word (killed, or its end not written: a full disk)"
+            pending = "its changes were not counted"
         changes = ", ".join(
             f"{PASS_WORDS.get(k, k)} {v}" for k, v in ps["changes"].items() if v
-        ) or ("no changes" if ps["finished"] else "its changes are counted when it ends")
+        ) or ("no changes" if ps["finished"] else pending)
         out.append(
             f"pass {ps['pass']} ({ps['kind']}): {ps['started']} to {ps['finished'] or '…'} "
-            f"{ps['status']} ({changes})"
+            f"{said} ({changes})"
         )
     controls = status.get("controls") or {}
     if controls.get("schedule"):

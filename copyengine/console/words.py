@@ -19,7 +19,8 @@ KINDS = {
 # a pass's recorded status (the run's exit code by name, or "running") in words
 PASS_RESULTS = {
     "ok": ("ok", "Completed"),
-    "items_failed": ("warn", "Completed with failed items"),
+    # exit 1: failed or unknown items, or a pair that failed with none (a mailbox not found)
+    "items_failed": ("warn", "Completed with problems: failed items or mailbox pairs"),
     "interrupted": ("warn", "Interrupted: run again to finish"),
     "running": ("warn", "Running, or ended without a word (a process was killed)"),
     "fatal": ("bad", "Stopped: the job could not go on"),

@@ -471,7 +471,8 @@ def _finish(
             own = stats.report_own = write_report(cfg.report_path, stats, cfg.keep_reports, render)
         except OSError as exc:
             stats.fatal = stats.fatal or (
-                f"cannot write the report {cfg.report_path}: {exc.strerror or exc}"
+                f"cannot write the report {cfg.report_path}: {exc.strerror or exc}; the "
+                "state holds every outcome: make room, then `copyengine report` writes it"
             )
     log.info(
         "job.finished",
@@ -482,7 +483,7 @@ def _finish(
         fatal=stats.fatal,
         stop_reason=stats.stop_reason,
         paused=stats.pause_said(),
-        report=str(cfg.report_path) if report else None,  # the latest, as the screen
+        report=str(cfg.report_path) if own else None,  # the latest, as the screen
         report_run=str(own) if own else None,  # this run's own copy, kept
         duration_s=round(stats.duration(), 2),
         hints=stats.hints(),  # the report's: where [limits] are above what the service gave

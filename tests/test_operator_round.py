@@ -1,0 +1,189 @@
+"""An operator's round over the product (review 4): what goes wrong on a real site, once each,
+against the standard: a clear error, a distinct exit code, nothing lost, every answer true."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from copyengine.console.text import plan_line, status_lines
+from tests.emu import DST_APP, DST_SECRET, SRC_SECRET
+from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
+
+pytestmark = pytest.mark.anyio
+_cli = cli_process
+PAIRS = [("bianca@contoso.example", "bianca@fabrikam.example")]
+
+# The disk under the report fills up at the run's end: every write of a report file fails
+# as a full tmpfs fails it (ENOSPC at the flush), the state's own writes go on.
+_FULL_REPORT_DISK = """
+import errno, os, sys
+real = os.fsync
+def fsync(fd):
+    if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    return real(fd)
+os.fsync = fsync
+from copyengine.cli import main
+sys.argv = ["copyengine", *sys.argv[1:]]
+main()
+"""
+
+
+def _run(job: Path, *more: str, code: str | None = None) -> subprocess.Popen[bytes]:
+    head = ["-c", code] if code else ["-m", "copyengine"]
+    args = ["run", str(job), "--no-progress", "--log-format", "json", "--log-level", "info"]
+    args += more
+    return subprocess.Popen(
+        [sys.executable, *head, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc/self/fd")
+async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_file(
+    emu: Any, tmp_path: Path
+) -> None:
+    job = write_job(tmp_path, emu.ep, PAIRS)
+    code, out = await finish_process(_run(job, code=_FULL_REPORT_DISK), 300)
+    assert code == 5 and "Traceback" not in out, out[-3000:]
+    finished = finished_event(out)
+    # the screen, the log and the exit code agree: no report was written, none is named
+    assert finished["exit_code"] == 5 and finished["report"] is None, finished
+    assert not [x for x in out.splitlines() if x.startswith("report:")], out[-3000:]
+    assert "No space left on device" in finished["fatal"]
+    assert "copyengine report" in finished["fatal"]  # what to do: the state has it all
+    assert not list(tmp_path.glob("*.tmp")), sorted(p.name for p in tmp_path.iterdir())
+    # nothing lost, as it says: `copyengine report` writes it from the state, which the
+    # operator may have moved to a disk with room (`--state`, as `run --state`)
+    kept = tmp_path / "roomy"
+    kept.mkdir()
+    for f in tmp_path.glob("state.sqlite*"):
+        f.rename(kept / f.name)
+    args = ["report", str(job), "--state", str(kept / "state.sqlite")]
+    code, out = await finish_process(_cli(*args), 300)
+    assert code == 0 and "report:" in out, out[-3000:]
+    assert json.loads((tmp_path / "report.json").read_text())["totals"]["copied"] > 0
+    # and the next run has nothing left to copy
+    code, out = await finish_process(_run(job, "--state", str(kept / "state.sqlite")), 300)
+    assert code == 0, out[-3000:]
+    assert json.loads((tmp_path / "report.json").read_text())["exit_code"] == 0
+    assert_exact(emu.state, PAIRS)
+
+
+async def _wait_for(cond: Any, proc: subprocess.Popen[bytes], limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    while not cond():
+        assert proc.poll() is None, "the run ended before the moment the test acts at"
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await anyio.sleep(0.02)
+
+
+async def test_a_credential_revoked_mid_run_is_said_everywhere_and_leaks_nowhere(
+    emu: Any, tmp_path: Path
+) -> None:
+    """The admin deletes the target app's secret while the job copies: every pair that needs
+    the target fails with an authentication error, the screen, the log, the report and the
+    exit code agree, no secret, token or import URL is written anywhere, and once the
+    credential is put back the next run ends the job exactly."""
+    pairs = [("adele@contoso.example", "adele@fabrikam.example"), *PAIRS]
+    job = write_job(tmp_path, emu.ep, pairs, limits="retry_backoff_cap_s = 0.05\n")
+    await emu.src.control("PUT", "/faults", {"rules": [SLOW_IMPORTS]})
+    target = emu.state.require_mailbox("adele@fabrikam.example")
+    proc = _run(job, "--log-level", "debug")
+    await _wait_for(lambda: len(target.items) > 5, proc, 300)
+    for app in emu.state.tokens.tenant("fabrikam.example").apps.values():
+        app.secret = "rotated-by-the-admin"
+    await emu.src.control("POST", "/tokens/revoke", {"client_id": DST_APP})
+    code, out = await finish_process(proc, 300)
+    tokens = list(emu.state.tokens._verified)  # every token the service was shown
+    assert code in (4, 1) and "Traceback" not in out, out[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert finished_event(out)["exit_code"] == report["exit_code"] == code
+    assert f"\nexit {code}: " in out, out[-1500:]
+    failed = [p for p in report["pairs"] if p["status"] == "failed"]
+    assert failed and all("AADSTS7000215" in p["error"] for p in failed), report["pairs"]
+    assert "running" not in {p["status"] for p in report["pairs"]}
+    written = [out, *(f.read_bytes().decode("utf-8", "replace") for f in _files(tmp_path))]
+    for text in written:
+        for secret in (SRC_SECRET, DST_SECRET, "authtoken=", "Bearer ", *tokens):
+            assert secret not in text
+    # the admin puts a secret back (the job file's reference reads it): nothing lost, nothing
+    # twice
+    for app in emu.state.tokens.tenant("fabrikam.example").apps.values():
+        app.secret = DST_SECRET
+    await emu.src.control("DELETE", "/faults")
+    code, out = await finish_process(_run(job), 300)
+    assert code == 0, out[-3000:]
+    assert_exact(emu.state, pairs)
+
+
+SLOW_IMPORTS = {"kind": "slow", "calls": ["importItem"], "delay": 0.05}
+
+
+def _files(root: Path) -> list[Path]:
+    """Everything the job wrote: its reports (JSON, HTML, CSV) and its state (SQLite, WAL)."""
+    mine = ("src.secret", "dst.secret", "job.toml")
+    return [f for f in root.rglob("*") if f.is_file() and f.name not in mine]
+
+
+async def test_verify_says_a_pair_it_could_not_compare_apart_from_a_difference(
+    emu: Any, tmp_path: Path
+) -> None:
+    """A pair whose target the service keeps failing to list is no difference found (exit 6
+    sends the operator to `run --full`): exit 1, said on the last line, as a pair failed."""
+    pairs = [("adele@contoso.example", "adele@fabrikam.example"), *PAIRS]
+    job = write_job(tmp_path, emu.ep, pairs, limits="retry_backoff_cap_s = 0.05\n")
+    code, out = await finish_process(_run(job), 300)
+    assert code == 0, out[-3000:]
+    failing = {"kind": "http_503", "mailbox": pairs[0][1]}
+    await emu.src.control("PUT", "/faults", {"rules": [failing]})
+    code, out = await finish_process(_cli("verify", str(job)), 300)
+    assert code == 1 and "Traceback" not in out, out[-3000:]
+    assert f"FAIL {pairs[0][0]} -> {pairs[0][1]}: " in out and f"ok   {PAIRS[0][0]}" in out
+    assert "\nexit 1: 1 of 2 pairs could not be compared" in out, out[-3000:]
+    await emu.src.control("DELETE", "/faults")
+    code, out = await finish_process(_cli("verify", str(job)), 300)
+    assert code == 0 and "\nexit 0: 2 pairs: every selected item once" in out, out[-3000:]
+
+
+def test_plan_s_last_line_says_the_pairs_it_could_not_size() -> None:
+    """`plan` exits 5 when a pair cannot be sized (a mailbox not found): its last line said
+    "nothing to copy, no ETA" and nothing of it."""
+    summary = {"copy": 0, "copy_bytes": 0, "already_present": 0, "binding_limits": []}
+    assert plan_line(summary).endswith("nothing to copy, no ETA")
+    line = plan_line({**summary, "pairs_failing": 1})
+    assert line.endswith("1 pairs could not be sized: see the table (exit 5)"), line
+
+
+def test_status_never_says_running_of_a_pass_a_later_one_followed() -> None:
+    """A run stopped by a full disk (or killed) leaves its pass without an end; once a later
+    pass began (one at a time) it is over: `status` said "running" of it for good."""
+    passes = [
+        {
+            "pass": 1,
+            "kind": "first",
+            "started": "t0",
+            "finished": None,
+            "status": "running",
+            "changes": {},
+        },
+        {
+            "pass": 2,
+            "kind": "delta",
+            "started": "t1",
+            "finished": None,
+            "status": "running",
+            "changes": {},
+        },
+    ]
+    known = {"groups": [], "passes": passes, "pairs": [], "controls": {}, "hints": []}
+    first, second = [x for x in status_lines(known, 0.0) if x.startswith("pass ")]
+    assert "running" not in first and "ended without a word" in first, first
+    assert second.endswith("running (its changes are counted when it ends)"), second
