@@ -2366,7 +2366,8 @@ async def test_a_moved_folder_killed_mid_sweep_then_deleted_keeps_one_copy(
     assert h.passes[-1].signoff_complete, h.text()
 
 
-@pytest.mark.slow
+# in the fast tier: the one pinned history of the tenth stream in the default run (9737 and
+# 14219, the other two, run with ``-m slow``)
 async def test_history_15024_mirror_a_sweep_past_a_delete_whose_answer_was_lost(
     tmp_path: Path,
 ) -> None:
