@@ -21,7 +21,11 @@ from pathlib import Path
 
 import psycopg
 
-TEMPLATE = "ce_template"
+# one template per pytest-xdist worker (``gw0``, ``gw1``...): the workers share the CI's server
+# (``COPYENGINE_TEST_PG``), and each session drops and makes its template again
+TEMPLATE = "ce_template" + (
+    f"_{os.environ['PYTEST_XDIST_WORKER']}" if os.environ.get("PYTEST_XDIST_WORKER") else ""
+)
 
 
 def _binaries() -> Path | None:

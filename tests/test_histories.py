@@ -200,6 +200,12 @@ async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
 
 
 # -- seeded histories ------------------------------------------------------------------------------
+# The fast tier (the default run) keeps a few pinned seeds per stream, each bounded; the others,
+# each with a small deterministic test of its defect in this file or beside it, run with
+# ``pytest -m slow`` (``.ci/run`` runs both)
+SLOW = pytest.mark.slow
+
+
 def _xf(reason: str) -> Any:
     return pytest.mark.xfail(strict=False, reason=f"issue 22: {reason}")
 
@@ -209,20 +215,20 @@ HISTORIES = [
     # edits after full listings, items lost to a reused name, duplicates after the kill,
     # case-only renames lost; see benchmarks/results/soak-passes-da44e8f.md); they pass
     # since 3432879.
-    pytest.param(1, "mirror", False, id="1-mirror"),
+    pytest.param(1, "mirror", False, id="1-mirror", marks=SLOW),
     pytest.param(2, "keep", True, id="2-keep-killed"),
-    pytest.param(10, "mirror", False, id="10-mirror"),
-    pytest.param(10, "keep", False, id="10-keep"),
-    pytest.param(3, "mirror", True, id="3-mirror-killed"),
+    pytest.param(10, "mirror", False, id="10-mirror", marks=SLOW),
+    pytest.param(10, "keep", False, id="10-keep", marks=SLOW),
+    pytest.param(3, "mirror", True, id="3-mirror-killed", marks=SLOW),
     # archive pairs (both archives auto-expanding) with target moves, from the seed's second
     # stream; the first five have target moves too
     pytest.param(5, "mirror", True, id="5-mirror-archive-killed"),
-    pytest.param(28, "keep", False, id="28-keep-archive"),
+    pytest.param(28, "keep", False, id="28-keep-archive", marks=SLOW),
     # an item moved during a pass, after the folder listing and before the item rounds (the
     # seed's third stream): at r2 /Calendar -> /Outbox, which the listing counted empty. With
     # the empty-folder skip of review 2 (finding 1) put back, the full pass soft-deletes the
     # copy (removed_live) and the item is lost (``python -m tests.histories 907 --no-kill``)
-    pytest.param(907, "mirror", False, id="907-mirror-move-during-the-pass"),
+    pytest.param(907, "mirror", False, id="907-mirror-move-during-the-pass", marks=SLOW),
     # r2 (drift-delta): the target's user moved a copy from /Archive to /Inbox (a new id),
     # /Inbox was listed in full (its delta link expired), and the moved copy, claimed by no
     # source item there, had the key of an item whose record still named its old id: it
@@ -241,7 +247,7 @@ HISTORIES = [
 FOURTH = frozenset({"usersub", "nodelta"})
 HISTORIES += [
     pytest.param(6, "keep", False, id="6-keep-user-subfolders"),
-    pytest.param(13, "mirror", False, id="13-mirror-delta-off"),
+    pytest.param(13, "mirror", False, id="13-mirror-delta-off", marks=SLOW),
     # delta = false. r3: an item moved before the pass (its departure seen early, at /Sent
     # Items), then again during it into /Drafts/tmp, read after that departure was seen: only
     # the folders read before the departure were read again, so it was taken for a deletion
@@ -253,8 +259,8 @@ HISTORIES += [
     # found empty) had no copy after that pass (lost): no departure pointed at the folder it
     # went to. Folders whose count changed after their listing are listed again
     # (``reread._changed_since_listed``; ``new-item-into-a-folder-listed-before`` below).
-    pytest.param(1802, "mirror", True, id="1802-mirror-delta-off-moved-into-empty"),
-    pytest.param(1807, "keep", True, id="1807-keep-delta-off-moved-into-empty"),
+    pytest.param(1802, "mirror", True, id="1802-mirror-delta-off-moved-into-empty", marks=SLOW),
+    pytest.param(1807, "keep", True, id="1807-keep-delta-off-moved-into-empty", marks=SLOW),
 ]
 WITH_FOURTH = {(6, "keep"), (13, "mirror"), (1703, "mirror"), (1802, "mirror"), (1807, "keep")}
 # the fifth stream (``_fifth``: delta on, an item moved at its own folder's item round) left
@@ -280,7 +286,9 @@ WITH_EVERY_STREAM = {(2305, "mirror")}
 SIXTH = frozenset({"midfolder"})
 HISTORIES += [
     pytest.param(6001, "keep", True, id="6001-keep-killed-folder-deleted-during-a-pass"),
-    pytest.param(6007, "mirror", True, id="6007-mirror-killed-moved-folder-deleted-during-a-pass"),
+    pytest.param(
+        6007, "mirror", True, id="6007-mirror-killed-moved-folder-deleted-during-a-pass", marks=SLOW
+    ),
 ]
 WITH_EVERY_STREAM |= {(6001, "keep"), (6007, "mirror")}
 # the seventh (``_seventh``: a target folder deleted by the target's user during a pass) left
@@ -314,7 +322,9 @@ NINTH = frozenset({"n404"})
 # copy stayed for the next pass (leftover_folders after the checked re-run;
 # ``MailboxPass._folder_now``)
 HISTORIES += [
-    pytest.param(9404, "keep", True, id="9404-keep-killed-a-404-as-an-old-folder-is-swept"),
+    pytest.param(
+        9404, "keep", True, id="9404-keep-killed-a-404-as-an-old-folder-is-swept", marks=SLOW
+    ),
     # the same soak, both modes (a harness defect): r1, the eighth stream's target listing
     # 404 and the ninth's, twice, at the same listing: a 404 that stays (three, raised: exit
     # 5), not a transient one; the ninth's target 404 is left out when the eighth's is armed
@@ -490,8 +500,8 @@ async def test_a_sign_offs_transient_404_leaves_the_rounds_quirks_armed(tmp_path
 # it: two 404s, a folder gone by the contract, and its items copied again (duplicated); the
 # harness no longer arms the second (``N404 left out``)
 EVERY_ROUND_404 = [
-    pytest.param(9613, "mirror", id="9613-mirror-a-404-as-the-rerun-settles"),
-    pytest.param(9613, "keep", id="9613-keep-a-404-as-the-rerun-settles"),
+    pytest.param(9613, "mirror", id="9613-mirror-a-404-as-the-rerun-settles", marks=SLOW),
+    pytest.param(9613, "keep", id="9613-keep-a-404-as-the-rerun-settles", marks=SLOW),
     pytest.param(9612, "keep", id="9612-keep-no-404-at-the-getfolder-that-confirms-one"),
 ]
 
@@ -2402,7 +2412,8 @@ async def test_a_moved_folder_killed_mid_sweep_then_deleted_keeps_one_copy(
     assert h.passes[-1].signoff_complete, h.text()
 
 
-@pytest.mark.slow
+# in the fast tier: the one pinned history of the tenth stream in the default run (9737 and
+# 14219, the other two, run with ``-m slow``)
 async def test_history_15024_mirror_a_sweep_past_a_delete_whose_answer_was_lost(
     tmp_path: Path,
 ) -> None:
