@@ -555,6 +555,7 @@ class MailboxPass:
             if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
                 by_key[r.search_key].append(r)
         kept = self._kept(jobs, gone, known)
+        kept += await self._kept_unmapped(jobs, gone, known, by_key)
         await self._settle_departing(departing)
         # one item that left more than once (moved, then moved again or deleted): one copy
         # stands for it, the others go first (a pass cut short after them leaves that one)
@@ -625,6 +626,40 @@ class MailboxPass:
             and r.search_key
             and r.target_id
         ]
+
+    async def _kept_unmapped(
+        self,
+        jobs: list[FolderJob],
+        gone: list[FolderRecord],
+        known: list[ItemRecord],
+        by_key: dict[bytes, list[ItemRecord]],
+    ) -> list[tuple[FolderJob, ItemRecord]]:
+        """Kept copies (``keep``) whose source folder no mapping names any more, of keys back
+        at the source with a settled copy: a well-known folder left out of the selection
+        stays, its mapping forgotten and its copies kept, and an item moved from it into a
+        selected folder was copied there beside its kept copy, both to the end (soak seed
+        19012 keep, hunt6). Such a copy is this mailbox's (not the archive's) only where it is
+        found in this target where it was recorded (``spares.any_there``, a listing per
+        folder); then it goes as ``_drop_kept_moves`` drops any."""
+        mapped = {j.source_id for j in jobs}
+        mapped |= {
+            retired_source(r.source_folder_id) or r.source_folder_id for r in [*gone, *self.retired]
+        }
+        out: list[tuple[FolderJob, ItemRecord]] = []
+        indexes: dict[str, TargetIndex | None] = {}
+        for r in known:
+            if (
+                r.status is not Status.REMOVED
+                or r.folder_id in mapped
+                or not (r.search_key and r.target_id and r.target_folder_id)
+                or not any(o.status in SETTLED for o in by_key.get(r.search_key, []))
+            ):
+                continue
+            where: list[tuple[str, str | None]] = [(r.target_id, r.target_folder_id)]
+            if await any_there(self.ctx, self.dst_id, r.search_key, where, indexes):
+                rec = FolderRecord(r.folder_id, "", r.target_folder_id, "", scope=self.scope)
+                out.append((self._cached(rec, report=False), r))
+        return out
 
     async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
         """Items gone from the source whose import's outcome was never recorded may have a
