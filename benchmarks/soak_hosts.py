@@ -26,7 +26,7 @@ def run(
 ) -> dict[str, Any]:
     from benchmarks.soak import rev
     from tests.histories import quiet
-    from tests.hosthistories import HostOptions, own_server, run_one
+    from tests.hosthistories import HostOptions, interruptible, own_server, run_one
 
     quiet()
     t0 = time.time()
@@ -35,40 +35,45 @@ def run(
         command += f" --exclude {exclude}"
     rows: list[dict[str, Any]] = []
     stopped_early = False
-    with own_server() as srv:
-        for seed in range(start, start + seeds):
-            if budget_s is not None and time.time() - t0 > budget_s:
-                stopped_early = True
-                break
-            opts = HostOptions(exclude=frozenset(x for x in exclude.split(",") if x))
-            tmp = Path(tempfile.mkdtemp(prefix=f"soak-hosts-{seed}-"))
-            try:
-                h = run_one(seed, tmp, srv, opts)
-            finally:
-                shutil.rmtree(tmp, ignore_errors=True)
-            fails = h.failures()
-            first = h.first_failure()
-            row: dict[str, Any] = {
-                "seed": seed,
-                "deletions": h.deletions,
-                "pairs": h.pairs,
-                "seconds": round(h.seconds, 1),
-                "passes": len(h.passes),
-                "events": [p.event for p in h.passes],
-                "kinds": [p.kind for p in h.passes],
-                "pg_restarts_between": sum(" PGRESTART between " in o for o in h.ops),
-                "failures": fails,
-                "first_failure": first.line() if first else None,
-                "error": h.error,
-            }
-            if fails:
-                row["log"] = h.text()
-            rows.append(row)
-            print(
-                f"seed {seed:5} {h.deletions:6} pairs={h.pairs} {h.seconds:5.1f}s "
-                f"passes={len(h.passes)} {fails or 'ok'}",
-                flush=True,
-            )
+    interrupted = False
+    try:
+        with interruptible(), own_server() as srv:
+            for seed in range(start, start + seeds):
+                if budget_s is not None and time.time() - t0 > budget_s:
+                    stopped_early = True
+                    break
+                opts = HostOptions(exclude=frozenset(x for x in exclude.split(",") if x))
+                tmp = Path(tempfile.mkdtemp(prefix=f"soak-hosts-{seed}-"))
+                try:
+                    h = run_one(seed, tmp, srv, opts)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                fails = h.failures()
+                first = h.first_failure()
+                row: dict[str, Any] = {
+                    "seed": seed,
+                    "deletions": h.deletions,
+                    "pairs": h.pairs,
+                    "seconds": round(h.seconds, 1),
+                    "passes": len(h.passes),
+                    "events": [p.event for p in h.passes],
+                    "kinds": [p.kind for p in h.passes],
+                    "pg_restarts_between": sum(" PGRESTART between " in o for o in h.ops),
+                    "failures": fails,
+                    "first_failure": first.line() if first else None,
+                    "error": h.error,
+                }
+                if fails:
+                    row["log"] = h.text()
+                rows.append(row)
+                print(
+                    f"seed {seed:5} {h.deletions:6} pairs={h.pairs} {h.seconds:5.1f}s "
+                    f"passes={len(h.passes)} {fails or 'ok'}",
+                    flush=True,
+                )
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: workers killed, the server stopped
+        interrupted = True
+        print(f"interrupted: {len(rows)} histories ended before", flush=True)
     by_kind: dict[str, list[int]] = defaultdict(list)
     for r in rows:
         for k in r["failures"]:
@@ -84,6 +89,7 @@ def run(
         "git_revision": rev(),
         "wall_s": round(time.time() - t0, 1),
         "stopped_early_at_budget": stopped_early,
+        "interrupted": interrupted,
         "histories": len(rows),
         "failed": [r["seed"] for r in rows if r["failures"]],
         "failures_by_kind": {k: v for k, v in sorted(by_kind.items())},
@@ -100,7 +106,8 @@ def table(res: dict[str, Any]) -> str:
         f"{res['description']}. Command: `{res['command']}` ({res['date']} UTC, "
         f"{m['cores']} cores, {m['cpu']}, Python {m['python']}, git {res['git_revision']}). "
         f"{res['histories']} histories in {res['wall_s']:.0f} s"
-        f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}; "
+        f"{' (stopped at the time budget)' if res['stopped_early_at_budget'] else ''}"
+        f"{' (interrupted)' if res.get('interrupted') else ''}; "
         f"failed: {res['failed'] or 'none'}.\n",
         f"Events of the passes: {res['events']}; PostgreSQL restarts between rounds: "
         f"{res['pg_restarts_between']}.\n",
@@ -122,3 +129,5 @@ def main(a: Any) -> None:
     write_result("soak-hosts", res, table(res), results)
     print(table(res), flush=True)
     print(f"results: {results}", flush=True)
+    if res["interrupted"]:
+        raise SystemExit(130)

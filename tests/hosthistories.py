@@ -123,6 +123,56 @@ class Server:
             self.own.close()
 
 
+# every worker process a history started and has not yet seen end, whatever ``Procs`` it
+# belongs to: what ``interruptible`` kills by PID when the harness is stopped
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+def _kill_left() -> None:
+    """SIGKILL, by PID, every worker of ours still running (``_LIVE``), a paused one too."""
+    for p in list(_LIVE):
+        if p.poll() is None:
+            for sig in (signal.SIGCONT, signal.SIGKILL):
+                try:
+                    os.kill(p.pid, sig)
+                except OSError:
+                    pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        _LIVE.discard(p)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Ctrl-C (SIGINT) or SIGTERM stops the harness (``soak hosts``, ``python -m
+    tests.hosthistories``) as a ``KeyboardInterrupt``, once: SIGINT even where it came in
+    ignored (a background job of a non-interactive shell: the workers and the PostgreSQL
+    server, which set their own handlers, took it and the history went on without them),
+    SIGTERM as SIGINT (by default it ended the harness alone, its workers and server left
+    running). On the way out, the workers still running are killed by PID (``_LIVE``; the
+    history's own ``Procs.kill_all`` may not have run: a second Ctrl-C) and the server is
+    stopped by ``own_server`` (by its postmaster's PID)."""
+
+    def as_sigint(signum: int, frame: Any) -> None:
+        handler = signal.getsignal(signal.SIGINT)  # asyncio.Runner's within anyio.run
+        if callable(handler):
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, as_sigint)
+    try:
+        yield
+    finally:
+        _kill_left()
+        for s, h in old.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
 @contextmanager
 def own_server() -> Iterator[Server]:
     """A restartable server of the harness's own, the template database loaded."""
@@ -346,6 +396,7 @@ class Procs:
         )
         log.close()
         self.all.append(p)
+        _LIVE.add(p)
         return name, p
 
     def log(self, name: str) -> str:
@@ -364,6 +415,8 @@ class Procs:
                     p.wait(20)
                 except subprocess.TimeoutExpired:
                     pass
+            if p.poll() is not None:
+                _LIVE.discard(p)
 
 
 async def _run(cmd: list[str], cwd: Path, limit_s: float = 120.0) -> tuple[int, str]:
@@ -694,8 +747,18 @@ def main(argv: list[str] | None = None) -> None:
     quiet()
     opts = HostOptions(exclude=frozenset(x for x in a.exclude.split(",") if x))
     tmp = Path(tempfile.mkdtemp(prefix=f"hosts-{a.seed}-"))
-    with own_server() as srv:
-        h = run_one(a.seed, tmp, srv, opts)
+    try:
+        with interruptible(), own_server() as srv:
+            h = run_one(a.seed, tmp, srv, opts)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: workers killed, the server stopped
+        print("interrupted: the workers and the PostgreSQL server stopped")
+        if a.keep:
+            print(f"work folder: {tmp}")
+        else:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise SystemExit(130) from None
     print(h.text())
     if a.keep:
         print(f"work folder: {tmp}")

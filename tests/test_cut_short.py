@@ -38,7 +38,7 @@ pytestmark = pytest.mark.anyio
 # the configured one (3.5% of [limits] over 22 s), left to the configured window by the
 # next run, past its 300 s; 160 s with the window remembered as tried: too long for this
 # list (``python -m tests.cutshort 1014``; ``tests/test_remembered_tried_window.py``)
-REGRESSIONS = [1, 2, 3, 4, 5, 6, 943]
+REGRESSIONS = [1, 2, 3, 4, 5, 6, 943, 1436]
 QUICK = [2, 3]  # of those, the ones that take seconds (the others: -m slow)
 
 
@@ -220,3 +220,28 @@ async def test_every_seed_that_failed_agrees_now(
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("10-25 s: run with -m slow, or python -m tests.cutshort SEED")
     assert await run_case(Case.of(seed), tmp_path) == []
+
+
+# -- hunt6 -------------------------------------------------------------------------------------
+# soak seed 1436 (stopped at 0.65 s, a drain deadline of 0.05 s): no pair had begun, the report
+# said both "pending" with nothing done and the state had no pair at all: the harness's
+# comparison raised StopIteration (a crash, "coroutine raised StopIteration") instead of
+# finding that they agree
+def test_a_pair_the_state_has_nothing_of_agrees_only_with_a_report_of_nothing() -> None:
+    from tests.cutshort import disagreements
+
+    def pair(source: str, copied: int) -> dict[str, Any]:
+        return {
+            "source": source,
+            "copied": copied,
+            "already_present": 0,
+            "failed": 0,
+            "unknown": 0,
+            "not_done": 0,
+            "folders": [],
+        }
+
+    status: dict[str, Any] = {"pairs": []}
+    assert disagreements({"pairs": [pair("adele@contoso.example", 0)]}, status) == []
+    said = disagreements({"pairs": [pair("adele@contoso.example", 2)]}, status)
+    assert said == ["adele@contoso.example: copied: the report says 2, the state 0"], said

@@ -2653,3 +2653,37 @@ KEPT_COPY_MOVED_UNDER_A_FOLDER_THAT_GOES: list[Any] = [
 async def test_a_kept_copy_moved_under_a_folder_that_goes_is_not_swept(tmp_path: Path) -> None:
     h = await replay("keep", KEPT_COPY_MOVED_UNDER_A_FOLDER_THAT_GOES, tmp_path)
     assert not h.failures(), h.text()
+
+
+# -- hunt6 -------------------------------------------------------------------------------------
+# soak seed 19012 keep (r3 /Sent Items excluded, r5 deletions = mirror, r6 an item moved out of
+# /Sent Items into /Junk Email): a well-known folder left out of the selection under ``keep``
+# stays with its copies kept (their records ``REMOVED``) and its mapping forgotten; the item
+# moved from it into a selected folder was copied there, and the kept copy, whose folder no
+# mapping named, was left beside it to the end: duplicated, and the sign-off said complete
+WELL_KNOWN_LEFT_OUT_THEN_MOVED_BACK: list[Any] = [
+    ("rules", {"exclude": ["^/Sent Items(/|$)"]}),
+    ("pass", "delta"),
+    ("ops", [{"op": "move", "id": "#/Sent Items", "to": "@/Junk Email"}]),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.parametrize("switch", [False, True], ids=["keep", "keep-then-mirror"])
+async def test_a_kept_copy_of_a_folder_left_out_goes_when_its_item_comes_back(
+    tmp_path: Path, switch: bool
+) -> None:
+    script = list(WELL_KNOWN_LEFT_OUT_THEN_MOVED_BACK)
+    if switch:  # as the seed: the policy switched before the move
+        script.insert(2, ("rules", {"deletions": "mirror"}))
+    h = await replay("keep", script, tmp_path)
+    assert h.passes[1].counts["kept"] >= 1, h.text()
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+@pytest.mark.slow
+async def test_history_19012_keep_a_kept_copy_beside_its_item_moved_back(tmp_path: Path) -> None:
+    h = await run_history(19012, "keep", tmp_path, Options())
+    assert h.error is None and not h.failures(), h.text()
