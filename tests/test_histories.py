@@ -2582,6 +2582,86 @@ async def test_a_copy_moved_in_the_target_of_an_item_gone_with_its_folder_is_kep
     assert h.passes[-1].signoff_complete, h.text()
 
 
+# soak seed 19031 mirror (r4, hunt6): the operator switched to ``keep`` and left a subtree out
+# of the job in the round the target's user moved a copy in it to /Junk Email (and renamed its
+# folder); the full pass's second copies (``spares._other_copies``) took the record of the
+# item, not selected any more and not leaving with a job, as "taken as there" and
+# hard-deleted the moved copy from /Junk Email: the only copy of an item live at the source,
+# kept by the policy (``removed_live``: '/Junk Email ... kept copy'). Fixed by 32eca2b (a
+# spare whose key's record left with its folder, deleted or no longer selected, is a second
+# copy under ``keep`` only where the kept copy is found); both variants fail on 9997d8d,
+# the base the seed was found on, and the seed passes on c4aeb2c (20 runs, 4 under load 9)
+def _kept_copy_moved_its_folder_left_out(switch: bool) -> list[Any]:
+    rules: dict[str, Any] = {"exclude": ["^/Inbox/Receipts(/|$)"]}
+    return [
+        (
+            "drift",
+            [
+                {"op": "move", "id": "~/Inbox/Receipts", "to": "@/Junk Email"},
+                {"op": "renameFolder", "id": "@/Inbox/Receipts", "name": "Receipts (mine)"},
+            ],
+        ),
+        ("rules", {**rules, "deletions": "keep"} if switch else rules),
+        ("pass", "full"),
+        ("pass", "cutover"),
+    ]
+
+
+@pytest.mark.parametrize("switch", [True, False], ids=["mirror-then-keep", "keep"])
+async def test_a_copy_moved_in_the_target_of_an_item_whose_folder_is_left_out_is_kept(
+    tmp_path: Path, switch: bool
+) -> None:
+    script = _kept_copy_moved_its_folder_left_out(switch)
+    h = await replay("mirror" if switch else "keep", script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+# soak seed 19030 keep (r4, hunt6): an item deleted at the source with its folder, in the round
+# the target's user moved that folder's copy under another folder and the item's copy to
+# /Outbox; the full pass hard-deleted the copy in /Outbox as a second copy (its record, gone
+# with its folder, "taken as there"): the kept copy removed ('/Outbox ... kept copy'). The
+# same defect as the one above and 18002 keep, fixed by 32eca2b; fails on 9997d8d
+KEPT_COPY_AND_ITS_FOLDER_MOVED_ITS_FOLDER_DELETED: list[Any] = [
+    (
+        "drift",
+        [
+            {"op": "move", "id": "~/Inbox/Receipts", "to": "@/Outbox"},
+            {"op": "moveFolder", "id": "@/Inbox/Receipts", "to": "@/Sent Items"},
+        ],
+    ),
+    (
+        "ops",
+        [
+            {"op": "delete", "id": "#/Inbox/Receipts", "hard": False},
+            {"op": "deleteFolder", "id": "@/Inbox/Receipts"},
+        ],
+    ),
+    ("rules", {}),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_copy_moved_in_the_target_of_an_item_deleted_with_its_moved_folder_is_kept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", KEPT_COPY_AND_ITS_FOLDER_MOVED_ITS_FOLDER_DELETED, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+
+
+# the seeds themselves (hunt6, removed_live on 9997d8d, every run; pass on c4aeb2c)
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "deletions"), [(19031, "mirror"), (19030, "keep")])
+async def test_history_19031_mirror_19030_keep_a_moved_copy_kept(
+    tmp_path: Path, seed: int, deletions: str
+) -> None:
+    h = await run_history(seed, deletions, tmp_path, Options(limit_s=240.0))
+    assert any(" RULES " in o for o in h.ops), h.text()
+    assert h.error is None and not h.failures(), h.text()
+
+
 # found by the ``_rules`` stream's rename rules (17011 mirror at p_rules=0.8, p_rename=0.4,
 # r4): a rename rule putting a subtree under a folder the source does not have
 # (/Inbox/Migrated), then lifted: the subtree's copy goes back where it was, and the folder
