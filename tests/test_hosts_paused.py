@@ -28,7 +28,10 @@ async def test_a_paused_worker_and_the_reaper_never_copy_a_group_twice(
     tmp_path: Path, pg_url: str
 ) -> None:
     n = 2
-    async with running(_config(n, 40, big=2500)) as (server, ep, _):
+    # each answer 10 ms late: the pause lands mid-copy. Without it a quiet fast host copied
+    # the paused worker's groups before the SIGSTOP (nothing queued again, no fence to hold:
+    # the suite at d42b797 failed on "group.already_running", the copies exact)
+    async with running(_config(n, 40, big=2500, latency=0.01)) as (server, ep, _):
         job = _job(tmp_path, ep, pg_url, n, "heartbeat_s = 1\nstalled_after_s = 3")
         cfg = load_job(job)
         await submit(cfg)
