@@ -230,8 +230,9 @@ async def _kept_outside(
     wanted: dict[str, set[str]] = {}
     for r in await store.items_by_keys(pair, keys):
         fid = r.target_folder_id
-        beyond = fid is not None and fid in tree.folders and fid not in listed
-        if r.status is Status.REMOVED and r.target_id and fid is not None and beyond:
+        if r.status is not Status.REMOVED or not r.target_id or fid is None:
+            continue
+        if fid in tree.folders and fid not in listed:  # beyond the copied region
             wanted.setdefault(fid, set()).add(r.target_id)
     out: list[TargetFolder] = []
     for fid, ids in wanted.items():
