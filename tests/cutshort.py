@@ -37,8 +37,8 @@ RUN_WITHIN_S = 120.0  # a whole run, bounded
 # the next run, bounded: it starts at the budget the cut-short run ended with
 # (``pacing.remember``), which a run stopped within its first seconds of 429s leaves far
 # under the service's (1/12 of [limits], seed 911; 1/45, seed 934), and climbs back
-# doubling per window of the service's (seed 934's next run: 149 s; 291 s at a quarter per
-# window, more over the configured 300 s window)
+# fivefold per window of the service's (``learn.Aimd.probe``; doubling, seed 934's next run
+# took 149 s; 291 s at a quarter per window, more over the configured 300 s window)
 NEXT_RUN_WITHIN_S = 300.0
 
 

@@ -67,10 +67,16 @@ class Aimd:
     back: float = 0.97
     # a budget an earlier pass ended with (``remember``), not refused yet in this pass,
     # climbs back this much of each amount answered (``Learned.probing``): what goes in a
-    # window then grows to ``1 / (1 - probe)`` times the budget that began it, twice (as
-    # TCP's slow start after idle) where ``fast`` gives a third more; 1 or more would let
-    # each answer's room refill at once, without bound
-    probe: float = 0.5
+    # window then grows to ``1 / (1 - probe)`` times the budget that began it, fivefold
+    # where ``fast`` gives a third more; 1 or more would let each answer's room refill at
+    # once, without bound. Doubling (0.5, as TCP's slow start after idle), a run after one
+    # cut short at 1/30 of [limits] over a window of 22 s took 5-7 of them to climb back
+    # where the service gave all of it again (cut-short seed 6, 95-160 s); against a
+    # service that still gives the budget remembered, the probe's refusal comes as its
+    # window fills either way (as many 429s, the same cut, ``test_pacer_remember``); at
+    # 0.9 (tenfold) the overshoot over a short window was cut to half of what the service
+    # gave (at 1/20 and 1/10 of [limits]), at 0.8 not
+    probe: float = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +99,21 @@ class Learned:
     # this pass yet: it climbs at ``Aimd.probe``, not ``fast``. An earlier pass cut short
     # within its first 429s ended far under the service's budget (cut-short seed 934: 1/45
     # of [limits] where the service gave 1/12), and at a quarter per window the next pass
-    # took 17 windows to climb back where the service gave all of it again
+    # took 17 windows to climb back where the service gave all of it again; and never
+    # under room for a few bodies as large as the last answered (``answered``)
     probing: bool = False
     # said only in what ``step.Budgets.learned`` reports (the stats, the report): the
     # window is one tried in place of the configured one (``Budgets._widened_under_shown``),
     # not one the service's 429s showed; remembered for a later pass apart from those
     # (``remember.window_of``), kept over as tried again
     tried: bool = False
+    # said only in what ``step.Budgets.learned`` reports too: the configured window is
+    # believed in place of this far shorter one the service's answers showed, on trial
+    # (``Budgets.doubted``, re-tested by what the service lets through); 0.0: not so. A
+    # later pass keeps the budget over this window (``remember.window_of``): remembered
+    # over the configured one, a belief a run cut short never re-tested (at 1/91 of
+    # [limits] where the x60 service gave 1/13, cut-short seed 943) climbed back per 300 s
+    doubted: float = 0.0
 
     @classmethod
     def of(cls, configured: float, period: float = 0.0) -> Learned:
@@ -251,8 +265,14 @@ def answered(
         # than a little under the configured budget: the last step to it (and to its
         # window, a probe of whether the service gives it again) is the slow one
         fast = p.probe if lim.probing else p.fast
-        cap = min(lim.cap + fast * amount * scale, proven, top)
-        cap = max(cap, lim.cap)
+        grown = lim.cap + fast * amount * scale
+        if lim.probing:
+            # room for more than this body: ``probe`` grows what goes in a window by the
+            # bytes answered, and a budget under two bodies lets one through per window
+            # (each waits for the last to leave it), a body more each (cut-short seed 6:
+            # 0.8 MB bodies at 0.4 MB of room per 22 s, climbing by a body per window)
+            grown = max(grown, amount * scale / (1 - p.probe))
+        cap = max(min(grown, proven, top), lim.cap)
     elif lim.cap < top and paced:
         cap = min(lim.cap + p.rise * amount * scale, top)
     else:

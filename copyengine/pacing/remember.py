@@ -17,16 +17,18 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
 - it counts as a cut (``Learned.cuts``): the upload budget is shaped as the configured one
   (``step.Budgets.shapes_cut``), a 429 cuts it by a small step (``step.EVEN``), and the
   hint, the report's and ``status``'s budget in effect say it as after a cut;
-- it climbs back on answers, doubling per window until the service refuses it in this
-  pass (``learn.Learned.probing``: a pass cut short within its first 429s ended far under
-  what the service gives; at a quarter per window, cut-short seed 934's next pass took 17
-  windows to climb from 1/45 back to a service that gave all of it again), then at the
+- it climbs back on answers, fivefold per window (``learn.Aimd.probe``; with room for a few
+  bodies as large as the last answered) until the service refuses it in this pass
+  (``learn.Learned.probing``: a pass cut short within its first 429s ended far under what
+  the service gives; at a quarter per window, cut-short seed 934's next pass took 17
+  windows to climb from 1/45 back to a service that gave all of it again; doubling, seed
+  6's took 5-7 windows of 22 s from 1/30, past the test's 120 s), then at the
   fast rate (``learn.answered`` under ``proven``, the configured budget: about a quarter
   more per window),
   not the slow one of a budget the service refused in this pass (1% per window: 156 of
   Exchange's 5-minute windows from a quarter, 13 hours). What a pass ended with may have
   been a tenant's load or another writer since gone; where the service still gives what
-  it gave, the probe is refused within a window at up to twice it (over a shaped budget,
+  it gave, the probe is refused within a window as it fills (over a shaped budget,
   not the configured burst), and that 429 cuts it to what the service let through over
   its window (``step._learn``: as a refused burst, not the small step of a shaped budget
   sent at what was learned) and sets ``proven`` there: from then on the slow climb of any
@@ -61,6 +63,13 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   300 s; restored as a window shown, ``learn_model`` 1/60 beside a writer ran second
   passes at 71.5% of the real budget, as tried at 82.0% (78.1% over the configured
   window; ``tests/test_remembered_tried_window.py``);
+- a budget cut over the configured window believed in place of a far shorter one the
+  service's answers showed, on trial when the pass ended (``step.Budgets.doubted``,
+  ``learn.Learned.doubted``), starts over that shorter window (``windows`` in the state):
+  the belief cut to what went through over the configured window in the seconds the pass
+  had sent (1/91 of ``[limits]`` where the x60 service gave 1/13 over 5 s, cut-short seeds
+  943 and 1425), and a run cut short before the re-test (``Budgets._retest``) left it so;
+  over the configured window the next run climbed back per 300 s, past its 300 s;
 - a pacer with requests in flight or in its request window knows more than the state (a
   mailbox shared by two pairs, a worker's next segment): it is left as it is.
 """
@@ -130,9 +139,12 @@ def window_of(lim: Learned, tried: bool = False) -> float | None:
     one shown, the next pass spent the budget in even parts of it at 71.6% of the real
     budget against 76.8% over the configured window, ``learn_model`` 1/60 beside a writer,
     review6). ``tried``: that window tried instead (None for any other), remembered apart
-    and restored as tried (``remember``)."""
-    if lim.cuts and 0 < lim.window < lim.period and lim.tried == tried:
-        return lim.window
+    and restored as tried (``remember``). The configured window believed on trial in
+    place of a shorter one (``Learned.doubted``): that shorter one, which a run cut short
+    before the re-test left unsettled (the module's docstring)."""
+    window = lim.doubted or lim.window
+    if lim.cuts and 0 < window < lim.period and lim.tried == tried:
+        return window
     return None
 
 

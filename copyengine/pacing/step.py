@@ -1460,11 +1460,17 @@ class Budgets:
 
     def learned(self) -> dict[str, Learned]:
         """The budget in effect per limit (``Limit`` values); the upload budget says when its
-        window is one tried (``Learned.tried``)."""
+        window is one tried (``Learned.tried``), or the configured one believed on trial in
+        place of a shorter one (``Learned.doubted``)."""
         up = self.learned_uploads
+        if self._on_tried():
+            up = replace(up, tried=True)
+        elif self.doubted is not None and 0 < (was := self.doubted[0].window) < up.period:
+            # the window before the belief: one shown, or one tried (``Learned.doubted``)
+            up = replace(up, doubted=was, tried=was == self.doubted[1])
         return {
             Limit.REQUESTS.value: self.learned_requests,
-            Limit.UPLOAD.value: replace(up, tried=True) if self._on_tried() else up,
+            Limit.UPLOAD.value: up,
             Limit.CONCURRENCY.value: self.learned_slots,
         }
 
@@ -1518,8 +1524,8 @@ def _learn(
         if lim.is_cut and not lim.probing:  # sent at the budget in effect, shaped: a
             # little too much
             return learn.throttled(lim, now, lim.cap, retry_after, win, win, EVEN, let)
-        # a refused burst, or a remembered budget's probe (doubling per window, up to
-        # twice what the service gives): what the service let through over its window is
+        # a refused burst, or a remembered budget's probe (fivefold per window, up to
+        # five times what the service gives): what the service let through over its window is
         # what it gives
         in_use = w.since(now - win) + held
         return learn.throttled(lim, now, in_use, retry_after, win, win, FIRST, let)
