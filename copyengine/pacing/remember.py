@@ -32,7 +32,9 @@ role: limit: share of ``[limits]``, with the ``[limits]`` it is a share of,
   not the configured burst), and that 429 cuts it to what the service let through over
   its window (``step._learn``: as a refused burst, not the small step of a shaped budget
   sent at what was learned) and sets ``proven`` there: from then on the slow climb of any
-  cut;
+  cut; a probe that reaches the configured rate unrefused is the configured budget over
+  the configured window again (``learn.answered``), not 99% of it over the window
+  remembered, whose last step is the slow one;
 - a share of other ``[limits]`` is converted to the ones in effect (the same amount the
   service gave, per the same window); a limit whose window changed is not seeded (the
   share was per another window, and what the service gives per this one is not known); a
