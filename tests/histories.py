@@ -96,6 +96,13 @@ folder gone unchecked, the next checked; drift repaired by a ``--full`` pass). F
 armed later in a round (a transient 404 for the sign-off) are added to the round's
 (``POST /_emulator/faults``), never put in their place.
 
+From a fourteenth stream (``_fourteenth``, off by default: ``p_samekey``, the soak's
+``--p-samekey``): **items copied by their owner** (``copies``: the emulator's ``copy`` op, a
+second item with the same search key, as Outlook's "Copy to folder" makes, into another
+folder or the same one), sometimes one of a key's items then moved or deleted. The oracle
+and ``removed_live`` count a key's items, not the key (review R1b: two items with one key
+were counted as one, so a lost copy of either went unseen).
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -109,7 +116,8 @@ a deletion until a pass read such folders again before applying its deletions
 (``pipeline/reread.py``; ``tests/test_histories.py``, ``item-moved-mid-pass-…``).
 
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
-search key more than once in the target's selected folders), ``misplaced`` (copy not at the
+search key more times in the target's selected folders than selected source items have it;
+under ``keep`` copies beyond those are kept while no more than the key's items ever made), ``misplaced`` (copy not at the
 source item's folder path), ``stale`` (copy's digest differs; a copy edited in the target and
 kept by design is counted apart as ``stale_drift_kept``, not a failure), ``extra_items``
 (target items whose key is at the source's selected region elsewhere... i.e. not a source
