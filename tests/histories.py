@@ -325,18 +325,22 @@ def _paired(
     rows: list[dict[str, Any]], copies: list[dict[str, Any]]
 ) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]], int]:
     """The source items of one search key paired with its copies, a copy at the item's own
-    folder path first, then in order: the pairs, the items left with no copy, and how many
-    copies no item took."""
+    folder path and of its digest first (two items of one key in one folder, one of them
+    edited since: each paired with its own copy), then at its path, then in order: the
+    pairs, the items left with no copy, and how many copies no item took."""
     left = list(copies)
     pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    alone: list[dict[str, Any]] = []
-    for r in rows:
-        at = next((c for c in left if c["folderPath"] == r["folderPath"]), None)
-        if at is not None:
-            left.remove(at)
-            pairs.append((r, at))
-        else:
-            alone.append(r)
+    alone: list[dict[str, Any]] = list(rows)
+    for same in (("folderPath", "digest"), ("folderPath",)):
+        rest: list[dict[str, Any]] = []
+        for r in alone:
+            at = next((c for c in left if all(c[k] == r[k] for k in same)), None)
+            if at is not None:
+                left.remove(at)
+                pairs.append((r, at))
+            else:
+                rest.append(r)
+        alone = rest
     still: list[dict[str, Any]] = []
     for r in alone:
         if left:

@@ -44,6 +44,11 @@ def test_the_oracle_counts_items_not_keys() -> None:
     assert oracle(gone, both, "keep", twins=Counter({"k1": 1}))["kept"] == 1
     assert wrong(oracle(gone, both, "keep", twins=Counter({"k1": 1}))) == []
     assert oracle(gone, both, "mirror", twins=Counter({"k1": 1}))["duplicated"] == 1
+    # two items of one key in one folder, one edited: each paired with its own copy
+    pair = _snap([("/Inbox", "k1"), ("/Inbox", "k1")])
+    pair["items"][1]["digest"] = "edited"
+    flipped = {**pair, "items": list(reversed(pair["items"]))}
+    assert wrong(oracle(pair, flipped, "mirror")) == []
 
 
 def test_a_removed_copy_of_one_of_two_items_is_removed_live() -> None:
