@@ -224,7 +224,7 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {k} | {len(seeds)} | {shown} |")
     lines.append(
         "\nReproduce one: `python -m tests.histories SEED --deletions MODE` (add the same "
-        "`--exclude` if any; prints the op log "
+        "`--exclude` and `--p-samekey` if any; prints the op log "
         "and the oracle's counts after every pass).\n"
     )
     return "\n".join(lines) + "\n"
