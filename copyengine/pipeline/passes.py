@@ -57,7 +57,7 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..state.records import MAKING
+from ..state.records import MAKING, RETIRED
 from ..survey import (
     MailboxSide,
     TargetTree,
@@ -942,7 +942,10 @@ class MailboxPass:
         """Whether the source item a kept copy was recorded for is there still, under its
         id (one ``getItem``; ids change on a move, so a moved, deleted or restored item is
         not): then another item of its search key is a copy of it, not it. A read that
-        fails says "there" (the copy stays; the next pass that meets its key asks again)."""
+        fails says "there" (the copy stays; the next pass that meets its key asks again).
+        A record of no source folder's (an old folder's) has no item to ask for: gone."""
+        if r.folder_id.startswith((RETIRED, MAKING)):
+            return False
         try:
             await self.src.get_item(self.src_id, r.folder_id, r.source_id)
         except NotFound:
