@@ -514,6 +514,13 @@ def main(argv: list[str] | None = None) -> None:
     so.add_argument(
         "--exclude", default="", help="op kinds / events left out (tests/histories.py Options)"
     )
+    so.add_argument(
+        "--p-samekey",
+        type=float,
+        default=None,
+        help="passes: per round, the chance of items copied by their owner (a search key two "
+        "items share; tests/histories.py Options.p_samekey, off by default)",
+    )
     so.add_argument("--record", action="store_true", help=RECORD_HELP)
     a = p.parse_args(argv)
     if a.cmd == "soak" and a.what == "cutshort":

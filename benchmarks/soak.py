@@ -63,12 +63,15 @@ def run(
     name: str = "soak-passes",
     exclude: str = "",
     history_limit_s: float | None = None,
+    p_samekey: float | None = None,
 ) -> dict[str, Any]:
     from tests.histories import Options, quiet, run_one
 
     opts = Options(exclude=frozenset(x for x in exclude.split(",") if x))
     if history_limit_s is not None:
         opts.limit_s = history_limit_s
+    if p_samekey is not None:
+        opts.p_samekey = p_samekey
 
     quiet()
     modes = ["mirror", "keep"] if deletions == "both" else [deletions]
@@ -80,6 +83,8 @@ def run(
         command += f" --exclude {exclude}"
     if history_limit_s is not None:
         command += f" --history-limit-s {history_limit_s:g}"
+    if p_samekey is not None:
+        command += f" --p-samekey {p_samekey:g}"
     histories: list[dict[str, Any]] = []
     stopped_early = False
     for seed in range(start, start + seeds):
@@ -114,6 +119,9 @@ def run(
                 "quirks_fired": sum(_fired(o, " QUIRK fired ") for o in h.ops),
                 # the thirteenth stream's rounds of stacked events (with the round's kill)
                 "stacks": [_stacked(o) for o in h.ops if _stacked(o)],
+                # the fourteenth stream's copies (a search key two items share), and what
+                # then moved or deleted one of them
+                "samekey_ops": sum(" SAMEKEY " in o for o in h.ops),
             }
             if fails:
                 row["log"] = h.text()
@@ -216,14 +224,23 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {k} | {len(seeds)} | {shown} |")
     lines.append(
         "\nReproduce one: `python -m tests.histories SEED --deletions MODE` (add the same "
-        "`--exclude` if any; prints the op log "
+        "`--exclude` and `--p-samekey` if any; prints the op log "
         "and the oracle's counts after every pass).\n"
     )
     return "\n".join(lines) + "\n"
 
 
 def main(a: Any) -> None:
-    res = run(a.seeds, a.start, a.deletions, a.budget_s, a.name, a.exclude, a.history_limit_s)
+    res = run(
+        a.seeds,
+        a.start,
+        a.deletions,
+        a.budget_s,
+        a.name,
+        a.exclude,
+        a.history_limit_s,
+        getattr(a, "p_samekey", None),
+    )
     results = results_dir(a.record)
     write_result(a.name, res, table(res), results)
     print(table(res), flush=True)

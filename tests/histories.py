@@ -96,6 +96,13 @@ folder gone unchecked, the next checked; drift repaired by a ``--full`` pass). F
 armed later in a round (a transient 404 for the sign-off) are added to the round's
 (``POST /_emulator/faults``), never put in their place.
 
+From a fourteenth stream (``_fourteenth``, off by default: ``p_samekey``, the soak's
+``--p-samekey``): **items copied by their owner** (``copies``: the emulator's ``copy`` op, a
+second item with the same search key, as Outlook's "Copy to folder" makes, into another
+folder or the same one), sometimes one of a key's items then moved or deleted. The oracle
+and ``removed_live`` count a key's items, not the key (review R1b: two items with one key
+were counted as one, so a lost copy of either went unseen).
+
 **No copy of a live item removed**, after every pass, checked or not (churn, killed,
 drift-delta included): the emulator records what Graph calls removed (``/_emulator/removals``,
 the engine's calls only, never the history's own drift), cleared before each pass; a copy
@@ -109,7 +116,8 @@ a deletion until a pass read such folders again before applying its deletions
 (``pipeline/reread.py``; ``tests/test_histories.py``, ``item-moved-mid-pass-…``).
 
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
-search key more than once in the target's selected folders), ``misplaced`` (copy not at the
+search key more times in the target's selected folders than selected source items have it;
+under ``keep`` copies beyond those are kept while no more than the key's items ever made), ``misplaced`` (copy not at the
 source item's folder path), ``stale`` (copy's digest differs; a copy edited in the target and
 kept by design is counted apart as ``stale_drift_kept``, not a failure), ``extra_items``
 (target items whose key is at the source's selected region elsewhere... i.e. not a source
@@ -190,11 +198,18 @@ def oracle(
     deletions: str,
     drift_edited: set[str] | None = None,
     rules: JobRules | None = None,
+    twins: Counter[str] | None = None,
 ) -> dict[str, Any]:
     """Counts of what is wrong in ``dst`` against ``src`` (emulator snapshots), with a few
     samples of each kind. ``rules``: the job's rules in force when the operator changed them
-    (``JobRules``): the source's selection is theirs, the target's region the default one."""
+    (``JobRules``): the source's selection is theirs, the target's region the default one.
+    Items are counted one by one, not by search key: a key two source items share (a
+    user's copy of a message keeps its key: ``twins`` counts, per key, the items its owner
+    made by copying, ``Generator.copy``) wants two copies, each at its item's folder path
+    (``_paired``); under ``keep`` a key's copies beyond its live items are kept ones while
+    no more than the items that ever had it."""
     drift_edited = drift_edited or set()
+    twins = twins or Counter()
     if rules is not None and not rules.narrowed() and not rules.kept:
         rules = None  # the default selection: judged as before the rules stream
     s_items = [r for r in src["items"] if (rules.selects if rules else _sel_row)(r)]
@@ -218,13 +233,12 @@ def oracle(
         if len(samples[kind]) < 4:
             samples[kind].append(what)
 
+    spare: dict[str, int] = {}  # per key, the copies no live source item accounts for
     for key, rows in s_by.items():
-        copies = d_by.get(key, [])
-        if not copies:
-            for r in rows:
-                note("lost", f"{r['folderPath']} {key[:8]}")
-            continue
-        for r, c in zip(rows, copies, strict=False):
+        pairs, alone, spare[key] = _paired(rows, d_by.get(key, []))
+        for r in alone:
+            note("lost", f"{r['folderPath']} {key[:8]}")
+        for r, c in pairs:
             if c["folderPath"] != r["folderPath"]:
                 case = c["folderPath"].casefold() == r["folderPath"].casefold()
                 note(
@@ -237,6 +251,22 @@ def oracle(
                 else:
                     note("stale", f"{r['folderPath']} {key[:8]}")
     for key, copies in d_by.items():
+        if key in s_by and (twins[key] or len(s_by[key]) > 1):  # items sharing a key
+            ever = max(1 + twins[key], len(s_by[key]))
+            kept = min(spare[key], ever - len(s_by[key])) if deletions == "keep" else 0
+            counts["kept"] += kept
+            if spare[key] > kept:
+                note(
+                    "duplicated",
+                    f"{key[:8]} x{len(copies)} for {len(s_by[key])} items",
+                    spare[key] - kept,
+                )
+            continue
+        if key not in s_by and twins[key] and deletions == "keep":
+            counts["kept"] += min(len(copies), 1 + twins[key])
+            if len(copies) > 1 + twins[key]:
+                note("duplicated", f"{key[:8]} x{len(copies)} (gone at source)")
+            continue
         if len(copies) > 1:
             note(
                 "duplicated",
@@ -291,6 +321,35 @@ def oracle(
     return out
 
 
+def _paired(
+    rows: list[dict[str, Any]], copies: list[dict[str, Any]]
+) -> tuple[list[tuple[dict[str, Any], dict[str, Any]]], list[dict[str, Any]], int]:
+    """The source items of one search key paired with its copies, a copy at the item's own
+    folder path and of its digest first (two items of one key in one folder, one of them
+    edited since: each paired with its own copy), then at its path, then in order: the
+    pairs, the items left with no copy, and how many copies no item took."""
+    left = list(copies)
+    pairs: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    alone: list[dict[str, Any]] = list(rows)
+    for same in (("folderPath", "digest"), ("folderPath",)):
+        rest: list[dict[str, Any]] = []
+        for r in alone:
+            at = next((c for c in left if all(c[k] == r[k] for k in same)), None)
+            if at is not None:
+                left.remove(at)
+                pairs.append((r, at))
+            else:
+                rest.append(r)
+        alone = rest
+    still: list[dict[str, Any]] = []
+    for r in alone:
+        if left:
+            pairs.append((r, left.pop(0)))
+        else:
+            still.append(r)
+    return pairs, still, len(left)
+
+
 def _sel_row(row: dict[str, Any]) -> bool:
     return _sel(row["folderPath"])
 
@@ -331,11 +390,17 @@ def live_keys(*snaps: dict[str, Any]) -> set[str]:
     return {r["searchKey"] for s in snaps for r in s["items"] if _sel(r["folderPath"])}
 
 
+def live_counts(snap: dict[str, Any], selects: Callable[[dict[str, Any]], bool]) -> Counter[str]:
+    """Per search key, how many selected live items of ``snap`` have it (a user's copy of a
+    message shares its key: ``removed_live`` counts items, not keys)."""
+    return Counter(r["searchKey"] for r in snap["items"] if selects(r))
+
+
 def removed_live(
     removals: list[dict[str, Any]],
-    before: set[str],
-    after: set[str],
-    copies: set[str],
+    before: set[str] | Counter[str],
+    after: set[str] | Counter[str],
+    copies: set[str] | Counter[str],
 ) -> list[str]:
     """The copies a pass removed from the target (the emulator's record of the Graph calls
     that removed items, ``/_emulator/removals``: the engine's, never the history's own drift)
@@ -348,11 +413,17 @@ def removed_live(
     an item moved mid-pass into a folder counted empty at the listing was taken for a
     deletion; the next pass imported it again, so the end-state oracle saw nothing).
     A copy the target's user had moved is no excuse (seed 911: a folder deleted whole took
-    one). Pure; one ``"<folder> <key>"`` per removed copy."""
+    one). Pure; one ``"<folder> <key>"`` per removed copy. Given as counts (``live_counts``)
+    a key two live items share is one removed live while fewer copies of it are left than
+    it had items at both ends (a user's copy of a message taken for the same item)."""
+
+    def n(of: set[str] | Counter[str], key: str) -> int:
+        return of[key] if isinstance(of, Counter) else int(key in of)
+
     return [
         f"{r['folderPath']} {r['searchKey'][:8]} ({r['call']} {r['disposal']})"
         for r in removals
-        if r["searchKey"] in before and r["searchKey"] in after and r["searchKey"] not in copies
+        if n(copies, r["searchKey"]) < min(n(before, r["searchKey"]), n(after, r["searchKey"]))
     ]
 
 
@@ -607,6 +678,9 @@ class Generator:
         self.user_made: set[str] = set()
         self.exclude: frozenset[str] = frozenset()
         self.tag = ""  # "ARCHIVE " for the generator of an archive pair's archives
+        # per search key, the items its owner made by copying one (``copy``): the oracle
+        # counts a key's items, not the key (``oracle``'s ``twins``)
+        self.twins: Counter[str] = Counter()
 
     # views of the source
     def mail_folders(self) -> list[Any]:
@@ -640,6 +714,8 @@ class Generator:
             self.emit(f"{text}  [refused: {exc}]")
             return None
         self.emit(text)
+        if op["op"] == "copy" and box is self.box:
+            self.twins[_key(box.items[res["newId"]])] += 1
         if op["op"] == "modify" and box is self.box:
             self.drift_edited.discard(_key(box.items[op["id"]]))
         return res
@@ -695,6 +771,22 @@ class Generator:
         self.apply(
             {"op": "move", "id": it.id, "to": to.id},
             f"move {_k(it)} {it.folder.path()} -> {to.path()}",
+        )
+
+    def copy(self, rng: random.Random) -> None:
+        """A live item copied by its owner (Outlook's "Copy to folder", MAPI CopyTo): a
+        second item with the same search key, in another mail folder or its own (the
+        fourteenth stream's, ``p_samekey``); the content from ``rng``, the stream's own."""
+        items = sorted(self.live_items(), key=lambda i: i.id)
+        if not items:
+            return
+        it = rng.choice(items)
+        others = [f for f in self.mail_folders() if f is not it.folder]
+        to = it.folder if not others or rng.random() < 0.25 else rng.choice(others)
+        self.apply(
+            {"op": "copy", "id": it.id, "to": to.id},
+            f"SAMEKEY copy {_k(it)} {it.folder.path()} -> {to.path()}",
+            rng=rng,
         )
 
     def create_folder(self) -> None:
@@ -1142,6 +1234,12 @@ class Options:
     # ``test_histories.py::test_a_folder_made_for_a_rename_rule_goes_when_the_rule_is_lifted``),
     # and turning it on now would change the histories of the seeds soaked and pinned since
     p_rename: float = 0.0
+    # from a fourteenth stream (``_fourteenth``): per round, one to three items copied by
+    # their owner (``Generator.copy``: a second item with the same search key, as Outlook's
+    # "Copy to folder" makes), sometimes one of them then moved or deleted. Off by default:
+    # turning it on changes the histories of the seeds soaked and pinned before it (the
+    # items the other ops choose among); the soak's ``--p-samekey`` turns it on
+    p_samekey: float = 0.0
     # op kinds (``Generator.kinds`` names) and events (expire, full, drift, churn, kill,
     # archive, tmove, midmove, nodelta, usersub, deltamove, midfolder, midtarget, signgone,
     # t404, killmake, n404, compound, storm, cutkill, twin, pairgone, restore, refill,
@@ -1501,6 +1599,7 @@ async def _history(
     rng11.random()  # the twin's draw (``run_history``)
     rng12 = _twelfth(hist.seed)
     rng13 = _thirteenth(hist.seed)
+    rng14 = _fourteenth(hist.seed)
     mem = Memory()
     pending: list[Callable[[], None]] = []  # refills left for a later round
     hist.delta = not (rng4.random() < opts.p_nodelta and "nodelta" not in opts.exclude)
@@ -1538,27 +1637,31 @@ async def _history(
             f"PAIR{'BACK' if on else 'GONE'} {SRC} -> {DST2} {'added back to' if on else 'removed from'} the job"
         )
 
-    async def removals_reset() -> set[str]:
+    def live_now() -> Counter[str]:
+        """Per key, the source's selected live items (``live_counts``)."""
+        return sum((live_counts(b.snapshot(), jr.selects) for b in sources), Counter())
+
+    async def removals_reset() -> Counter[str]:
         """The emulator's record of removals cleared; the source's live keys now."""
         await api.control("DELETE", "/removals")
-        return jr.live_keys(*(b.snapshot() for b in sources))
+        return live_now()
 
-    async def removals_check(before: set[str]) -> list[str]:
+    async def removals_check(before: Counter[str]) -> list[str]:
         """``removed_live``'s."""
         r = await api.control("GET", "/removals")
-        after = jr.live_keys(*(b.snapshot() for b in sources))
+        after = live_now()
         out: list[str] = []
         for t in targets.values():  # per target: a twin's copy is no copy of this one's
             rows = [e for e in r.body["removals"] if e["mailboxId"] == t.id]
-            copies = live_keys(t.snapshot())
+            copies = live_counts(t.snapshot(), _sel_row)
             out += removed_live(rows, before, after, copies)
             if jr.changed:  # (``_rules``) a copy kept by the policy removed
-                out += kept_removed(rows, jr, before | after, copies)
+                out += kept_removed(rows, jr, set(before | after), set(copies))
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
         return out
 
-    async def killed_as_left(rnd: int, before: set[str]) -> None:
+    async def killed_as_left(rnd: int, before: Counter[str]) -> None:
         """The killed pass (the history's last) checked and signed off as the kill left it,
         once the target is quiet, so that the oracle and the sign-off see one moment."""
         killed = hist.passes[-1]
@@ -1587,7 +1690,7 @@ async def _history(
         the target's user edited is stale unless the source's version was put back."""
         dels = jr.deletions  # the policy in force (``_rules``)
         src, dst = box.snapshot(), tbox.snapshot()
-        counts = oracle(src, dst, dels, set() if strict else gen.drift_edited, jr)
+        counts = oracle(src, dst, dels, set() if strict else gen.drift_edited, jr, gen.twins)
         kept = jr.kept_now(src, dst)
         if agen is not None and jr.archive:  # (``_rules``: the archive taken off the pair)
             asrc, adst = agen.box.snapshot(), agen.tbox.snapshot()
@@ -1598,7 +1701,7 @@ async def _history(
             kept |= jr.kept_now(asrc, adst)
         if twbox is not None and twin_on[0]:
             twdst = twbox.snapshot()
-            counts = merged(counts, oracle(src, twdst, dels, rules=jr), "twin")
+            counts = merged(counts, oracle(src, twdst, dels, rules=jr, twins=gen.twins), "twin")
             kept |= jr.kept_now(src, twdst)
         rules_kept(jr, kept, *(b.snapshot() for b in sources))
         if strict and checked:
@@ -1687,6 +1790,8 @@ async def _history(
             later = refill(gen, rng11)
             if later is not None:
                 pending.append(later)
+        if rng14.random() < opts.p_samekey and "samekey" not in ex:
+            copies(gen, rng14)
         # the thirteenth stream: kinds of event stacked in this round, whatever the others drew
         stack: frozenset[str] = frozenset()
         p13 = opts.p_stack_cut if last else opts.p_stack_kill if rnd == kill_round else opts.p_stack
@@ -2387,6 +2492,39 @@ def compound(gen: Generator, rng: random.Random, mem: Memory) -> None:
 
 
 # -- the eleventh stream: a twin pair, restores, refills, changes at an export ------------------
+def _fourteenth(seed: int) -> random.Random:
+    """The seed's fourteenth stream: items copied by their owner, a search key two items
+    share (added after the thirteenth stream's, which it leaves as they were)."""
+    return random.Random(f"{seed}/copies-sharing-a-search-key")
+
+
+def copies(gen: Generator, rng: random.Random) -> None:
+    """One to three copies made (``Generator.copy``), then sometimes one item of a key two
+    share moved or deleted, soft or hard (which of the two goes is the point)."""
+    for _ in range(rng.randint(1, 3)):
+        gen.copy(rng)
+    shared = sorted((i for i in gen.live_items() if gen.twins[_key(i)]), key=lambda i: i.id)
+    if not shared or rng.random() < 0.5:
+        return
+    it = rng.choice(shared)
+    if rng.random() < 0.5:
+        others = [f for f in gen.mail_folders() if f is not it.folder]
+        if others:
+            to = rng.choice(others)
+            gen.apply(
+                {"op": "move", "id": it.id, "to": to.id},
+                f"SAMEKEY move {_k(it)} {it.folder.path()} -> {to.path()}",
+                rng=rng,
+            )
+        return
+    hard = rng.random() < 0.5
+    gen.apply(
+        {"op": "delete", "id": it.id, "hard": hard},
+        f"SAMEKEY delete{' hard' if hard else ' soft'} {_k(it)} in {it.folder.path()}",
+        rng=rng,
+    )
+
+
 def _eleventh(seed: int) -> random.Random:
     """The seed's eleventh stream: the same source in a second pair (out of the job for some
     rounds), restores, a folder or the mailbox emptied and refilled, items changed as their
@@ -3032,10 +3170,12 @@ def main(argv: list[str] | None = None) -> None:
     # the ``_rules`` stream's rates (the operator's changes to the job; rename rules)
     p.add_argument("--p-rules", type=float, default=Options.p_rules)
     p.add_argument("--p-rename", type=float, default=Options.p_rename)
+    p.add_argument("--p-samekey", type=float, default=Options.p_samekey)
     a = p.parse_args(argv)
     opts = Options(
         p_rules=a.p_rules,
         p_rename=a.p_rename,
+        p_samekey=a.p_samekey,
         churn_max_s=a.churn_max_s,
         exclude=frozenset(x for x in a.exclude.split(",") if x),
         kill=not a.no_kill,
@@ -3104,19 +3244,20 @@ async def replay(
         gen = Generator(random.Random(0), box, tbox, hist.ops)
         jr = JobRules(deletions, delta)  # the rules in force (``("rules", ...)``)
 
-        async def reset() -> set[str]:
+        async def reset() -> Counter[str]:
             await api.control("DELETE", "/removals")
-            return jr.live_keys(box.snapshot())
+            return live_counts(box.snapshot(), jr.selects)
 
         async def removed() -> list[str]:
             rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            after, copies = jr.live_keys(box.snapshot()), live_keys(tbox.snapshot())
-            kept = kept_removed(rows, jr, before | after, copies) if jr.changed else []
-            return removed_live(rows, before, after, copies) + kept
+            after, copies = live_counts(box.snapshot(), jr.selects), tbox.snapshot()
+            have = live_counts(copies, _sel_row)
+            kept = kept_removed(rows, jr, set(before | after), set(have)) if jr.changed else []
+            return removed_live(rows, before, after, have) + kept
 
         def judged() -> dict[str, Any]:
             src, dst = box.snapshot(), tbox.snapshot()
-            counts = oracle(src, dst, jr.deletions, rules=jr)
+            counts = oracle(src, dst, jr.deletions, rules=jr, twins=gen.twins)
             rules_kept(jr, jr.kept_now(src, dst), src)
             return counts
 

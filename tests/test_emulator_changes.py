@@ -141,3 +141,29 @@ async def test_churn_from_the_emulator_configuration() -> None:
         n = len(server.emulator.require_mailbox(ADELE).items)
         await anyio.sleep(0.3)
         assert len(server.emulator.require_mailbox(ADELE).items) > n + 10
+
+
+async def test_a_copy_is_a_second_item_with_the_same_search_key(emu: Any) -> None:
+    """MAPI CopyTo / Outlook's "Copy to folder": a new id and change key, the same content
+    and search key, the original untouched; into another folder or the item's own."""
+    mbx = await emu.src.mailbox_id(ADELE)
+    m = emu.src.m(mbx)
+    box = emu.state.require_mailbox(ADELE)
+    first = next(box.well_known["inbox"].live_items())
+    ck, key = first.change_key, first.content.search_key
+    _, link = await _round(emu.src, m + "/folders/archive/items/delta")
+    there, here = await _ops(
+        emu,
+        mbx,
+        [
+            {"op": "copy", "id": first.id, "to": "archive"},
+            {"op": "copy", "id": first.id, "to": "inbox"},
+        ],
+    )
+    rows, _ = await _round(emu.src, link)
+    assert [r["id"] for r in rows] == [there["newId"]]  # an addition, nothing removed
+    for made in (there, here):
+        it = box.items[made["newId"]]
+        assert it.id != first.id and it.change_key != ck
+        assert it.content.search_key == key and it.content.digest() == first.content.digest()
+    assert box.items[first.id].change_key == ck and box.items[here["newId"]].folder is first.folder

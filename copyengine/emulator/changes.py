@@ -9,6 +9,9 @@ Operations (``POST /_emulator/mailboxes/{mailbox}/changes``, body ``{"ops": [...
 ``{"op": "modify", "id": I}``        same id and search key, new change key, new content
 ``{"op": "delete", "id": I, "hard": false}``   soft: into Recoverable Items/Deletions
 ``{"op": "move", "id": I, "to": F}``   new id in the new folder, same search key
+``{"op": "copy", "id": I, "to": F}``   a second item in ``F`` (may be the item's own folder):
+    new id and change key, same content and search key (MAPI CopyTo, Outlook's "Copy to
+    folder": PidTagSearchKey is kept), the original untouched
 ``{"op": "createFolder", "parent": F|null, "name": N, "type": T}``
 ``{"op": "renameFolder", "id": F, "name": N}``
 ``{"op": "moveFolder", "id": F, "to": F2}``
@@ -69,7 +72,7 @@ def apply(mbx: Mailbox, op: dict[str, Any], rng: random.Random) -> dict[str, Any
             for _ in range(int(op.get("count", 1)))
         ]
         return {"op": kind, "ids": ids}
-    if kind in ("modify", "delete", "move"):
+    if kind in ("modify", "delete", "move", "copy"):
         it = mbx.items.get(str(op.get("id")))
         if it is None:
             raise ChangeError(f"no item {op.get('id')!r}")
@@ -84,6 +87,9 @@ def apply(mbx: Mailbox, op: dict[str, Any], rng: random.Random) -> dict[str, Any
         if kind == "move":
             moved = mbx.move_item(it, _folder(mbx, op.get("to")))
             return {"op": kind, "id": it.id, "newId": moved.id}
+        if kind == "copy":
+            made = mbx.copy_item(it, _folder(mbx, op.get("to", it.folder.id)))
+            return {"op": kind, "id": it.id, "newId": made.id}
         if op.get("hard"):
             mbx.delete_item(it)
             return {"op": kind, "id": it.id, "hard": True}

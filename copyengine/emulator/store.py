@@ -551,6 +551,17 @@ class Mailbox:
         self.delete_item(item)
         return moved
 
+    def copy_item(self, item: Item, to: Folder) -> Item:
+        """As Exchange copies an item (MAPI CopyTo): a new item (new id, new change key,
+        created now) in ``to`` with the same content and search key; ``item`` stays."""
+        return self.add_item(
+            to,
+            item.content,
+            modified=item.modified,
+            created=iso(datetime.now(UTC)),
+            size=getattr(item, "size", None),
+        )
+
     def move_folder(self, folder: Folder, to: Folder) -> None:
         node: Folder | None = to
         while node is not None:

@@ -57,7 +57,7 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..state.records import MAKING
+from ..state.records import MAKING, RETIRED
 from ..survey import (
     MailboxSide,
     TargetTree,
@@ -920,18 +920,41 @@ class MailboxPass:
         source with a settled copy of its own was a move seen in two halves: the kept copy
         goes (one copy per item, whatever the order the passes saw the move in). So does
         one whose key came back with a settled copy that this pass kept in turn
-        (``kept_now``: its item deleted again): the newer kept copy stands for the item."""
+        (``kept_now``: its item deleted again): the newer kept copy stands for the item.
+        A search key is not an item, though: a user's copy of a message keeps the key, so
+        a kept copy goes only once its own source item is gone (a move, a deletion, a
+        restore: each leaves it no item under its id); one whose item is still at the
+        source (in a folder the rules left out, its copy beside a copy of its twin: review
+        R1) stays (``_still_at_source``)."""
         for job, r in kept:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
             live += [o for o in kept_now.get(r.search_key, []) if o.source_id != r.source_id]
-            if not live:
+            if not live or await self._still_at_source(r):
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
                 continue
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
+
+    async def _still_at_source(self, r: ItemRecord) -> bool:
+        """Whether the source item a kept copy was recorded for is there still, under its
+        id (one ``getItem``; ids change on a move, so a moved, deleted or restored item is
+        not): then another item of its search key is a copy of it, not it. A read that
+        fails says "there" (the copy stays; the next pass that meets its key asks again).
+        A record of no source folder's (an old folder's) has no item to ask for: gone."""
+        if r.folder_id.startswith((RETIRED, MAKING)):
+            return False
+        try:
+            await self.src.get_item(self.src_id, r.folder_id, r.source_id)
+        except NotFound:
+            return False
+        except Fatal:
+            raise
+        except ServiceError as exc:
+            self.ctx.log.info("item.kept_copy_unsure", item=r.source_id, error=exc.message)
+        return True
 
     async def _sweep(self, job: FolderJob) -> bool:
         """A moved folder's items now live in its new target folder: its old copy is swept

@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from ..config import JobConfig, Pair
+from ..errors import Fatal, ServiceError
 from ..failures import classify
 from ..folderpath import display
 from ..graph import Clients, Item, MailboxApi
@@ -204,14 +205,14 @@ async def _check_mailbox(
             continue
         target.append(TargetFolder(fid, path, titems, fid in allowed))
     if store is not None:
-        target += await _kept_outside(dst, side, store, pair.key, tree, set(listed))
+        target += await _kept_outside((src, dst), side, store, pair.key, tree, set(listed))
     if store is not None and deletions == "mirror":
         mine = {**mine, **await _lost(store, pair.key, source, target, mine)}
     return judge(source, target, mine if store is not None else None, deletions, check.content)
 
 
 async def _kept_outside(
-    dst: MailboxApi,
+    apis: tuple[MailboxApi, MailboxApi],
     side: MailboxSide,
     store: Store,
     pair: str,
@@ -223,7 +224,11 @@ async def _kept_outside(
     still there in a folder beyond the copied region: a well-known folder the rules left
     out, read only for those copies (its other items are not the job's). Judged with the
     rest, each is a second copy of a selected item (soak seed 17018 keep: the kept copy in
-    an excluded /Sent Items beside the restored item's new copy, signed off complete)."""
+    an excluded /Sent Items beside the restored item's new copy, signed off complete).
+    A kept copy whose own source item is still there under its id (``apis``: source and
+    target) is that item's, left out, beside a user's copy of it that shares its key (review
+    R1): no second copy of anything, as the pass that copied the twin left it."""
+    src, dst = apis
     keys = await store.kept_beside_live(pair)
     if not keys:
         return []
@@ -232,7 +237,8 @@ async def _kept_outside(
         fid = r.target_folder_id
         if r.status is not Status.REMOVED or not r.target_id or fid is None:
             continue
-        if fid in tree.folders and fid not in listed:  # beyond the copied region
+        beyond = fid in tree.folders and fid not in listed  # the copied region's
+        if beyond and not await _still_at_source(src, side.source_id, r):
             wanted.setdefault(fid, set()).add(r.target_id)
     out: list[TargetFolder] = []
     for fid, ids in wanted.items():
@@ -241,6 +247,19 @@ async def _kept_outside(
             path = side.label + folder_path(tree.folders, fid)
             out.append(TargetFolder(fid, path, [it for it in items if it.id in ids], True))
     return out
+
+
+async def _still_at_source(src: MailboxApi, mailbox_id: str, r: ItemRecord) -> bool:
+    """Whether ``r``'s source item is there under its id (ids change on a move: a moved,
+    deleted or restored item is not). A read that fails says "not there": the kept copy is
+    judged as before, named if it is a second copy (a sign-off errs towards naming)."""
+    try:
+        await src.get_item(mailbox_id, r.folder_id, r.source_id)
+    except Fatal:
+        raise
+    except ServiceError:
+        return False
+    return True
 
 
 async def _lost(
