@@ -1433,3 +1433,14 @@ def test_a_body_half_the_room_shown_refused_beside_a_writer_contradicts_no_windo
     got = b.learned_uploads
     assert (got.window, got.cap) == (10.0, before.cap)
     assert b.doubted is None and b.tried == 10.0
+
+
+def test_a_cut_over_the_configured_window_believed_on_trial_is_not_hinted() -> None:
+    """crawl2, issue 26: a pass cut short while it believed the configured window in place of
+    the far shorter one the service's answers showed (``Learned.doubted``) had cut its budget
+    to what went through over 300 s in the seconds it had sent (1/91 of [limits], cut-short
+    seed 943): the hint told the operator to lower the limit to that, a belief never
+    re-tested; the same cut over the window shown is not hinted either."""
+    lim = replace(Learned.of(10_000_000.0, 300.0), cap=110_000.0, cuts=2, doubted=5.0)
+    assert learn.advice("m", "upload", lim, NOTHING) is None
+    assert learn.advice("m", "upload", replace(lim, doubted=0.0), NOTHING) is not None

@@ -429,9 +429,10 @@ def advice(name: str, limit: str, lim: Learned, ev: Evidence) -> Advice | None:
         return _proved(name, limit, lim, ev)
     if ev.amount >= HINT_BELOW * lim.configured or lim.share >= HINT_BELOW:
         return None
-    if 0 < lim.window < lim.period or lim.tried:
-        # kept over a window shorter than the configured one (shown, or tried in its place)
-        # that no refusal pinned: the budget per configured window is the pacer's own rate
+    if 0 < lim.window < lim.period or lim.tried or lim.doubted:
+        # kept over a window shorter than the configured one (shown, or tried in its place,
+        # or the configured one believed on trial in place of a shorter one shown:
+        # ``Learned.doubted``, a cut never re-tested) that no refusal pinned: the budget per configured window is the pacer's own rate
         # there, under what the service gives (it learns from below, and its window is
         # longer than the service's), and nothing the service answered bounds the room over
         # the configured window. Advised, it would slow the job: the demo job beside a
