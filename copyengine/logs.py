@@ -20,6 +20,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -79,7 +80,9 @@ class Sink:
         self._render: Any = (
             structlog.processors.JSONRenderer(serializer=_dumps)
             if self.json
-            else structlog.dev.ConsoleRenderer(colors=_isatty(stream))
+            else structlog.dev.ConsoleRenderer(
+                colors=_isatty(stream), exception_formatter=plain_traceback
+            )
         )
 
     def emit(self, event: Mapping[str, Any], level: int) -> None:
@@ -111,6 +114,14 @@ def silence(stream: Any) -> None:
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, fd)
     os.close(null)
+
+
+def plain_traceback(sio: TextIO, exc_info: Any) -> None:
+    """A console line's traceback (``exc_info``, logged at debug level): Python's own text,
+    redacted, without the frames' local variables. structlog's default with rich installed
+    printed every frame's locals: the bearer token in ``Transport._once``'s headers among
+    them, unredacted."""
+    sio.write("\n" + redact("".join(traceback.format_exception(*exc_info))).rstrip("\n"))
 
 
 def _isatty(stream: Any) -> bool:

@@ -56,6 +56,40 @@ def test_a_note_on_a_console_screen_is_plain_text() -> None:
     logs.configure("json", "warning", io.StringIO())
 
 
+def _refused(token: str) -> None:
+    headers = {"Authorization": f"Bearer {token}"}  # a local, as in Transport._once
+    raise RuntimeError(f"refused: {headers['Authorization']}")
+
+
+def test_a_console_traceback_at_debug_shows_no_locals_and_no_token() -> None:
+    # pair.failed carries exc_info at debug level; with rich installed structlog's default
+    # renderer printed every frame's locals, the token among them, unredacted
+    buf = io.StringIO()
+    logs.configure("console", "debug", buf)
+    token = ".".join(("eyJ0eXAi", "SECRET" + "PART", "sig"))  # not in any source line shown
+    try:
+        _refused(token)
+    except RuntimeError:
+        structlog.get_logger("t").error("pair.failed", error="refused", exc_info=True)
+    logs.configure("json", "warning", io.StringIO())
+    shown = buf.getvalue()
+    assert "Traceback (most recent call last)" in shown and "in _refused" in shown
+    assert "RuntimeError: refused: Bearer <redacted>" in shown
+    assert "SECRETPART" not in shown and "headers =" not in shown
+
+
+def test_the_engine_loads_no_traceback_renderer_it_does_not_use() -> None:
+    # structlog.dev imported rich's traceback and pygments at every start (~0.1-0.2 s CPU)
+    code = (
+        "import sys, copyengine.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pygments'"
+        " or m in ('rich.traceback', 'rich.pretty', 'rich.syntax')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_log_file_takes_the_log_and_the_screen_keeps_warnings(tmp_path: Path) -> None:
     screen = io.StringIO()
     path = tmp_path / "job.log"
