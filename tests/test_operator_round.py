@@ -66,6 +66,19 @@ async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_f
     kept.mkdir()
     for f in tmp_path.glob("state.sqlite*"):
         f.rename(kept / f.name)
+    # the state says what the exit code says: the pass's copy ended, its report was not
+    # written (it said `ok` while the run exited 5)
+    code, out = await finish_process(
+        _cli("status", str(job), "--state", str(kept / "state.sqlite"), "--json"), 300
+    )
+    assert code == 0, out[-3000:]
+    ended = json.JSONDecoder().raw_decode(out, out.index("{"))[0]["passes"]
+    assert [p["status"] for p in ended] == ["report_unwritten"], ended
+    assert ended[0]["changes"]["created"] > 0 and ended[0]["finished"], ended
+    code, out = await finish_process(
+        _cli("status", str(job), "--state", str(kept / "state.sqlite")), 300
+    )
+    assert "its report not written (exit 5" in out and "copyengine report" in out, out[-3000:]
     args = ["report", str(job), "--state", str(kept / "state.sqlite")]
     code, out = await finish_process(_cli(*args), 300)
     assert code == 0 and "report:" in out, out[-3000:]
