@@ -182,3 +182,20 @@ def test_the_benchmark_commands_take_record() -> None:
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         bench_main(["run", "--help"])
     assert "--record" in out.getvalue() and "benchmarks/results/runs/" in out.getvalue()
+
+
+def test_init_refuses_a_path_whose_folder_is_missing(tmp_path: Path) -> None:
+    """A mistyped folder is said, not made (it made every missing folder silently, the job
+    file, the demo's secrets and later the state in it): exit 2, nothing written."""
+    result = _init(tmp_path, "jobs/contoso/wave1.toml")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "the folder jobs/contoso does not exist" in result.output, result.output
+    assert "mkdir -p jobs/contoso" in result.output and "nothing written" in result.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "notes").write_text("mine\n")  # a file where the folder would be
+    result = _init(tmp_path, "notes/wave1.toml")
+    assert result.exit_code == ExitCode.USAGE and "notes is not a folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+    (tmp_path / "jobs").mkdir()  # once made, the same PATH is written
+    assert _init(tmp_path, "jobs/wave1.toml").exit_code == 0
+    assert (tmp_path / "jobs" / "wave1.toml").is_file()
