@@ -14,11 +14,11 @@ import click
 from ..config import DEFAULT_DIR, job_file_name
 from ..exitcodes import ExitCode
 
-# The demo's own state and report lines of the template; a job file written by ``init``
-# leaves them out (commented), so that it has a state and a report of its own.
+# The template's state and report lines: commented, the defaults named after its file; a
+# job file written by ``init`` names its own the same way.
 DEMO_PATHS = {
-    "state": 'state = ".copyengine/example.sqlite"\n',
-    "report": 'report = ".copyengine/example-report.json"\n',
+    "state": '# state = ".copyengine/config.example.state.sqlite"   # the default\n',
+    "report": '# report = ".copyengine/config.example.report.json"   # the default\n',
 }
 # what the demo's tenants refer to (``file:examples/demo-secrets/…``): the embedded
 # emulator accepts them; not secrets of any real tenant
