@@ -15,7 +15,14 @@ import pytest
 
 from copyengine.console.text import plan_line, status_lines
 from tests.emu import DST_APP, DST_SECRET, SRC_SECRET
-from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
+from tests.jobs import (
+    assert_exact,
+    cli_process,
+    demo_job,
+    finish_process,
+    finished_event,
+    write_job,
+)
 
 pytestmark = pytest.mark.anyio
 _cli = cli_process
@@ -200,3 +207,17 @@ def test_status_never_says_running_of_a_pass_a_later_one_followed() -> None:
     first, second = [x for x in status_lines(known, 0.0) if x.startswith("pass ")]
     assert "running" not in first and "ended without a word" in first, first
     assert second.endswith("running (its changes are counted when it ends)"), second
+
+
+def test_a_pairs_file_that_is_a_folder_is_said_so(tmp_path: Path) -> None:
+    """`pairs_csv` naming a folder said "file ... does not exist" of a path that is there."""
+    from copyengine.config import load_job
+    from copyengine.errors import ConfigError
+
+    job = demo_job(tmp_path)
+    text = job.read_text(encoding="utf-8")
+    (tmp_path / "waves").mkdir()
+    job.write_text('pairs_csv = "waves"\n' + text, encoding="utf-8")
+    with pytest.raises(ConfigError) as said:
+        load_job(job)
+    assert "waves is a folder, not a file" in str(said.value), said.value
