@@ -4,6 +4,7 @@ against the standard: a clear error, a distinct exit code, nothing lost, every a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -221,3 +222,20 @@ def test_a_pairs_file_that_is_a_folder_is_said_so(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as said:
         load_job(job)
     assert "waves is a folder, not a file" in str(said.value), said.value
+
+
+def test_verify_of_an_emulated_job_with_no_run_says_the_emulator_starts_as_seeded(
+    tmp_path: Path,
+) -> None:
+    """`verify` before any run (or with a mistyped --state) of a job on the embedded
+    emulator compared the emulator as seeded and said only "4 of 4 pairs differ" (exit 6),
+    as if a copy had gone missing: it now says where it looked for the run's mailboxes."""
+    from tests.jobs import cli
+
+    job = demo_job(tmp_path)
+    job.write_text(re.sub(r"items = \d+", "items = 5", job.read_text("utf-8")), "utf-8")
+    done = cli("verify", job.name, "--state", "typo.sqlite", cwd=tmp_path, timeout=300)
+    assert done.returncode == 6 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    said = done.stderr
+    assert "starts as [emulator] seeds it" in said and "typo.sqlite" in said, said[-2000:]
+    assert not (tmp_path / "typo.sqlite").exists()  # and nothing is written

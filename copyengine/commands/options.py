@@ -14,7 +14,7 @@ import click
 
 from .. import logs
 from ..config import JobConfig, load_job, select_pairs
-from ..embedded.runner import embedded_emulator
+from ..embedded.runner import embedded_emulator, saved_data
 from ..errors import ConfigError
 from ..exitcodes import HELP as EXIT_HELP
 
@@ -207,4 +207,12 @@ def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int], read_only: b
     with embedded_emulator(cfg, read_only) as (pointed, info, pid):
         url = info["graph_url"]
         say(f"embedded emulator (pid {pid}) at {url}", "emulator.started", pid=pid, url=url)
+        if read_only and not saved_data(cfg).exists():  # a verify then compares the seed's
+            say(
+                f"the embedded emulator starts as [emulator] seeds it: no run left its "
+                f"mailboxes beside the state {cfg.state_path} (give the --state a run was "
+                "given, or run first)",
+                "emulator.unsaved",
+                level="warning",
+            )
         return body(pointed)
