@@ -239,3 +239,28 @@ def test_verify_of_an_emulated_job_with_no_run_says_the_emulator_starts_as_seede
     said = done.stderr
     assert "starts as [emulator] seeds it" in said and "typo.sqlite" in said, said[-2000:]
     assert not (tmp_path / "typo.sqlite").exists()  # and nothing is written
+
+
+def test_verify_refuses_a_json_output_it_cannot_write_before_comparing(tmp_path: Path) -> None:
+    """`verify --json-output` into a folder that does not exist compared every pair, then
+    ended with exit 5 and `FileNotFoundError: [Errno 2] ...`, its outcome lost: now exit 3
+    at once, naming the folder, nothing contacted."""
+    from click.testing import CliRunner
+
+    from copyengine.cli import main
+
+    job = demo_job(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    for out, said in (("nowhere/v.json", "does not exist"), ("afile/v.json", "is not a folder")):
+        result = CliRunner().invoke(
+            main, ["verify", str(job), "--json-output", str(tmp_path / out)]
+        )
+        assert result.exit_code == 3, result.output
+        assert f"--json-output: cannot write {tmp_path / out}" in result.output, result.output
+        assert said in result.output and "Traceback" not in result.output, result.output
+        assert "embedded emulator" not in result.output  # refused before anything started
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "afile",
+        "config.example.toml",
+        "examples",
+    ]
