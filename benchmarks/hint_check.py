@@ -43,8 +43,8 @@ def config(upload: tuple[str, str] | None = None) -> str:
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     text = re.sub(r'(?m)^profile = "exchange" ', 'profile = "exchange-fast"', text)
     text = re.sub(r"items = \d+,", f"items = {ITEMS},", text)
-    text = re.sub(r"(?m)^state = .*$", 'state = "job.sqlite"', text)
-    text = re.sub(r"(?m)^report = .*$", 'report = "report.json"', text)
+    text = re.sub(r'(?m)^# state = "\.copyengine/.*$', 'state = "job.sqlite"', text)
+    text = re.sub(r'(?m)^# report = "\.copyengine/.*$', 'report = "report.json"', text)
     if upload is not None:
         window, mb = upload
         text = re.sub(r"(?m)^upload_mb_per_window = 150 ", f"upload_mb_per_window = {mb} ", text)

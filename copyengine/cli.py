@@ -30,6 +30,7 @@ from .commands.options import (
     is_debug,
     job_command,
     json_option,
+    json_output_option,
     load,
     metrics_address,
     metrics_option,
@@ -211,9 +212,7 @@ def run(
         help="Also check that every copy holds its source item's current version (change keys "
         "from the listings against the state's records; nothing is exported). Needs the state.",
     ),
-    click.option(
-        "--json-output", type=click.Path(path_type=Path), help="Also write the comparison as JSON."
-    ),
+    json_output_option,
     wave_option,
 )
 def verify(

@@ -25,7 +25,8 @@ Exit codes:
        verify: a pair could not be compared)
   2    bad command line
   3    configuration error, a --pair or --wave the job does not have, an unwritable
-       report or --log-file, or a state store of another job (nothing was sent)
+       report, --log-file or --json-output, or a state store of another job (nothing
+       was sent)
   4    authentication or permission refused for every pair
   5    fatal: state store unusable, disk full, the emulator would not start, every pair failed
   6    verify found missing, extra or misplaced items (stale copies with --content)

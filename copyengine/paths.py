@@ -39,6 +39,8 @@ def job_path(value: str, where: str, base: P) -> P:
 
 def not_found(p: PurePath, value: str) -> str:
     """What to say of ``value`` (read as ``p``) when no file is there."""
+    if isinstance(p, Path) and p.is_dir():
+        return f"{p} is a folder, not a file: name the file in it"
     if "\\" in value and not isinstance(p, PureWindowsPath):
         return f"file {p} does not exist (\\ separates folders only on Windows: use /)"
     return f"file {p} does not exist"

@@ -42,7 +42,7 @@ def test_status_says_the_budget_in_effect_of_a_throttled_run(tmp_path: Path) -> 
     )
     budgets = finished["budget_in_effect"]
     assert budgets, "the run was not throttled: nothing to show"
-    report = json.loads((tmp_path / ".copyengine" / "example-report.json").read_text())
+    report = json.loads((tmp_path / ".copyengine" / "config.example.report.json").read_text())
     by_pair = {f"{p['source']}->{p['target']}": p["budget_in_effect"] for p in report["pairs"]}
     assert {k: v for k, v in by_pair.items() if v} == budgets
     st = cli("status", str(job), "--json", cwd=tmp_path)

@@ -29,19 +29,19 @@ def test_example_job_runs_reruns_and_verifies(tmp_path: Path) -> None:
         "run", "config.example.toml", "--no-progress", "--log-format", "json", cwd=tmp_path
     )
     assert first.returncode == 0, first.stderr[-3000:]
-    report = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    report = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
     totals = report["totals"]
     assert totals["pairs"] >= 3 and totals["copied"] >= 2000 and totals["failed"] == 0
     assert report["duration_s"] < 60
     assert '"event":"pair.finished"' in first.stderr  # structured logs off a terminal
     again = _cli("run", "config.example.toml", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0
-    report2 = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    report2 = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
     assert report2["pass"]["kind"] == "delta" and report2["totals"]["copied"] == 0
     assert "pass 2 (delta) applied 0 new" in again.stderr
     full = _cli("run", "config.example.toml", "--no-progress", "--full", cwd=tmp_path)
     assert full.returncode == 0
-    report3 = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    report3 = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
     assert report3["totals"]["copied"] == 0
     assert report3["totals"]["already_present"] == totals["copied"]
     verified = _cli("verify", "config.example.toml", cwd=tmp_path)
@@ -55,7 +55,7 @@ def test_example_job_runs_reruns_and_verifies(tmp_path: Path) -> None:
         full.stderr,
         verified.stdout,
         status.stdout,
-        (tmp_path / ".copyengine/example-report.json").read_text(),
+        (tmp_path / ".copyengine/config.example.report.json").read_text(),
     ):
         assert "demo-source-secret" not in text and "authtoken=" not in text
 

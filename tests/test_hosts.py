@@ -327,7 +327,9 @@ def test_submit_and_worker_say_what_a_shared_job_needs(tmp_path: Path) -> None:
         r = CliRunner().invoke(main, [cmd, str(job)])
         assert r.exit_code == ExitCode.CONFIG and "PostgreSQL" in r.output, r.output
     lines = [
-        'state = "postgresql://ce@127.0.0.1:1/wave"' if ln.startswith("state = ") else ln
+        'state = "postgresql://ce@127.0.0.1:1/wave"'
+        if ln.startswith('# state = ".copyengine/')
+        else ln
         for ln in example.splitlines()
     ]
     job.write_text("\n".join(lines) + "\n")

@@ -109,7 +109,7 @@ def test_sigterm_outside_the_loop_is_an_interrupt_or_waits_for_the_last_word(
     if when == "before":
         assert done.returncode == ExitCode.INTERRUPTED, (done.returncode, done.stderr[-2000:])
         assert "exit 130: interrupted: 0 copied" in done.stdout, done.stdout[-2000:]
-        report = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+        report = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
         assert report["exit_code"] == ExitCode.INTERRUPTED
     else:
         assert done.returncode == 0, (done.returncode, done.stderr[-2000:])

@@ -18,7 +18,7 @@ from copyengine import logs
 from copyengine.exitcodes import ExitCode
 from tests.jobs import cli, demo_job
 
-REPORT = ".copyengine/example-report.json"
+REPORT = ".copyengine/config.example.report.json"
 
 
 class _ClosedPipe(io.StringIO):

@@ -4,6 +4,7 @@ against the standard: a clear error, a distinct exit code, nothing lost, every a
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -15,7 +16,14 @@ import pytest
 
 from copyengine.console.text import plan_line, status_lines
 from tests.emu import DST_APP, DST_SECRET, SRC_SECRET
-from tests.jobs import assert_exact, cli_process, finish_process, finished_event, write_job
+from tests.jobs import (
+    assert_exact,
+    cli_process,
+    demo_job,
+    finish_process,
+    finished_event,
+    write_job,
+)
 
 pytestmark = pytest.mark.anyio
 _cli = cli_process
@@ -66,6 +74,19 @@ async def test_a_full_disk_under_the_report_names_no_report_and_leaves_no_half_f
     kept.mkdir()
     for f in tmp_path.glob("state.sqlite*"):
         f.rename(kept / f.name)
+    # the state says what the exit code says: the pass's copy ended, its report was not
+    # written (it said `ok` while the run exited 5)
+    code, out = await finish_process(
+        _cli("status", str(job), "--state", str(kept / "state.sqlite"), "--json"), 300
+    )
+    assert code == 0, out[-3000:]
+    ended = json.JSONDecoder().raw_decode(out, out.index("{"))[0]["passes"]
+    assert [p["status"] for p in ended] == ["report_unwritten"], ended
+    assert ended[0]["changes"]["created"] > 0 and ended[0]["finished"], ended
+    code, out = await finish_process(
+        _cli("status", str(job), "--state", str(kept / "state.sqlite")), 300
+    )
+    assert "its report not written (exit 5" in out and "copyengine report" in out, out[-3000:]
     args = ["report", str(job), "--state", str(kept / "state.sqlite")]
     code, out = await finish_process(_cli(*args), 300)
     assert code == 0 and "report:" in out, out[-3000:]
@@ -187,3 +208,59 @@ def test_status_never_says_running_of_a_pass_a_later_one_followed() -> None:
     first, second = [x for x in status_lines(known, 0.0) if x.startswith("pass ")]
     assert "running" not in first and "ended without a word" in first, first
     assert second.endswith("running (its changes are counted when it ends)"), second
+
+
+def test_a_pairs_file_that_is_a_folder_is_said_so(tmp_path: Path) -> None:
+    """`pairs_csv` naming a folder said "file ... does not exist" of a path that is there."""
+    from copyengine.config import load_job
+    from copyengine.errors import ConfigError
+
+    job = demo_job(tmp_path)
+    text = job.read_text(encoding="utf-8")
+    (tmp_path / "waves").mkdir()
+    job.write_text('pairs_csv = "waves"\n' + text, encoding="utf-8")
+    with pytest.raises(ConfigError) as said:
+        load_job(job)
+    assert "waves is a folder, not a file" in str(said.value), said.value
+
+
+def test_verify_of_an_emulated_job_with_no_run_says_the_emulator_starts_as_seeded(
+    tmp_path: Path,
+) -> None:
+    """`verify` before any run (or with a mistyped --state) of a job on the embedded
+    emulator compared the emulator as seeded and said only "4 of 4 pairs differ" (exit 6),
+    as if a copy had gone missing: it now says where it looked for the run's mailboxes."""
+    from tests.jobs import cli
+
+    job = demo_job(tmp_path)
+    job.write_text(re.sub(r"items = \d+", "items = 5", job.read_text("utf-8")), "utf-8")
+    done = cli("verify", job.name, "--state", "typo.sqlite", cwd=tmp_path, timeout=300)
+    assert done.returncode == 6 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    said = done.stderr
+    assert "starts as [emulator] seeds it" in said and "typo.sqlite" in said, said[-2000:]
+    assert not (tmp_path / "typo.sqlite").exists()  # and nothing is written
+
+
+def test_verify_refuses_a_json_output_it_cannot_write_before_comparing(tmp_path: Path) -> None:
+    """`verify --json-output` into a folder that does not exist compared every pair, then
+    ended with exit 5 and `FileNotFoundError: [Errno 2] ...`, its outcome lost: now exit 3
+    at once, naming the folder, nothing contacted."""
+    from click.testing import CliRunner
+
+    from copyengine.cli import main
+
+    job = demo_job(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    for out, said in (("nowhere/v.json", "does not exist"), ("afile/v.json", "is not a folder")):
+        result = CliRunner().invoke(
+            main, ["verify", str(job), "--json-output", str(tmp_path / out)]
+        )
+        assert result.exit_code == 3, result.output
+        assert f"--json-output: cannot write {tmp_path / out}" in result.output, result.output
+        assert said in result.output and "Traceback" not in result.output, result.output
+        assert "embedded emulator" not in result.output  # refused before anything started
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "afile",
+        "config.example.toml",
+        "examples",
+    ]

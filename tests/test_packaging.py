@@ -182,3 +182,44 @@ def test_the_benchmark_commands_take_record() -> None:
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         bench_main(["run", "--help"])
     assert "--record" in out.getvalue() and "benchmarks/results/runs/" in out.getvalue()
+
+
+def test_init_refuses_a_path_whose_folder_is_missing(tmp_path: Path) -> None:
+    """A mistyped folder is said, not made (it made every missing folder silently, the job
+    file, the demo's secrets and later the state in it): exit 2, nothing written."""
+    result = _init(tmp_path, "jobs/contoso/wave1.toml")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "the folder jobs/contoso does not exist" in result.output, result.output
+    assert "mkdir -p jobs/contoso" in result.output and "nothing written" in result.output
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "notes").write_text("mine\n")  # a file where the folder would be
+    result = _init(tmp_path, "notes/wave1.toml")
+    assert result.exit_code == ExitCode.USAGE and "notes is not a folder" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+    (tmp_path / "jobs").mkdir()  # once made, the same PATH is written
+    assert _init(tmp_path, "jobs/wave1.toml").exit_code == 0
+    assert (tmp_path / "jobs" / "wave1.toml").is_file()
+
+
+def test_a_copy_of_the_example_job_is_a_job_of_its_own(tmp_path: Path) -> None:
+    """The README's way to a real job starts from the demo's file: a copy of it inherited the
+    demo's state and report (``.copyengine/example.sqlite``, beside the emulator's data), so
+    the demo and the copy shared one state (the second refused as another job's) and a real
+    job's state sat among the emulator's files. Each is now named after its own file."""
+    from copyengine.embedded.runner import emulator_config
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    demo = tmp_path / "config.example.toml"
+    shutil.copy(ROOT / "config.example.toml", demo)
+    shutil.copy(demo, tmp_path / "contoso.toml")
+    example, mine = load_job(demo), load_job(tmp_path / "contoso.toml")
+    assert example.state_path == tmp_path / ".copyengine" / "config.example.state.sqlite"
+    assert mine.state_path == tmp_path / ".copyengine" / "contoso.state.sqlite"
+    assert mine.report_path == tmp_path / ".copyengine" / "contoso.report.json"
+    assert example.report_path != mine.report_path
+    # the emulator's data lives beside the state of the job that ran it, never another's
+    persist = {emulator_config(c, tmp_path / "x")["emulator"]["persist"] for c in (example, mine)}
+    assert persist == {
+        str(tmp_path / ".copyengine" / "config.example.state.emulator.pickle"),
+        str(tmp_path / ".copyengine" / "contoso.state.emulator.pickle"),
+    }

@@ -179,7 +179,7 @@ def test_the_demo_runs_and_its_lock_holds_without_posix_only_modules(
     run = ("-m", "copyengine", *RUN)
     code, out = _py(windows_like, *run, "--log-format", "json", cwd=tmp_path)
     assert code == ExitCode.OK, out[-3000:]
-    report = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    report = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
     assert report["totals"]["copied"] >= 2000 and report["totals"]["failed"] == 0
     assert "Traceback" not in out
     # another process holds the job's lock: the run is refused with the lock's exit code
@@ -206,7 +206,7 @@ def test_the_demo_runs_and_its_lock_holds_without_posix_only_modules(
     # released: the next pass runs (a delta that finds nothing new)
     code, out = _py(windows_like, *run, cwd=tmp_path)
     assert code == ExitCode.OK, out[-3000:]
-    report = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    report = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
     assert report["pass"]["kind"] == "delta" and report["totals"]["copied"] == 0
 
 
@@ -302,7 +302,7 @@ def test_ctrl_c_drains_the_demo_where_the_loop_has_no_signal_handlers(
             proc.kill()
             proc.wait()
     assert '"event":"job.draining"' in rest and '"signal":"SIGINT"' in rest
-    report = json.loads((tmp_path / ".copyengine/example-report.json").read_text())
+    report = json.loads((tmp_path / ".copyengine/config.example.report.json").read_text())
     assert report["exit_code"] == ExitCode.INTERRUPTED
 
 

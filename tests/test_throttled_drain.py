@@ -39,7 +39,7 @@ def _job(where: Path, emulator: str) -> Path:
 
 def _report(where: Path) -> dict[str, object]:
     data: dict[str, object] = json.loads(
-        (where / ".copyengine/example-report.json").read_text(encoding="utf-8")
+        (where / ".copyengine/config.example.report.json").read_text(encoding="utf-8")
     )
     return data
 

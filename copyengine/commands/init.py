@@ -14,11 +14,11 @@ import click
 from ..config import DEFAULT_DIR, job_file_name
 from ..exitcodes import ExitCode
 
-# The demo's own state and report lines of the template; a job file written by ``init``
-# leaves them out (commented), so that it has a state and a report of its own.
+# The template's state and report lines: commented, the defaults named after its file; a
+# job file written by ``init`` names its own the same way.
 DEMO_PATHS = {
-    "state": 'state = ".copyengine/example.sqlite"\n',
-    "report": 'report = ".copyengine/example-report.json"\n',
+    "state": '# state = ".copyengine/config.example.state.sqlite"   # the default\n',
+    "report": '# report = ".copyengine/config.example.report.json"   # the default\n',
 }
 # what the demo's tenants refer to (``file:examples/demo-secrets/…``): the embedded
 # emulator accepts them; not secrets of any real tenant
@@ -29,7 +29,8 @@ DEMO_SECRETS = {
 
 
 class FileExists(click.ClickException):
-    """PATH is there already: exit code 2 (a bad command line), nothing written."""
+    """PATH is there already, or its folder is not: exit code 2 (a bad command line),
+    nothing written."""
 
     exit_code = int(ExitCode.USAGE)
 
@@ -59,6 +60,19 @@ def _create(path: Path, text: str, mode: int = 0o644) -> None:
         fh.write(text.encode("utf-8"))
 
 
+def _check_folder(folder: Path) -> None:
+    """Refuse (exit 2, nothing written) a PATH whose folder is missing, as ``cp`` and
+    ``touch`` do: a mistyped folder is said, not made, with the job file, the demo's secrets
+    and later the job's state in it where nobody looks."""
+    if folder.is_dir():
+        return
+    what = "is not a folder" if folder.exists() else "does not exist"
+    raise FileExists(
+        f"the folder {folder} {what}; copyengine init makes no folders: create it "
+        f"(mkdir -p {folder}), or give a PATH in a folder that exists; nothing written"
+    )
+
+
 @click.command()
 @click.argument(
     "path",
@@ -71,11 +85,12 @@ def init(path: Path) -> None:
 
     The file is the demo job: `copyengine run PATH` copies four mailboxes between two tenants
     of the embedded emulator. For a real migration, edit its [tenants.*] tables and its
-    pairs, and delete [emulator]. An existing file is never overwritten (exit code 2)."""
+    pairs, and delete [emulator]. An existing file is never overwritten, and no folder is
+    made: a PATH that exists or whose folder does not leaves with exit code 2."""
     if str(path) == "-":
         click.echo(template(), nl=False)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _check_folder(path.parent)
     try:
         _create(path, job_text(path))
     except FileExistsError:
@@ -83,6 +98,8 @@ def init(path: Path) -> None:
             f"{path} exists; copyengine init never writes over a file: give another PATH, "
             "or move that file away"
         ) from None
+    except OSError as exc:  # a folder it may not write in, a read-only file system
+        raise FileExists(f"cannot write {path}: {exc.strerror or exc}; nothing written") from None
     click.echo(f"wrote {path}", err=True)
     for name, secret in DEMO_SECRETS.items():
         where = path.parent / name

@@ -14,7 +14,7 @@ import click
 
 from .. import logs
 from ..config import JobConfig, load_job, select_pairs
-from ..embedded.runner import embedded_emulator
+from ..embedded.runner import embedded_emulator, saved_data
 from ..errors import ConfigError
 from ..exitcodes import HELP as EXIT_HELP
 
@@ -60,6 +60,34 @@ def log_file_option(f: F) -> F:
         callback=remember,
         help="Write the log lines to this file (appended) instead of stderr.",
     )(f)
+
+
+def _writable_file(_: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """A file the command writes at its end, refused now (exit 3, nothing contacted) when its
+    folder is missing or cannot be written in: else the whole comparison ran for nothing and
+    ended in exit 5. No folder is made (as ``--log-file``)."""
+    if value is None:
+        return None
+    probe = value.with_name(f".{value.name}.probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        folder = value.parent
+        what = "is not a folder" if folder.exists() else "does not exist"
+        why = exc.strerror if folder.is_dir() else f"the folder {folder} {what}"
+        raise ConfigError(
+            f"--{param.name or 'output'}".replace("_", "-"), f"cannot write {value}: {why}"
+        ) from None
+    return value
+
+
+json_output_option = click.option(
+    "--json-output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    callback=_writable_file,
+    help="Also write the comparison as JSON.",
+)
 
 
 def state_option(help: str = "Override [job].state.") -> Callable[[F], F]:
@@ -207,4 +235,12 @@ def with_emulator(cfg: JobConfig, body: Callable[[JobConfig], int], read_only: b
     with embedded_emulator(cfg, read_only) as (pointed, info, pid):
         url = info["graph_url"]
         say(f"embedded emulator (pid {pid}) at {url}", "emulator.started", pid=pid, url=url)
+        if read_only and not saved_data(cfg).exists():  # a verify then compares the seed's
+            say(
+                f"the embedded emulator starts as [emulator] seeds it: no run left its "
+                f"mailboxes beside the state {cfg.state_path} (give the --state a run was "
+                "given, or run first)",
+                "emulator.unsaved",
+                level="warning",
+            )
         return body(pointed)

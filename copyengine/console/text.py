@@ -220,6 +220,11 @@ COUNTED = (
 # a pass's counters as ``status`` says them: its "created" are the copies it made, the
 # group lines' and the summary's "copied" (the JSON keeps the key)
 PASS_WORDS = {"created": "copied"}
+# a pass's status as ``status`` says it, where its name alone would not
+PASS_STATUS_WORDS = {
+    "report_unwritten": "ended, its report not written (exit 5: a full disk?); "
+    "`copyengine report` writes it from this state",
+}
 
 
 def groups_line(groups: list[dict[str, Any]]) -> str | None:
@@ -272,6 +277,7 @@ def status_lines(status: dict[str, Any], now: float) -> list[str]:
         if said == "running" and ps["pass"] < last:  # a later pass began: this one is over
             said = "ended without a word (killed, or its end not written: a full disk)"
             pending = "its changes were not counted"
+        said = PASS_STATUS_WORDS.get(said, said)
         changes = ", ".join(
             f"{PASS_WORDS.get(k, k)} {v}" for k, v in ps["changes"].items() if v
         ) or ("no changes" if ps["finished"] else pending)

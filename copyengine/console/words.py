@@ -24,6 +24,8 @@ PASS_RESULTS = {
     "interrupted": ("warn", "Interrupted: run again to finish"),
     "running": ("warn", "Running, or ended without a word (a process was killed)"),
     "fatal": ("bad", "Stopped: the job could not go on"),
+    # the copy ended (its changes are what it did); its report could not be written then
+    "report_unwritten": ("warn", "Ended; its report could not be written then (exit 5)"),
     "auth": ("bad", "Stopped: sign-in or permission refused"),
     "config": ("bad", "Not run: configuration error"),
     "locked": ("bad", "Not run: another run was in progress"),

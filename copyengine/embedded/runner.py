@@ -64,7 +64,7 @@ def emulator_config(cfg: JobConfig, state_dir: Path, read_only: bool = False) ->
             "tls": emu.tls,
             "limits": emu.limits,
             "state_dir": str(state_dir),
-            "persist": str(cfg.state_path.with_suffix(".emulator.pickle")),
+            "persist": str(saved_data(cfg)),
             "persist_read_only": read_only,
             "session_lifetime": emu.session_lifetime,
             "token_lifetime": emu.token_lifetime,
@@ -73,6 +73,11 @@ def emulator_config(cfg: JobConfig, state_dir: Path, read_only: bool = False) ->
         "tenants": list(tenants.values()),
         "faults": list(emu.faults),
     }
+
+
+def saved_data(cfg: JobConfig) -> Path:
+    """Where the embedded emulator keeps its mailboxes between commands: beside the state."""
+    return cfg.state_path.with_suffix(".emulator.pickle")
 
 
 def point_at(t: TenantConfig, ready: dict[str, Any]) -> TenantConfig:

@@ -44,6 +44,9 @@ MIGRATION_READ_S = 30.0
 # A ConfigError before the state opens is ``_check_writable``'s: a report that cannot be
 # written is not written, nor named (screen, ``job.finished``), nor announced as a pass
 REFUSALS = ("JobLocked", "ForeignState", "ConfigError")
+# the status of a pass whose copy ended but whose report could not be written (exit 5): the
+# changes it records are what it did; ``copyengine report`` writes the report from the state
+REPORT_UNWRITTEN = "report_unwritten"
 
 
 async def run_pairs(
@@ -85,7 +88,7 @@ async def run_pairs(
     for p in todo:
         stats.pair(p.key, p.source, p.target).policy = _policy(cfg, p, retry_only)
     uploads = UploadCaps(RunQuota(caps, stop) if caps is not None else None, bandwidth)
-    opened = refused = False  # a run refused before it starts writes nothing (below)
+    opened = refused = reported = False  # a run refused before it starts writes nothing
     try:
         if write_report:
             _check_writable(cfg)
@@ -108,12 +111,8 @@ async def run_pairs(
                 stats.interrupted = stats.interrupted or stop.interrupted  # the pass's status
                 stats.paused = stats.paused or stop.paused  # says it, as the report does
                 with anyio.CancelScope(shield=True):
-                    if pass_number is None:
-                        await store.pass_finished(
-                            number, stats.exit_code().name.lower(), stats.changes()
-                        )
-                    if write_report:
-                        await _read_migration(store, stats)
+                    own = number if pass_number is None else None
+                    reported = await _end(cfg, store, stats, stop, own, write_report, render)
     except Exception as exc:
         # Refused before it started (another run holds the job's lock, the state is another
         # job's): it writes nothing, for the report at cfg.report_path may be that run's or
@@ -121,7 +120,7 @@ async def run_pairs(
         refused = _failed(stats, exc).error_type in REFUSALS and not opened
     finally:
         stats.refused = refused
-        _finish(cfg, stats, stop, write_report and not refused, render)  # synchronous
+        _finish(cfg, stats, stop, write_report and not (refused or reported), render)
         if pass_number is None and not refused:  # a worker segment: the last group says it
             notices.pass_finished(stats)
         structlog.contextvars.unbind_contextvars("run")
@@ -455,25 +454,62 @@ async def _watch_drain(
     pairs.cancel()
 
 
-def _finish(
-    cfg: JobConfig, stats: JobStats, stop: StopFlag, report: bool, render: Renderings | None
-) -> None:
-    """Say what happened, once: the report and ``job.finished`` carry the same exit code the
-    process returns."""
+async def _end(
+    cfg: JobConfig,
+    store: Store,
+    stats: JobStats,
+    stop: StopFlag,
+    number: int | None,
+    report: bool,
+    render: Renderings | None,
+) -> bool:
+    """The pass's end recorded (``number``: a pass of this run's own) and (``report``) the
+    report written while the state is open, so that a report that cannot be written (a full
+    disk) is said by the pass the state records too. True once the report was tried."""
+    if number is not None:
+        await store.pass_finished(number, stats.exit_code().name.lower(), stats.changes())
+    if not report:
+        return False
+    await _read_migration(store, stats)
+    await store.flush()  # every outcome committed first (a commit that fails is reported)
+    if not _report(cfg, stats, stop, render) and number is not None:
+        await store.pass_finished(number, REPORT_UNWRITTEN, stats.changes())
+    return True
+
+
+def _settle(stats: JobStats, stop: StopFlag) -> None:
+    """What the report and ``job.finished`` say of the run's end, from its stop."""
     stats.finished = stats.finished or time.monotonic()
     stats.interrupted = stats.interrupted or stop.interrupted
     stats.paused = stats.paused or stop.paused
     stats.stop_reason = stats.stop_reason or stop.reason
+
+
+def _report(cfg: JobConfig, stats: JobStats, stop: StopFlag, render: Renderings | None) -> bool:
+    """Write the run's report; False (its failure said in ``stats.fatal``: exit 5) when it
+    could not be written."""
+    _settle(stats, stop)
     stats.job = stats.job or job_names(cfg)
-    own = None
+    try:
+        stats.report_own = write_report(cfg.report_path, stats, cfg.keep_reports, render)
+    except OSError as exc:
+        stats.fatal = stats.fatal or (
+            f"cannot write the report {cfg.report_path}: {exc.strerror or exc}; the "
+            "state holds every outcome: make room, then `copyengine report` writes it"
+        )
+        return False
+    return True
+
+
+def _finish(
+    cfg: JobConfig, stats: JobStats, stop: StopFlag, report: bool, render: Renderings | None
+) -> None:
+    """Say what happened, once: the report (unless written already, ``_report``) and
+    ``job.finished`` carry the same exit code the process returns."""
     if report:
-        try:
-            own = stats.report_own = write_report(cfg.report_path, stats, cfg.keep_reports, render)
-        except OSError as exc:
-            stats.fatal = stats.fatal or (
-                f"cannot write the report {cfg.report_path}: {exc.strerror or exc}; the "
-                "state holds every outcome: make room, then `copyengine report` writes it"
-            )
+        _report(cfg, stats, stop, render)
+    _settle(stats, stop)
+    own = stats.report_own
     log.info(
         "job.finished",
         exit_code=int(stats.exit_code()),
