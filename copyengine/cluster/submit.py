@@ -153,6 +153,7 @@ async def submit(cfg: JobConfig, asked: Asked = Asked()) -> dict[str, Any]:
     assert cfg.state_url is not None
     url, pw = cfg.state_url, cfg.state_password
     await apply_schema(url, pw)
+    await end_passes_due(cfg)
     number, kind, new = await current_pass(cfg, asked)
     app = make_app(url, pw)
     queue = queue_name(cfg.identity(), cfg.name)
@@ -172,6 +173,18 @@ async def submit(cfg: JobConfig, asked: Asked = Asked()) -> dict[str, Any]:
     out = {"pass": number, "kind": kind, "groups": len(groups), **counts, "queue": queue}
     log.info("job.submitted", **out)
     return out
+
+
+async def end_passes_due(cfg: JobConfig) -> None:
+    """A pass (not a cutover) whose groups all ended while its end was never written (the
+    worker that ended its last group died between the two writes, and no worker was left to
+    see it): ended now, so that this submit starts the next pass rather than refusing
+    another kind as "under way" (host soak seed 107)."""
+    table = group_store(cfg)
+    for number in await table.passes_due():
+        summary = await table.finish_pass_if_done(number)
+        if summary is not None:
+            log.info("pass.ended_late", pass_number=number, status=summary["status"])
 
 
 async def requeue_resumed(cfg: JobConfig, resumed: set[str]) -> int:
