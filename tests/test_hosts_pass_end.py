@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from copyengine.cluster.app import submit
+from copyengine.cluster.connect import group_store
 from copyengine.cluster.submit import Asked
 from copyengine.config import load_job, select_pairs
 from copyengine.wiring import read_overview
@@ -53,6 +54,11 @@ async def test_a_pass_whose_groups_all_ended_unrecorded_is_ended_by_the_next_wor
         # the next worker finds every group done and the pass open: it ends it
         await _unfinish(pg_url, 1)
         assert not (await read_overview(cfg)).passes[-1]["finished"]
+        # what a reaper ends: a pass whose last group ended stalled_after_s ago, not sooner
+        # (the worker that ended it may still be writing the pass's end)
+        table = group_store(cfg)
+        assert await table.passes_due() == [1]
+        assert await table.passes_due(3600) == []
         await _until_done(job, tmp_path, "w2")
         again = (await read_overview(cfg)).passes[-1]
         assert (again["pass"], again["status"]) == (1, "ok") and again["finished"], again
