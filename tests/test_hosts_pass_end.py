@@ -21,6 +21,7 @@ from copyengine.cluster.connect import group_store
 from copyengine.cluster.submit import Asked
 from copyengine.config import load_job, select_pairs
 from copyengine.wiring import read_overview
+from tests import pg
 from tests.emu import running
 from tests.jobs import assert_exact
 from tests.test_hosts_parity import PAIRS, _config, _job, _until_done
@@ -74,3 +75,19 @@ async def test_a_pass_whose_groups_all_ended_unrecorded_is_ended_by_the_next_wor
         assert_exact(server.emulator, PAIRS)
         last = (await read_overview(cfg)).passes[-1]
         assert (last["pass"], last["status"]) == (2, "ok") and last["finished"], last
+
+
+async def test_the_first_submit_on_an_empty_database_starts_the_first_pass(
+    tmp_path: Path, pg_server: str
+) -> None:
+    """``submit`` looks for a pass to end once the state's tables exist: on a database with
+    none yet (not the tests' template, which has them all) the look before them failed
+    with 'relation "ce_passes" does not exist'."""
+    name = f"empty_{tmp_path.name[-20:].replace('-', '_').lower()}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg.with_db(pg_server, name)
+    async with running(_config()) as (_, ep, _):
+        out = await submit(load_job(_job(tmp_path, ep, url)))
+        assert (out["pass"], out["kind"], out["queued"]) == (1, "first", 2), out

@@ -72,8 +72,9 @@ async def current_pass(cfg: JobConfig, asked: Asked = Asked()) -> tuple[int, str
     pass after a finished one): (its number, its kind, whether it starts now). Asking for
     another kind of pass while one is under way is refused."""
     store = store_of(cfg)
-    await store.open()
+    await store.open()  # the state's tables made first (a new database)
     try:
+        await end_passes_due(cfg)
         passes = await store.passes()
         current = next((p for p in reversed(passes) if p["finished"] is None), None)
         if current is None:
@@ -153,7 +154,6 @@ async def submit(cfg: JobConfig, asked: Asked = Asked()) -> dict[str, Any]:
     assert cfg.state_url is not None
     url, pw = cfg.state_url, cfg.state_password
     await apply_schema(url, pw)
-    await end_passes_due(cfg)
     number, kind, new = await current_pass(cfg, asked)
     app = make_app(url, pw)
     queue = queue_name(cfg.identity(), cfg.name)
