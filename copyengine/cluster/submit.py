@@ -72,8 +72,9 @@ async def current_pass(cfg: JobConfig, asked: Asked = Asked()) -> tuple[int, str
     pass after a finished one): (its number, its kind, whether it starts now). Asking for
     another kind of pass while one is under way is refused."""
     store = store_of(cfg)
-    await store.open()
+    await store.open()  # the state's tables made first (a new database)
     try:
+        await end_passes_due(cfg)
         passes = await store.passes()
         current = next((p for p in reversed(passes) if p["finished"] is None), None)
         if current is None:
@@ -172,6 +173,18 @@ async def submit(cfg: JobConfig, asked: Asked = Asked()) -> dict[str, Any]:
     out = {"pass": number, "kind": kind, "groups": len(groups), **counts, "queue": queue}
     log.info("job.submitted", **out)
     return out
+
+
+async def end_passes_due(cfg: JobConfig) -> None:
+    """A pass (not a cutover) whose groups all ended while its end was never written (the
+    worker that ended its last group died between the two writes, and no worker was left to
+    see it): ended now, so that this submit starts the next pass rather than refusing
+    another kind as "under way" (host soak seed 107)."""
+    table = group_store(cfg)
+    for number in await table.passes_due():
+        summary = await table.finish_pass_if_done(number)
+        if summary is not None:
+            log.info("pass.ended_late", pass_number=number, status=summary["status"])
 
 
 async def requeue_resumed(cfg: JobConfig, resumed: set[str]) -> int:

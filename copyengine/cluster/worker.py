@@ -132,6 +132,15 @@ async def _reconcile(app: App, rt: Runtime) -> None:
     for number in await rt.table.sign_offs_due(rt.queue):
         if await defer_sign_off(app, rt.queue, number):
             log.warning("cutover.sign_off_requeued", pass_number=number)
+    # a pass whose groups all ended ``stalled_after_s`` ago, its end never written (the worker
+    # that ended its last group died between the two writes): ended here
+    for number in await rt.table.passes_due(rt.cfg.workers.stalled_after_s):
+        summary = await rt.table.finish_pass_if_done(number)
+        if summary is not None:
+            log.warning(
+                "pass.ended_late", pass_number=number, reason="its last group's worker left"
+            )
+        await pass_ended(rt, app, summary)
 
 
 def _dump_tasks(sig: int = 0) -> None:
@@ -171,10 +180,13 @@ async def _signals(stop: StopFlag, worker: asyncio.Task[Any]) -> AsyncIterator[N
         yield
 
 
-async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any]) -> None:
+async def _until_done(
+    app: App, rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any]
+) -> None:
     """``worker --until-done``: once every group of the job's current pass is finished,
-    stop like a SIGTERM would (nothing is running then, so nothing drains). A database that
-    cannot be read for longer than the store waits makes the worker give up."""
+    stop like a SIGTERM would (nothing is running then, so nothing drains); the pass ended
+    first if nobody wrote its end (``_end_pass``). A database that cannot be read for longer
+    than the store waits makes the worker give up."""
     failing_since: float | None = None
     while True:
         await anyio.sleep(rt.cfg.workers.heartbeat_s)
@@ -200,6 +212,8 @@ async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any
             if state is not None and state[2].get("pairs_not_signed_off"):
                 out["failed"] += 1
             out["suspended"] = sum(g["state"] == "suspended" for g in mine)
+            if current is not None and state is not None and not state[1] and not out["suspended"]:
+                await _end_pass(app, rt, current)
             log.info(
                 "worker.all_done",
                 groups=len(mine),
@@ -210,6 +224,22 @@ async def _until_done(rt: Runtime, worker: asyncio.Task[Any], out: dict[str, Any
             rt.stop.drain()
             worker.cancel()
             return
+
+
+async def _end_pass(app: App, rt: Runtime, number: int) -> None:
+    """Pass ``number``, every group of it done or failed, not recorded as ended: the worker
+    that ended its last group died between the group's end and the pass's (SIGKILL, or a
+    drain past ``drain_timeout_s`` cancelled there), or is about to write it (then one of
+    the two ends it). Ended here, before this worker leaves: else nobody would (host soak
+    seed 107: the pass left running, the next ``submit --full`` refused)."""
+    try:
+        summary = await rt.table.finish_pass_if_done(number)
+        if summary is not None:
+            log.info("pass.ended_late", pass_number=number, reason="every group had ended")
+        await pass_ended(rt, app, summary)
+    except (StateError, psycopg.Error, exceptions.ProcrastinateException) as exc:
+        # the next worker's reaper, or the next submit, ends it
+        log.warning("worker.pass_end_failed", pass_number=number, error=str(exc))
 
 
 class _NoTracebackForOutages(logging.Filter):
@@ -298,7 +328,7 @@ async def _run(
                 tg.start_soon(watch_stalls, rt.notices, rt.progress)
             tg.start_soon(on_gone)
             if until_done:
-                tg.start_soon(_until_done, rt, worker, done)
+                tg.start_soon(_until_done, app, rt, worker, done)
             try:
                 await worker
             except asyncio.CancelledError:

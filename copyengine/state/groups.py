@@ -101,6 +101,17 @@ SIGN_OFFS_DUE = (
     "AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs j WHERE j.queue_name = %s "
     "AND j.lock = 'sign-off-' || p.pass AND j.status IN ('todo', 'doing'))"
 )
+# passes not recorded as ended whose groups all are (done or failed): the worker that ended the
+# last group died before it wrote the pass's end (``GroupStore.passes_due``); a cutover's is
+# its sign-off's (``SIGN_OFFS_DUE``)
+PASSES_DUE = (
+    "SELECT p.pass FROM ce_passes p WHERE p.kind <> 'cutover' AND p.finished IS NULL "
+    "AND EXISTS (SELECT 1 FROM ce_groups g WHERE g.pass = p.pass) "
+    "AND NOT EXISTS (SELECT 1 FROM ce_groups g WHERE g.pass = p.pass "
+    "AND g.state NOT IN ('done', 'failed')) "
+    "AND (SELECT max(COALESCE(g.finished, 0)) FROM ce_groups g WHERE g.pass = p.pass) < %s "
+    "ORDER BY p.pass"
+)
 SQL = Statements(POSTGRES)
 # the states of a group not ended in its pass: its counters are its item records' so far
 NOT_ENDED = ("running", "queued", "waiting")
@@ -366,6 +377,15 @@ class GroupStore:
         """The cutover passes whose groups are all done or failed, not signed off, with no
         sign-off job of ``queue`` waiting or running (its worker died, or never queued it)."""
         rows = await self._fetch(SIGN_OFFS_DUE, (queue,))
+        return [int(r[0]) for r in rows]
+
+    async def passes_due(self, ended_s: float = 0.0) -> list[int]:
+        """The passes (not cutovers) whose groups all are done or failed, the last for at
+        least ``ended_s``, while the pass is not recorded as ended: the worker that ended the
+        last group was killed (or its drain cancelled) between the group's end and the
+        pass's. ``finish_pass_if_done`` ends them (any caller: the one whose write ends it
+        gets the summary)."""
+        rows = await self._fetch(PASSES_DUE, (time.time() - ended_s,))
         return [int(r[0]) for r in rows]
 
     async def pass_state(self, pass_number: int) -> tuple[str, bool, dict[str, Any]] | None:
