@@ -200,9 +200,17 @@ async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
 
 
 # -- seeded histories ------------------------------------------------------------------------------
-# The fast tier (the default run) keeps a few pinned seeds per stream, each bounded; the others,
-# each with a small deterministic test of its defect in this file or beside it, run with
-# ``pytest -m slow`` (``.ci/run`` runs both)
+# The fast tier (the default run) keeps a few pinned seeds, each bounded (the archive pairs'
+# stream, 1508's moved copy, the harness's own 9119 and 9406); the others, each with a small
+# deterministic test of its defect in this file or beside it, run with ``pytest -m slow``
+# (``.ci/run`` runs both): 2 keep (da44e8f's five: ``test_minimal_reproduction``'s da44e8f
+# cases), 6 keep (``test_a_copy_moved_into_a_user_made_subfolder_of_a_folder_that_goes_is_
+# kept``), 1703 mirror (``test_an_item_moved_during_a_pass_is_moved[a-second-move-while-
+# reading-again]`` and the ``_without_delta_`` cases), 2305 mirror (``..._without_delta_is_
+# moved[new-item-into-a-folder-listed-before]``, ``..._is_moved[full-pass]``), 6001 keep
+# (``test_a_folder_deleted_at_the_source_during_a_pass_goes_at_the_next``,
+# ``tests/test_folder_gone.py``), 6006 mirror (``test_a_target_folder_deleted_during_a_pass_
+# is_made_again_in_that_pass[full-listItems]``)
 SLOW = pytest.mark.slow
 
 
@@ -216,7 +224,7 @@ HISTORIES = [
     # case-only renames lost; see benchmarks/results/soak-passes-da44e8f.md); they pass
     # since 3432879.
     pytest.param(1, "mirror", False, id="1-mirror", marks=SLOW),
-    pytest.param(2, "keep", True, id="2-keep-killed"),
+    pytest.param(2, "keep", True, id="2-keep-killed", marks=SLOW),
     pytest.param(10, "mirror", False, id="10-mirror", marks=SLOW),
     pytest.param(10, "keep", False, id="10-keep", marks=SLOW),
     pytest.param(3, "mirror", True, id="3-mirror-killed", marks=SLOW),
@@ -246,13 +254,13 @@ HISTORIES = [
 # listed before (taken for a deletion, removed_live and lost, without ``reread.Relisting``).
 FOURTH = frozenset({"usersub", "nodelta"})
 HISTORIES += [
-    pytest.param(6, "keep", False, id="6-keep-user-subfolders"),
+    pytest.param(6, "keep", False, id="6-keep-user-subfolders", marks=SLOW),
     pytest.param(13, "mirror", False, id="13-mirror-delta-off", marks=SLOW),
     # delta = false. r3: an item moved before the pass (its departure seen early, at /Sent
     # Items), then again during it into /Drafts/tmp, read after that departure was seen: only
     # the folders read before the departure were read again, so it was taken for a deletion
     # (removed_live, lost). The first reading again takes every folder (``reread``).
-    pytest.param(1703, "mirror", True, id="1703-mirror-killed-delta-off-moved-twice"),
+    pytest.param(1703, "mirror", True, id="1703-mirror-killed-delta-off-moved-twice", marks=SLOW),
     # delta = false, found by the soak of 1801-1820 (the same on 2283b1f, where the delta-off
     # histories came in): an item added before the pass (no record yet) moved during it, at
     # its own folder's listing, into a folder listed before (/Drafts, /Outbox, which the walk
@@ -272,7 +280,9 @@ FIFTH = frozenset({"deltamove"})
 # told, and it had no copy after the pass (lost, signed incomplete). Every folder read from
 # nothing is counted again after the pass's rounds (``reread._changed_since_listed``).
 HISTORIES += [
-    pytest.param(2305, "mirror", True, id="2305-mirror-killed-full-pass-moved-behind-a-create")
+    pytest.param(
+        2305, "mirror", True, id="2305-mirror-killed-full-pass-moved-behind-a-create", marks=SLOW
+    )
 ]
 WITH_EVERY_STREAM = {(2305, "mirror")}
 # the sixth stream (``_sixth``: a folder deleted or moved at the source during a pass) left
@@ -285,7 +295,9 @@ WITH_EVERY_STREAM = {(2305, "mirror")}
 # a leftover folder at every later pass; ``MailboxPass._departures``).
 SIXTH = frozenset({"midfolder"})
 HISTORIES += [
-    pytest.param(6001, "keep", True, id="6001-keep-killed-folder-deleted-during-a-pass"),
+    pytest.param(
+        6001, "keep", True, id="6001-keep-killed-folder-deleted-during-a-pass", marks=SLOW
+    ),
     pytest.param(
         6007, "mirror", True, id="6007-mirror-killed-moved-folder-deleted-during-a-pass", marks=SLOW
     ),
@@ -297,7 +309,9 @@ SEVENTH = frozenset({"midtarget"})
 # ...but in this one, found by the soak of 6001-6012 with the seventh stream: r4, the target
 # folder of /Contacts/Suppliers deleted by the target's user before the pass (a full one)
 # listed it: the pair failed (exit 5, "listItems 404"; ``Producer._target_index``)
-HISTORIES += [pytest.param(6006, "mirror", True, id="6006-mirror-killed-target-folder-gone")]
+HISTORIES += [
+    pytest.param(6006, "mirror", True, id="6006-mirror-killed-target-folder-gone", marks=SLOW)
+]
 WITH_EVERY_STREAM |= {(6006, "mirror")}
 # the eighth (``_eighth``: a folder deleted as the sign-off lists it, a transient target 404,
 # the kill timed between a folder's creation and its record) left out of all of the above
