@@ -16,6 +16,7 @@ from ..console.html import report_files
 from ..console.text import report_line, submit_line
 from ..errors import ConfigError
 from ..report import job_names, report_paths, write_atomically
+from ..stopsignals import ignore_stops
 from ..verify import sign_off
 from ..wiring import clients, notifying, read_overview, state_exists, tune_for_copying
 from .caps import bwlimit_option, overridden
@@ -130,7 +131,12 @@ def worker(config: Path, concurrency: int | None, until_done: bool, metrics: str
             n = concurrency or cfg.workers.concurrency
             return await run_worker(cfg, built, n, until_done, notifier, sign_off, stats)
 
-    sys.exit(anyio.run(body))
+    code = anyio.run(body)
+    # the worker has stopped and its handlers are gone: a stop landing now (a service
+    # manager's SIGTERM as --until-done ends) has nothing to stop, and raised on the way out
+    # it ended the process by SIGINT (-2) past the exit code said; ignored, as ``run`` does
+    ignore_stops()
+    sys.exit(code)
 
 
 @job_command(
