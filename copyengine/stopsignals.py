@@ -44,9 +44,14 @@ def handling(
     callback: Callable[[int], object],
     signals: Sequence[int] = STOP_SIGNALS,
     loop: asyncio.AbstractEventLoop | None = None,
+    leave: Any = None,
 ) -> Iterator[None]:
     """``callback(sig)`` runs on ``loop`` (the running one) for each of ``signals`` until the
-    block ends; the previous handlers are put back then."""
+    block ends; the previous handlers are put back then, or ``leave`` (``signal.SIG_IGN``:
+    a process whose work is over, what is left of it a teardown that a stop would only cut
+    into). The signals are blocked while the handlers change hands (POSIX): one landing
+    then meets the new handler, never the default in between (the loop puts back SIGTERM's
+    default, which kills the process)."""
     running = loop or asyncio.get_running_loop()
     on_loop: list[int] = []
     previous: dict[int, Any] = {}  # what signal.signal returned: a handler, SIG_DFL, SIG_IGN
@@ -70,10 +75,25 @@ def handling(
                 previous[sig] = signal.signal(sig, deliver)
         yield
     finally:
-        for sig in on_loop:
-            running.remove_signal_handler(sig)
-        for sig, old in previous.items():
-            signal.signal(sig, old if old is not None else signal.SIG_DFL)
+        with _blocked(signals):
+            for sig in on_loop:
+                running.remove_signal_handler(sig)
+            for sig, old in previous.items():
+                after = leave if leave is not None else old
+                signal.signal(sig, after if after is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def _blocked(signals: Sequence[int]) -> Iterator[None]:
+    """``signals`` held pending in this thread for the block (where the platform can)."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        yield
+        return
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def ignore_stops() -> None:

@@ -149,8 +149,13 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
     )
     assert refused_third >= len(PAIRS)
     # no first window's burst at the configured budget, no hold while it leaves: held back
-    # by the service less than the passes that learn (4.7 s against 6.0-6.4 s, three runs)
-    assert _waited(second) < 0.9 * min(_waited(first), _waited(third))
+    # by the service less than a pass that learns, the more held back of the two here (on a
+    # loaded machine one now and then barely pays for its burst: 3.4 s against the other's
+    # 5.9). Load 9-16, 7 runs each (`tests/test_budget_remembered.py`'s passes, 2026-12-07):
+    # 0.64-0.86 of it (median 0.77); with the memory taken away before the second pass too
+    # (the remembered budget ignored), 0.88-1.03. Against the lesser of the two, as before,
+    # 0.76-0.90 and once 1.50 (the bound 0.9 failed 2 runs of 7, the regression 0.89-1.25)
+    assert _waited(second) < 0.87 * max(_waited(first), _waited(third))
 
 
 MB = 1024 * 1024

@@ -93,6 +93,7 @@ async def test_report_and_status_say_the_hints_a_run_elsewhere_ended_with(
             await record_pair_pass(st, pair, p.key, "first", "run1")
 
     out = tmp_path / "out" / "again.json"
+    out.parent.mkdir()  # --output's folder is not made (report's refusal: test_operator_round)
     code, _, err = await _cli("report", str(job), "--output", str(out))
     assert code == 0, err
     report = json.loads(out.read_text())

@@ -264,3 +264,31 @@ def test_verify_refuses_a_json_output_it_cannot_write_before_comparing(tmp_path:
         "config.example.toml",
         "examples",
     ]
+
+
+async def test_report_refuses_an_output_folder_that_does_not_exist(
+    emu: Any, tmp_path: Path
+) -> None:
+    """`report --output` into a missing folder made it, and every folder above it, silently
+    (unlike `init`, `--log-file`, `verify --json-output`): now exit 3, the folder named with
+    the `mkdir -p` that makes it, nothing made; into a folder that exists, written."""
+    from click.testing import CliRunner
+
+    from copyengine.cli import main
+    from copyengine.config import load_job
+    from copyengine.wiring import run_job
+
+    job = write_job(tmp_path, emu.ep, PAIRS)
+    assert (await run_job(load_job(job))).exit_code() == 0
+    out = tmp_path / "typo" / "deeper" / "r.html"
+    result = CliRunner().invoke(main, ["report", str(job), "--output", str(out)])
+    assert result.exit_code == 3, result.output
+    folder = out.parent
+    assert f"--output: cannot write {out}" in result.output, result.output
+    assert f"does not exist (mkdir -p {folder})" in result.output, result.output
+    assert "Traceback" not in result.output and not (tmp_path / "typo").exists()
+    folder.mkdir(parents=True)
+    args = ["report", str(job), "--output", str(out)]
+    result = await anyio.to_thread.run_sync(CliRunner().invoke, main, args)  # its own loop
+    assert result.exit_code == 0, result.output
+    assert {"r.html", "r.json", "r.pairs.csv"} <= {p.name for p in folder.iterdir()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -176,7 +177,12 @@ async def _signals(stop: StopFlag, worker: asyncio.Task[Any]) -> AsyncIterator[N
         else:
             worker.cancel()
 
-    with handling(on_signal, STOP_SIGNALS), handling(_dump_tasks, DUMP_SIGNALS):
+    # once the worker has stopped, what is left (the job queue's pool closed, the clients,
+    # the loop's end) has nothing a stop could stop: ignored from then on, as ``run`` does
+    # after its report (a stop landing there was a KeyboardInterrupt wherever it landed:
+    # exit 130 for a pass done, -2, or a traceback; host history seed 20)
+    stops = handling(on_signal, STOP_SIGNALS, leave=signal.SIG_IGN)
+    with stops, handling(_dump_tasks, DUMP_SIGNALS):
         yield
 
 

@@ -32,6 +32,7 @@ from .options import (
     say,
     state_option,
     wave_option,
+    writable_file,
 )
 
 
@@ -142,9 +143,10 @@ def worker(config: Path, concurrency: int | None, until_done: bool, metrics: str
 @job_command(
     click.option(
         "--output",
-        type=click.Path(path_type=Path),
+        type=click.Path(path_type=Path, dir_okay=False),
+        callback=writable_file,
         help="Override [job].report (report.html or report.json: the JSON, the HTML page and "
-        "the CSV exports side by side).",
+        "the CSV exports side by side), in a folder that exists.",
     ),
     state_option("The state given to `run --state`."),
 )
@@ -160,7 +162,8 @@ def report(config: Path, output: Path | None, state: Path | None) -> None:
     files = {path.name: json.dumps(data, indent=2, default=str).encode("utf-8")}
     files.update({stem.name + suffix: blob for suffix, blob in report_files(data).items()})
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if output is None:  # job.report's folder is made, as a run makes it; --output's is not
+            path.parent.mkdir(parents=True, exist_ok=True)
         for name, blob in files.items():
             write_atomically(path.with_name(name), blob)
     except OSError as exc:

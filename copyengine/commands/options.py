@@ -62,10 +62,11 @@ def log_file_option(f: F) -> F:
     )(f)
 
 
-def _writable_file(_: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+def writable_file(_: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
     """A file the command writes at its end, refused now (exit 3, nothing contacted) when its
     folder is missing or cannot be written in: else the whole comparison ran for nothing and
-    ended in exit 5. No folder is made (as ``--log-file``)."""
+    ended in exit 5. No folder is made (as ``--log-file``, ``init``): a missing one is named
+    with the ``mkdir -p`` that makes it."""
     if value is None:
         return None
     probe = value.with_name(f".{value.name}.probe")
@@ -74,7 +75,7 @@ def _writable_file(_: click.Context, param: click.Parameter, value: Path | None)
         probe.unlink()
     except OSError as exc:
         folder = value.parent
-        what = "is not a folder" if folder.exists() else "does not exist"
+        what = "is not a folder" if folder.exists() else f"does not exist (mkdir -p {folder})"
         why = exc.strerror if folder.is_dir() else f"the folder {folder} {what}"
         raise ConfigError(
             f"--{param.name or 'output'}".replace("_", "-"), f"cannot write {value}: {why}"
@@ -85,7 +86,7 @@ def _writable_file(_: click.Context, param: click.Parameter, value: Path | None)
 json_output_option = click.option(
     "--json-output",
     type=click.Path(path_type=Path, dir_okay=False),
-    callback=_writable_file,
+    callback=writable_file,
     help="Also write the comparison as JSON.",
 )
 

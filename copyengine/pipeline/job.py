@@ -103,10 +103,13 @@ async def run_pairs(
                 await _run(*args, gate, hold_waits, uploads=uploads)
                 if cutover and not stop.draining and not _held(stats):
                     await sign_off_pass(*args[:6], sign_off, budget, on_pair, uploads)
-                    notices.signed_off(stats)
+                    if stats.sign_off is not None and stop.settled:  # not cut short
+                        notices.signed_off(stats)
             except Exception as exc:  # classified before the pass's end is recorded: the
                 _failed(stats, exc)  # state's pass, the report and the exit code agree
             finally:
+                if pass_number is None:  # a run of its own: what is left is saying it
+                    stop.settle()
                 stats.finished = time.monotonic()  # before the store's last commit
                 stats.interrupted = stats.interrupted or stop.interrupted  # the pass's status
                 stats.paused = stats.paused or stop.paused  # says it, as the report does
@@ -241,10 +244,53 @@ async def sign_off_pass(
     of a shared job): the sign-off into ``stats``, the drifted pairs repaired and signed off
     again (``_repair``), each pair's entry kept with its statistics of the pass."""
     assert sign_off is not None, "a cutover is handed its sign-off (wiring)"
-    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
+    stats.sign_off = await _judged(stop, sign_off, cfg, clients, store, todo, stats)
+    if stats.sign_off is None:
+        return  # cut short: the pass is interrupted, the next run signs off again
     await _repair(cfg, clients, store, todo, stats, stop, on_pair, budget, sign_off, uploads)
+    if stop.draining:
+        return  # the repair cut short: the first sign-off (not complete) is the one said
+    stop.settle()  # the last sign-off taken: a stop from here on has nothing to cut short
     if store.pass_number is not None:
         await record_sign_off(store, store.pass_number, stats.sign_off)
+
+
+async def _judged(
+    stop: StopFlag,
+    sign_off: SignOff,
+    cfg: JobConfig,
+    clients: Clients,
+    store: Store,
+    todo: tuple[Pair, ...],
+    stats: JobStats,
+) -> dict[str, Any] | None:
+    """The sign-off, or None when a drain comes before it ends: a stop cuts it short at
+    once (it only judges: nothing it did is lost, the next run signs off again), and the
+    pass is said interrupted, never "complete" (a sign-off that ran on to its end said
+    "complete", then the run "interrupted", exit 130)."""
+    found: dict[str, Any] | None = None
+    failed: Exception | None = None  # raised as it is, not in a group (``StoreUnavailable``)
+    if stop.draining:
+        return None
+    async with anyio.create_task_group() as tg:
+
+        async def judge() -> None:
+            nonlocal found, failed
+            try:
+                found = await sign_off(cfg, clients, store, todo, stats)
+            except Exception as exc:
+                failed = exc
+            tg.cancel_scope.cancel()
+
+        async def cut() -> None:
+            await stop.wait()
+            tg.cancel_scope.cancel()
+
+        tg.start_soon(judge)
+        tg.start_soon(cut)
+    if failed is not None:
+        raise failed
+    return None if stop.draining else found
 
 
 def needs_repair(entry: dict[str, Any]) -> bool:
@@ -286,7 +332,10 @@ async def _repair(
     )
     if stop.draining:
         return
-    stats.sign_off = await sign_off(cfg, clients, store, todo, stats)
+    again = await _judged(stop, sign_off, cfg, clients, store, todo, stats)
+    if again is None:
+        return
+    stats.sign_off = again
     stats.sign_off["repaired"] = [
         {"pair": e["pair"], **{k: e[k] for k in REPAIRABLE if e.get(k)}} for _, e in drifted
     ]
@@ -505,10 +554,14 @@ def _finish(
     cfg: JobConfig, stats: JobStats, stop: StopFlag, report: bool, render: Renderings | None
 ) -> None:
     """Say what happened, once: the report (unless written already, ``_report``) and
-    ``job.finished`` carry the same exit code the process returns."""
+    ``job.finished`` carry the same exit code the process returns. ``_report`` settles the
+    stats from the stop; so it is read here only when no report was written now (one
+    written already by ``_end`` was settled then, and nothing since may change what it
+    said: a stop since is the stop flag's ``late``)."""
     if report:
         _report(cfg, stats, stop, render)
-    _settle(stats, stop)
+    else:
+        _settle(stats, stop)
     own = stats.report_own
     log.info(
         "job.finished",
@@ -552,7 +605,10 @@ async def watch_signals(stop: StopFlag, abort: anyio.CancelScope) -> None:
             stop.drain()
             log.warning("job.draining", signal=signal_name(early), hint=abort_hint(early))
         async for sig in signals:
-            if not stop.interrupted:  # a run paused at its cap drains already: Ctrl-C once more
+            if stop.settled:  # nothing left to cut short: the run ends as it is saying
+                stop.drain()  # counted (``late``), no more
+                log.warning("job.stop_after_work", signal=signal_name(sig))
+            elif not stop.interrupted:  # a run paused at its cap drains already: once more
                 stop.drain()
                 log.warning("job.draining", signal=signal_name(sig), hint=abort_hint(sig))
             else:

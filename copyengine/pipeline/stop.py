@@ -34,6 +34,8 @@ class StopFlag:
         self._parent = parent
         self._children: set[StopFlag] = set()
         self._event: anyio.Event | None = None
+        self.settled = False  # ``settle()``: the work is over, a stop has nothing to cut
+        self.late: int = 0  # drains and pauses asked for since (said in the log, no more)
 
     @property
     def draining(self) -> bool:
@@ -48,7 +50,18 @@ class StopFlag:
         """Drained for a hold of its own, not by the job's drain."""
         return self.hold is not None and not (self._parent is not None and self._parent.draining)
 
+    def settle(self) -> None:
+        """The work is over (a pass's pairs copied, a cutover's sign-off taken): what is
+        left is saying so. A drain or pause asked for from here on has nothing to cut
+        short: counted in ``late`` only, so that the pass, the report, ``job.finished`` and
+        the exit code say what happened (a SIGTERM in the last instant of a sign-off said
+        "complete", then "interrupted", exit 130)."""
+        self.settled = True
+
     def drain(self, hold: Hold | None = None) -> None:
+        if self.settled:
+            self.late += 1
+            return
         if hold is not None and not self._draining:
             self.hold = hold
         if hold is None:
@@ -57,6 +70,9 @@ class StopFlag:
 
     def pause(self, why: str) -> None:
         """Stop taking work because of ``why`` (the first reason is kept)."""
+        if self.settled:
+            self.late += 1
+            return
         self.paused = self.paused or why
         self._stop()
 
