@@ -153,7 +153,7 @@ async def test_an_item_and_its_copy_deleted_together_are_both_kept(tmp_path: Pat
 
 
 # soak seed 19009 keep (hunt6's pin in test_histories.py; 1 run in 7 there, 1 in 12 here): one
-# item recorded twice (a move during a churn whose departure the pass put off: the arrival
+# item recorded twice (a move during a churn pass that saw only its arrival: the arrival
 # copied, the old record left), then gone again; a pass listing both folders in full saw both
 # records leave. ``remove_second_copies`` took the old record's copy, unclaimed in its listed
 # folder, for a second copy of the new record's (there) and hard-deleted it; the departures

@@ -47,9 +47,9 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     leaving = {r.source_id for job in jobs for r in (*job.removed, *job.deselected)}
     # and a spare that is such an item's own recorded copy is no second copy of anything: it
     # is unclaimed only because its item left (soak seed 19009 keep: one item recorded twice,
-    # a move whose departure a pass put off, gone again: this took the old record's copy for
-    # a second copy of the new one's, the departures then removed the new one as the item's
-    # second copy, and the item kept none)
+    # a move during a pass that saw only its arrival, gone again: this took the old record's
+    # copy for a second copy of the new one's, the departures then removed the new one as
+    # the item's second copy, and the item kept none)
     own = {r.target_id for job in jobs for r in (*job.removed, *job.deselected) if r.target_id}
     selected = {job.source_id for job in jobs}
     copies, unsettled, recorded = await _other_copies(
