@@ -1949,11 +1949,17 @@ async def _history(
             await api.control("PUT", "/churn", spec)
             gen.emit(f"CHURN {spec['rate']}/s seed {spec['seed']} during the pass")
 
-            async def stop_churn(stopped: list[bool] = []) -> None:  # noqa: B006 (one list per loop: stopped once)
+            async def stop_churn(
+                stopped: list[bool] = [],  # noqa: B006 (one list per loop: stopped once)
+                churning: Any = emu.churn,  # in-process: where its moves went (``Churn.moved``)
+            ) -> None:
                 if not stopped:
                     stopped.append(True)
                     r = await api.control("DELETE", "/churn")
                     gen.emit(f"CHURN applied {r.body.get('applied')}")
+                    back = churned_back(jr, churning.moved if churning is not None else [])
+                    if back:
+                        gen.emit(f"CHURN moved {len(back)} kept items back into the selection")
 
             async def churn_capped(task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
                 """The churn stopped after ``CHURN_MAX_S`` even if the pass runs on: a pass
@@ -3055,6 +3061,21 @@ def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
         # pair) keeps its kept copies (17020 keep: archive back on with mirror, same round)
         jr.last_kept = (jr.last_kept | kept) - live
     jr.kept -= live
+
+
+def churned_back(jr: JobRules, moved: list[dict[str, Any]]) -> set[str]:
+    """The keys of copies kept (``jr.kept``, ``jr.last_kept``) whose item a churn moved into
+    a folder the rules select (``Churn.moved``'s rows), taken out of both: the item came
+    back into the selection for a while, which drops its kept copy as any item's coming
+    back does, so under ``mirror`` its copy goes when it leaves again, a deletion as any
+    (soak seed 20103 keep: an item of an excluded folder, its copy kept, moved by the
+    churn of the round that switched to ``mirror`` into /Archive and deleted; its new
+    copy removed by the settling pass was no kept copy). The snapshots before and after
+    the pass see neither move."""
+    back = {r["searchKey"] for r in moved if jr.selects(r)} & (jr.kept | jr.last_kept)
+    jr.kept -= back
+    jr.last_kept -= back
+    return back
 
 
 def kept_removed(

@@ -22,6 +22,7 @@ Operations (``POST /_emulator/mailboxes/{mailbox}/changes``, body ``{"ops": [...
 
 from __future__ import annotations
 
+import base64
 import random
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -116,6 +117,9 @@ def apply(mbx: Mailbox, op: dict[str, Any], rng: random.Random) -> dict[str, Any
     raise ChangeError(f"unknown op {kind!r}")
 
 
+MOVED_KEPT = 100_000
+
+
 @dataclass
 class Churn:
     """``rate`` changes per second over ``mailboxes``, drawn from ``mix`` (weights of add,
@@ -128,6 +132,11 @@ class Churn:
     )
     seed: int = 0
     applied: dict[str, int] = field(default_factory=dict)
+    # where each item it moved went, as the snapshot's rows say (``folderPath``,
+    # ``searchKey``, ``type``, ``createdDateTime``): a test's oracle tells from it that an
+    # item passed through a folder it selects between two snapshots (in-process only; the
+    # first ``MOVED_KEPT`` moves: a churn the service starts with may run for hours)
+    moved: list[dict[str, Any]] = field(default_factory=list)
 
     def step(self, rng: random.Random) -> None:
         mbx = rng.choice(self.mailboxes)
@@ -153,8 +162,18 @@ class Churn:
                 if not others:
                     return
                 op["to"] = rng.choice(others).id
-        apply(mbx, op, rng)
+        done = apply(mbx, op, rng)
         self.applied[kind] = self.applied.get(kind, 0) + 1
+        went = mbx.items.get(str(done.get("newId"))) if kind == "move" else None
+        if went is not None and len(self.moved) < MOVED_KEPT:
+            self.moved.append(
+                {
+                    "folderPath": went.folder.path(),
+                    "searchKey": base64.b64encode(went.content.search_key).decode(),
+                    "type": went.content.type,
+                    "createdDateTime": went.api_created,
+                }
+            )
 
     async def run(self) -> None:
         """Until cancelled: one change every 1/rate seconds."""

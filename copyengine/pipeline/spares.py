@@ -45,6 +45,12 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     # item filters no longer select, ``FolderJob.deselected``: their copy moved by the
     # target's user stayed, nobody's, and the sign-off said complete: 17011 mirror)
     leaving = {r.source_id for job in jobs for r in (*job.removed, *job.deselected)}
+    # and a spare that is such an item's own recorded copy is no second copy of anything: it
+    # is unclaimed only because its item left (soak seed 19009 keep: one item recorded twice,
+    # a move during a pass that saw only its arrival, gone again: this took the old record's
+    # copy for a second copy of the new one's, the departures then removed the new one as
+    # the item's second copy, and the item kept none)
+    own = {r.target_id for job in jobs for r in (*job.removed, *job.deselected) if r.target_id}
     selected = {job.source_id for job in jobs}
     copies, unsettled, recorded = await _other_copies(
         ctx, {key for _, _, key in spare}, leaving, selected
@@ -54,6 +60,8 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
     kept: set[bytes] = set()  # keys whose spare could not be removed
     for job, tid, key in spare:
+        if tid in own:
+            continue  # its item's departure decides (``passes._departures``)
         others = [(t, f) for t, f in copies.get(key, []) if t != tid]
         if key in orphans:
             reason = "a copy of an item deleted at the source (moved here in the target): removed"
