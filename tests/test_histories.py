@@ -2739,32 +2739,6 @@ async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
     assert h.passes[-1].signoff_complete, h.text()
 
 
-# soak seed 20110 mirror at --p-rules 0.3 --p-rename 0.3 (hunt7, r5, 2 / 2 runs; the archive
-# pair): a rename rule's path folder (/Inbox/Migrated, ours: ``FolderRound.paths``), the
-# target's user moves a copy from the renamed folder into it. No folder job lists a folder made
-# only as a path, so neither a --full pass nor the cutover's repair sees the moved copy as a
-# spare: a new copy is made where it belongs and the moved one stays (duplicated, misplaced;
-# the cutover's sign-off says "1 second copy", exit 1). Both modes. Open: a path folder's
-# items would have to be listed as spares (``spares.remove_second_copies``) in a full pass
-MOVED_INTO_A_RULE_S_PATH: list[Any] = [
-    ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
-    ("pass", "delta"),
-    ("drift", [{"op": "move", "id": "#/Inbox/Migrated/Receipts", "to": "@/Inbox/Migrated"}]),
-    ("pass", "full"),
-    ("pass", "cutover"),
-]
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="hunt7: soak seed 20110, open (a rule's path folder)")
-async def test_a_copy_moved_by_the_target_s_user_into_a_rename_rule_s_path_folder(
-    tmp_path: Path,
-) -> None:
-    h = await replay("mirror", MOVED_INTO_A_RULE_S_PATH, tmp_path)
-    assert not h.failures(), h.text()
-    assert h.passes[-1].signoff_complete, h.text()
-
-
 # soak seed 17014 mirror (r3, at fd27d69; 17022 keep at p_rules=0.8 alike): under ``keep`` an
 # item gone from the source (here deleted; there no longer selected by ``types``) in the round
 # the target's user moved its copy into a folder of theirs under a folder then deleted at the
@@ -2819,3 +2793,37 @@ async def test_a_kept_copy_of_a_folder_left_out_goes_when_its_item_comes_back(
 async def test_history_19012_keep_a_kept_copy_beside_its_item_moved_back(tmp_path: Path) -> None:
     h = await run_history(19012, "keep", tmp_path, Options())
     assert h.error is None and not h.failures(), h.text()
+
+
+# -- spare2 --------------------------------------------------------------------------------------
+# soak seed 20110 mirror at --p-rules 0.3 --p-rename 0.3 (hunt7, r5, 2 / 2 runs; the archive
+# pair): a rename rule's path folder (/Inbox/Migrated, ours: ``FolderRound.paths``), the
+# target's user moves a copy from the renamed folder into it. No folder job listed a folder
+# made only as a path, so neither a --full pass nor the cutover's repair saw the moved copy
+# as a spare: a new copy was made where it belongs and the moved one stayed (duplicated,
+# misplaced; the cutover's sign-off said "1 second copy", exit 1). Now a pass that lists the
+# target in full lists a path folder's items as spares (``spares.list_paths``): the moved
+# copy of a live item is a second copy under either policy (``keep`` keeps copies of items
+# deleted at the source, and this one's item is live: docs/passes.md, target drift)
+MOVED_INTO_A_RULE_S_PATH: list[Any] = [
+    ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
+    ("pass", "delta"),
+    ("drift", [{"op": "move", "id": "#/Inbox/Migrated/Receipts", "to": "@/Inbox/Migrated"}]),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize("full", [True, False], ids=["full", "cutover-repair"])
+async def test_a_copy_moved_by_the_target_s_user_into_a_rename_rule_s_path_folder(
+    tmp_path: Path, deletions: str, full: bool
+) -> None:
+    script = list(MOVED_INTO_A_RULE_S_PATH)
+    if not full:  # the cutover's sign-off sees it (it lists the path folder) and repairs
+        script.remove(("pass", "full"))
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+    if not full:
+        assert "first sign-off found the target changed" in h.passes[-1].note, h.text()
