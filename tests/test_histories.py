@@ -2883,9 +2883,11 @@ async def test_history_a_killed_pass_s_sign_off_on_a_deleted_twin(
 # (one item's alone is: the single case), but the pass hard-deleted both kept copies
 # (``removed_live``'s "kept copy"). Review R1b, as
 # ``test_samekey.py::test_an_item_and_its_copy_deleted_together_are_both_kept`` (there deleted
-# one by one, taken for one item that left twice: ``second_copies``); which of the removal
-# paths takes them here (``second_copies``, ``_drop_kept_moves``, the folder's sweep) is not
-# traced yet (spare2). The state cannot tell two items of one key from one
+# one by one, taken for one item that left twice: ``second_copies``). Traced: one twin's
+# departure is decided a move (``second_copies``, its copy hard-deleted by ``_removal``), the
+# other's copy is kept, then the sweep of the folder takes it for a second copy of the first,
+# whose record, forgotten only after the sweeps, still names a settled copy (``_Elsewhere``).
+# The state cannot tell two items of one key from one
 TWINS_GONE_WITH_THEIR_FOLDER: list[Any] = [
     ("rules", {"deletions": "keep"}),  # (the checker holds kept copies to ``kept_removed``)
     ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "T"}]),
