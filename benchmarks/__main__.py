@@ -521,6 +521,20 @@ def main(argv: list[str] | None = None) -> None:
         help="passes: per round, the chance of items copied by their owner (a search key two "
         "items share; tests/histories.py Options.p_samekey, off by default)",
     )
+    so.add_argument(
+        "--p-rules",
+        type=float,
+        default=None,
+        help="passes: per round, the chance the operator rewrites the job's rules "
+        "(tests/histories.py Options.p_rules; its default if not given)",
+    )
+    so.add_argument(
+        "--p-rename",
+        type=float,
+        default=None,
+        help="passes: per round, the chance of a rename rule put on or lifted "
+        "(tests/histories.py Options.p_rename, off by default)",
+    )
     so.add_argument("--record", action="store_true", help=RECORD_HELP)
     a = p.parse_args(argv)
     if a.cmd == "soak" and a.what == "cutshort":

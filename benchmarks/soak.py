@@ -64,6 +64,8 @@ def run(
     exclude: str = "",
     history_limit_s: float | None = None,
     p_samekey: float | None = None,
+    p_rules: float | None = None,
+    p_rename: float | None = None,
 ) -> dict[str, Any]:
     from tests.histories import Options, quiet, run_one
 
@@ -72,6 +74,10 @@ def run(
         opts.limit_s = history_limit_s
     if p_samekey is not None:
         opts.p_samekey = p_samekey
+    if p_rules is not None:
+        opts.p_rules = p_rules
+    if p_rename is not None:
+        opts.p_rename = p_rename
 
     quiet()
     modes = ["mirror", "keep"] if deletions == "both" else [deletions]
@@ -85,6 +91,10 @@ def run(
         command += f" --history-limit-s {history_limit_s:g}"
     if p_samekey is not None:
         command += f" --p-samekey {p_samekey:g}"
+    if p_rules is not None:
+        command += f" --p-rules {p_rules:g}"
+    if p_rename is not None:
+        command += f" --p-rename {p_rename:g}"
     histories: list[dict[str, Any]] = []
     stopped_early = False
     for seed in range(start, start + seeds):
@@ -224,7 +234,7 @@ def table(res: dict[str, Any]) -> str:
         lines.append(f"| {k} | {len(seeds)} | {shown} |")
     lines.append(
         "\nReproduce one: `python -m tests.histories SEED --deletions MODE` (add the same "
-        "`--exclude` and `--p-samekey` if any; prints the op log "
+        "`--exclude`, `--p-samekey`, `--p-rules` and `--p-rename` if any; prints the op log "
         "and the oracle's counts after every pass).\n"
     )
     return "\n".join(lines) + "\n"
@@ -240,6 +250,8 @@ def main(a: Any) -> None:
         a.exclude,
         a.history_limit_s,
         getattr(a, "p_samekey", None),
+        getattr(a, "p_rules", None),
+        getattr(a, "p_rename", None),
     )
     results = results_dir(a.record)
     write_result(a.name, res, table(res), results)

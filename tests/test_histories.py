@@ -8,6 +8,7 @@ A failing seed is read with ``python -m tests.histories SEED --deletions MODE``.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -2739,32 +2740,6 @@ async def test_a_folder_made_as_the_path_of_a_selected_one_goes_once_unneeded(
     assert h.passes[-1].signoff_complete, h.text()
 
 
-# soak seed 20110 mirror at --p-rules 0.3 --p-rename 0.3 (hunt7, r5, 2 / 2 runs; the archive
-# pair): a rename rule's path folder (/Inbox/Migrated, ours: ``FolderRound.paths``), the
-# target's user moves a copy from the renamed folder into it. No folder job lists a folder made
-# only as a path, so neither a --full pass nor the cutover's repair sees the moved copy as a
-# spare: a new copy is made where it belongs and the moved one stays (duplicated, misplaced;
-# the cutover's sign-off says "1 second copy", exit 1). Both modes. Open: a path folder's
-# items would have to be listed as spares (``spares.remove_second_copies``) in a full pass
-MOVED_INTO_A_RULE_S_PATH: list[Any] = [
-    ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
-    ("pass", "delta"),
-    ("drift", [{"op": "move", "id": "#/Inbox/Migrated/Receipts", "to": "@/Inbox/Migrated"}]),
-    ("pass", "full"),
-    ("pass", "cutover"),
-]
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="hunt7: soak seed 20110, open (a rule's path folder)")
-async def test_a_copy_moved_by_the_target_s_user_into_a_rename_rule_s_path_folder(
-    tmp_path: Path,
-) -> None:
-    h = await replay("mirror", MOVED_INTO_A_RULE_S_PATH, tmp_path)
-    assert not h.failures(), h.text()
-    assert h.passes[-1].signoff_complete, h.text()
-
-
 # soak seed 17014 mirror (r3, at fd27d69; 17022 keep at p_rules=0.8 alike): under ``keep`` an
 # item gone from the source (here deleted; there no longer selected by ``types``) in the round
 # the target's user moved its copy into a folder of theirs under a folder then deleted at the
@@ -2876,3 +2851,133 @@ async def test_history_keep_an_item_deleted_beside_its_owner_s_copy(
 ) -> None:
     h = await run_history(seed, "keep", tmp_path, Options(p_samekey=0.3))
     assert h.error is None and not h.failures(), h.text()
+
+
+# -- spare2 --------------------------------------------------------------------------------------
+# soak seed 20110 mirror at --p-rules 0.3 --p-rename 0.3 (hunt7, r5, 2 / 2 runs; the archive
+# pair): a rename rule's path folder (/Inbox/Migrated, ours: ``FolderRound.paths``), the
+# target's user moves a copy from the renamed folder into it. No folder job listed a folder
+# made only as a path, so neither a --full pass nor the cutover's repair saw the moved copy
+# as a spare: a new copy was made where it belongs and the moved one stayed (duplicated,
+# misplaced; the cutover's sign-off said "1 second copy", exit 1). Now a pass that lists the
+# target in full lists a path folder's items as spares (``spares.list_paths``): the moved
+# copy of a live item is a second copy under either policy (``keep`` keeps copies of items
+# deleted at the source, and this one's item is live: docs/passes.md, target drift)
+MOVED_INTO_A_RULE_S_PATH: list[Any] = [
+    ("rules", {"rename": [("^/Inbox/Receipts(?=/|$)", "/Inbox/Migrated/Receipts")]}),
+    ("pass", "delta"),
+    ("drift", [{"op": "move", "id": "#/Inbox/Migrated/Receipts", "to": "@/Inbox/Migrated"}]),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+@pytest.mark.parametrize("full", [True, False], ids=["full", "cutover-repair"])
+async def test_a_copy_moved_by_the_target_s_user_into_a_rename_rule_s_path_folder(
+    tmp_path: Path, deletions: str, full: bool
+) -> None:
+    script = list(MOVED_INTO_A_RULE_S_PATH)
+    if not full:  # the cutover's sign-off sees it (it lists the path folder) and repairs
+        script.remove(("pass", "full"))
+    h = await replay(deletions, script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+    if not full:
+        assert "first sign-off found the target changed" in h.passes[-1].note, h.text()
+
+
+# soak seeds 22002 keep and 22007 mirror (switched to keep at r3), --p-samekey 0.3 --p-rules
+# 0.3 --p-rename 0.3, at 41e3e6d: a pass killed before it applied the deletion of one of two
+# items sharing a search key (a user's copy of a message), its twin live with a settled
+# copy; the sign-off taken as the kill left it named the deleted one's copy a second copy,
+# which the oracle counts kept (``keep``: no more copies than the key's items ever made).
+# The state cannot tell that deletion from a move of the twin by key (review R1b,
+# ``test_samekey.py``'s xfails; the next pass removes the copy as a move's other half): the
+# sign-off errs towards naming, and that is no dishonesty (``NAMED``); a checked pass still
+# holds its completeness to the oracle's
+def test_a_sign_off_naming_a_deleted_twin_s_copy_a_second_copy_is_not_dishonest() -> None:
+    def snap(items: list[tuple[str, str]]) -> dict[str, Any]:
+        rows = [
+            {"folderPath": p, "searchKey": k, "digest": "d", "type": "IPM.Note"} for p, k in items
+        ]
+        return {"items": rows, "folders": [{"path": "/Inbox", "type": "IPF.Note"}]}
+
+    src = snap([("/Inbox", "k1"), ("/Inbox", "k2")])  # k1's twin deleted at the source
+    dst = snap([("/Inbox", "k1"), ("/Inbox", "k1"), ("/Inbox", "k2")])
+    twins = Counter({"k1": 1})
+    counts = oracle(src, dst, "keep", twins=twins)
+    assert wrong(counts) == [] and counts["kept"] == counts["kept_twins"] == 1
+    assert signoff_findings(False, ["duplicated"], counts) == []
+    # without a twin, or under mirror, a second copy is one to the oracle too
+    assert oracle(src, dst, "mirror", twins=twins)["kept_twins"] == 0
+    assert oracle(src, dst, "keep")["duplicated"] == 1
+    # both twins gone: the one the sign-off takes as standing for them, the other named
+    gone = snap([("/Inbox", "k2")])
+    both = oracle(gone, dst, "keep", twins=twins)
+    assert wrong(both) == [] and both["kept_twins"] == 1
+    assert signoff_findings(False, ["duplicated"], both) == []
+    # nothing kept of a twin: naming a second copy is naming what is not there
+    exact = oracle(src, snap([("/Inbox", "k1"), ("/Inbox", "k2")]), "keep", twins=twins)
+    assert signoff_findings(False, ["duplicated"], exact) == ["signoff_names_duplicated_not_wrong"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("seed", "deletions"), [(22002, "keep"), (22007, "mirror")], ids=["22002-keep", "22007-mirror"]
+)
+async def test_history_a_killed_pass_s_sign_off_on_a_deleted_twin(
+    tmp_path: Path, seed: int, deletions: str
+) -> None:
+    opts = Options(p_rules=0.3, p_rename=0.3, p_samekey=0.3)
+    h = await run_history(seed, deletions, tmp_path, opts)
+    assert not h.failures(), h.text()
+
+
+# soak seed 22006 keep at --p-samekey 0.3 --p-rules 0.3 --p-rename 0.3 (41e3e6d, 1db4a53: 3 of
+# 4 runs; r7): an item moved into a folder and its copy (a user's, same search key) made in a
+# folder under it, then the folder deleted at the source: under ``keep`` both copies are kept
+# (one item's alone is: the single case), but the pass hard-deleted both kept copies
+# (``removed_live``'s "kept copy"). Review R1b, as
+# ``test_samekey.py::test_an_item_and_its_copy_deleted_together_are_both_kept`` (there deleted
+# one by one, taken for one item that left twice: ``second_copies``). Traced: one twin's
+# departure is decided a move (``second_copies``, its copy hard-deleted by ``_removal``), the
+# other's copy is kept, then the sweep of the folder takes it for a second copy of the first,
+# whose record, forgotten only after the sweeps, still names a settled copy (``_Elsewhere``).
+# The state cannot tell two items of one key from one
+TWINS_GONE_WITH_THEIR_FOLDER: list[Any] = [
+    ("rules", {"deletions": "keep"}),  # (the checker holds kept copies to ``kept_removed``)
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "T"}]),
+    ("ops", [{"op": "createFolder", "parent": "@/Inbox/T", "name": "S"}]),
+    ("ops", [{"op": "copy", "id": "#/Inbox", "to": "@/Inbox/T/S"}]),
+    ("ops", [{"op": "move", "id": "#/Inbox", "to": "@/Inbox/T"}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "deleteFolder", "id": "@/Inbox/T"}]),
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+R1B = "R1b under keep: two items of one search key taken for one, both kept copies removed"
+
+
+@pytest.mark.parametrize(
+    "twins",
+    [pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=R1B)), False],
+    ids=["twins", "single"],
+)
+async def test_copies_of_an_item_and_its_copy_gone_with_their_folder_are_kept(
+    tmp_path: Path, twins: bool
+) -> None:
+    script = list(TWINS_GONE_WITH_THEIR_FOLDER)
+    if not twins:  # the item alone: its copy kept (as on main)
+        script.remove(("ops", [{"op": "copy", "id": "#/Inbox", "to": "@/Inbox/T/S"}]))
+    h = await replay("keep", script, tmp_path)
+    assert not h.failures(), h.text()
+    assert h.passes[-1].counts["kept"] == (2 if twins else 1), h.text()
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=R1B + " (3 of 4 runs: a churn's timing)")
+async def test_history_22006_keep_twins_gone_with_their_folder(tmp_path: Path) -> None:
+    opts = Options(p_rules=0.3, p_rename=0.3, p_samekey=0.3)
+    h = await run_history(22006, "keep", tmp_path, opts)
+    assert not h.failures(), h.text()

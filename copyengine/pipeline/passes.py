@@ -69,7 +69,7 @@ from ..survey import (
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .rehome import Rehome
-from .spares import any_there, remove_second_copies
+from .spares import any_there, list_paths, remove_second_copies
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 3  # a folder round refused (link or a fresh page) is read fresh again
@@ -500,7 +500,12 @@ class MailboxPass:
         folders' old copies swept, folders gone from the source deleted or kept), deepest
         first, then store the links of the rounds whose changes are all settled."""
         await self.ctx.store.flush()  # the outcomes of this pass, read back below
-        await remove_second_copies(self.ctx, self.dst_id, jobs)
+        paths = self._path_jobs(jobs)
+        await list_paths(self.ctx, self.dst_id, paths)
+        await remove_second_copies(self.ctx, self.dst_id, jobs, paths)
+        for one in paths:  # a second copy removed there: said in the report
+            if one.stats.drift:
+                self.ctx.stats.folders.setdefault(one.stats.source_path, one.stats)
         rnd = self.round
         gone = rnd.gone if rnd is not None else self.retired
         forget: list[str] = []
@@ -546,6 +551,26 @@ class MailboxPass:
         # transaction; else the next pass reads the tree again
         sync = (self.scope, SyncRecord(self.folder_link, self.fingerprint)) if clean else None
         await self.ctx.store.set_delta_links(self.ctx.key, links, sync)
+
+    def _path_jobs(self, jobs: list[FolderJob]) -> list[FolderJob]:
+        """In a pass that lists the target in full, a job for each folder made only as the
+        path of a selected folder that still is one (``FolderRound.paths``): its items are
+        looked at as spares (``spares.list_paths``; soak seed 20110). One no selected folder
+        needs any more is swept instead (``_gone``), one a selected folder took as its copy
+        is that folder's job."""
+        if self.incremental:
+            return []
+        in_use = {job.target.id for job in jobs}
+        wanted = [job.plan.target.path for job in jobs]
+        out: list[FolderJob] = []
+        for rec in self.retired:
+            if not is_path(rec.source_folder_id) or rec.target_folder_id in in_use:
+                continue
+            if any(under(w, rec.target_path) for w in wanted):
+                job = self._cached(rec, report=False)
+                job.stats.source_path = f"{self.label}{rec.target_path} (made as a path)"
+                out.append(job)
+        return out
 
     async def _gone_folders(
         self,

@@ -12,7 +12,14 @@ item's recorded copy is not where the state says (read from that folder's listin
 the target's user moved the item's only copy here and this one is it. Under ``mirror``, a
 spare whose search key no record names but a lost copy does (``Store.note_lost_copies``) is
 a copy of an item deleted at the source, moved here before its item was copied again: it
-goes as the item's copy went (``_orphaned``)."""
+goes as the item's copy went (``_orphaned``).
+
+A folder the engine made only as the path of a selected folder (a rename rule's
+``/Inbox/Migrated``, ``FolderRound.paths``) is no folder job's, yet lies in the copied
+region: a pass that lists the target in full lists its own items too (``list_paths``), all
+of them spares (no source item is placed there), judged as above under either policy: a copy
+of a live item the target's user moved into it is drift like any other (soak seed 20110
+mirror: the moved copy stayed beside the one made again, duplicated, past a cutover)."""
 
 from __future__ import annotations
 
@@ -34,9 +41,31 @@ def spare_copies(index: TargetIndex) -> dict[str, bytes]:
     }
 
 
-async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[FolderJob]) -> None:
-    """Remove the spare items of ``jobs`` that are second copies (see the module)."""
-    spare = [(job, tid, key) for job in jobs for tid, key in job.spare.items()]
+async def list_paths(ctx: PairContext, dst_id: str, paths: Sequence[FolderJob]) -> None:
+    """The items of the folders made only as paths (``paths``: a job each, none of them the
+    pair's folders) taken as their spares (see the module), read once the pass's imports
+    are settled. A folder gone (its 404 confirmed, ``survey.unless_gone``) holds none; one
+    that cannot be read is left for the next full pass (logged; the sign-off lists it)."""
+    for job in paths:
+        folder = job.target.id
+        read = partial(target_index, ctx.dst, dst_id, folder)
+        try:
+            index = await unless_gone(ctx.dst, dst_id, folder, read)
+        except Fatal:
+            raise
+        except ServiceError as exc:
+            ctx.log.warning("pass.path_unread", folder=job.plan.target.path, error=exc.message)
+            continue
+        if index is not None:
+            job.spare = spare_copies(index)
+
+
+async def remove_second_copies(
+    ctx: PairContext, dst_id: str, jobs: Sequence[FolderJob], paths: Sequence[FolderJob] = ()
+) -> None:
+    """Remove the spare items of ``jobs`` (the pair's folders) and of ``paths`` (folders
+    made only as paths, ``list_paths``) that are second copies (see the module)."""
+    spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
     if not spare:
         return
     # items leaving the source in this pass: their copies go or stay by the job's policy
@@ -88,7 +117,7 @@ async def remove_second_copies(ctx: PairContext, dst_id: str, jobs: Sequence[Fol
             continue
         gone.add(key)
         job.stats.drift.append({"id": tid, "reason": reason})
-    for job in jobs:
+    for job in (*jobs, *paths):
         job.spare = {}
     # an orphan removed: its note has nothing left to find (one that failed is kept)
     if done := (orphans & gone) - kept:
