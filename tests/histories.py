@@ -117,8 +117,7 @@ a deletion until a pass read such folders again before applying its deletions
 
 Oracle counts (per pass): ``lost`` (a selected source item with no copy), ``duplicated`` (a
 search key more times in the target's selected folders than selected source items have it;
-under ``keep`` copies beyond those are kept while no more than the key's items ever made,
-counted apart too as ``kept_twins``), ``misplaced`` (copy not at the
+under ``keep`` copies beyond those are kept while no more than the key's items ever made), ``misplaced`` (copy not at the
 source item's folder path), ``stale`` (copy's digest differs; a copy edited in the target and
 kept by design is counted apart as ``stale_drift_kept``, not a failure), ``extra_items``
 (target items whose key is at the source's selected region elsewhere... i.e. not a source
@@ -225,16 +224,7 @@ def oracle(
         d_by[r["searchKey"]].append(r)
     all_src_keys = {r["searchKey"] for r in src["items"]}  # incl. Recoverable Items
     counts: Counter[str] = Counter(
-        {
-            k: 0
-            for k in (
-                *FAIL_KINDS,
-                "stale_drift_kept",
-                "kept",
-                "kept_twins",
-                "folders_not_at_source",
-            )
-        }
+        {k: 0 for k in (*FAIL_KINDS, "stale_drift_kept", "kept", "folders_not_at_source")}
     )
     samples: dict[str, list[str]] = defaultdict(list)
 
@@ -265,7 +255,6 @@ def oracle(
             ever = max(1 + twins[key], len(s_by[key]))
             kept = min(spare[key], ever - len(s_by[key])) if deletions == "keep" else 0
             counts["kept"] += kept
-            counts["kept_twins"] += kept
             if spare[key] > kept:
                 note(
                     "duplicated",
@@ -275,7 +264,6 @@ def oracle(
             continue
         if key not in s_by and twins[key] and deletions == "keep":
             counts["kept"] += min(len(copies), 1 + twins[key])
-            counts["kept_twins"] += min(len(copies), 1 + twins[key]) - 1
             if len(copies) > 1 + twins[key]:
                 note("duplicated", f"{key[:8]} x{len(copies)} (gone at source)")
             continue
@@ -445,14 +433,7 @@ NAMED = {
     "unaccounted": ("lost",),
     "failed": ("lost",),
     "stale": ("stale", "stale_drift_kept"),
-    # under ``keep``, a copy of one of two items sharing a search key (a user's copy of a
-    # message), that item gone from the source: the oracle counts it kept (``kept_twins``),
-    # the sign-off, which cannot tell the item's deletion from a move of its twin by key
-    # (review R1b, ``test_samekey.py``), a second copy, erring towards naming (soak seeds
-    # 22002 keep and 22007 mirror, switched to keep, at --p-samekey 0.3: a pass killed
-    # before it applied the deletion). A checked pass still holds the sign-off's
-    # completeness to the oracle's
-    "duplicated": ("duplicated", "kept_twins"),
+    "duplicated": ("duplicated",),
     # with two copies of one item, which one is the copy and which the second one is a
     # matter of order: the sign-off takes the one the state recorded, the oracle the first
     "misplaced": ("misplaced", "misplaced_case", "duplicated"),

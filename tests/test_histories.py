@@ -8,7 +8,6 @@ A failing seed is read with ``python -m tests.histories SEED --deletions MODE``.
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -2837,7 +2836,8 @@ async def test_history_20103_keep_a_kept_copy_s_item_churned_back_and_deleted(
 # counting items, does not (``signoff_names_duplicated_not_wrong``); the pass after it takes
 # the departure for a move. Open until the state tells a twin from a move's arrival
 R1B_SEEDS = pytest.mark.xfail(
-    strict=True,
+    strict=False,  # a kill's moment decides whether the deletion is met: the deterministic
+    # cases are test_samekey.py's, strict
     reason="R1b under keep: a kept copy of an item deleted beside a live twin (same search "
     "key) is named a second copy by the sign-off and taken for a move by the engine",
 )
@@ -2888,41 +2888,15 @@ async def test_a_copy_moved_by_the_target_s_user_into_a_rename_rule_s_path_folde
 
 
 # soak seeds 22002 keep and 22007 mirror (switched to keep at r3), --p-samekey 0.3 --p-rules
-# 0.3 --p-rename 0.3, at 41e3e6d: a pass killed before it applied the deletion of one of two
-# items sharing a search key (a user's copy of a message), its twin live with a settled
-# copy; the sign-off taken as the kill left it named the deleted one's copy a second copy,
-# which the oracle counts kept (``keep``: no more copies than the key's items ever made).
-# The state cannot tell that deletion from a move of the twin by key (review R1b,
-# ``test_samekey.py``'s xfails; the next pass removes the copy as a move's other half): the
-# sign-off errs towards naming, and that is no dishonesty (``NAMED``); a checked pass still
-# holds its completeness to the oracle's
-def test_a_sign_off_naming_a_deleted_twin_s_copy_a_second_copy_is_not_dishonest() -> None:
-    def snap(items: list[tuple[str, str]]) -> dict[str, Any]:
-        rows = [
-            {"folderPath": p, "searchKey": k, "digest": "d", "type": "IPM.Note"} for p, k in items
-        ]
-        return {"items": rows, "folders": [{"path": "/Inbox", "type": "IPF.Note"}]}
-
-    src = snap([("/Inbox", "k1"), ("/Inbox", "k2")])  # k1's twin deleted at the source
-    dst = snap([("/Inbox", "k1"), ("/Inbox", "k1"), ("/Inbox", "k2")])
-    twins = Counter({"k1": 1})
-    counts = oracle(src, dst, "keep", twins=twins)
-    assert wrong(counts) == [] and counts["kept"] == counts["kept_twins"] == 1
-    assert signoff_findings(False, ["duplicated"], counts) == []
-    # without a twin, or under mirror, a second copy is one to the oracle too
-    assert oracle(src, dst, "mirror", twins=twins)["kept_twins"] == 0
-    assert oracle(src, dst, "keep")["duplicated"] == 1
-    # both twins gone: the one the sign-off takes as standing for them, the other named
-    gone = snap([("/Inbox", "k2")])
-    both = oracle(gone, dst, "keep", twins=twins)
-    assert wrong(both) == [] and both["kept_twins"] == 1
-    assert signoff_findings(False, ["duplicated"], both) == []
-    # nothing kept of a twin: naming a second copy is naming what is not there
-    exact = oracle(src, snap([("/Inbox", "k1"), ("/Inbox", "k2")]), "keep", twins=twins)
-    assert signoff_findings(False, ["duplicated"], exact) == ["signoff_names_duplicated_not_wrong"]
-
-
+# 0.3 --p-rename 0.3 (spare2, at 41e3e6d, 3 of 3 runs each): a pass killed before it applied
+# the deletion of one of two items sharing a search key (a user's copy of a message), its
+# twin live with a settled copy; the sign-off taken as the kill left it named the deleted
+# one's kept copy a second copy (a false alarm under ``keep``; the next pass removes that
+# copy as a move's other half: a kept copy lost). Review R1b, as 22101 / 22106 below and
+# ``test_samekey.py``'s xfails: the state cannot tell that deletion from a move of the twin
+# by key. Not strict: whether the kill lands before the deletion is a matter of timing
 @pytest.mark.slow
+@R1B_SEEDS
 @pytest.mark.parametrize(
     ("seed", "deletions"), [(22002, "keep"), (22007, "mirror")], ids=["22002-keep", "22007-mirror"]
 )
