@@ -23,10 +23,10 @@ def _app_certificates_made_once() -> Iterator[None]:
     its own key and certificate files into its own state directory."""
     from pathlib import Path
 
-    from copyengine.emulator import state
+    from copyengine.emulator import identity, state
 
     made: dict[str, tuple[bytes, bytes]] = {}
-    real = state.generate_app_certificate
+    real = identity.generate_app_certificate
 
     def once(client_id: str, directory: Path) -> tuple[Path, Path, bytes]:
         if client_id not in made:
@@ -42,11 +42,9 @@ def _app_certificates_made_once() -> Iterator[None]:
         cert_path.write_bytes(cert_pem)
         return key_path, cert_path, cert_pem
 
-    state.generate_app_certificate = once  # type: ignore[assignment]
-    try:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(state, "generate_app_certificate", once)
         yield
-    finally:
-        state.generate_app_certificate = real  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
