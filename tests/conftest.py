@@ -8,12 +8,6 @@ import pytest
 
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET, Api, base_config, running
 
-# The tests talk only to 127.0.0.1, each TLS connection trusting the emulator's own CA (a job's
-# ``ca_bundle``): the system's trust store is never what decides. Loading it is ~0.1 s of CPU
-# per ``ssl.create_default_context()``, one per ``run_job`` (``wiring.ssl_context``): 10% of a
-# replayed history. Pointed at no file, OpenSSL loads nothing; subprocesses inherit it.
-os.environ["SSL_CERT_FILE"] = os.path.join(os.path.dirname(__file__), "no-such-ca.pem")
-
 
 @pytest.fixture(autouse=True, scope="session")
 def _app_certificates_made_once() -> Iterator[None]:
