@@ -9,6 +9,38 @@ import pytest
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET, Api, base_config, running
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _app_certificates_made_once() -> Iterator[None]:
+    """The emulator's generated app certificate (``certificate = "generate"``, the source
+    app of ``tests/emu.py``'s tenants) made once per client id for the session, not an RSA
+    key per emulator started (0.1-0.25 s each, hundreds of starts): each start still writes
+    its own key and certificate files into its own state directory."""
+    from pathlib import Path
+
+    from copyengine.emulator import identity, state
+
+    made: dict[str, tuple[bytes, bytes]] = {}
+    real = identity.generate_app_certificate
+
+    def once(client_id: str, directory: Path) -> tuple[Path, Path, bytes]:
+        if client_id not in made:
+            key_path, cert_path, pem = real(client_id, directory)
+            made[client_id] = (key_path.read_bytes(), pem)
+            return key_path, cert_path, pem
+        key_pem, cert_pem = made[client_id]
+        directory.mkdir(parents=True, exist_ok=True)
+        key_path = directory / f"{client_id}.key.pem"
+        cert_path = directory / f"{client_id}.cert.pem"
+        key_path.write_bytes(key_pem)
+        key_path.chmod(0o600)
+        cert_path.write_bytes(cert_pem)
+        return key_path, cert_path, cert_pem
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(state, "generate_app_certificate", once)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _structlog_as_it_was() -> Iterator[None]:
     """structlog's configuration restored after each test: a command run in-process

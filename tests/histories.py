@@ -1296,6 +1296,10 @@ async def run_history(
 # waited up to the whole window, a pass took minutes and the soak looked hung (seed 2131
 # mirror, two 7 MB bodies behind 154 MB uploaded). Histories check passes, not pacing.
 UNPACED = "upload_mb_per_window = 1000000"
+# a replay's job: a retried request (a fault rule's 503s, a lost answer's resend) waits at
+# most 0.1 s before its next try instead of backing off to 30 s (``[limits]
+# retry_backoff_cap_s``): the same tries in the same order, without the wall-clock waits
+REPLAYED = UNPACED + "\nretry_backoff_cap_s = 0.1"
 # a churn during a pass lasts this long at most (``Options.p_churn``): what it changed is
 # what the pass chases and the settling pass copies (``Options.churn_max_s``)
 CHURN_MAX_S = Options.churn_max_s
@@ -3260,7 +3264,7 @@ async def replay(
         box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
         api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
         extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if delta else "delta = false\n")
-        job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=UNPACED)
+        job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=REPLAYED)
         jc = load_job(job)
         gen = Generator(random.Random(0), box, tbox, hist.ops)
         jr = JobRules(deletions, delta)  # the rules in force (``("rules", ...)``)
@@ -3316,7 +3320,7 @@ async def replay(
                         jr.kept |= jr.last_kept  # what keep kept stays kept
                     setattr(jr, k, v)
                 jr.changed = True
-                job = write_job(workdir, ep, [(SRC, DST)], extra=jr.toml(), limits=UNPACED)
+                job = write_job(workdir, ep, [(SRC, DST)], extra=jr.toml(), limits=REPLAYED)
                 jc = load_job(job)
                 gen.emit(f"RULES {step[1]}")
             elif step[0] == "fault":

@@ -304,7 +304,7 @@ def _changes(arch: Any, rng: random.Random, n: int) -> None:
             arch.delete_item(it)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("seed", [1, *(pytest.param(s, marks=pytest.mark.slow) for s in (2, 3, 4))])
 async def test_a_seeded_mix_of_redirects_409s_and_faults(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
     source = {"every": rng.choice((1, 2, 3))}

@@ -75,6 +75,7 @@ def _dom(tmp: Path, page: Path) -> str:
     return dom.stdout
 
 
+@pytest.mark.slow
 async def test_after_a_cutover_the_report_is_the_migration_s_across_passes(
     emu: Any, tmp_path: Path
 ) -> None:

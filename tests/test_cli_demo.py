@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -22,6 +24,7 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_example_job_runs_reruns_and_verifies(tmp_path: Path) -> None:
     shutil.copy(ROOT / "config.example.toml", tmp_path / "config.example.toml")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")

@@ -141,7 +141,7 @@ async def test_a_run_whose_pairs_left_are_all_suspended_ends_paused(tmp_path: Pa
         assert_exact(server.emulator, PAIRS)
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("seed", [1, *(pytest.param(s, marks=pytest.mark.slow) for s in (2, 3))])
 async def test_random_holds_and_lifts_leave_the_target_exact(tmp_path: Path, seed: int) -> None:
     """A seeded history of holds (suspended, waiting for a window) and lifts on both pairs
     while the run copies: the run ends done, counts agree, the target exact."""

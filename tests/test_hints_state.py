@@ -64,7 +64,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
 def state_url(request: Any) -> str | None:
     return str(request.getfixturevalue("pg_url")) if request.param == "postgres" else None
 

@@ -185,6 +185,7 @@ def test_a_copy_removed_while_its_item_was_live_is_a_failure_of_any_pass() -> No
 
 
 # -- the generator -------------------------------------------------------------------------------
+@pytest.mark.slow
 async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
     """Without churn or a kill (timing), a seed gives the same ops and the same counts."""
     # the twelfth stream left out: which call a quirk fires at is timing
@@ -200,10 +201,11 @@ async def test_one_seed_makes_one_history(tmp_path: Path) -> None:
 
 
 # -- seeded histories ------------------------------------------------------------------------------
-# The fast tier (the default run) keeps a few pinned seeds, each bounded (the archive pairs'
-# stream, 1508's moved copy, the harness's own 9119 and 9406); the others, each with a small
-# deterministic test of its defect in this file or beside it, run with ``pytest -m slow``
-# (``.ci/run`` runs both): 2 keep (da44e8f's five: ``test_minimal_reproduction``'s da44e8f
+# The fast tier (the default run) keeps one pinned whole history, 5 mirror (the archive pairs'
+# stream, target moves, a kill); every other seed (1508's moved copy, the harness's own 9119
+# and 9406 among them) and the other whole histories of this file (the streams' own tests,
+# 517, 15024, 9612) run with ``pytest -m slow`` (``.ci/run`` runs both). The small
+# deterministic tests of the seeds' defects, in the default run, in this file or beside it: 2 keep (da44e8f's five: ``test_minimal_reproduction``'s da44e8f
 # cases), 6 keep (``test_a_copy_moved_into_a_user_made_subfolder_of_a_folder_that_goes_is_
 # kept``), 1703 mirror (``test_an_item_moved_during_a_pass_is_moved[a-second-move-while-
 # reading-again]`` and the ``_without_delta_`` cases), 2305 mirror (``..._without_delta_is_
@@ -244,7 +246,9 @@ HISTORIES = [
     # pass. A spare is a second copy only where the item's recorded copy is found
     # (``pipeline.spares``). Deterministic up to r3's kill (without the kill the seed's ops
     # differ from r1 on).
-    pytest.param(1508, "keep", True, id="1508-keep-killed-moved-copy-not-a-second-copy"),
+    pytest.param(
+        1508, "keep", True, id="1508-keep-killed-moved-copy-not-a-second-copy", marks=SLOW
+    ),
 ]
 # the seed's fourth stream (``_fourth``) left out above, so that those histories are what
 # they were; these two have it. 6 keep: at r1, r3 and r5 a folder the target's user made
@@ -324,7 +328,9 @@ EIGHTH = frozenset({"signgone", "t404", "killmake"})
 # now clears the pass's triggers before its sign-off; on main, `python -m tests.histories
 # 9119 --deletions keep` fails the same way
 HISTORIES += [
-    pytest.param(9119, "keep", True, id="9119-keep-a-pass-trigger-left-for-its-sign-off"),
+    pytest.param(
+        9119, "keep", True, id="9119-keep-a-pass-trigger-left-for-its-sign-off", marks=SLOW
+    ),
 ]
 WITH_EVERY_STREAM |= {(9119, "keep")}
 # the ninth (``_ninth``: a transient 404 anywhere, either side, any pass or a sign-off) left
@@ -342,7 +348,9 @@ HISTORIES += [
     # the same soak, both modes (a harness defect): r1, the eighth stream's target listing
     # 404 and the ninth's, twice, at the same listing: a 404 that stays (three, raised: exit
     # 5), not a transient one; the ninth's target 404 is left out when the eighth's is armed
-    pytest.param(9406, "mirror", True, id="9406-mirror-no-404-that-stays-made-of-two-streams"),
+    pytest.param(
+        9406, "mirror", True, id="9406-mirror-no-404-that-stays-made-of-two-streams", marks=SLOW
+    ),
 ]
 WITH_EVERY_STREAM |= {(9404, "keep"), (9406, "mirror")}
 # the tenth (``_tenth``: compound owner ops, target edits, a 429 storm with an import's answer
@@ -394,6 +402,7 @@ async def test_history(tmp_path: Path, seed: int, deletions: str, kill: bool) ->
         assert any(" ARCHIVE " in o for o in h.ops), h.text()
 
 
+@SLOW
 async def test_the_eleventh_stream_twin_pair_restores_refills_changes_at_export(
     tmp_path: Path,
 ) -> None:
@@ -431,6 +440,7 @@ def test_the_twelfth_streams_quirks_are_rules_the_emulator_fires() -> None:
     assert len(kinds) == len(QUIRKS) and all(t.startswith("QUIRK ") for t in said)
 
 
+@SLOW
 async def test_history_with_service_quirks_every_pass(tmp_path: Path) -> None:
     """The twelfth stream made certain (``Options(p_quirk=1.0)``), seed 14002 mirror, no kill
     nor churn (timing), without the tenth and eleventh streams: every pass, the first
@@ -478,6 +488,7 @@ def test_the_thirteenth_stream_stacks_two_to_four_kinds_in_a_round() -> None:
     assert said and all(t.startswith("STACK ") for t in said)
 
 
+@SLOW
 async def test_a_sign_offs_transient_404_leaves_the_rounds_quirks_armed(tmp_path: Path) -> None:
     """Seed 15502 mirror, the ninth and twelfth streams made certain, no kill nor churn: at r2
     a transient 404 armed for the sign-off after the pass (``N404 sign-off``) and the round's
@@ -516,7 +527,9 @@ async def test_a_sign_offs_transient_404_leaves_the_rounds_quirks_armed(tmp_path
 EVERY_ROUND_404 = [
     pytest.param(9613, "mirror", id="9613-mirror-a-404-as-the-rerun-settles", marks=SLOW),
     pytest.param(9613, "keep", id="9613-keep-a-404-as-the-rerun-settles", marks=SLOW),
-    pytest.param(9612, "keep", id="9612-keep-no-404-at-the-getfolder-that-confirms-one"),
+    pytest.param(
+        9612, "keep", id="9612-keep-no-404-at-the-getfolder-that-confirms-one", marks=SLOW
+    ),
 ]
 
 
@@ -534,6 +547,7 @@ async def test_history_with_a_transient_404_every_round(
     assert h.error is None and not h.failures(), h.text()
 
 
+@SLOW
 async def test_a_delta_pass_after_a_folder_moved_in_the_target_is_not_signed_off(
     tmp_path: Path,
 ) -> None:
@@ -2426,8 +2440,9 @@ async def test_a_moved_folder_killed_mid_sweep_then_deleted_keeps_one_copy(
     assert h.passes[-1].signoff_complete, h.text()
 
 
-# in the fast tier: the one pinned history of the tenth stream in the default run (9737 and
-# 14219, the other two, run with ``-m slow``)
+# the tenth stream's pinned histories (15024, 9737, 14219) run with ``-m slow``; 15024's
+# defect is ``test_a_sweeps_copy_deleted_with_its_answer_lost_does_not_end_the_sweep``
+@SLOW
 async def test_history_15024_mirror_a_sweep_past_a_delete_whose_answer_was_lost(
     tmp_path: Path,
 ) -> None:

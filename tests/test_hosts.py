@@ -250,6 +250,7 @@ async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url
         assert counters == (created, created), (ps, groups)
 
 
+@pytest.mark.slow
 async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, pg_url: str) -> None:
     n = 4
     # every group a few seconds of work (each request answered after 10 ms): a group of

@@ -55,6 +55,7 @@ OWN = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "events"), SHARED)
 async def test_host_history(tmp_path: Path, pg_server: str, seed: int, events: set[str]) -> None:
     h = await run_host_history(seed, tmp_path, Server(pg_server), HostOptions())
@@ -62,6 +63,7 @@ async def test_host_history(tmp_path: Path, pg_server: str, seed: int, events: s
     assert events <= _events(h), h.text()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "events"), OWN)
 async def test_host_history_with_restarts(
     tmp_path: Path, restartable: Server, seed: int, events: set[str]
