@@ -27,14 +27,7 @@ def _app_certificates_made_once() -> Iterator[None]:
             key_path, cert_path, pem = real(client_id, directory)
             made[client_id] = (key_path.read_bytes(), pem)
             return key_path, cert_path, pem
-        key_pem, cert_pem = made[client_id]
-        directory.mkdir(parents=True, exist_ok=True)
-        key_path = directory / f"{client_id}.key.pem"
-        cert_path = directory / f"{client_id}.cert.pem"
-        key_path.write_bytes(key_pem)
-        key_path.chmod(0o600)
-        cert_path.write_bytes(cert_pem)
-        return key_path, cert_path, cert_pem
+        return identity.write_app_certificate(client_id, directory, *made[client_id])
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(state, "generate_app_certificate", once)

@@ -114,6 +114,14 @@ def generate_app_certificate(client_id: str, directory: Path) -> tuple[Path, Pat
         serialization.NoEncryption(),
     )
     cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+    return write_app_certificate(client_id, directory, key_pem, cert_pem)
+
+
+def write_app_certificate(
+    client_id: str, directory: Path, key_pem: bytes, cert_pem: bytes
+) -> tuple[Path, Path, bytes]:
+    """An app's key (readable by its owner only) and certificate written into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
     key_path = directory / f"{client_id}.key.pem"
     cert_path = directory / f"{client_id}.cert.pem"
     key_path.write_bytes(key_pem)
