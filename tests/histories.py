@@ -253,7 +253,10 @@ def oracle(
     for key, copies in d_by.items():
         if key in s_by and (twins[key] or len(s_by[key]) > 1):  # items sharing a key
             ever = max(1 + twins[key], len(s_by[key]))
-            kept = min(spare[key], ever - len(s_by[key])) if deletions == "keep" else 0
+            # under ``mirror``, a copy ``keep`` kept before the switch stays kept (its item
+            # left out by the rules, its twin selected: soak seed 22302 keep)
+            keeps = deletions == "keep" or (rules is not None and key in rules.kept)
+            kept = min(spare[key], ever - len(s_by[key])) if keeps else 0
             counts["kept"] += kept
             if spare[key] > kept:
                 note(
@@ -3024,11 +3027,27 @@ class JobRules:
         """``live_keys`` under these rules."""
         return {r["searchKey"] for s in snaps for r in s["items"] if self.selects(r)}
 
+    def left_out(self, *snaps: dict[str, Any]) -> set[str]:
+        """The search keys of live items these rules leave out (in a folder of the default
+        region the rules exclude, or not taken by the item filters): a kept copy may be such
+        an item's while a user's copy of it, sharing its key, is selected (review R1)."""
+        return {
+            r["searchKey"] for s in snaps for r in s["items"] if _sel_row(r) and not self.selects(r)
+        }
+
     def kept_now(self, src: dict[str, Any], dst: dict[str, Any]) -> set[str]:
         """The keys of the target's copies that no selected source item has (under ``keep``:
-        the copies kept)."""
-        live = self.live_keys(src)
-        return {r["searchKey"] for r in dst["items"] if _sel(r["folderPath"])} - live
+        the copies kept), and those of a key more copies than its selected items have when
+        one of its items is left out (the copy kept of that one, beside its twin's: soak
+        seed 22302 keep)."""
+        live = self.live_counts(src)
+        copies = Counter(r["searchKey"] for r in dst["items"] if _sel(r["folderPath"]))
+        out = self.left_out(src)
+        return {k for k, n in copies.items() if not live[k] or (k in out and n > live[k])}
+
+    def live_counts(self, *snaps: dict[str, Any]) -> Counter[str]:
+        """Per search key, the selected live items under these rules."""
+        return Counter(r["searchKey"] for s in snaps for r in s["items"] if self.selects(r))
 
 
 def change_rename(jr: JobRules, rng: random.Random, gen: Generator) -> None:
@@ -3059,7 +3078,9 @@ def change_rename(jr: JobRules, rng: random.Random, gen: Generator) -> None:
 def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
     """After a pass: under ``keep``, the copies it left kept (``last_kept``: kept for good if
     the operator switches to ``mirror``); a key selected again is kept no more."""
-    live = jr.live_keys(*srcs)
+    # (a key one of whose items the rules leave out is not selected again by its twin, a
+    # user's copy of that item: the kept copy is the left-out item's, soak seed 22302 keep)
+    live = jr.live_keys(*srcs) - jr.left_out(*srcs)
     if jr.deletions == "keep":
         # what earlier passes kept too: a mailbox not judged now (an archive taken off the
         # pair) keeps its kept copies (17020 keep: archive back on with mirror, same round)

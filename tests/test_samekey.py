@@ -9,6 +9,7 @@ the engine removes held to ``removed_live`` by counts."""
 from __future__ import annotations
 
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -105,24 +106,74 @@ async def test_copies_of_one_item_in_selected_folders_are_each_copied_once(
 
 # R1: the original in a folder the rules leave out (under keep its copy kept there), its
 # copy in a selected folder, made before or after the folder was left out: the kept copy is
-# no move's other half nor an item restored (its own item is still at the source)
-def _kept_beside_its_copy(after: bool) -> list[Any]:
+# no move's other half nor an item restored (its own item is still at the source). And after
+# a switch to ``mirror`` (``then-mirror``): mirror keeps what keep kept, the twin's copy no
+# second copy of it (soak seed 22302 keep, ``--p-samekey 0.3``: the oracle, not the engine,
+# was wrong there: under ``mirror`` it allowed a shared key no kept copy, and dropped the
+# key from the kept ones once the twin was selected; it said ``duplicated``, so the
+# sign-off's "complete" read as ``signoff_complete_but_wrong``)
+def _kept_beside_its_copy(after: bool, mirror: bool = False) -> list[Any]:
     copy = ("ops", [{"op": "copy", "id": "#/Sent Items", "to": "@/Inbox"}])
     rules = ("rules", {"exclude": ["^/Sent Items$"]})
     steps = [rules, ("pass", "delta"), copy] if after else [copy, ("pass", "delta"), rules]
+    if mirror:  # switched once the copy is kept: before the twin is made, or after
+        switch = [("rules", {"deletions": "mirror"}), ("pass", "delta")]
+        steps = [*steps[:2], *switch, copy] if after else [*steps, ("pass", "delta"), *switch]
     return [*steps, ("pass", "delta"), ("pass", "full"), ("pass", "cutover")]
 
 
+@pytest.mark.parametrize("mirror", [False, True], ids=["keep", "then-mirror"])
 @pytest.mark.parametrize("after", [False, True], ids=["copied-before", "copied-after"])
 async def test_a_kept_copy_in_a_folder_left_out_stays_beside_its_items_copy(
-    tmp_path: Path, after: bool
+    tmp_path: Path, after: bool, mirror: bool
 ) -> None:
-    h = await replay("keep", _kept_beside_its_copy(after), tmp_path)
+    h = await replay("keep", _kept_beside_its_copy(after, mirror), tmp_path)
     assert not h.failures(), h.text()
     assert all(p.checked and not wrong(p.counts) for p in h.passes), h.text()
     # /Sent Items' copies, left out, all kept: none taken for its twin's second copy
     kept = [p.counts["kept"] for p in h.passes[1 if after else 2 :]]
     assert kept[0] and len(set(kept)) == 1, h.text()
+
+
+# The same with the original left out by an item filter, not a folder rule (soak seed 22302
+# keep, r8, once the oracle's ``then-mirror`` error above was fixed: its /Contacts item
+# older than ``created_after``, its copy kept; the owner's copy of it, created now, in
+# /Deleted Items): the original's kept copy lies in a selected, listed folder. Nothing but
+# its own record tells it from a copy the target's user moved there: the sign-off names it
+# a second copy of the twin (``judge._judge_unclaimed``: an unclaimed target item whose key
+# a selected item has is ``duplicated``, without asking whether it is the kept copy of a
+# source item still there, as ``check._kept_outside`` does beyond the region), and the next
+# full pass hard-deletes it (``spares.remove_second_copies``: the twin's settled copy found
+# where recorded makes it a second copy; ``own`` spares only the copies of items leaving in
+# that pass, not a ``REMOVED`` record's copy whose item is ``_still_at_source``)
+# (the emulator seeds items before today's midnight, UTC; its ``copy`` creates one now)
+TODAY = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
+LEFT_OUT_BY_A_FILTER = [
+    ("rules", {"created_after": TODAY}),  # every seeded item left out
+    ("pass", "delta"),
+    ("ops", [{"op": "copy", "id": "#/Inbox", "to": "@/Junk Email"}]),  # created now: selected
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="R1 for item filters: a kept copy of an item the filters leave out, in a selected "
+    "folder, is named a second copy of its twin's by the sign-off and removed by the next full "
+    "pass (``judge._judge_unclaimed``, ``spares.remove_second_copies``: neither asks whether "
+    "the kept copy's own item is still at the source)",
+)
+async def test_a_kept_copy_of_an_item_left_out_by_a_filter_stays_beside_its_items_copy(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", LEFT_OUT_BY_A_FILTER, tmp_path)
+    assert not h.failures(), h.text()  # signoff_names_duplicated_not_wrong
+    # every seeded item's copy kept, the removal included (the oracle allows a shared key's
+    # kept copies up to its items, so it cannot tell the kept copy gone)
+    kept = [p.counts["kept"] for p in h.passes[1:]]
+    assert len(set(kept)) == 1, h.text()
 
 
 # soak seeds 21005 and 21006 keep (``--p-samekey 0.5``): an item and its copy both deleted in
