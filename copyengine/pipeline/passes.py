@@ -57,12 +57,13 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..state.records import MAKING, RETIRED
+from ..state.records import MAKING
 from ..survey import (
     MailboxSide,
     TargetTree,
     folder_path,
     listed_items,
+    still_at_source,
     target_index,
     unless_gone,
 )
@@ -502,7 +503,7 @@ class MailboxPass:
         await self.ctx.store.flush()  # the outcomes of this pass, read back below
         paths = self._path_jobs(jobs)
         await list_paths(self.ctx, self.dst_id, paths)
-        await remove_second_copies(self.ctx, self.dst_id, jobs, paths)
+        await remove_second_copies(self.ctx, self.dst_id, jobs, paths, src_id=self.src_id)
         for one in paths:  # a second copy removed there: said in the report
             if one.stats.drift:
                 self.ctx.stats.folders.setdefault(one.stats.source_path, one.stats)
@@ -950,36 +951,22 @@ class MailboxPass:
         a kept copy goes only once its own source item is gone (a move, a deletion, a
         restore: each leaves it no item under its id); one whose item is still at the
         source (in a folder the rules left out, its copy beside a copy of its twin: review
-        R1) stays (``_still_at_source``)."""
+        R1) stays (``survey.still_at_source``; a read that fails says "there": the copy stays,
+        and the next pass that meets its key asks again)."""
         for job, r in kept:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
             live += [o for o in kept_now.get(r.search_key, []) if o.source_id != r.source_id]
-            if not live or await self._still_at_source(r):
+            if (
+                not live
+                or await still_at_source(self.src, self.src_id, r, self.ctx.log) is not False
+            ):
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
                 continue
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
-
-    async def _still_at_source(self, r: ItemRecord) -> bool:
-        """Whether the source item a kept copy was recorded for is there still, under its
-        id (one ``getItem``; ids change on a move, so a moved, deleted or restored item is
-        not): then another item of its search key is a copy of it, not it. A read that
-        fails says "there" (the copy stays; the next pass that meets its key asks again).
-        A record of no source folder's (an old folder's) has no item to ask for: gone."""
-        if r.folder_id.startswith((RETIRED, MAKING)):
-            return False
-        try:
-            await self.src.get_item(self.src_id, r.folder_id, r.source_id)
-        except NotFound:
-            return False
-        except Fatal:
-            raise
-        except ServiceError as exc:
-            self.ctx.log.info("item.kept_copy_unsure", item=r.source_id, error=exc.message)
-        return True
 
     async def _sweep(self, job: FolderJob) -> bool:
         """A moved folder's items now live in its new target folder: its old copy is swept
