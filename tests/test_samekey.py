@@ -162,10 +162,16 @@ LEFT_OUT_BY_A_FILTER = [
 ]
 
 
+# ``then-mirror``: the job switched to ``mirror`` once the copies are kept, before the twin
+# is made: mirror keeps what keep kept, so the kept copy stays beside the twin's as well.
+@pytest.mark.parametrize("mirror", [False, True], ids=["keep", "then-mirror"])
 async def test_a_kept_copy_of_an_item_left_out_by_a_filter_stays_beside_its_items_copy(
-    tmp_path: Path,
+    tmp_path: Path, mirror: bool
 ) -> None:
-    h = await replay("keep", LEFT_OUT_BY_A_FILTER, tmp_path)
+    steps = LEFT_OUT_BY_A_FILTER
+    if mirror:
+        steps = [*steps[:2], ("rules", {"deletions": "mirror"}), ("pass", "delta"), *steps[2:]]
+    h = await replay("keep", steps, tmp_path)
     assert not h.failures(), h.text()  # signoff_names_duplicated_not_wrong
     # every seeded item's copy kept, the removal included (the oracle allows a shared key's
     # kept copies up to its items, so it cannot tell the kept copy gone)
