@@ -146,7 +146,7 @@ async def test_a_kept_copy_in_a_folder_left_out_stays_beside_its_items_copy(
 # /Deleted Items): the original's kept copy lies in a selected, listed folder. Nothing but
 # its own record tells it from a copy the target's user moved there, so both the sign-off
 # (``check._kept_own``, then ``judge``'s ``own``) and a full pass's second copies
-# (``spares._KeptOwn``) ask the source whether its own item is still there under its id
+# (``spares.KeptOwn``) ask the source whether its own item is still there under its id
 # (``survey.still_at_source``, one ``getItem``): it is, so the kept copy is its own item's,
 # kept. Before, the sign-off named it a second copy of the twin's (``duplicated``, r4) and
 # the next full pass hard-deleted it (kept 60, then 59).
@@ -177,6 +177,33 @@ async def test_a_kept_copy_of_an_item_left_out_by_a_filter_stays_beside_its_item
     # kept copies up to its items, so it cannot tell the kept copy gone)
     kept = [p.counts["kept"] for p in h.passes[1:]]
     assert len(set(kept)) == 1, h.text()
+
+
+# The same kept copy in a folder the owner then moves at the source (/Inbox/Receipts under
+# /Archive): its old target copy is swept (``passes._sweep_old``), where a copy whose key a
+# live item's copy elsewhere has goes (``rehome.Rehome.sort``: the twin's copy in /Junk
+# Email found) unless it is the kept copy of an item still at the source (``KeptOwn``):
+# before, the sweep hard-deleted it (kept 60, then 59; the oracle allows a shared key's kept
+# copies up to its items, so only the count tells), now it stays in the old folder, kept.
+MOVED_AWAY = [
+    ("rules", {"created_after": TODAY}),
+    ("pass", "delta"),
+    ("ops", [{"op": "copy", "id": "#/Inbox/Receipts", "to": "@/Junk Email"}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Receipts", "to": "@/Archive"}]),
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_kept_copy_of_an_item_left_out_stays_when_its_folder_s_old_copy_is_swept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", MOVED_AWAY, tmp_path)
+    assert not h.failures(), h.text()
+    kept = [p.counts["kept"] for p in h.passes[1:]]
+    assert len(set(kept)) == 1, (kept, h.text())
 
 
 # What the sign-off's question costs (``check._kept_own``): a ``getItem`` per kept copy whose

@@ -70,7 +70,7 @@ from ..survey import (
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .rehome import Rehome
-from .spares import any_there, list_paths, remove_second_copies
+from .spares import KeptOwn, any_there, list_paths, remove_second_copies
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 3  # a folder round refused (link or a fresh page) is read fresh again
@@ -106,9 +106,14 @@ class _Elsewhere:
         self.kept: dict[bytes, list[tuple[str, str | None]]] = defaultdict(list)
         self.named: set[str] = set()  # the copies some record of these keys names
         self.indexes: dict[str, TargetIndex | None] = {}  # one listing per folder
+        # the kept copies (``REMOVED`` records) by target id: one whose own item is still at
+        # the source is that item's, no second copy of a live item's (``KeptOwn``)
+        self.removed: dict[str, ItemRecord] = {}
         for r in records:
             if r.target_id:
                 self.named.add(r.target_id)
+            if r.target_id and r.status is Status.REMOVED:
+                self.removed[r.target_id] = r
             if r.search_key and r.target_id and r.status in SETTLED:
                 self.live[r.search_key].add(r.target_id)
             elif r.search_key and r.target_id and r.status is Status.REMOVED:
@@ -995,16 +1000,22 @@ class MailboxPass:
             for fid, _, some in held:  # copies of live items
                 may_go.update(await self.rehome.sort(fid, some))
             items = [(fid, it) for fid, _, some in held for it in some]
-            keys = [it.search_key for _, it in items if it.search_key and it.id not in may_go]
+            # (the keys of the copies ``may_go`` sorted too: their kept copies' records)
+            keys = [it.search_key for _, it in items if it.search_key]
             # a recorded copy elsewhere, a live item's or a kept one (``_Elsewhere``: a moved
             # folder's items re-homed by a pass killed before its sweep, then the folder
             # deleted at the source: soak seed 13011 keep, the old copies left beside)
             elsewhere = _Elsewhere(await self.ctx.store.items_by_keys(self.ctx.key, keys))
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
+            # a kept copy of an item the item filters leave out, still at the source, in a
+            # moved folder's old copy beside a copy of its twin elsewhere: kept (review R1)
+            own = KeptOwn(self.ctx, self.src_id, elsewhere.removed)
             for fid, it in items:
-                copies = await elsewhere.copies(self.ctx, self.dst_id, it)
-                if may_go.get(it.id, bool(copies - {it.id})):
+                goes = may_go.get(it.id)
+                if goes is None:
+                    goes = bool(await elsewhere.copies(self.ctx, self.dst_id, it) - {it.id})
+                if goes and not (it.search_key and await own.still_there(it.id, it.search_key)):
                     # a 404: the copy is gone already, as wanted (a delete whose answer was
                     # lost, its retry meeting what it did: soak seed 15024 mirror); the sweep
                     # goes on (the folder's own 404 is read by ``_folder_now`` below)

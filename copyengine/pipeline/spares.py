@@ -72,7 +72,7 @@ async def remove_second_copies(
     """Remove the spare items of ``jobs`` (the pair's folders) and of ``paths`` (folders
     made only as paths, ``list_paths``) that are second copies (see the module). A copy
     kept of an item left out whose own item is still at the source (``src_id``'s) is none
-    (``_KeptOwn``)."""
+    (``KeptOwn``)."""
     spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
     if not spare:
         return
@@ -92,7 +92,7 @@ async def remove_second_copies(
     copies, unsettled, recorded, kept_copies = await _other_copies(
         ctx, {key for _, _, key in spare}, leaving, selected
     )
-    kept_own = _KeptOwn(ctx, src_id, kept_copies)
+    kept_own = KeptOwn(ctx, src_id, kept_copies)
     orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
     indexes: dict[str, TargetIndex | None] = {}
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
@@ -194,15 +194,16 @@ async def _other_copies(
 
 
 @dataclass
-class _KeptOwn:
-    """The copies kept of items left out (``records``: ``REMOVED`` records by target id, of
-    keys a live selected item's settled copy has) and whether each one's own source item is
-    still there under its id (``survey.still_at_source``, asked only for a spare about to go
-    as a second copy, ``MAX_ASKED`` at most): then it is that item's kept copy, beside the
-    copy of a user's copy of it (review R1: an item the item filters leave out, its kept copy
-    in its own, selected folder; removed as a second copy before, soak seed 22302 keep). A
-    read that fails, or one past the bound, says "there": the copy stays (the sign-off asks
-    again, and names it if its item is gone)."""
+class KeptOwn:
+    """The copies kept of items left out (``records``: ``REMOVED`` records by target id; here,
+    of keys a live selected item's settled copy has) and whether each one's own source item
+    is still there under its id (``survey.still_at_source``, asked only for a copy about to go
+    as a second copy: a spare here, or an old folder's copy in ``passes._sweep_old``;
+    ``MAX_ASKED`` at most per sweep): then it is that item's kept copy, beside the copy of a
+    user's copy of it (review R1: an item the item filters leave out, its kept copy in its
+    own, selected folder; removed as a second copy before, soak seed 22302 keep). A read that
+    fails, or one past the bound, says "there": the copy stays (the sign-off asks again, and
+    names it if its item is gone)."""
 
     ctx: PairContext
     src_id: str
