@@ -397,11 +397,10 @@ def _judge_unclaimed(
             # all but the one that stands for it (``_standing``), each kept copy recorded for
             # a source id of its own included (soak seed 13011 keep: two kept, complete)
             spare = it.search_key is not None and stands.get(it.search_key, it.id) != it.id
-            # a copy kept of an item left out whose key a selected item (a user's copy of
-            # it) shares, its own item still at the source (``own``): kept, not a second copy
-            # of the selected one's (review R1: an item the item filters leave out)
             twin = it.search_key is not None and it.search_key in selected_keys
-            if it.id not in own and (second or spare or twin):
+            if it.id in own:  # a copy kept of an item left out, its item still at the source
+                twin = False  # beside a user's copy of it: kept (review R1, item filters)
+            if second or spare or twin:
                 if second and gone is not None:
                     owner: str | None = gone.source_id
                 elif spare:
