@@ -211,7 +211,8 @@ async def test_a_kept_copy_of_an_item_left_out_stays_when_its_folder_s_old_copy_
 # ``created_after`` (its copy kept): the sign-off asks nothing, its requests call by call
 # those of before this check; once its owner copies one of them into a selected folder (the
 # copy created now, selected), one ``getItem`` more and nothing else, and the kept copy is
-# told kept, not named a second copy (before: ``duplicated`` 1, and no request more).
+# told kept, not named a second copy (before: ``duplicated`` 1, and no request more); past
+# the bound, named as before.
 async def _signoff_calls(emu: Any, cfg: Any) -> tuple[Any, Counter[str]]:
     await emu.src.control("POST", "/stats/reset")
     (check,) = await verify_content_job(cfg)
@@ -220,7 +221,7 @@ async def _signoff_calls(emu: Any, cfg: Any) -> tuple[Any, Counter[str]]:
 
 
 async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selected_key(
-    emu: Any, tmp_path: Path
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pair = [("adele@contoso.example", "adele@fabrikam.example")]
     assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
@@ -242,6 +243,10 @@ async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selec
     assert check.ok and not check.verdict.duplicated, check.as_dict()
     assert len(check.verdict.kept) == kept and check.verdict.selected == 1, check.as_dict()
     assert after - before == Counter({"getItem": 1}) and not before - after, (before, after)
+    # past the bound (``survey.MAX_ASKED``, here 0) nothing is asked: judged as before, named
+    monkeypatch.setattr("copyengine.verify.check.MAX_ASKED", 0)
+    check, bound = await _signoff_calls(emu, cfg)
+    assert len(check.verdict.duplicated) == 1 and bound["getItem"] == 0, check.as_dict()
 
 
 # soak seeds 21005 and 21006 keep (``--p-samekey 0.5``): an item and its copy both deleted in
