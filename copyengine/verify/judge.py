@@ -214,10 +214,13 @@ def judge(
     records: Mapping[str, ItemRecord] | None = None,
     deletions: str = "keep",
     content: bool = True,
+    own: frozenset[str] = frozenset(),
 ) -> Verdict:
     """The verdict on one mailbox of a pair (pure). ``records``: the state's item records by
     source id (None: no state; then no content check, and extra items cannot be told kept,
-    unless their folder's source was deleted). ``content``: compare versions (with records)."""
+    unless their folder's source was deleted). ``content``: compare versions (with records).
+    ``own``: target ids of copies kept of items left out that are still at the source under
+    their ids (``check._kept_own`` asked): each its own item's, never a second copy."""
     v = Verdict()
     region = _Region.of(target)
     wanted: Wanted = [(sf, it) for sf in source for it in sf.items]
@@ -225,7 +228,7 @@ def judge(
     folders = _folder_checks(source, target, v)
     for sf, it in wanted:
         _judge_selected(v, sf, it, region, folders, records if content else None)
-    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions)
+    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions, own)
     _leftover_folders(v, target, folders, kept_in, deletions)
     return v
 
@@ -364,6 +367,7 @@ def _judge_unclaimed(
     folders: _Folders,
     records: Mapping[str, ItemRecord] | None,
     deletions: str,
+    own: frozenset[str],
 ) -> Counter[str]:
     """Target items that are no selected item's copy: second copies, kept, extra. Returns
     the number kept per target folder."""
@@ -393,7 +397,10 @@ def _judge_unclaimed(
             # all but the one that stands for it (``_standing``), each kept copy recorded for
             # a source id of its own included (soak seed 13011 keep: two kept, complete)
             spare = it.search_key is not None and stands.get(it.search_key, it.id) != it.id
-            if second or spare or (it.search_key is not None and it.search_key in selected_keys):
+            twin = it.search_key is not None and it.search_key in selected_keys
+            if it.id in own:  # a copy kept of an item left out, its item still at the source
+                twin = False  # beside a user's copy of it: kept (review R1, item filters)
+            if second or spare or twin:
                 if second and gone is not None:
                     owner: str | None = gone.source_id
                 elif spare:
