@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from copyengine.exitcodes import ExitCode
-from tests.jobs import demo_job
+from tests.jobs import cli, demo_job
 
 WITHIN_MS = 4000  # the stop comes this long after spawn at most (the start-up, on a busy box)
 ITEMS = 40  # per source mailbox: the run itself lasts a few seconds, the start-up most of it
@@ -80,14 +80,7 @@ def catches(pid: int, sig: int) -> bool:
 
 
 def _cli(where: Path, *args: str) -> tuple[int, str, str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "copyengine", *args],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        timeout=RUN_WITHIN_S,
-        check=False,
-    )
+    done = cli(*args, cwd=where, timeout=RUN_WITHIN_S)
     return done.returncode, done.stdout, done.stderr
 
 
