@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +85,9 @@ def _cli(where: Path, *args: str) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def stopped_run(case: Case, where: Path) -> tuple[int, str, str, float]:
-    """``copyengine run`` stopped by ``case``: exit code, stdout, stderr, and when (ms after
-    spawn) the signal went."""
+def stopped_run(case: Case, where: Path) -> tuple[int, str, str, float, float]:
+    """``copyengine run`` stopped by ``case``: exit code, stdout, stderr, and when the signal
+    went: ms after spawn, and the time of day (``time.time``)."""
     out, err = where / "run.out", where / "run.err"
     args = ["run", "config.example.toml", "--no-progress", "--log-format", "json"]
     with out.open("w") as fo, err.open("w") as fe:
@@ -99,14 +100,14 @@ def stopped_run(case: Case, where: Path) -> tuple[int, str, str, float]:
             while not catches(proc.pid, signal.SIGTERM) and time.monotonic() - t0 < 60:
                 time.sleep(0.002)
             time.sleep(max(0.0, t0 + case.after_ms / 1000 - time.monotonic()))
-            sent = (time.monotonic() - t0) * 1000
+            sent, sent_at = (time.monotonic() - t0) * 1000, time.time()
             proc.send_signal(case.sig)
             code = proc.wait(RUN_WITHIN_S)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    return code, out.read_text(), err.read_text(), sent
+    return code, out.read_text(), err.read_text(), sent, sent_at
 
 
 def _finished(stderr: str) -> dict[str, Any] | None:
@@ -146,11 +147,25 @@ class Outcome:
     problems: list[str]
 
 
+def stop_heard(code: int, stderr: str, sent_at: float) -> list[str]:
+    """A run that exits 0 after a stop had nothing left to stop: the stop came once its work
+    was over (the log's ``job.stop_after_work``) or once it had said how it ended (its
+    ``job.finished`` no later than the stop). Else the stop was lost."""
+    finished = _finished(stderr)
+    if code != ExitCode.OK or '"job.stop_after_work"' in stderr or finished is None:
+        return []
+    at = datetime.fromisoformat(str(finished["timestamp"]).replace("Z", "+00:00")).timestamp()
+    if at <= sent_at:
+        return []
+    return [f"exit 0, job.finished {at - sent_at:.3f} s after the stop, no job.stop_after_work"]
+
+
 def run_case(case: Case, where: Path) -> Outcome:
     """The stopped run, then ``status``, a second run and ``verify``."""
     small_demo_job(where, 'profile = "unlimited"\n', ITEMS)
-    code, stdout, stderr, sent = stopped_run(case, where)
+    code, stdout, stderr, sent, sent_at = stopped_run(case, where)
     problems = said_alike(code, stdout, stderr, where)
+    problems += stop_heard(code, stderr, sent_at)
     status, shown, _ = _cli(where, "status", "config.example.toml", "--json")
     if status != ExitCode.OK:
         problems.append(f"status after the stop: exit {status}: {shown[-500:]}")
