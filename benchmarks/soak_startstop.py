@@ -1,6 +1,7 @@
 """``python -m benchmarks soak startstop --seeds N [--start S] [--budget-s T]``: N real
 ``copyengine run`` processes on their embedded emulator, each stopped (SIGINT or SIGTERM) at
-a random moment of its first 4 s (``tests/startstop.py``): the exit code documented, no
+a random moment of its start (``tests/startstop.py``: 0-4 s after spawn, or 0-400 ms after
+the emulator is up, the job started or a pair started): the exit code documented, no
 traceback, the report, ``job.finished`` and the screen agreeing, ``status`` reading the
 state, and the next run exact (``verify``). Writes ``soak-startstop.{json,md}``
 (``results_dir``) and prints one line per seed. A failing seed is reproduced with
@@ -24,22 +25,29 @@ def _checked(seed: int) -> dict[str, Any]:
     from tests.startstop import check
 
     found = check(seed)
-    return {"sent_ms": found.sent_ms, "exit_code": found.code, "problems": found.problems}
+    said = {"sent_ms": found.sent_ms, "stage": found.stage, "exit_code": found.code}
+    return {**said, "problems": found.problems}
 
 
 SOAK = Soak(
     name="soak-startstop",
-    description="a stop at a random moment of a run's first 4 s on its embedded emulator "
+    description="a stop at a random moment of a run's start on its embedded emulator "
     "(tests/startstop.py): said alike everywhere, the next run exact",
     reproduce="tests.startstop",
     described=_described,
     checked=_checked,
-    columns=[("signal", "signal"), ("sent ms", "sent_ms"), ("exit", "exit_code")],
+    columns=[
+        ("signal", "signal"),
+        ("sent ms", "sent_ms"),
+        ("stage", "stage"),
+        ("exit", "exit_code"),
+    ],
 )
 
 
 def _exit_codes(res: dict[str, Any]) -> str:
-    return f"; exit codes {dict(Counter(str(r.get('exit_code')) for r in res['rows']))}"
+    codes = dict(Counter(str(r.get("exit_code")) for r in res["rows"]))
+    return f"; exit codes {codes}; stages {dict(Counter(r.get('stage') for r in res['rows']))}"
 
 
 def main(a: Any) -> None:

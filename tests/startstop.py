@@ -7,7 +7,9 @@ printed a traceback, the report, ``job.finished`` and the screen's last line say
 (``verify``: nothing missing, duplicated or misplaced). One seed decides the signal and the
 moment; a failing case is reproduced with ``python -m tests.startstop SEED``.
 
-The moment is drawn from spawn, and a stop is sent no earlier than the launcher's handlers
+The moment is drawn from spawn (0-4 s: on a busy box, the engine loading), or 0-400 ms after
+the run first logs ``emulator.started``, ``job.started`` (the state open) or
+``pair.started`` (its listings); a stop is sent no earlier than the launcher's handlers
 are in place (``launch.main``'s first lines): before, the interpreter itself is starting
 (SIGTERM's default ends the process, SIGINT is Python's own KeyboardInterrupt), which no
 code of the engine can change; ``tests/test_startup_stop.py`` checks that nothing of the
@@ -34,6 +36,11 @@ from copyengine.exitcodes import ExitCode
 from tests.jobs import cli, demo_job
 
 WITHIN_MS = 4000  # the stop comes this long after spawn at most (the start-up, on a busy box)
+# or this long after the run first logs one of these: the emulator up, the state open and
+# the job started, a pair started (its listings); from spawn alone, a busy box's stops all
+# landed before the emulator was up (16 of 16 at load 9-10)
+AFTER_EVENT_MS = 400
+FROM = (None, None, "emulator.started", "job.started", "pair.started")
 ITEMS = 40  # per source mailbox: the run itself lasts a few seconds, the start-up most of it
 RUN_WITHIN_S = 180.0
 REPORT = ".copyengine/config.example.report.json"
@@ -43,13 +50,15 @@ REPORT = ".copyengine/config.example.report.json"
 class Case:
     seed: int
     sig: signal.Signals
-    after_ms: int  # after spawn
+    after: str | None  # the log event the moment is counted from (None: spawn)
+    after_ms: int
 
     @classmethod
     def of(cls, seed: int) -> Case:
         r = random.Random(seed)
         sig = r.choice([signal.SIGINT, signal.SIGTERM])
-        return cls(seed, sig, r.randrange(WITHIN_MS + 1))
+        after = r.choice(FROM)
+        return cls(seed, sig, after, r.randrange((AFTER_EVENT_MS if after else WITHIN_MS) + 1))
 
 
 def small_demo_job(where: Path, emulator: str, items: int) -> Path:
@@ -99,7 +108,8 @@ def stopped_run(case: Case, where: Path) -> tuple[int, str, str, float, float]:
             # SIGTERM caught: the launcher's handlers are in place (SIGINT's with it)
             while not catches(proc.pid, signal.SIGTERM) and time.monotonic() - t0 < 60:
                 time.sleep(0.002)
-            time.sleep(max(0.0, t0 + case.after_ms / 1000 - time.monotonic()))
+            since = t0 if case.after is None else _logged(proc, err, case.after)
+            time.sleep(max(0.0, since + case.after_ms / 1000 - time.monotonic()))
             sent, sent_at = (time.monotonic() - t0) * 1000, time.time()
             proc.send_signal(case.sig)
             code = proc.wait(RUN_WITHIN_S)
@@ -108,6 +118,34 @@ def stopped_run(case: Case, where: Path) -> tuple[int, str, str, float, float]:
                 proc.kill()
                 proc.wait()
     return code, out.read_text(), err.read_text(), sent, sent_at
+
+
+def _logged(proc: subprocess.Popen[bytes], log: Path, event: str) -> float:
+    """When (``time.monotonic``) ``event`` was first seen in the run's log (or it ended)."""
+    deadline = time.monotonic() + 60
+    while f'"{event}"' not in log.read_text() and proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.005)
+    return time.monotonic()
+
+
+def _at(event: dict[str, Any]) -> float:
+    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+def stage(stderr: str, sent_at: float) -> str:
+    """Where the run was when the stop went: its last event logged before then
+    (``emulator.started``, ``job.started``, ``pair.started``, ...); ``loading`` before any
+    (the engine imported, the job file read, the emulator starting)."""
+    said = "loading"
+    for line in stderr.splitlines():
+        if line.startswith("{") and '"timestamp"' in line:
+            event = json.loads(line)
+            if _at(event) > sent_at:
+                break
+            said = str(event["event"])
+    return said
 
 
 def _finished(stderr: str) -> dict[str, Any] | None:
@@ -140,10 +178,11 @@ def said_alike(code: int, stdout: str, stderr: str, where: Path) -> list[str]:
 @dataclass
 class Outcome:
     """What one case did: the stopped run's exit code, when the stop went (ms after spawn),
-    and the problems found (none: all as documented)."""
+    the stage it landed in, and the problems found (none: all as documented)."""
 
     code: int
     sent_ms: float
+    stage: str
     problems: list[str]
 
 
@@ -154,7 +193,7 @@ def stop_heard(code: int, stderr: str, sent_at: float) -> list[str]:
     finished = _finished(stderr)
     if code != ExitCode.OK or '"job.stop_after_work"' in stderr or finished is None:
         return []
-    at = datetime.fromisoformat(str(finished["timestamp"]).replace("Z", "+00:00")).timestamp()
+    at = _at(finished)
     if at <= sent_at:
         return []
     return [f"exit 0, job.finished {at - sent_at:.3f} s after the stop, no job.stop_after_work"]
@@ -164,6 +203,7 @@ def run_case(case: Case, where: Path) -> Outcome:
     """The stopped run, then ``status``, a second run and ``verify``."""
     small_demo_job(where, 'profile = "unlimited"\n', ITEMS)
     code, stdout, stderr, sent, sent_at = stopped_run(case, where)
+    landed = stage(stderr, sent_at)
     problems = said_alike(code, stdout, stderr, where)
     problems += stop_heard(code, stderr, sent_at)
     status, shown, _ = _cli(where, "status", "config.example.toml", "--json")
@@ -179,7 +219,8 @@ def run_case(case: Case, where: Path) -> Outcome:
     checked, stdout, _ = _cli(where, "verify", "config.example.toml")
     if checked != ExitCode.OK:
         problems.append(f"verify after the next run: exit {checked}: {stdout[-1500:]}")
-    return Outcome(code, round(sent), [f"{case.sig.name} at {sent:.0f} ms: {p}" for p in problems])
+    said = [f"{case.sig.name} at {sent:.0f} ms: {p}" for p in problems]
+    return Outcome(code, round(sent), landed, said)
 
 
 def check(seed: int) -> Outcome:
