@@ -497,9 +497,10 @@ def main(argv: list[str] | None = None) -> None:
         "soak",
         help="randomized owner histories (tests/histories.py); cutshort: runs cut short "
         "at random moments (tests/cutshort.py); hosts: histories on several hosts, PostgreSQL "
-        "and workers (tests/hosthistories.py)",
+        "and workers (tests/hosthistories.py); startstop: a run stopped while it starts "
+        "(tests/startstop.py)",
     )
-    so.add_argument("what", choices=["passes", "cutshort", "hosts"])
+    so.add_argument("what", choices=["passes", "cutshort", "hosts", "startstop"])
     so.add_argument("--seeds", type=int, default=100)
     so.add_argument("--start", type=int, default=1)
     so.add_argument("--deletions", choices=["mirror", "keep", "both"], default="both")
@@ -541,6 +542,11 @@ def main(argv: list[str] | None = None) -> None:
         from benchmarks import soak_cutshort
 
         soak_cutshort.main(a)
+        return
+    if a.cmd == "soak" and a.what == "startstop":
+        from benchmarks import soak_startstop
+
+        soak_startstop.main(a)
         return
     if a.cmd == "soak" and a.what == "hosts":
         from benchmarks import soak_hosts
