@@ -1,9 +1,13 @@
 """The benchmark harness: one emulator process, one process per contender run.
 
 Each run gets fresh, empty target mailboxes; the emulator's stats are reset before it. The
-contender's own CPU time and peak RSS come from ``wait4`` (that child only); RSS and the
-emulator's import count are sampled every 0.25 s for the charts. A warm-up run comes first
-and is discarded; then ``repeats`` runs per contender; medians with min and max.
+contender's own CPU time and peak RSS come from ``wait4`` (that child only: user + system
+time of the whole process, every thread, from its start-up imports to its exit, the same for
+every contender); RSS and the emulator's import count are sampled every 0.25 s for the
+charts, the machine's 1-minute load average at each run's start and end. A warm-up run comes
+first and is discarded; then ``repeats`` rounds, each running every contender once, in the
+order ``repeat_order`` gives (alternated from one round to the next); medians with min and
+max, and the contenders' ratios per round (``benchmarks/__main__.verdicts``).
 """
 
 from __future__ import annotations
@@ -291,6 +295,7 @@ def run_once(
                 f"benchmarks.contenders.{contender}",
                 str(_spec(info, pairs, tmp, s.emulator_limits.get("concurrency"))),
             ]
+        load_before = os.getloadavg()[0]
         t0 = time.monotonic()
         # Files, not pipes: a pipe nobody reads until exit fills up and blocks the child.
         out_f = (tmp / "stdout").open("w+b")
@@ -316,6 +321,7 @@ def run_once(
                 raise TimeoutError(f"{contender} exceeded {s.timeout}s")
             time.sleep(0.25)
         wall = time.monotonic() - t0
+        load_after = os.getloadavg()[0]
         out_f.seek(0)
         err_f.seek(0)
         out = out_f.read().decode(errors="replace")
@@ -373,6 +379,9 @@ def run_once(
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000_items": round(cpu / max(1, copied) * 1000, 3),
         "peak_rss_mb": round(rusage.ru_maxrss / 1024, 1),
+        # the machine's 1-minute load average as the run started and ended: other work on
+        # the machine moves CPU per item and items/s, so every number carries it
+        "load_1m": [round(load_before, 2), round(load_after, 2)],
         "ceiling_pct_median": round(statistics.median(shares), 1) if shares else None,
         "ceiling_pct_worst": shares[0] if shares else None,
         # how many target mailboxes reached the target, not only the worst of them
@@ -454,6 +463,17 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def repeat_order(contenders: tuple[str, ...], r: int) -> list[str]:
+    """The order the contenders run in in round ``r``: the compared ones in the scenario's
+    order in even rounds and reversed in odd ones, ``naive`` (compared with nothing run beside
+    it) last. With a fixed order ``minimal`` always ran right after the engine: whatever
+    moves from one run to the next (other work on the machine starting or ending, the
+    emulator holding 20,000 more items after every run) fell on one side of the pair every
+    time; alternated, it falls on each side in turn."""
+    compared = [c for c in contenders if c != "naive"]
+    return [*(compared if r % 2 == 0 else compared[::-1]), *(c for c in contenders if c == "naive")]
+
+
 def run_scenario(
     s: Scenario,
     repeats: int | None = None,
@@ -472,14 +492,16 @@ def run_scenario(
             for c in s.contenders:
                 run_once(s, info, ctl, c, f"w{c[:2]}{c[-2:]}", 1)
         for r in range(repeats):
-            for c in s.contenders:
+            for c in repeat_order(s.contenders, r):
                 n = s.naive_pairs if c == "naive" else s.pairs
                 res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
                 runs[c].append(res)
                 print(
                     f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
                     f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
-                    f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB",
+                    f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB, "
+                    f"CPU {res['cpu_s_per_1000_items']} s/1k items, "
+                    f"load {res['load_1m'][0]}-{res['load_1m'][1]}",
                     flush=True,
                 )
         emu_rss = rss_kib(emu_pid)[1] / 1024
