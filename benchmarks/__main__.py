@@ -259,6 +259,13 @@ def cpu_verdict(res: dict[str, Any], limit: float = 1.2) -> str:
         x for r in res["runs"]["copyengine"] + res["runs"]["minimal"] for x in r.get("load_1m", [])
     ]
     load = f"; load average {min(loads):.1f}-{max(loads):.1f}" if loads else ""
+    waits = [
+        r["cpu_wait_share"]
+        for r in res["runs"]["copyengine"] + res["runs"]["minimal"]
+        if r.get("cpu_wait_share") is not None
+    ]
+    if waits:
+        load += f", waiting for a CPU {min(waits):.0%}-{max(waits):.0%} of the time runnable"
     return (
         f"CPU per 1,000 items, copyengine / minimal = {paired:.2f}x, the median of the rounds "
         f"run side by side: {', '.join(f'{r:.2f}x' for r in side)} (spread "

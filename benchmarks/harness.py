@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.common import emulator_process, rss_kib, stamp
+from benchmarks.common import emulator_process, rss_kib, run_queue_wait, stamp
 from copyengine.emulator.throttle import Limits
 
 SRC_APP, DST_APP = "bench-source-app", "bench-target-app"
@@ -305,12 +305,14 @@ def run_once(
         deadline = t0 + s.timeout
         rusage = None
         status = 0
+        sched = (0.0, 0.0)  # the main thread's time on a CPU and waiting for one, last read
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 rusage = ru
                 break
             try:
+                sched = run_queue_wait(proc.pid)
                 rss = rss_kib(proc.pid)[0] / 1024
                 c = ctl.call("GET", "/stats/counters")
                 samples.append((time.monotonic() - t0, rss, c["imports_ok"], c["throttled"]))
@@ -382,6 +384,9 @@ def run_once(
         # the machine's 1-minute load average as the run started and ended: other work on
         # the machine moves CPU per item and items/s, so every number carries it
         "load_1m": [round(load_before, 2), round(load_after, 2)],
+        # of the contender's main thread's time runnable, the share it waited for a CPU (as
+        # last read, up to 0.25 s before its end): how much other work held it back
+        "cpu_wait_share": round(sched[1] / (sched[0] + sched[1]), 3) if sum(sched) else None,
         "ceiling_pct_median": round(statistics.median(shares), 1) if shares else None,
         "ceiling_pct_worst": shares[0] if shares else None,
         # how many target mailboxes reached the target, not only the worst of them
@@ -442,6 +447,7 @@ METRICS = (
     "import_p99_ms",
     "cpu_s_per_1000_items",
     "peak_rss_mb",
+    "cpu_wait_share",
     "duration_s",
     "ceiling_pct_median",
     "ceiling_pct_worst",
@@ -501,7 +507,8 @@ def run_scenario(
                     f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
                     f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB, "
                     f"CPU {res['cpu_s_per_1000_items']} s/1k items, "
-                    f"load {res['load_1m'][0]}-{res['load_1m'][1]}",
+                    f"load {res['load_1m'][0]}-{res['load_1m'][1]}, waited for a CPU "
+                    f"{res['cpu_wait_share']}",
                     flush=True,
                 )
         emu_rss = rss_kib(emu_pid)[1] / 1024

@@ -61,11 +61,12 @@ def test_cpu_per_item_is_judged_by_the_rounds_side_by_side_and_says_how_reliably
     res = _res({"copyengine": _runs([1] * 3, cpu), "minimal": _runs([1] * 3, [0.50, 0.52, 0.60])})
     for i, r in enumerate(res["runs"]["copyengine"]):
         r["load_1m"] = [0.5 + i, 1.0 + i]
+        r["cpu_wait_share"] = 0.05 * (i + 1)
     said = cpu_verdict(res)
     assert said.startswith("CPU per 1,000 items, copyengine / minimal = 1.19x, the median"), said
     assert "1.40x, 1.19x, 1.17x (spread 1.17-1.40x; 1.35x by the two medians)" in said
     assert "met by the median, not reliably: 2 of 3 rounds within it" in said
-    assert said.endswith("load average 0.5-3.0")
+    assert said.endswith("load average 0.5-3.0, waiting for a CPU 5%-15% of the time runnable")
     every = _res({"copyengine": _runs([1] * 3, cpu), "minimal": _runs([1] * 3, [0.6, 0.6, 0.6])})
     assert "target 1.2x: met in every round, 3 of 3" in cpu_verdict(every)
     worse = _res({"copyengine": _runs([1] * 2, [0.7, 0.7]), "minimal": _runs([1] * 2, [0.5, 0.5])})
