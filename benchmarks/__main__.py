@@ -59,6 +59,7 @@ SCENARIOS: dict[str, Scenario] = {
         contenders=("copyengine", "minimal", "naive"),
         naive_pairs=1,
         repeats=3,
+        emulator_per_round=True,
     ),
     "latency": Scenario(
         "latency",

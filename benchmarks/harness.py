@@ -111,6 +111,9 @@ class Scenario:
     timeout: float = 900.0
     # another writer's share of every mailbox's upload budget (emulator ``background_upload``)
     background_upload: float = 0.0
+    # a fresh emulator (and warm-up) for each round: every round's runs then meet the same
+    # emulator, not one holding every earlier run's copies (20,000 items each in throughput)
+    emulator_per_round: bool = False
     # keep each import's answer time per target mailbox (the emulator's ``/stats/imports``)
     # from each run, for spans without an import measured exactly, not to a sampling period
     answers: bool = False
@@ -480,6 +483,33 @@ def repeat_order(contenders: tuple[str, ...], r: int) -> list[str]:
     return [*(compared if r % 2 == 0 else compared[::-1]), *(c for c in contenders if c == "naive")]
 
 
+def _rounds(
+    s: Scenario,
+    info: dict[str, Any],
+    ctl: Control,
+    rounds: range,
+    repeats: int,
+    faults: list[dict[str, Any]] | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Rounds ``rounds`` of ``repeats`` on one emulator: every contender once a round."""
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
+    for r in rounds:
+        for c in repeat_order(s.contenders, r):
+            n = s.naive_pairs if c == "naive" else s.pairs
+            res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
+            runs[c].append(res)
+            print(
+                f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
+                f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
+                f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB, "
+                f"CPU {res['cpu_s_per_1000_items']} s/1k items, "
+                f"load {res['load_1m'][0]}-{res['load_1m'][1]}, waited for a CPU "
+                f"{res['cpu_wait_share']}",
+                flush=True,
+            )
+    return runs
+
+
 def run_scenario(
     s: Scenario,
     repeats: int | None = None,
@@ -492,29 +522,25 @@ def run_scenario(
     repeats = repeats or s.repeats
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
     t_start = time.time()
-    with emulator_process(emulator_toml(s), timeout=600) as (info, emu_pid):
-        ctl = Control(info)
-        if s.warmup:
-            for c in s.contenders:
-                run_once(s, info, ctl, c, f"w{c[:2]}{c[-2:]}", 1)
-        for r in range(repeats):
-            for c in repeat_order(s.contenders, r):
-                n = s.naive_pairs if c == "naive" else s.pairs
-                res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
-                runs[c].append(res)
-                print(
-                    f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
-                    f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
-                    f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB, "
-                    f"CPU {res['cpu_s_per_1000_items']} s/1k items, "
-                    f"load {res['load_1m'][0]}-{res['load_1m'][1]}, waited for a CPU "
-                    f"{res['cpu_wait_share']}",
-                    flush=True,
-                )
-        emu_rss = rss_kib(emu_pid)[1] / 1024
-        extra = scenario_checks(s, ctl, runs)
-        if ceiling is not None:
-            extra["extra"] = {"ceiling_s": round(ceiling(s, ctl), 3)}
+    # one emulator for all rounds, or a fresh one for each (``emulator_per_round``)
+    blocks = [range(r, r + 1) for r in range(repeats)] if s.emulator_per_round else [range(repeats)]
+    extra: dict[str, Any] = {}
+    emu_rss = 0.0
+    for rounds in blocks:
+        with emulator_process(emulator_toml(s), timeout=600) as (info, emu_pid):
+            ctl = Control(info)
+            if s.warmup:
+                for c in s.contenders:
+                    run_once(s, info, ctl, c, f"w{c[:2]}{c[-2:]}", 1)
+            these = _rounds(s, info, ctl, rounds, repeats, faults)
+            for c, rs in these.items():
+                runs[c].extend(rs)
+            emu_rss = max(emu_rss, rss_kib(emu_pid)[1] / 1024)
+            checked = scenario_checks(s, ctl, these)["integrity"]
+            was = extra.get("integrity", {})
+            extra["integrity"] = {k: was.get(k, 0) + v for k, v in checked.items()}
+            if ceiling is not None:
+                extra["extra"] = {"ceiling_s": round(ceiling(s, ctl), 3)}
     return {
         "scenario": s.name,
         "description": s.description,
