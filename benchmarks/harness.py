@@ -383,6 +383,10 @@ def run_once(
         "export_p99_ms": lat.get("exportItems", {}).get("p99"),
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000_items": round(cpu / max(1, copied) * 1000, 3),
+        # of it the kernel's (system time), and the page faults that needed no I/O: fresh
+        # pages the kernel zeroed, the part of a client's CPU its allocator decides
+        "sys_cpu_s": round(rusage.ru_stime, 2),
+        "minor_faults": rusage.ru_minflt,
         "peak_rss_mb": round(rusage.ru_maxrss / 1024, 1),
         # the machine's 1-minute load average as the run started and ended: other work on
         # the machine moves CPU per item and items/s, so every number carries it
