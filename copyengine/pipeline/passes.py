@@ -1051,8 +1051,8 @@ class MailboxPass:
         if left:
             self.ctx.stats.notes.append(
                 f"an old target folder of {path} keeps {left} items that are no copies of "
-                "current source items (kept as deleted at the source, or not ours): it stays, "
-                "and a later pass removes it once empty"
+                "current source items (kept as deleted at the source or left out by the "
+                "rules, or not ours): it stays, and a later pass removes it once empty"
             )
         return True
 
