@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from copyengine.config import load_job
 from copyengine.exitcodes import ExitCode
@@ -280,6 +281,50 @@ async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selec
     monkeypatch.setattr("copyengine.verify.check.MAX_ASKED", 0)
     check, bound = await _signoff_calls(emu, cfg)
     assert len(check.verdict.duplicated) == 1 and bound["getItem"] == 0, check.as_dict()
+
+
+# The full pass's question has its bound too (``spares.KeptOwn``, ``survey.MAX_ASKED`` per
+# call): a kept copy beyond it is not asked about and stays, "there" as after a failed read
+# (``item.kept_copy_unasked``), never removed unasked; within it, one ``getItem`` tells it
+# its own item's. Either way the copy is kept and the sign-off finds nothing duplicated.
+async def test_a_full_pass_keeps_a_kept_copy_past_its_bound_unasked(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = [("adele@contoso.example", "adele@fabrikam.example")]
+    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
+    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    box = emu.state.require_mailbox(pair[0][0])
+    original = next(iter(box.well_known["inbox"].live_items())).id
+    r = await emu.src.control(
+        "POST",
+        f"/mailboxes/{q(box.id)}/changes",
+        {"ops": [{"op": "copy", "id": original, "to": "junkemail"}]},
+    )
+    assert r.status == 200, r.body
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK  # the twin copied
+    check, _ = await _signoff_calls(emu, cfg)
+    kept = len(check.verdict.kept)
+    assert check.ok and kept > 1 and not check.verdict.duplicated, check.as_dict()
+
+    async def full_pass(bound: int) -> tuple[Counter[str], list[str]]:
+        monkeypatch.setattr("copyengine.pipeline.spares.MAX_ASKED", bound)
+        await emu.src.control("POST", "/stats/reset")
+        with capture_logs() as logs:
+            assert (await run_job(cfg, full=True)).exit_code() == ExitCode.OK
+        body = (await emu.src.control("GET", "/stats")).body
+        asked = Counter({c: sum(n.values()) for c, n in body["requests"].items()})
+        return asked, [e["item"] for e in logs if e["event"] == "item.kept_copy_unasked"]
+
+    # (each full pass asks for the same kept copy once before, ``passes._drop_kept_moves``,
+    # unbounded: the one ``getItem`` both passes send besides KeptOwn's)
+    unbounded, unasked = await full_pass(0)
+    assert unasked == [original], unasked
+    asked, unasked = await full_pass(500)
+    assert unasked == [] and asked - unbounded == Counter({"getItem": 1}), (asked, unbounded)
+    check, _ = await _signoff_calls(emu, cfg)
+    assert check.ok and not check.verdict.duplicated, check.as_dict()
+    assert len(check.verdict.kept) == kept, check.as_dict()  # the kept copy never removed
 
 
 # soak seeds 21005 and 21006 keep (``--p-samekey 0.5``): an item and its copy both deleted in

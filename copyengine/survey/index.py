@@ -20,7 +20,8 @@ LISTING_TRIES = gone.TRIES
 # kept copies whose own source item one call asks for (``still_at_source``), at most: a
 # pass's second copies (``spares.remove_second_copies``), each sweep of an old target folder
 # (``passes._sweep_old``: a pass may sweep several), a sign-off's mailbox. A candidate beyond
-# them is unsure, as a failed read (a pass keeps the copy, a sign-off names it)
+# them is unsure, as a failed read (a pass keeps the copy, a sign-off names it). Not bounded:
+# ``passes._drop_kept_moves``, which asks first for the kept copies of the keys a pass met
 MAX_ASKED = 500
 
 
