@@ -21,7 +21,8 @@ LISTING_TRIES = gone.TRIES
 # pass's second copies (``spares.remove_second_copies``), each sweep of an old target folder
 # (``passes._sweep_old``: a pass may sweep several), a sign-off's mailbox. A candidate beyond
 # them is unsure, as a failed read (a pass keeps the copy, a sign-off names it). Not bounded:
-# ``passes._drop_kept_moves``, which asks first for the kept copies of the keys a pass met
+# ``passes._drop_kept_moves``, which asks for every kept copy beside a live one's, every pass
+# (``Store.kept_beside_live``), after the second copies (their "there" not asked again)
 MAX_ASKED = 500
 
 
