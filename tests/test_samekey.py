@@ -11,12 +11,18 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import structlog
+from structlog.testing import capture_logs
 
 from copyengine.config import load_job
+from copyengine.errors import NotFound
 from copyengine.exitcodes import ExitCode
+from copyengine.pipeline.spares import KeptOwn
+from copyengine.state import ItemRecord, Status
 from copyengine.wiring import run_job, verify_content_job
 from tests.emu import q
 from tests.histories import oracle, removed_live, replay, wrong
@@ -206,6 +212,39 @@ async def test_a_kept_copy_of_an_item_left_out_stays_when_its_folder_s_old_copy_
     assert len(set(kept)) == 1, (kept, h.text())
 
 
+# A known limit (review10, question c): the left-out item itself moved at the source (to
+# /Archive, a selected folder; still older than ``created_after``, so still left out) is
+# still there, under a new id (``survey.still_at_source`` asks for the recorded one: 404,
+# "gone"). The delta pass that sees it leave takes it for a move "seen in two halves" whose
+# other half is the twin (``passes._drop_kept_moves``): the kept copy is hard-deleted
+# (kept 60, then 59 at r6), and the cutover signs off complete; the message's content
+# stays only in the twin's copy. Strict: it passes once a moved left-out item keeps it.
+LEFT_OUT_THEN_MOVED = [
+    ("rules", {"created_after": TODAY}),
+    ("pass", "delta"),
+    ("ops", [{"op": "copy", "id": "#/Inbox", "to": "@/Junk Email"}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "move", "id": "#/Inbox", "to": "@/Archive"}]),
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a left-out item moved at the source has a new id: its kept copy is taken for a "
+    "move's first half and removed beside its twin's (still_at_source asks for the old id)",
+)
+async def test_a_kept_copy_of_an_item_left_out_stays_when_the_item_moves_at_the_source(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", LEFT_OUT_THEN_MOVED, tmp_path)
+    assert not h.failures(), h.text()
+    kept = [p.counts["kept"] for p in h.passes[1:]]
+    assert len(set(kept)) == 1, (kept, h.text())
+
+
 # What the sign-off's question costs (``check._kept_own``): a ``getItem`` per kept copy whose
 # search key a selected item shares, and none without one. Every seeded item left out by
 # ``created_after`` (its copy kept): the sign-off asks nothing, its requests call by call
@@ -247,6 +286,81 @@ async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selec
     monkeypatch.setattr("copyengine.verify.check.MAX_ASKED", 0)
     check, bound = await _signoff_calls(emu, cfg)
     assert len(check.verdict.duplicated) == 1 and bound["getItem"] == 0, check.as_dict()
+
+
+# What a full pass's question costs: one ``getItem`` per kept copy of an item left out whose
+# key a selected item's copy shares. The second-copy sweep (``spares.KeptOwn``) asks first;
+# ``passes._drop_kept_moves`` (which asks for every kept copy beside a live one's, every
+# pass) takes its "there" (``MailboxPass.at_source``): before, each pass asked twice for the
+# same copy (getItem 2). Past KeptOwn's bound (``survey.MAX_ASKED`` 0) it is not asked there
+# (``item.kept_copy_unasked``: kept), and ``_drop_kept_moves`` asks. Either way the copy is
+# kept and the sign-off finds nothing duplicated.
+async def test_a_full_pass_asks_once_whether_a_kept_copy_s_item_is_still_there(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = [("adele@contoso.example", "adele@fabrikam.example")]
+    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
+    extra = f'[items]\ncreated_after = "{TODAY}"\n'
+    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=extra))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    box = emu.state.require_mailbox(pair[0][0])
+    original = next(iter(box.well_known["inbox"].live_items())).id
+    r = await emu.src.control(
+        "POST",
+        f"/mailboxes/{q(box.id)}/changes",
+        {"ops": [{"op": "copy", "id": original, "to": "junkemail"}]},
+    )
+    assert r.status == 200, r.body
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK  # the twin copied
+    check, _ = await _signoff_calls(emu, cfg)
+    kept = len(check.verdict.kept)
+    assert check.ok and kept > 1 and not check.verdict.duplicated, check.as_dict()
+    for bound, past in ((500, []), (0, [original])):
+        monkeypatch.setattr("copyengine.pipeline.spares.MAX_ASKED", bound)
+        await emu.src.control("POST", "/stats/reset")
+        with capture_logs() as logs:
+            assert (await run_job(cfg, full=True)).exit_code() == ExitCode.OK
+        body = (await emu.src.control("GET", "/stats")).body
+        asked = sum(body["requests"].get("getItem", {}).values())
+        unasked = [e["item"] for e in logs if e["event"] == "item.kept_copy_unasked"]
+        assert asked == 1 and unasked == past, (bound, body["requests"], unasked)
+        check, _ = await _signoff_calls(emu, cfg)
+        assert check.ok and not check.verdict.duplicated, check.as_dict()
+        assert len(check.verdict.kept) == kept, check.as_dict()  # the kept copy never removed
+
+
+class _Source:
+    """A source whose every item is gone (404), counting the questions."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    async def get_item(self, mailbox_id: str, folder_id: str, item_id: str) -> None:
+        self.asked.append(item_id)
+        raise NotFound("gone", status=404)
+
+
+# ``KeptOwn``'s bound: a candidate beyond ``MAX_ASKED`` questions is not asked and says
+# "there" (the copy stays, ``item.kept_copy_unasked``; the sign-off asks again and names it);
+# one this pass found there already is "there" without a question; within the bound a 404
+# says gone. A copy no kept record names, or one under another key, is never asked about.
+async def test_kept_own_asks_within_its_bound_and_keeps_what_it_did_not_ask(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    src = _Source()
+    ctx = SimpleNamespace(src=src, log=structlog.get_logger("t"))
+    records = {
+        f"t{n}": ItemRecord(f"s{n}", "f", Status.REMOVED, b"k", "tf", f"t{n}") for n in range(4)
+    }
+    monkeypatch.setattr("copyengine.pipeline.spares.MAX_ASKED", 2)
+    own = KeptOwn(ctx, "m", records, known={"s0"})  # type: ignore[arg-type]
+    with capture_logs() as logs:
+        said = [await own.still_there(f"t{n}", b"k") for n in range(4)]
+    assert said == [True, False, False, True], said
+    assert src.asked == ["s1", "s2"], src.asked
+    assert [e["item"] for e in logs if e["event"] == "item.kept_copy_unasked"] == ["s3"]
+    assert not await own.still_there("t9", b"k") and not await own.still_there("t1", b"x")
+    assert src.asked == ["s1", "s2"], src.asked
 
 
 # soak seeds 21005 and 21006 keep (``--p-samekey 0.5``): an item and its copy both deleted in

@@ -166,6 +166,9 @@ class MailboxPass:
         # target folders of kept copies no record maps, as read in this pass (``_kept``)
         self.unmapped: dict[str, Folder | ServiceError | None] = {}
         self.left_out: dict[str, FolderJob] = {}  # their jobs, by source folder
+        # the source ids of kept copies whose item this pass found still at the source
+        # (``KeptOwn``, ``_drop_kept_moves``): asked once a pass, not by each of them
+        self.at_source: set[str] = set()
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
@@ -508,7 +511,9 @@ class MailboxPass:
         await self.ctx.store.flush()  # the outcomes of this pass, read back below
         paths = self._path_jobs(jobs)
         await list_paths(self.ctx, self.dst_id, paths)
-        await remove_second_copies(self.ctx, self.dst_id, jobs, paths, src_id=self.src_id)
+        await remove_second_copies(
+            self.ctx, self.dst_id, jobs, paths, src_id=self.src_id, at_source=self.at_source
+        )
         for one in paths:  # a second copy removed there: said in the report
             if one.stats.drift:
                 self.ctx.stats.folders.setdefault(one.stats.source_path, one.stats)
@@ -962,10 +967,14 @@ class MailboxPass:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
             live += [o for o in kept_now.get(r.search_key, []) if o.source_id != r.source_id]
-            if (
-                not live
-                or await still_at_source(self.src, self.src_id, r, self.ctx.log) is not False
-            ):
+            if not live:
+                continue
+            there = r.source_id in self.at_source or await still_at_source(
+                self.src, self.src_id, r, self.ctx.log
+            )
+            if there:
+                self.at_source.add(r.source_id)
+            if there is not False:
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
@@ -1010,7 +1019,7 @@ class MailboxPass:
             kept: set[str] = set()  # the folders that keep something
             # a kept copy of an item the item filters leave out, still at the source, in a
             # moved folder's old copy beside a copy of its twin elsewhere: kept (review R1)
-            own = KeptOwn(self.ctx, self.src_id, elsewhere.removed)
+            own = KeptOwn(self.ctx, self.src_id, elsewhere.removed, self.at_source)
             for fid, it in items:
                 goes = may_go.get(it.id)
                 if goes is None:
@@ -1051,8 +1060,8 @@ class MailboxPass:
         if left:
             self.ctx.stats.notes.append(
                 f"an old target folder of {path} keeps {left} items that are no copies of "
-                "current source items (kept as deleted at the source, or not ours): it stays, "
-                "and a later pass removes it once empty"
+                "current source items (kept as deleted at the source or left out by the "
+                "rules, or not ours): it stays, and a later pass removes it once empty"
             )
         return True
 

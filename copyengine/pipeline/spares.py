@@ -24,7 +24,7 @@ mirror: the moved copy stayed beside the one made again, duplicated, past a cuto
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from ..errors import Fatal, NotFound, ServiceError
@@ -68,11 +68,13 @@ async def remove_second_copies(
     paths: Sequence[FolderJob] = (),
     *,
     src_id: str,
+    at_source: set[str] | None = None,
 ) -> None:
     """Remove the spare items of ``jobs`` (the pair's folders) and of ``paths`` (folders
     made only as paths, ``list_paths``) that are second copies (see the module). A copy
     kept of an item left out whose own item is still at the source (``src_id``'s) is none
-    (``KeptOwn``)."""
+    (``KeptOwn``; ``at_source``: the source ids of kept copies found still there in this
+    pass, read and extended)."""
     spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
     if not spare:
         return
@@ -92,7 +94,7 @@ async def remove_second_copies(
     copies, unsettled, recorded, kept_copies = await _other_copies(
         ctx, {key for _, _, key in spare}, leaving, selected
     )
-    kept_own = KeptOwn(ctx, src_id, kept_copies)
+    kept_own = KeptOwn(ctx, src_id, kept_copies, set() if at_source is None else at_source)
     orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
     indexes: dict[str, TargetIndex | None] = {}
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
@@ -203,22 +205,31 @@ class KeptOwn:
     user's copy of it (review R1: an item the item filters leave out, its kept copy in its
     own, selected folder; removed as a second copy before, soak seed 22302 keep). A read that
     fails, or one past the bound, says "there": the copy stays (the sign-off asks again, and
-    names it if its item is gone)."""
+    names it if its item is gone). ``known``: the source ids of those found there in this
+    pass (here, or in ``passes._drop_kept_moves``, which asks for the kept copies beside a
+    live one's every pass): not asked twice, nor counted against the bound; a "there"
+    answered here is added."""
 
     ctx: PairContext
     src_id: str
     records: dict[str, ItemRecord]
+    known: set[str] = field(default_factory=set)
     asked: int = 0
 
     async def still_there(self, tid: str, key: bytes) -> bool:
         r = self.records.get(tid)
         if r is None or r.search_key != key:
             return False
+        if r.source_id in self.known:
+            return True
         if self.asked >= MAX_ASKED:
             self.ctx.log.info("item.kept_copy_unasked", item=r.source_id)
             return True
         self.asked += 1
-        return await still_at_source(self.ctx.src, self.src_id, r, self.ctx.log) is not False
+        there = await still_at_source(self.ctx.src, self.src_id, r, self.ctx.log)
+        if there:
+            self.known.add(r.source_id)
+        return there is not False
 
 
 async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) -> set[bytes]:

@@ -17,8 +17,12 @@ from ..state.records import MAKING, RETIRED, ItemRecord
 T = TypeVar("T")
 # listings of a folder that answers 404 while the folder itself is found (a transient 404)
 LISTING_TRIES = gone.TRIES
-# kept copies whose own source item one pass (its second copies) or one sign-off (a mailbox)
-# asks for (``still_at_source``), at most: a candidate beyond them is unsure, as a failed read
+# kept copies whose own source item one call asks for (``still_at_source``), at most: a
+# pass's second copies (``spares.remove_second_copies``), each sweep of an old target folder
+# (``passes._sweep_old``: a pass may sweep several), a sign-off's mailbox. A candidate beyond
+# them is unsure, as a failed read (a pass keeps the copy, a sign-off names it). Not bounded:
+# ``passes._drop_kept_moves``, which asks for every kept copy beside a live one's, every pass
+# (``Store.kept_beside_live``), after the second copies (their "there" not asked again)
 MAX_ASKED = 500
 
 
