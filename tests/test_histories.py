@@ -2983,7 +2983,7 @@ R1B = "R1b under keep: two items of one search key taken for one, both kept copi
 
 @pytest.mark.parametrize(
     "twins",
-    [pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=R1B)), False],
+    [True, False],
     ids=["twins", "single"],
 )
 async def test_copies_of_an_item_and_its_copy_gone_with_their_folder_are_kept(

@@ -82,16 +82,7 @@ def _copies(hard: bool) -> list[Any]:
     ]
 
 
-KEEP_XF = pytest.mark.xfail(
-    strict=True,
-    reason="R1b under keep: the deleted original's departure, its key live in a twin with a "
-    "settled copy, is taken for a move (``removal_fate``) and its copy removed instead of "
-    "kept; the state cannot tell a twin made before the departure from a move's arrival by "
-    "key (needs, per record, the pass that first saw it beside the other: ``pass`` column)",
-)
-
-
-@pytest.mark.parametrize("deletions", ["mirror", pytest.param("keep", marks=KEEP_XF)])
+@pytest.mark.parametrize("deletions", ["mirror", "keep"])
 @pytest.mark.parametrize("hard", [True, False], ids=["hard", "soft"])
 async def test_copies_of_one_item_in_selected_folders_are_each_copied_once(
     tmp_path: Path, deletions: str, hard: bool
@@ -191,11 +182,6 @@ BOTH_DELETED = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R1b under keep: two departures of one search key are taken for one item that "
-    "left twice (``second_copies``); the state cannot tell two items from one by key",
-)
 async def test_an_item_and_its_copy_deleted_together_are_both_kept(tmp_path: Path) -> None:
     h = await replay("keep", BOTH_DELETED, tmp_path)
     assert not h.failures(), h.text()

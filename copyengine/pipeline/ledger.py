@@ -78,7 +78,15 @@ class Ledger:
         await self.store.record_intents(
             self.pair,
             [
-                Intent(i.id, job.source_id, i.search_key, i.size, job.target.id, i.change_key)
+                Intent(
+                    i.id,
+                    job.source_id,
+                    i.search_key,
+                    i.size,
+                    job.target.id,
+                    i.change_key,
+                    job.seen_at.get(i.id),
+                )
                 for i in items
             ],
         )
@@ -115,10 +123,12 @@ class Ledger:
     def deleted(self, job: FolderJob) -> None:
         job.stats.deleted += 1
 
-    def kept(self, job: FolderJob, record: ItemRecord) -> None:
+    def kept(self, job: FolderJob, record: ItemRecord, known: int | None = None) -> None:
+        """``known``: a moment its item was still at the source at or after (R1b's evidence,
+        ``ItemRecord.known``)."""
         # its copy with it: one found by search key as it left (``_settle_departing``)
         # was recorded nowhere before
-        outcome = Outcome(record.source_id, Status.REMOVED, record.target_id)
+        outcome = Outcome(record.source_id, Status.REMOVED, record.target_id, known=known)
         self.store.record_outcome(self.pair, outcome)
         job.stats.kept += 1
 

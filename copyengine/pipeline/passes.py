@@ -40,9 +40,11 @@ from ..plan import (
     Placed,
     Rename,
     TargetIndex,
+    apart,
     fingerprint,
     folder_start,
     is_path,
+    known_at,
     links_to_store,
     path_id,
     plan_folder_round,
@@ -160,12 +162,19 @@ class MailboxPass:
         # target folders of kept copies no record maps, as read in this pass (``_kept``)
         self.unmapped: dict[str, Folder | ServiceError | None] = {}
         self.left_out: dict[str, FolderJob] = {}  # their jobs, by source folder
+        # when the round of each source folder's stored link began (``plan.known_at``)
+        self.began: dict[str, int] = {}
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
         delta = self.ctx.sync.delta
         sync = await self.ctx.store.sync_state(self.ctx.key, self.scope) if delta else None
         pairs = await self.ctx.store.folders(self.ctx.key)
+        self.began = {
+            r.source_folder_id: r.link_began
+            for r in pairs
+            if r.delta_link and r.link_began is not None
+        }
         every = [r for r in pairs if r.scope == self.scope]
         self.making = [r for r in every if r.making]
         every = [r for r in every if not r.making]
@@ -502,7 +511,7 @@ class MailboxPass:
         await self.ctx.store.flush()  # the outcomes of this pass, read back below
         paths = self._path_jobs(jobs)
         await list_paths(self.ctx, self.dst_id, paths)
-        await remove_second_copies(self.ctx, self.dst_id, jobs, paths)
+        await remove_second_copies(self.ctx, self.dst_id, jobs, paths, self.began)
         for one in paths:  # a second copy removed there: said in the report
             if one.stats.drift:
                 self.ctx.stats.folders.setdefault(one.stats.source_path, one.stats)
@@ -550,7 +559,8 @@ class MailboxPass:
         # every folder change applied: the folder link too, with the items' links in one
         # transaction; else the next pass reads the tree again
         sync = (self.scope, SyncRecord(self.folder_link, self.fingerprint)) if clean else None
-        await self.ctx.store.set_delta_links(self.ctx.key, links, sync)
+        began = {job.source_id: job.began_at for job in jobs if job.began_at is not None}
+        await self.ctx.store.set_delta_links(self.ctx.key, links, sync, began)
 
     def _path_jobs(self, jobs: list[FolderJob]) -> list[FolderJob]:
         """In a pass that lists the target in full, a job for each folder made only as the
@@ -624,8 +634,9 @@ class MailboxPass:
         kept = await self._kept(jobs, gone, known)
         await self._settle_departing(departing)
         # one item that left more than once (moved, then moved again or deleted): one copy
-        # stands for it, the others go first (a pass cut short after them leaves that one)
-        second = second_copies((r for _, r in departing), by_key)
+        # stands for it, the others go first (a pass cut short after them leaves that one);
+        # under keep not two items proven apart (review R1b: ``plan.apart``)
+        second = second_copies((r for _, r in departing), by_key, self._distinct)
         # a departing item whose copy is kept now stands for its key as a live one would: an
         # older kept copy of that key goes (restored, then deleted again in the pass that
         # copied it back: soak seed 13011 keep, two kept copies of one item)
@@ -637,12 +648,17 @@ class MailboxPass:
                 forget.append(r.source_id)  # never landed, gone from the source
                 continue
             others = by_key.get(r.search_key, []) if r.search_key else []
+            # under keep, another item of its key proven to have been at the source beside
+            # it is no move's arrival: its copy is kept (review R1b)
+            others = [o for o in others if not self._distinct(r, o)]
             if r.source_id in second:
                 others = [second[r.source_id]]
             with_folder = (
                 r.target_folder_id is not None and goes.get(r.folder_id) == r.target_folder_id
             )
             fate = await self._removal(job, r, others, forget, folder_goes=with_folder)
+            if fate is Fate.KEEP:
+                self.ctx.ledger.kept(job, r, known_at(r, self.began))
             if fate is Fate.KEEP and r.search_key and r.status in SETTLED:
                 kept_now[r.search_key].append(r)
         await self._drop_kept_moves(kept, by_key, forget, kept_now)
@@ -784,8 +800,7 @@ class MailboxPass:
         if fate is Fate.DEFER:
             job.deferred = True
             return fate
-        if fate is Fate.KEEP:
-            self.ctx.ledger.kept(job, rec)
+        if fate is Fate.KEEP:  # recorded kept by the caller (``_departures``)
             return fate
         same_copy = any(o.target_id == rec.target_id for o in others)
         remove = rec.target_id and rec.target_folder_id and not same_copy and not folder_goes
@@ -955,6 +970,9 @@ class MailboxPass:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
             live += [o for o in kept_now.get(r.search_key, []) if o.source_id != r.source_id]
+            # another item proven beside it (review R1b; also after a switch to mirror,
+            # which keeps what keep kept)
+            live = [o for o in live if not apart(r, o, self.began)]
             if not live or await self._still_at_source(r):
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
@@ -962,6 +980,12 @@ class MailboxPass:
                 continue
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
+
+    def _distinct(self, a: ItemRecord, b: ItemRecord) -> bool:
+        """Under ``keep``: two records of one search key proven two items (``plan.apart``):
+        neither departure is the other's move, nor one copy a second copy of the other.
+        Under ``mirror`` both copies of items gone go anyway: decided by key, as before."""
+        return self.deletions == "keep" and apart(a, b, self.began)
 
     async def _still_at_source(self, r: ItemRecord) -> bool:
         """Whether the source item a kept copy was recorded for is there still, under its

@@ -23,11 +23,11 @@ mirror: the moved copy stayed beside the one made again, duplicated, past a cuto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 
 from ..errors import Fatal, NotFound, ServiceError
-from ..plan import TargetIndex
+from ..plan import TargetIndex, apart
 from ..state import SETTLED, Status
 from ..survey import target_index, unless_gone
 from .context import PairContext
@@ -61,10 +61,15 @@ async def list_paths(ctx: PairContext, dst_id: str, paths: Sequence[FolderJob]) 
 
 
 async def remove_second_copies(
-    ctx: PairContext, dst_id: str, jobs: Sequence[FolderJob], paths: Sequence[FolderJob] = ()
+    ctx: PairContext,
+    dst_id: str,
+    jobs: Sequence[FolderJob],
+    paths: Sequence[FolderJob] = (),
+    began: Mapping[str, int] | None = None,
 ) -> None:
     """Remove the spare items of ``jobs`` (the pair's folders) and of ``paths`` (folders
-    made only as paths, ``list_paths``) that are second copies (see the module)."""
+    made only as paths, ``list_paths``) that are second copies (see the module). ``began``:
+    when the round of each source folder's stored link began (``plan.known_at``)."""
     spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
     if not spare:
         return
@@ -85,6 +90,7 @@ async def remove_second_copies(
         ctx, {key for _, _, key in spare}, leaving, selected
     )
     orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
+    own |= await _kept_apart(ctx, {key for _, _, key in spare}, began or {})
     indexes: dict[str, TargetIndex | None] = {}
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
     kept: set[bytes] = set()  # keys whose spare could not be removed
@@ -171,6 +177,32 @@ async def _other_copies(
             continue
         copies.setdefault(r.search_key, []).append((r.target_id, folder))
     return copies, unsettled, recorded
+
+
+async def _kept_apart(ctx: PairContext, keys: set[bytes], began: Mapping[str, int]) -> set[str]:
+    """The kept copies (``REMOVED`` records' target ids) of the spares' keys
+    whose item is proven another than each other item of its key with a copy
+    (``plan.apart``): a user's copy of a message, deleted at the source beside its live
+    twin, keeps its copy, no second copy of the twin's (review R1b), also after a switch to
+    ``mirror`` (which keeps what ``keep`` kept)."""
+    if not keys:
+        return set()
+    records = await ctx.store.items_by_keys(ctx.key, list(keys))
+    out: set[str] = set()
+    for r in records:
+        if r.status is not Status.REMOVED or not r.target_id:
+            continue
+        others = [
+            o
+            for o in records
+            if o.search_key == r.search_key
+            and o.source_id != r.source_id
+            and o.target_id
+            and (o.status in SETTLED or o.status is Status.REMOVED)
+        ]
+        if all(apart(r, o, began) for o in others):
+            out.add(r.target_id)
+    return out
 
 
 async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) -> set[bytes]:

@@ -67,6 +67,7 @@ class Store(Protocol):
         pair: str,
         links: Sequence[tuple[str, str | None]],
         sync: tuple[str, SyncRecord] | None = None,
+        began: Mapping[str, int] | None = None,
     ) -> None: ...  # (source folder id, link) pairs, then ``sync`` (scope, record): one transaction
     async def forget_folder(self, pair: str, source_folder_id: str) -> None: ...
     async def sync_state(self, pair: str, scope: str) -> SyncRecord | None: ...

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..graph import Item
+from ..plan import apart
 from ..state import SETTLED, ItemRecord, Status
 
 MAX_LISTED = 100
@@ -214,10 +215,13 @@ def judge(
     records: Mapping[str, ItemRecord] | None = None,
     deletions: str = "keep",
     content: bool = True,
+    began: Mapping[str, int] | None = None,
 ) -> Verdict:
     """The verdict on one mailbox of a pair (pure). ``records``: the state's item records by
     source id (None: no state; then no content check, and extra items cannot be told kept,
-    unless their folder's source was deleted). ``content``: compare versions (with records)."""
+    unless their folder's source was deleted). ``content``: compare versions (with records).
+    ``began``: when the round of each source folder's stored link began (``plan.known_at``:
+    a kept copy proven another item's than its twin's is no second copy, review R1b)."""
     v = Verdict()
     region = _Region.of(target)
     wanted: Wanted = [(sf, it) for sf in source for it in sf.items]
@@ -225,7 +229,7 @@ def judge(
     folders = _folder_checks(source, target, v)
     for sf, it in wanted:
         _judge_selected(v, sf, it, region, folders, records if content else None)
-    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions)
+    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions, began)
     _leftover_folders(v, target, folders, kept_in, deletions)
     return v
 
@@ -364,6 +368,7 @@ def _judge_unclaimed(
     folders: _Folders,
     records: Mapping[str, ItemRecord] | None,
     deletions: str,
+    began: Mapping[str, int] | None = None,
 ) -> Counter[str]:
     """Target items that are no selected item's copy: second copies, kept, extra. Returns
     the number kept per target folder."""
@@ -373,6 +378,7 @@ def _judge_unclaimed(
     stands = _standing(target, region, selected_keys, gone_ids)
     if deletions != "keep":  # under ``mirror`` only the keys of copies ``keep`` kept before
         stands = {k: v for k, v in stands.items() if _kept_before(gone_keys.get(k))}
+    proven = _proven_apart(wanted, records, gone_ids, stands, began)
     kept_in: Counter[str] = Counter()
     for tf in target:
         fc_here = folders.by_target.get(tf.id)
@@ -393,7 +399,10 @@ def _judge_unclaimed(
             # all but the one that stands for it (``_standing``), each kept copy recorded for
             # a source id of its own included (soak seed 13011 keep: two kept, complete)
             spare = it.search_key is not None and stands.get(it.search_key, it.id) != it.id
-            if second or spare or (it.search_key is not None and it.search_key in selected_keys):
+            twin = it.search_key is not None and it.search_key in selected_keys
+            if it.id in proven:  # its own item's copy, beside another item's (review R1b)
+                spare = twin = False
+            if second or spare or twin:
                 if second and gone is not None:
                     owner: str | None = gone.source_id
                 elif spare:
@@ -431,6 +440,37 @@ def _judge_unclaimed(
                 if fc_here is not None:
                     fc_here.kept.append(it.id)
     return kept_in
+
+
+def _proven_apart(
+    wanted: Wanted,
+    records: Mapping[str, ItemRecord] | None,
+    gone_ids: Mapping[str, ItemRecord],
+    stands: Mapping[bytes, str],
+    began: Mapping[str, int] | None,
+) -> set[str]:
+    """The copies the state recorded for items gone from the source (by target id) proven
+    another item's (``plan.apart``) than each selected item of their search key and than
+    the copy that stands for their key: a user's copy of a message deleted at the source
+    beside its live twin (or deleted with it) keeps its own copy, which is no second copy
+    (review R1b). A pass killed before it recorded the departure: its folder's link says."""
+    if records is None or began is None:
+        return set()
+    by_key: dict[bytes, list[ItemRecord | None]] = defaultdict(list)
+    for _, it in wanted:
+        if it.search_key is not None:
+            by_key[it.search_key].append(records.get(it.id))
+    out: set[str] = set()
+    for tid, rec in gone_ids.items():
+        if rec.search_key is None:
+            continue
+        others = list(by_key.get(rec.search_key, ()))
+        standing = stands.get(rec.search_key)
+        if standing is not None and standing != tid:
+            others.append(gone_ids.get(standing))
+        if all(o is not None and apart(rec, o, began) for o in others):
+            out.add(tid)
+    return out
 
 
 def _kept_before(rec: ItemRecord | None) -> bool:
