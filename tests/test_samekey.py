@@ -203,3 +203,34 @@ async def test_a_departing_item_s_own_copy_is_no_second_copy(tmp_path: Path) -> 
     assert not h.failures(), h.text()
     assert all(p.checked and not wrong(p.counts) for p in h.passes), h.text()
     assert all(p.counts["kept"] >= 1 for p in h.passes[-2:]), h.text()
+
+
+# soak seed 22303 keep (``--p-samekey 0.3``, r3-r7): a /Contacts item copied by its owner to
+# /Archive (same search key), then both left out by ``types = ["IPM.Note"]`` under keep (two
+# items, each its own kept copy: they coexisted), then a switch to ``mirror``, which keeps
+# what keep kept. The departures were taken for one item that left twice (``second_copies``)
+# and one kept copy removed (``removed_live``: kept copy); with R1b both stay, and the oracle
+# allowed a twin's kept copies only under ``keep`` (it said ``duplicated`` after the switch)
+BOTH_LEFT_OUT = [
+    ("ops", [{"op": "copy", "id": "#/Contacts", "to": "@/Archive"}]),
+    ("pass", "delta"),
+    ("pass", "delta"),  # each folder's link now began after both were listed
+    ("rules", {"types": ["IPM.Note"]}),
+    ("pass", "delta"),
+    ("rules", {"deletions": "mirror"}),
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_an_item_and_its_copy_left_out_together_are_both_kept(tmp_path: Path) -> None:
+    h = await replay("keep", BOTH_LEFT_OUT, tmp_path)
+    assert not h.failures(), h.text()
+    assert all(p.checked and not wrong(p.counts) for p in h.passes), h.text()
+    # nothing removed: each left-out item's copy kept (the twin's too), all kept after it
+    held = [p.counts["target_items"] for p in h.passes[2:]]
+    assert len(set(held)) == 1, h.text()
+    kept = [p.counts["kept"] for p in h.passes[3:]]
+    assert kept[0] == held[0] - h.passes[3].counts["source_items"], h.text()
+    assert len(set(kept)) == 1, h.text()
