@@ -487,7 +487,8 @@ class MailboxPass:
             plan, rec = one.plan, one.record
             sid = plan.source.folder.id
             new = FolderRecord(sid, plan.source.path, folder_id, plan.target.path, None, self.scope)
-            if rec is None or replace(rec, delta_link=None) != new:  # else recorded already
+            old = replace(rec, delta_link=None, link_began=None) if rec is not None else None
+            if old != new:  # else recorded already
                 maps.append(new)
             if one.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
                 unlinked.append(sid)
