@@ -923,11 +923,21 @@ async def test_the_moments_that_tell_two_items_apart_are_kept(make: Factory) -> 
         st.record_outcome(P, Outcome("s2", Status.REMOVED, "t2"))  # no evidence: kept
         await st.flush()
         assert (await st.items_in_folder(P, "F1"))["s2"].known == 150
-        await st.set_delta_links(P, [("F1", "L2")])  # a link without its round's moment
-        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L2", None)]
+        # a link stored without its round's moment, or cleared: the moment stays (still
+        # true of the records: none told gone since), until a round's replaces it
+        await st.set_delta_links(P, [("F1", "L2")])
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L2", 100)]
+        await st.set_delta_links(P, [("F1", None)])
+        await st.map_folders(P, [], unlinked=["F1"])
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [(None, 100)]
         await st.set_delta_links(P, [("F1", "L3")], began={"F1": 400})
-        await st.set_delta_links(P, [("F1", None)], began={"F1": 500})  # cleared: no moment
-        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [(None, None)]
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L3", 400)]
+        # ``delta = false``: a full listing's moment, whatever link is stored (kept)
+        await st.set_listed(P, {"F1": 600})
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L3", 600)]
+        await st.set_delta_links(P, [("F1", "L4")], began={"F1": 700})
+        await st.set_listed(P, {"F1": 800, "F9": 1})  # a folder with no record: nothing
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L4", 800)]
 
 
 def test_sqlite_schema_8_gets_the_moments_in_place(tmp_path: Path) -> None:

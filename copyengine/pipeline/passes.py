@@ -170,11 +170,7 @@ class MailboxPass:
         delta = self.ctx.sync.delta
         sync = await self.ctx.store.sync_state(self.ctx.key, self.scope) if delta else None
         pairs = await self.ctx.store.folders(self.ctx.key)
-        self.began = {
-            r.source_folder_id: r.link_began
-            for r in pairs
-            if r.delta_link and r.link_began is not None
-        }
+        self.began = {r.source_folder_id: r.link_began for r in pairs if r.link_began is not None}
         every = [r for r in pairs if r.scope == self.scope]
         self.making = [r for r in every if r.making]
         every = [r for r in every if not r.making]
@@ -555,6 +551,14 @@ class MailboxPass:
         await self.ctx.store.forget_items(self.ctx.key, forget)
         await self.ctx.store.flush()
         if not self.ctx.sync.delta:
+            # no links: when each folder's full listing began, once all it told is applied
+            # (every record left in it was listed: at the source after that; review R1b)
+            listed = {
+                job.source_id: job.began_at
+                for job in jobs
+                if job.began_at is not None and job.complete and job.settled
+            }
+            await self.ctx.store.set_listed(self.ctx.key, listed)
             return
         links = links_to_store(job.round_end() for job in jobs)
         # every folder change applied: the folder link too, with the items' links in one

@@ -94,9 +94,12 @@ class FolderRecord:
     target_path: str
     delta_link: str | None = None
     scope: str = "primary"  # the pair's primary mailbox or its archive
-    # when the round that closed with ``delta_link`` began (``moments.moment``): every item
+    # when the round that closed with ``delta_link`` began, or (``delta = false``) the
+    # folder's last full listing, its departures applied (``moments.moment``): every item
     # recorded in the folder and not told gone by that round was at the source at some
-    # moment after it (None: no link, or one stored before schema 9 / 8 on PostgreSQL)
+    # moment after it; kept when the link is cleared (the folder moved in the target,
+    # refused), as that stays true until the next round (None: none stored yet, or only
+    # before schema 9 / 8 on PostgreSQL)
     link_began: int | None = None
 
     @property

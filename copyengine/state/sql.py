@@ -86,7 +86,7 @@ class Statements:
             f"scope, began FROM {t}folders WHERE pair = {m} ORDER BY source_path{d.bytewise}"
         )
         self.delta_link = (
-            f"UPDATE {t}folders SET delta_link = {m}, began = {m} "
+            f"UPDATE {t}folders SET delta_link = {m}, began = COALESCE({m}, began) "
             f"WHERE pair = {m} AND source_folder_id = {m}"
         )
         self.forget_folder = f"DELETE FROM {t}folders WHERE pair = {m} AND source_folder_id = {m}"
@@ -226,9 +226,10 @@ class SqlStore(GroupCommitting):
         began: Mapping[str, int] | None = None,
     ) -> None:
         """Each folder's link, with when the round it closes began (``began``, by folder:
-        ``FolderRecord.link_began``), and then a mailbox's folder link and fingerprint
-        (``sync``: its scope and record), all in one transaction (a pass stores a link per
-        folder)."""
+        ``FolderRecord.link_began``; a folder not in it keeps the moment it had, which stays
+        true of its records: a link cleared, refused or stored without one), and then a
+        mailbox's folder link and fingerprint (``sync``: its scope and record), all in one
+        transaction (a pass stores a link per folder)."""
         when = began or {}
         rows = [(link, when.get(fid) if link else None, pair, fid) for fid, link in links]
         if sync is None:
@@ -239,6 +240,17 @@ class SqlStore(GroupCommitting):
         statements: list[tuple[str, Sequence[Any]]] = [(self.sql.delta_link, r) for r in rows]
         statements.append((self.sql.set_sync, (pair, scope, rec.folder_link, rec.fingerprint)))
         await self._script(statements)
+
+    async def set_listed(self, pair: str, began: Mapping[str, int]) -> None:
+        """When each folder's last full listing began (``delta = false``), its link kept."""
+        d = self.sql.dialect
+        rows = [(when, pair, fid) for fid, when in began.items()]
+        if rows:
+            await self._executemany(
+                f"UPDATE {d.prefix}folders SET began = {d.mark} "
+                f"WHERE pair = {d.mark} AND source_folder_id = {d.mark}",
+                rows,
+            )
 
     async def forget_folder(self, pair: str, source_folder_id: str) -> None:
         await self._execute(self.sql.forget_folder, (pair, source_folder_id))

@@ -208,11 +208,7 @@ async def _check_mailbox(
         target += await _kept_outside((src, dst), side, store, pair.key, tree, set(listed))
     if store is not None and deletions == "mirror":
         mine = {**mine, **await _lost(store, pair.key, source, target, mine)}
-    began = {
-        r.source_folder_id: r.link_began
-        for r in mapping.values()
-        if r.delta_link and r.link_began is not None
-    }
+    began = {r.source_folder_id: r.link_began for r in mapping.values() if r.link_began}
     state = mine if store is not None else None
     return judge(source, target, state, deletions, check.content, began)
 
