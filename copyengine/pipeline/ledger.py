@@ -47,11 +47,16 @@ class Ledger:
         job.stats.source_bytes += item.size
 
     def skipped(self, job: FolderJob, item: Item, why: Skip) -> None:
+        job.seen_at.pop(item.id, None)  # no intent: its listing moment let go
         job.stats.skipped[why.value] += 1
         if why is Skip.TOO_LARGE:
             job.stats.skipped_items.append(described(item, folder=job.plan.source.path))
 
-    def present(self, job: FolderJob) -> None:
+    def present(self, job: FolderJob, item_id: str | None = None) -> None:
+        """An item whose copy is current: no intent to write (its listing moment, kept
+        for one, let go: ``FolderJob.seen_at``)."""
+        if item_id is not None:
+            job.seen_at.pop(item_id, None)
         if job.stats.present_offset > 0:  # done before its pair was held: counted then
             job.stats.present_offset -= 1
         else:
@@ -85,7 +90,7 @@ class Ledger:
                     i.size,
                     job.target.id,
                     i.change_key,
-                    job.seen_at.get(i.id),
+                    job.seen_at.pop(i.id, None),
                 )
                 for i in items
             ],
