@@ -378,7 +378,7 @@ def _judge_unclaimed(
     stands = _standing(target, region, selected_keys, gone_ids)
     if deletions != "keep":  # under ``mirror`` only the keys of copies ``keep`` kept before
         stands = {k: v for k, v in stands.items() if _kept_before(gone_keys.get(k))}
-    proven = _proven_apart(wanted, records, gone_ids, stands, began)
+    proven = _proven_apart(wanted, records, gone_ids, stands, began, deletions)
     kept_in: Counter[str] = Counter()
     for tf in target:
         fc_here = folders.by_target.get(tf.id)
@@ -448,12 +448,16 @@ def _proven_apart(
     gone_ids: Mapping[str, ItemRecord],
     stands: Mapping[bytes, str],
     began: Mapping[str, int] | None,
+    deletions: str,
 ) -> set[str]:
     """The copies the state recorded for items gone from the source (by target id) proven
     another item's (``plan.apart``) than each selected item of their search key and than
     the copy that stands for their key: a user's copy of a message deleted at the source
     beside its live twin (or deleted with it) keeps its own copy, which is no second copy
-    (review R1b). A pass killed before it recorded the departure: its folder's link says."""
+    (review R1b). A pass killed before it recorded the departure: its folder's link says.
+    Only a copy that stays: under ``mirror`` one not kept before the switch is a deletion
+    pending, or a second copy, as before (soak seed 22306 keep, mirror from r1: a copy the
+    oracle counts duplicated was named a pending deletion at a killed cutover)."""
     if records is None or began is None:
         return set()
     by_key: dict[bytes, list[ItemRecord | None]] = defaultdict(list)
@@ -462,7 +466,7 @@ def _proven_apart(
             by_key[it.search_key].append(records.get(it.id))
     out: set[str] = set()
     for tid, rec in gone_ids.items():
-        if rec.search_key is None:
+        if rec.search_key is None or (deletions != "keep" and not _kept_before(rec)):
             continue
         others = list(by_key.get(rec.search_key, ()))
         standing = stands.get(rec.search_key)
