@@ -76,6 +76,14 @@ def rss_kib(pid: int) -> tuple[int, int]:
     return cur, peak
 
 
+def run_queue_wait(pid: int) -> tuple[float, float]:
+    """(seconds on a CPU, seconds runnable but waiting for one) of a process's main thread so
+    far, from /proc/<pid>/schedstat: the second is how much other work on the machine held
+    it back, which moves its CPU per item (cache refills, more wake-ups per request)."""
+    run_ns, wait_ns = Path(f"/proc/{pid}/schedstat").read_text().split()[:2]
+    return int(run_ns) / 1e9, int(wait_ns) / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")

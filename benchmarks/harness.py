@@ -1,9 +1,13 @@
 """The benchmark harness: one emulator process, one process per contender run.
 
 Each run gets fresh, empty target mailboxes; the emulator's stats are reset before it. The
-contender's own CPU time and peak RSS come from ``wait4`` (that child only); RSS and the
-emulator's import count are sampled every 0.25 s for the charts. A warm-up run comes first
-and is discarded; then ``repeats`` runs per contender; medians with min and max.
+contender's own CPU time and peak RSS come from ``wait4`` (that child only: user + system
+time of the whole process, every thread, from its start-up imports to its exit, the same for
+every contender); RSS and the emulator's import count are sampled every 0.25 s for the
+charts, the machine's 1-minute load average at each run's start and end. A warm-up run comes
+first and is discarded; then ``repeats`` rounds, each running every contender once, in the
+order ``repeat_order`` gives (alternated from one round to the next); medians with min and
+max, and the contenders' ratios per round (``benchmarks/__main__.verdicts``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from benchmarks.common import emulator_process, rss_kib, stamp
+from benchmarks.common import emulator_process, rss_kib, run_queue_wait, stamp
 from copyengine.emulator.throttle import Limits
 
 SRC_APP, DST_APP = "bench-source-app", "bench-target-app"
@@ -107,6 +111,9 @@ class Scenario:
     timeout: float = 900.0
     # another writer's share of every mailbox's upload budget (emulator ``background_upload``)
     background_upload: float = 0.0
+    # a fresh emulator (and warm-up) for each round: every round's runs then meet the same
+    # emulator, not one holding every earlier run's copies (20,000 items each in throughput)
+    emulator_per_round: bool = False
     # keep each import's answer time per target mailbox (the emulator's ``/stats/imports``)
     # from each run, for spans without an import measured exactly, not to a sampling period
     answers: bool = False
@@ -291,6 +298,7 @@ def run_once(
                 f"benchmarks.contenders.{contender}",
                 str(_spec(info, pairs, tmp, s.emulator_limits.get("concurrency"))),
             ]
+        load_before = os.getloadavg()[0]
         t0 = time.monotonic()
         # Files, not pipes: a pipe nobody reads until exit fills up and blocks the child.
         out_f = (tmp / "stdout").open("w+b")
@@ -300,12 +308,14 @@ def run_once(
         deadline = t0 + s.timeout
         rusage = None
         status = 0
+        sched = (0.0, 0.0)  # the main thread's time on a CPU and waiting for one, last read
         while True:
             pid, status, ru = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 rusage = ru
                 break
             try:
+                sched = run_queue_wait(proc.pid)
                 rss = rss_kib(proc.pid)[0] / 1024
                 c = ctl.call("GET", "/stats/counters")
                 samples.append((time.monotonic() - t0, rss, c["imports_ok"], c["throttled"]))
@@ -316,6 +326,7 @@ def run_once(
                 raise TimeoutError(f"{contender} exceeded {s.timeout}s")
             time.sleep(0.25)
         wall = time.monotonic() - t0
+        load_after = os.getloadavg()[0]
         out_f.seek(0)
         err_f.seek(0)
         out = out_f.read().decode(errors="replace")
@@ -372,7 +383,17 @@ def run_once(
         "export_p99_ms": lat.get("exportItems", {}).get("p99"),
         "cpu_s": round(cpu, 2),
         "cpu_s_per_1000_items": round(cpu / max(1, copied) * 1000, 3),
+        # of it the kernel's (system time), and the page faults that needed no I/O: fresh
+        # pages the kernel zeroed, the part of a client's CPU its allocator decides
+        "sys_cpu_s": round(rusage.ru_stime, 2),
+        "minor_faults": rusage.ru_minflt,
         "peak_rss_mb": round(rusage.ru_maxrss / 1024, 1),
+        # the machine's 1-minute load average as the run started and ended: other work on
+        # the machine moves CPU per item and items/s, so every number carries it
+        "load_1m": [round(load_before, 2), round(load_after, 2)],
+        # of the contender's main thread's time runnable, the share it waited for a CPU (as
+        # last read, up to 0.25 s before its end): how much other work held it back
+        "cpu_wait_share": round(sched[1] / (sched[0] + sched[1]), 3) if sum(sched) else None,
         "ceiling_pct_median": round(statistics.median(shares), 1) if shares else None,
         "ceiling_pct_worst": shares[0] if shares else None,
         # how many target mailboxes reached the target, not only the worst of them
@@ -433,6 +454,7 @@ METRICS = (
     "import_p99_ms",
     "cpu_s_per_1000_items",
     "peak_rss_mb",
+    "cpu_wait_share",
     "duration_s",
     "ceiling_pct_median",
     "ceiling_pct_worst",
@@ -454,6 +476,44 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def repeat_order(contenders: tuple[str, ...], r: int) -> list[str]:
+    """The order the contenders run in in round ``r``: the compared ones in the scenario's
+    order in even rounds and reversed in odd ones, ``naive`` (compared with nothing run beside
+    it) last. With a fixed order ``minimal`` always ran right after the engine: whatever
+    moves from one run to the next (other work on the machine starting or ending, the
+    emulator holding 20,000 more items after every run) fell on one side of the pair every
+    time; alternated, it falls on each side in turn."""
+    compared = [c for c in contenders if c != "naive"]
+    return [*(compared if r % 2 == 0 else compared[::-1]), *(c for c in contenders if c == "naive")]
+
+
+def _rounds(
+    s: Scenario,
+    info: dict[str, Any],
+    ctl: Control,
+    rounds: range,
+    repeats: int,
+    faults: list[dict[str, Any]] | None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Rounds ``rounds`` of ``repeats`` on one emulator: every contender once a round."""
+    runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
+    for r in rounds:
+        for c in repeat_order(s.contenders, r):
+            n = s.naive_pairs if c == "naive" else s.pairs
+            res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
+            runs[c].append(res)
+            print(
+                f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
+                f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
+                f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB, "
+                f"CPU {res['cpu_s_per_1000_items']} s/1k items, "
+                f"load {res['load_1m'][0]}-{res['load_1m'][1]}, waited for a CPU "
+                f"{res['cpu_wait_share']}",
+                flush=True,
+            )
+    return runs
+
+
 def run_scenario(
     s: Scenario,
     repeats: int | None = None,
@@ -466,26 +526,25 @@ def run_scenario(
     repeats = repeats or s.repeats
     runs: dict[str, list[dict[str, Any]]] = {c: [] for c in s.contenders}
     t_start = time.time()
-    with emulator_process(emulator_toml(s), timeout=600) as (info, emu_pid):
-        ctl = Control(info)
-        if s.warmup:
-            for c in s.contenders:
-                run_once(s, info, ctl, c, f"w{c[:2]}{c[-2:]}", 1)
-        for r in range(repeats):
-            for c in s.contenders:
-                n = s.naive_pairs if c == "naive" else s.pairs
-                res = run_once(s, info, ctl, c, f"r{r}{c[:2]}{c[-2:]}", n, faults)
-                runs[c].append(res)
-                print(
-                    f"  {s.name} {c} run {r + 1}/{repeats}: {res['items']} items "
-                    f"{res['items_per_s']} items/s, {res['mb_per_s']} MB/s, "
-                    f"429s {res['throttled_429']}, peak RSS {res['peak_rss_mb']} MB",
-                    flush=True,
-                )
-        emu_rss = rss_kib(emu_pid)[1] / 1024
-        extra = scenario_checks(s, ctl, runs)
-        if ceiling is not None:
-            extra["extra"] = {"ceiling_s": round(ceiling(s, ctl), 3)}
+    # one emulator for all rounds, or a fresh one for each (``emulator_per_round``)
+    blocks = [range(r, r + 1) for r in range(repeats)] if s.emulator_per_round else [range(repeats)]
+    extra: dict[str, Any] = {}
+    emu_rss = 0.0
+    for rounds in blocks:
+        with emulator_process(emulator_toml(s), timeout=600) as (info, emu_pid):
+            ctl = Control(info)
+            if s.warmup:
+                for c in s.contenders:
+                    run_once(s, info, ctl, c, f"w{c[:2]}{c[-2:]}", 1)
+            these = _rounds(s, info, ctl, rounds, repeats, faults)
+            for c, rs in these.items():
+                runs[c].extend(rs)
+            emu_rss = max(emu_rss, rss_kib(emu_pid)[1] / 1024)
+            checked = scenario_checks(s, ctl, these)["integrity"]
+            was = extra.get("integrity", {})
+            extra["integrity"] = {k: was.get(k, 0) + v for k, v in checked.items()}
+            if ceiling is not None:
+                extra["extra"] = {"ceiling_s": round(ceiling(s, ctl), 3)}
     return {
         "scenario": s.name,
         "description": s.description,

@@ -2,9 +2,10 @@
 ``pacing.remember``): against the emulator's time-scaled profile (x300: 512 KiB per 1 s
 window per mailbox) with a job configured for four times that, a first pass learns the cut
 from the service's 429s; a delta pass over new items starts at it (the pair's notes and
-the log say so), is held back by the service less, and its budget in effect, in the report and in
-``status``, is the remembered one. With the state's memory taken away, the same second
-pass learns again from a burst the service refuses. And on both stores: the budget one
+the log say so), sends no burst at the configured budget (the log's ``pacer.budget_cut``
+never cuts from [limits]), and its budget in effect, in the report and in ``status``, is
+the remembered one. With the state's memory taken away, the same second pass learns again
+from a burst the service refuses (cut from [limits]). And on both stores: the budget one
 host ended with is where the next host's pacers start, converted when [limits] changed."""
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import io
 import json
 import sqlite3
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
 from copyengine.config import load_job
 from copyengine.console.live import print_summary
@@ -57,17 +60,29 @@ def emu_config() -> dict[str, Any]:
     return cfg
 
 
-async def _pass(emu: Any, job: Path) -> tuple[JobStats, int]:
-    """A pass of the job; its stats and the 429s the emulator answered during it."""
+@dataclasses.dataclass
+class Pass:
+    stats: JobStats
+    refused: int  # the 429s the emulator answered during it
+    # per mailbox (its pacer's key), the upload budget cuts from ``[limits]`` (the log's
+    # ``pacer.budget_cut`` whose ``was`` is the configured budget): a burst at it refused
+    from_limits: dict[str, int]
+
+
+async def _pass(emu: Any, job: Path) -> Pass:
+    """A pass of the job, and what the emulator and the log say of it."""
     await emu.src.control("POST", "/stats/reset", {})
-    stats = await run_job(load_job(job))
+    with capture_logs() as logs:
+        stats = await run_job(load_job(job))
     assert stats.exit_code() == ExitCode.OK, stats.fatal
     counters = (await emu.src.control("GET", "/stats/counters")).body
-    return stats, int(counters.get("throttled", 0))
+    cuts = [e for e in logs if e["event"] == "pacer.budget_cut" and e["limit"] == "upload"]
+    from_limits = Counter(e["mailbox"] for e in cuts if e["was"] >= 1.0)
+    return Pass(stats, int(counters.get("throttled", 0)), dict(from_limits))
 
 
-def _waited(stats: JobStats) -> float:
-    return sum(p.throttle_wait_s for p in stats.pairs.values())
+def _waited(done: Pass) -> float:
+    return sum(p.throttle_wait_s for p in done.stats.pairs.values())
 
 
 async def _add(emu: Any) -> None:
@@ -93,12 +108,15 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
 ) -> None:
     job = write_job(tmp_path, emu.ep, PAIRS, limits=LIMITS)
     job.write_text(job.read_text().replace("request_window_s = 600", "request_window_s = 2"))
-    first, refused_first = await _pass(emu, job)
-    learned = {k: p.budget_in_effect()["target"]["upload"] for k, p in first.pairs.items()}
+    first = await _pass(emu, job)
+    learned = {k: p.budget_in_effect()["target"]["upload"] for k, p in first.stats.pairs.items()}
     assert all(share < 0.5 for share in learned.values()), learned
+    # the learning pass: each target mailbox's first window a burst at the configured
+    # budget, refused, its budget cut from [limits] to what the service let through
+    assert len(first.from_limits) == len(PAIRS), first.from_limits
     await _add(emu)
-    second, refused_second = await _pass(emu, job)
-    for key, pair in second.pairs.items():
+    second = await _pass(emu, job)
+    for key, pair in second.stats.pairs.items():
         assert pair.total("copied") == NEW
         said = {"target": {"upload": round(learned[key] * MARGIN, 4)}}
         note = f"started at the budget in effect of pass 1: {budget_said(said)}"
@@ -107,25 +125,26 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
         # the service refused it again: about what the service gives (a quarter)
         now = pair.budget_in_effect()["target"]["upload"]
         assert learned[key] * MARGIN * 0.9 <= now <= SERVICE_SHARE * 1.1, (learned, now)
-    # no first window's burst at the configured budget: refused less than the first pass
-    # (which learned), and only by the climb's small steps over the service's budget
-    # refused: the learning passes (first, third) by their burst at the configured budget,
-    # this one by its probe climbing back (4-5 here against 2-4: both a few short
-    # Retry-Afters), not asserted; what it saves is the wait (below)
-    assert refused_first >= len(PAIRS)
+    # what the remembered budget changes: no first window's burst at the configured budget.
+    # The pacers started at it: the service's 429s (by the climb's steps over its budget:
+    # 4-7 here against 2-6 for a learning pass, not asserted) never met a budget at
+    # [limits], none was cut from there. Counted from the log, not timed: a pacer that
+    # said the remembered budget but ran at [limits] (the remembered budget ignored) is
+    # cut from [limits] as the learning passes are (first, third), however loaded the box
+    assert second.from_limits == {}, second.from_limits
     report = json.loads((tmp_path / "report.json").read_text())
     # one line for the job (the summary and job.finished say it after the table): how many
     # pairs started remembered, and the least budget they started at
     least = min(learned.values()) * MARGIN
-    line = second.remembered_note()
+    line = second.stats.remembered_note()
     assert line is not None and line.startswith(f"{len(PAIRS)} pair(s) started at the budget")
     assert budget_said({"target": {"upload": round(least, 4)}}) in line, line
     assert report["remembered_note"] == line
     screen = io.StringIO()
-    print_summary(second, screen)
+    print_summary(second.stats, screen)
     assert f"note: {line}" in screen.getvalue()  # the summary on stdout, after the table
     for entry in report["pairs"]:
-        pair = second.pairs[f"{entry['source']}->{entry['target']}"]
+        pair = second.stats.pairs[f"{entry['source']}->{entry['target']}"]
         assert entry["budget_in_effect"] == pair.budget_in_effect()
         assert any(
             n.startswith("started at the budget in effect of pass 1") for n in entry["notes"]
@@ -133,29 +152,25 @@ async def test_a_delta_pass_starts_at_the_budget_the_first_pass_learned(
     st = cli("status", str(job), "--pair", ADELE, "--json", cwd=tmp_path)
     assert st.returncode == 0, st.stderr
     (shown,) = json.loads(st.stdout)["pairs"]
-    assert shown["budget_in_effect"] == second.pairs[f"{ADELE}->{T_ADELE}"].budget_in_effect()
+    assert shown["budget_in_effect"] == second.stats.pairs[f"{ADELE}->{T_ADELE}"].budget_in_effect()
     assert shown["budget_pass"] == 2
 
-    # without the state's memory, the same pass over new items learns again: refused more
+    # without the state's memory, the same pass over new items learns again: a burst at
+    # the configured budget in each target mailbox's first window, cut from [limits]
     _forget(tmp_path / "state.sqlite")
     await _add(emu)
-    third, refused_third = await _pass(emu, job)
-    assert not any(n.startswith("started at") for p in third.pairs.values() for n in p.notes)
-    assert third.remembered_note() is None
+    third = await _pass(emu, job)
+    assert not any(n.startswith("started at") for p in third.stats.pairs.values() for n in p.notes)
+    assert third.stats.remembered_note() is None
+    assert len(third.from_limits) == len(PAIRS), third.from_limits
+    # the wait it saves, said, not asserted (wall-clock: 0.64-0.86 of the more held-back
+    # learning pass's under load 9-16, the remembered budget ignored 0.88-1.03: too thin)
     print(
-        f"429s: first pass {refused_first}, second (remembered) {refused_second}, "
-        f"third (forgotten) {refused_third}; waited on the service (s): first "
+        f"429s: first pass {first.refused}, second (remembered) {second.refused}, "
+        f"third (forgotten) {third.refused}; cuts from [limits]: {sum(first.from_limits.values())}, "
+        f"{sum(second.from_limits.values())}, {sum(third.from_limits.values())}; waited on the service (s): first "
         f"{_waited(first):.2f}, second {_waited(second):.2f}, third {_waited(third):.2f}"
     )
-    assert refused_third >= len(PAIRS)
-    # no first window's burst at the configured budget, no hold while it leaves: held back
-    # by the service less than a pass that learns, the more held back of the two here (on a
-    # loaded machine one now and then barely pays for its burst: 3.4 s against the other's
-    # 5.9). Load 9-16, 7 runs each (`tests/test_budget_remembered.py`'s passes, 2026-12-07):
-    # 0.64-0.86 of it (median 0.77); with the memory taken away before the second pass too
-    # (the remembered budget ignored), 0.88-1.03. Against the lesser of the two, as before,
-    # 0.76-0.90 and once 1.50 (the bound 0.9 failed 2 runs of 7, the regression 0.89-1.25)
-    assert _waited(second) < 0.87 * max(_waited(first), _waited(third))
 
 
 MB = 1024 * 1024

@@ -18,6 +18,7 @@ from copyengine.pipeline.work import FolderJob
 from copyengine.plan import FolderPlan
 from copyengine.plan.changes import parse_target_path
 from copyengine.report import FolderStats
+from tests.modes import modes
 
 pytestmark = pytest.mark.anyio
 
@@ -737,8 +738,8 @@ async def test_a_transient_404_from_a_copy_about_to_be_updated_copies_nothing_tw
 # that 404 read again (``MailboxPass._folder_now``): the old copy is swept in that very
 # pass, which is checked (it was left for the next one: a leftover folder after a checked
 # pass; soak seed 9404 keep, at a re-run after the kill, ``test_histories``; before review9,
-# left for good)
-@pytest.mark.parametrize("deletions", ["mirror", "keep"])
+# left for good; keep by default, mirror in the slow tier: ``tests/modes.py``)
+@pytest.mark.parametrize("deletions", modes("keep"))
 async def test_a_transient_404_from_an_old_folder_being_swept_leaves_nothing_for_later(
     tmp_path: Any, deletions: str
 ) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from structlog.testing import capture_logs
 
 from copyengine.cluster.app import submit
 from copyengine.cluster.connect import group_store
@@ -67,7 +68,11 @@ async def test_a_pass_whose_groups_all_ended_unrecorded_is_ended_by_the_next_wor
 
         # no worker left: the next submit ends it, then starts the pass asked for
         await _unfinish(pg_url, 1)
-        out = await submit(cfg, Asked(select_pairs(cfg, ()), full=True))
+        with capture_logs() as logs:
+            out = await submit(cfg, Asked(select_pairs(cfg, ()), full=True))
+        # said as any late end is (``cluster.tasks.end_late``: worker, reaper, submit)
+        late = [(e["pass_number"], e["status"]) for e in logs if e["event"] == "pass.ended_late"]
+        assert late == [(1, "ok")], logs
         assert (out["pass"], out["kind"]) == (2, "full"), out
         ended = (await read_overview(cfg)).passes[0]
         assert ended["finished"] and ended["status"] == "ok", ended

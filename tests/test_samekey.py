@@ -15,7 +15,12 @@ from typing import Any
 
 import pytest
 
+from copyengine.config import load_job
+from copyengine.exitcodes import ExitCode
+from copyengine.wiring import run_job, verify_content_job
+from tests.emu import q
 from tests.histories import oracle, removed_live, replay, wrong
+from tests.jobs import write_job
 
 pytestmark = pytest.mark.anyio
 
@@ -130,13 +135,12 @@ async def test_a_kept_copy_in_a_folder_left_out_stays_beside_its_items_copy(
 # keep, r8, once the oracle's ``then-mirror`` error above was fixed: its /Contacts item
 # older than ``created_after``, its copy kept; the owner's copy of it, created now, in
 # /Deleted Items): the original's kept copy lies in a selected, listed folder. Nothing but
-# its own record tells it from a copy the target's user moved there: the sign-off names it
-# a second copy of the twin (``judge._judge_unclaimed``: an unclaimed target item whose key
-# a selected item has is ``duplicated``, without asking whether it is the kept copy of a
-# source item still there, as ``check._kept_outside`` does beyond the region), and the next
-# full pass hard-deletes it (``spares.remove_second_copies``: the twin's settled copy found
-# where recorded makes it a second copy; ``own`` spares only the copies of items leaving in
-# that pass, not a ``REMOVED`` record's copy whose item is ``_still_at_source``)
+# its own record tells it from a copy the target's user moved there, so both the sign-off
+# (``check._kept_own``, then ``judge``'s ``own``) and a full pass's second copies
+# (``spares.KeptOwn``) ask the source whether its own item is still there under its id
+# (``survey.still_at_source``, one ``getItem``): it is, so the kept copy is its own item's,
+# kept. Before, the sign-off named it a second copy of the twin's (``duplicated``, r4) and
+# the next full pass hard-deleted it (kept 60, then 59).
 # (the emulator seeds items before today's midnight, UTC; its ``copy`` creates one now)
 TODAY = datetime.now(UTC).strftime("%Y-%m-%dT00:00:00Z")
 LEFT_OUT_BY_A_FILTER = [
@@ -149,22 +153,91 @@ LEFT_OUT_BY_A_FILTER = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="R1 for item filters: a kept copy of an item the filters leave out, in a selected "
-    "folder, is named a second copy of its twin's by the sign-off and removed by the next full "
-    "pass (``judge._judge_unclaimed``, ``spares.remove_second_copies``: neither asks whether "
-    "the kept copy's own item is still at the source)",
-)
+# ``then-mirror``: the job switched to ``mirror`` once the copies are kept, before the twin
+# is made: mirror keeps what keep kept, so the kept copy stays beside the twin's as well.
+@pytest.mark.parametrize("mirror", [False, True], ids=["keep", "then-mirror"])
 async def test_a_kept_copy_of_an_item_left_out_by_a_filter_stays_beside_its_items_copy(
-    tmp_path: Path,
+    tmp_path: Path, mirror: bool
 ) -> None:
-    h = await replay("keep", LEFT_OUT_BY_A_FILTER, tmp_path)
+    steps = LEFT_OUT_BY_A_FILTER
+    if mirror:
+        steps = [*steps[:2], ("rules", {"deletions": "mirror"}), ("pass", "delta"), *steps[2:]]
+    h = await replay("keep", steps, tmp_path)
     assert not h.failures(), h.text()  # signoff_names_duplicated_not_wrong
     # every seeded item's copy kept, the removal included (the oracle allows a shared key's
     # kept copies up to its items, so it cannot tell the kept copy gone)
     kept = [p.counts["kept"] for p in h.passes[1:]]
     assert len(set(kept)) == 1, h.text()
+
+
+# The same kept copy in a folder the owner then moves at the source (/Inbox/Receipts under
+# /Archive): its old target copy is swept (``passes._sweep_old``), where a copy whose key a
+# live item's copy elsewhere has goes (``rehome.Rehome.sort``: the twin's copy in /Junk
+# Email found) unless it is the kept copy of an item still at the source (``KeptOwn``):
+# before, the sweep hard-deleted it (kept 60, then 59; the oracle allows a shared key's kept
+# copies up to its items, so only the count tells), now it stays in the old folder, kept.
+MOVED_AWAY = [
+    ("rules", {"created_after": TODAY}),
+    ("pass", "delta"),
+    ("ops", [{"op": "copy", "id": "#/Inbox/Receipts", "to": "@/Junk Email"}]),
+    ("pass", "delta"),
+    ("ops", [{"op": "moveFolder", "id": "@/Inbox/Receipts", "to": "@/Archive"}]),
+    ("pass", "delta"),
+    ("pass", "full"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_kept_copy_of_an_item_left_out_stays_when_its_folder_s_old_copy_is_swept(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", MOVED_AWAY, tmp_path)
+    assert not h.failures(), h.text()
+    kept = [p.counts["kept"] for p in h.passes[1:]]
+    assert len(set(kept)) == 1, (kept, h.text())
+
+
+# What the sign-off's question costs (``check._kept_own``): a ``getItem`` per kept copy whose
+# search key a selected item shares, and none without one. Every seeded item left out by
+# ``created_after`` (its copy kept): the sign-off asks nothing, its requests call by call
+# those of before this check; once its owner copies one of them into a selected folder (the
+# copy created now, selected), one ``getItem`` more and nothing else, and the kept copy is
+# told kept, not named a second copy (before: ``duplicated`` 1, and no request more); past
+# the bound, named as before.
+async def _signoff_calls(emu: Any, cfg: Any) -> tuple[Any, Counter[str]]:
+    await emu.src.control("POST", "/stats/reset")
+    (check,) = await verify_content_job(cfg)
+    body = (await emu.src.control("GET", "/stats")).body
+    return check, Counter({c: sum(n.values()) for c, n in body["requests"].items()})
+
+
+async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selected_key(
+    emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pair = [("adele@contoso.example", "adele@fabrikam.example")]
+    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
+    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    check, before = await _signoff_calls(emu, cfg)
+    kept = len(check.verdict.kept)
+    assert check.ok and kept > 1 and before["getItem"] == 0, (check.as_dict(), before)
+    box = emu.state.require_mailbox(pair[0][0])
+    inbox = box.well_known["inbox"]
+    r = await emu.src.control(
+        "POST",
+        f"/mailboxes/{q(box.id)}/changes",
+        {"ops": [{"op": "copy", "id": next(iter(inbox.live_items())).id, "to": "junkemail"}]},
+    )
+    assert r.status == 200, r.body
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    check, after = await _signoff_calls(emu, cfg)
+    assert check.ok and not check.verdict.duplicated, check.as_dict()
+    assert len(check.verdict.kept) == kept and check.verdict.selected == 1, check.as_dict()
+    assert after - before == Counter({"getItem": 1}) and not before - after, (before, after)
+    # past the bound (``survey.MAX_ASKED``, here 0) nothing is asked: judged as before, named
+    monkeypatch.setattr("copyengine.verify.check.MAX_ASKED", 0)
+    check, bound = await _signoff_calls(emu, cfg)
+    assert len(check.verdict.duplicated) == 1 and bound["getItem"] == 0, check.as_dict()
 
 
 # soak seeds 21005 and 21006 keep (``--p-samekey 0.5``): an item and its copy both deleted in

@@ -28,7 +28,7 @@ from ..state.records import Control
 from .connect import group_store, store_of
 from .groups import Group, mailbox_groups
 from .jobqueue import apply_schema, make_app, queue_name
-from .tasks import defer, defer_sign_off
+from .tasks import defer, defer_sign_off, end_late
 
 log = structlog.get_logger("copyengine.cluster")
 
@@ -182,9 +182,7 @@ async def end_passes_due(cfg: JobConfig) -> None:
     another kind as "under way" (host soak seed 107)."""
     table = group_store(cfg)
     for number in await table.passes_due():
-        summary = await table.finish_pass_if_done(number)
-        if summary is not None:
-            log.info("pass.ended_late", pass_number=number, status=summary["status"])
+        await end_late(table, number, "its last group's worker left; ended by submit")
 
 
 async def requeue_resumed(cfg: JobConfig, resumed: set[str]) -> int:

@@ -390,6 +390,21 @@ async def end_segment(
     await pass_ended(rt, app, summary)
 
 
+async def end_late(table: GroupStore, number: int, reason: str) -> dict[str, Any] | None:
+    """Pass ``number`` ended now if every group of it has (``GroupStore.finish_pass_if_done``)
+    while its end was not written: the worker that ended its last group died between the
+    two writes, or is about to write it (then one of the two ends it). Said in the log as
+    ``pass.ended_late`` with ``reason``; its summary (None: not ended here). The one way
+    a worker's reaper, a worker leaving and ``submit`` end such a pass (host soak seed 107:
+    the pass left running, the next ``submit --full`` refused)."""
+    summary = await table.finish_pass_if_done(number)
+    if summary is not None:
+        log.warning(
+            "pass.ended_late", pass_number=number, status=summary.get("status"), reason=reason
+        )
+    return summary
+
+
 async def pass_ended(rt: Runtime, app: App, summary: dict[str, Any] | None) -> None:
     """What follows a pass's last group (``GroupStore.finish_pass_if_done``'s summary): a
     cutover's sign-off queued (for any worker), or the pass's end announced by the one

@@ -38,7 +38,7 @@ from ..tally import WorkerStats
 from .connect import group_store, outage_s, store_of
 from .groups import mailbox_groups
 from .jobqueue import apply_schema, make_app, queue_name
-from .tasks import RUNTIME, Runtime, defer, defer_sign_off, group_of, pass_ended
+from .tasks import RUNTIME, Runtime, defer, defer_sign_off, end_late, group_of, pass_ended
 
 log = structlog.get_logger("copyengine.cluster")
 MAX_REQUEUES = 20  # a group queued again this often in one pass without finishing: failed
@@ -136,12 +136,7 @@ async def _reconcile(app: App, rt: Runtime) -> None:
     # a pass whose groups all ended ``stalled_after_s`` ago, its end never written (the worker
     # that ended its last group died between the two writes): ended here
     for number in await rt.table.passes_due(rt.cfg.workers.stalled_after_s):
-        summary = await rt.table.finish_pass_if_done(number)
-        if summary is not None:
-            log.warning(
-                "pass.ended_late", pass_number=number, reason="its last group's worker left"
-            )
-        await pass_ended(rt, app, summary)
+        await pass_ended(rt, app, await end_late(rt.table, number, "its last group's worker left"))
 
 
 def _dump_tasks(sig: int = 0) -> None:
@@ -239,10 +234,7 @@ async def _end_pass(app: App, rt: Runtime, number: int) -> None:
     the two ends it). Ended here, before this worker leaves: else nobody would (host soak
     seed 107: the pass left running, the next ``submit --full`` refused)."""
     try:
-        summary = await rt.table.finish_pass_if_done(number)
-        if summary is not None:
-            log.info("pass.ended_late", pass_number=number, reason="every group had ended")
-        await pass_ended(rt, app, summary)
+        await pass_ended(rt, app, await end_late(rt.table, number, "every group had ended"))
     except (StateError, psycopg.Error, exceptions.ProcrastinateException) as exc:
         # the next worker's reaper, or the next submit, ends it
         log.warning("worker.pass_end_failed", pass_number=number, error=str(exc))

@@ -36,6 +36,7 @@ class Trail:
                     mailbox=self.key,
                     limit=limit,
                     reason=reason,
+                    was=round(before[limit].share, 4),
                     share=round(lim.share, 4),
                     window_s=round(lim.window, 3),
                     retry_after_s=asked,

@@ -59,19 +59,20 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..state.records import MAKING, RETIRED
+from ..state.records import MAKING
 from ..survey import (
     MailboxSide,
     TargetTree,
     folder_path,
     listed_items,
+    still_at_source,
     target_index,
     unless_gone,
 )
 from ..survey.fromdelta import tree_from_rows
 from .context import PairContext
 from .rehome import Rehome
-from .spares import any_there, list_paths, remove_second_copies
+from .spares import KeptOwn, any_there, list_paths, remove_second_copies
 from .work import FolderJob
 
 MAX_FOLDER_ROUNDS = 3  # a folder round refused (link or a fresh page) is read fresh again
@@ -107,9 +108,14 @@ class _Elsewhere:
         self.kept: dict[bytes, list[tuple[str, str | None]]] = defaultdict(list)
         self.named: set[str] = set()  # the copies some record of these keys names
         self.indexes: dict[str, TargetIndex | None] = {}  # one listing per folder
+        # the kept copies (``REMOVED`` records) by target id: one whose own item is still at
+        # the source is that item's, no second copy of a live item's (``KeptOwn``)
+        self.removed: dict[str, ItemRecord] = {}
         for r in records:
             if r.target_id:
                 self.named.add(r.target_id)
+            if r.target_id and r.status is Status.REMOVED:
+                self.removed[r.target_id] = r
             if r.search_key and r.target_id and r.status in SETTLED:
                 self.live[r.search_key].add(r.target_id)
             elif r.search_key and r.target_id and r.status is Status.REMOVED:
@@ -508,7 +514,9 @@ class MailboxPass:
         await self.ctx.store.flush()  # the outcomes of this pass, read back below
         paths = self._path_jobs(jobs)
         await list_paths(self.ctx, self.dst_id, paths)
-        await remove_second_copies(self.ctx, self.dst_id, jobs, paths, self.began)
+        await remove_second_copies(
+            self.ctx, self.dst_id, jobs, paths, self.began, src_id=self.src_id
+        )
         for one in paths:  # a second copy removed there: said in the report
             if one.stats.drift:
                 self.ctx.stats.folders.setdefault(one.stats.source_path, one.stats)
@@ -970,7 +978,8 @@ class MailboxPass:
         a kept copy goes only once its own source item is gone (a move, a deletion, a
         restore: each leaves it no item under its id); one whose item is still at the
         source (in a folder the rules left out, its copy beside a copy of its twin: review
-        R1) stays (``_still_at_source``)."""
+        R1) stays (``survey.still_at_source``; a read that fails says "there": the copy stays,
+        and the next pass that meets its key asks again)."""
         for job, r in kept:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
@@ -978,7 +987,10 @@ class MailboxPass:
             # another item proven beside it (review R1b; also after a switch to mirror,
             # which keeps what keep kept)
             live = [o for o in live if not apart(r, o, self.began)]
-            if not live or await self._still_at_source(r):
+            if (
+                not live
+                or await still_at_source(self.src, self.src_id, r, self.ctx.log) is not False
+            ):
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
@@ -991,24 +1003,6 @@ class MailboxPass:
         neither departure is the other's move, nor one copy a second copy of the other.
         Under ``mirror`` both copies of items gone go anyway: decided by key, as before."""
         return self.deletions == "keep" and apart(a, b, self.began)
-
-    async def _still_at_source(self, r: ItemRecord) -> bool:
-        """Whether the source item a kept copy was recorded for is there still, under its
-        id (one ``getItem``; ids change on a move, so a moved, deleted or restored item is
-        not): then another item of its search key is a copy of it, not it. A read that
-        fails says "there" (the copy stays; the next pass that meets its key asks again).
-        A record of no source folder's (an old folder's) has no item to ask for: gone."""
-        if r.folder_id.startswith((RETIRED, MAKING)):
-            return False
-        try:
-            await self.src.get_item(self.src_id, r.folder_id, r.source_id)
-        except NotFound:
-            return False
-        except Fatal:
-            raise
-        except ServiceError as exc:
-            self.ctx.log.info("item.kept_copy_unsure", item=r.source_id, error=exc.message)
-        return True
 
     async def _sweep(self, job: FolderJob) -> bool:
         """A moved folder's items now live in its new target folder: its old copy is swept
@@ -1037,16 +1031,22 @@ class MailboxPass:
             for fid, _, some in held:  # copies of live items
                 may_go.update(await self.rehome.sort(fid, some))
             items = [(fid, it) for fid, _, some in held for it in some]
-            keys = [it.search_key for _, it in items if it.search_key and it.id not in may_go]
+            # (the keys of the copies ``may_go`` sorted too: their kept copies' records)
+            keys = [it.search_key for _, it in items if it.search_key]
             # a recorded copy elsewhere, a live item's or a kept one (``_Elsewhere``: a moved
             # folder's items re-homed by a pass killed before its sweep, then the folder
             # deleted at the source: soak seed 13011 keep, the old copies left beside)
             elsewhere = _Elsewhere(await self.ctx.store.items_by_keys(self.ctx.key, keys))
             await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
+            # a kept copy of an item the item filters leave out, still at the source, in a
+            # moved folder's old copy beside a copy of its twin elsewhere: kept (review R1)
+            own = KeptOwn(self.ctx, self.src_id, elsewhere.removed)
             for fid, it in items:
-                copies = await elsewhere.copies(self.ctx, self.dst_id, it)
-                if may_go.get(it.id, bool(copies - {it.id})):
+                goes = may_go.get(it.id)
+                if goes is None:
+                    goes = bool(await elsewhere.copies(self.ctx, self.dst_id, it) - {it.id})
+                if goes and not (it.search_key and await own.still_there(it.id, it.search_key)):
                     # a 404: the copy is gone already, as wanted (a delete whose answer was
                     # lost, its retry meeting what it did: soak seed 15024 mirror); the sweep
                     # goes on (the folder's own 404 is read by ``_folder_now`` below)

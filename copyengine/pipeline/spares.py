@@ -24,12 +24,13 @@ mirror: the moved copy stayed beside the one made again, duplicated, past a cuto
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 
 from ..errors import Fatal, NotFound, ServiceError
 from ..plan import TargetIndex, apart
-from ..state import SETTLED, Status
-from ..survey import target_index, unless_gone
+from ..state import SETTLED, ItemRecord, Status
+from ..survey import MAX_ASKED, still_at_source, target_index, unless_gone
 from .context import PairContext
 from .work import FolderJob
 
@@ -66,10 +67,14 @@ async def remove_second_copies(
     jobs: Sequence[FolderJob],
     paths: Sequence[FolderJob] = (),
     began: Mapping[str, int] | None = None,
+    *,
+    src_id: str,
 ) -> None:
     """Remove the spare items of ``jobs`` (the pair's folders) and of ``paths`` (folders
-    made only as paths, ``list_paths``) that are second copies (see the module). ``began``:
-    when the round of each source folder's stored link began (``plan.known_at``)."""
+    made only as paths, ``list_paths``) that are second copies (see the module). A copy
+    kept of an item left out whose own item is still at the source (``src_id``'s) is none
+    (``KeptOwn``); nor is one proven another item's than its twin's (``began``: when the
+    round of each source folder's stored link began, ``plan.known_at``; review R1b)."""
     spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
     if not spare:
         return
@@ -86,9 +91,10 @@ async def remove_second_copies(
     # the item's second copy, and the item kept none)
     own = {r.target_id for job in jobs for r in (*job.removed, *job.deselected) if r.target_id}
     selected = {job.source_id for job in jobs}
-    copies, unsettled, recorded = await _other_copies(
+    copies, unsettled, recorded, kept_copies = await _other_copies(
         ctx, {key for _, _, key in spare}, leaving, selected
     )
+    kept_own = KeptOwn(ctx, src_id, kept_copies)
     orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
     own |= await _kept_apart(ctx, {key for _, _, key in spare}, began or {})
     indexes: dict[str, TargetIndex | None] = {}
@@ -108,6 +114,8 @@ async def remove_second_copies(
             # (seed 1508 keep: it was hard-deleted as a second copy, the item then had none);
             # or the item's copy where it lives now not made by this pass (``unsettled``)
             continue
+        elif await kept_own.still_there(tid, key):
+            continue  # a copy kept of an item left out, its item still at the source: kept
         else:
             reason = "a second copy (moved here in the target): removed"
         try:
@@ -132,11 +140,16 @@ async def remove_second_copies(
 
 async def _other_copies(
     ctx: PairContext, keys: set[bytes], leaving: set[str], selected: set[str]
-) -> tuple[dict[bytes, list[tuple[str, str | None]]], set[bytes], set[bytes]]:
+) -> tuple[
+    dict[bytes, list[tuple[str, str | None]]], set[bytes], set[bytes], dict[str, ItemRecord]
+]:
     """For the spares' search keys: the copies their records name (target id, and the folder
     where it must be found to count, None: anywhere), the keys of live items whose copy this
-    pass did not settle, and the keys some record names."""
+    pass did not settle, the keys some record names, and the records of copies kept
+    (``REMOVED``) whose key a live selected item's settled copy has, by target id."""
     copies: dict[bytes, list[tuple[str, str | None]]] = {}
+    kept: dict[str, ItemRecord] = {}
+    live_keys: set[bytes] = set()
     # keys of items live at the source whose copy this pass did not settle (an import that
     # failed, or whose outcome is unknown): the spare may be the item's only copy (soak seed
     # 9737 mirror: the item moved at the source, its copy moved by the target's user, the
@@ -159,6 +172,8 @@ async def _other_copies(
         if r.status in SETTLED:
             live = r.source_id not in leaving and r.folder_id in selected
             folder = r.target_folder_id if live else None
+            if live:
+                live_keys.add(r.search_key)
             if not live and ctx.sync.deletions == "keep":
                 # its copy is kept: the spare is a second copy only where the kept one is
                 # found, as for a copy kept before (the target's user moved the item's only
@@ -173,10 +188,40 @@ async def _other_copies(
             # again where it belonged, then deleted at the source before the moved copy was
             # removed: both stayed, kept, and the sign-off said complete)
             folder = r.target_folder_id
+            kept[r.target_id] = r
         else:
             continue
         copies.setdefault(r.search_key, []).append((r.target_id, folder))
-    return copies, unsettled, recorded
+    kept = {tid: r for tid, r in kept.items() if r.search_key in live_keys}
+    return copies, unsettled, recorded, kept
+
+
+@dataclass
+class KeptOwn:
+    """The copies kept of items left out (``records``: ``REMOVED`` records by target id; here,
+    of keys a live selected item's settled copy has) and whether each one's own source item
+    is still there under its id (``survey.still_at_source``, asked only for a copy about to go
+    as a second copy: a spare here, or an old folder's copy in ``passes._sweep_old``;
+    ``MAX_ASKED`` at most per sweep): then it is that item's kept copy, beside the copy of a
+    user's copy of it (review R1: an item the item filters leave out, its kept copy in its
+    own, selected folder; removed as a second copy before, soak seed 22302 keep). A read that
+    fails, or one past the bound, says "there": the copy stays (the sign-off asks again, and
+    names it if its item is gone)."""
+
+    ctx: PairContext
+    src_id: str
+    records: dict[str, ItemRecord]
+    asked: int = 0
+
+    async def still_there(self, tid: str, key: bytes) -> bool:
+        r = self.records.get(tid)
+        if r is None or r.search_key != key:
+            return False
+        if self.asked >= MAX_ASKED:
+            self.ctx.log.info("item.kept_copy_unasked", item=r.source_id)
+            return True
+        self.asked += 1
+        return await still_at_source(self.ctx.src, self.src_id, r, self.ctx.log) is not False
 
 
 async def _kept_apart(ctx: PairContext, keys: set[bytes], began: Mapping[str, int]) -> set[str]:

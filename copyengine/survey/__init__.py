@@ -5,13 +5,14 @@ target tree that ``verify`` judges. The copy, ``verify``, ``plan`` and the sign-
 pair through this room, so none of them can forget the archive. Nothing here writes, except
 the ``TargetTree`` the copy extends as it creates folders."""
 
-from .index import listed_items, target_index, unless_gone
+from .index import MAX_ASKED, listed_items, still_at_source, target_index, unless_gone
 from .mailboxes import ARCHIVE_LABEL, MailboxSide, PairMailboxes, mailboxes
 from .region import copied_region, folder_path, region
 from .tree import TargetTree, survey
 
 __all__ = [
     "ARCHIVE_LABEL",
+    "MAX_ASKED",
     "MailboxSide",
     "PairMailboxes",
     "TargetTree",
@@ -20,6 +21,7 @@ __all__ = [
     "listed_items",
     "mailboxes",
     "region",
+    "still_at_source",
     "survey",
     "target_index",
     "unless_gone",

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..config import Pair
+from ..errors import Fatal, NotFound, ServiceError
 from ..graph import Item, MailboxApi, gone
 from ..plan import TargetIndex, filter_item
+from ..state.records import MAKING, RETIRED, ItemRecord
 
 T = TypeVar("T")
 # listings of a folder that answers 404 while the folder itself is found (a transient 404)
 LISTING_TRIES = gone.TRIES
+# kept copies whose own source item one pass (its second copies) or one sign-off (a mailbox)
+# asks for (``still_at_source``), at most: a candidate beyond them is unsure, as a failed read
+MAX_ASKED = 500
 
 
 async def listed_items(
@@ -65,3 +70,25 @@ async def unless_gone(
     target folder taken for gone has its items copied again (second copies) and its link
     cleared."""
     return await gone.unless_gone(client.get_folder, mailbox_id, folder_id, read, tries)
+
+
+async def still_at_source(src: MailboxApi, mailbox_id: str, r: ItemRecord, log: Any) -> bool | None:
+    """Whether the source item a kept copy was recorded for (``r``) is there still, under its
+    id (one ``getItem``; ids change on a move, so a moved, deleted or restored item is not):
+    then another item of its search key is a user's copy of it (review R1), and the kept copy
+    is its own item's, no second copy of that one. None when the read failed (logged
+    ``item.kept_copy_unsure``): each caller says what that means (a pass keeps the copy, the
+    sign-off judges it as before, naming it if it is a second copy). A record of no source
+    folder's (an old folder's) has no item to ask for: gone, and no request."""
+    if r.folder_id.startswith((RETIRED, MAKING)):
+        return False
+    try:
+        await src.get_item(mailbox_id, r.folder_id, r.source_id)
+    except NotFound:
+        return False
+    except Fatal:
+        raise
+    except ServiceError as exc:
+        log.info("item.kept_copy_unsure", item=r.source_id, error=exc.message)
+        return None
+    return True

@@ -215,11 +215,14 @@ def judge(
     records: Mapping[str, ItemRecord] | None = None,
     deletions: str = "keep",
     content: bool = True,
+    own: frozenset[str] = frozenset(),
     began: Mapping[str, int] | None = None,
 ) -> Verdict:
     """The verdict on one mailbox of a pair (pure). ``records``: the state's item records by
     source id (None: no state; then no content check, and extra items cannot be told kept,
     unless their folder's source was deleted). ``content``: compare versions (with records).
+    ``own``: target ids of copies kept of items left out that are still at the source under
+    their ids (``check._kept_own`` asked): each its own item's, never a second copy.
     ``began``: when the round of each source folder's stored link began (``plan.known_at``:
     a kept copy proven another item's than its twin's is no second copy, review R1b)."""
     v = Verdict()
@@ -229,7 +232,7 @@ def judge(
     folders = _folder_checks(source, target, v)
     for sf, it in wanted:
         _judge_selected(v, sf, it, region, folders, records if content else None)
-    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions, began)
+    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions, own, began)
     _leftover_folders(v, target, folders, kept_in, deletions)
     return v
 
@@ -368,6 +371,7 @@ def _judge_unclaimed(
     folders: _Folders,
     records: Mapping[str, ItemRecord] | None,
     deletions: str,
+    own: frozenset[str],
     began: Mapping[str, int] | None = None,
 ) -> Counter[str]:
     """Target items that are no selected item's copy: second copies, kept, extra. Returns
@@ -395,13 +399,12 @@ def _judge_unclaimed(
                 and gone.target_id is not None
                 and gone.target_id in present
             )
-            # under keep, of the copies of one item gone from the source (one search key),
-            # all but the one that stands for it (``_standing``), each kept copy recorded for
-            # a source id of its own included (soak seed 13011 keep: two kept, complete)
+            # under keep, of one gone item's copies (one search key) all but the one that stands
+            # for it (``_standing``; each kept one of its own too: soak seed 13011 keep)
             spare = it.search_key is not None and stands.get(it.search_key, it.id) != it.id
             twin = it.search_key is not None and it.search_key in selected_keys
-            if it.id in proven:  # its own item's copy, beside another item's (review R1b)
-                spare = twin = False
+            if it.id in own or it.id in proven:  # its item's own kept copy (R1, item filters;
+                spare = twin = False  # R1b: proven another item's than its twin's): kept
             if second or spare or twin:
                 if second and gone is not None:
                     owner: str | None = gone.source_id
