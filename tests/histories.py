@@ -265,7 +265,10 @@ def oracle(
                     spare[key] - kept,
                 )
             continue
-        if key not in s_by and twins[key] and deletions == "keep":
+        # (under ``mirror`` too for the copies ``keep`` kept before the switch: two items of
+        # one key left out together, each its own kept copy: soak seed 22303 keep, r6-r7)
+        keeps = deletions == "keep" or (rules is not None and key in rules.kept)
+        if key not in s_by and twins[key] and keeps:
             counts["kept"] += min(len(copies), 1 + twins[key])
             if len(copies) > 1 + twins[key]:
                 note("duplicated", f"{key[:8]} x{len(copies)} (gone at source)")

@@ -2885,17 +2885,11 @@ async def test_history_20103_keep_a_kept_copy_s_item_churned_back_and_deleted(
 # the sign-off of the pass killed after it names the deleted item's kept copy a second copy
 # of the twin's (``verify.judge``: a kept copy is known by its search key), which the oracle,
 # counting items, does not (``signoff_names_duplicated_not_wrong``); the pass after it takes
-# the departure for a move. Open until the state tells a twin from a move's arrival
-R1B_SEEDS = pytest.mark.xfail(
-    strict=False,  # a kill's moment decides whether the deletion is met: the deterministic
-    # cases are test_samekey.py's, strict
-    reason="R1b under keep: a kept copy of an item deleted beside a live twin (same search "
-    "key) is named a second copy by the sign-off and taken for a move by the engine",
-)
+# the departure for a move. Fixed by R1b (``plan.apart``: the state's moments prove them two
+# items; docs/passes.md): 22101 3 / 3 runs and 22106 5 / 5 pass (h/r1b2, 1d52671)
 
 
 @pytest.mark.slow
-@R1B_SEEDS
 @pytest.mark.parametrize("seed", [22101, 22106])
 async def test_history_keep_an_item_deleted_beside_its_owner_s_copy(
     tmp_path: Path, seed: int
@@ -2944,10 +2938,10 @@ async def test_a_copy_moved_by_the_target_s_user_into_a_rename_rule_s_path_folde
 # twin live with a settled copy; the sign-off taken as the kill left it named the deleted
 # one's kept copy a second copy (a false alarm under ``keep``; the next pass removes that
 # copy as a move's other half: a kept copy lost). Review R1b, as 22101 / 22106 below and
-# ``test_samekey.py``'s xfails: the state cannot tell that deletion from a move of the twin
-# by key. Not strict: whether the kill lands before the deletion is a matter of timing
+# ``test_samekey.py``'s xfails: the state could not tell that deletion from a move of the twin
+# by key. Fixed by R1b (22002 3 / 3 and 22007 5 / 5 runs pass; 22002 needed the deleted
+# twin's folder's moment kept when its link was cleared: the folder moved at the source)
 @pytest.mark.slow
-@R1B_SEEDS
 @pytest.mark.parametrize(
     ("seed", "deletions"), [(22002, "keep"), (22007, "mirror")], ids=["22002-keep", "22007-mirror"]
 )
@@ -2969,7 +2963,9 @@ async def test_history_a_killed_pass_s_sign_off_on_a_deleted_twin(
 # departure is decided a move (``second_copies``, its copy hard-deleted by ``_removal``), the
 # other's copy is kept, then the sweep of the folder takes it for a second copy of the first,
 # whose record, forgotten only after the sweeps, still names a settled copy (``_Elsewhere``).
-# The state cannot tell two items of one key from one
+# The state could not tell two items of one key from one: fixed by R1b (``plan.apart``); the
+# soak seed switches to ``delta = false`` at r5, so its evidence is each full listing's moment
+# (``Store.set_listed``): 22006 2 / 2 runs pass
 TWINS_GONE_WITH_THEIR_FOLDER: list[Any] = [
     ("rules", {"deletions": "keep"}),  # (the checker holds kept copies to ``kept_removed``)
     ("ops", [{"op": "createFolder", "parent": "@/Inbox", "name": "T"}]),
@@ -2981,12 +2977,11 @@ TWINS_GONE_WITH_THEIR_FOLDER: list[Any] = [
     ("pass", "delta"),
     ("pass", "cutover"),
 ]
-R1B = "R1b under keep: two items of one search key taken for one, both kept copies removed"
 
 
 @pytest.mark.parametrize(
     "twins",
-    [pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=R1B)), False],
+    [True, False],
     ids=["twins", "single"],
 )
 async def test_copies_of_an_item_and_its_copy_gone_with_their_folder_are_kept(
@@ -3001,7 +2996,6 @@ async def test_copies_of_an_item_and_its_copy_gone_with_their_folder_are_kept(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=R1B + " (3 of 4 runs: a churn's timing)")
 async def test_history_22006_keep_twins_gone_with_their_folder(tmp_path: Path) -> None:
     opts = Options(p_rules=0.3, p_rename=0.3, p_samekey=0.3)
     h = await run_history(22006, "keep", tmp_path, opts)

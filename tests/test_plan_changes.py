@@ -433,3 +433,37 @@ def test_one_copy_stands_for_an_item_that_left_more_than_once() -> None:
     assert second_copies([c, a, b], live=set()) == {"c": a, "b": a}
     assert second_copies([c], live=set()) == {}
     assert second_copies([a, _r("x", None), _r("y", None)], live=set()) == {}
+
+
+def test_two_records_of_one_key_are_apart_only_when_each_was_there_after_the_other_s_listing() -> (
+    None
+):
+    """Review R1b (``plan.apart``): a user's copy of a message keeps its search key. Two ids
+    each at the source after the other was first listed coexisted: two items. A move ends
+    the old id before the new one is listed, so its two halves never are; nor are records
+    without the evidence (written before it was kept)."""
+    from dataclasses import replace
+
+    from copyengine.plan import apart, known_at
+
+    began = {"F": 100, "G": 300}  # when the round of each folder's stored link began
+    orig = replace(_r("a", b"k"), folder_id="F", seen=50)
+    twin = replace(_r("b", b"k"), folder_id="G", seen=80)  # listed before F's round began
+    assert apart(orig, twin, began) and apart(twin, orig, began)
+    # a's move into G, listed after F's round began (its departure seen by a later round)
+    moved = replace(twin, seen=150)
+    assert not apart(orig, moved, began) and not apart(moved, orig, began)
+    # kept as deleted: its own moment, not its folder's link's (which moves on)
+    kept = replace(orig, status=Status.REMOVED, known=60)
+    assert known_at(kept, {"F": 10**9}) == 60
+    assert not apart(kept, twin, began)  # 80 is not before 60
+    assert apart(replace(kept, known=90), twin, began)
+    # no evidence: one item, as the search key says
+    assert not apart(replace(orig, seen=None), twin, began)
+    assert not apart(orig, twin, {"F": 100})  # G has no link's moment
+    assert not apart(replace(kept, known=None), twin, began)
+    # two departures of one key proven apart are no second copies of each other
+    assert second_copies([orig, twin], live=set(), distinct=lambda x, y: apart(x, y, began)) == {}
+    assert second_copies([orig, moved], live=set(), distinct=lambda x, y: apart(x, y, began)) == {
+        "b": orig
+    }

@@ -514,3 +514,30 @@ async def test_keep_two_kept_copies_of_one_soft_deleted_item_are_a_second_copy(
     assert signoff_findings(False, named(so), counts) == []
     (pc,) = await verify_job(cfg)
     assert not pc.ok and pc.as_dict()["duplicated"] == 1
+
+
+def test_judge_tells_a_deleted_twin_s_copy_by_the_state_s_moments() -> None:
+    """Review R1b: a user's copy of a message keeps its search key. The original deleted at
+    the source, its copy live beside it: the original's copy is its own item's (kept under
+    ``keep``) when the state proves the two coexisted (``plan.apart``: each listed before
+    the other's folder's stored round began), a second copy without that proof (one item
+    moved, as before). Under ``mirror`` it is no kept copy: named as before (a copy counted
+    duplicated by the histories' oracle, never a pending deletion: soak seed 22306 keep, a
+    killed cutover's sign-off), unless ``keep`` kept it before the switch."""
+    from dataclasses import replace
+
+    live = replace(rec("s1", "t1", key=A), seen=50)  # in SF, listed at 50
+    gone = replace(rec("s0", "t0", key=A), folder_id="SG", target_folder_id="TF", seen=10)
+    records = {"s1": live, "s0": gone}
+    source, target = [src(it("s1", A))], [dst(it("t1", A, "t1"), it("t0", A, "t0"))]
+    began = {"SF": 100, "SG": 100}  # both folders' rounds began after both listings
+    kept_one = {"extra": 1, "kept": 1}  # (a kept copy is an extra item the state knows)
+    assert counts(judge(source, target, records, "keep", began=began)) == kept_one
+    assert counts(judge(source, target, records, "keep")) == {"duplicated": 1}  # no moments
+    assert counts(judge(source, target, records, "keep", began={"SF": 100, "SG": 40})) == {
+        "duplicated": 1  # the copy listed after its original's last round began: a move?
+    }
+    assert counts(judge(source, target, records, "mirror", began=began)) == {"duplicated": 1}
+    kept = replace(gone, status=Status.REMOVED, known=100)  # kept by ``keep`` before
+    was_kept = {"s1": live, "s0": kept}
+    assert counts(judge(source, target, was_kept, "mirror", began=began)) == kept_one

@@ -789,7 +789,7 @@ def test_sqlite_schema_3_is_migrated_to_a_rowid_table(tmp_path: Path) -> None:
     names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "WITHOUT ROWID" not in sql and "items_by_status" not in names
     assert "items_by_folder" in names and "items_v3" not in names
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("9",)
     assert db.execute("SELECT attempts FROM items WHERE source_id='s1'").fetchone() == (2,)
     # schema 5: each item's pass, fate and writer (a pass's counters from the records)
     cols = {r[1] for r in db.execute("PRAGMA table_info(items)")}
@@ -896,7 +896,108 @@ async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> No
         await reader.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
-        assert await cur.fetchone() == ("7",)
+        assert await cur.fetchone() == ("8",)
+
+
+async def test_the_moments_that_tell_two_items_apart_are_kept(make: Factory) -> None:
+    """Review R1b's evidence (``plan.apart``): an item's first listing (``seen``: kept from
+    its first intent, never moved on by a later one), a kept copy's last moment at the
+    source (``known``, with its REMOVED outcome), and when the round of a folder's stored
+    link began (``link_began``: stored with the link, gone with it)."""
+    async with make() as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.set_delta_links(P, [("F1", "L1")], began={"F1": 100})
+        (f,) = await st.folders(P)
+        assert (f.delta_link, f.link_began) == ("L1", 100)
+        await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "c1", seen=200)])
+        await st.record_intents(P, [Intent("s2", "F1", b"k", 1, "T1", "c1")])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "tc1"))
+        await st.flush()
+        await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "c2", seen=300)])
+        st.record_outcome(P, Outcome("s1", Status.DONE, "t1", "tc2"))
+        st.record_outcome(P, Outcome("s2", Status.REMOVED, "t2", known=150))
+        await st.flush()
+        got = {r.source_id: r for r in await st.items_by_keys(P, [b"k"])}
+        assert (got["s1"].seen, got["s1"].known) == (200, None)  # the first listing's
+        assert (got["s2"].seen, got["s2"].known) == (None, 150)
+        st.record_outcome(P, Outcome("s2", Status.REMOVED, "t2"))  # no evidence: kept
+        await st.flush()
+        assert (await st.items_in_folder(P, "F1"))["s2"].known == 150
+        # a link stored without its round's moment, or cleared: the moment stays (still
+        # true of the records: none told gone since), until a round's replaces it
+        await st.set_delta_links(P, [("F1", "L2")])
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L2", 100)]
+        await st.set_delta_links(P, [("F1", None)])
+        await st.map_folders(P, [], unlinked=["F1"])
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [(None, 100)]
+        await st.set_delta_links(P, [("F1", "L3")], began={"F1": 400})
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L3", 400)]
+        # ``delta = false``: a full listing's moment, whatever link is stored (kept)
+        await st.set_listed(P, {"F1": 600})
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L3", 600)]
+        await st.set_delta_links(P, [("F1", "L4")], began={"F1": 700})
+        await st.set_listed(P, {"F1": 800, "F9": 1})  # a folder with no record: nothing
+        assert [(f.delta_link, f.link_began) for f in await st.folders(P)] == [("L4", 800)]
+
+
+def test_sqlite_schema_8_gets_the_moments_in_place(tmp_path: Path) -> None:
+    """Schema 8 had no moments (review R1b): 9 adds them, empty for what was there (decided
+    by search key, as before), and keeps every record and link."""
+    path = tmp_path / "state.db"
+
+    async def make_old() -> None:
+        async with SQLiteStore(path, identity=JOB) as st:
+            await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+            await st.set_delta_links(P, [("F1", "L1")], began={"F1": 100})
+            await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "c1", seen=200)])
+
+    anyio.run(make_old)
+    db = sqlite3.connect(path)
+    for table, column in (("items", "seen"), ("items", "known"), ("folders", "began")):
+        db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    db.execute("UPDATE meta SET value = '8' WHERE key = 'schema'")
+    db.commit()
+    db.close()
+
+    async def check() -> None:
+        async with SQLiteStore(path, identity=JOB) as st:
+            (f,) = await st.folders(P)
+            assert (f.delta_link, f.link_began) == ("L1", None)
+            (r,) = await st.items_by_keys(P, [b"k"])
+            assert (r.source_id, r.status, r.seen, r.known) == ("s1", Status.INTENT, None, None)
+            await st.record_intents(P, [Intent("s2", "F1", b"k", 1, "T1", "c1", seen=300)])
+            assert (await st.items_in_folder(P, "F1"))["s2"].seen == 300
+
+    anyio.run(check)
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("9",)
+    db.close()
+
+
+async def test_a_schema_7_database_gets_the_moments_in_place(pg_url: str) -> None:
+    """A database of schema 7 (no moments, review R1b) gains them in place, empty for the
+    records it had, which stay; it then says schema 8."""
+    import psycopg
+
+    make = postgres_factory(pg_url)
+    async with make() as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.set_delta_links(P, [("F1", "L1")], began={"F1": 100})
+        await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "c1", seen=200)])
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute("ALTER TABLE ce_items DROP COLUMN seen, DROP COLUMN known")
+        await conn.execute("ALTER TABLE ce_folders DROP COLUMN began")
+        await conn.execute("UPDATE ce_meta SET value = '7' WHERE key = 'schema'")
+    async with make() as st:
+        (f,) = await st.folders(P)
+        assert (f.delta_link, f.link_began) == ("L1", None)
+        (r,) = await st.items_by_keys(P, [b"k"])
+        assert (r.source_id, r.seen, r.known) == ("s1", None, None)
+        await st.record_intents(P, [Intent("s2", "F1", b"k", 1, "T1", "c1", seen=300)])
+        assert (await st.items_in_folder(P, "F1"))["s2"].seen == 300
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
+        assert await cur.fetchone() == ("8",)
 
 
 async def test_records_are_found_by_search_key_through_an_index(make: Factory) -> None:

@@ -16,6 +16,7 @@ from typing import Protocol
 from ..errors import DeltaExpired
 from ..graph import Item, MailboxApi
 from ..plan import DeltaRound
+from ..state.moments import moment
 from .work import FolderJob, Listed
 
 PAGE = 250
@@ -23,6 +24,14 @@ FRESH_RESTARTS = 2  # a round from nothing refused midway (410) is read from not
 # one order for every round's start and end in the process: which rounds began before a
 # departure was seen (``FolderJob.round_started``, ``reread``)
 TICKS = itertools.count(1)
+
+
+def seen(job: FolderJob, page: list[Item]) -> None:
+    """When a listing first returned each item of ``page`` (it was at the source then or
+    before): the moment its page was read, kept with the item's record (``Intent.seen``)."""
+    now = moment()
+    for it in page:
+        job.seen_at.setdefault(it.id, now)
 
 
 class Enumerator(Protocol):
@@ -39,11 +48,13 @@ class FullListing:
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         job.round_started = next(TICKS)
+        job.began_at = moment()
         listed: list[int] = []
         async for page in self.api.list_items(
             self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
         ):
             listed.extend(hash(it.id) for it in page)
+            seen(job, page)
             yield page
         job.listed = Listed(listed)  # what a listing again compares with (``reread.Relisting``)
         job.complete = True
@@ -63,6 +74,7 @@ class DeltaListing:
         link = job.link if job.mode == "delta" else None
         rows = DeltaRound(job.removed_ids)
         job.round_started = next(TICKS)
+        job.began_at = moment()
         for attempt in range(FRESH_RESTARTS + 1):
             try:
                 async for page in self.api.item_delta(
@@ -70,6 +82,7 @@ class DeltaListing:
                 ):
                     out = rows.page(page.items)
                     if out:
+                        seen(job, out)
                         yield out
                     if page.delta_link:
                         job.next_link = page.delta_link

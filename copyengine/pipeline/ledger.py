@@ -47,11 +47,16 @@ class Ledger:
         job.stats.source_bytes += item.size
 
     def skipped(self, job: FolderJob, item: Item, why: Skip) -> None:
+        job.seen_at.pop(item.id, None)  # no intent: its listing moment let go
         job.stats.skipped[why.value] += 1
         if why is Skip.TOO_LARGE:
             job.stats.skipped_items.append(described(item, folder=job.plan.source.path))
 
-    def present(self, job: FolderJob) -> None:
+    def present(self, job: FolderJob, item_id: str | None = None) -> None:
+        """An item whose copy is current: no intent to write (its listing moment, kept
+        for one, let go: ``FolderJob.seen_at``)."""
+        if item_id is not None:
+            job.seen_at.pop(item_id, None)
         if job.stats.present_offset > 0:  # done before its pair was held: counted then
             job.stats.present_offset -= 1
         else:
@@ -78,7 +83,15 @@ class Ledger:
         await self.store.record_intents(
             self.pair,
             [
-                Intent(i.id, job.source_id, i.search_key, i.size, job.target.id, i.change_key)
+                Intent(
+                    i.id,
+                    job.source_id,
+                    i.search_key,
+                    i.size,
+                    job.target.id,
+                    i.change_key,
+                    job.seen_at.pop(i.id, None),
+                )
                 for i in items
             ],
         )
@@ -115,10 +128,12 @@ class Ledger:
     def deleted(self, job: FolderJob) -> None:
         job.stats.deleted += 1
 
-    def kept(self, job: FolderJob, record: ItemRecord) -> None:
+    def kept(self, job: FolderJob, record: ItemRecord, known: int | None = None) -> None:
+        """``known``: a moment its item was still at the source at or after (R1b's evidence,
+        ``ItemRecord.known``)."""
         # its copy with it: one found by search key as it left (``_settle_departing``)
         # was recorded nowhere before
-        outcome = Outcome(record.source_id, Status.REMOVED, record.target_id)
+        outcome = Outcome(record.source_id, Status.REMOVED, record.target_id, known=known)
         self.store.record_outcome(self.pair, outcome)
         job.stats.kept += 1
 

@@ -40,9 +40,11 @@ from ..plan import (
     Placed,
     Rename,
     TargetIndex,
+    apart,
     fingerprint,
     folder_start,
     is_path,
+    known_at,
     links_to_store,
     path_id,
     plan_folder_round,
@@ -169,12 +171,15 @@ class MailboxPass:
         # the source ids of kept copies whose item this pass found still at the source
         # (``KeptOwn``, ``_drop_kept_moves``): asked once a pass, not by each of them
         self.at_source: set[str] = set()
+        # when the round of each source folder's stored link began (``plan.known_at``)
+        self.began: dict[str, int] = {}
 
     # -- before --------------------------------------------------------------------------------
     async def folders(self) -> list[FolderJob]:
         delta = self.ctx.sync.delta
         sync = await self.ctx.store.sync_state(self.ctx.key, self.scope) if delta else None
         pairs = await self.ctx.store.folders(self.ctx.key)
+        self.began = {r.source_folder_id: r.link_began for r in pairs if r.link_began is not None}
         every = [r for r in pairs if r.scope == self.scope]
         self.making = [r for r in every if r.making]
         every = [r for r in every if not r.making]
@@ -487,7 +492,8 @@ class MailboxPass:
             plan, rec = one.plan, one.record
             sid = plan.source.folder.id
             new = FolderRecord(sid, plan.source.path, folder_id, plan.target.path, None, self.scope)
-            if rec is None or replace(rec, delta_link=None) != new:  # else recorded already
+            old = replace(rec, delta_link=None, link_began=None) if rec is not None else None
+            if old != new:  # else recorded already
                 maps.append(new)
             if one.kind not in KEEPS_COPY and rec is not None and rec.delta_link:
                 unlinked.append(sid)
@@ -512,7 +518,13 @@ class MailboxPass:
         paths = self._path_jobs(jobs)
         await list_paths(self.ctx, self.dst_id, paths)
         await remove_second_copies(
-            self.ctx, self.dst_id, jobs, paths, src_id=self.src_id, at_source=self.at_source
+            self.ctx,
+            self.dst_id,
+            jobs,
+            paths,
+            self.began,
+            src_id=self.src_id,
+            at_source=self.at_source,
         )
         for one in paths:  # a second copy removed there: said in the report
             if one.stats.drift:
@@ -556,12 +568,21 @@ class MailboxPass:
         await self.ctx.store.forget_items(self.ctx.key, forget)
         await self.ctx.store.flush()
         if not self.ctx.sync.delta:
+            # no links: when each folder's full listing began, once all it told is applied
+            # (every record left in it was listed: at the source after that; review R1b)
+            listed = {
+                job.source_id: job.began_at
+                for job in jobs
+                if job.began_at is not None and job.complete and job.settled
+            }
+            await self.ctx.store.set_listed(self.ctx.key, listed)
             return
         links = links_to_store(job.round_end() for job in jobs)
         # every folder change applied: the folder link too, with the items' links in one
         # transaction; else the next pass reads the tree again
         sync = (self.scope, SyncRecord(self.folder_link, self.fingerprint)) if clean else None
-        await self.ctx.store.set_delta_links(self.ctx.key, links, sync)
+        began = {job.source_id: job.began_at for job in jobs if job.began_at is not None}
+        await self.ctx.store.set_delta_links(self.ctx.key, links, sync, began)
 
     def _path_jobs(self, jobs: list[FolderJob]) -> list[FolderJob]:
         """In a pass that lists the target in full, a job for each folder made only as the
@@ -635,8 +656,9 @@ class MailboxPass:
         kept = await self._kept(jobs, gone, known)
         await self._settle_departing(departing)
         # one item that left more than once (moved, then moved again or deleted): one copy
-        # stands for it, the others go first (a pass cut short after them leaves that one)
-        second = second_copies((r for _, r in departing), by_key)
+        # stands for it, the others go first (a pass cut short after them leaves that one);
+        # under keep not two items proven apart (review R1b: ``plan.apart``)
+        second = second_copies((r for _, r in departing), by_key, self._distinct)
         # a departing item whose copy is kept now stands for its key as a live one would: an
         # older kept copy of that key goes (restored, then deleted again in the pass that
         # copied it back: soak seed 13011 keep, two kept copies of one item)
@@ -648,12 +670,17 @@ class MailboxPass:
                 forget.append(r.source_id)  # never landed, gone from the source
                 continue
             others = by_key.get(r.search_key, []) if r.search_key else []
+            # under keep, another item of its key proven to have been at the source beside
+            # it is no move's arrival: its copy is kept (review R1b)
+            others = [o for o in others if not self._distinct(r, o)]
             if r.source_id in second:
                 others = [second[r.source_id]]
             with_folder = (
                 r.target_folder_id is not None and goes.get(r.folder_id) == r.target_folder_id
             )
             fate = await self._removal(job, r, others, forget, folder_goes=with_folder)
+            if fate is Fate.KEEP:
+                self.ctx.ledger.kept(job, r, known_at(r, self.began))
             if fate is Fate.KEEP and r.search_key and r.status in SETTLED:
                 kept_now[r.search_key].append(r)
         await self._drop_kept_moves(kept, by_key, forget, kept_now)
@@ -795,8 +822,7 @@ class MailboxPass:
         if fate is Fate.DEFER:
             job.deferred = True
             return fate
-        if fate is Fate.KEEP:
-            self.ctx.ledger.kept(job, rec)
+        if fate is Fate.KEEP:  # recorded kept by the caller (``_departures``)
             return fate
         same_copy = any(o.target_id == rec.target_id for o in others)
         remove = rec.target_id and rec.target_folder_id and not same_copy and not folder_goes
@@ -967,6 +993,9 @@ class MailboxPass:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
             live += [o for o in kept_now.get(r.search_key, []) if o.source_id != r.source_id]
+            # another item proven beside it (review R1b; also after a switch to mirror,
+            # which keeps what keep kept)
+            live = [o for o in live if not apart(r, o, self.began)]
             if not live:
                 continue
             there = r.source_id in self.at_source or await still_at_source(
@@ -981,6 +1010,12 @@ class MailboxPass:
                 continue
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
+
+    def _distinct(self, a: ItemRecord, b: ItemRecord) -> bool:
+        """Under ``keep``: two records of one search key proven two items (``plan.apart``):
+        neither departure is the other's move, nor one copy a second copy of the other.
+        Under ``mirror`` both copies of items gone go anyway: decided by key, as before."""
+        return self.deletions == "keep" and apart(a, b, self.began)
 
     async def _sweep(self, job: FolderJob) -> bool:
         """A moved folder's items now live in its new target folder: its old copy is swept

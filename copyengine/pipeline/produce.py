@@ -211,7 +211,7 @@ class Producer:
                     )
                     ledger.present(job)
                 else:
-                    ledger.present(job)
+                    ledger.present(job, item.id)
             if found:
                 await ledger.adopted(job, found)
                 found = []
@@ -252,7 +252,7 @@ class Producer:
         def take(item: Item, record: ItemRecord | None) -> None:
             change = classify_row(item, record)
             if change is Change.UNCHANGED:
-                ledger.present(job)
+                ledger.present(job, item.id)
             elif change is Change.SETTLE:
                 # a create whose outcome was never recorded: looked up in the target by
                 # search key before anything is resent (settlement)

@@ -23,12 +23,12 @@ mirror: the moved copy stayed beside the one made again, duplicated, past a cuto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 from ..errors import Fatal, NotFound, ServiceError
-from ..plan import TargetIndex
+from ..plan import TargetIndex, apart
 from ..state import SETTLED, ItemRecord, Status
 from ..survey import MAX_ASKED, still_at_source, target_index, unless_gone
 from .context import PairContext
@@ -66,6 +66,7 @@ async def remove_second_copies(
     dst_id: str,
     jobs: Sequence[FolderJob],
     paths: Sequence[FolderJob] = (),
+    began: Mapping[str, int] | None = None,
     *,
     src_id: str,
     at_source: set[str] | None = None,
@@ -74,7 +75,9 @@ async def remove_second_copies(
     made only as paths, ``list_paths``) that are second copies (see the module). A copy
     kept of an item left out whose own item is still at the source (``src_id``'s) is none
     (``KeptOwn``; ``at_source``: the source ids of kept copies found still there in this
-    pass, read and extended)."""
+    pass, read and extended); nor is one proven another item's than its twin's (``began``:
+    when the round of each source folder's stored link began, ``plan.known_at``; review
+    R1b)."""
     spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
     if not spare:
         return
@@ -96,6 +99,7 @@ async def remove_second_copies(
     )
     kept_own = KeptOwn(ctx, src_id, kept_copies, set() if at_source is None else at_source)
     orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
+    own |= await _kept_apart(ctx, {key for _, _, key in spare}, began or {})
     indexes: dict[str, TargetIndex | None] = {}
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
     kept: set[bytes] = set()  # keys whose spare could not be removed
@@ -230,6 +234,32 @@ class KeptOwn:
         if there:
             self.known.add(r.source_id)
         return there is not False
+
+
+async def _kept_apart(ctx: PairContext, keys: set[bytes], began: Mapping[str, int]) -> set[str]:
+    """The kept copies (``REMOVED`` records' target ids) of the spares' keys
+    whose item is proven another than each other item of its key with a copy
+    (``plan.apart``): a user's copy of a message, deleted at the source beside its live
+    twin, keeps its copy, no second copy of the twin's (review R1b), also after a switch to
+    ``mirror`` (which keeps what ``keep`` kept)."""
+    if not keys:
+        return set()
+    records = await ctx.store.items_by_keys(ctx.key, list(keys))
+    out: set[str] = set()
+    for r in records:
+        if r.status is not Status.REMOVED or not r.target_id:
+            continue
+        others = [
+            o
+            for o in records
+            if o.search_key == r.search_key
+            and o.source_id != r.source_id
+            and o.target_id
+            and (o.status in SETTLED or o.status is Status.REMOVED)
+        ]
+        if all(apart(r, o, began) for o in others):
+            out.add(r.target_id)
+    return out
 
 
 async def _orphaned(ctx: PairContext, keys: set[bytes], recorded: set[bytes]) -> set[bytes]:

@@ -55,6 +55,13 @@ class FolderJob:
     round_started: int = 0
     round_ended: int = 0
     removed_at: dict[str, int] = field(default_factory=dict)
+    # R1b's evidence (``plan.apart``), in moments (``state.moments``): when its last round
+    # began (stored with the link that closes it: ``FolderRecord.link_began``), and when a
+    # listing first returned each item (``Intent.seen``; let go once its intent is written,
+    # or once it is found current or left out: a folder listed in full every pass holds no
+    # id per item to its end)
+    began_at: int | None = None
+    seen_at: dict[str, int] = field(default_factory=dict)
     # ``delta = false``: the ids its last full listing returned (what a listing again tells
     # arrivals and departures since by, ``reread.Relisting``); None: not listed in full
     listed: Listed | None = None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -84,13 +84,42 @@ def unexplained(departing: Iterable[ItemRecord], known: Iterable[ItemRecord]) ->
     return [r for r in departing if r.target_id and r.search_key and r.search_key not in live]
 
 
-def second_copies(departing: Iterable[ItemRecord], live: Iterable[bytes]) -> dict[str, ItemRecord]:
+def known_at(record: ItemRecord, began: Mapping[str, int]) -> int | None:
+    """A moment at or after which ``record``'s item was still at the source (None: not
+    known): a kept copy's ``ItemRecord.known``; any other record's, the moment the round of
+    its folder's stored link began (``began``, by source folder: ``link_began``), for that
+    round did not tell it gone (an item listed after it was there when listed, later)."""
+    if record.status is Status.REMOVED:
+        return record.known
+    return began.get(record.folder_id)
+
+
+def apart(a: ItemRecord, b: ItemRecord, began: Mapping[str, int]) -> bool:
+    """Whether two records of one search key are proven two items, not one item that moved
+    (review R1b: a user's copy of a message keeps its key). A move ends the old id before the
+    new one is listed, so two ids each at the source after the other was first listed
+    (``ItemRecord.seen``, an upper bound of a moment it was there; ``known_at``) coexisted:
+    neither is the other moved. Without that evidence (records or links written before it
+    was kept, ``delta = false``) they may be one item: decided by search key, as before."""
+    ka, kb = known_at(a, began), known_at(b, began)
+    if a.seen is None or b.seen is None or ka is None or kb is None:
+        return False
+    return a.seen < kb and b.seen < ka
+
+
+def second_copies(
+    departing: Iterable[ItemRecord],
+    live: Iterable[bytes],
+    distinct: Callable[[ItemRecord, ItemRecord], bool] | None = None,
+) -> dict[str, ItemRecord]:
     """Departures of one search key none of whose other records is live: one item that left
     its folder more than once before the pass applied it (moved, then moved again or
     deleted; a pass that reads a folder again sees both). One copy stands for the item (the
     first settled one): the others are second copies, removed as moves are. Returns, per
     source id of a second copy, the record of the copy that stays (``removal_fate`` then
-    says MOVED for it; the one that stays is deleted or kept by the policy)."""
+    says MOVED for it; the one that stays is deleted or kept by the policy). A departure
+    ``distinct`` (under ``keep``: ``apart``) from the one that stays is another item, no
+    second copy (review R1b: an item and a user's copy of it, deleted together)."""
     live_keys = set(live)
     groups: dict[bytes, list[ItemRecord]] = {}
     for r in departing:
@@ -102,7 +131,7 @@ def second_copies(departing: Iterable[ItemRecord], live: Iterable[bytes]) -> dic
         if stays is None:
             continue
         for r in group:
-            if r.source_id != stays.source_id:
+            if r.source_id != stays.source_id and not (distinct and distinct(r, stays)):
                 out[r.source_id] = stays
     return out
 

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
 
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 # Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
 # PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
 # for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
@@ -58,7 +58,8 @@ SCHEMA_VERSION = "7"
 # operator's controls (``ce_controls``: suspend / resume), a new table; schema 6 the table of
 # each pair's statistics per pass (``pairpasses``), made in place by ``CREATE ... IF NOT
 # EXISTS``; schema 7 the advice on [limits] kept with them (``hints``, a nullable column
-# added in place).
+# added in place); schema 8 the moments that tell two items of one search key apart (review
+# R1b: ``seen`` and ``known`` per item, ``began`` per folder; nullable, added in place).
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
@@ -68,9 +69,10 @@ CREATE TABLE IF NOT EXISTS ce_pairs (
 CREATE TABLE IF NOT EXISTS ce_folders (
     pair TEXT NOT NULL, source_folder_id TEXT NOT NULL, source_path TEXT NOT NULL,
     target_folder_id TEXT NOT NULL, target_path TEXT NOT NULL, delta_link TEXT,
-    scope TEXT NOT NULL DEFAULT 'primary',
+    scope TEXT NOT NULL DEFAULT 'primary', began BIGINT,
     PRIMARY KEY (pair, source_folder_id)
 );
+ALTER TABLE ce_folders ADD COLUMN IF NOT EXISTS began BIGINT;
 CREATE TABLE IF NOT EXISTS ce_items (
     pair TEXT NOT NULL, source_id TEXT NOT NULL, folder_id TEXT NOT NULL,
     search_key BYTEA, size BIGINT NOT NULL, target_folder_id TEXT,
@@ -78,11 +80,14 @@ CREATE TABLE IF NOT EXISTS ce_items (
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT,
     updated DOUBLE PRECISION NOT NULL, source_change_key TEXT,
     pass INTEGER, fate SMALLINT NOT NULL DEFAULT 0, writer BIGINT,
+    seen BIGINT, known BIGINT,
     PRIMARY KEY (pair, source_id)
 );
 ALTER TABLE ce_items ADD COLUMN IF NOT EXISTS pass INTEGER,
     ADD COLUMN IF NOT EXISTS fate SMALLINT NOT NULL DEFAULT 0,
-    ADD COLUMN IF NOT EXISTS writer BIGINT;
+    ADD COLUMN IF NOT EXISTS writer BIGINT,
+    ADD COLUMN IF NOT EXISTS seen BIGINT,
+    ADD COLUMN IF NOT EXISTS known BIGINT;
 CREATE INDEX IF NOT EXISTS ce_items_by_folder ON ce_items (pair, folder_id);
 CREATE INDEX IF NOT EXISTS ce_items_by_key ON ce_items (pair, search_key);
 CREATE INDEX IF NOT EXISTS ce_items_kept ON ce_items (pair) WHERE status = 8;
@@ -113,6 +118,7 @@ MIGRATES_FROM = (
     "4",
     "5",
     "6",
+    "7",
 )  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
 OUTAGE_S = 120.0  # how long the store waits for an unreachable server before giving up
 RECONNECT_S = 4.0  # a pool's background reconnection gives up after this (asked again later)
@@ -544,6 +550,7 @@ class PostgresStore(SqlStore):
                     [i.size for i in rows],
                     [i.target_folder_id for i in rows],
                     [i.change_key for i in rows],
+                    [i.seen for i in rows],
                 ),
             )
 
@@ -632,6 +639,7 @@ class PostgresStore(SqlStore):
                         "tck": [o.target_change_key for o in outs],
                         "err": [o.error for o in outs],
                         "rid": [o.request_id for o in outs],
+                        "kn": [o.known for o in outs],
                     },
                 )
 
@@ -646,10 +654,10 @@ class PostgresStore(SqlStore):
 # The statements of the per-item write path; the fate rules are ``rows.FATE``'s.
 INTENTS_SQL = (
     "INSERT INTO ce_items AS i (pair, source_id, folder_id, search_key, size, "
-    "target_folder_id, status, attempts, updated, pass, writer, source_change_key) "
-    "SELECT %s, s, f, k, z, t, %s, 1, %s, %s::integer, %s::bigint, c FROM unnest("
-    "%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::text[], %s::text[]"
-    ") AS v(s, f, k, z, t, c) "
+    "target_folder_id, status, attempts, updated, pass, writer, source_change_key, seen) "
+    "SELECT %s, s, f, k, z, t, %s, 1, %s, %s::integer, %s::bigint, c, n FROM unnest("
+    "%s::text[], %s::text[], %s::bytea[], %s::bigint[], %s::text[], %s::text[], %s::bigint[]"
+    ") AS v(s, f, k, z, t, c, n) "
     "ON CONFLICT (pair, source_id) DO UPDATE SET status = excluded.status, "
     "target_folder_id = excluded.target_folder_id, attempts = i.attempts + 1, "
     "updated = excluded.updated, search_key = excluded.search_key, "
@@ -657,12 +665,13 @@ INTENTS_SQL = (
     f"fate = CASE WHEN i.status IN ({int(Status.INTENT)}, {int(Status.UNKNOWN)}) "
     f"OR i.fate = {FATE.MAYBE_SENT} THEN {FATE.MAYBE_SENT} "
     f"WHEN i.fate = {FATE.CREATED} AND i.pass = excluded.pass THEN {FATE.CREATED} ELSE 0 END, "
-    "pass = excluded.pass, writer = excluded.writer"
+    "pass = excluded.pass, writer = excluded.writer, seen = COALESCE(i.seen, excluded.seen)"
 )
 OUTCOMES_SQL = (
     "UPDATE ce_items AS i SET status = v.st, "
     "target_id = COALESCE(v.tid, i.target_id), "
     "target_change_key = COALESCE(v.tck, i.target_change_key), "
+    "known = COALESCE(v.kn, i.known), "
     "error = v.err, request_id = v.rid, updated = %(now)s, pass = %(pass)s::integer, "
     "fate = CASE v.st "
     f"WHEN {int(Status.DONE)} THEN CASE WHEN i.target_id = v.tid AND NOT "
@@ -678,7 +687,7 @@ OUTCOMES_SQL = (
     f"OR i.status = {int(Status.UNKNOWN)} THEN {FATE.MAYBE_SENT} ELSE 0 END "
     "ELSE 0 END "
     "FROM unnest(%(sent)s::boolean[], %(p)s::text[], %(s)s::text[], %(st)s::smallint[], "
-    "%(tid)s::text[], %(tck)s::text[], %(err)s::text[], %(rid)s::text[]) "
-    "AS v(sent, p, s, st, tid, tck, err, rid) "
+    "%(tid)s::text[], %(tck)s::text[], %(err)s::text[], %(rid)s::text[], %(kn)s::bigint[]) "
+    "AS v(sent, p, s, st, tid, tck, err, rid, kn) "
     "WHERE i.pair = v.p AND i.source_id = v.s"
 )

@@ -35,6 +35,7 @@ class Intent:
     size: int
     target_folder_id: str
     change_key: str | None = None  # the source item's change key when it was exported
+    seen: int | None = None  # when a listing first returned the item (``moments``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,8 @@ class Outcome:
     target_change_key: str | None = None
     error: str | None = None
     request_id: str | None = None
+    # REMOVED: when its item was last known at the source (``ItemRecord.known``)
+    known: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,14 @@ class ItemRecord:
     target_change_key: str | None = None
     size: int = 0
     error: str | None = None  # the last failure's reason
+    # Evidence that two records of one search key are two items, not one moved (review R1b,
+    # ``plan.apart``), in moments (``moments.moment``): when a listing first returned the
+    # item (an upper bound of a moment it was at the source), and, for a copy kept as
+    # deleted at the source (REMOVED), a moment at or before which its item was still
+    # there (its folder's ``FolderRecord.link_began`` as it left). None: no evidence (a
+    # record written before schema 9 / 8 on PostgreSQL): decided by search key, as before.
+    seen: int | None = None
+    known: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +94,13 @@ class FolderRecord:
     target_path: str
     delta_link: str | None = None
     scope: str = "primary"  # the pair's primary mailbox or its archive
+    # when the round that closed with ``delta_link`` began, or (``delta = false``) the
+    # folder's last full listing, its departures applied (``moments.moment``): every item
+    # recorded in the folder and not told gone by that round was at the source at some
+    # moment after it; kept when the link is cleared (the folder moved in the target,
+    # refused), as that stays true until the next round (None: none stored yet, or only
+    # before schema 9 / 8 on PostgreSQL)
+    link_began: int | None = None
 
     @property
     def retired(self) -> bool:

@@ -13,7 +13,7 @@ from .records import ItemRecord, Status
 # the columns of an item record, in ``item_record``'s order
 ITEM_COLUMNS = (
     "source_id, folder_id, status, search_key, target_folder_id, target_id, "
-    "source_change_key, target_change_key, size, error"
+    "source_change_key, target_change_key, size, error, seen, known"
 )
 PASS_COLUMNS = "pass, kind, started, finished, status, changes"
 
@@ -116,7 +116,18 @@ SUMMARY_NAMES = {
 def item_record(row: tuple[Any, ...]) -> ItemRecord:
     key = bytes(row[3]) if row[3] is not None else None
     return ItemRecord(
-        row[0], row[1], Status(row[2]), key, row[4], row[5], row[6], row[7], row[8], row[9]
+        row[0],
+        row[1],
+        Status(row[2]),
+        key,
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        row[10],
+        row[11],
     )
 
 

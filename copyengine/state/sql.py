@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,10 +83,11 @@ class Statements:
         )
         self.folders = (
             "SELECT source_folder_id, source_path, target_folder_id, target_path, delta_link, "
-            f"scope FROM {t}folders WHERE pair = {m} ORDER BY source_path{d.bytewise}"
+            f"scope, began FROM {t}folders WHERE pair = {m} ORDER BY source_path{d.bytewise}"
         )
         self.delta_link = (
-            f"UPDATE {t}folders SET delta_link = {m} WHERE pair = {m} AND source_folder_id = {m}"
+            f"UPDATE {t}folders SET delta_link = {m}, began = COALESCE({m}, began) "
+            f"WHERE pair = {m} AND source_folder_id = {m}"
         )
         self.forget_folder = f"DELETE FROM {t}folders WHERE pair = {m} AND source_folder_id = {m}"
         self.sync_state = (
@@ -207,7 +208,7 @@ class SqlStore(GroupCommitting):
             )
             for m in maps
         ]
-        statements += [(self.sql.delta_link, (None, pair, fid)) for fid in unlinked]
+        statements += [(self.sql.delta_link, (None, None, pair, fid)) for fid in unlinked]
         statements += [(self.sql.forget_folder, (pair, fid)) for fid in forgotten]
         if len(statements) == 1:
             await self._execute(*statements[0])
@@ -222,10 +223,15 @@ class SqlStore(GroupCommitting):
         pair: str,
         links: Sequence[tuple[str, str | None]],
         sync: tuple[str, SyncRecord] | None = None,
+        began: Mapping[str, int] | None = None,
     ) -> None:
-        """Each folder's link, and then a mailbox's folder link and fingerprint (``sync``:
-        its scope and record), all in one transaction (a pass stores a link per folder)."""
-        rows = [(link, pair, folder_id) for folder_id, link in links]
+        """Each folder's link, with when the round it closes began (``began``, by folder:
+        ``FolderRecord.link_began``; a folder not in it keeps the moment it had, which stays
+        true of its records: a link cleared, refused or stored without one), and then a
+        mailbox's folder link and fingerprint (``sync``: its scope and record), all in one
+        transaction (a pass stores a link per folder)."""
+        when = began or {}
+        rows = [(link, when.get(fid) if link else None, pair, fid) for fid, link in links]
         if sync is None:
             if rows:
                 await self._executemany(self.sql.delta_link, rows)
@@ -234,6 +240,17 @@ class SqlStore(GroupCommitting):
         statements: list[tuple[str, Sequence[Any]]] = [(self.sql.delta_link, r) for r in rows]
         statements.append((self.sql.set_sync, (pair, scope, rec.folder_link, rec.fingerprint)))
         await self._script(statements)
+
+    async def set_listed(self, pair: str, began: Mapping[str, int]) -> None:
+        """When each folder's last full listing began (``delta = false``), its link kept."""
+        d = self.sql.dialect
+        rows = [(when, pair, fid) for fid, when in began.items()]
+        if rows:
+            await self._executemany(
+                f"UPDATE {d.prefix}folders SET began = {d.mark} "
+                f"WHERE pair = {d.mark} AND source_folder_id = {d.mark}",
+                rows,
+            )
 
     async def forget_folder(self, pair: str, source_folder_id: str) -> None:
         await self._execute(self.sql.forget_folder, (pair, source_folder_id))

@@ -51,6 +51,7 @@ ITEMS_TABLE = """CREATE TABLE IF NOT EXISTS items (
     status INTEGER NOT NULL, target_id TEXT, target_change_key TEXT,
     attempts INTEGER NOT NULL DEFAULT 0, error TEXT, request_id TEXT, updated REAL NOT NULL,
     source_change_key TEXT, pass INTEGER, fate INTEGER NOT NULL DEFAULT 0, writer INTEGER,
+    seen INTEGER, known INTEGER,
     UNIQUE (pair, source_id)
 );"""
 # the columns schema 4 had (its migration to a rowid table copies these)
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS pairs (
 CREATE TABLE IF NOT EXISTS folders (
     pair TEXT NOT NULL, source_folder_id TEXT NOT NULL, source_path TEXT NOT NULL,
     target_folder_id TEXT NOT NULL, target_path TEXT NOT NULL, delta_link TEXT,
-    scope TEXT NOT NULL DEFAULT 'primary',
+    scope TEXT NOT NULL DEFAULT 'primary', began INTEGER,
     PRIMARY KEY (pair, source_folder_id)
 ) WITHOUT ROWID;
 {ITEMS_TABLE}
@@ -98,7 +99,7 @@ CREATE TABLE IF NOT EXISTS lost_copies (
 # ``lost_copies`` (``Store.note_lost_copies``) is made by SCHEMA on every open, ``IF NOT
 # EXISTS``, with no schema version: an engine before it never reads it (it only misses the
 # second copies it names), and a state made before gets it, empty, when next opened.
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 
 
 def _add_column(table: str, column: str, decl: str) -> Callable[[sqlite3.Connection], None]:
@@ -136,6 +137,15 @@ def _item_pass_and_fate(db: sqlite3.Connection) -> None:
     _add_column("items", "writer", "INTEGER")(db)
 
 
+def _moments(db: sqlite3.Connection) -> None:
+    """A migration step: the evidence that tells two items of one search key apart (review
+    R1b): each item's ``seen`` and ``known``, each folder's ``began``, empty for what was
+    written before (decided by search key, as then)."""
+    _add_column("items", "seen", "INTEGER")(db)
+    _add_column("items", "known", "INTEGER")(db)
+    _add_column("folders", "began", "INTEGER")(db)
+
+
 def _pair_passes(db: sqlite3.Connection) -> None:
     """A migration step: the table of each pair's statistics per pass (``pairpasses``),
     empty: the passes before have none."""
@@ -147,7 +157,8 @@ def _pair_passes(db: sqlite3.Connection) -> None:
 # indexed their status; 4 had no pass, fate or writer per item; 5 had no controls (a new
 # table, created by SCHEMA: the step only says so, and an engine of schema 5, which would
 # not see a suspension, refuses the file); 6 had no statistics per pair and pass; 7 kept no
-# advice on [limits] with them (``pairpasses.PairPass.hints``). All steps
+# advice on [limits] with them (``pairpasses.PairPass.hints``); 8 no moments (``_moments``).
+# All steps
 # run in one transaction: a failure leaves the file as it was.
 MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "1": ("2", _add_column("items", "source_change_key", "TEXT")),
@@ -157,14 +168,15 @@ MIGRATIONS: dict[str, tuple[str, Callable[[sqlite3.Connection], None]]] = {
     "5": ("6", lambda db: None),
     "6": ("7", _pair_passes),
     "7": ("8", _add_column("pair_passes", "hints", "TEXT")),
+    "8": ("9", _moments),
 }
 
 # The per-item write path; the fate rules are ``rows.FATE``'s (the same as PostgreSQL's:
 # outcomes are applied one by one, in order, so an UNKNOWN before an ADOPTED is seen).
 INTENTS_SQL = (
     "INSERT INTO items (pair, source_id, folder_id, search_key, size, "
-    "target_folder_id, status, attempts, updated, source_change_key, pass, writer) "
-    "VALUES (?,?,?,?,?,?,?,1,?,?,?,?) "
+    "target_folder_id, status, attempts, updated, source_change_key, pass, writer, seen) "
+    "VALUES (?,?,?,?,?,?,?,1,?,?,?,?,?) "
     "ON CONFLICT(pair, source_id) DO UPDATE SET status=excluded.status, "
     "target_folder_id=excluded.target_folder_id, attempts=items.attempts+1, "
     "updated=excluded.updated, search_key=excluded.search_key, "
@@ -172,12 +184,13 @@ INTENTS_SQL = (
     f"fate=CASE WHEN items.status IN ({int(Status.INTENT)}, {int(Status.UNKNOWN)}) "
     f"OR items.fate = {FATE.MAYBE_SENT} THEN {FATE.MAYBE_SENT} "
     f"WHEN items.fate = {FATE.CREATED} AND items.pass IS excluded.pass THEN {FATE.CREATED} "
-    "ELSE 0 END, pass=excluded.pass, writer=excluded.writer"
+    "ELSE 0 END, pass=excluded.pass, writer=excluded.writer, "
+    "seen=COALESCE(items.seen, excluded.seen)"
 )
 # ?1 status, ?2 target id, ?3 target change key, ?4 error, ?5 request id, ?6 now, ?7 pass,
-# ?8 writer, ?9 pair, ?10 source id
+# ?8 writer, ?9 pair, ?10 source id, ?11 known
 OUTCOMES_SQL = (
-    "UPDATE items SET status=?1, target_id=COALESCE(?2, target_id), "
+    "UPDATE items SET status=?1, target_id=COALESCE(?2, target_id), known=COALESCE(?11, known), "
     "target_change_key=COALESCE(?3, target_change_key), error=?4, request_id=?5, "
     "updated=?6, pass=?7, fate=CASE ?1 "
     f"WHEN {int(Status.DONE)} THEN CASE WHEN target_id = ?2 AND NOT "
@@ -514,6 +527,7 @@ class SQLiteStore(SqlStore):
                 i.change_key,
                 self.pass_number,
                 self.writer,
+                i.seen,
             )
             for i in intents
         ]
@@ -592,6 +606,7 @@ class SQLiteStore(SqlStore):
                 writer,
                 pair,
                 o.source_id,
+                o.known,
             )
             for pair, o in batch
         ]

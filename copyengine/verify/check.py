@@ -186,12 +186,12 @@ async def _check_mailbox(
         # and the records a pass kept for a copy it could not find once their folder was
         # gone (``pipeline.passes``): without them such a copy would look like nobody's
         mine.update({r.source_id: r for r in await store.items_unmapped(pair.key)})
-        if deletions == "mirror":
-            # and the copies a pass under ``keep`` kept, before the job's switch to
-            # ``mirror`` (kept still: the policy applies to what a pass sees), in an old
-            # folder kept for them too, whose source folder no record maps any more
-            kept = await store.items_with_status(pair.key, Status.REMOVED)
-            mine.update({r.source_id: r for r in kept if r.source_id not in mine})
+        # and the copies a pass under ``keep`` kept (under ``mirror``: before the job's
+        # switch, kept still: the policy applies to what a pass sees), in an old folder kept
+        # for them too, whose source folder no record maps any more (under ``keep`` their
+        # records tell two items' kept copies of one search key apart: review R1b)
+        kept = await store.items_with_status(pair.key, Status.REMOVED)
+        mine.update({r.source_id: r for r in kept if r.source_id not in mine})
         check.records.update(mine)
     check.selected_ids.update(it.id for sf in source for it in sf.items)
     mapped = {sf.target_id for sf in source if sf.target_id}
@@ -211,8 +211,9 @@ async def _check_mailbox(
         target += await _kept_outside((src, dst), side, store, pair.key, tree, set(listed))
     if store is not None and deletions == "mirror":
         mine = {**mine, **await _lost(store, pair.key, source, target, mine)}
+    began = {r.source_folder_id: r.link_began for r in mapping.values() if r.link_began}
     told = mine if store is not None else None
-    return judge(source, target, told, deletions, check.content, own)
+    return judge(source, target, told, deletions, check.content, own, began)
 
 
 async def _kept_own(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..graph import Item
+from ..plan import apart
 from ..state import SETTLED, ItemRecord, Status
 
 MAX_LISTED = 100
@@ -215,12 +216,15 @@ def judge(
     deletions: str = "keep",
     content: bool = True,
     own: frozenset[str] = frozenset(),
+    began: Mapping[str, int] | None = None,
 ) -> Verdict:
     """The verdict on one mailbox of a pair (pure). ``records``: the state's item records by
     source id (None: no state; then no content check, and extra items cannot be told kept,
     unless their folder's source was deleted). ``content``: compare versions (with records).
     ``own``: target ids of copies kept of items left out that are still at the source under
-    their ids (``check._kept_own`` asked): each its own item's, never a second copy."""
+    their ids (``check._kept_own`` asked): each its own item's, never a second copy.
+    ``began``: when the round of each source folder's stored link began (``plan.known_at``:
+    a kept copy proven another item's than its twin's is no second copy, review R1b)."""
     v = Verdict()
     region = _Region.of(target)
     wanted: Wanted = [(sf, it) for sf in source for it in sf.items]
@@ -228,7 +232,7 @@ def judge(
     folders = _folder_checks(source, target, v)
     for sf, it in wanted:
         _judge_selected(v, sf, it, region, folders, records if content else None)
-    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions, own)
+    kept_in = _judge_unclaimed(v, target, region, wanted, folders, records, deletions, own, began)
     _leftover_folders(v, target, folders, kept_in, deletions)
     return v
 
@@ -368,6 +372,7 @@ def _judge_unclaimed(
     records: Mapping[str, ItemRecord] | None,
     deletions: str,
     own: frozenset[str],
+    began: Mapping[str, int] | None = None,
 ) -> Counter[str]:
     """Target items that are no selected item's copy: second copies, kept, extra. Returns
     the number kept per target folder."""
@@ -377,6 +382,7 @@ def _judge_unclaimed(
     stands = _standing(target, region, selected_keys, gone_ids)
     if deletions != "keep":  # under ``mirror`` only the keys of copies ``keep`` kept before
         stands = {k: v for k, v in stands.items() if _kept_before(gone_keys.get(k))}
+    proven = _proven_apart(wanted, records, gone_ids, stands, began, deletions)
     kept_in: Counter[str] = Counter()
     for tf in target:
         fc_here = folders.by_target.get(tf.id)
@@ -393,13 +399,12 @@ def _judge_unclaimed(
                 and gone.target_id is not None
                 and gone.target_id in present
             )
-            # under keep, of the copies of one item gone from the source (one search key),
-            # all but the one that stands for it (``_standing``), each kept copy recorded for
-            # a source id of its own included (soak seed 13011 keep: two kept, complete)
+            # under keep, of one gone item's copies (one search key) all but the one that stands
+            # for it (``_standing``; each kept one of its own too: soak seed 13011 keep)
             spare = it.search_key is not None and stands.get(it.search_key, it.id) != it.id
             twin = it.search_key is not None and it.search_key in selected_keys
-            if it.id in own:  # a copy kept of an item left out, its item still at the source
-                twin = False  # beside a user's copy of it: kept (review R1, item filters)
+            if it.id in own or it.id in proven:  # its item's own kept copy (R1, item filters;
+                spare = twin = False  # R1b: proven another item's than its twin's): kept
             if second or spare or twin:
                 if second and gone is not None:
                     owner: str | None = gone.source_id
@@ -438,6 +443,41 @@ def _judge_unclaimed(
                 if fc_here is not None:
                     fc_here.kept.append(it.id)
     return kept_in
+
+
+def _proven_apart(
+    wanted: Wanted,
+    records: Mapping[str, ItemRecord] | None,
+    gone_ids: Mapping[str, ItemRecord],
+    stands: Mapping[bytes, str],
+    began: Mapping[str, int] | None,
+    deletions: str,
+) -> set[str]:
+    """The copies the state recorded for items gone from the source (by target id) proven
+    another item's (``plan.apart``) than each selected item of their search key and than
+    the copy that stands for their key: a user's copy of a message deleted at the source
+    beside its live twin (or deleted with it) keeps its own copy, which is no second copy
+    (review R1b). A pass killed before it recorded the departure: its folder's link says.
+    Only a copy that stays: under ``mirror`` one not kept before the switch is a deletion
+    pending, or a second copy, as before (soak seed 22306 keep, mirror from r1: a copy the
+    oracle counts duplicated was named a pending deletion at a killed cutover)."""
+    if records is None or began is None:
+        return set()
+    by_key: dict[bytes, list[ItemRecord | None]] = defaultdict(list)
+    for _, it in wanted:
+        if it.search_key is not None:
+            by_key[it.search_key].append(records.get(it.id))
+    out: set[str] = set()
+    for tid, rec in gone_ids.items():
+        if rec.search_key is None or (deletions != "keep" and not _kept_before(rec)):
+            continue
+        others = list(by_key.get(rec.search_key, ()))
+        standing = stands.get(rec.search_key)
+        if standing is not None and standing != tid:
+            others.append(gone_ids.get(standing))
+        if all(o is not None and apart(rec, o, began) for o in others):
+            out.add(tid)
+    return out
 
 
 def _kept_before(rec: ItemRecord | None) -> bool:
