@@ -25,6 +25,8 @@ from copyengine.pipeline.pairpass import record_pair_pass
 from copyengine.report import JobStats, PairStats, PairStatus
 from copyengine.state import SQLiteStore
 from copyengine.state.pairpasses import PairPass, latest_hints
+from copyengine.state.postgres import SCHEMA_VERSION as PG_SCHEMA
+from copyengine.state.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from copyengine.wiring import store
 from tests.fake_api import FakeAccount
 from tests.jobs import write_job
@@ -157,7 +159,7 @@ def test_a_schema_7_sqlite_state_gets_the_hints_column_in_place(tmp_path: Path) 
 
     anyio.run(check)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (SQLITE_SCHEMA,)
     db.close()
 
 
@@ -181,4 +183,4 @@ async def test_a_schema_6_postgres_database_gets_the_hints_column_in_place(pg_ur
         await reader.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
-        assert await cur.fetchone() == ("7",)
+        assert await cur.fetchone() == (PG_SCHEMA,)

@@ -22,6 +22,7 @@ from copyengine.emulator.store import Mailbox
 from copyengine.exitcodes import ExitCode
 from copyengine.state import SQLiteStore
 from copyengine.state.pairpasses import PairPass, pass_lines, totals
+from copyengine.state.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from copyengine.wiring import read_pair_statistics, run_job
 from tests.emu import base_config, running
 from tests.jobs import write_job
@@ -173,5 +174,5 @@ def test_an_older_sqlite_state_gets_the_statistics_table_in_place(tmp_path: Path
 
     anyio.run(check)
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (SQLITE_SCHEMA,)
     db.close()

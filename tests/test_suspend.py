@@ -25,6 +25,7 @@ from copyengine.pipeline.gate import HoldKind
 from copyengine.plan import PassKind
 from copyengine.state import SQLiteStore
 from copyengine.state.records import Control
+from copyengine.state.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA
 from tests.emu import base_config, running
 from tests.jobs import assert_exact, write_job
 
@@ -296,7 +297,9 @@ async def test_an_older_state_is_migrated_by_suspend(tmp_path: Path) -> None:
         done = await _cli("suspend", job, "--all")
         assert done.returncode == 0, _out(done)
         db = sqlite3.connect(cfg.state_path)
-        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == ("8",)
+        assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (
+            SQLITE_SCHEMA,
+        )
         assert db.execute("SELECT scope, state FROM controls").fetchall() == [("all", SUSPENDED)]
         assert db.execute("SELECT pair FROM pairs").fetchall() == [(cfg.pairs[0].key,)]
         db.close()
