@@ -3017,3 +3017,50 @@ async def test_history_22006_keep_twins_gone_with_their_folder(tmp_path: Path) -
 async def test_history_22302_keep_a_kept_copy_beside_its_item_s_copy(tmp_path: Path) -> None:
     h = await run_history(22302, "keep", tmp_path, Options(p_samekey=0.3, limit_s=300.0))
     assert not h.failures(), h.text()
+
+
+# soak seed 22303 keep (``--p-samekey 0.3``; 3 / 3 runs on c94d687, and on the commit before
+# R1b): r8 ``removed_live`` x35, each a "kept copy", all in the second pair's target. That
+# pair was out of the job from r3 to r8 (``p_pairgone``); meanwhile ``types = ["IPM.Note"]``
+# left most items out (r6, under keep: the first pair kept their copies) and the job switched
+# to ``mirror`` (r7). Back in r8, the second pair's pass saw those items gone for the first
+# time, under ``mirror``, and removed its copies: the policy applies to the deletions a pass
+# sees, and "keep then mirror keeps what keep kept" is per pair, what its own state recorded
+# kept (docs/passes.md "When the operator changes the job"); the second pair kept nothing.
+# The engine was right; the oracle held the first pair's kept keys (``JobRules.kept``, one
+# set for the job) against the second pair's target. It now keeps them per pair
+# (``twin_kept``, ``JobRules.for_twin``): 3 / 3 runs pass.
+TWIN_BACK_UNDER_MIRROR = [
+    ("twin", True),
+    ("pass", "delta"),  # the second pair copies the mailbox
+    ("twin", False),
+    ("rules", {"types": ["IPM.Note"]}),  # under keep: the first pair keeps the copies
+    ("ops", [{"op": "delete", "id": "#/Inbox", "hard": True}]),
+    ("pass", "delta"),
+    ("rules", {"deletions": "mirror"}),
+    ("pass", "delta"),
+    ("twin", True),  # back under mirror: its copies of the items gone meanwhile go
+    ("pass", "delta"),
+    ("pass", "cutover"),
+]
+
+
+async def test_a_pair_back_under_mirror_removes_what_left_while_it_was_out(
+    tmp_path: Path,
+) -> None:
+    h = await replay("keep", TWIN_BACK_UNDER_MIRROR, tmp_path)
+    assert not h.failures(), h.text()
+    assert all(p.checked and not wrong(p.counts) for p in h.passes), h.text()
+    # the first pair kept the left-out items' copies; the second pair's went (mirror)
+    left_out = h.passes[2].counts["kept"]
+    assert left_out >= 2, h.text()
+    back = h.passes[-2].counts
+    assert back["kept"] == left_out, h.text()
+    # (source items counted once per target)
+    assert back["target_items"] == back["source_items"] + left_out, h.text()
+
+
+@pytest.mark.slow
+async def test_history_22303_keep_a_pair_back_under_mirror(tmp_path: Path) -> None:
+    h = await run_history(22303, "keep", tmp_path, Options(p_samekey=0.3, limit_s=300.0))
+    assert not h.failures(), h.text()
