@@ -3110,3 +3110,19 @@ async def test_history_23002_mirror_an_item_copied_again_killed_then_deleted(
     opts = Options(p_samekey=0.3, p_rules=0.3, p_rename=0.3, limit_s=300.0)
     h = await run_history(23002, "mirror", tmp_path, opts)
     assert not h.failures(), h.text()
+
+
+# soak seed 23006 mirror (``--p-samekey 0.3 --p-rules 0.3 --p-rename 0.3``), found beside
+# 23002, not traced to its cause: r2 settle ``removed_live`` x1 "kept copy", 2 / 2 runs on
+# c94d687 and 4 / 4 on h/trace3. What is known: deletions = keep since r1; at r2's first
+# export an item (GYzu7O5Q) was moved into /Inbox/Ünïcødé 日本語 📁 and its folder
+# /Archive/2019/Projects deleted, and /Inbox/Ünïcødé 日本語 📁 was deleted at the source as
+# that pass's sign-off listed it; the settling pass (a full one) hard-deleted the item's copy
+# in that folder's target copy, and no copy of its key was left in the target (the record of
+# the removals, the target's snapshot after the pass): a kept copy, the item's only one, gone.
+@pytest.mark.slow
+@pytest.mark.xfail(reason="a kept copy hard-deleted by a full pass (not traced)", strict=False)
+async def test_history_23006_mirror_a_kept_copy_hard_deleted(tmp_path: Path) -> None:
+    opts = Options(p_samekey=0.3, p_rules=0.3, p_rename=0.3, limit_s=300.0)
+    h = await run_history(23006, "mirror", tmp_path, opts)
+    assert not h.failures(), h.text()
