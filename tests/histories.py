@@ -1665,8 +1665,9 @@ async def _history(
             rows = [e for e in r.body["removals"] if e["mailboxId"] == t.id]
             copies = live_counts(t.snapshot(), _sel_row)
             out += removed_live(rows, before, after, copies)
-            if jr.changed:  # (``_rules``) a copy kept by the policy removed
-                out += kept_removed(rows, jr, set(before | after), set(copies))
+            if jr.changed:  # (``_rules``) a copy kept by the policy removed (by its pair)
+                rules = jr.for_twin() if t is twbox else jr
+                out += kept_removed(rows, rules, set(before | after), set(copies))
         if r.body.get("dropped"):
             out.append(f"(the record dropped {r.body['dropped']} removals: not all checked)")
         return out
@@ -1709,11 +1710,12 @@ async def _history(
                 oracle(asrc, adst, dels, set() if strict else agen.drift_edited, jr),
             )
             kept |= jr.kept_now(asrc, adst)
-        if twbox is not None and twin_on[0]:
-            twdst = twbox.snapshot()
-            counts = merged(counts, oracle(src, twdst, dels, rules=jr, twins=gen.twins), "twin")
-            kept |= jr.kept_now(src, twdst)
-        rules_kept(jr, kept, *(b.snapshot() for b in sources))
+        twin: set[str] | None = None
+        if twbox is not None and twin_on[0]:  # judged by what its own pair kept (``for_twin``)
+            twdst, tw = twbox.snapshot(), jr.for_twin()
+            counts = merged(counts, oracle(src, twdst, dels, rules=tw, twins=gen.twins), "twin")
+            twin = jr.kept_now(src, twdst)
+        rules_kept(jr, kept, *(b.snapshot() for b in sources), twin=twin)
         if strict and checked:
             gen.drift_edited.clear()
             if agen is not None:
@@ -1967,7 +1969,8 @@ async def _history(
                     stopped.append(True)
                     r = await api.control("DELETE", "/churn")
                     gen.emit(f"CHURN applied {r.body.get('applied')}")
-                    back = churned_back(jr, churning.moved if churning is not None else [])
+                    moved = churning.moved if churning is not None else []
+                    back = churned_back(jr, moved, twin_on[0])
                     if back:
                         gen.emit(f"CHURN moved {len(back)} kept items back into the selection")
 
@@ -2973,6 +2976,12 @@ class JobRules:
     # switch to ``mirror``: kept still (docs/passes.md: the policy applies to what a pass sees)
     kept: set[str] = field(default_factory=set)
     last_kept: set[str] = field(default_factory=set)  # the same, as the last pass left them
+    # the same two for the second pair's target (``p_twin``): what ``keep`` kept is its own
+    # pair's (its state's records), and a pair out of the job (``p_pairgone``) keeps nothing
+    # meanwhile: its pass back under ``mirror`` removes the copies of items gone while it
+    # was out, which the first pair kept (soak seed 22303 keep, r3-r8; ``for_twin``)
+    twin_kept: set[str] = field(default_factory=set)
+    twin_last_kept: set[str] = field(default_factory=set)
     changed: bool = False  # the rules ever differed from the history's own
 
     def toml(self) -> str:
@@ -2997,6 +3006,18 @@ class JobRules:
             if self.created_after:
                 out += f'created_after = "{self.created_after}"\n'
         return out
+
+    def for_twin(self) -> JobRules:
+        """These rules, with what ``keep`` kept in the second pair's target (``twin_kept``)
+        in place of the first pair's: the oracle's and ``kept_removed``'s for that target."""
+        from dataclasses import replace
+
+        return replace(self, kept=set(self.twin_kept), last_kept=set(self.twin_last_kept))
+
+    def to_mirror(self) -> None:
+        """The switch from ``keep`` to ``mirror``: what keep kept stays kept, per pair."""
+        self.kept |= self.last_kept
+        self.twin_kept |= self.twin_last_kept
 
     def folder_selected(self, path: str) -> bool:
         import re
@@ -3078,9 +3099,17 @@ def change_rename(jr: JobRules, rng: random.Random, gen: Generator) -> None:
     gen.emit(f"RULES the operator changes the job: rename {path!r} -> {to!r}")
 
 
-def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
+def rules_kept(
+    jr: JobRules, kept: set[str], *srcs: dict[str, Any], twin: set[str] | None = None
+) -> None:
     """After a pass: under ``keep``, the copies it left kept (``last_kept``: kept for good if
-    the operator switches to ``mirror``); a key selected again is kept no more."""
+    the operator switches to ``mirror``); a key selected again is kept no more. ``twin``: the
+    copies kept in the second pair's target, when that pair was in the pass (``twin_kept``;
+    out of the job, its state and so what it kept stay as they were)."""
+    if twin is not None:
+        tw = jr.for_twin()
+        rules_kept(tw, twin, *srcs)
+        jr.twin_kept, jr.twin_last_kept = tw.kept, tw.last_kept
     # (a key one of whose items the rules leave out is not selected again by its twin, a
     # user's copy of that item: the kept copy is the left-out item's, soak seed 22302 keep)
     live = jr.live_keys(*srcs) - jr.left_out(*srcs)
@@ -3091,7 +3120,7 @@ def rules_kept(jr: JobRules, kept: set[str], *srcs: dict[str, Any]) -> None:
     jr.kept -= live
 
 
-def churned_back(jr: JobRules, moved: list[dict[str, Any]]) -> set[str]:
+def churned_back(jr: JobRules, moved: list[dict[str, Any]], twin: bool = False) -> set[str]:
     """The keys of copies kept (``jr.kept``, ``jr.last_kept``) whose item a churn moved into
     a folder the rules select (``Churn.moved``'s rows), taken out of both: the item came
     back into the selection for a while, which drops its kept copy as any item's coming
@@ -3100,9 +3129,13 @@ def churned_back(jr: JobRules, moved: list[dict[str, Any]]) -> set[str]:
     churn of the round that switched to ``mirror`` into /Archive and deleted; its new
     copy removed by the settling pass was no kept copy). The snapshots before and after
     the pass see neither move."""
-    back = {r["searchKey"] for r in moved if jr.selects(r)} & (jr.kept | jr.last_kept)
+    mine = {r["searchKey"] for r in moved if jr.selects(r)}
+    back = mine & (jr.kept | jr.last_kept)
     jr.kept -= back
     jr.last_kept -= back
+    if twin:  # (the second pair in that pass too: ``twin_kept``)
+        jr.twin_kept -= mine
+        jr.twin_last_kept -= mine
     return back
 
 
@@ -3168,7 +3201,7 @@ def change_rules(jr: JobRules, rng: random.Random, gen: Generator, archive_pair:
             said.append(f"created_after = {jr.created_after}")
         elif kind == "deletions":
             if jr.deletions == "keep":  # what keep kept stays kept
-                jr.kept |= jr.last_kept
+                jr.to_mirror()
             jr.deletions = "mirror" if jr.deletions == "keep" else "keep"
             said.append(f"deletions = {jr.deletions}")
         elif kind == "delta":
@@ -3275,17 +3308,20 @@ async def replay(
     round's call is ``listItems``). ``emulator``: settings of the emulator's (``newest_first``).
     ``("rules", {field: value, ...})``: the operator rewrites the job's rules (``JobRules``
     fields: ``deletions``, ``delta``, ``exclude``, ``types``, ``created_after``), the oracle
-    judging the next passes under them (``_rules``).
+    judging the next passes under them (``_rules``). ``("twin", on)``: the second pair (the
+    same source to ``DST2``, ``p_twin``) put in the job or taken out (``p_pairgone``), its
+    target judged with the first's while it is in (``JobRules.for_twin``).
     The oracle runs after every pass."""
     hist = History(-1, deletions, delta=delta)
     cfg = base_config(seed=1)
     cfg["tenants"][0]["users"] = [{"upn": SRC, "mailbox": {"seed": 1, "items": items}}]
-    cfg["tenants"][1]["users"] = [{"upn": DST, "mailbox": {"layout": "empty"}}]
+    cfg["tenants"][1]["users"] = [{"upn": t, "mailbox": {"layout": "empty"}} for t in (DST, DST2)]
     cfg.setdefault("emulator", {}).update(emulator or {})
     workdir.mkdir(parents=True, exist_ok=True)
     async with running(cfg) as (server, ep, session):
         emu = server.emulator
         box, tbox = emu.require_mailbox(SRC), emu.require_mailbox(DST)
+        twbox, twin = emu.require_mailbox(DST2), [False]  # the second pair in the job now
         api = Api(ep, session, "contoso", SRC_APP, SRC_SECRET)
         extra = f'[sync]\ndeletions = "{deletions}"\n' + ("" if delta else "delta = false\n")
         job = write_job(workdir, ep, [(SRC, DST)], extra=extra, limits=REPLAYED)
@@ -3298,17 +3334,31 @@ async def replay(
             return live_counts(box.snapshot(), jr.selects)
 
         async def removed() -> list[str]:
-            rows = (await api.control("GET", f"/removals?mailbox={DST}")).body["removals"]
-            after, copies = live_counts(box.snapshot(), jr.selects), tbox.snapshot()
-            have = live_counts(copies, _sel_row)
-            kept = kept_removed(rows, jr, set(before | after), set(have)) if jr.changed else []
-            return removed_live(rows, before, after, have) + kept
+            after, out = live_counts(box.snapshot(), jr.selects), []
+            for who, t, rules in ((DST, tbox, jr), (DST2, twbox, jr.for_twin())):
+                rows = (await api.control("GET", f"/removals?mailbox={who}")).body["removals"]
+                have = live_counts(t.snapshot(), _sel_row)
+                live = set(before | after)
+                out += removed_live(rows, before, after, have)
+                out += kept_removed(rows, rules, live, set(have)) if jr.changed else []
+            return out
 
         def judged() -> dict[str, Any]:
             src, dst = box.snapshot(), tbox.snapshot()
             counts = oracle(src, dst, jr.deletions, rules=jr, twins=gen.twins)
-            rules_kept(jr, jr.kept_now(src, dst), src)
+            mine = None
+            if twin[0]:  # (judged by what its own pair kept)
+                twdst, tw = twbox.snapshot(), jr.for_twin()
+                counts = merged(
+                    counts, oracle(src, twdst, jr.deletions, rules=tw, twins=gen.twins), "twin"
+                )
+                mine = jr.kept_now(src, twdst)
+            rules_kept(jr, jr.kept_now(src, dst), src, twin=mine)
             return counts
+
+        def rewrite() -> Path:
+            pairs = [(SRC, DST)] + ([(SRC, DST2)] if twin[0] else [])
+            return write_job(workdir, ep, pairs, extra=jr.toml(), limits=REPLAYED)
 
         def resolve(b: Any, v: Any) -> Any:
             if isinstance(v, str) and v.startswith("@"):
@@ -3341,12 +3391,17 @@ async def replay(
             elif step[0] == "rules":  # ("rules", {field: value}): the job's rules rewritten
                 for k, v in step[1].items():
                     if k == "deletions" and v == "mirror" and jr.deletions == "keep":
-                        jr.kept |= jr.last_kept  # what keep kept stays kept
+                        jr.to_mirror()  # what keep kept stays kept
                     setattr(jr, k, v)
                 jr.changed = True
-                job = write_job(workdir, ep, [(SRC, DST)], extra=jr.toml(), limits=REPLAYED)
+                job = rewrite()
                 jc = load_job(job)
                 gen.emit(f"RULES {step[1]}")
+            elif step[0] == "twin":  # ("twin", on): the second pair in the job or out of it
+                twin[0] = bool(step[1])
+                job = rewrite()
+                jc = load_job(job)
+                gen.emit(f"PAIR{'BACK' if twin[0] else 'GONE'} {SRC} -> {DST2}")
             elif step[0] == "fault":
                 await api.control("PUT", "/faults", {"rules": [step[1]]})
                 gen.emit(f"FAULT {step[1]}")

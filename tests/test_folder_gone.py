@@ -624,9 +624,31 @@ async def test_a_departing_items_unrecorded_copy_is_found_past_a_transient_404()
     mp.dst, mp.dst_id = dst, "MBX:dst"  # type: ignore[assignment]
     rec = ItemRecord("I0", "F1", Status.UNKNOWN, b"k0", "T1", None)
     departing = [(_job(), rec)]
-    await mp._settle_departing(departing)  # type: ignore[arg-type]
+    await mp._settle_departing(departing, [rec])  # type: ignore[arg-type]
     ((_, got),) = departing
     assert got.target_id == "C0" and got.status is Status.ADOPTED and dst.asked == 1
+
+
+async def test_a_departing_item_s_copy_made_again_and_not_recorded_is_found() -> None:
+    """An item whose copy was found gone at its update and copied again by a pass cut short
+    before that copy was recorded, then gone from the source: its record names the old copy,
+    not in its folder, so the new one is looked for by search key there (soak seed 23002
+    mirror: it stayed, nobody's, an extra item signed off complete). A copy another record
+    names (a user's copy of the message beside it) is never taken for it, and a record whose
+    named copy is there keeps it."""
+    from copyengine.pipeline.passes import MailboxPass
+    from copyengine.state import ItemRecord, Status
+
+    listed = [Item(i, "tck", "", 10, "", "", (), b"k0") for i in ("C1", "C0", "C9")]
+    mp = MailboxPass.__new__(MailboxPass)
+    mp.dst, mp.dst_id = Listing(listed, fails=0), "MBX:dst"  # type: ignore[assignment]
+    gone = ItemRecord("I0", "F1", Status.INTENT, b"k0", "T1", "T-old")  # its copy deleted
+    there = ItemRecord("I2", "F1", Status.UNKNOWN, b"k0", "T1", "C9")  # its copy there
+    twin = ItemRecord("I1", "F1", Status.DONE, b"k0", "T1", "C1")  # a user's copy's copy
+    departing = [(_job(), gone), (_job(), there)]
+    await mp._settle_departing(departing, [gone, there, twin])  # type: ignore[arg-type]
+    assert departing[0][1].target_id == "C0" and departing[0][1].status is Status.ADOPTED
+    assert departing[1][1] == there
 
 
 async def test_a_second_copy_is_removed_past_a_transient_404_from_its_other_copys_folder() -> None:

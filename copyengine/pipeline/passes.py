@@ -654,7 +654,7 @@ class MailboxPass:
             if r.search_key and r.source_id not in leaving and r.status is not Status.REMOVED:
                 by_key[r.search_key].append(r)
         kept = await self._kept(jobs, gone, known)
-        await self._settle_departing(departing)
+        await self._settle_departing(departing, known)
         # one item that left more than once (moved, then moved again or deleted): one copy
         # stands for it, the others go first (a pass cut short after them leaves that one);
         # under keep not two items proven apart (review R1b: ``plan.apart``)
@@ -779,15 +779,24 @@ class MailboxPass:
         except ServiceError as exc:
             return exc
 
-    async def _settle_departing(self, departing: list[tuple[FolderJob, ItemRecord]]) -> None:
+    async def _settle_departing(
+        self, departing: list[tuple[FolderJob, ItemRecord]], known: list[ItemRecord]
+    ) -> None:
         """Items gone from the source whose import's outcome was never recorded may have a
         copy nobody knows of: looked for in their target folder by search key, so it is
-        removed (or kept) like any other copy, never left behind as an unexplained extra."""
+        removed (or kept) like any other copy, never left behind as an unexplained extra.
+        So is one whose record names the copy an update was to go onto when that copy is not
+        there: found gone (deleted or moved in the target), the item was copied again
+        (``Stages._copy_now``) and the pass cut short before that copy was recorded; its old
+        copy's removal met a 404 and the new one stayed, nobody's (soak seed 23002 mirror:
+        an extra item signed off complete). A copy another record names (``known``: a kept
+        copy, a user's copy of the message beside it) is never taken for it."""
         todo: dict[str, list[int]] = defaultdict(list)
         for k, (_, r) in enumerate(departing):
             unsure = r.status not in SETTLED and r.status is not Status.REMOVED
-            if r.target_id is None and unsure and r.search_key and r.target_folder_id:
+            if unsure and r.search_key and r.target_folder_id:
                 todo[r.target_folder_id].append(k)
+        named = {o.target_id for o in known if o.target_id}
         for folder_id, ks in todo.items():
             try:
                 # gone only once its getFolder answers 404 too: one transient 404 left the
@@ -802,8 +811,12 @@ class MailboxPass:
                 for k in ks:
                     departing[k][0].deferred = True
                 continue
+            index.claimed |= named
             for k in ks:
                 job, r = departing[k]
+                named_there = index.by_key.get(r.search_key, []) if r.search_key else []
+                if r.target_id is not None and r.target_id in named_there:
+                    continue  # the copy it names is there: removed (or kept) as recorded
                 found = index.claim(r.search_key)
                 if found is not None:
                     departing[k] = (job, replace(r, target_id=found, status=Status.ADOPTED))
