@@ -23,6 +23,7 @@ mirror: the moved copy stayed beside the one made again, duplicated, past a cuto
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -94,12 +95,12 @@ async def remove_second_copies(
     # the item's second copy, and the item kept none)
     own = {r.target_id for job in jobs for r in (*job.removed, *job.deselected) if r.target_id}
     selected = {job.source_id for job in jobs}
-    copies, unsettled, recorded, kept_copies = await _other_copies(
-        ctx, {key for _, _, key in spare}, leaving, selected
-    )
+    keys = {key for _, _, key in spare}
+    records = await ctx.store.items_by_keys(ctx.key, list(keys))  # read once, for both below
+    copies, unsettled, recorded, kept_copies = _other_copies(ctx, records, leaving, selected)
     kept_own = KeptOwn(ctx, src_id, kept_copies, set() if at_source is None else at_source)
-    orphans = await _orphaned(ctx, {key for _, _, key in spare}, recorded)
-    own |= await _kept_apart(ctx, {key for _, _, key in spare}, began or {})
+    orphans = await _orphaned(ctx, keys, recorded)
+    own |= _kept_apart(records, began or {})
     indexes: dict[str, TargetIndex | None] = {}
     gone: set[bytes] = set()  # keys whose spare was removed (or found gone)
     kept: set[bytes] = set()  # keys whose spare could not be removed
@@ -141,12 +142,12 @@ async def remove_second_copies(
         await ctx.store.forget_lost_copies(ctx.key, sorted(done))
 
 
-async def _other_copies(
-    ctx: PairContext, keys: set[bytes], leaving: set[str], selected: set[str]
+def _other_copies(
+    ctx: PairContext, records: Sequence[ItemRecord], leaving: set[str], selected: set[str]
 ) -> tuple[
     dict[bytes, list[tuple[str, str | None]]], set[bytes], set[bytes], dict[str, ItemRecord]
 ]:
-    """For the spares' search keys: the copies their records name (target id, and the folder
+    """For the spares' search keys (``records``: theirs): the copies their records name (target id, and the folder
     where it must be found to count, None: anywhere), the keys of live items whose copy this
     pass did not settle, the keys some record names, and the records of copies kept
     (``REMOVED``) whose key a live selected item's settled copy has, by target id."""
@@ -160,7 +161,7 @@ async def _other_copies(
     # moved copy hard-deleted as a second one, and the item then had none)
     unsettled: set[bytes] = set()
     recorded: set[bytes] = set()
-    for r in await ctx.store.items_by_keys(ctx.key, list(keys)):
+    for r in records:
         if r.search_key:
             recorded.add(r.search_key)
         if (
@@ -236,27 +237,21 @@ class KeptOwn:
         return there is not False
 
 
-async def _kept_apart(ctx: PairContext, keys: set[bytes], began: Mapping[str, int]) -> set[str]:
-    """The kept copies (``REMOVED`` records' target ids) of the spares' keys
-    whose item is proven another than each other item of its key with a copy
+def _kept_apart(records: Sequence[ItemRecord], began: Mapping[str, int]) -> set[str]:
+    """The kept copies (``REMOVED`` records' target ids) of the spares' keys (``records``:
+    theirs) whose item is proven another than each other item of its key with a copy
     (``plan.apart``): a user's copy of a message, deleted at the source beside its live
     twin, keeps its copy, no second copy of the twin's (review R1b), also after a switch to
     ``mirror`` (which keeps what ``keep`` kept)."""
-    if not keys:
-        return set()
-    records = await ctx.store.items_by_keys(ctx.key, list(keys))
+    with_copy: dict[bytes | None, list[ItemRecord]] = defaultdict(list)
+    for r in records:
+        if r.target_id and (r.status in SETTLED or r.status is Status.REMOVED):
+            with_copy[r.search_key].append(r)
     out: set[str] = set()
     for r in records:
         if r.status is not Status.REMOVED or not r.target_id:
             continue
-        others = [
-            o
-            for o in records
-            if o.search_key == r.search_key
-            and o.source_id != r.source_id
-            and o.target_id
-            and (o.status in SETTLED or o.status is Status.REMOVED)
-        ]
+        others = [o for o in with_copy[r.search_key] if o.source_id != r.source_id]
         if all(apart(r, o, began) for o in others):
             out.add(r.target_id)
     return out
