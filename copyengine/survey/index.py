@@ -5,7 +5,7 @@ key (the folder tree itself is mirrored by ``passes.MailboxPass``)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ..config import Pair
@@ -96,3 +96,19 @@ async def still_at_source(src: MailboxApi, mailbox_id: str, r: ItemRecord, log: 
         log.info("item.kept_copy_unsure", item=r.source_id, error=exc.message)
         return None
     return True
+
+
+def moved_left_out(
+    r: ItemRecord, left_out: Mapping[bytes, list[tuple[str, str]]]
+) -> tuple[str, str] | None:
+    """Where the item a kept copy was recorded for (``r``) may live on when its id is gone
+    (``still_at_source`` said so): an item of its search key the item filters leave out,
+    met by this pass's listings of the selected folders under an id no record of its folder
+    names (``Ledger.left_out``: source id, source folder id). A move at the source gives the
+    item a new id; still left out, it is listed but never copied, so no arrival tells it:
+    its kept copy would be taken for a move's first half beside the copy of a user's copy of
+    it and removed (review R1). No request: the listings were read anyway."""
+    if r.search_key is None:
+        return None
+    found = [one for one in left_out.get(r.search_key, ()) if one[0] != r.source_id]
+    return found[0] if found else None
