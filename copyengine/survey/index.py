@@ -19,10 +19,11 @@ T = TypeVar("T")
 LISTING_TRIES = gone.TRIES
 # kept copies whose own source item one call asks for (``still_at_source``), at most: a
 # pass's second copies (``spares.remove_second_copies``), each sweep of an old target folder
-# (``passes._sweep_old``: a pass may sweep several), a sign-off's mailbox. A candidate beyond
-# them is unsure, as a failed read (a pass keeps the copy, a sign-off names it). Not bounded:
-# ``passes._drop_kept_moves``, which asks for every kept copy beside a live one's, every pass
-# (``Store.kept_beside_live``), after the second copies (their "there" not asked again)
+# (``passes._sweep_old``: a pass may sweep several). A candidate beyond them is unsure, as a
+# failed read: the pass keeps the copy. Not bounded: ``passes._drop_kept_moves``, which asks
+# for every kept copy beside a live one's, every pass (``Store.kept_beside_live``), after the
+# second copies (their "there" not asked again); nor the sign-off, which asks about every
+# one for a time (``verify.check.KEPT_ASK_S``), saying those it could not "not checked"
 MAX_ASKED = 500
 
 
