@@ -198,6 +198,9 @@ class MailboxPass:
         self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
         self.ctx.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
         self.ctx.ledger.left_out.clear()
+        # (the keys whose items left out it notes: ``Ledger.kept_keys``)
+        kept = await self.ctx.store.kept_beside_live(self.ctx.key) if stored else []
+        self.ctx.ledger.kept_keys = frozenset(kept)
         self.ctx.ledger.track_arrivals = bool(stored)
         if sync is not None and sync.fingerprint != self.fingerprint:
             self.ctx.log.info("pass.rules_changed", mailbox=self.scope, folders=len(stored))
