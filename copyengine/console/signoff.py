@@ -30,6 +30,12 @@ SIGN_OFF_LISTS: tuple[tuple[str, str, str], ...] = (
         "copies of items deleted at the source still in the target (the next run --full "
         "removes them)",
     ),
+    (
+        "kept_unchecked",
+        "kept_unchecked_items",
+        "kept copies of items left out not checked (their items not asked about in time: "
+        "the next sign-off asks)",
+    ),
 )
 
 
@@ -73,6 +79,7 @@ def sign_off_shortfall(sign_off: dict[str, Any]) -> str:
         ("leftover_folders", "leftover folders"),
         ("moved_folders", "folders renamed or moved in the target"),
         ("pending_deletions", "deletions pending"),
+        ("kept_unchecked", "kept copies not checked"),
     ):
         n = sum(int(p.get(key) or 0) for p in pairs)
         if n and key == "pending_deletions":

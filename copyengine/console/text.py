@@ -152,6 +152,12 @@ def verify_lines(pc: PairCheck) -> tuple[list[str], bool]:
             out.append(f"STALE {head}: ... and {len(v.stale) - MAX_SHOWN} more (--json-output)")
     for r in v.leftover_folders[:MAX_SHOWN]:
         out.append(f"note {head}: target folder {r['path']} is no selected folder's copy")
+    if v.kept_unchecked:
+        out.append(
+            f"FAIL {head}: {len(v.kept_unchecked)} kept copies of items left out not checked "
+            "(their items not asked about in time; verify again), e.g. "
+            + ", ".join(f"{r['folder']} {r['id']}" for r in v.kept_unchecked[:MAX_SHOWN])
+        )
     if pc.ok:
         n = v.selected
         what = "current" if pc.content else "present"

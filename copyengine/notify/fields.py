@@ -29,6 +29,7 @@ SIGNOFF_COUNTS = (
     "leftover_folders",
     "moved_folders",
     "pending_deletions",
+    "kept_unchecked",
 )
 
 

@@ -59,12 +59,13 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..state.records import MAKING
+from ..state.records import MAKING, Intent, Outcome
 from ..survey import (
     MailboxSide,
     TargetTree,
     folder_path,
     listed_items,
+    moved_left_out,
     still_at_source,
     target_index,
     unless_gone,
@@ -171,6 +172,9 @@ class MailboxPass:
         # the source ids of kept copies whose item this pass found still at the source
         # (``KeptOwn``, ``_drop_kept_moves``): asked once a pass, not by each of them
         self.at_source: set[str] = set()
+        # this mailbox's items the item filters leave out, met by this pass's listings with
+        # no record (``Ledger.left_out``): where a kept copy's item moved lives on
+        self.left_out_seen: dict[bytes, list[tuple[str, str]]] = {}
         # when the round of each source folder's stored link began (``plan.known_at``)
         self.began: dict[str, int] = {}
 
@@ -193,6 +197,10 @@ class MailboxPass:
         stored = [r for r in every if retired_source(r.source_folder_id) is None]
         self.retired = [r for r in every if retired_source(r.source_folder_id) is not None]
         self.ctx.ledger.arrived.clear()  # this mailbox's arrivals in this pass (for the counts)
+        self.ctx.ledger.left_out.clear()
+        # (the keys whose items left out it notes: ``Ledger.kept_keys``)
+        kept = await self.ctx.store.kept_beside_live(self.ctx.key) if stored else []
+        self.ctx.ledger.kept_keys = frozenset(kept)
         self.ctx.ledger.track_arrivals = bool(stored)
         if sync is not None and sync.fingerprint != self.fingerprint:
             self.ctx.log.info("pass.rules_changed", mailbox=self.scope, folders=len(stored))
@@ -508,6 +516,7 @@ class MailboxPass:
         """This mailbox's items are copied and settled: keep its arrivals (the ledger is the
         pair's, and the pair's other mailbox is copied next, before either finishes)."""
         self.arrived = dict(self.ctx.ledger.arrived)
+        self.left_out_seen = {k: list(v) for k, v in self.ctx.ledger.left_out.items()}
 
     async def finish(self, jobs: list[FolderJob], elsewhere: Iterable[bytes] = ()) -> None:
         """Apply what left the source (moves decided from the state: another live item of
@@ -525,6 +534,7 @@ class MailboxPass:
             self.began,
             src_id=self.src_id,
             at_source=self.at_source,
+            left_out=self.left_out_seen,
         )
         for one in paths:  # a second copy removed there: said in the report
             if one.stats.drift:
@@ -1016,13 +1026,37 @@ class MailboxPass:
             )
             if there:
                 self.at_source.add(r.source_id)
-            if there is not False:
+            if there is not False or await self._moved_left_out(r, forget):
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
                 continue
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
+
+    async def _moved_left_out(self, r: ItemRecord, forget: list[str]) -> bool:
+        """Whether the item of kept copy ``r``, gone under its id, lives on under a new one:
+        moved at the source and still left out by the item filters (``survey.moved_left_out``:
+        this pass's listings met it). Then its record follows it (the new id's, the same copy,
+        kept; the old id's forgotten), so that the next pass, the sign-off and a full pass's
+        sweeps find it there (one ``getItem``), and the copy stays (review R1). Each item met
+        so stands for one kept copy."""
+        found = moved_left_out(r, self.left_out_seen)
+        if found is None or r.search_key is None or r.target_folder_id is None:
+            return False
+        new_id, folder_id = found
+        self.left_out_seen[r.search_key].remove(found)
+        intent = Intent(
+            new_id, folder_id, r.search_key, r.size, r.target_folder_id, r.change_key, r.seen
+        )
+        await self.ctx.store.record_intents(self.ctx.key, [intent])
+        outcome = Outcome(new_id, Status.REMOVED, r.target_id, r.target_change_key, known=r.known)
+        self.ctx.store.record_outcome(self.ctx.key, outcome)
+        await self.ctx.store.flush()  # the new id's record whole before the old one goes
+        forget.append(r.source_id)
+        self.at_source.add(new_id)
+        self.ctx.log.info("item.kept_copy_moved", item=r.source_id, to=new_id)
+        return True
 
     def _distinct(self, a: ItemRecord, b: ItemRecord) -> bool:
         """Under ``keep``: two records of one search key proven two items (``plan.apart``):
@@ -1067,7 +1101,9 @@ class MailboxPass:
             kept: set[str] = set()  # the folders that keep something
             # a kept copy of an item the item filters leave out, still at the source, in a
             # moved folder's old copy beside a copy of its twin elsewhere: kept (review R1)
-            own = KeptOwn(self.ctx, self.src_id, elsewhere.removed, self.at_source)
+            own = KeptOwn(
+                self.ctx, self.src_id, elsewhere.removed, self.at_source, self.left_out_seen
+            )
             for fid, it in items:
                 goes = may_go.get(it.id)
                 if goes is None:

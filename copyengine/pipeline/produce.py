@@ -184,7 +184,7 @@ class Producer:
                 ledger.listed(job, item)
                 skip = filter_item(item, self.filters)
                 if skip is not None:
-                    ledger.skipped(job, item, skip)
+                    ledger.skipped(job, item, skip, recorded=record is not None)
                     if record is not None and _departed(record):  # copied under other rules
                         job.deselected.append(record)
                     continue
@@ -274,7 +274,7 @@ class Producer:
                 ledger.listed(job, item)
                 skip = filter_item(item, self.filters)
                 if skip is not None:
-                    ledger.skipped(job, item, skip)
+                    ledger.skipped(job, item, skip, recorded=item.id in records)
                     continue
                 take(item, records.get(item.id))
             self._listed(pending, before)

@@ -340,6 +340,7 @@ async def _read_again(
             job.link = job.next_link
     ledger = ctx.ledger
     ledger.arrived.clear()  # this mailbox's arrivals: kept on its pass (``items_done``)
+    ledger.left_out.clear()
     ledger.track_arrivals = True
     enumerator = c.enumerator if keys is None else Relisting(ctx.src, c.side.source_id, keys)
     producer = Producer(ctx, c.side, jobs, enumerator, c.unsettled, c.backlog, retake=False)
@@ -352,6 +353,8 @@ async def _read_again(
                 job.mode = modes[job.source_id]
     await Settler(ctx, c.side, c.stages, c.unsettled).settle()
     c.this.arrived.update(ledger.arrived)
+    for k, seen in ledger.left_out.items():
+        c.this.left_out_seen.setdefault(k, []).extend(seen)
     for job in jobs:
         job.expired = job.expired or job.source_id in expired  # (the old link: not kept)
     for job in jobs:  # a first round listed in full noted its departures itself

@@ -31,7 +31,7 @@ from functools import partial
 from ..errors import Fatal, NotFound, ServiceError
 from ..plan import TargetIndex, apart
 from ..state import SETTLED, ItemRecord, Status
-from ..survey import MAX_ASKED, still_at_source, target_index, unless_gone
+from ..survey import MAX_ASKED, moved_left_out, still_at_source, target_index, unless_gone
 from .context import PairContext
 from .work import FolderJob
 
@@ -71,12 +71,13 @@ async def remove_second_copies(
     *,
     src_id: str,
     at_source: set[str] | None = None,
+    left_out: Mapping[bytes, list[tuple[str, str]]] | None = None,
 ) -> None:
     """Remove the spare items of ``jobs`` (the pair's folders) and of ``paths`` (folders
     made only as paths, ``list_paths``) that are second copies (see the module). A copy
     kept of an item left out whose own item is still at the source (``src_id``'s) is none
     (``KeptOwn``; ``at_source``: the source ids of kept copies found still there in this
-    pass, read and extended); nor is one proven another item's than its twin's (``began``:
+    pass, read and extended; ``left_out``: ``survey.moved_left_out``'s); nor is one proven another item's than its twin's (``began``:
     when the round of each source folder's stored link began, ``plan.known_at``; review
     R1b)."""
     spare = [(job, tid, key) for job in (*jobs, *paths) for tid, key in job.spare.items()]
@@ -98,7 +99,8 @@ async def remove_second_copies(
     keys = {key for _, _, key in spare}
     records = await ctx.store.items_by_keys(ctx.key, list(keys))  # read once, for both below
     copies, unsettled, recorded, kept_copies = _other_copies(ctx, records, leaving, selected)
-    kept_own = KeptOwn(ctx, src_id, kept_copies, set() if at_source is None else at_source)
+    known = set() if at_source is None else at_source
+    kept_own = KeptOwn(ctx, src_id, kept_copies, known, left_out or {})
     orphans = await _orphaned(ctx, keys, recorded)
     own |= _kept_apart(records, began or {})
     indexes: dict[str, TargetIndex | None] = {}
@@ -213,12 +215,16 @@ class KeptOwn:
     names it if its item is gone). ``known``: the source ids of those found there in this
     pass (here, or in ``passes._drop_kept_moves``, which asks for the kept copies beside a
     live one's every pass): not asked twice, nor counted against the bound; a "there"
-    answered here is added."""
+    answered here is added. ``left_out``: this pass's listings' items left out with no record
+    (``survey.moved_left_out``): a kept copy whose item's id is gone and whose key one of them
+    has is its item's still, moved under a new id (no request; the departures,
+    ``passes._drop_kept_moves``, move its record to the new id)."""
 
     ctx: PairContext
     src_id: str
     records: dict[str, ItemRecord]
     known: set[str] = field(default_factory=set)
+    left_out: Mapping[bytes, list[tuple[str, str]]] = field(default_factory=dict)
     asked: int = 0
 
     async def still_there(self, tid: str, key: bytes) -> bool:
@@ -234,6 +240,9 @@ class KeptOwn:
         there = await still_at_source(self.ctx.src, self.src_id, r, self.ctx.log)
         if there:
             self.known.add(r.source_id)
+        elif there is False and moved_left_out(r, self.left_out) is not None:
+            self.ctx.log.info("item.kept_copy_item_moved", item=r.source_id)
+            return True
         return there is not False
 
 

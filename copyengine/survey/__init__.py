@@ -5,7 +5,14 @@ target tree that ``verify`` judges. The copy, ``verify``, ``plan`` and the sign-
 pair through this room, so none of them can forget the archive. Nothing here writes, except
 the ``TargetTree`` the copy extends as it creates folders."""
 
-from .index import MAX_ASKED, listed_items, still_at_source, target_index, unless_gone
+from .index import (
+    MAX_ASKED,
+    listed_items,
+    moved_left_out,
+    still_at_source,
+    target_index,
+    unless_gone,
+)
 from .mailboxes import ARCHIVE_LABEL, MailboxSide, PairMailboxes, mailboxes
 from .region import copied_region, folder_path, region
 from .tree import TargetTree, survey
@@ -20,6 +27,7 @@ __all__ = [
     "folder_path",
     "listed_items",
     "mailboxes",
+    "moved_left_out",
     "region",
     "still_at_source",
     "survey",

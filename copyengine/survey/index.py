@@ -5,7 +5,7 @@ key (the folder tree itself is mirrored by ``passes.MailboxPass``)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ..config import Pair
@@ -19,10 +19,11 @@ T = TypeVar("T")
 LISTING_TRIES = gone.TRIES
 # kept copies whose own source item one call asks for (``still_at_source``), at most: a
 # pass's second copies (``spares.remove_second_copies``), each sweep of an old target folder
-# (``passes._sweep_old``: a pass may sweep several), a sign-off's mailbox. A candidate beyond
-# them is unsure, as a failed read (a pass keeps the copy, a sign-off names it). Not bounded:
-# ``passes._drop_kept_moves``, which asks for every kept copy beside a live one's, every pass
-# (``Store.kept_beside_live``), after the second copies (their "there" not asked again)
+# (``passes._sweep_old``: a pass may sweep several). A candidate beyond them is unsure, as a
+# failed read: the pass keeps the copy. Not bounded: ``passes._drop_kept_moves``, which asks
+# for every kept copy beside a live one's, every pass (``Store.kept_beside_live``), after the
+# second copies (their "there" not asked again); nor the sign-off, which asks about every
+# one for a time (``verify.check.KEPT_ASK_S``), saying those it could not "not checked"
 MAX_ASKED = 500
 
 
@@ -96,3 +97,19 @@ async def still_at_source(src: MailboxApi, mailbox_id: str, r: ItemRecord, log: 
         log.info("item.kept_copy_unsure", item=r.source_id, error=exc.message)
         return None
     return True
+
+
+def moved_left_out(
+    r: ItemRecord, left_out: Mapping[bytes, list[tuple[str, str]]]
+) -> tuple[str, str] | None:
+    """Where the item a kept copy was recorded for (``r``) may live on when its id is gone
+    (``still_at_source`` said so): an item of its search key the item filters leave out,
+    met by this pass's listings of the selected folders under an id no record of its folder
+    names (``Ledger.left_out``: source id, source folder id). A move at the source gives the
+    item a new id; still left out, it is listed but never copied, so no arrival tells it:
+    its kept copy would be taken for a move's first half beside the copy of a user's copy of
+    it and removed (review R1). No request: the listings were read anyway."""
+    if r.search_key is None:
+        return None
+    found = [one for one in left_out.get(r.search_key, ()) if one[0] != r.source_id]
+    return found[0] if found else None

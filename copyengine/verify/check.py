@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
 import structlog
 
 from ..config import JobConfig, Pair
@@ -20,7 +21,6 @@ from ..graph import Clients, Item, MailboxApi
 from ..plan import FolderPlan
 from ..state import SETTLED, ItemRecord, Status, Store
 from ..survey import (
-    MAX_ASKED,
     MailboxSide,
     TargetTree,
     copied_region,
@@ -34,6 +34,11 @@ from ..survey import (
 from .judge import MAX_LISTED, FolderCheck, SourceFolder, TargetFolder, Verdict, judge
 
 log = structlog.get_logger("copyengine.verify")
+# a mailbox's questions to the source about kept copies of items left out (``_kept_own``):
+# this many at once (each ``getItem`` paced by the mailbox's pacer, as every read), for this
+# long at most; one not answered by then, or whose read failed, is "not checked"
+KEPT_ASK_AT_ONCE = 4
+KEPT_ASK_S = 900.0
 
 
 @dataclass
@@ -90,6 +95,7 @@ class PairCheck:
             or v.duplicated
             or v.missing_folders
             or v.moved_folders
+            or v.kept_unchecked
             or (self.content and v.stale)
         )
 
@@ -117,6 +123,10 @@ class PairCheck:
             "pending": len(v.pending),
             "pending_items": v.pending[:MAX_LISTED],
             "kept_items": v.kept[:MAX_LISTED],
+            # of ``kept``: kept copies of items left out the source was not asked about in
+            # time (``_kept_own``): neither told their item's nor named second copies
+            "kept_unchecked": len(v.kept_unchecked),
+            "kept_unchecked_items": v.kept_unchecked[:MAX_LISTED],
             "folders": [f.as_dict() for f in self.folders],
             "gone_at_source": self.gone[:MAX_LISTED],
             "gone_in_target": self.target_gone[:MAX_LISTED],
@@ -206,14 +216,20 @@ async def _check_mailbox(
             continue
         target.append(TargetFolder(fid, path, titems, fid in allowed))
     own: frozenset[str] = frozenset()
+    unchecked: frozenset[str] = frozenset()
     if store is not None:
-        own = await _kept_own(src, side, mine, source, target)
+        own, unchecked = await _kept_own(src, side, mine, source, target)
         target += await _kept_outside((src, dst), side, store, pair.key, tree, set(listed))
     if store is not None and deletions == "mirror":
         mine = {**mine, **await _lost(store, pair.key, source, target, mine)}
     began = {r.source_folder_id: r.link_began for r in mapping.values() if r.link_began}
     told = mine if store is not None else None
-    return judge(source, target, told, deletions, check.content, own, began)
+    # a kept copy not checked is judged as its own item's (kept), and said not checked
+    v = judge(source, target, told, deletions, check.content, own | unchecked, began)
+    v.kept_unchecked = [
+        {"id": it.id, "folder": tf.path} for tf in target for it in tf.items if it.id in unchecked
+    ]
+    return v
 
 
 async def _kept_own(
@@ -222,15 +238,18 @@ async def _kept_own(
     records: Mapping[str, ItemRecord],
     source: Sequence[SourceFolder],
     target: Sequence[TargetFolder],
-) -> frozenset[str]:
+) -> tuple[frozenset[str], frozenset[str]]:
     """Of the copies kept of items left out (``REMOVED`` records) found in the copied region,
     those whose search key a selected item has (a user's copy of the item, "Copy to folder")
     and whose own source item is still there under its id: each its own item's kept copy,
     never a second copy of the selected one's (``judge``'s ``own``; review R1: an item the
     item filters leave out, ``created_after``..., has its kept copy in its own folder, a
-    selected one, beside the copy of its twin). One ``getItem`` per such copy, ``MAX_ASKED``
-    at most (the others judged as before: a sign-off errs towards naming); none, and no
-    request, when no kept copy shares a key with a selected item."""
+    selected one, beside the copy of its twin); and those not checked: not answered within
+    ``KEPT_ASK_S`` or whose read failed (said "not checked", never named a second copy nor
+    told kept). One ``getItem`` per such copy, every one of them (``KEPT_ASK_AT_ONCE`` at
+    once, paced as every read; before, 500 at most, and every one beyond them was named a
+    second copy at every sign-off); none, and no request, when no kept copy shares a key
+    with a selected item."""
     keys = {it.search_key for sf in source for it in sf.items if it.search_key is not None}
     selected = {it.id for sf in source for it in sf.items}
     present = {it.id: it.search_key for tf in target for it in tf.items}
@@ -239,6 +258,7 @@ async def _kept_own(
             r
             for r in records.values()
             if r.status is Status.REMOVED
+            and r.target_id
             and r.target_id in present
             and r.search_key in keys
             and present[r.target_id] == r.search_key
@@ -246,15 +266,41 @@ async def _kept_own(
         ),
         key=lambda r: r.source_id,
     )
-    if len(asked) > MAX_ASKED:
+    own: set[str] = set()
+    unchecked = {r.target_id for r in asked if r.target_id}
+    failed: list[Exception] = []
+    todo = iter(asked)
+
+    async def ask(scope: anyio.CancelScope) -> None:
+        for r in todo:
+            assert r.target_id is not None
+            try:
+                there = await still_at_source(src, side.source_id, r, log)
+            except Exception as exc:  # (Fatal): the sign-off's error, raised as itself
+                failed.append(exc)
+                scope.cancel()
+                return
+            if there is not None:
+                unchecked.discard(r.target_id)
+            if there:
+                own.add(r.target_id)
+
+    with anyio.move_on_after(KEPT_ASK_S) as bound:
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(KEPT_ASK_AT_ONCE, len(asked))):
+                tg.start_soon(ask, bound)
+    if failed:
+        raise failed[0]
+    if unchecked:
+        timed_out = bound.cancelled_caught
         log.warning(
-            "verify.kept_copies_unasked", mailbox=side.label, unasked=len(asked) - MAX_ASKED
+            "verify.kept_copies_unchecked",
+            mailbox=side.label,
+            unchecked=len(unchecked),
+            asked=len(asked),
+            timed_out=timed_out,
         )
-    out = set()
-    for r in asked[:MAX_ASKED]:
-        if r.target_id and await still_at_source(src, side.source_id, r, log) is True:
-            out.add(r.target_id)
-    return frozenset(out)
+    return frozenset(own), frozenset(unchecked)
 
 
 async def _kept_outside(

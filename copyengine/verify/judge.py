@@ -66,6 +66,7 @@ KINDS = (
     "content_unchecked",
     "pending",
     "moved_folders",
+    "kept_unchecked",
 )
 
 
@@ -152,6 +153,9 @@ class Verdict:
     # mapped target folders not at their source folder's path (renamed or moved in the
     # target by its user; the source wins: a full pass remakes them where they belong)
     moved_folders: list[dict[str, Any]] = field(default_factory=list)
+    # of ``kept``: copies kept of items left out beside a selected copy of their key whose
+    # own item the sign-off could not ask about in time (``check._kept_own``): not checked
+    kept_unchecked: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def unexpected(self) -> list[dict[str, Any]]:

@@ -41,6 +41,7 @@ def pair_entry(pair: Pair, check: PairCheck) -> dict[str, Any]:
         or v.missing_folders
         or v.moved_folders
         or v.pending
+        or v.kept_unchecked
     )
     unfound = check.unfound()
     entry: dict[str, Any] = {
@@ -80,6 +81,9 @@ def pair_entry(pair: Pair, check: PairCheck) -> dict[str, Any]:
         "extra_items": v.extra[:MAX_LISTED],
         "kept": len(v.kept),
         "kept_deleted_at_source": len(v.kept),
+        # of them, not checked: their item not asked about in time (``check._kept_own``)
+        "kept_unchecked": len(v.kept_unchecked),
+        "kept_unchecked_items": v.kept_unchecked[:MAX_LISTED],
         # under mirror: copies of ours of items deleted at the source still in the target,
         # held against the pair (``judge.pending_why`` says why each is there)
         "pending_deletions": len(v.pending),
@@ -114,6 +118,11 @@ SHORTFALL: tuple[tuple[str, str, str], ...] = (
         "folders renamed or moved in the target",
     ),
     ("pending_deletions", "deletion pending", "deletions pending"),
+    (
+        "kept_unchecked",
+        "kept copy not checked (its item not asked about in time: the next sign-off asks)",
+        "kept copies not checked (their items not asked about in time: the next sign-off asks)",
+    ),
 )
 MOVED_BY_USER = "moved in the target by its user"
 
