@@ -217,14 +217,14 @@ async def test_a_kept_copy_of_an_item_left_out_stays_when_its_folder_s_old_copy_
 # a full pass, whose second-copy sweep (``spares.KeptOwn``) runs before the departures.
 # ``lifted``: then the filter lifted (every folder listed in full again): the moved item,
 # selected now in /Archive under the id its record was moved to, has its copy there.
-LEFT_OUT_THEN_MOVED = [
+LEFT_OUT_THEN_MOVED: list[tuple[str, Any]] = [
     ("rules", {"created_after": TODAY}),
     ("pass", "delta"),
     ("ops", [{"op": "copy", "id": "#/Inbox", "to": "@/Junk Email"}]),
     ("pass", "delta"),
     ("ops", [{"op": "move", "id": "#/Inbox", "to": "@/Archive"}]),
 ]
-MOVED_THEN = {
+MOVED_THEN: dict[str, list[tuple[str, Any]]] = {
     "delta": [("pass", "delta"), ("pass", "delta"), ("pass", "full"), ("pass", "cutover")],
     "full": [("pass", "full"), ("pass", "delta"), ("pass", "cutover")],
     "lifted": [
