@@ -1132,15 +1132,39 @@ async def test_a_schema_8_postgres_database_takes_its_moments_past_those_it_hold
 
     ahead = time.time_ns() // 1000 + 3600 * 10**6
     async with PostgresStore(pg_url, identity=JOB) as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
         await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "ck", seen=ahead)])
-        await st.set_delta_links(P, [], None, {"F1": ahead - 5})
+        await st.set_delta_links(P, [("F1", "L1")], began={"F1": ahead + 5})
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         await conn.execute("DROP SEQUENCE ce_moments")
         await conn.execute("UPDATE ce_meta SET value = '8' WHERE key = 'schema'")
     async with PostgresStore(pg_url, identity=JOB) as st:
-        assert await st.moment() > ahead
+        assert await st.moment() > ahead + 5
         (rec,) = (await st.items_in_folder(P, "F1")).values()
-        assert rec.seen == ahead  # the moments stored are kept as they were
+        (f,) = await st.folders(P)
+        assert (rec.seen, f.link_began) == (ahead, ahead + 5)  # kept as they were
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
         assert await cur.fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_a_sqlite_states_moments_stay_after_those_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One host's clock set back an hour between two runs (or the state file moved to a
+    host behind): the second run's moments still come after the first's, which the state
+    holds (an item's ``seen``, a folder's ``began``)."""
+    import time
+    import types
+
+    async with SQLiteStore(tmp_path / "state.sqlite", identity=JOB) as st:
+        seen, began = await st.moment(), await st.moment()
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "ck", seen=seen)])
+        await st.set_delta_links(P, [("F1", "L1")], began={"F1": began})
+    behind = time.time_ns() - 3600 * 10**9
+    clock = types.SimpleNamespace(time_ns=lambda: behind)
+    monkeypatch.setattr("copyengine.state.moments.time", clock)
+    monkeypatch.setattr("copyengine.state.moments._Clock.last", 0)  # the next run's process
+    async with SQLiteStore(tmp_path / "state.sqlite", identity=JOB) as st:
+        assert began < await st.moment() < await st.moment()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from .base import GroupCommitting
-from .moments import moment
 from .pairpasses import COLUMNS as PAIR_PASS_COLUMNS
 from .pairpasses import PairPass, budget_of, hints_of, latest_budget, latest_hints, pair_pass_of
 from .records import SETTLED, Control, FolderRecord, ItemRecord, LostCopy, Status, SyncRecord
@@ -159,10 +158,6 @@ class SqlStore(GroupCommitting):
     async def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Every row, in one transaction."""
         raise NotImplementedError
-
-    async def moment(self) -> int:
-        """R1b's clock: one host's (``moments.moment``); a store the hosts share overrides it."""
-        return moment()
 
     # -- pairs and folders ---------------------------------------------------------------------
     async def pair_started(self, pair: str, source: str, target: str) -> None:
