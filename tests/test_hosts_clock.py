@@ -7,14 +7,17 @@ compared with one another host wrote. Taken from each host's clock, a host runni
 by a couple of minutes made a move look like two items: the moved item's new id listed on
 the host behind seemed listed before the round in which the old id was last known at the
 source (on a host in time), so under ``keep`` the old id's copy was kept beside the new
-one, a duplicate. The moments now come from the database (a sequence: an order shared by
-every host, no clock), and the host's clock does not matter.
+one, a duplicate; and the other way, an item and its owner's copy proven two items in
+time were not proven on the host behind, and the deleted original's copy was removed as a
+move's. The moments now come from the database (a sequence: an order shared by every
+host, no clock), and the host's clock does not matter (both fail on the commit before).
 
 Each worker here is a child process whose moments' clock (``state.moments``) is shifted by
 ``SKEW_S`` (``_skewed``): the engine's own code, only the host's clock moved."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -86,9 +89,8 @@ async def _pass(job: Path, tmp: Path, name: str, skew_s: float) -> None:
     assert w.returncode == 0, log.read_text(errors="replace")[-3000:]
 
 
-def _move_one(box: Any) -> str:
-    """An /Inbox item moved by its owner to another mail folder (a new id, its search key);
-    the folder's path."""
+def _inbox_item_and_folder(box: Any) -> tuple[Any, Any]:
+    """An /Inbox item and another mail folder."""
     folders = {f.path(): f for f in box.walk()}
     item = min(folders["/Inbox"].live_items(), key=lambda i: i.id)
     to = next(
@@ -96,8 +98,17 @@ def _move_one(box: Any) -> str:
         for p, f in sorted(folders.items())
         if p not in ("/", "/Inbox") and f.type == "IPF.Note" and not p.startswith("/Recoverable")
     )
-    box.move_item(item, to)
-    return str(to.path())
+    return item, to
+
+
+def _copies_of(box: Any, key: bytes) -> list[str]:
+    """The folders of the live items of ``key`` outside Recoverable Items."""
+    return sorted(
+        row["folderPath"]
+        for row in box.snapshot()["items"]
+        if row["searchKey"] == base64.b64encode(key).decode()
+        and not row["folderPath"].startswith("/Recoverable")
+    )
 
 
 @pytest.mark.parametrize("behind", [SKEW_S, 0, -SKEW_S], ids=["behind", "in-time", "ahead"])
@@ -114,6 +125,33 @@ async def test_a_move_is_a_move_whichever_host_clock_listed_it(
         job = _job(tmp_path, ep, pg_url)
         await _pass(job, tmp_path, "w1", -behind)
         await _pass(job, tmp_path, "w2", 0)
-        _move_one(server.emulator.require_mailbox(SRC))
+        box = server.emulator.require_mailbox(SRC)
+        box.move_item(*_inbox_item_and_folder(box))
         await _pass(job, tmp_path, "w3", -behind)
         assert_exact(server.emulator, [(SRC, DST)])
+
+
+@pytest.mark.parametrize("behind", [SKEW_S, 0], ids=["behind", "in-time"])
+async def test_a_copy_of_a_deleted_item_is_kept_whichever_host_clock_listed_it(
+    tmp_path: Path, pg_url: str, behind: int
+) -> None:
+    """The other way: two items (an /Inbox item and its owner's copy in another folder,
+    one search key), the original deleted, its copy kept under ``keep``, as proven apart:
+    the original listed (pass 1) before the copy's folder's round (pass 3), the copy listed
+    (pass 2) before the round of pass 3 that last knew the original. Passes 1 and 3 on a
+    host ``behind`` seconds behind, 2 and 4 in time: behind, pass 3's /Inbox round reads
+    before the copy's listing, nothing is proven, and the departure is taken for a move by
+    its key: the original's copy removed (the fallback without evidence, docs/passes.md)."""
+    async with running(_config()) as (server, ep, _):
+        job = _job(tmp_path, ep, pg_url)
+        box, target = (server.emulator.require_mailbox(u) for u in (SRC, DST))
+        await _pass(job, tmp_path, "w1", -behind)
+        original, folder = _inbox_item_and_folder(box)
+        key = original.content.search_key
+        box.copy_item(original, folder)
+        await _pass(job, tmp_path, "w2", 0)
+        await _pass(job, tmp_path, "w3", -behind)
+        box.delete_item(original)
+        await _pass(job, tmp_path, "w4", 0)
+        assert _copies_of(box, key) == [folder.path()]
+        assert _copies_of(target, key) == sorted(["/Inbox", folder.path()])
