@@ -1123,7 +1123,8 @@ async def test_a_schema_8_postgres_database_takes_its_moments_past_those_it_hold
 ) -> None:
     """Schema 8 kept the moments of the hosts' clocks; schema 9 takes them from a sequence
     made (in place) past every moment stored, so the old ones stay before the new (a host
-    ahead by an hour wrote one here)."""
+    ahead by an hour wrote one here), and a day past the database's clock, so do those a
+    segment of the earlier engine still running writes (fails without the day)."""
     import time
 
     import psycopg
@@ -1139,10 +1140,16 @@ async def test_a_schema_8_postgres_database_takes_its_moments_past_those_it_hold
         await conn.execute("DROP SEQUENCE ce_moments")
         await conn.execute("UPDATE ce_meta SET value = '8' WHERE key = 'schema'")
     async with PostgresStore(pg_url, identity=JOB) as st:
-        assert await st.moment() > ahead + 5
+        first = await st.moment()
+        assert first > ahead + 5
         (rec,) = (await st.items_in_folder(P, "F1")).values()
         (f,) = await st.folders(P)
         assert (rec.seen, f.link_began) == (ahead, ahead + 5)  # kept as they were
+        # a segment of the earlier engine, still running on the host ahead, lists an item
+        # 20 minutes later by its clock: the new moments come after it too
+        late = ahead + 1200 * 10**6
+        await st.record_intents(P, [Intent("s2", "F1", b"k", 1, "T1", "ck", seen=late)])
+        assert first > late
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
         assert await cur.fetchone() == (SCHEMA_VERSION,)

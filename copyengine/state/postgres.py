@@ -119,12 +119,14 @@ CREATE SEQUENCE IF NOT EXISTS ce_moments AS BIGINT CACHE 1 NO CYCLE;
 # ``nextval`` is atomic and never goes back, and one that returned before another began
 # gave the smaller number: a moment read after a listing is later than every moment read
 # before it, on any host. ``CACHE 1``: a session caching numbers would hand out ones
-# older than another session's. Made (schema 9) past every moment stored and past now in
-# microseconds since the epoch, the scale of the moments earlier schemas took from the
-# hosts' clocks, so those keep their order before the new ones.
+# older than another session's. Made (schema 9) past every moment stored and past a day
+# from now in microseconds since the epoch, the scale of the moments earlier schemas took
+# from the hosts' clocks, so those keep their order before the new ones: also those a
+# segment of an earlier engine still running as the database is upgraded writes (it
+# refuses schema 9 at its next segment; ``segment_minutes``, 15, is far less than a day).
 MOMENTS_FROM = """
 SELECT setval('ce_moments', GREATEST(
-    (extract(epoch FROM clock_timestamp()) * 1000000)::BIGINT,
+    (extract(epoch FROM clock_timestamp() + interval '1 day') * 1000000)::BIGINT,
     (SELECT max(seen) FROM ce_items), (SELECT max(known) FROM ce_items),
     (SELECT max(began) FROM ce_folders)) + 1)
 """
