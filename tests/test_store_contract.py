@@ -878,8 +878,10 @@ async def test_a_pairs_hints_are_kept_with_its_statistics_and_read_for_the_job(
 async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> None:
     """A database an earlier engine made (schema 4, no ``ce_controls``): opened, even
     without the job's lock (``copyengine suspend`` beside workers), it gains the table and
-    says schema 5; its records stay."""
+    says this engine's schema; its records stay."""
     import psycopg
+
+    from copyengine.state.postgres import SCHEMA_VERSION
 
     make = postgres_factory(pg_url)
     async with make() as st:
@@ -896,7 +898,7 @@ async def test_a_schema_4_database_gets_the_controls_in_place(pg_url: str) -> No
         await reader.close()
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
-        assert await cur.fetchone() == ("8",)
+        assert await cur.fetchone() == (SCHEMA_VERSION,)
 
 
 async def test_the_moments_that_tell_two_items_apart_are_kept(make: Factory) -> None:
@@ -976,7 +978,7 @@ def test_sqlite_schema_8_gets_the_moments_in_place(tmp_path: Path) -> None:
 
 async def test_a_schema_7_database_gets_the_moments_in_place(pg_url: str) -> None:
     """A database of schema 7 (no moments, review R1b) gains them in place, empty for the
-    records it had, which stay; it then says schema 8."""
+    records it had, which stay; it then says schema 9 (their sequence made too)."""
     import psycopg
 
     make = postgres_factory(pg_url)
@@ -987,6 +989,7 @@ async def test_a_schema_7_database_gets_the_moments_in_place(pg_url: str) -> Non
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         await conn.execute("ALTER TABLE ce_items DROP COLUMN seen, DROP COLUMN known")
         await conn.execute("ALTER TABLE ce_folders DROP COLUMN began")
+        await conn.execute("DROP SEQUENCE ce_moments")
         await conn.execute("UPDATE ce_meta SET value = '7' WHERE key = 'schema'")
     async with make() as st:
         (f,) = await st.folders(P)
@@ -995,9 +998,10 @@ async def test_a_schema_7_database_gets_the_moments_in_place(pg_url: str) -> Non
         assert (r.source_id, r.seen, r.known) == ("s1", None, None)
         await st.record_intents(P, [Intent("s2", "F1", b"k", 1, "T1", "c1", seen=300)])
         assert (await st.items_in_folder(P, "F1"))["s2"].seen == 300
+        assert await st.moment() > 300
     async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
         cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
-        assert await cur.fetchone() == ("8",)
+        assert await cur.fetchone() == ("9",)
 
 
 async def test_records_are_found_by_search_key_through_an_index(make: Factory) -> None:
@@ -1077,3 +1081,97 @@ def test_sqlite_a_state_of_a_newer_engine_is_refused_untouched(
         db.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == before
     )
     db.close()
+
+
+async def test_moments_go_forward_across_every_process_of_the_store(make: Factory) -> None:
+    """R1b's clock (``Store.moment``): each moment later than every one any process of the
+    store gave before it was asked (the run and a reader beside it: on PostgreSQL two
+    hosts)."""
+    async with make() as run:
+        reader = make(exclusive=False)
+        await reader.open()
+        try:
+            got = [await (run if i % 3 else reader).moment() for i in range(12)]
+        finally:
+            await reader.close()
+    assert got == sorted(set(got)), got
+
+
+async def test_postgres_moments_are_the_databases_order_not_a_hosts_clock(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a store the hosts share, a moment taken on a host whose clock is ten minutes
+    behind is still later than one taken before it on a host in time (each host's own
+    clock made it earlier: tests/test_hosts_clock.py)."""
+    import time
+    import types
+
+    from copyengine.state.postgres import PostgresStore
+
+    async with PostgresStore(pg_url, identity=JOB) as host_a:
+        first = await host_a.moment()
+    behind = time.time_ns() - 600 * 10**9
+    clock = types.SimpleNamespace(time_ns=lambda: behind)
+    monkeypatch.setattr("copyengine.state.moments.time", clock)
+    monkeypatch.setattr("copyengine.state.moments._Clock.last", 0)  # another process
+    async with PostgresStore(pg_url, identity=JOB) as host_b:
+        assert await host_b.moment() > first
+
+
+async def test_a_schema_8_postgres_database_takes_its_moments_past_those_it_holds(
+    pg_url: str,
+) -> None:
+    """Schema 8 kept the moments of the hosts' clocks; schema 9 takes them from a sequence
+    made (in place) past every moment stored, so the old ones stay before the new (a host
+    ahead by an hour wrote one here), and a day past the database's clock, so do those a
+    segment of the earlier engine still running writes (fails without the day)."""
+    import time
+
+    import psycopg
+
+    from copyengine.state.postgres import SCHEMA_VERSION, PostgresStore
+
+    ahead = time.time_ns() // 1000 + 3600 * 10**6
+    async with PostgresStore(pg_url, identity=JOB) as st:
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "ck", seen=ahead)])
+        await st.set_delta_links(P, [("F1", "L1")], began={"F1": ahead + 5})
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        await conn.execute("DROP SEQUENCE ce_moments")
+        await conn.execute("UPDATE ce_meta SET value = '8' WHERE key = 'schema'")
+    async with PostgresStore(pg_url, identity=JOB) as st:
+        first = await st.moment()
+        assert first > ahead + 5
+        (rec,) = (await st.items_in_folder(P, "F1")).values()
+        (f,) = await st.folders(P)
+        assert (rec.seen, f.link_began) == (ahead, ahead + 5)  # kept as they were
+        # a segment of the earlier engine, still running on the host ahead, lists an item
+        # 20 minutes later by its clock: the new moments come after it too
+        late = ahead + 1200 * 10**6
+        await st.record_intents(P, [Intent("s2", "F1", b"k", 1, "T1", "ck", seen=late)])
+        assert first > late
+    async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
+        assert await cur.fetchone() == (SCHEMA_VERSION,)
+
+
+async def test_a_sqlite_states_moments_stay_after_those_it_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One host's clock set back an hour between two runs (or the state file moved to a
+    host behind): the second run's moments still come after the first's, which the state
+    holds (an item's ``seen``, a folder's ``began``)."""
+    import time
+    import types
+
+    async with SQLiteStore(tmp_path / "state.sqlite", identity=JOB) as st:
+        seen, began = await st.moment(), await st.moment()
+        await st.folder_mapped(P, "F1", "/Inbox", "T1", "<inbox>")
+        await st.record_intents(P, [Intent("s1", "F1", b"k", 1, "T1", "ck", seen=seen)])
+        await st.set_delta_links(P, [("F1", "L1")], began={"F1": began})
+    behind = time.time_ns() - 3600 * 10**9
+    clock = types.SimpleNamespace(time_ns=lambda: behind)
+    monkeypatch.setattr("copyengine.state.moments.time", clock)
+    monkeypatch.setattr("copyengine.state.moments._Clock.last", 0)  # the next run's process
+    async with SQLiteStore(tmp_path / "state.sqlite", identity=JOB) as st:
+        assert began < await st.moment() < await st.moment()

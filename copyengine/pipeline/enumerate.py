@@ -10,13 +10,12 @@ noted on the folder's job; rows are collapsed by id (a round may repeat an item:
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol
 
 from ..errors import DeltaExpired
 from ..graph import Item, MailboxApi
 from ..plan import DeltaRound
-from ..state.moments import moment
 from .work import FolderJob, Listed
 
 PAGE = 250
@@ -24,12 +23,16 @@ FRESH_RESTARTS = 2  # a round from nothing refused midway (410) is read from not
 # one order for every round's start and end in the process: which rounds began before a
 # departure was seen (``FolderJob.round_started``, ``reread``)
 TICKS = itertools.count(1)
+# R1b's clock (``Store.moment``): the store's, so that the moments of a pass's segments on
+# several hosts compare as the events did, not as the hosts' clocks say
+Moments = Callable[[], Awaitable[int]]
 
 
-def seen(job: FolderJob, page: list[Item]) -> None:
+async def seen(job: FolderJob, page: list[Item], moment: Moments) -> None:
     """When a listing first returned each item of ``page`` (it was at the source then or
-    before): the moment its page was read, kept with the item's record (``Intent.seen``)."""
-    now = moment()
+    before): a moment taken after its page was read, kept with the item's record
+    (``Intent.seen``)."""
+    now = await moment()
     for it in page:
         job.seen_at.setdefault(it.id, now)
 
@@ -42,19 +45,20 @@ class Enumerator(Protocol):
 
 
 class FullListing:
-    def __init__(self, api: MailboxApi, mailbox_id: str) -> None:
+    def __init__(self, api: MailboxApi, mailbox_id: str, moment: Moments) -> None:
         self.api = api
         self.mailbox_id = mailbox_id
+        self.moment = moment
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         job.round_started = next(TICKS)
-        job.began_at = moment()
+        job.began_at = await self.moment()  # before its first request
         listed: list[int] = []
         async for page in self.api.list_items(
             self.mailbox_id, job.source_id, with_keys=True, page_size=PAGE
         ):
             listed.extend(hash(it.id) for it in page)
-            seen(job, page)
+            await seen(job, page, self.moment)
             yield page
         job.listed = Listed(listed)  # what a listing again compares with (``reread.Relisting``)
         job.complete = True
@@ -62,9 +66,10 @@ class FullListing:
 
 
 class DeltaListing:
-    def __init__(self, api: MailboxApi, mailbox_id: str) -> None:
+    def __init__(self, api: MailboxApi, mailbox_id: str, moment: Moments) -> None:
         self.api = api
         self.mailbox_id = mailbox_id
+        self.moment = moment
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:
         """A stored link the service no longer knows (410) sets ``job.expired`` and ends the
@@ -74,7 +79,7 @@ class DeltaListing:
         link = job.link if job.mode == "delta" else None
         rows = DeltaRound(job.removed_ids)
         job.round_started = next(TICKS)
-        job.began_at = moment()
+        job.began_at = await self.moment()  # before its first request
         for attempt in range(FRESH_RESTARTS + 1):
             try:
                 async for page in self.api.item_delta(
@@ -82,7 +87,7 @@ class DeltaListing:
                 ):
                     out = rows.page(page.items)
                     if out:
-                        seen(job, out)
+                        await seen(job, out, self.moment)
                         yield out
                     if page.delta_link:
                         job.next_link = page.delta_link

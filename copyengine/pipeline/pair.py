@@ -204,9 +204,9 @@ class PairRunner:
         backlog = Backlog(folders)  # what is left to upload, for the target's pacer
         stages = Stages(ctx, side, unsettled, backlog)
         enumerator: Enumerator = (
-            DeltaListing(ctx.src, side.source_id)
+            DeltaListing(ctx.src, side.source_id, ctx.store.moment)
             if ctx.sync.delta
-            else FullListing(ctx.src, side.source_id)
+            else FullListing(ctx.src, side.source_id, ctx.store.moment)
         )
         producer = Producer(ctx, side, folders, enumerator, unsettled, backlog)
         handed = [0]

@@ -56,7 +56,7 @@ from ..survey import MailboxSide
 from ..survey.fromdelta import read_tree
 from .backlog import Backlog
 from .context import PairContext
-from .enumerate import Enumerator, FullListing
+from .enumerate import Enumerator, FullListing, Moments
 from .passes import MailboxPass
 from .produce import Producer
 from .settle import Settler
@@ -342,7 +342,11 @@ async def _read_again(
     ledger.arrived.clear()  # this mailbox's arrivals: kept on its pass (``items_done``)
     ledger.left_out.clear()
     ledger.track_arrivals = True
-    enumerator = c.enumerator if keys is None else Relisting(ctx.src, c.side.source_id, keys)
+    enumerator = (
+        c.enumerator
+        if keys is None
+        else Relisting(ctx.src, c.side.source_id, keys, ctx.store.moment)
+    )
     producer = Producer(ctx, c.side, jobs, enumerator, c.unsettled, c.backlog, retake=False)
     handed = [0]
     try:
@@ -406,8 +410,8 @@ class Relisting(FullListing):
     its departure would be explained, or the last listing returned it): a new row, copied
     like one."""
 
-    def __init__(self, api: MailboxApi, mailbox_id: str, keys: set[bytes]) -> None:
-        super().__init__(api, mailbox_id)
+    def __init__(self, api: MailboxApi, mailbox_id: str, keys: set[bytes], moment: Moments) -> None:
+        super().__init__(api, mailbox_id, moment)
         self.keys = keys
 
     async def items(self, job: FolderJob) -> AsyncIterator[list[Item]]:

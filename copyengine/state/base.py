@@ -69,6 +69,9 @@ class Store(Protocol):
         sync: tuple[str, SyncRecord] | None = None,
         began: Mapping[str, int] | None = None,
     ) -> None: ...  # (source folder id, link) pairs, then ``sync`` (scope, record): one transaction
+    async def moment(self) -> int: ...  # R1b's clock (``moments``): later than every
+    # moment this store gave any process before the call began (PostgreSQL: a sequence the
+    # hosts share; SQLite: this host's clock, never going back within the process)
     async def set_listed(self, pair: str, began: Mapping[str, int]) -> None: ...
     # when each folder's last full listing began (``delta = false``: no link), by source
     # folder: ``FolderRecord.link_began`` (its link, if any, kept)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 log = structlog.get_logger("copyengine.state")
 
-SCHEMA_VERSION = "8"
+SCHEMA_VERSION = "9"
 # Nothing indexes an item's status: it changes on every outcome, and an index on it keeps
 # PostgreSQL from updating the row in place (HOT). Only a pair's start and its report ask
 # for it, by reading the pair's rows. Earlier engines created ce_items_by_status; it is
@@ -59,7 +59,8 @@ SCHEMA_VERSION = "8"
 # each pair's statistics per pass (``pairpasses``), made in place by ``CREATE ... IF NOT
 # EXISTS``; schema 7 the advice on [limits] kept with them (``hints``, a nullable column
 # added in place); schema 8 the moments that tell two items of one search key apart (review
-# R1b: ``seen`` and ``known`` per item, ``began`` per folder; nullable, added in place).
+# R1b: ``seen`` and ``known`` per item, ``began`` per folder; nullable, added in place);
+# schema 9 their clock, a sequence every host shares (``ce_moments``, ``MOMENTS_FROM``).
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS ce_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS ce_pairs (
@@ -111,6 +112,23 @@ CREATE TABLE IF NOT EXISTS ce_lost_copies (
     pair TEXT NOT NULL, search_key BYTEA NOT NULL, target_id TEXT NOT NULL,
     target_folder_id TEXT, source_id TEXT NOT NULL, PRIMARY KEY (pair, search_key, target_id)
 );
+CREATE SEQUENCE IF NOT EXISTS ce_moments AS BIGINT CACHE 1 NO CYCLE;
+"""
+# R1b's moments (``moment``) on several hosts: one order, the database's, whatever each
+# host's clock says (a host behind by minutes made a move two items: tests/test_hosts_clock.py).
+# ``nextval`` is atomic and never goes back, and one that returned before another began
+# gave the smaller number: a moment read after a listing is later than every moment read
+# before it, on any host. ``CACHE 1``: a session caching numbers would hand out ones
+# older than another session's. Made (schema 9) past every moment stored and past a day
+# from now in microseconds since the epoch, the scale of the moments earlier schemas took
+# from the hosts' clocks, so those keep their order before the new ones: also those a
+# segment of an earlier engine still running as the database is upgraded writes (it
+# refuses schema 9 at its next segment; ``segment_minutes``, 15, is far less than a day).
+MOMENTS_FROM = """
+SELECT setval('ce_moments', GREATEST(
+    (extract(epoch FROM clock_timestamp() + interval '1 day') * 1000000)::BIGINT,
+    (SELECT max(seen) FROM ce_items), (SELECT max(known) FROM ce_items),
+    (SELECT max(began) FROM ce_folders)) + 1)
 """
 SCHEMA_LOCK = 0x636F7079  # serialises schema creation by workers that start together
 MIGRATES_FROM = (
@@ -119,6 +137,7 @@ MIGRATES_FROM = (
     "5",
     "6",
     "7",
+    "8",
 )  # schemas SCHEMA itself brings to SCHEMA_VERSION (columns added)
 OUTAGE_S = 120.0  # how long the store waits for an unreachable server before giving up
 RECONNECT_S = 4.0  # a pool's background reconnection gives up after this (asked again later)
@@ -486,11 +505,13 @@ class PostgresStore(SqlStore):
             cur = await conn.execute("SELECT value FROM ce_meta WHERE key = 'schema'")
             row = await cur.fetchone()
             if row is None:
+                await conn.execute(MOMENTS_FROM)
                 await conn.execute(
                     "INSERT INTO ce_meta VALUES ('schema', %s) ON CONFLICT DO NOTHING",
                     (SCHEMA_VERSION,),
                 )
             elif row[0] in MIGRATES_FROM:  # SCHEMA above added what it lacked
+                await conn.execute(MOMENTS_FROM)
                 await conn.execute(
                     "UPDATE ce_meta SET value = %s WHERE key = 'schema'", (SCHEMA_VERSION,)
                 )
@@ -525,6 +546,12 @@ class PostgresStore(SqlStore):
                 await self._close_pool()
         finally:
             await self._release_lock()
+
+    async def moment(self) -> int:
+        """R1b's clock on a store the hosts share: the next of the database's sequence
+        (``MOMENTS_FROM``), not this host's clock."""
+        row = await self._fetchall("SELECT nextval('ce_moments')")
+        return int(row[0][0])
 
     # -- items -------------------------------------------------------------------------------
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None:

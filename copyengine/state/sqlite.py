@@ -25,6 +25,7 @@ import anyio
 from filelock import BaseFileLock, FileLock, Timeout
 
 from ..errors import JobLocked, SchemaBehind, StateError
+from .moments import moment, not_before
 from .pairpasses import table as pair_passes_table
 from .records import Intent, Outcome, Status
 from .rows import FATE, check_identity
@@ -144,6 +145,13 @@ def _moments(db: sqlite3.Connection) -> None:
     _add_column("items", "seen", "INTEGER")(db)
     _add_column("items", "known", "INTEGER")(db)
     _add_column("folders", "began", "INTEGER")(db)
+
+
+# the latest moment the state holds (``SQLiteStore.moment``)
+LATEST_MOMENT = (
+    "SELECT (SELECT max(seen) FROM items), (SELECT max(known) FROM items), "
+    "(SELECT max(began) FROM folders)"
+)
 
 
 def _pair_passes(db: sqlite3.Connection) -> None:
@@ -275,6 +283,16 @@ class SQLiteStore(SqlStore):
         self._intents_lock = anyio.Lock()
         self.commits = 0
         self._thread = StatementThread(f"state {path.name}")
+        self._moments_read = False  # ``moment``: the state's latest read
+
+    async def moment(self) -> int:
+        """R1b's clock on one host (``moments``): its clock, and never before the latest
+        moment this state holds (read at the first moment of the run)."""
+        if not self._moments_read:
+            (row,) = await self._fetchall(LATEST_MOMENT)
+            not_before(max((m for m in row if m is not None), default=0))
+            self._moments_read = True
+        return moment()
 
     # -- plumbing ------------------------------------------------------------------------------
     def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
