@@ -112,9 +112,14 @@ class _Elsewhere:
         # the kept copies (``REMOVED`` records) by target id: one whose own item is still at
         # the source is that item's, no second copy of a live item's (``KeptOwn``)
         self.removed: dict[str, ItemRecord] = {}
+        # the settled or kept records by the copy they name: forgotten when the sweep
+        # removes it (``forget_naming``)
+        self.naming: dict[str, list[str]] = defaultdict(list)
         for r in records:
             if r.target_id:
                 self.named.add(r.target_id)
+            if r.target_id and (r.status in SETTLED or r.status is Status.REMOVED):
+                self.naming[r.target_id].append(r.source_id)
             if r.target_id and r.status is Status.REMOVED:
                 self.removed[r.target_id] = r
             if r.search_key and r.target_id and r.status in SETTLED:
@@ -138,6 +143,20 @@ class _Elsewhere:
                 ):
                     copies.add(tid)
         return copies
+
+    async def forget_naming(self, ctx: PairContext, tid: str) -> None:
+        """Before the sweep removes ``tid`` as a second copy of its item's copy elsewhere:
+        the records naming it (a settled one: its item the same as the live copy's, a move's
+        old half whose departure no pass took; a kept one: a kept copy beside a live one's)
+        forgotten first, durably, as a move's are once its old copy goes. Left, such a
+        record named a copy the engine removed and stood for its item later: soak seed 23006
+        mirror, its departure beside the live copy's record took that one for a second copy
+        (``plan.second_copies``) and hard-deleted the item's only copy. Killed between the
+        two, the copy stays, nobody's, and the next sweep removes it as before."""
+        stale = self.naming.pop(tid, [])
+        if stale:
+            ctx.log.info("item.record_of_swept_copy_forgotten", items=stale, copy=tid)
+            await ctx.store.forget_items(ctx.key, stale)
 
 
 class MailboxPass:
@@ -1096,8 +1115,9 @@ class MailboxPass:
             # a recorded copy elsewhere, a live item's or a kept one (``_Elsewhere``: a moved
             # folder's items re-homed by a pass killed before its sweep, then the folder
             # deleted at the source: soak seed 13011 keep, the old copies left beside)
+            # the copies made back (``may_go``), recorded before the removals and read below
+            await self.ctx.store.flush()
             elsewhere = _Elsewhere(await self.ctx.store.items_by_keys(self.ctx.key, keys))
-            await self.ctx.store.flush()  # the copies made back, recorded before the removals
             kept: set[str] = set()  # the folders that keep something
             # a kept copy of an item the item filters leave out, still at the source, in a
             # moved folder's old copy beside a copy of its twin elsewhere: kept (review R1)
@@ -1112,6 +1132,7 @@ class MailboxPass:
                     # a 404: the copy is gone already, as wanted (a delete whose answer was
                     # lost, its retry meeting what it did: soak seed 15024 mirror); the sweep
                     # goes on (the folder's own 404 is read by ``_folder_now`` below)
+                    await elsewhere.forget_naming(self.ctx, it.id)
                     with contextlib.suppress(NotFound):
                         await self.dst.delete_item(self.dst_id, fid, it.id, hard=True)
                 else:
