@@ -485,3 +485,39 @@ async def test_an_item_and_its_copy_left_out_together_are_both_kept(tmp_path: Pa
     kept = [p.counts["kept"] for p in h.passes[3:]]
     assert kept[0] == held[0] - h.passes[3].counts["source_items"], h.text()
     assert len(set(kept)) == 1, h.text()
+
+
+# The same move, the pass that moves the kept copy's record to the item's new id killed
+# before it forgets the old id's (``passes._moved_left_out`` flushes the new record; the old
+# one goes only with the pass's other forgotten records, after every departure and sweep):
+# two kept records name the one copy, the old id's item gone. Before, the next pass took
+# the old record for a move's first half beside the twin's copy (``_drop_kept_moves``: its
+# item gone, no left-out item without a record met) and hard-deleted the copy the new id's
+# record names (kept 60, then 59). A copy another kept record still names is not removed:
+# only the stale record goes.
+async def test_a_kept_copy_stays_when_the_pass_moving_its_record_is_killed_before_forgetting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copyengine.pipeline.passes import MailboxPass
+
+    real = MailboxPass._moved_left_out
+    killed: list[str] = []
+
+    async def killed_after(self: MailboxPass, r: ItemRecord, forget: list[str]) -> bool:
+        moved = await real(self, r, forget)
+        if moved and not killed:
+            killed.append(r.source_id)
+            raise RuntimeError("killed before the old id's record is forgotten")
+        return moved
+
+    monkeypatch.setattr(MailboxPass, "_moved_left_out", killed_after)
+    steps = [*LEFT_OUT_THEN_MOVED, *MOVED_THEN["delta"]]
+    h = await replay("keep", steps, tmp_path)
+    assert killed, h.text()
+    crashed = [p for p in h.passes if p.exit_code not in (0, None)]
+    assert len(crashed) == 1, h.text()
+    after = h.passes[h.passes.index(crashed[0]) + 1 :]
+    assert all(not p.every_pass() and not wrong(p.counts) for p in after), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+    kept = [p.counts["kept"] for p in h.passes[1:]]
+    assert len(set(kept)) == 1, (kept, h.text())

@@ -20,7 +20,7 @@ the fingerprint of the rules they were made under."""
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import partial
@@ -1030,7 +1030,11 @@ class MailboxPass:
         restore: each leaves it no item under its id); one whose item is still at the
         source (in a folder the rules left out, its copy beside a copy of its twin: review
         R1) stays (``survey.still_at_source``; a read that fails says "there": the copy stays,
-        and the next pass that meets its key asks again)."""
+        and the next pass that meets its key asks again). A copy another kept record still
+        names stays too, only the gone item's record forgotten: a pass killed after
+        ``_moved_left_out`` wrote the new id's record and before it forgot the old id's left
+        both (before, the old one's removal hard-deleted the copy the new one names)."""
+        naming = Counter(r.target_id for _, r in kept)
         for job, r in kept:
             assert r.search_key is not None
             live = [o for o in by_key.get(r.search_key, []) if o.status in SETTLED]
@@ -1047,9 +1051,11 @@ class MailboxPass:
                 self.at_source.add(r.source_id)
             if there is not False or await self._moved_left_out(r, forget):
                 continue
-            other_copy = all(o.target_id != r.target_id for o in live)
+            # (a copy another kept record names stays: only this record goes)
+            other_copy = naming[r.target_id] == 1 and all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
                 continue
+            naming[r.target_id] -= 1
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
 
