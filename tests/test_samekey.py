@@ -488,14 +488,14 @@ async def test_an_item_and_its_copy_left_out_together_are_both_kept(tmp_path: Pa
 
 
 # The same move, the pass that moves the kept copy's record to the item's new id killed
-# before it forgets the old id's (``passes._moved_left_out`` flushes the new record; the old
-# one goes only with the pass's other forgotten records, after every departure and sweep):
-# two kept records name the one copy, the old id's item gone. Before, the next pass took
-# the old record for a move's first half beside the twin's copy (``_drop_kept_moves``: its
-# item gone, no left-out item without a record met) and hard-deleted the copy the new id's
-# record names (kept 60, then 59). A copy another kept record still names is not removed:
-# only the stale record goes.
-async def test_a_kept_copy_stays_when_the_pass_moving_its_record_is_killed_before_forgetting(
+# right after (``passes._moved_left_out``). Before, the new id's record was written as an
+# intent, then its outcome, and the old id's forgotten only with the pass's other forgotten
+# records, after every departure and sweep: killed in between, two kept records named the
+# one copy (or the new id's a bare intent), and the next pass took the old record for a
+# move's first half beside the twin's copy (``_drop_kept_moves``: its item gone, no left-out
+# item without a record met) and hard-deleted the copy (kept 60, then 59). Now the record
+# moves in one write (``Store.move_record``): a kill leaves one record or the other.
+async def test_a_kept_copy_stays_when_the_pass_moving_its_record_is_killed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from copyengine.pipeline.passes import MailboxPass
@@ -503,11 +503,11 @@ async def test_a_kept_copy_stays_when_the_pass_moving_its_record_is_killed_befor
     real = MailboxPass._moved_left_out
     killed: list[str] = []
 
-    async def killed_after(self: MailboxPass, r: ItemRecord, forget: list[str]) -> bool:
-        moved = await real(self, r, forget)
+    async def killed_after(self: MailboxPass, r: ItemRecord, *rest: Any) -> bool:
+        moved = await real(self, r, *rest)
         if moved and not killed:
             killed.append(r.source_id)
-            raise RuntimeError("killed before the old id's record is forgotten")
+            raise RuntimeError("killed after the kept copy's record moved")
         return moved
 
     monkeypatch.setattr(MailboxPass, "_moved_left_out", killed_after)
