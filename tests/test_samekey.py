@@ -252,6 +252,16 @@ async def test_a_kept_copy_of_an_item_left_out_stays_when_the_item_moves_at_the_
     assert len(set(kept)) == 1, (kept, h.text())
 
 
+async def _every_item_left_out(emu: Any, tmp_path: Path) -> tuple[list[tuple[str, str]], Any]:
+    """A pair copied whole, then a pass under ``created_after`` today: every seeded item
+    left out, its copy kept (the job's pair and its config under the filter)."""
+    pair = [("adele@contoso.example", "adele@fabrikam.example")]
+    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
+    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    return pair, cfg
+
+
 # What the sign-off's question costs (``check._kept_own``): a ``getItem`` per kept copy whose
 # search key a selected item shares, and none without one. Every seeded item left out by
 # ``created_after`` (its copy kept): the sign-off asks nothing, its requests call by call
@@ -268,10 +278,7 @@ async def _signoff_calls(emu: Any, cfg: Any) -> tuple[Any, Counter[str]]:
 async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selected_key(
     emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pair = [("adele@contoso.example", "adele@fabrikam.example")]
-    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
-    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    pair, cfg = await _every_item_left_out(emu, tmp_path)
     check, before = await _signoff_calls(emu, cfg)
     kept = len(check.verdict.kept)
     assert check.ok and kept > 1 and before["getItem"] == 0, (check.as_dict(), before)
@@ -300,10 +307,7 @@ async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selec
 async def test_the_sign_off_asks_about_every_kept_copy_and_says_those_not_checked(
     emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pair = [("adele@contoso.example", "adele@fabrikam.example")]
-    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
-    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    pair, cfg = await _every_item_left_out(emu, tmp_path)
     box = emu.state.require_mailbox(pair[0][0])
     ops = [
         {"op": "copy", "id": it.id, "to": "junkemail"}
@@ -340,11 +344,7 @@ async def test_the_sign_off_asks_about_every_kept_copy_and_says_those_not_checke
 async def test_a_full_pass_asks_once_whether_a_kept_copy_s_item_is_still_there(
     emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pair = [("adele@contoso.example", "adele@fabrikam.example")]
-    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
-    extra = f'[items]\ncreated_after = "{TODAY}"\n'
-    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=extra))
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    pair, cfg = await _every_item_left_out(emu, tmp_path)
     box = emu.state.require_mailbox(pair[0][0])
     original = next(iter(box.well_known["inbox"].live_items())).id
     r = await emu.src.control(
