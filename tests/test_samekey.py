@@ -521,3 +521,17 @@ async def test_a_kept_copy_stays_when_the_pass_moving_its_record_is_killed(
     assert h.passes[-1].signoff_complete, h.text()
     kept = [p.counts["kept"] for p in h.passes[1:]]
     assert len(set(kept)) == 1, (kept, h.text())
+
+
+# The sign-off's reads refused (every ``getItem`` of the cutover answered 503, its retries
+# spent): the kept copy beside its twin's is not checked, and the sign-off says so (not
+# complete, exit 1). The histories' honesty oracle counts that as named (``NAMED``): before,
+# it took a sign-off incomplete only for copies not checked as one that names nothing
+# (``signoff_incomplete_names_nothing``, a dishonest sign-off), which it is not.
+async def test_a_sign_off_whose_reads_fail_says_the_kept_copy_not_checked(tmp_path: Path) -> None:
+    refused = ("fault", {"kind": "http_503", "calls": ["getItem"], "count": 40})
+    h = await replay("keep", [*LEFT_OUT_BY_A_FILTER[:-1], refused, ("pass", "cutover")], tmp_path)
+    cut = h.passes[-1]
+    assert cut.kind == "cutover" and cut.signoff_complete is False, h.text()
+    assert cut.exit_code == ExitCode.ITEMS_FAILED and cut.said == ["kept_unchecked"], h.text()
+    assert not cut.every_pass() and not wrong(cut.counts), h.text()
