@@ -461,6 +461,9 @@ NAMED = {
     # copies whose import has no outcome yet (a pass killed): their version not vouched
     # for, which names no difference of the target
     "stale_unsettled": (),
+    # kept copies whose item the sign-off could not ask about (a failed read, or out of
+    # time: ``verify.check._kept_own``): not checked, which names no difference either
+    "kept_unchecked": (),
 }
 
 

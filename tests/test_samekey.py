@@ -252,6 +252,16 @@ async def test_a_kept_copy_of_an_item_left_out_stays_when_the_item_moves_at_the_
     assert len(set(kept)) == 1, (kept, h.text())
 
 
+async def _every_item_left_out(emu: Any, tmp_path: Path) -> tuple[list[tuple[str, str]], Any]:
+    """A pair copied whole, then a pass under ``created_after`` today: every seeded item
+    left out, its copy kept (the job's pair and its config under the filter)."""
+    pair = [("adele@contoso.example", "adele@fabrikam.example")]
+    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
+    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
+    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    return pair, cfg
+
+
 # What the sign-off's question costs (``check._kept_own``): a ``getItem`` per kept copy whose
 # search key a selected item shares, and none without one. Every seeded item left out by
 # ``created_after`` (its copy kept): the sign-off asks nothing, its requests call by call
@@ -268,10 +278,7 @@ async def _signoff_calls(emu: Any, cfg: Any) -> tuple[Any, Counter[str]]:
 async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selected_key(
     emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pair = [("adele@contoso.example", "adele@fabrikam.example")]
-    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
-    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    pair, cfg = await _every_item_left_out(emu, tmp_path)
     check, before = await _signoff_calls(emu, cfg)
     kept = len(check.verdict.kept)
     assert check.ok and kept > 1 and before["getItem"] == 0, (check.as_dict(), before)
@@ -300,10 +307,7 @@ async def test_the_sign_off_asks_the_source_only_for_kept_copies_sharing_a_selec
 async def test_the_sign_off_asks_about_every_kept_copy_and_says_those_not_checked(
     emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pair = [("adele@contoso.example", "adele@fabrikam.example")]
-    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
-    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=f'[items]\ncreated_after = "{TODAY}"\n'))
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    pair, cfg = await _every_item_left_out(emu, tmp_path)
     box = emu.state.require_mailbox(pair[0][0])
     ops = [
         {"op": "copy", "id": it.id, "to": "junkemail"}
@@ -340,11 +344,7 @@ async def test_the_sign_off_asks_about_every_kept_copy_and_says_those_not_checke
 async def test_a_full_pass_asks_once_whether_a_kept_copy_s_item_is_still_there(
     emu: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pair = [("adele@contoso.example", "adele@fabrikam.example")]
-    assert (await run_job(load_job(write_job(tmp_path, emu.ep, pair)))).exit_code() == 0
-    extra = f'[items]\ncreated_after = "{TODAY}"\n'
-    cfg = load_job(write_job(tmp_path, emu.ep, pair, extra=extra))
-    assert (await run_job(cfg)).exit_code() == ExitCode.OK
+    pair, cfg = await _every_item_left_out(emu, tmp_path)
     box = emu.state.require_mailbox(pair[0][0])
     original = next(iter(box.well_known["inbox"].live_items())).id
     r = await emu.src.control(
@@ -485,3 +485,53 @@ async def test_an_item_and_its_copy_left_out_together_are_both_kept(tmp_path: Pa
     kept = [p.counts["kept"] for p in h.passes[3:]]
     assert kept[0] == held[0] - h.passes[3].counts["source_items"], h.text()
     assert len(set(kept)) == 1, h.text()
+
+
+# The same move, the pass that moves the kept copy's record to the item's new id killed
+# right after (``passes._moved_left_out``). Before, the new id's record was written as an
+# intent, then its outcome, and the old id's forgotten only with the pass's other forgotten
+# records, after every departure and sweep: killed in between, two kept records named the
+# one copy (or the new id's a bare intent), and the next pass took the old record for a
+# move's first half beside the twin's copy (``_drop_kept_moves``: its item gone, no left-out
+# item without a record met) and hard-deleted the copy (kept 60, then 59). Now the record
+# moves in one write (``Store.move_record``): a kill leaves one record or the other.
+async def test_a_kept_copy_stays_when_the_pass_moving_its_record_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from copyengine.pipeline.passes import MailboxPass
+
+    real = MailboxPass._moved_left_out
+    killed: list[str] = []
+
+    async def killed_after(self: MailboxPass, r: ItemRecord, *rest: Any) -> bool:
+        moved = await real(self, r, *rest)
+        if moved and not killed:
+            killed.append(r.source_id)
+            raise RuntimeError("killed after the kept copy's record moved")
+        return moved
+
+    monkeypatch.setattr(MailboxPass, "_moved_left_out", killed_after)
+    steps = [*LEFT_OUT_THEN_MOVED, *MOVED_THEN["delta"]]
+    h = await replay("keep", steps, tmp_path)
+    assert killed, h.text()
+    crashed = [p for p in h.passes if p.exit_code not in (0, None)]
+    assert len(crashed) == 1, h.text()
+    after = h.passes[h.passes.index(crashed[0]) + 1 :]
+    assert all(not p.every_pass() and not wrong(p.counts) for p in after), h.text()
+    assert h.passes[-1].signoff_complete, h.text()
+    kept = [p.counts["kept"] for p in h.passes[1:]]
+    assert len(set(kept)) == 1, (kept, h.text())
+
+
+# The sign-off's reads refused (every ``getItem`` of the cutover answered 503, its retries
+# spent): the kept copy beside its twin's is not checked, and the sign-off says so (not
+# complete, exit 1). The histories' honesty oracle counts that as named (``NAMED``): before,
+# it took a sign-off incomplete only for copies not checked as one that names nothing
+# (``signoff_incomplete_names_nothing``, a dishonest sign-off), which it is not.
+async def test_a_sign_off_whose_reads_fail_says_the_kept_copy_not_checked(tmp_path: Path) -> None:
+    refused = ("fault", {"kind": "http_503", "calls": ["getItem"], "count": 40})
+    h = await replay("keep", [*LEFT_OUT_BY_A_FILTER[:-1], refused, ("pass", "cutover")], tmp_path)
+    cut = h.passes[-1]
+    assert cut.kind == "cutover" and cut.signoff_complete is False, h.text()
+    assert cut.exit_code == ExitCode.ITEMS_FAILED and cut.said == ["kept_unchecked"], h.text()
+    assert not cut.every_pass() and not wrong(cut.counts), h.text()

@@ -511,6 +511,35 @@ async def test_records_carry_what_a_later_pass_needs_and_can_be_forgotten(
         assert await st.items_in_folder(P, "F1") == {}
 
 
+async def test_a_kept_record_moves_to_a_new_id_in_one_durable_write(make: Factory) -> None:
+    # ``passes._moved_left_out``: a kept copy's record follows its item, moved at the source
+    # (a new id, another folder), whole: status, copy, change keys, moments; durable at once
+    # (a reader beside the run sees it); never onto an id that has a record, nor another
+    # pair's
+    async with make() as st:
+        await st.record_intents(P, [Intent("s1", "F1", b"k1", 101, "T1", "ck1", seen=7)])
+        await st.record_intents(P, [_intent(2), _intent(3)])
+        await st.record_intents("other", [_intent(1)])
+        st.record_outcome(P, Outcome("s1", Status.REMOVED, "t1", "tck1", known=9))
+        await st.move_record(P, "s1", "n1", "F2")  # (the outcome buffered: written first)
+        assert await _read_folder(make, "F1") == {
+            k: v for k, v in (await st.items_in_folder(P, "F1")).items() if k != "s1"
+        }
+        n1 = (await _read_folder(make, "F2"))["n1"]
+        assert (n1.status, n1.target_id, n1.target_change_key) == (Status.REMOVED, "t1", "tck1")
+        assert (n1.search_key, n1.change_key, n1.size, n1.target_folder_id) == (
+            b"k1",
+            "ck1",
+            101,
+            "T1",
+        )
+        assert (n1.seen, n1.known) == (7, 9)
+        assert [r.source_id for r in await st.items_by_keys(P, [b"k1"])] == ["n1"]
+        await st.move_record(P, "s2", "s3", "F1")  # s3 has a record: nothing written
+        assert set(await st.items_in_folder(P, "F1")) == {"s2", "s3"}
+        assert (await st.items_in_folder("other", "F1"))["s1"].source_id == "s1"
+
+
 async def test_a_record_detached_is_a_create_intent_with_no_copy(make: Factory) -> None:
     # ``pipeline.rehome`` before it makes an item's copy again where it lives: the record
     # becomes an unsettled create (settled by search key next pass if the answer is lost),

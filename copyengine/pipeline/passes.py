@@ -59,7 +59,7 @@ from ..plan.changes import parse_target_path
 from ..plan.folder_round import KEPT_SUFFIX, TEMP_SUFFIX
 from ..report import FolderStats
 from ..state import SETTLED, FolderRecord, ItemRecord, Status, SyncRecord
-from ..state.records import MAKING, Intent, Outcome
+from ..state.records import MAKING
 from ..survey import (
     MailboxSide,
     TargetTree,
@@ -1045,7 +1045,7 @@ class MailboxPass:
             )
             if there:
                 self.at_source.add(r.source_id)
-            if there is not False or await self._moved_left_out(r, forget):
+            if there is not False or await self._moved_left_out(r):
                 continue
             other_copy = all(o.target_id != r.target_id for o in live)
             if other_copy and await self._delete_copy(job, r, hard=True, why="moved") is False:
@@ -1053,26 +1053,22 @@ class MailboxPass:
             forget.append(r.source_id)
             job.stats.kept = max(0, job.stats.kept - 1)
 
-    async def _moved_left_out(self, r: ItemRecord, forget: list[str]) -> bool:
+    async def _moved_left_out(self, r: ItemRecord) -> bool:
         """Whether the item of kept copy ``r``, gone under its id, lives on under a new one:
         moved at the source and still left out by the item filters (``survey.moved_left_out``:
-        this pass's listings met it). Then its record follows it (the new id's, the same copy,
-        kept; the old id's forgotten), so that the next pass, the sign-off and a full pass's
-        sweeps find it there (one ``getItem``), and the copy stays (review R1). Each item met
-        so stands for one kept copy."""
+        this pass's listings met it). Then its record follows it (``Store.move_record``: the
+        same record, the same copy, kept, under the new id), so that the next pass, the
+        sign-off and a full pass's sweeps find it there (one ``getItem``), and the copy stays
+        (review R1). Each item met so stands for one kept copy."""
         found = moved_left_out(r, self.left_out_seen)
-        if found is None or r.search_key is None or r.target_folder_id is None:
+        if found is None or r.search_key is None:
             return False
         new_id, folder_id = found
         self.left_out_seen[r.search_key].remove(found)
-        intent = Intent(
-            new_id, folder_id, r.search_key, r.size, r.target_folder_id, r.change_key, r.seen
-        )
-        await self.ctx.store.record_intents(self.ctx.key, [intent])
-        outcome = Outcome(new_id, Status.REMOVED, r.target_id, r.target_change_key, known=r.known)
-        self.ctx.store.record_outcome(self.ctx.key, outcome)
-        await self.ctx.store.flush()  # the new id's record whole before the old one goes
-        forget.append(r.source_id)
+        # one write: killed, one record or the other (before, the new id's intent, then its
+        # outcome, then the old id's forgotten at the pass's end: a kill between them left
+        # a bare intent, or both records, and the next pass removed the copy as a move's)
+        await self.ctx.store.move_record(self.ctx.key, r.source_id, new_id, folder_id)
         self.at_source.add(new_id)
         self.ctx.log.info("item.kept_copy_moved", item=r.source_id, to=new_id)
         return True

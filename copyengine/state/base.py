@@ -151,6 +151,14 @@ class Store(Protocol):
     async def forget_lost_copies(self, pair: str, keys: Sequence[bytes]) -> None: ...
     async def record_intents(self, pair: str, intents: Sequence[Intent]) -> None: ...
     async def forget_items(self, pair: str, source_ids: Sequence[str]) -> None: ...
+    async def move_record(self, pair: str, source_id: str, to: str, folder_id: str) -> None:
+        """The record of ``source_id`` becomes ``to``'s, in source folder ``folder_id``, the
+        rest of it as it was (status, copy, moments), in one durable write; nothing written
+        when ``to`` has a record already. A kept copy's record following its item moved at
+        the source (``passes._moved_left_out``): a kill leaves one record or the other,
+        never both, nor the new id's bare intent."""
+        ...
+
     async def detach_items(
         self, pair: str, source_ids: Sequence[str], versions: Mapping[str, str] | None = None
     ) -> None:

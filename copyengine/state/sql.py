@@ -396,6 +396,16 @@ class SqlStore(GroupCommitting):
                 out.extend(await self._items(cond, [pair, *values]))
         return out
 
+    async def move_record(self, pair: str, source_id: str, to: str, folder_id: str) -> None:
+        await self.flush()  # (an outcome of either id buffered: written first)
+        d, m = self.sql.dialect, self.sql.dialect.mark
+        await self._execute(
+            f"UPDATE {d.prefix}items SET source_id = {m}, folder_id = {m} "
+            f"WHERE pair = {m} AND source_id = {m} AND NOT EXISTS (SELECT 1 FROM "
+            f"{d.prefix}items o WHERE o.pair = {m} AND o.source_id = {m})",
+            (to, folder_id, pair, source_id, pair, to),
+        )
+
     async def kept_beside_live(self, pair: str) -> list[bytes]:
         d = self.sql.dialect
         settled = ", ".join(str(int(s)) for s in SETTLED)

@@ -83,7 +83,7 @@ async def still_at_source(src: MailboxApi, mailbox_id: str, r: ItemRecord, log: 
     then another item of its search key is a user's copy of it (review R1), and the kept copy
     is its own item's, no second copy of that one. None when the read failed (logged
     ``item.kept_copy_unsure``): each caller says what that means (a pass keeps the copy, the
-    sign-off judges it as before, naming it if it is a second copy). A record of no source
+    sign-off says it not checked: ``verify.check._kept_own``). A record of no source
     folder's (an old folder's) has no item to ask for: gone, and no request."""
     if r.folder_id.startswith((RETIRED, MAKING)):
         return False
