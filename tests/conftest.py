@@ -1,12 +1,34 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
 
+from tests import serial
 from tests.emu import DST_APP, DST_SECRET, SRC_APP, SRC_SECRET, Api, base_config, running
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """The whole run on several processes by default (``tests/serial.py``)."""
+    serial.choose_workers(config)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    serial.open_gate(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    serial.close_gate(config)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """A test marked ``serial`` runs alone among the workers (``tests/serial.py``)."""
+    with serial.alone_if_serial(item):
+        return (yield)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -40,7 +40,8 @@ from tests.emu import base_config, q
 from tests.fake_api import FakeAccount
 from tests.jobs import cli, write_job
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240), pytest.mark.serial]
 ADELE, T_ADELE = "adele@contoso.example", "adele@fabrikam.example"
 BIANCA, T_BIANCA = "bianca@contoso.example", "bianca@fabrikam.example"
 PAIRS = [(ADELE, T_ADELE), (BIANCA, T_BIANCA)]

@@ -143,6 +143,7 @@ def test_groups_join_pairs_that_share_a_mailbox() -> None:
     assert len(mailbox_groups((p("a@x", "b@y"), p("b@y", "c@z")))) == 2
 
 
+@pytest.mark.serial  # heartbeats and stalls in real time
 async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -> None:
     n = 21
     async with running(_config(n, 40, big=400)) as (server, ep, _):
@@ -206,6 +207,7 @@ async def test_three_workers_copy_every_item_once(tmp_path: Path, pg_url: str) -
         assert nxt["pass"] == out["pass"] + 1 and nxt["kind"] == "delta"
 
 
+@pytest.mark.serial  # heartbeats and stalls in real time
 async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url: str) -> None:
     n = 4
     async with running(_config(n, 30, big=1500)) as (server, ep, _):
@@ -251,6 +253,7 @@ async def test_a_killed_worker_s_group_finishes_elsewhere(tmp_path: Path, pg_url
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 async def test_sigterm_to_every_worker_then_new_workers_finish(tmp_path: Path, pg_url: str) -> None:
     n = 4
     # every group a few seconds of work (each request answered after 10 ms): a group of

@@ -21,7 +21,8 @@ import pytest
 
 from tests import pg
 
-pytestmark = pytest.mark.timeout(240)
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.timeout(240), pytest.mark.serial]
 
 ROOT = Path(__file__).resolve().parent.parent
 

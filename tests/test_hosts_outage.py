@@ -31,7 +31,8 @@ from tests.jobs import assert_exact, selected_by_default
 from tests.pg import OwnServer
 from tests.test_hosts import _config, _job, _logs, _pairs, _stop, _until
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120), pytest.mark.serial]
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from tests.jobs import assert_exact, check_copy, selected_by_default
 from tests.test_hosts import _config, _job, _logs, _pairs, _stop, _until
 from tests.test_hosts_outage import _worker
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120)]
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(120), pytest.mark.serial]
 
 
 async def test_a_paused_worker_and_the_reaper_never_copy_a_group_twice(

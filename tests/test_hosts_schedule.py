@@ -27,7 +27,8 @@ from tests.emu import base_config, running
 from tests.jobs import assert_exact, write_job
 from tests.test_hosts import _all_done, _stop, _until, _worker  # the workers' helpers, shared
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240)]
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(240), pytest.mark.serial]
 
 
 def _config(items: list[int], profile: str = "unlimited") -> dict[str, Any]:

@@ -23,7 +23,8 @@ from copyengine.config import load_job
 from tests.emu import running
 from tests.test_hosts import _all_done, _config, _job, _log, _until, _worker
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600)]
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(600), pytest.mark.serial]
 ROUNDS = 10
 
 

@@ -26,7 +26,8 @@ from copyengine.wiring import read_overview
 from tests.emu import base_config, running
 from tests.jobs import assert_exact, write_job
 
-pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
+# real-time waits (heartbeats, stalls, windows): alone among the run's processes
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300), pytest.mark.serial]
 
 N = 3
 PAIRS = [(f"s{i}@contoso.example", f"t{i}@fabrikam.example") for i in range(N)]

@@ -12,6 +12,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from copyengine.exitcodes import ExitCode
 from tests.jobs import cli, demo_job, finished_event, started_run
 
@@ -44,6 +46,7 @@ def _report(where: Path) -> dict[str, object]:
     return data
 
 
+@pytest.mark.serial  # a bound in seconds
 def test_ctrl_c_while_throttled_exits_within_5_s_and_the_next_run_finishes(
     tmp_path: Path,
 ) -> None:
