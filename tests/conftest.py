@@ -123,8 +123,11 @@ def pg_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def pg_url(pg_server: str) -> str:
-    """A fresh database of its own, cloned from the template."""
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh database of its own, cloned from the template, dropped after the test (the CI's
+    server is shared by the run's processes: without it, each test left its database behind)."""
     from tests import pg
 
-    return pg.new_database(pg_server)
+    url = pg.new_database(pg_server)
+    yield url
+    pg.drop_database(pg_server, url)

@@ -137,6 +137,18 @@ def new_database(url: str) -> str:
     return with_db(url, name)
 
 
+def drop_database(url: str, db_url: str) -> None:
+    """Drop a test's database, closing what is still connected to it (``WITH (FORCE)``): a
+    test's processes are stopped by then; a failure to drop leaves a database on a throwaway
+    server and fails no test."""
+    name = db_url.rpartition("/")[2]
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    except psycopg.Error:
+        pass
+
+
 class OwnServer:
     """A PostgreSQL server of a test's own, on 127.0.0.1, that can be stopped (by the
     postmaster's PID) and started again on the same port and data directory."""
