@@ -195,6 +195,21 @@ async def finish_process(proc: subprocess.Popen[bytes], limit_s: float) -> tuple
     return proc.returncode, out.decode("utf-8", "replace")
 
 
+async def exit_code(proc: subprocess.Popen[bytes], limit_s: float = 120.0) -> int | None:
+    """A started process's exit code, waited for ``limit_s`` at most; killed (by its PID,
+    ``None``) if it has not exited by then."""
+    deadline = time.monotonic() + limit_s
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            break
+        await anyio.sleep(0.1)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(10)
+        return None
+    return proc.returncode
+
+
 def finished_event(output: str) -> dict[str, Any]:
     """The ``job.finished`` event in a JSON log."""
     for line in output.splitlines():

@@ -24,14 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
 from copyengine.cluster.app import submit
 from copyengine.cluster.submit import Asked
 from copyengine.config import load_job
 from tests.emu import base_config, running
-from tests.jobs import assert_exact, write_job
+from tests.jobs import assert_exact, exit_code, write_job
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 SRC, DST = "s00@contoso.example", "t00@fabrikam.example"
@@ -76,17 +75,8 @@ async def _pass(job: Path, tmp: Path, name: str, skew_s: float) -> None:
     seconds off."""
     await submit(load_job(job), Asked())
     log = tmp / f"{name}.log"
-    w = _worker(job, log, skew_s)
-    try:
-        for _ in range(1200):
-            if w.poll() is not None:
-                break
-            await anyio.sleep(0.1)
-    finally:
-        if w.poll() is None:
-            w.kill()
-            w.wait(10)
-    assert w.returncode == 0, log.read_text(errors="replace")[-3000:]
+    code = await exit_code(_worker(job, log, skew_s))
+    assert code == 0, log.read_text(errors="replace")[-3000:]
 
 
 def _inbox_item_and_folder(box: Any) -> tuple[Any, Any]:

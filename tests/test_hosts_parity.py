@@ -27,7 +27,7 @@ from copyengine.errors import ConfigError
 from copyengine.exitcodes import ExitCode
 from copyengine.wiring import read_overview
 from tests.emu import base_config, running
-from tests.jobs import assert_exact, write_job
+from tests.jobs import assert_exact, exit_code, write_job
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 S0, S1 = "s00@contoso.example", "s01@contoso.example"
@@ -68,17 +68,8 @@ def _logs(tmp: Path) -> str:
 
 async def _until_done(job: Path, tmp: Path, name: str) -> None:
     """A worker run until every group of the pass (and a cutover's sign-off) is done."""
-    w = _worker(job, tmp, name, "--until-done")
-    try:
-        for _ in range(1200):
-            if w.poll() is not None:
-                break
-            await anyio.sleep(0.1)
-    finally:
-        if w.poll() is None:
-            w.kill()
-            w.wait(10)
-    assert w.returncode == 0, _logs(tmp)
+    code = await exit_code(_worker(job, tmp, name, "--until-done"))
+    assert code == 0, _logs(tmp)
 
 
 def _delete_one(box: Any) -> None:
