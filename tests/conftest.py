@@ -20,6 +20,10 @@ def pytest_configure(config: pytest.Config) -> None:
     serial.open_gate(config)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    serial.serial_first(config, items)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     serial.close_gate(config)
 

@@ -13,7 +13,11 @@ the gate exclusively for a moment, then the shared lock shared for its whole pro
 call, teardown); a serial test takes the gate and keeps it while it takes the shared lock
 exclusively, so the tests started after it wait for it (it never starves) and it waits only
 for those already running. Taken outside pytest-timeout's timer: a wait for the lock is not
-the test's time."""
+the test's time.
+
+On several processes the serial tests are collected first (``serial_first``): they run one
+after the other at the start, while nothing else is running, instead of each waiting, gate
+held and the other workers idle, for the longest test running beside it to end."""
 
 from __future__ import annotations
 
@@ -106,6 +110,13 @@ def close_gate(config: pytest.Config) -> None:
         gate.close()
     elif not is_worker(config) and getattr(config.option, "numprocesses", None):
         shutil.rmtree(lock_dir(config.option.testrunuid), ignore_errors=True)
+
+
+def serial_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A worker's collection with its serial tests first (the same order in every worker, as
+    xdist requires; the order of the rest unchanged)."""
+    if is_worker(config):
+        items.sort(key=lambda item: item.get_closest_marker("serial") is None)
 
 
 @contextmanager
